@@ -1,0 +1,36 @@
+/**
+ * The shared `main` of the six agent daemons: config, logger, command runner, broker,
+ * then the common lifecycle (core/agent.ts) with the agent type's own hooks.
+ *
+ * Invariant: an agent's hooks get everything through their arguments; the only thing
+ * that differs between agent daemons is `makeHooks`.
+ */
+import type { AgentKind } from '../contracts/agents.ts';
+import { type AgentHooks, createAgent } from '../core/agent.ts';
+import { createBroker } from '../core/amqp.ts';
+import type { KumoConfig } from '../core/config.ts';
+import { runDaemon } from '../core/daemon.ts';
+import { type CommandRunner, createCommandRunner } from '../core/exec.ts';
+import type { Logger } from '../core/log.ts';
+
+export interface HookDeps {
+  config: KumoConfig;
+  runner: CommandRunner;
+  log: Logger;
+}
+
+export type MakeHooks = (deps: HookDeps) => Promise<AgentHooks>;
+
+export function runAgentDaemon(kind: AgentKind, binary: string, makeHooks: MakeHooks): Promise<void> {
+  return runDaemon(binary, async ({ config, log }) => {
+    const runner = createCommandRunner();
+    const hooks = await makeHooks({ config, runner, log });
+    const broker = createBroker({ url: config.DEFAULT.transport_url, log });
+    const agent = createAgent({ kind, config, broker, log, hooks });
+    await agent.start();
+    return { stop: () => agent.stop() };
+  });
+}
+
+/** Until an agent type manages resources (later issues) its resync has nothing to do. */
+export const nothingHosted = async () => {};

@@ -1,0 +1,44 @@
+/**
+ * buildApp(deps): the kumo-api HTTP application, built without a socket so tests can
+ * drive it with `inject` against a real database.
+ *
+ * Invariant: everything the routes need arrives in `deps` (database, broker, clock,
+ * settings); the app reads no global configuration.
+ */
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Broker } from '../core/amqp.ts';
+import type { Logger } from '../core/log.ts';
+import type { Db } from './db/index.ts';
+import { installAuth, installErrors } from './http.ts';
+import type { Clock } from './liveness.ts';
+import { agentRoutes } from './routes/agents.ts';
+import { versionRoutes } from './routes/versions.ts';
+
+export interface ApiSettings {
+  adminToken: string;
+  memberTokens: readonly string[];
+  agentDownTime: number;
+  bodyLimit: number;
+}
+
+export interface AppDeps {
+  db: Db;
+  broker: Pick<Broker, 'cast' | 'fanout'>;
+  clock: Clock;
+  log: Logger;
+  settings: ApiSettings;
+}
+
+export function buildApp(deps: AppDeps): FastifyInstance {
+  const app = Fastify({
+    // Per-request lines stay out of the journal; errors are logged by installErrors.
+    loggerInstance: deps.log.child({ component: 'http' }, { level: 'warn' }) as FastifyBaseLogger,
+    bodyLimit: deps.settings.bodyLimit,
+    return503OnClosing: true,
+  });
+  installErrors(app, deps.log);
+  installAuth(app, { adminToken: deps.settings.adminToken, memberTokens: deps.settings.memberTokens });
+  versionRoutes(app);
+  agentRoutes(app, deps);
+  return app;
+}

@@ -1,0 +1,107 @@
+/**
+ * The API's database handle: SQLite (node:sqlite, one file) by default, PostgreSQL (pg)
+ * for several replicas. Both speak the same SQL with `?` placeholders.
+ *
+ * Invariant: a transaction sees only its own statements. SQLite has one connection, so
+ * statements and transactions are serialised through one lock; PostgreSQL gives every
+ * transaction its own pooled client.
+ */
+import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
+import pg from 'pg';
+import type { DatabaseUrl } from '../../core/config.ts';
+
+export type Param = string | number | boolean | null;
+export type Row = Record<string, unknown>;
+
+export interface Queryable {
+  query<T extends Row = Row>(sql: string, params?: readonly Param[]): Promise<T[]>;
+}
+
+export interface Db extends Queryable {
+  readonly engine: 'sqlite' | 'postgres';
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+export function openDb(url: DatabaseUrl): Db {
+  return url.engine === 'sqlite' ? openSqlite(url.path) : openPostgres(url.url);
+}
+
+/** A FIFO async mutex: SQLite's single connection must not interleave transactions. */
+function createLock() {
+  let tail: Promise<unknown> = Promise.resolve();
+  return <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = tail.then(fn, fn);
+    tail = run.catch(() => {});
+    return run;
+  };
+}
+
+const sqliteParam = (p: Param): SQLInputValue => (typeof p === 'boolean' ? (p ? 1 : 0) : p);
+
+function openSqlite(path: string): Db {
+  const db = new DatabaseSync(path);
+  db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;');
+  const statements = new Map<string, ReturnType<DatabaseSync['prepare']>>();
+  const run = <T>(sql: string, params: readonly Param[]): T[] => {
+    let stmt = statements.get(sql);
+    if (!stmt) {
+      stmt = db.prepare(sql);
+      statements.set(sql, stmt);
+    }
+    return stmt.all(...params.map(sqliteParam)) as T[];
+  };
+  const direct: Queryable = { query: async (sql, params = []) => run(sql, params) };
+  const lock = createLock();
+  return {
+    engine: 'sqlite',
+    query: (sql, params = []) => lock(async () => run(sql, params)),
+    transaction: (fn) =>
+      lock(async () => {
+        db.exec('BEGIN IMMEDIATE');
+        try {
+          const result = await fn(direct);
+          db.exec('COMMIT');
+          return result;
+        } catch (e) {
+          db.exec('ROLLBACK');
+          throw e;
+        }
+      }),
+    close: () => lock(async () => db.close()),
+  };
+}
+
+/** `?` → `$1, $2 …` (our SQL never contains a literal question mark). */
+function toPg(sql: string): string {
+  let i = 0;
+  return sql.replace(/\?/g, () => `$${++i}`);
+}
+
+function openPostgres(url: string): Db {
+  const pool = new pg.Pool({ connectionString: url, max: 8 });
+  pool.on('error', () => {});
+  const query =
+    (c: pg.Pool | pg.PoolClient) =>
+    async <T extends Row>(sql: string, params: readonly Param[] = []) =>
+      (await c.query(toPg(sql), params as Param[])).rows as T[];
+  return {
+    engine: 'postgres',
+    query: query(pool),
+    async transaction(fn) {
+      const client = await pool.connect();
+      try {
+        await client.query('BEGIN');
+        const result = await fn({ query: query(client) });
+        await client.query('COMMIT');
+        return result;
+      } catch (e) {
+        await client.query('ROLLBACK').catch(() => {});
+        throw e;
+      } finally {
+        client.release();
+      }
+    },
+    close: () => pool.end(),
+  };
+}

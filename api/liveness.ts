@@ -1,0 +1,120 @@
+/**
+ * Agent liveness: consumes `report_state` casts and stores them in batches.
+ *
+ * Invariants:
+ * - a report is acknowledged to the broker only after the transaction holding it
+ *   committed, so a crash of kumo-api loses no acknowledged heartbeat;
+ * - every heartbeat is stamped with the API's clock, never the agent's;
+ * - an agent whose previous heartbeat was older than agent_down_time (or that the API did
+ *   not know) and that did not just start is told so with a `resync {reason: revived}`
+ *   cast to its host queue: it may have missed hints while it was cut off.
+ */
+import type { ReportStateArgs } from '../contracts/agents.ts';
+import { hostQueue } from '../contracts/messages.ts';
+import type { Broker } from '../core/amqp.ts';
+import type { Logger } from '../core/log.ts';
+import { storeReport } from './db/agents.ts';
+import type { Db } from './db/index.ts';
+
+export interface Clock {
+  now(): Date;
+}
+
+export const systemClock: Clock = { now: () => new Date() };
+
+export interface ReportConsumerDeps {
+  db: Db;
+  broker: Pick<Broker, 'cast'>;
+  log: Logger;
+  clock: Clock;
+  agentDownTime: number;
+  maxBatch?: number;
+  maxWaitMs?: number;
+}
+
+interface Waiting {
+  args: ReportStateArgs;
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+export function createReportConsumer(deps: ReportConsumerDeps) {
+  const maxBatch = deps.maxBatch ?? 500;
+  const maxWaitMs = deps.maxWaitMs ?? 20;
+  let queue: Waiting[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  let flushing: Promise<void> | undefined;
+
+  const flush = async () => {
+    timer = undefined;
+    const batch = queue.splice(0, maxBatch);
+    if (batch.length === 0) return;
+    const now = deps.clock.now();
+    try {
+      const stored = await deps.db.transaction(async (tx) => {
+        const out = [];
+        for (const w of batch) out.push(await storeReport(tx, w.args.agent_state, now, deps.agentDownTime));
+        return out;
+      });
+      batch.forEach((w, i) => {
+        w.resolve();
+        afterStore(w.args, stored[i]?.previous ?? 'alive', now);
+      });
+    } catch (e) {
+      deps.log.error({ err: (e as Error).message, reports: batch.length }, 'storing state reports failed');
+      for (const w of batch) w.reject(e as Error);
+    }
+  };
+
+  const afterStore = (args: ReportStateArgs, previous: 'new' | 'alive' | 'dead', now: Date) => {
+    const s = args.agent_state;
+    const skewMs = Math.abs(now.getTime() - Date.parse(args.time));
+    if (skewMs > deps.agentDownTime * 1000) {
+      deps.log.warn({ host: s.host, agentType: s.agent_type, skewMs }, 'agent clock differs from the API clock');
+    }
+    if (previous === 'alive' || s.start_flag) return;
+    deps.log.info({ host: s.host, agentType: s.agent_type, previous }, 'agent revived; asking it to resync');
+    deps.broker
+      .cast(hostQueue(s.topic, s.host), 'resync', { reason: 'revived' }, { expirationMs: deps.agentDownTime * 1000 })
+      .catch((e: Error) => deps.log.warn({ err: e.message, host: s.host }, 'revival hint not sent'));
+  };
+
+  const schedule = () => {
+    if (flushing) return;
+    if (queue.length >= maxBatch) {
+      if (timer) clearTimeout(timer);
+      timer = undefined;
+      flushing = flush().finally(() => {
+        flushing = undefined;
+        if (queue.length > 0) schedule();
+      });
+    } else {
+      timer ??= setTimeout(() => {
+        flushing = flush().finally(() => {
+          flushing = undefined;
+          if (queue.length > 0) schedule();
+        });
+      }, maxWaitMs);
+    }
+  };
+
+  return {
+    /** The broker handler for `report_state`: resolves once the report is committed. */
+    handle(args: ReportStateArgs): Promise<void> {
+      return new Promise((resolve, reject) => {
+        queue.push({ args, resolve, reject });
+        schedule();
+      });
+    },
+    /** Flushes what is buffered; used on shutdown. */
+    async close() {
+      if (timer) clearTimeout(timer);
+      timer = undefined;
+      while (flushing || queue.length > 0) {
+        if (flushing) await flushing;
+        else await flush();
+      }
+      queue = [];
+    },
+  };
+}

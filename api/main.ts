@@ -1,0 +1,54 @@
+/**
+ * kumo-api: the HTTP API, the state-report consumer and (in later issues) the scheduler.
+ *
+ * Invariant: the database is migrated before anything is served or consumed; on stop the
+ * HTTP server closes first, then buffered state reports are committed and acked, then the
+ * broker and database close, so no acknowledged report is lost.
+ */
+import { REPORTS_TOPIC } from '../contracts/messages.ts';
+import { apiQueue, createBroker } from '../core/amqp.ts';
+import { required } from '../core/config.ts';
+import { type DaemonContext, type Running, runDaemon } from '../core/daemon.ts';
+import { buildApp } from './app.ts';
+import { openDb } from './db/index.ts';
+import { migrate } from './db/migrations.ts';
+import { createReportConsumer, systemClock } from './liveness.ts';
+
+export async function startApi({ config, log }: DaemonContext): Promise<Running> {
+  const adminToken = required(config.api.admin_token, 'api', 'admin_token');
+  const connection = config.database.connection ?? { engine: 'sqlite', path: `${config.DEFAULT.state_path}/kumo.sqlite` };
+  const db = openDb(connection);
+  const applied = await migrate(db);
+  log.info({ engine: db.engine, applied }, 'database ready');
+  const broker = createBroker({ url: config.DEFAULT.transport_url, log });
+  const reports = createReportConsumer({ db, broker, log, clock: systemClock, agentDownTime: config.DEFAULT.agent_down_time });
+  broker.consume({ ...apiQueue(REPORTS_TOPIC), prefetch: 2000 }, async (message) => {
+    if (message.method !== 'report_state') throw new Error(`unexpected method ${message.method} on ${REPORTS_TOPIC}`);
+    await reports.handle(message.args);
+  });
+  await broker.start();
+  const app = buildApp({
+    db,
+    broker,
+    clock: systemClock,
+    log,
+    settings: {
+      adminToken,
+      memberTokens: config.api.member_tokens,
+      agentDownTime: config.DEFAULT.agent_down_time,
+      bodyLimit: config.api.body_limit,
+    },
+  });
+  await app.listen({ host: config.api.bind_host, port: config.api.bind_port });
+  log.info({ host: config.api.bind_host, port: config.api.bind_port }, 'kumo-api listening');
+  return {
+    async stop() {
+      await app.close();
+      await reports.close();
+      await broker.close();
+      await db.close();
+    },
+  };
+}
+
+export const main = () => runDaemon('kumo-api', startApi);

@@ -1,0 +1,4 @@
+#!/usr/bin/env node
+import { main } from '../agents/l3/main.ts';
+
+await main();

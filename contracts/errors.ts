@@ -1,0 +1,61 @@
+/**
+ * The one catalogue of error codes. HTTP routes answer with Neutron's body shape
+ * `{"NeutronError": {type, message, detail}}`; agents classify failures as transient
+ * (retry with backoff) or permanent (the resource goes ERROR with the reason).
+ *
+ * Invariant: every error a client can see has a type from this table and a message that
+ * names the field or resource at fault.
+ */
+
+export const API_ERRORS = {
+  BadRequest: 400,
+  NotAuthenticated: 401,
+  PolicyNotAuthorized: 403,
+  NotFound: 404,
+  AgentNotFound: 404,
+  MethodNotAllowed: 405,
+  Conflict: 409,
+  RequestEntityTooLarge: 413,
+  UnsupportedMediaType: 415,
+  InternalError: 500,
+  ServiceUnavailable: 503,
+} as const;
+
+export type ApiErrorType = keyof typeof API_ERRORS;
+
+export class ApiError extends Error {
+  readonly type: ApiErrorType;
+  readonly status: number;
+  readonly detail: string;
+  constructor(type: ApiErrorType, message: string, detail = '') {
+    super(message);
+    this.name = 'ApiError';
+    this.type = type;
+    this.status = API_ERRORS[type];
+    this.detail = detail;
+  }
+}
+
+export interface NeutronErrorBody {
+  NeutronError: { type: string; message: string; detail: string };
+}
+
+export function neutronError(type: string, message: string, detail = ''): NeutronErrorBody {
+  return { NeutronError: { type, message, detail } };
+}
+
+/** A failure worth retrying: the broker, the API or a daemon was briefly unavailable. */
+export class TransientError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'TransientError';
+  }
+}
+
+/** A failure that retrying cannot fix; the resource goes ERROR with this reason. */
+export class PermanentError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'PermanentError';
+  }
+}

