@@ -77,8 +77,6 @@ kumo_rabbit_account() {
     rabbitmqctl -q add_user "$user" "$password" >/dev/null
   fi
   rabbitmqctl -q set_permissions -p "$vhost" "$user" '.*' '.*' '.*' >/dev/null
-  # The test suites create their own vhosts; this user may administer them.
-  rabbitmqctl -q set_user_tags "$user" administrator >/dev/null
 }
 
 kumo_start_postgres() {
