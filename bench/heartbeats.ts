@@ -1,0 +1,493 @@
+#!/usr/bin/env node
+/**
+ * bench/heartbeats: how many `report_state` heartbeats a real kumo-api stores, how late,
+ * and how that compares with the broker's own limit (a consumer that only acks).
+ *
+ *   node bench/heartbeats.ts [--agents 10000] [--interval 10] [--duration 30] [--flood 20000]
+ *
+ * Standalone: it creates a RabbitMQ vhost and a temp dir, writes a kumo.conf (SQLite under
+ * the temp dir, a free port), spawns the real `node bin/kumo-api.ts --config-file …` and
+ * removes all of it at the end, also on error or Ctrl-C.
+ *
+ * Phase 1 (paced, the target): `--agents` simulated compute agents (`bench-00001`…), each
+ * casting report_state every `--interval` s with start offsets spread evenly, so the offered
+ * rate is agents/interval per second. Messages are what kumo-compute-agent sends (14 keys of
+ * configurations, start_flag on the first report, per-message TTL = interval), published on
+ * one amqplib confirm channel (properties as core/amqp's cast). The first interval is a
+ * warm-up in which every agent registers once (inserts); the next `--duration` s are the
+ * steady window (updates). Lag: a read-only node:sqlite connection (WAL lets it read beside
+ * kumo-api) polls every 20 ms for rows whose heartbeat_timestamp changed; the lag of a stored
+ * report is the poll's start time minus the time the bench published that host's oldest
+ * unobserved report (an upper bound, within one poll period). "stored reports/s" counts
+ * observed row changes in the steady window.
+ *
+ * Phase 2 (kumo-api capacity): kumo-api is stopped, `--flood` reports for distinct hosts
+ * (`flood-00001`…) are queued in q-reports-plugin, kumo-api is started again and timed from
+ * its first delivery (passive queue.declare shows the ready count dropping) to the moment
+ * the DB holds all of them. Measuring a drained backlog instead of a live flood keeps the
+ * publisher off the 2 cores while the consumer is timed, so the number is the consumer's.
+ *
+ * Phase 3 (baseline, same run, kumo-api stopped): the same `--flood` messages are queued in
+ * a separate queue of the same kind (durable, classic, bound to the `kumo` exchange) and
+ * drained by a bare amqplib consumer with kumo-api's prefetch (2000) that acks each message
+ * and does nothing else; timed from its first delivery to its last ack.
+ *
+ * Output: one line per phase, the target verdict, and last `ratio kumo-api/bare-consumer: X`
+ * (phase 2 rate / phase 3 rate). kumo-api's own log is kept only when the bench fails.
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { DatabaseSync } from 'node:sqlite';
+import { parseArgs } from 'node:util';
+import amqp from 'amqplib';
+import { agentTypeByKind, type ReportStateArgs } from '../contracts/agents.ts';
+import { EXCHANGE, encodeMessage, REPORTS_TOPIC } from '../contracts/messages.ts';
+
+const REPO = join(import.meta.dirname, '..');
+const RABBIT_USER = process.env.KUMO_TEST_RABBIT_USER ?? 'kumo_test';
+const RABBIT_PASSWORD = process.env.KUMO_TEST_RABBIT_PASSWORD ?? 'kumo_test_pw';
+const API_PREFETCH = 2000; // api/main.ts
+const BARE_QUEUE = 'bench.bare-reports';
+const POLL_MS = 20;
+const COMPUTE = agentTypeByKind('compute');
+
+const { values: opts } = parseArgs({
+  options: {
+    agents: { type: 'string', default: '10000' },
+    interval: { type: 'string', default: '10' },
+    duration: { type: 'string', default: '30' },
+    flood: { type: 'string', default: '20000' },
+  },
+  strict: true,
+});
+const positive = (name: string, raw: string) => {
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} must be a positive number (got ${raw})`);
+  return n;
+};
+const AGENTS = Math.round(positive('agents', opts.agents));
+const INTERVAL_S = positive('interval', opts.interval);
+const DURATION_S = positive('duration', opts.duration);
+const FLOOD = Math.round(positive('flood', opts.flood));
+
+const now = () => performance.now();
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const hostName = (prefix: string, i: number) => `${prefix}-${String(i + 1).padStart(5, '0')}`;
+
+// ---------------------------------------------------------------- environment
+
+const cleanups: (() => void | Promise<void>)[] = [];
+let api: ChildProcess | undefined;
+let apiLog: string | undefined;
+
+function sh(argv: string[]) {
+  execFileSync(argv[0] as string, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => (addr && typeof addr === 'object' ? resolve(addr.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+interface Env {
+  dir: string;
+  amqpUrl: string;
+  confPath: string;
+  dbPath: string;
+  logPath: string;
+  port: number;
+}
+
+async function setup(): Promise<Env> {
+  const vhost = `kumo-bench-${randomBytes(4).toString('hex')}`;
+  sh(['rabbitmqctl', '-q', 'add_vhost', vhost]);
+  cleanups.push(() => sh(['rabbitmqctl', '-q', 'delete_vhost', vhost]));
+  sh(['rabbitmqctl', '-q', 'set_permissions', '-p', vhost, RABBIT_USER, '.*', '.*', '.*']);
+  const dir = mkdtempSync(join(tmpdir(), 'kumo-bench-'));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  const auth = `${RABBIT_USER}:${RABBIT_PASSWORD}`;
+  const port = await freePort();
+  const dbPath = join(dir, 'kumo.sqlite');
+  apiLog = join(dir, 'kumo-api.log');
+  const confPath = join(dir, 'kumo.conf');
+  writeFileSync(
+    confPath,
+    [
+      '[DEFAULT]',
+      'host = bench-api',
+      `state_path = ${dir}`,
+      `transport_url = rabbit://${auth}@127.0.0.1:5672/${vhost}`,
+      `agent_down_time = ${Math.max(30, Math.ceil(INTERVAL_S * 7.5))}`,
+      '',
+      '[api]',
+      'bind_host = 127.0.0.1',
+      `bind_port = ${port}`,
+      `admin_token = bench-${randomBytes(12).toString('hex')}`,
+      '',
+      '[database]',
+      `connection = sqlite:///${dbPath}`,
+      '',
+    ].join('\n'),
+  );
+  return {
+    dir,
+    amqpUrl: `amqp://${auth}@127.0.0.1:5672/${vhost}`,
+    confPath,
+    dbPath,
+    logPath: apiLog,
+    port,
+  };
+}
+
+async function startApi(env: Env): Promise<void> {
+  const fd = openSync(env.logPath, 'a');
+  const child = spawn(process.execPath, [join(REPO, 'bin', 'kumo-api.ts'), '--config-file', env.confPath], {
+    stdio: ['ignore', fd, fd],
+  });
+  closeSync(fd);
+  api = child;
+  let exited: number | null | undefined;
+  child.once('exit', (code) => {
+    exited = code;
+    if (api === child) api = undefined;
+  });
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    if (exited !== undefined) throw new Error(`kumo-api exited with ${exited} while starting`);
+    try {
+      await fetch(`http://127.0.0.1:${env.port}/`);
+      return;
+    } catch {
+      if (Date.now() > deadline) throw new Error('kumo-api did not listen within 20 s');
+      await sleep(50);
+    }
+  }
+}
+
+async function stopApi(): Promise<void> {
+  const child = api;
+  if (!child || child.exitCode !== null) return;
+  const done = new Promise<void>((r) => child.once('exit', () => r()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+  await done;
+  clearTimeout(timer);
+}
+
+process.on('exit', () => api?.kill('SIGKILL'));
+
+// ---------------------------------------------------------------- messages
+
+function report(host: string, i: number, startFlag: boolean): Buffer {
+  const vcpus = 16 << (i % 3);
+  const args: ReportStateArgs = {
+    agent_state: {
+      agent_type: COMPUTE.agentType,
+      binary: COMPUTE.binary,
+      topic: COMPUTE.topic,
+      host,
+      configurations: {
+        hypervisor_type: 'QEMU',
+        virt_type: 'kvm',
+        instances_path: '/var/lib/kumo/instances',
+        cpu_model: 'Intel(R) Xeon(R) Gold 6338 CPU @ 2.00GHz',
+        vcpus,
+        memory_mb: vcpus * 8192,
+        local_gb: 1788,
+        free_disk_gb: 1788 - (i % 400),
+        vcpus_used: i % vcpus,
+        memory_mb_used: (i % vcpus) * 4096,
+        local_gb_used: (i % 400) + 20,
+        running_vms: i % 12,
+        cpu_allocation_ratio: 4,
+        ram_allocation_ratio: 1,
+      },
+      ...(startFlag ? { start_flag: true } : {}),
+    },
+    time: new Date().toISOString(),
+  };
+  return encodeMessage('report_state', args);
+}
+
+/** The properties core/amqp's cast sets. */
+function props(expirationMs: number): amqp.Options.Publish {
+  return {
+    contentType: 'application/json',
+    messageId: randomUUID(),
+    type: 'report_state',
+    timestamp: Math.floor(Date.now() / 1000),
+    expiration: String(expirationMs),
+  };
+}
+
+interface Publisher {
+  ch: amqp.ConfirmChannel;
+  /** Publishes; waits for `drain` when the socket buffer is full. */
+  send(routingKey: string, body: Buffer, expirationMs: number): Promise<void>;
+  nacked(): number;
+}
+
+async function publisher(conn: amqp.ChannelModel): Promise<Publisher> {
+  const ch = await conn.createConfirmChannel();
+  let nacks = 0;
+  const onConfirm = (err: unknown) => {
+    if (err) nacks++;
+  };
+  return {
+    ch,
+    async send(routingKey, body, expirationMs) {
+      if (!ch.publish(EXCHANGE, routingKey, body, props(expirationMs), onConfirm)) {
+        await new Promise<void>((r) => ch.once('drain', () => r()));
+      }
+    },
+    nacked: () => nacks,
+  };
+}
+
+/** Queues `bodies` as fast as confirms allow: batches, drain, a confirm wait per batch. */
+async function prefill(pub: Publisher, routingKey: string, bodies: Buffer[]): Promise<number> {
+  const t0 = now();
+  const BATCH = 2000;
+  for (let i = 0; i < bodies.length; i += BATCH) {
+    for (const body of bodies.slice(i, i + BATCH)) await pub.send(routingKey, body, 600_000);
+    await pub.ch.waitForConfirms();
+  }
+  if (pub.nacked() > 0) throw new Error(`${pub.nacked()} publishes were nacked by the broker`);
+  return bodies.length / ((now() - t0) / 1000);
+}
+
+// ---------------------------------------------------------------- phase 1
+
+interface Paced {
+  offered: number;
+  stored: number;
+  lags: number[];
+  warmupP99: number;
+  unobserved: number;
+}
+
+async function paced(env: Env, pub: Publisher): Promise<Paced> {
+  const reader = new DatabaseSync(env.dbPath, { readOnly: true });
+  const changed = reader.prepare('SELECT host, heartbeat_timestamp AS hb FROM agents WHERE heartbeat_timestamp >= ?');
+  const stamps = new Map<string, string>();
+  const unobserved: number[][] = Array.from({ length: AGENTS }, () => []);
+  const warmLags: number[] = [];
+  const lags: number[] = [];
+  let lastStamp = '';
+  let storedInWindow = 0;
+  let publishedInWindow = 0;
+
+  const stepMs = (INTERVAL_S * 1000) / AGENTS;
+  const t0 = now() + 100;
+  const steadyStart = t0 + INTERVAL_S * 1000;
+  const steadyEnd = steadyStart + DURATION_S * 1000;
+  const total = Math.floor((steadyEnd - t0) / stepMs);
+  let next = 0;
+  let publishing = true;
+
+  const poll = () => {
+    const at = now();
+    const rows = changed.all(lastStamp) as { host: string; hb: string }[];
+    for (const { host, hb } of rows) {
+      if (hb > lastStamp) lastStamp = hb;
+      if (stamps.get(host) === hb) continue;
+      stamps.set(host, hb);
+      const sent = unobserved[Number(host.slice(6)) - 1]?.shift();
+      if (sent === undefined) continue;
+      const lag = at - sent;
+      if (sent >= steadyStart) lags.push(lag);
+      else warmLags.push(lag);
+      if (at >= steadyStart && at < steadyEnd) storedInWindow++;
+    }
+  };
+
+  const pollLoop = (async () => {
+    while (publishing || unobserved.some((q) => q.length > 0)) {
+      poll();
+      await sleep(POLL_MS);
+      if (!publishing && now() > steadyEnd + 2 * INTERVAL_S * 1000) break;
+    }
+  })();
+
+  while (next < total) {
+    const t = now();
+    while (next < total && t0 + next * stepMs <= t) {
+      const i = next % AGENTS;
+      const sentAt = now();
+      unobserved[i]?.push(sentAt);
+      if (sentAt >= steadyStart) publishedInWindow++;
+      await pub.send(REPORTS_TOPIC, report(hostName('bench', i), i, next < AGENTS), INTERVAL_S * 1000);
+      next++;
+    }
+    await sleep(5);
+  }
+  publishing = false;
+  await pub.ch.waitForConfirms();
+  if (pub.nacked() > 0) throw new Error(`${pub.nacked()} publishes were nacked by the broker`);
+  await pollLoop;
+  reader.close();
+  return {
+    offered: publishedInWindow / DURATION_S,
+    stored: storedInWindow / DURATION_S,
+    lags,
+    warmupP99: percentile(warmLags, 0.99),
+    unobserved: unobserved.reduce((n, q) => n + q.length, 0),
+  };
+}
+
+// ---------------------------------------------------------------- phase 2
+
+async function apiCapacity(env: Env, conn: amqp.ChannelModel, pub: Publisher, bodies: Buffer[]) {
+  await stopApi();
+  const reader = new DatabaseSync(env.dbPath, { readOnly: true });
+  const marker = (reader.prepare('SELECT MAX(heartbeat_timestamp) AS m FROM agents').get()?.m as string) ?? '';
+  const count = reader.prepare('SELECT COUNT(*) AS n FROM agents WHERE heartbeat_timestamp > ?');
+  const publishRate = await prefill(pub, REPORTS_TOPIC, bodies);
+  const ch = await conn.createChannel();
+  const ready = async () => (await ch.checkQueue(REPORTS_TOPIC)).messageCount;
+  const queued = await ready();
+  if (queued !== bodies.length) throw new Error(`expected ${bodies.length} queued reports, found ${queued}`);
+
+  const spawned = now();
+  const starting = startApi(env);
+  while ((await ready()) === bodies.length) await sleep(5);
+  const t0 = now();
+  const deadline = t0 + 120_000;
+  while (Number(count.get(marker)?.n) < bodies.length) {
+    if (now() > deadline) throw new Error('kumo-api did not store the backlog within 120 s');
+    await sleep(POLL_MS);
+  }
+  const t1 = now();
+  await starting;
+  await ch.close();
+  reader.close();
+  await stopApi();
+  return { publishRate, startupS: (t0 - spawned) / 1000, seconds: (t1 - t0) / 1000, rate: bodies.length / ((t1 - t0) / 1000) };
+}
+
+// ---------------------------------------------------------------- phase 3
+
+async function bareConsumer(env: Env, pub: Publisher, bodies: Buffer[]) {
+  await pub.ch.assertQueue(BARE_QUEUE, { durable: true });
+  await pub.ch.bindQueue(BARE_QUEUE, EXCHANGE, BARE_QUEUE);
+  await prefill(pub, BARE_QUEUE, bodies);
+  const conn = await amqp.connect(env.amqpUrl);
+  try {
+    const ch = await conn.createChannel();
+    await ch.prefetch(API_PREFETCH);
+    let t0 = 0;
+    let acked = 0;
+    const done = new Promise<number>((resolve) => {
+      void ch.consume(BARE_QUEUE, (m) => {
+        if (!m) return;
+        if (acked === 0) t0 = now();
+        ch.ack(m);
+        if (++acked === bodies.length) resolve(now());
+      });
+    });
+    const t1 = await Promise.race([
+      done,
+      sleep(120_000).then(() => Promise.reject(new Error('bare consumer did not drain within 120 s'))),
+    ]);
+    return { seconds: (t1 - t0) / 1000, rate: bodies.length / ((t1 - t0) / 1000) };
+  } finally {
+    await conn.close().catch(() => {});
+  }
+}
+
+// ---------------------------------------------------------------- main
+
+function percentile(xs: number[], p: number): number {
+  if (xs.length === 0) return Number.NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil(p * s.length) - 1)] as number;
+}
+
+const ms = (x: number) => `${Math.round(x)} ms`;
+const rate = (x: number) => `${x.toFixed(0)} reports/s`;
+
+async function cleanup() {
+  await stopApi().catch(() => {});
+  for (const c of cleanups.reverse()) {
+    try {
+      await c();
+    } catch (e) {
+      console.error(`cleanup: ${(e as Error).message}`);
+    }
+  }
+  cleanups.length = 0;
+}
+
+process.on('SIGINT', () => {
+  void cleanup().finally(() => process.exit(130));
+});
+
+async function main() {
+  const started = now();
+  const env = await setup();
+  console.log(
+    `kumo-api heartbeat bench: ${AGENTS} agents every ${INTERVAL_S} s (${rate(AGENTS / INTERVAL_S)} offered), ` +
+      `warm-up ${INTERVAL_S} s, steady window ${DURATION_S} s, flood ${FLOOD}`,
+  );
+  await startApi(env);
+  const conn = await amqp.connect(env.amqpUrl);
+  cleanups.push(() => conn.close().catch(() => {}));
+  const pub = await publisher(conn);
+
+  const p1 = await paced(env, pub);
+  console.log(
+    `paced:    offered ${rate(p1.offered)}, stored ${rate(p1.stored)}; heartbeat-to-DB lag ` +
+      `p50 ${ms(percentile(p1.lags, 0.5))}, p99 ${ms(percentile(p1.lags, 0.99))}, ` +
+      `max ${ms(Math.max(...p1.lags))} (${p1.lags.length} reports; warm-up p99 ${ms(p1.warmupP99)}; ` +
+      `never seen ${p1.unobserved})`,
+  );
+
+  const bodies = Array.from({ length: FLOOD }, (_, i) => report(hostName('flood', i), i, true));
+  const p2 = await apiCapacity(env, conn, pub, bodies);
+  console.log(
+    `kumo-api: stored a ${FLOOD}-report backlog in ${p2.seconds.toFixed(2)} s = ${rate(p2.rate)} ` +
+      `(restart to first delivery ${p2.startupS.toFixed(2)} s; backlog published at ${rate(p2.publishRate)})`,
+  );
+  const p3 = await bareConsumer(env, pub, bodies);
+  console.log(
+    `bare consumer (prefetch ${API_PREFETCH}, ack only): drained ${FLOOD} in ${p3.seconds.toFixed(2)} s = ${rate(p3.rate)}`,
+  );
+
+  const ratio = p2.rate / p3.rate;
+  const target = AGENTS / INTERVAL_S;
+  const p99 = percentile(p1.lags, 0.99);
+  const pacedOk = p1.stored >= 0.98 * target && p99 < 1000 && p1.unobserved === 0;
+  console.log(
+    `target (${rate(target)} stored, p99 < 1000 ms): ${pacedOk ? 'met' : 'MISSED'}; ` +
+      `ratio >= 0.50: ${ratio >= 0.5 ? 'met' : 'MISSED'}; bench took ${((now() - started) / 1000).toFixed(0)} s`,
+  );
+  console.log(`ratio kumo-api/bare-consumer: ${ratio.toFixed(2)}`);
+}
+
+try {
+  await main();
+} catch (e) {
+  console.error(`bench failed: ${(e as Error).stack ?? e}`);
+  if (apiLog) {
+    try {
+      const tail = readFileSync(apiLog, 'utf8').trimEnd().split('\n').slice(-20).join('\n');
+      console.error(`kumo-api log (last lines):\n${tail}`);
+    } catch {
+      /* no log yet */
+    }
+  }
+  process.exitCode = 1;
+} finally {
+  await cleanup();
+}

@@ -1,0 +1,3 @@
+import { agentSuite } from './agents.suite.ts';
+
+agentSuite('postgres');

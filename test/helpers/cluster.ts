@@ -1,0 +1,191 @@
+/**
+ * A real Kumo deployment for fullstack tests: kumo-api and the six agents as separate
+ * processes on one simulated host, against a fresh vhost and database.
+ *
+ * Invariant: every process this helper starts is stopped by `cleanup()` (SIGKILL after a
+ * grace period), and every process's output lands in a log file under the temp dir so a
+ * failing test can be read afterwards.
+ */
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { createWriteStream, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { AGENT_KINDS, type Agent, type AgentKind } from '../../contracts/agents.ts';
+import { REPO, rabbitVhost, type TestDatabase, tempDir, testDatabase, type Vhost, waitFor } from './env.ts';
+
+export const ADMIN_TOKEN = 'admin-token-for-tests';
+export const MEMBER_TOKEN = 'member-token-for-tests';
+export const REPORT_INTERVAL = 1;
+export const AGENT_DOWN_TIME = 3;
+
+export interface Proc {
+  child: ChildProcess;
+  logPath: string;
+  exited: Promise<number | null>;
+}
+
+export interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+export function runCommand(argv: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 60_000): Promise<RunResult> {
+  return new Promise((resolve) => {
+    execFile(argv[0] as string, argv.slice(1), { env: { ...process.env, ...env }, timeout: timeoutMs }, (err, stdout, stderr) => {
+      const code = err ? ((err as { code?: number }).code ?? 1) : 0;
+      resolve({ code: typeof code === 'number' ? code : 1, stdout, stderr });
+    });
+  });
+}
+
+export class Cluster {
+  readonly dir = tempDir('kumo-fullstack-');
+  readonly vhost: Vhost = rabbitVhost();
+  readonly db: TestDatabase;
+  readonly host = `fs-${process.pid}`;
+  readonly configPath: string;
+  readonly port: number;
+  api?: Proc;
+  readonly agents = new Map<AgentKind, Proc>();
+
+  private constructor(engine: 'sqlite' | 'postgres', port: number) {
+    this.db = testDatabase(engine, this.dir.path);
+    this.port = port;
+    this.configPath = join(this.dir.path, 'kumo.conf');
+    writeFileSync(this.configPath, this.configText());
+  }
+
+  static async create(engine: 'sqlite' | 'postgres'): Promise<Cluster> {
+    return new Cluster(engine, await freePort());
+  }
+
+  get url() {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  private configText() {
+    return [
+      '[DEFAULT]',
+      `host = ${this.host}`,
+      `state_path = ${this.dir.path}`,
+      `transport_url = ${this.vhost.transportUrl}`,
+      `agent_down_time = ${AGENT_DOWN_TIME}`,
+      '[agent]',
+      `report_interval = ${REPORT_INTERVAL}`,
+      '[api]',
+      `bind_port = ${this.port}`,
+      `admin_token = ${ADMIN_TOKEN}`,
+      `member_tokens = ${MEMBER_TOKEN}`,
+      '[database]',
+      `connection = ${this.db.connection}`,
+      '[ovs]',
+      'datapath_type = netdev',
+      'local_ip = 192.0.2.10',
+      '[compute]',
+      'virt_type = qemu',
+      `instances_path = ${this.dir.path}/instances`,
+      '',
+    ].join('\n');
+  }
+
+  private spawn(name: string, bin: string): Proc {
+    const logPath = join(this.dir.path, `${name}.log`);
+    const out = createWriteStream(logPath, { flags: 'a' });
+    const child = spawn(process.execPath, [join(REPO, 'bin', `${bin}.ts`), '--config-file', this.configPath], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout?.pipe(out);
+    child.stderr?.pipe(out);
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    return { child, logPath, exited };
+  }
+
+  log(name: string): string {
+    return readFileSync(join(this.dir.path, `${name}.log`), 'utf8');
+  }
+
+  async startApi() {
+    this.api = this.spawn('kumo-api', 'kumo-api');
+    await waitFor('kumo-api to listen', async () => (await this.http('GET', '/')).status === 200, 20_000);
+  }
+
+  startAgent(kind: AgentKind): Proc {
+    const proc = this.spawn(`kumo-${kind}-agent`, `kumo-${kind}-agent`);
+    this.agents.set(kind, proc);
+    return proc;
+  }
+
+  async startAll() {
+    await this.startApi();
+    for (const kind of AGENT_KINDS) this.startAgent(kind);
+    await this.waitAgents('all six agents alive', (agents) => agents.length === 6 && agents.every((a) => a.alive));
+  }
+
+  async http(method: string, path: string, body?: unknown, token: string | null = ADMIN_TOKEN) {
+    const headers: Record<string, string> = {};
+    if (token !== null) headers['x-auth-token'] = token;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const res = await fetch(`${this.url}${path}`, {
+      method,
+      headers,
+      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    });
+    const text = await res.text();
+    return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : null };
+  }
+
+  async agentList(): Promise<Agent[]> {
+    const res = await this.http('GET', `/v2.0/agents?host=${this.host}`);
+    return (res.body as { agents: Agent[] }).agents;
+  }
+
+  async agentOf(kind: AgentKind): Promise<Agent> {
+    const binary = `kumo-${kind}-agent`;
+    const agent = (await this.agentList()).find((a) => a.binary === binary);
+    if (!agent) throw new Error(`no ${binary} row`);
+    return agent;
+  }
+
+  waitAgents(what: string, pred: (agents: Agent[]) => boolean, timeoutMs = 30_000) {
+    return waitFor(what, async () => pred(await this.agentList()), timeoutMs, 200);
+  }
+
+  /** The real `kumo` CLI as a process. */
+  kumo(args: string[]): Promise<RunResult> {
+    return runCommand([process.execPath, join(REPO, 'bin', 'kumo.ts'), ...args], { KUMO_URL: this.url, KUMO_TOKEN: ADMIN_TOKEN });
+  }
+
+  /** Debian's openstack client, token auth against kumo-api. */
+  openstack(args: string[]): Promise<RunResult> {
+    const auth = ['--os-auth-type', 'admin_token', '--os-endpoint', this.url, '--os-token', ADMIN_TOKEN];
+    return runCommand(['openstack', ...auth, ...args]);
+  }
+
+  async stop(proc: Proc | undefined, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+    if (!proc || proc.child.exitCode !== null || proc.child.signalCode !== null) return proc?.child.exitCode ?? null;
+    proc.child.kill(signal);
+    const timer = setTimeout(() => proc.child.kill('SIGKILL'), 15_000);
+    const code = await proc.exited;
+    clearTimeout(timer);
+    return code;
+  }
+
+  async cleanup() {
+    await Promise.all([...this.agents.values()].map((p) => this.stop(p)));
+    await this.stop(this.api);
+    this.vhost.cleanup();
+    this.db.cleanup();
+    if (!process.env.KUMO_KEEP_TEST_DIRS) this.dir.cleanup();
+  }
+}

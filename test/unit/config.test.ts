@@ -1,0 +1,178 @@
+/**
+ * core/config.ts: kumo.conf compiled into a typed object.
+ *
+ * Invariant under test: compileConfig returns a complete config or throws a ConfigError
+ * whose message starts with `[section] key` (or `[section]`), so a typo never silently
+ * falls back to a default.
+ */
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { ConfigError, compileConfig, loadConfig, required } from '../../core/config.ts';
+import { tempDir } from '../helpers/env.ts';
+
+const dir = tempDir('kumo-config-test-');
+after(() => dir.cleanup());
+
+/** Asserts compiling `text` fails with a ConfigError whose message starts with `prefix`. */
+function refuses(text: string, prefix: string, reason?: RegExp) {
+  assert.throws(
+    () => compileConfig(text),
+    (e: unknown) => {
+      assert.ok(e instanceof ConfigError, `expected ConfigError, got ${String(e)}`);
+      assert.ok(e.message.startsWith(prefix), `"${e.message}" should start with "${prefix}"`);
+      if (reason) assert.match(e.message, reason);
+      return true;
+    },
+  );
+}
+
+describe('compileConfig defaults', () => {
+  test('an empty file yields every default', () => {
+    const c = compileConfig('');
+    assert.equal(c.path, '<string>');
+    assert.equal(c.DEFAULT.state_path, '/var/lib/kumo');
+    assert.equal(c.DEFAULT.debug, false);
+    assert.equal(c.DEFAULT.transport_url, 'amqp://guest:guest@127.0.0.1:5672/');
+    assert.equal(c.DEFAULT.rpc_response_timeout, 60);
+    assert.equal(c.DEFAULT.agent_down_time, 30);
+    assert.equal(c.agent.report_interval, 10);
+    assert.deepEqual(c.agent.tunnel_types, ['vxlan']);
+    assert.equal(c.api.bind_host, '127.0.0.1');
+    assert.equal(c.api.bind_port, 9696);
+    assert.deepEqual(c.api.member_tokens, []);
+    assert.equal(c.api.allow_automatic_failover, true);
+    assert.equal(c.ovs.integration_bridge, 'br-int');
+    assert.equal(c.volume.volume_group, 'kumo-volumes');
+    assert.equal(c.compute.cpu_allocation_ratio, 4);
+    assert.equal(c.api.admin_token, undefined, 'keys without a default stay undefined');
+    assert.equal(c.database.connection, undefined);
+  });
+
+  test('host defaults to the short OS host name', () => {
+    assert.equal(compileConfig('').DEFAULT.host, hostname().split('.')[0] || 'localhost');
+    assert.equal(compileConfig('[DEFAULT]\nhost = node-7\n').DEFAULT.host, 'node-7');
+  });
+
+  test('keys before any section belong to DEFAULT', () => {
+    const c = compileConfig('debug = yes\nagent_down_time = 75\n[api]\nbind_port = 8080\n');
+    assert.equal(c.DEFAULT.debug, true);
+    assert.equal(c.DEFAULT.agent_down_time, 75);
+    assert.equal(c.api.bind_port, 8080);
+  });
+
+  test('lists are split on commas and each item is checked', () => {
+    assert.deepEqual(compileConfig('[agent]\ntunnel_types = gre, vxlan\n').agent.tunnel_types, ['gre', 'vxlan']);
+    refuses('[agent]\ntunnel_types = gre, geneve\n', '[agent] tunnel_types:', /one of gre, vxlan/);
+  });
+
+  test('required() names a missing key', () => {
+    const c = compileConfig('');
+    assert.throws(() => required(c.api.admin_token, 'api', 'admin_token'), /^ConfigError: \[api\] admin_token: is required/);
+  });
+});
+
+describe('booleans', () => {
+  test('yes/no/on/off/1/0 are accepted', () => {
+    for (const [raw, want] of [['yes', true], ['on', true], ['1', true], ['no', false], ['off', false], ['0', false]] as const) {
+      assert.equal(compileConfig(`[DEFAULT]\ndebug = ${raw}\n`).DEFAULT.debug, want, raw);
+    }
+  });
+
+  // The ini parser turns `true`/`false` into JS booleans; compileSection must accept them.
+  test('true and false are accepted', () => {
+    assert.equal(compileConfig('[DEFAULT]\ndebug = true\n').DEFAULT.debug, true);
+    assert.equal(compileConfig('[api]\nallow_automatic_failover = false\n').api.allow_automatic_failover, false);
+  });
+
+  test('a bad bool names [section] key', () => {
+    refuses('[DEFAULT]\ndebug = maybe\n', '[DEFAULT] debug:', /true or false.*"maybe"/);
+  });
+});
+
+describe('errors name [section] key', () => {
+  test('unknown key and unknown section', () => {
+    refuses('[DEFAULT]\ndebugg = true\n', '[DEFAULT] debugg: unknown key');
+    refuses('[api]\nbind_prot = 1\n', '[api] bind_prot: unknown key');
+    refuses('[apii]\nbind_port = 1\n', '[apii]: unknown section');
+  });
+
+  test('bad integers and numbers', () => {
+    refuses('[api]\nbind_port = 70000\n', '[api] bind_port:', /integer between 1 and 65535/);
+    refuses('[api]\nbind_port = 80.5\n', '[api] bind_port:', /integer/);
+    refuses('[api]\nbind_port = abc\n', '[api] bind_port:', /"abc"/);
+    refuses('[DEFAULT]\nagent_down_time = 0\n', '[DEFAULT] agent_down_time:', /number between 1 and 86400/);
+    refuses('[DEFAULT]\nrpc_response_timeout =\n', '[DEFAULT] rpc_response_timeout:', /number/);
+  });
+
+  test('bad transport_url', () => {
+    refuses('[DEFAULT]\ntransport_url = not a url\n', '[DEFAULT] transport_url:', /rabbit:\/\//);
+    refuses('[DEFAULT]\ntransport_url = http://u:p@h:5672/\n', '[DEFAULT] transport_url:', /scheme/);
+  });
+
+  test('bad database connection', () => {
+    refuses('[database]\nconnection = mysql://u:p@h/db\n', '[database] connection:', /sqlite|postgresql/);
+    refuses('[database]\nconnection = sqlite:///relative.db\n', '[database] connection:', /absolute path/);
+  });
+
+  test('control characters are refused', () => {
+    refuses('[ovs]\novsdb_connection = unix:/a\tb\n', '[ovs] ovsdb_connection:', /control characters/);
+    refuses('[DEFAULT]\nstate_path = /var/\u0001lib\n', '[DEFAULT] state_path:', /absolute path/);
+    refuses('[DEFAULT]\nhost = no\u0007de\n', '[DEFAULT] host:', /valid host name/);
+  });
+
+  test('other shaped values', () => {
+    refuses('[api]\nbind_host = 256.1.1.1\n', '[api] bind_host:', /IPv4/);
+    refuses('[api]\nadmin_token = short\n', '[api] admin_token:', /token/);
+    refuses('[ovs]\nintegration_bridge = this-name-is-too-long\n', '[ovs] integration_bridge:', /bridge name/);
+    refuses('[compute]\nvirt_type = xen\n', '[compute] virt_type:', /kvm, qemu/);
+    refuses('[DEFAULT]\nhost = bad host\n', '[DEFAULT] host:', /valid host name/);
+  });
+});
+
+describe('URLs', () => {
+  test('rabbit:// becomes amqp:// with a default port and vhost', () => {
+    const url = (raw: string) => compileConfig(`[DEFAULT]\ntransport_url = ${raw}\n`).DEFAULT.transport_url;
+    assert.equal(url('rabbit://kumo:secret@10.0.0.5:5672/kumo'), 'amqp://kumo:secret@10.0.0.5:5672/kumo');
+    assert.equal(url('rabbit://kumo:secret@mq.example.org/'), 'amqp://kumo:secret@mq.example.org:5672/');
+    assert.equal(url('amqp://u:p@127.0.0.1:5673/vh'), 'amqp://u:p@127.0.0.1:5673/vh');
+    assert.equal(url('rabbit://127.0.0.1'), 'amqp://127.0.0.1:5672/');
+  });
+
+  test('sqlite:////abs and postgresql:// connections', () => {
+    const conn = (raw: string) => compileConfig(`[database]\nconnection = ${raw}\n`).database.connection;
+    assert.deepEqual(conn('sqlite:////var/lib/kumo/kumo.db'), { engine: 'sqlite', path: '/var/lib/kumo/kumo.db' });
+    assert.deepEqual(conn('sqlite:///:memory:'), { engine: 'sqlite', path: ':memory:' });
+    const pgUrl = 'postgresql://kumo:pw@127.0.0.1:5432/kumo';
+    assert.deepEqual(conn(pgUrl), { engine: 'postgres', url: pgUrl });
+    assert.deepEqual(conn('postgres://kumo:pw@127.0.0.1/kumo'), {
+      engine: 'postgres',
+      url: 'postgresql://kumo:pw@127.0.0.1/kumo',
+    });
+    assert.deepEqual(conn('postgresql+psycopg2://kumo:pw@db/kumo'), {
+      engine: 'postgres',
+      url: 'postgresql://kumo:pw@db/kumo',
+    });
+  });
+});
+
+describe('loadConfig', () => {
+  test('reads a file and keeps its path', () => {
+    const path = join(dir.path, 'kumo.conf');
+    writeFileSync(path, '[DEFAULT]\nhost = node-2\n[api]\nbind_port = 9797\n');
+    const c = loadConfig(path);
+    assert.equal(c.path, path);
+    assert.equal(c.DEFAULT.host, 'node-2');
+    assert.equal(c.api.bind_port, 9797);
+  });
+
+  test('a missing file names the path', () => {
+    const path = join(dir.path, 'absent.conf');
+    assert.throws(
+      () => loadConfig(path),
+      (e: unknown) => e instanceof ConfigError && e.message.includes(path) && /ENOENT/.test(e.message),
+    );
+  });
+});
