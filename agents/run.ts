@@ -21,7 +21,11 @@ export interface HookDeps {
 
 export type MakeHooks = (deps: HookDeps) => Promise<AgentHooks>;
 
-export function runAgentDaemon(kind: AgentKind, binary: string, makeHooks: MakeHooks): Promise<void> {
+export function runAgentDaemon(
+  kind: AgentKind,
+  binary: string,
+  makeHooks: MakeHooks,
+): Promise<void> {
   return runDaemon(binary, async ({ config, log }) => {
     const runner = createCommandRunner();
     const hooks = await makeHooks({ config, runner, log });

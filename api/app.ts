@@ -37,7 +37,10 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     return503OnClosing: true,
   });
   installErrors(app, deps.log);
-  installAuth(app, { adminToken: deps.settings.adminToken, memberTokens: deps.settings.memberTokens });
+  installAuth(app, {
+    adminToken: deps.settings.adminToken,
+    memberTokens: deps.settings.memberTokens,
+  });
   versionRoutes(app);
   agentRoutes(app, deps);
   return app;

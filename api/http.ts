@@ -40,22 +40,34 @@ export function installAuth(app: FastifyInstance, auth: AuthConfig) {
   app.addHook('onRequest', async (req) => {
     const header = req.headers['x-auth-token'];
     const token = Array.isArray(header) ? header[0] : header;
-    if (!token) throw new ApiError('NotAuthenticated', 'Authentication required: the X-Auth-Token header is missing.');
+    if (!token)
+      throw new ApiError(
+        'NotAuthenticated',
+        'Authentication required: the X-Auth-Token header is missing.',
+      );
     const role = roleOf(token, auth);
-    if (!role) throw new ApiError('NotAuthenticated', 'Authentication failed: the X-Auth-Token is not valid.');
+    if (!role)
+      throw new ApiError(
+        'NotAuthenticated',
+        'Authentication failed: the X-Auth-Token is not valid.',
+      );
     req.role = role;
   });
 }
 
 /** Admin-only routes call this first; `rule` is the Neutron policy rule's name. */
 export function requireAdmin(req: FastifyRequest, rule: string) {
-  if (req.role !== 'admin') throw new ApiError('PolicyNotAuthorized', `(rule:${rule}) is disallowed by policy`);
+  if (req.role !== 'admin')
+    throw new ApiError('PolicyNotAuthorized', `(rule:${rule}) is disallowed by policy`);
 }
 
 function fromFastify(err: FastifyError): ApiError {
   switch (err.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new ApiError('RequestEntityTooLarge', 'Request body is larger than the configured limit.');
+      return new ApiError(
+        'RequestEntityTooLarge',
+        'Request body is larger than the configured limit.',
+      );
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return new ApiError('UnsupportedMediaType', 'Request bodies must be application/json.');
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
@@ -82,6 +94,11 @@ export function installErrors(app: FastifyInstance, log: Logger) {
   app.setNotFoundHandler((req, reply) => {
     void reply
       .status(404)
-      .send(neutronError('NotFound', `The resource could not be found: ${req.method} ${req.url.split('?')[0]}`));
+      .send(
+        neutronError(
+          'NotFound',
+          `The resource could not be found: ${req.method} ${req.url.split('?')[0]}`,
+        ),
+      );
   });
 }

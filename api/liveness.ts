@@ -53,7 +53,8 @@ export function createReportConsumer(deps: ReportConsumerDeps) {
     try {
       const stored = await deps.db.transaction(async (tx) => {
         const out = [];
-        for (const w of batch) out.push(await storeReport(tx, w.args.agent_state, now, deps.agentDownTime));
+        for (const w of batch)
+          out.push(await storeReport(tx, w.args.agent_state, now, deps.agentDownTime));
         return out;
       });
       batch.forEach((w, i) => {
@@ -61,7 +62,10 @@ export function createReportConsumer(deps: ReportConsumerDeps) {
         afterStore(w.args, stored[i]?.previous ?? 'alive', now);
       });
     } catch (e) {
-      deps.log.error({ err: (e as Error).message, reports: batch.length }, 'storing state reports failed');
+      deps.log.error(
+        { err: (e as Error).message, reports: batch.length },
+        'storing state reports failed',
+      );
       for (const w of batch) w.reject(e as Error);
     }
   };
@@ -70,13 +74,26 @@ export function createReportConsumer(deps: ReportConsumerDeps) {
     const s = args.agent_state;
     const skewMs = Math.abs(now.getTime() - Date.parse(args.time));
     if (skewMs > deps.agentDownTime * 1000) {
-      deps.log.warn({ host: s.host, agentType: s.agent_type, skewMs }, 'agent clock differs from the API clock');
+      deps.log.warn(
+        { host: s.host, agentType: s.agent_type, skewMs },
+        'agent clock differs from the API clock',
+      );
     }
     if (previous === 'alive' || s.start_flag) return;
-    deps.log.info({ host: s.host, agentType: s.agent_type, previous }, 'agent revived; asking it to resync');
+    deps.log.info(
+      { host: s.host, agentType: s.agent_type, previous },
+      'agent revived; asking it to resync',
+    );
     deps.broker
-      .cast(hostQueue(s.topic, s.host), 'resync', { reason: 'revived' }, { expirationMs: deps.agentDownTime * 1000 })
-      .catch((e: Error) => deps.log.warn({ err: e.message, host: s.host }, 'revival hint not sent'));
+      .cast(
+        hostQueue(s.topic, s.host),
+        'resync',
+        { reason: 'revived' },
+        { expirationMs: deps.agentDownTime * 1000 },
+      )
+      .catch((e: Error) =>
+        deps.log.warn({ err: e.message, host: s.host }, 'revival hint not sent'),
+      );
   };
 
   const schedule = () => {

@@ -16,14 +16,24 @@ import { createReportConsumer, systemClock } from './liveness.ts';
 
 export async function startApi({ config, log }: DaemonContext): Promise<Running> {
   const adminToken = required(config.api.admin_token, 'api', 'admin_token');
-  const connection = config.database.connection ?? { engine: 'sqlite', path: `${config.DEFAULT.state_path}/kumo.sqlite` };
+  const connection = config.database.connection ?? {
+    engine: 'sqlite',
+    path: `${config.DEFAULT.state_path}/kumo.sqlite`,
+  };
   const db = openDb(connection);
   const applied = await migrate(db);
   log.info({ engine: db.engine, applied }, 'database ready');
   const broker = createBroker({ url: config.DEFAULT.transport_url, log });
-  const reports = createReportConsumer({ db, broker, log, clock: systemClock, agentDownTime: config.DEFAULT.agent_down_time });
+  const reports = createReportConsumer({
+    db,
+    broker,
+    log,
+    clock: systemClock,
+    agentDownTime: config.DEFAULT.agent_down_time,
+  });
   broker.consume({ ...apiQueue(REPORTS_TOPIC), prefetch: 2000 }, async (message) => {
-    if (message.method !== 'report_state') throw new Error(`unexpected method ${message.method} on ${REPORTS_TOPIC}`);
+    if (message.method !== 'report_state')
+      throw new Error(`unexpected method ${message.method} on ${REPORTS_TOPIC}`);
     await reports.handle(message.args);
   });
   await broker.start();

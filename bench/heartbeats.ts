@@ -67,7 +67,8 @@ const { values: opts } = parseArgs({
 });
 const positive = (name: string, raw: string) => {
   const n = Number(raw);
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} must be a positive number (got ${raw})`);
+  if (!Number.isFinite(n) || n <= 0)
+    throw new Error(`--${name} must be a positive number (got ${raw})`);
   return n;
 };
 const AGENTS = Math.round(positive('agents', opts.agents));
@@ -95,7 +96,9 @@ function freePort(): Promise<number> {
     srv.once('error', reject);
     srv.listen(0, '127.0.0.1', () => {
       const addr = srv.address();
-      srv.close(() => (addr && typeof addr === 'object' ? resolve(addr.port) : reject(new Error('no port'))));
+      srv.close(() =>
+        addr && typeof addr === 'object' ? resolve(addr.port) : reject(new Error('no port')),
+      );
     });
   });
 }
@@ -152,9 +155,13 @@ async function setup(): Promise<Env> {
 
 async function startApi(env: Env): Promise<void> {
   const fd = openSync(env.logPath, 'a');
-  const child = spawn(process.execPath, [join(REPO, 'bin', 'kumo-api.ts'), '--config-file', env.confPath], {
-    stdio: ['ignore', fd, fd],
-  });
+  const child = spawn(
+    process.execPath,
+    [join(REPO, 'bin', 'kumo-api.ts'), '--config-file', env.confPath],
+    {
+      stdio: ['ignore', fd, fd],
+    },
+  );
   closeSync(fd);
   api = child;
   let exited: number | null | undefined;
@@ -279,7 +286,9 @@ interface Paced {
 
 async function paced(env: Env, pub: Publisher): Promise<Paced> {
   const reader = new DatabaseSync(env.dbPath, { readOnly: true });
-  const changed = reader.prepare('SELECT host, heartbeat_timestamp AS hb FROM agents WHERE heartbeat_timestamp >= ?');
+  const changed = reader.prepare(
+    'SELECT host, heartbeat_timestamp AS hb FROM agents WHERE heartbeat_timestamp >= ?',
+  );
   const stamps = new Map<string, string>();
   const unobserved: number[][] = Array.from({ length: AGENTS }, () => []);
   const warmLags: number[] = [];
@@ -327,7 +336,11 @@ async function paced(env: Env, pub: Publisher): Promise<Paced> {
       const sentAt = now();
       unobserved[i]?.push(sentAt);
       if (sentAt >= steadyStart) publishedInWindow++;
-      await pub.send(REPORTS_TOPIC, report(hostName('bench', i), i, next < AGENTS), INTERVAL_S * 1000);
+      await pub.send(
+        REPORTS_TOPIC,
+        report(hostName('bench', i), i, next < AGENTS),
+        INTERVAL_S * 1000,
+      );
       next++;
     }
     await sleep(5);
@@ -351,13 +364,15 @@ async function paced(env: Env, pub: Publisher): Promise<Paced> {
 async function apiCapacity(env: Env, conn: amqp.ChannelModel, pub: Publisher, bodies: Buffer[]) {
   await stopApi();
   const reader = new DatabaseSync(env.dbPath, { readOnly: true });
-  const marker = (reader.prepare('SELECT MAX(heartbeat_timestamp) AS m FROM agents').get()?.m as string) ?? '';
+  const marker =
+    (reader.prepare('SELECT MAX(heartbeat_timestamp) AS m FROM agents').get()?.m as string) ?? '';
   const count = reader.prepare('SELECT COUNT(*) AS n FROM agents WHERE heartbeat_timestamp > ?');
   const publishRate = await prefill(pub, REPORTS_TOPIC, bodies);
   const ch = await conn.createChannel();
   const ready = async () => (await ch.checkQueue(REPORTS_TOPIC)).messageCount;
   const queued = await ready();
-  if (queued !== bodies.length) throw new Error(`expected ${bodies.length} queued reports, found ${queued}`);
+  if (queued !== bodies.length)
+    throw new Error(`expected ${bodies.length} queued reports, found ${queued}`);
 
   const spawned = now();
   const starting = startApi(env);
@@ -373,7 +388,12 @@ async function apiCapacity(env: Env, conn: amqp.ChannelModel, pub: Publisher, bo
   await ch.close();
   reader.close();
   await stopApi();
-  return { publishRate, startupS: (t0 - spawned) / 1000, seconds: (t1 - t0) / 1000, rate: bodies.length / ((t1 - t0) / 1000) };
+  return {
+    publishRate,
+    startupS: (t0 - spawned) / 1000,
+    seconds: (t1 - t0) / 1000,
+    rate: bodies.length / ((t1 - t0) / 1000),
+  };
 }
 
 // ---------------------------------------------------------------- phase 3
@@ -398,7 +418,9 @@ async function bareConsumer(env: Env, pub: Publisher, bodies: Buffer[]) {
     });
     const t1 = await Promise.race([
       done,
-      sleep(120_000).then(() => Promise.reject(new Error('bare consumer did not drain within 120 s'))),
+      sleep(120_000).then(() =>
+        Promise.reject(new Error('bare consumer did not drain within 120 s')),
+      ),
     ]);
     return { seconds: (t1 - t0) / 1000, rate: bodies.length / ((t1 - t0) / 1000) };
   } finally {

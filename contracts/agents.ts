@@ -5,19 +5,7 @@
  * from its type through AGENT_TYPES, so a report whose binary or topic disagrees with its
  * type is refused at the edge rather than stored.
  */
-import {
-
-  bool,
-  hostname,
-  type Infer,
-  json,
-  nullable,
-  obj,
-  oneOf,
-  optional,
-  str,
-  uuid,
-} from './schema.ts';
+import { bool, hostname, type Infer, json, nullable, obj, oneOf, optional, str } from './schema.ts';
 
 export const AGENT_KINDS = ['ovs', 'dhcp', 'l3', 'lbaas', 'volume', 'compute'] as const;
 export type AgentKind = (typeof AGENT_KINDS)[number];
@@ -120,4 +108,3 @@ export const AGENT_READ_ONLY = [
   'started_at',
   'heartbeat_timestamp',
 ] as const;
-

@@ -6,7 +6,18 @@
  * is dead-lettered with the validation reason, so one bad publisher cannot stop a queue.
  */
 import { ReportStateArgs } from './agents.ts';
-import { bool, type Infer, int, isPlainObject, obj, oneOf, optional, type Schema, str, ValidationError } from './schema.ts';
+import {
+  bool,
+  type Infer,
+  int,
+  isPlainObject,
+  obj,
+  oneOf,
+  optional,
+  type Schema,
+  str,
+  ValidationError,
+} from './schema.ts';
 
 /** Exchanges and well-known queues. */
 export const EXCHANGE = 'kumo';
@@ -68,4 +79,6 @@ export function parseMessage(body: Buffer): Message {
 }
 
 /** The body of an RPC reply. */
-export type Reply<T> = { ok: true; result: T } | { ok: false; error: { type: string; message: string } };
+export type Reply<T> =
+  | { ok: true; result: T }
+  | { ok: false; error: { type: string; message: string } };

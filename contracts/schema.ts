@@ -81,7 +81,8 @@ export function bool(): Schema<boolean> {
   return {
     kind: 'boolean',
     parse(value, path = '') {
-      if (typeof value !== 'boolean') return fail(path, `must be true or false, got ${describe(value)}`);
+      if (typeof value !== 'boolean')
+        return fail(path, `must be true or false, got ${describe(value)}`);
       return value;
     },
   };
@@ -171,7 +172,9 @@ export function obj<S extends Shape>(shape: S): Schema<ObjOf<S>> & { shape: S } 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
 /** Free-form JSON data with bounded depth and size (agent `configurations`). */
-export function json(opts: { maxDepth?: number; maxBytes?: number } = {}): Schema<Record<string, Json>> {
+export function json(
+  opts: { maxDepth?: number; maxBytes?: number } = {},
+): Schema<Record<string, Json>> {
   const { maxDepth = 6, maxBytes = 65536 } = opts;
   const check = (v: unknown, path: string, depth: number): void => {
     if (depth > maxDepth) fail(path, `nests deeper than ${maxDepth} levels`);
@@ -181,7 +184,7 @@ export function json(opts: { maxDepth?: number; maxBytes?: number } = {}): Schem
       return;
     }
     if (Array.isArray(v)) {
-      v.forEach((item, i) => check(item, `${path}[${i}]`, depth + 1));
+      for (const [i, item] of v.entries()) check(item, `${path}[${i}]`, depth + 1);
       return;
     }
     if (isPlainObject(v)) {
@@ -204,8 +207,10 @@ export function json(opts: { maxDepth?: number; maxBytes?: number } = {}): Schem
   };
 }
 
-export const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)*$/;
+export const HOSTNAME =
+  /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)*$/;
 export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-export const hostname = () => str({ min: 1, max: 253, pattern: HOSTNAME, patternName: 'a valid host name' });
+export const hostname = () =>
+  str({ min: 1, max: 253, pattern: HOSTNAME, patternName: 'a valid host name' });
 export const uuid = () => str({ pattern: UUID, patternName: 'a lowercase UUID' });

@@ -70,7 +70,8 @@ export function createAgent(deps: AgentDeps): AgentHandle {
         return;
       }
       const [resource, id] = key.split(':') as [string, string];
-      if (!deps.hooks.reconcile) throw new Error(`this agent does not manage ${resource} resources`);
+      if (!deps.hooks.reconcile)
+        throw new Error(`this agent does not manage ${resource} resources`);
       await deps.hooks.reconcile(resource, id);
     },
   });
@@ -83,7 +84,10 @@ export function createAgent(deps: AgentDeps): AgentHandle {
   const onMessage = async (message: Message) => {
     switch (message.method) {
       case 'resync':
-        if (message.args.admin_state_up !== undefined && message.args.admin_state_up !== adminStateUp) {
+        if (
+          message.args.admin_state_up !== undefined &&
+          message.args.admin_state_up !== adminStateUp
+        ) {
           adminStateUp = message.args.admin_state_up;
           log.info({ adminStateUp }, 'admin state changed');
         }
@@ -128,7 +132,14 @@ export function createAgent(deps: AgentDeps): AgentHandle {
   return {
     async start() {
       const queueName = hostQueue(info.topic, host);
-      deps.broker.consume({ name: queueName, durable: false, bindings: [{ exchange: 'kumo', routingKey: queueName }] }, onMessage);
+      deps.broker.consume(
+        {
+          name: queueName,
+          durable: false,
+          bindings: [{ exchange: 'kumo', routingKey: queueName }],
+        },
+        onMessage,
+      );
       deps.broker.consume(
         {
           name: `${fanoutExchange(info.topic)}.${host}`,

@@ -12,6 +12,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import amqp from 'amqplib';
+import { TransientError } from '../contracts/errors.ts';
 import {
   type ArgsOf,
   DEAD_LETTER_EXCHANGE,
@@ -25,7 +26,6 @@ import {
   REPORTS_TOPIC,
   type Reply,
 } from '../contracts/messages.ts';
-import { TransientError } from '../contracts/errors.ts';
 import type { Logger } from './log.ts';
 
 export interface QueueSpec {
@@ -48,9 +48,19 @@ export interface Broker {
   start(): Promise<void>;
   close(): Promise<void>;
   isConnected(): boolean;
-  cast<M extends MethodName>(routingKey: string, method: M, args: ArgsOf<M>, opts?: CastOptions): Promise<void>;
+  cast<M extends MethodName>(
+    routingKey: string,
+    method: M,
+    args: ArgsOf<M>,
+    opts?: CastOptions,
+  ): Promise<void>;
   fanout<M extends MethodName>(exchange: string, method: M, args: ArgsOf<M>): Promise<void>;
-  call<M extends MethodName>(routingKey: string, method: M, args: ArgsOf<M>, opts?: { timeoutMs?: number }): Promise<unknown>;
+  call<M extends MethodName>(
+    routingKey: string,
+    method: M,
+    args: ArgsOf<M>,
+    opts?: { timeoutMs?: number },
+  ): Promise<unknown>;
   consume(queue: QueueSpec, handler: Handler): void;
   /** Declares a fanout exchange (idempotent) on every connect. */
   declareFanout(exchange: string): void;
@@ -147,7 +157,10 @@ export function createBroker(opts: BrokerOptions): Broker {
           return;
         } catch (e) {
           const delay = Math.min(maxMs, initialMs * 2 ** attempt) * (0.8 + Math.random() * 0.4);
-          log.warn({ err: (e as Error).message, attempt, delayMs: Math.round(delay) }, 'amqp connect failed');
+          log.warn(
+            { err: (e as Error).message, attempt, delayMs: Math.round(delay) },
+            'amqp connect failed',
+          );
           await sleep(delay);
         }
       }
@@ -186,7 +199,9 @@ export function createBroker(opts: BrokerOptions): Broker {
     await withTimeout(
       new Promise<void>((resolve, reject) => {
         ch.publish(exchange, routingKey, body, props, (err) =>
-          err ? reject(new TransientError(`publish to ${routingKey} not confirmed`, { cause: err })) : resolve(),
+          err
+            ? reject(new TransientError(`publish to ${routingKey} not confirmed`, { cause: err }))
+            : resolve(),
         );
       }),
       waitMs,
@@ -217,8 +232,15 @@ export function createBroker(opts: BrokerOptions): Broker {
     isConnected: () => st.pub !== undefined,
     async cast(routingKey, method, args, castOpts = {}) {
       const props = baseProps(method);
-      if (castOpts.expirationMs !== undefined) props.expiration = String(Math.round(castOpts.expirationMs));
-      await publish(EXCHANGE, routingKey, encodeMessage(method, args), props, castOpts.timeoutMs ?? timeoutMs);
+      if (castOpts.expirationMs !== undefined)
+        props.expiration = String(Math.round(castOpts.expirationMs));
+      await publish(
+        EXCHANGE,
+        routingKey,
+        encodeMessage(method, args),
+        props,
+        castOpts.timeoutMs ?? timeoutMs,
+      );
     },
     async fanout(exchange, method, args) {
       await publish(exchange, '', encodeMessage(method, args), baseProps(method), timeoutMs);
@@ -233,7 +255,12 @@ export function createBroker(opts: BrokerOptions): Broker {
         }, wait);
         st.pending.set(correlationId, { resolve, reject, timer });
       });
-      const props = { ...baseProps(method), replyTo: REPLY_TO, correlationId, expiration: String(wait) };
+      const props = {
+        ...baseProps(method),
+        replyTo: REPLY_TO,
+        correlationId,
+        expiration: String(wait),
+      };
       try {
         await publish(EXCHANGE, routingKey, encodeMessage(method, args), props, wait);
       } catch (e) {
@@ -284,7 +311,9 @@ async function startConsumer(
   log: Logger,
 ) {
   const ch = await conn.createChannel();
-  ch.on('error', (e: Error) => log.warn({ err: e.message, queue: queue.name }, 'consumer channel error'));
+  ch.on('error', (e: Error) =>
+    log.warn({ err: e.message, queue: queue.name }, 'consumer channel error'),
+  );
   await ch.prefetch(queue.prefetch ?? 32);
   await ch.assertQueue(queue.name, {
     durable: queue.durable,
@@ -318,13 +347,17 @@ async function deliver(
   const { replyTo, correlationId } = m.properties;
   try {
     const result = await handler(message, { queue, redelivered: m.fields.redelivered });
-    if (replyTo && correlationId) sendReply(pub, replyTo, correlationId, { ok: true, result: result ?? null });
+    if (replyTo && correlationId)
+      sendReply(pub, replyTo, correlationId, { ok: true, result: result ?? null });
     ch.ack(m);
   } catch (e) {
     const err = e as Error;
     log.warn({ err: err.message, method: message.method, queue }, 'handler failed');
     if (replyTo && correlationId) {
-      sendReply(pub, replyTo, correlationId, { ok: false, error: { type: err.name, message: err.message } });
+      sendReply(pub, replyTo, correlationId, {
+        ok: false,
+        error: { type: err.name, message: err.message },
+      });
       ch.ack(m);
     } else if (err instanceof TransientError) {
       setTimeout(() => safe(() => ch.nack(m, false, true)), 1000);
@@ -343,11 +376,19 @@ async function deadLetter(
   log: Logger,
 ) {
   log.warn({ queue, reason, messageId: m.properties.messageId }, 'message dead-lettered');
-  const headers = { ...(m.properties.headers ?? {}), 'x-kumo-reason': reason, 'x-kumo-queue': queue };
+  const headers = {
+    ...(m.properties.headers ?? {}),
+    'x-kumo-reason': reason,
+    'x-kumo-queue': queue,
+  };
   try {
     await new Promise<void>((resolve, reject) =>
-      pub.publish(DEAD_LETTER_EXCHANGE, '', m.content, { ...m.properties, headers, expiration: undefined }, (err) =>
-        err ? reject(err) : resolve(),
+      pub.publish(
+        DEAD_LETTER_EXCHANGE,
+        '',
+        m.content,
+        { ...m.properties, headers, expiration: undefined },
+        (err) => (err ? reject(err) : resolve()),
       ),
     );
     safe(() => ch.ack(m));
@@ -356,8 +397,18 @@ async function deadLetter(
   }
 }
 
-function sendReply(pub: amqp.ConfirmChannel, replyTo: string, correlationId: string, reply: Reply<unknown>) {
-  safe(() => pub.publish('', replyTo, Buffer.from(JSON.stringify(reply)), { correlationId, contentType: 'application/json' }));
+function sendReply(
+  pub: amqp.ConfirmChannel,
+  replyTo: string,
+  correlationId: string,
+  reply: Reply<unknown>,
+) {
+  safe(() =>
+    pub.publish('', replyTo, Buffer.from(JSON.stringify(reply)), {
+      correlationId,
+      contentType: 'application/json',
+    }),
+  );
 }
 
 function settleReply(st: State, m: amqp.ConsumeMessage) {

@@ -160,7 +160,10 @@ const SPEC = {
     device_driver: f(choice(['haproxy_ns'] as const), 'haproxy_ns'),
   },
   volume: {
-    volume_group: f(pattern(/^[A-Za-z0-9+_.-]{1,127}$/, 'an LVM volume group name'), 'kumo-volumes'),
+    volume_group: f(
+      pattern(/^[A-Za-z0-9+_.-]{1,127}$/, 'an LVM volume group name'),
+      'kumo-volumes',
+    ),
     target_helper: f(choice(['tgtadm'] as const), 'tgtadm'),
   },
   compute: {
@@ -204,7 +207,9 @@ function compileSection(
     try {
       out[key] = field.parse(value.trim());
     } catch (e) {
-      throw new ConfigError(`[${name}] ${key}: ${(e as Error).message} (got ${JSON.stringify(value)})`);
+      throw new ConfigError(
+        `[${name}] ${key}: ${(e as Error).message} (got ${JSON.stringify(value)})`,
+      );
     }
   }
   return out;
@@ -240,7 +245,9 @@ export function loadConfig(path: string): KumoConfig {
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    throw new ConfigError(`cannot read config file ${path}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+    throw new ConfigError(
+      `cannot read config file ${path}: ${(e as NodeJS.ErrnoException).code ?? e}`,
+    );
   }
   return compileConfig(text, path);
 }

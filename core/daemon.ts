@@ -34,7 +34,10 @@ export function configPathFromArgv(argv: string[]): string {
   return values['config-file'] ?? process.env.KUMO_CONFIG ?? DEFAULT_CONFIG_PATH;
 }
 
-export async function runDaemon(name: string, start: (ctx: DaemonContext) => Promise<Running>): Promise<void> {
+export async function runDaemon(
+  name: string,
+  start: (ctx: DaemonContext) => Promise<Running>,
+): Promise<void> {
   let config: KumoConfig;
   try {
     config = loadConfig(configPathFromArgv(process.argv.slice(2)));
@@ -44,7 +47,12 @@ export async function runDaemon(name: string, start: (ctx: DaemonContext) => Pro
     process.exit(78);
   }
   const log = createLogger({ name, debug: config.DEFAULT.debug });
-  const notifier = createNotifier({ runner: createCommandRunner({ defaultTimeoutMs: 5000 }), log });
+  // unsetEnv: children (dnsmasq, haproxy) must not inherit NOTIFY_SOCKET and speak for us.
+  const notifier = createNotifier({
+    runner: createCommandRunner({ defaultTimeoutMs: 5000 }),
+    log,
+    unsetEnv: true,
+  });
   let running: Running;
   try {
     running = await start({ config, log, notifier });

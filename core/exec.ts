@@ -97,7 +97,9 @@ function runOnce(spec: CommandSpec & { timeoutMs: number }): Promise<CommandResu
     }, spec.timeoutMs);
     child.on('error', (e) => {
       clearTimeout(timer);
-      reject(new CommandError(spec, { exitCode: null, signal: null, stderr: e.message, timedOut }, e));
+      reject(
+        new CommandError(spec, { exitCode: null, signal: null, stderr: e.message, timedOut }, e),
+      );
     });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
@@ -108,7 +110,8 @@ function runOnce(spec: CommandSpec & { timeoutMs: number }): Promise<CommandResu
       };
       const ok = code === 0 || (code !== null && spec.okExitCodes?.includes(code));
       if (ok && !timedOut) resolve(result);
-      else reject(new CommandError(spec, { exitCode: code, signal, stderr: result.stderr, timedOut }));
+      else
+        reject(new CommandError(spec, { exitCode: code, signal, stderr: result.stderr, timedOut }));
     });
     child.stdin.on('error', () => {});
     child.stdin.end(spec.stdin ?? '');

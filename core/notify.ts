@@ -44,7 +44,6 @@ const MAX_STATUS_CHARS = 512;
 
 /** Replace control characters (C0, DEL, C1, line/paragraph separators) and cap length. */
 export function sanitizeNotifyValue(text: string): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: stripping them is the point
   const clean = text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g, ' ').trim();
   return clean.length > MAX_STATUS_CHARS ? clean.slice(0, MAX_STATUS_CHARS) : clean;
 }

@@ -89,7 +89,10 @@ export function createReconcileQueue(opts: ReconcileQueueOptions): ReconcileQueu
     } catch (e) {
       failed = true;
       entry.attempts++;
-      opts.log.warn({ key, attempts: entry.attempts, err: (e as Error).message }, 'reconcile failed');
+      opts.log.warn(
+        { key, attempts: entry.attempts, err: (e as Error).message },
+        'reconcile failed',
+      );
     }
     running.delete(key);
     if (dirty.delete(key)) {

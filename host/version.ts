@@ -9,7 +9,10 @@ import { CommandError, type CommandRunner } from '../core/exec.ts';
 
 const VERSION = /(\d+\.\d+(?:\.\d+)?)/;
 
-export async function toolVersion(runner: CommandRunner, argv: readonly string[]): Promise<string | null> {
+export async function toolVersion(
+  runner: CommandRunner,
+  argv: readonly string[],
+): Promise<string | null> {
   try {
     const { stdout, stderr } = await runner.run({ argv, timeoutMs: 5000 });
     return VERSION.exec(`${stdout}\n${stderr}`)?.[1] ?? null;

@@ -82,8 +82,16 @@ export async function listAgents(
   return rows.map((r) => toAgent(r, now, downTime));
 }
 
-export async function getAgent(db: Queryable, id: string, now: Date, downTime: number): Promise<Agent | undefined> {
-  const [row] = await db.query<AgentRow & Record<string, unknown>>('SELECT * FROM agents WHERE id = ?', [id]);
+export async function getAgent(
+  db: Queryable,
+  id: string,
+  now: Date,
+  downTime: number,
+): Promise<Agent | undefined> {
+  const [row] = await db.query<AgentRow & Record<string, unknown>>(
+    'SELECT * FROM agents WHERE id = ?',
+    [id],
+  );
   return row ? toAgent(row, now, downTime) : undefined;
 }
 
@@ -102,8 +110,12 @@ export async function updateAgent(
     sets.push('description = ?');
     params.push(changes.description);
   }
-  if (sets.length === 0) return (await db.query('SELECT id FROM agents WHERE id = ?', [id])).length > 0;
-  const rows = await db.query(`UPDATE agents SET ${sets.join(', ')} WHERE id = ? RETURNING id`, [...params, id]);
+  if (sets.length === 0)
+    return (await db.query('SELECT id FROM agents WHERE id = ?', [id])).length > 0;
+  const rows = await db.query(`UPDATE agents SET ${sets.join(', ')} WHERE id = ? RETURNING id`, [
+    ...params,
+    id,
+  ]);
   return rows.length > 0;
 }
 

@@ -41,7 +41,9 @@ const sqliteParam = (p: Param): SQLInputValue => (typeof p === 'boolean' ? (p ? 
 
 function openSqlite(path: string): Db {
   const db = new DatabaseSync(path);
-  db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;');
+  db.exec(
+    'PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;',
+  );
   const statements = new Map<string, ReturnType<DatabaseSync['prepare']>>();
   const run = <T>(sql: string, params: readonly Param[]): T[] => {
     let stmt = statements.get(sql);

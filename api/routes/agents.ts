@@ -10,8 +10,8 @@ import { AGENT_READ_ONLY, type Agent, AgentUpdate } from '../../contracts/agents
 import { ApiError } from '../../contracts/errors.ts';
 import { hostQueue } from '../../contracts/messages.ts';
 import { isPlainObject, UUID } from '../../contracts/schema.ts';
-import { type AgentFilter, deleteAgent, getAgent, listAgents, updateAgent } from '../db/agents.ts';
 import type { AppDeps } from '../app.ts';
+import { type AgentFilter, deleteAgent, getAgent, listAgents, updateAgent } from '../db/agents.ts';
 import { requireAdmin } from '../http.ts';
 
 const TEXT_FILTERS = ['id', 'agent_type', 'binary', 'topic', 'host', 'availability_zone'] as const;
@@ -19,13 +19,17 @@ const BOOL_FILTERS = ['admin_state_up', 'alive'] as const;
 
 type Query = Record<string, string | string[] | undefined>;
 
-const values = (v: string | string[] | undefined): string[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
+const values = (v: string | string[] | undefined): string[] =>
+  v === undefined ? [] : Array.isArray(v) ? v : [v];
 
 function parseBool(field: string, raw: string): boolean {
   const v = raw.toLowerCase();
   if (v === 'true' || v === '1') return true;
   if (v === 'false' || v === '0') return false;
-  throw new ApiError('BadRequest', `Invalid input for ${field}. Reason: '${raw}' cannot be converted to boolean.`);
+  throw new ApiError(
+    'BadRequest',
+    `Invalid input for ${field}. Reason: '${raw}' cannot be converted to boolean.`,
+  );
 }
 
 /** Query string → DB filter, alive filter and field selection; unknown keys are refused. */
@@ -33,8 +37,15 @@ export function parseAgentQuery(query: Query) {
   const filter: AgentFilter = {};
   let alive: boolean[] = [];
   for (const key of Object.keys(query)) {
-    if (key !== 'fields' && !(TEXT_FILTERS as readonly string[]).includes(key) && !(BOOL_FILTERS as readonly string[]).includes(key)) {
-      throw new ApiError('BadRequest', `Invalid filter: '${key}' is not a filterable attribute of agent.`);
+    if (
+      key !== 'fields' &&
+      !(TEXT_FILTERS as readonly string[]).includes(key) &&
+      !(BOOL_FILTERS as readonly string[]).includes(key)
+    ) {
+      throw new ApiError(
+        'BadRequest',
+        `Invalid filter: '${key}' is not a filterable attribute of agent.`,
+      );
     }
   }
   for (const key of TEXT_FILTERS) {
@@ -50,26 +61,35 @@ export function parseAgentQuery(query: Query) {
 
 function pick(agent: Agent, fields: string[]): Partial<Agent> {
   if (fields.length === 0) return agent;
-  return Object.fromEntries(Object.entries(agent).filter(([k]) => fields.includes(k))) as Partial<Agent>;
+  return Object.fromEntries(
+    Object.entries(agent).filter(([k]) => fields.includes(k)),
+  ) as Partial<Agent>;
 }
 
 /** Checks attribute names first, with Neutron's messages, then types via the contract. */
 export function parseAgentUpdate(body: unknown) {
   if (!isPlainObject(body) || !isPlainObject(body.agent)) {
-    throw new ApiError('BadRequest', "Invalid input: the body must be an object with an 'agent' object.");
+    throw new ApiError(
+      'BadRequest',
+      "Invalid input: the body must be an object with an 'agent' object.",
+    );
   }
   const keys = Object.keys(body.agent);
   const readOnly = keys.filter((k) => (AGENT_READ_ONLY as readonly string[]).includes(k));
-  if (readOnly.length) throw new ApiError('BadRequest', `Cannot update read-only attribute ${readOnly.join(', ')}`);
+  if (readOnly.length)
+    throw new ApiError('BadRequest', `Cannot update read-only attribute ${readOnly.join(', ')}`);
   const unknown = keys.filter((k) => k !== 'admin_state_up' && k !== 'description');
-  if (unknown.length) throw new ApiError('BadRequest', `Unrecognized attribute(s) '${unknown.join(', ')}'`);
+  if (unknown.length)
+    throw new ApiError('BadRequest', `Unrecognized attribute(s) '${unknown.join(', ')}'`);
   return AgentUpdate.parse(body).agent;
 }
 
 export function agentRoutes(app: FastifyInstance, deps: AppDeps) {
   const downTime = deps.settings.agentDownTime;
   const load = async (id: string): Promise<Agent> => {
-    const agent = UUID.test(id) ? await getAgent(deps.db, id, deps.clock.now(), downTime) : undefined;
+    const agent = UUID.test(id)
+      ? await getAgent(deps.db, id, deps.clock.now(), downTime)
+      : undefined;
     if (!agent) throw new ApiError('AgentNotFound', `Agent ${id} could not be found.`);
     return agent;
   };
@@ -82,10 +102,13 @@ export function agentRoutes(app: FastifyInstance, deps: AppDeps) {
     return { agents: shown.map((a) => pick(a, fields)) };
   });
 
-  app.get('/v2.0/agents/:id', async (req: FastifyRequest<{ Params: { id: string }; Querystring: Query }>) => {
-    requireAdmin(req, 'get_agent');
-    return { agent: pick(await load(req.params.id), values(req.query.fields)) };
-  });
+  app.get(
+    '/v2.0/agents/:id',
+    async (req: FastifyRequest<{ Params: { id: string }; Querystring: Query }>) => {
+      requireAdmin(req, 'get_agent');
+      return { agent: pick(await load(req.params.id), values(req.query.fields)) };
+    },
+  );
 
   app.put('/v2.0/agents/:id', async (req: FastifyRequest<{ Params: { id: string } }>) => {
     requireAdmin(req, 'update_agent');
@@ -99,7 +122,9 @@ export function agentRoutes(app: FastifyInstance, deps: AppDeps) {
           reason: 'admin_state_changed',
           admin_state_up: after.admin_state_up,
         })
-        .catch((e: Error) => deps.log.warn({ err: e.message, agentId: after.id }, 'admin state hint not sent'));
+        .catch((e: Error) =>
+          deps.log.warn({ err: e.message, agentId: after.id }, 'admin state hint not sent'),
+        );
     }
     return { agent: after };
   });
@@ -108,7 +133,10 @@ export function agentRoutes(app: FastifyInstance, deps: AppDeps) {
     requireAdmin(req, 'delete_agent');
     const agent = await load(req.params.id);
     await deleteAgent(deps.db, agent.id);
-    deps.log.info({ agentId: agent.id, host: agent.host, agentType: agent.agent_type }, 'agent deleted');
+    deps.log.info(
+      { agentId: agent.id, host: agent.host, agentType: agent.agent_type },
+      'agent deleted',
+    );
     return reply.status(204).send();
   });
 }

@@ -12,7 +12,9 @@ export const COLLECTIONS = [{ name: 'agent', collection: 'agents' }] as const;
 
 export function versionRoutes(app: FastifyInstance) {
   app.get('/', async (req) => ({
-    versions: [{ id: 'v2.0', status: 'CURRENT', links: [{ href: `${base(req)}/v2.0/`, rel: 'self' }] }],
+    versions: [
+      { id: 'v2.0', status: 'CURRENT', links: [{ href: `${base(req)}/v2.0/`, rel: 'self' }] },
+    ],
   }));
   const resources = async (req: FastifyRequest) => ({
     resources: COLLECTIONS.map((c) => ({

@@ -16,8 +16,21 @@ interface VgsReport {
   report: { vg: { vg_name: string; vg_size: string; vg_free: string }[] }[];
 }
 
-export async function volumeGroup(runner: CommandRunner, name: string): Promise<VolumeGroup | null> {
-  const argv = ['vgs', '--reportformat', 'json', '--units', 'g', '--nosuffix', '-o', 'vg_name,vg_size,vg_free', name];
+export async function volumeGroup(
+  runner: CommandRunner,
+  name: string,
+): Promise<VolumeGroup | null> {
+  const argv = [
+    'vgs',
+    '--reportformat',
+    'json',
+    '--units',
+    'g',
+    '--nosuffix',
+    '-o',
+    'vg_name,vg_size,vg_free',
+    name,
+  ];
   try {
     const { stdout } = await runner.run({ argv, timeoutMs: 10_000 });
     const vg = (JSON.parse(stdout) as VgsReport).report[0]?.vg[0];

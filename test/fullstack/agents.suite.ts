@@ -8,11 +8,24 @@ import { availableParallelism } from 'node:os';
 import { after, before, describe, test } from 'node:test';
 import amqp from 'amqplib';
 import type { Agent } from '../../contracts/agents.ts';
-import { DEAD_LETTER_QUEUE, EXCHANGE, encodeMessage, hostQueue, REPORTS_TOPIC } from '../../contracts/messages.ts';
-import { ADMIN_TOKEN, AGENT_DOWN_TIME, Cluster, MEMBER_TOKEN, REPORT_INTERVAL, runCommand } from '../helpers/cluster.ts';
+import {
+  DEAD_LETTER_QUEUE,
+  EXCHANGE,
+  encodeMessage,
+  hostQueue,
+  REPORTS_TOPIC,
+} from '../../contracts/messages.ts';
+import {
+  AGENT_DOWN_TIME,
+  Cluster,
+  MEMBER_TOKEN,
+  REPORT_INTERVAL,
+  runCommand,
+} from '../helpers/cluster.ts';
 import { waitFor } from '../helpers/env.ts';
 
-const neutronError = (body: unknown) => (body as { NeutronError: { type: string; message: string } }).NeutronError;
+const neutronError = (body: unknown) =>
+  (body as { NeutronError: { type: string; message: string } }).NeutronError;
 
 export function agentSuite(engine: 'sqlite' | 'postgres') {
   describe(`foundation fullstack (${engine})`, { timeout: 600_000 }, () => {
@@ -26,13 +39,29 @@ export function agentSuite(engine: 'sqlite' | 'postgres') {
     });
 
     test('kumo agent-list shows all six agents alive with real host facts', async () => {
-      const res = await c.kumo(['agent-list', '--host', c.host, '-f', 'json', '-c', 'agent_type', '-c', 'alive', '-c', 'binary']);
+      const res = await c.kumo([
+        'agent-list',
+        '--host',
+        c.host,
+        '-f',
+        'json',
+        '-c',
+        'agent_type',
+        '-c',
+        'alive',
+        '-c',
+        'binary',
+      ]);
       assert.equal(res.code, 0, res.stderr);
       const rows = JSON.parse(res.stdout) as { agent_type: string; alive: boolean }[];
-      assert.deepEqual(
-        rows.map((r) => r.agent_type).sort(),
-        ['Compute agent', 'DHCP agent', 'L3 agent', 'Loadbalancer agent', 'Open vSwitch agent', 'Volume agent'],
-      );
+      assert.deepEqual(rows.map((r) => r.agent_type).sort(), [
+        'Compute agent',
+        'DHCP agent',
+        'L3 agent',
+        'Loadbalancer agent',
+        'Open vSwitch agent',
+        'Volume agent',
+      ]);
       assert.ok(rows.every((r) => r.alive === true));
       const table = await c.kumo(['agent-list', '--host', c.host]);
       assert.equal(table.stdout.match(/:-\)/g)?.length, 6, table.stdout);
@@ -52,36 +81,58 @@ export function agentSuite(engine: 'sqlite' | 'postgres') {
       const killedAt = Date.now();
       await c.stop(c.agents.get('dhcp'), 'SIGKILL');
       const limit = (AGENT_DOWN_TIME + REPORT_INTERVAL) * 1000;
-      await waitFor('the killed agent to show xxx', async () => {
-        const r = await c.kumo(['agent-list', '--host', c.host, '--agent-type', 'DHCP agent']);
-        return r.stdout.includes('xxx');
-      }, limit + 2000);
-      assert.ok(Date.now() - killedAt <= limit + 2000, 'dead within agent_down_time + report_interval (+ poll slack)');
+      await waitFor(
+        'the killed agent to show xxx',
+        async () => {
+          const r = await c.kumo(['agent-list', '--host', c.host, '--agent-type', 'DHCP agent']);
+          return r.stdout.includes('xxx');
+        },
+        limit + 2000,
+      );
+      assert.ok(
+        Date.now() - killedAt <= limit + 2000,
+        'dead within agent_down_time + report_interval (+ poll slack)',
+      );
       c.startAgent('dhcp');
       const revived = await waitFor('the restarted agent alive', async () => {
         const a = await c.agentOf('dhcp');
         return a.alive ? a : undefined;
       });
       assert.equal(revived.id, before.id, 'same agent row');
-      assert.ok(revived.started_at > before.started_at, `started_at moved on: ${before.started_at} → ${revived.started_at}`);
+      assert.ok(
+        revived.started_at > before.started_at,
+        `started_at moved on: ${before.started_at} → ${revived.started_at}`,
+      );
       assert.equal(revived.created_at, before.created_at);
     });
 
     test('admin_state_up toggles through the CLI and the API and reaches the agent', async () => {
       const agent = await c.agentOf('l3');
-      const down = await c.kumo(['agent-update', agent.id, '--admin-state-down', '--description', 'maintenance']);
+      const down = await c.kumo([
+        'agent-update',
+        agent.id,
+        '--admin-state-down',
+        '--description',
+        'maintenance',
+      ]);
       assert.equal(down.code, 0, down.stderr);
       let now = await c.agentOf('l3');
       assert.equal(now.admin_state_up, false);
       assert.equal(now.description, 'maintenance');
-      await waitFor('the agent to hear of it', () => /"adminStateUp":false,"msg":"admin state changed"/.test(c.log('kumo-l3-agent')));
-      const up = await c.http('PUT', `/v2.0/agents/${agent.id}`, { agent: { admin_state_up: true } });
+      await waitFor('the agent to hear of it', () =>
+        /"adminStateUp":false,"msg":"admin state changed"/.test(c.log('kumo-l3-agent')),
+      );
+      const up = await c.http('PUT', `/v2.0/agents/${agent.id}`, {
+        agent: { admin_state_up: true },
+      });
       assert.equal(up.status, 200);
       assert.equal((up.body as { agent: Agent }).agent.admin_state_up, true);
       now = await c.agentOf('l3');
       assert.equal(now.admin_state_up, true);
       assert.equal(now.description, 'maintenance', 'untouched fields stay');
-      await waitFor('the agent to hear it is up again', () => /"adminStateUp":true,"msg":"admin state changed"/.test(c.log('kumo-l3-agent')));
+      await waitFor('the agent to hear it is up again', () =>
+        /"adminStateUp":true,"msg":"admin state changed"/.test(c.log('kumo-l3-agent')),
+      );
       const shown = await c.kumo(['agent-show', agent.id, '-f', 'json']);
       assert.equal((JSON.parse(shown.stdout) as Agent).admin_state_up, true);
     });
@@ -98,10 +149,14 @@ export function agentSuite(engine: 'sqlite' | 'postgres') {
       const unknown = await c.http('PUT', `/v2.0/agents/${agent.id}`, { agent: { colour: 'red' } });
       assert.equal(unknown.status, 400);
       assert.match(neutronError(unknown.body).message, /colour/);
-      const badType = await c.http('PUT', `/v2.0/agents/${agent.id}`, { agent: { admin_state_up: 'yes' } });
+      const badType = await c.http('PUT', `/v2.0/agents/${agent.id}`, {
+        agent: { admin_state_up: 'yes' },
+      });
       assert.equal(badType.status, 400);
       assert.match(neutronError(badType.body).message, /agent\.admin_state_up/);
-      const newline = await c.http('PUT', `/v2.0/agents/${agent.id}`, { agent: { description: 'a\nb' } });
+      const newline = await c.http('PUT', `/v2.0/agents/${agent.id}`, {
+        agent: { description: 'a\nb' },
+      });
       assert.equal(newline.status, 400);
       assert.match(neutronError(newline.body).message, /agent\.description.*control characters/);
       const malformed = await c.http('PUT', `/v2.0/agents/${agent.id}`, '{"agent": ');
@@ -135,15 +190,25 @@ export function agentSuite(engine: 'sqlite' | 'postgres') {
         await ch.purgeQueue(DEAD_LETTER_QUEUE);
         const agentQueue = hostQueue('compute_agent', c.host);
         ch.publish(EXCHANGE, REPORTS_TOPIC, Buffer.from('not json'));
-        ch.publish(EXCHANGE, REPORTS_TOPIC, encodeMessage('report_state', { agent_state: { host: 'x;rm' }, time: 'now' } as never));
-        ch.publish(EXCHANGE, agentQueue, Buffer.from('{"kumo":1,"method":"resync","args":{"reason":"because\\n"}}'));
+        ch.publish(
+          EXCHANGE,
+          REPORTS_TOPIC,
+          encodeMessage('report_state', { agent_state: { host: 'x;rm' }, time: 'now' } as never),
+        );
+        ch.publish(
+          EXCHANGE,
+          agentQueue,
+          Buffer.from('{"kumo":1,"method":"resync","args":{"reason":"because\\n"}}'),
+        );
         await ch.waitForConfirms();
         const reasons = await waitFor('three dead letters', async () => {
           const got: string[] = [];
           for (;;) {
             const m = await ch.get(DEAD_LETTER_QUEUE, { noAck: true });
             if (!m) break;
-            got.push(`${m.properties.headers?.['x-kumo-queue']}: ${m.properties.headers?.['x-kumo-reason']}`);
+            got.push(
+              `${m.properties.headers?.['x-kumo-queue']}: ${m.properties.headers?.['x-kumo-reason']}`,
+            );
           }
           return got.length ? got : undefined;
         });
@@ -151,11 +216,23 @@ export function agentSuite(engine: 'sqlite' | 'postgres') {
         while (all.length < 3) {
           await new Promise((r) => setTimeout(r, 200));
           const m = await ch.get(DEAD_LETTER_QUEUE, { noAck: true });
-          if (m) all.push(`${m.properties.headers?.['x-kumo-queue']}: ${m.properties.headers?.['x-kumo-reason']}`);
+          if (m)
+            all.push(
+              `${m.properties.headers?.['x-kumo-queue']}: ${m.properties.headers?.['x-kumo-reason']}`,
+            );
         }
-        assert.ok(all.some((r) => r.startsWith(`${REPORTS_TOPIC}: `) && /not valid JSON/.test(r)), all.join('\n'));
-        assert.ok(all.some((r) => /args\.agent_state/.test(r)), all.join('\n'));
-        assert.ok(all.some((r) => r.startsWith(`${agentQueue}: `) && /args\.reason/.test(r)), all.join('\n'));
+        assert.ok(
+          all.some((r) => r.startsWith(`${REPORTS_TOPIC}: `) && /not valid JSON/.test(r)),
+          all.join('\n'),
+        );
+        assert.ok(
+          all.some((r) => /args\.agent_state/.test(r)),
+          all.join('\n'),
+        );
+        assert.ok(
+          all.some((r) => r.startsWith(`${agentQueue}: `) && /args\.reason/.test(r)),
+          all.join('\n'),
+        );
       } finally {
         await conn.close();
       }
@@ -171,14 +248,32 @@ export function agentSuite(engine: 'sqlite' | 'postgres') {
     test('RabbitMQ restarted under running agents: they reconnect without being restarted', async () => {
       const pids = [...c.agents.values()].map((p) => p.child.pid);
       assert.equal((await runCommand(['rabbitmqctl', '-q', 'shutdown'])).code, 0);
-      assert.notEqual((await runCommand(['rabbitmqctl', '-q', 'status'])).code, 0, 'the broker is down');
+      assert.notEqual(
+        (await runCommand(['rabbitmqctl', '-q', 'status'])).code,
+        0,
+        'the broker is down',
+      );
       const started = await runCommand(['rabbitmq-server', '-detached']);
       assert.equal(started.code, 0, started.stderr);
-      await waitFor('RabbitMQ back', async () => (await runCommand(['rabbitmqctl', '-q', 'await_startup'])).code === 0, 120_000, 1000);
+      await waitFor(
+        'RabbitMQ back',
+        async () => (await runCommand(['rabbitmqctl', '-q', 'await_startup'])).code === 0,
+        120_000,
+        1000,
+      );
       const restartedAt = new Date(Date.now() + 500).toISOString().slice(0, 19).replace('T', ' ');
-      await c.waitAgents('all six reporting after the broker restart', (agents) =>
-        agents.length === 6 && agents.every((a) => a.alive && a.heartbeat_timestamp >= restartedAt), 60_000);
-      assert.deepEqual([...c.agents.values()].map((p) => p.child.pid), pids, 'no agent was restarted');
+      await c.waitAgents(
+        'all six reporting after the broker restart',
+        (agents) =>
+          agents.length === 6 &&
+          agents.every((a) => a.alive && a.heartbeat_timestamp >= restartedAt),
+        60_000,
+      );
+      assert.deepEqual(
+        [...c.agents.values()].map((p) => p.child.pid),
+        pids,
+        'no agent was restarted',
+      );
       assert.ok([...c.agents.values()].every((p) => p.child.exitCode === null));
       assert.match(c.log('kumo-volume-agent'), /"reconnected":true/);
     });
@@ -187,18 +282,36 @@ export function agentSuite(engine: 'sqlite' | 'postgres') {
       const before = (await c.agentList()).map((a) => a.id).sort();
       assert.equal(await c.stop(c.api), 0, 'kumo-api exits 0 on SIGTERM');
       await c.startApi();
-      await c.waitAgents('six agents alive again', (agents) => agents.length === 6 && agents.every((a) => a.alive));
+      await c.waitAgents(
+        'six agents alive again',
+        (agents) => agents.length === 6 && agents.every((a) => a.alive),
+      );
       assert.deepEqual((await c.agentList()).map((a) => a.id).sort(), before);
     });
 
     test('the openstack CLI lists, shows, disables and deletes agents', async () => {
       const list = await c.openstack(['network', 'agent', 'list', '--host', c.host, '-f', 'json']);
       assert.equal(list.code, 0, list.stderr);
-      const rows = JSON.parse(list.stdout) as { ID: string; 'Agent Type': string; Alive: boolean }[];
+      const rows = JSON.parse(list.stdout) as {
+        ID: string;
+        'Agent Type': string;
+        Alive: boolean;
+      }[];
       assert.equal(rows.length, 6);
       assert.ok(rows.every((r) => r.Alive === true));
-      const dhcp = await c.openstack(['network', 'agent', 'list', '--agent-type', 'dhcp', '-f', 'json']);
-      assert.deepEqual((JSON.parse(dhcp.stdout) as { 'Agent Type': string }[]).map((r) => r['Agent Type']), ['DHCP agent']);
+      const dhcp = await c.openstack([
+        'network',
+        'agent',
+        'list',
+        '--agent-type',
+        'dhcp',
+        '-f',
+        'json',
+      ]);
+      assert.deepEqual(
+        (JSON.parse(dhcp.stdout) as { 'Agent Type': string }[]).map((r) => r['Agent Type']),
+        ['DHCP agent'],
+      );
       const lb = await c.agentOf('lbaas');
       const show = await c.openstack(['network', 'agent', 'show', lb.id, '-f', 'json']);
       assert.equal(show.code, 0, show.stderr);

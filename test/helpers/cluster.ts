@@ -11,7 +11,15 @@ import { createWriteStream, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { AGENT_KINDS, type Agent, type AgentKind } from '../../contracts/agents.ts';
-import { REPO, rabbitVhost, type TestDatabase, tempDir, testDatabase, type Vhost, waitFor } from './env.ts';
+import {
+  REPO,
+  rabbitVhost,
+  type TestDatabase,
+  tempDir,
+  testDatabase,
+  type Vhost,
+  waitFor,
+} from './env.ts';
 
 export const ADMIN_TOKEN = 'admin-token-for-tests';
 export const MEMBER_TOKEN = 'member-token-for-tests';
@@ -35,17 +43,28 @@ export async function freePort(): Promise<number> {
     const srv = createServer();
     srv.listen(0, '127.0.0.1', () => {
       const addr = srv.address();
-      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
+      srv.close(() =>
+        typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port')),
+      );
     });
   });
 }
 
-export function runCommand(argv: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 60_000): Promise<RunResult> {
+export function runCommand(
+  argv: string[],
+  env: NodeJS.ProcessEnv = {},
+  timeoutMs = 60_000,
+): Promise<RunResult> {
   return new Promise((resolve) => {
-    execFile(argv[0] as string, argv.slice(1), { env: { ...process.env, ...env }, timeout: timeoutMs }, (err, stdout, stderr) => {
-      const code = err ? ((err as { code?: number }).code ?? 1) : 0;
-      resolve({ code: typeof code === 'number' ? code : 1, stdout, stderr });
-    });
+    execFile(
+      argv[0] as string,
+      argv.slice(1),
+      { env: { ...process.env, ...env }, timeout: timeoutMs },
+      (err, stdout, stderr) => {
+        const code = err ? ((err as { code?: number }).code ?? 1) : 0;
+        resolve({ code: typeof code === 'number' ? code : 1, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -102,9 +121,13 @@ export class Cluster {
   private spawn(name: string, bin: string): Proc {
     const logPath = join(this.dir.path, `${name}.log`);
     const out = createWriteStream(logPath, { flags: 'a' });
-    const child = spawn(process.execPath, [join(REPO, 'bin', `${bin}.ts`), '--config-file', this.configPath], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      [join(REPO, 'bin', `${bin}.ts`), '--config-file', this.configPath],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     child.stdout?.pipe(out);
     child.stderr?.pipe(out);
     const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
@@ -117,7 +140,11 @@ export class Cluster {
 
   async startApi() {
     this.api = this.spawn('kumo-api', 'kumo-api');
-    await waitFor('kumo-api to listen', async () => (await this.http('GET', '/')).status === 200, 20_000);
+    await waitFor(
+      'kumo-api to listen',
+      async () => (await this.http('GET', '/')).status === 200,
+      20_000,
+    );
   }
 
   startAgent(kind: AgentKind): Proc {
@@ -129,7 +156,10 @@ export class Cluster {
   async startAll() {
     await this.startApi();
     for (const kind of AGENT_KINDS) this.startAgent(kind);
-    await this.waitAgents('all six agents alive', (agents) => agents.length === 6 && agents.every((a) => a.alive));
+    await this.waitAgents(
+      'all six agents alive',
+      (agents) => agents.length === 6 && agents.every((a) => a.alive),
+    );
   }
 
   async http(method: string, path: string, body?: unknown, token: string | null = ADMIN_TOKEN) {
@@ -142,7 +172,10 @@ export class Cluster {
       body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
     });
     const text = await res.text();
-    return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : null };
+    return {
+      status: res.status,
+      body: text ? (JSON.parse(text) as Record<string, unknown>) : null,
+    };
   }
 
   async agentList(): Promise<Agent[]> {
@@ -163,17 +196,28 @@ export class Cluster {
 
   /** The real `kumo` CLI as a process. */
   kumo(args: string[]): Promise<RunResult> {
-    return runCommand([process.execPath, join(REPO, 'bin', 'kumo.ts'), ...args], { KUMO_URL: this.url, KUMO_TOKEN: ADMIN_TOKEN });
+    return runCommand([process.execPath, join(REPO, 'bin', 'kumo.ts'), ...args], {
+      KUMO_URL: this.url,
+      KUMO_TOKEN: ADMIN_TOKEN,
+    });
   }
 
   /** Debian's openstack client, token auth against kumo-api. */
   openstack(args: string[]): Promise<RunResult> {
-    const auth = ['--os-auth-type', 'admin_token', '--os-endpoint', this.url, '--os-token', ADMIN_TOKEN];
+    const auth = [
+      '--os-auth-type',
+      'admin_token',
+      '--os-endpoint',
+      this.url,
+      '--os-token',
+      ADMIN_TOKEN,
+    ];
     return runCommand(['openstack', ...auth, ...args]);
   }
 
   async stop(proc: Proc | undefined, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
-    if (!proc || proc.child.exitCode !== null || proc.child.signalCode !== null) return proc?.child.exitCode ?? null;
+    if (!proc || proc.child.exitCode !== null || proc.child.signalCode !== null)
+      return proc?.child.exitCode ?? null;
     proc.child.kill(signal);
     const timer = setTimeout(() => proc.child.kill('SIGKILL'), 15_000);
     const code = await proc.exited;

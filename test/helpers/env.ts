@@ -22,10 +22,15 @@ const suffix = () => randomBytes(4).toString('hex');
 
 function run(argv: string[], what: string): string {
   try {
-    return execFileSync(argv[0] as string, argv.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    return execFileSync(argv[0] as string, argv.slice(1), {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
   } catch (e) {
     const err = e as { stderr?: string; message: string };
-    throw new Error(`${what} failed (${argv.join(' ')}): ${err.stderr?.trim() || err.message}. Run ./run_tests.sh, which installs and starts the services.`);
+    throw new Error(
+      `${what} failed (${argv.join(' ')}): ${err.stderr?.trim() || err.message}. Run ./run_tests.sh, which installs and starts the services.`,
+    );
   }
 }
 
@@ -40,7 +45,10 @@ export interface Vhost {
 export function rabbitVhost(): Vhost {
   const name = `kumo-test-${suffix()}`;
   run(['rabbitmqctl', '-q', 'add_vhost', name], 'creating a RabbitMQ vhost');
-  run(['rabbitmqctl', '-q', 'set_permissions', '-p', name, RABBIT_USER, '.*', '.*', '.*'], 'granting the vhost');
+  run(
+    ['rabbitmqctl', '-q', 'set_permissions', '-p', name, RABBIT_USER, '.*', '.*', '.*'],
+    'granting the vhost',
+  );
   const auth = `${RABBIT_USER}:${RABBIT_PASSWORD}`;
   return {
     name,
@@ -64,7 +72,23 @@ export interface TestDatabase {
 }
 
 function psql(sql: string) {
-  run(['psql', '-v', 'ON_ERROR_STOP=1', '-Atq', '-h', '127.0.0.1', '-U', PG_USER, '-d', 'postgres', '-c', sql], 'psql');
+  run(
+    [
+      'psql',
+      '-v',
+      'ON_ERROR_STOP=1',
+      '-Atq',
+      '-h',
+      '127.0.0.1',
+      '-U',
+      PG_USER,
+      '-d',
+      'postgres',
+      '-c',
+      sql,
+    ],
+    'psql',
+  );
 }
 
 export function testDatabase(engine: 'sqlite' | 'postgres', dir: string): TestDatabase {
@@ -105,7 +129,9 @@ export async function waitFor<T>(
       last = e;
     }
     if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`,
+      );
     }
     await new Promise((r) => setTimeout(r, stepMs));
   }

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs Kumo's whole test suite on this machine, as root: installs the system packages,
+# Node 24 and npm dependencies the tests need, starts RabbitMQ and PostgreSQL with the
+# test accounts, then type-checks, lints and runs every test (unit, integration,
+# fullstack). Extra arguments are passed to `node --test` (e.g. a single test file).
+set -euo pipefail
+cd "$(dirname "$0")"
+# shellcheck source=tools/lib.sh
+source tools/lib.sh
+kumo_require_root
+
+kumo_install_packages
+kumo_install_node
+kumo_install_npm_deps
+kumo_start_rabbitmq
+kumo_rabbit_account kumo-test "${KUMO_TEST_RABBIT_USER:-kumo_test}" "${KUMO_TEST_RABBIT_PASSWORD:-kumo_test_pw}"
+kumo_start_postgres
+kumo_postgres_account "${KUMO_TEST_PG_USER:-kumo_test}" "${KUMO_TEST_PG_PASSWORD:-kumo_test_pw}"
+
+log "type-checking"
+npx --no-install tsc --noEmit -p .
+log "linting"
+npx --no-install biome check .
+log "running tests"
+if [ $# -gt 0 ]; then
+  exec node --test --test-concurrency=1 "$@"
+fi
+exec node --test --test-concurrency=1 'test/**/*.test.ts'
