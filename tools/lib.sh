@@ -51,7 +51,9 @@ kumo_install_node() {
 }
 
 kumo_install_npm_deps() {
-  (cd "$KUMO_ROOT" && npm ci --silent --no-audit --no-fund >/dev/null 2>&1) || die "npm ci failed"
+  # npm ci refuses this lock file: the registry mirror serves only the Linux builds of
+  # biome's optional per-platform packages. `npm install` with the lock file is equivalent.
+  (cd "$KUMO_ROOT" && npm install --silent --no-audit --no-fund >/dev/null 2>&1) || die "npm install failed"
 }
 
 kumo_start_rabbitmq() {

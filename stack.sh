@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Sets up and starts Kumo all-in-one on this host, as root (like devstack's stack.sh):
+# system packages, Node 24, npm dependencies, RabbitMQ with its own vhost and user,
+# /etc/kumo/kumo.conf, kumo-api on SQLite and the six agents; ends with `kumo agent-list`.
+# Running it again is harmless: what exists is kept, what is running is left running.
+# ./unstack.sh stops everything it started.
+set -euo pipefail
+cd "$(dirname "$0")"
+# shellcheck source=tools/lib.sh
+source tools/lib.sh
+kumo_require_root
+
+CONF=/etc/kumo/kumo.conf
+RUN=/run/kumo
+LOGS=/var/log/kumo
+DAEMONS=(kumo-api kumo-ovs-agent kumo-dhcp-agent kumo-l3-agent kumo-lbaas-agent kumo-volume-agent kumo-compute-agent)
+
+kumo_install_packages
+kumo_install_node
+kumo_install_npm_deps
+mkdir -p "$RUN" "$LOGS" /var/lib/kumo /etc/kumo
+# Remember which services this script started, so ./unstack.sh stops only those.
+rabbitmqctl -q status >/dev/null 2>&1 || touch "$RUN/started-rabbitmq"
+kumo_start_rabbitmq
+ovs-vsctl --timeout=2 show >/dev/null 2>&1 || touch "$RUN/started-ovs"
+kumo_start_ovs
+
+secret() { head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 24; }
+
+# The config is written once; later runs keep it (and any operator edits).
+if [ ! -f "$CONF" ]; then
+  log "writing $CONF"
+  datapath=system; [ -d /sys/module/openvswitch ] || datapath=netdev
+  virt=kvm; [ -n "${KUMO_VIRT_TYPE:-}" ] && virt=$KUMO_VIRT_TYPE
+  # HOST-LAB: /dev/kvm exists here but guests spin; without a kvm module use TCG.
+  [ -d /sys/module/kvm ] || virt=qemu
+  umask 077
+  cat > "$CONF" <<CONF
+[DEFAULT]
+host = $(hostname -s)
+state_path = /var/lib/kumo
+transport_url = rabbit://kumo:$(secret)@127.0.0.1:5672/kumo
+agent_down_time = 30
+
+[agent]
+report_interval = 10
+tunnel_types = vxlan
+
+[api]
+bind_host = 127.0.0.1
+bind_port = 9696
+admin_token = $(secret)
+
+[database]
+connection = sqlite:////var/lib/kumo/kumo.sqlite
+
+[ovs]
+datapath_type = $datapath
+local_ip = 127.0.0.1
+
+[compute]
+virt_type = $virt
+instances_path = /var/lib/kumo/instances
+CONF
+  umask 022
+fi
+rabbit_password=$(sed -n 's|^transport_url *= *rabbit://kumo:\([^@]*\)@.*|\1|p' "$CONF")
+[ -n "$rabbit_password" ] || die "cannot read the RabbitMQ password from transport_url in $CONF"
+kumo_rabbit_account kumo kumo "$rabbit_password"
+
+for d in "${DAEMONS[@]}" kumo; do ln -sf "$KUMO_ROOT/bin/$d.ts" "/usr/local/bin/$d"; done
+
+running() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
+
+if [ -d /run/systemd/system ]; then
+  log "installing systemd units"
+  install -m 0644 systemd/*.service /etc/systemd/system/
+  install -m 0644 systemd/kumo.tmpfiles.conf /etc/tmpfiles.d/kumo.conf
+  install -m 0644 systemd/kumo.sysusers.conf /etc/sysusers.d/kumo.conf
+  systemd-sysusers && systemd-tmpfiles --create /etc/tmpfiles.d/kumo.conf
+  chgrp kumo "$CONF" && chmod 0640 "$CONF"
+  systemctl daemon-reload
+  systemctl enable --now "${DAEMONS[@]}"
+else
+  # No systemd as PID 1 (containers, this lab): run the daemons detached, pid files in
+  # /run/kumo and JSON logs in /var/log/kumo.
+  for d in "${DAEMONS[@]}"; do
+    if running "$d"; then continue; fi
+    log "starting $d"
+    setsid "/usr/local/bin/$d" --config-file "$CONF" >>"$LOGS/$d.log" 2>&1 < /dev/null &
+    echo $! > "$RUN/$d.pid"
+    [ "$d" = kumo-api ] && sleep 1
+  done
+fi
+
+log "waiting for the agents to report"
+for _ in $(seq 1 60); do
+  alive=$(kumo --config-file "$CONF" agent-list -f value -c alive 2>/dev/null | grep -c True || true)
+  [ "$alive" -ge 6 ] && break
+  sleep 1
+done
+kumo --config-file "$CONF" agent-list
