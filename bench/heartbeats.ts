@@ -416,12 +416,16 @@ async function bareConsumer(env: Env, pub: Publisher, bodies: Buffer[]) {
         if (++acked === bodies.length) resolve(now());
       });
     });
+    let timer: NodeJS.Timeout | undefined;
     const t1 = await Promise.race([
       done,
-      sleep(120_000).then(() =>
-        Promise.reject(new Error('bare consumer did not drain within 120 s')),
-      ),
-    ]);
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error('bare consumer did not drain within 120 s')),
+          120_000,
+        );
+      }),
+    ]).finally(() => clearTimeout(timer));
     return { seconds: (t1 - t0) / 1000, rate: bodies.length / ((t1 - t0) / 1000) };
   } finally {
     await conn.close().catch(() => {});

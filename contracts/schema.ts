@@ -160,9 +160,9 @@ export function obj<S extends Shape>(shape: S): Schema<ObjOf<S>> & { shape: S } 
       }
       const out: Record<string, unknown> = {};
       for (const [key, schema] of Object.entries(shape)) {
+        if (value[key] === undefined && !schema.optional) fail(join(path, key), 'is required');
         const v = schema.parse(value[key], join(path, key));
         if (v !== undefined) out[key] = v;
-        else if (!schema.optional) fail(join(path, key), 'is required');
       }
       return out as ObjOf<S>;
     },

@@ -198,7 +198,8 @@ function compileSection(
   }
   const out: Record<string, unknown> = {};
   for (const [key, field] of Object.entries(fields)) {
-    const given = raw[key];
+    // The ini parser turns the words true and false into booleans; keep them as text.
+    const given = typeof raw[key] === 'boolean' ? String(raw[key]) : raw[key];
     if (given !== undefined && typeof given !== 'string') {
       throw new ConfigError(`[${name}] ${key}: must be a single value`);
     }

@@ -78,8 +78,8 @@ export function createCommandRunner(opts: { defaultTimeoutMs?: number } = {}): C
 }
 
 function runOnce(spec: CommandSpec & { timeoutMs: number }): Promise<CommandResult> {
-  const [cmd, ...args] = fullArgv(spec);
   return new Promise((resolve, reject) => {
+    const [cmd, ...args] = fullArgv(spec);
     const child = spawn(cmd as string, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];

@@ -63,7 +63,10 @@ describe('cast and call', () => {
     assert.equal(b.isConnected(), true);
     await b.cast(q, 'hint', { resource: 'network', id: 'net-1', revision: 7 });
     await waitFor('the cast to arrive', () => r.got.length === 1);
-    assert.deepEqual(r.got[0], { method: 'hint', args: { resource: 'network', id: 'net-1', revision: 7 } });
+    assert.deepEqual(r.got[0], {
+      method: 'hint',
+      args: { resource: 'network', id: 'net-1', revision: 7 },
+    });
   });
 
   test('a call gets the reply; a handler error rejects with its message', async () => {
@@ -73,7 +76,8 @@ describe('cast and call', () => {
     server.consume(
       hostQueueSpec(q),
       recorder((m) => {
-        if (m.method === 'hint' && m.args.id === 'bad') throw new RangeError('port bad is not mine');
+        if (m.method === 'hint' && m.args.id === 'bad')
+          throw new RangeError('port bad is not mine');
         return { echoed: m.method === 'hint' ? m.args.id : null };
       }).handler,
     );
@@ -90,11 +94,14 @@ describe('cast and call', () => {
   test('a call to a queue nobody consumes times out with a TransientError', async () => {
     const b = broker();
     await b.start();
-    await assert.rejects(b.call(uniq('nobody'), 'hint', hint('x'), { timeoutMs: 500 }), (e: Error) => {
-      assert.ok(e instanceof TransientError, String(e));
-      assert.match(e.message, /timed out after 500 ms/);
-      return true;
-    });
+    await assert.rejects(
+      b.call(uniq('nobody'), 'hint', hint('x'), { timeoutMs: 500 }),
+      (e: Error) => {
+        assert.ok(e instanceof TransientError, String(e));
+        assert.match(e.message, /timed out after 500 ms/);
+        return true;
+      },
+    );
   });
 
   test('a fanout reaches every bound consumer', async () => {
@@ -109,13 +116,21 @@ describe('cast and call', () => {
     ] as const) {
       b.declareFanout(exchange);
       b.consume(
-        { name: uniq('fanq'), durable: false, exclusive: true, bindings: [{ exchange, routingKey: '' }] },
+        {
+          name: uniq('fanq'),
+          durable: false,
+          exclusive: true,
+          bindings: [{ exchange, routingKey: '' }],
+        },
         r.handler,
       );
       await b.start();
     }
     await one.fanout(exchange, 'resync', { reason: 'operator' });
-    await waitFor('both consumers to get the fanout', () => a.got.length === 1 && c.got.length === 1);
+    await waitFor(
+      'both consumers to get the fanout',
+      () => a.got.length === 1 && c.got.length === 1,
+    );
     assert.deepEqual(a.got[0], { method: 'resync', args: { reason: 'operator' } });
     assert.deepEqual(c.got[0], a.got[0]);
   });
@@ -135,7 +150,11 @@ describe('dead-lettering', () => {
   async function deadLetterFrom(queue: string, count: number): Promise<string[]> {
     const mine = () => seen.filter((m) => m.properties.headers?.['x-kumo-queue'] === queue);
     await waitFor(`${count} dead letters from ${queue}`, async () => {
-      for (let m = await ch.get(DEAD_LETTER_QUEUE, { noAck: true }); m; m = await ch.get(DEAD_LETTER_QUEUE, { noAck: true })) {
+      for (
+        let m = await ch.get(DEAD_LETTER_QUEUE, { noAck: true });
+        m;
+        m = await ch.get(DEAD_LETTER_QUEUE, { noAck: true })
+      ) {
         seen.push(m);
       }
       return mine().length >= count;
@@ -150,11 +169,19 @@ describe('dead-lettering', () => {
     b.consume(hostQueueSpec(q), r.handler);
     await b.start();
     ch.publish('', q, Buffer.from('this is {not json'));
-    ch.publish('', q, Buffer.from(JSON.stringify({ kumo: 1, method: 'hint', args: { resource: 'port', id: 'a b' } })));
+    ch.publish(
+      '',
+      q,
+      Buffer.from(
+        JSON.stringify({ kumo: 1, method: 'hint', args: { resource: 'port', id: 'a b' } }),
+      ),
+    );
     const reasons = await deadLetterFrom(q, 2);
     assert.match(reasons[0] ?? '', /not valid JSON/);
     assert.match(reasons[1] ?? '', /^args\.id: .*resource id/);
-    const bodies = seen.filter((m) => m.properties.headers?.['x-kumo-queue'] === q).map((m) => m.content.toString());
+    const bodies = seen
+      .filter((m) => m.properties.headers?.['x-kumo-queue'] === q)
+      .map((m) => m.content.toString());
     assert.equal(bodies[0], 'this is {not json', 'the body is kept verbatim');
     assert.equal(r.got.length, 0, 'the handler never saw them');
 
@@ -191,11 +218,17 @@ describe('connection loss', () => {
     assert.deepEqual(connects, [false]);
 
     await waitFor('the broker to list our connection', () =>
-      execFileSync('rabbitmqctl', ['-q', 'list_connections', '-p', vhost.name, 'name'], { encoding: 'utf8' }).trim(),
+      execFileSync('rabbitmqctl', ['-q', 'list_connections', '-p', vhost.name, 'name'], {
+        encoding: 'utf8',
+      }).trim(),
     );
-    execFileSync('rabbitmqctl', ['-q', 'close_all_connections', '--vhost', vhost.name, 'kumo test: forced close'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    execFileSync(
+      'rabbitmqctl',
+      ['-q', 'close_all_connections', '--vhost', vhost.name, 'kumo test: forced close'],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     await waitFor('onConnect with reconnected: true', () => connects.includes(true));
     assert.deepEqual(connects, [false, true]);
     assert.equal(b.isConnected(), true);
@@ -219,7 +252,10 @@ describe('connection loss', () => {
       assert.match(e.message, /unavailable after 500 ms/);
       return true;
     });
-    await assert.rejects(b.cast('anywhere', 'hint', hint('y'), { timeoutMs: 100 }), /unavailable after 100 ms/);
+    await assert.rejects(
+      b.cast('anywhere', 'hint', hint('y'), { timeoutMs: 100 }),
+      /unavailable after 100 ms/,
+    );
   });
 });
 
@@ -230,7 +266,9 @@ function closedPort(): Promise<number> {
     srv.on('error', reject);
     srv.listen(0, '127.0.0.1', () => {
       const addr = srv.address();
-      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
+      srv.close(() =>
+        typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port')),
+      );
     });
   });
 }

@@ -93,7 +93,9 @@ describe('CommandRunner in a network namespace', () => {
     try {
       execFileSync('ip', ['netns', 'add', ns], { stdio: ['ignore', 'pipe', 'pipe'] });
     } catch (e) {
-      throw new Error(`cannot create netns ${ns} (this test needs root and iproute2): ${(e as Error).message}`);
+      throw new Error(
+        `cannot create netns ${ns} (this test needs root and iproute2): ${(e as Error).message}`,
+      );
     }
   });
   after(() => {
@@ -121,8 +123,18 @@ describe('CommandRunner in a network namespace', () => {
   test('an invalid namespace name throws before anything runs', async () => {
     for (const bad of ['../etc', 'a b', '-flag', 'x;reboot', '', 'n'.repeat(64)]) {
       assert.throws(() => fullArgv({ argv: ['true'], netns: bad }), /invalid netns name/, bad);
-      await assert.rejects(async () => runner.run({ argv: ['touch', '/tmp/kumo-should-not-exist'], netns: bad }), /invalid netns name/);
+      await assert.rejects(
+        async () => runner.run({ argv: ['touch', '/tmp/kumo-should-not-exist'], netns: bad }),
+        /invalid netns name/,
+      );
     }
-    assert.deepEqual(fullArgv({ argv: ['ip', 'a'], netns: ns }), ['ip', 'netns', 'exec', ns, 'ip', 'a']);
+    assert.deepEqual(fullArgv({ argv: ['ip', 'a'], netns: ns }), [
+      'ip',
+      'netns',
+      'exec',
+      ns,
+      'ip',
+      'a',
+    ]);
   });
 });

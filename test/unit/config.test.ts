@@ -64,19 +64,32 @@ describe('compileConfig defaults', () => {
   });
 
   test('lists are split on commas and each item is checked', () => {
-    assert.deepEqual(compileConfig('[agent]\ntunnel_types = gre, vxlan\n').agent.tunnel_types, ['gre', 'vxlan']);
+    assert.deepEqual(compileConfig('[agent]\ntunnel_types = gre, vxlan\n').agent.tunnel_types, [
+      'gre',
+      'vxlan',
+    ]);
     refuses('[agent]\ntunnel_types = gre, geneve\n', '[agent] tunnel_types:', /one of gre, vxlan/);
   });
 
   test('required() names a missing key', () => {
     const c = compileConfig('');
-    assert.throws(() => required(c.api.admin_token, 'api', 'admin_token'), /^ConfigError: \[api\] admin_token: is required/);
+    assert.throws(
+      () => required(c.api.admin_token, 'api', 'admin_token'),
+      /^ConfigError: \[api\] admin_token: is required/,
+    );
   });
 });
 
 describe('booleans', () => {
   test('yes/no/on/off/1/0 are accepted', () => {
-    for (const [raw, want] of [['yes', true], ['on', true], ['1', true], ['no', false], ['off', false], ['0', false]] as const) {
+    for (const [raw, want] of [
+      ['yes', true],
+      ['on', true],
+      ['1', true],
+      ['no', false],
+      ['off', false],
+      ['0', false],
+    ] as const) {
       assert.equal(compileConfig(`[DEFAULT]\ndebug = ${raw}\n`).DEFAULT.debug, want, raw);
     }
   });
@@ -84,7 +97,10 @@ describe('booleans', () => {
   // The ini parser turns `true`/`false` into JS booleans; compileSection must accept them.
   test('true and false are accepted', () => {
     assert.equal(compileConfig('[DEFAULT]\ndebug = true\n').DEFAULT.debug, true);
-    assert.equal(compileConfig('[api]\nallow_automatic_failover = false\n').api.allow_automatic_failover, false);
+    assert.equal(
+      compileConfig('[api]\nallow_automatic_failover = false\n').api.allow_automatic_failover,
+      false,
+    );
   });
 
   test('a bad bool names [section] key', () => {
@@ -103,22 +119,42 @@ describe('errors name [section] key', () => {
     refuses('[api]\nbind_port = 70000\n', '[api] bind_port:', /integer between 1 and 65535/);
     refuses('[api]\nbind_port = 80.5\n', '[api] bind_port:', /integer/);
     refuses('[api]\nbind_port = abc\n', '[api] bind_port:', /"abc"/);
-    refuses('[DEFAULT]\nagent_down_time = 0\n', '[DEFAULT] agent_down_time:', /number between 1 and 86400/);
+    refuses(
+      '[DEFAULT]\nagent_down_time = 0\n',
+      '[DEFAULT] agent_down_time:',
+      /number between 1 and 86400/,
+    );
     refuses('[DEFAULT]\nrpc_response_timeout =\n', '[DEFAULT] rpc_response_timeout:', /number/);
   });
 
   test('bad transport_url', () => {
     refuses('[DEFAULT]\ntransport_url = not a url\n', '[DEFAULT] transport_url:', /rabbit:\/\//);
-    refuses('[DEFAULT]\ntransport_url = http://u:p@h:5672/\n', '[DEFAULT] transport_url:', /scheme/);
+    refuses(
+      '[DEFAULT]\ntransport_url = http://u:p@h:5672/\n',
+      '[DEFAULT] transport_url:',
+      /scheme/,
+    );
   });
 
   test('bad database connection', () => {
-    refuses('[database]\nconnection = mysql://u:p@h/db\n', '[database] connection:', /sqlite|postgresql/);
-    refuses('[database]\nconnection = sqlite:///relative.db\n', '[database] connection:', /absolute path/);
+    refuses(
+      '[database]\nconnection = mysql://u:p@h/db\n',
+      '[database] connection:',
+      /sqlite|postgresql/,
+    );
+    refuses(
+      '[database]\nconnection = sqlite:///relative.db\n',
+      '[database] connection:',
+      /absolute path/,
+    );
   });
 
   test('control characters are refused', () => {
-    refuses('[ovs]\novsdb_connection = unix:/a\tb\n', '[ovs] ovsdb_connection:', /control characters/);
+    refuses(
+      '[ovs]\novsdb_connection = unix:/a\tb\n',
+      '[ovs] ovsdb_connection:',
+      /control characters/,
+    );
     refuses('[DEFAULT]\nstate_path = /var/\u0001lib\n', '[DEFAULT] state_path:', /absolute path/);
     refuses('[DEFAULT]\nhost = no\u0007de\n', '[DEFAULT] host:', /valid host name/);
   });
@@ -126,7 +162,11 @@ describe('errors name [section] key', () => {
   test('other shaped values', () => {
     refuses('[api]\nbind_host = 256.1.1.1\n', '[api] bind_host:', /IPv4/);
     refuses('[api]\nadmin_token = short\n', '[api] admin_token:', /token/);
-    refuses('[ovs]\nintegration_bridge = this-name-is-too-long\n', '[ovs] integration_bridge:', /bridge name/);
+    refuses(
+      '[ovs]\nintegration_bridge = this-name-is-too-long\n',
+      '[ovs] integration_bridge:',
+      /bridge name/,
+    );
     refuses('[compute]\nvirt_type = xen\n', '[compute] virt_type:', /kvm, qemu/);
     refuses('[DEFAULT]\nhost = bad host\n', '[DEFAULT] host:', /valid host name/);
   });
@@ -134,16 +174,27 @@ describe('errors name [section] key', () => {
 
 describe('URLs', () => {
   test('rabbit:// becomes amqp:// with a default port and vhost', () => {
-    const url = (raw: string) => compileConfig(`[DEFAULT]\ntransport_url = ${raw}\n`).DEFAULT.transport_url;
-    assert.equal(url('rabbit://kumo:secret@10.0.0.5:5672/kumo'), 'amqp://kumo:secret@10.0.0.5:5672/kumo');
-    assert.equal(url('rabbit://kumo:secret@mq.example.org/'), 'amqp://kumo:secret@mq.example.org:5672/');
+    const url = (raw: string) =>
+      compileConfig(`[DEFAULT]\ntransport_url = ${raw}\n`).DEFAULT.transport_url;
+    assert.equal(
+      url('rabbit://kumo:secret@10.0.0.5:5672/kumo'),
+      'amqp://kumo:secret@10.0.0.5:5672/kumo',
+    );
+    assert.equal(
+      url('rabbit://kumo:secret@mq.example.org/'),
+      'amqp://kumo:secret@mq.example.org:5672/',
+    );
     assert.equal(url('amqp://u:p@127.0.0.1:5673/vh'), 'amqp://u:p@127.0.0.1:5673/vh');
     assert.equal(url('rabbit://127.0.0.1'), 'amqp://127.0.0.1:5672/');
   });
 
   test('sqlite:////abs and postgresql:// connections', () => {
-    const conn = (raw: string) => compileConfig(`[database]\nconnection = ${raw}\n`).database.connection;
-    assert.deepEqual(conn('sqlite:////var/lib/kumo/kumo.db'), { engine: 'sqlite', path: '/var/lib/kumo/kumo.db' });
+    const conn = (raw: string) =>
+      compileConfig(`[database]\nconnection = ${raw}\n`).database.connection;
+    assert.deepEqual(conn('sqlite:////var/lib/kumo/kumo.db'), {
+      engine: 'sqlite',
+      path: '/var/lib/kumo/kumo.db',
+    });
     assert.deepEqual(conn('sqlite:///:memory:'), { engine: 'sqlite', path: ':memory:' });
     const pgUrl = 'postgresql://kumo:pw@127.0.0.1:5432/kumo';
     assert.deepEqual(conn(pgUrl), { engine: 'postgres', url: pgUrl });
@@ -172,7 +223,8 @@ describe('loadConfig', () => {
     const path = join(dir.path, 'absent.conf');
     assert.throws(
       () => loadConfig(path),
-      (e: unknown) => e instanceof ConfigError && e.message.includes(path) && /ENOENT/.test(e.message),
+      (e: unknown) =>
+        e instanceof ConfigError && e.message.includes(path) && /ENOENT/.test(e.message),
     );
   });
 });
