@@ -22,10 +22,10 @@ import {
   type Message,
   type MethodName,
   PLUGIN_TOPIC,
-  parseMessage,
   REPORTS_TOPIC,
   type Reply,
 } from '../contracts/messages.ts';
+import { startConsumer } from './amqp-consumer.ts';
 import type { Logger } from './log.ts';
 
 export interface QueueSpec {
@@ -303,114 +303,6 @@ async function declareTopology(ch: amqp.ConfirmChannel, fanouts: Set<string>) {
   for (const ex of fanouts) await ch.assertExchange(ex, 'fanout', { durable: false });
 }
 
-async function startConsumer(
-  conn: amqp.ChannelModel,
-  pub: amqp.ConfirmChannel,
-  queue: QueueSpec,
-  handler: Handler,
-  log: Logger,
-) {
-  const ch = await conn.createChannel();
-  ch.on('error', (e: Error) =>
-    log.warn({ err: e.message, queue: queue.name }, 'consumer channel error'),
-  );
-  await ch.prefetch(queue.prefetch ?? 32);
-  await ch.assertQueue(queue.name, {
-    durable: queue.durable,
-    exclusive: queue.exclusive ?? false,
-    autoDelete: queue.autoDelete ?? false,
-  });
-  for (const b of queue.bindings) {
-    if (b.exchange !== EXCHANGE) await ch.assertExchange(b.exchange, 'fanout', { durable: false });
-    await ch.bindQueue(queue.name, b.exchange, b.routingKey);
-  }
-  await ch.consume(queue.name, (m) => {
-    if (m) void deliver(ch, pub, queue.name, m, handler, log);
-  });
-}
-
-async function deliver(
-  ch: amqp.Channel,
-  pub: amqp.ConfirmChannel,
-  queue: string,
-  m: amqp.ConsumeMessage,
-  handler: Handler,
-  log: Logger,
-) {
-  let message: Message;
-  try {
-    message = parseMessage(m.content);
-  } catch (e) {
-    await deadLetter(ch, pub, queue, m, (e as Error).message, log);
-    return;
-  }
-  const { replyTo, correlationId } = m.properties;
-  try {
-    const result = await handler(message, { queue, redelivered: m.fields.redelivered });
-    if (replyTo && correlationId)
-      sendReply(pub, replyTo, correlationId, { ok: true, result: result ?? null });
-    ch.ack(m);
-  } catch (e) {
-    const err = e as Error;
-    log.warn({ err: err.message, method: message.method, queue }, 'handler failed');
-    if (replyTo && correlationId) {
-      sendReply(pub, replyTo, correlationId, {
-        ok: false,
-        error: { type: err.name, message: err.message },
-      });
-      ch.ack(m);
-    } else if (err instanceof TransientError) {
-      setTimeout(() => safe(() => ch.nack(m, false, true)), 1000);
-    } else {
-      await deadLetter(ch, pub, queue, m, `handler failed: ${err.message}`, log);
-    }
-  }
-}
-
-async function deadLetter(
-  ch: amqp.Channel,
-  pub: amqp.ConfirmChannel,
-  queue: string,
-  m: amqp.ConsumeMessage,
-  reason: string,
-  log: Logger,
-) {
-  log.warn({ queue, reason, messageId: m.properties.messageId }, 'message dead-lettered');
-  const headers = {
-    ...(m.properties.headers ?? {}),
-    'x-kumo-reason': reason,
-    'x-kumo-queue': queue,
-  };
-  try {
-    await new Promise<void>((resolve, reject) =>
-      pub.publish(
-        DEAD_LETTER_EXCHANGE,
-        '',
-        m.content,
-        { ...m.properties, headers, expiration: undefined },
-        (err) => (err ? reject(err) : resolve()),
-      ),
-    );
-    safe(() => ch.ack(m));
-  } catch {
-    safe(() => ch.nack(m, false, false));
-  }
-}
-
-function sendReply(
-  pub: amqp.ConfirmChannel,
-  replyTo: string,
-  correlationId: string,
-  reply: Reply<unknown>,
-) {
-  safe(() =>
-    pub.publish('', replyTo, Buffer.from(JSON.stringify(reply)), {
-      correlationId,
-      contentType: 'application/json',
-    }),
-  );
-}
-
 function settleReply(st: State, m: amqp.ConsumeMessage) {
   const id = m.properties.correlationId as string | undefined;
   const pending = id ? st.pending.get(id) : undefined;
@@ -435,14 +327,6 @@ function failPending(st: State, err: Error) {
 }
 
 /** Channel operations throw synchronously once a channel is closed; that is not our error. */
-function safe(fn: () => void) {
-  try {
-    fn();
-  } catch {
-    /* the channel closed under us; the broker redelivers unacked messages */
-  }
-}
-
 function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const t = new Promise<never>((_, reject) => {

@@ -1,0 +1,136 @@
+/**
+ * The consuming side of core/amqp.ts: declare a queue, validate every delivery, run the
+ * handler, reply to calls, dead-letter what cannot be handled.
+ *
+ * Invariants: a message is acked only after its handler settled (and, for a call, after
+ * the reply was published); an invalid message is republished to `kumo.dead` with the
+ * reason in `x-kumo-reason` and acked, so it never blocks the queue; a transient handler
+ * failure is requeued after a pause, any other is dead-lettered with its reason.
+ */
+import type amqp from 'amqplib';
+import { TransientError } from '../contracts/errors.ts';
+import {
+  DEAD_LETTER_EXCHANGE,
+  EXCHANGE,
+  type Message,
+  parseMessage,
+  type Reply,
+} from '../contracts/messages.ts';
+import type { Handler, QueueSpec } from './amqp.ts';
+import type { Logger } from './log.ts';
+
+export async function startConsumer(
+  conn: amqp.ChannelModel,
+  pub: amqp.ConfirmChannel,
+  queue: QueueSpec,
+  handler: Handler,
+  log: Logger,
+) {
+  const ch = await conn.createChannel();
+  ch.on('error', (e: Error) =>
+    log.warn({ err: e.message, queue: queue.name }, 'consumer channel error'),
+  );
+  await ch.prefetch(queue.prefetch ?? 32);
+  await ch.assertQueue(queue.name, {
+    durable: queue.durable,
+    exclusive: queue.exclusive ?? false,
+    autoDelete: queue.autoDelete ?? false,
+  });
+  for (const b of queue.bindings) {
+    if (b.exchange !== EXCHANGE) await ch.assertExchange(b.exchange, 'fanout', { durable: false });
+    await ch.bindQueue(queue.name, b.exchange, b.routingKey);
+  }
+  await ch.consume(queue.name, (m) => {
+    if (m) void deliver(ch, pub, queue.name, m, handler, log);
+  });
+}
+
+async function deliver(
+  ch: amqp.Channel,
+  pub: amqp.ConfirmChannel,
+  queue: string,
+  m: amqp.ConsumeMessage,
+  handler: Handler,
+  log: Logger,
+) {
+  let message: Message;
+  try {
+    message = parseMessage(m.content);
+  } catch (e) {
+    await deadLetter(ch, pub, queue, m, (e as Error).message, log);
+    return;
+  }
+  const { replyTo, correlationId } = m.properties;
+  try {
+    const result = await handler(message, { queue, redelivered: m.fields.redelivered });
+    if (replyTo && correlationId)
+      sendReply(pub, replyTo, correlationId, { ok: true, result: result ?? null });
+    ch.ack(m);
+  } catch (e) {
+    const err = e as Error;
+    log.warn({ err: err.message, method: message.method, queue }, 'handler failed');
+    if (replyTo && correlationId) {
+      sendReply(pub, replyTo, correlationId, {
+        ok: false,
+        error: { type: err.name, message: err.message },
+      });
+      ch.ack(m);
+    } else if (err instanceof TransientError) {
+      setTimeout(() => safe(() => ch.nack(m, false, true)), 1000);
+    } else {
+      await deadLetter(ch, pub, queue, m, `handler failed: ${err.message}`, log);
+    }
+  }
+}
+
+async function deadLetter(
+  ch: amqp.Channel,
+  pub: amqp.ConfirmChannel,
+  queue: string,
+  m: amqp.ConsumeMessage,
+  reason: string,
+  log: Logger,
+) {
+  log.warn({ queue, reason, messageId: m.properties.messageId }, 'message dead-lettered');
+  const headers = {
+    ...(m.properties.headers ?? {}),
+    'x-kumo-reason': reason,
+    'x-kumo-queue': queue,
+  };
+  try {
+    await new Promise<void>((resolve, reject) =>
+      pub.publish(
+        DEAD_LETTER_EXCHANGE,
+        '',
+        m.content,
+        { ...m.properties, headers, expiration: undefined },
+        (err) => (err ? reject(err) : resolve()),
+      ),
+    );
+    safe(() => ch.ack(m));
+  } catch {
+    safe(() => ch.nack(m, false, false));
+  }
+}
+
+function sendReply(
+  pub: amqp.ConfirmChannel,
+  replyTo: string,
+  correlationId: string,
+  reply: Reply<unknown>,
+) {
+  safe(() =>
+    pub.publish('', replyTo, Buffer.from(JSON.stringify(reply)), {
+      correlationId,
+      contentType: 'application/json',
+    }),
+  );
+}
+
+export function safe(fn: () => void) {
+  try {
+    fn();
+  } catch {
+    /* the channel closed under us; the broker redelivers unacked messages */
+  }
+}
