@@ -13,7 +13,7 @@ import type { ReportStateArgs } from '../contracts/agents.ts';
 import { hostQueue } from '../contracts/messages.ts';
 import type { Broker } from '../core/amqp.ts';
 import type { Logger } from '../core/log.ts';
-import { storeReport } from './db/agents.ts';
+import { storeReports } from './db/agents.ts';
 import type { Db } from './db/index.ts';
 
 export interface Clock {
@@ -51,12 +51,10 @@ export function createReportConsumer(deps: ReportConsumerDeps) {
     if (batch.length === 0) return;
     const now = deps.clock.now();
     try {
-      const stored = await deps.db.transaction(async (tx) => {
-        const out = [];
-        for (const w of batch)
-          out.push(await storeReport(tx, w.args.agent_state, now, deps.agentDownTime));
-        return out;
-      });
+      const states = batch.map((w) => w.args.agent_state);
+      const stored = await deps.db.transaction((tx) =>
+        storeReports(tx, states, now, deps.agentDownTime),
+      );
       batch.forEach((w, i) => {
         w.resolve();
         afterStore(w.args, stored[i]?.previous ?? 'alive', now);
