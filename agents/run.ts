@@ -29,7 +29,11 @@ export function runAgentDaemon(
   return runDaemon(binary, async ({ config, log }) => {
     const runner = createCommandRunner();
     const hooks = await makeHooks({ config, runner, log });
-    const broker = createBroker({ url: config.DEFAULT.transport_url, log });
+    const broker = createBroker({
+      url: config.DEFAULT.transport_url,
+      log,
+      timeoutMs: config.DEFAULT.rpc_response_timeout * 1000,
+    });
     const agent = createAgent({ kind, config, broker, log, hooks });
     await agent.start();
     return { stop: () => agent.stop() };

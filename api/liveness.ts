@@ -13,8 +13,8 @@ import type { ReportStateArgs } from '../contracts/agents.ts';
 import { hostQueue } from '../contracts/messages.ts';
 import type { Broker } from '../core/amqp.ts';
 import type { Logger } from '../core/log.ts';
-import { storeReports } from './db/agents.ts';
 import type { Db } from './db/index.ts';
+import { storeReports } from './db/reports.ts';
 
 export interface Clock {
   now(): Date;
@@ -39,7 +39,7 @@ interface Waiting {
 }
 
 export function createReportConsumer(deps: ReportConsumerDeps) {
-  const maxBatch = deps.maxBatch ?? 500;
+  const maxBatch = deps.maxBatch ?? 1000;
   const maxWaitMs = deps.maxWaitMs ?? 20;
   let queue: Waiting[] = [];
   let timer: NodeJS.Timeout | undefined;

@@ -23,7 +23,11 @@ export async function startApi({ config, log }: DaemonContext): Promise<Running>
   const db = openDb(connection);
   const applied = await migrate(db);
   log.info({ engine: db.engine, applied }, 'database ready');
-  const broker = createBroker({ url: config.DEFAULT.transport_url, log });
+  const broker = createBroker({
+    url: config.DEFAULT.transport_url,
+    log,
+    timeoutMs: config.DEFAULT.rpc_response_timeout * 1000,
+  });
   const reports = createReportConsumer({
     db,
     broker,

@@ -40,13 +40,60 @@ export async function startConsumer(
     if (b.exchange !== EXCHANGE) await ch.assertExchange(b.exchange, 'fanout', { durable: false });
     await ch.bindQueue(queue.name, b.exchange, b.routingKey);
   }
+  const settle = createSettler(ch);
   await ch.consume(queue.name, (m) => {
-    if (m) void deliver(ch, pub, queue.name, m, handler, log);
+    if (!m) return;
+    settle.received(m);
+    void deliver(settle, pub, queue.name, m, handler, log);
   });
 }
 
+type Settler = ReturnType<typeof createSettler>;
+
+/**
+ * Acks coalesced per event-loop turn: every ack below the lowest delivery still being
+ * handled goes out as one `multiple` ack, the rest one by one. A delivery is never
+ * covered by a multiple ack before its own handler settled it.
+ */
+function createSettler(ch: amqp.Channel) {
+  const unsettled = new Set<number>();
+  let acked: amqp.Message[] = [];
+  let scheduled = false;
+  const flush = () => {
+    scheduled = false;
+    let lowest = Number.POSITIVE_INFINITY;
+    for (const tag of unsettled) lowest = Math.min(lowest, tag);
+    let last: amqp.Message | undefined;
+    for (const m of acked) {
+      const tag = m.fields.deliveryTag;
+      if (tag > lowest) safe(() => ch.ack(m));
+      else if (!last || tag > last.fields.deliveryTag) last = m;
+    }
+    acked = [];
+    if (last) {
+      const upTo = last;
+      safe(() => ch.ack(upTo, true));
+    }
+  };
+  return {
+    received: (m: amqp.Message) => unsettled.add(m.fields.deliveryTag),
+    ack(m: amqp.Message) {
+      unsettled.delete(m.fields.deliveryTag);
+      acked.push(m);
+      if (!scheduled) {
+        scheduled = true;
+        setImmediate(flush);
+      }
+    },
+    nack(m: amqp.Message, requeue: boolean) {
+      unsettled.delete(m.fields.deliveryTag);
+      safe(() => ch.nack(m, false, requeue));
+    },
+  };
+}
+
 async function deliver(
-  ch: amqp.Channel,
+  settle: Settler,
   pub: amqp.ConfirmChannel,
   queue: string,
   m: amqp.ConsumeMessage,
@@ -57,7 +104,7 @@ async function deliver(
   try {
     message = parseMessage(m.content);
   } catch (e) {
-    await deadLetter(ch, pub, queue, m, (e as Error).message, log);
+    await deadLetter(settle, pub, queue, m, (e as Error).message, log);
     return;
   }
   const { replyTo, correlationId } = m.properties;
@@ -65,7 +112,7 @@ async function deliver(
     const result = await handler(message, { queue, redelivered: m.fields.redelivered });
     if (replyTo && correlationId)
       sendReply(pub, replyTo, correlationId, { ok: true, result: result ?? null });
-    ch.ack(m);
+    settle.ack(m);
   } catch (e) {
     const err = e as Error;
     log.warn({ err: err.message, method: message.method, queue }, 'handler failed');
@@ -74,17 +121,17 @@ async function deliver(
         ok: false,
         error: { type: err.name, message: err.message },
       });
-      ch.ack(m);
+      settle.ack(m);
     } else if (err instanceof TransientError) {
-      setTimeout(() => safe(() => ch.nack(m, false, true)), 1000);
+      setTimeout(() => settle.nack(m, true), 1000);
     } else {
-      await deadLetter(ch, pub, queue, m, `handler failed: ${err.message}`, log);
+      await deadLetter(settle, pub, queue, m, `handler failed: ${err.message}`, log);
     }
   }
 }
 
 async function deadLetter(
-  ch: amqp.Channel,
+  settle: Settler,
   pub: amqp.ConfirmChannel,
   queue: string,
   m: amqp.ConsumeMessage,
@@ -107,9 +154,9 @@ async function deadLetter(
         (err) => (err ? reject(err) : resolve()),
       ),
     );
-    safe(() => ch.ack(m));
+    settle.ack(m);
   } catch {
-    safe(() => ch.nack(m, false, false));
+    settle.nack(m, false);
   }
 }
 

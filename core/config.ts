@@ -20,12 +20,6 @@ export class ConfigError extends Error {
 
 type Parser<T> = (raw: string) => T;
 
-const SAFE_TEXT = /^[^\u0000-\u001f\u007f]*$/;
-
-const text: Parser<string> = (raw) => {
-  if (!SAFE_TEXT.test(raw)) throw new Error('must not contain control characters');
-  return raw;
-};
 const integer =
   (min: number, max: number): Parser<number> =>
   (raw) => {
@@ -138,7 +132,6 @@ const SPEC = {
     admin_token: f(token),
     member_tokens: f(list(token), ''),
     body_limit: f(integer(1024, 1024 * 1024 * 1024), '1048576'),
-    allow_automatic_failover: f(boolean, 'true'),
   },
   database: {
     connection: f(databaseUrl),
@@ -148,7 +141,6 @@ const SPEC = {
     tunnel_bridge: f(bridge, 'br-tun'),
     datapath_type: f(choice(['system', 'netdev'] as const), 'system'),
     local_ip: f(ipv4),
-    ovsdb_connection: f(text, 'unix:/var/run/openvswitch/db.sock'),
   },
   dhcp: {
     dhcp_lease_duration: f(integer(120, 31536000), '86400'),

@@ -4,8 +4,7 @@
  * Invariant: rows are keyed by (agent_type, host); `alive` is never stored, it is computed
  * at read time from heartbeat_timestamp (stamped with the API's clock) and agent_down_time.
  */
-import { randomUUID } from 'node:crypto';
-import type { Agent, AgentState } from '../../contracts/agents.ts';
+import type { Agent } from '../../contracts/agents.ts';
 import type { Param, Queryable } from './index.ts';
 
 interface AgentRow {
@@ -121,112 +120,4 @@ export async function updateAgent(
 
 export async function deleteAgent(db: Queryable, id: string): Promise<boolean> {
   return (await db.query('DELETE FROM agents WHERE id = ? RETURNING id', [id])).length > 0;
-}
-
-export interface StoredReport {
-  /** What the agent was before this report: new, alive, or dead (revived by it). */
-  previous: 'new' | 'alive' | 'dead';
-  id: string;
-}
-
-type Previous = { id: string; heartbeat_timestamp: string };
-
-const LOOKUP_CHUNK = 100;
-const LOOKUP_SQL = `SELECT id, agent_type, host, heartbeat_timestamp FROM agents
-  WHERE agent_type = ? AND host IN (${Array(LOOKUP_CHUNK).fill('?').join(', ')})`;
-
-/**
- * The rows a batch of reports will update: per agent type, a hundred hosts per query (the
- * (agent_type, host) unique index serves it). Chunks are padded to a fixed size so
- * SQLite prepares one statement, not one per batch size.
- */
-async function previousRows(
-  tx: Queryable,
-  states: readonly AgentState[],
-): Promise<Map<string, Previous>> {
-  const byType = new Map<string, Set<string>>();
-  for (const s of states)
-    byType.set(s.agent_type, (byType.get(s.agent_type) ?? new Set()).add(s.host));
-  const found = new Map<string, Previous>();
-  for (const [type, hostSet] of byType) {
-    const hosts = [...hostSet];
-    for (let i = 0; i < hosts.length; i += LOOKUP_CHUNK) {
-      const chunk = hosts.slice(i, i + LOOKUP_CHUNK);
-      const padded = [
-        ...chunk,
-        ...Array<string>(LOOKUP_CHUNK - chunk.length).fill(chunk[0] as string),
-      ];
-      const rows = await tx.query<Previous & { agent_type: string; host: string }>(LOOKUP_SQL, [
-        type,
-        ...padded,
-      ]);
-      for (const r of rows) found.set(`${r.agent_type}\n${r.host}`, r);
-    }
-  }
-  return found;
-}
-
-/**
- * Upserts a batch of state reports stamped `now`, in order; tells for each whether the
- * agent had been new, alive or dead before it. One SELECT serves the whole batch.
- */
-export async function storeReports(
-  tx: Queryable,
-  states: readonly AgentState[],
-  now: Date,
-  downTime: number,
-): Promise<StoredReport[]> {
-  if (states.length === 0) return [];
-  const known = await previousRows(tx, states);
-  const stamp = now.toISOString();
-  const out: StoredReport[] = [];
-  for (const state of states) {
-    const key = `${state.agent_type}\n${state.host}`;
-    const old = known.get(key);
-    const id = old?.id ?? randomUUID();
-    await tx.query(
-      `INSERT INTO agents (id, agent_type, "binary", topic, host, availability_zone, admin_state_up,
-         description, configurations, resource_versions, created_at, started_at, heartbeat_timestamp)
-       VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?)
-       ON CONFLICT (agent_type, host) DO UPDATE SET
-         "binary" = excluded."binary", topic = excluded.topic,
-         availability_zone = excluded.availability_zone, configurations = excluded.configurations,
-         resource_versions = excluded.resource_versions,
-         heartbeat_timestamp = excluded.heartbeat_timestamp,
-         started_at = CASE WHEN ? THEN excluded.started_at ELSE agents.started_at END`,
-      [
-        id,
-        state.agent_type,
-        state.binary,
-        state.topic,
-        state.host,
-        state.availability_zone ?? null,
-        true,
-        JSON.stringify(state.configurations),
-        JSON.stringify(state.resource_versions ?? {}),
-        stamp,
-        stamp,
-        stamp,
-        state.start_flag === true,
-      ],
-    );
-    known.set(key, { id, heartbeat_timestamp: stamp });
-    const previous = !old
-      ? 'new'
-      : isAlive(old.heartbeat_timestamp, now, downTime)
-        ? 'alive'
-        : 'dead';
-    out.push({ previous, id });
-  }
-  return out;
-}
-
-/** One report; see storeReports. */
-export async function storeReport(
-  tx: Queryable,
-  state: AgentState,
-  now: Date,
-  downTime: number,
-): Promise<StoredReport> {
-  return (await storeReports(tx, [state], now, downTime))[0] as StoredReport;
 }

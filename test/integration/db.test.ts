@@ -11,11 +11,11 @@ import {
   getAgent,
   listAgents,
   neutronTime,
-  storeReport,
   updateAgent,
 } from '../../api/db/agents.ts';
 import { type Db, openDb } from '../../api/db/index.ts';
 import { MIGRATIONS, migrate } from '../../api/db/migrations.ts';
+import { storeReport, storeReports } from '../../api/db/reports.ts';
 import type { AgentState } from '../../contracts/agents.ts';
 import { type TestDatabase, tempDir, testDatabase } from '../helpers/env.ts';
 
@@ -95,6 +95,50 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       a = await getAgent(db, id, at(40), DOWN);
       assert.equal(a?.started_at, neutronTime(at(40).toISOString()));
       assert.equal(a?.heartbeat_timestamp, neutronTime(at(40).toISOString()));
+    });
+
+    test('storeReports: a large mixed batch, duplicates written once, starts merged', async () => {
+      const hosts = Array.from({ length: 150 }, (_, i) => `batch-${i}`);
+      const first = await db.transaction((tx) =>
+        storeReports(
+          tx,
+          [
+            ...hosts.map((h) => state(h)),
+            state('batch-0', {
+              agent_type: 'L3 agent',
+              binary: 'kumo-l3-agent',
+              topic: 'l3_agent',
+            }),
+          ],
+          at(0),
+          DOWN,
+        ),
+      );
+      assert.equal(first.length, 151);
+      assert.ok(first.every((r) => r.previous === 'new'));
+      assert.equal(new Set(first.map((r) => r.id)).size, 151, 'one row per (agent_type, host)');
+      const batch = [
+        state('batch-1', { configurations: { networks: 7 } }),
+        state('batch-1', { start_flag: true, configurations: { networks: 8 } }),
+        state('batch-1', { configurations: { networks: 9 } }),
+        state('batch-2'),
+      ];
+      const second = await db.transaction((tx) => storeReports(tx, batch, at(DOWN + 10), DOWN));
+      assert.deepEqual(
+        second.map((r) => r.previous),
+        ['dead', 'alive', 'alive', 'dead'],
+      );
+      assert.equal(second[0]?.id, first[1]?.id);
+      const [b1] = await listAgents(db, { host: ['batch-1'] }, at(DOWN + 10), DOWN);
+      assert.deepEqual(b1?.configurations, { networks: 9 }, 'the last report wins');
+      assert.equal(
+        b1?.started_at,
+        neutronTime(at(DOWN + 10).toISOString()),
+        'a start within the batch counts',
+      );
+      const [b2] = await listAgents(db, { host: ['batch-2'] }, at(DOWN + 10), DOWN);
+      assert.equal(b2?.started_at, neutronTime(T0.toISOString()), 'no start, started_at kept');
+      assert.equal((await listAgents(db, { host: hosts }, at(DOWN + 10), DOWN)).length, 151);
     });
 
     test('listAgents filters and computes alive from the given now', async () => {

@@ -43,7 +43,6 @@ describe('compileConfig defaults', () => {
     assert.equal(c.api.bind_host, '127.0.0.1');
     assert.equal(c.api.bind_port, 9696);
     assert.deepEqual(c.api.member_tokens, []);
-    assert.equal(c.api.allow_automatic_failover, true);
     assert.equal(c.ovs.integration_bridge, 'br-int');
     assert.equal(c.volume.volume_group, 'kumo-volumes');
     assert.equal(c.compute.cpu_allocation_ratio, 4);
@@ -97,10 +96,7 @@ describe('booleans', () => {
   // The ini parser turns `true`/`false` into JS booleans; compileSection must accept them.
   test('true and false are accepted', () => {
     assert.equal(compileConfig('[DEFAULT]\ndebug = true\n').DEFAULT.debug, true);
-    assert.equal(
-      compileConfig('[api]\nallow_automatic_failover = false\n').api.allow_automatic_failover,
-      false,
-    );
+    assert.equal(compileConfig('[DEFAULT]\ndebug = false\n').DEFAULT.debug, false);
   });
 
   test('a bad bool names [section] key', () => {
@@ -150,11 +146,7 @@ describe('errors name [section] key', () => {
   });
 
   test('control characters are refused', () => {
-    refuses(
-      '[ovs]\novsdb_connection = unix:/a\tb\n',
-      '[ovs] ovsdb_connection:',
-      /control characters/,
-    );
+    refuses('[api]\nadmin_token = abcd\tefgh\n', '[api] admin_token:', /URL-safe characters/);
     refuses('[DEFAULT]\nstate_path = /var/\u0001lib\n', '[DEFAULT] state_path:', /absolute path/);
     refuses('[DEFAULT]\nhost = no\u0007de\n', '[DEFAULT] host:', /valid host name/);
   });

@@ -1,0 +1,152 @@
+/**
+ * Storing state reports: the write path behind agent liveness, built for thousands of
+ * reports a second.
+ *
+ * Invariants: a batch is stored with a handful of statements whatever its size (one
+ * lookup per agent type and hundred hosts, one multi-row upsert per chunk, one started_at
+ * update per agent type that just started); heartbeat_timestamp is the API's clock; each
+ * report learns whether its agent was new, alive or dead before it, in arrival order.
+ */
+import { randomUUID } from 'node:crypto';
+import type { AgentState } from '../../contracts/agents.ts';
+import { isAlive } from './agents.ts';
+import type { Param, Queryable } from './index.ts';
+
+export interface StoredReport {
+  /** What the agent was before this report: new, alive, or dead (revived by it). */
+  previous: 'new' | 'alive' | 'dead';
+  id: string;
+}
+
+type Previous = { id: string; heartbeat_timestamp: string };
+
+const key = (s: { agent_type: string; host: string }) => `${s.agent_type}\n${s.host}`;
+const LOOKUP_CHUNK = 100;
+const LOOKUP_SQL = `SELECT id, agent_type, host, heartbeat_timestamp FROM agents
+  WHERE agent_type = ? AND host IN (${Array(LOOKUP_CHUNK).fill('?').join(', ')})`;
+/** Upsert chunk sizes: few statement shapes for SQLite's statement cache. */
+const UPSERT_CHUNKS = [64, 16, 4, 1];
+const COLUMNS = `id, agent_type, "binary", topic, host, availability_zone, admin_state_up, description,
+  configurations, resource_versions, created_at, started_at, heartbeat_timestamp`;
+const ROW = '(?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?)';
+const ON_CONFLICT = `ON CONFLICT (agent_type, host) DO UPDATE SET
+  "binary" = excluded."binary", topic = excluded.topic, availability_zone = excluded.availability_zone,
+  configurations = excluded.configurations, resource_versions = excluded.resource_versions,
+  heartbeat_timestamp = excluded.heartbeat_timestamp`;
+
+function groupHosts(states: readonly AgentState[]): Map<string, string[]> {
+  const byType = new Map<string, Set<string>>();
+  for (const s of states)
+    byType.set(s.agent_type, (byType.get(s.agent_type) ?? new Set()).add(s.host));
+  return new Map([...byType].map(([type, hosts]) => [type, [...hosts]]));
+}
+
+/** Chunks are padded to a fixed size so SQLite prepares one statement. */
+async function previousRows(
+  tx: Queryable,
+  states: readonly AgentState[],
+): Promise<Map<string, Previous>> {
+  const found = new Map<string, Previous>();
+  for (const [type, hosts] of groupHosts(states)) {
+    for (let i = 0; i < hosts.length; i += LOOKUP_CHUNK) {
+      const chunk = hosts.slice(i, i + LOOKUP_CHUNK);
+      const padded = [
+        ...chunk,
+        ...Array<string>(LOOKUP_CHUNK - chunk.length).fill(chunk[0] as string),
+      ];
+      const rows = await tx.query<Previous & { agent_type: string; host: string }>(LOOKUP_SQL, [
+        type,
+        ...padded,
+      ]);
+      for (const r of rows) found.set(key(r), r);
+    }
+  }
+  return found;
+}
+
+function rowParams(id: string, s: AgentState, stamp: string): Param[] {
+  const conf = JSON.stringify(s.configurations);
+  const versions = JSON.stringify(s.resource_versions ?? {});
+  return [
+    id,
+    s.agent_type,
+    s.binary,
+    s.topic,
+    s.host,
+    s.availability_zone ?? null,
+    true,
+    conf,
+    versions,
+    stamp,
+    stamp,
+    stamp,
+  ];
+}
+
+async function upsert(tx: Queryable, rows: Param[][]) {
+  let i = 0;
+  for (const size of UPSERT_CHUNKS) {
+    for (; rows.length - i >= size; i += size) {
+      const sql = `INSERT INTO agents (${COLUMNS}) VALUES ${Array(size).fill(ROW).join(', ')} ${ON_CONFLICT}`;
+      await tx.query(sql, rows.slice(i, i + size).flat());
+    }
+  }
+}
+
+async function markStarted(tx: Queryable, started: AgentState[], stamp: string) {
+  for (const [type, hosts] of groupHosts(started)) {
+    const list = hosts.map(() => '?').join(', ');
+    await tx.query(`UPDATE agents SET started_at = ? WHERE agent_type = ? AND host IN (${list})`, [
+      stamp,
+      type,
+      ...hosts,
+    ]);
+  }
+}
+
+/**
+ * Upserts a batch of state reports stamped `now`. An agent reporting twice in one batch
+ * is written once, with its last report (and a start if either carried start_flag).
+ */
+export async function storeReports(
+  tx: Queryable,
+  states: readonly AgentState[],
+  now: Date,
+  downTime: number,
+): Promise<StoredReport[]> {
+  if (states.length === 0) return [];
+  const known = await previousRows(tx, states);
+  const stamp = now.toISOString();
+  const latest = new Map<string, { id: string; state: AgentState; started: boolean }>();
+  const out = states.map((state): StoredReport => {
+    const k = key(state);
+    const old = known.get(k);
+    const id = old?.id ?? randomUUID();
+    const started = (latest.get(k)?.started ?? false) || state.start_flag === true;
+    latest.set(k, { id, state, started });
+    known.set(k, { id, heartbeat_timestamp: stamp });
+    if (!old) return { previous: 'new', id };
+    return { previous: isAlive(old.heartbeat_timestamp, now, downTime) ? 'alive' : 'dead', id };
+  });
+  const unique = [...latest.values()];
+  await upsert(
+    tx,
+    unique.map((u) => rowParams(u.id, u.state, stamp)),
+  );
+  await markStarted(
+    tx,
+    unique.filter((u) => u.started).map((u) => u.state),
+    stamp,
+  );
+  return out;
+}
+
+/** One report; see storeReports. */
+export async function storeReport(
+  tx: Queryable,
+  state: AgentState,
+  now: Date,
+  downTime: number,
+): Promise<StoredReport> {
+  return (await storeReports(tx, [state], now, downTime))[0] as StoredReport;
+}
