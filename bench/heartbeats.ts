@@ -160,7 +160,12 @@ async function startApi(env: Env): Promise<void> {
   const fd = openSync(env.logPath, 'a');
   const child = spawn(
     process.execPath,
-    [...(process.env.KUMO_BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? []), join(REPO, 'bin', 'kumo-api.ts'), '--config-file', env.confPath],
+    [
+      ...(process.env.KUMO_BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? []),
+      join(REPO, 'bin', 'kumo-api.ts'),
+      '--config-file',
+      env.confPath,
+    ],
     {
       stdio: ['ignore', fd, fd],
     },
