@@ -3,7 +3,7 @@
  * bench/heartbeats: how many `report_state` heartbeats a real kumo-api stores, how late,
  * and how that compares with the broker's own limit (a consumer that only acks).
  *
- *   node bench/heartbeats.ts [--agents 10000] [--interval 10] [--duration 30] [--flood 20000]
+ *   node bench/heartbeats.ts [--agents 10000] [--interval 10] [--duration 30] [--flood 50000]
  *
  * Standalone: it creates a RabbitMQ vhost and a temp dir, writes a kumo.conf (SQLite under
  * the temp dir, a free port), spawns the real `node bin/kumo-api.ts --config-file …` and
@@ -26,7 +26,8 @@
  * Phase 2 (kumo-api capacity): kumo-api is stopped, `--flood` reports for distinct hosts
  * (`flood-00001`…) are queued in q-reports-plugin, kumo-api is started again and timed from
  * its first delivery (passive queue.declare shows the ready count dropping) to the moment
- * the DB holds all of them. Measuring a drained backlog instead of a live flood keeps the
+ * the DB holds all of them (50,000 by default: long enough to measure the sustained rate,
+ * not JIT warm-up). Measuring a drained backlog instead of a live flood keeps the
  * publisher off the 2 cores while the consumer is timed, so the number is the consumer's
  * (the flood hosts are new rows; the bench's own 20 ms COUNT poll runs beside kumo-api).
  *
@@ -64,7 +65,7 @@ const { values: opts } = parseArgs({
     agents: { type: 'string', default: '10000' },
     interval: { type: 'string', default: '10' },
     duration: { type: 'string', default: '30' },
-    flood: { type: 'string', default: '20000' },
+    flood: { type: 'string', default: '50000' },
   },
   strict: true,
 });
