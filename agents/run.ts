@@ -7,7 +7,7 @@
  */
 import type { AgentKind } from '../contracts/agents.ts';
 import { type AgentHooks, createAgent } from '../core/agent.ts';
-import { createBroker } from '../core/amqp.ts';
+import { type Broker, createBroker } from '../core/amqp.ts';
 import type { KumoConfig } from '../core/config.ts';
 import { runDaemon } from '../core/daemon.ts';
 import { type CommandRunner, createCommandRunner } from '../core/exec.ts';
@@ -17,6 +17,8 @@ export interface HookDeps {
   config: KumoConfig;
   runner: CommandRunner;
   log: Logger;
+  /** For RPC calls to kumo-api; it is connected by the time `start` runs. */
+  broker: Broker;
 }
 
 export type MakeHooks = (deps: HookDeps) => Promise<AgentHooks>;
@@ -28,12 +30,12 @@ export function runAgentDaemon(
 ): Promise<void> {
   return runDaemon(binary, async ({ config, log }) => {
     const runner = createCommandRunner();
-    const hooks = await makeHooks({ config, runner, log });
     const broker = createBroker({
       url: config.DEFAULT.transport_url,
       log,
       timeoutMs: config.DEFAULT.rpc_response_timeout * 1000,
     });
+    const hooks = await makeHooks({ config, runner, log, broker });
     const agent = createAgent({ kind, config, broker, log, hooks });
     await agent.start();
     return { stop: () => agent.stop() };

@@ -9,9 +9,13 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Broker } from '../core/amqp.ts';
 import type { Logger } from '../core/log.ts';
 import type { Db } from './db/index.ts';
+import type { NetworkSettings } from './db/networks.ts';
 import { installAuth, installErrors } from './http.ts';
 import type { Clock } from './liveness.ts';
 import { agentRoutes } from './routes/agents.ts';
+import { networkRoutes } from './routes/networks.ts';
+import { portRoutes } from './routes/ports.ts';
+import { subnetRoutes } from './routes/subnets.ts';
 import { versionRoutes } from './routes/versions.ts';
 
 export interface ApiSettings {
@@ -19,6 +23,8 @@ export interface ApiSettings {
   memberTokens: readonly string[];
   agentDownTime: number;
   bodyLimit: number;
+  /** Segmentation ranges, default network type and MTU ([ml2]); defaults when absent. */
+  network?: NetworkSettings;
 }
 
 export interface AppDeps {
@@ -43,5 +49,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   });
   versionRoutes(app);
   agentRoutes(app, deps);
+  networkRoutes(app, deps);
+  subnetRoutes(app, deps);
+  portRoutes(app, deps);
   return app;
 }

@@ -5,7 +5,7 @@
  * HTTP server closes first, then buffered state reports are committed and acked, then the
  * broker and database close, so no acknowledged report is lost.
  */
-import { REPORTS_TOPIC } from '../contracts/messages.ts';
+import { PLUGIN_TOPIC, REPORTS_TOPIC } from '../contracts/messages.ts';
 import { apiQueue, createBroker } from '../core/amqp.ts';
 import { required } from '../core/config.ts';
 import { type DaemonContext, type Running, runDaemon } from '../core/daemon.ts';
@@ -13,6 +13,7 @@ import { buildApp } from './app.ts';
 import { openDb } from './db/index.ts';
 import { migrate } from './db/migrations.ts';
 import { createReportConsumer, systemClock } from './liveness.ts';
+import { createRpcHandler } from './rpc.ts';
 
 export async function startApi({ config, log }: DaemonContext): Promise<Running> {
   const adminToken = required(config.api.admin_token, 'api', 'admin_token');
@@ -40,6 +41,10 @@ export async function startApi({ config, log }: DaemonContext): Promise<Running>
       throw new Error(`unexpected method ${message.method} on ${REPORTS_TOPIC}`);
     await reports.handle(message.args);
   });
+  broker.consume(
+    { ...apiQueue(PLUGIN_TOPIC), prefetch: 64 },
+    createRpcHandler({ db, broker, log }),
+  );
   await broker.start();
   const app = buildApp({
     db,
@@ -51,6 +56,13 @@ export async function startApi({ config, log }: DaemonContext): Promise<Running>
       memberTokens: config.api.member_tokens,
       agentDownTime: config.DEFAULT.agent_down_time,
       bodyLimit: config.api.body_limit,
+      network: {
+        tenantNetworkTypes: config.ml2.tenant_network_types,
+        vniRanges: config.ml2.vni_ranges,
+        greIdRanges: config.ml2.gre_id_ranges,
+        flatNetworks: config.ml2.flat_networks,
+        globalPhysnetMtu: config.ml2.global_physnet_mtu,
+      },
     },
   });
   await app.listen({ host: config.api.bind_host, port: config.api.bind_port });

@@ -6,6 +6,7 @@
  * is dead-lettered with the validation reason, so one bad publisher cannot stop a queue.
  */
 import { ReportStateArgs } from './agents.ts';
+import { GetDevicesDetailsArgs, TunnelSyncArgs, UpdateDeviceListArgs } from './l2.ts';
 import {
   bool,
   type Infer,
@@ -48,6 +49,9 @@ export const METHODS = {
   report_state: ReportStateArgs,
   hint: HintArgs,
   resync: ResyncArgs,
+  get_devices_details: GetDevicesDetailsArgs,
+  update_device_list: UpdateDeviceListArgs,
+  tunnel_sync: TunnelSyncArgs,
 } as const satisfies Record<string, Schema<unknown>>;
 
 export type MethodName = keyof typeof METHODS;

@@ -5,8 +5,9 @@
  * Invariants:
  * - the first report that reaches the broker carries start_flag; later ones do not;
  * - `configurations` is measured anew for every report, never cached from start;
- * - a full resync runs at start, on revival, on an admin-state change and after every
- *   broker reconnect (hints sent while the agent was cut off may be lost);
+ * - a full resync runs at start, on revival, on an admin-state change, after every
+ *   broker reconnect (hints sent while the agent was cut off may be lost) and every
+ *   resync_interval (what a lost hint or a restarted daemon left behind is caught);
  * - stop() stops reporting and taking messages, lets running reconciles finish, then
  *   closes the broker: the data plane is never touched by a stop.
  */
@@ -27,6 +28,15 @@ export interface AgentHooks {
   resync(reason: string): Promise<void>;
   /** Reconciles one resource after a hint (`<resource>:<id>`). */
   reconcile?(resource: string, id: string): Promise<void>;
+  /** Runs once before the first resync; `enqueue` feeds host events into the queue. */
+  start?(ctl: AgentControl): Promise<void>;
+  /** Runs on stop, after the queue drained and before the broker closes. */
+  stop?(): Promise<void>;
+}
+
+export interface AgentControl {
+  /** Schedules `reconcile(resource, id)`, coalesced with other requests for the same key. */
+  enqueue(resource: string, id: string): void;
 }
 
 export interface AgentDeps {
@@ -55,6 +65,7 @@ export function createAgent(deps: AgentDeps): AgentHandle {
   let startFlag = true;
   let adminStateUp = true;
   let timer: NodeJS.Timeout | undefined;
+  let resyncTimer: NodeJS.Timeout | undefined;
   let reporting: Promise<void> | undefined;
   let lastResyncReason: string | undefined;
   let pendingReason = 'start';
@@ -94,6 +105,7 @@ export function createAgent(deps: AgentDeps): AgentHandle {
         resync(message.args.reason);
         return;
       case 'hint':
+        log.debug({ resource: message.args.resource, id: message.args.id }, 'hint');
         queue.enqueue(`${message.args.resource}:${message.args.id}`, 'live');
         return;
       default:
@@ -156,14 +168,21 @@ export function createAgent(deps: AgentDeps): AgentHandle {
         }
       });
       await deps.broker.start();
+      await deps.hooks.start?.({
+        enqueue: (resource, id) => queue.enqueue(`${resource}:${id}`, 'live'),
+      });
       resync('start');
       await report();
       timer = setInterval(() => void report(), intervalMs);
+      const resyncMs = deps.config.agent.resync_interval * 1000;
+      resyncTimer = setInterval(() => resync('periodic'), resyncMs);
     },
     async stop() {
       if (timer) clearInterval(timer);
+      if (resyncTimer) clearInterval(resyncTimer);
       await reporting;
       await queue.drain();
+      await deps.hooks.stop?.();
       await deps.broker.close();
     },
     report,

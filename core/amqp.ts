@@ -243,6 +243,11 @@ export function createBroker(opts: BrokerOptions): Broker {
       );
     },
     async fanout(exchange, method, args) {
+      // Publishing to an exchange nobody declared would close the channel: declare it.
+      if (!fanouts.has(exchange)) {
+        await (await channel(timeoutMs)).assertExchange(exchange, 'fanout', { durable: false });
+        fanouts.add(exchange);
+      }
       await publish(exchange, '', encodeMessage(method, args), baseProps(method), timeoutMs);
     },
     async call(routingKey, method, args, callOpts = {}) {

@@ -64,6 +64,18 @@ const list =
       .map((s) => s.trim())
       .filter((s) => s !== '')
       .map(item);
+/** `lo:hi` (inclusive), as Neutron writes vni_ranges and tunnel_id_ranges. */
+const idRange =
+  (min: number, max: number): Parser<[number, number]> =>
+  (raw) => {
+    const m = /^(\d+):(\d+)$/.exec(raw);
+    const lo = Number(m?.[1]);
+    const hi = Number(m?.[2]);
+    if (!m || lo < min || hi > max || lo > hi) {
+      throw new Error(`must be lo:hi ranges with ${min} <= lo <= hi <= ${max}`);
+    }
+    return [lo, hi];
+  };
 const absPath = pattern(/^\/[^\u0000-\u001f\u007f]*$/, 'an absolute path');
 const ipv4 = pattern(
   /^((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/,
@@ -124,6 +136,7 @@ const SPEC = {
   },
   agent: {
     report_interval: f(number(0.1, 3600), '10'),
+    resync_interval: f(number(1, 86400), '60'),
     tunnel_types: f(list(choice(['gre', 'vxlan'] as const)), 'vxlan'),
   },
   api: {
@@ -136,11 +149,26 @@ const SPEC = {
   database: {
     connection: f(databaseUrl),
   },
+  ml2: {
+    tenant_network_types: f(list(choice(['vxlan', 'gre'] as const)), 'vxlan'),
+    vni_ranges: f(list(idRange(1, 2 ** 24 - 1)), '1:65535'),
+    gre_id_ranges: f(list(idRange(1, 2 ** 32 - 1)), '1:65535'),
+    flat_networks: f(
+      list(pattern(/^(\*|[A-Za-z0-9_.-]{1,64})$/, 'a physical network name or *')),
+      '*',
+    ),
+    global_physnet_mtu: f(integer(576, 65535), '1500'),
+  },
   ovs: {
     integration_bridge: f(bridge, 'br-int'),
     tunnel_bridge: f(bridge, 'br-tun'),
     datapath_type: f(choice(['system', 'netdev'] as const), 'system'),
     local_ip: f(ipv4),
+    ovsdb_connection: f(
+      pattern(/^(unix:\/[^\u0000-\u001f\u007f]+|tcp:[0-9.]+:\d+)$/, 'unix:/path or tcp:ip:port'),
+      'unix:/var/run/openvswitch/db.sock',
+    ),
+    ovs_rundir: f(absPath, '/var/run/openvswitch'),
   },
   dhcp: {
     dhcp_lease_duration: f(integer(120, 31536000), '86400'),

@@ -31,6 +31,96 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string[]
       'CREATE INDEX agents_heartbeat ON agents (heartbeat_timestamp)',
     ],
   },
+  {
+    version: 2,
+    name: 'networks, subnets, ports, ipallocations',
+    sql: [
+      `CREATE TABLE networks (
+        id TEXT PRIMARY KEY,
+        project_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        description TEXT NOT NULL,
+        admin_state_up BOOLEAN NOT NULL,
+        shared BOOLEAN NOT NULL,
+        external BOOLEAN NOT NULL,
+        status TEXT NOT NULL,
+        mtu INTEGER NOT NULL,
+        network_type TEXT NOT NULL,
+        physical_network TEXT,
+        segmentation_id BIGINT,
+        revision_number INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+      )`,
+      // One row per allocated segment; the primary key is what makes an id single-use.
+      // physical_network is '' for tunnels, segmentation_id 0 for flat networks.
+      `CREATE TABLE network_segments (
+        network_type TEXT NOT NULL,
+        physical_network TEXT NOT NULL,
+        segmentation_id BIGINT NOT NULL,
+        network_id TEXT NOT NULL UNIQUE REFERENCES networks (id) ON DELETE CASCADE,
+        PRIMARY KEY (network_type, physical_network, segmentation_id)
+      )`,
+      `CREATE TABLE subnets (
+        id TEXT PRIMARY KEY,
+        network_id TEXT NOT NULL REFERENCES networks (id),
+        project_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        description TEXT NOT NULL,
+        ip_version INTEGER NOT NULL,
+        cidr TEXT NOT NULL,
+        gateway_ip TEXT,
+        enable_dhcp BOOLEAN NOT NULL,
+        allocation_pools TEXT NOT NULL,
+        dns_nameservers TEXT NOT NULL,
+        host_routes TEXT NOT NULL,
+        revision_number INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+      )`,
+      'CREATE INDEX subnets_network ON subnets (network_id)',
+      `CREATE TABLE ports (
+        id TEXT PRIMARY KEY,
+        network_id TEXT NOT NULL REFERENCES networks (id),
+        project_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        description TEXT NOT NULL,
+        mac_address TEXT NOT NULL,
+        admin_state_up BOOLEAN NOT NULL,
+        status TEXT NOT NULL,
+        device_id TEXT NOT NULL,
+        device_owner TEXT NOT NULL,
+        host_id TEXT NOT NULL,
+        vnic_type TEXT NOT NULL,
+        profile TEXT NOT NULL,
+        revision_number INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        UNIQUE (network_id, mac_address)
+      )`,
+      'CREATE INDEX ports_device ON ports (device_id)',
+      `CREATE TABLE ipallocations (
+        subnet_id TEXT NOT NULL REFERENCES subnets (id),
+        ip_address TEXT NOT NULL,
+        port_id TEXT NOT NULL REFERENCES ports (id) ON DELETE CASCADE,
+        network_id TEXT NOT NULL,
+        PRIMARY KEY (subnet_id, ip_address)
+      )`,
+      'CREATE INDEX ipallocations_port ON ipallocations (port_id)',
+    ],
+  },
+  {
+    version: 3,
+    name: 'tunnel_endpoints',
+    sql: [
+      // One tunnel endpoint per L2 agent host (Neutron's ml2_*_endpoints), announced to peers.
+      `CREATE TABLE tunnel_endpoints (
+        host TEXT PRIMARY KEY,
+        ip TEXT NOT NULL,
+        types TEXT NOT NULL
+      )`,
+    ],
+  },
 ];
 
 export async function migrate(db: Db): Promise<number[]> {

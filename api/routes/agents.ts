@@ -13,6 +13,7 @@ import { isPlainObject, UUID } from '../../contracts/schema.ts';
 import type { AppDeps } from '../app.ts';
 import { type AgentFilter, deleteAgent, getAgent, listAgents, updateAgent } from '../db/agents.ts';
 import { requireAdmin } from '../http.ts';
+import { removeTunnelEndpoint } from '../rpc.ts';
 
 const TEXT_FILTERS = ['id', 'agent_type', 'binary', 'topic', 'host', 'availability_zone'] as const;
 const BOOL_FILTERS = ['admin_state_up', 'alive'] as const;
@@ -133,6 +134,7 @@ export function agentRoutes(app: FastifyInstance, deps: AppDeps) {
     requireAdmin(req, 'delete_agent');
     const agent = await load(req.params.id);
     await deleteAgent(deps.db, agent.id);
+    if (agent.binary === 'kumo-ovs-agent') await removeTunnelEndpoint(deps, agent.host);
     deps.log.info(
       { agentId: agent.id, host: agent.host, agentType: agent.agent_type },
       'agent deleted',

@@ -8,7 +8,12 @@ function base(req: FastifyRequest): string {
   return `${req.protocol}://${req.headers.host ?? req.hostname}`;
 }
 
-export const COLLECTIONS = [{ name: 'agent', collection: 'agents' }] as const;
+export const COLLECTIONS = [
+  { name: 'agent', collection: 'agents' },
+  { name: 'network', collection: 'networks' },
+  { name: 'subnet', collection: 'subnets' },
+  { name: 'port', collection: 'ports' },
+] as const;
 
 export function versionRoutes(app: FastifyInstance) {
   app.get('/', async (req) => ({

@@ -19,10 +19,12 @@ import {
   AGENT_DOWN_TIME,
   Cluster,
   MEMBER_TOKEN,
+  ovsOf,
   REPORT_INTERVAL,
   runCommand,
 } from '../helpers/cluster.ts';
 import { waitFor } from '../helpers/env.ts';
+import { createLab, type Lab, type LabHost } from '../helpers/lab.ts';
 
 const neutronError = (body: unknown) =>
   (body as { NeutronError: { type: string; message: string } }).NeutronError;
@@ -30,12 +32,15 @@ const neutronError = (body: unknown) =>
 export function agentSuite(engine: 'sqlite' | 'postgres') {
   describe(`foundation fullstack (${engine})`, { timeout: 600_000 }, () => {
     let c: Cluster;
+    let lab: Lab;
     before(async () => {
-      c = await Cluster.create(engine);
+      lab = await createLab({ hosts: 1 });
+      c = await Cluster.create(engine, ovsOf(lab.hosts[0] as LabHost));
       await c.startAll();
     });
     after(async () => {
       await c?.cleanup();
+      await lab?.destroy();
     });
 
     test('kumo agent-list shows all six agents alive with real host facts', async () => {
@@ -70,7 +75,7 @@ export function agentSuite(engine: 'sqlite' | 'postgres') {
       assert.ok((compute.configurations.memory_mb as number) > 0);
       const ovs = await c.agentOf('ovs');
       assert.equal(ovs.configurations.datapath_type, 'netdev');
-      assert.equal(ovs.configurations.tunneling_ip, '192.0.2.10');
+      assert.equal(ovs.configurations.tunneling_ip, lab.hosts[0]?.ip);
       assert.equal(ovs.topic, 'ovs_agent');
       assert.equal((await c.agentOf('dhcp')).topic, 'dhcp_agent');
       assert.equal((await c.agentOf('l3')).topic, 'l3_agent');

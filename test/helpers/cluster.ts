@@ -32,6 +32,25 @@ export interface Proc {
   exited: Promise<number | null>;
 }
 
+/** How an agent reaches a host's Open vSwitch. */
+export interface OvsEndpoint {
+  dbSocket: string;
+  rundir: string;
+  localIp: string;
+}
+
+const NO_OVS: OvsEndpoint = {
+  dbSocket: '/nonexistent/db.sock',
+  rundir: '/nonexistent',
+  localIp: '192.0.2.10',
+};
+
+export const ovsOf = (h: { dbSocket: string; dir: string; ip: string }): OvsEndpoint => ({
+  dbSocket: h.dbSocket,
+  rundir: h.dir,
+  localIp: h.ip,
+});
+
 export interface RunResult {
   code: number | null;
   stdout: string;
@@ -77,29 +96,38 @@ export class Cluster {
   readonly port: number;
   api?: Proc;
   readonly agents = new Map<AgentKind, Proc>();
+  /** Agents of other hosts, by `<kind>@<host>`. */
+  readonly hostAgents = new Map<string, Proc>();
+  readonly ovs: OvsEndpoint;
 
-  private constructor(engine: 'sqlite' | 'postgres', port: number) {
+  private constructor(engine: 'sqlite' | 'postgres', port: number, ovs: OvsEndpoint) {
     this.db = testDatabase(engine, this.dir.path);
     this.port = port;
+    this.ovs = ovs;
     this.configPath = join(this.dir.path, 'kumo.conf');
     writeFileSync(this.configPath, this.configText());
   }
 
-  static async create(engine: 'sqlite' | 'postgres'): Promise<Cluster> {
-    return new Cluster(engine, await freePort());
+  /**
+   * `ovs`: where this cluster's own host keeps OVS (a lab host; see helpers/lab.ts).
+   * Clusters that start no OVS agent may leave it out.
+   */
+  static async create(engine: 'sqlite' | 'postgres', ovs: OvsEndpoint = NO_OVS): Promise<Cluster> {
+    return new Cluster(engine, await freePort(), ovs);
   }
 
   get url() {
     return `http://127.0.0.1:${this.port}`;
   }
 
-  private configText() {
+  private configText(host = this.host, ovs: OvsEndpoint = this.ovs) {
     return [
       '[DEFAULT]',
-      `host = ${this.host}`,
+      `host = ${host}`,
       `state_path = ${this.dir.path}`,
       `transport_url = ${this.vhost.transportUrl}`,
       `agent_down_time = ${AGENT_DOWN_TIME}`,
+      'debug = true',
       '[agent]',
       `report_interval = ${REPORT_INTERVAL}`,
       '[api]',
@@ -110,7 +138,9 @@ export class Cluster {
       `connection = ${this.db.connection}`,
       '[ovs]',
       'datapath_type = netdev',
-      'local_ip = 192.0.2.10',
+      `local_ip = ${ovs.localIp}`,
+      `ovsdb_connection = unix:${ovs.dbSocket}`,
+      `ovs_rundir = ${ovs.rundir}`,
       '[compute]',
       'virt_type = qemu',
       `instances_path = ${this.dir.path}/instances`,
@@ -118,12 +148,21 @@ export class Cluster {
     ].join('\n');
   }
 
-  private spawn(name: string, bin: string): Proc {
+  /** Starts an agent for another (lab) host, with its own config file and log. */
+  startAgentOn(kind: AgentKind, host: string, ovs: OvsEndpoint): Proc {
+    const path = join(this.dir.path, `kumo-${host}.conf`);
+    writeFileSync(path, this.configText(host, ovs));
+    const proc = this.spawn(`kumo-${kind}-agent-${host}`, `kumo-${kind}-agent`, path);
+    this.hostAgents.set(`${kind}@${host}`, proc);
+    return proc;
+  }
+
+  private spawn(name: string, bin: string, configPath = this.configPath): Proc {
     const logPath = join(this.dir.path, `${name}.log`);
     const out = createWriteStream(logPath, { flags: 'a' });
     const child = spawn(
       process.execPath,
-      [join(REPO, 'bin', `${bin}.ts`), '--config-file', this.configPath],
+      [join(REPO, 'bin', `${bin}.ts`), '--config-file', configPath],
       {
         stdio: ['ignore', 'pipe', 'pipe'],
       },
@@ -226,7 +265,9 @@ export class Cluster {
   }
 
   async cleanup() {
-    await Promise.all([...this.agents.values()].map((p) => this.stop(p)));
+    await Promise.all(
+      [...this.agents.values(), ...this.hostAgents.values()].map((p) => this.stop(p)),
+    );
     await this.stop(this.api);
     this.vhost.cleanup();
     this.db.cleanup();

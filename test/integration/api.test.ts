@@ -121,7 +121,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       const v2 = await call('GET', '/v2.0');
       assert.deepEqual(
         (v2.body as { resources: { collection: string }[] }).resources.map((r) => r.collection),
-        ['agents'],
+        ['agents', 'networks', 'subnets', 'ports'],
       );
     });
 

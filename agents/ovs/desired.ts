@@ -1,0 +1,197 @@
+/**
+ * The Open vSwitch state kumo-ovs-agent requires, computed from what OVS has (observe.ts),
+ * what the API says about the ports it sees, and the tunnel peers. Pure.
+ *
+ * Invariants:
+ * - a network keeps the local VLAN its ports already carry (read back from
+ *   Port other_config:net_uuid + tag), so a restarted agent changes no tag; new networks
+ *   get the lowest free VLAN; a VLAN is free again once no port of its network is left;
+ * - a port the API does not know (or that is admin-down) sits on dead VLAN 4095 with a
+ *   drop flow; traffic between networks is separated by VLAN on br-int and by tunnel key
+ *   on br-tun, and a tunnel packet reaches br-int only if its key belongs to a network here.
+ */
+import type { DeviceDetails, TunnelPeer } from '../../contracts/l2.ts';
+import type { OvsState } from './observe.ts';
+
+export const DEAD_VLAN = 4095;
+export const PATCH_INT = 'patch-int';
+export const PATCH_TUN = 'patch-tun';
+/** br-tun tables, as in Neutron: from br-int, then from GRE and VXLAN tunnels. */
+const FROM_INT = 1;
+const FROM_TUNNEL = { gre: 3, vxlan: 4 } as const;
+
+export interface OvsSettings {
+  intBridge: string;
+  tunBridge: string;
+  datapathType: string;
+  localIp: string | null;
+  tunnelTypes: readonly ('gre' | 'vxlan')[];
+}
+
+export interface DesiredPort {
+  tag: number;
+  otherConfig: Record<string, string>;
+}
+
+export interface DesiredTunnel {
+  type: 'gre' | 'vxlan';
+  remoteIp: string;
+  localIp: string;
+}
+
+export interface DesiredOvs {
+  bridges: { name: string; datapathType: string; failMode: 'secure' }[];
+  /** VM ports on br-int by port name. */
+  ports: Map<string, DesiredPort>;
+  tunnels: Map<string, DesiredTunnel>;
+  /** network id → local VLAN. */
+  lvids: Map<string, number>;
+  flows: Map<string, string[]>;
+}
+
+/** Ports on br-int that stand for a VM (an interface with an iface-id), by name. */
+export function vmPorts(state: OvsState, intBridge: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const port of state.ports.values()) {
+    if (port.bridge !== intBridge) continue;
+    const ifaceId = port.interfaces[0]?.externalIds['iface-id'];
+    if (ifaceId) out.set(port.name, ifaceId);
+  }
+  return out;
+}
+
+export const tunnelName = (type: 'gre' | 'vxlan', ip: string) =>
+  `${type}-${ip
+    .split('.')
+    .map((o) => Number(o).toString(16).padStart(2, '0'))
+    .join('')}`;
+
+function allocateLvids(
+  state: OvsState,
+  ports: Map<string, string>,
+  details: Map<string, DeviceDetails>,
+) {
+  const lvids = new Map<string, number>();
+  const used = new Set<number>();
+  const wanted: string[] = [];
+  for (const [name, ifaceId] of [...ports].sort()) {
+    const d = details.get(ifaceId);
+    if (!d || lvids.has(d.network_id)) continue;
+    const p = state.ports.get(name);
+    const tag = p?.tag ?? 0;
+    if (p?.otherConfig.net_uuid === d.network_id && tag >= 1 && tag < DEAD_VLAN && !used.has(tag)) {
+      lvids.set(d.network_id, tag);
+      used.add(tag);
+    } else wanted.push(d.network_id);
+  }
+  let next = 1;
+  for (const net of wanted) {
+    if (lvids.has(net)) continue;
+    while (used.has(next)) next++;
+    lvids.set(net, next);
+    used.add(next);
+  }
+  return lvids;
+}
+
+function desiredTunnels(
+  settings: OvsSettings,
+  peers: readonly TunnelPeer[],
+): Map<string, DesiredTunnel> {
+  const tunnels = new Map<string, DesiredTunnel>();
+  if (!settings.localIp) return tunnels;
+  for (const peer of peers) {
+    if (peer.tunnel_ip === settings.localIp) continue;
+    for (const type of settings.tunnelTypes) {
+      if (!peer.tunnel_types.includes(type)) continue;
+      tunnels.set(tunnelName(type, peer.tunnel_ip), {
+        type,
+        remoteIp: peer.tunnel_ip,
+        localIp: settings.localIp,
+      });
+    }
+  }
+  return tunnels;
+}
+
+function intFlows(deadPorts: string[]): string[] {
+  return [
+    'table=0,priority=0,actions=NORMAL',
+    ...deadPorts.sort().map((name) => `table=0,priority=10,in_port=${name},actions=drop`),
+  ];
+}
+
+function tunFlows(
+  tunnels: Map<string, DesiredTunnel>,
+  networks: Map<string, { vlan: number; type: string; segmentationId: number | null }>,
+): string[] {
+  const names = [...tunnels.keys()].sort();
+  const flows = [
+    'table=0,priority=0,actions=drop',
+    `table=0,priority=1,in_port=${PATCH_INT},actions=resubmit(,${FROM_INT})`,
+    `table=${FROM_INT},priority=0,actions=drop`,
+    `table=${FROM_TUNNEL.gre},priority=0,actions=drop`,
+    `table=${FROM_TUNNEL.vxlan},priority=0,actions=drop`,
+  ];
+  for (const name of names) {
+    const type = (tunnels.get(name) as DesiredTunnel).type;
+    flows.push(`table=0,priority=1,in_port=${name},actions=resubmit(,${FROM_TUNNEL[type]})`);
+  }
+  for (const net of [...networks.values()].sort((a, b) => a.vlan - b.vlan)) {
+    if ((net.type !== 'gre' && net.type !== 'vxlan') || net.segmentationId === null) continue;
+    const outs = names.filter((n) => tunnels.get(n)?.type === net.type).map((n) => `output:${n}`);
+    const flood = outs.length
+      ? `strip_vlan,set_tunnel:${net.segmentationId},${outs.join(',')}`
+      : 'drop';
+    flows.push(`table=${FROM_INT},priority=1,dl_vlan=${net.vlan},actions=${flood}`);
+    flows.push(
+      `table=${FROM_TUNNEL[net.type]},priority=1,tun_id=${net.segmentationId},actions=mod_vlan_vid:${net.vlan},output:${PATCH_INT}`,
+    );
+  }
+  return flows;
+}
+
+export function desiredOvs(
+  settings: OvsSettings,
+  state: OvsState,
+  details: Map<string, DeviceDetails>,
+  peers: readonly TunnelPeer[],
+): DesiredOvs {
+  const ports = vmPorts(state, settings.intBridge);
+  const lvids = allocateLvids(state, ports, details);
+  const desiredPorts = new Map<string, DesiredPort>();
+  const dead: string[] = [];
+  const networks = new Map<string, { vlan: number; type: string; segmentationId: number | null }>();
+  for (const [name, ifaceId] of ports) {
+    const d = details.get(ifaceId);
+    const vlan = d ? lvids.get(d.network_id) : undefined;
+    if (!d || vlan === undefined || !d.admin_state_up) {
+      desiredPorts.set(name, { tag: DEAD_VLAN, otherConfig: {} });
+      dead.push(name);
+      continue;
+    }
+    const otherConfig = {
+      net_uuid: d.network_id,
+      network_type: d.network_type,
+      segmentation_id: String(d.segmentation_id ?? ''),
+    };
+    desiredPorts.set(name, { tag: vlan, otherConfig });
+    networks.set(d.network_id, { vlan, type: d.network_type, segmentationId: d.segmentation_id });
+  }
+  const tunnels = desiredTunnels(settings, peers);
+  const bridge = (name: string) => ({
+    name,
+    datapathType: settings.datapathType,
+    failMode: 'secure' as const,
+  });
+  return {
+    bridges: [bridge(settings.intBridge), bridge(settings.tunBridge)],
+    ports: desiredPorts,
+    tunnels,
+    lvids,
+    flows: new Map([
+      [settings.intBridge, intFlows(dead)],
+      [settings.tunBridge, tunFlows(tunnels, networks)],
+    ]),
+  };
+}

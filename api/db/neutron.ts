@@ -1,0 +1,63 @@
+/**
+ * Helpers shared by the networks, subnets and ports tables: Neutron timestamps, column
+ * filters built from list queries, and recognising constraint violations on both engines.
+ *
+ * Invariant: filter values only ever reach SQL as bound parameters; column names come from
+ * the fixed tables in the callers, never from the request.
+ */
+import type { Param } from './index.ts';
+
+/** Neutron's resource timestamps: `YYYY-MM-DDTHH:MM:SSZ` (UTC). */
+export function resourceTime(d: Date): string {
+  return `${d.toISOString().slice(0, 19)}Z`;
+}
+
+/** column → values, each list OR-ed, columns AND-ed; plus raw EXISTS clauses. */
+export interface ColumnFilter {
+  columns: Record<string, Param[]>;
+  /** Extra SQL conditions with their parameters (already safe). */
+  clauses: { sql: string; params: Param[] }[];
+}
+
+export const emptyFilter = (): ColumnFilter => ({ columns: {}, clauses: [] });
+
+export function whereSql(filter: ColumnFilter, alias = ''): { sql: string; params: Param[] } {
+  const where: string[] = [];
+  const params: Param[] = [];
+  const prefix = alias ? `${alias}.` : '';
+  for (const [column, values] of Object.entries(filter.columns)) {
+    if (values.length === 0) continue;
+    const nonNull = values.filter((v) => v !== null);
+    const parts: string[] = [];
+    if (nonNull.length) {
+      parts.push(`${prefix}${column} IN (${nonNull.map(() => '?').join(', ')})`);
+      params.push(...nonNull);
+    }
+    if (nonNull.length < values.length) parts.push(`${prefix}${column} IS NULL`);
+    where.push(parts.length > 1 ? `(${parts.join(' OR ')})` : (parts[0] as string));
+  }
+  for (const c of filter.clauses) {
+    where.push(c.sql);
+    params.push(...c.params);
+  }
+  return { sql: where.length ? ` WHERE ${where.join(' AND ')}` : '', params };
+}
+
+export type ConstraintKind = 'unique' | 'foreign_key';
+
+/** PostgreSQL SQLSTATE 23505/23503; node:sqlite's extended codes and messages. */
+export function constraintKind(err: unknown): ConstraintKind | undefined {
+  if (typeof err !== 'object' || err === null) return undefined;
+  const e = err as { code?: unknown; errcode?: unknown; message?: unknown };
+  if (e.code === '23505' || e.errcode === 2067 || e.errcode === 1555) return 'unique';
+  if (e.code === '23503' || e.errcode === 787) return 'foreign_key';
+  const msg = typeof e.message === 'string' ? e.message : '';
+  if (msg.includes('UNIQUE constraint failed')) return 'unique';
+  if (msg.includes('FOREIGN KEY constraint failed')) return 'foreign_key';
+  return undefined;
+}
+
+export const bool = (v: unknown): boolean => v === true || v === 1 || v === '1' || v === 't';
+
+export const numOrNull = (v: unknown): number | null =>
+  v === null || v === undefined ? null : Number(v);
