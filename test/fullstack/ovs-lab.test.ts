@@ -185,6 +185,15 @@ describe('kumo-ovs-agent on a two-host lab', { timeout: 300_000 }, () => {
       300,
     );
     assert.equal(proc.child.exitCode, null);
+    const syncs = c
+      .log(`kumo-ovs-agent-${hostName(h1)}`)
+      .split('\n')
+      .filter((l) => l.includes(`"pid":${proc.child.pid},`) && l.includes('"msg":"l2 sync"'));
+    assert.ok(syncs.length > 0, 'the restarted agent synced');
+    assert.ok(
+      syncs.every((l) => l.includes('"ops":0,')),
+      `a restart changes nothing in OVSDB:\n${syncs.join('\n')}`,
+    );
   });
 
   test("deleting a port puts it on the dead VLAN and drops its network's flows on that host", async () => {
