@@ -130,6 +130,7 @@ export class Cluster {
       'debug = true',
       '[agent]',
       `report_interval = ${REPORT_INTERVAL}`,
+      'tunnel_types = vxlan,gre',
       '[api]',
       `bind_port = ${this.port}`,
       `admin_token = ${ADMIN_TOKEN}`,

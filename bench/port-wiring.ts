@@ -1,0 +1,376 @@
+#!/usr/bin/env node
+/**
+ * bench/port-wiring: how fast ports added to br-int become ACTIVE in the API with
+ * kumo-ovs-agent, against a baseline that wires the same ports with one `ovs-vsctl` /
+ * `ovs-ofctl` process per operation (the way Neutron's OVS agent once did, before it moved
+ * to an OVSDB monitor and batched transactions for being ~10× slower).
+ *
+ *   node bench/port-wiring.ts [--ports 100]
+ *
+ * Standalone: a 1-host lab (test/helpers/lab.ts: ovsdb-server + ovs-vswitchd with the
+ * userspace datapath in a netns), a Cluster (test/helpers/cluster.ts: its own RabbitMQ
+ * vhost, SQLite, the real `bin/kumo-api.ts`) and one real kumo-ovs-agent process for the lab
+ * host. Not timed: a vxlan network + subnet and 2×--ports API ports (POST /v2.0/ports).
+ * Everything is removed at the end, also on error or Ctrl-C.
+ *
+ * Both phases add their ports the same way: ONE OVSDB transaction (our client,
+ * host/ovs/ovsdb.ts) inserting N `type=internal` Interface+Port rows on br-int with
+ * external_ids iface-id / attached-mac / iface-status and bumping next_cfg, as
+ * `ovs-vsctl --no-wait add-port … -- add-port …` would. t0 = when that transaction's reply
+ * arrives, i.e. when the ports are in OVSDB; ovs-vswitchd creating the N taps is inside the
+ * measured time of both phases (each waits for it before it writes flows / reports).
+ * The API is then polled (`GET /v2.0/ports?network_id=…&status=ACTIVE`, every 20 ms) and a
+ * port's latency is the arrival time of the first response listing it ACTIVE, minus t0
+ * (an upper bound, coarse by one poll period plus one request). total = last port − t0.
+ *
+ * Phase 1 (kumo): the agent is running and has done its first sync (br-int, br-tun and its
+ * flows exist) before t0; it sees the ports through its monitor and does what it does in
+ * production: get_devices_details, one transaction, replace-flows, update_device_list.
+ *
+ * Phase 2 (baseline, same run): the agent is stopped (SIGTERM; OVS keeps its state), then
+ * the other N ports are added at t0 and wired sequentially, one process per OVS operation:
+ * `ovs-vsctl list-ports br-int` once, then per port `ovs-vsctl get Interface <p>
+ * external_ids:iface-id`, get_devices_details for that one device, `ovs-vsctl set Port <p>
+ * tag=<vlan> other_config:…` (waiting for ovs-vswitchd, as ovs-vsctl does by default and
+ * the agent does through cur_cfg), `ovs-ofctl add-flow` of the network's tunnel→VLAN flow on
+ * br-tun, and update_device_list up for that one device. The RPCs are the agent's own
+ * (core/amqp broker.call to q-plugin, connected before t0), so kumo-api's work per port is
+ * the same. The network's local VLAN is read from OVSDB before t0 (the old agent kept its
+ * VLAN map in memory), and the baseline writes fewer flows than the agent (one per port,
+ * none on br-int): where it differs, it favours the baseline.
+ *
+ * Output: N, per phase p50/p99 per port and total, the target verdict (N ACTIVE in < 2 s,
+ * ≥ 5× the baseline), and as the last line `ratio baseline/kumo (total time): X` — baseline
+ * total / kumo total, how many times faster Kumo is. Exit 1 if a phase does not finish
+ * within 60 s (or anything else fails), with the reason and the tail of the agent's log.
+ */
+import { readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { GetDevicesDetailsResult } from '../contracts/l2.ts';
+import { PLUGIN_TOPIC } from '../contracts/messages.ts';
+import type { Network, Port } from '../contracts/network.ts';
+import { type Broker, createBroker } from '../core/amqp.ts';
+import { silentLogger } from '../core/log.ts';
+import {
+  createOvsdbClient,
+  fromMap,
+  fromOptional,
+  insert,
+  map,
+  mutate,
+  namedUuid,
+  type OvsdbClient,
+  type OvsdbOperation,
+  select,
+  set,
+} from '../host/ovs/ovsdb.ts';
+import { Cluster, ovsOf, type Proc } from '../test/helpers/cluster.ts';
+import { waitFor } from '../test/helpers/env.ts';
+import { createLab, type Lab, type LabHost } from '../test/helpers/lab.ts';
+
+const POLL_MS = 20;
+const PHASE_TIMEOUT_MS = 60_000;
+const TARGET_MS = 2000;
+const TARGET_RATIO = 5;
+
+const { values: opts } = parseArgs({
+  options: { ports: { type: 'string', default: '100' } },
+  strict: true,
+});
+const N = Number(opts.ports);
+if (!Number.isInteger(N) || N < 1 || N > 999)
+  throw new Error(`--ports must be an integer in 1..999 (got ${opts.ports})`);
+
+const now = () => performance.now();
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const portName = (prefix: string, i: number) => `${prefix}${String(i + 1).padStart(3, '0')}`;
+
+// ---------------------------------------------------------------- environment
+
+let lab: Lab | undefined;
+let cluster: Cluster | undefined;
+let agent: Proc | undefined;
+let ovsdb: OvsdbClient | undefined;
+let broker: Broker | undefined;
+let cleaning: Promise<void> | undefined;
+
+function cleanup(): Promise<void> {
+  cleaning ??= (async () => {
+    await broker?.close().catch(() => {});
+    await ovsdb?.close().catch(() => {});
+    await cluster?.cleanup().catch((e: Error) => console.error(`cleanup: ${e.message}`));
+    await lab?.destroy().catch((e: Error) => console.error(`cleanup: ${e.message}`));
+  })();
+  return cleaning;
+}
+
+process.on('SIGINT', () => {
+  void cleanup().finally(() => process.exit(130));
+});
+process.on('exit', () => {
+  for (const p of [cluster?.api, ...(cluster?.hostAgents.values() ?? [])])
+    if (p && p.child.exitCode === null) p.child.kill('SIGKILL');
+});
+
+async function post<T>(c: Cluster, path: string, key: string, body: unknown): Promise<T> {
+  const res = await c.http('POST', path, { [key]: body });
+  if (res.status !== 201)
+    throw new Error(`POST ${path}: ${res.status} ${JSON.stringify(res.body)}`);
+  return (res.body as Record<string, T>)[key] as T;
+}
+
+const flowsOf = async (h: LabHost, bridge: string) =>
+  h.ofctl(['dump-flows', '--no-stats', `unix:${h.dir}/${bridge}.mgmt`]);
+
+// ---------------------------------------------------------------- measuring
+
+/** One OVSDB transaction adding `ports` to br-int as VM ports; resolves with t0. */
+async function addPorts(names: string[], ports: Port[]): Promise<number> {
+  const ops: OvsdbOperation[] = [];
+  names.forEach((name, i) => {
+    const port = ports[i] as Port;
+    ops.push(
+      insert(
+        'Interface',
+        {
+          name,
+          type: 'internal',
+          external_ids: map({
+            'iface-id': port.id,
+            'attached-mac': port.mac_address,
+            'iface-status': 'active',
+          }),
+        },
+        `i${i}`,
+      ),
+      insert('Port', { name, interfaces: namedUuid(`i${i}`) }, `p${i}`),
+    );
+  });
+  ops.push(
+    mutate(
+      'Bridge',
+      [['name', '==', 'br-int']],
+      [['ports', 'insert', set(names.map((_, i) => namedUuid(`p${i}`)))]],
+    ),
+    mutate('Open_vSwitch', [], [['next_cfg', '+=', 1]]),
+  );
+  const results = await (ovsdb as OvsdbClient).transact('Open_vSwitch', ops);
+  const t0 = now();
+  const failed = results.find((r) => r.error);
+  if (failed || results.length < ops.length)
+    throw new Error(`adding ports to br-int failed: ${JSON.stringify(failed ?? results)}`);
+  return t0;
+}
+
+interface Seen {
+  latencies: number[];
+  total: number;
+}
+
+/** Polls the API until every port in `ids` is ACTIVE; latency = response arrival − t0. */
+async function watchActive(
+  c: Cluster,
+  networkId: string,
+  ids: Set<string>,
+  t0: number,
+  phase: string,
+  abort: () => Error | undefined,
+): Promise<Seen> {
+  const seen = new Map<string, number>();
+  const path = `/v2.0/ports?network_id=${networkId}&status=ACTIVE&fields=id`;
+  while (seen.size < ids.size) {
+    const res = await c.http('GET', path);
+    const at = now();
+    if (res.status !== 200) throw new Error(`GET ${path}: ${res.status}`);
+    for (const p of (res.body as { ports: { id: string }[] }).ports)
+      if (ids.has(p.id) && !seen.has(p.id)) seen.set(p.id, at - t0);
+    if (seen.size === ids.size) break;
+    const err = abort();
+    if (err) throw err;
+    if (at - t0 > PHASE_TIMEOUT_MS)
+      throw new Error(
+        `${phase}: only ${seen.size}/${ids.size} ports ACTIVE after ${PHASE_TIMEOUT_MS / 1000} s`,
+      );
+    await sleep(POLL_MS);
+  }
+  const latencies = [...seen.values()];
+  return { latencies, total: Math.max(...latencies) };
+}
+
+// ---------------------------------------------------------------- the baseline agent
+
+/** Neutron-style wiring: one ovs-vsctl/ovs-ofctl process per operation, one port at a time. */
+async function baselineWire(h: LabHost, hostName: string, vlans: Map<string, number>) {
+  const b = broker as Broker;
+  const names = (await h.vsctl(['list-ports', 'br-int']))
+    .split('\n')
+    .filter((n) => /^bb\d+$/.test(n))
+    .sort();
+  for (const name of names) {
+    const ifaceId = (await h.vsctl(['get', 'Interface', name, 'external_ids:iface-id']))
+      .trim()
+      .replace(/^"|"$/g, '');
+    const res = GetDevicesDetailsResult.parse(
+      await b.call(PLUGIN_TOPIC, 'get_devices_details', { host: hostName, devices: [ifaceId] }),
+    );
+    const d = res.devices[0];
+    if (!d) throw new Error(`baseline: the API does not know ${name} (${ifaceId})`);
+    let vlan = vlans.get(d.network_id);
+    if (vlan === undefined) {
+      vlan = 1;
+      while ([...vlans.values()].includes(vlan)) vlan++;
+      vlans.set(d.network_id, vlan);
+    }
+    await h.vsctl([
+      'set',
+      'Port',
+      name,
+      `tag=${vlan}`,
+      `other_config:net_uuid=${d.network_id}`,
+      `other_config:network_type=${d.network_type}`,
+      `other_config:segmentation_id=${d.segmentation_id ?? ''}`,
+    ]);
+    await h.ofctl([
+      'add-flow',
+      `unix:${h.dir}/br-tun.mgmt`,
+      `table=4,priority=1,tun_id=${d.segmentation_id},actions=mod_vlan_vid:${vlan},output:patch-int`,
+    ]);
+    await b.call(PLUGIN_TOPIC, 'update_device_list', { host: hostName, up: [d.device], down: [] });
+  }
+}
+
+/** The local VLAN each network already has on br-int (the old agent's in-memory map). */
+async function currentVlans(): Promise<Map<string, number>> {
+  const [res] = await (ovsdb as OvsdbClient).transact('Open_vSwitch', [
+    select('Port', [], ['tag', 'other_config']),
+  ]);
+  const vlans = new Map<string, number>();
+  for (const row of res?.rows ?? []) {
+    const tag = fromOptional<number>(row.tag);
+    const net = (fromMap(row.other_config) as Record<string, string>).net_uuid;
+    if (typeof tag === 'number' && net) vlans.set(net, tag);
+  }
+  return vlans;
+}
+
+// ---------------------------------------------------------------- main
+
+function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil(p * s.length) - 1)] as number;
+}
+
+const ms = (x: number) => `${Math.round(x)} ms`;
+const line = (what: string, s: Seen) =>
+  `${what} p50 ${ms(percentile(s.latencies, 0.5))}, p99 ${ms(percentile(s.latencies, 0.99))}, ` +
+  `total ${ms(s.total)} (${s.latencies.length} ports ACTIVE)`;
+
+async function main() {
+  const started = now();
+  lab = await createLab({ hosts: 1 });
+  const h = lab.hosts[0] as LabHost;
+  const hostName = `lab-${lab.prefix}-${h.name}`;
+  cluster = await Cluster.create('sqlite', ovsOf(h));
+  const c = cluster;
+  await c.startApi();
+  agent = c.startAgentOn('ovs', hostName, ovsOf(h));
+  const agentProc = agent;
+  const agentDied = () =>
+    agentProc.child.exitCode !== null || agentProc.child.signalCode !== null
+      ? new Error(
+          `kumo-ovs-agent exited (${agentProc.child.exitCode ?? agentProc.child.signalCode})`,
+        )
+      : undefined;
+  await waitFor(
+    "the agent's first sync (br-int, br-tun and its flows)",
+    async () => {
+      const err = agentDied();
+      if (err) throw err;
+      return /cookie=0x6b756d6f/.test(await flowsOf(h, 'br-tun'));
+    },
+    30_000,
+    100,
+  );
+  ovsdb = await createOvsdbClient({ socket: `unix:${h.dbSocket}` });
+
+  const net = await post<Network>(c, '/v2.0/networks', 'network', {
+    name: 'bench-net',
+    'provider:network_type': 'vxlan',
+  });
+  await post(c, '/v2.0/subnets', 'subnet', {
+    network_id: net.id,
+    cidr: '10.0.0.0/16',
+    ip_version: 4,
+  });
+  const ports: Port[] = [];
+  for (let i = 0; i < 2 * N; i++)
+    ports.push(await post<Port>(c, '/v2.0/ports', 'port', { network_id: net.id }));
+  const kumoPorts = ports.slice(0, N);
+  const basePorts = ports.slice(N);
+  console.log(
+    `port-wiring bench: ${N} ports on br-int of 1 lab host (userspace datapath), ` +
+      `API polled every ${POLL_MS} ms; setup ${((now() - started) / 1000).toFixed(1)} s`,
+  );
+
+  // Phase 1: kumo-ovs-agent.
+  const kumoNames = kumoPorts.map((_, i) => portName('bk', i));
+  const t1 = await addPorts(kumoNames, kumoPorts);
+  const kumo = await watchActive(
+    c,
+    net.id,
+    new Set(kumoPorts.map((p) => p.id)),
+    t1,
+    'kumo',
+    agentDied,
+  );
+  console.log(line('kumo-ovs-agent:        ', kumo));
+
+  // Phase 2: the baseline, with the agent stopped.
+  await c.stop(agentProc, 'SIGTERM');
+  broker = createBroker({ url: c.vhost.url, log: silentLogger() });
+  await broker.start();
+  const vlans = await currentVlans();
+  const baseNames = basePorts.map((_, i) => portName('bb', i));
+  const t2 = await addPorts(baseNames, basePorts);
+  let wireError: Error | undefined;
+  const wiring = baselineWire(h, hostName, vlans).catch((e: Error) => {
+    wireError = e;
+  });
+  const base = await watchActive(
+    c,
+    net.id,
+    new Set(basePorts.map((p) => p.id)),
+    t2,
+    'baseline',
+    () => wireError,
+  );
+  await wiring;
+  console.log(line('baseline (1 proc/op):  ', base));
+
+  const ratio = base.total / kumo.total;
+  const fastOk = kumo.latencies.length === N && kumo.total < TARGET_MS;
+  console.log(
+    `target (${N} ports ACTIVE < ${TARGET_MS} ms: ${fastOk ? 'met' : 'MISSED'}; ` +
+      `>= ${TARGET_RATIO}x the baseline: ${ratio >= TARGET_RATIO ? 'met' : 'MISSED'}); ` +
+      `bench took ${((now() - started) / 1000).toFixed(0)} s`,
+  );
+  console.log(`ratio baseline/kumo (total time): ${ratio.toFixed(1)}`);
+}
+
+try {
+  await main();
+} catch (e) {
+  console.error(`bench failed: ${(e as Error).stack ?? e}`);
+  if (agent) {
+    try {
+      const tail = readFileSync(agent.logPath, 'utf8').trimEnd().split('\n').slice(-15).join('\n');
+      console.error(`kumo-ovs-agent log (last lines):\n${tail}`);
+    } catch {
+      /* no log yet */
+    }
+  }
+  process.exitCode = 1;
+} finally {
+  await cleanup();
+}
