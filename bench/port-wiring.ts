@@ -198,6 +198,37 @@ async function watchActive(
   return { latencies, total: Math.max(...latencies) };
 }
 
+/** Not timed: every port of a phase is tagged, has an ofport, and br-tun has its flow. */
+async function verify(h: LabHost, names: string[], phase: string) {
+  const [ports, ifaces] = await (ovsdb as OvsdbClient).transact('Open_vSwitch', [
+    select('Port', [], ['name', 'tag', 'other_config']),
+    select('Interface', [], ['name', 'ofport']),
+  ]);
+  const want = new Set(names);
+  const tags = new Set<unknown>();
+  let tagged = 0;
+  let up = 0;
+  for (const row of ports?.rows ?? []) {
+    if (!want.has(String(row.name))) continue;
+    const tag = fromOptional<number>(row.tag);
+    if (typeof tag === 'number' && tag >= 1 && tag < 4095) tagged++;
+    tags.add(tag);
+  }
+  for (const row of ifaces?.rows ?? []) {
+    const ofport = fromOptional<number>(row.ofport);
+    if (want.has(String(row.name)) && typeof ofport === 'number' && ofport > 0) up++;
+  }
+  const flows = await flowsOf(h, 'br-tun');
+  const vlan = [...tags][0];
+  if (tagged !== names.length || up !== names.length || tags.size !== 1)
+    throw new Error(
+      `${phase}: ports ACTIVE but OVS disagrees: ${tagged}/${names.length} tagged, ` +
+        `${up}/${names.length} with an ofport, tags ${JSON.stringify([...tags])}`,
+    );
+  if (!new RegExp(`tun_id=0x[0-9a-f]+ actions=mod_vlan_vid:${vlan},`).test(flows))
+    throw new Error(`${phase}: no tunnel→VLAN ${vlan} flow on br-tun:\n${flows}`);
+}
+
 // ---------------------------------------------------------------- the baseline agent
 
 /** Neutron-style wiring: one ovs-vsctl/ovs-ofctl process per operation, one port at a time. */
@@ -325,6 +356,7 @@ async function main() {
     agentDied,
   );
   console.log(line('kumo-ovs-agent:        ', kumo));
+  await verify(h, kumoNames, 'kumo');
 
   // Phase 2: the baseline, with the agent stopped.
   await c.stop(agentProc, 'SIGTERM');
@@ -347,6 +379,7 @@ async function main() {
   );
   await wiring;
   console.log(line('baseline (1 proc/op):  ', base));
+  await verify(h, baseNames, 'baseline');
 
   const ratio = base.total / kumo.total;
   const fastOk = kumo.latencies.length === N && kumo.total < TARGET_MS;

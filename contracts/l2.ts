@@ -6,10 +6,8 @@
  * only about ports bound (or now bound) to its own host; anything else is `unknown` and
  * sits on the dead VLAN.
  */
+import { NETWORK_TYPES, TUNNEL_TYPES } from './network.ts';
 import { arr, bool, hostname, type Infer, int, nullable, obj, oneOf, str, uuid } from './schema.ts';
-
-export const TUNNEL_TYPES = ['gre', 'vxlan'] as const;
-export const NETWORK_TYPES = ['gre', 'vxlan', 'flat'] as const;
 
 const ipv4 = () =>
   str({
@@ -23,7 +21,7 @@ export const DeviceDetails = obj({
   device: uuid(),
   network_id: uuid(),
   network_type: oneOf(NETWORK_TYPES),
-  segmentation_id: nullable(int({ min: 1, max: 16_777_215 })),
+  segmentation_id: nullable(int({ min: 1, max: 2 ** 32 - 1 })),
   mac_address: mac(),
   admin_state_up: bool(),
 });

@@ -6,6 +6,7 @@
  * is dead-lettered with the validation reason, so one bad publisher cannot stop a queue.
  */
 import { ReportStateArgs } from './agents.ts';
+import { GetActiveNetworksArgs, GetNetworkInfoArgs } from './dhcp.ts';
 import { GetDevicesDetailsArgs, TunnelSyncArgs, UpdateDeviceListArgs } from './l2.ts';
 import {
   bool,
@@ -52,6 +53,8 @@ export const METHODS = {
   get_devices_details: GetDevicesDetailsArgs,
   update_device_list: UpdateDeviceListArgs,
   tunnel_sync: TunnelSyncArgs,
+  get_active_networks: GetActiveNetworksArgs,
+  get_network_info: GetNetworkInfoArgs,
 } as const satisfies Record<string, Schema<unknown>>;
 
 export type MethodName = keyof typeof METHODS;

@@ -95,9 +95,9 @@ const physnet = () =>
     patternName: 'a physical network name (letters, digits, _ . -)',
   });
 /** Text that IPAM parses and normalises; the shape check here is only a first filter. */
-const ipText = () =>
+export const ipText = () =>
   str({ min: 2, max: 45, pattern: /^[0-9A-Fa-f.:]+$/, patternName: 'an IP address' });
-const cidrText = () =>
+export const cidrText = () =>
   str({ min: 4, max: 49, pattern: /^[0-9A-Fa-f.:]+\/\d+$/, patternName: 'a CIDR' });
 export const MAC = /^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$/;
 const mac = () => str({ pattern: MAC, patternName: 'a MAC address like fa:16:3e:12:34:56' });
