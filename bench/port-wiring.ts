@@ -94,6 +94,7 @@ let agent: Proc | undefined;
 let ovsdb: OvsdbClient | undefined;
 let broker: Broker | undefined;
 let cleaning: Promise<void> | undefined;
+let interrupted = false;
 
 function cleanup(): Promise<void> {
   cleaning ??= (async () => {
@@ -106,6 +107,8 @@ function cleanup(): Promise<void> {
 }
 
 process.on('SIGINT', () => {
+  interrupted = true;
+  console.error('interrupted; cleaning up');
   void cleanup().finally(() => process.exit(130));
 });
 process.on('exit', () => {
@@ -232,18 +235,35 @@ async function verify(h: LabHost, names: string[], phase: string) {
 // ---------------------------------------------------------------- the baseline agent
 
 /** Neutron-style wiring: one ovs-vsctl/ovs-ofctl process per operation, one port at a time. */
-async function baselineWire(h: LabHost, hostName: string, vlans: Map<string, number>) {
+async function baselineWire(
+  h: LabHost,
+  hostName: string,
+  vlans: Map<string, number>,
+  spent: Map<string, number>,
+) {
   const b = broker as Broker;
+  const timed = async <T>(what: string, f: () => Promise<T>): Promise<T> => {
+    const t = now();
+    try {
+      return await f();
+    } finally {
+      spent.set(what, (spent.get(what) ?? 0) + now() - t);
+    }
+  };
   const names = (await h.vsctl(['list-ports', 'br-int']))
     .split('\n')
     .filter((n) => /^bb\d+$/.test(n))
     .sort();
   for (const name of names) {
-    const ifaceId = (await h.vsctl(['get', 'Interface', name, 'external_ids:iface-id']))
+    const ifaceId = (
+      await timed('vsctl get', () => h.vsctl(['get', 'Interface', name, 'external_ids:iface-id']))
+    )
       .trim()
       .replace(/^"|"$/g, '');
     const res = GetDevicesDetailsResult.parse(
-      await b.call(PLUGIN_TOPIC, 'get_devices_details', { host: hostName, devices: [ifaceId] }),
+      await timed('get_devices_details', () =>
+        b.call(PLUGIN_TOPIC, 'get_devices_details', { host: hostName, devices: [ifaceId] }),
+      ),
     );
     const d = res.devices[0];
     if (!d) throw new Error(`baseline: the API does not know ${name} (${ifaceId})`);
@@ -253,21 +273,27 @@ async function baselineWire(h: LabHost, hostName: string, vlans: Map<string, num
       while ([...vlans.values()].includes(vlan)) vlan++;
       vlans.set(d.network_id, vlan);
     }
-    await h.vsctl([
-      'set',
-      'Port',
-      name,
-      `tag=${vlan}`,
-      `other_config:net_uuid=${d.network_id}`,
-      `other_config:network_type=${d.network_type}`,
-      `other_config:segmentation_id=${d.segmentation_id ?? ''}`,
-    ]);
-    await h.ofctl([
-      'add-flow',
-      `unix:${h.dir}/br-tun.mgmt`,
-      `table=4,priority=1,tun_id=${d.segmentation_id},actions=mod_vlan_vid:${vlan},output:patch-int`,
-    ]);
-    await b.call(PLUGIN_TOPIC, 'update_device_list', { host: hostName, up: [d.device], down: [] });
+    await timed('vsctl set', () =>
+      h.vsctl([
+        'set',
+        'Port',
+        name,
+        `tag=${vlan}`,
+        `other_config:net_uuid=${d.network_id}`,
+        `other_config:network_type=${d.network_type}`,
+        `other_config:segmentation_id=${d.segmentation_id ?? ''}`,
+      ]),
+    );
+    await timed('ofctl add-flow', () =>
+      h.ofctl([
+        'add-flow',
+        `unix:${h.dir}/br-tun.mgmt`,
+        `table=4,priority=1,tun_id=${d.segmentation_id},actions=mod_vlan_vid:${vlan},output:patch-int`,
+      ]),
+    );
+    await timed('update_device_list', () =>
+      b.call(PLUGIN_TOPIC, 'update_device_list', { host: hostName, up: [d.device], down: [] }),
+    );
   }
 }
 
@@ -366,7 +392,8 @@ async function main() {
   const baseNames = basePorts.map((_, i) => portName('bb', i));
   const t2 = await addPorts(baseNames, basePorts);
   let wireError: Error | undefined;
-  const wiring = baselineWire(h, hostName, vlans).catch((e: Error) => {
+  const spent = new Map<string, number>();
+  const wiring = baselineWire(h, hostName, vlans, spent).catch((e: Error) => {
     wireError = e;
   });
   const base = await watchActive(
@@ -379,6 +406,9 @@ async function main() {
   );
   await wiring;
   console.log(line('baseline (1 proc/op):  ', base));
+  console.log(
+    `  baseline time per port: ${[...spent].map(([k, v]) => `${k} ${(v / N).toFixed(1)} ms`).join(', ')}`,
+  );
   await verify(h, baseNames, 'baseline');
 
   const ratio = base.total / kumo.total;
@@ -394,6 +424,8 @@ async function main() {
 try {
   await main();
 } catch (e) {
+  // After Ctrl-C the failure is ours (processes stopped under us); the SIGINT handler exits.
+  if (interrupted) await new Promise(() => {});
   console.error(`bench failed: ${(e as Error).stack ?? e}`);
   if (agent) {
     try {
