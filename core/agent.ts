@@ -53,7 +53,6 @@ export interface AgentHandle {
   stop(): Promise<void>;
   /** Sends one report now (also used by the periodic timer). */
   report(): Promise<void>;
-  state(): { adminStateUp: boolean; startFlagPending: boolean; lastResyncReason?: string };
 }
 
 export function createAgent(deps: AgentDeps): AgentHandle {
@@ -67,7 +66,6 @@ export function createAgent(deps: AgentDeps): AgentHandle {
   let timer: NodeJS.Timeout | undefined;
   let resyncTimer: NodeJS.Timeout | undefined;
   let reporting: Promise<void> | undefined;
-  let lastResyncReason: string | undefined;
   let pendingReason = 'start';
 
   const queue = createReconcileQueue({
@@ -75,7 +73,6 @@ export function createAgent(deps: AgentDeps): AgentHandle {
     worker: async (key) => {
       if (key === RESYNC_KEY) {
         const reason = pendingReason;
-        lastResyncReason = reason;
         log.info({ reason }, 'full resync');
         await deps.hooks.resync(reason);
         return;
@@ -186,6 +183,5 @@ export function createAgent(deps: AgentDeps): AgentHandle {
       await deps.broker.close();
     },
     report,
-    state: () => ({ adminStateUp, startFlagPending: startFlag, lastResyncReason }),
   };
 }
