@@ -13,6 +13,7 @@ import type { NetworkSettings } from './db/networks.ts';
 import { installAuth, installErrors } from './http.ts';
 import type { Clock } from './liveness.ts';
 import { agentRoutes } from './routes/agents.ts';
+import { dhcpAgentRoutes } from './routes/dhcp-agents.ts';
 import { networkRoutes } from './routes/networks.ts';
 import { portRoutes } from './routes/ports.ts';
 import { subnetRoutes } from './routes/subnets.ts';
@@ -25,6 +26,10 @@ export interface ApiSettings {
   bodyLimit: number;
   /** Segmentation ranges, default network type and MTU ([ml2]); defaults when absent. */
   network?: NetworkSettings;
+  /** [DEFAULT] dhcp_agents_per_network; 1 when absent. */
+  dhcpAgentsPerNetwork?: number;
+  /** [api] allow_automatic_failover; true when absent. */
+  allowAutomaticFailover?: boolean;
 }
 
 export interface AppDeps {
@@ -52,5 +57,6 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   networkRoutes(app, deps);
   subnetRoutes(app, deps);
   portRoutes(app, deps);
+  dhcpAgentRoutes(app, deps);
   return app;
 }

@@ -1,5 +1,5 @@
 /**
- * kumo-api: the HTTP API, the state-report consumer and (in later issues) the scheduler.
+ * kumo-api: the HTTP API, the state-report consumer and the DHCP scheduler sweep.
  *
  * Invariant: the database is migrated before anything is served or consumed; on stop the
  * HTTP server closes first, then buffered state reports are committed and acked, then the
@@ -14,6 +14,7 @@ import { openDb } from './db/index.ts';
 import { migrate } from './db/migrations.ts';
 import { createReportConsumer, systemClock } from './liveness.ts';
 import { createRpcHandler } from './rpc.ts';
+import { startDhcpSweeper } from './scheduler/dhcp.ts';
 
 export async function startApi({ config, log }: DaemonContext): Promise<Running> {
   const adminToken = required(config.api.admin_token, 'api', 'admin_token');
@@ -46,30 +47,33 @@ export async function startApi({ config, log }: DaemonContext): Promise<Running>
     createRpcHandler({ db, broker, log }),
   );
   await broker.start();
-  const app = buildApp({
-    db,
-    broker,
-    clock: systemClock,
-    log,
-    settings: {
-      adminToken,
-      memberTokens: config.api.member_tokens,
-      agentDownTime: config.DEFAULT.agent_down_time,
-      bodyLimit: config.api.body_limit,
-      network: {
-        tenantNetworkTypes: config.ml2.tenant_network_types,
-        vniRanges: config.ml2.vni_ranges,
-        greIdRanges: config.ml2.gre_id_ranges,
-        flatNetworks: config.ml2.flat_networks,
-        globalPhysnetMtu: config.ml2.global_physnet_mtu,
-      },
+  const settings = {
+    adminToken,
+    memberTokens: config.api.member_tokens,
+    agentDownTime: config.DEFAULT.agent_down_time,
+    bodyLimit: config.api.body_limit,
+    network: {
+      tenantNetworkTypes: config.ml2.tenant_network_types,
+      vniRanges: config.ml2.vni_ranges,
+      greIdRanges: config.ml2.gre_id_ranges,
+      flatNetworks: config.ml2.flat_networks,
+      globalPhysnetMtu: config.ml2.global_physnet_mtu,
     },
-  });
+    dhcpAgentsPerNetwork: config.DEFAULT.dhcp_agents_per_network,
+    allowAutomaticFailover: config.api.allow_automatic_failover,
+  };
+  const app = buildApp({ db, broker, clock: systemClock, log, settings });
+  // DHCP failover and catch-up scheduling, every agent_down_time / 2.
+  const sweeper = startDhcpSweeper(
+    { db, broker, clock: systemClock, log, settings },
+    (config.DEFAULT.agent_down_time * 1000) / 2,
+  );
   await app.listen({ host: config.api.bind_host, port: config.api.bind_port });
   log.info({ host: config.api.bind_host, port: config.api.bind_port }, 'kumo-api listening');
   return {
     async stop() {
       await app.close();
+      await sweeper.stop();
       await reports.close();
       await broker.close();
       await db.close();

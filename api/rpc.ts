@@ -1,7 +1,8 @@
 /**
- * kumo-api's RPC server (queue `q-plugin`): what agents ask of the API. For now the L2
- * agent's calls, Neutron's plugin RPC trimmed: device details (binding the port to the
- * asking host), device status, and the tunnel endpoint list.
+ * kumo-api's RPC server (queue `q-plugin`): what agents ask of the API. The L2 agent's
+ * calls, Neutron's plugin RPC trimmed: device details (binding the port to the asking
+ * host), device status, and the tunnel endpoint list; and the DHCP agent's
+ * get_active_networks / get_network_info (api/rpc-dhcp.ts).
  *
  * Invariants: a port is bound to the first host whose L2 agent asks for it and is never
  * described to another host; a tunnel endpoint is recorded per host, and any change to the
@@ -16,6 +17,7 @@ import type { Logger } from '../core/log.ts';
 import type { Db, Queryable } from './db/index.ts';
 import { bool } from './db/neutron.ts';
 import { setPortStatus } from './db/ports.ts';
+import { getActiveNetworks, getNetworkInfo } from './rpc-dhcp.ts';
 
 export const OVS_FANOUT = fanoutExchange(agentTypeByKind('ovs').topic);
 const CHUNK = 500;
@@ -148,6 +150,10 @@ export function createRpcHandler(deps: RpcDeps) {
         return updateDeviceList(deps.db, message.args);
       case 'tunnel_sync':
         return tunnelSync(deps, message.args);
+      case 'get_active_networks':
+        return getActiveNetworks(deps.db, message.args);
+      case 'get_network_info':
+        return getNetworkInfo(deps.db, message.args);
       default:
         throw new Error(`kumo-api does not serve ${message.method} on q-plugin`);
     }

@@ -14,6 +14,7 @@ import {
   resolveEndpoint,
 } from './client.ts';
 import { registerAgentCommands } from './commands/agents.ts';
+import { registerDhcpCommands } from './commands/dhcp.ts';
 import { type CliIo, UsageError } from './format.ts';
 
 export const EXIT_OK = 0;
@@ -54,6 +55,7 @@ export function buildProgram(io: CliIo): Command {
     },
   };
   registerAgentCommands(program, ctx);
+  registerDhcpCommands(program, ctx);
   return program;
 }
 

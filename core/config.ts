@@ -133,6 +133,7 @@ const SPEC = {
     transport_url: f(transportUrl, 'rabbit://guest:guest@127.0.0.1:5672/'),
     rpc_response_timeout: f(number(0.1, 600), '60'),
     agent_down_time: f(number(1, 86400), '30'),
+    dhcp_agents_per_network: f(integer(1, 100), '1'),
   },
   agent: {
     report_interval: f(number(0.1, 3600), '10'),
@@ -145,6 +146,7 @@ const SPEC = {
     admin_token: f(token),
     member_tokens: f(list(token), ''),
     body_limit: f(integer(1024, 1024 * 1024 * 1024), '1048576'),
+    allow_automatic_failover: f(boolean, 'true'),
   },
   database: {
     connection: f(databaseUrl),
@@ -169,6 +171,7 @@ const SPEC = {
       'unix:/var/run/openvswitch/db.sock',
     ),
     ovs_rundir: f(absPath, '/var/run/openvswitch'),
+    vswitchd_netns: f(pattern(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'a network namespace name')),
   },
   dhcp: {
     dhcp_lease_duration: f(integer(120, 31536000), '86400'),

@@ -121,6 +121,25 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string[]
       )`,
     ],
   },
+  {
+    version: 4,
+    name: 'network_dhcp_agent_bindings',
+    sql: [
+      // Which DHCP agents serve a network (Neutron's networkdhcpagentbindings); a binding
+      // goes with its network and with its agent row.
+      `CREATE TABLE network_dhcp_agent_bindings (
+        network_id TEXT NOT NULL REFERENCES networks (id) ON DELETE CASCADE,
+        agent_id TEXT NOT NULL REFERENCES agents (id) ON DELETE CASCADE,
+        PRIMARY KEY (network_id, agent_id)
+      )`,
+      'CREATE INDEX network_dhcp_agent_bindings_agent ON network_dhcp_agent_bindings (agent_id)',
+      // One scheduler-made DHCP port per (host, network): its device_id,
+      // dhcp<uuid5(host)>-<network_id>, names both, so two API replicas creating the same
+      // port at once cannot both succeed. Other ports may share device ids as in Neutron.
+      `CREATE UNIQUE INDEX ports_dhcp_device ON ports (device_id)
+        WHERE device_owner = 'network:dhcp' AND device_id LIKE 'dhcp________-____-5___-____-____________-%'`,
+    ],
+  },
 ];
 
 export async function migrate(db: Db): Promise<number[]> {

@@ -24,6 +24,7 @@ import {
   updateNetwork,
 } from '../db/networks.ts';
 import type { ColumnFilter } from '../db/neutron.ts';
+import { dhcpHostsOf, hintDhcpAgents } from '../scheduler/dhcp.ts';
 
 export type Query = Record<string, string | string[] | undefined>;
 export type FilterSpec = Record<string, { column: string; type: 'text' | 'bool' | 'int' }>;
@@ -279,17 +280,20 @@ export function networkRoutes(app: FastifyInstance, deps: AppDeps) {
     const before = await load(req.params.id);
     refuseReadOnly(req.body, 'network');
     const changes = NetworkUpdate.parse(req.body).network;
-    return {
-      network: await updateNetwork(deps.db, before.id, changes, settings, deps.clock.now()),
-    };
+    const network = await updateNetwork(deps.db, before.id, changes, settings, deps.clock.now());
+    void hintDhcpAgents(deps, network.id);
+    return { network };
   });
 
   app.delete(
     '/v2.0/networks/:id',
     async (req: FastifyRequest<{ Params: { id: string } }>, reply) => {
       const network = await load(req.params.id);
+      const dhcpHosts = await dhcpHostsOf(deps.db, network.id);
       await deleteNetwork(deps.db, network.id);
       deps.log.info({ networkId: network.id }, 'network deleted');
+      // Its bindings went with it: the agents that served it tear it down.
+      void hintDhcpAgents(deps, network.id, dhcpHosts);
       return reply.status(204).send();
     },
   );

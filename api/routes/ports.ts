@@ -20,6 +20,7 @@ import {
   updatePort,
 } from '../db/ports.ts';
 import { OVS_FANOUT } from '../rpc.ts';
+import { hintDhcpAgents } from '../scheduler/dhcp.ts';
 import { page, parseListQuery, pick, type Query, requireAdminFor, values } from './networks.ts';
 
 const ADMIN_PORT_ATTRS = ['binding:host_id', 'binding:profile'] as const;
@@ -58,6 +59,7 @@ export function portRoutes(app: FastifyInstance, deps: AppDeps) {
       { portId: port.id, networkId: port.network_id, fixedIps: port.fixed_ips },
       'port created',
     );
+    void hintDhcpAgents(deps, port.network_id);
     return reply.status(201).send({ port });
   });
 
@@ -68,6 +70,7 @@ export function portRoutes(app: FastifyInstance, deps: AppDeps) {
     const changes = PortUpdate.parse(req.body).port;
     const port = await updatePort(deps.db, before.id, changes, deps.clock.now());
     hintL2(deps, port.id);
+    void hintDhcpAgents(deps, port.network_id);
     return { port };
   });
 
@@ -76,6 +79,7 @@ export function portRoutes(app: FastifyInstance, deps: AppDeps) {
     await deletePort(deps.db, port.id);
     deps.log.info({ portId: port.id, networkId: port.network_id }, 'port deleted');
     hintL2(deps, port.id);
+    void hintDhcpAgents(deps, port.network_id);
     return reply.status(204).send();
   });
 }

@@ -18,6 +18,7 @@ import {
   subnetNotFound,
   updateSubnet,
 } from '../db/subnets.ts';
+import { hintDhcpAgents, scheduleNetwork, syncDhcpPorts } from '../scheduler/dhcp.ts';
 import { page, parseListQuery, pick, type Query, values } from './networks.ts';
 
 export function subnetRoutes(app: FastifyInstance, deps: AppDeps) {
@@ -46,6 +47,8 @@ export function subnetRoutes(app: FastifyInstance, deps: AppDeps) {
       { subnetId: subnet.id, networkId: subnet.network_id, cidr: subnet.cidr },
       'subnet created',
     );
+    // Schedules the network to DHCP agents (if it now needs one), fixes DHCP ports, hints.
+    await scheduleNetwork(deps, subnet.network_id);
     return reply.status(201).send({ subnet });
   });
 
@@ -53,7 +56,9 @@ export function subnetRoutes(app: FastifyInstance, deps: AppDeps) {
     const before = await load(req.params.id);
     refuseReadOnly(req.body, 'subnet');
     const changes = SubnetUpdate.parse(req.body).subnet;
-    return { subnet: await updateSubnet(deps.db, before.id, changes, deps.clock.now()) };
+    const subnet = await updateSubnet(deps.db, before.id, changes, deps.clock.now());
+    await scheduleNetwork(deps, subnet.network_id);
+    return { subnet };
   });
 
   app.delete(
@@ -62,6 +67,8 @@ export function subnetRoutes(app: FastifyInstance, deps: AppDeps) {
       const subnet = await load(req.params.id);
       await deleteSubnet(deps.db, subnet.id, deps.clock.now());
       deps.log.info({ subnetId: subnet.id, networkId: subnet.network_id }, 'subnet deleted');
+      await syncDhcpPorts(deps, subnet.network_id).catch(() => false);
+      await hintDhcpAgents(deps, subnet.network_id);
       return reply.status(204).send();
     },
   );

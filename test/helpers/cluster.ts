@@ -7,7 +7,7 @@
  * failing test can be read afterwards.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { createWriteStream, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, createWriteStream, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { AGENT_KINDS, type Agent, type AgentKind } from '../../contracts/agents.ts';
@@ -37,6 +37,8 @@ export interface OvsEndpoint {
   dbSocket: string;
   rundir: string;
   localIp: string;
+  /** The namespace ovs-vswitchd runs in (a lab host's). */
+  netns?: string;
 }
 
 const NO_OVS: OvsEndpoint = {
@@ -45,10 +47,16 @@ const NO_OVS: OvsEndpoint = {
   localIp: '192.0.2.10',
 };
 
-export const ovsOf = (h: { dbSocket: string; dir: string; ip: string }): OvsEndpoint => ({
+export const ovsOf = (h: {
+  dbSocket: string;
+  dir: string;
+  ip: string;
+  netns: string;
+}): OvsEndpoint => ({
   dbSocket: h.dbSocket,
   rundir: h.dir,
   localIp: h.ip,
+  netns: h.netns,
 });
 
 export interface RunResult {
@@ -101,6 +109,8 @@ export class Cluster {
   readonly ovs: OvsEndpoint;
 
   private constructor(engine: 'sqlite' | 'postgres', port: number, ovs: OvsEndpoint) {
+    // dnsmasq re-reads its files as `nobody` on SIGHUP: the state path must be traversable.
+    chmodSync(this.dir.path, 0o755);
     this.db = testDatabase(engine, this.dir.path);
     this.port = port;
     this.ovs = ovs;
@@ -142,6 +152,7 @@ export class Cluster {
       `local_ip = ${ovs.localIp}`,
       `ovsdb_connection = unix:${ovs.dbSocket}`,
       `ovs_rundir = ${ovs.rundir}`,
+      ...(ovs.netns ? [`vswitchd_netns = ${ovs.netns}`] : []),
       '[compute]',
       'virt_type = qemu',
       `instances_path = ${this.dir.path}/instances`,

@@ -39,9 +39,10 @@ export interface Lab {
   hosts: LabHost[];
   addHost(): Promise<LabHost>;
   removeHost(host: LabHost): Promise<void>;
+  /** `cidr` omitted: no address (a DHCP client will get one). */
   endpoint(
     host: LabHost,
-    opts: { ifaceId: string; mac: string; cidr: string; bridge?: string },
+    opts: { ifaceId: string; mac: string; cidr?: string; bridge?: string },
   ): Promise<Endpoint>;
   /** Runs a command in a namespace; resolves with stdout, rejects with stderr. */
   exec(netns: string, argv: string[], env?: Record<string, string>): Promise<string>;
@@ -227,7 +228,7 @@ async function stopHost(host: LabHost, underlay: string) {
 
 async function addEndpoint(
   host: LabHost,
-  o: { ifaceId: string; mac: string; cidr: string; bridge?: string },
+  o: { ifaceId: string; mac: string; cidr?: string; bridge?: string },
   index: number,
   prefix: string,
   exec: Lab['exec'],
@@ -251,8 +252,8 @@ async function addEndpoint(
   await exec(host.netns, ['ip', 'link', 'set', name, 'netns', netns]);
   await exec(netns, ['ip', 'link', 'set', name, 'address', o.mac]);
   await exec(netns, ['ip', 'link', 'set', name, 'mtu', '1400']);
-  await exec(netns, ['ip', 'addr', 'add', o.cidr, 'dev', name]);
+  if (o.cidr) await exec(netns, ['ip', 'addr', 'add', o.cidr, 'dev', name]);
   await exec(netns, ['ip', 'link', 'set', name, 'up']);
   await exec(netns, ['ip', 'link', 'set', 'lo', 'up']);
-  return { name, netns, host, ip: o.cidr.split('/')[0] as string, mac: o.mac };
+  return { name, netns, host, ip: o.cidr?.split('/')[0] ?? '', mac: o.mac };
 }

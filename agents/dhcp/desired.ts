@@ -1,0 +1,63 @@
+/**
+ * What one network's DHCP service must look like on this host, from the API's
+ * DhcpNetwork: namespace, tap, addresses, dnsmasq files and argv. Pure.
+ *
+ * Invariant: `null` means "this host must serve nothing for the network" (moved away,
+ * deleted, no DHCP port or no DHCP-enabled subnet), and every host object it owned is
+ * removed; anything non-null passed the dnsmasq renderer's strict validation.
+ */
+import type { DhcpNetwork } from '../../contracts/dhcp.ts';
+import { dnsmasqArgv } from '../../host/dnsmasq/argv.ts';
+import { type DnsmasqFiles, renderFiles } from '../../host/dnsmasq/render.ts';
+import { parseCidr } from '../../host/ip/inet.ts';
+import { dhcpNamespace, portDevice } from '../../host/ip/names.ts';
+
+export interface DhcpSettings {
+  /** /var/lib/kumo/dhcp: one directory per network, named by its id. */
+  stateRoot: string;
+  leaseSeconds: number;
+  intBridge: string;
+  ovsdbConnection: string;
+  /** Where ovs-vswitchd runs, when not in this process's namespace (the test lab). */
+  vswitchdNetns?: string;
+}
+
+export interface DesiredDhcp {
+  networkId: string;
+  portId: string;
+  netns: string;
+  device: string;
+  mac: string;
+  mtu: number;
+  /** CIDRs on the tap: the DHCP port's addresses with their subnets' prefixes. */
+  addresses: string[];
+  stateDir: string;
+  files: DnsmasqFiles;
+  argv: string[];
+}
+
+export const stateDirOf = (s: DhcpSettings, networkId: string) => `${s.stateRoot}/${networkId}`;
+
+export function desiredDhcp(net: DhcpNetwork | null, s: DhcpSettings): DesiredDhcp | null {
+  if (!net?.dhcp_port || !net.subnets.some((sub) => sub.enable_dhcp)) return null;
+  const port = net.dhcp_port;
+  const device = portDevice('tap', port.id);
+  const stateDir = stateDirOf(s, net.id);
+  const addresses = port.fixed_ips.flatMap((ip) => {
+    const subnet = net.subnets.find((sub) => sub.id === ip.subnet_id);
+    const cidr = subnet ? parseCidr(subnet.cidr) : null;
+    return cidr ? [`${ip.ip_address}/${cidr.prefix}`] : [];
+  });
+  return {
+    networkId: net.id,
+    portId: port.id,
+    netns: dhcpNamespace(net.id),
+    device,
+    mac: port.mac_address.toLowerCase(),
+    mtu: net.mtu,
+    addresses: addresses.sort(),
+    stateDir,
+    files: renderFiles(net),
+    argv: dnsmasqArgv(net, { stateDir, interfaceName: device, leaseSeconds: s.leaseSeconds }),
+  };
+}

@@ -1,0 +1,79 @@
+/**
+ * The DHCP agent's q-plugin calls (contracts/dhcp.ts): which networks a host's DHCP agent
+ * serves, and one network as that host's dnsmasq must serve it.
+ *
+ * Invariants: a host is told only about networks bound to its DHCP agent; for any other
+ * network get_network_info answers `{network: null}` so the agent tears it down (fencing
+ * after a move); answers are shaped exactly as the contract's schemas.
+ */
+import type { DhcpNetwork, DhcpPort } from '../contracts/dhcp.ts';
+import type { ArgsOf } from '../contracts/messages.ts';
+import { DHCP_OWNER, type Port } from '../contracts/network.ts';
+import type { Db } from './db/index.ts';
+import { getNetwork } from './db/networks.ts';
+import { listPorts } from './db/ports.ts';
+import { listSubnets } from './db/subnets.ts';
+import { DHCP_AGENT_TYPE, dhcpDeviceId } from './scheduler/dhcp.ts';
+
+export async function getActiveNetworks(
+  db: Db,
+  args: ArgsOf<'get_active_networks'>,
+): Promise<{ networks: string[] }> {
+  const rows = await db.query<{ network_id: string }>(
+    `SELECT b.network_id FROM network_dhcp_agent_bindings b JOIN agents a ON a.id = b.agent_id
+      WHERE a.host = ? AND a.agent_type = ? ORDER BY b.network_id`,
+    [args.host, DHCP_AGENT_TYPE],
+  );
+  return { networks: rows.map((r) => r.network_id) };
+}
+
+const dhcpPort = (p: Port): DhcpPort => ({
+  id: p.id,
+  mac_address: p.mac_address,
+  device_owner: p.device_owner,
+  fixed_ips: p.fixed_ips.map((ip) => ({ subnet_id: ip.subnet_id, ip_address: ip.ip_address })),
+});
+
+export async function getNetworkInfo(
+  db: Db,
+  args: ArgsOf<'get_network_info'>,
+): Promise<{ network: DhcpNetwork | null }> {
+  // One transaction: the network, its subnets and ports are read as of one moment.
+  return db.transaction(async (tx) => {
+    const [bound] = await tx.query(
+      `SELECT 1 AS one FROM network_dhcp_agent_bindings b JOIN agents a ON a.id = b.agent_id
+        WHERE b.network_id = ? AND a.host = ? AND a.agent_type = ?`,
+      [args.network_id, args.host, DHCP_AGENT_TYPE],
+    );
+    if (!bound) return { network: null };
+    const network = await getNetwork(tx, args.network_id);
+    if (!network) return { network: null };
+    const filter = { columns: { network_id: [network.id] }, clauses: [] };
+    const subnets = await listSubnets(tx, filter);
+    const ports = await listPorts(tx, filter);
+    const deviceId = dhcpDeviceId(args.host, network.id);
+    const mine = (p: Port) => p.device_owner === DHCP_OWNER && p['binding:host_id'] === args.host;
+    const own = ports.find((p) => mine(p) && p.device_id === deviceId) ?? ports.find(mine);
+    return {
+      network: {
+        id: network.id,
+        revision_number: network.revision_number,
+        mtu: network.mtu,
+        subnets: subnets.map((s) => ({
+          id: s.id,
+          cidr: s.cidr,
+          ip_version: s.ip_version === 6 ? ('6' as const) : ('4' as const),
+          gateway_ip: s.gateway_ip,
+          enable_dhcp: s.enable_dhcp,
+          dns_nameservers: [...s.dns_nameservers],
+          host_routes: s.host_routes.map((r) => ({
+            destination: r.destination,
+            nexthop: r.nexthop,
+          })),
+        })),
+        ports: ports.map(dhcpPort),
+        dhcp_port: own ? dhcpPort(own) : null,
+      },
+    };
+  });
+}
