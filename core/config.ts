@@ -133,6 +133,7 @@ const SPEC = {
     transport_url: f(transportUrl, 'rabbit://guest:guest@127.0.0.1:5672/'),
     rpc_response_timeout: f(number(0.1, 600), '60'),
     agent_down_time: f(number(1, 86400), '30'),
+    netns_prefix: f(pattern(/^[A-Za-z0-9_.-]{0,20}$/, 'up to 20 letters, digits, _ . -'), ''),
     dhcp_agents_per_network: f(integer(1, 100), '1'),
   },
   agent: {

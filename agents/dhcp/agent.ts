@@ -28,6 +28,7 @@ export function dhcpSettings(config: HookDeps['config']): DhcpSettings {
     leaseSeconds: config.dhcp.dhcp_lease_duration,
     intBridge: config.ovs.integration_bridge,
     ovsdbConnection: config.ovs.ovsdb_connection,
+    netnsPrefix: config.DEFAULT.netns_prefix,
     ...(config.ovs.vswitchd_netns ? { vswitchdNetns: config.ovs.vswitchd_netns } : {}),
   };
 }

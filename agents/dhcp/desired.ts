@@ -20,6 +20,8 @@ export interface DhcpSettings {
   ovsdbConnection: string;
   /** Where ovs-vswitchd runs, when not in this process's namespace (the test lab). */
   vswitchdNetns?: string;
+  /** `[DEFAULT] netns_prefix`: '' in production. */
+  netnsPrefix: string;
 }
 
 export interface DesiredDhcp {
@@ -37,6 +39,8 @@ export interface DesiredDhcp {
 }
 
 export const stateDirOf = (s: DhcpSettings, networkId: string) => `${s.stateRoot}/${networkId}`;
+export const netnsOf = (s: DhcpSettings, networkId: string) =>
+  `${s.netnsPrefix}${dhcpNamespace(networkId)}`;
 
 export function desiredDhcp(net: DhcpNetwork | null, s: DhcpSettings): DesiredDhcp | null {
   if (!net?.dhcp_port || !net.subnets.some((sub) => sub.enable_dhcp)) return null;
@@ -51,7 +55,7 @@ export function desiredDhcp(net: DhcpNetwork | null, s: DhcpSettings): DesiredDh
   return {
     networkId: net.id,
     portId: port.id,
-    netns: dhcpNamespace(net.id),
+    netns: netnsOf(s, net.id),
     device,
     mac: port.mac_address.toLowerCase(),
     mtu: net.mtu,

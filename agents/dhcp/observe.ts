@@ -12,10 +12,9 @@ import type { CommandRunner } from '../../core/exec.ts';
 import { dnsmasqIdentity, dnsmasqPaths } from '../../host/dnsmasq/argv.ts';
 import { readDnsmasqFiles, type StoredFiles } from '../../host/dnsmasq/files.ts';
 import { type LinkInfo, listLinks } from '../../host/ip/link.ts';
-import { dhcpNamespace } from '../../host/ip/names.ts';
 import { listNetns } from '../../host/ip/netns.ts';
 import { findRunning, readCmdline } from '../../host/process/daemon.ts';
-import { type DhcpSettings, stateDirOf } from './desired.ts';
+import { type DhcpSettings, netnsOf, stateDirOf } from './desired.ts';
 
 export interface ObservedDhcp {
   netnsExists: boolean;
@@ -31,7 +30,7 @@ export async function observeNetwork(
   s: DhcpSettings,
   networkId: string,
 ): Promise<ObservedDhcp> {
-  const netns = dhcpNamespace(networkId);
+  const netns = netnsOf(s, networkId);
   const netnsExists = (await listNetns(runner)).some((n) => n.name === netns);
   const taps = netnsExists
     ? (await listLinks(runner, netns)).filter((l) => l.name.startsWith('tap'))

@@ -20,9 +20,8 @@ import {
   linkSetNetns,
   linkUp,
 } from '../../host/ip/link.ts';
-import { dhcpNamespace } from '../../host/ip/names.ts';
 import { netnsAddCommand, netnsDelCommand } from '../../host/ip/netns.ts';
-import { type DesiredDhcp, type DhcpSettings, stateDirOf } from './desired.ts';
+import { type DesiredDhcp, type DhcpSettings, netnsOf, stateDirOf } from './desired.ts';
 import type { ObservedDhcp } from './observe.ts';
 
 export type DhcpStep =
@@ -51,7 +50,7 @@ const globalAddrs = (o: ObservedDhcp, device: string) =>
 function teardown(o: ObservedDhcp, s: DhcpSettings, networkId: string): DhcpStep[] {
   const steps: DhcpStep[] = [];
   const stateDir = stateDirOf(s, networkId);
-  const netns = dhcpNamespace(networkId);
+  const netns = netnsOf(s, networkId);
   if (o.pid !== null)
     steps.push({
       kind: 'dnsmasq',

@@ -1,17 +1,60 @@
 /**
- * kumo-dhcp-agent on a lab host with real dnsmasq and busybox udhcpc clients: a client
- * gets exactly its allocated address, gateway and DNS; a changed IP is handed out on the
- * next renewal; a deleted port gets no lease.
+ * kumo-dhcp-agent on lab hosts with real dnsmasq and busybox udhcpc clients: a client
+ * gets exactly its allocated address, gateway and DNS, also across the tunnel; a changed
+ * IP is handed out on the next renewal; a deleted port gets no lease; a killed agent's
+ * dnsmasq keeps answering; the hosting agent's death moves the network to the other host
+ * and the old agent, back, tears its copy down.
  */
 import assert from 'node:assert/strict';
-import { chmodSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Agent } from '../../contracts/agents.ts';
 import type { Network, Port } from '../../contracts/network.ts';
-import { Cluster, ovsOf } from '../helpers/cluster.ts';
+import {
+  AGENT_DOWN_TIME,
+  Cluster,
+  ovsOf,
+  REPORT_INTERVAL,
+  runCommand,
+} from '../helpers/cluster.ts';
 import { waitFor } from '../helpers/env.ts';
 import { createLab, type Endpoint, type Lab, type LabHost } from '../helpers/lab.ts';
+
+function writeUdhcpcScript(path: string) {
+  writeFileSync(
+    path,
+    '#!/bin/sh\n[ "$1" = bound ] && echo "bound ip=$ip router=$router dns=$dns serverid=$serverid"\nexit 0\n',
+  );
+  chmodSync(path, 0o755);
+}
+
+/** One DHCP exchange with busybox udhcpc; resolves with what its script saw. */
+async function dhcpLease(lab: Lab, e: Endpoint, script: string): Promise<Record<string, string>> {
+  const argv = [
+    'busybox',
+    'udhcpc',
+    '-i',
+    e.name,
+    '-n',
+    '-q',
+    '-f',
+    '-t',
+    '4',
+    '-T',
+    '1',
+    '-s',
+    script,
+  ];
+  const out = await lab.exec(e.netns, argv);
+  const line = out.split('\n').find((l) => l.startsWith('bound ')) ?? '';
+  return Object.fromEntries(
+    line
+      .slice(6)
+      .split(' ')
+      .map((kv) => kv.split('=') as [string, string]),
+  );
+}
 
 describe('kumo-dhcp-agent on a lab host', { timeout: 300_000 }, () => {
   let lab: Lab;
@@ -120,5 +163,170 @@ describe('kumo-dhcp-agent on a lab host', { timeout: 300_000 }, () => {
       30_000,
       500,
     );
+  });
+});
+
+describe('kumo-dhcp-agent on two lab hosts: across the tunnel, restarts, failover', {
+  timeout: 300_000,
+}, () => {
+  let lab: Lab;
+  let c: Cluster;
+  let net: Network;
+  let script: string;
+  const clients: { port: Port; ep: Endpoint }[] = [];
+
+  const hostName = (h: LabHost) => `dh-${lab.prefix}-${h.name}`;
+  const start = (kind: 'ovs' | 'dhcp', h: LabHost) => c.startAgentOn(kind, hostName(h), ovsOf(h));
+  const hosting = async (): Promise<Agent[]> =>
+    ((await c.http('GET', `/v2.0/networks/${net.id}/dhcp-agents`)).body as { agents: Agent[] })
+      .agents;
+  const dhcpPortOf = async (host: string): Promise<Port | undefined> =>
+    (
+      (await c.http('GET', `/v2.0/ports?network_id=${net.id}&device_owner=network:dhcp`)).body as {
+        ports: Port[];
+      }
+    ).ports.find((p) => p['binding:host_id'] === host);
+  const dnsmasqPid = (host: string) => {
+    const path = join(c.dir.path, 'hosts', host, 'dhcp', net.id, 'pid');
+    return existsSync(path) ? readFileSync(path, 'utf8').trim() : '';
+  };
+  const netnsOf = (host: string) => `${host.slice(-8)}-qdhcp-${net.id}`;
+  const netnsExists = async (name: string) =>
+    (await runCommand(['ip', 'netns', 'list'])).stdout.includes(name);
+
+  before(async () => {
+    lab = await createLab({ hosts: 2 });
+    c = await Cluster.create('sqlite');
+    script = join(c.dir.path, 'udhcpc.sh');
+    writeUdhcpcScript(script);
+    await c.startApi();
+    for (const h of lab.hosts) {
+      start('ovs', h);
+      start('dhcp', h);
+    }
+    await waitFor('two DHCP agents alive', async () => {
+      const res = await c.http('GET', '/v2.0/agents?agent_type=DHCP%20agent&alive=true');
+      return (res.body as { agents: Agent[] }).agents.length === 2;
+    });
+    const res = await c.http('POST', '/v2.0/networks', { network: { name: 'dhcp-2' } });
+    net = (res.body as { network: Network }).network;
+    await c.http('POST', '/v2.0/subnets', {
+      subnet: { network_id: net.id, cidr: '10.30.0.0/24', ip_version: 4 },
+    });
+    for (const h of lab.hosts) {
+      const p = (
+        (await c.http('POST', '/v2.0/ports', { port: { network_id: net.id } })).body as {
+          port: Port;
+        }
+      ).port;
+      clients.push({ port: p, ep: await lab.endpoint(h, { ifaceId: p.id, mac: p.mac_address }) });
+    }
+  });
+  after(async () => {
+    await c?.cleanup();
+    await lab?.destroy();
+  });
+
+  test('a client on each host gets its own address, one of them across the tunnel', async () => {
+    const [agent] = await waitFor(
+      'one hosting agent',
+      async () => ((await hosting()).length === 1 ? hosting() : undefined),
+      20_000,
+      200,
+    );
+    const server = await waitFor(
+      'its DHCP port',
+      () => dhcpPortOf(agent?.host as string),
+      20_000,
+      200,
+    );
+    for (const { port, ep } of clients) {
+      const got = await waitFor(
+        `a lease for ${ep.host.name}`,
+        () => dhcpLease(lab, ep, script).catch(() => undefined),
+        40_000,
+        500,
+      );
+      assert.equal(got.ip, port.fixed_ips[0]?.ip_address);
+      assert.equal(got.serverid, server.fixed_ips[0]?.ip_address);
+    }
+  });
+
+  test('the hosting agent killed with -9 and restarted: dnsmasq keeps answering and is not restarted', async () => {
+    const [agent] = await hosting();
+    const host = agent?.host as string;
+    const pid = dnsmasqPid(host);
+    assert.match(pid, /^\d+$/);
+    await c.stop(c.hostAgents.get(`dhcp@${host}`), 'SIGKILL');
+    const got = await dhcpLease(lab, clients[0]?.ep as Endpoint, script);
+    assert.equal(
+      got.ip,
+      clients[0]?.port.fixed_ips[0]?.ip_address,
+      'dnsmasq answers while its agent is down',
+    );
+    const proc = c.startAgentOn(
+      'dhcp',
+      host,
+      ovsOf(lab.hosts.find((h) => hostName(h) === host) as LabHost),
+    );
+    const mine = () =>
+      c
+        .log(`kumo-dhcp-agent-${host}`)
+        .split('\n')
+        .filter((l) => l.includes(`"pid":${proc.child.pid},`));
+    await waitFor('the restarted agent to register', () =>
+      mine().some((l) => l.includes('registered with start_flag')),
+    );
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.ok(
+      !mine().some((l) => l.includes('"msg":"dhcp apply"')),
+      `the restart changed nothing:\n${mine().join('\n')}`,
+    );
+    assert.equal(dnsmasqPid(host), pid, 'the same dnsmasq still serves');
+    assert.equal((await hosting())[0]?.host, host, 'no failover for a quick restart');
+  });
+
+  test('the hosting agent killed: the network moves, clients renew from the new host; the old agent, back, cleans up', async () => {
+    const [old] = await hosting();
+    const oldHost = old?.host as string;
+    const oldLab = lab.hosts.find((h) => hostName(h) === oldHost) as LabHost;
+    await c.stop(c.hostAgents.get(`dhcp@${oldHost}`), 'SIGKILL');
+    const moved = await waitFor(
+      'the network on the other agent',
+      async () => {
+        const now = await hosting();
+        return now.length === 1 && now[0]?.host !== oldHost ? now[0] : undefined;
+      },
+      (AGENT_DOWN_TIME + REPORT_INTERVAL) * 1000 + 10_000,
+      300,
+    );
+    await waitFor(
+      'dnsmasq on the new host',
+      () => /^\d+$/.test(dnsmasqPid(moved.host)),
+      20_000,
+      200,
+    );
+    assert.ok(
+      await netnsExists(netnsOf(oldHost)),
+      'the old namespace is still there while its agent is down',
+    );
+    c.startAgentOn('dhcp', oldHost, ovsOf(oldLab));
+    await waitFor(
+      'the old agent to remove its namespace and dnsmasq',
+      async () => !(await netnsExists(netnsOf(oldHost))) && dnsmasqPid(oldHost) === '',
+      30_000,
+      300,
+    );
+    const server = await dhcpPortOf(moved.host);
+    for (const { port, ep } of clients) {
+      const got = await waitFor(
+        'a renewal',
+        () => dhcpLease(lab, ep, script).catch(() => undefined),
+        30_000,
+        500,
+      );
+      assert.equal(got.ip, port.fixed_ips[0]?.ip_address);
+      assert.equal(got.serverid, server?.fixed_ips[0]?.ip_address, 'served by the new host');
+    }
   });
 });

@@ -7,7 +7,7 @@
  * failing test can be read afterwards.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { chmodSync, createWriteStream, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { AGENT_KINDS, type Agent, type AgentKind } from '../../contracts/agents.ts';
@@ -130,11 +130,16 @@ export class Cluster {
     return `http://127.0.0.1:${this.port}`;
   }
 
-  private configText(host = this.host, ovs: OvsEndpoint = this.ovs) {
+  private configText(
+    host = this.host,
+    ovs: OvsEndpoint = this.ovs,
+    own?: { statePath: string; netnsPrefix: string },
+  ) {
     return [
       '[DEFAULT]',
       `host = ${host}`,
-      `state_path = ${this.dir.path}`,
+      `state_path = ${own?.statePath ?? this.dir.path}`,
+      ...(own ? [`netns_prefix = ${own.netnsPrefix}`] : []),
       `transport_url = ${this.vhost.transportUrl}`,
       `agent_down_time = ${AGENT_DOWN_TIME}`,
       'debug = true',
@@ -163,7 +168,13 @@ export class Cluster {
   /** Starts an agent for another (lab) host, with its own config file and log. */
   startAgentOn(kind: AgentKind, host: string, ovs: OvsEndpoint): Proc {
     const path = join(this.dir.path, `kumo-${host}.conf`);
-    writeFileSync(path, this.configText(host, ovs));
+    // A simulated host keeps its own state and names its namespaces apart.
+    const statePath = join(this.dir.path, 'hosts', host);
+    mkdirSync(statePath, { recursive: true, mode: 0o755 });
+    writeFileSync(
+      path,
+      this.configText(host, ovs, { statePath, netnsPrefix: `${host.slice(-8)}-` }),
+    );
     const proc = this.spawn(`kumo-${kind}-agent-${host}`, `kumo-${kind}-agent`, path);
     this.hostAgents.set(`${kind}@${host}`, proc);
     return proc;
