@@ -140,6 +140,28 @@ describe('kumo-dhcp-agent on a lab host', { timeout: 300_000 }, () => {
     assert.equal(dhcpPorts.ports[0]?.status, 'ACTIVE', 'the L2 agent bound the DHCP port');
   });
 
+  test('bad input (newline in a MAC or name, a quote in a DNS server) never reaches a dnsmasq file', async () => {
+    const dir = join(c.dir.path, 'dhcp', net.id);
+    const before = ['host', 'opts'].map((f) => readFileSync(join(dir, f), 'utf8'));
+    const subnetId = port.fixed_ips[0]?.subnet_id;
+    const bad = [
+      c.http('POST', '/v2.0/ports', {
+        port: { network_id: net.id, mac_address: 'fa:16:3e:00:00:09\nx' },
+      }),
+      c.http('POST', '/v2.0/ports', {
+        port: { network_id: net.id, name: 'evil\ndhcp-range=0.0.0.0' },
+      }),
+      c.http('PUT', `/v2.0/subnets/${subnetId}`, { subnet: { dns_nameservers: ['10.20.0.53"'] } }),
+      c.http('PUT', `/v2.0/ports/${port.id}`, { port: { name: "it's\nbad" } }),
+    ];
+    for (const res of await Promise.all(bad))
+      assert.equal(res.status, 400, JSON.stringify(res.body));
+    await new Promise((r) => setTimeout(r, 1500));
+    const after = ['host', 'opts'].map((f) => readFileSync(join(dir, f), 'utf8'));
+    assert.deepEqual(after, before, 'the files are untouched');
+    assert.ok(!after.join('').includes('"') && !after.join('').includes('evil'));
+  });
+
   test('a changed IP is handed out on the next renewal; a deleted port gets no lease', async () => {
     const subnet = port.fixed_ips[0]?.subnet_id;
     const res = await c.http('PUT', `/v2.0/ports/${port.id}`, {
@@ -328,5 +350,53 @@ describe('kumo-dhcp-agent on two lab hosts: across the tunnel, restarts, failove
       assert.equal(got.ip, port.fixed_ips[0]?.ip_address);
       assert.equal(got.serverid, server?.fixed_ips[0]?.ip_address, 'served by the new host');
     }
+  });
+  test('manual rehosting with the kumo CLI and with the openstack CLI moves the service the same way', async () => {
+    const agents = (
+      (await c.http('GET', '/v2.0/agents?agent_type=DHCP%20agent')).body as { agents: Agent[] }
+    ).agents;
+    const move = async (tool: 'kumo' | 'openstack', to: Agent, from: Agent) => {
+      const run =
+        tool === 'kumo' ? async (a: string[]) => c.kumo(a) : async (a: string[]) => c.openstack(a);
+      const add =
+        tool === 'kumo'
+          ? ['dhcp-agent-network-add', to.id, net.id]
+          : ['network', 'agent', 'add', 'network', '--dhcp', to.id, net.id];
+      const rm =
+        tool === 'kumo'
+          ? ['dhcp-agent-network-remove', from.id, net.id]
+          : ['network', 'agent', 'remove', 'network', '--dhcp', from.id, net.id];
+      assert.equal((await run(add)).code, 0);
+      assert.equal((await run(rm)).code, 0);
+      await waitFor(
+        `${tool}: only ${to.host} hosts the network`,
+        async () => {
+          const now = await hosting();
+          return now.length === 1 && now[0]?.id === to.id;
+        },
+        20_000,
+        200,
+      );
+      await waitFor(
+        `${tool}: dnsmasq moved to ${to.host}`,
+        async () =>
+          /^\d+$/.test(dnsmasqPid(to.host)) &&
+          dnsmasqPid(from.host) === '' &&
+          !(await netnsExists(netnsOf(from.host))),
+        30_000,
+        300,
+      );
+      const got = await waitFor(
+        'a lease from the new server',
+        () => dhcpLease(lab, clients[0]?.ep as Endpoint, script).catch(() => undefined),
+        30_000,
+        500,
+      );
+      assert.equal(got.serverid, (await dhcpPortOf(to.host))?.fixed_ips[0]?.ip_address);
+    };
+    const [current] = await hosting();
+    const other = agents.find((a) => a.id !== current?.id) as Agent;
+    await move('kumo', other, current as Agent);
+    await move('openstack', current as Agent, other);
   });
 });
