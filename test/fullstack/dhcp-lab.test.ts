@@ -274,39 +274,41 @@ describe('kumo-dhcp-agent on two lab hosts: across the tunnel, restarts, failove
     }
   });
 
-  test('the hosting agent killed with -9 and restarted: dnsmasq keeps answering and is not restarted', async () => {
-    const [agent] = await hosting();
-    const host = agent?.host as string;
-    const pid = dnsmasqPid(host);
-    assert.match(pid, /^\d+$/);
-    await c.stop(c.hostAgents.get(`dhcp@${host}`), 'SIGKILL');
-    const got = await dhcpLease(lab, clients[0]?.ep as Endpoint, script);
-    assert.equal(
-      got.ip,
-      clients[0]?.port.fixed_ips[0]?.ip_address,
-      'dnsmasq answers while its agent is down',
-    );
-    const proc = c.startAgentOn(
-      'dhcp',
-      host,
-      ovsOf(lab.hosts.find((h) => hostName(h) === host) as LabHost),
-    );
-    const mine = () =>
-      c
-        .log(`kumo-dhcp-agent-${host}`)
-        .split('\n')
-        .filter((l) => l.includes(`"pid":${proc.child.pid},`));
-    await waitFor('the restarted agent to register', () =>
-      mine().some((l) => l.includes('registered with start_flag')),
-    );
-    await new Promise((r) => setTimeout(r, 1000));
-    assert.ok(
-      !mine().some((l) => l.includes('"msg":"dhcp apply"')),
-      `the restart changed nothing:\n${mine().join('\n')}`,
-    );
-    assert.equal(dnsmasqPid(host), pid, 'the same dnsmasq still serves');
-    assert.equal((await hosting())[0]?.host, host, 'no failover for a quick restart');
-  });
+  for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
+    test(`the hosting agent stopped with ${signal} and restarted: dnsmasq keeps answering and is not restarted`, async () => {
+      const [agent] = await hosting();
+      const host = agent?.host as string;
+      const pid = dnsmasqPid(host);
+      assert.match(pid, /^\d+$/);
+      await c.stop(c.hostAgents.get(`dhcp@${host}`), signal);
+      const got = await dhcpLease(lab, clients[0]?.ep as Endpoint, script);
+      assert.equal(
+        got.ip,
+        clients[0]?.port.fixed_ips[0]?.ip_address,
+        'dnsmasq answers while its agent is down',
+      );
+      const proc = c.startAgentOn(
+        'dhcp',
+        host,
+        ovsOf(lab.hosts.find((h) => hostName(h) === host) as LabHost),
+      );
+      const mine = () =>
+        c
+          .log(`kumo-dhcp-agent-${host}`)
+          .split('\n')
+          .filter((l) => l.includes(`"pid":${proc.child.pid},`));
+      await waitFor('the restarted agent to register', () =>
+        mine().some((l) => l.includes('registered with start_flag')),
+      );
+      await new Promise((r) => setTimeout(r, 1000));
+      assert.ok(
+        !mine().some((l) => l.includes('"msg":"dhcp apply"')),
+        `the restart changed nothing:\n${mine().join('\n')}`,
+      );
+      assert.equal(dnsmasqPid(host), pid, 'the same dnsmasq still serves');
+      assert.equal((await hosting())[0]?.host, host, 'no failover for a quick restart');
+    });
+  }
 
   test('the hosting agent killed: the network moves, clients renew from the new host; the old agent, back, cleans up', async () => {
     const [old] = await hosting();
