@@ -32,7 +32,7 @@
  *
  * Phase 2 (baseline, same run, after phase 1): a second dnsmasq for a copy of the
  * network (the agent's own get_network_info snapshot taken before t0, another id, state
- * dir and namespace with a dummy interface carrying the DHCP port's address; started with
+ * dir and namespace with a veth carrying the DHCP port's address; started with
  * host/process startDaemon and host/dnsmasq argv/files). A loop replays the same changes
  * (the API's response of each operation) in the order and at the time offsets the
  * responses arrived in phase 1 — a notification stream as fast as the API produced it —
@@ -368,7 +368,7 @@ const countOps = (ops: Op[]) =>
 
 // ---------------------------------------------------------------- the baseline
 
-async function startBaseline(c: Cluster, h: LabHost, snapshot: DhcpNetwork) {
+async function startBaseline(c: Cluster, snapshot: DhcpNetwork) {
   const net: DhcpNetwork = { ...snapshot, id: randomUUID() };
   const dhcpPort = snapshot.dhcp_port as DhcpPort;
   const stateDir = join(c.dir.path, 'bench-baseline', net.id);
@@ -382,7 +382,8 @@ async function startBaseline(c: Cluster, h: LabHost, snapshot: DhcpNetwork) {
     ipBatch(
       [
         ['link', 'set', 'lo', 'up'],
-        ['link', 'add', device, 'type', 'dummy'],
+        ['link', 'add', device, 'type', 'veth', 'peer', 'name', 'bpeer'],
+        ['link', 'set', 'dev', 'bpeer', 'up'],
         ['link', 'set', 'dev', device, 'address', dhcpPort.mac_address.toLowerCase()],
         ['addr', 'add', `${dhcpPort.fixed_ips[0]?.ip_address}/20`, 'dev', device],
         ['link', 'set', 'dev', device, 'up'],
@@ -540,7 +541,7 @@ async function main() {
   );
 
   // Phase 2: the baseline, one rewrite + SIGHUP per change.
-  const base = await startBaseline(c, h, snapshot);
+  const base = await startBaseline(c, snapshot);
   const baseTrace = await traceHups(base.pid);
   const baseHosts = base.paths.hosts;
   const t2 = now();
@@ -561,7 +562,7 @@ async function main() {
 
   // Not timed: a real client gets a surviving port's updated address from kumo's dnsmasq.
   const survivor = changes
-    .filter((ch) => ch.port && ch.port.fixed_ips[0]?.ip_address.startsWith('10.30.8.'))
+    .filter((ch) => Number(ch.port?.fixed_ips[0]?.ip_address.split('.')[2]) >= 8)
     .at(-1)?.port;
   if (!survivor) throw new Error('no updated port survived');
   const ep = await lab.endpoint(h, { ifaceId: survivor.id, mac: survivor.mac_address });

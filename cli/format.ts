@@ -7,7 +7,9 @@
  * display formatters, so `json` keeps the API's types and `value` stays script-friendly.
  * A column the command does not know is a UsageError, raised before anything is printed.
  */
+
 import Table from 'cli-table3';
+import { type Command, Option } from 'commander';
 
 export const OUTPUT_FORMATS = ['table', 'json', 'value'] as const;
 export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
@@ -136,4 +138,22 @@ export function formatShow(
     ['Field', 'Value'],
     columns.map((c) => [c, tableCell(c, row[c], formatters)]),
   );
+}
+
+export interface OutputOptions {
+  format: OutputFormat;
+  column?: string[];
+}
+
+/** `-f/--format` and repeatable `-c/--column`, the output options of every show/list command. */
+export function outputOptions(command: Command): Command {
+  return command
+    .addOption(
+      new Option('-f, --format <format>', 'output format').choices(OUTPUT_FORMATS).default('table'),
+    )
+    .addOption(
+      new Option('-c, --column <column>', 'show this column (repeatable)').argParser(
+        (value: string, previous: string[] | undefined) => [...(previous ?? []), value],
+      ),
+    );
 }

@@ -13,25 +13,13 @@ import { isPlainObject, UUID } from '../../contracts/schema.ts';
 import type { AppDeps } from '../app.ts';
 import { type AgentFilter, deleteAgent, getAgent, listAgents, updateAgent } from '../db/agents.ts';
 import { requireAdmin } from '../http.ts';
+import { parseValue, pick, type Query, values } from '../query.ts';
 import { removeTunnelEndpoint } from '../rpc.ts';
 
 const TEXT_FILTERS = ['id', 'agent_type', 'binary', 'topic', 'host', 'availability_zone'] as const;
 const BOOL_FILTERS = ['admin_state_up', 'alive'] as const;
 
-type Query = Record<string, string | string[] | undefined>;
-
-const values = (v: string | string[] | undefined): string[] =>
-  v === undefined ? [] : Array.isArray(v) ? v : [v];
-
-function parseBool(field: string, raw: string): boolean {
-  const v = raw.toLowerCase();
-  if (v === 'true' || v === '1') return true;
-  if (v === 'false' || v === '0') return false;
-  throw new ApiError(
-    'BadRequest',
-    `Invalid input for ${field}. Reason: '${raw}' cannot be converted to boolean.`,
-  );
-}
+const parseBool = (field: string, raw: string) => parseValue(field, 'bool', raw) as boolean;
 
 /** Query string → DB filter, alive filter and field selection; unknown keys are refused. */
 export function parseAgentQuery(query: Query) {
@@ -58,13 +46,6 @@ export function parseAgentQuery(query: Query) {
   alive = values(query.alive).map((v) => parseBool('alive', v));
   const fields = values(query.fields);
   return { filter, alive, fields };
-}
-
-function pick(agent: Agent, fields: string[]): Partial<Agent> {
-  if (fields.length === 0) return agent;
-  return Object.fromEntries(
-    Object.entries(agent).filter(([k]) => fields.includes(k)),
-  ) as Partial<Agent>;
 }
 
 /** Checks attribute names first, with Neutron's messages, then types via the contract. */

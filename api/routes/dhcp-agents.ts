@@ -15,6 +15,7 @@ import type { AppDeps } from '../app.ts';
 import { getAgent, listAgents } from '../db/agents.ts';
 import { getNetwork, listNetworks, networkNotFound } from '../db/networks.ts';
 import { requireAdmin } from '../http.ts';
+import { pick, type Query, values } from '../query.ts';
 import {
   addBinding,
   DHCP_AGENT_TYPE,
@@ -24,7 +25,6 @@ import {
   schedulerTransaction,
   syncDhcpPorts,
 } from '../scheduler/dhcp.ts';
-import { pick, type Query, values } from './networks.ts';
 
 export function dhcpAgentRoutes(app: FastifyInstance, deps: AppDeps) {
   const downTime = deps.settings.agentDownTime;

@@ -19,9 +19,9 @@ import {
   portNotFound,
   updatePort,
 } from '../db/ports.ts';
+import { page, parseListQuery, pick, type Query, requireAdminFor, values } from '../query.ts';
 import { OVS_FANOUT } from '../rpc.ts';
 import { hintDhcpAgents } from '../scheduler/dhcp.ts';
-import { page, parseListQuery, pick, type Query, requireAdminFor, values } from './networks.ts';
 
 const ADMIN_PORT_ATTRS = ['binding:host_id', 'binding:profile'] as const;
 

@@ -18,8 +18,8 @@ import {
   subnetNotFound,
   updateSubnet,
 } from '../db/subnets.ts';
+import { page, parseListQuery, pick, type Query, values } from '../query.ts';
 import { hintDhcpAgents, scheduleNetwork, syncDhcpPorts } from '../scheduler/dhcp.ts';
-import { page, parseListQuery, pick, type Query, values } from './networks.ts';
 
 export function subnetRoutes(app: FastifyInstance, deps: AppDeps) {
   const load = async (id: string) => {

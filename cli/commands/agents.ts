@@ -13,8 +13,8 @@ import {
   type DisplayFormatters,
   formatList,
   formatShow,
-  OUTPUT_FORMATS,
-  type OutputFormat,
+  type OutputOptions,
+  outputOptions,
   type Row,
   selectColumns,
   UsageError,
@@ -46,23 +46,6 @@ export const AGENT_LIST_COLUMNS = ['id', 'agent_type', 'host', 'alive', 'admin_s
 export const AGENT_FORMATTERS: DisplayFormatters = {
   alive: (v) => (v === true ? ':-)' : 'xxx'),
 };
-
-interface OutputOptions {
-  format: OutputFormat;
-  column?: string[];
-}
-
-function outputOptions(command: Command): Command {
-  return command
-    .addOption(
-      new Option('-f, --format <format>', 'output format').choices(OUTPUT_FORMATS).default('table'),
-    )
-    .addOption(
-      new Option('-c, --column <column>', 'show this column (repeatable)').argParser(
-        (value: string, previous: string[] | undefined) => [...(previous ?? []), value],
-      ),
-    );
-}
 
 function agentPath(id: string): string {
   return `/v2.0/agents/${encodeURIComponent(id)}`;

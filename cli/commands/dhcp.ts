@@ -7,12 +7,12 @@
  * name, refusing a name that matches no network or several; a command either prints and
  * resolves or throws one-line errors for main() to report.
  */
-import { type Command, Option } from 'commander';
+import type { Command } from 'commander';
 import { ApiCallError, type CommandContext, type KumoClient } from '../client.ts';
 import {
   formatList,
-  OUTPUT_FORMATS,
-  type OutputFormat,
+  type OutputOptions,
+  outputOptions,
   type Row,
   selectColumns,
 } from '../format.ts';
@@ -41,23 +41,6 @@ const NETWORK_FIELDS = [
 const NETWORK_FORMATTERS = {
   subnets: (v: unknown) => (Array.isArray(v) ? v.join('\n') : ''),
 };
-
-interface OutputOptions {
-  format: OutputFormat;
-  column?: string[];
-}
-
-function outputOptions(command: Command): Command {
-  return command
-    .addOption(
-      new Option('-f, --format <format>', 'output format').choices(OUTPUT_FORMATS).default('table'),
-    )
-    .addOption(
-      new Option('-c, --column <column>', 'show this column (repeatable)').argParser(
-        (value: string, previous: string[] | undefined) => [...(previous ?? []), value],
-      ),
-    );
-}
 
 function rows(body: unknown, key: string): Row[] {
   const list =

@@ -1,0 +1,165 @@
+/**
+ * Neutron's list-query plumbing, shared by every collection route: filters (a repeated
+ * value ORs), `fields=`, sorting, limit/marker pages, and the admin-only attribute policy.
+ *
+ * Invariant: an unknown filter or a value that does not convert is a 400 naming the
+ * field, before any query runs.
+ */
+import type { FastifyRequest } from 'fastify';
+import { ApiError } from '../contracts/errors.ts';
+import { isPlainObject } from '../contracts/schema.ts';
+import type { Param } from './db/index.ts';
+import type { ColumnFilter } from './db/neutron.ts';
+
+export type Query = Record<string, string | string[] | undefined>;
+export type FilterSpec = Record<string, { column: string; type: 'text' | 'bool' | 'int' }>;
+
+export const values = (v: string | string[] | undefined): string[] =>
+  v === undefined ? [] : Array.isArray(v) ? v : [v];
+
+const PAGING = ['fields', 'limit', 'marker', 'sort_key', 'sort_dir', 'page_reverse'];
+
+export function parseValue(field: string, type: 'text' | 'bool' | 'int', raw: string): Param {
+  if (type === 'text') return raw;
+  if (type === 'int') {
+    if (!/^-?\d{1,12}$/.test(raw))
+      throw new ApiError(
+        'BadRequest',
+        `Invalid input for ${field}. Reason: '${raw}' is not an integer.`,
+      );
+    return Number(raw);
+  }
+  const v = raw.toLowerCase();
+  if (v === 'true' || v === '1') return true;
+  if (v === 'false' || v === '0') return false;
+  throw new ApiError(
+    'BadRequest',
+    `Invalid input for ${field}. Reason: '${raw}' cannot be converted to boolean.`,
+  );
+}
+
+export interface ListQuery {
+  filter: ColumnFilter;
+  fields: string[];
+  limit?: number;
+  marker?: string;
+  sortKeys: string[];
+  sortDirs: ('asc' | 'desc')[];
+}
+
+/** Query string → filters (OR within a key, AND across keys) and list options. */
+export function parseListQuery(
+  query: Query,
+  resource: string,
+  filters: FilterSpec,
+  extra: Record<string, (values: string[]) => ColumnFilter['clauses']> = {},
+): ListQuery {
+  const out: ListQuery = {
+    filter: { columns: {}, clauses: [] },
+    fields: [],
+    sortKeys: [],
+    sortDirs: [],
+  };
+  for (const [key, raw] of Object.entries(query)) {
+    const vals = values(raw);
+    const spec = filters[key];
+    if (spec) {
+      const parsed = vals.map((v) => parseValue(key, spec.type, v));
+      const existing = out.filter.columns[spec.column];
+      out.filter.columns[spec.column] = existing ? [...existing, ...parsed] : parsed;
+    } else if (extra[key]) {
+      out.filter.clauses.push(...extra[key](vals));
+    } else if (!PAGING.includes(key)) {
+      throw new ApiError(
+        'BadRequest',
+        `Invalid filter: '${key}' is not a filterable attribute of ${resource}.`,
+      );
+    }
+  }
+  out.fields = values(query.fields);
+  const limit = values(query.limit)[0];
+  if (limit !== undefined) {
+    if (!/^\d{1,9}$/.test(limit))
+      throw new ApiError(
+        'BadRequest',
+        `Invalid input for limit. Reason: '${limit}' is not an integer.`,
+      );
+    if (Number(limit) > 0) out.limit = Number(limit);
+  }
+  out.marker = values(query.marker)[0];
+  out.sortKeys = values(query.sort_key);
+  out.sortDirs = values(query.sort_dir).map((d) => {
+    if (d !== 'asc' && d !== 'desc')
+      throw new ApiError(
+        'BadRequest',
+        `Invalid input for sort_dir. Reason: '${d}' is not asc or desc.`,
+      );
+    return d;
+  });
+  return out;
+}
+
+export function pick<T extends object>(item: T, fields: string[]): Partial<T> {
+  if (fields.length === 0) return item;
+  return Object.fromEntries(Object.entries(item).filter(([k]) => fields.includes(k))) as Partial<T>;
+}
+
+function compare(a: unknown, b: unknown): number {
+  if (typeof a === 'number' && typeof b === 'number') return a - b;
+  return String(a ?? '').localeCompare(String(b ?? ''));
+}
+
+/** Sorting, marker and limit applied to a list already ordered by creation. */
+export function page<T extends { id: string }>(
+  req: FastifyRequest,
+  collection: string,
+  items: T[],
+  q: ListQuery,
+): Record<string, unknown> {
+  let list = items;
+  if (q.sortKeys.length) {
+    list = [...items].sort((x, y) => {
+      for (const [i, key] of q.sortKeys.entries()) {
+        const c = compare((x as Record<string, unknown>)[key], (y as Record<string, unknown>)[key]);
+        if (c !== 0) return q.sortDirs[i] === 'desc' ? -c : c;
+      }
+      return 0;
+    });
+  }
+  if (q.marker !== undefined) {
+    const at = list.findIndex((i) => i.id === q.marker);
+    list = at < 0 ? [] : list.slice(at + 1);
+  }
+  const body: Record<string, unknown> = {};
+  if (q.limit !== undefined && list.length > q.limit) {
+    list = list.slice(0, q.limit);
+    const params = new URLSearchParams();
+    for (const [k, v] of Object.entries(req.query as Query))
+      if (k !== 'marker') for (const one of values(v)) params.append(k, one);
+    params.append('marker', list[list.length - 1]?.id ?? '');
+    const base = `${req.protocol}://${req.headers.host ?? req.hostname}`;
+    body[`${collection}_links`] = [
+      { rel: 'next', href: `${base}/v2.0/${collection}?${params.toString()}` },
+    ];
+  }
+  body[collection] = list.map((i) => pick(i, q.fields));
+  return body;
+}
+
+/** Neutron's policy: these attributes need an admin token to be set. */
+export function requireAdminFor(
+  req: FastifyRequest,
+  action: string,
+  resource: string,
+  attrs: readonly string[],
+) {
+  if (req.role === 'admin') return;
+  const inner = isPlainObject(req.body) ? req.body[resource] : undefined;
+  if (!isPlainObject(inner)) return;
+  const hit = attrs.find((a) => inner[a] !== undefined);
+  if (hit)
+    throw new ApiError(
+      'PolicyNotAuthorized',
+      `(rule:${action}_${resource}:${hit}) is disallowed by policy`,
+    );
+}
