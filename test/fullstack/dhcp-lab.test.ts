@@ -16,6 +16,7 @@ import {
   Cluster,
   ovsOf,
   REPORT_INTERVAL,
+  RESYNC_INTERVAL,
   runCommand,
 } from '../helpers/cluster.ts';
 import { waitFor } from '../helpers/env.ts';
@@ -160,6 +161,28 @@ describe('kumo-dhcp-agent on a lab host', { timeout: 300_000 }, () => {
     const after = ['host', 'opts'].map((f) => readFileSync(join(dir, f), 'utf8'));
     assert.deepEqual(after, before, 'the files are untouched');
     assert.ok(!after.join('').includes('"') && !after.join('').includes('evil'));
+  });
+
+  test('a dead dnsmasq is respawned by the periodic resync', async () => {
+    const pidfile = join(c.dir.path, 'dhcp', net.id, 'pid');
+    const before = readFileSync(pidfile, 'utf8').trim();
+    process.kill(Number(before), 'SIGKILL');
+    await waitFor(
+      'a new dnsmasq',
+      () => {
+        const now = existsSync(pidfile) ? readFileSync(pidfile, 'utf8').trim() : '';
+        return now !== '' && now !== before;
+      },
+      (RESYNC_INTERVAL + 5) * 1000,
+      200,
+    );
+    const got = await waitFor(
+      'a lease from it',
+      () => lease(ep).catch(() => undefined),
+      20_000,
+      500,
+    );
+    assert.equal(got.ip, port.fixed_ips[0]?.ip_address);
   });
 
   test('a changed IP is handed out on the next renewal; a deleted port gets no lease', async () => {

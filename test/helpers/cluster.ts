@@ -25,6 +25,7 @@ export const ADMIN_TOKEN = 'admin-token-for-tests';
 export const MEMBER_TOKEN = 'member-token-for-tests';
 export const REPORT_INTERVAL = 1;
 export const AGENT_DOWN_TIME = 3;
+export const RESYNC_INTERVAL = 3;
 
 export interface Proc {
   child: ChildProcess;
@@ -146,6 +147,7 @@ export class Cluster {
       '[agent]',
       `report_interval = ${REPORT_INTERVAL}`,
       'tunnel_types = vxlan,gre',
+      `resync_interval = ${RESYNC_INTERVAL}`,
       '[api]',
       `bind_port = ${this.port}`,
       `admin_token = ${ADMIN_TOKEN}`,
