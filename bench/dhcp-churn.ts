@@ -107,6 +107,8 @@ let cleaning: Promise<void> | undefined;
 let interrupted = false;
 /** Network ids whose qdhcp namespace the agent made for us. */
 const ourNetworks: string[] = [];
+/** The agent's namespace for it, as found (`ip netns identify`; any netns_prefix included). */
+const ourNetns: string[] = [];
 
 /** dnsmasq processes whose pid file lies under `dir` (ours only), from /proc. */
 function dnsmasqUnder(dir: string): { pid: number; argv: string[] }[] {
@@ -143,8 +145,8 @@ function cleanup(): Promise<void> {
     await broker?.close().catch(() => {});
     await cluster?.cleanup().catch((e: Error) => console.error(`cleanup: ${e.message}`));
     killOurDnsmasq();
-    for (const id of ourNetworks)
-      await runner.run({ argv: ['ip', 'netns', 'del', `qdhcp-${id}`] }).catch(() => {});
+    const names = new Set([...ourNetworks.map((id) => `qdhcp-${id}`), ...ourNetns]);
+    for (const ns of names) await runner.run({ argv: ['ip', 'netns', 'del', ns] }).catch(() => {});
     if (baselineNetns)
       await runner.run({ argv: ['ip', 'netns', 'del', baselineNetns] }).catch(() => {});
     await lab?.destroy().catch((e: Error) => console.error(`cleanup: ${e.message}`));
@@ -503,6 +505,8 @@ async function main() {
     100,
   );
   const hostsPath = dnsmasqPaths(served.stateDir).hosts;
+  const identified = await runner.run({ argv: ['ip', 'netns', 'identify', `${served.pid}`] });
+  if (identified.stdout.trim()) ourNetns.push(identified.stdout.trim());
 
   // The agent's own view of the network before t0: the baseline's starting point.
   broker = createBroker({ url: c.vhost.url, log: silentLogger() });

@@ -6,8 +6,9 @@
 import { mkdir, rm } from 'node:fs/promises';
 import type { CommandRunner } from '../../core/exec.ts';
 import { dnsmasqIdentity, dnsmasqPaths } from '../../host/dnsmasq/argv.ts';
-import { writeDnsmasqFiles } from '../../host/dnsmasq/files.ts';
+import { writeDnsmasqFiles, writeFileAtomic } from '../../host/dnsmasq/files.ts';
 import { signalIfRunning, startDaemon, stopByPidfile } from '../../host/process/daemon.ts';
+import { servedMarkerOf } from './desired.ts';
 import type { DhcpStep } from './plan.ts';
 
 async function dnsmasq(runner: CommandRunner, step: Extract<DhcpStep, { kind: 'dnsmasq' }>) {
@@ -22,6 +23,7 @@ async function dnsmasq(runner: CommandRunner, step: Extract<DhcpStep, { kind: 'd
       { pidfile: paths.pid, expected },
     );
   }
+  if (step.digest) await writeFileAtomic(servedMarkerOf(paths.dir), `${step.digest}\n`);
 }
 
 export async function applyDhcp(runner: CommandRunner, steps: readonly DhcpStep[]): Promise<void> {

@@ -6,6 +6,7 @@
  * deleted, no DHCP port or no DHCP-enabled subnet), and every host object it owned is
  * removed; anything non-null passed the dnsmasq renderer's strict validation.
  */
+import { createHash } from 'node:crypto';
 import type { DhcpNetwork } from '../../contracts/dhcp.ts';
 import { dnsmasqArgv } from '../../host/dnsmasq/argv.ts';
 import { type DnsmasqFiles, renderFiles } from '../../host/dnsmasq/render.ts';
@@ -35,8 +36,14 @@ export interface DesiredDhcp {
   addresses: string[];
   stateDir: string;
   files: DnsmasqFiles;
+  /** Digest of the files, recorded once dnsmasq was signalled to serve them. */
+  digest: string;
   argv: string[];
 }
+
+export const filesDigest = (f: DnsmasqFiles) =>
+  createHash('sha256').update(`${f.hosts}\0${f.addnHosts}\0${f.opts}`).digest('hex');
+export const servedMarkerOf = (stateDir: string) => `${stateDir}/served`;
 
 export const stateDirOf = (s: DhcpSettings, networkId: string) => `${s.stateRoot}/${networkId}`;
 export const netnsOf = (s: DhcpSettings, networkId: string) =>
@@ -47,6 +54,7 @@ export function desiredDhcp(net: DhcpNetwork | null, s: DhcpSettings): DesiredDh
   const port = net.dhcp_port;
   const device = portDevice('tap', port.id);
   const stateDir = stateDirOf(s, net.id);
+  const files = renderFiles(net);
   const addresses = port.fixed_ips.flatMap((ip) => {
     const subnet = net.subnets.find((sub) => sub.id === ip.subnet_id);
     const cidr = subnet ? parseCidr(subnet.cidr) : null;
@@ -61,7 +69,8 @@ export function desiredDhcp(net: DhcpNetwork | null, s: DhcpSettings): DesiredDh
     mtu: net.mtu,
     addresses: addresses.sort(),
     stateDir,
-    files: renderFiles(net),
+    files,
+    digest: filesDigest(files),
     argv: dnsmasqArgv(net, { stateDir, interfaceName: device, leaseSeconds: s.leaseSeconds }),
   };
 }

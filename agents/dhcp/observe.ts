@@ -6,7 +6,7 @@
  * process whose command line carries this network's pid-file path, so a stale pid file
  * or a recycled pid is never mistaken for the service.
  */
-import { readdir } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { UUID } from '../../contracts/schema.ts';
 import type { CommandRunner } from '../../core/exec.ts';
 import { dnsmasqIdentity, dnsmasqPaths } from '../../host/dnsmasq/argv.ts';
@@ -14,7 +14,7 @@ import { readDnsmasqFiles, type StoredFiles } from '../../host/dnsmasq/files.ts'
 import { type LinkInfo, listLinks } from '../../host/ip/link.ts';
 import { listNetns } from '../../host/ip/netns.ts';
 import { findRunning, readCmdline } from '../../host/process/daemon.ts';
-import { type DhcpSettings, netnsOf, stateDirOf } from './desired.ts';
+import { type DhcpSettings, netnsOf, servedMarkerOf, stateDirOf } from './desired.ts';
 
 export interface ObservedDhcp {
   netnsExists: boolean;
@@ -23,6 +23,9 @@ export interface ObservedDhcp {
   files: StoredFiles | null;
   pid: number | null;
   argv: string[] | null;
+  stateDirExists: boolean;
+  /** The files' digest when dnsmasq was last signalled to serve them. */
+  servedDigest: string | null;
 }
 
 export async function observeNetwork(
@@ -38,7 +41,16 @@ export async function observeNetwork(
   const paths = dnsmasqPaths(stateDirOf(s, networkId));
   const files = await readDnsmasqFiles(paths.dir).catch(() => null);
   const pid = await findRunning(paths.pid, dnsmasqIdentity(paths));
-  return { netnsExists, taps, files, pid, argv: pid === null ? null : await readCmdline(pid) };
+  const argv = pid === null ? null : await readCmdline(pid);
+  const stateDirExists = await stat(paths.dir).then(
+    () => true,
+    () => false,
+  );
+  const servedDigest = await readFile(servedMarkerOf(paths.dir), 'utf8').then(
+    (t) => t.trim(),
+    () => null,
+  );
+  return { netnsExists, taps, files, pid, argv, stateDirExists, servedDigest };
 }
 
 /**

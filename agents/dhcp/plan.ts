@@ -29,6 +29,8 @@ export type DhcpStep =
   | { kind: 'files'; stateDir: string; files: DnsmasqFiles; why: string }
   | {
       kind: 'dnsmasq';
+      /** Written to the served marker once dnsmasq has the files (absent for stop). */
+      digest?: string;
       action: 'start' | 'reload' | 'restart' | 'stop';
       stateDir: string;
       netns: string;
@@ -69,7 +71,7 @@ function teardown(o: ObservedDhcp, s: DhcpSettings, networkId: string): DhcpStep
   }
   if (o.netnsExists)
     steps.push({ kind: 'command', spec: netnsDelCommand(netns), why: 'remove namespace' });
-  if (o.files !== null)
+  if (o.stateDirExists)
     steps.push({ kind: 'rmdir', dir: dnsmasqPaths(stateDir).dir, why: 'remove state' });
   return steps;
 }
@@ -91,6 +93,13 @@ function plug(d: DesiredDhcp, o: ObservedDhcp, s: DhcpSettings): DhcpStep[] {
   }
   const tap = o.taps.find((t) => t.name === d.device);
   if (!tap) {
+    // An OVS port left by a deleted namespace would make `--may-exist add-port` a no-op
+    // with no device to move: drop it first (a separate transaction, so OVS recreates it).
+    steps.push({
+      kind: 'command',
+      spec: vsctl(s, ['--if-exists', 'del-port', s.intBridge, d.device]),
+      why: 'clear a stale OVS port',
+    });
     const ids = [
       `external_ids:iface-id=${d.portId}`,
       `external_ids:attached-mac=${d.mac}`,
@@ -150,14 +159,20 @@ export function planDhcp(
     },
     { files: d.files, addresses: d.addresses, argv: d.argv },
   );
-  if (reload.action !== 'none') {
+  // Files already right on disk but never signalled (the agent died between write and
+  // SIGHUP): the served marker, written after each signal, tells.
+  const unserved = reload.action === 'none' && o.servedDigest !== d.digest;
+  const action = unserved ? 'reload' : reload.action;
+  const why = unserved ? ['files were written but not yet served'] : reload.why;
+  if (action !== 'none') {
     steps.push({
       kind: 'dnsmasq',
-      action: reload.action,
+      action,
       stateDir: d.stateDir,
       netns: d.netns,
       argv: d.argv,
-      why: reload.why.join('; '),
+      digest: d.digest,
+      why: why.join('; '),
     });
   }
   return steps;

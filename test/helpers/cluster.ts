@@ -7,7 +7,15 @@
  * failing test can be read afterwards.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { chmodSync, createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { AGENT_KINDS, type Agent, type AgentKind } from '../../contracts/agents.ts';
@@ -289,11 +297,37 @@ export class Cluster {
     return code;
   }
 
+  /**
+   * dnsmasq processes and qdhcp namespaces outlive their agents by design; a test's own
+   * are found through the state directories its DHCP agents wrote, and removed.
+   */
+  private async removeDhcpLeftovers() {
+    const roots: [string, string][] = [[join(this.dir.path, 'dhcp'), '']];
+    for (const host of existsSync(join(this.dir.path, 'hosts'))
+      ? readdirSync(join(this.dir.path, 'hosts'))
+      : []) {
+      roots.push([join(this.dir.path, 'hosts', host, 'dhcp'), `${host.slice(-8)}-`]);
+    }
+    for (const [root, prefix] of roots) {
+      for (const id of existsSync(root) ? readdirSync(root) : []) {
+        const pidfile = join(root, id, 'pid');
+        const pid = existsSync(pidfile) ? Number(readFileSync(pidfile, 'utf8').trim()) : 0;
+        const cmdline =
+          pid > 1 && existsSync(`/proc/${pid}/cmdline`)
+            ? readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+            : '';
+        if (cmdline.includes(pidfile)) process.kill(pid, 'SIGKILL');
+        await runCommand(['ip', 'netns', 'del', `${prefix}qdhcp-${id}`]);
+      }
+    }
+  }
+
   async cleanup() {
     await Promise.all(
       [...this.agents.values(), ...this.hostAgents.values()].map((p) => this.stop(p)),
     );
     await this.stop(this.api);
+    await this.removeDhcpLeftovers();
     this.vhost.cleanup();
     this.db.cleanup();
     if (!process.env.KUMO_KEEP_TEST_DIRS) this.dir.cleanup();
