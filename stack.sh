@@ -24,6 +24,8 @@ rabbitmqctl -q status >/dev/null 2>&1 || touch "$RUN/started-rabbitmq"
 kumo_start_rabbitmq
 ovs-vsctl --timeout=2 show >/dev/null 2>&1 || touch "$RUN/started-ovs"
 kumo_start_ovs
+pgrep -x libvirtd >/dev/null || touch "$RUN/started-libvirtd"
+kumo_start_libvirtd
 
 secret() { head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 24; }
 

@@ -31,6 +31,12 @@ if [ -f "$RUN/started-rabbitmq" ]; then
   rabbitmqctl -q shutdown >/dev/null 2>&1 || true
   rm -f "$RUN/started-rabbitmq"
 fi
+if [ -f "$RUN/started-libvirtd" ]; then
+  log "stopping libvirtd"
+  pkill -x libvirtd || true
+  pkill -x virtlogd || true
+  rm -f "$RUN/started-libvirtd"
+fi
 if [ -f "$RUN/started-ovs" ]; then
   log "stopping Open vSwitch"
   /usr/share/openvswitch/scripts/ovs-ctl stop >/dev/null 2>&1 || true

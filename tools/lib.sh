@@ -11,7 +11,8 @@ KUMO_NODE_PREFIX=${KUMO_NODE_PREFIX:-/opt/kumo/node24}
 KUMO_PACKAGES=(
   rabbitmq-server postgresql openvswitch-switch dnsmasq-base haproxy iptables iproute2
   lvm2 tgt libiscsi-bin qemu-utils busybox-static iputils-ping curl python3
-  python3-openstackclient systemd
+  python3-openstackclient systemd strace
+  libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
 )
 
 log() { printf '[kumo] %s\n' "$*" >&2; }
@@ -111,4 +112,23 @@ kumo_start_ovs() {
     /usr/share/openvswitch/scripts/ovs-ctl --no-ovs-vswitchd start >/dev/null 2>&1 || die "ovsdb-server did not start"
     /usr/share/openvswitch/scripts/ovs-ctl --no-ovsdb-server --no-monitor start >/dev/null 2>&1 || die "ovs-vswitchd did not start"
   fi
+}
+
+# libvirtd without libvirt-daemon-system (no systemd here): the users, groups and
+# directories that package would create, /dev/kvm as udev would leave it (root:kvm 0660,
+# else libvirt re-probes qemu on every call), then virtlogd and libvirtd.
+kumo_start_libvirtd() {
+  getent group kvm >/dev/null || groupadd -r kvm
+  getent group libvirt-qemu >/dev/null || groupadd -r libvirt-qemu
+  getent group libvirt >/dev/null || groupadd -r libvirt
+  id libvirt-qemu >/dev/null 2>&1 || useradd -r -g libvirt-qemu -G kvm -d /var/lib/libvirt -s /usr/sbin/nologin libvirt-qemu
+  mkdir -p /var/log/libvirt /var/run/libvirt
+  if [ -e /dev/kvm ]; then chgrp kvm /dev/kvm && chmod 660 /dev/kvm; fi
+  pgrep -x virtlogd >/dev/null || virtlogd -d
+  if ! pgrep -x libvirtd >/dev/null; then
+    log "starting libvirtd"
+    libvirtd -d
+  fi
+  for _ in $(seq 1 50); do virsh -c test:///default version >/dev/null 2>&1 && return 0; sleep 0.2; done
+  die "libvirtd did not start"
 }
