@@ -12,7 +12,7 @@ import type { CommandRunner } from '../../core/exec.ts';
 import { dnsmasqIdentity, dnsmasqPaths } from '../../host/dnsmasq/argv.ts';
 import { readDnsmasqFiles, type StoredFiles } from '../../host/dnsmasq/files.ts';
 import { type LinkInfo, listLinks } from '../../host/ip/link.ts';
-import { listNetns } from '../../host/ip/netns.ts';
+import { netnsExists } from '../../host/ip/netns.ts';
 import { findRunning, readCmdline } from '../../host/process/daemon.ts';
 import { type DhcpSettings, netnsOf, servedMarkerOf, stateDirOf } from './desired.ts';
 
@@ -34,8 +34,8 @@ export async function observeNetwork(
   networkId: string,
 ): Promise<ObservedDhcp> {
   const netns = netnsOf(s, networkId);
-  const netnsExists = (await listNetns(runner)).some((n) => n.name === netns);
-  const taps = netnsExists
+  const exists = await netnsExists(netns);
+  const taps = exists
     ? (await listLinks(runner, netns)).filter((l) => l.name.startsWith('tap'))
     : [];
   const paths = dnsmasqPaths(stateDirOf(s, networkId));
@@ -50,7 +50,7 @@ export async function observeNetwork(
     (t) => t.trim(),
     () => null,
   );
-  return { netnsExists, taps, files, pid, argv, stateDirExists, servedDigest };
+  return { netnsExists: exists, taps, files, pid, argv, stateDirExists, servedDigest };
 }
 
 /**

@@ -4,6 +4,7 @@
  * Invariant: names are checked (host/ip/names.ts) before any command is built; listing
  * is read-only and parses `ip -j`, never human-formatted output.
  */
+import { stat } from 'node:fs/promises';
 import type { CommandRunner, CommandSpec } from '../../core/exec.ts';
 import { assertNetnsName } from './names.ts';
 
@@ -25,9 +26,18 @@ export async function listNetns(runner: CommandRunner): Promise<NetnsEntry[]> {
   });
 }
 
-export async function netnsExists(runner: CommandRunner, name: string): Promise<boolean> {
-  assertNetnsName(name);
-  return (await listNetns(runner)).some((e) => e.name === name);
+/** iproute2's NETNS_RUN_DIR: `ip netns add NAME` bind-mounts the namespace here. */
+export const NETNS_RUN_DIR = '/run/netns';
+
+/**
+ * Whether a named namespace exists: one stat of its mount point (what `ip netns` itself
+ * reads), not a listing of every namespace, so a check costs the same with 2 or 2,000.
+ */
+export async function netnsExists(name: string): Promise<boolean> {
+  return stat(`${NETNS_RUN_DIR}/${assertNetnsName(name)}`).then(
+    () => true,
+    () => false,
+  );
 }
 
 /** `ip netns add NAME` (fails if it exists). */

@@ -57,8 +57,8 @@ describe('host/ip against real namespaces', () => {
     await runner.run(netnsAddCommand(B));
     const names = (await listNetns(runner)).map((e) => e.name);
     assert.ok(names.includes(A) && names.includes(B), names.join(' '));
-    assert.equal(await netnsExists(runner, A), true);
-    assert.equal(await netnsExists(runner, `kumo-ip-${tag}-none`), false);
+    assert.equal(await netnsExists(A), true);
+    assert.equal(await netnsExists(`kumo-ip-${tag}-none`), false);
   });
 
   test('a veth into the second namespace, many changes in one ip -batch, read back', async () => {
@@ -169,7 +169,7 @@ describe('host/ip against real namespaces', () => {
   test('namespaces are deleted', async () => {
     await runner.run(netnsDelCommand(A));
     await runner.run(netnsDelCommand(B));
-    assert.equal(await netnsExists(runner, A), false);
-    assert.equal(await netnsExists(runner, B), false);
+    assert.equal(await netnsExists(A), false);
+    assert.equal(await netnsExists(B), false);
   });
 });
