@@ -9,11 +9,12 @@
 import type { DhcpNetwork, DhcpPort } from '../contracts/dhcp.ts';
 import type { ArgsOf } from '../contracts/messages.ts';
 import { DHCP_OWNER, type Port } from '../contracts/network.ts';
+import { DHCP_AGENT_TYPE } from './db/dhcp-bindings.ts';
 import type { Db } from './db/index.ts';
 import { getNetwork } from './db/networks.ts';
 import { listPorts } from './db/ports.ts';
 import { listSubnets } from './db/subnets.ts';
-import { DHCP_AGENT_TYPE, dhcpDeviceId } from './scheduler/dhcp.ts';
+import { dhcpDeviceId } from './scheduler/dhcp-plan.ts';
 
 export async function getActiveNetworks(
   db: Db,

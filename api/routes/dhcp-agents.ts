@@ -13,18 +13,17 @@ import { ApiError } from '../../contracts/errors.ts';
 import { isPlainObject, UUID } from '../../contracts/schema.ts';
 import type { AppDeps } from '../app.ts';
 import { getAgent, listAgents } from '../db/agents.ts';
-import { getNetwork, listNetworks, networkNotFound } from '../db/networks.ts';
-import { requireAdmin } from '../http.ts';
-import { pick, type Query, values } from '../query.ts';
 import {
   addBinding,
   DHCP_AGENT_TYPE,
   dhcpAgentIdsOf,
-  hintDhcpAgents,
   removeBinding,
   schedulerTransaction,
-  syncDhcpPorts,
-} from '../scheduler/dhcp.ts';
+} from '../db/dhcp-bindings.ts';
+import { getNetwork, listNetworks, networkNotFound } from '../db/networks.ts';
+import { requireAdmin } from '../http.ts';
+import { pick, type Query, values } from '../query.ts';
+import { hintDhcpAgents, syncDhcpPorts } from '../scheduler/dhcp.ts';
 
 export function dhcpAgentRoutes(app: FastifyInstance, deps: AppDeps) {
   const downTime = deps.settings.agentDownTime;

@@ -11,6 +11,7 @@ import { ApiError } from '../../contracts/errors.ts';
 import { NetworkCreate, NetworkUpdate, refuseReadOnly } from '../../contracts/network.ts';
 import { UUID } from '../../contracts/schema.ts';
 import type { AppDeps } from '../app.ts';
+import { dhcpHostsOf } from '../db/dhcp-bindings.ts';
 import {
   createNetwork,
   DEFAULT_NETWORK_SETTINGS,
@@ -22,7 +23,7 @@ import {
   updateNetwork,
 } from '../db/networks.ts';
 import { page, parseListQuery, pick, type Query, requireAdminFor, values } from '../query.ts';
-import { dhcpHostsOf, hintDhcpAgents } from '../scheduler/dhcp.ts';
+import { hintDhcpAgents } from '../scheduler/dhcp.ts';
 
 const ADMIN_NETWORK_ATTRS = [
   'provider:network_type',

@@ -18,23 +18,24 @@
  * - whenever bindings change, every agent that hosts the network, and every agent that
  *   lost it, gets a `hint {resource: network}` on its host queue.
  */
-import { createHash } from 'node:crypto';
 import { agentTypeByKind } from '../../contracts/agents.ts';
 import { hostQueue } from '../../contracts/messages.ts';
 import { DHCP_OWNER, type Port } from '../../contracts/network.ts';
 import type { Broker } from '../../core/amqp.ts';
 import type { Logger } from '../../core/log.ts';
-import { isAlive } from '../db/agents.ts';
-import type { Db, Queryable } from '../db/index.ts';
-import { bool } from '../db/neutron.ts';
+import {
+  addBinding,
+  dhcpAgentInfos,
+  dhcpHostsOf,
+  removeBinding,
+  schedulerTransaction,
+} from '../db/dhcp-bindings.ts';
+import type { Db } from '../db/index.ts';
 import { createPort, deletePort, listPorts, updatePort } from '../db/ports.ts';
 import type { Clock } from '../liveness.ts';
+import { dhcpDeviceId, planBindings } from './dhcp-plan.ts';
 
-const DHCP = agentTypeByKind('dhcp');
-export const DHCP_AGENT_TYPE = DHCP.agentType;
-export const DHCP_TOPIC = DHCP.topic;
-/** pg_advisory_xact_lock key for DHCP scheduling ("kumo dhcp"). */
-const SCHEDULER_LOCK = 0x6b756d6f_01;
+const DHCP_TOPIC = agentTypeByKind('dhcp').topic;
 
 export interface DhcpSettings {
   agentDownTime: number;
@@ -53,165 +54,6 @@ export interface HintDeps {
 export interface DhcpDeps extends HintDeps {
   clock: Clock;
   settings: DhcpSettings;
-}
-
-const NAMESPACE_DNS = '6ba7b810-9dad-11d1-80b4-00c04fd430c8';
-
-/** RFC 4122 name-based UUID (SHA-1), as Python's uuid.uuid5. */
-export function uuid5(namespace: string, name: string): string {
-  const hash = createHash('sha1')
-    .update(Buffer.from(namespace.replace(/-/g, ''), 'hex'))
-    .update(name, 'utf8')
-    .digest();
-  const b = hash.subarray(0, 16);
-  b[6] = ((b[6] ?? 0) & 0x0f) | 0x50;
-  b[8] = ((b[8] ?? 0) & 0x3f) | 0x80;
-  const h = b.toString('hex');
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
-}
-
-/** Neutron's DHCP port device_id: `dhcp<uuid5(NAMESPACE_DNS, host)>-<network_id>`. */
-export function dhcpDeviceId(host: string, networkId: string): string {
-  return `dhcp${uuid5(NAMESPACE_DNS, host)}-${networkId}`;
-}
-
-// ---------------------------------------------------------------- planning (pure)
-
-export interface DhcpAgentInfo {
-  id: string;
-  host: string;
-  /** Alive and admin-up: may be scheduled to. */
-  eligible: boolean;
-  /** Networks bound to it. */
-  load: number;
-}
-
-export interface BindingPlan {
-  add: { networkId: string; agentId: string }[];
-  remove: { networkId: string; agentId: string }[];
-}
-
-/**
- * The binding changes for `networks` (each needing DHCP), given the current bindings and
- * agents. Pure; `agents[].load` is updated as bindings are planned so one sweep spreads
- * networks over agents.
- */
-export function planBindings(
-  networks: readonly string[],
-  bindings: ReadonlyMap<string, readonly string[]>,
-  agents: DhcpAgentInfo[],
-  perNetwork: number,
-  failover: boolean,
-): BindingPlan {
-  const byId = new Map(agents.map((a) => [a.id, a]));
-  const plan: BindingPlan = { add: [], remove: [] };
-  for (const networkId of [...networks].sort()) {
-    const hosting = new Set(bindings.get(networkId) ?? []);
-    const candidates = () =>
-      agents
-        .filter((a) => a.eligible && !hosting.has(a.id))
-        .sort((x, y) => x.load - y.load || (x.host < y.host ? -1 : x.host > y.host ? 1 : 0));
-    const add = (agent: DhcpAgentInfo) => {
-      hosting.add(agent.id);
-      agent.load++;
-      plan.add.push({ networkId, agentId: agent.id });
-    };
-    if (failover) {
-      for (const agentId of [...hosting]) {
-        const agent = byId.get(agentId);
-        if (agent?.eligible) continue;
-        const eligibleHosting = [...hosting].filter((id) => byId.get(id)?.eligible).length;
-        const replacement = candidates()[0];
-        if (!replacement && eligibleHosting < perNetwork) continue;
-        hosting.delete(agentId);
-        if (agent) agent.load--;
-        plan.remove.push({ networkId, agentId });
-        if (replacement && eligibleHosting < perNetwork) add(replacement);
-      }
-    }
-    while (hosting.size < perNetwork) {
-      const next = candidates()[0];
-      if (!next) break;
-      add(next);
-    }
-  }
-  return plan;
-}
-
-// ---------------------------------------------------------------- database
-
-/**
- * A transaction holding the scheduler lock: on PostgreSQL an advisory lock every replica
- * takes before reading or changing bindings; SQLite's BEGIN IMMEDIATE already serialises.
- */
-export function schedulerTransaction<T>(db: Db, fn: (tx: Queryable) => Promise<T>): Promise<T> {
-  return db.transaction(async (tx) => {
-    if (db.engine === 'postgres') await tx.query(`SELECT pg_advisory_xact_lock(${SCHEDULER_LOCK})`);
-    return fn(tx);
-  });
-}
-
-export async function dhcpAgentInfos(
-  tx: Queryable,
-  now: Date,
-  downTime: number,
-): Promise<DhcpAgentInfo[]> {
-  const rows = await tx.query<{
-    id: string;
-    host: string;
-    admin_state_up: unknown;
-    heartbeat_timestamp: string;
-    load: unknown;
-  }>(
-    `SELECT a.id, a.host, a.admin_state_up, a.heartbeat_timestamp,
-        (SELECT COUNT(*) FROM network_dhcp_agent_bindings b WHERE b.agent_id = a.id) AS load
-       FROM agents a WHERE a.agent_type = ? ORDER BY a.host`,
-    [DHCP_AGENT_TYPE],
-  );
-  return rows.map((r) => ({
-    id: r.id,
-    host: r.host,
-    eligible: bool(r.admin_state_up) && isAlive(r.heartbeat_timestamp, now, downTime),
-    load: Number(r.load),
-  }));
-}
-
-/** Hosts of the DHCP agents bound to a network. */
-export async function dhcpHostsOf(db: Queryable, networkId: string): Promise<string[]> {
-  const rows = await db.query<{ host: string }>(
-    `SELECT a.host FROM network_dhcp_agent_bindings b JOIN agents a ON a.id = b.agent_id
-      WHERE b.network_id = ? ORDER BY a.host`,
-    [networkId],
-  );
-  return rows.map((r) => r.host);
-}
-
-/** Ids of the DHCP agents bound to a network. */
-export async function dhcpAgentIdsOf(db: Queryable, networkId: string): Promise<string[]> {
-  const rows = await db.query<{ agent_id: string }>(
-    'SELECT agent_id FROM network_dhcp_agent_bindings WHERE network_id = ? ORDER BY agent_id',
-    [networkId],
-  );
-  return rows.map((r) => r.agent_id);
-}
-
-/** Binds a network to an agent; false when it already was. */
-export async function addBinding(tx: Queryable, networkId: string, agentId: string) {
-  const rows = await tx.query(
-    `INSERT INTO network_dhcp_agent_bindings (network_id, agent_id) VALUES (?, ?)
-     ON CONFLICT DO NOTHING RETURNING network_id`,
-    [networkId, agentId],
-  );
-  return rows.length > 0;
-}
-
-/** Unbinds; false when there was no such binding. */
-export async function removeBinding(tx: Queryable, networkId: string, agentId: string) {
-  const rows = await tx.query(
-    'DELETE FROM network_dhcp_agent_bindings WHERE network_id = ? AND agent_id = ? RETURNING network_id',
-    [networkId, agentId],
-  );
-  return rows.length > 0;
 }
 
 /** A change of one network's bindings: the hosts that lost it (to be hinted). */

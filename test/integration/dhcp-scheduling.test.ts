@@ -14,14 +14,8 @@ import { type Db, openDb } from '../../api/db/index.ts';
 import { migrate } from '../../api/db/migrations.ts';
 import { createReportConsumer } from '../../api/liveness.ts';
 import { createRpcHandler } from '../../api/rpc.ts';
-import {
-  type DhcpDeps,
-  dhcpDeviceId,
-  planBindings,
-  runDhcpSweep,
-  scheduleNetwork,
-  uuid5,
-} from '../../api/scheduler/dhcp.ts';
+import { type DhcpDeps, runDhcpSweep, scheduleNetwork } from '../../api/scheduler/dhcp.ts';
+import { dhcpDeviceId, planBindings, uuid5 } from '../../api/scheduler/dhcp-plan.ts';
 import type { Agent, AgentState } from '../../contracts/agents.ts';
 import { GetActiveNetworksResult, GetNetworkInfoResult } from '../../contracts/dhcp.ts';
 import { EXCHANGE, hostQueue, type Message, PLUGIN_TOPIC } from '../../contracts/messages.ts';
