@@ -49,7 +49,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { chmodSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -68,6 +68,7 @@ import { signal, startDaemon } from '../host/process/daemon.ts';
 import { Cluster, ovsOf, type Proc } from '../test/helpers/cluster.ts';
 import { waitFor } from '../test/helpers/env.ts';
 import { createLab, type Lab, type LabHost } from '../test/helpers/lab.ts';
+import { dnsmasqUnder, killDnsmasqUnder } from './lib.ts';
 
 const POLL_MS = 10;
 const QUIET_MS = 1000;
@@ -110,33 +111,8 @@ const ourNetworks: string[] = [];
 /** The agent's namespace for it, as found (`ip netns identify`; any netns_prefix included). */
 const ourNetns: string[] = [];
 
-/** dnsmasq processes whose pid file lies under `dir` (ours only), from /proc. */
-function dnsmasqUnder(dir: string): { pid: number; argv: string[] }[] {
-  const found: { pid: number; argv: string[] }[] = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    let argv: string[];
-    try {
-      argv = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0');
-    } catch {
-      continue;
-    }
-    if (!argv[0]?.endsWith('dnsmasq')) continue;
-    if (argv.some((a) => a.startsWith(`--pid-file=${dir}/`)))
-      found.push({ pid: Number(name), argv });
-  }
-  return found;
-}
-
 function killOurDnsmasq() {
-  if (!cluster) return;
-  for (const { pid } of dnsmasqUnder(cluster.dir.path)) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      /* gone */
-    }
-  }
+  if (cluster) killDnsmasqUnder(cluster.dir.path);
 }
 
 function cleanup(): Promise<void> {

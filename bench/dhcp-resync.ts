@@ -53,7 +53,7 @@
  * finish within --timeout seconds (default 120), with the unhealthy networks and the tail
  * of the agent's log.
  */
-import { readdirSync, readFileSync, statSync, utimesSync } from 'node:fs';
+import { readFileSync, statSync, utimesSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import type { Network, Port } from '../contracts/network.ts';
@@ -63,6 +63,7 @@ import { findRunning, procStat, startDaemon } from '../host/process/daemon.ts';
 import { Cluster, ovsOf, type Proc } from '../test/helpers/cluster.ts';
 import { waitFor } from '../test/helpers/env.ts';
 import { createLab, type Lab, type LabHost } from '../test/helpers/lab.ts';
+import { dnsmasqUnder, killDnsmasqUnder } from './lib.ts';
 
 const POLL_MS = 50;
 
@@ -104,32 +105,8 @@ const networkIds: string[] = [];
 /** Namespaces we know to be ours (by network id, or as found for our dnsmasq). */
 const ourNetns = new Set<string>();
 
-function dnsmasqUnder(dir: string): { pid: number; argv: string[] }[] {
-  const found: { pid: number; argv: string[] }[] = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    let argv: string[];
-    try {
-      argv = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0');
-    } catch {
-      continue;
-    }
-    if (!argv[0]?.endsWith('dnsmasq')) continue;
-    if (argv.some((a) => a.startsWith(`--pid-file=${dir}/`)))
-      found.push({ pid: Number(name), argv });
-  }
-  return found;
-}
-
 function killOurDnsmasq() {
-  if (!cluster) return;
-  for (const { pid } of dnsmasqUnder(cluster.dir.path)) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      /* gone */
-    }
-  }
+  if (cluster) killDnsmasqUnder(cluster.dir.path);
 }
 
 function cleanup(): Promise<void> {
