@@ -11,7 +11,7 @@ KUMO_NODE_PREFIX=${KUMO_NODE_PREFIX:-/opt/kumo/node24}
 KUMO_PACKAGES=(
   rabbitmq-server postgresql openvswitch-switch dnsmasq-base haproxy iptables iproute2
   lvm2 tgt libiscsi-bin qemu-utils busybox-static iputils-ping curl python3
-  python3-openstackclient systemd strace
+  python3-openstackclient systemd strace linux-image-cloud-amd64 cpio
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
 )
 
