@@ -5,6 +5,8 @@
  * Invariant: everything the routes need arrives in `deps` (database, broker, clock,
  * settings); the app reads no global configuration.
  */
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Broker } from '../core/amqp.ts';
 import type { Logger } from '../core/log.ts';
@@ -14,6 +16,8 @@ import { installAuth, installErrors } from './http.ts';
 import type { Clock } from './liveness.ts';
 import { agentRoutes } from './routes/agents.ts';
 import { dhcpAgentRoutes } from './routes/dhcp-agents.ts';
+import { flavorRoutes } from './routes/flavors.ts';
+import { DEFAULT_IMAGE_SIZE_LIMIT, type ImageSettings, imageRoutes } from './routes/images.ts';
 import { networkRoutes } from './routes/networks.ts';
 import { portRoutes } from './routes/ports.ts';
 import { subnetRoutes } from './routes/subnets.ts';
@@ -30,6 +34,10 @@ export interface ApiSettings {
   dhcpAgentsPerNetwork?: number;
   /** [api] allow_automatic_failover; true when absent. */
   allowAutomaticFailover?: boolean;
+  /** [api] image_dir and image_size_limit; images under the OS temp dir when absent. */
+  images?: ImageSettings;
+  /** [api] service_token: accepted on image reads only. */
+  serviceTokens?: readonly string[];
 }
 
 export interface AppDeps {
@@ -51,6 +59,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   installAuth(app, {
     adminToken: deps.settings.adminToken,
     memberTokens: deps.settings.memberTokens,
+    ...(deps.settings.serviceTokens ? { serviceTokens: deps.settings.serviceTokens } : {}),
   });
   versionRoutes(app);
   agentRoutes(app, deps);
@@ -58,5 +67,14 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   subnetRoutes(app, deps);
   portRoutes(app, deps);
   dhcpAgentRoutes(app, deps);
+  flavorRoutes(app, deps);
+  imageRoutes(
+    app,
+    deps,
+    deps.settings.images ?? {
+      dir: join(tmpdir(), 'kumo-images'),
+      sizeLimit: DEFAULT_IMAGE_SIZE_LIMIT,
+    },
+  );
   return app;
 }

@@ -11,16 +11,22 @@ import { ApiError, neutronError } from '../contracts/errors.ts';
 import { ValidationError } from '../contracts/schema.ts';
 import type { Logger } from '../core/log.ts';
 
-export type Role = 'admin' | 'member';
+/** `service`: compute agents' token, accepted only on routes with `config.allowService`. */
+export type Role = 'admin' | 'member' | 'service';
 
 export interface AuthConfig {
   adminToken: string;
   memberTokens: readonly string[];
+  serviceTokens?: readonly string[];
 }
 
 declare module 'fastify' {
   interface FastifyRequest {
     role: Role;
+  }
+  interface FastifyContextConfig {
+    /** The route also accepts the service token (image downloads by compute agents). */
+    allowService?: boolean;
   }
 }
 
@@ -32,7 +38,8 @@ function same(a: string, b: string): boolean {
 
 export function roleOf(token: string, auth: AuthConfig): Role | undefined {
   if (same(token, auth.adminToken)) return 'admin';
-  return auth.memberTokens.some((t) => same(token, t)) ? 'member' : undefined;
+  if (auth.memberTokens.some((t) => same(token, t))) return 'member';
+  return auth.serviceTokens?.some((t) => same(token, t)) ? 'service' : undefined;
 }
 
 export function installAuth(app: FastifyInstance, auth: AuthConfig) {
@@ -51,6 +58,8 @@ export function installAuth(app: FastifyInstance, auth: AuthConfig) {
         'NotAuthenticated',
         'Authentication failed: the X-Auth-Token is not valid.',
       );
+    if (role === 'service' && !req.routeOptions.config?.allowService)
+      throw new ApiError('PolicyNotAuthorized', 'The service token may only read images.');
     req.role = role;
   });
 }

@@ -61,6 +61,11 @@ export async function startApi({ config, log }: DaemonContext): Promise<Running>
     },
     dhcpAgentsPerNetwork: config.DEFAULT.dhcp_agents_per_network,
     allowAutomaticFailover: config.api.allow_automatic_failover,
+    images: {
+      dir: config.api.image_dir ?? `${config.DEFAULT.state_path}/images`,
+      sizeLimit: config.api.image_size_limit,
+    },
+    ...(config.api.service_token ? { serviceTokens: [config.api.service_token] } : {}),
   };
   const app = buildApp({ db, broker, clock: systemClock, log, settings });
   // DHCP failover and catch-up scheduling, every agent_down_time / 2.

@@ -148,6 +148,12 @@ const SPEC = {
     member_tokens: f(list(token), ''),
     body_limit: f(integer(1024, 1024 * 1024 * 1024), '1048576'),
     allow_automatic_failover: f(boolean, 'true'),
+    /** Where image data is stored; <state_path>/images when absent. */
+    image_dir: f(absPath),
+    /** Largest image upload in bytes (Glance's image_size_cap); default 1 TiB. */
+    image_size_limit: f(integer(1, Number.MAX_SAFE_INTEGER), '1099511627776'),
+    /** Token compute agents use to download image data (image reads only). */
+    service_token: f(token),
   },
   database: {
     connection: f(databaseUrl),

@@ -140,6 +140,51 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string[]
         WHERE device_owner = 'network:dhcp' AND device_id LIKE 'dhcp________-____-5___-____-____________-%'`,
     ],
   },
+  {
+    version: 5,
+    name: 'flavors, images',
+    sql: [
+      // Nova flavors; ephemeral, swap and rxtx_factor are fixed (0, none, 1.0) for now.
+      `CREATE TABLE flavors (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        vcpus INTEGER NOT NULL,
+        ram INTEGER NOT NULL,
+        disk INTEGER NOT NULL,
+        is_public BOOLEAN NOT NULL,
+        description TEXT,
+        created_at TEXT NOT NULL
+      )`,
+      `INSERT INTO flavors (id, name, vcpus, ram, disk, is_public, description, created_at) VALUES
+        ('1', 'm1.tiny', 1, 512, 1, TRUE, NULL, '2026-01-01T00:00:00Z'),
+        ('2', 'm1.small', 1, 2048, 20, TRUE, NULL, '2026-01-01T00:00:00Z'),
+        ('3', 'm1.medium', 2, 4096, 40, TRUE, NULL, '2026-01-01T00:00:00Z'),
+        ('4', 'm1.large', 4, 8192, 80, TRUE, NULL, '2026-01-01T00:00:00Z')`,
+      // Glance images; the data lives in <image_dir>/<id>, extra properties as JSON.
+      `CREATE TABLE images (
+        id TEXT PRIMARY KEY,
+        name TEXT,
+        status TEXT NOT NULL,
+        visibility TEXT NOT NULL,
+        protected BOOLEAN NOT NULL,
+        os_hidden BOOLEAN NOT NULL,
+        disk_format TEXT,
+        container_format TEXT,
+        min_disk INTEGER NOT NULL,
+        min_ram INTEGER NOT NULL,
+        size BIGINT,
+        checksum TEXT,
+        os_hash_algo TEXT,
+        os_hash_value TEXT,
+        tags TEXT NOT NULL,
+        properties TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+      )`,
+      'CREATE INDEX images_created ON images (created_at)',
+    ],
+  },
 ];
 
 export async function migrate(db: Db): Promise<number[]> {

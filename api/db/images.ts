@@ -1,0 +1,218 @@
+/**
+ * Image rows (Glance v2 images): metadata, extra properties, and the status transitions
+ * of an upload (queued → saving → active, or back to queued when the upload fails).
+ *
+ * Invariants: only one upload runs per image — `beginUpload` moves queued → saving with a
+ * conditional UPDATE, so a second upload (or one racing on another replica) gets false;
+ * `finishUpload` only activates an image still saving, so an image deleted mid-upload is
+ * never resurrected.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Image, ImageCore, ImageStatus } from '../../contracts/compute.ts';
+import { ApiError } from '../../contracts/errors.ts';
+import { DEFAULT_PROJECT_ID } from '../../contracts/network.ts';
+import type { Db, Param, Queryable, Row } from './index.ts';
+import { bool, numOrNull, resourceTime } from './neutron.ts';
+
+interface ImageRow extends Row {
+  id: string;
+  name: string | null;
+  status: string;
+  visibility: string;
+  protected: unknown;
+  os_hidden: unknown;
+  disk_format: string | null;
+  container_format: string | null;
+  min_disk: unknown;
+  min_ram: unknown;
+  size: unknown;
+  checksum: string | null;
+  os_hash_algo: string | null;
+  os_hash_value: string | null;
+  tags: string;
+  properties: string;
+  owner: string;
+  created_at: string;
+  updated_at: string;
+}
+
+/** The stored part of an image: everything but the links. */
+export type ImageRecord = ImageCore & {
+  properties: Record<string, string>;
+};
+
+const toRecord = (r: ImageRow): ImageRecord => ({
+  id: r.id,
+  name: r.name,
+  status: r.status as ImageStatus,
+  visibility: r.visibility as Image['visibility'],
+  protected: bool(r.protected),
+  os_hidden: bool(r.os_hidden),
+  checksum: r.checksum,
+  os_hash_algo: r.os_hash_algo,
+  os_hash_value: r.os_hash_value,
+  size: numOrNull(r.size),
+  virtual_size: null,
+  min_disk: Number(r.min_disk),
+  min_ram: Number(r.min_ram),
+  disk_format: r.disk_format as Image['disk_format'],
+  container_format: r.container_format as Image['container_format'],
+  owner: r.owner,
+  created_at: r.created_at,
+  updated_at: r.updated_at,
+  tags: JSON.parse(r.tags) as string[],
+  properties: JSON.parse(r.properties) as Record<string, string>,
+});
+
+/** The Glance representation: core attributes, extra properties flat, links. */
+export function imageView(r: ImageRecord): Image {
+  const { properties, ...core } = r;
+  return {
+    ...properties,
+    ...core,
+    self: `/v2/images/${r.id}`,
+    file: `/v2/images/${r.id}/file`,
+    schema: '/v2/schemas/image',
+  };
+}
+
+export function imageNotFound(id: string): ApiError {
+  return new ApiError('NotFound', `No image found with ID ${id}`);
+}
+
+export async function listImages(
+  db: Db,
+  filter: { name?: string[]; status?: string[]; visibility?: string[] },
+): Promise<ImageRecord[]> {
+  const where: string[] = [];
+  const params: Param[] = [];
+  for (const [column, values] of Object.entries(filter)) {
+    if (!values?.length) continue;
+    where.push(`${column} IN (${values.map(() => '?').join(', ')})`);
+    params.push(...values);
+  }
+  const sql = `SELECT * FROM images${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id DESC`;
+  return (await db.query<ImageRow>(sql, params)).map(toRecord);
+}
+
+export async function getImage(db: Queryable, id: string): Promise<ImageRecord | undefined> {
+  const rows = await db.query<ImageRow>('SELECT * FROM images WHERE id = ?', [id]);
+  return rows[0] && toRecord(rows[0]);
+}
+
+/** Image ids among `ids` that do not exist. */
+export async function missingImages(db: Queryable, ids: string[]): Promise<string[]> {
+  if (ids.length === 0) return [];
+  const rows = await db.query<{ id: string }>(
+    `SELECT id FROM images WHERE id IN (${ids.map(() => '?').join(', ')})`,
+    ids,
+  );
+  const found = new Set(rows.map((r) => r.id));
+  return ids.filter((id) => !found.has(id));
+}
+
+export interface ImageFields {
+  id?: string;
+  name: string | null;
+  visibility: Image['visibility'];
+  protected: boolean;
+  os_hidden: boolean;
+  disk_format: Image['disk_format'];
+  container_format: Image['container_format'];
+  min_disk: number;
+  min_ram: number;
+  tags: string[];
+  properties: Record<string, string>;
+}
+
+export async function insertImage(db: Queryable, f: ImageFields, now: Date): Promise<string> {
+  const id = f.id ?? randomUUID();
+  const t = resourceTime(now);
+  await db.query(
+    `INSERT INTO images (id, name, status, visibility, protected, os_hidden, disk_format,
+       container_format, min_disk, min_ram, size, checksum, os_hash_algo, os_hash_value, tags,
+       properties, owner, created_at, updated_at)
+     VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, ?, ?, ?, ?, ?)`,
+    [
+      id,
+      f.name,
+      f.visibility,
+      f.protected,
+      f.os_hidden,
+      f.disk_format,
+      f.container_format,
+      f.min_disk,
+      f.min_ram,
+      JSON.stringify(f.tags),
+      JSON.stringify(f.properties),
+      DEFAULT_PROJECT_ID,
+      t,
+      t,
+    ],
+  );
+  return id;
+}
+
+export async function updateImageFields(
+  db: Queryable,
+  id: string,
+  f: ImageFields,
+  now: Date,
+): Promise<void> {
+  await db.query(
+    `UPDATE images SET name = ?, visibility = ?, protected = ?, os_hidden = ?, disk_format = ?,
+       container_format = ?, min_disk = ?, min_ram = ?, tags = ?, properties = ?, updated_at = ?
+     WHERE id = ?`,
+    [
+      f.name,
+      f.visibility,
+      f.protected,
+      f.os_hidden,
+      f.disk_format,
+      f.container_format,
+      f.min_disk,
+      f.min_ram,
+      JSON.stringify(f.tags),
+      JSON.stringify(f.properties),
+      resourceTime(now),
+      id,
+    ],
+  );
+}
+
+/** queued → saving; false when the image is not queued (already uploaded or uploading). */
+export async function beginUpload(db: Db, id: string, now: Date): Promise<boolean> {
+  const rows = await db.query(
+    `UPDATE images SET status = 'saving', updated_at = ? WHERE id = ? AND status = 'queued' RETURNING id`,
+    [resourceTime(now), id],
+  );
+  return rows.length > 0;
+}
+
+/** saving → queued after a failed upload. */
+export async function abortUpload(db: Db, id: string, now: Date): Promise<void> {
+  await db.query(
+    `UPDATE images SET status = 'queued', updated_at = ? WHERE id = ? AND status = 'saving'`,
+    [resourceTime(now), id],
+  );
+}
+
+/** saving → active with the data's size and hashes; false when the image is gone. */
+export async function finishUpload(
+  db: Db,
+  id: string,
+  data: { size: number; md5: string; sha512: string },
+  now: Date,
+): Promise<boolean> {
+  const rows = await db.query(
+    `UPDATE images SET status = 'active', size = ?, checksum = ?, os_hash_algo = 'sha512',
+       os_hash_value = ?, updated_at = ? WHERE id = ? AND status = 'saving' RETURNING id`,
+    [data.size, data.md5, data.sha512, resourceTime(now), id],
+  );
+  return rows.length > 0;
+}
+
+export async function deleteImage(db: Db, id: string): Promise<boolean> {
+  const rows = await db.query('DELETE FROM images WHERE id = ? RETURNING id', [id]);
+  return rows.length > 0;
+}
