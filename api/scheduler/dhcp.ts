@@ -36,6 +36,7 @@ import type { Clock } from '../liveness.ts';
 import { dhcpDeviceId, planBindings } from './dhcp-plan.ts';
 
 const DHCP_TOPIC = agentTypeByKind('dhcp').topic;
+const HINT_TIMEOUT_MS = 2000;
 
 export interface DhcpSettings {
   agentDownTime: number;
@@ -225,7 +226,14 @@ export async function hintDhcpAgents(
   await Promise.all(
     [...all].map((host) =>
       deps.broker
-        .cast(hostQueue(DHCP_TOPIC, host), 'hint', { resource: 'network', id: networkId })
+        // Bounded: an API request that hints must not wait out a broker outage; the
+        // agents' periodic resync catches up with a hint that was not sent.
+        .cast(
+          hostQueue(DHCP_TOPIC, host),
+          'hint',
+          { resource: 'network', id: networkId },
+          { timeoutMs: HINT_TIMEOUT_MS },
+        )
         .catch((e: Error) =>
           deps.log.warn({ err: e.message, networkId, host }, 'DHCP hint not sent'),
         ),
