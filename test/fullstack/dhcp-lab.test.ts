@@ -70,32 +70,7 @@ describe('kumo-dhcp-agent on a lab host', { timeout: 300_000 }, () => {
     assert.equal(res.status, 201, JSON.stringify(res.body));
     return (res.body as Record<string, T>)[key] as T;
   };
-  /** One DHCP exchange; resolves with what udhcpc's script saw. */
-  const lease = async (e: Endpoint) => {
-    const argv = [
-      'busybox',
-      'udhcpc',
-      '-i',
-      e.name,
-      '-n',
-      '-q',
-      '-f',
-      '-t',
-      '4',
-      '-T',
-      '1',
-      '-s',
-      script,
-    ];
-    const out = await lab.exec(e.netns, argv);
-    const line = out.split('\n').find((l) => l.startsWith('bound ')) ?? '';
-    return Object.fromEntries(
-      line
-        .slice(6)
-        .split(' ')
-        .map((kv) => kv.split('=') as [string, string]),
-    );
-  };
+  const lease = (e: Endpoint) => dhcpLease(lab, e, script);
 
   before(async () => {
     lab = await createLab({ hosts: 1 });
