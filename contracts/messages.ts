@@ -20,6 +20,12 @@ import {
   str,
   ValidationError,
 } from './schema.ts';
+import {
+  ConsoleOutputArgs,
+  GetHostInstancesArgs,
+  GetInstanceArgs,
+  UpdateInstanceArgs,
+} from './servers.ts';
 
 /** Exchanges and well-known queues. */
 export const EXCHANGE = 'kumo';
@@ -55,6 +61,10 @@ export const METHODS = {
   tunnel_sync: TunnelSyncArgs,
   get_active_networks: GetActiveNetworksArgs,
   get_network_info: GetNetworkInfoArgs,
+  get_instance: GetInstanceArgs,
+  get_host_instances: GetHostInstancesArgs,
+  update_instance: UpdateInstanceArgs,
+  get_console_output: ConsoleOutputArgs,
 } as const satisfies Record<string, Schema<unknown>>;
 
 export type MethodName = keyof typeof METHODS;

@@ -32,6 +32,8 @@ export interface AgentHooks {
   start?(ctl: AgentControl): Promise<void>;
   /** Runs on stop, after the queue drained and before the broker closes. */
   stop?(): Promise<void>;
+  /** Answers the other methods sent to this agent (calls such as get_console_output). */
+  call?(message: Message): Promise<unknown>;
 }
 
 export interface AgentControl {
@@ -89,7 +91,7 @@ export function createAgent(deps: AgentDeps): AgentHandle {
     queue.enqueue(RESYNC_KEY, 'resync');
   };
 
-  const onMessage = async (message: Message) => {
+  const onMessage = async (message: Message): Promise<unknown> => {
     switch (message.method) {
       case 'resync':
         if (
@@ -106,6 +108,7 @@ export function createAgent(deps: AgentDeps): AgentHandle {
         queue.enqueue(`${message.args.resource}:${message.args.id}`, 'live');
         return;
       default:
+        if (deps.hooks.call) return deps.hooks.call(message);
         throw new Error(`${info.binary} does not handle ${message.method}`);
     }
   };

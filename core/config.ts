@@ -84,6 +84,18 @@ const ipv4 = pattern(
 const token = pattern(/^[A-Za-z0-9._~+/=-]{8,256}$/, 'a token of 8-256 URL-safe characters');
 const bridge = pattern(/^[A-Za-z0-9_-]{1,15}$/, 'a bridge name of 1-15 letters, digits, - or _');
 
+const httpUrl: Parser<string> = (raw) => {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new Error('must be a URL like http://127.0.0.1:9696');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new Error('must use the http:// or https:// scheme');
+  return url.href.replace(/\/$/, '');
+};
+
 /** rabbit://user:pass@host:port/vhost (oslo.messaging style) → an amqp:// URL. */
 export const transportUrl: Parser<string> = (raw) => {
   let url: URL;
@@ -201,6 +213,18 @@ const SPEC = {
     virt_type: f(choice(['kvm', 'qemu'] as const), 'kvm'),
     cpu_allocation_ratio: f(number(0.1, 64), '4.0'),
     ram_allocation_ratio: f(number(0.1, 64), '1.0'),
+    disk_allocation_ratio: f(number(0.1, 64), '1.0'),
+    /** Memory kept back for the host itself, as Nova's option of that name. */
+    reserved_host_memory_mb: f(integer(0, 2 ** 31 - 1), '512'),
+    libvirt_uri: f(choice(['qemu:///system', 'test:///default'] as const), 'qemu:///system'),
+    /** libvirtd's socket; the default is that of qemu:///system. */
+    libvirt_socket: f(absPath, '/var/run/libvirt/libvirt-sock'),
+    /** Seconds to wait for the L2 agent to bind a new instance's ports (then ERROR). */
+    vif_plugging_timeout: f(number(0, 3600), '300'),
+    /** Seconds a guest gets to shut down on os-stop before it is powered off. */
+    shutdown_timeout: f(number(0, 3600), '60'),
+    /** kumo-api's URL, for image downloads (with [api] service_token). */
+    api_url: f(httpUrl, 'http://127.0.0.1:9696'),
   },
 } satisfies Record<string, Record<string, Field<unknown>>>;
 

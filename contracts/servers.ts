@@ -1,0 +1,304 @@
+/**
+ * Servers: the Nova v2.1 request shapes kumo-api accepts, the states it keeps, and the RPC
+ * contract between kumo-api and kumo-compute-agent.
+ *
+ * Invariants: the API is the only writer of vm_state/task_state; the agent only reports
+ * what it did (`update_instance`) and what libvirt says (power_state). A task carries a
+ * `task_id`, and the API clears a task only when the agent reports that very id done, so
+ * a report that arrives late can never end a newer task. Every string that reaches a
+ * domain XML, a file name or a command passed one of these schemas first.
+ */
+import { ipText, MAC } from './network.ts';
+import {
+  arr,
+  bool,
+  hostname,
+  type Infer,
+  int,
+  isPlainObject,
+  nullable,
+  obj,
+  oneOf,
+  optional,
+  type Schema,
+  str,
+  uuid,
+  ValidationError,
+} from './schema.ts';
+
+/* ----------------------------------------------------------------- states */
+
+/** Nova's vm_states that Kumo uses. */
+export const VM_STATES = [
+  'building',
+  'active',
+  'stopped',
+  'paused',
+  'suspended',
+  'error',
+  'deleted',
+] as const;
+export type VmState = (typeof VM_STATES)[number];
+
+/** Nova's task_states that Kumo uses (`null`: no task). */
+export const TASK_STATES = [
+  'scheduling',
+  'spawning',
+  'rebooting',
+  'rebooting_hard',
+  'powering-off',
+  'powering-on',
+  'pausing',
+  'unpausing',
+  'suspending',
+  'resuming',
+  'deleting',
+] as const;
+export type TaskState = (typeof TASK_STATES)[number];
+
+/** Nova's power_state numbers (nova/compute/power_state.py). */
+export const POWER_STATE = {
+  NOSTATE: 0,
+  RUNNING: 1,
+  PAUSED: 3,
+  SHUTDOWN: 4,
+  CRASHED: 6,
+  SUSPENDED: 7,
+} as const;
+export type PowerState = (typeof POWER_STATE)[keyof typeof POWER_STATE];
+const POWER_VALUES: readonly number[] = Object.values(POWER_STATE);
+const powerState = (): Schema<PowerState> => ({
+  kind: 'integer',
+  parse(value, path = '') {
+    if (typeof value !== 'number' || !POWER_VALUES.includes(value))
+      throw new ValidationError(path, `must be one of ${POWER_VALUES.join(', ')}`);
+    return value as PowerState;
+  },
+});
+
+/** Nova's API status from vm_state and task_state (nova/api/openstack/common.py). */
+export function serverStatus(vm: VmState, task: TaskState | null): string {
+  if (vm === 'active' && task === 'rebooting') return 'REBOOT';
+  if (vm === 'active' && task === 'rebooting_hard') return 'HARD_REBOOT';
+  const map: Record<VmState, string> = {
+    building: 'BUILD',
+    active: 'ACTIVE',
+    stopped: 'SHUTOFF',
+    paused: 'PAUSED',
+    suspended: 'SUSPENDED',
+    error: 'ERROR',
+    deleted: 'DELETED',
+  };
+  return map[vm];
+}
+
+/** Actions of `POST /servers/{id}/action`, with the task they start. */
+export const SERVER_ACTIONS = {
+  reboot: null,
+  'os-stop': 'powering-off',
+  'os-start': 'powering-on',
+  pause: 'pausing',
+  unpause: 'unpausing',
+  suspend: 'suspending',
+  resume: 'resuming',
+  'os-getConsoleOutput': null,
+} as const satisfies Record<string, TaskState | null>;
+export type ServerAction = keyof typeof SERVER_ACTIONS;
+
+/* ------------------------------------------------------------- requests */
+
+const MAX_METADATA = 128;
+const metaKey = () => str({ min: 1, max: 255 });
+const metaValue = () => str({ max: 255 });
+
+/** Nova's metadata: up to 128 string → string pairs. */
+export const Metadata: Schema<Record<string, string>> = {
+  kind: 'object',
+  parse(value, path = '') {
+    if (!isPlainObject(value)) throw new ValidationError(path, 'must be an object');
+    const entries = Object.entries(value);
+    if (entries.length > MAX_METADATA)
+      throw new ValidationError(path, `must have at most ${MAX_METADATA} items`);
+    const out: Record<string, string> = {};
+    for (const [k, v] of entries) {
+      metaKey().parse(k, `${path}.${k}`);
+      out[k] = metaValue().parse(v, `${path}.${k}`);
+    }
+    return out;
+  },
+};
+
+/** A requested network: `{uuid}` (a new port on it) or `{port}` (an existing port). */
+export const NetworkRequest = obj({
+  uuid: optional(uuid()),
+  port: optional(uuid()),
+  fixed_ip: optional(ipText()),
+});
+export type NetworkRequest = Infer<typeof NetworkRequest>;
+
+/** `networks`: a list, or Nova's "auto" / "none" (microversion 2.37). */
+export const Networks: Schema<NetworkRequest[] | 'auto' | 'none'> = {
+  kind: 'array',
+  parse(value, path = '') {
+    if (value === 'auto' || value === 'none') return value;
+    const list = arr(NetworkRequest, { max: 16 }).parse(value, path);
+    list.forEach((n, i) => {
+      if ((n.uuid === undefined) === (n.port === undefined))
+        throw new ValidationError(`${path}[${i}]`, 'must name exactly one of uuid or port');
+      if (n.port !== undefined && n.fixed_ip !== undefined)
+        throw new ValidationError(`${path}[${i}].fixed_ip`, 'cannot be given with port');
+    });
+    return list;
+  },
+};
+
+/** A Nova ref: an id, or a URL whose last path segment is the id. */
+export const ref = () =>
+  str({
+    min: 1,
+    max: 2048,
+    pattern: /^[^\s'"<>;]+$/,
+    patternName: 'an id or a URL',
+  });
+export const refId = (r: string): string => {
+  const tail = r.includes('/') ? (r.split('/').pop() ?? '') : r;
+  return decodeURIComponent(tail);
+};
+
+const serverName = () =>
+  str({
+    min: 1,
+    max: 255,
+    pattern: /^(?! ).*(?<! )$/,
+    patternName: 'a name without leading or trailing spaces',
+  });
+const one = () => int({ min: 1, max: 1 });
+const anyValue = { kind: 'any', parse: (v: unknown) => v } as Schema<unknown>;
+
+export const ServerCreate = obj({
+  server: obj({
+    name: serverName(),
+    flavorRef: ref(),
+    imageRef: ref(),
+    networks: optional(Networks),
+    metadata: optional(Metadata),
+    min_count: optional(one()),
+    max_count: optional(one()),
+    availability_zone: optional(str({ max: 255 })),
+    // Accepted and ignored, as openstack server create sends them: no security groups,
+    // config drive or key pairs in Kumo yet.
+    security_groups: optional(anyValue),
+    config_drive: optional(anyValue),
+    'OS-DCF:diskConfig': optional(oneOf(['AUTO', 'MANUAL'] as const)),
+  }),
+});
+export type ServerCreate = Infer<typeof ServerCreate>['server'];
+
+export const ServerUpdate = obj({ server: obj({ name: optional(serverName()) }) });
+
+export const RebootAction = obj({ reboot: obj({ type: oneOf(['SOFT', 'HARD'] as const) }) });
+export const ConsoleOutputAction = obj({
+  'os-getConsoleOutput': obj({ length: optional(nullable(int({ min: -1, max: 1_000_000 }))) }),
+});
+
+/* -------------------------------------------------------- agent RPC */
+
+const imageRef = obj({
+  id: uuid(),
+  checksum: str({ pattern: /^[0-9a-f]{32}$/, patternName: 'an md5 hex digest' }),
+  os_hash_algo: oneOf(['sha512'] as const),
+  os_hash_value: str({ pattern: /^[0-9a-f]{128}$/, patternName: 'a sha512 hex digest' }),
+  size: int({ min: 0 }),
+  disk_format: oneOf(['raw', 'qcow2', 'aki', 'ari', 'ami'] as const),
+});
+export type InstanceImage = Infer<typeof imageRef>;
+
+export const InstancePort = obj({
+  id: uuid(),
+  mac_address: str({ pattern: MAC, patternName: 'a MAC address' }),
+  network_id: uuid(),
+  status: oneOf(['ACTIVE', 'DOWN', 'BUILD', 'ERROR'] as const),
+  mtu: int({ min: 68, max: 65535 }),
+  fixed_ips: arr(ipText(), { max: 16 }),
+});
+export type InstancePort = Infer<typeof InstancePort>;
+
+/** One instance as its compute agent must make it. */
+export const InstanceSpec = obj({
+  id: uuid(),
+  /** Sequence number: the domain is `instance-%08x` of it. */
+  seq: int({ min: 1, max: 0xffffffff }),
+  display_name: serverName(),
+  host: hostname(),
+  vm_state: oneOf(VM_STATES),
+  task_state: nullable(oneOf(TASK_STATES)),
+  /** Changes with every new task; echoed back in `update_instance.task_done`. */
+  task_id: int({ min: 0 }),
+  flavor: obj({
+    id: str({ min: 1, max: 255 }),
+    name: str({ min: 1, max: 255 }),
+    vcpus: int({ min: 1, max: 1024 }),
+    ram: int({ min: 1, max: 2 ** 31 - 1 }),
+    disk: int({ min: 0, max: 2 ** 31 - 1 }),
+  }),
+  /** The boot image; for a kernel + ramdisk image, the disk itself may be absent. */
+  image: imageRef,
+  kernel: nullable(imageRef),
+  ramdisk: nullable(imageRef),
+  /** `os_command_line` image property, for direct kernel boot. */
+  cmdline: nullable(str({ max: 2047 })),
+  ports: arr(InstancePort, { max: 16 }),
+  created_at: str({ max: 64 }),
+});
+export type InstanceSpec = Infer<typeof InstanceSpec>;
+
+export const GetInstanceArgs = obj({ host: hostname(), instance_id: uuid() });
+/** `instance: null`: nothing of this id is this host's any more; remove what is left. */
+export const GetInstanceResult = obj({ instance: nullable(InstanceSpec) });
+
+export const GetHostInstancesArgs = obj({ host: hostname() });
+export const GetHostInstancesResult = obj({ instances: arr(uuid(), { max: 100_000 }) });
+
+/** Milliseconds spent per spawn phase (bench/boot's breakdown). */
+export const SpawnTimings = obj({
+  image: int({ min: 0 }),
+  define: int({ min: 0 }),
+  plug: int({ min: 0 }),
+  wait_port: int({ min: 0 }),
+  boot: int({ min: 0 }),
+});
+export type SpawnTimings = Infer<typeof SpawnTimings>;
+
+/** The agent tells what it did and what libvirt says; a cast. */
+export const UpdateInstanceArgs = obj({
+  host: hostname(),
+  instance_id: uuid(),
+  power_state: powerState(),
+  /** The task this report finishes (its task_id), when it finishes one. */
+  task_done: optional(int({ min: 0 })),
+  /** The vm_state the finished task leads to. */
+  vm_state: optional(oneOf(VM_STATES)),
+  /** Set with vm_state error: why. */
+  fault: optional(obj({ message: str({ max: 255 }), details: optional(str({ max: 65535 })) })),
+  timings: optional(SpawnTimings),
+  /** Everything of the instance is gone from the host (after a delete). */
+  deleted: optional(bool()),
+});
+export type UpdateInstanceArgs = Infer<typeof UpdateInstanceArgs>;
+
+/** API → the instance's compute agent (a call): the tail of the serial console log. */
+export const ConsoleOutputArgs = obj({
+  instance_id: uuid(),
+  /** Last lines to return; absent or -1: all (bounded by the agent). */
+  length: optional(int({ min: -1, max: 1_000_000 })),
+});
+/** Console text keeps its newlines and escapes: only its type and size are checked. */
+const consoleText = (): Schema<string> => ({
+  kind: 'string',
+  parse(value, path = '') {
+    if (typeof value !== 'string') throw new ValidationError(path, 'must be a string');
+    if (value.length > 8 * 1024 * 1024) throw new ValidationError(path, 'is too long');
+    return value;
+  },
+});
+export const ConsoleOutputResult = obj({ output: consoleText() });
