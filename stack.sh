@@ -33,9 +33,11 @@ secret() { head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 24; }
 if [ ! -f "$CONF" ]; then
   log "writing $CONF"
   datapath=system; [ -d /sys/module/openvswitch ] || datapath=netdev
-  virt=kvm; [ -n "${KUMO_VIRT_TYPE:-}" ] && virt=$KUMO_VIRT_TYPE
-  # HOST-LAB: /dev/kvm exists here but guests spin; without a kvm module use TCG.
-  [ -d /sys/module/kvm ] || virt=qemu
+  virt=kvm
+  # HOST-LAB: /dev/kvm exists here (kvm_pvm) but guests spin; KVM needs the CPU's
+  # vmx/svm flags, and without them the guests run under TCG.
+  grep -qw -e vmx -e svm /proc/cpuinfo || virt=qemu
+  [ -n "${KUMO_VIRT_TYPE:-}" ] && virt=$KUMO_VIRT_TYPE
   umask 077
   cat > "$CONF" <<CONF
 [DEFAULT]
@@ -52,6 +54,7 @@ tunnel_types = vxlan
 bind_host = 127.0.0.1
 bind_port = 9696
 admin_token = $(secret)
+service_token = $(secret)
 
 [database]
 connection = sqlite:////var/lib/kumo/kumo.sqlite
@@ -65,6 +68,10 @@ virt_type = $virt
 instances_path = /var/lib/kumo/instances
 CONF
   umask 022
+fi
+# Configs written before compute agents fetched images lack the service token.
+if ! grep -q '^service_token' "$CONF"; then
+  sed -i "/^\[api\]/a service_token = $(secret)" "$CONF"
 fi
 rabbit_password=$(sed -n 's|^transport_url *= *rabbit://kumo:\([^@]*\)@.*|\1|p' "$CONF")
 [ -n "$rabbit_password" ] || die "cannot read the RabbitMQ password from transport_url in $CONF"

@@ -30,6 +30,7 @@ import {
 } from './env.ts';
 
 export const ADMIN_TOKEN = 'admin-token-for-tests';
+export const SERVICE_TOKEN = 'service-token-for-tests';
 export const MEMBER_TOKEN = 'member-token-for-tests';
 export const REPORT_INTERVAL = 1;
 export const AGENT_DOWN_TIME = 3;
@@ -160,6 +161,7 @@ export class Cluster {
       `bind_port = ${this.port}`,
       `admin_token = ${ADMIN_TOKEN}`,
       `member_tokens = ${MEMBER_TOKEN}`,
+      `service_token = ${SERVICE_TOKEN}`,
       '[database]',
       `connection = ${this.db.connection}`,
       '[ovs]',
@@ -170,7 +172,11 @@ export class Cluster {
       ...(ovs.netns ? [`vswitchd_netns = ${ovs.netns}`] : []),
       '[compute]',
       'virt_type = qemu',
-      `instances_path = ${this.dir.path}/instances`,
+      `instances_path = ${own?.statePath ?? this.dir.path}/instances`,
+      `api_url = ${this.url}`,
+      'reserved_host_memory_mb = 0',
+      'vif_plugging_timeout = 60',
+      'shutdown_timeout = 2',
       '',
     ].join('\n');
   }
@@ -322,12 +328,26 @@ export class Cluster {
     }
   }
 
+  /** Libvirt domains outlive their agents by design; this cluster's are those whose
+   * files lie under its directory. */
+  private async removeComputeLeftovers() {
+    const virsh = (...args: string[]) => runCommand(['virsh', '-c', 'qemu:///system', ...args]);
+    const list = await virsh('list', '--all', '--name');
+    for (const name of list.stdout.split('\n').filter((n) => n.startsWith('instance-'))) {
+      const xml = await virsh('dumpxml', name);
+      if (!xml.stdout.includes(this.dir.path)) continue;
+      await virsh('destroy', name);
+      await virsh('undefine', '--managed-save', name);
+    }
+  }
+
   async cleanup() {
     await Promise.all(
       [...this.agents.values(), ...this.hostAgents.values()].map((p) => this.stop(p)),
     );
     await this.stop(this.api);
     await this.removeDhcpLeftovers();
+    await this.removeComputeLeftovers();
     this.vhost.cleanup();
     this.db.cleanup();
     if (!process.env.KUMO_KEEP_TEST_DIRS) this.dir.cleanup();

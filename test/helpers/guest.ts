@@ -4,7 +4,8 @@
  * build from busybox-static plus the kernel's virtio modules. Its /init mounts proc, sys and
  * dev, insmods the virtio modules, and unless the kernel command line has `kumo.nodhcp`
  * brings eth0 up and runs `udhcpc -s /udhcpc.sh`; then it prints
- * `KUMO-GUEST-UP <ip|none>` on the console (ttyS0) and idles (the kernel answers ping).
+ * `KUMO-GUEST-UP <ip|none>` on the console (ttyS0), pings each address named by
+ * `kumo.ping=<ip>,<ip>` (printing `KUMO-PING <ip> ok|fail`) and idles (it answers ping).
  * Failures print `KUMO-GUEST-FAIL <what>` and still reach the marker line.
  *
  * The kernel and initramfs are copied into a cache directory keyed by kernel version and a
@@ -40,6 +41,10 @@ export interface TestGuest {
 
 /** The line /init prints once userspace is up: `KUMO-GUEST-UP <ip>` or `… none`. */
 export const GUEST_UP_MARKER = 'KUMO-GUEST-UP';
+
+/** With `kumo.ping=<ip>,<ip>` on the command line the guest pings each other address and
+ * prints `KUMO-PING <ip> ok|fail` (up to 90 tries, one a second). */
+export const PING_MARKER = 'KUMO-PING';
 
 /** insmod order (HOST-LAB.md); modules the kernel has built in are skipped. */
 export const GUEST_MODULES = [
@@ -88,6 +93,17 @@ case " $(cat /proc/cmdline) " in
     ;;
 esac
 echo "${GUEST_UP_MARKER} $ip"
+for arg in $(cat /proc/cmdline); do
+  case "$arg" in kumo.ping=*) peers=$(echo "\${arg#kumo.ping=}" | tr , ' ') ;; esac
+done
+for peer in $peers; do
+  [ "$peer" = "$ip" ] && continue
+  result=fail
+  for _ in $(seq 1 90); do
+    if ping -c 1 -W 1 "$peer" >/dev/null 2>&1; then result=ok; break; fi
+  done
+  echo "${PING_MARKER} $peer $result"
+done
 while true; do sleep 3600; done
 `;
 
