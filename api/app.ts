@@ -20,6 +20,7 @@ import { flavorRoutes } from './routes/flavors.ts';
 import { DEFAULT_IMAGE_SIZE_LIMIT, type ImageSettings, imageRoutes } from './routes/images.ts';
 import { networkRoutes } from './routes/networks.ts';
 import { portRoutes } from './routes/ports.ts';
+import { serverRoutes } from './routes/servers.ts';
 import { subnetRoutes } from './routes/subnets.ts';
 import { versionRoutes } from './routes/versions.ts';
 
@@ -42,7 +43,8 @@ export interface ApiSettings {
 
 export interface AppDeps {
   db: Db;
-  broker: Pick<Broker, 'cast' | 'fanout'>;
+  /** `call` serves os-getConsoleOutput; without it that action answers 503. */
+  broker: Pick<Broker, 'cast' | 'fanout'> & Partial<Pick<Broker, 'call'>>;
   clock: Clock;
   log: Logger;
   settings: ApiSettings;
@@ -68,6 +70,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   portRoutes(app, deps);
   dhcpAgentRoutes(app, deps);
   flavorRoutes(app, deps);
+  serverRoutes(app, deps);
   imageRoutes(
     app,
     deps,

@@ -2,7 +2,8 @@
  * kumo-api's RPC server (queue `q-plugin`): what agents ask of the API. The L2 agent's
  * calls, Neutron's plugin RPC trimmed: device details (binding the port to the asking
  * host), device status, and the tunnel endpoint list; and the DHCP agent's
- * get_active_networks / get_network_info (api/rpc-dhcp.ts).
+ * get_active_networks / get_network_info (api/rpc-dhcp.ts); and the compute agent's
+ * get_instance / get_host_instances / update_instance (api/rpc-compute.ts).
  *
  * Invariants: a port is bound to the first host whose L2 agent asks for it and is never
  * described to another host; a tunnel endpoint is recorded per host, and any change to the
@@ -17,6 +18,8 @@ import type { Logger } from '../core/log.ts';
 import type { Db, Queryable } from './db/index.ts';
 import { bool } from './db/neutron.ts';
 import { setPortStatus } from './db/ports.ts';
+import type { Clock } from './liveness.ts';
+import { getHostInstances, getInstance, updateInstance } from './rpc-compute.ts';
 import { getActiveNetworks, getNetworkInfo } from './rpc-dhcp.ts';
 
 export const OVS_FANOUT = fanoutExchange(agentTypeByKind('ovs').topic);
@@ -24,8 +27,10 @@ const CHUNK = 500;
 
 export interface RpcDeps {
   db: Db;
-  broker: Pick<Broker, 'fanout'>;
+  broker: Pick<Broker, 'fanout' | 'cast'>;
   log: Logger;
+  /** The system clock when absent. */
+  clock?: Clock;
 }
 
 interface DeviceRow {
@@ -154,6 +159,12 @@ export function createRpcHandler(deps: RpcDeps) {
         return getActiveNetworks(deps.db, message.args);
       case 'get_network_info':
         return getNetworkInfo(deps.db, message.args);
+      case 'get_instance':
+        return getInstance(deps.db, message.args);
+      case 'get_host_instances':
+        return getHostInstances(deps.db, message.args);
+      case 'update_instance':
+        return updateInstance(deps, message.args);
       default:
         throw new Error(`kumo-api does not serve ${message.method} on q-plugin`);
     }

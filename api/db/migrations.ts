@@ -185,6 +185,55 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string[]
       'CREATE INDEX images_created ON images (created_at)',
     ],
   },
+  {
+    version: 6,
+    name: 'instances',
+    sql: [
+      // Nova instances, soft-deleted (deleted_at) so a late agent report still finds its row.
+      // The flavor and the boot images' identity (checksums, formats, cmdline) are copied in
+      // at create: the instance keeps what it booted from even if they are deleted later.
+      // kept_ports: ports the user handed in ({port}); they are unbound, not deleted, with it.
+      // port_order: the instance's ports in the order requested (its NICs' order).
+      `CREATE TABLE instances (
+        id TEXT PRIMARY KEY,
+        seq BIGINT NOT NULL UNIQUE,
+        name TEXT NOT NULL,
+        project_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        flavor_id TEXT NOT NULL,
+        flavor_name TEXT NOT NULL,
+        vcpus INTEGER NOT NULL,
+        memory_mb INTEGER NOT NULL,
+        root_gb INTEGER NOT NULL,
+        image_id TEXT NOT NULL,
+        image_meta TEXT NOT NULL,
+        host TEXT NOT NULL,
+        vm_state TEXT NOT NULL,
+        task_state TEXT,
+        task_id INTEGER NOT NULL,
+        power_state INTEGER NOT NULL,
+        fault TEXT,
+        metadata TEXT NOT NULL,
+        timings TEXT,
+        kept_ports TEXT NOT NULL,
+        port_order TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        launched_at TEXT,
+        deleted_at TEXT
+      )`,
+      'CREATE INDEX instances_host ON instances (host) WHERE deleted_at IS NULL',
+      'CREATE INDEX instances_created ON instances (created_at)',
+      // The last instance seq handed out (domain instance-%08x). Its one row is also the
+      // compute scheduler's lock: every placement starts by bumping it, which on PostgreSQL
+      // holds the row lock until commit, so placements never overcommit a host.
+      `CREATE TABLE instance_sequence (
+        id INTEGER PRIMARY KEY,
+        last_seq BIGINT NOT NULL
+      )`,
+      'INSERT INTO instance_sequence (id, last_seq) VALUES (1, 0)',
+    ],
+  },
 ];
 
 export async function migrate(db: Db): Promise<number[]> {

@@ -1,0 +1,281 @@
+/**
+ * The compute agent's image cache: verified copies of Glance images under
+ * `<instances_path>/_base/<image id>`, the bases of instance overlays.
+ *
+ * Invariants: `<dir>/<id>` only ever comes into being by rename of a download that matched
+ * the image's size, md5 and sha512 and, for a disk image, whose header qemu-img read as the
+ * declared format with no backing file and no external data file (a header naming one would
+ * make qemu open a host file on the guest's behalf); so an existing `<dir>/<id>` of the
+ * image's size is trusted without reading it (one of another size is downloaded again).
+ * A download goes to a `.<id>.part-<random>` file that is removed on any failure. One
+ * download per image at a time, however many callers wait for it. Files are 0644 in a 0755
+ * directory: libvirt's qemu user reads them. prune() never touches an image being
+ * downloaded; keeping the bases of instances (and of spawns under way) is the caller's part.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { chmod, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import { UUID } from '../../contracts/schema.ts';
+import type { InstanceImage } from '../../contracts/servers.ts';
+import { CommandError, type CommandRunner } from '../../core/exec.ts';
+import type { Logger } from '../../core/log.ts';
+import { type ImageInfo, imgInfo } from '../../host/qemu/img.ts';
+
+/** A permanent problem of the image itself: retrying the download cannot help. */
+export class ImageError extends Error {
+  readonly imageId: string;
+  constructor(imageId: string, message: string, options?: ErrorOptions) {
+    super(`image ${imageId}: ${message}`, options);
+    this.name = 'ImageError';
+    this.imageId = imageId;
+  }
+}
+
+export interface ImageCache {
+  /** Path of the verified cached copy `<dir>/<image id>`, downloading it first if needed. */
+  ensure(image: InstanceImage): Promise<string>;
+  /** Removes cached images not in `keep` (and stale partial downloads); returns removed ids. */
+  prune(keep: ReadonlySet<string>): Promise<string[]>;
+}
+
+export interface ImageCacheDeps {
+  /** `<instances_path>/_base`. */
+  dir: string;
+  /** kumo-api's base URL ([compute] api_url). */
+  apiUrl: string;
+  /** [api] service_token: accepted for image reads. */
+  token: string;
+  runner: CommandRunner;
+  log: Logger;
+  fetch?: typeof fetch;
+}
+
+const PART = /^\.([0-9a-f-]{36})\.part-[0-9a-f]+$/;
+/** What qemu-img must detect for each disk_format; absent: kept as a plain file. */
+const QEMU_FORMAT: Partial<Record<InstanceImage['disk_format'], string>> = {
+  qcow2: 'qcow2',
+  raw: 'raw',
+  ami: 'raw',
+};
+
+interface Digest {
+  size: number;
+  md5: string;
+  sha512: string;
+}
+
+interface Ctx {
+  dir: string;
+  apiUrl: string;
+  token: string;
+  runner: CommandRunner;
+  log: Logger;
+  fetch: typeof fetch;
+  /** Ongoing ensure() per image id. */
+  inflight: Map<string, Promise<string>>;
+  /** Part files being written now (prune leaves them). */
+  parts: Set<string>;
+  ready?: Promise<void> | undefined;
+}
+
+export function createImageCache(deps: ImageCacheDeps): ImageCache {
+  const ctx: Ctx = {
+    dir: resolve(deps.dir),
+    apiUrl: deps.apiUrl.replace(/\/+$/, ''),
+    token: deps.token,
+    runner: deps.runner,
+    log: deps.log,
+    fetch: deps.fetch ?? fetch,
+    inflight: new Map(),
+    parts: new Set(),
+  };
+  return {
+    ensure(image) {
+      if (!UUID.test(image.id))
+        return Promise.reject(new Error(`invalid image id ${JSON.stringify(image.id)}`));
+      const running = ctx.inflight.get(image.id);
+      if (running) return running;
+      const p = fetchVerified(ctx, image, join(ctx.dir, image.id)).finally(() => {
+        ctx.inflight.delete(image.id);
+      });
+      ctx.inflight.set(image.id, p);
+      return p;
+    },
+    prune: (keep) => prune(ctx, keep),
+  };
+}
+
+/** Creates the cache directory, 0755 whatever the umask, once. */
+function prepare(ctx: Ctx): Promise<void> {
+  ctx.ready ??= mkdir(ctx.dir, { recursive: true, mode: 0o755 })
+    .then(() => chmod(ctx.dir, 0o755))
+    .catch((e: unknown) => {
+      ctx.ready = undefined;
+      throw e;
+    });
+  return ctx.ready;
+}
+
+async function fetchVerified(ctx: Ctx, image: InstanceImage, path: string): Promise<string> {
+  const current = await stat(path).catch(() => undefined);
+  if (current?.isFile() && current.size === image.size) return path;
+  if (current)
+    ctx.log.warn(
+      { imageId: image.id, size: current.size, expected: image.size },
+      'cached image is not this image; downloading it again',
+    );
+  await prepare(ctx);
+  const part = join(ctx.dir, `.${image.id}.part-${randomBytes(8).toString('hex')}`);
+  ctx.parts.add(part);
+  const started = Date.now();
+  try {
+    await download(ctx, image, part);
+    await inspect(ctx, image, part);
+    await rename(part, path);
+    await syncDir(ctx.dir);
+  } catch (e) {
+    await rm(part, { force: true });
+    ctx.log.warn({ imageId: image.id, err: (e as Error).message }, 'image download failed');
+    throw e;
+  } finally {
+    ctx.parts.delete(part);
+  }
+  ctx.log.info({ imageId: image.id, size: image.size, ms: Date.now() - started }, 'image cached');
+  return path;
+}
+
+/** Streams the image's data into `part`, hashing and counting; checks the digests. */
+async function download(ctx: Ctx, image: InstanceImage, part: string): Promise<void> {
+  const url = `${ctx.apiUrl}/v2/images/${image.id}/file`;
+  const failed = (e: unknown) =>
+    e instanceof ImageError
+      ? e
+      : new Error(`image ${image.id}: GET ${url} failed: ${(e as Error).message}`, { cause: e });
+  let res: Response;
+  try {
+    res = await ctx.fetch(url, { headers: { 'X-Auth-Token': ctx.token } });
+  } catch (e) {
+    throw failed(e);
+  }
+  if (res.status !== 200 || !res.body) {
+    await res.body?.cancel().catch(() => {});
+    throw httpError(image.id, url, res.status);
+  }
+  const declared = res.headers.get('content-length');
+  if (declared !== null && Number(declared) !== image.size) {
+    await res.body.cancel().catch(() => {});
+    throw new ImageError(image.id, `the API sends ${declared} bytes, the image has ${image.size}`);
+  }
+  const body = res.body as WebReadableStream<Uint8Array>;
+  const got = await writeHashed(image, body, part).catch((e: unknown) => {
+    throw failed(e);
+  });
+  const wrong = mismatch(image, got);
+  if (wrong) throw new ImageError(image.id, wrong);
+}
+
+/** For a disk image, the header must be the declared format and name no other file. */
+async function inspect(ctx: Ctx, image: InstanceImage, part: string): Promise<void> {
+  const want = QEMU_FORMAT[image.disk_format];
+  if (want === undefined) return;
+  let info: ImageInfo;
+  try {
+    info = await imgInfo(ctx.runner, part);
+  } catch (e) {
+    // It ran and failed, or hit its CPU or memory limit: the content is at fault.
+    const ran = e instanceof CommandError && (e.exitCode !== null || e.signal !== null);
+    if (ran && !e.timedOut)
+      throw new ImageError(image.id, `qemu-img cannot read it: ${e.message}`, { cause: e });
+    throw e;
+  }
+  if (info.format !== want)
+    throw new ImageError(
+      image.id,
+      `disk_format ${image.disk_format} but its content is ${info.format}`,
+    );
+  if (info.backingFile !== null)
+    throw new ImageError(image.id, `base image names a backing file (${info.backingFile})`);
+  if (info.dataFile !== null)
+    throw new ImageError(image.id, `base image names a data file (${info.dataFile})`);
+}
+
+async function prune(ctx: Ctx, keep: ReadonlySet<string>): Promise<string[]> {
+  const names = await readdir(ctx.dir).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT') return [] as string[];
+    throw e;
+  });
+  const removed: string[] = [];
+  for (const name of names) {
+    const path = join(ctx.dir, name);
+    const part = PART.exec(name);
+    if (part && !ctx.parts.has(path)) {
+      await rm(path, { force: true });
+      ctx.log.info({ imageId: part[1], file: name }, 'stale partial download removed');
+    } else if (UUID.test(name) && !keep.has(name) && !ctx.inflight.has(name)) {
+      await rm(path, { force: true });
+      ctx.log.info({ imageId: name }, 'cached image removed');
+      removed.push(name);
+    }
+  }
+  return removed;
+}
+
+function httpError(imageId: string, url: string, status: number): Error {
+  const what = `GET ${url} answered HTTP ${status}`;
+  if (status === 404 || status === 403) return new ImageError(imageId, what);
+  if (status === 204) return new Error(`image ${imageId}: ${what}: the image has no data yet`);
+  return new Error(`image ${imageId}: ${what}`);
+}
+
+function mismatch(image: InstanceImage, got: Digest): string | undefined {
+  if (got.size !== image.size) return `size is ${got.size} bytes, expected ${image.size}`;
+  if (got.md5 !== image.checksum) return `md5 is ${got.md5}, expected ${image.checksum}`;
+  if (got.sha512 !== image.os_hash_value)
+    return `sha512 is ${got.sha512}, expected ${image.os_hash_value}`;
+  return undefined;
+}
+
+/** Writes `body` to a new 0644 file `part` (fsynced), hashing md5 and sha512 on the way. */
+async function writeHashed(
+  image: InstanceImage,
+  body: WebReadableStream<Uint8Array>,
+  part: string,
+): Promise<Digest> {
+  const md5 = createHash('md5');
+  const sha512 = createHash('sha512');
+  let size = 0;
+  const hasher = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      size += chunk.length;
+      if (size > image.size)
+        return cb(new ImageError(image.id, `more data than its ${image.size} bytes`));
+      md5.update(chunk);
+      sha512.update(chunk);
+      cb(null, chunk);
+    },
+  });
+  const fh = await open(part, 'wx', 0o644);
+  let sink: ReturnType<typeof fh.createWriteStream>;
+  try {
+    await fh.chmod(0o644);
+    sink = fh.createWriteStream({ flush: true }); // fsync before it closes the file
+  } catch (e) {
+    await fh.close();
+    throw e;
+  }
+  await pipeline(Readable.fromWeb(body), hasher, sink);
+  return { size, md5: md5.digest('hex'), sha512: sha512.digest('hex') };
+}
+
+/** Makes a rename in `dir` durable. */
+async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}

@@ -1,0 +1,309 @@
+/**
+ * kumo-api ↔ kumo-compute-agent: the agent's q-plugin methods (get_instance,
+ * get_host_instances, update_instance), the hints the API casts to `compute_agent.<host>`,
+ * and the end of an instance (its ports released, its row soft-deleted).
+ *
+ * Invariants:
+ * - a host is told only about instances handed over to it (host matches, not deleted,
+ *   not still `scheduling`); for anything else get_instance answers `{instance: null}` so
+ *   the agent removes what is left;
+ * - a report is applied only from the instance's own host; power_state is always stored,
+ *   a task ends only on its own task_id, and with no task pending a settled vm_state
+ *   follows the power state (Nova's power sync);
+ * - an instance ends ports first, row second, both idempotent: a crash between them
+ *   leaves a row the next `deleted` report (or a repeated DELETE) finishes; ports go
+ *   through the same db functions and hints as the ports API, so DHCP agents follow.
+ */
+import { agentTypeByKind } from '../contracts/agents.ts';
+import { type ArgsOf, fanoutExchange, hostQueue } from '../contracts/messages.ts';
+import type { Port } from '../contracts/network.ts';
+import {
+  type InstancePort,
+  type InstanceSpec,
+  POWER_STATE,
+  type SpawnTimings,
+  type VmState,
+} from '../contracts/servers.ts';
+import type { Broker } from '../core/amqp.ts';
+import type { Logger } from '../core/log.ts';
+import type { Db, Queryable } from './db/index.ts';
+import { resourceTime } from './db/neutron.ts';
+import { deletePort, listPorts, updatePort } from './db/ports.ts';
+import {
+  type Fault,
+  getInstanceRow,
+  hostInstanceIds,
+  type InstanceRecord,
+  inPortOrder,
+  markDeleted,
+  releaseHost,
+} from './db/servers.ts';
+import { type Clock, systemClock } from './liveness.ts';
+import { hintDhcpAgents } from './scheduler/dhcp.ts';
+
+const HINT_TIMEOUT_MS = 2000;
+/** rpc.ts's OVS_FANOUT, not imported from there: rpc.ts imports this module. */
+const OVS_FANOUT = fanoutExchange(agentTypeByKind('ovs').topic);
+const COMPUTE_TOPIC = agentTypeByKind('compute').topic;
+/** vm_states a finished task may lead to (deleted only through `deleted: true`). */
+const TASK_RESULTS: readonly VmState[] = ['active', 'stopped', 'paused', 'suspended', 'error'];
+
+export interface ComputeDeps {
+  db: Db;
+  broker: Pick<Broker, 'cast' | 'fanout'>;
+  log: Logger;
+  clock?: Clock;
+}
+
+const nowOf = (deps: ComputeDeps) => (deps.clock ?? systemClock).now();
+
+/** Casts `hint {resource: instance, id, revision: task_id}` to the host's compute agent. */
+export async function hintInstance(deps: ComputeDeps, host: string, id: string, taskId: number) {
+  await deps.broker
+    .cast(
+      hostQueue(COMPUTE_TOPIC, host),
+      'hint',
+      { resource: 'instance', id, revision: taskId },
+      { timeoutMs: HINT_TIMEOUT_MS },
+    )
+    .catch((e: Error) =>
+      deps.log.warn({ err: e.message, instanceId: id, host }, 'instance hint not sent'),
+    );
+}
+
+/** The port changed: its L2 agent re-reads it, its network's DHCP agents reconcile. */
+export async function hintPort(deps: ComputeDeps, port: Pick<Port, 'id' | 'network_id'>) {
+  await deps.broker
+    .fanout(OVS_FANOUT, 'hint', { resource: 'port', id: port.id })
+    .catch((e: Error) => deps.log.warn({ err: e.message, portId: port.id }, 'port hint not sent'));
+  await hintDhcpAgents(deps, port.network_id);
+}
+
+/** Deletes the ports an instance made, unbinds the ones the user handed in. */
+export async function releasePorts(
+  deps: ComputeDeps,
+  inst: Pick<InstanceRecord, 'id' | 'keptPorts'>,
+) {
+  const ports = await listPorts(deps.db, { columns: { device_id: [inst.id] }, clauses: [] });
+  const unbind = { device_id: '', device_owner: '', 'binding:host_id': '' };
+  for (const p of ports) {
+    try {
+      if (inst.keptPorts.includes(p.id)) await updatePort(deps.db, p.id, unbind, nowOf(deps));
+      else await deletePort(deps.db, p.id);
+    } catch (e) {
+      // Deleted meanwhile (through the ports API or a concurrent release): already gone.
+      if ((e as { type?: string }).type !== 'PortNotFound') throw e;
+    }
+    deps.log.info({ instanceId: inst.id, portId: p.id }, 'instance port released');
+    await hintPort(deps, p);
+  }
+}
+
+/** The instance is gone from its host (or never reached one): ports, then the row. */
+export async function finishDelete(deps: ComputeDeps, inst: InstanceRecord) {
+  await releasePorts(deps, inst);
+  if (await markDeleted(deps.db, inst.id, nowOf(deps)))
+    deps.log.info({ instanceId: inst.id, host: inst.host }, 'instance deleted');
+}
+
+const handedTo = (inst: InstanceRecord | undefined, host: string) =>
+  inst !== undefined &&
+  inst.deletedAt === null &&
+  inst.host === host &&
+  inst.taskState !== 'scheduling';
+
+/** An instance's ports as its agent plugs them: NIC order, with their network's MTU. */
+async function specPorts(tx: Queryable, inst: InstanceRecord): Promise<InstancePort[]> {
+  const ports = inPortOrder(
+    inst.portOrder,
+    await listPorts(tx, { columns: { device_id: [inst.id] }, clauses: [] }),
+  );
+  const nets = [...new Set(ports.map((p) => p.network_id))];
+  const rows = nets.length
+    ? await tx.query<{ id: string; mtu: unknown }>(
+        `SELECT id, mtu FROM networks WHERE id IN (${nets.map(() => '?').join(', ')})`,
+        nets,
+      )
+    : [];
+  const mtus = new Map(rows.map((n) => [n.id, Number(n.mtu)]));
+  return ports.map((p) => ({
+    id: p.id,
+    mac_address: p.mac_address,
+    network_id: p.network_id,
+    status: p.status,
+    mtu: mtus.get(p.network_id) ?? 1500,
+    fixed_ips: p.fixed_ips.map((ip) => ip.ip_address),
+  }));
+}
+
+export async function getInstance(
+  db: Db,
+  args: ArgsOf<'get_instance'>,
+): Promise<{ instance: InstanceSpec | null }> {
+  // One transaction: the row and its ports as of one moment.
+  return db.transaction(async (tx) => {
+    const inst = await getInstanceRow(tx, args.instance_id);
+    if (!inst || !handedTo(inst, args.host)) return { instance: null };
+    return {
+      instance: {
+        id: inst.id,
+        seq: inst.seq,
+        display_name: inst.name,
+        host: inst.host,
+        vm_state: inst.vmState,
+        task_state: inst.taskState,
+        task_id: inst.taskId,
+        flavor: { ...inst.flavor },
+        ...inst.imageMeta,
+        ports: await specPorts(tx, inst),
+        created_at: inst.createdAt,
+      },
+    };
+  });
+}
+
+export async function getHostInstances(
+  db: Db,
+  args: ArgsOf<'get_host_instances'>,
+): Promise<{ instances: string[] }> {
+  return { instances: await hostInstanceIds(db, args.host) };
+}
+
+/* ------------------------------------------- the instances rows a report touches */
+
+async function setPowerState(db: Queryable, id: string, power: number, now: Date) {
+  await db.query(
+    `UPDATE instances SET power_state = ?,
+        updated_at = CASE WHEN power_state = ? THEN updated_at ELSE ? END
+      WHERE id = ? AND deleted_at IS NULL`,
+    [power, power, resourceTime(now), id],
+  );
+}
+
+interface TaskResult {
+  vmState: VmState;
+  fault: Fault | null;
+  timings: SpawnTimings | null;
+}
+
+/**
+ * Ends task `taskId` with its outcome; false when the row's current task is another one.
+ * A delete ends with the row, or else only in ERROR (it failed; the user may retry).
+ * launched_at is set on the first active.
+ */
+async function finishTask(
+  db: Queryable,
+  id: string,
+  taskId: number,
+  r: TaskResult,
+  now: Date,
+): Promise<boolean> {
+  const at = resourceTime(now);
+  const rows = await db.query(
+    `UPDATE instances SET task_state = NULL, vm_state = ?,
+        launched_at = CASE WHEN ? = 'active' THEN COALESCE(launched_at, ?) ELSE launched_at END,
+        fault = COALESCE(?, fault), timings = COALESCE(?, timings), updated_at = ?
+      WHERE id = ? AND task_id = ? AND deleted_at IS NULL
+        AND task_state IS NOT NULL AND task_state <> 'scheduling'
+        AND (task_state <> 'deleting' OR ? = 'error')
+      RETURNING id`,
+    [
+      r.vmState,
+      r.vmState,
+      at,
+      r.fault && JSON.stringify(r.fault),
+      r.timings && JSON.stringify(r.timings),
+      at,
+      id,
+      taskId,
+      r.vmState,
+    ],
+  );
+  return rows.length > 0;
+}
+
+/** Nova's power sync: with no task pending, a settled vm_state follows the hypervisor. */
+async function followPower(db: Queryable, id: string, vm: VmState, now: Date) {
+  const rows = await db.query(
+    `UPDATE instances SET vm_state = ?, updated_at = ?
+      WHERE id = ? AND deleted_at IS NULL AND task_state IS NULL AND vm_state <> ?
+        AND vm_state IN ('active', 'stopped', 'paused', 'suspended') RETURNING id`,
+    [vm, resourceTime(now), id, vm],
+  );
+  return rows.length > 0;
+}
+
+/** Nova's power sync: the vm_state a power state settles to (NOSTATE: none). */
+export function vmStateOfPower(power: number): VmState | undefined {
+  switch (power) {
+    case POWER_STATE.RUNNING:
+      return 'active';
+    case POWER_STATE.SHUTDOWN:
+    case POWER_STATE.CRASHED:
+      return 'stopped';
+    case POWER_STATE.PAUSED:
+      return 'paused';
+    case POWER_STATE.SUSPENDED:
+      return 'suspended';
+    default:
+      return undefined;
+  }
+}
+
+function faultOf(args: ArgsOf<'update_instance'>, now: Date): Fault {
+  return {
+    code: 500,
+    message: args.fault?.message ?? 'The compute agent reported an error.',
+    details: args.fault?.details ?? null,
+    created: resourceTime(now),
+  };
+}
+
+/** Ends the reported task if it is the current one; false when it is not. */
+async function endTask(deps: ComputeDeps, inst: InstanceRecord, args: ArgsOf<'update_instance'>) {
+  const wanted = args.vm_state;
+  const vm = wanted && TASK_RESULTS.includes(wanted) ? wanted : inst.vmState;
+  const now = nowOf(deps);
+  const ended = await finishTask(
+    deps.db,
+    inst.id,
+    args.task_done as number,
+    {
+      vmState: vm,
+      fault: vm === 'error' ? faultOf(args, now) : null,
+      timings: args.timings ?? null,
+    },
+    now,
+  );
+  const log = { instanceId: inst.id, taskId: args.task_done, task: inst.taskState, vmState: vm };
+  if (ended && inst.taskState === 'spawning' && vm === 'error') {
+    // Nova's build failure: networks deallocated, host and its capacity released.
+    await releasePorts(deps, inst);
+    await releaseHost(deps.db, inst.id, now);
+    deps.log.info(log, 'spawn failed: ports and host released');
+  } else if (ended) deps.log.info(log, 'instance task done');
+  else deps.log.info({ ...log, current: inst.taskId }, 'report of a task no longer current');
+  return ended;
+}
+
+/** The agent's report (a cast): see the module invariants. */
+export async function updateInstance(deps: ComputeDeps, args: ArgsOf<'update_instance'>) {
+  const inst = await getInstanceRow(deps.db, args.instance_id);
+  const ctx = { instanceId: args.instance_id, host: args.host };
+  if (!inst) return deps.log.warn(ctx, 'report about an unknown instance ignored');
+  if (inst.host !== args.host)
+    return deps.log.warn({ ...ctx, owner: inst.host }, 'report from another host ignored');
+  if (inst.deletedAt !== null) {
+    if (args.deleted) await releasePorts(deps, inst);
+    return;
+  }
+  await setPowerState(deps.db, inst.id, args.power_state, nowOf(deps));
+  if (args.deleted) {
+    if (inst.taskState === 'deleting') return finishDelete(deps, inst);
+    return deps.log.warn({ ...ctx, task: inst.taskState }, 'deleted report without a delete');
+  }
+  if (args.task_done !== undefined && (await endTask(deps, inst, args))) return;
+  const vm = vmStateOfPower(args.power_state);
+  if (vm && (await followPower(deps.db, inst.id, vm, nowOf(deps))))
+    deps.log.info({ ...ctx, vmState: vm, power: args.power_state }, 'vm_state follows power');
+}
