@@ -228,6 +228,11 @@ const SPEC = {
   },
 } satisfies Record<string, Record<string, Field<unknown>>>;
 
+/** Every key by section: what etc/kumo.conf.sample must document. */
+export const CONFIG_KEYS: Record<string, string[]> = Object.fromEntries(
+  Object.entries(SPEC).map(([section, fields]) => [section, Object.keys(fields)]),
+);
+
 type Spec = typeof SPEC;
 type Section<S extends keyof Spec> = {
   [K in keyof Spec[S]]: Spec[S][K] extends Field<infer T> ? T : never;

@@ -6,11 +6,17 @@
  * falls back to a default.
  */
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { ConfigError, compileConfig, loadConfig, required } from '../../core/config.ts';
+import {
+  CONFIG_KEYS,
+  ConfigError,
+  compileConfig,
+  loadConfig,
+  required,
+} from '../../core/config.ts';
 import { tempDir } from '../helpers/env.ts';
 
 const dir = tempDir('kumo-config-test-');
@@ -219,4 +225,23 @@ describe('loadConfig', () => {
         e instanceof ConfigError && e.message.includes(path) && /ENOENT/.test(e.message),
     );
   });
+});
+
+test('etc/kumo.conf.sample is a valid config and documents every key', () => {
+  const text = readFileSync(
+    join(import.meta.dirname, '..', '..', 'etc', 'kumo.conf.sample'),
+    'utf8',
+  );
+  assert.doesNotThrow(() => compileConfig(text));
+  const documented = new Map<string, Set<string>>();
+  let section = 'DEFAULT';
+  for (const line of text.split('\n')) {
+    const header = /^\[(\w+)\]/.exec(line);
+    if (header) section = header[1] as string;
+    const key = /^#?([a-z_]+) =/.exec(line);
+    if (key) documented.set(section, (documented.get(section) ?? new Set()).add(key[1] as string));
+  }
+  for (const [name, keys] of Object.entries(CONFIG_KEYS))
+    for (const key of keys)
+      assert.ok(documented.get(name)?.has(key), `[${name}] ${key} is missing from the sample`);
 });
