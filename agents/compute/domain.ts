@@ -3,24 +3,32 @@
  * (so operators find what they know with `virsh dumpxml`): `instance-%08x` names, the
  * instance uuid as the domain uuid, a `<metadata>` element in our own namespace (Nova's is
  * `<nova:instance xmlns:nova="http://openstack.org/xmlns/libvirt/nova/1.1">`), virtio disk
- * `vda`, one OVS-bridged virtio NIC per port with `tap` + 11 characters of the port id and
- * the port id as the OVS `iface-id`, and a file-backed serial console.
+ * `vda`, one virtio NIC per port on a `tap` + 11 characters of the port id, and a
+ * file-backed serial console. A NIC is either Nova's OVS bridge interface (libvirt plugs
+ * the tap into the bridge with the port id as `iface-id`) or a plain `ethernet` tap that
+ * libvirt creates and the agent plugs itself (when ovs-vswitchd runs in another netns).
+ * The metadata names the host that owns the domain, so an agent only ever manages its own.
  *
  * Pure: `renderDomainXml(spec)` validates every field first (throwing a
  * `DomainSpecError` that names the field) and escapes every value it writes.
  */
+import { HOSTNAME } from '../../contracts/schema.ts';
 
 export const KUMO_INSTANCE_XMLNS = 'https://kumo.dev/xmlns/instance/1.0';
 
 export type VirtType = 'kvm' | 'qemu';
 export type DiskFormat = 'qcow2' | 'raw';
 
+export type VifType = 'ovs' | 'ethernet';
+
 export interface DomainNic {
   /** Neutron-style port id: OVS `iface-id`, and `tap` + its first 11 characters. */
   portId: string;
   mac: string;
+  /** `ovs` (default): libvirt plugs into `bridge`; `ethernet`: a bare tap the agent plugs. */
+  vif?: VifType;
   /** Integration bridge the tap joins (an OVS bridge: `<virtualport type='openvswitch'>`). */
-  bridge: string;
+  bridge?: string;
   mtu?: number;
 }
 
@@ -31,7 +39,7 @@ export interface DomainSpec {
   name: string;
   /** The user's name for the instance; goes only into the metadata. */
   displayName: string;
-  flavor: { vcpus: number; ramMiB: number };
+  flavor: { vcpus: number; ramMiB: number; diskGiB?: number };
   /** `kvm` in production; `qemu` (TCG) where KVM does not work (the host lab). */
   virtType: VirtType;
   /** Root disk (a qcow2 overlay on the image); may be left out for a kernel + ramdisk boot. */
@@ -48,6 +56,8 @@ export interface DomainSpec {
     imageId: string;
     /** ISO 8601 timestamp, e.g. `2026-11-22T06:00:00Z`. */
     created: string;
+    /** The Kumo host (`[DEFAULT] host`) whose compute agent owns the domain. */
+    host?: string;
   };
 }
 
@@ -65,7 +75,6 @@ const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
 const INSTANCE_NAME = /^instance-[0-9a-f]{8}$/;
 /** A Linux interface name: 1–15 characters, none of them `/`, `:` or whitespace. */
 const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
-const FLAVOR_NAME = /^[A-Za-z0-9_.:-]{1,255}$/;
 const CREATED = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})?$/;
 /** C0 controls, DEL and C1 controls: never in a name, path or command line. */
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
@@ -169,16 +178,42 @@ interface Checked {
   displayName: string;
   vcpus: number;
   ramMiB: number;
+  diskGiB: number | undefined;
   virtType: VirtType;
   disk: { path: string; format: DiskFormat } | undefined;
   kernel: string | undefined;
   initrd: string | undefined;
   cmdline: string | undefined;
-  nics: { portId: string; mac: string; bridge: string; mtu: number | undefined }[];
+  nics: CheckedNic[];
   consoleLog: string;
   flavorName: string;
   imageId: string;
   created: string;
+  host: string | undefined;
+}
+
+type CheckedNic = {
+  portId: string;
+  mac: string;
+  mtu: number | undefined;
+} & ({ vif: 'ovs'; bridge: string } | { vif: 'ethernet' });
+
+const opt = <T>(v: unknown, check: (v: unknown) => T) => (v === undefined ? undefined : check(v));
+
+function checkNic(n: DomainNic, i: number): CheckedNic {
+  const f = `nics[${i}]`;
+  const common = {
+    portId: uuid(`${f}.portId`, n?.portId),
+    mac: mac(`${f}.mac`, n?.mac),
+    mtu: opt(n?.mtu, (v) => int(`${f}.mtu`, v, 68, 65535)),
+  };
+  const vif = oneOf(`${f}.vif`, n?.vif ?? 'ovs', ['ovs', 'ethernet'] as const);
+  if (vif === 'ethernet') return { ...common, vif };
+  return {
+    ...common,
+    vif,
+    bridge: matching(`${f}.bridge`, n?.bridge, IFNAME, 'an interface name'),
+  };
 }
 
 /** Validates a spec; throws `DomainSpecError` naming the first bad field. */
@@ -193,7 +228,6 @@ export function validateDomainSpec(spec: DomainSpec): Checked {
           path: path('disk.path', spec.disk.path),
           format: oneOf('disk.format', spec.disk.format, ['qcow2', 'raw'] as const),
         };
-  const opt = <T>(v: unknown, check: (v: unknown) => T) => (v === undefined ? undefined : check(v));
   const kernel = opt(spec.kernel, (v) => path('kernel', v));
   const initrd = opt(spec.initrd, (v) => path('initrd', v));
   const cmdline = opt(spec.cmdline, (v) => text('cmdline', v, CMDLINE_MAX));
@@ -204,12 +238,7 @@ export function validateDomainSpec(spec: DomainSpec): Checked {
     throw new DomainSpecError('disk', 'is required when there is no kernel to boot');
   }
   if (!Array.isArray(spec.nics)) throw new DomainSpecError('nics', 'must be an array');
-  const nics = spec.nics.map((n, i) => ({
-    portId: uuid(`nics[${i}].portId`, n?.portId),
-    mac: mac(`nics[${i}].mac`, n?.mac),
-    bridge: matching(`nics[${i}].bridge`, n?.bridge, IFNAME, 'an interface name'),
-    mtu: opt(n?.mtu, (v) => int(`nics[${i}].mtu`, v, 68, 65535)),
-  }));
+  const nics = spec.nics.map(checkNic);
   const seen = new Set<string>();
   nics.forEach((n, i) => {
     for (const key of [n.portId, n.mac, tapName(n.portId)]) {
@@ -223,6 +252,7 @@ export function validateDomainSpec(spec: DomainSpec): Checked {
     displayName: text('displayName', spec.displayName, 255),
     vcpus: int('flavor.vcpus', flavor.vcpus, 1, 512),
     ramMiB: int('flavor.ramMiB', flavor.ramMiB, 16, 16 * 1024 * 1024),
+    diskGiB: opt(flavor.diskGiB, (v) => int('flavor.diskGiB', v, 0, 2 ** 31 - 1)),
     virtType: oneOf('virtType', spec.virtType, ['kvm', 'qemu'] as const),
     disk,
     kernel,
@@ -230,9 +260,10 @@ export function validateDomainSpec(spec: DomainSpec): Checked {
     cmdline,
     nics,
     consoleLog: path('consoleLog', spec.consoleLog),
-    flavorName: matching('metadata.flavorName', meta.flavorName, FLAVOR_NAME, 'a flavor name'),
+    flavorName: text('metadata.flavorName', meta.flavorName, 255),
     imageId: uuid('metadata.imageId', meta.imageId),
     created: matching('metadata.created', meta.created, CREATED, 'an ISO 8601 timestamp'),
+    host: opt(meta.host, (v) => matching('metadata.host', v, HOSTNAME, 'a host name')),
   };
 }
 
@@ -251,9 +282,11 @@ export function renderDomainXml(spec: DomainSpec): string {
   add(3, `<kumo:uuid>${e(s.uuid)}</kumo:uuid>`);
   add(3, `<kumo:name>${e(s.displayName)}</kumo:name>`);
   add(3, `<kumo:creationTime>${e(s.created)}</kumo:creationTime>`);
+  if (s.host !== undefined) add(3, `<kumo:host>${e(s.host)}</kumo:host>`);
   add(3, `<kumo:flavor name='${e(s.flavorName)}'>`);
   add(4, `<kumo:memory>${s.ramMiB}</kumo:memory>`);
   add(4, `<kumo:vcpus>${s.vcpus}</kumo:vcpus>`);
+  if (s.diskGiB !== undefined) add(4, `<kumo:disk>${s.diskGiB}</kumo:disk>`);
   add(3, '</kumo:flavor>');
   add(3, `<kumo:root type='image' uuid='${e(s.imageId)}'/>`);
   if (s.nics.length > 0) {
@@ -292,18 +325,7 @@ export function renderDomainXml(spec: DomainSpec): string {
     add(3, "<target dev='vda' bus='virtio'/>");
     add(2, '</disk>');
   }
-  for (const n of s.nics) {
-    add(2, "<interface type='bridge'>");
-    add(3, `<mac address='${e(n.mac)}'/>`);
-    add(3, `<source bridge='${e(n.bridge)}'/>`);
-    add(3, "<virtualport type='openvswitch'>");
-    add(4, `<parameters interfaceid='${e(n.portId)}'/>`);
-    add(3, '</virtualport>');
-    add(3, `<target dev='${e(tapName(n.portId))}'/>`);
-    add(3, "<model type='virtio'/>");
-    if (n.mtu !== undefined) add(3, `<mtu size='${n.mtu}'/>`);
-    add(2, '</interface>');
-  }
+  for (const n of s.nics) renderNic(n, add);
   add(2, "<serial type='file'>");
   add(3, `<source path='${e(s.consoleLog)}'/>`);
   add(3, "<target port='0'/>");
@@ -315,4 +337,22 @@ export function renderDomainXml(spec: DomainSpec): string {
   add(1, '</devices>');
   add(0, '</domain>');
   return `${out.join('\n')}\n`;
+}
+
+function renderNic(n: CheckedNic, add: (indent: number, line: string) => void): void {
+  const e = xmlEscape;
+  add(2, `<interface type='${n.vif === 'ovs' ? 'bridge' : 'ethernet'}'>`);
+  add(3, `<mac address='${e(n.mac)}'/>`);
+  if (n.vif === 'ovs') {
+    add(3, `<source bridge='${e(n.bridge)}'/>`);
+    add(3, "<virtualport type='openvswitch'>");
+    add(4, `<parameters interfaceid='${e(n.portId)}'/>`);
+    add(3, '</virtualport>');
+    add(3, `<target dev='${e(tapName(n.portId))}'/>`);
+  } else {
+    add(3, `<target dev='${e(tapName(n.portId))}' managed='yes'/>`);
+  }
+  add(3, "<model type='virtio'/>");
+  if (n.mtu !== undefined) add(3, `<mtu size='${n.mtu}'/>`);
+  add(2, '</interface>');
 }

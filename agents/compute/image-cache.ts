@@ -169,8 +169,11 @@ async function download(ctx: Ctx, image: InstanceImage, part: string): Promise<v
     await res.body.cancel().catch(() => {});
     throw new ImageError(image.id, `the API sends ${declared} bytes, the image has ${image.size}`);
   }
-  const body = res.body as WebReadableStream<Uint8Array>;
-  const got = await writeHashed(image, body, part).catch((e: unknown) => {
+  // Lock the body now: undici cancels an unlocked body once its Response is collected,
+  // which can happen during the awaits before the first read.
+  const source = Readable.fromWeb(res.body as WebReadableStream<Uint8Array>);
+  const got = await writeHashed(image, source, part).catch((e: unknown) => {
+    source.destroy();
     throw failed(e);
   });
   const wrong = mismatch(image, got);
@@ -238,12 +241,8 @@ function mismatch(image: InstanceImage, got: Digest): string | undefined {
   return undefined;
 }
 
-/** Writes `body` to a new 0644 file `part` (fsynced), hashing md5 and sha512 on the way. */
-async function writeHashed(
-  image: InstanceImage,
-  body: WebReadableStream<Uint8Array>,
-  part: string,
-): Promise<Digest> {
+/** Writes `source` to a new 0644 file `part` (fsynced), hashing md5 and sha512 on the way. */
+async function writeHashed(image: InstanceImage, source: Readable, part: string): Promise<Digest> {
   const md5 = createHash('md5');
   const sha512 = createHash('sha512');
   let size = 0;
@@ -266,7 +265,7 @@ async function writeHashed(
     await fh.close();
     throw e;
   }
-  await pipeline(Readable.fromWeb(body), hasher, sink);
+  await pipeline(source, hasher, sink);
   return { size, md5: md5.digest('hex'), sha512: sha512.digest('hex') };
 }
 

@@ -226,6 +226,12 @@ export interface LibvirtClient {
   reboot(dom: Domain, flags?: number, opts?: CallOptions): Promise<void>;
   suspend(dom: Domain, opts?: CallOptions): Promise<void>;
   resume(dom: Domain, opts?: CallOptions): Promise<void>;
+  /** Saves the memory state to libvirt's own file and stops the domain (flags: `DomainSaveFlags`). */
+  managedSave(dom: Domain, flags?: number, opts?: CallOptions): Promise<void>;
+  /** Whether a managed save image exists: `create` then restores from it. */
+  hasManagedSaveImage(dom: Domain, opts?: CallOptions): Promise<boolean>;
+  /** Deletes the managed save image (the next `create` boots afresh). */
+  managedSaveRemove(dom: Domain, opts?: CallOptions): Promise<void>;
   getInfo(dom: Domain, opts?: CallOptions): Promise<DomainInfo>;
   getState(dom: Domain, opts?: CallOptions): Promise<DomainStateInfo>;
   getXmlDesc(dom: Domain, flags?: number, opts?: CallOptions): Promise<string>;
@@ -842,6 +848,12 @@ export async function createLibvirtClient(opts: LibvirtClientOptions): Promise<L
     reboot: (dom, flags = 0, o) => call(P.REMOTE_PROC_DOMAIN_REBOOT, domArgs(dom, flags), none, o),
     suspend: (dom, o) => call(P.REMOTE_PROC_DOMAIN_SUSPEND, domArgs(dom), none, o),
     resume: (dom, o) => call(P.REMOTE_PROC_DOMAIN_RESUME, domArgs(dom), none, o),
+    managedSave: (dom, flags = 0, o) =>
+      call(P.REMOTE_PROC_DOMAIN_MANAGED_SAVE, domArgs(dom, flags), none, o),
+    hasManagedSaveImage: (dom, o) =>
+      call(P.REMOTE_PROC_DOMAIN_HAS_MANAGED_SAVE_IMAGE, domArgs(dom, 0), (r) => r.int() === 1, o),
+    managedSaveRemove: (dom, o) =>
+      call(P.REMOTE_PROC_DOMAIN_MANAGED_SAVE_REMOVE, domArgs(dom, 0), none, o),
     getInfo: (dom, o) => call(P.REMOTE_PROC_DOMAIN_GET_INFO, domArgs(dom), readInfo, o),
     getState: (dom, o) =>
       call(

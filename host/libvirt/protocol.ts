@@ -66,6 +66,9 @@ export const RemoteProc = {
   REMOTE_PROC_AUTH_LIST: 66,
   REMOTE_PROC_AUTH_POLKIT: 70,
   REMOTE_PROC_CONNECT_GET_LIB_VERSION: 157,
+  REMOTE_PROC_DOMAIN_MANAGED_SAVE: 182,
+  REMOTE_PROC_DOMAIN_HAS_MANAGED_SAVE_IMAGE: 183,
+  REMOTE_PROC_DOMAIN_MANAGED_SAVE_REMOVE: 184,
   REMOTE_PROC_DOMAIN_ATTACH_DEVICE_FLAGS: 160,
   REMOTE_PROC_DOMAIN_DETACH_DEVICE_FLAGS: 161,
   REMOTE_PROC_DOMAIN_CREATE_WITH_FLAGS: 196,
@@ -341,6 +344,48 @@ export const UndefineFlags = {
   NVRAM: 4,
   KEEP_NVRAM: 8,
   CHECKPOINTS_METADATA: 16,
+} as const;
+
+/** virDomainCreateFlags (createWithFlags): START_PAUSED leaves the vCPUs stopped after start. */
+export const DomainCreateFlags = {
+  NONE: 0,
+  START_PAUSED: 1,
+  AUTODESTROY: 2,
+  BYPASS_CACHE: 4,
+  FORCE_BOOT: 8,
+  VALIDATE: 16,
+} as const;
+
+/** virDomainDefineFlags: VALIDATE checks the XML against libvirt's domain.rng. */
+export const DomainDefineFlags = { VALIDATE: 1 } as const;
+
+/** virDomainSaveRestoreFlags, as managedSave takes them (a subset). */
+export const DomainSaveFlags = { BYPASS_CACHE: 1, RUNNING: 2, PAUSED: 4 } as const;
+
+/** virDomainShutdownFlagValues / virDomainRebootFlagValues: 0 lets the driver choose. */
+export const DomainShutdownFlags = {
+  DEFAULT: 0,
+  ACPI_POWER_BTN: 1,
+  GUEST_AGENT: 2,
+  INITCTL: 4,
+  SIGNAL: 8,
+  PARAVIRT: 16,
+} as const;
+
+/** virDomainPausedReason (the reason of a PAUSED state, a subset). */
+export const DomainPausedReason = { UNKNOWN: 0, USER: 1, SAVE: 3, STARTING_UP: 11 } as const;
+
+/** virDomainShutoffReason (the reason of a SHUTOFF state). */
+export const DomainShutoffReason = {
+  UNKNOWN: 0,
+  SHUTDOWN: 1,
+  DESTROYED: 2,
+  CRASHED: 3,
+  MIGRATED: 4,
+  SAVED: 5,
+  FAILED: 6,
+  FROM_SNAPSHOT: 7,
+  DAEMON: 8,
 } as const;
 
 /** virDomainXMLFlags (a subset). */

@@ -2,8 +2,10 @@
  * host/libvirt/client.ts against the real libvirtd over its unix socket
  * (/var/run/libvirt/libvirt-sock). `test:///default` is libvirt's in-memory test driver:
  * real XML validation and domain lifecycle with no qemu; its state lives in libvirtd and
- * is lost when libvirtd restarts. `qemu:///system` is used for a smoke test and for
- * attach/detach, which the test driver does not implement (it answers VIR_ERR_NO_SUPPORT).
+ * is lost when libvirtd restarts. `qemu:///system` is used for a smoke test, for
+ * attach/detach, which the test driver does not implement (it answers VIR_ERR_NO_SUPPORT),
+ * and for start-paused + managed save/restore of a real qemu process (the test driver
+ * refuses VIR_DOMAIN_START_PAUSED; it does implement managed save).
  *
  * A missing libvirtd fails every test with the reason and the commands that start it.
  * The reconnect test kills libvirtd (SIGTERM, pid from /var/run/libvirtd.pid) and starts
@@ -19,7 +21,10 @@ import {
   DEFAULT_LIBVIRT_SOCKET,
   type Domain,
   DomainAffect,
+  DomainCreateFlags,
   DomainEventType,
+  DomainPausedReason,
+  DomainShutoffReason,
   DomainState,
   DomainXmlFlags,
   type LibvirtClient,
@@ -27,6 +32,7 @@ import {
   LibvirtError,
   type LifecycleEvent,
   type ReconnectedEvent,
+  UndefineFlags,
   VirErrorNumber,
 } from '../../host/libvirt/client.ts';
 
@@ -233,6 +239,38 @@ describe('libvirt client: test:///default', () => {
     }
   });
 
+  test('managed save: save stops the domain, create restores it, remove discards it', async () => {
+    const dom = await c.defineXml(testXml(`kumo-it-ms-${suffix()}`));
+    try {
+      assert.equal(await c.hasManagedSaveImage(dom), false);
+      const running = await c.create(dom);
+      await c.managedSave(running);
+      assert.deepEqual(await c.getState(dom), {
+        state: DomainState.SHUTOFF,
+        reason: DomainShutoffReason.SAVED,
+      });
+      assert.equal(await c.hasManagedSaveImage(dom), true);
+      const restored = await c.create(dom);
+      assert.equal((await c.getState(restored)).state, DomainState.RUNNING);
+      assert.equal(await c.hasManagedSaveImage(dom), false, 'a restore consumes the image');
+      await c.managedSave(restored);
+      await c.managedSaveRemove(dom);
+      assert.equal(await c.hasManagedSaveImage(dom), false);
+      await c.managedSave(await c.create(dom));
+      // undefine refuses a domain with a managed save image unless told to remove it
+      await assert.rejects(
+        c.undefine(dom),
+        isLibvirtError(VirErrorNumber.VIR_ERR_OPERATION_INVALID),
+      );
+      await c.undefine(dom, UndefineFlags.MANAGED_SAVE);
+      await assert.rejects(c.lookupByUuid(dom.uuid), isLibvirtError(42));
+      await assert.rejects(c.hasManagedSaveImage(dom), isLibvirtError(42));
+      await assert.rejects(c.managedSave(dom), isLibvirtError(42));
+    } finally {
+      await c.undefine(dom, UndefineFlags.MANAGED_SAVE).catch(() => {});
+    }
+  });
+
   test('missing domains are VIR_ERR_NO_DOMAIN (42); bad XML is a LibvirtError', async () => {
     await assert.rejects(
       c.lookupByName(`kumo-missing-${suffix()}`),
@@ -371,5 +409,36 @@ describe('libvirt client: qemu:///system', () => {
       await c.undefine(dom);
     }
     await assert.rejects(c.lookupByName(name), isLibvirtError(42));
+  });
+
+  test('start paused, managed save and restore of a real qemu guest', async () => {
+    const name = `kumo-it-qs-${suffix()}`;
+    const dom = await c.defineXml(
+      `<domain type='qemu'><name>${name}</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>` +
+        `<os><type arch='x86_64'>hvm</type></os></domain>`,
+    );
+    try {
+      const paused = await c.create(dom, DomainCreateFlags.START_PAUSED);
+      assert.deepEqual(await c.getState(paused), {
+        state: DomainState.PAUSED,
+        reason: DomainPausedReason.USER,
+      });
+      await c.resume(paused);
+      await c.managedSave(paused);
+      assert.deepEqual(await c.getState(dom), {
+        state: DomainState.SHUTOFF,
+        reason: DomainShutoffReason.SAVED,
+      });
+      assert.equal(await c.hasManagedSaveImage(dom), true);
+      const restored = await c.create(dom, DomainCreateFlags.START_PAUSED);
+      assert.equal((await c.getState(restored)).state, DomainState.PAUSED, 'restored paused');
+      assert.equal(await c.hasManagedSaveImage(dom), false);
+      await c.resume(restored);
+      assert.equal((await c.getState(restored)).state, DomainState.RUNNING);
+      await c.destroy(restored);
+    } finally {
+      await c.destroy(dom).catch(() => {});
+      await c.undefine(dom, UndefineFlags.MANAGED_SAVE);
+    }
   });
 });

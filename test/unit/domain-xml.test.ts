@@ -11,6 +11,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import {
+  type DomainNic,
   type DomainSpec,
   DomainSpecError,
   instanceName,
@@ -32,7 +33,7 @@ function sampleDomainSpec(): DomainSpec {
     uuid: '3f2a1b4c-5d6e-4f70-8192-a3b4c5d6e7f8',
     name: instanceName(0x2a),
     displayName: 'web-1 <prod> & "friends"',
-    flavor: { vcpus: 2, ramMiB: 512 },
+    flavor: { vcpus: 2, ramMiB: 512, diskGiB: 20 },
     virtType: 'kvm',
     disk: { path: '/var/lib/kumo/compute/instances/3f2a1b4c/disk', format: 'qcow2' },
     nics: [
@@ -45,7 +46,7 @@ function sampleDomainSpec(): DomainSpec {
       {
         portId: '1b2c3d4e-5f6a-4b7c-8d9e-0f1a2b3c4d5e',
         mac: 'fa:16:3e:ab:cd:ef',
-        bridge: 'br-int',
+        vif: 'ethernet',
       },
     ],
     consoleLog: '/var/lib/kumo/compute/instances/3f2a1b4c/console.log',
@@ -53,6 +54,7 @@ function sampleDomainSpec(): DomainSpec {
       flavorName: 'm1.small',
       imageId: '9e8d7c6b-5a49-4382-b1a0-f9e8d7c6b5a4',
       created: '2026-11-22T06:00:00Z',
+      host: 'compute-1',
     },
   };
 }
@@ -84,7 +86,7 @@ function rejectsField(spec: DomainSpec, field: string) {
 }
 
 describe('domain XML', () => {
-  test('full render (disk, two NICs, metadata, serial console) matches the golden file', () => {
+  test('full render (disk, OVS and ethernet NICs, metadata, serial console) matches the golden file', () => {
     golden('domain.xml', renderDomainXml(sampleDomainSpec()));
   });
 
@@ -117,6 +119,21 @@ describe('domain XML', () => {
     );
     assert.doesNotMatch(xml, /<boot|<disk|<interface|<kumo:ports>/);
     assert.match(xml, /<serial type='file'>/);
+  });
+
+  test('an OVS NIC needs its bridge; an ethernet NIC is a bare managed tap', () => {
+    const spec = sampleDomainSpec();
+    const [ovs, eth] = spec.nics as [DomainNic, DomainNic];
+    rejectsField(
+      { ...spec, nics: [{ ...ovs, bridge: undefined }] } as DomainSpec,
+      'nics[0].bridge',
+    );
+    const xml = renderDomainXml({ ...spec, nics: [eth] });
+    assert.match(xml, /<interface type='ethernet'>\n\s+<mac address='fa:16:3e:ab:cd:ef'\/>/);
+    assert.match(xml, /<target dev='tap1b2c3d4e-5f' managed='yes'\/>/);
+    assert.doesNotMatch(xml, /virtualport|<source bridge/);
+    assert.match(xml, /<kumo:host>compute-1<\/kumo:host>/);
+    assert.match(xml, /<kumo:disk>20<\/kumo:disk>/);
   });
 
   test('every value is escaped', () => {
@@ -169,7 +186,10 @@ describe('domain XML', () => {
       ['nics[1].mtu', 9_999_999],
       ['consoleLog', '/var/log/x\tlog'],
       ['consoleLog', 'console.log'],
-      ['metadata.flavorName', "m1.small' onload='x"],
+      ['metadata.flavorName', 'm1.small\nx'],
+      ['metadata.host', 'bad host'],
+      ['flavor.diskGiB', -1],
+      ['nics[0].vif', 'macvtap'],
       ['metadata.imageId', 'cirros'],
       ['metadata.created', 'yesterday'],
     ];

@@ -1,0 +1,221 @@
+/**
+ * What one instance must look like on this host, from the API's InstanceSpec: the intent
+ * its (vm_state, task_state) asks for, its files under `<instances_path>/<uuid>/`, its
+ * root disk, its kernel and ramdisk, its NICs and its rendered domain XML. Pure.
+ *
+ * Invariants: the domain XML is rendered (and so validated and escaped) here, before any
+ * host object exists, so a spec the renderer refuses fails its spawn without leaving
+ * anything behind; every path is built from the validated uuid and fixed file names;
+ * an image that cannot be booted (a ramdisk alone, a kernel without a kernel image) is an
+ * `InstanceSpecError` naming why.
+ */
+import type { InstanceImage, InstanceSpec, VmState } from '../../contracts/servers.ts';
+import { type DomainNic, instanceName, renderDomainXml, tapName, type VirtType } from './domain.ts';
+
+export interface ComputeSettings {
+  /** `[DEFAULT] host`: written into every domain's metadata; only such domains are ours. */
+  host: string;
+  instancesPath: string;
+  /** `<instances_path>/_base`: the image cache. */
+  baseDir: string;
+  virtType: VirtType;
+  intBridge: string;
+  /** `[ovs] vswitchd_netns`: ovs-vswitchd runs there (the lab) and the agent plugs taps. */
+  vswitchdNetns?: string;
+  vifPluggingTimeoutMs: number;
+  shutdownTimeoutMs: number;
+}
+
+/** A spec that cannot become a domain; its spawn fails with this message. */
+export class InstanceSpecError extends Error {
+  override name = 'InstanceSpecError';
+}
+
+/** What the instance's state asks of this host. `settled`: no task, only report. */
+export type Intent =
+  | 'absent'
+  | 'spawn'
+  | 'reboot-soft'
+  | 'reboot-hard'
+  | 'stop'
+  | 'start'
+  | 'pause'
+  | 'unpause'
+  | 'suspend'
+  | 'resume'
+  | 'settled';
+
+/** The vm_state a finished task leads to (Nova's). */
+export const TASK_RESULT: Partial<Record<Intent, VmState>> = {
+  spawn: 'active',
+  'reboot-soft': 'active',
+  'reboot-hard': 'active',
+  stop: 'stopped',
+  start: 'active',
+  pause: 'paused',
+  unpause: 'active',
+  suspend: 'suspended',
+  resume: 'active',
+};
+
+export function intentOf(spec: InstanceSpec | null): Intent {
+  if (spec === null || spec.vm_state === 'deleted' || spec.task_state === 'deleting')
+    return 'absent';
+  switch (spec.task_state) {
+    case 'scheduling':
+    case 'spawning':
+      return 'spawn';
+    case 'rebooting':
+      return 'reboot-soft';
+    case 'rebooting_hard':
+      return 'reboot-hard';
+    case 'powering-off':
+      return 'stop';
+    case 'powering-on':
+      return 'start';
+    case 'pausing':
+      return 'pause';
+    case 'unpausing':
+      return 'unpause';
+    case 'suspending':
+      return 'suspend';
+    case 'resuming':
+      return 'resume';
+    default:
+      return spec.vm_state === 'building' ? 'spawn' : 'settled';
+  }
+}
+
+export type VifMode = 'ovs' | 'ethernet';
+export const vifMode = (s: ComputeSettings): VifMode => (s.vswitchdNetns ? 'ethernet' : 'ovs');
+
+export interface InstancePaths {
+  dir: string;
+  disk: string;
+  kernel: string;
+  ramdisk: string;
+  console: string;
+}
+
+export function pathsOf(s: ComputeSettings, id: string): InstancePaths {
+  const dir = `${s.instancesPath}/${id}`;
+  return {
+    dir,
+    disk: `${dir}/disk`,
+    kernel: `${dir}/kernel`,
+    ramdisk: `${dir}/ramdisk`,
+    console: `${dir}/console.log`,
+  };
+}
+
+/** The root disk: a qcow2 overlay on the cached image, a blank qcow2, or none. */
+export type RootDisk =
+  | { kind: 'overlay'; image: InstanceImage; baseFormat: 'qcow2' | 'raw'; sizeBytes?: number }
+  | { kind: 'blank'; sizeBytes: number }
+  | { kind: 'none' };
+
+export interface DesiredNic {
+  portId: string;
+  mac: string;
+  tap: string;
+  mtu: number;
+}
+
+export interface DesiredInstance {
+  id: string;
+  name: string;
+  paths: InstancePaths;
+  rootDisk: RootDisk;
+  kernel: InstanceImage | null;
+  ramdisk: InstanceImage | null;
+  nics: DesiredNic[];
+  xml: string;
+}
+
+const GIB = 1024 ** 3;
+
+/** Nova's default for direct kernel boot without `os_command_line`. */
+const DEFAULT_CMDLINE = 'console=tty0 console=ttyS0';
+
+function bootImages(spec: InstanceSpec): { rootDisk: RootDisk; kernel: InstanceImage | null } {
+  const { image, flavor } = spec;
+  const sized = flavor.disk > 0 ? { sizeBytes: flavor.disk * GIB } : {};
+  const blank: RootDisk =
+    flavor.disk > 0 ? { kind: 'blank', sizeBytes: flavor.disk * GIB } : { kind: 'none' };
+  switch (image.disk_format) {
+    case 'qcow2':
+      return { rootDisk: { kind: 'overlay', image, baseFormat: 'qcow2', ...sized }, kernel: null };
+    case 'raw':
+    case 'ami':
+      return { rootDisk: { kind: 'overlay', image, baseFormat: 'raw', ...sized }, kernel: null };
+    case 'aki':
+      return { rootDisk: blank, kernel: image };
+    case 'ari':
+      throw new InstanceSpecError(`image ${image.id} is a ramdisk (ari): it cannot be booted`);
+  }
+}
+
+export function desiredInstance(spec: InstanceSpec, s: ComputeSettings): DesiredInstance {
+  const boot = bootImages(spec);
+  const kernel = spec.kernel ?? boot.kernel;
+  if (spec.ramdisk && !kernel)
+    throw new InstanceSpecError(`image ${spec.image.id} has a ramdisk but no kernel`);
+  if (boot.rootDisk.kind === 'overlay' && spec.image.disk_format === 'ami' && !kernel)
+    throw new InstanceSpecError(`image ${spec.image.id} is an ami without a kernel_id`);
+  const paths = pathsOf(s, spec.id);
+  const vif = vifMode(s);
+  const nics: DesiredNic[] = spec.ports.map((p) => ({
+    portId: p.id,
+    mac: p.mac_address.toLowerCase(),
+    tap: tapName(p.id),
+    mtu: p.mtu,
+  }));
+  const hasDisk = boot.rootDisk.kind !== 'none';
+  const domainNics: DomainNic[] = nics.map((n) => ({
+    portId: n.portId,
+    mac: n.mac,
+    mtu: n.mtu,
+    vif,
+    ...(vif === 'ovs' ? { bridge: s.intBridge } : {}),
+  }));
+  const name = instanceName(spec.seq);
+  const xml = renderDomainXml({
+    uuid: spec.id,
+    name,
+    displayName: spec.display_name,
+    flavor: { vcpus: spec.flavor.vcpus, ramMiB: spec.flavor.ram, diskGiB: spec.flavor.disk },
+    virtType: s.virtType,
+    ...(hasDisk ? { disk: { path: paths.disk, format: 'qcow2' as const } } : {}),
+    ...(kernel
+      ? {
+          kernel: paths.kernel,
+          ...(spec.ramdisk ? { initrd: paths.ramdisk } : {}),
+          cmdline: spec.cmdline ?? `${hasDisk ? 'root=/dev/vda ' : ''}${DEFAULT_CMDLINE}`,
+        }
+      : {}),
+    nics: domainNics,
+    consoleLog: paths.console,
+    metadata: {
+      flavorName: spec.flavor.name,
+      imageId: spec.image.id,
+      created: spec.created_at,
+      host: s.host,
+    },
+  });
+  return {
+    id: spec.id,
+    name,
+    paths,
+    rootDisk: boot.rootDisk,
+    kernel,
+    ramdisk: spec.ramdisk,
+    nics,
+    xml,
+  };
+}
+
+/** The images a boot needs in the cache. */
+export function imagesOf(d: DesiredInstance): InstanceImage[] {
+  const all = [d.rootDisk.kind === 'overlay' ? d.rootDisk.image : null, d.kernel, d.ramdisk];
+  return all.filter((i): i is InstanceImage => i !== null);
+}

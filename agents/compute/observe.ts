@@ -1,0 +1,191 @@
+/**
+ * What the host has of an instance: its libvirt domain (state and reason, managed save
+ * image, the Kumo metadata that says which host owns it), its files under
+ * `<instances_path>/<uuid>/`, its OVS ports and (ethernet VIFs) where its taps are.
+ * Read-only.
+ *
+ * Invariant: a domain is this agent's only if its XML carries our metadata namespace with
+ * this host's name; everything else on the hypervisor (other deployments, other lab
+ * hosts, hand-made domains) is observed as foreign and never changed.
+ */
+import { readdir, stat } from 'node:fs/promises';
+import { UUID } from '../../contracts/schema.ts';
+import {
+  type Domain,
+  DomainState,
+  type LibvirtClient,
+  LibvirtError,
+  VirErrorNumber,
+} from '../../host/libvirt/client.ts';
+import type { OvsdbClient } from '../../host/ovs/ovsdb.ts';
+import type { DesiredNic, InstancePaths } from './desired.ts';
+import { KUMO_INSTANCE_XMLNS } from './domain.ts';
+import { findOvsPorts, type OvsPortRow, observeTaps, type TapPlace, type VifDeps } from './vif.ts';
+
+export interface KumoMetadata {
+  uuid: string;
+  host: string | null;
+  vcpus: number;
+  memoryMiB: number;
+  diskGiB: number;
+}
+
+export interface ObservedDomain {
+  dom: Domain;
+  /** virDomainState and its reason. */
+  state: number;
+  reason: number;
+  managedSave: boolean;
+  meta: KumoMetadata | null;
+}
+
+export interface ObservedFiles {
+  dir: boolean;
+  disk: boolean;
+  kernel: boolean;
+  ramdisk: boolean;
+}
+
+export interface ObservedInstance {
+  domain: ObservedDomain | null;
+  files: ObservedFiles;
+  ovsPorts: OvsPortRow[];
+  /** Ethernet VIFs of a running domain: where each tap is. */
+  taps: Record<string, TapPlace>;
+}
+
+const ENTITIES: Record<string, string> = {
+  '&lt;': '<',
+  '&gt;': '>',
+  '&quot;': '"',
+  '&apos;': "'",
+  '&amp;': '&',
+};
+const unescapeXml = (s: string) => s.replace(/&(lt|gt|quot|apos|amp);/g, (m) => ENTITIES[m] ?? m);
+const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+
+/** Our `<kumo:instance>` metadata from a domain XML as libvirt returns it; null if absent. */
+export function parseKumoMetadata(xml: string): KumoMetadata | null {
+  const ns = escapeRe(KUMO_INSTANCE_XMLNS);
+  const block = new RegExp(
+    `<([A-Za-z_][\\w.-]*):instance\\s+xmlns:\\1=["']${ns}["']\\s*>([\\s\\S]*?)</\\1:instance>`,
+  ).exec(xml);
+  if (!block) return null;
+  const [, prefix, body] = block as unknown as [string, string, string];
+  const field = (name: string) => {
+    const m = new RegExp(`<${prefix}:${name}>([^<]*)</${prefix}:${name}>`).exec(body);
+    return m ? unescapeXml(m[1] as string).trim() : null;
+  };
+  const num = (name: string) => {
+    const v = Number(field(name) ?? 0);
+    return Number.isSafeInteger(v) && v >= 0 ? v : 0;
+  };
+  const id = field('uuid');
+  if (id === null || !UUID.test(id)) return null;
+  return {
+    uuid: id,
+    host: field('host'),
+    vcpus: num('vcpus'),
+    memoryMiB: num('memory'),
+    diskGiB: num('disk'),
+  };
+}
+
+const noDomain = (e: unknown) =>
+  e instanceof LibvirtError && e.code === VirErrorNumber.VIR_ERR_NO_DOMAIN;
+
+/** The domain of `id` with its state; null when libvirt has none (or it vanished meanwhile). */
+export async function observeDomain(
+  libvirt: LibvirtClient,
+  id: string,
+): Promise<ObservedDomain | null> {
+  try {
+    const dom = await libvirt.lookupByUuid(id);
+    const { state, reason } = await libvirt.getState(dom);
+    const managedSave =
+      state === DomainState.SHUTOFF ? await libvirt.hasManagedSaveImage(dom) : false;
+    const meta = parseKumoMetadata(await libvirt.getXmlDesc(dom));
+    return { dom, state, reason, managedSave, meta };
+  } catch (e) {
+    if (noDomain(e)) return null;
+    throw e;
+  }
+}
+
+const exists = (path: string) =>
+  stat(path).then(
+    () => true,
+    () => false,
+  );
+
+export async function observeFiles(paths: InstancePaths): Promise<ObservedFiles> {
+  return {
+    dir: await exists(paths.dir),
+    disk: await exists(paths.disk),
+    kernel: await exists(paths.kernel),
+    ramdisk: await exists(paths.ramdisk),
+  };
+}
+
+export const isActive = (d: ObservedDomain | null) =>
+  d !== null &&
+  d.state !== DomainState.SHUTOFF &&
+  d.state !== DomainState.CRASHED &&
+  d.state !== DomainState.NOSTATE;
+
+export interface ObserveDeps extends VifDeps {
+  libvirt: LibvirtClient;
+}
+
+/**
+ * Everything of one instance. OVS is read only when `ovs` is set (tearing down, or
+ * checking the plugs of a running guest), so an instance that only reports its power
+ * state does not depend on OVSDB.
+ */
+export async function observeInstance(
+  deps: ObserveDeps,
+  id: string,
+  paths: InstancePaths,
+  opts: { nics: readonly DesiredNic[]; ovs: boolean },
+): Promise<ObservedInstance> {
+  const domain = await observeDomain(deps.libvirt, id);
+  const files = await observeFiles(paths);
+  const taps = opts.nics.map((n) => n.tap);
+  const ovsdb: OvsdbClient | null = opts.ovs ? await deps.ovsdb() : null;
+  const ovsPorts = ovsdb ? await findOvsPorts(ovsdb, id, taps) : [];
+  const tapPlaces =
+    opts.ovs && deps.settings.vswitchdNetns && isActive(domain)
+      ? await observeTaps(deps, opts.nics)
+      : {};
+  return { domain, files, ovsPorts, taps: tapPlaces };
+}
+
+/** Every domain on the hypervisor whose metadata names `host`, with that metadata. */
+export async function listOwnDomains(
+  libvirt: LibvirtClient,
+  host: string,
+  cache: Map<string, KumoMetadata | null>,
+): Promise<{ dom: Domain; meta: KumoMetadata }[]> {
+  const all = await libvirt.listAllDomains();
+  const out: { dom: Domain; meta: KumoMetadata }[] = [];
+  for (const dom of all) {
+    let meta = cache.get(dom.uuid);
+    if (meta === undefined) {
+      meta = await libvirt.getXmlDesc(dom).then(parseKumoMetadata, (e: unknown) => {
+        if (noDomain(e)) return null;
+        throw e;
+      });
+      cache.set(dom.uuid, meta);
+    }
+    if (meta?.host === host) out.push({ dom, meta });
+  }
+  const seen = new Set(all.map((d) => d.uuid));
+  for (const key of cache.keys()) if (!seen.has(key)) cache.delete(key);
+  return out;
+}
+
+/** Instance ids that have a directory under `<instances_path>` (not `_base`). */
+export async function instanceDirIds(instancesPath: string): Promise<string[]> {
+  const names = await readdir(instancesPath).catch(() => [] as string[]);
+  return names.filter((n) => UUID.test(n));
+}

@@ -1,0 +1,398 @@
+/**
+ * The compute agent's pure parts: intentOf (vm_state, task_state → intent), desiredInstance
+ * (root disk, kernel boot, VIF mode in the domain XML), planInstance for every intent
+ * against the domain states that matter (none, running, paused, shut off, managed-saved,
+ * another host's), powerStateOf, parseKumoMetadata on XML as libvirt returns it, and the
+ * console tail's line count and byte window.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { ConsoleLogMissingError, consoleTail } from '../../agents/compute/console.ts';
+import {
+  type ComputeSettings,
+  type DesiredInstance,
+  desiredInstance,
+  InstanceSpecError,
+  type Intent,
+  intentOf,
+} from '../../agents/compute/desired.ts';
+import {
+  type ObservedDomain,
+  type ObservedInstance,
+  parseKumoMetadata,
+} from '../../agents/compute/observe.ts';
+import { type PlanInput, planInstance, powerStateOf } from '../../agents/compute/plan.ts';
+import type { InstanceImage, InstanceSpec, TaskState, VmState } from '../../contracts/servers.ts';
+import { DomainState } from '../../host/libvirt/client.ts';
+
+const HOST = 'compute-1';
+const ID = '3f2a1b4c-5d6e-4f70-8192-a3b4c5d6e7f8';
+const PORT = '0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d';
+const TAP = 'tap0a1b2c3d-4e';
+
+const settings = (netns?: string): ComputeSettings => ({
+  host: HOST,
+  instancesPath: '/var/lib/kumo/instances',
+  baseDir: '/var/lib/kumo/instances/_base',
+  virtType: 'qemu',
+  intBridge: 'br-int',
+  ...(netns ? { vswitchdNetns: netns } : {}),
+  vifPluggingTimeoutMs: 300_000,
+  shutdownTimeoutMs: 60_000,
+});
+
+const image = (id: string, disk_format: InstanceImage['disk_format']): InstanceImage => ({
+  id,
+  checksum: '0'.repeat(32),
+  os_hash_algo: 'sha512',
+  os_hash_value: '0'.repeat(128),
+  size: 1024,
+  disk_format,
+});
+const KERNEL = image('11111111-1111-4111-8111-111111111111', 'aki');
+const RAMDISK = image('22222222-2222-4222-8222-222222222222', 'ari');
+const MACHINE = image('33333333-3333-4333-8333-333333333333', 'ami');
+
+function spec(over: Partial<InstanceSpec> = {}): InstanceSpec {
+  return {
+    id: ID,
+    seq: 42,
+    display_name: 'vm-1',
+    host: HOST,
+    vm_state: 'active',
+    task_state: null,
+    task_id: 7,
+    flavor: { id: '1', name: 'm1.tiny', vcpus: 1, ram: 512, disk: 1 },
+    image: MACHINE,
+    kernel: KERNEL,
+    ramdisk: RAMDISK,
+    cmdline: 'console=ttyS0',
+    ports: [
+      {
+        id: PORT,
+        mac_address: 'FA:16:3E:00:00:01',
+        network_id: '44444444-4444-4444-8444-444444444444',
+        status: 'ACTIVE',
+        mtu: 1450,
+        fixed_ips: ['10.0.0.5'],
+      },
+    ],
+    created_at: '2026-11-22T06:00:00Z',
+    ...over,
+  };
+}
+
+const meta = (host: string | null) => ({ uuid: ID, host, vcpus: 1, memoryMiB: 512, diskGiB: 1 });
+const dom = (state: number, o: Partial<ObservedDomain> = {}): ObservedDomain => ({
+  dom: { name: 'instance-0000002a', uuid: ID, id: state === DomainState.SHUTOFF ? -1 : 5 },
+  state,
+  reason: 0,
+  managedSave: false,
+  meta: meta(HOST),
+  ...o,
+});
+const RUNNING = dom(DomainState.RUNNING);
+const PAUSED = dom(DomainState.PAUSED);
+const SHUTOFF = dom(DomainState.SHUTOFF);
+const SAVED = dom(DomainState.SHUTOFF, { managedSave: true });
+const FOREIGN = dom(DomainState.RUNNING, { meta: meta('compute-2') });
+
+const FILES = { dir: true, disk: true, kernel: true, ramdisk: true };
+const NO_FILES = { dir: false, disk: false, kernel: false, ramdisk: false };
+const PLUGGED = { ovsPorts: [{ port: 'p', name: TAP, ifaceId: PORT, vmUuid: ID }] };
+
+function observed(domain: ObservedDomain | null, o: Partial<ObservedInstance> = {}) {
+  return { domain, files: domain ? FILES : NO_FILES, ovsPorts: [], taps: {}, ...o };
+}
+
+function plan(
+  intent: Intent,
+  o: ObservedInstance,
+  extra: Partial<PlanInput> & { netns?: string } = {},
+) {
+  const s = settings(extra.netns);
+  const desired: DesiredInstance | null = intent === 'absent' ? null : desiredInstance(spec(), s);
+  return planInstance({
+    intent,
+    desired,
+    observed: o,
+    host: HOST,
+    vif: extra.netns ? 'ethernet' : 'ovs',
+    onStart: false,
+    vmState: 'active',
+    ...extra,
+  });
+}
+const kinds = (p: { steps: { kind: string; graceful?: boolean }[] }) =>
+  p.steps.map((s) => (s.kind === 'stop' ? `stop${s.graceful ? ':graceful' : ''}` : s.kind));
+
+const BOOT = ['define', 'start', 'plug', 'resume'];
+const SPAWN = ['images', 'files', 'define', 'start', 'plug', 'wait-ports', 'resume'];
+
+describe('intentOf', () => {
+  test('tasks map to Nova actions; no task is settled; deleting wins', () => {
+    const cases: [VmState, TaskState | null, Intent][] = [
+      ['building', 'spawning', 'spawn'],
+      ['building', null, 'spawn'],
+      ['active', 'rebooting', 'reboot-soft'],
+      ['active', 'rebooting_hard', 'reboot-hard'],
+      ['active', 'powering-off', 'stop'],
+      ['stopped', 'powering-on', 'start'],
+      ['active', 'pausing', 'pause'],
+      ['paused', 'unpausing', 'unpause'],
+      ['active', 'suspending', 'suspend'],
+      ['suspended', 'resuming', 'resume'],
+      ['active', 'deleting', 'absent'],
+      ['error', 'deleting', 'absent'],
+      ['deleted', null, 'absent'],
+      ['active', null, 'settled'],
+      ['error', null, 'settled'],
+    ];
+    for (const [vm, task, want] of cases)
+      assert.equal(intentOf(spec({ vm_state: vm, task_state: task })), want, `${vm}/${task}`);
+    assert.equal(intentOf(null), 'absent');
+  });
+});
+
+describe('desiredInstance', () => {
+  test('UEC triple: overlay on the raw ami sized by the flavor, kernel + ramdisk copies', () => {
+    const d = desiredInstance(spec(), settings());
+    assert.deepEqual(d.rootDisk, {
+      kind: 'overlay',
+      image: MACHINE,
+      baseFormat: 'raw',
+      sizeBytes: 1024 ** 3,
+    });
+    assert.equal(d.name, 'instance-0000002a');
+    assert.equal(d.paths.disk, `/var/lib/kumo/instances/${ID}/disk`);
+    assert.match(d.xml, new RegExp(`<kernel>/var/lib/kumo/instances/${ID}/kernel</kernel>`));
+    assert.match(d.xml, /<initrd>.*\/ramdisk<\/initrd>/);
+    assert.match(d.xml, /<cmdline>console=ttyS0<\/cmdline>/);
+    assert.match(d.xml, /<kumo:host>compute-1<\/kumo:host>/);
+    assert.deepEqual(d.nics, [{ portId: PORT, mac: 'fa:16:3e:00:00:01', tap: TAP, mtu: 1450 }]);
+  });
+
+  test('VIF mode: OVS bridge in production, an ethernet tap with vswitchd in a netns', () => {
+    const prod = desiredInstance(spec(), settings()).xml;
+    assert.match(prod, /<interface type='bridge'>[\s\S]*<source bridge='br-int'\/>/);
+    assert.match(prod, new RegExp(`<parameters interfaceid='${PORT}'/>`));
+    const lab = desiredInstance(spec(), settings('lab-h1')).xml;
+    assert.match(lab, /<interface type='ethernet'>/);
+    assert.doesNotMatch(lab, /virtualport/);
+  });
+
+  test('whole-disk images, an aki booted directly, and what cannot boot', () => {
+    const qcow = desiredInstance(
+      spec({ image: image(MACHINE.id, 'qcow2'), kernel: null, ramdisk: null, cmdline: null }),
+      settings(),
+    );
+    assert.equal(qcow.rootDisk.kind, 'overlay');
+    assert.match(qcow.xml, /<boot dev='hd'\/>/);
+    const noDisk = desiredInstance(
+      spec({
+        image: KERNEL,
+        kernel: null,
+        cmdline: null,
+        flavor: { ...spec().flavor, disk: 0 },
+      }),
+      settings(),
+    );
+    assert.deepEqual(noDisk.rootDisk, { kind: 'none' });
+    assert.equal(noDisk.kernel, KERNEL);
+    assert.match(noDisk.xml, /<cmdline>console=tty0 console=ttyS0<\/cmdline>/);
+    assert.doesNotMatch(noDisk.xml, /<disk /);
+    const blank = desiredInstance(spec({ image: KERNEL, kernel: null }), settings());
+    assert.deepEqual(blank.rootDisk, { kind: 'blank', sizeBytes: 1024 ** 3 });
+    assert.throws(
+      () => desiredInstance(spec({ image: RAMDISK, kernel: null }), settings()),
+      InstanceSpecError,
+    );
+    assert.throws(
+      () => desiredInstance(spec({ kernel: null, ramdisk: null }), settings()),
+      /ami without a kernel_id/,
+    );
+  });
+});
+
+describe('planInstance', () => {
+  test('spawn: full boot from nothing, only what is missing otherwise', () => {
+    assert.deepEqual(kinds(plan('spawn', observed(null))), SPAWN);
+    assert.equal(plan('spawn', observed(null)).vmState, 'active');
+    assert.deepEqual(kinds(plan('spawn', observed(SHUTOFF))), [
+      'define',
+      'start',
+      'plug',
+      'wait-ports',
+      'resume',
+    ]);
+    assert.deepEqual(kinds(plan('spawn', observed(RUNNING))), ['plug', 'wait-ports']);
+    assert.deepEqual(kinds(plan('spawn', observed(PAUSED))), ['plug', 'wait-ports', 'resume']);
+    assert.deepEqual(kinds(plan('spawn', observed(SAVED))), [
+      'discard-save',
+      'define',
+      'start',
+      'plug',
+      'wait-ports',
+      'resume',
+    ]);
+  });
+
+  test("another host's domain (or a foreign one) is never touched", () => {
+    const p = plan('spawn', observed(FOREIGN));
+    assert.deepEqual(p.steps, []);
+    assert.match(p.conflict ?? '', /belongs to host compute-2/);
+    const hand = plan('pause', observed(dom(DomainState.RUNNING, { meta: null })));
+    assert.match(hand.conflict ?? '', /nothing Kumo knows/);
+    assert.deepEqual(plan('settled', observed(FOREIGN)), { steps: [] });
+    const gone = plan('absent', observed(FOREIGN, { ...PLUGGED }), { vmState: null });
+    assert.deepEqual(kinds(gone), ['remove-files'], 'only our directory, not its OVS port');
+  });
+
+  test('absent: destroy, undefine, unplug, remove files; deleted when anything was there', () => {
+    const running = plan('absent', observed(RUNNING, PLUGGED), { vmState: null });
+    assert.deepEqual(kinds(running), ['stop', 'undefine', 'unplug', 'remove-files']);
+    assert.equal(running.deleted, true);
+    assert.deepEqual(kinds(plan('absent', observed(SAVED))), ['undefine', 'remove-files']);
+    const nothing = plan('absent', observed(null), { vmState: null });
+    assert.deepEqual(nothing, { steps: [], deleted: false });
+    const deleting = plan('absent', observed(null), { vmState: 'active' });
+    assert.equal(deleting.deleted, true, 'a delete task always ends with deleted');
+    const leftovers = plan('absent', observed(null, { ...PLUGGED, files: FILES }), {
+      vmState: null,
+    });
+    assert.deepEqual(kinds(leftovers), ['unplug', 'remove-files']);
+  });
+
+  test('reboots: soft shuts down first when running; hard powers off; both boot again', () => {
+    assert.deepEqual(kinds(plan('reboot-soft', observed(RUNNING))), ['stop:graceful', ...BOOT]);
+    assert.deepEqual(kinds(plan('reboot-soft', observed(PAUSED))), ['stop', ...BOOT]);
+    assert.deepEqual(kinds(plan('reboot-hard', observed(RUNNING))), ['stop', ...BOOT]);
+    assert.deepEqual(kinds(plan('reboot-hard', observed(SHUTOFF))), BOOT);
+    assert.deepEqual(kinds(plan('reboot-hard', observed(null))), ['images', 'files', ...BOOT]);
+    assert.equal(plan('reboot-hard', observed(RUNNING)).vmState, 'active');
+  });
+
+  test('stop and start', () => {
+    assert.deepEqual(kinds(plan('stop', observed(RUNNING))), ['stop:graceful']);
+    assert.deepEqual(kinds(plan('stop', observed(PAUSED))), ['stop:graceful']);
+    assert.deepEqual(plan('stop', observed(SHUTOFF)), { steps: [], vmState: 'stopped' });
+    assert.deepEqual(kinds(plan('start', observed(SHUTOFF))), BOOT);
+    assert.deepEqual(kinds(plan('start', observed(SHUTOFF, { files: NO_FILES }))), [
+      'images',
+      'files',
+      ...BOOT,
+    ]);
+    assert.deepEqual(plan('start', observed(RUNNING)), { steps: [], vmState: 'active' });
+    assert.deepEqual(kinds(plan('start', observed(PAUSED))), ['resume']);
+  });
+
+  test('pause, unpause, suspend, resume; impossible ones are conflicts', () => {
+    assert.deepEqual(kinds(plan('pause', observed(RUNNING))), ['pause']);
+    assert.equal(plan('pause', observed(RUNNING)).vmState, 'paused');
+    assert.deepEqual(kinds(plan('pause', observed(PAUSED))), []);
+    assert.match(plan('pause', observed(SHUTOFF)).conflict ?? '', /not running/);
+    assert.deepEqual(kinds(plan('unpause', observed(PAUSED))), ['resume']);
+    assert.deepEqual(kinds(plan('unpause', observed(RUNNING))), []);
+    assert.match(plan('unpause', observed(null)).conflict ?? '', /not paused/);
+    assert.deepEqual(kinds(plan('suspend', observed(RUNNING))), ['managed-save']);
+    assert.deepEqual(kinds(plan('suspend', observed(PAUSED))), ['managed-save']);
+    assert.deepEqual(kinds(plan('suspend', observed(SAVED))), []);
+    assert.match(plan('suspend', observed(SHUTOFF)).conflict ?? '', /not running/);
+    assert.deepEqual(kinds(plan('resume', observed(SAVED))), ['start', 'plug', 'resume']);
+    assert.equal(plan('resume', observed(SAVED)).vmState, 'active');
+    assert.deepEqual(kinds(plan('resume', observed(RUNNING))), []);
+    assert.deepEqual(kinds(plan('resume', observed(SHUTOFF))), BOOT);
+  });
+
+  test('settled: power left alone, except an active guest that is off when the agent starts', () => {
+    assert.deepEqual(plan('settled', observed(SHUTOFF)), { steps: [] });
+    assert.deepEqual(plan('settled', observed(RUNNING)), { steps: [] });
+    assert.deepEqual(kinds(plan('settled', observed(SHUTOFF), { onStart: true })), BOOT);
+    assert.deepEqual(kinds(plan('settled', observed(null), { onStart: true })), [
+      'images',
+      'files',
+      ...BOOT,
+    ]);
+    const crashed = dom(DomainState.CRASHED);
+    assert.deepEqual(kinds(plan('settled', observed(crashed), { onStart: true })), BOOT);
+    for (const vmState of ['stopped', 'suspended', 'error'] as const)
+      assert.deepEqual(plan('settled', observed(SHUTOFF), { onStart: true, vmState }).steps, []);
+    assert.deepEqual(plan('settled', observed(SAVED), { onStart: true }).steps, []);
+  });
+
+  test('ethernet VIFs of a running guest are plugged again when not in the bridge', () => {
+    const netns = 'lab-h1';
+    const inBridge = { ...PLUGGED, taps: { [TAP]: 'vswitchd' as const } };
+    assert.deepEqual(plan('settled', observed(RUNNING, inBridge), { netns }).steps, []);
+    const unmoved = { ...PLUGGED, taps: { [TAP]: 'root' as const } };
+    assert.deepEqual(kinds(plan('settled', observed(RUNNING, unmoved), { netns })), ['plug']);
+    const noRow = { ovsPorts: [], taps: { [TAP]: 'vswitchd' as const } };
+    assert.deepEqual(kinds(plan('start', observed(RUNNING, noRow), { netns })), ['plug']);
+    assert.deepEqual(plan('settled', observed(RUNNING, unmoved)).steps, [], 'ovs mode: libvirt');
+  });
+});
+
+describe('powerStateOf', () => {
+  test("Nova's power states; a managed-saved guest is SUSPENDED", () => {
+    assert.equal(powerStateOf(null), 0);
+    assert.equal(powerStateOf(RUNNING), 1);
+    assert.equal(powerStateOf(dom(DomainState.BLOCKED)), 1);
+    assert.equal(powerStateOf(PAUSED), 3);
+    assert.equal(powerStateOf(SHUTOFF), 4);
+    assert.equal(powerStateOf(dom(DomainState.SHUTDOWN)), 4);
+    assert.equal(powerStateOf(dom(DomainState.CRASHED)), 6);
+    assert.equal(powerStateOf(SAVED), 7);
+  });
+});
+
+describe('parseKumoMetadata', () => {
+  test('reads our metadata as libvirt writes it back; other domains have none', () => {
+    const xml = `<domain type='qemu' id='3'>
+  <name>instance-0000002a</name>
+  <metadata>
+    <kumo:instance xmlns:kumo="https://kumo.dev/xmlns/instance/1.0">
+      <kumo:uuid>${ID}</kumo:uuid>
+      <kumo:name>a &amp; b</kumo:name>
+      <kumo:host>compute-1</kumo:host>
+      <kumo:flavor name="m1.tiny">
+        <kumo:memory>512</kumo:memory>
+        <kumo:vcpus>2</kumo:vcpus>
+        <kumo:disk>1</kumo:disk>
+      </kumo:flavor>
+    </kumo:instance>
+  </metadata>
+</domain>`;
+    assert.deepEqual(parseKumoMetadata(xml), {
+      uuid: ID,
+      host: 'compute-1',
+      vcpus: 2,
+      memoryMiB: 512,
+      diskGiB: 1,
+    });
+    assert.equal(parseKumoMetadata(xml.replace('kumo.dev', 'example.org')), null);
+    assert.equal(parseKumoMetadata("<domain type='kvm'><name>x</name></domain>"), null);
+    const renderedByUs = desiredInstance(spec(), settings()).xml;
+    assert.equal(parseKumoMetadata(renderedByUs)?.host, HOST);
+  });
+});
+
+describe('consoleTail', () => {
+  test('last N lines, all lines, a bounded window that drops the cut line; missing log', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kumo-console-'));
+    try {
+      const path = join(dir, 'console.log');
+      writeFileSync(path, 'one\ntwo\nthree\n');
+      assert.equal(await consoleTail(path, 2), 'two\nthree\n');
+      assert.equal(await consoleTail(path, -1), 'one\ntwo\nthree\n');
+      assert.equal(await consoleTail(path), 'one\ntwo\nthree\n');
+      assert.equal(await consoleTail(path, 0), '');
+      assert.equal(await consoleTail(path, 10, 9), 'three\n', 'a 9-byte window: wo\nthree\n');
+      await assert.rejects(consoleTail(join(dir, 'none.log')), ConsoleLogMissingError);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
