@@ -78,11 +78,14 @@ export async function getInstance(deps: InstanceDeps, id: string): Promise<Insta
     .instance;
 }
 
-/** Polls the API (every 250 ms) until every port of the instance is ACTIVE. */
+/**
+ * Polls the API until every port of the instance is ACTIVE: first after 50 ms (the L2
+ * agent binds a port in tens of milliseconds), then backing off to one call every 500 ms.
+ */
 export async function waitPortsActive(deps: InstanceDeps, id: string): Promise<void> {
   const timeoutMs = deps.settings.vifPluggingTimeoutMs;
   const deadline = Date.now() + timeoutMs;
-  for (;;) {
+  for (let pause = 50; ; pause = Math.min(500, pause * 1.5)) {
     const spec = await getInstance(deps, id);
     if (spec === null || intentOf(spec) !== 'spawn')
       throw new SpawnAborted('the instance is no longer spawning');
@@ -92,7 +95,7 @@ export async function waitPortsActive(deps: InstanceDeps, id: string): Promise<v
       throw new Error(
         `Virtual interface creation failed: port(s) ${waiting.join(', ')} not ACTIVE within ${timeoutMs / 1000} s (vif_plugging_timeout)`,
       );
-    await sleep(250);
+    await sleep(pause);
   }
 }
 
