@@ -274,6 +274,12 @@ export const UpdateInstanceArgs = obj({
   host: hostname(),
   instance_id: uuid(),
   power_state: powerState(),
+  /**
+   * The task_id of the spec the agent observed under. The API applies the power state only
+   * while that is still the instance's task_id, so a report overtaken by a newer task (the
+   * API consumes reports concurrently) cannot move the states back.
+   */
+  observed_task_id: optional(int({ min: 0 })),
   /** The task this report finishes (its task_id), when it finishes one. */
   task_done: optional(int({ min: 0 })),
   /** The vm_state the finished task leads to. */
