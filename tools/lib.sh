@@ -8,8 +8,10 @@ KUMO_ROOT=${KUMO_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 KUMO_NODE_PREFIX=${KUMO_NODE_PREFIX:-/opt/kumo/node24}
 
 # Packages from HOST-LAB.md (those later agents need too) plus the test peers.
+# dnsmasq-utils: dhcp_release/dhcp_release6, with which kumo-dhcp-agent frees the leases
+# of deleted ports (else dnsmasq withholds their addresses for the whole lease time).
 KUMO_PACKAGES=(
-  rabbitmq-server postgresql openvswitch-switch dnsmasq-base haproxy iptables iproute2
+  rabbitmq-server postgresql openvswitch-switch dnsmasq-base dnsmasq-utils haproxy iptables iproute2
   lvm2 tgt libiscsi-bin qemu-utils busybox-static iputils-ping curl python3
   python3-openstackclient systemd strace linux-image-cloud-amd64 cpio
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86

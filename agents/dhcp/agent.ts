@@ -9,7 +9,9 @@
  *   agent has a state directory for, so what nothing claims any more is torn down —
  *   including after revival, when the network moved elsewhere — while namespaces of
  *   other deployments on the machine are never touched;
- * - stopping or restarting the agent never touches a running dnsmasq.
+ * - stopping or restarting the agent never touches a running dnsmasq;
+ * - a lease no port accounts for any more is released (plan.ts), so its address can go
+ *   to the next port at once; unusable lines of the leases file are logged, never used.
  */
 import { mkdir } from 'node:fs/promises';
 import { GetActiveNetworksResult, GetNetworkInfoResult } from '../../contracts/dhcp.ts';
@@ -48,6 +50,8 @@ export async function dhcpHooks({ config, runner, log, broker }: HookDeps): Prom
     const { network } = GetNetworkInfoResult.parse(reply);
     const desired = desiredDhcp(network, settings);
     const observed = await observeNetwork(runner, settings, networkId);
+    const rejected = observed.leases?.rejected ?? [];
+    if (rejected.length) log.warn({ networkId, rejected }, 'ignored lines of the leases file');
     const steps = planDhcp(desired, observed, settings, networkId);
     if (steps.length)
       log.info({ networkId, steps: steps.map((s) => `${s.kind}: ${s.why}`) }, 'dhcp apply');

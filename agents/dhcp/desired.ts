@@ -34,6 +34,8 @@ export interface DesiredDhcp {
   mtu: number;
   /** CIDRs on the tap: the DHCP port's addresses with their subnets' prefixes. */
   addresses: string[];
+  /** Those on DHCP-enabled subnets: where dnsmasq has a range, so leases and releases. */
+  dhcpAddresses: string[];
   stateDir: string;
   files: DnsmasqFiles;
   /** Digest of the files, recorded once dnsmasq was signalled to serve them. */
@@ -55,11 +57,14 @@ export function desiredDhcp(net: DhcpNetwork | null, s: DhcpSettings): DesiredDh
   const device = portDevice('tap', port.id);
   const stateDir = stateDirOf(s, net.id);
   const files = renderFiles(net);
-  const addresses = port.fixed_ips.flatMap((ip) => {
+  const onSubnets = port.fixed_ips.flatMap((ip) => {
     const subnet = net.subnets.find((sub) => sub.id === ip.subnet_id);
     const cidr = subnet ? parseCidr(subnet.cidr) : null;
-    return cidr ? [`${ip.ip_address}/${cidr.prefix}`] : [];
+    return subnet && cidr
+      ? [{ cidr: `${ip.ip_address}/${cidr.prefix}`, dhcp: subnet.enable_dhcp }]
+      : [];
   });
+  const addresses = onSubnets.map((a) => a.cidr);
   return {
     networkId: net.id,
     portId: port.id,
@@ -68,6 +73,7 @@ export function desiredDhcp(net: DhcpNetwork | null, s: DhcpSettings): DesiredDh
     mac: port.mac_address.toLowerCase(),
     mtu: net.mtu,
     addresses: addresses.sort(),
+    dhcpAddresses: onSubnets.filter((a) => a.dhcp).map((a) => a.cidr),
     stateDir,
     files,
     digest: filesDigest(files),

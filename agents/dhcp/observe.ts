@@ -1,6 +1,7 @@
 /**
  * What the host has for a network's DHCP service: its namespace, the tap inside it with
- * its addresses, the dnsmasq files and whether that network's dnsmasq runs. Read-only.
+ * its addresses, the dnsmasq files, the leases dnsmasq recorded and whether that
+ * network's dnsmasq runs. Read-only.
  *
  * Invariant: a dnsmasq counts as running only if its pid file names a live, non-zombie
  * process whose command line carries this network's pid-file path, so a stale pid file
@@ -11,6 +12,7 @@ import { UUID } from '../../contracts/schema.ts';
 import type { CommandRunner } from '../../core/exec.ts';
 import { dnsmasqIdentity, dnsmasqPaths } from '../../host/dnsmasq/argv.ts';
 import { readDnsmasqFiles, type StoredFiles } from '../../host/dnsmasq/files.ts';
+import { type LeaseFile, readLeaseFile } from '../../host/dnsmasq/leases.ts';
 import { type LinkInfo, listLinks } from '../../host/ip/link.ts';
 import { netnsExists } from '../../host/ip/netns.ts';
 import { findRunning, readCmdline } from '../../host/process/daemon.ts';
@@ -21,6 +23,8 @@ export interface ObservedDhcp {
   /** Taps inside the namespace (normally one). */
   taps: LinkInfo[];
   files: StoredFiles | null;
+  /** dnsmasq's leases file, checked line by line (null: none written yet). */
+  leases: LeaseFile | null;
   pid: number | null;
   argv: string[] | null;
   stateDirExists: boolean;
@@ -40,6 +44,7 @@ export async function observeNetwork(
     : [];
   const paths = dnsmasqPaths(stateDirOf(s, networkId));
   const files = await readDnsmasqFiles(paths.dir).catch(() => null);
+  const leases = await readLeaseFile(paths.leases);
   const pid = await findRunning(paths.pid, dnsmasqIdentity(paths));
   const argv = pid === null ? null : await readCmdline(pid);
   const stateDirExists = await stat(paths.dir).then(
@@ -50,7 +55,7 @@ export async function observeNetwork(
     (t) => t.trim(),
     () => null,
   );
-  return { netnsExists: exists, taps, files, pid, argv, stateDirExists, servedDigest };
+  return { netnsExists: exists, taps, files, leases, pid, argv, stateDirExists, servedDigest };
 }
 
 /**

@@ -5,9 +5,22 @@
  * write, no signal); dnsmasq is restarted only when its own addresses or command line
  * change and otherwise reloaded with SIGHUP after an atomic file rewrite; a network this
  * host no longer serves loses its dnsmasq, OVS port, namespace and state directory.
+ *
+ * Leases: every lease in dnsmasq's leases file that the new hosts file no longer accounts
+ * for (a deleted port, a changed MAC or IP) is released with dhcp_release(6) in the
+ * namespace, else dnsmasq refuses its address to the next port for the whole lease time.
+ * The releases come last, after the files are written and dnsmasq was signalled, started
+ * or restarted — Neutron's reload_allocations releases first, then rewrites and SIGHUPs.
+ * After is right here: a dnsmasq that is stopped or about to restart cannot hear a
+ * release and reloads the lease from its file at start; and once the new hosts file is
+ * loaded, the old MAC can no longer take the address back from the old entry between
+ * release and reload (a VM whose port changed keeps renewing). A release that reaches
+ * dnsmasq before the SIGHUP does still drops the lease. The plan follows the leases file,
+ * so once dnsmasq has written it without those leases, a reconcile plans no release.
  */
 import type { CommandSpec } from '../../core/exec.ts';
 import { dnsmasqPaths } from '../../host/dnsmasq/argv.ts';
+import { hostEntries, releaseCommand, unusedLeases } from '../../host/dnsmasq/leases.ts';
 import { planReload } from '../../host/dnsmasq/reload.ts';
 import type { DnsmasqFiles } from '../../host/dnsmasq/render.ts';
 import {
@@ -137,6 +150,21 @@ function plug(d: DesiredDhcp, o: ObservedDhcp, s: DhcpSettings): DhcpStep[] {
   return steps;
 }
 
+function releases(d: DesiredDhcp, o: ObservedDhcp): DhcpStep[] {
+  const file = o.leases;
+  if (file === null) return [];
+  const stale = unusedLeases(file, {
+    hosts: hostEntries(d.files.hosts),
+    previousHosts: o.files?.hosts == null ? null : hostEntries(o.files.hosts),
+    served: d.dhcpAddresses,
+  });
+  return stale.map((lease) => ({
+    kind: 'command',
+    spec: releaseCommand(d.device, lease, file.serverDuid, d.netns),
+    why: `release the unused lease of ${lease.ip} (${lease.version === 4 ? lease.mac : lease.duid})`,
+  }));
+}
+
 export function planDhcp(
   d: DesiredDhcp | null,
   o: ObservedDhcp,
@@ -175,5 +203,6 @@ export function planDhcp(
       why: why.join('; '),
     });
   }
+  steps.push(...releases(d, o));
   return steps;
 }

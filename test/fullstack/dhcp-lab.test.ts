@@ -1,7 +1,9 @@
 /**
  * kumo-dhcp-agent on lab hosts with real dnsmasq and busybox udhcpc clients: a client
  * gets exactly its allocated address, gateway and DNS, also across the tunnel; a changed
- * IP is handed out on the next renewal; a deleted port gets no lease; a killed agent's
+ * IP is handed out on the next renewal; a deleted port gets no lease, and its lease is
+ * released so that a new port given the same fixed IP (another MAC) gets the address at
+ * once instead of after the 24 h lease time; a killed agent's
  * dnsmasq keeps answering; the hosting agent's death moves the network to the other host
  * and the old agent, back, tears its copy down.
  */
@@ -183,6 +185,42 @@ describe('kumo-dhcp-agent on a lab host', { timeout: 300_000 }, () => {
       30_000,
       500,
     );
+  });
+
+  test('a deleted port’s lease is released: a new port on its fixed IP with another MAC gets it', async (t) => {
+    const host = lab.hosts[0] as LabHost;
+    const old = await post<Port>('/v2.0/ports', 'port', { network_id: net.id });
+    const fixed = old.fixed_ips[0] as Port['fixed_ips'][number];
+    const oldEp = await lab.endpoint(host, { ifaceId: old.id, mac: old.mac_address });
+    const got = await waitFor(
+      'a lease for the old port',
+      () => lease(oldEp).catch(() => undefined),
+      40_000,
+      500,
+    );
+    assert.equal(got.ip, fixed.ip_address);
+    const leases = join(c.dir.path, 'dhcp', net.id, 'leases');
+    assert.ok(readFileSync(leases, 'utf8').includes(`${old.mac_address} ${fixed.ip_address} `));
+
+    assert.equal((await c.http('DELETE', `/v2.0/ports/${old.id}`)).status, 204);
+    const next = await post<Port>('/v2.0/ports', 'port', {
+      network_id: net.id,
+      fixed_ips: [{ subnet_id: fixed.subnet_id, ip_address: fixed.ip_address }],
+    });
+    assert.notEqual(next.mac_address, old.mac_address);
+    const started = Date.now();
+    const nextEp = await lab.endpoint(host, { ifaceId: next.id, mac: next.mac_address });
+    const renewed = await waitFor(
+      'a lease for the new port',
+      () => lease(nextEp).catch(() => undefined),
+      30_000,
+      200,
+    );
+    t.diagnostic(`new port leased ${renewed.ip} ${Date.now() - started} ms after it was plugged`);
+    assert.equal(renewed.ip, fixed.ip_address);
+    const text = readFileSync(leases, 'utf8');
+    assert.ok(!text.includes(old.mac_address), `the old lease is gone:\n${text}`);
+    assert.ok(text.includes(`${next.mac_address} ${fixed.ip_address} `), text);
   });
 });
 

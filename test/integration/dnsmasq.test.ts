@@ -6,8 +6,11 @@
  * Invariants under test: a client gets exactly its port's address and the subnet's
  * options (router, DNS, MTU, classless routes, domain); after a hosts-file rewrite and a
  * SIGHUP a renewing client is moved to its port's new address without a restart; a
- * removed port gets no lease; stop leaves no dnsmasq. Addresses exist only inside the
- * test's namespaces (10.9.0.0/24).
+ * removed port gets no lease; a port replaced by another MAC on the same IP is refused
+ * while the old lease stands, and once the DHCP agent's own reconcile (observe → plan →
+ * apply, dhcp_release in the namespace) released it the new client gets the address and
+ * the next reconcile plans nothing; stop leaves no dnsmasq. Addresses exist only inside
+ * the test's namespaces (10.9.0.0/24). Needs dnsmasq-utils (dhcp_release) too.
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
@@ -16,6 +19,10 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { applyDhcp } from '../../agents/dhcp/apply.ts';
+import { type DhcpSettings, desiredDhcp } from '../../agents/dhcp/desired.ts';
+import { observeNetwork } from '../../agents/dhcp/observe.ts';
+import { planDhcp } from '../../agents/dhcp/plan.ts';
 import type { DhcpNetwork, DhcpPort } from '../../contracts/dhcp.ts';
 import { CommandError, createCommandRunner } from '../../core/exec.ts';
 import { dnsmasqArgv, dnsmasqIdentity, dnsmasqPaths } from '../../host/dnsmasq/argv.ts';
@@ -26,6 +33,7 @@ import {
   ipBatch,
   ipCommand,
   linkSetMac,
+  linkSetMtu,
   linkSetNetns,
   linkUp,
   vethAdd,
@@ -41,6 +49,7 @@ import {
   startDaemon,
   stopByPidfile,
 } from '../../host/process/daemon.ts';
+import { waitFor } from '../helpers/env.ts';
 
 const runner = createCommandRunner();
 const tag = randomBytes(3).toString('hex');
@@ -68,6 +77,8 @@ const port = (n: number, ip: string): DhcpPort => ({
 const dhcpPort = port(2, '10.9.0.2');
 const port1 = port(0x11, '10.9.0.11');
 const port2 = port(0x12, '10.9.0.12');
+/** port2's successor: another MAC for the same address. */
+const port3 = port(0x13, '10.9.0.12');
 const TAP = portDevice('tap', dhcpPort.id);
 
 function network(ports: DhcpPort[]): DhcpNetwork {
@@ -164,6 +175,7 @@ describe('dnsmasq serving a network to a real DHCP client', () => {
       ipBatch(
         [
           linkSetMac(TAP, dhcpPort.mac_address),
+          linkSetMtu(TAP, 1450),
           addrAdd(TAP, '10.9.0.2/24'),
           linkUp(TAP),
           linkUp('lo'),
@@ -281,6 +293,59 @@ describe('dnsmasq serving a network to a real DHCP client', () => {
     assert.equal(e.exitCode, 1);
     await runner.run(ipBatch([linkSetMac(CLIENT, port2.mac_address)], B));
     assert.equal((await oneShot()).ip, '10.9.0.12');
+  });
+
+  test('a port replaced by another MAC on its IP: refused until the agent releases the old lease', async (t) => {
+    const replaced = network([dhcpPort, port3]);
+    await writeNetworkFiles(replaced, stateDir);
+    assert.equal(await signalIfRunning(paths.pid, identity, 'SIGHUP'), true);
+    await runner.run(ipBatch([linkSetMac(CLIENT, port3.mac_address)], B));
+    const refused = await oneShot().then(
+      (l) => `leased ${l.ip}`,
+      (e: unknown) => (e instanceof CommandError ? 'refused' : String(e)),
+    );
+    assert.equal(refused, 'refused', 'dnsmasq keeps 10.9.0.12 for the old MAC');
+
+    const settings: DhcpSettings = {
+      stateRoot: base,
+      leaseSeconds: 86400,
+      intBridge: 'br-int',
+      ovsdbConnection: 'unix:/nonexistent/db.sock',
+      netnsPrefix: '',
+    };
+    const reconcile = async () => {
+      const desired = desiredDhcp(replaced, settings);
+      const steps = planDhcp(
+        desired,
+        await observeNetwork(runner, settings, NET_ID),
+        settings,
+        NET_ID,
+      );
+      await applyDhcp(runner, steps);
+      return steps.map((st) =>
+        st.kind === 'command' ? `${st.spec.netns} ${st.spec.argv.join(' ')}` : st.kind,
+      );
+    };
+    const started = Date.now();
+    const [signal, ...released] = await reconcile();
+    assert.equal(signal, 'dnsmasq', 'the files were written, not yet served: reload first');
+    assert.deepEqual(released.sort(), [
+      `${A} dhcp_release ${TAP} 10.9.0.12 ${port2.mac_address} 01:${port2.mac_address}`,
+      `${A} dhcp_release ${TAP} 10.9.0.21 ${port1.mac_address} 01:${port1.mac_address}`,
+    ]);
+    await waitFor('dnsmasq to write its leases without the released ones', () => {
+      const text = readFileSync(paths.leases, 'utf8');
+      return !text.includes(port1.mac_address) && !text.includes(port2.mac_address);
+    });
+    const lease = await oneShot();
+    t.diagnostic(`reconcile + release + new lease: ${Date.now() - started} ms`);
+    assert.equal(lease.ip, '10.9.0.12');
+    assert.equal(lease.hostname, 'host-10-9-0-12');
+    assert.match(
+      readFileSync(paths.leases, 'utf8'),
+      new RegExp(`${port3.mac_address} 10\\.9\\.0\\.12 `),
+    );
+    assert.deepEqual(await reconcile(), [], 'the next reconcile releases nothing');
   });
 
   test('stop: dnsmasq is gone and its pid file removed', async () => {

@@ -1,14 +1,18 @@
 /**
  * The DHCP agent's pure planning: an empty plan when the host matches, a stale OVS port
  * cleared before re-plugging, files written but never signalled are reloaded, and a
- * network not served here is torn down completely.
+ * network not served here is torn down completely. Leases: the leases-file parser drops
+ * every line with a field that fails its pattern; a lease no host entry accounts for is
+ * released after the reload (IPv4 by (MAC, IP), IPv6 by address and previous MAC), and a
+ * second plan over the leases file dnsmasq then writes releases nothing.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { type DesiredDhcp, type DhcpSettings, desiredDhcp } from '../../agents/dhcp/desired.ts';
 import type { ObservedDhcp } from '../../agents/dhcp/observe.ts';
-import { planDhcp } from '../../agents/dhcp/plan.ts';
+import { type DhcpStep, planDhcp } from '../../agents/dhcp/plan.ts';
 import type { DhcpNetwork } from '../../contracts/dhcp.ts';
+import { parseLeases } from '../../host/dnsmasq/leases.ts';
 
 const S: DhcpSettings = {
   stateRoot: '/var/lib/kumo/dhcp',
@@ -59,6 +63,7 @@ function matching(d: DesiredDhcp): ObservedDhcp {
       { name: d.device, ifindex: 5, mac: d.mac, mtu: d.mtu, up: true, peer: undefined, addrs },
     ],
     files: { ...d.files },
+    leases: null,
     pid: 4242,
     argv: [...d.argv],
     stateDirExists: true,
@@ -131,5 +136,152 @@ describe('planDhcp', () => {
       ),
       [],
     );
+  });
+});
+
+describe('planDhcp releases the leases no port accounts for', () => {
+  const portB = {
+    id: '44444444-4444-4444-8444-444444444444',
+    mac_address: 'fa:16:3e:00:00:1b',
+    device_owner: 'compute:nova',
+    fixed_ips: [{ subnet_id: SUBNET, ip_address: '10.0.0.11' }],
+  };
+  const portC = {
+    ...portB,
+    id: '55555555-5555-4555-8555-555555555555',
+    mac_address: 'fa:16:3e:00:00:12',
+  };
+  portC.fixed_ips = [{ subnet_id: SUBNET, ip_address: '10.0.0.12' }];
+  const portA = {
+    ...portB,
+    id: '66666666-6666-4666-8666-666666666666',
+    mac_address: 'fa:16:3e:00:00:11',
+  };
+  const before = desiredDhcp({ ...network, ports: [portA, portC] }, S) as DesiredDhcp;
+  const after = desiredDhcp({ ...network, ports: [portB, portC] }, S) as DesiredDhcp;
+  const leases = (lines: string[]) => parseLeases(lines.join('\n'));
+  const A_LEASE = '1795418532 fa:16:3e:00:00:11 10.0.0.11 * 01:fa:16:3e:00:00:11';
+  const C_LEASE = '1795418533 fa:16:3e:00:00:12 10.0.0.12 * *';
+  const ELSEWHERE = '1795418534 fa:16:3e:00:00:99 192.168.9.9 * *';
+  const describeSteps = (steps: DhcpStep[]) =>
+    steps.map((st) =>
+      st.kind === 'dnsmasq'
+        ? st.action
+        : st.kind === 'command'
+          ? `${st.spec.netns} ${st.spec.argv.join(' ')}`
+          : st.kind,
+    );
+
+  test('port A deleted, port B created with its IP: A’s lease is released after the reload', () => {
+    const o = { ...matching(before), leases: leases([A_LEASE, C_LEASE, ELSEWHERE]) };
+    assert.deepEqual(describeSteps(planDhcp(after, o, S, NET)), [
+      'files',
+      'reload',
+      `qdhcp-${NET} dhcp_release ${after.device} 10.0.0.11 fa:16:3e:00:00:11 01:fa:16:3e:00:00:11`,
+    ]);
+  });
+
+  test('convergence: over the leases file dnsmasq then writes, nothing more is planned', () => {
+    assert.deepEqual(
+      planDhcp(after, { ...matching(after), leases: leases([C_LEASE]) }, S, NET),
+      [],
+    );
+    const renewed = '1795418599 fa:16:3e:00:00:1b 10.0.0.11 * *';
+    const o = { ...matching(after), leases: leases([renewed, C_LEASE, ELSEWHERE]) };
+    assert.deepEqual(planDhcp(after, o, S, NET), []);
+  });
+
+  test('a lease dnsmasq cannot release (no DHCP range there) is never planned', () => {
+    const OFF = '88888888-8888-4888-8888-888888888888';
+    const off = desiredDhcp(
+      {
+        ...network,
+        subnets: [
+          ...network.subnets,
+          {
+            ...(network.subnets[0] as DhcpNetwork['subnets'][number]),
+            id: OFF,
+            cidr: '10.1.0.0/24',
+            gateway_ip: null,
+            enable_dhcp: false,
+          },
+        ],
+        dhcp_port: {
+          ...(network.dhcp_port as NonNullable<DhcpNetwork['dhcp_port']>),
+          fixed_ips: [
+            { subnet_id: SUBNET, ip_address: '10.0.0.2' },
+            { subnet_id: OFF, ip_address: '10.1.0.2' },
+          ],
+        },
+      },
+      S,
+    ) as DesiredDhcp;
+    assert.deepEqual(off.addresses, ['10.0.0.2/24', '10.1.0.2/24']);
+    const o = { ...matching(off), leases: leases(['1 fa:16:3e:00:00:77 10.1.0.7 * *']) };
+    assert.deepEqual(planDhcp(off, o, S, NET), []);
+  });
+
+  test('a dnsmasq that is not running hears the release only after it started', () => {
+    const o = { ...matching(before), pid: null, argv: null, leases: leases([A_LEASE]) };
+    const steps = describeSteps(planDhcp(after, o, S, NET));
+    assert.deepEqual(steps.slice(0, 2), ['files', 'start']);
+    assert.match(steps[2] as string, /dhcp_release .* 10\.0\.0\.11 fa:16:3e:00:00:11/);
+    const gone = planDhcp(null, { ...matching(after), leases: leases([A_LEASE]) }, S, NET);
+    assert.ok(
+      !describeSteps(gone).some((x) => x.includes('dhcp_release')),
+      'teardown releases nothing',
+    );
+  });
+
+  test('IPv6: released when the address is no longer granted or went to another MAC', () => {
+    const SUB6 = '77777777-7777-4777-8777-777777777777';
+    const v6net = (ports: DhcpNetwork['ports']): DhcpNetwork => ({
+      ...network,
+      subnets: [
+        ...network.subnets,
+        {
+          id: SUB6,
+          cidr: '2001:db8::/64',
+          ip_version: '6',
+          gateway_ip: '2001:db8::1',
+          enable_dhcp: true,
+          dns_nameservers: [],
+          host_routes: [],
+        },
+      ],
+      ports,
+      dhcp_port: {
+        ...(network.dhcp_port as NonNullable<DhcpNetwork['dhcp_port']>),
+        fixed_ips: [
+          { subnet_id: SUBNET, ip_address: '10.0.0.2' },
+          { subnet_id: SUB6, ip_address: '2001:db8::2' },
+        ],
+      },
+    });
+    const six = (p: typeof portA, ip: string) => ({
+      ...p,
+      fixed_ips: [{ subnet_id: SUB6, ip_address: ip }],
+    });
+    const was = desiredDhcp(v6net([six(portA, '2001:db8::11'), six(portC, '2001:db8::12')]), S);
+    const now = desiredDhcp(v6net([six(portB, '2001:db8::11'), six(portC, '2001:db8::13')]), S);
+    const lines = [
+      'duid 00:01:00:01:2c:aa:bb:cc:fa:16:3e:00:00:02',
+      '1 11 2001:db8::11 * 00:03:00:01:fa:16:3e:00:00:11',
+      '1 12 2001:db8::12 * 00:03:00:01:fa:16:3e:00:00:12',
+      '1 T13 2001:db8::14 * 00:03:00:01:fa:16:3e:00:00:14',
+    ];
+    const o = { ...matching(was as DesiredDhcp), leases: leases(lines) };
+    const releases = describeSteps(planDhcp(now as DesiredDhcp, o, S, NET)).filter((x) =>
+      x.includes('dhcp_release6'),
+    );
+    assert.deepEqual(
+      releases.map((x) => x.split(' ').slice(4, 6).join(' ')),
+      ['--ip 2001:db8::11', '--ip 2001:db8::12'],
+    );
+    const after6 = { ...matching(now as DesiredDhcp), leases: leases(lines.slice(0, 2)) };
+    assert.deepEqual(planDhcp(now as DesiredDhcp, after6, S, NET), [], 'same MAC as before: kept');
+    const noDuid = { ...o, leases: leases(lines.slice(1)) };
+    const without = describeSteps(planDhcp(now as DesiredDhcp, noDuid, S, NET));
+    assert.ok(!without.some((x) => x.includes('dhcp_release6')), 'no server DUID: none');
   });
 });
