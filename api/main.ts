@@ -1,5 +1,7 @@
 /**
- * kumo-api: the HTTP API, the state-report consumer and the DHCP scheduler sweep.
+ * kumo-api: the HTTP API, the state-report consumer, the DHCP scheduler sweep and the
+ * compute sweep (builds stuck in `scheduling` by a kumo-api that stopped: at start, then
+ * periodically).
  *
  * Invariant: the database is migrated before anything is served or consumed; on stop the
  * HTTP server closes first, then buffered state reports are committed and acked, then the
@@ -9,22 +11,41 @@ import { PLUGIN_TOPIC, REPORTS_TOPIC } from '../contracts/messages.ts';
 import { apiQueue, createBroker } from '../core/amqp.ts';
 import { required } from '../core/config.ts';
 import { type DaemonContext, type Running, runDaemon } from '../core/daemon.ts';
-import { buildApp } from './app.ts';
-import { openDb } from './db/index.ts';
+import type { Logger } from '../core/log.ts';
+import { type ApiSettings, buildApp } from './app.ts';
+import { type Db, openDb } from './db/index.ts';
 import { migrate } from './db/migrations.ts';
 import { createReportConsumer, systemClock } from './liveness.ts';
 import { createRpcHandler } from './rpc.ts';
+import { startComputeSweeper } from './scheduler/compute-sweep.ts';
 import { startDhcpSweeper } from './scheduler/dhcp.ts';
 
-export async function startApi({ config, log }: DaemonContext): Promise<Running> {
-  const adminToken = required(config.api.admin_token, 'api', 'admin_token');
-  const connection = config.database.connection ?? {
-    engine: 'sqlite',
-    path: `${config.DEFAULT.state_path}/kumo.sqlite`,
+/** The app's settings, compiled once from the configuration. */
+function apiSettings(config: DaemonContext['config']): ApiSettings {
+  return {
+    adminToken: required(config.api.admin_token, 'api', 'admin_token'),
+    memberTokens: config.api.member_tokens,
+    agentDownTime: config.DEFAULT.agent_down_time,
+    bodyLimit: config.api.body_limit,
+    network: {
+      tenantNetworkTypes: config.ml2.tenant_network_types,
+      vniRanges: config.ml2.vni_ranges,
+      greIdRanges: config.ml2.gre_id_ranges,
+      flatNetworks: config.ml2.flat_networks,
+      globalPhysnetMtu: config.ml2.global_physnet_mtu,
+    },
+    dhcpAgentsPerNetwork: config.DEFAULT.dhcp_agents_per_network,
+    allowAutomaticFailover: config.api.allow_automatic_failover,
+    images: {
+      dir: config.api.image_dir ?? `${config.DEFAULT.state_path}/images`,
+      sizeLimit: config.api.image_size_limit,
+    },
+    ...(config.api.service_token ? { serviceTokens: [config.api.service_token] } : {}),
   };
-  const db = openDb(connection);
-  const applied = await migrate(db);
-  log.info({ engine: db.engine, applied }, 'database ready');
+}
+
+/** The broker with kumo-api's two queues: state reports (batched) and q-plugin's RPC. */
+function consumers(config: DaemonContext['config'], db: Db, log: Logger) {
   const broker = createBroker({
     url: config.DEFAULT.transport_url,
     log,
@@ -46,39 +67,33 @@ export async function startApi({ config, log }: DaemonContext): Promise<Running>
     { ...apiQueue(PLUGIN_TOPIC), prefetch: 64 },
     createRpcHandler({ db, broker, log }),
   );
-  await broker.start();
-  const settings = {
-    adminToken,
-    memberTokens: config.api.member_tokens,
-    agentDownTime: config.DEFAULT.agent_down_time,
-    bodyLimit: config.api.body_limit,
-    network: {
-      tenantNetworkTypes: config.ml2.tenant_network_types,
-      vniRanges: config.ml2.vni_ranges,
-      greIdRanges: config.ml2.gre_id_ranges,
-      flatNetworks: config.ml2.flat_networks,
-      globalPhysnetMtu: config.ml2.global_physnet_mtu,
-    },
-    dhcpAgentsPerNetwork: config.DEFAULT.dhcp_agents_per_network,
-    allowAutomaticFailover: config.api.allow_automatic_failover,
-    images: {
-      dir: config.api.image_dir ?? `${config.DEFAULT.state_path}/images`,
-      sizeLimit: config.api.image_size_limit,
-    },
-    ...(config.api.service_token ? { serviceTokens: [config.api.service_token] } : {}),
+  return { broker, reports };
+}
+
+export async function startApi({ config, log }: DaemonContext): Promise<Running> {
+  const settings = apiSettings(config);
+  const connection = config.database.connection ?? {
+    engine: 'sqlite',
+    path: `${config.DEFAULT.state_path}/kumo.sqlite`,
   };
+  const db = openDb(connection);
+  const applied = await migrate(db);
+  log.info({ engine: db.engine, applied }, 'database ready');
+  const { broker, reports } = consumers(config, db, log);
+  await broker.start();
   const app = buildApp({ db, broker, clock: systemClock, log, settings });
   // DHCP failover and catch-up scheduling, every agent_down_time / 2.
-  const sweeper = startDhcpSweeper(
-    { db, broker, clock: systemClock, log, settings },
-    (config.DEFAULT.agent_down_time * 1000) / 2,
-  );
+  const sweepMs = (config.DEFAULT.agent_down_time * 1000) / 2;
+  const sweeper = startDhcpSweeper({ db, broker, clock: systemClock, log, settings }, sweepMs);
+  // Builds a stopped kumo-api left in `scheduling`: at start, then every agent_down_time / 2.
+  const computeSweeper = startComputeSweeper({ db, broker, clock: systemClock, log }, sweepMs);
   await app.listen({ host: config.api.bind_host, port: config.api.bind_port });
   log.info({ host: config.api.bind_host, port: config.api.bind_port }, 'kumo-api listening');
   return {
     async stop() {
       await app.close();
       await sweeper.stop();
+      await computeSweeper.stop();
       await reports.close();
       await broker.close();
       await db.close();

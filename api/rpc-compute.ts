@@ -7,9 +7,14 @@
  * - a host is told only about instances handed over to it (host matches, not deleted,
  *   not still `scheduling`); for anything else get_instance answers `{instance: null}` so
  *   the agent removes what is left;
- * - a report is applied only from the instance's own host; power_state is always stored,
- *   a task ends only on its own task_id, and with no task pending a settled vm_state
- *   follows the power state (Nova's power sync);
+ * - a report is applied only from the instance's own host, and its power state only while
+ *   the row's task_id is still the one the agent observed (reports are consumed
+ *   concurrently: one overtaken by a newer task must not move the states back); a task
+ *   ends only on its own task_id; with no task pending, the vm_state follows the power
+ *   state as Nova's _sync_instance_power_state has it (`powerSync`);
+ * - a spawn that fails leaves its host in the statement that ends it, ports after;
+ * - an instance's NICs are the ports it was built with (port_order), never any port that
+ *   merely names it as its device;
  * - an instance ends ports first, row second, both idempotent: a crash between them
  *   leaves a row the next `deleted` report (or a repeated DELETE) finishes; ports go
  *   through the same db functions and hints as the ports API, so DHCP agents follow.
@@ -21,7 +26,6 @@ import {
   type InstancePort,
   type InstanceSpec,
   POWER_STATE,
-  type SpawnTimings,
   type VmState,
 } from '../contracts/servers.ts';
 import type { Broker } from '../core/amqp.ts';
@@ -29,14 +33,13 @@ import type { Logger } from '../core/log.ts';
 import type { Db, Queryable } from './db/index.ts';
 import { resourceTime } from './db/neutron.ts';
 import { deletePort, listPorts, updatePort } from './db/ports.ts';
+import { finishTask, followPower, markDeleted, setPowerState } from './db/server-tasks.ts';
 import {
   type Fault,
   getInstanceRow,
   hostInstanceIds,
   type InstanceRecord,
   inPortOrder,
-  markDeleted,
-  releaseHost,
 } from './db/servers.ts';
 import { type Clock, systemClock } from './liveness.ts';
 import { hintDhcpAgents } from './scheduler/dhcp.ts';
@@ -112,11 +115,13 @@ const handedTo = (inst: InstanceRecord | undefined, host: string) =>
   inst.host === host &&
   inst.taskState !== 'scheduling';
 
-/** An instance's ports as its agent plugs them: NIC order, with their network's MTU. */
+/** An instance's ports as its agent plugs them: its own (port_order) in NIC order, with
+ * their network's MTU; a port that merely names the instance as its device is no NIC. */
 async function specPorts(tx: Queryable, inst: InstanceRecord): Promise<InstancePort[]> {
+  if (inst.portOrder.length === 0) return [];
   const ports = inPortOrder(
     inst.portOrder,
-    await listPorts(tx, { columns: { device_id: [inst.id] }, clauses: [] }),
+    await listPorts(tx, { columns: { id: inst.portOrder, device_id: [inst.id] }, clauses: [] }),
   );
   const nets = [...new Set(ports.map((p) => p.network_id))];
   const rows = nets.length
@@ -169,85 +174,31 @@ export async function getHostInstances(
   return { instances: await hostInstanceIds(db, args.host) };
 }
 
-/* ------------------------------------------- the instances rows a report touches */
+/* -------------------------------------------------------------- power sync */
 
-async function setPowerState(db: Queryable, id: string, power: number, now: Date) {
-  await db.query(
-    `UPDATE instances SET power_state = ?,
-        updated_at = CASE WHEN power_state = ? THEN updated_at ELSE ? END
-      WHERE id = ? AND deleted_at IS NULL`,
-    [power, power, resourceTime(now), id],
-  );
-}
+const { NOSTATE, RUNNING, PAUSED, SHUTDOWN, CRASHED, SUSPENDED } = POWER_STATE;
 
-interface TaskResult {
-  vmState: VmState;
-  fault: Fault | null;
-  timings: SpawnTimings | null;
-}
+/** What power sync does with a settled vm_state: move it, or leave it and say why. */
+export type PowerSync = { to: VmState } | { ignored: string } | null;
 
 /**
- * Ends task `taskId` with its outcome; false when the row's current task is another one.
- * A delete ends with the row, or else only in ERROR (it failed; the user may retry).
- * launched_at is set on the first active.
+ * Nova's _sync_instance_power_state (no task pending): active and off, crashed or
+ * suspended → stopped; paused and off or crashed → stopped; active and paused, or not
+ * found, is left alone (external tools pause guests for a while); stopped yet running is
+ * left alone too (Nova would force a stop; Kumo only says so). Everything else: no change.
  */
-async function finishTask(
-  db: Queryable,
-  id: string,
-  taskId: number,
-  r: TaskResult,
-  now: Date,
-): Promise<boolean> {
-  const at = resourceTime(now);
-  const rows = await db.query(
-    `UPDATE instances SET task_state = NULL, vm_state = ?,
-        launched_at = CASE WHEN ? = 'active' THEN COALESCE(launched_at, ?) ELSE launched_at END,
-        fault = COALESCE(?, fault), timings = COALESCE(?, timings), updated_at = ?
-      WHERE id = ? AND task_id = ? AND deleted_at IS NULL
-        AND task_state IS NOT NULL AND task_state <> 'scheduling'
-        AND (task_state <> 'deleting' OR ? = 'error')
-      RETURNING id`,
-    [
-      r.vmState,
-      r.vmState,
-      at,
-      r.fault && JSON.stringify(r.fault),
-      r.timings && JSON.stringify(r.timings),
-      at,
-      id,
-      taskId,
-      r.vmState,
-    ],
-  );
-  return rows.length > 0;
-}
-
-/** Nova's power sync: with no task pending, a settled vm_state follows the hypervisor. */
-async function followPower(db: Queryable, id: string, vm: VmState, now: Date) {
-  const rows = await db.query(
-    `UPDATE instances SET vm_state = ?, updated_at = ?
-      WHERE id = ? AND deleted_at IS NULL AND task_state IS NULL AND vm_state <> ?
-        AND vm_state IN ('active', 'stopped', 'paused', 'suspended') RETURNING id`,
-    [vm, resourceTime(now), id, vm],
-  );
-  return rows.length > 0;
-}
-
-/** Nova's power sync: the vm_state a power state settles to (NOSTATE: none). */
-export function vmStateOfPower(power: number): VmState | undefined {
-  switch (power) {
-    case POWER_STATE.RUNNING:
-      return 'active';
-    case POWER_STATE.SHUTDOWN:
-    case POWER_STATE.CRASHED:
-      return 'stopped';
-    case POWER_STATE.PAUSED:
-      return 'paused';
-    case POWER_STATE.SUSPENDED:
-      return 'suspended';
-    default:
-      return undefined;
+export function powerSync(vm: VmState, power: number): PowerSync {
+  const off = power === SHUTDOWN || power === CRASHED;
+  if (vm === 'active') {
+    if (off || power === SUSPENDED) return { to: 'stopped' };
+    if (power === PAUSED) return { ignored: 'instance is paused unexpectedly' };
+    if (power === NOSTATE) return { ignored: 'instance is unexpectedly not found' };
+    return null;
   }
+  if (vm === 'paused' && off) return { to: 'stopped' };
+  if (vm === 'stopped' && !off && power !== NOSTATE)
+    return { ignored: power === RUNNING ? 'instance is not stopped' : 'instance is not off' };
+  return null;
 }
 
 function faultOf(args: ArgsOf<'update_instance'>, now: Date): Fault {
@@ -264,26 +215,32 @@ async function endTask(deps: ComputeDeps, inst: InstanceRecord, args: ArgsOf<'up
   const wanted = args.vm_state;
   const vm = wanted && TASK_RESULTS.includes(wanted) ? wanted : inst.vmState;
   const now = nowOf(deps);
-  const ended = await finishTask(
-    deps.db,
-    inst.id,
-    args.task_done as number,
-    {
-      vmState: vm,
-      fault: vm === 'error' ? faultOf(args, now) : null,
-      timings: args.timings ?? null,
-    },
-    now,
-  );
+  const fault = vm === 'error' ? faultOf(args, now) : null;
+  const result = { vmState: vm, fault, timings: args.timings ?? null };
+  const ended = await finishTask(deps.db, inst.id, args.task_done as number, result, now);
   const log = { instanceId: inst.id, taskId: args.task_done, task: inst.taskState, vmState: vm };
-  if (ended && inst.taskState === 'spawning' && vm === 'error') {
-    // Nova's build failure: networks deallocated, host and its capacity released.
+  if (!ended) {
+    deps.log.info({ ...log, current: inst.taskId }, 'report of a task no longer current');
+    return false;
+  }
+  if (vm === 'error' && ended.host === '') {
+    // Nova's build failure: the host went with the task; the networks are deallocated.
     await releasePorts(deps, inst);
-    await releaseHost(deps.db, inst.id, now);
-    deps.log.info(log, 'spawn failed: ports and host released');
-  } else if (ended) deps.log.info(log, 'instance task done');
-  else deps.log.info({ ...log, current: inst.taskId }, 'report of a task no longer current');
-  return ended;
+    deps.log.info(log, 'spawn failed: host and ports released');
+  } else deps.log.info(log, 'instance task done');
+  return true;
+}
+
+/** Power sync for a report that ended no task (see `powerSync`). */
+async function syncPower(deps: ComputeDeps, inst: InstanceRecord, args: ArgsOf<'update_instance'>) {
+  if (inst.taskState !== null) return;
+  const sync = powerSync(inst.vmState, args.power_state);
+  const ctx = { instanceId: inst.id, vmState: inst.vmState, power: args.power_state };
+  if (sync === null) return;
+  if ('ignored' in sync) return deps.log.warn(ctx, `power sync: ${sync.ignored}; ignored`);
+  const change = { from: inst.vmState, to: sync.to, observed: args.observed_task_id };
+  if (await followPower(deps.db, inst.id, change, nowOf(deps)))
+    deps.log.info({ ...ctx, to: sync.to }, 'power sync: vm_state follows the power state');
 }
 
 /** The agent's report (a cast): see the module invariants. */
@@ -297,13 +254,14 @@ export async function updateInstance(deps: ComputeDeps, args: ArgsOf<'update_ins
     if (args.deleted) await releasePorts(deps, inst);
     return;
   }
-  await setPowerState(deps.db, inst.id, args.power_state, nowOf(deps));
+  const observed = args.observed_task_id;
+  await setPowerState(deps.db, inst.id, args.power_state, observed, nowOf(deps));
   if (args.deleted) {
     if (inst.taskState === 'deleting') return finishDelete(deps, inst);
     return deps.log.warn({ ...ctx, task: inst.taskState }, 'deleted report without a delete');
   }
   if (args.task_done !== undefined && (await endTask(deps, inst, args))) return;
-  const vm = vmStateOfPower(args.power_state);
-  if (vm && (await followPower(deps.db, inst.id, vm, nowOf(deps))))
-    deps.log.info({ ...ctx, vmState: vm, power: args.power_state }, 'vm_state follows power');
+  if (observed !== undefined && observed !== inst.taskId)
+    return deps.log.info({ ...ctx, observed, current: inst.taskId }, 'report overtaken');
+  await syncPower(deps, inst, args);
 }

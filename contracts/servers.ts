@@ -105,6 +105,31 @@ export const SERVER_ACTIONS = {
 } as const satisfies Record<string, TaskState | null>;
 export type ServerAction = keyof typeof SERVER_ACTIONS;
 
+/* -------------------------------------------------------- domain bounds */
+
+/**
+ * What a Kumo libvirt domain takes (agents/compute/domain.ts refuses anything else): the
+ * API refuses a server beyond these at create, so every spec it hands out can be built.
+ * vcpus and ram (MiB) are inclusive ranges; `text` is the longest name the domain XML
+ * carries (display name, flavor name); `cmdline` is x86's COMMAND_LINE_SIZE minus its NUL.
+ */
+export const DOMAIN_LIMITS = {
+  vcpus: { min: 1, max: 512 },
+  ramMb: { min: 16, max: 16 * 1024 * 1024 },
+  text: 255,
+  cmdline: 2047,
+} as const;
+
+/** C0 controls, DEL and C1 controls: never in a name or a command line of a domain. */
+export const DOMAIN_CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+
+/** Why `s` cannot be domain text (a name, a command line), or undefined when it can. */
+export function domainTextProblem(s: string): string | undefined {
+  if (DOMAIN_CONTROL.test(s)) return 'must not contain control characters';
+  if (!s.isWellFormed()) return 'must be well-formed Unicode (no lone surrogates)';
+  return undefined;
+}
+
 /* ------------------------------------------------------------- requests */
 
 const MAX_METADATA = 128;
@@ -165,13 +190,24 @@ export const refId = (r: string): string => {
   return decodeURIComponent(tail);
 };
 
-const serverName = () =>
-  str({
+/** A name the domain can carry: 1-255 characters, no outer spaces, no controls (C0/C1). */
+const serverName = (): Schema<string> => {
+  const base = str({
     min: 1,
-    max: 255,
+    max: DOMAIN_LIMITS.text,
     pattern: /^(?! ).*(?<! )$/,
     patternName: 'a name without leading or trailing spaces',
   });
+  return {
+    kind: 'string',
+    parse(value, path = '') {
+      const name = base.parse(value, path);
+      const problem = domainTextProblem(name);
+      if (problem) throw new ValidationError(path, problem);
+      return name;
+    },
+  };
+};
 const one = () => int({ min: 1, max: 1 });
 const anyValue = { kind: 'any', parse: (v: unknown) => v } as Schema<unknown>;
 

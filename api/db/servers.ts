@@ -1,12 +1,11 @@
 /**
- * Instance rows (Nova's instances): create, read, start tasks, hand over, soft-delete.
- * The updates an agent's report makes are in rpc-compute.ts.
+ * Instance rows (Nova's instances): the record, create, read, list, rename, the host's
+ * ids and port claims. The updates that start, hand over and end tasks are in
+ * server-tasks.ts.
  *
- * Invariants: a task starts only through a conditional UPDATE that checks the vm_state
- * and task_state it may start from and bumps task_id in the same statement, so two
- * requests racing on one server cannot both start a task; rows are soft-deleted
- * (deleted_at) and never come back; instances in task `scheduling` are not yet their
- * host's (the API is still attaching their ports), so the agent RPC does not show them.
+ * Invariants: rows are soft-deleted (deleted_at) and never come back; instances in task
+ * `scheduling` are not yet their host's (the API is still attaching their ports), so the
+ * agent RPC does not show them; a port is claimed only while no device has it.
  */
 import type { InstanceImage, SpawnTimings, TaskState, VmState } from '../../contracts/servers.ts';
 import type { Param, Queryable, Row } from './index.ts';
@@ -80,11 +79,11 @@ type Text =
   | 'created_at'
   | 'updated_at';
 type Nullable = 'task_state' | 'fault' | 'timings' | 'launched_at' | 'deleted_at';
-type InstanceRow = Row & Record<Text, string> & Record<Nullable, string | null>;
+export type InstanceRow = Row & Record<Text, string> & Record<Nullable, string | null>;
 
 const parsed = <T>(s: string | null): T | null => (s === null ? null : (JSON.parse(s) as T));
 
-const toRecord = (r: InstanceRow): InstanceRecord => ({
+export const toRecord = (r: InstanceRow): InstanceRecord => ({
   id: r.id,
   seq: Number(r.seq),
   name: r.name,
@@ -202,93 +201,6 @@ export function inPortOrder<T extends { id: string }>(order: readonly string[], 
     return i < 0 ? order.length : i;
   };
   return [...ports].sort((a, b) => rank(a) - rank(b));
-}
-
-/** Which vm_states and task_states a task may start from (`'any'`: no check). */
-export interface TaskRule {
-  vm: readonly VmState[] | 'any';
-  tasks: readonly (TaskState | null)[] | 'any';
-}
-
-function ruleSql(rule: TaskRule): { sql: string; params: Param[] } {
-  const parts: string[] = [];
-  const params: Param[] = [];
-  if (rule.vm !== 'any') {
-    parts.push(`vm_state IN (${rule.vm.map(() => '?').join(', ')})`);
-    params.push(...rule.vm);
-  }
-  if (rule.tasks !== 'any') {
-    const named = rule.tasks.filter((t): t is TaskState => t !== null);
-    const alts = rule.tasks.includes(null) ? ['task_state IS NULL'] : [];
-    if (named.length) alts.push(`task_state IN (${named.map(() => '?').join(', ')})`);
-    parts.push(alts.length ? `(${alts.join(' OR ')})` : 'FALSE');
-    params.push(...named);
-  }
-  return { sql: parts.map((p) => ` AND ${p}`).join(''), params };
-}
-
-/**
- * Starts `task` (a new task_id) if the live row satisfies `rule`; the updated row, or
- * undefined when the row is missing, deleted or in a state the rule refuses.
- */
-export async function startTask(
-  db: Queryable,
-  id: string,
-  task: TaskState,
-  rule: TaskRule,
-  now: Date,
-): Promise<InstanceRecord | undefined> {
-  const cond = ruleSql(rule);
-  const [row] = await db.query<InstanceRow>(
-    `UPDATE instances SET task_state = ?, task_id = task_id + 1, updated_at = ?
-      WHERE id = ? AND deleted_at IS NULL${cond.sql} RETURNING *`,
-    [task, resourceTime(now), id, ...cond.params],
-  );
-  return row && toRecord(row);
-}
-
-/** scheduling → spawning once the ports are attached; false when the row moved on. */
-export async function handOver(
-  db: Queryable,
-  id: string,
-  portOrder: readonly string[],
-  now: Date,
-): Promise<boolean> {
-  const rows = await db.query(
-    `UPDATE instances SET task_state = 'spawning', port_order = ?, updated_at = ?
-      WHERE id = ? AND deleted_at IS NULL AND task_state = 'scheduling' RETURNING id`,
-    [JSON.stringify(portOrder), resourceTime(now), id],
-  );
-  return rows.length > 0;
-}
-
-/** A build the API itself gave up on: ERROR with the fault, no host, no task. */
-export async function failBuild(db: Queryable, id: string, fault: Fault, now: Date) {
-  await db.query(
-    `UPDATE instances SET vm_state = 'error', task_state = NULL, host = '', fault = ?, updated_at = ?
-      WHERE id = ? AND deleted_at IS NULL`,
-    [JSON.stringify(fault), resourceTime(now), id],
-  );
-}
-
-/** A build that failed on its host leaves it (Nova nils out host and node): the
- * capacity is free again and later reports from that host are ignored. */
-export async function releaseHost(db: Queryable, id: string, now: Date) {
-  await db.query(
-    `UPDATE instances SET host = '', updated_at = ? WHERE id = ? AND deleted_at IS NULL`,
-    [resourceTime(now), id],
-  );
-}
-
-/** Soft-deletes; false when the row was already deleted (or never existed). */
-export async function markDeleted(db: Queryable, id: string, now: Date): Promise<boolean> {
-  const at = resourceTime(now);
-  const rows = await db.query(
-    `UPDATE instances SET vm_state = 'deleted', task_state = NULL, deleted_at = ?, updated_at = ?
-      WHERE id = ? AND deleted_at IS NULL RETURNING id`,
-    [at, at, id],
-  );
-  return rows.length > 0;
 }
 
 export async function renameInstance(db: Queryable, id: string, name: string, now: Date) {

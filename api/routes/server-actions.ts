@@ -1,14 +1,14 @@
 /**
- * What a Nova server request checks and changes beyond reading: the references of a
- * create (flavor, image, networks, ports), DELETE /servers/{id}, and
+ * What a Nova server request changes beyond create and rename: DELETE /servers/{id} and
  * POST /servers/{id}/action (reboot, os-stop, os-start, pause, unpause, suspend, resume,
- * os-getConsoleOutput).
+ * os-getConsoleOutput). The references of a create are checked in server-refs.ts.
  *
- * Invariants: every reference is resolved read-only and refused with Nova's status and a
- * message naming it; an action starts a task only from the vm_state/task_state Nova
- * allows (409 naming the state otherwise), only on a host whose compute agent is alive,
- * and every new task gets a new task_id and a hint to that host; a delete never waits
- * for a dead agent (Nova's local delete: the agent's resync removes what is left).
+ * Invariants: an action starts a task only from the vm_state/task_state Nova allows (409
+ * naming the state otherwise), only on a server that has a host whose compute agent is
+ * alive (a server whose build failed can only be deleted), and every new task gets a new
+ * task_id and a hint to that host; a delete never waits for a dead agent (Nova's local
+ * delete: the agent's resync removes what is left), and whether it is local is decided
+ * from the row the delete's own UPDATE left, never from an earlier read.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError, TransientError } from '../../contracts/errors.ts';
@@ -17,31 +17,15 @@ import { isPlainObject, UUID, ValidationError } from '../../contracts/schema.ts'
 import {
   ConsoleOutputAction,
   ConsoleOutputResult,
-  type InstanceImage,
-  type NetworkRequest,
   RebootAction,
-  refId,
   SERVER_ACTIONS,
   type TaskState,
 } from '../../contracts/servers.ts';
 import type { AppDeps } from '../app.ts';
-import { getFlavor, listFlavors } from '../db/flavors.ts';
-import { getImage, type ImageRecord } from '../db/images.ts';
-import type { Db } from '../db/index.ts';
-import { getNetwork, listNetworks } from '../db/networks.ts';
-import { getPort } from '../db/ports.ts';
-import {
-  type FlavorSnapshot,
-  getInstanceRow,
-  type ImageMeta,
-  type InstanceRecord,
-  startTask,
-  type TaskRule,
-} from '../db/servers.ts';
-import { listSubnets, planOf } from '../db/subnets.ts';
-import { canonicalIp, contains, parseIp } from '../ipam.ts';
+import { startDelete, startTask, type TaskRule } from '../db/server-tasks.ts';
+import { getInstanceRow, type InstanceRecord } from '../db/servers.ts';
 import { finishDelete, hintInstance } from '../rpc-compute.ts';
-import { COMPUTE_AGENT, computeAgentAlive, type Nic } from '../scheduler/compute.ts';
+import { COMPUTE_AGENT, computeAgentAlive } from '../scheduler/compute.ts';
 
 const bad = (message: string) => new ApiError('BadRequest', message);
 const conflict = (message: string) => new ApiError('Conflict', message);
@@ -54,131 +38,6 @@ export async function loadInstance(deps: AppDeps, id: string): Promise<InstanceR
   const inst = UUID.test(id) ? await getInstanceRow(deps.db, id) : undefined;
   if (!inst || inst.deletedAt !== null) throw instanceNotFound(id);
   return inst;
-}
-
-/* ------------------------------------------------------------- create refs */
-
-/** The id a ref names; a malformed %-escape is the field's 400, not a 500. */
-function idOf(ref: string, field: 'flavorRef' | 'imageRef'): string {
-  try {
-    return refId(ref);
-  } catch {
-    throw bad(`Invalid ${field} provided: '${ref}' is not an id or a URL.`);
-  }
-}
-
-/** flavorRef: a flavor id (or URL), or else a flavor name. */
-export async function resolveFlavor(db: Db, ref: string): Promise<FlavorSnapshot> {
-  const id = idOf(ref, 'flavorRef');
-  const f = (await getFlavor(db, id)) ?? (await listFlavors(db, {})).find((x) => x.name === id);
-  if (!f) throw bad(`Invalid flavorRef provided: flavor ${id} could not be found.`);
-  return { id: f.id, name: f.name, vcpus: f.vcpus, ram: f.ram, disk: f.disk };
-}
-
-/** `label` names the image in errors: "Image <id>", "Kernel image <id> (kernel_id …)". */
-function snapshot(img: ImageRecord, label: string): InstanceImage {
-  const { checksum, os_hash_value: hash, size, disk_format: format } = img;
-  if (img.status !== 'active' || checksum === null || hash === null || size === null)
-    throw bad(`${label} is not active.`);
-  if (format === null) throw bad(`${label} has no disk_format.`);
-  return {
-    id: img.id,
-    checksum,
-    os_hash_algo: 'sha512',
-    os_hash_value: hash,
-    size,
-    disk_format: format,
-  };
-}
-
-async function imageOf(db: Db, id: string, label: string): Promise<InstanceImage> {
-  const img = UUID.test(id) ? await getImage(db, id) : undefined;
-  if (!img) throw bad(`${label} could not be found.`);
-  return snapshot(img, label);
-}
-
-/** imageRef: an active image with data, its kernel/ramdisk too; Nova's flavor checks. */
-export async function resolveImage(db: Db, ref: string, flavor: FlavorSnapshot) {
-  const id = idOf(ref, 'imageRef');
-  if (!UUID.test(id)) throw bad(`Invalid imageRef provided: ${id} is not an image id.`);
-  const img = await getImage(db, id);
-  if (!img) throw bad(`Image ${id} could not be found.`);
-  const image = snapshot(img, `Image ${id}`);
-  if (flavor.ram < img.min_ram) throw bad("Flavor's memory is too small for requested image.");
-  if (flavor.disk > 0 && (flavor.disk < img.min_disk || flavor.disk * 1024 ** 3 < image.size))
-    throw bad(
-      `Flavor's disk is too small for requested image. Flavor disk is ${flavor.disk * 1024 ** 3} bytes, image is ${image.size} bytes.`,
-    );
-  const { kernel_id: k, ramdisk_id: r, os_command_line: cmdline } = img.properties;
-  const meta: ImageMeta = {
-    image,
-    kernel:
-      k === undefined ? null : await imageOf(db, k, `Kernel image ${k} (kernel_id of image ${id})`),
-    ramdisk:
-      r === undefined
-        ? null
-        : await imageOf(db, r, `Ramdisk image ${r} (ramdisk_id of image ${id})`),
-    cmdline: cmdline ?? null,
-  };
-  return meta;
-}
-
-async function checkFixedIp(db: Db, networkId: string, raw: string, seen: Set<string>) {
-  const text = canonicalIp(raw);
-  const ip = parseIp(raw);
-  if (!text || !ip) throw bad(`Invalid fixed IP address (${raw})`);
-  const subnets = await listSubnets(db, { columns: { network_id: [networkId] }, clauses: [] });
-  if (!subnets.some((s) => contains(planOf(s).cidr, ip)))
-    throw bad(`Fixed IP ${text} is not a valid ip address for network ${networkId}.`);
-  const [used] = await db.query<{ device_id: string }>(
-    `SELECT p.device_id FROM ipallocations a JOIN ports p ON p.id = a.port_id
-      WHERE a.network_id = ? AND a.ip_address = ?`,
-    [networkId, text],
-  );
-  if (used) throw bad(`Fixed IP address ${text} is already in use on instance ${used.device_id}.`);
-  if (seen.has(text)) throw bad(`Fixed IP address ${text} is requested more than once.`);
-  seen.add(text);
-  return text;
-}
-
-async function networkNic(db: Db, id: string): Promise<Nic> {
-  const net = await getNetwork(db, id);
-  if (!net) throw bad(`Network ${id} could not be found.`);
-  if (net.subnets.length === 0)
-    throw bad(`Network ${id} requires a subnet in order to boot instances on.`);
-  return { kind: 'network', networkId: id };
-}
-
-/** networks: new ports on networks, existing unused ports, "auto" (the only one), "none". */
-export async function resolveNics(
-  db: Db,
-  networks: NetworkRequest[] | 'auto' | 'none' | undefined,
-): Promise<Nic[]> {
-  if (networks === undefined || networks === 'none') return [];
-  if (networks === 'auto') {
-    const nets = await listNetworks(db, { columns: { external: [false] }, clauses: [] });
-    if (nets.length > 1)
-      throw conflict('Multiple possible networks found, use a Network ID to be more specific.');
-    if (!nets[0]) throw bad('Unable to automatically allocate a network: there is no network.');
-    return [await networkNic(db, nets[0].id)];
-  }
-  const nics: Nic[] = [];
-  const ips = new Set<string>();
-  for (const n of networks) {
-    if (n.port !== undefined) {
-      const port = await getPort(db, n.port);
-      if (!port) throw bad(`Port id ${n.port} could not be found.`);
-      if (port.device_id !== '' || nics.some((x) => x.kind === 'port' && x.portId === n.port))
-        throw conflict(`Port ${n.port} is still in use.`);
-      nics.push({ kind: 'port', portId: port.id });
-    } else {
-      const nic = await networkNic(db, n.uuid as string);
-      if (n.fixed_ip !== undefined && nic.kind === 'network')
-        nic.fixedIp = await checkFixedIp(db, nic.networkId, n.fixed_ip, ips);
-      nics.push(nic);
-    }
-  }
-  return nics;
 }
 
 /* ------------------------------------------------------------------ actions */
@@ -236,10 +95,11 @@ const allows = (rule: TaskRule, inst: InstanceRecord) =>
   (rule.vm === 'any' || rule.vm.includes(inst.vmState)) &&
   (rule.tasks === 'any' || rule.tasks.includes(inst.taskState));
 
+const notReady = (inst: InstanceRecord) => conflict(`Instance ${inst.id} is not ready.`);
+
 /** The instance's host, if its compute agent can be asked now (409 otherwise). */
 async function liveHost(deps: AppDeps, inst: InstanceRecord): Promise<string> {
-  if (inst.host === '' || inst.taskState === 'scheduling')
-    throw conflict(`Instance ${inst.id} is not ready.`);
+  if (inst.host === '' || inst.taskState === 'scheduling') throw notReady(inst);
   if (!(await computeAgentAlive(deps.db, inst.host, deps.clock.now(), deps.settings.agentDownTime)))
     throw conflict(
       `Service is unavailable at this time: the compute agent on ${inst.host} is not alive.`,
@@ -251,7 +111,10 @@ async function runAction(deps: AppDeps, inst: InstanceRecord, spec: ActionSpec) 
   if (!allows(spec.rule, inst)) throw invalidState(spec, inst);
   await liveHost(deps, inst);
   const started = await startTask(deps.db, inst.id, spec.task, spec.rule, deps.clock.now());
-  if (!started) throw invalidState(spec, await loadInstance(deps, inst.id));
+  if (!started) {
+    const current = await loadInstance(deps, inst.id);
+    throw current.host === '' ? notReady(current) : invalidState(spec, current);
+  }
   deps.log.info({ instanceId: inst.id, task: spec.task, taskId: started.taskId }, 'task started');
   await hintInstance(deps, started.host, inst.id, started.taskId);
 }
@@ -319,23 +182,28 @@ async function action(
   return reply.status(202).send();
 }
 
+/** Starts the delete; local when the row has no host (left it in the delete's own UPDATE,
+ * or never had one) or its agent is dead, else a hint to the host. */
+async function deleteServer(deps: AppDeps, id: string) {
+  const inst = await loadInstance(deps, id);
+  const now = deps.clock.now();
+  const started = await startDelete(deps.db, inst.id, now);
+  if (!started) throw instanceNotFound(inst.id);
+  const local =
+    started.host === '' ||
+    !(await computeAgentAlive(deps.db, started.host, now, deps.settings.agentDownTime));
+  deps.log.info({ instanceId: inst.id, host: started.host, local }, 'instance delete requested');
+  if (local) await finishDelete(deps, started);
+  else await hintInstance(deps, started.host, inst.id, started.taskId);
+}
+
 export function serverActionRoutes(scope: FastifyInstance, deps: AppDeps) {
   scope.post('/servers/:id/action', (req: FastifyRequest<{ Params: { id: string } }>, reply) =>
     action(deps, req, reply),
   );
 
   scope.delete('/servers/:id', async (req: FastifyRequest<{ Params: { id: string } }>, reply) => {
-    const inst = await loadInstance(deps, req.params.id);
-    const now = deps.clock.now();
-    const started = await startTask(deps.db, inst.id, 'deleting', { vm: 'any', tasks: 'any' }, now);
-    if (!started) throw instanceNotFound(inst.id);
-    const local =
-      started.host === '' ||
-      inst.taskState === 'scheduling' ||
-      !(await computeAgentAlive(deps.db, started.host, now, deps.settings.agentDownTime));
-    deps.log.info({ instanceId: inst.id, host: started.host, local }, 'instance delete requested');
-    if (local) await finishDelete(deps, started);
-    else await hintInstance(deps, started.host, inst.id, started.taskId);
+    await deleteServer(deps, req.params.id);
     return reply.status(204).send();
   });
 }

@@ -1,322 +1,35 @@
 /**
- * Nova servers in kumo-api on both database engines with a real broker: compute agents
- * register by casting real report_state messages; a second broker plays the agents (it
- * consumes `compute_agent.<host>` and `dhcp_agent.<host>`, answers get_console_output,
- * calls get_instance / get_host_instances and casts update_instance on q-plugin, which
- * the API's real RPC handler serves one message at a time so reports apply in order).
+ * Creating and listing Nova servers in kumo-api on both database engines with a real
+ * broker (api-servers-harness.ts: real report_state heartbeats, a second broker playing
+ * the agents on their real host queues and q-plugin). Actions and deletes are in
+ * api-servers-actions.test.ts, the agents' reports in api-servers-reports.test.ts.
  *
  * Shown: scheduling to the host with the most free RAM, ports made and bound with
- * device_owner compute:nova, the hint on the real host queue, the instance spec; bad
- * references refused with nothing created; no capacity → ERROR "No valid host"; no
- * overcommit under concurrent boots; update_instance (task_done, stale task ids, other
- * hosts, power sync, faults); actions 202/409; console output round trip and timeout;
- * delete through the agent and local delete with a dead agent.
+ * device_owner compute:nova, the hint on the real host queue, the instance spec, the
+ * list and its filters; bad references refused naming them with nothing created, and
+ * flavors, images and names a domain cannot take among them; no capacity → ERROR "No
+ * valid host"; no overcommit under concurrent boots; ports that cannot be made → ERROR
+ * with what was made released.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { join } from 'node:path';
-import { after, before, beforeEach, describe, test } from 'node:test';
-import type { FastifyInstance } from 'fastify';
-import { type ApiSettings, buildApp } from '../../api/app.ts';
-import { type Db, openDb } from '../../api/db/index.ts';
-import { migrate } from '../../api/db/migrations.ts';
-import { createReportConsumer } from '../../api/liveness.ts';
-import { createRpcHandler } from '../../api/rpc.ts';
-import type { AgentState } from '../../contracts/agents.ts';
+import { describe, test } from 'node:test';
 import type { Image } from '../../contracts/compute.ts';
-import {
-  type ArgsOf,
-  EXCHANGE,
-  hostQueue,
-  type Message,
-  PLUGIN_TOPIC,
-  REPORTS_TOPIC,
-} from '../../contracts/messages.ts';
 import type { Network, Port, Subnet } from '../../contracts/network.ts';
-import {
-  GetHostInstancesResult,
-  GetInstanceResult,
-  type InstanceSpec,
-  type PowerState,
-} from '../../contracts/servers.ts';
-import { apiQueue, type Broker, createBroker } from '../../core/amqp.ts';
-import { silentLogger } from '../../core/log.ts';
-import { rabbitVhost, tempDir, testDatabase, type Vhost, waitFor } from '../helpers/env.ts';
-
-const ADMIN = 'admin-token-xyz';
-const MEMBER = 'member-token-xyz';
-const DOWN = 30;
-const CONSOLE = 'line one\nline two\nline three\n';
-/** Agents the fake-agent broker answers for; h3 reports but never consumes. */
-const CONSUMED = ['h1', 'h2'] as const;
-
-type Body = Record<string, unknown>;
-type Server = Record<string, unknown> & { id: string; status: string };
-
-const computeState = (host: string, conf: Body = {}): AgentState => ({
-  agent_type: 'Compute agent',
-  binary: 'kumo-compute-agent',
-  topic: 'compute_agent',
-  host,
-  start_flag: true,
-  configurations: {
-    vcpus: 4,
-    memory_mb: 4096,
-    local_gb: 40,
-    cpu_allocation_ratio: 1.0,
-    ram_allocation_ratio: 1.0,
-    disk_allocation_ratio: 1.0,
-    reserved_host_memory_mb: 512,
-    ...conf,
-  } as AgentState['configurations'],
-});
-const dhcpState = (host: string): AgentState => ({
-  agent_type: 'DHCP agent',
-  binary: 'kumo-dhcp-agent',
-  topic: 'dhcp_agent',
-  host,
-  start_flag: true,
-  configurations: { networks: 0 },
-});
+import type { InstanceSpec } from '../../contracts/servers.ts';
+import { waitFor } from '../helpers/env.ts';
+import { type Body, DOWN, MEMBER, type Server, serversHarness } from './api-servers-harness.ts';
 
 for (const engine of ['sqlite', 'postgres'] as const) {
-  describe(`servers on ${engine}`, () => {
-    const dir = tempDir();
-    const database = testDatabase(engine, dir.path);
-    let vhost: Vhost;
-    let db: Db;
-    let api: Broker;
-    let agents: Broker;
-    let app: FastifyInstance;
-    let now = new Date('2026-11-22T10:00:00.000Z');
-    const clock = { now: () => now };
-    const advance = (s: number) => {
-      now = new Date(now.getTime() + s * 1000);
-    };
-    const settings: ApiSettings = {
-      adminToken: ADMIN,
-      memberTokens: [MEMBER],
-      agentDownTime: DOWN,
-      bodyLimit: 1 << 20,
-      images: { dir: join(dir.path, 'images'), sizeLimit: 1 << 20 },
-    };
-    const received: { queue: string; message: Message }[] = [];
-    const images: Record<'plain' | 'kernel' | 'ramdisk' | 'direct' | 'queued', string> = {
-      plain: '',
-      kernel: '',
-      ramdisk: '',
-      direct: '',
-      queued: '',
-    };
-    let net: { n: Network; s: Subnet };
-
-    before(async () => {
-      vhost = rabbitVhost();
-      db = openDb(database.url);
-      await migrate(db);
-      api = createBroker({ url: vhost.url, log: silentLogger(), timeoutMs: 3000 });
-      const reports = createReportConsumer({
-        db,
-        broker: api,
-        log: silentLogger(),
-        clock,
-        agentDownTime: DOWN,
-      });
-      api.consume(apiQueue(REPORTS_TOPIC), async (m) => {
-        if (m.method === 'report_state') await reports.handle(m.args);
-      });
-      api.consume(
-        { ...apiQueue(PLUGIN_TOPIC), prefetch: 1 },
-        createRpcHandler({ db, broker: api, log: silentLogger(), clock }),
-      );
-      await api.start();
-      agents = createBroker({ url: vhost.url, log: silentLogger(), timeoutMs: 5000 });
-      const queues = [
-        ...CONSUMED.map((h) => hostQueue('compute_agent', h)),
-        hostQueue('dhcp_agent', 'n1'),
-      ];
-      for (const name of queues)
-        agents.consume(
-          { name, durable: false, bindings: [{ exchange: EXCHANGE, routingKey: name }] },
-          async (message, info) => {
-            received.push({ queue: info.queue, message });
-            if (message.method !== 'get_console_output') return undefined;
-            const lines = CONSOLE.split('\n').slice(0, -1);
-            const n = message.args.length ?? -1;
-            return { output: `${(n < 0 ? lines : lines.slice(-n)).join('\n')}\n` };
-          },
-        );
-      await agents.start();
-      app = buildApp({ db, broker: api, clock, log: silentLogger(), settings });
-      images.plain = await image({ name: 'plain', disk_format: 'qcow2', container_format: 'bare' });
-      images.kernel = await image({ name: 'vmlinuz', disk_format: 'aki', container_format: 'aki' });
-      images.ramdisk = await image({ name: 'initrd', disk_format: 'ari', container_format: 'ari' });
-      images.direct = await image({
-        name: 'direct',
-        disk_format: 'ami',
-        container_format: 'ami',
-        kernel_id: images.kernel,
-        ramdisk_id: images.ramdisk,
-        os_command_line: 'console=ttyS0 quiet',
-      });
-      images.queued = await image({ name: 'empty', disk_format: 'raw' }, false);
-    });
-    after(async () => {
-      await app?.close();
-      await agents?.close();
-      await api?.close();
-      await db?.close();
-      vhost?.cleanup();
-      database.cleanup();
-      dir.cleanup();
-    });
-
-    const call = async (
-      method: 'GET' | 'POST' | 'PUT' | 'DELETE',
-      url: string,
-      payload?: unknown,
-      token = ADMIN,
-      type?: string,
-    ) => {
-      const headers: Record<string, string> = { 'x-auth-token': token };
-      if (type) headers['content-type'] = type;
-      const res = await app.inject({ method, url, payload: payload as string, headers });
-      const json = String(res.headers['content-type'] ?? '').startsWith('application/json');
-      return {
-        status: res.statusCode,
-        raw: res.body,
-        body: json && res.body ? (res.json() as Body) : null,
-      };
-    };
-    async function image(body: Body, upload = true): Promise<string> {
-      const r = await call('POST', '/v2/images', body);
-      assert.equal(r.status, 201, r.raw);
-      const id = (r.body as unknown as Image).id;
-      if (upload) {
-        const data = Buffer.from(`image data of ${String(body.name)}`);
-        const u = await call(
-          'PUT',
-          `/v2/images/${id}/file`,
-          data,
-          ADMIN,
-          'application/octet-stream',
-        );
-        assert.equal(u.status, 204, u.raw);
-      }
-      return id;
-    }
-    const novaErr = (r: { status: number; body: Body | null }, key: string, status: number) => {
-      assert.equal(r.status, status, JSON.stringify(r.body));
-      const inner = (r.body as Record<string, { code: number; message: string }>)[key];
-      assert.ok(inner, `expected a ${key} error, got ${JSON.stringify(r.body)}`);
-      assert.equal(inner.code, status);
-      return inner.message;
-    };
-    const ok = async <T>(method: 'POST' | 'GET', url: string, key: string, payload?: unknown) => {
-      const r = await call(method, url, payload);
-      assert.equal(r.status, method === 'POST' ? 201 : 200, r.raw);
-      return (r.body as Record<string, T>)[key] as T;
-    };
-    const heartbeat = async (state: AgentState) => {
-      await agents.cast(REPORTS_TOPIC, 'report_state', {
-        agent_state: state,
-        time: now.toISOString(),
-      });
-      const stamp = now.toISOString();
-      await waitFor(`a heartbeat of ${state.agent_type} on ${state.host}`, async () => {
-        const [row] = await db.query<{ heartbeat_timestamp: string; configurations: string }>(
-          'SELECT heartbeat_timestamp, configurations FROM agents WHERE agent_type = ? AND host = ?',
-          [state.agent_type, state.host],
-        );
-        return (
-          row?.heartbeat_timestamp === stamp &&
-          row.configurations === JSON.stringify(state.configurations)
-        );
-      });
-    };
-    const report = (host: string, conf: Body = {}) => heartbeat(computeState(host, conf));
-    const netWithSubnet = async (name: string, cidr: string) => {
-      const n = await ok<Network>('POST', '/v2.0/networks', 'network', { network: { name } });
-      const s = await ok<Subnet>('POST', '/v2.0/subnets', 'subnet', {
-        subnet: { network_id: n.id, cidr, ip_version: 4 },
-      });
-      return { n, s };
-    };
-    const boot = async (extra: Body = {}, token = ADMIN) => {
-      const r = await call(
-        'POST',
-        '/servers',
-        { server: { name: 'vm', flavorRef: '1', imageRef: images.plain, ...extra } },
-        token,
-      );
-      assert.equal(r.status, 202, r.raw);
-      return (r.body as { server: { id: string } }).server.id;
-    };
-    const show = async (id: string, token = ADMIN) => {
-      const r = await call('GET', `/servers/${id}`, undefined, token);
-      assert.equal(r.status, 200, r.raw);
-      return (r.body as { server: Server }).server;
-    };
-    const portsOf = async (id: string) =>
-      ((await call('GET', `/v2.0/ports?device_id=${id}`)).body as { ports: Port[] }).ports;
-    const hints = (queue: string, resource: string, id: string) =>
-      received.filter(
-        (r) =>
-          r.queue === queue &&
-          r.message.method === 'hint' &&
-          r.message.args.resource === resource &&
-          r.message.args.id === id,
-      );
-    const waitHint = (host: string, id: string, revision: number) =>
-      waitFor(`hint ${revision} for ${id} on compute_agent.${host}`, () =>
-        hints(`compute_agent.${host}`, 'instance', id).some(
-          (h) => h.message.method === 'hint' && h.message.args.revision === revision,
-        ),
-      );
-    const rpc = {
-      instance: async (host: string, instance_id: string) =>
-        GetInstanceResult.parse(
-          await agents.call(PLUGIN_TOPIC, 'get_instance', { host, instance_id }),
-        ).instance,
-      hostInstances: async (host: string) =>
-        GetHostInstancesResult.parse(
-          await agents.call(PLUGIN_TOPIC, 'get_host_instances', { host }),
-        ).instances,
-    };
-    /** Casts a report, then a call behind it: q-plugin serves one message at a time. */
-    const update = async (args: ArgsOf<'update_instance'>) => {
-      await agents.cast(PLUGIN_TOPIC, 'update_instance', args);
-      await rpc.hostInstances(args.host);
-    };
-    const counts = async () => {
-      const [i] = await db.query<{ n: unknown }>('SELECT COUNT(*) AS n FROM instances');
-      const [p] = await db.query<{ n: unknown }>('SELECT COUNT(*) AS n FROM ports');
-      return { instances: Number(i?.n), ports: Number(p?.n) };
-    };
-    const act = (id: string, body: Body, token = ADMIN) =>
-      call('POST', `/servers/${id}/action`, body, token);
-
-    beforeEach(async () => {
-      // A clean slate: every agent dead (servers then delete locally), nothing left.
-      advance(3600);
-      for (const s of ((await call('GET', '/servers')).body as { servers: Server[] }).servers)
-        assert.equal((await call('DELETE', `/servers/${s.id}`)).status, 204);
-      for (const p of ((await call('GET', '/v2.0/ports')).body as { ports: Port[] }).ports)
-        if (p.device_owner !== 'network:dhcp') await call('DELETE', `/v2.0/ports/${p.id}`);
-      for (const n of ((await call('GET', '/v2.0/networks')).body as { networks: Network[] })
-        .networks)
-        assert.equal((await call('DELETE', `/v2.0/networks/${n.id}`)).status, 204);
-      for (const a of ((await call('GET', '/v2.0/agents')).body as { agents: Body[] }).agents)
-        assert.equal((await call('DELETE', `/v2.0/agents/${String(a.id)}`)).status, 204);
-      await heartbeat(dhcpState('n1'));
-      net = await netWithSubnet('net1', '10.1.0.0/24');
-      received.length = 0;
-    });
+  describe(`creating servers on ${engine}`, () => {
+    const h = serversHarness(engine);
+    const { call, boot, show, portsOf, hints, waitHint, rpc, counts } = h;
+    const { advance, images, received, image, novaErr, ok, report } = h;
 
     test('POST schedules to the most free RAM, binds its ports, hints the host, serves the spec', async () => {
       await report('h1');
       await report('h2', { memory_mb: 8192 });
-      const id = await boot({ networks: [{ uuid: net.n.id }], metadata: { role: 'web' } });
+      const id = await boot({ networks: [{ uuid: h.net.n.id }], metadata: { role: 'web' } });
       const s = await show(id);
       assert.equal(s.status, 'BUILD');
       assert.equal(s['OS-EXT-STS:vm_state'], 'building');
@@ -338,7 +51,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.ok(port);
       assert.equal(port.device_owner, 'compute:nova');
       assert.equal(port['binding:host_id'], 'h2');
-      assert.equal(port.network_id, net.n.id);
+      assert.equal(port.network_id, h.net.n.id);
       const ip = port.fixed_ips[0]?.ip_address;
       assert.deepEqual(s.addresses, {
         net1: [
@@ -354,7 +67,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.equal(hints('compute_agent.h1', 'instance', id).length, 0);
       await waitFor(
         'the DHCP agent hinted of the new port',
-        () => hints('dhcp_agent.n1', 'network', net.n.id).length > 0,
+        () => hints('dhcp_agent.n1', 'network', h.net.n.id).length > 0,
       );
 
       const spec = (await rpc.instance('h2', id)) as InstanceSpec;
@@ -375,9 +88,9 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         {
           id: port.id,
           mac_address: port.mac_address,
-          network_id: net.n.id,
+          network_id: h.net.n.id,
           status: 'DOWN',
-          mtu: net.n.mtu,
+          mtu: h.net.n.mtu,
           fixed_ips: [ip],
         },
       ]);
@@ -386,11 +99,13 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.deepEqual(await rpc.hostInstances('h1'), []);
 
       // A kernel + ramdisk image with a fixed IP, an existing port, and "auto".
-      const own = await ok<Port>('POST', '/v2.0/ports', 'port', { port: { network_id: net.n.id } });
+      const own = await ok<Port>('POST', '/v2.0/ports', 'port', {
+        port: { network_id: h.net.n.id },
+      });
       const direct = await boot({
         imageRef: `http://x/images/${images.direct}`,
         flavorRef: 'm1.tiny',
-        networks: [{ uuid: net.n.id, fixed_ip: '10.1.0.50' }, { port: own.id }],
+        networks: [{ uuid: h.net.n.id, fixed_ip: '10.1.0.50' }, { port: own.id }],
       });
       const d = (await rpc.instance('h2', direct)) as InstanceSpec;
       assert.equal(d.kernel?.id, images.kernel);
@@ -404,7 +119,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       const claimed = (await portsOf(direct)).find((p) => p.id === own.id);
       assert.equal(claimed?.['binding:host_id'], 'h2');
       const auto = await boot({ networks: 'auto' });
-      assert.equal((await portsOf(auto))[0]?.network_id, net.n.id);
+      assert.equal((await portsOf(auto))[0]?.network_id, h.net.n.id);
       const bare = await boot({ networks: 'none' });
       assert.deepEqual(await portsOf(bare), []);
       // The list, newest first; a name filter; detail; paging.
@@ -432,7 +147,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
     test('bad references are refused naming them, and nothing is created', async () => {
       await report('h1');
       const used = await ok<Port>('POST', '/v2.0/ports', 'port', {
-        port: { network_id: net.n.id, device_id: 'someone' },
+        port: { network_id: h.net.n.id, device_id: 'someone' },
       });
       const bare = await ok<Network>('POST', '/v2.0/networks', 'network', {
         network: { name: 'nosubnet' },
@@ -459,18 +174,18 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         [{ networks: [{ port: missing }] }, 'badRequest', 400, new RegExp(`Port id ${missing}`)],
         [{ networks: [{ port: used.id }] }, 'conflict', 409, new RegExp(`Port ${used.id}`)],
         [
-          { networks: [{ uuid: net.n.id, fixed_ip: '10.9.0.5' }] },
+          { networks: [{ uuid: h.net.n.id, fixed_ip: '10.9.0.5' }] },
           'badRequest',
           400,
           /10\.9\.0\.5 is not a valid ip address for network/,
         ],
         [
-          { networks: [{ uuid: net.n.id, fixed_ip: used.fixed_ips[0]?.ip_address }] },
+          { networks: [{ uuid: h.net.n.id, fixed_ip: used.fixed_ips[0]?.ip_address }] },
           'badRequest',
           400,
           /already in use on instance someone/,
         ],
-        [{ networks: [{ uuid: net.n.id, port: used.id }] }, 'badRequest', 400, /exactly one/],
+        [{ networks: [{ uuid: h.net.n.id, port: used.id }] }, 'badRequest', 400, /exactly one/],
         [{ networks: 'auto' }, 'conflict', 409, /Multiple possible networks/],
       ];
       for (const [extra, key, status, pattern] of cases) {
@@ -483,9 +198,83 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.equal(received.filter((r) => r.queue.startsWith('compute_agent')).length, 0);
     });
 
+    test('flavors, images and names a domain cannot take: 400 at create naming them', async () => {
+      await report('h1', { vcpus: 4096, memory_mb: 1 << 26, local_gb: 1000 });
+      const flavor = async (id: string, vcpus: number, ram: number) => {
+        const r = await call('POST', '/flavors', {
+          flavor: { name: `f-${id}`, id, vcpus, ram, disk: 1 },
+        });
+        assert.equal(r.status, 200, r.raw);
+        return id;
+      };
+      const direct = (props: Body) =>
+        image({
+          name: 'd',
+          disk_format: 'ami',
+          container_format: 'ami',
+          kernel_id: images.kernel,
+          ...props,
+        });
+      const before = await counts();
+      const cases: [Body, RegExp][] = [
+        [
+          { flavorRef: await flavor('v513', 513, 512) },
+          /flavorRef.*v513: its vcpus is 513; a server takes 1\.\.512/,
+        ],
+        [
+          { flavorRef: await flavor('r15', 1, 15) },
+          /flavorRef.*r15: its ram is 15; a server takes 16\.\./,
+        ],
+        [{ flavorRef: await flavor('rbig', 1, 16 * 1024 * 1024 + 1) }, /its ram is 16777217/],
+        [{ name: '\u0085vm' }, /server\.name.*control characters/],
+        [{ name: 'vm\ud800' }, /server\.name.*well-formed/],
+        [{ imageRef: images.ramdisk }, /is a ramdisk \(ari\): it cannot be booted/],
+        [
+          { imageRef: await image({ name: 'a', disk_format: 'ami', container_format: 'ami' }) },
+          /ami image without a kernel_id/,
+        ],
+        [
+          {
+            imageRef: await image({
+              name: 'q',
+              disk_format: 'qcow2',
+              container_format: 'bare',
+              ramdisk_id: images.ramdisk,
+            }),
+          },
+          /has a ramdisk_id but no kernel_id/,
+        ],
+        [
+          { imageRef: await direct({ os_command_line: 'console=ttyS0\u0085' }) },
+          /invalid os_command_line: it must not contain control characters/,
+        ],
+      ];
+      for (const [extra, pattern] of cases) {
+        const r = await call('POST', '/servers', {
+          server: { name: 'vm', flavorRef: '1', imageRef: images.plain, ...extra },
+        });
+        assert.match(novaErr(r, 'badRequest', 400), pattern, JSON.stringify(extra));
+      }
+      assert.deepEqual(await counts(), before, 'nothing created');
+      const named = await call('POST', '/flavors', {
+        flavor: { name: 'm\u0085', vcpus: 1, ram: 64, disk: 1 },
+      });
+      assert.match(novaErr(named, 'badRequest', 400), /flavor\.name.*control characters/);
+
+      // The bounds themselves are fine, and an empty os_command_line is no command line.
+      const edge = await boot({ flavorRef: await flavor('v512', 512, 16) });
+      assert.equal((await show(edge)).status, 'BUILD');
+      const renamed = await call('PUT', `/servers/${edge}`, { server: { name: 'a\u009fb' } });
+      assert.match(novaErr(renamed, 'badRequest', 400), /server\.name.*control characters/);
+      const empty = await boot({ imageRef: await direct({ os_command_line: '' }) });
+      const spec = (await rpc.instance('h1', empty)) as InstanceSpec;
+      assert.equal(spec.cmdline, null);
+      assert.equal(spec.kernel?.id, images.kernel);
+    });
+
     test('no capacity or no live agent: ERROR with "No valid host", no ports, no hint', async () => {
       await report('h1', { memory_mb: 1024 });
-      const id = await boot({ flavorRef: '2', networks: [{ uuid: net.n.id }] });
+      const id = await boot({ flavorRef: '2', networks: [{ uuid: h.net.n.id }] });
       const s = await show(id);
       assert.equal(s.status, 'ERROR');
       assert.equal(s['OS-EXT-SRV-ATTR:host'], null);
@@ -517,116 +306,6 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.equal(names.size, 8, 'every instance has its own seq');
     });
 
-    test('update_instance: own task ids only, own host only, power sync, faults', async () => {
-      await report('h1');
-      const id = await boot({ networks: [{ uuid: net.n.id }] });
-      const timings = { image: 5, define: 6, plug: 7, wait_port: 8, boot: 9 };
-      await update({
-        host: 'h2',
-        instance_id: id,
-        power_state: 1,
-        task_done: 1,
-        vm_state: 'active',
-      });
-      assert.equal((await show(id)).status, 'BUILD', 'a report from another host is ignored');
-      await update({
-        host: 'h1',
-        instance_id: id,
-        power_state: 1,
-        task_done: 1,
-        vm_state: 'active',
-        timings,
-      });
-      let s = await show(id);
-      assert.equal(s.status, 'ACTIVE');
-      assert.equal(s['OS-EXT-STS:task_state'], null);
-      assert.equal(s['OS-EXT-STS:power_state'], 1);
-      assert.match(String(s['OS-SRV-USG:launched_at']), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.000000$/);
-      assert.deepEqual(s['kumo:spawn_timings'], timings);
-
-      assert.equal((await act(id, { reboot: { type: 'SOFT' } })).status, 202);
-      await waitHint('h1', id, 2);
-      assert.equal((await show(id)).status, 'REBOOT');
-      await update({
-        host: 'h1',
-        instance_id: id,
-        power_state: 4,
-        task_done: 1,
-        vm_state: 'stopped',
-      });
-      s = await show(id);
-      assert.equal(s.status, 'REBOOT', 'a stale task id does not end the current task');
-      assert.equal(s['OS-EXT-STS:power_state'], 4, 'but its power state is kept');
-      await update({
-        host: 'h1',
-        instance_id: id,
-        power_state: 1,
-        task_done: 2,
-        vm_state: 'active',
-      });
-      assert.equal((await show(id)).status, 'ACTIVE');
-
-      for (const [power, status] of [
-        [4, 'SHUTOFF'],
-        [1, 'ACTIVE'],
-        [3, 'PAUSED'],
-        [7, 'SUSPENDED'],
-        [6, 'SHUTOFF'],
-        [0, 'SHUTOFF'],
-        [1, 'ACTIVE'],
-      ] as const) {
-        await update({ host: 'h1', instance_id: id, power_state: power });
-        assert.equal((await show(id)).status, status, `power state ${power}`);
-      }
-
-      assert.equal((await act(id, { 'os-stop': null })).status, 202);
-      await update({ host: 'h1', instance_id: id, power_state: 1 });
-      assert.equal((await show(id)).status, 'ACTIVE', 'no power sync while a task runs');
-      assert.equal((await show(id))['OS-EXT-STS:task_state'], 'powering-off');
-      await update({
-        host: 'h1',
-        instance_id: id,
-        power_state: 4,
-        task_done: 3,
-        vm_state: 'error',
-        fault: { message: 'libvirt said no', details: 'trace' },
-      });
-      s = await show(id);
-      assert.equal(s.status, 'ERROR');
-      assert.deepEqual(
-        { ...(s.fault as Body), created: undefined },
-        { code: 500, message: 'libvirt said no', details: 'trace', created: undefined },
-      );
-      await update({ host: 'h1', instance_id: id, power_state: 1 });
-      assert.equal((await show(id)).status, 'ERROR', 'ERROR does not follow power');
-      await update({ host: 'h1', instance_id: id, power_state: 4, deleted: true });
-      assert.equal((await show(id)).status, 'ERROR', 'deleted without a delete task is ignored');
-      assert.equal((await portsOf(id)).length, 1);
-
-      // A delete the agent could not do ends only in ERROR; then it can be retried.
-      assert.equal((await call('DELETE', `/servers/${id}`)).status, 204);
-      await update({
-        host: 'h1',
-        instance_id: id,
-        power_state: 1,
-        task_done: 4,
-        vm_state: 'active',
-      });
-      assert.equal((await show(id))['OS-EXT-STS:task_state'], 'deleting');
-      await update({
-        host: 'h1',
-        instance_id: id,
-        power_state: 1,
-        task_done: 4,
-        vm_state: 'error',
-        fault: { message: 'domain would not go' },
-      });
-      s = await show(id);
-      assert.equal(s.status, 'ERROR');
-      assert.equal(s['OS-EXT-STS:task_state'], null);
-      assert.equal((s.fault as Body).message, 'domain would not go');
-    });
-
     test('ports that cannot be made: ERROR, and what was made or claimed is released', async () => {
       await report('h1');
       const full = await ok<Network>('POST', '/v2.0/networks', 'network', {
@@ -636,9 +315,11 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         subnet: { network_id: full.id, cidr: '10.9.0.0/30', ip_version: 4, enable_dhcp: false },
       });
       await ok<Port>('POST', '/v2.0/ports', 'port', { port: { network_id: full.id } });
-      const own = await ok<Port>('POST', '/v2.0/ports', 'port', { port: { network_id: net.n.id } });
+      const own = await ok<Port>('POST', '/v2.0/ports', 'port', {
+        port: { network_id: h.net.n.id },
+      });
       const id = await boot({
-        networks: [{ uuid: net.n.id }, { port: own.id }, { uuid: full.id }],
+        networks: [{ uuid: h.net.n.id }, { port: own.id }, { uuid: full.id }],
       });
       const s = await show(id);
       assert.equal(s.status, 'ERROR');
@@ -651,190 +332,6 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.equal(back['binding:host_id'], '');
       assert.equal(hints('compute_agent.h1', 'instance', id).length, 0);
       assert.equal(await rpc.instance('h1', id), null);
-    });
-
-    test('a spawn the agent reports failed: ERROR, its ports and its host released', async () => {
-      await report('h1');
-      const own = await ok<Port>('POST', '/v2.0/ports', 'port', { port: { network_id: net.n.id } });
-      const id = await boot({ networks: [{ uuid: net.n.id }, { port: own.id }] });
-      assert.equal((await portsOf(id)).length, 2);
-      await update({
-        host: 'h1',
-        instance_id: id,
-        power_state: 0,
-        task_done: 1,
-        vm_state: 'error',
-        fault: { message: 'base image names a backing file' },
-      });
-      const s = await show(id);
-      assert.equal(s.status, 'ERROR');
-      assert.equal((s.fault as Body).message, 'base image names a backing file');
-      assert.equal(s['OS-EXT-SRV-ATTR:host'], null, 'the host is not charged for it any more');
-      assert.deepEqual(await portsOf(id), [], 'the new port is deleted, the own port unbound');
-      const back = await ok<Port>('GET', `/v2.0/ports/${own.id}`, 'port');
-      assert.equal(back.device_id, '');
-      assert.equal(await rpc.instance('h1', id), null, 'the agent removes what is left');
-      assert.equal((await call('DELETE', `/servers/${id}`)).status, 204);
-      assert.equal((await call('GET', `/servers/${id}`)).status, 404, 'deleted locally');
-    });
-
-    test('actions: 202 with a new task and hint, 409 naming the state, 400 for unknown', async () => {
-      await report('h1');
-      const id = await boot();
-      const done = (task: number, vm: string, power: PowerState) =>
-        update({
-          host: 'h1',
-          instance_id: id,
-          power_state: power,
-          task_done: task,
-          vm_state: vm as 'active',
-        });
-      await done(1, 'active', 1);
-      const start = await act(id, { 'os-start': null });
-      assert.equal(
-        novaErr(start, 'conflict', 409),
-        `Cannot 'start' instance ${id} while it is in vm_state active`,
-      );
-      assert.equal((await act(id, { pause: null }, MEMBER)).status, 202, 'members may act');
-      assert.equal((await show(id)).status, 'ACTIVE');
-      assert.equal((await show(id))['OS-EXT-STS:task_state'], 'pausing');
-      assert.equal(
-        novaErr(await act(id, { suspend: null }), 'conflict', 409),
-        `Cannot 'suspend' instance ${id} while it is in task_state pausing`,
-      );
-      assert.equal(
-        novaErr(await act(id, { reboot: { type: 'SOFT' } }), 'conflict', 409),
-        `Cannot 'reboot' instance ${id} while it is in task_state pausing`,
-      );
-      await done(2, 'paused', 3);
-      assert.equal((await show(id)).status, 'PAUSED');
-      assert.match(novaErr(await act(id, { 'os-stop': null }), 'conflict', 409), /vm_state paused/);
-      assert.equal((await act(id, { unpause: null })).status, 202);
-      assert.equal((await act(id, { reboot: { type: 'HARD' } })).status, 202, 'hard overrides');
-      assert.equal((await show(id)).status, 'PAUSED');
-      assert.equal((await show(id))['OS-EXT-STS:task_state'], 'rebooting_hard');
-      await waitHint('h1', id, 4);
-      await done(4, 'active', 1);
-      assert.equal((await show(id)).status, 'ACTIVE');
-      for (const [body, vm, power, status] of [
-        [{ suspend: null }, 'suspended', 7, 'SUSPENDED'],
-        [{ resume: {} }, 'active', 1, 'ACTIVE'],
-        [{ 'os-stop': null }, 'stopped', 4, 'SHUTOFF'],
-        [{ 'os-start': null }, 'active', 1, 'ACTIVE'],
-      ] as const) {
-        assert.equal((await act(id, body)).status, 202);
-        const task = Number((await rpc.instance('h1', id))?.task_id);
-        await done(task, vm, power);
-        assert.equal((await show(id)).status, status);
-      }
-      assert.match(
-        novaErr(await act(id, { shelve: null }), 'badRequest', 400),
-        /no such action: shelve/,
-      );
-      assert.match(
-        novaErr(await act(id, { reboot: { type: 'WARM' } }), 'badRequest', 400),
-        /reboot\.type/,
-      );
-      assert.match(novaErr(await act(id, { pause: 3 }), 'badRequest', 400), /pause/);
-      assert.match(
-        novaErr(await act(id, { constructor: null }), 'badRequest', 400),
-        /no such action: constructor/,
-      );
-      assert.equal(
-        novaErr(
-          await act('00000000-0000-4000-8000-000000000000', { pause: null }),
-          'itemNotFound',
-          404,
-        ),
-        'Instance 00000000-0000-4000-8000-000000000000 could not be found.',
-      );
-      advance(DOWN + 1);
-      assert.match(
-        novaErr(await act(id, { pause: null }), 'conflict', 409),
-        /compute agent on h1 is not alive/,
-      );
-      assert.equal((await show(id))['OS-EXT-STS:task_state'], null, 'no task was started');
-    });
-
-    test('console output: a call to the host queue, answered by the agent; 503 when it is not', async () => {
-      await report('h1');
-      await report('h3', { memory_mb: 1024 });
-      const id = await boot();
-      const r = await act(id, { 'os-getConsoleOutput': { length: 2 } });
-      assert.equal(r.status, 200, r.raw);
-      assert.deepEqual(r.body, { output: 'line two\nline three\n' });
-      const all = await act(id, { 'os-getConsoleOutput': { length: null } });
-      assert.deepEqual(all.body, { output: CONSOLE });
-      const asked = received.filter((x) => x.message.method === 'get_console_output');
-      assert.deepEqual(
-        asked.map((x) => [x.queue, x.message.args]),
-        [
-          ['compute_agent.h1', { instance_id: id, length: 2 }],
-          ['compute_agent.h1', { instance_id: id }],
-        ],
-      );
-      // h3 reports but nothing consumes its queue: the call times out.
-      await report('h1', { memory_mb: 600 });
-      await report('h3', { memory_mb: 8192 });
-      const lost = await boot();
-      assert.equal((await show(lost))['OS-EXT-SRV-ATTR:host'], 'h3');
-      const timeout = await act(lost, { 'os-getConsoleOutput': {} });
-      assert.match(
-        novaErr(timeout, 'serviceUnavailable', 503),
-        /compute agent on h3 did not answer/,
-      );
-    });
-
-    test('delete: through the agent while it lives, locally when it is dead', async () => {
-      await report('h1');
-      const own = await ok<Port>('POST', '/v2.0/ports', 'port', { port: { network_id: net.n.id } });
-      const id = await boot({ networks: [{ uuid: net.n.id }, { port: own.id }] });
-      await update({
-        host: 'h1',
-        instance_id: id,
-        power_state: 1,
-        task_done: 1,
-        vm_state: 'active',
-      });
-      const made = (await portsOf(id)).find((p) => p.id !== own.id) as Port;
-      received.length = 0;
-      assert.equal((await call('DELETE', `/servers/${id}`, undefined, MEMBER)).status, 204);
-      await waitHint('h1', id, 2);
-      assert.equal((await show(id))['OS-EXT-STS:task_state'], 'deleting');
-      assert.deepEqual(await rpc.hostInstances('h1'), [id], "still the host's until it reports");
-      assert.equal((await rpc.instance('h1', id))?.task_state, 'deleting');
-      await update({ host: 'h1', instance_id: id, power_state: 0, deleted: true });
-      assert.equal((await call('GET', `/servers/${id}`)).status, 404);
-      assert.deepEqual(await rpc.hostInstances('h1'), []);
-      assert.equal(await rpc.instance('h1', id), null);
-      assert.equal((await call('GET', `/v2.0/ports/${made.id}`)).status, 404);
-      const kept = await ok<Port>('GET', `/v2.0/ports/${own.id}`, 'port');
-      assert.equal(kept.device_id, '');
-      assert.equal(kept['binding:host_id'], '');
-      await waitFor(
-        'the DHCP agent hinted of the released ports',
-        () => hints('dhcp_agent.n1', 'network', net.n.id).length > 0,
-      );
-      await update({ host: 'h1', instance_id: id, power_state: 0, deleted: true });
-      assert.equal((await call('DELETE', `/servers/${id}`)).status, 404);
-
-      const second = await boot({ networks: [{ uuid: net.n.id }] });
-      assert.equal((await portsOf(second)).length, 1);
-      await waitHint('h1', second, 1);
-      advance(DOWN + 1);
-      assert.equal((await call('DELETE', `/servers/${second}`)).status, 204);
-      assert.equal((await call('GET', `/servers/${second}`)).status, 404, 'deleted at once');
-      assert.deepEqual(await portsOf(second), []);
-      assert.deepEqual(
-        hints('compute_agent.h1', 'instance', second).map(
-          (h) => h.message.method === 'hint' && h.message.args.revision,
-        ),
-        [1],
-        'no delete hint to a dead agent',
-      );
-      assert.deepEqual(await rpc.hostInstances('h1'), [], 'the resync will remove it');
-      const listed = (await call('GET', '/servers')).body as { servers: Body[] };
-      assert.equal(listed.servers.length, 0);
     });
   });
 }

@@ -2,16 +2,19 @@
  * The compute scheduler's pure planning: capacity from an agent's configurations (ratios
  * default to 1.0, reserve to 0), free resources with allocation ratios and reserved
  * memory, the most-free-RAM pick with ties by host name, and the reasons a host is
- * refused (dead, admin-down, no resources, too small).
+ * refused (dead, admin-down, no resources, too small); and the compute RPC's pure power
+ * sync, whole, against Nova's _sync_instance_power_state.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { powerSync } from '../../api/rpc-compute.ts';
 import {
   type ComputeCandidate,
   capacityOf,
   freeOf,
   planPlacement,
 } from '../../api/scheduler/compute.ts';
+import { POWER_STATE, VM_STATES, type VmState } from '../../contracts/servers.ts';
 
 const none = { vcpus: 0, ramMb: 0, diskGb: 0 };
 const host = (name: string, over: Partial<ComputeCandidate> = {}): ComputeCandidate => ({
@@ -121,5 +124,39 @@ describe('planPlacement', () => {
     const hosts = [host('b'), host('a'), host('c', { used: { vcpus: 0, ramMb: 1, diskGb: 0 } })];
     for (const order of [hosts, [...hosts].reverse(), [hosts[2], hosts[0], hosts[1]]])
       assert.deepEqual(planPlacement(order as ComputeCandidate[], tiny), { host: 'a' });
+  });
+});
+
+describe("powerSync (Nova's _sync_instance_power_state, no task pending)", () => {
+  const { NOSTATE, RUNNING, PAUSED, SHUTDOWN, CRASHED, SUSPENDED } = POWER_STATE;
+  const ALL = [NOSTATE, RUNNING, PAUSED, SHUTDOWN, CRASHED, SUSPENDED];
+  /** vm_state → power → the new vm_state ('ignored': left and logged; absent: no change). */
+  const NOVA: Partial<Record<VmState, Record<number, VmState | 'ignored'>>> = {
+    active: {
+      [SHUTDOWN]: 'stopped',
+      [CRASHED]: 'stopped',
+      [SUSPENDED]: 'stopped',
+      [PAUSED]: 'ignored',
+      [NOSTATE]: 'ignored',
+    },
+    paused: { [SHUTDOWN]: 'stopped', [CRASHED]: 'stopped' },
+    stopped: { [RUNNING]: 'ignored', [PAUSED]: 'ignored', [SUSPENDED]: 'ignored' },
+  };
+
+  test('every vm_state and power state, against the table', () => {
+    for (const vm of VM_STATES)
+      for (const power of ALL) {
+        const want = NOVA[vm]?.[power];
+        const got = powerSync(vm, power);
+        const label = `${vm} / power ${power}`;
+        if (want === undefined) assert.equal(got, null, label);
+        else if (want === 'ignored') assert.ok(got !== null && 'ignored' in got, label);
+        else assert.deepEqual(got, { to: want }, label);
+      }
+  });
+
+  test('building, suspended, error and deleted never follow the hypervisor', () => {
+    for (const vm of ['building', 'suspended', 'error', 'deleted'] as const)
+      for (const power of ALL) assert.equal(powerSync(vm, power), null, `${vm} / ${power}`);
   });
 });
