@@ -7,7 +7,8 @@
  * - `configurations` is measured anew for every report, never cached from start;
  * - a full resync runs at start, on revival, on an admin-state change, after every
  *   broker reconnect (hints sent while the agent was cut off may be lost) and every
- *   resync_interval (what a lost hint or a restarted daemon left behind is caught);
+ *   resync_interval (what a lost hint or a restarted daemon left behind is caught); its
+ *   reason stays 'start' until the start resync has succeeded, whatever came meanwhile;
  * - stop() stops reporting and taking messages, lets running reconciles finish, then
  *   closes the broker: the data plane is never touched by a stop.
  */
@@ -22,6 +23,11 @@ import { createReconcileQueue } from './reconcile.ts';
 export const RESYNC_KEY = 'resync';
 
 export interface AgentHooks {
+  /**
+   * How many reconciles may run at once (default 4). Agents whose reconciles wait long
+   * inside their slot (the compute agent's port and shutdown waits) ask for more.
+   */
+  concurrency?: number;
   /** Host facts for this agent type; measured for every report. */
   configurations(): Promise<Record<string, Json>>;
   /** Reconciles everything this agent hosts and removes what nothing claims. */
@@ -68,15 +74,19 @@ export function createAgent(deps: AgentDeps): AgentHandle {
   let timer: NodeJS.Timeout | undefined;
   let resyncTimer: NodeJS.Timeout | undefined;
   let reporting: Promise<void> | undefined;
+  /** Until the start resync has succeeded, every resync run is the start one. */
+  let started = false;
   let pendingReason = 'start';
 
   const queue = createReconcileQueue({
     log,
+    ...(deps.hooks.concurrency !== undefined ? { concurrency: deps.hooks.concurrency } : {}),
     worker: async (key) => {
       if (key === RESYNC_KEY) {
-        const reason = pendingReason;
+        const reason = started ? pendingReason : 'start';
         log.info({ reason }, 'full resync');
         await deps.hooks.resync(reason);
+        started = true;
         return;
       }
       const [resource, id] = key.split(':') as [string, string];

@@ -3,12 +3,19 @@
  *
  * Invariants:
  * - one persistent libvirt connection (keepalive, reconnect); its lifecycle events for a
- *   domain of this host, and its reconnects, feed the reconcile queue, so power states
- *   follow what happens to guests outside the agent too;
- * - one reconcile key per instance (`instance:<uuid>`, instance.ts); a resync reconciles
- *   every instance the API lists for this host and every instance this host still has
- *   (own domains, instance directories), so what the API no longer claims is removed;
- *   on the agent's start an active instance whose guest is off is started again;
+ *   domain of this host, and its reconnects, feed the reconcile queue (links.ts), so
+ *   power states follow what happens to guests outside the agent too;
+ * - one reconcile key per instance (`instance:<uuid>`, instance.ts), up to
+ *   COMPUTE_QUEUE_WIDTH at once; a resync reconciles every instance the API lists for
+ *   this host and every instance this host still has (own domains, own instance
+ *   directories: never another host's on a shared instances_path), so what the API no
+ *   longer claims is removed, and it retries failed tasks the API still has open;
+ * - after a host boot (boot.ts), the first resync that reads the API's list marks every
+ *   listed instance `onStart` (an active one whose guest is off is started again); an
+ *   instance leaves it when a reconcile of it succeeds, and once none is left the boot
+ *   is recorded, so a guest that shut itself down while only the agent was down stays off;
+ * - a resync prunes the image cache: an image stays while any instance directory names
+ *   it, or while it was used in the last UNUSED_IMAGE_MIN_AGE_MS;
  * - stopping, restarting or killing the agent never touches a guest: guests are libvirtd's
  *   children, and nothing here runs on exit but closing the connections;
  * - `configurations` is measured for every report: host resources, and what this host's
@@ -20,19 +27,18 @@ import { UUID } from '../../contracts/schema.ts';
 import { GetHostInstancesResult } from '../../contracts/servers.ts';
 import type { AgentControl, AgentHooks } from '../../core/agent.ts';
 import { type KumoConfig, required } from '../../core/config.ts';
-import {
-  createLibvirtClient,
-  type LibvirtClient,
-  type LifecycleEvent,
-} from '../../host/libvirt/client.ts';
-import { createOvsdbClient, type OvsdbClient } from '../../host/ovs/ovsdb.ts';
+import type { LibvirtClient } from '../../host/libvirt/client.ts';
 import { hostResources } from '../../host/system/resources.ts';
 import type { HookDeps } from '../run.ts';
+import { type HostBoot, hostBoot } from './boot.ts';
 import { consoleTail } from './console.ts';
 import { type ComputeSettings, pathsOf } from './desired.ts';
 import { createImageCache, type ImageCache } from './image-cache.ts';
-import { type InstanceDeps, reconcileInstance, waitPortsActive } from './instance.ts';
-import { instanceDirIds, type KumoMetadata, listOwnDomains, parseKumoMetadata } from './observe.ts';
+import { forgetFailures, type InstanceDeps, reconcileInstance } from './instance.ts';
+import { ownInstanceIds, referencedImages } from './instance-dir.ts';
+import { connectLibvirt, type LazyOvsdb, lazyOvsdb, watchDomains } from './links.ts';
+import { type KumoMetadata, listOwnDomains } from './observe.ts';
+import { waitPortsActive } from './rpc.ts';
 
 export function computeSettings(config: KumoConfig): ComputeSettings {
   const instancesPath = config.compute.instances_path ?? `${config.DEFAULT.state_path}/instances`;
@@ -45,47 +51,13 @@ export function computeSettings(config: KumoConfig): ComputeSettings {
     ...(config.ovs.vswitchd_netns ? { vswitchdNetns: config.ovs.vswitchd_netns } : {}),
     vifPluggingTimeoutMs: config.compute.vif_plugging_timeout * 1000,
     shutdownTimeoutMs: config.compute.shutdown_timeout * 1000,
+    stateDir: `${config.DEFAULT.state_path}/compute`,
   };
 }
 
 /** libvirt's version number (major * 1e6 + minor * 1e3 + release) as text. */
 const versionText = (v: number) =>
   `${Math.floor(v / 1e6)}.${Math.floor((v % 1e6) / 1e3)}.${v % 1e3}`;
-
-function connectLibvirt(config: KumoConfig, log: HookDeps['log']): Promise<LibvirtClient> {
-  return createLibvirtClient({
-    uri: config.compute.libvirt_uri,
-    socket: config.compute.libvirt_socket,
-    log: log.child({ component: 'libvirt' }),
-    // qemu:///system may re-probe its emulators on capability-bound calls (seconds)
-    timeoutMs: 120_000,
-    reconnect: { initialMs: 500, maxMs: 10_000 },
-    keepalive: { intervalMs: 5000, count: 6 },
-  });
-}
-
-/** A lazily opened OVSDB connection: instances that only report never need one. */
-function lazyOvsdb(config: KumoConfig, log: HookDeps['log']) {
-  let client: Promise<OvsdbClient> | undefined;
-  return {
-    get(): Promise<OvsdbClient> {
-      client ??= createOvsdbClient({
-        socket: config.ovs.ovsdb_connection,
-        log: log.child({ component: 'ovsdb' }),
-        timeoutMs: 10_000,
-        reconnect: { initialMs: 200, maxMs: 5000 },
-      }).catch((e: unknown) => {
-        client = undefined;
-        throw e;
-      });
-      return client;
-    },
-    async close() {
-      const c = await client?.catch(() => undefined);
-      await c?.close();
-    },
-  };
-}
 
 interface Usage {
   vcpus_used: number;
@@ -108,7 +80,7 @@ function instanceDeps(
   { config, runner, log, broker }: HookDeps,
   settings: ComputeSettings,
   libvirt: LibvirtClient,
-  ovsdb: ReturnType<typeof lazyOvsdb>,
+  ovsdb: LazyOvsdb,
 ): InstanceDeps {
   let imageCache: ImageCache | undefined;
   const deps: InstanceDeps = {
@@ -132,121 +104,159 @@ function instanceDeps(
   return deps;
 }
 
-interface Watch {
-  libvirt: LibvirtClient;
+/**
+ * Compute reconciles wait inside their slot (ports up to vif_plugging_timeout, a graceful
+ * stop up to shutdown_timeout, image downloads): a wide queue keeps a few such waits
+ * from holding up every other instance's task, delete and resync.
+ */
+export const COMPUTE_QUEUE_WIDTH = 16;
+/** An unused cached image is removed once unused this long (Nova's default, 24 h). */
+export const UNUSED_IMAGE_MIN_AGE_MS = 24 * 3600 * 1000;
+
+interface ComputeAgent {
+  config: KumoConfig;
+  log: HookDeps['log'];
+  broker: HookDeps['broker'];
   settings: ComputeSettings;
+  libvirt: LibvirtClient;
+  ovsdb: LazyOvsdb;
+  versions: { libvirt: string; hypervisor: number };
+  deps: InstanceDeps;
   metaCache: Map<string, KumoMetadata | null>;
   /** Instance ids this agent has seen as its own. */
   known: Set<string>;
-  enqueue(id: string): void;
-  log: HookDeps['log'];
+  ctl?: AgentControl;
+  boot?: HostBoot;
+  /** The API's list of this host's instances has been read once by this process. */
+  listRead: boolean;
+  lastUsage: Usage;
 }
 
-/** Lifecycle events of this host's domains, and libvirtd reconnects, feed the queue. */
-async function watchDomains(w: Watch): Promise<() => Promise<void>> {
-  const { libvirt, metaCache, known, settings } = w;
-  const onEvent = async (ev: LifecycleEvent) => {
-    const id = ev.domain.uuid;
-    metaCache.delete(id);
-    if (known.has(id)) {
-      w.enqueue(id);
-      if (ev.eventName === 'UNDEFINED') known.delete(id);
-      return;
-    }
-    if (ev.eventName === 'UNDEFINED') return;
-    const meta = await libvirt.getXmlDesc(ev.domain).then(parseKumoMetadata, () => null);
-    if (meta?.host === settings.host) w.enqueue(id);
+function enqueue(a: ComputeAgent, id: string): void {
+  a.known.add(id);
+  a.ctl?.enqueue('instance', id);
+}
+
+async function measureUsage(a: ComputeAgent): Promise<Usage> {
+  try {
+    a.lastUsage = usageOf(await listOwnDomains(a.libvirt, a.settings.host, a.metaCache));
+  } catch (e) {
+    a.log.warn({ err: (e as Error).message }, 'domain usage not measured; reporting the last');
+  }
+  return a.lastUsage;
+}
+
+async function configurations(a: ComputeAgent) {
+  const { config, versions } = a;
+  const r = await hostResources(a.settings.instancesPath);
+  return {
+    hypervisor_type: 'QEMU',
+    hypervisor_version: versions.hypervisor,
+    libvirt_version: versions.libvirt,
+    virt_type: a.settings.virtType,
+    instances_path: a.settings.instancesPath,
+    cpu_model: r.cpuModel,
+    vcpus: r.vcpus,
+    memory_mb: r.memoryMb,
+    local_gb: r.localGb,
+    free_disk_gb: r.freeDiskGb,
+    ...(await measureUsage(a)),
+    cpu_allocation_ratio: config.compute.cpu_allocation_ratio,
+    ram_allocation_ratio: config.compute.ram_allocation_ratio,
+    disk_allocation_ratio: config.compute.disk_allocation_ratio,
+    reserved_host_memory_mb: config.compute.reserved_host_memory_mb,
   };
-  const requeueOwn = async () => {
-    for (const { dom } of await listOwnDomains(libvirt, settings.host, metaCache))
-      w.enqueue(dom.uuid);
-    for (const id of await instanceDirIds(settings.instancesPath)) w.enqueue(id);
-  };
-  const registration = await libvirt.registerLifecycle((ev) => {
-    onEvent(ev).catch((e: Error) =>
-      w.log.warn({ instanceId: ev.domain.uuid, err: e.message }, 'lifecycle event not handled'),
-    );
-  });
-  const unsubscribe = libvirt.onReconnected(() => {
-    requeueOwn().catch((e: Error) => w.log.warn({ err: e.message }, 'requeue after reconnect'));
-  });
-  return async () => {
-    unsubscribe();
-    await registration.deregister().catch(() => {});
+}
+
+/** Records the host's boot as dealt with once no instance waits for its restart. */
+async function recordBootIfDone(a: ComputeAgent): Promise<void> {
+  if (!a.boot?.rebooted || a.deps.state.onStart.size > 0) return;
+  await a.boot.record().then(
+    () => a.log.info({ bootId: a.boot?.current }, 'host boot dealt with; recorded'),
+    (e: Error) => a.log.warn({ err: e.message }, 'boot id not recorded'),
+  );
+}
+
+/**
+ * Removes cached images that no instance directory names (whichever host's: the cache
+ * may be shared) and that were not used for a day.
+ */
+async function pruneImages(a: ComputeAgent): Promise<void> {
+  try {
+    const keep = await referencedImages(a.settings.instancesPath);
+    const removed = await a.deps.images().prune(keep, { olderThanMs: UNUSED_IMAGE_MIN_AGE_MS });
+    a.log.debug({ kept: [...keep], removed }, 'image cache pruned');
+  } catch (e) {
+    a.log.warn({ err: (e as Error).message }, 'image cache not pruned');
+  }
+}
+
+async function resync(a: ComputeAgent): Promise<void> {
+  const { host } = a.settings;
+  const reply = await a.broker.call(PLUGIN_TOPIC, 'get_host_instances', { host });
+  const listed = GetHostInstancesResult.parse(reply).instances;
+  if (!a.listRead) {
+    a.listRead = true;
+    if (a.boot?.rebooted) for (const id of listed) a.deps.state.onStart.add(id);
+    await recordBootIfDone(a);
+  }
+  forgetFailures(a.deps.state);
+  const own = await listOwnDomains(a.libvirt, host, a.metaCache);
+  const dirs = await ownInstanceIds(a.settings.instancesPath, host);
+  for (const id of new Set([...listed, ...own.map((d) => d.dom.uuid), ...dirs])) enqueue(a, id);
+  await pruneImages(a);
+}
+
+async function reconcile(a: ComputeAgent, resource: string, id: string): Promise<void> {
+  if (resource !== 'instance') throw new Error(`kumo-compute-agent does not manage ${resource}`);
+  if (!UUID.test(id)) throw new Error(`not an instance id: ${JSON.stringify(id)}`);
+  a.known.add(id);
+  await reconcileInstance(a.deps, id);
+  a.metaCache.delete(id);
+  a.log.debug({ instanceId: id }, 'instance reconciled');
+  if (a.deps.state.onStart.delete(id)) await recordBootIfDone(a);
+}
+
+async function connect(hookDeps: HookDeps): Promise<ComputeAgent> {
+  const { config, log, broker } = hookDeps;
+  const settings = computeSettings(config);
+  const libvirt = await connectLibvirt(config, log);
+  const ovsdb = lazyOvsdb(config, log);
+  return {
+    config,
+    log,
+    broker,
+    settings,
+    libvirt,
+    ovsdb,
+    versions: {
+      libvirt: versionText(await libvirt.getLibVersion()),
+      hypervisor: await libvirt.getVersion(),
+    },
+    deps: instanceDeps(hookDeps, settings, libvirt, ovsdb),
+    metaCache: new Map(),
+    known: new Set(),
+    listRead: false,
+    lastUsage: { vcpus_used: 0, memory_mb_used: 0, local_gb_used: 0, running_vms: 0 },
   };
 }
 
 export async function computeHooks(hookDeps: HookDeps): Promise<AgentHooks> {
-  const { config, log, broker } = hookDeps;
-  const settings = computeSettings(config);
-  const host = settings.host;
-  const libvirt = await connectLibvirt(config, log);
-  const libvirtVersion = versionText(await libvirt.getLibVersion());
-  const hypervisorVersion = await libvirt.getVersion();
-  const ovsdb = lazyOvsdb(config, log);
-  const deps = instanceDeps(hookDeps, settings, libvirt, ovsdb);
-  const metaCache = new Map<string, KumoMetadata | null>();
-  const known = new Set<string>();
-  let ctl: AgentControl | undefined;
+  const a = await connect(hookDeps);
+  const { settings, log } = a;
   let unwatch: (() => Promise<void>) | undefined;
-  let lastUsage: Usage = { vcpus_used: 0, memory_mb_used: 0, local_gb_used: 0, running_vms: 0 };
-
-  const enqueue = (id: string) => {
-    known.add(id);
-    ctl?.enqueue('instance', id);
-  };
-
-  const measureUsage = async () => {
-    try {
-      lastUsage = usageOf(await listOwnDomains(libvirt, host, metaCache));
-    } catch (e) {
-      log.warn({ err: (e as Error).message }, 'domain usage not measured; reporting the last');
-    }
-    return lastUsage;
-  };
-
   return {
-    configurations: async () => {
-      const r = await hostResources(settings.instancesPath);
-      return {
-        hypervisor_type: 'QEMU',
-        hypervisor_version: hypervisorVersion,
-        libvirt_version: libvirtVersion,
-        virt_type: settings.virtType,
-        instances_path: settings.instancesPath,
-        cpu_model: r.cpuModel,
-        vcpus: r.vcpus,
-        memory_mb: r.memoryMb,
-        local_gb: r.localGb,
-        free_disk_gb: r.freeDiskGb,
-        ...(await measureUsage()),
-        cpu_allocation_ratio: config.compute.cpu_allocation_ratio,
-        ram_allocation_ratio: config.compute.ram_allocation_ratio,
-        disk_allocation_ratio: config.compute.disk_allocation_ratio,
-        reserved_host_memory_mb: config.compute.reserved_host_memory_mb,
-      };
-    },
+    concurrency: COMPUTE_QUEUE_WIDTH,
+    configurations: () => configurations(a),
     async start(control) {
-      ctl = control;
+      a.ctl = control;
       await mkdir(settings.instancesPath, { recursive: true, mode: 0o755 });
-      unwatch = await watchDomains({ libvirt, settings, metaCache, known, enqueue, log });
+      a.boot = await hostBoot(settings.stateDir);
+      log.info({ bootId: a.boot.current, rebooted: a.boot.rebooted }, 'host boot checked');
+      unwatch = await watchDomains({ ...a, enqueue: (id) => enqueue(a, id) });
     },
-    async resync(reason) {
-      const reply = await broker.call(PLUGIN_TOPIC, 'get_host_instances', { host });
-      const listed = GetHostInstancesResult.parse(reply).instances;
-      if (reason === 'start') for (const id of listed) deps.state.onStart.add(id);
-      const own = await listOwnDomains(libvirt, host, metaCache);
-      const dirs = await instanceDirIds(settings.instancesPath);
-      for (const id of new Set([...listed, ...own.map((d) => d.dom.uuid), ...dirs])) enqueue(id);
-    },
-    async reconcile(resource, id) {
-      if (resource !== 'instance')
-        throw new Error(`kumo-compute-agent does not manage ${resource}`);
-      if (!UUID.test(id)) throw new Error(`not an instance id: ${JSON.stringify(id)}`);
-      known.add(id);
-      await reconcileInstance(deps, id);
-      metaCache.delete(id);
-    },
+    resync: () => resync(a),
+    reconcile: (resource, id) => reconcile(a, resource, id),
     async call(message) {
       if (message.method !== 'get_console_output')
         throw new Error(`kumo-compute-agent does not handle ${message.method}`);
@@ -255,8 +265,8 @@ export async function computeHooks(hookDeps: HookDeps): Promise<AgentHooks> {
     },
     async stop() {
       await unwatch?.();
-      await libvirt.close();
-      await ovsdb.close();
+      await a.libvirt.close();
+      await a.ovsdb.close();
     },
   };
 }

@@ -6,11 +6,13 @@
  *
  * Invariants: instance files are written to a temporary name and renamed, and an
  * existing disk is never replaced, so a crash mid-step leaves either nothing or a whole
- * file; every libvirt call that needs a state (resume, destroy) checks it first, so a
- * step that finds its work already done is a no-op; OVS ports are looked up again right
- * before an unplug (libvirt may have removed them while destroying the domain).
+ * file; files are written only into, and removed only with, a directory whose owner
+ * marker names this host (instance-dir.ts); every libvirt call that needs a state
+ * (resume, destroy) checks it first, so a step that finds its work already done is a
+ * no-op; OVS ports are looked up again right before an unplug (libvirt may have removed
+ * them while destroying the domain).
  */
-import { chmod, copyFile, mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { chmod, copyFile, open, rename, rm, stat } from 'node:fs/promises';
 import type { Logger } from '../../core/log.ts';
 import {
   type Domain,
@@ -21,9 +23,9 @@ import {
   UndefineFlags,
 } from '../../host/libvirt/client.ts';
 import { createOverlay } from '../../host/qemu/img.ts';
-import type { DesiredInstance } from './desired.ts';
-import { imagesOf } from './desired.ts';
+import { type DesiredInstance, imagesOf, pathsOf } from './desired.ts';
 import type { ImageCache } from './image-cache.ts';
+import { createInstanceDir, removeInstanceDir } from './instance-dir.ts';
 import type { Step } from './plan.ts';
 import { findOvsPorts, plugNics, unplugPorts, type VifDeps } from './vif.ts';
 
@@ -70,8 +72,8 @@ async function copyWhole(from: string, to: string): Promise<void> {
 
 async function writeFiles(deps: ApplyDeps, d: DesiredInstance, bases: Map<string, string>) {
   const p = d.paths;
-  await mkdir(p.dir, { recursive: true, mode: 0o755 });
-  await chmod(p.dir, 0o755);
+  const images = imagesOf(d).map((i) => i.id);
+  await createInstanceDir(p, deps.settings.host, images);
   const disk = d.rootDisk;
   if (disk.kind !== 'none' && !(await exists(p.disk))) {
     const part = `${p.disk}.part`;
@@ -118,6 +120,24 @@ async function resumeDomain(lv: LibvirtClient, dom: Domain): Promise<void> {
   if ((await lv.getState(dom)).state === DomainState.PAUSED) await lv.resume(dom);
 }
 
+/** The steps that are one libvirt call on the domain (after a state check for resume). */
+function domainStep(lv: LibvirtClient, dom: Domain, step: Step): Promise<void> {
+  switch (step.kind) {
+    case 'resume':
+      return resumeDomain(lv, dom);
+    case 'pause':
+      return lv.suspend(dom);
+    case 'managed-save':
+      return lv.managedSave(dom);
+    case 'discard-save':
+      return lv.managedSaveRemove(dom);
+    case 'undefine':
+      return lv.undefine(dom, UndefineFlags.MANAGED_SAVE);
+    default:
+      throw new Error(`apply: ${step.kind} is not a domain step`);
+  }
+}
+
 async function runStep(
   deps: ApplyDeps,
   t: ApplyTarget,
@@ -144,24 +164,16 @@ async function runStep(
       return plugNics(deps, t.id, desired().nics);
     case 'wait-ports':
       return deps.waitPorts(t.id);
-    case 'resume':
-      return resumeDomain(lv, dom());
-    case 'pause':
-      return lv.suspend(dom());
     case 'stop':
       return stopDomain(deps, dom(), step.graceful);
-    case 'managed-save':
-      return lv.managedSave(dom());
-    case 'discard-save':
-      return lv.managedSaveRemove(dom());
-    case 'undefine':
-      return lv.undefine(dom(), UndefineFlags.MANAGED_SAVE);
     case 'unplug': {
       const ovsdb = await deps.ovsdb();
       return unplugPorts(ovsdb, await findOvsPorts(ovsdb, t.id, t.taps));
     }
     case 'remove-files':
-      return rm(`${deps.settings.instancesPath}/${t.id}`, { recursive: true, force: true });
+      return removeInstanceDir(pathsOf(deps.settings, t.id), deps.settings.host);
+    default:
+      return domainStep(lv, dom(), step);
   }
 }
 

@@ -9,8 +9,15 @@
  * an image that cannot be booted (a ramdisk alone, a kernel without a kernel image) is an
  * `InstanceSpecError` naming why.
  */
+import { createHash } from 'node:crypto';
 import type { InstanceImage, InstanceSpec, VmState } from '../../contracts/servers.ts';
-import { type DomainNic, instanceName, renderDomainXml, tapName, type VirtType } from './domain.ts';
+import {
+  type DomainSpec,
+  instanceName,
+  renderDomainXml,
+  tapName,
+  type VirtType,
+} from './domain.ts';
 
 export interface ComputeSettings {
   /** `[DEFAULT] host`: written into every domain's metadata; only such domains are ours. */
@@ -24,6 +31,8 @@ export interface ComputeSettings {
   vswitchdNetns?: string;
   vifPluggingTimeoutMs: number;
   shutdownTimeoutMs: number;
+  /** `<state_path>/compute`: what the agent keeps across restarts (the recorded boot id). */
+  stateDir: string;
 }
 
 /** A spec that cannot become a domain; its spawn fails with this message. */
@@ -95,7 +104,24 @@ export interface InstancePaths {
   kernel: string;
   ramdisk: string;
   console: string;
+  /** `<dir>/host`: the owner marker, naming the host whose agent made the directory. */
+  owner: string;
+  /** `<dir>/images`: ids of the cached images the instance's files are made from. */
+  images: string;
+  /**
+   * `<instances_path>/.<uuid>.part-<16 hex of sha256(host)>`: where this host builds the
+   * directory before renaming it into place (the host name itself may be too long).
+   */
+  staging: string;
 }
+
+/** Whose an instance directory is (its owner marker's host), for a fault message. */
+export const ownerText = (owner: string | null) =>
+  owner === null ? 'no host (it has no owner marker)' : `host ${owner}`;
+
+/** 16 hex digits naming a host in file names (a host name may be 253 characters). */
+export const hostTag = (host: string) =>
+  createHash('sha256').update(host).digest('hex').slice(0, 16);
 
 export function pathsOf(s: ComputeSettings, id: string): InstancePaths {
   const dir = `${s.instancesPath}/${id}`;
@@ -105,6 +131,9 @@ export function pathsOf(s: ComputeSettings, id: string): InstancePaths {
     kernel: `${dir}/kernel`,
     ramdisk: `${dir}/ramdisk`,
     console: `${dir}/console.log`,
+    owner: `${dir}/host`,
+    images: `${dir}/images`,
+    staging: `${s.instancesPath}/.${id}.part-${hostTag(s.host)}`,
   };
 }
 
@@ -155,6 +184,56 @@ function bootImages(spec: InstanceSpec): { rootDisk: RootDisk; kernel: InstanceI
   }
 }
 
+function nicsOf(spec: InstanceSpec): DesiredNic[] {
+  return spec.ports.map((p) => ({
+    portId: p.id,
+    mac: p.mac_address.toLowerCase(),
+    tap: tapName(p.id),
+    mtu: p.mtu,
+  }));
+}
+
+/** The direct kernel boot fields of the domain: kernel, ramdisk and command line. */
+function kernelBoot(spec: InstanceSpec, paths: InstancePaths, hasDisk: boolean) {
+  return {
+    kernel: paths.kernel,
+    ...(spec.ramdisk ? { initrd: paths.ramdisk } : {}),
+    cmdline: spec.cmdline ?? `${hasDisk ? 'root=/dev/vda ' : ''}${DEFAULT_CMDLINE}`,
+  };
+}
+
+function domainSpecOf(
+  spec: InstanceSpec,
+  s: ComputeSettings,
+  d: Omit<DesiredInstance, 'xml'>,
+): DomainSpec {
+  const vif = vifMode(s);
+  const hasDisk = d.rootDisk.kind !== 'none';
+  return {
+    uuid: spec.id,
+    name: d.name,
+    displayName: spec.display_name,
+    flavor: { vcpus: spec.flavor.vcpus, ramMiB: spec.flavor.ram, diskGiB: spec.flavor.disk },
+    virtType: s.virtType,
+    ...(hasDisk ? { disk: { path: d.paths.disk, format: 'qcow2' as const } } : {}),
+    ...(d.kernel ? kernelBoot(spec, d.paths, hasDisk) : {}),
+    nics: d.nics.map((n) => ({
+      portId: n.portId,
+      mac: n.mac,
+      mtu: n.mtu,
+      vif,
+      ...(vif === 'ovs' ? { bridge: s.intBridge } : {}),
+    })),
+    consoleLog: d.paths.console,
+    metadata: {
+      flavorName: spec.flavor.name,
+      imageId: spec.image.id,
+      created: spec.created_at,
+      host: s.host,
+    },
+  };
+}
+
 export function desiredInstance(spec: InstanceSpec, s: ComputeSettings): DesiredInstance {
   const boot = bootImages(spec);
   const kernel = spec.kernel ?? boot.kernel;
@@ -162,56 +241,16 @@ export function desiredInstance(spec: InstanceSpec, s: ComputeSettings): Desired
     throw new InstanceSpecError(`image ${spec.image.id} has a ramdisk but no kernel`);
   if (boot.rootDisk.kind === 'overlay' && spec.image.disk_format === 'ami' && !kernel)
     throw new InstanceSpecError(`image ${spec.image.id} is an ami without a kernel_id`);
-  const paths = pathsOf(s, spec.id);
-  const vif = vifMode(s);
-  const nics: DesiredNic[] = spec.ports.map((p) => ({
-    portId: p.id,
-    mac: p.mac_address.toLowerCase(),
-    tap: tapName(p.id),
-    mtu: p.mtu,
-  }));
-  const hasDisk = boot.rootDisk.kind !== 'none';
-  const domainNics: DomainNic[] = nics.map((n) => ({
-    portId: n.portId,
-    mac: n.mac,
-    mtu: n.mtu,
-    vif,
-    ...(vif === 'ovs' ? { bridge: s.intBridge } : {}),
-  }));
-  const name = instanceName(spec.seq);
-  const xml = renderDomainXml({
-    uuid: spec.id,
-    name,
-    displayName: spec.display_name,
-    flavor: { vcpus: spec.flavor.vcpus, ramMiB: spec.flavor.ram, diskGiB: spec.flavor.disk },
-    virtType: s.virtType,
-    ...(hasDisk ? { disk: { path: paths.disk, format: 'qcow2' as const } } : {}),
-    ...(kernel
-      ? {
-          kernel: paths.kernel,
-          ...(spec.ramdisk ? { initrd: paths.ramdisk } : {}),
-          cmdline: spec.cmdline ?? `${hasDisk ? 'root=/dev/vda ' : ''}${DEFAULT_CMDLINE}`,
-        }
-      : {}),
-    nics: domainNics,
-    consoleLog: paths.console,
-    metadata: {
-      flavorName: spec.flavor.name,
-      imageId: spec.image.id,
-      created: spec.created_at,
-      host: s.host,
-    },
-  });
-  return {
+  const d = {
     id: spec.id,
-    name,
-    paths,
+    name: instanceName(spec.seq),
+    paths: pathsOf(s, spec.id),
     rootDisk: boot.rootDisk,
     kernel,
     ramdisk: spec.ramdisk,
-    nics,
-    xml,
+    nics: nicsOf(spec),
   };
+  return { ...d, xml: renderDomainXml(domainSpecOf(spec, s, d)) };
 }
 
 /** The images a boot needs in the cache. */

@@ -10,10 +10,12 @@
  * A download goes to a `.<id>.part-<random>` file that is removed on any failure. One
  * download per image at a time, however many callers wait for it. Files are 0644 in a 0755
  * directory: libvirt's qemu user reads them. prune() never touches an image being
- * downloaded; keeping the bases of instances (and of spawns under way) is the caller's part.
+ * downloaded; keeping the bases of instances is the caller's part, and ensure() marks a
+ * cached image used (its mtime) so that an age threshold keeps the bases of spawns under
+ * way, here or, on a shared cache, on another host.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { chmod, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { chmod, mkdir, open, readdir, rename, rm, stat, utimes } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -37,8 +39,11 @@ export class ImageError extends Error {
 export interface ImageCache {
   /** Path of the verified cached copy `<dir>/<image id>`, downloading it first if needed. */
   ensure(image: InstanceImage): Promise<string>;
-  /** Removes cached images not in `keep` (and stale partial downloads); returns removed ids. */
-  prune(keep: ReadonlySet<string>): Promise<string[]>;
+  /**
+   * Removes cached images not in `keep` (and stale partial downloads) whose file was last
+   * used or written more than `olderThanMs` ago (default 0: any); returns removed ids.
+   */
+  prune(keep: ReadonlySet<string>, opts?: { olderThanMs?: number }): Promise<string[]>;
 }
 
 export interface ImageCacheDeps {
@@ -104,7 +109,7 @@ export function createImageCache(deps: ImageCacheDeps): ImageCache {
       ctx.inflight.set(image.id, p);
       return p;
     },
-    prune: (keep) => prune(ctx, keep),
+    prune: (keep, opts) => prune(ctx, keep, opts?.olderThanMs ?? 0),
   };
 }
 
@@ -121,7 +126,10 @@ function prepare(ctx: Ctx): Promise<void> {
 
 async function fetchVerified(ctx: Ctx, image: InstanceImage, path: string): Promise<string> {
   const current = await stat(path).catch(() => undefined);
-  if (current?.isFile() && current.size === image.size) return path;
+  if (current?.isFile() && current.size === image.size) {
+    await markUsed(ctx, image.id, path);
+    return path;
+  }
   if (current)
     ctx.log.warn(
       { imageId: image.id, size: current.size, expected: image.size },
@@ -205,19 +213,35 @@ async function inspect(ctx: Ctx, image: InstanceImage, part: string): Promise<vo
     throw new ImageError(image.id, `base image names a data file (${info.dataFile})`);
 }
 
-async function prune(ctx: Ctx, keep: ReadonlySet<string>): Promise<string[]> {
+/** Sets the file's mtime to now: prune's age counts from the last use. */
+async function markUsed(ctx: Ctx, imageId: string, path: string): Promise<void> {
+  const now = new Date();
+  await utimes(path, now, now).catch((e: Error) =>
+    ctx.log.warn({ imageId, err: e.message }, 'cached image not marked as used'),
+  );
+}
+
+async function prune(ctx: Ctx, keep: ReadonlySet<string>, olderThanMs: number): Promise<string[]> {
   const names = await readdir(ctx.dir).catch((e: NodeJS.ErrnoException) => {
     if (e.code === 'ENOENT') return [] as string[];
     throw e;
   });
+  const oldEnough = async (path: string) =>
+    olderThanMs <= 0 ||
+    (await stat(path).then(
+      (st) => Date.now() - st.mtimeMs >= olderThanMs,
+      () => false,
+    ));
   const removed: string[] = [];
   for (const name of names) {
     const path = join(ctx.dir, name);
     const part = PART.exec(name);
     if (part && !ctx.parts.has(path)) {
+      if (!(await oldEnough(path))) continue;
       await rm(path, { force: true });
       ctx.log.info({ imageId: part[1], file: name }, 'stale partial download removed');
     } else if (UUID.test(name) && !keep.has(name) && !ctx.inflight.has(name)) {
+      if (!(await oldEnough(path)) || ctx.inflight.has(name)) continue;
       await rm(path, { force: true });
       ctx.log.info({ imageId: name }, 'cached image removed');
       removed.push(name);

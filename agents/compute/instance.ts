@@ -1,33 +1,35 @@
 /**
  * One instance's reconcile: ask the API for it (get_instance), observe, plan, apply, and
- * tell the API what happened (update_instance: power_state from libvirt, and the task it
- * finished with the vm_state it leads to, its fault, its spawn timings, or `deleted`).
+ * tell the API what happened (update_instance: power_state from libvirt, the task_id it
+ * observed, and the task it finished with the vm_state it leads to, its fault, its spawn
+ * timings, or `deleted`).
  *
  * Invariants:
- * - a task is done at most once per agent process: its report is kept by task_id and
- *   sent again (with the current power state) when the same task comes back, so a lost
- *   or late report never makes a reboot happen twice;
+ * - a task that succeeded is done at most once per agent process: its report is kept by
+ *   task_id and sent again (with the current power state) when the same task comes back,
+ *   so a lost or late report never makes a reboot happen twice; a failed task's report is
+ *   kept the same way until the next full resync (`forgetFailures`), after which a task
+ *   the API still has open (its report was lost) is tried again;
  * - a spawn that fails for any reason but a lost connection (libvirtd, OVSDB, broker:
  *   those retry) removes everything it made (domain, files, OVS ports) and reports ERROR
- *   with the reason (so does a spawn onto a uuid whose domain is not ours, which is left
- *   alone); another task that fails reports the fault and leaves the vm_state as it was
- *   (Nova's reverts_task_state), and the host as it is;
+ *   with the reason (so does a spawn onto a uuid whose domain or directory is not ours,
+ *   which is left alone); a delete that fails reports ERROR with the reason (the user may
+ *   delete again); another task that fails reports the fault and leaves the vm_state as
+ *   it was (Nova's reverts_task_state), and the host as it is;
+ * - every report carries the spec's task_id as `observed_task_id`, so the API can drop a
+ *   report overtaken by a newer task;
  * - a spawn waiting for its ports stops waiting when the instance is no longer spawning
  *   (deleted meanwhile): the next reconcile, already queued by the hint, tears it down;
+ * - an instance in `onStart` (the host booted) stays there until one of its reconciles
+ *   succeeds (the caller removes it), so a failed restart is retried as a restart;
  * - without a task the API hears from us only when the power state changed since our
  *   last report, or the host changed; about an instance it no longer knows, only that
  *   what was left of it has been removed (`deleted`).
  */
 
 import { PLUGIN_TOPIC } from '../../contracts/messages.ts';
-import {
-  GetInstanceResult,
-  type InstanceSpec,
-  type SpawnTimings,
-  type UpdateInstanceArgs,
-} from '../../contracts/servers.ts';
-import type { Broker } from '../../core/amqp.ts';
-import { type ApplyDeps, applyInstance, type StepTimes } from './apply.ts';
+import type { InstanceSpec, UpdateInstanceArgs } from '../../contracts/servers.ts';
+import { type ApplyDeps, applyInstance } from './apply.ts';
 import {
   type ComputeSettings,
   type DesiredInstance,
@@ -39,27 +41,39 @@ import {
 import { tapName } from './domain.ts';
 import { observeDomain, observeInstance } from './observe.ts';
 import { planInstance, powerStateOf } from './plan.ts';
+import {
+  faultOf,
+  getInstance,
+  type Report,
+  type RpcDeps,
+  SpawnAborted,
+  spawnTimings,
+} from './rpc.ts';
 
-type Report = Omit<UpdateInstanceArgs, 'host' | 'instance_id' | 'power_state'>;
+interface Done {
+  taskId: number;
+  report: Report;
+  /** The task failed: a resync forgets it, so it is tried again if the API still has it. */
+  failed: boolean;
+}
 
 export interface InstanceState {
   /** id → the last task this process finished and what it reported. */
-  done: Map<string, { taskId: number; report: Report }>;
+  done: Map<string, Done>;
   /** id → the power state last reported. */
   lastPower: Map<string, number>;
-  /** Ids whose next reconcile is the one of the agent's start. */
+  /** Ids to run again if active and off: the host booted, and they are not reconciled since. */
   onStart: Set<string>;
 }
 
-export interface InstanceDeps extends ApplyDeps {
-  broker: Pick<Broker, 'call' | 'cast'>;
-  settings: ComputeSettings;
-  state: InstanceState;
+/** Called by a full resync: failed tasks the API still has open run again. */
+export function forgetFailures(state: InstanceState): void {
+  for (const [id, d] of state.done) if (d.failed) state.done.delete(id);
 }
 
-/** The instance stopped spawning while we waited for its ports. */
-class SpawnAborted extends Error {
-  override name = 'SpawnAborted';
+export interface InstanceDeps extends ApplyDeps, RpcDeps {
+  settings: ComputeSettings;
+  state: InstanceState;
 }
 
 const TRANSIENT = new Set([
@@ -70,68 +84,26 @@ const TRANSIENT = new Set([
   'TransientError',
 ]);
 const transient = (e: unknown) => e instanceof Error && TRANSIENT.has(e.name);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export async function getInstance(deps: InstanceDeps, id: string): Promise<InstanceSpec | null> {
-  const args = { host: deps.settings.host, instance_id: id };
-  return GetInstanceResult.parse(await deps.broker.call(PLUGIN_TOPIC, 'get_instance', args))
-    .instance;
-}
-
-/**
- * Polls the API until every port of the instance is ACTIVE: first after 50 ms (the L2
- * agent binds a port in tens of milliseconds), then backing off to one call every 500 ms.
- */
-export async function waitPortsActive(deps: InstanceDeps, id: string): Promise<void> {
-  const timeoutMs = deps.settings.vifPluggingTimeoutMs;
-  const deadline = Date.now() + timeoutMs;
-  for (let pause = 50; ; pause = Math.min(500, pause * 1.5)) {
-    const spec = await getInstance(deps, id);
-    if (spec === null || intentOf(spec) !== 'spawn')
-      throw new SpawnAborted('the instance is no longer spawning');
-    const waiting = spec.ports.filter((p) => p.status !== 'ACTIVE').map((p) => p.id);
-    if (waiting.length === 0 || timeoutMs === 0) return;
-    if (Date.now() >= deadline)
-      throw new Error(
-        `Virtual interface creation failed: port(s) ${waiting.join(', ')} not ACTIVE within ${timeoutMs / 1000} s (vif_plugging_timeout)`,
-      );
-    await sleep(pause);
-  }
-}
-
-async function send(deps: InstanceDeps, id: string, report: Report, power?: number) {
+async function send(
+  deps: InstanceDeps,
+  id: string,
+  spec: InstanceSpec | null,
+  report: Report,
+  power?: number,
+) {
   const power_state = (power ??
     powerStateOf(await observeDomain(deps.libvirt, id))) as UpdateInstanceArgs['power_state'];
-  const args = { host: deps.settings.host, instance_id: id, power_state, ...report };
+  const args: UpdateInstanceArgs = {
+    host: deps.settings.host,
+    instance_id: id,
+    power_state,
+    ...(spec ? { observed_task_id: spec.task_id } : {}),
+    ...report,
+  };
   await deps.broker.cast(PLUGIN_TOPIC, 'update_instance', args);
   deps.state.lastPower.set(id, power_state);
   deps.log.info({ instanceId: id, ...report, power_state }, 'instance reported');
-}
-
-function spawnTimings(t: StepTimes): SpawnTimings {
-  return {
-    image: (t.images ?? 0) + (t.files ?? 0),
-    define: (t.define ?? 0) + (t.start ?? 0),
-    plug: t.plug ?? 0,
-    wait_port: t['wait-ports'] ?? 0,
-    boot: t.resume ?? 0,
-  };
-}
-
-/** Contract strings carry no control characters: newlines of stacks and libvirt become spaces. */
-const oneLine = (s: string, max: number) =>
-  s
-    .replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ')
-    .trim()
-    .slice(0, max);
-
-function faultOf(e: unknown): NonNullable<Report['fault']> {
-  if (!(e instanceof Error)) return { message: oneLine(String(e), 255) };
-  const causes: string[] = [];
-  for (let c: unknown = e.cause; c instanceof Error && causes.length < 5; c = c.cause)
-    causes.push(`${c.name}: ${c.message}`);
-  const details = [`${e.name}: ${e.message}`, ...causes.map((c) => `caused by ${c}`)];
-  return { message: oneLine(e.message, 255), details: oneLine(details.join('; '), 65535) };
 }
 
 const tapsOf = (spec: InstanceSpec | null) => spec?.ports.map((p) => tapName(p.id)) ?? [];
@@ -161,20 +133,31 @@ async function teardown(deps: InstanceDeps, id: string, spec: InstanceSpec | nul
   await applyInstance(deps, target, plan.steps);
 }
 
-async function failSpawn(deps: InstanceDeps, spec: InstanceSpec, e: unknown) {
+type Outcome = { report: Report; failed: boolean } | null;
+
+/** A failed spawn: everything it made is removed (best effort), and it ends in ERROR. */
+async function failSpawn(deps: InstanceDeps, spec: InstanceSpec, e: unknown): Promise<Outcome> {
   deps.log.warn({ instanceId: spec.id, err: (e as Error).message }, 'spawn failed; tearing down');
-  await teardown(deps, spec.id, spec);
-  const report: Report = { task_done: spec.task_id, vm_state: 'error', fault: faultOf(e) };
-  deps.state.done.set(spec.id, { taskId: spec.task_id, report });
-  await send(deps, spec.id, report);
+  try {
+    await teardown(deps, spec.id, spec);
+  } catch (cleanup) {
+    if (transient(cleanup)) throw cleanup;
+    const err = (cleanup as Error).message;
+    deps.log.warn({ instanceId: spec.id, err }, 'teardown after a failed spawn failed');
+  }
+  return {
+    report: { task_done: spec.task_id, vm_state: 'error', fault: faultOf(e) },
+    failed: true,
+  };
 }
 
-async function run(
+/** Observes the instance and plans for its intent. */
+async function observeAndPlan(
   deps: InstanceDeps,
   id: string,
   spec: InstanceSpec | null,
   onStart: boolean,
-): Promise<Report | null> {
+) {
   const intent = intentOf(spec);
   const desired: DesiredInstance | null =
     spec && intent !== 'absent' ? desiredInstance(spec, deps.settings) : null;
@@ -192,6 +175,17 @@ async function run(
     onStart,
     vmState: spec?.vm_state ?? null,
   });
+  return { intent, desired, observed, plan };
+}
+
+/** Runs the plan; the report it leads to (null: a conflict without a task, nothing to say). */
+async function run(
+  deps: InstanceDeps,
+  id: string,
+  spec: InstanceSpec | null,
+  onStart: boolean,
+): Promise<Report | null> {
+  const { intent, desired, observed, plan } = await observeAndPlan(deps, id, spec, onStart);
   const taskId = spec?.task_state ? spec.task_id : undefined;
   if (plan.conflict !== undefined) {
     if (taskId === undefined) return null;
@@ -203,43 +197,53 @@ async function run(
   const target = { id, desired, taps: tapsOf(spec), dom: observed.domain?.dom ?? null };
   const times = await applyInstance(deps, target, plan.steps);
   const booted = intent === 'spawn' && plan.steps.some((s) => s.kind === 'resume');
-  const report: Report = {
+  return {
     ...(taskId !== undefined ? { task_done: taskId } : {}),
     ...(taskId !== undefined && plan.vmState ? { vm_state: plan.vmState } : {}),
     ...(booted ? { timings: spawnTimings(times) } : {}),
     ...(plan.deleted ? { deleted: true } : {}),
   };
-  const quiet = taskId === undefined && !plan.deleted && plan.steps.length === 0;
-  return quiet ? {} : report;
+}
+
+/** Runs the instance's plan; a task's failure becomes its report (transient ones throw). */
+async function attempt(
+  deps: InstanceDeps,
+  id: string,
+  spec: InstanceSpec | null,
+  taskId: number | undefined,
+): Promise<Outcome> {
+  try {
+    const report = await run(deps, id, spec, deps.state.onStart.has(id));
+    return report === null ? null : { report, failed: false };
+  } catch (e) {
+    if (e instanceof SpawnAborted) {
+      deps.log.info({ instanceId: id }, 'spawn abandoned: the instance is no longer spawning');
+      return null;
+    }
+    if (transient(e) || !spec || taskId === undefined) throw e;
+    const intent = intentOf(spec);
+    if (intent === 'spawn') return failSpawn(deps, spec, e);
+    const vm_state = intent === 'absent' ? 'error' : spec.vm_state;
+    return { report: { task_done: taskId, vm_state, fault: faultOf(e) }, failed: true };
+  }
 }
 
 export async function reconcileInstance(deps: InstanceDeps, id: string): Promise<void> {
   const spec = await getInstance(deps, id);
-  const onStart = deps.state.onStart.delete(id);
   const taskId = spec?.task_state ? spec.task_id : undefined;
   const prior = deps.state.done.get(id);
-  if (taskId !== undefined && prior?.taskId === taskId) return send(deps, id, prior.report);
-  let report: Report | null;
-  try {
-    report = await run(deps, id, spec, onStart);
-  } catch (e) {
-    if (e instanceof SpawnAborted) {
-      deps.log.info({ instanceId: id }, 'spawn abandoned: the instance is no longer spawning');
-      return;
-    }
-    if (transient(e) || !spec || taskId === undefined) throw e;
-    if (intentOf(spec) === 'spawn') return failSpawn(deps, spec, e);
-    report = { task_done: taskId, vm_state: spec.vm_state, fault: faultOf(e) };
-  }
-  if (report === null) return;
+  if (taskId !== undefined && prior?.taskId === taskId) return send(deps, id, spec, prior.report);
+  const outcome = await attempt(deps, id, spec, taskId);
+  if (outcome === null) return;
+  const { report, failed } = outcome;
   if (spec === null) {
     deps.state.done.delete(id);
     deps.state.lastPower.delete(id);
-    if (report.deleted) await send(deps, id, report);
+    if (report.deleted) await send(deps, id, null, report);
     return;
   }
-  if (taskId !== undefined) deps.state.done.set(id, { taskId, report });
+  if (taskId !== undefined) deps.state.done.set(id, { taskId, report, failed });
   const power = powerStateOf(await observeDomain(deps.libvirt, id));
   const changed = deps.state.lastPower.get(id) !== power;
-  if (Object.keys(report).length > 0 || changed) await send(deps, id, report, power);
+  if (Object.keys(report).length > 0 || changed) await send(deps, id, spec, report, power);
 }

@@ -1,14 +1,16 @@
 /**
  * What the host has of an instance: its libvirt domain (state and reason, managed save
  * image, the Kumo metadata that says which host owns it), its files under
- * `<instances_path>/<uuid>/`, its OVS ports and (ethernet VIFs) where its taps are.
- * Read-only.
+ * `<instances_path>/<uuid>/` and which host's they are, its OVS ports and (ethernet VIFs)
+ * where its taps are. Read-only.
  *
  * Invariant: a domain is this agent's only if its XML carries our metadata namespace with
  * this host's name; everything else on the hypervisor (other deployments, other lab
- * hosts, hand-made domains) is observed as foreign and never changed.
+ * hosts, hand-made domains) is observed as foreign and never changed. Likewise an
+ * instance directory is this agent's only if its owner marker names this host
+ * (instance-dir.ts).
  */
-import { readdir, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { UUID } from '../../contracts/schema.ts';
 import {
   type Domain,
@@ -20,6 +22,7 @@ import {
 import type { OvsdbClient } from '../../host/ovs/ovsdb.ts';
 import type { DesiredNic, InstancePaths } from './desired.ts';
 import { KUMO_INSTANCE_XMLNS } from './domain.ts';
+import { readOwner } from './instance-dir.ts';
 import { findOvsPorts, type OvsPortRow, observeTaps, type TapPlace, type VifDeps } from './vif.ts';
 
 export interface KumoMetadata {
@@ -41,6 +44,10 @@ export interface ObservedDomain {
 
 export interface ObservedFiles {
   dir: boolean;
+  /** The host the directory's owner marker names (null: none, or no directory). */
+  owner: string | null;
+  /** This host's staging directory of the instance (a crash mid-build left it). */
+  staging: boolean;
   disk: boolean;
   kernel: boolean;
   ramdisk: boolean;
@@ -121,6 +128,8 @@ const exists = (path: string) =>
 export async function observeFiles(paths: InstancePaths): Promise<ObservedFiles> {
   return {
     dir: await exists(paths.dir),
+    owner: await readOwner(paths.dir),
+    staging: await exists(paths.staging),
     disk: await exists(paths.disk),
     kernel: await exists(paths.kernel),
     ramdisk: await exists(paths.ramdisk),
@@ -182,10 +191,4 @@ export async function listOwnDomains(
   const seen = new Set(all.map((d) => d.uuid));
   for (const key of cache.keys()) if (!seen.has(key)) cache.delete(key);
   return out;
-}
-
-/** Instance ids that have a directory under `<instances_path>` (not `_base`). */
-export async function instanceDirIds(instancesPath: string): Promise<string[]> {
-  const names = await readdir(instancesPath).catch(() => [] as string[]);
-  return names.filter((n) => UUID.test(n));
 }

@@ -8,16 +8,24 @@
  *   ACTIVE), resume, so a guest never runs before its network is there;
  * - a plan is convergent: a task whose effect is already there plans nothing (re-running
  *   it after a crash or a lost report only reports again), and without a task the power
- *   state is left alone, except on the agent's start, when an active instance whose guest
- *   is off is started again (Nova's resume_guests_state_on_host_boot);
+ *   state is left alone, except after a host boot (`onStart`), when an active instance
+ *   whose guest is off, or still paused by a start cut short, runs again (Nova's
+ *   resume_guests_state_on_host_boot);
  * - a domain that is not this host's (foreign metadata, or none) is never touched: a task
- *   on it is refused with a conflict, a teardown leaves it, and its OVS ports, alone;
- * - a teardown removes the domain (with its managed save image), the OVS ports and the
- *   instance directory, whatever state they are in.
+ *   on it is refused with a conflict, a teardown leaves it, and its OVS ports, alone; so
+ *   is an instance directory whose owner marker does not name this host;
+ * - a teardown removes the domain (with its managed save image), the OVS ports and this
+ *   host's instance directory, whatever state they are in.
  */
 import { POWER_STATE, type PowerState, type VmState } from '../../contracts/servers.ts';
 import { DomainState } from '../../host/libvirt/client.ts';
-import { type DesiredInstance, type Intent, TASK_RESULT, type VifMode } from './desired.ts';
+import {
+  type DesiredInstance,
+  type Intent,
+  ownerText,
+  TASK_RESULT,
+  type VifMode,
+} from './desired.ts';
 import { isActive, type ObservedDomain, type ObservedInstance } from './observe.ts';
 
 export type Step =
@@ -43,7 +51,7 @@ export interface PlanInput {
   observed: ObservedInstance;
   host: string;
   vif: VifMode;
-  /** The resync of the agent's start (as after a host reboot). */
+  /** The host booted since the agent last ran, and this instance is not reconciled since. */
   onStart: boolean;
   /** The API's vm_state (null: the API does not know the instance). */
   vmState: VmState | null;
@@ -125,7 +133,8 @@ function teardown(p: PlanInput): Step[] {
   if (mine) steps.push({ kind: 'undefine', why: 'undefine (with its managed save)' });
   if ((o.domain === null || mine) && o.ovsPorts.length > 0)
     steps.push({ kind: 'unplug', why: 'OVS ports of the instance' });
-  if (o.files.dir) steps.push({ kind: 'remove-files', why: 'instance directory' });
+  if ((o.files.dir && o.files.owner === p.host) || o.files.staging)
+    steps.push({ kind: 'remove-files', why: "this host's instance directory" });
   return steps;
 }
 
@@ -166,7 +175,11 @@ function powerTask(p: PlanInput, d: DesiredInstance): TaskPlan {
     case 'resume':
       if (running(dom)) return { steps: plugIfNeeded(p) };
       if (paused(dom)) return { steps: [{ kind: 'resume', why: 'run the paused guest' }] };
-      return { steps: bootSteps(d, p.observed, { waitPorts: false, restore: true }) };
+      // Nova's power_on is a hard reboot: a managed save image (a guest found suspended and
+      // stopped by the power sync) is discarded; only resume restores it.
+      return {
+        steps: bootSteps(d, p.observed, { waitPorts: false, restore: p.intent === 'resume' }),
+      };
     case 'pause':
       if (paused(dom)) return { steps: [] };
       if (!running(dom)) return refuse('cannot pause: the guest is not running');
@@ -186,9 +199,28 @@ function powerTask(p: PlanInput, d: DesiredInstance): TaskPlan {
 
 function settled(p: PlanInput, d: DesiredInstance): Step[] {
   const dom = p.observed.domain;
-  if (p.onStart && p.vmState === 'active' && !isActive(dom) && !saved(dom))
-    return bootSteps(d, p.observed, { waitPorts: false, restore: false });
+  if (p.onStart && p.vmState === 'active') {
+    if (paused(dom))
+      return [
+        { kind: 'plug', why: 'VIFs of the guest paused by a start cut short' },
+        { kind: 'resume', why: 'run the guest' },
+      ];
+    if (!isActive(dom) && !saved(dom))
+      return bootSteps(d, p.observed, { waitPorts: false, restore: false });
+  }
   return plugIfNeeded(p);
+}
+
+/** Why the host's objects of this uuid are not ours to change; undefined when they are. */
+function foreign(p: PlanInput): string | undefined {
+  const dom = p.observed.domain;
+  if (dom && !ours(dom, p.host)) {
+    const owner = dom.meta ? `host ${dom.meta.host ?? '(none)'}` : 'nothing Kumo knows';
+    return `domain ${dom.dom.name} with this uuid belongs to ${owner}`;
+  }
+  const f = p.observed.files;
+  if (f.dir && f.owner !== p.host) return `the instance directory belongs to ${ownerText(f.owner)}`;
+  return undefined;
 }
 
 export function planInstance(p: PlanInput): Plan {
@@ -198,12 +230,9 @@ export function planInstance(p: PlanInput): Plan {
   }
   const d = p.desired;
   if (!d) throw new Error(`planInstance: intent ${p.intent} needs the desired instance`);
-  const dom = p.observed.domain;
-  if (dom && !ours(dom, p.host)) {
-    const owner = dom.meta ? `host ${dom.meta.host ?? '(none)'}` : 'nothing Kumo knows';
-    const conflict = `domain ${dom.dom.name} with this uuid belongs to ${owner}`;
+  const conflict = foreign(p);
+  if (conflict !== undefined)
     return p.intent === 'settled' ? { steps: [] } : { steps: [], conflict };
-  }
   const vmState = TASK_RESULT[p.intent];
   const done = (plan: TaskPlan): Plan => ({ ...plan, ...(vmState ? { vmState } : {}) });
   switch (p.intent) {

@@ -9,7 +9,7 @@
  * with its reason and releases everything.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Agent } from '../../contracts/agents.ts';
@@ -215,9 +215,14 @@ describe('servers on two lab hosts', { timeout: 900_000 }, () => {
       assert.equal(await domState(s['OS-EXT-SRV-ATTR:instance_name']), 'running');
       assert.ok(await pingFromProbe(s.addresses['compute-net']?.[0]?.addr ?? ''), 'still answers');
     }
-    // As if b's host had rebooted: its guest is gone when the agent starts.
+    // As if b's host had rebooted: its guest is gone, and the kernel's boot id is not the
+    // one b's agent recorded, when the agent starts.
     const domB = b['OS-EXT-SRV-ATTR:instance_name'];
     assert.equal((await virsh('destroy', domB)).code, 0);
+    const hostB = b['OS-EXT-SRV-ATTR:host'] as string;
+    const bootId = join(c.dir.path, 'hosts', hostB, 'compute', 'boot_id');
+    assert.ok(existsSync(bootId), "b's agent recorded the boot it runs in");
+    writeFileSync(bootId, '00000000-0000-4000-8000-000000000000\n');
     for (const s of servers) {
       const host = s['OS-EXT-SRV-ATTR:host'] as string;
       c.startAgentOn('compute', host, ovsOf(labOf(host)));

@@ -12,16 +12,31 @@
  * gives the guest its address, so every boot is checked by a ping from the lab.
  *
  * Proves: spawn (start paused, plug, wait for ACTIVE, resume) with timings, console output
- * over RPC; pause/unpause, soft/hard reboot, stop/start, suspend/resume (managed save)
- * each reported done with the right vm_state and power_state and the guest reachable;
+ * over RPC, the instance directory marked as this host's; pause/unpause, soft/hard reboot,
+ * stop/start, suspend/resume (managed save) each reported done with the right vm_state and
+ * power_state and the guest reachable, every report carrying the task_id it observed;
  * SIGTERM and kill -9 leave guests running, a task missed while the agent was down is
- * done on its start, a guest gone off (host reboot) is started again; a port that never
- * goes ACTIVE fails the spawn with the reason and leaves nothing; delete leaves nothing.
+ * done on its start; a guest that went off while only the agent was down stays off, and
+ * after a host boot (the recorded boot id changed) it is started again, also when the
+ * first start attempt fails; a port that never goes ACTIVE fails the spawn with the
+ * reason and leaves nothing; another host's (or an unmarked) instance directory is left
+ * alone; a resync prunes cached images nothing names and nobody used for a day; a delete
+ * whose teardown fails reports ERROR, and with that report lost, a resync tries it again;
+ * delete leaves nothing.
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes, randomInt, randomUUID } from 'node:crypto';
-import { chmodSync, createWriteStream, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
@@ -62,10 +77,14 @@ interface Fixture {
   dhcp: { ep: Endpoint; proc: ChildProcess };
 }
 
-/** The API's side: specs by id, reports received, ports that must stay DOWN. */
+/**
+ * The API's side: specs by id, reports received, ports that must stay DOWN, instances
+ * whose reports are recorded but lost (not applied).
+ */
 const specs = new Map<string, InstanceSpec>();
 const reports: UpdateInstanceArgs[] = [];
 const neverActive = new Set<string>();
+const lost = new Set<string>();
 
 async function fakeApi(m: { method: string; args: unknown }): Promise<unknown> {
   const a = m.args as Record<string, string>;
@@ -80,8 +99,11 @@ async function fakeApi(m: { method: string; args: unknown }): Promise<unknown> {
       const r = m.args as UpdateInstanceArgs;
       reports.push(r);
       const spec = specs.get(r.instance_id);
+      if (lost.has(r.instance_id)) return;
       if (!spec || r.task_done !== spec.task_id || spec.task_state === null) return;
+      // as kumo-api: a delete ends with the instance, or else only in ERROR
       if (r.deleted && spec.task_state === 'deleting') specs.delete(spec.id);
+      else if (spec.task_state === 'deleting' && r.vm_state !== 'error') return;
       else Object.assign(spec, { task_state: null, vm_state: r.vm_state ?? spec.vm_state });
       return;
     }
@@ -190,7 +212,37 @@ describe('kumo-compute-agent: instance lifecycle on libvirt + an OVS lab host', 
     agent = undefined;
     return code;
   };
-  const agentLog = () => readFileSync(join(f.dir, 'agent.log'), 'utf8').slice(-8000);
+  const fullLog = () => readFileSync(join(f.dir, 'agent.log'), 'utf8');
+  const agentLog = () => fullLog().slice(-8000);
+  /** Waits for a log line (after `from` characters of the log) that has every one of `parts`. */
+  const waitLog = (what: string, from: number, parts: string[]) =>
+    waitFor(
+      what,
+      () =>
+        fullLog()
+          .slice(from)
+          .split('\n')
+          .find((l) => parts.every((p) => l.includes(p))),
+      90_000,
+      100,
+    ).catch((e: Error) => {
+      throw new Error(`${e.message}\nagent log:\n${agentLog()}`);
+    });
+  const resyncNow = () =>
+    f.broker.cast(hostQueue('compute_agent', f.host), 'resync', { reason: 'operator' });
+  const bootIdFile = () => join(f.dir, 'compute', 'boot_id');
+  const kernelBootId = () => readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  const chattr = (flag: '+i' | '-i', path: string) => runCommand(['chattr', flag, path]);
+  const pinned = new Set<string>();
+  const pin = async (path: string) => {
+    const r = await chattr('+i', path);
+    assert.equal(r.code, 0, `chattr +i ${path}: ${r.stderr}`);
+    pinned.add(path);
+  };
+  const unpin = async (path: string) => {
+    assert.equal((await chattr('-i', path)).code, 0);
+    pinned.delete(path);
+  };
 
   const waitReport = (what: string, pred: (r: UpdateInstanceArgs) => boolean) =>
     waitFor(what, () => reports.find(pred), 90_000, 50).catch((e: Error) => {
@@ -351,6 +403,7 @@ describe('kumo-compute-agent: instance lifecycle on libvirt + an OVS lab host', 
 
   after(async () => {
     if (flipper) clearInterval(flipper);
+    for (const path of pinned) await chattr('-i', path);
     await stopAgent('SIGKILL');
     for (const name of domains) {
       await virsh('destroy', name);
@@ -378,6 +431,7 @@ describe('kumo-compute-agent: instance lifecycle on libvirt + an OVS lab host', 
     );
     assert.equal(r.vm_state, 'active', JSON.stringify(r.fault));
     assert.equal(r.power_state, 1);
+    assert.equal(r.observed_task_id, 1);
     assert.ok(r.timings, 'spawn timings');
     for (const k of ['image', 'define', 'plug', 'wait_port', 'boot'] as const)
       assert.equal(typeof r.timings[k], 'number');
@@ -403,6 +457,16 @@ describe('kumo-compute-agent: instance lifecycle on libvirt + an OVS lab host', 
     );
     assert.equal(info['virtual-size'], 1024 ** 3, 'overlay sized by the flavor');
     assert.equal(info['backing-filename'], join(f.dir, 'instances', '_base', f.images.machine.id));
+    const dir = join(f.dir, 'instances', vm.id);
+    assert.equal(readFileSync(join(dir, 'host'), 'utf8'), `${f.host}\n`, 'owner marker');
+    const listed = readFileSync(join(dir, 'images'), 'utf8').trim().split('\n').sort();
+    assert.deepEqual(
+      listed,
+      Object.values(f.images)
+        .map((i) => i.id)
+        .sort(),
+      'its images',
+    );
     await assert.rejects(
       f.broker.call(hostQueue('compute_agent', f.host), 'get_console_output', {
         instance_id: randomUUID(),
@@ -445,9 +509,16 @@ describe('kumo-compute-agent: instance lifecycle on libvirt + an OVS lab host', 
     const twice = await task(vm.id, 'pausing');
     assert.equal(twice.fault, undefined, 'pausing a paused guest is already done');
     await expect('unpausing', 'active', 1, 'running');
+    const mine = reports.filter((r) => r.instance_id === vm.id);
+    for (const r of mine.filter((x) => x.task_done !== undefined))
+      assert.equal(r.observed_task_id, r.task_done, 'a task report observed its own task');
+    assert.ok(
+      mine.every((r) => typeof r.observed_task_id === 'number'),
+      'every report',
+    );
   });
 
-  test('SIGTERM and kill -9 leave guests running; a restarted agent catches up and restarts a guest that went off', async () => {
+  test('SIGTERM and kill -9 leave guests running; a restarted agent catches up; a guest gone off stays off unless the host booted', async () => {
     const name = instanceName(vm.seq);
     assert.equal(await stopAgent('SIGTERM'), 0, 'clean exit');
     assert.equal(await domState(name), 'running');
@@ -464,10 +535,35 @@ describe('kumo-compute-agent: instance lifecycle on libvirt + an OVS lab host', 
     await stopAgent('SIGKILL');
     assert.equal(await domState(name), 'running');
     await pings(ip);
-    // as after a host reboot: the guest is off when the agent starts
+    assert.equal(readFileSync(bootIdFile(), 'utf8').trim(), kernelBootId(), 'boot recorded');
+    // the guest shut itself down while only the agent was down: it stays off
     assert.equal((await virsh('destroy', name)).code, 0);
-    const before = reports.length;
+    let before = reports.length;
     startAgent();
+    const off = await waitReport(
+      'the power state of the restarted agent',
+      (x) => reports.indexOf(x) >= before && x.instance_id === vm.id,
+    );
+    assert.equal(off.power_state, 4, 'reported SHUTDOWN, not started');
+    assert.equal(await domState(name), 'shut off');
+
+    // as after a host reboot (another boot id than the recorded one): started again, and a
+    // first attempt that fails (its console log cannot be opened) is retried as a restart
+    await stopAgent('SIGKILL');
+    const otherBoot = '00000000-0000-4000-8000-000000000000';
+    writeFileSync(bootIdFile(), `${otherBoot}\n`);
+    const consoleLog = join(f.dir, 'instances', vm.id, 'console.log');
+    await pin(consoleLog);
+    const logFrom = fullLog().length;
+    before = reports.length;
+    startAgent();
+    await waitLog('the first restart attempt to fail', logFrom, [
+      'reconcile failed',
+      `instance:${vm.id}`,
+    ]);
+    assert.equal(await domState(name), 'shut off');
+    assert.equal(readFileSync(bootIdFile(), 'utf8').trim(), otherBoot, 'not recorded yet');
+    await unpin(consoleLog);
     await waitFor(
       'the guest started again',
       async () => (await domState(name)) === 'running',
@@ -475,6 +571,9 @@ describe('kumo-compute-agent: instance lifecycle on libvirt + an OVS lab host', 
     );
     await waitFor('a RUNNING report', () =>
       reports.slice(before).some((x) => x.instance_id === vm.id && x.power_state === 1),
+    );
+    await waitFor('the boot recorded', () =>
+      readFileSync(bootIdFile(), 'utf8').trim() === kernelBootId() ? true : undefined,
     );
     await pings(ip);
   });
@@ -496,10 +595,66 @@ describe('kumo-compute-agent: instance lifecycle on libvirt + an OVS lab host', 
     await assertNothingLeft(doomed);
   });
 
-  test('delete leaves no domain, tap, OVS port or file', async () => {
-    const r = await task(vm.id, 'deleting');
-    assert.equal(r.deleted, true);
-    assert.equal(specs.has(vm.id), false);
+  test("another host's or an unmarked instance directory is left alone; a resync prunes unused images", async () => {
+    const instances = join(f.dir, 'instances');
+    const base = join(instances, '_base');
+    const foreign = randomUUID();
+    const unmarked = randomUUID();
+    const [stale, fresh, theirs] = [randomUUID(), randomUUID(), randomUUID()];
+    mkdirSync(join(instances, foreign));
+    writeFileSync(join(instances, foreign, 'host'), 'other-host\n');
+    writeFileSync(join(instances, foreign, 'images'), `${theirs}\n`);
+    writeFileSync(join(instances, foreign, 'disk'), 'theirs');
+    mkdirSync(join(instances, unmarked));
+    writeFileSync(join(instances, unmarked, 'disk'), 'nobody knows');
+    const dayOld = new Date(Date.now() - 2 * 86_400_000);
+    for (const id of [stale, fresh, theirs]) writeFileSync(join(base, id), 'x');
+    for (const id of [stale, theirs, ...Object.values(f.images).map((i) => i.id)])
+      utimesSync(join(base, id), dayOld, dayOld);
+    const from = fullLog().length;
+    const before = reports.length;
+    await hint(foreign);
+    await hint(unmarked);
+    await resyncNow();
+    for (const id of [foreign, unmarked])
+      await waitLog(`${id} reconciled`, from, ['instance reconciled', id]);
+    const pruned = await waitLog('a prune that removed the stale image', from, [
+      'image cache pruned',
+      stale,
+    ]);
+    for (const id of [foreign, unmarked])
+      assert.ok(existsSync(join(instances, id, 'disk')), `${id}: left alone`);
+    assert.ok(
+      !reports.slice(before).some((r) => r.instance_id === foreign || r.instance_id === unmarked),
+      'nothing reported about them',
+    );
+    assert.ok(!existsSync(join(base, stale)), `${pruned}`);
+    for (const id of [fresh, theirs, ...Object.values(f.images).map((i) => i.id)])
+      assert.ok(existsSync(join(base, id)), `${id} kept (used lately, or named by a directory)`);
+    assert.ok(statSync(join(instances, foreign, 'host')).isFile());
+  });
+
+  test('a delete whose teardown fails: ERROR; its report lost, a resync tries it again and leaves nothing', async () => {
+    const stuck = join(f.dir, 'instances', vm.id, 'stuck');
+    writeFileSync(stuck, 'immutable');
+    await pin(stuck);
+    lost.add(vm.id);
+    const failed = await task(vm.id, 'deleting');
+    const taskId = failed.task_done as number;
+    assert.equal(failed.vm_state, 'error', 'a failed delete ends in ERROR');
+    assert.match(failed.fault?.message ?? '', /EPERM|not permitted/);
+    assert.equal(failed.observed_task_id, taskId);
+    assert.equal(specs.get(vm.id)?.task_state, 'deleting', 'the report was lost');
+    await unpin(stuck);
+    await resyncNow();
+    const done = await waitReport(
+      'the retried delete',
+      (r) => r.instance_id === vm.id && r.task_done === taskId && r.deleted === true,
+    );
+    assert.equal(done.fault, undefined);
+    lost.delete(vm.id);
+    await hint(vm.id);
+    await waitFor('the API to apply the resent report', () => !specs.has(vm.id));
     await assertNothingLeft(vm);
     const { stdout } = await virsh('list', '--all', '--name');
     for (const d of domains) assert.ok(!stdout.includes(d), `${d} is gone`);

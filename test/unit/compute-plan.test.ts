@@ -1,15 +1,27 @@
 /**
- * The compute agent's pure parts: intentOf (vm_state, task_state → intent), desiredInstance
+ * The compute agent's own logic: intentOf (vm_state, task_state → intent), desiredInstance
  * (root disk, kernel boot, VIF mode in the domain XML), planInstance for every intent
  * against the domain states that matter (none, running, paused, shut off, managed-saved,
- * another host's), powerStateOf, parseKumoMetadata on XML as libvirt returns it, and the
- * console tail's line count and byte window.
+ * another host's) and the instance directory's owner (ours, another host's, unmarked),
+ * powerStateOf, parseKumoMetadata on XML as libvirt returns it, forgetFailures, and, on
+ * a temporary directory, the instance directory's ownership marker, the host boot record,
+ * the image cache's age-bounded prune and the console tail's line count and byte window.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { hostBoot } from '../../agents/compute/boot.ts';
 import { ConsoleLogMissingError, consoleTail } from '../../agents/compute/console.ts';
 import {
   type ComputeSettings,
@@ -18,7 +30,18 @@ import {
   InstanceSpecError,
   type Intent,
   intentOf,
+  pathsOf,
 } from '../../agents/compute/desired.ts';
+import { createImageCache } from '../../agents/compute/image-cache.ts';
+import { forgetFailures, type InstanceState } from '../../agents/compute/instance.ts';
+import {
+  createInstanceDir,
+  ForeignDirectoryError,
+  ownInstanceIds,
+  readOwner,
+  referencedImages,
+  removeInstanceDir,
+} from '../../agents/compute/instance-dir.ts';
 import {
   type ObservedDomain,
   type ObservedInstance,
@@ -26,6 +49,8 @@ import {
 } from '../../agents/compute/observe.ts';
 import { type PlanInput, planInstance, powerStateOf } from '../../agents/compute/plan.ts';
 import type { InstanceImage, InstanceSpec, TaskState, VmState } from '../../contracts/servers.ts';
+import type { CommandRunner } from '../../core/exec.ts';
+import { silentLogger } from '../../core/log.ts';
 import { DomainState } from '../../host/libvirt/client.ts';
 
 const HOST = 'compute-1';
@@ -42,6 +67,7 @@ const settings = (netns?: string): ComputeSettings => ({
   ...(netns ? { vswitchdNetns: netns } : {}),
   vifPluggingTimeoutMs: 300_000,
   shutdownTimeoutMs: 60_000,
+  stateDir: '/var/lib/kumo/compute',
 });
 
 const image = (id: string, disk_format: InstanceImage['disk_format']): InstanceImage => ({
@@ -100,8 +126,18 @@ const SHUTOFF = dom(DomainState.SHUTOFF);
 const SAVED = dom(DomainState.SHUTOFF, { managedSave: true });
 const FOREIGN = dom(DomainState.RUNNING, { meta: meta('compute-2') });
 
-const FILES = { dir: true, disk: true, kernel: true, ramdisk: true };
-const NO_FILES = { dir: false, disk: false, kernel: false, ramdisk: false };
+const FILES = { dir: true, owner: HOST, staging: false, disk: true, kernel: true, ramdisk: true };
+const NO_FILES = {
+  dir: false,
+  owner: null,
+  staging: false,
+  disk: false,
+  kernel: false,
+  ramdisk: false,
+};
+/** The directory of another host (shared instances_path), or one no Kumo agent made. */
+const FOREIGN_FILES = { ...FILES, owner: 'compute-2' };
+const UNMARKED_FILES = { ...FILES, owner: null };
 const PLUGGED = { ovsPorts: [{ port: 'p', name: TAP, ifaceId: PORT, vmUuid: ID }] };
 
 function observed(domain: ObservedDomain | null, o: Partial<ObservedInstance> = {}) {
@@ -247,8 +283,27 @@ describe('planInstance', () => {
     const hand = plan('pause', observed(dom(DomainState.RUNNING, { meta: null })));
     assert.match(hand.conflict ?? '', /nothing Kumo knows/);
     assert.deepEqual(plan('settled', observed(FOREIGN)), { steps: [] });
-    const gone = plan('absent', observed(FOREIGN, { ...PLUGGED }), { vmState: null });
-    assert.deepEqual(kinds(gone), ['remove-files'], 'only our directory, not its OVS port');
+    const gone = plan('absent', observed(FOREIGN, { ...PLUGGED, files: FOREIGN_FILES }), {
+      vmState: null,
+    });
+    assert.deepEqual(gone, { steps: [], deleted: false }, 'not its directory, not its OVS port');
+  });
+
+  test("another host's instance directory (shared instances_path) is never touched", () => {
+    for (const files of [FOREIGN_FILES, UNMARKED_FILES]) {
+      const gone = plan('absent', observed(null, { files }), { vmState: null });
+      assert.deepEqual(gone, { steps: [], deleted: false });
+      const ours = plan('absent', observed(RUNNING, { ...PLUGGED, files }), { vmState: null });
+      assert.deepEqual(kinds(ours), ['stop', 'undefine', 'unplug'], 'our domain, not the dir');
+      const spawn = plan('spawn', observed(null, { files }));
+      assert.deepEqual(spawn.steps, []);
+      assert.match(spawn.conflict ?? '', /instance directory belongs to (host compute-2|no host)/);
+      assert.deepEqual(plan('settled', observed(null, { files }), { onStart: true }).steps, []);
+    }
+    const staged = plan('absent', observed(null, { files: { ...NO_FILES, staging: true } }), {
+      vmState: null,
+    });
+    assert.deepEqual(kinds(staged), ['remove-files'], 'our staging directory of a crashed build');
   });
 
   test('absent: destroy, undefine, unplug, remove files; deleted when anything was there', () => {
@@ -302,6 +357,11 @@ describe('planInstance', () => {
     assert.deepEqual(kinds(plan('suspend', observed(SAVED))), []);
     assert.match(plan('suspend', observed(SHUTOFF)).conflict ?? '', /not running/);
     assert.deepEqual(kinds(plan('resume', observed(SAVED))), ['start', 'plug', 'resume']);
+    assert.deepEqual(
+      kinds(plan('start', observed(SAVED))),
+      ['discard-save', ...BOOT],
+      'os-start boots afresh, as Nova power_on does',
+    );
     assert.equal(plan('resume', observed(SAVED)).vmState, 'active');
     assert.deepEqual(kinds(plan('resume', observed(RUNNING))), []);
     assert.deepEqual(kinds(plan('resume', observed(SHUTOFF))), BOOT);
@@ -318,6 +378,16 @@ describe('planInstance', () => {
     ]);
     const crashed = dom(DomainState.CRASHED);
     assert.deepEqual(kinds(plan('settled', observed(crashed), { onStart: true })), BOOT);
+    // a restart cut short after its start (the plug failed): the retry plugs and resumes
+    assert.deepEqual(kinds(plan('settled', observed(PAUSED), { onStart: true })), [
+      'plug',
+      'resume',
+    ]);
+    assert.deepEqual(plan('settled', observed(PAUSED)).steps, [], 'no boot: left as it is');
+    assert.deepEqual(
+      plan('settled', observed(PAUSED), { onStart: true, vmState: 'paused' }).steps,
+      [],
+    );
     for (const vmState of ['stopped', 'suspended', 'error'] as const)
       assert.deepEqual(plan('settled', observed(SHUTOFF), { onStart: true, vmState }).steps, []);
     assert.deepEqual(plan('settled', observed(SAVED), { onStart: true }).steps, []);
@@ -377,6 +447,145 @@ describe('parseKumoMetadata', () => {
     const renderedByUs = desiredInstance(spec(), settings()).xml;
     assert.equal(parseKumoMetadata(renderedByUs)?.host, HOST);
   });
+});
+
+function withTempDir(fn: (dir: string) => Promise<void>) {
+  return async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kumo-compute-unit-'));
+    try {
+      await fn(dir);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+}
+
+describe('instance directory ownership', () => {
+  const OTHER = '55555555-5555-4555-8555-555555555555';
+  const UNMARKED = '66666666-6666-4666-8666-666666666666';
+
+  test(
+    'made whole with its marker and image list; enumerated, written and removed only by its host',
+    withTempDir(async (root) => {
+      const mine = { ...settings(), instancesPath: root };
+      const theirs = { ...mine, host: 'compute-2' };
+      const images = [MACHINE.id, KERNEL.id];
+      await createInstanceDir(pathsOf(mine, ID), HOST, images);
+      assert.equal(readFileSync(join(root, ID, 'host'), 'utf8'), `${HOST}\n`);
+      assert.equal(await readOwner(join(root, ID)), HOST);
+      await createInstanceDir(pathsOf(mine, ID), HOST, images); // already there: a no-op
+      await createInstanceDir(pathsOf(theirs, OTHER), 'compute-2', [RAMDISK.id]);
+      mkdirSync(join(root, UNMARKED));
+      writeFileSync(join(root, UNMARKED, 'images'), `${KERNEL.id}\nnot-a-uuid\n`);
+      assert.deepEqual(readdirSync(root).sort(), [ID, OTHER, UNMARKED].sort(), 'no staging left');
+      assert.deepEqual(await ownInstanceIds(root, HOST), [ID]);
+      assert.deepEqual(await ownInstanceIds(root, 'compute-2'), [OTHER]);
+      assert.deepEqual(
+        [...(await referencedImages(root))].sort(),
+        [MACHINE.id, KERNEL.id, RAMDISK.id].sort(),
+        "every directory's images, whoever owns it; garbage ignored",
+      );
+      for (const id of [OTHER, UNMARKED])
+        await assert.rejects(
+          createInstanceDir(pathsOf(mine, id), HOST, images),
+          (e: unknown) => e instanceof ForeignDirectoryError,
+        );
+      for (const id of [OTHER, UNMARKED]) await removeInstanceDir(pathsOf(mine, id), HOST);
+      assert.ok(existsSync(join(root, OTHER)) && existsSync(join(root, UNMARKED)), 'left alone');
+      await removeInstanceDir(pathsOf(mine, ID), HOST);
+      assert.ok(!existsSync(join(root, ID)));
+    }),
+  );
+
+  test(
+    "a staging directory a crash left is this host's: enumerated, replaced by the next build, removed",
+    withTempDir(async (root) => {
+      const paths = pathsOf({ ...settings(), instancesPath: root }, ID);
+      mkdirSync(paths.staging);
+      writeFileSync(join(paths.staging, 'host'), 'half');
+      assert.deepEqual(await ownInstanceIds(root, HOST), [ID]);
+      assert.deepEqual(await ownInstanceIds(root, 'compute-2'), []);
+      await removeInstanceDir(paths, HOST);
+      assert.deepEqual(readdirSync(root), []);
+      mkdirSync(paths.staging);
+      await createInstanceDir(paths, HOST, []);
+      assert.deepEqual(readdirSync(root), [ID]);
+      assert.equal(await readOwner(paths.dir), HOST);
+    }),
+  );
+});
+
+describe('host boot', () => {
+  const BOOT_A = '91fbe54a-c8fc-446c-bbc1-c72509c0eb6e';
+  const BOOT_B = '0d1e2f3a-4b5c-4d6e-8f70-8192a3b4c5d6';
+
+  test(
+    'no record is a boot; recorded, the same boot is not; another boot id is',
+    withTempDir(async (root) => {
+      const kernel = join(root, 'boot_id');
+      const state = join(root, 'state', 'compute');
+      writeFileSync(kernel, `${BOOT_A}\n`);
+      const first = await hostBoot(state, kernel);
+      assert.equal(first.rebooted, true);
+      assert.equal((await hostBoot(state, kernel)).rebooted, true, 'not recorded yet');
+      await first.record();
+      assert.equal(readFileSync(join(state, 'boot_id'), 'utf8'), `${BOOT_A}\n`);
+      assert.equal((await hostBoot(state, kernel)).rebooted, false);
+      writeFileSync(kernel, `${BOOT_B}\n`);
+      assert.equal((await hostBoot(state, kernel)).rebooted, true);
+      writeFileSync(join(state, 'boot_id'), 'garbage');
+      assert.equal((await hostBoot(state, kernel)).rebooted, true, 'an unreadable record');
+      writeFileSync(kernel, 'nonsense');
+      await assert.rejects(hostBoot(state, kernel), /holds no boot id/);
+    }),
+  );
+});
+
+describe('forgetFailures', () => {
+  test('a resync forgets failed tasks (tried again), not succeeded ones', () => {
+    const state: InstanceState = { done: new Map(), lastPower: new Map(), onStart: new Set() };
+    state.done.set('a', { taskId: 3, report: { task_done: 3, vm_state: 'error' }, failed: true });
+    state.done.set('b', { taskId: 4, report: { task_done: 4, vm_state: 'active' }, failed: false });
+    forgetFailures(state);
+    assert.deepEqual([...state.done.keys()], ['b']);
+  });
+});
+
+describe('image cache prune', () => {
+  test(
+    'removes unkept images and stale parts only once unused longer than the threshold',
+    withTempDir(async (dir) => {
+      const noRunner = {} as CommandRunner;
+      const cache = createImageCache({
+        dir,
+        apiUrl: 'http://127.0.0.1:9',
+        token: 't',
+        runner: noRunner,
+        log: silentLogger(),
+      });
+      const old = new Date(Date.now() - 2 * 86_400_000);
+      const file = (name: string, aged: boolean) => {
+        writeFileSync(join(dir, name), 'x');
+        if (aged) utimesSync(join(dir, name), old, old);
+      };
+      file(MACHINE.id, true); // kept: an instance uses it
+      file(KERNEL.id, true); // unused for two days
+      file(RAMDISK.id, false); // unused, but just used or downloaded
+      file(`.${KERNEL.id}.part-0123456789abcdef`, true);
+      file(`.${RAMDISK.id}.part-0123456789abcdef`, false);
+      const removed = await cache.prune(new Set([MACHINE.id]), { olderThanMs: 86_400_000 });
+      assert.deepEqual(removed, [KERNEL.id]);
+      assert.deepEqual(
+        readdirSync(dir).sort(),
+        [MACHINE.id, RAMDISK.id, `.${RAMDISK.id}.part-0123456789abcdef`].sort(),
+      );
+      // ensure() of a cached copy (no request: the API address is dead) marks it used
+      writeFileSync(join(dir, MACHINE.id), Buffer.alloc(MACHINE.size));
+      utimesSync(join(dir, MACHINE.id), old, old);
+      assert.equal(await cache.ensure(MACHINE), join(dir, MACHINE.id));
+      assert.deepEqual(await cache.prune(new Set(), { olderThanMs: 86_400_000 }), []);
+    }),
+  );
 });
 
 describe('consoleTail', () => {

@@ -1,6 +1,7 @@
 /**
- * agents/compute/domain.ts: the Nova-shaped domain XML against a golden file, the
- * kernel-only variant, escaping, and refusal of bad input naming the field.
+ * agents/compute/domain.ts (and domain-spec.ts): the Nova-shaped domain XML against a
+ * golden file, the kernel-only variant, escaping, the contract's bounds, and refusal of
+ * bad input naming the field.
  *
  * The golden file is test/golden/compute/domain.xml; `KUMO_UPDATE_GOLDEN=1` rewrites it
  * (then review the diff). test/integration/guest-boot.test.ts checks the same render
@@ -19,6 +20,7 @@ import {
   tapName,
   xmlEscape,
 } from '../../agents/compute/domain.ts';
+import { DOMAIN_LIMITS } from '../../contracts/servers.ts';
 
 const GOLDEN = join(import.meta.dirname, '..', 'golden', 'compute');
 
@@ -167,7 +169,11 @@ describe('domain XML', () => {
       ['displayName', 'a\nb'],
       ['displayName', 'bell\u0007'],
       ['displayName', '\ud800 lone surrogate'],
+      ['displayName', 'next\u0085line'],
+      ['displayName', 'x'.repeat(256)],
       ['flavor.vcpus', 0],
+      ['flavor.vcpus', 513],
+      ['flavor.ramMiB', 15],
       ['flavor.vcpus', 1.5],
       ['flavor.ramMiB', '512'],
       ['virtType', 'xen'],
@@ -200,6 +206,16 @@ describe('domain XML', () => {
           : withField(field, value);
       rejectsField(spec as DomainSpec, field);
     }
+  });
+
+  test("the contract's DOMAIN_LIMITS are the bounds: their edges render", () => {
+    const { vcpus, ramMb, text } = DOMAIN_LIMITS;
+    const spec = sampleDomainSpec();
+    spec.flavor = { vcpus: vcpus.max, ramMiB: ramMb.min };
+    spec.displayName = 'x'.repeat(text);
+    assert.match(renderDomainXml(spec), new RegExp(`<vcpu placement='static'>${vcpus.max}<`));
+    spec.flavor = { vcpus: vcpus.min, ramMiB: ramMb.max };
+    assert.match(renderDomainXml(spec), new RegExp(`<memory unit='KiB'>${ramMb.max * 1024}<`));
   });
 
   test('inconsistent specs: initrd without kernel, nothing to boot, repeated NICs', () => {

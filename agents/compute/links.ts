@@ -1,0 +1,101 @@
+/**
+ * The compute agent's links to the host: its libvirt connection, its (lazily opened)
+ * OVSDB connection, and the watch that turns libvirt lifecycle events and reconnects into
+ * reconcile requests.
+ *
+ * Invariants: an event feeds the queue only for a domain this agent has seen as its own
+ * or whose metadata names this host; after a libvirtd reconnect (events in between are
+ * lost) every own domain and every own instance directory is reconciled again.
+ */
+import type { KumoConfig } from '../../core/config.ts';
+import {
+  createLibvirtClient,
+  type LibvirtClient,
+  type LifecycleEvent,
+} from '../../host/libvirt/client.ts';
+import { createOvsdbClient, type OvsdbClient } from '../../host/ovs/ovsdb.ts';
+import type { HookDeps } from '../run.ts';
+import type { ComputeSettings } from './desired.ts';
+import { ownInstanceIds } from './instance-dir.ts';
+import { type KumoMetadata, listOwnDomains, parseKumoMetadata } from './observe.ts';
+
+export function connectLibvirt(config: KumoConfig, log: HookDeps['log']): Promise<LibvirtClient> {
+  return createLibvirtClient({
+    uri: config.compute.libvirt_uri,
+    socket: config.compute.libvirt_socket,
+    log: log.child({ component: 'libvirt' }),
+    // qemu:///system may re-probe its emulators on capability-bound calls (seconds)
+    timeoutMs: 120_000,
+    reconnect: { initialMs: 500, maxMs: 10_000 },
+    keepalive: { intervalMs: 5000, count: 6 },
+  });
+}
+
+export type LazyOvsdb = ReturnType<typeof lazyOvsdb>;
+
+/** A lazily opened OVSDB connection: instances that only report never need one. */
+export function lazyOvsdb(config: KumoConfig, log: HookDeps['log']) {
+  let client: Promise<OvsdbClient> | undefined;
+  return {
+    get(): Promise<OvsdbClient> {
+      client ??= createOvsdbClient({
+        socket: config.ovs.ovsdb_connection,
+        log: log.child({ component: 'ovsdb' }),
+        timeoutMs: 10_000,
+        reconnect: { initialMs: 200, maxMs: 5000 },
+      }).catch((e: unknown) => {
+        client = undefined;
+        throw e;
+      });
+      return client;
+    },
+    async close() {
+      const c = await client?.catch(() => undefined);
+      await c?.close();
+    },
+  };
+}
+
+export interface Watch {
+  libvirt: LibvirtClient;
+  settings: ComputeSettings;
+  metaCache: Map<string, KumoMetadata | null>;
+  /** Instance ids this agent has seen as its own. */
+  known: Set<string>;
+  enqueue(id: string): void;
+  log: HookDeps['log'];
+}
+
+/** Lifecycle events of this host's domains, and libvirtd reconnects, feed the queue. */
+export async function watchDomains(w: Watch): Promise<() => Promise<void>> {
+  const { libvirt, metaCache, known, settings } = w;
+  const onEvent = async (ev: LifecycleEvent) => {
+    const id = ev.domain.uuid;
+    metaCache.delete(id);
+    if (known.has(id)) {
+      w.enqueue(id);
+      if (ev.eventName === 'UNDEFINED') known.delete(id);
+      return;
+    }
+    if (ev.eventName === 'UNDEFINED') return;
+    const meta = await libvirt.getXmlDesc(ev.domain).then(parseKumoMetadata, () => null);
+    if (meta?.host === settings.host) w.enqueue(id);
+  };
+  const requeueOwn = async () => {
+    for (const { dom } of await listOwnDomains(libvirt, settings.host, metaCache))
+      w.enqueue(dom.uuid);
+    for (const id of await ownInstanceIds(settings.instancesPath, settings.host)) w.enqueue(id);
+  };
+  const registration = await libvirt.registerLifecycle((ev) => {
+    onEvent(ev).catch((e: Error) =>
+      w.log.warn({ instanceId: ev.domain.uuid, err: e.message }, 'lifecycle event not handled'),
+    );
+  });
+  const unsubscribe = libvirt.onReconnected(() => {
+    requeueOwn().catch((e: Error) => w.log.warn({ err: e.message }, 'requeue after reconnect'));
+  });
+  return async () => {
+    unsubscribe();
+    await registration.deregister().catch(() => {});
+  };
+}
