@@ -19,8 +19,8 @@
  *    namespace with a dnsmasq; time = virsh spawn → MAC first in that dnsmasq's lease file.
  *    The domains are destroyed before the next phase.
  * 2. cold cache: two servers at once (the scheduler puts them on different hosts), which
- *    fill each host's image cache; reported on their own line and deleted. They get fixed
- *    addresses (COLD_IPS) that the measured servers never reuse.
+ *    fill each host's image cache; reported on their own line and deleted (the measured
+ *    servers then get their addresses again: the DHCP agent releases a deleted port's lease).
  * 3. kumo: --servers servers, each `networks: [{uuid: net}]`, --concurrency in flight. A
  *    slot frees when its server's lease appears (as in the floor), so both phases have at
  *    most --concurrency guests booting at once. Per server: POST latency (the API,
@@ -94,12 +94,6 @@ const CONCURRENCY = intOpt('concurrency', 1, 20);
 const RAM_MIB = intOpt('ram', 128, 4096);
 const TIMEOUT_MS = intOpt('timeout', 30, 3600) * 1000;
 const API_POLL_MS = 50;
-/**
- * The cold-cache servers' addresses, apart from those IPAM hands the measured servers:
- * kumo-dhcp-agent does not release a deleted port's lease, so dnsmasq refuses its address
- * to the next port (a new MAC) until the old lease expires.
- */
-const COLD_IPS = ['10.31.0.250', '10.31.0.251'];
 const runner = createCommandRunner({ defaultTimeoutMs: 60_000 });
 
 // ---------------------------------------------------------------- environment
@@ -278,12 +272,12 @@ const created = new Set<string>();
 
 async function bootServer(
   env: Env,
-  { name, fixedIp }: { name: string; fixedIp?: string },
+  { name }: { name: string },
   servers: ServerWatch,
   leases: LeaseWatch,
 ) {
   const { flavorId: flavorRef, images, networkId: uuid } = env;
-  const networks = [fixedIp ? { uuid, fixed_ip: fixedIp } : { uuid }];
+  const networks = [{ uuid }];
   const server = { name, flavorRef, imageRef: images.machine, networks };
   const t0 = now();
   const res = await call<{ server: { id: string } }>(env.c, 'POST', '/servers', { server }, 202);
@@ -320,20 +314,14 @@ async function deleteServers(c: Cluster, ids: string[]) {
 
 const idOf = (b: ServerBoot) => b.id;
 
-/** Boots n servers `<label>-<i>`; `fixedIps[i]`, when given, is server i's address. */
-async function bootMany(
-  env: Env,
-  label: string,
-  n: number,
-  concurrency: number,
-  fixedIps: string[] = [],
-) {
+/** Boots n servers `<label>-<i>`. */
+async function bootMany(env: Env, label: string, n: number, concurrency: number) {
   const servers = watchServers(env.c);
   const leases = watchLeases(env.leasesPath);
   stoppers.push(leases.stop);
   try {
     return await pool(n, concurrency, (i) =>
-      bootServer(env, { name: `${label}-${i}`, fixedIp: fixedIps[i] }, servers, leases),
+      bootServer(env, { name: `${label}-${i}` }, servers, leases),
     );
   } finally {
     servers.stop();
@@ -414,7 +402,7 @@ async function main() {
   floor = undefined;
   console.log(floorLine(floorBoots));
 
-  const cold = await bootMany(env, 'bench-cold', 2, 2, COLD_IPS);
+  const cold = await bootMany(env, 'bench-cold', 2, 2);
   await deleteServers(env.c, cold.map(idOf));
   console.log(coldLine(cold));
 
