@@ -20,7 +20,7 @@ import {
   uuid,
   ValidationError,
 } from './schema.ts';
-import { domainTextProblem } from './servers.ts';
+import { domainSafeName } from './servers.ts';
 
 const fail = (path: string, reason: string): never => {
   throw new ValidationError(path, reason);
@@ -78,22 +78,7 @@ const rxtxOne = (): Schema<1> => ({
 
 /** Nova's flavor name: no outer spaces and no control characters (C1 included, as Nova
  * refuses every Cc character); well-formed, since a domain's metadata carries it. */
-const flavorName = (): Schema<string> => {
-  const base = str({
-    min: 1,
-    max: 255,
-    pattern: /^(?! ).*(?<! )$/,
-    patternName: 'a name without leading or trailing spaces',
-  });
-  return {
-    kind: 'string',
-    parse(value, path = '') {
-      const name = base.parse(value, path);
-      const problem = domainTextProblem(name);
-      return problem ? fail(path, problem) : name;
-    },
-  };
-};
+const flavorName = domainSafeName;
 
 export const FlavorCreate = obj({
   flavor: obj({

@@ -190,8 +190,9 @@ export const refId = (r: string): string => {
   return decodeURIComponent(tail);
 };
 
-/** A name the domain can carry: 1-255 characters, no outer spaces, no controls (C0/C1). */
-const serverName = (): Schema<string> => {
+/** A name the domain can carry: 1-255 characters, no outer spaces, no controls (C0/C1);
+ * server and flavor names both end up in a domain's metadata. */
+export const domainSafeName = (): Schema<string> => {
   const base = str({
     min: 1,
     max: DOMAIN_LIMITS.text,
@@ -213,7 +214,7 @@ const anyValue = { kind: 'any', parse: (v: unknown) => v } as Schema<unknown>;
 
 export const ServerCreate = obj({
   server: obj({
-    name: serverName(),
+    name: domainSafeName(),
     flavorRef: ref(),
     imageRef: ref(),
     networks: optional(Networks),
@@ -230,7 +231,7 @@ export const ServerCreate = obj({
 });
 export type ServerCreate = Infer<typeof ServerCreate>['server'];
 
-export const ServerUpdate = obj({ server: obj({ name: optional(serverName()) }) });
+export const ServerUpdate = obj({ server: obj({ name: optional(domainSafeName()) }) });
 
 export const RebootAction = obj({ reboot: obj({ type: oneOf(['SOFT', 'HARD'] as const) }) });
 export const ConsoleOutputAction = obj({
@@ -264,7 +265,7 @@ export const InstanceSpec = obj({
   id: uuid(),
   /** Sequence number: the domain is `instance-%08x` of it. */
   seq: int({ min: 1, max: 0xffffffff }),
-  display_name: serverName(),
+  display_name: domainSafeName(),
   host: hostname(),
   vm_state: oneOf(VM_STATES),
   task_state: nullable(oneOf(TASK_STATES)),
