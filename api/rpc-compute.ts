@@ -20,14 +20,10 @@
  *   through the same db functions and hints as the ports API, so DHCP agents follow.
  */
 import { agentTypeByKind } from '../contracts/agents.ts';
+import type { InstancePort, InstanceSpec } from '../contracts/instances.ts';
 import { type ArgsOf, fanoutExchange, hostQueue } from '../contracts/messages.ts';
 import type { Port } from '../contracts/network.ts';
-import {
-  type InstancePort,
-  type InstanceSpec,
-  POWER_STATE,
-  type VmState,
-} from '../contracts/servers.ts';
+import { POWER_STATE, type VmState } from '../contracts/servers.ts';
 import type { Broker } from '../core/amqp.ts';
 import type { Logger } from '../core/log.ts';
 import type { Db, Queryable } from './db/index.ts';

@@ -42,8 +42,8 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Agent } from '../contracts/agents.ts';
+import type { SpawnTimings } from '../contracts/instances.ts';
 import type { Network } from '../contracts/network.ts';
-import type { SpawnTimings } from '../contracts/servers.ts';
 import { createCommandRunner } from '../core/exec.ts';
 import { Cluster, ovsOf } from '../test/helpers/cluster.ts';
 import {

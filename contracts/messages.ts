@@ -7,6 +7,12 @@
  */
 import { ReportStateArgs } from './agents.ts';
 import { GetActiveNetworksArgs, GetNetworkInfoArgs } from './dhcp.ts';
+import {
+  ConsoleOutputArgs,
+  GetHostInstancesArgs,
+  GetInstanceArgs,
+  UpdateInstanceArgs,
+} from './instances.ts';
 import { GetDevicesDetailsArgs, TunnelSyncArgs, UpdateDeviceListArgs } from './l2.ts';
 import {
   bool,
@@ -20,12 +26,6 @@ import {
   str,
   ValidationError,
 } from './schema.ts';
-import {
-  ConsoleOutputArgs,
-  GetHostInstancesArgs,
-  GetInstanceArgs,
-  UpdateInstanceArgs,
-} from './servers.ts';
 
 /** Exchanges and well-known queues. */
 export const EXCHANGE = 'kumo';

@@ -22,9 +22,9 @@
  *   own domains use (all of them, running or not: a stopped guest keeps its claim).
  */
 import { mkdir } from 'node:fs/promises';
+import { GetHostInstancesResult } from '../../contracts/instances.ts';
 import { PLUGIN_TOPIC } from '../../contracts/messages.ts';
 import { UUID } from '../../contracts/schema.ts';
-import { GetHostInstancesResult } from '../../contracts/servers.ts';
 import type { AgentControl, AgentHooks } from '../../core/agent.ts';
 import { type KumoConfig, required } from '../../core/config.ts';
 import type { LibvirtClient } from '../../host/libvirt/client.ts';

@@ -10,7 +10,8 @@
  * `InstanceSpecError` naming why.
  */
 import { createHash } from 'node:crypto';
-import type { InstanceImage, InstanceSpec, VmState } from '../../contracts/servers.ts';
+import type { InstanceImage, InstanceSpec } from '../../contracts/instances.ts';
+import type { VmState } from '../../contracts/servers.ts';
 import {
   type DomainSpec,
   instanceName,

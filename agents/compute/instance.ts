@@ -27,8 +27,8 @@
  *   what was left of it has been removed (`deleted`).
  */
 
+import type { InstanceSpec, UpdateInstanceArgs } from '../../contracts/instances.ts';
 import { PLUGIN_TOPIC } from '../../contracts/messages.ts';
-import type { InstanceSpec, UpdateInstanceArgs } from '../../contracts/servers.ts';
 import { type ApplyDeps, applyInstance } from './apply.ts';
 import {
   type ComputeSettings,

@@ -5,13 +5,14 @@
  * Invariant: every string a report carries fits the contract (one line, bounded), so a
  * report is never refused for what an error message happened to contain.
  */
-import { PLUGIN_TOPIC } from '../../contracts/messages.ts';
+
 import {
   GetInstanceResult,
   type InstanceSpec,
   type SpawnTimings,
   type UpdateInstanceArgs,
-} from '../../contracts/servers.ts';
+} from '../../contracts/instances.ts';
+import { PLUGIN_TOPIC } from '../../contracts/messages.ts';
 import type { Broker } from '../../core/amqp.ts';
 import type { StepTimes } from './apply.ts';
 import { type ComputeSettings, intentOf } from './desired.ts';

@@ -10,7 +10,9 @@
  * it in the very statement that ends or starts the task, so no request can see the task
  * over and the host still set.
  */
-import type { SpawnTimings, TaskState, VmState } from '../../contracts/servers.ts';
+
+import type { SpawnTimings } from '../../contracts/instances.ts';
+import type { TaskState, VmState } from '../../contracts/servers.ts';
 import type { Param, Queryable } from './index.ts';
 import { resourceTime } from './neutron.ts';
 import { type Fault, type InstanceRecord, type InstanceRow, toRecord } from './servers.ts';

@@ -7,7 +7,9 @@
  * `scheduling` are not yet their host's (the API is still attaching their ports), so the
  * agent RPC does not show them; a port is claimed only while no device has it.
  */
-import type { InstanceImage, SpawnTimings, TaskState, VmState } from '../../contracts/servers.ts';
+
+import type { InstanceImage, SpawnTimings } from '../../contracts/instances.ts';
+import type { TaskState, VmState } from '../../contracts/servers.ts';
 import type { Param, Queryable, Row } from './index.ts';
 import { resourceTime } from './neutron.ts';
 

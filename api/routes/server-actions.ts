@@ -12,11 +12,11 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError, TransientError } from '../../contracts/errors.ts';
+import { ConsoleOutputResult } from '../../contracts/instances.ts';
 import { hostQueue } from '../../contracts/messages.ts';
 import { isPlainObject, UUID, ValidationError } from '../../contracts/schema.ts';
 import {
   ConsoleOutputAction,
-  ConsoleOutputResult,
   RebootAction,
   SERVER_ACTIONS,
   type TaskState,

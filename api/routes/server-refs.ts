@@ -8,11 +8,11 @@
  * agents/compute/desired.ts), so an accepted server never fails for what it asked for.
  */
 import { ApiError } from '../../contracts/errors.ts';
+import type { InstanceImage } from '../../contracts/instances.ts';
 import { UUID } from '../../contracts/schema.ts';
 import {
   DOMAIN_LIMITS,
   domainTextProblem,
-  type InstanceImage,
   type NetworkRequest,
   refId,
 } from '../../contracts/servers.ts';

@@ -27,6 +27,7 @@ import { createRpcHandler } from '../../api/rpc.ts';
 import { COMPUTE_OWNER, placeInstance } from '../../api/scheduler/compute.ts';
 import type { AgentState } from '../../contracts/agents.ts';
 import type { Image } from '../../contracts/compute.ts';
+import { GetHostInstancesResult, GetInstanceResult } from '../../contracts/instances.ts';
 import {
   type ArgsOf,
   EXCHANGE,
@@ -41,7 +42,6 @@ import {
   type Port,
   type Subnet,
 } from '../../contracts/network.ts';
-import { GetHostInstancesResult, GetInstanceResult } from '../../contracts/servers.ts';
 import { apiQueue, type Broker, createBroker } from '../../core/amqp.ts';
 import { silentLogger } from '../../core/log.ts';
 import { rabbitVhost, tempDir, testDatabase, type Vhost, waitFor } from '../helpers/env.ts';

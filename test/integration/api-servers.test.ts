@@ -15,8 +15,8 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { describe, test } from 'node:test';
 import type { Image } from '../../contracts/compute.ts';
+import type { InstanceSpec } from '../../contracts/instances.ts';
 import type { Network, Port, Subnet } from '../../contracts/network.ts';
-import type { InstanceSpec } from '../../contracts/servers.ts';
 import { waitFor } from '../helpers/env.ts';
 import { type Body, DOWN, MEMBER, type Server, serversHarness } from './api-servers-harness.ts';
 

@@ -44,13 +44,9 @@ import { instanceName, tapName } from '../../agents/compute/domain.ts';
 import { buildApp } from '../../api/app.ts';
 import { type Db, openDb } from '../../api/db/index.ts';
 import { migrate } from '../../api/db/migrations.ts';
+import type { InstanceImage, InstanceSpec, UpdateInstanceArgs } from '../../contracts/instances.ts';
 import { hostQueue, PLUGIN_TOPIC } from '../../contracts/messages.ts';
-import type {
-  InstanceImage,
-  InstanceSpec,
-  TaskState,
-  UpdateInstanceArgs,
-} from '../../contracts/servers.ts';
+import type { TaskState } from '../../contracts/servers.ts';
 import { apiQueue, type Broker, createBroker } from '../../core/amqp.ts';
 import { silentLogger } from '../../core/log.ts';
 import { runCommand } from '../helpers/cluster.ts';

@@ -19,7 +19,7 @@ import { buildApp } from '../../api/app.ts';
 import { type Db, openDb } from '../../api/db/index.ts';
 import { migrate } from '../../api/db/migrations.ts';
 import type { Image } from '../../contracts/compute.ts';
-import type { InstanceImage } from '../../contracts/servers.ts';
+import type { InstanceImage } from '../../contracts/instances.ts';
 import { createCommandRunner } from '../../core/exec.ts';
 import { silentLogger } from '../../core/log.ts';
 import { tempDir, testDatabase } from '../helpers/env.ts';

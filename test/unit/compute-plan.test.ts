@@ -48,7 +48,8 @@ import {
   parseKumoMetadata,
 } from '../../agents/compute/observe.ts';
 import { type PlanInput, planInstance, powerStateOf } from '../../agents/compute/plan.ts';
-import type { InstanceImage, InstanceSpec, TaskState, VmState } from '../../contracts/servers.ts';
+import type { InstanceImage, InstanceSpec } from '../../contracts/instances.ts';
+import type { TaskState, VmState } from '../../contracts/servers.ts';
 import type { CommandRunner } from '../../core/exec.ts';
 import { silentLogger } from '../../core/log.ts';
 import { DomainState } from '../../host/libvirt/client.ts';
