@@ -37,7 +37,6 @@
  * kumo's POST→lease to the floor's virsh→lease (1.00 = no overhead over a bare virsh).
  * Exit 1 on failure, with the tails of the logs.
  */
-import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -72,7 +71,7 @@ import {
   until,
   watchLeases,
 } from './boot-floor.ts';
-import { dnsmasqUnder, killDnsmasqUnder } from './lib.ts';
+import { dnsmasqUnder, killDnsmasqUnder, logTail, runBench } from './lib.ts';
 
 const { values: opts } = parseArgs({
   options: {
@@ -102,7 +101,6 @@ let lab: Lab | undefined;
 let cluster: Cluster | undefined;
 let floor: Floor | undefined;
 let cleaning: Promise<void> | undefined;
-let interrupted = false;
 const stoppers: (() => void)[] = [];
 
 function cleanup(): Promise<void> {
@@ -114,17 +112,6 @@ function cleanup(): Promise<void> {
   })();
   return cleaning;
 }
-
-process.on('SIGINT', () => {
-  interrupted = true;
-  console.error('interrupted; cleaning up');
-  void cleanup().finally(() => process.exit(130));
-});
-process.on('exit', () => {
-  for (const p of [cluster?.api, ...(cluster?.hostAgents.values() ?? [])])
-    if (p && p.child.exitCode === null) p.child.kill('SIGKILL');
-  if (cluster) killDnsmasqUnder(cluster.dir.path);
-});
 
 /** An error once kumo-api or any agent has exited. */
 function clusterDied(): Error | undefined {
@@ -376,14 +363,6 @@ function coldLine(cold: ServerBoot[]): string {
   );
 }
 
-function tailOf(path: string, lines = 12): string {
-  try {
-    return readFileSync(path, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no log)';
-  }
-}
-
 // ---------------------------------------------------------------- main
 
 async function main() {
@@ -430,19 +409,19 @@ function report(boots: ServerBoot[], floorBoots: FloorBoot[], started: number) {
   console.log(`ratio kumo/virsh-floor (POST→lease p50): ${ratio(0.5)}`);
 }
 
-try {
-  await main();
-} catch (e) {
-  // After Ctrl-C the failure is ours (processes stopped under us); the SIGINT handler exits.
-  if (interrupted) await new Promise(() => {});
-  console.error(`bench failed: ${(e as Error).stack ?? e}`);
-  if (cluster) {
+await runBench({
+  main,
+  cleanup,
+  lastly: () => {
+    for (const p of [cluster?.api, ...(cluster?.hostAgents.values() ?? [])])
+      if (p && p.child.exitCode === null) p.child.kill('SIGKILL');
+    if (cluster) killDnsmasqUnder(cluster.dir.path);
+  },
+  onFailure: async () => {
+    if (!cluster) return;
     const c = cluster;
     for (const [name, p] of [['kumo-api', c.api], ...c.hostAgents] as const)
-      if (p) console.error(`--- ${name} log (last lines):\n${tailOf(p.logPath)}`);
+      if (p) console.error(`--- ${name} log (last lines):\n${logTail(p.logPath, 12)}`);
     if (created.size) await deleteServers(c, [...created]).catch(() => {});
-  }
-  process.exitCode = 1;
-} finally {
-  await cleanup();
-}
+  },
+});

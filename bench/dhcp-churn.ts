@@ -68,7 +68,7 @@ import { signal, startDaemon } from '../host/process/daemon.ts';
 import { Cluster, ovsOf, type Proc } from '../test/helpers/cluster.ts';
 import { waitFor } from '../test/helpers/env.ts';
 import { createLab, type Lab, type LabHost } from '../test/helpers/lab.ts';
-import { dnsmasqUnder, killDnsmasqUnder } from './lib.ts';
+import { dnsmasqUnder, killDnsmasqUnder, logTail, runBench } from './lib.ts';
 
 const POLL_MS = 10;
 const QUIET_MS = 1000;
@@ -105,7 +105,6 @@ let broker: Broker | undefined;
 let baselineNetns: string | undefined;
 const tracers: ChildProcess[] = [];
 let cleaning: Promise<void> | undefined;
-let interrupted = false;
 /** Network ids whose qdhcp namespace the agent made for us. */
 const ourNetworks: string[] = [];
 /** The agent's namespace for it, as found (`ip netns identify`; any netns_prefix included). */
@@ -129,18 +128,6 @@ function cleanup(): Promise<void> {
   })();
   return cleaning;
 }
-
-process.on('SIGINT', () => {
-  interrupted = true;
-  console.error('interrupted; cleaning up');
-  void cleanup().finally(() => process.exit(130));
-});
-process.on('exit', () => {
-  for (const p of [cluster?.api, ...(cluster?.agents.values() ?? [])])
-    if (p && p.child.exitCode === null) p.child.kill('SIGKILL');
-  for (const t of tracers) if (t.exitCode === null) t.kill('SIGKILL');
-  killOurDnsmasq();
-});
 
 async function call(c: Cluster, method: string, path: string, body: unknown, want: number) {
   const res = await c.http(method, path, body);
@@ -580,24 +567,17 @@ async function main() {
   console.log(`ratio baseline/kumo (time to final state): ${(baseTime / kumoTime).toFixed(1)}`);
 }
 
-try {
-  await main();
-} catch (e) {
-  if (interrupted) await new Promise(() => {});
-  console.error(`bench failed: ${(e as Error).stack ?? e}`);
-  if (dhcpAgent) {
-    try {
-      const tail = readFileSync(dhcpAgent.logPath, 'utf8')
-        .trimEnd()
-        .split('\n')
-        .slice(-15)
-        .join('\n');
-      console.error(`kumo-dhcp-agent log (last lines):\n${tail}`);
-    } catch {
-      /* no log yet */
-    }
-  }
-  process.exitCode = 1;
-} finally {
-  await cleanup();
-}
+await runBench({
+  main,
+  cleanup,
+  lastly: () => {
+    for (const p of [cluster?.api, ...(cluster?.agents.values() ?? [])])
+      if (p && p.child.exitCode === null) p.child.kill('SIGKILL');
+    for (const t of tracers) if (t.exitCode === null) t.kill('SIGKILL');
+    killOurDnsmasq();
+  },
+  onFailure: () => {
+    if (dhcpAgent)
+      console.error(`kumo-dhcp-agent log (last lines):\n${logTail(dhcpAgent.logPath)}`);
+  },
+});

@@ -63,7 +63,7 @@ import { findRunning, procStat, startDaemon } from '../host/process/daemon.ts';
 import { Cluster, ovsOf, type Proc } from '../test/helpers/cluster.ts';
 import { waitFor } from '../test/helpers/env.ts';
 import { createLab, type Lab, type LabHost } from '../test/helpers/lab.ts';
-import { dnsmasqUnder, killDnsmasqUnder } from './lib.ts';
+import { dnsmasqUnder, killDnsmasqUnder, logTail, runBench } from './lib.ts';
 
 const POLL_MS = 50;
 
@@ -100,7 +100,6 @@ let lab: Lab | undefined;
 let cluster: Cluster | undefined;
 let dhcpAgent: Proc | undefined;
 let cleaning: Promise<void> | undefined;
-let interrupted = false;
 const networkIds: string[] = [];
 /** Namespaces we know to be ours (by network id, or as found for our dnsmasq). */
 const ourNetns = new Set<string>();
@@ -121,17 +120,6 @@ function cleanup(): Promise<void> {
   })();
   return cleaning;
 }
-
-process.on('SIGINT', () => {
-  interrupted = true;
-  console.error('interrupted; cleaning up');
-  void cleanup().finally(() => process.exit(130));
-});
-process.on('exit', () => {
-  for (const p of [cluster?.api, ...(cluster?.agents.values() ?? [])])
-    if (p && p.child.exitCode === null) p.child.kill('SIGKILL');
-  killOurDnsmasq();
-});
 
 async function post<T>(c: Cluster, path: string, key: string, body: unknown): Promise<T> {
   const res = await c.http('POST', path, { [key]: body });
@@ -531,25 +519,18 @@ async function main() {
   console.log(`ratio kumo/script (resync time): ${ratio.toFixed(2)}`);
 }
 
-try {
-  await main();
-} catch (e) {
-  if (interrupted) await new Promise(() => {});
-  console.error(`bench failed: ${(e as Error).stack ?? e}`);
-  if (dhcpAgent) {
-    try {
-      const tail = readFileSync(dhcpAgent.logPath, 'utf8')
-        .trimEnd()
-        .split('\n')
-        .filter((l) => !l.includes('"msg":"hint"'))
-        .slice(-15)
-        .join('\n');
-      console.error(`kumo-dhcp-agent log (last lines):\n${tail}`);
-    } catch {
-      /* no log yet */
-    }
-  }
-  process.exitCode = 1;
-} finally {
-  await cleanup();
-}
+await runBench({
+  main,
+  cleanup,
+  lastly: () => {
+    for (const p of [cluster?.api, ...(cluster?.agents.values() ?? [])])
+      if (p && p.child.exitCode === null) p.child.kill('SIGKILL');
+    killOurDnsmasq();
+  },
+  onFailure: () => {
+    if (dhcpAgent)
+      console.error(
+        `kumo-dhcp-agent log (last lines):\n${logTail(dhcpAgent.logPath, 15, (l) => !l.includes('"msg":"hint"'))}`,
+      );
+  },
+});

@@ -41,7 +41,7 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -51,6 +51,7 @@ import { parseArgs } from 'node:util';
 import amqp from 'amqplib';
 import { agentTypeByKind, type ReportStateArgs } from '../contracts/agents.ts';
 import { EXCHANGE, encodeMessage, REPORTS_TOPIC } from '../contracts/messages.ts';
+import { logTail, runBench } from './lib.ts';
 
 const REPO = join(import.meta.dirname, '..');
 const RABBIT_USER = process.env.KUMO_TEST_RABBIT_USER ?? 'kumo_test';
@@ -200,8 +201,6 @@ async function stopApi(): Promise<void> {
   await done;
   clearTimeout(timer);
 }
-
-process.on('exit', () => api?.kill('SIGKILL'));
 
 // ---------------------------------------------------------------- messages
 
@@ -464,10 +463,6 @@ async function cleanup() {
   cleanups.length = 0;
 }
 
-process.on('SIGINT', () => {
-  void cleanup().finally(() => process.exit(130));
-});
-
 async function main() {
   const started = now();
   const env = await setup();
@@ -510,19 +505,11 @@ async function main() {
   console.log(`ratio kumo-api/bare-consumer: ${ratio.toFixed(2)}`);
 }
 
-try {
-  await main();
-} catch (e) {
-  console.error(`bench failed: ${(e as Error).stack ?? e}`);
-  if (apiLog) {
-    try {
-      const tail = readFileSync(apiLog, 'utf8').trimEnd().split('\n').slice(-20).join('\n');
-      console.error(`kumo-api log (last lines):\n${tail}`);
-    } catch {
-      /* no log yet */
-    }
-  }
-  process.exitCode = 1;
-} finally {
-  await cleanup();
-}
+await runBench({
+  main,
+  cleanup,
+  lastly: () => api?.kill('SIGKILL'),
+  onFailure: () => {
+    if (apiLog) console.error(`kumo-api log (last lines):\n${logTail(apiLog, 20)}`);
+  },
+});

@@ -34,3 +34,52 @@ export function killDnsmasqUnder(dir: string): void {
     }
   }
 }
+
+export interface BenchRun {
+  main(): Promise<void>;
+  /** Removes everything the bench made; runs once, after success, failure or Ctrl-C. */
+  cleanup(): Promise<void>;
+  /** Synchronous last resort on exit: SIGKILL what must not outlive the bench. */
+  lastly?(): void;
+  /** Diagnostics after a failure (daemon log tails). */
+  onFailure?(): Promise<void> | void;
+}
+
+/**
+ * Runs a bench: Ctrl-C cleans up and exits 130; a failure prints its stack and the
+ * bench's diagnostics and sets exit status 1; cleanup always runs, once.
+ */
+export async function runBench(b: BenchRun): Promise<void> {
+  let interrupted = false;
+  let cleaning: Promise<void> | undefined;
+  const cleanup = () => {
+    cleaning ??= b.cleanup();
+    return cleaning;
+  };
+  process.on('SIGINT', () => {
+    interrupted = true;
+    console.error('interrupted; cleaning up');
+    void cleanup().finally(() => process.exit(130));
+  });
+  if (b.lastly) process.on('exit', b.lastly);
+  try {
+    await b.main();
+  } catch (e) {
+    // After Ctrl-C the failure is ours (processes stopped under us); the SIGINT handler exits.
+    if (interrupted) await new Promise(() => {});
+    console.error(`bench failed: ${(e as Error).stack ?? e}`);
+    await b.onFailure?.();
+    process.exitCode = 1;
+  } finally {
+    await cleanup();
+  }
+}
+
+/** The last `n` lines of a log file (those `keep` accepts), or a note that it has none. */
+export function logTail(path: string, n = 15, keep: (line: string) => boolean = () => true) {
+  try {
+    return readFileSync(path, 'utf8').trimEnd().split('\n').filter(keep).slice(-n).join('\n');
+  } catch {
+    return '(no log yet)';
+  }
+}

@@ -44,7 +44,6 @@
  * total / kumo total, how many times faster Kumo is. Exit 1 if a phase does not finish
  * within 60 s (or anything else fails), with the reason and the tail of the agent's log.
  */
-import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { GetDevicesDetailsResult } from '../contracts/l2.ts';
@@ -68,6 +67,7 @@ import {
 import { Cluster, ovsOf, type Proc } from '../test/helpers/cluster.ts';
 import { waitFor } from '../test/helpers/env.ts';
 import { createLab, type Lab, type LabHost } from '../test/helpers/lab.ts';
+import { logTail, runBench } from './lib.ts';
 
 const POLL_MS = 20;
 const PHASE_TIMEOUT_MS = 60_000;
@@ -94,7 +94,6 @@ let agent: Proc | undefined;
 let ovsdb: OvsdbClient | undefined;
 let broker: Broker | undefined;
 let cleaning: Promise<void> | undefined;
-let interrupted = false;
 
 function cleanup(): Promise<void> {
   cleaning ??= (async () => {
@@ -105,16 +104,6 @@ function cleanup(): Promise<void> {
   })();
   return cleaning;
 }
-
-process.on('SIGINT', () => {
-  interrupted = true;
-  console.error('interrupted; cleaning up');
-  void cleanup().finally(() => process.exit(130));
-});
-process.on('exit', () => {
-  for (const p of [cluster?.api, ...(cluster?.hostAgents.values() ?? [])])
-    if (p && p.child.exitCode === null) p.child.kill('SIGKILL');
-});
 
 async function post<T>(c: Cluster, path: string, key: string, body: unknown): Promise<T> {
   const res = await c.http('POST', path, { [key]: body });
@@ -421,21 +410,14 @@ async function main() {
   console.log(`ratio baseline/kumo (total time): ${ratio.toFixed(1)}`);
 }
 
-try {
-  await main();
-} catch (e) {
-  // After Ctrl-C the failure is ours (processes stopped under us); the SIGINT handler exits.
-  if (interrupted) await new Promise(() => {});
-  console.error(`bench failed: ${(e as Error).stack ?? e}`);
-  if (agent) {
-    try {
-      const tail = readFileSync(agent.logPath, 'utf8').trimEnd().split('\n').slice(-15).join('\n');
-      console.error(`kumo-ovs-agent log (last lines):\n${tail}`);
-    } catch {
-      /* no log yet */
-    }
-  }
-  process.exitCode = 1;
-} finally {
-  await cleanup();
-}
+await runBench({
+  main,
+  cleanup,
+  lastly: () => {
+    for (const p of [cluster?.api, ...(cluster?.hostAgents.values() ?? [])])
+      if (p && p.child.exitCode === null) p.child.kill('SIGKILL');
+  },
+  onFailure: () => {
+    if (agent) console.error(`kumo-ovs-agent log (last lines):\n${logTail(agent.logPath)}`);
+  },
+});
