@@ -21,7 +21,15 @@ import {
   type TunnelType,
 } from '../../contracts/network.ts';
 import type { Db, Param, Queryable, Row } from './index.ts';
-import { bool, type ColumnFilter, numOrNull, resourceTime, whereSql } from './neutron.ts';
+import {
+  bool,
+  type ColumnFilter,
+  numOrNull,
+  resourceTime,
+  STANDARD_FILTERS,
+  standardAttributes,
+  whereSql,
+} from './neutron.ts';
 
 export interface NetworkSettings {
   /** The type a network gets when the request names none (the first entry). */
@@ -84,20 +92,13 @@ function toNetwork(row: NetworkRow, subnets: string[]): Network {
     ipv4_address_scope: null,
     ipv6_address_scope: null,
     l2_adjacency: true,
-    project_id: row.project_id,
-    tenant_id: row.project_id,
-    created_at: row.created_at,
-    updated_at: row.updated_at,
-    revision_number: Number(row.revision_number),
-    tags: [],
+    ...standardAttributes(row),
   };
 }
 
 /** Filterable attribute → column, with the parser for its query-string values. */
 export const NETWORK_FILTERS = {
-  id: { column: 'id', type: 'text' },
-  name: { column: 'name', type: 'text' },
-  description: { column: 'description', type: 'text' },
+  ...STANDARD_FILTERS,
   status: { column: 'status', type: 'text' },
   shared: { column: 'shared', type: 'bool' },
   admin_state_up: { column: 'admin_state_up', type: 'bool' },
@@ -106,8 +107,6 @@ export const NETWORK_FILTERS = {
   'provider:network_type': { column: 'network_type', type: 'text' },
   'provider:physical_network': { column: 'physical_network', type: 'text' },
   'provider:segmentation_id': { column: 'segmentation_id', type: 'int' },
-  project_id: { column: 'project_id', type: 'text' },
-  tenant_id: { column: 'project_id', type: 'text' },
 } as const;
 
 async function subnetIds(db: Queryable, networkIds: string[]): Promise<Map<string, string[]>> {

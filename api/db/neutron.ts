@@ -12,6 +12,35 @@ export function resourceTime(d: Date): string {
   return `${d.toISOString().slice(0, 19)}Z`;
 }
 
+/** The row columns behind Neutron's standard attributes. */
+export interface StandardRow {
+  project_id: string;
+  created_at: string;
+  updated_at: string;
+  revision_number: unknown;
+}
+
+/** Neutron's standard attributes, the same on every resource (tenant_id = project_id). */
+export function standardAttributes(row: StandardRow) {
+  return {
+    project_id: row.project_id,
+    tenant_id: row.project_id,
+    created_at: row.created_at,
+    updated_at: row.updated_at,
+    revision_number: Number(row.revision_number),
+    tags: [] as string[],
+  };
+}
+
+/** The filters every resource takes: id, name, description and the project. */
+export const STANDARD_FILTERS = {
+  id: { column: 'id', type: 'text' },
+  name: { column: 'name', type: 'text' },
+  description: { column: 'description', type: 'text' },
+  project_id: { column: 'project_id', type: 'text' },
+  tenant_id: { column: 'project_id', type: 'text' },
+} as const;
+
 /** column → values, each list OR-ed, columns AND-ed; plus raw EXISTS clauses. */
 export interface ColumnFilter {
   columns: Record<string, Param[]>;

@@ -23,7 +23,15 @@ import {
 import { contains, firstFree, formatIp, lastAddress, parseIp } from '../ipam.ts';
 import type { Db, Param, Queryable, Row } from './index.ts';
 import { networkNotFound } from './networks.ts';
-import { bool, type ColumnFilter, constraintKind, resourceTime, whereSql } from './neutron.ts';
+import {
+  bool,
+  type ColumnFilter,
+  constraintKind,
+  resourceTime,
+  STANDARD_FILTERS,
+  standardAttributes,
+  whereSql,
+} from './neutron.ts';
 import { listSubnets, planOf } from './subnets.ts';
 
 interface PortRow extends Row {
@@ -73,19 +81,12 @@ function toPort(row: PortRow, fixedIps: FixedIp[]): Port {
     security_groups: [],
     allowed_address_pairs: [],
     extra_dhcp_opts: [],
-    project_id: row.project_id,
-    tenant_id: row.project_id,
-    created_at: row.created_at,
-    updated_at: row.updated_at,
-    revision_number: Number(row.revision_number),
-    tags: [],
+    ...standardAttributes(row),
   };
 }
 
 export const PORT_FILTERS = {
-  id: { column: 'id', type: 'text' },
-  name: { column: 'name', type: 'text' },
-  description: { column: 'description', type: 'text' },
+  ...STANDARD_FILTERS,
   network_id: { column: 'network_id', type: 'text' },
   device_id: { column: 'device_id', type: 'text' },
   device_owner: { column: 'device_owner', type: 'text' },
@@ -94,8 +95,6 @@ export const PORT_FILTERS = {
   admin_state_up: { column: 'admin_state_up', type: 'bool' },
   'binding:host_id': { column: 'host_id', type: 'text' },
   'binding:vnic_type': { column: 'vnic_type', type: 'text' },
-  project_id: { column: 'project_id', type: 'text' },
-  tenant_id: { column: 'project_id', type: 'text' },
 } as const;
 
 /** `fixed_ips=subnet_id=X` / `fixed_ips=ip_address=Y` filters (ANDed, like Neutron). */

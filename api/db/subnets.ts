@@ -33,7 +33,14 @@ import {
 } from '../ipam.ts';
 import type { Db, Param, Queryable, Row } from './index.ts';
 import { networkNotFound } from './networks.ts';
-import { bool, type ColumnFilter, resourceTime, whereSql } from './neutron.ts';
+import {
+  bool,
+  type ColumnFilter,
+  resourceTime,
+  STANDARD_FILTERS,
+  standardAttributes,
+  whereSql,
+} from './neutron.ts';
 
 interface SubnetRow extends Row {
   id: string;
@@ -71,26 +78,17 @@ export function toSubnet(row: SubnetRow): Subnet {
     subnetpool_id: null,
     segment_id: null,
     service_types: [],
-    project_id: row.project_id,
-    tenant_id: row.project_id,
-    created_at: row.created_at,
-    updated_at: row.updated_at,
-    revision_number: Number(row.revision_number),
-    tags: [],
+    ...standardAttributes(row),
   };
 }
 
 export const SUBNET_FILTERS = {
-  id: { column: 'id', type: 'text' },
-  name: { column: 'name', type: 'text' },
-  description: { column: 'description', type: 'text' },
+  ...STANDARD_FILTERS,
   network_id: { column: 'network_id', type: 'text' },
   ip_version: { column: 'ip_version', type: 'int' },
   cidr: { column: 'cidr', type: 'text' },
   gateway_ip: { column: 'gateway_ip', type: 'text' },
   enable_dhcp: { column: 'enable_dhcp', type: 'bool' },
-  project_id: { column: 'project_id', type: 'text' },
-  tenant_id: { column: 'project_id', type: 'text' },
 } as const;
 
 export function subnetNotFound(id: string): ApiError {
