@@ -49,7 +49,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -67,7 +67,13 @@ import { portDevice } from '../host/ip/names.ts';
 import { signal, startDaemon } from '../host/process/daemon.ts';
 import { Cluster, ovsOf, type Proc } from '../test/helpers/cluster.ts';
 import { waitFor } from '../test/helpers/env.ts';
-import { createLab, type Lab, type LabHost } from '../test/helpers/lab.ts';
+import {
+  createLab,
+  dhcpLease,
+  type Lab,
+  type LabHost,
+  writeUdhcpcScript,
+} from '../test/helpers/lab.ts';
 import { dnsmasqUnder, killDnsmasqUnder, logTail, runBench } from './lib.ts';
 
 const POLL_MS = 10;
@@ -105,10 +111,9 @@ let broker: Broker | undefined;
 let baselineNetns: string | undefined;
 const tracers: ChildProcess[] = [];
 let cleaning: Promise<void> | undefined;
-/** Network ids whose qdhcp namespace the agent made for us. */
+/** Network ids whose qdhcp namespace the agent made for us (the cluster's own host has no
+ * netns_prefix, so the namespace is `qdhcp-<id>`). */
 const ourNetworks: string[] = [];
-/** The agent's namespace for it, as found (`ip netns identify`; any netns_prefix included). */
-const ourNetns: string[] = [];
 
 function killOurDnsmasq() {
   if (cluster) killDnsmasqUnder(cluster.dir.path);
@@ -120,7 +125,7 @@ function cleanup(): Promise<void> {
     await broker?.close().catch(() => {});
     await cluster?.cleanup().catch((e: Error) => console.error(`cleanup: ${e.message}`));
     killOurDnsmasq();
-    const names = new Set([...ourNetworks.map((id) => `qdhcp-${id}`), ...ourNetns]);
+    const names = new Set(ourNetworks.map((id) => `qdhcp-${id}`));
     for (const ns of names) await runner.run({ argv: ['ip', 'netns', 'del', ns] }).catch(() => {});
     if (baselineNetns)
       await runner.run({ argv: ['ip', 'netns', 'del', baselineNetns] }).catch(() => {});
@@ -425,12 +430,7 @@ async function main() {
   const h = lab.hosts[0] as LabHost;
   cluster = await Cluster.create('sqlite', ovsOf(h));
   const c = cluster;
-  const script = join(c.dir.path, 'udhcpc.sh');
-  writeFileSync(
-    script,
-    '#!/bin/sh\n[ "$1" = bound ] && echo "bound ip=$ip router=$router dns=$dns"\nexit 0\n',
-  );
-  chmodSync(script, 0o755);
+  const script = writeUdhcpcScript(c.dir.path);
   await c.startApi();
   c.startAgent('ovs');
   dhcpAgent = c.startAgent('dhcp');
@@ -468,8 +468,6 @@ async function main() {
     100,
   );
   const hostsPath = dnsmasqPaths(served.stateDir).hosts;
-  const identified = await runner.run({ argv: ['ip', 'netns', 'identify', `${served.pid}`] });
-  if (identified.stdout.trim()) ourNetns.push(identified.stdout.trim());
 
   // The agent's own view of the network before t0: the baseline's starting point.
   broker = createBroker({ url: c.vhost.url, log: silentLogger() });
@@ -536,24 +534,8 @@ async function main() {
   const got = await waitFor(
     'a udhcpc lease for a surviving port',
     async () => {
-      const out = await lab
-        ?.exec(ep.netns, [
-          'busybox',
-          'udhcpc',
-          '-i',
-          ep.name,
-          '-n',
-          '-q',
-          '-f',
-          '-t',
-          '4',
-          '-T',
-          '1',
-          '-s',
-          script,
-        ])
-        .catch(() => '');
-      return /bound ip=(\S+)/.exec(out ?? '')?.[1];
+      const lease = await dhcpLease(lab as Lab, ep, script).catch(() => undefined);
+      return lease?.ip;
     },
     60_000,
     500,

@@ -8,7 +8,7 @@
  * and the old agent, back, tears its copy down.
  */
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Agent } from '../../contracts/agents.ts';
@@ -22,42 +22,14 @@ import {
   runCommand,
 } from '../helpers/cluster.ts';
 import { waitFor } from '../helpers/env.ts';
-import { createLab, type Endpoint, type Lab, type LabHost } from '../helpers/lab.ts';
-
-function writeUdhcpcScript(path: string) {
-  writeFileSync(
-    path,
-    '#!/bin/sh\n[ "$1" = bound ] && echo "bound ip=$ip router=$router dns=$dns serverid=$serverid"\nexit 0\n',
-  );
-  chmodSync(path, 0o755);
-}
-
-/** One DHCP exchange with busybox udhcpc; resolves with what its script saw. */
-async function dhcpLease(lab: Lab, e: Endpoint, script: string): Promise<Record<string, string>> {
-  const argv = [
-    'busybox',
-    'udhcpc',
-    '-i',
-    e.name,
-    '-n',
-    '-q',
-    '-f',
-    '-t',
-    '4',
-    '-T',
-    '1',
-    '-s',
-    script,
-  ];
-  const out = await lab.exec(e.netns, argv);
-  const line = out.split('\n').find((l) => l.startsWith('bound ')) ?? '';
-  return Object.fromEntries(
-    line
-      .slice(6)
-      .split(' ')
-      .map((kv) => kv.split('=') as [string, string]),
-  );
-}
+import {
+  createLab,
+  dhcpLease,
+  type Endpoint,
+  type Lab,
+  type LabHost,
+  writeUdhcpcScript,
+} from '../helpers/lab.ts';
 
 describe('kumo-dhcp-agent on a lab host', { timeout: 300_000 }, () => {
   let lab: Lab;
@@ -78,12 +50,7 @@ describe('kumo-dhcp-agent on a lab host', { timeout: 300_000 }, () => {
     lab = await createLab({ hosts: 1 });
     const host = lab.hosts[0] as LabHost;
     c = await Cluster.create('sqlite', ovsOf(host));
-    script = join(c.dir.path, 'udhcpc.sh');
-    writeFileSync(
-      script,
-      '#!/bin/sh\n[ "$1" = bound ] && echo "bound ip=$ip router=$router dns=$dns"\nexit 0\n',
-    );
-    chmodSync(script, 0o755);
+    script = writeUdhcpcScript(c.dir.path);
     await c.startApi();
     c.startAgent('ovs');
     c.startAgent('dhcp');
@@ -255,8 +222,7 @@ describe('kumo-dhcp-agent on two lab hosts: across the tunnel, restarts, failove
   before(async () => {
     lab = await createLab({ hosts: 2 });
     c = await Cluster.create('sqlite');
-    script = join(c.dir.path, 'udhcpc.sh');
-    writeUdhcpcScript(script);
+    script = writeUdhcpcScript(c.dir.path);
     await c.startApi();
     for (const h of lab.hosts) {
       start('ovs', h);

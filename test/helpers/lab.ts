@@ -10,7 +10,7 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -256,4 +256,33 @@ async function addEndpoint(
   await exec(netns, ['ip', 'link', 'set', name, 'up']);
   await exec(netns, ['ip', 'link', 'set', 'lo', 'up']);
   return { name, netns, host, ip: o.cidr?.split('/')[0] ?? '', mac: o.mac };
+}
+
+/** Writes the udhcpc event script `dhcpLease` needs into `dir`; returns its path. */
+export function writeUdhcpcScript(dir: string): string {
+  const path = join(dir, 'udhcpc.sh');
+  writeFileSync(
+    path,
+    '#!/bin/sh\n[ "$1" = bound ] && echo "bound ip=$ip router=$router dns=$dns serverid=$serverid"\nexit 0\n',
+  );
+  chmodSync(path, 0o755);
+  return path;
+}
+
+/** One DHCP exchange with busybox udhcpc on an endpoint; resolves with what its script saw
+ * (`ip`, `router`, `dns`, `serverid`); rejects when no lease came. */
+export async function dhcpLease(
+  lab: Lab,
+  e: Endpoint,
+  script: string,
+): Promise<Record<string, string>> {
+  const argv = ['busybox', 'udhcpc', '-i', e.name, '-n', '-q', '-f', '-t', '4', '-T', '1'];
+  const out = await lab.exec(e.netns, [...argv, '-s', script]);
+  const line = out.split('\n').find((l) => l.startsWith('bound ')) ?? '';
+  return Object.fromEntries(
+    line
+      .slice(6)
+      .split(' ')
+      .map((kv) => kv.split('=') as [string, string]),
+  );
 }
