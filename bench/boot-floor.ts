@@ -24,6 +24,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { xmlEscape } from '../agents/compute/domain.ts';
 import type { CommandRunner } from '../core/exec.ts';
+import { parseLeases } from '../host/dnsmasq/leases.ts';
 import { ipBatch, ipCommand, linkSetNetns } from '../host/ip/link.ts';
 import { startDaemon } from '../host/process/daemon.ts';
 import { killDnsmasqUnder } from './lib.ts';
@@ -88,7 +89,7 @@ export interface LeaseWatch {
   stop(): void;
 }
 
-/** MACs in a dnsmasq lease file (`expiry mac ip hostname client-id` per line). */
+/** MACs in a dnsmasq lease file, read with the DHCP agent's own parser. */
 function leasedMacs(path: string): string[] {
   let text: string;
   try {
@@ -96,10 +97,7 @@ function leasedMacs(path: string): string[] {
   } catch {
     return [];
   }
-  return text
-    .split('\n')
-    .map((l) => l.split(' ')[1]?.toLowerCase())
-    .filter((m): m is string => m !== undefined);
+  return parseLeases(text).leases.flatMap((l) => (l.version === 4 ? [l.mac.toLowerCase()] : []));
 }
 
 /** Reads `path` every `pollMs` and keeps the first time each MAC appeared in it. */
