@@ -23,9 +23,9 @@ import {
   oneOf,
   optional,
   type Schema,
-  str,
   ValidationError,
 } from './schema.ts';
+import { RESOURCE_KINDS, ReportStatusArgs, resourceId } from './status.ts';
 
 /** Exchanges and well-known queues. */
 export const EXCHANGE = 'kumo';
@@ -40,8 +40,8 @@ export const fanoutExchange = (topic: string) => `${topic}_fanout`;
 
 /** A change hint: the agent fetches the desired state itself. */
 export const HintArgs = obj({
-  resource: str({ min: 1, max: 32, pattern: /^[a-z_]+$/, patternName: 'a resource name' }),
-  id: str({ min: 1, max: 64, pattern: /^[A-Za-z0-9_-]+$/, patternName: 'a resource id' }),
+  resource: oneOf(RESOURCE_KINDS),
+  id: resourceId(),
   revision: optional(int({ min: 0 })),
   deleted: optional(bool()),
 });
@@ -65,6 +65,7 @@ export const METHODS = {
   get_host_instances: GetHostInstancesArgs,
   update_instance: UpdateInstanceArgs,
   get_console_output: ConsoleOutputArgs,
+  report_status: ReportStatusArgs,
 } as const satisfies Record<string, Schema<unknown>>;
 
 export type MethodName = keyof typeof METHODS;

@@ -51,7 +51,7 @@ function recorder(handle: (m: Message) => unknown = () => null) {
   return { got, handler };
 }
 
-const hint = (id: string) => ({ resource: 'port', id });
+const hint = (id: string) => ({ resource: 'port' as const, id });
 
 describe('cast and call', () => {
   test('a cast to a consumed queue is delivered with parsed args', async () => {
