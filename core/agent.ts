@@ -32,8 +32,12 @@ export interface AgentHooks {
   configurations(): Promise<Record<string, Json>>;
   /** Reconciles everything this agent hosts and removes what nothing claims. */
   resync(reason: string): Promise<void>;
-  /** Reconciles one resource after a hint (`<resource>:<id>`). */
-  reconcile?(resource: string, id: string): Promise<void>;
+  /**
+   * Reconciles one resource after a hint or host event (`<resource>:<id>`). `revision`
+   * is the newest hint revision coalesced into this run, absent when any request for
+   * the key carried none (resync, host event, retry): then the work must be done.
+   */
+  reconcile?(resource: string, id: string, revision?: number): Promise<void>;
   /** Runs once before the first resync; `enqueue` feeds host events into the queue. */
   start?(ctl: AgentControl): Promise<void>;
   /** Runs on stop, after the queue drained and before the broker closes. */
@@ -77,6 +81,13 @@ export function createAgent(deps: AgentDeps): AgentHandle {
   /** Until the start resync has succeeded, every resync run is the start one. */
   let started = false;
   let pendingReason = 'start';
+  /** Per queued key: the newest hinted revision, or null once a request carried none. */
+  const revisions = new Map<string, number | null>();
+  const noteRevision = (key: string, revision: number | undefined) => {
+    const known = revisions.get(key);
+    if (revision === undefined || known === null) revisions.set(key, null);
+    else revisions.set(key, Math.max(known ?? revision, revision));
+  };
 
   const queue = createReconcileQueue({
     log,
@@ -90,9 +101,11 @@ export function createAgent(deps: AgentDeps): AgentHandle {
         return;
       }
       const [resource, id] = key.split(':') as [string, string];
+      const revision = revisions.get(key) ?? undefined;
+      revisions.delete(key);
       if (!deps.hooks.reconcile)
         throw new Error(`this agent does not manage ${resource} resources`);
-      await deps.hooks.reconcile(resource, id);
+      await deps.hooks.reconcile(resource, id, revision);
     },
   });
 
@@ -113,10 +126,13 @@ export function createAgent(deps: AgentDeps): AgentHandle {
         }
         resync(message.args.reason);
         return;
-      case 'hint':
-        log.debug({ resource: message.args.resource, id: message.args.id }, 'hint');
-        queue.enqueue(`${message.args.resource}:${message.args.id}`, 'live');
+      case 'hint': {
+        const { resource, id, revision } = message.args;
+        log.debug({ resource, id, revision }, 'hint');
+        noteRevision(`${resource}:${id}`, revision);
+        queue.enqueue(`${resource}:${id}`, 'live');
         return;
+      }
       default:
         if (deps.hooks.call) return deps.hooks.call(message);
         throw new Error(`${info.binary} does not handle ${message.method}`);
@@ -179,7 +195,10 @@ export function createAgent(deps: AgentDeps): AgentHandle {
       });
       await deps.broker.start();
       await deps.hooks.start?.({
-        enqueue: (resource, id) => queue.enqueue(`${resource}:${id}`, 'live'),
+        enqueue: (resource, id) => {
+          noteRevision(`${resource}:${id}`, undefined);
+          queue.enqueue(`${resource}:${id}`, 'live');
+        },
       });
       resync('start');
       await report();

@@ -6,7 +6,8 @@
 import { mkdir, rm } from 'node:fs/promises';
 import type { CommandRunner } from '../../core/exec.ts';
 import { dnsmasqIdentity, dnsmasqPaths } from '../../host/dnsmasq/argv.ts';
-import { writeDnsmasqFiles, writeFileAtomic } from '../../host/dnsmasq/files.ts';
+import { writeDnsmasqFiles } from '../../host/dnsmasq/files.ts';
+import { writeFileAtomic } from '../../host/fs/atomic.ts';
 import { signalIfRunning, startDaemon, stopByPidfile } from '../../host/process/daemon.ts';
 import { servedMarkerOf } from './desired.ts';
 import type { DhcpStep } from './plan.ts';

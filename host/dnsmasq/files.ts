@@ -8,10 +8,10 @@
  * Directories are 0755 and files 0644 on purpose: dnsmasq drops to `nobody` after start
  * and re-reads these files as that user on SIGHUP (a 0700 state dir = no hosts = no leases).
  */
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { DhcpNetwork } from '../../contracts/dhcp.ts';
+import { writeFileAtomic } from '../fs/atomic.ts';
 import { dnsmasqPaths } from './argv.ts';
 import { type DnsmasqFiles, type RenderOptions, renderFiles } from './render.ts';
 
@@ -19,40 +19,6 @@ import { type DnsmasqFiles, type RenderOptions, renderFiles } from './render.ts'
 export type StoredFiles = { [K in keyof DnsmasqFiles]: string | null };
 
 const KEYS = ['hosts', 'addnHosts', 'opts'] as const;
-
-/** Replaces `path` with `content` atomically; a no-op returning false when it is equal. */
-export async function writeFileAtomic(
-  path: string,
-  content: string,
-  mode = 0o644,
-): Promise<boolean> {
-  const current = await readFile(path, 'utf8').catch((e: NodeJS.ErrnoException) => {
-    if (e.code === 'ENOENT') return null;
-    throw e;
-  });
-  if (current === content) return false;
-  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
-  const fh = await open(tmp, 'wx', mode);
-  try {
-    try {
-      await fh.writeFile(content, 'utf8');
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, path);
-  } catch (e) {
-    await unlink(tmp).catch(() => {});
-    throw e;
-  }
-  const dir = await open(dirname(path), 'r');
-  try {
-    await dir.sync();
-  } finally {
-    await dir.close();
-  }
-  return true;
-}
 
 /** Writes the three files into `stateDir` (created if needed); returns which changed. */
 export async function writeDnsmasqFiles(

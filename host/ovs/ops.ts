@@ -37,6 +37,10 @@ export interface PortSpec {
   portExternalIds?: Record<string, string>;
   /** Access VLAN tag (0..4095) on the Port. */
   tag?: number;
+  /** Interface.mac: the MAC OVS gives an internal device. */
+  mac?: string;
+  /** Interface.mtu_request. */
+  mtuRequest?: number;
 }
 
 export interface BridgeSpec {
@@ -62,6 +66,8 @@ function portOps(spec: PortSpec, ref: string): { ops: OvsdbOperation[]; port: Ov
   if (spec.type !== undefined) iface.type = spec.type;
   if (spec.options) iface.options = map(spec.options);
   if (spec.interfaceExternalIds) iface.external_ids = map(spec.interfaceExternalIds);
+  if (spec.mac !== undefined) iface.mac = spec.mac;
+  if (spec.mtuRequest !== undefined) iface.mtu_request = spec.mtuRequest;
   const port: OvsdbRow = { name: spec.name, interfaces: namedUuid(`${ref}_if`) };
   if (spec.portExternalIds) port.external_ids = map(spec.portExternalIds);
   if (spec.tag !== undefined) port.tag = spec.tag;
