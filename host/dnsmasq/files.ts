@@ -9,7 +9,6 @@
  * and re-reads these files as that user on SIGHUP (a 0700 state dir = no hosts = no leases).
  */
 import { mkdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { DhcpNetwork } from '../../contracts/dhcp.ts';
 import { writeFileAtomic } from '../fs/atomic.ts';
 import { dnsmasqPaths } from './argv.ts';
