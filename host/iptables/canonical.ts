@@ -96,7 +96,10 @@ function canonicalProtocol(value: string): string {
   return PROTOCOL_NUMBERS[lower] ?? lower;
 }
 
-/** Takes the basic options out of the rule (iptables reads them anywhere); returns them in save order and the rest. */
+/**
+ * Takes the basic options out of the rule (iptables reads them anywhere in the line);
+ * returns them in save order, the other tokens in their order, and the protocol option.
+ */
 function splitBasic(tokens: readonly string[], family: 4 | 6, field: string) {
   const basic = new Map<string, string[]>();
   const rest: string[] = [];
