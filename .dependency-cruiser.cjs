@@ -1,13 +1,13 @@
 /**
- * The layering of ARCHITECTURE §2, checked by `npm run lint:deps` in run_tests.sh's lint
+ * The layering of ARCHITECTURE §2, checked by `npm run lint:deps` and run_tests.sh's lint
  * step: no cycles anywhere (type-only imports count: they tie modules together as much as
  * value imports do), contracts/ stands alone, core/ sits on contracts/, host/ on core/,
  * agents, the API and the CLI never reach into each other; bin/, test/ and bench/ are free.
  *
  * Invariant: the rules see every edge or fail. TypeScript is parsed with swc (the project's
  * TypeScript 7.0 has no in-process API dependency-cruiser can use), every import must
- * resolve, and a tree that yields no TypeScript module at all is an error rather than a
- * silent pass (test/unit/layering.test.ts proves a bad import fails).
+ * resolve, and without swc this config refuses to load rather than let the cruiser skip
+ * every .ts file and pass (test/unit/layering.test.ts proves bad imports fail).
  */
 const OURS = '^(bin|contracts|core|host|agents|api|cli|test|bench)/';
 
