@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs Kumo's whole test suite on this machine, as root: installs the system packages,
 # Node 24 and npm dependencies the tests need, starts RabbitMQ and PostgreSQL with the
-# test accounts, then type-checks, lints and runs every test (unit, integration,
-# fullstack). Extra arguments are passed to `node --test` (e.g. a single test file).
+# test accounts, then type-checks, lints (biome, and dependency-cruiser for the layering)
+# and runs every test (unit, integration, fullstack). Extra arguments are passed to
+# `node --test` (e.g. a single test file).
 set -euo pipefail
 cd "$(dirname "$0")"
 # shellcheck source=tools/lib.sh
@@ -23,6 +24,8 @@ log "type-checking"
 npx --no-install tsc --noEmit -p .
 log "linting"
 npx --no-install biome check .
+log "checking the layering (ARCHITECTURE §2)"
+npx --no-install depcruise --config .dependency-cruiser.cjs bin contracts core host agents api cli test bench
 log "running tests"
 if [ $# -gt 0 ]; then
   exec node --test --test-concurrency=1 "$@"

@@ -22,6 +22,7 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { xmlEscape } from '../agents/compute/domain.ts';
 import type { CommandRunner } from '../core/exec.ts';
 import { parseLeases } from '../host/dnsmasq/leases.ts';
@@ -30,7 +31,6 @@ import { startDaemon } from '../host/process/daemon.ts';
 import { killDnsmasqUnder } from './lib.ts';
 
 export const now = () => performance.now();
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Nearest-rank percentile (`p` in 0..1) of a non-empty list. */
 export function percentile(xs: number[], p: number): number {

@@ -39,6 +39,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import type { Agent } from '../contracts/agents.ts';
 import type { SpawnTimings } from '../contracts/instances.ts';
@@ -66,7 +67,6 @@ import {
   percentile,
   pool,
   sec,
-  sleep,
   stats,
   until,
   watchLeases,

@@ -52,6 +52,7 @@ import { randomUUID } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { type DhcpNetwork, type DhcpPort, GetNetworkInfoResult } from '../contracts/dhcp.ts';
 import { PLUGIN_TOPIC } from '../contracts/messages.ts';
@@ -99,7 +100,6 @@ const CREATES = OPS / 2;
 const now = () => performance.now();
 /** Wall clock in ms with sub-ms precision, comparable to strace -ttt and file times. */
 const wall = (t = now()) => performance.timeOrigin + t;
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const runner = createCommandRunner();
 
 // ---------------------------------------------------------------- environment

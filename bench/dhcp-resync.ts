@@ -55,6 +55,7 @@
  */
 import { readFileSync, statSync, utimesSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import type { Network, Port } from '../contracts/network.ts';
 import { createCommandRunner } from '../core/exec.ts';
@@ -90,7 +91,6 @@ if (!(TIMEOUT_MS > 0)) throw new Error('--timeout must be positive');
 
 const now = () => performance.now();
 const wall = (t = now()) => performance.timeOrigin + t;
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const runner = createCommandRunner();
 const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 

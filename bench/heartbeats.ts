@@ -47,6 +47,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { DatabaseSync } from 'node:sqlite';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import amqp from 'amqplib';
 import { agentTypeByKind, type ReportStateArgs } from '../contracts/agents.ts';
@@ -82,7 +83,6 @@ const DURATION_S = positive('duration', opts.duration);
 const FLOOD = Math.round(positive('flood', opts.flood));
 
 const now = () => performance.now();
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const hostName = (prefix: string, i: number) => `${prefix}-${String(i + 1).padStart(5, '0')}`;
 
 // ---------------------------------------------------------------- environment

@@ -6,6 +6,9 @@
  * the reply was published); an invalid message is republished to `kumo.dead` with the
  * reason in `x-kumo-reason` and acked, so it never blocks the queue; a transient handler
  * failure is requeued after a pause, any other is dead-lettered with its reason.
+ *
+ * The queue and handler types live here and core/amqp.ts re-exports them, so the two
+ * modules depend one way (amqp.ts → amqp-consumer.ts).
  */
 import type amqp from 'amqplib';
 import { TransientError } from '../contracts/errors.ts';
@@ -16,8 +19,23 @@ import {
   parseMessage,
   type Reply,
 } from '../contracts/messages.ts';
-import type { Handler, QueueSpec } from './amqp.ts';
 import type { Logger } from './log.ts';
+
+export interface QueueSpec {
+  name: string;
+  durable: boolean;
+  exclusive?: boolean;
+  autoDelete?: boolean;
+  bindings: { exchange: string; routingKey: string }[];
+  prefetch?: number;
+}
+
+export interface DeliveryInfo {
+  queue: string;
+  redelivered: boolean;
+}
+
+export type Handler = (message: Message, info: DeliveryInfo) => Promise<unknown>;
 
 export async function startConsumer(
   conn: amqp.ChannelModel,

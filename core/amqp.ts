@@ -11,6 +11,7 @@
  *   `onConnect` listeners run with `reconnected: true` (agents resync: hints may be lost).
  */
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import amqp from 'amqplib';
 import { TransientError } from '../contracts/errors.ts';
 import {
@@ -19,30 +20,15 @@ import {
   DEAD_LETTER_QUEUE,
   EXCHANGE,
   encodeMessage,
-  type Message,
   type MethodName,
   PLUGIN_TOPIC,
   REPORTS_TOPIC,
   type Reply,
 } from '../contracts/messages.ts';
-import { startConsumer } from './amqp-consumer.ts';
+import { type Handler, type QueueSpec, startConsumer } from './amqp-consumer.ts';
 import type { Logger } from './log.ts';
 
-export interface QueueSpec {
-  name: string;
-  durable: boolean;
-  exclusive?: boolean;
-  autoDelete?: boolean;
-  bindings: { exchange: string; routingKey: string }[];
-  prefetch?: number;
-}
-
-export interface DeliveryInfo {
-  queue: string;
-  redelivered: boolean;
-}
-
-export type Handler = (message: Message, info: DeliveryInfo) => Promise<unknown>;
+export type { DeliveryInfo, Handler, QueueSpec } from './amqp-consumer.ts';
 
 export interface Broker {
   start(): Promise<void>;
@@ -344,8 +330,4 @@ function withHeartbeat(url: string, seconds: number): string {
   const u = new URL(url);
   if (!u.searchParams.has('heartbeat')) u.searchParams.set('heartbeat', String(seconds));
   return u.toString();
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

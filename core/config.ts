@@ -4,7 +4,9 @@
  *
  * Invariant: compileConfig either returns a complete, validated KumoConfig or throws a
  * ConfigError naming `[section] key`; unknown sections and keys are refused so a typo
- * never silently falls back to a default.
+ * never silently falls back to a default. checkRequired, run by every daemon right after
+ * compiling, refuses a config that lacks a key the daemon cannot run without, so that a
+ * missing key stops the daemon at start and not at its first use.
  */
 import { readFileSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
@@ -310,6 +312,38 @@ export function loadConfig(path: string): KumoConfig {
     );
   }
   return compileConfig(text, path);
+}
+
+/** A key without a default that a daemon cannot run without, and what it is for. */
+export type RequiredKey = {
+  [S in keyof Spec]: { section: S; key: keyof Spec[S] & string; why: string };
+}[keyof Spec];
+
+/**
+ * What each daemon (by binary name) requires, from every `required(` use in the tree. A
+ * key needed only when another key is set would carry that condition; none is today.
+ */
+export const REQUIRED_KEYS: Readonly<Record<string, readonly RequiredKey[]>> = {
+  'kumo-api': [{ section: 'api', key: 'admin_token', why: 'the admin token of the API' }],
+  'kumo-compute-agent': [
+    { section: 'api', key: 'service_token', why: 'to download images from kumo-api' },
+  ],
+  'kumo-ovs-agent': [],
+  'kumo-dhcp-agent': [],
+  'kumo-l3-agent': [],
+  'kumo-lbaas-agent': [],
+  'kumo-volume-agent': [],
+};
+
+/** Throws a ConfigError naming the first key `daemon` requires that `config` lacks. */
+export function checkRequired(config: KumoConfig, daemon: string): void {
+  const keys = REQUIRED_KEYS[daemon];
+  if (!keys) throw new Error(`${daemon} has no list of required config keys in core/config.ts`);
+  for (const { section, key, why } of keys) {
+    if ((config[section] as Record<string, unknown>)[key] === undefined) {
+      throw new ConfigError(`[${section}] ${key}: is required (${why})`);
+    }
+  }
 }
 
 /** Requires a key that has no default; the error names it. */

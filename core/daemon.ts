@@ -3,12 +3,19 @@
  * config, create the root logger, tell systemd when it is ready, and stop cleanly on
  * SIGTERM/SIGINT.
  *
- * Invariant: a bad config stops the daemon before it touches anything, with one line that
- * names the key (exit 78, EX_CONFIG); a stop signal runs the daemon's own `stop` once and
+ * Invariant: a bad config, or one without a key this daemon requires (core/config.ts
+ * REQUIRED_KEYS), stops the daemon before it touches anything, with one line that names
+ * the key (exit 78, EX_CONFIG); a stop signal runs the daemon's own `stop` once and
  * exits 0 when it finished, 1 when it failed or outlived the grace period.
  */
 import { parseArgs } from 'node:util';
-import { ConfigError, DEFAULT_CONFIG_PATH, type KumoConfig, loadConfig } from './config.ts';
+import {
+  ConfigError,
+  checkRequired,
+  DEFAULT_CONFIG_PATH,
+  type KumoConfig,
+  loadConfig,
+} from './config.ts';
 import { createCommandRunner } from './exec.ts';
 import { createLogger, type Logger } from './log.ts';
 import { createNotifier, type Notifier } from './notify.ts';
@@ -41,6 +48,7 @@ export async function runDaemon(
   let config: KumoConfig;
   try {
     config = loadConfig(configPathFromArgv(process.argv.slice(2)));
+    checkRequired(config, name);
   } catch (e) {
     const msg = e instanceof ConfigError || e instanceof TypeError ? e.message : String(e);
     process.stderr.write(`${name}: ${msg}\n`);

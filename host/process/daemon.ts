@@ -11,11 +11,10 @@
  * escalating to SIGKILL.
  */
 import { readFile, unlink } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { CommandRunner, CommandSpec } from '../../core/exec.ts';
 
 export type DaemonSignal = 'SIGHUP' | 'SIGTERM' | 'SIGKILL' | 'SIGUSR1' | 'SIGUSR2';
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 function validPid(pid: number): boolean {
   return Number.isSafeInteger(pid) && pid > 1;

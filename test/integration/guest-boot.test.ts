@@ -17,6 +17,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { type DomainSpec, instanceName, renderDomainXml } from '../../agents/compute/domain.ts';
 import {
   createLibvirtClient,
@@ -37,8 +38,6 @@ const BOOT_TIMEOUT_MS = 60_000;
 const START_HINT =
   'start it with: mkdir -p /var/log/libvirt /var/run/libvirt; virtlogd -d; libvirtd -d ' +
   '(packages: libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86)';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function connect(uri: string): Promise<LibvirtClient> {
   if (!existsSync(DEFAULT_LIBVIRT_SOCKET)) {

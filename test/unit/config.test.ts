@@ -3,22 +3,27 @@
  *
  * Invariant under test: compileConfig returns a complete config or throws a ConfigError
  * whose message starts with `[section] key` (or `[section]`), so a typo never silently
- * falls back to a default.
+ * falls back to a default; a daemon refuses, at start, a config without a key it requires.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import { AGENT_TYPES } from '../../contracts/agents.ts';
 import {
   CONFIG_KEYS,
   ConfigError,
+  checkRequired,
   compileConfig,
   loadConfig,
+  REQUIRED_KEYS,
   required,
 } from '../../core/config.ts';
 import { tempDir } from '../helpers/env.ts';
 
+const SAMPLE = join(import.meta.dirname, '..', '..', 'etc', 'kumo.conf.sample');
 const dir = tempDir('kumo-config-test-');
 after(() => dir.cleanup());
 
@@ -228,10 +233,7 @@ describe('loadConfig', () => {
 });
 
 test('etc/kumo.conf.sample is a valid config and documents every key', () => {
-  const text = readFileSync(
-    join(import.meta.dirname, '..', '..', 'etc', 'kumo.conf.sample'),
-    'utf8',
-  );
+  const text = readFileSync(SAMPLE, 'utf8');
   assert.doesNotThrow(() => compileConfig(text));
   const documented = new Map<string, Set<string>>();
   let section = 'DEFAULT';
@@ -244,4 +246,64 @@ test('etc/kumo.conf.sample is a valid config and documents every key', () => {
   for (const [name, keys] of Object.entries(CONFIG_KEYS))
     for (const key of keys)
       assert.ok(documented.get(name)?.has(key), `[${name}] ${key} is missing from the sample`);
+});
+
+const DAEMONS = ['kumo-api', ...AGENT_TYPES.map((t) => t.binary)];
+
+describe('keys a daemon requires, checked at start', () => {
+  const TOKEN = 'service-token-1';
+
+  test('every daemon has a list, and an unknown daemon is a programming error', () => {
+    assert.deepEqual(Object.keys(REQUIRED_KEYS).sort(), [...DAEMONS].sort());
+    assert.throws(() => checkRequired(compileConfig(''), 'kumo-nothing'), /no list/);
+  });
+
+  test('a missing required key names [section] key; present, it passes', () => {
+    const bare = compileConfig('');
+    assert.throws(
+      () => checkRequired(bare, 'kumo-compute-agent'),
+      (e: unknown) =>
+        e instanceof ConfigError &&
+        e.message === '[api] service_token: is required (to download images from kumo-api)',
+    );
+    assert.throws(() => checkRequired(bare, 'kumo-api'), /^ConfigError: \[api\] admin_token: is/);
+    checkRequired(compileConfig(`[api]\nservice_token = ${TOKEN}\n`), 'kumo-compute-agent');
+    checkRequired(compileConfig(`[api]\nadmin_token = ${TOKEN}\n`), 'kumo-api');
+    for (const daemon of ['kumo-ovs-agent', 'kumo-dhcp-agent', 'kumo-l3-agent'])
+      checkRequired(bare, daemon);
+  });
+
+  test('required keys have no default and the sample says which daemon needs them', () => {
+    const bare = compileConfig('') as unknown as Record<string, Record<string, unknown>>;
+    const lines = readFileSync(SAMPLE, 'utf8').split('\n');
+    for (const [daemon, keys] of Object.entries(REQUIRED_KEYS)) {
+      for (const { section, key } of keys) {
+        assert.equal(bare[section]?.[key], undefined, `[${section}] ${key} has a default`);
+        const at = lines.indexOf(`#${key} =`);
+        const comment = lines.slice(0, at).reverse();
+        const block = comment.slice(
+          0,
+          comment.findIndex((l) => !l.startsWith('#')),
+        );
+        assert.match(block.reverse().join(' '), new RegExp(`^# Required by ${daemon}\\b`), key);
+      }
+    }
+  });
+
+  test('kumo-compute-agent without [api] service_token exits 78 before connecting', () => {
+    const conf = join(dir.path, 'no-token.conf');
+    // An unreachable broker: were the check skipped the agent would try it, not exit 78.
+    writeFileSync(conf, '[DEFAULT]\ntransport_url = rabbit://u:p@127.0.0.1:1/\n');
+    const bin = join(import.meta.dirname, '..', '..', 'bin', 'kumo-compute-agent.ts');
+    const r = spawnSync(process.execPath, [bin, '--config-file', conf], {
+      encoding: 'utf8',
+      timeout: 20_000,
+      env: { ...process.env, NOTIFY_SOCKET: '' },
+    });
+    assert.equal(r.status, 78, `exit ${r.status} ${r.signal}: ${r.stderr}`);
+    assert.equal(
+      r.stderr,
+      'kumo-compute-agent: [api] service_token: is required (to download images from kumo-api)\n',
+    );
+  });
 });
