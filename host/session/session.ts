@@ -20,237 +20,27 @@
  *   treat it as a full resync.
  * - Frames from a socket that has been replaced are never delivered; undecodable bytes
  *   drop the connection (a stream cannot be resynchronised).
- * - The first connection (`open()`) must succeed; later losses reconnect with exponential backoff
- *   when `reconnect` is set. close() stops reconnecting and keepalive and ends the socket.
+ * - The first connection (`open()`) must succeed; later losses reconnect with exponential
+ *   backoff when `reconnect` is set. close() stops reconnecting and keepalive and ends
+ *   the socket.
  */
 import net from 'node:net';
-import type { ConnectionReason, SessionErrors } from './errors.ts';
+import { callFn, detach, onData } from './calls.ts';
+import {
+  connectionError,
+  downError,
+  emit,
+  listen,
+  logAt,
+  type Opts,
+  phaseOf,
+  type State,
+} from './state.ts';
+import type { Call, Keepalive, Session, SessionOptions } from './types.ts';
 
 export * from './errors.ts';
-
-/** Structural subset of pino's logger, so host/ does not depend on core/log. */
-export interface SessionLog {
-  debug(obj: object, msg: string): void;
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-}
-
-/** What a frame is: the reply (or error reply) to call `id`, or anything unsolicited. */
-export type FrameClass =
-  | { kind: 'reply'; id: number }
-  | { kind: 'error'; id: number }
-  | { kind: 'event' };
-
-/** The protocol's wire format. `F` is a decoded frame, `Req` what a call sends. */
-export interface Framing<Req, F> {
-  /** The bytes of one request carrying `id`. May throw (the call then rejects). */
-  encode(req: Req, id: number): Uint8Array | string;
-  /** A fresh decoder per connection: bytes in, complete frames out; throws on garbage. */
-  decoder(): (chunk: Buffer) => F[];
-  classify(frame: F): FrameClass;
-  /** The error an error reply to `method` stands for. */
-  replyError(frame: F, method: string): Error;
-}
-
-export interface CallOptions {
-  timeoutMs?: number;
-}
-
-export type Call<Req, F> = <T>(
-  method: string,
-  req: Req,
-  decode: (frame: F) => T,
-  opts?: CallOptions,
-) => Promise<T>;
-
-export interface Backoff {
-  initialMs: number;
-  maxMs: number;
-}
-
-export interface Keepalive {
-  /** Idle time before a ping; the connection drops after `count` unanswered pings. */
-  intervalMs: number;
-  count: number;
-  /** Sends the protocol's ping (libvirt's keepalive PING, OVSDB's echo). */
-  ping(): void;
-}
-
-export interface SessionOptions<Req, F, R, CE extends Error> {
-  /** The protocol's name, first word of every log message: `ovsdb`, `libvirt`. */
-  name: string;
-  connect: net.NetConnectOpts;
-  /** Fields every log line carries (the remote, the URI). */
-  context: Record<string, unknown>;
-  log?: SessionLog | undefined;
-  /** Default per-call timeout, and the connect timeout. */
-  timeoutMs: number;
-  framing: Framing<Req, F>;
-  errors: SessionErrors<CE>;
-  /**
-   * Runs on every new connection before it opens, with a `call` that works while the
-   * connection is still syncing: authenticate, open, re-establish subscriptions. Its
-   * result is what `reconnected` listeners get.
-   */
-  handshake(call: Call<Req, F>): Promise<R>;
-  /** An unsolicited frame (notification, event, server request). Throwing drops the line. */
-  onEvent(frame: F): void;
-  /** Every socket that goes away, open or not: server-side registrations died with it. */
-  onDrop?: () => void;
-  reconnect?: Backoff | undefined;
-  keepalive?: Keepalive | undefined;
-}
-
-export interface Session<Req, F, R, CE extends Error> {
-  /** Connects and runs the handshake; both must succeed, else the session is closed. */
-  open(): Promise<void>;
-  call: Call<Req, F>;
-  /** Writes a frame that is not a call (keepalive answer, echo reply); dropped while down. */
-  send(data: Uint8Array | string): void;
-  isOpen(): boolean;
-  /** The error a call gets right now because the connection is not open. */
-  downError(): CE;
-  onReconnected(cb: (r: R) => void): () => void;
-  onDisconnected(cb: (err: CE) => void): () => void;
-  /** Calls every callback; one that throws is logged and does not stop the others. */
-  emit<T>(cbs: Iterable<(arg: T) => void>, arg: T): void;
-  /** Rejects pending calls with reason 'closed', stops reconnecting, ends the socket. */
-  close(): Promise<void>;
-}
-
-// ---- state ------------------------------------------------------------------------------
-
-interface Pending {
-  method: string;
-  decode(frame: unknown): unknown;
-  resolve(v: unknown): void;
-  reject(e: Error): void;
-  timer: NodeJS.Timeout;
-}
-
-type Phase = 'connecting' | 'syncing' | 'open' | 'down' | 'closed';
-
-type Opts = SessionOptions<unknown, unknown, unknown, Error>;
-
-interface State {
-  o: Opts;
-  phase: Phase;
-  sock: net.Socket | null;
-  nextId: number;
-  pending: Map<number, Pending>;
-  lastRx: number;
-  missed: number;
-  reconnectTimer: NodeJS.Timeout | null;
-  keepaliveTimer: NodeJS.Timeout | null;
-  reconnectedCbs: Set<(r: unknown) => void>;
-  disconnectedCbs: Set<(e: Error) => void>;
-}
-
-/** Reads the phase without TypeScript's narrowing (it changes across awaits). */
-const phaseOf = (st: State): Phase => st.phase;
-
-const messageOf = (e: unknown): string => (e instanceof Error ? e.message : String(e));
-
-function logAt(st: State, level: keyof SessionLog, fields: object, msg: string): void {
-  st.o.log?.[level]({ ...st.o.context, ...fields }, `${st.o.name} ${msg}`);
-}
-
-function emit<T>(st: State, cbs: Iterable<(arg: T) => void>, arg: T): void {
-  for (const cb of cbs) {
-    try {
-      cb(arg);
-    } catch (e) {
-      logAt(st, 'warn', { err: e }, 'callback threw');
-    }
-  }
-}
-
-/** Adds a callback to a set; returns the function that removes it. */
-export function listen<T>(cbs: Set<T>, cb: T): () => void {
-  cbs.add(cb);
-  return () => {
-    cbs.delete(cb);
-  };
-}
-
-function connectionError(st: State, reason: ConnectionReason, cause?: unknown): Error {
-  return st.o.errors.connection(reason, cause);
-}
-
-const downError = (st: State): Error =>
-  connectionError(st, st.phase === 'closed' ? 'closed' : 'not-connected');
-
-// ---- calls and frames -------------------------------------------------------------------
-
-function call(
-  st: State,
-  method: string,
-  req: unknown,
-  decode: (frame: unknown) => unknown,
-  timeoutMs: number,
-  duringSync: boolean,
-): Promise<unknown> {
-  const sock = st.sock;
-  const usable = st.phase === 'open' || (duringSync && st.phase === 'syncing');
-  if (!usable || !sock) return Promise.reject(downError(st));
-  const id = st.nextId;
-  st.nextId = (st.nextId + 1) >>> 0;
-  let bytes: Uint8Array | string;
-  try {
-    bytes = st.o.framing.encode(req, id);
-  } catch (e) {
-    return Promise.reject(e);
-  }
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      st.pending.delete(id);
-      reject(st.o.errors.timeout(method, timeoutMs));
-    }, timeoutMs);
-    st.pending.set(id, { method, decode, resolve, reject, timer });
-    sock.write(bytes);
-  });
-}
-
-function callFn(st: State, duringSync: boolean): Call<unknown, unknown> {
-  return <T>(method: string, req: unknown, decode: (f: unknown) => T, opts?: CallOptions) =>
-    call(st, method, req, decode, opts?.timeoutMs ?? st.o.timeoutMs, duringSync) as Promise<T>;
-}
-
-function onFrame(st: State, frame: unknown): void {
-  const c = st.o.framing.classify(frame);
-  if (c.kind === 'event') {
-    st.o.onEvent(frame);
-    return;
-  }
-  const p = st.pending.get(c.id);
-  if (!p) {
-    logAt(st, 'debug', { id: c.id }, 'reply for no pending call');
-    return;
-  }
-  st.pending.delete(c.id);
-  clearTimeout(p.timer);
-  try {
-    if (c.kind === 'error') p.reject(st.o.framing.replyError(frame, p.method));
-    else p.resolve(p.decode(frame));
-  } catch (e) {
-    p.reject(st.o.errors.protocol(`${p.method}: bad reply: ${messageOf(e)}`));
-  }
-}
-
-function onData(st: State, sock: net.Socket, decode: (b: Buffer) => unknown[], chunk: Buffer) {
-  st.lastRx = Date.now();
-  st.missed = 0;
-  try {
-    for (const frame of decode(chunk)) {
-      if (st.sock !== sock) return;
-      onFrame(st, frame);
-    }
-  } catch (e) {
-    const err = st.o.errors.protocol(messageOf(e));
-    logAt(st, 'warn', { err }, 'protocol error, dropping connection');
-    sock.destroy(err);
-  }
-}
+export { listen } from './state.ts';
+export * from './types.ts';
 
 // ---- connection lifecycle ---------------------------------------------------------------
 
@@ -286,18 +76,6 @@ function attach(st: State, sock: net.Socket): void {
     lastError = e;
   });
   sock.on('close', () => onClose(st, sock, lastError));
-}
-
-/** Forgets the current socket: its pending calls reject with `err`, the protocol hears. */
-function detach(st: State, err: Error): void {
-  st.sock = null;
-  const pending = [...st.pending.values()];
-  st.pending.clear();
-  for (const p of pending) {
-    clearTimeout(p.timer);
-    p.reject(err);
-  }
-  st.o.onDrop?.();
 }
 
 function onClose(st: State, sock: net.Socket, cause: Error | undefined): void {
@@ -399,7 +177,8 @@ function startKeepalive(st: State): void {
 }
 
 async function open(st: State): Promise<void> {
-  if (st.phase !== 'connecting' || st.sock) throw new Error(`${st.o.name}: open() called twice`);
+  if (st.phase !== 'idle') throw new Error(`${st.o.name}: open() called twice`);
+  st.phase = 'connecting';
   try {
     await establish(st);
   } catch (e) {
@@ -418,7 +197,7 @@ export function createSession<Req, F, R, CE extends Error>(
 ): Session<Req, F, R, CE> {
   const st: State = {
     o: opts as unknown as Opts,
-    phase: 'connecting',
+    phase: 'idle',
     sock: null,
     nextId: 1,
     pending: new Map(),

@@ -16,6 +16,7 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   createLibvirtClient,
   DEFAULT_LIBVIRT_SOCKET,
@@ -41,7 +42,6 @@ const START_HINT =
   'start it with: mkdir -p /var/log/libvirt /var/run/libvirt; virtlogd -d; libvirtd -d ' +
   '(packages: libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86)';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const suffix = () => randomBytes(4).toString('hex');
 
 async function waitFor<T>(what: string, get: () => T | undefined, ms = 5000): Promise<T> {

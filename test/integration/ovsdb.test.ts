@@ -10,6 +10,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { addBridgeOps, addPortsOps, delPortsOps } from '../../host/ovs/ops.ts';
 import {
   comment,
@@ -99,8 +100,6 @@ function alive(pid: number): boolean {
     return false;
   }
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function waitFor<T>(what: string, get: () => T | undefined, ms = 5000): Promise<T> {
   const end = Date.now() + ms;
