@@ -49,7 +49,14 @@ import {
   RemoteProc,
   VIR_DRV_FEATURE_PROGRAM_KEEPALIVE,
 } from './protocol.ts';
-import type { LibvirtClient, LibvirtClientOptions, LibvirtLog, ReconnectedEvent } from './types.ts';
+import type {
+  ArgsWriter,
+  CallOptions,
+  LibvirtClient,
+  LibvirtClientOptions,
+  ReconnectedEvent,
+  RetReader,
+} from './types.ts';
 import {
   keepalivePacket,
   type LibvirtCall,
@@ -59,6 +66,7 @@ import {
 } from './wire.ts';
 import type { XdrReader, XdrWriter } from './xdr.ts';
 
+export * from './enums.ts';
 export * from './errors.ts';
 export * from './protocol.ts';
 export * from './types.ts';
@@ -104,13 +112,13 @@ async function handshake(
   return { callbacks: await reregisterAll(events, call) };
 }
 
-async function close(s: LibvirtSession, log: LibvirtLog | undefined): Promise<void> {
+async function close(s: LibvirtSession, opts: LibvirtClientOptions): Promise<void> {
   if (s.isOpen()) {
     const proc = RemoteProc.REMOTE_PROC_CONNECT_CLOSE;
     try {
       await remoteCall(s.call, proc, undefined, none, { timeoutMs: 2000 });
     } catch (e) {
-      log?.debug({ err: e }, 'libvirt CONNECT_CLOSE failed');
+      opts.log?.debug({ uri: opts.uri, err: e }, 'libvirt CONNECT_CLOSE failed');
     }
   }
   await s.close();
@@ -149,7 +157,8 @@ export async function createLibvirtClient(opts: LibvirtClientOptions): Promise<L
   const call: ProcCall = (proc, args, ret, o) => remoteCall(s.call, proc, args, ret, o);
   return {
     uri: opts.uri,
-    call: (proc, args, ret, o) => call(proc, args, ret ?? (none as never), o),
+    call: <T>(proc: number, args?: ArgsWriter, ret?: RetReader<T>, o?: CallOptions) =>
+      call(proc, args, (ret ?? none) as RetReader<T>, o),
     ...procedures(call),
     registerLifecycle: (cb, o) => registerLifecycle(events, s, cb, o),
     ping: (o) => ping(events, s, o?.timeoutMs ?? opts.timeoutMs ?? 30_000),
@@ -157,6 +166,6 @@ export async function createLibvirtClient(opts: LibvirtClientOptions): Promise<L
     onDisconnected: (cb) => s.onDisconnected(cb),
     isConnected: () => s.isOpen(),
     serverPings: () => events.serverPings,
-    close: () => close(s, opts.log),
+    close: () => close(s, opts),
   };
 }

@@ -12,11 +12,10 @@
  * - A server PING is always answered with a PONG, and counted.
  */
 import type { CallOptions } from '../session/session.ts';
+import { DomainEventId, domainEventName } from './enums.ts';
 import { LibvirtTimeoutError } from './errors.ts';
 import {
   type Domain,
-  DomainEventId,
-  domainEventName,
   KEEPALIVE_PROGRAM,
   KeepaliveProc,
   type Packet,

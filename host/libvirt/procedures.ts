@@ -62,6 +62,12 @@ const domXmlArgs =
     str(w, xml).uint(flags);
   };
 
+/** remote_connect_list_all_domains_args: need_results = 1, then the flags. */
+const listArgs =
+  (flags: number): ArgsWriter =>
+  (w) =>
+    w.int(1).uint(flags);
+
 function readInfo(r: XdrReader): DomainInfo {
   // unsigned char / unsigned short travel as 4-byte unsigned ints in XDR
   return {
@@ -89,7 +95,7 @@ function connectProcedures(call: ProcCall) {
       call(P.REMOTE_PROC_CONNECT_GET_LIB_VERSION, undefined, readHyper, o),
     getType: (o?: CallOptions) => call(P.REMOTE_PROC_CONNECT_GET_TYPE, undefined, readStr, o),
     listAllDomains: (flags = 0, o?: CallOptions) =>
-      call(P.REMOTE_PROC_CONNECT_LIST_ALL_DOMAINS, (w) => w.int(1).uint(flags), readDomainList, o),
+      call(P.REMOTE_PROC_CONNECT_LIST_ALL_DOMAINS, listArgs(flags), readDomainList, o),
   };
 }
 

@@ -8,8 +8,9 @@
  * them is free to change.
  */
 import type { CallOptions, SessionLog } from '../session/session.ts';
+import type { DomainEventName } from './enums.ts';
 import type { LibvirtConnectionError } from './errors.ts';
-import type { Domain, DomainEventName } from './protocol.ts';
+import type { Domain } from './protocol.ts';
 import type { XdrReader, XdrWriter } from './xdr.ts';
 
 /** Structural subset of pino's logger, so host/ does not depend on core/log. */

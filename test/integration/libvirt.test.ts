@@ -16,7 +16,6 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   createLibvirtClient,
   DEFAULT_LIBVIRT_SOCKET,
@@ -36,6 +35,7 @@ import {
   UndefineFlags,
   VirErrorNumber,
 } from '../../host/libvirt/client.ts';
+import { waitFor } from '../helpers/env.ts';
 
 const PIDFILE = '/var/run/libvirtd.pid';
 const START_HINT =
@@ -43,16 +43,6 @@ const START_HINT =
   '(packages: libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86)';
 
 const suffix = () => randomBytes(4).toString('hex');
-
-async function waitFor<T>(what: string, get: () => T | undefined, ms = 5000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = get();
-    if (v !== undefined) return v;
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 /** Connects or fails the test with why libvirtd is not usable. */
 async function connect(

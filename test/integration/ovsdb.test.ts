@@ -28,6 +28,7 @@ import {
   type TableUpdates,
   wait,
 } from '../../host/ovs/ovsdb.ts';
+import { waitFor } from '../helpers/env.ts';
 
 const SCHEMA = '/usr/share/openvswitch/vswitch.ovsschema';
 const DB = 'Open_vSwitch';
@@ -98,16 +99,6 @@ function alive(pid: number): boolean {
     return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
   } catch {
     return false;
-  }
-}
-
-async function waitFor<T>(what: string, get: () => T | undefined, ms = 5000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = get();
-    if (v !== undefined) return v;
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await sleep(10);
   }
 }
 
