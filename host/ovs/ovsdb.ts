@@ -133,12 +133,16 @@ interface RpcRequest {
 
 type OvsdbSession = Session<RpcRequest, RpcMessage, ReconnectedEvent, OvsdbConnectionError>;
 
-interface State {
-  s: OvsdbSession;
+/** What the client keeps across connections: monitors to re-issue, update listeners. */
+interface Subs {
   remote: string;
   log: OvsdbLog | undefined;
   monitors: Map<string, { db: string; requests: MonitorRequests }>;
   updateCbs: Map<string, Set<(u: TableUpdates) => void>>;
+}
+
+interface State extends Subs {
+  s: OvsdbSession;
 }
 
 export function parseRemote(remote: string): net.NetConnectOpts {
@@ -172,37 +176,36 @@ const framing: Framing<RpcRequest, RpcMessage> = {
 };
 
 function request(
-  st: State,
+  call: OvsdbSession['call'],
   method: string,
   params: unknown[],
   opts?: CallOptions,
-  call = st.s.call,
 ): Promise<unknown> {
   return call(method, { method, params }, (msg) => msg.result, opts);
 }
 
-function onServerMessage(st: State, msg: RpcMessage): void {
+function onServerMessage(st: Subs, s: OvsdbSession, msg: RpcMessage): void {
   const isNotification = msg.id === null || msg.id === undefined;
   if (msg.method === 'echo' && !isNotification) {
     st.log?.debug({ remote: st.remote }, 'ovsdb answered server echo');
-    st.s.send(JSON.stringify({ id: msg.id, result: msg.params ?? [], error: null }));
+    s.send(JSON.stringify({ id: msg.id, result: msg.params ?? [], error: null }));
   } else if (msg.method === 'update' && Array.isArray(msg.params)) {
     const updates = msg.params[1] as TableUpdates;
-    st.s.emit(st.updateCbs.get(String(msg.params[0])) ?? [], updates);
+    s.emit(st.updateCbs.get(String(msg.params[0])) ?? [], updates);
   } else if (!isNotification) {
     const error = `unknown method ${String(msg.method)}`;
-    st.s.send(JSON.stringify({ id: msg.id, result: null, error }));
+    s.send(JSON.stringify({ id: msg.id, result: null, error }));
   } else {
     st.log?.debug({ remote: st.remote, method: msg.method }, 'ovsdb notification ignored');
   }
 }
 
 /** Re-issues every registered monitor on a new connection (none on the first). */
-async function resubscribe(st: State, call: OvsdbSession['call']): Promise<ReconnectedEvent> {
+async function resubscribe(st: Subs, call: OvsdbSession['call']): Promise<ReconnectedEvent> {
   const monitors: Record<string, TableUpdates> = {};
   for (const [monitorId, m] of st.monitors) {
     const params = [m.db, monitorId, m.requests];
-    monitors[monitorId] = (await request(st, 'monitor', params, {}, call)) as TableUpdates;
+    monitors[monitorId] = (await request(call, 'monitor', params)) as TableUpdates;
   }
   return { monitors };
 }
@@ -215,7 +218,7 @@ async function transact(
   ops: OvsdbOperation[],
   opts?: CallOptions,
 ): Promise<OvsdbOpResult[]> {
-  const results = (await request(st, 'transact', [db, ...ops], opts)) as
+  const results = (await request(st.s.call, 'transact', [db, ...ops], opts)) as
     | (OvsdbOpResult | null)[]
     | null;
   const list = results ?? [];
@@ -232,14 +235,14 @@ async function monitor(
   requests: MonitorRequests,
   opts?: CallOptions,
 ): Promise<TableUpdates> {
-  const initial = await request(st, 'monitor', [db, monitorId, requests], opts);
+  const initial = await request(st.s.call, 'monitor', [db, monitorId, requests], opts);
   st.monitors.set(monitorId, { db, requests });
   return initial as TableUpdates;
 }
 
 async function monitorCancel(st: State, monitorId: string): Promise<void> {
   st.monitors.delete(monitorId);
-  await request(st, 'monitor_cancel', [monitorId]);
+  await request(st.s.call, 'monitor_cancel', [monitorId]);
 }
 
 function onUpdate(st: State, monitorId: string, cb: (u: TableUpdates) => void): () => void {
@@ -251,45 +254,50 @@ function onUpdate(st: State, monitorId: string, cb: (u: TableUpdates) => void): 
   return listen(cbs, cb);
 }
 
-async function echo(st: State, opts?: CallOptions): Promise<number> {
+async function echo(call: OvsdbSession['call'], opts?: CallOptions): Promise<number> {
   const t0 = performance.now();
-  await request(st, 'echo', ['kumo'], opts);
+  await request(call, 'echo', ['kumo'], opts);
   return performance.now() - t0;
 }
 
 /** Keepalive by `echo`: its reply (or anything else received) proves the line alive. */
-function keepalive(st: () => State, ka: { intervalMs: number; count: number }): Keepalive {
+function keepalive(s: () => OvsdbSession, ka: { intervalMs: number; count: number }): Keepalive {
   const timeoutMs = ka.intervalMs * (ka.count + 1);
-  const ping = () => void echo(st(), { timeoutMs }).catch(() => undefined);
+  const ping = () => void echo(s().call, { timeoutMs }).catch(() => undefined);
   return { ...ka, ping };
+}
+
+function openSession(opts: OvsdbClientOptions, st: Subs): OvsdbSession {
+  const remote = opts.socket;
+  const s: OvsdbSession = createSession({
+    name: 'ovsdb',
+    connect: parseRemote(remote),
+    context: { remote },
+    log: opts.log,
+    timeoutMs: opts.timeoutMs ?? 30_000,
+    framing,
+    errors: {
+      timeout: (method, ms) => new OvsdbTimeoutError(method, ms),
+      connection: (reason, cause) => new OvsdbConnectionError(reason, remote, cause),
+      protocol: (message) => new OvsdbProtocolError(message),
+    },
+    handshake: (call) => resubscribe(st, call),
+    onEvent: (msg) => onServerMessage(st, s, msg),
+    reconnect: opts.reconnect,
+    keepalive: opts.keepalive && keepalive(() => s, opts.keepalive),
+  });
+  return s;
 }
 
 /** Connects (the first connection must succeed, reconnect or not) and returns the client. */
 export async function createOvsdbClient(opts: OvsdbClientOptions): Promise<OvsdbClient> {
-  const remote = opts.socket;
-  const st: State = {
-    remote,
+  const subs: Subs = {
+    remote: opts.socket,
     log: opts.log,
     monitors: new Map(),
     updateCbs: new Map(),
-    s: createSession({
-      name: 'ovsdb',
-      connect: parseRemote(remote),
-      context: { remote },
-      log: opts.log,
-      timeoutMs: opts.timeoutMs ?? 30_000,
-      framing,
-      errors: {
-        timeout: (method, ms) => new OvsdbTimeoutError(method, ms),
-        connection: (reason, cause) => new OvsdbConnectionError(reason, remote, cause),
-        protocol: (message) => new OvsdbProtocolError(message),
-      },
-      handshake: (call) => resubscribe(st, call),
-      onEvent: (msg) => onServerMessage(st, msg),
-      reconnect: opts.reconnect,
-      keepalive: opts.keepalive && keepalive(() => st, opts.keepalive),
-    }),
   };
+  const st: State = { ...subs, s: openSession(opts, subs) };
   await st.s.open();
   return {
     transact: (db, ops, o) => transact(st, db, ops, o),
@@ -298,9 +306,9 @@ export async function createOvsdbClient(opts: OvsdbClientOptions): Promise<Ovsdb
     onUpdate: (id, cb) => onUpdate(st, id, cb),
     onReconnected: (cb) => st.s.onReconnected(cb),
     onDisconnected: (cb) => st.s.onDisconnected(cb),
-    echo: (o) => echo(st, o),
-    listDbs: async () => (await request(st, 'list_dbs', [])) as string[],
-    getSchema: async (db) => (await request(st, 'get_schema', [db])) as DbSchema,
+    echo: (o) => echo(st.s.call, o),
+    listDbs: async () => (await request(st.s.call, 'list_dbs', [])) as string[],
+    getSchema: async (db) => (await request(st.s.call, 'get_schema', [db])) as DbSchema,
     isConnected: () => st.s.isOpen(),
     close: () => st.s.close(),
   };
