@@ -1,16 +1,27 @@
 /**
- * Splits ovsdb-server's JSON-RPC byte stream into complete JSON texts. ovsdb-server writes
- * concatenated JSON objects with no delimiter (newlines are not guaranteed), so we track
- * string/escape state and brace/bracket depth across chunks. Pure: no I/O.
+ * Turns ovsdb-server's JSON-RPC byte stream into messages. ovsdb-server writes
+ * concatenated JSON objects with no delimiter (newlines are not guaranteed), so the
+ * splitter tracks string/escape state and brace/bracket depth across chunks. Pure: no I/O.
  *
  * Invariant: every character pushed is scanned exactly once; a text is returned once it
  * is complete and never before; bytes between texts may only be whitespace, anything
  * else (or a text over `maxBytes`) is an `OvsdbProtocolError`, after which the splitter
  * is unusable (the connection must be dropped: there is no way to resynchronise).
  */
+import { StringDecoder } from 'node:string_decoder';
+import { SessionProtocolError } from '../session/errors.ts';
 
-export class OvsdbProtocolError extends Error {
+export class OvsdbProtocolError extends SessionProtocolError {
   override name = 'OvsdbProtocolError';
+}
+
+/** A JSON-RPC 1.0 message: a request or notification (`method`), or a reply. */
+export interface RpcMessage {
+  id?: unknown;
+  method?: unknown;
+  params?: unknown;
+  result?: unknown;
+  error?: unknown;
 }
 
 export interface JsonSplitter {
@@ -76,4 +87,11 @@ export function createJsonSplitter(maxChars = 256 * 1024 * 1024): JsonSplitter {
   }
 
   return { push, pending: () => buf.length };
+}
+
+/** Bytes in, whole messages out; UTF-8 characters split across chunks are rejoined. */
+export function createRpcDecoder(): (chunk: Buffer) => RpcMessage[] {
+  const text = new StringDecoder('utf8');
+  const splitter = createJsonSplitter();
+  return (chunk) => splitter.push(text.write(chunk)).map((t) => JSON.parse(t) as RpcMessage);
 }

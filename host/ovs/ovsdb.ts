@@ -1,7 +1,9 @@
 /**
  * Our own OVSDB JSON-RPC 1.0 client (RFC 7047) over a unix socket or TCP, no dependency:
  * transact, monitor / monitor_cancel with `update` notifications, echo both ways,
- * list_dbs, get_schema, and optional reconnect that re-establishes monitors.
+ * list_dbs, get_schema, optional keepalive and reconnect that re-establishes monitors.
+ * The connection itself (pending requests, timeouts, reconnect, keepalive) is the
+ * shared socket session in host/session; this module is OVSDB's framing and methods.
  *
  * Invariants:
  * - Every request settles exactly once: by its reply (result or error), by its timeout
@@ -16,8 +18,20 @@
  * - Register `onUpdate` *before* calling `monitor()`: an update can follow the monitor
  *   reply in the same chunk and is delivered synchronously.
  */
-import net from 'node:net';
-import { createJsonSplitter, type JsonSplitter, OvsdbProtocolError } from './ovsdb-stream.ts';
+import type net from 'node:net';
+import {
+  type CallOptions,
+  type ConnectionReason,
+  createSession,
+  type Framing,
+  type Keepalive,
+  listen,
+  type Session,
+  SessionConnectionError,
+  type SessionLog,
+  SessionTimeoutError,
+} from '../session/session.ts';
+import { createRpcDecoder, OvsdbProtocolError, type RpcMessage } from './ovsdb-stream.ts';
 import type {
   DbSchema,
   MonitorRequests,
@@ -49,39 +63,26 @@ export class OvsdbError extends Error {
   }
 }
 
-export class OvsdbTimeoutError extends Error {
+export class OvsdbTimeoutError extends SessionTimeoutError {
   override name = 'OvsdbTimeoutError';
-  readonly method: string;
-  readonly timeoutMs: number;
   constructor(method: string, timeoutMs: number) {
-    super(`ovsdb ${method}: no reply within ${timeoutMs} ms`);
-    this.method = method;
-    this.timeoutMs = timeoutMs;
+    super('ovsdb', method, timeoutMs);
   }
 }
 
-export type OvsdbConnectionReason = 'connect-failed' | 'lost' | 'closed' | 'not-connected';
+export type OvsdbConnectionReason = ConnectionReason;
 
-export class OvsdbConnectionError extends Error {
+export class OvsdbConnectionError extends SessionConnectionError {
   override name = 'OvsdbConnectionError';
-  readonly reason: OvsdbConnectionReason;
-  readonly remote: string;
   constructor(reason: OvsdbConnectionReason, remote: string, cause?: unknown) {
-    const why = cause instanceof Error ? `: ${cause.message}` : '';
-    super(`ovsdb ${remote}: ${reason}${why}`, cause === undefined ? undefined : { cause });
-    this.reason = reason;
-    this.remote = remote;
+    super('ovsdb', reason, remote, cause);
   }
 }
 
 // ---- public types ---------------------------------------------------------------------
 
 /** Structural subset of pino's logger, so host/ does not depend on core/log. */
-export interface OvsdbLog {
-  debug(obj: object, msg: string): void;
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-}
+export type OvsdbLog = SessionLog;
 
 export interface OvsdbClientOptions {
   /** `unix:/path/db.sock` or `tcp:host:port` (`tcp:[::1]:6640` for IPv6). */
@@ -91,6 +92,8 @@ export interface OvsdbClientOptions {
   timeoutMs?: number;
   /** Reconnect with exponential backoff after connection loss; off by default. */
   reconnect?: { initialMs: number; maxMs: number };
+  /** Send `echo` when idle; drop the connection after `count` unanswered echoes. */
+  keepalive?: { intervalMs: number; count: number };
 }
 
 export interface ReconnectedEvent {
@@ -98,9 +101,7 @@ export interface ReconnectedEvent {
   monitors: Record<string, TableUpdates>;
 }
 
-export interface CallOptions {
-  timeoutMs?: number;
-}
+export type { CallOptions } from '../session/session.ts';
 
 export interface OvsdbClient {
   transact(db: string, ops: OvsdbOperation[], opts?: CallOptions): Promise<OvsdbOpResult[]>;
@@ -123,40 +124,25 @@ export interface OvsdbClient {
   close(): Promise<void>;
 }
 
-// ---- internal state -------------------------------------------------------------------
+// ---- wire -----------------------------------------------------------------------------
 
-interface Pending {
+interface RpcRequest {
   method: string;
-  resolve(v: unknown): void;
-  reject(e: Error): void;
-  timer: NodeJS.Timeout;
+  params: unknown[];
 }
 
-type Phase = 'connecting' | 'syncing' | 'open' | 'down' | 'closed';
+type OvsdbSession = Session<RpcRequest, RpcMessage, ReconnectedEvent, OvsdbConnectionError>;
 
-interface State {
+/** What the client keeps across connections: monitors to re-issue, update listeners. */
+interface Subs {
   remote: string;
-  connectOpts: net.NetConnectOpts;
   log: OvsdbLog | undefined;
-  timeoutMs: number;
-  reconnect: { initialMs: number; maxMs: number } | undefined;
-  phase: Phase;
-  sock: net.Socket | null;
-  nextId: number;
-  pending: Map<number, Pending>;
   monitors: Map<string, { db: string; requests: MonitorRequests }>;
   updateCbs: Map<string, Set<(u: TableUpdates) => void>>;
-  reconnectedCbs: Set<(ev: ReconnectedEvent) => void>;
-  disconnectedCbs: Set<(e: OvsdbConnectionError) => void>;
-  reconnectTimer: NodeJS.Timeout | null;
 }
 
-interface RpcMessage {
-  id?: unknown;
-  method?: unknown;
-  params?: unknown;
-  result?: unknown;
-  error?: unknown;
+interface State extends Subs {
+  s: OvsdbSession;
 }
 
 export function parseRemote(remote: string): net.NetConnectOpts {
@@ -164,36 +150,6 @@ export function parseRemote(remote: string): net.NetConnectOpts {
   const m = /^tcp:(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(remote);
   if (!m) throw new TypeError(`ovsdb remote must be unix:PATH or tcp:HOST:PORT, got ${remote}`);
   return { host: (m[1] ?? m[2]) as string, port: Number(m[3]) };
-}
-
-// ---- wire -----------------------------------------------------------------------------
-
-function send(st: State, msg: object): void {
-  st.sock?.write(JSON.stringify(msg));
-}
-
-/** Sends a request; `internal` requests may run while re-syncing after a reconnect. */
-function request(
-  st: State,
-  method: string,
-  params: unknown[],
-  timeoutMs = st.timeoutMs,
-  internal = false,
-): Promise<unknown> {
-  const usable = st.phase === 'open' || (internal && st.phase === 'syncing');
-  if (!usable || !st.sock) {
-    const reason = st.phase === 'closed' ? 'closed' : 'not-connected';
-    return Promise.reject(new OvsdbConnectionError(reason, st.remote));
-  }
-  const id = st.nextId++;
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      st.pending.delete(id);
-      reject(new OvsdbTimeoutError(method, timeoutMs));
-    }, timeoutMs);
-    st.pending.set(id, { method, resolve, reject, timer });
-    send(st, { method, params, id });
-  });
 }
 
 function rpcError(method: string, error: unknown): OvsdbError {
@@ -205,182 +161,53 @@ function rpcError(method: string, error: unknown): OvsdbError {
   return new OvsdbError(method, null, String(error));
 }
 
-function onReply(st: State, msg: RpcMessage): void {
-  const p = typeof msg.id === 'number' ? st.pending.get(msg.id) : undefined;
-  if (!p) {
-    st.log?.debug({ remote: st.remote, id: msg.id }, 'ovsdb reply for no pending request');
-    return;
-  }
-  st.pending.delete(msg.id as number);
-  clearTimeout(p.timer);
-  if (msg.error !== null && msg.error !== undefined) p.reject(rpcError(p.method, msg.error));
-  else p.resolve(msg.result);
+/** JSON-RPC 1.0 as ovsdb-server speaks it: numeric ids are ours, anything else is its. */
+const framing: Framing<RpcRequest, RpcMessage> = {
+  encode: (req, id) => JSON.stringify({ method: req.method, params: req.params, id }),
+  decoder: createRpcDecoder,
+  classify(msg) {
+    if (msg.method !== undefined) return { kind: 'event' };
+    const id = typeof msg.id === 'number' ? msg.id : -1;
+    return msg.error !== null && msg.error !== undefined
+      ? { kind: 'error', id }
+      : { kind: 'reply', id };
+  },
+  replyError: (msg, method) => rpcError(method, msg.error),
+};
+
+function request(
+  call: OvsdbSession['call'],
+  method: string,
+  params: unknown[],
+  opts?: CallOptions,
+): Promise<unknown> {
+  return call(method, { method, params }, (msg) => msg.result, opts);
 }
 
-function onServerRequest(st: State, msg: RpcMessage): void {
+function onServerMessage(st: Subs, s: OvsdbSession, msg: RpcMessage): void {
   const isNotification = msg.id === null || msg.id === undefined;
   if (msg.method === 'echo' && !isNotification) {
     st.log?.debug({ remote: st.remote }, 'ovsdb answered server echo');
-    send(st, { id: msg.id, result: msg.params ?? [], error: null });
+    s.send(JSON.stringify({ id: msg.id, result: msg.params ?? [], error: null }));
   } else if (msg.method === 'update' && Array.isArray(msg.params)) {
-    deliverUpdate(st, String(msg.params[0]), msg.params[1] as TableUpdates);
+    const updates = msg.params[1] as TableUpdates;
+    s.emit(st.updateCbs.get(String(msg.params[0])) ?? [], updates);
   } else if (!isNotification) {
-    send(st, { id: msg.id, result: null, error: `unknown method ${String(msg.method)}` });
+    const error = `unknown method ${String(msg.method)}`;
+    s.send(JSON.stringify({ id: msg.id, result: null, error }));
   } else {
     st.log?.debug({ remote: st.remote, method: msg.method }, 'ovsdb notification ignored');
   }
 }
 
-/** Calls every callback; one that throws is logged and does not stop the others. */
-function emit<T>(st: State, cbs: Iterable<(arg: T) => void>, arg: T): void {
-  for (const cb of cbs) {
-    try {
-      cb(arg);
-    } catch (e) {
-      st.log?.warn({ remote: st.remote, err: e }, 'ovsdb callback threw');
-    }
-  }
-}
-
-function deliverUpdate(st: State, monitorId: string, updates: TableUpdates): void {
-  emit(st, st.updateCbs.get(monitorId) ?? [], updates);
-}
-
-function onData(st: State, sock: net.Socket, splitter: JsonSplitter, chunk: string): void {
-  try {
-    for (const text of splitter.push(chunk)) {
-      if (st.sock !== sock) return;
-      const msg = JSON.parse(text) as RpcMessage;
-      if (msg.method !== undefined) onServerRequest(st, msg);
-      else onReply(st, msg);
-    }
-  } catch (e) {
-    const err = e instanceof OvsdbProtocolError ? e : new OvsdbProtocolError(String(e));
-    st.log?.warn({ remote: st.remote, err }, 'ovsdb protocol error, dropping connection');
-    sock.destroy(err);
-  }
-}
-
-// ---- connection lifecycle -------------------------------------------------------------
-
-function openSocket(st: State): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const sock = net.connect(st.connectOpts);
-    const fail = (e: Error) => {
-      sock.destroy();
-      reject(new OvsdbConnectionError('connect-failed', st.remote, e));
-    };
-    const timer = setTimeout(() => fail(new Error('connect timeout')), st.timeoutMs);
-    sock.once('error', (e) => {
-      clearTimeout(timer);
-      fail(e);
-    });
-    sock.once('connect', () => {
-      clearTimeout(timer);
-      sock.removeAllListeners('error');
-      resolve(sock);
-    });
-  });
-}
-
-function attach(st: State, sock: net.Socket): void {
-  const splitter = createJsonSplitter();
-  let lastError: Error | undefined;
-  st.sock = sock;
-  sock.setEncoding('utf8');
-  sock.setNoDelay(true);
-  sock.on('data', (chunk: string) => onData(st, sock, splitter, chunk));
-  sock.on('error', (e) => {
-    lastError = e;
-  });
-  sock.on('close', () => onClose(st, sock, lastError));
-}
-
-function rejectAll(st: State, err: OvsdbConnectionError): void {
-  const pending = [...st.pending.values()];
-  st.pending.clear();
-  for (const p of pending) {
-    clearTimeout(p.timer);
-    p.reject(err);
-  }
-}
-
-function onClose(st: State, sock: net.Socket, cause: Error | undefined): void {
-  if (st.sock !== sock) return;
-  st.sock = null;
-  const wasOpen = st.phase === 'open';
-  const reason = st.phase === 'closed' ? 'closed' : 'lost';
-  const err = new OvsdbConnectionError(reason, st.remote, cause);
-  rejectAll(st, err);
-  if (!wasOpen) return; // closed by us, or a reconnect attempt that handles its own failure
-  st.phase = 'down';
-  st.log?.warn({ remote: st.remote, err }, 'ovsdb connection lost');
-  emit(st, st.disconnectedCbs, err);
-  if (st.reconnect) scheduleReconnect(st, st.reconnect.initialMs);
-}
-
-function scheduleReconnect(st: State, delayMs: number): void {
-  if (st.phase === 'closed' || !st.reconnect) return;
-  st.reconnectTimer = setTimeout(() => {
-    st.reconnectTimer = null;
-    void reconnectAttempt(st, delayMs);
-  }, delayMs);
-}
-
-/** Reads the phase without TypeScript's narrowing (it changes across awaits). */
-const phaseOf = (st: State): Phase => st.phase;
-
-async function reconnectAttempt(st: State, delayMs: number): Promise<void> {
-  if (phaseOf(st) === 'closed') return;
-  st.phase = 'connecting';
-  let monitors: Record<string, TableUpdates>;
-  try {
-    const sock = await openSocket(st);
-    if (phaseOf(st) === 'closed') {
-      sock.destroy();
-      return;
-    }
-    attach(st, sock);
-    st.phase = 'syncing';
-    monitors = await resubscribe(st);
-    if (phaseOf(st) !== 'syncing' || st.sock !== sock) throw new Error('connection lost');
-  } catch (e) {
-    const sock = st.sock;
-    st.sock = null;
-    sock?.destroy();
-    if (phaseOf(st) === 'closed') return;
-    st.phase = 'down';
-    const next = Math.min(delayMs * 2, st.reconnect?.maxMs ?? delayMs);
-    st.log?.debug({ remote: st.remote, err: e, retryMs: next }, 'ovsdb reconnect failed');
-    scheduleReconnect(st, next);
-    return;
-  }
-  st.phase = 'open';
-  st.log?.info({ remote: st.remote, monitors: Object.keys(monitors) }, 'ovsdb reconnected');
-  emit(st, st.reconnectedCbs, { monitors });
-}
-
-async function resubscribe(st: State): Promise<Record<string, TableUpdates>> {
-  const out: Record<string, TableUpdates> = {};
+/** Re-issues every registered monitor on a new connection (none on the first). */
+async function resubscribe(st: Subs, call: OvsdbSession['call']): Promise<ReconnectedEvent> {
+  const monitors: Record<string, TableUpdates> = {};
   for (const [monitorId, m] of st.monitors) {
     const params = [m.db, monitorId, m.requests];
-    out[monitorId] = (await request(st, 'monitor', params, st.timeoutMs, true)) as TableUpdates;
+    monitors[monitorId] = (await request(call, 'monitor', params)) as TableUpdates;
   }
-  return out;
-}
-
-async function closeClient(st: State): Promise<void> {
-  if (st.phase === 'closed') return;
-  st.phase = 'closed';
-  if (st.reconnectTimer) clearTimeout(st.reconnectTimer);
-  st.reconnectTimer = null;
-  const sock = st.sock;
-  rejectAll(st, new OvsdbConnectionError('closed', st.remote));
-  if (!sock || sock.destroyed) return;
-  await new Promise<void>((resolve) => {
-    sock.once('close', () => resolve());
-    sock.destroy();
-  });
+  return { monitors };
 }
 
 // ---- API ------------------------------------------------------------------------------
@@ -391,7 +218,7 @@ async function transact(
   ops: OvsdbOperation[],
   opts?: CallOptions,
 ): Promise<OvsdbOpResult[]> {
-  const results = (await request(st, 'transact', [db, ...ops], opts?.timeoutMs)) as
+  const results = (await request(st.s.call, 'transact', [db, ...ops], opts)) as
     | (OvsdbOpResult | null)[]
     | null;
   const list = results ?? [];
@@ -408,21 +235,14 @@ async function monitor(
   requests: MonitorRequests,
   opts?: CallOptions,
 ): Promise<TableUpdates> {
-  const initial = await request(st, 'monitor', [db, monitorId, requests], opts?.timeoutMs);
+  const initial = await request(st.s.call, 'monitor', [db, monitorId, requests], opts);
   st.monitors.set(monitorId, { db, requests });
   return initial as TableUpdates;
 }
 
 async function monitorCancel(st: State, monitorId: string): Promise<void> {
   st.monitors.delete(monitorId);
-  await request(st, 'monitor_cancel', [monitorId]);
-}
-
-function subscribe<T>(cbs: Set<T>, cb: T): () => void {
-  cbs.add(cb);
-  return () => {
-    cbs.delete(cb);
-  };
+  await request(st.s.call, 'monitor_cancel', [monitorId]);
 }
 
 function onUpdate(st: State, monitorId: string, cb: (u: TableUpdates) => void): () => void {
@@ -431,50 +251,65 @@ function onUpdate(st: State, monitorId: string, cb: (u: TableUpdates) => void): 
     cbs = new Set();
     st.updateCbs.set(monitorId, cbs);
   }
-  return subscribe(cbs, cb);
+  return listen(cbs, cb);
 }
 
-async function echo(st: State, opts?: CallOptions): Promise<number> {
+async function echo(call: OvsdbSession['call'], opts?: CallOptions): Promise<number> {
   const t0 = performance.now();
-  await request(st, 'echo', ['kumo'], opts?.timeoutMs);
+  await request(call, 'echo', ['kumo'], opts);
   return performance.now() - t0;
 }
 
-function newState(opts: OvsdbClientOptions): State {
-  return {
-    remote: opts.socket,
-    connectOpts: parseRemote(opts.socket),
+/** Keepalive by `echo`: its reply (or anything else received) proves the line alive. */
+function keepalive(s: () => OvsdbSession, ka: { intervalMs: number; count: number }): Keepalive {
+  const timeoutMs = ka.intervalMs * (ka.count + 1);
+  const ping = () => void echo(s().call, { timeoutMs }).catch(() => undefined);
+  return { ...ka, ping };
+}
+
+function openSession(opts: OvsdbClientOptions, st: Subs): OvsdbSession {
+  const remote = opts.socket;
+  const s: OvsdbSession = createSession({
+    name: 'ovsdb',
+    connect: parseRemote(remote),
+    context: { remote },
     log: opts.log,
     timeoutMs: opts.timeoutMs ?? 30_000,
+    framing,
+    errors: {
+      timeout: (method, ms) => new OvsdbTimeoutError(method, ms),
+      connection: (reason, cause) => new OvsdbConnectionError(reason, remote, cause),
+      protocol: (message) => new OvsdbProtocolError(message),
+    },
+    handshake: (call) => resubscribe(st, call),
+    onEvent: (msg) => onServerMessage(st, s, msg),
     reconnect: opts.reconnect,
-    phase: 'connecting',
-    sock: null,
-    nextId: 1,
-    pending: new Map(),
-    monitors: new Map(),
-    updateCbs: new Map(),
-    reconnectedCbs: new Set(),
-    disconnectedCbs: new Set(),
-    reconnectTimer: null,
-  };
+    keepalive: opts.keepalive && keepalive(() => s, opts.keepalive),
+  });
+  return s;
 }
 
 /** Connects (the first connection must succeed, reconnect or not) and returns the client. */
 export async function createOvsdbClient(opts: OvsdbClientOptions): Promise<OvsdbClient> {
-  const st = newState(opts);
-  attach(st, await openSocket(st));
-  st.phase = 'open';
+  const subs: Subs = {
+    remote: opts.socket,
+    log: opts.log,
+    monitors: new Map(),
+    updateCbs: new Map(),
+  };
+  const st: State = { ...subs, s: openSession(opts, subs) };
+  await st.s.open();
   return {
     transact: (db, ops, o) => transact(st, db, ops, o),
     monitor: (db, id, requests, o) => monitor(st, db, id, requests, o),
     monitorCancel: (id) => monitorCancel(st, id),
     onUpdate: (id, cb) => onUpdate(st, id, cb),
-    onReconnected: (cb) => subscribe(st.reconnectedCbs, cb),
-    onDisconnected: (cb) => subscribe(st.disconnectedCbs, cb),
-    echo: (o) => echo(st, o),
-    listDbs: async () => (await request(st, 'list_dbs', [])) as string[],
-    getSchema: async (db) => (await request(st, 'get_schema', [db])) as DbSchema,
-    isConnected: () => st.phase === 'open',
-    close: () => closeClient(st),
+    onReconnected: (cb) => st.s.onReconnected(cb),
+    onDisconnected: (cb) => st.s.onDisconnected(cb),
+    echo: (o) => echo(st.s.call, o),
+    listDbs: async () => (await request(st.s.call, 'list_dbs', [])) as string[],
+    getSchema: async (db) => (await request(st.s.call, 'get_schema', [db])) as DbSchema,
+    isConnected: () => st.s.isOpen(),
+    close: () => st.s.close(),
   };
 }

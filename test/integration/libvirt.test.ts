@@ -35,24 +35,14 @@ import {
   UndefineFlags,
   VirErrorNumber,
 } from '../../host/libvirt/client.ts';
+import { waitFor } from '../helpers/env.ts';
 
 const PIDFILE = '/var/run/libvirtd.pid';
 const START_HINT =
   'start it with: mkdir -p /var/log/libvirt /var/run/libvirt; virtlogd -d; libvirtd -d ' +
   '(packages: libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86)';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const suffix = () => randomBytes(4).toString('hex');
-
-async function waitFor<T>(what: string, get: () => T | undefined, ms = 5000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = get();
-    if (v !== undefined) return v;
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 /** Connects or fails the test with why libvirtd is not usable. */
 async function connect(

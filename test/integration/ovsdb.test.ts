@@ -10,6 +10,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { addBridgeOps, addPortsOps, delPortsOps } from '../../host/ovs/ops.ts';
 import {
   comment,
@@ -27,6 +28,7 @@ import {
   type TableUpdates,
   wait,
 } from '../../host/ovs/ovsdb.ts';
+import { waitFor } from '../helpers/env.ts';
 
 const SCHEMA = '/usr/share/openvswitch/vswitch.ovsschema';
 const DB = 'Open_vSwitch';
@@ -97,18 +99,6 @@ function alive(pid: number): boolean {
     return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
   } catch {
     return false;
-  }
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor<T>(what: string, get: () => T | undefined, ms = 5000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = get();
-    if (v !== undefined) return v;
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await sleep(10);
   }
 }
 

@@ -10,6 +10,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   createLibvirtClient,
   LibvirtError,
@@ -38,7 +39,6 @@ import {
 } from '../../host/libvirt/protocol.ts';
 import { XdrError, XdrReader, XdrWriter } from '../../host/libvirt/xdr.ts';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
 test('int, unsigned int, bool: big-endian 4 bytes, range checked', () => {

@@ -9,6 +9,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { addBridgeOps, addPortsOps } from '../../host/ovs/ops.ts';
 import {
   createJsonSplitter,
@@ -127,10 +128,54 @@ test('client: replies split across chunks, server echo answered, update delivere
     assert.deepEqual(await c.listDbs(), ['Open_vSwitch']);
     assert.deepEqual(updates, [{ T: {} }]);
     for (let i = 0; i < 100 && !received.some((d) => d.includes('"echo"')); i++) {
-      await new Promise((r) => setTimeout(r, 5));
+      await sleep(5);
     }
     const answer = received.find((d) => d.includes('"echo"'));
     assert.deepEqual(JSON.parse(answer ?? 'null'), { id: 'echo', result: ['p'], error: null });
+  } finally {
+    await c.close();
+    server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('client: keepalive echoes when idle, drops a silent server; UTF-8 split across chunks', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kumo-fake-ovsdb-'));
+  const path = join(dir, 'db.sock');
+  let answerEcho = true;
+  let echoes = 0;
+  const server = net.createServer((s) => {
+    s.on('data', (d: Buffer) => {
+      for (const text of createJsonSplitter().push(d.toString('utf8'))) {
+        const msg = JSON.parse(text) as { id: number; method: string };
+        if (msg.method === 'echo') echoes++;
+        if (msg.method === 'echo' && !answerEcho) continue;
+        const reply = Buffer.from(
+          JSON.stringify({ id: msg.id, result: ['Öpen_vSwitch'], error: null }),
+        );
+        const cut = reply.indexOf('Ö') + 1; // inside the two bytes of Ö
+        s.write(reply.subarray(0, cut));
+        setTimeout(() => s.write(reply.subarray(cut)), 10);
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(path, r));
+  const c = await createOvsdbClient({
+    socket: `unix:${path}`,
+    timeoutMs: 2000,
+    keepalive: { intervalMs: 40, count: 2 },
+  });
+  try {
+    const lost: Error[] = [];
+    c.onDisconnected((e) => lost.push(e));
+    assert.deepEqual(await c.listDbs(), ['Öpen_vSwitch']);
+    await sleep(200);
+    assert.ok(echoes >= 2, `idle client sent echoes (${echoes})`);
+    assert.ok(c.isConnected());
+    answerEcho = false;
+    for (let i = 0; i < 100 && lost.length === 0; i++) await sleep(10);
+    assert.equal(lost[0]?.name, 'OvsdbConnectionError');
+    assert.match(String(lost[0]?.message), /lost: no keepalive reply in 2 intervals/);
   } finally {
     await c.close();
     server.close();
