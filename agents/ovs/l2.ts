@@ -76,14 +76,15 @@ export function createL2(deps: L2Deps) {
   let applied: L2Fetched | undefined;
   /** When the first OVSDB update since the last sync started arrived. */
   let wokeAt: number | undefined;
-  let timing: Record<string, number> = {};
+  /** This sync's figures for its log line: OVSDB ops applied, RPC times in ms. */
+  let stats: Record<string, number> = {};
 
   const timed = async <T>(what: string, f: () => Promise<T>): Promise<T> => {
     const t = performance.now();
     try {
       return await f();
     } finally {
-      timing[what] = round(performance.now() - t);
+      stats[what] = round(performance.now() - t);
     }
   };
 
@@ -138,6 +139,7 @@ export function createL2(deps: L2Deps) {
     plan: (desired, observed) =>
       planOvs(settings, desired, observed, { cookie: deps.cookie, rundir: deps.rundir }),
     async apply(steps, id) {
+      stats.ops = steps.reduce((n, s) => n + (s.kind === 'ovsdb' ? s.ops.length : 0), 0);
       const exec = { runner: deps.runner, log, ovsdb: deps.ovsdb };
       await runSteps(exec, steps, { resource: 'l2', id });
       applied = fetched;
@@ -173,7 +175,7 @@ export function createL2(deps: L2Deps) {
       const started = epoch();
       const woke = wokeAt;
       wokeAt = undefined;
-      timing = {};
+      stats = {};
       await reconciler.reconcile(resource, id, revision);
       const done = applied;
       applied = undefined;
@@ -185,7 +187,7 @@ export function createL2(deps: L2Deps) {
           peers: done.peers.length,
           ...(woke !== undefined ? { wokeAt: woke, queuedMs: round(started - woke) } : {}),
           startedAt: started,
-          ...timing,
+          ...stats,
           ms: round(epoch() - started),
         },
         'l2 sync',
