@@ -9,7 +9,8 @@
  *   agent's work list, as a hint is for other agents);
  * - desired (desired.ts) and plan (plan.ts) are pure; observe reads the monitor replica;
  * - apply is the kit's executor: one applied OVSDB transaction (host/ovs/ports.ts waits
- *   for ovs-vswitchd's cur_cfg), then one replace-flows per bridge.
+ *   for ovs-vswitchd's cur_cfg), then one replace-flows per bridge, side by side (the
+ *   agent's own `flows` step kind).
  *
  * Port status goes through core/status.ts (value up/down per port id, sent with
  * update_device_list {host, up, down}, changes only, forgotten on resync) and not through
@@ -29,7 +30,7 @@ import type { Logger } from '../../core/log.ts';
 import { createReconciler, type ResourceKindSpec } from '../../core/reconciler.ts';
 import { createStatusReporter, type StatusChange } from '../../core/status.ts';
 import type { OvsdbClient } from '../../host/ovs/ovsdb.ts';
-import { runSteps, type Step } from '../lib/steps.ts';
+import { runSteps } from '../lib/steps.ts';
 import {
   type DesiredOvs,
   desiredOvs,
@@ -39,7 +40,7 @@ import {
   vmPorts,
 } from './desired.ts';
 import { type OvsState, type Replica, readState } from './observe.ts';
-import { planOvs } from './plan.ts';
+import { type FlowsStep, type OvsStep, planOvs } from './plan.ts';
 
 export interface L2Deps {
   settings: OvsSettings;
@@ -76,7 +77,7 @@ export function createL2(deps: L2Deps) {
   let applied: L2Fetched | undefined;
   /** When the first OVSDB update since the last sync started arrived. */
   let wokeAt: number | undefined;
-  /** This sync's figures for its log line: OVSDB ops applied, RPC times in ms. */
+  /** This sync's figures for its log line: OVSDB ops, ports reported, RPC times in ms. */
   let stats: Record<string, number> = {};
 
   const timed = async <T>(what: string, f: () => Promise<T>): Promise<T> => {
@@ -95,6 +96,8 @@ export function createL2(deps: L2Deps) {
       await timed('updateDeviceListMs', () =>
         deps.broker.call(PLUGIN_TOPIC, 'update_device_list', { host, up, down }),
       );
+      stats.up = up.length;
+      stats.down = down.length;
       log.info({ up: up.length, down: down.length }, 'port status reported');
     },
   });
@@ -122,7 +125,14 @@ export function createL2(deps: L2Deps) {
     peersKnown = true;
   };
 
-  const kind: ResourceKindSpec<L2Fetched, DesiredOvs, OvsState, Step> = {
+  /** Every bridge's replace-flows at once; the first failure is raised once all ended. */
+  const runFlows = async (step: FlowsStep) => {
+    const ran = await Promise.allSettled(step.commands.map((c) => deps.runner.run(c)));
+    const failed = ran.find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
+  };
+
+  const kind: ResourceKindSpec<L2Fetched, DesiredOvs, OvsState, OvsStep> = {
     async fetch() {
       fetched = undefined;
       applied = undefined;
@@ -141,7 +151,7 @@ export function createL2(deps: L2Deps) {
     async apply(steps, id) {
       stats.ops = steps.reduce((n, s) => n + (s.kind === 'ovsdb' ? s.ops.length : 0), 0);
       const exec = { runner: deps.runner, log, ovsdb: deps.ovsdb };
-      await runSteps(exec, steps, { resource: 'l2', id });
+      await runSteps(exec, steps, { resource: 'l2', id }, runFlows);
       applied = fetched;
     },
   };

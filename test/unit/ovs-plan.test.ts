@@ -5,7 +5,6 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { Step } from '../../agents/lib/steps.ts';
 import {
   DEAD_VLAN,
   desiredOvs,
@@ -14,7 +13,7 @@ import {
   tunnelName,
 } from '../../agents/ovs/desired.ts';
 import type { OvsPort, OvsState } from '../../agents/ovs/observe.ts';
-import { planOvs } from '../../agents/ovs/plan.ts';
+import { type OvsStep, planOvs } from '../../agents/ovs/plan.ts';
 import type { DeviceDetails } from '../../contracts/l2.ts';
 import type { OvsdbOperation } from '../../host/ovs/ovsdb-types.ts';
 
@@ -177,7 +176,7 @@ describe('desiredOvs', () => {
 });
 
 /** The plan's one OVSDB transaction (empty when there is none). */
-function opsOf(steps: Step[]): OvsdbOperation[] {
+function opsOf(steps: OvsStep[]): OvsdbOperation[] {
   const ovsdb = steps.filter((s) => s.kind === 'ovsdb');
   assert.ok(ovsdb.length <= 1, 'one OVSDB transaction at most');
   assert.ok(ovsdb.every((s) => s.applied && s.why));
@@ -199,9 +198,9 @@ describe('planOvs', () => {
     assert.equal(named.size, inserted.length, 'named-uuids are unique within the transaction');
     assert.deepEqual(
       steps.map((s) => s.kind),
-      ['ovsdb', 'command', 'command'],
+      ['ovsdb', 'flows'],
     );
-    const flows = steps.flatMap((s) => (s.kind === 'command' ? [s.spec] : []));
+    const flows = steps.flatMap((s) => (s.kind === 'flows' ? s.commands : []));
     assert.deepEqual(
       flows.map((f) => f.argv.at(-2)),
       ['unix:/run/ovs/br-int.mgmt', 'unix:/run/ovs/br-tun.mgmt'],
@@ -281,7 +280,7 @@ describe('planOvs', () => {
     const matched = planOvs(S, desiredOvs(S, state, details, peers), state, TARGET);
     assert.deepEqual(
       matched.map((s) => s.kind),
-      ['command', 'command'],
+      ['flows'],
       'no transaction; flows are replaced in place',
     );
     state.ports.set('vxlan-0afa0009', tunnel('vxlan-0afa0009', '10.250.0.9'));
