@@ -60,6 +60,22 @@ export function vmPorts(state: OvsState, intBridge: string): Map<string, string>
   return out;
 }
 
+export type PortStatus = 'up' | 'down';
+
+/** The status each VM port the API told us about should have: up when admin-up. */
+export function portStatuses(
+  state: OvsState,
+  intBridge: string,
+  details: ReadonlyMap<string, DeviceDetails>,
+): Map<string, PortStatus> {
+  const out = new Map<string, PortStatus>();
+  for (const id of vmPorts(state, intBridge).values()) {
+    const d = details.get(id);
+    if (d) out.set(id, d.admin_state_up ? 'up' : 'down');
+  }
+  return out;
+}
+
 export const tunnelName = (type: 'gre' | 'vxlan', ip: string) =>
   `${type}-${ip
     .split('.')
@@ -69,7 +85,7 @@ export const tunnelName = (type: 'gre' | 'vxlan', ip: string) =>
 function allocateLvids(
   state: OvsState,
   ports: Map<string, string>,
-  details: Map<string, DeviceDetails>,
+  details: ReadonlyMap<string, DeviceDetails>,
 ) {
   const lvids = new Map<string, number>();
   const used = new Set<number>();
@@ -154,7 +170,7 @@ function tunFlows(
 export function desiredOvs(
   settings: OvsSettings,
   state: OvsState,
-  details: Map<string, DeviceDetails>,
+  details: ReadonlyMap<string, DeviceDetails>,
   peers: readonly TunnelPeer[],
 ): DesiredOvs {
   const ports = vmPorts(state, settings.intBridge);

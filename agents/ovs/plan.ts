@@ -1,25 +1,31 @@
 /**
- * diff(desired, observed) → the steps that make Open vSwitch match: one OVSDB
- * transaction and one `ovs-ofctl --bundle replace-flows` per bridge. Pure.
+ * diff(desired, observed) → the steps that make Open vSwitch match (agents/lib/steps.ts):
+ * one OVSDB transaction, applied (the executor waits for ovs-vswitchd's cur_cfg), then
+ * the agent's own `flows` step: one `ovs-ofctl --bundle replace-flows` per bridge, run
+ * side by side (each ~20 ms, mostly waiting on ovs-vswitchd; each atomic on its own
+ * bridge, so their order does not matter). Pure.
  *
- * Invariants: the transaction is empty when OVSDB already matches (applying a plan twice
- * changes nothing); it bumps next_cfg so the executor can wait for ovs-vswitchd to have
- * applied it before flows name the new ports; replace-flows swaps a bridge's whole flow
- * table atomically, so stale flows (an older agent's cookie) vanish in the same bundle
- * that installs the new set and traffic never meets an empty table.
+ * Invariants: the transaction is absent when OVSDB already matches (applying a plan twice
+ * changes nothing); every port row it inserts comes from host/ovs/ops.ts's builder, so its
+ * name is checked before any op exists; it is applied before the flows that name its
+ * ports; replace-flows swaps a bridge's whole flow table atomically, so stale flows (an
+ * older agent's cookie) vanish in the same bundle that installs the new set and traffic
+ * never meets an empty table.
  */
+
+import type { CommandSpec } from '../../core/exec.ts';
+import { replaceFlowsCommand } from '../../host/ovs/ofctl.ts';
+import { addBridgeOps, type PortSpec, portOps } from '../../host/ovs/ops.ts';
 import {
-  insert,
   map,
   mutate,
-  namedUuid,
   type OvsdbNamedUuid,
   type OvsdbOperation,
-  type OvsdbRow,
   set,
   update,
   uuid,
 } from '../../host/ovs/ovsdb-types.ts';
+import type { Step } from '../lib/steps.ts';
 import {
   type DesiredOvs,
   type DesiredTunnel,
@@ -27,33 +33,32 @@ import {
   PATCH_INT,
   PATCH_TUN,
 } from './desired.ts';
-import type { OvsPort, OvsState } from './observe.ts';
+import type { OvsState } from './observe.ts';
 
-export interface FlowStep {
-  bridge: string;
-  flows: string[];
+/** What the flow steps need besides the flows: the agent's cookie, ovs-vswitchd's rundir. */
+export interface FlowTarget {
+  cookie: string;
+  rundir: string;
 }
 
-export interface OvsPlan {
+/** Every bridge's replace-flows, run side by side by the agent's executor handler. */
+export interface FlowsStep {
+  kind: 'flows';
+  commands: CommandSpec[];
+  why: string;
+}
+
+export type OvsStep = Step | FlowsStep;
+
+interface Planned {
   ops: OvsdbOperation[];
-  flowSteps: FlowStep[];
+  /** Why the transaction is needed, one phrase per change. */
+  why: string[];
 }
 
-interface PortRow {
-  name: string;
-  type: string;
-  options?: Record<string, string>;
-}
+type PortRow = PortSpec & { type: string };
 
 const TUNNEL = /^(gre|vxlan)-[0-9a-f]{8}$/;
-
-function insertPort(ops: OvsdbOperation[], ref: string, p: PortRow): OvsdbNamedUuid {
-  const iface: OvsdbRow = { name: p.name, type: p.type };
-  if (p.options) iface.options = map(p.options);
-  ops.push(insert('Interface', iface, `${ref}i`));
-  ops.push(insert('Port', { name: p.name, interfaces: namedUuid(`${ref}i`) }, ref));
-  return namedUuid(ref);
-}
 
 const tunnelRow = (name: string, t: DesiredTunnel): PortRow => ({
   name,
@@ -79,44 +84,27 @@ const sameMap = (a: Record<string, string>, b: Record<string, string>) =>
   Object.keys(a).length === Object.keys(b).length &&
   Object.entries(a).every(([k, v]) => b[k] === v);
 
-function planBridges(
-  settings: OvsSettings,
-  desired: DesiredOvs,
-  state: OvsState,
-  ops: OvsdbOperation[],
-) {
+function planBridges(settings: OvsSettings, desired: DesiredOvs, state: OvsState, out: Planned) {
   const required = requiredPorts(settings, desired);
   desired.bridges.forEach((want, i) => {
     const have = state.bridges.get(want.name);
     const needed = required.get(want.name) ?? [];
     if (!have) {
-      const ports = [{ name: want.name, type: 'internal' }, ...needed].map((p, j) =>
-        insertPort(ops, `b${i}p${j}`, p),
-      );
-      ops.push(
-        insert(
-          'Bridge',
-          {
-            name: want.name,
-            ports: set(ports),
-            datapath_type: want.datapathType,
-            fail_mode: want.failMode,
-          },
-          `b${i}`,
-        ),
-      );
-      ops.push(mutate('Open_vSwitch', [], [['bridges', 'insert', set([namedUuid(`b${i}`)])]]));
+      const spec = { ...want, ports: needed };
+      out.ops.push(...addBridgeOps(spec, `b${i}`));
+      out.why.push(`add bridge ${want.name}`);
       return;
     }
     if (have.failMode !== want.failMode || have.datapathType !== want.datapathType) {
-      ops.push(
+      out.ops.push(
         update('Bridge', [['_uuid', '==', uuid(have.uuid)]], {
           fail_mode: want.failMode,
           datapath_type: want.datapathType,
         }),
       );
+      out.why.push(`set ${want.name} fail_mode/datapath_type`);
     }
-    planBridgePorts(want.name, i, needed, state, ops);
+    planBridgePorts(want.name, i, needed, state, out);
   });
 }
 
@@ -125,60 +113,80 @@ function planBridgePorts(
   i: number,
   needed: PortRow[],
   state: OvsState,
-  ops: OvsdbOperation[],
+  out: Planned,
 ) {
   const added: OvsdbNamedUuid[] = [];
-  const removed: string[] = [];
   needed.forEach((p, j) => {
     const have = state.ports.get(p.name);
     const iface = have?.interfaces[0];
-    if (!have || have.bridge !== bridge || !iface) added.push(insertPort(ops, `b${i}n${j}`, p));
-    else if (iface.type !== p.type || !sameMap(iface.options, p.options ?? {})) {
-      ops.push(
+    if (!have || have.bridge !== bridge || !iface) {
+      const built = portOps(p, `b${i}n${j}`);
+      out.ops.push(...built.ops);
+      added.push(built.port);
+      out.why.push(`add ${p.name} to ${bridge}`);
+    } else if (iface.type !== p.type || !sameMap(iface.options, p.options ?? {})) {
+      out.ops.push(
         update('Interface', [['_uuid', '==', uuid(iface.uuid)]], {
           type: p.type,
           options: map(p.options ?? {}),
         }),
       );
+      out.why.push(`reconfigure ${p.name}`);
     }
   });
   const wanted = new Set(needed.map((p) => p.name));
-  for (const port of state.ports.values()) {
-    if (port.bridge === bridge && TUNNEL.test(port.name) && !wanted.has(port.name))
-      removed.push(port.uuid);
-  }
+  const removed = [...state.ports.values()].filter(
+    (port) => port.bridge === bridge && TUNNEL.test(port.name) && !wanted.has(port.name),
+  );
+  for (const port of removed) out.why.push(`remove stale tunnel ${port.name}`);
   const mutations: ['ports', 'insert' | 'delete', ReturnType<typeof set>][] = [];
   if (added.length) mutations.push(['ports', 'insert', set(added)]);
-  if (removed.length) mutations.push(['ports', 'delete', set(removed.map(uuid))]);
-  if (mutations.length) ops.push(mutate('Bridge', [['name', '==', bridge]], mutations));
+  if (removed.length) mutations.push(['ports', 'delete', set(removed.map((p) => uuid(p.uuid)))]);
+  if (mutations.length) out.ops.push(mutate('Bridge', [['name', '==', bridge]], mutations));
 }
 
-function planVmPorts(desired: DesiredOvs, state: OvsState, ops: OvsdbOperation[]) {
+/** VM ports get their VLAN and network; a port gone since desired was computed is left. */
+function planVmPorts(desired: DesiredOvs, state: OvsState, out: Planned) {
+  const tagged: string[] = [];
   for (const [name, want] of desired.ports) {
-    const have = state.ports.get(name) as OvsPort;
+    const have = state.ports.get(name);
+    if (!have) continue;
     if (have.tag === want.tag && sameMap(have.otherConfig, want.otherConfig)) continue;
-    ops.push(
+    out.ops.push(
       update('Port', [['_uuid', '==', uuid(have.uuid)]], {
         tag: want.tag,
         other_config: map(want.otherConfig),
       }),
     );
+    tagged.push(`${name}=${want.tag}`);
   }
+  if (tagged.length > 8) out.why.push(`tag ${tagged.length} ports`);
+  else if (tagged.length) out.why.push(`tag ${tagged.join(',')}`);
 }
 
 export function planOvs(
   settings: OvsSettings,
   desired: DesiredOvs,
   state: OvsState,
-  cookie: string,
-): OvsPlan {
-  const ops: OvsdbOperation[] = [];
-  planBridges(settings, desired, state, ops);
-  planVmPorts(desired, state, ops);
-  if (ops.length) ops.push(mutate('Open_vSwitch', [], [['next_cfg', '+=', 1]]));
-  const flowSteps = [...desired.flows].map(([bridge, flows]) => ({
-    bridge,
-    flows: flows.map((f) => `cookie=${cookie},${f}`),
-  }));
-  return { ops, flowSteps };
+  target: FlowTarget,
+): OvsStep[] {
+  const out: Planned = { ops: [], why: [] };
+  planBridges(settings, desired, state, out);
+  planVmPorts(desired, state, out);
+  const steps: OvsStep[] = [];
+  if (out.ops.length)
+    steps.push({ kind: 'ovsdb', ops: out.ops, applied: true, why: out.why.join('; ') });
+  const bridges = [...desired.flows];
+  steps.push({
+    kind: 'flows',
+    commands: bridges.map(([bridge, flows]) =>
+      replaceFlowsCommand(
+        target.rundir,
+        bridge,
+        flows.map((f) => `cookie=${target.cookie},${f}`),
+      ),
+    ),
+    why: `replace flows of ${bridges.map(([b, f]) => `${b} (${f.length})`).join(', ')}`,
+  });
+  return steps;
 }

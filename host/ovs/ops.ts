@@ -59,8 +59,15 @@ function checkName(kind: string, name: string): void {
   if (!NAME_RE.test(name)) throw new TypeError(`invalid ${kind} name ${JSON.stringify(name)}`);
 }
 
-/** Interface + Port rows for one port; returns the ops and the Port's named-uuid. */
-function portOps(spec: PortSpec, ref: string): { ops: OvsdbOperation[]; port: OvsdbNamedUuid } {
+/**
+ * Interface + Port rows for one port (its name checked first); returns the ops and the
+ * Port's named-uuid `ref`, for the caller to reference from a Bridge in the same
+ * transaction. `ref` must be unique within the transaction.
+ */
+export function portOps(
+  spec: PortSpec,
+  ref: string,
+): { ops: OvsdbOperation[]; port: OvsdbNamedUuid } {
   checkName('port', spec.name);
   const iface: OvsdbRow = { name: spec.name };
   if (spec.type !== undefined) iface.type = spec.type;
@@ -86,11 +93,14 @@ function bridgeRow(spec: BridgeSpec, ports: OvsdbNamedUuid[]): OvsdbRow {
   return row;
 }
 
-/** One transaction: Bridge + its internal port + `spec.ports`, linked from the root row. */
-export function addBridgeOps(spec: BridgeSpec): OvsdbOperation[] {
+/**
+ * One transaction: Bridge + its internal port + `spec.ports`, linked from the root row.
+ * `ref` prefixes the named-uuids, so several bridges can be added in one transaction.
+ */
+export function addBridgeOps(spec: BridgeSpec, ref = 'bridge'): OvsdbOperation[] {
   checkName('bridge', spec.name);
   const all: PortSpec[] = [{ name: spec.name, type: 'internal' }, ...(spec.ports ?? [])];
-  const built = all.map((p, i) => portOps(p, `port${i}`));
+  const built = all.map((p, i) => portOps(p, `${ref}_port${i}`));
   return [
     ...built.flatMap((b) => b.ops),
     insert(
@@ -99,9 +109,9 @@ export function addBridgeOps(spec: BridgeSpec): OvsdbOperation[] {
         spec,
         built.map((b) => b.port),
       ),
-      'bridge',
+      ref,
     ),
-    mutate('Open_vSwitch', [], [['bridges', 'insert', set([namedUuid('bridge')])]]),
+    mutate('Open_vSwitch', [], [['bridges', 'insert', set([namedUuid(ref)])]]),
     comment(`kumo: add bridge ${spec.name}`),
   ];
 }

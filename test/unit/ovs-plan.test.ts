@@ -5,10 +5,17 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { DEAD_VLAN, desiredOvs, type OvsSettings, tunnelName } from '../../agents/ovs/desired.ts';
+import {
+  DEAD_VLAN,
+  desiredOvs,
+  type OvsSettings,
+  portStatuses,
+  tunnelName,
+} from '../../agents/ovs/desired.ts';
 import type { OvsPort, OvsState } from '../../agents/ovs/observe.ts';
-import { planOvs } from '../../agents/ovs/plan.ts';
+import { type OvsStep, planOvs } from '../../agents/ovs/plan.ts';
 import type { DeviceDetails } from '../../contracts/l2.ts';
+import type { OvsdbOperation } from '../../host/ovs/ovsdb-types.ts';
 
 const S: OvsSettings = {
   intBridge: 'br-int',
@@ -19,6 +26,7 @@ const S: OvsSettings = {
 };
 const NET_A = 'aaaaaaaa-0000-4000-8000-000000000001';
 const NET_B = 'bbbbbbbb-0000-4000-8000-000000000002';
+const TARGET = { cookie: '0x1', rundir: '/run/ovs' };
 const portId = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
 
 function vmPort(
@@ -140,6 +148,25 @@ describe('desiredOvs', () => {
     assert.ok(tun.includes('table=0,priority=1,in_port=gre-0afa0003,actions=resubmit(,3)'));
   });
 
+  test('port status: up when admin-up, down when admin-down, nothing for unknown ports', () => {
+    const state = stateWith([
+      vmPort('tap1', portId(1)),
+      vmPort('tap2', portId(2)),
+      vmPort('tap3', portId(3)),
+    ]);
+    const details = new Map([
+      [portId(1), detail(1, NET_A, 100)],
+      [portId(2), detail(2, NET_A, 100, { admin_state_up: false })],
+    ]);
+    assert.deepEqual(
+      [...portStatuses(state, 'br-int', details)],
+      [
+        [portId(1), 'up'],
+        [portId(2), 'down'],
+      ],
+    );
+  });
+
   test('no local_ip: no tunnels', () => {
     const d = desiredOvs({ ...S, localIp: null }, stateWith([]), new Map(), [
       { host: 'h2', tunnel_ip: '10.250.0.2', tunnel_types: ['vxlan'] },
@@ -148,24 +175,52 @@ describe('desiredOvs', () => {
   });
 });
 
+/** The plan's one OVSDB transaction (empty when there is none). */
+function opsOf(steps: OvsStep[]): OvsdbOperation[] {
+  const ovsdb = steps.filter((s) => s.kind === 'ovsdb');
+  assert.ok(ovsdb.length <= 1, 'one OVSDB transaction at most');
+  assert.ok(ovsdb.every((s) => s.applied && s.why));
+  return ovsdb[0]?.ops ?? [];
+}
+
 describe('planOvs', () => {
-  test('an empty host gets both bridges, patch ports and tunnels in one transaction', () => {
+  test('an empty host gets both bridges, patch ports and tunnels in one applied transaction, then one replace-flows per bridge', () => {
     const peers = [{ host: 'h2', tunnel_ip: '10.250.0.2', tunnel_types: ['vxlan' as const] }];
     const state = stateWith([]);
-    const plan = planOvs(S, desiredOvs(S, state, new Map(), peers), state, '0x1');
-    const inserted = plan.ops.flatMap((o) =>
+    const steps = planOvs(S, desiredOvs(S, state, new Map(), peers), state, TARGET);
+    const inserted = opsOf(steps).flatMap((o) =>
       o.op === 'insert' ? [`${o.table}:${String(o.row.name)}`] : [],
     );
     assert.ok(inserted.includes('Bridge:br-int') && inserted.includes('Bridge:br-tun'));
     assert.ok(inserted.includes('Interface:patch-tun') && inserted.includes('Interface:patch-int'));
     assert.ok(inserted.includes('Interface:vxlan-0afa0002'));
-    assert.deepEqual(plan.ops.at(-1), {
-      op: 'mutate',
-      table: 'Open_vSwitch',
-      where: [],
-      mutations: [['next_cfg', '+=', 1]],
+    const named = new Set(opsOf(steps).flatMap((o) => (o.op === 'insert' ? [o['uuid-name']] : [])));
+    assert.equal(named.size, inserted.length, 'named-uuids are unique within the transaction');
+    assert.deepEqual(
+      steps.map((s) => s.kind),
+      ['ovsdb', 'flows'],
+    );
+    const flows = steps.flatMap((s) => (s.kind === 'flows' ? s.commands : []));
+    assert.deepEqual(
+      flows.map((f) => f.argv.at(-2)),
+      ['unix:/run/ovs/br-int.mgmt', 'unix:/run/ovs/br-tun.mgmt'],
+    );
+    assert.ok(flows.every((f) => f.argv.includes('replace-flows') && f.argv.includes('--bundle')));
+    const lines = flows.flatMap((f) =>
+      String(f.stdin ?? '')
+        .trimEnd()
+        .split('\n'),
+    );
+    assert.ok(lines.every((l) => l.startsWith('cookie=0x1,')));
+  });
+
+  test('a bad bridge name is refused before any op is built', () => {
+    const bad = { ...S, intBridge: 'br;rm -rf' };
+    const state = stateWith([]);
+    assert.throws(() => planOvs(bad, desiredOvs(bad, state, new Map(), []), state, TARGET), {
+      name: 'TypeError',
+      message: /invalid bridge name/,
     });
-    assert.ok(plan.flowSteps.every((s) => s.flows.every((f) => f.startsWith('cookie=0x1,'))));
   });
 
   test('when OVS already matches, the transaction is empty; a stale tunnel is removed', () => {
@@ -222,14 +277,52 @@ describe('planOvs', () => {
       ]),
     };
     const details = new Map([[portId(1), detail(1, NET_A, 100)]]);
-    assert.deepEqual(planOvs(S, desiredOvs(S, state, details, peers), state, '0x1').ops, []);
+    const matched = planOvs(S, desiredOvs(S, state, details, peers), state, TARGET);
+    assert.deepEqual(
+      matched.map((s) => s.kind),
+      ['flows'],
+      'no transaction; flows are replaced in place',
+    );
     state.ports.set('vxlan-0afa0009', tunnel('vxlan-0afa0009', '10.250.0.9'));
-    const ops = planOvs(S, desiredOvs(S, state, details, peers), state, '0x1').ops;
-    assert.deepEqual(ops[0], {
-      op: 'mutate',
-      table: 'Bridge',
-      where: [['name', '==', 'br-tun']],
-      mutations: [['ports', 'delete', ['set', [['uuid', 'uuid-vxlan-0afa0009']]]]],
-    });
+    const ops = opsOf(planOvs(S, desiredOvs(S, state, details, peers), state, TARGET));
+    assert.deepEqual(ops, [
+      {
+        op: 'mutate',
+        table: 'Bridge',
+        where: [['name', '==', 'br-tun']],
+        mutations: [['ports', 'delete', ['set', [['uuid', 'uuid-vxlan-0afa0009']]]]],
+      },
+    ]);
+  });
+
+  test('a new port is tagged; a port gone since desired was computed is left alone', () => {
+    const state = stateWith([vmPort('tap1', portId(1)), vmPort('tap2', portId(2))]);
+    const details = new Map([
+      [portId(1), detail(1, NET_A, 100)],
+      [portId(2), detail(2, NET_A, 100)],
+    ]);
+    const desired = desiredOvs(S, state, details, []);
+    state.ports.delete('tap2');
+    const updates = opsOf(planOvs(S, desired, state, TARGET)).filter(
+      (o) => o.op === 'update' && o.table === 'Port',
+    );
+    assert.deepEqual(updates, [
+      {
+        op: 'update',
+        table: 'Port',
+        where: [['_uuid', '==', ['uuid', 'uuid-tap1']]],
+        row: {
+          tag: 1,
+          other_config: [
+            'map',
+            [
+              ['net_uuid', NET_A],
+              ['network_type', 'vxlan'],
+              ['segmentation_id', '100'],
+            ],
+          ],
+        },
+      },
+    ]);
   });
 });
