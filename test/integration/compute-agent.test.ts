@@ -21,8 +21,8 @@
  * first start attempt fails; a port that never goes ACTIVE fails the spawn with the
  * reason and leaves nothing; another host's (or an unmarked) instance directory is left
  * alone; a resync prunes cached images nothing names and nobody used for a day; a delete
- * whose teardown fails reports ERROR, and with that report lost, a resync tries it again;
- * delete leaves nothing.
+ * whose teardown fails reports ERROR, and with that report lost, a resync tries it again
+ * (and the next resync sends its unchanged report again); delete leaves nothing.
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -651,7 +651,8 @@ describe('kumo-compute-agent: instance lifecycle on libvirt + an OVS lab host', 
     );
     assert.equal(done.fault, undefined);
     lost.delete(vm.id);
-    await hint(vm.id);
+    // an unchanged report is sent again only once a resync forgot what was sent
+    await resyncNow();
     await waitFor('the API to apply the resent report', () => !specs.has(vm.id));
     await assertNothingLeft(vm);
     const { stdout } = await virsh('list', '--all', '--name');
