@@ -5,11 +5,14 @@
  * - one persistent libvirt connection (keepalive, reconnect); its lifecycle events for a
  *   domain of this host, and its reconnects, feed the reconcile queue (links.ts), so
  *   power states follow what happens to guests outside the agent too;
- * - one reconcile key per instance (`instance:<uuid>`, instance.ts), up to
- *   COMPUTE_QUEUE_WIDTH at once; a resync reconciles every instance the API lists for
- *   this host and every instance this host still has (own domains, own instance
- *   directories: never another host's on a shared instances_path), so what the API no
- *   longer claims is removed, and it retries failed tasks the API still has open;
+ * - one reconcile key per instance (`instance:<uuid>`), run by core/reconciler.ts with the
+ *   `instance` kind (instance.ts), up to COMPUTE_QUEUE_WIDTH at once, with the hint's
+ *   revision (the task_id); reports go through core/status.ts to update_instance, only
+ *   when they changed;
+ * - a resync forgets what was reported (sent again) and the failed tasks (tried again),
+ *   and reconciles every instance the API lists for this host and every instance this host
+ *   still has (own domains, own instance directories: never another host's on a shared
+ *   instances_path), so what the API no longer claims is removed;
  * - after a host boot (boot.ts), the first resync that reads the API's list marks every
  *   listed instance `onStart` (an active one whose guest is off is started again); an
  *   instance leaves it when a reconcile of it succeeds, and once none is left the boot
@@ -36,48 +39,13 @@ import type { HookDeps } from '../run.ts';
 import { type HostBoot, hostBoot } from './boot.ts';
 import { consoleTail } from './console.ts';
 import { type ComputeSettings, pathsOf } from './desired.ts';
+import { computeSettings, type Usage, usageOf, versionText } from './host-info.ts';
 import { createImageCache, type ImageCache } from './image-cache.ts';
 import { createInstanceKind, forgetFailures, type TaskLedger } from './instance.ts';
 import { ownInstanceIds, referencedImages } from './instance-dir.ts';
 import { connectLibvirt, type LazyOvsdb, lazyOvsdb, watchDomains } from './links.ts';
 import { type KumoMetadata, listOwnDomains } from './observe.ts';
 import { waitPortsActive } from './rpc.ts';
-
-export function computeSettings(config: KumoConfig): ComputeSettings {
-  const instancesPath = config.compute.instances_path ?? `${config.DEFAULT.state_path}/instances`;
-  return {
-    host: config.DEFAULT.host,
-    instancesPath,
-    baseDir: `${instancesPath}/_base`,
-    virtType: config.compute.virt_type,
-    intBridge: config.ovs.integration_bridge,
-    ...(config.ovs.vswitchd_netns ? { vswitchdNetns: config.ovs.vswitchd_netns } : {}),
-    vifPluggingTimeoutMs: config.compute.vif_plugging_timeout * 1000,
-    shutdownTimeoutMs: config.compute.shutdown_timeout * 1000,
-    stateDir: `${config.DEFAULT.state_path}/compute`,
-  };
-}
-
-/** libvirt's version number (major * 1e6 + minor * 1e3 + release) as text. */
-const versionText = (v: number) =>
-  `${Math.floor(v / 1e6)}.${Math.floor((v % 1e6) / 1e3)}.${v % 1e3}`;
-
-interface Usage {
-  vcpus_used: number;
-  memory_mb_used: number;
-  local_gb_used: number;
-  running_vms: number;
-}
-
-function usageOf(own: { dom: { id: number }; meta: KumoMetadata }[]): Usage {
-  const sum = (f: (m: KumoMetadata) => number) => own.reduce((n, d) => n + f(d.meta), 0);
-  return {
-    vcpus_used: sum((m) => m.vcpus),
-    memory_mb_used: sum((m) => m.memoryMiB),
-    local_gb_used: sum((m) => m.diskGiB),
-    running_vms: own.filter((d) => d.dom.id > 0).length,
-  };
-}
 
 /** update_instance for every changed report (the API ends a task only on its own id). */
 function instanceReporter({ broker, log }: HookDeps): StatusReporter<UpdateInstanceArgs> {

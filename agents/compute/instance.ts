@@ -147,53 +147,82 @@ function reportOf(applied: Applied): Report | null {
   return step.timings ? { ...step.report, timings: spawnTimings(applied.times) } : step.report;
 }
 
-export function createInstanceKind(
+interface KindState {
+  /** The target of the reconcile in flight per id (one at a time per id: the queue's rule). */
+  targets: Map<string, InstanceTarget>;
+  /** What the apply of that reconcile leaves for its report. */
+  outcomes: Map<string, Outcome>;
+}
+
+async function applyInstance(
   deps: InstanceDeps,
-): ResourceKindSpec<
+  st: KindState,
+  steps: readonly InstanceStep[],
+  id: string,
+): Promise<void> {
+  let applied: Applied;
+  try {
+    applied = await runInstanceSteps(deps, id, steps);
+  } catch (e) {
+    const err = classify(e);
+    if (err instanceof TransientError) throw err;
+    if (err instanceof SpawnAborted) {
+      deps.log.info({ instanceId: id }, 'spawn abandoned: the instance is no longer spawning');
+      st.outcomes.set(id, { power: null, report: null, abandoned: true });
+      return;
+    }
+    return failTask(deps, st.targets.get(id) as InstanceTarget, steps, err);
+  }
+  const report = reportOf(applied);
+  if (report?.task_done !== undefined)
+    deps.ledger.set(id, { taskId: report.task_done, report, failed: false });
+  st.outcomes.set(id, { power: await powerAfter(deps, id), report, abandoned: false });
+  deps.applied(id);
+}
+
+/** The update_instance after a successful reconcile; undefined: nothing to say. */
+function reportAfter(
+  host: string,
+  id: string,
+  fetched: FetchedInstance,
+  o: Outcome | undefined,
+): UpdateInstanceArgs | undefined {
+  if (!o || o.abandoned) return undefined;
+  const report = o.report ?? fetched.finished?.report ?? null;
+  if (fetched.spec === null && !report?.deleted) return undefined;
+  if (report === null && o.power === null) return undefined;
+  return updateArgs(host, id, fetched.spec?.task_id ?? null, o.power ?? 0, report ?? {});
+}
+
+async function fetchInstance(deps: InstanceDeps, id: string): Promise<FetchedInstance> {
+  const spec = await getInstance(deps, id);
+  const prior = deps.ledger.get(id);
+  const open = spec?.task_state ? spec.task_id : null;
+  const finished = prior && prior.taskId === open ? prior : null;
+  return { spec, onStart: deps.onStart.has(id), finished };
+}
+
+type InstanceKind = ResourceKindSpec<
   FetchedInstance,
   InstanceTarget,
   ObservedInstance,
   InstanceStep,
   UpdateInstanceArgs
-> {
-  const targets = new Map<string, InstanceTarget>();
-  const outcomes = new Map<string, Outcome>();
-  const host = deps.settings.host;
+>;
 
-  const apply = async (steps: readonly InstanceStep[], id: string) => {
-    const target = targets.get(id) as InstanceTarget;
-    let applied: Applied;
-    try {
-      applied = await runInstanceSteps(deps, id, steps);
-    } catch (e) {
-      const err = classify(e);
-      if (err instanceof TransientError) throw err;
-      if (err instanceof SpawnAborted) {
-        deps.log.info({ instanceId: id }, 'spawn abandoned: the instance is no longer spawning');
-        outcomes.set(id, { power: null, report: null, abandoned: true });
-        return;
-      }
-      return failTask(deps, target, steps, err);
-    }
-    const report = reportOf(applied);
-    if (report?.task_done !== undefined)
-      deps.ledger.set(id, { taskId: report.task_done, report, failed: false });
-    const power = await powerAfter(deps, id);
-    outcomes.set(id, { power, report, abandoned: false });
-    deps.applied(id);
+export function createInstanceKind(deps: InstanceDeps): InstanceKind {
+  const st: KindState = { targets: new Map(), outcomes: new Map() };
+  const done = (id: string) => {
+    const o = st.outcomes.get(id);
+    st.outcomes.delete(id);
+    st.targets.delete(id);
+    return o;
   };
-
   return {
-    async fetch(id) {
-      const spec = await getInstance(deps, id);
-      const prior = deps.ledger.get(id);
-      const open = spec?.task_state ? spec.task_id : null;
-      const finished = prior && prior.taskId === open ? prior : null;
-      return { spec, onStart: deps.onStart.has(id), finished };
-    },
+    fetch: (id) => fetchInstance(deps, id),
     desired: (fetched, id) => instanceTarget(fetched, id, deps.settings),
     async observe(id, target) {
-      targets.set(id, target);
+      st.targets.set(id, target);
       try {
         return await observeInstance(deps, target);
       } catch (e) {
@@ -201,24 +230,13 @@ export function createInstanceKind(
       }
     },
     plan: (target, observed) => planInstance(target, observed),
-    apply,
+    apply: (steps, id) => applyInstance(deps, st, steps, id),
     revisionOf: (fetched) => fetched.spec?.task_id,
     status: {
       reporter: deps.reporter,
-      ok(fetched, _target, id) {
-        const o = outcomes.get(id);
-        outcomes.delete(id);
-        targets.delete(id);
-        if (!o || o.abandoned) return undefined;
-        const report = o.report ?? fetched.finished?.report ?? null;
-        const observedTask = fetched.spec?.task_id ?? null;
-        if (fetched.spec === null && !report?.deleted) return undefined;
-        if (report === null && o.power === null) return undefined;
-        return updateArgs(host, id, observedTask, o.power ?? 0, report ?? {});
-      },
+      ok: (fetched, _target, id) => reportAfter(deps.settings.host, id, fetched, done(id)),
       failed(error, id) {
-        targets.delete(id);
-        outcomes.delete(id);
+        done(id);
         return error instanceof TaskFailedError ? error.update : undefined;
       },
     },

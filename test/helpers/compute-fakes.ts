@@ -61,54 +61,67 @@ export function fakeLibvirt(): FakeLibvirt {
   const domains = new Map<string, FakeDomain>();
   const calls: string[] = [];
   const fail = new Map<string, Error>();
-  const get = (uuid: string) => {
-    const d = domains.get(uuid);
-    if (!d) throw libvirtError(VirErrorNumber.VIR_ERR_NO_DOMAIN, `no domain with uuid ${uuid}`);
-    return d;
-  };
   const call = (name: string, uuid: string, change?: (d: FakeDomain) => void) => {
     const e = fail.get(name);
     fail.delete(name);
     if (e) throw e;
-    if (name !== 'lookupByUuid' && name !== 'getState' && name !== 'getXmlDesc') calls.push(name);
-    const d = get(uuid);
+    if (!READS.has(name)) calls.push(name);
+    const d = domains.get(uuid);
+    if (!d) throw libvirtError(VirErrorNumber.VIR_ERR_NO_DOMAIN, `no domain with uuid ${uuid}`);
     change?.(d);
     return d;
-  };
-  const set = (state: number) => (d: FakeDomain) => {
-    d.state = state;
-    d.dom = { ...d.dom, id: state === DomainState.SHUTOFF ? -1 : 5 };
   };
   const client = {
     lookupByUuid: async (uuid: string) => call('lookupByUuid', uuid).dom,
     getState: async (dom: Domain) => ({ state: call('getState', dom.uuid).state, reason: 0 }),
-    hasManagedSaveImage: async (dom: Domain) => get(dom.uuid).managedSave,
+    hasManagedSaveImage: async (dom: Domain) => call('hasManagedSaveImage', dom.uuid).managedSave,
     getXmlDesc: async (dom: Domain) => call('getXmlDesc', dom.uuid).xml,
-    async defineXml(xml: string) {
-      const e = fail.get('defineXml');
-      fail.delete('defineXml');
-      if (e) throw e;
-      calls.push('defineXml');
-      const uuid = /<uuid>([^<]+)<\/uuid>/.exec(xml)?.[1] as string;
-      const name = /<name>([^<]+)<\/name>/.exec(xml)?.[1] as string;
-      const d = domains.get(uuid);
-      const dom = d?.dom ?? { name, uuid, id: -1 };
-      domains.set(uuid, { dom, state: d?.state ?? DomainState.SHUTOFF, xml, managedSave: false });
-      return dom;
-    },
+    defineXml: async (xml: string) => define(domains, calls, fail, xml),
+    ...writes(call, domains),
+  };
+  return { client: client as unknown as LibvirtClient, domains, calls, fail };
+}
+
+const READS = new Set(['lookupByUuid', 'getState', 'getXmlDesc', 'hasManagedSaveImage']);
+
+function define(
+  domains: Map<string, FakeDomain>,
+  calls: string[],
+  fail: Map<string, Error>,
+  xml: string,
+): Domain {
+  const e = fail.get('defineXml');
+  fail.delete('defineXml');
+  if (e) throw e;
+  calls.push('defineXml');
+  const uuid = /<uuid>([^<]+)<\/uuid>/.exec(xml)?.[1] as string;
+  const name = /<name>([^<]+)<\/name>/.exec(xml)?.[1] as string;
+  const d = domains.get(uuid);
+  const dom = d?.dom ?? { name, uuid, id: -1 };
+  domains.set(uuid, { dom, state: d?.state ?? DomainState.SHUTOFF, xml, managedSave: false });
+  return dom;
+}
+
+type Call = (name: string, uuid: string, change?: (d: FakeDomain) => void) => FakeDomain;
+
+/** The state-changing calls, as libvirtd makes them. */
+function writes(call: Call, domains: Map<string, FakeDomain>) {
+  const to = (state: number) => (d: FakeDomain) => {
+    d.state = state;
+    d.dom = { ...d.dom, id: state === DomainState.SHUTOFF ? -1 : 5 };
+  };
+  const S = DomainState;
+  return {
     create: async (dom: Domain, flags = 0) =>
-      call(
-        'create',
-        dom.uuid,
-        set(flags & DomainCreateFlags.START_PAUSED ? DomainState.PAUSED : DomainState.RUNNING),
-      ).dom,
-    resume: async (dom: Domain) => void call('resume', dom.uuid, set(DomainState.RUNNING)),
-    suspend: async (dom: Domain) => void call('suspend', dom.uuid, set(DomainState.PAUSED)),
-    destroy: async (dom: Domain) => void call('destroy', dom.uuid, set(DomainState.SHUTOFF)),
-    shutdown: async (dom: Domain) => void call('shutdown', dom.uuid, set(DomainState.SHUTOFF)),
+      call('create', dom.uuid, to(flags & DomainCreateFlags.START_PAUSED ? S.PAUSED : S.RUNNING))
+        .dom,
+    resume: async (dom: Domain) => void call('resume', dom.uuid, to(S.RUNNING)),
+    suspend: async (dom: Domain) => void call('suspend', dom.uuid, to(S.PAUSED)),
+    destroy: async (dom: Domain) => void call('destroy', dom.uuid, to(S.SHUTOFF)),
+    shutdown: async (dom: Domain) => void call('shutdown', dom.uuid, to(S.SHUTOFF)),
     managedSave: async (dom: Domain) =>
       void call('managedSave', dom.uuid, (d) => {
-        set(DomainState.SHUTOFF)(d);
+        to(S.SHUTOFF)(d);
         d.managedSave = true;
       }),
     managedSaveRemove: async (dom: Domain) =>
@@ -118,7 +131,6 @@ export function fakeLibvirt(): FakeLibvirt {
     undefine: async (dom: Domain) =>
       void call('undefine', dom.uuid, () => domains.delete(dom.uuid)),
   };
-  return { client: client as unknown as LibvirtClient, domains, calls, fail };
 }
 
 export interface FakePort {
