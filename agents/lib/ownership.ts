@@ -65,7 +65,7 @@ export async function writeNew(path: string, text: string): Promise<void> {
 }
 
 /** Writes the marker naming `owner` into `dir` (a new file). */
-export function writeMarker(dir: string, owner: string, marker: Marker): Promise<void> {
+export async function writeMarker(dir: string, owner: string, marker: Marker): Promise<void> {
   if (!(marker.pattern ?? HOSTNAME).test(owner))
     throw new Error(`invalid owner ${JSON.stringify(owner)} for a ${marker.file} marker`);
   return writeNew(`${dir}/${marker.file}`, `${owner}\n`);
