@@ -5,11 +5,14 @@
  * - one persistent libvirt connection (keepalive, reconnect); its lifecycle events for a
  *   domain of this host, and its reconnects, feed the reconcile queue (links.ts), so
  *   power states follow what happens to guests outside the agent too;
- * - one reconcile key per instance (`instance:<uuid>`, instance.ts), up to
- *   COMPUTE_QUEUE_WIDTH at once; a resync reconciles every instance the API lists for
- *   this host and every instance this host still has (own domains, own instance
- *   directories: never another host's on a shared instances_path), so what the API no
- *   longer claims is removed, and it retries failed tasks the API still has open;
+ * - one reconcile key per instance (`instance:<uuid>`), run by core/reconciler.ts with the
+ *   `instance` kind (instance.ts), up to COMPUTE_QUEUE_WIDTH at once, with the hint's
+ *   revision (the task_id); reports go through core/status.ts to update_instance, only
+ *   when they changed;
+ * - a resync forgets what was reported (sent again) and the failed tasks (tried again),
+ *   and reconciles every instance the API lists for this host and every instance this host
+ *   still has (own domains, own instance directories: never another host's on a shared
+ *   instances_path), so what the API no longer claims is removed;
  * - after a host boot (boot.ts), the first resync that reads the API's list marks every
  *   listed instance `onStart` (an active one whose guest is off is started again); an
  *   instance leaves it when a reconcile of it succeeds, and once none is left the boot
@@ -22,86 +25,75 @@
  *   own domains use (all of them, running or not: a stopped guest keeps its claim).
  */
 import { mkdir } from 'node:fs/promises';
-import { GetHostInstancesResult } from '../../contracts/instances.ts';
+import { PermanentError } from '../../contracts/errors.ts';
+import { GetHostInstancesResult, type UpdateInstanceArgs } from '../../contracts/instances.ts';
 import { PLUGIN_TOPIC } from '../../contracts/messages.ts';
 import { UUID } from '../../contracts/schema.ts';
 import type { AgentControl, AgentHooks } from '../../core/agent.ts';
 import { type KumoConfig, required } from '../../core/config.ts';
+import { createReconciler, type Reconciler } from '../../core/reconciler.ts';
+import { createStatusReporter, type StatusReporter } from '../../core/status.ts';
 import type { LibvirtClient } from '../../host/libvirt/client.ts';
 import { hostResources } from '../../host/system/resources.ts';
 import type { HookDeps } from '../run.ts';
 import { type HostBoot, hostBoot } from './boot.ts';
 import { consoleTail } from './console.ts';
 import { type ComputeSettings, pathsOf } from './desired.ts';
+import { computeSettings, type Usage, usageOf, versionText } from './host-info.ts';
 import { createImageCache, type ImageCache } from './image-cache.ts';
-import { forgetFailures, type InstanceDeps, reconcileInstance } from './instance.ts';
+import { createInstanceKind, forgetFailures, type TaskLedger } from './instance.ts';
 import { ownInstanceIds, referencedImages } from './instance-dir.ts';
 import { connectLibvirt, type LazyOvsdb, lazyOvsdb, watchDomains } from './links.ts';
 import { type KumoMetadata, listOwnDomains } from './observe.ts';
 import { waitPortsActive } from './rpc.ts';
 
-export function computeSettings(config: KumoConfig): ComputeSettings {
-  const instancesPath = config.compute.instances_path ?? `${config.DEFAULT.state_path}/instances`;
-  return {
-    host: config.DEFAULT.host,
-    instancesPath,
-    baseDir: `${instancesPath}/_base`,
-    virtType: config.compute.virt_type,
-    intBridge: config.ovs.integration_bridge,
-    ...(config.ovs.vswitchd_netns ? { vswitchdNetns: config.ovs.vswitchd_netns } : {}),
-    vifPluggingTimeoutMs: config.compute.vif_plugging_timeout * 1000,
-    shutdownTimeoutMs: config.compute.shutdown_timeout * 1000,
-    stateDir: `${config.DEFAULT.state_path}/compute`,
-  };
+/** update_instance for every changed report (the API ends a task only on its own id). */
+function instanceReporter({ broker, log }: HookDeps): StatusReporter<UpdateInstanceArgs> {
+  return createStatusReporter<UpdateInstanceArgs>({
+    async send(changes) {
+      for (const { value } of changes) {
+        await broker.cast(PLUGIN_TOPIC, 'update_instance', value);
+        const { host: _host, instance_id: instanceId, ...report } = value;
+        log.info({ instanceId, ...report }, 'instance reported');
+      }
+    },
+  });
 }
 
-/** libvirt's version number (major * 1e6 + minor * 1e3 + release) as text. */
-const versionText = (v: number) =>
-  `${Math.floor(v / 1e6)}.${Math.floor((v % 1e6) / 1e3)}.${v % 1e3}`;
-
-interface Usage {
-  vcpus_used: number;
-  memory_mb_used: number;
-  local_gb_used: number;
-  running_vms: number;
+function imageCache({ config, runner, log }: HookDeps, settings: ComputeSettings) {
+  let cache: ImageCache | undefined;
+  return () =>
+    (cache ??= createImageCache({
+      dir: settings.baseDir,
+      apiUrl: config.compute.api_url,
+      token: required(config.api.service_token, 'api', 'service_token'),
+      runner,
+      log,
+    }));
 }
 
-function usageOf(own: { dom: { id: number }; meta: KumoMetadata }[]): Usage {
-  const sum = (f: (m: KumoMetadata) => number) => own.reduce((n, d) => n + f(d.meta), 0);
-  return {
-    vcpus_used: sum((m) => m.vcpus),
-    memory_mb_used: sum((m) => m.memoryMiB),
-    local_gb_used: sum((m) => m.diskGiB),
-    running_vms: own.filter((d) => d.dom.id > 0).length,
-  };
-}
-
-function instanceDeps(
-  { config, runner, log, broker }: HookDeps,
-  settings: ComputeSettings,
-  libvirt: LibvirtClient,
-  ovsdb: LazyOvsdb,
-): InstanceDeps {
-  let imageCache: ImageCache | undefined;
-  const deps: InstanceDeps = {
-    libvirt,
+/** The `instance` kind on the reconciler; `applied` hears of every successful apply. */
+function instanceReconciler(a: ComputeAgent, hookDeps: HookDeps): Reconciler {
+  const { runner, log, broker } = hookDeps;
+  const rpc = { broker, host: a.settings.host };
+  const kind = createInstanceKind({
+    libvirt: a.libvirt,
     runner,
     log,
     broker,
-    settings,
-    ovsdb: () => ovsdb.get(),
-    images: () =>
-      (imageCache ??= createImageCache({
-        dir: settings.baseDir,
-        apiUrl: config.compute.api_url,
-        token: required(config.api.service_token, 'api', 'service_token'),
-        runner,
-        log,
-      })),
-    waitPorts: (id) => waitPortsActive(deps, id),
-    state: { done: new Map(), lastPower: new Map(), onStart: new Set() },
-  };
-  return deps;
+    host: a.settings.host,
+    settings: a.settings,
+    ovsdb: () => a.ovsdb.get(),
+    images: a.images,
+    waitPorts: (id, timeoutMs) => waitPortsActive(rpc, id, timeoutMs),
+    reporter: a.reporter,
+    ledger: a.ledger,
+    onStart: a.onStart,
+    applied: (id) => {
+      if (a.onStart.delete(id)) void recordBootIfDone(a);
+    },
+  });
+  return createReconciler({ log, kinds: { instance: kind } });
 }
 
 /**
@@ -121,7 +113,12 @@ interface ComputeAgent {
   libvirt: LibvirtClient;
   ovsdb: LazyOvsdb;
   versions: { libvirt: string; hypervisor: number };
-  deps: InstanceDeps;
+  images(): ImageCache;
+  reporter: StatusReporter<UpdateInstanceArgs>;
+  ledger: TaskLedger;
+  /** Ids to run again if active and off: the host booted, and they are not reconciled since. */
+  onStart: Set<string>;
+  reconciler?: Reconciler;
   metaCache: Map<string, KumoMetadata | null>;
   /** Instance ids this agent has seen as its own. */
   known: Set<string>;
@@ -170,7 +167,7 @@ async function configurations(a: ComputeAgent) {
 
 /** Records the host's boot as dealt with once no instance waits for its restart. */
 async function recordBootIfDone(a: ComputeAgent): Promise<void> {
-  if (!a.boot?.rebooted || a.deps.state.onStart.size > 0) return;
+  if (!a.boot?.rebooted || a.onStart.size > 0) return;
   await a.boot.record().then(
     () => a.log.info({ bootId: a.boot?.current }, 'host boot dealt with; recorded'),
     (e: Error) => a.log.warn({ err: e.message }, 'boot id not recorded'),
@@ -184,11 +181,23 @@ async function recordBootIfDone(a: ComputeAgent): Promise<void> {
 async function pruneImages(a: ComputeAgent): Promise<void> {
   try {
     const keep = await referencedImages(a.settings.instancesPath);
-    const removed = await a.deps.images().prune(keep, { olderThanMs: UNUSED_IMAGE_MIN_AGE_MS });
+    const removed = await a.images().prune(keep, { olderThanMs: UNUSED_IMAGE_MIN_AGE_MS });
     a.log.debug({ kept: [...keep], removed }, 'image cache pruned');
   } catch (e) {
     a.log.warn({ err: (e as Error).message }, 'image cache not pruned');
   }
+}
+
+/**
+ * Forgets, for a resync: failed tasks (tried again), what was reported (sent again), and
+ * anything of instances no longer on this host.
+ */
+function forgetForResync(a: ComputeAgent, ids: ReadonlySet<string>): void {
+  forgetFailures(a.ledger);
+  for (const id of a.ledger.keys()) if (!ids.has(id)) a.ledger.delete(id);
+  for (const key of a.reporter.sentKeys())
+    if (!ids.has(key.slice(key.indexOf(':') + 1))) a.reporter.drop(key);
+  a.reconciler?.forget();
 }
 
 async function resync(a: ComputeAgent): Promise<void> {
@@ -197,24 +206,30 @@ async function resync(a: ComputeAgent): Promise<void> {
   const listed = GetHostInstancesResult.parse(reply).instances;
   if (!a.listRead) {
     a.listRead = true;
-    if (a.boot?.rebooted) for (const id of listed) a.deps.state.onStart.add(id);
+    if (a.boot?.rebooted) for (const id of listed) a.onStart.add(id);
     await recordBootIfDone(a);
   }
-  forgetFailures(a.deps.state);
   const own = await listOwnDomains(a.libvirt, host, a.metaCache);
   const dirs = await ownInstanceIds(a.settings.instancesPath, host);
-  for (const id of new Set([...listed, ...own.map((d) => d.dom.uuid), ...dirs])) enqueue(a, id);
+  const ids = new Set([...listed, ...own.map((d) => d.dom.uuid), ...dirs]);
+  forgetForResync(a, ids);
+  for (const id of ids) enqueue(a, id);
   await pruneImages(a);
 }
 
-async function reconcile(a: ComputeAgent, resource: string, id: string): Promise<void> {
-  if (resource !== 'instance') throw new Error(`kumo-compute-agent does not manage ${resource}`);
-  if (!UUID.test(id)) throw new Error(`not an instance id: ${JSON.stringify(id)}`);
+async function reconcile(
+  a: ComputeAgent,
+  resource: string,
+  id: string,
+  revision?: number,
+): Promise<void> {
+  if (resource !== 'instance')
+    throw new PermanentError(`kumo-compute-agent does not manage ${resource}`);
+  if (!UUID.test(id)) throw new PermanentError(`not an instance id: ${JSON.stringify(id)}`);
   a.known.add(id);
-  await reconcileInstance(a.deps, id);
+  await a.reconciler?.reconcile('instance', id, revision);
   a.metaCache.delete(id);
   a.log.debug({ instanceId: id }, 'instance reconciled');
-  if (a.deps.state.onStart.delete(id)) await recordBootIfDone(a);
 }
 
 async function connect(hookDeps: HookDeps): Promise<ComputeAgent> {
@@ -222,7 +237,7 @@ async function connect(hookDeps: HookDeps): Promise<ComputeAgent> {
   const settings = computeSettings(config);
   const libvirt = await connectLibvirt(config, log);
   const ovsdb = lazyOvsdb(config, log);
-  return {
+  const a: ComputeAgent = {
     config,
     log,
     broker,
@@ -233,12 +248,17 @@ async function connect(hookDeps: HookDeps): Promise<ComputeAgent> {
       libvirt: versionText(await libvirt.getLibVersion()),
       hypervisor: await libvirt.getVersion(),
     },
-    deps: instanceDeps(hookDeps, settings, libvirt, ovsdb),
+    images: imageCache(hookDeps, settings),
+    reporter: instanceReporter(hookDeps),
+    ledger: new Map(),
+    onStart: new Set(),
     metaCache: new Map(),
     known: new Set(),
     listRead: false,
     lastUsage: { vcpus_used: 0, memory_mb_used: 0, local_gb_used: 0, running_vms: 0 },
   };
+  a.reconciler = instanceReconciler(a, hookDeps);
+  return a;
 }
 
 export async function computeHooks(hookDeps: HookDeps): Promise<AgentHooks> {
@@ -256,7 +276,7 @@ export async function computeHooks(hookDeps: HookDeps): Promise<AgentHooks> {
       unwatch = await watchDomains({ ...a, enqueue: (id) => enqueue(a, id) });
     },
     resync: () => resync(a),
-    reconcile: (resource, id) => reconcile(a, resource, id),
+    reconcile: (resource, id, revision) => reconcile(a, resource, id, revision),
     async call(message) {
       if (message.method !== 'get_console_output')
         throw new Error(`kumo-compute-agent does not handle ${message.method}`);

@@ -1,18 +1,24 @@
 /**
- * The compute agent's executor: runs an instance's steps in order against libvirt, the
- * image cache, qemu-img, the filesystem and OVS, stopping at the first failure (a
- * LibvirtError with libvirt's code, a CommandError, an ImageError, an OvsdbError), and
- * returns how long each kind of step took.
+ * The compute agent's executor: an instance's steps run through agents/lib/steps.ts
+ * runSteps (kit steps: OVSDB transactions, `ip` commands), its own kinds through the
+ * `extra` handler here (libvirt, the image cache, qemu-img, the instance directory, the
+ * wait for ACTIVE ports), stopping at the first failure; it measures each spawn phase.
  *
- * Invariants: instance files are written to a temporary name and renamed, and an
- * existing disk is never replaced, so a crash mid-step leaves either nothing or a whole
- * file; files are written only into, and removed only with, a directory whose owner
- * marker names this host (instance-dir.ts); every libvirt call that needs a state
- * (resume, destroy) checks it first, so a step that finds its work already done is a
- * no-op; OVS ports are looked up again right before an unplug (libvirt may have removed
- * them while destroying the domain).
+ * Invariants:
+ * - instance files are written to a temporary name and renamed, and an existing disk is
+ *   never replaced, so a crash mid-step leaves either nothing or a whole file; files are
+ *   written only into, and removed only with, a directory whose owner marker names this
+ *   host (instance-dir.ts, which refuses a foreign one: a PermanentError);
+ * - every libvirt step looks the domain up by uuid and checks the state it needs first
+ *   (resume, destroy), so a step that finds its work already done is a no-op; a domain
+ *   XML libvirt refuses is a PermanentError (retrying sends the same XML);
+ * - `plug-vifs` is a phase: it observes the taps and OVS rows once the domain runs
+ *   (vif.ts), plans from them (vif-plan.ts, pure) and runs those kit steps, so the plug
+ *   decision is made from what is there, never inside a write.
  */
 import { chmod, copyFile, open, rename, rm, stat } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { PermanentError } from '../../contracts/errors.ts';
 import type { Logger } from '../../core/log.ts';
 import {
   type Domain,
@@ -20,46 +26,39 @@ import {
   DomainDefineFlags,
   DomainState,
   type LibvirtClient,
+  LibvirtError,
   UndefineFlags,
+  VirErrorNumber,
 } from '../../host/libvirt/client.ts';
 import { createOverlay } from '../../host/qemu/img.ts';
-import { type DesiredInstance, imagesOf, pathsOf } from './desired.ts';
+import { type ExecutorDeps, runSteps } from '../lib/steps.ts';
 import type { ImageCache } from './image-cache.ts';
 import { createInstanceDir, removeInstanceDir } from './instance-dir.ts';
-import type { Step } from './plan.ts';
-import { findOvsPorts, plugNics, unplugPorts, type VifDeps } from './vif.ts';
+import type { PhaseTimes } from './report.ts';
+import { type ComputeStep, type InstanceStep, phaseOf } from './steps.ts';
+import { observeVifs, type VifDeps } from './vif.ts';
+import { planVifs } from './vif-plan.ts';
 
 export interface ApplyDeps extends VifDeps {
   libvirt: LibvirtClient;
   images(): ImageCache;
   log: Logger;
   /** Resolves once every port of the instance is ACTIVE in the API; rejects on timeout. */
-  waitPorts(instanceId: string): Promise<void>;
+  waitPorts(instanceId: string, timeoutMs: number): Promise<void>;
 }
 
-export interface ApplyTarget {
-  id: string;
-  desired: DesiredInstance | null;
-  /** Tap names of the instance's ports (OVS rows by name, besides those with its vm-uuid). */
-  taps: readonly string[];
-  /** The domain as observed (null: none yet). */
-  dom: Domain | null;
+/** What an apply did: the time of each spawn phase, and the report step it reached. */
+export interface Applied {
+  times: PhaseTimes;
+  report: Extract<ComputeStep, { kind: 'report' }> | null;
 }
-
-export type StepTimes = Partial<Record<Step['kind'], number>>;
 
 const POLL_MS = 250;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const exists = (p: string) =>
   stat(p).then(
     () => true,
     () => false,
   );
-
-function need<T>(v: T | null | undefined, what: string): T {
-  if (v === null || v === undefined) throw new Error(`apply: ${what} is missing`);
-  return v;
-}
 
 /** Copies `from` to `to` through a temporary name; `to` ends up whole or absent. */
 async function copyWhole(from: string, to: string): Promise<void> {
@@ -70,36 +69,33 @@ async function copyWhole(from: string, to: string): Promise<void> {
   await rename(part, to);
 }
 
-async function writeFiles(deps: ApplyDeps, d: DesiredInstance, bases: Map<string, string>) {
-  const p = d.paths;
-  const images = imagesOf(d).map((i) => i.id);
-  await createInstanceDir(p, deps.settings.host, images);
-  const disk = d.rootDisk;
-  if (disk.kind !== 'none' && !(await exists(p.disk))) {
-    const part = `${p.disk}.part`;
-    await rm(part, { force: true });
-    if (disk.kind === 'overlay') {
-      const base = need(bases.get(disk.image.id), `cached image ${disk.image.id}`);
-      const size = disk.sizeBytes === undefined ? {} : { sizeBytes: disk.sizeBytes };
-      await createOverlay(deps.runner, { base, baseFormat: disk.baseFormat, path: part, ...size });
-    } else {
-      await deps.runner.run({
-        argv: ['qemu-img', 'create', '-q', '-f', 'qcow2', part, String(disk.sizeBytes)],
-      });
-    }
-    await rename(part, p.disk);
+async function createDisk(deps: ApplyDeps, step: Extract<ComputeStep, { kind: 'disk' }>) {
+  if (await exists(step.path)) return;
+  const part = `${step.path}.part`;
+  await rm(part, { force: true });
+  const disk = step.disk;
+  if (disk.kind === 'overlay') {
+    if (step.base === null) throw new Error(`disk ${step.path}: an overlay needs its base`);
+    const size = disk.sizeBytes === undefined ? {} : { sizeBytes: disk.sizeBytes };
+    await createOverlay(deps.runner, {
+      base: step.base,
+      baseFormat: disk.baseFormat,
+      path: part,
+      ...size,
+    });
+  } else {
+    await deps.runner.run({
+      argv: ['qemu-img', 'create', '-q', '-f', 'qcow2', part, String(disk.sizeBytes)],
+    });
   }
-  if (d.kernel) await copyWhole(need(bases.get(d.kernel.id), 'cached kernel'), p.kernel);
-  if (d.ramdisk) await copyWhole(need(bases.get(d.ramdisk.id), 'cached ramdisk'), p.ramdisk);
-  await (await open(p.console, 'a', 0o644)).close();
+  await rename(part, step.path);
 }
 
 /** Shuts the guest down (ACPI) and waits up to `timeoutMs`, then powers it off. */
-async function stopDomain(deps: ApplyDeps, dom: Domain, graceful: boolean): Promise<void> {
+async function stopDomain(deps: ApplyDeps, dom: Domain, graceful: boolean, timeoutMs: number) {
   const lv = deps.libvirt;
   const off = async () => (await lv.getState(dom)).state === DomainState.SHUTOFF;
   if (await off()) return;
-  const timeoutMs = deps.settings.shutdownTimeoutMs;
   if (graceful && timeoutMs > 0) {
     await lv
       .shutdown(dom)
@@ -116,80 +112,106 @@ async function stopDomain(deps: ApplyDeps, dom: Domain, graceful: boolean): Prom
   if (!(await off())) await lv.destroy(dom);
 }
 
-async function resumeDomain(lv: LibvirtClient, dom: Domain): Promise<void> {
-  if ((await lv.getState(dom)).state === DomainState.PAUSED) await lv.resume(dom);
+/** libvirt's answers to a domain XML it will never take. */
+const REFUSED = new Set<number>([
+  VirErrorNumber.VIR_ERR_XML_ERROR,
+  VirErrorNumber.VIR_ERR_XML_DETAIL,
+  VirErrorNumber.VIR_ERR_CONFIG_UNSUPPORTED,
+  VirErrorNumber.VIR_ERR_INVALID_ARG,
+]);
+
+async function define(lv: LibvirtClient, xml: string): Promise<void> {
+  try {
+    await lv.defineXml(xml, DomainDefineFlags.VALIDATE);
+  } catch (e) {
+    if (e instanceof LibvirtError && REFUSED.has(e.code))
+      throw new PermanentError(`libvirt refuses the domain: ${e.message}`, { cause: e });
+    throw e;
+  }
 }
 
-/** The steps that are one libvirt call on the domain (after a state check for resume). */
-function domainStep(lv: LibvirtClient, dom: Domain, step: Step): Promise<void> {
+type DomainStep = Extract<ComputeStep, { uuid: string }>;
+
+async function domainStep(deps: ApplyDeps, step: DomainStep): Promise<void> {
+  const lv = deps.libvirt;
+  const dom = await lv.lookupByUuid(step.uuid);
   switch (step.kind) {
+    case 'start-paused':
+      await lv.create(dom, DomainCreateFlags.START_PAUSED);
+      return;
     case 'resume':
-      return resumeDomain(lv, dom);
+      if ((await lv.getState(dom)).state === DomainState.PAUSED) await lv.resume(dom);
+      return;
     case 'pause':
       return lv.suspend(dom);
+    case 'stop':
+      return stopDomain(deps, dom, step.graceful, step.timeoutMs);
     case 'managed-save':
       return lv.managedSave(dom);
     case 'discard-save':
       return lv.managedSaveRemove(dom);
     case 'undefine':
       return lv.undefine(dom, UndefineFlags.MANAGED_SAVE);
-    default:
-      throw new Error(`apply: ${step.kind} is not a domain step`);
   }
 }
 
-async function runStep(
-  deps: ApplyDeps,
-  t: ApplyTarget,
-  step: Step,
-  bases: Map<string, string>,
-): Promise<void> {
-  const lv = deps.libvirt;
-  const dom = () => need(t.dom, 'domain');
-  const desired = () => need(t.desired, 'desired instance');
+/** Observes the VIFs of the running domain, plans their plug, runs it. */
+async function plugVifs(deps: ApplyDeps, step: Extract<ComputeStep, { kind: 'plug-vifs' }>) {
+  const v = step.vifs;
+  const observed = await observeVifs(deps, { vmUuid: v.vmUuid, nics: v.nics, netns: v.netns });
+  await runSteps(executorDeps(deps), planVifs(v, observed), { instanceId: v.vmUuid });
+}
+
+async function ownStep(deps: ApplyDeps, step: Exclude<ComputeStep, { kind: 'report' }>) {
   switch (step.kind) {
-    case 'images':
-      for (const image of imagesOf(desired()))
-        bases.set(image.id, await deps.images().ensure(image));
+    case 'image-fetch':
+      for (const image of step.images) await deps.images().ensure(image);
       return;
-    case 'files':
-      return writeFiles(deps, desired(), bases);
+    case 'instance-dir':
+      return createInstanceDir(step.paths, step.host, step.imageIds);
+    case 'disk':
+      return createDisk(deps, step);
+    case 'copy':
+      return copyWhole(step.from, step.to);
+    case 'touch':
+      return (await open(step.path, 'a', 0o644)).close();
     case 'define':
-      t.dom = await lv.defineXml(desired().xml, DomainDefineFlags.VALIDATE);
-      return;
-    case 'start':
-      t.dom = await lv.create(dom(), DomainCreateFlags.START_PAUSED);
-      return;
-    case 'plug':
-      return plugNics(deps, t.id, desired().nics);
+      return define(deps.libvirt, step.xml);
+    case 'plug-vifs':
+      return plugVifs(deps, step);
     case 'wait-ports':
-      return deps.waitPorts(t.id);
-    case 'stop':
-      return stopDomain(deps, dom(), step.graceful);
-    case 'unplug': {
-      const ovsdb = await deps.ovsdb();
-      return unplugPorts(ovsdb, await findOvsPorts(ovsdb, t.id, t.taps));
-    }
-    case 'remove-files':
-      return removeInstanceDir(pathsOf(deps.settings, t.id), deps.settings.host);
+      return deps.waitPorts(step.instanceId, step.timeoutMs);
+    case 'remove-instance-dir':
+      return removeInstanceDir(step.paths, step.host);
     default:
-      return domainStep(lv, dom(), step);
+      return domainStep(deps, step);
   }
 }
 
-/** Runs the steps in order; the first failure propagates. Returns ms per step kind. */
-export async function applyInstance(
+export const executorDeps = (deps: ApplyDeps): ExecutorDeps => ({
+  runner: deps.runner,
+  log: deps.log,
+  ovsdb: deps.ovsdb,
+});
+
+/** Runs the steps in order (the first failure propagates); returns what it did. */
+export async function runInstanceSteps(
   deps: ApplyDeps,
-  target: ApplyTarget,
-  steps: readonly Step[],
-): Promise<StepTimes> {
-  const times: StepTimes = {};
-  const bases = new Map<string, string>();
+  id: string,
+  steps: readonly InstanceStep[],
+): Promise<Applied> {
+  const applied: Applied = { times: {}, report: null };
+  const extra = async (step: ComputeStep) => {
+    if (step.kind === 'report') applied.report = step;
+    else await ownStep(deps, step);
+  };
+  const exec = executorDeps(deps);
   for (const step of steps) {
     const t0 = performance.now();
-    deps.log.debug({ instanceId: target.id, step: step.kind, why: step.why }, 'instance step');
-    await runStep(deps, target, step, bases);
-    times[step.kind] = Math.round((times[step.kind] ?? 0) + performance.now() - t0);
+    await runSteps(exec, [step], { instanceId: id }, extra);
+    const phase = phaseOf(step);
+    if (phase)
+      applied.times[phase] = Math.round((applied.times[phase] ?? 0) + performance.now() - t0);
   }
-  return times;
+  return applied;
 }

@@ -1,24 +1,19 @@
 /**
- * What one instance must look like on this host, from the API's InstanceSpec: the intent
- * its (vm_state, task_state) asks for, its files under `<instances_path>/<uuid>/`, its
- * root disk, its kernel and ramdisk, its NICs and its rendered domain XML. Pure.
+ * What one instance's domain must be on this host, from the API's InstanceSpec: its files
+ * under `<instances_path>/<uuid>/`, its root disk, its kernel and ramdisk, its NICs and
+ * its rendered domain XML. Pure.
  *
  * Invariants: the domain XML is rendered (and so validated and escaped) here, before any
  * host object exists, so a spec the renderer refuses fails its spawn without leaving
- * anything behind; every path is built from the validated uuid and fixed file names;
- * an image that cannot be booted (a ramdisk alone, a kernel without a kernel image) is an
- * `InstanceSpecError` naming why.
+ * anything behind; tap names come only from host/ip/names `portDevice`; every path is
+ * built from the validated uuid and fixed file names; an image that cannot be booted (a
+ * ramdisk alone, a kernel without a kernel image) is an `InstanceSpecError` naming why.
  */
 import { createHash } from 'node:crypto';
+import { PermanentError } from '../../contracts/errors.ts';
 import type { InstanceImage, InstanceSpec } from '../../contracts/instances.ts';
-import type { VmState } from '../../contracts/servers.ts';
-import {
-  type DomainSpec,
-  instanceName,
-  renderDomainXml,
-  tapName,
-  type VirtType,
-} from './domain.ts';
+import { portDevice } from '../../host/ip/names.ts';
+import { type DomainSpec, instanceName, renderDomainXml, type VirtType } from './domain.ts';
 
 export interface ComputeSettings {
   /** `[DEFAULT] host`: written into every domain's metadata; only such domains are ours. */
@@ -36,63 +31,11 @@ export interface ComputeSettings {
   stateDir: string;
 }
 
-/** A spec that cannot become a domain; its spawn fails with this message. */
-export class InstanceSpecError extends Error {
-  override name = 'InstanceSpecError';
-}
-
-/** What the instance's state asks of this host. `settled`: no task, only report. */
-export type Intent =
-  | 'absent'
-  | 'spawn'
-  | 'reboot-soft'
-  | 'reboot-hard'
-  | 'stop'
-  | 'start'
-  | 'pause'
-  | 'unpause'
-  | 'suspend'
-  | 'resume'
-  | 'settled';
-
-/** The vm_state a finished task leads to (Nova's). */
-export const TASK_RESULT: Partial<Record<Intent, VmState>> = {
-  spawn: 'active',
-  'reboot-soft': 'active',
-  'reboot-hard': 'active',
-  stop: 'stopped',
-  start: 'active',
-  pause: 'paused',
-  unpause: 'active',
-  suspend: 'suspended',
-  resume: 'active',
-};
-
-export function intentOf(spec: InstanceSpec | null): Intent {
-  if (spec === null || spec.vm_state === 'deleted' || spec.task_state === 'deleting')
-    return 'absent';
-  switch (spec.task_state) {
-    case 'scheduling':
-    case 'spawning':
-      return 'spawn';
-    case 'rebooting':
-      return 'reboot-soft';
-    case 'rebooting_hard':
-      return 'reboot-hard';
-    case 'powering-off':
-      return 'stop';
-    case 'powering-on':
-      return 'start';
-    case 'pausing':
-      return 'pause';
-    case 'unpausing':
-      return 'unpause';
-    case 'suspending':
-      return 'suspend';
-    case 'resuming':
-      return 'resume';
-    default:
-      return spec.vm_state === 'building' ? 'spawn' : 'settled';
+/** A spec that cannot become a domain; its spawn fails with this message (not retried). */
+export class InstanceSpecError extends PermanentError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'InstanceSpecError';
   }
 }
 
@@ -185,13 +128,17 @@ function bootImages(spec: InstanceSpec): { rootDisk: RootDisk; kernel: InstanceI
   }
 }
 
-function nicsOf(spec: InstanceSpec): DesiredNic[] {
-  return spec.ports.map((p) => ({
-    portId: p.id,
-    mac: p.mac_address.toLowerCase(),
-    tap: tapName(p.id),
-    mtu: p.mtu,
-  }));
+/** The NICs of the spec's ports; tap names from host/ip/names (a bad port id is refused). */
+export function nicsOf(spec: InstanceSpec): DesiredNic[] {
+  return spec.ports.map((p) => {
+    let tap: string;
+    try {
+      tap = portDevice('tap', p.id);
+    } catch (e) {
+      throw new InstanceSpecError((e as Error).message, { cause: e });
+    }
+    return { portId: p.id, mac: p.mac_address.toLowerCase(), tap, mtu: p.mtu };
+  });
 }
 
 /** The direct kernel boot fields of the domain: kernel, ramdisk and command line. */

@@ -1,7 +1,7 @@
 /**
- * What a Kumo libvirt domain is made from (`DomainSpec`), Nova's names for it
- * (`instance-%08x`, `tap` + 11 characters of a port id), and the validation every spec
- * passes before anything is rendered.
+ * What a Kumo libvirt domain is made from (`DomainSpec`), Nova's instance name
+ * (`instance-%08x`; tap names are host/ip/names.ts `portDevice('tap', portId)`), and the
+ * validation every spec passes before anything is rendered.
  *
  * Invariant: `validateDomainSpec` returns only values that are safe to write into domain
  * XML and to hand to libvirt as names, paths and a kernel command line, or throws a
@@ -9,8 +9,10 @@
  * the command line are the contract's `DOMAIN_LIMITS`, so the API refuses at create
  * exactly what the domain cannot take.
  */
+import { PermanentError } from '../../contracts/errors.ts';
 import { HOSTNAME } from '../../contracts/schema.ts';
 import { DOMAIN_LIMITS, domainTextProblem } from '../../contracts/servers.ts';
+import { portDevice } from '../../host/ip/names.ts';
 
 export type VirtType = 'kvm' | 'qemu';
 export type DiskFormat = 'qcow2' | 'raw';
@@ -57,7 +59,8 @@ export interface DomainSpec {
   };
 }
 
-export class DomainSpecError extends Error {
+/** A spec that cannot become a domain: permanent (retrying renders the same refusal). */
+export class DomainSpecError extends PermanentError {
   readonly field: string;
   constructor(field: string, problem: string) {
     super(`invalid domain spec: ${field} ${problem}`);
@@ -80,11 +83,6 @@ export function instanceName(id: number): string {
     throw new DomainSpecError('id', `must be an integer in 0..2^32-1, got ${String(id)}`);
   }
   return `instance-${id.toString(16).padStart(8, '0')}`;
-}
-
-/** The tap device of a port: `tap` + the first 11 characters of its id (14-char limit). */
-export function tapName(portId: string): string {
-  return `tap${portId.slice(0, 11)}`;
 }
 
 function str(field: string, v: unknown): string {
@@ -199,7 +197,7 @@ function checkNics(nics: unknown): CheckedNic[] {
   const checked = (nics as DomainNic[]).map(checkNic);
   const seen = new Set<string>();
   checked.forEach((n, i) => {
-    for (const key of [n.portId, n.mac, tapName(n.portId)]) {
+    for (const key of [n.portId, n.mac, portDevice('tap', n.portId)]) {
       if (seen.has(key)) throw new DomainSpecError(`nics[${i}]`, `repeats ${key}`);
       seen.add(key);
     }

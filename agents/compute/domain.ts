@@ -12,11 +12,11 @@
  * Pure: `renderDomainXml(spec)` validates every field first (domain-spec.ts: a
  * `DomainSpecError` that names the field) and escapes every value it writes.
  */
+import { portDevice } from '../../host/ip/names.ts';
 import {
   type CheckedNic,
   type CheckedSpec,
   type DomainSpec,
-  tapName,
   validateDomainSpec,
 } from './domain-spec.ts';
 
@@ -26,7 +26,6 @@ export {
   type DomainSpec,
   DomainSpecError,
   instanceName,
-  tapName,
   type VifType,
   type VirtType,
   validateDomainSpec,
@@ -102,9 +101,9 @@ function renderNic(n: CheckedNic, add: Add): void {
     add(3, "<virtualport type='openvswitch'>");
     add(4, `<parameters interfaceid='${e(n.portId)}'/>`);
     add(3, '</virtualport>');
-    add(3, `<target dev='${e(tapName(n.portId))}'/>`);
+    add(3, `<target dev='${e(portDevice('tap', n.portId))}'/>`);
   } else {
-    add(3, `<target dev='${e(tapName(n.portId))}' managed='yes'/>`);
+    add(3, `<target dev='${e(portDevice('tap', n.portId))}' managed='yes'/>`);
   }
   add(3, "<model type='virtio'/>");
   if (n.mtu !== undefined) add(3, `<mtu size='${n.mtu}'/>`);

@@ -20,6 +20,7 @@ import { join, resolve } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import { PermanentError } from '../../contracts/errors.ts';
 import type { InstanceImage } from '../../contracts/instances.ts';
 import { UUID } from '../../contracts/schema.ts';
 import { CommandError, type CommandRunner } from '../../core/exec.ts';
@@ -27,7 +28,7 @@ import type { Logger } from '../../core/log.ts';
 import { type ImageInfo, imgInfo } from '../../host/qemu/img.ts';
 
 /** A permanent problem of the image itself: retrying the download cannot help. */
-export class ImageError extends Error {
+export class ImageError extends PermanentError {
   readonly imageId: string;
   constructor(imageId: string, message: string, options?: ErrorOptions) {
     super(`image ${imageId}: ${message}`, options);

@@ -1,7 +1,8 @@
 /**
  * The instance directory `<instances_path>/<uuid>/` and which host owns it.
  * `instances_path` may be shared between hosts (NFS, as Nova deployments do), so a
- * directory is this host's only when its owner marker `<dir>/host` names `[DEFAULT] host`.
+ * directory is this host's only when its owner marker `<dir>/host` names `[DEFAULT] host`
+ * (agents/lib/ownership.ts: bounded, validated reads; marker-last removal).
  *
  * Invariants:
  * - a `<uuid>` directory comes into being whole: it is built under this host's staging
@@ -10,17 +11,33 @@
  *   Kumo agent, and no agent enumerates, writes into or removes it;
  * - an agent enumerates and removes only directories whose marker names its host, and
  *   its own staging directories (what a crash mid-build left);
- * - markers and image lists are read bounded and validated: a shared directory's content
- *   is never trusted as a name or a path.
+ * - image lists are read bounded and validated: only uuids are taken from them.
  */
-import { chmod, mkdir, open, readdir, rename, rmdir, stat, unlink } from 'node:fs/promises';
-import { HOSTNAME, UUID } from '../../contracts/schema.ts';
+import { chmod, mkdir, rename, stat } from 'node:fs/promises';
+import { PermanentError } from '../../contracts/errors.ts';
+import { UUID } from '../../contracts/schema.ts';
+import {
+  entriesOf,
+  listOwned,
+  type Marker,
+  readBounded,
+  readOwner as readMarker,
+  removeOwned,
+  removeTree,
+  writeMarker,
+  writeNew,
+} from '../lib/ownership.ts';
 import { hostTag, type InstancePaths, ownerText } from './desired.ts';
 
 /** The directory exists and is not this host's: nothing may be written into it. */
-export class ForeignDirectoryError extends Error {
-  override name = 'ForeignDirectoryError';
+export class ForeignDirectoryError extends PermanentError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ForeignDirectoryError';
+  }
 }
+
+export const OWNER_MARKER: Marker = { file: 'host' };
 
 const exists = (path: string) =>
   stat(path).then(
@@ -28,43 +45,8 @@ const exists = (path: string) =>
     () => false,
   );
 
-const NOT_A_FILE = new Set(['ENOENT', 'ENOTDIR', 'EISDIR']);
-
-/** At most `max` bytes of `path` as text; null when it is not a readable file. */
-async function readBounded(path: string, max: number): Promise<string | null> {
-  try {
-    const fh = await open(path, 'r');
-    try {
-      const buf = Buffer.alloc(max);
-      const { bytesRead } = await fh.read(buf, 0, max, 0);
-      return buf.subarray(0, bytesRead).toString('utf8');
-    } finally {
-      await fh.close();
-    }
-  } catch (e) {
-    if (NOT_A_FILE.has((e as NodeJS.ErrnoException).code ?? '')) return null;
-    throw e;
-  }
-}
-
 /** The host named by the directory's marker; null without a (valid) marker. */
-export async function readOwner(dir: string): Promise<string | null> {
-  const text = await readBounded(`${dir}/host`, 256);
-  const host = text?.trim() ?? '';
-  return HOSTNAME.test(host) ? host : null;
-}
-
-/** Writes `text` as a new 0644 file. */
-async function writeNew(path: string, text: string): Promise<void> {
-  const fh = await open(path, 'wx', 0o644);
-  try {
-    await fh.chmod(0o644);
-    await fh.writeFile(text);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
+export const readOwner = (dir: string) => readMarker(dir, OWNER_MARKER);
 
 /**
  * Makes the instance directory this host's (marker and image list inside) unless it is
@@ -87,59 +69,32 @@ export async function createInstanceDir(
   await removeTree(staging);
   await mkdir(staging, { mode: 0o755 });
   await chmod(staging, 0o755); // libvirt's qemu user reads the files below, whatever the umask
-  await writeNew(`${staging}/host`, `${host}\n`);
+  await writeMarker(staging, host, OWNER_MARKER);
   await writeNew(`${staging}/images`, imageIds.map((id) => `${id}\n`).join(''));
   await rename(staging, paths.dir);
-}
-
-const ignoreMissing = (e: NodeJS.ErrnoException) => {
-  if (e.code !== 'ENOENT') throw e;
-};
-
-/**
- * Removes a directory tree, its entry `last` (the owner marker) after every other one, so
- * a removal cut short leaves a directory still marked as its host's. Unlike fs.rm, a file
- * that cannot be removed fails with its own error (EPERM of an immutable file, not a
- * misleading ENOTDIR), which the fault shows.
- */
-async function removeTree(path: string, last?: string): Promise<void> {
-  const entries = await readdir(path, { withFileTypes: true }).catch((e: NodeJS.ErrnoException) => {
-    if (e.code === 'ENOENT') return [];
-    throw e;
-  });
-  const ordered = [
-    ...entries.filter((e) => e.name !== last),
-    ...entries.filter((e) => e.name === last),
-  ];
-  for (const entry of ordered) {
-    const child = `${path}/${entry.name}`;
-    if (entry.isDirectory()) await removeTree(child);
-    else await unlink(child).catch(ignoreMissing);
-  }
-  await rmdir(path).catch(ignoreMissing);
 }
 
 /** Removes this host's staging directory, and the instance directory if it is this host's. */
 export async function removeInstanceDir(paths: InstancePaths, host: string): Promise<void> {
   await removeTree(paths.staging);
-  if ((await readOwner(paths.dir)) === host) await removeTree(paths.dir, 'host');
+  await removeOwned(paths.dir, host, OWNER_MARKER);
 }
 
 const STAGING = /^\.([0-9a-f-]{36})\.part-([0-9a-f]{16})$/;
 
 /** Ids of the instance directories (and staging directories) of `host` under `instancesPath`. */
 export async function ownInstanceIds(instancesPath: string, host: string): Promise<string[]> {
-  const names = await readdir(instancesPath).catch(() => [] as string[]);
   const tag = hostTag(host);
-  const ids: string[] = [];
-  for (const name of names) {
-    const staged = STAGING.exec(name);
-    if (staged && staged[2] === tag && UUID.test(staged[1] as string))
-      ids.push(staged[1] as string);
-    else if (UUID.test(name) && (await readOwner(`${instancesPath}/${name}`)) === host)
-      ids.push(name);
-  }
-  return [...new Set(ids)];
+  const staged = (await entriesOf(instancesPath)).flatMap((name) => {
+    const m = STAGING.exec(name);
+    return m && m[2] === tag && UUID.test(m[1] as string) ? [m[1] as string] : [];
+  });
+  const owned = await listOwned(instancesPath, {
+    idPattern: UUID,
+    marker: OWNER_MARKER,
+    owner: host,
+  });
+  return [...new Set([...staged, ...owned])];
 }
 
 /**
@@ -147,10 +102,8 @@ export async function ownInstanceIds(instancesPath: string, host: string): Promi
  * whichever host owns it: on shared storage the image cache is shared too.
  */
 export async function referencedImages(instancesPath: string): Promise<Set<string>> {
-  const names = await readdir(instancesPath).catch(() => [] as string[]);
   const ids = new Set<string>();
-  for (const name of names) {
-    if (!UUID.test(name)) continue;
+  for (const name of await listOwned(instancesPath, { idPattern: UUID })) {
     const text = await readBounded(`${instancesPath}/${name}/images`, 4096);
     for (const line of text?.split('\n') ?? []) if (UUID.test(line.trim())) ids.add(line.trim());
   }

@@ -1,249 +1,244 @@
 /**
- * One instance's reconcile: ask the API for it (get_instance), observe, plan, apply, and
- * tell the API what happened (update_instance: power_state from libvirt, the task_id it
- * observed, and the task it finished with the vm_state it leads to, its fault, its spawn
- * timings, or `deleted`).
+ * The compute agent's resource kind `instance` for core/reconciler.ts: fetch (get_instance)
+ * → target (pure, target.ts) → observe (read-only: domain, files, VIFs) → plan (pure) →
+ * apply (runSteps with the agent's own step kinds) → report (update_instance, through the
+ * status reporter: power_state from libvirt after the steps, the task_id it observed, and
+ * the task it finished with its vm_state, fault, spawn timings, or `deleted`).
+ *
+ * Why one reconcile suffices for a spawn: the only thing a plan cannot observe up front is
+ * a tap libvirt makes when the domain starts, so plugging is the phase step `plug-vifs`
+ * (observe the VIFs, plan, run) inside the one step list; everything else is planned from
+ * the first observation.
  *
  * Invariants:
- * - a task that succeeded is done at most once per agent process: its report is kept by
- *   task_id and sent again (with the current power state) when the same task comes back,
- *   so a lost or late report never makes a reboot happen twice; a failed task's report is
- *   kept the same way until the next full resync (`forgetFailures`), after which a task
- *   the API still has open (its report was lost) is tried again;
- * - a spawn that fails for any reason but a lost connection (libvirtd, OVSDB, broker:
- *   those retry) removes everything it made (domain, files, OVS ports) and reports ERROR
- *   with the reason (so does a spawn onto a uuid whose domain or directory is not ours,
- *   which is left alone); a delete that fails reports ERROR with the reason (the user may
- *   delete again); another task that fails reports the fault and leaves the vm_state as
- *   it was (Nova's reverts_task_state), and the host as it is;
- * - every report carries the spec's task_id as `observed_task_id`, so the API can drop a
- *   report overtaken by a newer task;
- * - a spawn waiting for its ports stops waiting when the instance is no longer spawning
- *   (deleted meanwhile): the next reconcile, already queued by the hint, tears it down;
- * - an instance in `onStart` (the host booted) stays there until one of its reconciles
- *   succeeds (the caller removes it), so a failed restart is retried as a restart;
- * - without a task the API hears from us only when the power state changed since our
- *   last report, or the host changed; about an instance it no longer knows, only that
- *   what was left of it has been removed (`deleted`).
+ * - the hint's revision is the task_id: a hint for a task already applied is skipped, and
+ *   a task this process finished (`ledger`) plans nothing and reports its outcome again
+ *   (a lost or late report never makes a reboot happen twice); a failed task stays in the
+ *   ledger until the next full resync (`forgetFailures`), which tries it again;
+ * - errors by class: libvirt's and OVSDB's connection and timeout errors become a
+ *   TransientError (retried, no status change); a task that fails is reported as the plan
+ *   said (a spawn is torn down first and ends in ERROR) through a TaskFailedError, a
+ *   PermanentError: not retried until the next resync; without a task, a PermanentError
+ *   is not retried and any other error is (with backoff), and nothing is reported;
+ * - a spawn waiting for its ports stops when the instance is no longer spawning (deleted
+ *   meanwhile) and reports nothing: the next reconcile, queued by the hint, tears it down;
+ * - an instance whose domain is not ours and that has no task is reported on never; one
+ *   the API no longer knows only when what was left of it has been removed (`deleted`).
  */
-
-import type { InstanceSpec, UpdateInstanceArgs } from '../../contracts/instances.ts';
-import { PLUGIN_TOPIC } from '../../contracts/messages.ts';
-import { type ApplyDeps, applyInstance } from './apply.ts';
+import { PermanentError, TransientError } from '../../contracts/errors.ts';
+import type { UpdateInstanceArgs } from '../../contracts/instances.ts';
+import type { PowerState } from '../../contracts/servers.ts';
+import type { ResourceKindSpec } from '../../core/reconciler.ts';
+import type { StatusReporter } from '../../core/status.ts';
+import { LibvirtConnectionError, LibvirtTimeoutError } from '../../host/libvirt/client.ts';
+import { OvsdbConnectionError, OvsdbTimeoutError } from '../../host/ovs/ovsdb.ts';
+import { type Applied, type ApplyDeps, runInstanceSteps } from './apply.ts';
+import type { ComputeSettings } from './desired.ts';
+import { type ObservedInstance, observeDomain, observeInstance } from './observe.ts';
+import { failedTask, planInstance, powerStateOf, teardownSteps } from './plan.ts';
+import { faultOf, type Report, spawnTimings, updateArgs } from './report.ts';
+import { getInstance, type RpcDeps, SpawnAborted } from './rpc.ts';
+import type { InstanceStep } from './steps.ts';
 import {
-  type ComputeSettings,
-  type DesiredInstance,
-  desiredInstance,
-  intentOf,
-  pathsOf,
-  vifMode,
-} from './desired.ts';
-import { tapName } from './domain.ts';
-import { observeDomain, observeInstance } from './observe.ts';
-import { planInstance, powerStateOf } from './plan.ts';
-import {
-  faultOf,
-  getInstance,
-  type Report,
-  type RpcDeps,
-  SpawnAborted,
-  spawnTimings,
-} from './rpc.ts';
+  type FetchedInstance,
+  type FinishedTask,
+  type InstanceTarget,
+  instanceTarget,
+} from './target.ts';
 
-interface Done {
-  taskId: number;
-  report: Report;
-  /** The task failed: a resync forgets it, so it is tried again if the API still has it. */
-  failed: boolean;
+/** A task failed: what the API is told (vm_state and fault); not retried until a resync. */
+export class TaskFailedError extends PermanentError {
+  readonly update: UpdateInstanceArgs;
+  constructor(update: UpdateInstanceArgs, cause: unknown) {
+    super(update.fault?.message ?? 'task failed', { cause });
+    this.name = 'TaskFailedError';
+    this.update = update;
+  }
 }
 
-export interface InstanceState {
-  /** id → the last task this process finished and what it reported. */
-  done: Map<string, Done>;
-  /** id → the power state last reported. */
-  lastPower: Map<string, number>;
-  /** Ids to run again if active and off: the host booted, and they are not reconciled since. */
-  onStart: Set<string>;
+const TRANSIENT = [
+  LibvirtConnectionError,
+  LibvirtTimeoutError,
+  OvsdbConnectionError,
+  OvsdbTimeoutError,
+];
+
+/** A daemon briefly away is a TransientError; every other error keeps its class. */
+export function classify(e: unknown): Error {
+  const err = e instanceof Error ? e : new Error(String(e));
+  if (TRANSIENT.some((c) => err instanceof c))
+    return new TransientError(err.message, { cause: err });
+  return err;
 }
+
+/** Tasks this process finished, by instance id. */
+export type TaskLedger = Map<string, FinishedTask>;
 
 /** Called by a full resync: failed tasks the API still has open run again. */
-export function forgetFailures(state: InstanceState): void {
-  for (const [id, d] of state.done) if (d.failed) state.done.delete(id);
+export function forgetFailures(ledger: TaskLedger): void {
+  for (const [id, d] of ledger) if (d.failed) ledger.delete(id);
 }
 
 export interface InstanceDeps extends ApplyDeps, RpcDeps {
   settings: ComputeSettings;
-  state: InstanceState;
+  reporter: StatusReporter<UpdateInstanceArgs>;
+  ledger: TaskLedger;
+  /** Ids to run again if active and off: the host booted, and they are not reconciled since. */
+  onStart: ReadonlySet<string>;
+  /** An apply of the instance succeeded. */
+  applied(id: string): void;
 }
 
-const TRANSIENT = new Set([
-  'LibvirtConnectionError',
-  'LibvirtTimeoutError',
-  'OvsdbConnectionError',
-  'OvsdbTimeoutError',
-  'TransientError',
-]);
-const transient = (e: unknown) => e instanceof Error && TRANSIENT.has(e.name);
-
-async function send(
-  deps: InstanceDeps,
-  id: string,
-  spec: InstanceSpec | null,
-  report: Report,
-  power?: number,
-) {
-  const power_state = (power ??
-    powerStateOf(await observeDomain(deps.libvirt, id))) as UpdateInstanceArgs['power_state'];
-  const args: UpdateInstanceArgs = {
-    host: deps.settings.host,
-    instance_id: id,
-    power_state,
-    ...(spec ? { observed_task_id: spec.task_id } : {}),
-    ...report,
-  };
-  await deps.broker.cast(PLUGIN_TOPIC, 'update_instance', args);
-  deps.state.lastPower.set(id, power_state);
-  deps.log.info({ instanceId: id, ...report, power_state }, 'instance reported');
+/** What an apply leaves for the report: the power state after it, and the task's report. */
+interface Outcome {
+  /** null: the domain is not ours (nothing to say about it without a task). */
+  power: PowerState | null;
+  report: Report | null;
+  abandoned: boolean;
 }
 
-const tapsOf = (spec: InstanceSpec | null) => spec?.ports.map((p) => tapName(p.id)) ?? [];
-
-/** Removes everything of the instance from the host (teardown plan, applied). */
-async function teardown(deps: InstanceDeps, id: string, spec: InstanceSpec | null) {
-  const nics = (spec?.ports ?? []).map((p) => ({
-    portId: p.id,
-    mac: p.mac_address,
-    tap: tapName(p.id),
-    mtu: p.mtu,
-  }));
-  const observed = await observeInstance(deps, id, pathsOf(deps.settings, id), {
-    nics,
-    ovs: true,
-  });
-  const plan = planInstance({
-    intent: 'absent',
-    desired: null,
-    observed,
-    host: deps.settings.host,
-    vif: vifMode(deps.settings),
-    onStart: false,
-    vmState: null,
-  });
-  const target = { id, desired: null, taps: tapsOf(spec), dom: observed.domain?.dom ?? null };
-  await applyInstance(deps, target, plan.steps);
+async function powerAfter(deps: InstanceDeps, id: string): Promise<PowerState | null> {
+  const dom = await observeDomain(deps.libvirt, id);
+  return dom && dom.meta?.host !== deps.settings.host ? null : powerStateOf(dom);
 }
 
-type Outcome = { report: Report; failed: boolean } | null;
-
-/** A failed spawn: everything it made is removed (best effort), and it ends in ERROR. */
-async function failSpawn(deps: InstanceDeps, spec: InstanceSpec, e: unknown): Promise<Outcome> {
-  deps.log.warn({ instanceId: spec.id, err: (e as Error).message }, 'spawn failed; tearing down');
+/** Removes what a failed spawn made (best effort; a daemon away is retried). */
+async function tearDown(deps: InstanceDeps, target: InstanceTarget): Promise<void> {
+  const t = { ...target, intent: 'absent' as const };
   try {
-    await teardown(deps, spec.id, spec);
-  } catch (cleanup) {
-    if (transient(cleanup)) throw cleanup;
-    const err = (cleanup as Error).message;
-    deps.log.warn({ instanceId: spec.id, err }, 'teardown after a failed spawn failed');
-  }
-  return {
-    report: { task_done: spec.task_id, vm_state: 'error', fault: faultOf(e) },
-    failed: true,
-  };
-}
-
-/** Observes the instance and plans for its intent. */
-async function observeAndPlan(
-  deps: InstanceDeps,
-  id: string,
-  spec: InstanceSpec | null,
-  onStart: boolean,
-) {
-  const intent = intentOf(spec);
-  const desired: DesiredInstance | null =
-    spec && intent !== 'absent' ? desiredInstance(spec, deps.settings) : null;
-  const vif = vifMode(deps.settings);
-  const observed = await observeInstance(deps, id, desired?.paths ?? pathsOf(deps.settings, id), {
-    nics: desired?.nics ?? [],
-    ovs: intent === 'absent' || vif === 'ethernet',
-  });
-  const plan = planInstance({
-    intent,
-    desired,
-    observed,
-    host: deps.settings.host,
-    vif,
-    onStart,
-    vmState: spec?.vm_state ?? null,
-  });
-  return { intent, desired, observed, plan };
-}
-
-/** Runs the plan; the report it leads to (null: a conflict without a task, nothing to say). */
-async function run(
-  deps: InstanceDeps,
-  id: string,
-  spec: InstanceSpec | null,
-  onStart: boolean,
-): Promise<Report | null> {
-  const { intent, desired, observed, plan } = await observeAndPlan(deps, id, spec, onStart);
-  const taskId = spec?.task_state ? spec.task_id : undefined;
-  if (plan.conflict !== undefined) {
-    if (taskId === undefined) return null;
-    const vmState = intent === 'spawn' ? 'error' : spec?.vm_state;
-    return { task_done: taskId, vm_state: vmState, fault: faultOf(plan.conflict) };
-  }
-  if (plan.steps.length > 0)
-    deps.log.info({ instanceId: id, intent, steps: plan.steps.map((s) => s.kind) }, 'apply');
-  const target = { id, desired, taps: tapsOf(spec), dom: observed.domain?.dom ?? null };
-  const times = await applyInstance(deps, target, plan.steps);
-  const booted = intent === 'spawn' && plan.steps.some((s) => s.kind === 'resume');
-  return {
-    ...(taskId !== undefined ? { task_done: taskId } : {}),
-    ...(taskId !== undefined && plan.vmState ? { vm_state: plan.vmState } : {}),
-    ...(booted ? { timings: spawnTimings(times) } : {}),
-    ...(plan.deleted ? { deleted: true } : {}),
-  };
-}
-
-/** Runs the instance's plan; a task's failure becomes its report (transient ones throw). */
-async function attempt(
-  deps: InstanceDeps,
-  id: string,
-  spec: InstanceSpec | null,
-  taskId: number | undefined,
-): Promise<Outcome> {
-  try {
-    const report = await run(deps, id, spec, deps.state.onStart.has(id));
-    return report === null ? null : { report, failed: false };
+    const observed = await observeInstance(deps, t);
+    await runInstanceSteps(deps, t.id, teardownSteps(t, observed));
   } catch (e) {
-    if (e instanceof SpawnAborted) {
-      deps.log.info({ instanceId: id }, 'spawn abandoned: the instance is no longer spawning');
-      return null;
-    }
-    if (transient(e) || !spec || taskId === undefined) throw e;
-    const intent = intentOf(spec);
-    if (intent === 'spawn') return failSpawn(deps, spec, e);
-    const vm_state = intent === 'absent' ? 'error' : spec.vm_state;
-    return { report: { task_done: taskId, vm_state, fault: faultOf(e) }, failed: true };
+    const err = classify(e);
+    if (err instanceof TransientError) throw err;
+    deps.log.warn({ instanceId: t.id, err: err.message }, 'teardown after a failed task failed');
   }
 }
 
-export async function reconcileInstance(deps: InstanceDeps, id: string): Promise<void> {
-  const spec = await getInstance(deps, id);
-  const taskId = spec?.task_state ? spec.task_id : undefined;
-  const prior = deps.state.done.get(id);
-  if (taskId !== undefined && prior?.taskId === taskId) return send(deps, id, spec, prior.report);
-  const outcome = await attempt(deps, id, spec, taskId);
-  if (outcome === null) return;
-  const { report, failed } = outcome;
-  if (spec === null) {
-    deps.state.done.delete(id);
-    deps.state.lastPower.delete(id);
-    if (report.deleted) await send(deps, id, null, report);
-    return;
+async function failTask(
+  deps: InstanceDeps,
+  target: InstanceTarget,
+  steps: readonly InstanceStep[],
+  e: Error,
+): Promise<never> {
+  const onFailure = steps.find((s) => s.kind === 'report')?.onFailure;
+  if (!onFailure) throw e;
+  deps.log.warn({ instanceId: target.id, err: e.message }, 'task failed');
+  if (onFailure.teardown) await tearDown(deps, target);
+  const report: Report = { ...onFailure.report, fault: faultOf(e) };
+  const taskId = report.task_done ?? null;
+  if (taskId !== null) deps.ledger.set(target.id, { taskId, report, failed: true });
+  const power = (await powerAfter(deps, target.id).catch(() => null)) ?? 0;
+  throw new TaskFailedError(updateArgs(deps.settings.host, target.id, taskId, power, report), e);
+}
+
+/** An observation that failed: a task fails with it (no plan, nothing to tear down). */
+function unobserved(deps: InstanceDeps, t: InstanceTarget, err: Error): Error {
+  if (err instanceof TransientError || err instanceof TaskFailedError || t.taskId === null)
+    return err;
+  const report: Report = { ...failedTask(t, t.taskId), fault: faultOf(err) };
+  deps.ledger.set(t.id, { taskId: t.taskId, report, failed: true });
+  return new TaskFailedError(updateArgs(deps.settings.host, t.id, t.taskId, 0, report), err);
+}
+
+function reportOf(applied: Applied): Report | null {
+  const step = applied.report;
+  if (!step) return null;
+  return step.timings ? { ...step.report, timings: spawnTimings(applied.times) } : step.report;
+}
+
+interface KindState {
+  /** The target of the reconcile in flight per id (one at a time per id: the queue's rule). */
+  targets: Map<string, InstanceTarget>;
+  /** What the apply of that reconcile leaves for its report. */
+  outcomes: Map<string, Outcome>;
+}
+
+async function applyInstance(
+  deps: InstanceDeps,
+  st: KindState,
+  steps: readonly InstanceStep[],
+  id: string,
+): Promise<void> {
+  let applied: Applied;
+  try {
+    applied = await runInstanceSteps(deps, id, steps);
+  } catch (e) {
+    const err = classify(e);
+    if (err instanceof TransientError) throw err;
+    if (err instanceof SpawnAborted) {
+      deps.log.info({ instanceId: id }, 'spawn abandoned: the instance is no longer spawning');
+      st.outcomes.set(id, { power: null, report: null, abandoned: true });
+      return;
+    }
+    return failTask(deps, st.targets.get(id) as InstanceTarget, steps, err);
   }
-  if (taskId !== undefined) deps.state.done.set(id, { taskId, report, failed });
-  const power = powerStateOf(await observeDomain(deps.libvirt, id));
-  const changed = deps.state.lastPower.get(id) !== power;
-  if (Object.keys(report).length > 0 || changed) await send(deps, id, spec, report, power);
+  const report = reportOf(applied);
+  if (report?.task_done !== undefined)
+    deps.ledger.set(id, { taskId: report.task_done, report, failed: false });
+  st.outcomes.set(id, { power: await powerAfter(deps, id), report, abandoned: false });
+  deps.applied(id);
+}
+
+/** The update_instance after a successful reconcile; undefined: nothing to say. */
+function reportAfter(
+  host: string,
+  id: string,
+  fetched: FetchedInstance,
+  o: Outcome | undefined,
+): UpdateInstanceArgs | undefined {
+  if (!o || o.abandoned) return undefined;
+  const report = o.report ?? fetched.finished?.report ?? null;
+  if (fetched.spec === null && !report?.deleted) return undefined;
+  if (report === null && o.power === null) return undefined;
+  return updateArgs(host, id, fetched.spec?.task_id ?? null, o.power ?? 0, report ?? {});
+}
+
+async function fetchInstance(deps: InstanceDeps, id: string): Promise<FetchedInstance> {
+  const spec = await getInstance(deps, id);
+  const prior = deps.ledger.get(id);
+  const open = spec?.task_state ? spec.task_id : null;
+  const finished = prior && prior.taskId === open ? prior : null;
+  return { spec, onStart: deps.onStart.has(id), finished };
+}
+
+type InstanceKind = ResourceKindSpec<
+  FetchedInstance,
+  InstanceTarget,
+  ObservedInstance,
+  InstanceStep,
+  UpdateInstanceArgs
+>;
+
+export function createInstanceKind(deps: InstanceDeps): InstanceKind {
+  const st: KindState = { targets: new Map(), outcomes: new Map() };
+  const done = (id: string) => {
+    const o = st.outcomes.get(id);
+    st.outcomes.delete(id);
+    st.targets.delete(id);
+    return o;
+  };
+  return {
+    fetch: (id) => fetchInstance(deps, id),
+    desired: (fetched, id) => instanceTarget(fetched, id, deps.settings),
+    async observe(id, target) {
+      st.targets.set(id, target);
+      try {
+        return await observeInstance(deps, target);
+      } catch (e) {
+        throw unobserved(deps, target, classify(e));
+      }
+    },
+    plan: (target, observed) => planInstance(target, observed),
+    apply: (steps, id) => applyInstance(deps, st, steps, id),
+    revisionOf: (fetched) => fetched.spec?.task_id,
+    status: {
+      reporter: deps.reporter,
+      ok: (fetched, _target, id) => reportAfter(deps.settings.host, id, fetched, done(id)),
+      failed(error, id) {
+        done(id);
+        return error instanceof TaskFailedError ? error.update : undefined;
+      },
+    },
+  };
 }

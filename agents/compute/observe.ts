@@ -19,11 +19,12 @@ import {
   LibvirtError,
   VirErrorNumber,
 } from '../../host/libvirt/client.ts';
-import type { OvsdbClient } from '../../host/ovs/ovsdb.ts';
-import type { DesiredNic, InstancePaths } from './desired.ts';
+import type { InstancePaths } from './desired.ts';
 import { KUMO_INSTANCE_XMLNS } from './domain.ts';
 import { readOwner } from './instance-dir.ts';
-import { findOvsPorts, type OvsPortRow, observeTaps, type TapPlace, type VifDeps } from './vif.ts';
+import type { InstanceTarget } from './target.ts';
+import { observeVifs, type VifDeps } from './vif.ts';
+import type { ObservedVifs } from './vif-plan.ts';
 
 export interface KumoMetadata {
   uuid: string;
@@ -56,9 +57,8 @@ export interface ObservedFiles {
 export interface ObservedInstance {
   domain: ObservedDomain | null;
   files: ObservedFiles;
-  ovsPorts: OvsPortRow[];
-  /** Ethernet VIFs of a running domain: where each tap is. */
-  taps: Record<string, TapPlace>;
+  /** Its OVS ports (and, ethernet mode, its taps); null when not read (see observeInstance). */
+  vifs: ObservedVifs | null;
 }
 
 const ENTITIES: Record<string, string> = {
@@ -147,27 +147,30 @@ export interface ObserveDeps extends VifDeps {
 }
 
 /**
- * Everything of one instance. OVS is read only when `ovs` is set (tearing down, or
- * checking the plugs of a running guest), so an instance that only reports its power
- * state does not depend on OVSDB.
+ * Everything of one instance the plan needs. OVS is read only when the plan decides on
+ * VIFs from it (a teardown, or the plugs of an active guest in ethernet mode), so an
+ * instance that only reports its power state does not depend on OVSDB.
  */
 export async function observeInstance(
   deps: ObserveDeps,
-  id: string,
-  paths: InstancePaths,
-  opts: { nics: readonly DesiredNic[]; ovs: boolean },
+  t: InstanceTarget,
 ): Promise<ObservedInstance> {
-  const domain = await observeDomain(deps.libvirt, id);
-  const files = await observeFiles(paths);
-  const taps = opts.nics.map((n) => n.tap);
-  const ovsdb: OvsdbClient | null = opts.ovs ? await deps.ovsdb() : null;
-  const ovsPorts = ovsdb ? await findOvsPorts(ovsdb, id, taps) : [];
-  const tapPlaces =
-    opts.ovs && deps.settings.vswitchdNetns && isActive(domain)
-      ? await observeTaps(deps, opts.nics)
-      : {};
-  return { domain, files, ovsPorts, taps: tapPlaces };
+  const domain = await observeDomain(deps.libvirt, t.id);
+  const files = await observeFiles(t.paths);
+  const netns = t.settings.vswitchdNetns;
+  const readVifs =
+    t.intent === 'absent' || (netns !== undefined && isActive(domain) && ours(domain, t));
+  const vifs = readVifs
+    ? await observeVifs(deps, {
+        vmUuid: t.id,
+        nics: t.nics,
+        netns: t.intent === 'absent' ? undefined : netns,
+      })
+    : null;
+  return { domain, files, vifs };
 }
+
+const ours = (d: ObservedDomain | null, t: InstanceTarget) => d?.meta?.host === t.settings.host;
 
 /** Every domain on the hypervisor whose metadata names `host`, with that metadata. */
 export async function listOwnDomains(

@@ -1,70 +1,34 @@
 /**
- * diff(intent, desired, observed) → the steps that bring one instance where its state asks,
- * and the report that follows them. Pure and synchronous: steps are data, the executor
- * (apply.ts) runs them.
+ * diff(target, observed) → the steps that bring one instance where its state asks, ending
+ * with the report of its task. Pure and synchronous: steps are data with payload, the
+ * executor (apply.ts) runs them.
  *
  * Invariants:
- * - every start is Nova's: define, start paused, plug, (spawn: wait for the ports to be
- *   ACTIVE), resume, so a guest never runs before its network is there;
- * - a plan is convergent: a task whose effect is already there plans nothing (re-running
- *   it after a crash or a lost report only reports again), and without a task the power
- *   state is left alone, except after a host boot (`onStart`), when an active instance
- *   whose guest is off, or still paused by a start cut short, runs again (Nova's
+ * - every start is Nova's: define, start paused, plug (a phase step: the taps exist only
+ *   once the domain runs), (spawn: wait for the ports to be ACTIVE), resume, so a guest
+ *   never runs before its network is there;
+ * - a plan is convergent: a task whose effect is already there plans only its report, a
+ *   task this process finished plans nothing, and without a task the power state is left
+ *   alone, except after a host boot (`onStart`), when an active instance whose guest is
+ *   off, or still paused by a start cut short, runs again (Nova's
  *   resume_guests_state_on_host_boot);
  * - a domain that is not this host's (foreign metadata, or none) is never touched: a task
- *   on it is refused with a conflict, a teardown leaves it, and its OVS ports, alone; so
- *   is an instance directory whose owner marker does not name this host;
- * - a teardown removes the domain (with its managed save image), the OVS ports and this
- *   host's instance directory, whatever state they are in.
+ *   on it is refused with a fault, a teardown leaves it, and its OVS ports, alone; so is
+ *   an instance directory whose owner marker does not name this host;
+ * - a teardown removes the domain (with its managed save image), the OVS ports (from the
+ *   bridge that holds each) and this host's instance directory, whatever state they are in;
+ * - a task's report step says what it ends with on success and on failure (a spawn that
+ *   fails is torn down and ends in ERROR; a delete that fails ends in ERROR; another task
+ *   keeps its vm_state), so the executor never decides what to report.
  */
-import { POWER_STATE, type PowerState, type VmState } from '../../contracts/servers.ts';
+import { POWER_STATE, type PowerState } from '../../contracts/servers.ts';
 import { DomainState } from '../../host/libvirt/client.ts';
-import {
-  type DesiredInstance,
-  type Intent,
-  ownerText,
-  TASK_RESULT,
-  type VifMode,
-} from './desired.ts';
+import { ownerText } from './desired.ts';
 import { isActive, type ObservedDomain, type ObservedInstance } from './observe.ts';
-
-export type Step =
-  | { kind: 'images'; why: string }
-  | { kind: 'files'; why: string }
-  | { kind: 'define'; why: string }
-  | { kind: 'start'; why: string }
-  | { kind: 'plug'; why: string }
-  | { kind: 'wait-ports'; why: string }
-  | { kind: 'resume'; why: string }
-  | { kind: 'pause'; why: string }
-  | { kind: 'stop'; graceful: boolean; why: string }
-  | { kind: 'managed-save'; why: string }
-  | { kind: 'discard-save'; why: string }
-  | { kind: 'undefine'; why: string }
-  | { kind: 'unplug'; why: string }
-  | { kind: 'remove-files'; why: string };
-
-export interface PlanInput {
-  intent: Intent;
-  /** Null only for `absent`. */
-  desired: DesiredInstance | null;
-  observed: ObservedInstance;
-  host: string;
-  vif: VifMode;
-  /** The host booted since the agent last ran, and this instance is not reconciled since. */
-  onStart: boolean;
-  /** The API's vm_state (null: the API does not know the instance). */
-  vmState: VmState | null;
-}
-
-export interface Plan {
-  steps: Step[];
-  /** The task cannot be done from what the host has; reported as the task's fault. */
-  conflict?: string;
-  /** vm_state the finished task leads to. */
-  vmState?: VmState;
-  deleted?: boolean;
-}
+import { faultOf, type Report } from './report.ts';
+import { type ComputeStep, fileSteps, type InstanceStep, type OnFailure } from './steps.ts';
+import { type InstanceTarget, TASK_RESULT } from './target.ts';
+import { planVifs, unplugStep, type VifTarget } from './vif-plan.ts';
 
 const S = DomainState;
 const ours = (d: ObservedDomain | null, host: string) => d !== null && d.meta?.host === host;
@@ -73,19 +37,53 @@ const running = (d: ObservedDomain | null) =>
 const paused = (d: ObservedDomain | null) => d !== null && d.state === S.PAUSED;
 const saved = (d: ObservedDomain | null) => d !== null && d.state === S.SHUTOFF && d.managedSave;
 
-/** Files a boot needs that are missing: the images first, then the instance's own files. */
-function fileSteps(d: DesiredInstance, o: ObservedInstance): Step[] {
+export function vifTarget(t: InstanceTarget): VifTarget {
+  const s = t.settings;
+  return {
+    vmUuid: t.id,
+    bridge: s.intBridge,
+    ...(s.vswitchdNetns ? { netns: s.vswitchdNetns } : {}),
+    nics: t.nics,
+  };
+}
+
+const plugVifs = (t: InstanceTarget, why: string): ComputeStep => ({
+  kind: 'plug-vifs',
+  vifs: vifTarget(t),
+  why,
+});
+const waitPorts = (t: InstanceTarget, why: string): ComputeStep => ({
+  kind: 'wait-ports',
+  instanceId: t.id,
+  timeoutMs: t.settings.vifPluggingTimeoutMs,
+  why,
+});
+const resume = (t: InstanceTarget, why = 'run the guest'): ComputeStep => ({
+  kind: 'resume',
+  uuid: t.id,
+  why,
+});
+const stop = (t: InstanceTarget, graceful: boolean, why: string): ComputeStep => ({
+  kind: 'stop',
+  uuid: t.id,
+  graceful,
+  timeoutMs: t.settings.shutdownTimeoutMs,
+  why,
+});
+
+/** Files a boot needs, when any is missing. */
+function filesIfMissing(t: InstanceTarget, o: ObservedInstance): ComputeStep[] {
+  const d = t.instance;
   const f = o.files;
+  if (!d) return [];
   const missing =
     !f.dir ||
     (d.rootDisk.kind !== 'none' && !f.disk) ||
     (d.kernel !== null && !f.kernel) ||
     (d.ramdisk !== null && !f.ramdisk);
-  if (!missing) return [];
-  return [
-    { kind: 'images', why: 'base images in the cache' },
-    { kind: 'files', why: 'instance directory, disk, kernel and ramdisk' },
-  ];
+  return missing
+    ? fileSteps(d, f.dir ? f : { disk: false, kernel: false, ramdisk: false }, t.settings)
+    : [];
 }
 
 /**
@@ -93,158 +91,201 @@ function fileSteps(d: DesiredInstance, o: ObservedInstance): Step[] {
  * its XML); otherwise the image is discarded and the guest boots afresh.
  */
 function bootSteps(
-  d: DesiredInstance,
+  t: InstanceTarget,
   o: ObservedInstance,
   opts: { waitPorts: boolean; restore: boolean },
-): Step[] {
+): ComputeStep[] {
   const restore = opts.restore && saved(o.domain);
-  const discard: Step[] =
-    saved(o.domain) && !restore ? [{ kind: 'discard-save', why: 'boot afresh' }] : [];
-  const waitPorts = opts.waitPorts;
+  const xml = t.instance?.xml ?? '';
   return [
-    ...discard,
-    ...(restore ? [] : fileSteps(d, o)),
-    ...(restore ? [] : [{ kind: 'define', why: 'domain XML from the spec' } as const]),
-    { kind: 'start', why: restore ? 'restore the managed save, paused' : 'start paused' },
-    { kind: 'plug', why: 'VIFs of the started domain' },
-    ...(waitPorts ? [{ kind: 'wait-ports', why: 'ports ACTIVE (vif plugged)' } as const] : []),
-    { kind: 'resume', why: 'run the guest' },
+    ...(saved(o.domain) && !restore
+      ? [{ kind: 'discard-save', uuid: t.id, why: 'boot afresh' } as const]
+      : []),
+    ...(restore ? [] : filesIfMissing(t, o)),
+    ...(restore ? [] : [{ kind: 'define', xml, why: 'domain XML from the spec' } as const]),
+    {
+      kind: 'start-paused',
+      uuid: t.id,
+      why: restore ? 'restore the managed save, paused' : 'start paused',
+    },
+    plugVifs(t, 'VIFs of the started domain'),
+    ...(opts.waitPorts ? [waitPorts(t, 'ports ACTIVE (vif plugged)')] : []),
+    resume(t),
   ];
 }
 
-/** Ethernet VIFs of a running guest that are not (or no longer) in the bridge. */
-function needsPlug(p: PlanInput): boolean {
-  if (p.vif !== 'ethernet' || !p.desired || !isActive(p.observed.domain)) return false;
-  return p.desired.nics.some(
-    (n) =>
-      p.observed.taps[n.tap] !== 'vswitchd' ||
-      !p.observed.ovsPorts.some((r) => r.name === n.tap && r.ifaceId === n.portId),
-  );
+/** Ethernet VIFs of an active guest that are not (or no longer) in the bridge. */
+function replugIfNeeded(t: InstanceTarget, o: ObservedInstance): InstanceStep[] {
+  if (t.vif !== 'ethernet' || !o.vifs || !isActive(o.domain)) return [];
+  return planVifs(vifTarget(t), o.vifs);
 }
 
-const plugIfNeeded = (p: PlanInput): Step[] =>
-  needsPlug(p) ? [{ kind: 'plug', why: 'a VIF is not in the bridge' }] : [];
-
-function teardown(p: PlanInput): Step[] {
-  const o = p.observed;
-  const mine = ours(o.domain, p.host);
-  const steps: Step[] = [];
-  if (mine && isActive(o.domain)) steps.push({ kind: 'stop', graceful: false, why: 'destroy' });
-  if (mine) steps.push({ kind: 'undefine', why: 'undefine (with its managed save)' });
-  if ((o.domain === null || mine) && o.ovsPorts.length > 0)
-    steps.push({ kind: 'unplug', why: 'OVS ports of the instance' });
-  if ((o.files.dir && o.files.owner === p.host) || o.files.staging)
-    steps.push({ kind: 'remove-files', why: "this host's instance directory" });
+/** Everything of the instance this host owns, removed. */
+export function teardownSteps(t: InstanceTarget, o: ObservedInstance): InstanceStep[] {
+  const mine = ours(o.domain, t.settings.host);
+  const ports = o.vifs?.ports ?? [];
+  const steps: InstanceStep[] = [];
+  if (mine && isActive(o.domain)) steps.push(stop(t, false, 'destroy'));
+  if (mine) steps.push({ kind: 'undefine', uuid: t.id, why: 'undefine (with its managed save)' });
+  if ((o.domain === null || mine) && ports.some((p) => p.bridge !== null))
+    steps.push(unplugStep(ports, 'OVS ports of the instance'));
+  if ((o.files.dir && o.files.owner === t.settings.host) || o.files.staging)
+    steps.push({
+      kind: 'remove-instance-dir',
+      paths: t.paths,
+      host: t.settings.host,
+      why: "this host's instance directory",
+    });
   return steps;
 }
 
-function spawn(p: PlanInput, d: DesiredInstance): Step[] {
-  const dom = p.observed.domain;
+function spawn(t: InstanceTarget, o: ObservedInstance): ComputeStep[] {
+  const dom = o.domain;
   if (running(dom))
-    return [
-      { kind: 'plug', why: 'VIFs of the running domain' },
-      { kind: 'wait-ports', why: 'ports ACTIVE' },
-    ];
+    return [plugVifs(t, 'VIFs of the running domain'), waitPorts(t, 'ports ACTIVE')];
   if (paused(dom))
     return [
-      { kind: 'plug', why: 'VIFs of the paused domain' },
-      { kind: 'wait-ports', why: 'ports ACTIVE (vif plugged)' },
-      { kind: 'resume', why: 'run the guest' },
+      plugVifs(t, 'VIFs of the paused domain'),
+      waitPorts(t, 'ports ACTIVE (vif plugged)'),
+      resume(t),
     ];
-  return bootSteps(d, p.observed, { waitPorts: true, restore: false });
+  return bootSteps(t, o, { waitPorts: true, restore: false });
 }
 
-function restart(p: PlanInput, d: DesiredInstance): Step[] {
-  const dom = p.observed.domain;
-  const graceful = p.intent === 'reboot-soft' && running(dom);
-  const stop: Step[] = isActive(dom)
-    ? [{ kind: 'stop', graceful, why: graceful ? 'shut down, then power off' : 'power off' }]
+function restart(t: InstanceTarget, o: ObservedInstance): ComputeStep[] {
+  const dom = o.domain;
+  const graceful = t.intent === 'reboot-soft' && running(dom);
+  const off = isActive(dom)
+    ? [stop(t, graceful, graceful ? 'shut down, then power off' : 'power off')]
     : [];
-  return [...stop, ...bootSteps(d, p.observed, { waitPorts: false, restore: false })];
+  return [...off, ...bootSteps(t, o, { waitPorts: false, restore: false })];
 }
 
-type TaskPlan = { steps: Step[]; conflict?: string };
-const refuse = (why: string): TaskPlan => ({ steps: [], conflict: why });
+type TaskPlan = { steps: InstanceStep[]; refused?: string };
+const refuse = (why: string): TaskPlan => ({ steps: [], refused: why });
 
-function powerTask(p: PlanInput, d: DesiredInstance): TaskPlan {
-  const dom = p.observed.domain;
-  switch (p.intent) {
+function powerTask(t: InstanceTarget, o: ObservedInstance): TaskPlan {
+  const dom = o.domain;
+  const only = (step: ComputeStep): TaskPlan => ({ steps: [step] });
+  switch (t.intent) {
     case 'stop':
-      return { steps: isActive(dom) ? [{ kind: 'stop', graceful: true, why: 'os-stop' }] : [] };
+      return { steps: isActive(dom) ? [stop(t, true, 'os-stop')] : [] };
     case 'start':
     case 'resume':
-      if (running(dom)) return { steps: plugIfNeeded(p) };
-      if (paused(dom)) return { steps: [{ kind: 'resume', why: 'run the paused guest' }] };
+      if (running(dom)) return { steps: replugIfNeeded(t, o) };
+      if (paused(dom)) return only(resume(t, 'run the paused guest'));
       // Nova's power_on is a hard reboot: a managed save image (a guest found suspended and
       // stopped by the power sync) is discarded; only resume restores it.
-      return {
-        steps: bootSteps(d, p.observed, { waitPorts: false, restore: p.intent === 'resume' }),
-      };
+      return { steps: bootSteps(t, o, { waitPorts: false, restore: t.intent === 'resume' }) };
     case 'pause':
       if (paused(dom)) return { steps: [] };
       if (!running(dom)) return refuse('cannot pause: the guest is not running');
-      return { steps: [{ kind: 'pause', why: 'pause' }] };
+      return only({ kind: 'pause', uuid: t.id, why: 'pause' });
     case 'unpause':
       if (running(dom)) return { steps: [] };
       if (!paused(dom)) return refuse('cannot unpause: the guest is not paused');
-      return { steps: [{ kind: 'resume', why: 'unpause' }] };
+      return only(resume(t, 'unpause'));
     case 'suspend':
       if (saved(dom)) return { steps: [] };
       if (!isActive(dom)) return refuse('cannot suspend: the guest is not running');
-      return { steps: [{ kind: 'managed-save', why: 'suspend to a managed save image' }] };
+      return only({ kind: 'managed-save', uuid: t.id, why: 'suspend to a managed save image' });
     default:
       return { steps: [] };
   }
 }
 
-function settled(p: PlanInput, d: DesiredInstance): Step[] {
-  const dom = p.observed.domain;
-  if (p.onStart && p.vmState === 'active') {
+function settled(t: InstanceTarget, o: ObservedInstance): InstanceStep[] {
+  const dom = o.domain;
+  if (t.onStart && t.vmState === 'active') {
     if (paused(dom))
-      return [
-        { kind: 'plug', why: 'VIFs of the guest paused by a start cut short' },
-        { kind: 'resume', why: 'run the guest' },
-      ];
-    if (!isActive(dom) && !saved(dom))
-      return bootSteps(d, p.observed, { waitPorts: false, restore: false });
+      return [plugVifs(t, 'VIFs of the guest paused by a start cut short'), resume(t)];
+    if (!isActive(dom) && !saved(dom)) return bootSteps(t, o, { waitPorts: false, restore: false });
   }
-  return plugIfNeeded(p);
+  return replugIfNeeded(t, o);
 }
 
 /** Why the host's objects of this uuid are not ours to change; undefined when they are. */
-function foreign(p: PlanInput): string | undefined {
-  const dom = p.observed.domain;
-  if (dom && !ours(dom, p.host)) {
+function foreign(t: InstanceTarget, o: ObservedInstance): string | undefined {
+  const dom = o.domain;
+  if (dom && !ours(dom, t.settings.host)) {
     const owner = dom.meta ? `host ${dom.meta.host ?? '(none)'}` : 'nothing Kumo knows';
     return `domain ${dom.dom.name} with this uuid belongs to ${owner}`;
   }
-  const f = p.observed.files;
-  if (f.dir && f.owner !== p.host) return `the instance directory belongs to ${ownerText(f.owner)}`;
+  const f = o.files;
+  if (f.dir && f.owner !== t.settings.host)
+    return `the instance directory belongs to ${ownerText(f.owner)}`;
   return undefined;
 }
 
-export function planInstance(p: PlanInput): Plan {
-  if (p.intent === 'absent') {
-    const steps = teardown(p);
-    return { steps, deleted: steps.length > 0 || p.vmState !== null };
+/** The task's report step, ending `steps`; none without a task (nor anything deleted). */
+function reported(t: InstanceTarget, steps: InstanceStep[], report: Report, fail?: OnFailure) {
+  if (t.taskId === null && Object.keys(report).length === 0) return steps;
+  const onFailure =
+    fail ??
+    (t.taskId === null
+      ? null
+      : {
+          report: failedTask(t, t.taskId),
+          teardown: t.intent === 'spawn',
+        });
+  const timings = t.intent === 'spawn' && steps.some((s) => s.kind === 'resume');
+  const step: ComputeStep = { kind: 'report', report, onFailure, timings, why: 'tell the API' };
+  return [...steps, step];
+}
+
+/** What a task that failed ends with (spawn and delete: ERROR; others keep the vm_state). */
+export function failedTask(t: InstanceTarget, taskId: number): Report {
+  const vmState = t.intent === 'spawn' || t.intent === 'absent' ? 'error' : t.vmState;
+  return { task_done: taskId, ...(vmState ? { vm_state: vmState } : {}) };
+}
+
+const task = (t: InstanceTarget): Report => (t.taskId === null ? {} : { task_done: t.taskId });
+
+/**
+ * A task that cannot be done: its fault reported. A spawn ends in ERROR, and with
+ * `cleanup` (its spec cannot become a domain) what an earlier attempt left is removed.
+ */
+function failed(t: InstanceTarget, o: ObservedInstance, why: string, cleanup: boolean) {
+  if (t.taskId === null) return [];
+  const spawning = t.intent === 'spawn';
+  const vmState = spawning ? 'error' : t.vmState;
+  const report: Report = {
+    task_done: t.taskId,
+    ...(vmState ? { vm_state: vmState } : {}),
+    fault: faultOf(why),
+  };
+  const steps = spawning && cleanup ? teardownSteps(t, o) : [];
+  return reported(t, steps, report, { report, teardown: false });
+}
+
+export function planInstance(t: InstanceTarget, o: ObservedInstance): InstanceStep[] {
+  if (t.finished) return [];
+  if (t.intent === 'absent') {
+    const steps = teardownSteps(t, o);
+    const deleted = steps.length > 0 || t.vmState !== null;
+    return reported(t, steps, { ...task(t), ...(deleted ? { deleted: true } : {}) });
   }
-  const d = p.desired;
-  if (!d) throw new Error(`planInstance: intent ${p.intent} needs the desired instance`);
-  const conflict = foreign(p);
-  if (conflict !== undefined)
-    return p.intent === 'settled' ? { steps: [] } : { steps: [], conflict };
-  const vmState = TASK_RESULT[p.intent];
-  const done = (plan: TaskPlan): Plan => ({ ...plan, ...(vmState ? { vmState } : {}) });
-  switch (p.intent) {
+  const conflict = foreign(t, o);
+  if (conflict !== undefined) return failed(t, o, conflict, false);
+  if (t.problem !== null) return failed(t, o, t.problem, true);
+  const vmState = TASK_RESULT[t.intent];
+  const done = (p: TaskPlan) =>
+    p.refused !== undefined
+      ? failed(t, o, p.refused, false)
+      : reported(t, p.steps, {
+          ...task(t),
+          ...(t.taskId !== null && vmState ? { vm_state: vmState } : {}),
+        });
+  switch (t.intent) {
     case 'spawn':
-      return done({ steps: spawn(p, d) });
+      return done({ steps: spawn(t, o) });
     case 'reboot-soft':
     case 'reboot-hard':
-      return done({ steps: restart(p, d) });
+      return done({ steps: restart(t, o) });
     case 'settled':
-      return { steps: settled(p, d) };
+      return settled(t, o);
     default:
-      return done(powerTask(p, d));
+      return done(powerTask(t, o));
   }
 }
 

@@ -1,28 +1,18 @@
 /**
- * The compute agent's side of the API contract: get_instance, waiting for an instance's
- * ports to be ACTIVE, and the parts of an update_instance report (fault, spawn timings).
+ * The compute agent's calls to the API: get_instance, and waiting for an instance's ports
+ * to be ACTIVE (report.ts shapes what it sends back).
  *
- * Invariant: every string a report carries fits the contract (one line, bounded), so a
- * report is never refused for what an error message happened to contain.
+ * Invariant: a reply is validated against the contract before anything uses it.
  */
-
-import {
-  GetInstanceResult,
-  type InstanceSpec,
-  type SpawnTimings,
-  type UpdateInstanceArgs,
-} from '../../contracts/instances.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { GetInstanceResult, type InstanceSpec } from '../../contracts/instances.ts';
 import { PLUGIN_TOPIC } from '../../contracts/messages.ts';
 import type { Broker } from '../../core/amqp.ts';
-import type { StepTimes } from './apply.ts';
-import { type ComputeSettings, intentOf } from './desired.ts';
-
-/** What a reconcile tells the API besides the host, the instance and its power state. */
-export type Report = Omit<UpdateInstanceArgs, 'host' | 'instance_id' | 'power_state'>;
+import { intentOf } from './target.ts';
 
 export interface RpcDeps {
   broker: Pick<Broker, 'call' | 'cast'>;
-  settings: ComputeSettings;
+  host: string;
 }
 
 /** The instance stopped spawning while we waited for its ports. */
@@ -30,10 +20,8 @@ export class SpawnAborted extends Error {
   override name = 'SpawnAborted';
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 export async function getInstance(deps: RpcDeps, id: string): Promise<InstanceSpec | null> {
-  const args = { host: deps.settings.host, instance_id: id };
+  const args = { host: deps.host, instance_id: id };
   return GetInstanceResult.parse(await deps.broker.call(PLUGIN_TOPIC, 'get_instance', args))
     .instance;
 }
@@ -42,8 +30,7 @@ export async function getInstance(deps: RpcDeps, id: string): Promise<InstanceSp
  * Polls the API until every port of the instance is ACTIVE: first after 50 ms (the L2
  * agent binds a port in tens of milliseconds), then backing off to one call every 500 ms.
  */
-export async function waitPortsActive(deps: RpcDeps, id: string): Promise<void> {
-  const timeoutMs = deps.settings.vifPluggingTimeoutMs;
+export async function waitPortsActive(deps: RpcDeps, id: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (let pause = 50; ; pause = Math.min(500, pause * 1.5)) {
     const spec = await getInstance(deps, id);
@@ -57,30 +44,4 @@ export async function waitPortsActive(deps: RpcDeps, id: string): Promise<void> 
       );
     await sleep(pause);
   }
-}
-
-export function spawnTimings(t: StepTimes): SpawnTimings {
-  return {
-    image: (t.images ?? 0) + (t.files ?? 0),
-    define: (t.define ?? 0) + (t.start ?? 0),
-    plug: t.plug ?? 0,
-    wait_port: t['wait-ports'] ?? 0,
-    boot: t.resume ?? 0,
-  };
-}
-
-/** Contract strings carry no control characters: newlines of stacks and libvirt become spaces. */
-const oneLine = (s: string, max: number) =>
-  s
-    .replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ')
-    .trim()
-    .slice(0, max);
-
-export function faultOf(e: unknown): NonNullable<Report['fault']> {
-  if (!(e instanceof Error)) return { message: oneLine(String(e), 255) };
-  const causes: string[] = [];
-  for (let c: unknown = e.cause; c instanceof Error && causes.length < 5; c = c.cause)
-    causes.push(`${c.name}: ${c.message}`);
-  const details = [`${e.name}: ${e.message}`, ...causes.map((c) => `caused by ${c}`)];
-  return { message: oneLine(e.message, 255), details: oneLine(details.join('; '), 65535) };
 }

@@ -21,8 +21,8 @@
  * first start attempt fails; a port that never goes ACTIVE fails the spawn with the
  * reason and leaves nothing; another host's (or an unmarked) instance directory is left
  * alone; a resync prunes cached images nothing names and nobody used for a day; a delete
- * whose teardown fails reports ERROR, and with that report lost, a resync tries it again;
- * delete leaves nothing.
+ * whose teardown fails reports ERROR, and with that report lost, a resync tries it again
+ * (and the next resync sends its unchanged report again); delete leaves nothing.
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -40,7 +40,7 @@ import {
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import { instanceName, tapName } from '../../agents/compute/domain.ts';
+import { instanceName } from '../../agents/compute/domain.ts';
 import { buildApp } from '../../api/app.ts';
 import { type Db, openDb } from '../../api/db/index.ts';
 import { migrate } from '../../api/db/migrations.ts';
@@ -49,6 +49,7 @@ import { hostQueue, PLUGIN_TOPIC } from '../../contracts/messages.ts';
 import type { TaskState } from '../../contracts/servers.ts';
 import { apiQueue, type Broker, createBroker } from '../../core/amqp.ts';
 import { silentLogger } from '../../core/log.ts';
+import { portDevice } from '../../host/ip/names.ts';
 import { runCommand } from '../helpers/cluster.ts';
 import { REPO, rabbitVhost, tempDir, waitFor } from '../helpers/env.ts';
 import { buildTestGuest, GUEST_UP_MARKER, type TestGuest } from '../helpers/guest.ts';
@@ -57,6 +58,7 @@ import { createLab, type Endpoint, type Lab, type LabHost } from '../helpers/lab
 const SERVICE = 'compute-agent-test-service-token';
 const ADMIN = 'compute-agent-test-admin-token';
 const GUEST_NET = { dhcpIp: '10.77.0.1', prefix: 24, first: 10 };
+const tapOf = (portId: string) => portDevice('tap', portId);
 const virsh = (...args: string[]) => runCommand(['virsh', '-c', 'qemu:///system', ...args]);
 
 interface Fixture {
@@ -434,7 +436,7 @@ describe('kumo-compute-agent: instance lifecycle on libvirt + an OVS lab host', 
     t.diagnostic(`spawn timings (ms): ${JSON.stringify(r.timings)}`);
     assert.equal(await domState(instanceName(vm.seq)), 'running');
     const port = vm.ports[0]?.id as string;
-    const tap = tapName(port);
+    const tap = tapOf(port);
     assert.match(await f.lab.exec(f.h.netns, ['ip', '-o', 'link', 'show', tap]), /state UP|UP/);
     assert.equal(
       (await f.h.vsctl(['get', 'Interface', tap, 'external_ids:iface-id'])).trim(),
@@ -649,7 +651,8 @@ describe('kumo-compute-agent: instance lifecycle on libvirt + an OVS lab host', 
     );
     assert.equal(done.fault, undefined);
     lost.delete(vm.id);
-    await hint(vm.id);
+    // an unchanged report is sent again only once a resync forgot what was sent
+    await resyncNow();
     await waitFor('the API to apply the resent report', () => !specs.has(vm.id));
     await assertNothingLeft(vm);
     const { stdout } = await virsh('list', '--all', '--name');
@@ -657,7 +660,7 @@ describe('kumo-compute-agent: instance lifecycle on libvirt + an OVS lab host', 
   });
 
   async function assertNothingLeft(spec: InstanceSpec) {
-    const tap = tapName(spec.ports[0]?.id as string);
+    const tap = tapOf(spec.ports[0]?.id as string);
     const list = (await virsh('list', '--all', '--name')).stdout;
     assert.ok(!list.includes(instanceName(spec.seq)), 'no domain');
     assert.ok(!existsSync(join(f.dir, 'instances', spec.id)), 'no instance directory');

@@ -2,8 +2,10 @@
  * The production VIF path (`[ovs] vswitchd_netns` unset), against the real libvirtd and the
  * host's real Open vSwitch: the domain XML's `<virtualport type='openvswitch'>` makes
  * libvirt add the tap to the integration bridge with the port id as `iface-id`, the MAC as
- * `attached-mac` and the instance uuid as `vm-id`; the agent's check (findOvsPorts) finds
- * it by tap name; destroying the domain removes the OVS port again.
+ * `attached-mac` and the instance uuid as `vm-id`; the agent's observation (host/ovs/ports
+ * findPorts, by tap name) finds it and its plan (vif-plan.ts) checks it with no steps;
+ * destroying the domain removes the OVS port again, and an unplug planned from rows seen
+ * before the destroy still applies (removing nothing).
  *
  * The bridge is a test-only userspace bridge with no uplink and no address, removed at the
  * end: nothing reaches the machine's network. The lab tests cover the other mode.
@@ -14,14 +16,18 @@ import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { instanceName, renderDomainXml, tapName } from '../../agents/compute/domain.ts';
-import { findOvsPorts } from '../../agents/compute/vif.ts';
+import { instanceName, renderDomainXml } from '../../agents/compute/domain.ts';
+import { observeVifs } from '../../agents/compute/vif.ts';
+import { planVifs, unplugStep, VifError } from '../../agents/compute/vif-plan.ts';
+import { createCommandRunner } from '../../core/exec.ts';
+import { portDevice } from '../../host/ip/names.ts';
 import {
   createLibvirtClient,
   DomainCreateFlags,
   type LibvirtClient,
 } from '../../host/libvirt/client.ts';
 import { createOvsdbClient, type OvsdbClient } from '../../host/ovs/ovsdb.ts';
+import { findPorts, transactApplied } from '../../host/ovs/ports.ts';
 import { runCommand } from '../helpers/cluster.ts';
 import { buildTestGuest } from '../helpers/guest.ts';
 
@@ -90,20 +96,29 @@ describe('VIFs plugged by libvirt into the host OVS (production mode)', {
     const dom = await libvirt.defineXml(xml);
     await libvirt.create(dom, DomainCreateFlags.START_PAUSED);
 
-    const tap = tapName(portId);
-    const rows = await findOvsPorts(ovsdb, uuid, [tap]);
+    const tap = portDevice('tap', portId);
+    const rows = await findPorts(ovsdb, { names: [tap], vmUuid: uuid });
     assert.deepEqual(
-      rows.map((r) => [r.name, r.ifaceId]),
-      [[tap, portId]],
+      rows.map((r) => [r.name, r.ifaceId, r.bridge]),
+      [[tap, portId, bridge]],
     );
     const ids = await vsctl('get', 'Interface', tap, 'external_ids');
     assert.equal(ids.code, 0, ids.stderr);
     assert.match(ids.stdout, new RegExp(`attached-mac="${mac}"`));
     assert.match(ids.stdout, new RegExp(`vm-id="${uuid}"`));
     assert.equal((await vsctl('port-to-br', tap)).stdout.trim(), bridge);
+    const target = { vmUuid: uuid, bridge, nics: [{ portId, mac, tap, mtu: 1450 }] };
+    const deps = { runner: createCommandRunner(), ovsdb: async () => ovsdb };
+    assert.deepEqual(planVifs(target, await observeVifs(deps, target)), [], 'ovs mode: checked');
 
     await libvirt.destroy(dom);
-    assert.deepEqual(await findOvsPorts(ovsdb, uuid, [tap]), [], 'libvirt removed the port');
+    assert.deepEqual(await findPorts(ovsdb, { names: [tap] }), [], 'libvirt removed the port');
+    assert.throws(() => planVifs({ ...target }, { ports: [], taps: {} }), VifError);
+    // a teardown planned before the destroy still applies: the row is gone, nothing fails
+    const step = unplugStep(rows, 'test');
+    assert.equal(step.kind, 'ovsdb');
+    if (step.kind === 'ovsdb') await transactApplied(ovsdb, step.ops);
+    assert.equal((await vsctl('br-exists', bridge)).code, 0, 'the bridge is left');
     await libvirt.undefine(dom);
     domainName = '';
   });

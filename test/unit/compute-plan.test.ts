@@ -25,15 +25,12 @@ import { hostBoot } from '../../agents/compute/boot.ts';
 import { ConsoleLogMissingError, consoleTail } from '../../agents/compute/console.ts';
 import {
   type ComputeSettings,
-  type DesiredInstance,
   desiredInstance,
   InstanceSpecError,
-  type Intent,
-  intentOf,
   pathsOf,
 } from '../../agents/compute/desired.ts';
 import { createImageCache } from '../../agents/compute/image-cache.ts';
-import { forgetFailures, type InstanceState } from '../../agents/compute/instance.ts';
+import { forgetFailures, type TaskLedger } from '../../agents/compute/instance.ts';
 import {
   createInstanceDir,
   ForeignDirectoryError,
@@ -47,7 +44,9 @@ import {
   type ObservedInstance,
   parseKumoMetadata,
 } from '../../agents/compute/observe.ts';
-import { type PlanInput, planInstance, powerStateOf } from '../../agents/compute/plan.ts';
+import { planInstance, powerStateOf } from '../../agents/compute/plan.ts';
+import type { InstanceStep } from '../../agents/compute/steps.ts';
+import { type Intent, instanceTarget, intentOf } from '../../agents/compute/target.ts';
 import type { InstanceImage, InstanceSpec } from '../../contracts/instances.ts';
 import type { TaskState, VmState } from '../../contracts/servers.ts';
 import type { CommandRunner } from '../../core/exec.ts';
@@ -139,35 +138,70 @@ const NO_FILES = {
 /** The directory of another host (shared instances_path), or one no Kumo agent made. */
 const FOREIGN_FILES = { ...FILES, owner: 'compute-2' };
 const UNMARKED_FILES = { ...FILES, owner: null };
-const PLUGGED = { ovsPorts: [{ port: 'p', name: TAP, ifaceId: PORT, vmUuid: ID }] };
+const ROW = {
+  uuid: 'p',
+  name: TAP,
+  bridge: 'br-int',
+  ifaceId: PORT,
+  attachedMac: 'fa:16:3e:00:00:01',
+  vmUuid: ID,
+};
+const PLUGGED = { vifs: { ports: [ROW], taps: {} } };
 
 function observed(domain: ObservedDomain | null, o: Partial<ObservedInstance> = {}) {
-  return { domain, files: domain ? FILES : NO_FILES, ovsPorts: [], taps: {}, ...o };
+  return { domain, files: domain ? FILES : NO_FILES, vifs: null, ...o };
 }
 
-function plan(
+const TASK: Record<Intent, TaskState | null> = {
+  absent: 'deleting',
+  spawn: 'spawning',
+  'reboot-soft': 'rebooting',
+  'reboot-hard': 'rebooting_hard',
+  stop: 'powering-off',
+  start: 'powering-on',
+  pause: 'pausing',
+  unpause: 'unpausing',
+  suspend: 'suspending',
+  resume: 'resuming',
+  settled: null,
+};
+
+/** The target of `intent` (vmState null: the API does not know the instance). */
+function target(
   intent: Intent,
-  o: ObservedInstance,
-  extra: Partial<PlanInput> & { netns?: string } = {},
+  extra: {
+    netns?: string;
+    onStart?: boolean;
+    vmState?: VmState | null;
+    over?: Partial<InstanceSpec>;
+  } = {},
 ) {
-  const s = settings(extra.netns);
-  const desired: DesiredInstance | null = intent === 'absent' ? null : desiredInstance(spec(), s);
-  return planInstance({
-    intent,
-    desired,
-    observed: o,
-    host: HOST,
-    vif: extra.netns ? 'ethernet' : 'ovs',
-    onStart: false,
-    vmState: 'active',
-    ...extra,
-  });
+  const vmState = extra.vmState === undefined ? 'active' : extra.vmState;
+  const s =
+    vmState === null ? null : spec({ vm_state: vmState, task_state: TASK[intent], ...extra.over });
+  const fetched = { spec: s, onStart: extra.onStart ?? false, finished: null };
+  return instanceTarget(fetched, ID, settings(extra.netns));
 }
-const kinds = (p: { steps: { kind: string; graceful?: boolean }[] }) =>
-  p.steps.map((s) => (s.kind === 'stop' ? `stop${s.graceful ? ':graceful' : ''}` : s.kind));
 
-const BOOT = ['define', 'start', 'plug', 'resume'];
-const SPAWN = ['images', 'files', 'define', 'start', 'plug', 'wait-ports', 'resume'];
+function plan(intent: Intent, o: ObservedInstance, extra: Parameters<typeof target>[1] = {}) {
+  return planInstance(target(intent, extra), o);
+}
+
+/** Step kinds (the report step apart), `stop:graceful` for a graceful stop. */
+const kinds = (steps: InstanceStep[]) =>
+  steps
+    .filter((s) => s.kind !== 'report')
+    .map((s) => (s.kind === 'stop' ? `stop${s.graceful ? ':graceful' : ''}` : s.kind));
+
+/** The report step's report; undefined without one. */
+const reportOf = (steps: InstanceStep[]) => {
+  const r = steps.find((s) => s.kind === 'report');
+  return r?.kind === 'report' ? r : undefined;
+};
+
+const MAKE = ['image-fetch', 'instance-dir', 'disk', 'copy', 'copy', 'touch'];
+const BOOT = ['define', 'start-paused', 'plug-vifs', 'resume'];
+const SPAWN = [...MAKE, 'define', 'start-paused', 'plug-vifs', 'wait-ports', 'resume'];
 
 describe('intentOf', () => {
   test('tasks map to Nova actions; no task is settled; deleting wins', () => {
@@ -255,71 +289,133 @@ describe('desiredInstance', () => {
 });
 
 describe('planInstance', () => {
-  test('spawn: full boot from nothing, only what is missing otherwise', () => {
-    assert.deepEqual(kinds(plan('spawn', observed(null))), SPAWN);
-    assert.equal(plan('spawn', observed(null)).vmState, 'active');
+  test('spawn: full boot from nothing, only what is missing otherwise; its report', () => {
+    const fresh = plan('spawn', observed(null));
+    assert.deepEqual(kinds(fresh), SPAWN);
+    assert.deepEqual(reportOf(fresh)?.report, { task_done: 7, vm_state: 'active' });
+    assert.equal(reportOf(fresh)?.timings, true);
+    assert.deepEqual(reportOf(fresh)?.onFailure, {
+      report: { task_done: 7, vm_state: 'error' },
+      teardown: true,
+    });
     assert.deepEqual(kinds(plan('spawn', observed(SHUTOFF))), [
       'define',
-      'start',
-      'plug',
+      'start-paused',
+      'plug-vifs',
       'wait-ports',
       'resume',
     ]);
-    assert.deepEqual(kinds(plan('spawn', observed(RUNNING))), ['plug', 'wait-ports']);
-    assert.deepEqual(kinds(plan('spawn', observed(PAUSED))), ['plug', 'wait-ports', 'resume']);
+    const disk = { ...FILES, disk: false };
+    assert.deepEqual(kinds(plan('spawn', observed(SHUTOFF, { files: disk }))).slice(0, 4), [
+      'image-fetch',
+      'instance-dir',
+      'disk',
+      'touch',
+    ]);
+    const up = plan('spawn', observed(RUNNING));
+    assert.deepEqual(kinds(up), ['plug-vifs', 'wait-ports']);
+    assert.equal(reportOf(up)?.timings, false, 'nothing booted: no timings');
+    assert.deepEqual(kinds(plan('spawn', observed(PAUSED))), ['plug-vifs', 'wait-ports', 'resume']);
     assert.deepEqual(kinds(plan('spawn', observed(SAVED))), [
       'discard-save',
       'define',
-      'start',
-      'plug',
+      'start-paused',
+      'plug-vifs',
       'wait-ports',
       'resume',
     ]);
   });
 
+  test('steps carry their payload: XML, paths, images, VIFs, timeouts', () => {
+    const steps = plan('spawn', observed(null), { netns: 'lab-h1' });
+    const d = desiredInstance(spec(), settings('lab-h1'));
+    const by = <K extends InstanceStep['kind']>(k: K) =>
+      steps.find((s) => s.kind === k) as Extract<InstanceStep, { kind: K }>;
+    assert.deepEqual(
+      by('image-fetch').images.map((i) => i.id),
+      [MACHINE.id, KERNEL.id, RAMDISK.id],
+    );
+    assert.deepEqual(by('disk').base, `/var/lib/kumo/instances/_base/${MACHINE.id}`);
+    assert.equal(by('define').xml, d.xml);
+    assert.equal(by('start-paused').uuid, ID);
+    assert.deepEqual(by('plug-vifs').vifs, {
+      vmUuid: ID,
+      bridge: 'br-int',
+      netns: 'lab-h1',
+      nics: d.nics,
+    });
+    assert.equal(by('wait-ports').timeoutMs, 300_000);
+  });
+
+  test('a spec that cannot become a domain fails its spawn: leftovers removed, ERROR', () => {
+    const bad = { over: { image: RAMDISK, kernel: null } };
+    const steps = plan('spawn', observed(SHUTOFF, PLUGGED), bad);
+    assert.deepEqual(kinds(steps), ['undefine', 'ovsdb', 'remove-instance-dir']);
+    const r = reportOf(steps)?.report;
+    assert.equal(r?.vm_state, 'error');
+    assert.match(r?.fault?.message ?? '', /ramdisk \(ari\): it cannot be booted/);
+    assert.deepEqual(plan('settled', observed(RUNNING), bad), [], 'no task: nothing to do');
+  });
+
   test("another host's domain (or a foreign one) is never touched", () => {
     const p = plan('spawn', observed(FOREIGN));
-    assert.deepEqual(p.steps, []);
-    assert.match(p.conflict ?? '', /belongs to host compute-2/);
+    assert.deepEqual(kinds(p), []);
+    assert.match(reportOf(p)?.report.fault?.message ?? '', /belongs to host compute-2/);
+    assert.equal(reportOf(p)?.report.vm_state, 'error');
     const hand = plan('pause', observed(dom(DomainState.RUNNING, { meta: null })));
-    assert.match(hand.conflict ?? '', /nothing Kumo knows/);
-    assert.deepEqual(plan('settled', observed(FOREIGN)), { steps: [] });
+    assert.match(reportOf(hand)?.report.fault?.message ?? '', /nothing Kumo knows/);
+    assert.equal(reportOf(hand)?.report.vm_state, 'active', 'another task keeps its vm_state');
+    assert.deepEqual(plan('settled', observed(FOREIGN)), []);
     const gone = plan('absent', observed(FOREIGN, { ...PLUGGED, files: FOREIGN_FILES }), {
       vmState: null,
     });
-    assert.deepEqual(gone, { steps: [], deleted: false }, 'not its directory, not its OVS port');
+    assert.deepEqual(gone, [], 'not its directory, not its OVS port, nothing to report');
   });
 
   test("another host's instance directory (shared instances_path) is never touched", () => {
     for (const files of [FOREIGN_FILES, UNMARKED_FILES]) {
       const gone = plan('absent', observed(null, { files }), { vmState: null });
-      assert.deepEqual(gone, { steps: [], deleted: false });
+      assert.deepEqual(gone, []);
       const ours = plan('absent', observed(RUNNING, { ...PLUGGED, files }), { vmState: null });
-      assert.deepEqual(kinds(ours), ['stop', 'undefine', 'unplug'], 'our domain, not the dir');
+      assert.deepEqual(kinds(ours), ['stop', 'undefine', 'ovsdb'], 'our domain, not the dir');
       const spawn = plan('spawn', observed(null, { files }));
-      assert.deepEqual(spawn.steps, []);
-      assert.match(spawn.conflict ?? '', /instance directory belongs to (host compute-2|no host)/);
-      assert.deepEqual(plan('settled', observed(null, { files }), { onStart: true }).steps, []);
+      assert.deepEqual(kinds(spawn), []);
+      assert.match(
+        reportOf(spawn)?.report.fault?.message ?? '',
+        /instance directory belongs to (host compute-2|no host)/,
+      );
+      assert.deepEqual(plan('settled', observed(null, { files }), { onStart: true }), []);
     }
     const staged = plan('absent', observed(null, { files: { ...NO_FILES, staging: true } }), {
       vmState: null,
     });
-    assert.deepEqual(kinds(staged), ['remove-files'], 'our staging directory of a crashed build');
+    assert.deepEqual(kinds(staged), ['remove-instance-dir'], 'our staging directory');
   });
 
-  test('absent: destroy, undefine, unplug, remove files; deleted when anything was there', () => {
+  test('absent: destroy, undefine, unplug from the bridge, remove files; deleted when anything was there', () => {
     const running = plan('absent', observed(RUNNING, PLUGGED), { vmState: null });
-    assert.deepEqual(kinds(running), ['stop', 'undefine', 'unplug', 'remove-files']);
-    assert.equal(running.deleted, true);
-    assert.deepEqual(kinds(plan('absent', observed(SAVED))), ['undefine', 'remove-files']);
-    const nothing = plan('absent', observed(null), { vmState: null });
-    assert.deepEqual(nothing, { steps: [], deleted: false });
+    assert.deepEqual(kinds(running), ['stop', 'undefine', 'ovsdb', 'remove-instance-dir']);
+    const unplug = running.find((s) => s.kind === 'ovsdb');
+    assert.deepEqual(unplug?.kind === 'ovsdb' && unplug.ops[0], {
+      op: 'mutate',
+      table: 'Bridge',
+      where: [['name', '==', 'br-int']],
+      mutations: [['ports', 'delete', ['set', [['uuid', 'p']]]]],
+    });
+    assert.equal(unplug?.kind === 'ovsdb' && unplug.applied, true);
+    assert.deepEqual(reportOf(running)?.report, { deleted: true });
+    assert.equal(reportOf(running)?.onFailure, null, 'no task: a failure is retried');
+    assert.deepEqual(kinds(plan('absent', observed(SAVED))), ['undefine', 'remove-instance-dir']);
+    assert.deepEqual(plan('absent', observed(null), { vmState: null }), []);
     const deleting = plan('absent', observed(null), { vmState: 'active' });
-    assert.equal(deleting.deleted, true, 'a delete task always ends with deleted');
+    assert.deepEqual(reportOf(deleting)?.report, { task_done: 7, deleted: true });
+    assert.deepEqual(reportOf(deleting)?.onFailure?.report, { task_done: 7, vm_state: 'error' });
     const leftovers = plan('absent', observed(null, { ...PLUGGED, files: FILES }), {
       vmState: null,
     });
-    assert.deepEqual(kinds(leftovers), ['unplug', 'remove-files']);
+    assert.deepEqual(kinds(leftovers), ['ovsdb', 'remove-instance-dir']);
+    const unreferenced = { vifs: { ports: [{ ...ROW, bridge: null }], taps: {} } };
+    assert.deepEqual(plan('absent', observed(null, unreferenced), { vmState: null }), []);
   });
 
   test('reboots: soft shuts down first when running; hard powers off; both boot again', () => {
@@ -327,82 +423,98 @@ describe('planInstance', () => {
     assert.deepEqual(kinds(plan('reboot-soft', observed(PAUSED))), ['stop', ...BOOT]);
     assert.deepEqual(kinds(plan('reboot-hard', observed(RUNNING))), ['stop', ...BOOT]);
     assert.deepEqual(kinds(plan('reboot-hard', observed(SHUTOFF))), BOOT);
-    assert.deepEqual(kinds(plan('reboot-hard', observed(null))), ['images', 'files', ...BOOT]);
-    assert.equal(plan('reboot-hard', observed(RUNNING)).vmState, 'active');
+    assert.deepEqual(kinds(plan('reboot-hard', observed(null))), [...MAKE, ...BOOT]);
+    const r = reportOf(plan('reboot-hard', observed(RUNNING)));
+    assert.deepEqual(r?.report, { task_done: 7, vm_state: 'active' });
+    assert.deepEqual(r?.onFailure, {
+      report: { task_done: 7, vm_state: 'active' },
+      teardown: false,
+    });
   });
 
   test('stop and start', () => {
     assert.deepEqual(kinds(plan('stop', observed(RUNNING))), ['stop:graceful']);
     assert.deepEqual(kinds(plan('stop', observed(PAUSED))), ['stop:graceful']);
-    assert.deepEqual(plan('stop', observed(SHUTOFF)), { steps: [], vmState: 'stopped' });
+    const off = plan('stop', observed(SHUTOFF));
+    assert.deepEqual(kinds(off), [], 'already off: only the report');
+    assert.deepEqual(reportOf(off)?.report, { task_done: 7, vm_state: 'stopped' });
     assert.deepEqual(kinds(plan('start', observed(SHUTOFF))), BOOT);
     assert.deepEqual(kinds(plan('start', observed(SHUTOFF, { files: NO_FILES }))), [
-      'images',
-      'files',
+      ...MAKE,
       ...BOOT,
     ]);
-    assert.deepEqual(plan('start', observed(RUNNING)), { steps: [], vmState: 'active' });
+    assert.deepEqual(kinds(plan('start', observed(RUNNING))), []);
     assert.deepEqual(kinds(plan('start', observed(PAUSED))), ['resume']);
   });
 
-  test('pause, unpause, suspend, resume; impossible ones are conflicts', () => {
+  test('pause, unpause, suspend, resume; impossible ones are faults', () => {
+    const fault = (steps: InstanceStep[]) => reportOf(steps)?.report.fault?.message ?? '';
     assert.deepEqual(kinds(plan('pause', observed(RUNNING))), ['pause']);
-    assert.equal(plan('pause', observed(RUNNING)).vmState, 'paused');
+    assert.equal(reportOf(plan('pause', observed(RUNNING)))?.report.vm_state, 'paused');
     assert.deepEqual(kinds(plan('pause', observed(PAUSED))), []);
-    assert.match(plan('pause', observed(SHUTOFF)).conflict ?? '', /not running/);
+    assert.match(fault(plan('pause', observed(SHUTOFF))), /not running/);
     assert.deepEqual(kinds(plan('unpause', observed(PAUSED))), ['resume']);
     assert.deepEqual(kinds(plan('unpause', observed(RUNNING))), []);
-    assert.match(plan('unpause', observed(null)).conflict ?? '', /not paused/);
+    assert.match(fault(plan('unpause', observed(null))), /not paused/);
     assert.deepEqual(kinds(plan('suspend', observed(RUNNING))), ['managed-save']);
     assert.deepEqual(kinds(plan('suspend', observed(PAUSED))), ['managed-save']);
     assert.deepEqual(kinds(plan('suspend', observed(SAVED))), []);
-    assert.match(plan('suspend', observed(SHUTOFF)).conflict ?? '', /not running/);
-    assert.deepEqual(kinds(plan('resume', observed(SAVED))), ['start', 'plug', 'resume']);
+    assert.match(fault(plan('suspend', observed(SHUTOFF))), /not running/);
+    assert.deepEqual(kinds(plan('resume', observed(SAVED))), [
+      'start-paused',
+      'plug-vifs',
+      'resume',
+    ]);
     assert.deepEqual(
       kinds(plan('start', observed(SAVED))),
       ['discard-save', ...BOOT],
       'os-start boots afresh, as Nova power_on does',
     );
-    assert.equal(plan('resume', observed(SAVED)).vmState, 'active');
+    assert.equal(reportOf(plan('resume', observed(SAVED)))?.report.vm_state, 'active');
     assert.deepEqual(kinds(plan('resume', observed(RUNNING))), []);
     assert.deepEqual(kinds(plan('resume', observed(SHUTOFF))), BOOT);
   });
 
   test('settled: power left alone, except an active guest that is off when the agent starts', () => {
-    assert.deepEqual(plan('settled', observed(SHUTOFF)), { steps: [] });
-    assert.deepEqual(plan('settled', observed(RUNNING)), { steps: [] });
-    assert.deepEqual(kinds(plan('settled', observed(SHUTOFF), { onStart: true })), BOOT);
-    assert.deepEqual(kinds(plan('settled', observed(null), { onStart: true })), [
-      'images',
-      'files',
-      ...BOOT,
-    ]);
-    const crashed = dom(DomainState.CRASHED);
-    assert.deepEqual(kinds(plan('settled', observed(crashed), { onStart: true })), BOOT);
-    // a restart cut short after its start (the plug failed): the retry plugs and resumes
-    assert.deepEqual(kinds(plan('settled', observed(PAUSED), { onStart: true })), [
-      'plug',
-      'resume',
-    ]);
-    assert.deepEqual(plan('settled', observed(PAUSED)).steps, [], 'no boot: left as it is');
+    assert.deepEqual(plan('settled', observed(SHUTOFF)), []);
+    assert.deepEqual(plan('settled', observed(RUNNING)), []);
+    const onStart = { onStart: true };
     assert.deepEqual(
-      plan('settled', observed(PAUSED), { onStart: true, vmState: 'paused' }).steps,
-      [],
+      plan('settled', observed(SHUTOFF), onStart).map((s) => s.kind),
+      BOOT,
     );
+    assert.deepEqual(kinds(plan('settled', observed(null), onStart)), [...MAKE, ...BOOT]);
+    const crashed = dom(DomainState.CRASHED);
+    assert.deepEqual(kinds(plan('settled', observed(crashed), onStart)), BOOT);
+    // a restart cut short after its start (the plug failed): the retry plugs and resumes
+    assert.deepEqual(kinds(plan('settled', observed(PAUSED), onStart)), ['plug-vifs', 'resume']);
+    assert.deepEqual(plan('settled', observed(PAUSED)), [], 'no boot: left as it is');
+    assert.deepEqual(plan('settled', observed(PAUSED), { onStart: true, vmState: 'paused' }), []);
     for (const vmState of ['stopped', 'suspended', 'error'] as const)
-      assert.deepEqual(plan('settled', observed(SHUTOFF), { onStart: true, vmState }).steps, []);
-    assert.deepEqual(plan('settled', observed(SAVED), { onStart: true }).steps, []);
+      assert.deepEqual(plan('settled', observed(SHUTOFF), { onStart: true, vmState }), []);
+    assert.deepEqual(plan('settled', observed(SAVED), onStart), []);
   });
 
-  test('ethernet VIFs of a running guest are plugged again when not in the bridge', () => {
+  test('a task this process finished plans nothing', () => {
+    const finished = { taskId: 7, report: { task_done: 7 }, failed: false };
+    const t = { ...target('reboot-hard'), finished };
+    assert.deepEqual(planInstance(t, observed(RUNNING)), []);
+  });
+
+  test('ethernet VIFs of an active guest are plugged again when not in the bridge', () => {
     const netns = 'lab-h1';
-    const inBridge = { ...PLUGGED, taps: { [TAP]: 'vswitchd' as const } };
-    assert.deepEqual(plan('settled', observed(RUNNING, inBridge), { netns }).steps, []);
-    const unmoved = { ...PLUGGED, taps: { [TAP]: 'root' as const } };
-    assert.deepEqual(kinds(plan('settled', observed(RUNNING, unmoved), { netns })), ['plug']);
-    const noRow = { ovsPorts: [], taps: { [TAP]: 'vswitchd' as const } };
-    assert.deepEqual(kinds(plan('start', observed(RUNNING, noRow), { netns })), ['plug']);
-    assert.deepEqual(plan('settled', observed(RUNNING, unmoved)).steps, [], 'ovs mode: libvirt');
+    const vifs = (place: 'root' | 'vswitchd', ports = [ROW]) => ({
+      vifs: { ports, taps: { [TAP]: place } },
+    });
+    assert.deepEqual(plan('settled', observed(RUNNING, vifs('vswitchd')), { netns }), []);
+    const unmoved = plan('settled', observed(RUNNING, vifs('root')), { netns });
+    assert.deepEqual(
+      unmoved.map((s) => (s.kind === 'command' ? s.spec.argv.join(' ') : s.kind)),
+      [`ip link set dev ${TAP} netns lab-h1`, 'ip -n lab-h1 -batch -', 'ovsdb', 'ovsdb'],
+    );
+    const noRow = plan('start', observed(RUNNING, vifs('vswitchd', [])), { netns });
+    assert.deepEqual(kinds(noRow), ['ovsdb']);
+    assert.deepEqual(plan('settled', observed(RUNNING, vifs('root'))), [], 'ovs mode: libvirt');
   });
 });
 
@@ -544,11 +656,11 @@ describe('host boot', () => {
 
 describe('forgetFailures', () => {
   test('a resync forgets failed tasks (tried again), not succeeded ones', () => {
-    const state: InstanceState = { done: new Map(), lastPower: new Map(), onStart: new Set() };
-    state.done.set('a', { taskId: 3, report: { task_done: 3, vm_state: 'error' }, failed: true });
-    state.done.set('b', { taskId: 4, report: { task_done: 4, vm_state: 'active' }, failed: false });
-    forgetFailures(state);
-    assert.deepEqual([...state.done.keys()], ['b']);
+    const ledger: TaskLedger = new Map();
+    ledger.set('a', { taskId: 3, report: { task_done: 3, vm_state: 'error' }, failed: true });
+    ledger.set('b', { taskId: 4, report: { task_done: 4, vm_state: 'active' }, failed: false });
+    forgetFailures(ledger);
+    assert.deepEqual([...ledger.keys()], ['b']);
   });
 });
 

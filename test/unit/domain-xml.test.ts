@@ -17,10 +17,10 @@ import {
   DomainSpecError,
   instanceName,
   renderDomainXml,
-  tapName,
   xmlEscape,
 } from '../../agents/compute/domain.ts';
 import { DOMAIN_LIMITS } from '../../contracts/servers.ts';
+import { InvalidNameError, portDevice } from '../../host/ip/names.ts';
 
 const GOLDEN = join(import.meta.dirname, '..', 'golden', 'compute');
 
@@ -99,8 +99,10 @@ describe('domain XML', () => {
     assert.throws(() => instanceName(-1), DomainSpecError);
     assert.throws(() => instanceName(2 ** 32), DomainSpecError);
     assert.throws(() => instanceName(1.5), DomainSpecError);
-    assert.equal(tapName('0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d'), 'tap0a1b2c3d-4e');
-    assert.equal(tapName('0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d').length, 14);
+    const tap = portDevice('tap', '0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d');
+    assert.equal(tap, 'tap0a1b2c3d-4e');
+    assert.equal(tap.length, 14);
+    assert.throws(() => portDevice('tap', 'x y\n'), InvalidNameError, 'port ids are validated');
   });
 
   test('kernel + ramdisk without a disk: <kernel>/<initrd>/<cmdline>, no <boot>, no <disk>', () => {

@@ -1,0 +1,112 @@
+/**
+ * The compute agent's own step kinds (data with payload, beside the kit's command, ovsdb,
+ * file … steps of agents/lib/steps.ts) and the builders the plan uses. Pure.
+ *
+ * Invariants: a step carries everything its handler needs (the domain's uuid, the XML,
+ * the paths, the images, the VIFs to plug, the report to send), so the executor decides
+ * nothing; `plug-vifs` is the one phase step: the taps of an ethernet VIF exist only once
+ * libvirt started the domain, so its handler observes them then and runs what vif-plan
+ * plans from that (see apply.ts); `report` is the task's outcome, on success and on
+ * failure, as the plan decided it.
+ */
+import type { InstanceImage } from '../../contracts/instances.ts';
+import type { Step } from '../lib/steps.ts';
+import { type DesiredInstance, type InstancePaths, imagesOf, type RootDisk } from './desired.ts';
+import type { Phase, Report } from './report.ts';
+import type { VifTarget } from './vif-plan.ts';
+
+/** What a failed task reports, and whether its failure tears the instance down first. */
+export interface OnFailure {
+  report: Report;
+  teardown: boolean;
+}
+
+export type ComputeStep =
+  | { kind: 'image-fetch'; images: InstanceImage[]; why: string }
+  | { kind: 'instance-dir'; paths: InstancePaths; host: string; imageIds: string[]; why: string }
+  | {
+      kind: 'disk';
+      path: string;
+      disk: Exclude<RootDisk, { kind: 'none' }>;
+      base: string | null;
+      why: string;
+    }
+  | { kind: 'copy'; from: string; to: string; why: string }
+  | { kind: 'touch'; path: string; why: string }
+  | { kind: 'define'; xml: string; why: string }
+  | { kind: 'start-paused'; uuid: string; why: string }
+  | { kind: 'resume'; uuid: string; why: string }
+  | { kind: 'pause'; uuid: string; why: string }
+  | { kind: 'stop'; uuid: string; graceful: boolean; timeoutMs: number; why: string }
+  | { kind: 'managed-save'; uuid: string; why: string }
+  | { kind: 'discard-save'; uuid: string; why: string }
+  | { kind: 'undefine'; uuid: string; why: string }
+  | { kind: 'plug-vifs'; vifs: VifTarget; why: string }
+  | { kind: 'wait-ports'; instanceId: string; timeoutMs: number; why: string }
+  | { kind: 'remove-instance-dir'; paths: InstancePaths; host: string; why: string }
+  | {
+      kind: 'report';
+      report: Report;
+      onFailure: OnFailure | null;
+      /** Add the spawn timings measured by this apply. */
+      timings: boolean;
+      why: string;
+    };
+
+export type InstanceStep = Step | ComputeStep;
+
+/** The spawn phase a step's time counts toward (`kumo:spawn_timings`). */
+export function phaseOf(step: InstanceStep): Phase | null {
+  switch (step.kind) {
+    case 'image-fetch':
+    case 'instance-dir':
+    case 'disk':
+    case 'copy':
+    case 'touch':
+      return 'image';
+    case 'define':
+    case 'start-paused':
+      return 'define';
+    case 'plug-vifs':
+      return 'plug';
+    case 'wait-ports':
+      return 'wait_port';
+    case 'resume':
+      return 'boot';
+    default:
+      return null;
+  }
+}
+
+const baseOf = (baseDir: string, image: InstanceImage) => `${baseDir}/${image.id}`;
+
+/** Files of a boot: images cached, the directory (this host's), disk, kernel, ramdisk, log. */
+export function fileSteps(
+  d: DesiredInstance,
+  have: { disk: boolean; kernel: boolean; ramdisk: boolean },
+  s: { host: string; baseDir: string },
+): ComputeStep[] {
+  const p = d.paths;
+  const images = imagesOf(d);
+  const steps: ComputeStep[] = [
+    { kind: 'image-fetch', images, why: 'base images in the cache' },
+    {
+      kind: 'instance-dir',
+      paths: p,
+      host: s.host,
+      imageIds: images.map((i) => i.id),
+      why: "this host's instance directory",
+    },
+  ];
+  const disk = d.rootDisk;
+  if (disk.kind !== 'none' && !have.disk) {
+    const base = disk.kind === 'overlay' ? baseOf(s.baseDir, disk.image) : null;
+    steps.push({ kind: 'disk', path: p.disk, disk, base, why: `root disk (${disk.kind})` });
+  }
+  if (d.kernel && !have.kernel)
+    steps.push({ kind: 'copy', from: baseOf(s.baseDir, d.kernel), to: p.kernel, why: 'kernel' });
+  if (d.ramdisk && !have.ramdisk)
+    steps.push({ kind: 'copy', from: baseOf(s.baseDir, d.ramdisk), to: p.ramdisk, why: 'ramdisk' });
+  steps.push({ kind: 'touch', path: p.console, why: 'console log' });
+  return steps;
+}
