@@ -95,13 +95,26 @@ function dropUnclaimed(reporter: StatusReporter<ResourceStatus>, claimed: Set<st
     if (!claimed.has(key.slice('network:'.length))) reporter.drop(key);
 }
 
+/** The networks this host serves, counted for report_state's configurations. */
+function servedNetworks() {
+  const served = new Map<string, { subnets: number; ports: number }>();
+  const sum = (k: 'subnets' | 'ports') => [...served.values()].reduce((n, x) => n + x[k], 0);
+  return {
+    note(id: string, net: DhcpNetwork | null) {
+      if (net) served.set(id, { subnets: net.subnets.length, ports: net.ports.length });
+      else served.delete(id);
+    },
+    totals: () => ({ networks: served.size, subnets: sum('subnets'), ports: sum('ports') }),
+  };
+}
+
 export async function dhcpHooks({ config, runner, log, broker }: HookDeps): Promise<AgentHooks> {
   const settings = dhcpSettings(config);
   const host = config.DEFAULT.host;
   const dnsmasqVersion = await toolVersion(runner, ['dnsmasq', '--version']);
   const ovsdb = lazyOvsdb(config, log);
   const reporter = networkReporter(broker, host);
-  const served = new Map<string, { subnets: number; ports: number }>();
+  const served = servedNetworks();
   let ctl: AgentControl | undefined;
 
   const network = networkKind({
@@ -116,9 +129,7 @@ export async function dhcpHooks({ config, runner, log, broker }: HookDeps): Prom
     status: {
       reporter,
       ok(net, desired, id) {
-        if (net && desired)
-          served.set(id, { subnets: net.subnets.length, ports: net.ports.length });
-        else served.delete(id);
+        served.note(id, desired && net);
         return networkStatus(id);
       },
       failed: (err, id) => networkStatus(id, err),
@@ -131,9 +142,7 @@ export async function dhcpHooks({ config, runner, log, broker }: HookDeps): Prom
       dhcp_driver: 'dnsmasq',
       dnsmasq_version: dnsmasqVersion,
       dhcp_lease_duration: settings.leaseSeconds,
-      networks: served.size,
-      subnets: [...served.values()].reduce((n, x) => n + x.subnets, 0),
-      ports: [...served.values()].reduce((n, x) => n + x.ports, 0),
+      ...served.totals(),
     }),
     async start(control) {
       ctl = control;
