@@ -19,6 +19,7 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { type DhcpSettings, desiredDhcp } from '../../agents/dhcp/desired.ts';
 import { observeNetwork } from '../../agents/dhcp/observe.ts';
 import { planDhcp } from '../../agents/dhcp/plan.ts';
@@ -150,7 +151,7 @@ async function waitForEvent(pred: (e: Lease) => boolean, ms = 15_000): Promise<L
     const hit = parseEvents(clientOut).find(pred);
     if (hit) return hit;
     if (Date.now() > until) assert.fail(`no matching udhcpc event; output:\n${clientOut}`);
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
   }
 }
 
@@ -269,7 +270,7 @@ describe('dnsmasq serving a network to a real DHCP client', () => {
     assert.equal(plan.action, 'reload');
     const pidBefore = await readPid(paths.pid);
     assert.equal(await signalIfRunning(paths.pid, identity, 'SIGHUP'), true);
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
 
     clientOut = '';
     client.kill('SIGUSR1');
@@ -286,7 +287,7 @@ describe('dnsmasq serving a network to a real DHCP client', () => {
   test('a removed port gets no lease; the others still do', async () => {
     await writeNetworkFiles(network([dhcpPort, port2]), stateDir);
     assert.equal(await signalIfRunning(paths.pid, identity, 'SIGHUP'), true);
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
     const e = await oneShot().then(
       () => assert.fail('the removed port got a lease'),
       (err: unknown) => err,
