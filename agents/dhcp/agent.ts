@@ -1,27 +1,41 @@
 /**
  * kumo-dhcp-agent: one qdhcp-<network> namespace and dnsmasq per network this host's
- * DHCP agent is scheduled for.
+ * DHCP agent is scheduled for, as the kit's reconciler with one resource kind, `network`.
  *
  * Invariants:
  * - one reconcile key per network (`network:<id>`): a burst of hints for a network
  *   coalesces into one fetch, one file write and at most one SIGHUP;
+ * - a network's status is ACTIVE once reconciled (served, or torn down) and ERROR with
+ *   the reason after a failure, which is retried with backoff while the other networks
+ *   are served: one bad network never stops its neighbours;
  * - a resync reconciles every network the API lists for this host and every network this
  *   agent has a state directory for, so what nothing claims any more is torn down —
  *   including after revival, when the network moved elsewhere — while namespaces of
- *   other deployments on the machine are never touched;
+ *   other deployments on the machine are never touched; it re-sends every status;
  * - stopping or restarting the agent never touches a running dnsmasq;
  * - a lease no port accounts for any more is released (plan.ts), so its address can go
  *   to the next port at once; unusable lines of the leases file are logged, never used.
  */
 import { mkdir } from 'node:fs/promises';
-import { GetActiveNetworksResult, GetNetworkInfoResult } from '../../contracts/dhcp.ts';
+import {
+  type DhcpNetwork,
+  GetActiveNetworksResult,
+  GetNetworkInfoResult,
+} from '../../contracts/dhcp.ts';
 import { PLUGIN_TOPIC } from '../../contracts/messages.ts';
+import type { ResourceStatus } from '../../contracts/status.ts';
 import type { AgentControl, AgentHooks } from '../../core/agent.ts';
+import type { CommandRunner } from '../../core/exec.ts';
+import type { Logger } from '../../core/log.ts';
+import { createReconciler, type KindStatus, type ResourceKindSpec } from '../../core/reconciler.ts';
+import type { StatusReporter } from '../../core/status.ts';
+import type { OvsdbClient } from '../../host/ovs/ovsdb.ts';
 import { toolVersion } from '../../host/version.ts';
+import { runSteps, type Step } from '../lib/steps.ts';
 import type { HookDeps } from '../run.ts';
-import { applyDhcp } from './apply.ts';
-import { type DhcpSettings, desiredDhcp } from './desired.ts';
-import { observedNetworkIds, observeNetwork } from './observe.ts';
+import { type DesiredDhcp, type DhcpSettings, desiredDhcp } from './desired.ts';
+import { lazyOvsdb, networkReporter, networkStatus } from './links.ts';
+import { type ObservedDhcp, observedNetworkIds, observeNetwork } from './observe.ts';
 import { planDhcp } from './plan.ts';
 
 export function dhcpSettings(config: HookDeps['config']): DhcpSettings {
@@ -29,9 +43,68 @@ export function dhcpSettings(config: HookDeps['config']): DhcpSettings {
     stateRoot: `${config.DEFAULT.state_path}/dhcp`,
     leaseSeconds: config.dhcp.dhcp_lease_duration,
     intBridge: config.ovs.integration_bridge,
-    ovsdbConnection: config.ovs.ovsdb_connection,
     netnsPrefix: config.DEFAULT.netns_prefix,
     ...(config.ovs.vswitchd_netns ? { vswitchdNetns: config.ovs.vswitchd_netns } : {}),
+  };
+}
+
+export interface NetworkKindDeps {
+  settings: DhcpSettings;
+  runner: CommandRunner;
+  log: Logger;
+  ovsdb(): Promise<OvsdbClient>;
+  /** get_network_info: null when this host must serve nothing for the network. */
+  getNetwork(id: string): Promise<DhcpNetwork | null>;
+  status?: KindStatus<DhcpNetwork | null, DesiredDhcp | null, ResourceStatus>;
+}
+
+/** The old `dhcp apply` line (benches and operators read it): dnsmasq steps say so. */
+const label = (st: Step) =>
+  `${st.kind === 'daemon' || st.kind === 'signal' ? 'dnsmasq' : st.kind}: ${st.why}`;
+
+/**
+ * The `network` kind. No revisionOf: hints carry no revision, and the network's own
+ * revision does not cover its ports.
+ */
+export function networkKind(
+  deps: NetworkKindDeps,
+): ResourceKindSpec<DhcpNetwork | null, DesiredDhcp | null, ObservedDhcp, Step, ResourceStatus> {
+  const { settings, log } = deps;
+  return {
+    fetch: (id) => deps.getNetwork(id),
+    desired: (network) => desiredDhcp(network, settings),
+    async observe(id, desired) {
+      const observed = await observeNetwork(deps, settings, id, desired);
+      const rejected = observed.leases?.rejected ?? [];
+      if (rejected.length)
+        log.warn({ networkId: id, rejected }, 'ignored lines of the leases file');
+      return observed;
+    },
+    plan: (desired, observed, id) => planDhcp(desired, observed, settings, id),
+    async apply(steps, id) {
+      if (steps.length) log.info({ networkId: id, steps: steps.map(label) }, 'dhcp apply');
+      await runSteps(deps, steps, { networkId: id });
+    },
+    ...(deps.status ? { status: deps.status } : {}),
+  };
+}
+
+/** Statuses of networks nothing claims any more (torn down) are not sent again. */
+function dropUnclaimed(reporter: StatusReporter<ResourceStatus>, claimed: Set<string>) {
+  for (const key of reporter.sentKeys())
+    if (!claimed.has(key.slice('network:'.length))) reporter.drop(key);
+}
+
+/** The networks this host serves, counted for report_state's configurations. */
+function servedNetworks() {
+  const served = new Map<string, { subnets: number; ports: number }>();
+  const sum = (k: 'subnets' | 'ports') => [...served.values()].reduce((n, x) => n + x[k], 0);
+  return {
+    note(id: string, net: DhcpNetwork | null) {
+      if (net) served.set(id, { subnets: net.subnets.length, ports: net.ports.length });
+      else served.delete(id);
+    },
+    totals: () => ({ networks: served.size, subnets: sum('subnets'), ports: sum('ports') }),
   };
 }
 
@@ -39,36 +112,37 @@ export async function dhcpHooks({ config, runner, log, broker }: HookDeps): Prom
   const settings = dhcpSettings(config);
   const host = config.DEFAULT.host;
   const dnsmasqVersion = await toolVersion(runner, ['dnsmasq', '--version']);
-  const served = new Map<string, { subnets: number; ports: number }>();
+  const ovsdb = lazyOvsdb(config, log);
+  const reporter = networkReporter(broker, host);
+  const served = servedNetworks();
   let ctl: AgentControl | undefined;
 
-  const reconcileNetwork = async (networkId: string) => {
-    const reply = await broker.call(PLUGIN_TOPIC, 'get_network_info', {
-      host,
-      network_id: networkId,
-    });
-    const { network } = GetNetworkInfoResult.parse(reply);
-    const desired = desiredDhcp(network, settings);
-    const observed = await observeNetwork(runner, settings, networkId);
-    const rejected = observed.leases?.rejected ?? [];
-    if (rejected.length) log.warn({ networkId, rejected }, 'ignored lines of the leases file');
-    const steps = planDhcp(desired, observed, settings, networkId);
-    if (steps.length)
-      log.info({ networkId, steps: steps.map((s) => `${s.kind}: ${s.why}`) }, 'dhcp apply');
-    await applyDhcp(runner, steps);
-    if (desired && network)
-      served.set(networkId, { subnets: network.subnets.length, ports: network.ports.length });
-    else served.delete(networkId);
-  };
+  const network = networkKind({
+    settings,
+    runner,
+    log,
+    ovsdb: ovsdb.get,
+    async getNetwork(id) {
+      const reply = await broker.call(PLUGIN_TOPIC, 'get_network_info', { host, network_id: id });
+      return GetNetworkInfoResult.parse(reply).network;
+    },
+    status: {
+      reporter,
+      ok(net, desired, id) {
+        served.note(id, desired && net);
+        return networkStatus(id);
+      },
+      failed: (err, id) => networkStatus(id, err),
+    },
+  });
+  const reconciler = createReconciler({ log, kinds: { network } });
 
   return {
     configurations: async () => ({
       dhcp_driver: 'dnsmasq',
       dnsmasq_version: dnsmasqVersion,
       dhcp_lease_duration: settings.leaseSeconds,
-      networks: served.size,
-      subnets: [...served.values()].reduce((n, x) => n + x.subnets, 0),
-      ports: [...served.values()].reduce((n, x) => n + x.ports, 0),
+      ...served.totals(),
     }),
     async start(control) {
       ctl = control;
@@ -78,11 +152,11 @@ export async function dhcpHooks({ config, runner, log, broker }: HookDeps): Prom
       const reply = await broker.call(PLUGIN_TOPIC, 'get_active_networks', { host });
       const active = GetActiveNetworksResult.parse(reply).networks;
       const ids = new Set([...active, ...(await observedNetworkIds(settings))]);
+      dropUnclaimed(reporter, ids);
+      reconciler.forget();
       for (const id of ids) ctl?.enqueue('network', id);
     },
-    async reconcile(resource, id) {
-      if (resource !== 'network') throw new Error(`kumo-dhcp-agent does not manage ${resource}`);
-      await reconcileNetwork(id);
-    },
+    reconcile: (resource, id, revision) => reconciler.reconcile(resource, id, revision),
+    stop: () => ovsdb.close(),
   };
 }

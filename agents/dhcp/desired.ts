@@ -18,7 +18,6 @@ export interface DhcpSettings {
   stateRoot: string;
   leaseSeconds: number;
   intBridge: string;
-  ovsdbConnection: string;
   /** Where ovs-vswitchd runs, when not in this process's namespace (the test lab). */
   vswitchdNetns?: string;
   /** `[DEFAULT] netns_prefix`: '' in production. */

@@ -1,11 +1,12 @@
 /**
- * What the host has for a network's DHCP service: its namespace, the tap inside it with
- * its addresses, the dnsmasq files, the leases dnsmasq recorded and whether that
+ * What the host has for a network's DHCP service: its namespace, the taps inside it and
+ * their OVS ports, the dnsmasq files, the leases dnsmasq recorded and whether that
  * network's dnsmasq runs. Read-only.
  *
  * Invariant: a dnsmasq counts as running only if its pid file names a live, non-zombie
  * process whose command line carries this network's pid-file path, so a stale pid file
- * or a recycled pid is never mistaken for the service.
+ * or a recycled pid is never mistaken for the service. OVSDB is asked only when there is
+ * a port to look for.
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { UUID } from '../../contracts/schema.ts';
@@ -13,15 +14,21 @@ import type { CommandRunner } from '../../core/exec.ts';
 import { dnsmasqIdentity, dnsmasqPaths } from '../../host/dnsmasq/argv.ts';
 import { readDnsmasqFiles, type StoredFiles } from '../../host/dnsmasq/files.ts';
 import { type LeaseFile, readLeaseFile } from '../../host/dnsmasq/leases.ts';
-import { type LinkInfo, listLinks } from '../../host/ip/link.ts';
+import { listLinks } from '../../host/ip/link.ts';
 import { netnsExists } from '../../host/ip/netns.ts';
+import type { OvsdbClient } from '../../host/ovs/ovsdb.ts';
+import { findPorts } from '../../host/ovs/ports.ts';
 import { findRunning, readCmdline } from '../../host/process/daemon.ts';
-import { type DhcpSettings, netnsOf, servedMarkerOf, stateDirOf } from './desired.ts';
+import type { NsObserved } from '../lib/ns-port.ts';
+import {
+  type DesiredDhcp,
+  type DhcpSettings,
+  netnsOf,
+  servedMarkerOf,
+  stateDirOf,
+} from './desired.ts';
 
-export interface ObservedDhcp {
-  netnsExists: boolean;
-  /** Taps inside the namespace (normally one). */
-  taps: LinkInfo[];
+export interface ObservedDhcp extends NsObserved {
   files: StoredFiles | null;
   /** dnsmasq's leases file, checked line by line (null: none written yet). */
   leases: LeaseFile | null;
@@ -32,30 +39,45 @@ export interface ObservedDhcp {
   servedDigest: string | null;
 }
 
+export interface ObserveDeps {
+  runner: CommandRunner;
+  ovsdb(): Promise<OvsdbClient>;
+}
+
+const orNull = <T>(p: Promise<T>) => p.catch(() => null);
+
+/** The namespace, the taps in it, and the OVS ports of those and of the desired tap. */
+async function observeNs(deps: ObserveDeps, netns: string, device: string | undefined) {
+  const exists = await netnsExists(netns);
+  const links = exists
+    ? (await listLinks(deps.runner, netns)).filter((l) => l.name.startsWith('tap'))
+    : [];
+  const names = [...new Set([...(device ? [device] : []), ...links.map((l) => l.name)])];
+  const ovsPorts = names.length ? await findPorts(await deps.ovsdb(), { names }) : [];
+  return { netnsExists: exists, links, ovsPorts };
+}
+
 export async function observeNetwork(
-  runner: CommandRunner,
+  deps: ObserveDeps,
   s: DhcpSettings,
   networkId: string,
+  desired: DesiredDhcp | null,
 ): Promise<ObservedDhcp> {
-  const netns = netnsOf(s, networkId);
-  const exists = await netnsExists(netns);
-  const taps = exists
-    ? (await listLinks(runner, netns)).filter((l) => l.name.startsWith('tap'))
-    : [];
+  const ns = await observeNs(deps, netnsOf(s, networkId), desired?.device);
   const paths = dnsmasqPaths(stateDirOf(s, networkId));
-  const files = await readDnsmasqFiles(paths.dir).catch(() => null);
-  const leases = await readLeaseFile(paths.leases);
   const pid = await findRunning(paths.pid, dnsmasqIdentity(paths));
-  const argv = pid === null ? null : await readCmdline(pid);
-  const stateDirExists = await stat(paths.dir).then(
-    () => true,
-    () => false,
-  );
-  const servedDigest = await readFile(servedMarkerOf(paths.dir), 'utf8').then(
-    (t) => t.trim(),
-    () => null,
-  );
-  return { netnsExists: exists, taps, files, leases, pid, argv, stateDirExists, servedDigest };
+  return {
+    ...ns,
+    files: await orNull(readDnsmasqFiles(paths.dir)),
+    leases: await readLeaseFile(paths.leases),
+    pid,
+    argv: pid === null ? null : await readCmdline(pid),
+    stateDirExists: await stat(paths.dir).then(
+      () => true,
+      () => false,
+    ),
+    servedDigest: await orNull(readFile(servedMarkerOf(paths.dir), 'utf8').then((t) => t.trim())),
+  };
 }
 
 /**

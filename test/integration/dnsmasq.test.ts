@@ -19,12 +19,14 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { applyDhcp } from '../../agents/dhcp/apply.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { type DhcpSettings, desiredDhcp } from '../../agents/dhcp/desired.ts';
 import { observeNetwork } from '../../agents/dhcp/observe.ts';
 import { planDhcp } from '../../agents/dhcp/plan.ts';
+import { runSteps } from '../../agents/lib/steps.ts';
 import type { DhcpNetwork, DhcpPort } from '../../contracts/dhcp.ts';
 import { CommandError, createCommandRunner } from '../../core/exec.ts';
+import { silentLogger } from '../../core/log.ts';
 import { dnsmasqArgv, dnsmasqIdentity, dnsmasqPaths } from '../../host/dnsmasq/argv.ts';
 import { readDnsmasqFiles, writeNetworkFiles } from '../../host/dnsmasq/files.ts';
 import { planReload } from '../../host/dnsmasq/reload.ts';
@@ -50,6 +52,7 @@ import {
   stopByPidfile,
 } from '../../host/process/daemon.ts';
 import { waitFor } from '../helpers/env.ts';
+import { FakeOvsdb } from '../helpers/fake-ovsdb.ts';
 
 const runner = createCommandRunner();
 const tag = randomBytes(3).toString('hex');
@@ -148,7 +151,7 @@ async function waitForEvent(pred: (e: Lease) => boolean, ms = 15_000): Promise<L
     const hit = parseEvents(clientOut).find(pred);
     if (hit) return hit;
     if (Date.now() > until) assert.fail(`no matching udhcpc event; output:\n${clientOut}`);
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
   }
 }
 
@@ -267,7 +270,7 @@ describe('dnsmasq serving a network to a real DHCP client', () => {
     assert.equal(plan.action, 'reload');
     const pidBefore = await readPid(paths.pid);
     assert.equal(await signalIfRunning(paths.pid, identity, 'SIGHUP'), true);
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
 
     clientOut = '';
     client.kill('SIGUSR1');
@@ -284,7 +287,7 @@ describe('dnsmasq serving a network to a real DHCP client', () => {
   test('a removed port gets no lease; the others still do', async () => {
     await writeNetworkFiles(network([dhcpPort, port2]), stateDir);
     assert.equal(await signalIfRunning(paths.pid, identity, 'SIGHUP'), true);
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
     const e = await oneShot().then(
       () => assert.fail('the removed port got a lease'),
       (err: unknown) => err,
@@ -310,25 +313,23 @@ describe('dnsmasq serving a network to a real DHCP client', () => {
       stateRoot: base,
       leaseSeconds: 86400,
       intBridge: 'br-int',
-      ovsdbConnection: 'unix:/nonexistent/db.sock',
       netnsPrefix: '',
     };
+    // The tap is a veth here: OVSDB knows no port of that name.
+    const deps = { runner, log: silentLogger(), ovsdb: async () => new FakeOvsdb() };
     const reconcile = async () => {
       const desired = desiredDhcp(replaced, settings);
-      const steps = planDhcp(
-        desired,
-        await observeNetwork(runner, settings, NET_ID),
-        settings,
-        NET_ID,
-      );
-      await applyDhcp(runner, steps);
+      const observed = await observeNetwork(deps, settings, NET_ID, desired);
+      const steps = planDhcp(desired, observed, settings, NET_ID);
+      await runSteps(deps, steps);
       return steps.map((st) =>
         st.kind === 'command' ? `${st.spec.netns} ${st.spec.argv.join(' ')}` : st.kind,
       );
     };
     const started = Date.now();
-    const [signal, ...released] = await reconcile();
-    assert.equal(signal, 'dnsmasq', 'the files were written, not yet served: reload first');
+    const [signal, marker, ...released] = await reconcile();
+    assert.equal(signal, 'signal', 'the files were written, not yet served: reload first');
+    assert.equal(marker, 'file', 'then the served marker');
     assert.deepEqual(released.sort(), [
       `${A} dhcp_release ${TAP} 10.9.0.12 ${port2.mac_address} 01:${port2.mac_address}`,
       `${A} dhcp_release ${TAP} 10.9.0.21 ${port1.mac_address} 01:${port1.mac_address}`,

@@ -1,24 +1,28 @@
 /**
- * The DHCP agent's pure planning: an empty plan when the host matches, a stale OVS port
- * cleared before re-plugging, files written but never signalled are reloaded, and a
+ * The DHCP agent's pure planning, in the kit's Step shapes: an empty plan when the host
+ * matches, a stale OVS port cleared (its own applied transaction) before the port is
+ * plugged again in one applied transaction carrying iface-id, attached-mac, MAC and MTU,
+ * files written but never signalled are reloaded (SIGHUP, then the served marker), and a
  * network not served here is torn down completely. Leases: the leases-file parser drops
  * every line with a field that fails its pattern; a lease no host entry accounts for is
  * released after the reload (IPv4 by (MAC, IP), IPv6 by address and previous MAC), and a
  * second plan over the leases file dnsmasq then writes releases nothing.
  */
 import assert from 'node:assert/strict';
+import { basename } from 'node:path';
 import { describe, test } from 'node:test';
 import { type DesiredDhcp, type DhcpSettings, desiredDhcp } from '../../agents/dhcp/desired.ts';
 import type { ObservedDhcp } from '../../agents/dhcp/observe.ts';
-import { type DhcpStep, planDhcp } from '../../agents/dhcp/plan.ts';
+import { planDhcp } from '../../agents/dhcp/plan.ts';
+import type { Step } from '../../agents/lib/steps.ts';
 import type { DhcpNetwork } from '../../contracts/dhcp.ts';
 import { parseLeases } from '../../host/dnsmasq/leases.ts';
+import type { ObservedPort } from '../../host/ovs/ports.ts';
 
 const S: DhcpSettings = {
   stateRoot: '/var/lib/kumo/dhcp',
   leaseSeconds: 86400,
   intBridge: 'br-int',
-  ovsdbConnection: 'unix:/var/run/openvswitch/db.sock',
   netnsPrefix: '',
 };
 const NET = '11111111-1111-4111-8111-111111111111';
@@ -49,6 +53,15 @@ const network: DhcpNetwork = {
   },
 };
 
+const row = (name: string): ObservedPort => ({
+  uuid: 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa',
+  name,
+  bridge: 'br-int',
+  ifaceId: DHCP_PORT,
+  attachedMac: 'fa:16:3e:00:00:02',
+  vmUuid: null,
+});
+
 function matching(d: DesiredDhcp): ObservedDhcp {
   const addrs = d.addresses.map((cidr) => ({
     version: 4 as const,
@@ -59,9 +72,10 @@ function matching(d: DesiredDhcp): ObservedDhcp {
   }));
   return {
     netnsExists: true,
-    taps: [
+    links: [
       { name: d.device, ifindex: 5, mac: d.mac, mtu: d.mtu, up: true, peer: undefined, addrs },
     ],
+    ovsPorts: [row(d.device)],
     files: { ...d.files },
     leases: null,
     pid: 4242,
@@ -71,6 +85,28 @@ function matching(d: DesiredDhcp): ObservedDhcp {
   };
 }
 
+const plugs = (st: Step) =>
+  st.kind === 'ovsdb' && st.ops.some((op) => op.op === 'insert' && op.table === 'Interface');
+
+/** A step as one line: commands by netns and argv, dnsmasq actions, files by name. */
+function show(st: Step): string {
+  switch (st.kind) {
+    case 'command':
+      return `${st.spec.netns ? `${st.spec.netns} ` : ''}${st.spec.argv.join(' ')}`;
+    case 'daemon':
+      return `dnsmasq ${st.action}`;
+    case 'signal':
+      return `dnsmasq ${st.signal}`;
+    case 'file':
+      return `file ${basename(st.path)}`;
+    case 'ovsdb':
+      return `ovsdb ${plugs(st) ? 'plug' : 'unplug'}${st.applied ? ' applied' : ''}`;
+    default:
+      return st.kind;
+  }
+}
+const describeSteps = (steps: Step[]) => steps.map(show);
+
 describe('planDhcp', () => {
   const d = desiredDhcp(network, S) as DesiredDhcp;
 
@@ -79,58 +115,116 @@ describe('planDhcp', () => {
     assert.deepEqual(planDhcp(d, matching(d), S, NET), []);
   });
 
-  test('a missing tap: the stale OVS port is deleted before the port is added again', () => {
-    const o = { ...matching(d), taps: [] };
-    const argvs = planDhcp(d, o, S, NET).flatMap((st) =>
-      st.kind === 'command' ? [st.spec.argv.join(' ')] : [],
+  test('a missing tap: the stale OVS port is removed before the port is plugged again', () => {
+    const steps = planDhcp(d, { ...matching(d), links: [] }, S, NET);
+    assert.deepEqual(describeSteps(steps), [
+      'ovsdb unplug applied',
+      'ovsdb plug applied',
+      `ip link set dev ${d.device} netns qdhcp-${NET}`,
+      `ip -n qdhcp-${NET} -batch -`,
+      'dnsmasq stop',
+      'dnsmasq start',
+      'file served',
+    ]);
+    const plug = steps.find(plugs);
+    assert.ok(plug?.kind === 'ovsdb');
+    const iface = plug.ops.find((op) => op.op === 'insert' && op.table === 'Interface');
+    assert.deepEqual(iface?.op === 'insert' && iface.row, {
+      name: d.device,
+      type: 'internal',
+      external_ids: [
+        'map',
+        [
+          ['iface-id', DHCP_PORT],
+          ['attached-mac', d.mac],
+          ['iface-status', 'active'],
+        ],
+      ],
+      mac: d.mac,
+      mtu_request: d.mtu,
+    });
+    const batch = steps[3];
+    assert.ok(batch?.kind === 'command');
+    assert.equal(
+      batch.spec.stdin,
+      [
+        `link set dev ${d.device} address ${d.mac}`,
+        `link set dev ${d.device} mtu 1450`,
+        `link set dev ${d.device} up`,
+        `addr replace 10.0.0.2/24 dev ${d.device}`,
+        '',
+      ].join('\n'),
+      'MAC, MTU, up and addresses in one ip -batch',
     );
-    const del = argvs.findIndex((a) => a.includes(`del-port br-int ${d.device}`));
-    const add = argvs.findIndex((a) => a.includes(`add-port br-int ${d.device}`));
-    assert.ok(del >= 0 && add > del, argvs.join('\n'));
-    assert.ok(argvs.some((a) => a.includes(`link set dev ${d.device} netns qdhcp-${NET}`)));
+    const fresh = planDhcp(d, { ...matching(d), links: [], ovsPorts: [] }, S, NET);
+    assert.deepEqual(describeSteps(fresh).slice(0, 2), [
+      'ovsdb plug applied',
+      `ip link set dev ${d.device} netns qdhcp-${NET}`,
+    ]);
+  });
+
+  test('a replaced DHCP port: the old tap is unplugged, the new one plugged', () => {
+    const old = {
+      ...(matching(d).links[0] as ObservedDhcp['links'][number]),
+      name: 'tap99999999-99',
+    };
+    const o = { ...matching(d), links: [old], ovsPorts: [row(old.name)] };
+    assert.deepEqual(describeSteps(planDhcp(d, o, S, NET)).slice(0, 3), [
+      'ovsdb unplug applied',
+      'ovsdb plug applied',
+      `ip link set dev ${d.device} netns qdhcp-${NET}`,
+    ]);
   });
 
   test('files already on disk but never signalled are reloaded; changed addresses restart', () => {
     const steps = planDhcp(d, { ...matching(d), servedDigest: null }, S, NET);
-    assert.deepEqual(
-      steps.map((st) => (st.kind === 'dnsmasq' ? st.action : st.kind)),
-      ['reload'],
-    );
+    assert.deepEqual(describeSteps(steps), ['dnsmasq SIGHUP', 'file served']);
+    const marker = steps[1];
+    assert.ok(marker?.kind === 'file');
+    assert.equal(marker.content, `${d.digest}\n`);
     const moved = matching(d);
-    moved.taps[0]?.addrs.splice(0, 1, {
+    moved.links[0]?.addrs.splice(0, 1, {
       version: 4,
       address: '10.0.0.9',
       prefix: 24,
       cidr: '10.0.0.9/24',
       scope: 'global',
     });
-    const kinds = planDhcp(d, moved, S, NET).map((st) =>
-      st.kind === 'dnsmasq' ? st.action : st.kind,
-    );
-    assert.deepEqual(kinds, ['command', 'restart']);
+    assert.deepEqual(describeSteps(planDhcp(d, moved, S, NET)), [
+      `ip -n qdhcp-${NET} -batch -`,
+      'dnsmasq stop',
+      'dnsmasq start',
+      'file served',
+    ]);
   });
 
   test('a network not served here loses dnsmasq, OVS port, namespace and state', () => {
     const steps = planDhcp(desiredDhcp(null, S), matching(d), S, NET);
-    assert.deepEqual(
-      steps.map((st) =>
-        st.kind === 'dnsmasq'
-          ? `dnsmasq ${st.action}`
-          : st.kind === 'command'
-            ? st.spec.argv.slice(0, 4).join(' ')
-            : st.kind,
-      ),
-      [
-        'dnsmasq stop',
-        `ovs-vsctl --db=${S.ovsdbConnection} --timeout=10 --if-exists`,
-        `ip netns del qdhcp-${NET}`,
-        'rmdir',
-      ],
-    );
+    assert.deepEqual(describeSteps(steps), [
+      'dnsmasq stop',
+      'ovsdb unplug applied',
+      `ip netns del qdhcp-${NET}`,
+      'remove',
+    ]);
+    const [, unplug, , remove] = steps;
+    assert.deepEqual(unplug?.kind === 'ovsdb' && unplug.ops[0], {
+      op: 'mutate',
+      table: 'Bridge',
+      where: [['name', '==', 'br-int']],
+      mutations: [['ports', 'delete', ['set', [['uuid', row(d.device).uuid]]]]],
+    });
+    assert.equal(remove?.kind === 'remove' && remove.path, `${S.stateRoot}/${NET}`);
     assert.deepEqual(
       planDhcp(
         null,
-        { ...matching(d), netnsExists: false, taps: [], pid: null, stateDirExists: false },
+        {
+          ...matching(d),
+          netnsExists: false,
+          links: [],
+          ovsPorts: [],
+          pid: null,
+          stateDirExists: false,
+        },
         S,
         NET,
       ),
@@ -163,20 +257,14 @@ describe('planDhcp releases the leases no port accounts for', () => {
   const A_LEASE = '1795418532 fa:16:3e:00:00:11 10.0.0.11 * 01:fa:16:3e:00:00:11';
   const C_LEASE = '1795418533 fa:16:3e:00:00:12 10.0.0.12 * *';
   const ELSEWHERE = '1795418534 fa:16:3e:00:00:99 192.168.9.9 * *';
-  const describeSteps = (steps: DhcpStep[]) =>
-    steps.map((st) =>
-      st.kind === 'dnsmasq'
-        ? st.action
-        : st.kind === 'command'
-          ? `${st.spec.netns} ${st.spec.argv.join(' ')}`
-          : st.kind,
-    );
 
   test('port A deleted, port B created with its IP: A’s lease is released after the reload', () => {
     const o = { ...matching(before), leases: leases([A_LEASE, C_LEASE, ELSEWHERE]) };
     assert.deepEqual(describeSteps(planDhcp(after, o, S, NET)), [
-      'files',
-      'reload',
+      'file host',
+      'file addn_hosts',
+      'dnsmasq SIGHUP',
+      'file served',
       `qdhcp-${NET} dhcp_release ${after.device} 10.0.0.11 fa:16:3e:00:00:11 01:fa:16:3e:00:00:11`,
     ]);
   });
@@ -224,8 +312,13 @@ describe('planDhcp releases the leases no port accounts for', () => {
   test('a dnsmasq that is not running hears the release only after it started', () => {
     const o = { ...matching(before), pid: null, argv: null, leases: leases([A_LEASE]) };
     const steps = describeSteps(planDhcp(after, o, S, NET));
-    assert.deepEqual(steps.slice(0, 2), ['files', 'start']);
-    assert.match(steps[2] as string, /dhcp_release .* 10\.0\.0\.11 fa:16:3e:00:00:11/);
+    assert.deepEqual(steps.slice(0, 4), [
+      'file host',
+      'file addn_hosts',
+      'dnsmasq start',
+      'file served',
+    ]);
+    assert.match(steps[4] as string, /dhcp_release .* 10\.0\.0\.11 fa:16:3e:00:00:11/);
     const gone = planDhcp(null, { ...matching(after), leases: leases([A_LEASE]) }, S, NET);
     assert.ok(
       !describeSteps(gone).some((x) => x.includes('dhcp_release')),
