@@ -35,6 +35,7 @@ import { createReconciler, type Reconciler } from '../../core/reconciler.ts';
 import { createStatusReporter, type StatusReporter } from '../../core/status.ts';
 import type { LibvirtClient } from '../../host/libvirt/client.ts';
 import { hostResources } from '../../host/system/resources.ts';
+import { type LazyOvsdb, lazyOvsdb } from '../lib/ovsdb.ts';
 import type { HookDeps } from '../run.ts';
 import { type HostBoot, hostBoot } from './boot.ts';
 import { consoleTail } from './console.ts';
@@ -43,7 +44,7 @@ import { computeSettings, type Usage, usageOf, versionText } from './host-info.t
 import { createImageCache, type ImageCache } from './image-cache.ts';
 import { createInstanceKind, forgetFailures, type TaskLedger } from './instance.ts';
 import { ownInstanceIds, referencedImages } from './instance-dir.ts';
-import { connectLibvirt, type LazyOvsdb, lazyOvsdb, watchDomains } from './links.ts';
+import { connectLibvirt, watchDomains } from './links.ts';
 import { type KumoMetadata, listOwnDomains } from './observe.ts';
 import { waitPortsActive } from './rpc.ts';
 

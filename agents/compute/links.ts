@@ -31,31 +31,6 @@ export function connectLibvirt(config: KumoConfig, log: HookDeps['log']): Promis
   });
 }
 
-export type LazyOvsdb = ReturnType<typeof lazyOvsdb>;
-
-/** A lazily opened OVSDB connection: instances that only report never need one. */
-export function lazyOvsdb(config: KumoConfig, log: HookDeps['log']) {
-  let client: Promise<OvsdbClient> | undefined;
-  return {
-    get(): Promise<OvsdbClient> {
-      client ??= createOvsdbClient({
-        socket: config.ovs.ovsdb_connection,
-        log: log.child({ component: 'ovsdb' }),
-        timeoutMs: 10_000,
-        reconnect: { initialMs: 200, maxMs: 5000 },
-      }).catch((e: unknown) => {
-        client = undefined;
-        throw e;
-      });
-      return client;
-    },
-    async close() {
-      const c = await client?.catch(() => undefined);
-      await c?.close();
-    },
-  };
-}
-
 export interface Watch {
   libvirt: LibvirtClient;
   settings: ComputeSettings;

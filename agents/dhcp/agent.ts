@@ -31,11 +31,12 @@ import { createReconciler, type KindStatus, type ResourceKindSpec } from '../../
 import type { StatusReporter } from '../../core/status.ts';
 import type { OvsdbClient } from '../../host/ovs/ovsdb.ts';
 import { toolVersion } from '../../host/version.ts';
+import { lazyOvsdb } from '../lib/ovsdb.ts';
+import { resourceStatus, statusReporter } from '../lib/status.ts';
 import { runSteps, type Step } from '../lib/steps.ts';
 import type { HookDeps } from '../run.ts';
 import { type DesiredDhcp, type DhcpSettings, desiredDhcp } from './desired.ts';
-import { lazyOvsdb, networkReporter, networkStatus } from './links.ts';
-import { type ObservedDhcp, observedNetworkIds, observeNetwork } from './observe.ts';
+import { type ObservedDhcp, observeNetwork, ownedNetworkIds } from './observe.ts';
 import { planDhcp } from './plan.ts';
 
 export function dhcpSettings(config: HookDeps['config']): DhcpSettings {
@@ -113,7 +114,7 @@ export async function dhcpHooks({ config, runner, log, broker }: HookDeps): Prom
   const host = config.DEFAULT.host;
   const dnsmasqVersion = await toolVersion(runner, ['dnsmasq', '--version']);
   const ovsdb = lazyOvsdb(config, log);
-  const reporter = networkReporter(broker, host);
+  const reporter = statusReporter(broker, host, 'dhcp');
   const served = servedNetworks();
   let ctl: AgentControl | undefined;
 
@@ -130,9 +131,9 @@ export async function dhcpHooks({ config, runner, log, broker }: HookDeps): Prom
       reporter,
       ok(net, desired, id) {
         served.note(id, desired && net);
-        return networkStatus(id);
+        return resourceStatus('network', id);
       },
-      failed: (err, id) => networkStatus(id, err),
+      failed: (err, id) => resourceStatus('network', id, err),
     },
   });
   const reconciler = createReconciler({ log, kinds: { network } });
@@ -151,7 +152,7 @@ export async function dhcpHooks({ config, runner, log, broker }: HookDeps): Prom
     async resync() {
       const reply = await broker.call(PLUGIN_TOPIC, 'get_active_networks', { host });
       const active = GetActiveNetworksResult.parse(reply).networks;
-      const ids = new Set([...active, ...(await observedNetworkIds(settings))]);
+      const ids = new Set([...active, ...(await ownedNetworkIds(settings))]);
       dropUnclaimed(reporter, ids);
       reconciler.forget();
       for (const id of ids) ctl?.enqueue('network', id);

@@ -8,7 +8,7 @@
  * or a recycled pid is never mistaken for the service. OVSDB is asked only when there is
  * a port to look for.
  */
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { UUID } from '../../contracts/schema.ts';
 import type { CommandRunner } from '../../core/exec.ts';
 import { dnsmasqIdentity, dnsmasqPaths } from '../../host/dnsmasq/argv.ts';
@@ -20,6 +20,7 @@ import type { OvsdbClient } from '../../host/ovs/ovsdb.ts';
 import { findPorts } from '../../host/ovs/ports.ts';
 import { findRunning, readCmdline } from '../../host/process/daemon.ts';
 import type { NsObserved } from '../lib/ns-port.ts';
+import { listOwned } from '../lib/ownership.ts';
 import {
   type DesiredDhcp,
   type DhcpSettings,
@@ -84,7 +85,6 @@ export async function observeNetwork(
  * Every network this agent has anything for: its state directories. A qdhcp namespace
  * without one is not ours (another deployment on the machine, a test) and is left alone.
  */
-export async function observedNetworkIds(s: DhcpSettings): Promise<Set<string>> {
-  const dirs = await readdir(s.stateRoot).catch(() => [] as string[]);
-  return new Set(dirs.filter((d) => UUID.test(d)));
+export async function ownedNetworkIds(s: DhcpSettings): Promise<Set<string>> {
+  return new Set(await listOwned(s.stateRoot, { idPattern: UUID }));
 }

@@ -18,8 +18,8 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { networkKind } from '../../agents/dhcp/agent.ts';
 import { type DesiredDhcp, type DhcpSettings, desiredDhcp } from '../../agents/dhcp/desired.ts';
-import { networkStatus } from '../../agents/dhcp/links.ts';
 import type { ObservedDhcp } from '../../agents/dhcp/observe.ts';
+import { resourceStatus } from '../../agents/lib/status.ts';
 import type { DhcpNetwork } from '../../contracts/dhcp.ts';
 import type { ResourceStatus } from '../../contracts/status.ts';
 import { CommandError, type CommandRunner } from '../../core/exec.ts';
@@ -126,8 +126,8 @@ function agentOf(opts: {
     getNetwork: async () => structuredClone(opts.network),
     status: {
       reporter,
-      ok: (_n, _d, id) => networkStatus(id),
-      failed: (err, id) => networkStatus(id, err),
+      ok: (_n, _d, id) => resourceStatus('network', id),
+      failed: (err, id) => resourceStatus('network', id, err),
     },
   });
   const observe = async (id: string, d: DesiredDhcp | null) => ({
