@@ -11,7 +11,6 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Agent } from '../../contracts/agents.ts';
 import { ApiError } from '../../contracts/errors.ts';
 import { isPlainObject, UUID } from '../../contracts/schema.ts';
-import type { AppDeps } from '../app.ts';
 import { getAgent, listAgents } from '../db/agents.ts';
 import {
   addBinding,
@@ -21,6 +20,7 @@ import {
   schedulerTransaction,
 } from '../db/dhcp-bindings.ts';
 import { getNetwork, listNetworks, networkNotFound } from '../db/networks.ts';
+import type { AppDeps } from '../deps.ts';
 import { requireAdmin } from '../http.ts';
 import { pick, type Query, values } from '../query.ts';
 import { hintDhcpAgents, syncDhcpPorts } from '../scheduler/dhcp.ts';

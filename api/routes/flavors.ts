@@ -5,19 +5,11 @@
  * `--os-endpoint`) and under /v2.1.
  *
  * Invariants: create and delete are admin-only (403 `forbidden` otherwise); every error
- * on these routes leaves in Nova's shape `{"itemNotFound": {code, message}}`.
+ * on these routes leaves in Nova's shape `{"itemNotFound": {code, message}}` (nova.ts).
  */
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import {
-  type Flavor,
-  FlavorCreate,
-  novaError,
-  ReadOnlyAttribute,
-} from '../../contracts/compute.ts';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { type Flavor, FlavorCreate } from '../../contracts/compute.ts';
 import { ApiError } from '../../contracts/errors.ts';
-import { ValidationError } from '../../contracts/schema.ts';
-import type { Logger } from '../../core/log.ts';
-import type { AppDeps } from '../app.ts';
 import {
   createFlavor,
   deleteFlavor,
@@ -26,52 +18,9 @@ import {
   getFlavor,
   listFlavors,
 } from '../db/flavors.ts';
+import type { AppDeps } from '../deps.ts';
 import { type Query, values } from '../query.ts';
-
-/** Errors in Nova's shape for every route of an encapsulated scope (also for 401s). */
-export function installNovaErrors(scope: FastifyInstance, log: Logger) {
-  scope.setErrorHandler((err: FastifyError, req: FastifyRequest, reply: FastifyReply) => {
-    let status: number;
-    let message: string;
-    if (err instanceof ApiError) {
-      status = err.status;
-      message = err.message;
-    } else if (err instanceof ValidationError) {
-      status = 400;
-      message = `Invalid input for field/attribute ${err.field}. Value: ${err.reason}`;
-      if (!err.field) message = `Invalid input: ${err.reason}`;
-    } else if (err instanceof ReadOnlyAttribute) {
-      status = 403;
-      message = err.message;
-    } else if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-      status = 413;
-      message = 'Request body is larger than the configured limit.';
-    } else if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
-      status = 415;
-      message = `Unsupported Content-Type: ${req.headers['content-type'] ?? '(none)'}`;
-    } else if (err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') {
-      status = 400;
-      message = 'Request body is empty.';
-    } else if (err.statusCode === 400 || err instanceof SyntaxError) {
-      status = 400;
-      message = `Malformed request body: ${err.message}`;
-    } else {
-      status = 500;
-      message = 'Unexpected API Error. Please report this at the Kumo issue tracker.';
-    }
-    if (status >= 500) log.error({ err: err.message, url: req.url }, 'request failed');
-    void reply.status(status).send(novaError(status, message));
-  });
-}
-
-export function requireAdminNova(req: FastifyRequest, rule: string) {
-  if (req.role !== 'admin')
-    throw new ApiError('PolicyNotAuthorized', `Policy doesn't allow ${rule} to be performed.`);
-}
-
-function base(req: FastifyRequest, prefix: string): string {
-  return `${req.protocol}://${req.headers.host ?? req.hostname}${prefix}`;
-}
+import { installNovaErrors, links, requireAdminNova } from './nova.ts';
 
 export function flavorView(req: FastifyRequest, prefix: string, f: FlavorRecord): Flavor {
   return {
@@ -87,10 +36,7 @@ export function flavorView(req: FastifyRequest, prefix: string, f: FlavorRecord)
     'OS-FLV-DISABLED:disabled': false,
     'OS-FLV-EXT-DATA:ephemeral': 0,
     description: f.description,
-    links: [
-      { rel: 'self', href: `${base(req, prefix)}/flavors/${encodeURIComponent(f.id)}` },
-      { rel: 'bookmark', href: `${base(req, '')}/flavors/${encodeURIComponent(f.id)}` },
-    ],
+    links: links(req, prefix, 'flavors', f.id),
   };
 }
 

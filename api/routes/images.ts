@@ -30,7 +30,6 @@ import {
 } from '../../contracts/compute.ts';
 import { ApiError } from '../../contracts/errors.ts';
 import { type Schema, UUID, ValidationError } from '../../contracts/schema.ts';
-import type { AppDeps } from '../app.ts';
 import {
   abortUpload,
   beginUpload,
@@ -46,8 +45,9 @@ import {
   missingImages,
   updateImageFields,
 } from '../db/images.ts';
+import type { AppDeps } from '../deps.ts';
 import { type Query, values } from '../query.ts';
-import { installNovaErrors } from './flavors.ts';
+import { installNovaErrors } from './nova.ts';
 
 /** Glance's default image_size_cap: 1 TiB. */
 export const DEFAULT_IMAGE_SIZE_LIMIT = 1024 ** 4;

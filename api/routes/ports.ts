@@ -8,7 +8,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { PortCreate, PortUpdate, refuseReadOnly } from '../../contracts/network.ts';
 import { UUID } from '../../contracts/schema.ts';
-import type { AppDeps } from '../app.ts';
 import {
   createPort,
   deletePort,
@@ -19,6 +18,7 @@ import {
   portNotFound,
   updatePort,
 } from '../db/ports.ts';
+import type { AppDeps } from '../deps.ts';
 import { page, parseListQuery, pick, type Query, requireAdminFor, values } from '../query.ts';
 import { OVS_FANOUT } from '../rpc.ts';
 import { hintDhcpAgents } from '../scheduler/dhcp.ts';

@@ -9,15 +9,10 @@
 import { createHash } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import { serverStatus } from '../../contracts/servers.ts';
-import type { AppDeps } from '../app.ts';
 import { type InstanceRecord, inPortOrder } from '../db/servers.ts';
+import type { AppDeps } from '../deps.ts';
+import { base, links } from './nova.ts';
 
-export const base = (req: FastifyRequest, prefix: string) =>
-  `${req.protocol}://${req.headers.host ?? req.hostname}${prefix}`;
-export const links = (req: FastifyRequest, prefix: string, kind: string, id: string) => [
-  { rel: 'self', href: `${base(req, prefix)}/${kind}/${encodeURIComponent(id)}` },
-  { rel: 'bookmark', href: `${base(req, '')}/${kind}/${encodeURIComponent(id)}` },
-];
 const bookmark = (req: FastifyRequest, kind: string, id: string) => ({
   id,
   links: [{ rel: 'bookmark', href: `${base(req, '')}/${kind}/${encodeURIComponent(id)}` }],
