@@ -22,9 +22,10 @@ import type { Db } from '../db/index.ts';
 import { getNetwork, listNetworks } from '../db/networks.ts';
 import { getPort } from '../db/ports.ts';
 import type { FlavorSnapshot, ImageMeta } from '../db/servers.ts';
-import { listSubnets, planOf } from '../db/subnets.ts';
+import { listSubnets } from '../db/subnets.ts';
 import { canonicalIp, contains, parseIp } from '../ipam.ts';
 import type { Nic } from '../scheduler/compute.ts';
+import { planOf } from '../subnet-rules.ts';
 
 const bad = (message: string) => new ApiError('BadRequest', message);
 const conflict = (message: string) => new ApiError('Conflict', message);
