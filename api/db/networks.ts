@@ -15,15 +15,17 @@ import {
   type NetworkUpdate,
 } from '../../contracts/network.ts';
 import { queryIn } from './chunks.ts';
-import type { Db, Param, Queryable, Row } from './index.ts';
+import type { Db, Queryable, Row } from './index.ts';
 import {
   bool,
   type ColumnFilter,
+  columnUpdates,
   numOrNull,
   resourceTime,
   STANDARD_FILTERS,
   standardAttributes,
   whereSql,
+  writeUpdates,
 } from './neutron.ts';
 import { allocateSegment, maxMtu, type NetworkSettings } from './segments.ts';
 
@@ -211,24 +213,14 @@ export async function updateNetwork(
         'InvalidInput',
         `Invalid input for operation: Requested MTU is too big, maximum is ${max}.`,
       );
-    const sets: string[] = [];
-    const params: Param[] = [];
-    const set = (column: string, value: Param | undefined) => {
-      if (value === undefined) return;
-      sets.push(`${column} = ?`);
-      params.push(value);
-    };
-    set('name', changes.name);
-    set('description', changes.description);
-    set('admin_state_up', changes.admin_state_up);
-    set('shared', changes.shared);
-    set('external', changes['router:external']);
-    set('mtu', changes.mtu);
-    if (sets.length === 0) return;
-    await tx.query(
-      `UPDATE networks SET ${sets.join(', ')}, revision_number = revision_number + 1, updated_at = ? WHERE id = ?`,
-      [...params, resourceTime(now), id],
-    );
+    const u = columnUpdates();
+    u.set('name', changes.name);
+    u.set('description', changes.description);
+    u.set('admin_state_up', changes.admin_state_up);
+    u.set('shared', changes.shared);
+    u.set('external', changes['router:external']);
+    u.set('mtu', changes.mtu);
+    await writeUpdates(tx, 'networks', id, u, now);
   });
   const after = await getNetwork(db, id);
   if (!after) throw networkNotFound(id);

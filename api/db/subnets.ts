@@ -36,7 +36,7 @@ import {
   parseRoutes,
   planOf,
 } from '../subnet-rules.ts';
-import type { Db, Param, Queryable, Row } from './index.ts';
+import type { Db, Queryable, Row } from './index.ts';
 import { networkNotFound } from './networks.ts';
 import {
   bool,

@@ -14,7 +14,7 @@ import { type AgentFilter, deleteAgent, getAgent, listAgents, updateAgent } from
 import type { AppDeps } from '../deps.ts';
 import { requireAdmin } from '../http.ts';
 import { parseValue, pick, type Query, values } from '../query.ts';
-import { removeTunnelEndpoint } from '../rpc.ts';
+import { removeTunnelEndpoint } from '../tunnels.ts';
 
 const TEXT_FILTERS = ['id', 'agent_type', 'binary', 'topic', 'host', 'availability_zone'] as const;
 const BOOL_FILTERS = ['admin_state_up', 'alive'] as const;

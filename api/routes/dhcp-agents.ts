@@ -14,6 +14,7 @@ import { isPlainObject, UUID } from '../../contracts/schema.ts';
 import { getAgent, listAgents } from '../db/agents.ts';
 import {
   addBinding,
+  agentNetworksFilter,
   DHCP_AGENT_TYPE,
   dhcpAgentIdsOf,
   removeBinding,
@@ -21,9 +22,10 @@ import {
 } from '../db/dhcp-bindings.ts';
 import { getNetwork, listNetworks, networkNotFound } from '../db/networks.ts';
 import type { AppDeps } from '../deps.ts';
+import { hintDhcpAgents } from '../hints.ts';
 import { requireAdmin } from '../http.ts';
 import { pick, type Query, values } from '../query.ts';
-import { hintDhcpAgents, syncDhcpPorts } from '../scheduler/dhcp.ts';
+import { syncDhcpPorts } from '../scheduler/dhcp.ts';
 
 export function dhcpAgentRoutes(app: FastifyInstance, deps: AppDeps) {
   const downTime = deps.settings.agentDownTime;
@@ -45,15 +47,7 @@ export function dhcpAgentRoutes(app: FastifyInstance, deps: AppDeps) {
     async (req: FastifyRequest<{ Params: { id: string }; Querystring: Query }>) => {
       requireAdmin(req, 'get_dhcp-networks');
       const agent = await loadAgent(req.params.id);
-      const networks = await listNetworks(deps.db, {
-        columns: {},
-        clauses: [
-          {
-            sql: 'id IN (SELECT network_id FROM network_dhcp_agent_bindings WHERE agent_id = ?)',
-            params: [agent.id],
-          },
-        ],
-      });
+      const networks = await listNetworks(deps.db, agentNetworksFilter(agent.id));
       return { networks: networks.map((n) => pick(n, values(req.query.fields))) };
     },
   );

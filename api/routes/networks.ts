@@ -22,8 +22,8 @@ import {
 } from '../db/networks.ts';
 import { DEFAULT_NETWORK_SETTINGS } from '../db/segments.ts';
 import type { AppDeps } from '../deps.ts';
+import { hintDhcpAgents } from '../hints.ts';
 import { page, parseListQuery, pick, type Query, requireAdminFor, values } from '../query.ts';
-import { hintDhcpAgents } from '../scheduler/dhcp.ts';
 
 const ADMIN_NETWORK_ATTRS = [
   'provider:network_type',

@@ -24,7 +24,8 @@ import {
 import { startDelete, startTask, type TaskRule } from '../db/server-tasks.ts';
 import { getInstanceRow, type InstanceRecord } from '../db/servers.ts';
 import type { AppDeps } from '../deps.ts';
-import { finishDelete, hintInstance } from '../rpc-compute.ts';
+import { hintInstance } from '../hints.ts';
+import { finishDelete } from '../instance-ports.ts';
 import { COMPUTE_AGENT, computeAgentAlive } from '../scheduler/compute.ts';
 
 const bad = (message: string) => new ApiError('BadRequest', message);

@@ -18,8 +18,9 @@ import {
   updateSubnet,
 } from '../db/subnets.ts';
 import type { AppDeps } from '../deps.ts';
+import { hintDhcpAgents } from '../hints.ts';
 import { page, parseListQuery, pick, type Query, values } from '../query.ts';
-import { hintDhcpAgents, scheduleNetwork, syncDhcpPorts } from '../scheduler/dhcp.ts';
+import { scheduleNetwork, syncDhcpPorts } from '../scheduler/dhcp.ts';
 
 export function subnetRoutes(app: FastifyInstance, deps: AppDeps) {
   const load = async (id: string) => {
