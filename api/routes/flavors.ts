@@ -57,74 +57,66 @@ function isPublicFilter(req: FastifyRequest, raw: string | undefined): boolean |
   throw new ApiError('BadRequest', `Invalid is_public filter [${raw}]`);
 }
 
-export function flavorRoutes(app: FastifyInstance, deps: AppDeps) {
-  for (const prefix of ['', '/v2.1']) {
-    void app.register(
-      async (scope) => {
-        installNovaErrors(scope, deps.log);
-        const load = async (id: string) => {
-          const flavor = await getFlavor(deps.db, id);
-          if (!flavor) throw flavorNotFound(id);
-          return flavor;
-        };
+type Listing = FastifyRequest<{ Querystring: Query }>;
+type ById = FastifyRequest<{ Params: { id: string } }>;
 
-        const list = async (req: FastifyRequest<{ Querystring: Query }>) => {
-          const q = req.query;
-          let flavors = await listFlavors(deps.db, {
-            isPublic: isPublicFilter(req, values(q.is_public)[0]),
-            minRam: nonNegative('minRam', values(q.minRam)[0]),
-            minDisk: nonNegative('minDisk', values(q.minDisk)[0]),
-          });
-          const marker = values(q.marker)[0];
-          if (marker !== undefined) {
-            const at = flavors.findIndex((f) => f.id === marker);
-            if (at < 0) throw new ApiError('BadRequest', `marker [${marker}] not found`);
-            flavors = flavors.slice(at + 1);
-          }
-          const limit = nonNegative('limit', values(q.limit)[0]);
-          if (limit !== undefined) flavors = flavors.slice(0, limit);
-          return flavors;
-        };
-
-        scope.get('/flavors', async (req: FastifyRequest<{ Querystring: Query }>) => ({
-          flavors: (await list(req)).map((f) => {
-            const { id, name, description, links } = flavorView(req, prefix, f);
-            return { id, name, description, links };
-          }),
-        }));
-        scope.get('/flavors/detail', async (req: FastifyRequest<{ Querystring: Query }>) => ({
-          flavors: (await list(req)).map((f) => flavorView(req, prefix, f)),
-        }));
-        scope.get('/flavors/:id', async (req: FastifyRequest<{ Params: { id: string } }>) => ({
-          flavor: flavorView(req, prefix, await load(req.params.id)),
-        }));
-        scope.get(
-          '/flavors/:id/os-extra_specs',
-          async (req: FastifyRequest<{ Params: { id: string } }>) => {
-            await load(req.params.id);
-            return { extra_specs: {} };
-          },
-        );
-
-        scope.post('/flavors', async (req) => {
-          requireAdminNova(req, 'os_compute_api:os-flavor-manage:create');
-          const body = FlavorCreate.parse(req.body).flavor;
-          const flavor = await createFlavor(deps.db, body, deps.clock.now());
-          deps.log.info({ flavorId: flavor.id, name: flavor.name }, 'flavor created');
-          return { flavor: flavorView(req, prefix, flavor) };
-        });
-
-        scope.delete(
-          '/flavors/:id',
-          async (req: FastifyRequest<{ Params: { id: string } }>, reply) => {
-            requireAdminNova(req, 'os_compute_api:os-flavor-manage:delete');
-            if (!(await deleteFlavor(deps.db, req.params.id))) throw flavorNotFound(req.params.id);
-            deps.log.info({ flavorId: req.params.id }, 'flavor deleted');
-            return reply.status(202).send();
-          },
-        );
-      },
-      { prefix },
-    );
+/** The flavors a list query selects: filters, then marker and limit. */
+async function listFor(deps: AppDeps, req: Listing) {
+  const q = req.query;
+  let flavors = await listFlavors(deps.db, {
+    isPublic: isPublicFilter(req, values(q.is_public)[0]),
+    minRam: nonNegative('minRam', values(q.minRam)[0]),
+    minDisk: nonNegative('minDisk', values(q.minDisk)[0]),
+  });
+  const marker = values(q.marker)[0];
+  if (marker !== undefined) {
+    const at = flavors.findIndex((f) => f.id === marker);
+    if (at < 0) throw new ApiError('BadRequest', `marker [${marker}] not found`);
+    flavors = flavors.slice(at + 1);
   }
+  const limit = nonNegative('limit', values(q.limit)[0]);
+  return limit === undefined ? flavors : flavors.slice(0, limit);
+}
+
+function flavorScope(scope: FastifyInstance, deps: AppDeps, prefix: string) {
+  installNovaErrors(scope, deps.log);
+  const load = async (id: string) => {
+    const flavor = await getFlavor(deps.db, id);
+    if (!flavor) throw flavorNotFound(id);
+    return flavor;
+  };
+  scope.get('/flavors', async (req: Listing) => ({
+    flavors: (await listFor(deps, req)).map((f) => {
+      const { id, name, description, links } = flavorView(req, prefix, f);
+      return { id, name, description, links };
+    }),
+  }));
+  scope.get('/flavors/detail', async (req: Listing) => ({
+    flavors: (await listFor(deps, req)).map((f) => flavorView(req, prefix, f)),
+  }));
+  scope.get('/flavors/:id', async (req: ById) => ({
+    flavor: flavorView(req, prefix, await load(req.params.id)),
+  }));
+  scope.get('/flavors/:id/os-extra_specs', async (req: ById) => {
+    await load(req.params.id);
+    return { extra_specs: {} };
+  });
+  scope.post('/flavors', async (req) => {
+    requireAdminNova(req, 'os_compute_api:os-flavor-manage:create');
+    const body = FlavorCreate.parse(req.body).flavor;
+    const flavor = await createFlavor(deps.db, body, deps.clock.now());
+    deps.log.info({ flavorId: flavor.id, name: flavor.name }, 'flavor created');
+    return { flavor: flavorView(req, prefix, flavor) };
+  });
+  scope.delete('/flavors/:id', async (req: ById, reply) => {
+    requireAdminNova(req, 'os_compute_api:os-flavor-manage:delete');
+    if (!(await deleteFlavor(deps.db, req.params.id))) throw flavorNotFound(req.params.id);
+    deps.log.info({ flavorId: req.params.id }, 'flavor deleted');
+    return reply.status(202).send();
+  });
+}
+
+export function flavorRoutes(app: FastifyInstance, deps: AppDeps) {
+  for (const prefix of ['', '/v2.1'])
+    void app.register(async (scope) => flavorScope(scope, deps, prefix), { prefix });
 }
