@@ -1,7 +1,7 @@
 /**
  * kumo-api ↔ kumo-compute-agent: the agent's q-plugin methods (get_instance,
- * get_host_instances, update_instance), the hints the API casts to `compute_agent.<host>`,
- * and the end of an instance (its ports released, its row soft-deleted).
+ * get_host_instances, update_instance) and Nova's power sync. The hints the API casts to
+ * `compute_agent.<host>` are in hints.ts, the end of an instance in instance-ports.ts.
  *
  * Invariants:
  * - a host is told only about instances handed over to it (host matches, not deleted,
@@ -15,21 +15,16 @@
  * - a spawn that fails leaves its host in the statement that ends it, ports after;
  * - an instance's NICs are the ports it was built with (port_order), never any port that
  *   merely names it as its device;
- * - an instance ends ports first, row second, both idempotent: a crash between them
- *   leaves a row the next `deleted` report (or a repeated DELETE) finishes; ports go
- *   through the same db functions and hints as the ports API, so DHCP agents follow.
+ * - an instance ends ports first, row second (instance-ports.ts).
  */
-import { agentTypeByKind } from '../contracts/agents.ts';
 import type { InstancePort, InstanceSpec } from '../contracts/instances.ts';
-import { type ArgsOf, fanoutExchange, hostQueue } from '../contracts/messages.ts';
-import type { Port } from '../contracts/network.ts';
+import type { ArgsOf } from '../contracts/messages.ts';
 import { POWER_STATE, type VmState } from '../contracts/servers.ts';
-import type { Broker } from '../core/amqp.ts';
-import type { Logger } from '../core/log.ts';
 import type { Db, Queryable } from './db/index.ts';
+import { networkMtus } from './db/networks.ts';
 import { resourceTime } from './db/neutron.ts';
-import { deletePort, listPorts, updatePort } from './db/ports.ts';
-import { finishTask, followPower, markDeleted, setPowerState } from './db/server-tasks.ts';
+import { listPorts } from './db/ports.ts';
+import { finishTask, followPower, setPowerState } from './db/server-tasks.ts';
 import {
   type Fault,
   getInstanceRow,
@@ -37,73 +32,10 @@ import {
   type InstanceRecord,
   inPortOrder,
 } from './db/servers.ts';
-import { type Clock, systemClock } from './liveness.ts';
-import { hintDhcpAgents } from './scheduler/dhcp.ts';
+import { type ComputeDeps, finishDelete, nowOf, releasePorts } from './instance-ports.ts';
 
-const HINT_TIMEOUT_MS = 2000;
-/** rpc.ts's OVS_FANOUT, not imported from there: rpc.ts imports this module. */
-const OVS_FANOUT = fanoutExchange(agentTypeByKind('ovs').topic);
-const COMPUTE_TOPIC = agentTypeByKind('compute').topic;
 /** vm_states a finished task may lead to (deleted only through `deleted: true`). */
 const TASK_RESULTS: readonly VmState[] = ['active', 'stopped', 'paused', 'suspended', 'error'];
-
-export interface ComputeDeps {
-  db: Db;
-  broker: Pick<Broker, 'cast' | 'fanout'>;
-  log: Logger;
-  clock?: Clock;
-}
-
-const nowOf = (deps: ComputeDeps) => (deps.clock ?? systemClock).now();
-
-/** Casts `hint {resource: instance, id, revision: task_id}` to the host's compute agent. */
-export async function hintInstance(deps: ComputeDeps, host: string, id: string, taskId: number) {
-  await deps.broker
-    .cast(
-      hostQueue(COMPUTE_TOPIC, host),
-      'hint',
-      { resource: 'instance', id, revision: taskId },
-      { timeoutMs: HINT_TIMEOUT_MS },
-    )
-    .catch((e: Error) =>
-      deps.log.warn({ err: e.message, instanceId: id, host }, 'instance hint not sent'),
-    );
-}
-
-/** The port changed: its L2 agent re-reads it, its network's DHCP agents reconcile. */
-export async function hintPort(deps: ComputeDeps, port: Pick<Port, 'id' | 'network_id'>) {
-  await deps.broker
-    .fanout(OVS_FANOUT, 'hint', { resource: 'port', id: port.id })
-    .catch((e: Error) => deps.log.warn({ err: e.message, portId: port.id }, 'port hint not sent'));
-  await hintDhcpAgents(deps, port.network_id);
-}
-
-/** Deletes the ports an instance made, unbinds the ones the user handed in. */
-export async function releasePorts(
-  deps: ComputeDeps,
-  inst: Pick<InstanceRecord, 'id' | 'keptPorts'>,
-) {
-  const ports = await listPorts(deps.db, { columns: { device_id: [inst.id] }, clauses: [] });
-  const unbind = { device_id: '', device_owner: '', 'binding:host_id': '' };
-  for (const p of ports) {
-    try {
-      if (inst.keptPorts.includes(p.id)) await updatePort(deps.db, p.id, unbind, nowOf(deps));
-      else await deletePort(deps.db, p.id);
-    } catch (e) {
-      // Deleted meanwhile (through the ports API or a concurrent release): already gone.
-      if ((e as { type?: string }).type !== 'PortNotFound') throw e;
-    }
-    deps.log.info({ instanceId: inst.id, portId: p.id }, 'instance port released');
-    await hintPort(deps, p);
-  }
-}
-
-/** The instance is gone from its host (or never reached one): ports, then the row. */
-export async function finishDelete(deps: ComputeDeps, inst: InstanceRecord) {
-  await releasePorts(deps, inst);
-  if (await markDeleted(deps.db, inst.id, nowOf(deps)))
-    deps.log.info({ instanceId: inst.id, host: inst.host }, 'instance deleted');
-}
 
 const handedTo = (inst: InstanceRecord | undefined, host: string) =>
   inst !== undefined &&
@@ -119,14 +51,10 @@ async function specPorts(tx: Queryable, inst: InstanceRecord): Promise<InstanceP
     inst.portOrder,
     await listPorts(tx, { columns: { id: inst.portOrder, device_id: [inst.id] }, clauses: [] }),
   );
-  const nets = [...new Set(ports.map((p) => p.network_id))];
-  const rows = nets.length
-    ? await tx.query<{ id: string; mtu: unknown }>(
-        `SELECT id, mtu FROM networks WHERE id IN (${nets.map(() => '?').join(', ')})`,
-        nets,
-      )
-    : [];
-  const mtus = new Map(rows.map((n) => [n.id, Number(n.mtu)]));
+  const mtus = await networkMtus(
+    tx,
+    ports.map((p) => p.network_id),
+  );
   return ports.map((p) => ({
     id: p.id,
     mac_address: p.mac_address,

@@ -6,10 +6,10 @@
  * network get_network_info answers `{network: null}` so the agent tears it down (fencing
  * after a move); answers are shaped exactly as the contract's schemas.
  */
-import type { DhcpNetwork, DhcpPort } from '../contracts/dhcp.ts';
+import type { DhcpNetwork, DhcpPort, DhcpSubnet } from '../contracts/dhcp.ts';
 import type { ArgsOf } from '../contracts/messages.ts';
-import { DHCP_OWNER, type Port } from '../contracts/network.ts';
-import { DHCP_AGENT_TYPE } from './db/dhcp-bindings.ts';
+import { DHCP_OWNER, type Port, type Subnet } from '../contracts/network.ts';
+import { dhcpNetworksOfHost, servesNetwork } from './db/dhcp-bindings.ts';
 import type { Db } from './db/index.ts';
 import { getNetwork } from './db/networks.ts';
 import { listPorts } from './db/ports.ts';
@@ -20,12 +20,7 @@ export async function getActiveNetworks(
   db: Db,
   args: ArgsOf<'get_active_networks'>,
 ): Promise<{ networks: string[] }> {
-  const rows = await db.query<{ network_id: string }>(
-    `SELECT b.network_id FROM network_dhcp_agent_bindings b JOIN agents a ON a.id = b.agent_id
-      WHERE a.host = ? AND a.agent_type = ? ORDER BY b.network_id`,
-    [args.host, DHCP_AGENT_TYPE],
-  );
-  return { networks: rows.map((r) => r.network_id) };
+  return { networks: await dhcpNetworksOfHost(db, args.host) };
 }
 
 const dhcpPort = (p: Port): DhcpPort => ({
@@ -35,18 +30,23 @@ const dhcpPort = (p: Port): DhcpPort => ({
   fixed_ips: p.fixed_ips.map((ip) => ({ subnet_id: ip.subnet_id, ip_address: ip.ip_address })),
 });
 
+const dhcpSubnet = (s: Subnet): DhcpSubnet => ({
+  id: s.id,
+  cidr: s.cidr,
+  ip_version: s.ip_version === 6 ? '6' : '4',
+  gateway_ip: s.gateway_ip,
+  enable_dhcp: s.enable_dhcp,
+  dns_nameservers: [...s.dns_nameservers],
+  host_routes: s.host_routes.map((r) => ({ destination: r.destination, nexthop: r.nexthop })),
+});
+
 export async function getNetworkInfo(
   db: Db,
   args: ArgsOf<'get_network_info'>,
 ): Promise<{ network: DhcpNetwork | null }> {
   // One transaction: the network, its subnets and ports are read as of one moment.
   return db.transaction(async (tx) => {
-    const [bound] = await tx.query(
-      `SELECT 1 AS one FROM network_dhcp_agent_bindings b JOIN agents a ON a.id = b.agent_id
-        WHERE b.network_id = ? AND a.host = ? AND a.agent_type = ?`,
-      [args.network_id, args.host, DHCP_AGENT_TYPE],
-    );
-    if (!bound) return { network: null };
+    if (!(await servesNetwork(tx, args.network_id, args.host))) return { network: null };
     const network = await getNetwork(tx, args.network_id);
     if (!network) return { network: null };
     const filter = { columns: { network_id: [network.id] }, clauses: [] };
@@ -60,18 +60,7 @@ export async function getNetworkInfo(
         id: network.id,
         revision_number: network.revision_number,
         mtu: network.mtu,
-        subnets: subnets.map((s) => ({
-          id: s.id,
-          cidr: s.cidr,
-          ip_version: s.ip_version === 6 ? ('6' as const) : ('4' as const),
-          gateway_ip: s.gateway_ip,
-          enable_dhcp: s.enable_dhcp,
-          dns_nameservers: [...s.dns_nameservers],
-          host_routes: s.host_routes.map((r) => ({
-            destination: r.destination,
-            nexthop: r.nexthop,
-          })),
-        })),
+        subnets: subnets.map(dhcpSubnet),
         ports: ports.map(dhcpPort),
         dhcp_port: own ? dhcpPort(own) : null,
       },

@@ -1,11 +1,17 @@
 /**
  * Agent rows: the queries behind the agent-management API and the state-report consumer.
  *
- * Invariant: rows are keyed by (agent_type, host); `alive` is never stored, it is computed
- * at read time from heartbeat_timestamp (stamped with the API's clock) and agent_down_time.
+ * Invariants: rows are keyed by (agent_type, host); `alive` is never stored, it is computed
+ * at read time from heartbeat_timestamp (stamped with the API's clock) and agent_down_time;
+ * an agent body's `configurations` is what the agent reported plus, per resource kind it
+ * failed to serve, `failed_<kind>s: {<id>: <reason>}` from agent_resource_status
+ * (Neutron's agent body has no other free-form place for it).
  */
 import type { Agent } from '../../contracts/agents.ts';
+import type { ResourceKind } from '../../contracts/status.ts';
+import { type Failures, failuresOf } from './agent-status.ts';
 import type { Param, Queryable } from './index.ts';
+import { bool } from './neutron.ts';
 
 interface AgentRow {
   id: string;
@@ -32,7 +38,17 @@ export function isAlive(heartbeatIso: string, now: Date, agentDownTimeSec: numbe
   return now.getTime() - Date.parse(heartbeatIso) <= agentDownTimeSec * 1000;
 }
 
-function toAgent(row: AgentRow, now: Date, downTime: number): Agent {
+/** `configurations` key of a resource kind's failures: failed_networks, failed_routers … */
+export const failedKey = (kind: ResourceKind) => `failed_${kind.endsWith('s') ? kind : `${kind}s`}`;
+
+/** The agent's own configurations with its failures merged in (`failed_<kind>s`). */
+function configurationsOf(row: AgentRow, failures: Failures | undefined) {
+  const conf = JSON.parse(row.configurations) as Record<string, unknown>;
+  for (const [kind, reasons] of failures ?? []) conf[failedKey(kind)] = reasons;
+  return conf;
+}
+
+function toAgent(row: AgentRow, now: Date, downTime: number, failures?: Failures): Agent {
   return {
     id: row.id,
     agent_type: row.agent_type,
@@ -43,7 +59,7 @@ function toAgent(row: AgentRow, now: Date, downTime: number): Agent {
     alive: isAlive(row.heartbeat_timestamp, now, downTime),
     availability_zone: row.availability_zone,
     description: row.description,
-    configurations: JSON.parse(row.configurations) as Record<string, unknown>,
+    configurations: configurationsOf(row, failures),
     resource_versions: JSON.parse(row.resource_versions) as Record<string, unknown>,
     resources_synced: null,
     created_at: neutronTime(row.created_at),
@@ -78,7 +94,11 @@ export async function listAgents(
   }
   const sql = `SELECT * FROM agents${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY host, agent_type`;
   const rows = await db.query<AgentRow & Record<string, unknown>>(sql, params);
-  return rows.map((r) => toAgent(r, now, downTime));
+  const failures = await failuresOf(
+    db,
+    rows.map((r) => r.id),
+  );
+  return rows.map((r) => toAgent(r, now, downTime, failures.get(r.id)));
 }
 
 export async function getAgent(
@@ -91,7 +111,8 @@ export async function getAgent(
     'SELECT * FROM agents WHERE id = ?',
     [id],
   );
-  return row ? toAgent(row, now, downTime) : undefined;
+  if (!row) return undefined;
+  return toAgent(row, now, downTime, (await failuresOf(db, [row.id])).get(row.id));
 }
 
 export async function updateAgent(
@@ -120,4 +141,43 @@ export async function updateAgent(
 
 export async function deleteAgent(db: Queryable, id: string): Promise<boolean> {
   return (await db.query('DELETE FROM agents WHERE id = ? RETURNING id', [id])).length > 0;
+}
+
+/** What a scheduler reads of each agent of a type: host, admin state, heartbeat, config. */
+export interface AgentSummary {
+  host: string;
+  adminStateUp: boolean;
+  heartbeat: string;
+  configurations: Record<string, unknown>;
+}
+
+export async function agentsOfType(db: Queryable, agentType: string): Promise<AgentSummary[]> {
+  const rows = await db.query<{
+    host: string;
+    admin_state_up: unknown;
+    heartbeat_timestamp: string;
+    configurations: string;
+  }>(
+    'SELECT host, admin_state_up, heartbeat_timestamp, configurations FROM agents WHERE agent_type = ?',
+    [agentType],
+  );
+  return rows.map((a) => ({
+    host: a.host,
+    adminStateUp: bool(a.admin_state_up),
+    heartbeat: a.heartbeat_timestamp,
+    configurations: JSON.parse(a.configurations) as Record<string, unknown>,
+  }));
+}
+
+/** The heartbeat of the agent of `agentType` on `host`, or undefined when none. */
+export async function heartbeatOf(
+  db: Queryable,
+  agentType: string,
+  host: string,
+): Promise<string | undefined> {
+  const [row] = await db.query<{ heartbeat_timestamp: string }>(
+    'SELECT heartbeat_timestamp FROM agents WHERE agent_type = ? AND host = ?',
+    [agentType, host],
+  );
+  return row?.heartbeat_timestamp;
 }

@@ -234,6 +234,24 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string[]
       'INSERT INTO instance_sequence (id, last_seq) VALUES (1, 0)',
     ],
   },
+  {
+    version: 7,
+    name: 'agent_resource_status',
+    sql: [
+      // What an agent could not serve (report_status, ERROR with its reason): one row per
+      // (agent, resource kind, resource id) while its last report is ERROR. Rows go with
+      // the agent row, and are dropped when the agent starts (it reports them again).
+      `CREATE TABLE agent_resource_status (
+        agent_id TEXT NOT NULL REFERENCES agents (id) ON DELETE CASCADE,
+        resource TEXT NOT NULL,
+        resource_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        reason TEXT,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (agent_id, resource, resource_id)
+      )`,
+    ],
+  },
 ];
 
 export async function migrate(db: Db): Promise<number[]> {

@@ -1,59 +1,33 @@
 /**
- * Network rows and their segments (provider attributes).
+ * Network rows: list, read, create (with a segment from segments.ts), update, delete.
  *
- * Invariants: a segment — (type, physical network, segmentation id) — belongs to at most
- * one network, enforced by the network_segments primary key, so concurrent creates on
- * either engine never share a VNI/GRE key or a flat physical network; a free id is the
- * lowest one in the configured ranges, so a deleted network's id is reused. Every change
- * bumps revision_number.
+ * Invariants: every change bumps revision_number; provider attributes never change after
+ * create; a network with ports other than DHCP ports is never deleted.
  */
 import { randomUUID } from 'node:crypto';
 import { ApiError } from '../../contracts/errors.ts';
 import {
   DEFAULT_PROJECT_ID,
   DHCP_OWNER,
-  ENCAP_OVERHEAD,
-  MAX_SEGMENTATION_ID,
   type Network,
   type NetworkCreate,
   type NetworkType,
   type NetworkUpdate,
-  type TunnelType,
 } from '../../contracts/network.ts';
-import type { Db, Param, Queryable, Row } from './index.ts';
+import { queryIn } from './chunks.ts';
+import type { Db, Queryable, Row } from './index.ts';
 import {
   bool,
   type ColumnFilter,
+  columnUpdates,
   numOrNull,
   resourceTime,
   STANDARD_FILTERS,
   standardAttributes,
   whereSql,
+  writeUpdates,
 } from './neutron.ts';
-
-export interface NetworkSettings {
-  /** The type a network gets when the request names none (the first entry). */
-  tenantNetworkTypes: readonly TunnelType[];
-  vniRanges: readonly (readonly [number, number])[];
-  greIdRanges: readonly (readonly [number, number])[];
-  /** Physical networks flat networks may use; `*` allows any. */
-  flatNetworks: readonly string[];
-  globalPhysnetMtu: number;
-}
-
-export const DEFAULT_NETWORK_SETTINGS: NetworkSettings = {
-  tenantNetworkTypes: ['vxlan'],
-  vniRanges: [[1, 65535]],
-  greIdRanges: [[1, 65535]],
-  flatNetworks: ['*'],
-  globalPhysnetMtu: 1500,
-};
-
-export const maxMtu = (s: NetworkSettings, type: NetworkType) =>
-  s.globalPhysnetMtu - ENCAP_OVERHEAD[type];
-
-const rangesOf = (s: NetworkSettings, type: TunnelType) =>
-  type === 'vxlan' ? s.vniRanges : s.greIdRanges;
+import { allocateSegment, maxMtu, type NetworkSettings } from './segments.ts';
 
 interface NetworkRow extends Row {
   id: string;
@@ -111,15 +85,13 @@ export const NETWORK_FILTERS = {
 
 async function subnetIds(db: Queryable, networkIds: string[]): Promise<Map<string, string[]>> {
   const out = new Map<string, string[]>(networkIds.map((id) => [id, []]));
-  if (networkIds.length === 0) return out;
-  for (let i = 0; i < networkIds.length; i += 500) {
-    const chunk = networkIds.slice(i, i + 500);
-    const rows = await db.query<{ id: string; network_id: string }>(
-      `SELECT id, network_id FROM subnets WHERE network_id IN (${chunk.map(() => '?').join(', ')}) ORDER BY created_at, id`,
-      chunk,
-    );
-    for (const r of rows) out.get(r.network_id)?.push(r.id);
-  }
+  const rows = await queryIn<{ id: string; network_id: string }>(
+    db,
+    networkIds,
+    (ids) =>
+      `SELECT id, network_id FROM subnets WHERE network_id IN ${ids} ORDER BY created_at, id`,
+  );
+  for (const r of rows) out.get(r.network_id)?.push(r.id);
   return out;
 }
 
@@ -146,114 +118,23 @@ export function networkNotFound(id: string): ApiError {
   return new ApiError('NetworkNotFound', `Network ${id} could not be found.`);
 }
 
-/** The lowest id in [lo, hi] that no network of this tunnel type holds. */
-async function lowestFreeSegment(
-  tx: Queryable,
-  type: TunnelType,
-  lo: number,
-  hi: number,
-): Promise<number | undefined> {
-  const [row] = await tx.query<{ id: unknown }>(
-    `SELECT c.id FROM (
-       SELECT CAST(? AS BIGINT) AS id
-       UNION ALL
-       SELECT segmentation_id + 1 FROM network_segments
-        WHERE network_type = ? AND physical_network = '' AND segmentation_id >= ? AND segmentation_id < ?
-     ) c
-     WHERE NOT EXISTS (SELECT 1 FROM network_segments s
-        WHERE s.network_type = ? AND s.physical_network = '' AND s.segmentation_id = c.id)
-     ORDER BY c.id LIMIT 1`,
-    [lo, type, lo, hi, type],
+/** network id → MTU, for the networks of `ids` that exist. */
+export async function networkMtus(db: Queryable, ids: readonly string[]) {
+  const rows = await queryIn<{ id: string; mtu: unknown }>(
+    db,
+    [...new Set(ids)],
+    (list) => `SELECT id, mtu FROM networks WHERE id IN ${list}`,
   );
-  return row ? Number(row.id) : undefined;
+  return new Map(rows.map((n) => [n.id, Number(n.mtu)]));
 }
 
-async function claimSegment(
-  tx: Queryable,
-  networkId: string,
-  type: NetworkType,
-  physnet: string,
-  segmentationId: number,
-): Promise<boolean> {
-  const rows = await tx.query(
-    `INSERT INTO network_segments (network_type, physical_network, segmentation_id, network_id)
-     VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING network_id`,
-    [type, physnet, segmentationId, networkId],
+/** The owner of a network (which a subnet or port on it inherits); undefined if none. */
+export async function networkOwner(db: Queryable, id: string): Promise<string | undefined> {
+  const [row] = await db.query<{ project_id: string }>(
+    'SELECT project_id FROM networks WHERE id = ?',
+    [id],
   );
-  return rows.length > 0;
-}
-
-/** Validates the provider attributes and claims a segment for the (already inserted) network. */
-async function allocateSegment(
-  tx: Queryable,
-  networkId: string,
-  type: NetworkType,
-  req: NetworkCreate,
-  s: NetworkSettings,
-): Promise<{ physnet: string | null; segmentationId: number | null }> {
-  const physnet = req['provider:physical_network'] ?? null;
-  const requested = req['provider:segmentation_id'] ?? null;
-  if (type === 'flat') {
-    if (physnet === null)
-      throw new ApiError(
-        'InvalidInput',
-        'Invalid input for operation: provider:physical_network required for flat provider network.',
-      );
-    if (requested !== null)
-      throw new ApiError(
-        'InvalidInput',
-        'Invalid input for operation: provider:segmentation_id specified for flat provider network.',
-      );
-    if (!s.flatNetworks.includes('*') && !s.flatNetworks.includes(physnet))
-      throw new ApiError(
-        'InvalidInput',
-        `Invalid input for operation: physical_network '${physnet}' unknown for flat provider network.`,
-      );
-    if (!(await claimSegment(tx, networkId, 'flat', physnet, 0)))
-      throw new ApiError(
-        'FlatNetworkInUse',
-        `Unable to create the flat network. Physical network ${physnet} is in use.`,
-      );
-    return { physnet, segmentationId: null };
-  }
-  if (physnet !== null)
-    throw new ApiError(
-      'InvalidInput',
-      `Invalid input for operation: provider:physical_network specified for ${type} network.`,
-    );
-  const ranges = rangesOf(s, type);
-  if (requested !== null) {
-    if (requested < 1 || requested > MAX_SEGMENTATION_ID[type])
-      throw new ApiError(
-        'InvalidInput',
-        `Invalid input for operation: ${type} segmentation_id ${requested} out of range (1 through ${MAX_SEGMENTATION_ID[type]}).`,
-      );
-    if (!ranges.some(([lo, hi]) => requested >= lo && requested <= hi))
-      throw new ApiError(
-        'InvalidInput',
-        `Invalid input for operation: provider:segmentation_id ${requested} is outside the configured ${type} ranges (${ranges.map(([lo, hi]) => `${lo}:${hi}`).join(', ')}).`,
-      );
-    if (!(await claimSegment(tx, networkId, type, '', requested)))
-      throw new ApiError(
-        'TunnelIdInUse',
-        `Unable to create the network. The tunnel ID ${requested} is in use.`,
-      );
-    return { physnet: null, segmentationId: requested };
-  }
-  for (const [lo, hi] of ranges) {
-    // A concurrent create may take the candidate between the read and the insert; the
-    // insert then does nothing (PostgreSQL waits for the other transaction) and we retry.
-    for (let attempt = 0; attempt < 100; attempt++) {
-      const candidate = await lowestFreeSegment(tx, type, lo, hi);
-      if (candidate === undefined) break;
-      if (await claimSegment(tx, networkId, type, '', candidate))
-        return { physnet: null, segmentationId: candidate };
-    }
-  }
-  throw new ApiError(
-    'NoNetworkAvailable',
-    `Unable to create the network. No ${type} segmentation id is available for allocation.`,
-  );
+  return row?.project_id;
 }
 
 export async function createNetwork(
@@ -332,24 +213,14 @@ export async function updateNetwork(
         'InvalidInput',
         `Invalid input for operation: Requested MTU is too big, maximum is ${max}.`,
       );
-    const sets: string[] = [];
-    const params: Param[] = [];
-    const set = (column: string, value: Param | undefined) => {
-      if (value === undefined) return;
-      sets.push(`${column} = ?`);
-      params.push(value);
-    };
-    set('name', changes.name);
-    set('description', changes.description);
-    set('admin_state_up', changes.admin_state_up);
-    set('shared', changes.shared);
-    set('external', changes['router:external']);
-    set('mtu', changes.mtu);
-    if (sets.length === 0) return;
-    await tx.query(
-      `UPDATE networks SET ${sets.join(', ')}, revision_number = revision_number + 1, updated_at = ? WHERE id = ?`,
-      [...params, resourceTime(now), id],
-    );
+    const u = columnUpdates();
+    u.set('name', changes.name);
+    u.set('description', changes.description);
+    u.set('admin_state_up', changes.admin_state_up);
+    u.set('shared', changes.shared);
+    u.set('external', changes['router:external']);
+    u.set('mtu', changes.mtu);
+    await writeUpdates(tx, 'networks', id, u, now);
   });
   const after = await getNetwork(db, id);
   if (!after) throw networkNotFound(id);

@@ -5,7 +5,7 @@
  * Invariant: filter values only ever reach SQL as bound parameters; column names come from
  * the fixed tables in the callers, never from the request.
  */
-import type { Param } from './index.ts';
+import type { Param, Queryable } from './index.ts';
 
 /** Neutron's resource timestamps: `YYYY-MM-DDTHH:MM:SSZ` (UTC). */
 export function resourceTime(d: Date): string {
@@ -90,3 +90,36 @@ export const bool = (v: unknown): boolean => v === true || v === 1 || v === '1' 
 
 export const numOrNull = (v: unknown): number | null =>
   v === null || v === undefined ? null : Number(v);
+
+/** The SET list of an UPDATE, built from optional values (undefined leaves a column). */
+export function columnUpdates() {
+  const sets: string[] = [];
+  const params: Param[] = [];
+  return {
+    sets,
+    params,
+    set(column: string, value: Param | undefined) {
+      if (value === undefined) return;
+      sets.push(`${column} = ?`);
+      params.push(value);
+    },
+  };
+}
+
+/**
+ * Writes `u` to row `id` of `table` (a fixed name, never from a request) with a revision
+ * bump and `updated_at`; writes nothing when no column changed.
+ */
+export async function writeUpdates(
+  tx: Queryable,
+  table: 'networks' | 'subnets' | 'ports',
+  id: string,
+  u: ReturnType<typeof columnUpdates>,
+  now: Date,
+): Promise<void> {
+  if (u.sets.length === 0) return;
+  await tx.query(
+    `UPDATE ${table} SET ${u.sets.join(', ')}, revision_number = revision_number + 1, updated_at = ? WHERE id = ?`,
+    [...u.params, resourceTime(now), id],
+  );
+}

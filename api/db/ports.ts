@@ -1,38 +1,39 @@
 /**
- * Port rows and IPAM: MAC addresses and fixed IPs.
+ * Port rows: list, read, create, update, delete, and the L2 agent's status; a port's MAC
+ * and fixed IPs are chosen by port-ipam.ts inside the same transaction.
  *
- * Invariants: one address is held by one port at a time — the ipallocations primary key
- * (subnet_id, ip_address) decides races on both engines: an automatic allocation inserts
- * the lowest free address with ON CONFLICT DO NOTHING and, if another transaction got it
- * first, reads again and takes the next; a requested address that is taken is refused
- * (IpAddressAlreadyAllocated). One MAC per network (UNIQUE(network_id, mac_address)).
- * Deleting a port frees its addresses and MAC. Every change bumps revision_number.
+ * Invariants: a refused create or update changes nothing (MAC, addresses and row are one
+ * transaction, and a constraint race maps to Neutron's error); a MAC changes only while
+ * the port is unbound; a binding change resets the status to DOWN; deleting a port frees
+ * its addresses and MAC. Every change bumps revision_number.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { ApiError } from '../../contracts/errors.ts';
 import {
   DEFAULT_PROJECT_ID,
   type FixedIp,
   type FixedIpRequest,
-  MAC_PREFIX,
   type Port,
   type PortCreate,
   type PortStatus,
   type PortUpdate,
 } from '../../contracts/network.ts';
-import { contains, firstFree, formatIp, lastAddress, parseIp } from '../ipam.ts';
-import type { Db, Param, Queryable, Row } from './index.ts';
-import { networkNotFound } from './networks.ts';
+import { formatIp, parseIp } from '../ipam.ts';
+import { queryIn } from './chunks.ts';
+import type { Db, Queryable, Row } from './index.ts';
+import { networkNotFound, networkOwner } from './networks.ts';
 import {
   bool,
   type ColumnFilter,
+  columnUpdates,
   constraintKind,
   resourceTime,
   STANDARD_FILTERS,
   standardAttributes,
   whereSql,
+  writeUpdates,
 } from './neutron.ts';
-import { listSubnets, planOf } from './subnets.ts';
+import { allocateFixedIps, chooseMac, macInUse, macTaken, normaliseMac } from './port-ipam.ts';
 
 interface PortRow extends Row {
   id: string;
@@ -125,18 +126,16 @@ export function portNotFound(id: string): ApiError {
 
 async function fixedIpsOf(db: Queryable, portIds: string[]): Promise<Map<string, FixedIp[]>> {
   const out = new Map<string, FixedIp[]>(portIds.map((id) => [id, []]));
-  for (let i = 0; i < portIds.length; i += 500) {
-    const chunk = portIds.slice(i, i + 500);
-    const rows = await db.query<{ port_id: string; subnet_id: string; ip_address: string }>(
-      `SELECT a.port_id, a.subnet_id, a.ip_address FROM ipallocations a
+  const rows = await queryIn<{ port_id: string; subnet_id: string; ip_address: string }>(
+    db,
+    portIds,
+    (ids) => `SELECT a.port_id, a.subnet_id, a.ip_address FROM ipallocations a
          JOIN subnets s ON s.id = a.subnet_id
-        WHERE a.port_id IN (${chunk.map(() => '?').join(', ')})
+        WHERE a.port_id IN ${ids}
         ORDER BY s.created_at, s.id, a.ip_address`,
-      chunk,
-    );
-    for (const r of rows)
-      out.get(r.port_id)?.push({ subnet_id: r.subnet_id, ip_address: r.ip_address });
-  }
+  );
+  for (const r of rows)
+    out.get(r.port_id)?.push({ subnet_id: r.subnet_id, ip_address: r.ip_address });
   return out;
 }
 
@@ -159,170 +158,6 @@ export async function getPort(db: Queryable, id: string): Promise<Port | undefin
   return toPort(row, (await fixedIpsOf(db, [id])).get(id) ?? []);
 }
 
-const badInput = (field: string, reason: string) =>
-  new ApiError('BadRequest', `Invalid input for ${field}. Reason: ${reason}.`);
-
-/** A requested MAC, lower-cased; multicast and all-zero addresses are refused. */
-export function normaliseMac(raw: string): string {
-  const mac = raw.toLowerCase();
-  const first = Number.parseInt(mac.slice(0, 2), 16);
-  if (mac === '00:00:00:00:00:00' || (first & 1) === 1)
-    throw badInput('mac_address', `'${raw}' is not a valid unicast MAC address`);
-  return mac;
-}
-
-const randomMac = () =>
-  `${MAC_PREFIX}:${[...randomBytes(3)].map((b) => b.toString(16).padStart(2, '0')).join(':')}`;
-
-async function macTaken(tx: Queryable, networkId: string, mac: string): Promise<boolean> {
-  const rows = await tx.query('SELECT id FROM ports WHERE network_id = ? AND mac_address = ?', [
-    networkId,
-    mac,
-  ]);
-  return rows.length > 0;
-}
-
-const macInUse = (networkId: string, mac: string) =>
-  new ApiError(
-    'MacAddressInUse',
-    `Unable to complete operation for network ${networkId}. The mac address ${mac} is in use.`,
-  );
-
-async function chooseMac(tx: Queryable, networkId: string, requested?: string): Promise<string> {
-  if (requested !== undefined) {
-    const mac = normaliseMac(requested);
-    if (await macTaken(tx, networkId, mac)) throw macInUse(networkId, mac);
-    return mac;
-  }
-  for (let i = 0; i < 16; i++) {
-    const mac = randomMac();
-    if (!(await macTaken(tx, networkId, mac))) return mac;
-  }
-  throw new ApiError(
-    'MacAddressGenerationFailure',
-    `Unable to generate unique mac on network ${networkId}.`,
-  );
-}
-
-async function insertAllocation(
-  tx: Queryable,
-  subnetId: string,
-  ip: string,
-  portId: string,
-  networkId: string,
-): Promise<boolean> {
-  const rows = await tx.query(
-    `INSERT INTO ipallocations (subnet_id, ip_address, port_id, network_id) VALUES (?, ?, ?, ?)
-     ON CONFLICT DO NOTHING RETURNING ip_address`,
-    [subnetId, ip, portId, networkId],
-  );
-  return rows.length > 0;
-}
-
-type SubnetInfo = Awaited<ReturnType<typeof listSubnets>>[number];
-
-/** Takes the lowest free pool address of `subnet`; undefined when its pools are full. */
-async function allocateFromPools(
-  tx: Queryable,
-  subnet: SubnetInfo,
-  portId: string,
-): Promise<string | undefined> {
-  const plan = planOf(subnet);
-  for (let attempt = 0; attempt < 1000; attempt++) {
-    const taken = await tx.query<{ ip_address: string }>(
-      'SELECT ip_address FROM ipallocations WHERE subnet_id = ?',
-      [subnet.id],
-    );
-    const free = firstFree(
-      plan.pools,
-      taken.map((t) => parseIp(t.ip_address)?.value ?? -1n),
-    );
-    if (free === undefined) return undefined;
-    const ip = formatIp(plan.cidr.version, free);
-    // Lost a race for this address: another transaction committed it; read again.
-    if (await insertAllocation(tx, subnet.id, ip, portId, subnet.network_id)) return ip;
-  }
-  throw new ApiError('ServiceUnavailable', `IP allocation on subnet ${subnet.id} kept colliding.`);
-}
-
-const exhausted = (networkId: string) =>
-  new ApiError(
-    'IpAddressGenerationFailure',
-    `No more IP addresses available on network ${networkId}.`,
-  );
-
-/**
- * Allocates `requests` (Neutron's fixed_ips semantics) for a port, or — when undefined —
- * one address from the first IPv4 subnet with room and one from the first IPv6 subnet.
- */
-async function allocateFixedIps(
-  tx: Queryable,
-  networkId: string,
-  portId: string,
-  requests: readonly FixedIpRequest[] | undefined,
-): Promise<void> {
-  const subnets = await listSubnets(tx, {
-    columns: { network_id: [networkId] },
-    clauses: [],
-  });
-  if (requests === undefined) {
-    for (const version of [4, 6] as const) {
-      const candidates = subnets.filter((s) => s.ip_version === version);
-      if (candidates.length === 0) continue;
-      let got: string | undefined;
-      for (const s of candidates) {
-        got = await allocateFromPools(tx, s, portId);
-        if (got) break;
-      }
-      if (!got) throw exhausted(networkId);
-    }
-    return;
-  }
-  for (const req of requests) {
-    let subnet: SubnetInfo | undefined;
-    if (req.subnet_id !== undefined) {
-      subnet = subnets.find((s) => s.id === req.subnet_id);
-      if (!subnet)
-        throw new ApiError(
-          'InvalidInput',
-          `Invalid input for operation: Failed to create port on network ${networkId}, because fixed_ips included invalid subnet ${req.subnet_id}.`,
-        );
-    }
-    if (req.ip_address === undefined) {
-      if (!subnet)
-        throw badInput('fixed_ips', 'each entry needs a subnet_id, an ip_address or both');
-      if (!(await allocateFromPools(tx, subnet, portId))) throw exhausted(networkId);
-      continue;
-    }
-    const ip = parseIp(req.ip_address);
-    if (!ip) throw badInput('fixed_ips', `'${req.ip_address}' is not a valid IP address`);
-    if (!subnet) {
-      subnet = subnets.find((s) => contains(planOf(s).cidr, ip));
-      if (!subnet)
-        throw new ApiError(
-          'InvalidIpForNetwork',
-          `IP address ${req.ip_address} is not a valid IP for any of the subnets on the specified network.`,
-        );
-    }
-    const { cidr } = planOf(subnet);
-    if (
-      !contains(cidr, ip) ||
-      ip.value === cidr.network ||
-      (cidr.version === 4 && ip.value === lastAddress(cidr))
-    )
-      throw new ApiError(
-        'InvalidIpForSubnet',
-        `IP address ${req.ip_address} is not a valid IP for the specified subnet.`,
-      );
-    const text = formatIp(ip.version, ip.value);
-    if (!(await insertAllocation(tx, subnet.id, text, portId, networkId)))
-      throw new ApiError(
-        'IpAddressAlreadyAllocated',
-        `IP address ${text} already allocated in subnet ${subnet.id}`,
-      );
-  }
-}
-
 /** Maps a constraint violation that slipped past the checks (a race) to Neutron's error. */
 function raced(e: unknown, networkId: string, mac: string | undefined): unknown {
   const kind = constraintKind(e);
@@ -341,11 +176,8 @@ export async function createPort(db: Db, req: PortCreate, now: Date): Promise<Po
   let mac: string | undefined;
   try {
     await db.transaction(async (tx) => {
-      const [net] = await tx.query<{ project_id: string }>(
-        'SELECT project_id FROM networks WHERE id = ?',
-        [req.network_id],
-      );
-      if (!net) throw networkNotFound(req.network_id);
+      const owner = await networkOwner(tx, req.network_id);
+      if (owner === undefined) throw networkNotFound(req.network_id);
       mac = await chooseMac(tx, req.network_id, req.mac_address);
       await tx.query(
         `INSERT INTO ports (id, network_id, project_id, name, description, mac_address,
@@ -355,7 +187,7 @@ export async function createPort(db: Db, req: PortCreate, now: Date): Promise<Po
         [
           id,
           req.network_id,
-          req.project_id ?? req.tenant_id ?? net.project_id ?? DEFAULT_PROJECT_ID,
+          req.project_id ?? req.tenant_id ?? owner ?? DEFAULT_PROJECT_ID,
           req.name ?? '',
           req.description ?? '',
           mac,
@@ -379,6 +211,61 @@ export async function createPort(db: Db, req: PortCreate, now: Date): Promise<Po
   return created;
 }
 
+/** A MAC change: only while unbound, only to a MAC free on the network. */
+async function macUpdate(tx: Queryable, current: Port, raw: string): Promise<string | undefined> {
+  const wanted = normaliseMac(raw);
+  if (wanted === current.mac_address) return undefined;
+  if (current['binding:host_id'] !== '')
+    throw new ApiError(
+      'PortBound',
+      `Unable to complete operation on port ${current.id}, port is already bound, port type: ovs, old_mac ${current.mac_address}, new_mac ${wanted}.`,
+    );
+  if (await macTaken(tx, current.network_id, wanted)) throw macInUse(current.network_id, wanted);
+  return wanted;
+}
+
+/** New fixed IPs; an entry naming only a subnet keeps the address the port has there. */
+async function reallocate(tx: Queryable, current: Port, wanted: readonly FixedIpRequest[]) {
+  const kept = [...current.fixed_ips];
+  const requests = wanted.map((r) => {
+    if (r.ip_address !== undefined || r.subnet_id === undefined) return r;
+    const i = kept.findIndex((k) => k.subnet_id === r.subnet_id);
+    if (i < 0) return r;
+    const [k] = kept.splice(i, 1);
+    return { subnet_id: r.subnet_id, ip_address: k?.ip_address };
+  });
+  await tx.query('DELETE FROM ipallocations WHERE port_id = ?', [current.id]);
+  await allocateFixedIps(tx, current.network_id, current.id, requests);
+}
+
+/** The column changes of a port update (addresses reallocated on the way). */
+async function portUpdates(tx: Queryable, current: Port, changes: PortUpdate) {
+  const u = columnUpdates();
+  const mac =
+    changes.mac_address === undefined
+      ? undefined
+      : await macUpdate(tx, current, changes.mac_address);
+  u.set('mac_address', mac);
+  const host = changes['binding:host_id'];
+  if (host !== undefined && host !== current['binding:host_id']) {
+    u.set('host_id', host);
+    u.set('status', 'DOWN');
+  }
+  u.set('name', changes.name);
+  u.set('description', changes.description);
+  u.set('admin_state_up', changes.admin_state_up);
+  u.set('device_id', changes.device_id);
+  u.set('device_owner', changes.device_owner);
+  u.set('vnic_type', changes['binding:vnic_type']);
+  if (changes['binding:profile'] !== undefined)
+    u.set('profile', JSON.stringify(changes['binding:profile']));
+  if (changes.fixed_ips !== undefined) {
+    await reallocate(tx, current, changes.fixed_ips);
+    u.sets.push('status = status');
+  }
+  return { u, mac };
+}
+
 export async function updatePort(
   db: Db,
   id: string,
@@ -392,59 +279,9 @@ export async function updatePort(
       const current = await getPort(tx, id);
       if (!current) throw portNotFound(id);
       networkId = current.network_id;
-      const sets: string[] = [];
-      const params: Param[] = [];
-      const set = (column: string, value: Param | undefined) => {
-        if (value === undefined) return;
-        sets.push(`${column} = ?`);
-        params.push(value);
-      };
-      if (changes.mac_address !== undefined) {
-        const wanted = normaliseMac(changes.mac_address);
-        if (wanted !== current.mac_address) {
-          if (current['binding:host_id'] !== '')
-            throw new ApiError(
-              'PortBound',
-              `Unable to complete operation on port ${id}, port is already bound, port type: ovs, old_mac ${current.mac_address}, new_mac ${wanted}.`,
-            );
-          if (await macTaken(tx, current.network_id, wanted))
-            throw macInUse(current.network_id, wanted);
-          mac = wanted;
-          set('mac_address', wanted);
-        }
-      }
-      const host = changes['binding:host_id'];
-      if (host !== undefined && host !== current['binding:host_id']) {
-        set('host_id', host);
-        set('status', 'DOWN');
-      }
-      set('name', changes.name);
-      set('description', changes.description);
-      set('admin_state_up', changes.admin_state_up);
-      set('device_id', changes.device_id);
-      set('device_owner', changes.device_owner);
-      set('vnic_type', changes['binding:vnic_type']);
-      if (changes['binding:profile'] !== undefined)
-        set('profile', JSON.stringify(changes['binding:profile']));
-      if (changes.fixed_ips !== undefined) {
-        // An entry naming only a subnet keeps the address the port already has there.
-        const kept = [...current.fixed_ips];
-        const requests = changes.fixed_ips.map((r) => {
-          if (r.ip_address !== undefined || r.subnet_id === undefined) return r;
-          const i = kept.findIndex((k) => k.subnet_id === r.subnet_id);
-          if (i < 0) return r;
-          const [k] = kept.splice(i, 1);
-          return { subnet_id: r.subnet_id, ip_address: k?.ip_address };
-        });
-        await tx.query('DELETE FROM ipallocations WHERE port_id = ?', [id]);
-        await allocateFixedIps(tx, current.network_id, id, requests);
-        sets.push('status = status');
-      }
-      if (sets.length === 0) return;
-      await tx.query(
-        `UPDATE ports SET ${sets.join(', ')}, revision_number = revision_number + 1, updated_at = ? WHERE id = ?`,
-        [...params, resourceTime(now), id],
-      );
+      const result = await portUpdates(tx, current, changes);
+      mac = result.mac;
+      await writeUpdates(tx, 'ports', id, result.u, now);
     });
   } catch (e) {
     throw raced(e, networkId, mac);

@@ -5,11 +5,15 @@
  * Invariants: a batch is stored with a handful of statements whatever its size (one
  * lookup per agent type and hundred hosts, one multi-row upsert per chunk, one started_at
  * update per agent type that just started); heartbeat_timestamp is the API's clock; each
- * report learns whether its agent was new, alive or dead before it, in arrival order.
+ * report learns whether its agent was new, alive or dead before it, in arrival order; an
+ * agent that starts (start_flag) has its resource statuses forgotten in the same
+ * transaction, since it forgets what it sent and reports again.
  */
 import { randomUUID } from 'node:crypto';
 import type { AgentState } from '../../contracts/agents.ts';
+import { forgetStatuses } from './agent-status.ts';
 import { isAlive } from './agents.ts';
+import { queryIn } from './chunks.ts';
 import type { Param, Queryable } from './index.ts';
 
 export interface StoredReport {
@@ -93,14 +97,16 @@ async function upsert(tx: Queryable, rows: Param[][]) {
   }
 }
 
+/** Agents that just started: started_at is now, and what they reported is forgotten. */
 async function markStarted(tx: Queryable, started: AgentState[], stamp: string) {
   for (const [type, hosts] of groupHosts(started)) {
-    const list = hosts.map(() => '?').join(', ');
-    await tx.query(`UPDATE agents SET started_at = ? WHERE agent_type = ? AND host IN (${list})`, [
-      stamp,
-      type,
-      ...hosts,
-    ]);
+    await queryIn(
+      tx,
+      hosts,
+      (list) => `UPDATE agents SET started_at = ? WHERE agent_type = ? AND host IN ${list}`,
+      [stamp, type],
+    );
+    await forgetStatuses(tx, type, hosts);
   }
 }
 

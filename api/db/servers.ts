@@ -235,3 +235,31 @@ export async function claimPort(db: Queryable, portId: string, instanceId: strin
   );
   return rows.length > 0;
 }
+
+/**
+ * Bumps and returns the instance sequence. On PostgreSQL the row stays locked until the
+ * transaction ends, which serialises placements (scheduler/compute.ts).
+ */
+export async function nextInstanceSeq(tx: Queryable): Promise<number> {
+  const [bumped] = await tx.query<{ last_seq: unknown }>(
+    'UPDATE instance_sequence SET last_seq = last_seq + 1 WHERE id = 1 RETURNING last_seq',
+  );
+  if (!bumped) throw new Error('instance_sequence has no row: the database is not migrated');
+  return Number(bumped.last_seq);
+}
+
+/** Per host: the vcpus, RAM (MiB) and disk (GiB) its live instances take. */
+export async function hostUsage(
+  tx: Queryable,
+): Promise<Map<string, { vcpus: number; ramMb: number; diskGb: number }>> {
+  const rows = await tx.query<{ host: string; vcpus: unknown; ram: unknown; disk: unknown }>(
+    `SELECT host, SUM(vcpus) AS vcpus, SUM(memory_mb) AS ram, SUM(root_gb) AS disk
+       FROM instances WHERE deleted_at IS NULL AND host <> '' GROUP BY host`,
+  );
+  return new Map(
+    rows.map((u) => [
+      u.host,
+      { vcpus: Number(u.vcpus), ramMb: Number(u.ram), diskGb: Number(u.disk) },
+    ]),
+  );
+}

@@ -1,11 +1,11 @@
 /**
- * Subnet rows: CIDR, gateway, allocation pools, DNS servers and host routes, validated
- * the way Neutron validates them, and stored in canonical form.
+ * Subnet rows: CIDR, gateway, allocation pools, DNS servers and host routes, checked by
+ * subnet-rules.ts and stored in canonical form.
  *
  * Invariants: subnets of one network never overlap (checked while the network row is
- * locked by the revision bump, so two concurrent creates cannot both pass); the gateway
- * never lies inside a pool; pools lie inside the usable range and never overlap; a subnet
- * with IPs allocated to non-DHCP ports is never deleted.
+ * locked by the revision bump, so two concurrent creates cannot both pass); a new gateway
+ * is never an address a port holds; a subnet with IPs allocated to non-DHCP ports is
+ * never deleted. Every change bumps revision_number.
  */
 import { randomUUID } from 'node:crypto';
 import { ApiError } from '../../contracts/errors.ts';
@@ -18,28 +18,35 @@ import {
 } from '../../contracts/network.ts';
 import {
   type Cidr,
-  canonicalIp,
   cidrsOverlap,
   defaultPools,
   formatCidr,
-  type IpVersion,
-  lastAddress,
   type Pool,
   parseCidr,
-  parseIp,
-  type Range,
   toPools,
   usableRange,
 } from '../ipam.ts';
-import type { Db, Param, Queryable, Row } from './index.ts';
+import {
+  badInput,
+  checkGatewayOutsidePools,
+  gatewayText,
+  parseGateway,
+  parseNameservers,
+  parsePools,
+  parseRoutes,
+  planOf,
+} from '../subnet-rules.ts';
+import type { Db, Queryable, Row } from './index.ts';
 import { networkNotFound } from './networks.ts';
 import {
   bool,
   type ColumnFilter,
+  columnUpdates,
   resourceTime,
   STANDARD_FILTERS,
   standardAttributes,
   whereSql,
+  writeUpdates,
 } from './neutron.ts';
 
 interface SubnetRow extends Row {
@@ -95,127 +102,6 @@ export function subnetNotFound(id: string): ApiError {
   return new ApiError('SubnetNotFound', `Subnet ${id} could not be found.`);
 }
 
-const badInput = (field: string, reason: string) =>
-  new ApiError('BadRequest', `Invalid input for ${field}. Reason: ${reason}.`);
-
-/** A parsed subnet: what IPAM needs to hand out addresses. */
-export interface SubnetPlan {
-  cidr: Cidr;
-  gateway: bigint | null;
-  pools: Range[];
-}
-
-export function planOf(
-  subnet: Pick<Subnet, 'cidr' | 'gateway_ip' | 'allocation_pools'>,
-): SubnetPlan {
-  const parsed = parseCidr(subnet.cidr);
-  if (!('cidr' in parsed)) throw new Error(`stored cidr ${subnet.cidr} is invalid`);
-  const ip = (s: string) => parseIp(s)?.value ?? 0n;
-  return {
-    cidr: parsed.cidr,
-    gateway: subnet.gateway_ip === null ? null : ip(subnet.gateway_ip),
-    pools: subnet.allocation_pools.map((p) => ({ start: ip(p.start), end: ip(p.end) })),
-  };
-}
-
-function parseGateway(cidr: Cidr, raw: string | null | undefined): bigint | null {
-  if (raw === undefined) return usableRange(cidr).start;
-  if (raw === null) return null;
-  const ip = parseIp(raw);
-  if (!ip) throw badInput('gateway_ip', `'${raw}' is not a valid IP address`);
-  if (ip.version !== cidr.version)
-    throw badInput('gateway_ip', `'${raw}' is not an IPv${cidr.version} address`);
-  if (ip.value === cidr.network || (cidr.version === 4 && ip.value === lastAddress(cidr)))
-    throw new ApiError(
-      'InvalidInput',
-      `Invalid input for operation: Gateway is not valid on subnet: ${raw} is the ${ip.value === cidr.network ? 'network' : 'broadcast'} address of ${formatCidr(cidr)}.`,
-    );
-  return ip.value;
-}
-
-function parsePools(cidr: Cidr, raw: readonly Pool[]): Range[] {
-  const usable = usableRange(cidr);
-  const ranges = raw.map((p) => {
-    const start = parseIp(p.start);
-    const end = parseIp(p.end);
-    if (!start || !end || start.version !== cidr.version || end.version !== cidr.version)
-      throw new ApiError(
-        'InvalidAllocationPool',
-        `The allocation pool ${p.start}-${p.end} is not valid.`,
-      );
-    if (start.value > end.value)
-      throw new ApiError(
-        'InvalidAllocationPool',
-        `The allocation pool ${p.start}-${p.end} is not valid: its start is after its end.`,
-      );
-    if (start.value < usable.start || end.value > usable.end)
-      throw new ApiError(
-        'OutOfBoundsAllocationPool',
-        `The allocation pool ${p.start}-${p.end} spans beyond the subnet cidr ${formatCidr(cidr)}.`,
-      );
-    return { start: start.value, end: end.value };
-  });
-  ranges.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
-  for (let i = 1; i < ranges.length; i++) {
-    const prev = ranges[i - 1] as Range;
-    const cur = ranges[i] as Range;
-    if (cur.start <= prev.end) {
-      const [a, b] = toPools(cidr.version, [prev, cur]);
-      throw new ApiError(
-        'OverlappingAllocationPools',
-        `Found overlapping allocation pools: ${a?.start}-${a?.end} and ${b?.start}-${b?.end} for subnet ${formatCidr(cidr)}.`,
-      );
-    }
-  }
-  return ranges;
-}
-
-function checkGatewayOutsidePools(cidr: Cidr, gateway: bigint | null, pools: Range[]) {
-  if (gateway === null) return;
-  const hit = pools.find((r) => gateway >= r.start && gateway <= r.end);
-  if (hit) {
-    const [p] = toPools(cidr.version, [hit]);
-    throw new ApiError(
-      'GatewayConflictWithAllocationPools',
-      `Gateway ip ${toPools(cidr.version, [{ start: gateway, end: gateway }])[0]?.start} conflicts with allocation pool ${p?.start}-${p?.end}.`,
-    );
-  }
-}
-
-function parseNameservers(raw: readonly string[]): string[] {
-  const out: string[] = [];
-  for (const s of raw) {
-    const ip = canonicalIp(s);
-    if (!ip) throw badInput('dns_nameservers', `'${s}' is not a valid nameserver`);
-    if (out.includes(ip)) throw badInput('dns_nameservers', `Duplicate nameserver '${s}'`);
-    out.push(ip);
-  }
-  return out;
-}
-
-function parseRoutes(
-  version: IpVersion,
-  raw: readonly { destination: string; nexthop: string }[],
-): Subnet['host_routes'] {
-  const out: Subnet['host_routes'] = [];
-  for (const r of raw) {
-    const dest = parseCidr(r.destination);
-    if (!('cidr' in dest)) throw badInput('host_routes', dest.reason);
-    const hop = parseIp(r.nexthop);
-    if (!hop) throw badInput('host_routes', `'${r.nexthop}' is not a valid IP address`);
-    if (dest.cidr.version !== version || hop.version !== version)
-      throw badInput('host_routes', `route ${r.destination} via ${r.nexthop} is not IPv${version}`);
-    const route = {
-      destination: formatCidr(dest.cidr),
-      nexthop: canonicalIp(r.nexthop) as string,
-    };
-    if (out.some((o) => o.destination === route.destination && o.nexthop === route.nexthop))
-      throw badInput('host_routes', `Duplicate hostroute '${r.destination} ${r.nexthop}'`);
-    out.push(route);
-  }
-  return out;
-}
-
 export async function listSubnets(db: Queryable, filter: ColumnFilter): Promise<Subnet[]> {
   const where = whereSql(filter);
   const rows = await db.query<SubnetRow>(
@@ -240,7 +126,8 @@ async function touchNetwork(tx: Queryable, networkId: string, at: string): Promi
   return row.project_id;
 }
 
-export async function createSubnet(db: Db, req: SubnetCreate, now: Date): Promise<Subnet> {
+/** A create request checked whole, in canonical form, before anything is written. */
+function parseCreate(req: SubnetCreate) {
   const parsed = parseCidr(req.cidr);
   if (!('cidr' in parsed)) throw badInput('cidr', parsed.reason);
   const { cidr } = parsed;
@@ -258,25 +145,37 @@ export async function createSubnet(db: Db, req: SubnetCreate, now: Date): Promis
       ? defaultPools(cidr, gateway)
       : parsePools(cidr, req.allocation_pools);
   checkGatewayOutsidePools(cidr, gateway, pools);
-  const dns = parseNameservers(req.dns_nameservers ?? []);
-  const routes = parseRoutes(cidr.version, req.host_routes ?? []);
+  return {
+    cidr,
+    gateway: gatewayText(cidr, gateway),
+    pools: toPools(cidr.version, pools),
+    dns: parseNameservers(req.dns_nameservers ?? []),
+    routes: parseRoutes(cidr.version, req.host_routes ?? []),
+  };
+}
+
+/** Refuses a CIDR overlapping another subnet of the network. */
+async function checkOverlap(tx: Queryable, networkId: string, cidr: Cidr) {
+  const others = await tx.query<{ cidr: string }>('SELECT cidr FROM subnets WHERE network_id = ?', [
+    networkId,
+  ]);
+  for (const o of others) {
+    const other = parseCidr(o.cidr);
+    if ('cidr' in other && cidrsOverlap(other.cidr, cidr))
+      throw new ApiError(
+        'InvalidInput',
+        `Invalid input for operation: Requested subnet with cidr: ${formatCidr(cidr)} for network: ${networkId} overlaps with another subnet.`,
+      );
+  }
+}
+
+export async function createSubnet(db: Db, req: SubnetCreate, now: Date): Promise<Subnet> {
+  const v = parseCreate(req);
   const id = randomUUID();
   const at = resourceTime(now);
-  const cidrText = formatCidr(cidr);
   await db.transaction(async (tx) => {
     const owner = await touchNetwork(tx, req.network_id, at);
-    const others = await tx.query<{ cidr: string }>(
-      'SELECT cidr FROM subnets WHERE network_id = ?',
-      [req.network_id],
-    );
-    for (const o of others) {
-      const other = parseCidr(o.cidr);
-      if ('cidr' in other && cidrsOverlap(other.cidr, cidr))
-        throw new ApiError(
-          'InvalidInput',
-          `Invalid input for operation: Requested subnet with cidr: ${cidrText} for network: ${req.network_id} overlaps with another subnet.`,
-        );
-    }
+    await checkOverlap(tx, req.network_id, v.cidr);
     await tx.query(
       `INSERT INTO subnets (id, network_id, project_id, name, description, ip_version, cidr,
          gateway_ip, enable_dhcp, allocation_pools, dns_nameservers, host_routes,
@@ -288,15 +187,13 @@ export async function createSubnet(db: Db, req: SubnetCreate, now: Date): Promis
         req.project_id ?? req.tenant_id ?? owner ?? DEFAULT_PROJECT_ID,
         req.name ?? '',
         req.description ?? '',
-        cidr.version,
-        cidrText,
-        gateway === null
-          ? null
-          : (toPools(cidr.version, [{ start: gateway, end: gateway }])[0]?.start ?? null),
+        v.cidr.version,
+        formatCidr(v.cidr),
+        v.gateway,
         req.enable_dhcp ?? true,
-        JSON.stringify(toPools(cidr.version, pools)),
-        JSON.stringify(dns),
-        JSON.stringify(routes),
+        JSON.stringify(v.pools),
+        JSON.stringify(v.dns),
+        JSON.stringify(v.routes),
         at,
         at,
       ],
@@ -305,6 +202,43 @@ export async function createSubnet(db: Db, req: SubnetCreate, now: Date): Promis
   const created = await getSubnet(db, id);
   if (!created) throw subnetNotFound(id);
   return created;
+}
+
+/** A new gateway must not be an address a port holds. */
+async function checkGatewayFree(tx: Queryable, id: string, text: string) {
+  const [used] = await tx.query(
+    'SELECT port_id FROM ipallocations WHERE subnet_id = ? AND ip_address = ?',
+    [id, text],
+  );
+  if (used)
+    throw new ApiError(
+      'GatewayIpInUse',
+      `Current gateway ip ${text} already in use by port ${String(used.port_id)}. Unable to update.`,
+    );
+}
+
+/** The gateway and pool columns of an update, checked against each other and the ports. */
+async function addressUpdates(
+  tx: Queryable,
+  current: Subnet,
+  changes: SubnetUpdate,
+  u: ReturnType<typeof columnUpdates>,
+) {
+  const { cidr, gateway: oldGateway, pools: oldPools } = planOf(current);
+  const gateway =
+    changes.gateway_ip === undefined ? oldGateway : parseGateway(cidr, changes.gateway_ip);
+  const pools =
+    changes.allocation_pools === undefined ? oldPools : parsePools(cidr, changes.allocation_pools);
+  if (changes.gateway_ip !== undefined || changes.allocation_pools !== undefined)
+    checkGatewayOutsidePools(cidr, gateway, pools);
+  if (changes.gateway_ip !== undefined) {
+    const text = gatewayText(cidr, gateway);
+    if (text !== null && text !== current.gateway_ip) await checkGatewayFree(tx, current.id, text);
+    u.set('gateway_ip', text);
+  }
+  if (changes.allocation_pools !== undefined)
+    u.set('allocation_pools', JSON.stringify(toPools(cidr.version, pools)));
+  return cidr;
 }
 
 export async function updateSubnet(
@@ -316,54 +250,16 @@ export async function updateSubnet(
   await db.transaction(async (tx) => {
     const current = await getSubnet(tx, id);
     if (!current) throw subnetNotFound(id);
-    const { cidr, gateway: oldGateway, pools: oldPools } = planOf(current);
-    const sets: string[] = [];
-    const params: Param[] = [];
-    const set = (column: string, value: Param | undefined) => {
-      if (value === undefined) return;
-      sets.push(`${column} = ?`);
-      params.push(value);
-    };
-    const gateway =
-      changes.gateway_ip === undefined ? oldGateway : parseGateway(cidr, changes.gateway_ip);
-    const pools =
-      changes.allocation_pools === undefined
-        ? oldPools
-        : parsePools(cidr, changes.allocation_pools);
-    if (changes.gateway_ip !== undefined || changes.allocation_pools !== undefined)
-      checkGatewayOutsidePools(cidr, gateway, pools);
-    if (changes.gateway_ip !== undefined) {
-      const text =
-        gateway === null
-          ? null
-          : (toPools(cidr.version, [{ start: gateway, end: gateway }])[0]?.start ?? null);
-      if (text !== null && text !== current.gateway_ip) {
-        const [used] = await tx.query(
-          'SELECT port_id FROM ipallocations WHERE subnet_id = ? AND ip_address = ?',
-          [id, text],
-        );
-        if (used)
-          throw new ApiError(
-            'GatewayIpInUse',
-            `Current gateway ip ${text} already in use by port ${String(used.port_id)}. Unable to update.`,
-          );
-      }
-      set('gateway_ip', text);
-    }
-    if (changes.allocation_pools !== undefined)
-      set('allocation_pools', JSON.stringify(toPools(cidr.version, pools)));
+    const u = columnUpdates();
+    const cidr = await addressUpdates(tx, current, changes, u);
     if (changes.dns_nameservers !== undefined)
-      set('dns_nameservers', JSON.stringify(parseNameservers(changes.dns_nameservers)));
+      u.set('dns_nameservers', JSON.stringify(parseNameservers(changes.dns_nameservers)));
     if (changes.host_routes !== undefined)
-      set('host_routes', JSON.stringify(parseRoutes(cidr.version, changes.host_routes)));
-    set('name', changes.name);
-    set('description', changes.description);
-    set('enable_dhcp', changes.enable_dhcp);
-    if (sets.length === 0) return;
-    await tx.query(
-      `UPDATE subnets SET ${sets.join(', ')}, revision_number = revision_number + 1, updated_at = ? WHERE id = ?`,
-      [...params, resourceTime(now), id],
-    );
+      u.set('host_routes', JSON.stringify(parseRoutes(cidr.version, changes.host_routes)));
+    u.set('name', changes.name);
+    u.set('description', changes.description);
+    u.set('enable_dhcp', changes.enable_dhcp);
+    await writeUpdates(tx, 'subnets', id, u, now);
   });
   const after = await getSubnet(db, id);
   if (!after) throw subnetNotFound(id);

@@ -10,11 +10,11 @@ import { AGENT_READ_ONLY, type Agent, AgentUpdate } from '../../contracts/agents
 import { ApiError } from '../../contracts/errors.ts';
 import { hostQueue } from '../../contracts/messages.ts';
 import { isPlainObject, UUID } from '../../contracts/schema.ts';
-import type { AppDeps } from '../app.ts';
 import { type AgentFilter, deleteAgent, getAgent, listAgents, updateAgent } from '../db/agents.ts';
+import type { AppDeps } from '../deps.ts';
 import { requireAdmin } from '../http.ts';
 import { parseValue, pick, type Query, values } from '../query.ts';
-import { removeTunnelEndpoint } from '../rpc.ts';
+import { removeTunnelEndpoint } from '../tunnels.ts';
 
 const TEXT_FILTERS = ['id', 'agent_type', 'binary', 'topic', 'host', 'availability_zone'] as const;
 const BOOL_FILTERS = ['admin_state_up', 'alive'] as const;

@@ -11,122 +11,109 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Agent } from '../../contracts/agents.ts';
 import { ApiError } from '../../contracts/errors.ts';
 import { isPlainObject, UUID } from '../../contracts/schema.ts';
-import type { AppDeps } from '../app.ts';
 import { getAgent, listAgents } from '../db/agents.ts';
 import {
   addBinding,
+  agentNetworksFilter,
   DHCP_AGENT_TYPE,
   dhcpAgentIdsOf,
   removeBinding,
   schedulerTransaction,
 } from '../db/dhcp-bindings.ts';
 import { getNetwork, listNetworks, networkNotFound } from '../db/networks.ts';
+import type { AppDeps } from '../deps.ts';
+import { hintDhcpAgents } from '../hints.ts';
 import { requireAdmin } from '../http.ts';
 import { pick, type Query, values } from '../query.ts';
-import { hintDhcpAgents, syncDhcpPorts } from '../scheduler/dhcp.ts';
+import { syncDhcpPorts } from '../scheduler/dhcp.ts';
+
+type ById = FastifyRequest<{ Params: { id: string }; Querystring: Query }>;
+
+async function loadAgent(deps: AppDeps, id: string): Promise<Agent> {
+  const agent = UUID.test(id)
+    ? await getAgent(deps.db, id, deps.clock.now(), deps.settings.agentDownTime)
+    : undefined;
+  if (!agent) throw new ApiError('AgentNotFound', `Agent ${id} could not be found.`);
+  return agent;
+}
+
+async function loadNetwork(deps: AppDeps, id: string) {
+  const network = UUID.test(id) ? await getNetwork(deps.db, id) : undefined;
+  if (!network) throw networkNotFound(id);
+  return network;
+}
+
+/** POST …/dhcp-networks: binds an admin-up DHCP agent to a network it does not host. */
+async function addNetwork(deps: AppDeps, agentId: string, body: unknown) {
+  if (!isPlainObject(body) || typeof body.network_id !== 'string')
+    throw new ApiError(
+      'BadRequest',
+      "Invalid input: the body must be an object with a 'network_id' string.",
+    );
+  const agent = await loadAgent(deps, agentId);
+  const network = await loadNetwork(deps, body.network_id);
+  if (agent.agent_type !== DHCP_AGENT_TYPE || !agent.admin_state_up)
+    throw new ApiError(
+      'Conflict',
+      `Agent ${agent.id} is not a valid DHCP Agent or has been disabled.`,
+    );
+  const added = await schedulerTransaction(deps.db, (tx) => addBinding(tx, network.id, agent.id));
+  if (!added)
+    throw new ApiError(
+      'Conflict',
+      `The network ${network.id} has been already hosted by the DHCP Agent ${agent.id}.`,
+    );
+  const ctx = { networkId: network.id, agentId: agent.id, host: agent.host };
+  deps.log.info(ctx, 'network added to DHCP agent');
+  await syncDhcpPorts(deps, network.id);
+  await hintDhcpAgents(deps, network.id);
+}
+
+/** DELETE …/dhcp-networks/{network_id}: unbinds; the agent that lost it is hinted too. */
+async function removeNetwork(deps: AppDeps, agentId: string, networkId: string) {
+  const agent = await loadAgent(deps, agentId);
+  const removed =
+    UUID.test(networkId) &&
+    (await schedulerTransaction(deps.db, (tx) => removeBinding(tx, networkId, agent.id)));
+  if (!removed)
+    throw new ApiError(
+      'NotFound',
+      `The network ${networkId} is not hosted by the DHCP agent ${agent.id}.`,
+    );
+  const ctx = { networkId, agentId: agent.id, host: agent.host };
+  deps.log.info(ctx, 'network removed from DHCP agent');
+  await syncDhcpPorts(deps, networkId);
+  await hintDhcpAgents(deps, networkId, [agent.host]);
+}
 
 export function dhcpAgentRoutes(app: FastifyInstance, deps: AppDeps) {
-  const downTime = deps.settings.agentDownTime;
-  const loadAgent = async (id: string): Promise<Agent> => {
-    const agent = UUID.test(id)
-      ? await getAgent(deps.db, id, deps.clock.now(), downTime)
-      : undefined;
-    if (!agent) throw new ApiError('AgentNotFound', `Agent ${id} could not be found.`);
-    return agent;
-  };
-  const loadNetwork = async (id: string) => {
-    const network = UUID.test(id) ? await getNetwork(deps.db, id) : undefined;
-    if (!network) throw networkNotFound(id);
-    return network;
-  };
-
-  app.get(
-    '/v2.0/agents/:id/dhcp-networks',
-    async (req: FastifyRequest<{ Params: { id: string }; Querystring: Query }>) => {
-      requireAdmin(req, 'get_dhcp-networks');
-      const agent = await loadAgent(req.params.id);
-      const networks = await listNetworks(deps.db, {
-        columns: {},
-        clauses: [
-          {
-            sql: 'id IN (SELECT network_id FROM network_dhcp_agent_bindings WHERE agent_id = ?)',
-            params: [agent.id],
-          },
-        ],
-      });
-      return { networks: networks.map((n) => pick(n, values(req.query.fields))) };
-    },
-  );
-
-  app.post(
-    '/v2.0/agents/:id/dhcp-networks',
-    async (req: FastifyRequest<{ Params: { id: string } }>, reply) => {
-      requireAdmin(req, 'create_dhcp-network');
-      const body = req.body;
-      if (!isPlainObject(body) || typeof body.network_id !== 'string')
-        throw new ApiError(
-          'BadRequest',
-          "Invalid input: the body must be an object with a 'network_id' string.",
-        );
-      const agent = await loadAgent(req.params.id);
-      const network = await loadNetwork(body.network_id);
-      if (agent.agent_type !== DHCP_AGENT_TYPE || !agent.admin_state_up)
-        throw new ApiError(
-          'Conflict',
-          `Agent ${agent.id} is not a valid DHCP Agent or has been disabled.`,
-        );
-      const added = await schedulerTransaction(deps.db, (tx) =>
-        addBinding(tx, network.id, agent.id),
-      );
-      if (!added)
-        throw new ApiError(
-          'Conflict',
-          `The network ${network.id} has been already hosted by the DHCP Agent ${agent.id}.`,
-        );
-      deps.log.info(
-        { networkId: network.id, agentId: agent.id, host: agent.host },
-        'network added to DHCP agent',
-      );
-      await syncDhcpPorts(deps, network.id);
-      await hintDhcpAgents(deps, network.id);
-      return reply.status(201).type('application/json').send('null');
-    },
-  );
-
+  app.get('/v2.0/agents/:id/dhcp-networks', async (req: ById) => {
+    requireAdmin(req, 'get_dhcp-networks');
+    const agent = await loadAgent(deps, req.params.id);
+    const networks = await listNetworks(deps.db, agentNetworksFilter(agent.id));
+    return { networks: networks.map((n) => pick(n, values(req.query.fields))) };
+  });
+  app.post('/v2.0/agents/:id/dhcp-networks', async (req: ById, reply) => {
+    requireAdmin(req, 'create_dhcp-network');
+    await addNetwork(deps, req.params.id, req.body);
+    return reply.status(201).type('application/json').send('null');
+  });
   app.delete(
     '/v2.0/agents/:id/dhcp-networks/:network_id',
     async (req: FastifyRequest<{ Params: { id: string; network_id: string } }>, reply) => {
       requireAdmin(req, 'delete_dhcp-network');
-      const agent = await loadAgent(req.params.id);
-      const networkId = req.params.network_id;
-      const removed =
-        UUID.test(networkId) &&
-        (await schedulerTransaction(deps.db, (tx) => removeBinding(tx, networkId, agent.id)));
-      if (!removed)
-        throw new ApiError(
-          'NotFound',
-          `The network ${networkId} is not hosted by the DHCP agent ${agent.id}.`,
-        );
-      deps.log.info(
-        { networkId, agentId: agent.id, host: agent.host },
-        'network removed from DHCP agent',
-      );
-      await syncDhcpPorts(deps, networkId);
-      await hintDhcpAgents(deps, networkId, [agent.host]);
+      await removeNetwork(deps, req.params.id, req.params.network_id);
       return reply.status(204).send();
     },
   );
-
-  app.get(
-    '/v2.0/networks/:id/dhcp-agents',
-    async (req: FastifyRequest<{ Params: { id: string }; Querystring: Query }>) => {
-      requireAdmin(req, 'get_dhcp-agents');
-      const network = await loadNetwork(req.params.id);
-      const ids = await dhcpAgentIdsOf(deps.db, network.id);
-      const agents = ids.length
-        ? await listAgents(deps.db, { id: ids }, deps.clock.now(), downTime)
-        : [];
-      return { agents: agents.map((a) => pick(a, values(req.query.fields))) };
-    },
-  );
+  app.get('/v2.0/networks/:id/dhcp-agents', async (req: ById) => {
+    requireAdmin(req, 'get_dhcp-agents');
+    const network = await loadNetwork(deps, req.params.id);
+    const ids = await dhcpAgentIdsOf(deps.db, network.id);
+    const now = deps.clock.now();
+    const agents = ids.length
+      ? await listAgents(deps.db, { id: ids }, now, deps.settings.agentDownTime)
+      : [];
+    return { agents: agents.map((a) => pick(a, values(req.query.fields))) };
+  });
 }

@@ -10,11 +10,9 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ApiError } from '../../contracts/errors.ts';
 import { NetworkCreate, NetworkUpdate, refuseReadOnly } from '../../contracts/network.ts';
 import { UUID } from '../../contracts/schema.ts';
-import type { AppDeps } from '../app.ts';
 import { dhcpHostsOf } from '../db/dhcp-bindings.ts';
 import {
   createNetwork,
-  DEFAULT_NETWORK_SETTINGS,
   deleteNetwork,
   getNetwork,
   listNetworks,
@@ -22,8 +20,10 @@ import {
   networkNotFound,
   updateNetwork,
 } from '../db/networks.ts';
+import { DEFAULT_NETWORK_SETTINGS } from '../db/segments.ts';
+import type { AppDeps } from '../deps.ts';
+import { hintDhcpAgents } from '../hints.ts';
 import { page, parseListQuery, pick, type Query, requireAdminFor, values } from '../query.ts';
-import { hintDhcpAgents } from '../scheduler/dhcp.ts';
 
 const ADMIN_NETWORK_ATTRS = [
   'provider:network_type',

@@ -8,7 +8,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { PortCreate, PortUpdate, refuseReadOnly } from '../../contracts/network.ts';
 import { UUID } from '../../contracts/schema.ts';
-import type { AppDeps } from '../app.ts';
 import {
   createPort,
   deletePort,
@@ -19,18 +18,11 @@ import {
   portNotFound,
   updatePort,
 } from '../db/ports.ts';
+import type { AppDeps } from '../deps.ts';
+import { hintDhcpAgents, hintL2Port } from '../hints.ts';
 import { page, parseListQuery, pick, type Query, requireAdminFor, values } from '../query.ts';
-import { OVS_FANOUT } from '../rpc.ts';
-import { hintDhcpAgents } from '../scheduler/dhcp.ts';
 
 const ADMIN_PORT_ATTRS = ['binding:host_id', 'binding:profile'] as const;
-
-/** Tells every L2 agent a port changed; the one that has it re-reads its details. */
-function hintL2(deps: AppDeps, id: string) {
-  deps.broker
-    .fanout(OVS_FANOUT, 'hint', { resource: 'port', id })
-    .catch((e: Error) => deps.log.warn({ err: e.message, portId: id }, 'port hint not sent'));
-}
 
 export function portRoutes(app: FastifyInstance, deps: AppDeps) {
   const load = async (id: string) => {
@@ -69,7 +61,7 @@ export function portRoutes(app: FastifyInstance, deps: AppDeps) {
     refuseReadOnly(req.body, 'port');
     const changes = PortUpdate.parse(req.body).port;
     const port = await updatePort(deps.db, before.id, changes, deps.clock.now());
-    hintL2(deps, port.id);
+    void hintL2Port(deps, port.id);
     void hintDhcpAgents(deps, port.network_id);
     return { port };
   });
@@ -78,7 +70,7 @@ export function portRoutes(app: FastifyInstance, deps: AppDeps) {
     const port = await load(req.params.id);
     await deletePort(deps.db, port.id);
     deps.log.info({ portId: port.id, networkId: port.network_id }, 'port deleted');
-    hintL2(deps, port.id);
+    void hintL2Port(deps, port.id);
     void hintDhcpAgents(deps, port.network_id);
     return reply.status(204).send();
   });

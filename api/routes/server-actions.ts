@@ -21,10 +21,11 @@ import {
   SERVER_ACTIONS,
   type TaskState,
 } from '../../contracts/servers.ts';
-import type { AppDeps } from '../app.ts';
 import { startDelete, startTask, type TaskRule } from '../db/server-tasks.ts';
 import { getInstanceRow, type InstanceRecord } from '../db/servers.ts';
-import { finishDelete, hintInstance } from '../rpc-compute.ts';
+import type { AppDeps } from '../deps.ts';
+import { hintInstance } from '../hints.ts';
+import { finishDelete } from '../instance-ports.ts';
 import { COMPUTE_AGENT, computeAgentAlive } from '../scheduler/compute.ts';
 
 const bad = (message: string) => new ApiError('BadRequest', message);

@@ -20,11 +20,13 @@ import { getFlavor, listFlavors } from '../db/flavors.ts';
 import { getImage, type ImageRecord } from '../db/images.ts';
 import type { Db } from '../db/index.ts';
 import { getNetwork, listNetworks } from '../db/networks.ts';
+import { fixedIpHolder } from '../db/port-devices.ts';
 import { getPort } from '../db/ports.ts';
 import type { FlavorSnapshot, ImageMeta } from '../db/servers.ts';
-import { listSubnets, planOf } from '../db/subnets.ts';
+import { listSubnets } from '../db/subnets.ts';
 import { canonicalIp, contains, parseIp } from '../ipam.ts';
 import type { Nic } from '../scheduler/compute.ts';
+import { planOf } from '../subnet-rules.ts';
 
 const bad = (message: string) => new ApiError('BadRequest', message);
 const conflict = (message: string) => new ApiError('Conflict', message);
@@ -142,12 +144,9 @@ async function checkFixedIp(db: Db, networkId: string, raw: string, seen: Set<st
   const subnets = await listSubnets(db, { columns: { network_id: [networkId] }, clauses: [] });
   if (!subnets.some((s) => contains(planOf(s).cidr, ip)))
     throw bad(`Fixed IP ${text} is not a valid ip address for network ${networkId}.`);
-  const [used] = await db.query<{ device_id: string }>(
-    `SELECT p.device_id FROM ipallocations a JOIN ports p ON p.id = a.port_id
-      WHERE a.network_id = ? AND a.ip_address = ?`,
-    [networkId, text],
-  );
-  if (used) throw bad(`Fixed IP address ${text} is already in use on instance ${used.device_id}.`);
+  const holder = await fixedIpHolder(db, networkId, text);
+  if (holder !== undefined)
+    throw bad(`Fixed IP address ${text} is already in use on instance ${holder}.`);
   if (seen.has(text)) throw bad(`Fixed IP address ${text} is requested more than once.`);
   seen.add(text);
   return text;

@@ -9,15 +9,11 @@
 import { createHash } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import { serverStatus } from '../../contracts/servers.ts';
-import type { AppDeps } from '../app.ts';
+import { deviceAddresses } from '../db/port-devices.ts';
 import { type InstanceRecord, inPortOrder } from '../db/servers.ts';
+import type { AppDeps } from '../deps.ts';
+import { base, links } from './nova.ts';
 
-export const base = (req: FastifyRequest, prefix: string) =>
-  `${req.protocol}://${req.headers.host ?? req.hostname}${prefix}`;
-export const links = (req: FastifyRequest, prefix: string, kind: string, id: string) => [
-  { rel: 'self', href: `${base(req, prefix)}/${kind}/${encodeURIComponent(id)}` },
-  { rel: 'bookmark', href: `${base(req, '')}/${kind}/${encodeURIComponent(id)}` },
-];
 const bookmark = (req: FastifyRequest, kind: string, id: string) => ({
   id,
   links: [{ rel: 'bookmark', href: `${base(req, '')}/${kind}/${encodeURIComponent(id)}` }],
@@ -31,20 +27,8 @@ type Addresses = Record<string, { version: 4 | 6; addr: string; [k: string]: unk
  * only the instance's own ports (port_order), as its spec has them. */
 async function addressesOf(deps: AppDeps, list: InstanceRecord[]) {
   const out = new Map<string, Addresses>(list.map((i) => [i.id, {}]));
-  if (list.length === 0) return out;
-  const rows = await deps.db.query<{
-    id: string;
-    device_id: string;
-    mac_address: string;
-    ip_address: string;
-    name: string;
-    network_id: string;
-  }>(
-    `SELECT p.id, p.device_id, p.mac_address, a.ip_address, n.name, n.id AS network_id
-       FROM ports p JOIN networks n ON n.id = p.network_id
-       JOIN ipallocations a ON a.port_id = p.id
-      WHERE p.device_id IN (${list.map(() => '?').join(', ')})
-      ORDER BY p.created_at, p.id, a.ip_address`,
+  const rows = await deviceAddresses(
+    deps.db,
     list.map((i) => i.id),
   );
   const byDevice = Map.groupBy(rows, (r) => r.device_id);

@@ -15,7 +15,6 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ApiError } from '../../contracts/errors.ts';
 import { DEFAULT_PROJECT_ID } from '../../contracts/network.ts';
 import { ServerCreate, ServerUpdate, serverStatus } from '../../contracts/servers.ts';
-import type { AppDeps } from '../app.ts';
 import {
   type FlavorSnapshot,
   type ImageMeta,
@@ -25,6 +24,7 @@ import {
   type NewInstance,
   renameInstance,
 } from '../db/servers.ts';
+import type { AppDeps } from '../deps.ts';
 import { type Query, values } from '../query.ts';
 import {
   buildFault,
@@ -35,10 +35,10 @@ import {
   type Placement,
   placeInstance,
 } from '../scheduler/compute.ts';
-import { installNovaErrors } from './flavors.ts';
+import { base, installNovaErrors, links } from './nova.ts';
 import { instanceNotFound, loadInstance, serverActionRoutes } from './server-actions.ts';
 import { resolveFlavor, resolveImage, resolveNics } from './server-refs.ts';
-import { base, links, views } from './server-views.ts';
+import { views } from './server-views.ts';
 
 const MAX_LIMIT = 1000;
 

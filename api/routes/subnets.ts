@@ -8,7 +8,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { refuseReadOnly, SubnetCreate, SubnetUpdate } from '../../contracts/network.ts';
 import { UUID } from '../../contracts/schema.ts';
-import type { AppDeps } from '../app.ts';
 import {
   createSubnet,
   deleteSubnet,
@@ -18,8 +17,10 @@ import {
   subnetNotFound,
   updateSubnet,
 } from '../db/subnets.ts';
+import type { AppDeps } from '../deps.ts';
+import { hintDhcpAgents } from '../hints.ts';
 import { page, parseListQuery, pick, type Query, values } from '../query.ts';
-import { hintDhcpAgents, scheduleNetwork, syncDhcpPorts } from '../scheduler/dhcp.ts';
+import { scheduleNetwork, syncDhcpPorts } from '../scheduler/dhcp.ts';
 
 export function subnetRoutes(app: FastifyInstance, deps: AppDeps) {
   const load = async (id: string) => {

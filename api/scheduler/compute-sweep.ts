@@ -10,7 +10,7 @@
  * either way. Ports are released through the ports API's functions and hints.
  */
 import { failStuckBuild, stuckBuildIds } from '../db/server-tasks.ts';
-import { releasePorts } from '../rpc-compute.ts';
+import { releasePorts } from '../instance-ports.ts';
 import { buildFault, type HandOverDeps } from './compute.ts';
 
 /** A hand-over takes seconds (a port and a hint per NIC); this is far beyond it. */

@@ -17,15 +17,15 @@
  */
 import { agentTypeByKind } from '../../contracts/agents.ts';
 import { ApiError } from '../../contracts/errors.ts';
-import { isAlive } from '../db/agents.ts';
+import { agentsOfType, heartbeatOf, isAlive } from '../db/agents.ts';
 import type { Db, Queryable } from '../db/index.ts';
-import { bool, resourceTime } from '../db/neutron.ts';
+import { resourceTime } from '../db/neutron.ts';
 import { createPort, updatePort } from '../db/ports.ts';
 import { failBuild, handOver } from '../db/server-tasks.ts';
-import { claimPort, type Fault } from '../db/servers.ts';
+import { claimPort, type Fault, hostUsage, nextInstanceSeq } from '../db/servers.ts';
+import { hintDhcpAgents, hintInstance, hintPort } from '../hints.ts';
+import { type ComputeDeps, releasePorts } from '../instance-ports.ts';
 import type { Clock } from '../liveness.ts';
-import { type ComputeDeps, hintInstance, hintPort, releasePorts } from '../rpc-compute.ts';
-import { hintDhcpAgents } from './dhcp.ts';
 
 export const COMPUTE_AGENT = agentTypeByKind('compute');
 
@@ -137,30 +137,13 @@ export async function computeCandidates(
   now: Date,
   agentDownTime: number,
 ): Promise<ComputeCandidate[]> {
-  const agents = await tx.query<{
-    host: string;
-    admin_state_up: unknown;
-    heartbeat_timestamp: string;
-    configurations: string;
-  }>(
-    'SELECT host, admin_state_up, heartbeat_timestamp, configurations FROM agents WHERE agent_type = ?',
-    [COMPUTE_AGENT.agentType],
-  );
-  const usage = await tx.query<{ host: string; vcpus: unknown; ram: unknown; disk: unknown }>(
-    `SELECT host, SUM(vcpus) AS vcpus, SUM(memory_mb) AS ram, SUM(root_gb) AS disk
-       FROM instances WHERE deleted_at IS NULL AND host <> '' GROUP BY host`,
-  );
-  const used = new Map(
-    usage.map((u) => [
-      u.host,
-      { vcpus: Number(u.vcpus), ramMb: Number(u.ram), diskGb: Number(u.disk) },
-    ]),
-  );
+  const agents = await agentsOfType(tx, COMPUTE_AGENT.agentType);
+  const used = await hostUsage(tx);
   return agents.map((a) => ({
     host: a.host,
-    alive: isAlive(a.heartbeat_timestamp, now, agentDownTime),
-    adminUp: bool(a.admin_state_up),
-    capacity: capacityOf(JSON.parse(a.configurations) as Record<string, unknown>),
+    alive: isAlive(a.heartbeat, now, agentDownTime),
+    adminUp: a.adminStateUp,
+    capacity: capacityOf(a.configurations),
     used: used.get(a.host) ?? { vcpus: 0, ramMb: 0, diskGb: 0 },
   }));
 }
@@ -176,11 +159,7 @@ export async function placeInstance(
   insert: (tx: Queryable, placement: Placement, seq: number) => Promise<void>,
 ): Promise<Placement & { seq: number }> {
   return db.transaction(async (tx) => {
-    const [bumped] = await tx.query<{ last_seq: unknown }>(
-      'UPDATE instance_sequence SET last_seq = last_seq + 1 WHERE id = 1 RETURNING last_seq',
-    );
-    if (!bumped) throw new Error('instance_sequence has no row: the database is not migrated');
-    const seq = Number(bumped.last_seq);
+    const seq = await nextInstanceSeq(tx);
     const placement = planPlacement(
       await computeCandidates(tx, opts.now, opts.agentDownTime),
       demand,
@@ -197,11 +176,8 @@ export async function computeAgentAlive(
   now: Date,
   agentDownTime: number,
 ): Promise<boolean> {
-  const [row] = await db.query<{ heartbeat_timestamp: string }>(
-    'SELECT heartbeat_timestamp FROM agents WHERE agent_type = ? AND host = ?',
-    [COMPUTE_AGENT.agentType, host],
-  );
-  return row !== undefined && isAlive(row.heartbeat_timestamp, now, agentDownTime);
+  const heartbeat = await heartbeatOf(db, COMPUTE_AGENT.agentType, host);
+  return heartbeat !== undefined && isAlive(heartbeat, now, agentDownTime);
 }
 
 /** What the hand-over needs: the compute plumbing with a clock. */

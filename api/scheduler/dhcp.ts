@@ -16,27 +16,25 @@
  *   (device_owner network:dhcp, device_id `dhcp<uuid5(host)>-<network>`, bound to its
  *   host, one fixed IP per DHCP-enabled subnet); a port whose binding is gone is deleted;
  * - whenever bindings change, every agent that hosts the network, and every agent that
- *   lost it, gets a `hint {resource: network}` on its host queue.
+ *   lost it, gets a `hint {resource: network}` on its host queue (hints.ts).
  */
-import { agentTypeByKind } from '../../contracts/agents.ts';
-import { hostQueue } from '../../contracts/messages.ts';
 import { DHCP_OWNER, type Port } from '../../contracts/network.ts';
-import type { Broker } from '../../core/amqp.ts';
-import type { Logger } from '../../core/log.ts';
 import {
   addBinding,
+  allBindings,
   dhcpAgentInfos,
   dhcpHostsOf,
+  dhcpSubnetIds,
+  networksNeedingDhcp,
+  networksWithStaleDhcpPorts,
   removeBinding,
   schedulerTransaction,
 } from '../db/dhcp-bindings.ts';
 import type { Db } from '../db/index.ts';
 import { createPort, deletePort, listPorts, updatePort } from '../db/ports.ts';
+import { type HintDeps, hintDhcpAgents } from '../hints.ts';
 import type { Clock } from '../liveness.ts';
 import { dhcpDeviceId, planBindings } from './dhcp-plan.ts';
-
-const DHCP_TOPIC = agentTypeByKind('dhcp').topic;
-const HINT_TIMEOUT_MS = 2000;
 
 export interface DhcpSettings {
   agentDownTime: number;
@@ -46,13 +44,8 @@ export interface DhcpSettings {
   allowAutomaticFailover?: boolean;
 }
 
-export interface HintDeps {
-  db: Db;
-  broker: Pick<Broker, 'cast'>;
-  log: Logger;
-}
-
 export interface DhcpDeps extends HintDeps {
+  db: Db;
   clock: Clock;
   settings: DhcpSettings;
 }
@@ -76,20 +69,11 @@ export async function rescheduleNetworks(
   const failover = deps.settings.allowAutomaticFailover ?? true;
   const now = deps.clock.now();
   return schedulerTransaction(deps.db, async (tx) => {
-    const dhcpNets = await tx.query<{ network_id: string }>(
-      'SELECT DISTINCT network_id FROM subnets WHERE enable_dhcp = ? ORDER BY network_id',
-      [true],
-    );
     const wanted = networkIds ? new Set(networkIds) : undefined;
-    const networks = dhcpNets.map((r) => r.network_id).filter((id) => !wanted || wanted.has(id));
+    const networks = (await networksNeedingDhcp(tx)).filter((id) => !wanted || wanted.has(id));
     if (networks.length === 0) return [];
     const agents = await dhcpAgentInfos(tx, now, deps.settings.agentDownTime);
-    const rows = await tx.query<{ network_id: string; agent_id: string }>(
-      'SELECT network_id, agent_id FROM network_dhcp_agent_bindings',
-    );
-    const bindings = new Map<string, string[]>();
-    for (const r of rows)
-      bindings.set(r.network_id, [...(bindings.get(r.network_id) ?? []), r.agent_id]);
+    const bindings = await allBindings(tx);
     const plan = planBindings(networks, bindings, agents, perNetwork, failover);
     const hostOf = new Map(agents.map((a) => [a.id, a.host]));
     const changes = new Map<string, NetworkChange>();
@@ -113,8 +97,6 @@ export async function rescheduleNetworks(
   });
 }
 
-/** SQL LIKE pattern of a scheduler-made DHCP port's device_id (see dhcpDeviceId). */
-const DEVICE_ID_LIKE = 'dhcp________-____-5___-____-____________-%';
 const DEVICE_ID = /^dhcp[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}-/;
 
 /** A DHCP port this scheduler made (ports a client made by hand are left alone). */
@@ -122,6 +104,88 @@ const isSchedulerPort = (p: Port) =>
   p.device_owner === DHCP_OWNER &&
   DEVICE_ID.test(p.device_id) &&
   p.device_id.endsWith(`-${p.network_id}`);
+
+type Warn = (e: unknown, what: string, extra: Record<string, unknown>) => void;
+
+/** Deletes the ports whose (device, host) no bound host expects; whether any went. */
+async function deleteUnexpected(
+  deps: DhcpDeps,
+  ports: Port[],
+  expected: Map<string, string>,
+  warn: Warn,
+) {
+  let changed = false;
+  for (const p of ports) {
+    if (expected.get(p.device_id) === p['binding:host_id']) continue;
+    try {
+      await deletePort(deps.db, p.id);
+      changed = true;
+      deps.log.info(
+        { networkId: p.network_id, portId: p.id, host: p['binding:host_id'] },
+        'DHCP port deleted',
+      );
+    } catch (e) {
+      warn(e, 'DHCP port not deleted', { portId: p.id });
+    }
+  }
+  return changed;
+}
+
+/** Creates the DHCP port of `host`, with an address on every DHCP subnet. */
+async function createDhcpPort(
+  deps: DhcpDeps,
+  networkId: string,
+  deviceId: string,
+  host: string,
+  subnets: string[],
+) {
+  const created = await createPort(
+    deps.db,
+    {
+      network_id: networkId,
+      device_owner: DHCP_OWNER,
+      device_id: deviceId,
+      'binding:host_id': host,
+      fixed_ips: subnets.map((subnet_id) => ({ subnet_id })),
+    },
+    deps.clock.now(),
+  );
+  deps.log.info(
+    { networkId, portId: created.id, host, fixedIps: created.fixed_ips },
+    'DHCP port created',
+  );
+}
+
+/** Adds an address on every DHCP subnet the port has none on; whether it had to. */
+async function completeAddresses(deps: DhcpDeps, port: Port, subnets: string[]) {
+  const missing = subnets.filter((s) => !port.fixed_ips.some((ip) => ip.subnet_id === s));
+  if (missing.length === 0) return false;
+  const kept = port.fixed_ips.map((ip) => ({ subnet_id: ip.subnet_id, ip_address: ip.ip_address }));
+  const fixed_ips = [...kept, ...missing.map((subnet_id) => ({ subnet_id }))];
+  await updatePort(deps.db, port.id, { fixed_ips }, deps.clock.now());
+  return true;
+}
+
+/** One bound host's DHCP port: created if missing, completed if short of addresses. */
+async function ensureDhcpPort(
+  deps: DhcpDeps,
+  networkId: string,
+  [deviceId, host]: [string, string],
+  ctx: { ports: Port[]; subnets: string[]; warn: Warn },
+): Promise<boolean> {
+  const port = ctx.ports.find((p) => p.device_id === deviceId && p['binding:host_id'] === host);
+  try {
+    if (port) return await completeAddresses(deps, port, ctx.subnets);
+    if (ctx.subnets.length === 0) return false;
+    await createDhcpPort(deps, networkId, deviceId, host, ctx.subnets);
+    return true;
+  } catch (e) {
+    // A create may fail because another replica made the port at the same moment.
+    if (port) ctx.warn(e, 'DHCP port addresses not updated', { portId: port.id });
+    else ctx.warn(e, 'DHCP port not created', { host });
+    return false;
+  }
+}
 
 /**
  * Makes a network's scheduler-made DHCP ports match its bindings: one per bound host with
@@ -131,12 +195,7 @@ const isSchedulerPort = (p: Port) =>
  */
 export async function syncDhcpPorts(deps: DhcpDeps, networkId: string): Promise<boolean> {
   const hosts = await dhcpHostsOf(deps.db, networkId);
-  const subnets = (
-    await deps.db.query<{ id: string }>(
-      'SELECT id FROM subnets WHERE network_id = ? AND enable_dhcp = ? ORDER BY created_at, id',
-      [networkId, true],
-    )
-  ).map((r) => r.id);
+  const subnets = await dhcpSubnetIds(deps.db, networkId);
   const ports = (
     await listPorts(deps.db, {
       columns: { network_id: [networkId], device_owner: [DHCP_OWNER] },
@@ -144,101 +203,12 @@ export async function syncDhcpPorts(deps: DhcpDeps, networkId: string): Promise<
     })
   ).filter(isSchedulerPort);
   const expected = new Map(hosts.map((h) => [dhcpDeviceId(h, networkId), h]));
-  let changed = false;
-  const warn = (e: unknown, what: string, extra: Record<string, unknown>) =>
+  const warn: Warn = (e, what, extra) =>
     deps.log.warn({ err: (e as Error).message, networkId, ...extra }, what);
-  for (const p of ports) {
-    if (expected.has(p.device_id) && p['binding:host_id'] === expected.get(p.device_id)) continue;
-    try {
-      await deletePort(deps.db, p.id);
-      changed = true;
-      deps.log.info({ networkId, portId: p.id, host: p['binding:host_id'] }, 'DHCP port deleted');
-    } catch (e) {
-      warn(e, 'DHCP port not deleted', { portId: p.id });
-    }
-  }
-  for (const [deviceId, host] of expected) {
-    const port = ports.find((p) => p.device_id === deviceId && p['binding:host_id'] === host);
-    if (!port) {
-      if (subnets.length === 0) continue;
-      try {
-        const created = await createPort(
-          deps.db,
-          {
-            network_id: networkId,
-            device_owner: DHCP_OWNER,
-            device_id: deviceId,
-            'binding:host_id': host,
-            fixed_ips: subnets.map((subnet_id) => ({ subnet_id })),
-          },
-          deps.clock.now(),
-        );
-        changed = true;
-        deps.log.info(
-          { networkId, portId: created.id, host, fixedIps: created.fixed_ips },
-          'DHCP port created',
-        );
-      } catch (e) {
-        // Another replica may have created it at the same moment (unique device_id).
-        warn(e, 'DHCP port not created', { host });
-      }
-      continue;
-    }
-    const missing = subnets.filter((s) => !port.fixed_ips.some((ip) => ip.subnet_id === s));
-    if (missing.length === 0) continue;
-    try {
-      await updatePort(
-        deps.db,
-        port.id,
-        {
-          fixed_ips: [
-            ...port.fixed_ips.map((ip) => ({ subnet_id: ip.subnet_id, ip_address: ip.ip_address })),
-            ...missing.map((subnet_id) => ({ subnet_id })),
-          ],
-        },
-        deps.clock.now(),
-      );
-      changed = true;
-    } catch (e) {
-      warn(e, 'DHCP port addresses not updated', { portId: port.id });
-    }
-  }
+  let changed = await deleteUnexpected(deps, ports, expected, warn);
+  for (const entry of expected)
+    if (await ensureDhcpPort(deps, networkId, entry, { ports, subnets, warn })) changed = true;
   return changed;
-}
-
-/**
- * Casts `hint {resource: network, id}` to the DHCP agent of every host that serves the
- * network, plus `extraHosts` (agents that just lost it). Never rejects: a hint that cannot
- * be sent is logged; the agents' periodic resync catches up.
- */
-export async function hintDhcpAgents(
-  deps: HintDeps,
-  networkId: string,
-  extraHosts: Iterable<string> = [],
-): Promise<void> {
-  let hosts: string[] = [];
-  try {
-    hosts = await dhcpHostsOf(deps.db, networkId);
-  } catch (e) {
-    deps.log.warn({ err: (e as Error).message, networkId }, 'DHCP agents of network not read');
-  }
-  const all = new Set([...hosts, ...extraHosts].filter((h) => h !== ''));
-  await Promise.all(
-    [...all].map((host) =>
-      deps.broker
-        // Bounded: an API request that hints must not wait out a broker outage; the
-        // agents' periodic resync catches up with a hint that was not sent.
-        .cast(
-          hostQueue(DHCP_TOPIC, host),
-          'hint',
-          { resource: 'network', id: networkId },
-          { timeoutMs: HINT_TIMEOUT_MS },
-        )
-        .catch((e: Error) =>
-          deps.log.warn({ err: e.message, networkId, host }, 'DHCP hint not sent'),
-        ),
-    ),
-  );
 }
 
 /**
@@ -284,21 +254,9 @@ export async function runDhcpSweep(deps: DhcpDeps): Promise<SweepResult> {
   const touched = new Set(changes.map((c) => c.networkId));
   // Scheduler-made DHCP ports whose (network, host) has no binding any more, and bound
   // agents whose port is missing.
-  const stale = await deps.db.query<{ network_id: string }>(
-    `SELECT DISTINCT p.network_id FROM ports p
-      WHERE p.device_owner = ? AND p.device_id LIKE ? AND NOT EXISTS (
-        SELECT 1 FROM network_dhcp_agent_bindings b JOIN agents a ON a.id = b.agent_id
-         WHERE b.network_id = p.network_id AND a.host = p.host_id)
-     UNION
-     SELECT DISTINCT b.network_id FROM network_dhcp_agent_bindings b
-       JOIN agents a ON a.id = b.agent_id
-      WHERE EXISTS (SELECT 1 FROM subnets s WHERE s.network_id = b.network_id AND s.enable_dhcp = ?)
-        AND NOT EXISTS (SELECT 1 FROM ports p WHERE p.network_id = b.network_id
-          AND p.device_owner = ? AND p.host_id = a.host)`,
-    [DHCP_OWNER, DEVICE_ID_LIKE, true, DHCP_OWNER],
-  );
+  const stale = await networksWithStaleDhcpPorts(deps.db);
   const portsFixed: string[] = [];
-  for (const { network_id } of stale) {
+  for (const network_id of stale) {
     const changed = await syncDhcpPorts(deps, network_id).catch((e: Error) => {
       deps.log.warn({ err: e.message, networkId: network_id }, 'DHCP ports not synced');
       return false;
@@ -309,7 +267,7 @@ export async function runDhcpSweep(deps: DhcpDeps): Promise<SweepResult> {
     }
   }
   for (const c of changes) {
-    if (!stale.some((s) => s.network_id === c.networkId)) await syncDhcpPorts(deps, c.networkId);
+    if (!stale.includes(c.networkId)) await syncDhcpPorts(deps, c.networkId);
     await hintDhcpAgents(deps, c.networkId, c.lostHosts);
   }
   return { changes, portsFixed };

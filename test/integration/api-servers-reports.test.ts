@@ -13,7 +13,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { finishTask } from '../../api/db/server-tasks.ts';
-import { releasePorts } from '../../api/rpc-compute.ts';
+import { releasePorts } from '../../api/instance-ports.ts';
 import { startComputeSweeper, sweepStuckBuilds } from '../../api/scheduler/compute-sweep.ts';
 import type { Port } from '../../contracts/network.ts';
 import type { PowerState, VmState } from '../../contracts/servers.ts';

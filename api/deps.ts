@@ -1,0 +1,49 @@
+/**
+ * What the HTTP routes are given: the API's settings and the shared dependencies
+ * (database, broker, clock, log). app.ts builds the routes with them; no route imports
+ * app.ts, so the routes and the app never form an import cycle.
+ *
+ * Invariant: everything a route needs arrives in `AppDeps`; no route reads global
+ * configuration.
+ */
+import type { Broker } from '../core/amqp.ts';
+import type { Logger } from '../core/log.ts';
+import type { Db } from './db/index.ts';
+import type { NetworkSettings } from './db/segments.ts';
+import type { Clock } from './liveness.ts';
+
+/** Glance's default image_size_cap: 1 TiB. */
+export const DEFAULT_IMAGE_SIZE_LIMIT = 1024 ** 4;
+
+export interface ImageSettings {
+  /** Where image data lives: `<dir>/<image id>`. */
+  dir: string;
+  /** Largest image in bytes; bigger uploads get 413. */
+  sizeLimit: number;
+}
+
+export interface ApiSettings {
+  adminToken: string;
+  memberTokens: readonly string[];
+  agentDownTime: number;
+  bodyLimit: number;
+  /** Segmentation ranges, default network type and MTU ([ml2]); defaults when absent. */
+  network?: NetworkSettings;
+  /** [DEFAULT] dhcp_agents_per_network; 1 when absent. */
+  dhcpAgentsPerNetwork?: number;
+  /** [api] allow_automatic_failover; true when absent. */
+  allowAutomaticFailover?: boolean;
+  /** [api] image_dir and image_size_limit; images under the OS temp dir when absent. */
+  images?: ImageSettings;
+  /** [api] service_token: accepted on image reads only. */
+  serviceTokens?: readonly string[];
+}
+
+export interface AppDeps {
+  db: Db;
+  /** `call` serves os-getConsoleOutput; without it that action answers 503. */
+  broker: Pick<Broker, 'cast' | 'fanout'> & Partial<Pick<Broker, 'call'>>;
+  clock: Clock;
+  log: Logger;
+  settings: ApiSettings;
+}

@@ -1,0 +1,121 @@
+/**
+ * Hints: the API's one way to tell agents that something changed (ARCHITECTURE.md §3):
+ * `hint {resource, id, revision?}` cast to an agent's host queue (`<topic>.<host>`) or
+ * fanned out to every agent of a topic.
+ *
+ * Invariants: every hint kumo-api sends goes through `sendHint`; it names a ResourceKind
+ * (contracts/status.ts), waits at most HINT_TIMEOUT_MS for the broker, and never rejects:
+ * a hint that cannot be sent is logged, never fails the API request or RPC that caused
+ * it, and the agents' periodic resync catches up with it.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { agentTypeByKind } from '../contracts/agents.ts';
+import { TransientError } from '../contracts/errors.ts';
+import { fanoutExchange, hostQueue } from '../contracts/messages.ts';
+import type { ResourceKind } from '../contracts/status.ts';
+import type { Broker } from '../core/amqp.ts';
+import type { Logger } from '../core/log.ts';
+import { dhcpHostsOf } from './db/dhcp-bindings.ts';
+import type { Queryable } from './db/index.ts';
+
+/** Bounded: an API request that hints must not wait out a broker outage. */
+export const HINT_TIMEOUT_MS = 2000;
+export const OVS_FANOUT = fanoutExchange(agentTypeByKind('ovs').topic);
+const DHCP_TOPIC = agentTypeByKind('dhcp').topic;
+const COMPUTE_TOPIC = agentTypeByKind('compute').topic;
+
+export interface HintDeps {
+  broker: Pick<Broker, 'cast' | 'fanout'>;
+  log: Logger;
+}
+
+/** What the DHCP hints also need: the bindings, to find the hosts serving a network. */
+export interface DhcpHintDeps extends HintDeps {
+  db: Queryable;
+}
+
+export interface Hint {
+  resource: ResourceKind;
+  id: string;
+  revision?: number;
+  deleted?: boolean;
+}
+
+/** One agent's host queue, or a topic's fanout exchange. */
+export type HintTarget = { queue: string } | { fanout: string };
+
+/** Rejects when `sent` has not settled within HINT_TIMEOUT_MS. */
+async function bounded(sent: Promise<void>, what: string): Promise<void> {
+  const stop = new AbortController();
+  const late = sleep(HINT_TIMEOUT_MS, undefined, { signal: stop.signal }).then(() => {
+    throw new TransientError(`${what} not confirmed after ${HINT_TIMEOUT_MS} ms`);
+  });
+  try {
+    await Promise.race([sent, late]);
+  } finally {
+    stop.abort();
+  }
+}
+
+/** Sends one hint; never rejects (see the module invariants). */
+export async function sendHint(deps: HintDeps, to: HintTarget, hint: Hint): Promise<void> {
+  const sent =
+    'queue' in to
+      ? deps.broker.cast(to.queue, 'hint', hint, { timeoutMs: HINT_TIMEOUT_MS })
+      : bounded(deps.broker.fanout(to.fanout, 'hint', hint), `fanout to ${to.fanout}`);
+  await sent.catch((e: Error) =>
+    deps.log.warn(
+      { err: e.message, [`${hint.resource}Id`]: hint.id, to: 'queue' in to ? to.queue : to.fanout },
+      `${hint.resource} hint not sent`,
+    ),
+  );
+}
+
+/** The instance's task changed: its host's compute agent reconciles it. */
+export const hintInstance = (deps: HintDeps, host: string, id: string, taskId: number) =>
+  sendHint(
+    deps,
+    { queue: hostQueue(COMPUTE_TOPIC, host) },
+    { resource: 'instance', id, revision: taskId },
+  );
+
+/** A port changed: every L2 agent hears it, the one that has it re-reads its details. */
+export const hintL2Port = (deps: HintDeps, id: string) =>
+  sendHint(deps, { fanout: OVS_FANOUT }, { resource: 'port', id });
+
+/** The set of tunnel endpoints changed: every L2 agent re-reads it. */
+export const hintTunnels = (deps: HintDeps) =>
+  sendHint(deps, { fanout: OVS_FANOUT }, { resource: 'tunnels', id: 'all' });
+
+/**
+ * `hint {resource: network}` to the DHCP agent of every host that serves the network,
+ * plus `extraHosts` (agents that just lost it). Never rejects.
+ */
+export async function hintDhcpAgents(
+  deps: DhcpHintDeps,
+  networkId: string,
+  extraHosts: Iterable<string> = [],
+): Promise<void> {
+  let hosts: string[] = [];
+  try {
+    hosts = await dhcpHostsOf(deps.db, networkId);
+  } catch (e) {
+    deps.log.warn({ err: (e as Error).message, networkId }, 'DHCP agents of network not read');
+  }
+  const all = new Set([...hosts, ...extraHosts].filter((h) => h !== ''));
+  await Promise.all(
+    [...all].map((host) =>
+      sendHint(
+        deps,
+        { queue: hostQueue(DHCP_TOPIC, host) },
+        { resource: 'network', id: networkId },
+      ),
+    ),
+  );
+}
+
+/** A port changed: its L2 agent re-reads it, its network's DHCP agents reconcile. */
+export async function hintPort(deps: DhcpHintDeps, port: { id: string; network_id: string }) {
+  await hintL2Port(deps, port.id);
+  await hintDhcpAgents(deps, port.network_id);
+}

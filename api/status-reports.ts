@@ -1,0 +1,61 @@
+/**
+ * The `report_status` consumer (q-plugin): what an agent could not serve, as it reports
+ * it (contracts/status.ts), kept in agent_resource_status and shown in the agent body.
+ *
+ * Invariants: the reports of one agent are applied in the order this process received
+ * them (q-plugin's deliveries are handled concurrently, and a report carries changes
+ * only, so an ERROR overtaking the ACTIVE that followed it would stick); a report from an
+ * agent that is not registered (or was deleted meanwhile) is logged and dropped: the agent
+ * registers with start_flag, which clears its statuses, and reports them again.
+ */
+import type { ReportStatusArgs, ResourceStatus } from '../contracts/status.ts';
+import type { Logger } from '../core/log.ts';
+import { agentIdOf, applyStatuses } from './db/agent-status.ts';
+import type { Db } from './db/index.ts';
+import { constraintKind } from './db/neutron.ts';
+import { type Clock, systemClock } from './liveness.ts';
+
+export interface StatusDeps {
+  db: Db;
+  log: Logger;
+  /** The system clock when absent. */
+  clock?: Clock;
+}
+
+function logReport(deps: StatusDeps, args: ReportStatusArgs, agentId: string) {
+  const ctx = { agentId, host: args.host, agentType: args.agent_type };
+  const failed = (s: ResourceStatus) => s.status === 'ERROR';
+  for (const s of args.statuses.filter(failed))
+    deps.log.warn({ ...ctx, [`${s.resource}Id`]: s.id, reason: s.reason }, `${s.resource} failed`);
+  const cleared = args.statuses.filter((s) => !failed(s)).length;
+  if (cleared) deps.log.info({ ...ctx, cleared }, 'resources served again');
+}
+
+async function applyReport(deps: StatusDeps, args: ReportStatusArgs): Promise<void> {
+  const ctx = { host: args.host, agentType: args.agent_type };
+  const agentId = await agentIdOf(deps.db, args.agent_type, args.host);
+  if (agentId === undefined)
+    return deps.log.warn(ctx, 'status report from an unregistered agent ignored');
+  try {
+    await applyStatuses(deps.db, agentId, args.statuses, (deps.clock ?? systemClock).now());
+  } catch (e) {
+    if (constraintKind(e) !== 'foreign_key') throw e;
+    return deps.log.warn({ ...ctx, agentId }, 'status report from a deleted agent ignored');
+  }
+  logReport(deps, args, agentId);
+}
+
+/** The handler for `report_status`; resolves once the report is stored (or dropped). */
+export function createStatusHandler(deps: StatusDeps) {
+  const chains = new Map<string, Promise<void>>();
+  return (args: ReportStatusArgs): Promise<void> => {
+    const key = `${args.agent_type}\n${args.host}`;
+    const run = (chains.get(key) ?? Promise.resolve()).then(() => applyReport(deps, args));
+    const settled = run.catch(() => {});
+    chains.set(key, settled);
+    void settled.then(() => {
+      if (chains.get(key) === settled) chains.delete(key);
+    });
+    return run;
+  };
+}

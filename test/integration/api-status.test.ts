@@ -1,0 +1,245 @@
+/**
+ * Agent status reports end to end, on both database engines: agents cast `report_status`
+ * to q-plugin over a real broker, kumo-api's q-plugin consumer stores them, and the agent
+ * body (GET /v2.0/agents, /v2.0/agents/{id}) shows the ERROR rows as
+ * configurations.failed_<kind>s. ACTIVE clears a row, a start clears all of an agent's
+ * rows, a deleted agent's rows go with it, an unregistered agent's report is ignored and
+ * an invalid report is dead-lettered without touching anything.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { Writable } from 'node:stream';
+import { after, before, describe, test } from 'node:test';
+import amqp from 'amqplib';
+import type { FastifyInstance } from 'fastify';
+import { pino } from 'pino';
+import { buildApp } from '../../api/app.ts';
+import { type Db, openDb } from '../../api/db/index.ts';
+import { migrate } from '../../api/db/migrations.ts';
+import { createReportConsumer } from '../../api/liveness.ts';
+import { createRpcHandler } from '../../api/rpc.ts';
+import type { Agent, AgentState } from '../../contracts/agents.ts';
+import { DEAD_LETTER_QUEUE, PLUGIN_TOPIC } from '../../contracts/messages.ts';
+import type { ReportStatusArgs, ResourceStatus } from '../../contracts/status.ts';
+import { apiQueue, type Broker, createBroker } from '../../core/amqp.ts';
+import { silentLogger } from '../../core/log.ts';
+import { rabbitVhost, tempDir, testDatabase, type Vhost, waitFor } from '../helpers/env.ts';
+
+const ADMIN = 'admin-token-status';
+const DHCP = 'DHCP agent';
+
+const state = (host: string, extra: Partial<AgentState> = {}): AgentState => ({
+  agent_type: DHCP,
+  binary: 'kumo-dhcp-agent',
+  topic: 'dhcp_agent',
+  host,
+  configurations: { networks: 2 },
+  ...extra,
+});
+
+/** A pino logger whose lines land in `lines`, to see what the consumer decided. */
+function capturingLogger(lines: Record<string, unknown>[]) {
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      for (const line of chunk.toString('utf8').split('\n'))
+        if (line.trim()) lines.push(JSON.parse(line) as Record<string, unknown>);
+      cb();
+    },
+  });
+  return pino({ level: 'info' }, sink);
+}
+
+for (const engine of ['sqlite', 'postgres'] as const) {
+  describe(`agent status reports on ${engine}`, () => {
+    const dir = tempDir();
+    const database = testDatabase(engine, dir.path);
+    const logLines: Record<string, unknown>[] = [];
+    const clock = { now: () => new Date() };
+    const net1 = randomUUID();
+    const net2 = randomUUID();
+    const router1 = randomUUID();
+    let vhost: Vhost;
+    let db: Db;
+    let api: Broker;
+    let agent: Broker;
+    let app: FastifyInstance;
+    let reports: ReturnType<typeof createReportConsumer>;
+    let conn: amqp.ChannelModel;
+    let ch: amqp.Channel;
+
+    before(async () => {
+      vhost = rabbitVhost();
+      db = openDb(database.url);
+      await migrate(db);
+      api = createBroker({ url: vhost.url, log: silentLogger() });
+      api.consume(
+        { ...apiQueue(PLUGIN_TOPIC), prefetch: 64 },
+        createRpcHandler({ db, broker: api, log: capturingLogger(logLines), clock }),
+      );
+      await api.start();
+      agent = createBroker({ url: vhost.url, log: silentLogger() });
+      await agent.start();
+      reports = createReportConsumer({
+        db,
+        broker: api,
+        log: silentLogger(),
+        clock,
+        agentDownTime: 30,
+      });
+      app = buildApp({
+        db,
+        broker: api,
+        clock,
+        log: silentLogger(),
+        settings: { adminToken: ADMIN, memberTokens: [], agentDownTime: 30, bodyLimit: 4096 },
+      });
+      conn = await amqp.connect(vhost.url);
+      ch = await conn.createChannel();
+      for (const host of ['h1', 'h2'])
+        await reports.handle({
+          agent_state: state(host, { start_flag: true }),
+          time: new Date().toISOString(),
+        });
+    });
+    after(async () => {
+      await conn.close().catch(() => {});
+      await app.close();
+      await reports.close();
+      await agent.close();
+      await api.close();
+      await db.close();
+      vhost.cleanup();
+      database.cleanup();
+      dir.cleanup();
+    });
+
+    const send = (host: string, statuses: ResourceStatus[]) =>
+      agent.cast(PLUGIN_TOPIC, 'report_status', { host, agent_type: DHCP, statuses });
+    const get = async (url: string) => {
+      const res = await app.inject({ method: 'GET', url, headers: { 'x-auth-token': ADMIN } });
+      assert.equal(res.statusCode, 200, res.body);
+      return res.json() as Record<string, unknown>;
+    };
+    const agentOn = async (host: string) => {
+      const { agents } = (await get(`/v2.0/agents?host=${host}`)) as { agents: Agent[] };
+      assert.equal(agents.length, 1);
+      return agents[0] as Agent;
+    };
+    const statusRows = async () =>
+      Number(
+        (await db.query<{ n: unknown }>('SELECT COUNT(*) AS n FROM agent_resource_status'))[0]?.n,
+      );
+
+    test('an ERROR shows in the agent body as configurations.failed_networks', async () => {
+      await send('h1', [
+        { resource: 'network', id: net1, status: 'ERROR', reason: 'dnsmasq exited with 2' },
+        { resource: 'network', id: net2, status: 'ACTIVE' },
+      ]);
+      const h1 = await waitFor('failed_networks on h1', async () => {
+        const a = await agentOn('h1');
+        return a.configurations.failed_networks ? a : undefined;
+      });
+      assert.deepEqual(h1.configurations, {
+        networks: 2,
+        failed_networks: { [net1]: 'dnsmasq exited with 2' },
+      });
+      const one = (await get(`/v2.0/agents/${h1.id}`)) as { agent: Agent };
+      assert.deepEqual(one.agent.configurations, h1.configurations);
+      assert.deepEqual((await agentOn('h2')).configurations, { networks: 2 });
+      assert.equal(await statusRows(), 1);
+    });
+
+    test('ACTIVE clears it; other kinds show as failed_<kind>s', async () => {
+      await send('h1', [
+        { resource: 'network', id: net1, status: 'ACTIVE' },
+        { resource: 'router', id: router1, status: 'ERROR', reason: 'no external network' },
+      ]);
+      const h1 = await waitFor('failed_networks cleared on h1', async () => {
+        const a = await agentOn('h1');
+        return a.configurations.failed_networks === undefined ? a : undefined;
+      });
+      assert.deepEqual(h1.configurations, {
+        networks: 2,
+        failed_routers: { [router1]: 'no external network' },
+      });
+    });
+
+    test('a heartbeat keeps the statuses; a start (start_flag) drops them', async () => {
+      await send('h1', [{ resource: 'network', id: net2, status: 'ERROR', reason: 'boom' }]);
+      await waitFor('net2 failing on h1', async () =>
+        Boolean((await agentOn('h1')).configurations.failed_networks),
+      );
+      await reports.handle({ agent_state: state('h1'), time: new Date().toISOString() });
+      const kept = (await agentOn('h1')).configurations;
+      assert.deepEqual(kept.failed_networks, { [net2]: 'boom' });
+      assert.deepEqual(kept.failed_routers, { [router1]: 'no external network' });
+      await reports.handle({
+        agent_state: state('h1', { start_flag: true }),
+        time: new Date().toISOString(),
+      });
+      assert.deepEqual((await agentOn('h1')).configurations, { networks: 2 });
+      assert.equal(await statusRows(), 0);
+    });
+
+    test('a report from an unregistered agent is logged and ignored', async () => {
+      await send('h9', [{ resource: 'network', id: net1, status: 'ERROR', reason: 'x' }]);
+      await waitFor('the consumer to drop the report of h9', () =>
+        logLines.find(
+          (l) => l.host === 'h9' && l.msg === 'status report from an unregistered agent ignored',
+        ),
+      );
+      assert.equal(await statusRows(), 0);
+    });
+
+    test('an invalid report is dead-lettered and changes nothing', async () => {
+      const bad = {
+        host: 'h2',
+        agent_type: DHCP,
+        statuses: [{ resource: 'network', id: net1, status: 'BROKEN', reason: 'x' }],
+      } as unknown as ReportStatusArgs;
+      await agent.cast(PLUGIN_TOPIC, 'report_status', bad);
+      const reason = await waitFor('the dead letter', async () => {
+        const m = await ch.get(DEAD_LETTER_QUEUE, { noAck: true });
+        return m ? String(m.properties.headers?.['x-kumo-reason']) : undefined;
+      });
+      assert.match(reason, /args\.statuses\[0\]\.status/);
+      await send('h2', [{ resource: 'network', id: net2, status: 'ERROR', reason: 'late' }]);
+      const h2 = await waitFor('the valid report after it', async () => {
+        const a = await agentOn('h2');
+        return a.configurations.failed_networks ? a : undefined;
+      });
+      assert.deepEqual(h2.configurations.failed_networks, { [net2]: 'late' });
+      assert.equal(await statusRows(), 1);
+    });
+
+    test("a deleted agent's statuses go with it", async () => {
+      const h2 = await agentOn('h2');
+      const res = await app.inject({
+        method: 'DELETE',
+        url: `/v2.0/agents/${h2.id}`,
+        headers: { 'x-auth-token': ADMIN },
+      });
+      assert.equal(res.statusCode, 204);
+      assert.equal(await statusRows(), 0);
+    });
+
+    test('reports of one agent apply in order: the last word wins', async () => {
+      const id = randomUUID();
+      for (let i = 0; i < 20; i++)
+        await send('h1', [
+          {
+            resource: 'network',
+            id,
+            status: i % 2 === 0 ? 'ERROR' : 'ACTIVE',
+            reason: `round ${i}`,
+          },
+        ]);
+      await send('h1', [{ resource: 'network', id: net1, status: 'ERROR', reason: 'marker' }]);
+      const conf = await waitFor('the marker report', async () => {
+        const c = (await agentOn('h1')).configurations;
+        return (c.failed_networks as Record<string, string> | undefined)?.[net1] ? c : undefined;
+      });
+      assert.deepEqual(conf.failed_networks, { [net1]: 'marker' });
+    });
+  });
+}
