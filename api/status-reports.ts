@@ -4,15 +4,14 @@
  *
  * Invariants: the reports of one agent are applied in the order this process received
  * them (q-plugin's deliveries are handled concurrently, and a report carries changes
- * only, so an ERROR overtaking the ACTIVE that followed it would stick); a report from an
- * agent that is not registered (or was deleted meanwhile) is logged and dropped: the agent
- * registers with start_flag, which clears its statuses, and reports them again.
+ * only, so an ERROR overtaking the ACTIVE that followed it would stick); a report is
+ * stored under the agent's identity (agent_type, host) even when it is consumed before
+ * the agent's first report_state, which travels on another queue: nothing is dropped.
  */
 import type { ReportStatusArgs, ResourceStatus } from '../contracts/status.ts';
 import type { Logger } from '../core/log.ts';
-import { agentIdOf, applyStatuses } from './db/agent-status.ts';
+import { applyStatuses } from './db/agent-status.ts';
 import type { Db } from './db/index.ts';
-import { constraintKind } from './db/neutron.ts';
 import { type Clock, systemClock } from './liveness.ts';
 
 export interface StatusDeps {
@@ -22,8 +21,8 @@ export interface StatusDeps {
   clock?: Clock;
 }
 
-function logReport(deps: StatusDeps, args: ReportStatusArgs, agentId: string) {
-  const ctx = { agentId, host: args.host, agentType: args.agent_type };
+function logReport(deps: StatusDeps, args: ReportStatusArgs) {
+  const ctx = { host: args.host, agentType: args.agent_type };
   const failed = (s: ResourceStatus) => s.status === 'ERROR';
   for (const s of args.statuses.filter(failed))
     deps.log.warn({ ...ctx, [`${s.resource}Id`]: s.id, reason: s.reason }, `${s.resource} failed`);
@@ -32,17 +31,8 @@ function logReport(deps: StatusDeps, args: ReportStatusArgs, agentId: string) {
 }
 
 async function applyReport(deps: StatusDeps, args: ReportStatusArgs): Promise<void> {
-  const ctx = { host: args.host, agentType: args.agent_type };
-  const agentId = await agentIdOf(deps.db, args.agent_type, args.host);
-  if (agentId === undefined)
-    return deps.log.warn(ctx, 'status report from an unregistered agent ignored');
-  try {
-    await applyStatuses(deps.db, agentId, args.statuses, (deps.clock ?? systemClock).now());
-  } catch (e) {
-    if (constraintKind(e) !== 'foreign_key') throw e;
-    return deps.log.warn({ ...ctx, agentId }, 'status report from a deleted agent ignored');
-  }
-  logReport(deps, args, agentId);
+  await applyStatuses(deps.db, args, args.statuses, (deps.clock ?? systemClock).now());
+  logReport(deps, args);
 }
 
 /** The handler for `report_status`; resolves once the report is stored (or dropped). */

@@ -9,8 +9,13 @@
  */
 import type { Agent } from '../../contracts/agents.ts';
 import type { ResourceKind } from '../../contracts/status.ts';
-import { type Failures, failuresOf } from './agent-status.ts';
-import type { Param, Queryable } from './index.ts';
+import {
+  type AgentIdentity,
+  type Failures,
+  failuresOf,
+  forgetAgentStatuses,
+} from './agent-status.ts';
+import type { Db, Param, Queryable } from './index.ts';
 import { bool } from './neutron.ts';
 
 interface AgentRow {
@@ -94,10 +99,7 @@ export async function listAgents(
   }
   const sql = `SELECT * FROM agents${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY host, agent_type`;
   const rows = await db.query<AgentRow & Record<string, unknown>>(sql, params);
-  const failures = await failuresOf(
-    db,
-    rows.map((r) => r.id),
-  );
+  const failures = await failuresOf(db, rows);
   return rows.map((r) => toAgent(r, now, downTime, failures.get(r.id)));
 }
 
@@ -112,7 +114,7 @@ export async function getAgent(
     [id],
   );
   if (!row) return undefined;
-  return toAgent(row, now, downTime, (await failuresOf(db, [row.id])).get(row.id));
+  return toAgent(row, now, downTime, (await failuresOf(db, [row])).get(row.id));
 }
 
 export async function updateAgent(
@@ -139,8 +141,15 @@ export async function updateAgent(
   return rows.length > 0;
 }
 
-export async function deleteAgent(db: Queryable, id: string): Promise<boolean> {
-  return (await db.query('DELETE FROM agents WHERE id = ? RETURNING id', [id])).length > 0;
+export async function deleteAgent(db: Db, id: string): Promise<boolean> {
+  return db.transaction(async (tx) => {
+    const [gone] = await tx.query<AgentIdentity>(
+      'DELETE FROM agents WHERE id = ? RETURNING agent_type, host',
+      [id],
+    );
+    if (gone) await forgetAgentStatuses(tx, gone);
+    return gone !== undefined;
+  });
 }
 
 /** What a scheduler reads of each agent of a type: host, admin state, heartbeat, config. */

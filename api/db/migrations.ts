@@ -239,16 +239,19 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string[]
     name: 'agent_resource_status',
     sql: [
       // What an agent could not serve (report_status, ERROR with its reason): one row per
-      // (agent, resource kind, resource id) while its last report is ERROR. Rows go with
-      // the agent row, and are dropped when the agent starts (it reports them again).
+      // (agent type, host, resource kind, resource id) while its last report is ERROR.
+      // Keyed by the agent's identity rather than its row: a report may be consumed before
+      // the agent's first report_state (they travel on different queues) and must not be
+      // lost. Rows go with the agent row's deletion and with the resource's.
       `CREATE TABLE agent_resource_status (
-        agent_id TEXT NOT NULL REFERENCES agents (id) ON DELETE CASCADE,
+        agent_type TEXT NOT NULL,
+        host TEXT NOT NULL,
         resource TEXT NOT NULL,
         resource_id TEXT NOT NULL,
         status TEXT NOT NULL,
         reason TEXT,
         updated_at TEXT NOT NULL,
-        PRIMARY KEY (agent_id, resource, resource_id)
+        PRIMARY KEY (agent_type, host, resource, resource_id)
       )`,
     ],
   },

@@ -14,6 +14,7 @@ import {
   type NetworkType,
   type NetworkUpdate,
 } from '../../contracts/network.ts';
+import { forgetResourceStatuses } from './agent-status.ts';
 import { queryIn } from './chunks.ts';
 import type { Db, Queryable, Row } from './index.ts';
 import {
@@ -248,5 +249,6 @@ export async function deleteNetwork(db: Db, id: string): Promise<void> {
     await tx.query('DELETE FROM ipallocations WHERE network_id = ?', [id]);
     await tx.query('DELETE FROM subnets WHERE network_id = ?', [id]);
     await tx.query('DELETE FROM networks WHERE id = ?', [id]);
+    await forgetResourceStatuses(tx, 'network', id);
   });
 }

@@ -11,7 +11,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { AgentState } from '../../contracts/agents.ts';
-import { forgetStatuses } from './agent-status.ts';
 import { isAlive } from './agents.ts';
 import { queryIn } from './chunks.ts';
 import type { Param, Queryable } from './index.ts';
@@ -97,7 +96,7 @@ async function upsert(tx: Queryable, rows: Param[][]) {
   }
 }
 
-/** Agents that just started: started_at is now, and what they reported is forgotten. */
+/** Agents that just started: started_at is now. */
 async function markStarted(tx: Queryable, started: AgentState[], stamp: string) {
   for (const [type, hosts] of groupHosts(started)) {
     await queryIn(
@@ -106,7 +105,6 @@ async function markStarted(tx: Queryable, started: AgentState[], stamp: string) 
       (list) => `UPDATE agents SET started_at = ? WHERE agent_type = ? AND host IN ${list}`,
       [stamp, type],
     );
-    await forgetStatuses(tx, type, hosts);
   }
 }
 

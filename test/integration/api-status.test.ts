@@ -2,9 +2,10 @@
  * Agent status reports end to end, on both database engines: agents cast `report_status`
  * to q-plugin over a real broker, kumo-api's q-plugin consumer stores them, and the agent
  * body (GET /v2.0/agents, /v2.0/agents/{id}) shows the ERROR rows as
- * configurations.failed_<kind>s. ACTIVE clears a row, a start clears all of an agent's
- * rows, a deleted agent's rows go with it, an unregistered agent's report is ignored and
- * an invalid report is dead-lettered without touching anything.
+ * configurations.failed_<kind>s. ACTIVE clears a row; a restart keeps them (the agent
+ * reports everything again); a report consumed before the agent registered is kept; a
+ * deleted agent's or network's rows go with it; an invalid report is dead-lettered
+ * without touching anything.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -164,31 +165,70 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       });
     });
 
-    test('a heartbeat keeps the statuses; a start (start_flag) drops them', async () => {
+    test('heartbeats and a restart keep the statuses; the ACTIVE sent again clears them', async () => {
       await send('h1', [{ resource: 'network', id: net2, status: 'ERROR', reason: 'boom' }]);
       await waitFor('net2 failing on h1', async () =>
         Boolean((await agentOn('h1')).configurations.failed_networks),
       );
       await reports.handle({ agent_state: state('h1'), time: new Date().toISOString() });
-      const kept = (await agentOn('h1')).configurations;
-      assert.deepEqual(kept.failed_networks, { [net2]: 'boom' });
-      assert.deepEqual(kept.failed_routers, { [router1]: 'no external network' });
       await reports.handle({
         agent_state: state('h1', { start_flag: true }),
         time: new Date().toISOString(),
       });
+      const kept = (await agentOn('h1')).configurations;
+      assert.deepEqual(kept.failed_networks, { [net2]: 'boom' });
+      assert.deepEqual(kept.failed_routers, { [router1]: 'no external network' });
+      await send('h1', [
+        { resource: 'network', id: net2, status: 'ACTIVE' },
+        { resource: 'router', id: router1, status: 'ACTIVE' },
+      ]);
+      await waitFor('the statuses sent again after the start', async () =>
+        (await statusRows()) === 0 ? true : undefined,
+      );
       assert.deepEqual((await agentOn('h1')).configurations, { networks: 2 });
+    });
+
+    test('a report consumed before the agent registered shows once it does', async () => {
+      await send('h9', [{ resource: 'network', id: net1, status: 'ERROR', reason: 'early' }]);
+      await waitFor('the report of the unregistered h9 stored', async () =>
+        (await statusRows()) === 1 ? true : undefined,
+      );
+      await reports.handle({
+        agent_state: state('h9', { start_flag: true }),
+        time: new Date().toISOString(),
+      });
+      const h9 = await agentOn('h9');
+      assert.deepEqual(h9.configurations.failed_networks, { [net1]: 'early' });
+      const res = await app.inject({
+        method: 'DELETE',
+        url: `/v2.0/agents/${h9.id}`,
+        headers: { 'x-auth-token': ADMIN },
+      });
+      assert.equal(res.statusCode, 204);
       assert.equal(await statusRows(), 0);
     });
 
-    test('a report from an unregistered agent is logged and ignored', async () => {
-      await send('h9', [{ resource: 'network', id: net1, status: 'ERROR', reason: 'x' }]);
-      await waitFor('the consumer to drop the report of h9', () =>
-        logLines.find(
-          (l) => l.host === 'h9' && l.msg === 'status report from an unregistered agent ignored',
-        ),
+    test("a deleted network's statuses go with it", async () => {
+      const created = await app.inject({
+        method: 'POST',
+        url: '/v2.0/networks',
+        headers: { 'x-auth-token': ADMIN },
+        payload: { network: { name: 'status-net' } },
+      });
+      assert.equal(created.statusCode, 201, created.body);
+      const netId = (created.json() as { network: { id: string } }).network.id;
+      await send('h1', [{ resource: 'network', id: netId, status: 'ERROR', reason: 'gone soon' }]);
+      await waitFor('the failure of the network stored', async () =>
+        (await statusRows()) === 1 ? true : undefined,
       );
+      const res = await app.inject({
+        method: 'DELETE',
+        url: `/v2.0/networks/${netId}`,
+        headers: { 'x-auth-token': ADMIN },
+      });
+      assert.equal(res.statusCode, 204, res.body);
       assert.equal(await statusRows(), 0);
+      assert.equal((await agentOn('h1')).configurations.failed_networks, undefined);
     });
 
     test('an invalid report is dead-lettered and changes nothing', async () => {
