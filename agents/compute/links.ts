@@ -13,7 +13,6 @@ import {
   type LibvirtClient,
   type LifecycleEvent,
 } from '../../host/libvirt/client.ts';
-import { createOvsdbClient, type OvsdbClient } from '../../host/ovs/ovsdb.ts';
 import type { HookDeps } from '../run.ts';
 import type { ComputeSettings } from './desired.ts';
 import { ownInstanceIds } from './instance-dir.ts';

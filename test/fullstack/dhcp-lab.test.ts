@@ -4,10 +4,13 @@
  * IP is handed out on the next renewal; a deleted port gets no lease, and its lease is
  * released so that a new port given the same fixed IP (another MAC) gets the address at
  * once instead of after the 24 h lease time; a killed agent's
- * dnsmasq keeps answering; the hosting agent's death moves the network to the other host
- * and the old agent, back, tears its copy down.
+ * dnsmasq keeps answering; a network whose dnsmasq cannot start is reported with its
+ * reason in the API's agent row and `kumo agent-show` while the other network keeps
+ * serving; the hosting agent's death moves the network to the other host and the old
+ * agent, back, tears its copy down.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -189,6 +192,72 @@ describe('kumo-dhcp-agent on a lab host', { timeout: 300_000 }, () => {
     const text = readFileSync(leases, 'utf8');
     assert.ok(!text.includes(old.mac_address), `the old lease is gone:\n${text}`);
     assert.ok(text.includes(`${next.mac_address} ${fixed.ip_address} `), text);
+  });
+
+  test('a network whose dnsmasq cannot start shows in the API and `kumo agent-show` with the reason; the other network keeps serving; it recovers', async () => {
+    const other = await post<Network>('/v2.0/networks', 'network', { name: 'dhcp-blocked' });
+    const netns = `qdhcp-${other.id}`;
+    await runCommand(['ip', 'netns', 'add', netns]);
+    // Another process holds TCP 53 in the namespace: dnsmasq cannot bind its DNS socket.
+    const blocker = spawn('ip', ['netns', 'exec', netns, 'busybox', 'nc', '-l', '-p', '53'], {
+      stdio: 'ignore',
+    });
+    try {
+      await waitFor('the blocker listening', async () =>
+        (
+          await runCommand(['ip', 'netns', 'exec', netns, 'ss', '-Hltn', 'sport = :53'])
+        ).stdout.trim()
+          ? true
+          : undefined,
+      );
+      await post('/v2.0/subnets', 'subnet', {
+        network_id: other.id,
+        cidr: '10.21.0.0/24',
+        ip_version: 4,
+      });
+      const agentRow = async () =>
+        ((await c.http('GET', '/v2.0/agents?agent_type=DHCP%20agent')).body as { agents: Agent[] })
+          .agents[0] as Agent;
+      const failed = await waitFor('the failure in the agent row', async () => {
+        const f = (await agentRow()).configurations.failed_networks as
+          | Record<string, string>
+          | undefined;
+        return f?.[other.id];
+      });
+      assert.match(failed, /dnsmasq .*exited \d+: .*Address already in use/);
+      const shown = await c.kumo(['agent-show', (await agentRow()).id]);
+      assert.equal(shown.code, 0, shown.stderr);
+      assert.ok(shown.stdout.includes(other.id), shown.stdout);
+      assert.match(shown.stdout, /Address already in use/);
+      const healthy = await post<Port>('/v2.0/ports', 'port', { network_id: net.id });
+      const healthyEp = await lab.endpoint(lab.hosts[0] as LabHost, {
+        ifaceId: healthy.id,
+        mac: healthy.mac_address,
+      });
+      const got = await waitFor(
+        'a lease for a new port on the healthy network',
+        () => lease(healthyEp).catch(() => undefined),
+        30_000,
+        200,
+      );
+      assert.equal(got.ip, healthy.fixed_ips[0]?.ip_address);
+      blocker.kill('SIGKILL');
+      await waitFor(
+        'the network served again and its failure cleared',
+        async () =>
+          (
+            (await agentRow()).configurations.failed_networks as Record<string, string> | undefined
+          )?.[other.id] === undefined,
+        60_000,
+        250,
+      );
+    } finally {
+      blocker.kill('SIGKILL');
+    }
+    assert.equal((await c.http('DELETE', `/v2.0/networks/${other.id}`)).status, 204);
+    await waitFor('the blocked network torn down', async () =>
+      (await runCommand(['ip', 'netns', 'list'])).stdout.includes(netns) ? undefined : true,
+    );
   });
 });
 
