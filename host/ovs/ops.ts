@@ -12,6 +12,7 @@
  * - Like `ovs-vsctl add-br`, a new bridge gets its own internal port of the same name.
  *   Duplicate bridge/port/interface names fail at commit (the schema indexes `name`).
  */
+import { assertDeviceName } from '../ip/names.ts';
 import {
   comment,
   insert,
@@ -53,10 +54,9 @@ export interface BridgeSpec {
   ports?: PortSpec[];
 }
 
-const NAME_RE = /^[A-Za-z0-9_.:-]{1,15}$/;
-
+/** Bridge and port names are device names: host/ip/names.ts's one rule. */
 function checkName(kind: string, name: string): void {
-  if (!NAME_RE.test(name)) throw new TypeError(`invalid ${kind} name ${JSON.stringify(name)}`);
+  assertDeviceName(name, `${kind} name`);
 }
 
 /**

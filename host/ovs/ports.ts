@@ -4,7 +4,8 @@
  * and the wait until ovs-vswitchd has applied them.
  *
  * Invariants:
- * - device names pass host/ip/names' rule (IFNAMSIZ, no separators) before any op is built;
+ * - device names pass host/ip/names' rule (IFNAMSIZ, no separators) before any op is built
+ *   (ops.ts checks every bridge and port name with it);
  * - a port is added with everything it carries (iface-id, attached-mac, vm-uuid, status,
  *   MAC, MTU) in the same transaction as its Port and bridge reference: it appears whole;
  * - a port is removed from the bridge that holds it (observed), never from every bridge;
@@ -12,7 +13,6 @@
  *   ovs-vswitchd reports cur_cfg ≥ it (as `ovs-vsctl` does), through an OVSDB `wait`
  *   that ovsdb-server itself holds until then: no polling.
  */
-import { assertDeviceName } from '../ip/names.ts';
 import { addPortsOps, delPortsOps, type PortSpec } from './ops.ts';
 import {
   fromMap,
@@ -61,7 +61,6 @@ export interface ObservedPort {
 }
 
 function vifPortSpec(v: VifSpec): PortSpec {
-  assertDeviceName(v.name, 'OVS port name');
   const ids: Record<string, string> = {
     'iface-id': v.portId,
     'attached-mac': v.attachedMac,

@@ -218,7 +218,7 @@ describe('planOvs', () => {
     const bad = { ...S, intBridge: 'br;rm -rf' };
     const state = stateWith([]);
     assert.throws(() => planOvs(bad, desiredOvs(bad, state, new Map(), []), state, TARGET), {
-      name: 'TypeError',
+      name: 'InvalidNameError',
       message: /invalid bridge name/,
     });
   });

@@ -99,7 +99,7 @@ test('addBridgeOps: every named-uuid used is defined, root row mutated once', ()
     3,
     'own internal port',
   );
-  assert.throws(() => addBridgeOps({ name: 'br;rm -rf' }), TypeError);
+  assert.throws(() => addBridgeOps({ name: 'br;rm -rf' }), /invalid bridge name "br;rm -rf"/);
   assert.equal(addPortsOps('br-int', [{ name: 'tap3' }])[0]?.op, 'wait');
 });
 
