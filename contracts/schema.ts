@@ -28,6 +28,14 @@ export type Infer<S> = S extends Schema<infer T> ? T : never;
 
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
+/** `s` as text a contract string accepts: control characters (newlines, tabs) become spaces. */
+export function oneLine(s: string, max: number): string {
+  return s
+    .replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ')
+    .trim()
+    .slice(0, max);
+}
+
 function fail(path: string, reason: string): never {
   throw new ValidationError(path, reason);
 }

@@ -105,7 +105,13 @@ export function createAgent(deps: AgentDeps): AgentHandle {
       revisions.delete(key);
       if (!deps.hooks.reconcile)
         throw new Error(`this agent does not manage ${resource} resources`);
-      await deps.hooks.reconcile(resource, id, revision);
+      try {
+        await deps.hooks.reconcile(resource, id, revision);
+      } catch (e) {
+        // The retry must run: a duplicate hint coalescing into it must not let it skip.
+        noteRevision(key, undefined);
+        throw e;
+      }
     },
   });
 

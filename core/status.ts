@@ -8,7 +8,9 @@
  *   flush, never lost; flushes run one at a time, in order;
  * - `forget()` (on resync) forgets what was sent, so the next flush sends every value
  *   again: the API may have lost or dropped them (restart, revival);
- * - values are compared structurally (JSON), so a fresh but equal object is no change.
+ * - values are compared structurally (JSON), so a fresh but equal object is no change;
+ * - a key dropped or forgotten while a send is in flight is not marked sent by it: a
+ *   drop (the resource was hinted) or a resync always wins over the send it overlapped.
  */
 export interface StatusChange<V> {
   key: string;
@@ -36,21 +38,27 @@ export function createStatusReporter<V>(opts: {
   const current = new Map<string, V>();
   const sent = new Map<string, string>();
   const sentValues = new Map<string, V>();
+  /** Bumped by drop and forget: a send started before marks nothing of a later era. */
+  const generation = new Map<string, number>();
+  let era = 0;
   let chain: Promise<void> = Promise.resolve();
+  const genOf = (key: string) => `${era}:${generation.get(key) ?? 0}`;
 
   const sendChanges = async () => {
     const changes: StatusChange<V>[] = [];
-    const texts = new Map<string, string>();
+    const texts = new Map<string, { text: string; gen: string }>();
     for (const [key, value] of current) {
       const text = JSON.stringify(value);
       if (sent.get(key) === text) continue;
       changes.push({ key, value });
-      texts.set(key, text);
+      texts.set(key, { text, gen: genOf(key) });
     }
     if (changes.length === 0) return;
     await opts.send(changes);
     for (const { key, value } of changes) {
-      sent.set(key, texts.get(key) as string);
+      const t = texts.get(key) as { text: string; gen: string };
+      if (t.gen !== genOf(key)) continue;
+      sent.set(key, t.text);
       sentValues.set(key, value);
     }
   };
@@ -63,6 +71,7 @@ export function createStatusReporter<V>(opts: {
       current.delete(key);
       sent.delete(key);
       sentValues.delete(key);
+      generation.set(key, (generation.get(key) ?? 0) + 1);
     },
     flush() {
       const run = chain.then(sendChanges);
@@ -72,6 +81,8 @@ export function createStatusReporter<V>(opts: {
     forget() {
       sent.clear();
       sentValues.clear();
+      generation.clear();
+      era++;
     },
     sentKeys: () => [...sentValues.keys()],
     sent: (key) => sentValues.get(key),

@@ -6,6 +6,7 @@
  * report is never refused for what an error message happened to contain.
  */
 import type { SpawnTimings, UpdateInstanceArgs } from '../../contracts/instances.ts';
+import { oneLine } from '../../contracts/schema.ts';
 
 /** What a reconcile tells the API besides the host, the instance and its power state. */
 export type Report = Omit<UpdateInstanceArgs, 'host' | 'instance_id' | 'power_state'>;
@@ -23,13 +24,6 @@ export function spawnTimings(t: PhaseTimes): SpawnTimings {
     boot: t.boot ?? 0,
   };
 }
-
-/** Contract strings carry no control characters: newlines of stacks and libvirt become spaces. */
-const oneLine = (s: string, max: number) =>
-  s
-    .replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ')
-    .trim()
-    .slice(0, max);
 
 export function faultOf(e: unknown): NonNullable<Report['fault']> {
   if (!(e instanceof Error)) return { message: oneLine(String(e), 255) };

@@ -6,17 +6,18 @@
  * Invariants:
  * - a status reason is what an operator can act on: a failed command is named by its
  *   program, how it ended and its stderr (not its whole argv, which would crowd the
- *   stderr out of the contract's 1024 characters);
+ *   stderr out of the contract's 1024 characters); it is one line without control
+ *   characters, else the API would refuse the whole report with everyone's statuses;
  * - one `report_status` carries at most STATUS_BATCH statuses (after a resync every
  *   status is sent again).
  */
 import type { AgentKind } from '../../contracts/agents.ts';
 import { agentTypeByKind } from '../../contracts/agents.ts';
 import { PLUGIN_TOPIC } from '../../contracts/messages.ts';
+import { oneLine } from '../../contracts/schema.ts';
 import type { ResourceKind, ResourceStatus } from '../../contracts/status.ts';
 import type { Broker } from '../../core/amqp.ts';
 import { CommandError } from '../../core/exec.ts';
-import type { KindStatus } from '../../core/reconciler.ts';
 import { createStatusReporter, type StatusReporter } from '../../core/status.ts';
 
 export const STATUS_BATCH = 500;
@@ -24,7 +25,7 @@ const REASON_MAX = 1024;
 
 /** A failure as a status reason. */
 export function reasonOf(e: Error): string {
-  if (!(e instanceof CommandError)) return e.message.slice(0, REASON_MAX);
+  if (!(e instanceof CommandError)) return oneLine(e.message, REASON_MAX);
   const how = e.timedOut
     ? 'timed out'
     : e.signal
@@ -32,7 +33,7 @@ export function reasonOf(e: Error): string {
       : `exited ${e.exitCode}`;
   const where = e.netns ? ` in ${e.netns}` : '';
   const stderr = e.stderr.trim().split('\n').slice(-3).join(' | ');
-  return `${e.argv[0]}${where} ${how}${stderr ? `: ${stderr}` : ''}`.slice(0, REASON_MAX);
+  return oneLine(`${e.argv[0]}${where} ${how}${stderr ? `: ${stderr}` : ''}`, REASON_MAX);
 }
 
 /** A resource's status: ACTIVE, or ERROR with the failure's reason. */
@@ -65,16 +66,4 @@ export function statusReporter(
       }
     },
   });
-}
-
-/** A kind's status hooks: ACTIVE once applied, ERROR with the reason after a failure. */
-export function kindStatus<F, D>(
-  reporter: StatusReporter<ResourceStatus>,
-  resource: ResourceKind,
-): KindStatus<F, D, ResourceStatus> {
-  return {
-    reporter,
-    ok: (_f, _d, id) => resourceStatus(resource, id),
-    failed: (e, id) => resourceStatus(resource, id, e),
-  };
 }

@@ -9,8 +9,10 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { resourceStatus } from '../../agents/lib/status.ts';
 import { runSteps, type Step } from '../../agents/lib/steps.ts';
 import { PermanentError, TransientError } from '../../contracts/errors.ts';
+import { ReportStatusArgs } from '../../contracts/status.ts';
 import { CommandError } from '../../core/exec.ts';
 import { silentLogger } from '../../core/log.ts';
 import { type AnyKindSpec, createReconciler } from '../../core/reconciler.ts';
@@ -177,6 +179,68 @@ describe('status reporter', () => {
     await reporter.flush();
     assert.equal(sent.length, 2, 'a dropped key is not sent');
   });
+});
+
+test('status reporter: a drop or forget during a send wins over that send', async () => {
+  let release: () => void = () => {};
+  const sent: StatusChange<string>[][] = [];
+  const reporter = createStatusReporter<string>({
+    send: (changes) => {
+      sent.push(changes);
+      return new Promise<void>((r) => {
+        release = r;
+      });
+    },
+  });
+  reporter.set('port:a', 'up');
+  reporter.set('port:b', 'up');
+  const first = reporter.flush();
+  await new Promise((r) => setImmediate(r));
+  reporter.drop('port:a');
+  release();
+  await first;
+  assert.equal(reporter.sent('port:a'), undefined, 'the dropped key is not marked sent');
+  assert.equal(reporter.sent('port:b'), 'up');
+  reporter.set('port:a', 'up');
+  const second = reporter.flush();
+  await new Promise((r) => setImmediate(r));
+  reporter.forget();
+  release();
+  await second;
+  assert.deepEqual(reporter.sentKeys(), [], 'a resync during the send: nothing counts as sent');
+  const third = reporter.flush();
+  await new Promise((r) => setImmediate(r));
+  release();
+  await third;
+  assert.deepEqual(
+    sent.map((c) => c.map((x) => x.key)),
+    [['port:a', 'port:b'], ['port:a'], ['port:b', 'port:a']],
+  );
+});
+
+test('a failure reason is one line that report_status accepts, whatever stderr holds', () => {
+  const failed = new CommandError(
+    { argv: ['dnsmasq', '--conf-file=/x'], netns: 'qdhcp-x' },
+    {
+      exitCode: 2,
+      signal: null,
+      stderr: 'first\r\n\tsocket: Address in use\u0007\n',
+      timedOut: false,
+    },
+  );
+  const statuses = [
+    resourceStatus('network', 'n1', failed),
+    resourceStatus('network', 'n2', new Error('libvirt said:\nno\tway')),
+    resourceStatus('network', 'n3'),
+  ];
+  const args = ReportStatusArgs.parse({ host: 'h1', agent_type: 'DHCP agent', statuses }, 'args');
+  assert.equal(args.statuses.length, 3);
+  assert.match(
+    String(statuses[0]?.reason),
+    /^dnsmasq in qdhcp-x exited 2: first .*Address in use$/,
+  );
+  assert.equal(statuses[1]?.reason, 'libvirt said: no way');
+  assert.equal(statuses[2]?.status, 'ACTIVE');
 });
 
 describe('runSteps', () => {
