@@ -63,7 +63,10 @@ export function asError(e: unknown): Error {
 export function createReconciler(opts: {
   log: Logger;
   kinds: Record<string, AnyKindSpec>;
+  /** Maps a failure to TransientError / PermanentError where its class says so. */
+  classify?: (e: unknown) => Error;
 }): Reconciler {
+  const classify = opts.classify ?? asError;
   const applied = new Map<string, number>();
 
   const report = async (spec: AnyKindSpec, kind: string, id: string, value: unknown) => {
@@ -111,7 +114,7 @@ export function createReconciler(opts: {
       try {
         await run(spec, kind, id);
       } catch (e) {
-        const err = asError(e);
+        const err = classify(e);
         if (err instanceof TransientError) throw err;
         await fail(spec, kind, id, err);
       }

@@ -35,6 +35,7 @@ import { createReconciler, type Reconciler } from '../../core/reconciler.ts';
 import { createStatusReporter, type StatusReporter } from '../../core/status.ts';
 import type { LibvirtClient } from '../../host/libvirt/client.ts';
 import { hostResources } from '../../host/system/resources.ts';
+import { classify } from '../lib/errors.ts';
 import { type LazyOvsdb, lazyOvsdb } from '../lib/ovsdb.ts';
 import type { HookDeps } from '../run.ts';
 import { type HostBoot, hostBoot } from './boot.ts';
@@ -94,7 +95,7 @@ function instanceReconciler(a: ComputeAgent, hookDeps: HookDeps): Reconciler {
       if (a.onStart.delete(id)) void recordBootIfDone(a);
     },
   });
-  return createReconciler({ log, kinds: { instance: kind } });
+  return createReconciler({ log, kinds: { instance: kind }, classify });
 }
 
 /**

@@ -30,8 +30,7 @@ import type { UpdateInstanceArgs } from '../../contracts/instances.ts';
 import type { PowerState } from '../../contracts/servers.ts';
 import type { ResourceKindSpec } from '../../core/reconciler.ts';
 import type { StatusReporter } from '../../core/status.ts';
-import { LibvirtConnectionError, LibvirtTimeoutError } from '../../host/libvirt/client.ts';
-import { OvsdbConnectionError, OvsdbTimeoutError } from '../../host/ovs/ovsdb.ts';
+import { classify } from '../lib/errors.ts';
 import { type Applied, type ApplyDeps, runInstanceSteps } from './apply.ts';
 import type { ComputeSettings } from './desired.ts';
 import { type ObservedInstance, observeDomain, observeInstance } from './observe.ts';
@@ -54,21 +53,6 @@ export class TaskFailedError extends PermanentError {
     this.name = 'TaskFailedError';
     this.update = update;
   }
-}
-
-const TRANSIENT = [
-  LibvirtConnectionError,
-  LibvirtTimeoutError,
-  OvsdbConnectionError,
-  OvsdbTimeoutError,
-];
-
-/** A daemon briefly away is a TransientError; every other error keeps its class. */
-export function classify(e: unknown): Error {
-  const err = e instanceof Error ? e : new Error(String(e));
-  if (TRANSIENT.some((c) => err instanceof c))
-    return new TransientError(err.message, { cause: err });
-  return err;
 }
 
 /** Tasks this process finished, by instance id. */

@@ -31,6 +31,7 @@ import { createReconciler, type KindStatus, type ResourceKindSpec } from '../../
 import type { StatusReporter } from '../../core/status.ts';
 import type { OvsdbClient } from '../../host/ovs/ovsdb.ts';
 import { toolVersion } from '../../host/version.ts';
+import { classify } from '../lib/errors.ts';
 import { lazyOvsdb } from '../lib/ovsdb.ts';
 import { resourceStatus, statusReporter } from '../lib/status.ts';
 import { runSteps, type Step } from '../lib/steps.ts';
@@ -136,7 +137,7 @@ export async function dhcpHooks({ config, runner, log, broker }: HookDeps): Prom
       failed: (err, id) => resourceStatus('network', id, err),
     },
   });
-  const reconciler = createReconciler({ log, kinds: { network } });
+  const reconciler = createReconciler({ log, kinds: { network }, classify });
 
   return {
     configurations: async () => ({

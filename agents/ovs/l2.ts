@@ -30,6 +30,7 @@ import type { Logger } from '../../core/log.ts';
 import { createReconciler, type ResourceKindSpec } from '../../core/reconciler.ts';
 import { createStatusReporter, type StatusChange } from '../../core/status.ts';
 import type { OvsdbClient } from '../../host/ovs/ovsdb.ts';
+import { classify } from '../lib/errors.ts';
 import { runSteps } from '../lib/steps.ts';
 import {
   type DesiredOvs,
@@ -155,7 +156,7 @@ export function createL2(deps: L2Deps) {
       applied = fetched;
     },
   };
-  const reconciler = createReconciler({ log, kinds: { l2: kind } });
+  const reconciler = createReconciler({ log, kinds: { l2: kind }, classify });
 
   /** Hands every port's status to the reporter (down only after up) and flushes. */
   const reportPorts = async (f: L2Fetched) => {

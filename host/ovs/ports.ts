@@ -13,6 +13,7 @@
  *   ovs-vswitchd reports cur_cfg ≥ it (as `ovs-vsctl` does), through an OVSDB `wait`
  *   that ovsdb-server itself holds until then: no polling.
  */
+import { SessionConnectionError } from '../session/errors.ts';
 import { addPortsOps, delPortsOps, type PortSpec } from './ops.ts';
 import {
   fromMap,
@@ -95,33 +96,30 @@ export function unplugOps(ports: readonly ObservedPort[]): OvsdbOperation[] {
 const rowsOf = (r: OvsdbOpResult | undefined): OvsdbRow[] => r?.rows ?? [];
 const str = (v: unknown) => (typeof v === 'string' ? v : null);
 
-/** Ports named in `names`, or whose Interface carries `vm-uuid=<vmUuid>`. Read-only. */
+/**
+ * Ports named in `names`, or whose Interface carries `vm-uuid=<vmUuid>`. Read-only. The
+ * Port rows and the Bridges holding them are read in one transaction, so a port is never
+ * seen without the bridge that holds it.
+ */
 export async function findPorts(
   ovsdb: OvsdbClient,
   query: { names?: readonly string[]; vmUuid?: string },
 ): Promise<ObservedPort[]> {
   const cols = ['name', 'external_ids'];
-  const [bridges, ...ifaceResults] = await ovsdb.transact(DB, [
-    select('Bridge', [], ['name', 'ports']),
-    ...(query.vmUuid
-      ? [
-          select(
-            'Interface',
-            [['external_ids', 'includes', map({ 'vm-uuid': query.vmUuid })]],
-            cols,
-          ),
-        ]
-      : []),
+  const byVm = query.vmUuid
+    ? [select('Interface', [['external_ids', 'includes', map({ 'vm-uuid': query.vmUuid })]], cols)]
+    : [];
+  const ifaces = await ovsdb.transact(DB, [
+    ...byVm,
     ...(query.names ?? []).map((n) => select('Interface', [['name', '==', n]], cols)),
   ]);
   const ids = new Map<string, Record<string, unknown>>();
-  for (const row of ifaceResults.flatMap(rowsOf))
-    ids.set(String(row.name), fromMap(row.external_ids));
+  for (const row of ifaces.flatMap(rowsOf)) ids.set(String(row.name), fromMap(row.external_ids));
   if (ids.size === 0) return [];
-  const ports = await ovsdb.transact(
-    DB,
-    [...ids.keys()].map((n) => select('Port', [['name', '==', n]], ['_uuid', 'name'])),
-  );
+  const [bridges, ...ports] = await ovsdb.transact(DB, [
+    select('Bridge', [], ['name', 'ports']),
+    ...[...ids.keys()].map((n) => select('Port', [['name', '==', n]], ['_uuid', 'name'])),
+  ]);
   const bridgeOf = new Map<string, string>();
   for (const b of rowsOf(bridges))
     for (const p of fromSet(b.ports)) if (isUuid(p)) bridgeOf.set(p[1], String(b.name));
@@ -172,6 +170,8 @@ export async function waitApplied(ovsdb: OvsdbClient, cfg: number, timeoutMs = A
   try {
     await ovsdb.transact(DB, [op], { timeoutMs: timeoutMs + 2000 });
   } catch (e) {
+    // The connection itself failing keeps its class (a caller retries that).
+    if (e instanceof SessionConnectionError) throw e;
     throw new Error(`ovs-vswitchd did not apply OVSDB cfg ${cfg} within ${timeoutMs} ms`, {
       cause: e,
     });
