@@ -75,6 +75,19 @@ module.exports = {
       to: { path: '^(api|cli)/' },
     },
     {
+      name: 'plans-stay-pure',
+      severity: 'error',
+      comment:
+        'desired, plan and the other pure modules of an agent import no I/O: no observe.ts, no daemon client or socket session, no fs, process or network module.',
+      from: {
+        path: '^agents/((?!lib/)[^/]+/(desired|plan|target|vif-plan|steps|domain-state)|lib/ns-port)[.]ts$',
+      },
+      to: {
+        dependencyTypesNot: ['type-only'],
+        path: '(^agents/[^/]+/observe[.]ts$|^host/session/|^host/libvirt/client[.]ts$|^host/ovs/ovsdb[.]ts$|^(node:)?(fs|fs/promises|child_process|net|dgram)$)',
+      },
+    },
+    {
       name: 'api-not-agents-cli',
       severity: 'error',
       comment: 'The API never imports agents/ or cli/.',

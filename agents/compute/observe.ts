@@ -21,6 +21,7 @@ import {
 } from '../../host/libvirt/client.ts';
 import type { InstancePaths } from './desired.ts';
 import { KUMO_INSTANCE_XMLNS } from './domain.ts';
+import { isActive } from './domain-state.ts';
 import { readOwner } from './instance-dir.ts';
 import type { InstanceTarget } from './target.ts';
 import { observeVifs, type VifDeps } from './vif.ts';
@@ -135,12 +136,6 @@ export async function observeFiles(paths: InstancePaths): Promise<ObservedFiles>
     ramdisk: await exists(paths.ramdisk),
   };
 }
-
-export const isActive = (d: ObservedDomain | null) =>
-  d !== null &&
-  d.state !== DomainState.SHUTOFF &&
-  d.state !== DomainState.CRASHED &&
-  d.state !== DomainState.NOSTATE;
 
 export interface ObserveDeps extends VifDeps {
   libvirt: LibvirtClient;

@@ -22,9 +22,10 @@
  *   keeps its vm_state), so the executor never decides what to report.
  */
 import { POWER_STATE, type PowerState } from '../../contracts/servers.ts';
-import { DomainState } from '../../host/libvirt/client.ts';
+import { DomainState } from '../../host/libvirt/enums.ts';
 import { ownerText } from './desired.ts';
-import { isActive, type ObservedDomain, type ObservedInstance } from './observe.ts';
+import { isActive } from './domain-state.ts';
+import type { ObservedDomain, ObservedInstance } from './observe.ts';
 import { faultOf, type Report } from './report.ts';
 import { type ComputeStep, fileSteps, type InstanceStep, type OnFailure } from './steps.ts';
 import { type InstanceTarget, TASK_RESULT } from './target.ts';

@@ -100,4 +100,20 @@ describe('layering rules', () => {
       'not-to-unresolvable: host/g.ts -> ./missing.ts',
     ]);
   });
+
+  test('a plan or desired module that imports I/O fails; type-only imports and the executor pass', () => {
+    const { status, result } = cruiseTree({
+      'agents/dhcp/observe.ts': 'export const seen = 1;\nexport type Seen = 1;\n',
+      'agents/dhcp/plan.ts':
+        "import { seen } from './observe.ts';\nimport type { Seen } from './observe.ts';\nexport const p: Seen = seen;\n",
+      'agents/dhcp/desired.ts':
+        "import { readFile } from 'node:fs/promises';\nexport const d = readFile;\n",
+      'agents/lib/steps.ts': "import { rm } from 'node:fs/promises';\nexport const s = rm;\n",
+    });
+    assert.notEqual(status, 0);
+    assert.deepEqual(violations(result), [
+      'plans-stay-pure: agents/dhcp/desired.ts -> fs/promises',
+      'plans-stay-pure: agents/dhcp/plan.ts -> agents/dhcp/observe.ts',
+    ]);
+  });
 });
