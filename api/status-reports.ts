@@ -7,6 +7,9 @@
  * only, so an ERROR overtaking the ACTIVE that followed it would stick); a report is
  * stored under the agent's identity (agent_type, host) even when it is consumed before
  * the agent's first report_state, which travels on another queue: nothing is dropped.
+ * The order holds within one kumo-api process: with several replicas (or a report
+ * requeued after a transient failure) an ERROR applied after its ACTIVE stays until the
+ * agent's next resync sends its statuses again (every resync_interval).
  */
 import type { ReportStatusArgs, ResourceStatus } from '../contracts/status.ts';
 import type { Logger } from '../core/log.ts';

@@ -4,8 +4,9 @@
  *
  * Invariants: a hint names one of RESOURCE_KINDS, never free text, so an agent can refuse
  * a kind it does not manage by type; a status report carries only changes (the agent's
- * status reporter remembers what it sent and forgets on resync), so the API keeps the
- * last status per (agent, resource, id) and drops an agent's rows when it restarts.
+ * status reporter remembers what it sent and forgets on resync, when it sends everything
+ * again), so the API keeps the last status per (agent, resource, id) until the agent
+ * reports another, the agent is deleted or the resource is.
  */
 import { AGENT_TYPE_NAMES } from './agents.ts';
 import { arr, hostname, type Infer, obj, oneOf, optional, str } from './schema.ts';

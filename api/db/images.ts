@@ -11,6 +11,7 @@ import { randomUUID } from 'node:crypto';
 import type { Image, ImageCore, ImageStatus } from '../../contracts/compute.ts';
 import { ApiError } from '../../contracts/errors.ts';
 import { DEFAULT_PROJECT_ID } from '../../contracts/network.ts';
+import { queryIn } from './chunks.ts';
 import type { Db, Param, Queryable, Row } from './index.ts';
 import { bool, numOrNull, resourceTime } from './neutron.ts';
 
@@ -102,10 +103,10 @@ export async function getImage(db: Queryable, id: string): Promise<ImageRecord |
 
 /** Image ids among `ids` that do not exist. */
 export async function missingImages(db: Queryable, ids: string[]): Promise<string[]> {
-  if (ids.length === 0) return [];
-  const rows = await db.query<{ id: string }>(
-    `SELECT id FROM images WHERE id IN (${ids.map(() => '?').join(', ')})`,
+  const rows = await queryIn<{ id: string }>(
+    db,
     ids,
+    (list) => `SELECT id FROM images WHERE id IN ${list}`,
   );
   const found = new Set(rows.map((r) => r.id));
   return ids.filter((id) => !found.has(id));

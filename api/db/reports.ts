@@ -5,9 +5,9 @@
  * Invariants: a batch is stored with a handful of statements whatever its size (one
  * lookup per agent type and hundred hosts, one multi-row upsert per chunk, one started_at
  * update per agent type that just started); heartbeat_timestamp is the API's clock; each
- * report learns whether its agent was new, alive or dead before it, in arrival order; an
- * agent that starts (start_flag) has its resource statuses forgotten in the same
- * transaction, since it forgets what it sent and reports again.
+ * report learns whether its agent was new, alive or dead before it, in arrival order. A
+ * start (start_flag) leaves the agent's resource statuses alone: the agent reports every
+ * resource it serves again, and a status may have been consumed before this report.
  */
 import { randomUUID } from 'node:crypto';
 import type { AgentState } from '../../contracts/agents.ts';
@@ -25,8 +25,6 @@ type Previous = { id: string; heartbeat_timestamp: string };
 
 const key = (s: { agent_type: string; host: string }) => `${s.agent_type}\n${s.host}`;
 const LOOKUP_CHUNK = 100;
-const LOOKUP_SQL = `SELECT id, agent_type, host, heartbeat_timestamp FROM agents
-  WHERE agent_type = ? AND host IN (${Array(LOOKUP_CHUNK).fill('?').join(', ')})`;
 /** Upsert chunk sizes: few statement shapes for SQLite's statement cache. */
 const UPSERT_CHUNKS = [64, 16, 4, 1];
 const COLUMNS = `id, agent_type, "binary", topic, host, availability_zone, admin_state_up, description,
@@ -51,18 +49,15 @@ async function previousRows(
 ): Promise<Map<string, Previous>> {
   const found = new Map<string, Previous>();
   for (const [type, hosts] of groupHosts(states)) {
-    for (let i = 0; i < hosts.length; i += LOOKUP_CHUNK) {
-      const chunk = hosts.slice(i, i + LOOKUP_CHUNK);
-      const padded = [
-        ...chunk,
-        ...Array<string>(LOOKUP_CHUNK - chunk.length).fill(chunk[0] as string),
-      ];
-      const rows = await tx.query<Previous & { agent_type: string; host: string }>(LOOKUP_SQL, [
-        type,
-        ...padded,
-      ]);
-      for (const r of rows) found.set(key(r), r);
-    }
+    const rows = await queryIn<Previous & { agent_type: string; host: string }>(
+      tx,
+      hosts,
+      (list) => `SELECT id, agent_type, host, heartbeat_timestamp FROM agents
+        WHERE agent_type = ? AND host IN ${list}`,
+      [type],
+      { chunk: LOOKUP_CHUNK, pad: true },
+    );
+    for (const r of rows) found.set(key(r), r);
   }
   return found;
 }
