@@ -8,9 +8,7 @@
  * a hint that cannot be sent is logged, never fails the API request or RPC that caused
  * it, and the agents' periodic resync catches up with it.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import { agentTypeByKind } from '../contracts/agents.ts';
-import { TransientError } from '../contracts/errors.ts';
 import { fanoutExchange, hostQueue } from '../contracts/messages.ts';
 import type { ResourceKind } from '../contracts/status.ts';
 import type { Broker } from '../core/amqp.ts';
@@ -44,25 +42,13 @@ export interface Hint {
 /** One agent's host queue, or a topic's fanout exchange. */
 export type HintTarget = { queue: string } | { fanout: string };
 
-/** Rejects when `sent` has not settled within HINT_TIMEOUT_MS. */
-async function bounded(sent: Promise<void>, what: string): Promise<void> {
-  const stop = new AbortController();
-  const late = sleep(HINT_TIMEOUT_MS, undefined, { signal: stop.signal }).then(() => {
-    throw new TransientError(`${what} not confirmed after ${HINT_TIMEOUT_MS} ms`);
-  });
-  try {
-    await Promise.race([sent, late]);
-  } finally {
-    stop.abort();
-  }
-}
-
 /** Sends one hint; never rejects (see the module invariants). */
 export async function sendHint(deps: HintDeps, to: HintTarget, hint: Hint): Promise<void> {
+  const opts = { timeoutMs: HINT_TIMEOUT_MS };
   const sent =
     'queue' in to
-      ? deps.broker.cast(to.queue, 'hint', hint, { timeoutMs: HINT_TIMEOUT_MS })
-      : bounded(deps.broker.fanout(to.fanout, 'hint', hint), `fanout to ${to.fanout}`);
+      ? deps.broker.cast(to.queue, 'hint', hint, opts)
+      : deps.broker.fanout(to.fanout, 'hint', hint, opts);
   await sent.catch((e: Error) =>
     deps.log.warn(
       { err: e.message, [`${hint.resource}Id`]: hint.id, to: 'queue' in to ? to.queue : to.fanout },

@@ -40,7 +40,12 @@ export interface Broker {
     args: ArgsOf<M>,
     opts?: CastOptions,
   ): Promise<void>;
-  fanout<M extends MethodName>(exchange: string, method: M, args: ArgsOf<M>): Promise<void>;
+  fanout<M extends MethodName>(
+    exchange: string,
+    method: M,
+    args: ArgsOf<M>,
+    opts?: { timeoutMs?: number },
+  ): Promise<void>;
   call<M extends MethodName>(
     routingKey: string,
     method: M,
@@ -228,13 +233,14 @@ export function createBroker(opts: BrokerOptions): Broker {
         castOpts.timeoutMs ?? timeoutMs,
       );
     },
-    async fanout(exchange, method, args) {
+    async fanout(exchange, method, args, fanoutOpts = {}) {
+      const wait = fanoutOpts.timeoutMs ?? timeoutMs;
       // Publishing to an exchange nobody declared would close the channel: declare it.
       if (!fanouts.has(exchange)) {
-        await (await channel(timeoutMs)).assertExchange(exchange, 'fanout', { durable: false });
+        await (await channel(wait)).assertExchange(exchange, 'fanout', { durable: false });
         fanouts.add(exchange);
       }
-      await publish(exchange, '', encodeMessage(method, args), baseProps(method), timeoutMs);
+      await publish(exchange, '', encodeMessage(method, args), baseProps(method), wait);
     },
     async call(routingKey, method, args, callOpts = {}) {
       const wait = callOpts.timeoutMs ?? timeoutMs;

@@ -238,7 +238,7 @@ describe('connection loss', () => {
     assert.deepEqual(r.got[0], { method: 'hint', args: hint('after-reconnect') });
   });
 
-  test('a cast while the broker is unreachable rejects with a TransientError', async () => {
+  test('a cast or fanout while the broker is unreachable rejects with a TransientError', async () => {
     const port = await closedPort();
     const b = broker({
       url: `amqp://kumo_test:x@127.0.0.1:${port}/${vhost.name}`,
@@ -254,6 +254,10 @@ describe('connection loss', () => {
     });
     await assert.rejects(
       b.cast('anywhere', 'hint', hint('y'), { timeoutMs: 100 }),
+      /unavailable after 100 ms/,
+    );
+    await assert.rejects(
+      b.fanout('kumo.test_fanout', 'hint', hint('z'), { timeoutMs: 100 }),
       /unavailable after 100 ms/,
     );
   });
