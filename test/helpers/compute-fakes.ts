@@ -9,6 +9,7 @@
  * the fake OVSDB applies the transactions the agent builds (inserted ports appear on the
  * bridge they were added to, deleted ones go) and records every transaction.
  */
+import type { InstanceImage } from '../../contracts/instances.ts';
 import {
   type Domain,
   DomainCreateFlags,
@@ -226,3 +227,16 @@ export function fakeOvsdb(): FakeOvsdb {
   };
   return { client: client as unknown as OvsdbClient, ports, transactions };
 }
+
+/** A cached-image record as get_instance lists it (the checksums are never checked here). */
+export const image = (id: string, disk_format: InstanceImage['disk_format']): InstanceImage => ({
+  id,
+  checksum: '0'.repeat(32),
+  os_hash_algo: 'sha512',
+  os_hash_value: '0'.repeat(128),
+  size: 1024,
+  disk_format,
+});
+export const KERNEL = image('11111111-1111-4111-8111-111111111111', 'aki');
+export const RAMDISK = image('22222222-2222-4222-8222-222222222222', 'ari');
+export const MACHINE = image('33333333-3333-4333-8333-333333333333', 'ami');

@@ -21,13 +21,20 @@ import { after, beforeEach, describe, test } from 'node:test';
 import type { ComputeSettings } from '../../agents/compute/desired.ts';
 import { createInstanceKind, type TaskLedger } from '../../agents/compute/instance.ts';
 import { TransientError } from '../../contracts/errors.ts';
-import type { InstanceImage, InstanceSpec, UpdateInstanceArgs } from '../../contracts/instances.ts';
+import type { InstanceSpec, UpdateInstanceArgs } from '../../contracts/instances.ts';
 import type { CommandRunner, CommandSpec } from '../../core/exec.ts';
 import { silentLogger } from '../../core/log.ts';
 import { createReconciler, type Reconciler } from '../../core/reconciler.ts';
 import { createStatusReporter } from '../../core/status.ts';
 import { DomainState, LibvirtConnectionError, VirErrorNumber } from '../../host/libvirt/client.ts';
-import { fakeLibvirt, fakeOvsdb, libvirtError } from '../helpers/compute-fakes.ts';
+import {
+  fakeLibvirt,
+  fakeOvsdb,
+  KERNEL,
+  libvirtError,
+  MACHINE,
+  RAMDISK,
+} from '../helpers/compute-fakes.ts';
 import { FakeRunner } from '../helpers/fake-runner.ts';
 
 const HOST = 'cmp-1';
@@ -36,18 +43,6 @@ const ID = '3f2a1b4c-5d6e-4f70-8192-a3b4c5d6e7f8';
 const PORT = '0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d';
 const TAP = 'tap0a1b2c3d-4e';
 const MAC = 'fa:16:3e:00:00:01';
-
-const image = (id: string, disk_format: InstanceImage['disk_format']): InstanceImage => ({
-  id,
-  checksum: '0'.repeat(32),
-  os_hash_algo: 'sha512',
-  os_hash_value: '0'.repeat(128),
-  size: 1024,
-  disk_format,
-});
-const KERNEL = image('11111111-1111-4111-8111-111111111111', 'aki');
-const RAMDISK = image('22222222-2222-4222-8222-222222222222', 'ari');
-const MACHINE = image('33333333-3333-4333-8333-333333333333', 'ami');
 
 function newSpec(): InstanceSpec {
   return {

@@ -47,11 +47,12 @@ import {
 import { planInstance, powerStateOf } from '../../agents/compute/plan.ts';
 import type { InstanceStep } from '../../agents/compute/steps.ts';
 import { type Intent, instanceTarget, intentOf } from '../../agents/compute/target.ts';
-import type { InstanceImage, InstanceSpec } from '../../contracts/instances.ts';
+import type { InstanceSpec } from '../../contracts/instances.ts';
 import type { TaskState, VmState } from '../../contracts/servers.ts';
 import type { CommandRunner } from '../../core/exec.ts';
 import { silentLogger } from '../../core/log.ts';
 import { DomainState } from '../../host/libvirt/client.ts';
+import { image, KERNEL, MACHINE, RAMDISK } from '../helpers/compute-fakes.ts';
 
 const HOST = 'compute-1';
 const ID = '3f2a1b4c-5d6e-4f70-8192-a3b4c5d6e7f8';
@@ -69,18 +70,6 @@ const settings = (netns?: string): ComputeSettings => ({
   shutdownTimeoutMs: 60_000,
   stateDir: '/var/lib/kumo/compute',
 });
-
-const image = (id: string, disk_format: InstanceImage['disk_format']): InstanceImage => ({
-  id,
-  checksum: '0'.repeat(32),
-  os_hash_algo: 'sha512',
-  os_hash_value: '0'.repeat(128),
-  size: 1024,
-  disk_format,
-});
-const KERNEL = image('11111111-1111-4111-8111-111111111111', 'aki');
-const RAMDISK = image('22222222-2222-4222-8222-222222222222', 'ari');
-const MACHINE = image('33333333-3333-4333-8333-333333333333', 'ami');
 
 function spec(over: Partial<InstanceSpec> = {}): InstanceSpec {
   return {
