@@ -1,6 +1,8 @@
 /**
  * The `report_status` consumer (q-plugin): what an agent could not serve, as it reports
- * it (contracts/status.ts), kept in agent_resource_status and shown in the agent body.
+ * it (contracts/status.ts), kept in agent_resource_status and shown in the agent body —
+ * whole resources (`failed_networks`) and the parts a resource is served without
+ * (`failed_ports`, `failed_subnets` of a DHCP agent).
  *
  * Invariants: the reports of one agent are applied in the order this process received
  * them (q-plugin's deliveries are handled concurrently, and a report carries changes
@@ -29,6 +31,11 @@ function logReport(deps: StatusDeps, args: ReportStatusArgs) {
   const failed = (s: ResourceStatus) => s.status === 'ERROR';
   for (const s of args.statuses.filter(failed))
     deps.log.warn({ ...ctx, [`${s.resource}Id`]: s.id, reason: s.reason }, `${s.resource} failed`);
+  for (const s of args.statuses.filter((x) => x.rejected?.length))
+    deps.log.warn(
+      { ...ctx, [`${s.resource}Id`]: s.id, rejected: s.rejected },
+      `${s.resource} served without some parts`,
+    );
   const cleared = args.statuses.filter((s) => !failed(s)).length;
   if (cleared) deps.log.info({ ...ctx, cleared }, 'resources served again');
 }

@@ -2,12 +2,29 @@
  * The DHCP RPC contract between kumo-dhcp-agent and kumo-api: which networks a host's
  * DHCP agent serves, and everything its dnsmasq needs for one network.
  *
- * Invariant: the agent writes nothing into a dnsmasq file that did not pass these
+ * Invariants: the agent writes nothing into a dnsmasq file that did not pass these
  * schemas on arrival; the renderer (host/dnsmasq) checks values again against the
- * stricter patterns of its own file format.
+ * stricter patterns of its own file format. One bad subnet or port is that item's
+ * problem, not its network's: `parseNetworkInfo` leaves it out and names it with the
+ * reason, so the network's other clients keep being served.
  */
 import { cidrText, ipText, MAC } from './network.ts';
-import { arr, bool, hostname, type Infer, int, nullable, obj, oneOf, str, uuid } from './schema.ts';
+import {
+  arr,
+  bool,
+  hostname,
+  type Infer,
+  int,
+  isPlainObject,
+  nullable,
+  obj,
+  oneOf,
+  type Schema,
+  str,
+  uuid,
+  ValidationError,
+} from './schema.ts';
+import { RESOURCE_ID, type RejectedPart } from './status.ts';
 
 const mac = () => str({ pattern: MAC, patternName: 'a MAC address' });
 
@@ -51,3 +68,60 @@ export const GetActiveNetworksResult = obj({ networks: arr(uuid(), { max: 100_00
 export const GetNetworkInfoArgs = obj({ host: hostname(), network_id: uuid() });
 /** `network: null` — this host no longer serves it (moved away, deleted): tear it down. */
 export const GetNetworkInfoResult = obj({ network: nullable(DhcpNetwork) });
+
+/** Any value: the items of a network, each parsed on its own by parseNetworkInfo. */
+const item = (): Schema<unknown> => ({ kind: 'item', parse: (value) => value });
+
+const NetworkEnvelope = obj({
+  network: nullable(
+    obj({
+      ...DhcpNetwork.shape,
+      subnets: arr(item(), { max: 64 }),
+      ports: arr(item(), { max: 65536 }),
+    }),
+  ),
+});
+
+/** An item's id for its report: its own when it is one, else its place in the list. */
+function itemId(value: unknown, list: string, i: number): string {
+  const id = isPlainObject(value) ? value.id : undefined;
+  return typeof id === 'string' && RESOURCE_ID.test(id) ? id : `${list}-${i}`;
+}
+
+function parseItems<T>(
+  values: unknown[],
+  schema: Schema<T>,
+  list: 'subnets' | 'ports',
+  rejected: RejectedPart[],
+): T[] {
+  const resource = list === 'subnets' ? 'subnet' : 'port';
+  return values.flatMap((value, i) => {
+    try {
+      return [schema.parse(value, `${list}[${i}]`)];
+    } catch (e) {
+      if (!(e instanceof ValidationError)) throw e;
+      rejected.push({ resource, id: itemId(value, list, i), reason: e.message.slice(0, 1024) });
+      return [];
+    }
+  });
+}
+
+/** A get_network_info answer, and the subnets and ports it holds that were left out. */
+export interface NetworkInfo {
+  network: DhcpNetwork | null;
+  rejected: RejectedPart[];
+}
+
+/**
+ * Parses get_network_info's answer item by item: the network's own attributes and its
+ * DHCP port must be valid (else it throws, naming the field); a subnet or port that is
+ * not is left out and listed in `rejected` with the reason.
+ */
+export function parseNetworkInfo(reply: unknown): NetworkInfo {
+  const net = NetworkEnvelope.parse(reply).network;
+  if (net === null) return { network: null, rejected: [] };
+  const rejected: RejectedPart[] = [];
+  const subnets = parseItems(net.subnets, DhcpSubnet, 'subnets', rejected);
+  const ports = parseItems(net.ports, DhcpPort, 'ports', rejected);
+  return { network: { ...net, subnets, ports }, rejected };
+}

@@ -6,13 +6,16 @@
  * a kind it does not manage by type; a status report carries only changes (the agent's
  * status reporter remembers what it sent and forgets on resync, when it sends everything
  * again), so the API keeps the last status per (agent, resource, id) until the agent
- * reports another, the agent is deleted or the resource is.
+ * reports another, the agent is deleted or the resource is. A resource served without
+ * some of its parts (one bad port of a network) is ACTIVE and lists those parts in
+ * `rejected`, complete each time, so a part served again needs no report of its own.
  */
 import { AGENT_TYPE_NAMES } from './agents.ts';
 import { arr, hostname, type Infer, obj, oneOf, optional, str } from './schema.ts';
 
 export const RESOURCE_KINDS = [
   'network',
+  'subnet',
   'port',
   'tunnels',
   'instance',
@@ -30,11 +33,27 @@ export const resourceId = () => str({ pattern: RESOURCE_ID, patternName: 'a reso
 export const RESOURCE_STATUSES = ['ACTIVE', 'ERROR'] as const;
 export type ResourceStatusValue = (typeof RESOURCE_STATUSES)[number];
 
+/** Most parts one status lists as left out (the first, by kind and id, when there are more). */
+export const MAX_REJECTED = 256;
+
+/** One part of a resource left out of what is served (a port's host entry, a nameserver). */
+export const RejectedPart = obj({
+  resource: oneOf(RESOURCE_KINDS),
+  id: resourceId(),
+  reason: str({ max: 1024 }),
+});
+export type RejectedPart = Infer<typeof RejectedPart>;
+
 export const ResourceStatus = obj({
   resource: oneOf(RESOURCE_KINDS),
   id: resourceId(),
   status: oneOf(RESOURCE_STATUSES),
   reason: optional(str({ max: 1024 })),
+  /**
+   * The parts served without (a network ACTIVE while one port's entry is left out). The
+   * list is complete each time: it replaces what the API kept for the resource's parts.
+   */
+  rejected: optional(arr(RejectedPart, { max: MAX_REJECTED })),
 });
 export type ResourceStatus = Infer<typeof ResourceStatus>;
 

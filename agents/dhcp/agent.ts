@@ -20,7 +20,8 @@ import { mkdir } from 'node:fs/promises';
 import {
   type DhcpNetwork,
   GetActiveNetworksResult,
-  GetNetworkInfoResult,
+  type NetworkInfo,
+  parseNetworkInfo,
 } from '../../contracts/dhcp.ts';
 import { PLUGIN_TOPIC } from '../../contracts/messages.ts';
 import type { ResourceStatus } from '../../contracts/status.ts';
@@ -55,9 +56,9 @@ export interface NetworkKindDeps {
   runner: CommandRunner;
   log: Logger;
   ovsdb(): Promise<OvsdbClient>;
-  /** get_network_info: null when this host must serve nothing for the network. */
-  getNetwork(id: string): Promise<DhcpNetwork | null>;
-  status?: KindStatus<DhcpNetwork | null, DesiredDhcp | null, ResourceStatus>;
+  /** get_network_info: network null when this host must serve nothing for it. */
+  getNetwork(id: string): Promise<NetworkInfo>;
+  status?: KindStatus<NetworkInfo, DesiredDhcp | null, ResourceStatus>;
 }
 
 /** The old `dhcp apply` line (benches and operators read it): dnsmasq steps say so. */
@@ -70,11 +71,11 @@ const label = (st: Step) =>
  */
 export function networkKind(
   deps: NetworkKindDeps,
-): ResourceKindSpec<DhcpNetwork | null, DesiredDhcp | null, ObservedDhcp, Step, ResourceStatus> {
+): ResourceKindSpec<NetworkInfo, DesiredDhcp | null, ObservedDhcp, Step, ResourceStatus> {
   const { settings, log } = deps;
   return {
     fetch: (id) => deps.getNetwork(id),
-    desired: (network) => desiredDhcp(network, settings),
+    desired: (info) => desiredDhcp(info.network, settings, info.rejected),
     async observe(id, desired) {
       const observed = await observeNetwork(deps, settings, id, desired);
       const rejected = observed.leases?.rejected ?? [];
@@ -88,6 +89,37 @@ export function networkKind(
       await runSteps(deps, steps, { networkId: id });
     },
     ...(deps.status ? { status: deps.status } : {}),
+  };
+}
+
+const rejectedOf = (d: DesiredDhcp | null) => (d?.rejected.length ? { rejected: d.rejected } : {});
+
+/** Parts left out are logged when they change (the status report carries them too). */
+function logRejected(log: Logger, sent: ResourceStatus | undefined, now: ResourceStatus) {
+  if (JSON.stringify(sent?.rejected ?? []) === JSON.stringify(now.rejected ?? [])) return;
+  if (now.rejected?.length)
+    log.warn({ networkId: now.id, rejected: now.rejected }, 'served without these parts');
+  else log.info({ networkId: now.id }, 'every part served again');
+}
+
+/**
+ * A network's status: ACTIVE once served (listing the parts it is served without) or
+ * torn down, ERROR with the reason after a failure.
+ */
+export function networkStatus(
+  reporter: StatusReporter<ResourceStatus>,
+  log: Logger,
+  onServed: (id: string, net: DhcpNetwork | null) => void = () => {},
+): KindStatus<NetworkInfo, DesiredDhcp | null, ResourceStatus> {
+  return {
+    reporter,
+    ok(info, desired, id) {
+      onServed(id, desired && info.network);
+      const status = { ...resourceStatus('network', id), ...rejectedOf(desired) };
+      logRejected(log, reporter.sent(`network:${id}`), status);
+      return status;
+    },
+    failed: (err, id) => resourceStatus('network', id, err),
   };
 }
 
@@ -126,16 +158,9 @@ export async function dhcpHooks({ config, runner, log, broker }: HookDeps): Prom
     ovsdb: ovsdb.get,
     async getNetwork(id) {
       const reply = await broker.call(PLUGIN_TOPIC, 'get_network_info', { host, network_id: id });
-      return GetNetworkInfoResult.parse(reply).network;
+      return parseNetworkInfo(reply);
     },
-    status: {
-      reporter,
-      ok(net, desired, id) {
-        served.note(id, desired && net);
-        return resourceStatus('network', id);
-      },
-      failed: (err, id) => resourceStatus('network', id, err),
-    },
+    status: networkStatus(reporter, log, served.note),
   });
   const reconciler = createReconciler({ log, kinds: { network }, classify });
 

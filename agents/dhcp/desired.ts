@@ -2,14 +2,18 @@
  * What one network's DHCP service must look like on this host, from the API's
  * DhcpNetwork: namespace, tap, addresses, dnsmasq files and argv. Pure.
  *
- * Invariant: `null` means "this host must serve nothing for the network" (moved away,
+ * Invariants: `null` means "this host must serve nothing for the network" (moved away,
  * deleted, no DHCP port or no DHCP-enabled subnet), and every host object it owned is
- * removed; anything non-null passed the dnsmasq renderer's strict validation.
+ * removed; anything non-null passed the dnsmasq renderer's strict validation, and what
+ * failed it (or the contract, on arrival) is left out and listed in `rejected`.
  */
 import { createHash } from 'node:crypto';
 import type { DhcpNetwork } from '../../contracts/dhcp.ts';
-import { dnsmasqArgv } from '../../host/dnsmasq/argv.ts';
-import { type DnsmasqFiles, renderFiles } from '../../host/dnsmasq/render.ts';
+import { ValidationError } from '../../contracts/schema.ts';
+import { MAX_REJECTED, type RejectedPart } from '../../contracts/status.ts';
+import { dnsmasqArgvOf } from '../../host/dnsmasq/argv.ts';
+import { checkNetwork } from '../../host/dnsmasq/check.ts';
+import { type DnsmasqFiles, renderChecked } from '../../host/dnsmasq/render.ts';
 import { parseCidr } from '../../host/ip/inet.ts';
 import { dhcpNamespace, portDevice } from '../../host/ip/names.ts';
 
@@ -40,6 +44,8 @@ export interface DesiredDhcp {
   /** Digest of the files, recorded once dnsmasq was signalled to serve them. */
   digest: string;
   argv: string[];
+  /** Subnets and ports served without (in whole or part), with the reasons; sorted, capped. */
+  rejected: RejectedPart[];
 }
 
 export const filesDigest = (f: DnsmasqFiles) =>
@@ -50,12 +56,23 @@ export const stateDirOf = (s: DhcpSettings, networkId: string) => `${s.stateRoot
 export const netnsOf = (s: DhcpSettings, networkId: string) =>
   `${s.netnsPrefix}${dhcpNamespace(networkId)}`;
 
-export function desiredDhcp(net: DhcpNetwork | null, s: DhcpSettings): DesiredDhcp | null {
+/** `arrived`: the items the contract already left out (parseNetworkInfo). */
+export function desiredDhcp(
+  net: DhcpNetwork | null,
+  s: DhcpSettings,
+  arrived: readonly RejectedPart[] = [],
+): DesiredDhcp | null {
   if (!net?.dhcp_port || !net.subnets.some((sub) => sub.enable_dhcp)) return null;
   const port = net.dhcp_port;
   const device = portDevice('tap', port.id);
   const stateDir = stateDirOf(s, net.id);
-  const files = renderFiles(net);
+  const checked = checkNetwork(net);
+  const rejected = [...arrived, ...checked.rejected];
+  if (checked.dhcpSubnets.length === 0) {
+    const why = rejected.map((r) => `${r.resource} ${r.id}: ${r.reason}`).join('; ');
+    throw new ValidationError('subnets', `no DHCP-enabled subnet can be served: ${why}`);
+  }
+  const files = renderChecked(checked);
   const onSubnets = port.fixed_ips.flatMap((ip) => {
     const subnet = net.subnets.find((sub) => sub.id === ip.subnet_id);
     const cidr = subnet ? parseCidr(subnet.cidr) : null;
@@ -76,6 +93,11 @@ export function desiredDhcp(net: DhcpNetwork | null, s: DhcpSettings): DesiredDh
     stateDir,
     files,
     digest: filesDigest(files),
-    argv: dnsmasqArgv(net, { stateDir, interfaceName: device, leaseSeconds: s.leaseSeconds }),
+    argv: dnsmasqArgvOf(checked, {
+      stateDir,
+      interfaceName: device,
+      leaseSeconds: s.leaseSeconds,
+    }),
+    rejected: rejected.slice(0, MAX_REJECTED),
   };
 }

@@ -3,7 +3,10 @@
  * it serves (contracts/status.ts `report_status`), kept only while it is ERROR.
  *
  * Invariants: a row exists exactly while the agent's last report for (resource, id) was
- * ERROR — ERROR upserts it, ACTIVE deletes it, in the order the report lists them. Rows
+ * ERROR — ERROR upserts it, ACTIVE deletes it, in the order the report lists them. A part
+ * a resource was served without (a port of a network, `rejected`) has a row naming its
+ * parent while the parent's last status lists it: each status of the parent replaces
+ * its parts' rows, so a part served again, or gone, leaves with the next report. Rows
  * are keyed by the agent's identity (agent_type, host), not its row, so a report consumed
  * before the agent's registration is kept; a starting agent forgets what it sent and
  * reports every resource it serves again, which clears what is served now. Rows go with
@@ -19,21 +22,37 @@ export type AgentIdentity = {
 };
 
 const KEY = 'agent_type = ? AND host = ? AND resource = ? AND resource_id = ?';
+const PARENT = 'agent_type = ? AND host = ? AND parent_resource = ? AND parent_id = ?';
 
-async function applyOne(tx: Queryable, who: AgentIdentity, s: ResourceStatus, at: string) {
-  const key = [who.agent_type, who.host, s.resource, s.id];
-  if (s.status === 'ACTIVE') {
-    await tx.query(`DELETE FROM agent_resource_status WHERE ${KEY}`, key);
-    return;
-  }
+async function upsert(
+  tx: Queryable,
+  key: string[],
+  reason: string | null,
+  parent: [string, string] | [null, null],
+  at: string,
+) {
   await tx.query(
     `INSERT INTO agent_resource_status
-       (agent_type, host, resource, resource_id, status, reason, updated_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?)
+       (agent_type, host, resource, resource_id, status, reason, updated_at,
+        parent_resource, parent_id)
+     VALUES (?, ?, ?, ?, 'ERROR', ?, ?, ?, ?)
      ON CONFLICT (agent_type, host, resource, resource_id) DO UPDATE SET
-       status = excluded.status, reason = excluded.reason, updated_at = excluded.updated_at`,
-    [...key, s.status, s.reason ?? null, at],
+       status = excluded.status, reason = excluded.reason, updated_at = excluded.updated_at,
+       parent_resource = excluded.parent_resource, parent_id = excluded.parent_id`,
+    [...key, reason, at, ...parent],
   );
+}
+
+/** A status replaces the resource's own row and all rows of the parts it left out. */
+async function applyOne(tx: Queryable, who: AgentIdentity, s: ResourceStatus, at: string) {
+  const key = [who.agent_type, who.host, s.resource, s.id];
+  await tx.query(`DELETE FROM agent_resource_status WHERE ${PARENT}`, key);
+  if (s.status === 'ACTIVE') await tx.query(`DELETE FROM agent_resource_status WHERE ${KEY}`, key);
+  else await upsert(tx, key, s.reason ?? null, [null, null], at);
+  for (const part of s.rejected ?? []) {
+    const partKey = [who.agent_type, who.host, part.resource, part.id];
+    await upsert(tx, partKey, part.reason, [s.resource, s.id], at);
+  }
 }
 
 /** Applies one report's changes, in order, in one transaction. */
@@ -57,12 +76,13 @@ export async function forgetAgentStatuses(tx: Queryable, who: AgentIdentity): Pr
   ]);
 }
 
-/** Forgets every agent's status of a resource (the resource is being deleted). */
+/** Forgets every agent's status of a resource and of its parts (it is being deleted). */
 export async function forgetResourceStatuses(tx: Queryable, resource: ResourceKind, id: string) {
-  await tx.query('DELETE FROM agent_resource_status WHERE resource = ? AND resource_id = ?', [
-    resource,
-    id,
-  ]);
+  await tx.query(
+    `DELETE FROM agent_resource_status
+     WHERE (resource = ? AND resource_id = ?) OR (parent_resource = ? AND parent_id = ?)`,
+    [resource, id, resource, id],
+  );
 }
 
 /** resource id → reason, per resource kind. */

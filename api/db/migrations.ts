@@ -255,6 +255,16 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string[]
       )`,
     ],
   },
+  {
+    version: 8,
+    name: 'agent_resource_status_parts',
+    sql: [
+      // A part an agent left out of a resource it serves (one port of a network): the row
+      // names its parent, whose next status replaces all of its parts' rows at once.
+      'ALTER TABLE agent_resource_status ADD COLUMN parent_resource TEXT',
+      'ALTER TABLE agent_resource_status ADD COLUMN parent_id TEXT',
+    ],
+  },
 ];
 
 export async function migrate(db: Db): Promise<number[]> {

@@ -12,7 +12,7 @@
 import type { DhcpNetwork } from '../../contracts/dhcp.ts';
 import { ValidationError } from '../../contracts/schema.ts';
 import { cidrSize, netmaskV4, networkAddress } from '../ip/inet.ts';
-import { type CheckedNetwork, checkNetwork, type RenderOptions } from './render.ts';
+import { type CheckedNetwork, checkNetwork, type RenderOptions } from './check.ts';
 
 export interface DnsmasqPaths {
   dir: string;
@@ -73,7 +73,11 @@ export function dhcpRanges(n: CheckedNetwork, leaseSeconds: number): string[] {
 }
 
 export function dnsmasqArgv(net: DhcpNetwork, opts: ArgvOptions): string[] {
-  const n = checkNetwork(net, opts);
+  return dnsmasqArgvOf(checkNetwork(net, opts), opts);
+}
+
+/** The argv of a checked network (its domain is the one it was checked with). */
+export function dnsmasqArgvOf(n: CheckedNetwork, opts: ArgvOptions): string[] {
   const paths = dnsmasqPaths(opts.stateDir);
   if (typeof opts.interfaceName !== 'string' || !DEVICE.test(opts.interfaceName))
     throw new ValidationError(

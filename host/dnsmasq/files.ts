@@ -12,7 +12,8 @@ import { mkdir, readFile } from 'node:fs/promises';
 import type { DhcpNetwork } from '../../contracts/dhcp.ts';
 import { writeFileAtomic } from '../fs/atomic.ts';
 import { dnsmasqPaths } from './argv.ts';
-import { type DnsmasqFiles, type RenderOptions, renderFiles } from './render.ts';
+import type { RenderOptions } from './check.ts';
+import { type DnsmasqFiles, renderFiles } from './render.ts';
 
 /** Files as found on disk: null where a file is missing. */
 export type StoredFiles = { [K in keyof DnsmasqFiles]: string | null };
@@ -31,7 +32,7 @@ export async function writeDnsmasqFiles(
   return changed;
 }
 
-/** Renders `net` (throwing before any write on a bad value) and writes its files. */
+/** Renders `net` (throwing before any write on a bad network attribute) and writes its files. */
 export async function writeNetworkFiles(
   net: DhcpNetwork,
   stateDir: string,

@@ -13,180 +13,23 @@
  *
  * Invariants: pure and deterministic (ports and subnets sorted by id, addresses in
  * canonical text), so equal inputs give byte-equal files and a diff means a real change.
- * Every value is checked against a strict pattern before any text exists; the first bad
- * one throws a ValidationError naming its field (`ports[1].mac_address`), so a newline,
- * quote, comma or `#` can never reach a file and nothing partial is ever produced.
+ * Every value is checked (check.ts) against a strict pattern before any text exists, so
+ * a newline, quote, comma or `#` can never reach a file; what fails a check is left out
+ * of the files (and listed by checkNetwork), everything else is served.
  */
 import type { DhcpNetwork } from '../../contracts/dhcp.ts';
-import { ValidationError } from '../../contracts/schema.ts';
 import {
-  type Cidr,
-  canonicalIp,
-  type IpVersion,
-  ipVersion,
-  networkAddress,
-  parseCidr,
-} from '../ip/inet.ts';
-
-export const DEFAULT_DOMAIN = 'openstacklocal';
+  type CheckedHost,
+  type CheckedNetwork,
+  checkNetwork,
+  type RenderOptions,
+} from './check.ts';
 
 /** The three files dnsmasq re-reads on SIGHUP. */
 export interface DnsmasqFiles {
   hosts: string;
   addnHosts: string;
   opts: string;
-}
-
-export interface RenderOptions {
-  /** DNS domain of the instances (Neutron's `dns_domain`); default `openstacklocal`. */
-  domain?: string;
-}
-
-const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
-const ID = /^[A-Za-z0-9][A-Za-z0-9-]{0,63}$/;
-const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
-const DOMAIN =
-  /^(?=.{1,200}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
-
-/** A subnet as the renderer uses it: every value checked and canonical. */
-export interface CheckedSubnet {
-  id: string;
-  tag: string;
-  version: IpVersion;
-  cidr: Cidr;
-  enableDhcp: boolean;
-  gateway: string | null;
-  dns: string[];
-  routes: { destination: string; nexthop: string }[];
-}
-
-export interface CheckedHost {
-  mac: string;
-  ip: string;
-  version: IpVersion;
-  name: string;
-  subnet: CheckedSubnet;
-}
-
-export interface CheckedNetwork {
-  id: string;
-  mtu: number;
-  domain: string;
-  /** Sorted by id. */
-  subnets: CheckedSubnet[];
-  /** DHCP-enabled subnets only, sorted by id. */
-  dhcpSubnets: CheckedSubnet[];
-  /** One per fixed IP on a DHCP-enabled subnet; ports sorted by id. */
-  hosts: CheckedHost[];
-}
-
-function bad(field: string, reason: string): never {
-  throw new ValidationError(field, reason);
-}
-
-function text(value: unknown, field: string): string {
-  if (typeof value !== 'string') bad(field, 'must be a string');
-  return value;
-}
-
-function ip(value: unknown, field: string, version?: IpVersion): string {
-  const v = ipVersion(text(value, field));
-  if (v === null) bad(field, `must be an IP address, got ${JSON.stringify(value)}`);
-  if (version !== undefined && v !== version) bad(field, `must be an IPv${version} address`);
-  return canonicalIp(value as string);
-}
-
-function cidr(value: unknown, field: string, version?: IpVersion): Cidr {
-  const c = parseCidr(text(value, field));
-  if (c === null) bad(field, `must be a CIDR, got ${JSON.stringify(value)}`);
-  if (version !== undefined && c.version !== version) bad(field, `must be an IPv${version} CIDR`);
-  return { ...c, address: canonicalIp(c.address) };
-}
-
-function id(value: unknown, field: string): string {
-  if (!ID.test(text(value, field)))
-    bad(field, `must be an id of [A-Za-z0-9-], got ${JSON.stringify(value)}`);
-  return value as string;
-}
-
-/** `host-10-9-0-11`, `host-2001-db8--5`: Neutron's name for an address. */
-export function hostNameFor(address: string): string {
-  return `host-${address.replace(/[.:]/g, '-')}`;
-}
-
-/** Checks every value of `net` the files will contain; throws naming the first bad field. */
-export function checkNetwork(net: DhcpNetwork, opts: RenderOptions = {}): CheckedNetwork {
-  const domain = opts.domain ?? DEFAULT_DOMAIN;
-  if (typeof domain !== 'string' || !DOMAIN.test(domain))
-    bad('domain', `must be a lowercase DNS domain, got ${JSON.stringify(domain)}`);
-  const netId = id(net.id, 'id');
-  if (!Number.isInteger(net.mtu) || net.mtu < 68 || net.mtu > 65535)
-    bad('mtu', 'must be an integer between 68 and 65535');
-
-  const byId = new Map<string, CheckedSubnet>();
-  net.subnets.forEach((s, i) => {
-    const f = `subnets[${i}]`;
-    const sid = id(s.id, `${f}.id`);
-    if (byId.has(sid)) bad(`${f}.id`, `duplicate subnet ${sid}`);
-    const c = cidr(s.cidr, `${f}.cidr`);
-    if (String(c.version) !== s.ip_version) bad(`${f}.ip_version`, `does not match cidr ${s.cidr}`);
-    const gateway = s.gateway_ip === null ? null : ip(s.gateway_ip, `${f}.gateway_ip`, c.version);
-    const dns = s.dns_nameservers.map((d, j) => ip(d, `${f}.dns_nameservers[${j}]`, c.version));
-    const routes = s.host_routes.map((r, j) => {
-      const dest = cidr(r.destination, `${f}.host_routes[${j}].destination`, c.version);
-      return {
-        destination: `${networkAddress(dest)}/${dest.prefix}`,
-        nexthop: ip(r.nexthop, `${f}.host_routes[${j}].nexthop`, c.version),
-      };
-    });
-    if (typeof s.enable_dhcp !== 'boolean') bad(`${f}.enable_dhcp`, 'must be true or false');
-    byId.set(sid, {
-      id: sid,
-      tag: `subnet-${sid}`,
-      version: c.version,
-      cidr: c,
-      enableDhcp: s.enable_dhcp,
-      gateway,
-      dns,
-      routes,
-    });
-  });
-
-  const indexed = net.ports.map((p, i) => ({ p, i }));
-  indexed.sort((a, b) => (a.p.id < b.p.id ? -1 : a.p.id > b.p.id ? 1 : a.i - b.i));
-  const hosts: CheckedHost[] = [];
-  const seen = new Map<string, string>();
-  for (const { p, i } of indexed) {
-    const f = `ports[${i}]`;
-    id(p.id, `${f}.id`);
-    const mac = text(p.mac_address, `${f}.mac_address`).toLowerCase();
-    if (!MAC.test(mac))
-      bad(`${f}.mac_address`, `must be a MAC address, got ${JSON.stringify(p.mac_address)}`);
-    p.fixed_ips.forEach((fip, j) => {
-      const ff = `${f}.fixed_ips[${j}]`;
-      const subnet = byId.get(id(fip.subnet_id, `${ff}.subnet_id`));
-      const address = ip(fip.ip_address, `${ff}.ip_address`, subnet?.version);
-      if (subnet === undefined || !subnet.enableDhcp) return;
-      if (networkAddress({ ...subnet.cidr, address }) !== networkAddress(subnet.cidr))
-        bad(`${ff}.ip_address`, `${address} is outside subnet ${subnet.id}`);
-      const other = seen.get(address);
-      if (other !== undefined)
-        bad(`${ff}.ip_address`, `${address} is also the address of ${other}`);
-      seen.set(address, ff);
-      const name = hostNameFor(address);
-      if (!LABEL.test(name)) bad(`${ff}.ip_address`, `gives the invalid host name ${name}`);
-      hosts.push({ mac, ip: address, version: subnet.version, name, subnet });
-    });
-  }
-  const subnets = [...byId.values()].sort((a, b) => (a.id < b.id ? -1 : 1));
-  return {
-    id: netId,
-    mtu: net.mtu,
-    domain,
-    subnets,
-    dhcpSubnets: subnets.filter((s) => s.enableDhcp),
-    hosts,
-  };
 }
 
 const bracket = (h: CheckedHost) => (h.version === 6 ? `[${h.ip}]` : h.ip);
@@ -228,20 +71,12 @@ export function renderOptsFrom(n: CheckedNetwork): string {
   return lines.map((l) => `${l}\n`).join('');
 }
 
-/** All three files; throws (naming the field) before producing any of them. */
-export function renderFiles(net: DhcpNetwork, opts: RenderOptions = {}): DnsmasqFiles {
-  const n = checkNetwork(net, opts);
+/** All three files of a checked network. */
+export function renderChecked(n: CheckedNetwork): DnsmasqFiles {
   return { hosts: renderHostsFrom(n), addnHosts: renderAddnHostsFrom(n), opts: renderOptsFrom(n) };
 }
 
-export function renderHosts(net: DhcpNetwork, opts: RenderOptions = {}): string {
-  return renderHostsFrom(checkNetwork(net, opts));
-}
-
-export function renderAddnHosts(net: DhcpNetwork, opts: RenderOptions = {}): string {
-  return renderAddnHostsFrom(checkNetwork(net, opts));
-}
-
-export function renderOpts(net: DhcpNetwork, opts: RenderOptions = {}): string {
-  return renderOptsFrom(checkNetwork(net, opts));
+/** All three files; what checkNetwork leaves out is not in them. */
+export function renderFiles(net: DhcpNetwork, opts: RenderOptions = {}): DnsmasqFiles {
+  return renderChecked(checkNetwork(net, opts));
 }

@@ -15,6 +15,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { openDb } from '../../api/db/index.ts';
 import type { Agent } from '../../contracts/agents.ts';
 import type { Network, Port } from '../../contracts/network.ts';
 import {
@@ -258,6 +259,90 @@ describe('kumo-dhcp-agent on a lab host', { timeout: 300_000 }, () => {
     await waitFor('the blocked network torn down', async () =>
       (await runCommand(['ip', 'netns', 'list'])).stdout.includes(netns) ? undefined : true,
     );
+  });
+  test('poisoned values (an IPv6 nameserver on an IPv4 subnet, a port on the gateway IP) leave only their entry out, shown in the API and `kumo agent-show`; the other clients keep getting leases; an IPv6 address ending in :: is served', async () => {
+    const subnetId = port.fixed_ips[0]?.subnet_id as string;
+    const refused = await c.http('PUT', `/v2.0/subnets/${subnetId}`, {
+      subnet: { dns_nameservers: ['10.20.0.53', '2001:db8::53'] },
+    });
+    assert.equal(refused.status, 400, 'the API refuses it now');
+    const v6 = await post<{ id: string }>('/v2.0/subnets', 'subnet', {
+      network_id: net.id,
+      cidr: '2001:db8:77::/64',
+      ip_version: 6,
+    });
+    const v6Port = await post<Port>('/v2.0/ports', 'port', {
+      network_id: net.id,
+      fixed_ips: [{ subnet_id: v6.id, ip_address: '2001:db8:77:0:1::' }],
+    });
+    const victim = await post<Port>('/v2.0/ports', 'port', { network_id: net.id });
+    const victimIp = victim.fixed_ips.find((f) => f.subnet_id === subnetId)?.ip_address as string;
+    // What older data (or another writer) may hold, written past the API's checks.
+    const db = openDb(c.db.url);
+    const setNameservers = (dns: string[]) =>
+      db.query('UPDATE subnets SET dns_nameservers = ? WHERE id = ?', [
+        JSON.stringify(dns),
+        subnetId,
+      ]);
+    const agentRow = async () =>
+      ((await c.http('GET', '/v2.0/agents?agent_type=DHCP%20agent')).body as { agents: Agent[] })
+        .agents[0] as Agent;
+    const failures = async () => {
+      const conf = (await agentRow()).configurations;
+      const ports = (conf.failed_ports ?? {}) as Record<string, string>;
+      const subnets = (conf.failed_subnets ?? {}) as Record<string, string>;
+      return { ports, subnets, networks: conf.failed_networks };
+    };
+    try {
+      await setNameservers(['10.20.0.53', '2001:db8::53']);
+      await db.query(
+        'UPDATE ipallocations SET ip_address = ? WHERE port_id = ? AND ip_address = ?',
+        ['10.20.0.1', victim.id, victimIp],
+      );
+      const seen = await waitFor('both poisoned entries reported', async () => {
+        const f = await failures();
+        return f.ports[victim.id] && f.subnets[subnetId] ? f : undefined;
+      });
+      assert.match(seen.subnets[subnetId] as string, /dns_nameservers\[1\].*IPv4.*left out/);
+      assert.match(seen.ports[victim.id] as string, /10\.20\.0\.1 is the gateway/);
+      assert.equal(seen.networks, undefined, 'the network itself is served');
+      assert.deepEqual(Object.keys(seen.ports), [victim.id], 'only the victim, not the IPv6 port');
+      const shown = await c.kumo(['agent-show', (await agentRow()).id]);
+      assert.equal(shown.code, 0, shown.stderr);
+      assert.ok(shown.stdout.includes(victim.id) && shown.stdout.includes(subnetId), shown.stdout);
+
+      const dir = join(c.dir.path, 'dhcp', net.id);
+      const hosts = readFileSync(join(dir, 'host'), 'utf8');
+      assert.ok(
+        hosts.includes(
+          `${v6Port.mac_address},host-2001-db8-77-0-1--0.openstacklocal,[2001:db8:77:0:1::]\n`,
+        ),
+        hosts,
+      );
+      const victimLines = hosts.split('\n').filter((l) => l.startsWith(victim.mac_address));
+      assert.equal(victimLines.length, 1, 'the victim keeps its good (IPv6) entry only');
+      assert.ok(!hosts.includes(',10.20.0.1\n'), 'the gateway is handed to no client');
+      assert.ok(!readFileSync(join(dir, 'opts'), 'utf8').includes('2001:db8::53'));
+      const fresh = await post<Port>('/v2.0/ports', 'port', { network_id: net.id });
+      const freshEp = await lab.endpoint(lab.hosts[0] as LabHost, {
+        ifaceId: fresh.id,
+        mac: fresh.mac_address,
+      });
+      const got = await waitFor('a lease for a port created after the poison', () =>
+        lease(freshEp).catch(() => undefined),
+      );
+      assert.equal(got.ip, fresh.fixed_ips.find((f) => f.subnet_id === subnetId)?.ip_address);
+      assert.equal(got.dns, '10.20.0.53');
+      assert.equal((await lease(ep)).ip, port.fixed_ips[0]?.ip_address, 'the first client too');
+    } finally {
+      await setNameservers(['10.20.0.53']);
+      await db.close();
+      await c.http('DELETE', `/v2.0/ports/${victim.id}`);
+    }
+    await waitFor('the failures cleared once the values are good again', async () => {
+      const f = await failures();
+      return Object.keys(f.ports).length + Object.keys(f.subnets).length === 0 ? true : undefined;
+    });
   });
 });
 

@@ -165,6 +165,44 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       });
     });
 
+    test('parts a network is served without show as failed_ports/failed_subnets; its next status replaces them', async () => {
+      const [port1, port2, subnet1] = [randomUUID(), randomUUID(), randomUUID()];
+      const failedParts = async (want: string) =>
+        waitFor(want, async () => {
+          const c = (await agentOn('h2')).configurations;
+          return JSON.stringify([c.failed_ports, c.failed_subnets]) === want ? c : undefined;
+        });
+      await send('h2', [
+        {
+          resource: 'network',
+          id: net1,
+          status: 'ACTIVE',
+          rejected: [
+            { resource: 'port', id: port1, reason: 'fixed_ips[0].ip_address: bad (left out)' },
+            { resource: 'subnet', id: subnet1, reason: 'dns_nameservers[0]: v6 (left out)' },
+          ],
+        },
+      ]);
+      await failedParts(
+        JSON.stringify([
+          { [port1]: 'fixed_ips[0].ip_address: bad (left out)' },
+          { [subnet1]: 'dns_nameservers[0]: v6 (left out)' },
+        ]),
+      );
+      await send('h2', [
+        {
+          resource: 'network',
+          id: net1,
+          status: 'ACTIVE',
+          rejected: [{ resource: 'port', id: port2, reason: 'mac_address: bad (port left out)' }],
+        },
+      ]);
+      await failedParts(JSON.stringify([{ [port2]: 'mac_address: bad (port left out)' }, null]));
+      await send('h2', [{ resource: 'network', id: net1, status: 'ACTIVE' }]);
+      const c = await failedParts(JSON.stringify([null, null]));
+      assert.deepEqual(c, { networks: 2 });
+    });
+
     test('heartbeats and a restart keep the statuses; the ACTIVE sent again clears them', async () => {
       await send('h1', [{ resource: 'network', id: net2, status: 'ERROR', reason: 'boom' }]);
       await waitFor('net2 failing on h1', async () =>

@@ -16,11 +16,10 @@ import { once } from 'node:events';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { networkKind } from '../../agents/dhcp/agent.ts';
+import { networkKind, networkStatus } from '../../agents/dhcp/agent.ts';
 import { type DesiredDhcp, type DhcpSettings, desiredDhcp } from '../../agents/dhcp/desired.ts';
 import type { ObservedDhcp } from '../../agents/dhcp/observe.ts';
-import { resourceStatus } from '../../agents/lib/status.ts';
-import type { DhcpNetwork } from '../../contracts/dhcp.ts';
+import { type DhcpNetwork, parseNetworkInfo } from '../../contracts/dhcp.ts';
 import type { ResourceStatus } from '../../contracts/status.ts';
 import { CommandError, type CommandRunner } from '../../core/exec.ts';
 import { silentLogger } from '../../core/log.ts';
@@ -123,12 +122,8 @@ function agentOf(opts: {
     runner: opts.runner,
     log: silentLogger(),
     ovsdb: async () => opts.ovsdb,
-    getNetwork: async () => structuredClone(opts.network),
-    status: {
-      reporter,
-      ok: (_n, _d, id) => resourceStatus('network', id),
-      failed: (err, id) => resourceStatus('network', id, err),
-    },
+    getNetwork: async () => parseNetworkInfo({ network: structuredClone(opts.network) }),
+    status: networkStatus(reporter, silentLogger()),
   });
   const observe = async (id: string, d: DesiredDhcp | null) => ({
     ...(await kind.observe(id, d)),

@@ -14,9 +14,10 @@ import { after, describe, test } from 'node:test';
 import type { DhcpNetwork } from '../../contracts/dhcp.ts';
 import { ValidationError } from '../../contracts/schema.ts';
 import { dnsmasqArgv, dnsmasqIdentity, dnsmasqPaths } from '../../host/dnsmasq/argv.ts';
+import { checkNetwork, hostNameFor } from '../../host/dnsmasq/check.ts';
 import { readDnsmasqFiles, writeNetworkFiles } from '../../host/dnsmasq/files.ts';
 import { planReload } from '../../host/dnsmasq/reload.ts';
-import { hostNameFor, renderFiles } from '../../host/dnsmasq/render.ts';
+import { renderFiles } from '../../host/dnsmasq/render.ts';
 import { canonicalIp, cidrSize, netmaskV4, networkAddress, parseCidr } from '../../host/ip/inet.ts';
 
 const GOLDEN = join(import.meta.dirname, '..', 'golden', 'dnsmasq');
@@ -198,47 +199,167 @@ describe('dnsmasq rendering', () => {
   });
 });
 
-describe('dnsmasq refuses unsafe values, naming the field', () => {
-  // [what, where the value goes, the value, the field the error names (default: where)]
-  const cases: [string, string, string, string?][] = [
-    ['MAC with a newline', 'ports[2].mac_address', 'fa:16:3e:00:00:11\nx'],
-    ['MAC with a comma', 'ports[0].mac_address', 'fa:16:3e:00:00:12,x'],
-    ['IP with a quote', 'ports[2].fixed_ips[0].ip_address', '10.9.0.11"'],
-    ['IP with a zone id', 'ports[0].fixed_ips[1].ip_address', 'fe80::1%eth0'],
-    ['IP with leading zeros', 'ports[2].fixed_ips[0].ip_address', '10.9.0.011'],
-    ['IP outside its subnet', 'ports[2].fixed_ips[0].ip_address', '10.9.1.11'],
+describe('dnsmasq leaves an unsafe value out, names it, and serves the rest', () => {
+  const P1 = '99999999-0000-4000-8000-000000000001';
+  const P2 = '99999999-0000-4000-8000-000000000002';
+  // [what, where the value goes, the value, the item reported, the field its reason names,
+  //  an address still served]
+  const cases: [string, string, string, string, string, string?][] = [
+    [
+      'MAC with a newline',
+      'ports[2].mac_address',
+      'fa:16:3e:00:00:11\nx',
+      `port:${P1}`,
+      'mac_address',
+    ],
+    [
+      'MAC with a comma',
+      'ports[0].mac_address',
+      'fa:16:3e:00:00:12,x',
+      `port:${P2}`,
+      'mac_address',
+    ],
+    [
+      'IP with a quote',
+      'ports[2].fixed_ips[0].ip_address',
+      '10.9.0.11"',
+      `port:${P1}`,
+      'fixed_ips[0].ip_address',
+    ],
+    [
+      'IP with a zone id',
+      'ports[0].fixed_ips[1].ip_address',
+      'fe80::1%eth0',
+      `port:${P2}`,
+      'fixed_ips[1].ip_address',
+    ],
+    [
+      'IP with leading zeros',
+      'ports[2].fixed_ips[0].ip_address',
+      '10.9.0.011',
+      `port:${P1}`,
+      'fixed_ips[0].ip_address',
+    ],
+    [
+      'IP outside its subnet',
+      'ports[2].fixed_ips[0].ip_address',
+      '10.9.1.11',
+      `port:${P1}`,
+      'fixed_ips[0].ip_address',
+    ],
+    [
+      'IP that is the gateway',
+      'ports[2].fixed_ips[0].ip_address',
+      '10.9.0.1',
+      `port:${P1}`,
+      'fixed_ips[0].ip_address',
+    ],
+    // Ports are taken by id: P1 keeps the address, P2's entry is left out.
     [
       'duplicate IP',
       'ports[2].fixed_ips[0].ip_address',
       '10.9.0.12',
-      'ports[0].fixed_ips[0].ip_address',
+      `port:${P2}`,
+      'fixed_ips[0].ip_address',
     ],
-    ['IPv6 address on an IPv4 subnet', 'ports[2].fixed_ips[0].ip_address', '2001:db8:9::5'],
-    ['DNS server with a comma', 'subnets[1].dns_nameservers[0]', '10.9.0.53,8.8.8.8'],
-    ['DNS server with a #', 'subnets[1].dns_nameservers[1]', '#8.8.8.8'],
+    [
+      'IPv6 address on an IPv4 subnet',
+      'ports[2].fixed_ips[0].ip_address',
+      '2001:db8:9::5',
+      `port:${P1}`,
+      'fixed_ips[0].ip_address',
+    ],
+    [
+      'DNS server with a comma',
+      'subnets[1].dns_nameservers[0]',
+      '10.9.0.53,8.8.8.8',
+      `subnet:${V4}`,
+      'dns_nameservers[0]',
+    ],
+    [
+      'DNS server with a #',
+      'subnets[1].dns_nameservers[1]',
+      '#8.8.8.8',
+      `subnet:${V4}`,
+      'dns_nameservers[1]',
+    ],
+    [
+      'DNS server of the wrong family',
+      'subnets[1].dns_nameservers[0]',
+      '2001:db8::53',
+      `subnet:${V4}`,
+      'dns_nameservers[0]',
+    ],
     [
       'route destination with a newline',
       'subnets[1].host_routes[0].destination',
       '192.168.5.0/24\ndhcp-script=/x',
+      `subnet:${V4}`,
+      'host_routes[0].destination',
     ],
-    ['nexthop with a quote', 'subnets[1].host_routes[1].nexthop', "10.9.0.253'"],
-    ['gateway of the wrong family', 'subnets[1].gateway_ip', '2001:db8:9::1'],
-    ['subnet id with a comma', 'subnets[0].id', 'x,option:router'],
-    ['cidr with a space', 'subnets[1].cidr', '10.9.0.0/24 '],
+    [
+      'nexthop with a quote',
+      'subnets[1].host_routes[1].nexthop',
+      "10.9.0.253'",
+      `subnet:${V4}`,
+      'host_routes[1].nexthop',
+    ],
+    [
+      'gateway of the wrong family',
+      'subnets[1].gateway_ip',
+      '2001:db8:9::1',
+      `subnet:${V4}`,
+      'gateway_ip',
+    ],
+    ['subnet id with a comma', 'subnets[0].id', 'x,option:router', 'subnet:subnets-0', 'id'],
+    [
+      'cidr with a space',
+      'subnets[1].cidr',
+      '10.9.0.0/24 ',
+      `subnet:${V4}`,
+      'cidr',
+      '2001:db8:9::2',
+    ],
   ];
-  for (const [what, where, value, field = where] of cases) {
+  for (const [what, where, value, item, field, served = '10.9.0.2'] of cases) {
     test(what, () => {
       const n = sample();
       setAt(n, where, value);
-      for (const render of [() => renderFiles(n), () => dnsmasqArgv(n, argvOpts)]) {
-        assert.throws(render, (e: unknown) => {
-          assert.ok(e instanceof ValidationError, String(e));
-          assert.equal(e.field, field);
-          return true;
-        });
-      }
+      const checked = checkNetwork(n);
+      const reported = checked.rejected.map((r) => `${r.resource}:${r.id}`);
+      assert.deepEqual(reported, [item], JSON.stringify(checked.rejected));
+      assert.match(
+        checked.rejected[0]?.reason ?? '',
+        new RegExp(`^${field.replace(/[[\]]/g, '\\$&')}: `),
+      );
+      const f = renderFiles(n);
+      const argv = dnsmasqArgv(n, argvOpts).join(' ');
+      // A port's value is left out of the hosts files, a subnet's out of everything.
+      const kept = where.startsWith('ports')
+        ? `${f.hosts}${f.addnHosts}`
+        : `${f.hosts}${f.addnHosts}${f.opts}${argv}`;
+      const esc = value.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+      const whole = new RegExp(`(^|[,[\\s])${esc}([\\],\\s]|$)`, 'm');
+      if (what !== 'duplicate IP') assert.doesNotMatch(kept, whole, 'left out');
+      assert.match(renderFiles(n).hosts, new RegExp(`,\\[?${served}\\]?\n`), 'the rest is served');
     });
   }
+
+  test('an IPv6 address ending in :: gets a valid host name, and is served', () => {
+    const n = sample();
+    setAt(n, 'ports[2].fixed_ips[0]', { subnet_id: V6, ip_address: '2001:db8:9:0:1::' });
+    assert.deepEqual(checkNetwork(n).rejected, []);
+    assert.match(
+      renderFiles(n).hosts,
+      /^fa:16:3e:00:00:11,host-2001-db8-9-0-1--0\.openstacklocal,\[2001:db8:9:0:1::\]$/m,
+    );
+  });
+
+  test('the network’s own attributes still fail it as a whole', () => {
+    const n = sample();
+    n.mtu = 40;
+    assert.throws(() => checkNetwork(n), /^ValidationError: mtu:/);
+  });
 
   test('domain with a quote, bad interface and state dir are refused', () => {
     assert.throws(
@@ -280,11 +401,11 @@ describe('dnsmasq files on disk', () => {
     assert.deepEqual(third.changed, ['hosts', 'addnHosts']);
   });
 
-  test('a bad value writes nothing at all', async () => {
+  test('a bad network attribute writes nothing at all', async () => {
     const dir = join(base, 'net2');
     const n = sample();
-    setAt(n, 'ports[1].mac_address', 'fa:16:3e:00:00:02\n');
-    await assert.rejects(writeNetworkFiles(n, dir), /ports\[1\]\.mac_address/);
+    n.id = 'x\ny';
+    await assert.rejects(writeNetworkFiles(n, dir), /ValidationError: id:/);
     assert.equal(existsSync(dir), false);
     assert.deepEqual(await readDnsmasqFiles(dir), { hosts: null, addnHosts: null, opts: null });
   });
