@@ -258,3 +258,60 @@ describe('kumo-dhcp-agent network kind (FakeRunner, FakeOvsdb)', () => {
     assert.ok(!existsSync(join(bad.stateDir, 'served')), 'but nothing is marked served');
   });
 });
+
+describe('kumo-dhcp-agent: one bad item is left out and reported, not its network', () => {
+  const NET = '77777777-7777-4777-8777-777777777777';
+  const good = networkOf(NET, '88888888-8888-4888-8888-888888888888');
+  const BAD_MAC = '99999999-9999-4999-8999-999999999991';
+  const ON_GATEWAY = '99999999-9999-4999-8999-999999999992';
+  const poisoned = {
+    ...good,
+    ports: [
+      ...good.ports,
+      { id: BAD_MAC, mac_address: 'fa:16:3e:00:00:99\n', device_owner: '', fixed_ips: [] },
+      {
+        id: ON_GATEWAY,
+        mac_address: 'fa:16:3e:00:00:98',
+        device_owner: 'compute:nova',
+        fixed_ips: [{ subnet_id: SUBNET, ip_address: '10.0.0.1' }],
+      },
+    ],
+  };
+  const sent: ResourceStatus[][] = [];
+  const reporter = createStatusReporter<ResourceStatus>({
+    send: async (changes) => void sent.push(changes.map((c) => c.value)),
+  });
+  const status = networkStatus(reporter, silentLogger());
+  const report = async (raw: unknown) => {
+    const info = parseNetworkInfo({ network: raw });
+    const desired = desiredDhcp(info.network, S, info.rejected);
+    const value = status.ok(info, desired, NET) as ResourceStatus;
+    reporter.set(`network:${NET}`, value);
+    await reporter.flush();
+    return desired as DesiredDhcp;
+  };
+
+  test('the contract and the renderer leave their bad ports out; the status names them', async () => {
+    const d = await report(poisoned);
+    assert.equal(d.files.hosts, desiredDhcp(good, S)?.files.hosts, 'the rest is served as before');
+    const last = sent.at(-1)?.[0];
+    assert.equal(last?.status, 'ACTIVE');
+    assert.deepEqual(
+      last?.rejected?.map((r) => [r.resource, r.id]),
+      [
+        ['port', BAD_MAC],
+        ['port', ON_GATEWAY],
+      ],
+    );
+    assert.match(last?.rejected?.find((r) => r.id === BAD_MAC)?.reason ?? '', /mac_address/);
+    assert.match(
+      last?.rejected?.find((r) => r.id === ON_GATEWAY)?.reason ?? '',
+      /^fixed_ips\[0\]\.ip_address: 10\.0\.0\.1 is the gateway/,
+    );
+  });
+
+  test('once the values are good, the next status lists nothing left out', async () => {
+    await report(good);
+    assert.deepEqual(sent.at(-1), [{ resource: 'network', id: NET, status: 'ACTIVE' }]);
+  });
+});

@@ -12,7 +12,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import type { DhcpNetwork } from '../../contracts/dhcp.ts';
-import { ValidationError } from '../../contracts/schema.ts';
 import { dnsmasqArgv, dnsmasqIdentity, dnsmasqPaths } from '../../host/dnsmasq/argv.ts';
 import { checkNetwork, hostNameFor } from '../../host/dnsmasq/check.ts';
 import { readDnsmasqFiles, writeNetworkFiles } from '../../host/dnsmasq/files.ts';
