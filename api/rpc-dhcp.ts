@@ -8,7 +8,7 @@
  */
 import type { DhcpNetwork, DhcpPort, DhcpSubnet } from '../contracts/dhcp.ts';
 import type { ArgsOf } from '../contracts/messages.ts';
-import { DHCP_OWNER, type Port, type Subnet } from '../contracts/network.ts';
+import { DHCP_OWNER, type Network, type Port, type Subnet } from '../contracts/network.ts';
 import { dhcpNetworksOfHost, servesNetwork } from './db/dhcp-bindings.ts';
 import type { Db } from './db/index.ts';
 import { getNetwork } from './db/networks.ts';
@@ -40,6 +40,26 @@ const dhcpSubnet = (s: Subnet): DhcpSubnet => ({
   host_routes: s.host_routes.map((r) => ({ destination: r.destination, nexthop: r.nexthop })),
 });
 
+/** One network as `host`'s dnsmasq must serve it, from what the API stores. Pure. */
+export function dhcpNetworkOf(
+  network: Pick<Network, 'id' | 'revision_number' | 'mtu'>,
+  subnets: readonly Subnet[],
+  ports: readonly Port[],
+  host: string,
+): DhcpNetwork {
+  const deviceId = dhcpDeviceId(host, network.id);
+  const mine = (p: Port) => p.device_owner === DHCP_OWNER && p['binding:host_id'] === host;
+  const own = ports.find((p) => mine(p) && p.device_id === deviceId) ?? ports.find(mine);
+  return {
+    id: network.id,
+    revision_number: network.revision_number,
+    mtu: network.mtu,
+    subnets: subnets.map(dhcpSubnet),
+    ports: ports.map(dhcpPort),
+    dhcp_port: own ? dhcpPort(own) : null,
+  };
+}
+
 export async function getNetworkInfo(
   db: Db,
   args: ArgsOf<'get_network_info'>,
@@ -52,18 +72,6 @@ export async function getNetworkInfo(
     const filter = { columns: { network_id: [network.id] }, clauses: [] };
     const subnets = await listSubnets(tx, filter);
     const ports = await listPorts(tx, filter);
-    const deviceId = dhcpDeviceId(args.host, network.id);
-    const mine = (p: Port) => p.device_owner === DHCP_OWNER && p['binding:host_id'] === args.host;
-    const own = ports.find((p) => mine(p) && p.device_id === deviceId) ?? ports.find(mine);
-    return {
-      network: {
-        id: network.id,
-        revision_number: network.revision_number,
-        mtu: network.mtu,
-        subnets: subnets.map(dhcpSubnet),
-        ports: ports.map(dhcpPort),
-        dhcp_port: own ? dhcpPort(own) : null,
-      },
-    };
+    return { network: dhcpNetworkOf(network, subnets, ports, args.host) };
   });
 }
