@@ -9,12 +9,12 @@
  */
 import { createHash } from 'node:crypto';
 import type { DhcpNetwork } from '../../contracts/dhcp.ts';
+import { formatIp, parseIp } from '../../contracts/inet.ts';
 import { ValidationError } from '../../contracts/schema.ts';
 import { MAX_REJECTED, type RejectedPart } from '../../contracts/status.ts';
 import { dnsmasqArgvOf } from '../../host/dnsmasq/argv.ts';
 import { checkNetwork } from '../../host/dnsmasq/check.ts';
 import { type DnsmasqFiles, renderChecked } from '../../host/dnsmasq/render.ts';
-import { parseCidr } from '../../host/ip/inet.ts';
 import { dhcpNamespace, portDevice } from '../../host/ip/names.ts';
 
 export interface DhcpSettings {
@@ -73,12 +73,16 @@ export function desiredDhcp(
     throw new ValidationError('subnets', `no DHCP-enabled subnet can be served: ${why}`);
   }
   const files = renderChecked(checked);
-  const onSubnets = port.fixed_ips.flatMap((ip) => {
-    const subnet = net.subnets.find((sub) => sub.id === ip.subnet_id);
-    const cidr = subnet ? parseCidr(subnet.cidr) : null;
-    return subnet && cidr
-      ? [{ cidr: `${ip.ip_address}/${cidr.prefix}`, dhcp: subnet.enable_dhcp }]
-      : [];
+  // The tap's addresses: on the subnets that are served (left-out ones are reported).
+  const served = new Map(checked.subnets.map((sub) => [sub.id, sub]));
+  const onSubnets = port.fixed_ips.flatMap((ip, j) => {
+    const subnet = served.get(ip.subnet_id);
+    if (!subnet) return [];
+    const address = parseIp(ip.ip_address);
+    if (address?.version !== subnet.version)
+      throw new ValidationError(`dhcp_port.fixed_ips[${j}].ip_address`, 'is not on its subnet');
+    const cidr = `${formatIp(address.version, address.value)}/${subnet.cidr.prefix}`;
+    return [{ cidr, dhcp: subnet.enableDhcp }];
   });
   const addresses = onSubnets.map((a) => a.cidr);
   return {

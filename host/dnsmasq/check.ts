@@ -6,7 +6,9 @@
  * - nothing unchecked reaches a file: a newline, quote, comma or `#` fails its pattern;
  * - one bad value is that item's problem, not its network's: a bad nameserver, route or
  *   gateway is left out of its subnet's options; a subnet that cannot be served (its id,
- *   cidr or version) is left out with its hosts; a bad port, or one bad fixed IP of a
+ *   cidr or version, or IPv6 the kernel or dnsmasq would refuse: an MTU under 1280,
+ *   DHCPv6 on a prefix shorter than /64) is left out with its hosts — one such subnet
+ *   must not stop dnsmasq or the tap's addresses for all; a bad port, or one bad fixed IP of a
  *   port, is left out of the hosts files. Each is listed in `rejected` (the port or
  *   subnet, with the fields at fault), so the agent reports it and serves everything
  *   else. Only the network's own attributes (id, MTU, domain) throw;
@@ -25,6 +27,8 @@ import {
 } from '../ip/inet.ts';
 
 export const DEFAULT_DOMAIN = 'openstacklocal';
+/** Below it the kernel refuses IPv6 addresses on a device (RFC 8200). */
+export const IPV6_MIN_MTU = 1280;
 
 export interface RenderOptions {
   /** DNS domain of the instances (Neutron's `dns_domain`); default `openstacklocal`. */
@@ -153,13 +157,23 @@ type Problems = ReturnType<typeof problems>;
 const reportId = (value: unknown, list: string, i: number) =>
   typeof value === 'string' && RESOURCE_ID.test(value) ? value : `${list}-${i}`;
 
-function checkSubnet(s: DhcpSubnet, i: number, p: Problems): CheckedSubnet | undefined {
+/** What the kernel and dnsmasq refuse: an IPv6 address under 1280, DHCPv6 under a /64. */
+function checkServable(c: Cidr, dhcp: boolean, mtu: number) {
+  if (c.version !== 6) return;
+  if (mtu < IPV6_MIN_MTU)
+    bad('cidr', `IPv6 needs an MTU of at least ${IPV6_MIN_MTU}; the network's is ${mtu}`);
+  if (dhcp && c.prefix < 64)
+    bad('cidr', `DHCPv6 needs a prefix length of at least 64; the subnet's is ${c.prefix}`);
+}
+
+function checkSubnet(s: DhcpSubnet, i: number, mtu: number, p: Problems) {
   const rid = reportId(s.id, 'subnets', i);
   const whole = () => {
     const sid = id(s.id, 'id');
     const c = cidr(s.cidr, 'cidr');
     if (String(c.version) !== s.ip_version) bad('ip_version', `does not match cidr ${s.cidr}`);
     if (typeof s.enable_dhcp !== 'boolean') bad('enable_dhcp', 'must be true or false');
+    checkServable(c, s.enable_dhcp, mtu);
     return { sid, c };
   };
   const ok = p.check('subnet', rid, whole, ' (subnet left out)');
@@ -206,7 +220,7 @@ function checkSubnets(net: DhcpNetwork, p: Problems): Map<string, CheckedSubnet>
       p.note('subnet', reportId(s.id, 'subnets', i), `id: duplicate subnet ${s.id} (left out)`);
       return;
     }
-    const checked = checkSubnet(s, i, p);
+    const checked = checkSubnet(s, i, net.mtu, p);
     if (checked) byId.set(checked.id, checked);
   });
   return byId;

@@ -314,4 +314,26 @@ describe('kumo-dhcp-agent: one bad item is left out and reported, not its networ
     await report(good);
     assert.deepEqual(sent.at(-1), [{ resource: 'network', id: NET, status: 'ACTIVE' }]);
   });
+
+  test('an IPv6 subnet left out (MTU under 1280) puts no IPv6 address on the tap', () => {
+    const V6 = '12121212-1212-4212-8212-121212121212';
+    const net = structuredClone(good);
+    net.mtu = 1200;
+    net.subnets.push({
+      id: V6,
+      cidr: '2001:db8::/64',
+      ip_version: '6',
+      gateway_ip: null,
+      enable_dhcp: true,
+      dns_nameservers: [],
+      host_routes: [],
+    });
+    net.dhcp_port?.fixed_ips.push({ subnet_id: V6, ip_address: '2001:db8::2' });
+    const d = desiredDhcp(net, S) as DesiredDhcp;
+    assert.deepEqual(d.addresses, ['10.0.0.2/24']);
+    assert.deepEqual(
+      d.rejected.map((r) => r.id),
+      [V6],
+    );
+  });
 });

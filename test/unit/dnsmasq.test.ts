@@ -354,6 +354,33 @@ describe('dnsmasq leaves an unsafe value out, names it, and serves the rest', ()
     );
   });
 
+  test('IPv6 the kernel or dnsmasq would refuse (MTU under 1280, DHCPv6 under /64) leaves only that subnet out', () => {
+    const lowMtu = sample();
+    lowMtu.mtu = 1200;
+    const short = sample();
+    setAt(short, 'subnets[0].cidr', '2001:db8::/56');
+    for (const [n, why] of [
+      [
+        lowMtu,
+        /^cidr: IPv6 needs an MTU of at least 1280; the network's is 1200 \(subnet left out\)$/,
+      ],
+      [short, /^cidr: DHCPv6 needs a prefix length of at least 64; the subnet's is 56/],
+    ] as const) {
+      const checked = checkNetwork(n);
+      assert.deepEqual(
+        checked.rejected.map((r) => `${r.resource}:${r.id}`),
+        [`subnet:${V6}`],
+      );
+      assert.match(checked.rejected[0]?.reason ?? '', why);
+      assert.deepEqual(
+        checked.dhcpSubnets.map((x) => x.id),
+        [V4],
+      );
+      assert.ok(!dnsmasqArgv(n, argvOpts).some((a) => a.includes('2001:db8')), 'no v6 range');
+      assert.match(renderFiles(n).hosts, /,10\.9\.0\.11\n/);
+    }
+  });
+
   test('the network’s own attributes still fail it as a whole', () => {
     const n = sample();
     n.mtu = 40;
