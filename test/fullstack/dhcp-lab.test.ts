@@ -260,7 +260,7 @@ describe('kumo-dhcp-agent on a lab host', { timeout: 300_000 }, () => {
       (await runCommand(['ip', 'netns', 'list'])).stdout.includes(netns) ? undefined : true,
     );
   });
-  test('poisoned values (an IPv6 nameserver on an IPv4 subnet, a port on the gateway IP) leave only their entry out, shown in the API and `kumo agent-show`; the other clients keep getting leases; an IPv6 address ending in :: is served', async () => {
+  test('poisoned values (an IPv6 nameserver on an IPv4 subnet, a port on the gateway IP, DHCPv6 on a /56) leave only their entry out, shown in the API and `kumo agent-show`; the other clients keep getting leases; an IPv6 address ending in :: is served', async () => {
     const subnetId = port.fixed_ips[0]?.subnet_id as string;
     const refused = await c.http('PUT', `/v2.0/subnets/${subnetId}`, {
       subnet: { dns_nameservers: ['10.20.0.53', '2001:db8::53'] },
@@ -334,7 +334,18 @@ describe('kumo-dhcp-agent on a lab host', { timeout: 300_000 }, () => {
       assert.equal(got.ip, fresh.fixed_ips.find((f) => f.subnet_id === subnetId)?.ip_address);
       assert.equal(got.dns, '10.20.0.53');
       assert.equal((await lease(ep)).ip, port.fixed_ips[0]?.ip_address, 'the first client too');
+
+      // A subnet dnsmasq would refuse to start with (DHCPv6 on a /56) is left out alone.
+      await db.query('UPDATE subnets SET cidr = ? WHERE id = ?', ['2001:db8:77::/56', v6.id]);
+      const short = await waitFor(
+        'the /56 subnet reported',
+        async () => (await failures()).subnets[v6.id],
+      );
+      assert.match(short, /DHCPv6 needs a prefix length of at least 64/);
+      assert.equal((await failures()).networks, undefined, 'dnsmasq still runs');
+      assert.equal((await lease(freshEp)).ip, got.ip, 'IPv4 clients keep their leases');
     } finally {
+      await db.query('UPDATE subnets SET cidr = ? WHERE id = ?', ['2001:db8:77::/64', v6.id]);
       await setNameservers(['10.20.0.53']);
       await db.close();
       await c.http('DELETE', `/v2.0/ports/${victim.id}`);
