@@ -76,8 +76,8 @@ const rxtxOne = (): Schema<1> => ({
   },
 });
 
-/** Nova's flavor name: no outer spaces and no control characters (C1 included, as Nova
- * refuses every Cc character); well-formed, since a domain's metadata carries it. */
+/** Nova's flavor name is its `name` rule, as a server's: printable characters (no category
+ * C, Zl or Zp), no outer whitespace; well-formed, since a domain's metadata carries it. */
 const flavorName = domainSafeName;
 
 export const FlavorCreate = obj({

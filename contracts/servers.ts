@@ -143,12 +143,13 @@ export const Metadata: Schema<Record<string, string>> = {
     const entries = Object.entries(value);
     if (entries.length > MAX_METADATA)
       throw new ValidationError(path, `must have at most ${MAX_METADATA} items`);
-    const out: Record<string, string> = {};
-    for (const [k, v] of entries) {
-      metaKey().parse(k, `${path}.${k}`);
-      out[k] = metaValue().parse(v, `${path}.${k}`);
-    }
-    return out;
+    // fromEntries defines own properties, so a `__proto__` key stays a key.
+    return Object.fromEntries(
+      entries.map(([k, v]) => [
+        metaKey().parse(k, `${path}.${k}`),
+        metaValue().parse(v, `${path}.${k}`),
+      ]),
+    );
   },
 };
 
@@ -189,20 +190,34 @@ export const refId = (r: string): string => {
   return decodeURIComponent(tail);
 };
 
-/** A name the domain can carry: 1-255 characters, no outer spaces, no controls (C0/C1);
- * server and flavor names both end up in a domain's metadata. */
+/** Nova's unprintable characters: categories C (Cc Cf Cs Co Cn), Zl and Zp. */
+const UNPRINTABLE = /[\p{C}\p{Zl}\p{Zp}]/u;
+const OUTER_SPACE = /^\p{Zs}|\p{Zs}$/u;
+
+/** Why `s` breaks Nova's name rule (parameter_types.name), or undefined when it keeps it. */
+export function novaNameProblem(s: string): string | undefined {
+  const bad = UNPRINTABLE.exec(s);
+  if (bad) {
+    const code = (bad[0].codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0');
+    const at = [...s.slice(0, bad.index)].length + 1;
+    return `must be printable characters; U+${code} (character ${at}) is not printable`;
+  }
+  if (OUTER_SPACE.test(s)) return 'must not start or end with whitespace';
+  return undefined;
+}
+
+/**
+ * Nova's `name` (servers, flavors): 1-255 printable characters (no category C, Zl or Zp
+ * character, so no controls or line separators) without leading or trailing whitespace
+ * (Zs). A domain's metadata carries it, so it is also well-formed and free of C1 controls.
+ */
 export const domainSafeName = (): Schema<string> => {
-  const base = str({
-    min: 1,
-    max: DOMAIN_LIMITS.text,
-    pattern: /^(?! ).*(?<! )$/,
-    patternName: 'a name without leading or trailing spaces',
-  });
+  const base = str({ min: 1, max: DOMAIN_LIMITS.text });
   return {
     kind: 'string',
     parse(value, path = '') {
       const name = base.parse(value, path);
-      const problem = domainTextProblem(name);
+      const problem = domainTextProblem(name) ?? novaNameProblem(name);
       if (problem) throw new ValidationError(path, problem);
       return name;
     },
