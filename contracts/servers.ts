@@ -190,34 +190,58 @@ export const refId = (r: string): string => {
   return decodeURIComponent(tail);
 };
 
-/** Nova's unprintable characters: categories C (Cc Cf Cs Co Cn), Zl and Zp. */
-const UNPRINTABLE = /[\p{C}\p{Zl}\p{Zp}]/u;
+/** A name the domain can carry: 1-255 characters, no outer spaces, no controls (C0/C1),
+ * well-formed; server and flavor names both end up in a domain's metadata. */
+export const domainSafeName = (): Schema<string> => {
+  const base = str({
+    min: 1,
+    max: DOMAIN_LIMITS.text,
+    pattern: /^(?! )[\s\S]*(?<! )$/,
+    patternName: 'a name without leading or trailing spaces',
+  });
+  return {
+    kind: 'string',
+    parse(value, path = '') {
+      const name = base.parse(value, path);
+      const problem = domainTextProblem(name);
+      if (problem) throw new ValidationError(path, problem);
+      return name;
+    },
+  };
+};
+
+/** Nova's unprintable characters: categories C (Cc Cf Cs Co Cn), Zl, Zp, and, as Nova
+ * builds its character class from U+0000-U+FFFE only, everything beyond the BMP. */
+const UNPRINTABLE = /[\p{C}\p{Zl}\p{Zp}\u{10000}-\u{10FFFF}]/u;
 const OUTER_SPACE = /^\p{Zs}|\p{Zs}$/u;
 
 /** Why `s` breaks Nova's name rule (parameter_types.name), or undefined when it keeps it. */
 export function novaNameProblem(s: string): string | undefined {
   const bad = UNPRINTABLE.exec(s);
   if (bad) {
-    const code = (bad[0].codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0');
+    const cp = bad[0].codePointAt(0) ?? 0;
+    const code = cp.toString(16).toUpperCase().padStart(4, '0');
     const at = [...s.slice(0, bad.index)].length + 1;
-    return `must be printable characters; U+${code} (character ${at}) is not printable`;
+    const where =
+      cp > 0xffff ? ' (Nova takes characters of the Basic Multilingual Plane only)' : '';
+    return `must be printable characters; U+${code} (character ${at}) is not printable${where}`;
   }
   if (OUTER_SPACE.test(s)) return 'must not start or end with whitespace';
   return undefined;
 }
 
 /**
- * Nova's `name` (servers, flavors): 1-255 printable characters (no category C, Zl or Zp
- * character, so no controls or line separators) without leading or trailing whitespace
- * (Zs). A domain's metadata carries it, so it is also well-formed and free of C1 controls.
+ * Nova's `name` of a request (servers, flavors): 1-255 printable characters without leading
+ * or trailing whitespace (Zs), and a name a domain can carry. Being within the BMP, its
+ * length in characters is its length in UTF-16 units, which the compute agent counts.
  */
-export const domainSafeName = (): Schema<string> => {
-  const base = str({ min: 1, max: DOMAIN_LIMITS.text });
+export const novaName = (): Schema<string> => {
+  const base = domainSafeName();
   return {
     kind: 'string',
     parse(value, path = '') {
       const name = base.parse(value, path);
-      const problem = domainTextProblem(name) ?? novaNameProblem(name);
+      const problem = novaNameProblem(name);
       if (problem) throw new ValidationError(path, problem);
       return name;
     },
@@ -228,7 +252,7 @@ const anyValue = { kind: 'any', parse: (v: unknown) => v } as Schema<unknown>;
 
 export const ServerCreate = obj({
   server: obj({
-    name: domainSafeName(),
+    name: novaName(),
     flavorRef: ref(),
     imageRef: ref(),
     networks: optional(Networks),
@@ -245,7 +269,7 @@ export const ServerCreate = obj({
 });
 export type ServerCreate = Infer<typeof ServerCreate>['server'];
 
-export const ServerUpdate = obj({ server: obj({ name: optional(domainSafeName()) }) });
+export const ServerUpdate = obj({ server: obj({ name: optional(novaName()) }) });
 
 export const RebootAction = obj({ reboot: obj({ type: oneOf(['SOFT', 'HARD'] as const) }) });
 export const ConsoleOutputAction = obj({

@@ -169,9 +169,13 @@ describe('subnet rules (Neutron _validate_subnet, _validate_subnet_cidr)', () =>
 
 describe('Nova names (parameter_types.name)', () => {
   test('printable characters only, no outer whitespace, with an accurate reason', () => {
-    assert.equal(novaNameProblem('vm 1 \u{1F600} é'), undefined);
+    assert.equal(novaNameProblem('vm 1 \u2603 é 名前'), undefined);
     assert.match(novaNameProblem('a\u2028b') ?? '', /U\+2028 \(character 2\) is not printable/);
-    assert.match(novaNameProblem('\u{1F600}\u2029') ?? '', /U\+2029 \(character 2\)/);
+    assert.match(novaNameProblem('é\u2029') ?? '', /U\+2029 \(character 2\)/);
+    assert.match(
+      novaNameProblem('vm\u{1F600}') ?? '',
+      /U\+1F600 \(character 3\) is not printable \(Nova takes characters of the Basic Multilingual Plane only\)/,
+    );
     assert.match(novaNameProblem('a\u00adb') ?? '', /U\+00AD/);
     assert.match(novaNameProblem('a\ue000') ?? '', /U\+E000/);
     assert.match(novaNameProblem(' a') ?? '', /must not start or end with whitespace/);
