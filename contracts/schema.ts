@@ -58,15 +58,16 @@ export interface StrOptions {
 }
 
 /** Why `s` is not well-formed UTF-16 (it holds a lone surrogate), or undefined. */
-export function surrogateProblem(s: string): string | undefined {
+function surrogateProblem(s: string): string | undefined {
   if (s.isWellFormed()) return undefined;
   const lone = [...s].find((c) => c.length === 1 && /[\ud800-\udfff]/.test(c)) ?? '';
   const code = (lone.codePointAt(0) ?? 0).toString(16).toUpperCase();
   return `must be well-formed Unicode (it contains a lone surrogate, U+${code})`;
 }
 
-/** Characters (code points) in a well-formed string; UTF-16 length when it cannot differ. */
-export function charCount(s: string, atLeast: number, atMost: number): number {
+/** The code points of `s` as compared with min..max: its UTF-16 length when that already
+ * lies in 2·min..max (the count cannot then fall outside min..max), else counted. */
+function charCount(s: string, atLeast: number, atMost: number): number {
   if (s.length <= atMost && s.length >= 2 * atLeast) return s.length;
   let n = 0;
   for (const _ of s) n++;

@@ -5,7 +5,8 @@
  * Invariants: a refused create or update changes nothing (MAC, addresses and row are one
  * transaction, and a constraint race maps to Neutron's error); a MAC changes only while
  * the port is unbound; a binding change resets the status to DOWN; deleting a port frees
- * its addresses and MAC; only a router interface port holds a subnet's gateway address. Every change bumps revision_number.
+ * its addresses and MAC; only a router interface port holds a subnet's gateway address.
+ * Every change bumps revision_number.
  */
 import { randomUUID } from 'node:crypto';
 import { ApiError } from '../../contracts/errors.ts';
