@@ -8,7 +8,14 @@
 
 import { BITS, formatIp, type Ip, type IpVersion, parseIp } from '../contracts/inet.ts';
 
-export { canonicalIp, formatIp, type Ip, type IpVersion, parseIp } from '../contracts/inet.ts';
+export {
+  canonicalIp,
+  formatIp,
+  type Ip,
+  type IpVersion,
+  isV4Mapped,
+  parseIp,
+} from '../contracts/inet.ts';
 
 export interface Cidr {
   version: IpVersion;
@@ -67,6 +74,13 @@ export function contains(c: Cidr, ip: Ip): boolean {
 export function cidrsOverlap(a: Cidr, b: Cidr): boolean {
   return a.version === b.version && a.network <= lastAddress(b) && b.network <= lastAddress(a);
 }
+
+/** `inner` lies wholly inside `outer` (CIDR blocks either nest or are disjoint). */
+export const within = (inner: Cidr, outer: Cidr): boolean =>
+  inner.prefix >= outer.prefix && cidrsOverlap(inner, outer);
+
+/** ::ffff:0:0/96, the IPv4-mapped addresses: IPv4 written in IPv6 form, never on a wire. */
+export const V4_MAPPED: Cidr = { version: 6, network: 0xffffn << 32n, prefix: 96 };
 
 /** The addresses a pool may use: without the network address and (IPv4) broadcast. */
 export function usableRange(c: Cidr): Range {

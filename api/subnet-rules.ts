@@ -1,18 +1,27 @@
 /**
- * Subnet attributes validated the way Neutron validates them, pure: the CIDR's gateway,
- * allocation pools, DNS servers and host routes, and a stored subnet's parsed plan.
+ * Subnet attributes validated the way Neutron validates them (db_base_plugin_v2's
+ * _validate_subnet, ipam_backend_mixin's _validate_subnet_cidr), pure: the CIDR, the
+ * gateway, allocation pools, DNS servers and host routes, and a stored subnet's plan.
  *
- * Invariants: the gateway is never the network or broadcast address and never lies inside
- * a pool; pools lie inside the usable range, start before they end and never overlap;
- * nameservers and routes are stored canonical and without duplicates.
+ * Invariants: every address of a subnet is of the subnet's IP version, on create and on
+ * update (checked against the stored subnet); no CIDR is a /0 or touches ::ffff:0:0/96; a
+ * subnet with DHCP enabled is never loopback, multicast, link-local, 0.0.0.0/x or too
+ * long a prefix for dnsmasq to serve; the gateway is never the network or broadcast
+ * address and never lies inside a pool; pools lie inside the usable range, start before
+ * they end and never overlap; nameservers are addresses a client can query (not `::`, not
+ * IPv4-mapped); everything is stored canonical and without duplicates.
  */
 import { ApiError } from '../contracts/errors.ts';
-import type { Subnet } from '../contracts/network.ts';
+import type { Subnet, SubnetCreate } from '../contracts/network.ts';
 import {
   type Cidr,
-  canonicalIp,
+  cidrsOverlap,
+  defaultPools,
   formatCidr,
+  formatIp,
+  type Ip,
   type IpVersion,
+  isV4Mapped,
   lastAddress,
   type Pool,
   parseCidr,
@@ -20,10 +29,59 @@ import {
   type Range,
   toPools,
   usableRange,
+  V4_MAPPED,
+  within,
 } from './ipam.ts';
 
 export const badInput = (field: string, reason: string) =>
   new ApiError('BadRequest', `Invalid input for ${field}. Reason: ${reason}.`);
+
+/** Neutron's InvalidInput: "Invalid input for operation: <message>." */
+export const invalidInput = (message: string) =>
+  new ApiError(
+    'InvalidInput',
+    `Invalid input for operation: ${message}${message.endsWith('.') ? '' : '.'}`,
+  );
+
+/** Neutron's _validate_ip_version: `raw` (the `name` attribute) is of the other family. */
+function checkVersion(version: IpVersion, ip: { version: IpVersion }, name: string, raw: string) {
+  if (ip.version !== version)
+    throw invalidInput(`${name} '${raw}' does not match the ip_version '${version}'`);
+}
+
+const block = (text: string): Cidr => {
+  const parsed = parseCidr(text);
+  if (!('cidr' in parsed)) throw new Error(parsed.reason);
+  return parsed.cidr;
+};
+
+/** Ranges dnsmasq cannot serve: Neutron refuses the first two, Kumo link-local as well. */
+const NO_DHCP_BLOCKS = [
+  { kind: 'Multicast', blocks: [block('224.0.0.0/4'), block('ff00::/8')] },
+  { kind: 'Loopback', blocks: [block('127.0.0.0/8'), block('::1/128')] },
+  { kind: 'Link-local', blocks: [block('169.254.0.0/16'), block('fe80::/10')] },
+] as const;
+
+/** A CIDR that is to have DHCP enabled: refused as Neutron's _validate_subnet does. */
+export function checkDhcpCidr(cidr: Cidr): void {
+  if (cidr.prefix > (cidr.version === 4 ? 30 : 126))
+    throw invalidInput('Subnet has a prefix length that is incompatible with DHCP service enabled');
+  for (const { kind, blocks } of NO_DHCP_BLOCKS)
+    if (blocks.some((b) => within(cidr, b)))
+      throw invalidInput(`${kind} IP subnet is not supported if enable_dhcp is True`);
+  if (cidr.version === 4 && cidr.network === 0n)
+    throw invalidInput("First IP '0.0.0.0' of network is not supported if enable_dhcp is True.");
+}
+
+/** Any CIDR: never a /0 (Neutron's _validate_subnet_cidr) nor IPv4-mapped addresses. */
+export function checkCidr(cidr: Cidr): void {
+  if (cidr.prefix === 0) throw invalidInput('0 is not allowed as CIDR prefix length');
+  if (cidrsOverlap(cidr, V4_MAPPED))
+    throw badInput(
+      'cidr',
+      `${formatCidr(cidr)} overlaps ::ffff:0:0/96, the IPv4-mapped addresses, which are not addresses on a wire`,
+    );
+}
 
 /** A parsed subnet: what IPAM needs to hand out addresses. */
 export interface SubnetPlan {
@@ -50,8 +108,7 @@ export function parseGateway(cidr: Cidr, raw: string | null | undefined): bigint
   if (raw === null) return null;
   const ip = parseIp(raw);
   if (!ip) throw badInput('gateway_ip', `'${raw}' is not a valid IP address`);
-  if (ip.version !== cidr.version)
-    throw badInput('gateway_ip', `'${raw}' is not an IPv${cidr.version} address`);
+  checkVersion(cidr.version, ip, 'gateway_ip', raw);
   if (ip.value === cidr.network || (cidr.version === 4 && ip.value === lastAddress(cidr)))
     throw new ApiError(
       'InvalidInput',
@@ -109,13 +166,26 @@ export function checkGatewayOutsidePools(cidr: Cidr, gateway: bigint | null, poo
   }
 }
 
-export function parseNameservers(raw: readonly string[]): string[] {
+/** Why a client cannot query `ip` as its nameserver, or undefined when it can. */
+function nameserverProblem(ip: Ip, raw: string): string | undefined {
+  if (ip.value === 0n) return `'${raw}' is the unspecified address, which no client can query`;
+  if (isV4Mapped(ip))
+    return `'${raw}' is an IPv4-mapped IPv6 address, which a DHCPv6 client cannot use as a nameserver; give ${formatIp(4, ip.value & 0xffffffffn)} to an IPv4 subnet instead`;
+  return undefined;
+}
+
+/** A subnet's nameservers: of its IP version, queryable, canonical, no duplicates. */
+export function parseNameservers(version: IpVersion, raw: readonly string[]): string[] {
   const out: string[] = [];
   for (const s of raw) {
-    const ip = canonicalIp(s);
+    const ip = parseIp(s);
     if (!ip) throw badInput('dns_nameservers', `'${s}' is not a valid nameserver`);
-    if (out.includes(ip)) throw badInput('dns_nameservers', `Duplicate nameserver '${s}'`);
-    out.push(ip);
+    checkVersion(version, ip, 'dns_nameserver', s);
+    const problem = nameserverProblem(ip, s);
+    if (problem) throw badInput('dns_nameservers', problem);
+    const text = formatIp(ip.version, ip.value);
+    if (out.includes(text)) throw badInput('dns_nameservers', `Duplicate nameserver '${s}'`);
+    out.push(text);
   }
   return out;
 }
@@ -130,12 +200,9 @@ export function parseRoutes(
     if (!('cidr' in dest)) throw badInput('host_routes', dest.reason);
     const hop = parseIp(r.nexthop);
     if (!hop) throw badInput('host_routes', `'${r.nexthop}' is not a valid IP address`);
-    if (dest.cidr.version !== version || hop.version !== version)
-      throw badInput('host_routes', `route ${r.destination} via ${r.nexthop} is not IPv${version}`);
-    const route = {
-      destination: formatCidr(dest.cidr),
-      nexthop: canonicalIp(r.nexthop) as string,
-    };
+    checkVersion(version, hop, 'nexthop', r.nexthop);
+    checkVersion(version, dest.cidr, 'destination', r.destination);
+    const route = { destination: formatCidr(dest.cidr), nexthop: formatIp(hop.version, hop.value) };
     if (out.some((o) => o.destination === route.destination && o.nexthop === route.nexthop))
       throw badInput('host_routes', `Duplicate hostroute '${r.destination} ${r.nexthop}'`);
     out.push(route);
@@ -148,3 +215,35 @@ export const gatewayText = (cidr: Cidr, gateway: bigint | null): string | null =
   gateway === null
     ? null
     : (toPools(cidr.version, [{ start: gateway, end: gateway }])[0]?.start ?? null);
+
+/** A create request checked whole, in canonical form, before anything is written. */
+export function parseSubnetCreate(req: SubnetCreate) {
+  const parsed = parseCidr(req.cidr);
+  if (!('cidr' in parsed)) throw badInput('cidr', parsed.reason);
+  const { cidr } = parsed;
+  if (req.ip_version !== undefined && req.ip_version !== cidr.version)
+    throw invalidInput(`ip_version ${req.ip_version} does not match cidr ${req.cidr}`);
+  if (req.enable_dhcp ?? true) checkDhcpCidr(cidr);
+  checkCidr(cidr);
+  const usable = usableRange(cidr);
+  if (usable.start > usable.end)
+    throw badInput('cidr', `'${req.cidr}' has no usable addresses for a subnet`);
+  const gateway = parseGateway(cidr, req.gateway_ip);
+  const pools =
+    req.allocation_pools === undefined
+      ? defaultPools(cidr, gateway)
+      : parsePools(cidr, req.allocation_pools);
+  checkGatewayOutsidePools(cidr, gateway, pools);
+  return {
+    cidr,
+    gateway: gatewayText(cidr, gateway),
+    pools: toPools(cidr.version, pools),
+    dns: parseNameservers(cidr.version, req.dns_nameservers ?? []),
+    routes: parseRoutes(cidr.version, req.host_routes ?? []),
+  };
+}
+
+/** An update turning DHCP on is checked against the stored CIDR, as on create. */
+export function checkDhcpUpdate(current: Subnet, enable: boolean | undefined): void {
+  if (enable === true && !current.enable_dhcp) checkDhcpCidr(planOf(current).cidr);
+}

@@ -20,7 +20,7 @@ import {
   uuid,
   ValidationError,
 } from './schema.ts';
-import { domainSafeName } from './servers.ts';
+import { novaName } from './servers.ts';
 
 const fail = (path: string, reason: string): never => {
   throw new ValidationError(path, reason);
@@ -76,9 +76,9 @@ const rxtxOne = (): Schema<1> => ({
   },
 });
 
-/** Nova's flavor name: no outer spaces and no control characters (C1 included, as Nova
- * refuses every Cc character); well-formed, since a domain's metadata carries it. */
-const flavorName = domainSafeName;
+/** Nova's flavor name is its `name` rule, as a server's: printable BMP characters (no
+ * category C, Zl or Zp), no outer whitespace; a domain's metadata carries it. */
+const flavorName = novaName;
 
 export const FlavorCreate = obj({
   flavor: obj({

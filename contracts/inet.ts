@@ -4,7 +4,9 @@
  *
  * Invariants: text is accepted only when it is exactly one address (no zone ids, no
  * leading zeros in IPv4 octets, no spaces), and formatted text is canonical (dotted quad;
- * RFC 5952 lower-case, `::`-compressed IPv6), so equal addresses are equal strings. Pure.
+ * RFC 5952 lower-case, `::`-compressed IPv6, IPv4-mapped addresses as `::ffff:a.b.c.d` as
+ * RFC 5952 §5 recommends and netaddr, hence Neutron, prints them), so equal addresses are
+ * equal strings. Pure.
  */
 
 export type IpVersion = 4 | 6;
@@ -61,10 +63,14 @@ export function parseIp(s: string): Ip | undefined {
   return value === undefined ? undefined : { version: 4, value };
 }
 
+/** In ::ffff:0:0/96: an IPv4 address written in IPv6 form (RFC 4291 §2.5.5.2). */
+export const isV4Mapped = (ip: Ip): boolean => ip.version === 6 && ip.value >> 32n === 0xffffn;
+
 export function formatIp(version: IpVersion, value: bigint): string {
   if (version === 4) {
     return [24n, 16n, 8n, 0n].map((s) => String((value >> s) & 0xffn)).join('.');
   }
+  if (isV4Mapped({ version, value })) return `::ffff:${formatIp(4, value & 0xffffffffn)}`;
   const groups = Array.from({ length: 8 }, (_, i) => (value >> BigInt(112 - i * 16)) & 0xffffn);
   // RFC 5952: compress the longest run (length >= 2) of zero groups, the first on ties.
   let best = -1;

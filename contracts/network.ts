@@ -37,6 +37,13 @@ export const MAX_SEGMENTATION_ID: Record<TunnelType, number> = {
 };
 
 export const DHCP_OWNER = 'network:dhcp';
+/** Neutron's ROUTER_INTERFACE_OWNERS_SNAT: the only ports that may hold a subnet's gateway. */
+export const ROUTER_INTERFACE_OWNERS: readonly string[] = [
+  'network:router_interface',
+  'network:router_interface_distributed',
+  'network:ha_router_replicated_interface',
+  'network:router_centralized_snat',
+];
 export const MAC_PREFIX = 'fa:16:3e';
 export const PORT_STATUSES = ['ACTIVE', 'DOWN', 'BUILD', 'ERROR'] as const;
 export type PortStatus = (typeof PORT_STATUSES)[number];

@@ -4,7 +4,10 @@
  * Invariant: every value that crosses an edge (HTTP body, AMQP message, config) passes
  * through `parse`, which either returns a fully typed value or throws a ValidationError
  * naming the offending field by its path (`agent.admin_state_up`). Strings reject control
- * characters by default, so newlines never reach a file, rule or device name.
+ * characters by default, so newlines never reach a file, rule or device name, and lone
+ * UTF-16 surrogates, which no database or file can store as sent; their lengths count
+ * characters (code points), as Neutron and Nova do. Objects recognise only their schema's
+ * own keys, so `constructor` or `__proto__` is refused like any unknown attribute.
  */
 
 export class ValidationError extends Error {
@@ -54,6 +57,23 @@ export interface StrOptions {
   patternName?: string;
 }
 
+/** Why `s` is not well-formed UTF-16 (it holds a lone surrogate), or undefined. */
+function surrogateProblem(s: string): string | undefined {
+  if (s.isWellFormed()) return undefined;
+  const lone = [...s].find((c) => c.length === 1 && /[\ud800-\udfff]/.test(c)) ?? '';
+  const code = (lone.codePointAt(0) ?? 0).toString(16).toUpperCase();
+  return `must be well-formed Unicode (it contains a lone surrogate, U+${code})`;
+}
+
+/** The code points of `s` as compared with min..max: its UTF-16 length when that already
+ * lies in 2·min..max (the count cannot then fall outside min..max), else counted. */
+function charCount(s: string, atLeast: number, atMost: number): number {
+  if (s.length <= atMost && s.length >= 2 * atLeast) return s.length;
+  let n = 0;
+  for (const _ of s) n++;
+  return n;
+}
+
 export function str(opts: StrOptions = {}): Schema<string> {
   const { min = 0, max = 255 } = opts;
   return {
@@ -61,8 +81,11 @@ export function str(opts: StrOptions = {}): Schema<string> {
     parse(value, path = '') {
       if (typeof value !== 'string') return fail(path, `must be a string, got ${describe(value)}`);
       if (CONTROL.test(value)) return fail(path, 'must not contain control characters');
-      if (value.length < min) return fail(path, `must be at least ${min} characters`);
-      if (value.length > max) return fail(path, `must be at most ${max} characters`);
+      const surrogate = surrogateProblem(value);
+      if (surrogate) return fail(path, surrogate);
+      const chars = charCount(value, min, max);
+      if (chars < min) return fail(path, `must be at least ${min} characters`);
+      if (chars > max) return fail(path, `must be at most ${max} characters`);
       if (opts.pattern && !opts.pattern.test(value)) {
         return fail(path, `must be ${opts.patternName ?? `a string matching ${opts.pattern}`}`);
       }
@@ -164,12 +187,14 @@ export function obj<S extends Shape>(shape: S): Schema<ObjOf<S>> & { shape: S } 
     parse(value, path = '') {
       if (!isPlainObject(value)) return fail(path, `must be an object, got ${describe(value)}`);
       for (const key of Object.keys(value)) {
-        if (!(key in shape)) return fail(join(path, key), 'is not a recognised attribute');
+        if (!Object.hasOwn(shape, key))
+          return fail(join(path, key), 'is not a recognised attribute');
       }
       const out: Record<string, unknown> = {};
       for (const [key, schema] of Object.entries(shape)) {
-        if (value[key] === undefined && !schema.optional) fail(join(path, key), 'is required');
-        const v = schema.parse(value[key], join(path, key));
+        const given = Object.hasOwn(value, key) ? value[key] : undefined;
+        if (given === undefined && !schema.optional) fail(join(path, key), 'is required');
+        const v = schema.parse(given, join(path, key));
         if (v !== undefined) out[key] = v;
       }
       return out as ObjOf<S>;
@@ -186,7 +211,12 @@ export function json(
   const { maxDepth = 6, maxBytes = 65536 } = opts;
   const check = (v: unknown, path: string, depth: number): void => {
     if (depth > maxDepth) fail(path, `nests deeper than ${maxDepth} levels`);
-    if (v === null || typeof v === 'boolean' || typeof v === 'string') return;
+    if (typeof v === 'string') {
+      const surrogate = surrogateProblem(v);
+      if (surrogate) fail(path, surrogate);
+      return;
+    }
+    if (v === null || typeof v === 'boolean') return;
     if (typeof v === 'number') {
       if (!Number.isFinite(v)) fail(path, 'must be a finite number');
       return;
@@ -198,6 +228,7 @@ export function json(
     if (isPlainObject(v)) {
       for (const [k, item] of Object.entries(v)) {
         if (CONTROL.test(k)) fail(path, 'keys must not contain control characters');
+        if (!k.isWellFormed()) fail(path, 'keys must be well-formed Unicode');
         check(item, join(path, k), depth + 1);
       }
       return;

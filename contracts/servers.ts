@@ -143,12 +143,13 @@ export const Metadata: Schema<Record<string, string>> = {
     const entries = Object.entries(value);
     if (entries.length > MAX_METADATA)
       throw new ValidationError(path, `must have at most ${MAX_METADATA} items`);
-    const out: Record<string, string> = {};
-    for (const [k, v] of entries) {
-      metaKey().parse(k, `${path}.${k}`);
-      out[k] = metaValue().parse(v, `${path}.${k}`);
-    }
-    return out;
+    // fromEntries defines own properties, so a `__proto__` key stays a key.
+    return Object.fromEntries(
+      entries.map(([k, v]) => [
+        metaKey().parse(k, `${path}.${k}`),
+        metaValue().parse(v, `${path}.${k}`),
+      ]),
+    );
   },
 };
 
@@ -189,13 +190,13 @@ export const refId = (r: string): string => {
   return decodeURIComponent(tail);
 };
 
-/** A name the domain can carry: 1-255 characters, no outer spaces, no controls (C0/C1);
- * server and flavor names both end up in a domain's metadata. */
+/** A name the domain can carry: 1-255 characters, no outer spaces, no controls (C0/C1),
+ * well-formed; server and flavor names both end up in a domain's metadata. */
 export const domainSafeName = (): Schema<string> => {
   const base = str({
     min: 1,
     max: DOMAIN_LIMITS.text,
-    pattern: /^(?! ).*(?<! )$/,
+    pattern: /^(?! )[\s\S]*(?<! )$/,
     patternName: 'a name without leading or trailing spaces',
   });
   return {
@@ -208,12 +209,50 @@ export const domainSafeName = (): Schema<string> => {
     },
   };
 };
+
+/** Nova's unprintable characters: categories C (Cc Cf Cs Co Cn), Zl, Zp, and, as Nova
+ * builds its character class from U+0000-U+FFFE only, everything beyond the BMP. */
+const UNPRINTABLE = /[\p{C}\p{Zl}\p{Zp}\u{10000}-\u{10FFFF}]/u;
+const OUTER_SPACE = /^\p{Zs}|\p{Zs}$/u;
+
+/** Why `s` breaks Nova's name rule (parameter_types.name), or undefined when it keeps it. */
+export function novaNameProblem(s: string): string | undefined {
+  const bad = UNPRINTABLE.exec(s);
+  if (bad) {
+    const cp = bad[0].codePointAt(0) ?? 0;
+    const code = cp.toString(16).toUpperCase().padStart(4, '0');
+    const at = [...s.slice(0, bad.index)].length + 1;
+    const where =
+      cp > 0xffff ? ' (Nova takes characters of the Basic Multilingual Plane only)' : '';
+    return `must be printable characters; U+${code} (character ${at}) is not printable${where}`;
+  }
+  if (OUTER_SPACE.test(s)) return 'must not start or end with whitespace';
+  return undefined;
+}
+
+/**
+ * Nova's `name` of a request (servers, flavors): 1-255 printable characters without leading
+ * or trailing whitespace (Zs), and a name a domain can carry. Being within the BMP, its
+ * length in characters is its length in UTF-16 units, which the compute agent counts.
+ */
+export const novaName = (): Schema<string> => {
+  const base = domainSafeName();
+  return {
+    kind: 'string',
+    parse(value, path = '') {
+      const name = base.parse(value, path);
+      const problem = novaNameProblem(name);
+      if (problem) throw new ValidationError(path, problem);
+      return name;
+    },
+  };
+};
 const one = () => int({ min: 1, max: 1 });
 const anyValue = { kind: 'any', parse: (v: unknown) => v } as Schema<unknown>;
 
 export const ServerCreate = obj({
   server: obj({
-    name: domainSafeName(),
+    name: novaName(),
     flavorRef: ref(),
     imageRef: ref(),
     networks: optional(Networks),
@@ -230,7 +269,7 @@ export const ServerCreate = obj({
 });
 export type ServerCreate = Infer<typeof ServerCreate>['server'];
 
-export const ServerUpdate = obj({ server: obj({ name: optional(domainSafeName()) }) });
+export const ServerUpdate = obj({ server: obj({ name: optional(novaName()) }) });
 
 export const RebootAction = obj({ reboot: obj({ type: oneOf(['SOFT', 'HARD'] as const) }) });
 export const ConsoleOutputAction = obj({

@@ -7,10 +7,17 @@
  * the lowest free address with ON CONFLICT DO NOTHING and, if another transaction got it
  * first, reads again and takes the next; a requested address that is taken is refused
  * (IpAddressAlreadyAllocated). One MAC per network (UNIQUE(network_id, mac_address)).
+ * A subnet's gateway address is held only by a router interface port: automatic allocation
+ * never reaches it (it lies outside the pools) and any other port asking for it is refused.
  */
 import { randomBytes } from 'node:crypto';
 import { ApiError } from '../../contracts/errors.ts';
-import { type FixedIpRequest, MAC_PREFIX, type Subnet } from '../../contracts/network.ts';
+import {
+  type FixedIpRequest,
+  MAC_PREFIX,
+  ROUTER_INTERFACE_OWNERS,
+  type Subnet,
+} from '../../contracts/network.ts';
 import { contains, firstFree, formatIp, type Ip, lastAddress, parseIp } from '../ipam.ts';
 import { planOf } from '../subnet-rules.ts';
 import type { Queryable } from './index.ts';
@@ -202,4 +209,27 @@ export async function allocateFixedIps(
     const subnet = named ?? subnetHolding(subnets, ip, req.ip_address);
     await allocateRequested(tx, subnet, portId, ip, req.ip_address);
   }
+}
+
+/**
+ * Refuses a port that is not a router interface yet holds a subnet's gateway address: the
+ * router owns it, and DHCP would hand it to a VM while naming it the router. Run after a
+ * port's addresses or device_owner changed, inside the same transaction.
+ */
+export async function refuseGatewayHolder(
+  tx: Queryable,
+  portId: string,
+  deviceOwner: string,
+): Promise<void> {
+  if (ROUTER_INTERFACE_OWNERS.includes(deviceOwner)) return;
+  const [held] = await tx.query<{ ip_address: string; subnet_id: string }>(
+    `SELECT a.ip_address, a.subnet_id FROM ipallocations a JOIN subnets s ON s.id = a.subnet_id
+      WHERE a.port_id = ? AND a.ip_address = s.gateway_ip`,
+    [portId],
+  );
+  if (held)
+    throw new ApiError(
+      'InvalidIpForSubnet',
+      `IP address ${held.ip_address} is not a valid IP for the specified subnet: it is the gateway of subnet ${held.subnet_id}, which only a router interface port (device_owner ${ROUTER_INTERFACE_OWNERS.join(', ')}) may hold.`,
+    );
 }

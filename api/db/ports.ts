@@ -5,7 +5,8 @@
  * Invariants: a refused create or update changes nothing (MAC, addresses and row are one
  * transaction, and a constraint race maps to Neutron's error); a MAC changes only while
  * the port is unbound; a binding change resets the status to DOWN; deleting a port frees
- * its addresses and MAC. Every change bumps revision_number.
+ * its addresses and MAC; only a router interface port holds a subnet's gateway address.
+ * Every change bumps revision_number.
  */
 import { randomUUID } from 'node:crypto';
 import { ApiError } from '../../contracts/errors.ts';
@@ -33,7 +34,14 @@ import {
   whereSql,
   writeUpdates,
 } from './neutron.ts';
-import { allocateFixedIps, chooseMac, macInUse, macTaken, normaliseMac } from './port-ipam.ts';
+import {
+  allocateFixedIps,
+  chooseMac,
+  macInUse,
+  macTaken,
+  normaliseMac,
+  refuseGatewayHolder,
+} from './port-ipam.ts';
 
 interface PortRow extends Row {
   id: string;
@@ -202,6 +210,7 @@ export async function createPort(db: Db, req: PortCreate, now: Date): Promise<Po
         ],
       );
       await allocateFixedIps(tx, req.network_id, id, req.fixed_ips);
+      await refuseGatewayHolder(tx, id, req.device_owner ?? '');
     });
   } catch (e) {
     throw raced(e, req.network_id, mac);
@@ -281,6 +290,8 @@ export async function updatePort(
       networkId = current.network_id;
       const result = await portUpdates(tx, current, changes);
       mac = result.mac;
+      if (changes.fixed_ips !== undefined || changes.device_owner !== undefined)
+        await refuseGatewayHolder(tx, id, changes.device_owner ?? current.device_owner);
       await writeUpdates(tx, 'ports', id, result.u, now);
     });
   } catch (e) {

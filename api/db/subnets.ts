@@ -1,6 +1,7 @@
 /**
  * Subnet rows: CIDR, gateway, allocation pools, DNS servers and host routes, checked by
- * subnet-rules.ts and stored in canonical form.
+ * subnet-rules.ts (an update against the stored subnet: its CIDR, IP version and whether
+ * DHCP was already on) and stored in canonical form.
  *
  * Invariants: subnets of one network never overlap (checked while the network row is
  * locked by the revision bump, so two concurrent creates cannot both pass); a new gateway
@@ -16,24 +17,16 @@ import {
   type SubnetCreate,
   type SubnetUpdate,
 } from '../../contracts/network.ts';
+import { type Cidr, cidrsOverlap, formatCidr, type Pool, parseCidr, toPools } from '../ipam.ts';
 import {
-  type Cidr,
-  cidrsOverlap,
-  defaultPools,
-  formatCidr,
-  type Pool,
-  parseCidr,
-  toPools,
-  usableRange,
-} from '../ipam.ts';
-import {
-  badInput,
+  checkDhcpUpdate,
   checkGatewayOutsidePools,
   gatewayText,
   parseGateway,
   parseNameservers,
   parsePools,
   parseRoutes,
+  parseSubnetCreate,
   planOf,
 } from '../subnet-rules.ts';
 import type { Db, Queryable, Row } from './index.ts';
@@ -126,34 +119,6 @@ async function touchNetwork(tx: Queryable, networkId: string, at: string): Promi
   return row.project_id;
 }
 
-/** A create request checked whole, in canonical form, before anything is written. */
-function parseCreate(req: SubnetCreate) {
-  const parsed = parseCidr(req.cidr);
-  if (!('cidr' in parsed)) throw badInput('cidr', parsed.reason);
-  const { cidr } = parsed;
-  if (req.ip_version !== undefined && req.ip_version !== cidr.version)
-    throw new ApiError(
-      'InvalidInput',
-      `Invalid input for operation: ip_version ${req.ip_version} does not match cidr ${req.cidr}.`,
-    );
-  const usable = usableRange(cidr);
-  if (usable.start > usable.end)
-    throw badInput('cidr', `'${req.cidr}' has no usable addresses for a subnet`);
-  const gateway = parseGateway(cidr, req.gateway_ip);
-  const pools =
-    req.allocation_pools === undefined
-      ? defaultPools(cidr, gateway)
-      : parsePools(cidr, req.allocation_pools);
-  checkGatewayOutsidePools(cidr, gateway, pools);
-  return {
-    cidr,
-    gateway: gatewayText(cidr, gateway),
-    pools: toPools(cidr.version, pools),
-    dns: parseNameservers(req.dns_nameservers ?? []),
-    routes: parseRoutes(cidr.version, req.host_routes ?? []),
-  };
-}
-
 /** Refuses a CIDR overlapping another subnet of the network. */
 async function checkOverlap(tx: Queryable, networkId: string, cidr: Cidr) {
   const others = await tx.query<{ cidr: string }>('SELECT cidr FROM subnets WHERE network_id = ?', [
@@ -170,7 +135,7 @@ async function checkOverlap(tx: Queryable, networkId: string, cidr: Cidr) {
 }
 
 export async function createSubnet(db: Db, req: SubnetCreate, now: Date): Promise<Subnet> {
-  const v = parseCreate(req);
+  const v = parseSubnetCreate(req);
   const id = randomUUID();
   const at = resourceTime(now);
   await db.transaction(async (tx) => {
@@ -250,10 +215,14 @@ export async function updateSubnet(
   await db.transaction(async (tx) => {
     const current = await getSubnet(tx, id);
     if (!current) throw subnetNotFound(id);
+    checkDhcpUpdate(current, changes.enable_dhcp);
     const u = columnUpdates();
     const cidr = await addressUpdates(tx, current, changes, u);
     if (changes.dns_nameservers !== undefined)
-      u.set('dns_nameservers', JSON.stringify(parseNameservers(changes.dns_nameservers)));
+      u.set(
+        'dns_nameservers',
+        JSON.stringify(parseNameservers(cidr.version, changes.dns_nameservers)),
+      );
     if (changes.host_routes !== undefined)
       u.set('host_routes', JSON.stringify(parseRoutes(cidr.version, changes.host_routes)));
     u.set('name', changes.name);

@@ -30,7 +30,8 @@ describe('ipam', () => {
     assert.equal(canonicalIp('10.0.0.256'), undefined);
     assert.equal(canonicalIp('2001:DB8:0:0:1:0:0:1'), '2001:db8::1:0:0:1');
     assert.equal(canonicalIp('fe80:0:0:0:1:0:0:0'), 'fe80::1:0:0:0');
-    assert.equal(canonicalIp('::ffff:192.0.2.1'), '::ffff:c000:201');
+    assert.equal(canonicalIp('::ffff:192.0.2.1'), '::ffff:192.0.2.1');
+    assert.equal(canonicalIp('::FFFF:c000:201'), '::ffff:192.0.2.1');
     assert.equal(canonicalIp('1::2::3'), undefined);
     assert.equal(canonicalIp('1:2:3:4:5:6:7:8:9'), undefined);
     assert.equal(parseIp('::')?.value, 0n);
