@@ -12,7 +12,7 @@
  * IPv4-mapped); everything is stored canonical and without duplicates.
  */
 import { ApiError } from '../contracts/errors.ts';
-import type { Subnet, SubnetCreate } from '../contracts/network.ts';
+import { IPV6_MIN_MTU, type Subnet, type SubnetCreate } from '../contracts/network.ts';
 import {
   type Cidr,
   cidrsOverlap,
@@ -62,7 +62,11 @@ const NO_DHCP_BLOCKS = [
   { kind: 'Link-local', blocks: [block('169.254.0.0/16'), block('fe80::/10')] },
 ] as const;
 
-/** A CIDR that is to have DHCP enabled: refused as Neutron's _validate_subnet does. */
+/**
+ * A CIDR that is to have DHCP enabled: refused as Neutron's _validate_subnet does, and
+ * an IPv6 prefix shorter than /64, which dnsmasq refuses to serve (Neutron's agent
+ * skips such a subnet silently; Kumo says so when it is created).
+ */
 export function checkDhcpCidr(cidr: Cidr): void {
   if (cidr.prefix > (cidr.version === 4 ? 30 : 126))
     throw invalidInput('Subnet has a prefix length that is incompatible with DHCP service enabled');
@@ -71,6 +75,11 @@ export function checkDhcpCidr(cidr: Cidr): void {
       throw invalidInput(`${kind} IP subnet is not supported if enable_dhcp is True`);
   if (cidr.version === 4 && cidr.network === 0n)
     throw invalidInput("First IP '0.0.0.0' of network is not supported if enable_dhcp is True.");
+  // A /0 is refused for any subnet (checkCidr).
+  if (cidr.version === 6 && cidr.prefix > 0 && cidr.prefix < 64)
+    throw invalidInput(
+      `IPv6 subnets with DHCP enabled need a prefix length of at least 64 (dnsmasq serves DHCPv6 on no shorter prefix), got /${cidr.prefix}`,
+    );
 }
 
 /** Any CIDR: never a /0 (Neutron's _validate_subnet_cidr) nor IPv4-mapped addresses. */
@@ -241,6 +250,14 @@ export function parseSubnetCreate(req: SubnetCreate) {
     dns: parseNameservers(cidr.version, req.dns_nameservers ?? []),
     routes: parseRoutes(cidr.version, req.host_routes ?? []),
   };
+}
+
+/** An IPv6 subnet needs its network's MTU to be at least 1280. */
+export function checkIpv6Mtu(version: IpVersion, mtu: number): void {
+  if (version === 6 && mtu < IPV6_MIN_MTU)
+    throw invalidInput(
+      `IPv6 protocol requires a minimum MTU of ${IPV6_MIN_MTU}, while the configured value is ${mtu}`,
+    );
 }
 
 /** An update turning DHCP on is checked against the stored CIDR, as on create. */

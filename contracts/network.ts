@@ -51,6 +51,8 @@ export const VNIC_TYPES = ['normal'] as const;
 export const MAX_DNS_NAMESERVERS = 5;
 export const MAX_HOST_ROUTES = 20;
 export const MAX_FIXED_IPS = 16;
+/** Below it the kernel refuses IPv6 addresses on a device (RFC 8200). */
+export const IPV6_MIN_MTU = 1280;
 
 const fail = (path: string, reason: string): never => {
   throw new ValidationError(path, reason);

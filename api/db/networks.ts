@@ -9,6 +9,7 @@ import { ApiError } from '../../contracts/errors.ts';
 import {
   DEFAULT_PROJECT_ID,
   DHCP_OWNER,
+  IPV6_MIN_MTU,
   type Network,
   type NetworkCreate,
   type NetworkType,
@@ -189,6 +190,17 @@ export async function createNetwork(
   return created;
 }
 
+/** An MTU under 1280 is refused while the network has an IPv6 subnet. */
+async function checkMtuForIpv6(tx: Queryable, id: string, mtu: number) {
+  if (mtu >= IPV6_MIN_MTU) return;
+  const v6 = await tx.query('SELECT id FROM subnets WHERE network_id = ? AND ip_version = 6', [id]);
+  if (v6.length)
+    throw new ApiError(
+      'InvalidInput',
+      `Invalid input for operation: the network has IPv6 subnets, and IPv6 protocol requires a minimum MTU of ${IPV6_MIN_MTU}, while the requested value is ${mtu}.`,
+    );
+}
+
 export async function updateNetwork(
   db: Db,
   id: string,
@@ -214,6 +226,7 @@ export async function updateNetwork(
         'InvalidInput',
         `Invalid input for operation: Requested MTU is too big, maximum is ${max}.`,
       );
+    if (changes.mtu !== undefined) await checkMtuForIpv6(tx, id, changes.mtu);
     const u = columnUpdates();
     u.set('name', changes.name);
     u.set('description', changes.description);

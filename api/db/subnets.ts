@@ -21,6 +21,7 @@ import { type Cidr, cidrsOverlap, formatCidr, type Pool, parseCidr, toPools } fr
 import {
   checkDhcpUpdate,
   checkGatewayOutsidePools,
+  checkIpv6Mtu,
   gatewayText,
   parseGateway,
   parseNameservers,
@@ -110,13 +111,13 @@ export async function getSubnet(db: Queryable, id: string): Promise<Subnet | und
 }
 
 /** Bumps the network's revision (its `subnets` changed) and locks its row until commit. */
-async function touchNetwork(tx: Queryable, networkId: string, at: string): Promise<string> {
-  const [row] = await tx.query<{ project_id: string }>(
-    'UPDATE networks SET revision_number = revision_number + 1, updated_at = ? WHERE id = ? RETURNING project_id',
+async function touchNetwork(tx: Queryable, networkId: string, at: string) {
+  const [row] = await tx.query<{ project_id: string; mtu: unknown }>(
+    'UPDATE networks SET revision_number = revision_number + 1, updated_at = ? WHERE id = ? RETURNING project_id, mtu',
     [at, networkId],
   );
   if (!row) throw networkNotFound(networkId);
-  return row.project_id;
+  return { owner: row.project_id, mtu: Number(row.mtu) };
 }
 
 /** Refuses a CIDR overlapping another subnet of the network. */
@@ -139,7 +140,8 @@ export async function createSubnet(db: Db, req: SubnetCreate, now: Date): Promis
   const id = randomUUID();
   const at = resourceTime(now);
   await db.transaction(async (tx) => {
-    const owner = await touchNetwork(tx, req.network_id, at);
+    const { owner, mtu } = await touchNetwork(tx, req.network_id, at);
+    checkIpv6Mtu(v.cidr.version, mtu);
     await checkOverlap(tx, req.network_id, v.cidr);
     await tx.query(
       `INSERT INTO subnets (id, network_id, project_id, name, description, ip_version, cidr,

@@ -15,6 +15,7 @@
  * - host names are valid DNS labels for every address dnsmasq can serve, and unique.
  */
 import type { DhcpNetwork, DhcpPort, DhcpSubnet } from '../../contracts/dhcp.ts';
+import { IPV6_MIN_MTU, ROUTER_INTERFACE_OWNERS } from '../../contracts/network.ts';
 import { ValidationError } from '../../contracts/schema.ts';
 import { RESOURCE_ID, type RejectedPart } from '../../contracts/status.ts';
 import {
@@ -27,21 +28,11 @@ import {
 } from '../ip/inet.ts';
 
 export const DEFAULT_DOMAIN = 'openstacklocal';
-/** Below it the kernel refuses IPv6 addresses on a device (RFC 8200). */
-export const IPV6_MIN_MTU = 1280;
 
 export interface RenderOptions {
   /** DNS domain of the instances (Neutron's `dns_domain`); default `openstacklocal`. */
   domain?: string;
 }
-
-/** Ports that own the gateway address (Neutron's ROUTER_INTERFACE_OWNERS_SNAT). */
-const ROUTER_OWNERS = [
-  'network:router_interface',
-  'network:router_interface_distributed',
-  'network:ha_router_replicated_interface',
-  'network:router_centralized_snat',
-];
 
 const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 const ID = /^[A-Za-z0-9][A-Za-z0-9-]{0,63}$/;
@@ -242,7 +233,7 @@ function checkFixedIp(
   const address = ip(port.fixed_ips[j]?.ip_address, field, subnet.version);
   if (networkAddress({ ...subnet.cidr, address }) !== networkAddress(subnet.cidr))
     bad(field, `${address} is outside subnet ${subnet.id}`);
-  if (address === subnet.gateway && !ROUTER_OWNERS.includes(port.device_owner))
+  if (address === subnet.gateway && !ROUTER_INTERFACE_OWNERS.includes(port.device_owner))
     bad(field, `${address} is the gateway of subnet ${subnet.id}`);
   const other = taken.addresses.get(address);
   if (other !== undefined) bad(field, `${address} is also the address of port ${other}`);

@@ -259,6 +259,37 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.equal(renamed.name, 'lo');
     });
 
+    test('3b: IPv6 the agents cannot serve is refused: DHCPv6 under /64, IPv6 under an MTU of 1280', async () => {
+      const n = await net('f3b');
+      await refused(
+        'InvalidInput',
+        /IPv6 subnets with DHCP enabled need a prefix length of at least 64 .*got \/56/,
+        'POST',
+        '/v2.0/subnets',
+        { subnet: { network_id: n.id, cidr: '2001:db8:3b::/56', ip_version: 6 } },
+      );
+      await subnet(n.id, '2001:db8:3b::/56', { ip_version: 6, enable_dhcp: false });
+      const small = await ok<Network>('POST', '/v2.0/networks', 'network', {
+        network: { name: 'f3b-small', mtu: 1200 },
+      });
+      await refused(
+        'InvalidInput',
+        /IPv6 protocol requires a minimum MTU of 1280, while the configured value is 1200/,
+        'POST',
+        '/v2.0/subnets',
+        { subnet: { network_id: small.id, cidr: '2001:db8:3c::/64', ip_version: 6 } },
+      );
+      await subnet(small.id, '10.43.0.0/24');
+      await refused(
+        'InvalidInput',
+        /the network has IPv6 subnets, and IPv6 protocol requires a minimum MTU of 1280/,
+        'PUT',
+        `/v2.0/networks/${n.id}`,
+        { network: { mtu: 1279 } },
+      );
+      await ok('PUT', `/v2.0/networks/${small.id}`, 'network', { network: { mtu: 1000 } });
+    });
+
     test('4: only a router interface port holds the gateway; IPAM never hands it out', async () => {
       const n = await net('f4');
       const s = await subnet(n.id, '10.47.0.0/29');

@@ -41,7 +41,7 @@ import { rabbitVhost, tempDir, testDatabase, type Vhost } from '../helpers/env.t
 
 const ADMIN = 'admin-token-property';
 const HOST = 'prop-host';
-const NETWORKS = 40;
+const NETWORKS = 60;
 const S: DhcpSettings = {
   stateRoot: '/var/lib/kumo/dhcp',
   leaseSeconds: 86400,
@@ -64,7 +64,7 @@ function subnetBody(r: Rng, networkId: string) {
   const version = r.chance(0.6) ? 4 : 6;
   const c = cidrOf(r, version);
   const other = version === 4 ? 6 : 4;
-  const anyIp = () => (r.chance(0.85) ? ipIn(r, version, c.network, c.prefix) : ipText(r, other));
+  const anyIp = () => (r.chance(0.95) ? ipIn(r, version, c.network, c.prefix) : ipText(r, other));
   const body: Record<string, unknown> = {
     network_id: networkId,
     cidr: c.text,
@@ -75,14 +75,14 @@ function subnetBody(r: Rng, networkId: string) {
   if (r.chance(0.3)) body.enable_dhcp = r.chance(0.8);
   if (r.chance(0.6))
     body.dns_nameservers = Array.from({ length: r.int(1, 4) }, () =>
-      r.chance(0.8) ? ipText(r, version) : ipText(r, other),
+      r.chance(0.95) ? ipText(r, version) : ipText(r, other),
     );
   if (r.chance(0.4))
     body.host_routes = Array.from({ length: r.int(1, 3) }, () => ({
       destination: cidrOf(r, r.chance(0.9) ? version : other).text,
       nexthop: anyIp(),
     }));
-  if (r.chance(0.2)) body.allocation_pools = [{ start: anyIp(), end: anyIp() }];
+  if (r.chance(0.1)) body.allocation_pools = [{ start: anyIp(), end: anyIp() }];
   return body;
 }
 
@@ -160,7 +160,7 @@ describe('property: what the API accepts, the DHCP renderers serve whole', {
 
   async function populate(networkId: string) {
     const subnets: Subnet[] = [];
-    for (let i = r.int(1, 3); i > 0; i--) {
+    for (let i = r.int(1, 4); i > 0; i--) {
       const made = await call('POST', '/v2.0/subnets', { subnet: subnetBody(r, networkId) });
       if (made) subnets.push(made.subnet as Subnet);
     }
