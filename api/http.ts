@@ -8,7 +8,7 @@
  * and routing, or Node's HTTP parser — leaves as an ApiError from the catalogue, in the
  * shape of the path's family: `{"NeutronError": {type, message, detail}}` by default,
  * `{"<kind>": {code, message}}` under Nova's and Glance's paths. A JSON body holding a
- * `__proto__` or `constructor` key never reaches a route.
+ * `__proto__` key, or a `constructor` holding a `prototype`, never reaches a route.
  */
 import { timingSafeEqual } from 'node:crypto';
 import { maxHeaderSize, STATUS_CODES } from 'node:http';
@@ -16,7 +16,7 @@ import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { novaError, ReadOnlyAttribute } from '../contracts/compute.ts';
 import { ApiError, neutronError } from '../contracts/errors.ts';
-import { ValidationError } from '../contracts/schema.ts';
+import { isPlainObject, ValidationError } from '../contracts/schema.ts';
 import type { Logger } from '../core/log.ts';
 
 /** `service`: compute agents' token, accepted only on routes with `config.allowService`. */
@@ -149,11 +149,15 @@ export function errorHandler(log: Logger, family?: Family) {
   };
 }
 
-const FORBIDDEN_KEYS = ['__proto__', 'constructor'];
+/** The keys prototype poisoning uses, as fastify's parser refused them (secure-json-parse). */
+const poisoning = (key: string, value: unknown) =>
+  key === '__proto__' ||
+  (key === 'constructor' && isPlainObject(value) && Object.hasOwn(value, 'prototype'));
 
 /**
- * A JSON request body. JSON.parse makes `__proto__` an own key (no prototype changes),
- * so the walk can refuse it, and `constructor`, before any route merges the object.
+ * A JSON request body. JSON.parse makes `__proto__` an own key (no prototype changes), so
+ * the walk can refuse it, and a `constructor` holding a `prototype`, by path before any
+ * route merges the object.
  */
 export function parseJsonBody(text: string): unknown {
   if (text.trim() === '') throw new ApiError('BadRequest', 'Request body is empty.');
@@ -170,7 +174,7 @@ export function parseJsonBody(text: string): unknown {
     const list = Array.isArray(node);
     for (const [key, child] of Object.entries(node)) {
       const at = list ? `${path}[${key}]` : path ? `${path}.${key}` : key;
-      if (!list && FORBIDDEN_KEYS.includes(key))
+      if (!list && poisoning(key, child))
         throw new ValidationError(at, 'is not a recognised attribute');
       stack.push([child, at]);
     }
