@@ -4,7 +4,8 @@
  *
  * Invariants: no route runs without a valid X-Auth-Token (401 otherwise) unless it is
  * marked `config.public` (the version documents); admin-only routes refuse member tokens
- * with 403. Every error a client can see — from a route, a hook, fastify's body parsing
+ * with 403; a known path asked with another method is a 405 naming the methods in `Allow`.
+ * Every error a client can see — from a route, a hook, fastify's body parsing
  * and routing, or Node's HTTP parser — leaves as an ApiError from the catalogue, in the
  * shape of the path's family: `{"NeutronError": {type, message, detail}}` by default,
  * `{"<kind>": {code, message}}` under Nova's and Glance's paths. A JSON body holding a
@@ -286,11 +287,18 @@ export function clientErrorHandler() {
     answered.add(socket);
     const e = clientApiError(err);
     const body = JSON.stringify(errorBody(rawFamily(err.rawPacket), e));
+    // Closed once the answer is flushed and the client has closed its side.
+    let waiting = socket.readableEnded ? 1 : 2;
+    const settle = () => {
+      waiting -= 1;
+      if (waiting === 0) socket.destroy();
+    };
     socket.setTimeout(LINGER_MS, () => socket.destroy());
-    socket.once('end', () => socket.destroy());
+    if (!socket.readableEnded) socket.once('end', settle);
     socket.end(
       `HTTP/1.1 ${e.status} ${STATUS_CODES[e.status]}\r\nContent-Type: application/json\r\n` +
         `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      settle,
     );
     socket.resume();
   };

@@ -289,3 +289,43 @@ for (const engine of ['sqlite', 'postgres'] as const) {
     });
   });
 }
+
+describe('api HTTP hardening while closing', () => {
+  test('9: a request on a kept-alive connection during close gets the catalogue 503', async () => {
+    const db = openDb({ engine: 'sqlite', path: ':memory:' });
+    await migrate(db);
+    const app = buildApp({
+      db,
+      broker: { cast: async () => {}, fanout: async () => {} },
+      clock: { now: () => new Date() },
+      log: silentLogger(),
+      settings: { adminToken: ADMIN, memberTokens: [], agentDownTime: 30, bodyLimit: 4096 },
+    });
+    let release = () => {};
+    app.get('/slow', { config: { public: true } }, async () => {
+      await new Promise<void>((r) => {
+        release = r;
+      });
+      return {};
+    });
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const port = (app.server.address() as { port: number }).port;
+    const socket = connect(port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    const ended = new Promise((r) => socket.on('close', r));
+    socket.write('GET /slow HTTP/1.1\r\nHost: x\r\n\r\n');
+    await new Promise((r) => setTimeout(r, 100));
+    const closing = app.close();
+    await new Promise((r) => setTimeout(r, 50));
+    socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+    await new Promise((r) => setTimeout(r, 100));
+    release();
+    await Promise.all([closing, ended]);
+    await db.close();
+    const text = Buffer.concat(chunks).toString('latin1');
+    const second = firstResponse(text.slice(text.indexOf('HTTP/1.1', 1)));
+    assert.equal(second.status, 503, text);
+    assert.equal(neutron(second as Res)?.type, 'ServiceUnavailable');
+  });
+});
