@@ -2,14 +2,17 @@
  * buildApp(deps): the kumo-api HTTP application, built without a socket so tests can
  * drive it with `inject` against a real database.
  *
- * Invariant: everything the routes need arrives in `deps` (database, broker, clock,
- * settings; their types are in deps.ts); the app reads no global configuration.
+ * Invariants: everything the routes need arrives in `deps` (database, broker, clock,
+ * settings; their types are in deps.ts); the app reads no global configuration. Every
+ * error leaves through http.ts, including those of Node's HTTP parser (clientErrorHandler)
+ * and fastify's router (frameworkErrors); links use `req.publicEndpoint`, set from the
+ * settings.
  */
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import { type AppDeps, DEFAULT_IMAGE_SIZE_LIMIT } from './deps.ts';
-import { installAuth, installErrors } from './http.ts';
+import { type AppDeps, DEFAULT_IMAGE_SIZE_LIMIT, DEFAULT_PUBLIC_ENDPOINT } from './deps.ts';
+import { clientErrorHandler, errorHandler, installAuth, installErrors } from './http.ts';
 import { agentRoutes } from './routes/agents.ts';
 import { dhcpAgentRoutes } from './routes/dhcp-agents.ts';
 import { flavorRoutes } from './routes/flavors.ts';
@@ -27,8 +30,12 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     // Per-request lines stay out of the journal; errors are logged by installErrors.
     loggerInstance: deps.log.child({ component: 'http' }, { level: 'warn' }) as FastifyBaseLogger,
     bodyLimit: deps.settings.bodyLimit,
-    return503OnClosing: true,
+    // installErrors answers 503 while closing, in the catalogue's shape.
+    return503OnClosing: false,
+    clientErrorHandler: clientErrorHandler(),
+    frameworkErrors: errorHandler(deps.log),
   });
+  app.decorateRequest('publicEndpoint', deps.settings.publicEndpoint ?? DEFAULT_PUBLIC_ENDPOINT);
   installErrors(app, deps.log);
   installAuth(app, {
     adminToken: deps.settings.adminToken,

@@ -12,6 +12,9 @@ import type { Db } from './db/index.ts';
 import type { NetworkSettings } from './db/segments.ts';
 import type { Clock } from './liveness.ts';
 
+/** Where links point when no public endpoint is given (tests): the default bind address. */
+export const DEFAULT_PUBLIC_ENDPOINT = 'http://127.0.0.1:9696';
+
 /** Glance's default image_size_cap: 1 TiB. */
 export const DEFAULT_IMAGE_SIZE_LIMIT = 1024 ** 4;
 
@@ -27,6 +30,12 @@ export interface ApiSettings {
   memberTokens: readonly string[];
   agentDownTime: number;
   bodyLimit: number;
+  /**
+   * The URL clients reach the API at, with no trailing slash: every link the API builds
+   * starts with it ([api] public_endpoint, else the bind address; see main.ts).
+   * DEFAULT_PUBLIC_ENDPOINT when absent.
+   */
+  publicEndpoint?: string;
   /** Segmentation ranges, default network type and MTU ([ml2]); defaults when absent. */
   network?: NetworkSettings;
   /** [DEFAULT] dhcp_agents_per_network; 1 when absent. */

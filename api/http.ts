@@ -1,14 +1,23 @@
 /**
- * HTTP plumbing shared by every route: token authentication and Neutron-shaped errors.
+ * HTTP plumbing shared by every route: token authentication, JSON bodies, and errors in
+ * the route family's shape.
  *
- * Invariants: no route runs without a valid X-Auth-Token (401 otherwise); admin-only
- * routes refuse member tokens with 403; every error leaves as
- * `{"NeutronError": {type, message, detail}}` with a message naming what was wrong.
+ * Invariants: no route runs without a valid X-Auth-Token (401 otherwise) unless it is
+ * marked `config.public` (the version documents); admin-only routes refuse member tokens
+ * with 403; a known path asked with another method is a 405 naming the methods in `Allow`.
+ * Every error a client can see — from a route, a hook, fastify's body parsing
+ * and routing, or Node's HTTP parser — leaves as an ApiError from the catalogue, in the
+ * shape of the path's family: `{"NeutronError": {type, message, detail}}` by default,
+ * `{"<kind>": {code, message}}` under Nova's and Glance's paths. A JSON body holding a
+ * `__proto__` key, or a `constructor` holding a `prototype`, never reaches a route.
  */
 import { timingSafeEqual } from 'node:crypto';
+import { maxHeaderSize, STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { novaError, ReadOnlyAttribute } from '../contracts/compute.ts';
 import { ApiError, neutronError } from '../contracts/errors.ts';
-import { ValidationError } from '../contracts/schema.ts';
+import { isPlainObject, ValidationError } from '../contracts/schema.ts';
 import type { Logger } from '../core/log.ts';
 
 /** `service`: compute agents' token, accepted only on routes with `config.allowService`. */
@@ -23,12 +32,22 @@ export interface AuthConfig {
 declare module 'fastify' {
   interface FastifyRequest {
     role: Role;
+    /** The URL clients reach the API at (configured, never the Host header). */
+    publicEndpoint: string;
   }
   interface FastifyContextConfig {
     /** The route also accepts the service token (image downloads by compute agents). */
     allowService?: boolean;
+    /** The route answers without a token (version discovery). */
+    public?: boolean;
   }
 }
+
+/** Nova's and Glance's paths (Glance's answer in Nova's shape); Neutron's is the rest. */
+export type Family = 'neutron' | 'nova';
+const NOVA_PATHS = /^\/(v2\.1|v2|servers|flavors|images)(\/|$)/;
+
+export const familyOf = (url: string): Family => (NOVA_PATHS.test(url) ? 'nova' : 'neutron');
 
 function same(a: string, b: string): boolean {
   const x = Buffer.from(a);
@@ -45,6 +64,7 @@ export function roleOf(token: string, auth: AuthConfig): Role | undefined {
 export function installAuth(app: FastifyInstance, auth: AuthConfig) {
   app.decorateRequest('role', 'member');
   app.addHook('onRequest', async (req) => {
+    if (req.routeOptions.config?.public) return;
     const header = req.headers['x-auth-token'];
     const token = Array.isArray(header) ? header[0] : header;
     if (!token)
@@ -70,7 +90,10 @@ export function requireAdmin(req: FastifyRequest, rule: string) {
     throw new ApiError('PolicyNotAuthorized', `(rule:${rule}) is disallowed by policy`);
 }
 
-function fromFastify(err: FastifyError): ApiError {
+const pathOf = (req: FastifyRequest) => req.url.split('?')[0] ?? '/';
+
+/** Fastify's own errors (body parsing, routing) → the catalogue. */
+function fromFastify(err: FastifyError, req: FastifyRequest): ApiError {
   switch (err.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return new ApiError(
@@ -78,36 +101,205 @@ function fromFastify(err: FastifyError): ApiError {
         'Request body is larger than the configured limit.',
       );
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new ApiError('UnsupportedMediaType', 'Request bodies must be application/json.');
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return new ApiError('BadRequest', 'Request body is empty.');
+      return new ApiError(
+        'UnsupportedMediaType',
+        `Unsupported Content-Type ${req.headers['content-type'] ?? '(none)'}: request bodies must be application/json.`,
+      );
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new ApiError('BadRequest', 'Request body size did not match Content-Length.');
+    case 'FST_ERR_BAD_URL':
+      return new ApiError('BadRequest', `Malformed URL: ${err.message}.`);
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      return new ApiError(
+        'NotFound',
+        `The resource could not be found: ${req.method} ${pathOf(req)}`,
+      );
     default:
-      if (err.statusCode === 400 || err instanceof SyntaxError) {
+      if (err.statusCode === 400 || err instanceof SyntaxError)
         return new ApiError('BadRequest', `Malformed request body: ${err.message}`);
-      }
       return new ApiError('InternalError', 'Request failed due to an internal error.');
   }
 }
 
-export function installErrors(app: FastifyInstance, log: Logger) {
-  app.setErrorHandler((err: FastifyError, req: FastifyRequest, reply: FastifyReply) => {
-    const apiErr =
-      err instanceof ApiError
-        ? err
-        : err instanceof ValidationError
-          ? new ApiError('BadRequest', `Invalid input: ${err.message}`)
-          : fromFastify(err);
+/** Anything a route, hook or fastify threw → the catalogue entry, worded for `family`. */
+function toApiError(err: unknown, req: FastifyRequest, family: Family): ApiError {
+  if (err instanceof ApiError) return err;
+  if (err instanceof ValidationError) {
+    if (family === 'neutron') return new ApiError('BadRequest', `Invalid input: ${err.message}`);
+    return new ApiError(
+      'BadRequest',
+      err.field
+        ? `Invalid input for field/attribute ${err.field}. Value: ${err.reason}`
+        : `Invalid input: ${err.reason}`,
+    );
+  }
+  if (err instanceof ReadOnlyAttribute) return new ApiError('PolicyNotAuthorized', err.message);
+  return fromFastify(err as FastifyError, req);
+}
+
+export const errorBody = (family: Family, e: ApiError) =>
+  family === 'neutron' ? neutronError(e.type, e.message, e.detail) : novaError(e.status, e.message);
+
+/** The error handler of a scope; without `family`, each request's path decides. */
+export function errorHandler(log: Logger, family?: Family) {
+  return (err: FastifyError, req: FastifyRequest, reply: FastifyReply) => {
+    const fam = family ?? familyOf(req.url);
+    const apiErr = toApiError(err, req, fam);
     if (apiErr.status >= 500) log.error({ err: err.message, url: req.url }, 'request failed');
-    void reply.status(apiErr.status).send(neutronError(apiErr.type, apiErr.message, apiErr.detail));
+    void reply.status(apiErr.status).send(errorBody(fam, apiErr));
+  };
+}
+
+/** The keys prototype poisoning uses, as fastify's parser refused them (secure-json-parse). */
+const poisoning = (key: string, value: unknown) =>
+  key === '__proto__' ||
+  (key === 'constructor' && isPlainObject(value) && Object.hasOwn(value, 'prototype'));
+
+/**
+ * A JSON request body. JSON.parse makes `__proto__` an own key (no prototype changes), so
+ * the walk can refuse it, and a `constructor` holding a `prototype`, by path before any
+ * route merges the object.
+ */
+export function parseJsonBody(text: string): unknown {
+  if (text.trim() === '') throw new ApiError('BadRequest', 'Request body is empty.');
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    throw new ApiError('BadRequest', `Malformed request body: ${(e as Error).message}`);
+  }
+  const stack: [unknown, string][] = [[value, '']];
+  for (let top = stack.pop(); top; top = stack.pop()) {
+    const [node, path] = top;
+    if (typeof node !== 'object' || node === null) continue;
+    const list = Array.isArray(node);
+    for (const [key, child] of Object.entries(node)) {
+      const at = list ? `${path}[${key}]` : path ? `${path}.${key}` : key;
+      if (!list && poisoning(key, child))
+        throw new ValidationError(at, 'is not a recognised attribute');
+      stack.push([child, at]);
+    }
+  }
+  return value;
+}
+
+function installJsonParser(app: FastifyInstance) {
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+    try {
+      done(null, parseJsonBody(body as string));
+    } catch (e) {
+      done(e as Error, undefined);
+    }
+  });
+}
+
+const patternOf = (url: string) =>
+  new RegExp(
+    `^${url
+      .split('/')
+      .map((s) => (s.startsWith(':') ? '[^/]+' : s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
+      .join('/')}$`,
+  );
+
+/**
+ * 404 for a path no route has, 405 with `Allow` for a known path and another method. The
+ * routes are recorded as they are added (onRoute), so every route takes part.
+ */
+function installNotFound(app: FastifyInstance) {
+  const routes = new Map<string, { re: RegExp; methods: Set<string> }>();
+  app.addHook('onRoute', (route) => {
+    const entry = routes.get(route.url) ?? { re: patternOf(route.url), methods: new Set() };
+    for (const m of [route.method].flat()) entry.methods.add(m);
+    routes.set(route.url, entry);
   });
   app.setNotFoundHandler((req, reply) => {
-    void reply
-      .status(404)
-      .send(
-        neutronError(
-          'NotFound',
-          `The resource could not be found: ${req.method} ${req.url.split('?')[0]}`,
-        ),
-      );
+    const path = pathOf(req);
+    const allowed = new Set<string>();
+    for (const { re, methods } of routes.values())
+      if (re.test(path)) for (const m of methods) allowed.add(m);
+    const family = familyOf(path);
+    if (allowed.size === 0) {
+      const e = new ApiError('NotFound', `The resource could not be found: ${req.method} ${path}`);
+      return reply.status(404).send(errorBody(family, e));
+    }
+    const allow = [...allowed].sort().join(', ');
+    const e = new ApiError(
+      'MethodNotAllowed',
+      `Method ${req.method} is not allowed on ${path}; allowed: ${allow}.`,
+    );
+    return reply.status(405).header('allow', allow).send(errorBody(family, e));
   });
+}
+
+export function installErrors(app: FastifyInstance, log: Logger) {
+  app.setErrorHandler(errorHandler(log));
+  installJsonParser(app);
+  installNotFound(app);
+  // While closing, requests on kept-alive connections get a catalogue 503 (fastify's own
+  // 503 is turned off in app.ts); fastify adds `Connection: close`.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onRequest', async () => {
+    if (closing) throw new ApiError('ServiceUnavailable', 'kumo-api is shutting down.');
+  });
+}
+
+/** Node's `clientError` (fastify's type has `rawPacket` as JSON; Node passes a Buffer). */
+type ClientError = Error & { code?: string; reason?: string; rawPacket?: unknown };
+
+function clientApiError(err: ClientError): ApiError {
+  if (err.code === 'HPE_HEADER_OVERFLOW')
+    return new ApiError(
+      'RequestHeaderFieldsTooLarge',
+      `The request line and headers exceed ${maxHeaderSize} bytes.`,
+    );
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT')
+    return new ApiError('RequestTimeout', 'The request was not received in time.');
+  return new ApiError('BadRequest', `Malformed HTTP request: ${err.reason ?? err.message}.`);
+}
+
+/** The family of the request line in what Node's parser was reading, if it shows one. */
+function rawFamily(raw: unknown): Family {
+  const line = Buffer.isBuffer(raw) ? raw.subarray(0, 256).toString('latin1') : '';
+  return familyOf(/^[A-Z]+ (\/\S*)/.exec(line)?.[1] ?? '/');
+}
+
+const LINGER_MS = 2000;
+
+/**
+ * fastify's `clientErrorHandler`: a request Node's parser refused (a header section too
+ * large, Content-Length with Transfer-Encoding, bytes after a body that are no request)
+ * gets a catalogue error and `Connection: close`; the socket is read until the client
+ * closes (or LINGER_MS), so the answer is not lost to a reset.
+ */
+export function clientErrorHandler() {
+  const answered = new WeakSet<Socket>();
+  return (err: ClientError, socket: Socket) => {
+    if (err.code === 'ECONNRESET' || socket.destroyed || answered.has(socket)) return;
+    const inFlight = (socket as Socket & { _httpMessage?: { headersSent: boolean } })._httpMessage;
+    if (!socket.writable || inFlight?.headersSent) {
+      socket.destroy();
+      return;
+    }
+    answered.add(socket);
+    const e = clientApiError(err);
+    const body = JSON.stringify(errorBody(rawFamily(err.rawPacket), e));
+    // Closed once the answer is flushed and the client has closed its side.
+    let waiting = socket.readableEnded ? 1 : 2;
+    const settle = () => {
+      waiting -= 1;
+      if (waiting === 0) socket.destroy();
+    };
+    socket.setTimeout(LINGER_MS, () => socket.destroy());
+    if (!socket.readableEnded) socket.once('end', settle);
+    socket.end(
+      `HTTP/1.1 ${e.status} ${STATUS_CODES[e.status]}\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      settle,
+    );
+    socket.resume();
+  };
 }

@@ -21,6 +21,16 @@ import { createRpcHandler } from './rpc.ts';
 import { startComputeSweeper } from './scheduler/compute-sweep.ts';
 import { startDhcpSweeper } from './scheduler/dhcp.ts';
 
+/**
+ * The URL clients reach kumo-api at: [api] public_endpoint, else the bind address; a
+ * wildcard bind (0.0.0.0) is no address a client can use, so [DEFAULT] host stands in.
+ */
+export function publicEndpoint(config: DaemonContext['config']): string {
+  if (config.api.public_endpoint) return config.api.public_endpoint;
+  const host = config.api.bind_host === '0.0.0.0' ? config.DEFAULT.host : config.api.bind_host;
+  return `http://${host}:${config.api.bind_port}`;
+}
+
 /** The app's settings, compiled once from the configuration. */
 function apiSettings(config: DaemonContext['config']): ApiSettings {
   return {
@@ -28,6 +38,7 @@ function apiSettings(config: DaemonContext['config']): ApiSettings {
     memberTokens: config.api.member_tokens,
     agentDownTime: config.DEFAULT.agent_down_time,
     bodyLimit: config.api.body_limit,
+    publicEndpoint: publicEndpoint(config),
     network: {
       tenantNetworkTypes: config.ml2.tenant_network_types,
       vniRanges: config.ml2.vni_ranges,

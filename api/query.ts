@@ -2,8 +2,10 @@
  * Neutron's list-query plumbing, shared by every collection route: filters (a repeated
  * value ORs), `fields=`, sorting, limit/marker pages, and the admin-only attribute policy.
  *
- * Invariant: an unknown filter or a value that does not convert is a 400 naming the
- * field, before any query runs.
+ * Invariants: an unknown filter, a value that does not convert, or a sort Neutron refuses
+ * (a key that is no sortable attribute, a direction other than asc/desc, unpaired keys and
+ * directions) is a 400 naming it, before any query runs; links start with the configured
+ * public endpoint, never with the request's Host header.
  */
 import type { FastifyRequest } from 'fastify';
 import { ApiError } from '../contracts/errors.ts';
@@ -87,16 +89,28 @@ export function parseListQuery(
     if (Number(limit) > 0) out.limit = Number(limit);
   }
   out.marker = values(query.marker)[0];
-  out.sortKeys = values(query.sort_key);
-  out.sortDirs = values(query.sort_dir).map((d) => {
-    if (d !== 'asc' && d !== 'desc')
-      throw new ApiError(
-        'BadRequest',
-        `Invalid input for sort_dir. Reason: '${d}' is not asc or desc.`,
-      );
-    return d;
-  });
+  Object.assign(out, sorts(query, Object.keys(filters)));
   return out;
+}
+
+const pyList = (items: string[]) => `[${items.map((i) => `'${i}'`).join(', ')}]`;
+
+/** Neutron's get_sorts: paired sort_key/sort_dir, sortable keys (the filterable scalars). */
+function sorts(query: Query, sortable: string[]): Pick<ListQuery, 'sortKeys' | 'sortDirs'> {
+  const keys = values(query.sort_key).filter((k) => k !== '');
+  const dirs = values(query.sort_dir).filter((d) => d !== '');
+  if (keys.length !== dirs.length)
+    throw new ApiError('HTTPBadRequest', 'The number of sort_keys and sort_dirs must be same');
+  const absent = keys.filter((k) => !sortable.includes(k));
+  if (absent.length)
+    throw new ApiError('HTTPBadRequest', `${pyList(absent)} is invalid attribute for sort_keys`);
+  const invalid = dirs.filter((d) => d !== 'asc' && d !== 'desc');
+  if (invalid.length)
+    throw new ApiError(
+      'HTTPBadRequest',
+      `${pyList(invalid)} is invalid value for sort_dirs, valid value is 'asc' and 'desc'`,
+    );
+  return { sortKeys: keys, sortDirs: dirs as ('asc' | 'desc')[] };
 }
 
 export function pick<T extends object>(item: T, fields: string[]): Partial<T> {
@@ -137,9 +151,8 @@ export function page<T extends { id: string }>(
     for (const [k, v] of Object.entries(req.query as Query))
       if (k !== 'marker') for (const one of values(v)) params.append(k, one);
     params.append('marker', list[list.length - 1]?.id ?? '');
-    const base = `${req.protocol}://${req.headers.host ?? req.hostname}`;
     body[`${collection}_links`] = [
-      { rel: 'next', href: `${base}/v2.0/${collection}?${params.toString()}` },
+      { rel: 'next', href: `${req.publicEndpoint}/v2.0/${collection}?${params.toString()}` },
     ];
   }
   body[collection] = list.map((i) => pick(i, q.fields));

@@ -40,6 +40,9 @@ export const API_ERRORS = {
   ServiceUnavailable: 503,
   NoNetworkAvailable: 503,
   MacAddressGenerationFailure: 503,
+  HTTPBadRequest: 400,
+  RequestTimeout: 408,
+  RequestHeaderFieldsTooLarge: 431,
 } as const;
 
 export type ApiErrorType = keyof typeof API_ERRORS;

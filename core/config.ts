@@ -98,6 +98,16 @@ const httpUrl: Parser<string> = (raw) => {
   return url.href.replace(/\/$/, '');
 };
 
+/** oslo's public_endpoint: an http(s) base URL (a path is kept), without trailing slash. */
+const endpointUrl: Parser<string> = (raw) => {
+  const href = httpUrl(raw);
+  const url = new URL(href);
+  if (url.search || url.hash || raw.includes('?') || raw.includes('#'))
+    throw new Error('must have no query (?) or fragment (#)');
+  if (url.username || url.password) throw new Error('must hold no user name or password');
+  return href.replace(/\/+$/, '');
+};
+
 /** rabbit://user:pass@host:port/vhost (oslo.messaging style) → an amqp:// URL. */
 export const transportUrl: Parser<string> = (raw) => {
   let url: URL;
@@ -158,6 +168,8 @@ const SPEC = {
   api: {
     bind_host: f(ipv4, '127.0.0.1'),
     bind_port: f(integer(1, 65535), '9696'),
+    /** The URL clients reach kumo-api at, for the links it builds (oslo's public_endpoint). */
+    public_endpoint: f(endpointUrl),
     admin_token: f(token),
     member_tokens: f(list(token), ''),
     body_limit: f(integer(1024, 1024 * 1024 * 1024), '1048576'),

@@ -5,7 +5,8 @@
  * Invariants: data is streamed to a temporary file in `<image_dir>` and renamed to
  * `<image_dir>/<id>` only once it is complete, under the size limit, and hashed (md5 +
  * sha512); a failed upload leaves no file and the image `queued`; data is uploaded once
- * (409 after that); an image deleted during its upload keeps no file.
+ * (409 after that); an image deleted during its upload keeps no file; any Content-Type
+ * but application/octet-stream is a 415 before the body is read.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
@@ -105,6 +106,16 @@ async function download(settings: ImageSettings, image: ImageRecord, reply: Fast
     .send(createReadStream(path));
 }
 
+/** Glance's 415 for any other upload type, checked before a body parser can run. */
+async function octetStreamOnly(req: FastifyRequest) {
+  const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
+  if (type !== 'application/octet-stream')
+    throw new ApiError(
+      'UnsupportedMediaType',
+      `Invalid content type ${type || '(none)'}: image data must be sent as application/octet-stream.`,
+    );
+}
+
 /** The data routes of one scope (/v2 or the root); `load` finds an image or 404s. */
 export function imageDataRoutes(
   scope: FastifyInstance,
@@ -116,13 +127,7 @@ export function imageDataRoutes(
   scope.addContentTypeParser('application/octet-stream', (_req, payload, done) =>
     done(null, payload),
   );
-  scope.put('/images/:id/file', async (req: ById, reply) => {
-    const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim();
-    if (type !== 'application/octet-stream')
-      throw new ApiError(
-        'UnsupportedMediaType',
-        `Image data must be sent as application/octet-stream, got ${type || '(none)'}.`,
-      );
+  scope.put('/images/:id/file', { onRequest: octetStreamOnly }, async (req: ById, reply) => {
     await upload(deps, settings, req, await load(req.params.id));
     return reply.status(204).send();
   });

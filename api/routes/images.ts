@@ -22,6 +22,7 @@ import {
   updateImageFields,
 } from '../db/images.ts';
 import type { AppDeps, ImageSettings } from '../deps.ts';
+import { parseJsonBody } from '../http.ts';
 import { type Query, values } from '../query.ts';
 import { dataPath, imageDataRoutes } from './image-data.ts';
 import { applyPatch, checkRefs, createFields, listQuery } from './image-query.ts';
@@ -29,15 +30,13 @@ import { installNovaErrors } from './nova.ts';
 
 type ById = FastifyRequest<{ Params: { id: string } }>;
 
-/** The JSON-patch media types parse as JSON; a malformed body is a 400. */
+/** The JSON-patch media types parse as the API's JSON bodies do (http.ts). */
 function jsonPatchParser(scope: FastifyInstance) {
   scope.addContentTypeParser([...JSON_PATCH_TYPES], { parseAs: 'string' }, (_req, body, done) => {
     try {
-      done(null, JSON.parse(body as string));
+      done(null, parseJsonBody(body as string));
     } catch (e) {
-      const err = e as Error & { statusCode?: number };
-      err.statusCode = 400;
-      done(err, undefined);
+      done(e as Error, undefined);
     }
   });
 }
