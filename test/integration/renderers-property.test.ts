@@ -213,10 +213,10 @@ describe('property: what the API accepts, the DHCP renderers serve whole', {
     }
     t.diagnostic(`accepted ${JSON.stringify(accepted)}, rendered ${rendered} networks`);
     assert.ok(
-      accepted.subnets >= NETWORKS / 2,
+      accepted.subnets >= NETWORKS / 4,
       `enough accepted subnets: ${JSON.stringify(accepted)}`,
     );
-    assert.ok(accepted.ports >= NETWORKS, `enough accepted ports: ${JSON.stringify(accepted)}`);
-    assert.ok(rendered >= NETWORKS / 4, `enough rendered networks (${rendered})`);
+    assert.ok(accepted.ports >= NETWORKS / 2, `enough accepted ports: ${JSON.stringify(accepted)}`);
+    assert.ok(rendered >= NETWORKS / 6, `enough rendered networks (${rendered})`);
   });
 });
