@@ -275,6 +275,11 @@ describe('kumo-dhcp-agent on a lab host', { timeout: 300_000 }, () => {
       network_id: net.id,
       fixed_ips: [{ subnet_id: v6.id, ip_address: '2001:db8:77:0:1::' }],
     });
+    const steady = await post<Port>('/v2.0/ports', 'port', { network_id: net.id });
+    const steadyEp = await lab.endpoint(lab.hosts[0] as LabHost, {
+      ifaceId: steady.id,
+      mac: steady.mac_address,
+    });
     const victim = await post<Port>('/v2.0/ports', 'port', { network_id: net.id });
     const victimIp = victim.fixed_ips.find((f) => f.subnet_id === subnetId)?.ip_address as string;
     // What older data (or another writer) may hold, written past the API's checks.
@@ -333,7 +338,8 @@ describe('kumo-dhcp-agent on a lab host', { timeout: 300_000 }, () => {
       );
       assert.equal(got.ip, fresh.fixed_ips.find((f) => f.subnet_id === subnetId)?.ip_address);
       assert.equal(got.dns, '10.20.0.53');
-      assert.equal((await lease(ep)).ip, port.fixed_ips[0]?.ip_address, 'the first client too');
+      const steadyIp = steady.fixed_ips.find((f) => f.subnet_id === subnetId)?.ip_address;
+      assert.equal((await lease(steadyEp)).ip, steadyIp, 'a client from before too');
 
       // A subnet dnsmasq would refuse to start with (DHCPv6 on a /56) is left out alone.
       await db.query('UPDATE subnets SET cidr = ? WHERE id = ?', ['2001:db8:77::/56', v6.id]);
