@@ -5,8 +5,10 @@
  *
  * Invariant: `validateDomainSpec` returns only values that are safe to write into domain
  * XML and to hand to libvirt as names, paths and a kernel command line, or throws a
- * `DomainSpecError` naming the first bad field. The bounds of vcpus, memory, names and
- * the command line are the contract's `DOMAIN_LIMITS`, so the API refuses at create
+ * `DomainSpecError` naming the first bad field. Text holds only characters XML 1.0 can
+ * carry (no U+FFFE or U+FFFF, which no escape can write): libvirt would refuse the domain
+ * at define, after the instance's files were made. The bounds of vcpus, memory, names
+ * and the command line are the contract's `DOMAIN_LIMITS`, so the API refuses at create
  * exactly what the domain cannot take.
  */
 import { PermanentError } from '../../contracts/errors.ts';
@@ -76,6 +78,8 @@ const INSTANCE_NAME = /^instance-[0-9a-f]{8}$/;
 const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
 const CREATED = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})?$/;
 const PATH_MAX = 4095;
+/** Not XML 1.0's `Char` (controls are refused before, by domainTextProblem). */
+const NON_XML_CHAR = /[\ufffe\uffff]/;
 
 /** Nova's instance_name_template `instance-%08x` for an integer instance id. */
 export function instanceName(id: number): string {
@@ -103,6 +107,8 @@ function text(field: string, v: unknown, max: number): string {
   }
   const problem = domainTextProblem(s);
   if (problem) throw new DomainSpecError(field, problem);
+  if (NON_XML_CHAR.test(s))
+    throw new DomainSpecError(field, 'must not contain U+FFFE or U+FFFF (not XML characters)');
   return s;
 }
 

@@ -17,13 +17,17 @@
  * the reconciler's per-resource status: one `l2:sync` yields a status per port. As before,
  * a port is reported down only once it was reported up.
  *
+ * Tunnels, as Neutron's agent: only with tunnel types configured does the agent record
+ * its endpoint (tunnel_sync); a peer the contract refuses is that peer's problem (left out
+ * and logged), never the sync's, so one bad endpoint cannot stop every host's L2.
+ *
  * Invariant: a status is reported only after the sync that wired its port was applied;
  * the memory kept between syncs is what the API said and what was sent, never OVS.
  */
-import type { DeviceDetails, TunnelPeer } from '../../contracts/l2.ts';
-import { GetDevicesDetailsResult, TunnelSyncResult } from '../../contracts/l2.ts';
+import type { DeviceDetails } from '../../contracts/l2.ts';
+import { GetDevicesDetailsResult, TunnelPeer, TunnelSyncResult } from '../../contracts/l2.ts';
 import { PLUGIN_TOPIC } from '../../contracts/messages.ts';
-import { UUID } from '../../contracts/schema.ts';
+import { isPlainObject, UUID, ValidationError } from '../../contracts/schema.ts';
 import type { Broker } from '../../core/amqp.ts';
 import type { CommandRunner } from '../../core/exec.ts';
 import type { Logger } from '../../core/log.ts';
@@ -59,6 +63,29 @@ interface L2Fetched {
   state: OvsState;
   details: ReadonlyMap<string, DeviceDetails>;
   peers: readonly TunnelPeer[];
+}
+
+/** A peer the contract refuses, with why. */
+export interface RejectedPeer {
+  peer: unknown;
+  reason: string;
+}
+
+/** tunnel_sync's reply, peer by peer: the valid peers, and those the contract refuses. */
+export function tunnelPeers(reply: unknown): { peers: TunnelPeer[]; rejected: RejectedPeer[] } {
+  const list = isPlainObject(reply) ? reply.peers : undefined;
+  if (!Array.isArray(list)) return { peers: TunnelSyncResult.parse(reply).peers, rejected: [] };
+  const peers: TunnelPeer[] = [];
+  const rejected: RejectedPeer[] = [];
+  list.forEach((peer, i) => {
+    try {
+      peers.push(TunnelPeer.parse(peer, `peers[${i}]`));
+    } catch (e) {
+      if (!(e instanceof ValidationError)) throw e;
+      rejected.push({ peer, reason: e.message });
+    }
+  });
+  return { peers, rejected };
 }
 
 /** Wall-clock ms with sub-ms precision, comparable across processes (for the bench). */
@@ -117,12 +144,14 @@ export function createL2(deps: L2Deps) {
   };
 
   const syncPeers = async () => {
-    if (!settings.localIp) return;
+    if (!settings.localIp || settings.tunnelTypes.length === 0) return;
     const args = { host, tunnel_ip: settings.localIp, tunnel_types: [...settings.tunnelTypes] };
     const res = await timed('tunnelSyncMs', () =>
       deps.broker.call(PLUGIN_TOPIC, 'tunnel_sync', args),
     );
-    peers = TunnelSyncResult.parse(res).peers;
+    const synced = tunnelPeers(res);
+    for (const r of synced.rejected) log.warn(r, 'tunnel peer left out');
+    peers = synced.peers;
     peersKnown = true;
   };
 
