@@ -126,6 +126,8 @@ export const DOMAIN_CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 export function domainTextProblem(s: string): string | undefined {
   if (DOMAIN_CONTROL.test(s)) return 'must not contain control characters';
   if (!s.isWellFormed()) return 'must be well-formed Unicode (no lone surrogates)';
+  // Not XML characters: no escape can write them into a libvirt domain.
+  if (/[\ufffe\uffff]/.test(s)) return 'must not contain U+FFFE or U+FFFF';
   return undefined;
 }
 

@@ -78,8 +78,6 @@ const INSTANCE_NAME = /^instance-[0-9a-f]{8}$/;
 const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
 const CREATED = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})?$/;
 const PATH_MAX = 4095;
-/** Not XML 1.0's `Char` (controls are refused before, by domainTextProblem). */
-const NON_XML_CHAR = /[\ufffe\uffff]/;
 
 /** Nova's instance_name_template `instance-%08x` for an integer instance id. */
 export function instanceName(id: number): string {
@@ -107,8 +105,6 @@ function text(field: string, v: unknown, max: number): string {
   }
   const problem = domainTextProblem(s);
   if (problem) throw new DomainSpecError(field, problem);
-  if (NON_XML_CHAR.test(s))
-    throw new DomainSpecError(field, 'must not contain U+FFFE or U+FFFF (not XML characters)');
   return s;
 }
 

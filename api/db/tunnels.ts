@@ -39,7 +39,7 @@ export async function peersOf(db: Db, host: string): Promise<TunnelPeer[]> {
   return rows.map((r) => ({
     host: r.host,
     tunnel_ip: r.ip,
-    tunnel_types: r.types.split(',') as TunnelPeer['tunnel_types'],
+    tunnel_types: (r.types === '' ? [] : r.types.split(',')) as TunnelPeer['tunnel_types'],
   }));
 }
 
