@@ -31,9 +31,7 @@ import { planVifs } from '../../agents/compute/vif-plan.ts';
 import { DEAD_VLAN, desiredOvs, type OvsSettings } from '../../agents/ovs/desired.ts';
 import { tunnelPeers } from '../../agents/ovs/l2.ts';
 import { planOvs } from '../../agents/ovs/plan.ts';
-import { buildApp } from '../../api/app.ts';
-import { type Db, openDb } from '../../api/db/index.ts';
-import { migrate } from '../../api/db/migrations.ts';
+import type { Db } from '../../api/db/index.ts';
 import { listPorts } from '../../api/db/ports.ts';
 import { createReportConsumer } from '../../api/liveness.ts';
 import { createRpcHandler } from '../../api/rpc.ts';
@@ -41,8 +39,6 @@ import { GetInstanceResult, type InstanceSpec } from '../../contracts/instances.
 import { GetDevicesDetailsResult } from '../../contracts/l2.ts';
 import { METHODS, type Message } from '../../contracts/messages.ts';
 import type { Network, Port, Subnet } from '../../contracts/network.ts';
-import { type Broker, createBroker } from '../../core/amqp.ts';
-import { silentLogger } from '../../core/log.ts';
 import { portDevice } from '../../host/ip/names.ts';
 import type { ObservedPort } from '../../host/ovs/ports.ts';
 import {
@@ -58,7 +54,7 @@ import {
   xmlName,
 } from '../helpers/agent-values.ts';
 import { ipText, rng } from '../helpers/api-values.ts';
-import { rabbitVhost, tempDir, testDatabase, type Vhost } from '../helpers/env.ts';
+import { type PropertyApi, startPropertyApi } from '../helpers/property-api.ts';
 
 const ADMIN = 'admin-token-property-agents';
 /** The one host: its compute agent and its OVS agent (as on a real compute node). */
@@ -100,11 +96,8 @@ describe('property: what the API accepts, the compute and OVS agents render whol
   timeout: 240_000,
 }, () => {
   const r = rng();
-  const dir = tempDir();
-  const database = testDatabase('sqlite', dir.path);
-  let vhost: Vhost;
+  let api: PropertyApi;
   let db: Db;
-  let broker: Broker;
   let app: FastifyInstance;
   let rpc: (m: Message) => Promise<unknown>;
   const counts: Record<string, number> = {};
@@ -118,33 +111,25 @@ describe('property: what the API accepts, the compute and OVS agents render whol
   const freePorts: string[] = [];
 
   before(async () => {
-    vhost = rabbitVhost();
-    db = openDb(database.url);
-    await migrate(db);
-    broker = createBroker({ url: vhost.url, log: silentLogger() });
-    await broker.start();
-    const clock = { now: () => new Date() };
-    const deps = { db, broker, clock, log: silentLogger() };
-    app = buildApp({
-      ...deps,
-      settings: {
-        adminToken: ADMIN,
-        memberTokens: [],
-        agentDownTime: 3600,
-        bodyLimit: 1 << 20,
-        images: { dir: join(dir.path, 'images'), sizeLimit: 1 << 20 },
-        network: {
-          tenantNetworkTypes: ['vxlan', 'gre'],
-          vniRanges: [[1, 2 ** 24 - 1]],
-          greIdRanges: [
-            [1, 100],
-            [2 ** 32 - 10, 2 ** 32 - 1],
-          ],
-          flatNetworks: ['*'],
-          globalPhysnetMtu: 9000,
-        },
+    api = await startPropertyApi((dir) => ({
+      adminToken: ADMIN,
+      memberTokens: [],
+      agentDownTime: 3600,
+      bodyLimit: 1 << 20,
+      images: { dir: join(dir, 'images'), sizeLimit: 1 << 20 },
+      network: {
+        tenantNetworkTypes: ['vxlan', 'gre'],
+        vniRanges: [[1, 2 ** 24 - 1]],
+        greIdRanges: [
+          [1, 100],
+          [2 ** 32 - 10, 2 ** 32 - 1],
+        ],
+        flatNetworks: ['*'],
+        globalPhysnetMtu: 9000,
       },
-    });
+    }));
+    ({ db, app } = api);
+    const { deps } = api;
     rpc = createRpcHandler(deps);
     const reports = createReportConsumer({ ...deps, agentDownTime: 3600 });
     await reports.handle({
@@ -159,14 +144,7 @@ describe('property: what the API accepts, the compute and OVS agents render whol
       time: new Date().toISOString(),
     });
   });
-  after(async () => {
-    await app.close();
-    await broker.close();
-    await db.close();
-    vhost.cleanup();
-    database.cleanup();
-    dir.cleanup();
-  });
+  after(() => api.close());
 
   const call = async (method: 'POST' | 'PUT', url: string, payload: unknown, type?: string) => {
     const headers: Record<string, string> = { 'x-auth-token': ADMIN };

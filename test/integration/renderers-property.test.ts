@@ -15,9 +15,7 @@ import type { FastifyInstance } from 'fastify';
 import { type DesiredDhcp, type DhcpSettings, desiredDhcp } from '../../agents/dhcp/desired.ts';
 import type { ObservedDhcp } from '../../agents/dhcp/observe.ts';
 import { planDhcp } from '../../agents/dhcp/plan.ts';
-import { buildApp } from '../../api/app.ts';
-import { type Db, openDb } from '../../api/db/index.ts';
-import { migrate } from '../../api/db/migrations.ts';
+import type { Db } from '../../api/db/index.ts';
 import { getNetwork } from '../../api/db/networks.ts';
 import { listPorts } from '../../api/db/ports.ts';
 import { listSubnets } from '../../api/db/subnets.ts';
@@ -25,8 +23,6 @@ import { dhcpNetworkOf } from '../../api/rpc-dhcp.ts';
 import { parseNetworkInfo } from '../../contracts/dhcp.ts';
 import { parseIp } from '../../contracts/inet.ts';
 import type { Network, Subnet } from '../../contracts/network.ts';
-import { type Broker, createBroker } from '../../core/amqp.ts';
-import { silentLogger } from '../../core/log.ts';
 import {
   cidrOf,
   DEVICE_OWNERS,
@@ -37,7 +33,7 @@ import {
   type Rng,
   rng,
 } from '../helpers/api-values.ts';
-import { rabbitVhost, tempDir, testDatabase, type Vhost } from '../helpers/env.ts';
+import { type PropertyApi, startPropertyApi } from '../helpers/property-api.ts';
 
 const ADMIN = 'admin-token-property';
 const HOST = 'prop-host';
@@ -108,48 +104,28 @@ describe('property: what the API accepts, the DHCP renderers serve whole', {
   timeout: 240_000,
 }, () => {
   const r = rng();
-  const dir = tempDir();
-  const database = testDatabase('sqlite', dir.path);
-  let vhost: Vhost;
+  let api: PropertyApi;
   let db: Db;
-  let broker: Broker;
   let app: FastifyInstance;
   const accepted = { subnets: 0, ports: 0, updates: 0, refused: 0 };
 
   before(async () => {
-    vhost = rabbitVhost();
-    db = openDb(database.url);
-    await migrate(db);
-    broker = createBroker({ url: vhost.url, log: silentLogger() });
-    await broker.start();
-    app = buildApp({
-      db,
-      broker,
-      clock: { now: () => new Date() },
-      log: silentLogger(),
-      settings: {
-        adminToken: ADMIN,
-        memberTokens: [],
-        agentDownTime: 30,
-        bodyLimit: 1 << 20,
-        network: {
-          tenantNetworkTypes: ['vxlan'],
-          vniRanges: [[1, 5000]],
-          greIdRanges: [[10, 12]],
-          flatNetworks: ['physnet1'],
-          globalPhysnetMtu: 1500,
-        },
+    api = await startPropertyApi(() => ({
+      adminToken: ADMIN,
+      memberTokens: [],
+      agentDownTime: 30,
+      bodyLimit: 1 << 20,
+      network: {
+        tenantNetworkTypes: ['vxlan'],
+        vniRanges: [[1, 5000]],
+        greIdRanges: [[10, 12]],
+        flatNetworks: ['physnet1'],
+        globalPhysnetMtu: 1500,
       },
-    });
+    }));
+    ({ db, app } = api);
   });
-  after(async () => {
-    await app.close();
-    await broker.close();
-    await db.close();
-    vhost.cleanup();
-    database.cleanup();
-    dir.cleanup();
-  });
+  after(() => api.close());
 
   const call = async (method: 'POST' | 'PUT', url: string, payload: Record<string, unknown>) => {
     const res = await app.inject({ method, url, payload, headers: { 'x-auth-token': ADMIN } });
