@@ -7,7 +7,9 @@
  *   coalesces into one fetch, one file write and at most one SIGHUP;
  * - a network's status is ACTIVE once reconciled (served, or torn down) and ERROR with
  *   the reason after a failure, which is retried with backoff while the other networks
- *   are served: one bad network never stops its neighbours;
+ *   are served: one bad network never stops its neighbours; likewise one bad subnet,
+ *   port or value never stops its network: it is left out and listed in the network's
+ *   status (`rejected`), which the API shows as the agent's failed_subnets/failed_ports;
  * - a resync reconciles every network the API lists for this host and every network this
  *   agent has a state directory for, so what nothing claims any more is torn down —
  *   including after revival, when the network moved elsewhere — while namespaces of

@@ -6,8 +6,11 @@
  * once instead of after the 24 h lease time; a killed agent's
  * dnsmasq keeps answering; a network whose dnsmasq cannot start is reported with its
  * reason in the API's agent row and `kumo agent-show` while the other network keeps
- * serving; the hosting agent's death moves the network to the other host and the old
- * agent, back, tears its copy down.
+ * serving; poisoned values written past the API (an IPv6 nameserver on an IPv4 subnet, a
+ * port on the gateway address, DHCPv6 on a /56) leave only their entry out, are shown in
+ * the agent row and `kumo agent-show`, and the other clients keep their leases, while an
+ * IPv6 address ending in `::` is served under a valid host name; the hosting agent's
+ * death moves the network to the other host and the old agent, back, tears its copy down.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
