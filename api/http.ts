@@ -293,7 +293,9 @@ export function clientErrorHandler() {
       waiting -= 1;
       if (waiting === 0) socket.destroy();
     };
-    socket.setTimeout(LINGER_MS, () => socket.destroy());
+    // An absolute bound: a client that keeps sending cannot hold the socket open.
+    const linger = setTimeout(() => socket.destroy(), LINGER_MS).unref();
+    socket.once('close', () => clearTimeout(linger));
     if (!socket.readableEnded) socket.once('end', settle);
     socket.end(
       `HTTP/1.1 ${e.status} ${STATUS_CODES[e.status]}\r\nContent-Type: application/json\r\n` +

@@ -8,7 +8,7 @@
  * problem, not its network's: `parseNetworkInfo` leaves it out and names it with the
  * reason, so the network's other clients keep being served.
  */
-import { cidrText, ipText, MAC } from './network.ts';
+import { cidrText, MAC } from './network.ts';
 import {
   arr,
   bool,
@@ -27,8 +27,13 @@ import {
 import { RESOURCE_ID, type RejectedPart } from './status.ts';
 
 const mac = () => str({ pattern: MAC, patternName: 'a MAC address' });
+/**
+ * Address text checked value by value by the renderer (host/dnsmasq/check.ts), which
+ * leaves one bad value out; here only its size and the absence of control characters.
+ */
+const addressText = () => str({ max: 64 });
 
-export const DhcpFixedIp = obj({ subnet_id: uuid(), ip_address: ipText() });
+export const DhcpFixedIp = obj({ subnet_id: uuid(), ip_address: addressText() });
 
 export const DhcpPort = obj({
   id: uuid(),
@@ -42,10 +47,10 @@ export const DhcpSubnet = obj({
   id: uuid(),
   cidr: cidrText(),
   ip_version: oneOf(['4', '6'] as const),
-  gateway_ip: nullable(ipText()),
+  gateway_ip: nullable(addressText()),
   enable_dhcp: bool(),
-  dns_nameservers: arr(ipText(), { max: 5 }),
-  host_routes: arr(obj({ destination: cidrText(), nexthop: ipText() }), { max: 20 }),
+  dns_nameservers: arr(addressText(), { max: 5 }),
+  host_routes: arr(obj({ destination: addressText(), nexthop: addressText() }), { max: 20 }),
 });
 export type DhcpSubnet = Infer<typeof DhcpSubnet>;
 
@@ -82,11 +87,9 @@ const NetworkEnvelope = obj({
   ),
 });
 
-/** An item's id for its report: its own when it is one, else its place in the list. */
-function itemId(value: unknown, list: string, i: number): string {
-  const id = isPlainObject(value) ? value.id : undefined;
-  return typeof id === 'string' && RESOURCE_ID.test(id) ? id : `${list}-${i}`;
-}
+/** A part's id for its report: its own id when it is one, else its place in the list. */
+export const partId = (id: unknown, list: string, i: number): string =>
+  typeof id === 'string' && RESOURCE_ID.test(id) ? id : `${list}-${i}`;
 
 function parseItems<T>(
   values: unknown[],
@@ -100,7 +103,8 @@ function parseItems<T>(
       return [schema.parse(value, `${list}[${i}]`)];
     } catch (e) {
       if (!(e instanceof ValidationError)) throw e;
-      rejected.push({ resource, id: itemId(value, list, i), reason: e.message.slice(0, 1024) });
+      const id = partId(isPlainObject(value) ? value.id : undefined, list, i);
+      rejected.push({ resource, id, reason: e.message.slice(0, 1024) });
       return [];
     }
   });

@@ -8,12 +8,12 @@
  * failed it (or the contract, on arrival) is left out and listed in `rejected`.
  */
 import { createHash } from 'node:crypto';
-import type { DhcpNetwork } from '../../contracts/dhcp.ts';
+import type { DhcpNetwork, DhcpPort } from '../../contracts/dhcp.ts';
 import { formatIp, parseIp } from '../../contracts/inet.ts';
 import { ValidationError } from '../../contracts/schema.ts';
 import { MAX_REJECTED, type RejectedPart } from '../../contracts/status.ts';
 import { dnsmasqArgvOf } from '../../host/dnsmasq/argv.ts';
-import { checkNetwork } from '../../host/dnsmasq/check.ts';
+import { type CheckedNetwork, checkNetwork } from '../../host/dnsmasq/check.ts';
 import { type DnsmasqFiles, renderChecked } from '../../host/dnsmasq/render.ts';
 import { dhcpNamespace, portDevice } from '../../host/ip/names.ts';
 
@@ -56,26 +56,10 @@ export const stateDirOf = (s: DhcpSettings, networkId: string) => `${s.stateRoot
 export const netnsOf = (s: DhcpSettings, networkId: string) =>
   `${s.netnsPrefix}${dhcpNamespace(networkId)}`;
 
-/** `arrived`: the items the contract already left out (parseNetworkInfo). */
-export function desiredDhcp(
-  net: DhcpNetwork | null,
-  s: DhcpSettings,
-  arrived: readonly RejectedPart[] = [],
-): DesiredDhcp | null {
-  if (!net?.dhcp_port || !net.subnets.some((sub) => sub.enable_dhcp)) return null;
-  const port = net.dhcp_port;
-  const device = portDevice('tap', port.id);
-  const stateDir = stateDirOf(s, net.id);
-  const checked = checkNetwork(net);
-  const rejected = [...arrived, ...checked.rejected];
-  if (checked.dhcpSubnets.length === 0) {
-    const why = rejected.map((r) => `${r.resource} ${r.id}: ${r.reason}`).join('; ');
-    throw new ValidationError('subnets', `no DHCP-enabled subnet can be served: ${why}`);
-  }
-  const files = renderChecked(checked);
-  // The tap's addresses: on the subnets that are served (left-out ones are reported).
+/** The tap's addresses: the DHCP port's, on the subnets that are served. */
+function tapAddresses(port: DhcpPort, checked: CheckedNetwork) {
   const served = new Map(checked.subnets.map((sub) => [sub.id, sub]));
-  const onSubnets = port.fixed_ips.flatMap((ip, j) => {
+  return port.fixed_ips.flatMap((ip, j) => {
     const subnet = served.get(ip.subnet_id);
     if (!subnet) return [];
     const address = parseIp(ip.ip_address);
@@ -84,7 +68,38 @@ export function desiredDhcp(
     const cidr = `${formatIp(address.version, address.value)}/${subnet.cidr.prefix}`;
     return [{ cidr, dhcp: subnet.enableDhcp }];
   });
-  const addresses = onSubnets.map((a) => a.cidr);
+}
+
+/** The parts left out, sorted by kind and id, at most MAX_REJECTED. */
+const capped = (parts: RejectedPart[]) =>
+  parts.sort((a, b) => (a.resource + a.id < b.resource + b.id ? -1 : 1)).slice(0, MAX_REJECTED);
+
+/**
+ * `arrived`: the items the contract already left out (parseNetworkInfo). Throws when a
+ * subnet that may have DHCP was left out and none with DHCP remains: nothing can be
+ * served, and "nothing to serve here" would tear the network down as if it were healthy.
+ */
+export function desiredDhcp(
+  net: DhcpNetwork | null,
+  s: DhcpSettings,
+  arrived: readonly RejectedPart[] = [],
+): DesiredDhcp | null {
+  if (!net?.dhcp_port) return null;
+  const checked = checkNetwork(net);
+  const rejected = capped([...arrived, ...checked.rejected]);
+  if (checked.dhcpSubnets.length === 0) {
+    const withoutDhcp = new Set(
+      net.subnets.filter((x) => x.enable_dhcp === false).map((x) => x.id),
+    );
+    if (!rejected.some((r) => r.resource === 'subnet' && !withoutDhcp.has(r.id))) return null;
+    const why = rejected.map((r) => `${r.resource} ${r.id}: ${r.reason}`).join('; ');
+    throw new ValidationError('subnets', `no DHCP-enabled subnet can be served: ${why}`);
+  }
+  const port = net.dhcp_port;
+  const device = portDevice('tap', port.id);
+  const stateDir = stateDirOf(s, net.id);
+  const files = renderChecked(checked);
+  const onSubnets = tapAddresses(port, checked);
   return {
     networkId: net.id,
     portId: port.id,
@@ -92,16 +107,12 @@ export function desiredDhcp(
     device,
     mac: port.mac_address.toLowerCase(),
     mtu: net.mtu,
-    addresses: addresses.sort(),
+    addresses: onSubnets.map((a) => a.cidr).sort(),
     dhcpAddresses: onSubnets.filter((a) => a.dhcp).map((a) => a.cidr),
     stateDir,
     files,
     digest: filesDigest(files),
-    argv: dnsmasqArgvOf(checked, {
-      stateDir,
-      interfaceName: device,
-      leaseSeconds: s.leaseSeconds,
-    }),
-    rejected: rejected.slice(0, MAX_REJECTED),
+    argv: dnsmasqArgvOf(checked, { stateDir, interfaceName: device, leaseSeconds: s.leaseSeconds }),
+    rejected,
   };
 }

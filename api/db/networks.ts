@@ -15,6 +15,7 @@ import {
   type NetworkType,
   type NetworkUpdate,
 } from '../../contracts/network.ts';
+import { checkIpv6Mtu } from '../subnet-rules.ts';
 import { forgetResourceStatuses } from './agent-status.ts';
 import { queryIn } from './chunks.ts';
 import type { Db, Queryable, Row } from './index.ts';
@@ -190,15 +191,15 @@ export async function createNetwork(
   return created;
 }
 
-/** An MTU under 1280 is refused while the network has an IPv6 subnet. */
+/**
+ * An MTU under 1280 is refused while the network has an IPv6 subnet. Checked after the
+ * network row is updated (so locked): a subnet created meanwhile waits for this update
+ * and then sees its MTU.
+ */
 async function checkMtuForIpv6(tx: Queryable, id: string, mtu: number) {
   if (mtu >= IPV6_MIN_MTU) return;
   const v6 = await tx.query('SELECT id FROM subnets WHERE network_id = ? AND ip_version = 6', [id]);
-  if (v6.length)
-    throw new ApiError(
-      'InvalidInput',
-      `Invalid input for operation: the network has IPv6 subnets, and IPv6 protocol requires a minimum MTU of ${IPV6_MIN_MTU}, while the requested value is ${mtu}.`,
-    );
+  if (v6.length) checkIpv6Mtu(6, mtu);
 }
 
 export async function updateNetwork(
@@ -226,7 +227,6 @@ export async function updateNetwork(
         'InvalidInput',
         `Invalid input for operation: Requested MTU is too big, maximum is ${max}.`,
       );
-    if (changes.mtu !== undefined) await checkMtuForIpv6(tx, id, changes.mtu);
     const u = columnUpdates();
     u.set('name', changes.name);
     u.set('description', changes.description);
@@ -235,6 +235,7 @@ export async function updateNetwork(
     u.set('external', changes['router:external']);
     u.set('mtu', changes.mtu);
     await writeUpdates(tx, 'networks', id, u, now);
+    if (changes.mtu !== undefined) await checkMtuForIpv6(tx, id, changes.mtu);
   });
   const after = await getNetwork(db, id);
   if (!after) throw networkNotFound(id);

@@ -3,7 +3,7 @@
  * paths of its files in the network's state directory (`host`, `addn_hosts`, `opts`,
  * `leases`, `pid`, as Neutron names them).
  *
- * Invariants: pure; everything in the argv is checked (renderer checks for the network,
+ * Invariants: pure; everything in the argv is checked (check.ts for the network,
  * a strict path pattern for the state directory, a device-name pattern for the interface).
  * `--conf-file=/dev/null` keeps /etc/dnsmasq.conf out; `--bind-interfaces` plus
  * `--interface` keeps it on the network's tap only. The process is identified by its

@@ -14,10 +14,10 @@
  *   else. Only the network's own attributes (id, MTU, domain) throw;
  * - host names are valid DNS labels for every address dnsmasq can serve, and unique.
  */
-import type { DhcpNetwork, DhcpPort, DhcpSubnet } from '../../contracts/dhcp.ts';
+import { type DhcpNetwork, type DhcpPort, type DhcpSubnet, partId } from '../../contracts/dhcp.ts';
 import { IPV6_MIN_MTU, ROUTER_INTERFACE_OWNERS } from '../../contracts/network.ts';
 import { ValidationError } from '../../contracts/schema.ts';
-import { RESOURCE_ID, type RejectedPart } from '../../contracts/status.ts';
+import type { RejectedPart } from '../../contracts/status.ts';
 import {
   type Cidr,
   canonicalIp,
@@ -144,10 +144,6 @@ function problems() {
 }
 type Problems = ReturnType<typeof problems>;
 
-/** An item's id for its report: its own when it is one, else its place in the list. */
-const reportId = (value: unknown, list: string, i: number) =>
-  typeof value === 'string' && RESOURCE_ID.test(value) ? value : `${list}-${i}`;
-
 /** What the kernel and dnsmasq refuse: an IPv6 address under 1280, DHCPv6 under a /64. */
 function checkServable(c: Cidr, dhcp: boolean, mtu: number) {
   if (c.version !== 6) return;
@@ -157,8 +153,27 @@ function checkServable(c: Cidr, dhcp: boolean, mtu: number) {
     bad('cidr', `DHCPv6 needs a prefix length of at least 64; the subnet's is ${c.prefix}`);
 }
 
+/** A served subnet's options: each bad gateway, nameserver or route is left out alone. */
+function subnetOptions(s: DhcpSubnet, sid: string, version: IpVersion, p: Problems) {
+  const each = <T>(run: () => T) => p.check('subnet', sid, run, ' (left out)');
+  const gateway =
+    s.gateway_ip === null ? null : (each(() => ip(s.gateway_ip, 'gateway_ip', version)) ?? null);
+  const dns = s.dns_nameservers.flatMap((d, j) => {
+    const v = each(() => ip(d, `dns_nameservers[${j}]`, version));
+    return v === undefined ? [] : [v];
+  });
+  const routes = s.host_routes.flatMap((r, j) => {
+    const route = each(() => {
+      const dest = cidr(r.destination, `host_routes[${j}].destination`, version);
+      const nexthop = ip(r.nexthop, `host_routes[${j}].nexthop`, version);
+      return { destination: `${networkAddress(dest)}/${dest.prefix}`, nexthop };
+    });
+    return route === undefined ? [] : [route];
+  });
+  return { gateway, dns, routes };
+}
+
 function checkSubnet(s: DhcpSubnet, i: number, mtu: number, p: Problems) {
-  const rid = reportId(s.id, 'subnets', i);
   const whole = () => {
     const sid = id(s.id, 'id');
     const c = cidr(s.cidr, 'cidr');
@@ -167,40 +182,16 @@ function checkSubnet(s: DhcpSubnet, i: number, mtu: number, p: Problems) {
     checkServable(c, s.enable_dhcp, mtu);
     return { sid, c };
   };
-  const ok = p.check('subnet', rid, whole, ' (subnet left out)');
+  const ok = p.check('subnet', partId(s.id, 'subnets', i), whole, ' (subnet left out)');
   if (!ok) return undefined;
   const { sid, c } = ok;
-  const leftOut = ' (left out)';
-  const gateway =
-    s.gateway_ip === null
-      ? null
-      : (p.check('subnet', sid, () => ip(s.gateway_ip, 'gateway_ip', c.version), leftOut) ?? null);
-  const dns = s.dns_nameservers.flatMap((d, j) => {
-    const v = p.check('subnet', sid, () => ip(d, `dns_nameservers[${j}]`, c.version), leftOut);
-    return v === undefined ? [] : [v];
-  });
-  const routes = s.host_routes.flatMap((r, j) => {
-    const route = p.check(
-      'subnet',
-      sid,
-      () => {
-        const dest = cidr(r.destination, `host_routes[${j}].destination`, c.version);
-        const nexthop = ip(r.nexthop, `host_routes[${j}].nexthop`, c.version);
-        return { destination: `${networkAddress(dest)}/${dest.prefix}`, nexthop };
-      },
-      leftOut,
-    );
-    return route === undefined ? [] : [route];
-  });
   return {
     id: sid,
     tag: `subnet-${sid}`,
     version: c.version,
     cidr: c,
     enableDhcp: s.enable_dhcp,
-    gateway,
-    dns,
-    routes,
+    ...subnetOptions(s, sid, c.version, p),
   };
 }
 
@@ -208,7 +199,7 @@ function checkSubnets(net: DhcpNetwork, p: Problems): Map<string, CheckedSubnet>
   const byId = new Map<string, CheckedSubnet>();
   net.subnets.forEach((s, i) => {
     if (typeof s.id === 'string' && byId.has(s.id)) {
-      p.note('subnet', reportId(s.id, 'subnets', i), `id: duplicate subnet ${s.id} (left out)`);
+      p.note('subnet', partId(s.id, 'subnets', i), `id: duplicate subnet ${s.id} (left out)`);
       return;
     }
     const checked = checkSubnet(s, i, net.mtu, p);
@@ -250,7 +241,7 @@ function checkPort(
   taken: Taken,
   p: Problems,
 ): CheckedHost[] {
-  const rid = reportId(port.id, 'ports', i);
+  const rid = partId(port.id, 'ports', i);
   const mac = p.check(
     'port',
     rid,

@@ -282,7 +282,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       await subnet(small.id, '10.43.0.0/24');
       await refused(
         'InvalidInput',
-        /the network has IPv6 subnets, and IPv6 protocol requires a minimum MTU of 1280/,
+        /IPv6 protocol requires a minimum MTU of 1280, while the configured value is 1279/,
         'PUT',
         `/v2.0/networks/${n.id}`,
         { network: { mtu: 1279 } },

@@ -1,8 +1,8 @@
 /**
  * Property: nothing kumo-api accepts makes an agent's renderer throw or leave it out.
  *
- * Random networks, subnets (every CIDR prefix and special range, nameservers, routes,
- * gateways and pools in every spelling) and ports (fixed IPs anywhere, any device owner,
+ * Random networks (MTUs from 68 up, set on create and update), subnets (every CIDR prefix
+ * and special range, nameservers, routes, gateways and pools in every spelling) and ports (fixed IPs anywhere, any device owner,
  * names in any Unicode) are sent to the real API (buildApp, sqlite, a real broker); what
  * it accepts is read back the way get_network_info serves it (the API's own dhcpNetworkOf)
  * through the wire (JSON) and the agent's contract, then rendered: dnsmasq's files and
@@ -146,6 +146,11 @@ describe('property: what the API accepts, the DHCP renderers serve whole', {
       if (await call('PUT', `/v2.0/subnets/${s.id}`, { subnet: update })) accepted.updates++;
     }
     accepted.subnets += subnets.length;
+    if (r.chance(0.2)) {
+      const mtu = r.pick([68, 1000, 1279, 1280, 1450]);
+      if (await call('PUT', `/v2.0/networks/${networkId}`, { network: { mtu } }))
+        accepted.updates++;
+    }
     const dhcp = { network_id: networkId, device_owner: 'network:dhcp', 'binding:host_id': HOST };
     await call('POST', '/v2.0/ports', { port: dhcp });
     for (let i = r.int(0, 6); i > 0; i--)
@@ -170,7 +175,9 @@ describe('property: what the API accepts, the DHCP renderers serve whole', {
     t.diagnostic(`seed ${r.seed} (KUMO_PROPERTY_SEED=${r.seed} replays it)`);
     let rendered = 0;
     for (let i = 0; i < NETWORKS; i++) {
-      const made = await call('POST', '/v2.0/networks', { network: { name: name(r) } });
+      const network: Record<string, unknown> = { name: name(r) };
+      if (r.chance(0.3)) network.mtu = r.pick([68, 576, 1279, 1280, 1400, 1450]);
+      const made = await call('POST', '/v2.0/networks', { network });
       const networkId = (made?.network as Network | undefined)?.id;
       if (!networkId) continue;
       await populate(networkId);

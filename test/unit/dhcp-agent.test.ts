@@ -291,7 +291,7 @@ describe('kumo-dhcp-agent: one bad item is left out and reported, not its networ
     return desired as DesiredDhcp;
   };
 
-  test('the contract and the renderer leave their bad ports out; the status names them', async () => {
+  test('the contract and the renderer leave their bad ports out, the status names them; good again, it lists nothing', async () => {
     const d = await report(poisoned);
     assert.equal(d.files.hosts, desiredDhcp(good, S)?.files.hosts, 'the rest is served as before');
     const last = sent.at(-1)?.[0];
@@ -308,9 +308,6 @@ describe('kumo-dhcp-agent: one bad item is left out and reported, not its networ
       last?.rejected?.find((r) => r.id === ON_GATEWAY)?.reason ?? '',
       /^fixed_ips\[0\]\.ip_address: 10\.0\.0\.1 is the gateway/,
     );
-  });
-
-  test('once the values are good, the next status lists nothing left out', async () => {
     await report(good);
     assert.deepEqual(sent.at(-1), [{ resource: 'network', id: NET, status: 'ACTIVE' }]);
   });
@@ -334,6 +331,36 @@ describe('kumo-dhcp-agent: one bad item is left out and reported, not its networ
     assert.deepEqual(
       d.rejected.map((r) => r.id),
       [V6],
+    );
+  });
+
+  test('a network whose only DHCP subnet the contract left out is an error, not torn down as healthy', () => {
+    const raw = structuredClone(good) as unknown as { subnets: { dns_nameservers: unknown }[] };
+    (raw.subnets[0] as { dns_nameservers: unknown }).dns_nameservers = 'not a list';
+    const info = parseNetworkInfo({ network: raw });
+    assert.deepEqual(
+      info.rejected.map((r) => r.id),
+      [SUBNET],
+    );
+    assert.throws(
+      () => desiredDhcp(info.network, S, info.rejected),
+      /^ValidationError: subnets: no DHCP-enabled subnet can be served: subnet 22222222-/,
+    );
+    const noDhcp = structuredClone(good);
+    for (const sub of noDhcp.subnets) sub.enable_dhcp = false;
+    assert.equal(desiredDhcp(noDhcp, S), null, 'without DHCP subnets: nothing to serve');
+  });
+
+  test('one bad nameserver text leaves only that nameserver out, not its subnet', () => {
+    const net = structuredClone(good);
+    (net.subnets[0] as { dns_nameservers: string[] }).dns_nameservers = ['not-an-ip', '10.0.0.53'];
+    const info = parseNetworkInfo({ network: net });
+    assert.deepEqual(info.rejected, [], 'the contract keeps the subnet');
+    const d = desiredDhcp(info.network, S, info.rejected) as DesiredDhcp;
+    assert.match(d.files.opts, /option:dns-server,10\.0\.0\.53\n/);
+    assert.deepEqual(
+      d.rejected.map((r) => [r.id, r.reason.split(':')[0]]),
+      [[SUBNET, 'dns_nameservers[0]']],
     );
   });
 });
