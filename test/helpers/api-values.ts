@@ -7,7 +7,7 @@
  * Invariant: deterministic for a seed (`KUMO_PROPERTY_SEED`, else a fresh one that the
  * test prints), so a failure is reproduced by running again with the printed seed.
  */
-import { formatIp } from '../../contracts/inet.ts';
+import { formatIp, parseIp } from '../../contracts/inet.ts';
 
 export interface Rng {
   seed: number;
@@ -93,19 +93,12 @@ export function cidrOf(r: Rng, version: 4 | 6): CidrPick {
     version === 4
       ? ['127.0.0.0', '224.0.0.0', '169.254.0.0', '0.0.0.0']
       : ['::', 'fe80::', 'ff00::', '::ffff:0:0'];
-  const base = r.chance(0.1) ? (parseBase(r.pick(special), version) ?? 0n) : r.bigint(bits);
+  const base = r.chance(0.1) ? (parseIp(r.pick(special))?.value ?? 0n) : r.bigint(bits);
   const mask = prefix === 0 ? 0n : ((1n << BigInt(prefix)) - 1n) << BigInt(bits - prefix);
   const network = base & mask;
   const addr = r.chance(0.1) ? base : network;
   const text = `${version === 4 ? formatIp(4, addr) : spellV6(r, addr)}/${prefix}`;
   return { text, version, network, prefix };
-}
-
-function parseBase(text: string, version: 4 | 6): bigint | undefined {
-  if (version === 4) return text.split('.').reduce((acc, o) => (acc << 8n) | BigInt(o), 0n);
-  if (text === '::') return 0n;
-  if (text === '::ffff:0:0') return 0xffffn << 32n;
-  return BigInt(`0x${text.replace('::', '')}`) << 112n;
 }
 
 const NAME_CHARS = [

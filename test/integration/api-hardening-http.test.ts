@@ -17,9 +17,10 @@ import { buildApp } from '../../api/app.ts';
 import { type Db, openDb } from '../../api/db/index.ts';
 import { migrate } from '../../api/db/migrations.ts';
 import { publicEndpoint } from '../../api/main.ts';
+import { type Broker, createBroker } from '../../core/amqp.ts';
 import { ConfigError, compileConfig } from '../../core/config.ts';
 import { silentLogger } from '../../core/log.ts';
-import { tempDir, testDatabase } from '../helpers/env.ts';
+import { rabbitVhost, tempDir, testDatabase, type Vhost } from '../helpers/env.ts';
 
 const ADMIN = 'admin-token-xyz';
 const ENDPOINT = 'http://api.example:9696';
@@ -70,12 +71,18 @@ for (const engine of ['sqlite', 'postgres'] as const) {
     let app: FastifyInstance;
     let port: number;
 
+    let vhost: Vhost;
+    let broker: Broker;
+
     before(async () => {
       db = openDb(database.url);
       await migrate(db);
+      vhost = rabbitVhost();
+      broker = createBroker({ url: vhost.url, log: silentLogger() });
+      await broker.start();
       app = buildApp({
         db,
-        broker: { cast: async () => {}, fanout: async () => {} },
+        broker,
         clock: { now: () => new Date('2026-11-22T10:00:00.000Z') },
         log: silentLogger(),
         settings: {
@@ -92,6 +99,8 @@ for (const engine of ['sqlite', 'postgres'] as const) {
     });
     after(async () => {
       await app.close();
+      await broker.close();
+      vhost.cleanup();
       await db.close();
       database.cleanup();
       dir.cleanup();
@@ -291,12 +300,19 @@ for (const engine of ['sqlite', 'postgres'] as const) {
 }
 
 describe('api HTTP hardening while closing', () => {
-  test('9: a request on a kept-alive connection during close gets the catalogue 503', async () => {
+  test('9: a request on a kept-alive connection during close gets the catalogue 503', async (t) => {
     const db = openDb({ engine: 'sqlite', path: ':memory:' });
     await migrate(db);
+    const vhost = rabbitVhost();
+    const broker = createBroker({ url: vhost.url, log: silentLogger() });
+    await broker.start();
+    t.after(async () => {
+      await broker.close();
+      vhost.cleanup();
+    });
     const app = buildApp({
       db,
-      broker: { cast: async () => {}, fanout: async () => {} },
+      broker,
       clock: { now: () => new Date() },
       log: silentLogger(),
       settings: { adminToken: ADMIN, memberTokens: [], agentDownTime: 30, bodyLimit: 4096 },

@@ -15,8 +15,9 @@ import { buildApp } from '../../api/app.ts';
 import { type Db, openDb } from '../../api/db/index.ts';
 import { migrate } from '../../api/db/migrations.ts';
 import type { Network, Port, Subnet } from '../../contracts/network.ts';
+import { type Broker, createBroker } from '../../core/amqp.ts';
 import { silentLogger } from '../../core/log.ts';
-import { tempDir, testDatabase } from '../helpers/env.ts';
+import { rabbitVhost, tempDir, testDatabase, type Vhost } from '../helpers/env.ts';
 
 const ADMIN = 'admin-token-xyz';
 
@@ -38,12 +39,18 @@ for (const engine of ['sqlite', 'postgres'] as const) {
     let app: FastifyInstance;
     const now = new Date('2026-11-22T10:00:00.000Z');
 
+    let vhost: Vhost;
+    let broker: Broker;
+
     before(async () => {
       db = openDb(database.url);
       await migrate(db);
+      vhost = rabbitVhost();
+      broker = createBroker({ url: vhost.url, log: silentLogger() });
+      await broker.start();
       app = buildApp({
         db,
-        broker: { cast: async () => {}, fanout: async () => {} },
+        broker,
         clock: { now: () => now },
         log: silentLogger(),
         settings: { adminToken: ADMIN, memberTokens: [], agentDownTime: 30, bodyLimit: 1 << 20 },
@@ -51,6 +58,8 @@ for (const engine of ['sqlite', 'postgres'] as const) {
     });
     after(async () => {
       await app.close();
+      await broker.close();
+      vhost.cleanup();
       await db.close();
       database.cleanup();
       dir.cleanup();
