@@ -13,6 +13,9 @@ import { join } from 'node:path';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { type AppDeps, DEFAULT_IMAGE_SIZE_LIMIT, DEFAULT_PUBLIC_ENDPOINT } from './deps.ts';
 import { clientErrorHandler, errorHandler, installAuth, installErrors } from './http.ts';
+import { installMicroversions } from './microversion.ts';
+import { installRequestIds, newRequestId } from './request-id.ts';
+import { rewriteUrl, rootOf } from './roots.ts';
 import { agentRoutes } from './routes/agents.ts';
 import { dhcpAgentRoutes } from './routes/dhcp-agents.ts';
 import { flavorRoutes } from './routes/flavors.ts';
@@ -34,14 +37,24 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     return503OnClosing: false,
     clientErrorHandler: clientErrorHandler(),
     frameworkErrors: errorHandler(deps.log),
+    genReqId: newRequestId,
+    requestIdHeader: false,
+    requestIdLogLabel: 'request_id',
+    rewriteUrl,
   });
-  app.decorateRequest('publicEndpoint', deps.settings.publicEndpoint ?? DEFAULT_PUBLIC_ENDPOINT);
+  const endpoint = deps.settings.publicEndpoint ?? DEFAULT_PUBLIC_ENDPOINT;
+  app.decorateRequest('publicEndpoint', endpoint);
+  installRequestIds(app, deps.log);
+  app.addHook('onRequest', async (req) => {
+    req.publicEndpoint = `${endpoint}${rootOf(req.raw)}`;
+  });
   installErrors(app, deps.log);
   installAuth(app, {
     adminToken: deps.settings.adminToken,
     memberTokens: deps.settings.memberTokens,
     ...(deps.settings.serviceTokens ? { serviceTokens: deps.settings.serviceTokens } : {}),
   });
+  installMicroversions(app);
   versionRoutes(app);
   agentRoutes(app, deps);
   networkRoutes(app, deps);

@@ -19,6 +19,10 @@ import { novaError, ReadOnlyAttribute } from '../contracts/compute.ts';
 import { ApiError, neutronError } from '../contracts/errors.ts';
 import { isPlainObject, ValidationError } from '../contracts/schema.ts';
 import type { Logger } from '../core/log.ts';
+import { newRequestId, requestIdLines, setRequestIdHeaders } from './request-id.ts';
+import { type Family, familyOf, requestFamily } from './roots.ts';
+
+export type { Family } from './roots.ts';
 
 /** `service`: compute agents' token, accepted only on routes with `config.allowService`. */
 export type Role = 'admin' | 'member' | 'service';
@@ -42,12 +46,6 @@ declare module 'fastify' {
     public?: boolean;
   }
 }
-
-/** Nova's and Glance's paths (Glance's answer in Nova's shape); Neutron's is the rest. */
-export type Family = 'neutron' | 'nova';
-const NOVA_PATHS = /^\/(v2\.1|v2|servers|flavors|images)(\/|$)/;
-
-export const familyOf = (url: string): Family => (NOVA_PATHS.test(url) ? 'nova' : 'neutron');
 
 function same(a: string, b: string): boolean {
   const x = Buffer.from(a);
@@ -137,16 +135,31 @@ function toApiError(err: unknown, req: FastifyRequest, family: Family): ApiError
   return fromFastify(err as FastifyError, req);
 }
 
-export const errorBody = (family: Family, e: ApiError) =>
-  family === 'neutron' ? neutronError(e.type, e.message, e.detail) : novaError(e.status, e.message);
+/** Glance's (webob's) JSON error body: `{"message", "code": "404 Not Found", "title"}`. */
+function glanceError(e: ApiError, requestId: string) {
+  const title = STATUS_CODES[e.status] ?? 'Error';
+  return { message: e.message, code: `${e.status} ${title}`, title, request_id: requestId };
+}
+
+/** The error body in `family`'s shape, carrying the request's id. */
+export function errorBody(family: Family, e: ApiError, requestId: string) {
+  if (family === 'glance') return glanceError(e, requestId);
+  const body = (family === 'neutron'
+    ? neutronError(e.type, e.message, e.detail)
+    : novaError(e.status, e.message)) as unknown as Record<string, Record<string, unknown>>;
+  for (const inner of Object.values(body)) inner.request_id = requestId;
+  return body;
+}
 
 /** The error handler of a scope; without `family`, each request's path decides. */
 export function errorHandler(log: Logger, family?: Family) {
   return (err: FastifyError, req: FastifyRequest, reply: FastifyReply) => {
-    const fam = family ?? familyOf(req.url);
+    const fam = family ?? requestFamily(req.raw, req.url);
     const apiErr = toApiError(err, req, fam);
-    if (apiErr.status >= 500) log.error({ err: err.message, url: req.url }, 'request failed');
-    void reply.status(apiErr.status).send(errorBody(fam, apiErr));
+    if (apiErr.status >= 500)
+      log.error({ err: err.message, url: req.url, request_id: req.id }, 'request failed');
+    setRequestIdHeaders(reply, fam, req.id);
+    void reply.status(apiErr.status).send(errorBody(fam, apiErr, req.id));
   };
 }
 
@@ -161,7 +174,9 @@ const poisoning = (key: string, value: unknown) =>
  * route merges the object.
  */
 export function parseJsonBody(text: string): unknown {
-  if (text.trim() === '') throw new ApiError('BadRequest', 'Request body is empty.');
+  // A bodiless request with a JSON Content-Type (DELETE, actions): the route decides
+  // whether it needed a body, and says which field is missing.
+  if (text.trim() === '') return undefined;
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -218,17 +233,20 @@ function installNotFound(app: FastifyInstance) {
     const allowed = new Set<string>();
     for (const { re, methods } of routes.values())
       if (re.test(path)) for (const m of methods) allowed.add(m);
-    const family = familyOf(path);
+    const family = requestFamily(req.raw, path);
     if (allowed.size === 0) {
       const e = new ApiError('NotFound', `The resource could not be found: ${req.method} ${path}`);
-      return reply.status(404).send(errorBody(family, e));
+      return reply.status(404).send(errorBody(family, e, req.id));
     }
     const allow = [...allowed].sort().join(', ');
     const e = new ApiError(
       'MethodNotAllowed',
       `Method ${req.method} is not allowed on ${path}; allowed: ${allow}.`,
     );
-    return reply.status(405).header('allow', allow).send(errorBody(family, e));
+    return reply
+      .status(405)
+      .header('allow', allow)
+      .send(errorBody(family, e, req.id));
   });
 }
 
@@ -286,7 +304,9 @@ export function clientErrorHandler() {
     }
     answered.add(socket);
     const e = clientApiError(err);
-    const body = JSON.stringify(errorBody(rawFamily(err.rawPacket), e));
+    const id = newRequestId();
+    const family = rawFamily(err.rawPacket);
+    const body = JSON.stringify(errorBody(family, e, id));
     // Closed once the answer is flushed and the client has closed its side.
     let waiting = socket.readableEnded ? 1 : 2;
     const settle = () => {
@@ -299,7 +319,8 @@ export function clientErrorHandler() {
     if (!socket.readableEnded) socket.once('end', settle);
     socket.end(
       `HTTP/1.1 ${e.status} ${STATUS_CODES[e.status]}\r\nContent-Type: application/json\r\n` +
-        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+        `Content-Length: ${Buffer.byteLength(body)}\r\n${requestIdLines(family, id)}` +
+        `Connection: close\r\n\r\n${body}`,
       settle,
     );
     socket.resume();

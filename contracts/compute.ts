@@ -35,9 +35,11 @@ export const NOVA_ERROR_KEYS: Record<number, string> = {
   403: 'forbidden',
   404: 'itemNotFound',
   405: 'badMethod',
-  409: 'conflict',
+  409: 'conflictingRequest',
   413: 'overLimit',
   415: 'badMediaType',
+  429: 'overLimit',
+  501: 'notImplemented',
   503: 'serviceUnavailable',
 };
 

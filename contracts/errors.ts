@@ -22,6 +22,7 @@ export const API_ERRORS = {
   OutOfBoundsAllocationPool: 400,
   InvalidAllocationPool: 400,
   MethodNotAllowed: 405,
+  NotAcceptable: 406,
   Conflict: 409,
   NetworkInUse: 409,
   SubnetInUse: 409,

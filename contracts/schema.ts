@@ -45,6 +45,7 @@ function fail(path: string, reason: string): never {
 
 function describe(value: unknown): string {
   if (value === null) return 'null';
+  if (value === undefined) return 'nothing (the request body is empty)';
   if (Array.isArray(value)) return 'an array';
   return typeof value === 'string' ? `"${value.slice(0, 40)}"` : typeof value;
 }

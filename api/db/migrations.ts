@@ -265,6 +265,24 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string[]
       'ALTER TABLE agent_resource_status ADD COLUMN parent_id TEXT',
     ],
   },
+  {
+    version: 9,
+    name: 'instance attributes of Nova 2.1-2.16',
+    sql: [
+      // accessIPv4/v6 as the user set them ('' when not); admin_pass: the password asked
+      // for or generated at create/rebuild, for the metadata service to hand the guest;
+      // reservation_id and launch_index: a multi-create's batch and the server's place in
+      // it; locked_by: 'admin' or 'owner' while locked (Nova's locked_by), NULL otherwise;
+      // soft_deleted_at: when a soft delete ([compute] reclaim_instance_interval) began.
+      "ALTER TABLE instances ADD COLUMN access_ipv4 TEXT NOT NULL DEFAULT ''",
+      "ALTER TABLE instances ADD COLUMN access_ipv6 TEXT NOT NULL DEFAULT ''",
+      'ALTER TABLE instances ADD COLUMN admin_pass TEXT',
+      "ALTER TABLE instances ADD COLUMN reservation_id TEXT NOT NULL DEFAULT ''",
+      'ALTER TABLE instances ADD COLUMN launch_index INTEGER NOT NULL DEFAULT 0',
+      'ALTER TABLE instances ADD COLUMN locked_by TEXT',
+      'ALTER TABLE instances ADD COLUMN soft_deleted_at TEXT',
+    ],
+  },
 ];
 
 export async function migrate(db: Db): Promise<number[]> {

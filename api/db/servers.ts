@@ -61,6 +61,18 @@ export interface InstanceRecord {
   updatedAt: string;
   launchedAt: string | null;
   deletedAt: string | null;
+  /** As the user set them; '' when not set. */
+  accessIPv4: string;
+  accessIPv6: string;
+  /** The password asked for or generated at create or rebuild (for the metadata service). */
+  adminPass: string | null;
+  /** A multi-create's batch (`r-xxxxxxxx`) and the server's 0-based place in it. */
+  reservationId: string;
+  launchIndex: number;
+  /** Who locked it (Nova's locked_by); null while unlocked. */
+  lockedBy: 'admin' | 'owner' | null;
+  /** When a soft delete began; null unless soft-deleted. */
+  softDeletedAt: string | null;
 }
 
 /** Columns as the drivers return them (numbers may come as text from PostgreSQL). */
@@ -79,8 +91,19 @@ type Text =
   | 'kept_ports'
   | 'port_order'
   | 'created_at'
-  | 'updated_at';
-type Nullable = 'task_state' | 'fault' | 'timings' | 'launched_at' | 'deleted_at';
+  | 'updated_at'
+  | 'access_ipv4'
+  | 'access_ipv6'
+  | 'reservation_id';
+type Nullable =
+  | 'task_state'
+  | 'fault'
+  | 'timings'
+  | 'launched_at'
+  | 'deleted_at'
+  | 'admin_pass'
+  | 'locked_by'
+  | 'soft_deleted_at';
 export type InstanceRow = Row & Record<Text, string> & Record<Nullable, string | null>;
 
 const parsed = <T>(s: string | null): T | null => (s === null ? null : (JSON.parse(s) as T));
@@ -114,6 +137,13 @@ export const toRecord = (r: InstanceRow): InstanceRecord => ({
   updatedAt: r.updated_at,
   launchedAt: r.launched_at,
   deletedAt: r.deleted_at,
+  accessIPv4: r.access_ipv4,
+  accessIPv6: r.access_ipv6,
+  adminPass: r.admin_pass,
+  reservationId: r.reservation_id,
+  launchIndex: Number(r.launch_index),
+  lockedBy: r.locked_by as InstanceRecord['lockedBy'],
+  softDeletedAt: r.soft_deleted_at,
 });
 
 export type NewInstance = Pick<
@@ -130,6 +160,11 @@ export type NewInstance = Pick<
   | 'vmState'
   | 'taskState'
   | 'fault'
+  | 'accessIPv4'
+  | 'accessIPv6'
+  | 'adminPass'
+  | 'reservationId'
+  | 'launchIndex'
 >;
 
 export async function insertInstance(tx: Queryable, seq: number, n: NewInstance, now: Date) {
@@ -138,8 +173,10 @@ export async function insertInstance(tx: Queryable, seq: number, n: NewInstance,
     `INSERT INTO instances (id, seq, name, project_id, user_id, flavor_id, flavor_name, vcpus,
        memory_mb, root_gb, image_id, image_meta, host, vm_state, task_state, task_id,
        power_state, fault, metadata, timings, kept_ports, port_order, created_at, updated_at,
-       launched_at, deleted_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, 0, ?, ?, NULL, ?, '[]', ?, ?, NULL, NULL)`,
+       launched_at, deleted_at, access_ipv4, access_ipv6, admin_pass, reservation_id,
+       launch_index)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, 0, ?, ?, NULL, ?, '[]', ?, ?, NULL, NULL,
+       ?, ?, ?, ?, ?)`,
     [
       n.id,
       seq,
@@ -161,6 +198,11 @@ export async function insertInstance(tx: Queryable, seq: number, n: NewInstance,
       JSON.stringify(n.keptPorts),
       at,
       at,
+      n.accessIPv4,
+      n.accessIPv6,
+      n.adminPass,
+      n.reservationId,
+      n.launchIndex,
     ],
   );
 }

@@ -5,7 +5,7 @@
  *
  * Invariants: a request is checked whole (image-query.ts) before anything is written; an
  * id is created once (409 after that); a protected image is never deleted; deleting an
- * image removes its data file. Errors leave in Nova's shape (nova.ts).
+ * image removes its data file. Errors leave in Glance's shape (http.ts).
  */
 import { rm } from 'node:fs/promises';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -22,11 +22,10 @@ import {
   updateImageFields,
 } from '../db/images.ts';
 import type { AppDeps, ImageSettings } from '../deps.ts';
-import { parseJsonBody } from '../http.ts';
+import { errorHandler, parseJsonBody } from '../http.ts';
 import { type Query, values } from '../query.ts';
 import { dataPath, imageDataRoutes } from './image-data.ts';
 import { applyPatch, checkRefs, createFields, listQuery } from './image-query.ts';
-import { installNovaErrors } from './nova.ts';
 
 type ById = FastifyRequest<{ Params: { id: string } }>;
 
@@ -81,7 +80,7 @@ function imageScope(scope: FastifyInstance, deps: AppDeps, settings: ImageSettin
     if (!image) throw imageNotFound(id);
     return image;
   };
-  installNovaErrors(scope, deps.log);
+  scope.setErrorHandler(errorHandler(deps.log, 'glance'));
   jsonPatchParser(scope);
   const reads = { config: { allowService: true } };
   scope.get('/images', reads, (req: FastifyRequest<{ Querystring: Query }>) => list(deps, req));

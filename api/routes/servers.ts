@@ -117,6 +117,11 @@ function newInstance(
     vmState: p.host === null ? 'error' : 'building',
     taskState: p.host === null ? null : 'scheduling',
     fault: p.host === null ? buildFault(NO_VALID_HOST, p.reasons.join('; '), now) : null,
+    accessIPv4: '',
+    accessIPv6: '',
+    adminPass: null,
+    reservationId: '',
+    launchIndex: 0,
   };
 }
 

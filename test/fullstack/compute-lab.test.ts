@@ -256,7 +256,7 @@ describe('servers on two lab hosts', { timeout: 900_000 }, () => {
       ],
       [{ ...base, name: 'evil\nname' }, 400, 'badRequest'],
       // Nova's PortInUse is a conflict.
-      [{ ...base, networks: [{ port: ports[0]?.id }] }, 409, 'conflict'],
+      [{ ...base, networks: [{ port: ports[0]?.id }] }, 409, 'conflictingRequest'],
     ];
     for (const [server, status, key] of bad) {
       const res = await c.http('POST', '/servers', { server });

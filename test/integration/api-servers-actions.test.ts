@@ -36,23 +36,26 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       await done(1, 'active', 1);
       const start = await act(id, { 'os-start': null });
       assert.equal(
-        novaErr(start, 'conflict', 409),
+        novaErr(start, 'conflictingRequest', 409),
         `Cannot 'start' instance ${id} while it is in vm_state active`,
       );
       assert.equal((await act(id, { pause: null }, MEMBER)).status, 202, 'members may act');
       assert.equal((await show(id)).status, 'ACTIVE');
       assert.equal((await show(id))['OS-EXT-STS:task_state'], 'pausing');
       assert.equal(
-        novaErr(await act(id, { suspend: null }), 'conflict', 409),
+        novaErr(await act(id, { suspend: null }), 'conflictingRequest', 409),
         `Cannot 'suspend' instance ${id} while it is in task_state pausing`,
       );
       assert.equal(
-        novaErr(await act(id, { reboot: { type: 'SOFT' } }), 'conflict', 409),
+        novaErr(await act(id, { reboot: { type: 'SOFT' } }), 'conflictingRequest', 409),
         `Cannot 'reboot' instance ${id} while it is in task_state pausing`,
       );
       await done(2, 'paused', 3);
       assert.equal((await show(id)).status, 'PAUSED');
-      assert.match(novaErr(await act(id, { 'os-stop': null }), 'conflict', 409), /vm_state paused/);
+      assert.match(
+        novaErr(await act(id, { 'os-stop': null }), 'conflictingRequest', 409),
+        /vm_state paused/,
+      );
       assert.equal((await act(id, { unpause: null })).status, 202);
       assert.equal((await act(id, { reboot: { type: 'HARD' } })).status, 202, 'hard overrides');
       assert.equal((await show(id)).status, 'PAUSED');
@@ -94,7 +97,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       );
       advance(DOWN + 1);
       assert.match(
-        novaErr(await act(id, { pause: null }), 'conflict', 409),
+        novaErr(await act(id, { pause: null }), 'conflictingRequest', 409),
         /compute agent on h1 is not alive/,
       );
       assert.equal((await show(id))['OS-EXT-STS:task_state'], null, 'no task was started');

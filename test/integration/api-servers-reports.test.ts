@@ -292,7 +292,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.equal((await portsOf(id)).length, 1, 'its port not yet released');
       assert.equal(await rpc.instance('h1', id), null);
       const reboot = await act(id, { reboot: { type: 'HARD' } });
-      assert.equal(novaErr(reboot, 'conflict', 409), `Instance ${id} is not ready.`);
+      assert.equal(novaErr(reboot, 'conflictingRequest', 409), `Instance ${id} is not ready.`);
       assert.equal((await show(id))['OS-EXT-STS:task_state'], null, 'no task was started');
       assert.equal((await call('DELETE', `/servers/${id}`)).status, 204);
       assert.equal((await call('GET', `/servers/${id}`)).status, 404, 'deleted locally at once');

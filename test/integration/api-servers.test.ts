@@ -172,7 +172,12 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         [{ networks: [{ uuid: missing }] }, 'badRequest', 400, new RegExp(`Network ${missing}`)],
         [{ networks: [{ uuid: bare.id }] }, 'badRequest', 400, /requires a subnet/],
         [{ networks: [{ port: missing }] }, 'badRequest', 400, new RegExp(`Port id ${missing}`)],
-        [{ networks: [{ port: used.id }] }, 'conflict', 409, new RegExp(`Port ${used.id}`)],
+        [
+          { networks: [{ port: used.id }] },
+          'conflictingRequest',
+          409,
+          new RegExp(`Port ${used.id}`),
+        ],
         [
           { networks: [{ uuid: h.net.n.id, fixed_ip: '10.9.0.5' }] },
           'badRequest',
@@ -186,7 +191,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
           /already in use on instance someone/,
         ],
         [{ networks: [{ uuid: h.net.n.id, port: used.id }] }, 'badRequest', 400, /exactly one/],
-        [{ networks: 'auto' }, 'conflict', 409, /Multiple possible networks/],
+        [{ networks: 'auto' }, 'conflictingRequest', 409, /Multiple possible networks/],
       ];
       for (const [extra, key, status, pattern] of cases) {
         const r = await call('POST', '/servers', {

@@ -197,12 +197,12 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         flavor: { name: 'f.custom', vcpus: 1, ram: 1, disk: 0 },
       });
       assert.equal(dupName.status, 409);
-      assert.match(novaErr(dupName, 'conflict'), /name f\.custom already exists/);
+      assert.match(novaErr(dupName, 'conflictingRequest'), /name f\.custom already exists/);
       const dupId = await call('POST', '/flavors', {
         flavor: { name: 'other', vcpus: 1, ram: 1, disk: 0, id: '1' },
       });
       assert.equal(dupId.status, 409);
-      assert.match(novaErr(dupId, 'conflict'), /ID 1 already exists/);
+      assert.match(novaErr(dupId, 'conflictingRequest'), /ID 1 already exists/);
 
       // novaclient's body: generated id, swap "", rxtx 1.0, numbers as given.
       const auto = await call('POST', '/v2.1/flavors', {
