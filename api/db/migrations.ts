@@ -273,7 +273,8 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string[]
       // for or generated at create/rebuild, for the metadata service to hand the guest;
       // reservation_id and launch_index: a multi-create's batch and the server's place in
       // it; locked_by: 'admin' or 'owner' while locked (Nova's locked_by), NULL otherwise;
-      // soft_deleted_at: when a soft delete ([compute] reclaim_instance_interval) began.
+      // soft_deleted_at: when a soft delete ([compute] reclaim_instance_interval) began;
+      // security_groups: the names of the groups the server is in (JSON list).
       "ALTER TABLE instances ADD COLUMN access_ipv4 TEXT NOT NULL DEFAULT ''",
       "ALTER TABLE instances ADD COLUMN access_ipv6 TEXT NOT NULL DEFAULT ''",
       'ALTER TABLE instances ADD COLUMN admin_pass TEXT',
@@ -281,6 +282,7 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string[]
       'ALTER TABLE instances ADD COLUMN launch_index INTEGER NOT NULL DEFAULT 0',
       'ALTER TABLE instances ADD COLUMN locked_by TEXT',
       'ALTER TABLE instances ADD COLUMN soft_deleted_at TEXT',
+      `ALTER TABLE instances ADD COLUMN security_groups TEXT NOT NULL DEFAULT '["default"]'`,
     ],
   },
 ];

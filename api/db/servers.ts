@@ -73,6 +73,8 @@ export interface InstanceRecord {
   lockedBy: 'admin' | 'owner' | null;
   /** When a soft delete began; null unless soft-deleted. */
   softDeletedAt: string | null;
+  /** The names of the security groups the server is in. */
+  securityGroups: string[];
 }
 
 /** Columns as the drivers return them (numbers may come as text from PostgreSQL). */
@@ -94,7 +96,8 @@ type Text =
   | 'updated_at'
   | 'access_ipv4'
   | 'access_ipv6'
-  | 'reservation_id';
+  | 'reservation_id'
+  | 'security_groups';
 type Nullable =
   | 'task_state'
   | 'fault'
@@ -144,6 +147,7 @@ export const toRecord = (r: InstanceRow): InstanceRecord => ({
   launchIndex: Number(r.launch_index),
   lockedBy: r.locked_by as InstanceRecord['lockedBy'],
   softDeletedAt: r.soft_deleted_at,
+  securityGroups: JSON.parse(r.security_groups) as string[],
 });
 
 export type NewInstance = Pick<
