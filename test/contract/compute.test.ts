@@ -1,0 +1,168 @@
+/**
+ * Nova's contract: every compute answer kumo-api gives — version documents, flavors,
+ * servers in realistic states (api-servers-harness: a real sqlite database and broker,
+ * an agent that reports), their addresses, actions and errors — checked by check.py
+ * against tempest's published response schemas (Debian python3-tempest 33) at every
+ * microversion Kumo claims: none (2.1), 2.1, 2.3, 2.5 (tempest's v2_3 schemas), 2.9
+ * and 2.16, with the request-id and microversion headers tempest reads.
+ *
+ * Invariant under test: a strict client that validates each answer as tempest does
+ * accepts every one of them.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { ADMIN, type Body, serversHarness } from '../integration/api-servers-harness.ts';
+import { type Answer, answerOf, assertContract, Recorder } from './records.ts';
+
+/** The microversions asked: each of tempest's schema ranges Kumo claims, and none. */
+const VERSIONS = [undefined, '2.1', '2.3', '2.5', '2.9', '2.16'] as const;
+
+describe('compute answers against tempest schemas', () => {
+  const h = serversHarness('sqlite');
+  const rec = new Recorder(async (method, url, body, headers): Promise<Answer> => {
+    const withBody = body !== undefined;
+    const res = await h.app.inject({
+      method: method as 'GET',
+      url,
+      headers: withBody ? { 'content-type': 'application/json', ...headers } : headers,
+      payload: withBody ? JSON.stringify(body) : undefined,
+    });
+    return answerOf(res.statusCode, res.headers, res.body);
+  }, ADMIN);
+  const nova = (check: string, method: string, url: string, o = {}) =>
+    rec.call('compute', check, method, url, o);
+  const bodyOf = (a: Answer) => a.body as Body;
+
+  /** The agent reports the server's current task done, in `vm` with `power`. */
+  const finish = async (id: string, vm: 'active' | 'stopped', power: 1 | 4) => {
+    const task_id = Number((await h.rpc.instance('h1', id))?.task_id);
+    await h.update({
+      host: 'h1',
+      instance_id: id,
+      power_state: power,
+      task_done: task_id,
+      vm_state: vm,
+    });
+  };
+
+  /** A server on net1, booted through the API and reported ACTIVE by its agent. */
+  const active = async (extra: Body = {}) => {
+    await h.report('h1');
+    const made = await nova('servers.create_server_with_admin_pass', 'POST', '/servers', {
+      body: {
+        server: {
+          name: 'contract',
+          flavorRef: '1',
+          imageRef: h.images.plain,
+          networks: [{ uuid: h.net.n.id }],
+          accessIPv4: '192.0.2.7',
+          adminPass: 'sekrit-Pass1',
+          ...extra,
+        },
+      },
+    });
+    assert.equal(made.status, 202, JSON.stringify(made.body));
+    const id = (bodyOf(made).server as { id: string }).id;
+    await finish(id, 'active', 1);
+    return id;
+  };
+
+  test('version documents at /compute, /compute/ and /compute/v2.1', async () => {
+    for (const url of ['/compute', '/compute/'])
+      assert.equal((await nova('versions.list_versions', 'GET', url, { token: null })).status, 200);
+    for (const url of ['/compute/v2.1', '/compute/v2.1/', '/v2.1'])
+      assert.equal((await nova('versions.get_one_version', 'GET', url)).status, 200);
+  });
+
+  test('flavors: list, detail, show, create, delete and their errors at every version', async () => {
+    for (const [i, v] of VERSIONS.entries()) {
+      const o = { microversion: v };
+      await nova('flavors.list_flavors', 'GET', '/compute/v2.1/flavors', o);
+      await nova('flavors.list_flavors_details', 'GET', '/compute/v2.1/flavors/detail', o);
+      await nova('flavors.show_flavor', 'GET', '/compute/v2.1/flavors/1', o);
+      const body = { flavor: { name: `c.contract${i}`, ram: 256, vcpus: 1, disk: 1 } };
+      const made = await nova('flavors.create_flavor', 'POST', '/compute/v2.1/flavors', {
+        ...o,
+        body,
+      });
+      assert.equal(made.status, 200, JSON.stringify(made.body));
+      await nova('compute.error', 'POST', '/compute/v2.1/flavors', { ...o, body });
+      const id = (bodyOf(made).flavor as { id: string }).id;
+      await nova('flavors.delete_flavor', 'DELETE', `/compute/v2.1/flavors/${id}`, o);
+      await nova('compute.error', 'GET', `/compute/v2.1/flavors/${id}`, o);
+    }
+  });
+
+  test('servers: create, list, detail, show, update and addresses at every version', async () => {
+    const id = await active();
+    const base = `/compute/v2.1/servers`;
+    for (const v of VERSIONS) {
+      const o = { microversion: v };
+      await nova('servers.list_servers', 'GET', base, o);
+      await nova('servers.list_servers_detail', 'GET', `${base}/detail`, o);
+      await nova('servers.list_servers_detail', 'GET', `${base}/detail?name=^contr`, o);
+      const shown = await nova('servers.show_server', 'GET', `${base}/${id}`, o);
+      assert.equal((bodyOf(shown).server as Body).status, 'ACTIVE');
+      const body = { server: { name: `renamed-${v ?? 'none'}`, accessIPv6: '2001:db8::7' } };
+      await nova('servers.update_server', 'PUT', `${base}/${id}`, { ...o, body });
+      await nova('servers.list_addresses', 'GET', `${base}/${id}/ips`, o);
+      await nova('servers.list_addresses_by_network', 'GET', `${base}/${id}/ips/net1`, o);
+      await nova('compute.error', 'GET', `${base}/${id}/ips/no-such-net`, o);
+      await nova('compute.error', 'GET', `${base}/00000000-0000-4000-8000-000000000000`, o);
+    }
+    // The legacy root serves the same shapes.
+    await nova('servers.show_server', 'GET', `/servers/${id}`, { microversion: '2.16' });
+    await nova('servers.list_servers_detail', 'GET', '/v2.1/servers/detail');
+  });
+
+  test('server actions answer as Nova does', async () => {
+    const id = await active();
+    const url = `/compute/v2.1/servers/${id}/action`;
+    const act = (check: string, body: unknown, microversion?: string) =>
+      nova(check, 'POST', url, { body, microversion });
+    await act('servers.get_console_output', { 'os-getConsoleOutput': { length: 2 } });
+    await act('servers.action', { lock: null }, '2.9');
+    const locked = await nova('servers.show_server', 'GET', `/compute/v2.1/servers/${id}`, {
+      microversion: '2.9',
+    });
+    assert.equal((bodyOf(locked).server as Body).locked, true);
+    await act('servers.action', { unlock: null }, '2.16');
+    await act('servers.action', { 'os-stop': null });
+    await act('compute.error', { 'os-stop': null });
+    await act('compute.error', { 'no-such-action': null });
+    await finish(id, 'stopped', 4);
+    for (const v of ['2.1', '2.9', '2.16']) {
+      const rebuild = { rebuild: { imageRef: h.images.plain, adminPass: 'rebuilt-Pass1' } };
+      const r = await act('servers.rebuild_server_with_admin_pass', rebuild, v);
+      assert.equal(r.status, 202, JSON.stringify(r.body));
+      assert.equal((await h.show(id))['OS-EXT-STS:task_state'], 'rebuilding');
+      await finish(id, 'stopped', 4);
+    }
+  });
+
+  test('multi-create, reservation ids, security groups and deletes', async () => {
+    await h.report('h1');
+    const server = { name: 'multi', flavorRef: '1', imageRef: h.images.plain };
+    const many = await nova('servers.create_multiple_reservation', 'POST', '/compute/servers', {
+      body: { server: { ...server, min_count: 2, max_count: 2, return_reservation_id: true } },
+    });
+    assert.equal(many.status, 202, JSON.stringify(many.body));
+    const detail = await nova('servers.list_servers_detail', 'GET', '/compute/servers/detail');
+    const names = (bodyOf(detail).servers as Body[]).map((s) => s.name).sort();
+    assert.deepEqual(names, ['multi-1', 'multi-2']);
+    const refused = await nova('compute.error', 'POST', '/compute/servers', {
+      body: { server: { ...server, security_groups: [{ name: 'no-such-group' }] } },
+    });
+    assert.equal(refused.status, 400);
+    for (const s of bodyOf(detail).servers as Body[])
+      await nova('servers.delete_server', 'DELETE', `/compute/v2.1/servers/${String(s.id)}`, {
+        headers: { 'content-type': 'application/json' },
+      });
+    await nova('compute.error', 'GET', '/compute/v2.1/servers', { microversion: '2.99' });
+    await nova('compute.error', 'GET', '/compute/v2.1/os-keypairs');
+  });
+
+  test("every answer above matches tempest's schemas and carries its ids", async () => {
+    await assertContract(rec.records);
+  });
+});
