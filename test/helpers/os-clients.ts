@@ -1,0 +1,51 @@
+/**
+ * OpenStack's own clients against a test cluster's kumo-api: Debian's `openstack` CLI
+ * (6.0, through Cluster.openstack: token auth on the single legacy endpoint, as
+ * single-endpoint clients are configured), `glance` (python3-glanceclient 4.1, on the
+ * /image root) and openstacksdk (0.101, test/fullstack/openstack_sdk.py, on the
+ * /compute, /image and /networking roots).
+ *
+ * Invariant: every call is the client as a process, its exit code checked, its JSON output
+ * parsed; a failed call fails with the client's stderr.
+ */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { ADMIN_TOKEN, type Cluster, type RunResult, runCommand } from './cluster.ts';
+import { REPO } from './env.ts';
+
+const SDK = join(REPO, 'test', 'fullstack', 'openstack_sdk.py');
+
+export const ok = (r: RunResult, what: string): string => {
+  assert.equal(r.code, 0, `${what}: ${r.stderr.slice(-2000)}`);
+  return r.stdout;
+};
+
+/** `openstack <args> -f json`, parsed. */
+export async function osJson<T>(c: Cluster, args: string[]): Promise<T> {
+  return JSON.parse(ok(await c.openstack([...args, '-f', 'json']), args.join(' '))) as T;
+}
+
+/** `openstack <args>`, its output. */
+export async function os(c: Cluster, args: string[]): Promise<string> {
+  return ok(await c.openstack(args), args.join(' '));
+}
+
+/** One openstacksdk proxy call (openstack_sdk.py's operations), its JSON result. */
+export async function sdk<T>(c: Cluster, op: string, args: Record<string, unknown>): Promise<T> {
+  const r = await runCommand([
+    '/usr/bin/python3',
+    SDK,
+    c.url,
+    ADMIN_TOKEN,
+    op,
+    JSON.stringify(args),
+  ]);
+  return JSON.parse(ok(r, `sdk ${op}`) || 'null') as T;
+}
+
+/** `glance` (API v2) on the /image root. */
+export async function glance(c: Cluster, args: string[]): Promise<string> {
+  const auth = ['--os-image-url', `${c.url}/image`, '--os-auth-token', ADMIN_TOKEN];
+  const r = await runCommand(['glance', '--os-image-api-version', '2', ...auth, ...args]);
+  return ok(r, `glance ${args.join(' ')}`);
+}
