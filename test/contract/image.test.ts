@@ -11,7 +11,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { ADMIN, type Body, serversHarness } from '../integration/api-servers-harness.ts';
+import { ADMIN, type Body, MEMBER, serversHarness } from '../integration/api-servers-harness.ts';
 import { type Answer, answerOf, assertContract, Recorder } from './records.ts';
 
 const PATCH_21 = 'application/openstack-images-v2.1-json-patch';
@@ -86,7 +86,12 @@ describe('image answers against glanceclient and api-ref schemas', () => {
   });
 
   test('deactivate and reactivate, with the download rules between', async () => {
-    const id = await create({ name: 'deact', disk_format: 'raw', container_format: 'bare' });
+    const id = await create({
+      name: 'deact',
+      disk_format: 'raw',
+      container_format: 'bare',
+      visibility: 'public',
+    });
     await glance('image.upload', 'PUT', `/image/v2/images/${id}/file`, {
       body: Buffer.from('bytes'),
     });
@@ -95,7 +100,9 @@ describe('image answers against glanceclient and api-ref schemas', () => {
     await glance('image.deactivate', 'POST', `${url}/actions/deactivate`, json);
     const shown = await glance('image.show', 'GET', url);
     assert.equal((shown.body as Body).status, 'deactivated');
-    await glance('image.error', 'GET', `${url}/file`);
+    // Glance lets only admins download a deactivated image's data.
+    const refused = await glance('image.error', 'GET', `${url}/file`, { token: MEMBER });
+    assert.equal(refused.status, 403);
     await glance('image.reactivate', 'POST', `${url}/actions/reactivate`, json);
     assert.equal(((await glance('image.show', 'GET', url)).body as Body).status, 'active');
   });
