@@ -105,7 +105,8 @@ async function download(
       'PolicyNotAuthorized',
       'The requested image has been deactivated. Image data download is forbidden.',
     );
-  if (image.status !== 'active') return reply.status(204).send();
+  // No data yet (or any more): Glance's 204; a deactivated image's data is still there.
+  if (image.status !== 'active' && image.status !== 'deactivated') return reply.status(204).send();
   const path = dataPath(settings, image.id);
   const st = await stat(path).catch(() => undefined);
   if (!st)
