@@ -7,17 +7,19 @@
  * the message) and returns the value in one canonical type, so the routes never see
  * Nova's alternative spellings ("2" for 2, "yes" for true).
  */
-import { parseIp } from './inet.ts';
+import { formatIp, parseIp } from './inet.ts';
 import { arr, obj, optional, type Schema, str, ValidationError } from './schema.ts';
 
-/** accessIPv4 / accessIPv6: one address of that version (Nova's format ipv4 / ipv6). */
+/** accessIPv4 / accessIPv6: one address of that version (Nova's format ipv4 / ipv6),
+ * in canonical text as Nova's IPAddress field stores it (`2001:DB8:0::1` → `2001:db8::1`). */
 export const accessIp = (version: 4 | 6): Schema<string> => ({
   kind: 'string',
   parse(value, path = '') {
     const text = str({ max: 45 }).parse(value, path);
-    if (parseIp(text)?.version !== version)
+    const ip = parseIp(text);
+    if (ip?.version !== version)
       throw new ValidationError(path, `'${text}' is not a '${version === 4 ? 'ipv4' : 'ipv6'}'`);
-    return text;
+    return formatIp(ip.version, ip.value);
   },
 });
 

@@ -107,7 +107,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       await report('h1');
       const r = await create({
         accessIPv4: '192.0.2.10',
-        accessIPv6: '2001:db8::10',
+        accessIPv6: '2001:DB8:0::10',
         adminPass: 'S3cret pass',
       });
       assert.equal(r.status, 202, r.raw);
@@ -125,7 +125,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.equal(await column(id, 'admin_pass'), 'S3cret pass');
       const s = await show(id);
       assert.equal(s.accessIPv4, '192.0.2.10');
-      assert.equal(s.accessIPv6, '2001:db8::10');
+      assert.equal(s.accessIPv6, '2001:db8::10', 'canonical, as Nova stores it');
       const located = await nova('POST', '/v2.1/servers', {
         payload: { server: { name: 'vm', flavorRef: '1', imageRef: h.images.plain } },
       });
