@@ -9,10 +9,13 @@
  * `status`, `flavor`, `image`, `reservation_id` are exact; `host` is the admin's.
  *
  * Invariants: a malformed regular expression is a 400 naming its filter, before any
- * server is read; patterns are bounded in length; the page is cut after filtering, so a
- * full page means more may follow.
+ * server is read; patterns are bounded in length and run by RE2 (re2js, linear time), so
+ * no pattern a client sends can stall the API's event loop as a backtracking engine
+ * would; RE2's syntax is Python's without backreferences and lookaround. The page is cut
+ * after filtering, so a full page means more may follow.
  */
 import type { FastifyRequest } from 'fastify';
+import { RE2JS } from 're2js';
 import { ApiError } from '../../contracts/errors.ts';
 import { serverStatus } from '../../contracts/servers.ts';
 import { type InstanceRecord, listInstances } from '../db/servers.ts';
@@ -34,15 +37,23 @@ function limitOf(raw: string | undefined): number {
   return Math.min(Number(raw), MAX_LIMIT);
 }
 
+/** A compiled filter: `test` searches (re.search) or, anchored, matches at the start. */
+export interface FilterPattern {
+  test(text: string): boolean;
+}
+
 /** A filter's regular expression; `anchored` matches at the start only (re.match). */
-export function filterRegex(filter: string, raw: string, anchored: boolean): RegExp {
+export function filterRegex(filter: string, raw: string, anchored: boolean): FilterPattern {
   if (raw.length > MAX_PATTERN)
     throw new ApiError(
       'BadRequest',
       `Invalid input for query parameter ${filter}: the pattern is longer than ${MAX_PATTERN} characters.`,
     );
   try {
-    return new RegExp(anchored ? `^(?:${raw})` : raw);
+    const re = RE2JS.compile(raw);
+    return {
+      test: (text) => (anchored ? re.matcher(text).lookingAt() : re.matcher(text).find()),
+    };
   } catch (e) {
     throw new ApiError(
       'BadRequest',

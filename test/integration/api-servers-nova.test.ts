@@ -384,6 +384,13 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.deepEqual(await ids('?ip6=fd00:1:', MEMBER), [a, b, c].sort(), 'before 2.5: ignored');
       assert.deepEqual(await ids('?ip6=fd00:1:', MEMBER, '2.5'), [a]);
       assert.deepEqual(await ids('?ip=10.&name=web'), [a]);
+      const long = await boot({ name: `${'w'.repeat(48)}!`, networks: 'none' });
+      assert.deepEqual(
+        await ids(`?name=${encodeURIComponent('^(w|ww)+$')}`),
+        [],
+        'a pattern that backtracks exponentially answers (RE2), here without a match',
+      );
+      assert.deepEqual(await ids(`?name=${encodeURIComponent('^(w|ww)+!$')}`), [long]);
       for (const [query, filter] of [
         ['?name=web(', 'name'],
         ['?ip=%5B', 'ip'],
