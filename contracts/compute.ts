@@ -189,10 +189,14 @@ export const propertyValue = () => str({ max: 255 });
  * only, as Glance's schema does; Nova checks that they exist when it boots. */
 export const IMAGE_REF_PROPERTIES = ['kernel_id', 'ramdisk_id'] as const;
 
+/** The one enum among the extra properties of Glance's schema-image.json. */
+export const KEY_DELETION_POLICIES = ['on_image_deletion', 'do_not_delete'] as const;
+
 export function parseProperty(key: string, value: unknown): string {
   propertyKey(key, key);
   const v = propertyValue().parse(value, key);
   if ((IMAGE_REF_PROPERTIES as readonly string[]).includes(key)) glanceUuid().parse(v, key);
+  if (key === 'cinder_encryption_key_deletion_policy') oneOf(KEY_DELETION_POLICIES).parse(v, key);
   return v;
 }
 
@@ -234,11 +238,6 @@ export const ImageCreate: Schema<ImageCreate> = {
     return out;
   },
 };
-
-export const JSON_PATCH_TYPES = [
-  'application/openstack-images-v2.1-json-patch',
-  'application/openstack-images-v2.0-json-patch',
-] as const;
 
 export const PatchOp = obj({
   op: oneOf(['add', 'replace', 'remove'] as const),

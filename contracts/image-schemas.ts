@@ -9,7 +9,7 @@
  * takes them from its configuration); extra properties are strings
  * (`additionalProperties`), as Kumo stores them.
  */
-import { CONTAINER_FORMATS, DISK_FORMATS } from './compute.ts';
+import { CONTAINER_FORMATS, DISK_FORMATS, KEY_DELETION_POLICIES } from './compute.ts';
 
 const UUID_PATTERN =
   '^([0-9a-fA-F]){8}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){12}$';
@@ -147,7 +147,7 @@ function customProperties() {
       ...customString(
         "States the condition under which the Image Service will delete the object associated with the 'cinder_encryption_key_id' image property.  If this property is missing, the Image Service will take no action",
       ),
-      enum: ['on_image_deletion', 'do_not_delete'],
+      enum: [...KEY_DELETION_POLICIES],
     },
   };
 }

@@ -11,7 +11,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Image, ImageCore, ImageStatus } from '../../contracts/compute.ts';
 import { ApiError } from '../../contracts/errors.ts';
-import { queryIn } from './chunks.ts';
 import type { Db, Param, Queryable, Row } from './index.ts';
 import { bool, numOrNull, resourceTime } from './neutron.ts';
 
@@ -99,17 +98,6 @@ export async function listImages(
 export async function getImage(db: Queryable, id: string): Promise<ImageRecord | undefined> {
   const rows = await db.query<ImageRow>('SELECT * FROM images WHERE id = ?', [id]);
   return rows[0] && toRecord(rows[0]);
-}
-
-/** Image ids among `ids` that do not exist. */
-export async function missingImages(db: Queryable, ids: string[]): Promise<string[]> {
-  const rows = await queryIn<{ id: string }>(
-    db,
-    ids,
-    (list) => `SELECT id FROM images WHERE id IN ${list}`,
-  );
-  const found = new Set(rows.map((r) => r.id));
-  return ids.filter((id) => !found.has(id));
 }
 
 export interface ImageFields {
