@@ -344,6 +344,7 @@ export function serversHarness(engine: 'sqlite' | 'postgres') {
             adminPass: null,
             reservationId: 'r-stuck000',
             launchIndex: 0,
+            securityGroups: ['default'],
           },
           clock.now(),
         ),
