@@ -1,15 +1,15 @@
 """Kumo's contract checker: validates recorded API answers against OpenStack's published
 response schemas, all records of one test file in one process.
 
-Schemas come from Debian packages, never written here where a package ships them:
+Schemas come from Debian packages wherever one ships them:
   - compute: python3-tempest (33), tempest/lib/api_schema/response/compute/v2_*, picked as
     tempest's service clients pick them (ServersClient/FlavorsClient.schema_versions_info
     for the microversion asked) and applied with tempest.lib.common.rest_client.RestClient.
     validate_response (status code, headers, body with additionalProperties false);
   - image: python3-glanceclient (4.1), glanceclient/v2/image_schema.py (_BASE_SCHEMA, the
-    image entity) via python3-jsonschema; the list, member and version shapes, which no
-    package ships, are written below from Glance's api-ref (glance/api/v2/images.py,
-    image_members.py, versions.py).
+    image entity) via python3-jsonschema; the list, member, version and error shapes,
+    which no package ships, are in shapes.py, written from Glance's, Nova's and Neutron's
+    source and api-ref.
 Beside the schemas, every record's headers are checked as oslo.middleware's request-id
 and Nova's microversion middleware set them (tempest reads them after every call).
 
@@ -18,7 +18,6 @@ headers, body}. Output (stdout): a JSON list of messages, one per problem, each 
 record and the path in its body. Invariant: an unknown check name is itself a problem,
 so a record never passes unchecked.
 """
-import copy
 import json
 import re
 import sys
@@ -32,8 +31,10 @@ from tempest.lib.common import api_version_request, rest_client
 from tempest.lib.services.compute.flavors_client import FlavorsClient
 from tempest.lib.services.compute.servers_client import ServersClient
 
+from shapes import (GLANCE_FAULT, GLANCE_VERSIONS, IMAGE, IMAGES, MEMBER, MEMBERS,
+                    NEUTRON_FAULT, NEUTRON_VERSIONS, NOVA_FAULT, RESERVATION, SCHEMA_DOC)
+
 REQ_ID = re.compile(r'^req-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$')
-FIXED = [{'min': None, 'max': None, 'schema': None}]
 
 # check name -> (tempest's schema_versions_info or a fixed module, attribute), as
 # tempest's service clients choose them (servers_client.py, flavors_client.py,
@@ -61,124 +62,7 @@ COMPUTE = {
     'servers.rebuild_server_with_admin_pass': (ServersClient, 'rebuild_server_with_admin_pass'),
 }
 
-# Nova's multi-create with return_reservation_id (nova/api/openstack/compute/servers.py).
-RESERVATION = {
-    'status_code': [202],
-    'response_body': {
-        'type': 'object',
-        'properties': {'reservation_id': {'type': 'string'}},
-        'required': ['reservation_id'],
-        'additionalProperties': False,
-    },
-}
 COMPUTE_LOCAL = {'servers.create_multiple_reservation': RESERVATION}
-
-# Nova's fault body (nova/api/openstack/wsgi.py Fault): one key naming the fault.
-NOVA_FAULT_KEYS = ['badRequest', 'unauthorized', 'forbidden', 'itemNotFound',
-                   'badMethod', 'HTTPNotAcceptable', 'conflictingRequest',
-                   'overLimit', 'badMediaType', 'computeFault', 'notImplemented',
-                   'serviceUnavailable']
-NOVA_FAULT = {
-    'type': 'object', 'minProperties': 1, 'maxProperties': 1,
-    'patternProperties': {'^(%s)$' % '|'.join(NOVA_FAULT_KEYS): {
-        'type': 'object',
-        'properties': {'code': {'type': 'integer'}, 'message': {'type': 'string'},
-                       'request_id': {'type': 'string'}},
-        'required': ['code', 'message'],
-        'additionalProperties': False}},
-    'additionalProperties': False,
-}
-# Glance's webob JSON error (glance/common/wsgi.py, webob's json_formatter).
-GLANCE_FAULT = {
-    'type': 'object',
-    'properties': {'message': {'type': 'string'}, 'code': {'type': 'string'},
-                   'title': {'type': 'string'}, 'request_id': {'type': 'string'}},
-    'required': ['message', 'code', 'title'],
-    'additionalProperties': False,
-}
-NEUTRON_FAULT = {
-    'type': 'object',
-    'properties': {'NeutronError': {
-        'type': 'object',
-        'properties': {'type': {'type': 'string'}, 'message': {'type': 'string'},
-                       'detail': {'type': 'string'}, 'request_id': {'type': 'string'}},
-        'required': ['type', 'message', 'detail'],
-        'additionalProperties': False}},
-    'required': ['NeutronError'],
-    'additionalProperties': False,
-}
-
-UUID = '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
-# Every key glance/api/v2/images.py ResponseSerializer._format_image always writes.
-IMAGE_ALWAYS = ['id', 'name', 'status', 'visibility', 'protected', 'os_hidden',
-                'checksum', 'os_hash_algo', 'os_hash_value', 'owner', 'size',
-                'virtual_size', 'min_ram', 'min_disk', 'disk_format',
-                'container_format', 'created_at', 'updated_at', 'tags', 'self',
-                'file', 'schema']
-IMAGE = copy.deepcopy(image_schema._BASE_SCHEMA)
-IMAGE.pop('links', None)
-IMAGE['type'] = 'object'
-IMAGE['required'] = IMAGE_ALWAYS
-# glanceclient 4.1's offline copy caps os_hash_value at 32 characters; Glance's own schema
-# (glance/api/v2/images.py get_base_properties) says 128, a sha512 hex digest.
-IMAGE['properties']['os_hash_value']['maxLength'] = 128
-IMAGES = {
-    'type': 'object',
-    'properties': {'images': {'type': 'array', 'items': IMAGE},
-                   'first': {'type': 'string', 'pattern': '^/v2/images'},
-                   'next': {'type': 'string', 'pattern': '^/v2/images'},
-                   'schema': {'enum': ['/v2/schemas/images']}},
-    'required': ['images', 'first', 'schema'],
-    'additionalProperties': False,
-}
-MEMBER = {
-    'type': 'object',
-    'properties': {'created_at': {'type': 'string', 'format': 'date-time'},
-                   'updated_at': {'type': 'string', 'format': 'date-time'},
-                   'image_id': {'type': 'string', 'pattern': UUID},
-                   'member_id': {'type': 'string'},
-                   'schema': {'enum': ['/v2/schemas/member']},
-                   'status': {'enum': ['pending', 'accepted', 'rejected']}},
-    'required': ['created_at', 'updated_at', 'image_id', 'member_id', 'schema', 'status'],
-    'additionalProperties': False,
-}
-MEMBERS = {
-    'type': 'object',
-    'properties': {'members': {'type': 'array', 'items': MEMBER},
-                   'schema': {'enum': ['/v2/schemas/members']}},
-    'required': ['members', 'schema'],
-    'additionalProperties': False,
-}
-LINK = {'type': 'object',
-        'properties': {'href': {'type': 'string', 'format': 'uri'}, 'rel': {'type': 'string'}},
-        'required': ['href', 'rel'], 'additionalProperties': False}
-GLANCE_VERSION = {
-    'type': 'object',
-    'properties': {'id': {'type': 'string', 'pattern': r'^v2\.\d+$'},
-                   'status': {'enum': ['CURRENT', 'SUPPORTED', 'DEPRECATED', 'EXPERIMENTAL']},
-                   'links': {'type': 'array', 'items': LINK, 'minItems': 1}},
-    'required': ['id', 'status', 'links'],
-    'additionalProperties': False,
-}
-GLANCE_VERSIONS = {'type': 'object',
-                   'properties': {'versions': {'type': 'array', 'items': GLANCE_VERSION,
-                                               'minItems': 1}},
-                   'required': ['versions'], 'additionalProperties': False}
-# A JSON schema document as Glance serves one (glance/schema.py Schema.raw()).
-SCHEMA_DOC = {'type': 'object',
-              'properties': {'name': {'type': 'string'}, 'properties': {'type': 'object'},
-                             'additionalProperties': {}, 'links': {'type': 'array'},
-                             'required': {'type': 'array'}, 'definitions': {'type': 'object'}},
-              'required': ['name', 'properties']}
-NEUTRON_VERSIONS = {
-    'type': 'object',
-    'properties': {'versions': {'type': 'array', 'minItems': 1, 'items': {
-        'type': 'object',
-        'properties': {'id': {'enum': ['v2.0']}, 'status': {'enum': ['CURRENT']},
-                       'links': {'type': 'array', 'items': LINK, 'minItems': 1}},
-        'required': ['id', 'status', 'links'], 'additionalProperties': False}}},
-    'required': ['versions'], 'additionalProperties': False,
-}
 
 # check name -> (status, body schema or None for no body)
 IMAGE_CHECKS = {
