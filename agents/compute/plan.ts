@@ -23,12 +23,12 @@
  */
 import { POWER_STATE, type PowerState } from '../../contracts/servers.ts';
 import { DomainState } from '../../host/libvirt/enums.ts';
-import { ownerText } from './desired.ts';
+import { imagesOf, ownerText } from './desired.ts';
 import { isActive } from './domain-state.ts';
 import type { ObservedDomain, ObservedInstance } from './observe.ts';
 import { faultOf, type Report } from './report.ts';
 import { type ComputeStep, fileSteps, type InstanceStep, type OnFailure } from './steps.ts';
-import { type InstanceTarget, TASK_RESULT } from './target.ts';
+import { type InstanceTarget, taskResult } from './target.ts';
 import { planVifs, unplugStep, type VifTarget } from './vif-plan.ts';
 
 const S = DomainState;
@@ -162,6 +162,44 @@ function restart(t: InstanceTarget, o: ObservedInstance): ComputeStep[] {
   return [...off, ...bootSteps(t, o, { waitPorts: false, restore: false })];
 }
 
+/**
+ * Nova's rebuild: the domain destroyed, the root disk (and kernel, ramdisk) made again
+ * from the new image once it is cached, the domain defined with the new XML, and started
+ * unless the server was stopped (a stopped server is rebuilt stopped).
+ */
+function rebuild(t: InstanceTarget, o: ObservedInstance): ComputeStep[] {
+  const d = t.instance;
+  if (!d) return [];
+  const dom = o.domain;
+  const [fetch, ...files] = fileSteps(
+    d,
+    { disk: false, kernel: false, ramdisk: false },
+    t.settings,
+  );
+  const reset: ComputeStep = {
+    kind: 'reset-files',
+    paths: t.paths,
+    host: t.settings.host,
+    imageIds: imagesOf(d).map((i) => i.id),
+    why: "the old image's files go",
+  };
+  const steps: ComputeStep[] = [
+    ...(fetch ? [fetch] : []),
+    ...(isActive(dom) ? [stop(t, false, 'destroy for the rebuild')] : []),
+    ...(saved(dom) ? [{ kind: 'discard-save', uuid: t.id, why: 'rebuild afresh' } as const] : []),
+    reset,
+    ...files,
+    { kind: 'define', xml: d.xml, why: 'domain XML of the new image' },
+  ];
+  if (taskResult(t) === 'stopped') return steps;
+  return [
+    ...steps,
+    { kind: 'start-paused', uuid: t.id, why: 'start the rebuilt guest paused' },
+    plugVifs(t, 'VIFs of the started domain'),
+    resume(t),
+  ];
+}
+
 type TaskPlan = { steps: InstanceStep[]; refused?: string };
 const refuse = (why: string): TaskPlan => ({ steps: [], refused: why });
 
@@ -171,7 +209,11 @@ function powerTask(t: InstanceTarget, o: ObservedInstance): TaskPlan {
   switch (t.intent) {
     case 'stop':
       return { steps: isActive(dom) ? [stop(t, true, 'os-stop')] : [] };
+    case 'soft-delete':
+      // Nova's soft delete powers the guest off at once (libvirt has no soft_delete).
+      return { steps: isActive(dom) ? [stop(t, false, 'soft delete: power off')] : [] };
     case 'start':
+    case 'restore':
     case 'resume':
       if (running(dom)) return { steps: replugIfNeeded(t, o) };
       if (paused(dom)) return only(resume(t, 'run the paused guest'));
@@ -234,9 +276,12 @@ function reported(t: InstanceTarget, steps: InstanceStep[], report: Report, fail
   return [...steps, step];
 }
 
-/** What a task that failed ends with (spawn and delete: ERROR; others keep the vm_state). */
+/** Tasks whose failure leaves the server in ERROR (Nova's); others keep their vm_state. */
+const FAIL_TO_ERROR = new Set(['spawn', 'absent', 'rebuild']);
+
+/** What a task that failed ends with (spawn, rebuild, delete: ERROR; others keep the vm_state). */
 export function failedTask(t: InstanceTarget, taskId: number): Report {
-  const vmState = t.intent === 'spawn' || t.intent === 'absent' ? 'error' : t.vmState;
+  const vmState = FAIL_TO_ERROR.has(t.intent) ? 'error' : t.vmState;
   return { task_done: taskId, ...(vmState ? { vm_state: vmState } : {}) };
 }
 
@@ -249,12 +294,7 @@ const task = (t: InstanceTarget): Report => (t.taskId === null ? {} : { task_don
 function failed(t: InstanceTarget, o: ObservedInstance, why: string, cleanup: boolean) {
   if (t.taskId === null) return [];
   const spawning = t.intent === 'spawn';
-  const vmState = spawning ? 'error' : t.vmState;
-  const report: Report = {
-    task_done: t.taskId,
-    ...(vmState ? { vm_state: vmState } : {}),
-    fault: faultOf(why),
-  };
+  const report: Report = { ...failedTask(t, t.taskId), fault: faultOf(why) };
   const steps = spawning && cleanup ? teardownSteps(t, o) : [];
   return reported(t, steps, report, { report, teardown: false });
 }
@@ -269,7 +309,7 @@ export function planInstance(t: InstanceTarget, o: ObservedInstance): InstanceSt
   const conflict = foreign(t, o);
   if (conflict !== undefined) return failed(t, o, conflict, false);
   if (t.problem !== null) return failed(t, o, t.problem, true);
-  const vmState = TASK_RESULT[t.intent];
+  const vmState = taskResult(t);
   const done = (p: TaskPlan) =>
     p.refused !== undefined
       ? failed(t, o, p.refused, false)
@@ -283,6 +323,8 @@ export function planInstance(t: InstanceTarget, o: ObservedInstance): InstanceSt
     case 'reboot-soft':
     case 'reboot-hard':
       return done({ steps: restart(t, o) });
+    case 'rebuild':
+      return done({ steps: rebuild(t, o) });
     case 'settled':
       return settled(t, o);
     default:

@@ -1,0 +1,86 @@
+/**
+ * The bodies of Nova v2.1's server actions beyond the power ones: rebuild, lock/unlock,
+ * addSecurityGroup/removeSecurityGroup (nova/api/openstack/compute/schemas/servers.py,
+ * lock_server.py, security_groups.py at microversions 2.1 .. 2.16).
+ *
+ * Invariant: every field Nova's 2.1 schema names is parsed here with Nova's type, and
+ * nothing else is accepted; what reaches the database or an agent (a name, an address,
+ * metadata, a password) passed one of these schemas first.
+ */
+import { parseIp } from './inet.ts';
+import {
+  arr,
+  type Infer,
+  isPlainObject,
+  obj,
+  oneOf,
+  optional,
+  type Schema,
+  str,
+  ValidationError,
+} from './schema.ts';
+import { Metadata, novaName, ref } from './servers.ts';
+
+const anyValue = { kind: 'any', parse: (v: unknown) => v } as Schema<unknown>;
+
+/** Nova's parameter_types.boolean: true/false or their string spellings. */
+const TRUE = ['true', '1', 'on', 'yes'];
+const FALSE = ['false', '0', 'off', 'no'];
+export const novaBoolean = (): Schema<boolean> => ({
+  kind: 'boolean',
+  parse(value, path = '') {
+    if (typeof value === 'boolean') return value;
+    const v = typeof value === 'string' ? value.toLowerCase() : undefined;
+    if (v !== undefined && TRUE.includes(v)) return true;
+    if (v !== undefined && FALSE.includes(v)) return false;
+    throw new ValidationError(path, 'must be a boolean (true, false or their string forms)');
+  },
+});
+
+/** Nova's accessIPv4 / accessIPv6: one address of that version. */
+export const accessIp = (version: 4 | 6): Schema<string> => ({
+  kind: 'string',
+  parse(value, path = '') {
+    const text = str({ max: 45 }).parse(value, path);
+    if (parseIp(text)?.version !== version)
+      throw new ValidationError(path, `must be an IPv${version} address`);
+    return text;
+  },
+});
+
+/** Nova's admin_password: any string (Kumo bounds it and refuses controls). */
+const adminPass = () => str({ max: 255 });
+
+/** personality (before 2.57): accepted as Nova does, not applied (no file injection). */
+const Personality = arr(
+  obj({ path: optional(str({ max: 255 })), contents: optional(str({ max: 65535 })) }),
+  { max: 5 },
+);
+
+export const RebuildAction = obj({
+  rebuild: obj({
+    imageRef: ref(),
+    name: optional(novaName()),
+    adminPass: optional(adminPass()),
+    metadata: optional(Metadata),
+    preserve_ephemeral: optional(novaBoolean()),
+    'OS-DCF:diskConfig': optional(oneOf(['AUTO', 'MANUAL'] as const)),
+    accessIPv4: optional(accessIp(4)),
+    accessIPv6: optional(accessIp(6)),
+    personality: optional(Personality),
+  }),
+});
+export type RebuildAction = Infer<typeof RebuildAction>['rebuild'];
+
+/** lock / unlock at 2.1 .. 2.72: the value is not looked at (Nova's schema: `{}`). */
+export const LockAction = obj({ lock: anyValue });
+export const UnlockAction = obj({ unlock: anyValue });
+
+/** addSecurityGroup / removeSecurityGroup: `{"name": <group>}` (Nova's 400 otherwise). */
+export function securityGroupName(key: string, value: unknown): string {
+  if (!isPlainObject(value)) throw new ValidationError(key, 'must be an object');
+  const name = value.name;
+  if (typeof name !== 'string' || name.trim() === '')
+    throw new ValidationError(`${key}.name`, 'Security group name cannot be empty');
+  return str({ min: 1, max: 255 }).parse(name, `${key}.name`).trim();
+}
