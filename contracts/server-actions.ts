@@ -7,6 +7,7 @@
  * nothing else is accepted; what reaches the database or an agent (a name, an address,
  * metadata, a password) passed one of these schemas first.
  */
+import { ApiError } from './errors.ts';
 import { parseIp } from './inet.ts';
 import {
   arr,
@@ -76,11 +77,13 @@ export type RebuildAction = Infer<typeof RebuildAction>['rebuild'];
 export const LockAction = obj({ lock: anyValue });
 export const UnlockAction = obj({ unlock: anyValue });
 
-/** addSecurityGroup / removeSecurityGroup: `{"name": <group>}` (Nova's 400 otherwise). */
+/** addSecurityGroup / removeSecurityGroup: `{"name": <group>}`, with Nova's 400s. */
 export function securityGroupName(key: string, value: unknown): string {
-  if (!isPlainObject(value)) throw new ValidationError(key, 'must be an object');
+  const bad = (message: string) => new ApiError('BadRequest', message);
+  if (!isPlainObject(value)) throw bad('Missing parameter dict');
+  if (!Object.hasOwn(value, 'name')) throw bad('Security group not specified');
   const name = value.name;
   if (typeof name !== 'string' || name.trim() === '')
-    throw new ValidationError(`${key}.name`, 'Security group name cannot be empty');
-  return str({ min: 1, max: 255 }).parse(name, `${key}.name`).trim();
+    throw bad('Security group name cannot be empty');
+  return str({ min: 1, max: 255 }).parse(name, `${key}.name`);
 }
