@@ -28,7 +28,7 @@
  *    50 ms (one request for all servers instead of one per server: less load on the API
  *    being measured, the same granularity); the first lease, from the DHCP agent's
  *    dnsmasq lease file (`<state>/dhcp/<network>/leases`) read every 20 ms, as in the
- *    floor; and the agent's `kumo:spawn_timings`.
+ *    floor; and the agent's `kumo:spawn_timings` (asked for with X-Kumo-Diagnostics).
  *
  * Shares of POST→lease per server, averaged: api (POST latency), dispatch (ACTIVE − POST
  * end − the agent's timings: hint delivery, RPCs, the state report, the API poll), image,
@@ -49,6 +49,7 @@ import { Cluster, ovsOf } from '../test/helpers/cluster.ts';
 import {
   consoleOutput,
   type GuestImages,
+  getWithTimings,
   type ServerView,
   uploadGuest,
   waitGone,
@@ -206,18 +207,18 @@ function watchServers(c: Cluster) {
   let error: Error | undefined;
   void (async () => {
     while (!stopped && !error) {
-      await call<{ servers: ServerView[] }>(c, 'GET', '/servers/detail').then(
-        ({ servers }) => {
-          const at = now();
-          for (const s of servers) {
-            last.set(s.id, s);
-            if (s.status === 'ACTIVE' && !active.has(s.id)) active.set(s.id, { at, view: s });
-          }
-        },
-        (e: Error) => {
-          error = e;
-        },
-      );
+      try {
+        const res = await getWithTimings(c, '/servers/detail');
+        if (res.status !== 200)
+          throw new Error(`GET /servers/detail: ${res.status} ${JSON.stringify(res.body)}`);
+        const at = now();
+        for (const s of (res.body as { servers: ServerView[] }).servers) {
+          last.set(s.id, s);
+          if (s.status === 'ACTIVE' && !active.has(s.id)) active.set(s.id, { at, view: s });
+        }
+      } catch (e) {
+        error = e as Error;
+      }
       await sleep(API_POLL_MS);
     }
   })();

@@ -113,13 +113,11 @@ export interface Flavor {
   vcpus: number;
   ram: number;
   disk: number;
-  ephemeral: 0;
   swap: '';
   rxtx_factor: 1.0;
   'os-flavor-access:is_public': boolean;
   'OS-FLV-DISABLED:disabled': false;
   'OS-FLV-EXT-DATA:ephemeral': 0;
-  description: string | null;
   links: Link[];
 }
 

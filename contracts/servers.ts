@@ -23,6 +23,7 @@ import {
   uuid,
   ValidationError,
 } from './schema.ts';
+import { accessIp, adminPass, count, novaBool, SecurityGroupRefs } from './server-fields.ts';
 
 /* ----------------------------------------------------------------- states */
 
@@ -262,7 +263,6 @@ export const novaName = (): Schema<string> => {
     },
   };
 };
-const one = () => int({ min: 1, max: 1 });
 const anyValue = { kind: 'any', parse: (v: unknown) => v } as Schema<unknown>;
 
 export const ServerCreate = obj({
@@ -272,19 +272,31 @@ export const ServerCreate = obj({
     imageRef: ref(),
     networks: optional(Networks),
     metadata: optional(Metadata),
-    min_count: optional(one()),
-    max_count: optional(one()),
+    min_count: optional(count()),
+    max_count: optional(count()),
+    return_reservation_id: optional(novaBool()),
+    accessIPv4: optional(accessIp(4)),
+    accessIPv6: optional(accessIp(6)),
+    adminPass: optional(adminPass()),
     availability_zone: optional(str({ max: 255 })),
-    // Accepted and ignored, as openstack server create sends them: no security groups,
-    // config drive or key pairs in Kumo yet.
-    security_groups: optional(anyValue),
+    security_groups: optional(SecurityGroupRefs),
+    // Accepted and ignored, as openstack server create sends it: no config drive yet.
     config_drive: optional(anyValue),
     'OS-DCF:diskConfig': optional(oneOf(['AUTO', 'MANUAL'] as const)),
   }),
 });
 export type ServerCreate = Infer<typeof ServerCreate>['server'];
 
-export const ServerUpdate = obj({ server: obj({ name: optional(novaName()) }) });
+/** PUT /servers/{id}: Nova 2.1's base_update (diskConfig accepted, Kumo's is MANUAL). */
+export const ServerUpdate = obj({
+  server: obj({
+    name: optional(novaName()),
+    accessIPv4: optional(accessIp(4)),
+    accessIPv6: optional(accessIp(6)),
+    'OS-DCF:diskConfig': optional(oneOf(['AUTO', 'MANUAL'] as const)),
+  }),
+});
+export type ServerUpdate = Infer<typeof ServerUpdate>['server'];
 
 export const RebootAction = obj({ reboot: obj({ type: oneOf(['SOFT', 'HARD'] as const) }) });
 export const ConsoleOutputAction = obj({

@@ -1,5 +1,5 @@
 /**
- * Instance rows (Nova's instances): the record, create, read, list, rename, the host's
+ * Instance rows (Nova's instances): the record, create, read, list, update, the host's
  * ids and port claims. The updates that start, hand over and end tasks are in
  * server-tasks.ts.
  *
@@ -169,6 +169,7 @@ export type NewInstance = Pick<
   | 'adminPass'
   | 'reservationId'
   | 'launchIndex'
+  | 'securityGroups'
 >;
 
 export async function insertInstance(tx: Queryable, seq: number, n: NewInstance, now: Date) {
@@ -178,9 +179,9 @@ export async function insertInstance(tx: Queryable, seq: number, n: NewInstance,
        memory_mb, root_gb, image_id, image_meta, host, vm_state, task_state, task_id,
        power_state, fault, metadata, timings, kept_ports, port_order, created_at, updated_at,
        launched_at, deleted_at, access_ipv4, access_ipv6, admin_pass, reservation_id,
-       launch_index)
+       launch_index, security_groups)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, 0, ?, ?, NULL, ?, '[]', ?, ?, NULL, NULL,
-       ?, ?, ?, ?, ?)`,
+       ?, ?, ?, ?, ?, ?)`,
     [
       n.id,
       seq,
@@ -207,6 +208,7 @@ export async function insertInstance(tx: Queryable, seq: number, n: NewInstance,
       n.adminPass,
       n.reservationId,
       n.launchIndex,
+      JSON.stringify(n.securityGroups),
     ],
   );
 }
@@ -251,10 +253,37 @@ export function inPortOrder<T extends { id: string }>(order: readonly string[], 
   return [...ports].sort((a, b) => rank(a) - rank(b));
 }
 
-export async function renameInstance(db: Queryable, id: string, name: string, now: Date) {
+/** What PUT /servers/{id} may change; an absent key is left as it is. */
+export interface InstanceChanges {
+  name?: string;
+  accessIPv4?: string;
+  accessIPv6?: string;
+}
+
+const CHANGE_COLUMNS = {
+  name: 'name',
+  accessIPv4: 'access_ipv4',
+  accessIPv6: 'access_ipv6',
+} as const satisfies Record<keyof InstanceChanges, string>;
+
+/** Applies `changes` to a live instance (updated_at moves); false when it is gone. */
+export async function updateInstance(
+  db: Queryable,
+  id: string,
+  changes: InstanceChanges,
+  now: Date,
+): Promise<boolean> {
+  const sets = ['updated_at = ?'];
+  const params: Param[] = [resourceTime(now)];
+  for (const [key, column] of Object.entries(CHANGE_COLUMNS)) {
+    const value = changes[key as keyof InstanceChanges];
+    if (value === undefined) continue;
+    sets.push(`${column} = ?`);
+    params.push(value);
+  }
   const rows = await db.query(
-    'UPDATE instances SET name = ?, updated_at = ? WHERE id = ? AND deleted_at IS NULL RETURNING id',
-    [name, resourceTime(now), id],
+    `UPDATE instances SET ${sets.join(', ')} WHERE id = ? AND deleted_at IS NULL RETURNING id`,
+    [...params, id],
   );
   return rows.length > 0;
 }

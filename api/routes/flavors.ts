@@ -4,7 +4,9 @@
  * reads, served both at the endpoint root (where the openstack client sends them with
  * `--os-endpoint`) and under /v2.1.
  *
- * Invariants: create and delete are admin-only (403 `forbidden` otherwise); every error
+ * Invariants: the views are Nova's below 2.55 (Kumo claims 2.1-2.16): no `description`,
+ * the ephemeral size only as OS-FLV-EXT-DATA:ephemeral (tempest's v2_1 flavors schema);
+ * create and delete are admin-only (403 `forbidden` otherwise); every error
  * on these routes leaves in Nova's shape `{"itemNotFound": {code, message}}` (nova.ts).
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -29,13 +31,11 @@ export function flavorView(req: FastifyRequest, prefix: string, f: FlavorRecord)
     vcpus: f.vcpus,
     ram: f.ram,
     disk: f.disk,
-    ephemeral: 0,
     swap: '',
     rxtx_factor: 1.0,
     'os-flavor-access:is_public': f.isPublic,
     'OS-FLV-DISABLED:disabled': false,
     'OS-FLV-EXT-DATA:ephemeral': 0,
-    description: f.description,
     links: links(req, prefix, 'flavors', f.id),
   };
 }
@@ -87,8 +87,8 @@ function flavorScope(scope: FastifyInstance, deps: AppDeps, prefix: string) {
   };
   scope.get('/flavors', async (req: Listing) => ({
     flavors: (await listFor(deps, req)).map((f) => {
-      const { id, name, description, links } = flavorView(req, prefix, f);
-      return { id, name, description, links };
+      const { id, name, links } = flavorView(req, prefix, f);
+      return { id, name, links };
     }),
   }));
   scope.get('/flavors/detail', async (req: Listing) => ({

@@ -27,7 +27,12 @@ export function requireAdminNova(req: FastifyRequest, rule: string) {
 export const base = (req: FastifyRequest, prefix: string) => `${req.publicEndpoint}${prefix}`;
 
 /** Nova's self (under the request's prefix) and bookmark (at the root) links. */
-export const links = (req: FastifyRequest, prefix: string, kind: string, id: string) => [
-  { rel: 'self' as const, href: `${base(req, prefix)}/${kind}/${encodeURIComponent(id)}` },
-  { rel: 'bookmark' as const, href: `${base(req, '')}/${kind}/${encodeURIComponent(id)}` },
+export const links = (
+  req: FastifyRequest,
+  prefix: string,
+  kind: string,
+  id: string,
+): [{ rel: 'self'; href: string }, { rel: 'bookmark'; href: string }] => [
+  { rel: 'self', href: `${base(req, prefix)}/${kind}/${encodeURIComponent(id)}` },
+  { rel: 'bookmark', href: `${base(req, '')}/${kind}/${encodeURIComponent(id)}` },
 ];

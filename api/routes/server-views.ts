@@ -1,10 +1,15 @@
 /**
- * Nova v2.1 server representations: the detailed view (status from vm_state/task_state,
- * addresses, links, the admin-only host attributes, an ERROR server's fault) as GET
- * /servers/{id}, /servers/detail and PUT /servers/{id} return it.
+ * Nova v2.1-2.16 server representations: the detailed view of GET /servers/{id} and
+ * /servers/detail, and the short view that PUT /servers/{id} and the rebuild action
+ * answer (nova's views/servers.py show() with the show_* flags off, as before 2.75).
  *
- * Invariant: a view shows only the instance's own ports (port_order, NIC order), the
- * NICs its spec has; a port that merely names the instance as its device is not one.
+ * Invariants: a view has exactly the keys Nova's has at the request's microversion
+ * (tempest's v2_1, v2_3, v2_9 and v2_16 response schemas): 2.3 adds the admin's
+ * OS-EXT-SRV-ATTR reservation/launch/hostname/kernel/ramdisk/root device/user data, 2.9
+ * `locked`, 2.16 the admin's `host_status`. Kumo's own diagnostics never appear in them
+ * unless asked for: `X-Kumo-Diagnostics: spawn-timings` adds `kumo:spawn_timings` (the
+ * compute agent's spawn phases in ms, or null) to the detailed view. A view shows only
+ * the instance's own ports (port_order, NIC order), the NICs its spec has.
  */
 import { createHash } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
@@ -12,7 +17,18 @@ import { serverStatus } from '../../contracts/servers.ts';
 import { deviceAddresses } from '../db/port-devices.ts';
 import { type InstanceRecord, inPortOrder } from '../db/servers.ts';
 import type { AppDeps } from '../deps.ts';
+import { atLeast } from '../microversion.ts';
 import { base, links } from './nova.ts';
+import { hostStatuses } from './server-host-status.ts';
+
+/** The request header (and value) that adds `kumo:spawn_timings` to detailed views. */
+export const DIAGNOSTICS_HEADER = 'x-kumo-diagnostics';
+export const SPAWN_TIMINGS = 'spawn-timings';
+
+const wantsTimings = (req: FastifyRequest) =>
+  String(req.headers[DIAGNOSTICS_HEADER] ?? '')
+    .split(',')
+    .some((v) => v.trim().toLowerCase() === SPAWN_TIMINGS);
 
 const bookmark = (req: FastifyRequest, kind: string, id: string) => ({
   id,
@@ -21,11 +37,17 @@ const bookmark = (req: FastifyRequest, kind: string, id: string) => ({
 /** Nova's OS-SRV-USG timestamps: `2026-11-22T10:00:00.000000`. */
 const usage = (t: string | null) => (t === null ? null : `${t.slice(0, 19)}.000000`);
 
-type Addresses = Record<string, { version: 4 | 6; addr: string; [k: string]: unknown }[]>;
+export interface Address {
+  version: 4 | 6;
+  addr: string;
+  'OS-EXT-IPS:type': 'fixed';
+  'OS-EXT-IPS-MAC:mac_addr': string;
+}
+export type Addresses = Record<string, Address[]>;
 
 /** addresses per instance: {network name: [fixed IPs with the port's MAC]}, NIC order;
  * only the instance's own ports (port_order), as its spec has them. */
-async function addressesOf(deps: AppDeps, list: InstanceRecord[]) {
+export async function addressesOf(deps: AppDeps, list: InstanceRecord[]) {
   const out = new Map<string, Addresses>(list.map((i) => [i.id, {}]));
   const rows = await deviceAddresses(
     deps.db,
@@ -49,13 +71,50 @@ async function addressesOf(deps: AppDeps, list: InstanceRecord[]) {
   return out;
 }
 
-/** What only an admin sees of a server. */
-function adminView(i: InstanceRecord) {
+/** Addresses without Nova's extension keys (the short view, /ips): version and addr. */
+export const plainAddresses = (addr: Addresses) =>
+  Object.fromEntries(
+    Object.entries(addr).map(([label, list]) => [
+      label,
+      list.map(({ version, addr: a }) => ({ version, addr: a })),
+    ]),
+  );
+
+/** Nova's utils.sanitize_hostname: Latin-1 only, [ _.] to '-', word characters and
+ * '-' kept, lower case, no outer '.'/'-', at most 63 characters. */
+export function sanitizeHostname(name: string): string {
+  return [...name]
+    .filter((c) => (c.codePointAt(0) ?? 0) <= 0xff)
+    .join('')
+    .slice(0, 63)
+    .replace(/[ _.]/g, '-')
+    .replace(/[^\p{L}\p{N}_-]+/gu, '')
+    .toLowerCase()
+    .replace(/^[.-]+|[.-]+$/g, '');
+}
+
+/** Nova 2.3's extra OS-EXT-SRV-ATTR attributes (admin only). */
+function attrs23(i: InstanceRecord) {
+  const launchedFromDisk = i.launchedAt !== null && i.imageMeta.image.disk_format !== 'aki';
+  return {
+    'OS-EXT-SRV-ATTR:reservation_id': i.reservationId || null,
+    'OS-EXT-SRV-ATTR:launch_index': i.launchIndex,
+    'OS-EXT-SRV-ATTR:hostname': sanitizeHostname(i.name) || `Server-${i.id}`,
+    'OS-EXT-SRV-ATTR:kernel_id': i.imageMeta.kernel?.id ?? '',
+    'OS-EXT-SRV-ATTR:ramdisk_id': i.imageMeta.ramdisk?.id ?? '',
+    'OS-EXT-SRV-ATTR:root_device_name': launchedFromDisk ? '/dev/vda' : null,
+    'OS-EXT-SRV-ATTR:user_data': null,
+  };
+}
+
+/** What only an admin sees of a server (OS-EXT-SRV-ATTR, more from 2.3). */
+function adminView(req: FastifyRequest, i: InstanceRecord) {
   const host = i.host || null;
   return {
     'OS-EXT-SRV-ATTR:host': host,
     'OS-EXT-SRV-ATTR:instance_name': `instance-${i.seq.toString(16).padStart(8, '0')}`,
     'OS-EXT-SRV-ATTR:hypervisor_hostname': host,
+    ...(atLeast(req, 3) ? attrs23(i) : {}),
   };
 }
 
@@ -75,12 +134,16 @@ const hostIdOf = (i: InstanceRecord) =>
         .digest('hex')
     : '';
 
-function serverView(req: FastifyRequest, prefix: string, i: InstanceRecord, addr: Addresses) {
-  const admin = req.role === 'admin';
+/** Nova shows `progress` only in these statuses. */
+const PROGRESS_STATUSES = new Set(['ACTIVE', 'BUILD', 'REBUILD', 'RESIZE', 'VERIFY_RESIZE']);
+
+/** The keys both views have (nova's show() with every show_* flag off). */
+function commonView(req: FastifyRequest, prefix: string, i: InstanceRecord) {
+  const status = serverStatus(i.vmState, i.taskState);
   return {
     id: i.id,
     name: i.name,
-    status: serverStatus(i.vmState, i.taskState),
+    status,
     tenant_id: i.projectId,
     user_id: i.userId,
     metadata: i.metadata,
@@ -89,29 +152,44 @@ function serverView(req: FastifyRequest, prefix: string, i: InstanceRecord, addr
     flavor: bookmark(req, 'flavors', i.flavor.id),
     created: i.createdAt,
     updated: i.updatedAt,
-    addresses: addr,
-    accessIPv4: '',
-    accessIPv6: '',
+    accessIPv4: i.accessIPv4,
+    accessIPv6: i.accessIPv6,
     links: links(req, prefix, 'servers', i.id),
     'OS-DCF:diskConfig': 'MANUAL',
-    progress: 0,
+    ...faultView(i, req.role === 'admin'),
+    ...(PROGRESS_STATUSES.has(status) ? { progress: 0 } : {}),
+    ...(atLeast(req, 9) ? { locked: i.lockedBy !== null } : {}),
+  };
+}
+
+function detailView(
+  req: FastifyRequest,
+  prefix: string,
+  i: InstanceRecord,
+  addr: Addresses,
+  hostStatus: string | undefined,
+) {
+  const admin = req.role === 'admin';
+  return {
+    ...commonView(req, prefix, i),
+    addresses: addr,
     'OS-EXT-AZ:availability_zone': 'nova',
     config_drive: '',
     key_name: null,
     'OS-SRV-USG:launched_at': usage(i.launchedAt),
     'OS-SRV-USG:terminated_at': usage(i.deletedAt),
+    security_groups: i.securityGroups.map((name) => ({ name })),
+    ...(admin ? adminView(req, i) : {}),
     'OS-EXT-STS:task_state': i.taskState,
     'OS-EXT-STS:vm_state': i.vmState,
     'OS-EXT-STS:power_state': i.powerState,
     'os-extended-volumes:volumes_attached': [],
-    security_groups: [{ name: 'default' }],
-    'kumo:spawn_timings': i.timings,
-    ...(admin ? adminView(i) : {}),
-    ...faultView(i, admin),
+    ...(hostStatus === undefined ? {} : { host_status: hostStatus }),
+    ...(wantsTimings(req) ? { 'kumo:spawn_timings': i.timings } : {}),
   };
 }
 
-/** The detailed views of `list`, addresses read in one query. */
+/** The detailed views of `list`, addresses (and 2.16 host statuses) read in one query. */
 export async function views(
   deps: AppDeps,
   req: FastifyRequest,
@@ -119,5 +197,18 @@ export async function views(
   list: InstanceRecord[],
 ) {
   const addr = await addressesOf(deps, list);
-  return list.map((i) => serverView(req, prefix, i, addr.get(i.id) ?? {}));
+  const statuses = req.role === 'admin' && atLeast(req, 16) ? await hostStatuses(deps) : undefined;
+  return list.map((i) => detailView(req, prefix, i, addr.get(i.id) ?? {}, statuses?.(i.host)));
+}
+
+/** The short view of one server, as PUT /servers/{id} answers it; the rebuild action
+ * answers it too, with `adminPass` added. */
+export async function shortView(
+  deps: AppDeps,
+  req: FastifyRequest,
+  prefix: string,
+  inst: InstanceRecord,
+) {
+  const addr = (await addressesOf(deps, [inst])).get(inst.id) ?? {};
+  return { ...commonView(req, prefix, inst), addresses: plainAddresses(addr) };
 }

@@ -2,7 +2,8 @@
  * Compute helpers shared by the fullstack compute suite and bench/boot: the test guest
  * uploaded through kumo-api's Glance API as a UEC-style image triple (a kernel `aki`, a
  * ramdisk `ari` and a small `ami` disk whose `kernel_id`/`ramdisk_id` name them, as the
- * OpenStack guides' images do), and waits on a server's status.
+ * OpenStack guides' images do), and waits on a server's status; server reads ask for
+ * Kumo's spawn timings (the X-Kumo-Diagnostics header).
  *
  * Invariant: everything goes through the public HTTP API; nothing is written into the
  * database or the agents' directories behind their backs.
@@ -85,8 +86,17 @@ export async function uploadGuest(
   return { kernel, ramdisk, machine };
 }
 
+/** A GET whose server views carry `kumo:spawn_timings` (X-Kumo-Diagnostics: spawn-timings). */
+export async function getWithTimings(c: Cluster, path: string) {
+  const res = await fetch(`${c.url}${path}`, {
+    headers: { 'x-auth-token': ADMIN_TOKEN, 'x-kumo-diagnostics': 'spawn-timings' },
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : null };
+}
+
 export async function getServer(c: Cluster, id: string): Promise<ServerView | undefined> {
-  const res = await c.http('GET', `/servers/${id}`);
+  const res = await getWithTimings(c, `/servers/${id}`);
   if (res.status === 404) return undefined;
   if (res.status !== 200) throw new Error(`GET /servers/${id}: ${res.status}`);
   return (res.body as { server: ServerView }).server;

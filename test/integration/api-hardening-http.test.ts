@@ -4,7 +4,7 @@
  * parser refuses before fastify sees a request.
  *
  * Invariant under test: every error leaves in the catalogue's shape of the path's family
- * (NeutronError; Nova's `{"<kind>": {code, message}}` for Nova and Glance paths), with
+ * (NeutronError; Nova's `{"<kind>": {code, message}}`; Glance's webob body), with
  * Neutron's/Glance's status; links come from the configured endpoint; only the version
  * documents answer without a token.
  */

@@ -345,6 +345,7 @@ export function serversHarness(engine: 'sqlite' | 'postgres', extra: Partial<Api
             adminPass: null,
             reservationId: 'r-stuck000',
             launchIndex: 0,
+            securityGroups: ['default'],
           },
           clock.now(),
         ),

@@ -18,7 +18,7 @@ import { startComputeSweeper, sweepStuckBuilds } from '../../api/scheduler/compu
 import type { Port } from '../../contracts/network.ts';
 import type { PowerState, VmState } from '../../contracts/servers.ts';
 import { silentLogger } from '../../core/log.ts';
-import { type Body, serversHarness } from './api-servers-harness.ts';
+import { ADMIN, type Body, serversHarness } from './api-servers-harness.ts';
 
 for (const engine of ['sqlite', 'postgres'] as const) {
   describe(`server reports on ${engine}`, () => {
@@ -52,7 +52,13 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.equal(s['OS-EXT-STS:task_state'], null);
       assert.equal(s['OS-EXT-STS:power_state'], 1);
       assert.match(String(s['OS-SRV-USG:launched_at']), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.000000$/);
-      assert.deepEqual(s['kumo:spawn_timings'], timings);
+      assert.equal(s['kumo:spawn_timings'], undefined, 'Kumo diagnostics only when asked for');
+      const diag = await h.app.inject({
+        method: 'GET',
+        url: `/servers/${id}`,
+        headers: { 'x-auth-token': ADMIN, 'x-kumo-diagnostics': 'spawn-timings' },
+      });
+      assert.deepEqual(diag.json().server['kumo:spawn_timings'], timings);
 
       assert.equal((await act(id, { reboot: { type: 'SOFT' } })).status, 202);
       await waitHint('h1', id, 2);

@@ -43,7 +43,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.deepEqual(s.metadata, { role: 'web' });
       assert.deepEqual((s.flavor as Body).id, '1');
       assert.deepEqual((s.image as Body).id, images.plain);
-      assert.equal(s['kumo:spawn_timings'], null);
+      assert.equal(s['kumo:spawn_timings'], undefined, 'no Kumo diagnostics unless asked for');
       assert.equal(s.fault, undefined);
 
       const [port, ...more] = await portsOf(id);

@@ -1,0 +1,181 @@
+/**
+ * POST /servers: Nova 2.1's create, one server or a batch (min_count/max_count).
+ *
+ * Invariants: the request is checked whole — counts, security groups, flavor, image and
+ * its kernel/ramdisk, networks, ports, fixed IPs — before anything is written, so a
+ * refused one creates nothing. Each server of a batch is placed and inserted as a single
+ * create is (its host pick and row one transaction; a server no host can take is ERROR
+ * "No valid host"), and reaches its host only with its ports. A batch shares one
+ * reservation id (`r-` + 8 of [a-z0-9]) and one admin password; its servers are named
+ * `<name>-<i>` (i from 1) with launch indexes 0..n-1, as Nova's multi-create does. The
+ * password (asked for, or Nova's generate_password: 12 characters, one of each of its
+ * groups) is stored for the metadata service and answered once, never logged.
+ */
+import { randomInt, randomUUID } from 'node:crypto';
+import type { FastifyRequest } from 'fastify';
+import { ApiError } from '../../contracts/errors.ts';
+import { DEFAULT_PROJECT_ID } from '../../contracts/network.ts';
+import { DOMAIN_LIMITS, ServerCreate } from '../../contracts/servers.ts';
+import {
+  type FlavorSnapshot,
+  type ImageMeta,
+  insertInstance,
+  type NewInstance,
+} from '../db/servers.ts';
+import type { AppDeps } from '../deps.ts';
+import {
+  buildFault,
+  handOverInstance,
+  keptOf,
+  type Nic,
+  NO_VALID_HOST,
+  type Placement,
+  placeInstance,
+} from '../scheduler/compute.ts';
+import { resolveFlavor, resolveImage, resolveNics } from './server-refs.ts';
+
+const bad = (message: string) => new ApiError('BadRequest', message);
+
+/** Nova's DEFAULT_PASSWORD_SYMBOLS: no 0, 1, I, O or l. */
+const PASSWORD_GROUPS = ['23456789', 'ABCDEFGHJKLMNPQRSTUVWXYZ', 'abcdefghijkmnopqrstuvwxyz'];
+const PASSWORD_LENGTH = 12;
+const pick = (s: string) => s[randomInt(s.length)] as string;
+
+/** Nova's utils.generate_password: one of each group, the rest of any, shuffled. */
+export function generatePassword(): string {
+  const chars = PASSWORD_GROUPS.map(pick);
+  const all = PASSWORD_GROUPS.join('');
+  while (chars.length < PASSWORD_LENGTH) chars.push(pick(all));
+  for (let i = chars.length - 1; i > 0; i--) {
+    const j = randomInt(i + 1);
+    [chars[i], chars[j]] = [chars[j] as string, chars[i] as string];
+  }
+  return chars.join('');
+}
+
+const RESERVATION_CHARS = 'abcdefghijklmnopqrstuvwxyz0123456789';
+/** Nova's generate_uid('r'): `r-` and 8 of [a-z0-9]. */
+export const reservationId = () =>
+  `r-${Array.from({ length: 8 }, () => pick(RESERVATION_CHARS)).join('')}`;
+
+/** min_count <= max_count; a batch names no port or fixed IP (Nova's messages). */
+function countsOf(body: ServerCreate) {
+  const min = body.min_count ?? 1;
+  const max = body.max_count ?? min;
+  if (min > max) throw bad('min_count must be <= max_count');
+  if (max > 1 && Array.isArray(body.networks)) {
+    if (body.networks.some((n) => n.fixed_ip !== undefined))
+      throw bad('max_count cannot be greater than 1 if an fixed_ip is specified.');
+    if (body.networks.some((n) => n.port !== undefined))
+      throw bad(
+        'Unable to launch multiple instances with a single configured port ID. Please launch your instance one by one with different ports.',
+      );
+  }
+  const longest = body.name.length + `-${max}`.length;
+  if (max > 1 && longest > DOMAIN_LIMITS.text)
+    throw bad(
+      `Invalid input for field/attribute server.name. Value: the names ${body.name}-1..${max} of a batch must be at most ${DOMAIN_LIMITS.text} characters.`,
+    );
+  return max;
+}
+
+/** The groups' names (default when none); until security groups exist, only `default`. */
+function securityGroupsOf(body: ServerCreate): string[] {
+  const names = [...new Set((body.security_groups ?? []).flatMap((g) => g.name ?? []))];
+  for (const name of names)
+    if (name !== 'default')
+      throw bad(`Security group ${name} not found for project ${DEFAULT_PROJECT_ID}.`);
+  return names.length ? names : ['default'];
+}
+
+interface Batch {
+  body: ServerCreate;
+  count: number;
+  flavor: FlavorSnapshot;
+  imageMeta: ImageMeta;
+  nics: Nic[];
+  securityGroups: string[];
+  adminPass: string;
+  reservationId: string;
+}
+
+/** The row of one server of the batch: building on its host, or ERROR when none could take it. */
+function newInstance(
+  req: FastifyRequest,
+  b: Batch,
+  id: string,
+  index: number,
+  p: Placement,
+  now: Date,
+): NewInstance {
+  return {
+    id,
+    name: b.count > 1 ? `${b.body.name}-${index + 1}` : b.body.name,
+    projectId: DEFAULT_PROJECT_ID,
+    userId: req.role,
+    flavor: b.flavor,
+    imageMeta: b.imageMeta,
+    metadata: b.body.metadata ?? {},
+    keptPorts: keptOf(b.nics),
+    host: p.host ?? '',
+    vmState: p.host === null ? 'error' : 'building',
+    taskState: p.host === null ? null : 'scheduling',
+    fault: p.host === null ? buildFault(NO_VALID_HOST, p.reasons.join('; '), now) : null,
+    accessIPv4: b.body.accessIPv4 ?? '',
+    accessIPv6: b.body.accessIPv6 ?? '',
+    adminPass: b.adminPass,
+    reservationId: b.reservationId,
+    launchIndex: index,
+    securityGroups: b.securityGroups,
+  };
+}
+
+/** Places and inserts one server of the batch, then hands it to its host. */
+async function createOne(deps: AppDeps, req: FastifyRequest, b: Batch, index: number) {
+  const id = randomUUID();
+  const now = deps.clock.now();
+  const { flavor } = b;
+  const demand = { vcpus: flavor.vcpus, ramMb: flavor.ram, diskGb: flavor.disk };
+  const placed = await placeInstance(
+    deps.db,
+    { now, agentDownTime: deps.settings.agentDownTime },
+    demand,
+    (tx, p, seq) => insertInstance(tx, seq, newInstance(req, b, id, index, p, now), now),
+  );
+  const log = { instanceId: id, host: placed.host, seq: placed.seq, reservation: b.reservationId };
+  if (placed.host === null) {
+    deps.log.warn({ ...log, reasons: placed.reasons }, 'no valid host for instance');
+  } else {
+    deps.log.info(log, 'instance scheduled');
+    await handOverInstance(
+      deps,
+      id,
+      placed.host,
+      b.nics.map((n) => ({ ...n })),
+    );
+  }
+  return id;
+}
+
+/** Checks the request whole, then creates its servers one by one, in launch order. */
+export async function createServers(deps: AppDeps, req: FastifyRequest) {
+  const body = ServerCreate.parse(req.body).server;
+  const count = countsOf(body);
+  const securityGroups = securityGroupsOf(body);
+  const flavor = await resolveFlavor(deps.db, body.flavorRef);
+  const imageMeta = await resolveImage(deps.db, body.imageRef, flavor);
+  const nics = await resolveNics(deps.db, body.networks);
+  const batch: Batch = {
+    body,
+    count,
+    flavor,
+    imageMeta,
+    nics,
+    securityGroups,
+    adminPass: body.adminPass ?? generatePassword(),
+    reservationId: reservationId(),
+  };
+  const ids: string[] = [];
+  for (let index = 0; index < count; index++) ids.push(await createOne(deps, req, batch, index));
+  return { ids, batch };
+}

@@ -1,0 +1,140 @@
+/**
+ * GET /servers and /servers/detail: Nova's list filters, paging and next link.
+ *
+ * Filters, as Nova applies them: `name` is a regular expression searched anywhere in the
+ * name, case-sensitively (nova's db regex filter on its sqlite and PostgreSQL engines:
+ * Python's re.search and `~`); `ip` / `ip6` are regular expressions matched at the start
+ * of an IPv4 / IPv6 fixed address of the server (nova's _ip_filter: re.match); `ip6` is
+ * honoured for non-admins from 2.5 on and ignored before, as Nova drops it;
+ * `status`, `flavor`, `image`, `reservation_id` are exact; `host` is the admin's.
+ *
+ * Invariants: a malformed regular expression is a 400 naming its filter, before any
+ * server is read; patterns are bounded in length and run by RE2 (re2js, linear time), so
+ * no pattern a client sends can stall the API's event loop as a backtracking engine
+ * would; RE2's syntax is Python's without backreferences and lookaround. The page is cut
+ * after filtering, so a full page means more may follow.
+ */
+import type { FastifyRequest } from 'fastify';
+import { RE2JS } from 're2js';
+import { ApiError } from '../../contracts/errors.ts';
+import { serverStatus } from '../../contracts/servers.ts';
+import { type InstanceRecord, listInstances } from '../db/servers.ts';
+import type { AppDeps } from '../deps.ts';
+import { atLeast } from '../microversion.ts';
+import { type Query, values } from '../query.ts';
+import { base, links } from './nova.ts';
+import { addressesOf, views } from './server-views.ts';
+
+const MAX_LIMIT = 1000;
+const MAX_PATTERN = 255;
+
+type Listing = FastifyRequest<{ Querystring: Query }>;
+
+function limitOf(raw: string | undefined): number {
+  if (raw === undefined) return MAX_LIMIT;
+  if (!/^\d{1,9}$/.test(raw))
+    throw new ApiError('BadRequest', `Invalid input for query parameter limit: '${raw}'.`);
+  return Math.min(Number(raw), MAX_LIMIT);
+}
+
+/** A compiled filter: `test` searches (re.search) or, anchored, matches at the start. */
+export interface FilterPattern {
+  test(text: string): boolean;
+}
+
+/** A filter's regular expression; `anchored` matches at the start only (re.match). */
+export function filterRegex(filter: string, raw: string, anchored: boolean): FilterPattern {
+  if (raw.length > MAX_PATTERN)
+    throw new ApiError(
+      'BadRequest',
+      `Invalid input for query parameter ${filter}: the pattern is longer than ${MAX_PATTERN} characters.`,
+    );
+  try {
+    const re = RE2JS.compile(raw);
+    return {
+      test: (text) => (anchored ? re.matcher(text).lookingAt() : re.matcher(text).find()),
+    };
+  } catch (e) {
+    throw new ApiError(
+      'BadRequest',
+      `Invalid input for query parameter ${filter}: '${raw}' is not a valid regular expression (${(e as Error).message}).`,
+    );
+  }
+}
+
+/** The ip / ip6 patterns a request's filters ask for (ip6 per its microversion). */
+function ipPatterns(req: Listing) {
+  const one = (k: string) => values(req.query[k])[0];
+  const ip = one('ip');
+  const ip6 = req.role === 'admin' || atLeast(req, 5) ? one('ip6') : undefined;
+  return {
+    4: ip === undefined ? undefined : filterRegex('ip', ip, true),
+    6: ip6 === undefined ? undefined : filterRegex('ip6', ip6, true),
+  };
+}
+
+/** Servers with a fixed address of either version matching its pattern. */
+async function byAddress(deps: AppDeps, list: InstanceRecord[], p: ReturnType<typeof ipPatterns>) {
+  if (!p[4] && !p[6]) return list;
+  const addr = await addressesOf(deps, list);
+  return list.filter((i) =>
+    Object.values(addr.get(i.id) ?? {})
+      .flat()
+      .some((a) => p[a.version]?.test(a.addr) === true),
+  );
+}
+
+/** The exact-match filters: status (any of), flavor, image, reservation_id. */
+function exactFilters(q: Query, list: InstanceRecord[]): InstanceRecord[] {
+  const statuses = values(q.status).map((s) => s.toUpperCase());
+  let out = statuses.length
+    ? list.filter((i) => statuses.includes(serverStatus(i.vmState, i.taskState)))
+    : list;
+  for (const [key, of] of [
+    ['flavor', (i: InstanceRecord) => i.flavor.id],
+    ['image', (i: InstanceRecord) => i.imageId],
+    ['reservation_id', (i: InstanceRecord) => i.reservationId],
+  ] as const) {
+    const v = values(q[key])[0];
+    if (v !== undefined) out = out.filter((i) => of(i) === v);
+  }
+  return out;
+}
+
+/** The servers a list query selects, and the next-page marker when the page is full. */
+async function listFor(deps: AppDeps, req: Listing) {
+  const q = req.query;
+  const one = (k: string) => values(q[k])[0];
+  const rawName = one('name');
+  const name = rawName === undefined ? undefined : filterRegex('name', rawName, false);
+  const ips = ipPatterns(req);
+  const limit = limitOf(one('limit'));
+  const hosts = req.role === 'admin' && q.host !== undefined ? values(q.host) : undefined;
+  let list = await listInstances(deps.db, hosts ? { hosts } : {});
+  if (name) list = list.filter((i) => name.test(i.name));
+  list = await byAddress(deps, exactFilters(q, list), ips);
+  const marker = one('marker');
+  if (marker !== undefined) {
+    const at = list.findIndex((i) => i.id === marker);
+    if (at < 0) throw new ApiError('BadRequest', `marker [${marker}] not found`);
+    list = list.slice(at + 1);
+  }
+  const next = list.length > limit ? list[limit - 1]?.id : undefined;
+  return { list: list.slice(0, limit), next, limit };
+}
+
+/** GET /servers and /servers/detail: a page, with the next-page link when it is full. */
+export async function listServers(deps: AppDeps, req: Listing, prefix: string, detail: boolean) {
+  const { list, next, limit } = await listFor(deps, req);
+  const servers = detail
+    ? await views(deps, req, prefix, list)
+    : list.map((i) => ({ id: i.id, name: i.name, links: links(req, prefix, 'servers', i.id) }));
+  if (next === undefined) return { servers };
+  const params = new URLSearchParams();
+  for (const [k, v] of Object.entries(req.query))
+    if (k !== 'marker' && k !== 'limit') for (const x of values(v)) params.append(k, x);
+  params.append('limit', String(limit));
+  params.append('marker', next);
+  const path = `/servers${detail ? '/detail' : ''}?${params.toString()}`;
+  return { servers, servers_links: [{ rel: 'next', href: `${base(req, prefix)}${path}` }] };
+}

@@ -1,0 +1,67 @@
+/**
+ * Field types of Nova's server create and update bodies beyond names and references
+ * (servers.ts): access IPs, counts, Nova's boolean strings, admin passwords and security
+ * group references, as nova/api/validation/parameter_types.py defines them.
+ *
+ * Invariant: each schema accepts exactly what Nova's does (within Kumo's bounds, named in
+ * the message) and returns the value in one canonical type, so the routes never see
+ * Nova's alternative spellings ("2" for 2, "yes" for true).
+ */
+import { formatIp, parseIp } from './inet.ts';
+import { arr, obj, optional, type Schema, str, ValidationError } from './schema.ts';
+
+/** accessIPv4 / accessIPv6: one address of that version (Nova's format ipv4 / ipv6),
+ * in canonical text as Nova's IPAddress field stores it (`2001:DB8:0::1` → `2001:db8::1`). */
+export const accessIp = (version: 4 | 6): Schema<string> => ({
+  kind: 'string',
+  parse(value, path = '') {
+    const text = str({ max: 45 }).parse(value, path);
+    const ip = parseIp(text);
+    if (ip?.version !== version)
+      throw new ValidationError(path, `'${text}' is not a '${version === 4 ? 'ipv4' : 'ipv6'}'`);
+    return formatIp(ip.version, ip.value);
+  },
+});
+
+/** The most servers one create may ask for (Nova's bound is the instances quota). */
+export const MAX_COUNT = 100;
+
+/** min_count / max_count: Nova's positive_integer (an integer or its digits), >= 1. */
+export const count = (): Schema<number> => ({
+  kind: 'integer',
+  parse(value, path = '') {
+    const n =
+      typeof value === 'string' && /^[0-9]{1,9}$/.test(value)
+        ? Number(value)
+        : typeof value === 'number' && Number.isInteger(value)
+          ? value
+          : undefined;
+    if (n === undefined)
+      throw new ValidationError(path, `${JSON.stringify(value)} is not a positive integer`);
+    if (n < 1) throw new ValidationError(path, `${n} is less than the minimum of 1`);
+    if (n > MAX_COUNT)
+      throw new ValidationError(path, `${n} is more than the maximum of ${MAX_COUNT}`);
+    return n;
+  },
+});
+
+const TRUE = ['True', 'TRUE', 'true', '1', 'ON', 'On', 'on', 'YES', 'Yes', 'yes'];
+const FALSE = ['False', 'FALSE', 'false', '0', 'OFF', 'Off', 'off', 'NO', 'No', 'no'];
+
+/** Nova's parameter_types.boolean: true/false or one of its strings. */
+export const novaBool = (): Schema<boolean> => ({
+  kind: 'boolean',
+  parse(value, path = '') {
+    if (value === true || TRUE.includes(value as string)) return true;
+    if (value === false || FALSE.includes(value as string)) return false;
+    throw new ValidationError(path, `${JSON.stringify(value)} is not a boolean`);
+  },
+});
+
+/** adminPass: any one-line text (Nova's admin_password is any string), up to 255. */
+export const adminPass = () => str({ max: 255 });
+
+/** security_groups: [{name}], a name or id each (an item without a name is ignored). */
+export const SecurityGroupRefs = arr(obj({ name: optional(str({ min: 1, max: 255 })) }), {
+  max: 64,
+});
