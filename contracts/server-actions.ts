@@ -8,7 +8,6 @@
  * metadata, a password) passed one of these schemas first.
  */
 import { ApiError } from './errors.ts';
-import { parseIp } from './inet.ts';
 import {
   arr,
   type Infer,
@@ -18,39 +17,11 @@ import {
   optional,
   type Schema,
   str,
-  ValidationError,
 } from './schema.ts';
+import { accessIp, adminPass, novaBool } from './server-fields.ts';
 import { Metadata, novaName, ref } from './servers.ts';
 
 const anyValue = { kind: 'any', parse: (v: unknown) => v } as Schema<unknown>;
-
-/** Nova's parameter_types.boolean: true/false or their string spellings. */
-const TRUE = ['true', '1', 'on', 'yes'];
-const FALSE = ['false', '0', 'off', 'no'];
-export const novaBoolean = (): Schema<boolean> => ({
-  kind: 'boolean',
-  parse(value, path = '') {
-    if (typeof value === 'boolean') return value;
-    const v = typeof value === 'string' ? value.toLowerCase() : undefined;
-    if (v !== undefined && TRUE.includes(v)) return true;
-    if (v !== undefined && FALSE.includes(v)) return false;
-    throw new ValidationError(path, 'must be a boolean (true, false or their string forms)');
-  },
-});
-
-/** Nova's accessIPv4 / accessIPv6: one address of that version. */
-export const accessIp = (version: 4 | 6): Schema<string> => ({
-  kind: 'string',
-  parse(value, path = '') {
-    const text = str({ max: 45 }).parse(value, path);
-    if (parseIp(text)?.version !== version)
-      throw new ValidationError(path, `must be an IPv${version} address`);
-    return text;
-  },
-});
-
-/** Nova's admin_password: any string (Kumo bounds it and refuses controls). */
-const adminPass = () => str({ max: 255 });
 
 /** personality (before 2.57): accepted as Nova does, not applied (no file injection). */
 const Personality = arr(
@@ -64,7 +35,7 @@ export const RebuildAction = obj({
     name: optional(novaName()),
     adminPass: optional(adminPass()),
     metadata: optional(Metadata),
-    preserve_ephemeral: optional(novaBoolean()),
+    preserve_ephemeral: optional(novaBool()),
     'OS-DCF:diskConfig': optional(oneOf(['AUTO', 'MANUAL'] as const)),
     accessIPv4: optional(accessIp(4)),
     accessIPv6: optional(accessIp(6)),

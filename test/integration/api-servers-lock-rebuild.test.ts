@@ -125,6 +125,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.deepEqual(Object.keys(server).sort(), [...REBUILD_KEYS].sort());
       assert.equal(server.status, 'REBUILD');
       assert.equal(server.name, 'rebuilt');
+      assert.equal(server.accessIPv4, '192.0.2.7');
       assert.deepEqual(server.metadata, { role: 'db' });
       assert.equal((server.image as { id: string }).id, h.images.direct);
       assert.match(String(server.adminPass), /^[A-Za-z2-9]{12}$/);
