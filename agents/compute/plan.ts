@@ -1,7 +1,8 @@
 /**
  * diff(target, observed) → the steps that bring one instance where its state asks, ending
  * with the report of its task. Pure and synchronous: steps are data with payload, the
- * executor (apply.ts) runs them.
+ * executor (apply.ts) runs them. A rebuild's steps are in plan-rebuild.ts; soft delete
+ * powers off (as Nova's libvirt driver does) and restore starts like os-start.
  *
  * Invariants:
  * - every start is Nova's: define, start paused, plug (a phase step: the taps exist only
@@ -18,59 +19,34 @@
  * - a teardown removes the domain (with its managed save image), the OVS ports (from the
  *   bridge that holds each) and this host's instance directory, whatever state they are in;
  * - a task's report step says what it ends with on success and on failure (a spawn that
- *   fails is torn down and ends in ERROR; a delete that fails ends in ERROR; another task
- *   keeps its vm_state), so the executor never decides what to report.
+ *   fails is torn down and ends in ERROR; a rebuild or a delete that fails ends in
+ *   ERROR; another task keeps its vm_state), so the executor never decides what to report.
  */
 import { POWER_STATE, type PowerState } from '../../contracts/servers.ts';
 import { DomainState } from '../../host/libvirt/enums.ts';
-import { imagesOf, ownerText } from './desired.ts';
+import { ownerText } from './desired.ts';
 import { isActive } from './domain-state.ts';
 import type { ObservedDomain, ObservedInstance } from './observe.ts';
+import { rebuildSteps } from './plan-rebuild.ts';
+import {
+  ours,
+  paused,
+  plugVifs,
+  resume,
+  running,
+  saved,
+  stop,
+  vifTarget,
+  waitPorts,
+} from './plan-steps.ts';
 import { faultOf, type Report } from './report.ts';
 import { type ComputeStep, fileSteps, type InstanceStep, type OnFailure } from './steps.ts';
 import { type InstanceTarget, taskResult } from './target.ts';
-import { planVifs, unplugStep, type VifTarget } from './vif-plan.ts';
+import { planVifs, unplugStep } from './vif-plan.ts';
+
+export { vifTarget } from './plan-steps.ts';
 
 const S = DomainState;
-const ours = (d: ObservedDomain | null, host: string) => d !== null && d.meta?.host === host;
-const running = (d: ObservedDomain | null) =>
-  d !== null && (d.state === S.RUNNING || d.state === S.BLOCKED);
-const paused = (d: ObservedDomain | null) => d !== null && d.state === S.PAUSED;
-const saved = (d: ObservedDomain | null) => d !== null && d.state === S.SHUTOFF && d.managedSave;
-
-export function vifTarget(t: InstanceTarget): VifTarget {
-  const s = t.settings;
-  return {
-    vmUuid: t.id,
-    bridge: s.intBridge,
-    ...(s.vswitchdNetns ? { netns: s.vswitchdNetns } : {}),
-    nics: t.nics,
-  };
-}
-
-const plugVifs = (t: InstanceTarget, why: string): ComputeStep => ({
-  kind: 'plug-vifs',
-  vifs: vifTarget(t),
-  why,
-});
-const waitPorts = (t: InstanceTarget, why: string): ComputeStep => ({
-  kind: 'wait-ports',
-  instanceId: t.id,
-  timeoutMs: t.settings.vifPluggingTimeoutMs,
-  why,
-});
-const resume = (t: InstanceTarget, why = 'run the guest'): ComputeStep => ({
-  kind: 'resume',
-  uuid: t.id,
-  why,
-});
-const stop = (t: InstanceTarget, graceful: boolean, why: string): ComputeStep => ({
-  kind: 'stop',
-  uuid: t.id,
-  graceful,
-  timeoutMs: t.settings.shutdownTimeoutMs,
-  why,
-});
 
 /** Files a boot needs, when any is missing. */
 function filesIfMissing(t: InstanceTarget, o: ObservedInstance): ComputeStep[] {
@@ -160,44 +136,6 @@ function restart(t: InstanceTarget, o: ObservedInstance): ComputeStep[] {
     ? [stop(t, graceful, graceful ? 'shut down, then power off' : 'power off')]
     : [];
   return [...off, ...bootSteps(t, o, { waitPorts: false, restore: false })];
-}
-
-/**
- * Nova's rebuild: the domain destroyed, the root disk (and kernel, ramdisk) made again
- * from the new image once it is cached, the domain defined with the new XML, and started
- * unless the server was stopped (a stopped server is rebuilt stopped).
- */
-function rebuild(t: InstanceTarget, o: ObservedInstance): ComputeStep[] {
-  const d = t.instance;
-  if (!d) return [];
-  const dom = o.domain;
-  const [fetch, ...files] = fileSteps(
-    d,
-    { disk: false, kernel: false, ramdisk: false },
-    t.settings,
-  );
-  const reset: ComputeStep = {
-    kind: 'reset-files',
-    paths: t.paths,
-    host: t.settings.host,
-    imageIds: imagesOf(d).map((i) => i.id),
-    why: "the old image's files go",
-  };
-  const steps: ComputeStep[] = [
-    ...(fetch ? [fetch] : []),
-    ...(isActive(dom) ? [stop(t, false, 'destroy for the rebuild')] : []),
-    ...(saved(dom) ? [{ kind: 'discard-save', uuid: t.id, why: 'rebuild afresh' } as const] : []),
-    reset,
-    ...files,
-    { kind: 'define', xml: d.xml, why: 'domain XML of the new image' },
-  ];
-  if (taskResult(t) === 'stopped') return steps;
-  return [
-    ...steps,
-    { kind: 'start-paused', uuid: t.id, why: 'start the rebuilt guest paused' },
-    plugVifs(t, 'VIFs of the started domain'),
-    resume(t),
-  ];
 }
 
 type TaskPlan = { steps: InstanceStep[]; refused?: string };
@@ -324,7 +262,7 @@ export function planInstance(t: InstanceTarget, o: ObservedInstance): InstanceSt
     case 'reboot-hard':
       return done({ steps: restart(t, o) });
     case 'rebuild':
-      return done({ steps: rebuild(t, o) });
+      return done({ steps: rebuildSteps(t, o) });
     case 'settled':
       return settled(t, o);
     default:
