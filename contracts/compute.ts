@@ -6,6 +6,8 @@
  * looks at it; names never carry control characters; image extra properties are bounded
  * in number, key and value length; errors name the field at fault.
  */
+
+import { glanceUuid } from './images.ts';
 import { boolLike, intLike } from './network.ts';
 import {
   arr,
@@ -138,7 +140,8 @@ export type ImageStatus = (typeof IMAGE_STATUSES)[number];
 export const MAX_IMAGE_PROPERTIES = 128;
 export const MAX_IMAGE_TAGS = 128;
 
-/** Attributes the server sets; a client naming them is refused (Glance: 403). */
+/** Attributes the server sets; a client naming them is refused (Glance: 403). `owner`
+ * is set by admins only (image-query.ts). */
 export const IMAGE_READ_ONLY = [
   'status',
   'checksum',
@@ -146,7 +149,6 @@ export const IMAGE_READ_ONLY = [
   'os_hash_value',
   'size',
   'virtual_size',
-  'owner',
   'created_at',
   'updated_at',
   'self',
@@ -172,6 +174,7 @@ export const IMAGE_CORE = {
   protected: bool(),
   os_hidden: bool(),
   tags: tags(),
+  owner: str({ min: 1, max: 255 }),
 } as const satisfies Record<string, Schema<unknown>>;
 export type ImageCoreKey = keyof typeof IMAGE_CORE;
 
@@ -182,13 +185,18 @@ const propertyKey = (key: string, path: string) => {
   if (key.startsWith('os_glance')) fail(path, 'is reserved (os_glance prefix)');
 };
 export const propertyValue = () => str({ max: 255 });
-/** Properties whose value names another image (Nova boots with them). */
+/** Properties whose value names another image (Nova boots with them): checked for form
+ * only, as Glance's schema does; Nova checks that they exist when it boots. */
 export const IMAGE_REF_PROPERTIES = ['kernel_id', 'ramdisk_id'] as const;
+
+/** The one enum among the extra properties of Glance's schema-image.json. */
+export const KEY_DELETION_POLICIES = ['on_image_deletion', 'do_not_delete'] as const;
 
 export function parseProperty(key: string, value: unknown): string {
   propertyKey(key, key);
   const v = propertyValue().parse(value, key);
-  if ((IMAGE_REF_PROPERTIES as readonly string[]).includes(key)) uuid().parse(v, key);
+  if ((IMAGE_REF_PROPERTIES as readonly string[]).includes(key)) glanceUuid().parse(v, key);
+  if (key === 'cinder_encryption_key_deletion_policy') oneOf(KEY_DELETION_POLICIES).parse(v, key);
   return v;
 }
 
@@ -230,11 +238,6 @@ export const ImageCreate: Schema<ImageCreate> = {
     return out;
   },
 };
-
-export const JSON_PATCH_TYPES = [
-  'application/openstack-images-v2.1-json-patch',
-  'application/openstack-images-v2.0-json-patch',
-] as const;
 
 export const PatchOp = obj({
   op: oneOf(['add', 'replace', 'remove'] as const),

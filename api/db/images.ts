@@ -5,13 +5,12 @@
  * Invariants: only one upload runs per image — `beginUpload` moves queued → saving with a
  * conditional UPDATE, so a second upload (or one racing on another replica) gets false;
  * `finishUpload` only activates an image still saving, so an image deleted mid-upload is
- * never resurrected.
+ * never resurrected; (de|re)activation moves only an active or deactivated image
+ * (`setImageStatus` is conditional on the status it was read in).
  */
 import { randomUUID } from 'node:crypto';
 import type { Image, ImageCore, ImageStatus } from '../../contracts/compute.ts';
 import { ApiError } from '../../contracts/errors.ts';
-import { DEFAULT_PROJECT_ID } from '../../contracts/network.ts';
-import { queryIn } from './chunks.ts';
 import type { Db, Param, Queryable, Row } from './index.ts';
 import { bool, numOrNull, resourceTime } from './neutron.ts';
 
@@ -101,17 +100,6 @@ export async function getImage(db: Queryable, id: string): Promise<ImageRecord |
   return rows[0] && toRecord(rows[0]);
 }
 
-/** Image ids among `ids` that do not exist. */
-export async function missingImages(db: Queryable, ids: string[]): Promise<string[]> {
-  const rows = await queryIn<{ id: string }>(
-    db,
-    ids,
-    (list) => `SELECT id FROM images WHERE id IN ${list}`,
-  );
-  const found = new Set(rows.map((r) => r.id));
-  return ids.filter((id) => !found.has(id));
-}
-
 export interface ImageFields {
   id?: string;
   name: string | null;
@@ -123,6 +111,7 @@ export interface ImageFields {
   min_disk: number;
   min_ram: number;
   tags: string[];
+  owner: string;
   properties: Record<string, string>;
 }
 
@@ -146,7 +135,7 @@ export async function insertImage(db: Queryable, f: ImageFields, now: Date): Pro
       f.min_ram,
       JSON.stringify(f.tags),
       JSON.stringify(f.properties),
-      DEFAULT_PROJECT_ID,
+      f.owner,
       t,
       t,
     ],
@@ -162,8 +151,8 @@ export async function updateImageFields(
 ): Promise<void> {
   await db.query(
     `UPDATE images SET name = ?, visibility = ?, protected = ?, os_hidden = ?, disk_format = ?,
-       container_format = ?, min_disk = ?, min_ram = ?, tags = ?, properties = ?, updated_at = ?
-     WHERE id = ?`,
+       container_format = ?, min_disk = ?, min_ram = ?, tags = ?, properties = ?, owner = ?,
+       updated_at = ? WHERE id = ?`,
     [
       f.name,
       f.visibility,
@@ -175,6 +164,7 @@ export async function updateImageFields(
       f.min_ram,
       JSON.stringify(f.tags),
       JSON.stringify(f.properties),
+      f.owner,
       resourceTime(now),
       id,
     ],
@@ -213,6 +203,22 @@ export async function finishUpload(
   return rows.length > 0;
 }
 
+/** `from` → `to`; false when the image is no longer `from` (it moved meanwhile). */
+export async function setImageStatus(
+  db: Db,
+  id: string,
+  from: ImageStatus,
+  to: ImageStatus,
+  now: Date,
+): Promise<boolean> {
+  const rows = await db.query(
+    'UPDATE images SET status = ?, updated_at = ? WHERE id = ? AND status = ? RETURNING id',
+    [to, resourceTime(now), id, from],
+  );
+  return rows.length > 0;
+}
+
+/** Deletes the image; its members go with it (ON DELETE CASCADE). */
 export async function deleteImage(db: Db, id: string): Promise<boolean> {
   const rows = await db.query('DELETE FROM images WHERE id = ? RETURNING id', [id]);
   return rows.length > 0;

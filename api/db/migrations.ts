@@ -285,6 +285,23 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string[]
       `ALTER TABLE instances ADD COLUMN security_groups TEXT NOT NULL DEFAULT '["default"]'`,
     ],
   },
+  {
+    version: 10,
+    name: 'image members',
+    sql: [
+      // Glance image members: the projects a shared image is offered to, and each one's
+      // answer (pending, accepted, rejected); they go with their image.
+      `CREATE TABLE image_members (
+        image_id TEXT NOT NULL REFERENCES images (id) ON DELETE CASCADE,
+        member_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (image_id, member_id)
+      )`,
+      'CREATE INDEX image_members_member ON image_members (member_id)',
+    ],
+  },
 ];
 
 export async function migrate(db: Db): Promise<number[]> {

@@ -6,7 +6,8 @@
  * `<image_dir>/<id>` only once it is complete, under the size limit, and hashed (md5 +
  * sha512); a failed upload leaves no file and the image `queued`; data is uploaded once
  * (409 after that); an image deleted during its upload keeps no file; any Content-Type
- * but application/octet-stream is a 415 before the body is read.
+ * but application/octet-stream is a 415 before the body is read; a deactivated image's
+ * data is read by admins only (Glance's 403 for anyone else, compute agents included).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
@@ -93,8 +94,19 @@ async function upload(deps: AppDeps, settings: ImageSettings, req: ById, image: 
   deps.log.info({ imageId: image.id, size: data.size, checksum: data.md5 }, 'image uploaded');
 }
 
-async function download(settings: ImageSettings, image: ImageRecord, reply: FastifyReply) {
-  if (image.status !== 'active') return reply.status(204).send();
+async function download(
+  settings: ImageSettings,
+  req: FastifyRequest,
+  image: ImageRecord,
+  reply: FastifyReply,
+) {
+  if (image.status === 'deactivated' && req.role !== 'admin')
+    throw new ApiError(
+      'PolicyNotAuthorized',
+      'The requested image has been deactivated. Image data download is forbidden.',
+    );
+  // No data yet (or any more): Glance's 204; a deactivated image's data is still there.
+  if (image.status !== 'active' && image.status !== 'deactivated') return reply.status(204).send();
   const path = dataPath(settings, image.id);
   const st = await stat(path).catch(() => undefined);
   if (!st)
@@ -132,6 +144,6 @@ export function imageDataRoutes(
     return reply.status(204).send();
   });
   scope.get('/images/:id/file', { config: { allowService: true } }, async (req: ById, reply) =>
-    download(settings, await load(req.params.id), reply),
+    download(settings, req, await load(req.params.id), reply),
   );
 }
