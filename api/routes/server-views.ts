@@ -49,9 +49,7 @@ export type Addresses = Record<string, Address[]>;
  * only the instance's own ports (port_order), as its spec has them. Keyed by names users
  * chose, so the objects have no prototype (a network named `__proto__` is a label). */
 export async function addressesOf(deps: AppDeps, list: InstanceRecord[]) {
-  const out = new Map<string, Addresses>(
-    list.map((i) => [i.id, Object.create(null) as Addresses]),
-  );
+  const out = new Map<string, Addresses>(list.map((i) => [i.id, Object.create(null) as Addresses]));
   const rows = await deviceAddresses(
     deps.db,
     list.map((i) => i.id),

@@ -357,7 +357,8 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       const labelled = await nova('GET', `/servers/${odd}/ips/__proto__`);
       assert.equal(labelled.status, 200, 'a network named __proto__ is a label like any other');
       assert.equal(
-        (Object.getOwnPropertyDescriptor(labelled.body, '__proto__')?.value as Body[]).length,
+        ((Object.getOwnPropertyDescriptor(labelled.body, '__proto__')?.value ?? []) as Body[])
+          .length,
         1,
       );
       assert.equal((await nova('GET', `/servers/${odd}`)).status, 200);
