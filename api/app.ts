@@ -11,8 +11,9 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { clientErrorHandler } from './client-errors.ts';
 import { type AppDeps, DEFAULT_IMAGE_SIZE_LIMIT, DEFAULT_PUBLIC_ENDPOINT } from './deps.ts';
-import { clientErrorHandler, errorHandler, installAuth, installErrors } from './http.ts';
+import { errorHandler, installAuth, installErrors } from './http.ts';
 import { installMicroversions } from './microversion.ts';
 import { installRequestIds, newRequestId } from './request-id.ts';
 import { rewriteUrl, rootOf } from './roots.ts';
@@ -30,16 +31,16 @@ export type { ApiSettings, AppDeps } from './deps.ts';
 
 export function buildApp(deps: AppDeps): FastifyInstance {
   const app = Fastify({
-    // Per-request lines stay out of the journal; errors are logged by installErrors.
+    // fastify's own per-request lines stay out of the journal: request-id.ts logs one line
+    // per request with its id; errors are logged by installErrors.
     loggerInstance: deps.log.child({ component: 'http' }, { level: 'warn' }) as FastifyBaseLogger,
     bodyLimit: deps.settings.bodyLimit,
     // installErrors answers 503 while closing, in the catalogue's shape.
     return503OnClosing: false,
-    clientErrorHandler: clientErrorHandler(),
+    clientErrorHandler: clientErrorHandler(deps.log.child({ component: 'http' })),
     frameworkErrors: errorHandler(deps.log),
     genReqId: newRequestId,
     requestIdHeader: false,
-    requestIdLogLabel: 'request_id',
     rewriteUrl,
   });
   const endpoint = deps.settings.publicEndpoint ?? DEFAULT_PUBLIC_ENDPOINT;

@@ -46,6 +46,11 @@ export interface ApiSettings {
   images?: ImageSettings;
   /** [api] service_token: accepted on image reads only. */
   serviceTokens?: readonly string[];
+  /**
+   * [compute] reclaim_instance_interval (seconds): > 0, a DELETE soft-deletes and the
+   * server is reclaimed that long after; 0 or absent, a DELETE deletes at once.
+   */
+  reclaimInstanceInterval?: number;
 }
 
 export interface AppDeps {

@@ -7,22 +7,20 @@
  * with 403; a known path asked with another method is a 405 naming the methods in `Allow`.
  * Every error a client can see — from a route, a hook, fastify's body parsing
  * and routing, or Node's HTTP parser — leaves as an ApiError from the catalogue, in the
- * shape of the path's family: `{"NeutronError": {type, message, detail}}` by default,
- * `{"<kind>": {code, message}}` under Nova's and Glance's paths. A JSON body holding a
+ * shape of the request's family (roots.ts), carrying its request id:
+ * `{"NeutronError": {type, message, detail}}` by default, `{"<kind>": {code, message}}`
+ * under Nova's paths, webob's `{message, code, title}` under Glance's. A JSON body holding a
  * `__proto__` key, or a `constructor` holding a `prototype`, never reaches a route.
  */
 import { timingSafeEqual } from 'node:crypto';
-import { maxHeaderSize, STATUS_CODES } from 'node:http';
-import type { Socket } from 'node:net';
+import { STATUS_CODES } from 'node:http';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { novaError, ReadOnlyAttribute } from '../contracts/compute.ts';
 import { ApiError, neutronError } from '../contracts/errors.ts';
 import { isPlainObject, ValidationError } from '../contracts/schema.ts';
 import type { Logger } from '../core/log.ts';
-import { newRequestId, requestIdLines, setRequestIdHeaders } from './request-id.ts';
-import { type Family, familyOf, requestFamily } from './roots.ts';
-
-export type { Family } from './roots.ts';
+import { setRequestIdHeaders } from './request-id.ts';
+import { type Family, requestFamily } from './roots.ts';
 
 /** `service`: compute agents' token, accepted only on routes with `config.allowService`. */
 export type Role = 'admin' | 'member' | 'service';
@@ -88,7 +86,10 @@ export function requireAdmin(req: FastifyRequest, rule: string) {
     throw new ApiError('PolicyNotAuthorized', `(rule:${rule}) is disallowed by policy`);
 }
 
-const pathOf = (req: FastifyRequest) => req.url.split('?')[0] ?? '/';
+/** The path the client sent (before a service root was stripped), for messages. */
+const pathOf = (req: FastifyRequest) => (req.originalUrl ?? req.url).split('?')[0] ?? '/';
+/** The path as routed. */
+const routedPath = (req: FastifyRequest) => req.url.split('?')[0] ?? '/';
 
 /** Fastify's own errors (body parsing, routing) → the catalogue. */
 function fromFastify(err: FastifyError, req: FastifyRequest): ApiError {
@@ -230,10 +231,11 @@ function installNotFound(app: FastifyInstance) {
   });
   app.setNotFoundHandler((req, reply) => {
     const path = pathOf(req);
+    const routed = routedPath(req);
     const allowed = new Set<string>();
     for (const { re, methods } of routes.values())
-      if (re.test(path)) for (const m of methods) allowed.add(m);
-    const family = requestFamily(req.raw, path);
+      if (re.test(routed)) for (const m of methods) allowed.add(m);
+    const family = requestFamily(req.raw, routed);
     if (allowed.size === 0) {
       const e = new ApiError('NotFound', `The resource could not be found: ${req.method} ${path}`);
       return reply.status(404).send(errorBody(family, e, req.id));
@@ -263,66 +265,4 @@ export function installErrors(app: FastifyInstance, log: Logger) {
   app.addHook('onRequest', async () => {
     if (closing) throw new ApiError('ServiceUnavailable', 'kumo-api is shutting down.');
   });
-}
-
-/** Node's `clientError` (fastify's type has `rawPacket` as JSON; Node passes a Buffer). */
-type ClientError = Error & { code?: string; reason?: string; rawPacket?: unknown };
-
-function clientApiError(err: ClientError): ApiError {
-  if (err.code === 'HPE_HEADER_OVERFLOW')
-    return new ApiError(
-      'RequestHeaderFieldsTooLarge',
-      `The request line and headers exceed ${maxHeaderSize} bytes.`,
-    );
-  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT')
-    return new ApiError('RequestTimeout', 'The request was not received in time.');
-  return new ApiError('BadRequest', `Malformed HTTP request: ${err.reason ?? err.message}.`);
-}
-
-/** The family of the request line in what Node's parser was reading, if it shows one. */
-function rawFamily(raw: unknown): Family {
-  const line = Buffer.isBuffer(raw) ? raw.subarray(0, 256).toString('latin1') : '';
-  return familyOf(/^[A-Z]+ (\/\S*)/.exec(line)?.[1] ?? '/');
-}
-
-const LINGER_MS = 2000;
-
-/**
- * fastify's `clientErrorHandler`: a request Node's parser refused (a header section too
- * large, Content-Length with Transfer-Encoding, bytes after a body that are no request)
- * gets a catalogue error and `Connection: close`; the socket is read until the client
- * closes (or LINGER_MS), so the answer is not lost to a reset.
- */
-export function clientErrorHandler() {
-  const answered = new WeakSet<Socket>();
-  return (err: ClientError, socket: Socket) => {
-    if (err.code === 'ECONNRESET' || socket.destroyed || answered.has(socket)) return;
-    const inFlight = (socket as Socket & { _httpMessage?: { headersSent: boolean } })._httpMessage;
-    if (!socket.writable || inFlight?.headersSent) {
-      socket.destroy();
-      return;
-    }
-    answered.add(socket);
-    const e = clientApiError(err);
-    const id = newRequestId();
-    const family = rawFamily(err.rawPacket);
-    const body = JSON.stringify(errorBody(family, e, id));
-    // Closed once the answer is flushed and the client has closed its side.
-    let waiting = socket.readableEnded ? 1 : 2;
-    const settle = () => {
-      waiting -= 1;
-      if (waiting === 0) socket.destroy();
-    };
-    // An absolute bound: a client that keeps sending cannot hold the socket open.
-    const linger = setTimeout(() => socket.destroy(), LINGER_MS).unref();
-    socket.once('close', () => clearTimeout(linger));
-    if (!socket.readableEnded) socket.once('end', settle);
-    socket.end(
-      `HTTP/1.1 ${e.status} ${STATUS_CODES[e.status]}\r\nContent-Type: application/json\r\n` +
-        `Content-Length: ${Buffer.byteLength(body)}\r\n${requestIdLines(family, id)}` +
-        `Connection: close\r\n\r\n${body}`,
-      settle,
-    );
-    socket.resume();
-  };
 }

@@ -1,7 +1,8 @@
 /**
- * kumo-api: the HTTP API, the state-report consumer, the DHCP scheduler sweep and the
+ * kumo-api: the HTTP API, the state-report consumer, the DHCP scheduler sweep, the
  * compute sweep (builds stuck in `scheduling` by a kumo-api that stopped: at start, then
- * periodically).
+ * periodically) and, with [compute] reclaim_instance_interval, the reclaim of
+ * soft-deleted servers.
  *
  * Invariant: the database is migrated before anything is served or consumed; on stop the
  * HTTP server closes first, then buffered state reports are committed and acked, then the
@@ -16,6 +17,7 @@ import { buildApp } from './app.ts';
 import { type Db, openDb } from './db/index.ts';
 import { migrate } from './db/migrations.ts';
 import type { ApiSettings } from './deps.ts';
+import { startReclaimer } from './instance-delete.ts';
 import { createReportConsumer, systemClock } from './liveness.ts';
 import { createRpcHandler } from './rpc.ts';
 import { startComputeSweeper } from './scheduler/compute-sweep.ts';
@@ -53,6 +55,7 @@ function apiSettings(config: DaemonContext['config']): ApiSettings {
       sizeLimit: config.api.image_size_limit,
     },
     ...(config.api.service_token ? { serviceTokens: [config.api.service_token] } : {}),
+    reclaimInstanceInterval: config.compute.reclaim_instance_interval,
   };
 }
 
@@ -99,6 +102,15 @@ export async function startApi({ config, log }: DaemonContext): Promise<Running>
   const sweeper = startDhcpSweeper({ db, broker, clock: systemClock, log, settings }, sweepMs);
   // Builds a stopped kumo-api left in `scheduling`: at start, then every agent_down_time / 2.
   const computeSweeper = startComputeSweeper({ db, broker, clock: systemClock, log }, sweepMs);
+  // Soft-deleted servers past [compute] reclaim_instance_interval: deleted on the same beat.
+  const reclaimer = startReclaimer(
+    { db, broker, clock: systemClock, log },
+    {
+      intervalS: settings.reclaimInstanceInterval ?? 0,
+      agentDownTime: settings.agentDownTime,
+      everyMs: sweepMs,
+    },
+  );
   await app.listen({ host: config.api.bind_host, port: config.api.bind_port });
   log.info({ host: config.api.bind_host, port: config.api.bind_port }, 'kumo-api listening');
   return {
@@ -106,6 +118,7 @@ export async function startApi({ config, log }: DaemonContext): Promise<Running>
       await app.close();
       await sweeper.stop();
       await computeSweeper.stop();
+      await reclaimer.stop();
       await reports.close();
       await broker.close();
       await db.close();

@@ -1,7 +1,8 @@
 /**
  * Nova's API microversions: `OpenStack-API-Version: compute 2.x` (or the older
  * `X-OpenStack-Nova-API-Version: 2.x`) selects the shapes of version 2.x, from 2.1 to
- * COMPUTE_MAX_MINOR; `latest` is the highest. Absent, a request is at 2.1.
+ * COMPUTE_MAX_MINOR; `latest` is the highest. Absent, a request is at 2.1. Headers are
+ * read as Nova reads them (microversion_parse, then APIVersionRequest).
  *
  * Invariants: every compute request (Nova's family, not the version documents) has
  * `req.computeVersion` before its route runs, and its response — errors included —
@@ -36,23 +37,36 @@ declare module 'fastify' {
 
 export const computeVersionText = (minor: number) => `2.${minor}`;
 
-function header(req: FastifyRequest): string | undefined {
-  const pick = (v: string | string[] | undefined) => (Array.isArray(v) ? v.join(',') : v);
-  const modern = pick(req.headers['openstack-api-version']);
-  if (modern !== undefined) {
-    for (const part of modern.split(',')) {
-      const [service, version, ...extra] = part.trim().split(/\s+/);
-      if (service?.toLowerCase() === 'compute' && extra.length === 0) return version ?? '';
-    }
-  }
-  return pick(req.headers['x-openstack-nova-api-version'])?.trim();
+/** A header's values, folded as one comma-separated list (repeated headers too). */
+function folded(v: string | string[] | undefined): string[] | undefined {
+  if (v === undefined) return undefined;
+  return [v]
+    .flat()
+    .join(',')
+    .split(',')
+    .map((x) => x.trim());
 }
 
-/** The minor version a request asks for; 400 when malformed, 406 when out of range. */
+/**
+ * The version text a request asks for, as microversion_parse reads it: the last
+ * `compute <version>` entry of OpenStack-API-Version (an entry without a space is
+ * skipped), else the last value of X-OpenStack-Nova-API-Version.
+ */
+export function versionHeader(headers: FastifyRequest['headers']): string | undefined {
+  const entries = folded(headers['openstack-api-version']) ?? [];
+  for (const entry of entries.reverse()) {
+    const at = entry.search(/\s/);
+    if (at < 0) continue;
+    if (entry.slice(0, at).toLowerCase() === 'compute') return entry.slice(at).trim();
+  }
+  return folded(headers['x-openstack-nova-api-version'])?.at(-1);
+}
+
+/** The minor version asked for (Nova's APIVersionRequest): 400 malformed, 406 out of range. */
 export function requestedMinor(raw: string | undefined): number {
   if (raw === undefined) return COMPUTE_MIN_MINOR;
-  if (raw.toLowerCase() === 'latest') return COMPUTE_MAX_MINOR;
-  const m = /^(\d{1,4})\.(\d{1,4})$/.exec(raw);
+  if (raw === 'latest') return COMPUTE_MAX_MINOR;
+  const m = /^([1-9]\d*)\.([1-9]\d*|0)$/.exec(raw);
   if (!m)
     throw new ApiError(
       'BadRequest',
@@ -63,7 +77,7 @@ export function requestedMinor(raw: string | undefined): number {
   if (major !== 2 || minor < COMPUTE_MIN_MINOR || minor > COMPUTE_MAX_MINOR)
     throw new ApiError(
       'NotAcceptable',
-      `Version ${raw} is not supported by the API. Minimum is 2.${COMPUTE_MIN_MINOR} and maximum is 2.${COMPUTE_MAX_MINOR}.`,
+      `Version ${m[1]}.${m[2]} is not supported by the API. Minimum is 2.${COMPUTE_MIN_MINOR} and maximum is 2.${COMPUTE_MAX_MINOR}.`,
     );
   return minor;
 }
@@ -81,7 +95,7 @@ export function installMicroversions(app: FastifyInstance) {
   app.addHook('onRequest', async (req, reply) => {
     if (req.routeOptions.config?.versionless) return;
     if (requestFamily(req.raw, req.url) !== 'nova') return;
-    const minor = requestedMinor(header(req));
+    const minor = requestedMinor(versionHeader(req.headers));
     req.computeVersion = minor;
     echo(reply, minor);
   });

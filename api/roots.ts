@@ -48,7 +48,9 @@ export function familyOf(url: string): Family {
 
 /**
  * fastify's `rewriteUrl`: `/compute/v2.1/servers` is routed as `/v2.1/servers`. A root
- * alone, or with only `/`, keeps its path (its version document's route).
+ * alone, or with only `/`, keeps its path (its version document's route); so does a path
+ * of another service under a root (`/image/v2.1/servers`), which no route has: it is a
+ * 404 in the root's shape, never another service's answer.
  */
 export function rewriteUrl(raw: IncomingMessage): string {
   const url = raw.url ?? '/';
@@ -56,7 +58,7 @@ export function rewriteUrl(raw: IncomingMessage): string {
   (raw as Rooted).kumoRoot = root;
   if (!root || rest === '' || rest === '/' || rest.startsWith('?') || rest.startsWith('/?'))
     return url;
-  return rest;
+  return familyOf(rest) === SERVICE_ROOTS[root] ? rest : url;
 }
 
 /** The root the request came in through ('' for the legacy single-endpoint paths). */

@@ -35,7 +35,14 @@ import {
 import { type ComputeDeps, finishDelete, nowOf, releasePorts } from './instance-ports.ts';
 
 /** vm_states a finished task may lead to (deleted only through `deleted: true`). */
-const TASK_RESULTS: readonly VmState[] = ['active', 'stopped', 'paused', 'suspended', 'error'];
+const TASK_RESULTS: readonly VmState[] = [
+  'active',
+  'stopped',
+  'paused',
+  'suspended',
+  'error',
+  'soft-delete',
+];
 
 const handedTo = (inst: InstanceRecord | undefined, host: string) =>
   inst !== undefined &&

@@ -35,6 +35,7 @@ export const VM_STATES = [
   'paused',
   'suspended',
   'error',
+  'soft-delete',
   'deleted',
 ] as const;
 export type VmState = (typeof VM_STATES)[number];
@@ -51,6 +52,9 @@ export const TASK_STATES = [
   'unpausing',
   'suspending',
   'resuming',
+  'rebuilding',
+  'soft-deleting',
+  'restoring',
   'deleting',
 ] as const;
 export type TaskState = (typeof TASK_STATES)[number];
@@ -80,6 +84,7 @@ export const powerState = (): Schema<PowerState> => ({
 export function serverStatus(vm: VmState, task: TaskState | null): string {
   if (vm === 'active' && task === 'rebooting') return 'REBOOT';
   if (vm === 'active' && task === 'rebooting_hard') return 'HARD_REBOOT';
+  if (task === 'rebuilding' && ['active', 'stopped', 'error'].includes(vm)) return 'REBUILD';
   const map: Record<VmState, string> = {
     building: 'BUILD',
     active: 'ACTIVE',
@@ -87,6 +92,7 @@ export function serverStatus(vm: VmState, task: TaskState | null): string {
     paused: 'PAUSED',
     suspended: 'SUSPENDED',
     error: 'ERROR',
+    'soft-delete': 'SOFT_DELETED',
     deleted: 'DELETED',
   };
   return map[vm];
@@ -101,6 +107,13 @@ export const SERVER_ACTIONS = {
   unpause: 'unpausing',
   suspend: 'suspending',
   resume: 'resuming',
+  rebuild: 'rebuilding',
+  restore: 'restoring',
+  forceDelete: 'deleting',
+  lock: null,
+  unlock: null,
+  addSecurityGroup: null,
+  removeSecurityGroup: null,
   'os-getConsoleOutput': null,
 } as const satisfies Record<string, TaskState | null>;
 export type ServerAction = keyof typeof SERVER_ACTIONS;

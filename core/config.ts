@@ -237,6 +237,11 @@ const SPEC = {
     vif_plugging_timeout: f(number(0, 3600), '300'),
     /** Seconds a guest gets to shut down on os-stop before it is powered off. */
     shutdown_timeout: f(number(0, 3600), '60'),
+    /**
+     * kumo-api: seconds a deleted server stays soft-deleted (restorable) before it is
+     * reclaimed; 0 (Nova's default): a DELETE deletes at once.
+     */
+    reclaim_instance_interval: f(integer(0, 2 ** 31 - 1), '0'),
     /** kumo-api's URL, for image downloads (with [api] service_token). */
     api_url: f(httpUrl, 'http://127.0.0.1:9696'),
   },

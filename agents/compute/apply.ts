@@ -32,8 +32,8 @@ import {
 } from '../../host/libvirt/client.ts';
 import { createOverlay } from '../../host/qemu/img.ts';
 import { type ExecutorDeps, runSteps } from '../lib/steps.ts';
-import type { ImageCache } from './image-cache.ts';
-import { createInstanceDir, removeInstanceDir } from './instance-dir.ts';
+import { type ImageCache, ImageError } from './image-cache.ts';
+import { createInstanceDir, removeInstanceDir, resetInstanceFiles } from './instance-dir.ts';
 import type { PhaseTimes } from './report.ts';
 import { type ComputeStep, type InstanceStep, phaseOf } from './steps.ts';
 import { observeVifs, type VifDeps } from './vif.ts';
@@ -155,6 +155,24 @@ async function domainStep(deps: ApplyDeps, step: DomainStep): Promise<void> {
   }
 }
 
+/**
+ * Caches the boot's images. One the image service no longer has (404: a kernel or ramdisk
+ * deleted after the server was created) fails the task naming what it is to the instance.
+ */
+async function fetchImages(deps: ApplyDeps, step: Extract<ComputeStep, { kind: 'image-fetch' }>) {
+  for (const image of step.images) {
+    try {
+      await deps.images().ensure(image);
+    } catch (e) {
+      if (!(e instanceof ImageError) || e.httpStatus !== 404) throw e;
+      const role = step.roles[image.id] ?? `image ${image.id}`;
+      throw new PermanentError(`${role} is missing in the image service: ${e.message}`, {
+        cause: e,
+      });
+    }
+  }
+}
+
 /** Observes the VIFs of the running domain, plans their plug, runs it. */
 async function plugVifs(deps: ApplyDeps, step: Extract<ComputeStep, { kind: 'plug-vifs' }>) {
   const v = step.vifs;
@@ -165,8 +183,9 @@ async function plugVifs(deps: ApplyDeps, step: Extract<ComputeStep, { kind: 'plu
 async function ownStep(deps: ApplyDeps, step: Exclude<ComputeStep, { kind: 'report' }>) {
   switch (step.kind) {
     case 'image-fetch':
-      for (const image of step.images) await deps.images().ensure(image);
-      return;
+      return fetchImages(deps, step);
+    case 'reset-files':
+      return resetInstanceFiles(step.paths, step.host, step.imageIds);
     case 'instance-dir':
       return createInstanceDir(step.paths, step.host, step.imageIds);
     case 'disk':

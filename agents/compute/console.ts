@@ -4,7 +4,8 @@
  *
  * Invariant: at most the last `MAX_BYTES` of the file are ever read, whatever its size or
  * the length asked for, so a chatty guest cannot make the agent (or the reply) large; a
- * line cut by that window is dropped rather than returned half.
+ * line cut by that window is dropped rather than returned half; the tail is Nova's
+ * (`novaTail`), counted in '\n'-separated parts as Nova's clients count them.
  */
 import { open } from 'node:fs/promises';
 
@@ -12,6 +13,17 @@ export const MAX_CONSOLE_BYTES = 1024 * 1024;
 
 export class ConsoleLogMissingError extends Error {
   override name = 'ConsoleLogMissingError';
+}
+
+/**
+ * Nova's _tail_log: `'\n'.join(log.split('\n')[-length:])`, so a client splitting the
+ * answer on '\n' gets exactly `length` parts (a log ending in '\n' ends in an empty one);
+ * 0 gives '', absent or negative the whole text.
+ */
+export function novaTail(text: string, length?: number): string {
+  if (length === undefined || length < 0) return text;
+  if (length === 0) return '';
+  return text.split('\n').slice(-length).join('\n');
 }
 
 /** The last `length` lines (absent or -1: all that fit in the window) of `path`. */
@@ -31,12 +43,7 @@ export async function consoleTail(
     const { bytesRead } = await fh.read(buf, 0, buf.length, start);
     let text = buf.subarray(0, bytesRead).toString('utf8');
     if (start > 0) text = text.slice(text.indexOf('\n') + 1);
-    if (length === undefined || length < 0) return text;
-    if (length === 0) return '';
-    const lines = text.split('\n');
-    const trailing = lines.at(-1) === '' ? lines.pop() : undefined;
-    const tail = lines.slice(-length).join('\n');
-    return trailing === undefined ? tail : `${tail}\n`;
+    return novaTail(text, length);
   } finally {
     await fh.close();
   }

@@ -96,6 +96,8 @@ export interface DesiredNic {
 
 export interface DesiredInstance {
   id: string;
+  /** The image the instance is (re)built from. */
+  imageId: string;
   name: string;
   paths: InstancePaths;
   rootDisk: RootDisk;
@@ -191,6 +193,7 @@ export function desiredInstance(spec: InstanceSpec, s: ComputeSettings): Desired
     throw new InstanceSpecError(`image ${spec.image.id} is an ami without a kernel_id`);
   const d = {
     id: spec.id,
+    imageId: spec.image.id,
     name: instanceName(spec.seq),
     paths: pathsOf(s, spec.id),
     rootDisk: boot.rootDisk,

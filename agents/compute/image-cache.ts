@@ -30,10 +30,13 @@ import { type ImageInfo, imgInfo } from '../../host/qemu/img.ts';
 /** A permanent problem of the image itself: retrying the download cannot help. */
 export class ImageError extends PermanentError {
   readonly imageId: string;
-  constructor(imageId: string, message: string, options?: ErrorOptions) {
+  /** The image service's HTTP status, when it refused the download (404: no such image). */
+  readonly httpStatus: number | undefined;
+  constructor(imageId: string, message: string, options?: ErrorOptions & { httpStatus?: number }) {
     super(`image ${imageId}: ${message}`, options);
     this.name = 'ImageError';
     this.imageId = imageId;
+    this.httpStatus = options?.httpStatus;
   }
 }
 
@@ -253,7 +256,8 @@ async function prune(ctx: Ctx, keep: ReadonlySet<string>, olderThanMs: number): 
 
 function httpError(imageId: string, url: string, status: number): Error {
   const what = `GET ${url} answered HTTP ${status}`;
-  if (status === 404 || status === 403) return new ImageError(imageId, what);
+  if (status === 404 || status === 403)
+    return new ImageError(imageId, what, { httpStatus: status });
   if (status === 204) return new Error(`image ${imageId}: ${what}: the image has no data yet`);
   return new Error(`image ${imageId}: ${what}`);
 }

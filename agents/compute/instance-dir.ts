@@ -13,7 +13,7 @@
  *   its own staging directories (what a crash mid-build left);
  * - image lists are read bounded and validated: only uuids are taken from them.
  */
-import { chmod, mkdir, rename, stat } from 'node:fs/promises';
+import { chmod, mkdir, rename, rm, stat } from 'node:fs/promises';
 import { PermanentError } from '../../contracts/errors.ts';
 import { UUID } from '../../contracts/schema.ts';
 import {
@@ -72,6 +72,30 @@ export async function createInstanceDir(
   await writeMarker(staging, host, OWNER_MARKER);
   await writeNew(`${staging}/images`, imageIds.map((id) => `${id}\n`).join(''));
   await rename(staging, paths.dir);
+}
+
+/**
+ * A rebuild's reset: the disk, kernel and ramdisk of the old image are removed and the
+ * image list names the new images (written aside and renamed: whole or not at all), so
+ * the files are made again from the new image and the cache keeps what they use. Only in
+ * this host's directory; nothing to do when there is none yet.
+ */
+export async function resetInstanceFiles(
+  paths: InstancePaths,
+  host: string,
+  imageIds: readonly string[],
+): Promise<void> {
+  if (!(await exists(paths.dir))) return;
+  const owner = await readOwner(paths.dir);
+  if (owner !== host)
+    throw new ForeignDirectoryError(
+      `instance directory ${paths.dir} belongs to ${ownerText(owner)}`,
+    );
+  for (const file of [paths.disk, paths.kernel, paths.ramdisk]) await rm(file, { force: true });
+  const part = `${paths.images}.part`;
+  await rm(part, { force: true });
+  await writeNew(part, imageIds.map((id) => `${id}\n`).join(''));
+  await rename(part, paths.images);
 }
 
 /** Removes this host's staging directory, and the instance directory if it is this host's. */

@@ -1,7 +1,8 @@
 /**
  * diff(target, observed) → the steps that bring one instance where its state asks, ending
  * with the report of its task. Pure and synchronous: steps are data with payload, the
- * executor (apply.ts) runs them.
+ * executor (apply.ts) runs them. A rebuild's steps are in plan-rebuild.ts; soft delete
+ * powers off (as Nova's libvirt driver does) and restore starts like os-start.
  *
  * Invariants:
  * - every start is Nova's: define, start paused, plug (a phase step: the taps exist only
@@ -18,59 +19,34 @@
  * - a teardown removes the domain (with its managed save image), the OVS ports (from the
  *   bridge that holds each) and this host's instance directory, whatever state they are in;
  * - a task's report step says what it ends with on success and on failure (a spawn that
- *   fails is torn down and ends in ERROR; a delete that fails ends in ERROR; another task
- *   keeps its vm_state), so the executor never decides what to report.
+ *   fails is torn down and ends in ERROR; a rebuild or a delete that fails ends in
+ *   ERROR; another task keeps its vm_state), so the executor never decides what to report.
  */
 import { POWER_STATE, type PowerState } from '../../contracts/servers.ts';
 import { DomainState } from '../../host/libvirt/enums.ts';
 import { ownerText } from './desired.ts';
 import { isActive } from './domain-state.ts';
 import type { ObservedDomain, ObservedInstance } from './observe.ts';
+import { rebuildSteps } from './plan-rebuild.ts';
+import {
+  ours,
+  paused,
+  plugVifs,
+  resume,
+  running,
+  saved,
+  stop,
+  vifTarget,
+  waitPorts,
+} from './plan-steps.ts';
 import { faultOf, type Report } from './report.ts';
 import { type ComputeStep, fileSteps, type InstanceStep, type OnFailure } from './steps.ts';
-import { type InstanceTarget, TASK_RESULT } from './target.ts';
-import { planVifs, unplugStep, type VifTarget } from './vif-plan.ts';
+import { type InstanceTarget, taskResult } from './target.ts';
+import { planVifs, unplugStep } from './vif-plan.ts';
+
+export { vifTarget } from './plan-steps.ts';
 
 const S = DomainState;
-const ours = (d: ObservedDomain | null, host: string) => d !== null && d.meta?.host === host;
-const running = (d: ObservedDomain | null) =>
-  d !== null && (d.state === S.RUNNING || d.state === S.BLOCKED);
-const paused = (d: ObservedDomain | null) => d !== null && d.state === S.PAUSED;
-const saved = (d: ObservedDomain | null) => d !== null && d.state === S.SHUTOFF && d.managedSave;
-
-export function vifTarget(t: InstanceTarget): VifTarget {
-  const s = t.settings;
-  return {
-    vmUuid: t.id,
-    bridge: s.intBridge,
-    ...(s.vswitchdNetns ? { netns: s.vswitchdNetns } : {}),
-    nics: t.nics,
-  };
-}
-
-const plugVifs = (t: InstanceTarget, why: string): ComputeStep => ({
-  kind: 'plug-vifs',
-  vifs: vifTarget(t),
-  why,
-});
-const waitPorts = (t: InstanceTarget, why: string): ComputeStep => ({
-  kind: 'wait-ports',
-  instanceId: t.id,
-  timeoutMs: t.settings.vifPluggingTimeoutMs,
-  why,
-});
-const resume = (t: InstanceTarget, why = 'run the guest'): ComputeStep => ({
-  kind: 'resume',
-  uuid: t.id,
-  why,
-});
-const stop = (t: InstanceTarget, graceful: boolean, why: string): ComputeStep => ({
-  kind: 'stop',
-  uuid: t.id,
-  graceful,
-  timeoutMs: t.settings.shutdownTimeoutMs,
-  why,
-});
 
 /** Files a boot needs, when any is missing. */
 function filesIfMissing(t: InstanceTarget, o: ObservedInstance): ComputeStep[] {
@@ -171,7 +147,11 @@ function powerTask(t: InstanceTarget, o: ObservedInstance): TaskPlan {
   switch (t.intent) {
     case 'stop':
       return { steps: isActive(dom) ? [stop(t, true, 'os-stop')] : [] };
+    case 'soft-delete':
+      // Nova's soft delete powers the guest off at once (libvirt has no soft_delete).
+      return { steps: isActive(dom) ? [stop(t, false, 'soft delete: power off')] : [] };
     case 'start':
+    case 'restore':
     case 'resume':
       if (running(dom)) return { steps: replugIfNeeded(t, o) };
       if (paused(dom)) return only(resume(t, 'run the paused guest'));
@@ -234,9 +214,12 @@ function reported(t: InstanceTarget, steps: InstanceStep[], report: Report, fail
   return [...steps, step];
 }
 
-/** What a task that failed ends with (spawn and delete: ERROR; others keep the vm_state). */
+/** Tasks whose failure leaves the server in ERROR (Nova's); others keep their vm_state. */
+const FAIL_TO_ERROR = new Set(['spawn', 'absent', 'rebuild']);
+
+/** What a task that failed ends with (spawn, rebuild, delete: ERROR; others keep the vm_state). */
 export function failedTask(t: InstanceTarget, taskId: number): Report {
-  const vmState = t.intent === 'spawn' || t.intent === 'absent' ? 'error' : t.vmState;
+  const vmState = FAIL_TO_ERROR.has(t.intent) ? 'error' : t.vmState;
   return { task_done: taskId, ...(vmState ? { vm_state: vmState } : {}) };
 }
 
@@ -249,12 +232,7 @@ const task = (t: InstanceTarget): Report => (t.taskId === null ? {} : { task_don
 function failed(t: InstanceTarget, o: ObservedInstance, why: string, cleanup: boolean) {
   if (t.taskId === null) return [];
   const spawning = t.intent === 'spawn';
-  const vmState = spawning ? 'error' : t.vmState;
-  const report: Report = {
-    task_done: t.taskId,
-    ...(vmState ? { vm_state: vmState } : {}),
-    fault: faultOf(why),
-  };
+  const report: Report = { ...failedTask(t, t.taskId), fault: faultOf(why) };
   const steps = spawning && cleanup ? teardownSteps(t, o) : [];
   return reported(t, steps, report, { report, teardown: false });
 }
@@ -269,7 +247,7 @@ export function planInstance(t: InstanceTarget, o: ObservedInstance): InstanceSt
   const conflict = foreign(t, o);
   if (conflict !== undefined) return failed(t, o, conflict, false);
   if (t.problem !== null) return failed(t, o, t.problem, true);
-  const vmState = TASK_RESULT[t.intent];
+  const vmState = taskResult(t);
   const done = (p: TaskPlan) =>
     p.refused !== undefined
       ? failed(t, o, p.refused, false)
@@ -283,6 +261,8 @@ export function planInstance(t: InstanceTarget, o: ObservedInstance): InstanceSt
     case 'reboot-soft':
     case 'reboot-hard':
       return done({ steps: restart(t, o) });
+    case 'rebuild':
+      return done({ steps: rebuildSteps(t, o) });
     case 'settled':
       return settled(t, o);
     default:

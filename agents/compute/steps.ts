@@ -22,7 +22,21 @@ export interface OnFailure {
 }
 
 export type ComputeStep =
-  | { kind: 'image-fetch'; images: InstanceImage[]; why: string }
+  | {
+      kind: 'image-fetch';
+      images: InstanceImage[];
+      /** What each image is to the instance ("kernel image K of image I"), for faults. */
+      roles: Record<string, string>;
+      why: string;
+    }
+  | {
+      /** A rebuild: the old disk, kernel and ramdisk go, the image list names the new ones. */
+      kind: 'reset-files';
+      paths: InstancePaths;
+      host: string;
+      imageIds: string[];
+      why: string;
+    }
   | { kind: 'instance-dir'; paths: InstancePaths; host: string; imageIds: string[]; why: string }
   | {
       kind: 'disk';
@@ -59,6 +73,7 @@ export type InstanceStep = Step | ComputeStep;
 export function phaseOf(step: InstanceStep): Phase | null {
   switch (step.kind) {
     case 'image-fetch':
+    case 'reset-files':
     case 'instance-dir':
     case 'disk':
     case 'copy':
@@ -78,6 +93,19 @@ export function phaseOf(step: InstanceStep): Phase | null {
   }
 }
 
+/** What each image of a boot is, as a fault names it when the image service lacks it. */
+export function imageRoles(d: DesiredInstance): Record<string, string> {
+  const roles: Record<string, string> = {};
+  if (d.rootDisk.kind === 'overlay') roles[d.rootDisk.image.id] = `image ${d.imageId}`;
+  if (d.ramdisk) roles[d.ramdisk.id] = `ramdisk image ${d.ramdisk.id} of image ${d.imageId}`;
+  if (d.kernel)
+    roles[d.kernel.id] =
+      d.kernel.id === d.imageId
+        ? `kernel image ${d.imageId}`
+        : `kernel image ${d.kernel.id} of image ${d.imageId}`;
+  return roles;
+}
+
 const baseOf = (baseDir: string, image: InstanceImage) => `${baseDir}/${image.id}`;
 
 /** Files of a boot: images cached, the directory (this host's), disk, kernel, ramdisk, log. */
@@ -89,7 +117,7 @@ export function fileSteps(
   const p = d.paths;
   const images = imagesOf(d);
   const steps: ComputeStep[] = [
-    { kind: 'image-fetch', images, why: 'base images in the cache' },
+    { kind: 'image-fetch', images, roles: imageRoles(d), why: 'base images in the cache' },
     {
       kind: 'instance-dir',
       paths: p,

@@ -38,6 +38,9 @@ export type Intent =
   | 'unpause'
   | 'suspend'
   | 'resume'
+  | 'rebuild'
+  | 'soft-delete'
+  | 'restore'
   | 'settled';
 
 /** The vm_state a finished task leads to (Nova's). */
@@ -51,7 +54,16 @@ export const TASK_RESULT: Partial<Record<Intent, VmState>> = {
   unpause: 'active',
   suspend: 'suspended',
   resume: 'active',
+  'soft-delete': 'soft-delete',
+  restore: 'active',
 };
+
+/** The vm_state a finished task of `t` leads to: a rebuild keeps a stopped server stopped
+ * (Nova), and brings any other (active, error) to active. */
+export function taskResult(t: Pick<InstanceTarget, 'intent' | 'vmState'>): VmState | undefined {
+  if (t.intent === 'rebuild') return t.vmState === 'stopped' ? 'stopped' : 'active';
+  return TASK_RESULT[t.intent];
+}
 
 const TASK_INTENT: Record<string, Intent> = {
   scheduling: 'spawn',
@@ -64,6 +76,9 @@ const TASK_INTENT: Record<string, Intent> = {
   unpausing: 'unpause',
   suspending: 'suspend',
   resuming: 'resume',
+  rebuilding: 'rebuild',
+  'soft-deleting': 'soft-delete',
+  restoring: 'restore',
 };
 
 export function intentOf(spec: InstanceSpec | null): Intent {

@@ -23,7 +23,7 @@ export interface TaskRule {
   tasks: readonly (TaskState | null)[] | 'any';
 }
 
-function ruleSql(rule: TaskRule): { sql: string; params: Param[] } {
+export function ruleSql(rule: TaskRule): { sql: string; params: Param[] } {
   const parts: string[] = [];
   const params: Param[] = [];
   if (rule.vm !== 'any') {
@@ -180,7 +180,8 @@ export interface TaskResult {
  * (it failed; the user may retry). A spawn ending in ERROR leaves its host in the same
  * statement (Nova nils out host and node): the capacity is free again, later reports
  * from that host are ignored, and a DELETE from then on is local. launched_at is set on
- * the first active.
+ * the first active; soft_deleted_at is kept (or set) while the task ends soft-deleted and
+ * cleared otherwise (a restore).
  */
 export async function finishTask(
   db: Queryable,
@@ -194,6 +195,7 @@ export async function finishTask(
     `UPDATE instances SET task_state = NULL, vm_state = ?,
         host = CASE WHEN task_state = 'spawning' AND ? = 'error' THEN '' ELSE host END,
         launched_at = CASE WHEN ? = 'active' THEN COALESCE(launched_at, ?) ELSE launched_at END,
+        soft_deleted_at = CASE WHEN ? = 'soft-delete' THEN COALESCE(soft_deleted_at, ?) END,
         fault = COALESCE(?, fault), timings = COALESCE(?, timings), updated_at = ?
       WHERE id = ? AND task_id = ? AND deleted_at IS NULL
         AND task_state IS NOT NULL AND task_state <> 'scheduling'
@@ -202,6 +204,8 @@ export async function finishTask(
     [
       r.vmState,
       r.vmState,
+      r.vmState,
+      at,
       r.vmState,
       at,
       r.fault && JSON.stringify(r.fault),

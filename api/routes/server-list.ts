@@ -27,6 +27,8 @@ import { addressesOf, views } from './server-views.ts';
 
 const MAX_LIMIT = 1000;
 const MAX_PATTERN = 255;
+/** RE2 instructions a filter may compile to (`\w{255}` is 257): bounds each match's work. */
+const MAX_PROGRAM = 512;
 
 type Listing = FastifyRequest<{ Querystring: Query }>;
 
@@ -51,6 +53,7 @@ export function filterRegex(filter: string, raw: string, anchored: boolean): Fil
     );
   try {
     const re = RE2JS.compile(raw);
+    if (re.programSize() > MAX_PROGRAM) throw new Error('the pattern is too complex');
     return {
       test: (text) => (anchored ? re.matcher(text).lookingAt() : re.matcher(text).find()),
     };

@@ -46,9 +46,10 @@ export interface Address {
 export type Addresses = Record<string, Address[]>;
 
 /** addresses per instance: {network name: [fixed IPs with the port's MAC]}, NIC order;
- * only the instance's own ports (port_order), as its spec has them. */
+ * only the instance's own ports (port_order), as its spec has them. Keyed by names users
+ * chose, so the objects have no prototype (a network named `__proto__` is a label). */
 export async function addressesOf(deps: AppDeps, list: InstanceRecord[]) {
-  const out = new Map<string, Addresses>(list.map((i) => [i.id, {}]));
+  const out = new Map<string, Addresses>(list.map((i) => [i.id, Object.create(null) as Addresses]));
   const rows = await deviceAddresses(
     deps.db,
     list.map((i) => i.id),

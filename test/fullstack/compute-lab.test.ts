@@ -3,7 +3,8 @@
  * DHCP agent, real libvirtd (TCG guests), real OVS and dnsmasq. Two servers on one network
  * boot to ACTIVE on different hosts, get their DHCP addresses, ping each other across the
  * tunnel and show it on their consoles through the API; every power action moves the API's
- * states; the compute agents, stopped or killed, leave the guests running, and a starting
+ * states; a rebuild (the openstack client's) restarts the guest on a new disk from
+ * another image, whose command line it then boots with; the compute agents, stopped or killed, leave the guests running, and a starting
  * agent starts again the guests that should run (as after a host reboot); a delete leaves
  * no domain, tap, file or port; bad requests create nothing; a failed spawn goes ERROR
  * with its reason and releases everything.
@@ -36,6 +37,7 @@ describe('servers on two lab hosts', { timeout: 900_000 }, () => {
   let c: Cluster;
   let net: Network;
   let images: GuestImages;
+  let guest: Awaited<ReturnType<typeof buildTestGuest>>;
   let probe: Endpoint;
   const servers: ServerView[] = [];
   const ports: Port[] = [];
@@ -72,7 +74,7 @@ describe('servers on two lab hosts', { timeout: 900_000 }, () => {
   });
 
   before(async () => {
-    const guest = await buildTestGuest();
+    guest = await buildTestGuest();
     lab = await createLab({ hosts: 2 });
     c = await Cluster.create('sqlite');
     await c.startApi();
@@ -202,6 +204,41 @@ describe('servers on two lab hosts', { timeout: 900_000 }, () => {
       90_000,
       500,
     );
+  });
+
+  test('rebuild onto another image restarts the guest on a new disk with that image; and back', async () => {
+    const s = servers[1] as ServerView;
+    const dom = s['OS-EXT-SRV-ATTR:instance_name'];
+    const other = await uploadGuest(c, guest, {
+      name: 'kumo-guest-nodhcp',
+      cmdline: `${guest.cmdline} kumo.nodhcp`,
+    });
+    const backing = async () => {
+      const xml = (await virsh('dumpxml', dom)).stdout;
+      const disk = /<source file='([^']+\/disk)'/.exec(xml)?.[1] as string;
+      const info = await runCommand(['qemu-img', 'info', '--force-share', '--output=json', disk]);
+      return String(
+        (JSON.parse(info.stdout) as { 'backing-filename'?: string })['backing-filename'],
+      );
+    };
+    assert.ok((await backing()).endsWith(images.machine));
+    const cli = await c.openstack(['server', 'rebuild', '--image', other.machine, s.id]);
+    assert.equal(cli.code, 0, cli.stderr);
+    const rebuilt = await waitStatus(c, s.id, 'ACTIVE', 180_000);
+    const shown = rebuilt as unknown as { image: { id: string } };
+    assert.equal(shown.image.id, other.machine);
+    assert.ok((await backing()).endsWith(other.machine), 'the root disk is a new overlay');
+    assert.match((await virsh('dumpxml', dom)).stdout, /kumo\.nodhcp/);
+    await waitFor(
+      'the rebuilt guest booted with the new image (no DHCP)',
+      async () => (await consoleOutput(c, s.id)).includes(`${GUEST_UP_MARKER} none`),
+      120_000,
+      1000,
+    );
+    await action(s.id, { rebuild: { imageRef: images.machine } });
+    await waitStatus(c, s.id, 'ACTIVE', 180_000);
+    assert.ok((await backing()).endsWith(images.machine));
+    await waitFor('the guest answers ping again', () => pingFromProbe(IPS[1]), 120_000, 500);
   });
 
   test('compute agents stopped or killed leave their guests running, restart them after a host reboot, and converge', async () => {

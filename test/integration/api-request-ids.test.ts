@@ -222,6 +222,24 @@ describe('request ids, roots, versions and microversions', () => {
     const images = await call('GET', '/image/v2/images');
     assert.equal(images.status, 200);
     assert.ok(Array.isArray(images.body.images));
+    const elsewhere: [string, string][] = [
+      ['/image/v2.1/servers', 'glance'],
+      ['/networking/v2.1/flavors', 'neutron'],
+      ['/compute/v2.0/networks', 'nova'],
+      ['/compute/versions', 'nova'],
+      ['/image/compute', 'glance'],
+    ];
+    for (const [path, family] of elsewhere) {
+      const r = await call('GET', path);
+      assert.equal(r.status, 404, `${path}: another service's path under a root is not served`);
+      const message =
+        family === 'glance'
+          ? r.body.message
+          : family === 'nova'
+            ? (r.body.itemNotFound as Body | undefined)?.message
+            : (r.body.NeutronError as Body | undefined)?.message;
+      assert.equal(message, `The resource could not be found: GET ${path}`, path);
+    }
     const lost = await call('GET', '/image/v2/nothing-here');
     assert.equal(lost.status, 404);
     assert.equal(lost.body.title, 'Not Found', "Glance's shape under /image");
@@ -310,6 +328,22 @@ describe('request ids, roots, versions and microversions', () => {
     }
     const bad = await at({ 'openstack-api-version': 'compute two' });
     assert.equal(bad.status, 400);
+    // As microversion_parse and Nova's APIVersionRequest read them.
+    const nova: [Record<string, string>, number | string][] = [
+      [{ 'openstack-api-version': 'compute 2.3, compute 2.9' }, 'compute 2.9'],
+      [{ 'openstack-api-version': 'compute' }, 'compute 2.1'],
+      [{ 'x-openstack-nova-api-version': '2.3, 2.5' }, 'compute 2.5'],
+      [{ 'openstack-api-version': 'Compute 2.2' }, 'compute 2.2'],
+      [{ 'openstack-api-version': 'compute 2.5 x' }, 400],
+      [{ 'openstack-api-version': 'compute LATEST' }, 400],
+      [{ 'openstack-api-version': 'compute 2.01' }, 400],
+      [{ 'openstack-api-version': 'compute 2.12345' }, 406],
+    ];
+    for (const [headers, want] of nova) {
+      const r = await at(headers);
+      if (typeof want === 'number') assert.equal(r.status, want, JSON.stringify(headers));
+      else assert.equal(r.headers['openstack-api-version'], want, JSON.stringify(headers));
+    }
     const neutron = await call('GET', '/v2.0/networks', undefined, {
       'openstack-api-version': 'compute 9.9',
     });

@@ -8,8 +8,8 @@
  * uploaded once; before each test every server, port, network and agent is removed and
  * the DHCP agent n1 and network net1 (10.1.0.0/24) are made again.
  *
- * Call `serversHarness(engine)` inside a describe: it registers the hooks and returns
- * the helpers.
+ * Call `serversHarness(engine, settings?)` inside a describe (settings: ApiSettings to
+ * override): it registers the hooks and returns the helpers.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -82,7 +82,7 @@ const dhcpState = (host: string): AgentState => ({
   configurations: { networks: 0 },
 });
 
-export function serversHarness(engine: 'sqlite' | 'postgres') {
+export function serversHarness(engine: 'sqlite' | 'postgres', extra: Partial<ApiSettings> = {}) {
   const dir = tempDir();
   const database = testDatabase(engine, dir.path);
   let vhost: Vhost;
@@ -101,6 +101,7 @@ export function serversHarness(engine: 'sqlite' | 'postgres') {
     agentDownTime: DOWN,
     bodyLimit: 1 << 20,
     images: { dir: join(dir.path, 'images'), sizeLimit: 1 << 20 },
+    ...extra,
   };
   const received: { queue: string; message: Message }[] = [];
   const images: Record<'plain' | 'kernel' | 'ramdisk' | 'direct' | 'queued', string> = {

@@ -347,6 +347,23 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       const gone = await nova('GET', '/servers/00000000-0000-4000-8000-000000000000/ips');
       assert.equal(gone.status, 404);
       assert.ok(gone.body.itemNotFound);
+      const proto = await ok<Body>('POST', '/v2.0/networks', 'network', {
+        network: { name: '__proto__' },
+      });
+      await ok('POST', '/v2.0/subnets', 'subnet', {
+        subnet: { network_id: proto.id, cidr: '10.9.0.0/24', ip_version: 4 },
+      });
+      const odd = await boot({ networks: [{ uuid: proto.id as string }] });
+      const labelled = await nova('GET', `/servers/${odd}/ips/__proto__`);
+      assert.equal(labelled.status, 200, 'a network named __proto__ is a label like any other');
+      assert.equal(
+        ((Object.getOwnPropertyDescriptor(labelled.body, '__proto__')?.value ?? []) as Body[])
+          .length,
+        1,
+      );
+      assert.equal((await nova('GET', `/servers/${odd}`)).status, 200);
+      assert.equal((await nova('GET', '/servers/detail')).status, 200);
+      assert.equal((await nova('GET', '/servers?ip=10%5C.9')).status, 200);
     });
 
     test('list filters: name, ip and ip6 are regular expressions as in Nova', async () => {
@@ -395,6 +412,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         ['?name=web(', 'name'],
         ['?ip=%5B', 'ip'],
         ['?ip6=*', 'ip6'],
+        [`?name=${encodeURIComponent('(\\w{1000})'.repeat(3))}`, 'name'],
       ] as const) {
         const r = await nova('GET', `/servers${query}`);
         assert.equal(r.status, 400, query);

@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, beforeEach, describe, test } from 'node:test';
 import type { ComputeSettings } from '../../agents/compute/desired.ts';
+import { ImageError } from '../../agents/compute/image-cache.ts';
 import { createInstanceKind, type TaskLedger } from '../../agents/compute/instance.ts';
 import { TransientError } from '../../contracts/errors.ts';
 import type { InstanceSpec, UpdateInstanceArgs } from '../../contracts/instances.ts';
@@ -104,6 +105,8 @@ describe('compute apply path (FakeRunner, fake libvirt, fake OVSDB)', () => {
   let ledger: TaskLedger;
   let reconciler: Reconciler;
   let fetches: number;
+  /** Image ids the image service answers 404 for. */
+  let missing: Set<string>;
   const instances = join(root, 'instances');
   const settings: ComputeSettings = {
     host: HOST,
@@ -131,6 +134,7 @@ describe('compute apply path (FakeRunner, fake libvirt, fake OVSDB)', () => {
     ports = async () => {};
     ledger = new Map();
     fetches = 0;
+    missing = new Set();
     const reporter = createStatusReporter<UpdateInstanceArgs>({
       send: async (changes) => void sent.push(...changes.map((c) => c.value)),
     });
@@ -149,7 +153,13 @@ describe('compute apply path (FakeRunner, fake libvirt, fake OVSDB)', () => {
       settings,
       ovsdb: async () => ovs.client,
       images: () => ({
-        ensure: async (i) => join(settings.baseDir, i.id),
+        ensure: async (i) => {
+          if (missing.has(i.id))
+            throw new ImageError(i.id, 'GET /v2/images/x/file answered HTTP 404', {
+              httpStatus: 404,
+            });
+          return join(settings.baseDir, i.id);
+        },
         prune: async () => [],
       }),
       waitPorts: () => ports(),
@@ -264,6 +274,51 @@ describe('compute apply path (FakeRunner, fake libvirt, fake OVSDB)', () => {
       task_done: 8,
       deleted: true,
     });
+  });
+
+  test('a kernel the image service lacks (404): ERROR naming the kernel and its image, nothing left', async () => {
+    missing.add(KERNEL.id);
+    await reconciler.reconcile('instance', ID, 7);
+    runner.verify();
+    assert.deepEqual(lv.calls, [], 'no domain defined');
+    assert.ok(!existsSync(dir), 'no directory left');
+    assert.equal(sent[0]?.vm_state, 'error');
+    assert.equal(
+      sent[0]?.fault?.message,
+      `kernel image ${KERNEL.id} of image ${MACHINE.id} is missing in the image service: image ${KERNEL.id}: GET /v2/images/x/file answered HTTP 404`,
+    );
+  });
+
+  test('rebuild: destroyed, files made again from the image and listed, defined, started', async () => {
+    spawnCommands();
+    await reconciler.reconcile('instance', ID, 7);
+    runner.verify();
+    const s = spec as InstanceSpec;
+    Object.assign(s, { vm_state: 'active', task_state: 'rebuilding', task_id: 8 });
+    writeFileSync(join(dir, 'disk'), 'old disk');
+    writeFileSync(join(dir, 'kernel'), 'old kernel');
+    tapInVswitchd();
+    fileCommands().expect(
+      { argv: addrShow(), stdout: LINK },
+      { argv: ['ip', 'link', 'set', 'dev', TAP, 'netns', NETNS] },
+      {
+        argv: ['ip', '-n', NETNS, '-batch', '-'],
+        stdin: `link set dev ${TAP} mtu 1450\nlink set dev ${TAP} up\n`,
+      },
+    );
+    await reconciler.reconcile('instance', ID, 8);
+    runner.verify();
+    assert.deepEqual(lv.calls.slice(3), ['destroy', 'defineXml', 'create', 'resume']);
+    assert.equal(readFileSync(join(dir, 'disk'), 'utf8'), 'qcow2', 'a new disk');
+    assert.equal(readFileSync(join(dir, 'kernel'), 'utf8'), 'x', 'the kernel copied again');
+    assert.equal(
+      readFileSync(join(dir, 'images'), 'utf8'),
+      `${MACHINE.id}\n${KERNEL.id}\n${RAMDISK.id}\n`,
+    );
+    assert.deepEqual(
+      { task: sent.at(-1)?.task_done, vm: sent.at(-1)?.vm_state },
+      { task: 8, vm: 'active' },
+    );
   });
 
   test('ports never ACTIVE: torn down, ERROR with the reason, not tried again', async () => {

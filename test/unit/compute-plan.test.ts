@@ -22,7 +22,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { hostBoot } from '../../agents/compute/boot.ts';
-import { ConsoleLogMissingError, consoleTail } from '../../agents/compute/console.ts';
+import { ConsoleLogMissingError, consoleTail, novaTail } from '../../agents/compute/console.ts';
 import {
   type ComputeSettings,
   desiredInstance,
@@ -152,6 +152,9 @@ const TASK: Record<Intent, TaskState | null> = {
   unpause: 'unpausing',
   suspend: 'suspending',
   resume: 'resuming',
+  rebuild: 'rebuilding',
+  'soft-delete': 'soft-deleting',
+  restore: 'restoring',
   settled: null,
 };
 
@@ -205,6 +208,11 @@ describe('intentOf', () => {
       ['paused', 'unpausing', 'unpause'],
       ['active', 'suspending', 'suspend'],
       ['suspended', 'resuming', 'resume'],
+      ['active', 'rebuilding', 'rebuild'],
+      ['stopped', 'rebuilding', 'rebuild'],
+      ['active', 'soft-deleting', 'soft-delete'],
+      ['soft-delete', 'restoring', 'restore'],
+      ['soft-delete', null, 'settled'],
       ['active', 'deleting', 'absent'],
       ['error', 'deleting', 'absent'],
       ['deleted', null, 'absent'],
@@ -214,6 +222,64 @@ describe('intentOf', () => {
     for (const [vm, task, want] of cases)
       assert.equal(intentOf(spec({ vm_state: vm, task_state: task })), want, `${vm}/${task}`);
     assert.equal(intentOf(null), 'absent');
+  });
+});
+
+describe('planInstance: rebuild, soft delete, restore', () => {
+  const REBUILT = ['image-fetch', 'reset-files', 'instance-dir', 'disk', 'copy', 'copy', 'touch'];
+  test('rebuild of a running guest: new image cached first, destroyed, files reset, defined, started', () => {
+    const steps = plan('rebuild', observed(RUNNING));
+    assert.deepEqual(kinds(steps), [
+      'image-fetch',
+      'stop',
+      ...REBUILT.slice(1),
+      'define',
+      'start-paused',
+      'plug-vifs',
+      'resume',
+    ]);
+    const reset = steps.find((x) => x.kind === 'reset-files');
+    assert.ok(reset?.kind === 'reset-files');
+    assert.deepEqual(reset.imageIds, [MACHINE.id, KERNEL.id, RAMDISK.id], 'the new image list');
+    assert.deepEqual(reportOf(steps)?.report, { task_done: 7, vm_state: 'active' });
+    assert.deepEqual(reportOf(steps)?.onFailure?.report, { task_done: 7, vm_state: 'error' });
+  });
+
+  test('rebuild of a stopped server ends stopped and never starts it; error ends active', () => {
+    const stopped = plan('rebuild', observed(SAVED), { vmState: 'stopped' });
+    assert.deepEqual(kinds(stopped), [
+      'image-fetch',
+      'discard-save',
+      ...REBUILT.slice(1),
+      'define',
+    ]);
+    assert.deepEqual(reportOf(stopped)?.report, { task_done: 7, vm_state: 'stopped' });
+    const errored = plan('rebuild', observed(null), { vmState: 'error' });
+    assert.deepEqual(kinds(errored), [...REBUILT, ...BOOT]);
+    assert.deepEqual(reportOf(errored)?.report, { task_done: 7, vm_state: 'active' });
+  });
+
+  test("the fetch step names each image's role, for a fault when the service lacks one", () => {
+    const steps = plan('rebuild', observed(RUNNING));
+    const fetch = steps.find((x) => x.kind === 'image-fetch');
+    assert.ok(fetch?.kind === 'image-fetch');
+    assert.deepEqual(fetch.roles, {
+      [MACHINE.id]: `image ${MACHINE.id}`,
+      [KERNEL.id]: `kernel image ${KERNEL.id} of image ${MACHINE.id}`,
+      [RAMDISK.id]: `ramdisk image ${RAMDISK.id} of image ${MACHINE.id}`,
+    });
+  });
+
+  test('soft delete powers off at once and ends soft-delete; restore starts it, ends active', () => {
+    const soft = plan('soft-delete', observed(RUNNING));
+    assert.deepEqual(kinds(soft), ['stop']);
+    assert.deepEqual(reportOf(soft)?.report, { task_done: 7, vm_state: 'soft-delete' });
+    assert.deepEqual(kinds(plan('soft-delete', observed(SHUTOFF))), [], 'already off');
+    const restore = plan('restore', observed(SHUTOFF), { vmState: 'soft-delete' });
+    assert.deepEqual(kinds(restore), BOOT);
+    assert.deepEqual(reportOf(restore)?.report, { task_done: 7, vm_state: 'active' });
+    const settled = plan('settled', observed(SHUTOFF), { vmState: 'soft-delete', onStart: true });
+    assert.deepEqual(kinds(settled), [], 'a host boot does not run a soft-deleted guest');
   });
 });
 
@@ -691,12 +757,28 @@ describe('image cache prune', () => {
 });
 
 describe('consoleTail', () => {
+  test("Nova's tail: a client splitting on '\\n' gets exactly N parts, \\r\\n lines too", () => {
+    const log = 'boot\r\nlogin: \r\nkernel\r\nready\r\n';
+    for (const n of [1, 2, 3, 4, 5]) {
+      const parts = novaTail(log, n).split('\n');
+      assert.equal(parts.length, n, `length ${n}`);
+    }
+    assert.equal(novaTail(log, 3), 'kernel\r\nready\r\n');
+    assert.equal(novaTail(log, 0), '');
+    assert.equal(novaTail(log, -1), log);
+    assert.equal(novaTail(log), log);
+    assert.equal(novaTail(log, 100), log);
+    assert.equal(novaTail('no newline at all', 2), 'no newline at all');
+  });
+
   test('last N lines, all lines, a bounded window that drops the cut line; missing log', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'kumo-console-'));
     try {
       const path = join(dir, 'console.log');
       writeFileSync(path, 'one\ntwo\nthree\n');
-      assert.equal(await consoleTail(path, 2), 'two\nthree\n');
+      // Nova's _tail_log: the last 2 of the '\n'-separated parts ('three' and '').
+      assert.equal(await consoleTail(path, 2), 'three\n');
+      assert.equal(await consoleTail(path, 3), 'two\nthree\n');
       assert.equal(await consoleTail(path, -1), 'one\ntwo\nthree\n');
       assert.equal(await consoleTail(path), 'one\ntwo\nthree\n');
       assert.equal(await consoleTail(path, 0), '');

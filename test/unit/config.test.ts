@@ -90,6 +90,20 @@ describe('compileConfig defaults', () => {
   });
 });
 
+describe('[compute] reclaim_instance_interval', () => {
+  test('seconds, 0 (off) by default; negative or fractional values are refused', () => {
+    assert.equal(compileConfig('').compute.reclaim_instance_interval, 0);
+    const c = compileConfig('[compute]\nreclaim_instance_interval = 3600\n');
+    assert.equal(c.compute.reclaim_instance_interval, 3600);
+    for (const raw of ['-1', '1.5', 'soon'])
+      refuses(
+        `[compute]\nreclaim_instance_interval = ${raw}\n`,
+        '[compute] reclaim_instance_interval:',
+        /integer/,
+      );
+  });
+});
+
 describe('booleans', () => {
   test('yes/no/on/off/1/0 are accepted', () => {
     for (const [raw, want] of [
