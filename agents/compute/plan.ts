@@ -12,7 +12,8 @@
  *   task this process finished plans nothing, and without a task the power state is left
  *   alone, except after a host boot (`onStart`), when an active instance whose guest is
  *   off, or still paused by a start cut short, runs again (Nova's
- *   resume_guests_state_on_host_boot);
+ *   resume_guests_state_on_host_boot), and for a soft-deleted server, whose guest found
+ *   running (started outside Kumo) is powered off again, as its soft delete did;
  * - a domain that is not this host's (foreign metadata, or none) is never touched: a task
  *   on it is refused with a fault, a teardown leaves it, and its OVS ports, alone; so is
  *   an instance directory whose owner marker does not name this host;
@@ -177,6 +178,8 @@ function powerTask(t: InstanceTarget, o: ObservedInstance): TaskPlan {
 
 function settled(t: InstanceTarget, o: ObservedInstance): InstanceStep[] {
   const dom = o.domain;
+  if (t.vmState === 'soft-delete')
+    return isActive(dom) ? [stop(t, false, 'soft-deleted: power off the guest found running')] : [];
   if (t.onStart && t.vmState === 'active') {
     if (paused(dom))
       return [plugVifs(t, 'VIFs of the guest paused by a start cut short'), resume(t)];

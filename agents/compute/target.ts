@@ -44,7 +44,7 @@ export type Intent =
   | 'settled';
 
 /** The vm_state a finished task leads to (Nova's). */
-export const TASK_RESULT: Partial<Record<Intent, VmState>> = {
+const TASK_RESULT: Partial<Record<Intent, VmState>> = {
   spawn: 'active',
   'reboot-soft': 'active',
   'reboot-hard': 'active',

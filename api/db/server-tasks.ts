@@ -17,10 +17,15 @@ import type { Param, Queryable } from './index.ts';
 import { resourceTime } from './neutron.ts';
 import { type Fault, type InstanceRecord, type InstanceRow, toRecord } from './servers.ts';
 
-/** Which vm_states and task_states a task may start from (`'any'`: no check). */
+/**
+ * Which vm_states and task_states a task may start from (`'any'`: no check); `unlocked`:
+ * only while nobody holds the lock (a non-admin's task, Nova's check_instance_lock), so a
+ * lock that lands between the route's check and the UPDATE is honoured.
+ */
 export interface TaskRule {
   vm: readonly VmState[] | 'any';
   tasks: readonly (TaskState | null)[] | 'any';
+  unlocked?: boolean;
 }
 
 export function ruleSql(rule: TaskRule): { sql: string; params: Param[] } {
@@ -37,6 +42,7 @@ export function ruleSql(rule: TaskRule): { sql: string; params: Param[] } {
     parts.push(alts.length ? `(${alts.join(' OR ')})` : 'FALSE');
     params.push(...named);
   }
+  if (rule.unlocked) parts.push('locked_by IS NULL');
   return { sql: parts.map((p) => ` AND ${p}`).join(''), params };
 }
 
@@ -68,7 +74,8 @@ export async function startTask(
 }
 
 /**
- * Starts a delete from any state. A row still `scheduling` is not its host's yet: it
+ * Starts a delete from any state (`rule` narrows it: a non-admin's needs the lock free, a
+ * reclaim a server still soft-deleted). A row still `scheduling` is not its host's yet: it
  * loses the host here, so the caller deletes it locally and the hand-over in flight
  * (which then finds the task moved on) releases the ports it made.
  */
@@ -76,12 +83,34 @@ export async function startDelete(
   db: Queryable,
   id: string,
   now: Date,
+  rule: TaskRule = { vm: 'any', tasks: 'any' },
 ): Promise<InstanceRecord | undefined> {
+  const cond = ruleSql(rule);
   const [row] = await db.query<InstanceRow>(
     `UPDATE instances SET task_state = 'deleting', task_id = task_id + 1, updated_at = ?,
         host = CASE WHEN task_state = 'scheduling' THEN '' ELSE host END
-      WHERE id = ? AND deleted_at IS NULL RETURNING *`,
-    [resourceTime(now), id],
+      WHERE id = ? AND deleted_at IS NULL${cond.sql} RETURNING *`,
+    [resourceTime(now), id, ...cond.params],
+  );
+  return row && toRecord(row);
+}
+
+/**
+ * Starts the reclaim of a server soft-deleted (no task pending) before `before`: the
+ * delete, only if the row is still in that state at the UPDATE, so a restore accepted
+ * since the pass read its ids wins and of two reclaimers only one starts the delete.
+ */
+export async function startReclaim(
+  db: Queryable,
+  id: string,
+  before: Date,
+  now: Date,
+): Promise<InstanceRecord | undefined> {
+  const [row] = await db.query<InstanceRow>(
+    `UPDATE instances SET task_state = 'deleting', task_id = task_id + 1, updated_at = ?
+      WHERE id = ? AND deleted_at IS NULL AND vm_state = 'soft-delete' AND task_state IS NULL
+        AND soft_deleted_at < ? RETURNING *`,
+    [resourceTime(now), id, resourceTime(before)],
   );
   return row && toRecord(row);
 }

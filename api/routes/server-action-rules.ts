@@ -5,9 +5,11 @@
  * compute agent is alive (409 otherwise); then the task starts with a new task_id in one
  * conditional UPDATE and its host is hinted.
  *
- * Invariants: the lock is checked before the state, as Nova's decorators nest; a task
- * whose conditional UPDATE loses a race answers the state the row is in then, never a
- * stale one; an admin is never refused for a lock.
+ * Invariants: the lock is checked before the state, as Nova's decorators nest; a
+ * non-admin's task UPDATE requires the lock free too (`lockedRule`), so a lock that lands
+ * after the check is honoured; a task whose conditional UPDATE loses a race answers the
+ * lock or the state the row is in then, never a stale one; an admin is never refused for
+ * a lock.
  */
 import type { FastifyRequest } from 'fastify';
 import { ApiError } from '../../contracts/errors.ts';
@@ -62,6 +64,12 @@ export function checkLock(req: FastifyRequest, inst: InstanceRecord) {
     throw conflict(`Instance ${inst.id} is locked`);
 }
 
+/** `rule` as the caller's UPDATE must meet it: a non-admin's only while unlocked. */
+export const lockedRule = (req: FastifyRequest, rule: TaskRule): TaskRule => ({
+  ...rule,
+  unlocked: req.role !== 'admin',
+});
+
 /** The instance's host, if its compute agent can be asked now (409 otherwise). */
 export async function liveHost(deps: AppDeps, inst: InstanceRecord): Promise<string> {
   if (inst.host === '' || inst.taskState === 'scheduling') throw notReady(inst);
@@ -84,9 +92,15 @@ export async function checkAction(
   await liveHost(deps, inst);
 }
 
-/** The error of a task whose conditional UPDATE found the row moved on. */
-export async function lostRace(deps: AppDeps, id: string, spec: Pick<ActionSpec, 'name' | 'rule'>) {
+/** The error of a task whose conditional UPDATE found the row moved on (or locked). */
+export async function lostRace(
+  deps: AppDeps,
+  req: FastifyRequest,
+  id: string,
+  spec: Pick<ActionSpec, 'name' | 'rule'>,
+) {
   const current = await loadInstance(deps, id);
+  checkLock(req, current);
   return current.host === '' ? notReady(current) : invalidState(spec, current);
 }
 
@@ -105,7 +119,8 @@ export async function runAction(
   spec: ActionSpec,
 ) {
   await checkAction(deps, req, inst, spec);
-  const started = await startTask(deps.db, inst.id, spec.task, spec.rule, deps.clock.now());
-  if (!started) throw await lostRace(deps, inst.id, spec);
+  const rule = lockedRule(req, spec.rule);
+  const started = await startTask(deps.db, inst.id, spec.task, rule, deps.clock.now());
+  if (!started) throw await lostRace(deps, req, inst.id, spec);
   await announce(deps, started);
 }

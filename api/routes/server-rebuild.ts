@@ -5,9 +5,10 @@
  * adminPass (the one given, or a new one as Nova generates it, stored).
  *
  * Invariants: the body, then the lock, Nova's states (vm_state active/stopped/error, no
- * task) and a live host are checked, in Nova's order, before anything is written; the image passes the create's checks
- * (server-refs.ts resolveImage against the server's flavor); the new image, name,
- * metadata, addresses and password are written with the task in one statement.
+ * task) and a live host are checked, in Nova's order, before anything is written; the
+ * image passes the create's checks (server-refs.ts resolveImage against the server's
+ * flavor); the new image, name, metadata, addresses and password are written with the
+ * task in one statement, which for a non-admin also requires the server still unlocked.
  */
 import type { FastifyRequest } from 'fastify';
 import { RebuildAction } from '../../contracts/server-actions.ts';
@@ -15,7 +16,7 @@ import { type RebuildChanges, startRebuild } from '../db/server-changes.ts';
 import type { TaskRule } from '../db/server-tasks.ts';
 import type { InstanceRecord } from '../db/servers.ts';
 import type { AppDeps } from '../deps.ts';
-import { announce, checkAction, lostRace } from './server-action-rules.ts';
+import { announce, checkAction, lockedRule, lostRace } from './server-action-rules.ts';
 import { generatePassword } from './server-create.ts';
 import { resolveImage } from './server-refs.ts';
 import { shortView } from './server-views.ts';
@@ -50,8 +51,9 @@ export async function rebuildServer(
   const request = RebuildAction.parse(body).rebuild;
   await checkAction(deps, req, inst, REBUILD);
   const changes = await changesOf(deps, inst, request);
-  const started = await startRebuild(deps.db, inst.id, changes, REBUILD.rule, deps.clock.now());
-  if (!started) throw await lostRace(deps, inst.id, REBUILD);
+  const rule = lockedRule(req, REBUILD.rule);
+  const started = await startRebuild(deps.db, inst.id, changes, rule, deps.clock.now());
+  if (!started) throw await lostRace(deps, req, inst.id, REBUILD);
   await announce(deps, started);
   const view = await shortView(deps, req, prefixOf(req), started);
   return { server: { ...view, adminPass: changes.adminPass } };

@@ -16,7 +16,7 @@ import type { AppDeps } from '../deps.ts';
 import { instanceNotFound } from './server-action-rules.ts';
 
 /** The groups that exist: Kumo's only one until the security-group issue. */
-export const KNOWN_SECURITY_GROUPS: readonly string[] = ['default'];
+const KNOWN_SECURITY_GROUPS: readonly string[] = ['default'];
 
 const notFound = (message: string) => new ApiError('NotFound', message);
 

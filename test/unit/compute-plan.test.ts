@@ -281,6 +281,23 @@ describe('planInstance: rebuild, soft delete, restore', () => {
     const settled = plan('settled', observed(SHUTOFF), { vmState: 'soft-delete', onStart: true });
     assert.deepEqual(kinds(settled), [], 'a host boot does not run a soft-deleted guest');
   });
+
+  test('a soft-deleted guest found running or paused (no task) is powered off, nothing reported', () => {
+    for (const found of [RUNNING, PAUSED]) {
+      const steps = plan('settled', observed(found), { vmState: 'soft-delete' });
+      assert.deepEqual(kinds(steps), ['stop']);
+      const stop = steps[0];
+      assert.ok(stop?.kind === 'stop');
+      assert.equal(stop.graceful, false, 'powered off, as the soft delete did');
+    }
+    assert.deepEqual(
+      plan('settled', observed(RUNNING), { vmState: 'soft-delete', onStart: true }).map(
+        (s) => s.kind,
+      ),
+      ['stop'],
+    );
+    assert.deepEqual(plan('settled', observed(SHUTOFF), { vmState: 'soft-delete' }), []);
+  });
 });
 
 describe('desiredInstance', () => {
