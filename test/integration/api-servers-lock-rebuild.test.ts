@@ -8,15 +8,18 @@
  * view and adminPass, hands the agent the new image (kernel, ramdisk, cmdline) under a
  * new task and refuses the states Nova refuses; security groups other than `default`
  * are Nova's 404s and the column follows; with reclaim_instance_interval 0 restore is
- * Nova's 409; with it set, DELETE soft-deletes (SOFT_DELETED), restore brings it back,
- * forceDelete and the reclaim pass delete it.
+ * Nova's 409; with it set, DELETE soft-deletes (SOFT_DELETED), restore brings it back
+ * (without asking whether the agent is alive; at once when the server has no host),
+ * forceDelete (whatever task is pending) and the reclaim pass delete it; the rebuild
+ * view has `locked` from 2.9 on (and no host_status at 2.16). The races are in
+ * api-servers-races.test.ts.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { getInstanceRow } from '../../api/db/servers.ts';
 import { reclaimSoftDeleted } from '../../api/instance-delete.ts';
 import { silentLogger } from '../../core/log.ts';
-import { DOWN, type Harness, MEMBER, serversHarness } from './api-servers-harness.ts';
+import { ADMIN, DOWN, type Harness, MEMBER, serversHarness } from './api-servers-harness.ts';
 
 const REBUILD_KEYS = [
   'accessIPv4',
@@ -156,6 +159,28 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       );
     });
 
+    test('rebuild view at 2.9 and 2.16: `locked` added (tempest v2_9/v2_16), no host_status', async () => {
+      const id = await activeServer(h);
+      assert.equal((await act(id, { lock: null })).status, 202);
+      for (const [version, task] of [
+        ['2.9', 2],
+        ['2.16', 3],
+      ] as const) {
+        const res = await h.app.inject({
+          method: 'POST',
+          url: `/v2.1/servers/${id}/action`,
+          payload: { rebuild: { imageRef: h.images.plain } },
+          headers: { 'x-auth-token': ADMIN, 'openstack-api-version': `compute ${version}` },
+        });
+        assert.equal(res.statusCode, 202, res.body);
+        const server = (res.json() as { server: Record<string, unknown> }).server;
+        assert.deepEqual(Object.keys(server).sort(), [...REBUILD_KEYS, 'locked'].sort(), version);
+        assert.equal(server.locked, true);
+        await waitHint('h1', id, task);
+        await finish(h, id, 'active');
+      }
+    });
+
     test('rebuild: states and bodies Nova refuses', async () => {
       const id = await activeServer(h);
       assert.equal((await act(id, { pause: null })).status, 202);
@@ -248,6 +273,15 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.equal((await call('DELETE', `/servers/${other}`)).status, 204);
       assert.equal((await show(other))['OS-EXT-STS:task_state'], 'deleting', 'no soft delete');
     });
+
+    test('forceDelete ignores a pending task (Nova: any vm_state/task_state)', async () => {
+      const id = await activeServer(h);
+      assert.equal((await act(id, { pause: null })).status, 202);
+      assert.equal((await show(id))['OS-EXT-STS:task_state'], 'pausing');
+      assert.equal((await act(id, { forceDelete: null }, MEMBER)).status, 202);
+      assert.equal((await show(id))['OS-EXT-STS:task_state'], 'deleting');
+      await waitHint('h1', id, 3);
+    });
   });
 
   describe(`soft delete with reclaim_instance_interval on ${engine}`, () => {
@@ -281,6 +315,27 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.equal((await show(id))['OS-EXT-STS:task_state'], 'deleting');
       await h.update({ host: 'h1', instance_id: id, power_state: 0, deleted: true });
       assert.equal((await call('GET', `/servers/${id}`)).status, 404);
+    });
+
+    test('restore does not wait for the agent (Nova casts); a hostless server is restored at once', async () => {
+      const id = await activeServer(h);
+      assert.equal((await call('DELETE', `/servers/${id}`)).status, 204);
+      await finish(h, id, 'soft-delete');
+      h.advance(DOWN + 1);
+      assert.equal((await act(id, { restore: null })).status, 202, 'the agent is down');
+      assert.equal((await show(id))['OS-EXT-STS:task_state'], 'restoring');
+      await waitHint('h1', id, 3);
+      await h.report('h1');
+      await finish(h, id, 'active');
+
+      assert.equal((await call('DELETE', `/servers/${id}`)).status, 204);
+      await finish(h, id, 'soft-delete');
+      await h.db.query("UPDATE instances SET host = '' WHERE id = ?", [id]);
+      assert.equal((await act(id, { restore: null })).status, 202);
+      const restored = await show(id);
+      assert.equal(restored.status, 'ACTIVE');
+      assert.equal(restored['OS-EXT-STS:task_state'], null);
+      assert.equal((await getInstanceRow(h.db, id))?.softDeletedAt, null);
     });
 
     test('a server never launched is deleted at once; the reclaim pass deletes after the interval', async () => {
