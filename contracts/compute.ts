@@ -4,7 +4,8 @@
  *
  * Invariants: every request attribute passes one of these schemas before anything else
  * looks at it; names never carry control characters; image extra properties are bounded
- * in number, key and value length; errors name the field at fault.
+ * in number, key and value length; errors name the field at fault; an attribute is core
+ * only as an own key of IMAGE_CORE (a name from Object.prototype is a plain property).
  */
 
 import { glanceUuid } from './images.ts';
@@ -183,6 +184,7 @@ const propertyKey = (key: string, path: string) => {
   if (!PROPERTY_KEY.test(key))
     fail(path, 'is not a valid property name (1-255 letters, digits, _ . : -)');
   if (key.startsWith('os_glance')) fail(path, 'is reserved (os_glance prefix)');
+  if (key === '__proto__') fail(path, 'is not a valid property name (__proto__)');
 };
 export const propertyValue = () => str({ max: 255 });
 /** Properties whose value names another image (Nova boots with them): checked for form
@@ -226,7 +228,7 @@ export const ImageCreate: Schema<ImageCreate> = {
       if ((IMAGE_READ_ONLY as readonly string[]).includes(key)) throw new ReadOnlyAttribute(key);
       if (key === 'id') {
         if (v !== null && v !== undefined) out.id = uuid().parse(v, 'id');
-      } else if (key in IMAGE_CORE) {
+      } else if (Object.hasOwn(IMAGE_CORE, key)) {
         const schema = IMAGE_CORE[key as ImageCoreKey] as Schema<unknown>;
         (out.core as Record<string, unknown>)[key] = schema.parse(v, key);
       } else if (v !== null) {

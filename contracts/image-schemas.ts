@@ -36,7 +36,8 @@ const LOCATION_VALIDATION = {
   required: ['os_hash_algo', 'os_hash_value'],
 };
 
-function baseProperties() {
+/** Identity and access: id, name, status, visibility, protection, owner. */
+function identityProperties() {
   return {
     id: { type: 'string', description: 'An identifier for the image', pattern: UUID_PATTERN },
     name: nullableString('Descriptive name for the image', 255),
@@ -59,6 +60,13 @@ function baseProperties() {
       type: 'boolean',
       description: 'If true, image will not appear in default image list response.',
     },
+    owner: nullableString('Owner of the image', 255),
+  };
+}
+
+/** The data: hashes, sizes, formats and the minimums to boot it. */
+function dataProperties() {
+  return {
     checksum: nullableString('md5 hash of image contents.', 32, true),
     os_hash_algo: nullableString('Algorithm to calculate the os_hash_value', 64, true),
     os_hash_value: nullableString(
@@ -66,7 +74,6 @@ function baseProperties() {
       128,
       true,
     ),
-    owner: nullableString('Owner of the image', 255),
     size: { type: ['null', 'integer'], readOnly: true, description: 'Size of image file in bytes' },
     virtual_size: {
       type: ['null', 'integer'],
@@ -83,6 +90,17 @@ function baseProperties() {
       description: 'Format of the disk',
       enum: [null, ...DISK_FORMATS],
     },
+    min_ram: { type: 'integer', description: 'Amount of ram (in MB) required to boot image.' },
+    min_disk: {
+      type: 'integer',
+      description: 'Amount of disk space (in GB) required to boot image.',
+    },
+  };
+}
+
+/** Times, tags, and where the image and its data are found. */
+function placeProperties() {
+  return {
     created_at: readOnlyString('Date and time of image registration'),
     updated_at: readOnlyString('Date and time of the last image modification'),
     tags: {
@@ -91,11 +109,6 @@ function baseProperties() {
       items: { type: 'string', maxLength: 255 },
     },
     direct_url: readOnlyString('URL to access the image file kept in external store'),
-    min_ram: { type: 'integer', description: 'Amount of ram (in MB) required to boot image.' },
-    min_disk: {
-      type: 'integer',
-      description: 'Amount of disk space (in GB) required to boot image.',
-    },
     self: readOnlyString('An image self url'),
     file: readOnlyString('An image file url'),
     stores: readOnlyString(
@@ -117,6 +130,13 @@ function baseProperties() {
     },
   };
 }
+
+/** Glance's get_base_properties(), in three groups. */
+const baseProperties = () => ({
+  ...identityProperties(),
+  ...dataProperties(),
+  ...placeProperties(),
+});
 
 const imageRef = (what: string) => ({
   type: ['null', 'string'],

@@ -29,7 +29,7 @@ const badRequest = (message: string) => new ApiError('BadRequest', message);
 
 /** A v2.0 operation, `{"replace": "/name", "value": "x"}`, as v2.1's `{op, path, value}`. */
 function draft4Op(raw: Record<string, unknown>): Record<string, unknown> {
-  const named = OPS.filter((op) => op in raw);
+  const named = OPS.filter((op) => Object.hasOwn(raw, op));
   if (named.length > 1)
     throw badRequest(
       'Operation objects must contain only one member named "add", "remove", or "replace".',
@@ -39,7 +39,7 @@ function draft4Op(raw: Record<string, unknown>): Record<string, unknown> {
     throw badRequest(
       'Operation objects must contain exactly one member named "add", "remove", or "replace".',
     );
-  if (op !== 'remove' && !('value' in raw))
+  if (op !== 'remove' && !Object.hasOwn(raw, 'value'))
     throw badRequest(`Operation "${op}" requires a member named "value".`);
   return op === 'remove' ? { op, path: raw[op] } : { op, path: raw[op], value: raw.value };
 }
@@ -65,7 +65,7 @@ export type MemberStatus = (typeof MEMBER_STATUSES)[number];
 /** Glance's image_member_quota default. */
 export const MAX_IMAGE_MEMBERS = 128;
 /** Keystone's project id column is 64 characters; Kumo's ids are letters, digits, _ -. */
-export const MEMBER_ID = /^[A-Za-z0-9_-]{1,64}$/;
+const MEMBER_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
 export interface ImageMember {
   created_at: string;
@@ -89,7 +89,7 @@ export const MemberCreate: Schema<string> = {
     if (body === undefined) throw badRequest('Body expected in request.');
     if (!isPlainObject(body))
       throw badRequest('Expected a member in the form: {"member": "image_id"}');
-    if (!('member' in body)) throw badRequest('Member to be added not specified');
+    if (!Object.hasOwn(body, 'member')) throw badRequest('Member to be added not specified');
     if (!body.member) throw badRequest("Member can't be empty");
     return memberId(body.member);
   },
@@ -102,7 +102,7 @@ export const MemberUpdate: Schema<MemberStatus> = {
     if (body === undefined) throw badRequest('Body expected in request.');
     if (!isPlainObject(body))
       throw badRequest('Expected a status in the form: {"status": "status"}');
-    if (!('status' in body)) throw badRequest('Status not specified');
+    if (!Object.hasOwn(body, 'status')) throw badRequest('Status not specified');
     const status = body.status;
     if (!(MEMBER_STATUSES as readonly unknown[]).includes(status))
       throw badRequest('Incorrect request: Status must be "pending", "accepted" or "rejected".');

@@ -6,7 +6,10 @@
  * conditional UPDATE, so a second upload (or one racing on another replica) gets false;
  * `finishUpload` only activates an image still saving, so an image deleted mid-upload is
  * never resurrected; (de|re)activation moves only an active or deactivated image
- * (`setImageStatus` is conditional on the status it was read in).
+ * (`setImageStatus` is conditional on the status it was read in); a PATCH is written only
+ * over the fields it was computed from (`updateImageFields`), and a format change only
+ * while the image is queued, so a racing patch or upload is never overwritten; a
+ * protected image is never deleted (the DELETE is conditional on it).
  */
 import { randomUUID } from 'node:crypto';
 import type { Image, ImageCore, ImageStatus } from '../../contracts/compute.ts';
@@ -143,32 +146,41 @@ export async function insertImage(db: Queryable, f: ImageFields, now: Date): Pro
   return id;
 }
 
+/** The columns a PATCH writes, in order, and the values `f` gives them. */
+const PATCHED = [
+  'name',
+  'visibility',
+  'protected',
+  'os_hidden',
+  'disk_format',
+  'container_format',
+  'min_disk',
+  'min_ram',
+  'tags',
+  'properties',
+  'owner',
+] as const;
+const patchedValues = (f: ImageFields): Param[] =>
+  PATCHED.map((c) => (c === 'tags' || c === 'properties' ? JSON.stringify(f[c]) : f[c]));
+
+/**
+ * Writes a PATCH's fields only over the state they were computed from (`before`, and a
+ * queued status when `queuedOnly`); false when the image moved meanwhile (or is gone).
+ */
 export async function updateImageFields(
   db: Queryable,
-  id: string,
+  before: ImageRecord,
   f: ImageFields,
+  queuedOnly: boolean,
   now: Date,
-): Promise<void> {
-  await db.query(
-    `UPDATE images SET name = ?, visibility = ?, protected = ?, os_hidden = ?, disk_format = ?,
-       container_format = ?, min_disk = ?, min_ram = ?, tags = ?, properties = ?, owner = ?,
-       updated_at = ? WHERE id = ?`,
-    [
-      f.name,
-      f.visibility,
-      f.protected,
-      f.os_hidden,
-      f.disk_format,
-      f.container_format,
-      f.min_disk,
-      f.min_ram,
-      JSON.stringify(f.tags),
-      JSON.stringify(f.properties),
-      f.owner,
-      resourceTime(now),
-      id,
-    ],
+): Promise<boolean> {
+  const set = PATCHED.map((c) => `${c} = ?`).join(', ');
+  const same = PATCHED.map((c) => `${c} IS NOT DISTINCT FROM ?`).join(' AND ');
+  const rows = await db.query(
+    `UPDATE images SET ${set}, updated_at = ? WHERE id = ? AND ${same}${queuedOnly ? " AND status = 'queued'" : ''} RETURNING id`,
+    [...patchedValues(f), resourceTime(now), before.id, ...patchedValues(before)],
   );
+  return rows.length > 0;
 }
 
 /** queued → saving; false when the image is not queued (already uploaded or uploading). */
@@ -218,8 +230,11 @@ export async function setImageStatus(
   return rows.length > 0;
 }
 
-/** Deletes the image; its members go with it (ON DELETE CASCADE). */
+/** Deletes the image unless it is protected (now); its members go with it (ON DELETE CASCADE). */
 export async function deleteImage(db: Db, id: string): Promise<boolean> {
-  const rows = await db.query('DELETE FROM images WHERE id = ? RETURNING id', [id]);
+  const rows = await db.query('DELETE FROM images WHERE id = ? AND protected = ? RETURNING id', [
+    id,
+    false,
+  ]);
   return rows.length > 0;
 }

@@ -13,7 +13,7 @@ import { type ImageRecord, setImageStatus } from '../db/images.ts';
 import type { AppDeps } from '../deps.ts';
 
 type ById = FastifyRequest<{ Params: { id: string } }>;
-type Load = (id: string) => Promise<ImageRecord>;
+type Load = (req: FastifyRequest, id: string) => Promise<ImageRecord>;
 
 const ACTIONS = {
   deactivate: { from: 'active', to: 'deactivated' },
@@ -42,7 +42,7 @@ async function act(deps: AppDeps, req: ById, image: ImageRecord, action: Action)
 export function imageActionRoutes(scope: FastifyInstance, deps: AppDeps, load: Load) {
   for (const action of Object.keys(ACTIONS) as Action[])
     scope.post(`/images/:id/actions/${action}`, async (req: ById, reply) => {
-      await act(deps, req, await load(req.params.id), action);
+      await act(deps, req, await load(req, req.params.id), action);
       return reply.status(204).send();
     });
 }

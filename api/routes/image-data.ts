@@ -7,7 +7,9 @@
  * sha512); a failed upload leaves no file and the image `queued`; data is uploaded once
  * (409 after that); an image deleted during its upload keeps no file; any Content-Type
  * but application/octet-stream is a 415 before the body is read; a deactivated image's
- * data is read by admins only (Glance's 403 for anyone else, compute agents included).
+ * data is read by admins only (Glance's 403 for anyone else, compute agents included);
+ * an image the caller cannot see is a 404 for both, and only its owner or an admin
+ * uploads (image-access.ts).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
@@ -19,9 +21,10 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError } from '../../contracts/errors.ts';
 import { abortUpload, beginUpload, finishUpload, type ImageRecord } from '../db/images.ts';
 import type { AppDeps, ImageSettings } from '../deps.ts';
+import { requireOwner } from './image-access.ts';
 
 type ById = FastifyRequest<{ Params: { id: string } }>;
-type Load = (id: string) => Promise<ImageRecord>;
+type Load = (req: FastifyRequest, id: string) => Promise<ImageRecord>;
 
 export const dataPath = (settings: ImageSettings, id: string) => join(settings.dir, id);
 
@@ -140,10 +143,12 @@ export function imageDataRoutes(
     done(null, payload),
   );
   scope.put('/images/:id/file', { onRequest: octetStreamOnly }, async (req: ById, reply) => {
-    await upload(deps, settings, req, await load(req.params.id));
+    const image = await load(req, req.params.id);
+    requireOwner(req, image);
+    await upload(deps, settings, req, image);
     return reply.status(204).send();
   });
   scope.get('/images/:id/file', { config: { allowService: true } }, async (req: ById, reply) =>
-    download(settings, req, await load(req.params.id), reply),
+    download(settings, req, await load(req, req.params.id), reply),
   );
 }

@@ -4,18 +4,20 @@
  * syntaxes (`sort=key:dir,…` or `sort_key`/`sort_dir`) and limit/marker pages.
  *
  * Invariants: every parameter is checked, with Glance's message, before a page is cut;
- * a non-admin (the default project until identity lands) sees public and community
- * images, its own, and shared images it is a member of with the asked `member_status`
- * (accepted unless asked); community images are listed only when asked for by visibility
- * or owner; the page is cut after filtering and sorting, with `next` when more remain.
+ * a caller lists what it may see (image-access.ts canSee), shared images by its
+ * membership's asked `member_status` (accepted unless asked); without `visibility`, the
+ * community images listed are only the caller's own (Glance keys on the caller's project,
+ * not on `?owner=`); a property filter matches own properties only; the page is cut after
+ * filtering and sorting, at most `limit` (Glance's default 25, capped at 1000) images,
+ * with `next` exactly when the page is full and not empty, as Glance's index.
  */
 import type { FastifyRequest } from 'fastify';
 import { ApiError } from '../../contracts/errors.ts';
 import type { MemberStatus } from '../../contracts/images.ts';
-import { DEFAULT_PROJECT_ID } from '../../contracts/network.ts';
 import { ValidationError } from '../../contracts/schema.ts';
 import type { ImageRecord } from '../db/images.ts';
 import { type Query, values } from '../query.ts';
+import { type Caller, callerProject, canSee } from './image-access.ts';
 
 const badRequest = (message: string) => new ApiError('BadRequest', message);
 const last = (q: Query, key: string) => values(q[key]).at(-1);
@@ -50,6 +52,9 @@ const LIST_PARAMS = [
   'tag',
 ];
 const COLUMNS = ['disk_format', 'container_format', 'owner', 'id', 'checksum', 'os_hash_value'];
+/** Glance's limit_param_default and api_limit_max. */
+const LIMIT_DEFAULT = 25;
+const LIMIT_MAX = 1000;
 
 /** The images the caller may see at all, shared ones by its membership's status. */
 function visibleTo(
@@ -59,19 +64,18 @@ function visibleTo(
 ): ImageRecord[] {
   const status = last(req.query, 'member_status') ?? 'accepted';
   if (!MEMBER_STATUS_FILTERS.includes(status)) throw badRequest(`Invalid status: ${status}`);
-  if (req.role === 'admin') return images;
   return images.filter((i) => {
-    if (i.visibility === 'public' || i.visibility === 'community') return true;
-    if (i.owner === DEFAULT_PROJECT_ID) return true;
     const mine = memberships.get(i.id);
-    return i.visibility === 'shared' && mine !== undefined && (status === 'all' || mine === status);
+    return canSee(req, i, status === 'all' || mine === status ? mine : undefined);
   });
 }
 
-function byVisibility(q: Query, images: ImageRecord[]): ImageRecord[] {
+function byVisibility(caller: Caller, q: Query, images: ImageRecord[]): ImageRecord[] {
   const visibility = last(q, 'visibility');
-  if (visibility === undefined)
-    return q.owner === undefined ? images.filter((i) => i.visibility !== 'community') : images;
+  if (visibility === undefined) {
+    const project = callerProject(caller);
+    return images.filter((i) => i.visibility !== 'community' || i.owner === project);
+  }
   if (!VISIBILITY_FILTERS.includes(visibility))
     throw badRequest(`Invalid visibility value: ${visibility}`);
   return visibility === 'all' ? images : images.filter((i) => i.visibility === visibility);
@@ -110,9 +114,10 @@ function byAttributes(q: Query, images: ImageRecord[]): ImageRecord[] {
     if (LIST_PARAMS.includes(key)) continue;
     const want = values(raw);
     const column = COLUMNS.includes(key);
-    list = list.filter((i) =>
-      want.includes(String(column ? i[key as 'owner'] : (i.properties[key] ?? '\u0000'))),
-    );
+    list = list.filter((i) => {
+      if (column) return want.includes(String(i[key as 'owner']));
+      return Object.hasOwn(i.properties, key) && want.includes(i.properties[key] as string);
+    });
   }
   return list;
 }
@@ -129,19 +134,21 @@ function sortDir(dir: string): 'asc' | 'desc' {
   return dir;
 }
 
+/** `key:dir` split at its first colon, as Python's partition (a second one is the dir's). */
+function sortPart(part: string): [SortKey, 'asc' | 'desc'] {
+  const at = part.indexOf(':');
+  const key = at < 0 ? part : part.slice(0, at);
+  const dir = at < 0 ? '' : part.slice(at + 1);
+  return [sortKey(key.trim()), sortDir(dir.trim() || 'desc')];
+}
+
 /** Glance's `_get_sorting_params`: the new syntax, or paired (or one shared) sort_dir. */
-export function sortParams(q: Query): [SortKey, 'asc' | 'desc'][] {
+function sortParams(q: Query): [SortKey, 'asc' | 'desc'][] {
   const sort = last(q, 'sort');
   if (sort !== undefined) {
     if (q.sort_key !== undefined || q.sort_dir !== undefined)
       throw badRequest('Old and new sorting syntax cannot be combined');
-    return sort
-      .trim()
-      .split(',')
-      .map((part) => {
-        const [key = '', dir = ''] = part.split(':', 2);
-        return [sortKey(key.trim()), sortDir(dir.trim() || 'desc')];
-      });
+    return sort.trim().split(',').map(sortPart);
   }
   const keys = values(q.sort_key).map((k) => sortKey(k.trim()));
   const dirs = values(q.sort_dir).map((d) => sortDir(d.trim()));
@@ -174,7 +181,20 @@ function sortImages(q: Query, list: ImageRecord[]): ImageRecord[] {
   });
 }
 
-/** After the marker, at most `limit`; `next` repeats the query with the new marker. */
+/** Glance's `_get_limit`: an integer, not negative; its default, and at most its max. */
+function limitOf(q: Query): number {
+  const raw = last(q, 'limit');
+  if (raw === undefined) return LIMIT_DEFAULT;
+  if (!/^\s*[-+]?\d{1,9}\s*$/.test(raw)) throw badRequest('limit param must be an integer');
+  const limit = Number(raw);
+  if (limit < 0) throw badRequest('limit param must be positive');
+  return Math.min(limit, LIMIT_MAX);
+}
+
+/**
+ * After the marker, at most `limit`; `next` repeats the query with the page's last image
+ * as marker when the page is full and not empty (Glance's rule; a limit of 0 has none).
+ */
 function pageImages(q: Query, sorted: ImageRecord[]) {
   let list = sorted;
   const marker = last(q, 'marker');
@@ -183,14 +203,11 @@ function pageImages(q: Query, sorted: ImageRecord[]) {
     if (at < 0) throw badRequest(`Invalid marker. Image ${marker} could not be found.`);
     list = list.slice(at + 1);
   }
-  const limitRaw = last(q, 'limit');
-  if (limitRaw === undefined) return { list, next: undefined };
-  if (!/^-?\d{1,9}$/.test(limitRaw)) throw badRequest('limit param must be an integer');
-  const limit = Number(limitRaw);
-  if (limit < 0) throw badRequest('limit param must be positive');
-  if (list.length <= limit) return { list, next: undefined };
+  const limit = limitOf(q);
   list = list.slice(0, limit);
-  return { list, next: `/v2/images?${queryString(q, list[list.length - 1]?.id)}` };
+  const lastId = list.at(-1)?.id;
+  if (lastId === undefined || list.length < limit) return { list, next: undefined };
+  return { list, next: `/v2/images?${queryString(q, lastId)}` };
 }
 
 /** The query again, without its marker (and with `marker` when given). */
@@ -209,6 +226,6 @@ export function listQuery(
   memberships: Map<string, MemberStatus>,
 ) {
   const q = req.query;
-  const seen = byVisibility(q, visibleTo(req, images, memberships));
+  const seen = byVisibility(req, q, visibleTo(req, images, memberships));
   return pageImages(q, sortImages(q, byAttributes(q, bySize(q, seen))));
 }

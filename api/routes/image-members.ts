@@ -24,7 +24,7 @@ import type { ImageRecord } from '../db/images.ts';
 import type { AppDeps } from '../deps.ts';
 
 type Params = { Params: { id: string; member: string } };
-type Load = (id: string) => Promise<ImageRecord>;
+type Load = (req: FastifyRequest, id: string) => Promise<ImageRecord>;
 
 const SHARED_ONLY = 'Only shared images have members.';
 const forbidden = (message: string) => new ApiError('PolicyNotAuthorized', message);
@@ -41,9 +41,9 @@ function memberNotFound(image: ImageRecord, memberId: string) {
 }
 
 /** The image of a member route: Glance's member routes word their 404 so. */
-async function imageOf(load: Load, id: string) {
+async function imageOf(load: Load, req: FastifyRequest, id: string) {
   try {
-    return await load(id);
+    return await load(req, id);
   } catch (e) {
     if (e instanceof ApiError && e.status === 404)
       throw new ApiError('NotFound', `Image ${id} not found.`);
@@ -109,7 +109,7 @@ async function remove(deps: AppDeps, req: FastifyRequest<Params>, image: ImageRe
 
 export function imageMemberRoutes(scope: FastifyInstance, deps: AppDeps, load: Load) {
   const base = '/images/:id/members';
-  const image = (req: FastifyRequest<Params>) => imageOf(load, req.params.id);
+  const image = (req: FastifyRequest<Params>) => imageOf(load, req, req.params.id);
   scope.get(base, async (req: FastifyRequest<Params>) => list(req, deps, await image(req)));
   scope.post(base, async (req: FastifyRequest<Params>) => create(deps, req, await image(req)));
   scope.get(`${base}/:member`, async (req: FastifyRequest<Params>) => {

@@ -3,15 +3,19 @@
  * patch (either dialect, contracts/images.ts) applied to a copy of an image's fields.
  *
  * Invariants: read-only attributes (and `id`) are never patched (403); core attributes are
- * never removed, and disk/container formats change only while the image is queued; only
- * an admin makes an image public or gives it to another project (`owner`); a v2.0 `add`
- * never overwrites (409, as Glance's draft-4 patches); kernel_id / ramdisk_id are checked
- * for form only, as Glance does (Nova checks they exist at boot).
+ * never removed, and disk/container formats change only while the image is queued (the
+ * write is conditional on it, db/images.ts); only an admin makes an image public or gives
+ * it to another project (`owner`); a v2.0 `add` never overwrites (409, as Glance's
+ * draft-4 patches); kernel_id / ramdisk_id are checked for form only, as Glance does (Nova
+ * checks they exist at boot), and setting one to null removes it; a key is a core
+ * attribute or a property only as an own key — names from Object.prototype are plain
+ * property names, and `__proto__` is refused (contracts/compute.ts propertyKey).
  */
 import type { FastifyRequest } from 'fastify';
 import {
   IMAGE_CORE,
   IMAGE_READ_ONLY,
+  IMAGE_REF_PROPERTIES,
   type ImageCoreKey,
   ImageCreate,
   ImagePatch,
@@ -27,7 +31,7 @@ import { DEFAULT_PROJECT_ID } from '../../contracts/network.ts';
 import { type Schema, ValidationError } from '../../contracts/schema.ts';
 import type { ImageFields, ImageRecord } from '../db/images.ts';
 
-export const fieldsOf = (r: ImageRecord): ImageFields => ({
+const fieldsOf = (r: ImageRecord): ImageFields => ({
   id: r.id,
   name: r.name,
   visibility: r.visibility,
@@ -82,6 +86,8 @@ export function createFields(req: FastifyRequest): ImageFields {
 const alreadyPresent = (key: string) =>
   new ApiError('Conflict', `Property ${key} already present.`);
 
+const FORMATS: readonly string[] = ['disk_format', 'container_format'];
+
 /** One op on a core attribute: replaced (never removed), formats only while queued. */
 function patchCore(
   req: FastifyRequest,
@@ -96,7 +102,7 @@ function patchCore(
   if (op.op === 'add' && draft === 4) throw alreadyPresent(key);
   if (key === 'owner' && req.role !== 'admin')
     throw new ApiError('PolicyNotAuthorized', "Owner can't be updated by non admin.");
-  if ((key === 'disk_format' || key === 'container_format') && image.status !== 'queued')
+  if (FORMATS.includes(key) && image.status !== 'queued')
     throw new ApiError(
       'PolicyNotAuthorized',
       `Attribute ${key} can be only replaced for a queued image.`,
@@ -106,38 +112,47 @@ function patchCore(
   if (key === 'visibility') requirePublicizer(req, v as string);
 }
 
+/** Whether an add or replace sets the property to nothing (a null kernel_id/ramdisk_id). */
+const clears = (key: string, value: unknown) =>
+  value === null && (IMAGE_REF_PROPERTIES as readonly string[]).includes(key);
+
 /** One op on an extra property: remove and replace need it to exist, a v2.0 add not. */
 function patchProperty(f: ImageFields, op: PatchOp, draft: PatchDraft) {
   const key = patchKey(op.path);
-  const exists = key in f.properties;
+  const exists = Object.hasOwn(f.properties, key);
   if (op.op === 'add' && exists && draft === 4) throw alreadyPresent(key);
   if (op.op !== 'add' && !exists) throw new ApiError('Conflict', `Property ${key} does not exist.`);
-  if (op.op === 'remove') delete f.properties[key];
+  if (op.op === 'remove' || clears(key, op.value)) delete f.properties[key];
   else f.properties[key] = parseProperty(key, op.value);
 }
 
-/** Applies a Glance JSON patch of either dialect to a copy of the image's fields. */
+/**
+ * Applies a Glance JSON patch of either dialect to a copy of the image's fields; whether
+ * it touched a format (then it may be written only while the image is still queued).
+ */
 export function applyPatch(
   req: FastifyRequest,
   image: ImageRecord,
   body: unknown,
   draft: PatchDraft,
-): ImageFields {
+): { fields: ImageFields; queuedOnly: boolean } {
   const ops = ImagePatch.parse(normalizePatch(body, draft));
   const f = fieldsOf(image);
+  let queuedOnly = false;
   for (const [i, op] of ops.entries()) {
     const key = patchKey(op.path);
     if ((IMAGE_READ_ONLY as readonly string[]).includes(key) || key === 'id')
       throw new ReadOnlyAttribute(key);
     if (op.op !== 'remove' && op.value === undefined)
       throw new ValidationError(`[${i}].value`, `is required for ${op.op}`);
-    if (key in IMAGE_CORE) patchCore(req, image, f, op, draft);
+    if (Object.hasOwn(IMAGE_CORE, key)) patchCore(req, image, f, op, draft);
     else patchProperty(f, op, draft);
+    queuedOnly ||= FORMATS.includes(key);
   }
   if (Object.keys(f.properties).length > MAX_IMAGE_PROPERTIES)
     throw new ValidationError(
       'properties',
       `must be at most ${MAX_IMAGE_PROPERTIES} extra properties`,
     );
-  return f;
+  return { fields: f, queuedOnly };
 }

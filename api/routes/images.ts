@@ -6,19 +6,21 @@
  * client sends them with `--os-endpoint`).
  *
  * Invariants: a request is checked whole (image-query.ts) before anything is written; an
- * id is created once (409 after that); a protected image is never deleted; deleting an
- * image removes its data file. Errors leave in Glance's shape (http.ts).
+ * image the caller cannot see is a 404 on every route and only its owner or an admin
+ * changes it (image-access.ts); an id is created once (409 after that); a PATCH writes
+ * only over the state it was computed from (db/images.ts), recomputed on a race, so two
+ * patches never lose one's change; a protected image is never deleted; deleting an image
+ * removes its data file. Errors leave in Glance's shape (http.ts).
  */
 import { rm } from 'node:fs/promises';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError } from '../../contracts/errors.ts';
 import { PATCH_DRAFTS, type PatchDraft } from '../../contracts/images.ts';
-import { DEFAULT_PROJECT_ID } from '../../contracts/network.ts';
-import { UUID } from '../../contracts/schema.ts';
 import { membershipsOf } from '../db/image-members.ts';
 import {
   deleteImage,
   getImage,
+  type ImageRecord,
   imageNotFound,
   imageView,
   insertImage,
@@ -28,6 +30,7 @@ import {
 import type { AppDeps, ImageSettings } from '../deps.ts';
 import { errorHandler, parseJsonBody } from '../http.ts';
 import { type Query, values } from '../query.ts';
+import { callerProject, requireOwner, visibleImage } from './image-access.ts';
 import { imageActionRoutes } from './image-actions.ts';
 import { dataPath, imageDataRoutes } from './image-data.ts';
 import { listQuery, queryString } from './image-list.ts';
@@ -36,6 +39,10 @@ import { applyPatch, createFields } from './image-query.ts';
 import { imageSchemaRoutes } from './image-schemas.ts';
 
 type ById = FastifyRequest<{ Params: { id: string } }>;
+type Load = (req: FastifyRequest, id: string) => Promise<ImageRecord>;
+
+/** Attempts at a PATCH whose image changed between its read and its write. */
+const PATCH_ATTEMPTS = 5;
 
 const PATCH_TYPES = Object.keys(PATCH_DRAFTS).sort();
 
@@ -55,7 +62,7 @@ async function list(deps: AppDeps, req: FastifyRequest<{ Querystring: Query }>) 
     name: values(req.query.name),
     status: values(req.query.status),
   });
-  const memberships = await membershipsOf(deps.db, DEFAULT_PROJECT_ID);
+  const memberships = await membershipsOf(deps.db, callerProject(req));
   const { list, next } = listQuery(req, images, memberships);
   const query = queryString(req.query);
   return {
@@ -78,8 +85,7 @@ async function create(deps: AppDeps, req: FastifyRequest) {
 /** The patch dialect the Content-Type names; Glance's 415 (with Accept-Patch) otherwise. */
 function patchDraft(req: FastifyRequest, reply: FastifyReply): PatchDraft {
   const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim() ?? '';
-  const draft = PATCH_DRAFTS[type as keyof typeof PATCH_DRAFTS];
-  if (draft !== undefined) return draft;
+  if (Object.hasOwn(PATCH_DRAFTS, type)) return PATCH_DRAFTS[type as keyof typeof PATCH_DRAFTS];
   void reply.header('accept-patch', PATCH_TYPES.join(', '));
   throw new ApiError(
     'UnsupportedMediaType',
@@ -87,9 +93,35 @@ function patchDraft(req: FastifyRequest, reply: FastifyReply): PatchDraft {
   );
 }
 
+/** The patch applied over the image as read; read and applied again when it moved. */
+async function patch(deps: AppDeps, req: ById, draft: PatchDraft, load: Load) {
+  for (let attempt = 0; attempt < PATCH_ATTEMPTS; attempt++) {
+    const image = await load(req, req.params.id);
+    requireOwner(req, image);
+    const { fields, queuedOnly } = applyPatch(req, image, req.body, draft);
+    if (await updateImageFields(deps.db, image, fields, queuedOnly, deps.clock.now()))
+      return imageView(await load(req, image.id));
+  }
+  throw new ApiError('Conflict', `Image ${req.params.id} is being changed by another request.`);
+}
+
+async function remove(deps: AppDeps, settings: ImageSettings, req: ById, load: Load) {
+  const image = await load(req, req.params.id);
+  requireOwner(req, image);
+  const refused = () =>
+    new ApiError('PolicyNotAuthorized', `Image ${image.id} is protected and cannot be deleted.`);
+  if (image.protected) throw refused();
+  if (!(await deleteImage(deps.db, image.id))) {
+    if ((await getImage(deps.db, image.id))?.protected) throw refused();
+    throw imageNotFound(image.id);
+  }
+  await rm(dataPath(settings, image.id), { force: true });
+  deps.log.info({ imageId: image.id }, 'image deleted');
+}
+
 function imageScope(scope: FastifyInstance, deps: AppDeps, settings: ImageSettings) {
-  const load = async (id: string) => {
-    const image = UUID.test(id) ? await getImage(deps.db, id) : undefined;
+  const load: Load = async (req, id) => {
+    const image = await visibleImage(deps.db, req, id);
     if (!image) throw imageNotFound(id);
     return image;
   };
@@ -97,29 +129,17 @@ function imageScope(scope: FastifyInstance, deps: AppDeps, settings: ImageSettin
   jsonPatchParser(scope);
   const reads = { config: { allowService: true } };
   scope.get('/images', reads, (req: FastifyRequest<{ Querystring: Query }>) => list(deps, req));
-  scope.get('/images/:id', reads, async (req: ById) => imageView(await load(req.params.id)));
+  scope.get('/images/:id', reads, async (req: ById) => imageView(await load(req, req.params.id)));
   scope.post('/images', async (req, reply) => {
     const id = await create(deps, req);
-    const image = await load(id);
+    const image = await load(req, id);
     return reply.status(201).header('location', `/v2/images/${id}`).send(imageView(image));
   });
-  scope.patch('/images/:id', async (req: ById, reply) => {
-    const draft = patchDraft(req, reply);
-    const image = await load(req.params.id);
-    const fields = applyPatch(req, image, req.body, draft);
-    await updateImageFields(deps.db, image.id, fields, deps.clock.now());
-    return imageView(await load(image.id));
-  });
+  scope.patch('/images/:id', async (req: ById, reply) =>
+    patch(deps, req, patchDraft(req, reply), load),
+  );
   scope.delete('/images/:id', async (req: ById, reply) => {
-    const image = await load(req.params.id);
-    if (image.protected)
-      throw new ApiError(
-        'PolicyNotAuthorized',
-        `Image ${image.id} is protected and cannot be deleted.`,
-      );
-    if (!(await deleteImage(deps.db, image.id))) throw imageNotFound(image.id);
-    await rm(dataPath(settings, image.id), { force: true });
-    deps.log.info({ imageId: image.id }, 'image deleted');
+    await remove(deps, settings, req, load);
     return reply.status(204).send();
   });
   imageDataRoutes(scope, deps, settings, load);

@@ -163,7 +163,7 @@ export async function createServers(deps: AppDeps, req: FastifyRequest) {
   const count = countsOf(body);
   const securityGroups = securityGroupsOf(body);
   const flavor = await resolveFlavor(deps.db, body.flavorRef);
-  const imageMeta = await resolveImage(deps.db, body.imageRef, flavor);
+  const imageMeta = await resolveImage(deps.db, body.imageRef, flavor, req);
   const nics = await resolveNics(deps.db, body.networks);
   const batch: Batch = {
     body,

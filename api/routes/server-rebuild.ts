@@ -30,9 +30,14 @@ const REBUILD = {
 const prefixOf = (req: FastifyRequest) =>
   (req.routeOptions.url ?? '').startsWith('/v2.1/') ? '/v2.1' : '';
 
-async function changesOf(deps: AppDeps, inst: InstanceRecord, r: RebuildAction) {
+async function changesOf(
+  deps: AppDeps,
+  req: FastifyRequest,
+  inst: InstanceRecord,
+  r: RebuildAction,
+) {
   const changes: RebuildChanges = {
-    imageMeta: await resolveImage(deps.db, r.imageRef, inst.flavor),
+    imageMeta: await resolveImage(deps.db, r.imageRef, inst.flavor, req),
     adminPass: r.adminPass ?? generatePassword(),
     ...(r.name === undefined ? {} : { name: r.name }),
     ...(r.metadata === undefined ? {} : { metadata: r.metadata }),
@@ -50,7 +55,7 @@ export async function rebuildServer(
 ) {
   const request = RebuildAction.parse(body).rebuild;
   await checkAction(deps, req, inst, REBUILD);
-  const changes = await changesOf(deps, inst, request);
+  const changes = await changesOf(deps, req, inst, request);
   const rule = lockedRule(req, REBUILD.rule);
   const started = await startRebuild(deps.db, inst.id, changes, rule, deps.clock.now());
   if (!started) throw await lostRace(deps, req, inst.id, REBUILD);

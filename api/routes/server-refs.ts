@@ -8,6 +8,7 @@
  * agents/compute/desired.ts), so an accepted server never fails for what it asked for.
  */
 import { ApiError } from '../../contracts/errors.ts';
+import { GLANCE_UUID } from '../../contracts/images.ts';
 import type { InstanceImage } from '../../contracts/instances.ts';
 import { UUID } from '../../contracts/schema.ts';
 import {
@@ -17,7 +18,7 @@ import {
   refId,
 } from '../../contracts/servers.ts';
 import { getFlavor, listFlavors } from '../db/flavors.ts';
-import { getImage, type ImageRecord } from '../db/images.ts';
+import type { ImageRecord } from '../db/images.ts';
 import type { Db } from '../db/index.ts';
 import { getNetwork, listNetworks } from '../db/networks.ts';
 import { fixedIpHolder } from '../db/port-devices.ts';
@@ -27,6 +28,7 @@ import { listSubnets } from '../db/subnets.ts';
 import { canonicalIp, contains, parseIp } from '../ipam.ts';
 import type { Nic } from '../scheduler/compute.ts';
 import { planOf } from '../subnet-rules.ts';
+import { type Caller, visibleImage } from './image-access.ts';
 
 const bad = (message: string) => new ApiError('BadRequest', message);
 const conflict = (message: string) => new ApiError('Conflict', message);
@@ -80,8 +82,9 @@ function snapshot(img: ImageRecord, label: string): InstanceImage {
   };
 }
 
-async function imageOf(db: Db, id: string, label: string): Promise<InstanceImage> {
-  const img = UUID.test(id) ? await getImage(db, id) : undefined;
+/** A kernel or ramdisk id: Glance's pattern takes any case; Kumo's ids are lowercase. */
+async function imageOf(db: Db, caller: Caller, id: string, label: string): Promise<InstanceImage> {
+  const img = GLANCE_UUID.test(id) ? await visibleImage(db, caller, id.toLowerCase()) : undefined;
   if (!img) throw bad(`${label} could not be found.`);
   return snapshot(img, label);
 }
@@ -114,11 +117,14 @@ function checkBootable(id: string, format: InstanceImage['disk_format'], k: bool
   if (r && !k) throw bad(`Image ${id} has a ramdisk_id but no kernel_id.`);
 }
 
-/** imageRef: an active, bootable image with data, its kernel/ramdisk too; Nova's flavor checks. */
-export async function resolveImage(db: Db, ref: string, flavor: FlavorSnapshot) {
+/**
+ * imageRef: an active, bootable image with data the caller may see (image-access.ts), its
+ * kernel/ramdisk too; Nova's flavor checks.
+ */
+export async function resolveImage(db: Db, ref: string, flavor: FlavorSnapshot, caller: Caller) {
   const id = idOf(ref, 'imageRef');
   if (!UUID.test(id)) throw bad(`Invalid imageRef provided: ${id} is not an image id.`);
-  const img = await getImage(db, id);
+  const img = await visibleImage(db, caller, id);
   if (!img) throw bad(`Image ${id} could not be found.`);
   const image = snapshot(img, `Image ${id}`);
   checkFits(flavor, img, image.size);
@@ -127,11 +133,13 @@ export async function resolveImage(db: Db, ref: string, flavor: FlavorSnapshot) 
   const meta: ImageMeta = {
     image,
     kernel:
-      k === undefined ? null : await imageOf(db, k, `Kernel image ${k} (kernel_id of image ${id})`),
+      k === undefined
+        ? null
+        : await imageOf(db, caller, k, `Kernel image ${k} (kernel_id of image ${id})`),
     ramdisk:
       r === undefined
         ? null
-        : await imageOf(db, r, `Ramdisk image ${r} (ramdisk_id of image ${id})`),
+        : await imageOf(db, caller, r, `Ramdisk image ${r} (ramdisk_id of image ${id})`),
     cmdline: cmdlineOf(cmdline, id),
   };
   return meta;

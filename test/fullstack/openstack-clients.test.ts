@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Agent } from '../../contracts/agents.ts';
 import type { Network, Port } from '../../contracts/network.ts';
-import { Cluster, MEMBER_TOKEN, ovsOf } from '../helpers/cluster.ts';
+import { ADMIN_TOKEN, Cluster, MEMBER_TOKEN, ovsOf, runCommand } from '../helpers/cluster.ts';
 import {
   consoleOutput,
   type GuestImages,
@@ -191,6 +191,39 @@ describe('openstack CLI and openstacksdk against kumo-api and a compute agent', 
     assert.equal(viaSdk.microversion, '2.16');
     assert.equal(viaSdk.host_status, 'UP');
     assert.equal(viaSdk.is_locked, false);
+  });
+
+  test('the CLI configured with one service root per command lists the same resources', async () => {
+    const atRoot = async <T>(root: string, args: string[]) => {
+      const auth = ['--os-auth-type', 'admin_token', '--os-token', ADMIN_TOKEN];
+      const r = await runCommand([
+        'openstack',
+        ...auth,
+        '--os-endpoint',
+        `${c.url}${root}`,
+        ...args,
+      ]);
+      assert.equal(r.code, 0, `${root} ${args.join(' ')}: ${r.stderr.slice(-1500)}`);
+      return JSON.parse(r.stdout) as T;
+    };
+    type Named = { Name: string }[];
+    const names = (list: Named) => list.map((x) => x.Name).sort();
+    const legacy = await osJson<Named>(c, ['server', 'list']);
+    assert.deepEqual(
+      names(await atRoot<Named>('/compute/v2.1', ['server', 'list', '-f', 'json'])),
+      names(legacy),
+    );
+    const images = await osJson<Named>(c, ['image', 'list']);
+    assert.deepEqual(
+      names(await atRoot<Named>('/image', ['image', 'list', '-f', 'json'])),
+      names(images),
+    );
+    const nets = await osJson<Named>(c, ['network', 'list']);
+    assert.deepEqual(
+      names(await atRoot<Named>('/networking', ['network', 'list', '-f', 'json'])),
+      names(nets),
+    );
+    assert.ok(names(nets).length > 0 && names(images).length > 0 && names(legacy).length > 0);
   });
 
   test('server lock: a locked server refuses non-admins, until unlocked', async () => {

@@ -144,9 +144,14 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.deepEqual(await names('tag=x86&sort=name:asc'), ['a', 'b']);
       assert.deepEqual(await names('tag=x86&tag=gpu'), ['a']);
       assert.deepEqual(await names('tag=arm'), []);
-      // Community images only when asked for; 'all' is everything.
-      assert.deepEqual(await names('sort=name:asc'), ['a', 'b']);
-      assert.deepEqual(await names('visibility=community'), ['c']);
+      // Others' community images only when asked for (the caller's own are listed, as
+      // Glance keys on the caller's project, not on ?owner=); 'all' is everything.
+      const d = await create({ name: 'd', visibility: 'community', owner: OTHER });
+      assert.deepEqual(await names('sort=name:asc'), ['a', 'b', 'c']);
+      assert.deepEqual(await names(`sort=name:asc&owner=${OTHER}`), []);
+      assert.deepEqual(await names('visibility=community&sort=name:asc'), ['c', 'd']);
+      assert.deepEqual(await names('sort=name:asc', MEMBER), ['a', 'b', 'c']);
+      await call('DELETE', `/v2/images/${d.id}`);
       assert.deepEqual(await names('visibility=public'), ['b']);
       const first = (await call('GET', '/v2/images?visibility=all&limit=1')).body as Body;
       assert.equal(first.first, '/v2/images?visibility=all&limit=1');
@@ -157,6 +162,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
           'Invalid sort key: color. It must be one of the following: name, status, container_format, disk_format, size, id, created_at, updated_at.',
         ],
         ['sort=name:up', 'Invalid sort direction: up'],
+        ['sort=name:asc:x', 'Invalid sort direction: asc:x'],
         [
           'sort_key=name&sort_key=size&sort_dir=asc&sort_dir=desc&sort_dir=asc',
           'Number of sort dirs does not match the number of sort keys',

@@ -317,7 +317,7 @@ export function serversHarness(engine: 'sqlite' | 'postgres', extra: Partial<Api
   const placeOnly = async (claim?: string) => {
     const id = randomUUID();
     const flavor = await resolveFlavor(db, '1');
-    const imageMeta = await resolveImage(db, images.plain, flavor);
+    const imageMeta = await resolveImage(db, images.plain, flavor, { role: 'admin' });
     const demand = { vcpus: flavor.vcpus, ramMb: flavor.ram, diskGb: flavor.disk };
     const placed = await placeInstance(
       db,
