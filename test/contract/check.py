@@ -213,12 +213,27 @@ def label(i, rec):
                                       rec['status'])
 
 
+SERVED_CHECKED = {'image.show', 'image.create', 'image.update'}
+
+
+def served_problems(rec, served):
+    """An image body must also validate against the image schema Kumo itself serves
+    (glanceclient validates what it sends and shows against that document)."""
+    if served is None or rec['check'] not in SERVED_CHECKED or rec['status'] >= 400:
+        return []
+    return ['against the served /v2/schemas/image: %s' % p
+            for p in body_errors(rec['body'], served)]
+
+
 def main():
     records = json.load(sys.stdin)
+    served = next((r['body'] for r in records
+                   if r['check'] == 'image.schema.image' and r['status'] == 200), None)
     out = []
     for i, rec in enumerate(records):
         out += ['%s: %s' % (label(i, rec), p)
-                for p in schema_problems(rec) + header_problems(rec)]
+                for p in schema_problems(rec) + header_problems(rec)
+                + served_problems(rec, served)]
     json.dump(out, sys.stdout)
 
 

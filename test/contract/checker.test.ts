@@ -98,4 +98,35 @@ describe('the contract checker', () => {
     assert.match(of(2), /body\["server"\]: 'locked' is a required property/);
     assert.equal(of(3), '');
   });
+
+  test('an image body is also checked against the image schema Kumo serves', async () => {
+    const glance = { 'x-openstack-request-id': RID };
+    const served = {
+      name: 'image',
+      properties: { name: { type: 'integer' } },
+      additionalProperties: { type: 'string' },
+    };
+    const problems = await checkRecords([
+      record({
+        family: 'image',
+        check: 'image.schema.image',
+        url: '/image/v2/schemas/image',
+        microversion: undefined,
+        headers: glance,
+        body: served,
+      }),
+      record({
+        family: 'image',
+        check: 'image.show',
+        url: '/image/v2/images/x',
+        microversion: undefined,
+        headers: glance,
+        body: { name: 'not-an-integer' },
+      }),
+    ]);
+    assert.match(
+      problems.filter((p) => p.startsWith('#1 ')).join('\n'),
+      /against the served \/v2\/schemas\/image: body\["name"\]: 'not-an-integer' is not of type 'integer'/,
+    );
+  });
 });

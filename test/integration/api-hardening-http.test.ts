@@ -10,17 +10,16 @@
  */
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
-import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import type { FastifyInstance } from 'fastify';
+import { describe, test } from 'node:test';
 import { buildApp } from '../../api/app.ts';
-import { type Db, openDb } from '../../api/db/index.ts';
+import { openDb } from '../../api/db/index.ts';
 import { migrate } from '../../api/db/migrations.ts';
 import { publicEndpoint } from '../../api/main.ts';
-import { type Broker, createBroker } from '../../core/amqp.ts';
+import { createBroker } from '../../core/amqp.ts';
 import { ConfigError, compileConfig } from '../../core/config.ts';
 import { silentLogger } from '../../core/log.ts';
-import { rabbitVhost, tempDir, testDatabase, type Vhost } from '../helpers/env.ts';
+import { rabbitVhost } from '../helpers/env.ts';
+import { testApi } from '../helpers/test-api.ts';
 
 const ADMIN = 'admin-token-xyz';
 const ENDPOINT = 'http://api.example:9696';
@@ -85,45 +84,9 @@ function firstResponse(text: string): { status: number; body: Body } {
 
 for (const engine of ['sqlite', 'postgres'] as const) {
   describe(`api HTTP hardening on ${engine}`, () => {
-    const dir = tempDir();
-    const database = testDatabase(engine, dir.path);
-    let db: Db;
-    let app: FastifyInstance;
-    let port: number;
-
-    let vhost: Vhost;
-    let broker: Broker;
-
-    before(async () => {
-      db = openDb(database.url);
-      await migrate(db);
-      vhost = rabbitVhost();
-      broker = createBroker({ url: vhost.url, log: silentLogger() });
-      await broker.start();
-      app = buildApp({
-        db,
-        broker,
-        clock: { now: () => new Date('2026-11-22T10:00:00.000Z') },
-        log: silentLogger(),
-        settings: {
-          adminToken: ADMIN,
-          memberTokens: [],
-          agentDownTime: 30,
-          bodyLimit: 1 << 20,
-          publicEndpoint: ENDPOINT,
-          images: { dir: join(dir.path, 'images'), sizeLimit: 1 << 20 },
-        },
-      });
-      await app.listen({ host: '127.0.0.1', port: 0 });
-      port = (app.server.address() as { port: number }).port;
-    });
-    after(async () => {
-      await app.close();
-      await broker.close();
-      vhost.cleanup();
-      await db.close();
-      database.cleanup();
-      dir.cleanup();
+    const api = testApi(engine, {
+      settings: { adminToken: ADMIN, publicEndpoint: ENDPOINT },
+      listen: true,
     });
 
     const call = async (
@@ -132,7 +95,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       payload?: unknown,
       headers: Record<string, string> = {},
     ): Promise<Res> => {
-      const res = await app.inject({
+      const res = await api.app.inject({
         method,
         url,
         payload: payload as string,
@@ -208,14 +171,17 @@ for (const engine of ['sqlite', 'postgres'] as const) {
 
     test("9: Node's parser errors answer in the catalogue's shape and close", async () => {
       const long = await rawHttp(
-        port,
+        api.port,
         `GET /v2.0/networks/${'a'.repeat(100_000)} HTTP/1.1\r\nHost: x\r\n\r\n`,
       );
       const tooLong = firstResponse(long);
       assert.equal(tooLong.status, 431);
       assert.equal(neutron(tooLong as Res)?.type, 'RequestHeaderFieldsTooLarge');
       const novaLong = firstResponse(
-        await rawHttp(port, `GET /v2.1/servers/${'a'.repeat(100_000)} HTTP/1.1\r\nHost: x\r\n\r\n`),
+        await rawHttp(
+          api.port,
+          `GET /v2.1/servers/${'a'.repeat(100_000)} HTTP/1.1\r\nHost: x\r\n\r\n`,
+        ),
       );
       assert.equal(nova(novaLong as Res, 'computeFault').length > 0, true);
 
@@ -224,7 +190,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         `${head}Content-Length: 2\r\n\r\n{}not-a-request\r\n\r\n`,
         `${head}Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`,
       ]) {
-        const text = await rawHttp(port, request);
+        const text = await rawHttp(api.port, request);
         const first = firstResponse(text);
         assert.equal(first.status, 400, text);
         assert.equal(neutron(first as Res)?.type, 'BadRequest', text);
@@ -306,14 +272,14 @@ for (const engine of ['sqlite', 'postgres'] as const) {
 
     test('11: version documents answer without a token; nothing else does', async () => {
       for (const url of ['/', '/v2.0', '/v2.0/']) {
-        const r = await app.inject({ method: 'GET', url });
+        const r = await api.app.inject({ method: 'GET', url });
         assert.equal(r.statusCode, 200, url);
       }
       for (const url of ['/v2.0/networks', '/v2.0/nothing', '/flavors', '/v2/images']) {
-        const r = await app.inject({ method: 'GET', url });
+        const r = await api.app.inject({ method: 'GET', url });
         assert.equal(r.statusCode, 401, url);
       }
-      const noToken = await app.inject({ method: 'POST', url: '/', payload: {} });
+      const noToken = await api.app.inject({ method: 'POST', url: '/', payload: {} });
       assert.equal(noToken.statusCode, 401, 'a 405 on a public path still needs a token');
     });
   });

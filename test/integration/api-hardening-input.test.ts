@@ -9,15 +9,9 @@
  * field, and leaves networks, subnets and ports exactly as they were.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import type { FastifyInstance } from 'fastify';
-import { buildApp } from '../../api/app.ts';
-import { type Db, openDb } from '../../api/db/index.ts';
-import { migrate } from '../../api/db/migrations.ts';
+import { describe, test } from 'node:test';
 import type { Network, Port, Subnet } from '../../contracts/network.ts';
-import { type Broker, createBroker } from '../../core/amqp.ts';
-import { silentLogger } from '../../core/log.ts';
-import { rabbitVhost, tempDir, testDatabase, type Vhost } from '../helpers/env.ts';
+import { testApi } from '../helpers/test-api.ts';
 
 const ADMIN = 'admin-token-xyz';
 
@@ -33,40 +27,10 @@ const neutronErr = (r: Res) =>
 
 for (const engine of ['sqlite', 'postgres'] as const) {
   describe(`API input hardening on ${engine}`, () => {
-    const dir = tempDir();
-    const database = testDatabase(engine, dir.path);
-    let db: Db;
-    let app: FastifyInstance;
-    const now = new Date('2026-11-22T10:00:00.000Z');
-
-    let vhost: Vhost;
-    let broker: Broker;
-
-    before(async () => {
-      db = openDb(database.url);
-      await migrate(db);
-      vhost = rabbitVhost();
-      broker = createBroker({ url: vhost.url, log: silentLogger() });
-      await broker.start();
-      app = buildApp({
-        db,
-        broker,
-        clock: { now: () => now },
-        log: silentLogger(),
-        settings: { adminToken: ADMIN, memberTokens: [], agentDownTime: 30, bodyLimit: 1 << 20 },
-      });
-    });
-    after(async () => {
-      await app.close();
-      await broker.close();
-      vhost.cleanup();
-      await db.close();
-      database.cleanup();
-      dir.cleanup();
-    });
+    const api = testApi(engine, { settings: { adminToken: ADMIN } });
 
     const call = async (method: Method, url: string, payload?: unknown): Promise<Res> => {
-      const res = await app.inject({
+      const res = await api.app.inject({
         method,
         url,
         payload: payload as string,

@@ -8,16 +8,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { Image } from '../../contracts/compute.ts';
 import { DEFAULT_PROJECT_ID } from '../../contracts/network.ts';
-import {
-  ADMIN,
-  glanceError,
-  imageApp,
-  MEMBER,
-  SERVICE,
-  schemaProblems,
-  V20,
-  V21,
-} from './api-images-harness.ts';
+import { ADMIN, glanceError, imageApp, MEMBER, SERVICE, V20, V21 } from './api-images-harness.ts';
 
 const BASE = [
   'checksum',
@@ -127,32 +118,14 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       glanceError(missing, 404);
     });
 
-    test('image views (create, show, list, patch) match the served schemas', async () => {
-      const imageSchema = await schemaOf('image');
-      const listSchema = await schemaOf('images');
-      const img = await create({ name: 'c', os_distro: 'debian', tags: ['a'], min_ram: 64 });
-      await upload(img.id, 100);
-      const patched = await call(
-        'PATCH',
-        `/v2/images/${img.id}`,
-        [{ op: 'add', path: '/kernel_id', value: '6b2c1a8e-0d5f-4e3a-9b7c-1f2e3d4c5b6a' }],
-        { type: V21 },
-      );
-      const list = (await call('GET', '/v2/images')).body;
-      for (const [what, body] of [
-        ['create', img],
-        ['show', await show(img.id)],
-        ['patch', patched.body],
-      ] as const)
-        assert.deepEqual(schemaProblems(body, imageSchema), [], what);
-      assert.deepEqual(schemaProblems(list, listSchema), []);
-      // The schema's one enum among extra properties holds, as Glance validates it.
+    test("the schema's one enum among extra properties holds, as Glance validates it", async () => {
+      // (Image bodies against the served schema: test/contract/image.test.ts.)
       const policy = await call('POST', '/v2/images', {
         cinder_encryption_key_deletion_policy: 'sometimes',
       });
       assert.match(glanceError(policy, 400), /cinder_encryption_key_deletion_policy/);
-
-      assert.equal((await call('DELETE', `/v2/images/${img.id}`)).status, 204);
+      const fine = await create({ cinder_encryption_key_deletion_policy: 'on_image_deletion' });
+      assert.equal(fine.cinder_encryption_key_deletion_policy, 'on_image_deletion');
     });
 
     test('owner: an admin sets it on create and PATCH; a non-admin gets 403', async () => {

@@ -1,23 +1,14 @@
 /**
  * The Glance image tests' app: buildApp() on a real database engine and a real broker
  * vhost, called through inject with the admin, member or service token; Glance's error
- * shape checked on every refusal; and a JSON-schema check (the subset Glance's schema
- * documents use) for the contract tests.
+ * shape checked on every refusal (bodies against the schemas: test/contract/image.test.ts).
  *
  * Invariant: each suite gets its own database, vhost and image directory, and removes
  * them after.
  */
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
-import { after, before } from 'node:test';
-import type { FastifyInstance } from 'fastify';
-import { buildApp } from '../../api/app.ts';
-import { type Db, openDb } from '../../api/db/index.ts';
-import { migrate } from '../../api/db/migrations.ts';
 import type { Image } from '../../contracts/compute.ts';
-import { type Broker, createBroker } from '../../core/amqp.ts';
-import { silentLogger } from '../../core/log.ts';
-import { rabbitVhost, tempDir, testDatabase, type Vhost } from '../helpers/env.ts';
+import { testApi } from '../helpers/test-api.ts';
 
 export const ADMIN = 'admin-token-glance';
 export const MEMBER = 'member-token-glance';
@@ -42,39 +33,8 @@ export type Call = (
 
 /** An app on `engine` for the suite this is called in; `ctx.db` and `ctx.call` after before(). */
 export function imageApp(engine: 'sqlite' | 'postgres') {
-  const dir = tempDir();
-  const database = testDatabase(engine, dir.path);
-  const ctx = { db: undefined as unknown as Db, app: undefined as unknown as FastifyInstance };
-  let vhost: Vhost;
-  let broker: Broker;
-  before(async () => {
-    ctx.db = openDb(database.url);
-    await migrate(ctx.db);
-    vhost = rabbitVhost();
-    broker = createBroker({ url: vhost.url, log: silentLogger() });
-    await broker.start();
-    ctx.app = buildApp({
-      db: ctx.db,
-      broker,
-      clock: { now: () => new Date('2026-11-22T10:00:00.000Z') },
-      log: silentLogger(),
-      settings: {
-        adminToken: ADMIN,
-        memberTokens: [MEMBER],
-        serviceTokens: [SERVICE],
-        agentDownTime: 30,
-        bodyLimit: 1 << 20,
-        images: { dir: join(dir.path, 'images'), sizeLimit: 1 << 20 },
-      },
-    });
-  });
-  after(async () => {
-    await ctx.app.close();
-    await broker.close();
-    vhost.cleanup();
-    await ctx.db.close();
-    database.cleanup();
-    dir.cleanup();
+  const ctx = testApi(engine, {
+    settings: { adminToken: ADMIN, memberTokens: [MEMBER], serviceTokens: [SERVICE] },
   });
   const call: Call = async (method, url, payload, opts = {}) => {
     const headers: Record<string, string> = { 'x-auth-token': opts.token ?? ADMIN };
@@ -120,49 +80,4 @@ export function glanceError(r: Res, status: number): string {
   assert.equal(body.code, `${status} ${body.title}`);
   assert.equal(body.request_id, r.headers['x-openstack-request-id']);
   return body.message;
-}
-
-type JsonSchema = {
-  type?: string | string[];
-  enum?: unknown[];
-  pattern?: string;
-  maxLength?: number;
-  properties?: Record<string, JsonSchema>;
-  additionalProperties?: boolean | JsonSchema;
-  items?: JsonSchema;
-  required?: string[];
-};
-
-const typeOf = (v: unknown) =>
-  v === null ? 'null' : Array.isArray(v) ? 'array' : Number.isInteger(v) ? 'integer' : typeof v;
-
-/** Problems of `value` against `schema` (type, enum, pattern, maxLength, keys, items). */
-export function schemaProblems(value: unknown, schema: JsonSchema, at = '$'): string[] {
-  const out: string[] = [];
-  const types = [schema.type ?? []].flat();
-  const t = typeOf(value);
-  if (types.length && !types.includes(t) && !(t === 'integer' && types.includes('number')))
-    return [`${at}: ${t} is not ${types.join('|')}`];
-  if (schema.enum && !schema.enum.includes(value)) out.push(`${at}: ${value} not in enum`);
-  if (typeof value === 'string') {
-    if (schema.pattern && !new RegExp(schema.pattern).test(value)) out.push(`${at}: pattern`);
-    if (schema.maxLength !== undefined && value.length > schema.maxLength)
-      out.push(`${at}: longer than ${schema.maxLength}`);
-  }
-  if (Array.isArray(value) && schema.items)
-    value.forEach((v, i) => {
-      out.push(...schemaProblems(v, schema.items as JsonSchema, `${at}[${i}]`));
-    });
-  if (t !== 'object') return out;
-  const obj = value as Record<string, unknown>;
-  for (const key of schema.required ?? []) if (!(key in obj)) out.push(`${at}.${key}: missing`);
-  for (const [key, v] of Object.entries(obj)) {
-    const sub = schema.properties?.[key];
-    const extra = schema.additionalProperties;
-    if (sub) out.push(...schemaProblems(v, sub, `${at}.${key}`));
-    else if (extra === false) out.push(`${at}.${key}: not in the schema`);
-    else if (extra && typeof extra === 'object')
-      out.push(...schemaProblems(v, extra, `${at}.${key}`));
-  }
-  return out;
 }

@@ -8,14 +8,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { Image } from '../../contracts/compute.ts';
 import { DEFAULT_PROJECT_ID } from '../../contracts/network.ts';
-import {
-  ADMIN,
-  type Body,
-  glanceError,
-  imageApp,
-  MEMBER,
-  schemaProblems,
-} from './api-images-harness.ts';
+import { ADMIN, type Body, glanceError, imageApp, MEMBER } from './api-images-harness.ts';
 
 const OTHER = '9f8e7d6c5b4a49382716a5b4c3d2e1f0';
 const THIRD = 'c0ffee00c0ffee00c0ffee00c0ffee00';
@@ -30,8 +23,6 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       call('POST', members(id), { member }, { token });
 
     test('members: only shared images; Glance objects, list, duplicates, statuses', async () => {
-      const memberSchema = (await call('GET', '/v2/schemas/member')).body as Body;
-      const listSchema = (await call('GET', '/v2/schemas/members')).body as Body;
       const priv = await create({ name: 'p', visibility: 'private' });
       assert.equal(
         glanceError(await add(priv.id, OTHER), 403),
@@ -57,7 +48,6 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         status: 'pending',
         schema: '/v2/schemas/member',
       });
-      assert.deepEqual(schemaProblems(r.body, memberSchema), []);
       assert.equal(
         glanceError(await add(img.id, OTHER), 409),
         `Member ${OTHER} is duplicated for image ${img.id}`,
@@ -65,7 +55,6 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.equal((await add(img.id, DEFAULT_PROJECT_ID, MEMBER)).status, 200);
 
       const list = await call('GET', members(img.id));
-      assert.deepEqual(schemaProblems(list.body, listSchema), []);
       assert.deepEqual(Object.keys(list.body ?? {}).sort(), ['members', 'schema']);
       assert.equal(list.body?.schema, '/v2/schemas/members');
       const listed = list.body?.members as Body[];

@@ -13,17 +13,10 @@
  */
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
-import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { after, before, describe, test } from 'node:test';
-import type { FastifyInstance } from 'fastify';
+import { describe, test } from 'node:test';
 import { pino } from 'pino';
-import { buildApp } from '../../api/app.ts';
-import { type Db, openDb } from '../../api/db/index.ts';
-import { migrate } from '../../api/db/migrations.ts';
-import { type Broker, createBroker } from '../../core/amqp.ts';
-import { silentLogger } from '../../core/log.ts';
-import { rabbitVhost, tempDir, testDatabase, type Vhost } from '../helpers/env.ts';
+import { testApi } from '../helpers/test-api.ts';
 
 const ADMIN = 'admin-token-ids';
 const ENDPOINT = 'http://api.example:9696';
@@ -44,51 +37,17 @@ function bodyId(body: Body): unknown {
 }
 
 describe('request ids, roots, versions and microversions', () => {
-  const dir = tempDir();
-  const database = testDatabase('sqlite', dir.path);
   const lines: Body[] = [];
-  let db: Db;
-  let app: FastifyInstance;
-  let port: number;
-  let vhost: Vhost;
-  let broker: Broker;
-
-  before(async () => {
-    db = openDb(database.url);
-    await migrate(db);
-    vhost = rabbitVhost();
-    broker = createBroker({ url: vhost.url, log: silentLogger() });
-    await broker.start();
-    const sink = new Writable({
-      write(chunk: Buffer, _enc, cb) {
-        for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l) as Body);
-        cb();
-      },
-    });
-    app = buildApp({
-      db,
-      broker,
-      clock: { now: () => new Date('2026-12-04T10:00:00.000Z') },
-      log: pino({ level: 'info' }, sink),
-      settings: {
-        adminToken: ADMIN,
-        memberTokens: [],
-        agentDownTime: 30,
-        bodyLimit: 1 << 20,
-        publicEndpoint: ENDPOINT,
-        images: { dir: join(dir.path, 'images'), sizeLimit: 1 << 20 },
-      },
-    });
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    port = (app.server.address() as { port: number }).port;
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l) as Body);
+      cb();
+    },
   });
-  after(async () => {
-    await app.close();
-    await broker.close();
-    vhost.cleanup();
-    await db.close();
-    database.cleanup();
-    dir.cleanup();
+  const api = testApi('sqlite', {
+    settings: { adminToken: ADMIN, publicEndpoint: ENDPOINT },
+    log: pino({ level: 'info' }, sink),
+    listen: true,
   });
 
   const call = async (
@@ -98,7 +57,7 @@ describe('request ids, roots, versions and microversions', () => {
     headers: Record<string, string> = {},
     token: string | null = ADMIN,
   ): Promise<Res> => {
-    const res = await app.inject({
+    const res = await api.app.inject({
       method,
       url,
       headers: {
@@ -155,7 +114,7 @@ describe('request ids, roots, versions and microversions', () => {
 
   test("A: a request Node's parser refuses gets an id in its raw answer and body", async () => {
     const text = await new Promise<string>((resolve, reject) => {
-      const socket = connect(port, '127.0.0.1');
+      const socket = connect(api.port, '127.0.0.1');
       const chunks: Buffer[] = [];
       socket.on('data', (c: Buffer) => chunks.push(c));
       socket.on('error', reject);

@@ -10,14 +10,9 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { after, before, describe, test } from 'node:test';
-import type { FastifyInstance } from 'fastify';
-import { buildApp } from '../../api/app.ts';
-import { type Db, openDb } from '../../api/db/index.ts';
-import { migrate } from '../../api/db/migrations.ts';
+import { describe, test } from 'node:test';
 import type { Flavor, Image } from '../../contracts/compute.ts';
-import { silentLogger } from '../../core/log.ts';
-import { tempDir, testDatabase } from '../helpers/env.ts';
+import { testApi } from '../helpers/test-api.ts';
 
 const ADMIN = 'admin-token-xyz';
 const MEMBER = 'member-token-xyz';
@@ -52,37 +47,15 @@ const chunked = (buf: Buffer) =>
 
 for (const engine of ['sqlite', 'postgres'] as const) {
   describe(`flavors and images on ${engine}`, () => {
-    const dir = tempDir();
-    const imageDir = join(dir.path, 'images');
-    const database = testDatabase(engine, dir.path);
-    let db: Db;
-    let app: FastifyInstance;
-    const now = new Date('2026-11-22T10:00:00.000Z');
-
-    before(async () => {
-      db = openDb(database.url);
-      await migrate(db);
-      app = buildApp({
-        db,
-        broker: { cast: async () => {}, fanout: async () => {} },
-        clock: { now: () => now },
-        log: silentLogger(),
-        settings: {
-          adminToken: ADMIN,
-          memberTokens: [MEMBER],
-          serviceTokens: [SERVICE],
-          agentDownTime: 30,
-          bodyLimit: 1 << 20,
-          images: { dir: imageDir, sizeLimit: SIZE_LIMIT },
-        },
-      });
+    const api = testApi(engine, {
+      settings: {
+        adminToken: ADMIN,
+        memberTokens: [MEMBER],
+        serviceTokens: [SERVICE],
+      },
+      imageSizeLimit: SIZE_LIMIT,
     });
-    after(async () => {
-      await app.close();
-      await db.close();
-      database.cleanup();
-      dir.cleanup();
-    });
+    const imageDir = () => join(api.dir, 'images');
 
     const call = async (
       method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE',
@@ -92,7 +65,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
     ): Promise<Res> => {
       const headers: Record<string, string> = { 'x-auth-token': opts.token ?? ADMIN };
       if (opts.type) headers['content-type'] = opts.type;
-      const res = await app.inject({
+      const res = await api.app.inject({
         method,
         url,
         payload: payload as string,
@@ -141,7 +114,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.equal(r.status, 200, JSON.stringify(r.body));
       return r.body as unknown as Image;
     };
-    const files = () => (existsSync(imageDir) ? readdirSync(imageDir).sort() : []);
+    const files = () => (existsSync(imageDir()) ? readdirSync(imageDir()).sort() : []);
 
     test('the four seeded flavors, in list, detail and show, at / and /v2.1', async () => {
       for (const prefix of ['', '/v2.1']) {
@@ -270,7 +243,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         left.flavors.map((f) => f.id),
         ['1', '2', '3', '4'],
       );
-      const noToken = await app.inject({ method: 'GET', url: '/flavors' });
+      const noToken = await api.app.inject({ method: 'GET', url: '/flavors' });
       assert.equal(noToken.statusCode, 401);
       assert.ok((noToken.json() as Body).unauthorized);
     });
