@@ -169,7 +169,9 @@ function compare(a: ImageRecord, b: ImageRecord, key: SortKey): number {
 
 /** Sorted by the asked keys, then created_at and id (as Glance adds) for a stable page. */
 function sortImages(q: Query, list: ImageRecord[]): ImageRecord[] {
-  const params = sortParams(q);
+  // Only a key's first occurrence can order anything: repeats are dropped, so a long
+  // query costs no more per comparison than the distinct keys.
+  const params = sortParams(q).filter(([k], i, all) => all.findIndex(([x]) => x === k) === i);
   for (const key of ['created_at', 'id'] as const)
     if (!params.some(([k]) => k === key)) params.push([key, params[0]?.[1] ?? 'desc']);
   return [...list].sort((a, b) => {

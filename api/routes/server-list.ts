@@ -44,6 +44,14 @@ export interface FilterPattern {
   test(text: string): boolean;
 }
 
+/** The sum of a pattern's counted-repeat bounds (`{m}`, `{m,}`, `{m,n}`): its largest cost. */
+function repeatBudget(raw: string): number {
+  let sum = 0;
+  for (const m of raw.matchAll(/\{(\d{1,9})(?:,(\d{0,9}))?\}/g))
+    sum += Math.max(Number(m[1]), Number(m[2] || 0));
+  return sum;
+}
+
 /** A filter's regular expression; `anchored` matches at the start only (re.match). */
 export function filterRegex(filter: string, raw: string, anchored: boolean): FilterPattern {
   if (raw.length > MAX_PATTERN)
@@ -52,6 +60,9 @@ export function filterRegex(filter: string, raw: string, anchored: boolean): Fil
       `Invalid input for query parameter ${filter}: the pattern is longer than ${MAX_PATTERN} characters.`,
     );
   try {
+    // Counted repeats are what make RE2 programs large: bounded before compiling, so a
+    // refused pattern costs no compile either.
+    if (repeatBudget(raw) > MAX_PROGRAM) throw new Error('the pattern is too complex');
     const re = RE2JS.compile(raw);
     if (re.programSize() > MAX_PROGRAM) throw new Error('the pattern is too complex');
     return {

@@ -124,6 +124,17 @@ describe('the contract checker', () => {
         body: { name: 'not-an-integer' },
       }),
     ]);
+    const alone = await checkRecords([
+      record({
+        family: 'image',
+        check: 'image.show',
+        url: '/image/v2/images/x',
+        microversion: undefined,
+        headers: glance,
+        body: { name: 'n' },
+      }),
+    ]);
+    assert.match(alone.join('\n'), /no image\.schema\.image answer was recorded/);
     assert.match(
       problems.filter((p) => p.startsWith('#1 ')).join('\n'),
       /against the served \/v2\/schemas\/image: body\["name"\]: 'not-an-integer' is not of type 'integer'/,

@@ -38,11 +38,16 @@ export interface TestApi {
 }
 
 export function testApi(engine: 'sqlite' | 'postgres', opts: TestApiOptions): TestApi {
-  const dir = tempDir();
-  const database = testDatabase(engine, dir.path);
-  const api = { dir: dir.path, port: 0 } as TestApi;
-  let vhost: Vhost;
+  const api = { port: 0 } as TestApi;
+  // Made in before(), not while the suite is registered: a suite a filter skips runs no
+  // hooks and so must leave no database or directory behind.
+  let dir: ReturnType<typeof tempDir> | undefined;
+  let database: ReturnType<typeof testDatabase> | undefined;
+  let vhost: Vhost | undefined;
   before(async () => {
+    dir = tempDir();
+    api.dir = dir.path;
+    database = testDatabase(engine, dir.path);
     api.db = openDb(database.url);
     await migrate(api.db);
     vhost = rabbitVhost();
@@ -59,7 +64,7 @@ export function testApi(engine: 'sqlite' | 'postgres', opts: TestApiOptions): Te
         agentDownTime: 30,
         bodyLimit: 1 << 20,
         ...opts.settings,
-        images: { dir: join(dir.path, 'images'), sizeLimit: opts.imageSizeLimit ?? 1 << 20 },
+        images: { dir: join(api.dir, 'images'), sizeLimit: opts.imageSizeLimit ?? 1 << 20 },
       },
     });
     if (opts.listen) {
@@ -72,8 +77,8 @@ export function testApi(engine: 'sqlite' | 'postgres', opts: TestApiOptions): Te
     await api.broker?.close();
     vhost?.cleanup();
     await api.db?.close();
-    database.cleanup();
-    dir.cleanup();
+    database?.cleanup();
+    dir?.cleanup();
   });
   return api;
 }

@@ -413,6 +413,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         ['?ip=%5B', 'ip'],
         ['?ip6=*', 'ip6'],
         [`?name=${encodeURIComponent('(\\w{1000})'.repeat(3))}`, 'name'],
+        [`?name=${encodeURIComponent('x{0,1000}'.repeat(28))}`, 'name'],
       ] as const) {
         const r = await nova('GET', `/servers${query}`);
         assert.equal(r.status, 400, query);

@@ -5,8 +5,8 @@
  * UPDATE), no sleeps.
  *
  * Shown: a lock that lands after a non-admin's check is honoured by the task's UPDATE
- * (power action, rebuild, restore, forceDelete, DELETE answer Nova's 409 "locked" and
- * start nothing); lock and unlock are decided by their UPDATE, not by the row read
+ * (power action, rebuild, restore and forceDelete answer Nova's 409 "locked" and start
+ * nothing; DELETE's soft delete takes the same lock-free condition, untested here); lock and unlock are decided by their UPDATE, not by the row read
  * before (a member neither replaces nor lifts an admin's lock it did not see); a restore
  * accepted between the reclaim pass's read and its UPDATE wins; of two reclaimers that
  * read the same ids only one deletes (one new task_id, one hint).
