@@ -17,6 +17,7 @@ kumo_start_rabbitmq
 kumo_rabbit_account kumo-test "${KUMO_TEST_RABBIT_USER:-kumo_test}" "${KUMO_TEST_RABBIT_PASSWORD:-kumo_test_pw}"
 kumo_start_postgres
 kumo_postgres_account "${KUMO_TEST_PG_USER:-kumo_test}" "${KUMO_TEST_PG_PASSWORD:-kumo_test_pw}"
+kumo_postgres_signal "${KUMO_TEST_PG_USER:-kumo_test}"
 kumo_start_libvirtd
 kumo_start_ovs
 

@@ -111,6 +111,13 @@ END \$\$;
 SQL
 }
 
+# kumo_postgres_signal USER: the test role may end other sessions on its own databases.
+# A test database is dropped WITH (FORCE), which must also end an autovacuum worker that
+# happens to be on it; that needs pg_signal_backend. Tests only: kumo-api's role has none.
+kumo_postgres_signal() {
+  su postgres -c "psql -v ON_ERROR_STOP=1 -Atq -c 'SET client_min_messages = warning; GRANT pg_signal_backend TO \"$1\"'" >/dev/null
+}
+
 kumo_start_ovs() {
   if ! ovs-vsctl --timeout=2 show >/dev/null 2>&1; then
     log "starting Open vSwitch"
