@@ -19,7 +19,7 @@
  */
 import type { InstancePort, InstanceSpec } from '../contracts/instances.ts';
 import type { ArgsOf } from '../contracts/messages.ts';
-import { POWER_STATE, type VmState } from '../contracts/servers.ts';
+import { POWER_STATE, VM_STATES, type VmState } from '../contracts/servers.ts';
 import type { Db, Queryable } from './db/index.ts';
 import { networkMtus } from './db/networks.ts';
 import { resourceTime } from './db/neutron.ts';
@@ -35,14 +35,9 @@ import {
 import { type ComputeDeps, finishDelete, nowOf, releasePorts } from './instance-ports.ts';
 
 /** vm_states a finished task may lead to (deleted only through `deleted: true`). */
-const TASK_RESULTS: readonly VmState[] = [
-  'active',
-  'stopped',
-  'paused',
-  'suspended',
-  'error',
-  'soft-delete',
-];
+const TASK_RESULTS: readonly VmState[] = VM_STATES.filter(
+  (s) => s !== 'building' && s !== 'deleted',
+);
 
 const handedTo = (inst: InstanceRecord | undefined, host: string) =>
   inst !== undefined &&

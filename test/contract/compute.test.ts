@@ -11,39 +11,26 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { ADMIN, type Body, serversHarness } from '../integration/api-servers-harness.ts';
-import { type Answer, answerOf, assertContract, Recorder } from './records.ts';
+import {
+  ADMIN,
+  type Body,
+  finishTask,
+  serversHarness,
+} from '../integration/api-servers-harness.ts';
+import { type Answer, assertContract, injectSend, Recorder } from './records.ts';
 
 /** The microversions asked: each of tempest's schema ranges Kumo claims, and none. */
 const VERSIONS = [undefined, '2.1', '2.3', '2.5', '2.9', '2.16'] as const;
 
 describe('compute answers against tempest schemas', () => {
   const h = serversHarness('sqlite');
-  const rec = new Recorder(async (method, url, body, headers): Promise<Answer> => {
-    const withBody = body !== undefined;
-    const res = await h.app.inject({
-      method: method as 'GET',
-      url,
-      headers: withBody ? { 'content-type': 'application/json', ...headers } : headers,
-      payload: withBody ? JSON.stringify(body) : undefined,
-    });
-    return answerOf(res.statusCode, res.headers, res.body);
-  }, ADMIN);
+  const rec = new Recorder(
+    injectSend(() => h.app),
+    ADMIN,
+  );
   const nova = (check: string, method: string, url: string, o = {}) =>
     rec.call('compute', check, method, url, o);
   const bodyOf = (a: Answer) => a.body as Body;
-
-  /** The agent reports the server's current task done, in `vm` with `power`. */
-  const finish = async (id: string, vm: 'active' | 'stopped', power: 1 | 4) => {
-    const task_id = Number((await h.rpc.instance('h1', id))?.task_id);
-    await h.update({
-      host: 'h1',
-      instance_id: id,
-      power_state: power,
-      task_done: task_id,
-      vm_state: vm,
-    });
-  };
 
   /** A server on net1, booted through the API and reported ACTIVE by its agent. */
   const active = async (extra: Body = {}) => {
@@ -63,7 +50,7 @@ describe('compute answers against tempest schemas', () => {
     });
     assert.equal(made.status, 202, JSON.stringify(made.body));
     const id = (bodyOf(made).server as { id: string }).id;
-    await finish(id, 'active', 1);
+    await finishTask(h, id, 'active');
     return id;
   };
 
@@ -130,13 +117,13 @@ describe('compute answers against tempest schemas', () => {
     await act('servers.action', { 'os-stop': null });
     await act('compute.error', { 'os-stop': null });
     await act('compute.error', { 'no-such-action': null });
-    await finish(id, 'stopped', 4);
+    await finishTask(h, id, 'stopped');
     for (const v of ['2.1', '2.9', '2.16']) {
       const rebuild = { rebuild: { imageRef: h.images.plain, adminPass: 'rebuilt-Pass1' } };
       const r = await act('servers.rebuild_server_with_admin_pass', rebuild, v);
       assert.equal(r.status, 202, JSON.stringify(r.body));
       assert.equal((await h.show(id))['OS-EXT-STS:task_state'], 'rebuilding');
-      await finish(id, 'stopped', 4);
+      await finishTask(h, id, 'stopped');
     }
   });
 

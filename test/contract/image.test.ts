@@ -12,25 +12,17 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ADMIN, type Body, MEMBER, serversHarness } from '../integration/api-servers-harness.ts';
-import { type Answer, answerOf, assertContract, Recorder } from './records.ts';
+import { assertContract, injectSend, Recorder } from './records.ts';
 
 const PATCH_21 = 'application/openstack-images-v2.1-json-patch';
 const PATCH_20 = 'application/openstack-images-v2.0-json-patch';
 
 describe('image answers against glanceclient and api-ref schemas', () => {
   const h = serversHarness('sqlite');
-  const rec = new Recorder(async (method, url, body, headers): Promise<Answer> => {
-    const raw = Buffer.isBuffer(body) || typeof body === 'string';
-    const type = raw ? 'application/octet-stream' : 'application/json';
-    const withBody = body !== undefined;
-    const res = await h.app.inject({
-      method: method as 'GET',
-      url,
-      headers: withBody ? { 'content-type': type, ...headers } : headers,
-      payload: withBody ? (raw ? body : JSON.stringify(body)) : undefined,
-    });
-    return answerOf(res.statusCode, res.headers, res.body);
-  }, ADMIN);
+  const rec = new Recorder(
+    injectSend(() => h.app),
+    ADMIN,
+  );
   const glance = (check: string, method: string, url: string, o = {}) =>
     rec.call('image', check, method, url, o);
   const create = async (body: Body) => {

@@ -9,20 +9,14 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ADMIN, serversHarness } from '../integration/api-servers-harness.ts';
-import { type Answer, answerOf, assertContract, Recorder } from './records.ts';
+import { assertContract, injectSend, Recorder } from './records.ts';
 
 describe('networking answers: versions and request ids', () => {
   const h = serversHarness('sqlite');
-  const rec = new Recorder(async (method, url, body, headers): Promise<Answer> => {
-    const withBody = body !== undefined;
-    const res = await h.app.inject({
-      method: method as 'GET',
-      url,
-      headers: withBody ? { 'content-type': 'application/json', ...headers } : headers,
-      payload: withBody ? JSON.stringify(body) : undefined,
-    });
-    return answerOf(res.statusCode, res.headers, res.body);
-  }, ADMIN);
+  const rec = new Recorder(
+    injectSend(() => h.app),
+    ADMIN,
+  );
   const neutron = (check: string, method: string, url: string, o = {}) =>
     rec.call('networking', check, method, url, o);
 

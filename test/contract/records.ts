@@ -11,6 +11,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
 import { REPO } from '../helpers/env.ts';
 
 export type Family = 'compute' | 'image' | 'networking';
@@ -46,6 +47,22 @@ export interface CallOptions {
 }
 
 const CHECKER = join(REPO, 'test', 'contract', 'check.py');
+
+/** A Send through fastify's inject: bytes and text as octet-stream, anything else as JSON. */
+export function injectSend(app: () => FastifyInstance): Send {
+  return async (method, url, body, headers) => {
+    const raw = Buffer.isBuffer(body) || typeof body === 'string';
+    const withBody = body !== undefined;
+    const type = raw ? 'application/octet-stream' : 'application/json';
+    const res = await app().inject({
+      method: method as 'GET',
+      url,
+      headers: withBody ? { 'content-type': type, ...headers } : headers,
+      payload: withBody ? (raw ? body : JSON.stringify(body)) : undefined,
+    });
+    return answerOf(res.statusCode, res.headers, res.body);
+  };
+}
 
 /** Parses a raw answer the way clients do: JSON when it says so, else the text. */
 export function answerOf(

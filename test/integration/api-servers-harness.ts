@@ -394,3 +394,24 @@ export function serversHarness(engine: 'sqlite' | 'postgres', extra: Partial<Api
 }
 
 export type Harness = ReturnType<typeof serversHarness>;
+
+/** A server booted on h1 and reported active (launched) by its agent. */
+export async function activeServer(h: Harness, extra: Record<string, unknown> = {}) {
+  await h.report('h1');
+  const id = await h.boot(extra);
+  await h.update({ host: 'h1', instance_id: id, power_state: 1, task_done: 1, vm_state: 'active' });
+  return id;
+}
+
+/** The agent ends the server's open task with `vm` (running when active, else shut off). */
+export async function finishTask(h: Harness, id: string, vm: 'active' | 'stopped' | 'soft-delete') {
+  const task = Number((await h.rpc.instance('h1', id))?.task_id);
+  const power = vm === 'active' ? 1 : 4;
+  await h.update({
+    host: 'h1',
+    instance_id: id,
+    power_state: power,
+    task_done: task,
+    vm_state: vm,
+  });
+}

@@ -19,7 +19,14 @@ import { describe, test } from 'node:test';
 import { getInstanceRow } from '../../api/db/servers.ts';
 import { reclaimSoftDeleted } from '../../api/instance-delete.ts';
 import { silentLogger } from '../../core/log.ts';
-import { ADMIN, DOWN, type Harness, MEMBER, serversHarness } from './api-servers-harness.ts';
+import {
+  ADMIN,
+  activeServer,
+  DOWN,
+  finishTask,
+  MEMBER,
+  serversHarness,
+} from './api-servers-harness.ts';
 
 const REBUILD_KEYS = [
   'accessIPv4',
@@ -41,27 +48,6 @@ const REBUILD_KEYS = [
   'updated',
   'user_id',
 ];
-
-/** A server booted on h1 and reported active (launched) by its agent. */
-async function activeServer(h: Harness, extra: Record<string, unknown> = {}) {
-  await h.report('h1');
-  const id = await h.boot(extra);
-  await h.update({ host: 'h1', instance_id: id, power_state: 1, task_done: 1, vm_state: 'active' });
-  return id;
-}
-
-/** The agent ends the server's open task with `vm`. */
-async function finish(h: Harness, id: string, vm: 'active' | 'stopped' | 'soft-delete') {
-  const task = Number((await h.rpc.instance('h1', id))?.task_id);
-  const power = vm === 'active' ? 1 : 4;
-  await h.update({
-    host: 'h1',
-    instance_id: id,
-    power_state: power,
-    task_done: task,
-    vm_state: vm,
-  });
-}
 
 for (const engine of ['sqlite', 'postgres'] as const) {
   describe(`server lock, rebuild, security groups on ${engine}`, () => {
@@ -95,7 +81,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.equal(console.status, 200, 'console output is not a locked call');
       assert.equal((await show(id))['OS-EXT-STS:task_state'], null, 'nothing started');
       assert.equal((await act(id, { pause: null })).status, 202, 'an admin passes the lock');
-      await finish(h, id, 'active');
+      await finishTask(h, id, 'active');
 
       assert.equal((await act(id, { lock: {} })).status, 202, 'an admin locks over it');
       assert.equal((await getInstanceRow(h.db, id))?.lockedBy, 'admin');
@@ -143,7 +129,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.equal(spec?.ramdisk?.id, h.images.ramdisk);
       assert.equal(spec?.cmdline, 'console=ttyS0 quiet');
       await waitHint('h1', id, 2);
-      await finish(h, id, 'active');
+      await finishTask(h, id, 'active');
       assert.equal((await show(id)).status, 'ACTIVE');
 
       const given = await act(id, { rebuild: { imageRef: h.images.plain, adminPass: 'Secr3t!' } });
@@ -177,7 +163,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         assert.deepEqual(Object.keys(server).sort(), [...REBUILD_KEYS, 'locked'].sort(), version);
         assert.equal(server.locked, true);
         await waitHint('h1', id, task);
-        await finish(h, id, 'active');
+        await finishTask(h, id, 'active');
       }
     });
 
@@ -208,7 +194,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       ] as const)
         assert.match(novaErr(await act(id, { rebuild: body }), 'badRequest', 400), field);
       assert.equal((await act(id, { unpause: null })).status, 202);
-      await finish(h, id, 'active');
+      await finishTask(h, id, 'active');
       assert.match(
         novaErr(await act(id, { rebuild: { imageRef: h.images.ramdisk } }), 'badRequest', 400),
         /ramdisk/,
@@ -294,7 +280,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.equal((await call('DELETE', `/servers/${id}`, undefined, MEMBER)).status, 204);
       assert.equal((await show(id))['OS-EXT-STS:task_state'], 'soft-deleting');
       await waitHint('h1', id, 2);
-      await finish(h, id, 'soft-delete');
+      await finishTask(h, id, 'soft-delete');
       const soft = await show(id);
       assert.equal(soft.status, 'SOFT_DELETED');
       assert.equal(soft['OS-EXT-STS:vm_state'], 'soft-delete');
@@ -305,12 +291,12 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       );
       assert.equal((await act(id, { restore: null }, MEMBER)).status, 202);
       assert.equal((await show(id))['OS-EXT-STS:task_state'], 'restoring');
-      await finish(h, id, 'active');
+      await finishTask(h, id, 'active');
       assert.equal((await show(id)).status, 'ACTIVE');
       assert.equal((await getInstanceRow(h.db, id))?.softDeletedAt, null);
 
       assert.equal((await call('DELETE', `/servers/${id}`)).status, 204);
-      await finish(h, id, 'soft-delete');
+      await finishTask(h, id, 'soft-delete');
       assert.equal((await act(id, { forceDelete: {} })).status, 202);
       assert.equal((await show(id))['OS-EXT-STS:task_state'], 'deleting');
       await h.update({ host: 'h1', instance_id: id, power_state: 0, deleted: true });
@@ -320,16 +306,16 @@ for (const engine of ['sqlite', 'postgres'] as const) {
     test('restore does not wait for the agent (Nova casts); a hostless server is restored at once', async () => {
       const id = await activeServer(h);
       assert.equal((await call('DELETE', `/servers/${id}`)).status, 204);
-      await finish(h, id, 'soft-delete');
+      await finishTask(h, id, 'soft-delete');
       h.advance(DOWN + 1);
       assert.equal((await act(id, { restore: null })).status, 202, 'the agent is down');
       assert.equal((await show(id))['OS-EXT-STS:task_state'], 'restoring');
       await waitHint('h1', id, 3);
       await h.report('h1');
-      await finish(h, id, 'active');
+      await finishTask(h, id, 'active');
 
       assert.equal((await call('DELETE', `/servers/${id}`)).status, 204);
-      await finish(h, id, 'soft-delete');
+      await finishTask(h, id, 'soft-delete');
       await h.db.query("UPDATE instances SET host = '' WHERE id = ?", [id]);
       assert.equal((await act(id, { restore: null })).status, 202);
       const restored = await show(id);
@@ -346,7 +332,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
 
       const id = await activeServer(h);
       assert.equal((await call('DELETE', `/servers/${id}`)).status, 204);
-      await finish(h, id, 'soft-delete');
+      await finishTask(h, id, 'soft-delete');
       assert.deepEqual(await reclaimSoftDeleted(deps(), 600, DOWN), [], 'not yet');
       h.advance(601);
       await h.report('h1');

@@ -23,37 +23,24 @@ import { lockServer, unlockServer } from '../../api/routes/server-lock.ts';
 import { rebuildServer } from '../../api/routes/server-rebuild.ts';
 import { forceDeleteServer, restoreServer } from '../../api/routes/server-soft-delete.ts';
 import { silentLogger } from '../../core/log.ts';
-import { ADMIN, DOWN, type Harness, MEMBER, serversHarness } from './api-servers-harness.ts';
+import {
+  ADMIN,
+  activeServer,
+  DOWN,
+  finishTask,
+  type Harness,
+  MEMBER,
+  serversHarness,
+} from './api-servers-harness.ts';
 
 const INTERVAL = 600;
 const member = { role: 'member' } as FastifyRequest;
-
-/** A server booted on h1 and reported active (launched) by its agent. */
-async function activeServer(h: Harness) {
-  await h.report('h1');
-  const id = await h.boot();
-  await h.update({ host: 'h1', instance_id: id, power_state: 1, task_done: 1, vm_state: 'active' });
-  return id;
-}
-
-/** The agent ends the server's open task with `vm`. */
-async function finish(h: Harness, id: string, vm: 'active' | 'soft-delete') {
-  const task = Number((await h.rpc.instance('h1', id))?.task_id);
-  const power = vm === 'active' ? 1 : 4;
-  await h.update({
-    host: 'h1',
-    instance_id: id,
-    power_state: power,
-    task_done: task,
-    vm_state: vm,
-  });
-}
 
 /** A server soft-deleted by DELETE and by its agent. */
 async function softDeleted(h: Harness) {
   const id = await activeServer(h);
   assert.equal((await h.call('DELETE', `/servers/${id}`)).status, 204);
-  await finish(h, id, 'soft-delete');
+  await finishTask(h, id, 'soft-delete');
   return id;
 }
 
@@ -139,7 +126,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       const after = await row(id);
       assert.equal(after.taskState, 'restoring', 'the restore goes on');
       assert.equal(after.taskId, restoring.taskId, 'no delete started');
-      await finish(h, id, 'active');
+      await finishTask(h, id, 'active');
       assert.equal((await h.show(id)).status, 'ACTIVE');
     });
 
