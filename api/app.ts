@@ -11,9 +11,10 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { installAuth } from './auth.ts';
 import { clientErrorHandler } from './client-errors.ts';
 import { type AppDeps, DEFAULT_IMAGE_SIZE_LIMIT, DEFAULT_PUBLIC_ENDPOINT } from './deps.ts';
-import { errorHandler, installAuth, installErrors } from './http.ts';
+import { errorHandler, installErrors } from './http.ts';
 import { installMicroversions } from './microversion.ts';
 import { installRequestIds, newRequestId } from './request-id.ts';
 import { rewriteUrl, rootOf } from './roots.ts';
@@ -54,6 +55,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     adminToken: deps.settings.adminToken,
     memberTokens: deps.settings.memberTokens,
     ...(deps.settings.serviceTokens ? { serviceTokens: deps.settings.serviceTokens } : {}),
+    ...(deps.tokens ? { tokens: deps.tokens } : {}),
   });
   installMicroversions(app);
   versionRoutes(app);

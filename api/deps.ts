@@ -8,7 +8,9 @@
  */
 import type { Broker } from '../core/amqp.ts';
 import type { Logger } from '../core/log.ts';
+import type { Authenticator } from './caller.ts';
 import type { Db } from './db/index.ts';
+import type { QuotaLimits } from './db/quotas.ts';
 import type { NetworkSettings } from './db/segments.ts';
 import type { Clock } from './liveness.ts';
 
@@ -51,7 +53,23 @@ export interface ApiSettings {
    * server is reclaimed that long after; 0 or absent, a DELETE deletes at once.
    */
   reclaimInstanceInterval?: number;
+  /** [quotas] (Neutron's resources) and [quota] (Nova's); QUOTA_DEFAULTS when absent. */
+  quotas?: { neutron: QuotaLimits; nova: QuotaLimits };
 }
+
+/** Neutron's and Nova's own default quotas (-1: unlimited). */
+export const QUOTA_DEFAULTS = {
+  neutron: {
+    network: 100,
+    subnet: 100,
+    port: 500,
+    router: 10,
+    floatingip: 50,
+    security_group: 10,
+    security_group_rule: 100,
+  },
+  nova: { instances: 10, cores: 20, ram: 51200, key_pairs: 100 },
+} as const satisfies ApiSettings['quotas'];
 
 export interface AppDeps {
   db: Db;
@@ -60,4 +78,6 @@ export interface AppDeps {
   clock: Clock;
   log: Logger;
   settings: ApiSettings;
+  /** Keystone tokens (kumo-api's own, or an external Keystone's); static tokens only when absent. */
+  tokens?: Authenticator;
 }

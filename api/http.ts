@@ -1,10 +1,8 @@
 /**
- * HTTP plumbing shared by every route: token authentication, JSON bodies, and errors in
- * the route family's shape.
+ * HTTP plumbing shared by every route: JSON bodies, and errors in the route family's
+ * shape (authentication is auth.ts).
  *
- * Invariants: no route runs without a valid X-Auth-Token (401 otherwise) unless it is
- * marked `config.public` (the version documents); admin-only routes refuse member tokens
- * with 403; a known path asked with another method is a 405 naming the methods in `Allow`.
+ * Invariants: a known path asked with another method is a 405 naming the methods in `Allow`.
  * Every error a client can see — from a route, a hook, fastify's body parsing
  * and routing, or Node's HTTP parser — leaves as an ApiError from the catalogue, in the
  * shape of the request's family (roots.ts), carrying its request id:
@@ -12,7 +10,6 @@
  * under Nova's paths, webob's `{message, code, title}` under Glance's. A JSON body holding a
  * `__proto__` key, or a `constructor` holding a `prototype`, never reaches a route.
  */
-import { timingSafeEqual } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { novaError, ReadOnlyAttribute } from '../contracts/compute.ts';
@@ -22,68 +19,11 @@ import type { Logger } from '../core/log.ts';
 import { setRequestIdHeaders } from './request-id.ts';
 import { type Family, requestFamily } from './roots.ts';
 
-/** `service`: compute agents' token, accepted only on routes with `config.allowService`. */
-export type Role = 'admin' | 'member' | 'service';
-
-export interface AuthConfig {
-  adminToken: string;
-  memberTokens: readonly string[];
-  serviceTokens?: readonly string[];
-}
-
 declare module 'fastify' {
   interface FastifyRequest {
-    role: Role;
     /** The URL clients reach the API at (configured, never the Host header). */
     publicEndpoint: string;
   }
-  interface FastifyContextConfig {
-    /** The route also accepts the service token (image downloads by compute agents). */
-    allowService?: boolean;
-    /** The route answers without a token (version discovery). */
-    public?: boolean;
-  }
-}
-
-function same(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
-}
-
-export function roleOf(token: string, auth: AuthConfig): Role | undefined {
-  if (same(token, auth.adminToken)) return 'admin';
-  if (auth.memberTokens.some((t) => same(token, t))) return 'member';
-  return auth.serviceTokens?.some((t) => same(token, t)) ? 'service' : undefined;
-}
-
-export function installAuth(app: FastifyInstance, auth: AuthConfig) {
-  app.decorateRequest('role', 'member');
-  app.addHook('onRequest', async (req) => {
-    if (req.routeOptions.config?.public) return;
-    const header = req.headers['x-auth-token'];
-    const token = Array.isArray(header) ? header[0] : header;
-    if (!token)
-      throw new ApiError(
-        'NotAuthenticated',
-        'Authentication required: the X-Auth-Token header is missing.',
-      );
-    const role = roleOf(token, auth);
-    if (!role)
-      throw new ApiError(
-        'NotAuthenticated',
-        'Authentication failed: the X-Auth-Token is not valid.',
-      );
-    if (role === 'service' && !req.routeOptions.config?.allowService)
-      throw new ApiError('PolicyNotAuthorized', 'The service token may only read images.');
-    req.role = role;
-  });
-}
-
-/** Admin-only routes call this first; `rule` is the Neutron policy rule's name. */
-export function requireAdmin(req: FastifyRequest, rule: string) {
-  if (req.role !== 'admin')
-    throw new ApiError('PolicyNotAuthorized', `(rule:${rule}) is disallowed by policy`);
 }
 
 /** The path the client sent (before a service root was stripped), for messages. */

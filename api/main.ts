@@ -56,6 +56,18 @@ function apiSettings(config: DaemonContext['config']): ApiSettings {
     },
     ...(config.api.service_token ? { serviceTokens: [config.api.service_token] } : {}),
     reclaimInstanceInterval: config.compute.reclaim_instance_interval,
+    quotas: {
+      neutron: {
+        network: config.quotas.quota_network,
+        subnet: config.quotas.quota_subnet,
+        port: config.quotas.quota_port,
+        router: config.quotas.quota_router,
+        floatingip: config.quotas.quota_floatingip,
+        security_group: config.quotas.quota_security_group,
+        security_group_rule: config.quotas.quota_security_group_rule,
+      },
+      nova: { ...config.quota },
+    },
   };
 }
 

@@ -35,6 +35,8 @@ export const API_ERRORS = {
   GatewayConflictWithAllocationPools: 409,
   GatewayIpInUse: 409,
   PortBound: 409,
+  OverQuota: 409,
+  QuotaExceeded: 403,
   RequestEntityTooLarge: 413,
   UnsupportedMediaType: 415,
   InternalError: 500,

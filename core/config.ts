@@ -184,6 +184,49 @@ const SPEC = {
   database: {
     connection: f(databaseUrl),
   },
+  identity: {
+    /** Keystone v3's own listener (kumo-api serves it beside the service API). */
+    bind_host: f(ipv4, '127.0.0.1'),
+    bind_port: f(integer(1, 65535), '5000'),
+    /** The identity URL clients are given in the catalog; the bind address when absent. */
+    public_endpoint: f(endpointUrl),
+    /** Seconds a token is valid. */
+    token_expiration: f(integer(60, 604800), '3600'),
+    /** The signing keys (0 staged, highest primary); <state_path>/token-keys when absent. */
+    key_repository: f(absPath),
+    /** Keys kept by a rotation: staged, primary and the secondaries still verified. */
+    max_active_keys: f(integer(3, 100), '3'),
+    /** The catalog's region. */
+    region_id: f(pattern(/^[A-Za-z0-9_.-]{1,64}$/, 'a region name'), 'RegionOne'),
+  },
+  keystone_authtoken: {
+    /** An existing Keystone's v3 URL: when set, incoming tokens are validated there. */
+    auth_url: f(httpUrl),
+    username: f(pattern(/^[^\u0000-\u001f\u007f]{1,255}$/, 'a user name')),
+    password: f(pattern(/^[^\u0000-\u001f\u007f]{1,255}$/, 'a password')),
+    project_name: f(pattern(/^[^\u0000-\u001f\u007f]{1,64}$/, 'a project name')),
+    user_domain_name: f(pattern(/^[^\u0000-\u001f\u007f]{1,64}$/, 'a domain name'), 'Default'),
+    project_domain_name: f(pattern(/^[^\u0000-\u001f\u007f]{1,64}$/, 'a domain name'), 'Default'),
+    /** Seconds a validated token is trusted before it is checked again. */
+    token_cache_time: f(integer(0, 3600), '60'),
+  },
+  /** Neutron's per-project defaults (-1: unlimited). */
+  quotas: {
+    quota_network: f(integer(-1, 2 ** 31 - 1), '100'),
+    quota_subnet: f(integer(-1, 2 ** 31 - 1), '100'),
+    quota_port: f(integer(-1, 2 ** 31 - 1), '500'),
+    quota_router: f(integer(-1, 2 ** 31 - 1), '10'),
+    quota_floatingip: f(integer(-1, 2 ** 31 - 1), '50'),
+    quota_security_group: f(integer(-1, 2 ** 31 - 1), '10'),
+    quota_security_group_rule: f(integer(-1, 2 ** 31 - 1), '100'),
+  },
+  /** Nova's per-project defaults (-1: unlimited). */
+  quota: {
+    instances: f(integer(-1, 2 ** 31 - 1), '10'),
+    cores: f(integer(-1, 2 ** 31 - 1), '20'),
+    ram: f(integer(-1, 2 ** 31 - 1), '51200'),
+    key_pairs: f(integer(-1, 2 ** 31 - 1), '100'),
+  },
   ml2: {
     tenant_network_types: f(list(choice(['vxlan', 'gre'] as const)), 'vxlan'),
     vni_ranges: f(list(idRange(1, 2 ** 24 - 1)), '1:65535'),

@@ -302,6 +302,97 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string[]
       'CREATE INDEX image_members_member ON image_members (member_id)',
     ],
   },
+  {
+    version: 11,
+    name: 'identity: domains, projects, users, roles, assignments, revocations',
+    sql: [
+      // Keystone v3's model, one row per object. The Default domain's id is 'default', as
+      // Keystone's; the three roles are seeded with fixed ids (admin implies member implies
+      // reader: identity/roles.ts). A role assignment grants a role to a user on a project
+      // (target_type 'project') or a domain ('domain').
+      `CREATE TABLE domains (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        description TEXT NOT NULL DEFAULT '',
+        enabled BOOLEAN NOT NULL,
+        created_at TEXT NOT NULL
+      )`,
+      `CREATE TABLE projects (
+        id TEXT PRIMARY KEY,
+        domain_id TEXT NOT NULL REFERENCES domains (id),
+        name TEXT NOT NULL,
+        description TEXT NOT NULL DEFAULT '',
+        enabled BOOLEAN NOT NULL,
+        created_at TEXT NOT NULL,
+        UNIQUE (domain_id, name)
+      )`,
+      // password_hash: 'scrypt$N$r$p$salt$hash' (base64 parts); NULL: no password login.
+      `CREATE TABLE users (
+        id TEXT PRIMARY KEY,
+        domain_id TEXT NOT NULL REFERENCES domains (id),
+        name TEXT NOT NULL,
+        password_hash TEXT,
+        enabled BOOLEAN NOT NULL,
+        default_project_id TEXT,
+        email TEXT,
+        description TEXT NOT NULL DEFAULT '',
+        password_changed_at TEXT,
+        created_at TEXT NOT NULL,
+        UNIQUE (domain_id, name)
+      )`,
+      `CREATE TABLE roles (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        description TEXT NOT NULL DEFAULT ''
+      )`,
+      `CREATE TABLE role_assignments (
+        user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+        target_type TEXT NOT NULL,
+        target_id TEXT NOT NULL,
+        role_id TEXT NOT NULL REFERENCES roles (id) ON DELETE CASCADE,
+        PRIMARY KEY (user_id, target_type, target_id, role_id)
+      )`,
+      'CREATE INDEX role_assignments_target ON role_assignments (target_id)',
+      // Keystone's revocation events: a token matching every non-NULL column and issued at
+      // or before issued_before (ms since the epoch) is refused. Rows older than the token
+      // lifetime can match nothing and are pruned.
+      `CREATE TABLE revocation_events (
+        id TEXT PRIMARY KEY,
+        user_id TEXT,
+        project_id TEXT,
+        audit_id TEXT,
+        issued_before BIGINT NOT NULL,
+        created_at TEXT NOT NULL
+      )`,
+      `INSERT INTO domains (id, name, description, enabled, created_at)
+        VALUES ('default', 'Default', 'The default domain', TRUE, '2026-12-05T00:00:00Z')`,
+      `INSERT INTO roles (id, name, description) VALUES
+        ('8c3e4b1f2a6d4e0b9f1a2c3d4e5f6a70', 'admin', ''),
+        ('8c3e4b1f2a6d4e0b9f1a2c3d4e5f6a71', 'member', ''),
+        ('8c3e4b1f2a6d4e0b9f1a2c3d4e5f6a72', 'reader', '')`,
+    ],
+  },
+  {
+    version: 12,
+    name: 'quotas',
+    sql: [
+      // A project's limit for one resource where it differs from the configured default
+      // (-1: unlimited). quota_locks: one row per (project, resource) that a create locks
+      // (SELECT … FOR UPDATE on PostgreSQL) while it counts and inserts, so two creates in
+      // one project are serialised and a limit of N admits exactly N.
+      `CREATE TABLE quotas (
+        project_id TEXT NOT NULL,
+        resource TEXT NOT NULL,
+        hard_limit INTEGER NOT NULL,
+        PRIMARY KEY (project_id, resource)
+      )`,
+      `CREATE TABLE quota_locks (
+        project_id TEXT NOT NULL,
+        resource TEXT NOT NULL,
+        PRIMARY KEY (project_id, resource)
+      )`,
+    ],
+  },
 ];
 
 export async function migrate(db: Db): Promise<number[]> {

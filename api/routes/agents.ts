@@ -10,9 +10,9 @@ import { AGENT_READ_ONLY, type Agent, AgentUpdate } from '../../contracts/agents
 import { ApiError } from '../../contracts/errors.ts';
 import { hostQueue } from '../../contracts/messages.ts';
 import { isPlainObject, UUID } from '../../contracts/schema.ts';
+import { requireAdmin } from '../auth.ts';
 import { type AgentFilter, deleteAgent, getAgent, listAgents, updateAgent } from '../db/agents.ts';
 import type { AppDeps } from '../deps.ts';
-import { requireAdmin } from '../http.ts';
 import { parseValue, pick, type Query, values } from '../query.ts';
 import { removeTunnelEndpoint } from '../tunnels.ts';
 

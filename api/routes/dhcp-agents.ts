@@ -11,6 +11,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Agent } from '../../contracts/agents.ts';
 import { ApiError } from '../../contracts/errors.ts';
 import { isPlainObject, UUID } from '../../contracts/schema.ts';
+import { requireAdmin } from '../auth.ts';
 import { getAgent, listAgents } from '../db/agents.ts';
 import {
   addBinding,
@@ -23,7 +24,6 @@ import {
 import { getNetwork, listNetworks, networkNotFound } from '../db/networks.ts';
 import type { AppDeps } from '../deps.ts';
 import { hintDhcpAgents } from '../hints.ts';
-import { requireAdmin } from '../http.ts';
 import { pick, type Query, values } from '../query.ts';
 import { syncDhcpPorts } from '../scheduler/dhcp.ts';
 

@@ -13,10 +13,10 @@ import { ApiError } from '../../contracts/errors.ts';
 import type { MemberStatus } from '../../contracts/images.ts';
 import { DEFAULT_PROJECT_ID } from '../../contracts/network.ts';
 import { UUID } from '../../contracts/schema.ts';
+import type { Role } from '../caller.ts';
 import { getMember } from '../db/image-members.ts';
 import { getImage, type ImageRecord } from '../db/images.ts';
 import type { Queryable } from '../db/index.ts';
-import type { Role } from '../http.ts';
 
 export interface Caller {
   role: Role;

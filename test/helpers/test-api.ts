@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { after, before } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { type ApiSettings, buildApp } from '../../api/app.ts';
+import type { Authenticator } from '../../api/caller.ts';
 import { type Db, openDb } from '../../api/db/index.ts';
 import { migrate } from '../../api/db/migrations.ts';
 import { type Broker, createBroker } from '../../core/amqp.ts';
@@ -26,6 +27,8 @@ export interface TestApiOptions {
   log?: Logger;
   /** Also listen on 127.0.0.1 (an ephemeral port, in `port`). */
   listen?: boolean;
+  /** Accept Keystone tokens (test/helpers/tokens.ts) beside the static ones. */
+  tokens?: Authenticator;
 }
 
 export interface TestApi {
@@ -59,6 +62,7 @@ export function testApi(engine: 'sqlite' | 'postgres', opts: TestApiOptions): Te
       broker: api.broker,
       clock: { now: () => now },
       log: opts.log ?? silentLogger(),
+      ...(opts.tokens ? { tokens: opts.tokens } : {}),
       settings: {
         memberTokens: [],
         agentDownTime: 30,

@@ -1,0 +1,101 @@
+/**
+ * The token key repository, laid out as Keystone's Fernet repository: one file per key,
+ * named by its index; `0` is the staged key (accepted, not yet signing), the highest index
+ * is the primary (signs), the others are secondaries (still accepted).
+ *
+ * Rotation (`rotateKeys`) promotes the staged key to primary, stages a new key and drops
+ * the oldest secondaries beyond `maxActive`. Because every replica accepts the staged key
+ * before any replica signs with it, replicas that share the repository (copied or
+ * mounted) can rotate one at a time without refusing each other's tokens.
+ *
+ * Invariants: keys are written 0600 with write-then-rename, so a reader never sees half a
+ * key; the ring reloads the directory when it meets a key id it does not know (at most
+ * once a second) and on its own every `reloadMs`, so a rotation reaches a running
+ * kumo-api without a restart.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type KeyRing, keyId, type SigningKey } from './tokens.ts';
+
+const KEY_FILE = /^(0|[1-9][0-9]{0,8})$/;
+
+function readKeys(dir: string): Map<number, SigningKey> {
+  const keys = new Map<number, SigningKey>();
+  for (const name of readdirSync(dir)) {
+    if (!KEY_FILE.test(name)) continue;
+    const secret = Buffer.from(readFileSync(join(dir, name), 'utf8').trim(), 'base64url');
+    if (secret.length < 32)
+      throw new Error(`token key ${join(dir, name)} is shorter than 32 bytes`);
+    keys.set(Number(name), { id: keyId(secret), secret });
+  }
+  return keys;
+}
+
+function writeKey(dir: string, index: number) {
+  const tmp = join(dir, `.${index}.tmp`);
+  writeFileSync(tmp, randomBytes(32).toString('base64url'), { mode: 0o600 });
+  renameSync(tmp, join(dir, String(index)));
+}
+
+/** Creates the repository with a staged key and a primary, unless it has keys already. */
+export function setupKeys(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const keys = readKeys(dir);
+  if (!keys.has(0)) writeKey(dir, 0);
+  if (keys.size === 0 || [...keys.keys()].every((i) => i === 0)) writeKey(dir, 1);
+}
+
+/** One rotation; returns the new primary's index. */
+export function rotateKeys(dir: string, maxActive: number): number {
+  setupKeys(dir);
+  const indexes = [...readKeys(dir).keys()].sort((a, b) => a - b);
+  const next = (indexes[indexes.length - 1] ?? 0) + 1;
+  renameSync(join(dir, '0'), join(dir, String(next)));
+  writeKey(dir, 0);
+  // Keep the staged key, the new primary and maxActive - 2 secondaries.
+  const secondaries = indexes.filter((i) => i !== 0);
+  const drop = secondaries.slice(0, Math.max(0, secondaries.length - (maxActive - 2)));
+  for (const i of drop) rmSync(join(dir, String(i)));
+  return next;
+}
+
+export interface KeyRingOptions {
+  dir: string;
+  /** Reload the directory this often even when every token's key is known. */
+  reloadMs?: number;
+  now?: () => number;
+}
+
+/** A ring over the repository in `dir`, which must have been set up. */
+export function openKeyRing({ dir, reloadMs = 60_000, now = Date.now }: KeyRingOptions): KeyRing {
+  let byIndex = new Map<number, SigningKey>();
+  let byId = new Map<string, SigningKey>();
+  let loadedAt = 0;
+  const load = () => {
+    const keys = readKeys(dir);
+    const primaryIndex = Math.max(...[...keys.keys()].filter((i) => i !== 0));
+    if (!Number.isFinite(primaryIndex)) throw new Error(`no primary token key in ${dir}`);
+    byIndex = keys;
+    byId = new Map([...keys.values()].map((k) => [k.id, k]));
+    loadedAt = now();
+  };
+  load();
+  const fresh = () => {
+    if (now() - loadedAt >= reloadMs) load();
+  };
+  return {
+    primary() {
+      fresh();
+      const top = Math.max(...[...byIndex.keys()].filter((i) => i !== 0));
+      return byIndex.get(top) as SigningKey;
+    },
+    find(id) {
+      fresh();
+      const key = byId.get(id);
+      if (key || now() - loadedAt < 1000) return key;
+      load();
+      return byId.get(id);
+    },
+  };
+}
