@@ -374,7 +374,7 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string[]
   },
   {
     version: 12,
-    name: 'quotas',
+    name: 'quotas, flavor access',
     sql: [
       // A project's limit for one resource where it differs from the configured default
       // (-1: unlimited). quota_locks: one row per (project, resource) that a create locks
@@ -390,6 +390,13 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string[]
         project_id TEXT NOT NULL,
         resource TEXT NOT NULL,
         PRIMARY KEY (project_id, resource)
+      )`,
+      // Nova's os-flavor-access: the projects a private flavor (is_public false) is
+      // offered to.
+      `CREATE TABLE flavor_access (
+        flavor_id TEXT NOT NULL REFERENCES flavors (id) ON DELETE CASCADE,
+        project_id TEXT NOT NULL,
+        PRIMARY KEY (flavor_id, project_id)
       )`,
     ],
   },
