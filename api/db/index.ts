@@ -20,7 +20,23 @@ export interface Queryable {
 export interface Db extends Queryable {
   readonly engine: 'sqlite' | 'postgres';
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  /**
+   * Calls `onNotify` for every NOTIFY on `channel` by any replica (PostgreSQL's LISTEN, on
+   * a connection of its own that is reopened after a failure, and `onNotify` is called
+   * then too, since notifications may have been missed). SQLite serves one process, so
+   * there is nobody to hear from: the returned handle only has to be closed.
+   */
+  listen(channel: string, onNotify: () => void): Promise<{ close(): Promise<void> }>;
   close(): Promise<void>;
+}
+
+/** NOTIFY `channel` when `tx` commits (PostgreSQL); nothing on SQLite (one process). */
+export async function notifyOnCommit(
+  tx: Queryable,
+  engine: Db['engine'],
+  channel: string,
+): Promise<void> {
+  if (engine === 'postgres') await tx.query('SELECT pg_notify(?, ?)', [channel, '']);
 }
 
 export function openDb(url: DatabaseUrl): Db {
@@ -70,6 +86,7 @@ function openSqlite(path: string): Db {
           throw e;
         }
       }),
+    listen: async () => ({ close: async () => {} }),
     close: () => lock(async () => db.close()),
   };
 }
@@ -104,6 +121,45 @@ function openPostgres(url: string): Db {
         client.release();
       }
     },
+    listen: (channel, onNotify) => listenPg(url, channel, onNotify),
     close: () => pool.end(),
+  };
+}
+
+const CHANNEL = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/** A LISTEN connection that reconnects (after 1 s) until closed. */
+async function listenPg(url: string, channel: string, onNotify: () => void) {
+  if (!CHANNEL.test(channel)) throw new Error(`bad channel name ${channel}`);
+  let closed = false;
+  let client: pg.Client | undefined;
+  const retry = (): void => {
+    if (closed) return;
+    setTimeout(() => {
+      if (!closed) connect().then(onNotify, retry);
+    }, 1000).unref();
+  };
+  const connect = async (): Promise<void> => {
+    const c = new pg.Client({ connectionString: url });
+    c.on('notification', () => onNotify());
+    c.on('error', () => {
+      void c.end().catch(() => {});
+      retry();
+    });
+    try {
+      await c.connect();
+      await c.query(`LISTEN ${channel}`);
+    } catch (e) {
+      void c.end().catch(() => {});
+      throw e;
+    }
+    client = c;
+  };
+  await connect();
+  return {
+    async close() {
+      closed = true;
+      await client?.end().catch(() => {});
+    },
   };
 }
