@@ -27,6 +27,8 @@ export interface AuthConfig {
   serviceTokens?: readonly string[];
   /** Keystone tokens (kumo-api's own or an external Keystone's); static tokens only when absent. */
   tokens?: Authenticator;
+  /** The identity listener: unscoped tokens are admitted (its routes check scope). */
+  allowUnscoped?: boolean;
 }
 
 declare module 'fastify' {
@@ -70,13 +72,13 @@ function tokenOf(req: FastifyRequest): string {
 }
 
 /** The policy every route shares, once the caller is known. */
-function admit(req: FastifyRequest, caller: Caller) {
+function admit(req: FastifyRequest, caller: Caller, auth: AuthConfig) {
   if (caller.kind === 'service') {
     if (!req.routeOptions.config?.allowService)
       throw new ApiError('PolicyNotAuthorized', 'The service token may only read images.');
     return;
   }
-  if (caller.projectId === null)
+  if (caller.projectId === null && !auth.allowUnscoped)
     throw new ApiError(
       'PolicyNotAuthorized',
       'The token is not scoped to a project: ask for a project-scoped token.',
@@ -100,7 +102,7 @@ export function installAuth(app: FastifyInstance, auth: AuthConfig) {
         'NotAuthenticated',
         'Authentication failed: the X-Auth-Token is not valid.',
       );
-    admit(req, caller);
+    admit(req, caller, auth);
     req.caller = caller;
     req.role = roleOfCaller(caller);
   });

@@ -85,6 +85,10 @@ function glanceError(e: ApiError, requestId: string) {
 /** The error body in `family`'s shape, carrying the request's id. */
 export function errorBody(family: Family, e: ApiError, requestId: string) {
   if (family === 'glance') return glanceError(e, requestId);
+  if (family === 'keystone')
+    return {
+      error: { code: e.status, message: e.message, title: STATUS_CODES[e.status] ?? 'Error' },
+    };
   const body = (family === 'neutron'
     ? neutronError(e.type, e.message, e.detail)
     : novaError(e.status, e.message)) as unknown as Record<string, Record<string, unknown>>;
@@ -162,7 +166,7 @@ const patternOf = (url: string) =>
  * 404 for a path no route has, 405 with `Allow` for a known path and another method. The
  * routes are recorded as they are added (onRoute), so every route takes part.
  */
-function installNotFound(app: FastifyInstance) {
+function installNotFound(app: FastifyInstance, fixed?: Family) {
   const routes = new Map<string, { re: RegExp; methods: Set<string> }>();
   app.addHook('onRoute', (route) => {
     const entry = routes.get(route.url) ?? { re: patternOf(route.url), methods: new Set() };
@@ -175,7 +179,7 @@ function installNotFound(app: FastifyInstance) {
     const allowed = new Set<string>();
     for (const { re, methods } of routes.values())
       if (re.test(routed)) for (const m of methods) allowed.add(m);
-    const family = requestFamily(req.raw, routed);
+    const family = fixed ?? requestFamily(req.raw, routed);
     if (allowed.size === 0) {
       const e = new ApiError('NotFound', `The resource could not be found: ${req.method} ${path}`);
       return reply.status(404).send(errorBody(family, e, req.id));
@@ -192,10 +196,11 @@ function installNotFound(app: FastifyInstance) {
   });
 }
 
-export function installErrors(app: FastifyInstance, log: Logger) {
-  app.setErrorHandler(errorHandler(log));
+/** Errors of every route of `app`; `family` fixes their shape (the identity listener). */
+export function installErrors(app: FastifyInstance, log: Logger, family?: Family) {
+  app.setErrorHandler(errorHandler(log, family));
   installJsonParser(app);
-  installNotFound(app);
+  installNotFound(app, family);
   // While closing, requests on kept-alive connections get a catalogue 503 (fastify's own
   // 503 is turned off in app.ts); fastify adds `Connection: close`.
   let closing = false;

@@ -13,8 +13,8 @@
  */
 import type { IncomingMessage } from 'node:http';
 
-/** Nova's and Glance's paths, and Neutron's (the rest). */
-export type Family = 'neutron' | 'nova' | 'glance';
+/** Nova's and Glance's paths, and Neutron's (the rest); Keystone's on its own listener. */
+export type Family = 'neutron' | 'nova' | 'glance' | 'keystone';
 
 export const SERVICE_ROOTS = {
   '/compute': 'nova',
