@@ -112,17 +112,24 @@ export class Cluster {
   readonly host = `fs-${process.pid}`;
   readonly configPath: string;
   readonly port: number;
+  /** The identity listener's port ([identity] bind_port). */
+  readonly identityPort: number;
   api?: Proc;
   readonly agents = new Map<AgentKind, Proc>();
   /** Agents of other hosts, by `<kind>@<host>`. */
   readonly hostAgents = new Map<string, Proc>();
   readonly ovs: OvsEndpoint;
 
-  private constructor(engine: 'sqlite' | 'postgres', port: number, ovs: OvsEndpoint) {
+  private constructor(
+    engine: 'sqlite' | 'postgres',
+    ports: { api: number; identity: number },
+    ovs: OvsEndpoint,
+  ) {
     // dnsmasq re-reads its files as `nobody` on SIGHUP: the state path must be traversable.
     chmodSync(this.dir.path, 0o755);
     this.db = testDatabase(engine, this.dir.path);
-    this.port = port;
+    this.port = ports.api;
+    this.identityPort = ports.identity;
     this.ovs = ovs;
     this.configPath = join(this.dir.path, 'kumo.conf');
     writeFileSync(this.configPath, this.configText());
@@ -133,11 +140,16 @@ export class Cluster {
    * Clusters that start no OVS agent may leave it out.
    */
   static async create(engine: 'sqlite' | 'postgres', ovs: OvsEndpoint = NO_OVS): Promise<Cluster> {
-    return new Cluster(engine, await freePort(), ovs);
+    return new Cluster(engine, { api: await freePort(), identity: await freePort() }, ovs);
   }
 
   get url() {
     return `http://127.0.0.1:${this.port}`;
+  }
+
+  /** Keystone v3's URL (OS_AUTH_URL). */
+  get authUrl() {
+    return `http://127.0.0.1:${this.identityPort}/v3`;
   }
 
   private configText(
@@ -162,6 +174,8 @@ export class Cluster {
       `admin_token = ${ADMIN_TOKEN}`,
       `member_tokens = ${MEMBER_TOKEN}`,
       `service_token = ${SERVICE_TOKEN}`,
+      '[identity]',
+      `bind_port = ${this.identityPort}`,
       '[database]',
       `connection = ${this.db.connection}`,
       '[ovs]',
