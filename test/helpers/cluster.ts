@@ -294,6 +294,26 @@ export class Cluster {
     });
   }
 
+  /** The real `kumo-manage` with this cluster's config (bootstrap, token keys). */
+  manage(args: string[]): Promise<RunResult> {
+    return runCommand([
+      process.execPath,
+      join(REPO, 'bin', 'kumo-manage.ts'),
+      '--config-file',
+      this.configPath,
+      ...args,
+    ]);
+  }
+
+  /** `kumo-manage bootstrap`: the user, its project and its role, with `password`. */
+  async bootstrap(user: string, project: string, role: string, password: string) {
+    const file = join(this.dir.path, `password-${user}`);
+    writeFileSync(file, password, { mode: 0o600 });
+    const args = ['--user', user, '--project', project, '--role', role, '--password-file', file];
+    const r = await this.manage(['bootstrap', ...args]);
+    if (r.code !== 0) throw new Error(`kumo-manage bootstrap ${user}: ${r.stderr}`);
+  }
+
   /** Debian's openstack client, token auth against kumo-api. */
   openstack(args: string[]): Promise<RunResult> {
     const auth = [

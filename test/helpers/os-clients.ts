@@ -43,6 +43,38 @@ export async function sdk<T>(c: Cluster, op: string, args: Record<string, unknow
   return JSON.parse(ok(r, `sdk ${op}`) || 'null') as T;
 }
 
+/** A Keystone user as openrc describes one. */
+export interface Credentials {
+  user: string;
+  password: string;
+  project: string;
+}
+
+/** The openrc environment of `who` against the cluster's identity listener. */
+export const openrcOf = (c: Cluster, who: Credentials): Record<string, string> => ({
+  OS_AUTH_URL: c.authUrl,
+  OS_AUTH_TYPE: 'password',
+  OS_USERNAME: who.user,
+  OS_PASSWORD: who.password,
+  OS_PROJECT_NAME: who.project,
+  OS_USER_DOMAIN_ID: 'default',
+  OS_PROJECT_DOMAIN_ID: 'default',
+  OS_IDENTITY_API_VERSION: '3',
+  OS_REGION_NAME: 'RegionOne',
+  OS_INTERFACE: 'public',
+});
+
+/** `openstack <args>` as `who` (password auth, endpoints from the catalog): the raw result. */
+export function openstackAs(c: Cluster, who: Credentials, args: string[]): Promise<RunResult> {
+  return runCommand(['openstack', ...args], openrcOf(c, who));
+}
+
+/** `openstack <args> -f json` as `who`, parsed; fails with stderr when the client failed. */
+export async function osJsonAs<T>(c: Cluster, who: Credentials, args: string[]): Promise<T> {
+  const r = await openstackAs(c, who, [...args, '-f', 'json']);
+  return JSON.parse(ok(r, `${who.user}: openstack ${args.join(' ')}`)) as T;
+}
+
 /** `glance` (API v2) on the /image root. */
 export async function glance(c: Cluster, args: string[]): Promise<string> {
   const auth = ['--os-image-url', `${c.url}/image`, '--os-auth-token', ADMIN_TOKEN];
