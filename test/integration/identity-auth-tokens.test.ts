@@ -279,5 +279,30 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         JSON.stringify(nets),
       );
     });
+
+    test('openstack CLI with only the environment /etc/kumo/openrc sets: server, flavor, image, agent lists', async () => {
+      const env = {
+        OS_CLOUD: '',
+        OS_AUTH_URL: s.main.authUrl,
+        OS_USERNAME: 'admin',
+        OS_PASSWORD: 'admin-pw',
+        OS_PROJECT_NAME: 'admin',
+        OS_USER_DOMAIN_ID: 'default',
+        OS_PROJECT_DOMAIN_ID: 'default',
+        OS_IDENTITY_API_VERSION: '3',
+        OS_REGION_NAME: 'RegionOne',
+        OS_INTERFACE: 'public',
+      };
+      for (const args of [
+        ['server', 'list'],
+        ['flavor', 'list'],
+        ['image', 'list'],
+        ['network', 'agent', 'list'],
+      ]) {
+        const r = await runCommand(['openstack', ...args, '-f', 'json'], env);
+        assert.equal(r.code, 0, `openstack ${args.join(' ')}: ${r.stderr.slice(-1500)}`);
+        assert.ok(Array.isArray(JSON.parse(r.stdout)), args.join(' '));
+      }
+    });
   });
 }
