@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Sets up and starts Kumo all-in-one on this host, as root (like devstack's stack.sh):
 # system packages, Node 24, npm dependencies, RabbitMQ with its own vhost and user,
-# /etc/kumo/kumo.conf, kumo-api on SQLite and the six agents; ends with `kumo agent-list`.
+# /etc/kumo/kumo.conf, kumo-api on SQLite (with Keystone v3 on port 5000) and the six
+# agents; bootstraps the `admin` (project admin, role admin) and `demo` (project demo, role
+# member) users with generated passwords and writes devstack-style credentials
+# (/etc/kumo/openrc, `source openrc admin admin`, and clouds.yaml); ends with
+# `kumo agent-list`.
 # Running it again is harmless: what exists is kept, what is running is left running.
 # ./unstack.sh stops everything it started.
 set -euo pipefail
@@ -56,6 +60,11 @@ bind_port = 9696
 admin_token = $(secret)
 service_token = $(secret)
 
+[identity]
+bind_host = 127.0.0.1
+bind_port = 5000
+key_repository = /var/lib/kumo/api/token-keys
+
 [database]
 connection = sqlite:////var/lib/kumo/kumo.sqlite
 
@@ -73,11 +82,16 @@ fi
 if ! grep -q '^service_token' "$CONF"; then
   sed -i "/^\[api\]/a service_token = $(secret)" "$CONF"
 fi
+# Configs written before identity lack [identity]: kumo-api (the unprivileged `kumo` user
+# under systemd) must be able to write its token keys, so they live under /var/lib/kumo/api.
+if ! grep -q '^\[identity\]' "$CONF"; then
+  printf '\n[identity]\nbind_host = 127.0.0.1\nbind_port = 5000\nkey_repository = /var/lib/kumo/api/token-keys\n' >> "$CONF"
+fi
 rabbit_password=$(sed -n 's|^transport_url *= *rabbit://kumo:\([^@]*\)@.*|\1|p' "$CONF")
 [ -n "$rabbit_password" ] || die "cannot read the RabbitMQ password from transport_url in $CONF"
 kumo_rabbit_account kumo kumo "$rabbit_password"
 
-for d in "${DAEMONS[@]}" kumo; do ln -sf "$KUMO_ROOT/bin/$d.ts" "/usr/local/bin/$d"; done
+for d in "${DAEMONS[@]}" kumo kumo-manage; do ln -sf "$KUMO_ROOT/bin/$d.ts" "/usr/local/bin/$d"; done
 
 running() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
 
@@ -102,6 +116,11 @@ else
   done
 fi
 
+kumo_wait_identity "$CONF"
+kumo_bootstrap_user "$CONF" admin admin admin
+kumo_bootstrap_user "$CONF" demo demo member
+kumo_write_credentials "$CONF"
+
 log "waiting for the agents to report"
 for _ in $(seq 1 60); do
   alive=$(kumo --config-file "$CONF" agent-list -f value -c alive 2>/dev/null | grep -c True || true)
@@ -109,3 +128,4 @@ for _ in $(seq 1 60); do
   sleep 1
 done
 kumo --config-file "$CONF" agent-list
+log "credentials: source $KUMO_ROOT/openrc admin admin (or demo demo), or --os-cloud devstack-admin"

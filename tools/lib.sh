@@ -144,3 +144,113 @@ kumo_start_libvirtd() {
   for _ in $(seq 1 50); do virsh -c test:///default version >/dev/null 2>&1 && return 0; sleep 0.2; done
   die "libvirtd did not start"
 }
+
+# --- Identity (stack.sh): devstack-style users and credentials -------------------------
+
+# The value of `[SECTION] KEY` in the INI file CONF ('' when absent).
+kumo_conf_get() {
+  awk -v s="[$2]" -v k="$3" '
+    /^\[/ { in_s = ($0 == s); next }
+    in_s && $0 ~ "^" k "[ \t]*=" { sub(/^[^=]*=[ \t]*/, ""); print; exit }' "$1"
+}
+
+# OS_AUTH_URL of the kumo-api whose config is CONF: [identity] public_endpoint, else its
+# bind address (a wildcard bind is no address: [DEFAULT] host stands in), plus /v3.
+kumo_identity_url() {
+  local base host port
+  base=$(kumo_conf_get "$1" identity public_endpoint)
+  if [ -z "$base" ]; then
+    host=$(kumo_conf_get "$1" identity bind_host); host=${host:-127.0.0.1}
+    [ "$host" = 0.0.0.0 ] && host=$(kumo_conf_get "$1" DEFAULT host)
+    port=$(kumo_conf_get "$1" identity bind_port); port=${port:-5000}
+    base="http://$host:$port"
+  fi
+  printf '%s/v3\n' "${base%/}"
+}
+
+kumo_wait_identity() {
+  local url
+  url=$(kumo_identity_url "$1")
+  log "waiting for Keystone v3 at $url"
+  for _ in $(seq 1 60); do curl -sf -o /dev/null "$url" && return 0; sleep 1; done
+  die "kumo-api's identity listener did not answer at $url (see /var/log/kumo/kumo-api.log)"
+}
+
+# kumo_bootstrap_user CONF USER PROJECT ROLE: the user's password is generated once into
+# /etc/kumo/USER-password (0600, kept on later runs); bootstrap is idempotent.
+kumo_bootstrap_user() {
+  local conf=$1 user=$2 project=$3 role=$4 file="/etc/kumo/$2-password"
+  if [ ! -s "$file" ]; then
+    (umask 077; head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 20 > "$file")
+  fi
+  chmod 0600 "$file"
+  log "bootstrapping user $user (project $project, role $role)"
+  kumo-manage --config-file "$conf" bootstrap --user "$user" --project "$project" \
+    --role "$role" --password-file "$file"
+}
+
+# /etc/kumo/openrc (`source openrc USER PROJECT`, passwords read from /etc/kumo/USER-password)
+# and /etc/kumo/clouds.yaml (devstack-admin, devstack), installed as
+# /etc/openstack/clouds.yaml unless an operator's own file is there.
+kumo_write_credentials() {
+  local conf=$1 url region
+  url=$(kumo_identity_url "$conf")
+  region=$(kumo_conf_get "$conf" identity region_id); region=${region:-RegionOne}
+  log "writing /etc/kumo/openrc and clouds.yaml"
+  cat > /etc/kumo/openrc <<OPENRC
+# Written by Kumo's stack.sh. devstack-style credentials for the openstack CLI:
+#   source /etc/kumo/openrc [USER [PROJECT]]    (USER: admin or demo; PROJECT: USER)
+# The password is read from /etc/kumo/USER-password (root only).
+_kumo_user=\${1:-admin}
+_kumo_project=\${2:-\$_kumo_user}
+unset OS_TOKEN OS_URL OS_ENDPOINT OS_AUTH_TYPE OS_CLOUD OS_TENANT_NAME OS_PROJECT_ID OS_PASSWORD
+if [ -r "/etc/kumo/\${_kumo_user}-password" ]; then
+  OS_PASSWORD=\$(cat "/etc/kumo/\${_kumo_user}-password")
+  export OS_PASSWORD
+else
+  echo "openrc: cannot read /etc/kumo/\${_kumo_user}-password: set OS_PASSWORD yourself" >&2
+fi
+export OS_AUTH_URL=$url
+export OS_USERNAME=\$_kumo_user
+export OS_PROJECT_NAME=\$_kumo_project
+export OS_USER_DOMAIN_ID=default
+export OS_PROJECT_DOMAIN_ID=default
+export OS_IDENTITY_API_VERSION=3
+export OS_REGION_NAME=$region
+export OS_INTERFACE=public
+unset _kumo_user _kumo_project
+OPENRC
+  chmod 0644 /etc/kumo/openrc
+  (
+    umask 077
+    {
+      echo "# Written by Kumo's stack.sh (devstack's cloud names); holds passwords: 0600."
+      echo "clouds:"
+      kumo_cloud_entry devstack-admin admin admin "$url" "$region"
+      kumo_cloud_entry devstack demo demo "$url" "$region"
+    } > /etc/kumo/clouds.yaml
+  )
+  mkdir -p /etc/openstack
+  if [ ! -f /etc/openstack/clouds.yaml ] || head -n 1 /etc/openstack/clouds.yaml | grep -q "Kumo's stack.sh"; then
+    install -m 0600 /etc/kumo/clouds.yaml /etc/openstack/clouds.yaml
+  else
+    log "/etc/openstack/clouds.yaml is not Kumo's: left alone (Kumo's entries: /etc/kumo/clouds.yaml)"
+  fi
+}
+
+# One clouds.yaml entry: NAME USER PROJECT AUTH_URL REGION.
+kumo_cloud_entry() {
+  cat <<ENTRY
+  $1:
+    auth:
+      auth_url: $4
+      username: $2
+      password: $(cat "/etc/kumo/$2-password")
+      project_name: $3
+      user_domain_id: default
+      project_domain_id: default
+    identity_api_version: 3
+    region_name: $5
+    interface: public
+ENTRY
+}
