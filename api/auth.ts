@@ -6,8 +6,8 @@
  * `config.public` (version documents); the static tokens of kumo.conf are compared in
  * constant time and tried first, then the Authenticator (signed Keystone tokens, verified
  * with no database read); a token that is not scoped to a project reaches no service
- * route (403); the reader role never writes: any method but GET and HEAD answers 403
- * before the route runs, so a reader's refused request changes nothing; the service
+ * route (403); on the service API the reader role never writes: any method but GET and
+ * HEAD answers 403 before the route runs, so a reader's refused request changes nothing; the service
  * token reaches only routes marked `config.allowService`.
  */
 import { timingSafeEqual } from 'node:crypto';
@@ -83,7 +83,8 @@ function admit(req: FastifyRequest, caller: Caller, auth: AuthConfig) {
       'PolicyNotAuthorized',
       'The token is not scoped to a project: ask for a project-scoped token.',
     );
-  if (!READS.has(req.method) && !caller.roles.includes('member'))
+  // The identity listener's routes check their own rules (a reader may revoke its token).
+  if (!READS.has(req.method) && !caller.roles.includes('member') && !auth.allowUnscoped)
     throw new ApiError(
       'PolicyNotAuthorized',
       `The reader role may only read: ${req.method} needs the member or admin role.`,

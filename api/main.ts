@@ -8,8 +8,8 @@
  * Invariant: the database is migrated before anything is served or consumed; on stop the
  * HTTP servers close first (service API, then identity), then buffered state reports are
  * committed and acked, then the revocation listener, the broker and the database close, so
- * no acknowledged report is lost. The service API and the identity listener share one key
- * ring and one revocation list, so a token revoked on either is refused by both at once.
+ * no acknowledged report is lost. Tokens are kumo-api's own or an external Keystone's
+ * (identity/start.ts).
  */
 import { PLUGIN_TOPIC, REPORTS_TOPIC } from '../contracts/messages.ts';
 import { apiQueue, createBroker } from '../core/amqp.ts';
@@ -20,10 +20,8 @@ import { buildApp } from './app.ts';
 import { type Db, openDb } from './db/index.ts';
 import { migrate } from './db/migrations.ts';
 import type { ApiSettings } from './deps.ts';
-import { buildIdentityApp, type IdentitySettings } from './identity/app.ts';
-import { localAuthenticator } from './identity/authenticator.ts';
-import { openKeyRing, setupKeys } from './identity/keys.ts';
-import { openRevocations } from './identity/revocations.ts';
+import type { IdentitySettings } from './identity/app.ts';
+import { identityEndpoint, startIdentity } from './identity/start.ts';
 import { startReclaimer } from './instance-delete.ts';
 import { createReportConsumer, systemClock } from './liveness.ts';
 import { createRpcHandler } from './rpc.ts';
@@ -40,13 +38,6 @@ export function publicEndpoint(config: DaemonContext['config']): string {
   return `http://${host}:${config.api.bind_port}`;
 }
 
-/** The identity listener's URL: [identity] public_endpoint, else its bind address. */
-export function identityEndpoint(config: DaemonContext['config']): string {
-  if (config.identity.public_endpoint) return config.identity.public_endpoint;
-  const { bind_host, bind_port } = config.identity;
-  return `http://${bind_host === '0.0.0.0' ? config.DEFAULT.host : bind_host}:${bind_port}`;
-}
-
 function identitySettings(config: DaemonContext['config'], api: ApiSettings): IdentitySettings {
   return {
     adminToken: api.adminToken,
@@ -55,18 +46,6 @@ function identitySettings(config: DaemonContext['config'], api: ApiSettings): Id
     endpoints: { identity: identityEndpoint(config), api: publicEndpoint(config) },
     bodyLimit: config.api.body_limit,
   };
-}
-
-/**
- * The token key ring: the repository is set up (a staged key and a primary) on the first
- * start when it holds no keys, so a fresh install issues tokens without a manual step;
- * replicas must then share it (`kumo-manage token-keys` rotates it).
- */
-function keyRing(config: DaemonContext['config'], log: Logger) {
-  const dir = config.identity.key_repository ?? `${config.DEFAULT.state_path}/token-keys`;
-  setupKeys(dir);
-  log.info({ key_repository: dir }, 'token keys ready');
-  return openKeyRing({ dir });
 }
 
 /** The app's settings, compiled once from the configuration. */
@@ -142,25 +121,14 @@ export async function startApi({ config, log }: DaemonContext): Promise<Running>
   const db = openDb(connection);
   const applied = await migrate(db);
   log.info({ engine: db.engine, applied }, 'database ready');
-  const ring = keyRing(config, log);
-  const revocations = await openRevocations({
-    db,
-    now: () => systemClock.now().getTime(),
-    ttlMs: config.identity.token_expiration * 1000,
-    log,
-  });
-  const tokens = localAuthenticator({ ring, revocations, now: () => systemClock.now().getTime() });
+  const identity = await startIdentity(
+    config,
+    { db, clock: systemClock, log },
+    identitySettings(config, settings),
+  );
   const { broker, reports } = consumers(config, db, log);
   await broker.start();
-  const app = buildApp({ db, broker, clock: systemClock, log, settings, tokens });
-  const identity = buildIdentityApp({
-    db,
-    clock: systemClock,
-    log,
-    ring,
-    revocations,
-    settings: identitySettings(config, settings),
-  });
+  const app = buildApp({ db, broker, clock: systemClock, log, settings, tokens: identity.tokens });
   // DHCP failover and catch-up scheduling, every agent_down_time / 2.
   const sweepMs = (config.DEFAULT.agent_down_time * 1000) / 2;
   const sweeper = startDhcpSweeper({ db, broker, clock: systemClock, log, settings }, sweepMs);
@@ -177,9 +145,7 @@ export async function startApi({ config, log }: DaemonContext): Promise<Running>
   );
   await app.listen({ host: config.api.bind_host, port: config.api.bind_port });
   log.info({ host: config.api.bind_host, port: config.api.bind_port }, 'kumo-api listening');
-  const { bind_host, bind_port } = config.identity;
-  await identity.listen({ host: bind_host, port: bind_port });
-  log.info({ host: bind_host, port: bind_port }, 'identity listening');
+  await identity.listen();
   return {
     async stop() {
       await app.close();
@@ -188,7 +154,6 @@ export async function startApi({ config, log }: DaemonContext): Promise<Running>
       await computeSweeper.stop();
       await reclaimer.stop();
       await reports.close();
-      await revocations.close();
       await broker.close();
       await db.close();
     },

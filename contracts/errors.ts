@@ -40,6 +40,7 @@ export const API_ERRORS = {
   RequestEntityTooLarge: 413,
   UnsupportedMediaType: 415,
   InternalError: 500,
+  NotImplemented: 501,
   ServiceUnavailable: 503,
   NoNetworkAvailable: 503,
   MacAddressGenerationFailure: 503,

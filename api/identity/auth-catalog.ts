@@ -4,10 +4,9 @@
  * use them.
  *
  * Invariants: the answers come from catalog.ts, which derives the catalog from kumo.conf;
- * so no request may change it: create, update and delete answer 403 naming the settings
- * to edit instead. (Keystone's own config-derived catalog, the templated backend, answers
- * 501; the error catalogue has no 501, and 403 — "not allowed, for anyone" — is what an
- * operator's client should show. Either way nothing changes.) Only admins read it, as
+ * so no request may change it: create, update and delete answer 501, as Keystone's own
+ * config-derived catalog (the templated backend) does, naming the settings to edit
+ * instead; nothing changes. Only admins read it, as
  * Keystone's default policy lets only (system) readers list services and endpoints.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -101,7 +100,7 @@ export function catalogRoutes(app: FastifyInstance, deps: IdentityDeps) {
     };
   });
   const readOnly = async () => {
-    throw new ApiError('PolicyNotAuthorized', READ_ONLY);
+    throw new ApiError('NotImplemented', READ_ONLY);
   };
   for (const kind of ['services', 'endpoints', 'regions']) {
     app.post(`/v3/${kind}`, readOnly);

@@ -114,6 +114,7 @@ export class Cluster {
   readonly port: number;
   /** The identity listener's port ([identity] bind_port). */
   readonly identityPort: number;
+  private readonly extraConfig: readonly string[];
   api?: Proc;
   readonly agents = new Map<AgentKind, Proc>();
   /** Agents of other hosts, by `<kind>@<host>`. */
@@ -124,7 +125,9 @@ export class Cluster {
     engine: 'sqlite' | 'postgres',
     ports: { api: number; identity: number },
     ovs: OvsEndpoint,
+    extraConfig: readonly string[] = [],
   ) {
+    this.extraConfig = extraConfig;
     // dnsmasq re-reads its files as `nobody` on SIGHUP: the state path must be traversable.
     chmodSync(this.dir.path, 0o755);
     this.db = testDatabase(engine, this.dir.path);
@@ -139,8 +142,14 @@ export class Cluster {
    * `ovs`: where this cluster's own host keeps OVS (a lab host; see helpers/lab.ts).
    * Clusters that start no OVS agent may leave it out.
    */
-  static async create(engine: 'sqlite' | 'postgres', ovs: OvsEndpoint = NO_OVS): Promise<Cluster> {
-    return new Cluster(engine, { api: await freePort(), identity: await freePort() }, ovs);
+  static async create(
+    engine: 'sqlite' | 'postgres',
+    ovs: OvsEndpoint = NO_OVS,
+    /** Lines appended to kumo-api's config (sections of their own, e.g. [keystone_authtoken]). */
+    extraConfig: readonly string[] = [],
+  ): Promise<Cluster> {
+    const ports = { api: await freePort(), identity: await freePort() };
+    return new Cluster(engine, ports, ovs, extraConfig);
   }
 
   get url() {
@@ -191,6 +200,7 @@ export class Cluster {
       'reserved_host_memory_mb = 0',
       'vif_plugging_timeout = 60',
       'shutdown_timeout = 2',
+      ...(own ? [] : this.extraConfig),
       '',
     ].join('\n');
   }
