@@ -23,6 +23,7 @@ import { dhcpAgentRoutes } from './routes/dhcp-agents.ts';
 import { flavorRoutes } from './routes/flavors.ts';
 import { imageRoutes } from './routes/images.ts';
 import { networkRoutes } from './routes/networks.ts';
+import { neutronQuotaRoutes } from './routes/neutron-quotas.ts';
 import { portRoutes } from './routes/ports.ts';
 import { serverRoutes } from './routes/servers.ts';
 import { subnetRoutes } from './routes/subnets.ts';
@@ -63,6 +64,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   networkRoutes(app, deps);
   subnetRoutes(app, deps);
   portRoutes(app, deps);
+  neutronQuotaRoutes(app, deps);
   dhcpAgentRoutes(app, deps);
   flavorRoutes(app, deps);
   serverRoutes(app, deps);

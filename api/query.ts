@@ -1,6 +1,6 @@
 /**
  * Neutron's list-query plumbing, shared by every collection route: filters (a repeated
- * value ORs), `fields=`, sorting, limit/marker pages, and the admin-only attribute policy.
+ * value ORs), `fields=`, sorting and limit/marker pages (the policy is routes/neutron-policy.ts).
  *
  * Invariants: an unknown filter, a value that does not convert, or a sort Neutron refuses
  * (a key that is no sortable attribute, a direction other than asc/desc, unpaired keys and
@@ -9,7 +9,6 @@
  */
 import type { FastifyRequest } from 'fastify';
 import { ApiError } from '../contracts/errors.ts';
-import { isPlainObject } from '../contracts/schema.ts';
 import type { Param } from './db/index.ts';
 import type { ColumnFilter } from './db/neutron.ts';
 
@@ -157,22 +156,4 @@ export function page<T extends { id: string }>(
   }
   body[collection] = list.map((i) => pick(i, q.fields));
   return body;
-}
-
-/** Neutron's policy: these attributes need an admin token to be set. */
-export function requireAdminFor(
-  req: FastifyRequest,
-  action: string,
-  resource: string,
-  attrs: readonly string[],
-) {
-  if (req.role === 'admin') return;
-  const inner = isPlainObject(req.body) ? req.body[resource] : undefined;
-  if (!isPlainObject(inner)) return;
-  const hit = attrs.find((a) => inner[a] !== undefined);
-  if (hit)
-    throw new ApiError(
-      'PolicyNotAuthorized',
-      `(rule:${action}_${resource}:${hit}) is disallowed by policy`,
-    );
 }

@@ -23,7 +23,9 @@ import {
   bool,
   type ColumnFilter,
   columnUpdates,
+  guardQuota,
   numOrNull,
+  type QuotaGuard,
   resourceTime,
   STANDARD_FILTERS,
   standardAttributes,
@@ -140,11 +142,17 @@ export async function networkOwner(db: Queryable, id: string): Promise<string | 
   return row?.project_id;
 }
 
+/** Networks `projectId` may see (Neutron's get_network): its own, shared and external ones. */
+export function visibleNetworks(projectId: string): ColumnFilter['clauses'][number] {
+  return { sql: '(project_id = ? OR shared = ? OR external = ?)', params: [projectId, true, true] };
+}
+
 export async function createNetwork(
   db: Db,
   req: NetworkCreate,
   s: NetworkSettings,
   now: Date,
+  quota?: QuotaGuard,
 ): Promise<Network> {
   const type: NetworkType = req['provider:network_type'] ?? s.tenantNetworkTypes[0] ?? 'vxlan';
   const max = maxMtu(s, type);
@@ -160,14 +168,16 @@ export async function createNetwork(
     );
   const id = randomUUID();
   const at = resourceTime(now);
+  const owner = req.project_id ?? req.tenant_id ?? DEFAULT_PROJECT_ID;
   await db.transaction(async (tx) => {
+    await guardQuota(tx, quota, owner, 'network');
     await tx.query(
       `INSERT INTO networks (id, project_id, name, description, admin_state_up, shared, external,
          status, mtu, network_type, physical_network, segmentation_id, revision_number, created_at, updated_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, 'ACTIVE', ?, ?, NULL, NULL, 1, ?, ?)`,
       [
         id,
-        req.project_id ?? req.tenant_id ?? DEFAULT_PROJECT_ID,
+        owner,
         req.name ?? '',
         req.description ?? '',
         req.admin_state_up ?? true,

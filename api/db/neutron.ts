@@ -2,10 +2,14 @@
  * Helpers shared by the networks, subnets and ports tables: Neutron timestamps, column
  * filters built from list queries, and recognising constraint violations on both engines.
  *
- * Invariant: filter values only ever reach SQL as bound parameters; column names come from
- * the fixed tables in the callers, never from the request.
+ * Invariants: filter values only ever reach SQL as bound parameters; column names come from
+ * the fixed tables in the callers, never from the request. A create guarded by a quota
+ * counts its project's rows inside its own transaction, under the quota lock (quotas.ts),
+ * so a limit of N admits exactly N however many creates race.
  */
+import { ApiError } from '../../contracts/errors.ts';
 import type { Param, Queryable } from './index.ts';
+import { admit, type QuotaLimits } from './quotas.ts';
 
 /** Neutron's resource timestamps: `YYYY-MM-DDTHH:MM:SSZ` (UTC). */
 export function resourceTime(d: Date): string {
@@ -122,4 +126,45 @@ export async function writeUpdates(
     `UPDATE ${table} SET ${u.sets.join(', ')}, revision_number = revision_number + 1, updated_at = ? WHERE id = ?`,
     [...u.params, resourceTime(now), id],
   );
+}
+
+/** How a create is held to its project's quota; absent for creates Neutron does not police. */
+export interface QuotaGuard {
+  engine: 'sqlite' | 'postgres';
+  defaults: QuotaLimits;
+}
+
+const QUOTA_TABLES = { network: 'networks', subnet: 'subnets', port: 'ports' } as const;
+export type NeutronQuotaResource = keyof typeof QUOTA_TABLES;
+
+/** The rows of `resource` that `projectId` owns. */
+export async function countOwned(
+  q: Queryable,
+  resource: NeutronQuotaResource,
+  projectId: string,
+): Promise<number> {
+  const [row] = await q.query<{ n: unknown }>(
+    `SELECT COUNT(*) AS n FROM ${QUOTA_TABLES[resource]} WHERE project_id = ?`,
+    [projectId],
+  );
+  return Number(row?.n ?? 0);
+}
+
+/** Neutron's OverQuota (409) unless `requested` more `resource` rows fit; run in the insert's tx. */
+export async function guardQuota(
+  tx: Queryable,
+  guard: QuotaGuard | undefined,
+  projectId: string,
+  resource: NeutronQuotaResource,
+  requested = 1,
+): Promise<void> {
+  if (!guard) return;
+  const check = await admit(tx, guard.engine, {
+    projectId,
+    resource,
+    requested,
+    defaults: guard.defaults,
+    count: (q) => countOwned(q, resource, projectId),
+  });
+  if (!check.ok) throw new ApiError('OverQuota', `Quota exceeded for resources: ['${resource}'].`);
 }

@@ -10,14 +10,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import { ApiError } from '../../contracts/errors.ts';
-import {
-  DEFAULT_PROJECT_ID,
-  type FixedIp,
-  type FixedIpRequest,
-  type Port,
-  type PortCreate,
-  type PortStatus,
-  type PortUpdate,
+import type {
+  FixedIp,
+  FixedIpRequest,
+  Port,
+  PortCreate,
+  PortStatus,
+  PortUpdate,
 } from '../../contracts/network.ts';
 import { formatIp, parseIp } from '../ipam.ts';
 import { queryIn } from './chunks.ts';
@@ -28,6 +27,8 @@ import {
   type ColumnFilter,
   columnUpdates,
   constraintKind,
+  guardQuota,
+  type QuotaGuard,
   resourceTime,
   STANDARD_FILTERS,
   standardAttributes,
@@ -178,14 +179,33 @@ function raced(e: unknown, networkId: string, mac: string | undefined): unknown 
   return e;
 }
 
-export async function createPort(db: Db, req: PortCreate, now: Date): Promise<Port> {
+/** Ports `projectId` may see (Neutron's get_port): its own, and those on its networks. */
+export function visiblePorts(projectId: string): ColumnFilter['clauses'][number] {
+  return {
+    sql: '(project_id = ? OR network_id IN (SELECT id FROM networks WHERE project_id = ?))',
+    params: [projectId, projectId],
+  };
+}
+
+/**
+ * Creates a port owned by `req.project_id` (else the network's owner: DHCP ports, made by
+ * the API itself, count against the network owner's quota but are never refused by it).
+ */
+export async function createPort(
+  db: Db,
+  req: PortCreate,
+  now: Date,
+  quota?: QuotaGuard,
+): Promise<Port> {
   const id = randomUUID();
   const at = resourceTime(now);
   let mac: string | undefined;
   try {
     await db.transaction(async (tx) => {
-      const owner = await networkOwner(tx, req.network_id);
-      if (owner === undefined) throw networkNotFound(req.network_id);
+      const netOwner = await networkOwner(tx, req.network_id);
+      if (netOwner === undefined) throw networkNotFound(req.network_id);
+      const owner = req.project_id ?? req.tenant_id ?? netOwner;
+      await guardQuota(tx, quota, owner, 'port');
       mac = await chooseMac(tx, req.network_id, req.mac_address);
       await tx.query(
         `INSERT INTO ports (id, network_id, project_id, name, description, mac_address,
@@ -195,7 +215,7 @@ export async function createPort(db: Db, req: PortCreate, now: Date): Promise<Po
         [
           id,
           req.network_id,
-          req.project_id ?? req.tenant_id ?? owner ?? DEFAULT_PROJECT_ID,
+          owner,
           req.name ?? '',
           req.description ?? '',
           mac,

@@ -11,7 +11,6 @@
 import { randomUUID } from 'node:crypto';
 import { ApiError } from '../../contracts/errors.ts';
 import {
-  DEFAULT_PROJECT_ID,
   DHCP_OWNER,
   type Subnet,
   type SubnetCreate,
@@ -31,11 +30,13 @@ import {
   planOf,
 } from '../subnet-rules.ts';
 import type { Db, Queryable, Row } from './index.ts';
-import { networkNotFound } from './networks.ts';
+import { networkNotFound, networkOwner } from './networks.ts';
 import {
   bool,
   type ColumnFilter,
   columnUpdates,
+  guardQuota,
+  type QuotaGuard,
   resourceTime,
   STANDARD_FILTERS,
   standardAttributes,
@@ -112,12 +113,12 @@ export async function getSubnet(db: Queryable, id: string): Promise<Subnet | und
 
 /** Bumps the network's revision (its `subnets` changed) and locks its row until commit. */
 async function touchNetwork(tx: Queryable, networkId: string, at: string) {
-  const [row] = await tx.query<{ project_id: string; mtu: unknown }>(
-    'UPDATE networks SET revision_number = revision_number + 1, updated_at = ? WHERE id = ? RETURNING project_id, mtu',
+  const [row] = await tx.query<{ mtu: unknown }>(
+    'UPDATE networks SET revision_number = revision_number + 1, updated_at = ? WHERE id = ? RETURNING mtu',
     [at, networkId],
   );
   if (!row) throw networkNotFound(networkId);
-  return { owner: row.project_id, mtu: Number(row.mtu) };
+  return { mtu: Number(row.mtu) };
 }
 
 /** Refuses a CIDR overlapping another subnet of the network. */
@@ -135,12 +136,35 @@ async function checkOverlap(tx: Queryable, networkId: string, cidr: Cidr) {
   }
 }
 
-export async function createSubnet(db: Db, req: SubnetCreate, now: Date): Promise<Subnet> {
+/**
+ * Subnets `projectId` may see: those of networks it may see (its own, shared, external),
+ * and its own.
+ */
+export function visibleSubnets(projectId: string): ColumnFilter['clauses'][number] {
+  return {
+    sql: `(project_id = ? OR network_id IN
+      (SELECT id FROM networks WHERE project_id = ? OR shared = ? OR external = ?))`,
+    params: [projectId, projectId, true, true],
+  };
+}
+
+/** Creates a subnet owned by `req.project_id` (else the network's owner), within `quota`. */
+export async function createSubnet(
+  db: Db,
+  req: SubnetCreate,
+  now: Date,
+  quota?: QuotaGuard,
+): Promise<Subnet> {
   const v = parseSubnetCreate(req);
   const id = randomUUID();
   const at = resourceTime(now);
   await db.transaction(async (tx) => {
-    const { owner, mtu } = await touchNetwork(tx, req.network_id, at);
+    // The owner is known before any lock: the quota lock is always taken before the
+    // network row's, so two creates never wait on each other in opposite orders.
+    const owner = req.project_id ?? req.tenant_id ?? (await networkOwner(tx, req.network_id));
+    if (owner === undefined) throw networkNotFound(req.network_id);
+    await guardQuota(tx, quota, owner, 'subnet');
+    const { mtu } = await touchNetwork(tx, req.network_id, at);
     checkIpv6Mtu(v.cidr.version, mtu);
     await checkOverlap(tx, req.network_id, v.cidr);
     await tx.query(
@@ -151,7 +175,7 @@ export async function createSubnet(db: Db, req: SubnetCreate, now: Date): Promis
       [
         id,
         req.network_id,
-        req.project_id ?? req.tenant_id ?? owner ?? DEFAULT_PROJECT_ID,
+        owner,
         req.name ?? '',
         req.description ?? '',
         v.cidr.version,

@@ -4,17 +4,19 @@
  * Invariants: only admin_state_up and description can change; a request naming any other
  * attribute is refused whole (400) and changes nothing; an admin-state change is pushed to
  * the agent's host queue so it resyncs at once instead of at its next periodic resync.
+ * Agents are admin-only as in Neutron (get_agent): a non-admin lists none (200, empty) and
+ * every agent is to it as a missing one (404 AgentNotFound, nothing changed).
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AGENT_READ_ONLY, type Agent, AgentUpdate } from '../../contracts/agents.ts';
 import { ApiError } from '../../contracts/errors.ts';
 import { hostQueue } from '../../contracts/messages.ts';
 import { isPlainObject, UUID } from '../../contracts/schema.ts';
-import { requireAdmin } from '../auth.ts';
 import { type AgentFilter, deleteAgent, getAgent, listAgents, updateAgent } from '../db/agents.ts';
 import type { AppDeps } from '../deps.ts';
 import { parseValue, pick, type Query, values } from '../query.ts';
 import { removeTunnelEndpoint } from '../tunnels.ts';
+import { isAdmin } from './neutron-policy.ts';
 
 const TEXT_FILTERS = ['id', 'agent_type', 'binary', 'topic', 'host', 'availability_zone'] as const;
 const BOOL_FILTERS = ['admin_state_up', 'alive'] as const;
@@ -68,17 +70,19 @@ export function parseAgentUpdate(body: unknown) {
 
 export function agentRoutes(app: FastifyInstance, deps: AppDeps) {
   const downTime = deps.settings.agentDownTime;
-  const load = async (id: string): Promise<Agent> => {
-    const agent = UUID.test(id)
-      ? await getAgent(deps.db, id, deps.clock.now(), downTime)
-      : undefined;
+  /** The agent, if the caller is an admin (get_agent); AgentNotFound otherwise. */
+  const load = async (req: FastifyRequest, id: string): Promise<Agent> => {
+    const agent =
+      UUID.test(id) && isAdmin(req)
+        ? await getAgent(deps.db, id, deps.clock.now(), downTime)
+        : undefined;
     if (!agent) throw new ApiError('AgentNotFound', `Agent ${id} could not be found.`);
     return agent;
   };
 
   app.get('/v2.0/agents', async (req: FastifyRequest<{ Querystring: Query }>) => {
-    requireAdmin(req, 'get_agent');
     const { filter, alive, fields } = parseAgentQuery(req.query);
+    if (!isAdmin(req)) return { agents: [] };
     const agents = await listAgents(deps.db, filter, deps.clock.now(), downTime);
     const shown = alive.length ? agents.filter((a) => alive.includes(a.alive)) : agents;
     return { agents: shown.map((a) => pick(a, fields)) };
@@ -87,17 +91,15 @@ export function agentRoutes(app: FastifyInstance, deps: AppDeps) {
   app.get(
     '/v2.0/agents/:id',
     async (req: FastifyRequest<{ Params: { id: string }; Querystring: Query }>) => {
-      requireAdmin(req, 'get_agent');
-      return { agent: pick(await load(req.params.id), values(req.query.fields)) };
+      return { agent: pick(await load(req, req.params.id), values(req.query.fields)) };
     },
   );
 
   app.put('/v2.0/agents/:id', async (req: FastifyRequest<{ Params: { id: string } }>) => {
-    requireAdmin(req, 'update_agent');
-    const before = await load(req.params.id);
+    const before = await load(req, req.params.id);
     const changes = parseAgentUpdate(req.body);
     await updateAgent(deps.db, before.id, changes);
-    const after = await load(before.id);
+    const after = await load(req, before.id);
     if (after.admin_state_up !== before.admin_state_up) {
       deps.broker
         .cast(hostQueue(after.topic, after.host), 'resync', {
@@ -112,8 +114,7 @@ export function agentRoutes(app: FastifyInstance, deps: AppDeps) {
   });
 
   app.delete('/v2.0/agents/:id', async (req: FastifyRequest<{ Params: { id: string } }>, reply) => {
-    requireAdmin(req, 'delete_agent');
-    const agent = await load(req.params.id);
+    const agent = await load(req, req.params.id);
     await deleteAgent(deps.db, agent.id);
     if (agent.binary === 'kumo-ovs-agent') await removeTunnelEndpoint(deps, agent.host);
     deps.log.info(

@@ -2,7 +2,8 @@
  * Neutron's DHCP agent-scheduler API: GET/POST /v2.0/agents/{id}/dhcp-networks,
  * DELETE /v2.0/agents/{id}/dhcp-networks/{network_id}, GET /v2.0/networks/{id}/dhcp-agents.
  *
- * Invariants: admin-only; a network is added only to an admin-up DHCP agent (409 otherwise)
+ * Invariants: admin-only (a non-admin gets Neutron's 403 `rule:get_dhcp-networks is
+ * disallowed by policy` before anything is looked up); a network is added only to an admin-up DHCP agent (409 otherwise)
  * and only once (409); adding or removing a binding makes the DHCP ports match and hints
  * the agents concerned, the one that lost the network included; POST answers 201 with the
  * JSON body `null` (the openstack client parses the body).
@@ -11,7 +12,6 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Agent } from '../../contracts/agents.ts';
 import { ApiError } from '../../contracts/errors.ts';
 import { isPlainObject, UUID } from '../../contracts/schema.ts';
-import { requireAdmin } from '../auth.ts';
 import { getAgent, listAgents } from '../db/agents.ts';
 import {
   addBinding,
@@ -26,6 +26,11 @@ import type { AppDeps } from '../deps.ts';
 import { hintDhcpAgents } from '../hints.ts';
 import { pick, type Query, values } from '../query.ts';
 import { syncDhcpPorts } from '../scheduler/dhcp.ts';
+import { disallowed, isAdmin } from './neutron-policy.ts';
+
+function requireAdmin(req: FastifyRequest, rule: string) {
+  if (!isAdmin(req)) throw disallowed(rule);
+}
 
 type ById = FastifyRequest<{ Params: { id: string }; Querystring: Query }>;
 
