@@ -109,8 +109,16 @@ export function installAuth(app: FastifyInstance, auth: AuthConfig) {
   });
 }
 
-/** Admin-only routes call this first; `rule` is the Neutron policy rule's name. */
+/**
+ * Admin-only routes call this first; `rule` is the policy rule's name, worded as its
+ * service words a refusal (Keystone's `identity:*` rules, else oslo.policy's).
+ */
 export function requireAdmin(req: FastifyRequest, rule: string) {
-  if (req.role !== 'admin')
-    throw new ApiError('PolicyNotAuthorized', `(rule:${rule}) is disallowed by policy`);
+  if (req.role === 'admin') return;
+  throw new ApiError(
+    'PolicyNotAuthorized',
+    rule.startsWith('identity:')
+      ? `You are not authorized to perform the requested action: ${rule}.`
+      : `rule:${rule} is disallowed by policy`,
+  );
 }

@@ -11,6 +11,7 @@ export const API_ERRORS = {
   BadRequest: 400,
   NotAuthenticated: 401,
   PolicyNotAuthorized: 403,
+  HTTPForbidden: 403,
   NotFound: 404,
   AgentNotFound: 404,
   NetworkNotFound: 404,

@@ -124,7 +124,7 @@ export function visibleFilters<F extends Record<string, unknown>>(
 /** Neutron's _validate_network_tenant_ownership: a subnet or port on another's private net. */
 export function notOnThisNetwork(owner: string, resource: 'subnet' | 'port'): ApiError {
   return new ApiError(
-    'PolicyNotAuthorized',
+    'HTTPForbidden',
     `Tenant ${owner} not allowed to create ${resource} on this network`,
   );
 }
