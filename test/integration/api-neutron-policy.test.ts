@@ -195,7 +195,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       await refused(403, 'PolicyNotAuthorized', memberA, 'POST', '/v2.0/ports', {
         port: { network_id: shared.id, mac_address: 'fa:16:3e:00:00:01' },
       });
-      msg = await refused(403, 'PolicyNotAuthorized', memberA, 'POST', '/v2.0/ports', {
+      msg = await refused(403, 'HTTPForbidden', memberA, 'POST', '/v2.0/ports', {
         port: { network_id: ext.id },
       });
       assert.equal(msg, `Tenant ${A} not allowed to create port on this network`);
