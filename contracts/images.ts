@@ -5,9 +5,10 @@
  *
  * Invariants: a patch of either dialect becomes one list of `{op, path, value}` before
  * anything reads it, with Glance's messages for a malformed operation; a member id has the
- * form of a project id (Keystone's: 1-64 letters, digits, `_` or `-`) before it is stored,
- * since projects themselves come with the identity issue; a member status is one of
- * Glance's three.
+ * form of a project id (Keystone's: 1-64 letters, digits, `_` or `-`) before it is stored
+ * — like Glance, kumo does not ask the identity service whether that project exists (an
+ * external Keystone's projects are not kumo's to list); a member status is one of Glance's
+ * three.
  */
 import { ApiError } from './errors.ts';
 import { isPlainObject, type Schema, str, ValidationError } from './schema.ts';

@@ -8,8 +8,9 @@
  * (409 after that); an image deleted during its upload keeps no file; any Content-Type
  * but application/octet-stream is a 415 before the body is read; a deactivated image's
  * data is read by admins only (Glance's 403 for anyone else, compute agents included);
- * an image the caller cannot see is a 404 for both, and only its owner or an admin
- * uploads (image-access.ts).
+ * an image the caller cannot see is a 404 for both, only its owner or an admin uploads,
+ * and a reader downloads nothing (Glance's download_image needs the member role;
+ * image-access.ts).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
@@ -21,7 +22,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError } from '../../contracts/errors.ts';
 import { abortUpload, beginUpload, finishUpload, type ImageRecord } from '../db/images.ts';
 import type { AppDeps, ImageSettings } from '../deps.ts';
-import { requireOwner } from './image-access.ts';
+import { requireDownloader, requireOwner } from './image-access.ts';
 
 type ById = FastifyRequest<{ Params: { id: string } }>;
 type Load = (req: FastifyRequest, id: string) => Promise<ImageRecord>;
@@ -108,6 +109,7 @@ async function download(
       'PolicyNotAuthorized',
       'The requested image has been deactivated. Image data download is forbidden.',
     );
+  requireDownloader(req);
   // No data yet (or any more): Glance's 204; a deactivated image's data is still there.
   if (image.status !== 'active' && image.status !== 'deactivated') return reply.status(204).send();
   const path = dataPath(settings, image.id);
@@ -144,7 +146,7 @@ export function imageDataRoutes(
   );
   scope.put('/images/:id/file', { onRequest: octetStreamOnly }, async (req: ById, reply) => {
     const image = await load(req, req.params.id);
-    requireOwner(req, image);
+    requireOwner(req, image, 'upload_image');
     await upload(deps, settings, req, image);
     return reply.status(204).send();
   });

@@ -17,7 +17,7 @@ import type { MemberStatus } from '../../contracts/images.ts';
 import { ValidationError } from '../../contracts/schema.ts';
 import type { ImageRecord } from '../db/images.ts';
 import { type Query, values } from '../query.ts';
-import { type Caller, callerProject, canSee } from './image-access.ts';
+import { canSee, type ImageViewer, viewerProject } from './image-access.ts';
 
 const badRequest = (message: string) => new ApiError('BadRequest', message);
 const last = (q: Query, key: string) => values(q[key]).at(-1);
@@ -70,10 +70,10 @@ function visibleTo(
   });
 }
 
-function byVisibility(caller: Caller, q: Query, images: ImageRecord[]): ImageRecord[] {
+function byVisibility(viewer: ImageViewer, q: Query, images: ImageRecord[]): ImageRecord[] {
   const visibility = last(q, 'visibility');
   if (visibility === undefined) {
-    const project = callerProject(caller);
+    const project = viewerProject(viewer);
     return images.filter((i) => i.visibility !== 'community' || i.owner === project);
   }
   if (!VISIBILITY_FILTERS.includes(visibility))

@@ -2,16 +2,17 @@
  * Glance v2 image members: GET/POST /images/{id}/members and GET/PUT/DELETE
  * /images/{id}/members/{member_id}, in Glance's shapes and with its messages.
  *
- * Invariants: only a `shared` image has members (Glance's 403, or 404 on show); until
- * identity lands every non-admin acts for the default project — it adds and removes
- * members of the images that project owns, answers (PUT) only for its own membership, and
- * of other owners' images sees only its own membership; admins do anything; an image has
- * at most MAX_IMAGE_MEMBERS members, each once (409).
+ * Invariants: only a `shared` image has members (Glance's 403, or 404 on show); a caller
+ * acts for its token's project (image-access.ts) — the owner's project adds and removes
+ * members (add_member, delete_member), only the member's own project answers (PUT,
+ * modify_member: the owner cannot accept for it), and of other owners' images a project
+ * sees only its own membership; admins do anything; an image the caller cannot see is
+ * Glance's 404 "Image … not found."; an image has at most MAX_IMAGE_MEMBERS members, each
+ * once (409).
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ApiError } from '../../contracts/errors.ts';
 import { MAX_IMAGE_MEMBERS, MemberCreate, MemberUpdate } from '../../contracts/images.ts';
-import { DEFAULT_PROJECT_ID } from '../../contracts/network.ts';
 import {
   countMembers,
   deleteMember,
@@ -22,16 +23,15 @@ import {
 } from '../db/image-members.ts';
 import type { ImageRecord } from '../db/images.ts';
 import type { AppDeps } from '../deps.ts';
+import { ownsImage, viewerProject } from './image-access.ts';
 
 type Params = { Params: { id: string; member: string } };
 type Load = (req: FastifyRequest, id: string) => Promise<ImageRecord>;
 
 const SHARED_ONLY = 'Only shared images have members.';
 const forbidden = (message: string) => new ApiError('PolicyNotAuthorized', message);
-const ownsImage = (req: FastifyRequest, image: ImageRecord) =>
-  req.role === 'admin' || image.owner === DEFAULT_PROJECT_ID;
 const seesMember = (req: FastifyRequest, image: ImageRecord, memberId: string) =>
-  ownsImage(req, image) || memberId === DEFAULT_PROJECT_ID;
+  ownsImage(req, image) || memberId === viewerProject(req);
 
 function memberNotFound(image: ImageRecord, memberId: string) {
   return new ApiError(
@@ -90,7 +90,7 @@ async function update(deps: AppDeps, req: FastifyRequest<Params>, image: ImageRe
   const refused = forbidden(`Not allowed to update members for image ${image.id}.`);
   if (image.visibility !== 'shared') throw refused;
   const member = await memberOf(deps, req, image);
-  if (req.role !== 'admin' && member.member_id !== DEFAULT_PROJECT_ID) throw refused;
+  if (req.role !== 'admin' && member.member_id !== viewerProject(req)) throw refused;
   if (!(await setMemberStatus(deps.db, image.id, member.member_id, status, deps.clock.now())))
     throw memberNotFound(image, member.member_id);
   deps.log.info({ imageId: image.id, memberId: member.member_id, status }, 'image member');

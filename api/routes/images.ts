@@ -30,7 +30,7 @@ import {
 import type { AppDeps, ImageSettings } from '../deps.ts';
 import { errorHandler, parseJsonBody } from '../http.ts';
 import { type Query, values } from '../query.ts';
-import { callerProject, requireOwner, visibleImage } from './image-access.ts';
+import { requireOwner, viewerProject, visibleImage } from './image-access.ts';
 import { imageActionRoutes } from './image-actions.ts';
 import { dataPath, imageDataRoutes } from './image-data.ts';
 import { listQuery, queryString } from './image-list.ts';
@@ -62,7 +62,8 @@ async function list(deps: AppDeps, req: FastifyRequest<{ Querystring: Query }>) 
     name: values(req.query.name),
     status: values(req.query.status),
   });
-  const memberships = await membershipsOf(deps.db, callerProject(req));
+  const project = viewerProject(req);
+  const memberships = project === null ? new Map() : await membershipsOf(deps.db, project);
   const { list, next } = listQuery(req, images, memberships);
   const query = queryString(req.query);
   return {
@@ -93,12 +94,15 @@ function patchDraft(req: FastifyRequest, reply: FastifyReply): PatchDraft {
   );
 }
 
-/** The patch applied over the image as read; read and applied again when it moved. */
+/**
+ * The patch applied over the image as read; read and applied again when it moved. Each
+ * operation is policed as Glance does (image-query.ts), so an empty patch writes nothing.
+ */
 async function patch(deps: AppDeps, req: ById, draft: PatchDraft, load: Load) {
   for (let attempt = 0; attempt < PATCH_ATTEMPTS; attempt++) {
     const image = await load(req, req.params.id);
-    requireOwner(req, image);
-    const { fields, queuedOnly } = applyPatch(req, image, req.body, draft);
+    const { fields, queuedOnly, changed } = applyPatch(req, image, req.body, draft);
+    if (!changed) return imageView(image);
     if (await updateImageFields(deps.db, image, fields, queuedOnly, deps.clock.now()))
       return imageView(await load(req, image.id));
   }
@@ -107,7 +111,7 @@ async function patch(deps: AppDeps, req: ById, draft: PatchDraft, load: Load) {
 
 async function remove(deps: AppDeps, settings: ImageSettings, req: ById, load: Load) {
   const image = await load(req, req.params.id);
-  requireOwner(req, image);
+  requireOwner(req, image, 'delete_image');
   const refused = () =>
     new ApiError('PolicyNotAuthorized', `Image ${image.id} is protected and cannot be deleted.`);
   if (image.protected) throw refused();

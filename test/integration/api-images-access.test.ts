@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { staticCaller } from '../../api/caller.ts';
 import { getImage, updateImageFields } from '../../api/db/images.ts';
 import { resolveImage } from '../../api/routes/server-refs.ts';
 import type { Image } from '../../contracts/compute.ts';
@@ -59,14 +60,20 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.equal((await asMember('GET', `/v2/images/${img.id}`)).status, 200);
       assert.equal((await asMember('GET', `/v2/images/${img.id}/file`)).status, 204);
       const ops = [{ op: 'add', path: '/color', value: 'red' }];
-      assert.equal(glanceError(await patch(img.id, ops, MEMBER), 403), 'You do not own this image');
+      assert.equal(
+        glanceError(await patch(img.id, ops, MEMBER), 403),
+        'You are not authorized to complete modify_image action.',
+      );
       const up = await call('PUT', `/v2/images/${img.id}/file`, Buffer.alloc(4), {
         token: MEMBER,
         type: 'application/octet-stream',
       });
-      assert.equal(glanceError(up, 403), 'You do not own this image');
+      assert.equal(glanceError(up, 403), 'You are not authorized to complete upload_image action.');
       const del = await asMember('DELETE', `/v2/images/${img.id}`);
-      assert.equal(glanceError(del, 403), 'You do not own this image');
+      assert.equal(
+        glanceError(del, 403),
+        'You are not authorized to complete delete_image action.',
+      );
       const after = await show(img.id);
       assert.equal(after.status, 'queued');
       assert.equal(after.color, undefined);
@@ -92,9 +99,9 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         kernel_id: kernel.id.toUpperCase(),
       });
       await upload(machine.id, 8);
-      const meta = await resolveImage(ctx.db, machine.id, FLAVOR, { role: 'member' });
+      const member = { role: 'member', caller: staticCaller('member') } as const;
+      const meta = await resolveImage(ctx.db, machine.id, FLAVOR, member);
       assert.equal(meta.kernel?.id, kernel.id, 'an uppercase kernel_id finds its kernel');
-      const member = { role: 'member' } as const;
       const hidden = await create({ name: 'h', visibility: 'private', owner: OTHER });
       await upload(hidden.id, 8);
       await assert.rejects(resolveImage(ctx.db, hidden.id, FLAVOR, member), {

@@ -139,7 +139,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       );
       assert.equal(
         glanceError(denied, 403),
-        `You are not permitted to create images owned by '${OTHER_PROJECT}'.`,
+        `You are not permitted to create images owned by '${OTHER_PROJECT}'`,
       );
       const own = await create({ name: 'o3', owner: DEFAULT_PROJECT_ID }, MEMBER);
       assert.equal(own.owner, DEFAULT_PROJECT_ID);

@@ -7,8 +7,11 @@
  * them after.
  */
 import assert from 'node:assert/strict';
+import { after } from 'node:test';
+import type { Authenticator } from '../../api/caller.ts';
 import type { Image } from '../../contracts/compute.ts';
 import { testApi } from '../helpers/test-api.ts';
+import { hexId, testTokens } from '../helpers/tokens.ts';
 
 export const ADMIN = 'admin-token-glance';
 export const MEMBER = 'member-token-glance';
@@ -31,10 +34,14 @@ export type Call = (
   opts?: { token?: string; type?: string },
 ) => Promise<Res>;
 
-/** An app on `engine` for the suite this is called in; `ctx.db` and `ctx.call` after before(). */
-export function imageApp(engine: 'sqlite' | 'postgres') {
+/**
+ * An app on `engine` for the suite this is called in; `ctx.db` and `ctx.call` after
+ * before(). With `tokens`, signed project tokens (test/helpers/tokens.ts) work too.
+ */
+export function imageApp(engine: 'sqlite' | 'postgres', tokens?: Authenticator) {
   const ctx = testApi(engine, {
     settings: { adminToken: ADMIN, memberTokens: [MEMBER], serviceTokens: [SERVICE] },
+    ...(tokens ? { tokens } : {}),
   });
   const call: Call = async (method, url, payload, opts = {}) => {
     const headers: Record<string, string> = { 'x-auth-token': opts.token ?? ADMIN };
@@ -80,4 +87,37 @@ export function glanceError(r: Res, status: number): string {
   assert.equal(body.code, `${status} ${body.title}`);
   assert.equal(body.request_id, r.headers['x-openstack-request-id']);
   return body.message;
+}
+
+/**
+ * The projects of the policy suites, each with a signed token: an admin (its own project),
+ * members of projects A, B and C, and a reader of A.
+ */
+export function policyActors() {
+  const t = testTokens();
+  after(() => t.cleanup());
+  const project = { admin: hexId(), a: hexId(), b: hexId(), c: hexId() };
+  const token = {
+    admin: t.token({ project: project.admin, roles: ['admin'] }),
+    a: t.token({ project: project.a }),
+    b: t.token({ project: project.b }),
+    c: t.token({ project: project.c }),
+    reader: t.token({ project: project.a, roles: ['reader'] }),
+  };
+  return { authenticator: t.authenticator, project, token };
+}
+
+/** Everything an admin sees of the images and their members: a refusal must not change it. */
+export async function imageSnapshot(call: Call, token: string) {
+  const all = '/v2/images?visibility=all&member_status=all&limit=1000';
+  const listed = (await call('GET', all, undefined, { token })).body as { images: Image[] };
+  const members: Record<string, unknown> = {};
+  for (const i of listed.images)
+    if (i.visibility === 'shared')
+      members[i.id] = (await call('GET', `/v2/images/${i.id}/members`, undefined, { token })).body;
+  const files: Record<string, number> = {};
+  for (const i of listed.images)
+    if (i.status === 'active')
+      files[i.id] = (await call('GET', `/v2/images/${i.id}/file`, undefined, { token })).raw.length;
+  return { images: listed.images, members, files };
 }
