@@ -9,6 +9,8 @@
  * parsed; a failed call fails with the client's stderr.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ADMIN_TOKEN, type Cluster, type RunResult, runCommand } from './cluster.ts';
 import { REPO } from './env.ts';
@@ -78,6 +80,12 @@ export async function osJsonAs<T>(c: Cluster, who: Credentials, args: string[]):
 /** `glance` (API v2) on the /image root. */
 export async function glance(c: Cluster, args: string[]): Promise<string> {
   const auth = ['--os-image-url', `${c.url}/image`, '--os-auth-token', ADMIN_TOKEN];
-  const r = await runCommand(['glance', '--os-image-api-version', '2', ...auth, ...args]);
+  // glanceclient caches the image schema under ~/.glanceclient and, from then on, fails on
+  // the schema's `stores` property ("conflicting option string: --stores"): a fresh HOME
+  // per call keeps every call the first.
+  const home = mkdtempSync(join(tmpdir(), 'kumo-glance-home-'));
+  const r = await runCommand(['glance', '--os-image-api-version', '2', ...auth, ...args], {
+    HOME: home,
+  }).finally(() => rmSync(home, { recursive: true, force: true }));
   return ok(r, `glance ${args.join(' ')}`);
 }
