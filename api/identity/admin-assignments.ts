@@ -86,7 +86,9 @@ function grantRoutes(app: FastifyInstance, deps: IdentityDeps, kind: Kind) {
     });
     return reply.status(204).send();
   });
+}
 
+function grantListRoute(app: FastifyInstance, deps: IdentityDeps, kind: Kind) {
   app.get<{ Params: GrantParams }>(`/v3/${kind}/:target/users/:user/roles`, async (req) => {
     authorize(req, 'list_grants');
     const g = await grantOf(deps.db, kind, req.params);
@@ -142,8 +144,10 @@ async function assignmentList(deps: IdentityDeps, req: FastifyRequest) {
 }
 
 export function assignmentRoutes(app: FastifyInstance, deps: IdentityDeps) {
-  grantRoutes(app, deps, 'projects');
-  grantRoutes(app, deps, 'domains');
+  for (const kind of ['projects', 'domains'] as const) {
+    grantRoutes(app, deps, kind);
+    grantListRoute(app, deps, kind);
+  }
 
   app.get('/v3/role_assignments', async (req) => {
     authorize(req, 'list_role_assignments');

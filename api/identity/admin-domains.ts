@@ -63,27 +63,8 @@ function domainInput(body: unknown, creating: boolean) {
   };
 }
 
-export function domainRoutes(app: FastifyInstance, deps: IdentityDeps) {
+function createDomainRoute(app: FastifyInstance, deps: IdentityDeps) {
   const base = baseOf(deps);
-
-  app.get('/v3/domains', async (req) => {
-    authorize(req, 'list_domains');
-    const rows = await listDomains(deps.db, {
-      name: queryValue(req, 'name'),
-      enabled: enabledFilter(req),
-    });
-    return listView(
-      'domains',
-      rows.map((d) => domainView(base, d)),
-      selfUrl(deps, req),
-    );
-  });
-
-  app.get<{ Params: { id: string } }>('/v3/domains/:id', async (req) => {
-    authorize(req, 'get_domain');
-    return { domain: domainView(base, await existing(deps.db, req.params.id)) };
-  });
-
   app.post('/v3/domains', async (req, reply) => {
     authorize(req, 'create_domain');
     const input = domainInput(req.body, true);
@@ -106,7 +87,10 @@ export function domainRoutes(app: FastifyInstance, deps: IdentityDeps) {
     );
     return reply.status(201).send({ domain: domainView(base, row) });
   });
+}
 
+function updateDomainRoute(app: FastifyInstance, deps: IdentityDeps) {
+  const base = baseOf(deps);
   app.patch<{ Params: { id: string } }>('/v3/domains/:id', async (req) => {
     authorize(req, 'update_domain');
     const input = domainInput(req.body, false);
@@ -130,7 +114,9 @@ export function domainRoutes(app: FastifyInstance, deps: IdentityDeps) {
     );
     return { domain: domainView(base, row) };
   });
+}
 
+function deleteDomainRoute(app: FastifyInstance, deps: IdentityDeps) {
   app.delete<{ Params: { id: string } }>('/v3/domains/:id', async (req, reply) => {
     authorize(req, 'delete_domain');
     const { id } = req.params;
@@ -154,4 +140,28 @@ export function domainRoutes(app: FastifyInstance, deps: IdentityDeps) {
     });
     return reply.status(204).send();
   });
+}
+
+export function domainRoutes(app: FastifyInstance, deps: IdentityDeps) {
+  const base = baseOf(deps);
+
+  app.get('/v3/domains', async (req) => {
+    authorize(req, 'list_domains');
+    const rows = await listDomains(deps.db, {
+      name: queryValue(req, 'name'),
+      enabled: enabledFilter(req),
+    });
+    return listView(
+      'domains',
+      rows.map((d) => domainView(base, d)),
+      selfUrl(deps, req),
+    );
+  });
+  app.get<{ Params: { id: string } }>('/v3/domains/:id', async (req) => {
+    authorize(req, 'get_domain');
+    return { domain: domainView(base, await existing(deps.db, req.params.id)) };
+  });
+  createDomainRoute(app, deps);
+  updateDomainRoute(app, deps);
+  deleteDomainRoute(app, deps);
 }

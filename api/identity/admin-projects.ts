@@ -66,30 +66,8 @@ function updateInput(body: unknown) {
   };
 }
 
-export function projectRoutes(app: FastifyInstance, deps: IdentityDeps) {
+function createProjectRoute(app: FastifyInstance, deps: IdentityDeps) {
   const base = baseOf(deps);
-
-  app.get('/v3/projects', async (req) => {
-    authorize(req, 'list_projects');
-    const domainId = queryValue(req, 'domain_id') ?? queryValue(req, 'parent_id');
-    const rows = await listProjects(deps.db, {
-      name: queryValue(req, 'name'),
-      domain_id: domainId,
-      enabled: enabledFilter(req),
-    });
-    const views = queryValue(req, 'is_domain') === 'true' ? [] : rows;
-    return listView(
-      'projects',
-      views.map((p) => projectView(base, p)),
-      selfUrl(deps, req),
-    );
-  });
-
-  app.get<{ Params: { id: string } }>('/v3/projects/:id', async (req) => {
-    authorize(req, 'get_project', { project: req.params.id });
-    return { project: projectView(base, await existingProject(deps.db, req.params.id)) };
-  });
-
   app.post('/v3/projects', async (req, reply) => {
     authorize(req, 'create_project');
     const input = createInput(req.body);
@@ -114,7 +92,10 @@ export function projectRoutes(app: FastifyInstance, deps: IdentityDeps) {
     );
     return reply.status(201).send({ project: projectView(base, row) });
   });
+}
 
+function updateProjectRoute(app: FastifyInstance, deps: IdentityDeps) {
+  const base = baseOf(deps);
   app.patch<{ Params: { id: string } }>('/v3/projects/:id', async (req) => {
     authorize(req, 'update_project');
     const input = updateInput(req.body);
@@ -139,7 +120,9 @@ export function projectRoutes(app: FastifyInstance, deps: IdentityDeps) {
     );
     return { project: projectView(base, row) };
   });
+}
 
+function deleteProjectRoute(app: FastifyInstance, deps: IdentityDeps) {
   app.delete<{ Params: { id: string } }>('/v3/projects/:id', async (req, reply) => {
     authorize(req, 'delete_project');
     const { id } = req.params;
@@ -150,4 +133,31 @@ export function projectRoutes(app: FastifyInstance, deps: IdentityDeps) {
     });
     return reply.status(204).send();
   });
+}
+
+export function projectRoutes(app: FastifyInstance, deps: IdentityDeps) {
+  const base = baseOf(deps);
+
+  app.get('/v3/projects', async (req) => {
+    authorize(req, 'list_projects');
+    const domainId = queryValue(req, 'domain_id') ?? queryValue(req, 'parent_id');
+    const rows = await listProjects(deps.db, {
+      name: queryValue(req, 'name'),
+      domain_id: domainId,
+      enabled: enabledFilter(req),
+    });
+    const views = queryValue(req, 'is_domain') === 'true' ? [] : rows;
+    return listView(
+      'projects',
+      views.map((p) => projectView(base, p)),
+      selfUrl(deps, req),
+    );
+  });
+  app.get<{ Params: { id: string } }>('/v3/projects/:id', async (req) => {
+    authorize(req, 'get_project', { project: req.params.id });
+    return { project: projectView(base, await existingProject(deps.db, req.params.id)) };
+  });
+  createProjectRoute(app, deps);
+  updateProjectRoute(app, deps);
+  deleteProjectRoute(app, deps);
 }

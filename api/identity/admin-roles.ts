@@ -67,7 +67,7 @@ function inferences(base: string, roles: RoleRow[]) {
   });
 }
 
-function writeRoutes(app: FastifyInstance, deps: IdentityDeps) {
+function createRoleRoute(app: FastifyInstance, deps: IdentityDeps) {
   const base = baseOf(deps);
   app.post('/v3/roles', async (req, reply) => {
     authorize(req, 'create_role');
@@ -85,7 +85,10 @@ function writeRoutes(app: FastifyInstance, deps: IdentityDeps) {
     );
     return reply.status(201).send({ role: roleView(base, row) });
   });
+}
 
+function updateRoleRoute(app: FastifyInstance, deps: IdentityDeps) {
+  const base = baseOf(deps);
   app.patch<{ Params: { id: string } }>('/v3/roles/:id', async (req) => {
     authorize(req, 'update_role');
     const input = roleInput(req.body, false);
@@ -108,7 +111,9 @@ function writeRoutes(app: FastifyInstance, deps: IdentityDeps) {
     );
     return { role: roleView(base, row) };
   });
+}
 
+function deleteRoleRoute(app: FastifyInstance, deps: IdentityDeps) {
   app.delete<{ Params: { id: string } }>('/v3/roles/:id', async (req, reply) => {
     authorize(req, 'delete_role');
     const { id } = req.params;
@@ -157,5 +162,7 @@ export function roleRoutes(app: FastifyInstance, deps: IdentityDeps) {
     };
   });
 
-  writeRoutes(app, deps);
+  createRoleRoute(app, deps);
+  updateRoleRoute(app, deps);
+  deleteRoleRoute(app, deps);
 }

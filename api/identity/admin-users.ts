@@ -161,6 +161,19 @@ function passwordRoute(app: FastifyInstance, deps: IdentityDeps) {
   );
 }
 
+function deleteRoute(app: FastifyInstance, deps: IdentityDeps) {
+  app.delete<{ Params: { id: string } }>('/v3/users/:id', async (req, reply) => {
+    authorize(req, 'delete_user');
+    const { id } = req.params;
+    await changeAndRevoke(deps, async (tx) => {
+      await existing(tx, id);
+      await deleteUser(tx, id);
+      return { result: undefined, revoke: [{ userId: id }] };
+    });
+    return reply.status(204).send();
+  });
+}
+
 export function userRoutes(app: FastifyInstance, deps: IdentityDeps) {
   const base = baseOf(deps);
 
@@ -198,14 +211,5 @@ export function userRoutes(app: FastifyInstance, deps: IdentityDeps) {
   updateRoute(app, deps);
   passwordRoute(app, deps);
 
-  app.delete<{ Params: { id: string } }>('/v3/users/:id', async (req, reply) => {
-    authorize(req, 'delete_user');
-    const { id } = req.params;
-    await changeAndRevoke(deps, async (tx) => {
-      await existing(tx, id);
-      await deleteUser(tx, id);
-      return { result: undefined, revoke: [{ userId: id }] };
-    });
-    return reply.status(204).send();
-  });
+  deleteRoute(app, deps);
 }

@@ -8,6 +8,7 @@
  * are signed with the app's own ring and checked against its own revocations, so a
  * revocation recorded by a route refuses them exactly as in production.
  */
+import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { type Db, openDb } from '../../api/db/index.ts';
@@ -51,6 +52,15 @@ export interface IdentityApi {
     status: number;
     body: Record<string, unknown> & { error?: { code: number; message: string } };
   }>;
+  /** Asserts the call answers `status` with Keystone's error body and changes nothing. */
+  refused(
+    method: InjectOptions['method'],
+    url: string,
+    token: string | undefined,
+    body: unknown,
+    status: number,
+    message: string | RegExp,
+  ): Promise<void>;
 }
 
 export function identityApi(
@@ -123,6 +133,15 @@ export function identityApi(
       ...(body === undefined ? {} : { payload: body as object }),
     });
     return { status: res.statusCode, body: res.body ? JSON.parse(res.body) : undefined };
+  };
+  api.refused = async (method, url, token, body, status, message) => {
+    const before = await identitySnapshot(api.db);
+    const r = await api.call(method, url, token, body);
+    assert.equal(r.status, status, JSON.stringify(r.body));
+    assert.equal(r.body.error?.code, status);
+    if (typeof message === 'string') assert.equal(r.body.error?.message, message);
+    else assert.match(r.body.error?.message ?? '', message);
+    assert.deepEqual(await identitySnapshot(api.db), before);
   };
   return api;
 }
