@@ -17,7 +17,7 @@ import { required } from '../core/config.ts';
 import { type DaemonContext, type Running, runDaemon } from '../core/daemon.ts';
 import type { Logger } from '../core/log.ts';
 import { buildApp } from './app.ts';
-import { type Db, openDb } from './db/index.ts';
+import { type Db, databaseOf, openDb } from './db/index.ts';
 import { migrate } from './db/migrations.ts';
 import type { ApiSettings } from './deps.ts';
 import type { IdentitySettings } from './identity/app.ts';
@@ -114,11 +114,7 @@ function consumers(config: DaemonContext['config'], db: Db, log: Logger) {
 
 export async function startApi({ config, log }: DaemonContext): Promise<Running> {
   const settings = apiSettings(config);
-  const connection = config.database.connection ?? {
-    engine: 'sqlite',
-    path: `${config.DEFAULT.state_path}/kumo.sqlite`,
-  };
-  const db = openDb(connection);
+  const db = openDb(databaseOf(config));
   const applied = await migrate(db);
   log.info({ engine: db.engine, applied }, 'database ready');
   const identity = await startIdentity(

@@ -8,7 +8,7 @@
  */
 import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
 import pg from 'pg';
-import type { DatabaseUrl } from '../../core/config.ts';
+import type { DatabaseUrl, KumoConfig } from '../../core/config.ts';
 
 export type Param = string | number | boolean | null;
 export type Row = Record<string, unknown>;
@@ -38,6 +38,13 @@ export async function notifyOnCommit(
 ): Promise<void> {
   if (engine === 'postgres') await tx.query('SELECT pg_notify(?, ?)', [channel, '']);
 }
+
+/** The database kumo-api uses: [database] connection, else <state_path>/kumo.sqlite. */
+export const databaseOf = (config: KumoConfig): DatabaseUrl =>
+  config.database.connection ?? {
+    engine: 'sqlite',
+    path: `${config.DEFAULT.state_path}/kumo.sqlite`,
+  };
 
 export function openDb(url: DatabaseUrl): Db {
   return url.engine === 'sqlite' ? openSqlite(url.path) : openPostgres(url.url);

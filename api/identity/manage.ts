@@ -12,15 +12,16 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import { DEFAULT_CONFIG_PATH, type KumoConfig, loadConfig } from '../../core/config.ts';
+import { DEFAULT_CONFIG_PATH, loadConfig } from '../../core/config.ts';
 import { silentLogger } from '../../core/log.ts';
-import { type Db, openDb, type Queryable } from '../db/index.ts';
+import { type Db, databaseOf, openDb, type Queryable } from '../db/index.ts';
 import { migrate } from '../db/migrations.ts';
 import { DEFAULT_DOMAIN_ID } from './admin-domains.ts';
 import { rotateKeys, setupKeys } from './keys.ts';
 import { findProjectByName, findRoleByName, findUserByName } from './lookup.ts';
 import { hashPassword, verifyPassword } from './passwords.ts';
 import { openRevocations } from './revocations.ts';
+import { keyRepositoryOf } from './start.ts';
 import { addGrant, type Grant, hasGrant, insertRow, updateRow } from './store.ts';
 
 export interface ManageIo {
@@ -34,17 +35,6 @@ export interface BootstrapRequest {
   role: string;
   password: string;
 }
-
-/** The database kumo-api uses: [database] connection, else <state_path>/kumo.sqlite. */
-export const databaseOf = (config: KumoConfig) =>
-  config.database.connection ?? {
-    engine: 'sqlite' as const,
-    path: `${config.DEFAULT.state_path}/kumo.sqlite`,
-  };
-
-/** The token key repository: [identity] key_repository, else <state_path>/token-keys. */
-export const keyRepositoryOf = (config: KumoConfig) =>
-  config.identity.key_repository ?? `${config.DEFAULT.state_path}/token-keys`;
 
 const newId = () => randomUUID().replaceAll('-', '');
 

@@ -30,6 +30,10 @@ export interface IdentityService {
   close(): Promise<void>;
 }
 
+/** The token key repository: [identity] key_repository, else <state_path>/token-keys. */
+export const keyRepositoryOf = (config: Config) =>
+  config.identity.key_repository ?? `${config.DEFAULT.state_path}/token-keys`;
+
 /** The identity listener's URL: [identity] public_endpoint, else its bind address. */
 export function identityEndpoint(config: Config): string {
   if (config.identity.public_endpoint) return config.identity.public_endpoint;
@@ -65,7 +69,7 @@ export async function startIdentity(
 ): Promise<IdentityService> {
   const ext = external(config, deps.log);
   if (ext) return ext;
-  const dir = config.identity.key_repository ?? `${config.DEFAULT.state_path}/token-keys`;
+  const dir = keyRepositoryOf(config);
   setupKeys(dir);
   deps.log.info({ key_repository: dir }, 'token keys ready');
   const ring = openKeyRing({ dir });
