@@ -23,6 +23,7 @@ import { dhcpAgentRoutes } from './routes/dhcp-agents.ts';
 import { flavorRoutes } from './routes/flavors.ts';
 import { imageRoutes } from './routes/images.ts';
 import { networkRoutes } from './routes/networks.ts';
+import { novaQuotaRoutes } from './routes/nova-quotas.ts';
 import { portRoutes } from './routes/ports.ts';
 import { serverRoutes } from './routes/servers.ts';
 import { subnetRoutes } from './routes/subnets.ts';
@@ -66,6 +67,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   dhcpAgentRoutes(app, deps);
   flavorRoutes(app, deps);
   serverRoutes(app, deps);
+  novaQuotaRoutes(app, deps);
   imageRoutes(
     app,
     deps,
