@@ -24,6 +24,7 @@ import { flavorRoutes } from './routes/flavors.ts';
 import { imageRoutes } from './routes/images.ts';
 import { networkRoutes } from './routes/networks.ts';
 import { neutronQuotaRoutes } from './routes/neutron-quotas.ts';
+import { novaQuotaRoutes } from './routes/nova-quotas.ts';
 import { portRoutes } from './routes/ports.ts';
 import { serverRoutes } from './routes/servers.ts';
 import { subnetRoutes } from './routes/subnets.ts';
@@ -68,6 +69,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   dhcpAgentRoutes(app, deps);
   flavorRoutes(app, deps);
   serverRoutes(app, deps);
+  novaQuotaRoutes(app, deps);
   imageRoutes(
     app,
     deps,

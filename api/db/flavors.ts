@@ -1,13 +1,16 @@
 /**
- * Flavor rows (Nova's instance_types): list with Nova's filters, create, delete.
+ * Flavor rows (Nova's instance_types): list with Nova's filters, create, delete, and
+ * os-flavor-access (the projects a private flavor is offered to).
  *
  * Invariants: names and ids are unique (the table's constraints decide races, reported as
- * 409 naming the clash); flavors are ordered by id as Nova's default sort_key=flavorid.
+ * 409 naming the clash); flavors are ordered by id as Nova's default sort_key=flavorid;
+ * a project sees public flavors and the private ones offered to it (Nova's
+ * _flavor_get_query_from_db); a deleted flavor takes its access rows with it.
  */
 import { randomUUID } from 'node:crypto';
 import type { FlavorCreate } from '../../contracts/compute.ts';
 import { ApiError } from '../../contracts/errors.ts';
-import type { Db, Param, Row } from './index.ts';
+import type { Db, Param, Queryable, Row } from './index.ts';
 import { bool, constraintKind, resourceTime } from './neutron.ts';
 
 export interface FlavorRow extends Row {
@@ -48,6 +51,8 @@ export function flavorNotFound(id: string): ApiError {
 export interface FlavorFilter {
   /** undefined: all flavors. */
   isPublic?: boolean;
+  /** With isPublic true: also the private flavors this project has access to (Nova). */
+  project?: string;
   minRam?: number;
   minDisk?: number;
 }
@@ -55,7 +60,10 @@ export interface FlavorFilter {
 export async function listFlavors(db: Db, f: FlavorFilter = {}): Promise<FlavorRecord[]> {
   const where: string[] = [];
   const params: Param[] = [];
-  if (f.isPublic !== undefined) {
+  if (f.isPublic === true && f.project !== undefined) {
+    where.push(`(is_public = ? OR ${ACCESSIBLE})`);
+    params.push(true, f.project);
+  } else if (f.isPublic !== undefined) {
     where.push('is_public = ?');
     params.push(f.isPublic);
   }
@@ -71,9 +79,50 @@ export async function listFlavors(db: Db, f: FlavorFilter = {}): Promise<FlavorR
   return (await db.query<FlavorRow>(sql, params)).map(toRecord);
 }
 
-export async function getFlavor(db: Db, id: string): Promise<FlavorRecord | undefined> {
-  const rows = await db.query<FlavorRow>('SELECT * FROM flavors WHERE id = ?', [id]);
+const ACCESSIBLE = 'id IN (SELECT flavor_id FROM flavor_access WHERE project_id = ?)';
+
+/** A flavor; with `project`, only when it is public or that project has access to it. */
+export async function getFlavor(
+  db: Queryable,
+  id: string,
+  project?: string,
+): Promise<FlavorRecord | undefined> {
+  const rows =
+    project === undefined
+      ? await db.query<FlavorRow>('SELECT * FROM flavors WHERE id = ?', [id])
+      : await db.query<FlavorRow>(
+          `SELECT * FROM flavors WHERE id = ? AND (is_public = ? OR ${ACCESSIBLE})`,
+          [id, true, project],
+        );
   return rows[0] && toRecord(rows[0]);
+}
+
+/** The projects a flavor is offered to (os-flavor-access), sorted. */
+export async function flavorAccess(db: Queryable, flavorId: string): Promise<string[]> {
+  const rows = await db.query<{ project_id: string }>(
+    'SELECT project_id FROM flavor_access WHERE flavor_id = ? ORDER BY project_id',
+    [flavorId],
+  );
+  return rows.map((r) => r.project_id);
+}
+
+/** Offers a flavor to a project; false when it already was (the primary key decides races). */
+export async function addFlavorAccess(db: Db, flavorId: string, project: string) {
+  const rows = await db.query(
+    `INSERT INTO flavor_access (flavor_id, project_id) VALUES (?, ?)
+       ON CONFLICT DO NOTHING RETURNING flavor_id`,
+    [flavorId, project],
+  );
+  return rows.length > 0;
+}
+
+/** Withdraws a flavor from a project; false when it was not offered. */
+export async function removeFlavorAccess(db: Db, flavorId: string, project: string) {
+  const rows = await db.query(
+    'DELETE FROM flavor_access WHERE flavor_id = ? AND project_id = ? RETURNING flavor_id',
+    [flavorId, project],
+  );
+  return rows.length > 0;
 }
 
 export async function createFlavor(db: Db, body: FlavorCreate, now: Date): Promise<FlavorRecord> {
@@ -121,6 +170,9 @@ export async function createFlavor(db: Db, body: FlavorCreate, now: Date): Promi
 
 /** True when a row was deleted. */
 export async function deleteFlavor(db: Db, id: string): Promise<boolean> {
-  const rows = await db.query('DELETE FROM flavors WHERE id = ? RETURNING id', [id]);
-  return rows.length > 0;
+  return db.transaction(async (tx) => {
+    await tx.query('DELETE FROM flavor_access WHERE flavor_id = ?', [id]);
+    const rows = await tx.query('DELETE FROM flavors WHERE id = ? RETURNING id', [id]);
+    return rows.length > 0;
+  });
 }

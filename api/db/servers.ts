@@ -96,13 +96,18 @@ export async function getInstanceRow(
 /** Live (not deleted) instances, newest first (seq for Nova's integer id); filtered. */
 export async function listInstances(
   db: Queryable,
-  filter: { hosts?: readonly string[]; ids?: readonly string[] } = {},
+  filter: {
+    hosts?: readonly string[];
+    ids?: readonly string[];
+    projects?: readonly string[];
+  } = {},
 ): Promise<InstanceRecord[]> {
   const where = ['deleted_at IS NULL'];
   const params: Param[] = [];
   for (const [column, values] of [
     ['host', filter.hosts],
     ['id', filter.ids],
+    ['project_id', filter.projects],
   ] as const) {
     if (values === undefined) continue;
     where.push(values.length ? `${column} IN (${values.map(() => '?').join(', ')})` : 'FALSE');
@@ -113,6 +118,23 @@ export async function listInstances(
     params,
   );
   return rows.map(toRecord);
+}
+
+/** What a project's live servers take: Nova's counted quota usage (instances, cores, ram). */
+export async function projectUsage(
+  q: Queryable,
+  projectId: string,
+): Promise<{ instances: number; cores: number; ram: number }> {
+  const [row] = await q.query<{ n: unknown; cores: unknown; ram: unknown }>(
+    `SELECT COUNT(*) AS n, COALESCE(SUM(vcpus), 0) AS cores, COALESCE(SUM(memory_mb), 0) AS ram
+       FROM instances WHERE project_id = ? AND deleted_at IS NULL`,
+    [projectId],
+  );
+  return {
+    instances: Number(row?.n ?? 0),
+    cores: Number(row?.cores ?? 0),
+    ram: Number(row?.ram ?? 0),
+  };
 }
 
 /** Sorts ports into an instance's NIC order; ports it does not list go last. */

@@ -1,12 +1,13 @@
 /**
  * Nova v2.1 flavors: GET /flavors, /flavors/detail, /flavors/{id}, POST /flavors,
  * DELETE /flavors/{id}, and the empty /flavors/{id}/os-extra_specs the openstack client
- * reads, served both at the endpoint root (where the openstack client sends them with
+ * reads, and os-flavor-access (flavor-access.ts), served both at the endpoint root (where the openstack client sends them with
  * `--os-endpoint`) and under /v2.1.
  *
  * Invariants: the views are Nova's below 2.55 (Kumo claims 2.1-2.16): no `description`,
  * the ephemeral size only as OS-FLV-EXT-DATA:ephemeral (tempest's v2_1 flavors schema);
- * create and delete are admin-only (403 `forbidden` otherwise); every error
+ * create and delete are admin-only (403 `forbidden` otherwise); a non-admin sees public
+ * flavors and the private ones offered to its project, any other is a 404; every error
  * on these routes leaves in Nova's shape `{"itemNotFound": {code, message}}` (nova.ts).
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -21,7 +22,9 @@ import {
   listFlavors,
 } from '../db/flavors.ts';
 import type { AppDeps } from '../deps.ts';
+import { callerProjectId } from '../policy.ts';
 import { type Query, values } from '../query.ts';
+import { flavorAccessRoutes } from './flavor-access.ts';
 import { installNovaErrors, links, requireAdminNova } from './nova.ts';
 
 export function flavorView(req: FastifyRequest, prefix: string, f: FlavorRecord): Flavor {
@@ -47,11 +50,15 @@ const nonNegative = (field: string, raw: string | undefined): number | undefined
   return Number(raw);
 };
 
-/** Nova's is_public query: true (default), false, or none/all for every flavor. */
+/**
+ * Nova's is_public query, the admin's: true (default), false, or none/all for every
+ * flavor. A non-admin always lists public flavors plus the private ones offered to its
+ * project (Nova forces is_public=True for it).
+ */
 function isPublicFilter(req: FastifyRequest, raw: string | undefined): boolean | undefined {
-  if (raw === undefined) return true;
+  if (req.role !== 'admin' || raw === undefined) return true;
   const v = raw.toLowerCase();
-  if (v === 'none' || v === 'all') return req.role === 'admin' ? undefined : true;
+  if (v === 'none' || v === 'all') return undefined;
   if (['true', '1', 't', 'yes', 'y', 'on'].includes(v)) return true;
   if (['false', '0', 'f', 'no', 'n', 'off'].includes(v)) return false;
   throw new ApiError('BadRequest', `Invalid is_public filter [${raw}]`);
@@ -65,6 +72,7 @@ async function listFor(deps: AppDeps, req: Listing) {
   const q = req.query;
   let flavors = await listFlavors(deps.db, {
     isPublic: isPublicFilter(req, values(q.is_public)[0]),
+    project: callerProjectId(req),
     minRam: nonNegative('minRam', values(q.minRam)[0]),
     minDisk: nonNegative('minDisk', values(q.minDisk)[0]),
   });
@@ -80,8 +88,9 @@ async function listFor(deps: AppDeps, req: Listing) {
 
 function flavorScope(scope: FastifyInstance, deps: AppDeps, prefix: string) {
   installNovaErrors(scope, deps.log);
-  const load = async (id: string) => {
-    const flavor = await getFlavor(deps.db, id);
+  const load = async (req: FastifyRequest, id: string) => {
+    const project = req.caller.isAdmin ? undefined : callerProjectId(req);
+    const flavor = await getFlavor(deps.db, id, project);
     if (!flavor) throw flavorNotFound(id);
     return flavor;
   };
@@ -95,10 +104,10 @@ function flavorScope(scope: FastifyInstance, deps: AppDeps, prefix: string) {
     flavors: (await listFor(deps, req)).map((f) => flavorView(req, prefix, f)),
   }));
   scope.get('/flavors/:id', async (req: ById) => ({
-    flavor: flavorView(req, prefix, await load(req.params.id)),
+    flavor: flavorView(req, prefix, await load(req, req.params.id)),
   }));
   scope.get('/flavors/:id/os-extra_specs', async (req: ById) => {
-    await load(req.params.id);
+    await load(req, req.params.id);
     return { extra_specs: {} };
   });
   scope.post('/flavors', async (req) => {
@@ -114,6 +123,7 @@ function flavorScope(scope: FastifyInstance, deps: AppDeps, prefix: string) {
     deps.log.info({ flavorId: req.params.id }, 'flavor deleted');
     return reply.status(202).send();
   });
+  flavorAccessRoutes(scope, deps, load);
 }
 
 export function flavorRoutes(app: FastifyInstance, deps: AppDeps) {

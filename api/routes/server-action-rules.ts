@@ -19,6 +19,7 @@ import { startTask, type TaskRule } from '../db/server-tasks.ts';
 import { getInstanceRow, type InstanceRecord } from '../db/servers.ts';
 import type { AppDeps } from '../deps.ts';
 import { hintInstance } from '../hints.ts';
+import { owns } from '../policy.ts';
 import { computeAgentAlive } from '../scheduler/compute.ts';
 
 export const bad = (message: string) => new ApiError('BadRequest', message);
@@ -28,9 +29,17 @@ export function instanceNotFound(id: string): ApiError {
   return new ApiError('NotFound', `Instance ${id} could not be found.`);
 }
 
-export async function loadInstance(deps: AppDeps, id: string): Promise<InstanceRecord> {
+/**
+ * The live server `id` as the caller may see it: another project's server is answered
+ * exactly as a missing one (Nova's admin_or_owner rules), so its existence never leaks.
+ */
+export async function loadInstance(
+  deps: AppDeps,
+  req: FastifyRequest,
+  id: string,
+): Promise<InstanceRecord> {
   const inst = UUID.test(id) ? await getInstanceRow(deps.db, id) : undefined;
-  if (!inst || inst.deletedAt !== null) throw instanceNotFound(id);
+  if (!inst || inst.deletedAt !== null || !owns(req, inst.projectId)) throw instanceNotFound(id);
   return inst;
 }
 
@@ -99,7 +108,7 @@ export async function lostRace(
   id: string,
   spec: Pick<ActionSpec, 'name' | 'rule'>,
 ) {
-  const current = await loadInstance(deps, id);
+  const current = await loadInstance(deps, req, id);
   checkLock(req, current);
   return current.host === '' ? notReady(current) : invalidState(spec, current);
 }

@@ -130,7 +130,7 @@ type ById = FastifyRequest<{ Params: { id: string } }>;
 /** Actions that answer with a body (200, or rebuild's 202 with the server). */
 async function answered(deps: AppDeps, req: ById, reply: FastifyReply, key: string) {
   const body = req.body as Record<string, unknown>;
-  const inst = await loadInstance(deps, req.params.id);
+  const inst = await loadInstance(deps, req, req.params.id);
   if (key === 'os-getConsoleOutput') {
     const length = ConsoleOutputAction.parse(body)['os-getConsoleOutput'].length ?? undefined;
     return reply.status(200).send(await consoleOutput(deps, inst, length));
@@ -141,7 +141,7 @@ async function answered(deps: AppDeps, req: ById, reply: FastifyReply, key: stri
 /** Actions that answer 202 without a body. */
 async function accepted(deps: AppDeps, req: ById, key: string) {
   const body = req.body as Record<string, unknown>;
-  const inst = await loadInstance(deps, req.params.id);
+  const inst = await loadInstance(deps, req, req.params.id);
   switch (key) {
     case 'lock':
       return lockServer(deps, req, inst, body);

@@ -9,13 +9,16 @@
  * reservation id (`r-` + 8 of [a-z0-9]) and one admin password; its servers are named
  * `<name>-<i>` (i from 1) with launch indexes 0..n-1, as Nova's multi-create does. The
  * password (asked for, or Nova's generate_password: 12 characters, one of each of its
- * groups) is stored for the metadata service and answered once, never logged.
+ * groups) is stored for the metadata service and answered once, never logged. Servers
+ * are the caller's project's; the quota (instances, cores, ram) is checked in each
+ * server's insert transaction (nova-quota-rules.ts): the first settles how many of
+ * min..max fit, or refuses with Nova's 403 before anything is written.
  */
 import { randomInt, randomUUID } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import { ApiError } from '../../contracts/errors.ts';
-import { DEFAULT_PROJECT_ID } from '../../contracts/network.ts';
 import { DOMAIN_LIMITS, ServerCreate } from '../../contracts/servers.ts';
+import type { Queryable } from '../db/index.ts';
 import {
   type FlavorSnapshot,
   type ImageMeta,
@@ -23,6 +26,7 @@ import {
   type NewInstance,
 } from '../db/servers.ts';
 import type { AppDeps } from '../deps.ts';
+import { callerProjectId } from '../policy.ts';
 import {
   buildFault,
   handOverInstance,
@@ -32,6 +36,7 @@ import {
   type Placement,
   placeInstance,
 } from '../scheduler/compute.ts';
+import { admitServers } from './nova-quota-rules.ts';
 import { resolveFlavor, resolveImage, resolveNics } from './server-refs.ts';
 
 const bad = (message: string) => new ApiError('BadRequest', message);
@@ -59,7 +64,7 @@ export const reservationId = () =>
   `r-${Array.from({ length: 8 }, () => pick(RESERVATION_CHARS)).join('')}`;
 
 /** min_count <= max_count; a batch names no port or fixed IP (Nova's messages). */
-function countsOf(body: ServerCreate) {
+function countsOf(body: ServerCreate): { min: number; max: number } {
   const min = body.min_count ?? 1;
   const max = body.max_count ?? min;
   if (min > max) throw bad('min_count must be <= max_count');
@@ -76,21 +81,23 @@ function countsOf(body: ServerCreate) {
     throw bad(
       `Invalid input for field/attribute server.name. Value: the names ${body.name}-1..${max} of a batch must be at most ${DOMAIN_LIMITS.text} characters.`,
     );
-  return max;
+  return { min, max };
 }
 
 /** The groups' names (default when none); until security groups exist, only `default`. */
-function securityGroupsOf(body: ServerCreate): string[] {
+function securityGroupsOf(body: ServerCreate, projectId: string): string[] {
   const names = [...new Set((body.security_groups ?? []).flatMap((g) => g.name ?? []))];
   for (const name of names)
-    if (name !== 'default')
-      throw bad(`Security group ${name} not found for project ${DEFAULT_PROJECT_ID}.`);
+    if (name !== 'default') throw bad(`Security group ${name} not found for project ${projectId}.`);
   return names.length ? names : ['default'];
 }
 
 interface Batch {
   body: ServerCreate;
+  /** max_count until the quota check of the first server settles how many fit. */
   count: number;
+  min: number;
+  projectId: string;
   flavor: FlavorSnapshot;
   imageMeta: ImageMeta;
   nics: Nic[];
@@ -111,8 +118,8 @@ function newInstance(
   return {
     id,
     name: b.count > 1 ? `${b.body.name}-${index + 1}` : b.body.name,
-    projectId: DEFAULT_PROJECT_ID,
-    userId: req.role,
+    projectId: b.projectId,
+    userId: req.caller.userId ?? req.role,
     flavor: b.flavor,
     imageMeta: b.imageMeta,
     metadata: b.body.metadata ?? {},
@@ -130,6 +137,18 @@ function newInstance(
   };
 }
 
+/**
+ * The quota check of one member, in its insert's transaction: the first settles how many
+ * of min..max fit (Nova's count); a later one still needs room for itself, which only a
+ * concurrent create can have taken meanwhile.
+ */
+async function admitMember(tx: Queryable, deps: AppDeps, b: Batch, index: number) {
+  const { vcpus, ram } = b.flavor;
+  const [min, max] = index === 0 ? [b.min, b.count] : [1, 1];
+  const fit = await admitServers(tx, deps, { projectId: b.projectId, vcpus, ram, min, max });
+  if (index === 0) b.count = fit;
+}
+
 /** Places and inserts one server of the batch, then hands it to its host. */
 async function createOne(deps: AppDeps, req: FastifyRequest, b: Batch, index: number) {
   const id = randomUUID();
@@ -140,7 +159,10 @@ async function createOne(deps: AppDeps, req: FastifyRequest, b: Batch, index: nu
     deps.db,
     { now, agentDownTime: deps.settings.agentDownTime },
     demand,
-    (tx, p, seq) => insertInstance(tx, seq, newInstance(req, b, id, index, p, now), now),
+    async (tx, p, seq) => {
+      await admitMember(tx, deps, b, index);
+      await insertInstance(tx, seq, newInstance(req, b, id, index, p, now), now);
+    },
   );
   const log = { instanceId: id, host: placed.host, seq: placed.seq, reservation: b.reservationId };
   if (placed.host === null) {
@@ -160,14 +182,17 @@ async function createOne(deps: AppDeps, req: FastifyRequest, b: Batch, index: nu
 /** Checks the request whole, then creates its servers one by one, in launch order. */
 export async function createServers(deps: AppDeps, req: FastifyRequest) {
   const body = ServerCreate.parse(req.body).server;
-  const count = countsOf(body);
-  const securityGroups = securityGroupsOf(body);
-  const flavor = await resolveFlavor(deps.db, body.flavorRef);
+  const { min, max } = countsOf(body);
+  const projectId = callerProjectId(req);
+  const securityGroups = securityGroupsOf(body, projectId);
+  const flavor = await resolveFlavor(deps.db, req, body.flavorRef);
   const imageMeta = await resolveImage(deps.db, body.imageRef, flavor, req);
-  const nics = await resolveNics(deps.db, body.networks);
+  const nics = await resolveNics(deps.db, req, body.networks);
   const batch: Batch = {
     body,
-    count,
+    count: max,
+    min,
+    projectId,
     flavor,
     imageMeta,
     nics,
@@ -175,7 +200,14 @@ export async function createServers(deps: AppDeps, req: FastifyRequest) {
     adminPass: body.adminPass ?? generatePassword(),
     reservationId: reservationId(),
   };
-  const ids: string[] = [];
-  for (let index = 0; index < count; index++) ids.push(await createOne(deps, req, batch, index));
+  const ids = [await createOne(deps, req, batch, 0)];
+  for (let index = 1; index < batch.count; index++) {
+    const id = await createOne(deps, req, batch, index).catch((e: unknown) => {
+      if (e instanceof ApiError && e.type === 'QuotaExceeded') return undefined;
+      throw e;
+    });
+    if (id === undefined) break;
+    ids.push(id);
+  }
   return { ids, batch };
 }

@@ -16,17 +16,17 @@ import { addressesOf, plainAddresses } from './server-views.ts';
 type ById = FastifyRequest<{ Params: { id: string } }>;
 type ByLabel = FastifyRequest<{ Params: { id: string; label: string } }>;
 
-async function addressesFor(deps: AppDeps, id: string) {
-  const inst = await loadInstance(deps, id);
+async function addressesFor(deps: AppDeps, req: FastifyRequest, id: string) {
+  const inst = await loadInstance(deps, req, id);
   return plainAddresses((await addressesOf(deps, [inst])).get(inst.id) ?? {});
 }
 
 export function serverIpRoutes(scope: FastifyInstance, deps: AppDeps) {
   scope.get('/servers/:id/ips', async (req: ById) => ({
-    addresses: await addressesFor(deps, req.params.id),
+    addresses: await addressesFor(deps, req, req.params.id),
   }));
   scope.get('/servers/:id/ips/:label', async (req: ByLabel) => {
-    const addresses = await addressesFor(deps, req.params.id);
+    const addresses = await addressesFor(deps, req, req.params.id);
     const { label } = req.params;
     if (!Object.hasOwn(addresses, label))
       throw new ApiError('NotFound', 'Instance is not a member of specified network');

@@ -8,6 +8,10 @@
  * honoured for non-admins from 2.5 on and ignored before, as Nova drops it;
  * `status`, `flavor`, `image`, `reservation_id` are exact; `host` is the admin's.
  *
+ * Scope: a caller lists its project's servers; an admin with `all_tenants` lists every
+ * project's (or the one `project_id` / `tenant_id` names); a non-admin's all_tenants is
+ * Nova's 403.
+ *
  * Invariants: a malformed regular expression is a 400 naming its filter, before any
  * server is read; patterns are bounded in length and run by RE2 (re2js, linear time), so
  * no pattern a client sends can stall the API's event loop as a backtracking engine
@@ -21,8 +25,9 @@ import { serverStatus } from '../../contracts/servers.ts';
 import { type InstanceRecord, listInstances } from '../db/servers.ts';
 import type { AppDeps } from '../deps.ts';
 import { atLeast } from '../microversion.ts';
+import { callerProjectId } from '../policy.ts';
 import { type Query, values } from '../query.ts';
-import { base, links } from './nova.ts';
+import { base, links, requireAdminNova } from './nova.ts';
 import { addressesOf, views } from './server-views.ts';
 
 const MAX_LIMIT = 1000;
@@ -115,16 +120,49 @@ function exactFilters(q: Query, list: InstanceRecord[]): InstanceRecord[] {
   return out;
 }
 
+const TRUE_WORDS = ['1', 't', 'true', 'on', 'y', 'yes'];
+const FALSE_WORDS = ['0', 'f', 'false', 'off', 'n', 'no'];
+
+/** Nova's is_all_tenants: present and empty is true, else oslo's bool_from_string (strict). */
+function allTenants(raw: string | undefined): boolean {
+  if (raw === undefined) return false;
+  const v = raw.trim().toLowerCase();
+  if (v === '' || TRUE_WORDS.includes(v)) return true;
+  if (FALSE_WORDS.includes(v)) return false;
+  throw new ApiError(
+    'BadRequest',
+    `Unrecognized value '${raw}', acceptable values are: '0', '1', 'f', 'false', 'n', 'no', 'off', 'on', 't', 'true', 'y', 'yes'`,
+  );
+}
+
+/**
+ * The projects a list covers: the caller's, or with all_tenants (admin only: Nova's
+ * servers:index:get_all_tenants is admin_api, 403 otherwise) every project, narrowed by
+ * the admin's project_id / tenant_id filter (Nova drops those for non-admins).
+ */
+function projectsOf(req: Listing, detail: boolean): string[] | undefined {
+  const one = (k: string) => values(req.query[k])[0];
+  if (!allTenants(one('all_tenants'))) return [callerProjectId(req)];
+  const rule = `os_compute_api:servers:${detail ? 'detail' : 'index'}:get_all_tenants`;
+  requireAdminNova(req, rule);
+  const named = one('project_id') ?? one('tenant_id');
+  return named === undefined ? undefined : [named];
+}
+
 /** The servers a list query selects, and the next-page marker when the page is full. */
-async function listFor(deps: AppDeps, req: Listing) {
+async function listFor(deps: AppDeps, req: Listing, detail: boolean) {
   const q = req.query;
+  const projects = projectsOf(req, detail);
   const one = (k: string) => values(q[k])[0];
   const rawName = one('name');
   const name = rawName === undefined ? undefined : filterRegex('name', rawName, false);
   const ips = ipPatterns(req);
   const limit = limitOf(one('limit'));
   const hosts = req.role === 'admin' && q.host !== undefined ? values(q.host) : undefined;
-  let list = await listInstances(deps.db, hosts ? { hosts } : {});
+  let list = await listInstances(deps.db, {
+    ...(hosts ? { hosts } : {}),
+    ...(projects ? { projects } : {}),
+  });
   if (name) list = list.filter((i) => name.test(i.name));
   list = await byAddress(deps, exactFilters(q, list), ips);
   const marker = one('marker');
@@ -139,7 +177,7 @@ async function listFor(deps: AppDeps, req: Listing) {
 
 /** GET /servers and /servers/detail: a page, with the next-page link when it is full. */
 export async function listServers(deps: AppDeps, req: Listing, prefix: string, detail: boolean) {
-  const { list, next, limit } = await listFor(deps, req);
+  const { list, next, limit } = await listFor(deps, req, detail);
   const servers = detail
     ? await views(deps, req, prefix, list)
     : list.map((i) => ({ id: i.id, name: i.name, links: links(req, prefix, 'servers', i.id) }));

@@ -1,14 +1,14 @@
 /**
  * lock / unlock (nova/api/openstack/compute/lock_server.py, compute/api.py lock, unlock,
- * is_expected_locked_by): 202, no body. Kumo has one project, so the role stands for
- * Nova's owner test: an admin's lock is `admin`, anyone else's `owner`.
+ * is_expected_locked_by): 202, no body.
  *
  * Invariants: what happens is decided by the conditional UPDATE (server-changes.ts lockAs,
  * unlockAs), never by the row read before it, so two racing callers cannot both win on
  * a stale lock; a non-admin's lock of a locked server changes nothing (Nova keeps the
  * first locker); only an admin may lift a lock that is not the caller's kind (Nova's
  * unlock_override policy, 403 otherwise); a server gone meanwhile is Nova's 404; lock
- * state never starts a task.
+ * state never starts a task. `owner` is Nova's is_owner: the caller's project is the
+ * server's (an admin in its own project locks as owner, as in Nova).
  */
 import type { FastifyRequest } from 'fastify';
 import { LockAction, UnlockAction } from '../../contracts/server-actions.ts';
@@ -18,7 +18,15 @@ import type { AppDeps } from '../deps.ts';
 import { requireAdminNova } from './nova.ts';
 import { loadInstance } from './server-action-rules.ts';
 
-const kindOf = (req: FastifyRequest) => (req.role === 'admin' ? 'admin' : 'owner');
+/**
+ * Nova's is_owner: a non-admin (who only reaches its project's servers) or an admin with a
+ * token of the server's project locks as `owner`; any other admin, and the static
+ * admin_token (an operator's, of no project), as `admin`.
+ */
+const kindOf = (req: FastifyRequest, inst: InstanceRecord) =>
+  req.role !== 'admin' || (req.caller.kind === 'token' && req.caller.projectId === inst.projectId)
+    ? 'owner'
+    : 'admin';
 
 const logged = (deps: AppDeps, id: string, by: InstanceRecord['lockedBy']) =>
   deps.log.info({ instanceId: id, lockedBy: by }, by ? 'instance locked' : 'instance unlocked');
@@ -30,9 +38,9 @@ export async function lockServer(
   body: unknown,
 ) {
   LockAction.parse(body);
-  const by = kindOf(req);
+  const by = kindOf(req, inst);
   if (await lockAs(deps.db, inst.id, by, deps.clock.now())) return logged(deps, inst.id, by);
-  await loadInstance(deps, inst.id);
+  await loadInstance(deps, req, inst.id);
 }
 
 export async function unlockServer(
@@ -42,8 +50,11 @@ export async function unlockServer(
   body: unknown,
 ) {
   UnlockAction.parse(body);
-  if (await unlockAs(deps.db, inst.id, kindOf(req), deps.clock.now()))
+  if (await unlockAs(deps.db, inst.id, kindOf(req, inst), deps.clock.now()))
     return logged(deps, inst.id, null);
-  await loadInstance(deps, inst.id);
+  await loadInstance(deps, req, inst.id);
   requireAdminNova(req, 'os_compute_api:os-lock-server:unlock:unlock_override');
+  if (await unlockAs(deps.db, inst.id, 'admin', deps.clock.now()))
+    return logged(deps, inst.id, null);
+  await loadInstance(deps, req, inst.id);
 }

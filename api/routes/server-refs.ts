@@ -6,10 +6,14 @@
  * message naming it; a flavor or image is refused here when the compute agent could not
  * build a domain of it (contracts/servers.ts DOMAIN_LIMITS, the boot rules of
  * agents/compute/desired.ts), so an accepted server never fails for what it asked for.
+ * Networks and ports are the caller's project's (networks also shared ones; an admin's
+ * any): another project's is answered exactly as a missing one.
  */
+import type { FastifyRequest } from 'fastify';
 import { ApiError } from '../../contracts/errors.ts';
 import { GLANCE_UUID } from '../../contracts/images.ts';
 import type { InstanceImage } from '../../contracts/instances.ts';
+import type { Network } from '../../contracts/network.ts';
 import { UUID } from '../../contracts/schema.ts';
 import {
   DOMAIN_LIMITS,
@@ -26,6 +30,7 @@ import { getPort } from '../db/ports.ts';
 import type { FlavorSnapshot, ImageMeta } from '../db/servers.ts';
 import { listSubnets } from '../db/subnets.ts';
 import { canonicalIp, contains, parseIp } from '../ipam.ts';
+import { callerProjectId, owns } from '../policy.ts';
 import type { Nic } from '../scheduler/compute.ts';
 import { planOf } from '../subnet-rules.ts';
 import { type Caller, visibleImage } from './image-access.ts';
@@ -55,10 +60,20 @@ function flavorProblem(f: FlavorSnapshot): string | undefined {
   return name && `its name ${name}`;
 }
 
-/** flavorRef: a flavor id (or URL), or else a flavor name; one a domain can have. */
-export async function resolveFlavor(db: Db, ref: string): Promise<FlavorSnapshot> {
+/**
+ * flavorRef: a flavor id (or URL), or else a flavor name, that the caller may see (a
+ * private one only when offered to its project); one a domain can have.
+ */
+export async function resolveFlavor(
+  db: Db,
+  req: FastifyRequest,
+  ref: string,
+): Promise<FlavorSnapshot> {
   const id = idOf(ref, 'flavorRef');
-  const f = (await getFlavor(db, id)) ?? (await listFlavors(db, {})).find((x) => x.name === id);
+  const project = req.caller.isAdmin ? undefined : callerProjectId(req);
+  const seen = project === undefined ? {} : { isPublic: true, project };
+  const f =
+    (await getFlavor(db, id, project)) ?? (await listFlavors(db, seen)).find((x) => x.name === id);
   if (!f) throw bad(`Invalid flavorRef provided: flavor ${id} could not be found.`);
   const flavor = { id: f.id, name: f.name, vcpus: f.vcpus, ram: f.ram, disk: f.disk };
   const problem = flavorProblem(flavor);
@@ -160,26 +175,44 @@ async function checkFixedIp(db: Db, networkId: string, raw: string, seen: Set<st
   return text;
 }
 
-async function networkNic(db: Db, id: string): Promise<Nic> {
+/**
+ * Whether the caller may boot on `net`: its own project's, a shared one, or any for an
+ * admin. An external network of another project is Nova's 403; any other is answered as
+ * a missing one, so its existence never leaks.
+ */
+function checkNetworkAccess(req: FastifyRequest, net: Network) {
+  if (net.shared || owns(req, net.project_id)) return;
+  if (net['router:external'])
+    throw new ApiError(
+      'PolicyNotAuthorized',
+      `It is not allowed to create an interface on external network ${net.id}`,
+    );
+  throw bad(`Network ${net.id} could not be found.`);
+}
+
+async function networkNic(db: Db, req: FastifyRequest, id: string): Promise<Nic> {
   const net = await getNetwork(db, id);
   if (!net) throw bad(`Network ${id} could not be found.`);
+  checkNetworkAccess(req, net);
   if (net.subnets.length === 0)
     throw bad(`Network ${id} requires a subnet in order to boot instances on.`);
   return { kind: 'network', networkId: id };
 }
 
-/** networks: "auto" is the only non-external network, if there is exactly one. */
-async function autoNic(db: Db): Promise<Nic> {
-  const nets = await listNetworks(db, { columns: { external: [false] }, clauses: [] });
+/** networks: "auto" is the only non-external network the caller may use, if there is one. */
+async function autoNic(db: Db, req: FastifyRequest): Promise<Nic> {
+  const all = await listNetworks(db, { columns: { external: [false] }, clauses: [] });
+  const nets = all.filter((n) => n.shared || owns(req, n.project_id));
   if (nets.length > 1)
     throw conflict('Multiple possible networks found, use a Network ID to be more specific.');
   if (!nets[0]) throw bad('Unable to automatically allocate a network: there is no network.');
-  return networkNic(db, nets[0].id);
+  return networkNic(db, req, nets[0].id);
 }
 
-async function portNic(db: Db, portId: string, nics: Nic[]): Promise<Nic> {
+/** An unused port of the caller's project (another project's is answered as missing). */
+async function portNic(db: Db, req: FastifyRequest, portId: string, nics: Nic[]): Promise<Nic> {
   const port = await getPort(db, portId);
-  if (!port) throw bad(`Port id ${portId} could not be found.`);
+  if (!port || !owns(req, port.project_id)) throw bad(`Port id ${portId} could not be found.`);
   if (port.device_id !== '' || nics.some((x) => x.kind === 'port' && x.portId === portId))
     throw conflict(`Port ${portId} is still in use.`);
   return { kind: 'port', portId: port.id };
@@ -188,18 +221,19 @@ async function portNic(db: Db, portId: string, nics: Nic[]): Promise<Nic> {
 /** networks: new ports on networks, existing unused ports, "auto" (the only one), "none". */
 export async function resolveNics(
   db: Db,
+  req: FastifyRequest,
   networks: NetworkRequest[] | 'auto' | 'none' | undefined,
 ): Promise<Nic[]> {
   if (networks === undefined || networks === 'none') return [];
-  if (networks === 'auto') return [await autoNic(db)];
+  if (networks === 'auto') return [await autoNic(db, req)];
   const nics: Nic[] = [];
   const ips = new Set<string>();
   for (const n of networks) {
     if (n.port !== undefined) {
-      nics.push(await portNic(db, n.port, nics));
+      nics.push(await portNic(db, req, n.port, nics));
       continue;
     }
-    const nic = await networkNic(db, n.uuid as string);
+    const nic = await networkNic(db, req, n.uuid as string);
     if (n.fixed_ip !== undefined && nic.kind === 'network')
       nic.fixedIp = await checkFixedIp(db, nic.networkId, n.fixed_ip, ips);
     nics.push(nic);

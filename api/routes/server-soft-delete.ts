@@ -56,12 +56,12 @@ async function softDelete(deps: AppDeps, req: FastifyRequest, inst: InstanceReco
 /** Deletes now; a row its UPDATE did not take is gone (404) or was locked meanwhile (409). */
 async function hardDelete(deps: AppDeps, req: FastifyRequest, inst: InstanceRecord) {
   if (await deleteNow(deps, inst.id, deps.settings.agentDownTime, unlockedFor(req))) return;
-  await loadInstance(deps, inst.id);
+  await loadInstance(deps, req, inst.id);
   throw conflict(`Instance ${inst.id} is locked`);
 }
 
 export async function deleteServer(deps: AppDeps, req: FastifyRequest, id: string) {
-  const inst = await loadInstance(deps, id);
+  const inst = await loadInstance(deps, req, id);
   checkLock(req, inst);
   if ((deps.settings.reclaimInstanceInterval ?? 0) > 0 && (await softDelete(deps, req, inst)))
     return;
@@ -74,7 +74,7 @@ export async function restoreServer(deps: AppDeps, req: FastifyRequest, inst: In
   const rule = lockedRule(req, RESTORE.rule);
   const started = await startRestore(deps.db, inst.id, rule, deps.clock.now());
   if (!started) {
-    const current = await loadInstance(deps, inst.id);
+    const current = await loadInstance(deps, req, inst.id);
     checkLock(req, current);
     throw invalidState(RESTORE, current);
   }

@@ -26,13 +26,17 @@ type ById = FastifyRequest<{ Params: { id: string } }>;
 type Listing = FastifyRequest<{ Querystring: Query }>;
 
 /** PUT /servers/{id}: name, accessIPv4, accessIPv6 (what the body names). */
-async function updateServer(deps: AppDeps, id: string, body: unknown): Promise<InstanceRecord> {
-  const inst = await loadInstance(deps, id);
-  const { name, accessIPv4, accessIPv6 } = ServerUpdate.parse(body).server;
+async function updateServer(
+  deps: AppDeps,
+  req: FastifyRequest,
+  id: string,
+): Promise<InstanceRecord> {
+  const inst = await loadInstance(deps, req, id);
+  const { name, accessIPv4, accessIPv6 } = ServerUpdate.parse(req.body).server;
   const changes = { name, accessIPv4, accessIPv6 };
   if (!(await updateInstance(deps.db, inst.id, changes, deps.clock.now())))
     throw instanceNotFound(inst.id);
-  return loadInstance(deps, inst.id);
+  return loadInstance(deps, req, inst.id);
 }
 
 /** 202: `{reservation_id}` when asked for, else Nova's create view of the first server. */
@@ -61,11 +65,11 @@ function serverScope(scope: FastifyInstance, deps: AppDeps, prefix: string) {
   scope.get('/servers', (req: Listing) => listServers(deps, req, prefix, false));
   scope.get('/servers/detail', (req: Listing) => listServers(deps, req, prefix, true));
   scope.get('/servers/:id', async (req: ById) => {
-    const inst = await loadInstance(deps, req.params.id);
+    const inst = await loadInstance(deps, req, req.params.id);
     return { server: (await views(deps, req, prefix, [inst]))[0] };
   });
   scope.put('/servers/:id', async (req: ById) => {
-    const inst = await updateServer(deps, req.params.id, req.body);
+    const inst = await updateServer(deps, req, req.params.id);
     return { server: await shortView(deps, req, prefix, inst) };
   });
   scope.post('/servers', (req, reply) => create(deps, req, reply, prefix));

@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { after, before, beforeEach } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { type ApiSettings, buildApp } from '../../api/app.ts';
+import { staticCaller } from '../../api/caller.ts';
 import { type Db, openDb } from '../../api/db/index.ts';
 import { migrate } from '../../api/db/migrations.ts';
 import { createPort } from '../../api/db/ports.ts';
@@ -316,7 +317,7 @@ export function serversHarness(engine: 'sqlite' | 'postgres', extra: Partial<Api
    */
   const placeOnly = async (claim?: string) => {
     const id = randomUUID();
-    const flavor = await resolveFlavor(db, '1');
+    const flavor = await resolveFlavor(db, { caller: staticCaller('admin') } as never, '1');
     const imageMeta = await resolveImage(db, images.plain, flavor, { role: 'admin' });
     const demand = { vcpus: flavor.vcpus, ramMb: flavor.ram, diskGb: flavor.disk };
     const placed = await placeInstance(

@@ -14,6 +14,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { FastifyRequest } from 'fastify';
+import { staticCaller } from '../../api/caller.ts';
 import { lockAs, reclaimableIds } from '../../api/db/server-changes.ts';
 import { getInstanceRow } from '../../api/db/servers.ts';
 import type { AppDeps } from '../../api/deps.ts';
@@ -34,7 +35,7 @@ import {
 } from './api-servers-harness.ts';
 
 const INTERVAL = 600;
-const member = { role: 'member' } as FastifyRequest;
+const member = { role: 'member', caller: staticCaller('member') } as FastifyRequest;
 
 /** A server soft-deleted by DELETE and by its agent. */
 async function softDeleted(h: Harness) {
@@ -66,7 +67,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       return r;
     };
     const lockedMeanwhile = async (id: string) => {
-      const stale = await loadInstance(deps(), id);
+      const stale = await loadInstance(deps(), member, id);
       assert.ok(await lockAs(h.db, id, 'admin', h.clock.now()));
       return stale;
     };

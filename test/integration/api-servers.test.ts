@@ -16,7 +16,12 @@ import { createHash } from 'node:crypto';
 import { describe, test } from 'node:test';
 import type { Image } from '../../contracts/compute.ts';
 import type { InstanceSpec } from '../../contracts/instances.ts';
-import type { Network, Port, Subnet } from '../../contracts/network.ts';
+import {
+  DEFAULT_PROJECT_ID,
+  type Network,
+  type Port,
+  type Subnet,
+} from '../../contracts/network.ts';
 import { waitFor } from '../helpers/env.ts';
 import { type Body, DOWN, MEMBER, type Server, serversHarness } from './api-servers-harness.ts';
 
@@ -267,6 +272,11 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.match(novaErr(named, 'badRequest', 400), /flavor\.name.*control characters/);
 
       // The bounds themselves are fine, and an empty os_command_line is no command line.
+      // 512 vCPUs is over the default cores quota (20), so the project's is lifted first.
+      const lifted = await call('PUT', `/os-quota-sets/${DEFAULT_PROJECT_ID}`, {
+        quota_set: { cores: -1 },
+      });
+      assert.equal(lifted.status, 200, JSON.stringify(lifted.body));
       const edge = await boot({ flavorRef: await flavor('v512', 512, 16) });
       assert.equal((await show(edge)).status, 'BUILD');
       const renamed = await call('PUT', `/servers/${edge}`, { server: { name: 'a\u009fb' } });

@@ -28,7 +28,12 @@ interface CruiseResult {
 }
 
 const depcruise = (cwd: string, args: string[]) =>
-  spawnSync(DEPCRUISE, ['--config', CONFIG, ...args], { cwd, encoding: 'utf8' });
+  // The JSON result of the whole tree is over spawnSync's default 1 MiB buffer.
+  spawnSync(DEPCRUISE, ['--config', CONFIG, ...args], {
+    cwd,
+    encoding: 'utf8',
+    maxBuffer: 256 * 1024 * 1024,
+  });
 
 /** The JSON result, and the exit status of the run as run_tests.sh does it (`err` output). */
 function cruise(cwd: string, dirs: string[]): { status: number | null; result: CruiseResult } {

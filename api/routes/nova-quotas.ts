@@ -1,0 +1,163 @@
+/**
+ * Nova's quotas as 2.1–2.35 show them (nova/api/openstack/compute/quota_sets.py,
+ * quota_classes.py, limits.py): GET /os-quota-sets/{project}, /defaults, /detail, PUT and
+ * DELETE; GET /os-quota-class-sets/default; GET /limits. Served at the endpoint root and
+ * under /v2.1, as the servers are.
+ *
+ * Invariants: a project's quotas are shown to its own callers and to admins (Nova's
+ * PROJECT_READER_OR_ADMIN, 403 otherwise), changed and reset only by admins; a PUT is
+ * checked whole (every key known, every value an integer -1..2^31-1) before anything is
+ * stored, so a refused one changes nothing; a limit below the current usage is accepted,
+ * as with Nova's counted quotas (`force` is accepted and changes nothing); usage is
+ * counted from the project's live servers, never stored.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { isPlainObject, ValidationError } from '../../contracts/schema.ts';
+import {
+  deleteProjectQuotas,
+  projectQuotas,
+  type QuotaLimits,
+  setProjectQuotas,
+} from '../db/quotas.ts';
+import { projectUsage } from '../db/servers.ts';
+import type { AppDeps } from '../deps.ts';
+import { callerProjectId } from '../policy.ts';
+import { type Query, values } from '../query.ts';
+import { installNovaErrors, requireAdminNova } from './nova.ts';
+import { novaDefaults } from './nova-quota-rules.ts';
+
+type ByProject = FastifyRequest<{ Params: { project: string } }>;
+type Listing = FastifyRequest<{ Querystring: Query }>;
+
+const MAX_INT = 2 ** 31 - 1;
+const sorted = (limits: QuotaLimits): QuotaLimits =>
+  Object.fromEntries(Object.entries(limits).sort(([a], [b]) => a.localeCompare(b)));
+
+/** What each shown key has in use: only servers are counted, the rest is 0 in Kumo. */
+async function inUse(deps: AppDeps, project: string): Promise<Record<string, number>> {
+  const used = await projectUsage(deps.db, project);
+  return { instances: used.instances, cores: used.cores, ram: used.ram };
+}
+
+/** Nova's show policy: the project's own callers, or an admin. */
+function requireReader(req: FastifyRequest, project: string, rule: string) {
+  if (!req.caller.isAdmin && project !== callerProjectId(req)) requireAdminNova(req, rule);
+}
+
+/** One quota value: an integer (or its decimal string) in -1..2^31-1. */
+function limitOf(key: string, raw: unknown): number {
+  const text = typeof raw === 'number' || typeof raw === 'string' ? String(raw) : '';
+  const n = /^-?\d{1,10}$/.test(text) ? Number(text) : Number.NaN;
+  if (!(n >= -1 && n <= MAX_INT))
+    throw new ValidationError(
+      `quota_set.${key}`,
+      `${JSON.stringify(raw)} is not an integer from -1 to ${MAX_INT}`,
+    );
+  return n;
+}
+
+/** The PUT body: `{"quota_set": {key: limit, …, "force"?}}`, every key one Nova shows. */
+function parseUpdate(deps: AppDeps, body: unknown): QuotaLimits {
+  const set = isPlainObject(body) ? body.quota_set : undefined;
+  if (!isPlainObject(set) || Object.keys(body as object).length !== 1)
+    throw new ValidationError('quota_set', 'is required and must be an object');
+  const known = novaDefaults(deps);
+  const out: QuotaLimits = {};
+  for (const [key, raw] of Object.entries(set)) {
+    if (key === 'force') {
+      if (typeof raw !== 'boolean' && !['true', 'false'].includes(String(raw).toLowerCase()))
+        throw new ValidationError('quota_set.force', 'must be a boolean');
+      continue;
+    }
+    if (!Object.hasOwn(known, key))
+      throw new ValidationError(`quota_set.${key}`, 'is not a recognised attribute');
+    out[key] = limitOf(key, raw);
+  }
+  return out;
+}
+
+async function detail(deps: AppDeps, project: string) {
+  const limits = sorted(await projectQuotas(deps.db, project, novaDefaults(deps)));
+  const used = await inUse(deps, project);
+  const shown: Record<string, unknown> = { id: project };
+  for (const [key, limit] of Object.entries(limits))
+    shown[key] = { in_use: used[key] ?? 0, limit, reserved: 0 };
+  return { quota_set: shown };
+}
+
+/** Nova's absolute limits of `project` (limits.py, views/limits.py below 2.36). */
+async function absoluteLimits(deps: AppDeps, project: string) {
+  const q = await projectQuotas(deps.db, project, novaDefaults(deps));
+  const used = await inUse(deps, project);
+  return {
+    maxImageMeta: q.metadata_items,
+    maxPersonality: q.injected_files,
+    maxPersonalitySize: q.injected_file_content_bytes,
+    maxSecurityGroupRules: q.security_group_rules,
+    maxSecurityGroups: q.security_groups,
+    maxServerGroupMembers: q.server_group_members,
+    maxServerGroups: q.server_groups,
+    maxServerMeta: q.metadata_items,
+    maxTotalCores: q.cores,
+    maxTotalFloatingIps: q.floating_ips,
+    maxTotalInstances: q.instances,
+    maxTotalKeypairs: q.key_pairs,
+    maxTotalRAMSize: q.ram,
+    totalCoresUsed: used.cores,
+    totalFloatingIpsUsed: 0,
+    totalInstancesUsed: used.instances,
+    totalRAMUsed: used.ram,
+    totalSecurityGroupsUsed: 0,
+    totalServerGroupsUsed: 0,
+  };
+}
+
+/** GET /limits: the caller's project, or (admin only) the one `tenant_id` names. */
+async function limits(deps: AppDeps, req: Listing) {
+  const named = values(req.query.tenant_id)[0];
+  const project = named ?? callerProjectId(req);
+  if (project !== callerProjectId(req))
+    requireAdminNova(req, 'os_compute_api:limits:other_project');
+  return { limits: { rate: [], absolute: await absoluteLimits(deps, project) } };
+}
+
+function quotaScope(scope: FastifyInstance, deps: AppDeps) {
+  installNovaErrors(scope, deps.log);
+  scope.get('/os-quota-sets/:project', async (req: ByProject) => {
+    const { project } = req.params;
+    requireReader(req, project, 'os_compute_api:os-quota-sets:show');
+    const limits = await projectQuotas(deps.db, project, novaDefaults(deps));
+    return { quota_set: { id: project, ...sorted(limits) } };
+  });
+  scope.get('/os-quota-sets/:project/defaults', async (req: ByProject) => ({
+    quota_set: { id: req.params.project, ...sorted(novaDefaults(deps)) },
+  }));
+  scope.get('/os-quota-sets/:project/detail', async (req: ByProject) => {
+    requireReader(req, req.params.project, 'os_compute_api:os-quota-sets:detail');
+    return detail(deps, req.params.project);
+  });
+  scope.put('/os-quota-sets/:project', async (req: ByProject) => {
+    requireAdminNova(req, 'os_compute_api:os-quota-sets:update');
+    const changes = parseUpdate(deps, req.body);
+    const { project } = req.params;
+    await deps.db.transaction((tx) => setProjectQuotas(tx, project, changes));
+    deps.log.info({ projectId: project, quotas: changes }, 'compute quotas set');
+    return { quota_set: sorted(await projectQuotas(deps.db, project, novaDefaults(deps))) };
+  });
+  scope.delete('/os-quota-sets/:project', async (req: ByProject, reply) => {
+    requireAdminNova(req, 'os_compute_api:os-quota-sets:delete');
+    await deleteProjectQuotas(deps.db, req.params.project);
+    deps.log.info({ projectId: req.params.project }, 'compute quotas reset to the defaults');
+    return reply.status(202).send();
+  });
+  scope.get('/os-quota-class-sets/:id', async (req: FastifyRequest<{ Params: { id: string } }>) => {
+    requireAdminNova(req, 'os_compute_api:os-quota-class-sets:show');
+    return { quota_class_set: { id: req.params.id, ...sorted(novaDefaults(deps)) } };
+  });
+  scope.get('/limits', (req: Listing) => limits(deps, req));
+}
+
+export function novaQuotaRoutes(app: FastifyInstance, deps: AppDeps) {
+  for (const prefix of ['', '/v2.1'])
+    void app.register(async (scope) => quotaScope(scope, deps), { prefix });
+}
