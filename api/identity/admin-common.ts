@@ -107,7 +107,8 @@ export const selfUrl = (deps: IdentityDeps, req: FastifyRequest) => `${baseOf(de
 
 /**
  * Runs `change` in one transaction, records the revocation events it returns in that
- * transaction, then refreshes the revocation list after commit. A unique-constraint
+ * transaction, then commits them (revocations.ts: they cover the commit's moment, and the
+ * list is reloaded) before the route answers. A unique-constraint
  * failure (a concurrent create with the same name) becomes `onDuplicate`.
  */
 export async function changeAndRevoke<T>(
@@ -115,19 +116,18 @@ export async function changeAndRevoke<T>(
   change: (tx: Queryable) => Promise<{ result: T; revoke?: RevocationEvent[] }>,
   onDuplicate?: () => ApiError,
 ): Promise<T> {
-  let revoked = 0;
+  const ids: string[] = [];
   let out: T;
   try {
     out = await deps.db.transaction(async (tx) => {
       const { result, revoke = [] } = await change(tx);
-      for (const event of revoke) await deps.revocations.record(tx, event);
-      revoked = revoke.length;
+      for (const event of revoke) ids.push(await deps.revocations.record(tx, event));
       return result;
     });
   } catch (e) {
     if (onDuplicate && constraintKind(e) === 'unique') throw onDuplicate();
     throw e;
   }
-  if (revoked > 0) await deps.revocations.refresh();
+  await deps.revocations.commit(ids);
   return out;
 }

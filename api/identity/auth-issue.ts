@@ -13,7 +13,6 @@ import { ApiError } from '../../contracts/errors.ts';
 import { expandRoles } from '../caller.ts';
 import type { Queryable, Row } from '../db/index.ts';
 import type { AuthRequest, DomainRef, IdentityRef, ScopeRef } from './auth-body.ts';
-import type { RevocationCheck } from './authenticator.ts';
 import {
   type DomainRow,
   findDomainByName,
@@ -28,6 +27,7 @@ import {
   type UserRow,
 } from './lookup.ts';
 import { hashPassword, verifyPassword } from './passwords.ts';
+import type { Revocations } from './revocations.ts';
 import type { TokenSubject } from './token-view.ts';
 import { type KeyRing, newAuditId, type TokenClaims, verifyToken } from './tokens.ts';
 
@@ -36,7 +36,7 @@ const refuse = () => new ApiError('NotAuthenticated', UNAUTHORIZED);
 
 export interface IssueContext {
   ring: KeyRing;
-  revocations: RevocationCheck;
+  revocations: Pick<Revocations, 'isRevoked' | 'isRevokedNow'>;
   nowMs: number;
   /** Seconds a new token lives. */
   expiration: number;
@@ -60,10 +60,15 @@ async function passwordUser(q: Queryable, id: Extract<IdentityRef, { method: 'pa
   return user;
 }
 
-/** The claims of a token given as an identity (rescoping), or a 401. */
-function parentClaims(token: string, ctx: IssueContext): TokenClaims {
+/**
+ * The claims of a token given as an identity (rescoping), or a 401. The database is asked
+ * too: a replica whose list has not yet heard a revocation must not mint a fresh token
+ * from the revoked one.
+ */
+async function parentClaims(q: Queryable, token: string, ctx: IssueContext) {
   const v = verifyToken(token, ctx.ring, ctx.nowMs);
   if (!v.ok || ctx.revocations.isRevoked(v.claims)) throw refuse();
+  if (await ctx.revocations.isRevokedNow(q, v.claims)) throw refuse();
   return v.claims;
 }
 
@@ -111,7 +116,7 @@ async function scopeProject(q: Queryable, scope: ScopeRef, user: UserRow) {
 /** A new token's claims and what its body names; a 401 when anything is amiss. */
 export async function authenticate(q: Queryable, req: AuthRequest, ctx: IssueContext) {
   const parent =
-    req.identity.method === 'token' ? parentClaims(req.identity.token, ctx) : undefined;
+    req.identity.method === 'token' ? await parentClaims(q, req.identity.token, ctx) : undefined;
   const found =
     req.identity.method === 'password'
       ? await passwordUser(q, req.identity)

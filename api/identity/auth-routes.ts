@@ -78,8 +78,11 @@ export function authRoutes(app: FastifyInstance, deps: IdentityDeps) {
       .send(tokenBody(claims, subject, wantsCatalog(req) ? catalog : undefined));
   });
 
-  /** The subject token's claims, when the caller may see it; 404 / 403 otherwise. */
-  const subjectClaims = (req: FastifyRequest, action: string): TokenClaims => {
+  /**
+   * The subject token's claims, when the caller may see it; 404 / 403 otherwise. The
+   * database is asked too (an external kumo-api trusts this answer for its cache period).
+   */
+  const subjectClaims = async (req: FastifyRequest, action: string): Promise<TokenClaims> => {
     const token = subjectHeader(req);
     const v = verifyToken(token, deps.ring, nowMs());
     if (!v.ok || deps.revocations.isRevoked(v.claims)) throw notFound(token);
@@ -89,11 +92,12 @@ export function authRoutes(app: FastifyInstance, deps: IdentityDeps) {
         'PolicyNotAuthorized',
         `You are not authorized to perform the requested action: identity:${action}.`,
       );
+    if (await deps.revocations.isRevokedNow(deps.db, v.claims)) throw notFound(token);
     return v.claims;
   };
 
   app.get('/v3/auth/tokens', async (req, reply) => {
-    const claims = subjectClaims(req, 'validate_token');
+    const claims = await subjectClaims(req, 'validate_token');
     const subject = await subjectOf(deps.db, claims);
     if (!subject) throw notFound(subjectHeader(req));
     return reply
@@ -102,11 +106,11 @@ export function authRoutes(app: FastifyInstance, deps: IdentityDeps) {
   });
 
   app.delete('/v3/auth/tokens', async (req, reply: FastifyReply) => {
-    const claims = subjectClaims(req, 'revoke_token');
-    await deps.db.transaction((tx) =>
+    const claims = await subjectClaims(req, 'revoke_token');
+    const id = await deps.db.transaction((tx) =>
       deps.revocations.record(tx, { auditId: claims.auditIds[0] as string }),
     );
-    await deps.revocations.refresh();
+    await deps.revocations.commit([id]);
     return reply.status(204).send();
   });
 

@@ -5,9 +5,11 @@
  * `token_cache_time` seconds (never past the token's own expiry).
  *
  * Invariants: roles and the project come only from Keystone's answer, never from the
- * request; a token Keystone does not know (404, 401) is refused and that answer is cached
+ * request; a token Keystone does not know (404) is refused and that answer is cached
  * too, so a flood of bad tokens costs one validation each per cache period; Keystone
- * unreachable or answering 5xx is a 503 (the token may be good), never a 401; the cache
+ * unreachable, answering 5xx or anything unreadable, or refusing kumo's own service
+ * credentials (401 again after a fresh login, 403) is a 503 (the token may be good),
+ * never a 401, and is not cached; the cache
  * holds at most `maxEntries` tokens, keyed by their SHA-256, never the token itself.
  */
 import { createHash } from 'node:crypto';
@@ -68,6 +70,11 @@ export function externalAuthenticator(
   const unavailable = (why: string) =>
     new ApiError('ServiceUnavailable', `The identity service cannot validate tokens: ${why}.`);
 
+  const jsonOf = (res: Response): Promise<unknown> =>
+    res.json().catch((e: Error) => {
+      throw unavailable(`its answer is not JSON (${e.message})`);
+    });
+
   const call = async (path: string, init: RequestInit) => {
     try {
       return await fetch(`${base}${path}`, {
@@ -97,8 +104,11 @@ export function externalAuthenticator(
       }),
     });
     const token = res.headers.get('x-subject-token');
-    if (res.status !== 201 || !token) throw unavailable(`service login answered ${res.status}`);
-    const body = (await res.json()) as TokenBody;
+    if (res.status !== 201 || !token) {
+      await res.body?.cancel();
+      throw unavailable(`service login answered ${res.status}`);
+    }
+    const body = (await jsonOf(res)) as TokenBody;
     const expires = Date.parse(body.token?.expires_at ?? '') || now() + 300_000;
     // Renewed a minute early, so a validation never carries an expired service token.
     service = { token, until: expires - 60_000 };
@@ -109,14 +119,23 @@ export function externalAuthenticator(
     const res = await call('/auth/tokens?nocatalog', {
       headers: { 'x-auth-token': await serviceToken(), 'x-subject-token': token },
     });
+    // A 401 refuses kumo's own service token, not the subject: log in again once; if the
+    // fresh one is refused too, the token cannot be judged (keystonemiddleware's
+    // ServiceError), never a 401 for the caller.
     if (res.status === 401 && !retried) {
+      await res.body?.cancel();
       service = undefined;
       return validate(token, true);
     }
-    if (res.status === 404 || res.status === 401)
+    if (res.status === 404) {
+      await res.body?.cancel();
       return { caller: undefined, until: now() + s.cacheSeconds * 1000 };
-    if (res.status !== 200) throw unavailable(`token validation answered ${res.status}`);
-    const body = (await res.json()) as TokenBody;
+    }
+    if (res.status !== 200) {
+      await res.body?.cancel();
+      throw unavailable(`token validation answered ${res.status}`);
+    }
+    const body = (await jsonOf(res)) as TokenBody;
     const expires = Date.parse(body.token?.expires_at ?? '') || now();
     return {
       caller: callerOfTokenBody(body),

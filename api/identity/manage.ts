@@ -113,7 +113,7 @@ export async function bootstrap(db: Db, r: BootstrapRequest, say: (s: string) =>
     log: silentLogger(),
   });
   try {
-    await db.transaction(async (tx) => {
+    const revoked = await db.transaction(async (tx) => {
       const now = new Date().toISOString();
       const projectId = await ensureRow(tx, say, 'project', r.project, now);
       const user = await ensureUser(tx, say, r, hash, now);
@@ -125,8 +125,9 @@ export async function bootstrap(db: Db, r: BootstrapRequest, say: (s: string) =>
         await addGrant(tx, grant);
         say(`granted role ${r.role} to user ${r.user} on project ${r.project}`);
       }
-      if (user.revoke) await revocations.record(tx, { userId: user.id });
+      return user.revoke ? [await revocations.record(tx, { userId: user.id })] : [];
     });
+    await revocations.commit(revoked);
   } finally {
     await revocations.close();
   }
