@@ -31,23 +31,29 @@ export async function projectQuotas(
   return out;
 }
 
-/** Sets (or, with `undefined`, resets to the default) a project's limits. */
+/**
+ * Sets (or, with `undefined`, resets to the default) a project's limits. One upsert per
+ * row, in resource order: concurrent sets of one project neither collide on the primary
+ * key nor lock its rows in opposite orders (PostgreSQL); the last to commit wins whole.
+ */
 export async function setProjectQuotas(
   q: Queryable,
   projectId: string,
   limits: Record<string, number | undefined>,
 ): Promise<void> {
-  for (const [resource, limit] of Object.entries(limits)) {
-    await q.query('DELETE FROM quotas WHERE project_id = ? AND resource = ?', [
-      projectId,
-      resource,
-    ]);
-    if (limit !== undefined)
-      await q.query('INSERT INTO quotas (project_id, resource, hard_limit) VALUES (?, ?, ?)', [
+  const sorted = Object.entries(limits).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  for (const [resource, limit] of sorted) {
+    if (limit === undefined)
+      await q.query('DELETE FROM quotas WHERE project_id = ? AND resource = ?', [
         projectId,
         resource,
-        limit,
       ]);
+    else
+      await q.query(
+        `INSERT INTO quotas (project_id, resource, hard_limit) VALUES (?, ?, ?)
+          ON CONFLICT (project_id, resource) DO UPDATE SET hard_limit = excluded.hard_limit`,
+        [projectId, resource, limit],
+      );
   }
 }
 

@@ -7,7 +7,8 @@
  * and deletes, its own ports and those on its networks (any other is a 404, as a missing
  * one), updates only its own; creates on its own and shared networks only; never sees or
  * sets the binding attributes; sets a MAC only on create on its own network, a fixed
- * `ip_address` and a `network:*` device_owner only on its own network.
+ * `ip_address` and a `network:*` device_owner only on its own network, and changes a
+ * port's fixed_ips only on its own network (on a shared one it picks them on create).
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import {
@@ -58,7 +59,9 @@ function mayPolice(req: FastifyRequest, attr: string, item: PortBody, n: Network
     case 'mac_address':
       return create ? netOwner : admin;
     case 'fixed_ips':
-      return netOwner || (n.shared && !(item.fixed_ips ?? []).some((f) => f.ip_address));
+      // create_port:fixed_ips admits a shared network's users (subnet_id only);
+      // update_port:fixed_ips is the network owner's alone.
+      return netOwner || (create && n.shared && !(item.fixed_ips ?? []).some((f) => f.ip_address));
     case 'device_owner':
       return netOwner || !(item.device_owner ?? '').startsWith('network:');
     case 'binding:vnic_type':

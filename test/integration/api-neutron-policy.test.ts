@@ -182,7 +182,15 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.equal(pa.project_id, A);
       assert.equal(pb.project_id, B);
       assert.equal((await ids(memberA, 'ports')).includes(pb.id), false, 'not B’s port');
-      let msg = await refused(403, 'PolicyNotAuthorized', memberA, 'POST', '/v2.0/ports', {
+      // update_port:fixed_ips is the network owner's, even with a subnet_id alone.
+      let msg = await refused(403, 'PolicyNotAuthorized', memberB, 'PUT', `/v2.0/ports/${pb.id}`, {
+        port: { fixed_ips: [{ subnet_id: sharedSub.id }] },
+      });
+      assert.equal(
+        msg,
+        '(rule:update_port and (rule:update_port:fixed_ips and (rule:update_port:fixed_ips:subnet_id))) is disallowed by policy',
+      );
+      msg = await refused(403, 'PolicyNotAuthorized', memberA, 'POST', '/v2.0/ports', {
         port: { network_id: shared.id, fixed_ips: [{ ip_address: '10.2.0.50' }] },
       });
       assert.equal(

@@ -152,6 +152,25 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.equal((await call(member, 'POST', '/v2.0/networks', { network: {} })).status, 201);
     });
 
+    test('concurrent quota sets of one project all succeed; one of them is the last', async () => {
+      const P = hexId();
+      const sets = await Promise.all(
+        Array.from({ length: 12 }, (_, i) => {
+          // Half name the limits in the other order: no two sets lock rows in opposite orders.
+          const quota =
+            i % 2 ? { network: 20 + i, port: 40 + i } : { port: 40 + i, network: 20 + i };
+          return call(admin, 'PUT', `/v2.0/quotas/${P}`, { quota });
+        }),
+      );
+      assert.deepEqual(
+        sets.map((r) => r.status),
+        Array(12).fill(200),
+        JSON.stringify(sets.find((r) => r.status !== 200)?.body),
+      );
+      const { network, port } = await quota(P);
+      assert.equal(Number(port) - Number(network), 20, 'both limits come from the same PUT');
+    });
+
     test('20 concurrent creates against a quota of 10 create exactly 10', async () => {
       const P = hexId();
       const member = t.token({ project: P });
