@@ -99,12 +99,18 @@ export function catalogRoutes(app: FastifyInstance, deps: IdentityDeps) {
       ),
     };
   });
-  const readOnly = async () => {
+  // Policy first, as Keystone: a non-admin is refused (403) before the backend says 501.
+  const readOnly = (rule: string) => async (req: FastifyRequest) => {
+    requireAdmin(req, `identity:${rule}`);
     throw new ApiError('NotImplemented', READ_ONLY);
   };
-  for (const kind of ['services', 'endpoints', 'regions']) {
-    app.post(`/v3/${kind}`, readOnly);
-    app.patch(`/v3/${kind}/:id`, readOnly);
-    app.delete(`/v3/${kind}/:id`, readOnly);
+  for (const [kind, one] of [
+    ['services', 'service'],
+    ['endpoints', 'endpoint'],
+    ['regions', 'region'],
+  ] as const) {
+    app.post(`/v3/${kind}`, readOnly(`create_${one}`));
+    app.patch(`/v3/${kind}/:id`, readOnly(`update_${one}`));
+    app.delete(`/v3/${kind}/:id`, readOnly(`delete_${one}`));
   }
 }
