@@ -106,14 +106,26 @@ export async function flavorAccess(db: Queryable, flavorId: string): Promise<str
   return rows.map((r) => r.project_id);
 }
 
-/** Offers a flavor to a project; false when it already was (the primary key decides races). */
-export async function addFlavorAccess(db: Db, flavorId: string, project: string) {
-  const rows = await db.query(
-    `INSERT INTO flavor_access (flavor_id, project_id) VALUES (?, ?)
-       ON CONFLICT DO NOTHING RETURNING flavor_id`,
-    [flavorId, project],
-  );
-  return rows.length > 0;
+/**
+ * Offers a flavor to a project: `exists` when it already was (the primary key decides
+ * races), `gone` when the flavor was deleted since it was read (the foreign key decides).
+ */
+export async function addFlavorAccess(
+  db: Db,
+  flavorId: string,
+  project: string,
+): Promise<'added' | 'exists' | 'gone'> {
+  try {
+    const rows = await db.query(
+      `INSERT INTO flavor_access (flavor_id, project_id) VALUES (?, ?)
+         ON CONFLICT DO NOTHING RETURNING flavor_id`,
+      [flavorId, project],
+    );
+    return rows.length > 0 ? 'added' : 'exists';
+  } catch (e) {
+    if (constraintKind(e) === 'foreign_key') return 'gone';
+    throw e;
+  }
 }
 
 /** Withdraws a flavor from a project; false when it was not offered. */

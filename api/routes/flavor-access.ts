@@ -6,7 +6,8 @@
  * Invariants: all three are admin-only (Nova's os-flavor-access policies, 403 `forbidden`
  * otherwise, nothing changed); a public flavor has no access list (404) and, from 2.7 on,
  * takes no access (409) as in Nova; a project given twice is 409 and one never given is
- * 404, decided by the access row's primary key, so racing admins cannot both win.
+ * 404, decided by the access row's primary key, so racing admins cannot both win; a
+ * flavor deleted between its read and the insert is its 404 (the foreign key decides).
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AddTenantAccess, RemoveTenantAccess } from '../../contracts/compute.ts';
@@ -16,6 +17,7 @@ import {
   addFlavorAccess,
   type FlavorRecord,
   flavorAccess,
+  flavorNotFound,
   removeFlavorAccess,
 } from '../db/flavors.ts';
 import type { AppDeps } from '../deps.ts';
@@ -38,7 +40,9 @@ async function addAccess(deps: AppDeps, req: ById, load: Load) {
   const flavor = await load(req, req.params.id);
   if (flavor.isPublic && atLeast(req, 7))
     throw new ApiError('Conflict', 'Can not add access to a public flavor.');
-  if (!(await addFlavorAccess(deps.db, flavor.id, tenant)))
+  const added = await addFlavorAccess(deps.db, flavor.id, tenant);
+  if (added === 'gone') throw flavorNotFound(flavor.id);
+  if (added === 'exists')
     throw new ApiError(
       'Conflict',
       `Flavor access already exists for flavor ${flavor.id} and project ${tenant} combination.`,

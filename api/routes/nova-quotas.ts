@@ -7,14 +7,19 @@
  * Invariants: a project's quotas are shown to its own callers and to admins (Nova's
  * PROJECT_READER_OR_ADMIN, 403 otherwise), changed and reset only by admins; a PUT is
  * checked whole (every key known, every value an integer -1..2^31-1) before anything is
- * stored, so a refused one changes nothing; a limit below the current usage is accepted,
- * as with Nova's counted quotas (`force` is accepted and changes nothing); usage is
+ * stored, so a refused one changes nothing; a limit below what the project already uses
+ * is Nova's 400 unless `force` is true (quota_sets.py _validate_quota_limit, whose minimum
+ * is the counted in_use), checked under the project's quota lock in the transaction that
+ * stores the limits, so a concurrent server create cannot slip in between; usage is
  * counted from the project's live servers, never stored.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { ApiError } from '../../contracts/errors.ts';
 import { isPlainObject, ValidationError } from '../../contracts/schema.ts';
+import type { Queryable } from '../db/index.ts';
 import {
   deleteProjectQuotas,
+  lockQuota,
   projectQuotas,
   type QuotaLimits,
   setProjectQuotas,
@@ -56,24 +61,65 @@ function limitOf(key: string, raw: unknown): number {
   return n;
 }
 
+/** Nova's bool_from_string for `force`, strict: a boolean or its spelling. */
+function forceOf(raw: unknown): boolean {
+  const v = String(raw).toLowerCase();
+  if (typeof raw === 'boolean') return raw;
+  if (['true', '1', 't', 'yes', 'y', 'on'].includes(v)) return true;
+  if (['false', '0', 'f', 'no', 'n', 'off'].includes(v)) return false;
+  throw new ValidationError('quota_set.force', 'must be a boolean');
+}
+
+interface QuotaUpdate {
+  limits: QuotaLimits;
+  force: boolean;
+}
+
 /** The PUT body: `{"quota_set": {key: limit, …, "force"?}}`, every key one Nova shows. */
-function parseUpdate(deps: AppDeps, body: unknown): QuotaLimits {
+function parseUpdate(deps: AppDeps, body: unknown): QuotaUpdate {
   const set = isPlainObject(body) ? body.quota_set : undefined;
   if (!isPlainObject(set) || Object.keys(body as object).length !== 1)
     throw new ValidationError('quota_set', 'is required and must be an object');
   const known = novaDefaults(deps);
-  const out: QuotaLimits = {};
+  const limits: QuotaLimits = {};
+  let force = false;
   for (const [key, raw] of Object.entries(set)) {
     if (key === 'force') {
-      if (typeof raw !== 'boolean' && !['true', 'false'].includes(String(raw).toLowerCase()))
-        throw new ValidationError('quota_set.force', 'must be a boolean');
+      force = forceOf(raw);
       continue;
     }
     if (!Object.hasOwn(known, key))
       throw new ValidationError(`quota_set.${key}`, 'is not a recognised attribute');
-    out[key] = limitOf(key, raw);
+    limits[key] = limitOf(key, raw);
   }
-  return out;
+  return { limits, force };
+}
+
+/**
+ * Nova's minimum of a new limit: what the project already uses (-1, unlimited, is above
+ * any). Under the project's quota lock, so no server create counts meanwhile.
+ */
+async function checkAboveUsage(tx: Queryable, deps: AppDeps, project: string, limits: QuotaLimits) {
+  await lockQuota(tx, deps.db.engine, project, 'instances');
+  const used: Record<string, number> = await projectUsage(tx, project);
+  for (const [key, limit] of Object.entries(limits)) {
+    const minimum = used[key] ?? 0;
+    if (limit !== -1 && limit < minimum)
+      throw new ApiError(
+        'BadRequest',
+        `Quota limit ${limit} for ${key} must be greater than or equal to already used and reserved ${minimum}.`,
+      );
+  }
+}
+
+/** PUT: the whole body checked, then (unless forced) against usage, then stored. */
+async function updateQuotas(deps: AppDeps, project: string, body: unknown) {
+  const { limits, force } = parseUpdate(deps, body);
+  await deps.db.transaction(async (tx) => {
+    if (!force) await checkAboveUsage(tx, deps, project, limits);
+    await setProjectQuotas(tx, project, limits);
+  });
+  deps.log.info({ projectId: project, quotas: limits, force }, 'compute quotas set');
 }
 
 async function detail(deps: AppDeps, project: string) {
@@ -138,10 +184,8 @@ function quotaScope(scope: FastifyInstance, deps: AppDeps) {
   });
   scope.put('/os-quota-sets/:project', async (req: ByProject) => {
     requireAdminNova(req, 'os_compute_api:os-quota-sets:update');
-    const changes = parseUpdate(deps, req.body);
     const { project } = req.params;
-    await deps.db.transaction((tx) => setProjectQuotas(tx, project, changes));
-    deps.log.info({ projectId: project, quotas: changes }, 'compute quotas set');
+    await updateQuotas(deps, project, req.body);
     return { quota_set: sorted(await projectQuotas(deps.db, project, novaDefaults(deps))) };
   });
   scope.delete('/os-quota-sets/:project', async (req: ByProject, reply) => {

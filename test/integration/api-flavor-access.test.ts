@@ -2,10 +2,12 @@
  * Private flavors and os-flavor-access on both engines: an admin creates a private
  * flavor and offers it to one project; that project's members list, show and boot it,
  * another project's see a 404 (and a 400 flavorRef at create); only admins read or
- * change the access list, with Nova's 404/409 answers; every refusal changes nothing.
+ * change the access list, with Nova's 404/409 answers; every refusal changes nothing;
+ * access given while the flavor is deleted is the flavor's 404, never a 500 or a row.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { addFlavorAccess } from '../../api/db/flavors.ts';
 import { type Body, novaError, novaPolicyHarness } from './api-nova-policy-harness.ts';
 
 for (const engine of ['sqlite', 'postgres'] as const) {
@@ -97,6 +99,36 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       );
       const removed = await action('priv-b', { removeTenantAccess: { tenant: projects.b } });
       assert.deepEqual(removed.body, { flavor_access: [] });
+    });
+
+    test('access given to a flavor deleted meanwhile is its 404 and leaves no row', async () => {
+      await privateFlavor('priv-d');
+      assert.equal(await addFlavorAccess(h.ctx.db, 'priv-d', projects.a), 'added');
+      assert.equal(await addFlavorAccess(h.ctx.db, 'priv-d', projects.a), 'exists');
+      assert.equal((await h.call('DELETE', '/flavors/priv-d', who.admin)).status, 202);
+      assert.equal(await addFlavorAccess(h.ctx.db, 'priv-d', projects.a), 'gone');
+      const ids = Array.from({ length: 8 }, (_, i) => `race-${i}`);
+      for (const id of ids) await privateFlavor(id);
+      const answers = await Promise.all(
+        ids.map(async (id) => {
+          const [add, del] = await Promise.all([
+            action(id, { addTenantAccess: { tenant: projects.b } }),
+            h.call('DELETE', `/flavors/${id}`, who.admin),
+          ]);
+          assert.equal(del.status, 202);
+          if (add.status !== 200)
+            assert.equal(novaError(add, 404).message, `Flavor ${id} could not be found.`);
+          return add.status;
+        }),
+      );
+      assert.ok(
+        answers.every((s) => s === 200 || s === 404),
+        String(answers),
+      );
+      const left = await h.ctx.db.query(
+        `SELECT * FROM flavor_access WHERE flavor_id = 'priv-d' OR flavor_id LIKE 'race-%'`,
+      );
+      assert.deepEqual(left, []);
     });
 
     test('deleting a flavor takes its access with it; members cannot create or delete', async () => {

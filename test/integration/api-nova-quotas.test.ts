@@ -2,7 +2,8 @@
  * Nova's quotas on both engines: os-quota-sets (show, defaults, detail, PUT, DELETE),
  * os-quota-class-sets/default and /limits with their policies; enforcement at server
  * create (instances, cores, ram; min_count/max_count as Nova counts them) with Nova's 403
- * TooManyInstances message and nothing created; 20 concurrent creates against an
+ * TooManyInstances message and nothing created; a limit below the usage refused unless
+ * forced (Nova's _validate_quota_limit); 20 concurrent creates against an
  * instances quota of 10 create exactly 10.
  */
 import assert from 'node:assert/strict';
@@ -123,6 +124,31 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         'Quota exceeded for cores, ram: Requested 1, 512, but already used 2, 1024 of 2, 1024 cores, ram',
       );
       assert.deepEqual(await h.snapshot(), before);
+      assert.equal((await h.call('DELETE', `/os-quota-sets/${p}`, who.admin)).status, 202);
+    });
+
+    test("a limit below the project's usage is Nova's 400 unless forced; nothing changes", async () => {
+      const p = projects.b;
+      await h.server(who.memberB);
+      const n = await liveCount(p);
+      const before = (await quotas(who.admin, p)).body;
+      const below = (set: Body) => setQuotas(p, { key_pairs: 5, ...set });
+      const floor = (key: string, limit: number, used: number) =>
+        `Quota limit ${limit} for ${key} must be greater than or equal to already used and reserved ${used}.`;
+      assert.equal(
+        novaError(await below({ instances: n - 1 }), 400).message,
+        floor('instances', n - 1, n),
+      );
+      assert.equal(novaError(await below({ cores: n - 1 }), 400).message, floor('cores', n - 1, n));
+      assert.equal(novaError(await below({ ram: 1 }), 400).message, floor('ram', 1, n * 512));
+      const badForce = await below({ instances: 0, force: 'maybe' });
+      assert.match(novaError(badForce, 400).message, /quota_set\.force/);
+      assert.deepEqual((await quotas(who.admin, p)).body, before, 'nothing changed');
+      assert.equal((await setQuotas(p, { instances: n, cores: -1 })).status, 200);
+      const forced = await setQuotas(p, { instances: 0, ram: 0, force: 'True' });
+      assert.equal(forced.status, 200, JSON.stringify(forced.body));
+      const shown = (await quotas(who.admin, p)).body.quota_set as Body;
+      assert.deepEqual([shown.instances, shown.cores, shown.ram], [0, -1, 0]);
       assert.equal((await h.call('DELETE', `/os-quota-sets/${p}`, who.admin)).status, 202);
     });
 
