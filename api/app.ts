@@ -58,6 +58,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     memberTokens: deps.settings.memberTokens,
     ...(deps.settings.serviceTokens ? { serviceTokens: deps.settings.serviceTokens } : {}),
     ...(deps.tokens ? { tokens: deps.tokens } : {}),
+    ...(deps.settings.authUri ? { authUri: deps.settings.authUri } : {}),
   });
   installMicroversions(app);
   versionRoutes(app);

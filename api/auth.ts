@@ -11,7 +11,7 @@
  * token reaches only routes marked `config.allowService`.
  */
 import { timingSafeEqual } from 'node:crypto';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError } from '../contracts/errors.ts';
 import {
   type Authenticator,
@@ -29,6 +29,11 @@ export interface AuthConfig {
   tokens?: Authenticator;
   /** The identity listener: unscoped tokens are admitted (its routes check scope). */
   allowUnscoped?: boolean;
+  /**
+   * Keystone's URL, sent on every 401 as keystonemiddleware does
+   * (`WWW-Authenticate: Keystone uri="…"`), so a client knows where to log in.
+   */
+  authUri?: string;
 }
 
 declare module 'fastify' {
@@ -60,15 +65,9 @@ export function staticTokenCaller(token: string, auth: AuthConfig): Caller | und
 
 const READS = new Set(['GET', 'HEAD']);
 
-function tokenOf(req: FastifyRequest): string {
+function tokenOf(req: FastifyRequest): string | undefined {
   const header = req.headers['x-auth-token'];
-  const token = Array.isArray(header) ? header[0] : header;
-  if (!token)
-    throw new ApiError(
-      'NotAuthenticated',
-      'Authentication required: the X-Auth-Token header is missing.',
-    );
-  return token;
+  return (Array.isArray(header) ? header[0] : header) || undefined;
 }
 
 /** The policy every route shares, once the caller is known. */
@@ -94,15 +93,18 @@ function admit(req: FastifyRequest, caller: Caller, auth: AuthConfig) {
 export function installAuth(app: FastifyInstance, auth: AuthConfig) {
   app.decorateRequest('role', 'member');
   app.decorateRequest('caller', null as unknown as Caller);
-  app.addHook('onRequest', async (req) => {
+  // A 401 carries keystonemiddleware's challenge, so a client knows where to log in.
+  const challenge = (reply: FastifyReply, message: string) => {
+    if (auth.authUri) void reply.header('www-authenticate', `Keystone uri="${auth.authUri}"`);
+    return new ApiError('NotAuthenticated', message);
+  };
+  app.addHook('onRequest', async (req, reply) => {
     if (req.routeOptions.config?.public) return;
     const token = tokenOf(req);
+    if (!token)
+      throw challenge(reply, 'Authentication required: the X-Auth-Token header is missing.');
     const caller = staticTokenCaller(token, auth) ?? (await auth.tokens?.authenticate(token));
-    if (!caller)
-      throw new ApiError(
-        'NotAuthenticated',
-        'Authentication failed: the X-Auth-Token is not valid.',
-      );
+    if (!caller) throw challenge(reply, 'Authentication failed: the X-Auth-Token is not valid.');
     admit(req, caller, auth);
     req.caller = caller;
     req.role = roleOfCaller(caller);

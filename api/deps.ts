@@ -53,6 +53,8 @@ export interface ApiSettings {
    * server is reclaimed that long after; 0 or absent, a DELETE deletes at once.
    */
   reclaimInstanceInterval?: number;
+  /** Keystone's URL for 401 challenges (WWW-Authenticate); none sent when absent. */
+  authUri?: string;
   /** [quotas] (Neutron's resources) and [quota] (Nova's); QUOTA_DEFAULTS when absent. */
   quotas?: { neutron: QuotaLimits; nova: QuotaLimits };
 }

@@ -56,6 +56,7 @@ function apiSettings(config: DaemonContext['config']): ApiSettings {
     agentDownTime: config.DEFAULT.agent_down_time,
     bodyLimit: config.api.body_limit,
     publicEndpoint: publicEndpoint(config),
+    authUri: config.keystone_authtoken.auth_url ?? identityEndpoint(config),
     network: {
       tenantNetworkTypes: config.ml2.tenant_network_types,
       vniRanges: config.ml2.vni_ranges,

@@ -145,6 +145,20 @@ describe('identity, projects and quotas through the openstack CLI', { timeout: 6
       Buffer.from(payload, 'base64url').toString().replace('"member"', '"admin"'),
     ).toString('base64url');
     assert.equal(await statusWith(`${forged}.${mac}`), 401);
+    const challenged = await fetch(`${c.url}/v2.0/networks`, {
+      headers: { 'x-auth-token': forged },
+    });
+    assert.equal(
+      challenged.headers.get('www-authenticate'),
+      `Keystone uri="http://127.0.0.1:${c.identityPort}"`,
+      "a 401 names Keystone's URL, as keystonemiddleware's does",
+    );
+    assert.equal(
+      (await fetch(`${c.url}/v2.0/networks`, { headers: { 'x-auth-token': t.id } })).headers.get(
+        'www-authenticate',
+      ),
+      null,
+    );
     const ring = openKeyRing({ dir: join(c.dir.path, 'token-keys') });
     const past = Date.now() - 7_200_000;
     const expired = signToken(
