@@ -146,7 +146,7 @@ describe('identity, projects and quotas through the openstack CLI', { timeout: 6
     ).toString('base64url');
     assert.equal(await statusWith(`${forged}.${mac}`), 401);
     const challenged = await fetch(`${c.url}/v2.0/networks`, {
-      headers: { 'x-auth-token': forged },
+      headers: { 'x-auth-token': `${forged}.${mac}` },
     });
     assert.equal(
       challenged.headers.get('www-authenticate'),
