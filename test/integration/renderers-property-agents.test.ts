@@ -33,6 +33,7 @@ import { tunnelPeers } from '../../agents/ovs/l2.ts';
 import { planOvs } from '../../agents/ovs/plan.ts';
 import type { Db } from '../../api/db/index.ts';
 import { listPorts } from '../../api/db/ports.ts';
+import { QUOTA_DEFAULTS } from '../../api/deps.ts';
 import { createReportConsumer } from '../../api/liveness.ts';
 import { createRpcHandler } from '../../api/rpc.ts';
 import { GetInstanceResult, type InstanceSpec } from '../../contracts/instances.ts';
@@ -117,6 +118,11 @@ describe('property: what the API accepts, the compute and OVS agents render whol
       agentDownTime: 3600,
       bodyLimit: 1 << 20,
       images: { dir: join(dir, 'images'), sizeLimit: 1 << 20 },
+      // Random flavors are large: quotas (their own suites) would refuse most servers.
+      quotas: {
+        neutron: { ...QUOTA_DEFAULTS.neutron, network: -1, subnet: -1, port: -1 },
+        nova: { instances: -1, cores: -1, ram: -1, key_pairs: -1 },
+      },
       network: {
         tenantNetworkTypes: ['vxlan', 'gre'],
         vniRanges: [[1, 2 ** 24 - 1]],
