@@ -36,6 +36,7 @@ import {
   type Placement,
   placeInstance,
 } from '../scheduler/compute.ts';
+import { neutronQuota } from './neutron-quotas.ts';
 import { admitServers } from './nova-quota-rules.ts';
 import { resolveFlavor, resolveImage, resolveNics } from './server-refs.ts';
 
@@ -174,6 +175,7 @@ async function createOne(deps: AppDeps, req: FastifyRequest, b: Batch, index: nu
       id,
       placed.host,
       b.nics.map((n) => ({ ...n })),
+      { projectId: b.projectId, quota: neutronQuota(deps) },
     );
   }
   return id;

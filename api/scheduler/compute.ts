@@ -19,7 +19,7 @@ import { agentTypeByKind } from '../../contracts/agents.ts';
 import { ApiError } from '../../contracts/errors.ts';
 import { agentsOfType, heartbeatOf, isAlive } from '../db/agents.ts';
 import type { Db, Queryable } from '../db/index.ts';
-import { resourceTime } from '../db/neutron.ts';
+import { type QuotaGuard, resourceTime } from '../db/neutron.ts';
 import { createPort, updatePort } from '../db/ports.ts';
 import { failBuild, handOver } from '../db/server-tasks.ts';
 import { claimPort, type Fault, hostUsage, nextInstanceSeq } from '../db/servers.ts';
@@ -192,8 +192,23 @@ export const buildFault = (message: string, details: string, now: Date): Fault =
 
 export const keptOf = (nics: Nic[]) => nics.flatMap((n) => (n.kind === 'port' ? [n.portId] : []));
 
+/**
+ * Whose ports the hand-over makes: the server's project (Nova creates a server's ports in
+ * its project, whatever the network's owner), checked against that project's port quota.
+ */
+export interface PortOwner {
+  projectId: string;
+  quota?: QuotaGuard;
+}
+
 /** Creates a new port for `nic`, or claims the user's; bound to `host` either way. */
-async function attachPort(deps: HandOverDeps, id: string, host: string, nic: Nic) {
+async function attachPort(
+  deps: HandOverDeps,
+  id: string,
+  host: string,
+  nic: Nic,
+  owner?: PortOwner,
+) {
   const binding = { device_id: id, device_owner: COMPUTE_OWNER, 'binding:host_id': host };
   if (nic.kind === 'port') {
     if (!(await claimPort(deps.db, nic.portId, id)))
@@ -203,10 +218,12 @@ async function attachPort(deps: HandOverDeps, id: string, host: string, nic: Nic
     return port.id;
   }
   const fixed = nic.fixedIp === undefined ? {} : { fixed_ips: [{ ip_address: nic.fixedIp }] };
+  const project = owner ? { project_id: owner.projectId } : {};
   const port = await createPort(
     deps.db,
-    { network_id: nic.networkId, ...binding, ...fixed },
+    { network_id: nic.networkId, ...project, ...binding, ...fixed },
     deps.clock.now(),
+    owner?.quota,
   );
   deps.log.info({ instanceId: id, portId: port.id, fixedIps: port.fixed_ips }, 'port created');
   await hintDhcpAgents(deps, port.network_id);
@@ -217,10 +234,16 @@ async function attachPort(deps: HandOverDeps, id: string, host: string, nic: Nic
  * The instance's ports in NIC order; on a failure, releases what was made (every port
  * touched carries device_id = the instance) and rethrows.
  */
-async function attachPorts(deps: HandOverDeps, id: string, host: string, nics: Nic[]) {
+async function attachPorts(
+  deps: HandOverDeps,
+  id: string,
+  host: string,
+  nics: Nic[],
+  owner?: PortOwner,
+) {
   const ids: string[] = [];
   try {
-    for (const nic of nics) ids.push(await attachPort(deps, id, host, nic));
+    for (const nic of nics) ids.push(await attachPort(deps, id, host, nic, owner));
     return ids;
   } catch (e) {
     await releasePorts(deps, { id, keptPorts: keptOf(nics) });
@@ -229,10 +252,16 @@ async function attachPorts(deps: HandOverDeps, id: string, host: string, nics: N
 }
 
 /** Ports, then scheduling → spawning and the hint; a port failure is the build's ERROR. */
-export async function handOverInstance(deps: HandOverDeps, id: string, host: string, nics: Nic[]) {
+export async function handOverInstance(
+  deps: HandOverDeps,
+  id: string,
+  host: string,
+  nics: Nic[],
+  owner?: PortOwner,
+) {
   let ports: string[];
   try {
-    ports = await attachPorts(deps, id, host, nics);
+    ports = await attachPorts(deps, id, host, nics, owner);
   } catch (e) {
     const err = (e as Error).message;
     deps.log.warn({ instanceId: id, host, err }, 'ports not attached');

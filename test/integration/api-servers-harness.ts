@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { after, before, beforeEach } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { type ApiSettings, buildApp } from '../../api/app.ts';
+import type { Authenticator } from '../../api/caller.ts';
 import { staticCaller } from '../../api/caller.ts';
 import { type Db, openDb } from '../../api/db/index.ts';
 import { migrate } from '../../api/db/migrations.ts';
@@ -83,7 +84,12 @@ const dhcpState = (host: string): AgentState => ({
   configurations: { networks: 0 },
 });
 
-export function serversHarness(engine: 'sqlite' | 'postgres', extra: Partial<ApiSettings> = {}) {
+export function serversHarness(
+  engine: 'sqlite' | 'postgres',
+  extra: Partial<ApiSettings> = {},
+  /** Keystone tokens (test/helpers/tokens.ts) beside the static ones. */
+  tokens?: Authenticator,
+) {
   const dir = tempDir();
   const database = testDatabase(engine, dir.path);
   let vhost: Vhost;
@@ -151,7 +157,14 @@ export function serversHarness(engine: 'sqlite' | 'postgres', extra: Partial<Api
         },
       );
     await agents.start();
-    app = buildApp({ db, broker: api, clock, log: silentLogger(), settings });
+    app = buildApp({
+      db,
+      broker: api,
+      clock,
+      log: silentLogger(),
+      settings,
+      ...(tokens ? { tokens } : {}),
+    });
     images.plain = await image({ name: 'plain', disk_format: 'qcow2', container_format: 'bare' });
     images.kernel = await image({ name: 'vmlinuz', disk_format: 'aki', container_format: 'aki' });
     images.ramdisk = await image({ name: 'initrd', disk_format: 'ari', container_format: 'ari' });
