@@ -9,12 +9,22 @@
  * mounted) can rotate one at a time without refusing each other's tokens.
  *
  * Invariants: keys are written 0600 with write-then-rename, so a reader never sees half a
- * key; the ring reloads the directory when it meets a key id it does not know (at most
- * once a second) and on its own every `reloadMs`, so a rotation reaches a running
- * kumo-api without a restart.
+ * key, and belong to the repository's owner; the ring reloads the directory when it meets
+ * a key id it does not know (at most once a second) and on its own every `reloadMs`, so a
+ * rotation reaches a running kumo-api without a restart; a reload that fails keeps the
+ * keys the ring had.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chownSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { type KeyRing, keyId, type SigningKey } from './tokens.ts';
 
@@ -32,9 +42,16 @@ function readKeys(dir: string): Map<number, SigningKey> {
   return keys;
 }
 
+/**
+ * Writes a fresh key. Run as root (kumo-manage) in a repository kumo-api owns, the file is
+ * given to the repository's owner, as keystone-manage's --keystone-user does: a root-owned
+ * 0600 key would be unreadable to kumo-api.
+ */
 function writeKey(dir: string, index: number) {
   const tmp = join(dir, `.${index}.tmp`);
   writeFileSync(tmp, randomBytes(32).toString('base64url'), { mode: 0o600 });
+  const owner = statSync(dir);
+  if (process.getuid?.() === 0 && owner.uid !== 0) chownSync(tmp, owner.uid, owner.gid);
   renameSync(tmp, join(dir, String(index)));
 }
 
@@ -65,10 +82,17 @@ export interface KeyRingOptions {
   /** Reload the directory this often even when every token's key is known. */
   reloadMs?: number;
   now?: () => number;
+  /** A reload that failed (the ring keeps the keys it had); thrown only by the first load. */
+  onReloadError?: (err: Error) => void;
 }
 
 /** A ring over the repository in `dir`, which must have been set up. */
-export function openKeyRing({ dir, reloadMs = 60_000, now = Date.now }: KeyRingOptions): KeyRing {
+export function openKeyRing({
+  dir,
+  reloadMs = 60_000,
+  now = Date.now,
+  onReloadError = () => {},
+}: KeyRingOptions): KeyRing {
   let byIndex = new Map<number, SigningKey>();
   let byId = new Map<string, SigningKey>();
   let loadedAt = 0;
@@ -81,8 +105,18 @@ export function openKeyRing({ dir, reloadMs = 60_000, now = Date.now }: KeyRingO
     loadedAt = now();
   };
   load();
+  // Later reloads keep the last good keys when the directory cannot be read: a token a
+  // moment ago valid stays valid, and the operator sees why in the log.
+  const reload = () => {
+    try {
+      load();
+    } catch (e) {
+      loadedAt = now();
+      onReloadError(e as Error);
+    }
+  };
   const fresh = () => {
-    if (now() - loadedAt >= reloadMs) load();
+    if (now() - loadedAt >= reloadMs) reload();
   };
   return {
     primary() {
@@ -94,7 +128,7 @@ export function openKeyRing({ dir, reloadMs = 60_000, now = Date.now }: KeyRingO
       fresh();
       const key = byId.get(id);
       if (key || now() - loadedAt < 1000) return key;
-      load();
+      reload();
       return byId.get(id);
     },
   };

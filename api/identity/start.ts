@@ -72,7 +72,14 @@ export async function startIdentity(
   const dir = keyRepositoryOf(config);
   setupKeys(dir);
   deps.log.info({ key_repository: dir }, 'token keys ready');
-  const ring = openKeyRing({ dir });
+  const ring = openKeyRing({
+    dir,
+    onReloadError: (e) =>
+      deps.log.error(
+        { key_repository: dir, err: e.message },
+        'cannot reload token keys; keeping the last ones',
+      ),
+  });
   const now = () => deps.clock.now().getTime();
   const revocations = await openRevocations({
     db: deps.db,

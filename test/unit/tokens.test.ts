@@ -4,7 +4,7 @@
  * rotation keeps every token valid whose key is still kept.
  */
 import assert from 'node:assert/strict';
-import { readdirSync, statSync } from 'node:fs';
+import { chownSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { openKeyRing, rotateKeys, setupKeys } from '../../api/identity/keys.ts';
@@ -67,5 +67,39 @@ test('rotation: the staged key signs next, old tokens verify until their key is 
   assert.deepEqual(readdirSync(dir.path).sort(), ['0', '2', '3']);
   assert.deepEqual(verifyToken(first, ring, T0), { ok: false, reason: 'unknown key' });
   assert.equal(verifyToken(second, ring, T0).ok, true);
+  dir.cleanup();
+});
+
+test('keys written as root into a repository another user owns are that user’s', (t) => {
+  if (process.getuid?.() !== 0) {
+    assert.fail('this test needs root (chown); run_tests.sh runs as root');
+  }
+  const dir = tempDir();
+  chownSync(dir.path, 65534, 65534);
+  setupKeys(dir.path);
+  rotateKeys(dir.path, 3);
+  for (const name of readdirSync(dir.path)) {
+    const st = statSync(join(dir.path, name));
+    assert.deepEqual([name, st.uid, st.gid], [name, 65534, 65534]);
+  }
+  t.after(() => dir.cleanup());
+});
+
+test('a reload that fails keeps the keys the ring had, and says so', () => {
+  const dir = tempDir();
+  setupKeys(dir.path);
+  let clock = T0;
+  const errors: string[] = [];
+  const ring = openKeyRing({
+    dir: dir.path,
+    reloadMs: 1000,
+    now: () => clock,
+    onReloadError: (e) => errors.push(e.message),
+  });
+  const token = signToken(claims, ring.primary());
+  writeFileSync(join(dir.path, '5'), 'short');
+  clock += 2000;
+  assert.equal(verifyToken(token, ring, T0).ok, true);
+  assert.match(errors[0] ?? '', /shorter than 32 bytes/);
   dir.cleanup();
 });
