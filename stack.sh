@@ -22,7 +22,7 @@ DAEMONS=(kumo-api kumo-ovs-agent kumo-dhcp-agent kumo-l3-agent kumo-lbaas-agent 
 kumo_install_packages
 kumo_install_node
 kumo_install_npm_deps
-mkdir -p "$RUN" "$LOGS" /var/lib/kumo /etc/kumo
+mkdir -p "$RUN" "$LOGS" /var/lib/kumo/api /etc/kumo
 # Remember which services this script started, so ./unstack.sh stops only those.
 rabbitmqctl -q status >/dev/null 2>&1 || touch "$RUN/started-rabbitmq"
 kumo_start_rabbitmq
@@ -59,6 +59,9 @@ bind_host = 127.0.0.1
 bind_port = 9696
 admin_token = $(secret)
 service_token = $(secret)
+# kumo-api's state lives under /var/lib/kumo/api, the one state directory its systemd
+# unit may write (ReadWritePaths).
+image_dir = /var/lib/kumo/api/images
 
 [identity]
 bind_host = 127.0.0.1
@@ -66,7 +69,7 @@ bind_port = 5000
 key_repository = /var/lib/kumo/api/token-keys
 
 [database]
-connection = sqlite:////var/lib/kumo/kumo.sqlite
+connection = sqlite:////var/lib/kumo/api/kumo.sqlite
 
 [ovs]
 datapath_type = $datapath

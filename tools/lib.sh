@@ -185,8 +185,14 @@ kumo_bootstrap_user() {
   fi
   chmod 0600 "$file"
   log "bootstrapping user $user (project $project, role $role)"
-  kumo-manage --config-file "$conf" bootstrap --user "$user" --project "$project" \
-    --role "$role" --password-file "$file"
+  local args=(--config-file "$conf" bootstrap --user "$user" --project "$project" --role "$role")
+  if [ -d /run/systemd/system ] && id kumo >/dev/null 2>&1; then
+    # As kumo-api's own user, so nothing it writes (SQLite's journal) is root's; the
+    # password (root's 0600 file) comes on stdin.
+    runuser -u kumo -- kumo-manage "${args[@]}" --password-file /dev/stdin < "$file"
+  else
+    kumo-manage "${args[@]}" --password-file "$file"
+  fi
 }
 
 # /etc/kumo/openrc (`source openrc USER PROJECT`, passwords read from /etc/kumo/USER-password)
