@@ -16,9 +16,10 @@ import { migrate } from '../../api/db/migrations.ts';
 import { buildIdentityApp } from '../../api/identity/app.ts';
 import { openKeyRing, setupKeys } from '../../api/identity/keys.ts';
 import { openRevocations, type Revocations } from '../../api/identity/revocations.ts';
-import { type KeyRing, newAuditId, signToken } from '../../api/identity/tokens.ts';
+import type { KeyRing } from '../../api/identity/tokens.ts';
 import { silentLogger } from '../../core/log.ts';
 import { tempDir, testDatabase } from './env.ts';
+import { signTestToken } from './tokens.ts';
 
 /** Every identity row, to prove a refused request changed nothing. */
 export async function identitySnapshot(db: Db) {
@@ -110,21 +111,7 @@ export function identityApi(
     database?.cleanup();
     dir?.cleanup();
   });
-  api.token = ({ user, project, roles }) => {
-    const now = Date.now();
-    return signToken(
-      {
-        userId: user,
-        projectId: project,
-        roles,
-        methods: ['password'],
-        issuedAt: now,
-        expiresAt: now + 3_600_000,
-        auditIds: [newAuditId()],
-      },
-      api.ring.primary(),
-    );
-  };
+  api.token = (who) => signTestToken(api.ring, who);
   api.call = async (method, url, token, body) => {
     const res = await api.app.inject({
       method,
