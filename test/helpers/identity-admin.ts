@@ -53,6 +53,10 @@ export interface IdentityApi {
     status: number;
     body: Record<string, unknown> & { error?: { code: number; message: string } };
   }>;
+  /** POST /v3/<kind>s {<kind>: entity} as the admin token; asserts the 201, gives the id. */
+  create(kind: string, entity: Record<string, unknown>): Promise<string>;
+  /** The ids of the seeded roles admin, member and reader. */
+  builtInRoles(): Promise<{ admin: string; member: string; reader: string }>;
   /** Asserts the call answers `status` with Keystone's error body and changes nothing. */
   refused(
     method: InjectOptions['method'],
@@ -120,6 +124,19 @@ export function identityApi(
       ...(body === undefined ? {} : { payload: body as object }),
     });
     return { status: res.statusCode, body: res.body ? JSON.parse(res.body) : undefined };
+  };
+  api.create = async (kind, entity) => {
+    const r = await api.call('POST', `/v3/${kind}s`, opts.adminToken, { [kind]: entity });
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    return (r.body[kind] as { id: string }).id;
+  };
+  api.builtInRoles = async () => {
+    const roles = (await api.call('GET', '/v3/roles', opts.adminToken)).body.roles as {
+      id: string;
+      name: string;
+    }[];
+    const idOf = (name: string) => roles.find((r) => r.name === name)?.id as string;
+    return { admin: idOf('admin'), member: idOf('member'), reader: idOf('reader') };
   };
   api.refused = async (method, url, token, body, status, message) => {
     const before = await identitySnapshot(api.db);
