@@ -17,6 +17,7 @@
 import { Agent, request } from 'node:http';
 import { parseArgs } from 'node:util';
 import { ADMIN_TOKEN, Cluster } from '../test/helpers/cluster.ts';
+import { loginAt, passwordAuth } from '../test/helpers/identity.ts';
 import { logTail, runBench } from './lib.ts';
 
 const { values } = parseArgs({
@@ -29,7 +30,7 @@ const { values } = parseArgs({
 const CONNECTIONS = Number(values.connections);
 const SECONDS = Number(values.seconds);
 const ROUNDS = Number(values.rounds);
-const USER = { name: 'bench', project: 'bench', password: 'bench-password-1' };
+const USER = { user: 'bench', project: 'bench', password: 'bench-password-1' };
 
 function once(
   agent: Agent,
@@ -75,32 +76,13 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 let c: Cluster | undefined;
 
-async function login(): Promise<{ status: number; token: string }> {
-  const res = await fetch(`${c?.authUrl}/auth/tokens?nocatalog`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: loginBody,
-  });
-  await res.text();
-  return { status: res.status, token: res.headers.get('x-subject-token') ?? '' };
-}
-
-const loginBody = JSON.stringify({
-  auth: {
-    identity: {
-      methods: ['password'],
-      password: { user: { name: USER.name, password: USER.password, domain: { id: 'default' } } },
-    },
-    scope: { project: { name: USER.project, domain: { id: 'default' } } },
-  },
-});
+const loginBody = JSON.stringify(passwordAuth(USER));
 
 async function main() {
   c = await Cluster.create('sqlite');
   await c.startApi();
-  await c.bootstrap(USER.name, USER.project, 'member', USER.password);
-  const { status, token } = await login();
-  if (status !== 201) throw new Error(`login answered ${status}`);
+  await c.bootstrap(USER.user, USER.project, 'member', USER.password);
+  const { token } = await loginAt(c.authUrl, USER);
   const made = await c.http('POST', '/v2.0/networks', { network: { name: 'bench' } }, token);
   if (made.status !== 201) throw new Error(`network create answered ${made.status}`);
   const path = `/v2.0/networks/${(made.body as { network: { id: string } }).network.id}`;

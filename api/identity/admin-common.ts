@@ -1,7 +1,8 @@
 /**
  * What every Keystone admin route shares: the policy check (Keystone's defaults,
- * simplified), request-body reading with Keystone's 400s, its 404/409 wording, and the
- * change-then-revoke transaction.
+ * simplified), request-body reading with Keystone's 400s, its 404/409 wording, the
+ * change-then-revoke transaction, and the list, show and delete routes every resource
+ * (domains, projects, users, roles) serves the same way.
  *
  * Invariants: a route checks policy before it reads or writes anything, so a refused
  * request changes nothing; a body is validated whole before the transaction starts; a
@@ -9,13 +10,15 @@
  * and the list is refreshed before the route answers, so a token the change revokes is
  * refused by the very next request on any replica.
  */
-import type { FastifyRequest } from 'fastify';
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ApiError } from '../../contracts/errors.ts';
 import { isPlainObject } from '../../contracts/schema.ts';
 import type { Queryable } from '../db/index.ts';
 import { constraintKind } from '../db/neutron.ts';
 import type { IdentityDeps } from './deps.ts';
 import type { RevocationEvent } from './revocations.ts';
+import { type Base, listView } from './views.ts';
 
 /** Who else than an admin may pass a rule: the user itself, or a member of the project. */
 export interface Also {
@@ -40,6 +43,35 @@ export const notFound = (kind: string, id: string) =>
 
 export const conflict = (kind: string, details: string) =>
   new ApiError('Conflict', `Conflict occurred attempting to store ${kind} - ${details}.`);
+
+/** A fresh Keystone id: a UUID's 32 hex digits. */
+export const newId = () => randomUUID().replaceAll('-', '');
+
+/** Reads a row by id, refusing a missing one with Keystone's 404 for `kind`. */
+export type Loader<Row> = (q: Queryable, id: string) => Promise<Row>;
+
+export function mustExist<Row>(
+  kind: string,
+  get: (q: Queryable, id: string) => Promise<Row | undefined>,
+): Loader<Row> {
+  return async (q, id) => {
+    const row = await get(q, id);
+    if (!row) throw notFound(kind, id);
+    return row;
+  };
+}
+
+/** Refuses renaming row `id` to `name` when another row (`find`) already holds it. */
+export async function refuseTakenName(
+  name: string | undefined,
+  id: string,
+  find: (name: string) => Promise<{ id: string } | undefined>,
+  duplicate: (name: string) => ApiError,
+) {
+  if (name === undefined) return;
+  const other = await find(name);
+  if (other && other.id !== id) throw duplicate(name);
+}
 
 export const invalid = (field: string, reason: string) =>
   new ApiError('BadRequest', `Invalid input for field '${field}': ${reason}`);
@@ -69,6 +101,15 @@ export function text(
   if (opts.name && (v.trim() === '' || CONTROL.test(v)))
     throw invalid(field, 'must be a non-empty name without control characters.');
   return v;
+}
+
+/** The fields domains and projects share: name (≤ 64), description, enabled. */
+export function nameDescriptionEnabled(obj: Record<string, unknown>, creating: boolean) {
+  return {
+    name: text(obj, 'name', { max: 64, required: creating, name: true }),
+    description: text(obj, 'description', { max: 65535 }),
+    enabled: flag(obj, 'enabled'),
+  };
 }
 
 /** A string field that may also be null (null clears it). */
@@ -130,4 +171,76 @@ export async function changeAndRevoke<T>(
   }
   await deps.revocations.commit(ids);
   return out;
+}
+
+type IdRequest = FastifyRequest<{ Params: { id: string } }>;
+
+/** A read route: its path, its policy rule (and whoever else `also` lets in), its view. */
+interface ReadSpec<Row> {
+  path: string;
+  rule: string;
+  also?: (req: IdRequest) => Also;
+  /** The body key the view stands under. */
+  key: string;
+  view: (base: Base, row: Row) => unknown;
+}
+
+/**
+ * `GET path`: the policy check, then `rows` — which reads the filters and may refuse — as
+ * Keystone's list under `key`, linked to the request's URL.
+ */
+export function listRoute<Row>(
+  app: FastifyInstance,
+  deps: IdentityDeps,
+  spec: ReadSpec<Row> & { rows: (req: IdRequest) => Promise<Row[]> },
+) {
+  const base = baseOf(deps);
+  app.get<{ Params: { id: string } }>(spec.path, async (req) => {
+    authorize(req, spec.rule, spec.also?.(req));
+    const rows = await spec.rows(req);
+    return listView(
+      spec.key,
+      rows.map((r) => spec.view(base, r)),
+      selfUrl(deps, req),
+    );
+  });
+}
+
+/** `GET path/:id`: the policy check, then the row (Keystone's 404) under `key`. */
+export function showRoute<Row>(
+  app: FastifyInstance,
+  deps: IdentityDeps,
+  spec: ReadSpec<Row> & { load: Loader<Row> },
+) {
+  const base = baseOf(deps);
+  app.get<{ Params: { id: string } }>(`${spec.path}/:id`, async (req) => {
+    authorize(req, spec.rule, spec.also?.(req));
+    return { [spec.key]: spec.view(base, await spec.load(deps.db, req.params.id)) };
+  });
+}
+
+/**
+ * `DELETE path/:id`: policy `rule`, then one transaction that loads the row (Keystone's
+ * 404) and hands it to `remove`, which may refuse, deletes, and returns the revocation
+ * events the deletion calls for; 204.
+ */
+export function deleteRoute<Row>(
+  app: FastifyInstance,
+  deps: IdentityDeps,
+  spec: {
+    path: string;
+    rule: string;
+    load: Loader<Row>;
+    remove: (tx: Queryable, row: Row) => Promise<RevocationEvent[]>;
+  },
+) {
+  app.delete<{ Params: { id: string } }>(`${spec.path}/:id`, async (req, reply) => {
+    authorize(req, spec.rule);
+    const { id } = req.params;
+    await changeAndRevoke(deps, async (tx) => {
+      const row = await spec.load(tx, id);
+      return { result: undefined, revoke: await spec.remove(tx, row) };
+    });
+    return reply.status(204).send();
+  });
 }

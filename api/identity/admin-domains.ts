@@ -7,7 +7,6 @@
  * deleting a domain revokes the tokens of every project and user in it, in the same
  * transaction; deleting takes its projects, users and assignments with it.
  */
-import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { ApiError } from '../../contracts/errors.ts';
 import type { Queryable } from '../db/index.ts';
@@ -16,16 +15,19 @@ import {
   baseOf,
   changeAndRevoke,
   conflict,
+  deleteRoute,
   enabledFilter,
   entity,
-  flag,
-  notFound,
+  listRoute,
+  mustExist,
+  nameDescriptionEnabled,
+  newId,
   queryValue,
-  selfUrl,
-  text,
+  refuseTakenName,
+  showRoute,
 } from './admin-common.ts';
 import type { IdentityDeps } from './deps.ts';
-import { findDomainByName, getDomain } from './lookup.ts';
+import { type DomainRow, findDomainByName, getDomain } from './lookup.ts';
 import type { RevocationEvent } from './revocations.ts';
 import {
   deleteDomain,
@@ -35,17 +37,13 @@ import {
   listUsers,
   updateRow,
 } from './store.ts';
-import { domainView, listView } from './views.ts';
+import { domainView } from './views.ts';
 
 export const DEFAULT_DOMAIN_ID = 'default';
 
 const duplicate = (name: string) => conflict('domain', `Duplicate entry found with name ${name}`);
 
-async function existing(q: Queryable, id: string) {
-  const d = await getDomain(q, id);
-  if (!d) throw notFound('domain', id);
-  return d;
-}
+const existing = mustExist('domain', getDomain);
 
 /** Revocation events for every project and user of domain `id`. */
 async function domainRevocations(q: Queryable, id: string): Promise<RevocationEvent[]> {
@@ -54,21 +52,15 @@ async function domainRevocations(q: Queryable, id: string): Promise<RevocationEv
   return [...projects.map((p) => ({ projectId: p.id })), ...users.map((u) => ({ userId: u.id }))];
 }
 
-function domainInput(body: unknown, creating: boolean) {
-  const d = entity(body, 'domain');
-  return {
-    name: text(d, 'name', { max: 64, required: creating, name: true }),
-    description: text(d, 'description', { max: 65535 }),
-    enabled: flag(d, 'enabled'),
-  };
-}
+const domainInput = (body: unknown, creating: boolean) =>
+  nameDescriptionEnabled(entity(body, 'domain'), creating);
 
 function createDomainRoute(app: FastifyInstance, deps: IdentityDeps) {
   const base = baseOf(deps);
   app.post('/v3/domains', async (req, reply) => {
     authorize(req, 'create_domain');
     const input = domainInput(req.body, true);
-    const id = randomUUID().replaceAll('-', '');
+    const id = newId();
     const name = input.name as string;
     const row = await changeAndRevoke(
       deps,
@@ -101,8 +93,7 @@ function updateDomainRoute(app: FastifyInstance, deps: IdentityDeps) {
       deps,
       async (tx) => {
         const before = await existing(tx, id);
-        const other = input.name === undefined ? undefined : await findDomainByName(tx, input.name);
-        if (other && other.id !== id) throw duplicate(input.name as string);
+        await refuseTakenName(input.name, id, (n) => findDomainByName(tx, n), duplicate);
         await updateRow(tx, 'domains', id, input);
         const disabling = before.enabled && input.enabled === false;
         return {
@@ -116,52 +107,40 @@ function updateDomainRoute(app: FastifyInstance, deps: IdentityDeps) {
   });
 }
 
-function deleteDomainRoute(app: FastifyInstance, deps: IdentityDeps) {
-  app.delete<{ Params: { id: string } }>('/v3/domains/:id', async (req, reply) => {
-    authorize(req, 'delete_domain');
-    const { id } = req.params;
-    await changeAndRevoke(deps, async (tx) => {
-      const d = await existing(tx, id);
-      if (id === DEFAULT_DOMAIN_ID)
-        throw new ApiError('PolicyNotAuthorized', 'Cannot delete the default domain.');
-      if (d.enabled)
-        throw new ApiError(
-          'PolicyNotAuthorized',
-          'Cannot delete a domain that is enabled, please disable it first.',
-        );
-      const gone = await deleteDomain(tx, id);
-      return {
-        result: undefined,
-        revoke: [
-          ...gone.projects.map((p) => ({ projectId: p })),
-          ...gone.users.map((u) => ({ userId: u })),
-        ],
-      };
-    });
-    return reply.status(204).send();
-  });
+/** Deletes a disabled domain other than the default, with its projects and users. */
+async function removeDomain(tx: Queryable, d: DomainRow): Promise<RevocationEvent[]> {
+  if (d.id === DEFAULT_DOMAIN_ID)
+    throw new ApiError('PolicyNotAuthorized', 'Cannot delete the default domain.');
+  if (d.enabled)
+    throw new ApiError(
+      'PolicyNotAuthorized',
+      'Cannot delete a domain that is enabled, please disable it first.',
+    );
+  const gone = await deleteDomain(tx, d.id);
+  return [
+    ...gone.projects.map((p) => ({ projectId: p })),
+    ...gone.users.map((u) => ({ userId: u })),
+  ];
 }
 
 export function domainRoutes(app: FastifyInstance, deps: IdentityDeps) {
-  const base = baseOf(deps);
-
-  app.get('/v3/domains', async (req) => {
-    authorize(req, 'list_domains');
-    const rows = await listDomains(deps.db, {
-      name: queryValue(req, 'name'),
-      enabled: enabledFilter(req),
-    });
-    return listView(
-      'domains',
-      rows.map((d) => domainView(base, d)),
-      selfUrl(deps, req),
-    );
+  const path = '/v3/domains';
+  listRoute(app, deps, {
+    path,
+    key: 'domains',
+    rule: 'list_domains',
+    rows: (req) =>
+      listDomains(deps.db, { name: queryValue(req, 'name'), enabled: enabledFilter(req) }),
+    view: domainView,
   });
-  app.get<{ Params: { id: string } }>('/v3/domains/:id', async (req) => {
-    authorize(req, 'get_domain');
-    return { domain: domainView(base, await existing(deps.db, req.params.id)) };
+  showRoute(app, deps, {
+    path,
+    key: 'domain',
+    rule: 'get_domain',
+    load: existing,
+    view: domainView,
   });
   createDomainRoute(app, deps);
   updateDomainRoute(app, deps);
-  deleteDomainRoute(app, deps);
+  deleteRoute(app, deps, { path, rule: 'delete_domain', load: existing, remove: removeDomain });
 }

@@ -6,37 +6,36 @@
  * revokes its tokens in the same transaction, and so does deleting it, which also takes
  * its role assignments and quota rows; a member of a project may read that project.
  */
-import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
-import type { Queryable } from '../db/index.ts';
 import {
   authorize,
   baseOf,
   changeAndRevoke,
   conflict,
+  deleteRoute,
   enabledFilter,
   entity,
-  flag,
   invalid,
+  listRoute,
+  mustExist,
+  nameDescriptionEnabled,
+  newId,
   notFound,
   queryValue,
-  selfUrl,
+  refuseTakenName,
+  showRoute,
   text,
 } from './admin-common.ts';
 import { DEFAULT_DOMAIN_ID } from './admin-domains.ts';
 import type { IdentityDeps } from './deps.ts';
 import { findProjectByName, getDomain, getProject } from './lookup.ts';
 import { deleteProject, insertRow, listProjects, updateRow } from './store.ts';
-import { listView, projectView } from './views.ts';
+import { projectView } from './views.ts';
 
 const duplicate = (name: string, domainId: string) =>
   conflict('project', `Duplicate entry found with name ${name} at domain ID ${domainId}`);
 
-export async function existingProject(q: Queryable, id: string) {
-  const p = await getProject(q, id);
-  if (!p) throw notFound('project', id);
-  return p;
-}
+export const existingProject = mustExist('project', getProject);
 
 /** The create body: name, description, enabled, and the domain (domain_id or parent_id). */
 function createInput(body: unknown) {
@@ -47,10 +46,11 @@ function createInput(body: unknown) {
   const parentId = text(p, 'parent_id', { max: 64 });
   if (parentId !== undefined && domainId !== undefined && parentId !== domainId)
     throw invalid('parent_id', 'project hierarchies are not supported: the parent is the domain.');
+  const fields = nameDescriptionEnabled(p, true);
   return {
-    name: text(p, 'name', { max: 64, required: true, name: true }) as string,
-    description: text(p, 'description', { max: 65535 }) ?? '',
-    enabled: flag(p, 'enabled') ?? true,
+    name: fields.name as string,
+    description: fields.description ?? '',
+    enabled: fields.enabled ?? true,
     domainId: domainId ?? parentId ?? DEFAULT_DOMAIN_ID,
   };
 }
@@ -59,11 +59,7 @@ function updateInput(body: unknown) {
   const p = entity(body, 'project');
   for (const fixed of ['domain_id', 'parent_id', 'is_domain'])
     if (p[fixed] !== undefined) throw invalid(fixed, 'is read-only once the project exists.');
-  return {
-    name: text(p, 'name', { max: 64, name: true }),
-    description: text(p, 'description', { max: 65535 }),
-    enabled: flag(p, 'enabled'),
-  };
+  return nameDescriptionEnabled(p, false);
 }
 
 function createProjectRoute(app: FastifyInstance, deps: IdentityDeps) {
@@ -71,7 +67,7 @@ function createProjectRoute(app: FastifyInstance, deps: IdentityDeps) {
   app.post('/v3/projects', async (req, reply) => {
     authorize(req, 'create_project');
     const input = createInput(req.body);
-    const id = randomUUID().replaceAll('-', '');
+    const id = newId();
     const dup = () => duplicate(input.name, input.domainId);
     const row = await changeAndRevoke(
       deps,
@@ -106,9 +102,12 @@ function updateProjectRoute(app: FastifyInstance, deps: IdentityDeps) {
       async (tx) => {
         const before = await existingProject(tx, id);
         domainId = before.domain_id;
-        const other =
-          input.name === undefined ? undefined : await findProjectByName(tx, domainId, input.name);
-        if (other && other.id !== id) throw duplicate(input.name as string, domainId);
+        await refuseTakenName(
+          input.name,
+          id,
+          (n) => findProjectByName(tx, domainId, n),
+          (n) => duplicate(n, domainId),
+        );
         await updateRow(tx, 'projects', id, input);
         const disabling = before.enabled && input.enabled === false;
         return {
@@ -122,42 +121,39 @@ function updateProjectRoute(app: FastifyInstance, deps: IdentityDeps) {
   });
 }
 
-function deleteProjectRoute(app: FastifyInstance, deps: IdentityDeps) {
-  app.delete<{ Params: { id: string } }>('/v3/projects/:id', async (req, reply) => {
-    authorize(req, 'delete_project');
-    const { id } = req.params;
-    await changeAndRevoke(deps, async (tx) => {
-      await existingProject(tx, id);
-      await deleteProject(tx, id);
-      return { result: undefined, revoke: [{ projectId: id }] };
-    });
-    return reply.status(204).send();
-  });
-}
-
 export function projectRoutes(app: FastifyInstance, deps: IdentityDeps) {
-  const base = baseOf(deps);
-
-  app.get('/v3/projects', async (req) => {
-    authorize(req, 'list_projects');
-    const domainId = queryValue(req, 'domain_id') ?? queryValue(req, 'parent_id');
-    const rows = await listProjects(deps.db, {
-      name: queryValue(req, 'name'),
-      domain_id: domainId,
-      enabled: enabledFilter(req),
-    });
-    const views = queryValue(req, 'is_domain') === 'true' ? [] : rows;
-    return listView(
-      'projects',
-      views.map((p) => projectView(base, p)),
-      selfUrl(deps, req),
-    );
+  const path = '/v3/projects';
+  listRoute(app, deps, {
+    path,
+    key: 'projects',
+    rule: 'list_projects',
+    rows: async (req) => {
+      const rows = await listProjects(deps.db, {
+        name: queryValue(req, 'name'),
+        domain_id: queryValue(req, 'domain_id') ?? queryValue(req, 'parent_id'),
+        enabled: enabledFilter(req),
+      });
+      return queryValue(req, 'is_domain') === 'true' ? [] : rows;
+    },
+    view: projectView,
   });
-  app.get<{ Params: { id: string } }>('/v3/projects/:id', async (req) => {
-    authorize(req, 'get_project', { project: req.params.id });
-    return { project: projectView(base, await existingProject(deps.db, req.params.id)) };
+  showRoute(app, deps, {
+    path,
+    key: 'project',
+    rule: 'get_project',
+    also: (req) => ({ project: req.params.id }),
+    load: existingProject,
+    view: projectView,
   });
   createProjectRoute(app, deps);
   updateProjectRoute(app, deps);
-  deleteProjectRoute(app, deps);
+  deleteRoute(app, deps, {
+    path,
+    rule: 'delete_project',
+    load: existingProject,
+    remove: async (tx, p) => {
+      await deleteProject(tx, p.id);
+      return [{ projectId: p.id }];
+    },
+  });
 }

@@ -7,7 +7,6 @@
  * depend on — are neither renamed nor deleted (403); deleting another role revokes the
  * tokens of every (user, project) that held it, in the same transaction.
  */
-import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { ApiError } from '../../contracts/errors.ts';
 import { expandRoles, ROLE_NAMES } from '../caller.ts';
@@ -17,27 +16,29 @@ import {
   baseOf,
   changeAndRevoke,
   conflict,
+  deleteRoute,
   entity,
   invalid,
-  notFound,
+  listRoute,
+  mustExist,
+  newId,
   queryValue,
+  refuseTakenName,
   selfUrl,
+  showRoute,
   text,
 } from './admin-common.ts';
 import type { IdentityDeps } from './deps.ts';
 import { findRoleByName, getRole, type RoleRow } from './lookup.ts';
+import type { RevocationEvent } from './revocations.ts';
 import { insertRow, listAssignments, listRoles, updateRow } from './store.ts';
-import { listView, roleRef, roleView } from './views.ts';
+import { roleRef, roleView } from './views.ts';
 
 const duplicate = (name: string) => conflict('role', `Duplicate entry found with name ${name}`);
 
 const builtIn = (name: string) => (ROLE_NAMES as readonly string[]).includes(name);
 
-export async function existingRole(q: Queryable, id: string) {
-  const r = await getRole(q, id);
-  if (!r) throw notFound('role', id);
-  return r;
-}
+export const existingRole = mustExist('role', getRole);
 
 function roleInput(body: unknown, creating: boolean) {
   const r = entity(body, 'role');
@@ -73,7 +74,7 @@ function createRoleRoute(app: FastifyInstance, deps: IdentityDeps) {
     authorize(req, 'create_role');
     const input = roleInput(req.body, true);
     const name = input.name as string;
-    const id = randomUUID().replaceAll('-', '');
+    const id = newId();
     const row = await changeAndRevoke(
       deps,
       async (tx) => {
@@ -102,8 +103,7 @@ function updateRoleRoute(app: FastifyInstance, deps: IdentityDeps) {
             'PolicyNotAuthorized',
             `The built-in role ${before.name} cannot be renamed.`,
           );
-        const other = input.name === undefined ? undefined : await findRoleByName(tx, input.name);
-        if (other && other.id !== id) throw duplicate(input.name as string);
+        await refuseTakenName(input.name, id, (n) => findRoleByName(tx, n), duplicate);
         await updateRow(tx, 'roles', id, input);
         return { result: await existingRole(tx, id) };
       },
@@ -113,56 +113,34 @@ function updateRoleRoute(app: FastifyInstance, deps: IdentityDeps) {
   });
 }
 
-function deleteRoleRoute(app: FastifyInstance, deps: IdentityDeps) {
-  app.delete<{ Params: { id: string } }>('/v3/roles/:id', async (req, reply) => {
-    authorize(req, 'delete_role');
-    const { id } = req.params;
-    await changeAndRevoke(deps, async (tx) => {
-      const role = await existingRole(tx, id);
-      if (builtIn(role.name))
-        throw new ApiError(
-          'PolicyNotAuthorized',
-          `The built-in role ${role.name} cannot be deleted.`,
-        );
-      const held = await listAssignments(tx, { roleId: id, targetType: 'project' });
-      await tx.query('DELETE FROM role_assignments WHERE role_id = ?', [id]);
-      await tx.query('DELETE FROM roles WHERE id = ?', [id]);
-      return {
-        result: undefined,
-        revoke: held.map((a) => ({ userId: a.user_id, projectId: a.target_id })),
-      };
-    });
-    return reply.status(204).send();
-  });
+/** Deletes a role that is not built in; every (user, project) that held it loses its tokens. */
+async function removeRole(tx: Queryable, role: RoleRow): Promise<RevocationEvent[]> {
+  if (builtIn(role.name))
+    throw new ApiError('PolicyNotAuthorized', `The built-in role ${role.name} cannot be deleted.`);
+  const held = await listAssignments(tx, { roleId: role.id, targetType: 'project' });
+  await tx.query('DELETE FROM role_assignments WHERE role_id = ?', [role.id]);
+  await tx.query('DELETE FROM roles WHERE id = ?', [role.id]);
+  return held.map((a) => ({ userId: a.user_id, projectId: a.target_id }));
 }
 
 export function roleRoutes(app: FastifyInstance, deps: IdentityDeps) {
-  const base = baseOf(deps);
-
-  app.get('/v3/roles', async (req) => {
-    authorize(req, 'list_roles');
-    const rows = await listRoles(deps.db, { name: queryValue(req, 'name') });
-    return listView(
-      'roles',
-      rows.map((r) => roleView(base, r)),
-      selfUrl(deps, req),
-    );
+  const path = '/v3/roles';
+  listRoute(app, deps, {
+    path,
+    key: 'roles',
+    rule: 'list_roles',
+    rows: (req) => listRoles(deps.db, { name: queryValue(req, 'name') }),
+    view: roleView,
   });
-
-  app.get<{ Params: { id: string } }>('/v3/roles/:id', async (req) => {
-    authorize(req, 'get_role');
-    return { role: roleView(base, await existingRole(deps.db, req.params.id)) };
-  });
-
+  showRoute(app, deps, { path, key: 'role', rule: 'get_role', load: existingRole, view: roleView });
   app.get('/v3/role_inferences', async (req) => {
     authorize(req, 'list_role_inference_rules');
     return {
-      role_inferences: inferences(base, await listRoles(deps.db, {})),
+      role_inferences: inferences(baseOf(deps), await listRoles(deps.db, {})),
       links: { self: selfUrl(deps, req), previous: null, next: null },
     };
   });
-
   createRoleRoute(app, deps);
   updateRoleRoute(app, deps);
-  deleteRoleRoute(app, deps);
+  deleteRoute(app, deps, { path, rule: 'delete_role', load: existingRole, remove: removeRole });
 }

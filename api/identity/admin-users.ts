@@ -8,7 +8,6 @@
  * transaction. The password change needs no token, as Keystone's: the original password
  * is the proof, and a wrong one (or an unknown or disabled user) is the same 401.
  */
-import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { ApiError } from '../../contracts/errors.ts';
 import type { Queryable } from '../db/index.ts';
@@ -17,14 +16,19 @@ import {
   baseOf,
   changeAndRevoke,
   conflict,
+  deleteRoute,
   enabledFilter,
   entity,
   flag,
   invalid,
+  listRoute,
+  mustExist,
+  newId,
   notFound,
   nullableText,
   queryValue,
-  selfUrl,
+  refuseTakenName,
+  showRoute,
   text,
 } from './admin-common.ts';
 import { DEFAULT_DOMAIN_ID } from './admin-domains.ts';
@@ -32,16 +36,12 @@ import type { IdentityDeps } from './deps.ts';
 import { findUserByName, getDomain, getProject, getUser, projectsOfUser } from './lookup.ts';
 import { hashPassword, verifyPassword } from './passwords.ts';
 import { deleteUser, insertRow, listUsers, updateRow } from './store.ts';
-import { listView, projectView, userView } from './views.ts';
+import { projectView, userView } from './views.ts';
 
 const duplicate = (name: string, domainId: string) =>
   conflict('user', `Duplicate entry found with name ${name} at domain ID ${domainId}`);
 
-async function existing(q: Queryable, id: string) {
-  const u = await getUser(q, id);
-  if (!u) throw notFound('user', id);
-  return u;
-}
+const existing = mustExist('user', getUser);
 
 /** The fields create and update share; undefined where the body leaves them out. */
 function commonInput(u: Record<string, unknown>, creating: boolean) {
@@ -71,7 +71,7 @@ function createRoute(app: FastifyInstance, deps: IdentityDeps) {
     const domainId = text(u, 'domain_id', { max: 64 }) ?? DEFAULT_DOMAIN_ID;
     const name = input.name as string;
     const hash = await hashOf(input.password);
-    const id = randomUUID().replaceAll('-', '');
+    const id = newId();
     const row = await changeAndRevoke(
       deps,
       async (tx) => {
@@ -114,9 +114,12 @@ function updateRoute(app: FastifyInstance, deps: IdentityDeps) {
         const before = await existing(tx, id);
         domainId = before.domain_id;
         await checkDefaultProject(tx, input.default_project_id);
-        const other =
-          input.name === undefined ? undefined : await findUserByName(tx, domainId, input.name);
-        if (other && other.id !== id) throw duplicate(input.name as string, domainId);
+        await refuseTakenName(
+          input.name,
+          id,
+          (n) => findUserByName(tx, domainId, n),
+          (n) => duplicate(n, domainId),
+        );
         const passwordChanged = password !== undefined;
         await updateRow(tx, 'users', id, {
           ...input,
@@ -161,55 +164,49 @@ function passwordRoute(app: FastifyInstance, deps: IdentityDeps) {
   );
 }
 
-function deleteRoute(app: FastifyInstance, deps: IdentityDeps) {
-  app.delete<{ Params: { id: string } }>('/v3/users/:id', async (req, reply) => {
-    authorize(req, 'delete_user');
-    const { id } = req.params;
-    await changeAndRevoke(deps, async (tx) => {
-      await existing(tx, id);
-      await deleteUser(tx, id);
-      return { result: undefined, revoke: [{ userId: id }] };
-    });
-    return reply.status(204).send();
-  });
-}
-
 export function userRoutes(app: FastifyInstance, deps: IdentityDeps) {
-  const base = baseOf(deps);
-
-  app.get('/v3/users', async (req) => {
-    authorize(req, 'list_users');
-    const rows = await listUsers(deps.db, {
-      name: queryValue(req, 'name'),
-      domain_id: queryValue(req, 'domain_id'),
-      enabled: enabledFilter(req),
-    });
-    return listView(
-      'users',
-      rows.map((u) => userView(base, u)),
-      selfUrl(deps, req),
-    );
+  const path = '/v3/users';
+  listRoute(app, deps, {
+    path,
+    key: 'users',
+    rule: 'list_users',
+    rows: (req) =>
+      listUsers(deps.db, {
+        name: queryValue(req, 'name'),
+        domain_id: queryValue(req, 'domain_id'),
+        enabled: enabledFilter(req),
+      }),
+    view: userView,
   });
-
-  app.get<{ Params: { id: string } }>('/v3/users/:id', async (req) => {
-    authorize(req, 'get_user', { user: req.params.id });
-    return { user: userView(base, await existing(deps.db, req.params.id)) };
+  showRoute(app, deps, {
+    path,
+    key: 'user',
+    rule: 'get_user',
+    also: (req) => ({ user: req.params.id }),
+    load: existing,
+    view: userView,
   });
-
-  app.get<{ Params: { id: string } }>('/v3/users/:id/projects', async (req) => {
-    authorize(req, 'list_user_projects', { user: req.params.id });
-    await existing(deps.db, req.params.id);
-    const projects = await projectsOfUser(deps.db, req.params.id);
-    return listView(
-      'projects',
-      projects.map((p) => projectView(base, p)),
-      selfUrl(deps, req),
-    );
+  listRoute(app, deps, {
+    path: `${path}/:id/projects`,
+    key: 'projects',
+    rule: 'list_user_projects',
+    also: (req) => ({ user: req.params.id }),
+    rows: async (req) => {
+      await existing(deps.db, req.params.id);
+      return projectsOfUser(deps.db, req.params.id);
+    },
+    view: projectView,
   });
-
   createRoute(app, deps);
   updateRoute(app, deps);
   passwordRoute(app, deps);
-
-  deleteRoute(app, deps);
+  deleteRoute(app, deps, {
+    path,
+    rule: 'delete_user',
+    load: existing,
+    remove: async (tx, u) => {
+      await deleteUser(tx, u.id);
+      return [{ userId: u.id }];
+    },
+  });
 }

@@ -13,6 +13,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Cluster } from '../helpers/cluster.ts';
 import { waitFor } from '../helpers/env.ts';
+import { loginAt } from '../helpers/identity.ts';
+import type { Credentials } from '../helpers/os-clients.ts';
 
 const SERVICE = { user: 'kumo', project: 'service', password: 'service-secret-1' };
 const ALICE = { user: 'alice', project: 'alpha', password: 'alice-secret-1' };
@@ -22,29 +24,7 @@ describe('kumo-api validating tokens against an external Keystone', { timeout: 1
   let keystone: Cluster;
   let api: Cluster;
 
-  const login = async (who: { user: string; project: string; password: string }) => {
-    const res = await fetch(`${keystone.authUrl}/auth/tokens`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        auth: {
-          identity: {
-            methods: ['password'],
-            password: {
-              user: { name: who.user, password: who.password, domain: { id: 'default' } },
-            },
-          },
-          scope: { project: { name: who.project, domain: { id: 'default' } } },
-        },
-      }),
-    });
-    assert.equal(res.status, 201, await res.clone().text());
-    const body = (await res.json()) as { token: { project: { id: string } } };
-    return {
-      token: res.headers.get('x-subject-token') as string,
-      projectId: body.token.project.id,
-    };
-  };
+  const login = (who: Credentials) => loginAt(keystone.authUrl, who);
 
   before(async () => {
     keystone = await Cluster.create('sqlite');

@@ -16,9 +16,10 @@ import { migrate } from '../../api/db/migrations.ts';
 import { buildIdentityApp } from '../../api/identity/app.ts';
 import { openKeyRing, setupKeys } from '../../api/identity/keys.ts';
 import { openRevocations, type Revocations } from '../../api/identity/revocations.ts';
-import { type KeyRing, newAuditId, signToken } from '../../api/identity/tokens.ts';
+import type { KeyRing } from '../../api/identity/tokens.ts';
 import { silentLogger } from '../../core/log.ts';
 import { tempDir, testDatabase } from './env.ts';
+import { signTestToken } from './tokens.ts';
 
 /** Every identity row, to prove a refused request changed nothing. */
 export async function identitySnapshot(db: Db) {
@@ -52,6 +53,10 @@ export interface IdentityApi {
     status: number;
     body: Record<string, unknown> & { error?: { code: number; message: string } };
   }>;
+  /** POST /v3/<kind>s {<kind>: entity} as the admin token; asserts the 201, gives the id. */
+  create(kind: string, entity: Record<string, unknown>): Promise<string>;
+  /** The ids of the seeded roles admin, member and reader. */
+  builtInRoles(): Promise<{ admin: string; member: string; reader: string }>;
   /** Asserts the call answers `status` with Keystone's error body and changes nothing. */
   refused(
     method: InjectOptions['method'],
@@ -110,21 +115,7 @@ export function identityApi(
     database?.cleanup();
     dir?.cleanup();
   });
-  api.token = ({ user, project, roles }) => {
-    const now = Date.now();
-    return signToken(
-      {
-        userId: user,
-        projectId: project,
-        roles,
-        methods: ['password'],
-        issuedAt: now,
-        expiresAt: now + 3_600_000,
-        auditIds: [newAuditId()],
-      },
-      api.ring.primary(),
-    );
-  };
+  api.token = (who) => signTestToken(api.ring, who);
   api.call = async (method, url, token, body) => {
     const res = await api.app.inject({
       method,
@@ -133,6 +124,19 @@ export function identityApi(
       ...(body === undefined ? {} : { payload: body as object }),
     });
     return { status: res.statusCode, body: res.body ? JSON.parse(res.body) : undefined };
+  };
+  api.create = async (kind, entity) => {
+    const r = await api.call('POST', `/v3/${kind}s`, opts.adminToken, { [kind]: entity });
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    return (r.body[kind] as { id: string }).id;
+  };
+  api.builtInRoles = async () => {
+    const roles = (await api.call('GET', '/v3/roles', opts.adminToken)).body.roles as {
+      id: string;
+      name: string;
+    }[];
+    const idOf = (name: string) => roles.find((r) => r.name === name)?.id as string;
+    return { admin: idOf('admin'), member: idOf('member'), reader: idOf('reader') };
   };
   api.refused = async (method, url, token, body, status, message) => {
     const before = await identitySnapshot(api.db);

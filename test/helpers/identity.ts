@@ -1,16 +1,19 @@
 /**
  * Users, projects and role assignments for tests, written straight into the identity
  * tables of migration 11 (as `kumo-manage bootstrap` would make them), so a suite can log
- * in with a password through the real identity listener.
+ * in with a password through the real identity listener — and that login itself
+ * (passwordAuth, loginAt), as Keystone v3's password method takes it.
  *
  * Invariant: rows are what the identity code reads — passwords hashed with the real
  * scrypt (passwords.ts), roles looked up by name among the seeded ones, projects and
  * users in the Default domain unless told otherwise; seeding twice with one name reuses
  * the project and adds roles, never a duplicate.
  */
+import assert from 'node:assert/strict';
 import type { Db } from '../../api/db/index.ts';
 import { findProjectByName, findRoleByName, findUserByName } from '../../api/identity/lookup.ts';
 import { hashPassword } from '../../api/identity/passwords.ts';
+import type { Credentials } from './os-clients.ts';
 import { hexId } from './tokens.ts';
 
 const CREATED = '2026-11-22T10:00:00Z';
@@ -75,4 +78,37 @@ export async function seedUser(
     );
   for (const role of opts.roles ?? ['member']) await seedRole(db, userId, projectId, role);
   return { userId, projectId };
+}
+
+/**
+ * Keystone v3's `POST /auth/tokens` body: the password method, user and project both in
+ * the Default domain.
+ */
+export const passwordAuth = (who: Credentials) => ({
+  auth: {
+    identity: {
+      methods: ['password'],
+      password: { user: { name: who.user, password: who.password, domain: { id: 'default' } } },
+    },
+    scope: { project: { name: who.project, domain: { id: 'default' } } },
+  },
+});
+
+/** Logs `who` in at the identity endpoint `authUrl` (…/v3); asserts the 201. */
+export async function loginAt(
+  authUrl: string,
+  who: Credentials,
+): Promise<{ token: string; projectId: string; userId: string }> {
+  const res = await fetch(`${authUrl}/auth/tokens`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(passwordAuth(who)),
+  });
+  assert.equal(res.status, 201, await res.clone().text());
+  const body = (await res.json()) as { token: { project: { id: string }; user: { id: string } } };
+  return {
+    token: res.headers.get('x-subject-token') as string,
+    projectId: body.token.project.id,
+    userId: body.token.user.id,
+  };
 }

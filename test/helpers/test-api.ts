@@ -86,3 +86,20 @@ export function testApi(engine: 'sqlite' | 'postgres', opts: TestApiOptions): Te
   });
   return api;
 }
+
+/** `api.app.inject` with X-Auth-Token `token`: the status and the JSON body ({} when empty). */
+export async function injectAs(
+  api: TestApi,
+  token: string,
+  method: string,
+  url: string,
+  payload?: unknown,
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await api.app.inject({
+    method: method as 'GET',
+    url,
+    headers: { 'x-auth-token': token },
+    ...(payload === undefined ? {} : { payload: payload as string }),
+  });
+  return { status: res.statusCode, body: (res.body ? res.json() : {}) as Record<string, unknown> };
+}

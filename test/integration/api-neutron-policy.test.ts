@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { storeReport } from '../../api/db/reports.ts';
 import type { Network, Port, Subnet } from '../../contracts/network.ts';
-import { testApi } from '../helpers/test-api.ts';
+import { injectAs, testApi } from '../helpers/test-api.ts';
 import { hexId, testTokens } from '../helpers/tokens.ts';
 
 type Body = Record<string, unknown>;
@@ -35,15 +35,8 @@ for (const engine of ['sqlite', 'postgres'] as const) {
     const admin = t.token({ project: OPS, roles: ['admin'] });
     after(() => t.cleanup());
 
-    const call = async (token: string, method: string, url: string, payload?: unknown) => {
-      const res = await api.app.inject({
-        method: method as 'GET',
-        url,
-        headers: { 'x-auth-token': token },
-        ...(payload === undefined ? {} : { payload: payload as string }),
-      });
-      return { status: res.statusCode, body: (res.body ? res.json() : {}) as Body };
-    };
+    const call = (token: string, method: string, url: string, payload?: unknown) =>
+      injectAs(api, token, method, url, payload);
     const made = async <T>(token: string, kind: string, body: Body) => {
       const r = await call(token, 'POST', `/v2.0/${kind}s`, { [kind]: body });
       assert.equal(r.status, 201, JSON.stringify(r.body));

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { projectQuotas, setProjectQuotas } from '../../api/db/quotas.ts';
 import { QUOTA_DEFAULTS } from '../../api/deps.ts';
-import { testApi } from '../helpers/test-api.ts';
+import { injectAs, testApi } from '../helpers/test-api.ts';
 import { hexId, testTokens } from '../helpers/tokens.ts';
 
 type Body = Record<string, unknown>;
@@ -23,15 +23,8 @@ for (const engine of ['sqlite', 'postgres'] as const) {
     const admin = t.token({ project: hexId(), roles: ['admin'] });
     after(() => t.cleanup());
 
-    const call = async (token: string, method: string, url: string, payload?: unknown) => {
-      const res = await api.app.inject({
-        method: method as 'GET',
-        url,
-        headers: { 'x-auth-token': token },
-        ...(payload === undefined ? {} : { payload: payload as string }),
-      });
-      return { status: res.statusCode, body: (res.body ? res.json() : {}) as Body };
-    };
+    const call = (token: string, method: string, url: string, payload?: unknown) =>
+      injectAs(api, token, method, url, payload);
     const quota = async (project: string) =>
       (await call(admin, 'GET', `/v2.0/quotas/${project}`)).body.quota as Body;
     const count = async (project: string, collection: string) =>

@@ -21,27 +21,11 @@ for (const engine of ['sqlite', 'postgres'] as const) {
     const api = identityApi(engine, { adminToken: ADMIN });
     const ids = { project: '', other: '', user: '', member: '', admin: '', reader: '' };
 
-    const idOf = (r: { body: Record<string, unknown> }, key: string) =>
-      (r.body[key] as { id: string }).id;
-
     before(async () => {
-      ids.user = idOf(
-        await api.call('POST', '/v3/users', ADMIN, { user: { name: 'alice' } }),
-        'user',
-      );
-      ids.project = idOf(
-        await api.call('POST', '/v3/projects', ADMIN, { project: { name: 'p1' } }),
-        'project',
-      );
-      ids.other = idOf(
-        await api.call('POST', '/v3/projects', ADMIN, { project: { name: 'p2' } }),
-        'project',
-      );
-      const roles = (await api.call('GET', '/v3/roles', ADMIN)).body.roles as {
-        id: string;
-        name: string;
-      }[];
-      for (const r of roles) if (r.name in ids) ids[r.name as 'member'] = r.id;
+      ids.user = await api.create('user', { name: 'alice' });
+      ids.project = await api.create('project', { name: 'p1' });
+      ids.other = await api.create('project', { name: 'p2' });
+      Object.assign(ids, await api.builtInRoles());
     });
 
     test('policy: a member may not read or change roles and grants', async () => {

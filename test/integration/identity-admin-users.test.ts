@@ -21,23 +21,10 @@ for (const engine of ['sqlite', 'postgres'] as const) {
     const api = identityApi(engine, { adminToken: ADMIN });
     const ids = { project: '', other: '', user: '', member: '', admin: '', reader: '' };
 
-    const idOf = (r: { body: Record<string, unknown> }, key: string) =>
-      (r.body[key] as { id: string }).id;
-
     before(async () => {
-      ids.project = idOf(
-        await api.call('POST', '/v3/projects', ADMIN, { project: { name: 'p1' } }),
-        'project',
-      );
-      ids.other = idOf(
-        await api.call('POST', '/v3/projects', ADMIN, { project: { name: 'p2' } }),
-        'project',
-      );
-      const roles = (await api.call('GET', '/v3/roles', ADMIN)).body.roles as {
-        id: string;
-        name: string;
-      }[];
-      for (const r of roles) if (r.name in ids) ids[r.name as 'member'] = r.id;
+      ids.project = await api.create('project', { name: 'p1' });
+      ids.other = await api.create('project', { name: 'p2' });
+      Object.assign(ids, await api.builtInRoles());
     });
 
     test('create: 201, no password in the view, an scrypt hash stored', async () => {
@@ -211,8 +198,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
     });
 
     test('disable and delete revoke; a deleted user loses its assignments', async () => {
-      const u = await api.call('POST', '/v3/users', ADMIN, { user: { name: 'carol' } });
-      const id = idOf(u, 'user');
+      const id = await api.create('user', { name: 'carol' });
       await api.call('PUT', `/v3/projects/${ids.other}/users/${id}/roles/${ids.member}`, ADMIN);
       const t1 = api.token({ user: id, project: ids.other, roles: ['member'] });
       await tick();

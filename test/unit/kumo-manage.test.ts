@@ -29,18 +29,19 @@ describe('kumo-manage', () => {
       conf,
       ...args,
     ]);
-  const boot = () =>
+  const bootstrap = (user: string, project: string, role: string, file = pw) =>
     manage(
       'bootstrap',
       '--user',
-      'admin',
+      user,
       '--project',
-      'admin',
+      project,
       '--role',
-      'admin',
+      role,
       '--password-file',
-      pw,
+      file,
     );
+  const boot = () => bootstrap('admin', 'admin', 'admin');
 
   async function withDb<T>(fn: (db: ReturnType<typeof openDb>) => Promise<T>): Promise<T> {
     const db = openDb({ engine: 'sqlite', path: join(dir.path, 'kumo.sqlite') });
@@ -86,17 +87,7 @@ describe('kumo-manage', () => {
 
   test('a new password is set and revokes the earlier tokens; a new role is created', async () => {
     writeFileSync(pw, 'second-pw');
-    const r = await manage(
-      'bootstrap',
-      '--user',
-      'admin',
-      '--project',
-      'demo',
-      '--role',
-      'operator',
-      '--password-file',
-      pw,
-    );
+    const r = await bootstrap('admin', 'demo', 'operator');
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /created project demo/);
     assert.match(r.stdout, /password set; its earlier tokens are revoked/);
@@ -132,31 +123,11 @@ describe('kumo-manage', () => {
     const usage = await manage('bootstrap', '--user', 'u');
     assert.equal(usage.code, 2);
     assert.match(usage.stderr, /^kumo-manage: required option '--project <name>' not specified\n$/);
-    const missing = await manage(
-      'bootstrap',
-      '--user',
-      'u',
-      '--project',
-      'p',
-      '--role',
-      'member',
-      '--password-file',
-      join(dir.path, 'none'),
-    );
+    const missing = await bootstrap('u', 'p', 'member', join(dir.path, 'none'));
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /^kumo-manage: ENOENT/);
     writeFileSync(join(dir.path, 'empty'), '\n');
-    const empty = await manage(
-      'bootstrap',
-      '--user',
-      'u',
-      '--project',
-      'p',
-      '--role',
-      'member',
-      '--password-file',
-      join(dir.path, 'empty'),
-    );
+    const empty = await bootstrap('u', 'p', 'member', join(dir.path, 'empty'));
     assert.equal(empty.code, 1);
     assert.match(empty.stderr, /the password file .* is empty/);
     const bad = await runCommand([
