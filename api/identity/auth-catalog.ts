@@ -41,76 +41,57 @@ function found<T>(row: T | undefined, kind: string, id: string): T {
   return row;
 }
 
+interface Kind {
+  plural: 'services' | 'endpoints' | 'regions';
+  one: 'service' | 'endpoint' | 'region';
+  rows: { id: string }[];
+  /** The query keys a list filters on. */
+  keys: string[];
+}
+
+/** List, show, and the writes that answer 501 (policy first, as Keystone: 403 before 501). */
+function kindRoutes(app: FastifyInstance, base: string, k: Kind) {
+  app.get(`/v3/${k.plural}`, async (req) => {
+    requireAdmin(req, `identity:list_${k.plural}`);
+    const want = filters(req, k.keys);
+    return { [k.plural]: k.rows.filter((r) => matches(r, want)), links: listLinks(base, k.plural) };
+  });
+  app.get<{ Params: { id: string } }>(`/v3/${k.plural}/:id`, async (req) => {
+    requireAdmin(req, `identity:get_${k.one}`);
+    const id = req.params.id;
+    return {
+      [k.one]: found(
+        k.rows.find((r) => r.id === id),
+        k.one,
+        id,
+      ),
+    };
+  });
+  const readOnly = (action: string) => async (req: FastifyRequest) => {
+    requireAdmin(req, `identity:${action}_${k.one}`);
+    throw new ApiError('NotImplemented', READ_ONLY);
+  };
+  app.post(`/v3/${k.plural}`, readOnly('create'));
+  app.patch(`/v3/${k.plural}/:id`, readOnly('update'));
+  app.delete(`/v3/${k.plural}/:id`, readOnly('delete'));
+}
+
 export function catalogRoutes(app: FastifyInstance, deps: IdentityDeps) {
   const catalog = buildCatalog(deps.settings);
   const base = deps.settings.endpoints.identity.replace(/\/+$/, '');
   const services = catalog.map((s) => serviceView(s, base));
-  const endpoints = endpointViews(catalog, base);
+  kindRoutes(app, base, {
+    plural: 'services',
+    one: 'service',
+    rows: services,
+    keys: ['type', 'name'],
+  });
+  kindRoutes(app, base, {
+    plural: 'endpoints',
+    one: 'endpoint',
+    rows: endpointViews(catalog, base),
+    keys: ['service_id', 'interface', 'region_id'],
+  });
   const regions = [regionView(deps.settings.region, base)];
-  type P = { Params: { id: string } };
-
-  app.get('/v3/services', async (req) => {
-    requireAdmin(req, 'identity:list_services');
-    const want = filters(req, ['type', 'name']);
-    return {
-      services: services.filter((s) => matches(s, want)),
-      links: listLinks(base, 'services'),
-    };
-  });
-  app.get<P>('/v3/services/:id', async (req) => {
-    requireAdmin(req, 'identity:get_service');
-    return {
-      service: found(
-        services.find((s) => s.id === req.params.id),
-        'service',
-        req.params.id,
-      ),
-    };
-  });
-  app.get('/v3/endpoints', async (req) => {
-    requireAdmin(req, 'identity:list_endpoints');
-    const want = filters(req, ['service_id', 'interface', 'region_id']);
-    return {
-      endpoints: endpoints.filter((e) => matches(e, want)),
-      links: listLinks(base, 'endpoints'),
-    };
-  });
-  app.get<P>('/v3/endpoints/:id', async (req) => {
-    requireAdmin(req, 'identity:get_endpoint');
-    return {
-      endpoint: found(
-        endpoints.find((e) => e.id === req.params.id),
-        'endpoint',
-        req.params.id,
-      ),
-    };
-  });
-  app.get('/v3/regions', async (req) => {
-    requireAdmin(req, 'identity:list_regions');
-    return { regions, links: listLinks(base, 'regions') };
-  });
-  app.get<P>('/v3/regions/:id', async (req) => {
-    requireAdmin(req, 'identity:get_region');
-    return {
-      region: found(
-        regions.find((r) => r.id === req.params.id),
-        'region',
-        req.params.id,
-      ),
-    };
-  });
-  // Policy first, as Keystone: a non-admin is refused (403) before the backend says 501.
-  const readOnly = (rule: string) => async (req: FastifyRequest) => {
-    requireAdmin(req, `identity:${rule}`);
-    throw new ApiError('NotImplemented', READ_ONLY);
-  };
-  for (const [kind, one] of [
-    ['services', 'service'],
-    ['endpoints', 'endpoint'],
-    ['regions', 'region'],
-  ] as const) {
-    app.post(`/v3/${kind}`, readOnly(`create_${one}`));
-    app.patch(`/v3/${kind}/:id`, readOnly(`update_${one}`));
-    app.delete(`/v3/${kind}/:id`, readOnly(`delete_${one}`));
-  }
+  kindRoutes(app, base, { plural: 'regions', one: 'region', rows: regions, keys: [] });
 }

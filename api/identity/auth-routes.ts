@@ -51,17 +51,22 @@ function subjectHeader(req: FastifyRequest): string {
 
 const notFound = (token: string) => new ApiError('NotFound', `Could not find token: ${token}.`);
 
-export function authRoutes(app: FastifyInstance, deps: IdentityDeps) {
-  const base = deps.settings.endpoints.identity.replace(/\/+$/, '');
-  const catalog = buildCatalog(deps.settings);
-  const nowMs = () => deps.clock.now().getTime();
+interface Ctx {
+  deps: IdentityDeps;
+  base: string;
+  catalog: ReturnType<typeof buildCatalog>;
+  nowMs: () => number;
+}
 
+function versionRoutes(app: FastifyInstance, { base }: Ctx) {
   app.get('/', PUBLIC, async (_req, reply) =>
     reply.status(300).send({ versions: { values: [versionOf(base)] } }),
   );
   for (const path of ['/v3', '/v3/'])
     app.get(path, PUBLIC, async () => ({ version: versionOf(base) }));
+}
 
+function issueRoute(app: FastifyInstance, { deps, catalog, nowMs }: Ctx) {
   app.post('/v3/auth/tokens', PUBLIC, async (req, reply) => {
     const request = parseAuthRequest(req.body);
     const ctx = {
@@ -77,43 +82,51 @@ export function authRoutes(app: FastifyInstance, deps: IdentityDeps) {
       .header('x-subject-token', token)
       .send(tokenBody(claims, subject, wantsCatalog(req) ? catalog : undefined));
   });
+}
 
-  /**
-   * The subject token's claims, when the caller may see it; 404 / 403 otherwise. The
-   * database is asked too (an external kumo-api trusts this answer for its cache period).
-   */
-  const subjectClaims = async (req: FastifyRequest, action: string): Promise<TokenClaims> => {
-    const token = subjectHeader(req);
-    const v = verifyToken(token, deps.ring, nowMs());
-    if (!v.ok || deps.revocations.isRevoked(v.claims)) throw notFound(token);
-    const c = req.caller;
-    if (!c.isAdmin && !c.roles.includes('service') && c.userId !== v.claims.userId)
-      throw new ApiError(
-        'PolicyNotAuthorized',
-        `You are not authorized to perform the requested action: identity:${action}.`,
-      );
-    if (await deps.revocations.isRevokedNow(deps.db, v.claims)) throw notFound(token);
-    return v.claims;
-  };
+/**
+ * The subject token's claims, when the caller may see it; 404 / 403 otherwise. The
+ * database is asked too (an external kumo-api trusts this answer for its cache period).
+ */
+async function subjectClaims(
+  { deps, nowMs }: Ctx,
+  req: FastifyRequest,
+  action: string,
+): Promise<TokenClaims> {
+  const token = subjectHeader(req);
+  const v = verifyToken(token, deps.ring, nowMs());
+  if (!v.ok || deps.revocations.isRevoked(v.claims)) throw notFound(token);
+  const c = req.caller;
+  if (!c.isAdmin && !c.roles.includes('service') && c.userId !== v.claims.userId)
+    throw new ApiError(
+      'PolicyNotAuthorized',
+      `You are not authorized to perform the requested action: identity:${action}.`,
+    );
+  if (await deps.revocations.isRevokedNow(deps.db, v.claims)) throw notFound(token);
+  return v.claims;
+}
 
+function subjectRoutes(app: FastifyInstance, ctx: Ctx) {
+  const { deps, catalog } = ctx;
   app.get('/v3/auth/tokens', async (req, reply) => {
-    const claims = await subjectClaims(req, 'validate_token');
+    const claims = await subjectClaims(ctx, req, 'validate_token');
     const subject = await subjectOf(deps.db, claims);
     if (!subject) throw notFound(subjectHeader(req));
     return reply
       .header('x-subject-token', subjectHeader(req))
       .send(tokenBody(claims, subject, wantsCatalog(req) ? catalog : undefined));
   });
-
   app.delete('/v3/auth/tokens', async (req, reply: FastifyReply) => {
-    const claims = await subjectClaims(req, 'revoke_token');
+    const claims = await subjectClaims(ctx, req, 'revoke_token');
     const id = await deps.db.transaction((tx) =>
       deps.revocations.record(tx, { auditId: claims.auditIds[0] as string }),
     );
     await deps.revocations.commit([id]);
     return reply.status(204).send();
   });
+}
 
+function scopeRoutes(app: FastifyInstance, { deps, base, catalog }: Ctx) {
   app.get('/v3/auth/catalog', async (req) => {
     if (req.caller.projectId === null)
       throw new ApiError(
@@ -122,7 +135,6 @@ export function authRoutes(app: FastifyInstance, deps: IdentityDeps) {
       );
     return { catalog: tokenCatalog(catalog), links: listLinks(base, 'auth/catalog') };
   });
-
   app.get('/v3/auth/projects', async (req) => {
     const userId = req.caller.userId;
     const rows = userId ? await projectsOfUser(deps.db, userId) : [];
@@ -139,12 +151,23 @@ export function authRoutes(app: FastifyInstance, deps: IdentityDeps) {
     }));
     return { projects, links: listLinks(base, 'auth/projects') };
   });
-
   // kumo issues no domain-scoped tokens, so a token can be scoped to no domain.
   app.get('/v3/auth/domains', async () => ({
     domains: [],
     links: listLinks(base, 'auth/domains'),
   }));
+}
 
+export function authRoutes(app: FastifyInstance, deps: IdentityDeps) {
+  const ctx: Ctx = {
+    deps,
+    base: deps.settings.endpoints.identity.replace(/\/+$/, ''),
+    catalog: buildCatalog(deps.settings),
+    nowMs: () => deps.clock.now().getTime(),
+  };
+  versionRoutes(app, ctx);
+  issueRoute(app, ctx);
+  subjectRoutes(app, ctx);
+  scopeRoutes(app, ctx);
   catalogRoutes(app, deps);
 }

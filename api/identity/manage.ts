@@ -9,13 +9,13 @@
  * database and key repository come from kumo.conf exactly as kumo-api finds them.
  * manageMain never exits the process: it returns 0, 1 (failure) or 2 (usage).
  */
-import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { DEFAULT_CONFIG_PATH, loadConfig } from '../../core/config.ts';
 import { silentLogger } from '../../core/log.ts';
 import { type Db, databaseOf, openDb, type Queryable } from '../db/index.ts';
 import { migrate } from '../db/migrations.ts';
+import { newId } from './admin-common.ts';
 import { DEFAULT_DOMAIN_ID } from './admin-domains.ts';
 import { rotateKeys, setupKeys } from './keys.ts';
 import { findProjectByName, findRoleByName, findUserByName } from './lookup.ts';
@@ -35,8 +35,6 @@ export interface BootstrapRequest {
   role: string;
   password: string;
 }
-
-const newId = () => randomUUID().replaceAll('-', '');
 
 async function ensureRow(
   tx: Queryable,
