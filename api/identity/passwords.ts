@@ -4,19 +4,53 @@
  * stored hashes.
  *
  * Invariants: hashing runs on libuv's thread pool (async scrypt), never on the event loop;
- * comparison is constant-time; a hash in any other format verifies nothing.
+ * at most KDF_RUNNING hashes run at once in the process, so a flood of logins leaves the
+ * pool's other threads to file I/O (image data), and at most KDF_WAITING wait — beyond
+ * that a login answers 503 at once instead of queueing without bound; comparison is
+ * constant-time; a hash in any other format verifies nothing.
  */
 import { randomBytes, type ScryptOptions, scrypt, timingSafeEqual } from 'node:crypto';
+import { ApiError } from '../../contracts/errors.ts';
 
 /** N = 2^15, r = 8: 32 MiB and about 50-100 ms per hash on one core. */
 const COST = { N: 32768, r: 8, p: 1 } as const;
 const KEY_LENGTH = 32;
 
+/** libuv's pool has 4 threads by default: half of them for the KDF. */
+export const KDF_RUNNING = 2;
+export const KDF_WAITING = 64;
+
+/** The process's one KDF gate (the thread pool it protects is the process's too). */
+const gate = { running: 0, waiting: [] as (() => void)[] };
+
+async function gated<T>(fn: () => Promise<T>): Promise<T> {
+  if (gate.running < KDF_RUNNING) gate.running++;
+  else if (gate.waiting.length < KDF_WAITING) await new Promise<void>((r) => gate.waiting.push(r));
+  else
+    throw new ApiError(
+      'ServiceUnavailable',
+      'Too many password checks are in progress; try again shortly.',
+    );
+  try {
+    return await fn();
+  } finally {
+    // A waiter takes over this slot; with none, the slot is freed.
+    const next = gate.waiting.shift();
+    if (next) next();
+    else gate.running--;
+  }
+}
+
 const derive = (password: string, salt: Buffer, o: { N: number; r: number; p: number }) =>
-  new Promise<Buffer>((resolve, reject) => {
-    const options: ScryptOptions = { ...o, maxmem: 256 * o.N * o.r };
-    scrypt(password, salt, KEY_LENGTH, options, (err, key) => (err ? reject(err) : resolve(key)));
-  });
+  gated(
+    () =>
+      new Promise<Buffer>((resolve, reject) => {
+        const options: ScryptOptions = { ...o, maxmem: 256 * o.N * o.r };
+        scrypt(password, salt, KEY_LENGTH, options, (err, key) =>
+          err ? reject(err) : resolve(key),
+        );
+      }),
+  );
 
 export async function hashPassword(password: string): Promise<string> {
   const salt = randomBytes(16);
