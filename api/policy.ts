@@ -9,6 +9,7 @@
  */
 import type { FastifyRequest } from 'fastify';
 import { ApiError } from '../contracts/errors.ts';
+import { projectId } from '../contracts/schema.ts';
 
 /** The caller's project (auth.ts admits no service request without one). */
 export const callerProjectId = (req: FastifyRequest): string => req.caller.projectId ?? '';
@@ -37,3 +38,6 @@ export function ownerForCreate(
     "Specifying 'project_id' or 'tenant_id' other than the authenticated project in request requires admin privileges",
   );
 }
+
+/** A project id a request names in its path (quotas): a 400 naming it unless well-formed. */
+export const namedProject = (value: string): string => projectId().parse(value, 'project_id');

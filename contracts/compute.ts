@@ -18,6 +18,7 @@ import {
   obj,
   oneOf,
   optional,
+  projectId,
   type Schema,
   str,
   uuid,
@@ -105,13 +106,9 @@ export const FlavorCreate = obj({
 });
 export type FlavorCreate = ReturnType<typeof FlavorCreate.parse>['flavor'];
 
-/** A project id os-flavor-access names (Nova's parameter_types.project_id). */
-const tenant = () =>
-  str({ min: 1, max: 255, pattern: /^[a-zA-Z0-9_-]+$/, patternName: 'a project id' });
-
 /** POST /flavors/{id}/action: addTenantAccess / removeTenantAccess (Nova's schemas). */
-export const AddTenantAccess = obj({ addTenantAccess: obj({ tenant: tenant() }) });
-export const RemoveTenantAccess = obj({ removeTenantAccess: obj({ tenant: tenant() }) });
+export const AddTenantAccess = obj({ addTenantAccess: obj({ tenant: projectId() }) });
+export const RemoveTenantAccess = obj({ removeTenantAccess: obj({ tenant: projectId() }) });
 
 export interface Link {
   rel: 'self' | 'bookmark';

@@ -11,7 +11,7 @@
  * three.
  */
 import { ApiError } from './errors.ts';
-import { isPlainObject, type Schema, str, ValidationError } from './schema.ts';
+import { isPlainObject, PROJECT_ID, type Schema, str, ValidationError } from './schema.ts';
 
 /** Glance's id pattern (any case), as its schema's `id`, `kernel_id` and `ramdisk_id`. */
 export const GLANCE_UUID =
@@ -66,7 +66,6 @@ export type MemberStatus = (typeof MEMBER_STATUSES)[number];
 /** Glance's image_member_quota default. */
 export const MAX_IMAGE_MEMBERS = 128;
 /** Keystone's project id column is 64 characters; Kumo's ids are letters, digits, _ -. */
-const MEMBER_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
 export interface ImageMember {
   created_at: string;
@@ -78,7 +77,7 @@ export interface ImageMember {
 }
 
 const memberId = (value: unknown): string => {
-  if (typeof value !== 'string' || !MEMBER_ID.test(value))
+  if (typeof value !== 'string' || !PROJECT_ID.test(value))
     throw new ValidationError('member', 'must be a project id (1-64 letters, digits, _ or -)');
   return value;
 };

@@ -15,6 +15,7 @@ import {
   obj,
   oneOf,
   optional,
+  projectId,
   type Schema,
   str,
   uuid,
@@ -94,8 +95,6 @@ export function boolLike(): Schema<boolean> {
 
 const name = () => str({ max: 255 });
 const description = () => str({ max: 255 });
-const projectId = () =>
-  str({ min: 1, max: 64, pattern: /^[A-Za-z0-9_-]+$/, patternName: 'a project id' });
 const physnet = () =>
   str({
     min: 1,

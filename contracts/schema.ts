@@ -254,3 +254,8 @@ export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
 export const hostname = () =>
   str({ min: 1, max: 253, pattern: HOSTNAME, patternName: 'a valid host name' });
 export const uuid = () => str({ pattern: UUID, patternName: 'a lowercase UUID' });
+
+/** A Keystone project id (its column holds 64): what every project a request names is. */
+export const PROJECT_ID = /^[A-Za-z0-9_-]{1,64}$/;
+export const projectId = () =>
+  str({ min: 1, max: 64, pattern: PROJECT_ID, patternName: 'a project id' });

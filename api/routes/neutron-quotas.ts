@@ -16,7 +16,7 @@ import type { Queryable } from '../db/index.ts';
 import { countOwned, type NeutronQuotaResource, type QuotaGuard } from '../db/neutron.ts';
 import { projectQuotas, type QuotaLimits, setProjectQuotas } from '../db/quotas.ts';
 import { type AppDeps, QUOTA_DEFAULTS } from '../deps.ts';
-import { callerProjectId } from '../policy.ts';
+import { callerProjectId, namedProject } from '../policy.ts';
 import { disallowed, isAdmin } from './neutron-policy.ts';
 
 /** Neutron's DB_INTEGER_MAX_VALUE. */
@@ -37,8 +37,11 @@ export const neutronQuota = (deps: AppDeps): QuotaGuard => ({
 type ById = FastifyRequest<{ Params: { id: string } }>;
 
 /** get_quota for another project than the caller's: admin only. */
-function mayRead(req: FastifyRequest, projectId: string) {
+/** The project the path names, if the caller may read its quotas (another's: admin only). */
+function mayRead(req: ById): string {
+  const projectId = namedProject(req.params.id);
   if (projectId !== callerProjectId(req) && !isAdmin(req)) throw disallowed('get_quota');
+  return projectId;
 }
 
 function requireQuotaAdmin(
@@ -144,16 +147,16 @@ function readRoutes(app: FastifyInstance, deps: AppDeps) {
     tenant: { tenant_id: callerProjectId(req) },
   }));
   app.get('/v2.0/quotas/:id', async (req: ById) => {
-    mayRead(req, req.params.id);
-    return { quota: await projectQuotas(deps.db, req.params.id, defaults) };
+    const project = mayRead(req);
+    return { quota: await projectQuotas(deps.db, project, defaults) };
   });
   app.get('/v2.0/quotas/:id/default', async (req: ById) => {
-    mayRead(req, req.params.id);
+    mayRead(req);
     return { quota: { ...defaults } };
   });
   app.get('/v2.0/quotas/:id/details', async (req: ById) => {
-    mayRead(req, req.params.id);
-    return { quota: await details(deps.db, req.params.id, defaults) };
+    const project = mayRead(req);
+    return { quota: await details(deps.db, project, defaults) };
   });
 }
 
@@ -163,7 +166,7 @@ export function neutronQuotaRoutes(app: FastifyInstance, deps: AppDeps) {
   app.put('/v2.0/quotas/:id', async (req: ById) => {
     requireQuotaAdmin(req, 'update_quota');
     const { limits, checkLimit } = parseQuotaUpdate(req.body, defaults);
-    const projectId = req.params.id;
+    const projectId = namedProject(req.params.id);
     await deps.db.transaction(async (tx) => {
       if (checkLimit) await checkAgainstUsage(tx, projectId, limits);
       await setProjectQuotas(tx, projectId, limits);
@@ -174,8 +177,9 @@ export function neutronQuotaRoutes(app: FastifyInstance, deps: AppDeps) {
   app.delete('/v2.0/quotas/:id', async (req: ById, reply) => {
     requireQuotaAdmin(req, 'delete_quota');
     const reset = Object.fromEntries(Object.keys(defaults).map((k) => [k, undefined]));
-    await deps.db.transaction((tx) => setProjectQuotas(tx, req.params.id, reset));
-    deps.log.info({ projectId: req.params.id }, 'network quotas reset');
+    const projectId = namedProject(req.params.id);
+    await deps.db.transaction((tx) => setProjectQuotas(tx, projectId, reset));
+    deps.log.info({ projectId }, 'network quotas reset');
     return reply.status(204).send();
   });
 }

@@ -26,7 +26,7 @@ import {
 } from '../db/quotas.ts';
 import { projectUsage } from '../db/servers.ts';
 import type { AppDeps } from '../deps.ts';
-import { callerProjectId } from '../policy.ts';
+import { callerProjectId, namedProject } from '../policy.ts';
 import { type Query, values } from '../query.ts';
 import { installNovaErrors, requireAdminNova } from './nova.ts';
 import { novaDefaults } from './nova-quota-rules.ts';
@@ -170,28 +170,30 @@ async function limits(deps: AppDeps, req: Listing) {
 function quotaScope(scope: FastifyInstance, deps: AppDeps) {
   installNovaErrors(scope, deps.log);
   scope.get('/os-quota-sets/:project', async (req: ByProject) => {
-    const { project } = req.params;
+    const project = namedProject(req.params.project);
     requireReader(req, project, 'os_compute_api:os-quota-sets:show');
     const limits = await projectQuotas(deps.db, project, novaDefaults(deps));
     return { quota_set: { id: project, ...sorted(limits) } };
   });
   scope.get('/os-quota-sets/:project/defaults', async (req: ByProject) => ({
-    quota_set: { id: req.params.project, ...sorted(novaDefaults(deps)) },
+    quota_set: { id: namedProject(req.params.project), ...sorted(novaDefaults(deps)) },
   }));
   scope.get('/os-quota-sets/:project/detail', async (req: ByProject) => {
-    requireReader(req, req.params.project, 'os_compute_api:os-quota-sets:detail');
-    return detail(deps, req.params.project);
+    const project = namedProject(req.params.project);
+    requireReader(req, project, 'os_compute_api:os-quota-sets:detail');
+    return detail(deps, project);
   });
   scope.put('/os-quota-sets/:project', async (req: ByProject) => {
     requireAdminNova(req, 'os_compute_api:os-quota-sets:update');
-    const { project } = req.params;
+    const project = namedProject(req.params.project);
     await updateQuotas(deps, project, req.body);
     return { quota_set: sorted(await projectQuotas(deps.db, project, novaDefaults(deps))) };
   });
   scope.delete('/os-quota-sets/:project', async (req: ByProject, reply) => {
     requireAdminNova(req, 'os_compute_api:os-quota-sets:delete');
-    await deleteProjectQuotas(deps.db, req.params.project);
-    deps.log.info({ projectId: req.params.project }, 'compute quotas reset to the defaults');
+    const projectId = namedProject(req.params.project);
+    await deleteProjectQuotas(deps.db, projectId);
+    deps.log.info({ projectId }, 'compute quotas reset to the defaults');
     return reply.status(202).send();
   });
   scope.get('/os-quota-class-sets/:id', async (req: FastifyRequest<{ Params: { id: string } }>) => {

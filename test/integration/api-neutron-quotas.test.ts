@@ -109,6 +109,14 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.deepEqual(await quota(P), QUOTA_DEFAULTS.neutron);
       const nova = await projectQuotas(api.db, P, QUOTA_DEFAULTS.nova);
       assert.equal(nova.instances, 4, 'Nova’s limit of the project is untouched');
+      // A project id in the path is checked like one in a body: nothing is stored for it.
+      const rows = await api.db.query('SELECT * FROM quotas ORDER BY 1, 2');
+      for (const bad of ['a%0Ab', 'a%3Bb', `${'x'.repeat(65)}`]) {
+        const r = await call(admin, 'PUT', `/v2.0/quotas/${bad}`, { quota: { network: 1 } });
+        assert.equal(r.status, 400, bad);
+        assert.match(err(r.body).message, /project_id/);
+      }
+      assert.deepEqual(await api.db.query('SELECT * FROM quotas ORDER BY 1, 2'), rows);
     });
 
     test('creates over quota are 409 OverQuota and create nothing; -1 is unlimited', async () => {

@@ -74,10 +74,12 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         [await setQuotas(p, { volumes: 3 }), 400],
         [await h.call('PUT', `/os-quota-sets/${p}`, who.admin, { instances: 3 }), 400],
         [await h.call('DELETE', `/os-quota-sets/${p}`, who.memberB), 403],
+        [await setQuotas('a%0Ab', { instances: 1 }), 400],
       ] as const;
       for (const [r, status] of refused) novaError(r, status);
       assert.match(novaError(refused[1][0], 400).message, /quota_set\.instances/);
       assert.match(novaError(refused[4][0], 400).message, /quota_set\.volumes/);
+      assert.match(novaError(refused[7][0], 400).message, /project_id/);
       assert.deepEqual((await quotas(who.admin, p)).body, before, 'nothing changed');
       assert.equal((await h.call('DELETE', `/os-quota-sets/${p}`, who.admin)).status, 202);
       assert.deepEqual((await quotas(who.admin, p)).body, { quota_set: { id: p, ...DEFAULTS } });
