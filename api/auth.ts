@@ -27,8 +27,11 @@ export interface AuthConfig {
   serviceTokens?: readonly string[];
   /** Keystone tokens (kumo-api's own or an external Keystone's); static tokens only when absent. */
   tokens?: Authenticator;
-  /** The identity listener: unscoped tokens are admitted (its routes check scope). */
-  allowUnscoped?: boolean;
+  /**
+   * The identity listener: unscoped tokens are admitted and readers may write (revoke
+   * their own token, change their password) — its routes check scope and roles themselves.
+   */
+  identityListener?: boolean;
   /**
    * Keystone's URL, sent on every 401 as keystonemiddleware does
    * (`WWW-Authenticate: Keystone uri="…"`), so a client knows where to log in.
@@ -77,13 +80,12 @@ function admit(req: FastifyRequest, caller: Caller, auth: AuthConfig) {
       throw new ApiError('PolicyNotAuthorized', 'The service token may only read images.');
     return;
   }
-  if (caller.projectId === null && !auth.allowUnscoped)
+  if (caller.projectId === null && !auth.identityListener)
     throw new ApiError(
       'PolicyNotAuthorized',
       'The token is not scoped to a project: ask for a project-scoped token.',
     );
-  // The identity listener's routes check their own rules (a reader may revoke its token).
-  if (!READS.has(req.method) && !caller.roles.includes('member') && !auth.allowUnscoped)
+  if (!READS.has(req.method) && !caller.roles.includes('member') && !auth.identityListener)
     throw new ApiError(
       'PolicyNotAuthorized',
       `The reader role may only read: ${req.method} needs the member or admin role.`,
@@ -109,18 +111,4 @@ export function installAuth(app: FastifyInstance, auth: AuthConfig) {
     req.caller = caller;
     req.role = roleOfCaller(caller);
   });
-}
-
-/**
- * Admin-only routes call this first; `rule` is the policy rule's name, worded as its
- * service words a refusal (Keystone's `identity:*` rules, else oslo.policy's).
- */
-export function requireAdmin(req: FastifyRequest, rule: string) {
-  if (req.role === 'admin') return;
-  throw new ApiError(
-    'PolicyNotAuthorized',
-    rule.startsWith('identity:')
-      ? `You are not authorized to perform the requested action: ${rule}.`
-      : `rule:${rule} is disallowed by policy`,
-  );
 }

@@ -39,7 +39,7 @@ export function buildIdentityApp(deps: IdentityDeps): FastifyInstance {
       revocations: deps.revocations,
       now: () => deps.clock.now().getTime(),
     }),
-    allowUnscoped: true,
+    identityListener: true,
   });
   authRoutes(app, deps);
   adminRoutes(app, deps);

@@ -11,7 +11,7 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ApiError } from '../../contracts/errors.ts';
-import { requireAdmin } from '../auth.ts';
+import { authorize } from './admin-common.ts';
 import { buildCatalog, endpointViews, regionView, serviceView } from './catalog.ts';
 import type { IdentityDeps } from './deps.ts';
 
@@ -52,12 +52,12 @@ interface Kind {
 /** List, show, and the writes that answer 501 (policy first, as Keystone: 403 before 501). */
 function kindRoutes(app: FastifyInstance, base: string, k: Kind) {
   app.get(`/v3/${k.plural}`, async (req) => {
-    requireAdmin(req, `identity:list_${k.plural}`);
+    authorize(req, `list_${k.plural}`);
     const want = filters(req, k.keys);
     return { [k.plural]: k.rows.filter((r) => matches(r, want)), links: listLinks(base, k.plural) };
   });
   app.get<{ Params: { id: string } }>(`/v3/${k.plural}/:id`, async (req) => {
-    requireAdmin(req, `identity:get_${k.one}`);
+    authorize(req, `get_${k.one}`);
     const id = req.params.id;
     return {
       [k.one]: found(
@@ -68,7 +68,7 @@ function kindRoutes(app: FastifyInstance, base: string, k: Kind) {
     };
   });
   const readOnly = (action: string) => async (req: FastifyRequest) => {
-    requireAdmin(req, `identity:${action}_${k.one}`);
+    authorize(req, `${action}_${k.one}`);
     throw new ApiError('NotImplemented', READ_ONLY);
   };
   app.post(`/v3/${k.plural}`, readOnly('create'));

@@ -28,8 +28,6 @@ export interface ImageViewer {
   role: Role;
   caller?: Pick<Identity, 'projectId'>;
 }
-/** The name server-refs.ts imports the viewer by. */
-export type Caller = ImageViewer;
 
 /** The Glance policy rules a refusal names. */
 export type ImageRule =

@@ -33,7 +33,7 @@ import { canonicalIp, contains, parseIp } from '../ipam.ts';
 import { callerProjectId, owns } from '../policy.ts';
 import type { Nic } from '../scheduler/compute.ts';
 import { planOf } from '../subnet-rules.ts';
-import { type Caller, visibleImage } from './image-access.ts';
+import { type ImageViewer, visibleImage } from './image-access.ts';
 
 const bad = (message: string) => new ApiError('BadRequest', message);
 const conflict = (message: string) => new ApiError('Conflict', message);
@@ -98,7 +98,12 @@ function snapshot(img: ImageRecord, label: string): InstanceImage {
 }
 
 /** A kernel or ramdisk id: Glance's pattern takes any case; Kumo's ids are lowercase. */
-async function imageOf(db: Db, caller: Caller, id: string, label: string): Promise<InstanceImage> {
+async function imageOf(
+  db: Db,
+  caller: ImageViewer,
+  id: string,
+  label: string,
+): Promise<InstanceImage> {
   const img = GLANCE_UUID.test(id) ? await visibleImage(db, caller, id.toLowerCase()) : undefined;
   if (!img) throw bad(`${label} could not be found.`);
   return snapshot(img, label);
@@ -136,7 +141,12 @@ function checkBootable(id: string, format: InstanceImage['disk_format'], k: bool
  * imageRef: an active, bootable image with data the caller may see (image-access.ts), its
  * kernel/ramdisk too; Nova's flavor checks.
  */
-export async function resolveImage(db: Db, ref: string, flavor: FlavorSnapshot, caller: Caller) {
+export async function resolveImage(
+  db: Db,
+  ref: string,
+  flavor: FlavorSnapshot,
+  caller: ImageViewer,
+) {
   const id = idOf(ref, 'imageRef');
   if (!UUID.test(id)) throw bad(`Invalid imageRef provided: ${id} is not an image id.`);
   const img = await visibleImage(db, caller, id);
