@@ -27,6 +27,7 @@ import { createReportConsumer, systemClock } from './liveness.ts';
 import { createRpcHandler } from './rpc.ts';
 import { startComputeSweeper } from './scheduler/compute-sweep.ts';
 import { startDhcpSweeper } from './scheduler/dhcp.ts';
+import { startL3Sweeper } from './scheduler/l3.ts';
 
 /**
  * The URL clients reach kumo-api at: [api] public_endpoint, else the bind address; a
@@ -129,6 +130,8 @@ export async function startApi({ config, log }: DaemonContext): Promise<Running>
   // DHCP failover and catch-up scheduling, every agent_down_time / 2.
   const sweepMs = (config.DEFAULT.agent_down_time * 1000) / 2;
   const sweeper = startDhcpSweeper({ db, broker, clock: systemClock, log, settings }, sweepMs);
+  // Routers off dead or admin-down L3 agents, and unhosted routers scheduled: same beat.
+  const l3Sweeper = startL3Sweeper({ db, broker, clock: systemClock, log, settings }, sweepMs);
   // Builds a stopped kumo-api left in `scheduling`: at start, then every agent_down_time / 2.
   const computeSweeper = startComputeSweeper({ db, broker, clock: systemClock, log }, sweepMs);
   // Soft-deleted servers past [compute] reclaim_instance_interval: deleted on the same beat.
@@ -148,6 +151,7 @@ export async function startApi({ config, log }: DaemonContext): Promise<Running>
       await app.close();
       await identity.close();
       await sweeper.stop();
+      await l3Sweeper.stop();
       await computeSweeper.stop();
       await reclaimer.stop();
       await reports.close();

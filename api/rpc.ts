@@ -2,7 +2,8 @@
  * kumo-api's RPC server (queue `q-plugin`): what agents ask of the API. The L2 agent's
  * calls, Neutron's plugin RPC trimmed: device details (binding the port to the asking
  * host), device status, and the tunnel endpoint list (tunnels.ts); the DHCP agent's
- * get_active_networks / get_network_info (rpc-dhcp.ts); the compute agent's get_instance
+ * get_active_networks / get_network_info (rpc-dhcp.ts); the L3 agent's
+ * get_active_routers / get_router_info / update_floatingip_statuses (rpc-l3.ts); the compute agent's get_instance
  * / get_host_instances / update_instance (rpc-compute.ts); and every agent's
  * report_status (status-reports.ts).
  *
@@ -20,6 +21,7 @@ import type { HintDeps } from './hints.ts';
 import type { Clock } from './liveness.ts';
 import { getHostInstances, getInstance, updateInstance } from './rpc-compute.ts';
 import { getActiveNetworks, getNetworkInfo } from './rpc-dhcp.ts';
+import { getActiveRouters, getRouterInfo, updateFloatingIpStatuses } from './rpc-l3.ts';
 import { createStatusHandler } from './status-reports.ts';
 import { tunnelSync } from './tunnels.ts';
 
@@ -82,6 +84,12 @@ export function createRpcHandler(deps: RpcDeps) {
         return getActiveNetworks(deps.db, message.args);
       case 'get_network_info':
         return getNetworkInfo(deps.db, message.args);
+      case 'get_active_routers':
+        return getActiveRouters(deps.db, message.args);
+      case 'get_router_info':
+        return getRouterInfo(deps.db, message.args);
+      case 'update_floatingip_statuses':
+        return updateFloatingIpStatuses(deps.db, message.args);
       case 'get_instance':
         return getInstance(deps.db, message.args);
       case 'get_host_instances':

@@ -14,6 +14,7 @@ import {
   UpdateInstanceArgs,
 } from './instances.ts';
 import { GetDevicesDetailsArgs, TunnelSyncArgs, UpdateDeviceListArgs } from './l2.ts';
+import { GetActiveRoutersArgs, GetRouterInfoArgs, UpdateFloatingIpStatusesArgs } from './l3.ts';
 import {
   bool,
   type Infer,
@@ -61,6 +62,9 @@ export const METHODS = {
   tunnel_sync: TunnelSyncArgs,
   get_active_networks: GetActiveNetworksArgs,
   get_network_info: GetNetworkInfoArgs,
+  get_active_routers: GetActiveRoutersArgs,
+  get_router_info: GetRouterInfoArgs,
+  update_floatingip_statuses: UpdateFloatingIpStatusesArgs,
   get_instance: GetInstanceArgs,
   get_host_instances: GetHostInstancesArgs,
   update_instance: UpdateInstanceArgs,

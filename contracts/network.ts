@@ -25,12 +25,14 @@ import {
 /** Resources are owned by this project until the API learns about projects. */
 export const DEFAULT_PROJECT_ID = '2a6a3b7c9d1e4f5081a2b3c4d5e6f708';
 
-export const NETWORK_TYPES = ['vxlan', 'gre', 'flat'] as const;
+export const NETWORK_TYPES = ['vxlan', 'gre', 'flat', 'vlan'] as const;
 export type NetworkType = (typeof NETWORK_TYPES)[number];
 export const TUNNEL_TYPES = ['vxlan', 'gre'] as const;
 export type TunnelType = (typeof TUNNEL_TYPES)[number];
 /** Bytes of encapsulation (IPv4 outer header) a network type costs against the physnet MTU. */
-export const ENCAP_OVERHEAD: Record<NetworkType, number> = { vxlan: 50, gre: 42, flat: 0 };
+export const ENCAP_OVERHEAD: Record<NetworkType, number> = { vxlan: 50, gre: 42, flat: 0, vlan: 0 };
+/** Provider network types: carried on a physical network through [ovs] bridge_mappings. */
+export const PROVIDER_TYPES = ['flat', 'vlan'] as const;
 /** Largest segmentation id each tunnel type can carry. */
 export const MAX_SEGMENTATION_ID: Record<TunnelType, number> = {
   vxlan: 2 ** 24 - 1,
@@ -38,6 +40,12 @@ export const MAX_SEGMENTATION_ID: Record<TunnelType, number> = {
 };
 
 export const DHCP_OWNER = 'network:dhcp';
+/** A router's port on one of its internal subnets (a `qr-` device). */
+export const ROUTER_INTERFACE_OWNER = 'network:router_interface';
+/** A router's port on its external network (a `qg-` device). */
+export const ROUTER_GATEWAY_OWNER = 'network:router_gateway';
+/** The port holding a floating IP's address on the external network (no device). */
+export const FLOATINGIP_OWNER = 'network:floatingip';
 /** Neutron's ROUTER_INTERFACE_OWNERS_SNAT: the only ports that may hold a subnet's gateway. */
 export const ROUTER_INTERFACE_OWNERS: readonly string[] = [
   'network:router_interface',

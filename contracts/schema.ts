@@ -151,13 +151,14 @@ export function nullable<T>(schema: Schema<T>): Schema<T | null> {
   };
 }
 
-export function arr<T>(item: Schema<T>, opts: { max?: number } = {}): Schema<T[]> {
-  const { max = 1000 } = opts;
+export function arr<T>(item: Schema<T>, opts: { min?: number; max?: number } = {}): Schema<T[]> {
+  const { min = 0, max = 1000 } = opts;
   return {
     kind: 'array',
     parse(value, path = '') {
       if (!Array.isArray(value)) return fail(path, `must be an array, got ${describe(value)}`);
       if (value.length > max) return fail(path, `must have at most ${max} items`);
+      if (value.length < min) return fail(path, `must have at least ${min} item(s)`);
       return value.map((v, i) => item.parse(v, `${path}[${i}]`));
     },
   };

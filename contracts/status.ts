@@ -20,6 +20,8 @@ export const RESOURCE_KINDS = [
   'tunnels',
   'instance',
   'router',
+  'floatingip',
+  'route',
   'pool',
   'volume',
   'snapshot',

@@ -85,6 +85,21 @@ const ipv4 = pattern(
 );
 const token = pattern(/^[A-Za-z0-9._~+/=-]{8,256}$/, 'a token of 8-256 URL-safe characters');
 const bridge = pattern(/^[A-Za-z0-9_-]{1,15}$/, 'a bridge name of 1-15 letters, digits, - or _');
+const PHYSNET = /^[A-Za-z0-9_.-]{1,64}$/;
+/** `physnet:bridge`, as Neutron's [ovs] bridge_mappings. */
+const bridgeMapping: Parser<[string, string]> = (raw) => {
+  const [physnet = '', name = '', extra] = raw.split(':');
+  if (extra !== undefined || !PHYSNET.test(physnet))
+    throw new Error('must be physnet:bridge pairs (physnet of letters, digits, _ . -)');
+  return [physnet, bridge(name)];
+};
+/** `physnet` or `physnet:lo:hi`, as Neutron's [ml2_type_vlan] network_vlan_ranges. */
+const vlanRange: Parser<{ physnet: string; range: [number, number] | null }> = (raw) => {
+  const [physnet = '', ...rest] = raw.split(':');
+  if (!PHYSNET.test(physnet)) throw new Error('must be physnet or physnet:lo:hi entries');
+  if (rest.length === 0) return { physnet, range: null };
+  return { physnet, range: idRange(1, 4094)(rest.join(':')) };
+};
 
 const httpUrl: Parser<string> = (raw) => {
   let url: URL;
@@ -236,6 +251,8 @@ const SPEC = {
       '*',
     ),
     global_physnet_mtu: f(integer(576, 65535), '1500'),
+    /** Physical networks VLAN networks may use, each with the VLAN ids tenants get. */
+    network_vlan_ranges: f(list(vlanRange), ''),
   },
   ovs: {
     integration_bridge: f(bridge, 'br-int'),
@@ -248,12 +265,16 @@ const SPEC = {
     ),
     ovs_rundir: f(absPath, '/var/run/openvswitch'),
     vswitchd_netns: f(pattern(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'a network namespace name')),
+    /** Provider networks: which OVS bridge carries each physical network (physnet:bridge). */
+    bridge_mappings: f(list(bridgeMapping), ''),
   },
   dhcp: {
     dhcp_lease_duration: f(integer(120, 31536000), '86400'),
   },
   l3: {
     agent_mode: f(choice(['legacy'] as const), 'legacy'),
+    /** Gratuitous ARPs sent when a gateway or floating IP appears on a qg- port. */
+    send_arp_for_ha: f(integer(0, 10), '3'),
   },
   lbaas: {
     device_driver: f(choice(['haproxy_ns'] as const), 'haproxy_ns'),

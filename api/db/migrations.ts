@@ -400,6 +400,70 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string[]
       )`,
     ],
   },
+  {
+    version: 13,
+    name: 'routers, floating IPs, L3 agent bindings',
+    sql: [
+      // Neutron's routers. gw_port_id: the router's port on its external network
+      // (device_owner network:router_gateway), NULL without a gateway.
+      `CREATE TABLE routers (
+        id TEXT PRIMARY KEY,
+        project_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        description TEXT NOT NULL,
+        admin_state_up BOOLEAN NOT NULL,
+        status TEXT NOT NULL,
+        gw_port_id TEXT REFERENCES ports (id),
+        enable_snat BOOLEAN NOT NULL,
+        revision_number INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+      )`,
+      // Every port a router owns (interfaces and the gateway), by its device_owner; a port
+      // belongs to one router at most.
+      `CREATE TABLE router_ports (
+        router_id TEXT NOT NULL REFERENCES routers (id) ON DELETE CASCADE,
+        port_id TEXT NOT NULL UNIQUE REFERENCES ports (id) ON DELETE CASCADE,
+        port_type TEXT NOT NULL,
+        PRIMARY KEY (router_id, port_id)
+      )`,
+      // extraroute: each (destination, nexthop) once per router.
+      `CREATE TABLE router_routes (
+        router_id TEXT NOT NULL REFERENCES routers (id) ON DELETE CASCADE,
+        destination TEXT NOT NULL,
+        nexthop TEXT NOT NULL,
+        PRIMARY KEY (router_id, destination, nexthop)
+      )`,
+      // A floating IP holds its address through floating_port_id (device_owner
+      // network:floatingip on the external network); associated, it names the fixed port,
+      // the fixed address and the router that translates between them.
+      `CREATE TABLE floatingips (
+        id TEXT PRIMARY KEY,
+        project_id TEXT NOT NULL,
+        description TEXT NOT NULL,
+        floating_network_id TEXT NOT NULL REFERENCES networks (id),
+        floating_port_id TEXT NOT NULL UNIQUE REFERENCES ports (id),
+        floating_ip_address TEXT NOT NULL,
+        fixed_port_id TEXT REFERENCES ports (id),
+        fixed_ip_address TEXT,
+        router_id TEXT REFERENCES routers (id),
+        status TEXT NOT NULL,
+        revision_number INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        UNIQUE (floating_network_id, fixed_port_id, fixed_ip_address)
+      )`,
+      'CREATE INDEX floatingips_router ON floatingips (router_id)',
+      'CREATE INDEX floatingips_fixed_port ON floatingips (fixed_port_id)',
+      // Which L3 agent hosts a router (legacy mode: exactly one); the primary key is what
+      // keeps two API replicas from binding one router twice.
+      `CREATE TABLE router_l3_agent_bindings (
+        router_id TEXT PRIMARY KEY REFERENCES routers (id) ON DELETE CASCADE,
+        agent_id TEXT NOT NULL REFERENCES agents (id) ON DELETE CASCADE
+      )`,
+      'CREATE INDEX router_l3_agent_bindings_agent ON router_l3_agent_bindings (agent_id)',
+    ],
+  },
 ];
 
 export async function migrate(db: Db): Promise<number[]> {

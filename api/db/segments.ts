@@ -165,6 +165,7 @@ export async function allocateSegment(
   s: NetworkSettings,
 ): Promise<Segment> {
   if (type === 'flat') return flatSegment(tx, networkId, req, s);
+  if (type === 'vlan') throw invalid('network type vlan is not enabled.');
   if ((req['provider:physical_network'] ?? null) !== null)
     throw invalid(`provider:physical_network specified for ${type} network.`);
   const requested = req['provider:segmentation_id'] ?? null;

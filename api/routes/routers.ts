@@ -1,0 +1,5 @@
+/** SKELETON: filled in by its helper. */
+import type { FastifyInstance } from 'fastify';
+import type { AppDeps } from '../deps.ts';
+
+export function routerRoutes(_app: FastifyInstance, _deps: AppDeps): void {}
