@@ -7,12 +7,16 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import pino from 'pino';
 import { desiredOvs, type OvsSettings } from '../../agents/ovs/desired.ts';
+import { createL2 } from '../../agents/ovs/l2.ts';
 import type { OvsBridge, OvsPort, OvsState } from '../../agents/ovs/observe.ts';
+import { applyUpdates, emptyReplica } from '../../agents/ovs/observe.ts';
 import { interfaceName } from '../../agents/ovs/physical.ts';
 import { type OvsStep, planOvs } from '../../agents/ovs/plan.ts';
 import type { DeviceDetails } from '../../contracts/l2.ts';
 import type { OvsdbOperation } from '../../host/ovs/ovsdb-types.ts';
+import { FakeOvsdb } from '../helpers/fake-ovsdb.ts';
 
 const BASE: OvsSettings = {
   intBridge: 'br-int',
@@ -192,6 +196,31 @@ describe('bridge_mappings in desiredOvs', () => {
   });
 });
 
+describe('router ports (qr-/qg-) are ordinary br-int ports', () => {
+  const routerPort = (name: string, n: number) => {
+    const p = vm(n);
+    p.name = name;
+    return p;
+  };
+  test('a qg- port on the flat external network is translated; one bound elsewhere is dead', () => {
+    const state = stateWith([routerPort('qg-00000000001', 1), routerPort('qr-00000000002', 2)]);
+    const details = new Map([
+      [portId(1), detail(1, 1, { network_type: 'flat', physical_network: 'public' })],
+    ]);
+    const d = desiredOvs(S, state, details, []);
+    assert.equal(d.ports.get('qg-00000000001')?.tag, 1);
+    assert.ok(
+      d.flows
+        .get('br-ex')
+        ?.includes('table=0,priority=4,in_port=phy-br-ex,dl_vlan=1,actions=strip_vlan,NORMAL'),
+    );
+    assert.equal(d.ports.get('qr-00000000002')?.tag, 4095, 'the API answered unknown: fenced');
+    assert.ok(
+      d.flows.get('br-int')?.includes('table=0,priority=10,in_port=qr-00000000002,actions=drop'),
+    );
+  });
+});
+
 describe('bridge_mappings in planOvs', () => {
   test('an empty host gets br-ex with phy-br-ex, and int-br-ex on br-int, in one transaction', () => {
     const state = stateWith([]);
@@ -273,5 +302,52 @@ describe('bridge_mappings in planOvs', () => {
         mutations: [['ports', 'delete', ['set', [['uuid', 'uuid-int-br-ex']]]]],
       },
     ]);
+  });
+});
+
+describe('the agent on a host without the mapping', () => {
+  test('a flat port on an unmapped physical network is served locally and logged once', async () => {
+    const lines: string[] = [];
+    const log = pino({ level: 'warn' }, { write: (l: string) => lines.push(l) });
+    const replica = emptyReplica();
+    applyUpdates(replica, {
+      Bridge: { b1: { new: { name: 'br-int', ports: ['uuid', 'p1'], datapath_type: 'netdev' } } },
+      Port: { p1: { new: { name: 'tap1', interfaces: ['uuid', 'i1'] } } },
+      Interface: {
+        i1: {
+          new: {
+            name: 'tap1',
+            type: 'internal',
+            external_ids: ['map', [['iface-id', portId(1)]]],
+          },
+        },
+      },
+    });
+    const ovsdb = new FakeOvsdb();
+    const l2 = createL2({
+      settings: { ...S, bridgeMappings: [['other', 'br-other']] },
+      host: 'h1',
+      cookie: '0x1',
+      rundir: '/run/ovs',
+      broker: {
+        call: async (_topic: string, method: string) =>
+          method === 'get_devices_details'
+            ? { devices: [DETAILS.get(portId(1))], unknown: [] }
+            : method === 'tunnel_sync'
+              ? { peers: [] }
+              : { updated: 1 },
+      } as never,
+      runner: { run: async () => ({ stdout: '', stderr: '' }) as never },
+      log,
+      replica: () => replica,
+      ovsdb: async () => ovsdb,
+    });
+    await l2.reconcile('l2', 'sync');
+    l2.forget();
+    await l2.reconcile('l2', 'sync');
+    const warned = lines.filter((l) => l.includes('no bridge mapping'));
+    assert.equal(warned.length, 1, lines.join(''));
+    assert.equal(JSON.parse(warned[0] as string).physnet, 'public');
+    assert.match(JSON.stringify(ovsdb.transactions), /"tag",1\]|"tag":1/, 'tap1 still tagged');
   });
 });
