@@ -9,9 +9,10 @@
  *
  * What must hold: a flat network reaches the outside and crosses hosts through br-ex and
  * the outside bridge (its MACs are learnt there), TCP included; a vlan network crosses
- * hosts through the outside bridge tagged (the outside's untagged address never answers
- * it) and never meets the flat network; a port bound to another host
- * sits on the dead VLAN here; a restarted agent changes nothing and loses no reply.
+ * hosts through the outside bridge tagged with its id (read off the wire; the outside's
+ * untagged address never answers it) and never meets the flat network; a port bound to
+ * another host sits on the dead VLAN here; a restarted agent changes nothing and loses
+ * no reply.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -21,6 +22,7 @@ import type { Network, Port } from '../../contracts/network.ts';
 import { Cluster, ovsOf, type Proc } from '../helpers/cluster.ts';
 import { waitFor } from '../helpers/env.ts';
 import { createLab, type Endpoint, type Lab, type LabHost } from '../helpers/lab.ts';
+import { firstFrameVlan } from '../helpers/lab-outside.ts';
 
 const MAPPINGS = ['[ovs]', 'bridge_mappings = public:br-ex'];
 
@@ -187,6 +189,20 @@ describe('provider networks through bridge_mappings on a two-host lab', {
   test('the vlan network crosses hosts tagged through the outside bridge, never meeting the flat network', async () => {
     const [h1] = hosts();
     assert.match(await ping(ep('v1'), '198.51.100.12'), / 0% packet loss/);
+    const seen = async (name: string, to: string) => {
+      const sniffing = firstFrameVlan(
+        lab.exec,
+        `${lab.prefix}-out`,
+        'h1-br-ex',
+        ports.get(name)?.mac_address as string,
+        5,
+      );
+      await new Promise((r) => setTimeout(r, 400));
+      await ping(ep(name), to, 3);
+      return sniffing;
+    };
+    assert.equal(await seen('v1', '198.51.100.12'), '100', 'the vlan network leaves tagged 100');
+    assert.equal(await seen('e1', '203.0.113.1'), 'untagged', 'the flat network untagged');
     const fdb = await lab.exec(`${lab.prefix}-out`, ['bridge', 'fdb', 'show', 'br', 'br-out']);
     assert.match(fdb, new RegExp(`${ports.get('v1')?.mac_address} dev h1-br-ex `));
     assert.match(fdb, new RegExp(`${ports.get('v2')?.mac_address} dev h2-br-ex `));

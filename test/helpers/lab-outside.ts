@@ -43,6 +43,44 @@ export function txChecksumOff(exec: Exec, netns: string, devices: string[]) {
   return exec(netns, ['python3', '-c', TX_OFF, ...devices]);
 }
 
+/**
+ * The VLAN id of the first frame from `mac` seen on `dev` within `seconds` ('untagged',
+ * or '' when none came): an AF_PACKET socket, the tag read from PACKET_AUXDATA as the
+ * kernel strips it (no tcpdump here).
+ */
+const FIRST_FRAME_VLAN = `import select, socket, struct, sys, time
+dev, mac, secs = sys.argv[1], bytes.fromhex(sys.argv[2].replace(':', '')), float(sys.argv[3])
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+s.bind((dev, 0))
+s.setsockopt(263, 8, 1)
+end = time.time() + secs
+while select.select([s], [], [], max(0, end - time.time()))[0]:
+    data, anc, _, _ = s.recvmsg(65535, socket.CMSG_LEN(64))
+    if data[6:12] != mac:
+        continue
+    vid = 'untagged'
+    for level, kind, val in anc:
+        status, _, _, _, _, tci, _ = struct.unpack('IIIHHHH', val[:20])
+        if level == 263 and kind == 8 and status & 0x10:
+            vid = tci & 0xfff
+    if data[12:14] == b'\\x81\\x00':
+        vid = struct.unpack('!H', data[14:16])[0] & 0xfff
+    print(vid, flush=True)
+    break
+`;
+
+export function firstFrameVlan(
+  exec: Exec,
+  netns: string,
+  dev: string,
+  mac: string,
+  seconds: number,
+): Promise<string> {
+  return exec(netns, ['python3', '-c', FIRST_FRAME_VLAN, dev, mac, String(seconds)]).then((out) =>
+    out.trim(),
+  );
+}
+
 export function outsideWorld(prefix: string, run: Run, exec: Exec) {
   const netns = `${prefix}-out`;
   let made = false;
