@@ -177,22 +177,20 @@ function tunFlows(
   return flows;
 }
 
-export function desiredOvs(
-  settings: OvsSettings,
-  state: OvsState,
+/** Each VM port's tag and network (or the dead VLAN), and the networks served here. */
+function bindPorts(
+  ports: Map<string, string>,
   details: ReadonlyMap<string, DeviceDetails>,
-  peers: readonly TunnelPeer[],
-): DesiredOvs {
-  const ports = vmPorts(state, settings.intBridge);
-  const lvids = allocateLvids(state, ports, details);
-  const desiredPorts = new Map<string, DesiredPort>();
+  lvids: Map<string, number>,
+) {
+  const desired = new Map<string, DesiredPort>();
   const dead: string[] = [];
   const networks = new Map<string, LocalNetwork>();
   for (const [name, ifaceId] of ports) {
     const d = details.get(ifaceId);
     const vlan = d ? lvids.get(d.network_id) : undefined;
     if (!d || vlan === undefined || !d.admin_state_up) {
-      desiredPorts.set(name, { tag: DEAD_VLAN, otherConfig: {} });
+      desired.set(name, { tag: DEAD_VLAN, otherConfig: {} });
       dead.push(name);
       continue;
     }
@@ -201,7 +199,7 @@ export function desiredOvs(
       network_type: d.network_type,
       segmentation_id: String(d.segmentation_id ?? ''),
     };
-    desiredPorts.set(name, { tag: vlan, otherConfig });
+    desired.set(name, { tag: vlan, otherConfig });
     networks.set(d.network_id, {
       vlan,
       type: d.network_type,
@@ -209,9 +207,21 @@ export function desiredOvs(
       segmentationId: d.segmentation_id,
     });
   }
+  return { desired, dead, networks };
+}
+
+export function desiredOvs(
+  settings: OvsSettings,
+  state: OvsState,
+  details: ReadonlyMap<string, DeviceDetails>,
+  peers: readonly TunnelPeer[],
+): DesiredOvs {
+  const ports = vmPorts(state, settings.intBridge);
+  const lvids = allocateLvids(state, ports, details);
+  const bound = bindPorts(ports, details, lvids);
   const tunnels = desiredTunnels(settings, peers);
   const links = physicalLinks(settings.bridgeMappings);
-  const provider = providerFlows(links, networks.values());
+  const provider = providerFlows(links, bound.networks.values());
   // Physical bridges are secure too, as Neutron's: with no controller their flows stay put.
   const bridge = (name: string) => ({
     name,
@@ -220,12 +230,12 @@ export function desiredOvs(
   });
   return {
     bridges: [settings.intBridge, settings.tunBridge, ...links.map((l) => l.bridge)].map(bridge),
-    ports: desiredPorts,
+    ports: bound.desired,
     tunnels,
     lvids,
     flows: new Map([
-      [settings.intBridge, intFlows(dead, provider.int)],
-      [settings.tunBridge, tunFlows(tunnels, networks)],
+      [settings.intBridge, intFlows(bound.dead, provider.int)],
+      [settings.tunBridge, tunFlows(tunnels, bound.networks)],
       ...provider.physical,
     ]),
     physical: links,
