@@ -64,6 +64,7 @@ function apiSettings(config: DaemonContext['config']): ApiSettings {
       greIdRanges: config.ml2.gre_id_ranges,
       flatNetworks: config.ml2.flat_networks,
       globalPhysnetMtu: config.ml2.global_physnet_mtu,
+      vlanRanges: config.ml2.network_vlan_ranges,
     },
     dhcpAgentsPerNetwork: config.DEFAULT.dhcp_agents_per_network,
     allowAutomaticFailover: config.api.allow_automatic_failover,

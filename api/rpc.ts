@@ -35,6 +35,7 @@ const details = (r: DeviceRow): DeviceDetails => ({
   device: r.id,
   network_id: r.network_id,
   network_type: r.network_type as DeviceDetails['network_type'],
+  physical_network: r.physical_network || null,
   segmentation_id:
     r.segmentation_id === null || Number(r.segmentation_id) === 0
       ? null

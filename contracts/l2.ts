@@ -14,6 +14,14 @@ const ipv4 = () =>
     pattern: /^((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/,
     patternName: 'an IPv4 address',
   });
+/** As contracts/network.ts's provider:physical_network: it reaches OVS flows unquoted. */
+const physnet = () =>
+  str({
+    min: 1,
+    max: 64,
+    pattern: /^[A-Za-z0-9_.-]+$/,
+    patternName: 'a physical network name (letters, digits, _ . -)',
+  });
 const mac = () =>
   str({ pattern: /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/, patternName: 'a lowercase MAC address' });
 
@@ -21,6 +29,9 @@ export const DeviceDetails = obj({
   device: uuid(),
   network_id: uuid(),
   network_type: oneOf(NETWORK_TYPES),
+  /** Flat and VLAN networks: the physical network ([ovs] bridge_mappings); else null. */
+  physical_network: nullable(physnet()),
+  /** The VNI, GRE key or VLAN id; null for flat networks. */
   segmentation_id: nullable(int({ min: 1, max: 2 ** 32 - 1 })),
   mac_address: mac(),
   admin_state_up: bool(),

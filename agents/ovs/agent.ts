@@ -1,7 +1,7 @@
 /**
  * kumo-ovs-agent: binds the ports it sees on br-int to their networks (local VLAN on
- * br-int, VLAN ↔ tunnel key on br-tun), keeps the GRE/VXLAN mesh to its peers, and
- * reports ports ACTIVE.
+ * br-int, VLAN ↔ tunnel key on br-tun, VLAN ↔ physical network on the bridges of
+ * [ovs] bridge_mappings), keeps the GRE/VXLAN mesh to its peers, and reports ports ACTIVE.
  *
  * Invariants:
  * - event-driven: an OVSDB monitor on Bridge/Port/Interface feeds one coalesced `l2:sync`
@@ -15,7 +15,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { AgentControl, AgentHooks } from '../../core/agent.ts';
-import { required } from '../../core/config.ts';
+import { ConfigError, required } from '../../core/config.ts';
 import { createOvsdbClient, type OvsdbClient } from '../../host/ovs/ovsdb.ts';
 import { toolVersion } from '../../host/version.ts';
 import type { HookDeps } from '../run.ts';
@@ -25,13 +25,33 @@ import { applyUpdates, emptyReplica, MONITORED, readState } from './observe.ts';
 
 const MONITOR_ID = 'kumo-ovs-agent';
 
+/** One bridge per physical network and one physical network per bridge, never br-int/br-tun. */
+function checkMappings(mappings: readonly (readonly [string, string])[], own: string[]) {
+  const physnets = new Set<string>();
+  const bridges = new Set<string>(own);
+  for (const [physnet, bridge] of mappings) {
+    if (physnets.has(physnet))
+      throw new ConfigError(`[ovs] bridge_mappings: physical network ${physnet} mapped twice`);
+    if (bridges.has(bridge))
+      throw new ConfigError(
+        `[ovs] bridge_mappings: bridge ${bridge} is mapped twice or is the integration/tunnel bridge`,
+      );
+    physnets.add(physnet);
+    bridges.add(bridge);
+  }
+}
+
 export function ovsSettings(config: HookDeps['config']): OvsSettings {
+  const intBridge = config.ovs.integration_bridge;
+  const tunBridge = config.ovs.tunnel_bridge;
+  checkMappings(config.ovs.bridge_mappings, [intBridge, tunBridge]);
   return {
-    intBridge: config.ovs.integration_bridge,
-    tunBridge: config.ovs.tunnel_bridge,
+    intBridge,
+    tunBridge,
     datapathType: config.ovs.datapath_type,
     localIp: config.ovs.local_ip ?? null,
     tunnelTypes: config.agent.tunnel_types,
+    bridgeMappings: config.ovs.bridge_mappings,
   };
 }
 
@@ -70,6 +90,7 @@ export async function ovsHooks({ config, runner, log, broker }: HookDeps): Promi
       datapath_type: settings.datapathType,
       tunneling_ip: settings.localIp,
       tunnel_types: [...settings.tunnelTypes],
+      bridge_mappings: Object.fromEntries(settings.bridgeMappings ?? []),
       l2_population: false,
       arp_responder_enabled: false,
       ovs_version: ovsVersion,

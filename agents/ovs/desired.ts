@@ -8,10 +8,13 @@
  *   get the lowest free VLAN; a VLAN is free again once no port of its network is left;
  * - a port the API does not know (or that is admin-down) sits on dead VLAN 4095 with a
  *   drop flow; traffic between networks is separated by VLAN on br-int and by tunnel key
- *   on br-tun, and a tunnel packet reaches br-int only if its key belongs to a network here.
+ *   on br-tun, and a tunnel packet reaches br-int only if its key belongs to a network here;
+ * - flat and VLAN networks reach their physical network through [ovs] bridge_mappings
+ *   (physical.ts); without a mapping here they stay on br-int, as tunnel-less networks.
  */
 import type { DeviceDetails, TunnelPeer } from '../../contracts/l2.ts';
 import type { OvsState } from './observe.ts';
+import { type LocalNetwork, type PhysicalLink, physicalLinks, providerFlows } from './physical.ts';
 
 export const DEAD_VLAN = 4095;
 export const PATCH_INT = 'patch-int';
@@ -26,6 +29,8 @@ export interface OvsSettings {
   datapathType: string;
   localIp: string | null;
   tunnelTypes: readonly ('gre' | 'vxlan')[];
+  /** [ovs] bridge_mappings: physical network → physical bridge; absent: none. */
+  bridgeMappings?: readonly (readonly [string, string])[];
 }
 
 export interface DesiredPort {
@@ -47,6 +52,10 @@ export interface DesiredOvs {
   /** network id → local VLAN. */
   lvids: Map<string, number>;
   flows: Map<string, string[]>;
+  /** br-int ↔ physical bridge patches, one per bridge mapping. */
+  physical: PhysicalLink[];
+  /** Physical networks of ports here that are served on br-int only (physical.ts). */
+  unmapped: string[];
 }
 
 /** Ports on br-int that stand for a VM (an interface with an iface-id), by name. */
@@ -130,16 +139,17 @@ function desiredTunnels(
   return tunnels;
 }
 
-function intFlows(deadPorts: string[]): string[] {
+function intFlows(deadPorts: string[], provider: readonly string[]): string[] {
   return [
     'table=0,priority=0,actions=NORMAL',
     ...deadPorts.sort().map((name) => `table=0,priority=10,in_port=${name},actions=drop`),
+    ...provider,
   ];
 }
 
 function tunFlows(
   tunnels: Map<string, DesiredTunnel>,
-  networks: Map<string, { vlan: number; type: string; segmentationId: number | null }>,
+  networks: Map<string, LocalNetwork>,
 ): string[] {
   const names = [...tunnels.keys()].sort();
   const flows = [
@@ -167,22 +177,20 @@ function tunFlows(
   return flows;
 }
 
-export function desiredOvs(
-  settings: OvsSettings,
-  state: OvsState,
+/** Each VM port's tag and network (or the dead VLAN), and the networks served here. */
+function bindPorts(
+  ports: Map<string, string>,
   details: ReadonlyMap<string, DeviceDetails>,
-  peers: readonly TunnelPeer[],
-): DesiredOvs {
-  const ports = vmPorts(state, settings.intBridge);
-  const lvids = allocateLvids(state, ports, details);
-  const desiredPorts = new Map<string, DesiredPort>();
+  lvids: Map<string, number>,
+) {
+  const desired = new Map<string, DesiredPort>();
   const dead: string[] = [];
-  const networks = new Map<string, { vlan: number; type: string; segmentationId: number | null }>();
+  const networks = new Map<string, LocalNetwork>();
   for (const [name, ifaceId] of ports) {
     const d = details.get(ifaceId);
     const vlan = d ? lvids.get(d.network_id) : undefined;
     if (!d || vlan === undefined || !d.admin_state_up) {
-      desiredPorts.set(name, { tag: DEAD_VLAN, otherConfig: {} });
+      desired.set(name, { tag: DEAD_VLAN, otherConfig: {} });
       dead.push(name);
       continue;
     }
@@ -191,23 +199,46 @@ export function desiredOvs(
       network_type: d.network_type,
       segmentation_id: String(d.segmentation_id ?? ''),
     };
-    desiredPorts.set(name, { tag: vlan, otherConfig });
-    networks.set(d.network_id, { vlan, type: d.network_type, segmentationId: d.segmentation_id });
+    desired.set(name, { tag: vlan, otherConfig });
+    networks.set(d.network_id, {
+      vlan,
+      type: d.network_type,
+      physnet: d.physical_network,
+      segmentationId: d.segmentation_id,
+    });
   }
+  return { desired, dead, networks };
+}
+
+export function desiredOvs(
+  settings: OvsSettings,
+  state: OvsState,
+  details: ReadonlyMap<string, DeviceDetails>,
+  peers: readonly TunnelPeer[],
+): DesiredOvs {
+  const ports = vmPorts(state, settings.intBridge);
+  const lvids = allocateLvids(state, ports, details);
+  const bound = bindPorts(ports, details, lvids);
   const tunnels = desiredTunnels(settings, peers);
+  const links = physicalLinks(settings.bridgeMappings);
+  const provider = providerFlows(links, bound.networks.values());
+  // Physical bridges are secure too, as Neutron's: with no controller their flows stay put.
   const bridge = (name: string) => ({
     name,
     datapathType: settings.datapathType,
     failMode: 'secure' as const,
   });
   return {
-    bridges: [bridge(settings.intBridge), bridge(settings.tunBridge)],
-    ports: desiredPorts,
+    bridges: [settings.intBridge, settings.tunBridge, ...links.map((l) => l.bridge)].map(bridge),
+    ports: bound.desired,
     tunnels,
     lvids,
     flows: new Map([
-      [settings.intBridge, intFlows(dead)],
-      [settings.tunBridge, tunFlows(tunnels, networks)],
+      [settings.intBridge, intFlows(bound.dead, provider.int)],
+      [settings.tunBridge, tunFlows(tunnels, bound.networks)],
+      ...provider.physical,
     ]),
+    physical: links,
+    unmapped: provider.unmapped,
   };
 }

@@ -107,6 +107,8 @@ export function createL2(deps: L2Deps) {
   let wokeAt: number | undefined;
   /** This sync's figures for its log line: OVSDB ops, ports reported, RPC times in ms. */
   let stats: Record<string, number> = {};
+  /** Physical networks already logged as served on br-int only (logged once each). */
+  const unmappedLogged = new Set<string>();
 
   const timed = async <T>(what: string, f: () => Promise<T>): Promise<T> => {
     const t = performance.now();
@@ -174,7 +176,17 @@ export function createL2(deps: L2Deps) {
       fetched = { state: readState(deps.replica()), details, peers };
       return fetched;
     },
-    desired: (f) => desiredOvs(settings, f.state, f.details, f.peers),
+    desired: (f) => {
+      const d = desiredOvs(settings, f.state, f.details, f.peers);
+      for (const physnet of d.unmapped.filter((p) => !unmappedLogged.has(p))) {
+        unmappedLogged.add(physnet);
+        log.warn(
+          { physnet },
+          'no bridge mapping for this physical network here; its ports stay local to br-int',
+        );
+      }
+      return d;
+    },
     observe: async () => readState(deps.replica()),
     plan: (desired, observed) =>
       planOvs(settings, desired, observed, { cookie: deps.cookie, rundir: deps.rundir }),

@@ -6,7 +6,8 @@
  * bridge, so their order does not matter). Pure.
  *
  * Invariants: the transaction is absent when OVSDB already matches (applying a plan twice
- * changes nothing); every port row it inserts comes from host/ovs/ops.ts's builder, so its
+ * changes nothing); on a physical bridge it adds only the bridge (when missing) and its
+ * `phy-` patch, and never removes a port there (the uplink is the operator's); every port row it inserts comes from host/ovs/ops.ts's builder, so its
  * name is checked before any op exists; it is applied before the flows that name its
  * ports; replace-flows swaps a bridge's whole flow table atomically, so stale flows (an
  * older agent's cookie) vanish in the same bundle that installs the new set and traffic
@@ -33,7 +34,7 @@ import {
   PATCH_INT,
   PATCH_TUN,
 } from './desired.ts';
-import type { OvsState } from './observe.ts';
+import type { OvsPort, OvsState } from './observe.ts';
 
 /** What the flow steps need besides the flows: the agent's cookie, ovs-vswitchd's rundir. */
 export interface FlowTarget {
@@ -66,18 +67,40 @@ const tunnelRow = (name: string, t: DesiredTunnel): PortRow => ({
   options: { remote_ip: t.remoteIp, local_ip: t.localIp, key: 'flow' },
 });
 
+const patch = (name: string, peer: string): PortRow => ({
+  name,
+  type: 'patch',
+  options: { peer },
+});
+
 /** Ports each bridge must hold besides VM ports: patch ports and tunnels. */
 function requiredPorts(settings: OvsSettings, desired: DesiredOvs): Map<string, PortRow[]> {
   return new Map([
-    [settings.intBridge, [{ name: PATCH_TUN, type: 'patch', options: { peer: PATCH_INT } }]],
+    [
+      settings.intBridge,
+      [patch(PATCH_TUN, PATCH_INT), ...desired.physical.map((l) => patch(l.intPort, l.phyPort))],
+    ],
     [
       settings.tunBridge,
-      [
-        { name: PATCH_INT, type: 'patch', options: { peer: PATCH_TUN } },
-        ...[...desired.tunnels].map(([name, t]) => tunnelRow(name, t)),
-      ],
+      [patch(PATCH_INT, PATCH_TUN), ...[...desired.tunnels].map(([name, t]) => tunnelRow(name, t))],
     ],
+    ...desired.physical.map((l): [string, PortRow[]] => [l.bridge, [patch(l.phyPort, l.intPort)]]),
   ]);
+}
+
+/**
+ * Ports the agent removes from a bridge when it no longer wants them: tunnels on br-int
+ * and br-tun, and on br-int the `int-` patches of bridges no longer mapped. Nothing on a
+ * physical bridge: its other ports (the uplink) are the operator's.
+ */
+function isStale(settings: OvsSettings, bridge: string, port: OvsPort): boolean {
+  if (bridge !== settings.intBridge && bridge !== settings.tunBridge) return false;
+  if (TUNNEL.test(port.name)) return true;
+  return (
+    bridge === settings.intBridge &&
+    port.name.startsWith('int-') &&
+    port.interfaces[0]?.type === 'patch'
+  );
 }
 
 const sameMap = (a: Record<string, string>, b: Record<string, string>) =>
@@ -104,7 +127,7 @@ function planBridges(settings: OvsSettings, desired: DesiredOvs, state: OvsState
       );
       out.why.push(`set ${want.name} fail_mode/datapath_type`);
     }
-    planBridgePorts(want.name, i, needed, state, out);
+    planBridgePorts(want.name, i, needed, state, out, (p) => isStale(settings, want.name, p));
   });
 }
 
@@ -114,6 +137,7 @@ function planBridgePorts(
   needed: PortRow[],
   state: OvsState,
   out: Planned,
+  stale: (port: OvsPort) => boolean,
 ) {
   const added: OvsdbNamedUuid[] = [];
   needed.forEach((p, j) => {
@@ -136,9 +160,9 @@ function planBridgePorts(
   });
   const wanted = new Set(needed.map((p) => p.name));
   const removed = [...state.ports.values()].filter(
-    (port) => port.bridge === bridge && TUNNEL.test(port.name) && !wanted.has(port.name),
+    (port) => port.bridge === bridge && stale(port) && !wanted.has(port.name),
   );
-  for (const port of removed) out.why.push(`remove stale tunnel ${port.name}`);
+  for (const port of removed) out.why.push(`remove stale ${port.name}`);
   const mutations: ['ports', 'insert' | 'delete', ReturnType<typeof set>][] = [];
   if (added.length) mutations.push(['ports', 'insert', set(added)]);
   if (removed.length) mutations.push(['ports', 'delete', set(removed.map((p) => uuid(p.uuid)))]);

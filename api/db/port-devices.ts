@@ -17,16 +17,17 @@ export interface DeviceRow {
   admin_state_up: unknown;
   host_id: string;
   network_type: string;
+  physical_network: string | null;
   segmentation_id: unknown;
 }
 
-/** The ports of `ids` that exist, each with its network's type and segmentation id. */
+/** The ports of `ids` that exist, each with its network's segment (type, physnet, id). */
 export function deviceRows(tx: Queryable, ids: readonly string[]): Promise<DeviceRow[]> {
   return queryIn<DeviceRow & Record<string, unknown>>(
     tx,
     ids,
     (list) => `SELECT p.id, p.network_id, p.mac_address, p.admin_state_up, p.host_id,
-        n.network_type, n.segmentation_id
+        n.network_type, n.physical_network, n.segmentation_id
        FROM ports p JOIN networks n ON n.id = p.network_id WHERE p.id IN ${list}`,
   );
 }

@@ -205,15 +205,28 @@ export class Cluster {
     ].join('\n');
   }
 
-  /** Starts an agent for another (lab) host, with its own config file and log. */
-  startAgentOn(kind: AgentKind, host: string, ovs: OvsEndpoint): Proc {
+  /**
+   * Starts an agent for another (lab) host, with its own config file and log. `extra`:
+   * lines appended to that host's config (a section repeated there is merged, e.g.
+   * `['[ovs]', 'bridge_mappings = public:br-ex']`).
+   */
+  startAgentOn(
+    kind: AgentKind,
+    host: string,
+    ovs: OvsEndpoint,
+    extra: readonly string[] = [],
+  ): Proc {
     const path = join(this.dir.path, `kumo-${host}.conf`);
     // A simulated host keeps its own state and names its namespaces apart.
     const statePath = join(this.dir.path, 'hosts', host);
     mkdirSync(statePath, { recursive: true, mode: 0o755 });
     writeFileSync(
       path,
-      this.configText(host, ovs, { statePath, netnsPrefix: `${host.slice(-8)}-` }),
+      [
+        this.configText(host, ovs, { statePath, netnsPrefix: `${host.slice(-8)}-` }),
+        ...extra,
+        '',
+      ].join('\n'),
     );
     const proc = this.spawn(`kumo-${kind}-agent-${host}`, `kumo-${kind}-agent`, path);
     this.hostAgents.set(`${kind}@${host}`, proc);

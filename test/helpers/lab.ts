@@ -6,13 +6,15 @@
  *
  * Invariants: every namespace, daemon and directory the lab makes carries its unique
  * prefix and is removed by `destroy()`, also after a failed test; addresses exist only
- * inside namespaces the lab created (underlay 10.250.0.0/24), so no traffic leaves them.
+ * inside namespaces the lab created (underlay 10.250.0.0/24, the outside world's
+ * 203.0.113.0/24), so no traffic leaves them.
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { type Outside, outsideWorld } from './lab-outside.ts';
 
 export interface LabHost {
   name: string;
@@ -44,6 +46,14 @@ export interface Lab {
     host: LabHost,
     opts: { ifaceId: string; mac: string; cidr?: string; bridge?: string },
   ): Promise<Endpoint>;
+  /**
+   * The outside world (lab-outside.ts): namespace `<prefix>-out` with bridge br-out holding
+   * `cidrs` (default 203.0.113.1/24, the external subnet's gateway); callable again to add
+   * addresses.
+   */
+  outside(cidrs?: readonly string[]): Promise<Outside>;
+  /** A veth from `host`'s `bridge` (made netdev when missing) to br-out; the host end's name. */
+  connectOutside(host: LabHost, bridge?: string): Promise<string>;
   /** Runs a command in a namespace; resolves with stdout, rejects with stderr. */
   exec(netns: string, argv: string[], env?: Record<string, string>): Promise<string>;
   destroy(): Promise<void>;
@@ -79,6 +89,7 @@ export async function createLab(opts: { hosts: number }): Promise<Lab> {
 
   const exec = (netns: string, argv: string[], env: Record<string, string> = {}) =>
     run(inNs(netns, argv), env);
+  const world = outsideWorld(prefix, run, exec);
 
   const addHost = async (): Promise<LabHost> => {
     const i = next++;
@@ -101,8 +112,11 @@ export async function createLab(opts: { hosts: number }): Promise<Lab> {
       endpoints.push(ep);
       return ep;
     },
+    outside: (cidrs = ['203.0.113.1/24']) => world.create(cidrs),
+    connectOutside: (host, bridge = 'br-ex') => world.connect(host, bridge),
     exec,
     async destroy() {
+      await world.destroy();
       for (const ep of endpoints) await run(['ip', 'netns', 'del', ep.netns]).catch(() => {});
       for (const h of [...hosts]) await stopHost(h, underlay).catch(() => {});
       await run(['ip', 'netns', 'del', underlay]).catch(() => {});

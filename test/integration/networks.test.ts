@@ -227,7 +227,8 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       await refused(400, 'InvalidInput', 'POST', '/v2.0/networks', {
         network: { 'provider:physical_network': 'physnet1' },
       });
-      await refused(400, 'BadRequest', 'POST', '/v2.0/networks', {
+      // No [ml2] network_vlan_ranges here: no VLAN id to hand out, as Neutron's.
+      await refused(503, 'NoNetworkAvailable', 'POST', '/v2.0/networks', {
         network: { 'provider:network_type': 'vlan' },
       });
       await refused(400, 'InvalidInput', 'POST', '/v2.0/networks', { network: { mtu: 1451 } });

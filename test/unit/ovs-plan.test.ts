@@ -73,6 +73,7 @@ const detail = (
   device: portId(n),
   network_id: net,
   network_type: 'vxlan',
+  physical_network: null,
   segmentation_id: seg,
   mac_address: `fa:16:3e:00:00:0${n}`,
   admin_state_up: true,
