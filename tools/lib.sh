@@ -12,8 +12,10 @@ KUMO_NODE_PREFIX=${KUMO_NODE_PREFIX:-/opt/kumo/node24}
 # of deleted ports (else dnsmasq withholds their addresses for the whole lease time).
 # python3-tempest, -glanceclient, -jsonschema: the response schemas the contract tests
 # check against (test/contract/check.py); -openstacksdk: the clients fullstack test.
+# iputils-arping, conntrack, procps: kumo-l3-agent's gratuitous ARP, conntrack -D, sysctl.
 KUMO_PACKAGES=(
   rabbitmq-server postgresql openvswitch-switch dnsmasq-base dnsmasq-utils haproxy iptables iproute2
+  iputils-arping conntrack procps
   lvm2 tgt libiscsi-bin qemu-utils busybox-static iputils-ping curl python3
   python3-openstackclient python3-openstacksdk python3-glanceclient python3-jsonschema
   python3-tempest systemd strace linux-image-cloud-amd64 cpio
