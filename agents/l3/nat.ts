@@ -70,8 +70,9 @@ function device(value: unknown, field: string): string {
   }
 }
 
-const byValue = (a: { value: bigint }, b: { value: bigint }) =>
-  a.value < b.value ? -1 : a.value > b.value ? 1 : 0;
+/** By address, then by text (so 10.0.0.0/16 and 10.0.0.0/24 have a fixed order too). */
+const byValue = (a: { value: bigint; text: string }, b: { value: bigint; text: string }) =>
+  a.value < b.value ? -1 : a.value > b.value ? 1 : a.text < b.text ? -1 : a.text > b.text ? 1 : 0;
 
 interface Checked {
   qg: string;
@@ -98,7 +99,7 @@ function checkFloatingIps(value: unknown): Checked['fips'] {
     if (seen.has(floating.text))
       throw new ValidationError(`${field}.floatingIp`, `${floating.text} given twice`);
     seen.add(floating.text);
-    return { floating: floating.text, fixed: fixed.text, value: floating.value };
+    return { floating: floating.text, fixed: fixed.text, ...floating };
   });
   return fips.sort(byValue).map(({ floating, fixed }) => ({ floating, fixed }));
 }
@@ -121,17 +122,13 @@ function check(input: NatInput): Checked {
   };
 }
 
+const snatTo = (ip: string) => ['-j', 'SNAT', '--to-source', ip];
+const dnatTo = (ip: string) => ['-j', 'DNAT', '--to-destination', ip];
+
 function snatRules({ qg, gw, snat, cidrs, fips }: Checked): Rule[] {
-  const floating = fips.map((f) => [
-    '-s',
-    `${f.fixed}/32`,
-    '-j',
-    'SNAT',
-    '--to-source',
-    f.floating,
-  ]);
+  const floating = fips.map((f) => ['-s', `${f.fixed}/32`, ...snatTo(f.floating)]);
   if (gw === null) return floating;
-  const toGateway = ['-j', 'SNAT', '--to-source', gw];
+  const toGateway = snatTo(gw);
   const outbound = snat ? cidrs.map((c) => ['-s', c, '-o', qg, ...toGateway]) : [];
   const hairpin = cidrs.map((c) => ['-s', c, '-m', 'conntrack', '--ctstate', 'DNAT', ...toGateway]);
   return [...floating, ...outbound, ...hairpin];
@@ -140,14 +137,7 @@ function snatRules({ qg, gw, snat, cidrs, fips }: Checked): Rule[] {
 /** The router's NAT (see the module comment); throws ValidationError on a bad value. */
 export function natModel(input: NatInput): IptablesModel {
   const c = check(input);
-  const dnat = c.fips.map((f) => [
-    '-d',
-    `${f.floating}/32`,
-    '-j',
-    'DNAT',
-    '--to-destination',
-    f.fixed,
-  ]);
+  const dnat = c.fips.map((f) => ['-d', `${f.floating}/32`, ...dnatTo(f.fixed)]);
   const keepSource = ['!', '-o', c.qg, '-m', 'conntrack', '!', '--ctstate', 'DNAT', '-j', 'ACCEPT'];
   return {
     family: 4,

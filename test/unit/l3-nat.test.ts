@@ -99,6 +99,11 @@ describe('natModel', () => {
       floatingIps: [...ROUTER.floatingIps].reverse(),
     });
     assert.deepEqual(b, a);
+    const nested = (cidrs: string[]) => natModel({ ...ROUTER, internalCidrs: cidrs });
+    assert.deepEqual(
+      nested(['10.0.0.0/24', '10.0.0.0/16']),
+      nested(['10.0.0.0/16', '10.0.0.0/24']),
+    );
     assert.deepEqual(a.tables.nat?.PREROUTING?.[0], [
       ...['-d', '203.0.113.9/32', '-j', 'DNAT', '--to-destination', '10.0.0.5'],
     ]);
