@@ -10,15 +10,15 @@ KUMO_NODE_PREFIX=${KUMO_NODE_PREFIX:-/opt/kumo/node24}
 # Packages from HOST-LAB.md (those later agents need too) plus the test peers.
 # dnsmasq-utils: dhcp_release/dhcp_release6, with which kumo-dhcp-agent frees the leases
 # of deleted ports (else dnsmasq withholds their addresses for the whole lease time).
-# iputils-arping, conntrack: kumo-l3-agent's gratuitous ARPs and its cleanup of a
-# disassociated floating IP's connections. python3-neutronclient: the `neutron` CLI
+# iputils-arping, conntrack, procps: kumo-l3-agent's gratuitous ARPs, its cleanup of a
+# disassociated floating IP's connections, and sysctl in its namespaces. python3-neutronclient: the `neutron` CLI
 # (l3-agent-*, lb-*) operators still use, as a test peer.
 # python3-tempest, -glanceclient, -jsonschema: the response schemas the contract tests
 # check against (test/contract/check.py); -openstacksdk: the clients fullstack test.
 KUMO_PACKAGES=(
   rabbitmq-server postgresql openvswitch-switch dnsmasq-base dnsmasq-utils haproxy iptables iproute2
-  lvm2 tgt libiscsi-bin qemu-utils busybox-static iputils-ping iputils-arping conntrack curl python3
-  python3-neutronclient
+  lvm2 tgt libiscsi-bin qemu-utils busybox-static iputils-ping iputils-arping conntrack procps
+  curl python3 python3-neutronclient
   python3-openstackclient python3-openstacksdk python3-glanceclient python3-jsonschema
   python3-tempest systemd strace linux-image-cloud-amd64 cpio
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
