@@ -36,6 +36,7 @@ export const API_ERRORS = {
   SubnetInUse: 409,
   TunnelIdInUse: 409,
   FlatNetworkInUse: 409,
+  VlanIdInUse: 409,
   IpAddressAlreadyAllocated: 409,
   IpAddressGenerationFailure: 409,
   MacAddressInUse: 409,

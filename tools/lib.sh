@@ -18,7 +18,7 @@ KUMO_NODE_PREFIX=${KUMO_NODE_PREFIX:-/opt/kumo/node24}
 KUMO_PACKAGES=(
   rabbitmq-server postgresql openvswitch-switch dnsmasq-base dnsmasq-utils haproxy iptables iproute2
   lvm2 tgt libiscsi-bin qemu-utils busybox-static iputils-ping iputils-arping conntrack procps
-  curl python3 python3-neutronclient
+  curl socat python3 python3-neutronclient
   python3-openstackclient python3-openstacksdk python3-glanceclient python3-jsonschema
   python3-tempest systemd strace linux-image-cloud-amd64 cpio
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86

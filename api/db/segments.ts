@@ -222,7 +222,7 @@ async function vlanSegment(
       throw invalid(`segmentation_id out of range (1 through ${MAX_VLAN_TAG}).`);
     if (!(await claimSegment(tx, networkId, 'vlan', physnet, requested)))
       throw new ApiError(
-        'Conflict',
+        'VlanIdInUse',
         `Unable to create the network. The VLAN ${requested} on physical network ${physnet} is in use.`,
       );
     return { physnet, segmentationId: requested };

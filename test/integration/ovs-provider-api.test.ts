@@ -147,7 +147,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       );
       await refused(
         409,
-        'Conflict',
+        'VlanIdInUse',
         'Unable to create the network. The VLAN 7 on physical network public is in use.',
         { 'provider:physical_network': 'public', 'provider:segmentation_id': 7 },
       );
