@@ -76,7 +76,7 @@ describe('kumo-l3-agent on a four-host lab', { timeout: 600_000 }, () => {
 
   before(async () => {
     lab = await createLab({ hosts: 4 });
-    outside = await lab.outside();
+    outside = (await lab.outside()).netns;
     c = await Cluster.create('sqlite');
     await c.startApi();
     for (const h of lab.hosts) c.startAgentOn('ovs', hostName(h), ovsOf(h));
