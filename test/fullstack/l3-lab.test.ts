@@ -71,7 +71,11 @@ describe('kumo-l3-agent on a four-host lab', { timeout: 600_000 }, () => {
     if (!h) throw new Error(`no lab host for ${agent.host}`);
     return h;
   };
-  const startL3 = (h: LabHost) => l3.set(h.name, c.startAgentOn('l3', hostName(h), ovsOf(h)));
+  /** Network hosts carry physnet `public` on br-ex (every agent there reads one config). */
+  const configOf = (h: LabHost) =>
+    network().includes(h) ? ['[ovs]', 'bridge_mappings = public:br-ex'] : [];
+  const startL3 = (h: LabHost) =>
+    l3.set(h.name, c.startAgentOn('l3', hostName(h), ovsOf(h), configOf(h)));
   const gatewayIp = () => router.external_gateway_info?.external_fixed_ips[0]?.ip_address ?? '';
 
   before(async () => {
@@ -79,7 +83,7 @@ describe('kumo-l3-agent on a four-host lab', { timeout: 600_000 }, () => {
     outside = (await lab.outside()).netns;
     c = await Cluster.create('sqlite');
     await c.startApi();
-    for (const h of lab.hosts) c.startAgentOn('ovs', hostName(h), ovsOf(h));
+    for (const h of lab.hosts) c.startAgentOn('ovs', hostName(h), ovsOf(h), configOf(h));
     for (const h of network()) {
       await lab.connectOutside(h, 'br-ex');
       startL3(h);
