@@ -34,6 +34,9 @@ export interface DhcpHintDeps extends HintDeps {
   db: Queryable;
 }
 
+/** What the L3 hints also need: the bindings, to find the host serving a router. */
+export type L3HintDeps = DhcpHintDeps;
+
 export interface Hint {
   resource: ResourceKind;
   id: string;
@@ -114,7 +117,7 @@ export async function hintPort(deps: DhcpHintDeps, port: { id: string; network_i
  * rejects.
  */
 export async function hintL3Agents(
-  deps: DhcpHintDeps,
+  deps: L3HintDeps,
   routerId: string,
   extraHosts: Iterable<string> = [],
 ): Promise<void> {

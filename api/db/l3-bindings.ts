@@ -12,6 +12,7 @@ import { agentTypeByKind } from '../../contracts/agents.ts';
 import { ROUTER_INTERFACE_OWNER } from '../../contracts/network.ts';
 import type { L3AgentInfo } from '../scheduler/l3-plan.ts';
 import { isAlive } from './agents.ts';
+import { queryIn } from './chunks.ts';
 import type { Db, Queryable } from './index.ts';
 import { bool, resourceTime } from './neutron.ts';
 
@@ -55,14 +56,15 @@ export async function l3AgentInfos(
 
 /** Admin-up routers with a gateway or an interface, optionally among `ids`. */
 export async function routersNeedingHost(tx: Queryable, ids?: readonly string[]) {
-  const rows = await tx.query<{ id: string }>(
+  const sql = (only: string) =>
     `SELECT r.id FROM routers r WHERE r.admin_state_up = ? AND (r.gw_port_id IS NOT NULL
         OR EXISTS (SELECT 1 FROM router_ports p WHERE p.router_id = r.id AND p.port_type = ?))
-      ORDER BY r.id`,
-    [true, ROUTER_INTERFACE_OWNER],
-  );
-  const wanted = ids ? new Set(ids) : undefined;
-  return rows.map((r) => r.id).filter((id) => !wanted || wanted.has(id));
+        ${only} ORDER BY r.id`;
+  const params = [true, ROUTER_INTERFACE_OWNER];
+  const rows = ids
+    ? await queryIn<{ id: string }>(tx, ids, (list) => sql(`AND r.id IN ${list}`), params)
+    : await tx.query<{ id: string }>(sql(''), params);
+  return rows.map((r) => r.id);
 }
 
 /** Every binding: router id → the id of the agent hosting it. */
