@@ -110,5 +110,23 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.equal(await h.routerInfo('h1', a.id), null, 'deleted');
       assert.deepEqual(await h.activeRouters('h1'), []);
     });
+
+    test("a router the L3 agent cannot serve shows in its row's failed_routers", async () => {
+      await h.report('h1');
+      const a = await h.fullRouter('a');
+      await routerChanged(h.deps, a.id);
+      const status = (s: Record<string, unknown>) =>
+        h.rpc('report_status', { host: 'h1', agent_type: 'L3 agent', statuses: [s] });
+      await status({
+        resource: 'router',
+        id: a.id,
+        status: 'ERROR',
+        reason: 'qg- port: no address',
+      });
+      const agent = await h.agentOn('h1');
+      assert.deepEqual(agent.configurations.failed_routers, { [a.id]: 'qg- port: no address' });
+      await status({ resource: 'router', id: a.id, status: 'ACTIVE' });
+      assert.equal((await h.agentOn('h1')).configurations.failed_routers, undefined);
+    });
   });
 }
