@@ -15,7 +15,10 @@
  * - after a move, the ports' L2 hints go out first (the old host's OVS agent cuts its copy
  *   off: dead VLAN), then the new and the old host's L3 agents are hinted;
  * - the sweep binds an unhosted router only once a previous pass saw it unhosted too, so
- *   an operator's remove-then-add is not raced by the sweep.
+ *   an operator's remove-then-add is not raced by the sweep;
+ * - an operator's remove leaves the router unhosted and its ports bound where they were
+ *   (an unbound port would be claimed by the first L2 agent that asks for it); the next
+ *   add or scheduling rebinds them.
  */
 
 import { agentTypeByKind } from '../../contracts/agents.ts';
