@@ -15,12 +15,14 @@ import type { Broker } from '../core/amqp.ts';
 import type { Logger } from '../core/log.ts';
 import { dhcpHostsOf } from './db/dhcp-bindings.ts';
 import type { Queryable } from './db/index.ts';
+import { l3HostsOfRouter } from './db/l3-bindings.ts';
 
 /** Bounded: an API request that hints must not wait out a broker outage. */
 export const HINT_TIMEOUT_MS = 2000;
 export const OVS_FANOUT = fanoutExchange(agentTypeByKind('ovs').topic);
 const DHCP_TOPIC = agentTypeByKind('dhcp').topic;
 const COMPUTE_TOPIC = agentTypeByKind('compute').topic;
+const L3_TOPIC = agentTypeByKind('l3').topic;
 
 export interface HintDeps {
   broker: Pick<Broker, 'cast' | 'fanout'>;
@@ -31,6 +33,9 @@ export interface HintDeps {
 export interface DhcpHintDeps extends HintDeps {
   db: Queryable;
 }
+
+/** What the L3 hints also need: the bindings, to find the host serving a router. */
+export type L3HintDeps = DhcpHintDeps;
 
 export interface Hint {
   resource: ResourceKind;
@@ -104,4 +109,28 @@ export async function hintDhcpAgents(
 export async function hintPort(deps: DhcpHintDeps, port: { id: string; network_id: string }) {
   await hintL2Port(deps, port.id);
   await hintDhcpAgents(deps, port.network_id);
+}
+
+/**
+ * `hint {resource: router}` to the L3 agent of the host that hosts the router, plus
+ * `extraHosts` (agents that just lost it, or hosted it before it was deleted). Never
+ * rejects.
+ */
+export async function hintL3Agents(
+  deps: L3HintDeps,
+  routerId: string,
+  extraHosts: Iterable<string> = [],
+): Promise<void> {
+  let hosts: string[] = [];
+  try {
+    hosts = await l3HostsOfRouter(deps.db, routerId);
+  } catch (e) {
+    deps.log.warn({ err: (e as Error).message, routerId }, 'L3 agents of router not read');
+  }
+  const all = new Set([...hosts, ...extraHosts].filter((h) => h !== ''));
+  await Promise.all(
+    [...all].map((host) =>
+      sendHint(deps, { queue: hostQueue(L3_TOPIC, host) }, { resource: 'router', id: routerId }),
+    ),
+  );
 }

@@ -1,28 +1,136 @@
 /**
- * The L3 agent's q-plugin calls (contracts/l3.ts). SKELETON: the L3 scheduling helper
- * fills this module in.
+ * The L3 agent's q-plugin calls (contracts/l3.ts): which routers a host's L3 agent serves,
+ * one router as that host's qrouter namespace must serve it, and the floating IP statuses
+ * the agent reports back.
+ *
+ * Invariants: a host is told only about routers bound to its L3 agent; for any other
+ * router, a deleted one or an admin-down one get_router_info answers `{router: null}`, so
+ * the agent tears it down (fencing after a move); a router is read in one transaction, so
+ * its ports, addresses, routes and floating IPs are of one moment; floating IP statuses
+ * are written only for the router's own floating IPs and only from its hosting host.
  */
-import type { L3Router } from '../contracts/l3.ts';
+import type { L3FixedIp, L3FloatingIp, L3Port, L3Route, L3Router } from '../contracts/l3.ts';
 import type { ArgsOf } from '../contracts/messages.ts';
-import type { Db } from './db/index.ts';
+import { ROUTER_INTERFACE_OWNER } from '../contracts/network.ts';
+import { queryIn } from './db/chunks.ts';
+import type { Db, Queryable } from './db/index.ts';
+import { routersOfHost, servesRouter } from './db/l3-bindings.ts';
+import { bool, resourceTime } from './db/neutron.ts';
 
 export async function getActiveRouters(
-  _db: Db,
-  _args: ArgsOf<'get_active_routers'>,
+  db: Db,
+  args: ArgsOf<'get_active_routers'>,
 ): Promise<{ routers: string[] }> {
-  return { routers: [] };
+  return { routers: await routersOfHost(db, args.host) };
 }
 
+/** The router's ports with their network's MTU and each address's subnet CIDR and gateway. */
+async function l3Ports(tx: Queryable, ids: readonly string[]): Promise<Map<string, L3Port>> {
+  const rows = await queryIn<{ id: string; network_id: string; mac_address: string; mtu: unknown }>(
+    tx,
+    ids,
+    (list) => `SELECT p.id, p.network_id, p.mac_address, n.mtu FROM ports p
+      JOIN networks n ON n.id = p.network_id WHERE p.id IN ${list}`,
+  );
+  const ips = await queryIn<L3FixedIp & { port_id: string }>(
+    tx,
+    ids,
+    (list) => `SELECT a.port_id, a.subnet_id, a.ip_address, s.cidr, s.gateway_ip
+      FROM ipallocations a JOIN subnets s ON s.id = a.subnet_id
+      WHERE a.port_id IN ${list} ORDER BY s.created_at, s.id, a.ip_address`,
+  );
+  const out = new Map<string, L3Port>();
+  for (const r of rows) {
+    const fixed_ips = ips
+      .filter((ip) => ip.port_id === r.id)
+      .map(({ subnet_id, ip_address, cidr, gateway_ip }) => ({
+        subnet_id,
+        ip_address,
+        cidr,
+        gateway_ip,
+      }));
+    const port = { id: r.id, network_id: r.network_id, mac_address: r.mac_address };
+    out.set(r.id, { ...port, mtu: Number(r.mtu), fixed_ips });
+  }
+  return out;
+}
+
+async function routerParts(tx: Queryable, routerId: string) {
+  const interfaces = await tx.query<{ port_id: string }>(
+    'SELECT port_id FROM router_ports WHERE router_id = ? AND port_type = ? ORDER BY port_id',
+    [routerId, ROUTER_INTERFACE_OWNER],
+  );
+  const routes = await tx.query<L3Route>(
+    `SELECT destination, nexthop FROM router_routes WHERE router_id = ?
+      ORDER BY destination, nexthop`,
+    [routerId],
+  );
+  const fips = await tx.query<Omit<L3FloatingIp, 'port_id'> & { fixed_port_id: string }>(
+    `SELECT id, floating_ip_address, fixed_ip_address, fixed_port_id, status FROM floatingips
+      WHERE router_id = ? AND fixed_port_id IS NOT NULL ORDER BY id`,
+    [routerId],
+  );
+  const floating_ips = fips.map((f) => ({
+    id: f.id,
+    floating_ip_address: f.floating_ip_address,
+    fixed_ip_address: f.fixed_ip_address,
+    port_id: f.fixed_port_id,
+    status: f.status,
+  }));
+  const routeList = routes.map((r) => ({ destination: r.destination, nexthop: r.nexthop }));
+  return { interfaceIds: interfaces.map((i) => i.port_id), routes: routeList, floating_ips };
+}
+
+/** One router as `host`'s L3 agent must serve it, or null (see the module invariants). */
 export async function getRouterInfo(
-  _db: Db,
-  _args: ArgsOf<'get_router_info'>,
+  db: Db,
+  args: ArgsOf<'get_router_info'>,
 ): Promise<{ router: L3Router | null }> {
-  return { router: null };
+  return db.transaction(async (tx) => {
+    if (!(await servesRouter(tx, args.router_id, args.host))) return { router: null };
+    const [r] = await tx.query<{
+      admin_state_up: unknown;
+      gw_port_id: string | null;
+      enable_snat: unknown;
+      revision_number: unknown;
+    }>(
+      'SELECT admin_state_up, gw_port_id, enable_snat, revision_number FROM routers WHERE id = ?',
+      [args.router_id],
+    );
+    if (!r || !bool(r.admin_state_up)) return { router: null };
+    const parts = await routerParts(tx, args.router_id);
+    const gw = r.gw_port_id === null ? [] : [r.gw_port_id];
+    const ports = await l3Ports(tx, [...gw, ...parts.interfaceIds]);
+    const router: L3Router = {
+      id: args.router_id,
+      revision_number: Number(r.revision_number),
+      gw_port: r.gw_port_id === null ? null : (ports.get(r.gw_port_id) ?? null),
+      enable_snat: bool(r.enable_snat),
+      interfaces: parts.interfaceIds.flatMap((id) => ports.get(id) ?? []),
+      routes: parts.routes,
+      floating_ips: parts.floating_ips,
+    };
+    return { router };
+  });
 }
 
+/** Sets the statuses of the router's floating IPs, only while `host` hosts the router. */
 export async function updateFloatingIpStatuses(
-  _db: Db,
-  _args: ArgsOf<'update_floatingip_statuses'>,
+  db: Db,
+  args: ArgsOf<'update_floatingip_statuses'>,
+  now: Date = new Date(),
 ): Promise<{ updated: number }> {
-  return { updated: 0 };
+  return db.transaction(async (tx) => {
+    if (!(await servesRouter(tx, args.router_id, args.host))) return { updated: 0 };
+    let updated = 0;
+    for (const s of args.statuses) {
+      const rows = await tx.query(
+        `UPDATE floatingips SET status = ?, revision_number = revision_number + 1, updated_at = ?
+          WHERE id = ? AND router_id = ? AND status <> ? RETURNING id`,
+        [s.status, resourceTime(now), s.id, args.router_id, s.status],
+      );
+      updated += rows.length;
+    }
+    return { updated };
+  });
 }

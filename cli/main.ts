@@ -15,6 +15,7 @@ import {
 } from './client.ts';
 import { registerAgentCommands } from './commands/agents.ts';
 import { registerDhcpCommands } from './commands/dhcp.ts';
+import { registerL3Commands } from './commands/l3.ts';
 import { type CliIo, UsageError } from './format.ts';
 
 export const EXIT_OK = 0;
@@ -56,6 +57,7 @@ export function buildProgram(io: CliIo): Command {
   };
   registerAgentCommands(program, ctx);
   registerDhcpCommands(program, ctx);
+  registerL3Commands(program, ctx);
   return program;
 }
 

@@ -1,0 +1,221 @@
+/**
+ * L3 scheduling in kumo-api on both database engines, with a real broker catching the
+ * router hints (`l3_agent.<host>`) and the port hints (OVS fanout), routers seeded in SQL
+ * with real ports (test/helpers/l3-harness.ts): scheduling on router change, the ports
+ * following their router (the fence) with its hints sent first, the failover sweep with
+ * an injected clock, the sweep's second-sighting rule for unhosted routers, stray ports,
+ * and two replicas racing.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { openDb } from '../../api/db/index.ts';
+import { OVS_FANOUT } from '../../api/hints.ts';
+import {
+  type L3Deps,
+  newL3SweepMemory,
+  routerChanged,
+  runL3Sweep,
+} from '../../api/scheduler/l3.ts';
+import { L3_DOWN, l3Harness } from '../helpers/l3-harness.ts';
+import { bindingSnapshot, seedGateway, seedInterface, seedRouter } from '../helpers/l3-seed.ts';
+
+const GHOST = '00000000-0000-4000-8000-000000000000';
+
+for (const engine of ['sqlite', 'postgres'] as const) {
+  describe(`L3 scheduling on ${engine}`, () => {
+    const h = l3Harness(engine);
+
+    test('a router with a gateway or an interface goes to the agent with fewest routers; its ports follow', async () => {
+      await h.report('h1', 'h2');
+      const a = await h.fullRouter('a');
+      await routerChanged(h.deps, a.id);
+      assert.deepEqual(await h.hostsOf(a.id), ['h1'], 'equal loads: the first host name');
+      assert.deepEqual(await h.portHosts(a.ports), ['h1']);
+      await h.waitPortHints(a.ports);
+      await h.waitRouterHint('h1', a.id);
+
+      const b = await seedRouter(h.db, { name: 'b' });
+      const bIface = await seedInterface(
+        h.db,
+        b,
+        (await h.network('b', '10.2.0.0/24', false)).subnet,
+      );
+      await routerChanged(h.deps, b);
+      assert.deepEqual(await h.hostsOf(b), ['h2'], 'fewest routers');
+      assert.deepEqual(await h.portHosts([bIface.id]), ['h2']);
+
+      const bare = await seedRouter(h.db, { name: 'bare' });
+      await routerChanged(h.deps, bare);
+      assert.deepEqual(await h.hostsOf(bare), [], 'no gateway, no interface: no host');
+      const down = await seedRouter(h.db, { name: 'down', adminStateUp: false });
+      await seedGateway(h.db, down, h.ext.net.id);
+      await routerChanged(h.deps, down);
+      assert.deepEqual(await h.hostsOf(down), [], 'admin-down: no host');
+
+      // A new interface on a hosted router is bound to its host and hinted, nothing moves.
+      h.received.length = 0;
+      const a2 = await seedInterface(
+        h.db,
+        a.id,
+        (await h.network('a2', '10.3.0.0/24', false)).subnet,
+      );
+      await routerChanged(h.deps, a.id, ['h3']);
+      assert.deepEqual(await h.portHosts([a2.id]), ['h1']);
+      await h.waitPortHints([a2.id]);
+      await h.waitRouterHint('h1', a.id);
+      await h.waitRouterHint('h3', a.id);
+      assert.ok(!a.ports.some(h.portHinted), 'ports already on h1 are not hinted again');
+    });
+
+    test('dead and admin-down agents are never scheduled to; routerChanged never rejects', async () => {
+      await h.report('h1', 'h2', 'h3');
+      h.advance(L3_DOWN + 1);
+      await h.report('h2', 'h3');
+      const h2 = await h.agentOn('h2');
+      const put = await h.call('PUT', `/v2.0/agents/${h2.id}`, {
+        agent: { admin_state_up: false },
+      });
+      assert.equal(put.status, 200);
+      const a = await h.fullRouter('a');
+      await routerChanged(h.deps, a.id);
+      assert.deepEqual(await h.hostsOf(a.id), ['h3']);
+      await routerChanged(h.deps, GHOST);
+      assert.deepEqual(await h.hostsOf(a.id), ['h3']);
+    });
+
+    test('the sweep moves a router off a dead agent, ports first, and both agents hear', async () => {
+      await h.report('h1', 'h2');
+      const a = await h.fullRouter('a');
+      await routerChanged(h.deps, a.id);
+      assert.deepEqual(await h.hostsOf(a.id), ['h1']);
+      assert.ok(await h.routerInfo('h1', a.id));
+      const memory = newL3SweepMemory();
+
+      h.advance(L3_DOWN / 2);
+      await h.report('h2');
+      assert.deepEqual(await runL3Sweep(h.deps, memory), [], 'h1 is not dead yet');
+      h.advance(L3_DOWN / 2 + 1);
+      await h.report('h2');
+      h.received.length = 0;
+      // The real broker, with the order of what is sent recorded: the fence comes first.
+      const sent: string[] = [];
+      const recording: L3Deps = {
+        ...h.deps,
+        broker: {
+          cast: (queue, method, args, opts) => {
+            sent.push(`${queue} ${(args as { id: string }).id}`);
+            return h.broker.cast(queue, method, args, opts);
+          },
+          fanout: (exchange, method, args, opts) => {
+            sent.push(`${exchange} ${(args as { id: string }).id}`);
+            return h.broker.fanout(exchange, method, args, opts);
+          },
+        },
+      };
+      const moved = await runL3Sweep(recording, memory);
+      assert.deepEqual(sent.slice(0, 2).sort(), a.ports.map((p) => `${OVS_FANOUT} ${p}`).sort());
+      assert.deepEqual(sent.slice(2).sort(), [`l3_agent.h1 ${a.id}`, `l3_agent.h2 ${a.id}`]);
+      assert.deepEqual(moved, [
+        { routerId: a.id, from: 'h1', to: 'h2', moved: true, ports: [...a.ports].sort() },
+      ]);
+      assert.deepEqual(await h.hostsOf(a.id), ['h2']);
+      assert.deepEqual(
+        await h.portHosts(a.ports),
+        ['h2'],
+        'the fence: ports bound to the new host',
+      );
+      await h.waitPortHints(a.ports);
+      await h.waitRouterHint('h2', a.id);
+      await h.waitRouterHint('h1', a.id);
+      assert.equal(await h.routerInfo('h1', a.id), null);
+      assert.deepEqual(await h.activeRouters('h1'), []);
+      assert.equal((await h.routerInfo('h2', a.id))?.gw_port?.id, a.gw.id);
+
+      // Nobody alive to take it: the binding stays.
+      h.advance(L3_DOWN + 1);
+      assert.deepEqual(await runL3Sweep(h.deps, memory), []);
+      assert.deepEqual(await h.hostsOf(a.id), ['h2']);
+
+      // Both back, h2 admin-down: the router moves to h1.
+      await h.report('h1', 'h2');
+      const h2 = await h.agentOn('h2');
+      await h.call('PUT', `/v2.0/agents/${h2.id}`, { agent: { admin_state_up: false } });
+      const back = await runL3Sweep(h.deps, memory);
+      assert.deepEqual(
+        back.map((m) => [m.from, m.to]),
+        [['h2', 'h1']],
+      );
+      assert.deepEqual(await h.portHosts(a.ports), ['h1']);
+
+      // allow_automatic_failover = false: a dead agent keeps its routers.
+      h.settings.allowAutomaticFailover = false;
+      await h.call('PUT', `/v2.0/agents/${h2.id}`, { agent: { admin_state_up: true } });
+      h.advance(L3_DOWN + 1);
+      await h.report('h2');
+      const before = await bindingSnapshot(h.db);
+      assert.deepEqual(await runL3Sweep(h.deps, memory), []);
+      assert.deepEqual(await bindingSnapshot(h.db), before);
+    });
+
+    test('the sweep binds an unhosted router on its second sighting and rebinds stray ports', async () => {
+      const a = await h.fullRouter('a');
+      await routerChanged(h.deps, a.id);
+      assert.deepEqual(await h.hostsOf(a.id), [], 'no L3 agent yet');
+      await h.report('h1');
+      const memory = newL3SweepMemory();
+      assert.deepEqual(
+        await runL3Sweep(h.deps, memory),
+        [],
+        'first sighting: left for an operator',
+      );
+      const [placed] = await runL3Sweep(h.deps, memory);
+      assert.equal(placed?.to, 'h1');
+      assert.deepEqual(await h.portHosts(a.ports), ['h1']);
+      await h.db.query("UPDATE ports SET host_id = 'elsewhere' WHERE id = ?", [a.iface.id]);
+      h.received.length = 0;
+      assert.deepEqual(await runL3Sweep(h.deps, memory), [
+        { routerId: a.id, from: null, to: 'h1', moved: false, ports: [a.iface.id] },
+      ]);
+      await h.waitPortHints([a.iface.id]);
+      await h.waitRouterHint('h1', a.id);
+    });
+
+    test('two replicas scheduling at once never double-bind', async () => {
+      const routers: string[] = [];
+      for (let i = 0; i < 16; i++) {
+        const id = await seedRouter(h.db, { name: `r${i}` });
+        await seedGateway(h.db, id, h.ext.net.id);
+        routers.push(id);
+      }
+      await h.report('h1', 'h2');
+      const db2 = engine === 'postgres' ? openDb(h.dbUrl) : h.db;
+      try {
+        const deps2: L3Deps = { ...h.deps, db: db2 };
+        const memory = newL3SweepMemory();
+        memory.unhosted = new Set(routers);
+        await Promise.all([
+          runL3Sweep(h.deps, memory),
+          ...routers.map((id) => routerChanged(deps2, id)),
+        ]);
+      } finally {
+        if (db2 !== h.db) await db2.close();
+      }
+      const counts: Record<string, number> = {};
+      for (const id of routers) {
+        const hosts = await h.hostsOf(id);
+        assert.equal(hosts.length, 1);
+        const host = hosts[0] as string;
+        counts[host] = (counts[host] ?? 0) + 1;
+        const gw = await h.db.query<{ host_id: string }>(
+          'SELECT p.host_id FROM ports p JOIN routers r ON r.gw_port_id = p.id WHERE r.id = ?',
+          [id],
+        );
+        assert.deepEqual(
+          gw.map((g) => g.host_id),
+          hosts,
+        );
+      }
+      assert.deepEqual(counts, { h1: 8, h2: 8 }, 'spread evenly');
+    });
+  });
+}
