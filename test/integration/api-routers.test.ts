@@ -9,19 +9,10 @@
  * for field, exactly as they were.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import type { Network, Port, Subnet } from '../../contracts/network.ts';
+import { describe, test } from 'node:test';
+import type { Port } from '../../contracts/network.ts';
 import type { Router } from '../../contracts/router.ts';
-import { injectAs, testApi } from '../helpers/test-api.ts';
-import { hexId, testTokens } from '../helpers/tokens.ts';
-
-type Body = Record<string, unknown>;
-interface Res {
-  status: number;
-  body: Body;
-}
-const err = (r: Res) =>
-  (r.body as { NeutronError: { type: string; message: string; detail: string } }).NeutronError;
+import { err, routerApp } from './api-routers-harness.ts';
 
 const ROUTER_KEYS = [
   'admin_state_up',
@@ -41,105 +32,11 @@ const ROUTER_KEYS = [
 
 for (const engine of ['sqlite', 'postgres'] as const) {
   describe(`routers on ${engine}`, () => {
-    const t = testTokens();
-    const api = testApi(engine, { settings: { adminToken: hexId() }, tokens: t.authenticator });
-    const [A, B, OPS] = [hexId(), hexId(), hexId()];
-    const memberA = t.token({ project: A });
-    const memberB = t.token({ project: B });
-    const admin = t.token({ project: OPS, roles: ['admin'] });
-    after(() => t.cleanup());
-
-    const call = (token: string, method: string, url: string, payload?: unknown) =>
-      injectAs(api, token, method, url, payload);
-    const made = async <T>(token: string, kind: string, body: Body) => {
-      const r = await call(token, 'POST', `/v2.0/${kind}s`, { [kind]: body });
-      assert.equal(r.status, 201, JSON.stringify(r.body));
-      return r.body[kind] as T;
-    };
-    const put = async (token: string, url: string, payload: unknown) => {
-      const r = await call(token, 'PUT', url, payload);
-      assert.equal(r.status, 200, `${url}: ${JSON.stringify(r.body)}`);
-      return r.body;
-    };
-    const router = async (id: string) =>
-      (await call(admin, 'GET', `/v2.0/routers/${id}`)).body.router as Router;
-    const port = async (id: string) =>
-      (await call(admin, 'GET', `/v2.0/ports/${id}`)).body.port as Port;
-    const state = async () => ({
-      routers: (await call(admin, 'GET', '/v2.0/routers')).body,
-      ports: (await call(admin, 'GET', '/v2.0/ports')).body,
-      subnets: (await call(admin, 'GET', '/v2.0/subnets')).body,
-    });
-    /** A request refused with `status`/`type` that changes nothing; its message. */
-    const refused = async (
-      status: number,
-      type: string,
-      token: string,
-      method: string,
-      url: string,
-      payload?: unknown,
-    ) => {
-      const before = await state();
-      const r = await call(token, method, url, payload);
-      assert.equal(r.status, status, `${method} ${url}: ${JSON.stringify(r.body)}`);
-      assert.equal(err(r).type, type, JSON.stringify(r.body));
-      assert.deepEqual(await state(), before, `${method} ${url} changed nothing`);
-      return err(r).message;
-    };
-    const addIf = (token: string, id: string, body: Body) =>
-      put(token, `/v2.0/routers/${id}/add_router_interface`, body);
-    const removeIf = (token: string, id: string, body: Body) =>
-      put(token, `/v2.0/routers/${id}/remove_router_interface`, body);
-
-    const w = {} as { ext: Network; extSub: Subnet; netA: Network; subA: Subnet };
-    let cidrs = 0;
-    /** A fresh network of `token`'s project with one subnet 10.<n>.0.0/24. */
-    const netWithSubnet = async (token: string, extra: Body = {}) => {
-      const net = await made<Network>(token, 'network', {});
-      cidrs += 1;
-      const sub = await made<Subnet>(token, 'subnet', {
-        network_id: net.id,
-        cidr: `10.${cidrs}.0.0/24`,
-        ip_version: 4,
-        ...extra,
-      });
-      return { net, sub };
-    };
-    /** A floating IP row naming `routerId` (floatingips.ts owns the API; only the row here). */
-    const floatingIp = async (routerId: string, fixedIp: string) => {
-      const fport = await made<Port>(admin, 'port', { network_id: w.ext.id });
-      await api.db.query(
-        `INSERT INTO floatingips (id, project_id, description, floating_network_id,
-           floating_port_id, floating_ip_address, fixed_port_id, fixed_ip_address, router_id,
-           status, revision_number, created_at, updated_at)
-         VALUES (?, ?, '', ?, ?, ?, NULL, ?, ?, 'DOWN', 1, 'x', 'x')`,
-        [
-          crypto.randomUUID(),
-          A,
-          w.ext.id,
-          fport.id,
-          fport.fixed_ips[0]?.ip_address ?? '',
-          fixedIp,
-          routerId,
-        ],
-      );
-      return async () => {
-        await api.db.query('DELETE FROM floatingips WHERE floating_port_id = ?', [fport.id]);
-        await call(admin, 'DELETE', `/v2.0/ports/${fport.id}`);
-      };
-    };
-
-    before(async () => {
-      w.ext = await made(admin, 'network', { name: 'public', 'router:external': true });
-      w.extSub = await made(admin, 'subnet', {
-        network_id: w.ext.id,
-        cidr: '203.0.113.0/24',
-        ip_version: 4,
-      });
-      const a = await netWithSubnet(memberA);
-      w.netA = a.net;
-      w.subA = a.sub;
-    });
+    const h = routerApp(engine);
+    const { call, made, put, refused, w } = h;
+    const { A: memberA, B: memberB, admin } = h.tokens;
+    const A = h.projects.A;
+    const port = (id: string) => h.get<Port>('port', id);
 
     test('create, show, list, update, delete with Neutron keys', async () => {
       const r = await made<Router>(memberA, 'router', { name: 'r1', description: 'd' });
@@ -216,10 +113,11 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.equal(p?.network_id, w.ext.id);
       assert.deepEqual(p?.fixed_ips, gw.external_fixed_ips);
       const url = `/v2.0/routers/${r.id}`;
+      const own = await h.netWithSubnet(memberA);
       const msg = await refused(400, 'BadRequest', memberA, 'PUT', url, {
-        router: { external_gateway_info: { network_id: w.netA.id } },
+        router: { external_gateway_info: { network_id: own.net.id } },
       });
-      assert.equal(msg, `Bad router request: Network ${w.netA.id} is not an external network.`);
+      assert.equal(msg, `Bad router request: Network ${own.net.id} is not an external network.`);
       const snat = await refused(403, 'PolicyNotAuthorized', memberA, 'PUT', url, {
         router: { external_gateway_info: { network_id: w.ext.id, enable_snat: false } },
       });
@@ -261,7 +159,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         l3,
         `Port ${p?.id} has owner network:router_gateway and therefore cannot be deleted directly via the port API.`,
       );
-      const dropFip = await floatingIp(r.id, '10.250.0.5');
+      const dropFip = await h.floatingIp(r.id, '10.250.0.5');
       const inUse = await refused(
         409,
         'RouterExternalGatewayInUseByFloatingIp',
@@ -282,6 +180,77 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.equal(cleared.external_gateway_info, null);
       assert.equal((await call(admin, 'GET', `/v2.0/ports/${p?.id}`)).status, 404);
       assert.equal((await call(memberA, 'DELETE', url)).status, 204);
+    });
+
+    test('another project’s router is a 404; an admin sees and changes all', async () => {
+      const r = await h.router(memberA, { name: 'mine' });
+      const url = `/v2.0/routers/${r.id}`;
+      const notFound = `Router ${r.id} could not be found`;
+      assert.equal(await refused(404, 'RouterNotFound', memberB, 'GET', url), notFound);
+      assert.equal(
+        await refused(404, 'RouterNotFound', memberB, 'PUT', url, { router: { name: 'x' } }),
+        notFound,
+      );
+      await refused(404, 'RouterNotFound', memberB, 'DELETE', url);
+      const sub = (await h.netWithSubnet(memberB)).sub;
+      await refused(404, 'RouterNotFound', memberB, 'PUT', `${url}/add_router_interface`, {
+        subnet_id: sub.id,
+      });
+      await refused(404, 'SubnetNotFound', memberA, 'PUT', `${url}/add_router_interface`, {
+        subnet_id: sub.id,
+      });
+      const ofB = (await call(memberB, 'GET', '/v2.0/routers')).body.routers as Router[];
+      assert.ok(!ofB.some((x) => x.id === r.id));
+      const ofA = (await call(memberA, 'GET', '/v2.0/routers')).body.routers as Router[];
+      assert.ok(ofA.every((x) => x.project_id === A));
+      const all = (await call(admin, 'GET', `/v2.0/routers?project_id=${A}`)).body
+        .routers as Router[];
+      assert.ok(all.some((x) => x.id === r.id));
+      const renamed = (await put(admin, url, { router: { name: 'by-admin' } })).router as Router;
+      assert.equal(renamed.name, 'by-admin');
+      const other = await refused(400, 'BadRequest', memberA, 'POST', '/v2.0/routers', {
+        router: { project_id: h.projects.B },
+      });
+      assert.match(other, /requires admin privileges/);
+      assert.equal((await call(memberA, 'DELETE', url)).status, 204);
+    });
+
+    test('the router quota admits exactly the limit; usage counts routers', async () => {
+      const quota = `/v2.0/quotas/${h.projects.B}`;
+      await put(admin, quota, { quota: { router: 2 } });
+      const mine = (await call(memberB, 'GET', '/v2.0/routers')).body.routers as Router[];
+      const room = 2 - mine.length;
+      const created: Router[] = [];
+      for (let i = 0; i < room; i++) created.push(await h.router(memberB, { name: `q${i}` }));
+      const over = await refused(409, 'OverQuota', memberB, 'POST', '/v2.0/routers', {
+        router: { name: 'one too many' },
+      });
+      assert.equal(over, "Quota exceeded for resources: ['router'].");
+      const details = (await call(admin, 'GET', `${quota}/details`)).body.quota as Record<
+        string,
+        { used: number; limit: number }
+      >;
+      assert.deepEqual(details.router, { limit: 2, used: 2, reserved: 0 });
+      for (const r of created)
+        assert.equal((await call(memberB, 'DELETE', `/v2.0/routers/${r.id}`)).status, 204);
+    });
+
+    test('the extension list names the router extensions', async () => {
+      const r = await call(memberA, 'GET', '/v2.0/extensions');
+      const aliases = (r.body.extensions as { alias: string }[]).map((e) => e.alias);
+      for (const alias of [
+        'router',
+        'ext-gw-mode',
+        'extraroute',
+        'extraroute-atomic',
+        'external-net',
+      ])
+        assert.ok(aliases.includes(alias), alias);
+      const one = await call(memberA, 'GET', '/v2.0/extensions/extraroute-atomic');
+      assert.equal(
+        (one.body.extension as { name: string }).name,
+        'Atomically add/remove extra routes',
+      );
     });
   });
 }
