@@ -11,7 +11,7 @@
 import { randomUUID } from 'node:crypto';
 import { ApiError } from '../../contracts/errors.ts';
 import type { FixedIp } from '../../contracts/network.ts';
-import type { Router, RouterCreate, RouterUpdate } from '../../contracts/router.ts';
+import type { Route, Router, RouterCreate, RouterUpdate } from '../../contracts/router.ts';
 import { forgetResourceStatuses } from './agent-status.ts';
 import { queryIn } from './chunks.ts';
 import type { Db, Queryable, Row } from './index.ts';
@@ -213,6 +213,24 @@ export async function updateRouter(
     }
     if (sets.length)
       await tx.query(`UPDATE routers SET ${sets.join(', ')} WHERE id = ?`, [...params, id]);
+  });
+  return mustGet(db, id);
+}
+
+/**
+ * extraroute-atomic: the router's routes become `edit(current)`, read and written in one
+ * transaction after the row is locked, so concurrent edits never lose one another.
+ */
+export async function editRoutes(
+  db: Db,
+  id: string,
+  edit: (current: Route[]) => Route[],
+  now: Date,
+): Promise<Router> {
+  await db.transaction(async (tx) => {
+    await touchRouter(tx, id, now);
+    const current = (await routesOf(tx, [id])).get(id) ?? [];
+    await replaceRoutes(tx, id, edit(current));
   });
   return mustGet(db, id);
 }

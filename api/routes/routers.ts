@@ -15,6 +15,7 @@ import { ApiError } from '../../contracts/errors.ts';
 import {
   ExtraRoutes,
   type GatewayRequest,
+  type Route,
   type Router,
   RouterCreate,
   RouterInterfaceRequest,
@@ -27,6 +28,7 @@ import { mergeRoutes, withoutRoutes } from '../db/router-routes.ts';
 import {
   createRouter,
   deleteRouter,
+  editRoutes,
   getRouter,
   listRouters,
   ROUTER_FILTERS,
@@ -137,24 +139,18 @@ function interfaceRoutes(app: FastifyInstance, deps: AppDeps) {
 function extraRouteRoutes(app: FastifyInstance, deps: AppDeps) {
   for (const action of ['add', 'remove'] as const)
     app.put(`/v2.0/routers/:id/${action}_extraroutes`, async (req: ById) => {
-      const before = await visibleRouter(deps, req, req.params.id);
+      const { id } = await visibleRouter(deps, req, req.params.id);
       const { routes } = ExtraRoutes.parse(req.body).router;
-      const wanted =
-        action === 'add'
-          ? mergeRoutes(before.routes, routes)
-          : withoutRoutes(before.routes, routes);
-      const router = await updateRouter(deps.db, before.id, { routes: wanted }, deps.clock.now());
+      const edit = (current: Route[]) =>
+        action === 'add' ? mergeRoutes(current, routes) : withoutRoutes(current, routes);
+      const router = await editRoutes(deps.db, id, edit, deps.clock.now());
       deps.log.info({ routerId: router.id, routes: router.routes }, 'router routes set');
       changed(deps, router.id);
       return { router };
     });
 }
 
-export function routerRoutes(app: FastifyInstance, deps: AppDeps): void {
-  readRoutes(app, deps);
-  interfaceRoutes(app, deps);
-  extraRouteRoutes(app, deps);
-
+function writeRoutes(app: FastifyInstance, deps: AppDeps) {
   app.post('/v2.0/routers', async (req, reply) => {
     const body = RouterCreate.parse(req.body).router;
     const owner = ownerForCreate(req, body);
@@ -188,4 +184,11 @@ export function routerRoutes(app: FastifyInstance, deps: AppDeps): void {
     void routerDeleted(deps, router.id, hosts);
     return reply.status(204).send();
   });
+}
+
+export function routerRoutes(app: FastifyInstance, deps: AppDeps): void {
+  readRoutes(app, deps);
+  writeRoutes(app, deps);
+  interfaceRoutes(app, deps);
+  extraRouteRoutes(app, deps);
 }

@@ -121,6 +121,8 @@ export function routerApp(engine: 'sqlite' | 'postgres') {
     api,
     projects: { A, B, OPS },
     tokens,
+    /** A member token of project `project`. */
+    memberOf: (project: string) => t.token({ project }),
     call,
     made,
     put,

@@ -12,6 +12,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { Port } from '../../contracts/network.ts';
 import type { Router } from '../../contracts/router.ts';
+import { hexId } from '../helpers/tokens.ts';
 import { err, routerApp } from './api-routers-harness.ts';
 
 const ROUTER_KEYS = [
@@ -251,6 +252,45 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         (one.body.extension as { name: string }).name,
         'Atomically add/remove extra routes',
       );
+    });
+
+    test('races: quota, overlapping interfaces and route edits serialise per router', async () => {
+      const C = hexId();
+      const memberC = h.memberOf(C);
+      await put(admin, `/v2.0/quotas/${C}`, { quota: { router: 3 } });
+      const creates = await Promise.all(
+        Array.from({ length: 6 }, (_, i) =>
+          call(memberC, 'POST', '/v2.0/routers', { router: { name: `race${i}` } }),
+        ),
+      );
+      assert.deepEqual(creates.map((r) => r.status).sort(), [201, 201, 201, 409, 409, 409]);
+      const r = creates.find((x) => x.status === 201)?.body.router as Router;
+      const wide = await h.netWithSubnet(memberC, { cidr: '172.20.0.0/16' });
+      const narrow = await h.netWithSubnet(memberC, { cidr: '172.20.9.0/24' });
+      const url = `/v2.0/routers/${r.id}`;
+      const adds = await Promise.all(
+        [wide, narrow].map((x) =>
+          call(memberC, 'PUT', `${url}/add_router_interface`, { subnet_id: x.sub.id }),
+        ),
+      );
+      assert.deepEqual(adds.map((x) => x.status).sort(), [200, 400]);
+      const attached = adds.find((x) => x.status === 200)?.body.subnet_id;
+      const base = attached === wide.sub.id ? '172.20.0' : '172.20.9';
+      const routes = Array.from({ length: 6 }, (_, i) => ({
+        destination: `198.18.${i}.0/24`,
+        nexthop: `${base}.${i + 10}`,
+      }));
+      const edits = await Promise.all(
+        routes.map((route) =>
+          call(memberC, 'PUT', `${url}/add_extraroutes`, { router: { routes: [route] } }),
+        ),
+      );
+      assert.deepEqual(
+        edits.map((x) => x.status),
+        routes.map(() => 200),
+      );
+      const after = (await call(memberC, 'GET', url)).body.router as Router;
+      assert.deepEqual(after.routes, routes, 'no concurrent add lost another');
     });
   });
 }
