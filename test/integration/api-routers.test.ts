@@ -10,7 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { Port } from '../../contracts/network.ts';
+import type { Network, Port, Subnet } from '../../contracts/network.ts';
 import type { Router } from '../../contracts/router.ts';
 import { hexId } from '../helpers/tokens.ts';
 import { err, routerApp } from './api-routers-harness.ts';
@@ -180,6 +180,53 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         .router as Router;
       assert.equal(cleared.external_gateway_info, null);
       assert.equal((await call(admin, 'GET', `/v2.0/ports/${p?.id}`)).status, 404);
+      assert.equal((await call(memberA, 'DELETE', url)).status, 204);
+    });
+
+    test('gateway: another external network gets a new port; bad gateway bodies are 400', async () => {
+      const ext2 = await made<Network>(admin, 'network', { 'router:external': true });
+      const ext2Sub = await made<Subnet>(admin, 'subnet', {
+        network_id: ext2.id,
+        cidr: '198.51.100.0/24',
+        ip_version: 4,
+      });
+      const r = await h.router(memberA, { external_gateway_info: { network_id: w.ext.id } });
+      const url = `/v2.0/routers/${r.id}`;
+      const portsOf = async () =>
+        ((await call(admin, 'GET', `/v2.0/ports?device_id=${r.id}`)).body.ports as Port[]).map(
+          (p) => [p.id, p.network_id],
+        );
+      const [[oldPort]] = (await portsOf()) as [[string, string]];
+      const moved = (
+        await put(memberA, url, { router: { external_gateway_info: { network_id: ext2.id } } })
+      ).router as Router;
+      assert.equal(moved.external_gateway_info?.network_id, ext2.id);
+      assert.equal(moved.external_gateway_info?.external_fixed_ips[0]?.subnet_id, ext2Sub.id);
+      const now = await portsOf();
+      assert.equal(now.length, 1);
+      assert.notEqual(now[0]?.[0], oldPort);
+      assert.equal(now[0]?.[1], ext2.id);
+      const bad: unknown[] = [
+        { network_id: ext2.id, external_fixed_ips: [{ ip_address: '198.51.100.9\n' }] },
+        { network_id: ext2.id, external_fixed_ips: [{ ip_address: "198.51.100.9'" }] },
+        { network_id: ext2.id, external_fixed_ips: [{ ip_address: '198.51.100.9 x' }] },
+        { network_id: ext2.id, extra: 1 },
+        { enable_snat: true },
+        { network_id: 'not-a-uuid' },
+        'public',
+      ];
+      for (const gw of bad)
+        assert.match(
+          await refused(400, 'BadRequest', admin, 'PUT', url, {
+            router: { external_gateway_info: gw },
+          }),
+          /external_gateway_info/,
+        );
+      await refused(404, 'NetworkNotFound', admin, 'PUT', url, {
+        router: { external_gateway_info: { network_id: crypto.randomUUID() } },
+      });
+      await put(memberA, url, { router: { external_gateway_info: null } });
+      assert.deepEqual(await portsOf(), []);
       assert.equal((await call(memberA, 'DELETE', url)).status, 204);
     });
 
