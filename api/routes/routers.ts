@@ -100,6 +100,9 @@ async function authorizeInterface(
   }
 }
 
+/** The attributes of an update an L3 agent serves (name and description it does not). */
+const SERVED = ['external_gateway_info', 'routes', 'admin_state_up'] as const;
+
 /** After a committed change: schedule, bind, hint (never rejects, so not awaited). */
 const changed = (deps: AppDeps, id: string) => void routerChanged(deps, id);
 
@@ -172,7 +175,7 @@ function writeRoutes(app: FastifyInstance, deps: AppDeps) {
     await authorizeGateway(deps, req, 'update_router', changes.external_gateway_info);
     const router = await updateRouter(deps.db, before.id, changes, deps.clock.now());
     deps.log.info({ routerId: router.id }, 'router updated');
-    changed(deps, router.id);
+    if (SERVED.some((k) => changes[k] !== undefined)) changed(deps, router.id);
     return { router };
   });
 
