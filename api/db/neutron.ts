@@ -116,7 +116,7 @@ export function columnUpdates() {
  */
 export async function writeUpdates(
   tx: Queryable,
-  table: 'networks' | 'subnets' | 'ports',
+  table: 'networks' | 'subnets' | 'ports' | 'routers',
   id: string,
   u: ReturnType<typeof columnUpdates>,
   now: Date,
@@ -134,7 +134,12 @@ export interface QuotaGuard {
   defaults: QuotaLimits;
 }
 
-const QUOTA_TABLES = { network: 'networks', subnet: 'subnets', port: 'ports' } as const;
+const QUOTA_TABLES = {
+  network: 'networks',
+  subnet: 'subnets',
+  port: 'ports',
+  router: 'routers',
+} as const;
 export type NeutronQuotaResource = keyof typeof QUOTA_TABLES;
 
 /** The rows of `resource` that `projectId` owns. */

@@ -188,52 +188,67 @@ export function visiblePorts(projectId: string): ColumnFilter['clauses'][number]
 }
 
 /**
- * Creates a port owned by `req.project_id` (else the network's owner: DHCP ports, made by
- * the API itself, count against the network owner's quota but are never refused by it).
+ * Writes a new port owned by `req.project_id` (else the network's owner: DHCP ports, made
+ * by the API itself, count against the network owner's quota but are never refused by
+ * it) inside `tx`, the caller's transaction; returns its id. Router ports are made this
+ * way within the router's own transaction.
  */
+export async function insertPort(
+  tx: Queryable,
+  req: PortCreate,
+  now: Date,
+  quota?: QuotaGuard,
+): Promise<string> {
+  const id = randomUUID();
+  const at = resourceTime(now);
+  const netOwner = await networkOwner(tx, req.network_id);
+  if (netOwner === undefined) throw networkNotFound(req.network_id);
+  const owner = req.project_id ?? req.tenant_id ?? netOwner;
+  await guardQuota(tx, quota, owner, 'port');
+  const mac = await chooseMac(tx, req.network_id, req.mac_address);
+  try {
+    await tx.query(
+      `INSERT INTO ports (id, network_id, project_id, name, description, mac_address,
+         admin_state_up, status, device_id, device_owner, host_id, vnic_type, profile,
+         revision_number, created_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, 'DOWN', ?, ?, ?, ?, ?, 1, ?, ?)`,
+      [
+        id,
+        req.network_id,
+        owner,
+        req.name ?? '',
+        req.description ?? '',
+        mac,
+        req.admin_state_up ?? true,
+        req.device_id ?? '',
+        req.device_owner ?? '',
+        req['binding:host_id'] ?? '',
+        req['binding:vnic_type'] ?? 'normal',
+        JSON.stringify(req['binding:profile'] ?? {}),
+        at,
+        at,
+      ],
+    );
+    await allocateFixedIps(tx, req.network_id, id, req.fixed_ips);
+    await refuseGatewayHolder(tx, id, req.device_owner ?? '');
+  } catch (e) {
+    throw raced(e, req.network_id, mac);
+  }
+  return id;
+}
+
+/** Creates a port in a transaction of its own (insertPort). */
 export async function createPort(
   db: Db,
   req: PortCreate,
   now: Date,
   quota?: QuotaGuard,
 ): Promise<Port> {
-  const id = randomUUID();
-  const at = resourceTime(now);
-  let mac: string | undefined;
+  let id = '';
   try {
-    await db.transaction(async (tx) => {
-      const netOwner = await networkOwner(tx, req.network_id);
-      if (netOwner === undefined) throw networkNotFound(req.network_id);
-      const owner = req.project_id ?? req.tenant_id ?? netOwner;
-      await guardQuota(tx, quota, owner, 'port');
-      mac = await chooseMac(tx, req.network_id, req.mac_address);
-      await tx.query(
-        `INSERT INTO ports (id, network_id, project_id, name, description, mac_address,
-           admin_state_up, status, device_id, device_owner, host_id, vnic_type, profile,
-           revision_number, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, 'DOWN', ?, ?, ?, ?, ?, 1, ?, ?)`,
-        [
-          id,
-          req.network_id,
-          owner,
-          req.name ?? '',
-          req.description ?? '',
-          mac,
-          req.admin_state_up ?? true,
-          req.device_id ?? '',
-          req.device_owner ?? '',
-          req['binding:host_id'] ?? '',
-          req['binding:vnic_type'] ?? 'normal',
-          JSON.stringify(req['binding:profile'] ?? {}),
-          at,
-          at,
-        ],
-      );
-      await allocateFixedIps(tx, req.network_id, id, req.fixed_ips);
-      await refuseGatewayHolder(tx, id, req.device_owner ?? '');
-    });
+    id = await db.transaction((tx) => insertPort(tx, req, now, quota));
   } catch (e) {
-    throw raced(e, req.network_id, mac);
+    throw raced(e, req.network_id, undefined);
   }
   const created = await getPort(db, id);
   if (!created) throw portNotFound(id);
@@ -322,12 +337,32 @@ export async function updatePort(
   return after;
 }
 
+/** Deletes port `id` and frees its addresses inside `tx`; false when there was none. */
+export async function removePort(tx: Queryable, id: string): Promise<boolean> {
+  await tx.query('DELETE FROM ipallocations WHERE port_id = ?', [id]);
+  const rows = await tx.query('DELETE FROM ports WHERE id = ? RETURNING id', [id]);
+  return rows.length > 0;
+}
+
+/**
+ * Deletes a port. A router's port (router_ports) is refused with Neutron's L3PortInUse:
+ * the router API removes it (prevent_l3_port_deletion).
+ */
 export async function deletePort(db: Db, id: string): Promise<void> {
-  const rows = await db.transaction(async (tx) => {
-    await tx.query('DELETE FROM ipallocations WHERE port_id = ?', [id]);
-    return tx.query('DELETE FROM ports WHERE id = ? RETURNING id', [id]);
+  const found = await db.transaction(async (tx) => {
+    const [owned] = await tx.query<{ device_owner: string }>(
+      `SELECT p.device_owner FROM router_ports r JOIN ports p ON p.id = r.port_id
+        WHERE r.port_id = ?`,
+      [id],
+    );
+    if (owned)
+      throw new ApiError(
+        'L3PortInUse',
+        `Port ${id} has owner ${owned.device_owner} and therefore cannot be deleted directly via the port API.`,
+      );
+    return removePort(tx, id);
   });
-  if (rows.length === 0) throw portNotFound(id);
+  if (!found) throw portNotFound(id);
 }
 
 /**

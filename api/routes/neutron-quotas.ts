@@ -21,7 +21,7 @@ import { disallowed, isAdmin } from './neutron-policy.ts';
 
 /** Neutron's DB_INTEGER_MAX_VALUE. */
 const MAX_LIMIT = 2 ** 31 - 1;
-const COUNTED: readonly string[] = ['network', 'subnet', 'port'];
+const COUNTED: readonly string[] = ['network', 'subnet', 'port', 'router'];
 /** Keys a PUT may carry beside the limits (openstack quota set --force / --check-limit). */
 const OPTIONS = ['force', 'check_limit'];
 
