@@ -77,7 +77,7 @@ async function byPort(tx: Queryable, row: RouterRow, portId: string, now: Date) 
   if (!port) throw portNotFound(portId);
   if (port.device_id !== '')
     throw new ApiError(
-      'Conflict',
+      'PortInUse',
       `Unable to complete operation on port ${port.id} for network ${port.network_id}. Port already has an attached device ${port.device_id}.`,
     );
   if (port.fixed_ips.length === 0) throw badRouter('Router port must have at least one fixed IP');
@@ -141,7 +141,7 @@ async function confirmNotInUse(tx: Queryable, routerId: string, subnet: Subnet) 
     );
   if (await routeThrough(tx, routerId, subnet.cidr))
     throw new ApiError(
-      'Conflict',
+      'RouterInterfaceInUseByRoute',
       `Router interface for subnet ${subnet.id} on router ${routerId} cannot be deleted, as it is required by one or more routes.`,
     );
 }
@@ -166,7 +166,7 @@ async function removeByPort(tx: Queryable, routerId: string, req: RouterInterfac
   const ids = port.fixed_ips.map((f) => f.subnet_id);
   if (req.subnet_id !== undefined && !ids.includes(req.subnet_id))
     throw new ApiError(
-      'BadRequest',
+      'SubnetMismatchForPort',
       `Subnet on port ${port.id} does not match the requested subnet ${req.subnet_id}.`,
     );
   const subnets: Subnet[] = [];

@@ -41,7 +41,7 @@ export function canonicalRoutes(routes: readonly Route[]): Route[] {
 async function validateRoutes(tx: Queryable, routerId: string, routes: readonly Route[]) {
   if (routes.length > MAX_ROUTES)
     throw new ApiError(
-      'BadRequest',
+      'RoutesExhausted',
       `Unable to complete operation for ${routerId}. The number of routes exceeds the maximum ${MAX_ROUTES}.`,
     );
   const attached = await attachedAddresses(tx, routerId);

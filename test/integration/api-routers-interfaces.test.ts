@@ -112,7 +112,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.equal(
         await refused(
           409,
-          'Conflict',
+          'PortInUse',
           memberA,
           'PUT',
           `/v2.0/routers/${r2.id}/add_router_interface`,
@@ -193,7 +193,9 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         router: { routes: [{ destination: '192.0.2.0/24', nexthop: `${prefix}.20` }] },
       });
       assert.equal(
-        await refused(409, 'Conflict', memberA, 'PUT', url, { subnet_id: sub.id }),
+        await refused(409, 'RouterInterfaceInUseByRoute', memberA, 'PUT', url, {
+          subnet_id: sub.id,
+        }),
         `Router interface for subnet ${sub.id} on router ${r.id} cannot be deleted, as it is required by one or more routes.`,
       );
       await put(memberA, `/v2.0/routers/${r.id}`, { router: { routes: null } });
@@ -270,7 +272,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         nexthop: `${p}.5`,
       }));
       assert.equal(
-        await refused(400, 'BadRequest', memberA, 'PUT', url, { router: { routes: many } }),
+        await refused(400, 'RoutesExhausted', memberA, 'PUT', url, { router: { routes: many } }),
         `Unable to complete operation for ${r.id}. The number of routes exceeds the maximum 30.`,
       );
       const twice = { destination: '198.51.100.0/24', nexthop: `${p}.5` };
