@@ -134,7 +134,12 @@ export interface QuotaGuard {
   defaults: QuotaLimits;
 }
 
-const QUOTA_TABLES = { network: 'networks', subnet: 'subnets', port: 'ports' } as const;
+const QUOTA_TABLES = {
+  network: 'networks',
+  subnet: 'subnets',
+  port: 'ports',
+  floatingip: 'floatingips',
+} as const;
 export type NeutronQuotaResource = keyof typeof QUOTA_TABLES;
 
 /** The rows of `resource` that `projectId` owns. */

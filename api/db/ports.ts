@@ -5,8 +5,8 @@
  * Invariants: a refused create or update changes nothing (MAC, addresses and row are one
  * transaction, and a constraint race maps to Neutron's error); a MAC changes only while
  * the port is unbound; a binding change resets the status to DOWN; deleting a port frees
- * its addresses and MAC; only a router interface port holds a subnet's gateway address.
- * Every change bumps revision_number.
+ * its addresses and MAC and disassociates its floating IPs; only a router interface port
+ * holds a subnet's gateway address. Every change bumps revision_number.
  */
 import { randomUUID } from 'node:crypto';
 import { ApiError } from '../../contracts/errors.ts';
@@ -20,6 +20,7 @@ import type {
 } from '../../contracts/network.ts';
 import { formatIp, parseIp } from '../ipam.ts';
 import { queryIn } from './chunks.ts';
+import { disassociatePort, refuseFloatingPortDelete } from './floatingips.ts';
 import type { Db, Queryable, Row } from './index.ts';
 import { networkNotFound, networkOwner } from './networks.ts';
 import {
@@ -322,12 +323,20 @@ export async function updatePort(
   return after;
 }
 
-export async function deletePort(db: Db, id: string): Promise<void> {
-  const rows = await db.transaction(async (tx) => {
+/**
+ * Deletes a port and frees its addresses; its floating IPs are disassociated in the same
+ * transaction (a floating IP's own port is refused: L3PortInUse). Returns the routers
+ * that served those floating IPs, to be told after commit.
+ */
+export async function deletePort(db: Db, id: string): Promise<string[]> {
+  const { rows, routers } = await db.transaction(async (tx) => {
+    await refuseFloatingPortDelete(tx, id);
+    const routers = await disassociatePort(tx, id);
     await tx.query('DELETE FROM ipallocations WHERE port_id = ?', [id]);
-    return tx.query('DELETE FROM ports WHERE id = ? RETURNING id', [id]);
+    return { rows: await tx.query('DELETE FROM ports WHERE id = ? RETURNING id', [id]), routers };
   });
   if (rows.length === 0) throw portNotFound(id);
+  return routers;
 }
 
 /**
