@@ -132,6 +132,34 @@ function raced(e: unknown, fip: FipSide | undefined, assoc: Association | undefi
   return e;
 }
 
+/** The floating IP's row, DOWN, with its association if it has one. */
+async function insertRow(
+  tx: Queryable,
+  fip: FipSide & { description: string; floating_port_id: string },
+  assoc: Association | undefined,
+  at: string,
+) {
+  await tx.query(
+    `INSERT INTO floatingips (id, project_id, description, floating_network_id, floating_port_id,
+       floating_ip_address, fixed_port_id, fixed_ip_address, router_id, status, revision_number,
+       created_at, updated_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'DOWN', 1, ?, ?)`,
+    [
+      fip.id,
+      fip.project_id,
+      fip.description,
+      fip.floating_network_id,
+      fip.floating_port_id,
+      fip.floating_ip_address,
+      assoc?.fixed_port_id ?? null,
+      assoc?.fixed_ip_address ?? null,
+      assoc?.router_id ?? null,
+      at,
+      at,
+    ],
+  );
+}
+
 export async function createFloatingIp(
   db: Db,
   req: FloatingIpCreateRequest,
@@ -143,48 +171,22 @@ export async function createFloatingIp(
   const id = randomUUID();
   const portId = randomUUID();
   const at = resourceTime(now);
-  let fip: FipSide | undefined;
-  let assoc: Association | undefined;
+  const seen: { fip?: FipSide; assoc?: Association } = {};
   try {
     await db.transaction(async (tx) => {
       await guardQuota(tx, quota, req.project_id, 'floatingip');
       await insertFloatingPort(tx, portId, id, req.floating_network_id, at);
       const address = await allocateFloatingAddress(tx, req, portId);
-      fip = {
-        id,
-        project_id: req.project_id,
-        floating_network_id: req.floating_network_id,
-        floating_ip_address: address,
-      };
-      if (req.port_id)
-        assoc = await resolveAssociation(
-          tx,
-          fip,
-          { port_id: req.port_id, fixed_ip_address: req.fixed_ip_address },
-          caller,
-        );
-      await tx.query(
-        `INSERT INTO floatingips (id, project_id, description, floating_network_id, floating_port_id,
-           floating_ip_address, fixed_port_id, fixed_ip_address, router_id, status, revision_number,
-           created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'DOWN', 1, ?, ?)`,
-        [
-          id,
-          req.project_id,
-          req.description ?? '',
-          req.floating_network_id,
-          portId,
-          address,
-          assoc?.fixed_port_id ?? null,
-          assoc?.fixed_ip_address ?? null,
-          assoc?.router_id ?? null,
-          at,
-          at,
-        ],
-      );
+      const { project_id, floating_network_id } = req;
+      const fip = { id, project_id, floating_network_id, floating_ip_address: address };
+      seen.fip = fip;
+      const want = { port_id: req.port_id ?? '', fixed_ip_address: req.fixed_ip_address };
+      if (want.port_id) seen.assoc = await resolveAssociation(tx, fip, want, caller);
+      const own = { ...fip, description: req.description ?? '', floating_port_id: portId };
+      await insertRow(tx, own, seen.assoc, at);
     });
   } catch (e) {
-    throw raced(e, fip, assoc);
+    throw raced(e, seen.fip, seen.assoc);
   }
   const row = await floatingIpRow(db, id);
   if (!row) throw floatingIpNotFound(id);
@@ -239,15 +241,16 @@ async function writeUpdate(
   const described = description !== undefined && description !== row.description;
   if (!moved && !described) return;
   await tx.query(
-    `UPDATE floatingips SET fixed_port_id = ?, fixed_ip_address = ?, router_id = ?, status = ?,
-        description = ?, revision_number = revision_number + 1, updated_at = ?
+    `UPDATE floatingips SET fixed_port_id = ?, fixed_ip_address = ?, router_id = ?,
+        status = CASE WHEN ? THEN 'DOWN' ELSE status END, description = COALESCE(?, description),
+        revision_number = revision_number + 1, updated_at = ?
       WHERE id = ?`,
     [
       assoc?.fixed_port_id ?? null,
       assoc?.fixed_ip_address ?? null,
       assoc?.router_id ?? null,
-      moved ? 'DOWN' : row.status,
-      description ?? row.description,
+      moved,
+      description ?? null,
       resourceTime(now),
       row.id,
     ],

@@ -2,7 +2,8 @@
  * Floating IP rows: list and read, the filters of GET /v2.0/floatingips, and what the
  * rest of kumo-api asks of them — the port code (a deleted port's floating IPs are
  * disassociated in its transaction; a floating IP's own port is never deleted through
- * the ports API) and the L3 RPC (a router's associated floating IPs, the agent's statuses).
+ * the ports API; a port keeps the fixed addresses its floating IPs use) and the L3 RPC
+ * (a router's associated floating IPs, the agent's statuses).
  *
  * Invariants: an associated floating IP names its fixed port, fixed address and router
  * together, a disassociated one none of them (every write here sets or clears the three at
@@ -123,6 +124,25 @@ export async function refuseFloatingPortDelete(tx: Queryable, portId: string): P
     throw new ApiError(
       'L3PortInUse',
       `Port ${portId} has owner ${FLOATINGIP_OWNER} and therefore cannot be deleted directly via the port API.`,
+    );
+}
+
+/**
+ * Neutron's prevent_internal_ip_change_for_fip: a port's new fixed IPs must keep every
+ * address a floating IP is associated with. Run after the reallocation, in its transaction.
+ */
+export async function refuseFixedIpChangeForFip(tx: Queryable, portId: string): Promise<void> {
+  const [lost] = await tx.query(
+    `SELECT f.id FROM floatingips f
+      WHERE f.fixed_port_id = ? AND NOT EXISTS (
+        SELECT 1 FROM ipallocations a WHERE a.port_id = f.fixed_port_id
+           AND a.ip_address = f.fixed_ip_address)`,
+    [portId],
+  );
+  if (lost)
+    throw new ApiError(
+      'BadRequest',
+      `Bad port request: Cannot update the fixed_ips of the port ${portId}, because its original fixed_ip has been associated to a floating ip.`,
     );
 }
 

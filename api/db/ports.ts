@@ -20,7 +20,11 @@ import type {
 } from '../../contracts/network.ts';
 import { formatIp, parseIp } from '../ipam.ts';
 import { queryIn } from './chunks.ts';
-import { disassociatePort, refuseFloatingPortDelete } from './floatingips.ts';
+import {
+  disassociatePort,
+  refuseFixedIpChangeForFip,
+  refuseFloatingPortDelete,
+} from './floatingips.ts';
 import type { Db, Queryable, Row } from './index.ts';
 import { networkNotFound, networkOwner } from './networks.ts';
 import {
@@ -313,6 +317,7 @@ export async function updatePort(
       mac = result.mac;
       if (changes.fixed_ips !== undefined || changes.device_owner !== undefined)
         await refuseGatewayHolder(tx, id, changes.device_owner ?? current.device_owner);
+      if (changes.fixed_ips !== undefined) await refuseFixedIpChangeForFip(tx, id);
       await writeUpdates(tx, 'ports', id, result.u, now);
     });
   } catch (e) {

@@ -195,6 +195,23 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.equal(missing, `Floating IP ${f.id} could not be found`);
     });
 
+    test("an associated port keeps its floating IP's fixed address", async () => {
+      const p = await h.portA();
+      const held = p.fixed_ips[0]?.ip_address;
+      await h.fip(tokens.a, { floating_network_id: w.ext.id, port_id: p.id });
+      const moved = await refused(400, 'BadRequest', tokens.a, 'PUT', `/v2.0/ports/${p.id}`, {
+        port: { fixed_ips: [{ subnet_id: w.subA.id, ip_address: '10.0.0.200' }] },
+      });
+      assert.equal(
+        moved,
+        `Bad port request: Cannot update the fixed_ips of the port ${p.id}, because its original fixed_ip has been associated to a floating ip.`,
+      );
+      const kept = await call(tokens.a, 'PUT', `/v2.0/ports/${p.id}`, {
+        port: { fixed_ips: [{ ip_address: held }, { subnet_id: w.subA2.id }] },
+      });
+      assert.equal(kept.status, 200, JSON.stringify(kept.body));
+    });
+
     test('agent statuses reach only the serving router; the router sees its floating IPs', async () => {
       const p = await h.portA();
       const f = await h.fip(tokens.a, { floating_network_id: w.ext.id, port_id: p.id });
