@@ -47,6 +47,7 @@ export interface World {
   ext: Network;
   extSub: Subnet;
   ext2: Network;
+  ext2Sub: Subnet;
   netA: Network;
   subA: Subnet;
   subA2: Subnet;
@@ -114,7 +115,7 @@ export function floatingIpWorld(engine: 'sqlite' | 'postgres') {
     w.ext = await made(admin, 'network', { name: 'public', 'router:external': true });
     w.extSub = await made(admin, 'subnet', { network_id: w.ext.id, cidr: '203.0.113.0/24' });
     w.ext2 = await made(admin, 'network', { name: 'public2', 'router:external': true });
-    await made(admin, 'subnet', { network_id: w.ext2.id, cidr: '198.51.100.0/24' });
+    w.ext2Sub = await made(admin, 'subnet', { network_id: w.ext2.id, cidr: '198.51.100.0/24' });
     w.netA = await made(a, 'network', { name: 'a' });
     w.subA = await made(a, 'subnet', { network_id: w.netA.id, cidr: '10.0.0.0/24' });
     w.subA2 = await made(a, 'subnet', { network_id: w.netA.id, cidr: '10.0.1.0/24' });

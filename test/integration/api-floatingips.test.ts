@@ -55,6 +55,17 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.equal(chosen.floating_ip_address, '203.0.113.50');
       assert.equal(chosen.project_id, h.projects.A, 'an admin creates for another project');
       assert.deepEqual(await h.getFip(chosen.id), chosen);
+      const bySubnet = await h.fip(tokens.a, {
+        floating_network_id: w.ext2.id,
+        subnet_id: w.ext2Sub.id,
+      });
+      assert.match(bySubnet.floating_ip_address, /^198\.51\.100\./);
+      const both = await h.fip(tokens.admin, {
+        floating_network_id: w.ext.id,
+        subnet_id: w.extSub.id,
+        floating_ip_address: '203.0.113.51',
+      });
+      assert.equal(both.floating_ip_address, '203.0.113.51');
     });
 
     test('refused creates change nothing', async () => {
@@ -150,6 +161,36 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       await refused(400, 'BadRequest', ...create(tokens.a, { ...ext, port_id: 'not-a-uuid' }));
       await refused(400, 'BadRequest', ...create(tokens.a, {}));
       await refused(403, 'PolicyNotAuthorized', ...create(tokens.readerA, ext));
+      const wrongSubnet = await refused(
+        400,
+        'InvalidInput',
+        ...create(tokens.a, { ...ext, subnet_id: w.ext2Sub.id }),
+      );
+      assert.match(wrongSubnet, new RegExp(`invalid subnet ${w.ext2Sub.id}`));
+      await refused(
+        400,
+        'InvalidIpForSubnet',
+        ...create(tokens.admin, {
+          ...ext,
+          subnet_id: w.extSub.id,
+          floating_ip_address: '198.51.100.9',
+        }),
+      );
+      const v6 = await h.made<{ id: string }>(tokens.admin, 'network', { 'router:external': true });
+      await h.made(tokens.admin, 'subnet', {
+        network_id: v6.id,
+        cidr: '2001:db8::/64',
+        ip_version: 6,
+      });
+      const noV4 = await refused(
+        400,
+        'BadRequest',
+        ...create(tokens.a, { floating_network_id: v6.id }),
+      );
+      assert.equal(
+        noV4,
+        `Bad floatingip request: Network ${v6.id} does not contain any IPv4 subnet.`,
+      );
     });
 
     test('a deleted port is disassociated; a deleted floating IP frees its address', async () => {
