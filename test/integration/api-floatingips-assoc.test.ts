@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { setFloatingIpStatuses } from '../../api/db/floatingips.ts';
 import type { FloatingIp } from '../../contracts/floatingip.ts';
-import { FIP_KEYS, floatingIpWorld } from './api-floatingips-harness.ts';
+import { err, FIP_KEYS, floatingIpWorld } from './api-floatingips-harness.ts';
 
 const NOT_REACHABLE = (ext: string, subnet: string, port: string) =>
   `External network ${ext} is not reachable from subnet ${subnet}.  Therefore, cannot associate Port ${port} with a Floating IP.`;
@@ -157,6 +157,20 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       });
       assert.equal(dualOk.status, 200, 'a chosen IPv4 address of a multi-address port');
       assert.equal((await h.getFip(held.id)).port_id, p.id);
+    });
+
+    test('parallel associations of one fixed IP: exactly one wins, the rest 409', async () => {
+      const p = await h.portA();
+      const fips = await Promise.all(
+        Array.from({ length: 6 }, () => h.fip(tokens.a, { floating_network_id: w.ext.id })),
+      );
+      const answers = await Promise.all(fips.map((f) => put(tokens.a, f, { port_id: p.id })));
+      const codes = answers.map((r) => r.status).sort();
+      assert.deepEqual(codes, [200, 409, 409, 409, 409, 409], JSON.stringify(answers));
+      for (const r of answers.filter((x) => x.status === 409))
+        assert.equal(err(r).type, 'FloatingIPPortAlreadyAssociated');
+      const r = await call(tokens.a, 'GET', `/v2.0/floatingips?port_id=${p.id}`);
+      assert.equal((r.body.floatingips as FloatingIp[]).length, 1);
     });
   });
 }
