@@ -139,6 +139,7 @@ const QUOTA_TABLES = {
   subnet: 'subnets',
   port: 'ports',
   router: 'routers',
+  floatingip: 'floatingips',
 } as const;
 export type NeutronQuotaResource = keyof typeof QUOTA_TABLES;
 

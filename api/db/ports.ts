@@ -5,8 +5,8 @@
  * Invariants: a refused create or update changes nothing (MAC, addresses and row are one
  * transaction, and a constraint race maps to Neutron's error); a MAC changes only while
  * the port is unbound; a binding change resets the status to DOWN; deleting a port frees
- * its addresses and MAC; only a router interface port holds a subnet's gateway address.
- * Every change bumps revision_number.
+ * its addresses and MAC and disassociates its floating IPs; only a router interface port
+ * holds a subnet's gateway address. Every change bumps revision_number.
  */
 import { randomUUID } from 'node:crypto';
 import { ApiError } from '../../contracts/errors.ts';
@@ -20,6 +20,11 @@ import type {
 } from '../../contracts/network.ts';
 import { formatIp, parseIp } from '../ipam.ts';
 import { queryIn } from './chunks.ts';
+import {
+  disassociatePort,
+  refuseFixedIpChangeForFip,
+  refuseFloatingPortDelete,
+} from './floatingips.ts';
 import type { Db, Queryable, Row } from './index.ts';
 import { networkNotFound, networkOwner } from './networks.ts';
 import {
@@ -327,6 +332,7 @@ export async function updatePort(
       mac = result.mac;
       if (changes.fixed_ips !== undefined || changes.device_owner !== undefined)
         await refuseGatewayHolder(tx, id, changes.device_owner ?? current.device_owner);
+      if (changes.fixed_ips !== undefined) await refuseFixedIpChangeForFip(tx, id);
       await writeUpdates(tx, 'ports', id, result.u, now);
     });
   } catch (e) {
@@ -344,25 +350,34 @@ export async function removePort(tx: Queryable, id: string): Promise<boolean> {
   return rows.length > 0;
 }
 
-/**
- * Deletes a port. A router's port (router_ports) is refused with Neutron's L3PortInUse:
- * the router API removes it (prevent_l3_port_deletion).
- */
-export async function deletePort(db: Db, id: string): Promise<void> {
-  const found = await db.transaction(async (tx) => {
-    const [owned] = await tx.query<{ device_owner: string }>(
-      `SELECT p.device_owner FROM router_ports r JOIN ports p ON p.id = r.port_id
-        WHERE r.port_id = ?`,
-      [id],
+/** A router's own port (router_ports) is refused: the router API removes it (prevent_l3_port_deletion). */
+async function refuseRouterPortDelete(tx: Queryable, id: string) {
+  const [owned] = await tx.query<{ device_owner: string }>(
+    `SELECT p.device_owner FROM router_ports r JOIN ports p ON p.id = r.port_id
+      WHERE r.port_id = ?`,
+    [id],
+  );
+  if (owned)
+    throw new ApiError(
+      'L3PortInUse',
+      `Port ${id} has owner ${owned.device_owner} and therefore cannot be deleted directly via the port API.`,
     );
-    if (owned)
-      throw new ApiError(
-        'L3PortInUse',
-        `Port ${id} has owner ${owned.device_owner} and therefore cannot be deleted directly via the port API.`,
-      );
-    return removePort(tx, id);
+}
+
+/**
+ * Deletes a port and frees its addresses; its floating IPs are disassociated in the same
+ * transaction (a router's or a floating IP's own port is refused: L3PortInUse). Returns
+ * the routers that served those floating IPs, to be told after commit.
+ */
+export async function deletePort(db: Db, id: string): Promise<string[]> {
+  const { found, routers } = await db.transaction(async (tx) => {
+    await refuseRouterPortDelete(tx, id);
+    await refuseFloatingPortDelete(tx, id);
+    const routers = await disassociatePort(tx, id);
+    return { found: await removePort(tx, id), routers };
   });
   if (!found) throw portNotFound(id);
+  return routers;
 }
 
 /**

@@ -1,7 +1,7 @@
 /**
  * Neutron's quota API (quotasv2 and quota_details): GET /v2.0/quotas, GET /v2.0/quotas/
  * project, GET/PUT/DELETE /v2.0/quotas/{project_id}, GET …/{project_id}/default and
- * …/{project_id}/details; and the guard network, subnet and port creates carry.
+ * …/{project_id}/details; and the guard network, subnet, port and floating IP creates carry.
  *
  * Invariants: a project reads its own quotas; another project's, the list, and every
  * change need an admin (Neutron's get_quota / update_quota / delete_quota, 403 otherwise);
@@ -21,14 +21,14 @@ import { disallowed, isAdmin } from './neutron-policy.ts';
 
 /** Neutron's DB_INTEGER_MAX_VALUE. */
 const MAX_LIMIT = 2 ** 31 - 1;
-const COUNTED: readonly string[] = ['network', 'subnet', 'port', 'router'];
+const COUNTED: readonly string[] = ['network', 'subnet', 'port', 'router', 'floatingip'];
 /** Keys a PUT may carry beside the limits (openstack quota set --force / --check-limit). */
 const OPTIONS = ['force', 'check_limit'];
 
 const defaultsOf = (deps: AppDeps): QuotaLimits =>
   deps.settings.quotas?.neutron ?? QUOTA_DEFAULTS.neutron;
 
-/** The quota guard of an API create (network, subnet or port). */
+/** The quota guard of an API create (network, subnet, port or floating IP). */
 export const neutronQuota = (deps: AppDeps): QuotaGuard => ({
   engine: deps.db.engine,
   defaults: defaultsOf(deps),

@@ -35,6 +35,7 @@ import type { AppDeps } from '../deps.ts';
 import { hintDhcpAgents, hintL2Port } from '../hints.ts';
 import { listScope, ownerForCreate } from '../policy.ts';
 import { page, parseListQuery, pick, type Query, values } from '../query.ts';
+import { routerChanged } from '../scheduler/l3.ts';
 import { visibleNetwork } from './networks.ts';
 import {
   disallowed,
@@ -148,8 +149,10 @@ export function portRoutes(app: FastifyInstance, deps: AppDeps) {
 
   app.delete('/v2.0/ports/:id', async (req: FastifyRequest<{ Params: { id: string } }>, reply) => {
     const { port } = await load(req, req.params.id);
-    await deletePort(deps.db, port.id);
+    const routers = await deletePort(deps.db, port.id);
     deps.log.info({ portId: port.id, networkId: port.network_id }, 'port deleted');
+    // Its floating IPs were disassociated: their routers drop the NAT.
+    for (const routerId of routers) void routerChanged(deps, routerId);
     void hintL2Port(deps, port.id);
     void hintDhcpAgents(deps, port.network_id);
     return reply.status(204).send();
