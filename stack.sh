@@ -5,7 +5,9 @@
 # agents; bootstraps the `admin` (project admin, role admin) and `demo` (project demo, role
 # member) users with generated passwords and writes devstack-style credentials
 # (/etc/kumo/openrc, `source openrc admin admin`, and clouds.yaml); ends with
-# `kumo agent-list`.
+# `kumo agent-list`; then devstack's initial networks: `public` (flat, physnet public on
+# br-ex, router:external, 172.24.4.0/24) and the demo project's `private` network with
+# `router1` between them.
 # Running it again is harmless: what exists is kept, what is running is left running.
 # ./unstack.sh stops everything it started.
 set -euo pipefail
@@ -74,6 +76,8 @@ connection = sqlite:////var/lib/kumo/api/kumo.sqlite
 [ovs]
 datapath_type = $datapath
 local_ip = 127.0.0.1
+# devstack's public network: physnet `public` on br-ex (no uplink: nothing leaves the host).
+bridge_mappings = public:br-ex
 
 [compute]
 virt_type = $virt
@@ -89,6 +93,10 @@ fi
 # under systemd) must be able to write its token keys, so they live under /var/lib/kumo/api.
 if ! grep -q '^\[identity\]' "$CONF"; then
   printf '\n[identity]\nbind_host = 127.0.0.1\nbind_port = 5000\nkey_repository = /var/lib/kumo/api/token-keys\n' >> "$CONF"
+fi
+# Configs written before the L3 agent lack the public physnet.
+if ! grep -q '^bridge_mappings' "$CONF"; then
+  sed -i "/^\[ovs\]/a bridge_mappings = public:br-ex" "$CONF"
 fi
 rabbit_password=$(sed -n 's|^transport_url *= *rabbit://kumo:\([^@]*\)@.*|\1|p' "$CONF")
 [ -n "$rabbit_password" ] || die "cannot read the RabbitMQ password from transport_url in $CONF"
@@ -131,4 +139,5 @@ for _ in $(seq 1 60); do
   sleep 1
 done
 kumo --config-file "$CONF" agent-list
+kumo_initial_networks
 log "credentials: source $KUMO_ROOT/openrc admin admin (or demo demo), or --os-cloud devstack-admin"

@@ -5,13 +5,13 @@
  * Invariants: an instance's ports are released before its row is marked deleted, both
  * idempotent, so a crash between them leaves a row the next `deleted` report (or a
  * repeated DELETE) finishes; ports go through the same db functions and hints as the
- * ports API, so the L2 and DHCP agents follow.
+ * ports API, so the L2, DHCP and L3 agents follow.
  */
 import type { Db } from './db/index.ts';
 import { deletePort, listPorts, updatePort } from './db/ports.ts';
 import { markDeleted } from './db/server-tasks.ts';
 import type { InstanceRecord } from './db/servers.ts';
-import { type HintDeps, hintPort } from './hints.ts';
+import { type HintDeps, hintL3Agents, hintPort } from './hints.ts';
 import { type Clock, systemClock } from './liveness.ts';
 
 /** What the compute side of kumo-api needs: database, hints, log and (optionally) clock. */
@@ -30,15 +30,18 @@ export async function releasePorts(
   const ports = await listPorts(deps.db, { columns: { device_id: [inst.id] }, clauses: [] });
   const unbind = { device_id: '', device_owner: '', 'binding:host_id': '' };
   for (const p of ports) {
+    let routers: string[] = [];
     try {
       if (inst.keptPorts.includes(p.id)) await updatePort(deps.db, p.id, unbind, nowOf(deps));
-      else await deletePort(deps.db, p.id);
+      else routers = await deletePort(deps.db, p.id);
     } catch (e) {
       // Deleted meanwhile (through the ports API or a concurrent release): already gone.
       if ((e as { type?: string }).type !== 'PortNotFound') throw e;
     }
     deps.log.info({ instanceId: inst.id, portId: p.id }, 'instance port released');
     await hintPort(deps, p);
+    // Its floating IPs were disassociated: their routers' L3 agents drop the NAT.
+    for (const routerId of routers) await hintL3Agents(deps, routerId);
   }
 }
 

@@ -264,3 +264,25 @@ kumo_cloud_entry() {
     interface: public
 ENTRY
 }
+
+# kumo_initial_networks: devstack's create_neutron_initial_network, once: the admin's
+# external `public` network (flat on physnet public, 172.24.4.0/24, no DHCP) and the demo
+# project's `private` network (10.0.0.0/26) with `router1` routing it to `public`.
+kumo_initial_networks() {
+  local os=(env OS_CLIENT_CONFIG_FILE=/etc/kumo/clouds.yaml openstack)
+  local admin=("${os[@]}" --os-cloud devstack-admin) demo=("${os[@]}" --os-cloud devstack)
+  if ! "${admin[@]}" network show public >/dev/null 2>&1; then
+    log "creating the public network and router1 (devstack's initial networks)"
+    "${admin[@]}" network create public --external --provider-network-type flat \
+      --provider-physical-network public >/dev/null
+    "${admin[@]}" subnet create public-subnet --network public --subnet-range 172.24.4.0/24 \
+      --gateway 172.24.4.1 --allocation-pool start=172.24.4.2,end=172.24.4.254 --no-dhcp >/dev/null
+  fi
+  if ! "${demo[@]}" router show router1 >/dev/null 2>&1; then
+    "${demo[@]}" network create private >/dev/null
+    "${demo[@]}" subnet create private-subnet --network private --subnet-range 10.0.0.0/26 >/dev/null
+    "${demo[@]}" router create router1 >/dev/null
+    "${demo[@]}" router set router1 --external-gateway public >/dev/null
+    "${demo[@]}" router add subnet router1 private-subnet >/dev/null
+  fi
+}
