@@ -6,7 +6,7 @@
  * agent commands (`network agent add/remove router --l3`, `network agent list --router`,
  * `router list --agent`); the `neutron` CLI (python3-neutronclient 8.1: `--os-token
  * --os-url` with OS_AUTH_TYPE=admin_token, no Keystone) for the L3 agent-scheduler and
- * list commands; and the kumo CLI's router-list, router-show and floatingip-list as a
+ * list commands, router-gateway-set and floatingip-(dis)associate; and the kumo CLI's router-list, router-show and floatingip-list as a
  * process, its tables checked cell by cell against the API (and against neutron's).
  *
  * Two L3 agents are report_state rows written through kumo-api's own report consumer,
@@ -107,13 +107,13 @@ describe('L3 API through the openstack, neutron and kumo CLIs', { timeout: 120_0
         .map((p) => [String(p.device_owner), p['binding:host_id']])
         .sort(),
     );
+  const rowsOf = async (sql: string) => (await api.db.query(sql)).map((r) => ({ ...r }));
+  /** Bindings, ports, routers, router ports and floating IPs: what a refusal must not touch. */
   const snapshot = async () => ({
     ...(await bindingSnapshot(api.db)),
-    routers: (await api.db.query('SELECT * FROM routers ORDER BY id')).map((r) => ({ ...r })),
-    routerPorts: (await api.db.query('SELECT * FROM router_ports ORDER BY port_id')).map((r) => ({
-      ...r,
-    })),
-    fips: (await api.db.query('SELECT * FROM floatingips ORDER BY id')).map((r) => ({ ...r })),
+    routers: await rowsOf('SELECT * FROM routers ORDER BY id'),
+    routerPorts: await rowsOf('SELECT * FROM router_ports ORDER BY port_id'),
+    fips: await rowsOf('SELECT * FROM floatingips ORDER BY id'),
   });
   const post = async <T>(path: string, key: string, body: Obj): Promise<T> => {
     const res = await injectAs(api, ADMIN, 'POST', path, { [key]: body });
@@ -153,7 +153,7 @@ describe('L3 API through the openstack, neutron and kumo CLIs', { timeout: 120_0
     w.vm1 = await post<Port>('/v2.0/ports', 'port', { network_id: w.inner.net.id, name: 'vm1' });
   });
 
-  test('openstack router create with the gateway, snat and a fixed IP; FIP refusals', async () => {
+  test('openstack router create with the gateway, snat and a fixed IP; a floating IP', async () => {
     w.router = await oscJson(
       ...['router', 'create', '--external-gateway', 'public', '--disable-snat'],
       ...['--fixed-ip', 'subnet=public-sub,ip-address=203.0.113.10', 'edge'],
@@ -173,7 +173,9 @@ describe('L3 API through the openstack, neutron and kumo CLIs', { timeout: 120_0
       [w.fip.router_id, w.fip.fixed_ip_address, w.fip.floating_network_id],
       [w.router.id, '10.5.0.2', w.pub.net.id],
     );
+  });
 
+  test('openstack refuses to remove what a floating IP needs, or to reach an unrouted port', async () => {
     const beforeRefusals = await snapshot();
     const iface = await osc('router', 'remove', 'subnet', 'edge', 'inner-sub');
     assert.notEqual(iface.code, 0);
@@ -238,7 +240,7 @@ describe('L3 API through the openstack, neutron and kumo CLIs', { timeout: 120_0
     assert.deepEqual(await oscJson('router', 'list', '--agent', from.id), []);
   });
 
-  test('neutron l3-agent-router-add/-remove and the L3 lists', async () => {
+  test('neutron l3-agent-router-add/-remove and l3-agent-list-hosting-router', async () => {
     const routerId = String(w.router.id);
     const [now] = await hostsOf(routerId);
     const from = w.agents[now as string] as Agent;
@@ -264,7 +266,31 @@ describe('L3 API through the openstack, neutron and kumo CLIs', { timeout: 120_0
     assert.deepEqual(await hostsOf(routerId), [to.host]);
     const ports = Object.values(await portHosts(routerId));
     assert.deepEqual(ports, [to.host, to.host], 'the ports follow the router');
+  });
 
+  test('neutron router-gateway-set, floatingip-(dis)associate, the L3 lists', async () => {
+    const routerId = String(w.router.id);
+    const [host] = await hostsOf(routerId);
+    const to = w.agents[host as string] as Agent;
+    const from = w.agents[host === 'n1' ? 'n2' : 'n1'] as Agent;
+    ok(await neutron('router-gateway-set', '--disable-snat', 'edge', 'public'), 'gateway-set');
+    const info = (await get<Obj>(`/v2.0/routers/${routerId}`, 'router'))
+      .external_gateway_info as GatewayInfo;
+    assert.deepEqual(
+      [info.enable_snat, info.external_fixed_ips.map((f) => f.ip_address)],
+      [false, ['203.0.113.10']],
+    );
+    assert.deepEqual(await hostsOf(routerId), [to.host], 'a gateway update keeps the binding');
+    const fipId = String(w.fip.id);
+    ok(await neutron('floatingip-disassociate', fipId), 'floatingip-disassociate');
+    const loose = await get<Obj>(`/v2.0/floatingips/${fipId}`, 'floatingip');
+    assert.deepEqual([loose.port_id, loose.fixed_ip_address, loose.router_id], [null, null, null]);
+    ok(await neutron('floatingip-associate', fipId, w.vm1.id), 'floatingip-associate');
+    const bound = await get<Obj>(`/v2.0/floatingips/${fipId}`, 'floatingip');
+    assert.deepEqual(
+      [bound.port_id, bound.fixed_ip_address, bound.router_id],
+      [w.vm1.id, '10.5.0.2', routerId],
+    );
     // One line with Python's separators: the API's object as json.dumps prints it.
     const gwCell = JSON.stringify(
       (await get<Obj>(`/v2.0/routers/${routerId}`, 'router')).external_gateway_info,
