@@ -72,7 +72,7 @@ describe('kumo router and floating IP commands', () => {
     );
     assert.match(
       r.out,
-      new RegExp(`\\| ${RID} \\| edge +\\| ACTIVE +\\| True +\\| \\{"network_id":"${NET}",`),
+      new RegExp(`\\| ${RID} \\| edge +\\| ACTIVE +\\| True +\\| \\{"network_id": "${NET}",`),
     );
   });
 
@@ -92,7 +92,10 @@ describe('kumo router and floating IP commands', () => {
     );
     const fields = [...r.out.matchAll(/^\| ([a-z_]+) +\|/gm)].map((m) => m[1]);
     assert.deepEqual(fields, Object.keys(router()).sort());
-    assert.match(r.out, /\| routes +\| \{"destination":"192.168.0.0\/24","nexthop":"10.0.0.9"\}/);
+    assert.match(
+      r.out,
+      /\| routes +\| \{"destination": "192.168.0.0\/24", "nexthop": "10.0.0.9"\}/,
+    );
   });
 
   test('a name matching no router or several is refused before anything is changed', async () => {
