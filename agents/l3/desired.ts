@@ -100,6 +100,25 @@ function fipStatusesOf(fips: CheckedFip[], fetched: L3Router, rejected: Rejected
   return out;
 }
 
+/** The router's checked parts: ports, routes and floating IPs that can be served. */
+function checkedParts(router: L3Router, rejected: RejectedPart[]) {
+  const gw = router.gw_port && checkPort(router.gw_port, 'qg-', 'gw_port');
+  const interfaces = checkInterfaces(router.interfaces, gw, rejected);
+  const qr = interfaces.flatMap((p) => p.fixedIps);
+  const qg = gw?.fixedIps ?? [];
+  const defaults = defaultRoutes(gw);
+  const served = {
+    cidrs: [...qr, ...qg].map((f) => f.cidr),
+    own: new Set([...qr, ...qg].map((f) => f.ip)),
+    defaults: defaults.map((r) => r.destination),
+  };
+  const extra = checkRoutes(router.routes, served, rejected);
+  const internal = qr.filter((f) => f.version === 4).map((f) => f.cidr);
+  const fips = checkFloatingIps(router.floating_ips, { gateway: gw, internal }, rejected);
+  const gatewayIp = qg.find((f) => f.version === 4)?.ip ?? null;
+  return { gw, interfaces, routes: [...defaults, ...extra], internal, fips, gatewayIp };
+}
+
 /** `arrived`: the items the contract already left out (parseRouterInfo). */
 export function desiredRouter(
   router: L3Router | null,
@@ -109,23 +128,7 @@ export function desiredRouter(
   if (!router) return null;
   const netns = netnsOf(s, router.id);
   const mine: RejectedPart[] = [];
-  const gw = router.gw_port && checkPort(router.gw_port, 'qg-', 'gw_port');
-  const interfaces = checkInterfaces(router.interfaces, gw, mine);
-  const qr = interfaces.flatMap((p) => p.fixedIps);
-  const qg = gw?.fixedIps ?? [];
-  const defaults = defaultRoutes(gw);
-  const extra = checkRoutes(
-    router.routes,
-    {
-      cidrs: [...qr, ...qg].map((f) => f.cidr),
-      own: new Set([...qr, ...qg].map((f) => f.ip)),
-      defaults: defaults.map((r) => r.destination),
-    },
-    mine,
-  );
-  const internal = qr.filter((f) => f.version === 4).map((f) => f.cidr);
-  const fips = checkFloatingIps(router.floating_ips, { gateway: gw, internal }, mine);
-  const gatewayIp = qg.find((f) => f.version === 4)?.ip ?? null;
+  const { gw, interfaces, routes, internal, fips, gatewayIp } = checkedParts(router, mine);
   const model = gw
     ? natModel({
         qgDevice: gw.device,
@@ -153,7 +156,7 @@ export function desiredRouter(
         : []),
     ],
     gateway: gw && { device: gw.device, ip: gatewayIp },
-    routes: [...defaults, ...extra],
+    routes,
     iptables: validateModel(model),
     announce: [...(gatewayIp ? [gatewayIp] : []), ...fips.map((f) => f.floatingIp)],
     floatingIps: fips,

@@ -72,15 +72,15 @@ function qgAddresses(d: DesiredRouter, o: ObservedRouter): Set<string> {
   return new Set((link?.addrs ?? []).filter((a) => a.version === 4).map((a) => a.address));
 }
 
-/** Floating IPs that leave qg-: observed /32s no longer desired. */
+/** Floating IPs that leave qg-: observed IPv4 /32s no longer desired there. */
 function leavingFips(d: DesiredRouter, o: ObservedRouter): string[] {
-  const wanted = new Set(d.floatingIps.map((f) => f.floatingIp));
+  const wanted = new Set(d.ports.find((p) => p.device === d.gateway?.device)?.addresses);
   return o.links
     .filter((l) => l.name.startsWith('qg-'))
     .flatMap((l) => l.addrs)
     .filter((a) => a.version === 4 && a.prefix === 32 && a.scope === 'global')
-    .map((a) => a.address)
-    .filter((ip) => !wanted.has(ip));
+    .filter((a) => !wanted.has(a.cidr))
+    .map((a) => a.address);
 }
 
 function ownerSteps(d: DesiredRouter, o: ObservedRouter, s: L3Settings): Step[] {

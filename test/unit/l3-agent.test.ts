@@ -261,6 +261,21 @@ describe('kumo-l3-agent router kind (FakeRunner, FakeOvsdb)', () => {
     assert.deepEqual(h.fipCalls, []);
   });
 
+  test('a changed extra route: the old static route deleted first, the new one added, in the one batch', async () => {
+    const moved = structuredClone(router);
+    moved.routes = [{ destination: '10.8.0.0/16', nexthop: '10.2.0.51' }];
+    for (const f of moved.floating_ips) f.status = 'ACTIVE';
+    const h = harness(moved, { netns: true, ovsdb: ovsdbWithPorts(d) });
+    h.runner.expect(...observed(d), {
+      argv: ['ip', '-n', NS, '-batch', '-'],
+      stdin:
+        'route del 10.9.0.0/16 via 10.2.0.50 proto static\n' +
+        'route replace 10.8.0.0/16 via 10.2.0.51 proto static\n',
+    });
+    await h.reconcile();
+    h.runner.verify();
+  });
+
   test('a failed restore: ERROR with its stderr, the error rethrown, no floating IP status sent', async () => {
     const h = harness(router, { netns: true, ovsdb: ovsdbWithPorts(d) });
     const stderr = 'iptables-restore: line 4 failed\n';
