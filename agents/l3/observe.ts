@@ -21,6 +21,7 @@ import { findPorts } from '../../host/ovs/ports.ts';
 import type { NsObserved } from '../lib/ns-port.ts';
 import { listOwned, readOwner } from '../lib/ownership.ts';
 import { type DesiredRouter, type L3Settings, MARKER, netnsOf, stateDirOf } from './desired.ts';
+import { observeIpForward } from './host-commands.ts';
 import { L3_CHAIN_PREFIX } from './nat.ts';
 
 export interface ObservedRouter extends NsObserved {
@@ -66,16 +67,13 @@ async function observeNs(deps: ObserveDeps, netns: string, desired: DesiredRoute
 /** Routes, ip_forward and iptables: only for a router served into an existing namespace. */
 async function observeInside(deps: ObserveDeps, netns: string) {
   const routes = await listStaticRoutes(deps.runner, netns);
-  const { stdout } = await deps.runner.run({
-    argv: ['sysctl', '-n', 'net.ipv4.ip_forward'],
-    netns,
-  });
+  const ipForward = await observeIpForward(deps.runner, netns);
   const iptables = await observeIptables(deps.runner, {
     family: 4,
     prefix: L3_CHAIN_PREFIX,
     netns,
   });
-  return { routes, ipForward: stdout.trim() === '1', iptables };
+  return { routes, ipForward, iptables };
 }
 
 export async function observeRouter(

@@ -17,12 +17,12 @@
  */
 import type { CommandSpec } from '../../core/exec.ts';
 import type { IpArgs } from '../../host/ip/link.ts';
-import { assertDeviceName } from '../../host/ip/names.ts';
 import { sameRoute, staticRouteDel, staticRouteReplace } from '../../host/ip/route.ts';
 import { planIptables } from '../../host/iptables/apply.ts';
 import { planNsPorts, teardownNsPort } from '../lib/ns-port.ts';
 import type { Step } from '../lib/steps.ts';
 import { type DesiredRouter, type FipStatusUpdate, type L3Settings, MARKER } from './desired.ts';
+import { conntrackDeleteCommands, garpCommand, ipForwardCommand } from './host-commands.ts';
 import type { ObservedRouter } from './observe.ts';
 
 /** The L3 agent's own step kinds (run by agent.ts's handler). */
@@ -30,34 +30,6 @@ export type L3OwnStep =
   | { kind: 'background'; spec: CommandSpec; why: string }
   | { kind: 'fip-status'; statuses: FipStatusUpdate[]; why: string };
 export type L3Step = Step | L3OwnStep;
-
-const IPV4 = /^(\d{1,3}\.){3}\d{1,3}$/;
-
-/** `sysctl -w net.ipv4.ip_forward=1` in the namespace. */
-export const ipForwardCommand = (netns: string): CommandSpec => ({
-  argv: ['sysctl', '-w', 'net.ipv4.ip_forward=1'],
-  netns,
-});
-
-/** Gratuitous ARP: `arping -U -c N -I DEV IP` in the namespace. */
-export function garpCommand(o: { device: string; ip: string; count: number; netns: string }) {
-  if (!IPV4.test(o.ip)) throw new Error(`invalid address for arping ${JSON.stringify(o.ip)}`);
-  const count = String(o.count);
-  return {
-    argv: ['arping', '-U', '-c', count, '-I', assertDeviceName(o.device), o.ip],
-    netns: o.netns,
-  };
-}
-
-/** Conntrack entries to or answered from `ip` (both directions); none found is fine. */
-export function conntrackDeleteCommands(ip: string, netns: string): CommandSpec[] {
-  if (!IPV4.test(ip)) throw new Error(`invalid address for conntrack ${JSON.stringify(ip)}`);
-  return ['-d', '-q'].map((flag) => ({
-    argv: ['conntrack', '-D', flag, ip],
-    netns,
-    okExitCodes: [1],
-  }));
-}
 
 /** Stale routes to delete (before the links change) and missing ones to add (after). */
 function routeLines(d: DesiredRouter, o: ObservedRouter) {

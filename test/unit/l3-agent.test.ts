@@ -20,10 +20,15 @@ import {
   type FipStatusUpdate,
   type L3Settings,
 } from '../../agents/l3/desired.ts';
+import {
+  conntrackDeleteCommands,
+  garpCommand,
+  ipForwardCommand,
+} from '../../agents/l3/host-commands.ts';
 import { emptyIptables } from '../../agents/l3/observe.ts';
 import { type L3Router, parseRouterInfo } from '../../contracts/l3.ts';
 import type { ResourceStatus } from '../../contracts/status.ts';
-import { CommandError } from '../../core/exec.ts';
+import { CommandError, type CommandSpec } from '../../core/exec.ts';
 import { silentLogger } from '../../core/log.ts';
 import { createReconciler } from '../../core/reconciler.ts';
 import { createStatusReporter } from '../../core/status.ts';
@@ -82,6 +87,13 @@ const NS = `klt-qrouter-${ID}`;
 const QR_A = 'qr-aaaaaaaa-aa';
 const QR_B = 'qr-bbbbbbbb-bb';
 const QG = 'qg-cccccccc-cc';
+
+/** The background GARPs for addresses appearing on qg-. */
+const garps = (ips: string[]) =>
+  ips.map((ip) => expected(garpCommand({ device: QG, ip, count: 3, netns: NS })));
+
+/** A built command as the FakeRunner expects it (argv and namespace). */
+const expected = (c: CommandSpec) => ({ argv: c.argv, ...(c.netns ? { netns: c.netns } : {}) });
 
 /** What iptables-save prints for a state of ours (the nat table's builtins, our chains). */
 function saveOf(state: OwnedState): string {
@@ -198,14 +210,13 @@ describe('kumo-l3-agent router kind (FakeRunner, FakeOvsdb)', () => {
           '',
         ].join('\n'),
       },
-      { argv: ['sysctl', '-w', 'net.ipv4.ip_forward=1'], netns: NS },
+      expected(ipForwardCommand(NS)),
       {
         argv: ['iptables-restore', '--noflush'],
         netns: NS,
         stdin: render(d.iptables, emptyIptables()),
       },
-      { argv: ['arping', '-U', '-c', '3', '-I', QG, '203.0.113.10'], netns: NS },
-      { argv: ['arping', '-U', '-c', '3', '-I', QG, '203.0.113.20'], netns: NS },
+      ...garps(['203.0.113.10', '203.0.113.20']),
     );
     await h.reconcile();
     h.runner.verify();
@@ -248,8 +259,7 @@ describe('kumo-l3-agent router kind (FakeRunner, FakeOvsdb)', () => {
         netns: NS,
         stdin: render(after.iptables, d.iptables),
       },
-      { argv: ['conntrack', '-D', '-d', '203.0.113.20'], netns: NS },
-      { argv: ['conntrack', '-D', '-q', '203.0.113.20'], netns: NS },
+      ...conntrackDeleteCommands('203.0.113.20', NS).map(expected),
     );
     await h.reconcile();
     h.runner.verify();
@@ -380,10 +390,9 @@ describe('kumo-l3-agent: a bad interface, route or floating IP is left out and r
         ['ip', '-n', 'klt-vswitchd', '-batch', '-'],
         ['ip', '-n', NS, '-batch', '-'],
       ].map((argv) => ({ argv })),
-      { argv: ['sysctl', '-w', 'net.ipv4.ip_forward=1'], netns: NS },
+      expected(ipForwardCommand(NS)),
       { argv: ['iptables-restore', '--noflush'], netns: NS },
-      { argv: ['arping', '-U', '-c', '3', '-I', QG, '203.0.113.10'], netns: NS },
-      { argv: ['arping', '-U', '-c', '3', '-I', QG, '203.0.113.20'], netns: NS },
+      ...garps(['203.0.113.10', '203.0.113.20']),
     );
     await h.reconcile();
     h.runner.verify();
