@@ -31,9 +31,16 @@ export type L3OwnStep =
   | { kind: 'fip-status'; statuses: FipStatusUpdate[]; why: string };
 export type L3Step = Step | L3OwnStep;
 
-/** Stale routes to delete (before the links change) and missing ones to add (after). */
+/**
+ * Stale routes to delete (before the links change) and missing ones to add (after). A
+ * route through a device that is being unplugged goes with the device: deleting it too
+ * would fail the batch once the kernel has.
+ */
 function routeLines(d: DesiredRouter, o: ObservedRouter) {
-  const stale = o.routes.filter((r) => !d.routes.some((w) => sameRoute(w, r)));
+  const devices = new Set(d.ports.map((p) => p.device));
+  const stale = o.routes.filter(
+    (r) => !d.routes.some((w) => sameRoute(w, r)) && (!r.dev || devices.has(r.dev)),
+  );
   const missing = d.routes.filter((w) => !o.routes.some((r) => sameRoute(w, r)));
   return { before: stale.map(staticRouteDel), after: missing.map(staticRouteReplace) };
 }

@@ -144,12 +144,11 @@ export interface BatchExtra {
  * before an address they use goes, added once the addresses are there).
  */
 export function portsSteps(
+  netns: string,
   ports: readonly NsPort[],
   o: NsObserved,
   extra: BatchExtra = {},
 ): Step[] {
-  const [first] = ports;
-  const netns = first?.netns;
   const linkOf = (p: NsPort) => o.links.find((l) => l.name === p.device);
   const lines = [
     ...(extra.before ?? []),
@@ -157,7 +156,6 @@ export function portsSteps(
     ...(extra.lines ?? []),
   ];
   const why = extra.why ?? 'link and addresses';
-  if (lines.length && netns === undefined) throw new Error('ip lines without a namespace');
   return [
     ...plugSteps(
       ports.filter((p) => !linkOf(p)),
@@ -169,7 +167,7 @@ export function portsSteps(
 
 /** One port, its namespace existing: plug and move it if missing, then one `ip -batch`. */
 export function portSteps(p: NsPort, o: NsObserved): Step[] {
-  return portsSteps([p], o);
+  return portsSteps(p.netns, [p], o);
 }
 
 /**
@@ -191,7 +189,7 @@ export function planNsPorts(
       o.ovsPorts.filter((r) => others.has(r.name)),
       'unplug a replaced port',
     ),
-    ...portsSteps(ports, o, extra),
+    ...portsSteps(netns, ports, o, extra),
   ];
 }
 

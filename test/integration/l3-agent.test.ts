@@ -271,6 +271,26 @@ describe('kumo-l3-agent router kind on a real host', { timeout: 60_000 }, () => 
     );
   });
 
+  test('the gateway removed: qg- and its default route go, the NAT chains too; added back, SNAT works', async () => {
+    const r = router as L3Router;
+    const gw = r.gw_port;
+    r.gw_port = null;
+    await reconcile();
+    const qgDev = portDevice('qg-', qg);
+    assert.doesNotMatch((await inNs(['ip', '-o', 'link', 'show'])).stdout, new RegExp(qgDev));
+    assert.equal((await inNs(['ip', 'route', 'show', 'proto', 'static'])).stdout, '');
+    assert.doesNotMatch((await inNs(['iptables-save', '-t', 'nat'])).stdout, /kumo-l3/);
+    assert.deepEqual(await plan(), []);
+    r.gw_port = gw;
+    await reconcile();
+    await tag(qgDev, 3);
+    assert.deepEqual(await plan(), []);
+    assert.match(
+      await lab.exec(epB.netns, ['ping', '-c', '1', '-W', '2', '203.0.113.1']),
+      / 0% packet loss/,
+    );
+  });
+
   test('teardown removes ports, namespace and state; a foreign qrouter namespace stays', async () => {
     const foreign = `${lab.prefix}-qrouter-${randomUUID()}`;
     await runCommand(['ip', 'netns', 'add', foreign]);

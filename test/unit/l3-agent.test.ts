@@ -286,6 +286,30 @@ describe('kumo-l3-agent router kind (FakeRunner, FakeOvsdb)', () => {
     h.runner.verify();
   });
 
+  test('the gateway removed: qg- unplugged (its routes go with it), the NAT chains emptied, the floating IP’s connections forgotten', async () => {
+    const internal = structuredClone(router);
+    internal.gw_port = null;
+    internal.floating_ips = [];
+    const after = desiredRouter(internal, S) as DesiredRouter;
+    const ovsdb = ovsdbWithPorts(d);
+    const h = harness(internal, { netns: true, ovsdb });
+    h.runner.expect(
+      ...observed(d),
+      {
+        argv: ['iptables-restore', '--noflush'],
+        netns: NS,
+        stdin: render(after.iptables, d.iptables),
+      },
+      ...conntrackDeleteCommands('203.0.113.20', NS).map(expected),
+    );
+    await h.reconcile();
+    h.runner.verify();
+    assert.equal(after.iptables.tables.size, 0, 'no NAT without a gateway');
+    const [unplug, ...more] = ovsdb.writes();
+    assert.deepEqual(more, []);
+    assert.equal(JSON.stringify(unplug).match(/"uuid"/g)?.length, 1, 'only qg-');
+  });
+
   test('a failed restore: ERROR with its stderr, the error rethrown, no floating IP status sent', async () => {
     const h = harness(router, { netns: true, ovsdb: ovsdbWithPorts(d) });
     const stderr = 'iptables-restore: line 4 failed\n';
