@@ -291,10 +291,11 @@ describe('kumo-l3-agent router kind on a real host', { timeout: 60_000 }, () => 
     );
   });
 
-  test('teardown removes ports, namespace and state; a foreign qrouter namespace stays', async () => {
-    const foreign = `${lab.prefix}-qrouter-${randomUUID()}`;
+  test('teardown removes ports, namespace and state; a foreign qrouter namespace stays', async (t) => {
+    const foreignId = randomUUID();
+    const foreign = `${lab.prefix}-qrouter-${foreignId}`;
     await runCommand(['ip', 'netns', 'add', foreign]);
-    const foreignId = foreign.slice(`${lab.prefix}-qrouter-`.length);
+    t.after(() => runCommand(['ip', 'netns', 'del', foreign]));
     await createReconciler({ log: silentLogger(), kinds: { router: kind() } }).reconcile(
       'router',
       foreignId,
@@ -310,6 +311,5 @@ describe('kumo-l3-agent router kind on a real host', { timeout: 60_000 }, () => 
     );
     assert.deepEqual(await plan(), []);
     assert.ok(existsSync(`/run/netns/${foreign}`), 'a namespace without our marker is left alone');
-    await runCommand(['ip', 'netns', 'del', foreign]);
   });
 });
