@@ -43,6 +43,30 @@ test('batch lines: proto static, family from the destination; anything not canon
   assert.deepEqual(staticRouteReplace({ destination: '::/0', via: '2001:db8::1', dev: 'qg-1' }), [
     ...['route', 'replace', '::/0', 'via', '2001:db8::1', 'dev', 'qg-1', 'proto', 'static'],
   ]);
+  assert.deepEqual(
+    staticRouteReplace({
+      destination: '0.0.0.0/0',
+      via: '198.51.100.1',
+      dev: 'qg-1',
+      onlink: true,
+    }),
+    [
+      'route',
+      'replace',
+      '0.0.0.0/0',
+      'via',
+      '198.51.100.1',
+      'dev',
+      'qg-1',
+      'onlink',
+      'proto',
+      'static',
+    ],
+  );
+  assert.throws(
+    () => staticRouteReplace({ destination: '0.0.0.0/0', via: '198.51.100.1', onlink: true }),
+    /onlink route needs its device/,
+  );
   assert.deepEqual(staticRouteDel({ destination: '10.9.0.0/16', via: '10.5.0.7' }), [
     ...['route', 'del', '10.9.0.0/16', 'via', '10.5.0.7', 'proto', 'static'],
   ]);
