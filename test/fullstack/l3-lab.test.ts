@@ -7,7 +7,10 @@
  * reachable from outside (ping and TCP) and leave as the floating IP; disassociation
  * cuts both ways, an open connection included. A kill -9 of the hosting L3 agent during
  * a 100 ms ping loses nothing and the restarted agent applies nothing; manual rehosting
- * with `kumo` and `openstack network agent … router --l3` moves the router and its traffic.
+ * with `kumo` and `openstack network agent … router --l3` moves the router and its traffic;
+ * bad input (a newline in a route, an off-subnet nexthop, an address outside the subnet,
+ * a control character in a name) is a 400 and changes nothing in the API or in any
+ * qrouter namespace's iptables.
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
@@ -267,5 +270,65 @@ describe('kumo-l3-agent on a four-host lab', { timeout: 600_000 }, () => {
       await c.openstack(['network', 'agent', 'remove', 'router', '--l3', from.id, router.id]);
       await c.openstack(['network', 'agent', 'add', 'router', '--l3', to.id, router.id]);
     });
+  });
+
+  /** iptables-save of every qrouter namespace on the network hosts. */
+  const routerRules = async () => {
+    const out: string[] = [];
+    for (const h of network()) {
+      const ns = `${hostName(h).slice(-8)}-qrouter-${router.id}`;
+      if (existsSync(`/run/netns/${ns}`))
+        out.push((await lab.exec(ns, ['iptables-save'])).replace(/^#.*$/gm, ''));
+    }
+    return out;
+  };
+
+  test('bad input → 400 and nothing changes in the API or in any namespace', async () => {
+    const url = `/v2.0/routers/${router.id}`;
+    const before = {
+      router: (await c.http('GET', url)).body,
+      fips: (await c.http('GET', '/v2.0/floatingips')).body,
+      rules: await routerRules(),
+    };
+    assert.ok(before.rules.length > 0, 'the router is served somewhere');
+    const bad: [string, string, unknown][] = [
+      ['PUT', url, { router: { routes: [{ destination: '10.9.0.0/24\n', nexthop: '10.0.1.5' }] } }],
+      [
+        'PUT',
+        url,
+        { router: { routes: [{ destination: '10.9.0.0/24', nexthop: '192.168.77.1' }] } },
+      ],
+      ['PUT', url, { router: { name: 'bad\u0001name' } }],
+      [
+        'PUT',
+        url,
+        {
+          router: {
+            external_gateway_info: {
+              network_id: publicId,
+              external_fixed_ips: [{ ip_address: '198.51.100.7' }],
+            },
+          },
+        },
+      ],
+      [
+        'POST',
+        '/v2.0/floatingips',
+        { floatingip: { floating_network_id: publicId, floating_ip_address: '198.51.100.8' } },
+      ],
+      ['PUT', `/v2.0/floatingips/${fip.id}`, { floatingip: { port_id: `${portA.id}\n` } }],
+    ];
+    for (const [method, path, body] of bad) {
+      const res = await c.http(method, path, body);
+      assert.equal(
+        res.status,
+        400,
+        `${method} ${path} ${JSON.stringify(body)}: ${JSON.stringify(res.body)}`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.deepEqual((await c.http('GET', url)).body, before.router);
+    assert.deepEqual((await c.http('GET', '/v2.0/floatingips')).body, before.fips);
+    assert.deepEqual(await routerRules(), before.rules);
   });
 });
