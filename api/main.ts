@@ -1,7 +1,7 @@
 /**
  * kumo-api: the HTTP API, Keystone v3 on its own listener (identity/app.ts), the
- * state-report consumer, the DHCP scheduler sweep, the
- * compute sweep (builds stuck in `scheduling` by a kumo-api that stopped: at start, then
+ * state-report consumer, the DHCP and L3 failover sweeps (from agent_down_time after
+ * start, once agents had the time to report), the compute sweep (builds stuck in `scheduling` by a kumo-api that stopped: at start, then
  * periodically) and, with [compute] reclaim_instance_interval, the reclaim of
  * soft-deleted servers.
  *
@@ -115,6 +115,20 @@ function consumers(config: DaemonContext['config'], db: Db, log: Logger) {
   return { broker, reports };
 }
 
+/** Starts what `start` makes once `ms` have passed; `stop` stops it (or the wait). */
+function afterGrace(ms: number, start: () => { stop(): Promise<void> }[]) {
+  let started: { stop(): Promise<void> }[] = [];
+  const timer = setTimeout(() => {
+    started = start();
+  }, ms);
+  return {
+    async stop() {
+      clearTimeout(timer);
+      for (const s of started) await s.stop();
+    },
+  };
+}
+
 export async function startApi({ config, log }: DaemonContext): Promise<Running> {
   const settings = apiSettings(config);
   const db = openDb(databaseOf(config));
@@ -128,11 +142,16 @@ export async function startApi({ config, log }: DaemonContext): Promise<Running>
   const { broker, reports } = consumers(config, db, log);
   await broker.start();
   const app = buildApp({ db, broker, clock: systemClock, log, settings, tokens: identity.tokens });
-  // DHCP failover and catch-up scheduling, every agent_down_time / 2.
+  // DHCP failover and catch-up scheduling, every agent_down_time / 2; routers off dead or
+  // admin-down L3 agents, and unhosted routers scheduled, on the same beat. Both wait
+  // agent_down_time after start: a kumo-api that was down longer sees every agent dead
+  // until its next report is stored, and would hand everything to the first to report.
   const sweepMs = (config.DEFAULT.agent_down_time * 1000) / 2;
-  const sweeper = startDhcpSweeper({ db, broker, clock: systemClock, log, settings }, sweepMs);
-  // Routers off dead or admin-down L3 agents, and unhosted routers scheduled: same beat.
-  const l3Sweeper = startL3Sweeper({ db, broker, clock: systemClock, log, settings }, sweepMs);
+  const sweepDeps = { db, broker, clock: systemClock, log, settings };
+  const sweeper = afterGrace(settings.agentDownTime * 1000, () => [
+    startDhcpSweeper(sweepDeps, sweepMs),
+    startL3Sweeper(sweepDeps, sweepMs),
+  ]);
   // Builds a stopped kumo-api left in `scheduling`: at start, then every agent_down_time / 2.
   const computeSweeper = startComputeSweeper({ db, broker, clock: systemClock, log }, sweepMs);
   // Soft-deleted servers past [compute] reclaim_instance_interval: deleted on the same beat.
@@ -152,7 +171,6 @@ export async function startApi({ config, log }: DaemonContext): Promise<Running>
       await app.close();
       await identity.close();
       await sweeper.stop();
-      await l3Sweeper.stop();
       await computeSweeper.stop();
       await reclaimer.stop();
       await reports.close();
