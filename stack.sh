@@ -95,8 +95,10 @@ if ! grep -q '^\[identity\]' "$CONF"; then
   printf '\n[identity]\nbind_host = 127.0.0.1\nbind_port = 5000\nkey_repository = /var/lib/kumo/api/token-keys\n' >> "$CONF"
 fi
 # Configs written before the L3 agent lack the public physnet.
+restart_ovs=
 if ! grep -q '^bridge_mappings' "$CONF"; then
   sed -i "/^\[ovs\]/a bridge_mappings = public:br-ex" "$CONF"
+  restart_ovs=1
 fi
 rabbit_password=$(sed -n 's|^transport_url *= *rabbit://kumo:\([^@]*\)@.*|\1|p' "$CONF")
 [ -n "$rabbit_password" ] || die "cannot read the RabbitMQ password from transport_url in $CONF"
@@ -115,9 +117,14 @@ if [ -d /run/systemd/system ]; then
   chgrp kumo "$CONF" && chmod 0640 "$CONF"
   systemctl daemon-reload
   systemctl enable --now "${DAEMONS[@]}"
+  [ -z "$restart_ovs" ] || systemctl restart kumo-ovs-agent
 else
   # No systemd as PID 1 (containers, this lab): run the daemons detached, pid files in
   # /run/kumo and JSON logs in /var/log/kumo.
+  # A config that just gained bridge_mappings: the OVS agent reads it at start.
+  if [ -n "$restart_ovs" ] && running kumo-ovs-agent; then
+    kill "$(cat "$RUN/kumo-ovs-agent.pid")"; sleep 1
+  fi
   for d in "${DAEMONS[@]}"; do
     if running "$d"; then continue; fi
     log "starting $d"

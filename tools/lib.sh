@@ -271,18 +271,24 @@ ENTRY
 kumo_initial_networks() {
   local os=(env OS_CLIENT_CONFIG_FILE=/etc/kumo/clouds.yaml openstack)
   local admin=("${os[@]}" --os-cloud devstack-admin) demo=("${os[@]}" --os-cloud devstack)
-  if ! "${admin[@]}" network show public >/dev/null 2>&1; then
-    log "creating the public network and router1 (devstack's initial networks)"
+  # Each object on its own, so a run cut short is completed by the next one.
+  have() { "$@" >/dev/null 2>&1; }
+  have "${admin[@]}" network show public || {
+    log "creating devstack's initial networks (public, private, router1)"
     "${admin[@]}" network create public --external --provider-network-type flat \
       --provider-physical-network public >/dev/null
+  }
+  have "${admin[@]}" subnet show public-subnet ||
     "${admin[@]}" subnet create public-subnet --network public --subnet-range 172.24.4.0/24 \
       --gateway 172.24.4.1 --allocation-pool start=172.24.4.2,end=172.24.4.254 --no-dhcp >/dev/null
-  fi
-  if ! "${demo[@]}" router show router1 >/dev/null 2>&1; then
-    "${demo[@]}" network create private >/dev/null
+  have "${demo[@]}" network show private || "${demo[@]}" network create private >/dev/null
+  have "${demo[@]}" subnet show private-subnet ||
     "${demo[@]}" subnet create private-subnet --network private --subnet-range 10.0.0.0/26 >/dev/null
-    "${demo[@]}" router create router1 >/dev/null
+  have "${demo[@]}" router show router1 || "${demo[@]}" router create router1 >/dev/null
+  [ -n "$("${demo[@]}" router show router1 -f value -c external_gateway_info 2>/dev/null | grep -v '^None$')" ] ||
     "${demo[@]}" router set router1 --external-gateway public >/dev/null
+  local sub
+  sub=$("${demo[@]}" subnet show private-subnet -f value -c id)
+  "${demo[@]}" port list --router router1 -f value -c fixed_ips | grep -q "$sub" ||
     "${demo[@]}" router add subnet router1 private-subnet >/dev/null
-  fi
 }
