@@ -228,7 +228,12 @@ describe('kumo-l3-agent on a four-host lab', { timeout: 600_000 }, () => {
     await waitFor('the restarted agent to register', () =>
       mine().some((l) => l.includes('registered with start_flag')),
     );
-    await new Promise((r) => setTimeout(r, 2000));
+    // Its served count comes back only once its resync has reconciled the router.
+    await waitFor('the restarted agent to have reconciled the router', async () => {
+      const res = await c.http('GET', `/v2.0/agents/${agent.id}`);
+      const now = (res.body as { agent: Agent }).agent;
+      return now.started_at !== agent.started_at && now.configurations.routers === 1;
+    });
     assert.ok(
       !mine().some((l) => l.includes('"msg":"step"')),
       `the restart changed nothing:\n${mine().join('\n')}`,
