@@ -113,19 +113,24 @@ describe('automatic L3 failover with fencing', { timeout: 240_000 }, () => {
     assert.ok(move, 'kumo-api logged the move');
     const closed = ovsSyncAfter(from, move);
     assert.ok(closed, `the old host's OVS agent synced after the move`);
+    const tl = `timeline (move +${rel(move)}s, old host's OVS sync +${rel(closed)}s):\n${timeline(samples, origin).join('\n')}`;
     const bad = fenceViolations(samples, { from: move, to: closed });
-    assert.deepEqual(bad.map(show), [], 'live on two hosts outside the window');
+    assert.deepEqual(bad.map(show), [], `live on two hosts outside the window; ${tl}`);
     const after = samples.filter((s) => s.t0 > closed);
     assert.ok(after.length > 0, 'samples after the window');
     assert.ok(
       after.every((s) => s.state[from.name] === 'dead'),
-      'the old copy is dead once the window closed',
+      `the old copy is dead once the window closed; ${tl}`,
     );
-    assert.deepEqual(liveHosts(samples.at(-1) as FenceSample), [to.name], 'the new copy is live');
+    assert.deepEqual(
+      liveHosts(samples.at(-1) as FenceSample),
+      [to.name],
+      `the new copy is live; ${tl}`,
+    );
     return { move, closed, samples };
   };
-  const show = (s: FenceSample) =>
-    `+${((s.t0 - origin) / 1000).toFixed(2)}s ${JSON.stringify(s.state)}`;
+  const rel = (t: number) => ((t - origin) / 1000).toFixed(2);
+  const show = (s: FenceSample) => `+${rel(s.t0)}s ${JSON.stringify(s.state)}`;
 
   before(async () => {
     l = await buildL3Lab({ computeHosts: 1 });
