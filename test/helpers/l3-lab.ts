@@ -14,13 +14,15 @@
  * ovsdb-server keeps running, as a host's disk would keep its database.
  *
  * Invariant: everything it starts belongs to the lab or the Cluster and goes with
- * `destroy()`; traffic stays in the lab's namespaces.
+ * `destroy()`, the qrouter namespaces the L3 agents made too (they outlive their agents by
+ * design; theirs are named with this lab's host prefixes); traffic stays in the lab's
+ * namespaces.
  */
 import { join } from 'node:path';
 import type { Agent } from '../../contracts/agents.ts';
 import type { Network, Port, Subnet } from '../../contracts/network.ts';
 import { portDevice } from '../../host/ip/names.ts';
-import { Cluster, type ClusterTiming, ovsOf, type Proc } from './cluster.ts';
+import { Cluster, type ClusterTiming, ovsOf, type Proc, runCommand } from './cluster.ts';
 import { waitFor } from './env.ts';
 import { createLab, type Endpoint, type Lab, type LabHost } from './lab.ts';
 import { stopPeers, tcpServer } from './tcp-peer.ts';
@@ -233,6 +235,7 @@ export async function buildL3Lab(opts: L3LabOptions = {}): Promise<L3Lab> {
   const destroy = async () => {
     stopPeers();
     await c.cleanup();
+    await removeRouterNamespaces(network.map((h) => `${`lab-${lab.prefix}-${h.name}`.slice(-8)}-`));
     await lab.destroy();
   };
   try {
@@ -246,6 +249,15 @@ export async function buildL3Lab(opts: L3LabOptions = {}): Promise<L3Lab> {
   } catch (e) {
     await destroy();
     throw e;
+  }
+}
+
+/** qrouter namespaces outlive their agents by design; this lab's carry its hosts' prefixes. */
+async function removeRouterNamespaces(prefixes: string[]) {
+  const list = await runCommand(['ip', 'netns', 'list']);
+  for (const name of list.stdout.split('\n').map((l) => l.split(' ')[0] ?? '')) {
+    if (prefixes.some((p) => name.startsWith(`${p}qrouter-`)))
+      await runCommand(['ip', 'netns', 'del', name]);
   }
 }
 
