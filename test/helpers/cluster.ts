@@ -36,6 +36,12 @@ export const REPORT_INTERVAL = 1;
 export const AGENT_DOWN_TIME = 3;
 export const RESYNC_INTERVAL = 3;
 
+/** Liveness timing of a cluster's config ([agent] report_interval, [DEFAULT] agent_down_time). */
+export interface ClusterTiming {
+  reportInterval: number;
+  agentDownTime: number;
+}
+
 export interface Proc {
   child: ChildProcess;
   logPath: string;
@@ -115,6 +121,7 @@ export class Cluster {
   /** The identity listener's port ([identity] bind_port). */
   readonly identityPort: number;
   private readonly extraConfig: readonly string[];
+  readonly timing: ClusterTiming;
   api?: Proc;
   readonly agents = new Map<AgentKind, Proc>();
   /** Agents of other hosts, by `<kind>@<host>`. */
@@ -126,8 +133,10 @@ export class Cluster {
     ports: { api: number; identity: number },
     ovs: OvsEndpoint,
     extraConfig: readonly string[] = [],
+    timing: ClusterTiming = { reportInterval: REPORT_INTERVAL, agentDownTime: AGENT_DOWN_TIME },
   ) {
     this.extraConfig = extraConfig;
+    this.timing = timing;
     // dnsmasq re-reads its files as `nobody` on SIGHUP: the state path must be traversable.
     chmodSync(this.dir.path, 0o755);
     this.db = testDatabase(engine, this.dir.path);
@@ -147,9 +156,11 @@ export class Cluster {
     ovs: OvsEndpoint = NO_OVS,
     /** Lines appended to kumo-api's config (sections of their own, e.g. [keystone_authtoken]). */
     extraConfig: readonly string[] = [],
+    /** Default: REPORT_INTERVAL and AGENT_DOWN_TIME (the L3 failover bench sets its own). */
+    timing?: ClusterTiming,
   ): Promise<Cluster> {
     const ports = { api: await freePort(), identity: await freePort() };
-    return new Cluster(engine, ports, ovs, extraConfig);
+    return new Cluster(engine, ports, ovs, extraConfig, timing);
   }
 
   get url() {
@@ -172,10 +183,10 @@ export class Cluster {
       `state_path = ${own?.statePath ?? this.dir.path}`,
       ...(own ? [`netns_prefix = ${own.netnsPrefix}`] : []),
       `transport_url = ${this.vhost.transportUrl}`,
-      `agent_down_time = ${AGENT_DOWN_TIME}`,
+      `agent_down_time = ${this.timing.agentDownTime}`,
       'debug = true',
       '[agent]',
-      `report_interval = ${REPORT_INTERVAL}`,
+      `report_interval = ${this.timing.reportInterval}`,
       'tunnel_types = vxlan,gre',
       `resync_interval = ${RESYNC_INTERVAL}`,
       '[api]',
