@@ -371,18 +371,24 @@ export class Cluster {
     return code;
   }
 
+  /** Every state directory `agent` (dhcp, l3) wrote, with the netns prefix of its host. */
+  private stateRoots(agent: string): [string, string][] {
+    const hosts = join(this.dir.path, 'hosts');
+    return [
+      [join(this.dir.path, agent), ''],
+      ...(existsSync(hosts) ? readdirSync(hosts) : []).map((host): [string, string] => [
+        join(hosts, host, agent),
+        `${host.slice(-8)}-`,
+      ]),
+    ];
+  }
+
   /**
    * dnsmasq processes and qdhcp namespaces outlive their agents by design; a test's own
    * are found through the state directories its DHCP agents wrote, and removed.
    */
   private async removeDhcpLeftovers() {
-    const roots: [string, string][] = [[join(this.dir.path, 'dhcp'), '']];
-    for (const host of existsSync(join(this.dir.path, 'hosts'))
-      ? readdirSync(join(this.dir.path, 'hosts'))
-      : []) {
-      roots.push([join(this.dir.path, 'hosts', host, 'dhcp'), `${host.slice(-8)}-`]);
-    }
-    for (const [root, prefix] of roots) {
+    for (const [root, prefix] of this.stateRoots('dhcp')) {
       for (const id of existsSync(root) ? readdirSync(root) : []) {
         const pidfile = join(root, id, 'pid');
         const pid = existsSync(pidfile) ? Number(readFileSync(pidfile, 'utf8').trim()) : 0;
@@ -394,6 +400,13 @@ export class Cluster {
         await runCommand(['ip', 'netns', 'del', `${prefix}qdhcp-${id}`]);
       }
     }
+  }
+
+  /** qrouter namespaces outlive their L3 agents by design: those of this cluster's routers. */
+  private async removeL3Leftovers() {
+    for (const [root, prefix] of this.stateRoots('l3'))
+      for (const id of existsSync(root) ? readdirSync(root) : [])
+        await runCommand(['ip', 'netns', 'del', `${prefix}qrouter-${id}`]);
   }
 
   /** Libvirt domains outlive their agents by design; this cluster's are those whose
@@ -415,6 +428,7 @@ export class Cluster {
     );
     await this.stop(this.api);
     await this.removeDhcpLeftovers();
+    await this.removeL3Leftovers();
     await this.removeComputeLeftovers();
     this.vhost.cleanup();
     this.db.cleanup();
