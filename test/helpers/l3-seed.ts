@@ -10,7 +10,7 @@
  * its subnet's gateway address, listed in router_ports.
  */
 import { randomUUID } from 'node:crypto';
-import type { Db } from '../../api/db/index.ts';
+import type { Db, Queryable } from '../../api/db/index.ts';
 import { createPort } from '../../api/db/ports.ts';
 import {
   FLOATINGIP_OWNER,
@@ -77,7 +77,12 @@ export async function seedInterface(
   return port;
 }
 
-export async function seedRoute(db: Db, routerId: string, destination: string, nexthop: string) {
+export async function seedRoute(
+  db: Queryable,
+  routerId: string,
+  destination: string,
+  nexthop: string,
+) {
   await db.query('INSERT INTO router_routes (router_id, destination, nexthop) VALUES (?, ?, ?)', [
     routerId,
     destination,
