@@ -115,6 +115,21 @@ export async function bindRouterPorts(
   return rows.map((r) => r.id).sort();
 }
 
+/**
+ * The host a router's ports are bound to other than `host`, if any: where a router that
+ * lost its binding (its agent deleted) may still be served, until its L3 agent hears.
+ */
+export async function formerPortHost(tx: Queryable, routerId: string, host: string) {
+  const [row] = await tx.query<{ host_id: string }>(
+    `SELECT DISTINCT host_id FROM ports WHERE host_id <> ? AND host_id <> '' AND id IN (
+        SELECT port_id FROM router_ports WHERE router_id = ?
+        UNION SELECT gw_port_id FROM routers WHERE id = ? AND gw_port_id IS NOT NULL)
+      ORDER BY host_id`,
+    [host, routerId, routerId],
+  );
+  return row?.host_id ?? null;
+}
+
 /** Bound routers with a port (interface or gateway) bound to another host than theirs. */
 export async function routersWithStrayPorts(tx: Queryable): Promise<string[]> {
   const rows = await tx.query<{ router_id: string }>(

@@ -28,6 +28,7 @@ import {
   bindRouter,
   bindRouterPorts,
   bindUnhosted,
+  formerPortHost,
   hostingAgent,
   l3AgentInfos,
   l3HostsOfRouter,
@@ -56,7 +57,10 @@ export interface L3Deps extends HintDeps {
 /** What one router's settling changed: its host (before → after) and the ports rebound. */
 export interface RouterSettled {
   routerId: string;
-  /** The host that lost the router (null: it had none, or kept it). */
+  /**
+   * The host that lost the router: its agent's, or for a router that had none (its agent
+   * deleted) the host its ports were bound to (null: none, or it kept the router).
+   */
   from: string | null;
   /** The host serving it now (null: none). */
   to: string | null;
@@ -88,7 +92,10 @@ async function settle(
   for (const m of moves) {
     await bindRouter(tx, m.routerId, m.to);
     const to = hostOf.get(m.to) ?? null;
-    const from = m.from === null ? null : (hostOf.get(m.from) ?? null);
+    const from =
+      m.from === null || !hostOf.has(m.from)
+        ? await formerPortHost(tx, m.routerId, to ?? '')
+        : (hostOf.get(m.from) as string);
     out.set(m.routerId, { routerId: m.routerId, from, to, moved: true, ports: [] });
   }
   for (const routerId of new Set([...out.keys(), ...opts.alsoRebind])) {
