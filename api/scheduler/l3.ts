@@ -41,6 +41,7 @@ import {
 import { type HintDeps, hintL2Port, hintL3Agents, sendHint } from '../hints.ts';
 import type { Clock } from '../liveness.ts';
 import { planRouterBindings } from './l3-plan.ts';
+import { type Sweeper, startSweeper } from './periodic.ts';
 
 export interface L3Settings {
   agentDownTime: number;
@@ -247,21 +248,7 @@ export async function runL3Sweep(
 }
 
 /** Runs the L3 failover sweep every `intervalMs` (never two at once) until stopped. */
-export function startL3Sweeper(deps: L3Deps, intervalMs: number) {
+export function startL3Sweeper(deps: L3Deps, intervalMs: number): Sweeper {
   const memory = newL3SweepMemory();
-  let running: Promise<unknown> | undefined;
-  const timer = setInterval(() => {
-    if (running) return;
-    running = runL3Sweep(deps, memory)
-      .catch((e: Error) => deps.log.error({ err: e.message }, 'L3 sweep failed'))
-      .finally(() => {
-        running = undefined;
-      });
-  }, intervalMs);
-  return {
-    async stop() {
-      clearInterval(timer);
-      await running;
-    },
-  };
+  return startSweeper(() => runL3Sweep(deps, memory), intervalMs, deps.log, 'L3 sweep');
 }
