@@ -9,13 +9,13 @@
  */
 import assert from 'node:assert/strict';
 import { beforeEach, describe, test } from 'node:test';
-import { createReportConsumer } from '../../api/liveness.ts';
 import { main } from '../../cli/main.ts';
-import type { Agent, AgentState } from '../../contracts/agents.ts';
+import type { Agent } from '../../contracts/agents.ts';
 import type { Network, Subnet } from '../../contracts/network.ts';
-import { silentLogger } from '../../core/log.ts';
 import {
+  agentState,
   bindingSnapshot,
+  reportAgents,
   seedGateway,
   seedInterface,
   seedRoute,
@@ -27,15 +27,6 @@ const ADMIN = 'admin-token-l3api';
 const MEMBER = 'member-token-l3api';
 const GHOST = '00000000-0000-4000-8000-000000000000';
 const NOW = new Date('2026-11-22T10:00:00.000Z');
-
-const state = (host: string, kind: 'l3' | 'dhcp'): AgentState => ({
-  agent_type: kind === 'l3' ? 'L3 agent' : 'DHCP agent',
-  binary: kind === 'l3' ? 'kumo-l3-agent' : 'kumo-dhcp-agent',
-  topic: kind === 'l3' ? 'l3_agent' : 'dhcp_agent',
-  host,
-  start_flag: true,
-  configurations: {},
-});
 
 type Err = { NeutronError: { type: string; message: string; detail: string } };
 
@@ -77,20 +68,11 @@ for (const engine of ['sqlite', 'postgres'] as const) {
 
     beforeEach(async () => {
       if (l1) return;
-      const reports = createReportConsumer({
-        db: api.db,
-        broker: api.broker,
-        log: silentLogger(),
-        clock: { now: () => NOW },
-        agentDownTime: 30,
-      });
-      for (const [host, kind] of [
-        ['n1', 'l3'],
-        ['n2', 'l3'],
-        ['n1', 'dhcp'],
-      ] as const)
-        await reports.handle({ agent_state: state(host, kind), time: NOW.toISOString() });
-      await reports.close();
+      await reportAgents(api, NOW, [
+        agentState('n1', 'l3'),
+        agentState('n2', 'l3'),
+        agentState('n1', 'dhcp'),
+      ]);
       const agents = (await as('GET', '/v2.0/agents')).body.agents as Agent[];
       const find = (host: string, type: string) =>
         agents.find((a) => a.host === host && a.agent_type === type) as Agent;
