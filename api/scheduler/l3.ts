@@ -21,8 +21,6 @@
  *   add or scheduling rebinds them.
  */
 
-import { agentTypeByKind } from '../../contracts/agents.ts';
-import { hostQueue } from '../../contracts/messages.ts';
 import type { Db, Queryable } from '../db/index.ts';
 import {
   bindRouter,
@@ -38,7 +36,7 @@ import {
   routersWithStrayPorts,
   unbindRouter,
 } from '../db/l3-bindings.ts';
-import { type HintDeps, hintL2Port, hintL3Agents, sendHint } from '../hints.ts';
+import { type HintDeps, hintL2Port, hintL3Agents, hintRouterDeleted } from '../hints.ts';
 import type { Clock } from '../liveness.ts';
 import { planRouterBindings } from './l3-plan.ts';
 import { type Sweeper, startSweeper } from './periodic.ts';
@@ -70,8 +68,6 @@ export interface RouterSettled {
   /** Ports whose host changed (to `to`). */
   ports: string[];
 }
-
-const L3_TOPIC = agentTypeByKind('l3').topic;
 
 /**
  * Inside the lock: binds `routers` as the plan says and rebinds the ports of every router
@@ -196,17 +192,7 @@ export async function routerDeleted(
   routerId: string,
   hosts: readonly string[],
 ): Promise<void> {
-  await Promise.all(
-    [...new Set(hosts)]
-      .filter((h) => h !== '')
-      .map((host) =>
-        sendHint(
-          deps,
-          { queue: hostQueue(L3_TOPIC, host) },
-          { resource: 'router', id: routerId, deleted: true },
-        ),
-      ),
-  );
+  await hintRouterDeleted(deps, routerId, hosts);
 }
 
 /** What the sweep remembers between passes: routers it saw unhosted last time. */

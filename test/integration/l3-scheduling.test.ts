@@ -13,10 +13,13 @@ import { openDb } from '../../api/db/index.ts';
 import { OVS_FANOUT } from '../../api/hints.ts';
 import {
   type L3Deps,
+  l3HostsOf,
   newL3SweepMemory,
   routerChanged,
+  routerDeleted,
   runL3Sweep,
 } from '../../api/scheduler/l3.ts';
+import { waitFor } from '../helpers/env.ts';
 import { L3_DOWN, l3Harness } from '../helpers/l3-harness.ts';
 import { bindingSnapshot, seedGateway, seedInterface, seedRouter } from '../helpers/l3-seed.ts';
 
@@ -177,6 +180,26 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       await h.waitRouterHint('h2', a.id);
       await h.waitRouterHint('h1', a.id);
       assert.equal(await h.routerInfo('h1', a.id), null, 'h1 serves nothing for it');
+    });
+
+    test('a deleted router: the hosts read before the delete hear {deleted: true}, once each', async () => {
+      await h.report('h1', 'h2');
+      const a = await h.fullRouter('a');
+      await routerChanged(h.deps, a.id);
+      const hosts = await l3HostsOf(h.db, a.id);
+      assert.deepEqual(hosts, ['h1']);
+      h.received.length = 0;
+      await routerDeleted(h.deps, a.id, [...hosts, 'h3', 'h3', '']);
+      const hints = () =>
+        h.received
+          .filter((r) => r.message.method === 'hint')
+          .map((r) => [r.queue, r.message.args])
+          .sort();
+      await waitFor('both deletion hints', () => hints().length === 2);
+      assert.deepEqual(hints(), [
+        ['l3_agent.h1', { resource: 'router', id: a.id, deleted: true }],
+        ['l3_agent.h3', { resource: 'router', id: a.id, deleted: true }],
+      ]);
     });
 
     test('the sweep binds an unhosted router on its second sighting and rebinds stray ports', async () => {
