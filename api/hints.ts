@@ -79,31 +79,46 @@ export const hintTunnels = (deps: HintDeps) =>
   sendHint(deps, { fanout: OVS_FANOUT }, { resource: 'tunnels', id: 'all' });
 
 /**
- * `hint {resource: network}` to the DHCP agent of every host that serves the network,
- * plus `extraHosts` (agents that just lost it). Never rejects.
+ * `hint` to the `topic` agent of every host `bound` lists (read from the bindings), plus
+ * `extraHosts` (agents that just lost the resource). Never rejects: a failed read leaves
+ * only `extraHosts`, and the agents' resync catches up.
  */
-export async function hintDhcpAgents(
-  deps: DhcpHintDeps,
-  networkId: string,
-  extraHosts: Iterable<string> = [],
+async function hintBoundAgents(
+  deps: HintDeps,
+  topic: string,
+  hint: Hint,
+  bound: () => Promise<string[]>,
+  extraHosts: Iterable<string>,
 ): Promise<void> {
   let hosts: string[] = [];
   try {
-    hosts = await dhcpHostsOf(deps.db, networkId);
+    hosts = await bound();
   } catch (e) {
-    deps.log.warn({ err: (e as Error).message, networkId }, 'DHCP agents of network not read');
+    const err = (e as Error).message;
+    deps.log.warn({ err, [`${hint.resource}Id`]: hint.id }, `agents of ${hint.resource} not read`);
   }
   const all = new Set([...hosts, ...extraHosts].filter((h) => h !== ''));
   await Promise.all(
-    [...all].map((host) =>
-      sendHint(
-        deps,
-        { queue: hostQueue(DHCP_TOPIC, host) },
-        { resource: 'network', id: networkId },
-      ),
-    ),
+    [...all].map((host) => sendHint(deps, { queue: hostQueue(topic, host) }, hint)),
   );
 }
+
+/**
+ * `hint {resource: network}` to the DHCP agent of every host that serves the network,
+ * plus `extraHosts` (agents that just lost it). Never rejects.
+ */
+export const hintDhcpAgents = (
+  deps: DhcpHintDeps,
+  networkId: string,
+  extraHosts: Iterable<string> = [],
+) =>
+  hintBoundAgents(
+    deps,
+    DHCP_TOPIC,
+    { resource: 'network', id: networkId },
+    () => dhcpHostsOf(deps.db, networkId),
+    extraHosts,
+  );
 
 /** A port changed: its L2 agent re-reads it, its network's DHCP agents reconcile. */
 export async function hintPort(deps: DhcpHintDeps, port: { id: string; network_id: string }) {
@@ -113,24 +128,27 @@ export async function hintPort(deps: DhcpHintDeps, port: { id: string; network_i
 
 /**
  * `hint {resource: router}` to the L3 agent of the host that hosts the router, plus
- * `extraHosts` (agents that just lost it, or hosted it before it was deleted). Never
- * rejects.
+ * `extraHosts` (agents that just lost it). Never rejects.
  */
-export async function hintL3Agents(
+export const hintL3Agents = (
   deps: L3HintDeps,
   routerId: string,
   extraHosts: Iterable<string> = [],
-): Promise<void> {
-  let hosts: string[] = [];
-  try {
-    hosts = await l3HostsOfRouter(deps.db, routerId);
-  } catch (e) {
-    deps.log.warn({ err: (e as Error).message, routerId }, 'L3 agents of router not read');
-  }
-  const all = new Set([...hosts, ...extraHosts].filter((h) => h !== ''));
-  await Promise.all(
-    [...all].map((host) =>
-      sendHint(deps, { queue: hostQueue(L3_TOPIC, host) }, { resource: 'router', id: routerId }),
-    ),
+) =>
+  hintBoundAgents(
+    deps,
+    L3_TOPIC,
+    { resource: 'router', id: routerId },
+    () => l3HostsOfRouter(deps.db, routerId),
+    extraHosts,
   );
-}
+
+/** A router was deleted: `hint {resource: router, deleted}` to the L3 agents of `hosts`. */
+export const hintRouterDeleted = (deps: HintDeps, routerId: string, hosts: Iterable<string>) =>
+  hintBoundAgents(
+    deps,
+    L3_TOPIC,
+    { resource: 'router', id: routerId, deleted: true },
+    async () => [],
+    hosts,
+  );

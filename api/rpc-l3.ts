@@ -5,17 +5,26 @@
  *
  * Invariants: a host is told only about routers bound to its L3 agent; for any other
  * router, a deleted one or an admin-down one get_router_info answers `{router: null}`, so
- * the agent tears it down (fencing after a move); a router is read in one transaction, so
- * its ports, addresses, routes and floating IPs are of one moment; floating IP statuses
- * are written only for the router's own floating IPs and only from its hosting host.
+ * the agent tears it down (fencing after a move); a router is read from one snapshot (one
+ * read-only REPEATABLE READ transaction on PostgreSQL, SQLite's one connection), so its
+ * ports, addresses, routes and floating IPs are of one moment; floating IP statuses are
+ * written only for the router's own floating IPs and only from its hosting host, the
+ * floating IPs read and written by api/db/floatingips.ts as the API's own routes do.
  */
-import type { L3FixedIp, L3FloatingIp, L3Port, L3Route, L3Router } from '../contracts/l3.ts';
+import type { L3FixedIp, L3Port, L3Route, L3Router } from '../contracts/l3.ts';
 import type { ArgsOf } from '../contracts/messages.ts';
 import { ROUTER_INTERFACE_OWNER } from '../contracts/network.ts';
 import { queryIn } from './db/chunks.ts';
+import { floatingIpsOfRouter, setFloatingIpStatuses } from './db/floatingips.ts';
 import type { Db, Queryable } from './db/index.ts';
-import { routersOfHost, servesRouter } from './db/l3-bindings.ts';
-import { bool, resourceTime } from './db/neutron.ts';
+import { l3SchedulerTransaction, routersOfHost, servesRouter } from './db/l3-bindings.ts';
+import { bool } from './db/neutron.ts';
+
+/**
+ * PostgreSQL's default (READ COMMITTED) gives each statement its own snapshot; a read-only
+ * REPEATABLE READ transaction reads every statement from the first one's, and never fails.
+ */
+const ONE_SNAPSHOT = 'SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY';
 
 export async function getActiveRouters(
   db: Db,
@@ -65,18 +74,7 @@ async function routerParts(tx: Queryable, routerId: string) {
       ORDER BY destination, nexthop`,
     [routerId],
   );
-  const fips = await tx.query<Omit<L3FloatingIp, 'port_id'> & { fixed_port_id: string }>(
-    `SELECT id, floating_ip_address, fixed_ip_address, fixed_port_id, status FROM floatingips
-      WHERE router_id = ? AND fixed_port_id IS NOT NULL ORDER BY id`,
-    [routerId],
-  );
-  const floating_ips = fips.map((f) => ({
-    id: f.id,
-    floating_ip_address: f.floating_ip_address,
-    fixed_ip_address: f.fixed_ip_address,
-    port_id: f.fixed_port_id,
-    status: f.status,
-  }));
+  const floating_ips = await floatingIpsOfRouter(tx, routerId);
   const routeList = routes.map((r) => ({ destination: r.destination, nexthop: r.nexthop }));
   return { interfaceIds: interfaces.map((i) => i.port_id), routes: routeList, floating_ips };
 }
@@ -87,6 +85,7 @@ export async function getRouterInfo(
   args: ArgsOf<'get_router_info'>,
 ): Promise<{ router: L3Router | null }> {
   return db.transaction(async (tx) => {
+    if (db.engine === 'postgres') await tx.query(ONE_SNAPSHOT);
     if (!(await servesRouter(tx, args.router_id, args.host))) return { router: null };
     const [r] = await tx.query<{
       admin_state_up: unknown;
@@ -114,23 +113,17 @@ export async function getRouterInfo(
   });
 }
 
-/** Sets the statuses of the router's floating IPs, only while `host` hosts the router. */
+/**
+ * Sets the statuses of the router's floating IPs, only while `host` hosts the router:
+ * under the L3 scheduler lock, so a move cannot commit between the check and the write.
+ */
 export async function updateFloatingIpStatuses(
   db: Db,
   args: ArgsOf<'update_floatingip_statuses'>,
   now: Date = new Date(),
 ): Promise<{ updated: number }> {
-  return db.transaction(async (tx) => {
+  return l3SchedulerTransaction(db, async (tx) => {
     if (!(await servesRouter(tx, args.router_id, args.host))) return { updated: 0 };
-    let updated = 0;
-    for (const s of args.statuses) {
-      const rows = await tx.query(
-        `UPDATE floatingips SET status = ?, revision_number = revision_number + 1, updated_at = ?
-          WHERE id = ? AND router_id = ? AND status <> ? RETURNING id`,
-        [s.status, resourceTime(now), s.id, args.router_id, s.status],
-      );
-      updated += rows.length;
-    }
-    return { updated };
+    return { updated: await setFloatingIpStatuses(tx, args.router_id, args.statuses, now) };
   });
 }

@@ -9,22 +9,21 @@
  * reason, so the network's other clients keep being served.
  */
 import { cidrText, MAC } from './network.ts';
+import { parseParts } from './parts.ts';
 import {
   arr,
   bool,
   hostname,
   type Infer,
   int,
-  isPlainObject,
   nullable,
   obj,
   oneOf,
   type Schema,
   str,
   uuid,
-  ValidationError,
 } from './schema.ts';
-import { RESOURCE_ID, type RejectedPart } from './status.ts';
+import type { RejectedPart } from './status.ts';
 
 const mac = () => str({ pattern: MAC, patternName: 'a MAC address' });
 /**
@@ -87,29 +86,6 @@ const NetworkEnvelope = obj({
   ),
 });
 
-/** A part's id for its report: its own id when it is one, else its place in the list. */
-export const partId = (id: unknown, list: string, i: number): string =>
-  typeof id === 'string' && RESOURCE_ID.test(id) ? id : `${list}-${i}`;
-
-function parseItems<T>(
-  values: unknown[],
-  schema: Schema<T>,
-  list: 'subnets' | 'ports',
-  rejected: RejectedPart[],
-): T[] {
-  const resource = list === 'subnets' ? 'subnet' : 'port';
-  return values.flatMap((value, i) => {
-    try {
-      return [schema.parse(value, `${list}[${i}]`)];
-    } catch (e) {
-      if (!(e instanceof ValidationError)) throw e;
-      const id = partId(isPlainObject(value) ? value.id : undefined, list, i);
-      rejected.push({ resource, id, reason: e.message.slice(0, 1024) });
-      return [];
-    }
-  });
-}
-
 /** A get_network_info answer, and the subnets and ports it holds that were left out. */
 export interface NetworkInfo {
   network: DhcpNetwork | null;
@@ -125,7 +101,15 @@ export function parseNetworkInfo(reply: unknown): NetworkInfo {
   const net = NetworkEnvelope.parse(reply).network;
   if (net === null) return { network: null, rejected: [] };
   const rejected: RejectedPart[] = [];
-  const subnets = parseItems(net.subnets, DhcpSubnet, 'subnets', rejected);
-  const ports = parseItems(net.ports, DhcpPort, 'ports', rejected);
+  const subnets = parseParts(
+    net.subnets,
+    DhcpSubnet,
+    { list: 'subnets', resource: 'subnet' },
+    rejected,
+  );
+  const ports = parseParts(net.ports, DhcpPort, { list: 'ports', resource: 'port' }, rejected);
   return { network: { ...net, subnets, ports }, rejected };
 }
+
+/** A part's id for its report (host/dnsmasq names the hosts it leaves out the same way). */
+export { partId } from './parts.ts';

@@ -11,20 +11,19 @@
  * router (moved away, deleted, admin-down): every host object it owned is removed.
  */
 import { cidrText, MAC } from './network.ts';
+import { parseParts } from './parts.ts';
 import {
   arr,
   bool,
   hostname,
   type Infer,
   int,
-  isPlainObject,
   nullable,
   obj,
   oneOf,
   type Schema,
   str,
   uuid,
-  ValidationError,
 } from './schema.ts';
 import type { RejectedPart } from './status.ts';
 
@@ -111,32 +110,13 @@ const RouterEnvelope = obj({
   ),
 });
 
-type ListName = 'interfaces' | 'routes' | 'floating_ips';
-const KIND_OF = { interfaces: 'port', routes: 'route', floating_ips: 'floatingip' } as const;
-const PART_ID = /^[A-Za-z0-9_-]{1,64}$/;
-
-function parseItems<T>(
-  values: unknown[],
-  schema: Schema<T>,
-  list: ListName,
-  rejected: RejectedPart[],
-): T[] {
-  return values.flatMap((value, i) => {
-    try {
-      return [schema.parse(value, `${list}[${i}]`)];
-    } catch (e) {
-      if (!(e instanceof ValidationError)) throw e;
-      const raw = isPlainObject(value) ? value.id : undefined;
-      const id = list !== 'routes' && typeof raw === 'string' && PART_ID.test(raw) ? raw : null;
-      rejected.push({
-        resource: KIND_OF[list],
-        id: id ?? `${list.replace('_', '-')}-${i}`,
-        reason: e.message.slice(0, 1024),
-      });
-      return [];
-    }
-  });
-}
+const INTERFACES = { list: 'interfaces', resource: 'port' } as const;
+const ROUTES = { list: 'routes', resource: 'route', ownIds: false } as const;
+const FLOATING_IPS = {
+  list: 'floating_ips',
+  resource: 'floatingip',
+  label: 'floating-ips',
+} as const;
 
 /** A get_router_info answer, and the interfaces, routes and floating IPs left out. */
 export interface RouterInfo {
@@ -153,8 +133,8 @@ export function parseRouterInfo(reply: unknown): RouterInfo {
   const r = RouterEnvelope.parse(reply).router;
   if (r === null) return { router: null, rejected: [] };
   const rejected: RejectedPart[] = [];
-  const interfaces = parseItems(r.interfaces, L3Port, 'interfaces', rejected);
-  const routes = parseItems(r.routes, L3Route, 'routes', rejected);
-  const floating_ips = parseItems(r.floating_ips, L3FloatingIp, 'floating_ips', rejected);
+  const interfaces = parseParts(r.interfaces, L3Port, INTERFACES, rejected);
+  const routes = parseParts(r.routes, L3Route, ROUTES, rejected);
+  const floating_ips = parseParts(r.floating_ips, L3FloatingIp, FLOATING_IPS, rejected);
   return { router: { ...r, interfaces, routes, floating_ips }, rejected };
 }

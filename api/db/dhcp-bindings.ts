@@ -8,50 +8,21 @@
  */
 import { agentTypeByKind } from '../../contracts/agents.ts';
 import { DHCP_OWNER } from '../../contracts/network.ts';
-import type { DhcpAgentInfo } from '../scheduler/dhcp-plan.ts';
-import { isAlive } from './agents.ts';
 import type { Db, Queryable } from './index.ts';
-import { bool, type ColumnFilter } from './neutron.ts';
+import type { ColumnFilter } from './neutron.ts';
+import { lockedTransaction, schedulableAgents } from './scheduler-agents.ts';
 
 export const DHCP_AGENT_TYPE = agentTypeByKind('dhcp').agentType;
 /** pg_advisory_xact_lock key for DHCP scheduling ("kumo dhcp"). */
 const SCHEDULER_LOCK = 0x6b756d6f_01;
 
-/**
- * A transaction holding the scheduler lock: on PostgreSQL an advisory lock every replica
- * takes before reading or changing bindings; SQLite's BEGIN IMMEDIATE already serialises.
- */
-export function schedulerTransaction<T>(db: Db, fn: (tx: Queryable) => Promise<T>): Promise<T> {
-  return db.transaction(async (tx) => {
-    if (db.engine === 'postgres') await tx.query(`SELECT pg_advisory_xact_lock(${SCHEDULER_LOCK})`);
-    return fn(tx);
-  });
-}
+/** A transaction holding the DHCP scheduler lock (see the module invariant). */
+export const schedulerTransaction = <T>(db: Db, fn: (tx: Queryable) => Promise<T>) =>
+  lockedTransaction(db, SCHEDULER_LOCK, fn);
 
-export async function dhcpAgentInfos(
-  tx: Queryable,
-  now: Date,
-  downTime: number,
-): Promise<DhcpAgentInfo[]> {
-  const rows = await tx.query<{
-    id: string;
-    host: string;
-    admin_state_up: unknown;
-    heartbeat_timestamp: string;
-    load: unknown;
-  }>(
-    `SELECT a.id, a.host, a.admin_state_up, a.heartbeat_timestamp,
-        (SELECT COUNT(*) FROM network_dhcp_agent_bindings b WHERE b.agent_id = a.id) AS load
-       FROM agents a WHERE a.agent_type = ? ORDER BY a.host`,
-    [DHCP_AGENT_TYPE],
-  );
-  return rows.map((r) => ({
-    id: r.id,
-    host: r.host,
-    eligible: bool(r.admin_state_up) && isAlive(r.heartbeat_timestamp, now, downTime),
-    load: Number(r.load),
-  }));
-}
+/** Every DHCP agent, with the number of networks bound to it. */
+export const dhcpAgentInfos = (tx: Queryable, now: Date, downTime: number) =>
+  schedulableAgents(tx, DHCP_AGENT_TYPE, 'network_dhcp_agent_bindings', now, downTime);
 
 /** Hosts of the DHCP agents bound to a network. */
 export async function dhcpHostsOf(db: Queryable, networkId: string): Promise<string[]> {

@@ -10,49 +10,22 @@
  */
 import { agentTypeByKind } from '../../contracts/agents.ts';
 import { ROUTER_INTERFACE_OWNER } from '../../contracts/network.ts';
-import type { L3AgentInfo } from '../scheduler/l3-plan.ts';
-import { isAlive } from './agents.ts';
 import { queryIn } from './chunks.ts';
 import type { Db, Queryable } from './index.ts';
-import { bool, resourceTime } from './neutron.ts';
+import { resourceTime } from './neutron.ts';
+import { lockedTransaction, schedulableAgents } from './scheduler-agents.ts';
 
 export const L3_AGENT_TYPE = agentTypeByKind('l3').agentType;
 /** pg_advisory_xact_lock key for L3 scheduling ("kumo" + 3). */
 const L3_SCHEDULER_LOCK = 0x6b756d6f_03;
 
 /** A transaction holding the L3 scheduler lock (see the module invariants). */
-export function l3SchedulerTransaction<T>(db: Db, fn: (tx: Queryable) => Promise<T>): Promise<T> {
-  return db.transaction(async (tx) => {
-    if (db.engine === 'postgres')
-      await tx.query(`SELECT pg_advisory_xact_lock(${L3_SCHEDULER_LOCK})`);
-    return fn(tx);
-  });
-}
+export const l3SchedulerTransaction = <T>(db: Db, fn: (tx: Queryable) => Promise<T>) =>
+  lockedTransaction(db, L3_SCHEDULER_LOCK, fn);
 
-export async function l3AgentInfos(
-  tx: Queryable,
-  now: Date,
-  downTime: number,
-): Promise<L3AgentInfo[]> {
-  const rows = await tx.query<{
-    id: string;
-    host: string;
-    admin_state_up: unknown;
-    heartbeat_timestamp: string;
-    load: unknown;
-  }>(
-    `SELECT a.id, a.host, a.admin_state_up, a.heartbeat_timestamp,
-        (SELECT COUNT(*) FROM router_l3_agent_bindings b WHERE b.agent_id = a.id) AS load
-       FROM agents a WHERE a.agent_type = ? ORDER BY a.host`,
-    [L3_AGENT_TYPE],
-  );
-  return rows.map((r) => ({
-    id: r.id,
-    host: r.host,
-    eligible: bool(r.admin_state_up) && isAlive(r.heartbeat_timestamp, now, downTime),
-    load: Number(r.load),
-  }));
-}
+/** Every L3 agent, with the number of routers bound to it. */
+export const l3AgentInfos = (tx: Queryable, now: Date, downTime: number) =>
+  schedulableAgents(tx, L3_AGENT_TYPE, 'router_l3_agent_bindings', now, downTime);
 
 /** Admin-up routers with a gateway or an interface, optionally among `ids`. */
 export async function routersNeedingHost(tx: Queryable, ids?: readonly string[]) {
@@ -140,6 +113,21 @@ export async function bindRouterPorts(
     [host, resourceTime(now), host, routerId, routerId],
   );
   return rows.map((r) => r.id).sort();
+}
+
+/**
+ * The host a router's ports are bound to other than `host`, if any: where a router that
+ * lost its binding (its agent deleted) may still be served, until its L3 agent hears.
+ */
+export async function formerPortHost(tx: Queryable, routerId: string, host: string) {
+  const [row] = await tx.query<{ host_id: string }>(
+    `SELECT DISTINCT host_id FROM ports WHERE host_id <> ? AND host_id <> '' AND id IN (
+        SELECT port_id FROM router_ports WHERE router_id = ?
+        UNION SELECT gw_port_id FROM routers WHERE id = ? AND gw_port_id IS NOT NULL)
+      ORDER BY host_id`,
+    [host, routerId, routerId],
+  );
+  return row?.host_id ?? null;
 }
 
 /** Bound routers with a port (interface or gateway) bound to another host than theirs. */

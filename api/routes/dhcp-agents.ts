@@ -9,10 +9,8 @@
  * JSON body `null` (the openstack client parses the body).
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Agent } from '../../contracts/agents.ts';
 import { ApiError } from '../../contracts/errors.ts';
 import { isPlainObject, UUID } from '../../contracts/schema.ts';
-import { getAgent, listAgents } from '../db/agents.ts';
 import {
   addBinding,
   agentNetworksFilter,
@@ -24,23 +22,9 @@ import {
 import { getNetwork, listNetworks, networkNotFound } from '../db/networks.ts';
 import type { AppDeps } from '../deps.ts';
 import { hintDhcpAgents } from '../hints.ts';
-import { pick, type Query, values } from '../query.ts';
+import { pick, values } from '../query.ts';
 import { syncDhcpPorts } from '../scheduler/dhcp.ts';
-import { disallowed, isAdmin } from './neutron-policy.ts';
-
-function requireAdmin(req: FastifyRequest, rule: string) {
-  if (!isAdmin(req)) throw disallowed(rule);
-}
-
-type ById = FastifyRequest<{ Params: { id: string }; Querystring: Query }>;
-
-async function loadAgent(deps: AppDeps, id: string): Promise<Agent> {
-  const agent = UUID.test(id)
-    ? await getAgent(deps.db, id, deps.clock.now(), deps.settings.agentDownTime)
-    : undefined;
-  if (!agent) throw new ApiError('AgentNotFound', `Agent ${id} could not be found.`);
-  return agent;
-}
+import { type ById, hostingAgentsBody, loadAgent, requireAdmin } from './agent-scheduler.ts';
 
 async function loadNetwork(deps: AppDeps, id: string) {
   const network = UUID.test(id) ? await getNetwork(deps.db, id) : undefined;
@@ -114,11 +98,6 @@ export function dhcpAgentRoutes(app: FastifyInstance, deps: AppDeps) {
   app.get('/v2.0/networks/:id/dhcp-agents', async (req: ById) => {
     requireAdmin(req, 'get_dhcp-agents');
     const network = await loadNetwork(deps, req.params.id);
-    const ids = await dhcpAgentIdsOf(deps.db, network.id);
-    const now = deps.clock.now();
-    const agents = ids.length
-      ? await listAgents(deps.db, { id: ids }, now, deps.settings.agentDownTime)
-      : [];
-    return { agents: agents.map((a) => pick(a, values(req.query.fields))) };
+    return hostingAgentsBody(deps, await dhcpAgentIdsOf(deps.db, network.id), req.query);
   });
 }

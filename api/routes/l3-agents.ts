@@ -6,36 +6,21 @@
  * disallowed by policy` before anything is looked up); a router is added only to an
  * admin-up L3 agent (Neutron's InvalidL3Agent, a 404, otherwise), never while another
  * agent hosts it (409 RouterHostedByL3Agent), and adding it where it already is changes
- * nothing (201, as Neutron); removing a router an agent does not host is a 409
- * RouterNotHostedByL3Agent; an add rebinds the router's ports to the agent's host (the
- * fence) and every change hints the agents concerned; POST answers 201 with the JSON body
- * `null` (the openstack client parses the body). A refused request changes nothing.
+ * nothing (201, as Neutron); removing a router an agent does not host changes nothing
+ * (204, as Neutron's remove_router_from_l3_agent since it unbinds by a plain delete); an
+ * add rebinds the router's ports to the agent's host (the fence) and every change hints
+ * the agents concerned; POST answers 201 with the JSON body `null` (the openstack client
+ * parses the body). A refused request changes nothing.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Agent } from '../../contracts/agents.ts';
 import { ApiError } from '../../contracts/errors.ts';
 import { isPlainObject, UUID } from '../../contracts/schema.ts';
-import { getAgent, listAgents } from '../db/agents.ts';
 import { hostingAgent, L3_AGENT_TYPE, routersOfAgent } from '../db/l3-bindings.ts';
 import { routerExists, routerViews } from '../db/l3-router-view.ts';
 import type { AppDeps } from '../deps.ts';
-import { pick, type Query, values } from '../query.ts';
+import { pick, values } from '../query.ts';
 import { hostRouterOn, unhostRouterFrom } from '../scheduler/l3.ts';
-import { disallowed, isAdmin } from './neutron-policy.ts';
-
-function requireAdmin(req: FastifyRequest, rule: string) {
-  if (!isAdmin(req)) throw disallowed(rule);
-}
-
-type ById = FastifyRequest<{ Params: { id: string }; Querystring: Query }>;
-
-async function loadAgent(deps: AppDeps, id: string): Promise<Agent> {
-  const agent = UUID.test(id)
-    ? await getAgent(deps.db, id, deps.clock.now(), deps.settings.agentDownTime)
-    : undefined;
-  if (!agent) throw new ApiError('AgentNotFound', `Agent ${id} could not be found.`);
-  return agent;
-}
+import { type ById, hostingAgentsBody, loadAgent, requireAdmin } from './agent-scheduler.ts';
 
 async function loadRouter(deps: AppDeps, id: string): Promise<string> {
   if (!UUID.test(id) || !(await routerExists(deps.db, id)))
@@ -65,15 +50,15 @@ async function addRouter(deps: AppDeps, agentId: string, body: unknown) {
     );
 }
 
-/** DELETE …/l3-routers/{router_id}: unbinds; the agent that lost it is hinted. */
+/**
+ * DELETE …/l3-routers/{router_id}: Neutron's remove_router_from_l3_agent — the agent
+ * (AgentNotFound), the unbinding (none when the agent does not host the router: still a
+ * 204), then the router (RouterNotFound); the agent that lost it is hinted.
+ */
 async function removeRouter(deps: AppDeps, agentId: string, routerId: string) {
   const agent = await loadAgent(deps, agentId);
-  const removed = UUID.test(routerId) && (await unhostRouterFrom(deps, routerId, agent));
-  if (!removed)
-    throw new ApiError(
-      'RouterNotHostedByL3Agent',
-      `The router ${routerId} is not hosted by L3 agent ${agent.id}.`,
-    );
+  await loadRouter(deps, routerId);
+  await unhostRouterFrom(deps, routerId, agent);
 }
 
 export function l3AgentRoutes(app: FastifyInstance, deps: AppDeps): void {
@@ -100,10 +85,6 @@ export function l3AgentRoutes(app: FastifyInstance, deps: AppDeps): void {
     requireAdmin(req, 'get_l3-agents');
     const routerId = await loadRouter(deps, req.params.id);
     const hosting = await hostingAgent(deps.db, routerId);
-    const now = deps.clock.now();
-    const agents = hosting
-      ? await listAgents(deps.db, { id: [hosting.id] }, now, deps.settings.agentDownTime)
-      : [];
-    return { agents: agents.map((a) => pick(a, values(req.query.fields))) };
+    return hostingAgentsBody(deps, hosting ? [hosting.id] : [], req.query);
   });
 }

@@ -35,6 +35,7 @@ import { createPort, deletePort, listPorts, updatePort } from '../db/ports.ts';
 import { type HintDeps, hintDhcpAgents } from '../hints.ts';
 import type { Clock } from '../liveness.ts';
 import { dhcpDeviceId, planBindings } from './dhcp-plan.ts';
+import { type Sweeper, startSweeper } from './periodic.ts';
 
 export interface DhcpSettings {
   agentDownTime: number;
@@ -274,20 +275,6 @@ export async function runDhcpSweep(deps: DhcpDeps): Promise<SweepResult> {
 }
 
 /** Runs the sweep every `intervalMs` (never two at once) until stopped. */
-export function startDhcpSweeper(deps: DhcpDeps, intervalMs: number) {
-  let running: Promise<unknown> | undefined;
-  const timer = setInterval(() => {
-    if (running) return;
-    running = runDhcpSweep(deps)
-      .catch((e: Error) => deps.log.error({ err: e.message }, 'DHCP sweep failed'))
-      .finally(() => {
-        running = undefined;
-      });
-  }, intervalMs);
-  return {
-    async stop() {
-      clearInterval(timer);
-      await running;
-    },
-  };
+export function startDhcpSweeper(deps: DhcpDeps, intervalMs: number): Sweeper {
+  return startSweeper(() => runDhcpSweep(deps), intervalMs, deps.log, 'DHCP sweep');
 }

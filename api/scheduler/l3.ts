@@ -21,13 +21,12 @@
  *   add or scheduling rebinds them.
  */
 
-import { agentTypeByKind } from '../../contracts/agents.ts';
-import { hostQueue } from '../../contracts/messages.ts';
 import type { Db, Queryable } from '../db/index.ts';
 import {
   bindRouter,
   bindRouterPorts,
   bindUnhosted,
+  formerPortHost,
   hostingAgent,
   l3AgentInfos,
   l3HostsOfRouter,
@@ -37,9 +36,10 @@ import {
   routersWithStrayPorts,
   unbindRouter,
 } from '../db/l3-bindings.ts';
-import { type HintDeps, hintL2Port, hintL3Agents, sendHint } from '../hints.ts';
+import { type HintDeps, hintL2Port, hintL3Agents, hintRouterDeleted } from '../hints.ts';
 import type { Clock } from '../liveness.ts';
 import { planRouterBindings } from './l3-plan.ts';
+import { type Sweeper, startSweeper } from './periodic.ts';
 
 export interface L3Settings {
   agentDownTime: number;
@@ -56,7 +56,10 @@ export interface L3Deps extends HintDeps {
 /** What one router's settling changed: its host (before → after) and the ports rebound. */
 export interface RouterSettled {
   routerId: string;
-  /** The host that lost the router (null: it had none, or kept it). */
+  /**
+   * The host that lost the router: its agent's, or for a router that had none (its agent
+   * deleted) the host its ports were bound to (null: none, or it kept the router).
+   */
   from: string | null;
   /** The host serving it now (null: none). */
   to: string | null;
@@ -65,8 +68,6 @@ export interface RouterSettled {
   /** Ports whose host changed (to `to`). */
   ports: string[];
 }
-
-const L3_TOPIC = agentTypeByKind('l3').topic;
 
 /**
  * Inside the lock: binds `routers` as the plan says and rebinds the ports of every router
@@ -88,7 +89,10 @@ async function settle(
   for (const m of moves) {
     await bindRouter(tx, m.routerId, m.to);
     const to = hostOf.get(m.to) ?? null;
-    const from = m.from === null ? null : (hostOf.get(m.from) ?? null);
+    const from =
+      m.from === null || !hostOf.has(m.from)
+        ? await formerPortHost(tx, m.routerId, to ?? '')
+        : (hostOf.get(m.from) as string);
     out.set(m.routerId, { routerId: m.routerId, from, to, moved: true, ports: [] });
   }
   for (const routerId of new Set([...out.keys(), ...opts.alsoRebind])) {
@@ -188,17 +192,7 @@ export async function routerDeleted(
   routerId: string,
   hosts: readonly string[],
 ): Promise<void> {
-  await Promise.all(
-    [...new Set(hosts)]
-      .filter((h) => h !== '')
-      .map((host) =>
-        sendHint(
-          deps,
-          { queue: hostQueue(L3_TOPIC, host) },
-          { resource: 'router', id: routerId, deleted: true },
-        ),
-      ),
-  );
+  await hintRouterDeleted(deps, routerId, hosts);
 }
 
 /** What the sweep remembers between passes: routers it saw unhosted last time. */
@@ -240,21 +234,7 @@ export async function runL3Sweep(
 }
 
 /** Runs the L3 failover sweep every `intervalMs` (never two at once) until stopped. */
-export function startL3Sweeper(deps: L3Deps, intervalMs: number) {
+export function startL3Sweeper(deps: L3Deps, intervalMs: number): Sweeper {
   const memory = newL3SweepMemory();
-  let running: Promise<unknown> | undefined;
-  const timer = setInterval(() => {
-    if (running) return;
-    running = runL3Sweep(deps, memory)
-      .catch((e: Error) => deps.log.error({ err: e.message }, 'L3 sweep failed'))
-      .finally(() => {
-        running = undefined;
-      });
-  }, intervalMs);
-  return {
-    async stop() {
-      clearInterval(timer);
-      await running;
-    },
-  };
+  return startSweeper(() => runL3Sweep(deps, memory), intervalMs, deps.log, 'L3 sweep');
 }

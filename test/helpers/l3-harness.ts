@@ -19,7 +19,7 @@ import { OVS_FANOUT } from '../../api/hints.ts';
 import { createReportConsumer } from '../../api/liveness.ts';
 import { createRpcHandler } from '../../api/rpc.ts';
 import type { L3Deps } from '../../api/scheduler/l3.ts';
-import type { Agent, AgentState } from '../../contracts/agents.ts';
+import type { Agent } from '../../contracts/agents.ts';
 import { GetActiveRoutersResult, GetRouterInfoResult } from '../../contracts/l3.ts';
 import { EXCHANGE, hostQueue, type Message, PLUGIN_TOPIC } from '../../contracts/messages.ts';
 import type { Network, Port, Subnet } from '../../contracts/network.ts';
@@ -27,20 +27,11 @@ import { apiQueue, type Broker, createBroker } from '../../core/amqp.ts';
 import type { DatabaseUrl } from '../../core/config.ts';
 import { silentLogger } from '../../core/log.ts';
 import { rabbitVhost, tempDir, testDatabase, type Vhost, waitFor } from './env.ts';
-import { seedGateway, seedInterface, seedRouter } from './l3-seed.ts';
+import { agentState, seedGateway, seedInterface, seedRouter } from './l3-seed.ts';
 
 export const L3_ADMIN = 'admin-token-l3';
 export const L3_DOWN = 30;
 const HOSTS = ['h1', 'h2', 'h3'] as const;
-
-const l3State = (host: string): AgentState => ({
-  agent_type: 'L3 agent',
-  binary: 'kumo-l3-agent',
-  topic: 'l3_agent',
-  host,
-  start_flag: true,
-  configurations: {},
-});
 
 type Body = Record<string, unknown>;
 type NetworkPair = { net: Network; subnet: Subnet };
@@ -225,7 +216,7 @@ export function l3Harness(engine: 'sqlite' | 'postgres'): L3Harness {
     Object.assign(
       h,
       helpers(h, (host) =>
-        consumer.handle({ agent_state: l3State(host), time: now.toISOString() }),
+        consumer.handle({ agent_state: agentState(host, 'l3'), time: now.toISOString() }),
       ),
     );
     h.app = buildApp({ db: h.db, broker: h.broker, clock, log, settings: h.settings });

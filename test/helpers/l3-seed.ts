@@ -2,7 +2,8 @@
  * Routers, their ports and floating IPs written straight into kumo-api's database, for
  * tests of L3 scheduling that run before (or without) the router and floating IP routes:
  * real ports with real addresses through api/db/ports.ts, and the routers,
- * router_ports, router_routes and floatingips rows as migration 13 defines them.
+ * router_ports, router_routes and floatingips rows as migration 13 defines them; and
+ * agents registered the way their report_state registers them (api/liveness.ts).
  *
  * Invariant: what it writes is what the router routes would write — a gateway port is a
  * network:router_gateway port on a router:external network named by routers.gw_port_id
@@ -10,14 +11,39 @@
  * its subnet's gateway address, listed in router_ports.
  */
 import { randomUUID } from 'node:crypto';
-import type { Db } from '../../api/db/index.ts';
+import type { Db, Queryable } from '../../api/db/index.ts';
 import { createPort } from '../../api/db/ports.ts';
+import { createReportConsumer } from '../../api/liveness.ts';
+import { type AgentKind, type AgentState, agentTypeByKind } from '../../contracts/agents.ts';
 import {
   FLOATINGIP_OWNER,
   type Port,
   ROUTER_GATEWAY_OWNER,
   ROUTER_INTERFACE_OWNER,
 } from '../../contracts/network.ts';
+import { silentLogger } from '../../core/log.ts';
+
+/** The report_state of a freshly started agent of `kind` on `host`. */
+export function agentState(host: string, kind: AgentKind, configurations = {}): AgentState {
+  const { agentType, binary, topic } = agentTypeByKind(kind);
+  return { agent_type: agentType, binary, topic, host, start_flag: true, configurations };
+}
+
+/** Registers each of `states` as kumo-api does on its report_state, at `now`. */
+export async function reportAgents(
+  deps: Pick<Parameters<typeof createReportConsumer>[0], 'db' | 'broker'>,
+  now: Date,
+  states: readonly AgentState[],
+) {
+  const reports = createReportConsumer({
+    ...deps,
+    log: silentLogger(),
+    clock: { now: () => now },
+    agentDownTime: 30,
+  });
+  for (const agent_state of states) await reports.handle({ agent_state, time: now.toISOString() });
+  await reports.close();
+}
 
 const AT = '2026-11-22T10:00:00Z';
 const NOW = new Date('2026-11-22T10:00:00Z');
@@ -77,7 +103,12 @@ export async function seedInterface(
   return port;
 }
 
-export async function seedRoute(db: Db, routerId: string, destination: string, nexthop: string) {
+export async function seedRoute(
+  db: Queryable,
+  routerId: string,
+  destination: string,
+  nexthop: string,
+) {
   await db.query('INSERT INTO router_routes (router_id, destination, nexthop) VALUES (?, ?, ?)', [
     routerId,
     destination,

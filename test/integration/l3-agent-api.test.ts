@@ -2,19 +2,20 @@
  * The L3 agent-scheduler API (api/routes/l3-agents.ts) on both engines, through testApi's
  * buildApp() with a real database and broker, and the kumo CLI's L3 commands run
  * in-process against the same API listening on loopback: exact codes and bodies
- * (Neutron's InvalidL3Agent is a 404, RouterHostedByL3Agent and RouterNotHostedByL3Agent
- * 409s), a manual add rebinding the router's ports, and every refused request leaving
+ * (Neutron's InvalidL3Agent is a 404, RouterHostedByL3Agent a 409; re-adding to the
+ * hosting agent is a 201 and removing from an agent that does not host the router a 204,
+ * both changing nothing, as Neutron's master does), a manual add rebinding the router's ports, and every refused request leaving
  * bindings and ports as they were.
  */
 import assert from 'node:assert/strict';
 import { beforeEach, describe, test } from 'node:test';
-import { createReportConsumer } from '../../api/liveness.ts';
 import { main } from '../../cli/main.ts';
-import type { Agent, AgentState } from '../../contracts/agents.ts';
+import type { Agent } from '../../contracts/agents.ts';
 import type { Network, Subnet } from '../../contracts/network.ts';
-import { silentLogger } from '../../core/log.ts';
 import {
+  agentState,
   bindingSnapshot,
+  reportAgents,
   seedGateway,
   seedInterface,
   seedRoute,
@@ -26,15 +27,6 @@ const ADMIN = 'admin-token-l3api';
 const MEMBER = 'member-token-l3api';
 const GHOST = '00000000-0000-4000-8000-000000000000';
 const NOW = new Date('2026-11-22T10:00:00.000Z');
-
-const state = (host: string, kind: 'l3' | 'dhcp'): AgentState => ({
-  agent_type: kind === 'l3' ? 'L3 agent' : 'DHCP agent',
-  binary: kind === 'l3' ? 'kumo-l3-agent' : 'kumo-dhcp-agent',
-  topic: kind === 'l3' ? 'l3_agent' : 'dhcp_agent',
-  host,
-  start_flag: true,
-  configurations: {},
-});
 
 type Err = { NeutronError: { type: string; message: string; detail: string } };
 
@@ -76,20 +68,11 @@ for (const engine of ['sqlite', 'postgres'] as const) {
 
     beforeEach(async () => {
       if (l1) return;
-      const reports = createReportConsumer({
-        db: api.db,
-        broker: api.broker,
-        log: silentLogger(),
-        clock: { now: () => NOW },
-        agentDownTime: 30,
-      });
-      for (const [host, kind] of [
-        ['n1', 'l3'],
-        ['n2', 'l3'],
-        ['n1', 'dhcp'],
-      ] as const)
-        await reports.handle({ agent_state: state(host, kind), time: NOW.toISOString() });
-      await reports.close();
+      await reportAgents(api, NOW, [
+        agentState('n1', 'l3'),
+        agentState('n2', 'l3'),
+        agentState('n1', 'dhcp'),
+      ]);
       const agents = (await as('GET', '/v2.0/agents')).body.agents as Agent[];
       const find = (host: string, type: string) =>
         agents.find((a) => a.host === host && a.agent_type === type) as Agent;
@@ -230,13 +213,20 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         ],
         [
           'DELETE',
-          `/v2.0/agents/${l2.id}/l3-routers/${r}`,
+          `/v2.0/agents/${l1.id}/l3-routers/${GHOST}`,
           undefined,
-          409,
-          `The router ${r} is not hosted by L3 agent ${l2.id}.`,
-          'RouterNotHostedByL3Agent',
+          404,
+          `Router ${GHOST} could not be found`,
+          'RouterNotFound',
         ],
-        ['DELETE', `/v2.0/agents/${GHOST}/l3-routers/${r}`, undefined, 404, /could not be found/],
+        [
+          'DELETE',
+          `/v2.0/agents/${GHOST}/l3-routers/${r}`,
+          undefined,
+          404,
+          `Agent ${GHOST} could not be found.`,
+          'AgentNotFound',
+        ],
         ['GET', `/v2.0/agents/${GHOST}/l3-routers`, undefined, 404, /could not be found/],
         ['GET', `/v2.0/routers/${GHOST}/l3-agents`, undefined, 404, /could not be found/],
       ];
@@ -249,6 +239,12 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         else assert.match(e.message, message);
         if (type) assert.equal(e.type, type);
         assert.deepEqual(await bindingSnapshot(api.db), snap, `${method} ${url} changed nothing`);
+      }
+      // Removing a router from an agent that does not host it: Neutron's plain 204.
+      for (const other of [l2, dhcp]) {
+        const quiet = await as('DELETE', `/v2.0/agents/${other.id}/l3-routers/${r}`);
+        assert.equal(quiet.status, 204, JSON.stringify(quiet.body));
+        assert.deepEqual(await bindingSnapshot(api.db), snap, 'a remove from elsewhere');
       }
       // An admin-down L3 agent is Neutron's InvalidL3Agent too.
       await as('PUT', `/v2.0/agents/${l2.id}`, { agent: { admin_state_up: false } });
@@ -287,7 +283,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.match(
         onAgent.out,
         new RegExp(
-          `\\| ${r} \\| cli-router +\\| ACTIVE +\\| True +\\| \\{"network_id":"${ext.net.id}"`,
+          `\\| ${r} \\| cli-router +\\| ACTIVE +\\| True +\\| \\{"network_id": "${ext.net.id}"`,
         ),
       );
       const json = JSON.parse(
@@ -312,11 +308,10 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       const remove = await kumo('l3-agent-router-remove', l1.id, r);
       assert.deepEqual([remove.code, remove.out], [0, `Removed router ${r} from L3 agent\n`]);
       const again = await kumo('l3-agent-router-remove', l1.id, r);
-      assert.equal(again.code, 1);
-      assert.match(
-        again.err,
-        /^kumo: 409 RouterNotHostedByL3Agent: The router .* is not hosted by L3 agent/,
-      );
+      assert.deepEqual([again.code, again.err], [0, ''], 'not hosted there: Neutron says 204');
+      const ghost = await kumo('l3-agent-router-remove', l1.id, GHOST);
+      assert.equal(ghost.code, 1);
+      assert.match(ghost.err, /^kumo: 404 RouterNotFound: Router .* could not be found/);
       const value = await kumo('l3-agent-list-hosting-router', r, '-f', 'value');
       assert.deepEqual([value.code, value.out], [0, '']);
       assert.equal((await kumo('l3-agent-router-add', l2.id, r)).code, 0);

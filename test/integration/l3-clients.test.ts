@@ -18,13 +18,11 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
-import { createReportConsumer } from '../../api/liveness.ts';
-import type { Agent, AgentState } from '../../contracts/agents.ts';
+import type { Agent } from '../../contracts/agents.ts';
 import type { Network, Port, Subnet } from '../../contracts/network.ts';
-import { silentLogger } from '../../core/log.ts';
 import { type RunResult, runCommand } from '../helpers/cluster.ts';
 import { REPO } from '../helpers/env.ts';
-import { bindingSnapshot } from '../helpers/l3-seed.ts';
+import { agentState, bindingSnapshot, reportAgents } from '../helpers/l3-seed.ts';
 import { ok } from '../helpers/os-clients.ts';
 import { injectAs, testApi } from '../helpers/test-api.ts';
 
@@ -36,15 +34,6 @@ interface GatewayInfo {
   enable_snat: boolean;
   external_fixed_ips: { subnet_id: string; ip_address: string }[];
 }
-
-const l3State = (host: string): AgentState => ({
-  agent_type: 'L3 agent',
-  binary: 'kumo-l3-agent',
-  topic: 'l3_agent',
-  host,
-  start_flag: true,
-  configurations: { agent_mode: 'legacy' },
-});
 
 /** A cliff-style table's cells, header first; every line a border or a row of one width. */
 function cells(out: string): string[][] {
@@ -136,16 +125,11 @@ describe('L3 API through the openstack, neutron and kumo CLIs', { timeout: 120_0
   };
 
   before(async () => {
-    const reports = createReportConsumer({
-      db: api.db,
-      broker: api.broker,
-      log: silentLogger(),
-      clock: { now: () => NOW },
-      agentDownTime: 30,
-    });
-    for (const host of ['n1', 'n2'])
-      await reports.handle({ agent_state: l3State(host), time: NOW.toISOString() });
-    await reports.close();
+    await reportAgents(
+      api,
+      NOW,
+      ['n1', 'n2'].map((host) => agentState(host, 'l3', { agent_mode: 'legacy' })),
+    );
     for (const a of await get<Agent[]>('/v2.0/agents', 'agents')) w.agents[a.host] = a;
     assert.deepEqual(Object.keys(w.agents).sort(), ['n1', 'n2']);
     w.pub = await network('public', '203.0.113.0/24', true);

@@ -9,6 +9,8 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import type { Db } from '../../api/db/index.ts';
+import { getRouterInfo } from '../../api/rpc-l3.ts';
 import { routerChanged } from '../../api/scheduler/l3.ts';
 import { parseRouterInfo, UpdateFloatingIpStatusesResult } from '../../contracts/l3.ts';
 import type { Port } from '../../contracts/network.ts';
@@ -110,6 +112,40 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.equal(await h.routerInfo('h1', a.id), null, 'deleted');
       assert.deepEqual(await h.activeRouters('h1'), []);
     });
+
+    // Only PostgreSQL has a second connection to commit from mid-read (SQLite has one).
+    if (engine === 'postgres')
+      test('get_router_info reads one snapshot: a change committed while it reads is not half-seen', async () => {
+        await h.report('h1');
+        const a = await h.fullRouter('a');
+        await routerChanged(h.deps, a.id);
+        // Another replica's commit lands right after the router row is read, before its routes.
+        let landed = false;
+        const interleave = async (sql: string) => {
+          if (landed || !sql.includes('FROM routers WHERE id')) return;
+          landed = true;
+          await h.db.transaction(async (tx) => {
+            await seedRoute(tx, a.id, '192.168.7.0/24', '10.1.0.7');
+            await tx.query('UPDATE routers SET revision_number = 2 WHERE id = ?', [a.id]);
+          });
+        };
+        const racing: Db = Object.create(h.db);
+        racing.transaction = (fn) =>
+          h.db.transaction((tx) =>
+            fn({
+              query: async (sql, params) => {
+                const rows = await tx.query(sql, params);
+                await interleave(sql);
+                return rows as never;
+              },
+            }),
+          );
+        const { router } = await getRouterInfo(racing, { host: 'h1', router_id: a.id });
+        assert.ok(landed, 'the concurrent commit happened mid-read');
+        assert.equal(router?.revision_number, 1);
+        assert.deepEqual(router?.routes, [], 'the route committed after the snapshot is not seen');
+        assert.equal((await h.routerInfo('h1', a.id))?.routes.length, 1, 'the next read sees it');
+      });
 
     test("a router the L3 agent cannot serve shows in its row's failed_routers", async () => {
       await h.report('h1');

@@ -3,8 +3,9 @@
  * router hints (`l3_agent.<host>`) and the port hints (OVS fanout), routers seeded in SQL
  * with real ports (test/helpers/l3-harness.ts): scheduling on router change, the ports
  * following their router (the fence) with its hints sent first, the failover sweep with
- * an injected clock, the sweep's second-sighting rule for unhosted routers, stray ports,
- * and two replicas racing.
+ * an injected clock (dead and admin-down agents; no eligible agent: the binding stays), a
+ * deleted agent's routers rehosted and its host told, the sweep's second-sighting rule
+ * for unhosted routers, stray ports, and two replicas racing.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -12,10 +13,13 @@ import { openDb } from '../../api/db/index.ts';
 import { OVS_FANOUT } from '../../api/hints.ts';
 import {
   type L3Deps,
+  l3HostsOf,
   newL3SweepMemory,
   routerChanged,
+  routerDeleted,
   runL3Sweep,
 } from '../../api/scheduler/l3.ts';
+import { waitFor } from '../helpers/env.ts';
 import { L3_DOWN, l3Harness } from '../helpers/l3-harness.ts';
 import { bindingSnapshot, seedGateway, seedInterface, seedRouter } from '../helpers/l3-seed.ts';
 
@@ -155,6 +159,47 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       const before = await bindingSnapshot(h.db);
       assert.deepEqual(await runL3Sweep(h.deps, memory), []);
       assert.deepEqual(await bindingSnapshot(h.db), before);
+    });
+
+    test('a deleted agent takes its bindings along; the sweep rehosts its routers and its host hears', async () => {
+      await h.report('h1', 'h2');
+      const a = await h.fullRouter('a');
+      await routerChanged(h.deps, a.id);
+      const h1 = await h.agentOn('h1');
+      assert.equal((await h.call('DELETE', `/v2.0/agents/${h1.id}`)).status, 204);
+      assert.deepEqual(await h.hostsOf(a.id), [], 'the binding went with the agent');
+      assert.deepEqual(await h.portHosts(a.ports), ['h1'], 'the ports stay until it moves');
+      const memory = newL3SweepMemory();
+      assert.deepEqual(await runL3Sweep(h.deps, memory), [], 'first sighting');
+      h.received.length = 0;
+      assert.deepEqual(await runL3Sweep(h.deps, memory), [
+        { routerId: a.id, from: 'h1', to: 'h2', moved: true, ports: [...a.ports].sort() },
+      ]);
+      assert.deepEqual(await h.portHosts(a.ports), ['h2']);
+      await h.waitPortHints(a.ports);
+      await h.waitRouterHint('h2', a.id);
+      await h.waitRouterHint('h1', a.id);
+      assert.equal(await h.routerInfo('h1', a.id), null, 'h1 serves nothing for it');
+    });
+
+    test('a deleted router: the hosts read before the delete hear {deleted: true}, once each', async () => {
+      await h.report('h1', 'h2');
+      const a = await h.fullRouter('a');
+      await routerChanged(h.deps, a.id);
+      const hosts = await l3HostsOf(h.db, a.id);
+      assert.deepEqual(hosts, ['h1']);
+      h.received.length = 0;
+      await routerDeleted(h.deps, a.id, [...hosts, 'h3', 'h3', '']);
+      const hints = () =>
+        h.received
+          .filter((r) => r.message.method === 'hint')
+          .map((r) => [r.queue, r.message.args])
+          .sort();
+      await waitFor('both deletion hints', () => hints().length === 2);
+      assert.deepEqual(hints(), [
+        ['l3_agent.h1', { resource: 'router', id: a.id, deleted: true }],
+        ['l3_agent.h3', { resource: 'router', id: a.id, deleted: true }],
+      ]);
     });
 
     test('the sweep binds an unhosted router on its second sighting and rebinds stray ports', async () => {
