@@ -1,22 +1,212 @@
 /**
- * kumo-l3-agent hooks. Routers, SNAT and floating IPs come with the L3 issue; until then
- * the agent reports its mode and the iptables it would program.
+ * kumo-l3-agent: one qrouter-<router> namespace per router this host's L3 agent is
+ * scheduled for, as the kit's reconciler with one resource kind, `router`.
+ *
+ * Invariants:
+ * - one reconcile key per router (`router:<id>`): a burst of hints coalesces into one
+ *   fetch, one `ip -batch` and at most one `iptables-restore --noflush`;
+ * - a router's status is ACTIVE once reconciled (served, or torn down) and ERROR with the
+ *   reason after a failure, retried with backoff while the other routers are served; one
+ *   bad interface, route or floating IP is left out and listed in the status (`rejected`);
+ * - after an apply, the floating IPs whose status the API has wrong are reported
+ *   (update_floatingip_statuses): ACTIVE when served, ERROR when left out;
+ * - a resync reconciles every router the API lists for this host and every router this
+ *   agent has a marked state directory for, so what nothing claims is torn down (also
+ *   after revival, when the router moved elsewhere), while qrouter namespaces without
+ *   our marker are never touched;
+ * - stopping or restarting the agent never touches a namespace, rule or route.
  */
-import type { AgentHooks } from '../../core/agent.ts';
+import { mkdir } from 'node:fs/promises';
+import { GetActiveRoutersResult, parseRouterInfo, type RouterInfo } from '../../contracts/l3.ts';
+import { PLUGIN_TOPIC } from '../../contracts/messages.ts';
+import type { ResourceStatus } from '../../contracts/status.ts';
+import type { AgentControl, AgentHooks } from '../../core/agent.ts';
+import type { CommandRunner } from '../../core/exec.ts';
+import type { Logger } from '../../core/log.ts';
+import { createReconciler, type KindStatus, type ResourceKindSpec } from '../../core/reconciler.ts';
+import type { StatusReporter } from '../../core/status.ts';
+import type { OvsdbClient } from '../../host/ovs/ovsdb.ts';
 import { toolVersion } from '../../host/version.ts';
-import { type HookDeps, nothingHosted } from '../run.ts';
+import { classify } from '../lib/errors.ts';
+import { lazyOvsdb } from '../lib/ovsdb.ts';
+import { resourceStatus, statusReporter } from '../lib/status.ts';
+import { runSteps } from '../lib/steps.ts';
+import type { HookDeps } from '../run.ts';
+import {
+  type DesiredRouter,
+  desiredRouter,
+  type FipStatusUpdate,
+  type L3Settings,
+  netnsOf,
+  stateDirOf,
+} from './desired.ts';
+import { type ObservedRouter, observeRouter, ownedRouterIds } from './observe.ts';
+import { type L3OwnStep, type L3Step, planRouter } from './plan.ts';
 
-export async function l3Hooks({ config, runner }: HookDeps): Promise<AgentHooks> {
+export function l3Settings(config: HookDeps['config']): L3Settings {
+  return {
+    stateRoot: `${config.DEFAULT.state_path}/l3`,
+    host: config.DEFAULT.host,
+    intBridge: config.ovs.integration_bridge,
+    netnsPrefix: config.DEFAULT.netns_prefix,
+    sendArpCount: config.l3.send_arp_for_ha,
+    ...(config.ovs.vswitchd_netns ? { vswitchdNetns: config.ovs.vswitchd_netns } : {}),
+  };
+}
+
+export interface RouterKindDeps {
+  settings: L3Settings;
+  runner: CommandRunner;
+  log: Logger;
+  ovsdb(): Promise<OvsdbClient>;
+  /** get_router_info: router null when this host must serve nothing for it. */
+  getRouter(id: string): Promise<RouterInfo>;
+  /** update_floatingip_statuses for one router. */
+  updateFloatingIpStatuses(routerId: string, statuses: FipStatusUpdate[]): Promise<void>;
+  netnsExists?(name: string): Promise<boolean>;
+  status?: KindStatus<RouterInfo, DesiredRouter | null, ResourceStatus>;
+}
+
+/** The agent's own steps: arping in the background (logged if it fails), status reports. */
+function ownStepRunner(deps: RouterKindDeps, routerId: string) {
+  return async (step: L3OwnStep) => {
+    if (step.kind === 'fip-status') {
+      await deps.updateFloatingIpStatuses(routerId, step.statuses);
+      return;
+    }
+    deps.runner.run(step.spec).catch((e: unknown) => {
+      deps.log.warn({ routerId, why: step.why, err: String(e) }, 'background step failed');
+    });
+  };
+}
+
+/** The `router` kind. No revisionOf: the router's revision does not cover its ports. */
+export function routerKind(
+  deps: RouterKindDeps,
+): ResourceKindSpec<RouterInfo, DesiredRouter | null, ObservedRouter, L3Step, ResourceStatus> {
+  const { settings, log } = deps;
+  return {
+    fetch: (id) => deps.getRouter(id),
+    desired: (info) => desiredRouter(info.router, settings, info.rejected),
+    observe: (id, desired) => observeRouter(deps, settings, id, desired),
+    plan: (desired, observed, id) =>
+      planRouter(desired, observed, settings, {
+        netns: netnsOf(settings, id),
+        stateDir: stateDirOf(settings, id),
+      }),
+    async apply(steps, id) {
+      if (steps.length)
+        log.info({ routerId: id, steps: steps.map((s) => `${s.kind}: ${s.why}`) }, 'l3 apply');
+      await runSteps(deps, steps, { routerId: id }, ownStepRunner(deps, id));
+    },
+    ...(deps.status ? { status: deps.status } : {}),
+  };
+}
+
+const rejectedOf = (d: DesiredRouter | null) =>
+  d?.rejected.length ? { rejected: d.rejected } : {};
+
+/**
+ * A router's status: ACTIVE once served (listing the parts it is served without) or torn
+ * down, ERROR with the reason after a failure.
+ */
+export function routerStatus(
+  reporter: StatusReporter<ResourceStatus>,
+  log: Logger,
+  onServed: (id: string, router: DesiredRouter | null) => void = () => {},
+): KindStatus<RouterInfo, DesiredRouter | null, ResourceStatus> {
+  return {
+    reporter,
+    ok(_info, desired, id) {
+      onServed(id, desired);
+      const status = { ...resourceStatus('router', id), ...rejectedOf(desired) };
+      const before = JSON.stringify(reporter.sent(`router:${id}`)?.rejected ?? []);
+      if (before !== JSON.stringify(status.rejected ?? []) && status.rejected)
+        log.warn({ routerId: id, rejected: status.rejected }, 'served without these parts');
+      return status;
+    },
+    failed: (err, id) => resourceStatus('router', id, err),
+  };
+}
+
+/** Statuses of routers nothing claims any more (torn down) are not sent again. */
+function dropUnclaimed(reporter: StatusReporter<ResourceStatus>, claimed: Set<string>) {
+  for (const key of reporter.sentKeys())
+    if (!claimed.has(key.slice('router:'.length))) reporter.drop(key);
+}
+
+/** What this host serves, counted for report_state's configurations. */
+export function servedRouters() {
+  const served = new Map<string, { interfaces: number; fips: number; gw: number }>();
+  const sum = (k: 'interfaces' | 'fips' | 'gw') =>
+    [...served.values()].reduce((n, x) => n + x[k], 0);
+  return {
+    note(id: string, d: DesiredRouter | null) {
+      if (!d) served.delete(id);
+      else
+        served.set(id, {
+          interfaces: d.ports.length - (d.gateway ? 1 : 0),
+          fips: d.floatingIps.length,
+          gw: d.gateway ? 1 : 0,
+        });
+    },
+    totals: () => ({
+      routers: served.size,
+      interfaces: sum('interfaces'),
+      floating_ips: sum('fips'),
+      ex_gw_ports: sum('gw'),
+    }),
+  };
+}
+
+export async function l3Hooks({ config, runner, log, broker }: HookDeps): Promise<AgentHooks> {
+  const settings = l3Settings(config);
+  const host = settings.host;
   const iptablesVersion = await toolVersion(runner, ['iptables', '--version']);
+  const ovsdb = lazyOvsdb(config, log);
+  const reporter = statusReporter(broker, host, 'l3');
+  const served = servedRouters();
+  let ctl: AgentControl | undefined;
+
+  const router = routerKind({
+    settings,
+    runner,
+    log,
+    ovsdb: ovsdb.get,
+    async getRouter(id) {
+      const reply = await broker.call(PLUGIN_TOPIC, 'get_router_info', { host, router_id: id });
+      return parseRouterInfo(reply);
+    },
+    async updateFloatingIpStatuses(routerId, statuses) {
+      await broker.call(PLUGIN_TOPIC, 'update_floatingip_statuses', {
+        host,
+        router_id: routerId,
+        statuses,
+      });
+    },
+    status: routerStatus(reporter, log, served.note),
+  });
+  const reconciler = createReconciler({ log, kinds: { router }, classify });
+
   return {
     configurations: async () => ({
       agent_mode: config.l3.agent_mode,
       iptables_version: iptablesVersion,
-      routers: 0,
-      interfaces: 0,
-      floating_ips: 0,
-      ex_gw_ports: 0,
+      ...served.totals(),
     }),
-    resync: nothingHosted,
+    async start(control) {
+      ctl = control;
+      await mkdir(settings.stateRoot, { recursive: true, mode: 0o755 });
+    },
+    async resync() {
+      const reply = await broker.call(PLUGIN_TOPIC, 'get_active_routers', { host });
+      const active = GetActiveRoutersResult.parse(reply).routers;
+      const ids = new Set([...active, ...(await ownedRouterIds(settings))]);
+      dropUnclaimed(reporter, ids);
+      reconciler.forget();
+      for (const id of ids) ctl?.enqueue('router', id);
+    },
+    reconcile: (resource, id, revision) => reconciler.reconcile(resource, id, revision),
+    stop: () => ovsdb.close(),
   };
 }

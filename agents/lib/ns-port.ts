@@ -1,13 +1,16 @@
 /**
- * A port inside a network namespace (qdhcp now, qrouter and qlbaas next): the namespace
- * with lo up, an OVS internal port on the integration bridge, moved into the namespace,
- * with its MAC, MTU, up state and addresses. Pure: observed state in, kit Steps out.
+ * Ports inside a network namespace (one in qdhcp, several in qrouter, qlbaas next): the
+ * namespace with lo up, OVS internal ports on the integration bridge, moved into the
+ * namespace, with their MACs, MTUs, up state and addresses. Pure: observed state in, kit
+ * Steps out.
  *
  * Invariants:
- * - a port that is already right plans nothing; what differs on the link is set in ONE
- *   `ip -batch` inside the namespace;
- * - the port is plugged in one OVSDB transaction carrying iface-id, attached-mac, MAC and
- *   MTU, applied by ovs-vswitchd before `ip link set netns` moves the device it made;
+ * - ports that are already right plan nothing; what differs on the links (and the
+ *   caller's extra lines, e.g. routes) is set in ONE `ip -batch` inside the namespace;
+ * - missing ports are plugged in one OVSDB transaction carrying each one's iface-id,
+ *   attached-mac, MAC and MTU, applied by ovs-vswitchd before `ip link set netns` moves the
+ *   devices it made (one command for one device, one `ip -batch` for several);
+ * - links of the namespace's owner that are not desired lose their OVS ports first;
  * - an OVS row whose device is not in the namespace (the namespace was deleted, the agent
  *   died before the move) is removed in its own applied transaction first, so OVS makes a
  *   fresh device to move instead of keeping a row with nothing behind it;
@@ -17,6 +20,7 @@ import type { LinkInfo } from '../../host/ip/link.ts';
 import {
   addrDel,
   addrReplace,
+  type IpArgs,
   ipBatch,
   ipCommand,
   linkSetMac,
@@ -70,27 +74,53 @@ export function unplugSteps(ports: readonly ObservedPort[], why: string): Step[]
   return ops.length ? [{ kind: 'ovsdb', ops, applied: true, why }] : [];
 }
 
-function plugSteps(p: NsPort, stale: ObservedPort | undefined): Step[] {
-  const vif = {
-    name: p.device,
-    kind: 'internal' as const,
-    portId: p.portId,
-    attachedMac: p.mac,
-    mac: p.mac,
-    mtu: p.mtu,
-  };
+const vifOf = (p: NsPort) => ({
+  name: p.device,
+  kind: 'internal' as const,
+  portId: p.portId,
+  attachedMac: p.mac,
+  mac: p.mac,
+  mtu: p.mtu,
+});
+
+/** `ip link set netns` of each device from where ovs-vswitchd made it: one process. */
+function moveSteps(ports: readonly NsPort[]): Step[] {
+  const byNetns = new Map<string | undefined, NsPort[]>();
+  for (const p of ports) byNetns.set(p.vswitchdNetns, [...(byNetns.get(p.vswitchdNetns) ?? []), p]);
+  return [...byNetns].map(([from, group]) => {
+    const lines = group.map((p) => linkSetNetns(p.device, p.netns));
+    const [only] = lines;
+    return {
+      kind: 'command' as const,
+      spec: lines.length === 1 && only ? ipCommand(only, from) : ipBatch(lines, from),
+      why:
+        lines.length === 1
+          ? 'move the port into its namespace'
+          : 'move the ports into their namespace',
+    };
+  });
+}
+
+/** Missing ports: stale rows cleared, all plugged in one applied transaction, then moved. */
+function plugSteps(missing: readonly NsPort[], o: NsObserved): Step[] {
+  if (missing.length === 0) return [];
+  const names = new Set(missing.map((p) => p.device));
+  const bridges = [...new Set(missing.map((p) => p.bridge))];
+  const ops = bridges.flatMap((br) =>
+    plugOps(br, missing.filter((p) => p.bridge === br).map(vifOf)),
+  );
   return [
-    ...unplugSteps(stale ? [stale] : [], 'clear an OVS port whose device is gone'),
-    { kind: 'ovsdb', ops: plugOps(p.bridge, [vif]), applied: true, why: `plug into ${p.bridge}` },
-    {
-      kind: 'command',
-      spec: ipCommand(linkSetNetns(p.device, p.netns), p.vswitchdNetns),
-      why: 'move the port into its namespace',
-    },
+    ...unplugSteps(
+      o.ovsPorts.filter((r) => names.has(r.name)),
+      'clear an OVS port whose device is gone',
+    ),
+    { kind: 'ovsdb', ops, applied: true, why: `plug into ${bridges.join(', ')}` },
+    ...moveSteps(missing),
   ];
 }
 
-function linkLines(p: NsPort, link: LinkInfo | undefined) {
+/** What differs on one port's link, as `ip -batch` lines. */
+export function linkLines(p: NsPort, link: LinkInfo | undefined): IpArgs[] {
   const have = globalAddresses(link);
   return [
     ...(link?.mac === p.mac ? [] : [linkSetMac(p.device, p.mac)]),
@@ -101,16 +131,65 @@ function linkLines(p: NsPort, link: LinkInfo | undefined) {
   ];
 }
 
+/** The caller's own lines in a namespace's batch: `before` the links change, `lines` after. */
+export interface BatchExtra {
+  before?: readonly IpArgs[];
+  lines?: readonly IpArgs[];
+  why?: string;
+}
+
+/**
+ * Ports of one namespace, the namespace existing: plug and move the missing ones, then one
+ * `ip -batch` with every link's changes between the caller's lines (e.g. routes: removed
+ * before an address they use goes, added once the addresses are there).
+ */
+export function portsSteps(
+  netns: string,
+  ports: readonly NsPort[],
+  o: NsObserved,
+  extra: BatchExtra = {},
+): Step[] {
+  const linkOf = (p: NsPort) => o.links.find((l) => l.name === p.device);
+  const lines = [
+    ...(extra.before ?? []),
+    ...ports.flatMap((p) => linkLines(p, linkOf(p))),
+    ...(extra.lines ?? []),
+  ];
+  const why = extra.why ?? 'link and addresses';
+  return [
+    ...plugSteps(
+      ports.filter((p) => !linkOf(p)),
+      o,
+    ),
+    ...(lines.length ? [{ kind: 'command' as const, spec: ipBatch(lines, netns), why }] : []),
+  ];
+}
+
 /** One port, its namespace existing: plug and move it if missing, then one `ip -batch`. */
 export function portSteps(p: NsPort, o: NsObserved): Step[] {
-  const link = o.links.find((l) => l.name === p.device);
-  const row = o.ovsPorts.find((r) => r.name === p.device);
-  const lines = linkLines(p, link);
+  return portsSteps(p.netns, [p], o);
+}
+
+/**
+ * A namespace holding exactly `ports` (all with this `netns`): the namespace, the OVS ports
+ * of other observed links removed (replaced or no longer wanted), and the ports.
+ */
+export function planNsPorts(
+  netns: string,
+  ports: readonly NsPort[],
+  o: NsObserved,
+  extra: BatchExtra = {},
+): Step[] {
+  if (ports.some((p) => p.netns !== netns)) throw new Error(`ports outside ${netns}`);
+  const wanted = new Set(ports.map((p) => p.device));
+  const others = new Set(o.links.filter((l) => !wanted.has(l.name)).map((l) => l.name));
   return [
-    ...(link ? [] : plugSteps(p, row)),
-    ...(lines.length
-      ? [{ kind: 'command' as const, spec: ipBatch(lines, p.netns), why: 'link and addresses' }]
-      : []),
+    ...namespaceSteps(netns, o.netnsExists),
+    ...unplugSteps(
+      o.ovsPorts.filter((r) => others.has(r.name)),
+      'unplug a replaced port',
+    ),
+    ...portsSteps(netns, ports, o, extra),
   ];
 }
 
@@ -119,15 +198,7 @@ export function portSteps(p: NsPort, o: NsObserved): Step[] {
  * removed (a replaced port), and the port.
  */
 export function planNsPort(p: NsPort, o: NsObserved): Step[] {
-  const others = new Set(o.links.filter((l) => l.name !== p.device).map((l) => l.name));
-  return [
-    ...namespaceSteps(p.netns, o.netnsExists),
-    ...unplugSteps(
-      o.ovsPorts.filter((r) => others.has(r.name)),
-      'unplug a replaced port',
-    ),
-    ...portSteps(p, o),
-  ];
+  return planNsPorts(p.netns, [p], o);
 }
 
 /** Everything of a namespace gone: its ports unplugged, then the namespace deleted. */

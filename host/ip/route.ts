@@ -1,0 +1,103 @@
+/**
+ * Routes an agent owns inside a namespace, in `ip`'s vocabulary: they carry `proto static`
+ * (what `ip route` gives routes nobody marked is `boot`, the kernel's connected routes are
+ * `kernel`), so observing them is one `ip -j route show table all proto static` for both
+ * families, and nothing the kernel made is ever taken for ours.
+ *
+ * Invariants: a destination is a canonical CIDR (network address, prefix always written:
+ * `0.0.0.0/0`, never `default`, so a batch line names its family); gateways are canonical
+ * addresses; every word passes host/ip/inet's strict parsing before a line exists, so a
+ * line is always valid `ip -batch` input. Observing is read-only and parses `ip -j`.
+ */
+import { formatIp, parseIp } from '../../contracts/inet.ts';
+import type { CommandRunner } from '../../core/exec.ts';
+import { type Cidr, networkAddress, parseCidr } from './inet.ts';
+import type { IpArgs } from './link.ts';
+import { assertDeviceName, assertNetnsName } from './names.ts';
+
+export interface StaticRoute {
+  /** Canonical `network/prefix`. */
+  destination: string;
+  /** Canonical gateway address. */
+  via: string;
+  /** The device, when the route is pinned to one. */
+  dev?: string;
+}
+
+/** `10.1.0.5/16` → `10.1.0.0/16` (canonical text); null when not a CIDR. */
+export function canonicalCidr(text: string): string | null {
+  const c: Cidr | null = parseCidr(text);
+  return c && `${networkAddress(c)}/${c.prefix}`;
+}
+
+function canonicalIpOrNull(text: string): string | null {
+  const ip = parseIp(text);
+  return ip ? formatIp(ip.version, ip.value) : null;
+}
+
+function checked(r: StaticRoute): { destination: string; via: string } {
+  const destination = canonicalCidr(r.destination);
+  const via = canonicalIpOrNull(r.via);
+  if (destination !== r.destination || via !== r.via)
+    throw new Error(`invalid route ${JSON.stringify(r)}: canonical CIDR and gateway required`);
+  if (parseIp(via)?.version !== parseCidr(destination)?.version)
+    throw new Error(`invalid route ${JSON.stringify(r)}: gateway of another family`);
+  return { destination, via };
+}
+
+/** `route replace DEST via GW [dev DEV] proto static`. */
+export function staticRouteReplace(r: StaticRoute): IpArgs {
+  const { destination, via } = checked(r);
+  const dev = r.dev === undefined ? [] : ['dev', assertDeviceName(r.dev)];
+  return ['route', 'replace', destination, 'via', via, ...dev, 'proto', 'static'];
+}
+
+/** `route del DEST via GW proto static`. */
+export function staticRouteDel(r: StaticRoute): IpArgs {
+  const { destination, via } = checked(r);
+  return ['route', 'del', destination, 'via', via, 'proto', 'static'];
+}
+
+interface RawRoute {
+  dst?: string;
+  gateway?: string;
+  dev?: string;
+  table?: string;
+}
+
+/** One `ip -j route` entry as a StaticRoute; null for what is not gateway-routed here. */
+function toRoute(raw: RawRoute): StaticRoute | null {
+  if (typeof raw.gateway !== 'string' || typeof raw.dst !== 'string') return null;
+  if (raw.table !== undefined && raw.table !== 'main') return null;
+  const via = canonicalIpOrNull(raw.gateway);
+  if (via === null) return null;
+  const v6 = via.includes(':');
+  const dst =
+    raw.dst === 'default'
+      ? v6
+        ? '::/0'
+        : '0.0.0.0/0'
+      : raw.dst.includes('/')
+        ? raw.dst
+        : `${raw.dst}/${v6 ? 128 : 32}`;
+  const destination = canonicalCidr(dst);
+  if (destination === null) return null;
+  return { destination, via, ...(typeof raw.dev === 'string' ? { dev: raw.dev } : {}) };
+}
+
+/** The `proto static` routes of the main table, both families, in a namespace. */
+export async function listStaticRoutes(
+  runner: CommandRunner,
+  netns: string,
+): Promise<StaticRoute[]> {
+  const argv = ['ip', '-n', assertNetnsName(netns), '-j', 'route', 'show', 'table', 'all'];
+  const { stdout } = await runner.run({ argv: [...argv, 'proto', 'static'] });
+  if (stdout.trim() === '') return [];
+  const parsed = JSON.parse(stdout) as unknown;
+  if (!Array.isArray(parsed)) throw new Error('ip -j route show: expected a JSON array');
+  return (parsed as RawRoute[]).flatMap((r) => toRoute(r) ?? []);
+}
+
+/** Equal routes: same destination and gateway (the kernel picks the device unless pinned). */
+export const sameRoute = (a: StaticRoute, b: StaticRoute) =>
+  a.destination === b.destination && a.via === b.via && (a.dev === undefined || a.dev === b.dev);
