@@ -1,14 +1,14 @@
 /**
  * What bench/l3-resync watches while a phase runs, at little cost to the machine: ping
- * processes that stamp the first reply through a rebuilt router (`ping -D`), the access
- * times of the agent's ownership markers (the agent read them: it looked at the router),
- * the agent's own step log (where its time goes), and a process's CPU time.
+ * processes that stamp the first reply through a rebuilt router (`ping -D`), the agent's
+ * own step log (where its time goes), a process's CPU time, and the script's commands
+ * timed by kind.
  *
- * Invariant: nothing here changes the host except the marker files' access times; every
- * ping process started is killed by `stop()`.
+ * Invariant: nothing here changes the host; every ping process started is killed by
+ * `stopPingers`.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync, statSync, utimesSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import type { CommandRunner, CommandSpec } from '../core/exec.ts';
 
@@ -35,17 +35,6 @@ export function startPinger(netns: string, ip: string): Pinger {
 
 export function stopPingers(pingers: Iterable<Pinger>) {
   for (const p of pingers) if (p.child.exitCode === null) p.child.kill('SIGKILL');
-}
-
-/** Sets each file's atime before its mtime, so the next read (relatime) stamps it. */
-export function armAtimes(paths: readonly string[]): Map<string, number> {
-  const armed = new Map<string, number>();
-  for (const path of paths) {
-    const st = statSync(path);
-    utimesSync(path, new Date(st.mtimeMs - 60_000), st.mtime);
-    armed.set(path, statSync(path).atimeMs);
-  }
-  return armed;
 }
 
 interface LogLine {
@@ -142,10 +131,11 @@ export function timedRunner(inner: CommandRunner) {
       try {
         return await inner.run(spec);
       } finally {
-        const k = kinds.get(commandKind(spec)) ?? { n: 0, ms: 0 };
+        const kind = commandKind(spec);
+        const k = kinds.get(kind) ?? { n: 0, ms: 0 };
         k.n++;
-        k.ms += performance.now() - t;
-        kinds.set(commandKind(spec), k);
+        if (spec.argv[0] !== 'arping') k.ms += performance.now() - t;
+        kinds.set(kind, k);
       }
     },
   };

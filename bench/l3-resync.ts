@@ -43,13 +43,17 @@
  * router, its three new OVS rows wired by the OVS agent (one `ovs-vsctl list Port` every
  * 200 ms, for both phases) and, for the deleted sample routers, the first ping reply
  * from outside through its floating IP (`ping -D -i 0.1` started at t0); script: its
- * last command; kumo: every router looked at (the access time of its ownership marker,
- * which the agent's observe reads first, armed before t0 as dhcp-resync does — so an
- * intact router counts at the start of its verification, a few ms early) and every
- * deleted router's last apply step (the agent's own `"msg":"step"` log line; the only
- * signal taken from the agent, checked by what follows). Then, not timed, the full check
- * of every router and the forwarding pings of every sample must pass; if they do not at
- * once they are repeated each second and the phase's time becomes the time they passed.
+ * last command; kumo: every router served by the restarted agent — its own count
+ * (report_state configurations.routers, counted once a router's reconcile has observed,
+ * planned and applied) reaching N in kumo-api's agent row with a started_at after t0,
+ * polled every 200 ms, so up to report_interval (1 s) + 200 ms late: the bench prints
+ * the earliest it can have been too — and every deleted router's last step (its own
+ * `"msg":"step"` log lines, the iptables-restore among them). These two come from the
+ * agent; what follows checks them. dhcp-resync's atime trick does not work here: the
+ * L3 agent's resync lists its routers by reading every ownership marker at once. Then,
+ * not timed, the full check of every router and the forwarding pings of every sample
+ * must pass; if they do not at once they are repeated each second and the phase's time
+ * becomes the time they passed.
  *
  * Output: both times, the kumo agent's step summary (count × mean ms per step kind), its
  * CPU time, and as the last line `ratio kumo/script: X.XX` (lower is better; the goal is
@@ -59,6 +63,7 @@ import { statSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
+import type { Agent } from '../contracts/agents.ts';
 import { createCommandRunner } from '../core/exec.ts';
 import { Cluster, ovsOf, type Proc } from '../test/helpers/cluster.ts';
 import { waitFor } from '../test/helpers/env.ts';
@@ -74,7 +79,6 @@ import {
 } from './l3-resync-host.ts';
 import { type BenchRouter, buildTopology, EXT_GATEWAY } from './l3-resync-topology.ts';
 import {
-  armAtimes,
   cpuOf,
   lastSteps,
   logSince,
@@ -139,7 +143,6 @@ interface Env {
   host: string;
   ovs: OvsAt;
   outside: string;
-  stateRoot: string;
   extra: string[];
 }
 
@@ -166,8 +169,7 @@ async function environment(): Promise<Env> {
     },
     30_000,
   );
-  const stateRoot = `${c.dir.path}/hosts/${host}/l3`;
-  return { c, h, host, ovs: { dbSocket: h.dbSocket, netns: h.netns }, outside, stateRoot, extra };
+  return { c, h, host, ovs: { dbSocket: h.dbSocket, netns: h.netns }, outside, extra };
 }
 
 const isSample = (r: BenchRouter) => r.index % SAMPLE_EVERY === 0 || r.index % SAMPLE_EVERY === 1;
@@ -353,22 +355,19 @@ async function scriptPhase(e: Env, eps: Map<BenchRouter, Endpoint>, nat: Map<str
   return time;
 }
 
-/** The agent's side of "done": every router looked at, every deleted one's NAT restored. */
+/**
+ * The agent's side of "done": it reports every router served (configurations.routers of
+ * the process started at t0, as kumo-api stores its report_state), and every deleted
+ * router's NAT restored (its iptables step logged).
+ */
 function agentSignal(e: Env, t0: number, logPath: string, logFrom: number) {
-  const markers = new Map(routers.map((r) => [r, `${e.stateRoot}/${r.id}/host`] as const));
-  const armed = armAtimes([...markers.values()]);
-  const looked = new Map<BenchRouter, number>();
   const deleted = routers.filter(isDeleted);
-  return {
-    looked,
+  const signal = {
+    servedAt: null as number | null,
     async own(): Promise<number | null> {
       if (l3Agent?.child.exitCode !== null) throw new Error('kumo-l3-agent exited');
-      for (const [r, path] of markers) {
-        if (looked.has(r)) continue;
-        const at = statSync(path).atimeMs;
-        if (at !== armed.get(path)) looked.set(r, at - wall(t0));
-      }
-      if (looked.size < routers.length) return null;
+      signal.servedAt ??= await allServed(e, t0);
+      if (signal.servedAt === null) return null;
       const lines = logSince(logPath, logFrom, wall(t0));
       const restored = new Set(
         lines
@@ -378,11 +377,22 @@ function agentSignal(e: Env, t0: number, logPath: string, logFrom: number) {
       if (deleted.some((r) => !restored.has(r.id))) return null;
       const last = lastSteps(lines);
       return Math.max(
-        maxOf(looked.values()),
+        signal.servedAt,
         maxOf(deleted.map((r) => (last.get(r.id) as number) - wall(t0))),
       );
     },
   };
+  return signal;
+}
+
+/** Now (from t0) if the agent started after t0 reports every router served, else null. */
+async function allServed(e: Env, t0: number): Promise<number | null> {
+  const res = await e.c.http('GET', `/v2.0/agents?agent_type=L3%20agent&host=${e.host}`);
+  const [a] = (res.body as { agents: Agent[] }).agents;
+  if (!a) return null;
+  const started = Date.parse(`${a.started_at.replace(' ', 'T')}Z`);
+  const fresh = started >= wall(t0) - 1500;
+  return fresh && a.configurations.routers === routers.length ? now() - t0 : null;
 }
 
 async function kumoPhase(e: Env, eps: Map<BenchRouter, Endpoint>) {
@@ -393,6 +403,7 @@ async function kumoPhase(e: Env, eps: Map<BenchRouter, Endpoint>) {
   const signal = agentSignal(e, t0, logPath, logFrom);
   l3Agent = e.c.startAgentOn('l3', e.host, ovsOf(e.h), e.extra);
   const ev = await watch(e, before, t0, signal.own);
+  const servedAt = signal.servedAt as number;
   const [own, children] = cpuOf(l3Agent.child.pid);
   const { time, how } = await phaseTime(e, eps, t0, ev);
   const lines = logSince(logPath, logFrom, wall(t0));
@@ -400,13 +411,16 @@ async function kumoPhase(e: Env, eps: Map<BenchRouter, Endpoint>) {
     const l = lines.find((x) => x.msg === msg);
     return l ? s(l.time - wall(t0)) : 'never';
   };
+  const last = lastSteps(lines);
+  const lastStep = maxOf(routers.filter(isDeleted).map((r) => (last.get(r.id) ?? 0) - wall(t0)));
   const applies = lines.filter((l) => l.msg === 'l3 apply').length;
   const failures = lines.filter((l) => l.msg === 'reconcile failed').length;
   console.log(
-    `kumo-l3-agent: ${s(time)} — every router looked at by ${s(maxOf(signal.looked.values()))}, ` +
-      `deleted routers rebuilt (last step logged) and every router looked at by ${s(ev.own)}, ` +
-      `last rebuilt router's ports wired by the OVS agent at ${s(ev.wired)}, every deleted ` +
-      `sample answering from outside at ${s(ev.replied)}; ${how}\n` +
+    `kumo-l3-agent: ${s(time)} — every router reported served at ${s(servedAt)} (seen ` +
+      `through kumo-api: up to report_interval + ${POLL_MS} ms late, so no earlier than ` +
+      `${s(Math.max(0, servedAt - 1000 - POLL_MS))}), every deleted router's last step logged ` +
+      `by ${s(lastStep)}, last rebuilt router's ports wired by the OVS agent at ${s(ev.wired)}, ` +
+      `every deleted sample answering from outside at ${s(ev.replied)}; ${how}\n` +
       `  agent: resync began at ${at('full resync')}, first "l3 apply" at ${at('l3 apply')}, ` +
       `"l3 apply" for ${applies} routers, ${failures} failed reconciles; CPU until done: ` +
       `${own.toFixed(2)} s its own, ${children.toFixed(2)} s its commands\n` +
