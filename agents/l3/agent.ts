@@ -21,7 +21,7 @@ import { GetActiveRoutersResult, parseRouterInfo, type RouterInfo } from '../../
 import { PLUGIN_TOPIC } from '../../contracts/messages.ts';
 import type { ResourceStatus } from '../../contracts/status.ts';
 import type { AgentControl, AgentHooks } from '../../core/agent.ts';
-import type { CommandRunner } from '../../core/exec.ts';
+import type { CommandRunner, CommandSpec } from '../../core/exec.ts';
 import type { Logger } from '../../core/log.ts';
 import { createReconciler, type KindStatus, type ResourceKindSpec } from '../../core/reconciler.ts';
 import type { StatusReporter } from '../../core/status.ts';
@@ -67,16 +67,41 @@ export interface RouterKindDeps {
   status?: KindStatus<RouterInfo, DesiredRouter | null, ResourceStatus>;
 }
 
-/** The agent's own steps: arping in the background (logged if it fails), status reports. */
-function ownStepRunner(deps: RouterKindDeps, routerId: string) {
+/** Background commands at most this many at a time (a resync may announce thousands). */
+export const BACKGROUND_LIMIT = 16;
+
+/**
+ * Runs commands without waiting for them, at most `limit` at once, the rest queued in
+ * order; a failure is logged (a gratuitous ARP is advice to the neighbours, as Neutron's).
+ */
+export function backgroundRunner(runner: CommandRunner, log: Logger, limit = BACKGROUND_LIMIT) {
+  let running = 0;
+  const waiting: (() => void)[] = [];
+  return (spec: CommandSpec, ctx: Record<string, string>) => {
+    const go = () => {
+      running++;
+      runner
+        .run(spec)
+        .catch((e: unknown) => log.warn({ ...ctx, err: String(e) }, 'background step failed'))
+        .finally(() => {
+          running--;
+          waiting.shift()?.();
+        });
+    };
+    if (running < limit) go();
+    else waiting.push(go);
+  };
+}
+
+/** The agent's own steps: background commands, floating IP status reports. */
+function ownStepRunner(
+  deps: RouterKindDeps,
+  background: ReturnType<typeof backgroundRunner>,
+  routerId: string,
+) {
   return async (step: L3OwnStep) => {
-    if (step.kind === 'fip-status') {
-      await deps.updateFloatingIpStatuses(routerId, step.statuses);
-      return;
-    }
-    deps.runner.run(step.spec).catch((e: unknown) => {
-      deps.log.warn({ routerId, why: step.why, err: String(e) }, 'background step failed');
-    });
+    if (step.kind === 'fip-status') await deps.updateFloatingIpStatuses(routerId, step.statuses);
+    else background(step.spec, { routerId, why: step.why });
   };
 }
 
@@ -85,6 +110,7 @@ export function routerKind(
   deps: RouterKindDeps,
 ): ResourceKindSpec<RouterInfo, DesiredRouter | null, ObservedRouter, L3Step, ResourceStatus> {
   const { settings, log } = deps;
+  const background = backgroundRunner(deps.runner, log);
   return {
     fetch: (id) => deps.getRouter(id),
     desired: (info) => desiredRouter(info.router, settings, info.rejected),
@@ -97,7 +123,7 @@ export function routerKind(
     async apply(steps, id) {
       if (steps.length)
         log.info({ routerId: id, steps: steps.map((s) => `${s.kind}: ${s.why}`) }, 'l3 apply');
-      await runSteps(deps, steps, { routerId: id }, ownStepRunner(deps, id));
+      await runSteps(deps, steps, { routerId: id }, ownStepRunner(deps, background, id));
     },
     ...(deps.status ? { status: deps.status } : {}),
   };

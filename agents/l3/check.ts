@@ -26,8 +26,10 @@ export interface CheckedFixedIp {
   cidr: string;
   /** `ip/prefix`, what goes on the device. */
   address: string;
-  /** The subnet's gateway when it is a valid address on the subnet. */
+  /** The subnet's gateway when it is a valid address of the family, not this one. */
   gateway: string | null;
+  /** The gateway lies outside the subnet (reached `onlink`, as Neutron does). */
+  gatewayOffSubnet: boolean;
 }
 
 export interface CheckedPort {
@@ -75,8 +77,10 @@ function checkFixedIp(f: L3Port['fixed_ips'][number], field: string): CheckedFix
   if (!onSubnet(ip.text, cidr))
     throw new ValidationError(`${field}.ip_address`, `is not on ${cidr}`);
   const gw = f.gateway_ip === null ? null : canonical(f.gateway_ip);
-  const gateway = gw && gw.text !== ip.text && onSubnet(gw.text, cidr) ? gw.text : null;
-  return { version: ip.version, ip: ip.text, cidr, address: `${ip.text}/${c.prefix}`, gateway };
+  const gateway = gw && gw.version === ip.version && gw.text !== ip.text ? gw.text : null;
+  const address = `${ip.text}/${c.prefix}`;
+  const gatewayOffSubnet = gateway !== null && !onSubnet(gateway, cidr);
+  return { version: ip.version, ip: ip.text, cidr, address, gateway, gatewayOffSubnet };
 }
 
 /** One router port's values; throws a ValidationError naming the field. */

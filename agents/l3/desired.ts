@@ -86,7 +86,9 @@ function defaultRoutes(gw: CheckedPort | null): StaticRoute[] {
   return ([4, 6] as const).flatMap((v) => {
     const f = gw.fixedIps.find((x) => x.version === v && x.gateway);
     if (!f?.gateway) return [];
-    return [{ destination: v === 4 ? '0.0.0.0/0' : '::/0', via: f.gateway, dev: gw.device }];
+    const destination = v === 4 ? '0.0.0.0/0' : '::/0';
+    const onlink = f.gatewayOffSubnet ? { onlink: true } : {};
+    return [{ destination, via: f.gateway, dev: gw.device, ...onlink }];
   });
 }
 

@@ -16,7 +16,6 @@
  * the directory last, so an interrupted teardown is finished by the next resync.
  */
 import type { CommandSpec } from '../../core/exec.ts';
-import type { IpArgs } from '../../host/ip/link.ts';
 import { sameRoute, staticRouteDel, staticRouteReplace } from '../../host/ip/route.ts';
 import { planIptables } from '../../host/iptables/apply.ts';
 import { planNsPorts, teardownNsPort } from '../lib/ns-port.ts';
@@ -115,12 +114,11 @@ export function planRouter(
 ): L3Step[] {
   if (!d) return teardown(o, ids.netns, ids.stateDir);
   const routes = routeLines(d, o);
-  const lines: IpArgs[] = routes.after;
   return [
     ...ownerSteps(d, o, s),
     ...planNsPorts(d.netns, d.ports, o, {
       before: routes.before,
-      lines,
+      lines: routes.after,
       why: 'links, addresses and routes',
     }),
     ...afterLinks(d, o, s),

@@ -22,6 +22,8 @@ export interface StaticRoute {
   via: string;
   /** The device, when the route is pinned to one. */
   dev?: string;
+  /** The gateway is on the device's link though on none of its subnets (needs `dev`). */
+  onlink?: boolean;
 }
 
 /** `10.1.0.5/16` → `10.1.0.0/16` (canonical text); null when not a CIDR. */
@@ -48,8 +50,10 @@ function checked(r: StaticRoute): { destination: string; via: string } {
 /** `route replace DEST via GW [dev DEV] proto static`. */
 export function staticRouteReplace(r: StaticRoute): IpArgs {
   const { destination, via } = checked(r);
+  if (r.onlink && r.dev === undefined) throw new Error('an onlink route needs its device');
   const dev = r.dev === undefined ? [] : ['dev', assertDeviceName(r.dev)];
-  return ['route', 'replace', destination, 'via', via, ...dev, 'proto', 'static'];
+  const onlink = r.onlink ? ['onlink'] : [];
+  return ['route', 'replace', destination, 'via', via, ...dev, ...onlink, 'proto', 'static'];
 }
 
 /** `route del DEST via GW proto static`. */

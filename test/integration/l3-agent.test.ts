@@ -291,10 +291,26 @@ describe('kumo-l3-agent router kind on a real host', { timeout: 60_000 }, () => 
     );
   });
 
-  test('teardown removes ports, namespace and state; a foreign qrouter namespace stays', async () => {
-    const foreign = `${lab.prefix}-qrouter-${randomUUID()}`;
+  test('an external gateway off its subnet is reached onlink; planning again is empty', async () => {
+    const f = (router as L3Router).gw_port?.fixed_ips[0] as { gateway_ip: string | null };
+    f.gateway_ip = '198.51.100.1';
+    await reconcile();
+    const routes = (await inNs(['ip', 'route', 'show', 'proto', 'static'])).stdout;
+    assert.match(routes, /^default via 198\.51\.100\.1 dev \S+ onlink/m);
+    assert.deepEqual(await plan(), []);
+    f.gateway_ip = '203.0.113.1';
+    await reconcile();
+    assert.match(
+      (await inNs(['ip', 'route', 'show', 'proto', 'static'])).stdout,
+      /^default via 203\.0\.113\.1 dev \S+ $/m,
+    );
+  });
+
+  test('teardown removes ports, namespace and state; a foreign qrouter namespace stays', async (t) => {
+    const foreignId = randomUUID();
+    const foreign = `${lab.prefix}-qrouter-${foreignId}`;
     await runCommand(['ip', 'netns', 'add', foreign]);
-    const foreignId = foreign.slice(`${lab.prefix}-qrouter-`.length);
+    t.after(() => runCommand(['ip', 'netns', 'del', foreign]));
     await createReconciler({ log: silentLogger(), kinds: { router: kind() } }).reconcile(
       'router',
       foreignId,
@@ -310,6 +326,5 @@ describe('kumo-l3-agent router kind on a real host', { timeout: 60_000 }, () => 
     );
     assert.deepEqual(await plan(), []);
     assert.ok(existsSync(`/run/netns/${foreign}`), 'a namespace without our marker is left alone');
-    await runCommand(['ip', 'netns', 'del', foreign]);
   });
 });

@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { routerKind, routerStatus } from '../../agents/l3/agent.ts';
+import { backgroundRunner, routerKind, routerStatus } from '../../agents/l3/agent.ts';
 import {
   type DesiredRouter,
   desiredRouter,
@@ -29,7 +29,7 @@ import { emptyIptables } from '../../agents/l3/observe.ts';
 import { type L3Router, parseRouterInfo } from '../../contracts/l3.ts';
 import type { ResourceStatus } from '../../contracts/status.ts';
 import { CommandError, type CommandSpec } from '../../core/exec.ts';
-import { silentLogger } from '../../core/log.ts';
+import { type Logger, silentLogger } from '../../core/log.ts';
 import { createReconciler } from '../../core/reconciler.ts';
 import { createStatusReporter } from '../../core/status.ts';
 import { BUILTIN_CHAINS, type OwnedState } from '../../host/iptables/model.ts';
@@ -440,4 +440,32 @@ describe('kumo-l3-agent: a bad interface, route or floating IP is left out and r
       /^ValidationError: gw_port\.fixed_ips\[0\]\.ip_address: is not on 198\.51\.100\.0\/24/,
     );
   });
+});
+
+test('background commands: at most the limit at once, the rest in order, a failure logged', async () => {
+  const started: string[] = [];
+  const finish = new Map<string, (ok: boolean) => void>();
+  const runner = {
+    run: (spec: CommandSpec) =>
+      new Promise<{ stdout: string; stderr: string; exitCode: number }>((resolve, reject) => {
+        const ip = spec.argv.at(-1) as string;
+        started.push(ip);
+        finish.set(ip, (ok) =>
+          ok ? resolve({ stdout: '', stderr: '', exitCode: 0 }) : reject(new Error(`${ip} failed`)),
+        );
+      }),
+  };
+  const warned: unknown[] = [];
+  const log = { ...silentLogger(), warn: (o: unknown) => void warned.push(o) } as Logger;
+  const run = backgroundRunner(runner, log, 2);
+  for (const ip of ['192.0.2.1', '192.0.2.2', '192.0.2.3', '192.0.2.4'])
+    run(garpCommand({ device: QG, ip, count: 1, netns: NS }), { routerId: ID, why: ip });
+  assert.deepEqual(started, ['192.0.2.1', '192.0.2.2']);
+  finish.get('192.0.2.1')?.(false);
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(started, ['192.0.2.1', '192.0.2.2', '192.0.2.3']);
+  assert.deepEqual(warned, [{ routerId: ID, why: '192.0.2.1', err: 'Error: 192.0.2.1 failed' }]);
+  finish.get('192.0.2.2')?.(true);
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(started.at(-1), '192.0.2.4');
 });
