@@ -65,19 +65,19 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import type { Agent } from '../contracts/agents.ts';
 import { createCommandRunner } from '../core/exec.ts';
-import { Cluster, ovsOf, type Proc } from '../test/helpers/cluster.ts';
+import { type Cluster, ovsOf, type Proc } from '../test/helpers/cluster.ts';
 import { waitFor } from '../test/helpers/env.ts';
-import { createLab, type Endpoint, type Lab, type LabHost } from '../test/helpers/lab.ts';
+import type { Endpoint, Lab } from '../test/helpers/lab.ts';
 import {
   healthReport,
   namespaces,
-  type OvsAt,
   type OvsPort,
   ovsPorts,
   script,
   wired,
 } from './l3-resync-host.ts';
-import { type BenchRouter, buildTopology, EXT_GATEWAY } from './l3-resync-topology.ts';
+import { type Env, environment, forwardingWrong, ping, sampleEndpoints } from './l3-resync-lab.ts';
+import { type BenchRouter, buildTopology } from './l3-resync-topology.ts';
 import {
   cpuOf,
   lastSteps,
@@ -119,98 +119,23 @@ const wall = (t = now()) => performance.timeOrigin + t;
 const runner = createCommandRunner();
 const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 
-let lab: Lab | undefined;
-let cluster: Cluster | undefined;
+const hold: { lab?: Lab; cluster?: Cluster } = {};
 let l3Agent: Proc | undefined;
 let routers: BenchRouter[] = [];
 const pingers = new Set<Pinger>();
 
 async function cleanup() {
   stopPingers(pingers);
-  await cluster?.cleanup().catch((e: Error) => console.error(`cleanup: ${e.message}`));
+  await hold.cluster?.cleanup().catch((e: Error) => console.error(`cleanup: ${e.message}`));
   const present = namespaces();
   for (const r of routers)
     if (present.has(r.netns))
       await runner.run({ argv: ['ip', 'netns', 'del', r.netns] }).catch(() => {});
-  await lab?.destroy().catch((e: Error) => console.error(`cleanup: ${e.message}`));
-}
-
-// ---------------------------------------------------------------- environment
-
-interface Env {
-  c: Cluster;
-  h: LabHost;
-  host: string;
-  ovs: OvsAt;
-  outside: string;
-  extra: string[];
-}
-
-async function environment(): Promise<Env> {
-  lab = await createLab({ hosts: 1 });
-  const h = lab.hosts[0] as LabHost;
-  const outside = (await lab.outside(['100.64.0.1/22'])).netns;
-  cluster = await Cluster.create('sqlite', ovsOf(h), [
-    '[quotas]',
-    ...['network', 'subnet', 'port', 'router', 'floatingip'].map((k) => `quota_${k} = -1`),
-  ]);
-  const c = cluster;
-  await c.startApi();
-  const host = `lab-${lab.prefix}-h1`;
-  const extra = ['[ovs]', 'bridge_mappings = public:br-ex'];
-  c.startAgentOn('ovs', host, ovsOf(h), extra);
-  await lab.connectOutside(h, 'br-ex');
-  l3Agent = c.startAgentOn('l3', host, ovsOf(h), extra);
-  await waitFor(
-    'the OVS and L3 agents alive',
-    async () => {
-      const res = await c.http('GET', `/v2.0/agents?host=${host}&alive=true`);
-      return (res.body as { agents: unknown[] }).agents.length === 2;
-    },
-    30_000,
-  );
-  return { c, h, host, ovs: { dbSocket: h.dbSocket, netns: h.netns }, outside, extra };
+  await hold.lab?.destroy().catch((e: Error) => console.error(`cleanup: ${e.message}`));
 }
 
 const isSample = (r: BenchRouter) => r.index % SAMPLE_EVERY === 0 || r.index % SAMPLE_EVERY === 1;
 const isDeleted = (r: BenchRouter) => r.index % DELETE_EVERY === 0;
-
-/** An endpoint holding each sample router's first floating IP's fixed address. */
-async function sampleEndpoints(e: Env): Promise<Map<BenchRouter, Endpoint>> {
-  const eps = new Map<BenchRouter, Endpoint>();
-  for (const r of routers.filter(isSample)) {
-    const f = r.fips[0] as BenchRouter['fips'][number];
-    const ep = await (lab as Lab).endpoint(e.h, {
-      ifaceId: f.portId,
-      mac: f.mac,
-      cidr: `${f.fixedIp}/24`,
-    });
-    const gw = f.fixedIp.replace(/\.\d+$/, '.1');
-    await (lab as Lab).exec(ep.netns, ['ip', 'route', 'add', 'default', 'via', gw]);
-    eps.set(r, ep);
-  }
-  return eps;
-}
-
-const ping = (netns: string, ip: string) =>
-  (lab as Lab).exec(netns, ['ping', '-c', '1', '-W', '1', ip]).then(
-    () => true,
-    () => false,
-  );
-
-/** Every sample router forwards both ways (three tries each, for ARP); what does not. */
-async function forwardingWrong(e: Env, eps: Map<BenchRouter, Endpoint>): Promise<string[]> {
-  const bad: string[] = [];
-  for (const [r, ep] of eps) {
-    const fip = r.fips[0]?.floatingIp as string;
-    const tries = async (f: () => Promise<boolean>) => (await f()) || (await f()) || f();
-    if (!(await tries(() => ping(e.outside, fip))))
-      bad.push(`outside → ${fip} (router ${r.index})`);
-    if (!(await tries(() => ping(ep.netns, EXT_GATEWAY))))
-      bad.push(`router ${r.index}'s endpoint → outside`);
-  }
-  return bad;
-}
 
 /** Full check + forwarding until both pass; resolves with the time they passed. */
 async function healthyAt(
@@ -249,7 +174,7 @@ async function breakThem(e: Env): Promise<Map<string, OvsPort>> {
   for (const r of routers.filter((x) => isDeleted(x) && isSample(x)))
     await waitFor(
       `router ${r.index}'s floating IP silent`,
-      async () => !(await ping(e.outside, r.fips[0]?.floatingIp as string)),
+      async () => !(await ping(e, e.outside, r.fips[0]?.floatingIp as string)),
       10_000,
       100,
     );
@@ -433,11 +358,12 @@ async function kumoPhase(e: Env, eps: Map<BenchRouter, Endpoint>) {
 
 async function main() {
   const started = now();
-  const e = await environment();
+  const e = await environment(hold);
+  l3Agent = e.l3;
   const prefix = `${e.host.slice(-8)}-`;
   routers = await buildTopology(e.c.http.bind(e.c), N, prefix);
   const built = now() - started;
-  const eps = await sampleEndpoints(e);
+  const eps = await sampleEndpoints(e, routers.filter(isSample));
   const nat = new Map<string, string>();
   await healthyAt(e, eps, now(), nat);
   const deleted = routers.filter(isDeleted).length;
@@ -463,7 +389,7 @@ await runBench({
   cleanup,
   lastly: () => {
     stopPingers(pingers);
-    for (const p of [cluster?.api, ...(cluster?.hostAgents.values() ?? [])])
+    for (const p of [hold.cluster?.api, ...(hold.cluster?.hostAgents.values() ?? [])])
       if (p && p.child.exitCode === null) p.child.kill('SIGKILL');
   },
   onFailure: () => {
