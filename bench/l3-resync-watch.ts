@@ -10,6 +10,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
+import type { Agent } from '../contracts/agents.ts';
 import type { CommandRunner, CommandSpec } from '../core/exec.ts';
 
 /** A `ping -D -i 0.1` from `netns` to `ip`; `first` is the wall time (ms) of its first reply. */
@@ -148,4 +149,49 @@ export function timedRunner(inner: CommandRunner) {
       )
       .join('\n');
   return { runner, summary };
+}
+
+const maxOf = (xs: Iterable<number>) => Math.max(0, ...xs);
+
+/**
+ * The restarted agent's side of "done", in ms from t0: it reports every router served
+ * (configurations.routers of a process started after t0, as kumo-api stores its
+ * report_state; `servedAt` is when the bench saw it), and every deleted router's
+ * iptables step is logged (the time is its last step's).
+ */
+export function agentDone(o: {
+  exited(): boolean;
+  agentRow(): Promise<Agent | undefined>;
+  routers: number;
+  deletedIds: readonly string[];
+  t0Wall: number;
+  log: { path: string; from: number };
+}) {
+  const since = () => performance.timeOrigin + performance.now() - o.t0Wall;
+  const served = async () => {
+    const a = await o.agentRow();
+    const started = a ? Date.parse(`${a.started_at.replace(' ', 'T')}Z`) : 0;
+    return started >= o.t0Wall - 1500 && a?.configurations.routers === o.routers ? since() : null;
+  };
+  const signal = {
+    servedAt: null as number | null,
+    async own(): Promise<number | null> {
+      if (o.exited()) throw new Error('kumo-l3-agent exited');
+      signal.servedAt ??= await served();
+      if (signal.servedAt === null) return null;
+      const lines = logSince(o.log.path, o.log.from, o.t0Wall);
+      const restored = new Set(
+        lines
+          .filter((l) => l.msg === 'step' && l.why?.startsWith('iptables'))
+          .map((l) => l.routerId),
+      );
+      if (o.deletedIds.some((id) => !restored.has(id))) return null;
+      const last = lastSteps(lines);
+      return Math.max(
+        signal.servedAt,
+        maxOf(o.deletedIds.map((id) => (last.get(id) as number) - o.t0Wall)),
+      );
+    },
+  };
+  return signal;
 }

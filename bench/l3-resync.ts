@@ -79,6 +79,7 @@ import {
 import { type Env, environment, forwardingWrong, ping, sampleEndpoints } from './l3-resync-lab.ts';
 import { type BenchRouter, buildTopology } from './l3-resync-topology.ts';
 import {
+  agentDone,
   cpuOf,
   lastSteps,
   logSince,
@@ -280,53 +281,24 @@ async function scriptPhase(e: Env, eps: Map<BenchRouter, Endpoint>, nat: Map<str
   return time;
 }
 
-/**
- * The agent's side of "done": it reports every router served (configurations.routers of
- * the process started at t0, as kumo-api stores its report_state), and every deleted
- * router's NAT restored (its iptables step logged).
- */
-function agentSignal(e: Env, t0: number, logPath: string, logFrom: number) {
-  const deleted = routers.filter(isDeleted);
-  const signal = {
-    servedAt: null as number | null,
-    async own(): Promise<number | null> {
-      if (l3Agent?.child.exitCode !== null) throw new Error('kumo-l3-agent exited');
-      signal.servedAt ??= await allServed(e, t0);
-      if (signal.servedAt === null) return null;
-      const lines = logSince(logPath, logFrom, wall(t0));
-      const restored = new Set(
-        lines
-          .filter((l) => l.msg === 'step' && l.why?.startsWith('iptables'))
-          .map((l) => l.routerId),
-      );
-      if (deleted.some((r) => !restored.has(r.id))) return null;
-      const last = lastSteps(lines);
-      return Math.max(
-        signal.servedAt,
-        maxOf(deleted.map((r) => (last.get(r.id) as number) - wall(t0))),
-      );
-    },
-  };
-  return signal;
-}
-
-/** Now (from t0) if the agent started after t0 reports every router served, else null. */
-async function allServed(e: Env, t0: number): Promise<number | null> {
-  const res = await e.c.http('GET', `/v2.0/agents?agent_type=L3%20agent&host=${e.host}`);
-  const [a] = (res.body as { agents: Agent[] }).agents;
-  if (!a) return null;
-  const started = Date.parse(`${a.started_at.replace(' ', 'T')}Z`);
-  const fresh = started >= wall(t0) - 1500;
-  return fresh && a.configurations.routers === routers.length ? now() - t0 : null;
-}
-
 async function kumoPhase(e: Env, eps: Map<BenchRouter, Endpoint>) {
   const before = await breakThem(e);
   const logPath = (l3Agent as Proc).logPath;
   const logFrom = statSync(logPath).size;
   const t0 = now();
-  const signal = agentSignal(e, t0, logPath, logFrom);
   l3Agent = e.c.startAgentOn('l3', e.host, ovsOf(e.h), e.extra);
+  const agent = l3Agent;
+  const signal = agentDone({
+    exited: () => agent.child.exitCode !== null,
+    agentRow: async () => {
+      const res = await e.c.http('GET', `/v2.0/agents?agent_type=L3%20agent&host=${e.host}`);
+      return (res.body as { agents: Agent[] }).agents[0];
+    },
+    routers: routers.length,
+    deletedIds: routers.filter(isDeleted).map((r) => r.id),
+    t0Wall: wall(t0),
+    log: { path: logPath, from: logFrom },
+  });
   const ev = await watch(e, before, t0, signal.own);
   const servedAt = signal.servedAt as number;
   const [own, children] = cpuOf(l3Agent.child.pid);
