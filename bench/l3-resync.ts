@@ -8,6 +8,9 @@
  *
  *   node bench/l3-resync.ts [--routers 200] [--delete-every 2] [--sample-every 10]
  *
+ * A sample is every router whose index is 0 or 1 modulo --sample-every (40 of 200: 20
+ * deleted, 20 intact with the defaults).
+ *
  * Standalone: a 1-host lab (test/helpers/lab.ts) with its outside world on br-ex, a
  * Cluster (own vhost, SQLite, the real kumo-api) with the real kumo-ovs-agent
  * (bridge_mappings public:br-ex) and kumo-l3-agent. Not timed: the topology of
@@ -27,6 +30,9 @@
  * Broken before each phase, the same way, with the agent stopped (SIGTERM): the
  * namespaces of routers 0, N, 2N… (N = --delete-every) are deleted (`ip netns del`),
  * which destroys their qr-/qg- devices; OVS keeps the rows. The rest must be verified.
+ * The kernel frees a deleted namespace's devices a little later (its cleanup runs
+ * asynchronously), so nothing is timed until the deleted samples stop answering from
+ * outside, plus one second.
  *
  * Phase 1 (baseline script, same run): bench/l3-resync-host.ts `script`, sequential, one
  * runner (the agent's createCommandRunner): for a missing namespace `ip netns add`, lo
@@ -37,6 +43,8 @@
  * gratuitous ARPs in the background as the agent sends them; for an intact namespace
  * `ip -j addr`, `ip -j route`, `sysctl -n` and `iptables-save -t nat`, compared with the
  * saved state.
+ * The script runs first, as in dhcp-resync; both phases run with the OVS agent up, which
+ * tags the re-added ports for either side.
  * Phase 2 (kumo): t0 = the agent is spawned again.
  *
  * Time of a phase = when the last of these happened (each from t0): for every deleted
@@ -55,8 +63,8 @@
  * must pass; if they do not at once they are repeated each second and the phase's time
  * becomes the time they passed.
  *
- * Output: both times, the kumo agent's step summary (count × mean ms per step kind), its
- * CPU time, and as the last line `ratio kumo/script: X.XX` (lower is better; the goal is
+ * Output: both times, the script's commands and the agent's steps by kind (count × mean
+ * ms), the agent's CPU time, and as the last line `ratio kumo/script: X.XX` (lower is better; the goal is
  * ≤ 1.5). Exit 1 when a phase does not finish within --timeout seconds.
  */
 import { statSync } from 'node:fs';
