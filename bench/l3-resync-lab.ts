@@ -2,7 +2,8 @@
  * bench/l3-resync's environment: a 1-host lab whose outside world (100.64.0.1/22 on
  * br-out) hangs off br-ex, a Cluster (own vhost, SQLite, the real kumo-api, quotas off)
  * with the real kumo-ovs-agent (bridge_mappings public:br-ex) and kumo-l3-agent on that
- * host, endpoint namespaces behind sample routers, and the forwarding check through them.
+ * host (report_interval 0.2 s, see L3_REPORT_INTERVAL), endpoint namespaces behind sample
+ * routers, and the forwarding check through them.
  *
  * Invariants: every namespace, process and directory made here belongs to the lab or the
  * cluster, which `hold` hands to the caller's cleanup as soon as they exist (also when a
@@ -14,6 +15,13 @@ import { createLab, type Endpoint, type Lab, type LabHost } from '../test/helper
 import type { OvsAt } from './l3-resync-host.ts';
 import { type BenchRouter, EXT_GATEWAY } from './l3-resync-topology.ts';
 
+/**
+ * The L3 agent's report_interval (s): its served-router count is how the bench sees that
+ * it verified the intact routers, so it reaches kumo-api five times a second (the
+ * Cluster's other agents report every second); a report_state cast costs it little.
+ */
+export const L3_REPORT_INTERVAL = 0.2;
+
 export interface Env {
   lab: Lab;
   c: Cluster;
@@ -23,8 +31,8 @@ export interface Env {
   ovs: OvsAt;
   /** The outside world's namespace. */
   outside: string;
-  /** Config lines of both agents on the host. */
-  extra: string[];
+  /** The L3 agent's own config lines. */
+  l3Config: string[];
   /** The L3 agent as first started. */
   l3: Proc;
 }
@@ -44,7 +52,8 @@ export async function environment(hold: { lab?: Lab; cluster?: Cluster }): Promi
   const extra = ['[ovs]', 'bridge_mappings = public:br-ex'];
   c.startAgentOn('ovs', host, ovsOf(h), extra);
   await lab.connectOutside(h, 'br-ex');
-  const l3 = c.startAgentOn('l3', host, ovsOf(h), extra);
+  const l3Config = [...extra, '[agent]', `report_interval = ${L3_REPORT_INTERVAL}`];
+  const l3 = c.startAgentOn('l3', host, ovsOf(h), l3Config);
   await waitFor(
     'the OVS and L3 agents alive',
     async () => {
@@ -54,7 +63,7 @@ export async function environment(hold: { lab?: Lab; cluster?: Cluster }): Promi
     30_000,
   );
   const ovs = { dbSocket: h.dbSocket, netns: h.netns };
-  return { lab, c, h, host, ovs, outside, extra, l3 };
+  return { lab, c, h, host, ovs, outside, l3Config, l3 };
 }
 
 /** An endpoint holding each sample router's first floating IP's fixed address. */

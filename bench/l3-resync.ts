@@ -54,7 +54,7 @@
  * last command; kumo: every router served by the restarted agent — its own count
  * (report_state configurations.routers, counted once a router's reconcile has observed,
  * planned and applied) reaching N in kumo-api's agent row with a started_at after t0,
- * polled every 200 ms, so up to report_interval (1 s) + 200 ms late: the bench prints
+ * polled every 200 ms, so up to report_interval (0.2 s here) + 200 ms late: it prints
  * the earliest it can have been too — and every deleted router's last step (its own
  * `"msg":"step"` log lines, the iptables-restore among them). These two come from the
  * agent; what follows checks them. dhcp-resync's atime trick does not work here: the
@@ -84,7 +84,14 @@ import {
   script,
   wired,
 } from './l3-resync-host.ts';
-import { type Env, environment, forwardingWrong, ping, sampleEndpoints } from './l3-resync-lab.ts';
+import {
+  type Env,
+  environment,
+  forwardingWrong,
+  L3_REPORT_INTERVAL,
+  ping,
+  sampleEndpoints,
+} from './l3-resync-lab.ts';
 import { type BenchRouter, buildTopology } from './l3-resync-topology.ts';
 import {
   agentDone,
@@ -294,7 +301,7 @@ async function kumoPhase(e: Env, eps: Map<BenchRouter, Endpoint>) {
   const logPath = (l3Agent as Proc).logPath;
   const logFrom = statSync(logPath).size;
   const t0 = now();
-  l3Agent = e.c.startAgentOn('l3', e.host, ovsOf(e.h), e.extra);
+  l3Agent = e.c.startAgentOn('l3', e.host, ovsOf(e.h), e.l3Config);
   const agent = l3Agent;
   const signal = agentDone({
     exited: () => agent.child.exitCode !== null,
@@ -318,16 +325,19 @@ async function kumoPhase(e: Env, eps: Map<BenchRouter, Endpoint>) {
   };
   const last = lastSteps(lines);
   const lastStep = maxOf(routers.filter(isDeleted).map((r) => (last.get(r.id) ?? 0) - wall(t0)));
-  const applies = lines.filter((l) => l.msg === 'l3 apply').length;
+  const applied = new Set(lines.filter((l) => l.msg === 'l3 apply').map((l) => l.routerId));
+  const intactTouched = routers.filter((r) => !isDeleted(r) && applied.has(r.id)).length;
   const failures = lines.filter((l) => l.msg === 'reconcile failed').length;
   console.log(
     `kumo-l3-agent: ${s(time)} — every router reported served at ${s(servedAt)} (seen ` +
       `through kumo-api: up to report_interval + ${POLL_MS} ms late, so no earlier than ` +
-      `${s(Math.max(0, servedAt - 1000 - POLL_MS))}), every deleted router's last step logged ` +
+      `${s(Math.max(0, servedAt - L3_REPORT_INTERVAL * 1000 - POLL_MS))}), ` +
+      `every deleted router's last step logged ` +
       `by ${s(lastStep)}, last rebuilt router's ports wired by the OVS agent at ${s(ev.wired)}, ` +
       `every deleted sample answering from outside at ${s(ev.replied)}; ${how}\n` +
       `  agent: resync began at ${at('full resync')}, first "l3 apply" at ${at('l3 apply')}, ` +
-      `"l3 apply" for ${applies} routers, ${failures} failed reconciles; CPU until done: ` +
+      `"l3 apply" for ${applied.size} routers (${intactTouched} of them intact), ` +
+      `${failures} failed reconciles; CPU until done: ` +
       `${own.toFixed(2)} s its own, ${children.toFixed(2)} s its commands\n` +
       `  its steps (count × mean = total; 4 reconciles run at once):\n${stepSummary(lines)}`,
   );
