@@ -195,15 +195,19 @@ async function rebuild(runner: CommandRunner, ovs: OvsAt, r: BenchRouter, nat: s
   await runner.run({ argv: ['iptables-restore'], netns: r.netns, stdin: nat });
 }
 
-/** An intact router verified: addresses, routes, ip_forward and the NAT table, as saved. */
+/** An intact router verified: addresses, default route, ip_forward and the NAT rules as saved. */
 async function verify(runner: CommandRunner, r: BenchRouter, nat: string) {
   const addr = await runner.run({ argv: ['ip', '-n', r.netns, '-j', 'addr', 'show'] });
-  await runner.run({ argv: ['ip', '-n', r.netns, '-j', 'route', 'show'] });
+  const route = await runner.run({ argv: ['ip', '-n', r.netns, '-j', 'route', 'show'] });
   const fwd = await runner.run({ argv: ['sysctl', '-n', 'net.ipv4.ip_forward'], netns: r.netns });
   const save = await runner.run({ argv: ['iptables-save', '-t', 'nat'], netns: r.netns });
   const rules = (t: string) => t.split('\n').filter((l) => l.startsWith('-A '));
   const same = rules(save.stdout).join('\n') === rules(nat).join('\n');
-  if (linksWrong(r, addr.stdout) || fwd.stdout.trim() !== '1' || !same)
+  const dflt = (JSON.parse(route.stdout) as { dst: string; gateway?: string; dev?: string }[]).find(
+    (x) => x.dst === 'default',
+  );
+  const routed = dflt?.gateway === EXT_GATEWAY && dflt.dev === r.qg;
+  if (linksWrong(r, addr.stdout) || !routed || fwd.stdout.trim() !== '1' || !same)
     throw new Error(`script: intact router ${r.id} is not as saved`);
 }
 
