@@ -1,0 +1,150 @@
+/**
+ * What routers and floating IPs hold on the networks under them, through buildApp() +
+ * inject on both engines (Neutron's behaviour): a network with a router gateway, a
+ * floating IP or a router interface is NetworkInUse, their subnet SubnetInUse; an
+ * external network routers have their gateway on cannot be made non-external
+ * (ExternalNetworkInUse); once they are gone, each of these goes through. And the hints:
+ * a router PUT that changes nothing an L3 agent serves (name, description, an unchanged
+ * value) sends the hosting agent no hint, a served change one.
+ *
+ * Invariant under test: every refused request leaves routers, networks, ports, subnets
+ * and floating IPs, field for field, exactly as they were.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { FloatingIp } from '../../contracts/floatingip.ts';
+import type { Network, Subnet } from '../../contracts/network.ts';
+import type { Router } from '../../contracts/router.ts';
+import { waitFor } from '../helpers/env.ts';
+import { l3Harness } from '../helpers/l3-harness.ts';
+import { routerApp } from './api-routers-harness.ts';
+
+const networkInUse = (id: string) =>
+  `Unable to complete operation on network ${id}. There are one or more ports still in use on the network.`;
+const subnetInUse = (id: string) =>
+  `Unable to complete operation on subnet ${id}: One or more ports have an IP allocation from this subnet.`;
+
+for (const engine of ['sqlite', 'postgres'] as const) {
+  describe(`networks under routers on ${engine}`, () => {
+    const h = routerApp(engine);
+    const { call, made, put, refused } = h;
+    const { A: memberA, admin } = h.tokens;
+
+    /** A fresh external network with one subnet, the admin's. */
+    const external = async (cidr: string) => {
+      const net = await made<Network>(admin, 'network', { 'router:external': true });
+      const sub = await made<Subnet>(admin, 'subnet', { network_id: net.id, cidr });
+      return { net, sub, url: `/v2.0/networks/${net.id}`, subUrl: `/v2.0/subnets/${sub.id}` };
+    };
+
+    test('a gateway keeps its network, subnet and router:external', async () => {
+      const ext = await external('198.51.100.0/24');
+      const r = await h.router(memberA, { external_gateway_info: { network_id: ext.net.id } });
+      assert.equal(
+        await refused(409, 'NetworkInUse', admin, 'DELETE', ext.url),
+        networkInUse(ext.net.id),
+      );
+      assert.equal(
+        await refused(409, 'SubnetInUse', admin, 'DELETE', ext.subUrl),
+        subnetInUse(ext.sub.id),
+      );
+      const flip = { network: { 'router:external': false } };
+      assert.equal(
+        await refused(409, 'ExternalNetworkInUse', admin, 'PUT', ext.url, flip),
+        `External network ${ext.net.id} cannot be updated to be made non-external, since it has existing gateway ports.`,
+      );
+      await put(memberA, `/v2.0/routers/${r.id}`, { router: { external_gateway_info: null } });
+      const flipped = (await put(admin, ext.url, flip)).network as Network;
+      assert.equal(flipped['router:external'], false);
+      await refused(404, 'NetworkNotFound', memberA, 'PUT', `/v2.0/routers/${r.id}`, {
+        router: { external_gateway_info: { network_id: ext.net.id } },
+      });
+      await refused(400, 'BadRequest', admin, 'PUT', `/v2.0/routers/${r.id}`, {
+        router: { external_gateway_info: { network_id: ext.net.id } },
+      });
+      assert.equal((await call(admin, 'DELETE', ext.subUrl)).status, 204);
+      assert.equal((await call(admin, 'DELETE', ext.url)).status, 204);
+      assert.equal((await call(memberA, 'DELETE', `/v2.0/routers/${r.id}`)).status, 204);
+    });
+
+    test('a floating IP keeps its network and subnet', async () => {
+      const ext = await external('192.0.2.0/24');
+      const fip = await made<FloatingIp>(memberA, 'floatingip', {
+        floating_network_id: ext.net.id,
+      });
+      assert.equal(
+        await refused(409, 'NetworkInUse', admin, 'DELETE', ext.url),
+        networkInUse(ext.net.id),
+      );
+      assert.equal(
+        await refused(409, 'SubnetInUse', admin, 'DELETE', ext.subUrl),
+        subnetInUse(ext.sub.id),
+      );
+      assert.equal((await call(memberA, 'DELETE', `/v2.0/floatingips/${fip.id}`)).status, 204);
+      assert.equal((await call(admin, 'DELETE', ext.subUrl)).status, 204);
+      assert.equal((await call(admin, 'DELETE', ext.url)).status, 204);
+    });
+
+    test('a router interface keeps its subnet and network', async () => {
+      const r = await h.router(memberA);
+      const { net, sub } = await h.netWithSubnet(memberA);
+      const iface = `/v2.0/routers/${r.id}/add_router_interface`;
+      await put(memberA, iface, { subnet_id: sub.id });
+      const subUrl = `/v2.0/subnets/${sub.id}`;
+      assert.equal(
+        await refused(409, 'SubnetInUse', memberA, 'DELETE', subUrl),
+        subnetInUse(sub.id),
+      );
+      const netUrl = `/v2.0/networks/${net.id}`;
+      assert.equal(
+        await refused(409, 'NetworkInUse', memberA, 'DELETE', netUrl),
+        networkInUse(net.id),
+      );
+      await put(memberA, `/v2.0/routers/${r.id}/remove_router_interface`, { subnet_id: sub.id });
+      assert.equal((await call(memberA, 'DELETE', subUrl)).status, 204);
+      assert.equal((await call(memberA, 'DELETE', netUrl)).status, 204);
+      assert.equal((await call(memberA, 'DELETE', `/v2.0/routers/${r.id}`)).status, 204);
+    });
+  });
+
+  describe(`router update hints on ${engine}`, () => {
+    const h = l3Harness(engine);
+    /** Router hints for `id` received on any L3 host queue so far. */
+    const hintsFor = (id: string) =>
+      h.received.filter(
+        (r) =>
+          r.queue.startsWith('l3_agent.') &&
+          r.message.method === 'hint' &&
+          r.message.args.id === id,
+      ).length;
+
+    test('only a change an L3 agent serves hints the hosting agent', async () => {
+      await h.report('h1');
+      const created = await h.call('POST', '/v2.0/routers', {
+        router: { name: 'r', external_gateway_info: { network_id: h.ext.net.id } },
+      });
+      assert.equal(created.status, 201, created.raw);
+      const r = (created.body as { router: Router }).router;
+      await h.waitRouterHint('h1', r.id);
+      await waitFor('the create settled', async () => (await h.hostsOf(r.id)).length === 1);
+      await sleep(300);
+      h.received.length = 0;
+      const url = `/v2.0/routers/${r.id}`;
+      for (const router of [
+        { name: 'renamed', description: 'd' },
+        { admin_state_up: true },
+        { external_gateway_info: { network_id: h.ext.net.id } },
+      ]) {
+        const res = await h.call('PUT', url, { router });
+        assert.equal(res.status, 200, res.raw);
+      }
+      const snat = { network_id: h.ext.net.id, enable_snat: false };
+      const served = await h.call('PUT', url, { router: { external_gateway_info: snat } });
+      assert.equal(served.status, 200, served.raw);
+      await h.waitRouterHint('h1', r.id);
+      await sleep(300);
+      assert.equal(hintsFor(r.id), 1, 'one hint: the enable_snat change, none for the others');
+    });
+  });
+}
