@@ -15,7 +15,7 @@ import { type Body, creator, refusals } from '../helpers/neutron-refusals.ts';
 import { injectAs, testApi } from '../helpers/test-api.ts';
 import { hexId, testTokens } from '../helpers/tokens.ts';
 
-export { type Body, err } from '../helpers/neutron-refusals.ts';
+export { type Body, err, type Res } from '../helpers/neutron-refusals.ts';
 
 export function routerApp(engine: 'sqlite' | 'postgres') {
   const t = testTokens();

@@ -3,7 +3,8 @@
  * inject on both engines (Neutron's behaviour): a network with a router gateway, a
  * floating IP or a router interface is NetworkInUse, their subnet SubnetInUse; an
  * external network routers have their gateway on cannot be made non-external
- * (ExternalNetworkInUse); once they are gone, each of these goes through. And the hints:
+ * (ExternalNetworkInUse); once they are gone, each of these goes through. One port added
+ * to two routers at once goes to one of them, the other gets PortInUse. And the hints:
  * a router PUT that changes nothing an L3 agent serves (name, description, an unchanged
  * value) sends the hosting agent no hint, a served change one.
  *
@@ -14,11 +15,11 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FloatingIp } from '../../contracts/floatingip.ts';
-import type { Network, Subnet } from '../../contracts/network.ts';
+import type { Network, Port, Subnet } from '../../contracts/network.ts';
 import type { Router } from '../../contracts/router.ts';
 import { waitFor } from '../helpers/env.ts';
 import { l3Harness } from '../helpers/l3-harness.ts';
-import { routerApp } from './api-routers-harness.ts';
+import { err, type Res, routerApp } from './api-routers-harness.ts';
 
 const networkInUse = (id: string) =>
   `Unable to complete operation on network ${id}. There are one or more ports still in use on the network.`;
@@ -105,6 +106,33 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.equal((await call(memberA, 'DELETE', subUrl)).status, 204);
       assert.equal((await call(memberA, 'DELETE', netUrl)).status, 204);
       assert.equal((await call(memberA, 'DELETE', `/v2.0/routers/${r.id}`)).status, 204);
+    });
+
+    test('one port added to two routers at once: one takes it, the other is PortInUse', async () => {
+      const { net, sub } = await h.netWithSubnet(memberA);
+      for (let round = 0; round < 3; round += 1) {
+        const [r1, r2] = [await h.router(memberA), await h.router(memberA)];
+        const port = await made<Port>(memberA, 'port', {
+          network_id: net.id,
+          fixed_ips: [{ subnet_id: sub.id }],
+        });
+        const adds = await Promise.all(
+          [r1, r2].map((r) =>
+            call(memberA, 'PUT', `/v2.0/routers/${r.id}/add_router_interface`, {
+              port_id: port.id,
+            }),
+          ),
+        );
+        assert.deepEqual(adds.map((x) => x.status).sort(), [200, 409], JSON.stringify(adds));
+        assert.equal(err(adds.find((x) => x.status === 409) as Res).type, 'PortInUse');
+        const winner = adds[0]?.status === 200 ? r1 : r2;
+        assert.equal((await h.get<Port>('port', port.id)).device_id, winner.id);
+        const loser = winner === r1 ? r2 : r1;
+        assert.equal((await call(memberA, 'DELETE', `/v2.0/routers/${loser.id}`)).status, 204);
+        const off = `/v2.0/routers/${winner.id}/remove_router_interface`;
+        await put(memberA, off, { port_id: port.id });
+        assert.equal((await call(memberA, 'DELETE', `/v2.0/routers/${winner.id}`)).status, 204);
+      }
     });
   });
 
