@@ -4,7 +4,9 @@
  * floating IP or a router interface is NetworkInUse, their subnet SubnetInUse; an
  * external network routers have their gateway on cannot be made non-external
  * (ExternalNetworkInUse); once they are gone, each of these goes through. One port added
- * to two routers at once goes to one of them, the other gets PortInUse. And the hints:
+ * to two routers at once goes to one of them, the other gets PortInUse; a floating IP
+ * association racing the removal of its router's gateway leaves either one or the other,
+ * never a floating IP through a router without a gateway. And the hints:
  * a router PUT that changes nothing an L3 agent serves (name, description, an unchanged
  * value) sends the hosting agent no hint, a served change one.
  *
@@ -29,7 +31,7 @@ const subnetInUse = (id: string) =>
 for (const engine of ['sqlite', 'postgres'] as const) {
   describe(`networks under routers on ${engine}`, () => {
     const h = routerApp(engine);
-    const { call, made, put, refused } = h;
+    const { call, made, put, refused, w } = h;
     const { A: memberA, admin } = h.tokens;
 
     /** A fresh external network with one subnet, the admin's. */
@@ -132,6 +134,39 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         const off = `/v2.0/routers/${winner.id}/remove_router_interface`;
         await put(memberA, off, { port_id: port.id });
         assert.equal((await call(memberA, 'DELETE', `/v2.0/routers/${winner.id}`)).status, 204);
+      }
+    });
+
+    test('an association racing the removal of its gateway: one of the two is refused', async () => {
+      for (let round = 0; round < 4; round += 1) {
+        const r = await h.router(memberA, { external_gateway_info: { network_id: w.ext.id } });
+        const { sub } = await h.netWithSubnet(memberA);
+        await put(memberA, `/v2.0/routers/${r.id}/add_router_interface`, { subnet_id: sub.id });
+        const port = await made<Port>(memberA, 'port', { network_id: sub.network_id });
+        const fip = await made<FloatingIp>(memberA, 'floatingip', {
+          floating_network_id: w.ext.id,
+        });
+        const [assoc, clear] = await Promise.all([
+          call(memberA, 'PUT', `/v2.0/floatingips/${fip.id}`, { floatingip: { port_id: port.id } }),
+          call(memberA, 'PUT', `/v2.0/routers/${r.id}`, {
+            router: { external_gateway_info: null },
+          }),
+        ]);
+        const pair = [assoc.status, clear.status];
+        const after = await h.get<FloatingIp>('floatingip', fip.id);
+        const router = await h.get<Router>('router', r.id);
+        if (assoc.status === 200) {
+          assert.deepEqual(pair, [200, 409], JSON.stringify([assoc.body, clear.body]));
+          assert.equal(err(clear).type, 'RouterExternalGatewayInUseByFloatingIp');
+          assert.equal(after.router_id, r.id);
+          assert.equal(router.external_gateway_info?.network_id, w.ext.id);
+        } else {
+          assert.deepEqual(pair, [404, 200], JSON.stringify([assoc.body, clear.body]));
+          assert.equal(err(assoc).type, 'ExternalGatewayForFloatingIPNotFound');
+          assert.equal(after.router_id, null);
+          assert.equal(router.external_gateway_info, null);
+        }
+        assert.equal((await call(memberA, 'DELETE', `/v2.0/floatingips/${fip.id}`)).status, 204);
       }
     });
   });
