@@ -51,6 +51,7 @@ export const API_ERRORS = {
   PortInUse: 409,
   RouterInterfaceInUseByFloatingIP: 409,
   RouterExternalGatewayInUseByFloatingIp: 409,
+  ExternalNetworkInUse: 409,
   FloatingIPPortAlreadyAssociated: 409,
   RouterHostedByL3Agent: 409,
   RouterNotHostedByL3Agent: 409,

@@ -9,7 +9,8 @@
  * address's subnet AND its gateway on the floating IP's network (the interface holding
  * the subnet's gateway_ip wins, as in Neutron), else ExternalGatewayForFloatingIPNotFound;
  * one fixed address has at most one floating IP per external network (checked here, and
- * the table's UNIQUE constraint decides races).
+ * the table's UNIQUE constraint decides races); the router found is locked, so its gateway
+ * or interface cannot go from under the association concurrently.
  */
 import { ApiError } from '../../contracts/errors.ts';
 import {
@@ -111,6 +112,26 @@ export async function routerForFloatingIp(
   );
 }
 
+/**
+ * routerForFloatingIp with the router's row locked (a same-value update) and the answer
+ * read again after the lock: a concurrent removal of that router's gateway or interface
+ * (which locks the row too, touchRouter) either commits first and is seen here, or waits
+ * and then sees this floating IP (RouterExternalGatewayInUseByFloatingIp and the like).
+ */
+async function lockedRouterFor(
+  tx: Queryable,
+  port: Pick<Port, 'id' | 'network_id'>,
+  subnetId: string,
+  externalId: string,
+): Promise<string> {
+  const lock = (id: string) => tx.query('UPDATE routers SET status = status WHERE id = ?', [id]);
+  const first = await routerForFloatingIp(tx, port, subnetId, externalId);
+  await lock(first);
+  const routerId = await routerForFloatingIp(tx, port, subnetId, externalId);
+  if (routerId !== first) await lock(routerId);
+  return routerId;
+}
+
 /** FloatingIPPortAlreadyAssociated for `fip` and the fixed address it wanted. */
 export const alreadyAssociated = (fip: FipSide, portId: string, fixedIp: string) =>
   new ApiError(
@@ -136,7 +157,7 @@ export async function resolveAssociation(
   if (port.device_owner.startsWith('network:'))
     throw badFloatingIp(`Port ${port.id} is unable to be assigned a floating IP`);
   const fixed = internalAddress(port, want.fixed_ip_address ?? undefined);
-  const routerId = await routerForFloatingIp(tx, port, fixed.subnet_id, fip.floating_network_id);
+  const routerId = await lockedRouterFor(tx, port, fixed.subnet_id, fip.floating_network_id);
   const [other] = await tx.query(
     `SELECT id FROM floatingips
       WHERE fixed_port_id = ? AND floating_network_id = ? AND fixed_ip_address = ? AND id <> ?`,

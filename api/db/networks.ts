@@ -14,6 +14,7 @@ import {
   type NetworkCreate,
   type NetworkType,
   type NetworkUpdate,
+  ROUTER_GATEWAY_OWNER,
 } from '../../contracts/network.ts';
 import { checkIpv6Mtu } from '../subnet-rules.ts';
 import { forgetResourceStatuses } from './agent-status.ts';
@@ -212,6 +213,23 @@ async function checkMtuForIpv6(tx: Queryable, id: string, mtu: number) {
   if (v6.length) checkIpv6Mtu(6, mtu);
 }
 
+/**
+ * Neutron's _process_l3_update: a network routers have their gateway on stays external
+ * (ExternalNetworkInUse). Checked after the network row is updated (so locked): a gateway
+ * being added meanwhile locks that row too (router-gateway.ts) and one of the two waits.
+ */
+async function refuseGatewaysOn(tx: Queryable, id: string) {
+  const [gw] = await tx.query('SELECT id FROM ports WHERE network_id = ? AND device_owner = ?', [
+    id,
+    ROUTER_GATEWAY_OWNER,
+  ]);
+  if (gw)
+    throw new ApiError(
+      'ExternalNetworkInUse',
+      `External network ${id} cannot be updated to be made non-external, since it has existing gateway ports.`,
+    );
+}
+
 export async function updateNetwork(
   db: Db,
   id: string,
@@ -246,6 +264,7 @@ export async function updateNetwork(
     u.set('mtu', changes.mtu);
     await writeUpdates(tx, 'networks', id, u, now);
     if (changes.mtu !== undefined) await checkMtuForIpv6(tx, id, changes.mtu);
+    if (changes['router:external'] === false) await refuseGatewaysOn(tx, id);
   });
   const after = await getNetwork(db, id);
   if (!after) throw networkNotFound(id);

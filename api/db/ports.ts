@@ -369,11 +369,11 @@ async function refuseRouterPortDelete(tx: Queryable, id: string) {
  * transaction (a router's or a floating IP's own port is refused: L3PortInUse). Returns
  * the routers that served those floating IPs, to be told after commit.
  */
-export async function deletePort(db: Db, id: string): Promise<string[]> {
+export async function deletePort(db: Db, id: string, now: Date = new Date()): Promise<string[]> {
   const { found, routers } = await db.transaction(async (tx) => {
     await refuseRouterPortDelete(tx, id);
     await refuseFloatingPortDelete(tx, id);
-    const routers = await disassociatePort(tx, id);
+    const routers = await disassociatePort(tx, id, now);
     return { found: await removePort(tx, id), routers };
   });
   if (!found) throw portNotFound(id);

@@ -4,7 +4,7 @@
  * router, no project, as Neutron hides it from users) and the router's enable_snat.
  *
  * Invariants: runs inside the router's write transaction, after touchRouter; a gateway is
- * only on an external network and never takes a subnet's gateway address; the gateway a
+ * only on an external network (its row locked while the gateway is written) and never takes a subnet's gateway address; the gateway a
  * floating IP translates through is never removed or moved (409); the same network with
  * the same addresses keeps its port untouched, new addresses on it are reallocated in
  * place, and another network gets a new port.
@@ -46,10 +46,14 @@ async function currentGateway(tx: Queryable, portId: string | null) {
   return { id: portId, network_id: port.network_id, fixed_ips } satisfies CurrentGateway;
 }
 
-/** _validate_gw_info: an external network, and no external IP equal to a subnet gateway. */
+/**
+ * _validate_gw_info: an external network, and no external IP equal to a subnet gateway.
+ * The network's row is locked (a same-value update) so that a concurrent PUT making it
+ * non-external either waits for this gateway and sees it, or commits first and is seen.
+ */
 async function validate(tx: Queryable, info: GatewayRequest) {
   const [net] = await tx.query<{ external: unknown }>(
-    'SELECT external FROM networks WHERE id = ?',
+    'UPDATE networks SET external = external WHERE id = ? RETURNING external',
     [info.network_id],
   );
   if (!net) throw networkNotFound(info.network_id);

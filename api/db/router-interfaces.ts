@@ -71,26 +71,41 @@ async function bySubnet(tx: Queryable, row: RouterRow, subnetId: string, now: Da
   return { portId, subnets: [subnet] };
 }
 
-/** _check_router_port + _validate_router_port_info, then the port becomes the router's. */
+const portInUse = (port: { id: string; network_id: string }, deviceId: string) =>
+  new ApiError(
+    'PortInUse',
+    `Unable to complete operation on port ${port.id} for network ${port.network_id}. Port already has an attached device ${deviceId}.`,
+  );
+
+/**
+ * _check_router_port + _validate_router_port_info, then the port becomes the router's.
+ * The takeover only writes a port that is still free: another router taking the same port
+ * concurrently holds its row, and this one then finds it taken (PortInUse, not a
+ * constraint error from router_ports).
+ */
 async function byPort(tx: Queryable, row: RouterRow, portId: string, now: Date) {
   const port = await getPort(tx, portId);
   if (!port) throw portNotFound(portId);
-  if (port.device_id !== '')
-    throw new ApiError(
-      'PortInUse',
-      `Unable to complete operation on port ${port.id} for network ${port.network_id}. Port already has an attached device ${port.device_id}.`,
-    );
+  if (port.device_id !== '') throw portInUse(port, port.device_id);
   if (port.fixed_ips.length === 0) throw badRouter('Router port must have at least one fixed IP');
   const subnets: Subnet[] = [];
   for (const f of port.fixed_ips) subnets.push(await mustSubnet(tx, f.subnet_id));
   checkDupSubnets(await attachedAddresses(tx, row.id), subnets);
   if (subnets.filter((s) => s.ip_version === 4).length > 1)
     throw badRouter('Cannot have multiple IPv4 subnets on router port');
-  await tx.query(
+  const taken = await tx.query(
     `UPDATE ports SET device_id = ?, device_owner = ?, revision_number = revision_number + 1,
-        updated_at = ? WHERE id = ?`,
+        updated_at = ? WHERE id = ? AND device_id = '' RETURNING id`,
     [row.id, ROUTER_INTERFACE_OWNER, resourceTime(now), port.id],
   );
+  if (taken.length === 0) {
+    const [current] = await tx.query<{ device_id: string }>(
+      'SELECT device_id FROM ports WHERE id = ?',
+      [port.id],
+    );
+    if (!current) throw portNotFound(portId);
+    throw portInUse(port, current.device_id);
+  }
   return { portId: port.id, subnets };
 }
 

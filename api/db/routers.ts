@@ -1,6 +1,7 @@
 /**
  * Router rows (Neutron l3 + ext-gw-mode + extraroute): list, read, create, update, delete,
- * and the helpers other modules read routers with (getRouter, routerPorts, routerView).
+ * and the helpers other modules read routers with (getRouter, routersById — the L3
+ * agent-scheduler API's one view of a router — routerPorts, routerView).
  *
  * Invariants: every write is one transaction that first bumps the router's revision (which
  * also locks its row against a concurrent change on PostgreSQL), so a refused request
@@ -124,6 +125,17 @@ export async function listRouters(q: Queryable, filter: ColumnFilter): Promise<R
     `SELECT * FROM routers${where.sql} ORDER BY created_at, id`,
     where.params,
   );
+  return views(q, rows);
+}
+
+/** The routers of `ids` that exist, as the API shows them, oldest first. */
+export async function routersById(q: Queryable, ids: readonly string[]): Promise<Router[]> {
+  const rows = await queryIn<RouterRow>(
+    q,
+    ids,
+    (list) => `SELECT * FROM routers WHERE id IN ${list}`,
+  );
+  rows.sort((a, b) => a.created_at.localeCompare(b.created_at) || a.id.localeCompare(b.id));
   return views(q, rows);
 }
 

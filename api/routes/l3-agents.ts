@@ -16,15 +16,14 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ApiError } from '../../contracts/errors.ts';
 import { isPlainObject, UUID } from '../../contracts/schema.ts';
 import { hostingAgent, L3_AGENT_TYPE, routersOfAgent } from '../db/l3-bindings.ts';
-import { routerExists, routerViews } from '../db/l3-router-view.ts';
+import { getRouter, routerNotFound, routersById } from '../db/routers.ts';
 import type { AppDeps } from '../deps.ts';
 import { pick, values } from '../query.ts';
 import { hostRouterOn, unhostRouterFrom } from '../scheduler/l3.ts';
 import { type ById, hostingAgentsBody, loadAgent, requireAdmin } from './agent-scheduler.ts';
 
 async function loadRouter(deps: AppDeps, id: string): Promise<string> {
-  if (!UUID.test(id) || !(await routerExists(deps.db, id)))
-    throw new ApiError('RouterNotFound', `Router ${id} could not be found`);
+  if (!UUID.test(id) || !(await getRouter(deps.db, id))) throw routerNotFound(id);
   return id;
 }
 
@@ -65,7 +64,7 @@ export function l3AgentRoutes(app: FastifyInstance, deps: AppDeps): void {
   app.get('/v2.0/agents/:id/l3-routers', async (req: ById) => {
     requireAdmin(req, 'get_l3-routers');
     const agent = await loadAgent(deps, req.params.id);
-    const routers = await routerViews(deps.db, await routersOfAgent(deps.db, agent.id));
+    const routers = await routersById(deps.db, await routersOfAgent(deps.db, agent.id));
     return { routers: routers.map((r) => pick(r, values(req.query.fields))) };
   });
   app.post('/v2.0/agents/:id/l3-routers', async (req: ById, reply) => {

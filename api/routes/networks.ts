@@ -82,6 +82,7 @@ const EXTENSIONS = [
     'Extension that indicates that project_id field is enabled.',
   ],
   ['agent', 'agent', 'The agent management extension.'],
+  ['l3_agent_scheduler', 'L3 Agent Scheduler', 'Schedule routers among l3 agents'],
   [
     'router',
     'Neutron L3 Router',

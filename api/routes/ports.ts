@@ -149,7 +149,7 @@ export function portRoutes(app: FastifyInstance, deps: AppDeps) {
 
   app.delete('/v2.0/ports/:id', async (req: FastifyRequest<{ Params: { id: string } }>, reply) => {
     const { port } = await load(req, req.params.id);
-    const routers = await deletePort(deps.db, port.id);
+    const routers = await deletePort(deps.db, port.id, deps.clock.now());
     deps.log.info({ portId: port.id, networkId: port.network_id }, 'port deleted');
     // Its floating IPs were disassociated: their routers drop the NAT.
     for (const routerId of routers) void routerChanged(deps, routerId);

@@ -100,8 +100,12 @@ async function authorizeInterface(
   }
 }
 
-/** The attributes of an update an L3 agent serves (name and description it does not). */
+/** The attributes of a router an L3 agent serves (name and description it does not). */
 const SERVED = ['external_gateway_info', 'routes', 'admin_state_up'] as const;
+
+/** Whether an update changed anything an L3 agent serves (else no hint is sent). */
+const servedChanged = (before: Router, after: Router) =>
+  SERVED.some((k) => JSON.stringify(before[k]) !== JSON.stringify(after[k]));
 
 /** After a committed change: schedule, bind, hint (never rejects, so not awaited). */
 const changed = (deps: AppDeps, id: string) => void routerChanged(deps, id);
@@ -175,7 +179,7 @@ function writeRoutes(app: FastifyInstance, deps: AppDeps) {
     await authorizeGateway(deps, req, 'update_router', changes.external_gateway_info);
     const router = await updateRouter(deps.db, before.id, changes, deps.clock.now());
     deps.log.info({ routerId: router.id }, 'router updated');
-    if (SERVED.some((k) => changes[k] !== undefined)) changed(deps, router.id);
+    if (servedChanged(before, router)) changed(deps, router.id);
     return { router };
   });
 

@@ -52,8 +52,8 @@ export interface Credentials {
   project: string;
 }
 
-/** The openrc environment of `who` against the cluster's identity listener. */
-export const openrcOf = (c: Cluster, who: Credentials): Record<string, string> => ({
+/** The openrc environment of `who` against an identity listener (a cluster's, say). */
+export const openrcOf = (c: { authUrl: string }, who: Credentials): Record<string, string> => ({
   OS_AUTH_URL: c.authUrl,
   OS_AUTH_TYPE: 'password',
   OS_USERNAME: who.user,
@@ -67,7 +67,11 @@ export const openrcOf = (c: Cluster, who: Credentials): Record<string, string> =
 });
 
 /** `openstack <args>` as `who` (password auth, endpoints from the catalog): the raw result. */
-export function openstackAs(c: Cluster, who: Credentials, args: string[]): Promise<RunResult> {
+export function openstackAs(
+  c: { authUrl: string },
+  who: Credentials,
+  args: string[],
+): Promise<RunResult> {
   return runCommand(['openstack', ...args], openrcOf(c, who));
 }
 

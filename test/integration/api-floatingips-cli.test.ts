@@ -14,10 +14,10 @@
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import type { Subnet } from '../../contracts/network.ts';
-import { type RunResult, runCommand } from '../helpers/cluster.ts';
+import type { RunResult } from '../helpers/cluster.ts';
 import { seedUser } from '../helpers/identity.ts';
 import { addGateway, addInterface, insertRouter } from '../helpers/l3-fixtures.ts';
-import { ok } from '../helpers/os-clients.ts';
+import { ok, openstackAs } from '../helpers/os-clients.ts';
 import { identityStack } from './identity-auth-harness.ts';
 
 type Who = 'admin' | 'demo';
@@ -29,18 +29,7 @@ describe('the openstack CLI on floating IPs', { timeout: 120_000 }, () => {
   const w = { router: '', ports: {} as Record<string, Obj> };
 
   const run = (who: Who, ...args: string[]): Promise<RunResult> =>
-    runCommand(['openstack', ...args], {
-      OS_AUTH_URL: s.main.authUrl,
-      OS_AUTH_TYPE: 'password',
-      OS_USERNAME: who,
-      OS_PASSWORD: `${who}-pw`,
-      OS_PROJECT_NAME: who,
-      OS_USER_DOMAIN_ID: 'default',
-      OS_PROJECT_DOMAIN_ID: 'default',
-      OS_IDENTITY_API_VERSION: '3',
-      OS_REGION_NAME: 'RegionOne',
-      OS_INTERFACE: 'public',
-    });
+    openstackAs(s.main, { user: who, password: `${who}-pw`, project: who }, args);
   const json = async <T = Obj>(who: Who, ...args: string[]): Promise<T> =>
     JSON.parse(ok(await run(who, ...args, '-f', 'json'), `${who}: ${args.join(' ')}`)) as T;
   const rows = async () => ({

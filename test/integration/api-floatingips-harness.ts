@@ -14,16 +14,11 @@ import { after, before } from 'node:test';
 import type { FloatingIp } from '../../contracts/floatingip.ts';
 import type { Network, Port, Subnet } from '../../contracts/network.ts';
 import { addGateway, addInterface, insertRouter } from '../helpers/l3-fixtures.ts';
+import { type Body, creator, refusals } from '../helpers/neutron-refusals.ts';
 import { injectAs, testApi } from '../helpers/test-api.ts';
 import { hexId, testTokens } from '../helpers/tokens.ts';
 
-export type Body = Record<string, unknown>;
-export interface Res {
-  status: number;
-  body: Body;
-}
-export const err = (r: Res) =>
-  (r.body as { NeutronError: { type: string; message: string; detail: string } }).NeutronError;
+export { type Body, err } from '../helpers/neutron-refusals.ts';
 
 /** The keys of a floating IP: Neutron's core attributes and the standard attributes. */
 export const FIP_KEYS = [
@@ -73,11 +68,7 @@ export function floatingIpWorld(engine: 'sqlite' | 'postgres') {
 
   const call = (token: string, method: string, url: string, payload?: unknown) =>
     injectAs(api, token, method, url, payload);
-  const made = async <T>(token: string, kind: string, body: Body): Promise<T> => {
-    const r = await call(token, 'POST', `/v2.0/${kind}s`, { [kind]: body });
-    assert.equal(r.status, 201, JSON.stringify(r.body));
-    return r.body[kind] as T;
-  };
+  const made = creator(call);
   const port = (token: string, networkId: string, extra: Body = {}) =>
     made<Port>(token, 'port', { network_id: networkId, ...extra });
   const fip = (token: string, body: Body) => made<FloatingIp>(token, 'floatingip', body);
@@ -94,21 +85,7 @@ export function floatingIpWorld(engine: 'sqlite' | 'postgres') {
     allocations: await api.db.query('SELECT * FROM ipallocations ORDER BY subnet_id, ip_address'),
   });
   /** A request that must be refused with `status`/`type` and change nothing; its message. */
-  const refused = async (
-    status: number,
-    type: string,
-    token: string,
-    method: string,
-    url: string,
-    payload?: unknown,
-  ) => {
-    const before = await state();
-    const r = await call(token, method, url, payload);
-    assert.equal(r.status, status, `${method} ${url}: ${JSON.stringify(r.body)}`);
-    assert.equal(err(r).type, type, JSON.stringify(r.body));
-    assert.deepEqual(await state(), before, `${method} ${url} changed nothing`);
-    return err(r).message;
-  };
+  const refused = refusals(call, state);
 
   before(async () => {
     const { admin, a, b } = tokens;

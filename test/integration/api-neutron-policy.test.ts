@@ -13,16 +13,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { storeReport } from '../../api/db/reports.ts';
 import type { Network, Port, Subnet } from '../../contracts/network.ts';
+import { type Body, creator, err, refusals } from '../helpers/neutron-refusals.ts';
 import { injectAs, testApi } from '../helpers/test-api.ts';
 import { hexId, testTokens } from '../helpers/tokens.ts';
-
-type Body = Record<string, unknown>;
-interface Res {
-  status: number;
-  body: Body;
-}
-const err = (r: Res) =>
-  (r.body as { NeutronError: { type: string; message: string } }).NeutronError;
 
 for (const engine of ['sqlite', 'postgres'] as const) {
   describe(`Neutron policy on ${engine}`, () => {
@@ -37,11 +30,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
 
     const call = (token: string, method: string, url: string, payload?: unknown) =>
       injectAs(api, token, method, url, payload);
-    const made = async <T>(token: string, kind: string, body: Body) => {
-      const r = await call(token, 'POST', `/v2.0/${kind}s`, { [kind]: body });
-      assert.equal(r.status, 201, JSON.stringify(r.body));
-      return r.body[kind] as T;
-    };
+    const made = creator(call);
     const ids = async (token: string, collection: string, query = '') => {
       const r = await call(token, 'GET', `/v2.0/${collection}${query}`);
       assert.equal(r.status, 200, JSON.stringify(r.body));
@@ -53,21 +42,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       ports: (await call(admin, 'GET', '/v2.0/ports')).body,
     });
     /** A request that must be refused with `status`/`type` and change nothing. */
-    const refused = async (
-      status: number,
-      type: string,
-      token: string,
-      method: string,
-      url: string,
-      payload?: unknown,
-    ) => {
-      const before = await state();
-      const r = await call(token, method, url, payload);
-      assert.equal(r.status, status, `${method} ${url}: ${JSON.stringify(r.body)}`);
-      assert.equal(err(r).type, type);
-      assert.deepEqual(await state(), before, `${method} ${url} changed nothing`);
-      return err(r).message;
-    };
+    const refused = refusals(call, state);
 
     const w = {} as {
       adminNet: Network;

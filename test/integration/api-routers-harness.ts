@@ -3,24 +3,19 @@
  * projects (A, B) and an admin, an external network 203.0.113.0/24, and helpers that
  * create resources, snapshot the state and check refusals.
  *
- * Invariant: `refused` checks Neutron's error type and that routers, ports and subnets are,
- * field for field, exactly as before the request.
+ * Invariant: `refused` checks Neutron's error type and that routers, networks, ports,
+ * subnets and floating IP rows are, field for field, exactly as before the request.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before } from 'node:test';
 import type { Network, Port, Subnet } from '../../contracts/network.ts';
 import type { Router } from '../../contracts/router.ts';
+import { type Body, creator, refusals } from '../helpers/neutron-refusals.ts';
 import { injectAs, testApi } from '../helpers/test-api.ts';
 import { hexId, testTokens } from '../helpers/tokens.ts';
 
-export type Body = Record<string, unknown>;
-export interface Res {
-  status: number;
-  body: Body;
-}
-export const err = (r: Res) =>
-  (r.body as { NeutronError: { type: string; message: string; detail: string } }).NeutronError;
+export { type Body, err, type Res } from '../helpers/neutron-refusals.ts';
 
 export function routerApp(engine: 'sqlite' | 'postgres') {
   const t = testTokens();
@@ -36,11 +31,7 @@ export function routerApp(engine: 'sqlite' | 'postgres') {
 
   const call = (token: string, method: string, url: string, payload?: unknown) =>
     injectAs(api, token, method, url, payload);
-  const made = async <T>(token: string, kind: string, body: Body) => {
-    const r = await call(token, 'POST', `/v2.0/${kind}s`, { [kind]: body });
-    assert.equal(r.status, 201, JSON.stringify(r.body));
-    return r.body[kind] as T;
-  };
+  const made = creator(call);
   const put = async (token: string, url: string, payload: unknown) => {
     const r = await call(token, 'PUT', url, payload);
     assert.equal(r.status, 200, `${url}: ${JSON.stringify(r.body)}`);
@@ -48,27 +39,16 @@ export function routerApp(engine: 'sqlite' | 'postgres') {
   };
   const get = async <T>(kind: string, id: string) =>
     (await call(admin, 'GET', `/v2.0/${kind}s/${id}`)).body[kind] as T;
+  /** Everything a router request could touch, as the admin sees it. */
   const state = async () => ({
     routers: (await call(admin, 'GET', '/v2.0/routers')).body,
+    networks: (await call(admin, 'GET', '/v2.0/networks')).body,
     ports: (await call(admin, 'GET', '/v2.0/ports')).body,
     subnets: (await call(admin, 'GET', '/v2.0/subnets')).body,
+    floatingips: await api.db.query('SELECT * FROM floatingips ORDER BY id'),
   });
   /** A request refused with `status`/`type` that changes nothing; its message. */
-  const refused = async (
-    status: number,
-    type: string,
-    token: string,
-    method: string,
-    url: string,
-    payload?: unknown,
-  ) => {
-    const before = await state();
-    const r = await call(token, method, url, payload);
-    assert.equal(r.status, status, `${method} ${url}: ${JSON.stringify(r.body)}`);
-    assert.equal(err(r).type, type, JSON.stringify(r.body));
-    assert.deepEqual(await state(), before, `${method} ${url} changed nothing`);
-    return err(r).message;
-  };
+  const refused = refusals(call, state);
   const w = {} as { ext: Network; extSub: Subnet };
   let cidrs = 0;
   /** A fresh network of `token`'s project with one subnet (10.<n>.0.0/24 unless given). */

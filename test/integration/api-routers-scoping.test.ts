@@ -10,6 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import type { Port } from '../../contracts/network.ts';
 import type { Router } from '../../contracts/router.ts';
 import { hexId } from '../helpers/tokens.ts';
 import { routerApp } from './api-routers-harness.ts';
@@ -38,6 +39,13 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       await refused(404, 'SubnetNotFound', memberA, 'PUT', `${url}/add_router_interface`, {
         subnet_id: sub.id,
       });
+      const portB = await h.made<Port>(memberB, 'port', { network_id: sub.network_id });
+      assert.equal(
+        await refused(404, 'PortNotFound', memberA, 'PUT', `${url}/add_router_interface`, {
+          port_id: portB.id,
+        }),
+        `Port ${portB.id} could not be found.`,
+      );
       const ofB = (await call(memberB, 'GET', '/v2.0/routers')).body.routers as Router[];
       assert.ok(!ofB.some((x) => x.id === r.id));
       const ofA = (await call(memberA, 'GET', '/v2.0/routers')).body.routers as Router[];

@@ -238,6 +238,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         'extraroute',
         'extraroute-atomic',
         'external-net',
+        'l3_agent_scheduler',
       ])
         assert.ok(aliases.includes(alias), alias);
       const one = await call(memberA, 'GET', '/v2.0/extensions/extraroute-atomic');
