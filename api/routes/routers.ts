@@ -24,6 +24,7 @@ import {
 import { UUID } from '../../contracts/schema.ts';
 import { getPort, portNotFound } from '../db/ports.ts';
 import { addRouterInterface, removeRouterInterface } from '../db/router-interfaces.ts';
+import { badRouter } from '../db/router-ports.ts';
 import { mergeRoutes, withoutRoutes } from '../db/router-routes.ts';
 import {
   createRouter,
@@ -79,7 +80,7 @@ async function authorizeGateway(
   );
 }
 
-/** The subnet or port an interface request names must be one the caller may see. */
+/** The subnet or port an interface request names must be one the caller may see; a subnet, the caller's own. */
 async function authorizeInterface(
   deps: AppDeps,
   req: FastifyRequest,
@@ -97,6 +98,12 @@ async function authorizeInterface(
     const net =
       subnet && (await visibleNetwork(deps, req, subnet.network_id).catch(() => undefined));
     if (!subnet || !(ownedBy(req, subnet.project_id) || net)) throw subnetNotFound(body.subnet_id);
+    // A shared or external network's subnet is visible but not the caller's: its gateway
+    // address would be taken over by this router (Neutron's LP-1757482).
+    if (!ownedBy(req, subnet.project_id))
+      throw badRouter(
+        `Cannot add interface to router because subnet ${subnet.id} is not owned by project making the request`,
+      );
   }
 }
 

@@ -171,6 +171,21 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         await refused(400, 'BadRequest', admin, 'PUT', url, { subnet_id: h.w.extSub.id }),
         `Bad router request: Router already has a port on subnet ${h.w.extSub.id}.`,
       );
+      // A member may not take the gateway address of a subnet it does not own (an
+      // external or shared network's, visible to everyone): Neutron's LP-1757482.
+      const bareRouter = await h.router(memberA);
+      assert.equal(
+        await refused(
+          400,
+          'BadRequest',
+          memberA,
+          'PUT',
+          `/v2.0/routers/${bareRouter.id}/add_router_interface`,
+          { subnet_id: h.w.extSub.id },
+        ),
+        `Bad router request: Cannot add interface to router because subnet ${h.w.extSub.id} is not owned by project making the request.`,
+      );
+      assert.equal((await call(memberA, 'DELETE', `/v2.0/routers/${bareRouter.id}`)).status, 204);
       await remove(r.id, { subnet_id: wide.sub.id });
       assert.equal((await call(memberA, 'DELETE', `/v2.0/routers/${r.id}`)).status, 204);
     });
