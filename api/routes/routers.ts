@@ -34,10 +34,12 @@ import {
   listRouters,
   ROUTER_FILTERS,
   routerNotFound,
+  routerPorts,
   updateRouter,
 } from '../db/routers.ts';
 import { getSubnet, subnetNotFound } from '../db/subnets.ts';
 import type { AppDeps } from '../deps.ts';
+import { hintL2Port } from '../hints.ts';
 import { listScope, ownerForCreate, owns } from '../policy.ts';
 import { page, parseListQuery, pick, type Query, values } from '../query.ts';
 import { l3HostsOf, routerChanged, routerDeleted } from '../scheduler/l3.ts';
@@ -117,6 +119,20 @@ const servedChanged = (before: Router, after: Router) =>
 /** After a committed change: schedule, bind, hint (never rejects, so not awaited). */
 const changed = (deps: AppDeps, id: string) => void routerChanged(deps, id);
 
+/**
+ * Runs `change`, then hints the L2 agents of the router's ports it deleted (an interface
+ * removed, the gateway cleared or replaced, the router deleted): the OVS agent holding a
+ * copy re-asks and puts it on the dead VLAN even when the L3 agent there is down.
+ */
+async function hintingDeletedPorts<T>(deps: AppDeps, routerId: string, change: () => Promise<T>) {
+  const ids = async () => new Set((await routerPorts(deps.db, routerId)).map((p) => p.port_id));
+  const before = await ids();
+  const result = await change();
+  const after = await ids();
+  for (const id of before) if (!after.has(id)) void hintL2Port(deps, id);
+  return result;
+}
+
 function readRoutes(app: FastifyInstance, deps: AppDeps) {
   app.get('/v2.0/routers', async (req: FastifyRequest<{ Querystring: Query }>) => {
     const q = parseListQuery(req.query, 'router', ROUTER_FILTERS);
@@ -140,7 +156,9 @@ function interfaceRoutes(app: FastifyInstance, deps: AppDeps) {
       // Removal names the router's own port or subnet: the router's rule is enough.
       if (action === 'add') await authorizeInterface(deps, req, body);
       const run = action === 'add' ? addRouterInterface : removeRouterInterface;
-      const result = await run(deps.db, router.id, body, deps.clock.now());
+      const result = await hintingDeletedPorts(deps, router.id, () =>
+        run(deps.db, router.id, body, deps.clock.now()),
+      );
       deps.log.info(
         { routerId: router.id, portId: result.port_id, subnetIds: result.subnet_ids },
         `router interface ${action === 'add' ? 'added' : 'removed'}`,
@@ -184,7 +202,9 @@ function writeRoutes(app: FastifyInstance, deps: AppDeps) {
     const before = await visibleRouter(deps, req, req.params.id);
     const changes = RouterUpdate.parse(req.body).router;
     await authorizeGateway(deps, req, 'update_router', changes.external_gateway_info);
-    const router = await updateRouter(deps.db, before.id, changes, deps.clock.now());
+    const router = await hintingDeletedPorts(deps, before.id, () =>
+      updateRouter(deps.db, before.id, changes, deps.clock.now()),
+    );
     deps.log.info({ routerId: router.id }, 'router updated');
     if (servedChanged(before, router)) changed(deps, router.id);
     return { router };
@@ -193,7 +213,9 @@ function writeRoutes(app: FastifyInstance, deps: AppDeps) {
   app.delete('/v2.0/routers/:id', async (req: ById, reply) => {
     const router = await visibleRouter(deps, req, req.params.id);
     const hosts = await l3HostsOf(deps.db, router.id);
-    await deleteRouter(deps.db, router.id, deps.clock.now());
+    await hintingDeletedPorts(deps, router.id, () =>
+      deleteRouter(deps.db, router.id, deps.clock.now()),
+    );
     deps.log.info({ routerId: router.id }, 'router deleted');
     void routerDeleted(deps, router.id, hosts);
     return reply.status(204).send();

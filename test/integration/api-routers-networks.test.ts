@@ -193,5 +193,35 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       await sleep(300);
       assert.equal(hintsFor(r.id), 1, 'one hint: the enable_snat change, none for the others');
     });
+
+    test('a removed interface and a cleared gateway hint the L2 agents of their ports', async () => {
+      await h.report('h1');
+      const created = await h.call('POST', '/v2.0/routers', {
+        router: { name: 'r2', external_gateway_info: { network_id: h.ext.net.id } },
+      });
+      const r = (created.body as { router: Router }).router;
+      const tenant = await h.network('ports-gone', '10.77.0.0/24', false);
+      const url = `/v2.0/routers/${r.id}`;
+      const added = await h.call('PUT', `${url}/add_router_interface`, {
+        subnet_id: tenant.subnet.id,
+      });
+      assert.equal(added.status, 200, added.raw);
+      const iface = (added.body as { port_id: string }).port_id;
+      const gw = (
+        (await h.call('GET', `/v2.0/ports?device_id=${r.id}`)).body as {
+          ports: { id: string; device_owner: string }[];
+        }
+      ).ports.find((p) => p.device_owner === 'network:router_gateway')?.id as string;
+      await h.waitRouterHint('h1', r.id);
+      h.received.length = 0;
+      const removed = await h.call('PUT', `${url}/remove_router_interface`, {
+        subnet_id: tenant.subnet.id,
+      });
+      assert.equal(removed.status, 200, removed.raw);
+      const cleared = await h.call('PUT', url, { router: { external_gateway_info: null } });
+      assert.equal(cleared.status, 200, cleared.raw);
+      await h.waitPortHints([iface, gw]);
+      assert.ok(h.portHinted(iface) && h.portHinted(gw));
+    });
   });
 }
