@@ -116,7 +116,8 @@ function addrJson(d: DesiredRouter): string {
       flags: ['BROADCAST', 'UP'],
       addr_info: p.addresses.map((cidr) => {
         const [local, len] = cidr.split('/');
-        return { family: 'inet', local, prefixlen: Number(len), scope: 'global' };
+        const family = local?.includes(':') ? 'inet6' : 'inet';
+        return { family, local, prefixlen: Number(len), scope: 'global' };
       }),
     })),
   );
@@ -129,16 +130,16 @@ const routeJson = (d: DesiredRouter) =>
       dst: r.destination === '0.0.0.0/0' ? 'default' : r.destination,
       gateway: r.via,
       dev: r.dev ?? QR_B,
-      flags: [],
+      flags: r.onlink ? ['onlink'] : [],
     })),
   );
 
 /** The observe commands inside an existing namespace, answering as a host in order for `d`. */
 const observed = (d: DesiredRouter, iptables = d.iptables) => [
-  { argv: ['ip', '-n', NS, '-j', 'addr', 'show'], stdout: addrJson(d) },
   {
-    argv: ['ip', '-n', NS, '-j', 'route', 'show', 'table', 'all', 'proto', 'static'],
-    stdout: routeJson(d),
+    argv: ['ip', '-n', NS, '-j', '-batch', '-'],
+    stdin: 'addr show\nroute show table all proto static\n',
+    stdout: `${addrJson(d)}\n${routeJson(d)}\n`,
   },
   { argv: ['sysctl', '-n', 'net.ipv4.ip_forward'], netns: NS, stdout: '1\n' },
   { argv: ['iptables-save'], netns: NS, stdout: saveOf(iptables) },
@@ -238,10 +239,34 @@ describe('kumo-l3-agent router kind (FakeRunner, FakeOvsdb)', () => {
     const h = harness(served, { netns: true, ovsdb: ovsdbWithPorts(d) });
     h.runner.expect(...observed(d));
     await h.reconcile();
+    assert.equal(h.runner.calls.length, 3, 'ip -j -batch, sysctl -n, iptables-save: no more');
     h.runner.verify();
     assert.deepEqual(h.ovsdb.writes(), []);
     assert.deepEqual(h.fipCalls, []);
     assert.deepEqual(h.sent, [[{ resource: 'router', id: ID, status: 'ACTIVE' }]]);
+  });
+
+  test('an IPv6 interface: forwarding observed and set for both families in one sysctl each', async () => {
+    const dual = structuredClone(router);
+    for (const f of dual.floating_ips) f.status = 'ACTIVE';
+    dual.interfaces[0]?.fixed_ips.push({
+      subnet_id: uuid('6'),
+      ip_address: '2001:db8:1::1',
+      cidr: '2001:db8:1::/64',
+      gateway_ip: '2001:db8:1::1',
+    });
+    const d6 = desiredRouter(dual, S) as DesiredRouter;
+    assert.deepEqual(d6.families, [4, 6]);
+    const h = harness(dual, { netns: true, ovsdb: ovsdbWithPorts(d6) });
+    const [batch, , save] = observed(d6);
+    const keys = ['net.ipv4.ip_forward', 'net.ipv6.conf.all.forwarding'];
+    assert.ok(batch && save);
+    h.runner.expect(batch, { argv: ['sysctl', '-n', ...keys], netns: NS, stdout: '1\n0\n' }, save, {
+      argv: ['sysctl', '-w', ...keys.map((k) => `${k}=1`)],
+      netns: NS,
+    });
+    await h.reconcile();
+    h.runner.verify();
   });
 
   test('a removed floating IP: its /32 deleted, one restore, then conntrack -D both ways', async () => {
