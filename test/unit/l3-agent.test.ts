@@ -10,7 +10,7 @@
  * the NAT rules.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { backgroundRunner, routerKind, routerStatus } from '../../agents/l3/agent.ts';
@@ -20,7 +20,7 @@ import {
   type FipStatusUpdate,
   type L3Settings,
 } from '../../agents/l3/desired.ts';
-import { emptyIptables } from '../../agents/l3/observe.ts';
+import { emptyIptables, ownedRouterIds } from '../../agents/l3/observe.ts';
 import { type L3Router, parseRouterInfo } from '../../contracts/l3.ts';
 import type { ResourceStatus } from '../../contracts/status.ts';
 import { CommandError, type CommandSpec } from '../../core/exec.ts';
@@ -381,6 +381,18 @@ describe('kumo-l3-agent router kind (FakeRunner, FakeOvsdb)', () => {
     await h.reconcile();
     assert.deepEqual(h.runner.calls, []);
     assert.deepEqual(h.ovsdb.transactions, [], 'not even observed');
+  });
+
+  test("another host's marker (a shared state_path): not listed by a resync, never touched", async () => {
+    mkdirSync(join(S.stateRoot, ID), { recursive: true });
+    writeFileSync(join(S.stateRoot, ID, 'host'), 'net2\n');
+    assert.ok(!(await ownedRouterIds(S)).has(ID), 'a resync does not claim it');
+    const h = harness(null, { netns: true, ovsdb: ovsdbWithPorts(d) });
+    await h.reconcile();
+    assert.deepEqual(h.runner.calls, []);
+    assert.deepEqual(h.ovsdb.transactions, []);
+    assert.equal(readFileSync(join(S.stateRoot, ID, 'host'), 'utf8'), 'net2\n', 'left as it was');
+    rmSync(join(S.stateRoot, ID), { recursive: true });
   });
 });
 
