@@ -7,8 +7,8 @@
  * observed as empty, so the plan never touches a namespace someone else made; inside a
  * served router's namespace one `ip -j -batch` (links with addresses, and static routes),
  * one `sysctl -n` (forwarding of its families) and one `iptables-save` are all it runs
- * (a namespace torn down needs only `ip -j addr`), and OVSDB is asked only when there is
- * a port to look for.
+ * (a namespace torn down needs only `ip -j addr`), and OVSDB is asked (one read-only
+ * transaction) only when there is a port to look for.
  */
 import { stat } from 'node:fs/promises';
 import { UUID } from '../../contracts/schema.ts';

@@ -103,6 +103,7 @@ describe('kumo-l3-agent router kind (FakeRunner, FakeOvsdb)', () => {
     h.runner.expect(...observed(d));
     await h.reconcile();
     assert.equal(h.runner.calls.length, 3, 'ip -j -batch, sysctl -n, iptables-save: no more');
+    assert.equal(h.ovsdb.transactions.length, 1, 'OVSDB read in one transaction');
     h.runner.verify();
     assert.deepEqual(h.ovsdb.writes(), []);
     assert.deepEqual(h.fipCalls, []);
