@@ -75,7 +75,6 @@ describe('kumo-l3-agent: a bad interface, route or floating IP is left out and r
     h.runner.expect(
       ...[
         ['ip', 'netns', 'add', NS],
-        ['ip', '-n', NS, 'link', 'set', 'dev', 'lo', 'up'],
         ['ip', '-n', 'klt-vswitchd', '-batch', '-'],
         ['ip', '-n', NS, '-batch', '-'],
       ].map((argv) => ({ argv })),

@@ -45,7 +45,6 @@ describe('kumo-l3-agent router kind (FakeRunner, FakeOvsdb)', () => {
     const h = harness(router);
     h.runner.expect(
       { argv: ['ip', 'netns', 'add', NS] },
-      { argv: ['ip', '-n', NS, 'link', 'set', 'dev', 'lo', 'up'] },
       {
         argv: ['ip', '-n', 'klt-vswitchd', '-batch', '-'],
         stdin: [QR_A, QR_B, QG].map((dev) => `link set dev ${dev} netns ${NS}\n`).join(''),
@@ -53,6 +52,7 @@ describe('kumo-l3-agent router kind (FakeRunner, FakeOvsdb)', () => {
       {
         argv: ['ip', '-n', NS, '-batch', '-'],
         stdin: [
+          'link set dev lo up',
           ...[
             [QR_A, 'fa:16:3e:00:0a:01', '10.1.0.1/24'],
             [QR_B, 'fa:16:3e:00:0b:01', '10.2.0.1/24'],
