@@ -287,7 +287,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.match(
         onAgent.out,
         new RegExp(
-          `\\| ${r} \\| cli-router +\\| ACTIVE +\\| True +\\| \\{"network_id":"${ext.net.id}"`,
+          `\\| ${r} \\| cli-router +\\| ACTIVE +\\| True +\\| \\{"network_id": "${ext.net.id}"`,
         ),
       );
       const json = JSON.parse(
