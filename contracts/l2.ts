@@ -6,21 +6,13 @@
  * only about ports bound (or now bound) to its own host; anything else is `unknown` and
  * sits on the dead VLAN.
  */
-import { NETWORK_TYPES, TUNNEL_TYPES } from './network.ts';
+import { NETWORK_TYPES, physnet, TUNNEL_TYPES } from './network.ts';
 import { arr, bool, hostname, type Infer, int, nullable, obj, oneOf, str, uuid } from './schema.ts';
 
 const ipv4 = () =>
   str({
     pattern: /^((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/,
     patternName: 'an IPv4 address',
-  });
-/** As contracts/network.ts's provider:physical_network: it reaches OVS flows unquoted. */
-const physnet = () =>
-  str({
-    min: 1,
-    max: 64,
-    pattern: /^[A-Za-z0-9_.-]+$/,
-    patternName: 'a physical network name (letters, digits, _ . -)',
   });
 const mac = () =>
   str({ pattern: /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/, patternName: 'a lowercase MAC address' });

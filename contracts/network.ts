@@ -103,7 +103,8 @@ export function boolLike(): Schema<boolean> {
 
 const name = () => str({ max: 255 });
 const description = () => str({ max: 255 });
-const physnet = () =>
+/** A physical network name: it reaches OVS flows and config unquoted (also contracts/l2). */
+export const physnet = () =>
   str({
     min: 1,
     max: 64,

@@ -36,7 +36,8 @@ import type { OvsdbClient } from '../../host/ovs/ovsdb.ts';
 import { toolVersion } from '../../host/version.ts';
 import { classify } from '../lib/errors.ts';
 import { lazyOvsdb } from '../lib/ovsdb.ts';
-import { resourceStatus, statusReporter } from '../lib/status.ts';
+import { resyncServed, servedStatus } from '../lib/served.ts';
+import { statusReporter } from '../lib/status.ts';
 import { runSteps, type Step } from '../lib/steps.ts';
 import type { HookDeps } from '../run.ts';
 import { type DesiredDhcp, type DhcpSettings, desiredDhcp } from './desired.ts';
@@ -94,41 +95,15 @@ export function networkKind(
   };
 }
 
-const rejectedOf = (d: DesiredDhcp | null) => (d?.rejected.length ? { rejected: d.rejected } : {});
-
-/** Parts left out are logged when they change (the status report carries them too). */
-function logRejected(log: Logger, sent: ResourceStatus | undefined, now: ResourceStatus) {
-  if (JSON.stringify(sent?.rejected ?? []) === JSON.stringify(now.rejected ?? [])) return;
-  if (now.rejected?.length)
-    log.warn({ networkId: now.id, rejected: now.rejected }, 'served without these parts');
-  else log.info({ networkId: now.id }, 'every part served again');
-}
-
-/**
- * A network's status: ACTIVE once served (listing the parts it is served without) or
- * torn down, ERROR with the reason after a failure.
- */
+/** A network's status (agents/lib/served.ts): ACTIVE once served or torn down, else ERROR. */
 export function networkStatus(
   reporter: StatusReporter<ResourceStatus>,
   log: Logger,
   onServed: (id: string, net: DhcpNetwork | null) => void = () => {},
 ): KindStatus<NetworkInfo, DesiredDhcp | null, ResourceStatus> {
-  return {
-    reporter,
-    ok(info, desired, id) {
-      onServed(id, desired && info.network);
-      const status = { ...resourceStatus('network', id), ...rejectedOf(desired) };
-      logRejected(log, reporter.sent(`network:${id}`), status);
-      return status;
-    },
-    failed: (err, id) => resourceStatus('network', id, err),
-  };
-}
-
-/** Statuses of networks nothing claims any more (torn down) are not sent again. */
-function dropUnclaimed(reporter: StatusReporter<ResourceStatus>, claimed: Set<string>) {
-  for (const key of reporter.sentKeys())
-    if (!claimed.has(key.slice('network:'.length))) reporter.drop(key);
+  return servedStatus(reporter, log, 'network', (id, info, desired) =>
+    onServed(id, desired && info.network),
+  );
 }
 
 /** The networks this host serves, counted for report_state's configurations. */
@@ -179,11 +154,14 @@ export async function dhcpHooks({ config, runner, log, broker }: HookDeps): Prom
     },
     async resync() {
       const reply = await broker.call(PLUGIN_TOPIC, 'get_active_networks', { host });
-      const active = GetActiveNetworksResult.parse(reply).networks;
-      const ids = new Set([...active, ...(await ownedNetworkIds(settings))]);
-      dropUnclaimed(reporter, ids);
-      reconciler.forget();
-      for (const id of ids) ctl?.enqueue('network', id);
+      resyncServed({
+        resource: 'network',
+        active: GetActiveNetworksResult.parse(reply).networks,
+        owned: await ownedNetworkIds(settings),
+        reporter,
+        reconciler,
+        enqueue: (resource, id) => ctl?.enqueue(resource, id),
+      });
     },
     reconcile: (resource, id, revision) => reconciler.reconcile(resource, id, revision),
     stop: () => ovsdb.close(),

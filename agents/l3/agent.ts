@@ -29,7 +29,8 @@ import type { OvsdbClient } from '../../host/ovs/ovsdb.ts';
 import { toolVersion } from '../../host/version.ts';
 import { classify } from '../lib/errors.ts';
 import { lazyOvsdb } from '../lib/ovsdb.ts';
-import { resourceStatus, statusReporter } from '../lib/status.ts';
+import { resyncServed, servedStatus } from '../lib/served.ts';
+import { statusReporter } from '../lib/status.ts';
 import { runSteps } from '../lib/steps.ts';
 import type { HookDeps } from '../run.ts';
 import {
@@ -129,36 +130,13 @@ export function routerKind(
   };
 }
 
-const rejectedOf = (d: DesiredRouter | null) =>
-  d?.rejected.length ? { rejected: d.rejected } : {};
-
-/**
- * A router's status: ACTIVE once served (listing the parts it is served without) or torn
- * down, ERROR with the reason after a failure.
- */
+/** A router's status (agents/lib/served.ts): ACTIVE once served or torn down, else ERROR. */
 export function routerStatus(
   reporter: StatusReporter<ResourceStatus>,
   log: Logger,
   onServed: (id: string, router: DesiredRouter | null) => void = () => {},
 ): KindStatus<RouterInfo, DesiredRouter | null, ResourceStatus> {
-  return {
-    reporter,
-    ok(_info, desired, id) {
-      onServed(id, desired);
-      const status = { ...resourceStatus('router', id), ...rejectedOf(desired) };
-      const before = JSON.stringify(reporter.sent(`router:${id}`)?.rejected ?? []);
-      if (before !== JSON.stringify(status.rejected ?? []) && status.rejected)
-        log.warn({ routerId: id, rejected: status.rejected }, 'served without these parts');
-      return status;
-    },
-    failed: (err, id) => resourceStatus('router', id, err),
-  };
-}
-
-/** Statuses of routers nothing claims any more (torn down) are not sent again. */
-function dropUnclaimed(reporter: StatusReporter<ResourceStatus>, claimed: Set<string>) {
-  for (const key of reporter.sentKeys())
-    if (!claimed.has(key.slice('router:'.length))) reporter.drop(key);
+  return servedStatus(reporter, log, 'router', (id, _info, desired) => onServed(id, desired));
 }
 
 /** What this host serves, counted for report_state's configurations. */
@@ -226,11 +204,14 @@ export async function l3Hooks({ config, runner, log, broker }: HookDeps): Promis
     },
     async resync() {
       const reply = await broker.call(PLUGIN_TOPIC, 'get_active_routers', { host });
-      const active = GetActiveRoutersResult.parse(reply).routers;
-      const ids = new Set([...active, ...(await ownedRouterIds(settings))]);
-      dropUnclaimed(reporter, ids);
-      reconciler.forget();
-      for (const id of ids) ctl?.enqueue('router', id);
+      resyncServed({
+        resource: 'router',
+        active: GetActiveRoutersResult.parse(reply).routers,
+        owned: await ownedRouterIds(settings),
+        reporter,
+        reconciler,
+        enqueue: (resource, id) => ctl?.enqueue(resource, id),
+      });
     },
     reconcile: (resource, id, revision) => reconciler.reconcile(resource, id, revision),
     stop: () => ovsdb.close(),

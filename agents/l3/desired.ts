@@ -1,7 +1,7 @@
 /**
  * What one router must look like on this host, from the API's L3Router: the qrouter
  * namespace, its qr-/qg- ports with their addresses (floating IPs as /32 on qg-), the
- * routes it owns, its NAT as a validated iptables state, the addresses to announce and the
+ * routes it owns, the families it forwards, its NAT as a validated iptables state, the addresses to announce and the
  * floating IP statuses to report. Pure.
  *
  * Invariants: `null` means "this host must serve nothing for the router" and every host
@@ -9,6 +9,7 @@
  * the contract, on arrival) is left out and listed in `rejected`; the iptables state went
  * through host/iptables validateModel, so no token can break an iptables-restore line.
  */
+import type { IpVersion } from '../../contracts/inet.ts';
 import type { L3Router } from '../../contracts/l3.ts';
 import { MAX_REJECTED, type RejectedPart } from '../../contracts/status.ts';
 import { routerNamespace } from '../../host/ip/names.ts';
@@ -50,6 +51,8 @@ export interface DesiredRouter {
   /** The qg- device and its IPv4 address, when the router has a gateway. */
   gateway: { device: string; ip: string | null } | null;
   routes: StaticRoute[];
+  /** The IP families it forwards: 4 always (as Neutron), 6 when a port has IPv6. */
+  families: IpVersion[];
   iptables: OwnedState;
   /** IPv4 addresses on qg- announced by gratuitous ARP when they appear. */
   announce: string[];
@@ -118,7 +121,8 @@ function checkedParts(router: L3Router, rejected: RejectedPart[]) {
   const internal = qr.filter((f) => f.version === 4).map((f) => f.cidr);
   const fips = checkFloatingIps(router.floating_ips, { gateway: gw, internal }, rejected);
   const gatewayIp = qg.find((f) => f.version === 4)?.ip ?? null;
-  return { gw, interfaces, routes: [...defaults, ...extra], internal, fips, gatewayIp };
+  const families: IpVersion[] = [...qr, ...qg].some((f) => f.version === 6) ? [4, 6] : [4];
+  return { gw, interfaces, routes: [...defaults, ...extra], families, internal, fips, gatewayIp };
 }
 
 /** `arrived`: the items the contract already left out (parseRouterInfo). */
@@ -130,7 +134,10 @@ export function desiredRouter(
   if (!router) return null;
   const netns = netnsOf(s, router.id);
   const mine: RejectedPart[] = [];
-  const { gw, interfaces, routes, internal, fips, gatewayIp } = checkedParts(router, mine);
+  const { gw, interfaces, routes, families, internal, fips, gatewayIp } = checkedParts(
+    router,
+    mine,
+  );
   const model = gw
     ? natModel({
         qgDevice: gw.device,
@@ -159,6 +166,7 @@ export function desiredRouter(
     ],
     gateway: gw && { device: gw.device, ip: gatewayIp },
     routes,
+    families,
     iptables: validateModel(model),
     announce: [...(gatewayIp ? [gatewayIp] : []), ...fips.map((f) => f.floatingIp)],
     floatingIps: fips,

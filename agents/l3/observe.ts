@@ -5,15 +5,17 @@
  *
  * Invariants: a router whose state directory is not ours and that must not be served is
  * observed as empty, so the plan never touches a namespace someone else made; inside a
- * namespace one `ip -j addr`, one `ip -j route`, one `sysctl -n` and one `iptables-save`
- * are all it runs, and OVSDB is asked only when there is a port to look for.
+ * served router's namespace one `ip -j -batch` (links with addresses, and static routes),
+ * one `sysctl -n` (forwarding of its families) and one `iptables-save` are all it runs
+ * (a namespace torn down needs only `ip -j addr`), and OVSDB is asked (one read-only
+ * transaction) only when there is a port to look for.
  */
 import { stat } from 'node:fs/promises';
 import { UUID } from '../../contracts/schema.ts';
 import type { CommandRunner } from '../../core/exec.ts';
 import { listLinks } from '../../host/ip/link.ts';
 import { netnsExists } from '../../host/ip/netns.ts';
-import { listStaticRoutes, type StaticRoute } from '../../host/ip/route.ts';
+import { listLinksAndStaticRoutes, type StaticRoute } from '../../host/ip/route.ts';
 import { observeIptables } from '../../host/iptables/apply.ts';
 import { type OwnedState, validateModel } from '../../host/iptables/model.ts';
 import type { OvsdbClient } from '../../host/ovs/ovsdb.ts';
@@ -30,7 +32,8 @@ export interface ObservedRouter extends NsObserved {
   /** …and its marker names this host. */
   owned: boolean;
   routes: StaticRoute[];
-  /** null: not looked at (no namespace, or nothing to serve). */
+  /** Forwarding is on for every family the router routes; null: not looked at (no
+   * namespace, or nothing to serve). */
   ipForward: boolean | null;
   iptables: OwnedState;
 }
@@ -53,27 +56,34 @@ const exists = (path: string) =>
     () => false,
   );
 
+/**
+ * The namespace, its router links and (`inside`: a router served into it) its static
+ * routes from the same one `ip -j -batch`; then the OVS ports of those links and of the
+ * desired ones.
+ */
 async function observeNs(deps: ObserveDeps, netns: string, desired: DesiredRouter | null) {
   const present = await (deps.netnsExists ?? netnsExists)(netns);
-  const links = present
-    ? (await listLinks(deps.runner, netns)).filter((l) => isRouterLink(l.name))
-    : [];
+  const listed = !present
+    ? { links: [], routes: [] }
+    : desired
+      ? await listLinksAndStaticRoutes(deps.runner, netns)
+      : { links: await listLinks(deps.runner, netns), routes: [] };
+  const links = listed.links.filter((l) => isRouterLink(l.name));
   const wanted = desired?.ports.map((p) => p.device) ?? [];
   const names = [...new Set([...wanted, ...links.map((l) => l.name)])];
   const ovsPorts = names.length ? await findPorts(await deps.ovsdb(), { names }) : [];
-  return { netnsExists: present, links, ovsPorts };
+  return { netnsExists: present, links, ovsPorts, routes: listed.routes };
 }
 
-/** Routes, ip_forward and iptables: only for a router served into an existing namespace. */
-async function observeInside(deps: ObserveDeps, netns: string) {
-  const routes = await listStaticRoutes(deps.runner, netns);
-  const ipForward = await observeIpForward(deps.runner, netns);
+/** Forwarding and iptables: only for a router served into an existing namespace. */
+async function observeInside(deps: ObserveDeps, netns: string, desired: DesiredRouter) {
+  const ipForward = await observeIpForward(deps.runner, netns, desired.families);
   const iptables = await observeIptables(deps.runner, {
     family: 4,
     prefix: L3_CHAIN_PREFIX,
     netns,
   });
-  return { routes, ipForward, iptables };
+  return { ipForward, iptables };
 }
 
 export async function observeRouter(
@@ -85,12 +95,20 @@ export async function observeRouter(
   const dir = stateDirOf(s, routerId);
   const stateDirExists = await exists(dir);
   const owned = stateDirExists && (await readOwner(dir, MARKER)) === s.host;
-  const none = { routes: [], ipForward: null, iptables: emptyIptables() };
+  const none = { ipForward: null, iptables: emptyIptables() };
   if (!desired && !owned)
-    return { stateDirExists, owned, netnsExists: false, links: [], ovsPorts: [], ...none };
+    return {
+      stateDirExists,
+      owned,
+      netnsExists: false,
+      links: [],
+      ovsPorts: [],
+      routes: [],
+      ...none,
+    };
   const netns = netnsOf(s, routerId);
   const ns = await observeNs(deps, netns, desired);
-  const inside = desired && ns.netnsExists ? await observeInside(deps, netns) : none;
+  const inside = desired && ns.netnsExists ? await observeInside(deps, netns, desired) : none;
   return { stateDirExists, owned, ...ns, ...inside };
 }
 

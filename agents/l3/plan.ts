@@ -4,7 +4,8 @@
  * Order for a router served here: the state directory and its ownership marker (before
  * the namespace exists, so a namespace of ours is always findable); the namespace and its
  * ports (agents/lib/ns-port) with ONE `ip -batch` carrying stale routes' deletions, every
- * link's MAC/MTU/up/addresses and the missing routes; ip_forward; ONE
+ * link's MAC/MTU/up/addresses and the missing routes; forwarding (IPv4, and IPv6 when
+ * the router has an IPv6 address); ONE
  * `iptables-restore --noflush`; `conntrack -D` for floating IPs that left qg- (after the
  * restore removed their DNAT, so no new entry is made behind it); gratuitous ARPs for
  * addresses that appeared on qg- (in the background: arping takes a second per packet);
@@ -79,7 +80,13 @@ function afterLinks(d: DesiredRouter, o: ObservedRouter, s: L3Settings): L3Step[
   return [
     ...(o.ipForward === true
       ? []
-      : [{ kind: 'command' as const, spec: ipForwardCommand(d.netns), why: 'ip_forward' }]),
+      : [
+          {
+            kind: 'command' as const,
+            spec: ipForwardCommand(d.netns, d.families),
+            why: `forwarding (IPv${d.families.join(', IPv')})`,
+          },
+        ]),
     ...planIptables(d.iptables, o.iptables, d.netns).map(({ why, ...spec }) => ({
       kind: 'command' as const,
       spec,

@@ -1,6 +1,7 @@
 /**
  * Ports inside a network namespace (one in qdhcp, several in qrouter, qlbaas next): the
- * namespace with lo up, OVS internal ports on the integration bridge, moved into the
+ * namespace with lo up (the first line of its first batch: no process of its own), OVS
+ * internal ports on the integration bridge, moved into the
  * namespace, with their MACs, MTUs, up state and addresses. Pure: observed state in, kit
  * Steps out.
  *
@@ -59,13 +60,9 @@ export interface NsObserved {
 export const globalAddresses = (link: LinkInfo | undefined): string[] =>
   (link?.addrs ?? []).filter((a) => a.scope === 'global').map((a) => a.cidr);
 
-/** `ip netns add` and lo up, when the namespace is missing. */
+/** `ip netns add` when the namespace is missing (lo goes up in its first batch). */
 export function namespaceSteps(netns: string, exists: boolean): Step[] {
-  if (exists) return [];
-  return [
-    { kind: 'command', spec: netnsAddCommand(netns), why: 'namespace' },
-    { kind: 'command', spec: ipCommand(linkUp('lo'), netns), why: 'loopback' },
-  ];
+  return exists ? [] : [{ kind: 'command', spec: netnsAddCommand(netns), why: 'namespace' }];
 }
 
 /** One applied transaction removing `ports` from their bridges (none when nothing holds them). */
@@ -183,13 +180,14 @@ export function planNsPorts(
   if (ports.some((p) => p.netns !== netns)) throw new Error(`ports outside ${netns}`);
   const wanted = new Set(ports.map((p) => p.device));
   const others = new Set(o.links.filter((l) => !wanted.has(l.name)).map((l) => l.name));
+  const lo = o.netnsExists ? [] : [linkUp('lo')];
   return [
     ...namespaceSteps(netns, o.netnsExists),
     ...unplugSteps(
       o.ovsPorts.filter((r) => others.has(r.name)),
       'unplug a replaced port',
     ),
-    ...portsSteps(netns, ports, o, extra),
+    ...portsSteps(netns, ports, o, { ...extra, before: [...lo, ...(extra.before ?? [])] }),
   ];
 }
 

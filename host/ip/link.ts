@@ -211,7 +211,8 @@ function toLink(raw: RawLink): LinkInfo {
   };
 }
 
-function parseLinks(stdout: string): LinkInfo[] {
+/** `ip -j addr show` output as links (empty output: none). */
+export function parseLinks(stdout: string): LinkInfo[] {
   if (stdout.trim() === '') return [];
   const parsed = JSON.parse(stdout) as unknown;
   if (!Array.isArray(parsed)) throw new Error('ip -j addr: expected a JSON array');

@@ -2,7 +2,8 @@
  * Routes an agent owns inside a namespace, in `ip`'s vocabulary: they carry `proto static`
  * (what `ip route` gives routes nobody marked is `boot`, the kernel's connected routes are
  * `kernel`), so observing them is one `ip -j route show table all proto static` for both
- * families, and nothing the kernel made is ever taken for ours.
+ * families (or a second line of the `ip -j -batch` that lists the links), and nothing the
+ * kernel made is ever taken for ours.
  *
  * Invariants: a destination is a canonical CIDR (network address, prefix always written:
  * `0.0.0.0/0`, never `default`, so a batch line names its family); gateways are canonical
@@ -12,7 +13,7 @@
 import { formatIp, parseIp } from '../../contracts/inet.ts';
 import type { CommandRunner } from '../../core/exec.ts';
 import { type Cidr, networkAddress, parseCidr } from './inet.ts';
-import type { IpArgs } from './link.ts';
+import { type IpArgs, type LinkInfo, parseLinks } from './link.ts';
 import { assertDeviceName, assertNetnsName } from './names.ts';
 
 export interface StaticRoute {
@@ -67,6 +68,7 @@ interface RawRoute {
   gateway?: string;
   dev?: string;
   table?: string;
+  flags?: unknown;
 }
 
 /** One `ip -j route` entry as a StaticRoute; null for what is not gateway-routed here. */
@@ -86,7 +88,17 @@ function toRoute(raw: RawRoute): StaticRoute | null {
         : `${raw.dst}/${v6 ? 128 : 32}`;
   const destination = canonicalCidr(dst);
   if (destination === null) return null;
-  return { destination, via, ...(typeof raw.dev === 'string' ? { dev: raw.dev } : {}) };
+  const onlink = Array.isArray(raw.flags) && raw.flags.includes('onlink') ? { onlink: true } : {};
+  return { destination, via, ...(typeof raw.dev === 'string' ? { dev: raw.dev } : {}), ...onlink };
+}
+
+const SHOW_STATIC = ['route', 'show', 'table', 'all', 'proto', 'static'];
+
+function parseRoutes(stdout: string): StaticRoute[] {
+  if (stdout.trim() === '') return [];
+  const parsed = JSON.parse(stdout) as unknown;
+  if (!Array.isArray(parsed)) throw new Error('ip -j route show: expected a JSON array');
+  return (parsed as RawRoute[]).flatMap((r) => toRoute(r) ?? []);
 }
 
 /** The `proto static` routes of the main table, both families, in a namespace. */
@@ -94,14 +106,38 @@ export async function listStaticRoutes(
   runner: CommandRunner,
   netns: string,
 ): Promise<StaticRoute[]> {
-  const argv = ['ip', '-n', assertNetnsName(netns), '-j', 'route', 'show', 'table', 'all'];
-  const { stdout } = await runner.run({ argv: [...argv, 'proto', 'static'] });
-  if (stdout.trim() === '') return [];
-  const parsed = JSON.parse(stdout) as unknown;
-  if (!Array.isArray(parsed)) throw new Error('ip -j route show: expected a JSON array');
-  return (parsed as RawRoute[]).flatMap((r) => toRoute(r) ?? []);
+  const { stdout } = await runner.run({
+    argv: ['ip', '-n', assertNetnsName(netns), '-j', ...SHOW_STATIC],
+  });
+  return parseRoutes(stdout);
 }
 
-/** Equal routes: same destination and gateway (the kernel picks the device unless pinned). */
+/**
+ * A namespace's links (with addresses) and its `proto static` routes from ONE process:
+ * `ip -n NS -j -batch -` with `addr show` and the route listing, which prints one JSON
+ * array per command, one a line.
+ */
+export async function listLinksAndStaticRoutes(
+  runner: CommandRunner,
+  netns: string,
+): Promise<{ links: LinkInfo[]; routes: StaticRoute[] }> {
+  const { stdout } = await runner.run({
+    argv: ['ip', '-n', assertNetnsName(netns), '-j', '-batch', '-'],
+    stdin: `addr show\n${SHOW_STATIC.join(' ')}\n`,
+  });
+  const lines = stdout.split('\n').filter((l) => l.trim() !== '');
+  const [addrs, routes] = lines;
+  if (lines.length !== 2 || addrs === undefined || routes === undefined)
+    throw new Error(`ip -j -batch in ${netns}: expected 2 JSON lines, got ${lines.length}`);
+  return { links: parseLinks(addrs), routes: parseRoutes(routes) };
+}
+
+/**
+ * Equal routes: same destination, gateway and onlink flag (the kernel picks the device
+ * unless `a` pins one).
+ */
 export const sameRoute = (a: StaticRoute, b: StaticRoute) =>
-  a.destination === b.destination && a.via === b.via && (a.dev === undefined || a.dev === b.dev);
+  a.destination === b.destination &&
+  a.via === b.via &&
+  !!a.onlink === !!b.onlink &&
+  (a.dev === undefined || a.dev === b.dev);

@@ -96,36 +96,24 @@ export function unplugOps(ports: readonly ObservedPort[]): OvsdbOperation[] {
 const rowsOf = (r: OvsdbOpResult | undefined): OvsdbRow[] => r?.rows ?? [];
 const str = (v: unknown) => (typeof v === 'string' ? v : null);
 
-/**
- * Ports named in `names`, or whose Interface carries `vm-uuid=<vmUuid>`. Read-only. The
- * Port rows and the Bridges holding them are read in one transaction, so a port is never
- * seen without the bridge that holds it.
- */
-export async function findPorts(
-  ovsdb: OvsdbClient,
-  query: { names?: readonly string[]; vmUuid?: string },
-): Promise<ObservedPort[]> {
-  const cols = ['name', 'external_ids'];
-  const byVm = query.vmUuid
-    ? [select('Interface', [['external_ids', 'includes', map({ 'vm-uuid': query.vmUuid })]], cols)]
-    : [];
-  const ifaces = await ovsdb.transact(DB, [
-    ...byVm,
-    ...(query.names ?? []).map((n) => select('Interface', [['name', '==', n]], cols)),
-  ]);
+const INTERFACE_COLS = ['name', 'external_ids'];
+const portByName = (n: string) => select('Port', [['name', '==', n]], ['_uuid', 'name']);
+const bridgesWithPorts = () => select('Bridge', [], ['name', 'ports']);
+
+/** Port rows (with their Interface's external_ids and the bridge holding them) as observed. */
+function observedPorts(
+  ifaces: readonly OvsdbOpResult[],
+  bridges: OvsdbOpResult | undefined,
+  ports: readonly OvsdbOpResult[],
+): ObservedPort[] {
   const ids = new Map<string, Record<string, unknown>>();
   for (const row of ifaces.flatMap(rowsOf)) ids.set(String(row.name), fromMap(row.external_ids));
-  if (ids.size === 0) return [];
-  const [bridges, ...ports] = await ovsdb.transact(DB, [
-    select('Bridge', [], ['name', 'ports']),
-    ...[...ids.keys()].map((n) => select('Port', [['name', '==', n]], ['_uuid', 'name'])),
-  ]);
   const bridgeOf = new Map<string, string>();
   for (const b of rowsOf(bridges))
     for (const p of fromSet(b.ports)) if (isUuid(p)) bridgeOf.set(p[1], String(b.name));
   return ports.flatMap(rowsOf).flatMap((row) => {
-    if (!isUuid(row._uuid)) return [];
-    const ext = ids.get(String(row.name)) ?? {};
+    const ext = ids.get(String(row.name));
+    if (!isUuid(row._uuid) || ext === undefined) return [];
     return [
       {
         uuid: row._uuid[1],
@@ -137,6 +125,41 @@ export async function findPorts(
       },
     ];
   });
+}
+
+/**
+ * Ports named in `names`, or whose Interface carries `vm-uuid=<vmUuid>`. Read-only. The
+ * Interface, Port and Bridge rows are read in one transaction (by name: the only round
+ * trip; by vm-uuid: a second one, once the names are known), so a port is never seen
+ * without the bridge that holds it.
+ */
+export async function findPorts(
+  ovsdb: OvsdbClient,
+  query: { names?: readonly string[]; vmUuid?: string },
+): Promise<ObservedPort[]> {
+  const names = query.names ?? [];
+  if (!query.vmUuid) {
+    if (names.length === 0) return [];
+    const results = await ovsdb.transact(DB, [
+      ...names.map((n) => select('Interface', [['name', '==', n]], INTERFACE_COLS)),
+      bridgesWithPorts(),
+      ...names.map(portByName),
+    ]);
+    const ifaces = results.slice(0, names.length);
+    return observedPorts(ifaces, results[names.length], results.slice(names.length + 1));
+  }
+  const byVm = map({ 'vm-uuid': query.vmUuid });
+  const ifaces = await ovsdb.transact(DB, [
+    select('Interface', [['external_ids', 'includes', byVm]], INTERFACE_COLS),
+    ...names.map((n) => select('Interface', [['name', '==', n]], INTERFACE_COLS)),
+  ]);
+  const found = [...new Set(ifaces.flatMap(rowsOf).map((r) => String(r.name)))];
+  if (found.length === 0) return [];
+  const [bridges, ...ports] = await ovsdb.transact(DB, [
+    bridgesWithPorts(),
+    ...found.map(portByName),
+  ]);
+  return observedPorts(ifaces, bridges, ports);
 }
 
 /**

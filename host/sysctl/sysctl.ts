@@ -1,29 +1,48 @@
 /**
- * `sysctl` (procps) in its own vocabulary, for the one key a router namespace needs:
- * `net.ipv4.ip_forward`. Network sysctls belong to the namespace the process runs in, so
- * both commands run inside it (`ip netns exec`), and a fresh namespace starts at 0.
+ * `sysctl` (procps) in its own vocabulary, for the keys a router namespace needs:
+ * forwarding per IP family, `net.ipv4.ip_forward` and `net.ipv6.conf.all.forwarding` (as
+ * Neutron's RouterNamespace.create sets both). Network sysctls belong to the namespace the
+ * process runs in, so both commands run inside it (`ip netns exec`), and a fresh namespace
+ * starts at 0. One process sets or reads every family asked for.
  *
- * Invariant: the namespace name is checked before it reaches a command; reading is
- * read-only (`sysctl -n`) and anything but `0` or `1` is an error, never a guess.
+ * Invariant: the namespace name is checked before it reaches a command; the keys are this
+ * module's constants; reading is read-only (`sysctl -n`) and anything but one `0` or `1`
+ * per key is an error, never a guess. A kernel without IPv6 has no IPv6 key, so asking
+ * for family 6 there fails with sysctl's own message instead of routing half the traffic.
  */
+import type { IpVersion } from '../../contracts/inet.ts';
 import type { CommandRunner, CommandSpec } from '../../core/exec.ts';
 import { assertNetnsName } from '../ip/names.ts';
 
-const IP_FORWARD = 'net.ipv4.ip_forward';
+export const FORWARDING: Readonly<Record<IpVersion, string>> = {
+  4: 'net.ipv4.ip_forward',
+  6: 'net.ipv6.conf.all.forwarding',
+};
 
-/** Turns IPv4 forwarding on in `netns`. */
-export function ipForwardCommand(netns: string): CommandSpec {
-  return { argv: ['sysctl', '-w', `${IP_FORWARD}=1`], netns: assertNetnsName(netns) };
+const keysOf = (families: readonly IpVersion[]) =>
+  [...new Set(families)].sort().map((f) => FORWARDING[f]);
+
+/** Turns forwarding of `families` on in `netns`: one `sysctl -w`. */
+export function ipForwardCommand(netns: string, families: readonly IpVersion[] = [4]): CommandSpec {
+  return {
+    argv: ['sysctl', '-w', ...keysOf(families).map((k) => `${k}=1`)],
+    netns: assertNetnsName(netns),
+  };
 }
 
-/** Whether IPv4 forwarding is on in `netns`. */
-export async function observeIpForward(runner: CommandRunner, netns: string): Promise<boolean> {
+/** Whether forwarding of every one of `families` is on in `netns`: one `sysctl -n`. */
+export async function observeIpForward(
+  runner: CommandRunner,
+  netns: string,
+  families: readonly IpVersion[] = [4],
+): Promise<boolean> {
+  const keys = keysOf(families);
   const { stdout } = await runner.run({
-    argv: ['sysctl', '-n', IP_FORWARD],
+    argv: ['sysctl', '-n', ...keys],
     netns: assertNetnsName(netns),
   });
-  const value = stdout.trim();
-  if (value !== '0' && value !== '1')
-    throw new Error(`sysctl -n ${IP_FORWARD} in ${netns} printed ${JSON.stringify(value)}`);
-  return value === '1';
+  const values = stdout.trim().split('\n');
+  if (values.length !== keys.length || values.some((v) => v !== '0' && v !== '1'))
+    throw new Error(`sysctl -n ${keys.join(' ')} in ${netns} printed ${JSON.stringify(stdout)}`);
+  return values.every((v) => v === '1');
 }

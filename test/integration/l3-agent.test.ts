@@ -162,6 +162,7 @@ describe('kumo-l3-agent router kind on a real host', { timeout: 60_000 }, () => 
 
     const links = JSON.parse((await inNs(['ip', '-j', 'addr', 'show'])).stdout) as {
       ifname: string;
+      flags: string[];
       address: string;
       addr_info: { local: string; prefixlen: number; scope: string }[];
     }[];
@@ -171,6 +172,7 @@ describe('kumo-l3-agent router kind on a real host', { timeout: 60_000 }, () => 
         ?.addr_info.filter((a) => a.scope === 'global')
         .map((a) => `${a.local}/${a.prefixlen}`)
         .sort();
+    assert.ok(links.find((l) => l.ifname === 'lo')?.flags.includes('UP'), 'lo up (in the batch)');
     assert.deepEqual(addrs(portDevice('qr-', qrA)), ['10.71.0.1/24']);
     assert.deepEqual(addrs(portDevice('qr-', qrB)), ['10.72.0.1/24']);
     assert.deepEqual(addrs(portDevice('qg-', qg)), ['203.0.113.10/24', '203.0.113.20/32']);

@@ -12,7 +12,8 @@
  * no SNAT between internal subnets, hairpin SNAT to the gateway; conntrack -D by floating
  * IP removes exactly its connections and succeeds when there are none; a gratuitous ARP
  * updates the outside's stale neighbour entry; ip_forward is 0 in a fresh namespace and
- * 1 after ipForwardCommand.
+ * 1 after ipForwardCommand, IPv6 forwarding likewise (one process reads or sets both); a
+ * namespace's links and `proto static` routes (onlink, IPv6) come from one `ip -batch`.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -21,6 +22,7 @@ import { L3_CHAIN_PREFIX, type NatInput, natModel } from '../../agents/l3/nat.ts
 import { type CommandRunner, type CommandSpec, createCommandRunner } from '../../core/exec.ts';
 import { garpCommand } from '../../host/arping/arping.ts';
 import { conntrackDeleteCommands } from '../../host/conntrack/conntrack.ts';
+import { listLinksAndStaticRoutes } from '../../host/ip/route.ts';
 import { applyIptables } from '../../host/iptables/apply.ts';
 import { ipForwardCommand, observeIpForward } from '../../host/sysctl/sysctl.ts';
 
@@ -145,6 +147,58 @@ describe('L3 NAT and host tools in namespaces', () => {
     await runner.run(ipForwardCommand(R));
     assert.equal(await observeIpForward(runner, R), true);
     assert.equal(await observeIpForward(runner, E), false, 'per namespace');
+  });
+
+  test('sysctl: IPv4 and IPv6 forwarding read and set by one process each', async () => {
+    const V = `${TAG}-v6`;
+    await ip('netns', 'add', V);
+    try {
+      ran.length = 0;
+      assert.equal(await observeIpForward(runner, V, [4, 6]), false);
+      await runner.run(ipForwardCommand(V, [4, 6]));
+      assert.equal(await observeIpForward(runner, V, [4, 6]), true);
+      assert.equal(ran.length, 3, ran.join('; '));
+      const v6 = await inNs(V, 'sysctl', '-n', 'net.ipv6.conf.all.forwarding');
+      assert.equal(v6.stdout.trim(), '1');
+    } finally {
+      await ip('netns', 'del', V).catch(() => {});
+    }
+  });
+
+  test('links and static routes of a namespace from one ip -j -batch, onlink and IPv6 included', async () => {
+    const V = `${TAG}-rt`;
+    await ip('netns', 'add', V);
+    try {
+      const inV = (...args: string[]) => ip('-n', V, ...args);
+      await inV('link', 'add', 'qg-rt', 'type', 'veth', 'peer', 'name', 'qr-rt');
+      for (const dev of ['qg-rt', 'qr-rt']) await inV('link', 'set', dev, 'up');
+      await inV('addr', 'add', '10.7.0.1/24', 'dev', 'qr-rt');
+      await inV('addr', 'add', '2001:db8:7::1/64', 'dev', 'qr-rt', 'nodad');
+      await inV('route', 'add', '10.8.0.0/16', 'via', '10.7.0.2', 'proto', 'static');
+      await inV('route', 'add', '2001:db8:8::/64', 'via', '2001:db8:7::2', 'proto', 'static');
+      const gw = ['via', '198.51.100.1', 'dev', 'qg-rt', 'onlink', 'proto', 'static'];
+      await inV('route', 'add', 'default', ...gw);
+      await inV('route', 'add', '10.6.0.0/16', 'via', '10.7.0.3');
+      ran.length = 0;
+      const got = await listLinksAndStaticRoutes(runner, V);
+      assert.equal(ran.length, 1);
+      const qr = got.links.find((l) => l.name === 'qr-rt');
+      assert.deepEqual(
+        qr?.addrs
+          .filter((a) => a.scope === 'global')
+          .map((a) => a.cidr)
+          .sort(),
+        ['10.7.0.1/24', '2001:db8:7::1/64'],
+      );
+      const sorted = [...got.routes].sort((a, b) => (a.destination < b.destination ? -1 : 1));
+      assert.deepEqual(sorted, [
+        { destination: '0.0.0.0/0', via: '198.51.100.1', dev: 'qg-rt', onlink: true },
+        { destination: '10.8.0.0/16', via: '10.7.0.2', dev: 'qr-rt' },
+        { destination: '2001:db8:8::/64', via: '2001:db8:7::2', dev: 'qr-rt' },
+      ]);
+    } finally {
+      await ip('netns', 'del', V).catch(() => {});
+    }
   });
 
   test('natModel applies in one restore; iptables-save shows it; again runs nothing', async () => {

@@ -143,14 +143,14 @@ describe('kumo-dhcp-agent network kind (FakeRunner, FakeOvsdb)', () => {
   });
   const ovsdb = new FakeOvsdb();
 
-  test('a new network runs exactly: namespace, lo, plug, move, one ip -batch, files, dnsmasq', async () => {
+  test('a new network runs exactly: namespace, plug, move, one ip -batch (lo up first), files, dnsmasq', async () => {
     const fake = new FakeRunner().expect(
       { argv: ['ip', 'netns', 'add', NS] },
-      { argv: ['ip', '-n', NS, 'link', 'set', 'dev', 'lo', 'up'] },
       { argv: ['ip', '-n', 'kdt-vswitchd', 'link', 'set', 'dev', d.device, 'netns', NS] },
       {
         argv: ['ip', '-n', NS, '-batch', '-'],
         stdin: [
+          'link set dev lo up',
           `link set dev ${d.device} address fa:16:3e:00:00:02`,
           `link set dev ${d.device} mtu 1450`,
           `link set dev ${d.device} up`,
@@ -237,7 +237,6 @@ describe('kumo-dhcp-agent network kind (FakeRunner, FakeOvsdb)', () => {
       'dnsmasq: failed to create listening socket for 10.0.0.2: Address already in use\n';
     const fake = new FakeRunner().expect(
       { argv: ['ip', 'netns', 'add', NS2] },
-      { argv: ['ip', '-n', NS2, 'link', 'set', 'dev', 'lo', 'up'] },
       { argv: ['ip', '-n', 'kdt-vswitchd', 'link', 'set', 'dev', bad.device, 'netns', NS2] },
       { argv: ['ip', '-n', NS2, '-batch', '-'] },
       { argv: bad.argv, netns: NS2, fail: { exitCode: 2, stderr } },

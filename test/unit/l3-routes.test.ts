@@ -8,7 +8,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
   canonicalCidr,
+  listLinksAndStaticRoutes,
   listStaticRoutes,
+  sameRoute,
   staticRouteDel,
   staticRouteReplace,
 } from '../../host/ip/route.ts';
@@ -37,6 +39,48 @@ test('ip -j route output → canonical routes of both families, main table, gate
     { destination: '::/0', via: '2001:db8::ff', dev: 'qg-1' },
   ]);
   runner.verify();
+});
+
+test('links and static routes from one ip -j -batch; an onlink route is told apart', async () => {
+  const addrs = JSON.stringify([
+    { ifindex: 1, ifname: 'lo', flags: ['LOOPBACK'], mtu: 65536, addr_info: [] },
+    {
+      ifindex: 5,
+      ifname: 'qg-1',
+      address: 'fa:16:3e:00:0c:01',
+      mtu: 1500,
+      flags: ['BROADCAST', 'UP'],
+      addr_info: [{ family: 'inet', local: '203.0.113.10', prefixlen: 24, scope: 'global' }],
+    },
+  ]);
+  const routes = JSON.stringify([
+    { dst: 'default', gateway: '198.51.100.1', dev: 'qg-1', flags: ['onlink'] },
+  ]);
+  const runner = new FakeRunner().expect({
+    argv: ['ip', '-n', 'ns1', '-j', '-batch', '-'],
+    stdin: 'addr show\nroute show table all proto static\n',
+    stdout: `${addrs}\n${routes}\n`,
+  });
+  const got = await listLinksAndStaticRoutes(runner, 'ns1');
+  runner.verify();
+  assert.deepEqual(
+    got.links.map((l) => [l.name, l.up, l.addrs.map((a) => a.cidr)]),
+    [
+      ['lo', false, []],
+      ['qg-1', true, ['203.0.113.10/24']],
+    ],
+  );
+  const onlink = { destination: '0.0.0.0/0', via: '198.51.100.1', dev: 'qg-1', onlink: true };
+  assert.deepEqual(got.routes, [onlink]);
+  assert.ok(sameRoute(onlink, onlink));
+  assert.ok(!sameRoute({ ...onlink, onlink: false }, onlink), 'onlink differs: replaced');
+  const short = new FakeRunner().expect({
+    argv: ['ip', '-n', 'ns1', '-j', '-batch', '-'],
+    stdin: 'addr show\nroute show table all proto static\n',
+    stdout: `${addrs}\n`,
+  });
+  await assert.rejects(listLinksAndStaticRoutes(short, 'ns1'), /expected 2 JSON lines/);
+  await assert.rejects(listLinksAndStaticRoutes(short, 'ns 1'), /netns/);
 });
 
 test('batch lines: proto static, family from the destination; anything not canonical refused', () => {
