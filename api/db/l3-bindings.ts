@@ -23,9 +23,53 @@ const L3_SCHEDULER_LOCK = 0x6b756d6f_03;
 export const l3SchedulerTransaction = <T>(db: Db, fn: (tx: Queryable) => Promise<T>) =>
   lockedTransaction(db, L3_SCHEDULER_LOCK, fn);
 
-/** Every L3 agent, with the number of routers bound to it. */
-export const l3AgentInfos = (tx: Queryable, now: Date, downTime: number) =>
-  schedulableAgents(tx, L3_AGENT_TYPE, 'router_l3_agent_bindings', now, downTime);
+const OVS_AGENT_TYPE = agentTypeByKind('ovs').agentType;
+
+/** The physical networks each host's OVS agent reports in its bridge_mappings. */
+async function mappedPhysnets(tx: Queryable): Promise<Map<string, Set<string>>> {
+  const rows = await tx.query<{ host: string; configurations: string }>(
+    'SELECT host, configurations FROM agents WHERE agent_type = ?',
+    [OVS_AGENT_TYPE],
+  );
+  const out = new Map<string, Set<string>>();
+  for (const r of rows) {
+    let mappings: unknown;
+    try {
+      mappings = (JSON.parse(r.configurations) as { bridge_mappings?: unknown }).bridge_mappings;
+    } catch {
+      mappings = undefined;
+    }
+    const names = mappings && typeof mappings === 'object' ? Object.keys(mappings) : [];
+    out.set(r.host, new Set(names));
+  }
+  return out;
+}
+
+/**
+ * Every L3 agent, with the number of routers bound to it and the physical networks its
+ * host's OVS agent maps (null when that host has no OVS agent row: not known, not refused).
+ */
+export async function l3AgentInfos(tx: Queryable, now: Date, downTime: number) {
+  const agents = await schedulableAgents(
+    tx,
+    L3_AGENT_TYPE,
+    'router_l3_agent_bindings',
+    now,
+    downTime,
+  );
+  const physnets = await mappedPhysnets(tx);
+  return agents.map((a) => ({ ...a, physnets: physnets.get(a.host) ?? null }));
+}
+
+/** Router → the physical network its gateway's (flat or VLAN) external network needs. */
+export async function gatewayPhysnets(tx: Queryable): Promise<Map<string, string>> {
+  const rows = await tx.query<{ id: string; physical_network: string }>(
+    `SELECT r.id, n.physical_network FROM routers r
+       JOIN ports p ON p.id = r.gw_port_id JOIN networks n ON n.id = p.network_id
+      WHERE n.network_type IN ('flat', 'vlan') AND n.physical_network IS NOT NULL`,
+  );
+  return new Map(rows.map((r) => [r.id, r.physical_network]));
+}
 
 /** Admin-up routers with a gateway or an interface, optionally among `ids`. */
 export async function routersNeedingHost(tx: Queryable, ids?: readonly string[]) {

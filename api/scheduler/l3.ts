@@ -27,6 +27,7 @@ import {
   bindRouterPorts,
   bindUnhosted,
   formerPortHost,
+  gatewayPhysnets,
   hostingAgent,
   l3AgentInfos,
   l3HostsOfRouter,
@@ -83,7 +84,14 @@ async function settle(
   const agents = await l3AgentInfos(tx, now, deps.settings.agentDownTime);
   const bindings = await routerBindings(tx);
   const failover = deps.settings.allowAutomaticFailover ?? true;
-  const moves = planRouterBindings(routers, bindings, agents, failover, opts.schedulable);
+  const moves = planRouterBindings(
+    routers,
+    bindings,
+    agents,
+    failover,
+    opts.schedulable,
+    await gatewayPhysnets(tx),
+  );
   const hostOf = new Map(agents.map((a) => [a.id, a.host]));
   const out = new Map<string, RouterSettled>();
   for (const m of moves) {

@@ -21,7 +21,14 @@ import {
 } from '../../api/scheduler/l3.ts';
 import { waitFor } from '../helpers/env.ts';
 import { L3_DOWN, l3Harness } from '../helpers/l3-harness.ts';
-import { bindingSnapshot, seedGateway, seedInterface, seedRouter } from '../helpers/l3-seed.ts';
+import {
+  agentState,
+  bindingSnapshot,
+  reportAgents,
+  seedGateway,
+  seedInterface,
+  seedRouter,
+} from '../helpers/l3-seed.ts';
 
 const GHOST = '00000000-0000-4000-8000-000000000000';
 
@@ -69,6 +76,43 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       await h.waitRouterHint('h1', a.id);
       await h.waitRouterHint('h3', a.id);
       assert.ok(!a.ports.some(h.portHinted), 'ports already on h1 are not hinted again');
+    });
+
+    test('a gateway on a flat physnet goes to the host whose OVS agent maps it', async () => {
+      await h.report('h1', 'h2');
+      await reportAgents(h, h.deps.clock.now(), [
+        agentState('h1', 'ovs', { bridge_mappings: {} }),
+        agentState('h2', 'ovs', { bridge_mappings: { public: 'br-ex' } }),
+      ]);
+      const net = await h.call('POST', '/v2.0/networks', {
+        network: {
+          name: 'flat-ext',
+          'router:external': true,
+          'provider:network_type': 'flat',
+          'provider:physical_network': 'public',
+        },
+      });
+      assert.equal(net.status, 201, net.raw);
+      const netId = (net.body as { network: { id: string } }).network.id;
+      const sub = await h.call('POST', '/v2.0/subnets', {
+        subnet: { network_id: netId, cidr: '198.51.100.0/24', ip_version: 4, enable_dhcp: false },
+      });
+      assert.equal(sub.status, 201, sub.raw);
+      const r = await seedRouter(h.db, { name: 'flat-gw' });
+      await seedGateway(h.db, r, netId);
+      await routerChanged(h.deps, r);
+      assert.deepEqual(
+        await h.hostsOf(r),
+        ['h2'],
+        'h1 sorts first but cannot reach physnet public',
+      );
+      const tunnelGw = await h.fullRouter('tunnel-gw');
+      await routerChanged(h.deps, tunnelGw.id);
+      assert.deepEqual(
+        await h.hostsOf(tunnelGw.id),
+        ['h1'],
+        'a tunnelled external network needs no mapping',
+      );
     });
 
     test('dead and admin-down agents are never scheduled to; routerChanged never rejects', async () => {

@@ -1,8 +1,9 @@
 /**
  * The pure L3 scheduling plan (api/scheduler/l3-plan.ts): fewest routers first, ties by
  * host name, never a dead or admin-down agent, failover only to an eligible agent (the
- * binding stays when there is none), no move without failover, and `schedulable`
- * limiting which unhosted routers are bound.
+ * binding stays when there is none), no move without failover, `schedulable`
+ * limiting which unhosted routers are bound, and a router whose gateway needs a physical
+ * network going only to a host that maps it (or whose mappings are unknown).
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -26,6 +27,33 @@ describe('planRouterBindings', () => {
     assert.deepEqual(planRouterBindings(['r1'], new Map(), loaded, true), [
       { routerId: 'r1', from: null, to: 'a' },
     ]);
+  });
+
+  test('a gateway on physnet P goes only to a host mapping P (unknown mappings: allowed)', () => {
+    const mapped = (physnets: string[] | null, id: string, host: string): L3AgentInfo => ({
+      id,
+      host,
+      eligible: true,
+      load: 0,
+      physnets: physnets && new Set(physnets),
+    });
+    const hosts = [mapped([], 'a', 'h1'), mapped(['public'], 'b', 'h2'), mapped(['x'], 'c', 'h3')];
+    const needs = new Map([['r1', 'public']]);
+    assert.deepEqual(planRouterBindings(['r1', 'r2'], new Map(), hosts, true, undefined, needs), [
+      { routerId: 'r1', from: null, to: 'b' },
+      { routerId: 'r2', from: null, to: 'a' },
+    ]);
+    assert.deepEqual(
+      planRouterBindings(['r1'], new Map(), [hosts[0] as L3AgentInfo], true, undefined, needs),
+      [],
+    );
+    assert.equal(pickAgent([mapped(null, 'd', 'h4')], 'public')?.id, 'd');
+    const bound = new Map([['r1', 'z']]);
+    assert.deepEqual(
+      planRouterBindings(['r1'], bound, [hosts[2] as L3AgentInfo], true, undefined, needs),
+      [],
+      'the binding stays',
+    );
   });
 
   test('never a dead or admin-down agent; nothing eligible, nothing planned', () => {
