@@ -15,7 +15,7 @@ import type { Broker } from '../core/amqp.ts';
 import type { Logger } from '../core/log.ts';
 import { dhcpHostsOf } from './db/dhcp-bindings.ts';
 import type { Queryable } from './db/index.ts';
-import { l3HostsOfRouter } from './db/l3-bindings.ts';
+import { l3HostsOfRouter, routersOnNetwork } from './db/l3-bindings.ts';
 
 /** Bounded: an API request that hints must not wait out a broker outage. */
 export const HINT_TIMEOUT_MS = 2000;
@@ -142,6 +142,20 @@ export const hintL3Agents = (
     () => l3HostsOfRouter(deps.db, routerId),
     extraHosts,
   );
+
+/**
+ * A network or one of its subnets changed (MTU, gateway IP, CIDR-bound attributes): the
+ * L3 agents of the routers with a port on it reconcile them. Never rejects.
+ */
+export async function hintRoutersOnNetwork(deps: L3HintDeps, networkId: string): Promise<void> {
+  let routers: string[] = [];
+  try {
+    routers = await routersOnNetwork(deps.db, networkId);
+  } catch (e) {
+    deps.log.warn({ err: (e as Error).message, networkId }, 'routers of network not read');
+  }
+  await Promise.all(routers.map((id) => hintL3Agents(deps, id)));
+}
 
 /** A router was deleted: `hint {resource: router, deleted}` to the L3 agents of `hosts`. */
 export const hintRouterDeleted = (deps: HintDeps, routerId: string, hosts: Iterable<string>) =>

@@ -215,3 +215,13 @@ export async function servesRouter(db: Queryable, routerId: string, host: string
   );
   return bound !== undefined;
 }
+
+/** The routers with a port (interface or gateway) on network `networkId`. */
+export async function routersOnNetwork(db: Queryable, networkId: string): Promise<string[]> {
+  const rows = await db.query<{ router_id: string }>(
+    `SELECT DISTINCT rp.router_id FROM router_ports rp JOIN ports p ON p.id = rp.port_id
+      WHERE p.network_id = ? ORDER BY rp.router_id`,
+    [networkId],
+  );
+  return rows.map((r) => r.router_id);
+}

@@ -31,7 +31,7 @@ import {
 } from '../db/networks.ts';
 import { DEFAULT_NETWORK_SETTINGS } from '../db/segments.ts';
 import type { AppDeps } from '../deps.ts';
-import { hintDhcpAgents } from '../hints.ts';
+import { hintDhcpAgents, hintRoutersOnNetwork } from '../hints.ts';
 import { callerProjectId, listScope, ownerForCreate } from '../policy.ts';
 import { page, parseListQuery, pick, type Query, values } from '../query.ts';
 import {
@@ -197,6 +197,7 @@ export function networkRoutes(app: FastifyInstance, deps: AppDeps) {
     authorize(req, 'update_network', before, changes);
     const network = await updateNetwork(deps.db, before.id, changes, settings, deps.clock.now());
     void hintDhcpAgents(deps, network.id);
+    void hintRoutersOnNetwork(deps, network.id);
     return { network: hideFrom(req, network, HIDDEN_NETWORK_ATTRS) };
   });
 

@@ -29,7 +29,7 @@ import {
   visibleSubnets,
 } from '../db/subnets.ts';
 import type { AppDeps } from '../deps.ts';
-import { hintDhcpAgents } from '../hints.ts';
+import { hintDhcpAgents, hintRoutersOnNetwork } from '../hints.ts';
 import { listScope, ownerForCreate } from '../policy.ts';
 import { page, parseListQuery, pick, type Query, values } from '../query.ts';
 import { scheduleNetwork, syncDhcpPorts } from '../scheduler/dhcp.ts';
@@ -103,6 +103,7 @@ export function subnetRoutes(app: FastifyInstance, deps: AppDeps) {
     authorize(req, 'update_subnet', before.network);
     const subnet = await updateSubnet(deps.db, before.subnet.id, changes, deps.clock.now());
     await scheduleNetwork(deps, subnet.network_id);
+    void hintRoutersOnNetwork(deps, subnet.network_id);
     return { subnet };
   });
 

@@ -8,7 +8,9 @@
  * association racing the removal of its router's gateway leaves either one or the other,
  * never a floating IP through a router without a gateway. And the hints:
  * a router PUT that changes nothing an L3 agent serves (name, description, an unchanged
- * value) sends the hosting agent no hint, a served change one.
+ * value) sends the hosting agent no hint, a served change one; a changed network or subnet
+ * hints the routers on it; router ports deleted (interface removed, gateway cleared) hint
+ * the L2 agents, so a copy whose L3 agent is down still goes dead.
  *
  * Invariant under test: every refused request leaves routers, networks, ports, subnets
  * and floating IPs, field for field, exactly as they were.
@@ -16,6 +18,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { routerChanged } from '../../api/scheduler/l3.ts';
 import type { FloatingIp } from '../../contracts/floatingip.ts';
 import type { Network, Port, Subnet } from '../../contracts/network.ts';
 import type { Router } from '../../contracts/router.ts';
@@ -192,6 +195,25 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       await h.waitRouterHint('h1', r.id);
       await sleep(300);
       assert.equal(hintsFor(r.id), 1, 'one hint: the enable_snat change, none for the others');
+    });
+
+    test('a changed network or subnet hints the L3 agents of the routers on it', async () => {
+      await h.report('h1');
+      const r = await h.fullRouter('on-inner');
+      await routerChanged(h.deps, r.id);
+      await h.waitRouterHint('h1', r.id);
+      h.received.length = 0;
+      const mtu = await h.call('PUT', `/v2.0/networks/${h.inner.net.id}`, {
+        network: { mtu: 1400 },
+      });
+      assert.equal(mtu.status, 200, mtu.raw);
+      await h.waitRouterHint('h1', r.id);
+      h.received.length = 0;
+      const gw = await h.call('PUT', `/v2.0/subnets/${h.ext.subnet.id}`, {
+        subnet: { host_routes: [{ destination: '192.0.2.0/24', nexthop: '203.0.113.9' }] },
+      });
+      assert.equal(gw.status, 200, gw.raw);
+      await h.waitRouterHint('h1', r.id);
     });
 
     test('a removed interface and a cleared gateway hint the L2 agents of their ports', async () => {
