@@ -15,7 +15,7 @@ import type { DeviceDetails } from '../contracts/l2.ts';
 import type { ArgsOf, Message } from '../contracts/messages.ts';
 import type { Db } from './db/index.ts';
 import { bool } from './db/neutron.ts';
-import { bindUnbound, type DeviceRow, deviceRows } from './db/port-devices.ts';
+import { bindUnbound, type DeviceRow, deviceFilters, deviceRows } from './db/port-devices.ts';
 import { setPortStatus } from './db/ports.ts';
 import type { HintDeps } from './hints.ts';
 import type { Clock } from './liveness.ts';
@@ -31,7 +31,9 @@ export interface RpcDeps extends HintDeps {
   clock?: Clock;
 }
 
-const details = (r: DeviceRow): DeviceDetails => ({
+type Filters = Awaited<ReturnType<typeof deviceFilters>>;
+
+const details = (r: DeviceRow, f: Filters): DeviceDetails => ({
   device: r.id,
   network_id: r.network_id,
   network_type: r.network_type as DeviceDetails['network_type'],
@@ -42,16 +44,26 @@ const details = (r: DeviceRow): DeviceDetails => ({
       : Number(r.segmentation_id),
   mac_address: r.mac_address,
   admin_state_up: bool(r.admin_state_up),
+  device_owner: r.device_owner,
+  fixed_ips: f.get(r.id)?.ips ?? [],
+  port_security_enabled: bool(r.port_security_enabled),
+  security_groups: f.get(r.id)?.groups ?? [],
+  allowed_address_pairs: f.get(r.id)?.pairs ?? [],
 });
 
 export async function getDevicesDetails(db: Db, args: ArgsOf<'get_devices_details'>) {
   return db.transaction(async (tx) => {
-    const devices: DeviceDetails[] = [];
+    const mine: DeviceRow[] = [];
     for (const r of await deviceRows(tx, args.devices)) {
       if (r.host_id === '') await bindUnbound(tx, r.id, args.host);
       else if (r.host_id !== args.host) continue;
-      devices.push(details(r));
+      mine.push(r);
     }
+    const filters = await deviceFilters(
+      tx,
+      mine.map((r) => r.id),
+    );
+    const devices = mine.map((r) => details(r, filters));
     const found = new Set(devices.map((d) => d.device));
     return { devices, unknown: args.devices.filter((id) => !found.has(id)) };
   });

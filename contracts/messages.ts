@@ -13,7 +13,12 @@ import {
   GetInstanceArgs,
   UpdateInstanceArgs,
 } from './instances.ts';
-import { GetDevicesDetailsArgs, TunnelSyncArgs, UpdateDeviceListArgs } from './l2.ts';
+import {
+  GetDevicesDetailsArgs,
+  SecurityGroupInfoArgs,
+  TunnelSyncArgs,
+  UpdateDeviceListArgs,
+} from './l2.ts';
 import { GetActiveRoutersArgs, GetRouterInfoArgs, UpdateFloatingIpStatusesArgs } from './l3.ts';
 import {
   bool,
@@ -60,6 +65,7 @@ export const METHODS = {
   get_devices_details: GetDevicesDetailsArgs,
   update_device_list: UpdateDeviceListArgs,
   tunnel_sync: TunnelSyncArgs,
+  security_group_info: SecurityGroupInfoArgs,
   get_active_networks: GetActiveNetworksArgs,
   get_network_info: GetNetworkInfoArgs,
   get_active_routers: GetActiveRoutersArgs,

@@ -22,6 +22,7 @@ export const RESOURCE_KINDS = [
   'router',
   'floatingip',
   'route',
+  'security_group',
   'pool',
   'volume',
   'snapshot',

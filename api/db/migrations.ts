@@ -464,6 +464,67 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string[]
       'CREATE INDEX router_l3_agent_bindings_agent ON router_l3_agent_bindings (agent_id)',
     ],
   },
+  {
+    version: 14,
+    name: 'security groups, port security, allowed address pairs',
+    sql: [
+      // Neutron's security groups. A project's `default` group is the row named in
+      // default_security_groups (its primary key keeps two concurrent first uses from
+      // making two).
+      `CREATE TABLE securitygroups (
+        id TEXT PRIMARY KEY,
+        project_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        description TEXT NOT NULL,
+        revision_number INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+      )`,
+      'CREATE INDEX securitygroups_project ON securitygroups (project_id)',
+      `CREATE TABLE default_security_groups (
+        project_id TEXT PRIMARY KEY,
+        security_group_id TEXT NOT NULL UNIQUE REFERENCES securitygroups (id) ON DELETE CASCADE
+      )`,
+      // protocol: as Neutron stores it, a lower-case name or a number as text, NULL for
+      // any. remote_group_id: the group whose members' addresses the rule admits.
+      `CREATE TABLE securitygrouprules (
+        id TEXT PRIMARY KEY,
+        security_group_id TEXT NOT NULL REFERENCES securitygroups (id) ON DELETE CASCADE,
+        project_id TEXT NOT NULL,
+        direction TEXT NOT NULL,
+        ethertype TEXT NOT NULL,
+        protocol TEXT,
+        port_range_min INTEGER,
+        port_range_max INTEGER,
+        remote_ip_prefix TEXT,
+        remote_group_id TEXT REFERENCES securitygroups (id) ON DELETE CASCADE,
+        description TEXT NOT NULL,
+        revision_number INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+      )`,
+      'CREATE INDEX securitygrouprules_group ON securitygrouprules (security_group_id)',
+      'CREATE INDEX securitygrouprules_remote ON securitygrouprules (remote_group_id)',
+      // A port's groups (a set). A group in use cannot be deleted (no cascade from it).
+      `CREATE TABLE securitygroupportbindings (
+        port_id TEXT NOT NULL REFERENCES ports (id) ON DELETE CASCADE,
+        security_group_id TEXT NOT NULL REFERENCES securitygroups (id),
+        PRIMARY KEY (port_id, security_group_id)
+      )`,
+      'CREATE INDEX securitygroupportbindings_group ON securitygroupportbindings (security_group_id)',
+      // Ports made before this migration had no filtering; they keep none (false), so an
+      // upgrade changes no data plane. New ports default to true.
+      'ALTER TABLE ports ADD COLUMN port_security_enabled BOOLEAN NOT NULL DEFAULT FALSE',
+      // allowed-address-pairs: ip_address is an address or a CIDR; mac_address is the
+      // port's own when the client gave none.
+      `CREATE TABLE allowedaddresspairs (
+        port_id TEXT NOT NULL REFERENCES ports (id) ON DELETE CASCADE,
+        mac_address TEXT NOT NULL,
+        ip_address TEXT NOT NULL,
+        PRIMARY KEY (port_id, mac_address, ip_address)
+      )`,
+    ],
+  },
 ];
 
 export async function migrate(db: Db): Promise<number[]> {

@@ -16,6 +16,8 @@ export interface DeviceRow {
   mac_address: string;
   admin_state_up: unknown;
   host_id: string;
+  device_owner: string;
+  port_security_enabled: unknown;
   network_type: string;
   physical_network: string | null;
   segmentation_id: unknown;
@@ -27,9 +29,50 @@ export function deviceRows(tx: Queryable, ids: readonly string[]): Promise<Devic
     tx,
     ids,
     (list) => `SELECT p.id, p.network_id, p.mac_address, p.admin_state_up, p.host_id,
-        n.network_type, n.physical_network, n.segmentation_id
+        p.device_owner, p.port_security_enabled, n.network_type, n.physical_network, n.segmentation_id
        FROM ports p JOIN networks n ON n.id = p.network_id WHERE p.id IN ${list}`,
   );
+}
+
+/** What the firewall needs of each port of `ids`: fixed IPs, groups, allowed pairs. */
+export async function deviceFilters(tx: Queryable, ids: readonly string[]) {
+  const out = new Map<string, { ips: string[]; groups: string[]; pairs: AddressPairRow[] }>();
+  const of = (id: string) => {
+    const e = out.get(id) ?? { ips: [], groups: [], pairs: [] };
+    out.set(id, e);
+    return e;
+  };
+  const ips = await queryIn<{ port_id: string; ip_address: string }>(
+    tx,
+    ids,
+    (list) => `SELECT port_id, ip_address FROM ipallocations WHERE port_id IN ${list}`,
+  );
+  for (const r of ips) of(r.port_id).ips.push(r.ip_address);
+  const groups = await queryIn<{ port_id: string; security_group_id: string }>(
+    tx,
+    ids,
+    (list) =>
+      `SELECT port_id, security_group_id FROM securitygroupportbindings WHERE port_id IN ${list}`,
+  );
+  for (const r of groups) of(r.port_id).groups.push(r.security_group_id);
+  const pairs = await queryIn<{ port_id: string; mac_address: string; ip_address: string }>(
+    tx,
+    ids,
+    (list) =>
+      `SELECT port_id, mac_address, ip_address FROM allowedaddresspairs WHERE port_id IN ${list}`,
+  );
+  for (const r of pairs)
+    of(r.port_id).pairs.push({ mac_address: r.mac_address, ip_address: r.ip_address });
+  for (const e of out.values()) {
+    e.ips.sort();
+    e.groups.sort();
+  }
+  return out;
+}
+
+export interface AddressPairRow {
+  mac_address: string;
+  ip_address: string;
 }
 
 /** Binds an unbound port to `host` (revision bumped); nothing when it is bound already. */

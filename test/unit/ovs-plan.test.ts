@@ -77,6 +77,11 @@ const detail = (
   segmentation_id: seg,
   mac_address: `fa:16:3e:00:00:0${n}`,
   admin_state_up: true,
+  device_owner: 'compute:nova',
+  fixed_ips: [],
+  port_security_enabled: false,
+  security_groups: [],
+  allowed_address_pairs: [],
   ...extra,
 });
 

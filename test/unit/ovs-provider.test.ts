@@ -79,6 +79,11 @@ const detail = (n: number, network: number, seg: Partial<DeviceDetails>): Device
   segmentation_id: null,
   mac_address: `fa:16:3e:00:00:0${n}`,
   admin_state_up: true,
+  device_owner: 'compute:nova',
+  fixed_ips: [],
+  port_security_enabled: false,
+  security_groups: [],
+  allowed_address_pairs: [],
   ...seg,
 });
 
