@@ -27,8 +27,10 @@ import { l3AgentRoutes } from './routes/l3-agents.ts';
 import { networkRoutes } from './routes/networks.ts';
 import { neutronQuotaRoutes } from './routes/neutron-quotas.ts';
 import { novaQuotaRoutes } from './routes/nova-quotas.ts';
+import { novaSecurityGroupRoutes } from './routes/nova-secgroups.ts';
 import { portRoutes } from './routes/ports.ts';
 import { routerRoutes } from './routes/routers.ts';
+import { securityGroupRoutes } from './routes/security-groups.ts';
 import { serverRoutes } from './routes/servers.ts';
 import { subnetRoutes } from './routes/subnets.ts';
 import { versionRoutes } from './routes/versions.ts';
@@ -69,6 +71,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   networkRoutes(app, deps);
   subnetRoutes(app, deps);
   portRoutes(app, deps);
+  securityGroupRoutes(app, deps);
   neutronQuotaRoutes(app, deps);
   dhcpAgentRoutes(app, deps);
   routerRoutes(app, deps);
@@ -76,6 +79,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   l3AgentRoutes(app, deps);
   flavorRoutes(app, deps);
   serverRoutes(app, deps);
+  novaSecurityGroupRoutes(app, deps);
   novaQuotaRoutes(app, deps);
   imageRoutes(
     app,

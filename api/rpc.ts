@@ -22,6 +22,7 @@ import type { Clock } from './liveness.ts';
 import { getHostInstances, getInstance, updateInstance } from './rpc-compute.ts';
 import { getActiveNetworks, getNetworkInfo } from './rpc-dhcp.ts';
 import { getActiveRouters, getRouterInfo, updateFloatingIpStatuses } from './rpc-l3.ts';
+import { securityGroupInfo } from './rpc-sg.ts';
 import { createStatusHandler } from './status-reports.ts';
 import { tunnelSync } from './tunnels.ts';
 
@@ -93,6 +94,8 @@ export function createRpcHandler(deps: RpcDeps) {
         return updateDeviceList(deps.db, message.args);
       case 'tunnel_sync':
         return tunnelSync(deps, message.args);
+      case 'security_group_info':
+        return securityGroupInfo(deps.db, message.args);
       case 'get_active_networks':
         return getActiveNetworks(deps.db, message.args);
       case 'get_network_info':
