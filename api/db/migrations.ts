@@ -515,6 +515,8 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string[]
       // Ports made before this migration had no filtering; they keep none (false), so an
       // upgrade changes no data plane. New ports default to true.
       'ALTER TABLE ports ADD COLUMN port_security_enabled BOOLEAN NOT NULL DEFAULT FALSE',
+      // port-security on networks: the default of the ports created on them.
+      'ALTER TABLE networks ADD COLUMN port_security_enabled BOOLEAN NOT NULL DEFAULT TRUE',
       // allowed-address-pairs: ip_address is an address or a CIDR; mac_address is the
       // port's own when the client gave none.
       `CREATE TABLE allowedaddresspairs (
