@@ -44,6 +44,8 @@ export interface SgPort {
 
 /** Neutron calls with the status each must answer. */
 export function neutron(c: Cluster) {
+  /** The collection's URL: /v2.0/security-group-rules for `security_group_rule`. */
+  const url = (kind: string) => `/v2.0/${kind.replaceAll('_', '-')}s`;
   const call = async (method: string, path: string, body: unknown, status: number) => {
     const res = await c.http(method, path, body);
     assert.equal(res.status, status, `${method} ${path}: ${JSON.stringify(res.body)}`);
@@ -51,16 +53,16 @@ export function neutron(c: Cluster) {
   };
   return {
     create: async <T>(kind: string, body: Record<string, unknown>): Promise<T> =>
-      (await call('POST', `/v2.0/${kind}s`, { [kind]: body }, 201))[kind] as T,
+      (await call('POST', url(kind), { [kind]: body }, 201))[kind] as T,
     update: async <T>(kind: string, id: string, body: Record<string, unknown>): Promise<T> =>
-      (await call('PUT', `/v2.0/${kind}s/${id}`, { [kind]: body }, 200))[kind] as T,
+      (await call('PUT', `${url(kind)}/${id}`, { [kind]: body }, 200))[kind] as T,
     remove: async (kind: string, id: string) => {
-      await call('DELETE', `/v2.0/${kind}s/${id}`, undefined, 204);
+      await call('DELETE', `${url(kind)}/${id}`, undefined, 204);
     },
     list: async <T>(kind: string, query = ''): Promise<T[]> =>
-      (await call('GET', `/v2.0/${kind}s${query}`, undefined, 200))[`${kind}s`] as T[],
+      (await call('GET', `${url(kind)}${query}`, undefined, 200))[`${kind}s`] as T[],
     show: async <T>(kind: string, id: string): Promise<T> =>
-      (await call('GET', `/v2.0/${kind}s/${id}`, undefined, 200))[kind] as T,
+      (await call('GET', `${url(kind)}/${id}`, undefined, 200))[kind] as T,
   };
 }
 
