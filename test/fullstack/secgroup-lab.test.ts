@@ -209,6 +209,8 @@ describe('security groups on a two-host lab', { timeout: 300_000 }, () => {
     const [N, O, T] = [ep('N'), ep('O'), ep('T')];
     const [fakeN, fakeO] = ['02:00:00:00:5e:01', '02:00:00:00:5e:02'];
     try {
+      await p.pinNeighbour(N, T.ip, T.mac);
+      await p.pinNeighbour(O, T.ip, T.mac);
       await p.pinNeighbour(T, N.ip, fakeN);
       await p.pinNeighbour(T, O.ip, fakeO);
       await p.setMac(N, fakeN);
