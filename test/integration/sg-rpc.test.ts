@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { before, describe, test } from 'node:test';
 import { ensureDefaultSecurityGroup } from '../../api/db/default-sg.ts';
+import type { Db } from '../../api/db/index.ts';
 import { createRpcHandler } from '../../api/rpc.ts';
 import { securityGroupInfo } from '../../api/rpc-sg.ts';
 import { sgMembersChanged, sgRulesChanged } from '../../api/sg-hints.ts';
@@ -43,6 +44,66 @@ interface World {
   lonely: string;
   deleted: string;
   ports: Record<string, Port>;
+}
+
+/** The seed group (with rows no firewall can use), web, lonely, default, a deleted one. */
+async function seedGroups(db: Db, world: World) {
+  world.def = await ensureDefaultSecurityGroup(db, 'p1', new Date());
+  world.seed = await seedGroup(db, 'p1', 'seed');
+  const tcp = (port: number) => ({ protocol: 'tcp', min: port, max: port, prefix: '0.0.0.0/0' });
+  world.seedRules = {
+    icmp: await seedRule(db, world.seed, { protocol: 'icmp', prefix: '0.0.0.0/0' }),
+    ssh: await seedRule(db, world.seed, tcp(22)),
+    http: await seedRule(db, world.seed, tcp(80)),
+    sctp: await seedRule(db, world.seed, {
+      protocol: '132',
+      ethertype: 'IPv6',
+      prefix: 'FD00:0::/16',
+    }),
+    icmp6: await seedRule(db, world.seed, {
+      protocol: 'ipv6-icmp',
+      ethertype: 'IPv6',
+      min: 128,
+      max: 0,
+    }),
+    bogus: await seedRule(db, world.seed, { protocol: 'bogus' }),
+    badPrefix: await seedRule(db, world.seed, { protocol: 'udp', prefix: '10.0.0.1/8' }),
+  };
+  world.web = await seedGroup(db, 'p1', 'web');
+  await seedRule(db, world.web, { protocol: 'tcp', min: 443, max: 443, remote: world.def });
+  world.lonely = await seedGroup(db, 'p1', 'lonely');
+  await seedRule(db, world.lonely, { protocol: 'udp', min: 53, max: 53 });
+  world.deleted = await seedGroup(db, 'p1', 'deleted');
+  await seedRule(db, world.deleted, { remote: world.def });
+  await db.query('DELETE FROM securitygroups WHERE id = ?', [world.deleted]);
+}
+
+/**
+ * Ports: a (h1, v4+v6), b (h2), c (unbound), d (h1) in default, a and b also in seed; web
+ * (h3) in web; lone (unbound) in lonely; other (h3) in none. Pairs on b and c.
+ */
+async function seedPorts(db: Db, net: string, world: World) {
+  const port = (host: string, ...ips: string[]) => seedPort(db, net, host, ips);
+  const p = {
+    a: await port('h1', '10.5.0.10', 'fd00:5::a'),
+    b: await port('h2', '10.5.0.11'),
+    c: await port('', '10.5.0.12'),
+    d: await port('h1', '10.5.0.13'),
+    web: await port('h3', '10.5.0.20'),
+    lone: await port('', '10.5.0.30'),
+    other: await port('h3', '10.5.0.40'),
+  };
+  world.ports = p;
+  await bindGroups(db, p.a.id, world.def, world.seed);
+  await bindGroups(db, p.b.id, world.def, world.seed);
+  await bindGroups(db, p.c.id, world.def);
+  await bindGroups(db, p.d.id, world.def);
+  await bindGroups(db, p.web.id, world.web);
+  await bindGroups(db, p.lone.id, world.lonely);
+  await seedPair(db, p.b, '10.9.0.0/24');
+  await seedPair(db, p.b, '10.5.0.10');
+  await seedPair(db, p.c, 'FD00:5::00C');
+  await seedPair(db, p.c, 'not-an-address');
 }
 
 for (const engine of ['sqlite', 'postgres'] as const) {
@@ -98,70 +159,9 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         { ...apiQueue(PLUGIN_TOPIC), prefetch: 4 },
         createRpcHandler({ db: api.db, broker: api.broker, log: silentLogger() }),
       );
-      await seedWorld(w);
+      await seedGroups(api.db, w);
+      await seedPorts(api.db, await dualStackNetwork(api.app, ADMIN), w);
     });
-
-    async function seedWorld(world: World) {
-      const db = api.db;
-      const net = await dualStackNetwork(api.app, ADMIN);
-      world.def = await ensureDefaultSecurityGroup(db, 'p1', new Date());
-      world.seed = await seedGroup(db, 'p1', 'seed');
-      world.seedRules = {
-        icmp: await seedRule(db, world.seed, { protocol: 'icmp', prefix: '0.0.0.0/0' }),
-        ssh: await seedRule(db, world.seed, {
-          protocol: 'tcp',
-          min: 22,
-          max: 22,
-          prefix: '0.0.0.0/0',
-        }),
-        http: await seedRule(db, world.seed, {
-          protocol: 'tcp',
-          min: 80,
-          max: 80,
-          prefix: '0.0.0.0/0',
-        }),
-        sctp: await seedRule(db, world.seed, {
-          protocol: '132',
-          ethertype: 'IPv6',
-          prefix: 'FD00:0::/16',
-        }),
-        icmp6: await seedRule(db, world.seed, {
-          protocol: 'ipv6-icmp',
-          ethertype: 'IPv6',
-          min: 128,
-          max: 0,
-        }),
-        bogus: await seedRule(db, world.seed, { protocol: 'bogus' }),
-        badPrefix: await seedRule(db, world.seed, { protocol: 'udp', prefix: '10.0.0.1/8' }),
-      };
-      world.web = await seedGroup(db, 'p1', 'web');
-      await seedRule(db, world.web, { protocol: 'tcp', min: 443, max: 443, remote: world.def });
-      world.lonely = await seedGroup(db, 'p1', 'lonely');
-      await seedRule(db, world.lonely, { protocol: 'udp', min: 53, max: 53 });
-      world.deleted = await seedGroup(db, 'p1', 'deleted');
-      await seedRule(db, world.deleted, { remote: world.def });
-      await db.query('DELETE FROM securitygroups WHERE id = ?', [world.deleted]);
-      world.ports = {
-        a: await seedPort(db, net, 'h1', ['10.5.0.10', 'fd00:5::a']),
-        b: await seedPort(db, net, 'h2', ['10.5.0.11']),
-        c: await seedPort(db, net, '', ['10.5.0.12']),
-        d: await seedPort(db, net, 'h1', ['10.5.0.13']),
-        web: await seedPort(db, net, 'h3', ['10.5.0.20']),
-        lone: await seedPort(db, net, '', ['10.5.0.30']),
-        other: await seedPort(db, net, 'h3', ['10.5.0.40']),
-      };
-      const p = world.ports as Record<string, Port>;
-      await bindGroups(db, p.a?.id as string, world.def, world.seed);
-      await bindGroups(db, p.b?.id as string, world.def, world.seed);
-      await bindGroups(db, p.c?.id as string, world.def);
-      await bindGroups(db, p.d?.id as string, world.def);
-      await bindGroups(db, p.web?.id as string, world.web);
-      await bindGroups(db, p.lone?.id as string, world.lonely);
-      await seedPair(db, p.b as Port, '10.9.0.0/24');
-      await seedPair(db, p.b as Port, '10.5.0.10');
-      await seedPair(db, p.c as Port, 'FD00:5::00C');
-      await seedPair(db, p.c as Port, 'not-an-address');
-    }
 
     test('the seed group: rules with protocol numbers, bad rows left out and logged', async () => {
       const warned: unknown[] = [];
