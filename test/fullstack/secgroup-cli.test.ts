@@ -2,14 +2,19 @@
  * Debian's openstack CLI against a real kumo-api process (token auth) on both engines:
  * the seed's three rules on `default` (`openstack security group rule create --protocol
  * icmp default`, tcp 22, tcp 80), a group of one's own with a remote-group rule, a port in
- * it, and the refusals (a duplicate rule, a group in use).
+ * it, and the refusals (a duplicate rule, a group in use); and, with a compute agent on one
+ * lab host, `server create --security-group` and `server add/remove security group`.
  *
  * Invariant under test: what the CLI prints agrees with what the HTTP API then returns,
  * and a command the API refuses fails and leaves the groups and rules as they were.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { Cluster } from '../helpers/cluster.ts';
+import { Cluster, ovsOf } from '../helpers/cluster.ts';
+import { uploadGuest, waitStatus } from '../helpers/compute.ts';
+import { waitFor } from '../helpers/env.ts';
+import { buildTestGuest } from '../helpers/guest.ts';
+import { createLab, type Lab, type LabHost } from '../helpers/lab.ts';
 import { os, osJson } from '../helpers/os-clients.ts';
 import { neutron, type SecurityGroup, type SgPort, type SgRule } from '../helpers/sg-lab.ts';
 
@@ -163,3 +168,62 @@ for (const engine of ['sqlite', 'postgres'] as const) {
     });
   });
 }
+
+describe('openstack server create --security-group, server add/remove security group', {
+  timeout: 300_000,
+}, () => {
+  let lab: Lab;
+  let c: Cluster;
+  let api: ReturnType<typeof neutron>;
+  before(async () => {
+    const guest = await buildTestGuest();
+    lab = await createLab({ hosts: 1 });
+    c = await Cluster.create('sqlite');
+    await c.startApi();
+    api = neutron(c);
+    const h = lab.hosts[0] as LabHost;
+    for (const kind of ['ovs', 'compute'] as const)
+      c.startAgentOn(kind, `sg-${lab.prefix}-${h.name}`, ovsOf(h));
+    await waitFor(
+      'the compute agent alive',
+      async () => {
+        const res = await c.http('GET', '/v2.0/agents?binary=kumo-compute-agent&alive=true');
+        return (res.body as { agents: unknown[] }).agents.length === 1;
+      },
+      30_000,
+    );
+    const images = await uploadGuest(c, guest);
+    const flavor = { name: 'c1.guest', ram: 192, vcpus: 1, disk: 1, id: 'g1' };
+    assert.equal((await c.http('POST', '/flavors', { flavor })).status, 200);
+    await os(c, 'network create n1'.split(' '));
+    await os(c, 'subnet create s1 --network n1 --subnet-range 10.0.0.0/24'.split(' '));
+    await os(c, 'security group create web'.split(' '));
+    await os(c, [
+      ...'server create --flavor c1.guest --network n1 --security-group web --image'.split(' '),
+      images.machine,
+      'vm1',
+    ]);
+  });
+  after(async () => {
+    await c?.cleanup();
+    await lab?.destroy();
+  });
+
+  test("the server's port follows its groups", async () => {
+    const [vm] = await osJson<{ ID: string }[]>(c, 'server list --name vm1'.split(' '));
+    await waitStatus(c, vm?.ID as string, 'ACTIVE', 240_000);
+    const groupsOfPort = async () => {
+      const [port] = await api.list<SgPort>('port', `?device_id=${vm?.ID}`);
+      const all = await api.list<SecurityGroup>('security_group');
+      return (port?.security_groups ?? []).map((id) => all.find((g) => g.id === id)?.name).sort();
+    };
+    assert.deepEqual(await groupsOfPort(), ['web']);
+    await os(c, 'server add security group vm1 default'.split(' '));
+    assert.deepEqual(await groupsOfPort(), ['default', 'web']);
+    await os(c, 'server remove security group vm1 web'.split(' '));
+    assert.deepEqual(await groupsOfPort(), ['default']);
+    const missing = await c.openstack('server add security group vm1 nosuch'.split(' '));
+    assert.notEqual(missing.code, 0);
+    assert.deepEqual(await groupsOfPort(), ['default'], 'a refused add changes nothing');
+  });
+});
