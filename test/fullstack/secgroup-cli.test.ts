@@ -18,10 +18,10 @@ import { createLab, type Lab, type LabHost } from '../helpers/lab.ts';
 import { os, osJson } from '../helpers/os-clients.ts';
 import { neutron, type SecurityGroup, type SgPort, type SgRule } from '../helpers/sg-lab.ts';
 
-/** The rule's filtering keys, as the API holds them. */
-const shape = (r: SgRule) => ({
+/** The rule's filtering keys (the CLI prints `ethertype` as `ether_type`). */
+const shape = (r: SgRule & { ether_type?: string }) => ({
   direction: r.direction,
-  ethertype: r.ethertype,
+  ethertype: r.ethertype ?? r.ether_type,
   protocol: r.protocol,
   port_range_min: r.port_range_min,
   port_range_max: r.port_range_max,
