@@ -12,10 +12,18 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { ADMIN_TOKEN, Cluster, ovsOf, type Proc } from '../helpers/cluster.ts';
-import { waitFor } from '../helpers/env.ts';
-import { createLab, type Endpoint, type Lab, type LabHost } from '../helpers/lab.ts';
+import { tempDir, waitFor } from '../helpers/env.ts';
+import {
+  createLab,
+  dhcpLease,
+  type Endpoint,
+  type Lab,
+  type LabHost,
+  writeUdhcpcScript,
+} from '../helpers/lab.ts';
 import { refusals } from '../helpers/neutron-refusals.ts';
 import {
+  dhcpServer,
   flowsOf,
   ingress,
   neutron,
@@ -241,6 +249,39 @@ describe('security groups on a two-host lab', { timeout: 300_000 }, () => {
       async () => (await p.neighbour(T, other)) === O.mac,
     );
     await p.forgetNeighbour(T, other);
+  });
+
+  test('a VM may not answer DHCP as a server (security off: it may)', async () => {
+    const [N, O, T] = [ep('N'), ep('O'), ep('T')];
+    const dir = tempDir('kumo-sg-dhcp-');
+    const script = writeUdhcpcScript(dir.path);
+    // N hears DISCOVERs (its group lets udp 67 in); what it sends back must not leave.
+    await addRule('n-dhcp', ingress(groups.other?.id as string, 'udp', 67));
+    const fromN = dhcpServer(N, dir.path);
+    try {
+      let lease: Record<string, string> | null = null;
+      await until('N to hear a DISCOVER and offer', async () => {
+        lease = await dhcpLease(lab, T, script).catch(() => null);
+        return lease !== null || /sending OFFER/i.test(fromN.log());
+      });
+      assert.equal(lease, null, "no lease from N's offer");
+      await assert.rejects(dhcpLease(lab, T, script), 'still none once N offers');
+    } finally {
+      fromN.stop();
+    }
+    const fromO = dhcpServer(O, dir.path);
+    try {
+      const lease = await waitFor(
+        'a lease from O',
+        () => dhcpLease(lab, T, script).catch(() => null),
+        20_000,
+        300,
+      );
+      assert.equal(lease.serverid, O.ip);
+    } finally {
+      fromO.stop();
+      dir.cleanup();
+    }
   });
 
   test('a port with port security disabled takes any connection', async () => {

@@ -10,6 +10,9 @@
  * waits longer than its own timeout, so "refused" means "no connection within `ms`".
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Cluster } from './cluster.ts';
 import type { Endpoint, Lab, LabHost } from './lab.ts';
 import { tcpConnect } from './tcp-peer.ts';
@@ -145,4 +148,40 @@ export function probes(lab: Lab) {
       await exec(ep, ['arping', '-A', '-c', '2', '-w', '2', '-I', ep.name, ip]);
     },
   };
+}
+
+/**
+ * busybox udhcpd in `ep`'s namespace offering 10.0.0.200-210 (its files under `dir`); what
+ * it logged so far (`sending OFFER` once a DISCOVER reached it), and a stop that kills it.
+ */
+export function dhcpServer(ep: Endpoint, dir: string) {
+  const conf = join(dir, `udhcpd-${ep.name}.conf`);
+  writeFileSync(
+    conf,
+    [
+      'start 10.0.0.200',
+      'end 10.0.0.210',
+      `interface ${ep.name}`,
+      `lease_file ${join(dir, `leases-${ep.name}`)}`,
+      `pidfile ${join(dir, `udhcpd-${ep.name}.pid`)}`,
+      'opt subnet 255.255.255.0',
+      '',
+    ].join('\n'),
+  );
+  const child = spawn(
+    'ip',
+    ['netns', 'exec', ep.netns, 'busybox', 'udhcpd', '-f', '-a', '100', conf],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let log = '';
+  child.stdout.on('data', (d) => {
+    log += d;
+  });
+  child.stderr.on('data', (d) => {
+    log += d;
+  });
+  process.on('exit', () => child.kill('SIGKILL'));
+  return { log: () => log, stop: () => child.kill('SIGKILL') };
 }
