@@ -1,5 +1,5 @@
 /**
- * Security groups end to end on the two-host lab: real kumo-api, one kumo-ovs-agent per
+ * Security groups end to end on the two-host lab (the world: sg-lab-world.ts): real kumo-api, one kumo-ovs-agent per
  * host, stand-in VMs in namespaces. T (h1) is in its project's `default` group; on h2, M
  * is another member of `default`, N is in a group `other` (egress only) and O has port
  * security disabled. The seed's three rules (ICMP, TCP 22, TCP 80 from anywhere) go on
@@ -11,10 +11,9 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { ADMIN_TOKEN, Cluster, ovsOf, type Proc } from '../helpers/cluster.ts';
+import { ADMIN_TOKEN, type Cluster } from '../helpers/cluster.ts';
 import { tempDir, waitFor } from '../helpers/env.ts';
 import {
-  createLab,
   dhcpLease,
   type Endpoint,
   type Lab,
@@ -31,115 +30,45 @@ import {
   type SecurityGroup,
   type SgPort,
   type SgRule,
+  stableFlows,
 } from '../helpers/sg-lab.ts';
-import { stopPeers, tcpConnect, tcpServer } from '../helpers/tcp-peer.ts';
+import { buildSgWorld, type SgWorld } from '../helpers/sg-lab-world.ts';
+import { tcpConnect } from '../helpers/tcp-peer.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('security groups on a two-host lab', { timeout: 300_000 }, () => {
+  let w: SgWorld;
   let lab: Lab;
   let c: Cluster;
   let api: ReturnType<typeof neutron>;
   let p: ReturnType<typeof probes>;
-  const agents = new Map<string, Proc>();
-  const eps: Record<string, Endpoint> = {};
-  const ports: Record<string, SgPort> = {};
-  const groups: Record<string, SecurityGroup> = {};
   const rules: Record<string, SgRule> = {};
-
-  const hostName = (h: LabHost) => `lab-${lab.prefix}-${h.name}`;
-  const startAgent = (h: LabHost) => {
-    const proc = c.startAgentOn('ovs', hostName(h), ovsOf(h));
-    agents.set(h.name, proc);
-    return proc;
-  };
+  const groups = () => w.groups as Record<'default' | 'other' | 'g2', SecurityGroup>;
+  const ports = () => w.ports as Record<'T' | 'M' | 'N' | 'O', SgPort>;
   const addRule = async (name: string, body: Record<string, unknown>) => {
     rules[name] = await api.create<SgRule>('security_group_rule', body);
   };
-  const ep = (name: string) => eps[name] as Endpoint;
+  const ep = (name: string) => w.eps[name] as Endpoint;
   const ipOf = (name: string) => ep(name).ip;
   /** Waits for `what` to hold (the agents apply changes asynchronously). */
   const until = (what: string, fn: () => Promise<boolean>) => waitFor(what, fn, 20_000, 300);
-  const stableFlows = async (): Promise<string[][]> => {
-    let last = '';
-    return waitFor(
-      'br-int flows to settle on both hosts',
-      async () => {
-        const now = JSON.stringify(await Promise.all(lab.hosts.map((h) => flowsOf(h))));
-        const same = now === last;
-        last = now;
-        return same ? (JSON.parse(now) as string[][]) : null;
-      },
-      30_000,
-      1000,
-    );
-  };
 
   before(async () => {
-    lab = await createLab({ hosts: 2 });
-    c = await Cluster.create('sqlite');
-    await c.startApi();
+    w = await buildSgWorld();
+    ({ lab, c } = w);
     api = neutron(c);
     p = probes(lab);
-    for (const h of lab.hosts) startAgent(h);
-    await until('br-int and br-tun on both hosts', async () => {
-      for (const h of lab.hosts) if (!/br-tun/.test(await h.vsctl(['list-br']))) return false;
-      return true;
-    });
-    const net = await api.create<{ id: string }>('network', {
-      name: 'net',
-      'provider:network_type': 'vxlan',
-    });
-    await api.create('subnet', { network_id: net.id, cidr: '10.0.0.0/24', ip_version: 4 });
-    groups.other = await api.create<SecurityGroup>('security_group', { name: 'other' });
-    const [h1, h2] = lab.hosts as [LabHost, LabHost];
-    const layout: [string, LabHost, string, Record<string, unknown>][] = [
-      ['T', h1, '10.0.0.10', {}],
-      ['M', h2, '10.0.0.20', {}],
-      ['N', h2, '10.0.0.30', { security_groups: [groups.other.id] }],
-      ['O', h2, '10.0.0.40', { port_security_enabled: false }],
-    ];
-    for (const [name, host, ip, more] of layout) {
-      const port = await api.create<SgPort>('port', {
-        name,
-        network_id: net.id,
-        fixed_ips: [{ ip_address: ip }],
-        ...more,
-      });
-      ports[name] = port;
-      eps[name] = await lab.endpoint(host, {
-        ifaceId: port.id,
-        mac: port.mac_address,
-        cidr: `${ip}/24`,
-      });
-    }
-    const defaults = await api.list<SecurityGroup>('security_group', '?name=default');
-    assert.equal(defaults.length, 1, JSON.stringify(defaults));
-    groups.default = defaults[0] as SecurityGroup;
-    assert.deepEqual(ports.T?.security_groups, [groups.default.id], 'no groups: the default');
-    assert.deepEqual(ports.O?.security_groups, []);
-    await until('all four ports ACTIVE', async () =>
-      (await api.list<SgPort>('port')).every((x) => x.status === 'ACTIVE'),
-    );
-    await until('conntrack flows on both hosts', async () => {
-      for (const h of lab.hosts)
-        if (!(await flowsOf(h)).some((f) => f.includes('ct('))) return false;
-      return true;
-    });
-    for (const port of [22, 80, 8080, 9000]) await tcpServer(ep('T').netns, port);
-    await tcpServer(ep('O').netns, 8080);
   });
   after(async () => {
-    stopPeers();
-    await c?.cleanup();
-    await lab?.destroy();
+    await w?.destroy();
   });
 
   test("the seed's three rules let in exactly ICMP, TCP 22 and TCP 80 from a non-member", async () => {
     const [N, T] = [ep('N'), ipOf('T')];
     await until('a non-member kept out by the default group', async () => !(await p.pings(N, T)));
     assert.equal(await p.connects(N, T, 22), false, 'no rule for 22 yet');
-    const g = groups.default?.id as string;
+    const g = groups().default.id as string;
     await addRule('icmp', ingress(g, 'icmp'));
     await addRule('tcp22', ingress(g, 'tcp', 22));
     await addRule('tcp80', ingress(g, 'tcp', 80));
@@ -158,17 +87,17 @@ describe('security groups on a two-host lab', { timeout: 300_000 }, () => {
 
   test('a remote_group_id rule follows membership as a port joins and leaves the group', async () => {
     const [N, T] = [ep('N'), ipOf('T')];
-    groups.g2 = await api.create<SecurityGroup>('security_group', { name: 'g2' });
+    w.groups.g2 = await api.create<SecurityGroup>('security_group', { name: 'g2' });
     await addRule(
       'g2-9000',
-      ingress(groups.default?.id as string, 'tcp', 9000, { remote_group_id: groups.g2.id }),
+      ingress(groups().default.id as string, 'tcp', 9000, { remote_group_id: groups().g2.id }),
     );
     await sleep(1500);
     assert.equal(await p.connects(N, T, 9000), false, 'N is not in g2 yet');
-    const other = groups.other?.id as string;
-    await api.update('port', ports.N?.id as string, { security_groups: [other, groups.g2.id] });
+    const other = groups().other.id as string;
+    await api.update('port', ports().N.id as string, { security_groups: [other, groups().g2.id] });
     await until('N, now in g2, reaches T:9000', () => p.connects(N, T, 9000));
-    await api.update('port', ports.N?.id as string, { security_groups: [other] });
+    await api.update('port', ports().N.id as string, { security_groups: [other] });
     await until('N, out of g2, refused on T:9000', async () => !(await p.connects(N, T, 9000)));
     assert.equal(await p.connects(N, T, 8080), false, 'still nothing else');
   });
@@ -184,7 +113,7 @@ describe('security groups on a two-host lab', { timeout: 300_000 }, () => {
       await until('the held connection on 80 cut', async () => (await on80.ask(1000)) === null);
       assert.equal(await p.connects(N, T, 80), false, 'no new connection on 80');
       assert.ok(await on22.ask(), 'the connection on 22 (its rule kept) still answers');
-      await addRule('tcp80', ingress(groups.default?.id as string, 'tcp', 80));
+      await addRule('tcp80', ingress(groups().default.id as string, 'tcp', 80));
       await until('80 open again', () => p.connects(N, T, 80));
       assert.ok(await on22.ask(), 'the connection on 22 survives an added rule');
       assert.ok(await member.ask(), "a member's connection survives an added rule");
@@ -206,7 +135,7 @@ describe('security groups on a two-host lab', { timeout: 300_000 }, () => {
     assert.equal(await p.pings(N, T.ip, { source: spoofN, count: 3 }), false);
     assert.equal((await p.inEchos(T)) - seen, 0, 'no echo request from a spoofed source reached T');
     assert.ok(await p.pings(O, T.ip, { source: spoofO }), 'security off: any source passes');
-    await api.update('port', ports.N?.id as string, {
+    await api.update('port', ports().N.id as string, {
       allowed_address_pairs: [{ ip_address: spoofN }],
     });
     await until('the address pair passes', () => p.pings(N, T.ip, { source: spoofN }));
@@ -256,7 +185,7 @@ describe('security groups on a two-host lab', { timeout: 300_000 }, () => {
     const dir = tempDir('kumo-sg-dhcp-');
     const script = writeUdhcpcScript(dir.path);
     // N hears DISCOVERs (its group lets udp 67 in); what it sends back must not leave.
-    await addRule('n-dhcp', ingress(groups.other?.id as string, 'udp', 67));
+    await addRule('n-dhcp', ingress(groups().other.id as string, 'udp', 67));
     const fromN = dhcpServer(N, dir.path);
     try {
       let lease: Record<string, string> | null = null;
@@ -291,14 +220,14 @@ describe('security groups on a two-host lab', { timeout: 300_000 }, () => {
   });
 
   test('refused requests change nothing in the API nor in br-int on either host', async () => {
-    const g = groups.default?.id as string;
+    const g = groups().default.id as string;
     const state = async () => ({
       groups: await api.list('security_group'),
       rules: await api.list('security_group_rule'),
       ports: await api.list('port'),
       flows: await Promise.all(lab.hosts.map((h) => flowsOf(h))),
     });
-    await stableFlows();
+    await stableFlows(lab.hosts);
     const first = await state();
     const refused = refusals(async (token, method, url, payload) => {
       const res = await c.http(method, url, payload, token);
@@ -308,7 +237,7 @@ describe('security groups on a two-host lab', { timeout: 300_000 }, () => {
       security_group_rule: { ...ingress(g, 'tcp', 7000), ...more },
     });
     const R = '/v2.0/security-group-rules';
-    const other = groups.other?.id as string;
+    const other = groups().other.id as string;
     // [status, type, method, url, body, Neutron's message]
     const cases: [number, string, string, string, unknown, RegExp][] = [
       [
@@ -355,7 +284,7 @@ describe('security groups on a two-host lab', { timeout: 300_000 }, () => {
         400,
         'PortSecurityAndIPRequiredForSecurityGroups',
         'PUT',
-        `/v2.0/ports/${ports.O?.id}`,
+        `/v2.0/ports/${ports().O.id}`,
         { port: { security_groups: [g] } },
         /Port security must be enabled/,
       ],
@@ -369,14 +298,14 @@ describe('security groups on a two-host lab', { timeout: 300_000 }, () => {
   test('kill -9 of the agent while traffic flows: the rules stay in force; restart converges', async () => {
     const [h1] = lab.hosts as [LabHost];
     const [N, T] = [ep('N'), ipOf('T')];
-    const [flows] = await stableFlows();
+    const [flows] = await stableFlows(lab.hosts);
     const pinging = lab.exec(N.netns, ['ping', '-c', '40', '-i', '0.2', '-W', '1', T]);
     await sleep(1000);
-    await c.stop(agents.get('h1'), 'SIGKILL');
+    await c.stop(w.agents.get('h1'), 'SIGKILL');
     assert.equal(await p.connects(N, T, 8080), false, 'TCP 8080 refused during the outage');
     assert.ok(await p.connects(N, T, 22), 'TCP 22 still connects during the outage');
-    const proc = startAgent(h1);
-    const log = `kumo-ovs-agent-${hostName(h1)}`;
+    const proc = w.startAgent(h1);
+    const log = `kumo-ovs-agent-${w.hostName(h1)}`;
     await until('the restarted agent to sync', async () =>
       c
         .log(log)

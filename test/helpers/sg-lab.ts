@@ -14,6 +14,7 @@ import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Cluster } from './cluster.ts';
+import { waitFor } from './env.ts';
 import type { Endpoint, Lab, LabHost } from './lab.ts';
 import { tcpConnect } from './tcp-peer.ts';
 
@@ -92,6 +93,22 @@ export async function flowsOf(h: LabHost, bridge = 'br-int'): Promise<string[]> 
     .map((l) => l.trim().replace(/cookie=0x[0-9a-f]+,?\s*/, ''))
     .filter((l) => l && !l.startsWith('NXST') && !l.startsWith('OFPST'))
     .sort();
+}
+
+/** br-int's flows on every host in `hosts`, once two dumps a second apart agree. */
+export function stableFlows(hosts: LabHost[]): Promise<string[][]> {
+  let last = '';
+  return waitFor(
+    'br-int flows to settle',
+    async () => {
+      const now = JSON.stringify(await Promise.all(hosts.map((h) => flowsOf(h))));
+      const same = now === last;
+      last = now;
+      return same ? (JSON.parse(now) as string[][]) : null;
+    },
+    30_000,
+    1000,
+  );
 }
 
 export function probes(lab: Lab) {
