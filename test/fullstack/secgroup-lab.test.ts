@@ -111,6 +111,7 @@ describe('security groups on a two-host lab', { timeout: 300_000 }, () => {
       for (const conn of [on80, on22, member]) assert.ok(await conn.ask(), 'answers at first');
       await api.remove('security_group_rule', rules.tcp80?.id as string);
       await until('the held connection on 80 cut', async () => (await on80.ask(1000)) === null);
+      assert.equal(await on80.ask(3000), null, 'and it stays cut');
       assert.equal(await p.connects(N, T, 80), false, 'no new connection on 80');
       assert.ok(await on22.ask(), 'the connection on 22 (its rule kept) still answers');
       await addRule('tcp80', ingress(groups().default.id as string, 'tcp', 80));

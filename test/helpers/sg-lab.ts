@@ -131,7 +131,7 @@ export function probes(lab: Lab) {
         () => false,
       ),
     /** A TCP connection from `from` to ip:port made within `ms`, then closed. */
-    connects: async (from: Endpoint, ip: string, port: number, ms = 1500) => {
+    connects: async (from: Endpoint, ip: string, port: number, ms = 2500) => {
       const conn = await tcpConnect(from.netns, ip, port, ms).catch(() => null);
       conn?.close();
       return conn !== null;
