@@ -102,7 +102,7 @@ export function providerFlows(
     const inward = tag === 'untagged' ? 'vlan_tci=0x0000/0x1fff' : `dl_vlan=${tag}`;
     const outward = tag === 'untagged' ? 'strip_vlan' : `mod_vlan_vid:${tag}`;
     int.push(
-      `table=0,priority=3,in_port=${link.intPort},${inward},actions=mod_vlan_vid:${net.vlan},NORMAL`,
+      `table=0,priority=3,in_port=${link.intPort},${inward},actions=mod_vlan_vid:${net.vlan},set_field:${net.vlan}->reg6,resubmit(,60)`,
     );
     physical
       .get(link.bridge)
