@@ -47,7 +47,11 @@ const SEED_RULES = [
   rule(3, { protocol: 6, port_range_min: 22, port_range_max: 22, remote_ip_prefix: '0.0.0.0/0' }),
   rule(4, { protocol: 6, port_range_min: 80, port_range_max: 80, remote_ip_prefix: '0.0.0.0/0' }),
 ];
-const DEF_RULES = [rule(5, { direction: 'egress' }), rule(6, { remote_group_id: DEF })];
+const DEF_RULES = [
+  rule(5, { direction: 'egress' }),
+  rule(6, { remote_group_id: DEF }),
+  rule(8, { protocol: 6, port_range_min: 8080, port_range_max: 8080, remote_group_id: DEF }),
+];
 const PORTS = {
   A: { n: 1, ip: '10.0.0.1', groups: [SEED], security: true },
   B: { n: 2, ip: '10.0.0.2', groups: [DEF], security: true },
