@@ -125,6 +125,8 @@ export function createL2(deps: L2Deps) {
   let stats: Record<string, number> = {};
   /** Physical networks already logged as served on br-int only (logged once each). */
   const unmappedLogged = new Set<string>();
+  /** Security group rules already logged as left out (again once the groups are re-read). */
+  const rulesLogged = new Set<string>();
 
   const timed = async <T>(what: string, f: () => Promise<T>): Promise<T> => {
     const t = performance.now();
@@ -206,7 +208,10 @@ export function createL2(deps: L2Deps) {
     },
     desired: (f) => {
       const d = desiredOvs(settings, f.state, f.details, f.peers, f.sg);
-      for (const r of d.rejectedRules) log.warn(r, 'security group rule left out');
+      for (const r of d.rejectedRules.filter((x) => !rulesLogged.has(x.rule))) {
+        rulesLogged.add(r.rule);
+        log.warn(r, 'security group rule left out');
+      }
       for (const physnet of d.unmapped.filter((p) => !unmappedLogged.has(p))) {
         unmappedLogged.add(physnet);
         log.warn(
@@ -281,6 +286,7 @@ export function createL2(deps: L2Deps) {
     /** A `security_group` hint: ask for the groups' rules and members again. */
     forgetGroups() {
       groups.forget();
+      rulesLogged.clear();
     },
     /** A `port` hint: ask the API about it again (and its groups) and report it again. */
     forgetPort(id: string) {
@@ -300,6 +306,7 @@ export function createL2(deps: L2Deps) {
       unknown.clear();
       peersKnown = false;
       groups.forget();
+      rulesLogged.clear();
       reconciler.forget();
       ports.forget();
     },
