@@ -4,13 +4,13 @@
  * flows come from the agent's pure desiredOvs (hand-made device details and group info)
  * and are installed with the agent's own replace-flows command, as a sync would.
  *
- * Ports on one network: A (seed rules: ICMP, TCP 22, TCP 80 from anywhere), B and D
- * (the default group: ingress from its members; B has an allowed address pair), C (port
- * security off).
+ * Ports on one VXLAN network over two hosts: on h1 A (seed rules: ICMP, TCP 22, TCP 80
+ * from anywhere), B and D (the default group: ingress from its members; B has an allowed
+ * address pair), C (port security off); on h2 E (the default group).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { desiredOvs, type OvsSettings } from '../../agents/ovs/desired.ts';
+import { desiredOvs, type OvsSettings, tunnelName } from '../../agents/ovs/desired.ts';
 import type { OvsPort, OvsState } from '../../agents/ovs/observe.ts';
 import type { SgInfo } from '../../agents/ovs/sg-flows.ts';
 import type { DeviceDetails, FirewallRule } from '../../contracts/l2.ts';
@@ -24,7 +24,7 @@ const S: OvsSettings = {
   tunBridge: 'br-tun',
   datapathType: 'netdev',
   localIp: null,
-  tunnelTypes: [],
+  tunnelTypes: ['vxlan'],
 };
 const NET = 'aaaaaaaa-0000-4000-8000-000000000001';
 const SEED = 'cccccccc-0000-4000-8000-000000000001';
@@ -53,10 +53,11 @@ const DEF_RULES = [
   rule(8, { protocol: 6, port_range_min: 8080, port_range_max: 8080, remote_group_id: DEF }),
 ];
 const PORTS = {
-  A: { n: 1, ip: '10.0.0.1', groups: [SEED], security: true },
-  B: { n: 2, ip: '10.0.0.2', groups: [DEF], security: true },
-  D: { n: 3, ip: '10.0.0.3', groups: [DEF], security: true },
-  C: { n: 4, ip: '10.0.0.10', groups: [], security: false },
+  A: { n: 1, ip: '10.0.0.1', groups: [SEED], security: true, host: 0 },
+  B: { n: 2, ip: '10.0.0.2', groups: [DEF], security: true, host: 0 },
+  D: { n: 3, ip: '10.0.0.3', groups: [DEF], security: true, host: 0 },
+  C: { n: 4, ip: '10.0.0.10', groups: [], security: false, host: 0 },
+  E: { n: 5, ip: '10.0.0.5', groups: [DEF], security: true, host: 1 },
 } as const;
 type Name = keyof typeof PORTS;
 const mac = (n: number) => `fa:16:3e:00:00:0${n}`;
@@ -64,6 +65,8 @@ const PAIR_IP = '10.0.0.60';
 
 let lab: Lab;
 let host: LabHost;
+/** Ports whose group membership the test changed (else PORTS' groups). */
+const groupsNow = new Map<Name, string[]>();
 const eps = new Map<Name, Endpoint>();
 const ofports = new Map<string, number>();
 const runner = createCommandRunner();
@@ -83,16 +86,17 @@ function details(): Map<string, DeviceDetails> {
       device_owner: 'compute:nova',
       fixed_ips: [p.ip],
       port_security_enabled: p.security,
-      security_groups: [...p.groups],
+      security_groups: [...(groupsNow.get(name as Name) ?? p.groups)],
       allowed_address_pairs: name === 'B' ? [{ mac_address: mac(p.n), ip_address: PAIR_IP }] : [],
     });
   }
   return out;
 }
 
-function state(): OvsState {
+function state(h: LabHost): OvsState {
   const ports = new Map<string, OvsPort>();
   for (const [name, ep] of eps) {
+    if (ep.host !== h) continue;
     const iface = {
       uuid: `if-${ep.name}`,
       name: ep.name,
@@ -113,18 +117,24 @@ function state(): OvsState {
   return { rootUuid: 'root', curCfg: 1, nextCfg: 1, bridges: new Map(), ports };
 }
 
-/** What a sync would install on br-int now; returns the flows. */
+/** What a sync would install on each host's br-int and br-tun now; returns host 1's br-int. */
 async function apply(): Promise<string[]> {
-  const d = desiredOvs(S, state(), details(), [], sg);
-  const flows = d.flows.get('br-int') ?? [];
-  await runner.run(
-    replaceFlowsCommand(
-      host.dir,
-      'br-int',
-      flows.map((f) => `cookie=0x1,${f}`),
-    ),
-  );
-  return flows;
+  const out: string[][] = [];
+  for (const h of lab.hosts) {
+    const settings = { ...S, localIp: h.ip };
+    const peers = lab.hosts.map((p) => ({
+      host: p.name,
+      tunnel_ip: p.ip,
+      tunnel_types: ['vxlan' as const],
+    }));
+    const d = desiredOvs(settings, state(h), details(), peers, sg);
+    for (const bridge of ['br-int', 'br-tun']) {
+      const flows = (d.flows.get(bridge) ?? []).map((f) => `cookie=0x1,${f}`);
+      await runner.run(replaceFlowsCommand(h.dir, bridge, flows));
+    }
+    out.push(d.flows.get('br-int') ?? []);
+  }
+  return out[0] ?? [];
 }
 
 const dump = async () =>
@@ -160,39 +170,47 @@ async function serve(on: Name, ports: number[]) {
   for (const port of ports) await tcpServer(eps.get(on)?.netns as string, port);
 }
 
-before(async () => {
-  lab = await createLab({ hosts: 1 });
-  host = lab.hosts[0] as LabHost;
-  await host.vsctl(
+async function wire(h: LabHost, peer: LabHost) {
+  const tunnel = tunnelName('vxlan', peer.ip);
+  await h.vsctl(
     [
       'add-br br-int -- set bridge br-int datapath_type=netdev fail_mode=secure',
       '-- add-br br-tun -- set bridge br-tun datapath_type=netdev fail_mode=secure',
       '-- add-port br-int patch-tun -- set Interface patch-tun type=patch options:peer=patch-int',
       '-- add-port br-tun patch-int -- set Interface patch-int type=patch options:peer=patch-tun',
+      `-- add-port br-tun ${tunnel} -- set Interface ${tunnel} type=vxlan`,
+      `options:remote_ip=${peer.ip} options:local_ip=${h.ip} options:key=flow`,
     ]
       .join(' ')
       .split(' '),
   );
+}
+
+before(async () => {
+  lab = await createLab({ hosts: 2 });
+  const [h1, h2] = lab.hosts as [LabHost, LabHost];
+  host = h1;
+  await wire(h1, h2);
+  await wire(h2, h1);
   for (const [name, p] of Object.entries(PORTS) as [Name, (typeof PORTS)[Name]][]) {
-    const ep = await lab.endpoint(host, { ifaceId: uuid(p.n), mac: mac(p.n), cidr: `${p.ip}/24` });
+    const h = p.host === 0 ? h1 : h2;
+    const ep = await lab.endpoint(h, { ifaceId: uuid(p.n), mac: mac(p.n), cidr: `${p.ip}/24` });
     eps.set(name, ep);
-    await host.vsctl(['set', 'Port', ep.name, 'tag=1']);
-    ofports.set(
-      ep.name,
-      Number((await host.vsctl(['get', 'Interface', ep.name, 'ofport'])).trim()),
-    );
+    await h.vsctl(['set', 'Port', ep.name, 'tag=1']);
+    ofports.set(ep.name, Number((await h.vsctl(['get', 'Interface', ep.name, 'ofport'])).trim()));
   }
   sg = {
     rules: new Map([
       [SEED, [...SEED_RULES]],
       [DEF, [...DEF_RULES]],
     ]),
-    members: new Map([[DEF, [PORTS.B.ip, PAIR_IP, PORTS.D.ip]]]),
+    members: new Map([[DEF, [PORTS.B.ip, PAIR_IP, PORTS.D.ip, PORTS.E.ip]]]),
   };
   await apply();
   await serve('A', [22, 80, 8080]);
   await serve('D', [8080]);
   await serve('C', [8080]);
+  await serve('E', [8080]);
 });
 
 after(async () => {
@@ -215,6 +233,33 @@ describe('ovs firewall on a real switch', () => {
     assert.equal(await connects('C', 'D', 8080), false, 'port security off is no membership');
     assert.equal(await connects('A', 'D', 8080), false, 'another group');
     assert.equal(await ping('A', PORTS.D.ip), false);
+  });
+
+  test('across hosts (VXLAN): members reach each other, non-members do not', async () => {
+    assert.equal(await connects('B', 'E', 8080), true, 'member to member, tunnel in');
+    assert.equal(await connects('E', 'D', 8080), true, 'member to member, tunnel out');
+    assert.equal(await connects('A', 'E', 8080), false, 'another group');
+    assert.equal(await ping('C', PORTS.E.ip), false, 'port security off is no membership');
+    assert.equal(await ping('E', PORTS.A.ip), true, "the seed's ICMP from another host");
+  });
+
+  test('a remote_group_id rule follows membership as a port leaves and joins', async () => {
+    const members = sg.members.get(DEF) ?? [];
+    groupsNow.set('B', [SEED]);
+    sg = {
+      ...sg,
+      members: new Map(sg.members).set(
+        DEF,
+        members.filter((m) => m !== PORTS.B.ip && m !== PAIR_IP),
+      ),
+    };
+    await apply();
+    assert.equal(await connects('B', 'E', 8080), false, 'B left: E refuses it');
+    assert.equal(await connects('D', 'E', 8080), true, 'D is still a member');
+    groupsNow.delete('B');
+    sg = { ...sg, members: new Map(sg.members).set(DEF, members) };
+    await apply();
+    assert.equal(await connects('B', 'E', 8080), true, 'B joined again');
   });
 
   test('a spoofed source IP or MAC is dropped; an allowed address pair passes', async () => {
