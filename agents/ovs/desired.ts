@@ -10,7 +10,11 @@
  *   drop flow; traffic between networks is separated by VLAN on br-int and by tunnel key
  *   on br-tun, and a tunnel packet reaches br-int only if its key belongs to a network here;
  * - flat and VLAN networks reach their physical network through [ovs] bridge_mappings
- *   (physical.ts); without a mapping here they stay on br-int, as tunnel-less networks.
+ *   (physical.ts); without a mapping here they stay on br-int, as tunnel-less networks;
+ * - every live port, patch-tun and the physical patches enter br-int's pipeline with the
+ *   packet's local VLAN in reg6 (table 0), so a packet reaches a filtered port only through
+ *   its ingress tables; ports with port security and not `network:*` are filtered
+ *   (firewall.ts), the others go straight to dispatch (table 60).
  */
 import type { DeviceDetails, TunnelPeer } from '../../contracts/l2.ts';
 import {
@@ -210,7 +214,7 @@ function tunFlows(
 
 /**
  * Each VM port's tag and network (or the dead VLAN), the networks served here, and each
- * live port's pipeline: filtered, open, or (filtered but no ofport yet) dropped.
+ * live port's pipeline (once it has an ofport): filtered or open.
  */
 function bindPorts(
   state: OvsState,
@@ -240,10 +244,12 @@ function bindPorts(
       physnet: d.physical_network,
       segmentationId: d.segmentation_id,
     });
+    // Without an ofport a port carries no traffic (and no flow can name it) until OVS
+    // gives it one; that update brings the next sync.
     const ofport = state.ports.get(name)?.interfaces[0]?.ofport ?? null;
-    if (!isFiltered(d)) bound.open.push({ name, vlan });
-    else if (ofport === null) bound.dead.push(name);
-    else bound.filtered.push(filteredPort(name, ofport, vlan, d));
+    if (ofport === null) continue;
+    if (isFiltered(d)) bound.filtered.push(filteredPort(name, ofport, vlan, d));
+    else bound.open.push({ name, ofport, vlan });
   }
   return { desired, bound };
 }

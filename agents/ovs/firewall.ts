@@ -53,7 +53,7 @@ export function entryFlows(filtered: readonly FilteredPort[], open: readonly Unf
     ),
     ...open.map(
       (p) =>
-        `table=0,priority=100,in_port=${p.name},actions=set_field:${p.vlan}->reg6,resubmit(,${T.dispatch})`,
+        `table=0,priority=100,in_port=${p.ofport},actions=set_field:${p.vlan}->reg6,resubmit(,${T.dispatch})`,
     ),
   ];
 }

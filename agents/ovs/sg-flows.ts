@@ -34,6 +34,7 @@ export interface FilteredPort {
 
 export interface UnfilteredPort {
   name: string;
+  ofport: number;
   vlan: number;
 }
 
