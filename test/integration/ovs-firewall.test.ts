@@ -140,7 +140,7 @@ async function apply(): Promise<string[]> {
 const dump = async () =>
   (await host.ofctl(['-O', 'OpenFlow14', 'dump-flows', '--no-stats', 'br-int']))
     .split('\n')
-    .filter((l) => l.includes('table='))
+    .filter((l) => l.includes('actions='))
     .sort();
 
 const ping = (from: Name, to: string, source?: string) =>
@@ -341,6 +341,10 @@ describe('ovs firewall on a real switch', () => {
     const first = await dump();
     await apply();
     assert.deepEqual(await dump(), first);
+    assert.ok(
+      first.some((f) => f.includes('resubmit(,71)')),
+      'table 0 is compared too',
+    );
     assert.ok(
       first.some((f) => f.includes('conjunction(')),
       'the default group uses conjunctions',
