@@ -282,16 +282,25 @@ export function ruleSpec(body: RuleBody): RuleSpec {
   };
 }
 
-/** Two rules are one when everything but id and description matches (protocols by number). */
+/** Neutron's _rule_to_key: a protocol by number, ICMP on IPv6 as ipv6-icmp. */
+function protocolKey(r: RuleSpec): number | null {
+  const n = protocolNumber(r.protocol);
+  return r.ethertype === 'IPv6' && n === 1 ? 58 : n;
+}
+
+/** Neutron's _rule_to_key: the whole address space is the same as no prefix. */
+const prefixKey = (p: string | null) => (p === '0.0.0.0/0' || p === '::/0' ? null : p);
+
+/** Two rules are one when everything but id and description matches (Neutron's keys). */
 export function sameRule(a: RuleSpec, b: RuleSpec): boolean {
   return (
     a.security_group_id === b.security_group_id &&
     a.direction === b.direction &&
     a.ethertype === b.ethertype &&
-    protocolNumber(a.protocol) === protocolNumber(b.protocol) &&
+    protocolKey(a) === protocolKey(b) &&
     a.port_range_min === b.port_range_min &&
     a.port_range_max === b.port_range_max &&
-    a.remote_ip_prefix === b.remote_ip_prefix &&
+    prefixKey(a.remote_ip_prefix) === prefixKey(b.remote_ip_prefix) &&
     a.remote_group_id === b.remote_group_id
   );
 }
