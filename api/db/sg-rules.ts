@@ -135,47 +135,60 @@ async function refuseDuplicate(tx: Queryable, spec: RuleSpec): Promise<void> {
     );
 }
 
-/** Creates a rule of group `spec.security_group_id`, owned by `projectId` (the group's). */
-export async function createRule(
-  db: Db,
+async function insertRule(
+  tx: Queryable,
+  id: string,
   spec: RuleSpec,
+  projectId: string,
+  at: string,
+) {
+  await tx.query(
+    `INSERT INTO securitygrouprules (id, security_group_id, project_id, direction, ethertype,
+       protocol, port_range_min, port_range_max, remote_ip_prefix, remote_group_id,
+       description, revision_number, created_at, updated_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`,
+    [
+      id,
+      spec.security_group_id,
+      projectId,
+      spec.direction,
+      spec.ethertype,
+      spec.protocol,
+      spec.port_range_min,
+      spec.port_range_max,
+      spec.remote_ip_prefix,
+      spec.remote_group_id,
+      spec.description,
+      at,
+      at,
+    ],
+  );
+}
+
+/**
+ * Creates `specs` (one request, single or bulk), all owned by `projectId` (their groups'
+ * project), in one transaction: all of them or none.
+ */
+export async function createRules(
+  db: Db,
+  specs: readonly RuleSpec[],
   projectId: string,
   now: Date,
   quota?: QuotaGuard,
-): Promise<SecurityGroupRule> {
-  const id = randomUUID();
+): Promise<SecurityGroupRule[]> {
+  const ids = specs.map(() => randomUUID());
   const at = resourceTime(now);
   await db.transaction(async (tx) => {
-    if (!(await touchGroup(tx, spec.security_group_id, now)))
-      throw new ApiError(
-        'SecurityGroupNotFound',
-        `Security group ${spec.security_group_id} does not exist`,
-      );
-    await refuseDuplicate(tx, spec);
-    await guardQuota(tx, quota, projectId, 'security_group_rule');
-    await tx.query(
-      `INSERT INTO securitygrouprules (id, security_group_id, project_id, direction, ethertype,
-         protocol, port_range_min, port_range_max, remote_ip_prefix, remote_group_id,
-         description, revision_number, created_at, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`,
-      [
-        id,
-        spec.security_group_id,
-        projectId,
-        spec.direction,
-        spec.ethertype,
-        spec.protocol,
-        spec.port_range_min,
-        spec.port_range_max,
-        spec.remote_ip_prefix,
-        spec.remote_group_id,
-        spec.description,
-        at,
-        at,
-      ],
-    );
+    const groups = [...new Set(specs.map((s) => s.security_group_id))].sort();
+    for (const g of groups)
+      if (!(await touchGroup(tx, g, now)))
+        throw new ApiError('SecurityGroupNotFound', `Security group ${g} does not exist`);
+    for (const spec of specs) await refuseDuplicate(tx, spec);
+    await guardQuota(tx, quota, projectId, 'security_group_rule', specs.length);
+    for (const [i, spec] of specs.entries())
+      await insertRule(tx, ids[i] as string, spec, projectId, at);
   });
-  return (await getRule(db, id)) as SecurityGroupRule;
+  return Promise.all(ids.map(async (id) => (await getRule(db, id)) as SecurityGroupRule));
 }
 
 /** Deletes rule `id` (bumping its group's revision); SecurityGroupRuleNotFound if gone. */

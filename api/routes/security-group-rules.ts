@@ -1,20 +1,22 @@
 /**
- * Neutron v2.0 security group rules: GET/POST /v2.0/security-group-rules, GET/DELETE
- * /v2.0/security-group-rules/{id}; rules are immutable (PUT is refused).
+ * Neutron v2.0 security group rules: GET/POST /v2.0/security-group-rules (one rule, or a
+ * bulk `security_group_rules` list), GET/DELETE /v2.0/security-group-rules/{id}; rules are
+ * immutable (PUT is refused).
  *
  * Invariants: a rule request is converted and checked whole (contracts/secgroup.ts
  * ruleSpec, in Neutron's order) before the groups it names are looked up, and a refused
- * request changes nothing; the group and the remote group must be ones the caller may
+ * request changes nothing (a bulk request is all or nothing, of one project, without two
+ * equal rules); the group and the remote group must be ones the caller may
  * see (SecurityGroupNotFound otherwise); a rule belongs to its group's project; every
  * committed create or delete is followed by sgRulesChanged for its group.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ApiError } from '../../contracts/errors.ts';
-import { obj, UUID } from '../../contracts/schema.ts';
-import { RuleBody, ruleSpec } from '../../contracts/secgroup.ts';
+import { arr, obj, optional, UUID } from '../../contracts/schema.ts';
+import { RuleBody, type RuleSpec, ruleSpec, sameRule } from '../../contracts/secgroup.ts';
 import { getGroup, groupNotFound } from '../db/security-groups.ts';
 import {
-  createRule,
+  createRules,
   deleteRule,
   getRule,
   listRules,
@@ -29,7 +31,45 @@ import { neutronQuota } from './neutron-quotas.ts';
 
 type ById = FastifyRequest<{ Params: { id: string } }>;
 
-const RuleCreate = obj({ security_group_rule: RuleBody });
+/** Rules one bulk request may carry (Neutron's default quota is 100 rules a project). */
+const BULK_MAX = 1000;
+const RuleCreate = obj({
+  security_group_rule: optional(RuleBody),
+  security_group_rules: optional(arr(RuleBody, { max: BULK_MAX })),
+});
+
+/** `{security_group_rule}` or `{security_group_rules: [...]}` (bulk), one of them. */
+function parseCreate(raw: unknown): { bodies: RuleBody[]; bulk: boolean } {
+  const body = RuleCreate.parse(raw);
+  if (body.security_group_rule && !body.security_group_rules)
+    return { bodies: [body.security_group_rule], bulk: false };
+  if (body.security_group_rules?.length && !body.security_group_rule)
+    return { bodies: body.security_group_rules, bulk: true };
+  throw new ApiError('HTTPBadRequest', 'Resource body required');
+}
+
+function refuseDuplicatesInPost(specs: readonly RuleSpec[]) {
+  if (specs.some((a, i) => specs.slice(i + 1).some((b) => sameRule(a, b))))
+    throw new ApiError(
+      'DuplicateSecurityGroupRuleInPost',
+      'Duplicate Security Group Rule in POST.',
+    );
+}
+
+/** The one project of the groups the rules name (each visible, as each remote group). */
+async function ruleProject(deps: AppDeps, req: FastifyRequest, specs: readonly RuleSpec[]) {
+  const projects = new Set<string>();
+  for (const spec of specs) {
+    if (spec.remote_group_id) await namedGroup(deps, req, spec.remote_group_id);
+    projects.add((await namedGroup(deps, req, spec.security_group_id)).project_id);
+  }
+  if (projects.size > 1)
+    throw new ApiError(
+      'SecurityGroupRulesNotSingleTenant',
+      'Multiple tenant_ids in bulk security group rule create not allowed',
+    );
+  return [...projects][0] as string;
+}
 
 async function visibleRule(deps: AppDeps, req: FastifyRequest, id: string) {
   const rule = UUID.test(id) ? await getRule(deps.db, id) : undefined;
@@ -64,21 +104,21 @@ function readRoutes(app: FastifyInstance, deps: AppDeps) {
 
 function writeRoutes(app: FastifyInstance, deps: AppDeps) {
   app.post('/v2.0/security-group-rules', async (req, reply) => {
-    const body = RuleCreate.parse(req.body).security_group_rule;
-    const spec = ruleSpec(body);
-    ownerForCreate(req, body);
-    if (spec.remote_group_id) await namedGroup(deps, req, spec.remote_group_id);
-    const group = await namedGroup(deps, req, spec.security_group_id);
-    const rule = await createRule(
-      deps.db,
-      spec,
-      group.project_id,
-      deps.clock.now(),
-      neutronQuota(deps),
+    const { bodies, bulk } = parseCreate(req.body);
+    const specs = bodies.map(ruleSpec);
+    refuseDuplicatesInPost(specs);
+    for (const body of bodies) ownerForCreate(req, body);
+    const project = await ruleProject(deps, req, specs);
+    const rules = await createRules(deps.db, specs, project, deps.clock.now(), neutronQuota(deps));
+    const groups = [...new Set(specs.map((s) => s.security_group_id))];
+    deps.log.info(
+      { ruleIds: rules.map((r) => r.id), securityGroupIds: groups },
+      'security group rules created',
     );
-    deps.log.info({ ruleId: rule.id, securityGroupId: group.id }, 'security group rule created');
-    void sgRulesChanged(deps, [group.id]);
-    return reply.status(201).send({ security_group_rule: rule });
+    void sgRulesChanged(deps, groups);
+    return reply
+      .status(201)
+      .send(bulk ? { security_group_rules: rules } : { security_group_rule: rules[0] });
   });
 
   app.put('/v2.0/security-group-rules/:id', async (req: ById) => {

@@ -202,5 +202,47 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       const icmp4 = await rule(memberA, { ...v6, ethertype: 'IPv4', protocol: 'icmp' });
       assert.equal(icmp4.protocol, 'icmp');
     });
+
+    test('a bulk create is all or nothing, of one project, without equal rules', async () => {
+      const g = await group(memberA, { name: 'bulk' });
+      const tcp = (port: number) => ({
+        security_group_id: g.id,
+        direction: 'ingress',
+        protocol: 'tcp',
+        port_range_min: port,
+        port_range_max: port,
+      });
+      const r = await call(memberA, 'POST', RULES, { security_group_rules: [tcp(1), tcp(2)] });
+      assert.equal(r.status, 201, JSON.stringify(r.body));
+      const made = r.body.security_group_rules as SecurityGroupRule[];
+      assert.deepEqual(Object.keys(r.body), ['security_group_rules']);
+      assert.deepEqual(
+        made.map((x) => x.port_range_min),
+        [1, 2],
+      );
+      const dup = await refused(400, 'DuplicateSecurityGroupRuleInPost', memberA, 'POST', RULES, {
+        security_group_rules: [tcp(3), tcp(3)],
+      });
+      assert.equal(dup, 'Duplicate Security Group Rule in POST.');
+      await refused(409, 'SecurityGroupRuleExists', memberA, 'POST', RULES, {
+        security_group_rules: [tcp(4), tcp(1)],
+      });
+      await refused(400, 'SecurityGroupInvalidPortRange', memberA, 'POST', RULES, {
+        security_group_rules: [tcp(5), { ...tcp(9), port_range_min: 10 }],
+      });
+      const other = await group(h.tokens.B, { name: 'bulk-b' });
+      const mixed = await refused(
+        400,
+        'SecurityGroupRulesNotSingleTenant',
+        h.tokens.admin,
+        'POST',
+        RULES,
+        {
+          security_group_rules: [tcp(6), { ...tcp(6), security_group_id: other.id }],
+        },
+      );
+      assert.equal(mixed, 'Multiple tenant_ids in bulk security group rule create not allowed');
+      await refused(400, 'HTTPBadRequest', memberA, 'POST', RULES, { security_group_rules: [] });
+    });
   });
 }
