@@ -237,5 +237,19 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       const all = (await call(admin, 'GET', GROUPS)).body.security_groups as SecurityGroup[];
       assert.ok(all.some((x) => x.id === g.id) && all.some((x) => x.id === own.id));
     });
+
+    test('the extension list names security-group, port-security, allowed-address-pairs', async () => {
+      const want = {
+        'security-group': ['security-group', 'The security groups extension.'],
+        'port-security': ['Port Security', 'Provides port security'],
+        'allowed-address-pairs': ['Allowed Address Pairs', 'Provides allowed address pairs'],
+      };
+      for (const [alias, [name, description]] of Object.entries(want)) {
+        const r = await call(memberA, 'GET', `/v2.0/extensions/${alias}`);
+        assert.equal(r.status, 200, alias);
+        const ext = r.body.extension as { name: string; description: string };
+        assert.deepEqual([ext.name, ext.description], [name, description]);
+      }
+    });
   });
 }
