@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { SecurityGroupRule } from '../../contracts/secgroup.ts';
 import { hexId } from '../helpers/tokens.ts';
-import { RULE_KEYS, secgroupApp } from './api-secgroups-harness.ts';
+import { err, RULE_KEYS, secgroupApp } from './api-secgroups-harness.ts';
 
 const RULES = '/v2.0/security-group-rules';
 
@@ -243,6 +243,35 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       );
       assert.equal(mixed, 'Multiple tenant_ids in bulk security group rule create not allowed');
       await refused(400, 'HTTPBadRequest', memberA, 'POST', RULES, { security_group_rules: [] });
+    });
+
+    test('identical rules created at once leave one rule; the others are told its id', async () => {
+      const g = await group(memberA, { name: 'race' });
+      const body = {
+        security_group_id: g.id,
+        direction: 'ingress',
+        protocol: 'udp',
+        port_range_min: 53,
+        port_range_max: 53,
+      };
+      const answers = await Promise.all(
+        Array.from({ length: 5 }, () =>
+          call(memberA, 'POST', RULES, { security_group_rule: body }),
+        ),
+      );
+      const made = answers.filter((a) => a.status === 201);
+      assert.equal(made.length, 1, JSON.stringify(answers.map((a) => a.status)));
+      const [one] = made.map((a) => a.body.security_group_rule as SecurityGroupRule);
+      const id = one?.id;
+      for (const a of answers.filter((x) => x.status !== 201)) {
+        assert.equal(a.status, 409);
+        assert.equal(err(a).message, `Security group rule already exists. Rule id is ${id}.`);
+      }
+      const rows = await h.api.db.query(
+        'SELECT id FROM securitygrouprules WHERE security_group_id = ? AND protocol = ?',
+        [g.id, 'udp'],
+      );
+      assert.equal(rows.length, 1);
     });
   });
 }
