@@ -13,34 +13,9 @@
 import { ApiError } from './errors.ts';
 import { BITS, formatIp, parseIp } from './inet.ts';
 import { obj, optional, projectId, type Schema, str, uuid } from './schema.ts';
+import { IP_PROTOCOL_MAP, protocolNumber } from './sg-protocols.ts';
 
-/** neutron-lib's IP_PROTOCOL_MAP (icmpv6 is the legacy alias of ipv6-icmp). */
-export const IP_PROTOCOL_MAP: Readonly<Record<string, number>> = {
-  ah: 51,
-  dccp: 33,
-  egp: 8,
-  esp: 50,
-  gre: 47,
-  hopopt: 0,
-  icmp: 1,
-  igmp: 2,
-  ipip: 4,
-  'ipv6-encap': 41,
-  'ipv6-frag': 44,
-  'ipv6-icmp': 58,
-  icmpv6: 58,
-  'ipv6-nonxt': 59,
-  'ipv6-opts': 60,
-  'ipv6-route': 43,
-  ospf: 89,
-  pgm: 113,
-  rsvp: 46,
-  sctp: 132,
-  tcp: 6,
-  udp: 17,
-  udplite: 136,
-  vrrp: 112,
-};
+export { IP_PROTOCOL_MAP, protocolNumber };
 
 /** Protocols whose port ranges are ports (Neutron's SG_PORT_PROTO_NUMS). */
 const PORT_PROTOCOLS = new Set([6, 17, 33, 132, 136]);
@@ -49,13 +24,6 @@ const ICMP_PROTOCOLS = new Set([1, 58]);
 const IPV6_ONLY = new Set([41, 43, 44, 58, 59, 60]);
 const ETHERTYPES = ['IPv4', 'IPv6'] as const;
 export type SgEthertype = (typeof ETHERTYPES)[number];
-
-/** The IANA number of a stored protocol (name or number text); null for any. */
-export function protocolNumber(stored: string | null): number | null {
-  if (stored === null) return null;
-  const named = IP_PROTOCOL_MAP[stored];
-  return named !== undefined ? named : Number(stored);
-}
 
 /** Any JSON value: the rule converters below answer with Neutron's own errors. */
 const raw = (): Schema<unknown> => ({
@@ -284,7 +252,7 @@ export function ruleSpec(body: RuleBody): RuleSpec {
 
 /** Neutron's _rule_to_key: a protocol by number, ICMP on IPv6 as ipv6-icmp. */
 function protocolKey(r: RuleSpec): number | null {
-  const n = protocolNumber(r.protocol);
+  const n = protocolNumber(r.protocol) ?? null;
   return r.ethertype === 'IPv6' && n === 1 ? 58 : n;
 }
 

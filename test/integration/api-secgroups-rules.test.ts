@@ -220,7 +220,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         made.map((x) => x.port_range_min),
         [1, 2],
       );
-      const dup = await refused(400, 'DuplicateSecurityGroupRuleInPost', memberA, 'POST', RULES, {
+      const dup = await refused(409, 'DuplicateSecurityGroupRuleInPost', memberA, 'POST', RULES, {
         security_group_rules: [tcp(3), tcp(3)],
       });
       assert.equal(dup, 'Duplicate Security Group Rule in POST.');
