@@ -19,49 +19,45 @@ export async function findProjectGroup(
   projectId: string,
   ref: string,
   now: Date,
-): Promise<string | undefined> {
-  if (ref === DEFAULT_GROUP_NAME) {
-    const named = await tx.query<{ id: string }>(
-      'SELECT id FROM securitygroups WHERE project_id = ? AND name = ?',
-      [projectId, ref],
-    );
-    if (named.length <= 1) return ensureDefaultSecurityGroup(tx, projectId, now);
-  }
+): Promise<{ id: string; name: string } | undefined> {
   const rows = await tx.query<{ id: string; name: string }>(
     'SELECT id, name FROM securitygroups WHERE project_id = ? AND (name = ? OR id = ?)',
     [projectId, ref, ref],
   );
   const byName = rows.filter((r) => r.name === ref);
+  if (byName.length === 0 && ref === DEFAULT_GROUP_NAME)
+    return { id: await ensureDefaultSecurityGroup(tx, projectId, now), name: ref };
   if (byName.length > 1)
     throw new ApiError(
       'Conflict',
       `Multiple security groups found matching '${ref}'. Use an ID to be more specific.`,
     );
-  return byName[0]?.id ?? rows.find((r) => r.id === ref)?.id;
+  const found = byName[0] ?? rows.find((r) => r.id === ref);
+  return found && { id: found.id, name: found.name };
 }
 
 /**
- * The ids of `refs` in the project (Nova's 400 "not found for project" for one that is
- * not there).
+ * The groups of `refs` in the project, each once (Nova's 400 "not found for project" for
+ * one that is not there).
  */
 export async function resolveServerGroups(
   db: Db,
   projectId: string,
   refs: readonly string[],
   now: Date,
-): Promise<string[]> {
+): Promise<{ id: string; name: string }[]> {
   return db.transaction(async (tx) => {
-    const ids: string[] = [];
+    const out: { id: string; name: string }[] = [];
     for (const ref of refs) {
-      const id = await findProjectGroup(tx, projectId, ref, now);
-      if (id === undefined)
+      const g = await findProjectGroup(tx, projectId, ref, now);
+      if (g === undefined)
         throw new ApiError(
           'BadRequest',
           `Security group ${ref} not found for project ${projectId}.`,
         );
-      if (!ids.includes(id)) ids.push(id);
+      if (!out.some((o) => o.id === g.id)) out.push(g);
     }
-    return ids;
+    return out;
   });
 }
 

@@ -96,8 +96,8 @@ async function securityGroupsOf(deps: AppDeps, body: ServerCreate, projectId: st
   const names = [...new Set((body.security_groups ?? []).flatMap((g) => g.name ?? []))];
   if (names.length === 0 || (names.length === 1 && names[0] === 'default'))
     return { names: ['default'], ids: undefined };
-  const ids = await resolveServerGroups(deps.db, projectId, names, deps.clock.now());
-  return { names, ids };
+  const groups = await resolveServerGroups(deps.db, projectId, names, deps.clock.now());
+  return { names: groups.map((g) => g.name), ids: groups.map((g) => g.id) };
 }
 
 interface Batch {

@@ -7,7 +7,8 @@
  * ports); adding needs port security on every port (Nova's 400
  * SecurityGroupCannotBeApplied) and changes every port (Neutron keeps a port's groups a
  * set); removing one no port has is Nova's 404 "not associated". Every port changes in one
- * transaction; the instance's security_groups column follows; the L2 agents and the
+ * transaction; the instance's security_groups column (the groups' names) follows; the L2
+ * agents and the
  * group's remote-group users are hinted.
  */
 import { ApiError } from '../../contracts/errors.ts';
@@ -24,15 +25,15 @@ const notFound = (message: string) => new ApiError('NotFound', message);
 
 /** The group's id and the server's ports, or Nova's 404 for either. */
 async function groupAndPorts(deps: AppDeps, inst: InstanceRecord, name: string) {
-  const groupId = await deps.db.transaction((tx) =>
+  const group = await deps.db.transaction((tx) =>
     findProjectGroup(tx, inst.projectId, name, deps.clock.now()),
   );
-  if (groupId === undefined)
+  if (group === undefined)
     throw notFound(`Security group ${name} is not found for project ${inst.projectId}`);
   const ports = await serverPorts(deps.db, inst.id);
   if (ports.length === 0)
     throw notFound(`instance_id ${inst.id} could not be found as device id on any ports`);
-  return { groupId, ports };
+  return { groupId: group.id, groupName: group.name, ports };
 }
 
 /** The ports the action changes (Nova's checks on the way). */
@@ -62,12 +63,12 @@ export async function changeSecurityGroup(
 ) {
   const name = securityGroupName(key, body[key]);
   const add = key === 'addSecurityGroup';
-  const { groupId, ports } = await groupAndPorts(deps, inst, name);
+  const { groupId, groupName, ports } = await groupAndPorts(deps, inst, name);
   const changed = portsToChange(inst, name, add, groupId, ports);
   if (changed.length) await changePortsGroup(deps.db, changed, groupId, add);
   const groups = add
-    ? [...new Set([...inst.securityGroups, name])]
-    : inst.securityGroups.filter((g) => g !== name);
+    ? [...new Set([...inst.securityGroups, groupName])]
+    : inst.securityGroups.filter((g) => g !== groupName && g !== groupId);
   if (!(await setSecurityGroups(deps.db, inst.id, groups, deps.clock.now())))
     throw instanceNotFound(inst.id);
   for (const portId of changed) void hintL2Port(deps, portId);
