@@ -148,9 +148,10 @@ export async function portSecurityOnCreate(
 
 /** The port as it is: what an update starts from. */
 export interface CurrentPortSecurity {
-  enabled: boolean;
-  groups: readonly string[];
-  pairs: readonly AddressPair[];
+  project_id: string;
+  port_security_enabled: boolean;
+  security_groups: readonly string[];
+  allowed_address_pairs: readonly AddressPair[];
 }
 
 /**
@@ -162,17 +163,18 @@ export async function portSecurityOnUpdate(
   tx: Queryable,
   req: PortSecurityRequest,
   current: CurrentPortSecurity,
-  groupScope: string | undefined,
+  anyGroup: boolean,
 ) {
   const pairs = checkAddressPairs(req.allowed_address_pairs);
   const asked = req.security_groups ?? (req.security_groups === null ? [] : undefined);
-  const groups = asked === undefined ? undefined : await checkGroups(tx, asked, groupScope);
-  const enabled = req.port_security_enabled ?? current.enabled;
+  const scope = anyGroup ? undefined : current.project_id;
+  const groups = asked === undefined ? undefined : await checkGroups(tx, asked, scope);
+  const enabled = req.port_security_enabled ?? current.port_security_enabled;
   if (!enabled) {
     if (pairs?.length) throw pairsNeedPsec();
-    if (pairs === undefined && current.pairs.length) throw pairsNeedPsec();
+    if (pairs === undefined && current.allowed_address_pairs.length) throw pairsNeedPsec();
     if (groups?.length) throw psecRequired();
-    if (groups === undefined && current.groups.length)
+    if (groups === undefined && current.security_groups.length)
       throw new ApiError(
         'PortSecurityPortHasSecurityGroup',
         'Port has security group associated. Cannot disable port security or IP address until security group is removed.',
@@ -181,7 +183,19 @@ export async function portSecurityOnUpdate(
   return { enabled, groups, pairs };
 }
 
-/** Replaces the port's groups (undefined: kept). */
+/** Writes what an update checked (groups and pairs sent); whether it rewrote any. */
+export async function writePortSecurity(
+  tx: Queryable,
+  portId: string,
+  fw: { groups?: readonly string[]; pairs?: readonly CheckedPair[] },
+  mac: string,
+): Promise<boolean> {
+  if (fw.groups) await writeGroups(tx, portId, fw.groups);
+  if (fw.pairs) await writePairs(tx, portId, fw.pairs, mac);
+  return fw.groups !== undefined || fw.pairs !== undefined;
+}
+
+/** Replaces the port's groups. */
 export async function writeGroups(tx: Queryable, portId: string, groups: readonly string[]) {
   await tx.query('DELETE FROM securitygroupportbindings WHERE port_id = ?', [portId]);
   for (const g of groups)

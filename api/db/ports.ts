@@ -56,6 +56,7 @@ import {
   portSecurityOnUpdate,
   writeGroups,
   writePairs,
+  writePortSecurity,
 } from './port-security.ts';
 
 interface PortRow extends Row {
@@ -359,23 +360,12 @@ export async function updatePort(
       const current = await getPort(tx, id);
       if (!current) throw portNotFound(id);
       networkId = current.network_id;
-      const fw = await portSecurityOnUpdate(
-        tx,
-        changes,
-        {
-          enabled: current.port_security_enabled,
-          groups: current.security_groups,
-          pairs: current.allowed_address_pairs,
-        },
-        anyGroup ? undefined : current.project_id,
-      );
+      const fw = await portSecurityOnUpdate(tx, changes, current, anyGroup);
       const result = await portUpdates(tx, current, changes);
       mac = result.mac;
       result.u.set('port_security_enabled', changes.port_security_enabled);
-      if (fw.groups) await writeGroups(tx, id, fw.groups);
-      if (fw.pairs) await writePairs(tx, id, fw.pairs, mac ?? current.mac_address);
-      if ((fw.groups || fw.pairs) && result.u.sets.length === 0)
-        result.u.sets.push('status = status');
+      const rewritten = await writePortSecurity(tx, id, fw, mac ?? current.mac_address);
+      if (rewritten && result.u.sets.length === 0) result.u.sets.push('status = status');
       if (changes.fixed_ips !== undefined || changes.device_owner !== undefined)
         await refuseGatewayHolder(tx, id, changes.device_owner ?? current.device_owner);
       if (changes.fixed_ips !== undefined) await refuseFixedIpChangeForFip(tx, id);
