@@ -20,6 +20,7 @@ import type { Network, Port, Subnet } from '../../contracts/network.ts';
 import { Cluster, ovsOf, type Proc } from '../helpers/cluster.ts';
 import { waitFor } from '../helpers/env.ts';
 import { createLab, type Endpoint, type Lab, type LabHost } from '../helpers/lab.ts';
+import { openDefaultGroup } from '../helpers/sg-open.ts';
 import { sourceSeen, stopPeers, tcpConnect, tcpServer } from '../helpers/tcp-peer.ts';
 
 const OUTSIDE_IP = '203.0.113.1';
@@ -124,6 +125,8 @@ describe('kumo-l3-agent on a four-host lab', { timeout: 600_000 }, () => {
       });
       await put(`/v2.0/routers/${router.id}/add_router_interface`, { subnet_id: sub.id });
       const port = await post<Port>('/v2.0/ports', 'port', { network_id: net.id });
+      // The outside world is no member of the port's default group: open it, as the seed does.
+      await openDefaultGroup(c, port.project_id);
       const ip = port.fixed_ips[0]?.ip_address;
       const ep = await lab.endpoint(h as LabHost, {
         ifaceId: port.id,

@@ -25,6 +25,7 @@ import { portDevice } from '../../host/ip/names.ts';
 import { Cluster, type ClusterTiming, ovsOf, type Proc, runCommand } from './cluster.ts';
 import { waitFor } from './env.ts';
 import { createLab, type Endpoint, type Lab, type LabHost } from './lab.ts';
+import { openDefaultGroup } from './sg-open.ts';
 import { stopPeers, tcpServer } from './tcp-peer.ts';
 
 export const OUTSIDE_IP = '203.0.113.1';
@@ -122,6 +123,8 @@ async function tenantEndpoint(c: Cluster, lab: Lab, routerId: string, host: LabH
   });
   if (res.status !== 200) throw new Error(`add_router_interface: ${JSON.stringify(res.body)}`);
   const port = await postOk<Port>(c, '/v2.0/ports', 'port', { network_id: net.id });
+  // The outside world is no member of the port's default group: open it, as the seed does.
+  await openDefaultGroup(c, port.project_id);
   const ip = port.fixed_ips[0]?.ip_address;
   const ep = await lab.endpoint(host, {
     ifaceId: port.id,
