@@ -1,0 +1,289 @@
+#!/usr/bin/env node
+/**
+ * bench/secgroup-apply: how long a security group change takes from the API call to the
+ * firewall flows on br-int, for --ports ports in one group of 50 rules with remote-group
+ * rules, against installing the same flows with one `ovs-ofctl add-flow` process per flow.
+ *
+ *   node bench/secgroup-apply.ts [--ports 100] [--rules 50] [--remote-every 6]
+ *
+ * Standalone: a 1-host lab (test/helpers/lab.ts) and a Cluster (test/helpers/cluster.ts:
+ * own vhost, SQLite, the real kumo-api) with one real kumo-ovs-agent. Not timed: the admin
+ * project's rule quota raised, a vxlan network with a /16, a group holding --rules − 1
+ * rules (Neutron's two egress rules and ingress rules of five kinds; every --remote-every-th
+ * ingress rule has remote_group_id = the group itself), --ports API ports in that group
+ * (port security on, the network's default), plugged into br-int in one `ovs-vsctl`
+ * transaction; then until every port is ACTIVE and br-int's table has not changed for
+ * SETTLE_MS.
+ *
+ * kumo: t0 = just before the POST of the group's last rule, ingress TCP 4242 from
+ * remote_group_id = the group (so every port's firewall changes, with every member's
+ * address). br-int is dumped (`ovs-ofctl dump-flows --no-stats`) again as soon as each
+ * dump returns; done = the arrival of the first dump equal to the final table, which must
+ * allow TCP 4242 and then stay unchanged for SETTLE_MS (an upper bound by one dump). The
+ * end of the agent's replace-flows that wrote it (its `step` log line) is printed too.
+ *
+ * baseline (same run, agent stopped): that final table, line by line, into a fresh bridge
+ * (netdev, fail_mode=secure, empty) with one `ovs-ofctl -O OpenFlow14 add-flow` per flow,
+ * as a `sh -e` loop (one process per flow, no Node in between); its table must then equal
+ * br-int's. Last line: `ratio baseline/kumo (time to install): X`.
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { Network, Port } from '../contracts/network.ts';
+import { runCommand } from '../test/helpers/cluster.ts';
+import { waitFor } from '../test/helpers/env.ts';
+import { logTail, runBench } from './lib.ts';
+import {
+  call,
+  destroyMade,
+  dumpFlows,
+  killMade,
+  type Made,
+  makeGroup,
+  raiseRuleQuota,
+  ruleSet,
+  type SgLab,
+  startSgLab,
+} from './sg-lab.ts';
+
+const SETTLE_MS = 4000;
+const PHASE_TIMEOUT_MS = 90_000;
+const MARK_PORT = 4242;
+const BASE_BRIDGE = 'br-sgbase';
+
+const { values: opts } = parseArgs({
+  options: {
+    ports: { type: 'string', default: '100' },
+    rules: { type: 'string', default: '50' },
+    'remote-every': { type: 'string', default: '6' },
+  },
+  strict: true,
+});
+const N = Number(opts.ports);
+const RULES = Number(opts.rules);
+const REMOTE_EVERY = Number(opts['remote-every']);
+for (const [k, v, max] of [
+  ['ports', N, 500],
+  ['rules', RULES, 500],
+  ['remote-every', REMOTE_EVERY, 500],
+] as const)
+  if (!Number.isInteger(v) || v < 3 || v > max)
+    throw new Error(`--${k} must be an integer in 3..${max} (got ${v})`);
+
+const made: Made = {};
+const now = () => performance.now();
+const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+const digest = (flows: string[]) => createHash('sha1').update(flows.join('\n')).digest('hex');
+const allowsMark = (flows: string[]) =>
+  flows.some((f) => new RegExp(`tp_dst=(${MARK_PORT}|0x${MARK_PORT.toString(16)})\\b`).test(f));
+
+interface Dump {
+  sent: number;
+  arrived: number;
+  hash: string;
+  flows: string[];
+}
+
+/** Dumps br-int back to back until `done(dumps)`; fails after PHASE_TIMEOUT_MS. */
+async function watchTable(l: SgLab, t0: number, done: (d: Dump[]) => boolean): Promise<Dump[]> {
+  const dumps: Dump[] = [];
+  while (!done(dumps)) {
+    const err = l.agentDied();
+    if (err) throw err;
+    if (now() - t0 > PHASE_TIMEOUT_MS)
+      throw new Error(`br-int did not settle within ${PHASE_TIMEOUT_MS / 1000} s`);
+    const sent = now();
+    const flows = await dumpFlows(l.host, 'br-int');
+    dumps.push({ sent, arrived: now(), hash: digest(flows), flows });
+  }
+  return dumps;
+}
+
+/** The dumps since the table last changed (the final run). */
+function finalRun(dumps: Dump[]): Dump[] {
+  const last = dumps.at(-1);
+  if (!last) return [];
+  let j = dumps.length - 1;
+  while (j > 0 && dumps[j - 1]?.hash === last.hash) j--;
+  return dumps.slice(j);
+}
+
+/** Whether the table has held for SETTLE_MS and its last dump passes `ok`. */
+const settled = (ok: (flows: string[]) => boolean) => (dumps: Dump[]) => {
+  const run = finalRun(dumps);
+  const [first, last] = [run[0], run.at(-1)];
+  return !!first && !!last && ok(last.flows) && last.arrived - first.arrived >= SETTLE_MS;
+};
+
+/** Network, subnet, the group with RULES − 1 rules, N ports in it plugged into br-int. */
+async function setup(l: SgLab) {
+  await raiseRuleQuota(l.c, 10 * RULES);
+  const net = await call<Network>(l.c, 'POST', '/v2.0/networks', 'network', {
+    name: 'sg-bench',
+    'provider:network_type': 'vxlan',
+  });
+  await call(l.c, 'POST', '/v2.0/subnets', 'subnet', {
+    network_id: net.id,
+    cidr: '10.0.0.0/16',
+    ip_version: 4,
+  });
+  const group = await makeGroup(l.c, 'sg-bench', (id) =>
+    ruleSet(RULES - 3, { remoteGroup: id, remoteEvery: REMOTE_EVERY }),
+  );
+  const ports: Port[] = [];
+  for (let i = 0; i < N; i++)
+    ports.push(
+      await call<Port>(l.c, 'POST', '/v2.0/ports', 'port', {
+        network_id: net.id,
+        name: `sgb${i}`,
+        security_groups: [group.id],
+      }),
+    );
+  const argv = ports.flatMap((p, i) => {
+    const name = `sgb${String(i).padStart(3, '0')}`;
+    return [
+      ...(i ? ['--'] : []),
+      'add-port',
+      'br-int',
+      name,
+      '--',
+      'set',
+      'Interface',
+      name,
+      'type=internal',
+      `external_ids:iface-id=${p.id}`,
+      `external_ids:attached-mac=${p.mac_address}`,
+      'external_ids:iface-status=active',
+    ];
+  });
+  await l.host.vsctl(argv);
+  await waitFor(
+    `${N} ports ACTIVE`,
+    async () => {
+      const err = l.agentDied();
+      if (err) throw err;
+      const res = await l.c.http('GET', `/v2.0/ports?network_id=${net.id}&status=ACTIVE&fields=id`);
+      return (res.body as { ports: unknown[] }).ports.length === N;
+    },
+    60_000,
+    200,
+  );
+  return { group, net };
+}
+
+/** The end of the agent's last replace-flows before `before` (wall clock ms), if any. */
+function lastFlowsStep(logPath: string, before: number): number | undefined {
+  let at: number | undefined;
+  for (const line of readFileSync(logPath, 'utf8').split('\n')) {
+    if (!line.includes('"msg":"step"') || !line.includes('"step":"flows"')) continue;
+    const t = (JSON.parse(line) as { time: number }).time;
+    if (t <= before) at = t;
+  }
+  return at;
+}
+
+/** The agent's phase: the last rule's POST → br-int's final table. */
+async function kumoPhase(l: SgLab, groupId: string) {
+  const t0 = now();
+  await call(l.c, 'POST', '/v2.0/security-group-rules', 'security_group_rule', {
+    security_group_id: groupId,
+    direction: 'ingress',
+    ethertype: 'IPv4',
+    protocol: 'tcp',
+    port_range_min: MARK_PORT,
+    port_range_max: MARK_PORT,
+    remote_group_id: groupId,
+  });
+  const apiMs = now() - t0;
+  const dumps = await watchTable(l, t0, settled(allowsMark));
+  const run = finalRun(dumps);
+  const [first, final] = [run[0] as Dump, run.at(-1) as Dump];
+  const dumpMs = dumps.reduce((n, d) => n + d.arrived - d.sent, 0) / dumps.length;
+  const stepAt = lastFlowsStep(l.agent.logPath, performance.timeOrigin + first.sent);
+  return {
+    flows: final.flows,
+    ms: first.arrived - t0,
+    apiMs,
+    dumpMs,
+    stepMs: stepAt === undefined ? undefined : stepAt - (performance.timeOrigin + t0),
+  };
+}
+
+/** One `ovs-ofctl add-flow` process per flow into a fresh, empty bridge; its time. */
+async function baselinePhase(l: SgLab, flows: string[]) {
+  await l.host.vsctl([
+    'add-br',
+    BASE_BRIDGE,
+    '--',
+    'set',
+    'Bridge',
+    BASE_BRIDGE,
+    'datapath_type=netdev',
+    'fail_mode=secure',
+  ]);
+  if ((await dumpFlows(l.host, BASE_BRIDGE)).length !== 0)
+    throw new Error(`${BASE_BRIDGE} is not empty`);
+  const file = join(l.c.dir.path, 'baseline-flows.txt');
+  writeFileSync(file, `${flows.join('\n')}\n`);
+  const script =
+    'while IFS= read -r flow; do ovs-ofctl -O OpenFlow14 add-flow "$1" "$flow"; done < "$2"';
+  const target = `unix:${l.host.dir}/${BASE_BRIDGE}.mgmt`;
+  const t0 = now();
+  const res = await runCommand(['sh', '-e', '-c', script, 'sh', target, file], {}, 600_000);
+  const ms = now() - t0;
+  if (res.code !== 0) throw new Error(`baseline add-flow loop failed: ${res.stderr.trim()}`);
+  const got = await dumpFlows(l.host, BASE_BRIDGE);
+  if (digest(got) !== digest(flows))
+    throw new Error(
+      `${BASE_BRIDGE} differs from br-int: ${got.length} flows against ${flows.length}; first ` +
+        `missing: ${flows.find((f) => !got.includes(f)) ?? '(none)'}`,
+    );
+  return { ms };
+}
+
+async function main() {
+  const started = now();
+  const l = await startSgLab(made);
+  const { group } = await setup(l);
+  const before = await watchTable(
+    l,
+    now(),
+    settled(() => true),
+  );
+  const base = before.at(-1) as Dump;
+  if (allowsMark(base.flows)) throw new Error(`br-int allows TCP ${MARK_PORT} before the rule`);
+  console.log(
+    `secgroup-apply bench: ${N} ports on br-int of 1 lab host, all in one group of ` +
+      `${group.rules + 1} rules (every ${REMOTE_EVERY}th ingress rule from remote_group_id = ` +
+      `the group); ${base.flows.length} flows on br-int before; setup ${s(now() - started)}`,
+  );
+  const kumo = await kumoPhase(l, group.id);
+  const marked = kumo.flows.filter((f) => f.includes(String(MARK_PORT))).length;
+  console.log(
+    `kumo: POST of rule ${group.rules + 1} (ingress TCP ${MARK_PORT} from remote_group_id = ` +
+      `the group) → br-int holds the final table: ${s(kumo.ms)} (POST answered in ` +
+      `${s(kumo.apiMs)}; agent's replace-flows ended at ${kumo.stepMs === undefined ? '?' : s(kumo.stepMs)}; ` +
+      `dump-flows takes ${s(kumo.dumpMs)}); ${kumo.flows.length} flows, ${marked} naming ${MARK_PORT}`,
+  );
+  await l.c.stop(l.agent, 'SIGTERM');
+  const baseline = await baselinePhase(l, kumo.flows);
+  console.log(
+    `baseline: the same ${kumo.flows.length} flows, one ovs-ofctl add-flow each, into an ` +
+      `empty bridge: ${s(baseline.ms)} (${(baseline.ms / kumo.flows.length).toFixed(2)} ms per flow); ` +
+      `its table equals br-int's; bench took ${s(now() - started)}`,
+  );
+  console.log(`ratio baseline/kumo (time to install): ${(baseline.ms / kumo.ms).toFixed(1)}`);
+}
+
+await runBench({
+  main,
+  cleanup: () => destroyMade(made),
+  lastly: () => killMade(made),
+  onFailure: () => {
+    const agent = made.c?.hostAgents.values().next().value;
+    if (agent) console.error(`kumo-ovs-agent log (last lines):\n${logTail(agent.logPath)}`);
+    if (made.c?.api) console.error(`kumo-api log (last lines):\n${logTail(made.c.api.logPath)}`);
+  },
+});
