@@ -30,6 +30,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import type { Network, Port } from '../contracts/network.ts';
 import { runCommand } from '../test/helpers/cluster.ts';
@@ -49,9 +50,13 @@ import {
 } from './sg-lab.ts';
 
 const SETTLE_MS = 4000;
+/** Between two dumps, so the polling leaves the agent and ovs-vswitchd some CPU. */
+const POLL_GAP_MS = 100;
 const PHASE_TIMEOUT_MS = 90_000;
 const MARK_PORT = 4242;
 const BASE_BRIDGE = 'br-sgbase';
+/** The port of the group's first ingress rule (bench/sg-lab.ts ruleSet). */
+const FIRST_RULE_PORT = 1000;
 
 const { values: opts } = parseArgs({
   options: {
@@ -76,8 +81,10 @@ const made: Made = {};
 const now = () => performance.now();
 const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 const digest = (flows: string[]) => createHash('sha1').update(flows.join('\n')).digest('hex');
-const allowsMark = (flows: string[]) =>
-  flows.some((f) => new RegExp(`tp_dst=(${MARK_PORT}|0x${MARK_PORT.toString(16)})\\b`).test(f));
+/** Whether some flow matches TCP/UDP destination `port` (as ovs-ofctl prints it). */
+const names = (flows: string[], port: number) =>
+  flows.some((f) => new RegExp(`tp_dst=(${port}|0x${port.toString(16)})\\b`).test(f));
+const allowsMark = (flows: string[]) => names(flows, MARK_PORT);
 
 interface Dump {
   sent: number;
@@ -97,6 +104,7 @@ async function watchTable(l: SgLab, t0: number, done: (d: Dump[]) => boolean): P
     const sent = now();
     const flows = await dumpFlows(l.host, 'br-int');
     dumps.push({ sent, arrived: now(), hash: digest(flows), flows });
+    await sleep(POLL_GAP_MS);
   }
   return dumps;
 }
@@ -254,6 +262,8 @@ async function main() {
   );
   const base = before.at(-1) as Dump;
   if (allowsMark(base.flows)) throw new Error(`br-int allows TCP ${MARK_PORT} before the rule`);
+  if (!names(base.flows, FIRST_RULE_PORT))
+    throw new Error(`no firewall on br-int: no flow for the group's TCP ${FIRST_RULE_PORT} rule`);
   console.log(
     `secgroup-apply bench: ${N} ports on br-int of 1 lab host, all in one group of ` +
       `${group.rules + 1} rules (every ${REMOTE_EVERY}th ingress rule from remote_group_id = ` +
