@@ -23,6 +23,7 @@ export const OVS_FANOUT = fanoutExchange(agentTypeByKind('ovs').topic);
 const DHCP_TOPIC = agentTypeByKind('dhcp').topic;
 const COMPUTE_TOPIC = agentTypeByKind('compute').topic;
 const L3_TOPIC = agentTypeByKind('l3').topic;
+const OVS_TOPIC = agentTypeByKind('ovs').topic;
 
 export interface HintDeps {
   broker: Pick<Broker, 'cast' | 'fanout'>;
@@ -73,6 +74,14 @@ export const hintInstance = (deps: HintDeps, host: string, id: string, taskId: n
 /** A port changed: every L2 agent hears it, the one that has it re-reads its details. */
 export const hintL2Port = (deps: HintDeps, id: string) =>
   sendHint(deps, { fanout: OVS_FANOUT }, { resource: 'port', id });
+
+/** A security group's rules or members changed: the OVS agent of `host` re-reads it. */
+export const hintSecurityGroup = (deps: HintDeps, host: string, groupId: string) =>
+  sendHint(
+    deps,
+    { queue: hostQueue(OVS_TOPIC, host) },
+    { resource: 'security_group', id: groupId },
+  );
 
 /** The set of tunnel endpoints changed: every L2 agent re-reads it. */
 export const hintTunnels = (deps: HintDeps) =>

@@ -95,7 +95,7 @@ export function createRpcHandler(deps: RpcDeps) {
       case 'tunnel_sync':
         return tunnelSync(deps, message.args);
       case 'security_group_info':
-        return securityGroupInfo(deps.db, message.args);
+        return securityGroupInfo(deps.db, message.args, deps.log);
       case 'get_active_networks':
         return getActiveNetworks(deps.db, message.args);
       case 'get_network_info':
