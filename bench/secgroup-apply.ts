@@ -186,15 +186,39 @@ async function setup(l: SgLab) {
   return { group, net };
 }
 
-/** The end of the agent's last replace-flows before `before` (wall clock ms), if any. */
-function lastFlowsStep(logPath: string, before: number): number | undefined {
-  let at: number | undefined;
+/** What the agent's log says of the sync that wrote the final table. */
+interface AgentSync {
+  /** Wall clock ms: the sync's start and its replace-flows' end. */
+  startedAt: number;
+  flowsEnd: number;
+  flowsMs: number;
+  sgInfoMs?: number;
+}
+
+/**
+ * The agent's last replace-flows that ended in (`from`, `to`] (wall clock ms), with its
+ * sync's `l2 sync` line: the one that wrote the table the bench first saw at `to` (a dump
+ * sent during a bundle is answered after it, so `to` is the dump's arrival).
+ */
+function agentSync(logPath: string, from: number, to: number): AgentSync | undefined {
+  let found: AgentSync | undefined;
+  let pending: { time: number; ms: number } | undefined;
   for (const line of readFileSync(logPath, 'utf8').split('\n')) {
-    if (!line.includes('"msg":"step"') || !line.includes('"step":"flows"')) continue;
-    const t = (JSON.parse(line) as { time: number }).time;
-    if (t <= before) at = t;
+    if (!line.startsWith('{')) continue;
+    const x = JSON.parse(line) as Record<string, number | string>;
+    if (x.msg === 'step' && x.step === 'flows')
+      pending = { time: Number(x.time), ms: Number(x.ms) };
+    if (x.msg !== 'l2 sync' || !pending) continue;
+    if (pending.time > from && pending.time <= to)
+      found = {
+        startedAt: Number(x.startedAt),
+        flowsEnd: pending.time,
+        flowsMs: pending.ms,
+        ...(x.sgInfoMs !== undefined ? { sgInfoMs: Number(x.sgInfoMs) } : {}),
+      };
+    pending = undefined;
   }
-  return at;
+  return found;
 }
 
 /** The agent's phase: the last rule's POST → br-int's final table. */
@@ -214,13 +238,19 @@ async function kumoPhase(l: SgLab, groupId: string) {
   const run = finalRun(dumps);
   const [first, final] = [run[0] as Dump, run.at(-1) as Dump];
   const dumpMs = dumps.reduce((n, d) => n + d.arrived - d.sent, 0) / dumps.length;
-  const stepAt = lastFlowsStep(l.agent.logPath, performance.timeOrigin + first.sent);
+  const epoch = (t: number) => performance.timeOrigin + t;
+  const sync = agentSync(l.agent.logPath, epoch(t0), epoch(first.arrived));
   return {
     flows: final.flows,
     ms: first.arrived - t0,
     apiMs,
     dumpMs,
-    stepMs: stepAt === undefined ? undefined : stepAt - (performance.timeOrigin + t0),
+    sync: sync && {
+      began: sync.startedAt - epoch(t0),
+      sgInfoMs: sync.sgInfoMs,
+      flowsMs: sync.flowsMs,
+      ended: sync.flowsEnd - epoch(t0),
+    },
   };
 }
 
@@ -295,8 +325,16 @@ async function main() {
   console.log(
     `kumo: POST of rule ${group.rules + 1} (ingress TCP ${MARK_PORT} from remote_group_id = ` +
       `the group) → br-int holds the final table: ${s(kumo.ms)} (POST answered in ` +
-      `${s(kumo.apiMs)}; agent's replace-flows ended at ${kumo.stepMs === undefined ? '?' : s(kumo.stepMs)}; ` +
-      `dump-flows takes ${s(kumo.dumpMs)}); ${kumo.flows.length} flows, ${marked} naming ${MARK_PORT}`,
+      `${s(kumo.apiMs)}; one dump-flows takes ${s(kumo.dumpMs)}, every ${POLL_GAP_MS} ms); ` +
+      `${kumo.flows.length} flows, ${marked} naming ${MARK_PORT}`,
+  );
+  const y = kumo.sync;
+  console.log(
+    y
+      ? `  from the agent's log: its sync began ${s(y.began)} after the POST, ` +
+          `security_group_info ${y.sgInfoMs === undefined ? '?' : s(y.sgInfoMs)}, ` +
+          `replace-flows ${s(y.flowsMs)}, which ended ${s(y.ended)} after the POST`
+      : "  the agent's log shows no replace-flows between the POST and that dump",
   );
   await l.c.stop(l.agent, 'SIGTERM');
   const baseline = await baselinePhase(l, kumo.flows);

@@ -7,6 +7,7 @@
  * Cluster (its vhost, database and processes), so `destroy()` removes all of it; only
  * Neutron's public API shapes are used, so the benches measure what a user would see.
  */
+import { spawn } from 'node:child_process';
 import { DEFAULT_PROJECT_ID } from '../contracts/network.ts';
 import { Cluster, ovsOf, type Proc } from '../test/helpers/cluster.ts';
 import { waitFor } from '../test/helpers/env.ts';
@@ -186,13 +187,23 @@ export async function makeGroup(
 
 /** A bridge's flows as `ovs-ofctl -O OpenFlow14 dump-flows --no-stats` prints them, sorted. */
 export async function dumpFlows(h: LabHost, bridge: string): Promise<string[]> {
-  const out = await h.ofctl([
-    '-O',
-    'OpenFlow14',
-    'dump-flows',
-    '--no-stats',
-    `unix:${h.dir}/${bridge}.mgmt`,
-  ]);
+  const argv = ['-O', 'OpenFlow14', 'dump-flows', '--no-stats', `unix:${h.dir}/${bridge}.mgmt`];
+  const out = await new Promise<string>((resolve, reject) => {
+    // A firewall's table runs to megabytes: no output limit (execFile's is 1 MiB).
+    const child = spawn('ovs-ofctl', argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const chunks: Buffer[] = [];
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => chunks.push(d));
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    child.on('error', reject);
+    child.on('close', (code) =>
+      code === 0
+        ? resolve(Buffer.concat(chunks).toString())
+        : reject(new Error(`ovs-ofctl ${argv.join(' ')}: ${stderr.trim() || `exit ${code}`}`)),
+    );
+  });
   return out
     .split('\n')
     .map((l) => l.trim())
