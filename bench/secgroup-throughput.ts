@@ -21,9 +21,9 @@
  * directions: upload (the client sends: the rule admits a new connection at the server's
  * port) and download (the server sends on the client's connection: the reply direction,
  * established traffic). MB/s = bytes received / first to last byte at the receiver.
- * Runs alternate firewalled/open in ABBA order so drift hits both. Medians per pair and
- * direction; the ratio firewalled/open of each direction; the last line is the lower of
- * the two (target ≥ 0.7): `ratio firewalled/open (TCP MB/s, median, worse direction): X`.
+ * A 1 s warm-up per pair is not counted. Runs alternate firewalled/open in ABBA order so
+ * drift hits both. Medians per pair and direction; the ratio firewalled/open of each
+ * direction; the last line is the lower of the two (target ≥ 0.7): `ratio firewalled/open (TCP MB/s, median, worse direction): X`.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
@@ -111,8 +111,8 @@ function blast(netns: string, args: string[]) {
 }
 
 /** One run: MB/s received in `dir` over one connection client → server:PORT. */
-async function measure(pair: Pair, dir: Direction): Promise<number> {
-  const s = String(SECONDS);
+async function measure(pair: Pair, dir: Direction, seconds = SECONDS): Promise<number> {
+  const s = String(seconds);
   const server = blast(pair.server.netns, [
     'listen',
     String(PORT),
@@ -232,6 +232,7 @@ async function main() {
       `in a ${RULES}-rule group (TCP ${CLOSED} refused, checked), the open pair has port ` +
       `security disabled; setup ${((performance.now() - started) / 1000).toFixed(1)} s`,
   );
+  for (const p of pairs) await measure(p, 'upload', 1);
   const ratios: number[] = [];
   for (const dir of ['upload', 'download'] as const) {
     const got = new Map<string, number[]>([
