@@ -17,10 +17,11 @@
  *
  * kumo: t0 = just before the POST of the group's last rule, ingress TCP 4242 from
  * remote_group_id = the group (so every port's firewall changes, with every member's
- * address). br-int is dumped (`ovs-ofctl dump-flows --no-stats`) again as soon as each
- * dump returns; done = the arrival of the first dump equal to the final table, which must
- * allow TCP 4242 and then stay unchanged for SETTLE_MS (an upper bound by one dump). The
- * end of the agent's replace-flows that wrote it (its `step` log line) is printed too.
+ * address). br-int is dumped (`ovs-ofctl dump-flows --no-stats`) every POLL_GAP_MS after the
+ * last dump returned (bench/sg-table.ts); done = the arrival of the first dump equal to the
+ * final table, which must allow TCP 4242 and then stay unchanged for SETTLE_MS (an upper
+ * bound by one dump and the gap). The agent's log gives the tighter figure: when the sync
+ * that wrote that table began, its security_group_info call and its replace-flows' end.
  *
  * baseline (same run, agent stopped): that final table, line by line, into a fresh bridge
  * (netdev, fail_mode=secure, empty) with one `ovs-ofctl -O OpenFlow14 add-flow` per flow,
@@ -29,10 +30,8 @@
  * to the whole (printed as extrapolated; ~13 ms a process here would otherwise take minutes).
  * Last line: `ratio baseline/kumo (time to install): X`.
  */
-import { createHash } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import type { Network, Port } from '../contracts/network.ts';
 import { runCommand } from '../test/helpers/cluster.ts';
@@ -50,11 +49,17 @@ import {
   type SgLab,
   startSgLab,
 } from './sg-lab.ts';
+import {
+  agentSync,
+  type Dump,
+  digest,
+  finalRun,
+  names,
+  POLL_GAP_MS,
+  settled,
+  watchTable,
+} from './sg-table.ts';
 
-const SETTLE_MS = 4000;
-/** Between two dumps, so the polling leaves the agent and ovs-vswitchd some CPU. */
-const POLL_GAP_MS = 100;
-const PHASE_TIMEOUT_MS = 90_000;
 const MARK_PORT = 4242;
 const BASE_BRIDGE = 'br-sgbase';
 /** The port of the group's first ingress rule (bench/sg-lab.ts ruleSet). */
@@ -84,52 +89,8 @@ for (const [k, v, max] of [
 
 const made: Made = {};
 const now = () => performance.now();
-const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
-const digest = (flows: string[]) => createHash('sha1').update(flows.join('\n')).digest('hex');
-/** Whether some flow matches TCP/UDP destination `port` (as ovs-ofctl prints it). */
-const names = (flows: string[], port: number) =>
-  flows.some((f) => new RegExp(`tp_dst=(${port}|0x${port.toString(16)})\\b`).test(f));
 const allowsMark = (flows: string[]) => names(flows, MARK_PORT);
-
-interface Dump {
-  sent: number;
-  arrived: number;
-  hash: string;
-  flows: string[];
-}
-
-/** Dumps br-int back to back until `done(dumps)`; fails after PHASE_TIMEOUT_MS. */
-async function watchTable(l: SgLab, t0: number, done: (d: Dump[]) => boolean): Promise<Dump[]> {
-  const dumps: Dump[] = [];
-  while (!done(dumps)) {
-    const err = l.agentDied();
-    if (err) throw err;
-    if (now() - t0 > PHASE_TIMEOUT_MS)
-      throw new Error(`br-int did not settle within ${PHASE_TIMEOUT_MS / 1000} s`);
-    const sent = now();
-    const flows = await dumpFlows(l.host, 'br-int');
-    dumps.push({ sent, arrived: now(), hash: digest(flows), flows });
-    await sleep(POLL_GAP_MS);
-  }
-  return dumps;
-}
-
-/** The dumps since the table last changed (the final run). */
-function finalRun(dumps: Dump[]): Dump[] {
-  const last = dumps.at(-1);
-  if (!last) return [];
-  let j = dumps.length - 1;
-  while (j > 0 && dumps[j - 1]?.hash === last.hash) j--;
-  return dumps.slice(j);
-}
-
-/** Whether the table has held for SETTLE_MS and its last dump passes `ok`. */
-const settled = (ok: (flows: string[]) => boolean) => (dumps: Dump[]) => {
-  const run = finalRun(dumps);
-  const [first, last] = [run[0], run.at(-1)];
-  return !!first && !!last && ok(last.flows) && last.arrived - first.arrived >= SETTLE_MS;
-};
-
+const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 /** Network, subnet, the group with RULES − 1 rules, N ports in it plugged into br-int. */
 async function setup(l: SgLab) {
   await raiseRuleQuota(l.c, 10 * RULES);
@@ -184,41 +145,6 @@ async function setup(l: SgLab) {
     200,
   );
   return { group, net };
-}
-
-/** What the agent's log says of the sync that wrote the final table. */
-interface AgentSync {
-  /** Wall clock ms: the sync's start and its replace-flows' end. */
-  startedAt: number;
-  flowsEnd: number;
-  flowsMs: number;
-  sgInfoMs?: number;
-}
-
-/**
- * The agent's last replace-flows that ended in (`from`, `to`] (wall clock ms), with its
- * sync's `l2 sync` line: the one that wrote the table the bench first saw at `to` (a dump
- * sent during a bundle is answered after it, so `to` is the dump's arrival).
- */
-function agentSync(logPath: string, from: number, to: number): AgentSync | undefined {
-  let found: AgentSync | undefined;
-  let pending: { time: number; ms: number } | undefined;
-  for (const line of readFileSync(logPath, 'utf8').split('\n')) {
-    if (!line.startsWith('{')) continue;
-    const x = JSON.parse(line) as Record<string, number | string>;
-    if (x.msg === 'step' && x.step === 'flows')
-      pending = { time: Number(x.time), ms: Number(x.ms) };
-    if (x.msg !== 'l2 sync' || !pending) continue;
-    if (pending.time > from && pending.time <= to)
-      found = {
-        startedAt: Number(x.startedAt),
-        flowsEnd: pending.time,
-        flowsMs: pending.ms,
-        ...(x.sgInfoMs !== undefined ? { sgInfoMs: Number(x.sgInfoMs) } : {}),
-      };
-    pending = undefined;
-  }
-  return found;
 }
 
 /** The agent's phase: the last rule's POST → br-int's final table. */
