@@ -13,6 +13,7 @@ import { markDeleted } from './db/server-tasks.ts';
 import type { InstanceRecord } from './db/servers.ts';
 import { type HintDeps, hintL3Agents, hintPort } from './hints.ts';
 import { type Clock, systemClock } from './liveness.ts';
+import { sgMembersChanged } from './sg-hints.ts';
 
 /** What the compute side of kumo-api needs: database, hints, log and (optionally) clock. */
 export interface ComputeDeps extends HintDeps {
@@ -40,6 +41,7 @@ export async function releasePorts(
     }
     deps.log.info({ instanceId: inst.id, portId: p.id }, 'instance port released');
     await hintPort(deps, p);
+    if (p.security_groups.length) void sgMembersChanged(deps, p.security_groups);
     // Its floating IPs were disassociated: their routers' L3 agents drop the NAT.
     for (const routerId of routers) await hintL3Agents(deps, routerId);
   }

@@ -140,6 +140,7 @@ const networkCommon = {
   shared: optional(boolLike()),
   'router:external': optional(boolLike()),
   mtu: optional(intLike({ min: 68, max: 65535 })),
+  port_security_enabled: optional(boolLike()),
 };
 
 export const NetworkCreate = obj({
@@ -201,6 +202,20 @@ export const FixedIpRequest = obj({
 });
 export type FixedIpRequest = ReturnType<typeof FixedIpRequest.parse>;
 
+/** Neutron's max_allowed_address_pair (a larger list is AllowedAddressPairExhausted). */
+export const MAX_ADDRESS_PAIRS = 10;
+
+/**
+ * An allowed address pair as sent: its shape only. ip_address is optional here so that a
+ * missing one is Neutron's AllowedAddressPairsMissingIP (api/db/port-security.ts checks
+ * it, duplicates, the count and the address or CIDR, before anything is written).
+ */
+export const AddressPairRequest = obj({
+  ip_address: optional(str({ max: 64 })),
+  mac_address: optional(mac()),
+});
+export type AddressPairRequest = ReturnType<typeof AddressPairRequest.parse>;
+
 const portCommon = {
   name: optional(name()),
   description: optional(description()),
@@ -212,7 +227,9 @@ const portCommon = {
   'binding:host_id': optional(hostId()),
   'binding:vnic_type': optional(oneOf(VNIC_TYPES)),
   'binding:profile': optional(json({ maxDepth: 3, maxBytes: 4096 })),
-  security_groups: optional(emptyList()),
+  security_groups: optional(nullable(arr(uuid(), { max: 64 }))),
+  port_security_enabled: optional(boolLike()),
+  allowed_address_pairs: optional(nullable(arr(AddressPairRequest, { max: 1000 }))),
 };
 
 export const PortCreate = obj({
@@ -268,6 +285,7 @@ export interface Network {
   'provider:physical_network': string | null;
   'provider:segmentation_id': number | null;
   'router:external': boolean;
+  port_security_enabled: boolean;
   availability_zone_hints: string[];
   availability_zones: string[];
   ipv4_address_scope: null;
@@ -311,6 +329,11 @@ export interface FixedIp {
   ip_address: string;
 }
 
+export interface AddressPair {
+  ip_address: string;
+  mac_address: string;
+}
+
 export interface Port {
   id: string;
   name: string;
@@ -327,8 +350,9 @@ export interface Port {
   'binding:vif_details': Record<string, unknown>;
   'binding:vnic_type': string;
   'binding:profile': Record<string, unknown>;
+  port_security_enabled: boolean;
   security_groups: string[];
-  allowed_address_pairs: never[];
+  allowed_address_pairs: AddressPair[];
   extra_dhcp_opts: never[];
   project_id: string;
   tenant_id: string;

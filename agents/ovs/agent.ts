@@ -5,8 +5,9 @@
  *
  * Invariants:
  * - event-driven: an OVSDB monitor on Bridge/Port/Interface feeds one coalesced `l2:sync`
- *   reconcile (l2.ts, a kit resource kind); hints (`port`, `tunnels`) forget what the API
- *   said about that port or the peers and feed the same one, and so does a resync;
+ *   reconcile (l2.ts, a kit resource kind); hints (`port`, `tunnels`, `security_group`)
+ *   forget what the API said about that port, the peers or the groups and feed the same
+ *   one, and so does a resync;
  * - a sync computes the whole desired state before it touches the host, and applies it
  *   with one OVSDB transaction and one atomic replace-flows per bridge, so a restarted
  *   agent (new flow cookie) swaps its predecessor's flows in place and traffic goes on;
@@ -127,6 +128,7 @@ export async function ovsHooks({ config, runner, log, broker }: HookDeps): Promi
     async reconcile(resource, id, revision) {
       if (resource === 'port') l2.forgetPort(id);
       else if (resource === 'tunnels') l2.forgetPeers();
+      else if (resource === 'security_group') l2.forgetGroups();
       else return l2.reconcile(resource, id, revision);
       ctl?.enqueue('l2', 'sync');
     },

@@ -10,11 +10,23 @@
  *   drop flow; traffic between networks is separated by VLAN on br-int and by tunnel key
  *   on br-tun, and a tunnel packet reaches br-int only if its key belongs to a network here;
  * - flat and VLAN networks reach their physical network through [ovs] bridge_mappings
- *   (physical.ts); without a mapping here they stay on br-int, as tunnel-less networks.
+ *   (physical.ts); without a mapping here they stay on br-int, as tunnel-less networks;
+ * - every live port, patch-tun and the physical patches enter br-int's pipeline with the
+ *   packet's local VLAN in reg6 (table 0), so a packet reaches a filtered port only through
+ *   its ingress tables; ports with port security and not `network:*` are filtered
+ *   (firewall.ts), the others go straight to dispatch (table 60).
  */
 import type { DeviceDetails, TunnelPeer } from '../../contracts/l2.ts';
+import {
+  entryFlows,
+  type FilteredPort,
+  firewallFlows,
+  type RejectedRule,
+  type UnfilteredPort,
+} from './firewall.ts';
 import type { OvsState } from './observe.ts';
 import { type LocalNetwork, type PhysicalLink, physicalLinks, providerFlows } from './physical.ts';
+import { EMPTY_SG, type SgInfo } from './sg-flows.ts';
 
 export const DEAD_VLAN = 4095;
 export const PATCH_INT = 'patch-int';
@@ -56,6 +68,10 @@ export interface DesiredOvs {
   physical: PhysicalLink[];
   /** Physical networks of ports here that are served on br-int only (physical.ts). */
   unmapped: string[];
+  /** Filtered ports by id: their security groups (what security_group_info must cover). */
+  filtered: Map<string, readonly string[]>;
+  /** Security group rules the firewall could not express, left out (firewall.ts). */
+  rejectedRules: RejectedRule[];
 }
 
 /** Ports on br-int that stand for a VM (an interface with an iface-id), by name. */
@@ -139,13 +155,32 @@ function desiredTunnels(
   return tunnels;
 }
 
-function intFlows(deadPorts: string[], provider: readonly string[]): string[] {
+interface Bound {
+  dead: string[];
+  filtered: FilteredPort[];
+  open: UnfilteredPort[];
+  networks: Map<string, LocalNetwork>;
+}
+
+/** Every live port enters through its pipeline (firewall.ts); tunnel traffic too, by VLAN. */
+function intFlows(bound: Bound, provider: readonly string[], firewall: readonly string[]) {
+  const vlans = [...bound.networks.values()].map((n) => n.vlan).sort((a, b) => a - b);
   return [
     'table=0,priority=0,actions=NORMAL',
-    ...deadPorts.sort().map((name) => `table=0,priority=10,in_port=${name},actions=drop`),
+    ...[...bound.dead].sort().map((name) => `table=0,priority=10,in_port=${name},actions=drop`),
+    ...vlans.map(
+      (v) =>
+        `table=0,priority=1,in_port=${PATCH_TUN},dl_vlan=${v},actions=set_field:${v}->reg6,resubmit(,60)`,
+    ),
+    ...entryFlows(bound.filtered, bound.open),
     ...provider,
+    ...firewall,
   ];
 }
+
+/** Port security on and not a `network:*` port (routers, DHCP): the firewall applies. */
+export const isFiltered = (d: DeviceDetails) =>
+  d.port_security_enabled && !d.device_owner.startsWith('network:');
 
 function tunFlows(
   tunnels: Map<string, DesiredTunnel>,
@@ -177,21 +212,24 @@ function tunFlows(
   return flows;
 }
 
-/** Each VM port's tag and network (or the dead VLAN), and the networks served here. */
+/**
+ * Each VM port's tag and network (or the dead VLAN), the networks served here, and each
+ * live port's pipeline (once it has an ofport): filtered or open.
+ */
 function bindPorts(
+  state: OvsState,
   ports: Map<string, string>,
   details: ReadonlyMap<string, DeviceDetails>,
   lvids: Map<string, number>,
 ) {
   const desired = new Map<string, DesiredPort>();
-  const dead: string[] = [];
-  const networks = new Map<string, LocalNetwork>();
-  for (const [name, ifaceId] of ports) {
+  const bound: Bound = { dead: [], filtered: [], open: [], networks: new Map() };
+  for (const [name, ifaceId] of [...ports].sort()) {
     const d = details.get(ifaceId);
     const vlan = d ? lvids.get(d.network_id) : undefined;
     if (!d || vlan === undefined || !d.admin_state_up) {
       desired.set(name, { tag: DEAD_VLAN, otherConfig: {} });
-      dead.push(name);
+      bound.dead.push(name);
       continue;
     }
     const otherConfig = {
@@ -200,28 +238,47 @@ function bindPorts(
       segmentation_id: String(d.segmentation_id ?? ''),
     };
     desired.set(name, { tag: vlan, otherConfig });
-    networks.set(d.network_id, {
+    bound.networks.set(d.network_id, {
       vlan,
       type: d.network_type,
       physnet: d.physical_network,
       segmentationId: d.segmentation_id,
     });
+    // Without an ofport a port carries no traffic (and no flow can name it) until OVS
+    // gives it one; that update brings the next sync.
+    const ofport = state.ports.get(name)?.interfaces[0]?.ofport ?? null;
+    if (ofport === null) continue;
+    if (isFiltered(d)) bound.filtered.push(filteredPort(name, ofport, vlan, d));
+    else bound.open.push({ name, ofport, vlan });
   }
-  return { desired, dead, networks };
+  return { desired, bound };
 }
+
+const filteredPort = (name: string, ofport: number, vlan: number, d: DeviceDetails) => ({
+  id: d.device,
+  name,
+  ofport,
+  vlan,
+  mac: d.mac_address,
+  fixedIps: d.fixed_ips,
+  pairs: d.allowed_address_pairs,
+  groups: d.security_groups,
+});
 
 export function desiredOvs(
   settings: OvsSettings,
   state: OvsState,
   details: ReadonlyMap<string, DeviceDetails>,
   peers: readonly TunnelPeer[],
+  sg: SgInfo = EMPTY_SG,
 ): DesiredOvs {
   const ports = vmPorts(state, settings.intBridge);
   const lvids = allocateLvids(state, ports, details);
-  const bound = bindPorts(ports, details, lvids);
+  const { desired, bound } = bindPorts(state, ports, details, lvids);
   const tunnels = desiredTunnels(settings, peers);
   const links = physicalLinks(settings.bridgeMappings);
   const provider = providerFlows(links, bound.networks.values());
+  const firewall = firewallFlows(bound.filtered, sg);
   // Physical bridges are secure too, as Neutron's: with no controller their flows stay put.
   const bridge = (name: string) => ({
     name,
@@ -230,15 +287,17 @@ export function desiredOvs(
   });
   return {
     bridges: [settings.intBridge, settings.tunBridge, ...links.map((l) => l.bridge)].map(bridge),
-    ports: bound.desired,
+    ports: desired,
     tunnels,
     lvids,
     flows: new Map([
-      [settings.intBridge, intFlows(bound.dead, provider.int)],
+      [settings.intBridge, intFlows(bound, provider.int, firewall.flows)],
       [settings.tunBridge, tunFlows(tunnels, bound.networks)],
       ...provider.physical,
     ]),
     physical: links,
     unmapped: provider.unmapped,
+    filtered: new Map(bound.filtered.map((p) => [p.id, p.groups])),
+    rejectedRules: firewall.rejected,
   };
 }

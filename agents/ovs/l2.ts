@@ -3,9 +3,11 @@
  * br-int with their VLANs, both bridges, the tunnel mesh, the flow tables) reconciled as
  * one through core/reconciler.ts, then every port's status reported.
  *
- * - fetch: what the API says about ports not asked about yet (get_devices_details) and
- *   the tunnel peers (tunnel_sync), remembered until a `port`/`tunnels` hint or a resync
- *   forgets them; plus the monitor replica's snapshot of the ports to bind (OVS is the
+ * - fetch: what the API says about ports not asked about yet (get_devices_details), the
+ *   tunnel peers (tunnel_sync) and the security groups of filtered ports
+ *   (security_group_info, sg-info.ts), remembered until a `port`/`tunnels`/
+ *   `security_group` hint or a resync forgets them (a failed call fails the sync, and
+ *   the flows in place stay); plus the monitor replica's snapshot of the ports to bind (OVS is the
  *   agent's work list, as a hint is for other agents);
  * - desired (desired.ts) and plan (plan.ts) are pure; observe reads the monitor replica;
  * - apply is the kit's executor: one applied OVSDB transaction (host/ovs/ports.ts waits
@@ -39,6 +41,7 @@ import { runSteps } from '../lib/steps.ts';
 import {
   type DesiredOvs,
   desiredOvs,
+  isFiltered,
   type OvsSettings,
   type PortStatus,
   portStatuses,
@@ -46,6 +49,8 @@ import {
 } from './desired.ts';
 import { type OvsState, type Replica, readState } from './observe.ts';
 import { type FlowsStep, type OvsStep, planOvs } from './plan.ts';
+import type { SgInfo } from './sg-flows.ts';
+import { createSgCache } from './sg-info.ts';
 
 export interface L2Deps {
   settings: OvsSettings;
@@ -63,6 +68,17 @@ interface L2Fetched {
   state: OvsState;
   details: ReadonlyMap<string, DeviceDetails>;
   peers: readonly TunnelPeer[];
+  sg: SgInfo;
+}
+
+/** The security groups of the filtered ports among `present` (what the firewall needs). */
+function groupsInUse(present: Iterable<string>, details: ReadonlyMap<string, DeviceDetails>) {
+  const groups = new Set<string>();
+  for (const id of present) {
+    const d = details.get(id);
+    if (d && isFiltered(d)) for (const g of d.security_groups) groups.add(g);
+  }
+  return [...groups];
 }
 
 /** A peer the contract refuses, with why. */
@@ -109,6 +125,8 @@ export function createL2(deps: L2Deps) {
   let stats: Record<string, number> = {};
   /** Physical networks already logged as served on br-int only (logged once each). */
   const unmappedLogged = new Set<string>();
+  /** Security group rules already logged as left out (again once the groups are re-read). */
+  const rulesLogged = new Set<string>();
 
   const timed = async <T>(what: string, f: () => Promise<T>): Promise<T> => {
     const t = performance.now();
@@ -145,6 +163,16 @@ export function createL2(deps: L2Deps) {
     for (const id of res.unknown) unknown.add(id);
   };
 
+  const groups = createSgCache(
+    (ids) =>
+      timed('sgInfoMs', () =>
+        deps.broker.call(PLUGIN_TOPIC, 'security_group_info', { host, security_groups: ids }),
+      ),
+    (rejected) => {
+      for (const r of rejected) log.warn(r, 'security group item left out');
+    },
+  );
+
   const syncPeers = async () => {
     if (!settings.localIp || settings.tunnelTypes.length === 0) return;
     const args = { host, tunnel_ip: settings.localIp, tunnel_types: [...settings.tunnelTypes] };
@@ -173,11 +201,17 @@ export function createL2(deps: L2Deps) {
       await fetchDetails(
         [...new Set(present.values())].filter((id) => !details.has(id) && !unknown.has(id)),
       );
-      fetched = { state: readState(deps.replica()), details, peers };
+      const state = readState(deps.replica());
+      const inUse = groupsInUse(vmPorts(state, settings.intBridge).values(), details);
+      fetched = { state, details, peers, sg: await groups.get(inUse) };
       return fetched;
     },
     desired: (f) => {
-      const d = desiredOvs(settings, f.state, f.details, f.peers);
+      const d = desiredOvs(settings, f.state, f.details, f.peers, f.sg);
+      for (const r of d.rejectedRules.filter((x) => !rulesLogged.has(x.rule))) {
+        rulesLogged.add(r.rule);
+        log.warn(r, 'security group rule left out');
+      }
       for (const physnet of d.unmapped.filter((p) => !unmappedLogged.has(p))) {
         unmappedLogged.add(physnet);
         log.warn(
@@ -249,8 +283,14 @@ export function createL2(deps: L2Deps) {
     noteUpdate() {
       wokeAt ??= epoch();
     },
-    /** A `port` hint: ask the API about it again and report it again. */
+    /** A `security_group` hint: ask for the groups' rules and members again. */
+    forgetGroups() {
+      groups.forget();
+      rulesLogged.clear();
+    },
+    /** A `port` hint: ask the API about it again (and its groups) and report it again. */
     forgetPort(id: string) {
+      groups.forget();
       details.delete(id);
       unknown.delete(id);
       ports.drop(id);
@@ -265,6 +305,8 @@ export function createL2(deps: L2Deps) {
       details.clear();
       unknown.clear();
       peersKnown = false;
+      groups.forget();
+      rulesLogged.clear();
       reconciler.forget();
       ports.forget();
     },

@@ -3,7 +3,8 @@
  * wires them: each mapped physical bridge is patched to br-int (`int-<bridge>` on br-int,
  * `phy-<bridge>` on the physical bridge, names hashed to 15 characters as Neutron's
  * get_interface_name does), and each network on a mapped physical network gets a pair of
- * VLAN translations: local VLAN ↔ untagged (flat) or ↔ its VLAN id (vlan). Pure.
+ * VLAN translations: local VLAN ↔ untagged (flat) or ↔ its VLAN id (vlan); inward frames
+ * then enter br-int's dispatch table (60, firewall.ts) with the local VLAN in reg6. Pure.
  *
  * Invariants: a frame crosses a patch only through a translation of a network this host
  * serves; anything else arriving on a patch port is dropped (priority 2 on both sides),
@@ -102,7 +103,7 @@ export function providerFlows(
     const inward = tag === 'untagged' ? 'vlan_tci=0x0000/0x1fff' : `dl_vlan=${tag}`;
     const outward = tag === 'untagged' ? 'strip_vlan' : `mod_vlan_vid:${tag}`;
     int.push(
-      `table=0,priority=3,in_port=${link.intPort},${inward},actions=mod_vlan_vid:${net.vlan},NORMAL`,
+      `table=0,priority=3,in_port=${link.intPort},${inward},actions=mod_vlan_vid:${net.vlan},set_field:${net.vlan}->reg6,resubmit(,60)`,
     );
     physical
       .get(link.bridge)

@@ -43,6 +43,7 @@ interface NetworkRow extends Row {
   admin_state_up: unknown;
   shared: unknown;
   external: unknown;
+  port_security_enabled: unknown;
   status: string;
   mtu: unknown;
   network_type: string;
@@ -67,6 +68,7 @@ function toNetwork(row: NetworkRow, subnets: string[]): Network {
     'provider:physical_network': row.physical_network,
     'provider:segmentation_id': numOrNull(row.segmentation_id),
     'router:external': bool(row.external),
+    port_security_enabled: bool(row.port_security_enabled),
     availability_zone_hints: [],
     availability_zones: [],
     ipv4_address_scope: null,
@@ -83,6 +85,7 @@ export const NETWORK_FILTERS = {
   shared: { column: 'shared', type: 'bool' },
   admin_state_up: { column: 'admin_state_up', type: 'bool' },
   'router:external': { column: 'external', type: 'bool' },
+  port_security_enabled: { column: 'port_security_enabled', type: 'bool' },
   mtu: { column: 'mtu', type: 'int' },
   'provider:network_type': { column: 'network_type', type: 'text' },
   'provider:physical_network': { column: 'physical_network', type: 'text' },
@@ -174,8 +177,9 @@ export async function createNetwork(
     await guardQuota(tx, quota, owner, 'network');
     await tx.query(
       `INSERT INTO networks (id, project_id, name, description, admin_state_up, shared, external,
-         status, mtu, network_type, physical_network, segmentation_id, revision_number, created_at, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, 'ACTIVE', ?, ?, NULL, NULL, 1, ?, ?)`,
+         port_security_enabled, status, mtu, network_type, physical_network, segmentation_id,
+         revision_number, created_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'ACTIVE', ?, ?, NULL, NULL, 1, ?, ?)`,
       [
         id,
         owner,
@@ -184,6 +188,7 @@ export async function createNetwork(
         req.admin_state_up ?? true,
         req.shared ?? false,
         req['router:external'] ?? false,
+        req.port_security_enabled ?? true,
         req.mtu ?? max,
         type,
         at,
@@ -261,6 +266,7 @@ export async function updateNetwork(
     u.set('admin_state_up', changes.admin_state_up);
     u.set('shared', changes.shared);
     u.set('external', changes['router:external']);
+    u.set('port_security_enabled', changes.port_security_enabled);
     u.set('mtu', changes.mtu);
     await writeUpdates(tx, 'networks', id, u, now);
     if (changes.mtu !== undefined) await checkMtuForIpv6(tx, id, changes.mtu);

@@ -140,6 +140,8 @@ const QUOTA_TABLES = {
   port: 'ports',
   router: 'routers',
   floatingip: 'floatingips',
+  security_group: 'securitygroups',
+  security_group_rule: 'securitygrouprules',
 } as const;
 export type NeutronQuotaResource = keyof typeof QUOTA_TABLES;
 

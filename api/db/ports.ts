@@ -11,6 +11,7 @@
 import { randomUUID } from 'node:crypto';
 import { ApiError } from '../../contracts/errors.ts';
 import type {
+  AddressPair,
   FixedIp,
   FixedIpRequest,
   Port,
@@ -26,7 +27,7 @@ import {
   refuseFloatingPortDelete,
 } from './floatingips.ts';
 import type { Db, Queryable, Row } from './index.ts';
-import { networkNotFound, networkOwner } from './networks.ts';
+import { networkNotFound } from './networks.ts';
 import {
   bool,
   type ColumnFilter,
@@ -48,6 +49,15 @@ import {
   normaliseMac,
   refuseGatewayHolder,
 } from './port-ipam.ts';
+import {
+  networkDefaults,
+  portSecurityOf,
+  portSecurityOnCreate,
+  portSecurityOnUpdate,
+  writeGroups,
+  writePairs,
+  writePortSecurity,
+} from './port-security.ts';
 
 interface PortRow extends Row {
   id: string;
@@ -63,12 +73,15 @@ interface PortRow extends Row {
   host_id: string;
   vnic_type: string;
   profile: string;
+  port_security_enabled: unknown;
   revision_number: unknown;
   created_at: string;
   updated_at: string;
 }
 
-function toPort(row: PortRow, fixedIps: FixedIp[]): Port {
+type Firewall = { groups: string[]; pairs: AddressPair[] };
+
+function toPort(row: PortRow, fixedIps: FixedIp[], fw: Firewall | undefined): Port {
   const bound = row.host_id !== '';
   return {
     id: row.id,
@@ -93,8 +106,9 @@ function toPort(row: PortRow, fixedIps: FixedIp[]): Port {
       : {},
     'binding:vnic_type': row.vnic_type,
     'binding:profile': JSON.parse(row.profile) as Record<string, unknown>,
-    security_groups: [],
-    allowed_address_pairs: [],
+    port_security_enabled: bool(row.port_security_enabled),
+    security_groups: fw?.groups ?? [],
+    allowed_address_pairs: fw?.pairs ?? [],
     extra_dhcp_opts: [],
     ...standardAttributes(row),
   };
@@ -106,6 +120,7 @@ export const PORT_FILTERS = {
   device_id: { column: 'device_id', type: 'text' },
   device_owner: { column: 'device_owner', type: 'text' },
   mac_address: { column: 'mac_address', type: 'text' },
+  port_security_enabled: { column: 'port_security_enabled', type: 'bool' },
   status: { column: 'status', type: 'text' },
   admin_state_up: { column: 'admin_state_up', type: 'bool' },
   'binding:host_id': { column: 'host_id', type: 'text' },
@@ -159,17 +174,17 @@ export async function listPorts(db: Queryable, filter: ColumnFilter): Promise<Po
     `SELECT * FROM ports${where.sql} ORDER BY created_at, id`,
     where.params,
   );
-  const ips = await fixedIpsOf(
-    db,
-    rows.map((r) => r.id),
-  );
-  return rows.map((r) => toPort(r, ips.get(r.id) ?? []));
+  const ids = rows.map((r) => r.id);
+  const ips = await fixedIpsOf(db, ids);
+  const fw = await portSecurityOf(db, ids);
+  return rows.map((r) => toPort(r, ips.get(r.id) ?? [], fw.get(r.id)));
 }
 
 export async function getPort(db: Queryable, id: string): Promise<Port | undefined> {
   const [row] = await db.query<PortRow>('SELECT * FROM ports WHERE id = ?', [id]);
   if (!row) return undefined;
-  return toPort(row, (await fixedIpsOf(db, [id])).get(id) ?? []);
+  const fw = (await portSecurityOf(db, [id])).get(id);
+  return toPort(row, (await fixedIpsOf(db, [id])).get(id) ?? [], fw);
 }
 
 /** Maps a constraint violation that slipped past the checks (a race) to Neutron's error. */
@@ -203,20 +218,32 @@ export async function insertPort(
   req: PortCreate,
   now: Date,
   quota?: QuotaGuard,
+  anyGroup = false,
 ): Promise<string> {
   const id = randomUUID();
   const at = resourceTime(now);
-  const netOwner = await networkOwner(tx, req.network_id);
-  if (netOwner === undefined) throw networkNotFound(req.network_id);
-  const owner = req.project_id ?? req.tenant_id ?? netOwner;
+  const net = await networkDefaults(tx, req.network_id);
+  if (net === undefined) throw networkNotFound(req.network_id);
+  const owner = req.project_id ?? req.tenant_id ?? net.owner;
+  const fw = await portSecurityOnCreate(
+    tx,
+    req,
+    {
+      projectId: owner,
+      deviceOwner: req.device_owner ?? '',
+      networkPortSecurity: net.portSecurity,
+      groupScope: anyGroup ? undefined : owner,
+    },
+    now,
+  );
   await guardQuota(tx, quota, owner, 'port');
   const mac = await chooseMac(tx, req.network_id, req.mac_address);
   try {
     await tx.query(
       `INSERT INTO ports (id, network_id, project_id, name, description, mac_address,
          admin_state_up, status, device_id, device_owner, host_id, vnic_type, profile,
-         revision_number, created_at, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, 'DOWN', ?, ?, ?, ?, ?, 1, ?, ?)`,
+         port_security_enabled, revision_number, created_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, 'DOWN', ?, ?, ?, ?, ?, ?, 1, ?, ?)`,
       [
         id,
         req.network_id,
@@ -230,10 +257,13 @@ export async function insertPort(
         req['binding:host_id'] ?? '',
         req['binding:vnic_type'] ?? 'normal',
         JSON.stringify(req['binding:profile'] ?? {}),
+        fw.enabled,
         at,
         at,
       ],
     );
+    await writeGroups(tx, id, fw.groups);
+    await writePairs(tx, id, fw.pairs, mac);
     await allocateFixedIps(tx, req.network_id, id, req.fixed_ips);
     await refuseGatewayHolder(tx, id, req.device_owner ?? '');
   } catch (e) {
@@ -248,10 +278,11 @@ export async function createPort(
   req: PortCreate,
   now: Date,
   quota?: QuotaGuard,
+  anyGroup = false,
 ): Promise<Port> {
   let id = '';
   try {
-    id = await db.transaction((tx) => insertPort(tx, req, now, quota));
+    id = await db.transaction((tx) => insertPort(tx, req, now, quota, anyGroup));
   } catch (e) {
     throw raced(e, req.network_id, undefined);
   }
@@ -320,6 +351,7 @@ export async function updatePort(
   id: string,
   changes: PortUpdate,
   now: Date,
+  anyGroup = false,
 ): Promise<Port> {
   let networkId = '';
   let mac: string | undefined;
@@ -328,8 +360,12 @@ export async function updatePort(
       const current = await getPort(tx, id);
       if (!current) throw portNotFound(id);
       networkId = current.network_id;
+      const fw = await portSecurityOnUpdate(tx, changes, current, anyGroup);
       const result = await portUpdates(tx, current, changes);
       mac = result.mac;
+      result.u.set('port_security_enabled', changes.port_security_enabled);
+      const rewritten = await writePortSecurity(tx, id, fw, mac ?? current.mac_address);
+      if (rewritten && result.u.sets.length === 0) result.u.sets.push('status = status');
       if (changes.fixed_ips !== undefined || changes.device_owner !== undefined)
         await refuseGatewayHolder(tx, id, changes.device_owner ?? current.device_owner);
       if (changes.fixed_ips !== undefined) await refuseFixedIpChangeForFip(tx, id);

@@ -82,6 +82,9 @@ const EXTENSIONS = [
     'Extension that indicates that project_id field is enabled.',
   ],
   ['agent', 'agent', 'The agent management extension.'],
+  ['security-group', 'security-group', 'The security groups extension.'],
+  ['port-security', 'Port Security', 'Provides port security'],
+  ['allowed-address-pairs', 'Allowed Address Pairs', 'Provides allowed address pairs'],
   ['l3_agent_scheduler', 'L3 Agent Scheduler', 'Schedule routers among l3 agents'],
   [
     'router',

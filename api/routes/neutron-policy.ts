@@ -36,6 +36,8 @@ export const PORT_POLICED: PolicedAttrs = {
   'binding:vnic_type': 'normal',
   'binding:host_id': undefined,
   'binding:profile': undefined,
+  port_security_enabled: undefined,
+  allowed_address_pairs: undefined,
 };
 
 /** Attributes only an admin sees (get_network:provider:*, get_port:binding:*). */

@@ -1,7 +1,8 @@
 /**
  * Neutron's quota API (quotasv2 and quota_details): GET /v2.0/quotas, GET /v2.0/quotas/
  * project, GET/PUT/DELETE /v2.0/quotas/{project_id}, GET …/{project_id}/default and
- * …/{project_id}/details; and the guard network, subnet, port and floating IP creates carry.
+ * …/{project_id}/details; and the guard network, subnet, port, router, floating IP and security group (rule)
+ * creates carry.
  *
  * Invariants: a project reads its own quotas; another project's, the list, and every
  * change need an admin (Neutron's get_quota / update_quota / delete_quota, 403 otherwise);
@@ -21,7 +22,15 @@ import { disallowed, isAdmin } from './neutron-policy.ts';
 
 /** Neutron's DB_INTEGER_MAX_VALUE. */
 const MAX_LIMIT = 2 ** 31 - 1;
-const COUNTED: readonly string[] = ['network', 'subnet', 'port', 'router', 'floatingip'];
+const COUNTED: readonly string[] = [
+  'network',
+  'subnet',
+  'port',
+  'router',
+  'floatingip',
+  'security_group',
+  'security_group_rule',
+];
 /** Keys a PUT may carry beside the limits (openstack quota set --force / --check-limit). */
 const OPTIONS = ['force', 'check_limit'];
 

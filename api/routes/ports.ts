@@ -36,6 +36,7 @@ import { hintDhcpAgents, hintL2Port } from '../hints.ts';
 import { listScope, ownerForCreate } from '../policy.ts';
 import { page, parseListQuery, pick, type Query, values } from '../query.ts';
 import { routerChanged } from '../scheduler/l3.ts';
+import { sgMembersChanged } from '../sg-hints.ts';
 import { visibleNetwork } from './networks.ts';
 import {
   disallowed,
@@ -67,6 +68,9 @@ function mayPolice(req: FastifyRequest, attr: string, item: PortBody, n: Network
       return netOwner || !(item.device_owner ?? '').startsWith('network:');
     case 'binding:vnic_type':
       return true;
+    case 'port_security_enabled':
+    case 'allowed_address_pairs':
+      return netOwner;
     default:
       return admin;
   }
@@ -78,6 +82,18 @@ function authorize(req: FastifyRequest, action: string, item: PortBody, n: Netwo
   const attrs = policedAttrs(item, PORT_POLICED, create);
   if (!ok || attrs.some((a) => !mayPolice(req, a, item, n, create)))
     throw disallowed(action, attrs, item as Record<string, unknown>);
+}
+
+/** Whether what the firewall sees of a port (groups, port security, pairs, addresses) changed. */
+function firewallChanged(a: Port, b: Port): boolean {
+  const seen = (p: Port) =>
+    JSON.stringify([
+      p.security_groups,
+      p.port_security_enabled,
+      p.allowed_address_pairs,
+      p.fixed_ips,
+    ]);
+  return seen(a) !== seen(b);
 }
 
 const shown = (req: FastifyRequest, port: Port) => hideFrom(req, port, HIDDEN_PORT_ATTRS);
@@ -126,12 +142,14 @@ export function portRoutes(app: FastifyInstance, deps: AppDeps) {
       { ...body, project_id: owner },
       deps.clock.now(),
       neutronQuota(deps),
+      isAdmin(req),
     );
     deps.log.info(
       { portId: port.id, networkId: port.network_id, fixedIps: port.fixed_ips },
       'port created',
     );
     void hintDhcpAgents(deps, port.network_id);
+    if (port.security_groups.length) void sgMembersChanged(deps, port.security_groups);
     return reply.status(201).send({ port: shown(req, port) });
   });
 
@@ -141,9 +159,11 @@ export function portRoutes(app: FastifyInstance, deps: AppDeps) {
     const changes = PortUpdate.parse(req.body).port;
     const mine = isAdmin(req) || ownedBy(req, before.port.project_id);
     authorize(req, 'update_port', changes, before.network, mine);
-    const port = await updatePort(deps.db, before.port.id, changes, deps.clock.now());
+    const port = await updatePort(deps.db, before.port.id, changes, deps.clock.now(), isAdmin(req));
     void hintL2Port(deps, port.id);
     void hintDhcpAgents(deps, port.network_id);
+    if (firewallChanged(before.port, port))
+      void sgMembersChanged(deps, [...before.port.security_groups, ...port.security_groups]);
     return { port: shown(req, port) };
   });
 
@@ -155,6 +175,7 @@ export function portRoutes(app: FastifyInstance, deps: AppDeps) {
     for (const routerId of routers) void routerChanged(deps, routerId);
     void hintL2Port(deps, port.id);
     void hintDhcpAgents(deps, port.network_id);
+    if (port.security_groups.length) void sgMembersChanged(deps, port.security_groups);
     return reply.status(204).send();
   });
 }

@@ -19,6 +19,7 @@ import type { FastifyRequest } from 'fastify';
 import { ApiError } from '../../contracts/errors.ts';
 import { DOMAIN_LIMITS, ServerCreate } from '../../contracts/servers.ts';
 import type { Queryable } from '../db/index.ts';
+import { resolveServerGroups } from '../db/nova-secgroups.ts';
 import {
   type FlavorSnapshot,
   type ImageMeta,
@@ -85,12 +86,18 @@ function countsOf(body: ServerCreate): { min: number; max: number } {
   return { min, max };
 }
 
-/** The groups' names (default when none); until security groups exist, only `default`. */
-function securityGroupsOf(body: ServerCreate, projectId: string): string[] {
+/**
+ * The groups' names (default when none), each the project's (Nova's 400 otherwise), and
+ * the ids its new ports get: none for `default` alone (Neutron gives a port its project's
+ * default group itself, and none on a network without port security, as Nova's
+ * _clean_security_groups), else every group's.
+ */
+async function securityGroupsOf(deps: AppDeps, body: ServerCreate, projectId: string) {
   const names = [...new Set((body.security_groups ?? []).flatMap((g) => g.name ?? []))];
-  for (const name of names)
-    if (name !== 'default') throw bad(`Security group ${name} not found for project ${projectId}.`);
-  return names.length ? names : ['default'];
+  if (names.length === 0 || (names.length === 1 && names[0] === 'default'))
+    return { names: ['default'], ids: undefined };
+  const groups = await resolveServerGroups(deps.db, projectId, names, deps.clock.now());
+  return { names: groups.map((g) => g.name), ids: groups.map((g) => g.id) };
 }
 
 interface Batch {
@@ -103,6 +110,8 @@ interface Batch {
   imageMeta: ImageMeta;
   nics: Nic[];
   securityGroups: string[];
+  /** The groups of the ports it makes; undefined: Neutron's default. */
+  securityGroupIds: string[] | undefined;
   adminPass: string;
   reservationId: string;
 }
@@ -175,7 +184,7 @@ async function createOne(deps: AppDeps, req: FastifyRequest, b: Batch, index: nu
       id,
       placed.host,
       b.nics.map((n) => ({ ...n })),
-      { projectId: b.projectId, quota: neutronQuota(deps) },
+      { projectId: b.projectId, quota: neutronQuota(deps), securityGroups: b.securityGroupIds },
     );
   }
   return id;
@@ -186,7 +195,7 @@ export async function createServers(deps: AppDeps, req: FastifyRequest) {
   const body = ServerCreate.parse(req.body).server;
   const { min, max } = countsOf(body);
   const projectId = callerProjectId(req);
-  const securityGroups = securityGroupsOf(body, projectId);
+  const groups = await securityGroupsOf(deps, body, projectId);
   const flavor = await resolveFlavor(deps.db, req, body.flavorRef);
   const imageMeta = await resolveImage(deps.db, body.imageRef, flavor, req);
   const nics = await resolveNics(deps.db, req, body.networks);
@@ -198,7 +207,8 @@ export async function createServers(deps: AppDeps, req: FastifyRequest) {
     flavor,
     imageMeta,
     nics,
-    securityGroups,
+    securityGroups: groups.names,
+    securityGroupIds: groups.ids,
     adminPass: body.adminPass ?? generatePassword(),
     reservationId: reservationId(),
   };

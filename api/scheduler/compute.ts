@@ -26,6 +26,7 @@ import { claimPort, type Fault, hostUsage, nextInstanceSeq } from '../db/servers
 import { hintDhcpAgents, hintInstance, hintPort } from '../hints.ts';
 import { type ComputeDeps, releasePorts } from '../instance-ports.ts';
 import type { Clock } from '../liveness.ts';
+import { sgMembersChanged } from '../sg-hints.ts';
 
 export const COMPUTE_AGENT = agentTypeByKind('compute');
 
@@ -199,6 +200,8 @@ export const keptOf = (nics: Nic[]) => nics.flatMap((n) => (n.kind === 'port' ? 
 export interface PortOwner {
   projectId: string;
   quota?: QuotaGuard;
+  /** The new ports' security groups; undefined: Neutron's default for the project. */
+  securityGroups?: string[];
 }
 
 /** Creates a new port for `nic`, or claims the user's; bound to `host` either way. */
@@ -219,14 +222,16 @@ async function attachPort(
   }
   const fixed = nic.fixedIp === undefined ? {} : { fixed_ips: [{ ip_address: nic.fixedIp }] };
   const project = owner ? { project_id: owner.projectId } : {};
+  const groups = owner?.securityGroups ? { security_groups: owner.securityGroups } : {};
   const port = await createPort(
     deps.db,
-    { network_id: nic.networkId, ...project, ...binding, ...fixed },
+    { network_id: nic.networkId, ...project, ...binding, ...fixed, ...groups },
     deps.clock.now(),
     owner?.quota,
   );
   deps.log.info({ instanceId: id, portId: port.id, fixedIps: port.fixed_ips }, 'port created');
   await hintDhcpAgents(deps, port.network_id);
+  if (port.security_groups.length) void sgMembersChanged(deps, port.security_groups);
   return port.id;
 }
 

@@ -224,13 +224,13 @@ describe('provider networks through bridge_mappings on a two-host lab', {
     const int = await flowsOf(h1, 'br-int');
     assert.ok(
       int.includes(
-        `priority=3,in_port="int-br-ex",vlan_tci=0x0000/0x1fff actions=mod_vlan_vid:${e1Vlan},NORMAL`,
+        `priority=3,in_port="int-br-ex",vlan_tci=0x0000/0x1fff actions=mod_vlan_vid:${e1Vlan},load:0x${Number(e1Vlan).toString(16)}->NXM_NX_REG6[],resubmit(,60)`,
       ),
       int.join('\n'),
     );
     assert.ok(
       int.includes(
-        `priority=3,in_port="int-br-ex",dl_vlan=100 actions=mod_vlan_vid:${v1Vlan},NORMAL`,
+        `priority=3,in_port="int-br-ex",dl_vlan=100 actions=mod_vlan_vid:${v1Vlan},load:0x${Number(v1Vlan).toString(16)}->NXM_NX_REG6[],resubmit(,60)`,
       ),
       int.join('\n'),
     );

@@ -451,7 +451,12 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.equal(p1.status, 'DOWN');
       assert.equal(p1['binding:vif_type'], 'unbound');
       assert.equal(p1['binding:vnic_type'], 'normal');
-      assert.deepEqual(p1.security_groups, []);
+      const [dflt] = await db.query<{ security_group_id: string }>(
+        'SELECT security_group_id FROM default_security_groups WHERE project_id = ?',
+        [p1.project_id],
+      );
+      assert.deepEqual(p1.security_groups, [dflt?.security_group_id], "the project's default");
+      assert.deepEqual(p3.security_groups, [], 'none on a network:* port');
       assert.equal(p1.revision_number, 1);
 
       const p5 = await port(n.id, { fixed_ips: [{ subnet_id: s.id, ip_address: '10.0.0.50' }] });

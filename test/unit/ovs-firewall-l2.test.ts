@@ -1,0 +1,219 @@
+/**
+ * The agent's side of the firewall (l2.ts, sg-info.ts): security_group_info is asked for
+ * the groups of the filtered ports, once, until a hint or a resync forgets it; its answer
+ * is parsed item by item (a bad rule or member is left out and logged, its neighbours
+ * stay); a failed call fails the sync before any flow is written (the old flows stay).
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import pino from 'pino';
+import type { OvsSettings } from '../../agents/ovs/desired.ts';
+import { createL2 } from '../../agents/ovs/l2.ts';
+import { applyUpdates, emptyReplica } from '../../agents/ovs/observe.ts';
+import { parseSgInfo } from '../../agents/ovs/sg-info.ts';
+import type { CommandSpec } from '../../core/exec.ts';
+import { FakeOvsdb } from '../helpers/fake-ovsdb.ts';
+
+const S: OvsSettings = {
+  intBridge: 'br-int',
+  tunBridge: 'br-tun',
+  datapathType: 'netdev',
+  localIp: null,
+  tunnelTypes: [],
+};
+const DEF = 'dddddddd-0000-4000-8000-000000000001';
+const OTHER = 'eeeeeeee-0000-4000-8000-000000000001';
+const uuid = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
+const detail = (n: number, extra = {}) => ({
+  device: uuid(n),
+  network_id: 'aaaaaaaa-0000-4000-8000-000000000001',
+  network_type: 'vxlan',
+  physical_network: null,
+  segmentation_id: 100,
+  mac_address: `fa:16:3e:00:00:0${n}`,
+  admin_state_up: true,
+  device_owner: 'compute:nova',
+  fixed_ips: [`10.0.0.${n}`],
+  port_security_enabled: true,
+  security_groups: [DEF],
+  allowed_address_pairs: [],
+  ...extra,
+});
+const rule = (n: number, extra = {}) => ({
+  id: uuid(100 + n),
+  direction: 'ingress',
+  ethertype: 'IPv4',
+  protocol: 6,
+  port_range_min: 22,
+  port_range_max: 22,
+  remote_ip_prefix: null,
+  remote_group_id: null,
+  ...extra,
+});
+
+function harness(sgReply: () => unknown) {
+  const lines: string[] = [];
+  const calls: { method: string; args: Record<string, unknown> }[] = [];
+  const commands: CommandSpec[] = [];
+  const replica = emptyReplica();
+  applyUpdates(replica, {
+    Bridge: {
+      b1: {
+        new: {
+          name: 'br-int',
+          ports: [
+            'set',
+            [
+              ['uuid', 'p1'],
+              ['uuid', 'p2'],
+            ],
+          ],
+        },
+      },
+    },
+    Port: {
+      p1: { new: { name: 'tap1', interfaces: ['uuid', 'i1'] } },
+      p2: { new: { name: 'tap2', interfaces: ['uuid', 'i2'] } },
+    },
+    Interface: {
+      i1: { new: { name: 'tap1', ofport: 7, external_ids: ['map', [['iface-id', uuid(1)]]] } },
+      i2: { new: { name: 'tap2', ofport: 8, external_ids: ['map', [['iface-id', uuid(2)]]] } },
+    },
+  });
+  const l2 = createL2({
+    settings: S,
+    host: 'h1',
+    cookie: '0x1',
+    rundir: '/run/ovs',
+    broker: {
+      call: async (_topic: string, method: string, args: Record<string, unknown>) => {
+        calls.push({ method, args });
+        if (method === 'get_devices_details')
+          return {
+            devices: [detail(1), detail(2, { port_security_enabled: false, security_groups: [] })],
+            unknown: [],
+          };
+        if (method === 'security_group_info') return sgReply();
+        return { updated: 1 };
+      },
+    } as never,
+    runner: {
+      run: async (c: CommandSpec) => {
+        commands.push(c);
+        return { stdout: '', stderr: '' } as never;
+      },
+    },
+    log: pino({ level: 'warn' }, { write: (l: string) => lines.push(l) }),
+    replica: () => replica,
+    ovsdb: async () => new FakeOvsdb(),
+  });
+  const sgCalls = () => calls.filter((c) => c.method === 'security_group_info');
+  const brInt = () => commands.filter((c) => c.argv.some((a) => a.endsWith('/br-int.mgmt')));
+  return { l2, lines, sgCalls, brInt };
+}
+
+const GOOD = () => ({
+  groups: [
+    {
+      id: DEF,
+      rules: [
+        rule(1),
+        rule(2, { protocol: 58 }),
+        { id: 'x' },
+        rule(3, { port_range_min: 80, port_range_max: 80 }),
+      ],
+    },
+  ],
+  members: [{ id: OTHER, ips: ['10.0.0.9', 'not-an-ip'] }],
+});
+
+describe('security_group_info in the agent', () => {
+  test('asked once for the filtered ports’ groups; a bad rule is left out, its neighbours stay', async () => {
+    const h = harness(GOOD);
+    await h.l2.reconcile('l2', 'sync');
+    await h.l2.reconcile('l2', 'sync');
+    assert.deepEqual(
+      h.sgCalls().map((c) => c.args),
+      [{ host: 'h1', security_groups: [DEF] }],
+      'one call, the filtered port’s group only, cached for the next sync',
+    );
+    const flows = String(h.brInt().at(-1)?.stdin ?? '');
+    assert.match(flows, /tcp,tp_dst=22,reg5=7,/);
+    assert.match(flows, /tcp,tp_dst=80,reg5=7,/);
+    assert.doesNotMatch(flows, /reg5=8/, 'port security off: no pipeline');
+    const warned = h.lines.map((l) => JSON.parse(l));
+    assert.ok(
+      warned.some((w) => w.id === 'x' && /UUID/.test(w.reason)),
+      'the malformed rule',
+    );
+    assert.ok(
+      warned.some((w) => w.id === 'ips-1'),
+      'the bad member address',
+    );
+    assert.ok(
+      warned.some((w) => w.rule === uuid(102) && /ICMPv6/.test(w.reason)),
+      'the inexpressible rule',
+    );
+    assert.equal(
+      warned.filter((w) => w.rule === uuid(102)).length,
+      1,
+      'logged once, not on every sync',
+    );
+  });
+
+  test('a security_group hint, a port hint and a resync each ask again', async () => {
+    const h = harness(GOOD);
+    await h.l2.reconcile('l2', 'sync');
+    h.l2.forgetGroups();
+    await h.l2.reconcile('l2', 'sync');
+    h.l2.forgetPort(uuid(2));
+    await h.l2.reconcile('l2', 'sync');
+    h.l2.forget();
+    await h.l2.reconcile('l2', 'sync');
+    assert.equal(h.sgCalls().length, 4);
+  });
+
+  test('a failed or malformed answer fails the sync before any flow is written', async () => {
+    const cases: [() => unknown, RegExp][] = [
+      [
+        () => {
+          throw new Error('rpc timeout');
+        },
+        /rpc timeout/,
+      ],
+      [() => ({ groups: 'nope', members: [] }), /groups: must be an array/],
+    ];
+    for (const [reply, why] of cases) {
+      const h = harness(reply);
+      const thrown = await h.l2.reconcile('l2', 'sync').then(
+        () => '',
+        (e: Error) => e.message,
+      );
+      // A call that failed is retried (rethrown); a malformed answer is a permanent failure, logged.
+      const logged = h.lines.map((l) => JSON.parse(l).err ?? '').join(' ');
+      assert.match(`${thrown} ${logged}`, why);
+      assert.equal(h.sgCalls().length, 1);
+      assert.deepEqual(h.brInt(), [], 'the flows in place stay');
+    }
+  });
+
+  test('parseSgInfo keeps what is valid, item by item', () => {
+    const { info, rejected } = parseSgInfo({
+      groups: [
+        { id: DEF, rules: [rule(1), { ...rule(2), remote_ip_prefix: '10.0.0.1/8' }] },
+        { id: 'bad' },
+      ],
+      members: [{ id: DEF, ips: ['10.0.0.1', '10.0.0.0/24', 'fd00::1', '10.0.0.1/8'] }],
+    });
+    assert.deepEqual(
+      info.rules.get(DEF)?.map((r) => r.id),
+      [uuid(101)],
+    );
+    assert.deepEqual(info.members.get(DEF), ['10.0.0.1', '10.0.0.0/24', 'fd00::1']);
+    assert.deepEqual(
+      rejected.map((r) => r.id),
+      ['groups-1', uuid(102), 'ips-3'],
+    );
+    assert.throws(() => parseSgInfo(null), /must be an object/);
+  });
+});
