@@ -162,11 +162,15 @@ interface Bound {
   networks: Map<string, LocalNetwork>;
 }
 
-/** Every live port enters through its pipeline (firewall.ts); tunnel traffic too, by VLAN. */
+/**
+ * Every live port enters through its pipeline (firewall.ts); tunnel traffic too, by VLAN.
+ * Anything else is dropped: a port OVS numbered since the last sync (untagged until then, a
+ * trunk) sends nothing unfiltered before its flows exist.
+ */
 function intFlows(bound: Bound, provider: readonly string[], firewall: readonly string[]) {
   const vlans = [...bound.networks.values()].map((n) => n.vlan).sort((a, b) => a - b);
   return [
-    'table=0,priority=0,actions=NORMAL',
+    'table=0,priority=0,actions=drop',
     ...[...bound.dead].sort().map((name) => `table=0,priority=10,in_port=${name},actions=drop`),
     ...vlans.map(
       (v) =>

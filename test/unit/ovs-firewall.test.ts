@@ -314,7 +314,7 @@ describe('br-int with the firewall (desiredOvs)', () => {
     const d = desiredOvs(S, state([vm(1, 11), vm(2, 12), vm(3, 13), vm(4, null)]), details, []);
     const t0 = table(d.flows.get('br-int') ?? [], 0);
     assert.deepEqual(t0, [
-      'table=0,priority=0,actions=NORMAL',
+      'table=0,priority=0,actions=drop',
       'table=0,priority=1,in_port=patch-tun,dl_vlan=1,actions=set_field:1->reg6,resubmit(,60)',
       'table=0,priority=100,in_port=11,actions=set_field:1->reg6,set_field:11->reg5,resubmit(,71)',
       'table=0,priority=100,in_port=12,actions=set_field:1->reg6,resubmit(,60)',

@@ -29,11 +29,11 @@ const S: OvsSettings = { ...BASE, bridgeMappings: [['public', 'br-ex']] };
 const TARGET = { cookie: '0x1', rundir: '/run/ovs' };
 const PEERS = [{ host: 'h2', tunnel_ip: '10.250.0.2', tunnel_types: ['vxlan' as const] }];
 const net = (n: number) => `aaaaaaaa-0000-4000-8000-00000000000${n}`;
-/** br-int's flows for the physical patch (and the NORMAL base), without the firewall's. */
+/** br-int's flows for the physical patch (and the drop base), without the firewall's. */
 const providerPart = (d: ReturnType<typeof desiredOvs>) =>
   d.flows
     .get('br-int')
-    ?.filter((f) => f === 'table=0,priority=0,actions=NORMAL' || f.includes('int-br-ex'));
+    ?.filter((f) => f === 'table=0,priority=0,actions=drop' || f.includes('int-br-ex'));
 const portId = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
 
 function port(name: string, bridge: string, type: string, extra: Partial<OvsPort> = {}): OvsPort {
@@ -130,7 +130,7 @@ describe('bridge_mappings in desiredOvs', () => {
       ],
     );
     assert.deepEqual(providerPart(d), [
-      'table=0,priority=0,actions=NORMAL',
+      'table=0,priority=0,actions=drop',
       'table=0,priority=2,in_port=int-br-ex,actions=drop',
       'table=0,priority=3,in_port=int-br-ex,vlan_tci=0x0000/0x1fff,actions=mod_vlan_vid:1,set_field:1->reg6,resubmit(,60)',
       'table=0,priority=3,in_port=int-br-ex,dl_vlan=101,actions=mod_vlan_vid:2,set_field:2->reg6,resubmit(,60)',
@@ -161,7 +161,7 @@ describe('bridge_mappings in desiredOvs', () => {
     const withMap = desiredOvs(S, STATE, DETAILS, PEERS);
     assert.deepEqual(withMap.flows.get('br-tun'), without.flows.get('br-tun'));
     assert.deepEqual([...without.flows.keys()], ['br-int', 'br-tun']);
-    assert.deepEqual(providerPart(without), ['table=0,priority=0,actions=NORMAL']);
+    assert.deepEqual(providerPart(without), ['table=0,priority=0,actions=drop']);
     assert.deepEqual(without.physical, []);
     assert.deepEqual(without.unmapped, ['other', 'public']);
     assert.deepEqual(withMap.ports, without.ports, 'ports are tagged the same');
@@ -170,7 +170,7 @@ describe('bridge_mappings in desiredOvs', () => {
   test('a mapped bridge with no network here drops everything from its patch', () => {
     const d = desiredOvs(S, stateWith([]), new Map(), []);
     assert.deepEqual(providerPart(d), [
-      'table=0,priority=0,actions=NORMAL',
+      'table=0,priority=0,actions=drop',
       'table=0,priority=2,in_port=int-br-ex,actions=drop',
     ]);
     assert.deepEqual(d.flows.get('br-ex'), [
