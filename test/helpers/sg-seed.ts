@@ -111,6 +111,8 @@ export function seedPort(db: Db, networkId: string, host: string, ips: string[])
       project_id: 'p1',
       'binding:host_id': host,
       fixed_ips: ips.map((ip_address) => ({ ip_address })),
+      // The tests bind their groups themselves (bindGroups), not the project's default.
+      security_groups: [],
     },
     new Date(AT),
   );

@@ -215,11 +215,16 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       );
       assert.deepEqual(Object.keys(got.devices[0] ?? {}).sort(), [
         'admin_state_up',
+        'allowed_address_pairs',
         'device',
+        'device_owner',
+        'fixed_ips',
         'mac_address',
         'network_id',
         'network_type',
         'physical_network',
+        'port_security_enabled',
+        'security_groups',
         'segmentation_id',
       ]);
     });
