@@ -7,7 +7,8 @@
  * - a filtered port's traffic passes only through its own pipelines: packets from it enter
  *   table 71 (table 0), packets to it leave table 60 for 81 (reg5 = its ofport, reg6 = its
  *   local VLAN), and only table 82/81 output to it; everything not allowed is dropped;
- * - a connection no rule allows any more is marked (ct_mark=1) and dropped both ways;
+ * - a connection no rule allows any more is marked (ct_mark=1) and dropped both ways, until
+ *   a rule allows its original direction again (then unmarked: a re-added rule revives it);
  * - the same input gives the same sorted flows (conj ids included), so replace-flows after
  *   a restart changes nothing.
  */
@@ -125,7 +126,11 @@ function established(p: FilteredPort): string[] {
   ];
 }
 
-/** The rule tables' shared flows: marked and invalid drop, replies, mark-and-drop fallback. */
+/**
+ * The rule tables' shared flows: invalid drop, replies and related packets of unmarked
+ * connections, mark-and-drop fallback. A marked connection's replies fall to priority 0;
+ * its original packets meet the rules again (sg-flows.ts), which unmark it if one allows.
+ */
 function sharedFlows(): string[] {
   const zone = 'zone=NXM_NX_REG5[0..15]';
   const markDrop = `actions=ct(commit,${zone},exec(set_field:0x1->ct_mark))`;
@@ -134,7 +139,6 @@ function sharedFlows(): string[] {
   return [
     `table=${T.dispatch},priority=0,actions=NORMAL`,
     `table=${T.egressBase},priority=0,actions=drop`,
-    `${eg},priority=100,ct_mark=0x1,actions=drop`,
     `${eg},priority=95,ct_state=+inv+trk,actions=drop`,
     `${eg},priority=90,ct_state=+trk-new+est-rel+rpl,ct_mark=0,actions=resubmit(,${T.accepted})`,
     `${eg},priority=90,ct_state=+trk+rel-inv,ct_mark=0,actions=resubmit(,${T.accepted})`,
@@ -142,7 +146,6 @@ function sharedFlows(): string[] {
     `${eg},priority=40,ct_state=+trk+est-rel-rpl,ipv6,${markDrop}`,
     `${eg},priority=0,actions=drop`,
     `table=${T.ingressBase},priority=0,actions=drop`,
-    `${ing},priority=100,ct_mark=0x1,actions=drop`,
     `${ing},priority=95,ct_state=+inv+trk,actions=drop`,
     `${ing},priority=40,ct_state=+trk+est-rel-rpl,ip,${markDrop}`,
     `${ing},priority=40,ct_state=+trk+est-rel-rpl,ipv6,${markDrop}`,

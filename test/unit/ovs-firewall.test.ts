@@ -62,12 +62,12 @@ describe('firewall flows', () => {
     assert.deepEqual(rejected, []);
     const rules = (t: number) => table(flows, t).filter((f) => f.includes('priority=70'));
     assert.deepEqual(rules(82), [
-      'table=82,priority=70,icmp,reg5=5,ct_state=+trk-inv,actions=ct(commit,zone=5),output:5',
-      'table=82,priority=70,tcp,tp_dst=22,reg5=5,ct_state=+trk-inv,actions=ct(commit,zone=5),output:5',
-      'table=82,priority=70,tcp,tp_dst=80,reg5=5,ct_state=+trk-inv,actions=ct(commit,zone=5),output:5',
+      'table=82,priority=70,icmp,reg5=5,ct_state=+trk-inv-rel-rpl,actions=ct(commit,zone=5,exec(set_field:0->ct_mark)),output:5',
+      'table=82,priority=70,tcp,tp_dst=22,reg5=5,ct_state=+trk-inv-rel-rpl,actions=ct(commit,zone=5,exec(set_field:0->ct_mark)),output:5',
+      'table=82,priority=70,tcp,tp_dst=80,reg5=5,ct_state=+trk-inv-rel-rpl,actions=ct(commit,zone=5,exec(set_field:0->ct_mark)),output:5',
     ]);
     assert.deepEqual(rules(72), [
-      'table=72,priority=70,ip,reg5=5,ct_state=+trk-inv,actions=ct(commit,zone=5),resubmit(,94)',
+      'table=72,priority=70,ip,reg5=5,ct_state=+trk-inv-rel-rpl,actions=ct(commit,zone=5,exec(set_field:0->ct_mark)),resubmit(,94)',
     ]);
     assert.ok(flows.includes('table=81,priority=90,ip,reg5=5,actions=ct(table=82,zone=5)'));
     assert.ok(
@@ -76,7 +76,15 @@ describe('firewall flows', () => {
       ),
       'a connection no rule allows any more is marked',
     );
-    assert.ok(flows.includes('table=82,priority=100,ct_mark=0x1,actions=drop'));
+    assert.ok(
+      !flows.some((f) => /ct_mark=0x1,actions=drop/.test(f)),
+      'a marked connection is not dropped before the rules: a rule allowing it again revives it',
+    );
+    for (const t of [72, 82]) {
+      const replies = table(flows, t).filter((f) => f.includes('priority=90'));
+      assert.ok(replies.length > 0 && replies.every((f) => f.includes('ct_mark=0,')));
+      assert.ok(table(flows, t).includes(`table=${t},priority=0,actions=drop`));
+    }
   });
 
   test('a remote group with several members becomes a conjunction; shared dimensions merge', () => {
@@ -96,12 +104,12 @@ describe('firewall flows', () => {
     const { flows } = firewallFlows([port(5, [DEF])], sg);
     const conj = table(flows, 82).filter((f) => f.includes('priority=71'));
     assert.deepEqual(conj, [
-      'table=82,priority=71,conj_id=1,ip,reg5=5,actions=ct(commit,zone=5),output:5',
-      'table=82,priority=71,conj_id=2,ip,reg5=5,actions=ct(commit,zone=5),output:5',
-      'table=82,priority=71,ip,reg5=5,ct_state=+trk-inv,actions=conjunction(1,2/2)',
-      'table=82,priority=71,ip,reg5=5,ct_state=+trk-inv,nw_src=10.0.0.5,actions=conjunction(1,1/2),conjunction(2,1/2)',
-      'table=82,priority=71,ip,reg5=5,ct_state=+trk-inv,nw_src=10.0.0.6,actions=conjunction(1,1/2),conjunction(2,1/2)',
-      'table=82,priority=71,tcp,tp_dst=22,reg5=5,ct_state=+trk-inv,actions=conjunction(2,2/2)',
+      'table=82,priority=71,conj_id=1,ip,reg5=5,actions=ct(commit,zone=5,exec(set_field:0->ct_mark)),output:5',
+      'table=82,priority=71,conj_id=2,ip,reg5=5,actions=ct(commit,zone=5,exec(set_field:0->ct_mark)),output:5',
+      'table=82,priority=71,ip,reg5=5,ct_state=+trk-inv-rel-rpl,actions=conjunction(1,2/2)',
+      'table=82,priority=71,ip,reg5=5,ct_state=+trk-inv-rel-rpl,nw_src=10.0.0.5,actions=conjunction(1,1/2),conjunction(2,1/2)',
+      'table=82,priority=71,ip,reg5=5,ct_state=+trk-inv-rel-rpl,nw_src=10.0.0.6,actions=conjunction(1,1/2),conjunction(2,1/2)',
+      'table=82,priority=71,tcp,tp_dst=22,reg5=5,ct_state=+trk-inv-rel-rpl,actions=conjunction(2,2/2)',
     ]);
     assert.ok(!flows.some((f) => f.includes('fd00::5')), 'an IPv6 member is not in an IPv4 rule');
   });
@@ -115,7 +123,7 @@ describe('firewall flows', () => {
       /priority=7[01],/.test(f),
     );
     assert.deepEqual(rules, [
-      'table=82,priority=70,tcp,tp_dst=22,reg5=5,ct_state=+trk-inv,nw_src=10.0.0.5,actions=ct(commit,zone=5),output:5',
+      'table=82,priority=70,tcp,tp_dst=22,reg5=5,ct_state=+trk-inv-rel-rpl,nw_src=10.0.0.5,actions=ct(commit,zone=5,exec(set_field:0->ct_mark)),output:5',
     ]);
   });
 
@@ -162,12 +170,12 @@ describe('firewall flows', () => {
     assert.equal(linkLocal('fa:16:3e:00:00:05'), 'fe80::f816:3eff:fe00:5');
     assert.ok(
       flows.includes(
-        'table=82,priority=70,icmp6,icmp_type=128,reg5=5,ct_state=+trk-inv,ipv6_src=fd00::/64,actions=ct(commit,zone=5),output:5',
+        'table=82,priority=70,icmp6,icmp_type=128,reg5=5,ct_state=+trk-inv-rel-rpl,ipv6_src=fd00::/64,actions=ct(commit,zone=5,exec(set_field:0->ct_mark)),output:5',
       ),
     );
     assert.ok(
       flows.includes(
-        'table=82,priority=70,tcp6,tp_dst=22,reg5=5,ct_state=+trk-inv,actions=ct(commit,zone=5),output:5',
+        'table=82,priority=70,tcp6,tp_dst=22,reg5=5,ct_state=+trk-inv-rel-rpl,actions=ct(commit,zone=5,exec(set_field:0->ct_mark)),output:5',
       ),
     );
     for (const ip of ['fd00::5', 'fe80::f816:3eff:fe00:5']) {
