@@ -9,7 +9,10 @@
  * address pair), C (port security off); on h2 E (the default group).
  */
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { flushZoneCommand, vswitchdControl } from '../../agents/ovs/conntrack.ts';
 import { desiredOvs, type OvsSettings, tunnelName } from '../../agents/ovs/desired.ts';
 import type { OvsPort, OvsState } from '../../agents/ovs/observe.ts';
 import type { SgInfo } from '../../agents/ovs/sg-flows.ts';
@@ -337,6 +340,31 @@ describe('ovs firewall on a real switch', () => {
     }
   });
 
+  test('a rule removed then added again revives the stream it cut (one ping id throughout)', async () => {
+    const seed = sg.rules.get(SEED) ?? [];
+    const setSeed = (rules: readonly FirewallRule[]) => {
+      sg = { ...sg, rules: new Map(sg.rules).set(SEED, rules) };
+    };
+    const c = eps.get('C') as Endpoint;
+    const pinging = lab.exec(c.netns, ['sh', '-c', `ping -n -i 0.2 -w 9 ${PORTS.A.ip} || true`]);
+    await sleep(2000);
+    setSeed(seed.filter((r) => r.protocol !== 1));
+    await apply();
+    await sleep(2500);
+    setSeed(seed);
+    await apply();
+    const out = await pinging;
+    const seqs = [...out.matchAll(/icmp_seq=(\d+)/g)].map((m) => Number(m[1]));
+    const sent = Number(/(\d+) packets transmitted/.exec(out)?.[1]);
+    assert.ok(
+      seqs.some((q) => q <= 5),
+      `answered before the removal: ${seqs}`,
+    );
+    const gaps = seqs.slice(1).map((q, i) => q - (seqs[i] ?? q));
+    assert.ok(Math.max(...gaps) >= 6, `cut while the rule was gone: ${seqs}`);
+    assert.ok(Math.max(...seqs) >= sent - 3, `answered again once re-added: ${seqs} of ${sent}`);
+  });
+
   test('the same input installs the same flows (replace-flows is a no-op)', async () => {
     const first = await dump();
     await apply();
@@ -349,5 +377,28 @@ describe('ovs firewall on a real switch', () => {
       first.some((f) => f.includes('conjunction(')),
       'the default group uses conjunctions',
     );
+  });
+
+  test('the agent’s flush command empties a departed port’s conntrack zone, only that one', async () => {
+    const appctl = ['ovs-appctl', '-t', join(host.dir, 'ovs-vswitchd.ctl')];
+    const zone = ofports.get(eps.get('A')?.name as string) as number;
+    const other = ofports.get(eps.get('B')?.name as string) as number;
+    const conntrack = async (z: number) =>
+      (await runner.run({ argv: [...appctl, 'dpctl/dump-conntrack', `zone=${z}`] })).stdout
+        .split('\n')
+        .filter((l) => l.includes(`zone=${z}`));
+    const conn = await tcpConnect(eps.get('C')?.netns as string, PORTS.A.ip, 80);
+    try {
+      assert.match((await conn.ask()) ?? '', /^from=/);
+      assert.equal(await ping('D', PORTS.B.ip), true);
+      assert.ok((await conntrack(zone)).length > 0, 'A has tracked connections');
+      const others = (await conntrack(other)).length;
+      assert.ok(others > 0, 'B too');
+      await runner.run(flushZoneCommand(vswitchdControl(host.dir), 'netdev', zone));
+      assert.deepEqual(await conntrack(zone), [], 'A’s zone is empty');
+      assert.ok((await conntrack(other)).length >= others, 'B’s zone is untouched');
+    } finally {
+      conn.close();
+    }
   });
 });
