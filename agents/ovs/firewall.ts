@@ -60,32 +60,62 @@ export function entryFlows(filtered: readonly FilteredPort[], open: readonly Unf
 }
 
 const ICMP6_OUT_OK = [130, 131, 132, 133, 135, 143];
+/** What may come from `::` (RFC 4861/3810: DAD solicitations, router solicitations, MLD reports). */
+const ICMP6_OUT_UNSPECIFIED = [131, 132, 133, 135, 143];
 const ICMP6_IN_OK = [130, 131, 132, 133, 134, 135, 136, 143];
+
+/**
+ * The control traffic a port may send without a rule (DHCP client, ND, MLD, RS), each from
+ * an address it owns or the unspecified one only: a solicitation from another's address
+ * would poison neighbours' caches, a DHCP client port would carry any spoofed UDP.
+ */
+function controlFlows(p: FilteredPort, owned: [string, string][]): string[] {
+  const at = `table=${T.egressBase},priority=95`;
+  const inp = `in_port=${p.ofport}`;
+  const ok = `actions=resubmit(,${T.accepted})`;
+  const v4: [string, string][] = [
+    [p.mac, '0.0.0.0'],
+    ...owned.filter(([, ip]) => !ip.includes(':')),
+  ];
+  const v6 = owned.filter(([, ip]) => ip.includes(':'));
+  return [
+    ...v4.map(
+      ([mac, ip]) => `${at},udp,${inp},dl_src=${mac},nw_src=${ip},tp_src=68,tp_dst=67,${ok}`,
+    ),
+    ...v6.map(
+      ([mac, ip]) => `${at},udp6,${inp},dl_src=${mac},ipv6_src=${ip},tp_src=546,tp_dst=547,${ok}`,
+    ),
+    ...v6.flatMap(([mac, ip]) => [
+      ...ICMP6_OUT_OK.map(
+        (t) => `${at},icmp6,${inp},dl_src=${mac},ipv6_src=${ip},icmp_type=${t},${ok}`,
+      ),
+      `${at},icmp6,${inp},dl_src=${mac},icmp_type=136,nd_target=${ip},${ok}`,
+    ]),
+    ...ICMP6_OUT_UNSPECIFIED.map(
+      (t) => `${at},icmp6,${inp},dl_src=${p.mac},ipv6_src=::,icmp_type=${t},${ok}`,
+    ),
+  ];
+}
 
 function egressBase(p: FilteredPort): string[] {
   const at = `table=${T.egressBase}`;
   const inp = `in_port=${p.ofport}`;
-  const ok = `actions=resubmit(,${T.accepted})`;
+  const owned = ownedAddresses(p);
   const flows = [
     `${at},priority=100,udp,${inp},tp_src=67,tp_dst=68,actions=drop`,
     `${at},priority=100,udp6,${inp},tp_src=547,tp_dst=546,actions=drop`,
     `${at},priority=100,icmp6,${inp},icmp_type=134,actions=drop`,
-    `${at},priority=95,udp,${inp},dl_src=${p.mac},tp_src=68,tp_dst=67,${ok}`,
-    `${at},priority=95,udp6,${inp},dl_src=${p.mac},tp_src=546,tp_dst=547,${ok}`,
-    ...ICMP6_OUT_OK.map(
-      (t) => `${at},priority=95,icmp6,${inp},dl_src=${p.mac},icmp_type=${t},${ok}`,
-    ),
+    ...controlFlows(p, owned),
   ];
-  for (const [mac, ip] of ownedAddresses(p)) {
-    if (ip.includes(':')) {
-      flows.push(
-        `${at},priority=95,icmp6,${inp},dl_src=${mac},icmp_type=136,nd_target=${ip},${ok}`,
-      );
+  for (const [mac, ip] of owned) {
+    if (ip.includes(':'))
       flows.push(
         `${at},priority=65,ipv6,${inp},dl_src=${mac},ipv6_src=${ip},actions=ct(table=${T.egressRules},zone=${p.ofport})`,
       );
-    } else {
-      flows.push(`${at},priority=90,arp,${inp},dl_src=${mac},arp_sha=${mac},arp_spa=${ip},${ok}`);
+    else {
+      flows.push(
+        `${at},priority=90,arp,${inp},dl_src=${mac},arp_sha=${mac},arp_spa=${ip},actions=resubmit(,${T.accepted})`,
+      );
       flows.push(
         `${at},priority=65,ip,${inp},dl_src=${mac},nw_src=${ip},actions=ct(table=${T.egressRules},zone=${p.ofport})`,
       );

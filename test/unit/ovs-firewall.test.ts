@@ -211,10 +211,23 @@ describe('firewall flows', () => {
     assert.ok(
       flows.includes('table=71,priority=100,udp,in_port=5,tp_src=67,tp_dst=68,actions=drop'),
     );
-    assert.ok(
-      flows.includes(
-        'table=71,priority=95,udp,in_port=5,dl_src=fa:16:3e:00:00:05,tp_src=68,tp_dst=67,actions=resubmit(,94)',
-      ),
+    assert.deepEqual(
+      table(flows, 71).filter((f) => f.includes('tp_dst=67')),
+      [
+        'table=71,priority=95,udp,in_port=5,dl_src=fa:16:3e:00:00:05,nw_src=0.0.0.0,tp_src=68,tp_dst=67,actions=resubmit(,94)',
+        'table=71,priority=95,udp,in_port=5,dl_src=fa:16:3e:00:00:05,nw_src=10.0.0.5,tp_src=68,tp_dst=67,actions=resubmit(,94)',
+        'table=71,priority=95,udp,in_port=5,dl_src=fa:16:3e:00:00:77,nw_src=10.0.1.0/24,tp_src=68,tp_dst=67,actions=resubmit(,94)',
+      ],
+      'a DHCP client sends from nothing or its own addresses only',
+    );
+    const solicits = table(flows, 71).filter((f) => f.includes('icmp_type=135'));
+    assert.deepEqual(
+      solicits,
+      [
+        'table=71,priority=95,icmp6,in_port=5,dl_src=fa:16:3e:00:00:05,ipv6_src=::,icmp_type=135,actions=resubmit(,94)',
+        `table=71,priority=95,icmp6,in_port=5,dl_src=fa:16:3e:00:00:05,ipv6_src=${linkLocal('fa:16:3e:00:00:05')},icmp_type=135,actions=resubmit(,94)`,
+      ],
+      'a neighbour solicitation from its link-local address or :: (DAD), never another’s',
     );
     assert.ok(flows.includes('table=71,priority=0,actions=drop'));
   });
