@@ -138,11 +138,17 @@ function ingressBase(p: FilteredPort): string[] {
   ];
 }
 
+/**
+ * Table 60: a packet of the port's network for its MAC goes through its ingress tables,
+ * tagged with the local VLAN (patches), untagged, or priority-tagged (VLAN 0, which an
+ * access port accepts): NORMAL, which outputs without any filter, never sees it.
+ */
 function dispatch(p: FilteredPort): string[] {
   const at = `table=${T.dispatch},priority=100,reg6=${p.vlan},dl_dst=${p.mac}`;
   const go = `set_field:${p.ofport}->reg5,resubmit(,${T.ingressBase})`;
   return [
     `${at},dl_vlan=${p.vlan},actions=strip_vlan,${go}`,
+    `${at},vlan_tci=0x1000/0x1fff,actions=strip_vlan,${go}`,
     `${at},vlan_tci=0x0000/0x1000,actions=${go}`,
   ];
 }

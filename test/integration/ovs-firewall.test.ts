@@ -189,6 +189,30 @@ async function wire(h: LabHost, peer: LabHost) {
   );
 }
 
+/** Sends 5 raw UDP frames from `from` to `to`:9999, 802.1Q priority-tagged (VLAN 0) or not. */
+const RAW_UDP = `import socket,struct,sys
+ifn,sm,dm,si,di,msg,tag=sys.argv[1:8]
+def ck(b):
+    s=sum(struct.unpack('!10H',b)); s=(s>>16)+(s&0xffff); s+=s>>16; return ~s&0xffff
+data=msg.encode(); udp=struct.pack('!HHHH',40000,9999,8+len(data),0)+data
+ip=struct.pack('!BBHHHBBH4s4s',0x45,0,20+len(udp),1,0,64,17,0,socket.inet_aton(si),socket.inet_aton(di))
+ip=ip[:10]+struct.pack('!H',ck(ip))+ip[12:]
+mac=lambda m: bytes.fromhex(m.replace(':',''))
+vlan=struct.pack('!HH',0x8100,0) if tag=='tagged' else b''
+s=socket.socket(socket.AF_PACKET,socket.SOCK_RAW); s.bind((ifn,0))
+for _ in range(5): s.send(mac(dm)+mac(sm)+vlan+struct.pack('!H',0x0800)+ip+udp)`;
+
+/** Whether `to` hears `marker` on UDP 9999 when `from` sends it in raw frames. */
+async function udpHeard(from: Name, to: Name, marker: string, tag: 'tagged' | 'untagged') {
+  const [src, dst] = [eps.get(from) as Endpoint, eps.get(to) as Endpoint];
+  const heard = lab.exec(dst.netns, ['sh', '-c', 'timeout 2 socat -u UDP4-RECV:9999 STDOUT; true']);
+  await sleep(300);
+  const [sm, dm] = [mac(PORTS[from].n), mac(PORTS[to].n)];
+  const args = [src.name, sm, dm, PORTS[from].ip, PORTS[to].ip, marker, tag];
+  await lab.exec(src.netns, ['python3', '-c', RAW_UDP, ...args]);
+  return (await heard).includes(marker);
+}
+
 before(async () => {
   lab = await createLab({ hosts: 2 });
   const [h1, h2] = lab.hosts as [LabHost, LabHost];
@@ -300,6 +324,22 @@ describe('ovs firewall on a real switch', () => {
       '10.0.0.70',
     ]);
     assert.doesNotMatch(neigh, /lladdr/, 'C never learned a MAC for it');
+  });
+
+  test('a priority-tagged frame (802.1Q, VLAN 0) reaches a filtered port only through its rules', async () => {
+    const members = sg.members;
+    try {
+      sg = { ...sg, members: new Map(members).set(DEF, [...(members.get(DEF) ?? []), PORTS.C.ip]) };
+      await apply();
+      assert.equal(await udpHeard('C', 'D', 'tagged-member', 'tagged'), true, 'C as a member');
+      sg = { ...sg, members };
+      await apply();
+      assert.equal(await udpHeard('C', 'D', 'plain-outsider', 'untagged'), false, 'C outside');
+      assert.equal(await udpHeard('C', 'D', 'tagged-outsider', 'tagged'), false, 'tagged too');
+    } finally {
+      sg = { ...sg, members };
+      await apply();
+    }
   });
 
   test('a port with port security off passes everything, spoofed or not', async () => {

@@ -355,6 +355,7 @@ describe('br-int with the firewall (desiredOvs)', () => {
       [
         'table=60,priority=100,reg6=1,dl_dst=fa:16:3e:00:00:01,dl_vlan=1,actions=strip_vlan,set_field:11->reg5,resubmit(,81)',
         'table=60,priority=100,reg6=1,dl_dst=fa:16:3e:00:00:01,vlan_tci=0x0000/0x1000,actions=set_field:11->reg5,resubmit(,81)',
+        'table=60,priority=100,reg6=1,dl_dst=fa:16:3e:00:00:01,vlan_tci=0x1000/0x1fff,actions=strip_vlan,set_field:11->reg5,resubmit(,81)',
       ],
     );
   });
