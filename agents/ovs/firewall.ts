@@ -6,7 +6,9 @@
  * Invariants:
  * - a filtered port's traffic passes only through its own pipelines: packets from it enter
  *   table 71 (table 0), packets to it leave table 60 for 81 (reg5 = its ofport, reg6 = its
- *   local VLAN), and only table 82/81 output to it; everything not allowed is dropped;
+ *   local VLAN; also an IP packet for its own address in a broadcast or multicast frame),
+ *   and only table 82/81 output to it, but for NORMAL's flood of packets for group
+ *   addresses (broadcast, multicast: not filtered); everything not allowed is dropped;
  * - a connection no rule allows any more is marked (ct_mark=1) and dropped both ways, until
  *   a rule allows its original direction again (then unmarked: a re-added rule revives it);
  * - the same input gives the same sorted flows (conj ids included), so replace-flows after
@@ -138,19 +140,46 @@ function ingressBase(p: FilteredPort): string[] {
   ];
 }
 
+const GROUP_DST = 'dl_dst=01:00:00:00:00:00/01:00:00:00:00:00';
+
 /**
- * Table 60: a packet of the port's network for its MAC goes through its ingress tables,
+ * Table 60 flows sending packets of `match` on the port's network into its ingress tables,
  * tagged with the local VLAN (patches), untagged, or priority-tagged (VLAN 0, which an
- * access port accepts): NORMAL, which outputs without any filter, never sees it.
+ * access port accepts): NORMAL, which outputs without any filter, never sees them.
  */
-function dispatch(p: FilteredPort): string[] {
-  const at = `table=${T.dispatch},priority=100,reg6=${p.vlan},dl_dst=${p.mac}`;
+function toIngress(p: FilteredPort, priority: number, match: string): string[] {
+  const at = `table=${T.dispatch},priority=${priority},reg6=${p.vlan},${match}`;
   const go = `set_field:${p.ofport}->reg5,resubmit(,${T.ingressBase})`;
   return [
     `${at},dl_vlan=${p.vlan},actions=strip_vlan,${go}`,
     `${at},vlan_tci=0x1000/0x1fff,actions=strip_vlan,${go}`,
     `${at},vlan_tci=0x0000/0x1000,actions=${go}`,
   ];
+}
+
+const dispatch = (p: FilteredPort) => toIngress(p, 100, `dl_dst=${p.mac}`);
+
+/**
+ * Table 60: an IP packet for a local filtered port's own address in a broadcast or
+ * multicast frame goes through that port's ingress tables only, never NORMAL's flood (the
+ * guest takes a packet for its address in any frame). Such a frame for an address two
+ * local ports own (a shared pair) is dropped; pairs that are prefixes are left to NORMAL.
+ */
+function groupFramesToOwn(ports: readonly FilteredPort[]): string[] {
+  const owners = new Map<string, { vlan: number; ip: string; ports: Set<FilteredPort> }>();
+  for (const p of ports)
+    for (const [, owned] of ownedAddresses(p)) {
+      const ip = owned.replace(/\/(32|128)$/, '');
+      if (ip.includes('/')) continue;
+      const o = owners.get(`${p.vlan} ${ip}`) ?? { vlan: p.vlan, ip, ports: new Set() };
+      owners.set(`${p.vlan} ${ip}`, o.ports.add(p) && o);
+    }
+  return [...owners.values()].flatMap((o) => {
+    const match = `${o.ip.includes(':') ? `ipv6,${GROUP_DST},ipv6_dst` : `ip,${GROUP_DST},nw_dst`}=${o.ip}`;
+    const [only, ...more] = o.ports;
+    if (only && more.length === 0) return toIngress(only, 90, match);
+    return [`table=${T.dispatch},priority=90,reg6=${o.vlan},${match},actions=drop`];
+  });
 }
 
 /** Replies and related packets of the port's accepted connections (before any rule). */
@@ -200,6 +229,7 @@ export function firewallFlows(
   for (const p of sorted)
     for (const f of [...dispatch(p), ...egressBase(p), ...ingressBase(p), ...established(p)])
       flows.add(f);
+  for (const f of groupFramesToOwn(sorted)) flows.add(f);
   const rules = ruleFlows(sorted, sg);
   for (const f of rules.flows) flows.add(f);
   return { flows: [...flows].sort(), rejected: rules.rejected };

@@ -202,13 +202,18 @@ vlan=struct.pack('!HH',0x8100,0) if tag=='tagged' else b''
 s=socket.socket(socket.AF_PACKET,socket.SOCK_RAW); s.bind((ifn,0))
 for _ in range(5): s.send(mac(dm)+mac(sm)+vlan+struct.pack('!H',0x0800)+ip+udp)`;
 
-/** Whether `to` hears `marker` on UDP 9999 when `from` sends it in raw frames. */
-async function udpHeard(from: Name, to: Name, marker: string, tag: 'tagged' | 'untagged') {
+/** Whether `to` hears `marker` on UDP 9999 when `from` sends it in raw frames (to `dstMac`). */
+async function udpHeard(
+  from: Name,
+  to: Name,
+  marker: string,
+  tag: 'tagged' | 'untagged',
+  dstMac = mac(PORTS[to].n),
+) {
   const [src, dst] = [eps.get(from) as Endpoint, eps.get(to) as Endpoint];
   const heard = lab.exec(dst.netns, ['sh', '-c', 'timeout 2 socat -u UDP4-RECV:9999 STDOUT; true']);
   await sleep(300);
-  const [sm, dm] = [mac(PORTS[from].n), mac(PORTS[to].n)];
-  const args = [src.name, sm, dm, PORTS[from].ip, PORTS[to].ip, marker, tag];
+  const args = [src.name, mac(PORTS[from].n), dstMac, PORTS[from].ip, PORTS[to].ip, marker, tag];
   await lab.exec(src.netns, ['python3', '-c', RAW_UDP, ...args]);
   return (await heard).includes(marker);
 }
@@ -326,16 +331,24 @@ describe('ovs firewall on a real switch', () => {
     assert.doesNotMatch(neigh, /lladdr/, 'C never learned a MAC for it');
   });
 
-  test('a priority-tagged frame (802.1Q, VLAN 0) reaches a filtered port only through its rules', async () => {
+  test('a priority-tagged (VLAN 0) or broadcast frame reaches a filtered port only through its rules', async () => {
     const members = sg.members;
     try {
       sg = { ...sg, members: new Map(members).set(DEF, [...(members.get(DEF) ?? []), PORTS.C.ip]) };
       await apply();
       assert.equal(await udpHeard('C', 'D', 'tagged-member', 'tagged'), true, 'C as a member');
+      const all = 'ff:ff:ff:ff:ff:ff';
+      assert.equal(await udpHeard('C', 'D', 'group-member', 'untagged', all), true, 'broadcast');
       sg = { ...sg, members };
       await apply();
       assert.equal(await udpHeard('C', 'D', 'plain-outsider', 'untagged'), false, 'C outside');
       assert.equal(await udpHeard('C', 'D', 'tagged-outsider', 'tagged'), false, 'tagged too');
+      for (const group of ['ff:ff:ff:ff:ff:ff', '01:00:5e:00:00:fb'])
+        assert.equal(
+          await udpHeard('C', 'D', `group-outsider-${group}`, 'untagged', group),
+          false,
+          `in a frame for ${group}`,
+        );
     } finally {
       sg = { ...sg, members };
       await apply();

@@ -232,6 +232,31 @@ describe('firewall flows', () => {
     assert.ok(flows.includes('table=71,priority=0,actions=drop'));
   });
 
+  test('a broadcast or multicast frame for a port’s own address goes through its ingress only', () => {
+    const vip = { mac_address: 'fa:16:3e:00:00:77', ip_address: '10.0.0.50' };
+    const pairs = [vip, { mac_address: 'fa:16:3e:00:00:77', ip_address: '10.0.1.0/24' }];
+    const ports = [
+      port(5, [], { pairs, fixedIps: ['10.0.0.5', 'fd00::5'] }),
+      port(6, [], { pairs: [vip] }),
+    ];
+    const group = table(firewallFlows(ports, sgOf([])).flows, 60).filter((f) =>
+      f.includes('priority=90'),
+    );
+    const g = 'dl_dst=01:00:00:00:00:00/01:00:00:00:00:00';
+    const to5 = (m: string) => [
+      `table=60,priority=90,reg6=1,${m},dl_vlan=1,actions=strip_vlan,set_field:5->reg5,resubmit(,81)`,
+      `table=60,priority=90,reg6=1,${m},vlan_tci=0x0000/0x1000,actions=set_field:5->reg5,resubmit(,81)`,
+      `table=60,priority=90,reg6=1,${m},vlan_tci=0x1000/0x1fff,actions=strip_vlan,set_field:5->reg5,resubmit(,81)`,
+    ];
+    for (const m of [`ip,${g},nw_dst=10.0.0.5`, `ipv6,${g},ipv6_dst=fd00::5`])
+      for (const f of to5(m)) assert.ok(group.includes(f), f);
+    assert.ok(
+      group.includes(`table=60,priority=90,reg6=1,ip,${g},nw_dst=10.0.0.50,actions=drop`),
+      'an address two local ports own: such frames are dropped',
+    );
+    assert.ok(!group.some((f) => f.includes('10.0.1.0')), 'a prefix pair is left to NORMAL');
+  });
+
   test('a rule that cannot be expressed is left out and named; its neighbours stay', () => {
     const bad = [
       rule(1, { protocol: 58 }),
@@ -351,7 +376,7 @@ describe('br-int with the firewall (desiredOvs)', () => {
       !flows.some((f) => f.includes('reg5=12') || f.includes('table=71,priority=65,ip,in_port=12')),
     );
     assert.deepEqual(
-      table(flows, 60).filter((f) => f.includes('dl_dst')),
+      table(flows, 60).filter((f) => f.includes('dl_dst=fa:')),
       [
         'table=60,priority=100,reg6=1,dl_dst=fa:16:3e:00:00:01,dl_vlan=1,actions=strip_vlan,set_field:11->reg5,resubmit(,81)',
         'table=60,priority=100,reg6=1,dl_dst=fa:16:3e:00:00:01,vlan_tci=0x0000/0x1000,actions=set_field:11->reg5,resubmit(,81)',
