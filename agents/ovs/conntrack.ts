@@ -34,18 +34,11 @@ export function vswitchdControl(rundir: string): string {
   return join(rundir, `ovs-vswitchd.${pid}.ctl`);
 }
 
-export function flushZoneCommand(control: string, datapathType: string, zone: number): CommandSpec {
+/** ovs-vswitchd's one datapath (the bridges' datapath_type) is the one flushed. */
+export function flushZoneCommand(control: string, zone: number): CommandSpec {
   if (!Number.isInteger(zone) || zone < 1 || zone > 65535) throw new Error(`bad zone ${zone}`);
-  if (!/^[a-z]+$/.test(datapathType)) throw new Error(`bad datapath type ${datapathType}`);
   return {
-    argv: [
-      'ovs-appctl',
-      '-t',
-      control,
-      'dpctl/flush-conntrack',
-      `${datapathType}@ovs-${datapathType}`,
-      `zone=${zone}`,
-    ],
+    argv: ['ovs-appctl', '-t', control, 'dpctl/flush-conntrack', `zone=${zone}`],
     timeoutMs: 10_000,
   };
 }
@@ -55,12 +48,11 @@ export async function flushZones(
   runner: CommandRunner,
   log: Pick<Logger, 'warn' | 'info'>,
   rundir: string,
-  datapathType: string,
   zones: readonly number[],
 ) {
   for (const zone of zones) {
     try {
-      await runner.run(flushZoneCommand(vswitchdControl(rundir), datapathType, zone));
+      await runner.run(flushZoneCommand(vswitchdControl(rundir), zone));
       log.info({ zone }, 'conntrack zone of a departed port flushed');
     } catch (e) {
       log.warn({ zone, err: (e as Error).message }, 'conntrack zone not flushed');

@@ -237,7 +237,7 @@ export function createL2(deps: L2Deps) {
       applied = fetched;
       const left = zonesLeft(zones, plannedZones);
       zones = plannedZones;
-      await flushZones(deps.runner, log, deps.rundir, settings.datapathType, left);
+      await flushZones(deps.runner, log, deps.rundir, left);
     },
   };
   const reconciler = createReconciler({ log, kinds: { l2: kind }, classify });

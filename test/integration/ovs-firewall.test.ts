@@ -447,7 +447,7 @@ describe('ovs firewall on a real switch', () => {
       assert.ok((await conntrack(zone)).length > 0, 'A has tracked connections');
       const others = (await conntrack(other)).length;
       assert.ok(others > 0, 'B too');
-      await runner.run(flushZoneCommand(vswitchdControl(host.dir), 'netdev', zone));
+      await runner.run(flushZoneCommand(vswitchdControl(host.dir), zone));
       assert.deepEqual(await conntrack(zone), [], 'A’s zone is empty');
       assert.ok((await conntrack(other)).length >= others, 'B’s zone is untouched');
     } finally {

@@ -196,7 +196,6 @@ describe('security_group_info in the agent', () => {
       '-t',
       join(RUNDIR, 'ovs-vswitchd.ctl'),
       'dpctl/flush-conntrack',
-      'netdev@ovs-netdev',
       `zone=${zone}`,
     ];
     assert.deepEqual(h.flushes(), [flush(7)], 'the old ofport’s zone, after the new flows');
