@@ -52,6 +52,20 @@ export function addressOrPrefix(): Schema<string> {
   };
 }
 
+/** One address (`10.0.0.5`, `fd00::5`), canonical: a prefix is refused. */
+export function address(): Schema<string> {
+  const inner = addressOrPrefix();
+  return {
+    kind: 'string',
+    parse(value, path = '') {
+      const addr = inner.parse(value, path);
+      if (addr.includes('/'))
+        throw new ValidationError(path, 'must be an IP address, not a prefix');
+      return addr;
+    },
+  };
+}
+
 export const SG_DIRECTIONS = ['ingress', 'egress'] as const;
 export const ETHERTYPES = ['IPv4', 'IPv6'] as const;
 export type Ethertype = (typeof ETHERTYPES)[number];
@@ -70,8 +84,8 @@ export const DeviceDetails = obj({
   mac_address: mac(),
   admin_state_up: bool(),
   device_owner: str({ max: 255 }),
-  /** The port's fixed IPs. */
-  fixed_ips: arr(addressOrPrefix(), { max: 16 }),
+  /** The port's fixed IPs (addresses: what the port may send from, a prefix never). */
+  fixed_ips: arr(address(), { max: 16 }),
   /** False (or a `network:*` device_owner): no firewall, no anti-spoofing. */
   port_security_enabled: bool(),
   security_groups: arr(uuid(), { max: 64 }),

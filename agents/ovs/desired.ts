@@ -72,6 +72,8 @@ export interface DesiredOvs {
   filtered: Map<string, readonly string[]>;
   /** Security group rules the firewall could not express, left out (firewall.ts). */
   rejectedRules: RejectedRule[];
+  /** Conntrack zones of the filtered ports: ofport → port id (conntrack.ts). */
+  zones: Map<number, string>;
 }
 
 /** Ports on br-int that stand for a VM (an interface with an iface-id), by name. */
@@ -303,5 +305,6 @@ export function desiredOvs(
     unmapped: provider.unmapped,
     filtered: new Map(bound.filtered.map((p) => [p.id, p.groups])),
     rejectedRules: firewall.rejected,
+    zones: new Map(bound.filtered.map((p) => [p.ofport, p.id])),
   };
 }

@@ -12,7 +12,8 @@
  * - desired (desired.ts) and plan (plan.ts) are pure; observe reads the monitor replica;
  * - apply is the kit's executor: one applied OVSDB transaction (host/ovs/ports.ts waits
  *   for ovs-vswitchd's cur_cfg), then one replace-flows per bridge, side by side (the
- *   agent's own `flows` step kind).
+ *   agent's own `flows` step kind); then the conntrack zones of filtered ports that left
+ *   since the last apply are flushed (conntrack.ts).
  *
  * Port status goes through core/status.ts (value up/down per port id, sent with
  * update_device_list {host, up, down}, changes only, forgotten on resync) and not through
@@ -38,6 +39,7 @@ import { createStatusReporter, type StatusChange } from '../../core/status.ts';
 import type { OvsdbClient } from '../../host/ovs/ovsdb.ts';
 import { classify } from '../lib/errors.ts';
 import { runSteps } from '../lib/steps.ts';
+import { flushZones, zonesLeft } from './conntrack.ts';
 import {
   type DesiredOvs,
   desiredOvs,
@@ -127,6 +129,9 @@ export function createL2(deps: L2Deps) {
   const unmappedLogged = new Set<string>();
   /** Security group rules already logged as left out (again once the groups are re-read). */
   const rulesLogged = new Set<string>();
+  /** Conntrack zones (ofport → port id) of the last applied sync, and of the one planned. */
+  let zones = new Map<number, string>();
+  let plannedZones = zones;
 
   const timed = async <T>(what: string, f: () => Promise<T>): Promise<T> => {
     const t = performance.now();
@@ -208,6 +213,7 @@ export function createL2(deps: L2Deps) {
     },
     desired: (f) => {
       const d = desiredOvs(settings, f.state, f.details, f.peers, f.sg);
+      plannedZones = d.zones;
       for (const r of d.rejectedRules.filter((x) => !rulesLogged.has(x.rule))) {
         rulesLogged.add(r.rule);
         log.warn(r, 'security group rule left out');
@@ -229,6 +235,9 @@ export function createL2(deps: L2Deps) {
       const exec = { runner: deps.runner, log, ovsdb: deps.ovsdb };
       await runSteps(exec, steps, { resource: 'l2', id }, runFlows);
       applied = fetched;
+      const left = zonesLeft(zones, plannedZones);
+      zones = plannedZones;
+      await flushZones(deps.runner, log, deps.rundir, left);
     },
   };
   const reconciler = createReconciler({ log, kinds: { l2: kind }, classify });
@@ -288,9 +297,12 @@ export function createL2(deps: L2Deps) {
       groups.forget();
       rulesLogged.clear();
     },
-    /** A `port` hint: ask the API about it again (and its groups) and report it again. */
+    /**
+     * A `port` hint (every host hears it): ask the API about it again and report it again;
+     * its groups too when it is one of ours (a port new here changes the groups in use).
+     */
     forgetPort(id: string) {
-      groups.forget();
+      if (details.has(id) || unknown.has(id)) groups.forget();
       details.delete(id);
       unknown.delete(id);
       ports.drop(id);

@@ -1,7 +1,7 @@
 /**
  * The rule flows of tables 72 (egress) and 82 (ingress): each rule of a filtered port's
  * groups, for packets of the original direction, commits the connection in the port's
- * zone and accepts it. A remote_group_id rule is expanded to the group's member addresses;
+ * zone (clearing a drop mark) and accepts it. A remote_group_id rule is expanded to the group's member addresses;
  * with more than one member or more than one port mask it becomes a two-dimension
  * conjunctive match (remotes × protocol/ports) instead of their product. Pure.
  *
@@ -57,6 +57,12 @@ const INGRESS_RULES = 82;
 const ACCEPTED = 94;
 const PLAIN = 70;
 const CONJ = 71;
+/**
+ * Packets of the original direction only: a marked connection's replies and related
+ * packets never reach a rule (firewall.ts drops them), while its next original packet
+ * does, and a rule that allows it again clears the mark (so a re-added rule revives it).
+ */
+const ORIGINAL = '+trk-inv-rel-rpl';
 
 interface Expanded {
   protos: string[];
@@ -88,10 +94,9 @@ interface Acc {
 function addRule(acc: Acc, p: FilteredPort, rule: FirewallRule, e: Expanded) {
   const egress = rule.direction === 'egress';
   const table = `table=${egress ? EGRESS_RULES : INGRESS_RULES}`;
-  const common = `reg5=${p.ofport},ct_state=+trk-inv`;
-  const accept = egress
-    ? `ct(commit,zone=${p.ofport}),resubmit(,${ACCEPTED})`
-    : `ct(commit,zone=${p.ofport}),output:${p.ofport}`;
+  const common = `reg5=${p.ofport},ct_state=${ORIGINAL}`;
+  const commit = `ct(commit,zone=${p.ofport},exec(set_field:0->ct_mark))`;
+  const accept = egress ? `${commit},resubmit(,${ACCEPTED})` : `${commit},output:${p.ofport}`;
   const grouped = rule.remote_group_id !== null;
   if (!grouped || (e.remotes.length <= 1 && e.protos.length <= 1)) {
     for (const proto of e.protos)

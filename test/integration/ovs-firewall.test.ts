@@ -9,7 +9,10 @@
  * address pair), C (port security off); on h2 E (the default group).
  */
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { flushZoneCommand, vswitchdControl } from '../../agents/ovs/conntrack.ts';
 import { desiredOvs, type OvsSettings, tunnelName } from '../../agents/ovs/desired.ts';
 import type { OvsPort, OvsState } from '../../agents/ovs/observe.ts';
 import type { SgInfo } from '../../agents/ovs/sg-flows.ts';
@@ -186,6 +189,35 @@ async function wire(h: LabHost, peer: LabHost) {
   );
 }
 
+/** Sends 5 raw UDP frames from `from` to `to`:9999, 802.1Q priority-tagged (VLAN 0) or not. */
+const RAW_UDP = `import socket,struct,sys
+ifn,sm,dm,si,di,msg,tag=sys.argv[1:8]
+def ck(b):
+    s=sum(struct.unpack('!10H',b)); s=(s>>16)+(s&0xffff); s+=s>>16; return ~s&0xffff
+data=msg.encode(); udp=struct.pack('!HHHH',40000,9999,8+len(data),0)+data
+ip=struct.pack('!BBHHHBBH4s4s',0x45,0,20+len(udp),1,0,64,17,0,socket.inet_aton(si),socket.inet_aton(di))
+ip=ip[:10]+struct.pack('!H',ck(ip))+ip[12:]
+mac=lambda m: bytes.fromhex(m.replace(':',''))
+vlan=struct.pack('!HH',0x8100,0) if tag=='tagged' else b''
+s=socket.socket(socket.AF_PACKET,socket.SOCK_RAW); s.bind((ifn,0))
+for _ in range(5): s.send(mac(dm)+mac(sm)+vlan+struct.pack('!H',0x0800)+ip+udp)`;
+
+/** Whether `to` hears `marker` on UDP 9999 when `from` sends it in raw frames (to `dstMac`). */
+async function udpHeard(
+  from: Name,
+  to: Name,
+  marker: string,
+  tag: 'tagged' | 'untagged',
+  dstMac = mac(PORTS[to].n),
+) {
+  const [src, dst] = [eps.get(from) as Endpoint, eps.get(to) as Endpoint];
+  const heard = lab.exec(dst.netns, ['sh', '-c', 'timeout 2 socat -u UDP4-RECV:9999 STDOUT; true']);
+  await sleep(300);
+  const args = [src.name, mac(PORTS[from].n), dstMac, PORTS[from].ip, PORTS[to].ip, marker, tag];
+  await lab.exec(src.netns, ['python3', '-c', RAW_UDP, ...args]);
+  return (await heard).includes(marker);
+}
+
 before(async () => {
   lab = await createLab({ hosts: 2 });
   const [h1, h2] = lab.hosts as [LabHost, LabHost];
@@ -299,6 +331,30 @@ describe('ovs firewall on a real switch', () => {
     assert.doesNotMatch(neigh, /lladdr/, 'C never learned a MAC for it');
   });
 
+  test('a priority-tagged (VLAN 0) or broadcast frame reaches a filtered port only through its rules', async () => {
+    const members = sg.members;
+    try {
+      sg = { ...sg, members: new Map(members).set(DEF, [...(members.get(DEF) ?? []), PORTS.C.ip]) };
+      await apply();
+      assert.equal(await udpHeard('C', 'D', 'tagged-member', 'tagged'), true, 'C as a member');
+      const all = 'ff:ff:ff:ff:ff:ff';
+      assert.equal(await udpHeard('C', 'D', 'group-member', 'untagged', all), true, 'broadcast');
+      sg = { ...sg, members };
+      await apply();
+      assert.equal(await udpHeard('C', 'D', 'plain-outsider', 'untagged'), false, 'C outside');
+      assert.equal(await udpHeard('C', 'D', 'tagged-outsider', 'tagged'), false, 'tagged too');
+      for (const group of ['ff:ff:ff:ff:ff:ff', '01:00:5e:00:00:fb'])
+        assert.equal(
+          await udpHeard('C', 'D', `group-outsider-${group}`, 'untagged', group),
+          false,
+          `in a frame for ${group}`,
+        );
+    } finally {
+      sg = { ...sg, members };
+      await apply();
+    }
+  });
+
   test('a port with port security off passes everything, spoofed or not', async () => {
     const c = eps.get('C') as Endpoint;
     await lab.exec(c.netns, ['ip', 'addr', 'add', '10.0.0.99/24', 'dev', c.name]);
@@ -337,6 +393,31 @@ describe('ovs firewall on a real switch', () => {
     }
   });
 
+  test('a rule removed then added again revives the stream it cut (one ping id throughout)', async () => {
+    const seed = sg.rules.get(SEED) ?? [];
+    const setSeed = (rules: readonly FirewallRule[]) => {
+      sg = { ...sg, rules: new Map(sg.rules).set(SEED, rules) };
+    };
+    const c = eps.get('C') as Endpoint;
+    const pinging = lab.exec(c.netns, ['sh', '-c', `ping -n -i 0.2 -w 9 ${PORTS.A.ip} || true`]);
+    await sleep(2000);
+    setSeed(seed.filter((r) => r.protocol !== 1));
+    await apply();
+    await sleep(2500);
+    setSeed(seed);
+    await apply();
+    const out = await pinging;
+    const seqs = [...out.matchAll(/icmp_seq=(\d+)/g)].map((m) => Number(m[1]));
+    const sent = Number(/(\d+) packets transmitted/.exec(out)?.[1]);
+    assert.ok(
+      seqs.some((q) => q <= 5),
+      `answered before the removal: ${seqs}`,
+    );
+    assert.ok(Math.max(...seqs) >= sent - 3, `answered again once re-added: ${seqs} of ${sent}`);
+    const gaps = seqs.slice(1).map((q, i) => q - (seqs[i] ?? q));
+    assert.ok(Math.max(...gaps) >= 6, `cut while the rule was gone: ${seqs}`);
+  });
+
   test('the same input installs the same flows (replace-flows is a no-op)', async () => {
     const first = await dump();
     await apply();
@@ -349,5 +430,28 @@ describe('ovs firewall on a real switch', () => {
       first.some((f) => f.includes('conjunction(')),
       'the default group uses conjunctions',
     );
+  });
+
+  test('the agent’s flush command empties a departed port’s conntrack zone, only that one', async () => {
+    const appctl = ['ovs-appctl', '-t', join(host.dir, 'ovs-vswitchd.ctl')];
+    const zone = ofports.get(eps.get('A')?.name as string) as number;
+    const other = ofports.get(eps.get('B')?.name as string) as number;
+    const conntrack = async (z: number) =>
+      (await runner.run({ argv: [...appctl, 'dpctl/dump-conntrack', `zone=${z}`] })).stdout
+        .split('\n')
+        .filter((l) => l.includes(`zone=${z}`));
+    const conn = await tcpConnect(eps.get('C')?.netns as string, PORTS.A.ip, 80);
+    try {
+      assert.match((await conn.ask()) ?? '', /^from=/);
+      assert.equal(await ping('D', PORTS.B.ip), true);
+      assert.ok((await conntrack(zone)).length > 0, 'A has tracked connections');
+      const others = (await conntrack(other)).length;
+      assert.ok(others > 0, 'B too');
+      await runner.run(flushZoneCommand(vswitchdControl(host.dir), zone));
+      assert.deepEqual(await conntrack(zone), [], 'A’s zone is empty');
+      assert.ok((await conntrack(other)).length >= others, 'B’s zone is untouched');
+    } finally {
+      conn.close();
+    }
   });
 });

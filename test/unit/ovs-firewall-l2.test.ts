@@ -5,12 +5,16 @@
  * stay); a failed call fails the sync before any flow is written (the old flows stay).
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import pino from 'pino';
 import type { OvsSettings } from '../../agents/ovs/desired.ts';
 import { createL2 } from '../../agents/ovs/l2.ts';
 import { applyUpdates, emptyReplica } from '../../agents/ovs/observe.ts';
 import { parseSgInfo } from '../../agents/ovs/sg-info.ts';
+import { DeviceDetails } from '../../contracts/l2.ts';
 import type { CommandSpec } from '../../core/exec.ts';
 import { FakeOvsdb } from '../helpers/fake-ovsdb.ts';
 
@@ -21,6 +25,9 @@ const S: OvsSettings = {
   localIp: null,
   tunnelTypes: [],
 };
+/** A run directory whose ovs-vswitchd control socket is the fixed name (as the lab's). */
+const RUNDIR = mkdtempSync(join(tmpdir(), 'kumo-ovs-l2-'));
+writeFileSync(join(RUNDIR, 'ovs-vswitchd.ctl'), '');
 const DEF = 'dddddddd-0000-4000-8000-000000000001';
 const OTHER = 'eeeeeeee-0000-4000-8000-000000000001';
 const uuid = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
@@ -84,7 +91,7 @@ function harness(sgReply: () => unknown) {
     settings: S,
     host: 'h1',
     cookie: '0x1',
-    rundir: '/run/ovs',
+    rundir: RUNDIR,
     broker: {
       call: async (_topic: string, method: string, args: Record<string, unknown>) => {
         calls.push({ method, args });
@@ -109,7 +116,9 @@ function harness(sgReply: () => unknown) {
   });
   const sgCalls = () => calls.filter((c) => c.method === 'security_group_info');
   const brInt = () => commands.filter((c) => c.argv.some((a) => a.endsWith('/br-int.mgmt')));
-  return { l2, lines, sgCalls, brInt };
+  const flushes = () =>
+    commands.filter((c) => c.argv.includes('dpctl/flush-conntrack')).map((c) => c.argv);
+  return { l2, lines, sgCalls, brInt, flushes, replica };
 }
 
 const GOOD = () => ({
@@ -161,7 +170,7 @@ describe('security_group_info in the agent', () => {
     );
   });
 
-  test('a security_group hint, a port hint and a resync each ask again', async () => {
+  test('a security_group hint, a hint for a port here and a resync each ask again', async () => {
     const h = harness(GOOD);
     await h.l2.reconcile('l2', 'sync');
     h.l2.forgetGroups();
@@ -171,6 +180,32 @@ describe('security_group_info in the agent', () => {
     h.l2.forget();
     await h.l2.reconcile('l2', 'sync');
     assert.equal(h.sgCalls().length, 4);
+    h.l2.forgetPort(uuid(9));
+    await h.l2.reconcile('l2', 'sync');
+    assert.equal(h.sgCalls().length, 4, 'a hint for another host’s port costs no new call');
+  });
+
+  test('a filtered port that leaves (renumbered, then removed) has its zone flushed once', async () => {
+    const h = harness(GOOD);
+    await h.l2.reconcile('l2', 'sync');
+    assert.deepEqual(h.flushes(), [], 'nothing left yet');
+    applyUpdates(h.replica, { Interface: { i1: { new: { ofport: 9 } } } });
+    await h.l2.reconcile('l2', 'sync');
+    const flush = (zone: number) => [
+      'ovs-appctl',
+      '-t',
+      join(RUNDIR, 'ovs-vswitchd.ctl'),
+      'dpctl/flush-conntrack',
+      `zone=${zone}`,
+    ];
+    assert.deepEqual(h.flushes(), [flush(7)], 'the old ofport’s zone, after the new flows');
+    const lastFlows = h.brInt().at(-1)?.stdin ?? '';
+    assert.match(String(lastFlows), /zone=9/);
+    await h.l2.reconcile('l2', 'sync');
+    assert.deepEqual(h.flushes(), [flush(7)], 'once');
+    applyUpdates(h.replica, { Port: { p1: {} }, Interface: { i1: {} } });
+    await h.l2.reconcile('l2', 'sync');
+    assert.deepEqual(h.flushes(), [flush(7), flush(9)], 'a port that left the bridge');
   });
 
   test('a failed or malformed answer fails the sync before any flow is written', async () => {
@@ -195,6 +230,18 @@ describe('security_group_info in the agent', () => {
       assert.equal(h.sgCalls().length, 1);
       assert.deepEqual(h.brInt(), [], 'the flows in place stay');
     }
+  });
+
+  test('a fixed IP must be one canonical address: a prefix would let the port spoof it all', () => {
+    assert.deepEqual(DeviceDetails.parse(detail(1, { fixed_ips: ['fd00::5'] })).fixed_ips, [
+      'fd00::5',
+    ]);
+    for (const bad of ['10.0.0.0/24', '10.0.0.5/32', 'fd00::/64', 'FD00::5', '10.0.0.05'])
+      assert.throws(
+        () => DeviceDetails.parse(detail(1, { fixed_ips: [bad] })),
+        /fixed_ips\[0\]/,
+        bad,
+      );
   });
 
   test('parseSgInfo keeps what is valid, item by item', () => {

@@ -62,12 +62,12 @@ describe('firewall flows', () => {
     assert.deepEqual(rejected, []);
     const rules = (t: number) => table(flows, t).filter((f) => f.includes('priority=70'));
     assert.deepEqual(rules(82), [
-      'table=82,priority=70,icmp,reg5=5,ct_state=+trk-inv,actions=ct(commit,zone=5),output:5',
-      'table=82,priority=70,tcp,tp_dst=22,reg5=5,ct_state=+trk-inv,actions=ct(commit,zone=5),output:5',
-      'table=82,priority=70,tcp,tp_dst=80,reg5=5,ct_state=+trk-inv,actions=ct(commit,zone=5),output:5',
+      'table=82,priority=70,icmp,reg5=5,ct_state=+trk-inv-rel-rpl,actions=ct(commit,zone=5,exec(set_field:0->ct_mark)),output:5',
+      'table=82,priority=70,tcp,tp_dst=22,reg5=5,ct_state=+trk-inv-rel-rpl,actions=ct(commit,zone=5,exec(set_field:0->ct_mark)),output:5',
+      'table=82,priority=70,tcp,tp_dst=80,reg5=5,ct_state=+trk-inv-rel-rpl,actions=ct(commit,zone=5,exec(set_field:0->ct_mark)),output:5',
     ]);
     assert.deepEqual(rules(72), [
-      'table=72,priority=70,ip,reg5=5,ct_state=+trk-inv,actions=ct(commit,zone=5),resubmit(,94)',
+      'table=72,priority=70,ip,reg5=5,ct_state=+trk-inv-rel-rpl,actions=ct(commit,zone=5,exec(set_field:0->ct_mark)),resubmit(,94)',
     ]);
     assert.ok(flows.includes('table=81,priority=90,ip,reg5=5,actions=ct(table=82,zone=5)'));
     assert.ok(
@@ -76,7 +76,15 @@ describe('firewall flows', () => {
       ),
       'a connection no rule allows any more is marked',
     );
-    assert.ok(flows.includes('table=82,priority=100,ct_mark=0x1,actions=drop'));
+    assert.ok(
+      !flows.some((f) => /ct_mark=0x1,actions=drop/.test(f)),
+      'a marked connection is not dropped before the rules: a rule allowing it again revives it',
+    );
+    for (const t of [72, 82]) {
+      const replies = table(flows, t).filter((f) => f.includes('priority=90'));
+      assert.ok(replies.length > 0 && replies.every((f) => f.includes('ct_mark=0,')));
+      assert.ok(table(flows, t).includes(`table=${t},priority=0,actions=drop`));
+    }
   });
 
   test('a remote group with several members becomes a conjunction; shared dimensions merge', () => {
@@ -96,12 +104,12 @@ describe('firewall flows', () => {
     const { flows } = firewallFlows([port(5, [DEF])], sg);
     const conj = table(flows, 82).filter((f) => f.includes('priority=71'));
     assert.deepEqual(conj, [
-      'table=82,priority=71,conj_id=1,ip,reg5=5,actions=ct(commit,zone=5),output:5',
-      'table=82,priority=71,conj_id=2,ip,reg5=5,actions=ct(commit,zone=5),output:5',
-      'table=82,priority=71,ip,reg5=5,ct_state=+trk-inv,actions=conjunction(1,2/2)',
-      'table=82,priority=71,ip,reg5=5,ct_state=+trk-inv,nw_src=10.0.0.5,actions=conjunction(1,1/2),conjunction(2,1/2)',
-      'table=82,priority=71,ip,reg5=5,ct_state=+trk-inv,nw_src=10.0.0.6,actions=conjunction(1,1/2),conjunction(2,1/2)',
-      'table=82,priority=71,tcp,tp_dst=22,reg5=5,ct_state=+trk-inv,actions=conjunction(2,2/2)',
+      'table=82,priority=71,conj_id=1,ip,reg5=5,actions=ct(commit,zone=5,exec(set_field:0->ct_mark)),output:5',
+      'table=82,priority=71,conj_id=2,ip,reg5=5,actions=ct(commit,zone=5,exec(set_field:0->ct_mark)),output:5',
+      'table=82,priority=71,ip,reg5=5,ct_state=+trk-inv-rel-rpl,actions=conjunction(1,2/2)',
+      'table=82,priority=71,ip,reg5=5,ct_state=+trk-inv-rel-rpl,nw_src=10.0.0.5,actions=conjunction(1,1/2),conjunction(2,1/2)',
+      'table=82,priority=71,ip,reg5=5,ct_state=+trk-inv-rel-rpl,nw_src=10.0.0.6,actions=conjunction(1,1/2),conjunction(2,1/2)',
+      'table=82,priority=71,tcp,tp_dst=22,reg5=5,ct_state=+trk-inv-rel-rpl,actions=conjunction(2,2/2)',
     ]);
     assert.ok(!flows.some((f) => f.includes('fd00::5')), 'an IPv6 member is not in an IPv4 rule');
   });
@@ -115,7 +123,7 @@ describe('firewall flows', () => {
       /priority=7[01],/.test(f),
     );
     assert.deepEqual(rules, [
-      'table=82,priority=70,tcp,tp_dst=22,reg5=5,ct_state=+trk-inv,nw_src=10.0.0.5,actions=ct(commit,zone=5),output:5',
+      'table=82,priority=70,tcp,tp_dst=22,reg5=5,ct_state=+trk-inv-rel-rpl,nw_src=10.0.0.5,actions=ct(commit,zone=5,exec(set_field:0->ct_mark)),output:5',
     ]);
   });
 
@@ -162,12 +170,12 @@ describe('firewall flows', () => {
     assert.equal(linkLocal('fa:16:3e:00:00:05'), 'fe80::f816:3eff:fe00:5');
     assert.ok(
       flows.includes(
-        'table=82,priority=70,icmp6,icmp_type=128,reg5=5,ct_state=+trk-inv,ipv6_src=fd00::/64,actions=ct(commit,zone=5),output:5',
+        'table=82,priority=70,icmp6,icmp_type=128,reg5=5,ct_state=+trk-inv-rel-rpl,ipv6_src=fd00::/64,actions=ct(commit,zone=5,exec(set_field:0->ct_mark)),output:5',
       ),
     );
     assert.ok(
       flows.includes(
-        'table=82,priority=70,tcp6,tp_dst=22,reg5=5,ct_state=+trk-inv,actions=ct(commit,zone=5),output:5',
+        'table=82,priority=70,tcp6,tp_dst=22,reg5=5,ct_state=+trk-inv-rel-rpl,actions=ct(commit,zone=5,exec(set_field:0->ct_mark)),output:5',
       ),
     );
     for (const ip of ['fd00::5', 'fe80::f816:3eff:fe00:5']) {
@@ -203,12 +211,50 @@ describe('firewall flows', () => {
     assert.ok(
       flows.includes('table=71,priority=100,udp,in_port=5,tp_src=67,tp_dst=68,actions=drop'),
     );
-    assert.ok(
-      flows.includes(
-        'table=71,priority=95,udp,in_port=5,dl_src=fa:16:3e:00:00:05,tp_src=68,tp_dst=67,actions=resubmit(,94)',
-      ),
+    assert.deepEqual(
+      table(flows, 71).filter((f) => f.includes('tp_dst=67')),
+      [
+        'table=71,priority=95,udp,in_port=5,dl_src=fa:16:3e:00:00:05,nw_src=0.0.0.0,tp_src=68,tp_dst=67,actions=resubmit(,94)',
+        'table=71,priority=95,udp,in_port=5,dl_src=fa:16:3e:00:00:05,nw_src=10.0.0.5,tp_src=68,tp_dst=67,actions=resubmit(,94)',
+        'table=71,priority=95,udp,in_port=5,dl_src=fa:16:3e:00:00:77,nw_src=10.0.1.0/24,tp_src=68,tp_dst=67,actions=resubmit(,94)',
+      ],
+      'a DHCP client sends from nothing or its own addresses only',
+    );
+    const solicits = table(flows, 71).filter((f) => f.includes('icmp_type=135'));
+    assert.deepEqual(
+      solicits,
+      [
+        'table=71,priority=95,icmp6,in_port=5,dl_src=fa:16:3e:00:00:05,ipv6_src=::,icmp_type=135,actions=resubmit(,94)',
+        `table=71,priority=95,icmp6,in_port=5,dl_src=fa:16:3e:00:00:05,ipv6_src=${linkLocal('fa:16:3e:00:00:05')},icmp_type=135,actions=resubmit(,94)`,
+      ],
+      'a neighbour solicitation from its link-local address or :: (DAD), never another’s',
     );
     assert.ok(flows.includes('table=71,priority=0,actions=drop'));
+  });
+
+  test('a broadcast or multicast frame for a port’s own address goes through its ingress only', () => {
+    const vip = { mac_address: 'fa:16:3e:00:00:77', ip_address: '10.0.0.50' };
+    const pairs = [vip, { mac_address: 'fa:16:3e:00:00:77', ip_address: '10.0.1.0/24' }];
+    const ports = [
+      port(5, [], { pairs, fixedIps: ['10.0.0.5', 'fd00::5'] }),
+      port(6, [], { pairs: [vip] }),
+    ];
+    const group = table(firewallFlows(ports, sgOf([])).flows, 60).filter((f) =>
+      f.includes('priority=90'),
+    );
+    const g = 'dl_dst=01:00:00:00:00:00/01:00:00:00:00:00';
+    const to5 = (m: string) => [
+      `table=60,priority=90,reg6=1,${m},dl_vlan=1,actions=strip_vlan,set_field:5->reg5,resubmit(,81)`,
+      `table=60,priority=90,reg6=1,${m},vlan_tci=0x0000/0x1000,actions=set_field:5->reg5,resubmit(,81)`,
+      `table=60,priority=90,reg6=1,${m},vlan_tci=0x1000/0x1fff,actions=strip_vlan,set_field:5->reg5,resubmit(,81)`,
+    ];
+    for (const m of [`ip,${g},nw_dst=10.0.0.5`, `ipv6,${g},ipv6_dst=fd00::5`])
+      for (const f of to5(m)) assert.ok(group.includes(f), f);
+    assert.ok(
+      group.includes(`table=60,priority=90,reg6=1,ip,${g},nw_dst=10.0.0.50,actions=drop`),
+      'an address two local ports own: such frames are dropped',
+    );
+    assert.ok(!group.some((f) => f.includes('10.0.1.0')), 'a prefix pair is left to NORMAL');
   });
 
   test('a rule that cannot be expressed is left out and named; its neighbours stay', () => {
@@ -330,10 +376,11 @@ describe('br-int with the firewall (desiredOvs)', () => {
       !flows.some((f) => f.includes('reg5=12') || f.includes('table=71,priority=65,ip,in_port=12')),
     );
     assert.deepEqual(
-      table(flows, 60).filter((f) => f.includes('dl_dst')),
+      table(flows, 60).filter((f) => f.includes('dl_dst=fa:')),
       [
         'table=60,priority=100,reg6=1,dl_dst=fa:16:3e:00:00:01,dl_vlan=1,actions=strip_vlan,set_field:11->reg5,resubmit(,81)',
         'table=60,priority=100,reg6=1,dl_dst=fa:16:3e:00:00:01,vlan_tci=0x0000/0x1000,actions=set_field:11->reg5,resubmit(,81)',
+        'table=60,priority=100,reg6=1,dl_dst=fa:16:3e:00:00:01,vlan_tci=0x1000/0x1fff,actions=strip_vlan,set_field:11->reg5,resubmit(,81)',
       ],
     );
   });
