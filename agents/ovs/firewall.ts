@@ -160,6 +160,28 @@ function toIngress(p: FilteredPort, priority: number, match: string): string[] {
 const dispatch = (p: FilteredPort) => toIngress(p, 100, `dl_dst=${p.mac}`);
 
 /**
+ * Table 60: frames for an allowed pair's MAC (other than the port's own) go through the
+ * ingress tables of the port that claims it, like its own MAC (else NORMAL, having learnt
+ * the MAC from its egress, would deliver them unfiltered). A MAC that is a local filtered
+ * port's own stays that port's (priority 100); one claimed by several ports is dropped.
+ */
+function pairMacs(ports: readonly FilteredPort[]): string[] {
+  const own = new Set(ports.map((p) => `${p.vlan} ${p.mac}`));
+  const claims = new Map<string, FilteredPort[]>();
+  for (const p of ports)
+    for (const mac of new Set(p.pairs.map((pair) => pair.mac_address))) {
+      const key = `${p.vlan} ${mac}`;
+      if (mac === p.mac || own.has(key)) continue;
+      claims.set(key, [...(claims.get(key) ?? []), p]);
+    }
+  return [...claims].flatMap(([key, [only, ...more]]) => {
+    const [vlan, mac] = key.split(' ');
+    if (only && more.length === 0) return toIngress(only, 95, `dl_dst=${mac}`);
+    return [`table=${T.dispatch},priority=95,reg6=${vlan},dl_dst=${mac},actions=drop`];
+  });
+}
+
+/**
  * Table 60: an IP packet for a local filtered port's own address in a broadcast or
  * multicast frame goes through that port's ingress tables only, never NORMAL's flood (the
  * guest takes a packet for its address in any frame). Such a frame for an address two
@@ -229,7 +251,7 @@ export function firewallFlows(
   for (const p of sorted)
     for (const f of [...dispatch(p), ...egressBase(p), ...ingressBase(p), ...established(p)])
       flows.add(f);
-  for (const f of groupFramesToOwn(sorted)) flows.add(f);
+  for (const f of [...groupFramesToOwn(sorted), ...pairMacs(sorted)]) flows.add(f);
   const rules = ruleFlows(sorted, sg);
   for (const f of rules.flows) flows.add(f);
   return { flows: [...flows].sort(), rejected: rules.rejected };

@@ -257,6 +257,25 @@ describe('firewall flows', () => {
     assert.ok(!group.some((f) => f.includes('10.0.1.0')), 'a prefix pair is left to NORMAL');
   });
 
+  test('frames for a pair’s own MAC go through the claiming port’s ingress; a shared one is dropped', () => {
+    const vmac = { mac_address: 'fa:16:3e:00:00:77', ip_address: '10.0.0.50' };
+    const shared = { mac_address: 'fa:16:3e:00:00:88', ip_address: '10.0.0.60' };
+    const onB = { mac_address: 'fa:16:3e:00:00:06', ip_address: '10.0.0.70' };
+    const ports = [port(5, [], { pairs: [vmac, shared, onB] }), port(6, [], { pairs: [shared] })];
+    const t60 = table(firewallFlows(ports, sgOf([])).flows, 60);
+    for (const f of [
+      'table=60,priority=95,reg6=1,dl_dst=fa:16:3e:00:00:77,dl_vlan=1,actions=strip_vlan,set_field:5->reg5,resubmit(,81)',
+      'table=60,priority=95,reg6=1,dl_dst=fa:16:3e:00:00:77,vlan_tci=0x0000/0x1000,actions=set_field:5->reg5,resubmit(,81)',
+      'table=60,priority=95,reg6=1,dl_dst=fa:16:3e:00:00:77,vlan_tci=0x1000/0x1fff,actions=strip_vlan,set_field:5->reg5,resubmit(,81)',
+      'table=60,priority=95,reg6=1,dl_dst=fa:16:3e:00:00:88,actions=drop',
+    ])
+      assert.ok(t60.includes(f), f);
+    assert.ok(
+      !t60.some((f) => f.includes('dl_dst=fa:16:3e:00:00:06') && f.includes('set_field:5->reg5')),
+      'another local port’s own MAC stays that port’s, whatever pairs claim it',
+    );
+  });
+
   test('a rule that cannot be expressed is left out and named; its neighbours stay', () => {
     const bad = [
       rule(1, { protocol: 58 }),
