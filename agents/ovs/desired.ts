@@ -96,9 +96,12 @@ export function portStatuses(
   details: ReadonlyMap<string, DeviceDetails>,
 ): Map<string, PortStatus> {
   const out = new Map<string, PortStatus>();
-  for (const id of vmPorts(state, intBridge).values()) {
+  for (const [name, id] of vmPorts(state, intBridge)) {
     const d = details.get(id);
-    if (d) out.set(id, d.admin_state_up ? 'up' : 'down');
+    // Up only once OVS numbered it, so its flows (firewall included) were written: a port
+    // without an ofport has none yet and waits for the sync its numbering triggers.
+    const numbered = state.ports.get(name)?.interfaces[0]?.ofport != null;
+    if (d && (numbered || !d.admin_state_up)) out.set(id, d.admin_state_up ? 'up' : 'down');
   }
   return out;
 }
