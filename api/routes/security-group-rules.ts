@@ -88,7 +88,7 @@ function readRoutes(app: FastifyInstance, deps: AppDeps) {
   app.get('/v2.0/security-group-rules', async (req: FastifyRequest<{ Querystring: Query }>) => {
     const q = parseListQuery(req.query, 'security_group_rule', RULE_FILTERS);
     const scope = listScope(req);
-    if (scope !== undefined) q.filter.columns.project_id = [scope];
+    if (scope !== undefined) q.filter.clauses.push({ sql: 'project_id = ?', params: [scope] });
     return page(req, 'security_group_rules', await listRules(deps.db, q.filter), q);
   });
   app.get(

@@ -71,7 +71,7 @@ function readRoutes(app: FastifyInstance, deps: AppDeps) {
     const q = parseListQuery(req.query, 'security_group', GROUP_FILTERS);
     for (const p of projectsToEnsure(req)) await ensureDefault(deps.db, p, deps.clock.now());
     const scope = listScope(req);
-    if (scope !== undefined) q.filter.columns.project_id = [scope];
+    if (scope !== undefined) q.filter.clauses.push({ sql: 'project_id = ?', params: [scope] });
     return page(req, 'security_groups', await listGroups(deps.db, q.filter), q);
   });
   app.get(

@@ -209,6 +209,13 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       const rulesA = (await call(memberA, 'GET', RULES)).body
         .security_group_rules as SecurityGroupRule[];
       assert.ok(rulesA.every((x) => x.project_id === h.projects.A));
+      for (const [url, key] of [
+        [GROUPS, 'security_groups'],
+        [RULES, 'security_group_rules'],
+      ] as const) {
+        const asked = await call(memberA, 'GET', `${url}?project_id=${h.projects.B}`);
+        assert.deepEqual([asked.status, asked.body[key]], [200, []]);
+      }
       await refused(404, 'SecurityGroupNotFound', memberA, 'GET', `${GROUPS}/${g.id}`);
       await refused(404, 'SecurityGroupNotFound', memberA, 'PUT', `${GROUPS}/${g.id}`, {
         security_group: { name: 'x' },
