@@ -28,6 +28,7 @@ export const API_ERRORS = {
   SecurityGroupInvalidPortRange: 400,
   SecurityGroupInvalidPortValue: 400,
   SecurityGroupInvalidIcmpValue: 400,
+  SecurityGroupInvalidProtocolForPort: 400,
   SecurityGroupMissingIcmpType: 400,
   SecurityGroupEthertypeConflictWithProtocol: 400,
   SecurityGroupRuleInvalidProtocol: 400,
