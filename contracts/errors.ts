@@ -37,6 +37,7 @@ export const API_ERRORS = {
   SecurityGroupRemoteGroupAndRemoteIpPrefix: 400,
   SecurityGroupProtocolRequiredWithPorts: 400,
   SecurityGroupRulesNotSingleTenant: 400,
+  SecurityGroupNotSingleGroupRules: 400,
   PortSecurityAndIPRequiredForSecurityGroups: 400,
   AllowedAddressPairsMissingIP: 400,
   DuplicateAddressPairInRequest: 400,

@@ -5,8 +5,8 @@
  *
  * Invariants: a rule request is converted and checked whole (contracts/secgroup.ts
  * ruleSpec, in Neutron's order) before the groups it names are looked up, and a refused
- * request changes nothing (a bulk request is all or nothing, of one project, without two
- * equal rules); the group and the remote group must be ones the caller may
+ * request changes nothing (a bulk request is all or nothing, of one group and one owner,
+ * without two equal rules); the group and the remote group must be ones the caller may
  * see (SecurityGroupNotFound otherwise); a rule belongs to its group's project; every
  * committed create or delete is followed by sgRulesChanged for its group.
  */
@@ -56,19 +56,27 @@ function refuseDuplicatesInPost(specs: readonly RuleSpec[]) {
     );
 }
 
-/** The one project of the groups the rules name (each visible, as each remote group). */
-async function ruleProject(deps: AppDeps, req: FastifyRequest, specs: readonly RuleSpec[]) {
-  const projects = new Set<string>();
-  for (const spec of specs) {
-    if (spec.remote_group_id) await namedGroup(deps, req, spec.remote_group_id);
-    projects.add((await namedGroup(deps, req, spec.security_group_id)).project_id);
-  }
-  if (projects.size > 1)
+/** Neutron's _validate_single_tenant_and_group: a request's rules name one group, one owner. */
+function refuseMixed(req: FastifyRequest, bodies: readonly RuleBody[]) {
+  const groups = new Set(bodies.map((b) => b.security_group_id));
+  if (groups.size > 1)
+    throw new ApiError(
+      'SecurityGroupNotSingleGroupRules',
+      'Only allowed to update rules for one security profile at a time',
+    );
+  const owners = new Set(bodies.map((b) => ownerForCreate(req, b)));
+  if (owners.size > 1)
     throw new ApiError(
       'SecurityGroupRulesNotSingleTenant',
       'Multiple tenant_ids in bulk security group rule create not allowed',
     );
-  return [...projects][0] as string;
+}
+
+/** The project of the group the rules name (visible, as each remote group). */
+async function ruleProject(deps: AppDeps, req: FastifyRequest, specs: readonly RuleSpec[]) {
+  for (const spec of specs)
+    if (spec.remote_group_id) await namedGroup(deps, req, spec.remote_group_id);
+  return (await namedGroup(deps, req, (specs[0] as RuleSpec).security_group_id)).project_id;
 }
 
 async function visibleRule(deps: AppDeps, req: FastifyRequest, id: string) {
@@ -106,8 +114,8 @@ function writeRoutes(app: FastifyInstance, deps: AppDeps) {
   app.post('/v2.0/security-group-rules', async (req, reply) => {
     const { bodies, bulk } = parseCreate(req.body);
     const specs = bodies.map(ruleSpec);
+    refuseMixed(req, bodies);
     refuseDuplicatesInPost(specs);
-    for (const body of bodies) ownerForCreate(req, body);
     const project = await ruleProject(deps, req, specs);
     const rules = await createRules(deps.db, specs, project, deps.clock.now(), neutronQuota(deps));
     const groups = [...new Set(specs.map((s) => s.security_group_id))];

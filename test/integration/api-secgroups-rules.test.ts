@@ -240,9 +240,9 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         security_group_rules: [tcp(5), { ...tcp(9), port_range_min: 10 }],
       });
       const other = await group(h.tokens.B, { name: 'bulk-b' });
-      const mixed = await refused(
+      const groups = await refused(
         400,
-        'SecurityGroupRulesNotSingleTenant',
+        'SecurityGroupNotSingleGroupRules',
         h.tokens.admin,
         'POST',
         RULES,
@@ -250,7 +250,18 @@ for (const engine of ['sqlite', 'postgres'] as const) {
           security_group_rules: [tcp(6), { ...tcp(6), security_group_id: other.id }],
         },
       );
-      assert.equal(mixed, 'Multiple tenant_ids in bulk security group rule create not allowed');
+      assert.equal(groups, 'Only allowed to update rules for one security profile at a time');
+      const owners = await refused(
+        400,
+        'SecurityGroupRulesNotSingleTenant',
+        h.tokens.admin,
+        'POST',
+        RULES,
+        {
+          security_group_rules: [tcp(6), { ...tcp(7), project_id: h.projects.B }],
+        },
+      );
+      assert.equal(owners, 'Multiple tenant_ids in bulk security group rule create not allowed');
       await refused(400, 'HTTPBadRequest', memberA, 'POST', RULES, { security_group_rules: [] });
     });
 
