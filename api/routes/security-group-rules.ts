@@ -8,13 +8,14 @@
  * request changes nothing (a bulk request is all or nothing, of one group and one owner,
  * without two equal rules); the group and the remote group must be ones the caller may
  * see (SecurityGroupNotFound otherwise); a rule belongs to its group's project; every
- * committed create or delete is followed by sgRulesChanged for its group.
+ * committed create or delete is followed by sgRulesChanged for its group. Listing groups
+ * or rules makes the default groups it shows on first use (ensureListedDefaults).
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ApiError } from '../../contracts/errors.ts';
-import { arr, obj, optional, UUID } from '../../contracts/schema.ts';
+import { arr, obj, optional, PROJECT_ID, UUID } from '../../contracts/schema.ts';
 import { RuleBody, type RuleSpec, ruleSpec, sameRule } from '../../contracts/secgroup.ts';
-import { getGroup, groupNotFound } from '../db/security-groups.ts';
+import { ensureDefault, getGroup, groupNotFound } from '../db/security-groups.ts';
 import {
   createRules,
   deleteRule,
@@ -24,9 +25,10 @@ import {
   ruleNotFound,
 } from '../db/sg-rules.ts';
 import type { AppDeps } from '../deps.ts';
-import { listScope, ownerForCreate, owns } from '../policy.ts';
+import { callerProjectId, listScope, ownerForCreate, owns } from '../policy.ts';
 import { page, parseListQuery, pick, type Query, values } from '../query.ts';
 import { sgRulesChanged } from '../sg-hints.ts';
+import { isAdmin } from './neutron-policy.ts';
 import { neutronQuota } from './neutron-quotas.ts';
 
 type ById = FastifyRequest<{ Params: { id: string } }>;
@@ -92,9 +94,26 @@ async function namedGroup(deps: AppDeps, req: FastifyRequest, id: string) {
   return group;
 }
 
+/** The projects whose default group a list makes: the caller's, and an admin's filter's. */
+function projectsToEnsure(req: FastifyRequest<{ Querystring: Query }>): string[] {
+  const own = [callerProjectId(req)];
+  if (!isAdmin(req)) return own;
+  const named = [...values(req.query.project_id), ...values(req.query.tenant_id)];
+  return [...new Set([...own, ...named.filter((p) => PROJECT_ID.test(p))])];
+}
+
+/** Makes the default groups a list of groups or rules shows on first use (as Neutron). */
+export async function ensureListedDefaults(
+  deps: AppDeps,
+  req: FastifyRequest<{ Querystring: Query }>,
+) {
+  for (const p of projectsToEnsure(req)) await ensureDefault(deps.db, p, deps.clock.now());
+}
+
 function readRoutes(app: FastifyInstance, deps: AppDeps) {
   app.get('/v2.0/security-group-rules', async (req: FastifyRequest<{ Querystring: Query }>) => {
     const q = parseListQuery(req.query, 'security_group_rule', RULE_FILTERS);
+    await ensureListedDefaults(deps, req);
     const scope = listScope(req);
     if (scope !== undefined) q.filter.clauses.push({ sql: 'project_id = ?', params: [scope] });
     return page(req, 'security_group_rules', await listRules(deps.db, q.filter), q);

@@ -63,6 +63,10 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       for (const r of dflt.security_group_rules) assert.deepEqual(Object.keys(r).sort(), RULE_KEYS);
       const admins = await call(admin, 'GET', `${GROUPS}?project_id=${hexId()}`);
       assert.equal((admins.body.security_groups as SecurityGroup[]).length, 1);
+      // Listing rules first makes the default group too, as Neutron's get_security_group_rules.
+      const fresh = await call(h.memberOf(hexId()), 'GET', RULES);
+      assert.equal(fresh.status, 200);
+      assert.equal((fresh.body.security_group_rules as SecurityGroupRule[]).length, 4);
     });
 
     test('create, show, list, update, delete with Neutron keys and egress rules', async () => {
