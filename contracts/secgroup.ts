@@ -4,7 +4,8 @@
  * a rule request into the rule Neutron stores.
  *
  * Invariants: a rule is stored as Neutron stores it — protocol as a lower-case name from
- * IP_PROTOCOL_MAP or a number 0-255 as text, null for any; ports as integers; a remote IP
+ * IP_PROTOCOL_MAP or a number 0-255 as text, null for any, ICMP on IPv6 as ipv6-icmp (58);
+ * ports as integers, only on a protocol with ports (or ICMP's type and code); a remote IP
  * prefix in canonical network form (`10.0.0.1/24` → `10.0.0.0/24`, an address → /32 or
  * /128) matching the ethertype; every refusal is Neutron's exception type and message, and
  * nothing here touches a database. `protocolNumber` maps a stored protocol to the number
@@ -12,7 +13,7 @@
  */
 import { ApiError } from './errors.ts';
 import { BITS, formatIp, parseIp } from './inet.ts';
-import { obj, optional, projectId, type Schema, str, uuid } from './schema.ts';
+import { nullable, obj, optional, projectId, type Schema, str, uuid } from './schema.ts';
 import { IP_PROTOCOL_MAP, protocolNumber } from './sg-protocols.ts';
 
 export { IP_PROTOCOL_MAP, protocolNumber };
@@ -57,7 +58,7 @@ const ruleShape = {
   port_range_min: raw(),
   port_range_max: raw(),
   remote_ip_prefix: raw(),
-  remote_group_id: optional(uuid()),
+  remote_group_id: optional(nullable(uuid())),
   description: optional(str({ max: 255 })),
   project_id: optional(projectId()),
   tenant_id: optional(projectId()),
@@ -192,7 +193,11 @@ function checkPorts(proto: string | null, min: number | null, max: number | null
       'For TCP/UDP protocols, port_range_min must be <= port_range_max',
     );
   }
-  if (!ICMP_PROTOCOLS.has(n)) return;
+  if (!ICMP_PROTOCOLS.has(n))
+    throw new ApiError(
+      'SecurityGroupInvalidProtocolForPort',
+      `Invalid protocol ${n} for port range, only supported for DCCP, SCTP, TCP, UDP, UDPLITE protocols.`,
+    );
   for (const [attr, field, value] of [
     ['port_range_min', 'type', min],
     ['port_range_max', 'code', max],
@@ -209,6 +214,13 @@ function checkPorts(proto: string | null, min: number | null, max: number | null
     );
 }
 
+/** Neutron's _make_canonical_ipv6_icmp_protocol: ICMP on IPv6 is stored as ipv6-icmp (58). */
+function canonicalIcmp(eth: SgEthertype, proto: string | null): string | null {
+  if (eth !== 'IPv6') return proto;
+  if (proto === 'icmp' || proto === 'icmpv6') return 'ipv6-icmp';
+  return proto === '1' ? '58' : proto;
+}
+
 /**
  * A rule request → the rule to store, checked in Neutron's order: the attribute converters,
  * then port range, prefix against ethertype, protocol against ethertype, and a remote given
@@ -217,7 +229,7 @@ function checkPorts(proto: string | null, min: number | null, max: number | null
 export function ruleSpec(body: RuleBody): RuleSpec {
   const dir = direction(body.direction);
   const eth = ethertype(body.ethertype);
-  const proto = storedProtocol(body.protocol);
+  const proto = canonicalIcmp(eth, storedProtocol(body.protocol));
   const min = port(body.port_range_min);
   const max = port(body.port_range_max);
   const remote = prefix(body.remote_ip_prefix);

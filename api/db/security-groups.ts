@@ -20,6 +20,7 @@ import type { Db, Queryable, Row } from './index.ts';
 import {
   type ColumnFilter,
   columnUpdates,
+  constraintKind,
   guardQuota,
   type QuotaGuard,
   resourceTime,
@@ -43,6 +44,9 @@ export const GROUP_FILTERS = { ...STANDARD_FILTERS } as const;
 
 export const groupNotFound = (id: string) =>
   new ApiError('SecurityGroupNotFound', `Security group ${id} does not exist`);
+
+const groupInUse = (id: string) =>
+  new ApiError('SecurityGroupInUse', `Security Group ${id} in use.`);
 
 async function views(q: Queryable, rows: GroupRow[]): Promise<SecurityGroup[]> {
   const rules = await rulesOfGroups(
@@ -144,30 +148,43 @@ export async function deleteGroup(
   now: Date,
   mayDeleteDefault: boolean,
 ): Promise<string[]> {
-  return db.transaction(async (tx) => {
-    if (!(await touchGroup(tx, id, now))) throw groupNotFound(id);
-    if (!mayDeleteDefault && (await isDefaultGroup(tx, id)))
-      throw new ApiError(
-        'SecurityGroupCannotRemoveDefault',
-        'Insufficient rights for removing default security group.',
-      );
-    const bound = await tx.query(
-      'SELECT 1 AS one FROM securitygroupportbindings WHERE security_group_id = ? LIMIT 1',
-      [id],
+  try {
+    return await db.transaction((tx) => removeGroup(tx, id, now, mayDeleteDefault));
+  } catch (e) {
+    // A port bound to it meanwhile (PostgreSQL: its binding committed while this waited).
+    if (constraintKind(e) === 'foreign_key') throw groupInUse(id);
+    throw e;
+  }
+}
+
+async function removeGroup(
+  tx: Queryable,
+  id: string,
+  now: Date,
+  mayDeleteDefault: boolean,
+): Promise<string[]> {
+  if (!(await touchGroup(tx, id, now))) throw groupNotFound(id);
+  if (!mayDeleteDefault && (await isDefaultGroup(tx, id)))
+    throw new ApiError(
+      'SecurityGroupCannotRemoveDefault',
+      'Insufficient rights for removing default security group.',
     );
-    if (bound.length) throw new ApiError('SecurityGroupInUse', `Security Group ${id} in use.`);
-    const others = await tx.query<{ security_group_id: string }>(
-      `SELECT DISTINCT security_group_id FROM securitygrouprules
+  const bound = await tx.query(
+    'SELECT 1 AS one FROM securitygroupportbindings WHERE security_group_id = ? LIMIT 1',
+    [id],
+  );
+  if (bound.length) throw groupInUse(id);
+  const others = await tx.query<{ security_group_id: string }>(
+    `SELECT DISTINCT security_group_id FROM securitygrouprules
         WHERE remote_group_id = ? AND security_group_id <> ? ORDER BY security_group_id`,
-      [id, id],
-    );
-    for (const o of others) await touchGroup(tx, o.security_group_id, now);
-    await tx.query(
-      'DELETE FROM securitygrouprules WHERE remote_group_id = ? OR security_group_id = ?',
-      [id, id],
-    );
-    await tx.query('DELETE FROM securitygroups WHERE id = ?', [id]);
-    await forgetResourceStatuses(tx, 'security_group', id);
-    return others.map((o) => o.security_group_id);
-  });
+    [id, id],
+  );
+  for (const o of others) await touchGroup(tx, o.security_group_id, now);
+  await tx.query(
+    'DELETE FROM securitygrouprules WHERE remote_group_id = ? OR security_group_id = ?',
+    [id, id],
+  );
+  await tx.query('DELETE FROM securitygroups WHERE id = ?', [id]);
+  await forgetResourceStatuses(tx, 'security_group', id);
+  return others.map((o) => o.security_group_id);
 }

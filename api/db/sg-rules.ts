@@ -19,6 +19,7 @@ import { queryIn } from './chunks.ts';
 import type { Db, Queryable, Row } from './index.ts';
 import {
   type ColumnFilter,
+  constraintKind,
   guardQuota,
   numOrNull,
   type QuotaGuard,
@@ -178,17 +179,33 @@ export async function createRules(
 ): Promise<SecurityGroupRule[]> {
   const ids = specs.map(() => randomUUID());
   const at = resourceTime(now);
-  await db.transaction(async (tx) => {
-    const groups = [...new Set(specs.map((s) => s.security_group_id))].sort();
-    for (const g of groups)
-      if (!(await touchGroup(tx, g, now)))
-        throw new ApiError('SecurityGroupNotFound', `Security group ${g} does not exist`);
-    for (const spec of specs) await refuseDuplicate(tx, spec);
-    await guardQuota(tx, quota, projectId, 'security_group_rule', specs.length);
-    for (const [i, spec] of specs.entries())
-      await insertRule(tx, ids[i] as string, spec, projectId, at);
-  });
+  try {
+    await db.transaction(async (tx) => {
+      const groups = [...new Set(specs.map((s) => s.security_group_id))].sort();
+      for (const g of groups) if (!(await touchGroup(tx, g, now))) throw groupGone(g);
+      for (const spec of specs) await refuseDuplicate(tx, spec);
+      await guardQuota(tx, quota, projectId, 'security_group_rule', specs.length);
+      for (const [i, spec] of specs.entries())
+        await insertRule(tx, ids[i] as string, spec, projectId, at);
+    });
+  } catch (e) {
+    if (constraintKind(e) === 'foreign_key') throw await remoteGone(db, specs, e);
+    throw e;
+  }
   return Promise.all(ids.map(async (id) => (await getRule(db, id)) as SecurityGroupRule));
+}
+
+const groupGone = (id: string) =>
+  new ApiError('SecurityGroupNotFound', `Security group ${id} does not exist`);
+
+/** A remote group deleted while the rules naming it were written: SecurityGroupNotFound. */
+async function remoteGone(db: Queryable, specs: readonly RuleSpec[], e: unknown) {
+  const remotes = [...new Set(specs.flatMap((s) => s.remote_group_id ?? []))].sort();
+  for (const id of remotes) {
+    const rows = await db.query('SELECT 1 AS one FROM securitygroups WHERE id = ?', [id]);
+    if (rows.length === 0) return groupGone(id);
+  }
+  return e;
 }
 
 /** Deletes rule `id` (bumping its group's revision); SecurityGroupRuleNotFound if gone. */

@@ -5,16 +5,17 @@
  *
  * Invariants: a rule request is converted and checked whole (contracts/secgroup.ts
  * ruleSpec, in Neutron's order) before the groups it names are looked up, and a refused
- * request changes nothing (a bulk request is all or nothing, of one project, without two
- * equal rules); the group and the remote group must be ones the caller may
+ * request changes nothing (a bulk request is all or nothing, of one group and one owner,
+ * without two equal rules); the group and the remote group must be ones the caller may
  * see (SecurityGroupNotFound otherwise); a rule belongs to its group's project; every
- * committed create or delete is followed by sgRulesChanged for its group.
+ * committed create or delete is followed by sgRulesChanged for its group. Listing groups
+ * or rules makes the default groups it shows on first use (ensureListedDefaults).
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ApiError } from '../../contracts/errors.ts';
-import { arr, obj, optional, UUID } from '../../contracts/schema.ts';
+import { arr, obj, optional, PROJECT_ID, UUID } from '../../contracts/schema.ts';
 import { RuleBody, type RuleSpec, ruleSpec, sameRule } from '../../contracts/secgroup.ts';
-import { getGroup, groupNotFound } from '../db/security-groups.ts';
+import { ensureDefault, getGroup, groupNotFound } from '../db/security-groups.ts';
 import {
   createRules,
   deleteRule,
@@ -24,9 +25,10 @@ import {
   ruleNotFound,
 } from '../db/sg-rules.ts';
 import type { AppDeps } from '../deps.ts';
-import { listScope, ownerForCreate, owns } from '../policy.ts';
+import { callerProjectId, listScope, ownerForCreate, owns } from '../policy.ts';
 import { page, parseListQuery, pick, type Query, values } from '../query.ts';
 import { sgRulesChanged } from '../sg-hints.ts';
+import { isAdmin } from './neutron-policy.ts';
 import { neutronQuota } from './neutron-quotas.ts';
 
 type ById = FastifyRequest<{ Params: { id: string } }>;
@@ -56,19 +58,27 @@ function refuseDuplicatesInPost(specs: readonly RuleSpec[]) {
     );
 }
 
-/** The one project of the groups the rules name (each visible, as each remote group). */
-async function ruleProject(deps: AppDeps, req: FastifyRequest, specs: readonly RuleSpec[]) {
-  const projects = new Set<string>();
-  for (const spec of specs) {
-    if (spec.remote_group_id) await namedGroup(deps, req, spec.remote_group_id);
-    projects.add((await namedGroup(deps, req, spec.security_group_id)).project_id);
-  }
-  if (projects.size > 1)
+/** Neutron's _validate_single_tenant_and_group: a request's rules name one group, one owner. */
+function refuseMixed(req: FastifyRequest, bodies: readonly RuleBody[]) {
+  const groups = new Set(bodies.map((b) => b.security_group_id));
+  if (groups.size > 1)
+    throw new ApiError(
+      'SecurityGroupNotSingleGroupRules',
+      'Only allowed to update rules for one security profile at a time',
+    );
+  const owners = new Set(bodies.map((b) => ownerForCreate(req, b)));
+  if (owners.size > 1)
     throw new ApiError(
       'SecurityGroupRulesNotSingleTenant',
       'Multiple tenant_ids in bulk security group rule create not allowed',
     );
-  return [...projects][0] as string;
+}
+
+/** The project of the group the rules name (visible, as each remote group). */
+async function ruleProject(deps: AppDeps, req: FastifyRequest, specs: readonly RuleSpec[]) {
+  for (const spec of specs)
+    if (spec.remote_group_id) await namedGroup(deps, req, spec.remote_group_id);
+  return (await namedGroup(deps, req, (specs[0] as RuleSpec).security_group_id)).project_id;
 }
 
 async function visibleRule(deps: AppDeps, req: FastifyRequest, id: string) {
@@ -84,11 +94,28 @@ async function namedGroup(deps: AppDeps, req: FastifyRequest, id: string) {
   return group;
 }
 
+/** The projects whose default group a list makes: the caller's, and an admin's filter's. */
+function projectsToEnsure(req: FastifyRequest<{ Querystring: Query }>): string[] {
+  const own = [callerProjectId(req)];
+  if (!isAdmin(req)) return own;
+  const named = [...values(req.query.project_id), ...values(req.query.tenant_id)];
+  return [...new Set([...own, ...named.filter((p) => PROJECT_ID.test(p))])];
+}
+
+/** Makes the default groups a list of groups or rules shows on first use (as Neutron). */
+export async function ensureListedDefaults(
+  deps: AppDeps,
+  req: FastifyRequest<{ Querystring: Query }>,
+) {
+  for (const p of projectsToEnsure(req)) await ensureDefault(deps.db, p, deps.clock.now());
+}
+
 function readRoutes(app: FastifyInstance, deps: AppDeps) {
   app.get('/v2.0/security-group-rules', async (req: FastifyRequest<{ Querystring: Query }>) => {
     const q = parseListQuery(req.query, 'security_group_rule', RULE_FILTERS);
+    await ensureListedDefaults(deps, req);
     const scope = listScope(req);
-    if (scope !== undefined) q.filter.columns.project_id = [scope];
+    if (scope !== undefined) q.filter.clauses.push({ sql: 'project_id = ?', params: [scope] });
     return page(req, 'security_group_rules', await listRules(deps.db, q.filter), q);
   });
   app.get(
@@ -106,8 +133,8 @@ function writeRoutes(app: FastifyInstance, deps: AppDeps) {
   app.post('/v2.0/security-group-rules', async (req, reply) => {
     const { bodies, bulk } = parseCreate(req.body);
     const specs = bodies.map(ruleSpec);
+    refuseMixed(req, bodies);
     refuseDuplicatesInPost(specs);
-    for (const body of bodies) ownerForCreate(req, body);
     const project = await ruleProject(deps, req, specs);
     const rules = await createRules(deps.db, specs, project, deps.clock.now(), neutronQuota(deps));
     const groups = [...new Set(specs.map((s) => s.security_group_id))];

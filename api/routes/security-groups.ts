@@ -6,13 +6,13 @@
  * Invariants: a body is validated whole before anything is written and a refused request
  * changes nothing (each write is one transaction, api/db/security-groups.ts); a non-admin
  * sees and acts on its own project's groups only (another's is a 404, as a missing one);
- * listing makes the caller's project's default group on first use (and, for an admin, the
- * default group of each project its filter names); the name `default` is never given to
+ * listing groups or rules makes the caller's project's default group on first use (and, for
+ * an admin, the default group of each project its filter names); the name `default` is never given to
  * another group (Neutron's name_not_default); only an admin deletes a default group.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ApiError } from '../../contracts/errors.ts';
-import { PROJECT_ID, UUID } from '../../contracts/schema.ts';
+import { UUID } from '../../contracts/schema.ts';
 import {
   type SecurityGroup,
   SecurityGroupCreate,
@@ -21,7 +21,6 @@ import {
 import {
   createGroup,
   deleteGroup,
-  ensureDefault,
   GROUP_FILTERS,
   getGroup,
   groupNotFound,
@@ -29,12 +28,12 @@ import {
   updateGroup,
 } from '../db/security-groups.ts';
 import type { AppDeps } from '../deps.ts';
-import { callerProjectId, listScope, ownerForCreate, owns } from '../policy.ts';
+import { listScope, ownerForCreate, owns } from '../policy.ts';
 import { page, parseListQuery, pick, type Query, values } from '../query.ts';
 import { sgRulesChanged } from '../sg-hints.ts';
 import { isAdmin } from './neutron-policy.ts';
 import { neutronQuota } from './neutron-quotas.ts';
-import { securityGroupRuleRoutes } from './security-group-rules.ts';
+import { ensureListedDefaults, securityGroupRuleRoutes } from './security-group-rules.ts';
 
 type ById = FastifyRequest<{ Params: { id: string } }>;
 
@@ -58,20 +57,12 @@ function refuseDefaultName(name: string | undefined) {
     );
 }
 
-/** The projects whose default group a list makes: the caller's, and an admin's filter's. */
-function projectsToEnsure(req: FastifyRequest<{ Querystring: Query }>): string[] {
-  const own = [callerProjectId(req)];
-  if (!isAdmin(req)) return own;
-  const named = [...values(req.query.project_id), ...values(req.query.tenant_id)];
-  return [...new Set([...own, ...named.filter((p) => PROJECT_ID.test(p))])];
-}
-
 function readRoutes(app: FastifyInstance, deps: AppDeps) {
   app.get('/v2.0/security-groups', async (req: FastifyRequest<{ Querystring: Query }>) => {
     const q = parseListQuery(req.query, 'security_group', GROUP_FILTERS);
-    for (const p of projectsToEnsure(req)) await ensureDefault(deps.db, p, deps.clock.now());
+    await ensureListedDefaults(deps, req);
     const scope = listScope(req);
-    if (scope !== undefined) q.filter.columns.project_id = [scope];
+    if (scope !== undefined) q.filter.clauses.push({ sql: 'project_id = ?', params: [scope] });
     return page(req, 'security_groups', await listGroups(deps.db, q.filter), q);
   });
   app.get(

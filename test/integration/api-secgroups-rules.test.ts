@@ -40,7 +40,11 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         ],
         [
           { ethertype: 'ipv6', protocol: 'icmpv6', remote_ip_prefix: '2001:DB8::1' },
-          { ethertype: 'IPv6', protocol: 'icmpv6', remote_ip_prefix: '2001:db8::1/128' },
+          { ethertype: 'IPv6', protocol: 'ipv6-icmp', remote_ip_prefix: '2001:db8::1/128' },
+        ],
+        [
+          { ethertype: 'IPv6', protocol: 1, remote_group_id: null },
+          { protocol: '58', remote_group_id: null },
         ],
       ];
       for (const [body, want] of cases) {
@@ -121,6 +125,11 @@ for (const engine of ['sqlite', 'postgres'] as const) {
           { ...ing, remote_ip_prefix: '10.0.0.0/33' },
           'HTTPBadRequest',
           "Invalid input for remote_ip_prefix. Reason: '10.0.0.0/33' is not a valid IP subnet.",
+        ],
+        [
+          { ...ing, protocol: 'gre', port_range_min: 5, port_range_max: 5 },
+          'SecurityGroupInvalidProtocolForPort',
+          'Invalid protocol 47 for port range, only supported for DCCP, SCTP, TCP, UDP, UDPLITE protocols.',
         ],
         [
           { ...ing, protocol: 'ipv6-icmp' },
@@ -231,9 +240,9 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         security_group_rules: [tcp(5), { ...tcp(9), port_range_min: 10 }],
       });
       const other = await group(h.tokens.B, { name: 'bulk-b' });
-      const mixed = await refused(
+      const groups = await refused(
         400,
-        'SecurityGroupRulesNotSingleTenant',
+        'SecurityGroupNotSingleGroupRules',
         h.tokens.admin,
         'POST',
         RULES,
@@ -241,7 +250,18 @@ for (const engine of ['sqlite', 'postgres'] as const) {
           security_group_rules: [tcp(6), { ...tcp(6), security_group_id: other.id }],
         },
       );
-      assert.equal(mixed, 'Multiple tenant_ids in bulk security group rule create not allowed');
+      assert.equal(groups, 'Only allowed to update rules for one security profile at a time');
+      const owners = await refused(
+        400,
+        'SecurityGroupRulesNotSingleTenant',
+        h.tokens.admin,
+        'POST',
+        RULES,
+        {
+          security_group_rules: [tcp(6), { ...tcp(7), project_id: h.projects.B }],
+        },
+      );
+      assert.equal(owners, 'Multiple tenant_ids in bulk security group rule create not allowed');
       await refused(400, 'HTTPBadRequest', memberA, 'POST', RULES, { security_group_rules: [] });
     });
 

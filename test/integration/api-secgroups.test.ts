@@ -63,6 +63,10 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       for (const r of dflt.security_group_rules) assert.deepEqual(Object.keys(r).sort(), RULE_KEYS);
       const admins = await call(admin, 'GET', `${GROUPS}?project_id=${hexId()}`);
       assert.equal((admins.body.security_groups as SecurityGroup[]).length, 1);
+      // Listing rules first makes the default group too, as Neutron's get_security_group_rules.
+      const fresh = await call(h.memberOf(hexId()), 'GET', RULES);
+      assert.equal(fresh.status, 200);
+      assert.equal((fresh.body.security_group_rules as SecurityGroupRule[]).length, 4);
     });
 
     test('create, show, list, update, delete with Neutron keys and egress rules', async () => {
@@ -209,6 +213,13 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       const rulesA = (await call(memberA, 'GET', RULES)).body
         .security_group_rules as SecurityGroupRule[];
       assert.ok(rulesA.every((x) => x.project_id === h.projects.A));
+      for (const [url, key] of [
+        [GROUPS, 'security_groups'],
+        [RULES, 'security_group_rules'],
+      ] as const) {
+        const asked = await call(memberA, 'GET', `${url}?project_id=${h.projects.B}`);
+        assert.deepEqual([asked.status, asked.body[key]], [200, []]);
+      }
       await refused(404, 'SecurityGroupNotFound', memberA, 'GET', `${GROUPS}/${g.id}`);
       await refused(404, 'SecurityGroupNotFound', memberA, 'PUT', `${GROUPS}/${g.id}`, {
         security_group: { name: 'x' },

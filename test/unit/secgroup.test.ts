@@ -77,7 +77,24 @@ describe('security group rules, pure', () => {
       typeOf(() => spec({ remote_ip_prefix: '::/0', protocol: 'ipv6-icmp' })),
       'SecurityGroupRuleParameterConflict',
     );
-    assert.equal(spec({ protocol: 'gre', port_range_min: 1, port_range_max: 2 }).port_range_min, 1);
+    // Only protocols with ports (and ICMP's type and code) take a range, as Neutron today.
+    assert.equal(
+      typeOf(() => spec({ protocol: 'gre', port_range_min: 1, port_range_max: 1 })),
+      'SecurityGroupInvalidProtocolForPort',
+    );
+    assert.equal(
+      spec({ protocol: 'dccp', port_range_min: 1, port_range_max: 2 }).port_range_min,
+      1,
+    );
+    // ICMP on IPv6 is stored as ipv6-icmp (Neutron's _make_canonical_ipv6_icmp_protocol).
+    const v6 = (protocol: string) => spec({ ethertype: 'IPv6', protocol }).protocol;
+    assert.deepEqual(['icmp', 'icmpv6', '1', 'tcp'].map(v6), [
+      'ipv6-icmp',
+      'ipv6-icmp',
+      '58',
+      'tcp',
+    ]);
+    assert.equal(spec({ remote_group_id: null }).remote_group_id, null);
     assert.equal(
       typeOf(() => spec({ protocol: 'tcp', port_range_min: 2 })),
       'SecurityGroupInvalidPortRange',
