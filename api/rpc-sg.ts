@@ -12,14 +12,15 @@
 import { canonicalIp } from '../contracts/inet.ts';
 import { addressOrPrefix, FirewallRule, type SecurityGroupInfoResult } from '../contracts/l2.ts';
 import type { ArgsOf } from '../contracts/messages.ts';
+import type { SecurityGroupRule } from '../contracts/secgroup.ts';
 import { protocolNumber } from '../contracts/sg-protocols.ts';
 import type { Logger } from '../core/log.ts';
 import type { Db } from './db/index.ts';
-import { existingGroups, memberAddresses, type RuleRow, rulesOfGroups } from './db/sg-agent.ts';
+import { existingGroups, memberAddresses } from './db/sg-agent.ts';
+import { rulesOfGroups } from './db/sg-rules.ts';
 
 type Warn = Pick<Logger, 'warn'>;
 const ADDRESS = addressOrPrefix();
-const intOrNull = (v: unknown) => (v === null || v === undefined ? null : Number(v));
 
 /** Stored text in canonical form (address or prefix), or undefined when it is neither. */
 export function canonicalAddress(text: string): string | undefined {
@@ -34,7 +35,7 @@ export function canonicalAddress(text: string): string | undefined {
 }
 
 /** One stored rule as the agent gets it, or undefined (logged) when it cannot be. */
-function firewallRule(row: RuleRow, log?: Warn): FirewallRule | undefined {
+function firewallRule(row: SecurityGroupRule, log?: Warn): FirewallRule | undefined {
   const protocol = protocolNumber(row.protocol);
   const prefix = row.remote_ip_prefix;
   const remote = prefix === null ? null : canonicalAddress(prefix);
@@ -46,8 +47,8 @@ function firewallRule(row: RuleRow, log?: Warn): FirewallRule | undefined {
       direction: row.direction,
       ethertype: row.ethertype,
       protocol,
-      port_range_min: intOrNull(row.port_range_min),
-      port_range_max: intOrNull(row.port_range_max),
+      port_range_min: row.port_range_min,
+      port_range_max: row.port_range_max,
       remote_ip_prefix: remote,
       remote_group_id: row.remote_group_id,
     });
@@ -76,12 +77,12 @@ export async function securityGroupInfo(
   log?: Warn,
 ): Promise<SecurityGroupInfoResult> {
   const ids = await existingGroups(db, args.security_groups);
-  const rules = new Map(ids.map((id) => [id, [] as FirewallRule[]]));
-  for (const row of await rulesOfGroups(db, ids)) {
-    const rule = firewallRule(row, log);
-    if (rule) rules.get(row.security_group_id)?.push(rule);
-  }
-  const groups = ids.map((id) => ({ id, rules: rules.get(id) ?? [] }));
+  const stored = await rulesOfGroups(db, ids);
+  const byId = (a: SecurityGroupRule, b: SecurityGroupRule) => (a.id < b.id ? -1 : 1);
+  const groups = ids.map((id) => ({
+    id,
+    rules: [...(stored.get(id) ?? [])].sort(byId).flatMap((row) => firewallRule(row, log) ?? []),
+  }));
   const remotes = new Set<string>();
   for (const g of groups)
     for (const r of g.rules) if (r.remote_group_id !== null) remotes.add(r.remote_group_id);

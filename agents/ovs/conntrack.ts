@@ -9,10 +9,9 @@
  * flows are in place; a failed flush is logged and costs nothing else (the zone's entries
  * would age out), so it never fails a sync.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import type { CommandRunner, CommandSpec } from '../../core/exec.ts';
+import type { CommandRunner } from '../../core/exec.ts';
 import type { Logger } from '../../core/log.ts';
+import { flushZoneCommand, vswitchdControl } from '../../host/ovs/appctl.ts';
 
 /** Zones (ofport → port id) of `before` that `now` does not give the same port. */
 export function zonesLeft(
@@ -23,24 +22,6 @@ export function zonesLeft(
     .filter(([zone, id]) => now.get(zone) !== id)
     .map(([zone]) => zone)
     .sort((a, b) => a - b);
-}
-
-/** ovs-vswitchd's control socket in `rundir`: `ovs-vswitchd.ctl`, else by its pidfile. */
-export function vswitchdControl(rundir: string): string {
-  const fixed = join(rundir, 'ovs-vswitchd.ctl');
-  if (existsSync(fixed)) return fixed;
-  const pid = readFileSync(join(rundir, 'ovs-vswitchd.pid'), 'utf8').trim();
-  if (!/^\d+$/.test(pid)) throw new Error(`bad ovs-vswitchd pidfile in ${rundir}`);
-  return join(rundir, `ovs-vswitchd.${pid}.ctl`);
-}
-
-/** ovs-vswitchd's one datapath (the bridges' datapath_type) is the one flushed. */
-export function flushZoneCommand(control: string, zone: number): CommandSpec {
-  if (!Number.isInteger(zone) || zone < 1 || zone > 65535) throw new Error(`bad zone ${zone}`);
-  return {
-    argv: ['ovs-appctl', '-t', control, 'dpctl/flush-conntrack', `zone=${zone}`],
-    timeoutMs: 10_000,
-  };
 }
 
 /** Flushes each zone of `zones`; failures are logged, never thrown. */

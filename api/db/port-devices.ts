@@ -9,6 +9,7 @@
  */
 import { queryIn } from './chunks.ts';
 import type { Queryable } from './index.ts';
+import { portSecurityOf } from './port-security.ts';
 
 export interface DeviceRow {
   id: string;
@@ -36,43 +37,25 @@ export function deviceRows(tx: Queryable, ids: readonly string[]): Promise<Devic
 
 /** What the firewall needs of each port of `ids`: fixed IPs, groups, allowed pairs. */
 export async function deviceFilters(tx: Queryable, ids: readonly string[]) {
-  const out = new Map<string, { ips: string[]; groups: string[]; pairs: AddressPairRow[] }>();
-  const of = (id: string) => {
-    const e = out.get(id) ?? { ips: [], groups: [], pairs: [] };
-    out.set(id, e);
-    return e;
-  };
+  const security = await portSecurityOf(tx, ids);
   const ips = await queryIn<{ port_id: string; ip_address: string }>(
     tx,
     ids,
-    (list) => `SELECT port_id, ip_address FROM ipallocations WHERE port_id IN ${list}`,
-  );
-  for (const r of ips) of(r.port_id).ips.push(r.ip_address);
-  const groups = await queryIn<{ port_id: string; security_group_id: string }>(
-    tx,
-    ids,
     (list) =>
-      `SELECT port_id, security_group_id FROM securitygroupportbindings WHERE port_id IN ${list}`,
+      `SELECT port_id, ip_address FROM ipallocations WHERE port_id IN ${list} ORDER BY ip_address`,
   );
-  for (const r of groups) of(r.port_id).groups.push(r.security_group_id);
-  const pairs = await queryIn<{ port_id: string; mac_address: string; ip_address: string }>(
-    tx,
-    ids,
-    (list) =>
-      `SELECT port_id, mac_address, ip_address FROM allowedaddresspairs WHERE port_id IN ${list}`,
+  const ipsOf = new Map<string, string[]>();
+  for (const r of ips) ipsOf.set(r.port_id, [...(ipsOf.get(r.port_id) ?? []), r.ip_address]);
+  return new Map(
+    ids.map((id) => [
+      id,
+      {
+        ips: ipsOf.get(id) ?? [],
+        groups: security.get(id)?.groups ?? [],
+        pairs: security.get(id)?.pairs ?? [],
+      },
+    ]),
   );
-  for (const r of pairs)
-    of(r.port_id).pairs.push({ mac_address: r.mac_address, ip_address: r.ip_address });
-  for (const e of out.values()) {
-    e.ips.sort();
-    e.groups.sort();
-  }
-  return out;
-}
-
-export interface AddressPairRow {
-  mac_address: string;
-  ip_address: string;
 }
 
 /** Binds an unbound port to `host` (revision bumped); nothing when it is bound already. */

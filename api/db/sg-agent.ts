@@ -1,5 +1,5 @@
 /**
- * What the L2 agents' firewall reads of security groups: the rules of groups, the
+ * What the L2 agents' firewall reads of security groups (their rules are sg-rules.ts'): the
  * addresses of their members, and the hosts whose ports a group change affects.
  *
  * Invariant: every query is set-based over its list of ids (queryIn), so the cost of a
@@ -8,18 +8,6 @@
  */
 import { queryIn } from './chunks.ts';
 import type { Queryable } from './index.ts';
-
-export interface RuleRow {
-  id: string;
-  security_group_id: string;
-  direction: string;
-  ethertype: string;
-  protocol: string | null;
-  port_range_min: unknown;
-  port_range_max: unknown;
-  remote_ip_prefix: string | null;
-  remote_group_id: string | null;
-}
 
 const byKeys = <T>(rows: T[], key: (r: T) => string) =>
   rows.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
@@ -32,18 +20,6 @@ export async function existingGroups(db: Queryable, ids: readonly string[]): Pro
     (list) => `SELECT id FROM securitygroups WHERE id IN ${list}`,
   );
   return rows.map((r) => r.id).sort();
-}
-
-/** The rules of the groups `ids`, sorted by group then rule id. */
-export async function rulesOfGroups(db: Queryable, ids: readonly string[]): Promise<RuleRow[]> {
-  const rows = await queryIn<RuleRow & Record<string, unknown>>(
-    db,
-    [...new Set(ids)],
-    (list) => `SELECT id, security_group_id, direction, ethertype, protocol, port_range_min,
-        port_range_max, remote_ip_prefix, remote_group_id
-       FROM securitygrouprules WHERE security_group_id IN ${list}`,
-  );
-  return byKeys(rows, (r) => `${r.security_group_id} ${r.id}`);
 }
 
 /**

@@ -12,13 +12,14 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { flushZoneCommand, vswitchdControl } from '../../agents/ovs/conntrack.ts';
 import { desiredOvs, type OvsSettings, tunnelName } from '../../agents/ovs/desired.ts';
 import type { OvsPort, OvsState } from '../../agents/ovs/observe.ts';
 import type { SgInfo } from '../../agents/ovs/sg-flows.ts';
 import type { DeviceDetails, FirewallRule } from '../../contracts/l2.ts';
 import { createCommandRunner } from '../../core/exec.ts';
+import { flushZoneCommand, vswitchdControl } from '../../host/ovs/appctl.ts';
 import { replaceFlowsCommand } from '../../host/ovs/ofctl.ts';
+import { DEF, fwRule, NET, SEED, uuid } from '../helpers/firewall-fixtures.ts';
 import { createLab, type Endpoint, type Lab, type LabHost } from '../helpers/lab.ts';
 import { stopPeers, tcpConnect, tcpServer } from '../helpers/tcp-peer.ts';
 
@@ -29,21 +30,7 @@ const S: OvsSettings = {
   localIp: null,
   tunnelTypes: ['vxlan'],
 };
-const NET = 'aaaaaaaa-0000-4000-8000-000000000001';
-const SEED = 'cccccccc-0000-4000-8000-000000000001';
-const DEF = 'dddddddd-0000-4000-8000-000000000001';
-const uuid = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
-const rule = (n: number, r: Partial<FirewallRule>): FirewallRule => ({
-  id: uuid(100 + n),
-  direction: 'ingress',
-  ethertype: 'IPv4',
-  protocol: null,
-  port_range_min: null,
-  port_range_max: null,
-  remote_ip_prefix: null,
-  remote_group_id: null,
-  ...r,
-});
+const rule = fwRule;
 const SEED_RULES = [
   rule(1, { direction: 'egress' }),
   rule(2, { protocol: 1, remote_ip_prefix: '0.0.0.0/0' }),

@@ -14,9 +14,11 @@ import type { OvsSettings } from '../../agents/ovs/desired.ts';
 import { createL2 } from '../../agents/ovs/l2.ts';
 import { applyUpdates, emptyReplica } from '../../agents/ovs/observe.ts';
 import { parseSgInfo } from '../../agents/ovs/sg-info.ts';
+import type { FirewallRule } from '../../contracts/l2.ts';
 import { DeviceDetails } from '../../contracts/l2.ts';
 import type { CommandSpec } from '../../core/exec.ts';
 import { FakeOvsdb } from '../helpers/fake-ovsdb.ts';
+import { DEF, fwDetail, fwRule, uuid } from '../helpers/firewall-fixtures.ts';
 
 const S: OvsSettings = {
   intBridge: 'br-int',
@@ -28,35 +30,10 @@ const S: OvsSettings = {
 /** A run directory whose ovs-vswitchd control socket is the fixed name (as the lab's). */
 const RUNDIR = mkdtempSync(join(tmpdir(), 'kumo-ovs-l2-'));
 writeFileSync(join(RUNDIR, 'ovs-vswitchd.ctl'), '');
-const DEF = 'dddddddd-0000-4000-8000-000000000001';
 const OTHER = 'eeeeeeee-0000-4000-8000-000000000001';
-const uuid = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
-const detail = (n: number, extra = {}) => ({
-  device: uuid(n),
-  network_id: 'aaaaaaaa-0000-4000-8000-000000000001',
-  network_type: 'vxlan',
-  physical_network: null,
-  segmentation_id: 100,
-  mac_address: `fa:16:3e:00:00:0${n}`,
-  admin_state_up: true,
-  device_owner: 'compute:nova',
-  fixed_ips: [`10.0.0.${n}`],
-  port_security_enabled: true,
-  security_groups: [DEF],
-  allowed_address_pairs: [],
-  ...extra,
-});
-const rule = (n: number, extra = {}) => ({
-  id: uuid(100 + n),
-  direction: 'ingress',
-  ethertype: 'IPv4',
-  protocol: 6,
-  port_range_min: 22,
-  port_range_max: 22,
-  remote_ip_prefix: null,
-  remote_group_id: null,
-  ...extra,
-});
+const detail = fwDetail;
+const rule = (n: number, extra: Partial<FirewallRule> = {}) =>
+  fwRule(n, { protocol: 6, port_range_min: 22, port_range_max: 22, ...extra });
 
 function harness(sgReply: () => unknown) {
   const lines: string[] = [];

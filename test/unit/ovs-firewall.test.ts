@@ -10,22 +10,10 @@ import { type FilteredPort, firewallFlows, linkLocal } from '../../agents/ovs/fi
 import type { OvsPort, OvsState } from '../../agents/ovs/observe.ts';
 import type { SgInfo } from '../../agents/ovs/sg-flows.ts';
 import { portMasks } from '../../agents/ovs/sg-match.ts';
-import type { DeviceDetails, FirewallRule } from '../../contracts/l2.ts';
+import type { FirewallRule } from '../../contracts/l2.ts';
+import { DEF, fwDetail, fwRule, SEED, uuid } from '../helpers/firewall-fixtures.ts';
 
-const SEED = 'cccccccc-0000-4000-8000-000000000001';
-const DEF = 'dddddddd-0000-4000-8000-000000000001';
-const uuid = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
-const rule = (n: number, r: Partial<FirewallRule> = {}): FirewallRule => ({
-  id: uuid(100 + n),
-  direction: 'ingress',
-  ethertype: 'IPv4',
-  protocol: null,
-  port_range_min: null,
-  port_range_max: null,
-  remote_ip_prefix: null,
-  remote_group_id: null,
-  ...r,
-});
+const rule = fwRule;
 const tcp = (n: number, min: number, max = min, extra: Partial<FirewallRule> = {}) =>
   rule(n, { protocol: 6, port_range_min: min, port_range_max: max, ...extra });
 const port = (n: number, groups: string[], extra: Partial<FilteredPort> = {}): FilteredPort => ({
@@ -346,21 +334,7 @@ describe('br-int with the firewall (desiredOvs)', () => {
       },
     ],
   });
-  const detail = (n: number, extra: Partial<DeviceDetails>): DeviceDetails => ({
-    device: uuid(n),
-    network_id: 'aaaaaaaa-0000-4000-8000-000000000001',
-    network_type: 'vxlan',
-    physical_network: null,
-    segmentation_id: 100,
-    mac_address: `fa:16:3e:00:00:0${n}`,
-    admin_state_up: true,
-    device_owner: 'compute:nova',
-    fixed_ips: [`10.0.0.${n}`],
-    port_security_enabled: true,
-    security_groups: [DEF],
-    allowed_address_pairs: [],
-    ...extra,
-  });
+  const detail = fwDetail;
   const state = (ports: OvsPort[]): OvsState => ({
     rootUuid: 'r',
     curCfg: 1,
