@@ -63,9 +63,10 @@ async function ovsSide(h: FenceHost, device: string): Promise<[Liveness, string]
   return ['live', ''];
 }
 
-function vswitchdRuns(h: FenceHost): boolean {
+/** Whether the ovs-vswitchd its pid file names still runs (a zombie or a reused pid: no). */
+export function vswitchdRuns(pidfile: string): boolean {
   try {
-    const pid = readFileSync(h.vswitchdPidfile, 'utf8').trim();
+    const pid = readFileSync(pidfile, 'utf8').trim();
     return readFileSync(`/proc/${pid}/cmdline`, 'utf8').startsWith('ovs-vswitchd');
   } catch {
     return false;
@@ -96,7 +97,7 @@ export async function probeHost(
   device: string,
   address: string,
 ): Promise<[Liveness, string]> {
-  if (!vswitchdRuns(h)) return ['dead', 'ovs-vswitchd not running'];
+  if (!vswitchdRuns(h.vswitchdPidfile)) return ['dead', 'ovs-vswitchd not running'];
   const [ovs, ns] = await Promise.all([
     guarded(ovsSide(h, device)),
     guarded(nsSide(h, device, address)),

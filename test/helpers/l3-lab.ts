@@ -9,7 +9,7 @@
  *
  * API (kept small; benches import it): `buildL3Lab(opts)` → `L3Lab`; `destroy()` always.
  * `killHost`/`reviveHost` take a whole network host down and up as a power cut would look
- * from outside (agents SIGKILLed, ovs-vswitchd stopped, underlay and outside links down)
+ * from outside (agents SIGKILLed, ovs-vswitchd stopped and gone, underlay and outside links down)
  * and back (vswitchd with lab.ts's argv, br-phy's address, links up, agents restarted);
  * ovsdb-server keeps running, as a host's disk would keep its database.
  *
@@ -24,6 +24,7 @@ import type { Network, Port, Subnet } from '../../contracts/network.ts';
 import { portDevice } from '../../host/ip/names.ts';
 import { Cluster, type ClusterTiming, ovsOf, type Proc, runCommand } from './cluster.ts';
 import { waitFor } from './env.ts';
+import { vswitchdRuns } from './fence-monitor.ts';
 import { createLab, type Endpoint, type Lab, type LabHost } from './lab.ts';
 import { openDefaultGroup } from './sg-open.ts';
 import { stopPeers, tcpServer } from './tcp-peer.ts';
@@ -282,6 +283,8 @@ async function killHost(l: L3Lab, h: LabHost) {
     ...LINKS.map((dev) => l.lab.exec(h.netns, ['ip', 'link', 'set', dev, 'down'])),
   ]);
   await l.lab.exec(h.netns, ['ovs-appctl', '-t', join(h.dir, 'ovs-vswitchd.ctl'), 'exit']);
+  const pidfile = join(h.dir, 'ovs-vswitchd.pid');
+  await waitFor('ovs-vswitchd exited', () => !vswitchdRuns(pidfile), 10_000, 50);
 }
 
 /** ovs-vswitchd as lab.ts starts it, br-phy's tunnel address back, links up. */
