@@ -4,8 +4,9 @@
  * host), device status, and the tunnel endpoint list (tunnels.ts); the DHCP agent's
  * get_active_networks / get_network_info (rpc-dhcp.ts); the L3 agent's
  * get_active_routers / get_router_info / update_floatingip_statuses (rpc-l3.ts); the compute agent's get_instance
- * / get_host_instances / update_instance (rpc-compute.ts); and every agent's
- * report_status (status-reports.ts).
+ * / get_host_instances / update_instance (rpc-compute.ts); the metadata relays'
+ * get_metadata_instance and the compute agent's get_config_drive (rpc-metadata.ts); and
+ * every agent's report_status (status-reports.ts).
  *
  * Invariants: a port is bound to the first host whose L2 agent asks for it and is never
  * described to another host; a device status is set only by the host the port is bound
@@ -22,6 +23,7 @@ import type { Clock } from './liveness.ts';
 import { getHostInstances, getInstance, updateInstance } from './rpc-compute.ts';
 import { getActiveNetworks, getNetworkInfo } from './rpc-dhcp.ts';
 import { getActiveRouters, getRouterInfo, updateFloatingIpStatuses } from './rpc-l3.ts';
+import { getConfigDrive, getMetadataInstance } from './rpc-metadata.ts';
 import { securityGroupInfo } from './rpc-sg.ts';
 import { createStatusHandler } from './status-reports.ts';
 import { tunnelSync } from './tunnels.ts';
@@ -112,6 +114,10 @@ export function createRpcHandler(deps: RpcDeps) {
         return getHostInstances(deps.db, message.args);
       case 'update_instance':
         return updateInstance(deps, message.args);
+      case 'get_metadata_instance':
+        return getMetadataInstance(deps.db, message.args);
+      case 'get_config_drive':
+        return getConfigDrive(deps, message.args);
       case 'report_status':
         return reportStatus(message.args);
       default:

@@ -20,6 +20,7 @@ import {
   UpdateDeviceListArgs,
 } from './l2.ts';
 import { GetActiveRoutersArgs, GetRouterInfoArgs, UpdateFloatingIpStatusesArgs } from './l3.ts';
+import { GetConfigDriveArgs, GetMetadataInstanceArgs } from './metadata.ts';
 import {
   bool,
   type Infer,
@@ -75,6 +76,8 @@ export const METHODS = {
   get_host_instances: GetHostInstancesArgs,
   update_instance: UpdateInstanceArgs,
   get_console_output: ConsoleOutputArgs,
+  get_metadata_instance: GetMetadataInstanceArgs,
+  get_config_drive: GetConfigDriveArgs,
   report_status: ReportStatusArgs,
 } as const satisfies Record<string, Schema<unknown>>;
 

@@ -270,6 +270,18 @@ const SPEC = {
   },
   dhcp: {
     dhcp_lease_duration: f(integer(120, 31536000), '86400'),
+    /** Serve 169.254.169.254 from the DHCP namespace on networks with no router. */
+    enable_isolated_metadata: f(boolean, 'true'),
+  },
+  metadata: {
+    /** kumo-api's metadata listener (Nova's metadata_listen / metadata_listen_port). */
+    bind_host: f(ipv4, '127.0.0.1'),
+    bind_port: f(integer(1, 65535), '8775'),
+    /** Signs the relays' requests; metadata is off (and said so at start) when absent. */
+    metadata_proxy_shared_secret: f(token),
+    /** Where the relays in the L3 and DHCP agents reach kumo-api's metadata listener. */
+    nova_metadata_host: f(ipv4, '127.0.0.1'),
+    nova_metadata_port: f(integer(1, 65535), '8775'),
   },
   l3: {
     agent_mode: f(choice(['legacy'] as const), 'legacy'),
@@ -308,6 +320,8 @@ const SPEC = {
     reclaim_instance_interval: f(integer(0, 2 ** 31 - 1), '0'),
     /** kumo-api's URL, for image downloads (with [api] service_token). */
     api_url: f(httpUrl, 'http://127.0.0.1:9696'),
+    /** Attach a config drive to every instance, asked for or not (as Nova). */
+    force_config_drive: f(boolean, 'false'),
   },
 } satisfies Record<string, Record<string, Field<unknown>>>;
 

@@ -527,6 +527,30 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string[]
       )`,
     ],
   },
+  {
+    version: 15,
+    name: 'keypairs, user data, config drive',
+    sql: [
+      // Nova's key pairs belong to users: a name is unique per user. seq is the integer id
+      // Nova shows; type is ssh or x509.
+      `CREATE TABLE keypairs (
+        seq BIGINT NOT NULL UNIQUE,
+        user_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        type TEXT NOT NULL,
+        public_key TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (user_id, name)
+      )`,
+      // What the instance booted with: the key's name and public key copied at create (the
+      // metadata keeps serving them if the key pair is deleted), user data as given (base64).
+      'ALTER TABLE instances ADD COLUMN key_name TEXT',
+      'ALTER TABLE instances ADD COLUMN key_data TEXT',
+      'ALTER TABLE instances ADD COLUMN user_data TEXT',
+      'ALTER TABLE instances ADD COLUMN config_drive BOOLEAN NOT NULL DEFAULT FALSE',
+    ],
+  },
 ];
 
 export async function migrate(db: Db): Promise<number[]> {
