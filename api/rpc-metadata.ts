@@ -20,7 +20,6 @@ import type { Db, Queryable } from './db/index.ts';
 import { servesRouter } from './db/l3-bindings.ts';
 import { configDriveFiles } from './metadata/content.ts';
 import { loadInstanceData } from './metadata/instance-data.ts';
-import type { RpcDeps } from './rpc.ts';
 
 /** The networks a relay may look in: the router's interface networks, or the network. */
 async function networksOf(db: Queryable, args: ArgsOf<'get_metadata_instance'>) {
@@ -57,7 +56,7 @@ export async function getMetadataInstance(
   return { instance: { instance_id: only.id, project_id: only.project_id } };
 }
 
-export async function getConfigDrive(deps: RpcDeps, args: ArgsOf<'get_config_drive'>) {
+export async function getConfigDrive(deps: { db: Db }, args: ArgsOf<'get_config_drive'>) {
   const data = await loadInstanceData(deps.db, args.instance_id);
   if (!data || data.record.host !== args.host) return { files: null };
   const files = configDriveFiles(data, () => randomBytes(512));
