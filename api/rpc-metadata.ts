@@ -5,7 +5,8 @@
  *
  * Invariants: a relay learns only about routers bound to its host's L3 agent and networks
  * bound to its host's DHCP agent; an address names an instance only when exactly one live
- * instance (through a compute:* port's device_id) holds it on those networks, so
+ * instance holds it on those networks on one of its own NICs (a compute:* port whose
+ * device_id is the instance and which is in the instance's port_order), so
  * overlapping addresses on two networks resolve per network and an ambiguous one to
  * nobody; a config drive is given only to the instance's own host, built by the same
  * content builder the listener uses.
@@ -36,21 +37,32 @@ async function networksOf(db: Queryable, args: ArgsOf<'get_metadata_instance'>) 
   return (await servesNetwork(db, args.network_id, args.host)) ? [args.network_id] : [];
 }
 
+interface Holder {
+  id: string;
+  project_id: string;
+  port_id: string;
+  port_order: string;
+  [k: string]: unknown;
+}
+
 export async function getMetadataInstance(
   db: Db,
   args: ArgsOf<'get_metadata_instance'>,
 ): Promise<{ instance: MetadataInstance | null }> {
   const networks = await networksOf(db, args);
-  const rows = await queryIn<{ id: string; project_id: string }>(
+  const rows = await queryIn<Holder>(
     db,
     networks,
-    (list) => `SELECT DISTINCT i.id, i.project_id FROM ipallocations a
+    (list) => `SELECT i.id, i.project_id, i.port_order, p.id AS port_id FROM ipallocations a
       JOIN ports p ON p.id = a.port_id JOIN instances i ON i.id = p.device_id
       WHERE a.ip_address = ? AND p.device_owner LIKE 'compute:%' AND i.deleted_at IS NULL
         AND a.network_id IN ${list}`,
     [args.ip],
   );
-  const found = [...new Map(rows.map((r) => [r.id, r])).values()];
+  // Only the instance's own NICs: a port that merely names an instance as its device
+  // (anyone may create one) must not speak for it.
+  const nics = rows.filter((r) => (JSON.parse(r.port_order) as string[]).includes(r.port_id));
+  const found = [...new Map(nics.map((r) => [r.id, r])).values()];
   const [only] = found;
   if (found.length !== 1 || !only) return { instance: null };
   return { instance: { instance_id: only.id, project_id: only.project_id } };

@@ -2,7 +2,7 @@
  * The metadata RPC calls over real RabbitMQ on both engines: get_metadata_instance finds
  * the instance behind (router | network, fixed IP), routed and isolated, with overlapping
  * addresses on two networks resolving to different instances, and nobody for an unknown
- * address, a non-compute port, a deleted instance or a host that does not serve the
+ * address, a non-compute port, a port that only names an instance as its device, a deleted instance or a host that does not serve the
  * router or network; get_config_drive gives the instance's own host Nova's config drive
  * files (the listener's content) and any other host null.
  */
@@ -66,6 +66,18 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.equal(await which({ host: 'h1', router_id: w.router, ip }), null, 'not h1 router');
       assert.equal(await which({ host: 'h1', network_id: w.netB, ip }), null, 'not h1 network');
       assert.equal(await which({ host: 'n1', router_id: w.netB, ip }), null, 'no such router');
+
+      // A port that names A as its device is not one of A's NICs: it speaks for nobody.
+      const forged = await h.call('POST', '/v2.0/ports', {
+        port: {
+          network_id: w.net1,
+          fixed_ips: [{ ip_address: '10.1.0.11' }],
+          device_owner: 'compute:nova',
+          device_id: w.a,
+        },
+      });
+      assert.equal(forged.status, 201, forged.raw);
+      assert.equal(await which({ host: 'n1', network_id: w.net1, ip: '10.1.0.11' }), null);
 
       // Every agent dead: the server is deleted at once, and its address names nobody.
       h.advance(3600);
