@@ -9,7 +9,8 @@
  * Nova's genisoimage options from exactly those files (bytes intact), renames it into place
  * readable by libvirt's qemu user with nothing left aside, and defines the domain with the
  * read-only IDE cdrom; without either, nothing is asked or built and the XML has no
- * cdrom; a rebuild builds it again from the API's current files; a delete removes it with
+ * cdrom; a rebuild builds it again from the API's current files (its reset removes the
+ * old image, in this host's directory only); a delete removes it with
  * the directory; a `..` path or non-base64 content from the API, or no drive at all, fails
  * the spawn into ERROR naming why, with nothing left behind.
  */
@@ -25,8 +26,13 @@ import {
 } from 'node:fs';
 import { join, relative } from 'node:path';
 import { after, beforeEach, describe, test } from 'node:test';
-import type { ComputeSettings } from '../../agents/compute/desired.ts';
+import { type ComputeSettings, pathsOf } from '../../agents/compute/desired.ts';
 import { createInstanceKind } from '../../agents/compute/instance.ts';
+import {
+  createInstanceDir,
+  ForeignDirectoryError,
+  resetInstanceFiles,
+} from '../../agents/compute/instance-dir.ts';
 import { getConfigDrive } from '../../agents/compute/rpc.ts';
 import type { InstanceSpec, UpdateInstanceArgs } from '../../contracts/instances.ts';
 import type { ConfigDriveFile } from '../../contracts/metadata.ts';
@@ -241,6 +247,16 @@ describe('compute config drive (FakeRunner, fake libvirt, fake broker)', () => {
         [9, 'active'],
       ],
     );
+  });
+
+  test("a rebuild's reset removes disk.config with the old image's files, and only in this host's directory", async () => {
+    const paths = pathsOf(settings(false), ID);
+    await createInstanceDir(paths, HOST, [KERNEL.id]);
+    for (const f of [paths.kernel, paths.configDrive, paths.console]) writeFileSync(f, 'x');
+    await assert.rejects(resetInstanceFiles(paths, 'cmp-2', []), ForeignDirectoryError);
+    assert.ok(existsSync(paths.configDrive), 'a foreign reset changes nothing');
+    await resetInstanceFiles(paths, HOST, [KERNEL.id]);
+    assert.deepEqual(readdirSync(dir).sort(), ['console.log', 'host', 'images']);
   });
 
   for (const [what, files, fault] of [
