@@ -1,7 +1,8 @@
 /**
  * What one instance's domain must be on this host, from the API's InstanceSpec: its files
- * under `<instances_path>/<uuid>/`, its root disk, its kernel and ramdisk, its NICs and
- * its rendered domain XML. Pure.
+ * under `<instances_path>/<uuid>/`, its root disk, its kernel and ramdisk, its config
+ * drive (asked for by the server, or every instance's under `force_config_drive`), its
+ * NICs and its rendered domain XML. Pure.
  *
  * Invariants: the domain XML is rendered (and so validated and escaped) here, before any
  * host object exists, so a spec the renderer refuses fails its spawn without leaving
