@@ -77,7 +77,8 @@ export const userData = (): Schema<string> => ({
   kind: 'string',
   parse(value, path = '') {
     if (typeof value !== 'string') throw new ValidationError(path, 'must be a string');
-    const shown = value.length > 40 ? `${value.slice(0, 40)}…` : value;
+    // Control characters shown escaped, as Nova's repr() shows them.
+    const shown = JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value).slice(1, -1);
     if (value.length > MAX_USER_DATA)
       throw new ValidationError(
         path,
