@@ -270,19 +270,6 @@ export const novaName = (): Schema<string> => {
     },
   };
 };
-/** key_name: Nova's parameter_types.name (the key pair itself is looked up at create). */
-const keyName = (): Schema<string> => {
-  const base = str({ min: 1, max: 255 });
-  return {
-    kind: 'string',
-    parse(value, path = '') {
-      const name = base.parse(value, path);
-      const problem = novaNameProblem(name);
-      if (problem) throw new ValidationError(path, problem);
-      return name;
-    },
-  };
-};
 
 export const ServerCreate = obj({
   server: obj({
@@ -300,7 +287,8 @@ export const ServerCreate = obj({
     availability_zone: optional(str({ max: 255 })),
     security_groups: optional(SecurityGroupRefs),
     config_drive: optional(novaBool()),
-    key_name: optional(keyName()),
+    // Nova's parameter_types.name; the key pair itself is looked up at create.
+    key_name: optional(novaName()),
     user_data: optional(userData()),
     'OS-DCF:diskConfig': optional(oneOf(['AUTO', 'MANUAL'] as const)),
   }),
