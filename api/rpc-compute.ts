@@ -22,7 +22,7 @@ import type { ArgsOf } from '../contracts/messages.ts';
 import { POWER_STATE, VM_STATES, type VmState } from '../contracts/servers.ts';
 import type { Db, Queryable } from './db/index.ts';
 import { networkMtus } from './db/networks.ts';
-import { bool, resourceTime } from './db/neutron.ts';
+import { resourceTime } from './db/neutron.ts';
 import { listPorts } from './db/ports.ts';
 import { finishTask, followPower, setPowerState } from './db/server-tasks.ts';
 import {
@@ -67,15 +67,6 @@ async function specPorts(tx: Queryable, inst: InstanceRecord): Promise<InstanceP
   }));
 }
 
-/** Whether the server asked for a config drive (the column, read beside the record). */
-async function wantsConfigDrive(tx: Queryable, id: string): Promise<boolean> {
-  const [row] = await tx.query<{ config_drive: unknown }>(
-    'SELECT config_drive FROM instances WHERE id = ?',
-    [id],
-  );
-  return bool(row?.config_drive);
-}
-
 export async function getInstance(
   db: Db,
   args: ArgsOf<'get_instance'>,
@@ -97,7 +88,7 @@ export async function getInstance(
         ...inst.imageMeta,
         ports: await specPorts(tx, inst),
         created_at: inst.createdAt,
-        config_drive: await wantsConfigDrive(tx, inst.id),
+        config_drive: inst.configDrive,
       },
     };
   });

@@ -50,20 +50,13 @@ export interface InstanceData {
   ports: MetaPort[];
 }
 
-interface ExtraRow {
-  key_name: string | null;
-  key_data: string | null;
-  user_data: string | null;
-  [k: string]: unknown;
-}
-
-async function keyOf(tx: Queryable, userId: string, extra: ExtraRow) {
-  if (!extra.key_name || extra.key_data === null) return null;
+async function keyOf(tx: Queryable, r: InstanceRecord) {
+  if (!r.keyName || r.keyData === null) return null;
   const [pair] = await tx.query<{ type: string }>(
     'SELECT type FROM keypairs WHERE user_id = ? AND name = ?',
-    [userId, extra.key_name],
+    [r.userId, r.keyName],
   );
-  return { name: extra.key_name, type: pair?.type ?? 'ssh', data: extra.key_data };
+  return { name: r.keyName, type: pair?.type ?? 'ssh', data: r.keyData };
 }
 
 async function zoneOf(tx: Queryable, host: string): Promise<string> {
@@ -150,15 +143,10 @@ export async function loadInstanceData(db: Db, id: string): Promise<InstanceData
   return db.transaction(async (tx) => {
     const record = await getInstanceRow(tx, id);
     if (!record || record.deletedAt !== null) return undefined;
-    const [extra] = await tx.query<ExtraRow>(
-      'SELECT key_name, key_data, user_data FROM instances WHERE id = ?',
-      [id],
-    );
-    if (!extra) return undefined;
     return {
       record,
-      key: await keyOf(tx, record.userId, extra),
-      userData: extra.user_data === null ? null : Buffer.from(extra.user_data, 'base64'),
+      key: await keyOf(tx, record),
+      userData: record.userData === null ? null : Buffer.from(record.userData, 'base64'),
       availabilityZone: await zoneOf(tx, record.host),
       ports: await portsOf(tx, record.portOrder),
     };

@@ -58,6 +58,10 @@ const record: InstanceRecord = {
   lockedBy: null,
   softDeletedAt: null,
   securityGroups: ['default', 'web'],
+  keyName: null,
+  keyData: null,
+  userData: null,
+  configDrive: false,
 };
 
 const v4: MetaSubnet = {
