@@ -11,7 +11,8 @@
  * Forwarded and X-Tenant-ID are stripped: the listener sees the guest's own source address
  * and the router id the proxy set; a changed spec is a hitless reload (-sf: a new pid, the
  * new header value); a haproxy config that fails `haproxy -c` stops the plan before the
- * reload; a null spec stops haproxy and leaves no file behind.
+ * reload; a haproxy in another namespace than the spec's is replaced (reload from the right
+ * one); a null spec stops haproxy and leaves no file behind.
  */
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -128,7 +129,7 @@ describe('haproxy metadata proxy in a namespace', () => {
     );
     const o = await observeProxy(runner, spec);
     assert.ok(o.pid !== null);
-    assert.deepEqual(o.netns, [P]);
+    assert.equal(o.inNetns, true);
     assert.deepEqual(proxySteps(spec, o), []);
   });
 
@@ -174,6 +175,29 @@ describe('haproxy metadata proxy in a namespace', () => {
     await curl('http://10.77.0.1:9697/');
     assert.equal(asked.at(-1), `{"router_id":"${other}"} 10.77.0.5`);
     await converge(spec);
+  });
+
+  test('a haproxy found in another namespace is replaced by one in the spec’s', async () => {
+    const P2 = `${TAG}-p2`;
+    await runner.run({ argv: ['ip', 'netns', 'add', P2] });
+    try {
+      const old = (await observeProxy(runner, spec)).pid as number;
+      const moved = { ...spec, netns: P2 };
+      const o = await observeProxy(runner, moved);
+      assert.equal(o.inNetns, false);
+      const steps = proxySteps(moved, o);
+      assert.deepEqual(
+        steps.map((s) => s.why),
+        ['metadata proxy in a stale namespace'],
+      );
+      await runSteps({ runner, log }, steps);
+      assert.equal((await observeProxy(runner, moved)).inNetns, true);
+      await converge(spec);
+      const back = await observeProxy(runner, spec);
+      assert.ok(back.inNetns && back.pid !== old);
+    } finally {
+      await runner.run({ argv: ['ip', 'netns', 'del', P2] });
+    }
   });
 
   test('haproxy -c refuses a broken config (CommandError naming it)', async () => {
