@@ -238,7 +238,7 @@ describe('a router’s metadata (L3)', () => {
     assert.deepEqual(steps[1]?.kind === 'command' && steps[1].spec.argv, [
       'ip',
       'netns',
-      'delete',
+      'del',
       NS,
     ]);
   });
