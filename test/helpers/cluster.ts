@@ -18,7 +18,10 @@ import {
 } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { proxyPaths } from '../../agents/lib/metadata-proxy.ts';
 import { AGENT_KINDS, type Agent, type AgentKind } from '../../contracts/agents.ts';
+import { haproxyExpected } from '../../host/haproxy/daemon.ts';
+import { stopByPidfile } from '../../host/process/daemon.ts';
 import {
   REPO,
   rabbitVhost,
@@ -111,6 +114,12 @@ export function runCommand(
       },
     );
   });
+}
+
+/** The metadata haproxy of a router's or network's state directory, if one runs. */
+async function stopMetadataProxy(stateDir: string) {
+  const proxy = proxyPaths(join(stateDir, 'metadata-proxy'));
+  await stopByPidfile(proxy.pidfile, haproxyExpected(proxy), { graceMs: 1000 });
 }
 
 export class Cluster {
@@ -393,8 +402,9 @@ export class Cluster {
   }
 
   /**
-   * dnsmasq processes and qdhcp namespaces outlive their agents by design; a test's own
-   * are found through the state directories its DHCP agents wrote, and removed.
+   * dnsmasq processes, metadata haproxies and qdhcp namespaces outlive their agents by
+   * design; a test's own are found through the state directories its DHCP agents wrote, and
+   * removed.
    */
   private async removeDhcpLeftovers() {
     for (const [root, prefix] of this.stateRoots('dhcp')) {
@@ -406,16 +416,22 @@ export class Cluster {
             ? readFileSync(`/proc/${pid}/cmdline`, 'utf8')
             : '';
         if (cmdline.includes(pidfile)) process.kill(pid, 'SIGKILL');
+        await stopMetadataProxy(join(root, id));
         await runCommand(['ip', 'netns', 'del', `${prefix}qdhcp-${id}`]);
       }
     }
   }
 
-  /** qrouter namespaces outlive their L3 agents by design: those of this cluster's routers. */
+  /**
+   * qrouter namespaces and their metadata haproxies outlive their L3 agents by design:
+   * those of this cluster's routers (found by their state directories and pid files).
+   */
   private async removeL3Leftovers() {
     for (const [root, prefix] of this.stateRoots('l3'))
-      for (const id of existsSync(root) ? readdirSync(root) : [])
+      for (const id of existsSync(root) ? readdirSync(root) : []) {
+        await stopMetadataProxy(join(root, id));
         await runCommand(['ip', 'netns', 'del', `${prefix}qrouter-${id}`]);
+      }
   }
 
   /** Libvirt domains outlive their agents by design; this cluster's are those whose
