@@ -1,8 +1,10 @@
 /**
  * What one router must look like on this host, from the API's L3Router: the qrouter
  * namespace, its qr-/qg- ports with their addresses (floating IPs as /32 on qg-), the
- * routes it owns, the families it forwards, its NAT as a validated iptables state, the addresses to announce and the
- * floating IP statuses to report. Pure.
+ * routes it owns, the families it forwards, its NAT (and, with metadata on, the metadata
+ * redirect / mark / INPUT rules of metadata.ts) as a validated iptables state, its metadata
+ * proxy (null when metadata is off), the addresses to announce and the floating IP
+ * statuses to report. Pure.
  *
  * Invariants: `null` means "this host must serve nothing for the router" and every host
  * object it owned is removed; everything non-null passed check.ts, and what failed it (or
@@ -131,6 +133,29 @@ function checkedParts(router: L3Router, rejected: RejectedPart[]) {
   return { gw, interfaces, routes: [...defaults, ...extra], families, internal, fips, gatewayIp };
 }
 
+/** The router's NAT (with a gateway) and metadata rules (when on), validated. */
+function routerIptables(
+  n: {
+    gw: CheckedPort | null;
+    gatewayIp: string | null;
+    internal: string[];
+    fips: CheckedFip[];
+    enableSnat: boolean;
+  },
+  metadata: boolean,
+): OwnedState {
+  const model = n.gw
+    ? natModel({
+        qgDevice: n.gw.device,
+        gatewayIp: n.gatewayIp,
+        enableSnat: n.enableSnat,
+        internalCidrs: n.internal,
+        floatingIps: n.fips.map((f) => ({ floatingIp: f.floatingIp, fixedIp: f.fixedIp })),
+      })
+    : { family: 4 as const, prefix: L3_CHAIN_PREFIX, tables: {} };
+  return validateModel(metadata ? { ...model, tables: withMetadataRules(model.tables) } : model);
+}
+
 /** `arrived`: the items the contract already left out (parseRouterInfo). */
 export function desiredRouter(
   router: L3Router | null,
@@ -144,17 +169,9 @@ export function desiredRouter(
     router,
     mine,
   );
-  const model = gw
-    ? natModel({
-        qgDevice: gw.device,
-        gatewayIp,
-        enableSnat: router.enable_snat,
-        internalCidrs: internal,
-        floatingIps: fips.map((f) => ({ floatingIp: f.floatingIp, fixedIp: f.fixedIp })),
-      })
-    : { family: 4 as const, prefix: L3_CHAIN_PREFIX, tables: {} };
   const stateDir = stateDirOf(s, router.id);
   const metadata = s.metadataSocket;
+  const nat = { gw, gatewayIp, internal, fips, enableSnat: router.enable_snat };
   return {
     routerId: router.id,
     netns,
@@ -175,9 +192,7 @@ export function desiredRouter(
     gateway: gw && { device: gw.device, ip: gatewayIp },
     routes,
     families,
-    iptables: validateModel(
-      metadata ? { ...model, tables: withMetadataRules(model.tables) } : model,
-    ),
+    iptables: routerIptables(nat, metadata !== undefined),
     metadataProxy: metadata ? routerProxy(router.id, netns, stateDir, metadata) : null,
     announce: [...(gatewayIp ? [gatewayIp] : []), ...fips.map((f) => f.floatingIp)],
     floatingIps: fips,
