@@ -8,7 +8,8 @@
  * or an unreachable listener → 500 with a fixed message (no stack, no detail); every bad
  * proxy header → 400 and no lookup, no forward; only GET/HEAD; the socket is 0600 and a
  * stale file at its path is replaced; lookups are cached CACHE_MS (hits) / MISS_MS (misses),
- * concurrent ones share a call, failures are not cached; close removes the socket.
+ * concurrent ones share a call, failures are not cached; close removes the socket; an agent
+ * without `[metadata] metadata_proxy_shared_secret` runs no relay and says so once.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -17,14 +18,18 @@ import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { pino } from 'pino';
 import {
   CACHE_MS,
   cachedLookup,
   type LookupKey,
   MISS_MS,
+  startAgentRelay,
   startMetadataRelay,
 } from '../../agents/lib/metadata-relay.ts';
 import type { MetadataInstance } from '../../contracts/metadata.ts';
+import type { Broker } from '../../core/amqp.ts';
+import { compileConfig } from '../../core/config.ts';
 import { silentLogger } from '../../core/log.ts';
 import { type MetadataPeer, startMetadataPeer } from '../helpers/metadata-peer.ts';
 
@@ -222,5 +227,24 @@ describe('cachedLookup', () => {
     clock += 1;
     assert.deepEqual(await lookup(key, '10.0.0.6'), VM_A);
     assert.equal(calls.length, 4);
+  });
+});
+
+describe('startAgentRelay', () => {
+  test('no shared secret: no relay, no socket, one log line saying metadata is off', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kumo-relay-off-'));
+    const lines: string[] = [];
+    const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(l) });
+    const config = compileConfig(`[DEFAULT]\nhost = h1\nstate_path = ${dir}\n`);
+    const broker = {} as Broker;
+    const socket = join(dir, 'metadata_proxy');
+    assert.equal(await startAgentRelay({ config, broker, log, socket }), null);
+    assert.throws(() => statSync(socket), /ENOENT/);
+    assert.equal(lines.length, 1);
+    assert.match(
+      lines[0] ?? '',
+      /metadata_proxy_shared_secret is not set: instance metadata is off/,
+    );
+    rmSync(dir, { recursive: true, force: true });
   });
 });
