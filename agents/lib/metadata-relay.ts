@@ -129,6 +129,8 @@ function forward(
     const up = http.request(
       { host: o.nova.host, port: o.nova.port, method: req.method, path: who.path, headers, agent },
       (answer) => {
+        if (answer.statusCode === 403)
+          o.log.warn({ instanceId: id }, 'the metadata listener refused: do the secrets match?');
         const type = answer.headers['content-type'];
         res.writeHead(answer.statusCode ?? 500, type ? { 'content-type': type } : {});
         answer.pipe(res);

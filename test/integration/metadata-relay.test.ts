@@ -5,7 +5,7 @@
  *
  * Under test: a known (router | network, IP) is forwarded signed, with exactly the four
  * headers the relay writes and the guest's own copies gone; unknown → 404; a failing lookup
- * or an unreachable listener → 500 with a fixed message (no stack, no detail); every bad
+ * or an unreachable listener → 500, a refused signature → the listener's 403 with a fixed message (no stack, no detail); every bad
  * proxy header → 400 and no lookup, no forward; only GET/HEAD; the socket is 0600 and a
  * stale file at its path is replaced; lookups are cached CACHE_MS (hits) / MISS_MS (misses),
  * concurrent ones share a call, failures are not cached; close removes the socket; an agent
@@ -178,6 +178,20 @@ describe('metadata relay on a unix socket', () => {
     lookups.length = 0;
     assert.equal((await ask(socket, via('10.0.0.77'))).status, 404);
     assert.deepEqual(lookups, [`router ${ROUTER} 10.0.0.77`]);
+  });
+
+  test('a relay whose secret differs gets the listener’s 403 passed on', async () => {
+    const sock3 = join(dir, 'wrong');
+    const wrong = await startMetadataRelay({
+      socket: sock3,
+      secret: 'not-the-secret',
+      nova: { host: '127.0.0.1', port: peer.port },
+      log: silentLogger(),
+      lookup: async () => VM_A,
+    });
+    const r = await ask(sock3, via('10.0.0.5'));
+    await wrong.close();
+    assert.deepEqual(r, { status: 403, body: 'Forbidden\n' });
   });
 
   test('an unreachable listener is 500 with the fixed message', async () => {
