@@ -83,6 +83,13 @@ function matching(d: DesiredDhcp): ObservedDhcp {
     argv: [...d.argv],
     stateDirExists: true,
     servedDigest: d.digest,
+    proxy: {
+      dir: `${d.stateDir}/metadata-proxy`,
+      dirExists: false,
+      config: null,
+      pid: null,
+      netns: [],
+    },
   };
 }
 
