@@ -24,9 +24,9 @@
  * dnsmasq before the SIGHUP does still drops the lease. The plan follows the leases file,
  * so once dnsmasq has written it without those leases, a reconcile plans no release.
  */
+import { METADATA_CIDR } from '../../contracts/metadata.ts';
 import { dnsmasqIdentity, dnsmasqPaths } from '../../host/dnsmasq/argv.ts';
 import { hostEntries, releaseCommand, unusedLeases } from '../../host/dnsmasq/leases.ts';
-import { METADATA_CIDR } from '../../host/dnsmasq/metadata.ts';
 import { planReload } from '../../host/dnsmasq/reload.ts';
 import { proxySteps } from '../lib/metadata-proxy.ts';
 import { globalAddresses, type NsPort, planNsPort, teardownNsPort } from '../lib/ns-port.ts';

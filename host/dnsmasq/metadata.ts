@@ -9,10 +9,7 @@
  * IPv6 one, one without DHCP, or one the DHCP port has no (valid) address on gets none.
  */
 import type { DhcpNetwork } from '../../contracts/dhcp.ts';
-import { METADATA_CIDR } from '../../contracts/metadata.ts';
 import { type Cidr, canonicalIp, ipVersion, networkAddress } from '../ip/inet.ts';
-
-export { METADATA_CIDR };
 
 /** The subnet as the check sees it. */
 export interface MetadataSubnet {

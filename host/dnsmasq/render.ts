@@ -20,13 +20,13 @@
  * of the files (and listed by checkNetwork), everything else is served.
  */
 import type { DhcpNetwork } from '../../contracts/dhcp.ts';
+import { METADATA_CIDR } from '../../contracts/metadata.ts';
 import {
   type CheckedHost,
   type CheckedNetwork,
   checkNetwork,
   type RenderOptions,
 } from './check.ts';
-import { METADATA_CIDR } from './metadata.ts';
 
 /** The three files dnsmasq re-reads on SIGHUP. */
 export interface DnsmasqFiles {
