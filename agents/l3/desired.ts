@@ -15,6 +15,7 @@ import { MAX_REJECTED, type RejectedPart } from '../../contracts/status.ts';
 import { routerNamespace } from '../../host/ip/names.ts';
 import type { StaticRoute } from '../../host/ip/route.ts';
 import { type OwnedState, validateModel } from '../../host/iptables/model.ts';
+import type { ProxySpec } from '../lib/metadata-proxy.ts';
 import type { NsPort } from '../lib/ns-port.ts';
 import {
   type CheckedFip,
@@ -24,6 +25,7 @@ import {
   checkPort,
   checkRoutes,
 } from './check.ts';
+import { routerProxy, withMetadataRules } from './metadata.ts';
 import { L3_CHAIN_PREFIX, natModel } from './nat.ts';
 
 export interface L3Settings {
@@ -38,6 +40,8 @@ export interface L3Settings {
   netnsPrefix: string;
   /** `[l3] send_arp_for_ha`: gratuitous ARPs per appearing address (0: none). */
   sendArpCount: number;
+  /** Instance metadata: the agent's relay socket; absent when metadata is off (no secret). */
+  metadataSocket?: string;
 }
 
 export type FipStatusUpdate = { id: string; status: 'ACTIVE' | 'ERROR' };
@@ -54,6 +58,8 @@ export interface DesiredRouter {
   /** The IP families it forwards: 4 always (as Neutron), 6 when a port has IPv6. */
   families: IpVersion[];
   iptables: OwnedState;
+  /** The router's metadata proxy (null: metadata off). */
+  metadataProxy: ProxySpec | null;
   /** IPv4 addresses on qg- announced by gratuitous ARP when they appear. */
   announce: string[];
   floatingIps: CheckedFip[];
@@ -147,10 +153,12 @@ export function desiredRouter(
         floatingIps: fips.map((f) => ({ floatingIp: f.floatingIp, fixedIp: f.fixedIp })),
       })
     : { family: 4 as const, prefix: L3_CHAIN_PREFIX, tables: {} };
+  const stateDir = stateDirOf(s, router.id);
+  const metadata = s.metadataSocket;
   return {
     routerId: router.id,
     netns,
-    stateDir: stateDirOf(s, router.id),
+    stateDir,
     ports: [
       ...interfaces.map((p) => nsPort(s, netns, p)),
       ...(gw
@@ -167,7 +175,10 @@ export function desiredRouter(
     gateway: gw && { device: gw.device, ip: gatewayIp },
     routes,
     families,
-    iptables: validateModel(model),
+    iptables: validateModel(
+      metadata ? { ...model, tables: withMetadataRules(model.tables) } : model,
+    ),
+    metadataProxy: metadata ? routerProxy(router.id, netns, stateDir, metadata) : null,
     announce: [...(gatewayIp ? [gatewayIp] : []), ...fips.map((f) => f.floatingIp)],
     floatingIps: fips,
     fipStatuses: fipStatusesOf(fips, router, mine),

@@ -25,7 +25,7 @@ import {
   findHaproxy,
   type HaproxyPaths,
   haproxyExpected,
-  haproxyNetns,
+  inNetns,
   reloadCommand,
   startCommand,
 } from '../../host/haproxy/daemon.ts';
@@ -48,8 +48,8 @@ export interface ObservedProxy {
   config: string | null;
   /** The running haproxy of this dir (null: none). */
   pid: number | null;
-  /** The namespaces that haproxy lives in (empty when none runs). */
-  netns: string[];
+  /** That haproxy lives in the spec's namespace (false when none runs or no spec given). */
+  inNetns: boolean;
 }
 
 export const proxyPaths = (dir: string): HaproxyPaths => ({
@@ -105,18 +105,23 @@ const exists = (path: string) =>
     () => false,
   );
 
-/** The proxy's files and process (read-only; `ip netns identify` when one runs). */
+/**
+ * The proxy's files and process; read-only, no command runs (`_runner` keeps the kit's
+ * observe signature). Pass the spec when one is desired, so its namespace is compared; a
+ * bare dir is enough for a teardown.
+ */
 export async function observeProxy(
-  runner: CommandRunner,
+  _runner: CommandRunner,
   specOrDir: ProxySpec | string,
 ): Promise<ObservedProxy> {
-  const dir = typeof specOrDir === 'string' ? specOrDir : specOrDir.dir;
+  const spec = typeof specOrDir === 'string' ? null : specOrDir;
+  const dir = spec?.dir ?? (specOrDir as string);
   const paths = proxyPaths(dir);
   const dirExists = await exists(dir);
-  if (!dirExists) return { dir, dirExists, config: null, pid: null, netns: [] };
+  if (!dirExists) return { dir, dirExists, config: null, pid: null, inNetns: false };
   const [config, pid] = await Promise.all([readFileOrNull(paths.config), findHaproxy(paths)]);
-  const netns = pid === null ? [] : await haproxyNetns(runner, pid);
-  return { dir, dirExists, config, pid, netns };
+  const here = pid !== null && spec !== null && (await inNetns(pid, spec.netns));
+  return { dir, dirExists, config, pid, inNetns: here };
 }
 
 function teardown(o: ObservedProxy): Step[] {
@@ -149,7 +154,7 @@ function runSteps(spec: ProxySpec, o: ObservedProxy, changed: boolean): Step[] {
         why: 'start the metadata proxy',
       },
     ];
-  const moved = !o.netns.includes(spec.netns);
+  const moved = !o.inNetns;
   if (!changed && !moved) return [];
   return [
     {

@@ -18,8 +18,16 @@
 import { chmod, rm } from 'node:fs/promises';
 import http from 'node:http';
 import { canonicalIp } from '../../contracts/inet.ts';
-import { META_HEADERS, type MetadataInstance, signInstanceId } from '../../contracts/metadata.ts';
+import { PLUGIN_TOPIC } from '../../contracts/messages.ts';
+import {
+  GetMetadataInstanceResult,
+  META_HEADERS,
+  type MetadataInstance,
+  signInstanceId,
+} from '../../contracts/metadata.ts';
 import { UUID } from '../../contracts/schema.ts';
+import type { Broker } from '../../core/amqp.ts';
+import type { KumoConfig } from '../../core/config.ts';
 import type { Logger } from '../../core/log.ts';
 
 export type LookupKey = { router_id: string } | { network_id: string };
@@ -192,4 +200,40 @@ export async function startMetadataRelay(o: RelayOptions): Promise<{ close(): Pr
       await rm(o.socket, { force: true });
     },
   };
+}
+
+/** How long the relay waits for get_metadata_instance (a guest is waiting too). */
+export const LOOKUP_TIMEOUT_MS = 10_000;
+
+/**
+ * An agent's relay from its config: null (logged once) when `[metadata]
+ * metadata_proxy_shared_secret` is absent, which turns metadata off on this host. The
+ * lookup is the RPC call get_metadata_instance, its reply checked against the contract.
+ */
+export async function startAgentRelay(deps: {
+  config: KumoConfig;
+  broker: Broker;
+  log: Logger;
+  socket: string;
+}): Promise<{ close(): Promise<void> } | null> {
+  const { config, broker, log, socket } = deps;
+  const secret = config.metadata.metadata_proxy_shared_secret;
+  if (!secret) {
+    log.info('[metadata] metadata_proxy_shared_secret is not set: instance metadata is off');
+    return null;
+  }
+  const host = config.DEFAULT.host;
+  return startMetadataRelay({
+    socket,
+    secret,
+    nova: { host: config.metadata.nova_metadata_host, port: config.metadata.nova_metadata_port },
+    log,
+    async lookup(key, ip) {
+      const args = { host, ...key, ip };
+      const reply = await broker.call(PLUGIN_TOPIC, 'get_metadata_instance', args, {
+        timeoutMs: LOOKUP_TIMEOUT_MS,
+      });
+      return GetMetadataInstanceResult.parse(reply).instance;
+    },
+  });
 }

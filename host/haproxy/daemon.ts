@@ -7,11 +7,15 @@
  * Invariants: a haproxy is identified by `-f <its config path>` in its command line, so a
  * stale pid file never names an unrelated process; the paths are checked (config.ts
  * checkPath) before they become argv; the old pid of a reload is a positive integer > 1.
- * Pure except `findHaproxy` and `haproxyNetns`, which only read.
+ * Pure except `findHaproxy` and `inNetns`, which only read.
  */
-import type { CommandRunner, CommandSpec } from '../../core/exec.ts';
+import { stat } from 'node:fs/promises';
+import type { CommandSpec } from '../../core/exec.ts';
+import { NETNS_RUN_DIR } from '../ip/netns.ts';
 import { findRunning } from '../process/daemon.ts';
 import { checkPath } from './config.ts';
+
+const NETNS = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 
 export interface HaproxyPaths {
   config: string;
@@ -51,11 +55,16 @@ export function findHaproxy(p: HaproxyPaths): Promise<number | null> {
   return findRunning(p.pidfile, haproxyExpected(p));
 }
 
-/** The namespace names `pid` lives in (`ip netns identify`; empty: the root one or gone). */
-export async function haproxyNetns(runner: CommandRunner, pid: number): Promise<string[]> {
-  const out = await runner.run({
-    argv: ['ip', 'netns', 'identify', String(pid)],
-    okExitCodes: [1],
-  });
-  return out.stdout.split('\n').filter((l) => l.trim() !== '');
+/**
+ * Whether `pid` lives in the named namespace: its /proc/<pid>/ns/net and /run/netns/<name>
+ * are the same nsfs inode (what `ip netns identify` compares, without a process). False
+ * when either is gone, e.g. a haproxy left in a namespace that was deleted and remade.
+ */
+export async function inNetns(pid: number, netns: string): Promise<boolean> {
+  if (!NETNS.test(netns) || !Number.isSafeInteger(pid) || pid <= 1) return false;
+  const [a, b] = await Promise.all([
+    stat(`/proc/${pid}/ns/net`).catch(() => null),
+    stat(`${NETNS_RUN_DIR}/${netns}`).catch(() => null),
+  ]);
+  return a !== null && b !== null && a.dev === b.dev && a.ino === b.ino;
 }
