@@ -42,20 +42,20 @@ import { statusReporter } from '../lib/status.ts';
 import { runSteps, type Step } from '../lib/steps.ts';
 import type { HookDeps } from '../run.ts';
 import { type DesiredDhcp, type DhcpSettings, desiredDhcp } from './desired.ts';
-import { dhcpMetadataOf, startDhcpRelay } from './metadata.ts';
+import { dhcpRelaySocket, startDhcpRelay } from './metadata.ts';
 import { type ObservedDhcp, observeNetwork, ownedNetworkIds } from './observe.ts';
 import { planDhcp } from './plan.ts';
 
 export function dhcpSettings(config: HookDeps['config']): DhcpSettings {
   const stateRoot = `${config.DEFAULT.state_path}/dhcp`;
-  const meta = dhcpMetadataOf(config, stateRoot);
+  const metadataSocket = dhcpRelaySocket(config, stateRoot);
   return {
     stateRoot,
     leaseSeconds: config.dhcp.dhcp_lease_duration,
     intBridge: config.ovs.integration_bridge,
     netnsPrefix: config.DEFAULT.netns_prefix,
     ...(config.ovs.vswitchd_netns ? { vswitchdNetns: config.ovs.vswitchd_netns } : {}),
-    ...('socket' in meta ? { metadataSocket: meta.socket } : {}),
+    ...(metadataSocket ? { metadataSocket } : {}),
   };
 }
 
@@ -157,8 +157,7 @@ export async function dhcpHooks({ config, runner, log, broker }: HookDeps): Prom
     async start(control) {
       ctl = control;
       await mkdir(settings.stateRoot, { recursive: true, mode: 0o755 });
-      const meta = dhcpMetadataOf(config, settings.stateRoot);
-      closeRelay = await startDhcpRelay(meta, broker, host, log);
+      closeRelay = await startDhcpRelay(config, settings.stateRoot, broker, log);
     },
     async resync() {
       const reply = await broker.call(PLUGIN_TOPIC, 'get_active_networks', { host });

@@ -82,7 +82,8 @@ export async function observeNetwork(
       () => false,
     ),
     servedDigest: await orNull(readFile(servedMarkerOf(paths.dir), 'utf8').then((t) => t.trim())),
-    proxy: await observeProxy(deps.runner, proxyDirOf(paths.dir)),
+    // The spec when one is wanted: whether its haproxy runs in its namespace is compared too.
+    proxy: await observeProxy(deps.runner, desired?.metadata ?? proxyDirOf(paths.dir)),
   };
 }
 

@@ -59,7 +59,7 @@ const NOTHING: ObservedDhcp = {
     dirExists: false,
     config: null,
     pid: null,
-    netns: [],
+    inNetns: false,
   },
 };
 

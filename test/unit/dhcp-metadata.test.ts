@@ -12,13 +12,12 @@ import { basename, join } from 'node:path';
 import { describe, test } from 'node:test';
 import { dhcpSettings } from '../../agents/dhcp/agent.ts';
 import { type DesiredDhcp, type DhcpSettings, desiredDhcp } from '../../agents/dhcp/desired.ts';
-import { dhcpMetadataOf, networkLookup } from '../../agents/dhcp/metadata.ts';
+import { dhcpRelaySocket } from '../../agents/dhcp/metadata.ts';
 import type { ObservedDhcp } from '../../agents/dhcp/observe.ts';
 import { planDhcp } from '../../agents/dhcp/plan.ts';
 import { proxyConfig } from '../../agents/lib/metadata-proxy.ts';
 import type { Step } from '../../agents/lib/steps.ts';
 import type { DhcpNetwork, DhcpSubnet } from '../../contracts/dhcp.ts';
-import type { Broker } from '../../core/amqp.ts';
 import { compileConfig } from '../../core/config.ts';
 import { renderFiles } from '../../host/dnsmasq/render.ts';
 
@@ -221,9 +220,9 @@ function matching(d: DesiredDhcp, proxy: 'running' | 'none'): ObservedDhcp {
             dirExists: true,
             config: proxyConfig(spec),
             pid: 77,
-            netns: [spec.netns],
+            inNetns: true,
           }
-        : { dir: PROXY_DIR, dirExists: false, config: null, pid: null, netns: [] },
+        : { dir: PROXY_DIR, dirExists: false, config: null, pid: null, inNetns: false },
   };
 }
 
@@ -303,49 +302,18 @@ describe('planning the metadata proxy', () => {
 
 describe('isolated metadata settings', () => {
   const conf = (...lines: string[]) => compileConfig(`${lines.join('\n')}\n`);
-  const secret = [
-    '[metadata]',
-    'metadata_proxy_shared_secret = s3cret-s3cret',
-    'nova_metadata_port = 8999',
-  ];
+  const secret = ['[metadata]', 'metadata_proxy_shared_secret = s3cret-s3cret'];
 
-  test('on only with enable_isolated_metadata and the shared secret; off says why', () => {
+  test('on only with enable_isolated_metadata and the shared secret', () => {
     const on = conf('[DEFAULT]', 'state_path = /srv/kumo', ...secret);
-    assert.deepEqual(dhcpMetadataOf(on, '/srv/kumo/dhcp'), {
-      socket: '/srv/kumo/dhcp/metadata_proxy',
-      secret: 's3cret-s3cret',
-      nova: { host: '127.0.0.1', port: 8999 },
-    });
+    assert.equal(dhcpRelaySocket(on, '/srv/kumo/dhcp'), '/srv/kumo/dhcp/metadata_proxy');
     assert.equal(dhcpSettings(on).metadataSocket, '/srv/kumo/dhcp/metadata_proxy');
     const noSecret = conf('[dhcp]', 'enable_isolated_metadata = true');
-    assert.deepEqual(dhcpMetadataOf(noSecret, '/x'), {
-      off: 'no [metadata] metadata_proxy_shared_secret',
-    });
+    assert.equal(dhcpRelaySocket(noSecret, '/x'), undefined);
     assert.equal(dhcpSettings(noSecret).metadataSocket, undefined);
     const disabled = conf('[dhcp]', 'enable_isolated_metadata = false', ...secret);
-    assert.deepEqual(dhcpMetadataOf(disabled, '/x'), {
-      off: '[dhcp] enable_isolated_metadata is false',
-    });
+    assert.equal(dhcpRelaySocket(disabled, '/x'), undefined);
     assert.equal(dhcpSettings(disabled).metadataSocket, undefined);
-  });
-
-  test('the relay looks up networks only: a router key finds nothing and asks nobody', async () => {
-    const calls: unknown[] = [];
-    const broker = {
-      call: async (...args: unknown[]) => {
-        calls.push(args);
-        return { instance: { instance_id: NET, project_id: 'p1' } };
-      },
-    } as unknown as Broker;
-    const lookup = networkLookup(broker, 'h1');
-    assert.equal(await lookup({ router_id: NET }, '10.0.0.5'), null);
-    assert.equal(calls.length, 0);
-    assert.deepEqual(await lookup({ network_id: NET }, '10.0.0.5'), {
-      instance_id: NET,
-      project_id: 'p1',
-    });
-    assert.deepEqual(calls, [
-      ['q-plugin', 'get_metadata_instance', { host: 'h1', network_id: NET, ip: '10.0.0.5' }],
-    ]);
+    assert.equal(desiredDhcp(sample(), dhcpSettings(disabled))?.metadata, null);
   });
 });

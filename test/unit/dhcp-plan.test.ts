@@ -88,7 +88,7 @@ function matching(d: DesiredDhcp): ObservedDhcp {
       dirExists: false,
       config: null,
       pid: null,
-      netns: [],
+      inNetns: false,
     },
   };
 }
