@@ -30,6 +30,8 @@ import {
 } from './env.ts';
 
 export const ADMIN_TOKEN = 'admin-token-for-tests';
+/** `[metadata] metadata_proxy_shared_secret` of every cluster's API and agents. */
+export const METADATA_SECRET = 'metadata-secret-for-tests';
 export const SERVICE_TOKEN = 'service-token-for-tests';
 export const MEMBER_TOKEN = 'member-token-for-tests';
 export const REPORT_INTERVAL = 1;
@@ -120,6 +122,8 @@ export class Cluster {
   readonly port: number;
   /** The identity listener's port ([identity] bind_port). */
   readonly identityPort: number;
+  /** kumo-api's metadata listener ([metadata] bind_port = the agents' nova_metadata_port). */
+  readonly metadataPort: number;
   private readonly extraConfig: readonly string[];
   readonly timing: ClusterTiming;
   api?: Proc;
@@ -130,7 +134,7 @@ export class Cluster {
 
   private constructor(
     engine: 'sqlite' | 'postgres',
-    ports: { api: number; identity: number },
+    ports: { api: number; identity: number; metadata: number },
     ovs: OvsEndpoint,
     extraConfig: readonly string[] = [],
     timing: ClusterTiming = { reportInterval: REPORT_INTERVAL, agentDownTime: AGENT_DOWN_TIME },
@@ -142,6 +146,7 @@ export class Cluster {
     this.db = testDatabase(engine, this.dir.path);
     this.port = ports.api;
     this.identityPort = ports.identity;
+    this.metadataPort = ports.metadata;
     this.ovs = ovs;
     this.configPath = join(this.dir.path, 'kumo.conf');
     writeFileSync(this.configPath, this.configText());
@@ -159,7 +164,7 @@ export class Cluster {
     /** Default: REPORT_INTERVAL and AGENT_DOWN_TIME (the L3 failover bench sets its own). */
     timing?: ClusterTiming,
   ): Promise<Cluster> {
-    const ports = { api: await freePort(), identity: await freePort() };
+    const ports = { api: await freePort(), identity: await freePort(), metadata: await freePort() };
     return new Cluster(engine, ports, ovs, extraConfig, timing);
   }
 
@@ -196,6 +201,10 @@ export class Cluster {
       `service_token = ${SERVICE_TOKEN}`,
       '[identity]',
       `bind_port = ${this.identityPort}`,
+      '[metadata]',
+      `bind_port = ${this.metadataPort}`,
+      `metadata_proxy_shared_secret = ${METADATA_SECRET}`,
+      `nova_metadata_port = ${this.metadataPort}`,
       '[database]',
       `connection = ${this.db.connection}`,
       '[ovs]',
