@@ -12,8 +12,9 @@
  * own source address, whatever X-Instance-ID / X-Forwarded-For / X-Kumo-Network-ID it
  * forges; an agent restart adopts the running haproxy (same pid, nothing applied) and the
  * relay answers again; a router on the subnet stops haproxy, removes the address and the
- * route option without restarting dnsmasq, and its removal brings them back; the network's
- * removal leaves no namespace, process or file. Addresses exist only inside the lab's and
+ * route option without restarting dnsmasq, and its removal brings them back; so does
+ * `[dhcp] enable_isolated_metadata = false` on a restart (said in the log), and true again;
+ * the network's removal leaves no namespace, process or file. Addresses exist only inside the lab's and
  * the agent's namespaces (10.63.0.0/24) and on loopback.
  */
 import assert from 'node:assert/strict';
@@ -174,6 +175,44 @@ describe('kumo-dhcp-agent: metadata on an isolated network', { timeout: 120_000 
     );
   }
 
+  /** The agent's kumo.conf, `[dhcp] enable_isolated_metadata` as given. */
+  function writeConfig(novaPort: number, isolated: boolean) {
+    writeFileSync(
+      config,
+      [
+        '[DEFAULT]',
+        `host = ${host}`,
+        `state_path = ${tmp.path}`,
+        `netns_prefix = ${lab.prefix}-`,
+        `transport_url = ${vhost.transportUrl}`,
+        '[agent]',
+        'report_interval = 1',
+        'resync_interval = 3600',
+        '[ovs]',
+        `ovsdb_connection = unix:${h.dbSocket}`,
+        `vswitchd_netns = ${h.netns}`,
+        '[dhcp]',
+        `enable_isolated_metadata = ${isolated}`,
+        '[metadata]',
+        `metadata_proxy_shared_secret = ${SECRET}`,
+        'nova_metadata_host = 127.0.0.1',
+        `nova_metadata_port = ${novaPort}`,
+        '',
+      ].join('\n'),
+    );
+  }
+
+  /** Restarts the agent with `[dhcp] enable_isolated_metadata` as given. */
+  async function restartWith(isolated: boolean) {
+    await stopAgent();
+    writeConfig((listener.address() as { port: number }).port, isolated);
+    const at = reports.length;
+    const logAt = agentLog().length;
+    startAgent();
+    await waitActive(at);
+    return agentLog().slice(logAt);
+  }
+
   function startAgent() {
     const out = createWriteStream(join(tmp.path, 'agent.log'), { flags: 'a' });
     agent = spawn(process.execPath, [
@@ -215,27 +254,7 @@ describe('kumo-dhcp-agent: metadata on an isolated network', { timeout: 120_000 
     const novaPort = await startListener();
     ep = await lab.endpoint(h, { ifaceId: CLIENT.id, mac: CLIENT.mac_address });
     config = join(tmp.path, 'kumo.conf');
-    writeFileSync(
-      config,
-      [
-        '[DEFAULT]',
-        `host = ${host}`,
-        `state_path = ${tmp.path}`,
-        `netns_prefix = ${lab.prefix}-`,
-        `transport_url = ${vhost.transportUrl}`,
-        '[agent]',
-        'report_interval = 1',
-        'resync_interval = 3600',
-        '[ovs]',
-        `ovsdb_connection = unix:${h.dbSocket}`,
-        `vswitchd_netns = ${h.netns}`,
-        '[metadata]',
-        `metadata_proxy_shared_secret = ${SECRET}`,
-        'nova_metadata_host = 127.0.0.1',
-        `nova_metadata_port = ${novaPort}`,
-        '',
-      ].join('\n'),
-    );
+    writeConfig(novaPort, true);
     startAgent();
   });
 
@@ -326,6 +345,18 @@ describe('kumo-dhcp-agent: metadata on an isolated network', { timeout: 120_000 
     const got = await lease();
     assert.equal(got.routes, '169.254.169.254/32,10.63.0.2,0.0.0.0/0,10.63.0.1');
     assert.match(await fetch('/openstack/latest'), new RegExp(`^${INSTANCE} `));
+  });
+
+  test('the option off: the restarted agent stops the proxy; on again, it is back', async () => {
+    const log = await restartWith(false);
+    assert.match(log, /enable_isolated_metadata is false: isolated metadata is off/);
+    assert.equal(await haproxyPid(), null);
+    assert.equal(existsSync(proxyDir()), false);
+    assert.deepEqual(await tapAddresses(), ['10.63.0.2/24']);
+    assert.equal((await lease()).routes, '', 'no option 121');
+    await restartWith(true);
+    await waitFor('haproxy back', haproxyPid, 15_000, 100);
+    assert.equal((await lease()).routes, '169.254.169.254/32,10.63.0.2,0.0.0.0/0,10.63.0.1');
   });
 
   test('the network removed: no namespace, process or file is left', async () => {
