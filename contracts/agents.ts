@@ -16,24 +16,47 @@ export interface AgentTypeInfo {
   binary: string;
   /** AMQP topic; the agent's own queue is `<topic>.<host>`. */
   topic: string;
+  /** Whether it reports an availability zone (`[agent] availability_zone`), as Neutron's
+   * DHCP and L3 agents, Cinder's volume service and Nova's compute do; the others show null. */
+  zoned: boolean;
 }
 
 export const AGENT_TYPES: readonly AgentTypeInfo[] = [
-  { kind: 'ovs', agentType: 'Open vSwitch agent', binary: 'kumo-ovs-agent', topic: 'ovs_agent' },
-  { kind: 'dhcp', agentType: 'DHCP agent', binary: 'kumo-dhcp-agent', topic: 'dhcp_agent' },
-  { kind: 'l3', agentType: 'L3 agent', binary: 'kumo-l3-agent', topic: 'l3_agent' },
+  {
+    kind: 'ovs',
+    agentType: 'Open vSwitch agent',
+    binary: 'kumo-ovs-agent',
+    topic: 'ovs_agent',
+    zoned: false,
+  },
+  {
+    kind: 'dhcp',
+    agentType: 'DHCP agent',
+    binary: 'kumo-dhcp-agent',
+    topic: 'dhcp_agent',
+    zoned: true,
+  },
+  { kind: 'l3', agentType: 'L3 agent', binary: 'kumo-l3-agent', topic: 'l3_agent', zoned: true },
   {
     kind: 'lbaas',
     agentType: 'Loadbalancer agent',
     binary: 'kumo-lbaas-agent',
     topic: 'lbaas_agent',
+    zoned: false,
   },
-  { kind: 'volume', agentType: 'Volume agent', binary: 'kumo-volume-agent', topic: 'volume_agent' },
+  {
+    kind: 'volume',
+    agentType: 'Volume agent',
+    binary: 'kumo-volume-agent',
+    topic: 'volume_agent',
+    zoned: true,
+  },
   {
     kind: 'compute',
     agentType: 'Compute agent',
     binary: 'kumo-compute-agent',
     topic: 'compute_agent',
+    zoned: true,
   },
 ];
 

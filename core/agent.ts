@@ -151,6 +151,7 @@ export function createAgent(deps: AgentDeps): AgentHandle {
       binary: info.binary,
       topic: info.topic,
       host,
+      ...(info.zoned ? { availability_zone: deps.config.agent.availability_zone } : {}),
       configurations: await deps.hooks.configurations(),
       ...(startFlag ? { start_flag: true } : {}),
     };

@@ -179,6 +179,11 @@ const SPEC = {
     report_interval: f(number(0.1, 3600), '10'),
     resync_interval: f(number(1, 86400), '60'),
     tunnel_types: f(list(choice(['gre', 'vxlan'] as const)), 'vxlan'),
+    /** The zone the DHCP, L3, volume and compute agents report (instance metadata shows it). */
+    availability_zone: f(
+      pattern(/^[A-Za-z0-9_.:-]{1,64}$/, 'a zone name of letters, digits, _ . : -'),
+      'nova',
+    ),
   },
   api: {
     bind_host: f(ipv4, '127.0.0.1'),
