@@ -40,7 +40,13 @@ interface LogLine {
   steps?: string[];
 }
 
-const TEARDOWN = ['ovsdb: unplug', 'command: remove namespace', 'remove: remove state'];
+/** A revived agent's teardown of its copy: the metadata proxy first, then the ports and namespace. */
+const TEARDOWN = [
+  'daemon: stop the metadata proxy',
+  'ovsdb: unplug',
+  'command: remove namespace',
+  'remove: remove state',
+];
 
 describe('automatic L3 failover with fencing', { timeout: 240_000 }, () => {
   let l: L3Lab;
