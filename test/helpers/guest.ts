@@ -6,7 +6,10 @@
  * brings eth0 up and runs `udhcpc -s /udhcpc.sh`; then it prints
  * `KUMO-GUEST-UP <ip|none>` on the console (ttyS0), pings each address named by
  * `kumo.ping=<ip>,<ip>` (printing `KUMO-PING <ip> ok|fail`) and idles (it answers ping).
- * Failures print `KUMO-GUEST-FAIL <what>` and still reach the marker line.
+ * Failures print `KUMO-GUEST-FAIL <what>` and still reach the marker line. udhcpc asks for
+ * option 121 and installs those routes (an isolated network's route to 169.254.169.254 via
+ * its DHCP port). The cdrom modules are loaded when the kernel has them; `kumo.configdrive`
+ * and `kumo.metadata` run test/helpers/metadata-guest.ts's script before the pings.
  *
  * The kernel and initramfs are copied into a cache directory keyed by kernel version and a
  * hash of everything that goes into the initramfs, readable by libvirt's qemu user. Tools:
@@ -30,6 +33,7 @@ import {
 import { tmpdir } from 'node:os';
 import { basename, join, relative } from 'node:path';
 import { createCommandRunner } from '../../core/exec.ts';
+import { METADATA_SCRIPT } from './metadata-guest.ts';
 
 export interface TestGuest {
   kernel: string;
@@ -59,6 +63,17 @@ export const GUEST_MODULES = [
   'virtio_blk',
 ] as const;
 
+/** The IDE cdrom and ISO 9660 (the config drive), in modules.dep order; loaded when present. */
+export const CDROM_MODULES = [
+  'scsi_common',
+  'scsi_mod',
+  'libata',
+  'ata_piix',
+  'cdrom',
+  'sr_mod',
+  'isofs',
+] as const;
+
 const BUSYBOX = '/bin/busybox';
 const PACKAGES = 'apt-get install -y linux-image-cloud-amd64 busybox-static cpio';
 
@@ -70,7 +85,7 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 exec </dev/console >/dev/console 2>&1
 echo "KUMO-GUEST-INIT $(uname -r)"
-for m in ${GUEST_MODULES.join(' ')}; do
+for m in ${[...GUEST_MODULES, ...CDROM_MODULES].join(' ')}; do
   if [ -f /lib/modules/$m.ko ]; then
     insmod /lib/modules/$m.ko || echo "KUMO-GUEST-FAIL insmod $m"
   fi
@@ -82,7 +97,7 @@ case " $(cat /proc/cmdline) " in
   *" kumo.nodhcp "*) ;;
   *)
     if ip link set eth0 up; then
-      if udhcpc -i eth0 -s /udhcpc.sh -q -n -t 10 -T 1; then
+      if udhcpc -i eth0 -s /udhcpc.sh -O staticroutes -q -n -t 10 -T 1; then
         ip=$(cat /tmp/kumo-ip)
       else
         echo "KUMO-GUEST-FAIL dhcp"
@@ -93,6 +108,8 @@ case " $(cat /proc/cmdline) " in
     ;;
 esac
 echo "${GUEST_UP_MARKER} $ip"
+case " $(cat /proc/cmdline) " in *" kumo.configdrive "*) /metadata.sh configdrive ;; esac
+case " $(cat /proc/cmdline) " in *" kumo.metadata "*) /metadata.sh http ;; esac
 for arg in $(cat /proc/cmdline); do
   case "$arg" in kumo.ping=*) peers=$(echo "\${arg#kumo.ping=}" | tr , ' ') ;; esac
 done
@@ -108,7 +125,8 @@ while true; do sleep 3600; done
 `;
 
 const UDHCPC = `#!/bin/sh
-# udhcpc event script: $interface, $ip, $mask (prefix length), $router, $mtu
+# udhcpc event script: $interface, $ip, $mask (prefix length), $router, $mtu, and
+# $staticroutes (option 121: "dest/len gw dest/len gw ...")
 case "$1" in
   deconfig)
     ip addr flush dev "$interface"
@@ -118,7 +136,15 @@ case "$1" in
     ip addr flush dev "$interface"
     ip addr add "$ip/\${mask:-24}" dev "$interface"
     [ -n "$mtu" ] && ip link set "$interface" mtu "$mtu"
-    [ -n "$router" ] && ip route add default via "\${router%% *}" dev "$interface"
+    set -- $staticroutes
+    while [ $# -ge 2 ]; do
+      if [ "$2" = 0.0.0.0 ]; then ip route add "$1" dev "$interface"
+      else ip route add "$1" via "$2" dev "$interface"; fi
+      shift 2
+    done
+    case " $staticroutes " in *" 0.0.0.0/0 "*) ;; *)
+      [ -n "$router" ] && ip route add default via "\${router%% *}" dev "$interface" ;;
+    esac
     echo "$ip" > /tmp/kumo-ip
     ;;
 esac
@@ -208,8 +234,12 @@ async function build(cacheRoot: string): Promise<TestGuest> {
     if (path !== undefined) modules.push({ name, path });
     else if (!builtIn.has(name)) throw new Error(`kernel ${version} has no module ${name}`);
   }
+  for (const name of CDROM_MODULES) {
+    const path = paths.get(name);
+    if (path !== undefined) modules.push({ name, path });
+  }
 
-  const hash = createHash('sha256').update(INIT).update(UDHCPC);
+  const hash = createHash('sha256').update(INIT).update(UDHCPC).update(METADATA_SCRIPT);
   for (const f of [BUSYBOX, bootKernel, ...modules.map((m) => m.path)]) {
     const st = statSync(f);
     hash.update(`${f}\0${st.size}\0${st.mtimeMs}\0`);
@@ -240,6 +270,7 @@ async function build(cacheRoot: string): Promise<TestGuest> {
     symlinkSync('busybox', join(root, 'bin/sh'));
     writeFileSync(join(root, 'init'), INIT, { mode: 0o755 });
     writeFileSync(join(root, 'udhcpc.sh'), UDHCPC, { mode: 0o755 });
+    writeFileSync(join(root, 'metadata.sh'), METADATA_SCRIPT, { mode: 0o755 });
     for (const m of modules) {
       const dest = join(root, 'lib/modules', `${m.name}.ko`);
       const decompress = m.path.endsWith('.xz')
