@@ -1,0 +1,237 @@
+/**
+ * Instance metadata end to end with real guests (test/helpers/metadata-lab.ts): guest A on
+ * `routed` (its metadata through the qrouter namespace's proxy) with a key pair, user data
+ * and a config drive; guest B on `isolated` (through the qdhcp namespace's proxy) with the
+ * same fixed IP, 10.0.0.5, and user data that makes it forge A's instance id, address and
+ * network in the headers of one request. Each guest prints what it fetched on its console
+ * (test/helpers/metadata-guest.ts); every listing must equal Nova's, every value be the
+ * guest's own, A's config drive carry the same data. kumo-api's listener refuses unsigned
+ * and badly signed requests with 403 and no data; oversized user data is a 400 and creates
+ * nothing.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { META_HEADERS, signInstanceId } from '../../contracts/metadata.ts';
+import type { Port } from '../../contracts/network.ts';
+import {
+  consoleOutput,
+  type GuestImages,
+  type ServerView,
+  uploadGuest,
+  waitStatus,
+} from '../helpers/compute.ts';
+import { waitFor } from '../helpers/env.ts';
+import { buildTestGuest } from '../helpers/guest.ts';
+import {
+  ec2InstanceId,
+  metaDataListing,
+  sshPublicKey,
+  VERSIONS,
+} from '../helpers/metadata-expect.ts';
+import {
+  FORGED_PATH,
+  forgingUserData,
+  type MetaItem,
+  type MetaSource,
+  metadataDone,
+  parseMetadataConsole,
+} from '../helpers/metadata-guest.ts';
+import { buildMetadataLab, type MetadataLab } from '../helpers/metadata-lab.ts';
+
+const IP = '10.0.0.5';
+const MD = '/2009-04-04/meta-data';
+const KEY_NAME = 'lab-key';
+const USER_DATA_A = '#!/bin/sh\necho "guest A was here"\n';
+const b64 = (s: string) => Buffer.from(s).toString('base64');
+const tenantOf = (s: ServerView) => (s as unknown as { tenant_id: string }).tenant_id;
+
+type Seen = Map<MetaSource, Map<string, MetaItem>>;
+
+describe('instance metadata with real guests', { timeout: 300_000 }, () => {
+  let m: MetadataLab;
+  let images: { a: GuestImages; b: GuestImages };
+  const publicKey = sshPublicKey('kumo-metadata-lab');
+  let a: ServerView;
+  let b: ServerView;
+  let userDataB: string;
+  let seenA: Seen;
+  let seenB: Seen;
+
+  const boot = async (server: Record<string, unknown>) => {
+    const res = await m.c.http('POST', '/servers', { server: { flavorRef: '1', ...server } });
+    assert.equal(res.status, 202, JSON.stringify(res.body));
+    return (res.body as { server: { id: string } }).server.id;
+  };
+  const fetched = async (id: string, sources: ('http' | 'configdrive')[]): Promise<Seen> => {
+    const log = await waitFor(
+      `server ${id} printed its metadata`,
+      async () => {
+        const text = await consoleOutput(m.c, id);
+        return sources.every((s) => metadataDone(text, s)) ? text : undefined;
+      },
+      180_000,
+      1000,
+    );
+    return parseMetadataConsole(log);
+  };
+  const item = (seen: Seen, source: MetaSource, path: string): string => {
+    const got = seen.get(source)?.get(path);
+    assert.ok(got?.ok, `${source} ${path}: ${JSON.stringify(got)}`);
+    return got.body;
+  };
+  const lines = (text: string) => text.split('\n');
+
+  before(async () => {
+    const guest = await buildTestGuest();
+    m = await buildMetadataLab();
+    images = {
+      a: await uploadGuest(m.c, guest, {
+        name: 'guest-a',
+        cmdline: `${guest.cmdline} kumo.metadata kumo.configdrive`,
+      }),
+      b: await uploadGuest(m.c, guest, {
+        name: 'guest-b',
+        cmdline: `${guest.cmdline} kumo.metadata`,
+      }),
+    };
+    const key = await m.c.http('POST', '/os-keypairs', {
+      keypair: { name: KEY_NAME, public_key: publicKey },
+    });
+    assert.equal(key.status, 200, JSON.stringify(key.body));
+    const portA: Port = await m.port(m.routed, IP);
+    const portB: Port = await m.port(m.isolated, IP);
+    const idA = await boot({
+      name: 'guest-a',
+      imageRef: images.a.machine,
+      networks: [{ port: portA.id }],
+      key_name: KEY_NAME,
+      user_data: b64(USER_DATA_A),
+      config_drive: true,
+    });
+    userDataB = forgingUserData({
+      instanceId: idA,
+      forwardedFor: IP,
+      networkId: m.routed.network.id,
+    });
+    const idB = await boot({
+      name: 'guest-b',
+      imageRef: images.b.machine,
+      networks: [{ port: portB.id }],
+      user_data: b64(userDataB),
+    });
+    a = await waitStatus(m.c, idA, 'ACTIVE', 120_000);
+    b = await waitStatus(m.c, idB, 'ACTIVE', 120_000);
+    [seenA, seenB] = await Promise.all([
+      fetched(a.id, ['configdrive', 'http']),
+      fetched(b.id, ['http']),
+    ]);
+  });
+  after(async () => {
+    await m?.destroy();
+  });
+
+  test('the routed guest sees the listings and its own data through the router', () => {
+    assert.deepEqual(lines(item(seenA, 'http', '/')), [...VERSIONS]);
+    assert.deepEqual(lines(item(seenA, 'http', `${MD}/`)), metaDataListing({ hasKey: true }));
+    assert.equal(
+      item(seenA, 'http', `${MD}/instance-id`),
+      ec2InstanceId(a['OS-EXT-SRV-ATTR:instance_name']),
+    );
+    assert.equal(item(seenA, 'http', `${MD}/local-ipv4`), IP);
+    assert.equal(item(seenA, 'http', `${MD}/placement/availability-zone`), 'nova');
+    assert.equal(item(seenA, 'http', `${MD}/public-keys/0/openssh-key`).trim(), publicKey);
+    assert.equal(item(seenA, 'http', '/2009-04-04/user-data'), USER_DATA_A);
+    const meta = JSON.parse(item(seenA, 'http', '/openstack/latest/meta_data.json'));
+    assert.equal(meta.uuid, a.id);
+    assert.equal(meta.name, 'guest-a');
+    assert.equal(meta.availability_zone, 'nova');
+    assert.equal(meta.launch_index, 0);
+    assert.equal(String(meta.public_keys?.[KEY_NAME]).trim(), publicKey);
+    for (const k of ['hostname', 'keys', 'project_id', 'devices'])
+      assert.ok(k in meta, `meta_data.json has ${k}`);
+  });
+
+  test('the isolated guest with the same address sees its own data through the DHCP namespace', () => {
+    assert.deepEqual(lines(item(seenB, 'http', '/')), [...VERSIONS]);
+    assert.deepEqual(lines(item(seenB, 'http', `${MD}/`)), metaDataListing({ hasKey: false }));
+    const idB = item(seenB, 'http', `${MD}/instance-id`);
+    assert.equal(idB, ec2InstanceId(b['OS-EXT-SRV-ATTR:instance_name']));
+    assert.notEqual(idB, item(seenA, 'http', `${MD}/instance-id`), 'A and B differ');
+    assert.equal(item(seenB, 'http', `${MD}/local-ipv4`), IP);
+    assert.equal(item(seenB, 'http', `${MD}/placement/availability-zone`), 'nova');
+    assert.equal(
+      seenB.get('http')?.get(`${MD}/public-keys/0/openssh-key`)?.ok,
+      false,
+      'B has no key',
+    );
+    assert.equal(item(seenB, 'http', '/2009-04-04/user-data'), userDataB);
+    const meta = JSON.parse(item(seenB, 'http', '/openstack/latest/meta_data.json'));
+    assert.equal(meta.uuid, b.id);
+  });
+
+  test("a guest's forged X-Instance-ID / X-Forwarded-For / X-Kumo-Network-ID get only its own data", () => {
+    assert.equal(
+      item(seenB, 'forged', FORGED_PATH),
+      ec2InstanceId(b['OS-EXT-SRV-ATTR:instance_name']),
+    );
+    assert.equal(
+      item(seenA, 'forged', FORGED_PATH),
+      ec2InstanceId(a['OS-EXT-SRV-ATTR:instance_name']),
+    );
+  });
+
+  test("the routed guest's config drive shows the same data", () => {
+    const cd = (path: string) => item(seenA, 'configdrive', path);
+    assert.deepEqual(
+      JSON.parse(cd('/openstack/latest/meta_data.json')),
+      JSON.parse(item(seenA, 'http', '/openstack/latest/meta_data.json')),
+    );
+    assert.equal(cd('/openstack/latest/user_data'), USER_DATA_A);
+    const ec2 = JSON.parse(cd('/ec2/latest/meta-data.json'));
+    assert.equal(ec2['instance-id'], item(seenA, 'http', `${MD}/instance-id`));
+    assert.equal(ec2['local-ipv4'], IP);
+    assert.equal(ec2.placement?.['availability-zone'], 'nova');
+    assert.equal(cd('/ec2/latest/user-data'), USER_DATA_A);
+  });
+
+  test("kumo-api's metadata listener refuses unsigned and badly signed requests with 403", async () => {
+    const url = `http://127.0.0.1:${m.metadataPort}${MD}/instance-id`;
+    const ask = (headers: Record<string, string>) => fetch(url, { headers });
+    const base = { [META_HEADERS.instanceId]: a.id, [META_HEADERS.tenantId]: tenantOf(a) };
+    const refused = [
+      {},
+      base,
+      { ...base, [META_HEADERS.signature]: signInstanceId('not-the-secret', a.id) },
+      { ...base, [META_HEADERS.signature]: signInstanceId(m.secret, b.id) },
+    ];
+    for (const headers of refused) {
+      const res = await ask(headers);
+      const text = await res.text();
+      assert.equal(res.status, 403, text);
+      assert.ok(!text.includes(ec2InstanceId(a['OS-EXT-SRV-ATTR:instance_name'])), 'nothing leaks');
+    }
+    const signed = await ask({ ...base, [META_HEADERS.signature]: signInstanceId(m.secret, a.id) });
+    assert.equal(signed.status, 200);
+    assert.equal(await signed.text(), ec2InstanceId(a['OS-EXT-SRV-ATTR:instance_name']));
+  });
+
+  test('oversized user data is a 400 naming the field, and creates nothing', async () => {
+    const count = async () => ({
+      servers: ((await m.c.http('GET', '/servers')).body as { servers: unknown[] }).servers.length,
+      ports: ((await m.c.http('GET', '/v2.0/ports')).body as { ports: unknown[] }).ports.length,
+    });
+    const before = await count();
+    const res = await m.c.http('POST', '/servers', {
+      server: {
+        name: 'too-much',
+        flavorRef: '1',
+        imageRef: images.a.machine,
+        networks: [{ uuid: m.routed.network.id }],
+        user_data: b64('x'.repeat(49_200)),
+      },
+    });
+    assert.equal(res.status, 400, JSON.stringify(res.body));
+    assert.match(JSON.stringify(res.body), /user_data/);
+    assert.deepEqual(await count(), before);
+  });
+});
