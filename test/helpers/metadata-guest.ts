@@ -58,11 +58,16 @@ forged() {
 }
 http() {
   ready=no
-  for _ in $(seq 1 120); do
-    if timeout 5 wget -q -O /dev/null "$M/" 2>/dev/null; then ready=yes; break; fi
+  for _ in $(seq 1 45); do
+    if timeout 2 wget -q -O /dev/null "$M/" 2>/dev/null; then ready=yes; break; fi
     sleep 1
   done
-  [ "$ready" = yes ] || echo "KUMO-GUEST-FAIL metadata unreachable"
+  if [ "$ready" = no ]; then
+    echo "KUMO-GUEST-FAIL metadata unreachable"
+    ip route
+    echo "${META_DONE} http"
+    return
+  fi
   for p in ${METADATA_PATHS.join(' ')}; do
     get http "$p" || true
     [ "$p" = /2009-04-04/user-data ] && cp /tmp/body /tmp/user-data 2>/dev/null
