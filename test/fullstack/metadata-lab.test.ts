@@ -2,8 +2,8 @@
  * Instance metadata end to end with real guests (test/helpers/metadata-lab.ts): guest A on
  * `routed` (its metadata through the qrouter namespace's proxy) with a key pair, user data
  * and a config drive; guest B on `isolated` (through the qdhcp namespace's proxy) with the
- * same fixed IP, 10.0.0.5, and user data that makes it forge A's instance id, address and
- * network in the headers of one request. Each guest prints what it fetched on its console
+ * same fixed IP, 10.0.0.5, its own key pair, and user data that makes it forge A's instance
+ * id, address and network in the headers of one request. Each guest prints what it fetched on its console
  * (test/helpers/metadata-guest.ts); every listing must equal Nova's, every value be the
  * guest's own, A's config drive carry the same data. kumo-api's listener refuses unsigned
  * and badly signed requests with 403 and no data; oversized user data is a 400 and creates
@@ -40,7 +40,8 @@ import { buildMetadataLab, type MetadataLab } from '../helpers/metadata-lab.ts';
 
 const IP = '10.0.0.5';
 const MD = '/2009-04-04/meta-data';
-const KEY_NAME = 'lab-key';
+const KEY_A = 'key-a';
+const KEY_B = 'key-b';
 const USER_DATA_A = '#!/bin/sh\necho "guest A was here"\n';
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 const tenantOf = (s: ServerView) => (s as unknown as { tenant_id: string }).tenant_id;
@@ -50,7 +51,8 @@ type Seen = Map<MetaSource, Map<string, MetaItem>>;
 describe('instance metadata with real guests', { timeout: 420_000 }, () => {
   let m: MetadataLab;
   let images: { a: GuestImages; b: GuestImages };
-  const publicKey = sshPublicKey('kumo-metadata-lab');
+  const keyA = sshPublicKey('kumo-metadata-lab-a');
+  const keyB = sshPublicKey('kumo-metadata-lab-b');
   let a: ServerView;
   let b: ServerView;
   let userDataB: string;
@@ -112,17 +114,20 @@ describe('instance metadata with real guests', { timeout: 420_000 }, () => {
         cmdline: `${guest.cmdline} kumo.metadata`,
       }),
     };
-    const key = await m.c.http('POST', '/os-keypairs', {
-      keypair: { name: KEY_NAME, public_key: publicKey },
-    });
-    assert.equal(key.status, 200, JSON.stringify(key.body));
+    for (const [name, public_key] of [
+      [KEY_A, keyA],
+      [KEY_B, keyB],
+    ]) {
+      const key = await m.c.http('POST', '/os-keypairs', { keypair: { name, public_key } });
+      assert.equal(key.status, 200, JSON.stringify(key.body));
+    }
     const portA: Port = await m.port(m.routed, IP);
     const portB: Port = await m.port(m.isolated, IP);
     const idA = await boot({
       name: 'guest-a',
       imageRef: images.a.machine,
       networks: [{ port: portA.id }],
-      key_name: KEY_NAME,
+      key_name: KEY_A,
       user_data: b64(USER_DATA_A),
       config_drive: true,
     });
@@ -135,6 +140,7 @@ describe('instance metadata with real guests', { timeout: 420_000 }, () => {
       name: 'guest-b',
       imageRef: images.b.machine,
       networks: [{ port: portB.id }],
+      key_name: KEY_B,
       user_data: b64(userDataB),
     });
     a = await waitStatus(m.c, idA, 'ACTIVE', 120_000);
@@ -152,11 +158,11 @@ describe('instance metadata with real guests', { timeout: 420_000 }, () => {
     assert.equal(got(`${MD}/instance-id`), ec2Of(a));
     assert.equal(got(`${MD}/local-ipv4`), IP);
     assert.equal(got(`${MD}/placement/availability-zone`), 'nova');
-    assert.equal(got(`${MD}/public-keys/0/openssh-key`).trim(), publicKey);
+    assert.equal(got(`${MD}/public-keys/0/openssh-key`).trim(), keyA);
     assert.equal(got('/2009-04-04/user-data'), USER_DATA_A);
     const meta = JSON.parse(got('/openstack/latest/meta_data.json'));
     assertMetaData(meta, a, 'guest-a');
-    assert.equal(String(meta.public_keys?.[KEY_NAME]).trim(), publicKey);
+    assert.equal(String(meta.public_keys?.[KEY_A]).trim(), keyA);
     const { random_seed: _served, ...served } = meta;
     const { random_seed: _onDrive, ...onDrive } = JSON.parse(
       item(seen, 'configdrive', '/openstack/latest/meta_data.json'),
@@ -172,15 +178,16 @@ describe('instance metadata with real guests', { timeout: 420_000 }, () => {
     const seen = await seenB();
     const got = (path: string) => item(seen, 'http', path);
     assert.deepEqual(lines(got('/')), [...VERSIONS]);
-    assert.deepEqual(lines(got(`${MD}/`)), metaDataListing({ hasKey: false }));
+    assert.deepEqual(lines(got(`${MD}/`)), metaDataListing({ hasKey: true }));
     assert.equal(got(`${MD}/instance-id`), ec2Of(b));
     assert.notEqual(ec2Of(a), ec2Of(b), 'A and B differ');
     assert.equal(got(`${MD}/local-ipv4`), IP);
     assert.equal(got(`${MD}/placement/availability-zone`), 'nova');
-    const key = seen.get('http')?.get(`${MD}/public-keys/0/openssh-key`);
-    assert.equal(key?.ok, false, 'B has no key');
+    assert.equal(got(`${MD}/public-keys/0/openssh-key`).trim(), keyB);
     assert.equal(got('/2009-04-04/user-data'), userDataB);
-    assertMetaData(JSON.parse(got('/openstack/latest/meta_data.json')), b, 'guest-b');
+    const meta = JSON.parse(got('/openstack/latest/meta_data.json'));
+    assertMetaData(meta, b, 'guest-b');
+    assert.deepEqual(Object.keys(meta.public_keys ?? {}), [KEY_B]);
   });
 
   test('forged X-Instance-ID / X-Forwarded-For / X-Kumo-Network-ID get a guest only its own data', async () => {
@@ -193,13 +200,13 @@ describe('instance metadata with real guests', { timeout: 420_000 }, () => {
     const cd = (path: string) => item(seen, 'configdrive', path);
     const meta = JSON.parse(cd('/openstack/latest/meta_data.json'));
     assertMetaData(meta, a, 'guest-a');
-    assert.equal(String(meta.public_keys?.[KEY_NAME]).trim(), publicKey);
+    assert.equal(String(meta.public_keys?.[KEY_A]).trim(), keyA);
     assert.equal(cd('/openstack/latest/user_data'), USER_DATA_A);
     const ec2 = JSON.parse(cd('/ec2/latest/meta-data.json'));
     assert.equal(ec2['instance-id'], ec2Of(a));
     assert.equal(ec2['local-ipv4'], IP);
     assert.equal(ec2.placement?.['availability-zone'], 'nova');
-    assert.equal(String(ec2['public-keys']?.['0']?.['openssh-key']).trim(), publicKey);
+    assert.equal(String(ec2['public-keys']?.['0']?.['openssh-key']).trim(), keyA);
     assert.equal(cd('/ec2/latest/user-data'), USER_DATA_A);
   });
 
@@ -225,11 +232,15 @@ describe('instance metadata with real guests', { timeout: 420_000 }, () => {
   });
 
   test('oversized user data is a 400 naming the field, and creates nothing', async () => {
-    const count = async () => ({
-      servers: ((await m.c.http('GET', '/servers')).body as { servers: unknown[] }).servers.length,
-      ports: ((await m.c.http('GET', '/v2.0/ports')).body as { ports: unknown[] }).ports.length,
+    const snapshot = async () => ({
+      servers: ((await m.c.http('GET', '/servers')).body as { servers: { id: string }[] }).servers
+        .map((x) => x.id)
+        .sort(),
+      ports: ((await m.c.http('GET', '/v2.0/ports')).body as { ports: Port[] }).ports
+        .map((p) => `${p.id} ${p.device_id}`)
+        .sort(),
     });
-    const before = await count();
+    const before = await snapshot();
     const res = await m.c.http('POST', '/servers', {
       server: {
         name: 'too-much',
@@ -240,7 +251,8 @@ describe('instance metadata with real guests', { timeout: 420_000 }, () => {
       },
     });
     assert.equal(res.status, 400, JSON.stringify(res.body));
+    assert.ok(res.body && 'badRequest' in res.body, JSON.stringify(res.body));
     assert.match(JSON.stringify(res.body), /user_data/);
-    assert.deepEqual(await count(), before);
+    assert.deepEqual(await snapshot(), before);
   });
 });
