@@ -82,6 +82,11 @@ bridge_mappings = public:br-ex
 [compute]
 virt_type = $virt
 instances_path = /var/lib/kumo/instances
+
+[metadata]
+bind_host = 127.0.0.1
+bind_port = 8775
+metadata_proxy_shared_secret = $(secret)
 CONF
   umask 022
 fi
@@ -93,6 +98,14 @@ fi
 # under systemd) must be able to write its token keys, so they live under /var/lib/kumo/api.
 if ! grep -q '^\[identity\]' "$CONF"; then
   printf '\n[identity]\nbind_host = 127.0.0.1\nbind_port = 5000\nkey_repository = /var/lib/kumo/api/token-keys\n' >> "$CONF"
+fi
+# Configs written before instance metadata lack its shared secret.
+if ! grep -q '^metadata_proxy_shared_secret' "$CONF"; then
+  if grep -q '^\[metadata\]' "$CONF"; then
+    sed -i "/^\[metadata\]/a metadata_proxy_shared_secret = $(secret)" "$CONF"
+  else
+    printf '\n[metadata]\nmetadata_proxy_shared_secret = %s\n' "$(secret)" >> "$CONF"
+  fi
 fi
 # Configs written before the L3 agent lack the public physnet.
 restart_ovs=

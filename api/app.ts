@@ -23,6 +23,7 @@ import { dhcpAgentRoutes } from './routes/dhcp-agents.ts';
 import { flavorRoutes } from './routes/flavors.ts';
 import { floatingIpRoutes } from './routes/floatingips.ts';
 import { imageRoutes } from './routes/images.ts';
+import { keypairRoutes } from './routes/keypairs.ts';
 import { l3AgentRoutes } from './routes/l3-agents.ts';
 import { networkRoutes } from './routes/networks.ts';
 import { neutronQuotaRoutes } from './routes/neutron-quotas.ts';
@@ -81,6 +82,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   serverRoutes(app, deps);
   novaSecurityGroupRoutes(app, deps);
   novaQuotaRoutes(app, deps);
+  keypairRoutes(app, deps);
   imageRoutes(
     app,
     deps,

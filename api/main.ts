@@ -5,8 +5,11 @@
  * periodically) and, with [compute] reclaim_instance_interval, the reclaim of
  * soft-deleted servers.
  *
+ * With [metadata] metadata_proxy_shared_secret it also serves instance metadata on
+ * [metadata] bind_host:bind_port (metadata/listener.ts); without, it says so once at start.
+ *
  * Invariant: the database is migrated before anything is served or consumed; on stop the
- * HTTP servers close first (service API, then identity), then buffered state reports are
+ * HTTP servers close first (service API, identity, metadata), then buffered state reports are
  * committed and acked, then the revocation listener, the broker and the database close, so
  * no acknowledged report is lost. Tokens are kumo-api's own or an external Keystone's
  * (identity/start.ts).
@@ -24,6 +27,7 @@ import type { IdentitySettings } from './identity/app.ts';
 import { identityEndpoint, startIdentity } from './identity/start.ts';
 import { startReclaimer } from './instance-delete.ts';
 import { createReportConsumer, systemClock } from './liveness.ts';
+import { startMetadata } from './metadata/start.ts';
 import { createRpcHandler } from './rpc.ts';
 import { startComputeSweeper } from './scheduler/compute-sweep.ts';
 import { startDhcpSweeper } from './scheduler/dhcp.ts';
@@ -166,10 +170,12 @@ export async function startApi({ config, log }: DaemonContext): Promise<Running>
   await app.listen({ host: config.api.bind_host, port: config.api.bind_port });
   log.info({ host: config.api.bind_host, port: config.api.bind_port }, 'kumo-api listening');
   await identity.listen();
+  const metadata = await startMetadata(config, db, log);
   return {
     async stop() {
       await app.close();
       await identity.close();
+      await metadata.close();
       await sweeper.stop();
       await computeSweeper.stop();
       await reclaimer.stop();

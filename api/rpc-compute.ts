@@ -88,6 +88,7 @@ export async function getInstance(
         ...inst.imageMeta,
         ports: await specPorts(tx, inst),
         created_at: inst.createdAt,
+        config_drive: inst.configDrive,
       },
     };
   });

@@ -72,6 +72,8 @@ export const InstanceSpec = obj({
   cmdline: nullable(str({ max: 2047 })),
   ports: arr(InstancePort, { max: 16 }),
   created_at: str({ max: 64 }),
+  /** The server asked for a config drive (`config_drive` at create). */
+  config_drive: bool(),
 });
 export type InstanceSpec = Infer<typeof InstanceSpec>;
 

@@ -1,7 +1,7 @@
 /**
  * Field types of Nova's server create and update bodies beyond names and references
- * (servers.ts): access IPs, counts, Nova's boolean strings, admin passwords and security
- * group references, as nova/api/validation/parameter_types.py defines them.
+ * (servers.ts): access IPs, counts, Nova's boolean strings, admin passwords, security
+ * group references and user data (strict base64, at most 65535 characters), as nova/api/validation/parameter_types.py defines them.
  *
  * Invariant: each schema accepts exactly what Nova's does (within Kumo's bounds, named in
  * the message) and returns the value in one canonical type, so the routes never see
@@ -9,6 +9,9 @@
  */
 import { formatIp, parseIp } from './inet.ts';
 import { arr, obj, optional, type Schema, str, ValidationError } from './schema.ts';
+
+/** Strict base64: the standard alphabet, padded, no whitespace. */
+export const STRICT_B64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 /** accessIPv4 / accessIPv6: one address of that version (Nova's format ipv4 / ipv6),
  * in canonical text as Nova's IPAddress field stores it (`2001:DB8:0::1` → `2001:db8::1`). */
@@ -64,4 +67,24 @@ export const adminPass = () => str({ max: 255 });
 /** security_groups: [{name}], a name or id each (an item without a name is ignored). */
 export const SecurityGroupRefs = arr(obj({ name: optional(str({ min: 1, max: 255 })) }), {
   max: 64,
+});
+
+/** Nova's bound on user data: 65535 characters of base64 (schemas/servers.py). */
+export const MAX_USER_DATA = 65535;
+
+/** user_data: strict base64 (standard alphabet, padded, no whitespace), at most 65535. */
+export const userData = (): Schema<string> => ({
+  kind: 'string',
+  parse(value, path = '') {
+    if (typeof value !== 'string') throw new ValidationError(path, 'must be a string');
+    // Control characters shown escaped, as Nova's repr() shows them.
+    const shown = JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value).slice(1, -1);
+    if (value.length > MAX_USER_DATA)
+      throw new ValidationError(
+        path,
+        `'${shown}' is too long (at most ${MAX_USER_DATA} characters of base64)`,
+      );
+    if (!STRICT_B64.test(value)) throw new ValidationError(path, `'${shown}' is not a 'base64'`);
+    return value;
+  },
 });

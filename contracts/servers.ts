@@ -23,7 +23,14 @@ import {
   uuid,
   ValidationError,
 } from './schema.ts';
-import { accessIp, adminPass, count, novaBool, SecurityGroupRefs } from './server-fields.ts';
+import {
+  accessIp,
+  adminPass,
+  count,
+  novaBool,
+  SecurityGroupRefs,
+  userData,
+} from './server-fields.ts';
 
 /* ----------------------------------------------------------------- states */
 
@@ -263,7 +270,6 @@ export const novaName = (): Schema<string> => {
     },
   };
 };
-const anyValue = { kind: 'any', parse: (v: unknown) => v } as Schema<unknown>;
 
 export const ServerCreate = obj({
   server: obj({
@@ -280,8 +286,10 @@ export const ServerCreate = obj({
     adminPass: optional(adminPass()),
     availability_zone: optional(str({ max: 255 })),
     security_groups: optional(SecurityGroupRefs),
-    // Accepted and ignored, as openstack server create sends it: no config drive yet.
-    config_drive: optional(anyValue),
+    config_drive: optional(novaBool()),
+    // Nova's parameter_types.name; the key pair itself is looked up at create.
+    key_name: optional(novaName()),
+    user_data: optional(userData()),
     'OS-DCF:diskConfig': optional(oneOf(['AUTO', 'MANUAL'] as const)),
   }),
 });

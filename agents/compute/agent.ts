@@ -47,7 +47,7 @@ import { createInstanceKind, forgetFailures, type TaskLedger } from './instance.
 import { ownInstanceIds, referencedImages } from './instance-dir.ts';
 import { connectLibvirt, watchDomains } from './links.ts';
 import { type KumoMetadata, listOwnDomains } from './observe.ts';
-import { waitPortsActive } from './rpc.ts';
+import { getConfigDrive, waitPortsActive } from './rpc.ts';
 
 /** update_instance for every changed report (the API ends a task only on its own id). */
 function instanceReporter({ broker, log }: HookDeps): StatusReporter<UpdateInstanceArgs> {
@@ -88,6 +88,7 @@ function instanceReconciler(a: ComputeAgent, hookDeps: HookDeps): Reconciler {
     ovsdb: () => a.ovsdb.get(),
     images: a.images,
     waitPorts: (id, timeoutMs) => waitPortsActive(rpc, id, timeoutMs),
+    configDrive: (id) => getConfigDrive(rpc, id),
     reporter: a.reporter,
     ledger: a.ledger,
     onStart: a.onStart,

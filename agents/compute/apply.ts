@@ -8,7 +8,8 @@
  * - instance files are written to a temporary name and renamed, and an existing disk is
  *   never replaced, so a crash mid-step leaves either nothing or a whole file; files are
  *   written only into, and removed only with, a directory whose owner marker names this
- *   host (instance-dir.ts, which refuses a foreign one: a PermanentError);
+ *   host (instance-dir.ts, which refuses a foreign one: a PermanentError); the config drive
+ *   is built the same way (config-drive.ts);
  * - every libvirt step looks the domain up by uuid and checks the state it needs first
  *   (resume, destroy), so a step that finds its work already done is a no-op; a domain
  *   XML libvirt refuses is a PermanentError (retrying sends the same XML);
@@ -32,6 +33,7 @@ import {
 } from '../../host/libvirt/client.ts';
 import { createOverlay } from '../../host/qemu/img.ts';
 import { type ExecutorDeps, runSteps } from '../lib/steps.ts';
+import { buildConfigDrive, type ConfigDriveDeps } from './config-drive.ts';
 import { type ImageCache, ImageError } from './image-cache.ts';
 import { createInstanceDir, removeInstanceDir, resetInstanceFiles } from './instance-dir.ts';
 import type { PhaseTimes } from './report.ts';
@@ -39,7 +41,7 @@ import { type ComputeStep, type InstanceStep, phaseOf } from './steps.ts';
 import { observeVifs, type VifDeps } from './vif.ts';
 import { planVifs } from './vif-plan.ts';
 
-export interface ApplyDeps extends VifDeps {
+export interface ApplyDeps extends VifDeps, ConfigDriveDeps {
   libvirt: LibvirtClient;
   images(): ImageCache;
   log: Logger;
@@ -192,6 +194,8 @@ async function ownStep(deps: ApplyDeps, step: Exclude<ComputeStep, { kind: 'repo
       return createDisk(deps, step);
     case 'copy':
       return copyWhole(step.from, step.to);
+    case 'config-drive':
+      return buildConfigDrive(deps, step);
     case 'touch':
       return (await open(step.path, 'a', 0o644)).close();
     case 'define':

@@ -1,7 +1,8 @@
 /**
  * What one instance's domain must be on this host, from the API's InstanceSpec: its files
- * under `<instances_path>/<uuid>/`, its root disk, its kernel and ramdisk, its NICs and
- * its rendered domain XML. Pure.
+ * under `<instances_path>/<uuid>/`, its root disk, its kernel and ramdisk, its config
+ * drive (asked for by the server, or every instance's under `force_config_drive`), its
+ * NICs and its rendered domain XML. Pure.
  *
  * Invariants: the domain XML is rendered (and so validated and escaped) here, before any
  * host object exists, so a spec the renderer refuses fails its spawn without leaving
@@ -29,6 +30,8 @@ export interface ComputeSettings {
   shutdownTimeoutMs: number;
   /** `<state_path>/compute`: what the agent keeps across restarts (the recorded boot id). */
   stateDir: string;
+  /** `[compute] force_config_drive`: every instance gets a config drive. */
+  forceConfigDrive: boolean;
 }
 
 /** A spec that cannot become a domain; its spawn fails with this message (not retried). */
@@ -47,6 +50,8 @@ export interface InstancePaths {
   disk: string;
   kernel: string;
   ramdisk: string;
+  /** `<dir>/disk.config`: the config drive image (Nova's name). */
+  configDrive: string;
   console: string;
   /** `<dir>/host`: the owner marker, naming the host whose agent made the directory. */
   owner: string;
@@ -74,6 +79,7 @@ export function pathsOf(s: ComputeSettings, id: string): InstancePaths {
     disk: `${dir}/disk`,
     kernel: `${dir}/kernel`,
     ramdisk: `${dir}/ramdisk`,
+    configDrive: `${dir}/disk.config`,
     console: `${dir}/console.log`,
     owner: `${dir}/host`,
     images: `${dir}/images`,
@@ -104,6 +110,8 @@ export interface DesiredInstance {
   kernel: InstanceImage | null;
   ramdisk: InstanceImage | null;
   nics: DesiredNic[];
+  /** The instance has a config drive: asked for, or forced by the host's config. */
+  configDrive: boolean;
   xml: string;
 }
 
@@ -167,6 +175,7 @@ function domainSpecOf(
     virtType: s.virtType,
     ...(hasDisk ? { disk: { path: d.paths.disk, format: 'qcow2' as const } } : {}),
     ...(d.kernel ? kernelBoot(spec, d.paths, hasDisk) : {}),
+    ...(d.configDrive ? { configDrive: d.paths.configDrive } : {}),
     nics: d.nics.map((n) => ({
       portId: n.portId,
       mac: n.mac,
@@ -200,6 +209,7 @@ export function desiredInstance(spec: InstanceSpec, s: ComputeSettings): Desired
     kernel,
     ramdisk: spec.ramdisk,
     nics: nicsOf(spec),
+    configDrive: spec.config_drive || s.forceConfigDrive,
   };
   return { ...d, xml: renderDomainXml(domainSpecOf(spec, s, d)) };
 }

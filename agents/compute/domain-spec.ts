@@ -48,6 +48,8 @@ export interface DomainSpec {
   kernel?: string;
   initrd?: string;
   cmdline?: string;
+  /** The config drive image: a read-only cdrom. */
+  configDrive?: string;
   nics: DomainNic[];
   /** File the serial console (ttyS0) is written to. */
   consoleLog: string;
@@ -157,6 +159,7 @@ interface CheckedBoot {
   kernel: string | undefined;
   initrd: string | undefined;
   cmdline: string | undefined;
+  configDrive: string | undefined;
 }
 
 export interface CheckedSpec extends CheckedBoot {
@@ -219,13 +222,14 @@ function checkBoot(spec: DomainSpec): CheckedBoot {
   const kernel = opt(spec.kernel, (v) => path('kernel', v));
   const initrd = opt(spec.initrd, (v) => path('initrd', v));
   const cmdline = opt(spec.cmdline, (v) => text('cmdline', v, DOMAIN_LIMITS.cmdline));
+  const configDrive = opt(spec.configDrive, (v) => path('configDrive', v));
   if (kernel === undefined && (initrd !== undefined || cmdline !== undefined)) {
     throw new DomainSpecError(initrd !== undefined ? 'initrd' : 'cmdline', 'needs kernel');
   }
   if (kernel === undefined && disk === undefined) {
     throw new DomainSpecError('disk', 'is required when there is no kernel to boot');
   }
-  return { disk, kernel, initrd, cmdline };
+  return { disk, kernel, initrd, cmdline, configDrive };
 }
 
 /** Validates a spec; throws `DomainSpecError` naming the first bad field. */

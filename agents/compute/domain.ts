@@ -3,7 +3,8 @@
  * (so operators find what they know with `virsh dumpxml`): `instance-%08x` names, the
  * instance uuid as the domain uuid, a `<metadata>` element in our own namespace (Nova's is
  * `<nova:instance xmlns:nova="http://openstack.org/xmlns/libvirt/nova/1.1">`), virtio disk
- * `vda`, one virtio NIC per port on a `tap` + 11 characters of the port id, and a
+ * `vda`, the config drive (when there is one) as Nova's read-only IDE cdrom `hdd` (the
+ * machine type is `pc`: IDE; Nova uses SATA on q35), one virtio NIC per port on a `tap` + 11 characters of the port id, and a
  * file-backed serial console. A NIC is either Nova's OVS bridge interface (libvirt plugs
  * the tap into the bridge with the port id as `iface-id`) or a plain `ethernet` tap that
  * libvirt creates and the agent plugs itself (when ovs-vswitchd runs in another netns).
@@ -117,6 +118,14 @@ function renderDevices(s: CheckedSpec, add: Add): void {
     add(3, `<driver name='qemu' type='${s.disk.format}' cache='none'/>`);
     add(3, `<source file='${e(s.disk.path)}'/>`);
     add(3, "<target dev='vda' bus='virtio'/>");
+    add(2, '</disk>');
+  }
+  if (s.configDrive !== undefined) {
+    add(2, "<disk type='file' device='cdrom'>");
+    add(3, "<driver name='qemu' type='raw'/>");
+    add(3, `<source file='${e(s.configDrive)}'/>`);
+    add(3, "<target dev='hdd' bus='ide'/>");
+    add(3, '<readonly/>');
     add(2, '</disk>');
   }
   for (const n of s.nics) renderNic(n, add);

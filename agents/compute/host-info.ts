@@ -21,6 +21,7 @@ export function computeSettings(config: KumoConfig): ComputeSettings {
     vifPluggingTimeoutMs: config.compute.vif_plugging_timeout * 1000,
     shutdownTimeoutMs: config.compute.shutdown_timeout * 1000,
     stateDir: `${config.DEFAULT.state_path}/compute`,
+    forceConfigDrive: config.compute.force_config_drive,
   };
 }
 

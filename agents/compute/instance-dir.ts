@@ -75,7 +75,7 @@ export async function createInstanceDir(
 }
 
 /**
- * A rebuild's reset: the disk, kernel and ramdisk of the old image are removed and the
+ * A rebuild's reset: the disk, kernel, ramdisk and config drive are removed and the
  * image list names the new images (written aside and renamed: whole or not at all), so
  * the files are made again from the new image and the cache keeps what they use. Only in
  * this host's directory; nothing to do when there is none yet.
@@ -91,7 +91,8 @@ export async function resetInstanceFiles(
     throw new ForeignDirectoryError(
       `instance directory ${paths.dir} belongs to ${ownerText(owner)}`,
     );
-  for (const file of [paths.disk, paths.kernel, paths.ramdisk]) await rm(file, { force: true });
+  for (const file of [paths.disk, paths.kernel, paths.ramdisk, paths.configDrive])
+    await rm(file, { force: true });
   const part = `${paths.images}.part`;
   await rm(part, { force: true });
   await writeNew(part, imageIds.map((id) => `${id}\n`).join(''));

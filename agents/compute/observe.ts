@@ -53,6 +53,8 @@ export interface ObservedFiles {
   disk: boolean;
   kernel: boolean;
   ramdisk: boolean;
+  /** `disk.config`, the config drive image. */
+  configDrive: boolean;
 }
 
 export interface ObservedInstance {
@@ -134,6 +136,7 @@ export async function observeFiles(paths: InstancePaths): Promise<ObservedFiles>
     disk: await exists(paths.disk),
     kernel: await exists(paths.kernel),
     ramdisk: await exists(paths.ramdisk),
+    configDrive: await exists(paths.configDrive),
   };
 }
 

@@ -4,7 +4,8 @@
  * Invariants: the new image is in the cache before anything of the old one is touched,
  * so an image that cannot be had fails the rebuild with the guest's disk intact; the
  * domain is destroyed (not shut down: Nova's rebuild powers off), its files are made
- * again from the new image with the image list naming it, and the domain is defined with
+ * again from the new image with the image list naming it (the config drive, when it has
+ * one, is made again from the API's current data), and the domain is defined with
  * the new XML; a stopped server stays stopped, any other is started paused, plugged and
  * resumed like a boot.
  */
@@ -26,7 +27,7 @@ export function rebuildSteps(t: InstanceTarget, o: ObservedInstance): ComputeSte
   const dom = o.domain;
   const [fetch, ...files] = fileSteps(
     d,
-    { disk: false, kernel: false, ramdisk: false },
+    { disk: false, kernel: false, ramdisk: false, configDrive: false },
     t.settings,
   );
   const reset: ComputeStep = {

@@ -58,10 +58,10 @@ function filesIfMissing(t: InstanceTarget, o: ObservedInstance): ComputeStep[] {
     !f.dir ||
     (d.rootDisk.kind !== 'none' && !f.disk) ||
     (d.kernel !== null && !f.kernel) ||
-    (d.ramdisk !== null && !f.ramdisk);
-  return missing
-    ? fileSteps(d, f.dir ? f : { disk: false, kernel: false, ramdisk: false }, t.settings)
-    : [];
+    (d.ramdisk !== null && !f.ramdisk) ||
+    (d.configDrive && !f.configDrive);
+  const none = { disk: false, kernel: false, ramdisk: false, configDrive: false };
+  return missing ? fileSteps(d, f.dir ? f : none, t.settings) : [];
 }
 
 /**

@@ -1,12 +1,13 @@
 /**
- * The compute agent's calls to the API: get_instance, and waiting for an instance's ports
- * to be ACTIVE (report.ts shapes what it sends back).
+ * The compute agent's calls to the API: get_instance, get_config_drive, and waiting for an
+ * instance's ports to be ACTIVE (report.ts shapes what it sends back).
  *
  * Invariant: a reply is validated against the contract before anything uses it.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GetInstanceResult, type InstanceSpec } from '../../contracts/instances.ts';
 import { PLUGIN_TOPIC } from '../../contracts/messages.ts';
+import { type ConfigDriveFile, GetConfigDriveResult } from '../../contracts/metadata.ts';
 import type { Broker } from '../../core/amqp.ts';
 import { intentOf } from './target.ts';
 
@@ -24,6 +25,13 @@ export async function getInstance(deps: RpcDeps, id: string): Promise<InstanceSp
   const args = { host: deps.host, instance_id: id };
   return GetInstanceResult.parse(await deps.broker.call(PLUGIN_TOPIC, 'get_instance', args))
     .instance;
+}
+
+/** The config drive's files of an instance of this host (null: the API has none). */
+export async function getConfigDrive(deps: RpcDeps, id: string): Promise<ConfigDriveFile[] | null> {
+  const args = { host: deps.host, instance_id: id };
+  return GetConfigDriveResult.parse(await deps.broker.call(PLUGIN_TOPIC, 'get_config_drive', args))
+    .files;
 }
 
 /**

@@ -46,6 +46,14 @@ export type ComputeStep =
       why: string;
     }
   | { kind: 'copy'; from: string; to: string; why: string }
+  | {
+      /** The config drive: its files from the API, built into `disk.config` (config-drive.ts). */
+      kind: 'config-drive';
+      instanceId: string;
+      paths: InstancePaths;
+      host: string;
+      why: string;
+    }
   | { kind: 'touch'; path: string; why: string }
   | { kind: 'define'; xml: string; why: string }
   | { kind: 'start-paused'; uuid: string; why: string }
@@ -77,6 +85,7 @@ export function phaseOf(step: InstanceStep): Phase | null {
     case 'instance-dir':
     case 'disk':
     case 'copy':
+    case 'config-drive':
     case 'touch':
       return 'image';
     case 'define':
@@ -108,10 +117,13 @@ export function imageRoles(d: DesiredInstance): Record<string, string> {
 
 const baseOf = (baseDir: string, image: InstanceImage) => `${baseDir}/${image.id}`;
 
-/** Files of a boot: images cached, the directory (this host's), disk, kernel, ramdisk, log. */
+/**
+ * Files of a boot: images cached, the directory (this host's), disk, kernel, ramdisk, the
+ * config drive, the console log.
+ */
 export function fileSteps(
   d: DesiredInstance,
-  have: { disk: boolean; kernel: boolean; ramdisk: boolean },
+  have: { disk: boolean; kernel: boolean; ramdisk: boolean; configDrive: boolean },
   s: { host: string; baseDir: string },
 ): ComputeStep[] {
   const p = d.paths;
@@ -135,6 +147,14 @@ export function fileSteps(
     steps.push({ kind: 'copy', from: baseOf(s.baseDir, d.kernel), to: p.kernel, why: 'kernel' });
   if (d.ramdisk && !have.ramdisk)
     steps.push({ kind: 'copy', from: baseOf(s.baseDir, d.ramdisk), to: p.ramdisk, why: 'ramdisk' });
+  if (d.configDrive && !have.configDrive)
+    steps.push({
+      kind: 'config-drive',
+      instanceId: d.id,
+      paths: p,
+      host: s.host,
+      why: 'config drive (disk.config)',
+    });
   steps.push({ kind: 'touch', path: p.console, why: 'console log' });
   return steps;
 }

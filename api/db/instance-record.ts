@@ -9,6 +9,7 @@
 import type { InstanceImage, SpawnTimings } from '../../contracts/instances.ts';
 import type { TaskState, VmState } from '../../contracts/servers.ts';
 import type { Row } from './index.ts';
+import { bool } from './neutron.ts';
 
 export interface ImageMeta {
   image: InstanceImage;
@@ -72,6 +73,13 @@ export interface InstanceRecord {
   softDeletedAt: string | null;
   /** The names of the security groups the server is in. */
   securityGroups: string[];
+  /** The key pair named at create and its public key as it was then (null: none). */
+  keyName: string | null;
+  keyData: string | null;
+  /** User data as given (base64), null when none. */
+  userData: string | null;
+  /** Whether the create asked for a config drive. */
+  configDrive: boolean;
 }
 
 /** Columns as the drivers return them (numbers may come as text from PostgreSQL). */
@@ -103,7 +111,10 @@ type Nullable =
   | 'deleted_at'
   | 'admin_pass'
   | 'locked_by'
-  | 'soft_deleted_at';
+  | 'soft_deleted_at'
+  | 'key_name'
+  | 'key_data'
+  | 'user_data';
 export type InstanceRow = Row & Record<Text, string> & Record<Nullable, string | null>;
 
 const parsed = <T>(s: string | null): T | null => (s === null ? null : (JSON.parse(s) as T));
@@ -145,4 +156,8 @@ export const toRecord = (r: InstanceRow): InstanceRecord => ({
   lockedBy: r.locked_by as InstanceRecord['lockedBy'],
   softDeletedAt: r.soft_deleted_at,
   securityGroups: JSON.parse(r.security_groups) as string[],
+  keyName: r.key_name,
+  keyData: r.key_data,
+  userData: r.user_data,
+  configDrive: bool(r.config_drive),
 });

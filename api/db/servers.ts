@@ -41,7 +41,9 @@ export type NewInstance = Pick<
   | 'reservationId'
   | 'launchIndex'
   | 'securityGroups'
->;
+> &
+  /** Absent: no key pair, no user data, no config drive. */
+  Partial<Pick<InstanceRecord, 'keyName' | 'keyData' | 'userData' | 'configDrive'>>;
 
 export async function insertInstance(tx: Queryable, seq: number, n: NewInstance, now: Date) {
   const at = resourceTime(now);
@@ -50,9 +52,9 @@ export async function insertInstance(tx: Queryable, seq: number, n: NewInstance,
        memory_mb, root_gb, image_id, image_meta, host, vm_state, task_state, task_id,
        power_state, fault, metadata, timings, kept_ports, port_order, created_at, updated_at,
        launched_at, deleted_at, access_ipv4, access_ipv6, admin_pass, reservation_id,
-       launch_index, security_groups)
+       launch_index, security_groups, key_name, key_data, user_data, config_drive)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, 0, ?, ?, NULL, ?, '[]', ?, ?, NULL, NULL,
-       ?, ?, ?, ?, ?, ?)`,
+       ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     [
       n.id,
       seq,
@@ -80,6 +82,10 @@ export async function insertInstance(tx: Queryable, seq: number, n: NewInstance,
       n.reservationId,
       n.launchIndex,
       JSON.stringify(n.securityGroups),
+      n.keyName ?? null,
+      n.keyData ?? null,
+      n.userData ?? null,
+      n.configDrive ?? false,
     ],
   );
 }

@@ -17,6 +17,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ApiError } from '../../contracts/errors.ts';
 import { isPlainObject, ValidationError } from '../../contracts/schema.ts';
 import type { Queryable } from '../db/index.ts';
+import { countKeypairs } from '../db/keypairs.ts';
 import {
   deleteProjectQuotas,
   lockQuota,
@@ -28,6 +29,7 @@ import { projectUsage } from '../db/servers.ts';
 import type { AppDeps } from '../deps.ts';
 import { callerProjectId, namedProject } from '../policy.ts';
 import { type Query, values } from '../query.ts';
+import { callerUserId } from './keypairs.ts';
 import { installNovaErrors, requireAdminNova } from './nova.ts';
 import { novaDefaults } from './nova-quota-rules.ts';
 
@@ -38,11 +40,18 @@ const MAX_INT = 2 ** 31 - 1;
 const sorted = (limits: QuotaLimits): QuotaLimits =>
   Object.fromEntries(Object.entries(limits).sort(([a], [b]) => a.localeCompare(b)));
 
-/** What each shown key has in use: only servers are counted, the rest is 0 in Kumo. */
-async function inUse(deps: AppDeps, project: string): Promise<Record<string, number>> {
+/** What each shown key has in use: servers, and key pairs (Nova counts those per user: the
+ * caller's own, in the caller's own project); the rest is 0 in Kumo. */
+async function inUse(deps: AppDeps, project: string, keypairUser?: string) {
   const used = await projectUsage(deps.db, project);
-  return { instances: used.instances, cores: used.cores, ram: used.ram };
+  const keyPairs = keypairUser === undefined ? 0 : await countKeypairs(deps.db, keypairUser);
+  const counted: Record<string, number> = { ...used, key_pairs: keyPairs };
+  return counted;
 }
+
+/** The user whose key pairs a quota detail of `project` counts: the caller, in its project. */
+const keypairUserOf = (req: FastifyRequest, project: string) =>
+  project === callerProjectId(req) ? callerUserId(req) : undefined;
 
 /** Nova's show policy: the project's own callers, or an admin. */
 function requireReader(req: FastifyRequest, project: string, rule: string) {
@@ -122,9 +131,9 @@ async function updateQuotas(deps: AppDeps, project: string, body: unknown) {
   deps.log.info({ projectId: project, quotas: limits, force }, 'compute quotas set');
 }
 
-async function detail(deps: AppDeps, project: string) {
+async function detail(deps: AppDeps, project: string, keypairUser: string | undefined) {
   const limits = sorted(await projectQuotas(deps.db, project, novaDefaults(deps)));
-  const used = await inUse(deps, project);
+  const used = await inUse(deps, project, keypairUser);
   const shown: Record<string, unknown> = { id: project };
   for (const [key, limit] of Object.entries(limits))
     shown[key] = { in_use: used[key] ?? 0, limit, reserved: 0 };
@@ -181,7 +190,7 @@ function quotaScope(scope: FastifyInstance, deps: AppDeps) {
   scope.get('/os-quota-sets/:project/detail', async (req: ByProject) => {
     const project = namedProject(req.params.project);
     requireReader(req, project, 'os_compute_api:os-quota-sets:detail');
-    return detail(deps, project);
+    return detail(deps, project, keypairUserOf(req, project));
   });
   scope.put('/os-quota-sets/:project', async (req: ByProject) => {
     requireAdminNova(req, 'os_compute_api:os-quota-sets:update');

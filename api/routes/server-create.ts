@@ -9,7 +9,9 @@
  * reservation id (`r-` + 8 of [a-z0-9]) and one admin password; its servers are named
  * `<name>-<i>` (i from 1) with launch indexes 0..n-1, as Nova's multi-create does. The
  * password (asked for, or Nova's generate_password: 12 characters, one of each of its
- * groups) is stored for the metadata service and answered once, never logged. Servers
+ * groups) is stored for the metadata service and answered once, never logged; so are the
+ * key pair's public key as it is at create (key_name: the caller's own key pair), the
+ * user data (strict base64) and whether a config drive was asked for. Servers
  * are the caller's project's; the quota (instances, cores, ram) is checked in each
  * server's insert transaction (nova-quota-rules.ts): the first settles how many of
  * min..max fit, or refuses with Nova's 403 before anything is written.
@@ -19,6 +21,7 @@ import type { FastifyRequest } from 'fastify';
 import { ApiError } from '../../contracts/errors.ts';
 import { DOMAIN_LIMITS, ServerCreate } from '../../contracts/servers.ts';
 import type { Queryable } from '../db/index.ts';
+import { getKeypair } from '../db/keypairs.ts';
 import { resolveServerGroups } from '../db/nova-secgroups.ts';
 import {
   type FlavorSnapshot,
@@ -37,6 +40,7 @@ import {
   type Placement,
   placeInstance,
 } from '../scheduler/compute.ts';
+import { callerUserId } from './keypairs.ts';
 import { neutronQuota } from './neutron-quotas.ts';
 import { admitServers } from './nova-quota-rules.ts';
 import { resolveFlavor, resolveImage, resolveNics } from './server-refs.ts';
@@ -114,6 +118,8 @@ interface Batch {
   securityGroupIds: string[] | undefined;
   adminPass: string;
   reservationId: string;
+  /** The key pair (name, public key now) the servers boot with, or nulls. */
+  key: { name: string | null; data: string | null };
 }
 
 /** The row of one server of the batch: building on its host, or ERROR when none could take it. */
@@ -129,7 +135,7 @@ function newInstance(
     id,
     name: b.count > 1 ? `${b.body.name}-${index + 1}` : b.body.name,
     projectId: b.projectId,
-    userId: req.caller.userId ?? req.role,
+    userId: callerUserId(req),
     flavor: b.flavor,
     imageMeta: b.imageMeta,
     metadata: b.body.metadata ?? {},
@@ -144,6 +150,10 @@ function newInstance(
     reservationId: b.reservationId,
     launchIndex: index,
     securityGroups: b.securityGroups,
+    keyName: b.key.name,
+    keyData: b.key.data,
+    userData: b.body.user_data ?? null,
+    configDrive: b.body.config_drive ?? false,
   };
 }
 
@@ -190,6 +200,14 @@ async function createOne(deps: AppDeps, req: FastifyRequest, b: Batch, index: nu
   return id;
 }
 
+/** The caller's key pair `key_name` names (Nova's 400 when the caller has none of that name). */
+async function keyOf(deps: AppDeps, req: FastifyRequest, name: string | undefined) {
+  if (name === undefined) return { name: null, data: null };
+  const k = await getKeypair(deps.db, callerUserId(req), name);
+  if (!k) throw bad('Invalid key_name provided.');
+  return { name: k.name, data: k.public_key };
+}
+
 /** Checks the request whole, then creates its servers one by one, in launch order. */
 export async function createServers(deps: AppDeps, req: FastifyRequest) {
   const body = ServerCreate.parse(req.body).server;
@@ -199,6 +217,7 @@ export async function createServers(deps: AppDeps, req: FastifyRequest) {
   const flavor = await resolveFlavor(deps.db, req, body.flavorRef);
   const imageMeta = await resolveImage(deps.db, body.imageRef, flavor, req);
   const nics = await resolveNics(deps.db, req, body.networks);
+  const key = await keyOf(deps, req, body.key_name);
   const batch: Batch = {
     body,
     count: max,
@@ -211,6 +230,7 @@ export async function createServers(deps: AppDeps, req: FastifyRequest) {
     securityGroupIds: groups.ids,
     adminPass: body.adminPass ?? generatePassword(),
     reservationId: reservationId(),
+    key,
   };
   const ids = [await createOne(deps, req, batch, 0)];
   for (let index = 1; index < batch.count; index++) {

@@ -104,7 +104,7 @@ function attrs23(i: InstanceRecord) {
     'OS-EXT-SRV-ATTR:kernel_id': i.imageMeta.kernel?.id ?? '',
     'OS-EXT-SRV-ATTR:ramdisk_id': i.imageMeta.ramdisk?.id ?? '',
     'OS-EXT-SRV-ATTR:root_device_name': launchedFromDisk ? '/dev/vda' : null,
-    'OS-EXT-SRV-ATTR:user_data': null,
+    'OS-EXT-SRV-ATTR:user_data': i.userData,
   };
 }
 
@@ -175,8 +175,8 @@ function detailView(
     ...commonView(req, prefix, i),
     addresses: addr,
     'OS-EXT-AZ:availability_zone': 'nova',
-    config_drive: '',
-    key_name: null,
+    config_drive: i.configDrive ? 'True' : '',
+    key_name: i.keyName,
     'OS-SRV-USG:launched_at': usage(i.launchedAt),
     'OS-SRV-USG:terminated_at': usage(i.deletedAt),
     security_groups: i.securityGroups.map((name) => ({ name })),

@@ -29,6 +29,7 @@ from tempest.lib.api_schema.response.compute.v2_1 import servers as servers21
 from tempest.lib.api_schema.response.compute.v2_1 import versions as versions21
 from tempest.lib.common import api_version_request, rest_client
 from tempest.lib.services.compute.flavors_client import FlavorsClient
+from tempest.lib.services.compute.keypairs_client import KeyPairsClient
 from tempest.lib.services.compute.servers_client import ServersClient
 
 from shapes import (GLANCE_FAULT, GLANCE_VERSIONS, IMAGE, IMAGES, MEMBER, MEMBERS,
@@ -38,7 +39,7 @@ REQ_ID = re.compile(r'^req-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a
 
 # check name -> (tempest's schema_versions_info or a fixed module, attribute), as
 # tempest's service clients choose them (servers_client.py, flavors_client.py,
-# versions_client.py).
+# keypairs_client.py, versions_client.py).
 COMPUTE = {
     'versions.list_versions': (versions21, 'list_versions'),
     'versions.get_one_version': (versions21, 'get_one_version'),
@@ -60,6 +61,10 @@ COMPUTE = {
     'servers.get_console_output': (servers21, 'get_console_output'),
     'servers.rebuild_server': (ServersClient, 'rebuild_server'),
     'servers.rebuild_server_with_admin_pass': (ServersClient, 'rebuild_server_with_admin_pass'),
+    'keypairs.create_keypair': (KeyPairsClient, 'create_keypair'),
+    'keypairs.list_keypairs': (KeyPairsClient, 'list_keypairs'),
+    'keypairs.show_keypair': (KeyPairsClient, 'get_keypair'),
+    'keypairs.delete_keypair': (KeyPairsClient, 'delete_keypair'),
 }
 
 COMPUTE_LOCAL = {'servers.create_multiple_reservation': RESERVATION}

@@ -1,7 +1,7 @@
 /**
  * Nova's contract: every compute answer kumo-api gives — version documents, flavors,
  * servers in realistic states (api-servers-harness: a real sqlite database and broker,
- * an agent that reports), their addresses, actions and errors — checked by check.py
+ * an agent that reports), their addresses, actions and errors, key pairs — checked by check.py
  * against tempest's published response schemas (Debian python3-tempest 33) at every
  * microversion Kumo claims: none (2.1), 2.1, 2.3, 2.5 (tempest's v2_3 schemas), 2.9
  * and 2.16, with the request-id and microversion headers tempest reads.
@@ -146,7 +146,47 @@ describe('compute answers against tempest schemas', () => {
         headers: { 'content-type': 'application/json' },
       });
     await nova('compute.error', 'GET', '/compute/v2.1/servers', { microversion: '2.99' });
-    await nova('compute.error', 'GET', '/compute/v2.1/os-keypairs');
+  });
+
+  test('key pairs: create (generated and imported), list, show, delete and errors at every version', async () => {
+    const base = '/compute/v2.1/os-keypairs';
+    for (const [i, v] of VERSIONS.entries()) {
+      const o = { microversion: v };
+      const gen = await nova('keypairs.create_keypair', 'POST', base, {
+        ...o,
+        body: { keypair: { name: `gen${i}` } },
+      });
+      const pub = String((bodyOf(gen).keypair as Body).public_key);
+      const imported = { keypair: { name: `imp${i}`, public_key: pub } };
+      await nova('keypairs.create_keypair', 'POST', base, { ...o, body: imported });
+      await nova('compute.error', 'POST', base, { ...o, body: imported });
+      await nova('keypairs.list_keypairs', 'GET', base, o);
+      await nova('keypairs.show_keypair', 'GET', `${base}/gen${i}`, o);
+      for (const name of [`gen${i}`, `imp${i}`])
+        await nova('keypairs.delete_keypair', 'DELETE', `${base}/${name}`, o);
+      await nova('compute.error', 'GET', `${base}/gen${i}`, o);
+    }
+  });
+
+  test('a server booted with a key pair, user data and a config drive, at every version', async () => {
+    const made = await nova('keypairs.create_keypair', 'POST', '/compute/v2.1/os-keypairs', {
+      body: { keypair: { name: 'boot' } },
+    });
+    assert.equal(made.status, 200, JSON.stringify(made.body));
+    const id = await active({
+      key_name: 'boot',
+      user_data: 'IyEvYmluL3NoCg==',
+      config_drive: true,
+    });
+    for (const v of VERSIONS) {
+      const shown = await nova('servers.show_server', 'GET', `/compute/v2.1/servers/${id}`, {
+        microversion: v,
+      });
+      assert.equal((bodyOf(shown).server as Body).key_name, 'boot');
+      await nova('servers.list_servers_detail', 'GET', '/compute/v2.1/servers/detail', {
+        microversion: v,
+      });
+    }
   });
 
   test("every answer above matches tempest's schemas and carries its ids", async () => {

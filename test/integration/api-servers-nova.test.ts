@@ -3,7 +3,7 @@
  * engines with a real broker (api-servers-harness.ts): create's accessIPv4/6, adminPass,
  * min/max_count batches and return_reservation_id, security_groups; PUT's short view;
  * the view keys at 2.1, 2.3, 2.9 and 2.16 (tempest's response schemas' keys, exactly);
- * the /ips routes; the name, ip and ip6 regex filters; os-keypairs' 404 in Nova's shape.
+ * the /ips routes; the name, ip and ip6 regex filters; an unknown route's 404 in Nova's shape.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -426,11 +426,20 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       }
     });
 
-    test('os-keypairs is not there yet: Nova itemNotFound, also under /compute', async () => {
-      for (const url of ['/os-keypairs', '/v2.1/os-keypairs', '/compute/v2.1/os-keypairs']) {
+    test('an unknown compute route is Nova itemNotFound; os-keypairs answers at every root', async () => {
+      for (const url of [
+        '/os-no-such-thing',
+        '/v2.1/os-no-such-thing',
+        '/compute/v2.1/os-no-such-thing',
+      ]) {
         const r = await call('GET', url);
         assert.equal(r.status, 404, url);
         assert.ok((r.body as Body).itemNotFound, `${url}: ${r.raw}`);
+      }
+      for (const url of ['/os-keypairs', '/v2.1/os-keypairs', '/compute/v2.1/os-keypairs']) {
+        const r = await call('GET', url);
+        assert.equal(r.status, 200, url);
+        assert.ok(Array.isArray((r.body as Body).keypairs), `${url}: ${r.raw}`);
       }
     });
   });

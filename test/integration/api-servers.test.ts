@@ -83,6 +83,11 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       );
       assert.equal(spec.task_state, 'spawning');
       assert.equal(spec.task_id, 1);
+      assert.equal(spec.config_drive, false, 'no config drive unless the server asked for one');
+      // POST /servers' config_drive is the API's; here only get_instance reading the column
+      await h.db.query('UPDATE instances SET config_drive = TRUE WHERE id = ?', [id]);
+      assert.equal((await rpc.instance('h2', id))?.config_drive, true);
+      await h.db.query('UPDATE instances SET config_drive = FALSE WHERE id = ?', [id]);
       assert.deepEqual(spec.flavor, { id: '1', name: 'm1.tiny', vcpus: 1, ram: 512, disk: 1 });
       const img = (await call('GET', `/v2/images/${images.plain}`)).body as unknown as Image;
       assert.equal(spec.image.checksum, img.checksum);

@@ -75,6 +75,7 @@ const COMPUTE: ComputeSettings = {
   vifPluggingTimeoutMs: 300_000,
   shutdownTimeoutMs: 60_000,
   stateDir: '/var/lib/kumo/compute',
+  forceConfigDrive: false,
 };
 /** The lab's mode: bare taps the agent plugs into ovs-vswitchd's netns. */
 const COMPUTE_ETHERNET: ComputeSettings = { ...COMPUTE, vswitchdNetns: 'kumo-vswitchd' };
@@ -87,7 +88,15 @@ const OVS: OvsSettings = {
 };
 const NOTHING: ObservedInstance = {
   domain: null,
-  files: { dir: false, owner: null, staging: false, disk: false, kernel: false, ramdisk: false },
+  files: {
+    dir: false,
+    owner: null,
+    staging: false,
+    disk: false,
+    kernel: false,
+    ramdisk: false,
+    configDrive: false,
+  },
   vifs: null,
 };
 

@@ -70,6 +70,7 @@ function newSpec(): InstanceSpec {
       },
     ],
     created_at: '2026-11-22T06:00:00Z',
+    config_drive: false,
   };
 }
 
@@ -118,6 +119,7 @@ describe('compute apply path (FakeRunner, fake libvirt, fake OVSDB)', () => {
     vifPluggingTimeoutMs: 1000,
     shutdownTimeoutMs: 0,
     stateDir: join(root, 'compute'),
+    forceConfigDrive: false,
   };
   const dir = join(instances, ID);
 
@@ -163,6 +165,7 @@ describe('compute apply path (FakeRunner, fake libvirt, fake OVSDB)', () => {
         prune: async () => [],
       }),
       waitPorts: () => ports(),
+      configDrive: async () => assert.fail('these instances have no config drive'),
       reporter,
       ledger,
       onStart: new Set(),

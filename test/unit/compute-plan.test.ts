@@ -69,6 +69,7 @@ const settings = (netns?: string): ComputeSettings => ({
   vifPluggingTimeoutMs: 300_000,
   shutdownTimeoutMs: 60_000,
   stateDir: '/var/lib/kumo/compute',
+  forceConfigDrive: false,
 });
 
 function spec(over: Partial<InstanceSpec> = {}): InstanceSpec {
@@ -96,6 +97,7 @@ function spec(over: Partial<InstanceSpec> = {}): InstanceSpec {
       },
     ],
     created_at: '2026-11-22T06:00:00Z',
+    config_drive: false,
     ...over,
   };
 }
@@ -115,7 +117,15 @@ const SHUTOFF = dom(DomainState.SHUTOFF);
 const SAVED = dom(DomainState.SHUTOFF, { managedSave: true });
 const FOREIGN = dom(DomainState.RUNNING, { meta: meta('compute-2') });
 
-const FILES = { dir: true, owner: HOST, staging: false, disk: true, kernel: true, ramdisk: true };
+const FILES = {
+  dir: true,
+  owner: HOST,
+  staging: false,
+  disk: true,
+  kernel: true,
+  ramdisk: true,
+  configDrive: false,
+};
 const NO_FILES = {
   dir: false,
   owner: null,
@@ -123,6 +133,7 @@ const NO_FILES = {
   disk: false,
   kernel: false,
   ramdisk: false,
+  configDrive: false,
 };
 /** The directory of another host (shared instances_path), or one no Kumo agent made. */
 const FOREIGN_FILES = { ...FILES, owner: 'compute-2' };

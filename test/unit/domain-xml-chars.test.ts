@@ -75,6 +75,7 @@ describe('domain XML characters', () => {
       cmdline: null,
       ports: [],
       created_at: '2026-11-22T06:00:00Z',
+      config_drive: false,
     };
     const settings = {
       host: HOST,
@@ -85,6 +86,7 @@ describe('domain XML characters', () => {
       vifPluggingTimeoutMs: 1000,
       shutdownTimeoutMs: 1000,
       stateDir: '/var/lib/kumo/compute',
+      forceConfigDrive: false,
     };
     const t = instanceTarget({ spec, onStart: false, finished: null }, ID, settings);
     assert.match(t.problem ?? '', /displayName must not contain U\+FFFE or U\+FFFF/);
@@ -97,6 +99,7 @@ describe('domain XML characters', () => {
         disk: false,
         kernel: false,
         ramdisk: false,
+        configDrive: false,
       },
       vifs: null,
     };

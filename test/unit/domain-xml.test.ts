@@ -1,9 +1,10 @@
 /**
  * agents/compute/domain.ts (and domain-spec.ts): the Nova-shaped domain XML against a
- * golden file, the kernel-only variant, escaping, the contract's bounds, and refusal of
- * bad input naming the field.
+ * golden file (and one with a config drive: the read-only IDE cdrom, only when asked),
+ * the kernel-only variant, escaping, the contract's bounds, and refusal of bad input
+ * naming the field.
  *
- * The golden file is test/golden/compute/domain.xml; `KUMO_UPDATE_GOLDEN=1` rewrites it
+ * The golden files are test/golden/compute/domain*.xml; `KUMO_UPDATE_GOLDEN=1` rewrites it
  * (then review the diff). test/integration/guest-boot.test.ts checks the same render
  * against libvirt's domain schema.
  */
@@ -90,6 +91,25 @@ function rejectsField(spec: DomainSpec, field: string) {
 describe('domain XML', () => {
   test('full render (disk, OVS and ethernet NICs, metadata, serial console) matches the golden file', () => {
     golden('domain.xml', renderDomainXml(sampleDomainSpec()));
+  });
+
+  test("a config drive is Nova's read-only IDE cdrom hdd (the pc machine type), after the disk", () => {
+    const spec = {
+      ...sampleDomainSpec(),
+      configDrive: '/var/lib/kumo/compute/instances/3f2a1b4c/disk.config',
+    };
+    const xml = renderDomainXml(spec);
+    golden('domain-config-drive.xml', xml);
+    assert.equal(xml.match(/device='cdrom'/g)?.length, 1);
+    assert.equal(
+      xml.replace(/ {4}<disk type='file' device='cdrom'>[\s\S]*?<\/disk>\n/, ''),
+      renderDomainXml(sampleDomainSpec()),
+      'the cdrom is the only difference',
+    );
+    assert.doesNotMatch(renderDomainXml(sampleDomainSpec()), /cdrom|hdd/, 'none unless asked');
+    rejectsField({ ...spec, configDrive: 'disk.config' }, 'configDrive');
+    rejectsField({ ...spec, configDrive: '/var/lib/kumo/../disk.config' }, 'configDrive');
+    rejectsField({ ...spec, configDrive: "/var/lib/kumo/x'/>" + '\n' }, 'configDrive');
   });
 
   test('Nova names: instance-%08x, tap + 11 characters of the port id', () => {
