@@ -7,8 +7,15 @@
  * after a move); answers are shaped exactly as the contract's schemas.
  */
 import type { DhcpNetwork, DhcpPort, DhcpSubnet } from '../contracts/dhcp.ts';
+import { canonicalIp } from '../contracts/inet.ts';
 import type { ArgsOf } from '../contracts/messages.ts';
-import { DHCP_OWNER, type Network, type Port, type Subnet } from '../contracts/network.ts';
+import {
+  DHCP_OWNER,
+  type Network,
+  type Port,
+  ROUTER_INTERFACE_OWNERS,
+  type Subnet,
+} from '../contracts/network.ts';
 import { dhcpNetworksOfHost, servesNetwork } from './db/dhcp-bindings.ts';
 import type { Db } from './db/index.ts';
 import { getNetwork } from './db/networks.ts';
@@ -30,7 +37,24 @@ const dhcpPort = (p: Port): DhcpPort => ({
   fixed_ips: p.fixed_ips.map((ip) => ({ subnet_id: ip.subnet_id, ip_address: ip.ip_address })),
 });
 
-const dhcpSubnet = (s: Subnet): DhcpSubnet => ({
+/**
+ * The subnets a router serves: those whose gateway IP a router interface port holds, as
+ * Neutron's get_isolated_subnets (a router port on another address is not the guests' way out).
+ */
+function routedSubnets(subnets: readonly Subnet[], ports: readonly Port[]): Set<string> {
+  const gateways = new Map(
+    subnets.flatMap((s) => (s.gateway_ip ? [[s.id, canonicalIp(s.gateway_ip)]] : [])),
+  );
+  const routed = new Set<string>();
+  for (const p of ports) {
+    if (!ROUTER_INTERFACE_OWNERS.includes(p.device_owner)) continue;
+    for (const ip of p.fixed_ips)
+      if (canonicalIp(ip.ip_address) === gateways.get(ip.subnet_id)) routed.add(ip.subnet_id);
+  }
+  return routed;
+}
+
+const dhcpSubnet = (s: Subnet, routed: boolean): DhcpSubnet => ({
   id: s.id,
   cidr: s.cidr,
   ip_version: s.ip_version === 6 ? '6' : '4',
@@ -38,6 +62,7 @@ const dhcpSubnet = (s: Subnet): DhcpSubnet => ({
   enable_dhcp: s.enable_dhcp,
   dns_nameservers: [...s.dns_nameservers],
   host_routes: s.host_routes.map((r) => ({ destination: r.destination, nexthop: r.nexthop })),
+  routed,
 });
 
 /** One network as `host`'s dnsmasq must serve it, from what the API stores. Pure. */
@@ -50,11 +75,12 @@ export function dhcpNetworkOf(
   const deviceId = dhcpDeviceId(host, network.id);
   const mine = (p: Port) => p.device_owner === DHCP_OWNER && p['binding:host_id'] === host;
   const own = ports.find((p) => mine(p) && p.device_id === deviceId) ?? ports.find(mine);
+  const routed = routedSubnets(subnets, ports);
   return {
     id: network.id,
     revision_number: network.revision_number,
     mtu: network.mtu,
-    subnets: subnets.map(dhcpSubnet),
+    subnets: subnets.map((s) => dhcpSubnet(s, routed.has(s.id))),
     ports: ports.map(dhcpPort),
     dhcp_port: own ? dhcpPort(own) : null,
   };

@@ -50,6 +50,12 @@ export const DhcpSubnet = obj({
   enable_dhcp: bool(),
   dns_nameservers: arr(addressText(), { max: 5 }),
   host_routes: arr(obj({ destination: addressText(), nexthop: addressText() }), { max: 20 }),
+  /**
+   * A router serves the subnet: one of its interface ports holds the subnet's gateway IP
+   * (Neutron's get_isolated_subnets), so guests reach 169.254.169.254 through that router's
+   * namespace. False: the subnet is isolated, and the DHCP namespace may serve metadata.
+   */
+  routed: bool(),
 });
 export type DhcpSubnet = Infer<typeof DhcpSubnet>;
 

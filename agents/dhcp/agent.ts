@@ -14,7 +14,8 @@
  *   agent has a state directory for, so what nothing claims any more is torn down —
  *   including after revival, when the network moved elsewhere — while namespaces of
  *   other deployments on the machine are never touched; it re-sends every status;
- * - stopping or restarting the agent never touches a running dnsmasq;
+ * - stopping or restarting the agent never touches a running dnsmasq or metadata proxy;
+ *   the metadata relay (metadata.ts) runs inside the agent, from start to stop;
  * - a lease no port accounts for any more is released (plan.ts), so its address can go
  *   to the next port at once; unusable lines of the leases file are logged, never used.
  */
@@ -41,16 +42,20 @@ import { statusReporter } from '../lib/status.ts';
 import { runSteps, type Step } from '../lib/steps.ts';
 import type { HookDeps } from '../run.ts';
 import { type DesiredDhcp, type DhcpSettings, desiredDhcp } from './desired.ts';
+import { dhcpRelaySocket, startDhcpRelay } from './metadata.ts';
 import { type ObservedDhcp, observeNetwork, ownedNetworkIds } from './observe.ts';
 import { planDhcp } from './plan.ts';
 
 export function dhcpSettings(config: HookDeps['config']): DhcpSettings {
+  const stateRoot = `${config.DEFAULT.state_path}/dhcp`;
+  const metadataSocket = dhcpRelaySocket(config, stateRoot);
   return {
-    stateRoot: `${config.DEFAULT.state_path}/dhcp`,
+    stateRoot,
     leaseSeconds: config.dhcp.dhcp_lease_duration,
     intBridge: config.ovs.integration_bridge,
     netnsPrefix: config.DEFAULT.netns_prefix,
     ...(config.ovs.vswitchd_netns ? { vswitchdNetns: config.ovs.vswitchd_netns } : {}),
+    ...(metadataSocket ? { metadataSocket } : {}),
   };
 }
 
@@ -127,6 +132,7 @@ export async function dhcpHooks({ config, runner, log, broker }: HookDeps): Prom
   const reporter = statusReporter(broker, host, 'dhcp');
   const served = servedNetworks();
   let ctl: AgentControl | undefined;
+  let closeRelay = async () => {};
 
   const network = networkKind({
     settings,
@@ -151,6 +157,7 @@ export async function dhcpHooks({ config, runner, log, broker }: HookDeps): Prom
     async start(control) {
       ctl = control;
       await mkdir(settings.stateRoot, { recursive: true, mode: 0o755 });
+      closeRelay = await startDhcpRelay(config, settings.stateRoot, broker, log);
     },
     async resync() {
       const reply = await broker.call(PLUGIN_TOPIC, 'get_active_networks', { host });
@@ -164,6 +171,9 @@ export async function dhcpHooks({ config, runner, log, broker }: HookDeps): Prom
       });
     },
     reconcile: (resource, id, revision) => reconciler.reconcile(resource, id, revision),
-    stop: () => ovsdb.close(),
+    async stop() {
+      await closeRelay();
+      await ovsdb.close();
+    },
   };
 }

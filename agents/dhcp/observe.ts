@@ -1,7 +1,7 @@
 /**
  * What the host has for a network's DHCP service: its namespace, the taps inside it and
- * their OVS ports, the dnsmasq files, the leases dnsmasq recorded and whether that
- * network's dnsmasq runs. Read-only.
+ * their OVS ports, the dnsmasq files, the leases dnsmasq recorded, whether that
+ * network's dnsmasq runs, and its metadata proxy. Read-only.
  *
  * Invariant: a dnsmasq counts as running only if its pid file names a live, non-zombie
  * process whose command line carries this network's pid-file path, so a stale pid file
@@ -19,12 +19,14 @@ import { netnsExists } from '../../host/ip/netns.ts';
 import type { OvsdbClient } from '../../host/ovs/ovsdb.ts';
 import { findPorts } from '../../host/ovs/ports.ts';
 import { findRunning, readCmdline } from '../../host/process/daemon.ts';
+import { type ObservedProxy, observeProxy } from '../lib/metadata-proxy.ts';
 import type { NsObserved } from '../lib/ns-port.ts';
 import { listOwned } from '../lib/ownership.ts';
 import {
   type DesiredDhcp,
   type DhcpSettings,
   netnsOf,
+  proxyDirOf,
   servedMarkerOf,
   stateDirOf,
 } from './desired.ts';
@@ -38,6 +40,8 @@ export interface ObservedDhcp extends NsObserved {
   stateDirExists: boolean;
   /** The files' digest when dnsmasq was last signalled to serve them. */
   servedDigest: string | null;
+  /** The network's metadata proxy (files and haproxy), wanted or not. */
+  proxy: ObservedProxy;
 }
 
 export interface ObserveDeps {
@@ -78,6 +82,8 @@ export async function observeNetwork(
       () => false,
     ),
     servedDigest: await orNull(readFile(servedMarkerOf(paths.dir), 'utf8').then((t) => t.trim())),
+    // The spec when one is wanted: whether its haproxy runs in its namespace is compared too.
+    proxy: await observeProxy(deps.runner, desired?.metadata ?? proxyDirOf(paths.dir)),
   };
 }
 

@@ -1,6 +1,10 @@
 /**
  * diff(desired, observed) → the kit Steps that make one network's DHCP service match. Pure.
  *
+ * Metadata: the proxy (agents/lib/metadata-proxy) starts after the tap holds
+ * 169.254.169.254/32 (haproxy binds it) and stops before the address goes or the
+ * namespace is deleted; the metadata address is not dnsmasq's, so it never restarts dnsmasq.
+ *
  * Invariants: a plan for a network that is already right is empty (no command, no
  * write, no signal); the namespace and its port are agents/lib/ns-port's; dnsmasq is
  * restarted only when its own addresses or command line change and otherwise reloaded
@@ -20,9 +24,11 @@
  * dnsmasq before the SIGHUP does still drops the lease. The plan follows the leases file,
  * so once dnsmasq has written it without those leases, a reconcile plans no release.
  */
+import { METADATA_CIDR } from '../../contracts/metadata.ts';
 import { dnsmasqIdentity, dnsmasqPaths } from '../../host/dnsmasq/argv.ts';
 import { hostEntries, releaseCommand, unusedLeases } from '../../host/dnsmasq/leases.ts';
 import { planReload } from '../../host/dnsmasq/reload.ts';
+import { proxySteps } from '../lib/metadata-proxy.ts';
 import { globalAddresses, type NsPort, planNsPort, teardownNsPort } from '../lib/ns-port.ts';
 import type { DaemonRef, Step } from '../lib/steps.ts';
 import {
@@ -47,7 +53,7 @@ const nsPortOf = (d: DesiredDhcp, s: DhcpSettings): NsPort => ({
   portId: d.portId,
   mac: d.mac,
   mtu: d.mtu,
-  addresses: d.addresses,
+  addresses: d.metadata ? [...d.addresses, METADATA_CIDR].sort() : d.addresses,
   bridge: s.intBridge,
   ...(s.vswitchdNetns ? { vswitchdNetns: s.vswitchdNetns } : {}),
 });
@@ -65,6 +71,7 @@ function teardown(o: ObservedDhcp, s: DhcpSettings, networkId: string): Step[] {
             why: 'not served here',
           },
         ]),
+    ...proxySteps(null, o.proxy),
     ...teardownNsPort(netnsOf(s, networkId), o),
     ...(o.stateDirExists
       ? [{ kind: 'remove' as const, path: dnsmasqPaths(stateDir).dir, why: 'remove state' }]
@@ -134,15 +141,21 @@ export function planDhcp(
   networkId: string,
 ): Step[] {
   if (!d) return teardown(o, s, networkId);
-  const link = globalAddresses(o.links.find((l) => l.name === d.device));
+  const link = globalAddresses(o.links.find((l) => l.name === d.device)).filter(
+    (a) => a !== METADATA_CIDR,
+  );
+  const proxy = proxySteps(d.metadata, o.proxy);
+  const stopFirst = d.metadata === null;
   return [
     // The state directory first: it is what marks the namespace as this agent's.
     ...(o.stateDirExists
       ? []
       : [{ kind: 'mkdir' as const, path: d.stateDir, why: 'state directory' }]),
+    ...(stopFirst ? proxy : []),
     ...planNsPort(nsPortOf(d, s), o),
     ...fileSteps(d, o),
     ...dnsmasqSteps(d, o, link),
+    ...(stopFirst ? [] : proxy),
     ...releases(d, o),
   ];
 }

@@ -14,7 +14,11 @@
  *   agent has a marked state directory for, so what nothing claims is torn down (also
  *   after revival, when the router moved elsewhere), while qrouter namespaces without
  *   our marker are never touched;
- * - stopping or restarting the agent never touches a namespace, rule or route.
+ * - stopping or restarting the agent never touches a namespace, rule, route or haproxy (a
+ *   restarted agent adopts each router's metadata proxy through its pid file);
+ * - with `[metadata] metadata_proxy_shared_secret` set, the agent runs the metadata relay on
+ *   `<state_path>/l3/metadata_proxy` (agents/lib/metadata-relay.ts) and each router a proxy
+ *   (metadata.ts); without it metadata is off, said once at start.
  */
 import { mkdir } from 'node:fs/promises';
 import { GetActiveRoutersResult, parseRouterInfo, type RouterInfo } from '../../contracts/l3.ts';
@@ -28,6 +32,7 @@ import type { StatusReporter } from '../../core/status.ts';
 import type { OvsdbClient } from '../../host/ovs/ovsdb.ts';
 import { toolVersion } from '../../host/version.ts';
 import { classify } from '../lib/errors.ts';
+import { startAgentRelay } from '../lib/metadata-relay.ts';
 import { lazyOvsdb } from '../lib/ovsdb.ts';
 import { resyncServed, servedStatus } from '../lib/served.ts';
 import { statusReporter } from '../lib/status.ts';
@@ -44,6 +49,10 @@ import {
 import { type ObservedRouter, observeRouter, ownedRouterIds } from './observe.ts';
 import { type L3OwnStep, type L3Step, planRouter } from './plan.ts';
 
+/** The L3 agent's metadata relay socket: `<state_path>/l3/metadata_proxy`. */
+export const relaySocketOf = (config: HookDeps['config']) =>
+  `${config.DEFAULT.state_path}/l3/metadata_proxy`;
+
 export function l3Settings(config: HookDeps['config']): L3Settings {
   return {
     stateRoot: `${config.DEFAULT.state_path}/l3`,
@@ -51,6 +60,9 @@ export function l3Settings(config: HookDeps['config']): L3Settings {
     intBridge: config.ovs.integration_bridge,
     netnsPrefix: config.DEFAULT.netns_prefix,
     sendArpCount: config.l3.send_arp_for_ha,
+    ...(config.metadata.metadata_proxy_shared_secret
+      ? { metadataSocket: relaySocketOf(config) }
+      : {}),
     ...(config.ovs.vswitchd_netns ? { vswitchdNetns: config.ovs.vswitchd_netns } : {}),
   };
 }
@@ -171,6 +183,7 @@ export async function l3Hooks({ config, runner, log, broker }: HookDeps): Promis
   const reporter = statusReporter(broker, host, 'l3');
   const served = servedRouters();
   let ctl: AgentControl | undefined;
+  let relay: { close(): Promise<void> } | null = null;
 
   const router = routerKind({
     settings,
@@ -201,6 +214,7 @@ export async function l3Hooks({ config, runner, log, broker }: HookDeps): Promis
     async start(control) {
       ctl = control;
       await mkdir(settings.stateRoot, { recursive: true, mode: 0o755 });
+      relay = await startAgentRelay({ config, broker, log, socket: relaySocketOf(config) });
     },
     async resync() {
       const reply = await broker.call(PLUGIN_TOPIC, 'get_active_routers', { host });
@@ -214,6 +228,9 @@ export async function l3Hooks({ config, runner, log, broker }: HookDeps): Promis
       });
     },
     reconcile: (resource, id, revision) => reconciler.reconcile(resource, id, revision),
-    stop: () => ovsdb.close(),
+    async stop() {
+      await relay?.close();
+      await ovsdb.close();
+    },
   };
 }

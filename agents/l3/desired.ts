@@ -1,8 +1,10 @@
 /**
  * What one router must look like on this host, from the API's L3Router: the qrouter
  * namespace, its qr-/qg- ports with their addresses (floating IPs as /32 on qg-), the
- * routes it owns, the families it forwards, its NAT as a validated iptables state, the addresses to announce and the
- * floating IP statuses to report. Pure.
+ * routes it owns, the families it forwards, its NAT (and, with metadata on, the metadata
+ * redirect / mark / INPUT rules of metadata.ts) as a validated iptables state, its metadata
+ * proxy (null when metadata is off), the addresses to announce and the floating IP
+ * statuses to report. Pure.
  *
  * Invariants: `null` means "this host must serve nothing for the router" and every host
  * object it owned is removed; everything non-null passed check.ts, and what failed it (or
@@ -15,6 +17,7 @@ import { MAX_REJECTED, type RejectedPart } from '../../contracts/status.ts';
 import { routerNamespace } from '../../host/ip/names.ts';
 import type { StaticRoute } from '../../host/ip/route.ts';
 import { type OwnedState, validateModel } from '../../host/iptables/model.ts';
+import type { ProxySpec } from '../lib/metadata-proxy.ts';
 import type { NsPort } from '../lib/ns-port.ts';
 import {
   type CheckedFip,
@@ -24,6 +27,7 @@ import {
   checkPort,
   checkRoutes,
 } from './check.ts';
+import { routerProxy, withMetadataRules } from './metadata.ts';
 import { L3_CHAIN_PREFIX, natModel } from './nat.ts';
 
 export interface L3Settings {
@@ -38,6 +42,8 @@ export interface L3Settings {
   netnsPrefix: string;
   /** `[l3] send_arp_for_ha`: gratuitous ARPs per appearing address (0: none). */
   sendArpCount: number;
+  /** Instance metadata: the agent's relay socket; absent when metadata is off (no secret). */
+  metadataSocket?: string;
 }
 
 export type FipStatusUpdate = { id: string; status: 'ACTIVE' | 'ERROR' };
@@ -54,6 +60,8 @@ export interface DesiredRouter {
   /** The IP families it forwards: 4 always (as Neutron), 6 when a port has IPv6. */
   families: IpVersion[];
   iptables: OwnedState;
+  /** The router's metadata proxy (null: metadata off). */
+  metadataProxy: ProxySpec | null;
   /** IPv4 addresses on qg- announced by gratuitous ARP when they appear. */
   announce: string[];
   floatingIps: CheckedFip[];
@@ -125,6 +133,29 @@ function checkedParts(router: L3Router, rejected: RejectedPart[]) {
   return { gw, interfaces, routes: [...defaults, ...extra], families, internal, fips, gatewayIp };
 }
 
+/** The router's NAT (with a gateway) and metadata rules (when on), validated. */
+function routerIptables(
+  n: {
+    gw: CheckedPort | null;
+    gatewayIp: string | null;
+    internal: string[];
+    fips: CheckedFip[];
+    enableSnat: boolean;
+  },
+  metadata: boolean,
+): OwnedState {
+  const model = n.gw
+    ? natModel({
+        qgDevice: n.gw.device,
+        gatewayIp: n.gatewayIp,
+        enableSnat: n.enableSnat,
+        internalCidrs: n.internal,
+        floatingIps: n.fips.map((f) => ({ floatingIp: f.floatingIp, fixedIp: f.fixedIp })),
+      })
+    : { family: 4 as const, prefix: L3_CHAIN_PREFIX, tables: {} };
+  return validateModel(metadata ? { ...model, tables: withMetadataRules(model.tables) } : model);
+}
+
 /** `arrived`: the items the contract already left out (parseRouterInfo). */
 export function desiredRouter(
   router: L3Router | null,
@@ -138,19 +169,13 @@ export function desiredRouter(
     router,
     mine,
   );
-  const model = gw
-    ? natModel({
-        qgDevice: gw.device,
-        gatewayIp,
-        enableSnat: router.enable_snat,
-        internalCidrs: internal,
-        floatingIps: fips.map((f) => ({ floatingIp: f.floatingIp, fixedIp: f.fixedIp })),
-      })
-    : { family: 4 as const, prefix: L3_CHAIN_PREFIX, tables: {} };
+  const stateDir = stateDirOf(s, router.id);
+  const metadata = s.metadataSocket;
+  const nat = { gw, gatewayIp, internal, fips, enableSnat: router.enable_snat };
   return {
     routerId: router.id,
     netns,
-    stateDir: stateDirOf(s, router.id),
+    stateDir,
     ports: [
       ...interfaces.map((p) => nsPort(s, netns, p)),
       ...(gw
@@ -167,7 +192,8 @@ export function desiredRouter(
     gateway: gw && { device: gw.device, ip: gatewayIp },
     routes,
     families,
-    iptables: validateModel(model),
+    iptables: routerIptables(nat, metadata !== undefined),
+    metadataProxy: metadata ? routerProxy(router.id, netns, stateDir, metadata) : null,
     announce: [...(gatewayIp ? [gatewayIp] : []), ...fips.map((f) => f.floatingIp)],
     floatingIps: fips,
     fipStatuses: fipStatusesOf(fips, router, mine),

@@ -7,7 +7,8 @@
  * observed as empty, so the plan never touches a namespace someone else made; inside a
  * served router's namespace one `ip -j -batch` (links with addresses, and static routes),
  * one `sysctl -n` (forwarding of its families) and one `iptables-save` are all it runs
- * (a namespace torn down needs only `ip -j addr`), and OVSDB is asked (one read-only
+ * (a namespace torn down needs only `ip -j addr`; the metadata proxy is read from its pid
+ * file and /proc, no command), and OVSDB is asked (one read-only
  * transaction) only when there is a port to look for.
  */
 import { stat } from 'node:fs/promises';
@@ -21,9 +22,11 @@ import { type OwnedState, validateModel } from '../../host/iptables/model.ts';
 import type { OvsdbClient } from '../../host/ovs/ovsdb.ts';
 import { findPorts } from '../../host/ovs/ports.ts';
 import { observeIpForward } from '../../host/sysctl/sysctl.ts';
+import { type ObservedProxy, observeProxy } from '../lib/metadata-proxy.ts';
 import type { NsObserved } from '../lib/ns-port.ts';
 import { listOwned, readOwner } from '../lib/ownership.ts';
 import { type DesiredRouter, type L3Settings, MARKER, netnsOf, stateDirOf } from './desired.ts';
+import { proxyDirOf } from './metadata.ts';
 import { L3_CHAIN_PREFIX } from './nat.ts';
 
 export interface ObservedRouter extends NsObserved {
@@ -36,6 +39,8 @@ export interface ObservedRouter extends NsObserved {
    * namespace, or nothing to serve). */
   ipForward: boolean | null;
   iptables: OwnedState;
+  /** The router's metadata proxy (its files and haproxy). */
+  metadataProxy: ObservedProxy;
 }
 
 export interface ObserveDeps {
@@ -105,11 +110,19 @@ export async function observeRouter(
       ovsPorts: [],
       routes: [],
       ...none,
+      metadataProxy: {
+        dir: proxyDirOf(dir),
+        dirExists: false,
+        config: null,
+        pid: null,
+        inNetns: false,
+      },
     };
   const netns = netnsOf(s, routerId);
   const ns = await observeNs(deps, netns, desired);
   const inside = desired && ns.netnsExists ? await observeInside(deps, netns, desired) : none;
-  return { stateDirExists, owned, ...ns, ...inside };
+  const metadataProxy = await observeProxy(deps.runner, desired?.metadataProxy ?? proxyDirOf(dir));
+  return { stateDirExists, owned, ...ns, ...inside, metadataProxy };
 }
 
 /**

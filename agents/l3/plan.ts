@@ -9,12 +9,13 @@
  * `iptables-restore --noflush`; `conntrack -D` for floating IPs that left qg- (after the
  * restore removed their DNAT, so no new entry is made behind it); gratuitous ARPs for
  * addresses that appeared on qg- (in the background: arping takes a second per packet);
- * then the floating IP statuses the API has wrong.
+ * then the floating IP statuses the API has wrong; then the metadata proxy (agents/lib/
+ * metadata-proxy.ts: started, reloaded, or stopped with its files when metadata is off).
  *
  * Invariants: a router that is already right plans nothing; only `proto static` routes
  * are added or removed (never the kernel's connected ones); a router no longer served
- * here loses its OVS ports, namespace (with its rules and conntrack) and state directory,
- * the directory last, so an interrupted teardown is finished by the next resync.
+ * here loses its metadata proxy's haproxy, OVS ports, namespace (with its rules and
+ * conntrack) and state directory (with the proxy's files), the directory last, so an interrupted teardown is finished by the next resync.
  */
 import type { CommandSpec } from '../../core/exec.ts';
 import { garpCommand } from '../../host/arping/arping.ts';
@@ -22,6 +23,7 @@ import { conntrackDeleteCommands } from '../../host/conntrack/conntrack.ts';
 import { sameRoute, staticRouteDel, staticRouteReplace } from '../../host/ip/route.ts';
 import { planIptables } from '../../host/iptables/apply.ts';
 import { ipForwardCommand } from '../../host/sysctl/sysctl.ts';
+import { proxySteps } from '../lib/metadata-proxy.ts';
 import { planNsPorts, teardownNsPort } from '../lib/ns-port.ts';
 import type { Step } from '../lib/steps.ts';
 import { type DesiredRouter, type FipStatusUpdate, type L3Settings, MARKER } from './desired.ts';
@@ -110,9 +112,15 @@ function afterLinks(d: DesiredRouter, o: ObservedRouter, s: L3Settings): L3Step[
   ];
 }
 
+/** The proxy's haproxy stops first (it lives in the namespace); its files go with the state. */
 function teardown(o: ObservedRouter, netns: string, stateDir: string): Step[] {
   if (!o.owned) return [];
-  return [...teardownNsPort(netns, o), { kind: 'remove', path: stateDir, why: 'remove state' }];
+  const proxy = proxySteps(null, o.metadataProxy).filter((s) => s.kind !== 'remove');
+  return [
+    ...proxy,
+    ...teardownNsPort(netns, o),
+    { kind: 'remove', path: stateDir, why: 'remove state' },
+  ];
 }
 
 export function planRouter(
@@ -131,5 +139,6 @@ export function planRouter(
       why: 'links, addresses and routes',
     }),
     ...afterLinks(d, o, s),
+    ...proxySteps(d.metadataProxy, o.metadataProxy),
   ];
 }

@@ -39,7 +39,7 @@ import {
 } from '../db/routers.ts';
 import { getSubnet, subnetNotFound } from '../db/subnets.ts';
 import type { AppDeps } from '../deps.ts';
-import { hintL2Port } from '../hints.ts';
+import { hintDhcpAgents, hintL2Port } from '../hints.ts';
 import { listScope, ownerForCreate, owns } from '../policy.ts';
 import { page, parseListQuery, pick, type Query, values } from '../query.ts';
 import { l3HostsOf, routerChanged, routerDeleted } from '../scheduler/l3.ts';
@@ -164,6 +164,8 @@ function interfaceRoutes(app: FastifyInstance, deps: AppDeps) {
         `router interface ${action === 'add' ? 'added' : 'removed'}`,
       );
       changed(deps, router.id);
+      // The subnet's isolation changed: its DHCP agents serve or stop serving metadata.
+      void hintDhcpAgents(deps, result.network_id);
       return result;
     });
 }

@@ -26,12 +26,15 @@ import {
   networkAddress,
   parseCidr,
 } from '../ip/inet.ts';
+import { isolatedMetadataVia } from './metadata.ts';
 
 export const DEFAULT_DOMAIN = 'openstacklocal';
 
 export interface RenderOptions {
   /** DNS domain of the instances (Neutron's `dns_domain`); default `openstacklocal`. */
   domain?: string;
+  /** Route 169.254.169.254 through the DHCP port on isolated IPv4 subnets (metadata.ts). */
+  isolatedMetadata?: boolean;
 }
 
 const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
@@ -50,6 +53,8 @@ export interface CheckedSubnet {
   gateway: string | null;
   dns: string[];
   routes: { destination: string; nexthop: string }[];
+  /** The metadata route's nexthop (the DHCP port's address) on an isolated subnet. */
+  metadataVia: string | null;
 }
 
 export interface CheckedHost {
@@ -195,7 +200,11 @@ function checkSubnet(s: DhcpSubnet, i: number, mtu: number, p: Problems) {
   };
 }
 
-function checkSubnets(net: DhcpNetwork, p: Problems): Map<string, CheckedSubnet> {
+function checkSubnets(
+  net: DhcpNetwork,
+  p: Problems,
+  opts: RenderOptions,
+): Map<string, CheckedSubnet> {
   const byId = new Map<string, CheckedSubnet>();
   net.subnets.forEach((s, i) => {
     if (typeof s.id === 'string' && byId.has(s.id)) {
@@ -203,7 +212,12 @@ function checkSubnets(net: DhcpNetwork, p: Problems): Map<string, CheckedSubnet>
       return;
     }
     const checked = checkSubnet(s, i, net.mtu, p);
-    if (checked) byId.set(checked.id, checked);
+    const metadata = opts.isolatedMetadata === true;
+    if (checked)
+      byId.set(checked.id, {
+        ...checked,
+        metadataVia: isolatedMetadataVia(net, checked, metadata),
+      });
   });
   return byId;
 }
@@ -278,7 +292,7 @@ export function checkNetwork(net: DhcpNetwork, opts: RenderOptions = {}): Checke
   if (!Number.isInteger(net.mtu) || net.mtu < 68 || net.mtu > 65535)
     bad('mtu', 'must be an integer between 68 and 65535');
   const p = problems();
-  const byId = checkSubnets(net, p);
+  const byId = checkSubnets(net, p, opts);
   const indexed = net.ports.map((port, i) => ({ port, i }));
   indexed.sort((a, b) => (a.port.id < b.port.id ? -1 : a.port.id > b.port.id ? 1 : a.i - b.i));
   const taken: Taken = { addresses: new Map(), names: new Set() };

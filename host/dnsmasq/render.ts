@@ -5,7 +5,9 @@
  *   of every port on a DHCP-enabled subnet, IPv6 in brackets;
  * - addn_hosts (`--addn-hosts`): `<ip>\t<fqdn> <name>` for DNS;
  * - opts (`--dhcp-optsfile`): per subnet tag `tag:subnet-<id>,option:...`: dns-server,
- *   classless-static-route and 249 (host routes plus the default route), router; for
+ *   classless-static-route and 249 (host routes, on an isolated subnet with isolated
+ *   metadata on the route to 169.254.169.254/32 through the DHCP port (metadata.ts), and
+ *   the default route), router; for
  *   IPv6 option6:dns-server and option6:domain-search. The MTU (option 26) is not here
  *   but `--dhcp-option-force` in the argv: a tagged, unforced `option:mtu` line in this
  *   file would override the forced one and then go out only to clients that ask for it
@@ -18,6 +20,7 @@
  * of the files (and listed by checkNetwork), everything else is served.
  */
 import type { DhcpNetwork } from '../../contracts/dhcp.ts';
+import { METADATA_CIDR } from '../../contracts/metadata.ts';
 import {
   type CheckedHost,
   type CheckedNetwork,
@@ -61,6 +64,8 @@ export function renderOptsFrom(n: CheckedNetwork): string {
       if (r.destination === '0.0.0.0/0') gateway ??= r.nexthop;
       else routes.push(`${r.destination},${r.nexthop}`);
     }
+    if (s.metadataVia !== null && !routes.some((r) => r.startsWith(`${METADATA_CIDR},`)))
+      routes.push(`${METADATA_CIDR},${s.metadataVia}`);
     if (routes.length > 0) {
       if (gateway !== null) routes.push(`0.0.0.0/0,${gateway}`);
       lines.push(`${tag},option:classless-static-route,${routes.join(',')}`);

@@ -18,7 +18,10 @@ import {
 } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { proxyPaths } from '../../agents/lib/metadata-proxy.ts';
 import { AGENT_KINDS, type Agent, type AgentKind } from '../../contracts/agents.ts';
+import { haproxyExpected } from '../../host/haproxy/daemon.ts';
+import { stopByPidfile } from '../../host/process/daemon.ts';
 import {
   REPO,
   rabbitVhost,
@@ -30,6 +33,8 @@ import {
 } from './env.ts';
 
 export const ADMIN_TOKEN = 'admin-token-for-tests';
+/** `[metadata] metadata_proxy_shared_secret` of every cluster's API and agents. */
+export const METADATA_SECRET = 'metadata-secret-for-tests';
 export const SERVICE_TOKEN = 'service-token-for-tests';
 export const MEMBER_TOKEN = 'member-token-for-tests';
 export const REPORT_INTERVAL = 1;
@@ -111,6 +116,12 @@ export function runCommand(
   });
 }
 
+/** The metadata haproxy of a router's or network's state directory, if one runs. */
+async function stopMetadataProxy(stateDir: string) {
+  const proxy = proxyPaths(join(stateDir, 'metadata-proxy'));
+  await stopByPidfile(proxy.pidfile, haproxyExpected(proxy), { graceMs: 1000 });
+}
+
 export class Cluster {
   readonly dir = tempDir('kumo-fullstack-');
   readonly vhost: Vhost = rabbitVhost();
@@ -120,6 +131,8 @@ export class Cluster {
   readonly port: number;
   /** The identity listener's port ([identity] bind_port). */
   readonly identityPort: number;
+  /** kumo-api's metadata listener ([metadata] bind_port = the agents' nova_metadata_port). */
+  readonly metadataPort: number;
   private readonly extraConfig: readonly string[];
   readonly timing: ClusterTiming;
   api?: Proc;
@@ -130,7 +143,7 @@ export class Cluster {
 
   private constructor(
     engine: 'sqlite' | 'postgres',
-    ports: { api: number; identity: number },
+    ports: { api: number; identity: number; metadata: number },
     ovs: OvsEndpoint,
     extraConfig: readonly string[] = [],
     timing: ClusterTiming = { reportInterval: REPORT_INTERVAL, agentDownTime: AGENT_DOWN_TIME },
@@ -142,6 +155,7 @@ export class Cluster {
     this.db = testDatabase(engine, this.dir.path);
     this.port = ports.api;
     this.identityPort = ports.identity;
+    this.metadataPort = ports.metadata;
     this.ovs = ovs;
     this.configPath = join(this.dir.path, 'kumo.conf');
     writeFileSync(this.configPath, this.configText());
@@ -159,7 +173,7 @@ export class Cluster {
     /** Default: REPORT_INTERVAL and AGENT_DOWN_TIME (the L3 failover bench sets its own). */
     timing?: ClusterTiming,
   ): Promise<Cluster> {
-    const ports = { api: await freePort(), identity: await freePort() };
+    const ports = { api: await freePort(), identity: await freePort(), metadata: await freePort() };
     return new Cluster(engine, ports, ovs, extraConfig, timing);
   }
 
@@ -196,6 +210,10 @@ export class Cluster {
       `service_token = ${SERVICE_TOKEN}`,
       '[identity]',
       `bind_port = ${this.identityPort}`,
+      '[metadata]',
+      `bind_port = ${this.metadataPort}`,
+      `metadata_proxy_shared_secret = ${METADATA_SECRET}`,
+      `nova_metadata_port = ${this.metadataPort}`,
       '[database]',
       `connection = ${this.db.connection}`,
       '[ovs]',
@@ -384,8 +402,9 @@ export class Cluster {
   }
 
   /**
-   * dnsmasq processes and qdhcp namespaces outlive their agents by design; a test's own
-   * are found through the state directories its DHCP agents wrote, and removed.
+   * dnsmasq processes, metadata haproxies and qdhcp namespaces outlive their agents by
+   * design; a test's own are found through the state directories its DHCP agents wrote, and
+   * removed.
    */
   private async removeDhcpLeftovers() {
     for (const [root, prefix] of this.stateRoots('dhcp')) {
@@ -397,16 +416,22 @@ export class Cluster {
             ? readFileSync(`/proc/${pid}/cmdline`, 'utf8')
             : '';
         if (cmdline.includes(pidfile)) process.kill(pid, 'SIGKILL');
+        await stopMetadataProxy(join(root, id));
         await runCommand(['ip', 'netns', 'del', `${prefix}qdhcp-${id}`]);
       }
     }
   }
 
-  /** qrouter namespaces outlive their L3 agents by design: those of this cluster's routers. */
+  /**
+   * qrouter namespaces and their metadata haproxies outlive their L3 agents by design:
+   * those of this cluster's routers (found by their state directories and pid files).
+   */
   private async removeL3Leftovers() {
     for (const [root, prefix] of this.stateRoots('l3'))
-      for (const id of existsSync(root) ? readdirSync(root) : [])
+      for (const id of existsSync(root) ? readdirSync(root) : []) {
+        await stopMetadataProxy(join(root, id));
         await runCommand(['ip', 'netns', 'del', `${prefix}qrouter-${id}`]);
+      }
   }
 
   /** Libvirt domains outlive their agents by design; this cluster's are those whose

@@ -67,6 +67,7 @@ function networkOf(net: number) {
         enable_dhcp: true,
         dns_nameservers: [],
         host_routes: [],
+        routed: false,
       },
     ],
     ports: [dhcp, ...clients].map(withIp),

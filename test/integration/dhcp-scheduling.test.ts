@@ -566,6 +566,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         enable_dhcp: true,
         dns_nameservers: ['10.1.0.53'],
         host_routes: [{ destination: '192.168.0.0/16', nexthop: '10.1.0.254' }],
+        routed: false,
       });
       assert.equal(at(off.id)?.gateway_ip, null);
       const dhcp = info.dhcp_port;

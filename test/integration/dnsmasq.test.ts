@@ -98,6 +98,7 @@ function network(ports: DhcpPort[]): DhcpNetwork {
         enable_dhcp: true,
         dns_nameservers: ['10.9.0.53'],
         host_routes: [{ destination: '192.168.5.0/24', nexthop: '10.9.0.254' }],
+        routed: false,
       },
     ],
     ports,

@@ -10,23 +10,41 @@
  * whose state directory is ours but which nothing claims is torn down; a qrouter namespace
  * without our marker is left alone; `kill -9` changes nothing in the namespace (addresses,
  * routes, iptables) and the restarted agent applies nothing; a hint for a changed router
- * (its floating IP gone) is applied. Addresses live only in the lab's and agent's namespaces.
+ * (its floating IP gone) is applied. With `[metadata] metadata_proxy_shared_secret` set, the
+ * agent runs its relay (socket 0600) and R1's haproxy: a guest's request to 169.254.169.254
+ * goes haproxy → the agent's relay → get_metadata_instance (answered here) → a stand-in
+ * metadata listener on loopback checking the signature; after kill -9 and a restart the
+ * same haproxy serves on (adopted by pid file, not restarted). Addresses live only in the
+ * lab's and agent's namespaces (and loopback).
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { proxyPaths } from '../../agents/lib/metadata-proxy.ts';
 import type { L3Router } from '../../contracts/l3.ts';
 import { hostQueue, PLUGIN_TOPIC, REPORTS_TOPIC } from '../../contracts/messages.ts';
 import type { ReportStatusArgs, ResourceStatus } from '../../contracts/status.ts';
 import { apiQueue, type Broker, createBroker } from '../../core/amqp.ts';
 import { silentLogger } from '../../core/log.ts';
+import { findHaproxy, haproxyExpected } from '../../host/haproxy/daemon.ts';
 import { portDevice } from '../../host/ip/names.ts';
+import { stopByPidfile } from '../../host/process/daemon.ts';
 import { runCommand } from '../helpers/cluster.ts';
 import { REPO, rabbitVhost, tempDir, waitFor } from '../helpers/env.ts';
 import { createLab, type Endpoint, type Lab, type LabHost } from '../helpers/lab.ts';
+import { type MetadataPeer, startMetadataPeer } from '../helpers/metadata-peer.ts';
+
+const SECRET = 'l3-process-metadata-secret';
 
 describe('kumo-l3-agent process: resync, kill -9, restart, hints', { timeout: 60_000 }, () => {
   const tmp = tempDir('kumo-l3-process-');
@@ -42,6 +60,9 @@ describe('kumo-l3-agent process: resync, kill -9, restart, hints', { timeout: 60
   let broker: Broker;
   let agent: ChildProcess | undefined;
   let outside: Endpoint;
+  let guest: Endpoint;
+  let peer: MetadataPeer;
+  const VM = { instance_id: randomUUID(), project_id: randomUUID().replaceAll('-', '') };
   let host: string;
   let config: string;
 
@@ -52,7 +73,17 @@ describe('kumo-l3-agent process: resync, kill -9, restart, hints', { timeout: 60
   const latest = (id: string) => statuses.filter((s) => s.id === id).at(-1);
   /** The kernel's own IPv6 link-local addresses (finishing DAD) are not ours to compare. */
   const ours = (text: string) => text.split('\n').filter((l) => !l.includes('fe80:'));
+  const proxy = () => proxyPaths(join(tmp.path, 'l3', R1, 'metadata-proxy'));
+  const fetchMetadata = () =>
+    lab.exec(guest.netns, [
+      'curl',
+      '-sS',
+      '--max-time',
+      '5',
+      'http://169.254.169.254/latest/meta-data/instance-id',
+    ]);
   const snapshot = async () => ({
+    haproxy: await findHaproxy(proxy()),
     addrs: ours(await inNs(['ip', '-o', 'addr', 'show'])),
     routes: ours(await inNs(['ip', 'route', 'show', 'table', 'all'])),
     nat: (await inNs(['iptables-save', '-t', 'nat'])).replace(/^#.*\n/gm, ''),
@@ -74,6 +105,8 @@ describe('kumo-l3-agent process: resync, kill -9, restart, hints', { timeout: 60
           for (const f of router.floating_ips) if (f.id === s.id) f.status = s.status;
         return { updated: list.length };
       }
+      case 'get_metadata_instance':
+        return { instance: args.router_id === R1 && args.ip === '10.81.0.5' ? VM : null };
       case 'report_status':
         statuses.push(...(m.args as ReportStatusArgs).statuses);
         return;
@@ -137,12 +170,13 @@ describe('kumo-l3-agent process: resync, kill -9, restart, hints', { timeout: 60
         },
       ],
     };
-    const ep = await lab.endpoint(h, {
+    guest = await lab.endpoint(h, {
       ifaceId: randomUUID(),
       mac: 'fa:16:3e:81:00:05',
       cidr: '10.81.0.5/24',
     });
-    await lab.exec(ep.netns, ['ip', 'route', 'add', 'default', 'via', '10.81.0.1']);
+    await lab.exec(guest.netns, ['ip', 'route', 'add', 'default', 'via', '10.81.0.1']);
+    peer = await startMetadataPeer(SECRET);
     outside = await lab.endpoint(h, {
       ifaceId: randomUUID(),
       mac: 'fa:16:3e:82:00:01',
@@ -175,6 +209,9 @@ describe('kumo-l3-agent process: resync, kill -9, restart, hints', { timeout: 60
         `vswitchd_netns = ${h.netns}`,
         '[l3]',
         'send_arp_for_ha = 1',
+        '[metadata]',
+        `metadata_proxy_shared_secret = ${SECRET}`,
+        `nova_metadata_port = ${peer.port}`,
         '',
       ].join('\n'),
     );
@@ -186,7 +223,9 @@ describe('kumo-l3-agent process: resync, kill -9, restart, hints', { timeout: 60
       agent.kill('SIGKILL');
       await new Promise((r) => agent?.once('exit', r));
     }
+    await stopByPidfile(proxy().pidfile, haproxyExpected(proxy()));
     for (const id of [R1, R2, R3]) await runCommand(['ip', 'netns', 'del', nsOf(id)]);
+    await peer?.close();
     await broker?.close();
     await lab?.destroy();
     vhost.cleanup();
@@ -218,6 +257,13 @@ describe('kumo-l3-agent process: resync, kill -9, restart, hints', { timeout: 60
     );
   });
 
+  test('metadata: the agent’s relay socket is 0600; a guest gets its own instance', async () => {
+    assert.equal(statSync(join(tmp.path, 'l3', 'metadata_proxy')).mode & 0o777, 0o600);
+    assert.ok((await findHaproxy(proxy())) !== null, 'R1’s haproxy runs');
+    assert.equal(await fetchMetadata(), `${VM.instance_id} /latest/meta-data/instance-id`);
+    assert.equal(peer.seen.at(-1)?.signed, true);
+  });
+
   test('kill -9 touches nothing; the restarted agent applies nothing', async () => {
     assert.match(agentLog(), /"msg":"l3 apply"/, 'the first start applied (and logged it so)');
     const before = await snapshot();
@@ -235,8 +281,9 @@ describe('kumo-l3-agent process: resync, kill -9, restart, hints', { timeout: 60
     );
     const restartLog = agentLog().slice(logged);
     assert.doesNotMatch(restartLog, /"msg":"(l3 )?apply"/, 'no step planned');
-    assert.deepEqual(await snapshot(), before);
+    assert.deepEqual(await snapshot(), before, 'the same haproxy too');
     assert.equal(fipUpdates.length, 1, 'no floating IP status sent again');
+    assert.equal(await fetchMetadata(), `${VM.instance_id} /latest/meta-data/instance-id`);
   });
 
   test('a hint for a changed router is applied: the floating IP leaves', async () => {

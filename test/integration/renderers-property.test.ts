@@ -54,6 +54,13 @@ const NOTHING: ObservedDhcp = {
   argv: null,
   stateDirExists: false,
   servedDigest: null,
+  proxy: {
+    dir: '/var/lib/kumo/dhcp/x/metadata-proxy',
+    dirExists: false,
+    config: null,
+    pid: null,
+    inNetns: false,
+  },
 };
 
 function subnetBody(r: Rng, networkId: string) {

@@ -53,6 +53,7 @@ const networkOf = (id: string, portId: string): DhcpNetwork => ({
       enable_dhcp: true,
       dns_nameservers: [],
       host_routes: [],
+      routed: false,
     },
   ],
   ports: [
@@ -323,6 +324,7 @@ describe('kumo-dhcp-agent: one bad item is left out and reported, not its networ
       enable_dhcp: true,
       dns_nameservers: [],
       host_routes: [],
+      routed: false,
     });
     net.dhcp_port?.fixed_ips.push({ subnet_id: V6, ip_address: '2001:db8::2' });
     const d = desiredDhcp(net, S) as DesiredDhcp;

@@ -42,6 +42,7 @@ const network: DhcpNetwork = {
       enable_dhcp: true,
       dns_nameservers: [],
       host_routes: [],
+      routed: false,
     },
   ],
   ports: [],
@@ -82,6 +83,13 @@ function matching(d: DesiredDhcp): ObservedDhcp {
     argv: [...d.argv],
     stateDirExists: true,
     servedDigest: d.digest,
+    proxy: {
+      dir: `${d.stateDir}/metadata-proxy`,
+      dirExists: false,
+      config: null,
+      pid: null,
+      inNetns: false,
+    },
   };
 }
 
@@ -340,6 +348,7 @@ describe('planDhcp releases the leases no port accounts for', () => {
           enable_dhcp: true,
           dns_nameservers: [],
           host_routes: [],
+          routed: false,
         },
       ],
       ports,

@@ -65,6 +65,7 @@ function sample(): DhcpNetwork {
         enable_dhcp: true,
         dns_nameservers: ['2001:db8:9::53'],
         host_routes: [],
+        routed: false,
       },
       {
         id: V4,
@@ -77,6 +78,7 @@ function sample(): DhcpNetwork {
           { destination: '192.168.5.0/24', nexthop: '10.9.0.254' },
           { destination: '172.16.0.0/12', nexthop: '10.9.0.253' },
         ],
+        routed: false,
       },
       {
         id: OFF,
@@ -86,6 +88,7 @@ function sample(): DhcpNetwork {
         enable_dhcp: false,
         dns_nameservers: [],
         host_routes: [],
+        routed: false,
       },
     ],
     ports: [

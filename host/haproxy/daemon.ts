@@ -1,0 +1,70 @@
+/**
+ * Running haproxy: the argv of `haproxy -c` (check), of a start (`-D -p pidfile`, inside a
+ * namespace through the runner) and of a hitless reload (`-sf <old pid>`: the new process
+ * binds, then tells the old one to finish its connections and exit), and finding the
+ * running one by its pid file (host/process/daemon.ts).
+ *
+ * Invariants: a haproxy is identified by `-f <its config path>` in its command line, so a
+ * stale pid file never names an unrelated process; the paths are checked (config.ts
+ * checkPath) before they become argv; the old pid of a reload is a positive integer > 1.
+ * Pure except `findHaproxy` and `inNetns`, which only read.
+ */
+import { stat } from 'node:fs/promises';
+import type { CommandSpec } from '../../core/exec.ts';
+import { NETNS_RUN_DIR } from '../ip/netns.ts';
+import { findRunning } from '../process/daemon.ts';
+import { checkPath } from './config.ts';
+
+const NETNS = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+
+export interface HaproxyPaths {
+  config: string;
+  pidfile: string;
+}
+
+/** What a running haproxy's command line carries: `-f <config>`. */
+export const haproxyExpected = (p: HaproxyPaths) => `-f ${checkPath(p.config, 'config')} `;
+
+function base(p: HaproxyPaths): string[] {
+  return [
+    'haproxy',
+    '-f',
+    checkPath(p.config, 'config'),
+    '-p',
+    checkPath(p.pidfile, 'pidfile'),
+    '-D',
+  ];
+}
+
+/** `haproxy -c -q -f <config>`: exits non-zero (stderr says why) on a bad config. */
+export function checkCommand(config: string): CommandSpec {
+  return { argv: ['haproxy', '-c', '-q', '-f', checkPath(config, 'config')] };
+}
+
+export function startCommand(p: HaproxyPaths, netns?: string): CommandSpec {
+  return { argv: base(p), ...(netns ? { netns } : {}) };
+}
+
+export function reloadCommand(p: HaproxyPaths, oldPid: number, netns?: string): CommandSpec {
+  if (!Number.isSafeInteger(oldPid) || oldPid <= 1) throw new Error(`bad old pid ${oldPid}`);
+  return { argv: [...base(p), '-sf', String(oldPid)], ...(netns ? { netns } : {}) };
+}
+
+/** The running haproxy of these paths, or null. */
+export function findHaproxy(p: HaproxyPaths): Promise<number | null> {
+  return findRunning(p.pidfile, haproxyExpected(p));
+}
+
+/**
+ * Whether `pid` lives in the named namespace: its /proc/<pid>/ns/net and /run/netns/<name>
+ * are the same nsfs inode (what `ip netns identify` compares, without a process). False
+ * when either is gone, e.g. a haproxy left in a namespace that was deleted and remade.
+ */
+export async function inNetns(pid: number, netns: string): Promise<boolean> {
+  if (!NETNS.test(netns) || !Number.isSafeInteger(pid) || pid <= 1) return false;
+  const [a, b] = await Promise.all([
+    stat(`/proc/${pid}/ns/net`).catch(() => null),
+    stat(`${NETNS_RUN_DIR}/${netns}`).catch(() => null),
+  ]);
+  return a !== null && b !== null && a.dev === b.dev && a.ino === b.ino;
+}
