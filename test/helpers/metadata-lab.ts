@@ -1,21 +1,18 @@
 /**
  * The metadata lab, for test/fullstack/metadata-lab.test.ts and bench/metadata.ts: two lab
  * hosts, a network host (OVS, DHCP and L3 agents) and a compute host (OVS and compute
- * agents), a real kumo-api whose metadata listener and every relay share one secret;
- * network `routed` 10.0.0.0/24 on router `r1` and network `isolated`, also 10.0.0.0/24,
- * with no router (its metadata comes through the DHCP namespace). Nothing else: the
- * servers and endpoints are the caller's.
+ * agents), a real kumo-api whose metadata listener and every relay share the Cluster's
+ * `[metadata]` secret and port; network `routed` 10.0.0.0/24 on router `r1` and network
+ * `isolated`, also 10.0.0.0/24, with no router (its metadata comes through the DHCP
+ * namespace). Nothing else: the servers and endpoints are the caller's.
  *
  * Invariant: everything it starts belongs to the lab or the Cluster and goes with
- * `destroy()`, the haproxy processes in the qrouter and qdhcp namespaces too (they outlive
- * their agents by design; this cluster's are those whose command line names its
- * directory); traffic stays in the lab's namespaces and on loopback.
+ * `destroy()` (the Cluster stops the haproxies its agents left in qrouter and qdhcp
+ * namespaces); traffic stays in the lab's namespaces and on loopback.
  */
-import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
 import type { Agent } from '../../contracts/agents.ts';
 import type { Network, Port, Subnet } from '../../contracts/network.ts';
-import { Cluster, freePort, ovsOf, type Proc } from './cluster.ts';
+import { Cluster, METADATA_SECRET, ovsOf } from './cluster.ts';
 import { waitFor } from './env.ts';
 import { createLab, type Lab, type LabHost } from './lab.ts';
 
@@ -74,31 +71,11 @@ async function routed(c: Cluster): Promise<{ net: MetaNet; routerId: string }> {
   return { net, routerId: router.id };
 }
 
-/** SIGKILLs the haproxy processes whose command line names `dir` (this cluster's). */
-function killHaproxies(dir: string) {
-  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
-    let cmdline = '';
-    try {
-      cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-    } catch {
-      continue;
-    }
-    if (cmdline.startsWith('haproxy') && cmdline.includes(dir)) {
-      try {
-        process.kill(Number(pid), 'SIGKILL');
-      } catch {
-        // gone in between
-      }
-    }
-  }
-}
-
-async function startAgents(lab: Lab, c: Cluster, extra: string[]) {
+async function startAgents(lab: Lab, c: Cluster) {
   const hostName = (h: LabHost) => `md-${lab.prefix}-${h.name}`;
   const [net, cmp] = lab.hosts as [LabHost, LabHost];
-  const procs: Proc[] = [];
   const start = (kind: 'ovs' | 'dhcp' | 'l3' | 'compute', h: LabHost) =>
-    procs.push(c.startAgentOn(kind, hostName(h), ovsOf(h), extra));
+    c.startAgentOn(kind, hostName(h), ovsOf(h));
   await c.startApi();
   for (const h of [net, cmp]) start('ovs', h);
   start('dhcp', net);
@@ -119,23 +96,14 @@ async function startAgents(lab: Lab, c: Cluster, extra: string[]) {
 /** Builds the lab; resolves once the agents are alive and both networks exist. */
 export async function buildMetadataLab(): Promise<MetadataLab> {
   const lab = await createLab({ hosts: 2 });
-  const secret = randomBytes(16).toString('hex');
-  const metadataPort = await freePort();
-  const meta = [
-    '[metadata]',
-    `metadata_proxy_shared_secret = ${secret}`,
-    `bind_port = ${metadataPort}`,
-    `nova_metadata_port = ${metadataPort}`,
-  ];
   let c: Cluster | undefined;
   const destroy = async () => {
     await c?.cleanup();
-    if (c) killHaproxies(c.dir.path);
     await lab.destroy();
   };
   try {
-    c = await Cluster.create('sqlite', undefined, meta);
-    const hostName = await startAgents(lab, c, meta);
+    c = await Cluster.create('sqlite');
+    const hostName = await startAgents(lab, c);
     const r = await routed(c);
     const isolated = await network(c, 'isolated');
     const cl = c;
@@ -144,8 +112,8 @@ export async function buildMetadataLab(): Promise<MetadataLab> {
       c,
       networkHost: lab.hosts[0] as LabHost,
       computeHost: lab.hosts[1] as LabHost,
-      secret,
-      metadataPort,
+      secret: METADATA_SECRET,
+      metadataPort: c.metadataPort,
       routed: r.net,
       isolated,
       routerId: r.routerId,
