@@ -1,12 +1,9 @@
 /**
  * The tiny test guest of HOST-LAB.md ("A guest that really boots"): Debian's cloud kernel
  * (`/boot/vmlinuz-*-cloud-amd64`, package linux-image-cloud-amd64) and an initramfs we
- * build from busybox-static plus the kernel's virtio modules. Its /init mounts proc, sys and
- * dev, insmods the virtio modules, and unless the kernel command line has `kumo.nodhcp`
- * brings eth0 up and runs `udhcpc -s /udhcpc.sh`; then it prints
- * `KUMO-GUEST-UP <ip|none>` on the console (ttyS0), pings each address named by
- * `kumo.ping=<ip>,<ip>` (printing `KUMO-PING <ip> ok|fail`) and idles (it answers ping).
- * Failures print `KUMO-GUEST-FAIL <what>` and still reach the marker line.
+ * build from busybox-static, the kernel's virtio (and, when present, cdrom) modules, and
+ * the scripts of test/helpers/guest-init.ts (/init, udhcpc's event script: what the guest
+ * does and prints) and test/helpers/metadata-guest.ts (its metadata fetches).
  *
  * The kernel and initramfs are copied into a cache directory keyed by kernel version and a
  * hash of everything that goes into the initramfs, readable by libvirt's qemu user. Tools:
@@ -30,6 +27,17 @@ import {
 import { tmpdir } from 'node:os';
 import { basename, join, relative } from 'node:path';
 import { createCommandRunner } from '../../core/exec.ts';
+import {
+  CDROM_MODULES,
+  GUEST_MODULES,
+  GUEST_UP_MARKER,
+  INIT,
+  PING_MARKER,
+  UDHCPC,
+} from './guest-init.ts';
+import { METADATA_SCRIPT } from './metadata-guest.ts';
+
+export { CDROM_MODULES, GUEST_MODULES, GUEST_UP_MARKER, PING_MARKER };
 
 export interface TestGuest {
   kernel: string;
@@ -39,91 +47,8 @@ export interface TestGuest {
   kernelVersion: string;
 }
 
-/** The line /init prints once userspace is up: `KUMO-GUEST-UP <ip>` or `… none`. */
-export const GUEST_UP_MARKER = 'KUMO-GUEST-UP';
-
-/** With `kumo.ping=<ip>,<ip>` on the command line the guest pings each other address and
- * prints `KUMO-PING <ip> ok|fail` (up to 90 tries, one a second). */
-export const PING_MARKER = 'KUMO-PING';
-
-/** insmod order (HOST-LAB.md); modules the kernel has built in are skipped. */
-export const GUEST_MODULES = [
-  'virtio_ring',
-  'virtio',
-  'virtio_pci_modern_dev',
-  'virtio_pci_legacy_dev',
-  'virtio_pci',
-  'failover',
-  'net_failover',
-  'virtio_net',
-  'virtio_blk',
-] as const;
-
 const BUSYBOX = '/bin/busybox';
 const PACKAGES = 'apt-get install -y linux-image-cloud-amd64 busybox-static cpio';
-
-const INIT = `#!/bin/busybox sh
-/bin/busybox --install -s
-export PATH=/bin:/sbin:/usr/bin:/usr/sbin
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev
-exec </dev/console >/dev/console 2>&1
-echo "KUMO-GUEST-INIT $(uname -r)"
-for m in ${GUEST_MODULES.join(' ')}; do
-  if [ -f /lib/modules/$m.ko ]; then
-    insmod /lib/modules/$m.ko || echo "KUMO-GUEST-FAIL insmod $m"
-  fi
-done
-hostname kumo-guest
-ip link set lo up
-ip=none
-case " $(cat /proc/cmdline) " in
-  *" kumo.nodhcp "*) ;;
-  *)
-    if ip link set eth0 up; then
-      if udhcpc -i eth0 -s /udhcpc.sh -q -n -t 10 -T 1; then
-        ip=$(cat /tmp/kumo-ip)
-      else
-        echo "KUMO-GUEST-FAIL dhcp"
-      fi
-    else
-      echo "KUMO-GUEST-FAIL no eth0"
-    fi
-    ;;
-esac
-echo "${GUEST_UP_MARKER} $ip"
-for arg in $(cat /proc/cmdline); do
-  case "$arg" in kumo.ping=*) peers=$(echo "\${arg#kumo.ping=}" | tr , ' ') ;; esac
-done
-for peer in $peers; do
-  [ "$peer" = "$ip" ] && continue
-  result=fail
-  for _ in $(seq 1 90); do
-    if ping -c 1 -W 1 "$peer" >/dev/null 2>&1; then result=ok; break; fi
-  done
-  echo "${PING_MARKER} $peer $result"
-done
-while true; do sleep 3600; done
-`;
-
-const UDHCPC = `#!/bin/sh
-# udhcpc event script: $interface, $ip, $mask (prefix length), $router, $mtu
-case "$1" in
-  deconfig)
-    ip addr flush dev "$interface"
-    ip link set "$interface" up
-    ;;
-  bound|renew)
-    ip addr flush dev "$interface"
-    ip addr add "$ip/\${mask:-24}" dev "$interface"
-    [ -n "$mtu" ] && ip link set "$interface" mtu "$mtu"
-    [ -n "$router" ] && ip route add default via "\${router%% *}" dev "$interface"
-    echo "$ip" > /tmp/kumo-ip
-    ;;
-esac
-exit 0
-`;
 
 /** The newest `/boot/vmlinuz-*-cloud-amd64` and its version, or a reason why there is none. */
 export function findCloudKernel(): { kernel: string; version: string } {
@@ -208,8 +133,12 @@ async function build(cacheRoot: string): Promise<TestGuest> {
     if (path !== undefined) modules.push({ name, path });
     else if (!builtIn.has(name)) throw new Error(`kernel ${version} has no module ${name}`);
   }
+  for (const name of CDROM_MODULES) {
+    const path = paths.get(name);
+    if (path !== undefined) modules.push({ name, path });
+  }
 
-  const hash = createHash('sha256').update(INIT).update(UDHCPC);
+  const hash = createHash('sha256').update(INIT).update(UDHCPC).update(METADATA_SCRIPT);
   for (const f of [BUSYBOX, bootKernel, ...modules.map((m) => m.path)]) {
     const st = statSync(f);
     hash.update(`${f}\0${st.size}\0${st.mtimeMs}\0`);
@@ -240,6 +169,7 @@ async function build(cacheRoot: string): Promise<TestGuest> {
     symlinkSync('busybox', join(root, 'bin/sh'));
     writeFileSync(join(root, 'init'), INIT, { mode: 0o755 });
     writeFileSync(join(root, 'udhcpc.sh'), UDHCPC, { mode: 0o755 });
+    writeFileSync(join(root, 'metadata.sh'), METADATA_SCRIPT, { mode: 0o755 });
     for (const m of modules) {
       const dest = join(root, 'lib/modules', `${m.name}.ko`);
       const decompress = m.path.endsWith('.xz')

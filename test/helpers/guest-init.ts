@@ -1,0 +1,119 @@
+/**
+ * What runs inside the test guest (test/helpers/guest.ts builds the initramfs): its /init
+ * and udhcpc event script, the modules /init loads, and the console markers other suites
+ * read. /init mounts proc, sys and dev, insmods the modules (virtio_net without checksum
+ * offload: the lab's userspace datapath hands partial checksums on, and its conntrack
+ * drops such TCP as invalid; the cdrom modules when the kernel has them), and unless the
+ * command line has `kumo.nodhcp` runs `udhcpc -O staticroutes` (option 121's routes, as an
+ * isolated network's route to 169.254.169.254 via its DHCP port); then `KUMO-GUEST-UP`,
+ * the metadata-guest.ts script for `kumo.configdrive` / `kumo.metadata`, and the pings of
+ * `kumo.ping=`.
+ *
+ * Invariant: plain text, no build logic; every byte here goes into the initramfs hash.
+ */
+/** The line /init prints once userspace is up: `KUMO-GUEST-UP <ip>` or `… none`. */
+export const GUEST_UP_MARKER = 'KUMO-GUEST-UP';
+
+/** With `kumo.ping=<ip>,<ip>` on the command line the guest pings each other address and
+ * prints `KUMO-PING <ip> ok|fail` (up to 90 tries, one a second). */
+export const PING_MARKER = 'KUMO-PING';
+
+/** insmod order (HOST-LAB.md); modules the kernel has built in are skipped. */
+export const GUEST_MODULES = [
+  'virtio_ring',
+  'virtio',
+  'virtio_pci_modern_dev',
+  'virtio_pci_legacy_dev',
+  'virtio_pci',
+  'failover',
+  'net_failover',
+  'virtio_net',
+  'virtio_blk',
+] as const;
+
+/** The IDE cdrom and ISO 9660 (the config drive), in modules.dep order; loaded when present. */
+export const CDROM_MODULES = [
+  'scsi_common',
+  'scsi_mod',
+  'libata',
+  'ata_piix',
+  'cdrom',
+  'sr_mod',
+  'isofs',
+] as const;
+
+export const INIT = `#!/bin/busybox sh
+/bin/busybox --install -s
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+exec </dev/console >/dev/console 2>&1
+echo "KUMO-GUEST-INIT $(uname -r)"
+for m in ${[...GUEST_MODULES, ...CDROM_MODULES].join(' ')}; do
+  # no checksum offload: the userspace datapath's conntrack drops partial-checksum TCP
+  case $m in virtio_net) args="csum=0 gso=0" ;; *) args= ;; esac
+  if [ -f /lib/modules/$m.ko ]; then
+    insmod /lib/modules/$m.ko $args || echo "KUMO-GUEST-FAIL insmod $m"
+  fi
+done
+hostname kumo-guest
+ip link set lo up
+ip=none
+case " $(cat /proc/cmdline) " in
+  *" kumo.nodhcp "*) ;;
+  *)
+    if ip link set eth0 up; then
+      if udhcpc -i eth0 -s /udhcpc.sh -O staticroutes -q -n -t 10 -T 1; then
+        ip=$(cat /tmp/kumo-ip)
+      else
+        echo "KUMO-GUEST-FAIL dhcp"
+      fi
+    else
+      echo "KUMO-GUEST-FAIL no eth0"
+    fi
+    ;;
+esac
+echo "${GUEST_UP_MARKER} $ip"
+case " $(cat /proc/cmdline) " in *" kumo.configdrive "*) /metadata.sh configdrive ;; esac
+case " $(cat /proc/cmdline) " in *" kumo.metadata "*) /metadata.sh http ;; esac
+for arg in $(cat /proc/cmdline); do
+  case "$arg" in kumo.ping=*) peers=$(echo "\${arg#kumo.ping=}" | tr , ' ') ;; esac
+done
+for peer in $peers; do
+  [ "$peer" = "$ip" ] && continue
+  result=fail
+  for _ in $(seq 1 90); do
+    if ping -c 1 -W 1 "$peer" >/dev/null 2>&1; then result=ok; break; fi
+  done
+  echo "${PING_MARKER} $peer $result"
+done
+while true; do sleep 3600; done
+`;
+
+export const UDHCPC = `#!/bin/sh
+# udhcpc event script: $interface, $ip, $mask (prefix length), $router, $mtu, and
+# $staticroutes (option 121: "dest/len gw dest/len gw ...")
+case "$1" in
+  deconfig)
+    ip addr flush dev "$interface"
+    ip link set "$interface" up
+    ;;
+  bound|renew)
+    ip addr flush dev "$interface"
+    ip addr add "$ip/\${mask:-24}" dev "$interface"
+    [ -n "$mtu" ] && ip link set "$interface" mtu "$mtu"
+    set -- $staticroutes
+    while [ $# -ge 2 ]; do
+      if [ "$2" = 0.0.0.0 ]; then ip route add "$1" dev "$interface"
+      else ip route add "$1" via "$2" dev "$interface"; fi
+      shift 2
+    done
+    case " $staticroutes " in *" 0.0.0.0/0 "*) ;; *)
+      [ -n "$router" ] && ip route add default via "\${router%% *}" dev "$interface" ;;
+    esac
+    echo "$ip" > /tmp/kumo-ip
+    ;;
+esac
+exit 0
+`;
