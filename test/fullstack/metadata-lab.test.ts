@@ -42,7 +42,13 @@ const IP = '10.0.0.5';
 const MD = '/2009-04-04/meta-data';
 const KEY_A = 'key-a';
 const KEY_B = 'key-b';
-const USER_DATA_A = '#!/bin/sh\necho "guest A was here"\n';
+/** A asks as someone else too: an unknown instance and address, B's network, no router. */
+const USER_DATA_A = `#!/bin/sh\necho "guest A was here"\n${forgingUserData({
+  instanceId: '00000000-0000-4000-8000-000000000000',
+  forwardedFor: '10.0.0.77',
+  networkId: '00000000-0000-4000-8000-000000000001',
+  routerId: '00000000-0000-4000-8000-000000000002',
+})}`;
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 const tenantOf = (s: ServerView) => (s as unknown as { tenant_id: string }).tenant_id;
 
@@ -131,10 +137,13 @@ describe('instance metadata with real guests', { timeout: 420_000 }, () => {
       user_data: b64(USER_DATA_A),
       config_drive: true,
     });
+    // B, on the isolated network, claims A's instance, A's network and A's router: a
+    // relay that trusted the router header would answer for 10.0.0.5 behind r1, i.e. A
     userDataB = forgingUserData({
       instanceId: idA,
       forwardedFor: IP,
       networkId: m.routed.network.id,
+      routerId: m.routerId,
     });
     const idB = await boot({
       name: 'guest-b',
@@ -190,7 +199,7 @@ describe('instance metadata with real guests', { timeout: 420_000 }, () => {
     assert.deepEqual(Object.keys(meta.public_keys ?? {}), [KEY_B]);
   });
 
-  test('forged X-Instance-ID / X-Forwarded-For / X-Kumo-Network-ID get a guest only its own data', async () => {
+  test('forged X-Instance-ID / X-Forwarded-For / X-Kumo-Network-ID / X-Kumo-Router-ID get a guest only its own data', async () => {
     assert.equal(item(await seenB(), 'forged', FORGED_PATH), ec2Of(b));
     assert.equal(item(await seenA(), 'forged', FORGED_PATH), ec2Of(a));
   });

@@ -4,9 +4,9 @@
  *
  * With `kumo.metadata` on the kernel command line, after DHCP the guest fetches with
  * busybox `wget` every path of METADATA_PATHS from http://169.254.169.254, then once more
- * `…/instance-id` with forged X-Instance-ID / X-Forwarded-For / X-Kumo-Network-ID headers
+ * `…/instance-id` with forged X-Instance-ID / X-Forwarded-For / X-Kumo-Network-ID / X-Kumo-Router-ID headers
  * whose values come from its own user data (lines `forge-instance-id=…`,
- * `forge-forwarded-for=…`, `forge-network-id=…`). With `kumo.configdrive` it mounts the
+ * `forge-forwarded-for=…`, `forge-network-id=…`, `forge-router-id=…`). With `kumo.configdrive` it mounts the
  * ISO 9660 volume labelled config-2 (/dev/sr0 otherwise) and prints every file on it.
  *
  * Each body is printed base64-encoded between `KUMO-META-BEGIN <source> <path>` and
@@ -75,7 +75,8 @@ http() {
   get forged ${FORGED_PATH} \\
     --header "X-Instance-ID: $(forged instance-id)" \\
     --header "X-Forwarded-For: $(forged forwarded-for)" \\
-    --header "X-Kumo-Network-ID: $(forged network-id)" || true
+    --header "X-Kumo-Network-ID: $(forged network-id)" \\
+    --header "X-Kumo-Router-ID: $(forged router-id)" || true
   echo "${META_DONE} http"
 }
 configdrive() {
@@ -140,11 +141,13 @@ export function forgingUserData(forge: {
   instanceId: string;
   forwardedFor: string;
   networkId: string;
+  routerId: string;
 }): string {
   return [
     `forge-instance-id=${forge.instanceId}`,
     `forge-forwarded-for=${forge.forwardedFor}`,
     `forge-network-id=${forge.networkId}`,
+    `forge-router-id=${forge.routerId}`,
     '',
   ].join('\n');
 }
