@@ -70,12 +70,21 @@ export const ipAddress = (): Schema<string> => ({
  * Which instance asked: the port with fixed IP `ip` on one of the router's networks
  * (router_id) or on the network (network_id); exactly one of the two is given.
  */
-export const GetMetadataInstanceArgs = obj({
+const MetadataInstanceQuery = obj({
   host: hostname(),
   router_id: optional(uuid()),
   network_id: optional(uuid()),
   ip: ipAddress(),
 });
+export const GetMetadataInstanceArgs: Schema<Infer<typeof MetadataInstanceQuery>> = {
+  kind: 'object',
+  parse(value, path = '') {
+    const args = MetadataInstanceQuery.parse(value, path);
+    if ((args.router_id === undefined) === (args.network_id === undefined))
+      throw new ValidationError(path, 'must name exactly one of router_id and network_id');
+    return args;
+  },
+};
 export const MetadataInstance = obj({ instance_id: uuid(), project_id: projectId() });
 export const GetMetadataInstanceResult = obj({ instance: nullable(MetadataInstance) });
 export type MetadataInstance = Infer<typeof MetadataInstance>;

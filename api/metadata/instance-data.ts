@@ -50,13 +50,21 @@ export interface InstanceData {
   ports: MetaPort[];
 }
 
+/** The type of a stored public key: an imported or generated ssh line starts with its
+ * algorithm (contracts/keypairs.ts), anything else Kumo kept is an x509 certificate. */
+const keyTypeOf = (data: string) =>
+  /^(ssh-(rsa|dss|ed25519)|ecdsa-sha2-nistp(256|384|521)) /.test(data) ? 'ssh' : 'x509';
+
+/** The instance's own key (as copied at create): the pair's type only while the user's key
+ * pair of that name still holds the same key, else the type the key itself shows. */
 async function keyOf(tx: Queryable, r: InstanceRecord) {
   if (!r.keyName || r.keyData === null) return null;
-  const [pair] = await tx.query<{ type: string }>(
-    'SELECT type FROM keypairs WHERE user_id = ? AND name = ?',
+  const [pair] = await tx.query<{ type: string; public_key: string }>(
+    'SELECT type, public_key FROM keypairs WHERE user_id = ? AND name = ?',
     [r.userId, r.keyName],
   );
-  return { name: r.keyName, type: pair?.type ?? 'ssh', data: r.keyData };
+  const type = pair?.public_key === r.keyData ? pair.type : keyTypeOf(r.keyData);
+  return { name: r.keyName, type, data: r.keyData };
 }
 
 async function zoneOf(tx: Queryable, host: string): Promise<string> {
