@@ -11,14 +11,11 @@
  */
 
 import { DHCP_OWNER } from '../../contracts/network.ts';
+import { computeZones } from '../db/agents.ts';
 import { queryIn } from '../db/chunks.ts';
 import type { Db, Queryable } from '../db/index.ts';
 import { bool } from '../db/neutron.ts';
 import { getInstanceRow, type InstanceRecord, inPortOrder } from '../db/servers.ts';
-
-/** Nova's default availability zone, and the agent type whose zone an instance takes. */
-export const DEFAULT_AZ = 'nova';
-const COMPUTE_AGENT_TYPE = 'Compute agent';
 
 export interface MetaSubnet {
   id: string;
@@ -65,15 +62,6 @@ async function keyOf(tx: Queryable, r: InstanceRecord) {
   );
   const type = pair?.public_key === r.keyData ? pair.type : keyTypeOf(r.keyData);
   return { name: r.keyName, type, data: r.keyData };
-}
-
-async function zoneOf(tx: Queryable, host: string): Promise<string> {
-  if (host === '') return DEFAULT_AZ;
-  const [row] = await tx.query<{ availability_zone: string | null }>(
-    'SELECT availability_zone FROM agents WHERE agent_type = ? AND host = ?',
-    [COMPUTE_AGENT_TYPE, host],
-  );
-  return row?.availability_zone || DEFAULT_AZ;
 }
 
 interface IpRow {
@@ -155,7 +143,7 @@ export async function loadInstanceData(db: Db, id: string): Promise<InstanceData
       record,
       key: await keyOf(tx, record),
       userData: record.userData === null ? null : Buffer.from(record.userData, 'base64'),
-      availabilityZone: await zoneOf(tx, record.host),
+      availabilityZone: (await computeZones(tx))(record.host),
       ports: await portsOf(tx, record.portOrder),
     };
   });

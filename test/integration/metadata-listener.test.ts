@@ -157,6 +157,9 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         ['az-1', 'h1', 'Compute agent'],
       );
       assert.equal((await a('/latest/meta-data/placement/availability-zone')).body, 'az-1');
+      const shown = await h.call('GET', `/servers/${w.a}`);
+      const server = (shown.body as { server: Record<string, unknown> }).server;
+      assert.equal(server['OS-EXT-AZ:availability_zone'], 'az-1', 'the API shows the same zone');
     });
 
     test('OpenStack tree: versions, listing, meta_data.json, network_data.json, user_data', async () => {
