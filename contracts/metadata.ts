@@ -89,7 +89,9 @@ export const MetadataInstance = obj({ instance_id: uuid(), project_id: projectId
 export const GetMetadataInstanceResult = obj({ instance: nullable(MetadataInstance) });
 export type MetadataInstance = Infer<typeof MetadataInstance>;
 
-/** A config drive path: `openstack/…` or `ec2/…`, no `..`, no control characters. */
+/** A config drive path: `openstack/…` or `ec2/…` in a safe alphabet (no blanks, quotes or
+ * control characters); `.`/`..` segments pass here and are refused by the compute agent
+ * (agents/compute/config-drive.ts), which reports them as the spawn's error. */
 export const CONFIG_DRIVE_PATH = /^(openstack|ec2)(\/[A-Za-z0-9_.-]+)+$/;
 
 /** The config drive of an instance this host runs (null: not this host's, or none). */

@@ -1,12 +1,13 @@
 /**
  * The metadata contract's own checks: a relay's question names exactly one of a router and
  * a network (an RPC that names both or neither is refused at the edge, naming the fields),
- * an address only in canonical form, and Nova's signature compared whole.
+ * an address only in canonical form, Nova's signature compared whole, and a config drive
+ * path keeps to its trees and a safe alphabet.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { encodeMessage, parseMessage } from '../../contracts/messages.ts';
-import { signatureMatches, signInstanceId } from '../../contracts/metadata.ts';
+import { CONFIG_DRIVE_PATH, signatureMatches, signInstanceId } from '../../contracts/metadata.ts';
 
 const ROUTER = '11111111-1111-4111-8111-111111111111';
 const NETWORK = '22222222-2222-4222-8222-222222222222';
@@ -34,4 +35,20 @@ test("signatures: Nova's HMAC-SHA256 hex, compared whole", () => {
   assert.equal(signatureMatches('s3cret', INSTANCE, `${sig}0`), false);
   assert.equal(signatureMatches('s3cret', INSTANCE, sig.toUpperCase()), false);
   assert.equal(signatureMatches('s3cret', INSTANCE, ''), false);
+});
+
+test('config drive paths: openstack/… or ec2/…, a safe alphabet', () => {
+  for (const ok of ['openstack/latest/meta_data.json', 'ec2/2009-04-04/user-data', 'ec2/a..b'])
+    assert.ok(CONFIG_DRIVE_PATH.test(ok), ok);
+  for (const bad of [
+    '/ec2/x',
+    'ec2/x"y',
+    'other/x',
+    'ec2',
+    'ec2//x',
+    'ec2/x/',
+    'ec2/a b',
+    'ec2/a\nb',
+  ])
+    assert.ok(!CONFIG_DRIVE_PATH.test(bad), bad);
 });
