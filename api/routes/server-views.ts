@@ -97,13 +97,17 @@ export function sanitizeHostname(name: string): string {
     .replace(/^[.-]+|[.-]+$/g, '');
 }
 
+/** Nova's instance hostname: the sanitized name, or `Server-<id>` when nothing is left. */
+export const instanceHostname = (i: Pick<InstanceRecord, 'name' | 'id'>) =>
+  sanitizeHostname(i.name) || `Server-${i.id}`;
+
 /** Nova 2.3's extra OS-EXT-SRV-ATTR attributes (admin only). */
 function attrs23(i: InstanceRecord) {
   const launchedFromDisk = i.launchedAt !== null && i.imageMeta.image.disk_format !== 'aki';
   return {
     'OS-EXT-SRV-ATTR:reservation_id': i.reservationId || null,
     'OS-EXT-SRV-ATTR:launch_index': i.launchIndex,
-    'OS-EXT-SRV-ATTR:hostname': sanitizeHostname(i.name) || `Server-${i.id}`,
+    'OS-EXT-SRV-ATTR:hostname': instanceHostname(i),
     'OS-EXT-SRV-ATTR:kernel_id': i.imageMeta.kernel?.id ?? '',
     'OS-EXT-SRV-ATTR:ramdisk_id': i.imageMeta.ramdisk?.id ?? '',
     'OS-EXT-SRV-ATTR:root_device_name': launchedFromDisk ? '/dev/vda' : null,
