@@ -70,17 +70,28 @@ export const ipAddress = (): Schema<string> => ({
  * Which instance asked: the port with fixed IP `ip` on one of the router's networks
  * (router_id) or on the network (network_id); exactly one of the two is given.
  */
-export const GetMetadataInstanceArgs = obj({
+const MetadataInstanceQuery = obj({
   host: hostname(),
   router_id: optional(uuid()),
   network_id: optional(uuid()),
   ip: ipAddress(),
 });
+export const GetMetadataInstanceArgs: Schema<Infer<typeof MetadataInstanceQuery>> = {
+  kind: 'object',
+  parse(value, path = '') {
+    const args = MetadataInstanceQuery.parse(value, path);
+    if ((args.router_id === undefined) === (args.network_id === undefined))
+      throw new ValidationError(path, 'must name exactly one of router_id and network_id');
+    return args;
+  },
+};
 export const MetadataInstance = obj({ instance_id: uuid(), project_id: projectId() });
 export const GetMetadataInstanceResult = obj({ instance: nullable(MetadataInstance) });
 export type MetadataInstance = Infer<typeof MetadataInstance>;
 
-/** A config drive path: `openstack/…` or `ec2/…`, no `..`, no control characters. */
+/** A config drive path: `openstack/…` or `ec2/…` in a safe alphabet (no blanks, quotes or
+ * control characters); `.`/`..` segments pass here and are refused by the compute agent
+ * (agents/compute/config-drive.ts), which reports them as the spawn's error. */
 export const CONFIG_DRIVE_PATH = /^(openstack|ec2)(\/[A-Za-z0-9_.-]+)+$/;
 
 /** The config drive of an instance this host runs (null: not this host's, or none). */

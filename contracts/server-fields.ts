@@ -1,7 +1,8 @@
 /**
  * Field types of Nova's server create and update bodies beyond names and references
  * (servers.ts): access IPs, counts, Nova's boolean strings, admin passwords, security
- * group references and user data (strict base64, at most 65535 characters), as nova/api/validation/parameter_types.py defines them.
+ * group references and user data (base64, at most 65535 characters), as
+ * nova/api/validation/parameter_types.py defines them.
  *
  * Invariant: each schema accepts exactly what Nova's does (within Kumo's bounds, named in
  * the message) and returns the value in one canonical type, so the routes never see
@@ -72,7 +73,12 @@ export const SecurityGroupRefs = arr(obj({ name: optional(str({ min: 1, max: 255
 /** Nova's bound on user data: 65535 characters of base64 (schemas/servers.py). */
 export const MAX_USER_DATA = 65535;
 
-/** user_data: strict base64 (standard alphabet, padded, no whitespace), at most 65535. */
+/**
+ * user_data: base64 in the standard alphabet, padded, at most 65535 characters. Line
+ * breaks and blanks between characters pass, as Nova's lenient decode lets them (`base64`
+ * wraps its output); any other character outside the alphabet does not, where Nova's
+ * decode would drop it silently. Kept as given, as Nova keeps it.
+ */
 export const userData = (): Schema<string> => ({
   kind: 'string',
   parse(value, path = '') {
@@ -84,7 +90,8 @@ export const userData = (): Schema<string> => ({
         path,
         `'${shown}' is too long (at most ${MAX_USER_DATA} characters of base64)`,
       );
-    if (!STRICT_B64.test(value)) throw new ValidationError(path, `'${shown}' is not a 'base64'`);
+    if (!STRICT_B64.test(value.replace(/[\t\n\r ]/g, '')))
+      throw new ValidationError(path, `'${shown}' is not a 'base64'`);
     return value;
   },
 });

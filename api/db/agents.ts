@@ -7,7 +7,7 @@
  * failed to serve, `failed_<kind>s: {<id>: <reason>}` from agent_resource_status
  * (Neutron's agent body has no other free-form place for it).
  */
-import type { Agent } from '../../contracts/agents.ts';
+import { type Agent, agentTypeByKind } from '../../contracts/agents.ts';
 import type { ResourceKind } from '../../contracts/status.ts';
 import {
   type AgentIdentity,
@@ -189,4 +189,18 @@ export async function heartbeatOf(
     [agentType, host],
   );
   return row?.heartbeat_timestamp;
+}
+
+/** Nova's default availability zone: a host in no zone (or no host) is in it. */
+export const DEFAULT_AZ = 'nova';
+
+/** Each host's availability zone, its compute agent's (Nova's host aggregate zone), else
+ * DEFAULT_AZ; one read for any number of servers. */
+export async function computeZones(db: Queryable): Promise<(host: string) => string> {
+  const rows = await db.query<{ host: string; availability_zone: string | null }>(
+    'SELECT host, availability_zone FROM agents WHERE agent_type = ?',
+    [agentTypeByKind('compute').agentType],
+  );
+  const zones = new Map(rows.map((r) => [r.host, r.availability_zone]));
+  return (host) => zones.get(host) || DEFAULT_AZ;
 }

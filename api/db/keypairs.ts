@@ -3,10 +3,11 @@
  * Nova's per-user quota and integer ids.
  *
  * Invariants: a name is unique per user (the primary key); `seq` (Nova's integer id) is
- * one more than the highest present. The insert counts the user's key pairs
- * and takes the next seq inside one transaction, after locking the (project, key_pairs)
- * quota row and a global seq row (PostgreSQL; SQLite's one writer already serialises),
- * so a limit of N admits exactly N and two creates never pick one seq. Key pairs are
+ * one more than the highest present. The insert counts the user's key pairs, checks the
+ * name and takes the next seq inside one transaction, after locking the (project,
+ * key_pairs) quota row and then a global seq row (PostgreSQL; SQLite's one writer already
+ * serialises), so a limit of N admits exactly N, two creates never pick one seq, and a
+ * taken name is a refusal, never a failed insert, even from two projects at once. Key pairs are
  * deleted outright: nothing else refers to them (an instance keeps its own copy).
  */
 import type { KeypairType } from '../../contracts/keypairs.ts';
@@ -81,9 +82,11 @@ export async function insertKeypair(
   k: NewKeypair & { projectId: string; limit: number },
 ): Promise<InsertOutcome> {
   await lockQuota(tx, engine, k.projectId, 'key_pairs');
+  // The global lock before any read: one user's creates from two projects (two quota rows)
+  // must not both see the name free, or the second insert would fail on the primary key.
+  await lockQuota(tx, engine, '', 'keypair_seq');
   if (limitReached(k.limit, await countKeypairs(tx, k.user_id))) return { refused: 'quota' };
   if (await getKeypair(tx, k.user_id, k.name)) return { refused: 'exists' };
-  await lockQuota(tx, engine, '', 'keypair_seq');
   const [top] = await tx.query<{ seq: unknown }>('SELECT MAX(seq) AS seq FROM keypairs');
   const seq = Number(top?.seq ?? 0) + 1;
   await tx.query(

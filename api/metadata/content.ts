@@ -62,11 +62,14 @@ export interface DriveFile {
   content: Buffer;
 }
 
-/** The config drive's ec2 files of one version: meta-data.json (no `_name`) and user-data. */
+/**
+ * The config drive's ec2 files of one version: user-data and meta-data.json. Nova's
+ * metadata_for_config_drive means to drop public-keys' `_name` but looks for it in the
+ * wrong dict, so its drives keep `"_name": "0=<key>"`; Kumo's keep it too.
+ */
 function ec2Files(d: InstanceData, version: string): DriveFile[] {
   const v = version === 'latest' ? (EC2_VERSIONS[EC2_VERSIONS.length - 1] as string) : version;
   const md = ec2MetaData(d, v);
-  if (d.key) md['public-keys'] = { '0': { 'openssh-key': d.key.data } };
   const files: DriveFile[] = [];
   if (d.userData !== null) files.push({ path: `ec2/${version}/user-data`, content: d.userData });
   files.push({ path: `ec2/${version}/meta-data.json`, content: Buffer.from(pythonJson(md)) });

@@ -7,7 +7,7 @@
  * only with a key, kernel-id and ramdisk-id only when the image has them, user-data only
  * when the instance has some.
  */
-import { sanitizeHostname } from '../routes/server-views.ts';
+import { instanceHostname } from '../routes/server-views.ts';
 import type { InstanceData } from './instance-data.ts';
 
 export const EC2_VERSIONS = [
@@ -30,8 +30,7 @@ export type Tree = { [key: string]: Node };
 const DHCP_DOMAIN = 'novalocal';
 
 /** Nova's instance hostname with the DHCP domain. */
-export const hostnameOf = (d: InstanceData) =>
-  `${sanitizeHostname(d.record.name) || `Server-${d.record.id}`}.${DHCP_DOMAIN}`;
+export const hostnameOf = (d: InstanceData) => `${instanceHostname(d.record)}.${DHCP_DOMAIN}`;
 
 /** Nova's ec2 id: a type prefix and 8 hex digits. */
 const ec2Id = (prefix: string, n: number) => `${prefix}-${n.toString(16).padStart(8, '0')}`;

@@ -11,14 +11,11 @@
  */
 
 import { DHCP_OWNER } from '../../contracts/network.ts';
+import { computeZones } from '../db/agents.ts';
 import { queryIn } from '../db/chunks.ts';
 import type { Db, Queryable } from '../db/index.ts';
 import { bool } from '../db/neutron.ts';
 import { getInstanceRow, type InstanceRecord, inPortOrder } from '../db/servers.ts';
-
-/** Nova's default availability zone, and the agent type whose zone an instance takes. */
-export const DEFAULT_AZ = 'nova';
-const COMPUTE_AGENT_TYPE = 'Compute agent';
 
 export interface MetaSubnet {
   id: string;
@@ -50,22 +47,21 @@ export interface InstanceData {
   ports: MetaPort[];
 }
 
+/** The type of a stored public key: an imported or generated ssh line starts with its
+ * algorithm (contracts/keypairs.ts), anything else Kumo kept is an x509 certificate. */
+const keyTypeOf = (data: string) =>
+  /^(ssh-(rsa|dss|ed25519)|ecdsa-sha2-nistp(256|384|521)) /.test(data) ? 'ssh' : 'x509';
+
+/** The instance's own key (as copied at create): the pair's type only while the user's key
+ * pair of that name still holds the same key, else the type the key itself shows. */
 async function keyOf(tx: Queryable, r: InstanceRecord) {
   if (!r.keyName || r.keyData === null) return null;
-  const [pair] = await tx.query<{ type: string }>(
-    'SELECT type FROM keypairs WHERE user_id = ? AND name = ?',
+  const [pair] = await tx.query<{ type: string; public_key: string }>(
+    'SELECT type, public_key FROM keypairs WHERE user_id = ? AND name = ?',
     [r.userId, r.keyName],
   );
-  return { name: r.keyName, type: pair?.type ?? 'ssh', data: r.keyData };
-}
-
-async function zoneOf(tx: Queryable, host: string): Promise<string> {
-  if (host === '') return DEFAULT_AZ;
-  const [row] = await tx.query<{ availability_zone: string | null }>(
-    'SELECT availability_zone FROM agents WHERE agent_type = ? AND host = ?',
-    [COMPUTE_AGENT_TYPE, host],
-  );
-  return row?.availability_zone || DEFAULT_AZ;
+  const type = pair?.public_key === r.keyData ? pair.type : keyTypeOf(r.keyData);
+  return { name: r.keyName, type, data: r.keyData };
 }
 
 interface IpRow {
@@ -147,7 +143,7 @@ export async function loadInstanceData(db: Db, id: string): Promise<InstanceData
       record,
       key: await keyOf(tx, record),
       userData: record.userData === null ? null : Buffer.from(record.userData, 'base64'),
-      availabilityZone: await zoneOf(tx, record.host),
+      availabilityZone: (await computeZones(tx))(record.host),
       ports: await portsOf(tx, record.portOrder),
     };
   });

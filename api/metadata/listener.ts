@@ -11,6 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { META_HEADERS, signatureMatches } from '../../contracts/metadata.ts';
+import { UUID } from '../../contracts/schema.ts';
 import type { Logger } from '../../core/log.ts';
 import type { Db } from '../db/index.ts';
 import { lookup } from './content.ts';
@@ -24,8 +25,6 @@ export interface MetadataDeps {
   /** The clock's date (future OpenStack versions are hidden); now when absent. */
   now?: () => Date;
 }
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 const FORBIDDEN = 'Invalid proxy request signature.';
 const NOT_FOUND = 'The resource could not be found.';

@@ -2,8 +2,9 @@
  * network_data.json as Nova's netutils.get_network_metadata builds it from an instance's
  * VIFs: one link per port with a subnet (`tap` + 11 characters of the port id, type `ovs`,
  * the network MTU unless a DHCP server serves a subnet), one network per port for its
- * first IPv4 and first IPv6 subnet (`ipv4_dhcp` / `ipv6_dhcp` when DHCP is on, else the
- * static address, netmask, default route, host routes and DNS), and the DNS services.
+ * first IPv4 and first IPv6 subnet (`ipv4_dhcp` / `ipv6_dhcp` when a DHCP port serves the
+ * subnet, Nova's dhcp_server meta, whatever enable_dhcp says; else the static address,
+ * netmask, default route, host routes and DNS), and the DNS services.
  *
  * Invariant: pure; the order is the instance's NIC order, then IPv4 before IPv6.
  */
@@ -49,8 +50,7 @@ function routesOf(s: MetaSubnet): Json[] {
 
 function netOf(port: MetaPort, s: MetaSubnet, address: string, num: number, link: string): Json {
   const id = `network${num}`;
-  if (s.dhcpServer || s.enableDhcp)
-    return { id, type: `ipv${s.ipVersion}_dhcp`, link, network_id: port.networkId };
+  if (s.dhcpServer) return { id, type: `ipv${s.ipVersion}_dhcp`, link, network_id: port.networkId };
   return {
     id,
     type: `ipv${s.ipVersion}`,

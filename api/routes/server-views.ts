@@ -10,10 +10,13 @@
  * unless asked for: `X-Kumo-Diagnostics: spawn-timings` adds `kumo:spawn_timings` (the
  * compute agent's spawn phases in ms, or null) to the detailed view. A view shows only
  * the instance's own ports (port_order, NIC order), the NICs its spec has.
+ * OS-EXT-AZ:availability_zone is its host's compute agent's zone (`nova` by default), the
+ * zone the metadata service's placement/availability-zone answers.
  */
 import { createHash } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import { serverStatus } from '../../contracts/servers.ts';
+import { computeZones } from '../db/agents.ts';
 import { deviceAddresses } from '../db/port-devices.ts';
 import { type InstanceRecord, inPortOrder } from '../db/servers.ts';
 import type { AppDeps } from '../deps.ts';
@@ -94,13 +97,17 @@ export function sanitizeHostname(name: string): string {
     .replace(/^[.-]+|[.-]+$/g, '');
 }
 
+/** Nova's instance hostname: the sanitized name, or `Server-<id>` when nothing is left. */
+export const instanceHostname = (i: Pick<InstanceRecord, 'name' | 'id'>) =>
+  sanitizeHostname(i.name) || `Server-${i.id}`;
+
 /** Nova 2.3's extra OS-EXT-SRV-ATTR attributes (admin only). */
 function attrs23(i: InstanceRecord) {
   const launchedFromDisk = i.launchedAt !== null && i.imageMeta.image.disk_format !== 'aki';
   return {
     'OS-EXT-SRV-ATTR:reservation_id': i.reservationId || null,
     'OS-EXT-SRV-ATTR:launch_index': i.launchIndex,
-    'OS-EXT-SRV-ATTR:hostname': sanitizeHostname(i.name) || `Server-${i.id}`,
+    'OS-EXT-SRV-ATTR:hostname': instanceHostname(i),
     'OS-EXT-SRV-ATTR:kernel_id': i.imageMeta.kernel?.id ?? '',
     'OS-EXT-SRV-ATTR:ramdisk_id': i.imageMeta.ramdisk?.id ?? '',
     'OS-EXT-SRV-ATTR:root_device_name': launchedFromDisk ? '/dev/vda' : null,
@@ -168,13 +175,14 @@ function detailView(
   prefix: string,
   i: InstanceRecord,
   addr: Addresses,
-  hostStatus: string | undefined,
+  host: { status: string | undefined; zone: string },
 ) {
   const admin = req.role === 'admin';
+  const hostStatus = host.status;
   return {
     ...commonView(req, prefix, i),
     addresses: addr,
-    'OS-EXT-AZ:availability_zone': 'nova',
+    'OS-EXT-AZ:availability_zone': host.zone,
     config_drive: i.configDrive ? 'True' : '',
     key_name: i.keyName,
     'OS-SRV-USG:launched_at': usage(i.launchedAt),
@@ -199,7 +207,13 @@ export async function views(
 ) {
   const addr = await addressesOf(deps, list);
   const statuses = req.role === 'admin' && atLeast(req, 16) ? await hostStatuses(deps) : undefined;
-  return list.map((i) => detailView(req, prefix, i, addr.get(i.id) ?? {}, statuses?.(i.host)));
+  const zones = await computeZones(deps.db);
+  return list.map((i) =>
+    detailView(req, prefix, i, addr.get(i.id) ?? {}, {
+      status: statuses?.(i.host),
+      zone: zones(i.host),
+    }),
+  );
 }
 
 /** The short view of one server, as PUT /servers/{id} answers it; the rebuild action

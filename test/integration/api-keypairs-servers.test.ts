@@ -144,9 +144,10 @@ for (const engine of ['sqlite', 'postgres'] as const) {
           "Invalid input for field/attribute server.user_data. Value: 'not base64!' is not a 'base64'",
         ],
         [
-          { user_data: 'QUJD\nREVG' },
-          "Invalid input for field/attribute server.user_data. Value: 'QUJD\\nREVG' is not a 'base64'",
+          { user_data: 'QUJD\u0000REVG' },
+          "Invalid input for field/attribute server.user_data. Value: 'QUJD\\u0000REVG' is not a 'base64'",
         ],
+        [{ user_data: 'QUJD\nREV' }, /server\.user_data.*is not a 'base64'/],
         [{ user_data: 'QUJDRA=' }, /server\.user_data.*is not a 'base64'/],
         [{ user_data: 12 }, /server\.user_data\. Value: must be a string/],
         [
@@ -173,6 +174,10 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         largest,
         "Nova's limit is 65535 characters of base64",
       );
+      // Wrapped base64 (as `base64` prints it) is Nova's base64 too, stored as given.
+      const wrapped = 'IyEvYmluL3NoCmVjaG8g\r\naGVsbG8K\n';
+      const w = await h.boot({ networks: [{ uuid: h.net.n.id }], user_data: wrapped });
+      assert.equal((await rowOf(w))?.user_data, wrapped);
     });
   });
 }

@@ -157,6 +157,9 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         ['az-1', 'h1', 'Compute agent'],
       );
       assert.equal((await a('/latest/meta-data/placement/availability-zone')).body, 'az-1');
+      const shown = await h.call('GET', `/servers/${w.a}`);
+      const server = (shown.body as { server: Record<string, unknown> }).server;
+      assert.equal(server['OS-EXT-AZ:availability_zone'], 'az-1', 'the API shows the same zone');
     });
 
     test('OpenStack tree: versions, listing, meta_data.json, network_data.json, user_data', async () => {
@@ -192,6 +195,16 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.equal(meta.project_id, DEFAULT_PROJECT_ID);
       assert.equal(Buffer.from(String(meta.random_seed), 'base64').length, 512);
       assert.ok(md.body.startsWith(`{"uuid": "${w.a}", `), 'Nova (Python) JSON spacing');
+
+      // key1 deleted and made again as another key: A keeps its own key, and its type.
+      await h.db.query(
+        "UPDATE keypairs SET type = 'x509', public_key = 'other' WHERE name = 'key1'",
+      );
+      const again = JSON.parse((await a('/openstack/latest/meta_data.json')).body);
+      assert.deepEqual(again.keys, [{ name: 'key1', type: 'ssh', data: PUBLIC_KEY }]);
+      await h.db.query('DELETE FROM keypairs');
+      const gone = JSON.parse((await a('/openstack/latest/meta_data.json')).body);
+      assert.deepEqual(gone.keys, [{ name: 'key1', type: 'ssh', data: PUBLIC_KEY }]);
 
       await h.db.query('UPDATE instances SET metadata = ? WHERE id = ?', ['{"role":"web"}', w.a]);
       const withMeta = JSON.parse((await a('/openstack/latest/meta_data.json')).body);

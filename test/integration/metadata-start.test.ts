@@ -2,7 +2,8 @@
  * kumo-api's metadata listener as the daemon starts it (api/metadata/start.ts): without
  * [metadata] metadata_proxy_shared_secret no port is opened and one line says metadata is
  * off; with it, the listener answers on [metadata] bind_host:bind_port (an unsigned request
- * 403, a signed one for no instance 404) and stops answering once closed.
+ * 403, a signed one for no instance 404) and stops answering once closed; neither the
+ * secret nor a valid signature ever reaches the log.
  */
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
@@ -63,7 +64,7 @@ describe('metadata listener start', () => {
 
   test('with a secret: listens on bind_host:bind_port until closed', async () => {
     const port = await freePort();
-    const { log } = capture();
+    const { log, lines } = capture();
     const config = compileConfig(
       `[metadata]\nbind_host = 127.0.0.1\nbind_port = ${port}\nmetadata_proxy_shared_secret = s3cret-metadata\n`,
     );
@@ -79,6 +80,24 @@ describe('metadata listener start', () => {
       },
     });
     assert.equal(signed.status, 404);
+    const forged = await fetch(url, {
+      headers: {
+        'x-instance-id': id,
+        'x-tenant-id': 'p1',
+        'x-instance-id-signature': signInstanceId('guess', id),
+      },
+    });
+    assert.deepEqual(
+      [forged.status, await forged.text()],
+      [403, 'Invalid proxy request signature.'],
+    );
+    const logged = JSON.stringify(lines);
+    assert.ok(
+      lines.some((l) => l.msg === 'metadata request not signed right'),
+      logged,
+    );
+    for (const secret of ['s3cret-metadata', signInstanceId('s3cret-metadata', id)])
+      assert.ok(!logged.includes(secret), 'the secret and a valid signature are never logged');
     await running.close();
     await assert.rejects(fetch(url));
   });

@@ -213,6 +213,31 @@ describe('metadata content', () => {
     assert.equal(get('/openstack/latest/network_data.json', { ...data, ports: [] }), '{}');
   });
 
+  test('network_data.json: DHCP only where a DHCP port serves the subnet (Nova dhcp_server)', () => {
+    const [port] = data.ports;
+    assert.ok(port);
+    const withDhcp = (enableDhcp: boolean, dhcpServer: boolean) => [
+      {
+        ...port,
+        fixedIps: port.fixedIps.map((ip) => ({
+          ...ip,
+          subnet: { ...ip.subnet, enableDhcp, dhcpServer: dhcpServer && ip.subnet.ipVersion === 4 },
+        })),
+      },
+    ];
+    // enable_dhcp with no DHCP port anywhere: nothing answers DHCP, the guest is told statics.
+    assert.deepEqual(networkData(withDhcp(true, false)), networkData(data.ports));
+    const served = networkData(withDhcp(true, true));
+    assert.deepEqual(served.networks[0], {
+      id: 'network0',
+      type: 'ipv4_dhcp',
+      link: 'tapaaaaaaaa-bb',
+      network_id: 'n1',
+    });
+    assert.equal((served.networks[1] as { type: string }).type, 'ipv6');
+    assert.equal(served.links[0]?.mtu, null);
+  });
+
   test('config drive without user data or key', () => {
     const files = configDriveFiles(data, opts.seed);
     assert.ok(!files.some((f) => f.path.endsWith('user-data') || f.path.endsWith('user_data')));
