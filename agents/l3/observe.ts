@@ -114,6 +114,7 @@ export async function observeRouter(
         dir: proxyDirOf(dir),
         dirExists: false,
         config: null,
+        loaded: null,
         pid: null,
         inNetns: false,
       },

@@ -5,16 +5,17 @@
  * network's id and `X-Forwarded-For` from the connection's source address, and forwards over
  * the agent's relay socket. desired (ProxySpec) → observe (observeProxy) → plan (proxySteps).
  *
- * Invariants: the proxy's files live in `dir` only (haproxy.cfg, haproxy.pid), so a null
- * desired state stops the haproxy and removes `dir` and nothing is left behind; a running
- * haproxy whose config is already right and that lives in the right namespace is never
- * restarted (an agent restart adopts it through the pid file); a config change is written
- * atomically, checked with `haproxy -c`, then applied by a hitless reload (`-sf`). The one
- * window not covered: an agent that dies between writing a changed config and reloading
- * leaves the old config running until the spec changes again (the metadata proxy's
- * config depends only on the router or network id, the bind and the socket, which do not
- * change for a namespace). proxySteps is pure.
+ * Invariants: the proxy's files live in `dir` only (haproxy.cfg, haproxy.pid,
+ * haproxy.loaded), so a null desired state stops the haproxy and removes `dir` and nothing
+ * is left behind; a running haproxy whose loaded config is already right and that lives in
+ * the right namespace is never restarted (an agent restart adopts it through the pid
+ * file); a config change is written atomically, checked with `haproxy -c`, then applied by
+ * a hitless reload (`-sf`). `haproxy.loaded` holds the digest of the config the running
+ * haproxy was started or reloaded with, written only after that succeeded, so an agent that
+ * dies between writing a config and reloading finds the digest stale and reloads on its
+ * next pass (the config on disk alone cannot tell). proxySteps is pure.
  */
+import { createHash } from 'node:crypto';
 import { access, readFile } from 'node:fs/promises';
 import { META_HEADERS } from '../../contracts/metadata.ts';
 import { ValidationError } from '../../contracts/schema.ts';
@@ -46,6 +47,8 @@ export interface ObservedProxy {
   dirExists: boolean;
   /** haproxy.cfg as on disk (null: none). */
   config: string | null;
+  /** haproxy.loaded: the digest of the config the running haproxy loaded (null: none). */
+  loaded: string | null;
   /** The running haproxy of this dir (null: none). */
   pid: number | null;
   /** That haproxy lives in the spec's namespace (false when none runs or no spec given). */
@@ -56,6 +59,12 @@ export const proxyPaths = (dir: string): HaproxyPaths => ({
   config: `${dir}/haproxy.cfg`,
   pidfile: `${dir}/haproxy.pid`,
 });
+
+const loadedPath = (dir: string) => `${dir}/haproxy.loaded`;
+
+/** What haproxy.loaded holds for a config. */
+export const configDigest = (config: string) =>
+  `${createHash('sha256').update(config).digest('hex')}\n`;
 
 const UUID_VALUE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -118,10 +127,14 @@ export async function observeProxy(
   const dir = spec?.dir ?? (specOrDir as string);
   const paths = proxyPaths(dir);
   const dirExists = await exists(dir);
-  if (!dirExists) return { dir, dirExists, config: null, pid: null, inNetns: false };
-  const [config, pid] = await Promise.all([readFileOrNull(paths.config), findHaproxy(paths)]);
+  if (!dirExists) return { dir, dirExists, config: null, loaded: null, pid: null, inNetns: false };
+  const [config, loaded, pid] = await Promise.all([
+    readFileOrNull(paths.config),
+    readFileOrNull(loadedPath(dir)),
+    findHaproxy(paths),
+  ]);
   const here = pid !== null && spec !== null && (await inNetns(pid, spec.netns));
-  return { dir, dirExists, config, pid, inNetns: here };
+  return { dir, dirExists, config, loaded, pid, inNetns: here };
 }
 
 function teardown(o: ObservedProxy): Step[] {
@@ -141,9 +154,11 @@ function teardown(o: ObservedProxy): Step[] {
   ];
 }
 
-function runSteps(spec: ProxySpec, o: ObservedProxy, changed: boolean): Step[] {
+/** Start, or reload when the running one loaded another config or lives elsewhere. */
+function runSteps(spec: ProxySpec, o: ObservedProxy, digest: string, changed: boolean): Step[] {
   const paths = proxyPaths(spec.dir);
   const daemon = { pidfile: paths.pidfile, expected: haproxyExpected(paths) };
+  const loaded = { kind: 'file' as const, path: loadedPath(spec.dir), content: digest };
   if (o.pid === null)
     return [
       {
@@ -153,15 +168,17 @@ function runSteps(spec: ProxySpec, o: ObservedProxy, changed: boolean): Step[] {
         spec: startCommand(paths, spec.netns),
         why: 'start the metadata proxy',
       },
+      { ...loaded, why: 'the config haproxy started with' },
     ];
   const moved = !o.inNetns;
-  if (!changed && !moved) return [];
+  if (!moved && !changed && o.loaded === digest) return [];
   return [
     {
       kind: 'command',
       spec: reloadCommand(paths, o.pid, spec.netns),
       why: moved ? 'metadata proxy in a stale namespace' : 'reload the metadata proxy',
     },
+    { ...loaded, why: 'the config haproxy reloaded' },
   ];
 }
 
@@ -179,6 +196,6 @@ export function proxySteps(desired: ProxySpec | null, o: ObservedProxy): Step[] 
           { kind: 'command' as const, spec: checkCommand(paths.config), why: 'haproxy -c' },
         ]
       : []),
-    ...runSteps(desired, o, changed),
+    ...runSteps(desired, o, configDigest(config), changed),
   ];
 }

@@ -13,10 +13,13 @@
  *   to another instance is served stale for at most CACHE_MS; failed lookups are not cached,
  *   and concurrent lookups of one key share one RPC call;
  * - an unknown source is a 404, a failed lookup or an unreachable API a 500 with a fixed
- *   message: no stack trace or internal detail reaches the guest (the log has it).
+ *   message: no stack trace or internal detail reaches the guest (the log has it);
+ * - a guest that hangs up mid-request ends the upstream request too, so no upstream socket
+ *   is held by an answer nobody reads.
  */
 import { chmod, rm } from 'node:fs/promises';
 import http from 'node:http';
+import { pipeline } from 'node:stream';
 import { canonicalIp } from '../../contracts/inet.ts';
 import { PLUGIN_TOPIC } from '../../contracts/messages.ts';
 import {
@@ -133,10 +136,17 @@ function forward(
           o.log.warn({ instanceId: id }, 'the metadata listener refused: do the secrets match?');
         const type = answer.headers['content-type'];
         res.writeHead(answer.statusCode ?? 500, type ? { 'content-type': type } : {});
-        answer.pipe(res);
-        answer.on('end', resolve).on('error', reject);
+        pipeline(answer, res, (err) => (err ? reject(err) : resolve()));
       },
     );
+    // A guest that hangs up takes the upstream request with it: a paused answer would
+    // otherwise hold one of the agent's sockets for ever (maxSockets of them: every guest's
+    // metadata stalls).
+    res.on('close', () => {
+      if (res.writableFinished) return;
+      up.destroy();
+      resolve();
+    });
     up.setTimeout(UPSTREAM_TIMEOUT_MS, () => up.destroy(new Error('metadata listener timed out')));
     up.on('error', reject).end();
   });

@@ -24,7 +24,6 @@ import { chmodSync, createWriteStream, existsSync, readFileSync, writeFileSync }
 import http from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { DhcpNetwork, DhcpPort } from '../../contracts/dhcp.ts';
 import { hostQueue, PLUGIN_TOPIC } from '../../contracts/messages.ts';
 import { META_HEADERS, signatureMatches } from '../../contracts/metadata.ts';
 import type { ReportStatusArgs, ResourceStatus } from '../../contracts/status.ts';
@@ -34,58 +33,19 @@ import { findRunning, isRunning } from '../../host/process/daemon.ts';
 import { runCommand } from '../helpers/cluster.ts';
 import { REPO, rabbitVhost, tempDir, waitFor } from '../helpers/env.ts';
 import { createLab, type Endpoint, type Lab, type LabHost } from '../helpers/lab.ts';
-
-const SECRET = 'dhcp-metadata-test-secret';
-const NET = randomUUID();
-const SUBNET = randomUUID();
-const INSTANCE = randomUUID();
-const PROJECT = randomUUID().replace(/-/g, '');
-const CLIENT_IP = '10.63.0.17';
-const port = (n: number, owner: string): DhcpPort => ({
-  id: randomUUID(),
-  mac_address: `fa:16:3e:63:00:${n.toString(16).padStart(2, '0')}`,
-  device_owner: owner,
-  fixed_ips: [{ subnet_id: SUBNET, ip_address: `10.63.0.${n}` }],
-});
-const DHCP = port(2, 'network:dhcp');
-const CLIENT = port(17, 'compute:nova');
-const TAP = `tap${DHCP.id.slice(0, 11)}`;
-
-/** The network as get_network_info answers it (null once removed). */
-const state = { routed: false, exists: true };
-const networkInfo = (): DhcpNetwork | null =>
-  state.exists
-    ? {
-        id: NET,
-        revision_number: 1,
-        mtu: 1450,
-        subnets: [
-          {
-            id: SUBNET,
-            cidr: '10.63.0.0/24',
-            ip_version: '4',
-            gateway_ip: '10.63.0.1',
-            enable_dhcp: true,
-            dns_nameservers: [],
-            host_routes: [],
-            routed: state.routed,
-          },
-        ],
-        ports: [DHCP, CLIENT],
-        dhcp_port: DHCP,
-      }
-    : null;
-
-/** A udhcpc script that installs the address and option 121's routes and says what it got. */
-const SCRIPT = `#!/bin/sh
-[ "$1" = bound ] || exit 0
-ip route flush dev "$interface"
-ip addr flush dev "$interface"
-ip addr add "$ip/$mask" dev "$interface"
-set -- $staticroutes
-while [ $# -ge 2 ]; do ip route replace "$1" via "$2" dev "$interface"; shift 2; done
-echo "bound ip=$ip router=$router routes=$(echo $staticroutes | tr ' ' ,) ms=$(echo $msstaticroutes | tr ' ' ,)"
-`;
+import {
+  agentConfig,
+  CLIENT,
+  CLIENT_IP,
+  INSTANCE,
+  NET,
+  networkInfo,
+  PROJECT,
+  SCRIPT,
+  SECRET,
+  state,
+  TAP,
+} from './dhcp-metadata-fixture.ts';
 
 describe('kumo-dhcp-agent: metadata on an isolated network', { timeout: 120_000 }, () => {
   const tmp = tempDir('kumo-dhcp-meta-');
@@ -177,29 +137,8 @@ describe('kumo-dhcp-agent: metadata on an isolated network', { timeout: 120_000 
 
   /** The agent's kumo.conf, `[dhcp] enable_isolated_metadata` as given. */
   function writeConfig(novaPort: number, isolated: boolean) {
-    writeFileSync(
-      config,
-      [
-        '[DEFAULT]',
-        `host = ${host}`,
-        `state_path = ${tmp.path}`,
-        `netns_prefix = ${lab.prefix}-`,
-        `transport_url = ${vhost.transportUrl}`,
-        '[agent]',
-        'report_interval = 1',
-        'resync_interval = 3600',
-        '[ovs]',
-        `ovsdb_connection = unix:${h.dbSocket}`,
-        `vswitchd_netns = ${h.netns}`,
-        '[dhcp]',
-        `enable_isolated_metadata = ${isolated}`,
-        '[metadata]',
-        `metadata_proxy_shared_secret = ${SECRET}`,
-        'nova_metadata_host = 127.0.0.1',
-        `nova_metadata_port = ${novaPort}`,
-        '',
-      ].join('\n'),
-    );
+    const c = { host, statePath: tmp.path, prefix: lab.prefix, transportUrl: vhost.transportUrl };
+    writeFileSync(config, agentConfig({ ...c, h, novaPort, isolated }));
   }
 
   /** Restarts the agent with `[dhcp] enable_isolated_metadata` as given. */

@@ -10,7 +10,8 @@
  * observe plans nothing; a guest's forged X-Instance-ID, X-Forwarded-For, X-Kumo-Router-ID,
  * Forwarded and X-Tenant-ID are stripped: the listener sees the guest's own source address
  * and the router id the proxy set; a changed spec is a hitless reload (-sf: a new pid, the
- * new header value); a haproxy config that fails `haproxy -c` stops the plan before the
+ * new header value); a config written by an agent that died before reloading is loaded on
+ * the next pass (haproxy.loaded is stale); a haproxy config that fails `haproxy -c` stops the plan before the
  * reload; a haproxy in another namespace than the spec's is replaced (reload from the right
  * one); a null spec stops haproxy and leaves no file behind.
  */
@@ -24,6 +25,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import {
   observeProxy,
   type ProxySpec,
+  proxyConfig,
   proxyPaths,
   proxySteps,
 } from '../../agents/lib/metadata-proxy.ts';
@@ -125,7 +127,7 @@ describe('haproxy metadata proxy in a namespace', () => {
     const steps = await converge(spec);
     assert.deepEqual(
       steps.map((s) => s.kind),
-      ['mkdir', 'file', 'command', 'daemon'],
+      ['mkdir', 'file', 'command', 'daemon', 'file'],
     );
     const o = await observeProxy(runner, spec);
     assert.ok(o.pid !== null);
@@ -162,9 +164,9 @@ describe('haproxy metadata proxy in a namespace', () => {
     const steps = await converge({ ...spec, header: { ...spec.header, value: other } });
     assert.deepEqual(
       steps.map((s) => s.kind),
-      ['file', 'command', 'command'],
+      ['file', 'command', 'command', 'file'],
     );
-    const reload = steps.at(-1);
+    const reload = steps.at(-2);
     assert.ok(reload?.kind === 'command');
     assert.deepEqual(reload.spec.argv.slice(-2), ['-sf', String(before)]);
     const now = await observeProxy(runner, spec);
@@ -174,6 +176,23 @@ describe('haproxy metadata proxy in a namespace', () => {
     assert.equal(await isRunning(before, spec.dir), false);
     await curl('http://10.77.0.1:9697/');
     assert.equal(asked.at(-1), `{"router_id":"${other}"} 10.77.0.5`);
+    await converge(spec);
+  });
+
+  test('a config written but never reloaded (agent died) is reloaded on the next pass', async () => {
+    const before = (await observeProxy(runner, spec)).pid as number;
+    const other = { ...spec, header: { ...spec.header, value: randomUUID() } };
+    writeFileSync(proxyPaths(spec.dir).config, proxyConfig(other));
+    const steps = proxySteps(other, await observeProxy(runner, other));
+    assert.deepEqual(
+      steps.map((s) => s.why),
+      ['reload the metadata proxy', 'the config haproxy reloaded'],
+    );
+    await runSteps({ runner, log }, steps);
+    assert.notEqual((await observeProxy(runner, other)).pid, before);
+    await curl('http://10.77.0.1:9697/');
+    assert.equal(asked.at(-1), `{"router_id":"${other.header.value}"} 10.77.0.5`);
+    assert.deepEqual(proxySteps(other, await observeProxy(runner, other)), []);
     await converge(spec);
   });
 
@@ -188,7 +207,7 @@ describe('haproxy metadata proxy in a namespace', () => {
       const steps = proxySteps(moved, o);
       assert.deepEqual(
         steps.map((s) => s.why),
-        ['metadata proxy in a stale namespace'],
+        ['metadata proxy in a stale namespace', 'the config haproxy reloaded'],
       );
       await runSteps({ runner, log }, steps);
       assert.equal((await observeProxy(runner, moved)).inNetns, true);

@@ -58,6 +58,7 @@ const NOTHING: ObservedDhcp = {
     dir: '/var/lib/kumo/dhcp/x/metadata-proxy',
     dirExists: false,
     config: null,
+    loaded: null,
     pid: null,
     inNetns: false,
   },

@@ -15,7 +15,7 @@ import { type DesiredDhcp, type DhcpSettings, desiredDhcp } from '../../agents/d
 import { dhcpRelaySocket } from '../../agents/dhcp/metadata.ts';
 import type { ObservedDhcp } from '../../agents/dhcp/observe.ts';
 import { planDhcp } from '../../agents/dhcp/plan.ts';
-import { proxyConfig } from '../../agents/lib/metadata-proxy.ts';
+import { configDigest, proxyConfig } from '../../agents/lib/metadata-proxy.ts';
 import type { Step } from '../../agents/lib/steps.ts';
 import type { DhcpNetwork, DhcpSubnet } from '../../contracts/dhcp.ts';
 import { compileConfig } from '../../core/config.ts';
@@ -219,10 +219,18 @@ function matching(d: DesiredDhcp, proxy: 'running' | 'none'): ObservedDhcp {
             dir: PROXY_DIR,
             dirExists: true,
             config: proxyConfig(spec),
+            loaded: configDigest(proxyConfig(spec)),
             pid: 77,
             inNetns: true,
           }
-        : { dir: PROXY_DIR, dirExists: false, config: null, pid: null, inNetns: false },
+        : {
+            dir: PROXY_DIR,
+            dirExists: false,
+            config: null,
+            loaded: null,
+            pid: null,
+            inNetns: false,
+          },
   };
 }
 
@@ -273,6 +281,7 @@ describe('planning the metadata proxy', () => {
       'file <state>/metadata-proxy/haproxy.cfg',
       'haproxy -c -q -f /var/lib/kumo/dhcp/11111111-1111-4111-8111-111111111111/metadata-proxy/haproxy.cfg',
       'haproxy.pid start',
+      'file <state>/metadata-proxy/haproxy.loaded',
     ]);
   });
 

@@ -87,6 +87,7 @@ function matching(d: DesiredDhcp): ObservedDhcp {
       dir: `${d.stateDir}/metadata-proxy`,
       dirExists: false,
       config: null,
+      loaded: null,
       pid: null,
       inNetns: false,
     },

@@ -13,6 +13,7 @@ import type { ObservedRouter } from '../../agents/l3/observe.ts';
 import { emptyIptables } from '../../agents/l3/observe.ts';
 import { planRouter } from '../../agents/l3/plan.ts';
 import {
+  configDigest,
   type ObservedProxy,
   type ProxySpec,
   proxyConfig,
@@ -65,6 +66,7 @@ const observed = (o: Partial<ObservedProxy> = {}): ObservedProxy => ({
   dir: SPEC.dir,
   dirExists: true,
   config: proxyConfig(SPEC),
+  loaded: configDigest(proxyConfig(SPEC)),
   pid: 4242,
   inNetns: true,
   ...o,
@@ -137,7 +139,14 @@ describe('proxySteps', () => {
       'file: haproxy.cfg',
       'command: haproxy -c',
       'daemon: start the metadata proxy',
+      'file: the config haproxy started with',
     ]);
+    assert.deepEqual(steps[4], {
+      kind: 'file',
+      path: `${SPEC.dir}/haproxy.loaded`,
+      content: configDigest(proxyConfig(SPEC)),
+      why: 'the config haproxy started with',
+    });
     const start = steps[3];
     assert.ok(start?.kind === 'daemon' && start.action === 'start');
     assert.deepEqual(start.spec, {
@@ -156,6 +165,7 @@ describe('proxySteps', () => {
       'file: haproxy.cfg',
       'command: haproxy -c',
       'command: reload the metadata proxy',
+      'file: the config haproxy reloaded',
     ]);
     const reload = steps[2];
     assert.ok(reload?.kind === 'command');
@@ -165,10 +175,20 @@ describe('proxySteps', () => {
   test('another namespace: reload from the right one; stopped: start', () => {
     assert.deepEqual(kinds(proxySteps(SPEC, observed({ inNetns: false }))), [
       'command: metadata proxy in a stale namespace',
+      'file: the config haproxy reloaded',
     ]);
     assert.deepEqual(kinds(proxySteps(SPEC, observed({ pid: null, inNetns: false }))), [
       'daemon: start the metadata proxy',
+      'file: the config haproxy started with',
     ]);
+  });
+
+  test('config written but the agent died before the reload: the stale digest reloads', () => {
+    for (const loaded of [configDigest('old'), null])
+      assert.deepEqual(kinds(proxySteps(SPEC, observed({ loaded }))), [
+        'command: reload the metadata proxy',
+        'file: the config haproxy reloaded',
+      ]);
   });
 
   test('null: stop, remove; nothing left: nothing', () => {
