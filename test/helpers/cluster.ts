@@ -116,6 +116,14 @@ export function runCommand(
   });
 }
 
+/** An agent state root's per-resource directories (not its relay socket `metadata_proxy`). */
+const resourceDirs = (root: string): string[] =>
+  existsSync(root)
+    ? readdirSync(root, { withFileTypes: true })
+        .filter((d) => d.isDirectory())
+        .map((d) => d.name)
+    : [];
+
 /** The metadata haproxy of a router's or network's state directory, if one runs. */
 async function stopMetadataProxy(stateDir: string) {
   const proxy = proxyPaths(join(stateDir, 'metadata-proxy'));
@@ -408,7 +416,7 @@ export class Cluster {
    */
   private async removeDhcpLeftovers() {
     for (const [root, prefix] of this.stateRoots('dhcp')) {
-      for (const id of existsSync(root) ? readdirSync(root) : []) {
+      for (const id of resourceDirs(root)) {
         const pidfile = join(root, id, 'pid');
         const pid = existsSync(pidfile) ? Number(readFileSync(pidfile, 'utf8').trim()) : 0;
         const cmdline =
@@ -428,7 +436,7 @@ export class Cluster {
    */
   private async removeL3Leftovers() {
     for (const [root, prefix] of this.stateRoots('l3'))
-      for (const id of existsSync(root) ? readdirSync(root) : []) {
+      for (const id of resourceDirs(root)) {
         await stopMetadataProxy(join(root, id));
         await runCommand(['ip', 'netns', 'del', `${prefix}qrouter-${id}`]);
       }

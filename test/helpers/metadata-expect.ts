@@ -1,6 +1,6 @@
 /**
- * What Nova's metadata service answers, for the metadata lab and bench: the version list
- * of `/`, the 2009-04-04 meta-data listing (sorted, directories with a trailing slash, as
+ * What Nova's metadata service answers, for the metadata tests and bench: the version list
+ * of `/` and of `/openstack`, the 2009-04-04 meta-data listing (sorted, directories with a trailing slash, as
  * Nova's ec2_md_print prints them), the EC2 instance id (`i-` + the 8 hex digits of the
  * instance's integer id, which the domain name `instance-<8 hex>` carries too), and a
  * fresh OpenSSH public key to import.
@@ -44,9 +44,24 @@ const ALWAYS = [
   'security-groups',
 ] as const;
 
-/** `/2009-04-04/meta-data/` of an instance booted from a kernel + ramdisk image. */
-export function metaDataListing(opts: { hasKey: boolean }): string[] {
-  const items: string[] = [...ALWAYS];
+/** `/openstack`'s versions (then `latest`), as Nova lists them today. */
+export const OPENSTACK_VERSIONS = [
+  '2012-08-10',
+  '2013-04-04',
+  '2013-10-17',
+  '2015-10-15',
+  '2016-06-30',
+  '2016-10-06',
+  '2017-02-22',
+  '2018-08-27',
+  '2020-10-14',
+  '2025-04-04',
+] as const;
+
+/** `/2009-04-04/meta-data/`; `hasKernel` (default true): booted from a kernel + ramdisk image. */
+export function metaDataListing(opts: { hasKey: boolean; hasKernel?: boolean }): string[] {
+  const noKernel = opts.hasKernel === false ? ['kernel-id', 'ramdisk-id'] : [];
+  const items: string[] = ALWAYS.filter((i) => !noKernel.includes(i));
   if (opts.hasKey) items.push('public-keys/');
   return items.sort((a, b) => (a.replace(/\/$/, '') < b.replace(/\/$/, '') ? -1 : 1));
 }

@@ -81,6 +81,32 @@ export async function osJsonAs<T>(c: Cluster, who: Credentials, args: string[]):
   return JSON.parse(ok(r, `${who.user}: openstack ${args.join(' ')}`)) as T;
 }
 
+/**
+ * The `openstack` CLI as seeded users (test/helpers/identity.ts seedUser: user, project and
+ * password `<name>-pw` all named alike): the raw result, parsed JSON (failing with stderr),
+ * or the stderr of a command that must fail.
+ */
+export function seededCli(c: { authUrl: string }) {
+  const who = (name: string): Credentials => ({
+    user: name,
+    password: `${name}-pw`,
+    project: name,
+  });
+  const run = (name: string, ...args: string[]) => openstackAs(c, who(name), args);
+  return {
+    run,
+    async json<T = Record<string, unknown>>(name: string, ...args: string[]): Promise<T> {
+      const r = await run(name, ...args, '-f', 'json');
+      return JSON.parse(ok(r, `${name}: ${args.join(' ')}`)) as T;
+    },
+    async refused(name: string, ...args: string[]): Promise<string> {
+      const r = await run(name, ...args);
+      assert.notEqual(r.code, 0, `${name}: ${args.join(' ')} succeeded: ${r.stdout}`);
+      return r.stderr;
+    },
+  };
+}
+
 /** `glance` (API v2) on the /image root. */
 export async function glance(c: Cluster, args: string[]): Promise<string> {
   const auth = ['--os-image-url', `${c.url}/image`, '--os-auth-token', ADMIN_TOKEN];

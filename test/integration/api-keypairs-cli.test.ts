@@ -18,10 +18,10 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { type RunResult, runCommand } from '../helpers/cluster.ts';
+import type { RunResult } from '../helpers/cluster.ts';
 import { tempDir } from '../helpers/env.ts';
 import { seedUser } from '../helpers/identity.ts';
-import { ok } from '../helpers/os-clients.ts';
+import { ok, seededCli } from '../helpers/os-clients.ts';
 import { sshKey } from './api-keypairs-helpers.ts';
 import { identityStack } from './identity-auth-harness.ts';
 
@@ -41,25 +41,12 @@ describe('the openstack CLI on key pairs and servers booted with them', () => {
   });
 
   const run = (who: Who, ...args: string[]): Promise<RunResult> =>
-    runCommand(['openstack', ...args], {
-      OS_AUTH_URL: s.main.authUrl,
-      OS_AUTH_TYPE: 'password',
-      OS_USERNAME: who,
-      OS_PASSWORD: `${who}-pw`,
-      OS_PROJECT_NAME: who,
-      OS_USER_DOMAIN_ID: 'default',
-      OS_PROJECT_DOMAIN_ID: 'default',
-      OS_IDENTITY_API_VERSION: '3',
-      OS_REGION_NAME: 'RegionOne',
-      OS_INTERFACE: 'public',
-    });
-  const json = async <T = Obj>(who: Who, ...args: string[]): Promise<T> =>
-    JSON.parse(ok(await run(who, ...args, '-f', 'json'), `${who}: ${args.join(' ')}`)) as T;
-  const refused = async (who: Who, ...args: string[]): Promise<string> => {
-    const r = await run(who, ...args);
-    assert.notEqual(r.code, 0, `${who}: ${args.join(' ')} succeeded: ${r.stdout}`);
-    return r.stderr;
-  };
+    seededCli(s.main).run(who, ...args);
+  const json = <T = Obj>(who: Who, ...args: string[]): Promise<T> =>
+    seededCli(s.main).json<T>(who, ...args);
+  /** A command the client must fail: its stderr. */
+  const refused = (who: Who, ...args: string[]): Promise<string> =>
+    seededCli(s.main).refused(who, ...args);
   const rows = async (sql: string) => (await s.db.query(sql)).map((r) => ({ ...r }));
   const keypairRows = () => rows('SELECT user_id, name, fingerprint FROM keypairs ORDER BY seq');
   const serverRows = () =>

@@ -16,9 +16,9 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
-import { type RunResult, runCommand } from '../helpers/cluster.ts';
+import type { RunResult } from '../helpers/cluster.ts';
 import { seedUser } from '../helpers/identity.ts';
-import { ok } from '../helpers/os-clients.ts';
+import { ok, seededCli } from '../helpers/os-clients.ts';
 import { identityStack } from './identity-auth-harness.ts';
 
 type Who = 'admin' | 'demo' | 'alt';
@@ -37,26 +37,12 @@ describe('the openstack CLI on Nova quotas and flavor access', () => {
 
   /** `openstack <args>` as `who` with its openrc: password auth, endpoints from the catalog. */
   const run = (who: Who, ...args: string[]): Promise<RunResult> =>
-    runCommand(['openstack', ...args], {
-      OS_AUTH_URL: s.main.authUrl,
-      OS_AUTH_TYPE: 'password',
-      OS_USERNAME: who,
-      OS_PASSWORD: `${who}-pw`,
-      OS_PROJECT_NAME: who,
-      OS_USER_DOMAIN_ID: 'default',
-      OS_PROJECT_DOMAIN_ID: 'default',
-      OS_IDENTITY_API_VERSION: '3',
-      OS_REGION_NAME: 'RegionOne',
-      OS_INTERFACE: 'public',
-    });
-  const json = async <T = Obj>(who: Who, ...args: string[]): Promise<T> =>
-    JSON.parse(ok(await run(who, ...args, '-f', 'json'), `${who}: ${args.join(' ')}`)) as T;
+    seededCli(s.main).run(who, ...args);
+  const json = <T = Obj>(who: Who, ...args: string[]): Promise<T> =>
+    seededCli(s.main).json<T>(who, ...args);
   /** A command the client must fail: its stderr. */
-  const refused = async (who: Who, ...args: string[]): Promise<string> => {
-    const r = await run(who, ...args);
-    assert.notEqual(r.code, 0, `${who}: ${args.join(' ')} succeeded: ${r.stdout}`);
-    return r.stderr;
-  };
+  const refused = (who: Who, ...args: string[]): Promise<string> =>
+    seededCli(s.main).refused(who, ...args);
   const pick = (q: Obj) => [q.instances, q.cores, q.ram, q['key-pairs']];
   /** Rows as plain objects (the drivers' rows have no prototype), for deepEqual. */
   const rows = async (sql: string) => (await s.db.query(sql)).map((r) => ({ ...r }));

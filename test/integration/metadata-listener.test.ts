@@ -10,41 +10,12 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { signInstanceId } from '../../contracts/metadata.ts';
 import { DEFAULT_PROJECT_ID } from '../../contracts/network.ts';
+import { metaDataListing, OPENSTACK_VERSIONS, VERSIONS } from '../helpers/metadata-expect.ts';
 import { metadataWorld, PUBLIC_KEY, SECRET, USER_DATA } from './metadata-harness.ts';
 
-const EC2_ROOT =
-  '1.0\n2007-01-19\n2007-03-01\n2007-08-29\n2007-10-10\n2007-12-15\n2008-02-01\n2008-09-01\n2009-04-04\nlatest';
-const META_DATA_A = [
-  'ami-id',
-  'ami-launch-index',
-  'ami-manifest-path',
-  'block-device-mapping/',
-  'hostname',
-  'instance-action',
-  'instance-id',
-  'instance-type',
-  'local-hostname',
-  'local-ipv4',
-  'placement/',
-  'public-hostname',
-  'public-ipv4',
-  'public-keys/',
-  'reservation-id',
-  'security-groups',
-].join('\n');
-const OPENSTACK_ROOT = [
-  '2012-08-10',
-  '2013-04-04',
-  '2013-10-17',
-  '2015-10-15',
-  '2016-06-30',
-  '2016-10-06',
-  '2017-02-22',
-  '2018-08-27',
-  '2020-10-14',
-  '2025-04-04',
-  'latest',
-].join('\n');
+const EC2_ROOT = VERSIONS.join('\n');
+const META_DATA_A = metaDataListing({ hasKey: true, hasKernel: false }).join('\n');
+const OPENSTACK_ROOT = [...OPENSTACK_VERSIONS, 'latest'].join('\n');
 
 for (const engine of ['sqlite', 'postgres'] as const) {
   describe(`metadata listener (${engine})`, () => {

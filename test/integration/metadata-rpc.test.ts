@@ -10,20 +10,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { type ArgsOf, PLUGIN_TOPIC } from '../../contracts/messages.ts';
 import { GetConfigDriveResult, GetMetadataInstanceResult } from '../../contracts/metadata.ts';
+import { OPENSTACK_VERSIONS } from '../helpers/metadata-expect.ts';
 import { metadataWorld, PUBLIC_KEY, USER_DATA } from './metadata-harness.ts';
-
-const OS_VERSIONS = [
-  '2012-08-10',
-  '2013-04-04',
-  '2013-10-17',
-  '2015-10-15',
-  '2016-06-30',
-  '2016-10-06',
-  '2017-02-22',
-  '2018-08-27',
-  '2020-10-14',
-  '2025-04-04',
-];
 
 /** Nova's config drive listing for an instance with user data. */
 const drivePaths = () => [
@@ -31,7 +19,7 @@ const drivePaths = () => [
   'ec2/2009-04-04/meta-data.json',
   'ec2/latest/user-data',
   'ec2/latest/meta-data.json',
-  ...[...OS_VERSIONS, 'latest'].flatMap((v, i) => [
+  ...[...OPENSTACK_VERSIONS, 'latest'].flatMap((v, i) => [
     `openstack/${v}/meta_data.json`,
     `openstack/${v}/user_data`,
     ...(i >= 2 ? [`openstack/${v}/vendor_data.json`] : []),
