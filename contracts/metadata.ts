@@ -11,7 +11,7 @@
  * address (contracts/inet.ts).
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { canonicalIp } from './inet.ts';
+import { ipAddress } from './floatingip.ts';
 import {
   arr,
   hostname,
@@ -25,6 +25,7 @@ import {
   uuid,
   ValidationError,
 } from './schema.ts';
+import { STRICT_B64 } from './server-fields.ts';
 
 export const METADATA_IP = '169.254.169.254';
 export const METADATA_CIDR = `${METADATA_IP}/32`;
@@ -54,17 +55,6 @@ export function signatureMatches(secret: string, instanceId: string, signature: 
   const got = Buffer.from(signature);
   return got.length === want.length && timingSafeEqual(got, want);
 }
-
-/** One IPv4 or IPv6 address in its canonical spelling. */
-export const ipAddress = (): Schema<string> => ({
-  kind: 'ip',
-  parse(value, path = '') {
-    const canonical = typeof value === 'string' ? canonicalIp(value) : undefined;
-    if (canonical === undefined || canonical !== value)
-      throw new ValidationError(path, `must be one IP address in canonical form`);
-    return canonical;
-  },
-});
 
 /**
  * Which instance asked: the port with fixed IP `ip` on one of the router's networks
@@ -98,7 +88,7 @@ export const CONFIG_DRIVE_PATH = /^(openstack|ec2)(\/[A-Za-z0-9_.-]+)+$/;
 export const GetConfigDriveArgs = obj({ host: hostname(), instance_id: uuid() });
 export const ConfigDriveFile = obj({
   path: str({ max: 255, pattern: CONFIG_DRIVE_PATH, patternName: 'a config drive path' }),
-  content_base64: str({ max: 4 * 1024 * 1024 }),
+  content_base64: str({ max: 4 * 1024 * 1024, pattern: STRICT_B64, patternName: 'base64' }),
 });
 export const GetConfigDriveResult = obj({
   files: nullable(arr(ConfigDriveFile, { max: 4096 })),

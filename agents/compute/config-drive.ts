@@ -18,6 +18,7 @@ import { chmod, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { PermanentError } from '../../contracts/errors.ts';
 import { CONFIG_DRIVE_PATH, type ConfigDriveFile } from '../../contracts/metadata.ts';
+import { STRICT_B64 } from '../../contracts/server-fields.ts';
 import type { CommandRunner } from '../../core/exec.ts';
 import { buildIso } from '../../host/xorriso/xorriso.ts';
 import { type InstancePaths, ownerText } from './desired.ts';
@@ -40,8 +41,6 @@ export interface DriveFile {
   bytes: Buffer;
 }
 
-const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
-
 function checkedPath(path: string): string {
   const segments = path.split('/');
   if (!CONFIG_DRIVE_PATH.test(path) || segments.some((s) => s === '.' || s === '..'))
@@ -50,8 +49,7 @@ function checkedPath(path: string): string {
 }
 
 function decoded(path: string, content: string): Buffer {
-  if (content.length % 4 !== 0 || !BASE64.test(content))
-    throw new ConfigDriveError(`content of ${path} is not base64`);
+  if (!STRICT_B64.test(content)) throw new ConfigDriveError(`content of ${path} is not base64`);
   return Buffer.from(content, 'base64');
 }
 

@@ -83,7 +83,7 @@ export async function observeNetwork(
     ),
     servedDigest: await orNull(readFile(servedMarkerOf(paths.dir), 'utf8').then((t) => t.trim())),
     // The spec when one is wanted: whether its haproxy runs in its namespace is compared too.
-    proxy: await observeProxy(deps.runner, desired?.metadata ?? proxyDirOf(paths.dir)),
+    proxy: await observeProxy(desired?.metadata ?? proxyDirOf(paths.dir)),
   };
 }
 

@@ -122,7 +122,7 @@ export async function observeRouter(
   const netns = netnsOf(s, routerId);
   const ns = await observeNs(deps, netns, desired);
   const inside = desired && ns.netnsExists ? await observeInside(deps, netns, desired) : none;
-  const metadataProxy = await observeProxy(deps.runner, desired?.metadataProxy ?? proxyDirOf(dir));
+  const metadataProxy = await observeProxy(desired?.metadataProxy ?? proxyDirOf(dir));
   return { stateDirExists, owned, ...ns, ...inside, metadataProxy };
 }
 

@@ -19,7 +19,6 @@ import { createHash } from 'node:crypto';
 import { access, readFile } from 'node:fs/promises';
 import { META_HEADERS } from '../../contracts/metadata.ts';
 import { ValidationError } from '../../contracts/schema.ts';
-import type { CommandRunner } from '../../core/exec.ts';
 import { type HttpRequestRule, renderConfig } from '../../host/haproxy/config.ts';
 import {
   checkCommand,
@@ -115,14 +114,11 @@ const exists = (path: string) =>
   );
 
 /**
- * The proxy's files and process; read-only, no command runs (`_runner` keeps the kit's
- * observe signature). Pass the spec when one is desired, so its namespace is compared; a
- * bare dir is enough for a teardown.
+ * The proxy's files and process; read-only, no command runs (files, the pid file and
+ * /proc only). Pass the spec when one is desired, so its namespace is compared; a bare dir
+ * is enough for a teardown.
  */
-export async function observeProxy(
-  _runner: CommandRunner,
-  specOrDir: ProxySpec | string,
-): Promise<ObservedProxy> {
+export async function observeProxy(specOrDir: ProxySpec | string): Promise<ObservedProxy> {
   const spec = typeof specOrDir === 'string' ? null : specOrDir;
   const dir = spec?.dir ?? (specOrDir as string);
   const paths = proxyPaths(dir);

@@ -1,6 +1,7 @@
 /**
- * The instance record (Nova's instance as the API keeps it) and its mapping from a row
- * of `instances` as either driver returns it.
+ * The instance record (Nova's instance as the API keeps it), its mapping from a row of
+ * `instances` as either driver returns it, and its hostname as Nova derives it (server
+ * views and the metadata service both show it).
  *
  * Invariant: toRecord is the one place row columns become record fields; numbers that
  * PostgreSQL returns as text and JSON columns are parsed here, so nothing else reads a
@@ -161,3 +162,20 @@ export const toRecord = (r: InstanceRow): InstanceRecord => ({
   userData: r.user_data,
   configDrive: bool(r.config_drive),
 });
+
+/** Nova's utils.sanitize_hostname: Latin-1 only, [ _.] to '-', word characters and
+ * '-' kept, lower case, no outer '.'/'-', at most 63 characters. */
+export function sanitizeHostname(name: string): string {
+  return [...name]
+    .filter((c) => (c.codePointAt(0) ?? 0) <= 0xff)
+    .join('')
+    .slice(0, 63)
+    .replace(/[ _.]/g, '-')
+    .replace(/[^\p{L}\p{N}_-]+/gu, '')
+    .toLowerCase()
+    .replace(/^[.-]+|[.-]+$/g, '');
+}
+
+/** Nova's instance hostname: the sanitized name, or `Server-<id>` when nothing is left. */
+export const instanceHostname = (i: Pick<InstanceRecord, 'name' | 'id'>) =>
+  sanitizeHostname(i.name) || `Server-${i.id}`;

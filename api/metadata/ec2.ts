@@ -7,7 +7,7 @@
  * only with a key, kernel-id and ramdisk-id only when the image has them, user-data only
  * when the instance has some.
  */
-import { instanceHostname } from '../routes/server-views.ts';
+import { instanceHostname } from '../db/instance-record.ts';
 import type { InstanceData } from './instance-data.ts';
 
 export const EC2_VERSIONS = [

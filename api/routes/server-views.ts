@@ -17,6 +17,7 @@ import { createHash } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import { serverStatus } from '../../contracts/servers.ts';
 import { computeZones } from '../db/agents.ts';
+import { instanceHostname } from '../db/instance-record.ts';
 import { deviceAddresses } from '../db/port-devices.ts';
 import { type InstanceRecord, inPortOrder } from '../db/servers.ts';
 import type { AppDeps } from '../deps.ts';
@@ -83,23 +84,6 @@ export const plainAddresses = (addr: Addresses) =>
       list.map(({ version, addr: a }) => ({ version, addr: a })),
     ]),
   );
-
-/** Nova's utils.sanitize_hostname: Latin-1 only, [ _.] to '-', word characters and
- * '-' kept, lower case, no outer '.'/'-', at most 63 characters. */
-export function sanitizeHostname(name: string): string {
-  return [...name]
-    .filter((c) => (c.codePointAt(0) ?? 0) <= 0xff)
-    .join('')
-    .slice(0, 63)
-    .replace(/[ _.]/g, '-')
-    .replace(/[^\p{L}\p{N}_-]+/gu, '')
-    .toLowerCase()
-    .replace(/^[.-]+|[.-]+$/g, '');
-}
-
-/** Nova's instance hostname: the sanitized name, or `Server-<id>` when nothing is left. */
-export const instanceHostname = (i: Pick<InstanceRecord, 'name' | 'id'>) =>
-  sanitizeHostname(i.name) || `Server-${i.id}`;
 
 /** Nova 2.3's extra OS-EXT-SRV-ATTR attributes (admin only). */
 function attrs23(i: InstanceRecord) {

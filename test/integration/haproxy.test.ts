@@ -58,7 +58,7 @@ describe('haproxy metadata proxy in a namespace', () => {
   const asked: string[] = [];
 
   const converge = async (s: ProxySpec | null) => {
-    const steps = proxySteps(s, await observeProxy(runner, s ?? spec.dir));
+    const steps = proxySteps(s, await observeProxy(s ?? spec.dir));
     await runSteps({ runner, log }, steps);
     return steps;
   };
@@ -113,10 +113,7 @@ describe('haproxy metadata proxy in a namespace', () => {
   });
 
   after(async () => {
-    await runSteps(
-      { runner, log },
-      proxySteps(null, await observeProxy(runner, join(dir, 'proxy'))),
-    );
+    await runSteps({ runner, log }, proxySteps(null, await observeProxy(join(dir, 'proxy'))));
     await relay.close();
     await peer.close();
     for (const ns of [P, G]) await runner.run({ argv: ['ip', 'netns', 'del', ns] });
@@ -129,7 +126,7 @@ describe('haproxy metadata proxy in a namespace', () => {
       steps.map((s) => s.kind),
       ['mkdir', 'file', 'command', 'daemon', 'file'],
     );
-    const o = await observeProxy(runner, spec);
+    const o = await observeProxy(spec);
     assert.ok(o.pid !== null);
     assert.equal(o.inNetns, true);
     assert.deepEqual(proxySteps(spec, o), []);
@@ -159,7 +156,7 @@ describe('haproxy metadata proxy in a namespace', () => {
   });
 
   test('a changed spec is a hitless reload with the new header value', async () => {
-    const before = (await observeProxy(runner, spec)).pid as number;
+    const before = (await observeProxy(spec)).pid as number;
     const other = randomUUID();
     const steps = await converge({ ...spec, header: { ...spec.header, value: other } });
     assert.deepEqual(
@@ -169,7 +166,7 @@ describe('haproxy metadata proxy in a namespace', () => {
     const reload = steps.at(-2);
     assert.ok(reload?.kind === 'command');
     assert.deepEqual(reload.spec.argv.slice(-2), ['-sf', String(before)]);
-    const now = await observeProxy(runner, spec);
+    const now = await observeProxy(spec);
     assert.ok(now.pid !== null && now.pid !== before);
     assert.ok(readFileSync(proxyPaths(spec.dir).config, 'utf8').includes(other));
     for (let i = 0; i < 100 && (await isRunning(before, spec.dir)); i++) await sleep(20);
@@ -180,19 +177,19 @@ describe('haproxy metadata proxy in a namespace', () => {
   });
 
   test('a config written but never reloaded (agent died) is reloaded on the next pass', async () => {
-    const before = (await observeProxy(runner, spec)).pid as number;
+    const before = (await observeProxy(spec)).pid as number;
     const other = { ...spec, header: { ...spec.header, value: randomUUID() } };
     writeFileSync(proxyPaths(spec.dir).config, proxyConfig(other));
-    const steps = proxySteps(other, await observeProxy(runner, other));
+    const steps = proxySteps(other, await observeProxy(other));
     assert.deepEqual(
       steps.map((s) => s.why),
       ['reload the metadata proxy', 'the config haproxy reloaded'],
     );
     await runSteps({ runner, log }, steps);
-    assert.notEqual((await observeProxy(runner, other)).pid, before);
+    assert.notEqual((await observeProxy(other)).pid, before);
     await curl('http://10.77.0.1:9697/');
     assert.equal(asked.at(-1), `{"router_id":"${other.header.value}"} 10.77.0.5`);
-    assert.deepEqual(proxySteps(other, await observeProxy(runner, other)), []);
+    assert.deepEqual(proxySteps(other, await observeProxy(other)), []);
     await converge(spec);
   });
 
@@ -200,9 +197,9 @@ describe('haproxy metadata proxy in a namespace', () => {
     const P2 = `${TAG}-p2`;
     await runner.run({ argv: ['ip', 'netns', 'add', P2] });
     try {
-      const old = (await observeProxy(runner, spec)).pid as number;
+      const old = (await observeProxy(spec)).pid as number;
       const moved = { ...spec, netns: P2 };
-      const o = await observeProxy(runner, moved);
+      const o = await observeProxy(moved);
       assert.equal(o.inNetns, false);
       const steps = proxySteps(moved, o);
       assert.deepEqual(
@@ -210,9 +207,9 @@ describe('haproxy metadata proxy in a namespace', () => {
         ['metadata proxy in a stale namespace', 'the config haproxy reloaded'],
       );
       await runSteps({ runner, log }, steps);
-      assert.equal((await observeProxy(runner, moved)).inNetns, true);
+      assert.equal((await observeProxy(moved)).inNetns, true);
       await converge(spec);
-      const back = await observeProxy(runner, spec);
+      const back = await observeProxy(spec);
       assert.ok(back.inNetns && back.pid !== old);
     } finally {
       await runner.run({ argv: ['ip', 'netns', 'del', P2] });
@@ -230,7 +227,7 @@ describe('haproxy metadata proxy in a namespace', () => {
   });
 
   test('a null spec stops haproxy and removes its files', async () => {
-    const pid = (await observeProxy(runner, spec)).pid as number;
+    const pid = (await observeProxy(spec)).pid as number;
     const steps = await converge(null);
     assert.deepEqual(
       steps.map((s) => s.kind),
@@ -238,6 +235,6 @@ describe('haproxy metadata proxy in a namespace', () => {
     );
     assert.equal(await isRunning(pid, spec.dir), false);
     assert.equal(existsSync(spec.dir), false);
-    assert.deepEqual(proxySteps(null, await observeProxy(runner, spec.dir)), []);
+    assert.deepEqual(proxySteps(null, await observeProxy(spec.dir)), []);
   });
 });

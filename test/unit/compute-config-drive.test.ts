@@ -268,7 +268,7 @@ describe('compute config drive (FakeRunner, fake libvirt, fake broker)', () => {
     [
       'content that is not base64',
       [{ path: 'ec2/latest/user-data', content_base64: 'ab*=' }],
-      'config drive: content of ec2/latest/user-data is not base64',
+      'files[0].content_base64: must be base64',
     ],
     [
       'a file that is also a directory',

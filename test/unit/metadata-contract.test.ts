@@ -22,7 +22,10 @@ test('get_metadata_instance names exactly one of router_id and network_id', () =
   assert.deepEqual(ask({ ...base, network_id: NETWORK }).args, { ...base, network_id: NETWORK });
   for (const which of [{ router_id: ROUTER, network_id: NETWORK }, {}])
     assert.throws(() => ask({ ...base, ...which }), /exactly one of router_id and network_id/);
-  assert.throws(() => ask({ ...base, router_id: ROUTER, ip: '010.0.0.5' }), /canonical/);
+  assert.throws(
+    () => ask({ ...base, router_id: ROUTER, ip: '010.0.0.5' }),
+    /args\.ip: must be an IP address/,
+  );
   assert.throws(() => ask({ ...base, router_id: 'R1' }), /args\.router_id/);
 });
 
