@@ -25,6 +25,8 @@ import { floatingIpRoutes } from './routes/floatingips.ts';
 import { imageRoutes } from './routes/images.ts';
 import { keypairRoutes } from './routes/keypairs.ts';
 import { l3AgentRoutes } from './routes/l3-agents.ts';
+import { lbaasRoutes } from './routes/lbaas.ts';
+import { lbaasAgentRoutes } from './routes/lbaas-agents.ts';
 import { networkRoutes } from './routes/networks.ts';
 import { neutronQuotaRoutes } from './routes/neutron-quotas.ts';
 import { novaQuotaRoutes } from './routes/nova-quotas.ts';
@@ -78,6 +80,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   routerRoutes(app, deps);
   floatingIpRoutes(app, deps);
   l3AgentRoutes(app, deps);
+  lbaasRoutes(app, deps);
+  lbaasAgentRoutes(app, deps);
   flavorRoutes(app, deps);
   serverRoutes(app, deps);
   novaSecurityGroupRoutes(app, deps);

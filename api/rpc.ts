@@ -23,6 +23,7 @@ import type { Clock } from './liveness.ts';
 import { getHostInstances, getInstance, updateInstance } from './rpc-compute.ts';
 import { getActiveNetworks, getNetworkInfo } from './rpc-dhcp.ts';
 import { getActiveRouters, getRouterInfo, updateFloatingIpStatuses } from './rpc-l3.ts';
+import { getActivePools, getPoolInfo, updatePoolStats } from './rpc-lbaas.ts';
 import { getConfigDrive, getMetadataInstance } from './rpc-metadata.ts';
 import { securityGroupInfo } from './rpc-sg.ts';
 import { createStatusHandler } from './status-reports.ts';
@@ -108,6 +109,12 @@ export function createRpcHandler(deps: RpcDeps) {
         return getRouterInfo(deps.db, message.args);
       case 'update_floatingip_statuses':
         return updateFloatingIpStatuses(deps.db, message.args);
+      case 'get_active_pools':
+        return getActivePools(deps.db, message.args);
+      case 'get_pool_info':
+        return getPoolInfo(deps.db, message.args);
+      case 'update_pool_stats':
+        return updatePoolStats(deps.db, message.args);
       case 'get_instance':
         return getInstance(deps.db, message.args);
       case 'get_host_instances':

@@ -20,6 +20,7 @@ import {
   UpdateDeviceListArgs,
 } from './l2.ts';
 import { GetActiveRoutersArgs, GetRouterInfoArgs, UpdateFloatingIpStatusesArgs } from './l3.ts';
+import { GetActivePoolsArgs, GetPoolInfoArgs, UpdatePoolStatsArgs } from './lbaas.ts';
 import { GetConfigDriveArgs, GetMetadataInstanceArgs } from './metadata.ts';
 import {
   bool,
@@ -72,6 +73,9 @@ export const METHODS = {
   get_active_routers: GetActiveRoutersArgs,
   get_router_info: GetRouterInfoArgs,
   update_floatingip_statuses: UpdateFloatingIpStatusesArgs,
+  get_active_pools: GetActivePoolsArgs,
+  get_pool_info: GetPoolInfoArgs,
+  update_pool_stats: UpdatePoolStatsArgs,
   get_instance: GetInstanceArgs,
   get_host_instances: GetHostInstancesArgs,
   update_instance: UpdateInstanceArgs,

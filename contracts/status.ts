@@ -11,7 +11,7 @@
  * `rejected`, complete each time, so a part served again needs no report of its own.
  */
 import { AGENT_TYPE_NAMES } from './agents.ts';
-import { arr, hostname, type Infer, obj, oneOf, optional, str } from './schema.ts';
+import { arr, hostname, type Infer, int, obj, oneOf, optional, str } from './schema.ts';
 
 export const RESOURCE_KINDS = [
   'network',
@@ -24,6 +24,9 @@ export const RESOURCE_KINDS = [
   'route',
   'security_group',
   'pool',
+  'member',
+  'vip',
+  'health_monitor',
   'volume',
   'snapshot',
 ] as const;
@@ -57,6 +60,11 @@ export const ResourceStatus = obj({
    * list is complete each time: it replaces what the API kept for the resource's parts.
    */
   rejected: optional(arr(RejectedPart, { max: MAX_REJECTED })),
+  /**
+   * The resource's revision this status is about, for kinds whose API statuses wait for
+   * it (a pool's PENDING_* objects turn ACTIVE once a revision at least theirs is served).
+   */
+  revision: optional(int({ min: 0 })),
 });
 export type ResourceStatus = Infer<typeof ResourceStatus>;
 

@@ -295,6 +295,8 @@ const SPEC = {
   },
   lbaas: {
     device_driver: f(choice(['haproxy_ns'] as const), 'haproxy_ns'),
+    /** Seconds between reads of each pool's haproxy stats socket (member health, counters). */
+    stats_interval: f(number(0.2, 3600), '5'),
   },
   volume: {
     volume_group: f(

@@ -551,6 +551,115 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string[]
       'ALTER TABLE instances ADD COLUMN config_drive BOOLEAN NOT NULL DEFAULT FALSE',
     ],
   },
+  {
+    version: 16,
+    name: 'LBaaS v1 pools, members, VIPs, health monitors, pool bindings',
+    sql: [
+      // A pool's revision_number is bumped by every change of the pool, its VIP, its
+      // members and its monitor associations (and of an associated monitor): the agent
+      // serves a revision, and an object whose status became PENDING_* at status_revision
+      // turns ACTIVE once a revision at least that is served (status_revision 0: none).
+      `CREATE TABLE lb_pools (
+        id TEXT PRIMARY KEY,
+        project_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        description TEXT NOT NULL,
+        subnet_id TEXT NOT NULL,
+        protocol TEXT NOT NULL,
+        lb_method TEXT NOT NULL,
+        admin_state_up BOOLEAN NOT NULL,
+        status TEXT NOT NULL,
+        status_description TEXT,
+        status_revision INTEGER NOT NULL,
+        revision_number INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+      )`,
+      // One VIP per pool; its port (device_owner neutron:LOADBALANCER) is the VIP's own and
+      // goes with it. cookie_name only with APP_COOKIE persistence.
+      `CREATE TABLE lb_vips (
+        id TEXT PRIMARY KEY,
+        project_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        description TEXT NOT NULL,
+        pool_id TEXT NOT NULL UNIQUE REFERENCES lb_pools (id),
+        subnet_id TEXT NOT NULL,
+        port_id TEXT NOT NULL UNIQUE REFERENCES ports (id),
+        address TEXT NOT NULL,
+        protocol_port INTEGER NOT NULL,
+        protocol TEXT NOT NULL,
+        connection_limit INTEGER NOT NULL,
+        persistence_type TEXT,
+        cookie_name TEXT,
+        admin_state_up BOOLEAN NOT NULL,
+        status TEXT NOT NULL,
+        status_description TEXT,
+        status_revision INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+      )`,
+      // health: what the serving agent's haproxy last said of the member (ACTIVE or
+      // INACTIVE, NULL before the first report), shown as its status once it is served.
+      `CREATE TABLE lb_members (
+        id TEXT PRIMARY KEY,
+        project_id TEXT NOT NULL,
+        pool_id TEXT NOT NULL REFERENCES lb_pools (id),
+        address TEXT NOT NULL,
+        protocol_port INTEGER NOT NULL,
+        weight INTEGER NOT NULL,
+        admin_state_up BOOLEAN NOT NULL,
+        status TEXT NOT NULL,
+        status_description TEXT,
+        status_revision INTEGER NOT NULL,
+        health TEXT,
+        health_description TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        UNIQUE (pool_id, address, protocol_port)
+      )`,
+      'CREATE INDEX lb_members_pool ON lb_members (pool_id)',
+      `CREATE TABLE lb_health_monitors (
+        id TEXT PRIMARY KEY,
+        project_id TEXT NOT NULL,
+        type TEXT NOT NULL,
+        delay INTEGER NOT NULL,
+        timeout INTEGER NOT NULL,
+        max_retries INTEGER NOT NULL,
+        http_method TEXT NOT NULL,
+        url_path TEXT NOT NULL,
+        expected_codes TEXT NOT NULL,
+        admin_state_up BOOLEAN NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+      )`,
+      // A monitor associated with a pool, with the association's status (Neutron's
+      // health_monitors_status); seq orders a pool's associations (the first admin-up one
+      // is the check haproxy runs).
+      `CREATE TABLE lb_pool_monitors (
+        pool_id TEXT NOT NULL REFERENCES lb_pools (id) ON DELETE CASCADE,
+        monitor_id TEXT NOT NULL REFERENCES lb_health_monitors (id),
+        seq BIGINT NOT NULL,
+        status TEXT NOT NULL,
+        status_description TEXT,
+        status_revision INTEGER NOT NULL,
+        PRIMARY KEY (pool_id, monitor_id)
+      )`,
+      'CREATE INDEX lb_pool_monitors_monitor ON lb_pool_monitors (monitor_id)',
+      `CREATE TABLE lb_pool_stats (
+        pool_id TEXT PRIMARY KEY REFERENCES lb_pools (id) ON DELETE CASCADE,
+        bytes_in BIGINT NOT NULL,
+        bytes_out BIGINT NOT NULL,
+        active_connections BIGINT NOT NULL,
+        total_connections BIGINT NOT NULL
+      )`,
+      // Neutron's poolloadbalanceragentbindings: the one LBaaS agent serving a pool.
+      `CREATE TABLE pool_loadbalancer_agent_bindings (
+        pool_id TEXT PRIMARY KEY REFERENCES lb_pools (id) ON DELETE CASCADE,
+        agent_id TEXT NOT NULL REFERENCES agents (id) ON DELETE CASCADE
+      )`,
+      'CREATE INDEX pool_loadbalancer_agent_bindings_agent ON pool_loadbalancer_agent_bindings (agent_id)',
+    ],
+  },
 ];
 
 export async function migrate(db: Db): Promise<number[]> {
