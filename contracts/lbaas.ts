@@ -10,8 +10,8 @@
  *   COOKIE_NAME): no name, description or other free text ever travels to the agent;
  * - one bad member is that member's problem: `parseLbPoolInfo` leaves it out and names it
  *   with the reason, so the pool's other members keep being served;
- * - `pool: null` means this host must serve nothing for the pool (moved, deleted, without
- *   a VIP, admin-down): every host object it owned is removed.
+ * - `pool: null` means this host must serve nothing for the pool and report nothing of it
+ *   (moved elsewhere, deleted): every host object it owned is removed.
  */
 import { cidrText, MAC } from './network.ts';
 import { parseParts } from './parts.ts';
@@ -143,14 +143,19 @@ export const LbMonitor = obj({
 });
 export type LbMonitor = Infer<typeof LbMonitor>;
 
-/** One pool as this host's LBaaS agent must serve it (it has a VIP and is admin-up). */
+/**
+ * One pool hosted by the asking host's LBaaS agent. Served (a namespace and an haproxy) only
+ * when it is admin-up and has an admin-up VIP; otherwise the agent keeps nothing on the
+ * host for it but still acknowledges the revision (its statuses turn ACTIVE).
+ */
 export const LbPool = obj({
   id: uuid(),
   /** Bumped by every change of the pool, its VIP, members or monitor associations. */
   revision_number: int({ min: 0 }),
+  admin_state_up: bool(),
   protocol: oneOf(LB_PROTOCOLS),
   lb_method: oneOf(LB_METHODS),
-  vip: LbVip,
+  vip: nullable(LbVip),
   /** Admin-up members only. */
   members: arr(LbMember, { max: 10_000 }),
   /** The first admin-up monitor associated with the pool (haproxy runs one check). */
