@@ -151,3 +151,20 @@ export async function showInfo(
   if (!Number.isSafeInteger(pid) || pid <= 1) throw new Error('show info: no Pid');
   return { pid, info };
 }
+
+/**
+ * Whether `socket` is the admin socket of the haproxy `pid` (its `show info` answers with that
+ * Pid). A reload may pass it as `-x` only then: haproxy 2.6 refuses to start when `-x` names
+ * a socket it cannot get the listeners from (the old process keeps serving).
+ */
+export async function servesSocket(
+  socket: string,
+  pid: number,
+  o?: StatsOptions,
+): Promise<boolean> {
+  try {
+    return (await showInfo(socket, o)).pid === pid;
+  } catch {
+    return false;
+  }
+}
