@@ -153,6 +153,14 @@ export interface FieldOption {
   required?: boolean;
 }
 
+/** `--pool-id` of a member or VIP update: moves it to another pool (an id, as in neutron). */
+export const MOVE_TO_POOL: FieldOption = {
+  flags: '--pool-id <pool>',
+  field: 'pool_id',
+  description: 'id of the pool to move to',
+  parse: pattern(UUID, 'a pool id (a lowercase UUID)'),
+};
+
 /** Adds the options; returns how to read the body fields they set from parsed options. */
 export function addFieldOptions(command: Command, specs: readonly FieldOption[]) {
   const added = specs.map((s) => {

@@ -30,6 +30,7 @@ import {
   intIn,
   ipAddress,
   type LbKind,
+  MOVE_TO_POOL,
   pattern,
   printCreated,
   registerDelete,
@@ -230,7 +231,7 @@ export function registerMemberCommands(program: Command, ctx: CommandContext): v
   registerMemberCreate(program, ctx);
   registerList(program, ctx, MEMBER, 'lb-member-list');
   registerShow(program, ctx, MEMBER, 'lb-member-show');
-  registerUpdate(program, ctx, MEMBER, 'lb-member-update', [weight, adminStateUp]);
+  registerUpdate(program, ctx, MEMBER, 'lb-member-update', [weight, MOVE_TO_POOL, adminStateUp]);
   registerDelete(program, ctx, MEMBER, 'lb-member-delete');
   registerMonitorCreate(program, ctx);
   registerList(program, ctx, HEALTH_MONITOR, 'lb-healthmonitor-list');

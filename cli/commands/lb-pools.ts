@@ -36,6 +36,7 @@ import {
   intIn,
   ipAddress,
   type LbKind,
+  MOVE_TO_POOL,
   one,
   oneLineText,
   parsePersistence,
@@ -296,6 +297,7 @@ export function registerPoolCommands(program: Command, ctx: CommandContext): voi
     description,
     connectionLimit,
     persistence(true),
+    MOVE_TO_POOL,
     adminStateUp,
   ]);
   registerDelete(program, ctx, VIP, 'lb-vip-delete');

@@ -208,6 +208,13 @@ describe('kumo lb-pool and lb-vip commands', () => {
       v.calls.map((c) => [c.method, c.url, c.body]),
       [['PUT', `${API}/v2.0/lb/vips/${VIP_ID}`, { vip: { session_persistence: null } }]],
     );
+    const move = await run(['lb-member-update', MEMBER_ID, '--pool-id', POOL_ID, '--weight', '0']);
+    assert.deepEqual(move.calls[0], {
+      method: 'PUT',
+      url: `${API}/v2.0/lb/members/${MEMBER_ID}`,
+      body: { member: { weight: 0, pool_id: POOL_ID } },
+    });
+    assert.equal(move.out, `Updated member: ${MEMBER_ID}\n`);
     const none = await run(['lb-pool-update', POOL_ID]);
     assert.equal(none.code, 2);
     assert.match(
