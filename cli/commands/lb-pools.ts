@@ -5,7 +5,8 @@
  * against kumo-api's /v2.0/lb/pools, /v2.0/lb/vips, /v2.0/agents/{id}/loadbalancer-pools
  * and /v2.0/lb/pools/{id}/loadbalancer-agent.
  *
- * Invariant: the same option names and list columns as neutron (a column neutron lists but
+ * Invariants: a pool no agent hosts (the API's `null`, as Neutron's) is an empty agent list;
+ * the same option names and list columns as neutron (a column neutron lists but
  * Neutron's API never returns, the VIP's `algorithm`, is one neutron drops: so do we);
  * POOL and SUBNET accept a name; every value is checked before any request (lb-common).
  */
@@ -271,8 +272,10 @@ function registerScheduler(program: Command, ctx: CommandContext): void {
     const columns = selectColumns(AGENT_FIELDS, opts.column, HOSTING_AGENT_COLUMNS);
     const client = ctx.client(hosting);
     const id = await resolveRef(client, POOL, ref);
-    const agent: Row = one(await client.get(`${POOL.path}/${enc(id)}/loadbalancer-agent`), 'agent');
-    ctx.io.stdout.write(formatList([agent], columns, opts.format, AGENT_FORMATTERS));
+    const body = await client.get(`${POOL.path}/${enc(id)}/loadbalancer-agent`);
+    // A pool no agent hosts: Neutron answers `null`; we print an empty list.
+    const agents: Row[] = body === null ? [] : [one(body, 'agent')];
+    ctx.io.stdout.write(formatList(agents, columns, opts.format, AGENT_FORMATTERS));
   });
 }
 

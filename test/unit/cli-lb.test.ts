@@ -266,6 +266,11 @@ describe('kumo lb-pool and lb-vip commands', () => {
     assert.equal(h.calls.at(-1)?.url, `${API}/v2.0/lb/pools/${POOL_ID}/loadbalancer-agent`);
     assert.match(h.out, /\| id +\| host +\| admin_state_up \| alive \|\n/);
     assert.match(h.out, /\| a1 +\| net1 +\| True +\| :-\) +\|/);
+    const none = await run(['lb-agent-hosting-pool', POOL_ID, '-f', 'json'], () => ({
+      status: 200,
+      body: null,
+    }));
+    assert.deepEqual([none.code, JSON.parse(none.out)], [0, []]);
     const on = await run(['lb-pool-list-on-agent', 'a1'], () => ({
       status: 200,
       body: { pools: [pool] },
