@@ -13,21 +13,28 @@ import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import { main } from '../../cli/main.ts';
 import type { Network, Subnet } from '../../contracts/network.ts';
+import { runCommand } from '../helpers/cluster.ts';
 import { agentState, reportAgents } from '../helpers/l3-seed.ts';
 import { lbaasApp, type Obj } from '../helpers/lbaas-api.ts';
+import { ok as ran } from '../helpers/os-clients.ts';
 
 const NOW = new Date('2026-11-22T10:00:00.000Z');
 
-/** The data rows of a table as arrays of trimmed cells (header and borders dropped). */
-function tableRows(out: string): string[][] {
-  const lines = out.split('\n').filter((l) => l.startsWith('|'));
-  return lines.slice(1).map((l) =>
-    l
-      .slice(1, -1)
-      .split('|')
-      .map((c) => c.trim()),
-  );
+/** Every row of a table (the header first) as arrays of trimmed cells; borders dropped. */
+function cells(out: string): string[][] {
+  return out
+    .split('\n')
+    .filter((l) => l.startsWith('|'))
+    .map((l) =>
+      l
+        .slice(1, -1)
+        .split('|')
+        .map((c) => c.trim()),
+    );
 }
+
+/** The data rows of a table (header and borders dropped). */
+const tableRows = (out: string) => cells(out).slice(1);
 
 /** A Field/Value table as an object of its cells. */
 function showTable(out: string): Record<string, string> {
@@ -276,6 +283,36 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         [[ids.pool, 'web', 'LEAST_CONNECTIONS', 'HTTP', 'True']],
       );
     });
+
+    // The columns do not depend on the engine: one engine keeps the suite's runtime modest.
+    if (engine === 'sqlite')
+      test('the neutron CLI prints the same tables, header and cells', async () => {
+        const url = `http://127.0.0.1:${h.api.port}`;
+        const neutron = async (...args: string[]) =>
+          ran(
+            await runCommand(['neutron', '--os-token', h.adminToken, '--os-url', url, ...args], {
+              OS_AUTH_TYPE: 'admin_token',
+            }),
+            `neutron ${args.join(' ')}`,
+          );
+        const same = [
+          ['lb-pool-list'],
+          ['lb-member-list'],
+          ['lb-vip-list'],
+          ['lb-healthmonitor-list'],
+          ['lb-pool-show', 'web'],
+          ['lb-vip-show', 'web-vip'],
+          ['lb-member-show', ids.m1],
+          ['lb-healthmonitor-show', ids.hm],
+          ['lb-pool-stats', 'web'],
+          ['lb-pool-list-on-agent', agentId],
+          ['lb-agent-hosting-pool', 'web'],
+        ];
+        for (const args of same) {
+          const theirs = await neutron(...args);
+          assert.deepEqual(cells(await ok(...args)), cells(theirs), args.join(' '));
+        }
+      });
 
     test('refused by the CLI or by the API: one line, and nothing changes', async () => {
       const hm = ['lb-healthmonitor-create', '--type', 'HTTP', '--max-retries', '3'];
