@@ -218,17 +218,33 @@ export function registerShow(program: Command, ctx: CommandContext, kind: LbKind
   });
 }
 
+/** Deletes each ref in turn; the refs deleted, and `ref (reason)` for each that was not. */
+async function deleteEach(client: KumoClient, kind: LbKind, refs: readonly string[]) {
+  const done: string[] = [];
+  const failed: string[] = [];
+  for (const ref of refs) {
+    try {
+      await client.delete(`${kind.path}/${enc(await resolveRef(client, kind, ref))}`);
+      done.push(ref);
+    } catch (e) {
+      failed.push(`${ref} (${e instanceof Error ? e.message : String(e)})`);
+    }
+  }
+  return { done, failed };
+}
+
+/** neutron's bulk delete: `Deleted pool(s): a, b`, then one error line naming any left. */
 export function registerDelete(program: Command, ctx: CommandContext, kind: LbKind, name: string) {
   const what = kind.singular.replace('_', ' ');
   const del = program
     .command(name)
-    .description(`delete one ${what}`)
-    .argument('<ref>', kind.byName ? `${what} id or name` : `${what} id`);
-  del.action(async (ref: string) => {
-    const client = ctx.client(del);
-    const id = await resolveRef(client, kind, ref);
-    await client.delete(`${kind.path}/${enc(id)}`);
-    ctx.io.stdout.write(`Deleted ${kind.singular}: ${ref}\n`);
+    .description(`delete ${what}s`)
+    .argument('<ref...>', kind.byName ? `${what} ids or names` : `${what} ids`);
+  del.action(async (refs: string[]) => {
+    const { done, failed } = await deleteEach(ctx.client(del), kind, refs);
+    if (done.length > 0) ctx.io.stdout.write(`Deleted ${kind.singular}(s): ${done.join(', ')}\n`);
+    if (failed.length > 0)
+      throw new Error(`unable to delete ${kind.singular}(s): ${failed.join('; ')}`);
   });
 }
 

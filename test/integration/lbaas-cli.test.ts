@@ -402,7 +402,12 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         '--subnet-id',
         'nosub',
       );
-      await refused(1, /^kumo: 404 /, 'lb-member-delete', '00000000-0000-4000-8000-000000000000');
+      await refused(
+        1,
+        /^kumo: unable to delete member\(s\): 0{8}-0000-4000-8000-0{12} \(404 MemberNotFound: /,
+        'lb-member-delete',
+        '00000000-0000-4000-8000-000000000000',
+      );
     });
 
     test('disassociate and delete everything; the lists are empty', async () => {
@@ -413,12 +418,14 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.deepEqual((await h.show('pools', ids.pool)).health_monitors, []);
       assert.equal(
         await ok('lb-healthmonitor-delete', ids.hm),
-        `Deleted health_monitor: ${ids.hm}\n`,
+        `Deleted health_monitor(s): ${ids.hm}\n`,
       );
-      assert.equal(await ok('lb-vip-delete', 'web-vip'), 'Deleted vip: web-vip\n');
-      for (const m of [ids.m1, ids.m2])
-        assert.equal(await ok('lb-member-delete', m), `Deleted member: ${m}\n`);
-      assert.equal(await ok('lb-pool-delete', 'web'), 'Deleted pool: web\n');
+      assert.equal(await ok('lb-vip-delete', 'web-vip'), 'Deleted vip(s): web-vip\n');
+      assert.equal(
+        await ok('lb-member-delete', ids.m1, ids.m2),
+        `Deleted member(s): ${ids.m1}, ${ids.m2}\n`,
+      );
+      assert.equal(await ok('lb-pool-delete', 'web'), 'Deleted pool(s): web\n');
       for (const list of ['lb-pool-list', 'lb-member-list', 'lb-vip-list', 'lb-healthmonitor-list'])
         assert.deepEqual(await json(list), [], list);
       const [ports] = await h.rows(

@@ -233,7 +233,7 @@ describe('kumo lb-pool and lb-vip commands', () => {
       'DELETE',
       `${API}/v2.0/lb/pools/${POOL_ID}`,
     ]);
-    assert.equal(del.out, 'Deleted pool: web\n');
+    assert.equal(del.out, 'Deleted pool(s): web\n');
     const stats = { total_connections: 12, bytes_in: 100, bytes_out: 2000, active_connections: 1 };
     const r = await run(
       ['lb-pool-stats', 'web'],
@@ -288,11 +288,32 @@ describe('kumo lb-pool and lb-vip commands', () => {
       body: { pools: [{ id: 'a' }, { id: 'b' }] },
     }));
     assert.equal(r.code, 1);
-    assert.equal(r.err, "kumo: more than one pool is named 'web'; use the id\n");
+    assert.equal(
+      r.err,
+      "kumo: unable to delete pool(s): web (more than one pool is named 'web'; use the id)\n",
+    );
     assert.deepEqual(
       r.calls.map((c) => c.method),
       ['GET'],
     );
+  });
+
+  test('a bulk delete deletes what it can, then names what it could not', async () => {
+    const r = await run(['lb-member-delete', MEMBER_ID, HM_ID, VIP_ID], (c) =>
+      c.url.endsWith(HM_ID)
+        ? {
+            status: 404,
+            body: { NeutronError: { type: 'MemberNotFound', message: 'gone', detail: '' } },
+          }
+        : { status: 204 },
+    );
+    assert.equal(r.code, 1);
+    assert.deepEqual(
+      r.calls.map((c) => [c.method, c.url]),
+      [MEMBER_ID, HM_ID, VIP_ID].map((id) => ['DELETE', `${API}/v2.0/lb/members/${id}`]),
+    );
+    assert.equal(r.out, `Deleted member(s): ${MEMBER_ID}, ${VIP_ID}\n`);
+    assert.equal(r.err, `kumo: unable to delete member(s): ${HM_ID} (404 MemberNotFound: gone)\n`);
   });
 });
 
@@ -574,13 +595,14 @@ describe('kumo lb-member and lb-healthmonitor commands', () => {
   });
 
   test('an API refusal is reported as one line with its status', async () => {
-    const r = await run(['lb-healthmonitor-delete', HM_ID], () => ({
-      status: 409,
+    const r = await run(['lb-healthmonitor-update', HM_ID, '--timeout', '9'], () => ({
+      status: 400,
       body: {
-        NeutronError: { type: 'PoolMonitorAssociationExists', message: 'in use', detail: '' },
+        NeutronError: { type: 'DelayOrTimeoutInvalid', message: 'timeout > delay', detail: '' },
       },
     }));
     assert.equal(r.code, 1);
-    assert.equal(r.err, 'kumo: 409 PoolMonitorAssociationExists: in use\n');
+    assert.equal(r.err, 'kumo: 400 DelayOrTimeoutInvalid: timeout > delay\n');
+    assert.equal(r.out, '');
   });
 });
