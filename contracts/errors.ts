@@ -73,6 +73,7 @@ export const API_ERRORS = {
   FlatNetworkInUse: 409,
   VlanIdInUse: 409,
   IpAddressAlreadyAllocated: 409,
+  IpAddressInUse: 409,
   IpAddressGenerationFailure: 409,
   MacAddressInUse: 409,
   OverlappingAllocationPools: 409,

@@ -37,18 +37,26 @@ async function checkPool(tx: Queryable, poolId: string, projectId: string, proto
   if (vip) throw vipExists(poolId);
 }
 
-/** The VIP's port with its one address on `subnetId`; its id and address. */
+/**
+ * The VIP's port with its one address on its subnet; its id and address. The subnet's
+ * gateway is Neutron's IpAddressInUse (its _create_port_for_vip), before any port exists.
+ */
 async function vipPort(
   tx: Queryable,
   vipId: string,
   req: VipCreate & { project_id: string },
   now: Date,
 ) {
-  const [subnet] = await tx.query<{ network_id: string }>(
-    'SELECT network_id FROM subnets WHERE id = ?',
+  const [subnet] = await tx.query<{ network_id: string; gateway_ip: string | null }>(
+    'SELECT network_id, gateway_ip FROM subnets WHERE id = ?',
     [req.subnet_id],
   );
   if (!subnet) throw subnetNotFound(req.subnet_id);
+  if (req.address && req.address === subnet.gateway_ip)
+    throw new ApiError(
+      'IpAddressInUse',
+      `Unable to complete operation for network ${subnet.network_id}. The IP address ${req.address} is in use.`,
+    );
   const fixed = { subnet_id: req.subnet_id, ...(req.address ? { ip_address: req.address } : {}) };
   const portId = await insertPort(
     tx,
