@@ -108,6 +108,20 @@ function tableCell(column: string, value: unknown, formatters: DisplayFormatters
   return render ? render(value) : cellText(value);
 }
 
+/** JSON with Python's json.dumps separators (", " and ": "), as the neutron CLI prints. */
+export function pyJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(pyJson).join(', ')}]`;
+  if (typeof v === 'object' && v !== null) {
+    const items = Object.entries(v).map(([k, x]) => `${JSON.stringify(k)}: ${pyJson(x)}`);
+    return `{${items.join(', ')}}`;
+  }
+  return JSON.stringify(v) ?? 'null';
+}
+/** Objects on one line, as the neutron CLI prints them in tables. */
+export const compact = (v: unknown) => (v === null || v === undefined ? '' : pyJson(v));
+/** A list one item per line (an empty list: an empty cell), as the neutron CLI prints. */
+export const lines = (v: unknown) =>
+  Array.isArray(v) ? v.map((x) => (typeof x === 'string' ? x : compact(x))).join('\n') : '';
 /** A list of resources, one per row, in the columns given. */
 export function formatList(
   rows: readonly Row[],

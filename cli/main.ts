@@ -16,6 +16,7 @@ import {
 import { registerAgentCommands } from './commands/agents.ts';
 import { registerDhcpCommands } from './commands/dhcp.ts';
 import { registerL3Commands } from './commands/l3.ts';
+import { registerLbCommands } from './commands/lb.ts';
 import { type CliIo, UsageError } from './format.ts';
 
 export const EXIT_OK = 0;
@@ -58,6 +59,7 @@ export function buildProgram(io: CliIo): Command {
   registerAgentCommands(program, ctx);
   registerDhcpCommands(program, ctx);
   registerL3Commands(program, ctx);
+  registerLbCommands(program, ctx);
   return program;
 }
 

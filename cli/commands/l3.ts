@@ -12,9 +12,11 @@ import type { Command } from 'commander';
 import { UUID } from '../../contracts/schema.ts';
 import type { CommandContext, KumoClient } from '../client.ts';
 import {
+  compact,
   type DisplayFormatters,
   formatList,
   formatShow,
+  lines,
   type OutputOptions,
   outputOptions,
   type Row,
@@ -56,20 +58,6 @@ const FLOATINGIP_FIELDS = [
 ];
 const FLOATINGIP_LIST_COLUMNS = ['id', 'fixed_ip_address', 'floating_ip_address', 'port_id'];
 
-/** JSON with Python's json.dumps separators (", " and ": "), as the neutron CLI prints. */
-function pyJson(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(pyJson).join(', ')}]`;
-  if (typeof v === 'object' && v !== null) {
-    const items = Object.entries(v).map(([k, x]) => `${JSON.stringify(k)}: ${pyJson(x)}`);
-    return `{${items.join(', ')}}`;
-  }
-  return JSON.stringify(v) ?? 'null';
-}
-/** Objects on one line, as the neutron CLI prints them in tables. */
-const compact = (v: unknown) => (v === null || v === undefined ? '' : pyJson(v));
-/** A list one item per line (an empty list: an empty cell), as the neutron CLI prints. */
-const lines = (v: unknown) =>
-  Array.isArray(v) ? v.map((x) => (typeof x === 'string' ? x : compact(x))).join('\n') : '';
 const ROUTER_FORMATTERS: DisplayFormatters = {
   external_gateway_info: compact,
   routes: lines,

@@ -192,6 +192,11 @@ describe('systemd units', () => {
         assert.ok(rw.includes(`/run/kumo/${name}`), `ReadWritePaths has /run/kumo/${name}`);
       }
 
+      if (binary === 'kumo-lbaas-agent') {
+        // haproxy binds VIP ports below 1024 and runs as root (no user in haproxy.cfg).
+        assert.deepEqual(caps, ['CAP_NET_ADMIN', 'CAP_SYS_ADMIN', 'CAP_NET_BIND_SERVICE']);
+      }
+
       if (binary === 'kumo-api') {
         assert.equal(one(unit, S, 'User'), 'kumo');
         assert.deepEqual(caps, [], 'kumo-api needs no capability');
