@@ -91,6 +91,7 @@ export const API_ERRORS = {
   RouterNotHostedByL3Agent: 409,
   RouterReschedulingFailed: 409,
   L3PortInUse: 409,
+  ServicePortInUse: 409,
   SecurityGroupRuleExists: 409,
   DuplicateSecurityGroupRuleInPost: 409,
   SecurityGroupInUse: 409,

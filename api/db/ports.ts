@@ -400,15 +400,29 @@ async function refuseRouterPortDelete(tx: Queryable, id: string) {
     );
 }
 
+/** A VIP's port is refused: the VIP API removes it (neutron-lbaas's prevent_lbaas_port_deletion). */
+async function refuseVipPortDelete(tx: Queryable, id: string) {
+  const [vip] = await tx.query<{ device_owner: string }>(
+    'SELECT p.device_owner FROM lb_vips v JOIN ports p ON p.id = v.port_id WHERE v.port_id = ?',
+    [id],
+  );
+  if (vip)
+    throw new ApiError(
+      'ServicePortInUse',
+      `Port ${id} cannot be deleted directly via the port API: has device owner ${vip.device_owner}`,
+    );
+}
+
 /**
  * Deletes a port and frees its addresses; its floating IPs are disassociated in the same
- * transaction (a router's or a floating IP's own port is refused: L3PortInUse). Returns
+ * transaction (a router's, a floating IP's or a VIP's own port is refused). Returns
  * the routers that served those floating IPs, to be told after commit.
  */
 export async function deletePort(db: Db, id: string, now: Date = new Date()): Promise<string[]> {
   const { found, routers } = await db.transaction(async (tx) => {
     await refuseRouterPortDelete(tx, id);
     await refuseFloatingPortDelete(tx, id);
+    await refuseVipPortDelete(tx, id);
     const routers = await disassociatePort(tx, id, now);
     return { found: await removePort(tx, id), routers };
   });

@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { Port } from '../../contracts/network.ts';
-import { lbaasApp, type Obj } from '../helpers/lbaas-api.ts';
+import { err, lbaasApp, type Obj } from '../helpers/lbaas-api.ts';
 
 const POOL_KEYS = `id tenant_id project_id name description subnet_id protocol vip_id lb_method
   admin_state_up status status_description provider members health_monitors
@@ -252,6 +252,9 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       });
       assert.deepEqual([changed.session_persistence, changed.connection_limit], [null, -1]);
       assert.equal(await revision(pool.id), 3);
+      const direct = await call(memberA, 'DELETE', `/v2.0/ports/${vip.port_id}`);
+      assert.deepEqual([direct.status, err(direct).type], [409, 'ServicePortInUse']);
+      assert.equal((await call(memberA, 'GET', `/v2.0/ports/${vip.port_id}`)).status, 200);
       assert.equal((await call(memberA, 'DELETE', `/v2.0/lb/vips/${vip.id}`)).status, 204);
       assert.equal((await call(memberA, 'GET', `/v2.0/ports/${vip.port_id}`)).status, 404);
       assert.deepEqual(
