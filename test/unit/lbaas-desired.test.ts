@@ -113,7 +113,7 @@ describe('desiredPool', () => {
       `server ${M2} 10.80.0.12:80 weight 1 check inter 3s fall 3 rise 3`,
     ])
       assert.ok(l.includes(want), `${want} in\n${d.haproxy.config}`);
-    assert.ok(!l.some((x) => x.startsWith('maxconn') && !x.includes('100000')), 'no VIP maxconn');
+    assert.ok(!l.some((x) => x.startsWith('maxconn') && !x.includes('4096')), 'no VIP maxconn');
     assert.deepEqual(d.rejected, []);
   });
 
