@@ -25,6 +25,8 @@ export interface HaproxyPaths {
   /**
    * The config's `stats socket` (with `expose-fd listeners`): a reload passes it as `-x` so the
    * new process takes the listening sockets over from the old one and no connection is refused.
+   * Only when the running process serves that socket (stats.ts servesSocket): haproxy 2.6 refuses
+   * to start when it cannot get the listeners over `-x`.
    */
   socket?: string;
 }
@@ -43,9 +45,12 @@ function base(p: HaproxyPaths): string[] {
   ];
 }
 
-/** `haproxy -c -q -f <config>`: exits non-zero (stderr says why) on a bad config. */
+/**
+ * `haproxy -c -f <config>`: exits non-zero on a bad config, its ALERT lines on stderr saying
+ * why (not `-q`: haproxy 2.6 then keeps the reason to itself).
+ */
 export function checkCommand(config: string): CommandSpec {
-  return { argv: ['haproxy', '-c', '-q', '-f', checkPath(config, 'config')] };
+  return { argv: ['haproxy', '-c', '-f', checkPath(config, 'config')] };
 }
 
 export function startCommand(p: HaproxyPaths, netns?: string): CommandSpec {
