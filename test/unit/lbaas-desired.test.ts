@@ -75,6 +75,7 @@ function inOrder(d: DesiredPool): ObservedPool {
       loaded: configDigest(d.haproxy.config),
       pid: 4242,
       inNetns: true,
+      socketServed: true,
     },
   };
 }
@@ -261,6 +262,16 @@ describe('planPool', () => {
     );
     const argv = specOf(steps[0]).argv;
     assert.ok(!argv.includes('-x'));
+    assert.deepEqual(argv.slice(-2), ['-sf', '4242']);
+  });
+
+  test('a running haproxy that does not answer on the stats socket is reloaded without -x', () => {
+    const before = served();
+    const o = inOrder(before);
+    const d = served({ members: [member(M1, '10.80.0.11')] });
+    const steps = planPool(d, { ...o, haproxy: { ...o.haproxy, socketServed: false } }, S, ids);
+    const argv = specOf(steps[2]).argv;
+    assert.ok(!argv.includes('-x'), argv.join(' '));
     assert.deepEqual(argv.slice(-2), ['-sf', '4242']);
   });
 
