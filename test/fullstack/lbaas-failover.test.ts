@@ -8,13 +8,16 @@
  * is logged. The host comes back: its LBaaS agent tears its old qlbaas copy down, and a
  * fence monitor (test/helpers/fence-monitor.ts, sampling the VIP device on both hosts every
  * ~100 ms) shows the old copy never live while the host was down, and dead for good once the
- * old host's OVS agent synced; requests made meanwhile all succeed.
+ * old host's OVS agent synced; the old haproxy's frontend session count, sampled on its
+ * stats socket every 50 ms until the teardown removes it, never moves past its value at the
+ * kill (it answers nothing); requests made meanwhile all succeed.
  */
 import assert from 'node:assert/strict';
 import { existsSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Agent } from '../../contracts/agents.ts';
+import { showStat } from '../../host/haproxy/stats.ts';
 import { tableRows } from '../helpers/cliff-table.ts';
 import { waitFor } from '../helpers/env.ts';
 import {
@@ -44,6 +47,8 @@ describe('LBaaS failover with fencing', { timeout: 300_000 }, () => {
   let monitor: FenceMonitor;
   let origin = 0;
   let killedAt = 0;
+  let oldSocket = '';
+  let sessionsAtKill: number | null = null;
 
   const post = async (kind: string, body: Record<string, unknown>) => {
     const res = await l.c.http('POST', `/v2.0/lb/${kind}s`, { [kind]: body });
@@ -68,6 +73,23 @@ describe('LBaaS failover with fencing', { timeout: 300_000 }, () => {
       .map((s) => JSON.parse(s) as LogLine)
       .find((x) => x.msg === 'l2 sync' && (x.startedAt ?? 0) >= since)?.time;
   const rel = (t: number) => ((t - origin) / 1000).toFixed(2);
+
+  /** The old copy's frontend session count, sampled every 50 ms until its socket is gone. */
+  const sessionsUntilGone = async (socket: string) => {
+    const seen: number[] = [];
+    for (;;) {
+      const n = await sessions(socket);
+      if (n === null) return seen;
+      seen.push(n);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  /** The frontend session total on an haproxy's stats socket (null: nobody answers). */
+  const sessions = async (socket: string) => {
+    const rows = await showStat(socket).catch(() => null);
+    if (!rows) return null;
+    return rows.filter((r) => r.type === 'frontend').reduce((n, r) => n + r.stot, 0);
+  };
 
   /** The VIP port's device on `h` (its OVS Interface by iface-id). */
   const vipDevice = async (h: LabHost) => {
@@ -129,8 +151,13 @@ describe('LBaaS failover with fencing', { timeout: 300_000 }, () => {
   });
 
   test('the hosting host dies: the pool moves to the other agent and the VIP answers again', async () => {
+    const cfg = l.haproxyCfg(hosting, poolId);
+    assert.ok(cfg, 'the hosting agent wrote haproxy.cfg');
+    oldSocket = join(dirname(cfg), 'haproxy.sock');
     await l.killHost(hosting);
     killedAt = Date.now();
+    sessionsAtKill = await sessions(oldSocket);
+    assert.ok(sessionsAtKill !== null, 'the old haproxy still runs on the dead host');
     await waitFor(
       'the pool moved',
       async () => (await l.hostingHost(poolId)) === client,
@@ -154,6 +181,7 @@ describe('LBaaS failover with fencing', { timeout: 300_000 }, () => {
   test('the host comes back: its old copy is torn down and never answers; the fence held', async () => {
     const revivedAt = Date.now();
     const loop = l.loop(vipUrl());
+    const sampled = sessionsUntilGone(oldSocket);
     await l.reviveHost(hosting);
     await waitFor(
       'the old copy removed',
@@ -172,6 +200,13 @@ describe('LBaaS failover with fencing', { timeout: 300_000 }, () => {
       `during the revival: ${r.bodies.length} requests, ${JSON.stringify(tally(r.bodies))}`,
     );
     assert.deepEqual(r.failures, []);
+    const sessions = await sampled;
+    console.log(`the old copy's sessions while the host came back: ${sessions.join(' ')}`);
+    assert.ok(sessions.length > 0, 'the old copy was sampled before its teardown');
+    assert.ok(
+      sessions.every((n) => n === sessionsAtKill),
+      `the old copy took no connection (${sessionsAtKill} at the kill)`,
+    );
     const samples = monitor.samples.filter((s) => s.t0 >= killedAt);
     const tl = `revived +${rel(revivedAt)}s, OVS sync +${rel(closed)}s:\n${timeline(samples, origin).join('\n')}`;
     const down = samples.filter((s) => s.t1 < revivedAt);
