@@ -14,13 +14,18 @@ import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { showFields, tableRows } from '../helpers/cliff-table.ts';
-import { runCommand } from '../helpers/cluster.ts';
 import { waitFor } from '../helpers/env.ts';
+import {
+  haproxyPids,
+  hostedCfg,
+  twentyMemberChanges,
+  whileLooping,
+} from '../helpers/lbaas-changes.ts';
 import type { Backend, LbaasLab } from '../helpers/lbaas-lab.ts';
 import { buildLbaasLab } from '../helpers/lbaas-lab.ts';
 import { injectionCases } from '../helpers/lbaas-refusals.ts';
-import { type Obj, poolView, waitMember, waitSettled } from '../helpers/lbaas-status.ts';
-import { type RequestLoop, tally } from '../helpers/lbaas-traffic.ts';
+import { poolView, waitMember, waitSettled } from '../helpers/lbaas-status.ts';
+import { tally } from '../helpers/lbaas-traffic.ts';
 
 /** The seed's monitor: --delay 3 --max-retries 3; the lab's stats_interval is 1 s. */
 const HEALTH_BOUND_MS = (3 * 3 + 1) * 1000;
@@ -45,13 +50,7 @@ describe('LBaaS v1 on the lab: the seed walkthrough and beyond', { timeout: 600_
     const res = await l.c.http('PUT', path, body);
     assert.equal(res.status, 200, `PUT ${path}: ${JSON.stringify(res.body)}`);
   };
-  const cfgPath = async () => {
-    const h = await l.hostingHost(poolId);
-    assert.ok(h, 'the pool is hosted');
-    const path = l.haproxyCfg(h, poolId);
-    assert.ok(path, 'the hosting agent wrote haproxy.cfg');
-    return path;
-  };
+  const cfgPath = () => hostedCfg(l, poolId);
 
   before(async () => {
     l = await buildLbaasLab({ backends: 3 });
@@ -208,61 +207,15 @@ describe('LBaaS v1 on the lab: the seed walkthrough and beyond', { timeout: 600_
     await put(`/v2.0/lb/pools/${poolId}`, { pool: { lb_method: 'ROUND_ROBIN' } });
     await waitSettled(l.c, poolId);
   });
-  /** Runs `fn` once the loop has answered; the loop stops whatever happens. */
-  const whileLooping = async <T>(loop: RequestLoop, fn: () => Promise<T>): Promise<T> => {
-    try {
-      await waitFor('the loop runs', () => loop.answered() >= 3);
-      return await fn();
-    } catch (e) {
-      await loop.stop();
-      throw e;
-    }
-  };
-
-  /** Twenty member changes through the API, each served (settled, or gone from haproxy.cfg). */
-  const twentyChanges = async () => {
-    const m1 = `/v2.0/lb/members/${memberIds.get('vm1')}`;
-    const m2 = `/v2.0/lb/members/${memberIds.get('vm2')}`;
-    let third = '';
-    const add = async () => {
-      const res = await l.c.http('POST', '/v2.0/lb/members', {
-        member: { pool_id: poolId, address: vm3.address, protocol_port: 80 },
-      });
-      assert.equal(res.status, 201, JSON.stringify(res.body));
-      third = (res.body as { member: Obj }).member.id;
-    };
-    const remove = async () => {
-      const res = await l.c.http('DELETE', `/v2.0/lb/members/${third}`);
-      assert.equal(res.status, 204, JSON.stringify(res.body));
-      const path = await cfgPath();
-      await waitFor(
-        'vm3 gone from haproxy.cfg',
-        () => !readFileSync(path, 'utf8').includes(`${vm3.address}:80`),
-      );
-    };
-    const changes: (() => Promise<unknown>)[] = [
-      () => put(m1, { member: { weight: 2 } }),
-      () => put(m2, { member: { admin_state_up: false } }),
-      () => put(m2, { member: { admin_state_up: true } }),
-      add,
-      () => put(`/v2.0/lb/members/${third}`, { member: { weight: 3 } }),
-      () => put(m1, { member: { weight: 1 } }),
-      () => put(m1, { member: { admin_state_up: false } }),
-      () => put(m1, { member: { admin_state_up: true } }),
-      () => put(`/v2.0/lb/members/${third}`, { member: { admin_state_up: false } }),
-      remove,
-    ];
-    for (const change of [...changes, ...changes]) {
-      await change();
-      await waitSettled(l.c, poolId);
-    }
-    return changes.length * 2;
-  };
-
   test('hitless reload: twenty member changes under a steady request loop, zero failed requests', async () => {
     const loop = l.loop(`${vipUrl}/`);
     const n = await whileLooping(loop, async () => {
-      const count = await twentyChanges();
+      const count = await twentyMemberChanges(
+        l,
+        poolId,
+        [memberIds.get('vm1') as string, memberIds.get('vm2') as string],
+        vm3,
+      );
       await sleep(500);
       return count;
     });
@@ -303,15 +256,6 @@ describe('LBaaS v1 on the lab: the seed walkthrough and beyond', { timeout: 600_
       new RegExp(`${vm1.address.replaceAll('.', '\\.')}:80 weight 2`),
     );
   });
-
-  const haproxyPids = async (netns: string) => {
-    const out = (await runCommand(['ip', 'netns', 'pids', netns])).stdout;
-    return out
-      .split('\n')
-      .filter(Boolean)
-      .filter((pid) => readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'haproxy')
-      .sort();
-  };
 
   test('config injection is refused: 400 naming the field, nothing changed, haproxy.cfg byte-identical', async () => {
     const path = await cfgPath();
