@@ -13,7 +13,9 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { Agent } from '../../contracts/agents.ts';
 import { showFields, tableRows } from '../helpers/cliff-table.ts';
+import { RESYNC_INTERVAL } from '../helpers/cluster.ts';
 import { waitFor } from '../helpers/env.ts';
 import {
   haproxyPids,
@@ -24,7 +26,7 @@ import {
 import type { Backend, LbaasLab } from '../helpers/lbaas-lab.ts';
 import { buildLbaasLab } from '../helpers/lbaas-lab.ts';
 import { injectionCases } from '../helpers/lbaas-refusals.ts';
-import { poolView, waitMember, waitSettled } from '../helpers/lbaas-status.ts';
+import { getOk, poolView, waitMember, waitSettled } from '../helpers/lbaas-status.ts';
 import { tally } from '../helpers/lbaas-traffic.ts';
 
 /** The seed's monitor: --delay 3 --max-retries 3; the lab's stats_interval is 1 s. */
@@ -234,12 +236,22 @@ describe('LBaaS v1 on the lab: the seed walkthrough and beyond', { timeout: 600_
     const netns = l.poolNetns(h, poolId);
     const before = await haproxyPids(netns);
     assert.ok(before.length > 0, 'haproxy runs in the pool namespace');
+    const agentRow = async () => {
+      const q = `/v2.0/agents?binary=kumo-lbaas-agent&host=${l.hostName(h)}`;
+      return (await getOk<Agent[]>(l.c, q, 'agents'))[0];
+    };
+    const startedAt = (await agentRow())?.started_at;
     const loop = l.loop(`${vipUrl}/`);
     await whileLooping(loop, async () => {
       await l.killLbaas(h);
       await sleep(2000);
       l.startLbaas(h);
-      await sleep(7000);
+      await waitFor('the restarted agent reported', async () => {
+        const a = await agentRow();
+        return a?.alive && a.started_at !== startedAt;
+      });
+      // Its start-up sync and a periodic resync have run by then.
+      await sleep(2 * RESYNC_INTERVAL * 1000);
       assert.deepEqual(
         await haproxyPids(netns),
         before,
