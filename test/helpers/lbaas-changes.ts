@@ -1,0 +1,103 @@
+/**
+ * Member churn and process checks for the LBaaS lab's hitless-reload and kill -9 scenarios
+ * (and bench/lbaas-*): twenty member changes through the API, each waited for until the
+ * hosting agent served it; the haproxy processes of a namespace; a request loop that stops
+ * whatever the scenario does.
+ *
+ * Invariant: every change goes through kumo-api like any client's and is served (the pool
+ * settled, or a removed member gone from haproxy.cfg) before the next one is made, so twenty
+ * changes are twenty reloads.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { runCommand } from './cluster.ts';
+import { waitFor } from './env.ts';
+import type { Backend, LbaasLab } from './lbaas-lab.ts';
+import { type Obj, waitSettled } from './lbaas-status.ts';
+import type { RequestLoop } from './lbaas-traffic.ts';
+
+/** Runs `fn` once the loop has answered a few requests; the loop stops if `fn` throws. */
+export async function whileLooping<T>(loop: RequestLoop, fn: () => Promise<T>): Promise<T> {
+  try {
+    await waitFor('the loop runs', () => loop.answered() >= 3);
+    return await fn();
+  } catch (e) {
+    await loop.stop();
+    throw e;
+  }
+}
+
+/** The pids of the haproxy processes in `netns`, sorted. */
+export async function haproxyPids(netns: string): Promise<string[]> {
+  const out = (await runCommand(['ip', 'netns', 'pids', netns])).stdout;
+  const comm = (pid: string) => {
+    try {
+      return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+    } catch {
+      return '';
+    }
+  };
+  return out
+    .split('\n')
+    .filter((pid) => pid !== '' && comm(pid) === 'haproxy')
+    .sort();
+}
+
+async function put(l: LbaasLab, path: string, body: unknown) {
+  const res = await l.c.http('PUT', path, body);
+  assert.equal(res.status, 200, `PUT ${path}: ${JSON.stringify(res.body)}`);
+}
+
+/** The pool's haproxy.cfg on its hosting host. */
+export async function hostedCfg(l: LbaasLab, poolId: string): Promise<string> {
+  const h = await l.hostingHost(poolId);
+  assert.ok(h, 'the pool is hosted');
+  const path = l.haproxyCfg(h, poolId);
+  assert.ok(path, 'the hosting agent wrote haproxy.cfg');
+  return path;
+}
+
+/**
+ * Weight updates and admin-state flips of members `ids`, and `extra` added as a third member,
+ * updated, disabled and removed: ten changes, twice. Resolves with the count.
+ */
+export async function twentyMemberChanges(
+  l: LbaasLab,
+  poolId: string,
+  [id1, id2]: [string, string],
+  extra: Backend,
+): Promise<number> {
+  const [m1, m2] = [`/v2.0/lb/members/${id1}`, `/v2.0/lb/members/${id2}`];
+  let third = '';
+  const add = async () => {
+    const res = await l.c.http('POST', '/v2.0/lb/members', {
+      member: { pool_id: poolId, address: extra.address, protocol_port: 80 },
+    });
+    assert.equal(res.status, 201, JSON.stringify(res.body));
+    third = (res.body as { member: Obj }).member.id;
+  };
+  const remove = async () => {
+    const res = await l.c.http('DELETE', `/v2.0/lb/members/${third}`);
+    assert.equal(res.status, 204, JSON.stringify(res.body));
+    const path = await hostedCfg(l, poolId);
+    const gone = () => !readFileSync(path, 'utf8').includes(`${extra.address}:80`);
+    await waitFor(`${extra.name} gone from haproxy.cfg`, gone);
+  };
+  const changes: (() => Promise<unknown>)[] = [
+    () => put(l, m1, { member: { weight: 2 } }),
+    () => put(l, m2, { member: { admin_state_up: false } }),
+    () => put(l, m2, { member: { admin_state_up: true } }),
+    add,
+    () => put(l, `/v2.0/lb/members/${third}`, { member: { weight: 3 } }),
+    () => put(l, m1, { member: { weight: 1 } }),
+    () => put(l, m1, { member: { admin_state_up: false } }),
+    () => put(l, m1, { member: { admin_state_up: true } }),
+    () => put(l, `/v2.0/lb/members/${third}`, { member: { admin_state_up: false } }),
+    remove,
+  ];
+  for (const change of [...changes, ...changes]) {
+    await change();
+    await waitSettled(l.c, poolId);
+  }
+  return changes.length * 2;
+}
