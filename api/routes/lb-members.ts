@@ -66,9 +66,8 @@ export function lbMemberRoutes(app: FastifyInstance, deps: AppDeps): void {
     await loadPool(req, body.pool_id);
     const id = await createMember(deps.db, { ...body, project_id: owner }, deps.clock.now());
     deps.log.info({ memberId: id, poolId: body.pool_id }, 'member created');
-    const member = await getView(deps.db, 'lb_members', id);
     tell(deps, body.pool_id);
-    return reply.status(201).send({ member });
+    return reply.status(201).send({ member: await getView(deps.db, 'lb_members', id) });
   });
 
   app.put('/v2.0/lb/members/:id', async (req: ById) => {
@@ -78,9 +77,8 @@ export function lbMemberRoutes(app: FastifyInstance, deps: AppDeps): void {
     const id = String(member.id);
     const pools = await updateMember(deps.db, id, changes, deps.clock.now());
     deps.log.info({ memberId: id, pools }, 'member updated');
-    const updated = await load(req, id);
     tell(deps, ...pools);
-    return { member: updated };
+    return { member: await load(req, id) };
   });
 
   app.delete('/v2.0/lb/members/:id', async (req: ById, reply) => {

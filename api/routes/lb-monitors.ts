@@ -44,9 +44,8 @@ export function lbMonitorRoutes(app: FastifyInstance, deps: AppDeps): void {
     const id = String(monitor.id);
     const pools = await updateMonitor(deps.db, id, changes, deps.clock.now());
     deps.log.info({ monitorId: id, pools }, 'health monitor updated');
-    const updated = await load(req, id);
     tell(deps, ...pools);
-    return { health_monitor: updated };
+    return { health_monitor: await load(req, id) };
   });
 
   app.delete('/v2.0/lb/health_monitors/:id', async (req: ById, reply) => {

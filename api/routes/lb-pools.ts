@@ -84,9 +84,8 @@ export function lbPoolRoutes(app: FastifyInstance, deps: AppDeps): void {
     await visibleSubnet(deps, req, body.subnet_id);
     const id = await createPool(deps.db, { ...body, project_id: owner }, deps.clock.now());
     deps.log.info({ poolId: id }, 'pool created');
-    const pool = await getView(deps.db, 'lb_pools', id);
     tell(deps, id);
-    return reply.status(201).send({ pool });
+    return reply.status(201).send({ pool: await getView(deps.db, 'lb_pools', id) });
   });
 
   app.put('/v2.0/lb/pools/:id', async (req: ById) => {
@@ -94,9 +93,8 @@ export function lbPoolRoutes(app: FastifyInstance, deps: AppDeps): void {
     const changes = PoolUpdate.parse(req.body).pool;
     await updatePool(deps.db, String(pool.id), changes, deps.clock.now());
     deps.log.info({ poolId: pool.id }, 'pool updated');
-    const view = await load(req, String(pool.id));
     tell(deps, String(pool.id));
-    return { pool: view };
+    return { pool: await load(req, String(pool.id)) };
   });
 
   app.delete('/v2.0/lb/pools/:id', async (req: ById, reply) => {

@@ -50,9 +50,8 @@ export function lbVipRoutes(app: FastifyInstance, deps: AppDeps): void {
     const id = String(vip.id);
     const pools = await updateVip(deps.db, id, changes, deps.clock.now());
     deps.log.info({ vipId: id, pools }, 'vip updated');
-    const updated = await load(req, id);
     tell(deps, ...pools);
-    return { vip: updated };
+    return { vip: await load(req, id) };
   });
 
   app.delete('/v2.0/lb/vips/:id', async (req: ById, reply) => {
