@@ -1,11 +1,12 @@
 /**
  * What the LBaaS v1 routes share: Neutron's admin-or-owner policy on a loaded object, the
  * list route (filters, fields, sorting and pages as every Neutron collection), the subnet
- * visibility check, and telling the scheduler after a change.
+ * visibility check, and telling the scheduler after a change (awaited).
  *
  * Invariants: an object of another project is answered exactly as a missing one (its
  * resource's NotFound, left out of lists) unless the caller is an admin; the scheduler is
- * told only after the change committed, and never makes a request fail.
+ * told only after the change committed, before the answer is read, and never makes a
+ * request fail.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ApiError } from '../../contracts/errors.ts';
@@ -71,7 +72,11 @@ export async function visibleSubnet(deps: AppDeps, req: FastifyRequest, id: stri
   if (!row) throw subnetNotFound(id);
 }
 
-/** Tells the scheduler that each of `pools` changed (after commit; never throws). */
-export function tell(deps: AppDeps, ...pools: string[]) {
-  for (const id of new Set(pools)) void poolChanged(deps, id);
+/**
+ * Tells the scheduler that each of `pools` changed (after commit; never throws) and waits
+ * for it, as Neutron schedules inside create_pool: the answer and every later read show
+ * the pool placed (or "No eligible LBaaS agent"), and a hint waits at most HINT_TIMEOUT_MS.
+ */
+export async function tell(deps: AppDeps, ...pools: string[]): Promise<void> {
+  await Promise.all([...new Set(pools)].map((id) => poolChanged(deps, id)));
 }

@@ -66,7 +66,7 @@ export function lbMemberRoutes(app: FastifyInstance, deps: AppDeps): void {
     await loadPool(req, body.pool_id);
     const id = await createMember(deps.db, { ...body, project_id: owner }, deps.clock.now());
     deps.log.info({ memberId: id, poolId: body.pool_id }, 'member created');
-    tell(deps, body.pool_id);
+    await tell(deps, body.pool_id);
     return reply.status(201).send({ member: await getView(deps.db, 'lb_members', id) });
   });
 
@@ -77,7 +77,7 @@ export function lbMemberRoutes(app: FastifyInstance, deps: AppDeps): void {
     const id = String(member.id);
     const pools = await updateMember(deps.db, id, changes, deps.clock.now());
     deps.log.info({ memberId: id, pools }, 'member updated');
-    tell(deps, ...pools);
+    await tell(deps, ...pools);
     return { member: await load(req, id) };
   });
 
@@ -85,7 +85,7 @@ export function lbMemberRoutes(app: FastifyInstance, deps: AppDeps): void {
     const member = await load(req, req.params.id);
     const pool = await deleteMember(deps.db, String(member.id), deps.clock.now());
     deps.log.info({ memberId: member.id, poolId: pool }, 'member deleted');
-    tell(deps, pool);
+    await tell(deps, pool);
     return reply.status(204).send();
   });
 }

@@ -44,7 +44,7 @@ export function lbMonitorRoutes(app: FastifyInstance, deps: AppDeps): void {
     const id = String(monitor.id);
     const pools = await updateMonitor(deps.db, id, changes, deps.clock.now());
     deps.log.info({ monitorId: id, pools }, 'health monitor updated');
-    tell(deps, ...pools);
+    await tell(deps, ...pools);
     return { health_monitor: await load(req, id) };
   });
 

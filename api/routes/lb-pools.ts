@@ -50,7 +50,7 @@ function associationRoutes(app: FastifyInstance, deps: AppDeps) {
     await loadMonitor(req, body.id);
     await associateMonitor(deps.db, String(pool.id), body.id, deps.clock.now());
     deps.log.info({ poolId: pool.id, monitorId: body.id }, 'health monitor associated');
-    tell(deps, String(pool.id));
+    await tell(deps, String(pool.id));
     return reply.status(201).send({ health_monitor: {} });
   });
 
@@ -61,7 +61,7 @@ function associationRoutes(app: FastifyInstance, deps: AppDeps) {
       { poolId: pool.id, monitorId: req.params.monitorId },
       'health monitor disassociated',
     );
-    tell(deps, String(pool.id));
+    await tell(deps, String(pool.id));
     return reply.status(204).send();
   });
 }
@@ -84,7 +84,7 @@ export function lbPoolRoutes(app: FastifyInstance, deps: AppDeps): void {
     await visibleSubnet(deps, req, body.subnet_id);
     const id = await createPool(deps.db, { ...body, project_id: owner }, deps.clock.now());
     deps.log.info({ poolId: id }, 'pool created');
-    tell(deps, id);
+    await tell(deps, id);
     return reply.status(201).send({ pool: await getView(deps.db, 'lb_pools', id) });
   });
 
@@ -93,7 +93,7 @@ export function lbPoolRoutes(app: FastifyInstance, deps: AppDeps): void {
     const changes = PoolUpdate.parse(req.body).pool;
     await updatePool(deps.db, String(pool.id), changes, deps.clock.now());
     deps.log.info({ poolId: pool.id }, 'pool updated');
-    tell(deps, String(pool.id));
+    await tell(deps, String(pool.id));
     return { pool: await load(req, String(pool.id)) };
   });
 
@@ -103,7 +103,7 @@ export function lbPoolRoutes(app: FastifyInstance, deps: AppDeps): void {
     const hosts = await lbaasHostsOf(deps.db, id);
     await deletePool(deps.db, id, deps.clock.now());
     deps.log.info({ poolId: id }, 'pool deleted');
-    void poolDeleted(deps, id, hosts);
+    await poolDeleted(deps, id, hosts);
     return reply.status(204).send();
   });
 }

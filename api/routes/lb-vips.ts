@@ -39,7 +39,7 @@ export function lbVipRoutes(app: FastifyInstance, deps: AppDeps): void {
     const id = await createVip(deps.db, { ...body, project_id: owner }, deps.clock.now());
     const vip = await getView(deps.db, 'lb_vips', id);
     deps.log.info({ vipId: id, poolId: body.pool_id, portId: vip?.port_id }, 'vip created');
-    tell(deps, body.pool_id);
+    await tell(deps, body.pool_id);
     return reply.status(201).send({ vip });
   });
 
@@ -50,7 +50,7 @@ export function lbVipRoutes(app: FastifyInstance, deps: AppDeps): void {
     const id = String(vip.id);
     const pools = await updateVip(deps.db, id, changes, deps.clock.now());
     deps.log.info({ vipId: id, pools }, 'vip updated');
-    tell(deps, ...pools);
+    await tell(deps, ...pools);
     return { vip: await load(req, id) };
   });
 
@@ -58,7 +58,7 @@ export function lbVipRoutes(app: FastifyInstance, deps: AppDeps): void {
     const vip = await load(req, req.params.id);
     const pool = await deleteVip(deps.db, String(vip.id), deps.clock.now());
     deps.log.info({ vipId: vip.id, poolId: pool, portId: vip.port_id }, 'vip deleted');
-    tell(deps, pool);
+    await tell(deps, pool);
     return reply.status(204).send();
   });
 }

@@ -51,7 +51,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
           lb_method: 'ROUND_ROBIN',
           admin_state_up: true,
           status: 'PENDING_CREATE',
-          status_description: null,
+          status_description: 'No eligible LBaaS agent',
           provider: 'haproxy',
           members: [],
           health_monitors: [],
