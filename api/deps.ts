@@ -69,6 +69,10 @@ export const QUOTA_DEFAULTS = {
     floatingip: 50,
     security_group: 10,
     security_group_rule: 100,
+    pool: 10,
+    vip: 10,
+    member: -1,
+    health_monitor: -1,
   },
   nova: { instances: 10, cores: 20, ram: 51200, key_pairs: 100 },
 } as const satisfies ApiSettings['quotas'];

@@ -239,6 +239,11 @@ const SPEC = {
     quota_floatingip: f(integer(-1, 2 ** 31 - 1), '50'),
     quota_security_group: f(integer(-1, 2 ** 31 - 1), '10'),
     quota_security_group_rule: f(integer(-1, 2 ** 31 - 1), '100'),
+    /** neutron-lbaas's lbaas_quota_opts (LBaaS v1). */
+    quota_pool: f(integer(-1, 2 ** 31 - 1), '10'),
+    quota_vip: f(integer(-1, 2 ** 31 - 1), '10'),
+    quota_member: f(integer(-1, 2 ** 31 - 1), '-1'),
+    quota_health_monitor: f(integer(-1, 2 ** 31 - 1), '-1'),
   },
   /** Nova's per-project defaults (-1: unlimited). */
   quota: {

@@ -14,7 +14,7 @@ import type { MonitorCreate, MonitorUpdate } from '../../contracts/lbaas-api.ts'
 import type { Db, Queryable } from './index.ts';
 import { getRow, monitorNotFound } from './lbaas.ts';
 import { bumpPool, PENDING_SET, setsOf } from './lbaas-writes.ts';
-import { constraintKind, resourceTime } from './neutron.ts';
+import { constraintKind, guardQuota, type QuotaGuard, resourceTime } from './neutron.ts';
 
 function checkDelay(delay: number, timeout: number) {
   if (delay < timeout)
@@ -25,29 +25,33 @@ export async function createMonitor(
   db: Db,
   req: MonitorCreate & { project_id: string },
   now: Date,
+  quota?: QuotaGuard,
 ): Promise<string> {
   checkDelay(req.delay, req.timeout);
   const id = randomUUID();
   const at = resourceTime(now);
-  await db.query(
-    `INSERT INTO lb_health_monitors (id, project_id, type, delay, timeout, max_retries,
+  await db.transaction(async (tx) => {
+    await guardQuota(tx, quota, req.project_id, 'health_monitor');
+    await tx.query(
+      `INSERT INTO lb_health_monitors (id, project_id, type, delay, timeout, max_retries,
        http_method, url_path, expected_codes, admin_state_up, created_at, updated_at)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    [
-      id,
-      req.project_id,
-      req.type,
-      req.delay,
-      req.timeout,
-      req.max_retries,
-      req.http_method ?? 'GET',
-      req.url_path ?? '/',
-      req.expected_codes ?? '200',
-      req.admin_state_up ?? true,
-      at,
-      at,
-    ],
-  );
+      [
+        id,
+        req.project_id,
+        req.type,
+        req.delay,
+        req.timeout,
+        req.max_retries,
+        req.http_method ?? 'GET',
+        req.url_path ?? '/',
+        req.expected_codes ?? '200',
+        req.admin_state_up ?? true,
+        at,
+        at,
+      ],
+    );
+  });
   return id;
 }
 

@@ -16,7 +16,7 @@ import type { PersistenceRequest, VipCreate, VipUpdate } from '../../contracts/l
 import type { Db, Queryable, Row } from './index.ts';
 import { getRow, poolNotFound, vipNotFound } from './lbaas.ts';
 import { bumpPool, PENDING_SET, setsOf } from './lbaas-writes.ts';
-import { constraintKind, resourceTime } from './neutron.ts';
+import { constraintKind, guardQuota, type QuotaGuard, resourceTime } from './neutron.ts';
 import { insertPort, removePort } from './ports.ts';
 import { subnetNotFound } from './subnets.ts';
 
@@ -86,11 +86,13 @@ export async function createVip(
   db: Db,
   req: VipCreate & { project_id: string },
   now: Date,
+  quota?: QuotaGuard,
 ): Promise<string> {
   const id = randomUUID();
   const at = resourceTime(now);
   try {
     await db.transaction(async (tx) => {
+      await guardQuota(tx, quota, req.project_id, 'vip');
       await checkPool(tx, req.pool_id, req.project_id, req.protocol);
       const rev = await bumpPool(tx, req.pool_id, at);
       const port = await vipPort(tx, id, req, now);

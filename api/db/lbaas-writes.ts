@@ -7,7 +7,8 @@
  * one PENDING_UPDATE (a PENDING_CREATE stays so), either with status_revision = the pool's
  * new revision, so the agent's acknowledgement of that revision turns it ACTIVE; a pool
  * with a VIP is never deleted (PoolInUse), and deleting one removes its members and
- * monitor associations with it.
+ * monitor associations with it. A create (pool, member, VIP, monitor) is held to its
+ * project's quota inside its own transaction (guardQuota), so racing creates cannot exceed it.
  */
 import { randomUUID } from 'node:crypto';
 import { ApiError } from '../../contracts/errors.ts';
@@ -19,7 +20,7 @@ import type {
 } from '../../contracts/lbaas-api.ts';
 import type { Db, Param, Queryable } from './index.ts';
 import { getRow, memberNotFound, poolNotFound } from './lbaas.ts';
-import { constraintKind, resourceTime } from './neutron.ts';
+import { constraintKind, guardQuota, type QuotaGuard, resourceTime } from './neutron.ts';
 
 /** The SET clause that marks an updated object pending at `?` (the pool's new revision). */
 export const PENDING_SET = `status = CASE WHEN status = 'PENDING_CREATE' THEN 'PENDING_CREATE'
@@ -49,27 +50,31 @@ export async function createPool(
   db: Db,
   req: PoolCreate & { project_id: string },
   now: Date,
+  quota?: QuotaGuard,
 ): Promise<string> {
   const id = randomUUID();
   const at = resourceTime(now);
-  await db.query(
-    `INSERT INTO lb_pools (id, project_id, name, description, subnet_id, protocol, lb_method,
+  await db.transaction(async (tx) => {
+    await guardQuota(tx, quota, req.project_id, 'pool');
+    await tx.query(
+      `INSERT INTO lb_pools (id, project_id, name, description, subnet_id, protocol, lb_method,
        admin_state_up, status, status_description, status_revision, revision_number,
        created_at, updated_at)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'PENDING_CREATE', NULL, 1, 1, ?, ?)`,
-    [
-      id,
-      req.project_id,
-      req.name ?? '',
-      req.description ?? '',
-      req.subnet_id,
-      req.protocol,
-      req.lb_method,
-      req.admin_state_up ?? true,
-      at,
-      at,
-    ],
-  );
+      [
+        id,
+        req.project_id,
+        req.name ?? '',
+        req.description ?? '',
+        req.subnet_id,
+        req.protocol,
+        req.lb_method,
+        req.admin_state_up ?? true,
+        at,
+        at,
+      ],
+    );
+  });
   return id;
 }
 
@@ -130,11 +135,13 @@ export async function createMember(
   db: Db,
   req: MemberCreate & { project_id: string },
   now: Date,
+  quota?: QuotaGuard,
 ): Promise<string> {
   const id = randomUUID();
   const at = resourceTime(now);
   try {
     await db.transaction(async (tx) => {
+      await guardQuota(tx, quota, req.project_id, 'member');
       const rev = await bumpPool(tx, req.pool_id, at);
       await refuseDuplicate(tx, req.pool_id, req.address, req.protocol_port);
       await tx.query(

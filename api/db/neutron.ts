@@ -142,6 +142,10 @@ const QUOTA_TABLES = {
   floatingip: 'floatingips',
   security_group: 'securitygroups',
   security_group_rule: 'securitygrouprules',
+  pool: 'lb_pools',
+  vip: 'lb_vips',
+  member: 'lb_members',
+  health_monitor: 'lb_health_monitors',
 } as const;
 export type NeutronQuotaResource = keyof typeof QUOTA_TABLES;
 

@@ -23,6 +23,7 @@ import type { AppDeps } from '../deps.ts';
 import { ownerForCreate } from '../policy.ts';
 import { type Query, values } from '../query.ts';
 import { type ById, loader, readRoutes, tell } from './lb-common.ts';
+import { neutronQuota } from './neutron-quotas.ts';
 
 /** The query with its address filter in canonical form; not an address: 400. */
 export function canonicalAddress(query: Query): Query {
@@ -64,7 +65,12 @@ export function lbMemberRoutes(app: FastifyInstance, deps: AppDeps): void {
     const body = MemberCreate.parse(req.body).member;
     const owner = ownerForCreate(req, body);
     await loadPool(req, body.pool_id);
-    const id = await createMember(deps.db, { ...body, project_id: owner }, deps.clock.now());
+    const id = await createMember(
+      deps.db,
+      { ...body, project_id: owner },
+      deps.clock.now(),
+      neutronQuota(deps),
+    );
     deps.log.info({ memberId: id, poolId: body.pool_id }, 'member created');
     await tell(deps, body.pool_id);
     return reply.status(201).send({ member: await getView(deps.db, 'lb_members', id) });

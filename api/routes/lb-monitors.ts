@@ -13,6 +13,7 @@ import { createMonitor, deleteMonitor, updateMonitor } from '../db/lbaas-monitor
 import type { AppDeps } from '../deps.ts';
 import { ownerForCreate } from '../policy.ts';
 import { type ById, loader, readRoutes, tell } from './lb-common.ts';
+import { neutronQuota } from './neutron-quotas.ts';
 
 export function lbMonitorRoutes(app: FastifyInstance, deps: AppDeps): void {
   const load = loader(deps, 'lb_health_monitors', monitorNotFound);
@@ -31,7 +32,12 @@ export function lbMonitorRoutes(app: FastifyInstance, deps: AppDeps): void {
   app.post('/v2.0/lb/health_monitors', async (req, reply) => {
     const body = MonitorCreate.parse(req.body).health_monitor;
     const owner = ownerForCreate(req, body);
-    const id = await createMonitor(deps.db, { ...body, project_id: owner }, deps.clock.now());
+    const id = await createMonitor(
+      deps.db,
+      { ...body, project_id: owner },
+      deps.clock.now(),
+      neutronQuota(deps),
+    );
     deps.log.info({ monitorId: id }, 'health monitor created');
     return reply
       .status(201)

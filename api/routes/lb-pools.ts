@@ -29,6 +29,7 @@ import type { AppDeps } from '../deps.ts';
 import { ownerForCreate } from '../policy.ts';
 import { lbaasHostsOf, poolDeleted } from '../scheduler/lbaas.ts';
 import { type ById, loader, readRoutes, tell, visibleSubnet } from './lb-common.ts';
+import { neutronQuota } from './neutron-quotas.ts';
 
 type Assoc = FastifyRequest<{ Params: { id: string; monitorId: string } }>;
 
@@ -82,7 +83,12 @@ export function lbPoolRoutes(app: FastifyInstance, deps: AppDeps): void {
     const owner = ownerForCreate(req, body);
     refuseProvider(body.provider);
     await visibleSubnet(deps, req, body.subnet_id);
-    const id = await createPool(deps.db, { ...body, project_id: owner }, deps.clock.now());
+    const id = await createPool(
+      deps.db,
+      { ...body, project_id: owner },
+      deps.clock.now(),
+      neutronQuota(deps),
+    );
     deps.log.info({ poolId: id }, 'pool created');
     await tell(deps, id);
     return reply.status(201).send({ pool: await getView(deps.db, 'lb_pools', id) });

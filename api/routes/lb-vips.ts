@@ -14,6 +14,7 @@ import type { AppDeps } from '../deps.ts';
 import { ownerForCreate } from '../policy.ts';
 import { type ById, loader, readRoutes, tell, visibleSubnet } from './lb-common.ts';
 import { canonicalAddress } from './lb-members.ts';
+import { neutronQuota } from './neutron-quotas.ts';
 
 export function lbVipRoutes(app: FastifyInstance, deps: AppDeps): void {
   const load = loader(deps, 'lb_vips', vipNotFound);
@@ -36,7 +37,12 @@ export function lbVipRoutes(app: FastifyInstance, deps: AppDeps): void {
     const owner = ownerForCreate(req, body);
     await loadPool(req, body.pool_id);
     await visibleSubnet(deps, req, body.subnet_id);
-    const id = await createVip(deps.db, { ...body, project_id: owner }, deps.clock.now());
+    const id = await createVip(
+      deps.db,
+      { ...body, project_id: owner },
+      deps.clock.now(),
+      neutronQuota(deps),
+    );
     const vip = await getView(deps.db, 'lb_vips', id);
     deps.log.info({ vipId: id, poolId: body.pool_id, portId: vip?.port_id }, 'vip created');
     await tell(deps, body.pool_id);

@@ -1,8 +1,8 @@
 /**
  * Neutron's quota API (quotasv2 and quota_details): GET /v2.0/quotas, GET /v2.0/quotas/
  * project, GET/PUT/DELETE /v2.0/quotas/{project_id}, GET …/{project_id}/default and
- * …/{project_id}/details; and the guard network, subnet, port, router, floating IP and security group (rule)
- * creates carry.
+ * …/{project_id}/details; and the guard network, subnet, port, router, floating IP, security
+ * group (rule) and LBaaS v1 pool, VIP, member and health monitor creates carry.
  *
  * Invariants: a project reads its own quotas; another project's, the list, and every
  * change need an admin (Neutron's get_quota / update_quota / delete_quota, 403 otherwise);
@@ -30,6 +30,10 @@ const COUNTED: readonly string[] = [
   'floatingip',
   'security_group',
   'security_group_rule',
+  'pool',
+  'vip',
+  'member',
+  'health_monitor',
 ];
 /** Keys a PUT may carry beside the limits (openstack quota set --force / --check-limit). */
 const OPTIONS = ['force', 'check_limit'];
