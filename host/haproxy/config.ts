@@ -1,20 +1,35 @@
 /**
- * haproxy.cfg in haproxy's own vocabulary: a `global` section, `defaults`, and `listen`
- * sections (a bind, `http-request` header rules, servers on TCP or a unix socket). The
- * metadata proxy uses one `listen`; the LBaaS agent's pools will use more.
+ * haproxy.cfg in haproxy's own vocabulary: a `global` section (with an optional admin stats
+ * socket), `defaults`, `listen` sections (a bind, `http-request` header rules, servers on TCP
+ * or a unix socket), and the load balancer's `frontend`/`backend` sections (lb-sections.ts).
+ * The metadata proxy uses one `listen`; an LBaaS pool a frontend and a backend.
  *
  * Invariant: every value is checked against a strict pattern before it becomes a token
  * (names, header names, header values, IPs in canonical form, ports, absolute paths of
  * [A-Za-z0-9_./-] only); a bad one throws a ValidationError naming its field and nothing is
- * rendered, so no newline, space, quote, `#` or `%` from outside can reach the file. The
+ * rendered, so no newline, space, quote or `#` from outside can reach the file (`%` only
+ * inside a health check's URL path, where haproxy reads it literally). The
  * one fetch a header may take is `%[src]` (the client's source address), written by us.
  * No `log` line is rendered: haproxy logs nowhere (the relay behind it logs). Connections
  * to the servers are kept alive and shared between clients (`http-reuse always`): the
  * header rules run on every request, so a reused connection carries each request's own
  * headers; bench/metadata measured 0.40 → 0.44 of the direct rate from this alone. Pure.
  */
-import { canonicalIp } from '../../contracts/inet.ts';
-import { ValidationError } from '../../contracts/schema.ts';
+import {
+  bad,
+  checkCount,
+  checkHeaderName,
+  checkIp,
+  checkLiteral,
+  checkName,
+  checkPath,
+  checkPort,
+  hostPort,
+} from './checks.ts';
+import { type Backend, backendLines, type Frontend, frontendLines } from './lb-sections.ts';
+
+export { checkHeaderName, checkIp, checkName, checkPath, checkPort } from './checks.ts';
+export type * from './lb-sections.ts';
 
 /** A header's value: a checked literal, or the connection's source address. */
 export type HeaderValue = { literal: string } | { fetch: 'src' };
@@ -41,54 +56,15 @@ export interface HaproxyConfig {
   maxconn: number;
   /** Seconds. */
   timeouts: { connect: number; client: number; server: number; httpRequest: number };
-  listens: Listen[];
+  /**
+   * The admin socket (`stats socket … mode 600 level admin expose-fd listeners`): stats.ts
+   * reads it, and a reload (`-x`) takes the listening sockets over it.
+   */
+  stats?: { socket: string };
+  listens?: Listen[];
+  frontends?: Frontend[];
+  backends?: Backend[];
 }
-
-const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
-const HEADER = /^[A-Za-z0-9][A-Za-z0-9-]{0,63}$/;
-const LITERAL = /^[A-Za-z0-9_.:/-]{1,255}$/;
-const PATH = /^(\/[A-Za-z0-9_.-]+)+$/;
-
-function bad(field: string, reason: string, value: unknown): never {
-  throw new ValidationError(field, `${reason}, got ${JSON.stringify(value)}`);
-}
-
-function matching(re: RegExp, what: string) {
-  return (value: unknown, field: string): string =>
-    typeof value === 'string' && re.test(value) ? value : bad(field, `must be ${what}`, value);
-}
-
-export const checkName = matching(NAME, 'a name of [A-Za-z0-9_.-]');
-export const checkHeaderName = matching(HEADER, 'a header name of [A-Za-z0-9-]');
-const checkLiteral = matching(LITERAL, 'a header value of [A-Za-z0-9_.:/-]');
-
-/** An absolute path without `..`, spaces or control characters. */
-export function checkPath(value: unknown, field: string): string {
-  const path = matching(PATH, 'an absolute path of [A-Za-z0-9_./-]')(value, field);
-  if (path.split('/').some((part) => part === '..' || part === '.'))
-    bad(field, 'must not contain . or .. parts', value);
-  return path;
-}
-
-export function checkIp(value: unknown, field: string): string {
-  const ip = typeof value === 'string' ? canonicalIp(value) : undefined;
-  return ip !== undefined && ip === value ? ip : bad(field, 'must be a canonical IP', value);
-}
-
-export function checkPort(value: unknown, field: string): number {
-  return Number.isInteger(value) && (value as number) >= 1 && (value as number) <= 65535
-    ? (value as number)
-    : bad(field, 'must be a port 1-65535', value);
-}
-
-function checkCount(value: unknown, field: string, max: number): number {
-  return Number.isInteger(value) && (value as number) >= 1 && (value as number) <= max
-    ? (value as number)
-    : bad(field, `must be an integer 1-${max}`, value);
-}
-
-const hostPort = (ip: string, port: number) =>
-  ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
 
 function ruleLine(rule: HttpRequestRule, field: string): string {
   const name = checkHeaderName(rule.name, `${field}.name`);
@@ -131,13 +107,33 @@ function listenLines(l: Listen, field: string): string[] {
   ];
 }
 
+function globalLines(c: HaproxyConfig): string[] {
+  const socket =
+    c.stats === undefined
+      ? []
+      : [
+          `    stats socket ${checkPath(c.stats.socket, 'stats.socket')} mode 600 level admin expose-fd listeners`,
+        ];
+  return ['global', `    maxconn ${checkCount(c.maxconn, 'maxconn', 100_000)}`, ...socket];
+}
+
+/** Every frontend's default_backend names a backend of this file. */
+function checkBackendRefs(c: HaproxyConfig): void {
+  const names = new Set((c.backends ?? []).map((b) => b.name));
+  (c.frontends ?? []).forEach((f, i) => {
+    if (!names.has(f.defaultBackend))
+      bad(`frontends[${i}].defaultBackend`, 'must name a backend of the config', f.defaultBackend);
+  });
+}
+
 /** The whole file; throws ValidationError (naming the field) before rendering anything. */
 export function renderConfig(c: HaproxyConfig): string {
   const t = c.timeouts;
   const secs = (v: number, f: string) => `${checkCount(v, `timeouts.${f}`, 3600)}s`;
+  const section = <T>(items: T[] | undefined, key: string, render: (x: T, f: string) => string[]) =>
+    (items ?? []).flatMap((x, i) => ['', ...render(x, `${key}[${i}]`)]);
   const lines = [
-    'global',
-    `    maxconn ${checkCount(c.maxconn, 'maxconn', 100_000)}`,
+    ...globalLines(c),
     '',
     'defaults',
     '    option http-keep-alive',
@@ -146,7 +142,10 @@ export function renderConfig(c: HaproxyConfig): string {
     `    timeout client ${secs(t.client, 'client')}`,
     `    timeout server ${secs(t.server, 'server')}`,
     `    timeout http-request ${secs(t.httpRequest, 'httpRequest')}`,
-    ...c.listens.flatMap((l, i) => ['', ...listenLines(l, `listens[${i}]`)]),
+    ...section(c.listens, 'listens', listenLines),
+    ...section(c.frontends, 'frontends', frontendLines),
+    ...section(c.backends, 'backends', backendLines),
   ];
+  checkBackendRefs(c);
   return `${lines.join('\n')}\n`;
 }

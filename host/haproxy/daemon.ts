@@ -1,7 +1,9 @@
 /**
  * Running haproxy: the argv of `haproxy -c` (check), of a start (`-D -p pidfile`, inside a
  * namespace through the runner) and of a hitless reload (`-sf <old pid>`: the new process
- * binds, then tells the old one to finish its connections and exit), and finding the
+ * binds, then tells the old one to finish its connections and exit; with `-x <stats socket>`
+ * it takes the old one's listening sockets instead of binding anew, so no connection attempt
+ * meets a closed port in between), and finding the
  * running one by its pid file (host/process/daemon.ts).
  *
  * Invariants: a haproxy is identified by `-f <its config path>` in its command line, so a
@@ -20,6 +22,11 @@ const NETNS = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 export interface HaproxyPaths {
   config: string;
   pidfile: string;
+  /**
+   * The config's `stats socket` (with `expose-fd listeners`): a reload passes it as `-x` so the
+   * new process takes the listening sockets over from the old one and no connection is refused.
+   */
+  socket?: string;
 }
 
 /** What a running haproxy's command line carries: `-f <config>`. */
@@ -47,7 +54,8 @@ export function startCommand(p: HaproxyPaths, netns?: string): CommandSpec {
 
 export function reloadCommand(p: HaproxyPaths, oldPid: number, netns?: string): CommandSpec {
   if (!Number.isSafeInteger(oldPid) || oldPid <= 1) throw new Error(`bad old pid ${oldPid}`);
-  return { argv: [...base(p), '-sf', String(oldPid)], ...(netns ? { netns } : {}) };
+  const x = p.socket === undefined ? [] : ['-x', checkPath(p.socket, 'socket')];
+  return { argv: [...base(p), ...x, '-sf', String(oldPid)], ...(netns ? { netns } : {}) };
 }
 
 /** The running haproxy of these paths, or null. */
