@@ -8,23 +8,20 @@
  * resolves.
  *
  * API (kept small; benches import it): `buildL3Lab(opts)` → `L3Lab`; `destroy()` always.
- * `killHost`/`reviveHost` take a whole network host down and up as a power cut would look
- * from outside (agents SIGKILLed, ovs-vswitchd stopped and gone, underlay and outside links down)
- * and back (vswitchd with lab.ts's argv, br-phy's address, links up, agents restarted);
- * ovsdb-server keeps running, as a host's disk would keep its database.
+ * `killHost`/`reviveHost` take a whole network host down and up (host-power.ts: agents
+ * SIGKILLed, ovs-vswitchd gone, underlay and outside links down; and back, agents restarted).
  *
  * Invariant: everything it starts belongs to the lab or the Cluster and goes with
  * `destroy()`, the qrouter namespaces the L3 agents made too (they outlive their agents by
  * design; theirs are named with this lab's host prefixes); traffic stays in the lab's
  * namespaces.
  */
-import { join } from 'node:path';
 import type { Agent } from '../../contracts/agents.ts';
 import type { Network, Port, Subnet } from '../../contracts/network.ts';
 import { portDevice } from '../../host/ip/names.ts';
 import { Cluster, type ClusterTiming, ovsOf, type Proc, runCommand } from './cluster.ts';
 import { waitFor } from './env.ts';
-import { vswitchdRuns } from './fence-monitor.ts';
+import { powerOff, powerOn } from './host-power.ts';
 import { createLab, type Endpoint, type Lab, type LabHost } from './lab.ts';
 import { openDefaultGroup } from './sg-open.ts';
 import { stopPeers, tcpServer } from './tcp-peer.ts';
@@ -210,7 +207,7 @@ function labApi(p: Parts, t: Topology): L3Lab {
     killL3: async (h) => void (await c.stop(p.procsOf(h).get('l3'), 'SIGKILL')),
     killHost: (h) => killHost(l3lab, h),
     async reviveHost(h) {
-      await reviveHost(lab, h);
+      await powerOn(lab, h, LINKS);
       p.start('ovs', h);
       p.start('l3', h);
     },
@@ -275,39 +272,10 @@ function ping(lab: Lab, netns: string, ip: string, count: number) {
 /** The links a network host has to the rest of the lab: underlay and outside. */
 const LINKS = ['eth-u', OUTSIDE_DEV];
 
-async function killHost(l: L3Lab, h: LabHost) {
+function killHost(l: L3Lab, h: LabHost) {
   const procs = l.procs(h);
-  await Promise.all([
+  return powerOff(l.lab, h, LINKS, [
     l.c.stop(procs.get('ovs'), 'SIGKILL'),
     l.c.stop(procs.get('l3'), 'SIGKILL'),
-    ...LINKS.map((dev) => l.lab.exec(h.netns, ['ip', 'link', 'set', dev, 'down'])),
   ]);
-  await l.lab.exec(h.netns, ['ovs-appctl', '-t', join(h.dir, 'ovs-vswitchd.ctl'), 'exit']);
-  const pidfile = join(h.dir, 'ovs-vswitchd.pid');
-  await waitFor('ovs-vswitchd exited', () => !vswitchdRuns(pidfile), 10_000, 50);
-}
-
-/** ovs-vswitchd as lab.ts starts it, br-phy's tunnel address back, links up. */
-async function reviveHost(lab: Lab, h: LabHost) {
-  const env = { OVS_RUNDIR: h.dir, OVS_LOGDIR: h.dir, OVS_DBDIR: h.dir };
-  await lab.exec(
-    h.netns,
-    [
-      'ovs-vswitchd',
-      `unix:${h.dbSocket}`,
-      `--pidfile=${join(h.dir, 'ovs-vswitchd.pid')}`,
-      `--unixctl=${join(h.dir, 'ovs-vswitchd.ctl')}`,
-      `--log-file=${join(h.dir, 'ovs-vswitchd.log')}`,
-      '--detach',
-    ],
-    env,
-  );
-  await waitFor('br-phy back', () =>
-    lab.exec(h.netns, ['ip', 'link', 'show', 'br-phy']).then(
-      () => true,
-      () => false,
-    ),
-  );
-  await lab.exec(h.netns, ['ip', 'addr', 'replace', `${h.ip}/24`, 'dev', 'br-phy']);
-  for (const dev of ['br-phy', ...LINKS]) await lab.exec(h.netns, ['ip', 'link', 'set', dev, 'up']);
 }
