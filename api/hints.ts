@@ -16,6 +16,7 @@ import type { Logger } from '../core/log.ts';
 import { dhcpHostsOf } from './db/dhcp-bindings.ts';
 import type { Queryable } from './db/index.ts';
 import { l3HostsOfRouter, routersOnNetwork } from './db/l3-bindings.ts';
+import { lbaasHostsOfPool } from './db/lbaas-bindings.ts';
 
 /** Bounded: an API request that hints must not wait out a broker outage. */
 export const HINT_TIMEOUT_MS = 2000;
@@ -24,6 +25,7 @@ const DHCP_TOPIC = agentTypeByKind('dhcp').topic;
 const COMPUTE_TOPIC = agentTypeByKind('compute').topic;
 const L3_TOPIC = agentTypeByKind('l3').topic;
 const OVS_TOPIC = agentTypeByKind('ovs').topic;
+const LBAAS_TOPIC = agentTypeByKind('lbaas').topic;
 
 export interface HintDeps {
   broker: Pick<Broker, 'cast' | 'fanout'>;
@@ -172,6 +174,33 @@ export const hintRouterDeleted = (deps: HintDeps, routerId: string, hosts: Itera
     deps,
     L3_TOPIC,
     { resource: 'router', id: routerId, deleted: true },
+    async () => [],
+    hosts,
+  );
+
+/**
+ * `hint {resource: pool}` to the LBaaS agent of the host that hosts the pool, plus
+ * `extraHosts` (agents that just lost it). Never rejects.
+ */
+export const hintLbaasAgents = (
+  deps: L3HintDeps,
+  poolId: string,
+  extraHosts: Iterable<string> = [],
+) =>
+  hintBoundAgents(
+    deps,
+    LBAAS_TOPIC,
+    { resource: 'pool', id: poolId },
+    () => lbaasHostsOfPool(deps.db, poolId),
+    extraHosts,
+  );
+
+/** A pool was deleted: `hint {resource: pool, deleted}` to the LBaaS agents of `hosts`. */
+export const hintPoolDeleted = (deps: HintDeps, poolId: string, hosts: Iterable<string>) =>
+  hintBoundAgents(
+    deps,
+    LBAAS_TOPIC,
+    { resource: 'pool', id: poolId, deleted: true },
     async () => [],
     hosts,
   );

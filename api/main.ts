@@ -1,6 +1,6 @@
 /**
  * kumo-api: the HTTP API, Keystone v3 on its own listener (identity/app.ts), the
- * state-report consumer, the DHCP and L3 failover sweeps (from agent_down_time after
+ * state-report consumer, the DHCP, L3 and LBaaS failover sweeps (from agent_down_time after
  * start, once agents had the time to report), the compute sweep (builds stuck in `scheduling` by a kumo-api that stopped: at start, then
  * periodically) and, with [compute] reclaim_instance_interval, the reclaim of
  * soft-deleted servers.
@@ -32,6 +32,7 @@ import { createRpcHandler } from './rpc.ts';
 import { startComputeSweeper } from './scheduler/compute-sweep.ts';
 import { startDhcpSweeper } from './scheduler/dhcp.ts';
 import { startL3Sweeper } from './scheduler/l3.ts';
+import { startLbaasSweeper } from './scheduler/lbaas.ts';
 
 /**
  * The URL clients reach kumo-api at: [api] public_endpoint, else the bind address; a
@@ -155,6 +156,7 @@ export async function startApi({ config, log }: DaemonContext): Promise<Running>
   const sweeper = afterGrace(settings.agentDownTime * 1000, () => [
     startDhcpSweeper(sweepDeps, sweepMs),
     startL3Sweeper(sweepDeps, sweepMs),
+    startLbaasSweeper(sweepDeps, sweepMs),
   ]);
   // Builds a stopped kumo-api left in `scheduling`: at start, then every agent_down_time / 2.
   const computeSweeper = startComputeSweeper({ db, broker, clock: systemClock, log }, sweepMs);

@@ -24,7 +24,7 @@ import { bool } from './db/neutron.ts';
  * PostgreSQL's default (READ COMMITTED) gives each statement its own snapshot; a read-only
  * REPEATABLE READ transaction reads every statement from the first one's, and never fails.
  */
-const ONE_SNAPSHOT = 'SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY';
+export const ONE_SNAPSHOT = 'SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY';
 
 export async function getActiveRouters(
   db: Db,

@@ -11,12 +11,16 @@
  * the agent's first report_state, which travels on another queue: nothing is dropped.
  * The order holds within one kumo-api process: with several replicas (or a report
  * requeued after a transient failure) an ERROR applied after its ACTIVE stays until the
- * agent's next resync sends its statuses again (every resync_interval).
+ * agent's next resync sends its statuses again (every resync_interval). A pool's status
+ * from the LBaaS agent is the one exception to that storage: it is applied to the pool's
+ * own rows, only from the hosting host (api/db/lbaas-status.ts).
  */
 import type { ReportStatusArgs, ResourceStatus } from '../contracts/status.ts';
 import type { Logger } from '../core/log.ts';
 import { applyStatuses } from './db/agent-status.ts';
 import type { Db } from './db/index.ts';
+import { LBAAS_AGENT_TYPE } from './db/lbaas-bindings.ts';
+import { applyPoolStatuses } from './db/lbaas-status.ts';
 import { type Clock, systemClock } from './liveness.ts';
 
 export interface StatusDeps {
@@ -40,8 +44,20 @@ function logReport(deps: StatusDeps, args: ReportStatusArgs) {
   if (cleared) deps.log.info({ ...ctx, cleared }, 'resources served again');
 }
 
+/** A pool's status from its LBaaS agent: applied to the lb_* rows (api/db/lbaas-status.ts). */
+const isLbPool = (args: ReportStatusArgs) => (s: ResourceStatus) =>
+  args.agent_type === LBAAS_AGENT_TYPE && s.resource === 'pool';
+
 async function applyReport(deps: StatusDeps, args: ReportStatusArgs): Promise<void> {
-  await applyStatuses(deps.db, args, args.statuses, (deps.clock ?? systemClock).now());
+  const pools = args.statuses.filter(isLbPool(args));
+  const others = args.statuses.filter((s) => !isLbPool(args)(s));
+  if (others.length) await applyStatuses(deps.db, args, others, (deps.clock ?? systemClock).now());
+  const ignored = pools.length ? await applyPoolStatuses(deps.db, args.host, pools) : [];
+  if (ignored.length)
+    deps.log.info(
+      { host: args.host, pools: ignored },
+      'pool statuses of a host not hosting them ignored',
+    );
   logReport(deps, args);
 }
 

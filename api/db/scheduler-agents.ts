@@ -1,6 +1,6 @@
 /**
- * What the DHCP and L3 schedulers share of the database (api/db/dhcp-bindings.ts,
- * l3-bindings.ts): the transaction that holds a scheduler's lock, and each agent of a type
+ * What the DHCP, L3 and LBaaS schedulers share of the database (api/db/dhcp-bindings.ts,
+ * l3-bindings.ts, lbaas-bindings.ts): the transaction that holds a scheduler's lock, and each agent of a type
  * with whether it may be scheduled to and how many resources its bindings give it.
  *
  * Invariant: every read or change of a scheduler's bindings runs under its lock — a
@@ -34,7 +34,10 @@ export function lockedTransaction<T>(
 }
 
 /** The binding tables, each with an `agent_id` column. */
-export type BindingTable = 'network_dhcp_agent_bindings' | 'router_l3_agent_bindings';
+export type BindingTable =
+  | 'network_dhcp_agent_bindings'
+  | 'router_l3_agent_bindings'
+  | 'pool_loadbalancer_agent_bindings';
 
 /** Every agent of `agentType`, by host, with its load in `bindings`. */
 export async function schedulableAgents(

@@ -8,6 +8,7 @@
  * OVS agent has no bridge mapping for: the gateway would be cut off from the outside);
  * with failover, a router on an ineligible agent moves only when an eligible one can take
  * it (otherwise its binding stays, so a router never loses its last host for nothing).
+ * The LBaaS scheduler plans pools with the same functions (ids only, no physical network).
  */
 
 export interface L3AgentInfo {

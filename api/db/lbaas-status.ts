@@ -1,0 +1,112 @@
+/**
+ * What an LBaaS agent reports of a pool it serves, applied to the lb_* rows: the pool
+ * status (report_status `pool` with the revision it served) and the stats and member
+ * health (update_pool_stats).
+ *
+ * Invariants: a report is applied only while the reporting host's LBaaS agent hosts the
+ * pool, checked under the LBaaS scheduler lock (a fenced copy's report changes nothing);
+ * ACTIVE at revision R turns ACTIVE exactly the objects of the pool (pool, VIP, members,
+ * monitor associations) that became PENDING_* at a revision <= R — a change made after
+ * the served revision stays pending; rejected members become ERROR with their reason, and
+ * a member in ERROR that is no longer rejected at a revision >= its own turns ACTIVE; the
+ * pool itself leaves an ERROR its agent reported once a later ACTIVE covers its revision;
+ * ERROR sets only the pool's status and reason. Member health is written only for the
+ * pool's own members (an unknown id is ignored).
+ */
+import type { UpdatePoolStatsArgs } from '../../contracts/lbaas.ts';
+import type { ResourceStatus } from '../../contracts/status.ts';
+import type { Db, Queryable } from './index.ts';
+import { lbaasSchedulerTransaction, servesPool } from './lbaas-bindings.ts';
+
+const PENDING = "status LIKE 'PENDING_%'";
+
+/** ACTIVE at `revision`: the pending objects it covers, the rejected and cleared members. */
+async function applyActive(tx: Queryable, s: ResourceStatus, revision: number) {
+  const rejected = new Map((s.rejected ?? []).map((r) => [r.id, r.reason]));
+  const active = "status = 'ACTIVE', status_description = NULL";
+  await tx.query(
+    `UPDATE lb_pools SET ${active}
+      WHERE id = ? AND (${PENDING} OR status = 'ERROR') AND status_revision <= ?`,
+    [s.id, revision],
+  );
+  for (const table of ['lb_vips', 'lb_pool_monitors'])
+    await tx.query(
+      `UPDATE ${table} SET ${active} WHERE pool_id = ? AND ${PENDING} AND status_revision <= ?`,
+      [s.id, revision],
+    );
+  const members = await tx.query<{ id: string }>(
+    `SELECT id FROM lb_members
+      WHERE pool_id = ? AND (${PENDING} OR status = 'ERROR') AND status_revision <= ?`,
+    [s.id, revision],
+  );
+  for (const m of members.filter((x) => !rejected.has(x.id)))
+    await tx.query(`UPDATE lb_members SET ${active} WHERE id = ?`, [m.id]);
+}
+
+/** Rejected members of the pool: ERROR with the agent's reason. */
+async function applyRejected(tx: Queryable, s: ResourceStatus) {
+  for (const part of s.rejected ?? [])
+    if (part.resource === 'member')
+      await tx.query(
+        `UPDATE lb_members SET status = 'ERROR', status_description = ?
+          WHERE id = ? AND pool_id = ?`,
+        [part.reason, part.id, s.id],
+      );
+}
+
+async function applyOne(tx: Queryable, host: string, s: ResourceStatus): Promise<boolean> {
+  if (!(await servesPool(tx, s.id, host))) return false;
+  if (s.status === 'ERROR')
+    await tx.query(`UPDATE lb_pools SET status = 'ERROR', status_description = ? WHERE id = ?`, [
+      s.reason ?? 'The LBaaS agent could not serve the pool',
+      s.id,
+    ]);
+  else if (s.revision !== undefined) await applyActive(tx, s, s.revision);
+  await applyRejected(tx, s);
+  return true;
+}
+
+/**
+ * Applies the pool statuses `statuses` reported by the LBaaS agent of `host`, in order;
+ * returns the ids of those ignored (the host does not host the pool: fenced or gone).
+ */
+export async function applyPoolStatuses(
+  db: Db,
+  host: string,
+  statuses: readonly ResourceStatus[],
+): Promise<string[]> {
+  return lbaasSchedulerTransaction(db, async (tx) => {
+    const ignored: string[] = [];
+    for (const s of statuses) if (!(await applyOne(tx, host, s))) ignored.push(s.id);
+    return ignored;
+  });
+}
+
+/** Stores a pool's stats and its members' health; 0 when `host` does not host the pool. */
+export async function storePoolStats(db: Db, args: UpdatePoolStatsArgs): Promise<number> {
+  return lbaasSchedulerTransaction(db, async (tx) => {
+    if (!(await servesPool(tx, args.pool_id, args.host))) return 0;
+    const { bytes_in, bytes_out, active_connections, total_connections } = args.stats;
+    await tx.query(
+      `INSERT INTO lb_pool_stats
+         (pool_id, bytes_in, bytes_out, active_connections, total_connections)
+       VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (pool_id) DO UPDATE SET bytes_in = excluded.bytes_in,
+         bytes_out = excluded.bytes_out, active_connections = excluded.active_connections,
+         total_connections = excluded.total_connections`,
+      [args.pool_id, bytes_in, bytes_out, active_connections, total_connections],
+    );
+    const reasons = new Map((args.reasons ?? []).map((r) => [r.id, r.reason]));
+    let updated = 1;
+    for (const m of args.members) {
+      const why = m.status === 'INACTIVE' ? (reasons.get(m.id) ?? null) : null;
+      const rows = await tx.query(
+        `UPDATE lb_members SET health = ?, health_description = ?
+          WHERE id = ? AND pool_id = ? RETURNING id`,
+        [m.status, why, m.id, args.pool_id],
+      );
+      updated += rows.length;
+    }
+    return updated;
+  });
+}
