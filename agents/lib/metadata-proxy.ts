@@ -3,7 +3,8 @@
  * that listens on `bind`, strips every header a guest could forge (META_HEADERS, Forwarded,
  * X-Forwarded-*, X-Kumo-*, X-Instance-ID*, X-Metadata-Provider*), adds the router's or
  * network's id and `X-Forwarded-For` from the connection's source address, and forwards over
- * the agent's relay socket. desired (ProxySpec) → observe (observeProxy) → plan (proxySteps).
+ * the agent's relay socket. desired (ProxySpec) → observe (observeProxy) → plan (proxySteps),
+ * through the shared haproxy instance (agents/lib/haproxy-instance.ts).
  *
  * Invariants: the proxy's files live in `dir` only (haproxy.cfg, haproxy.pid,
  * haproxy.loaded), so a null desired state stops the haproxy and removes `dir` and nothing
@@ -15,20 +16,17 @@
  * dies between writing a config and reloading finds the digest stale and reloads on its
  * next pass (the config on disk alone cannot tell). proxySteps is pure.
  */
-import { createHash } from 'node:crypto';
-import { access, readFile } from 'node:fs/promises';
 import { META_HEADERS } from '../../contracts/metadata.ts';
 import { ValidationError } from '../../contracts/schema.ts';
 import { type HttpRequestRule, renderConfig } from '../../host/haproxy/config.ts';
 import {
-  checkCommand,
-  findHaproxy,
-  type HaproxyPaths,
-  haproxyExpected,
-  inNetns,
-  reloadCommand,
-  startCommand,
-} from '../../host/haproxy/daemon.ts';
+  configDigest,
+  haproxyPaths,
+  haproxySteps,
+  haproxyTeardown,
+  type ObservedHaproxy,
+  observeHaproxy,
+} from './haproxy-instance.ts';
 import type { Step } from './steps.ts';
 
 export interface ProxySpec {
@@ -41,29 +39,10 @@ export interface ProxySpec {
   socket: string;
 }
 
-export interface ObservedProxy {
-  dir: string;
-  dirExists: boolean;
-  /** haproxy.cfg as on disk (null: none). */
-  config: string | null;
-  /** haproxy.loaded: the digest of the config the running haproxy loaded (null: none). */
-  loaded: string | null;
-  /** The running haproxy of this dir (null: none). */
-  pid: number | null;
-  /** That haproxy lives in the spec's namespace (false when none runs or no spec given). */
-  inNetns: boolean;
-}
+export type ObservedProxy = ObservedHaproxy;
 
-export const proxyPaths = (dir: string): HaproxyPaths => ({
-  config: `${dir}/haproxy.cfg`,
-  pidfile: `${dir}/haproxy.pid`,
-});
-
-const loadedPath = (dir: string) => `${dir}/haproxy.loaded`;
-
-/** What haproxy.loaded holds for a config. */
-export const configDigest = (config: string) =>
-  `${createHash('sha256').update(config).digest('hex')}\n`;
+export const proxyPaths = haproxyPaths;
+export { configDigest };
 
 const UUID_VALUE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -101,97 +80,23 @@ export function proxyConfig(spec: ProxySpec): string {
   });
 }
 
-const readFileOrNull = (path: string) =>
-  readFile(path, 'utf8').catch((e: NodeJS.ErrnoException) => {
-    if (e.code === 'ENOENT') return null;
-    throw e;
-  });
-
-const exists = (path: string) =>
-  access(path).then(
-    () => true,
-    () => false,
-  );
+const LABEL = 'metadata proxy';
 
 /**
  * The proxy's files and process; read-only, no command runs (files, the pid file and
  * /proc only). Pass the spec when one is desired, so its namespace is compared; a bare dir
  * is enough for a teardown.
  */
-export async function observeProxy(specOrDir: ProxySpec | string): Promise<ObservedProxy> {
-  const spec = typeof specOrDir === 'string' ? null : specOrDir;
-  const dir = spec?.dir ?? (specOrDir as string);
-  const paths = proxyPaths(dir);
-  const dirExists = await exists(dir);
-  if (!dirExists) return { dir, dirExists, config: null, loaded: null, pid: null, inNetns: false };
-  const [config, loaded, pid] = await Promise.all([
-    readFileOrNull(paths.config),
-    readFileOrNull(loadedPath(dir)),
-    findHaproxy(paths),
-  ]);
-  const here = pid !== null && spec !== null && (await inNetns(pid, spec.netns));
-  return { dir, dirExists, config, loaded, pid, inNetns: here };
-}
-
-function teardown(o: ObservedProxy): Step[] {
-  const paths = proxyPaths(o.dir);
-  return [
-    ...(o.pid !== null
-      ? [
-          {
-            kind: 'daemon' as const,
-            action: 'stop' as const,
-            daemon: { pidfile: paths.pidfile, expected: haproxyExpected(paths) },
-            why: 'stop the metadata proxy',
-          },
-        ]
-      : []),
-    ...(o.dirExists ? [{ kind: 'remove' as const, path: o.dir, why: 'metadata proxy files' }] : []),
-  ];
-}
-
-/** Start, or reload when the running one loaded another config or lives elsewhere. */
-function runSteps(spec: ProxySpec, o: ObservedProxy, digest: string, changed: boolean): Step[] {
-  const paths = proxyPaths(spec.dir);
-  const daemon = { pidfile: paths.pidfile, expected: haproxyExpected(paths) };
-  const loaded = { kind: 'file' as const, path: loadedPath(spec.dir), content: digest };
-  if (o.pid === null)
-    return [
-      {
-        kind: 'daemon',
-        action: 'start',
-        daemon,
-        spec: startCommand(paths, spec.netns),
-        why: 'start the metadata proxy',
-      },
-      { ...loaded, why: 'the config haproxy started with' },
-    ];
-  const moved = !o.inNetns;
-  if (!moved && !changed && o.loaded === digest) return [];
-  return [
-    {
-      kind: 'command',
-      spec: reloadCommand(paths, o.pid, spec.netns),
-      why: moved ? 'metadata proxy in a stale namespace' : 'reload the metadata proxy',
-    },
-    { ...loaded, why: 'the config haproxy reloaded' },
-  ];
+export function observeProxy(specOrDir: ProxySpec | string): Promise<ObservedProxy> {
+  if (typeof specOrDir === 'string') return observeHaproxy(specOrDir, null);
+  return observeHaproxy(specOrDir.dir, specOrDir.netns);
 }
 
 /** The steps that make `o` match `desired` (null: no proxy, no files). */
 export function proxySteps(desired: ProxySpec | null, o: ObservedProxy): Step[] {
-  if (desired === null) return teardown(o);
-  const config = proxyConfig(desired);
-  const paths = proxyPaths(desired.dir);
-  const changed = o.config !== config;
-  return [
-    ...(o.dirExists ? [] : [{ kind: 'mkdir' as const, path: desired.dir, why: 'metadata proxy' }]),
-    ...(changed
-      ? [
-          { kind: 'file' as const, path: paths.config, content: config, why: 'haproxy.cfg' },
-          { kind: 'command' as const, spec: checkCommand(paths.config), why: 'haproxy -c' },
-        ]
-      : []),
-    ...runSteps(desired, o, configDigest(config), changed),
-  ];
+  if (desired === null) return haproxyTeardown(o, LABEL);
+  return haproxySteps(
+    { netns: desired.netns, dir: desired.dir, config: proxyConfig(desired), label: LABEL },
+    o,
+  );
 }

@@ -1,0 +1,196 @@
+/**
+ * What one pool must look like on this host, from the API's LbPool: the qlbaas namespace,
+ * the VIP's port plugged into it with its address, a default route via the subnet's
+ * gateway, and an haproxy (a frontend for the VIP, a backend for the pool) with its stats
+ * socket. Pure.
+ *
+ * Invariants:
+ * - `null` means "this host must serve nothing for the pool" (answered null, admin-down,
+ *   no VIP, or the VIP admin-down) and every host object it owned is removed;
+ * - haproxy.cfg is rendered from the LbPool's ids, addresses, ports, numbers and
+ *   enumerations only (host/haproxy checks every token): no name or description reaches it;
+ * - a member whose address is not an IP is left out and listed in `rejected` with the
+ *   other members the contract already left out; the pool is served without it.
+ */
+
+import { canonicalIp } from '../../contracts/inet.ts';
+import type { LbMember, LbMonitor, LbPool, LbVip } from '../../contracts/lbaas.ts';
+import { expectedCodeList } from '../../contracts/lbaas.ts';
+import { ValidationError } from '../../contracts/schema.ts';
+import { MAX_REJECTED, type RejectedPart } from '../../contracts/status.ts';
+import {
+  type Backend,
+  type Frontend,
+  type HealthCheck,
+  type Persistence,
+  renderConfig,
+} from '../../host/haproxy/config.ts';
+import { parseCidr } from '../../host/ip/inet.ts';
+import { assertDeviceName } from '../../host/ip/names.ts';
+import type { StaticRoute } from '../../host/ip/route.ts';
+import type { HaproxyInstance } from '../lib/haproxy-instance.ts';
+import type { NsPort } from '../lib/ns-port.ts';
+
+export interface LbSettings {
+  /** <state_path>/lbaas: one directory per pool, named by its id, marked with the host. */
+  stateRoot: string;
+  /** This host's name: what the ownership markers say. */
+  host: string;
+  intBridge: string;
+  /** Where ovs-vswitchd runs, when not in this process's namespace (the test lab). */
+  vswitchdNetns?: string;
+  /** `[DEFAULT] netns_prefix`: '' in production. */
+  netnsPrefix: string;
+}
+
+export interface DesiredPool {
+  poolId: string;
+  netns: string;
+  stateDir: string;
+  port: NsPort;
+  /** The default route via the VIP subnet's gateway (null: the subnet has none). */
+  route: StaticRoute | null;
+  haproxy: HaproxyInstance & { statsSocket: string };
+  /** Members served without, with the reasons; sorted, capped. */
+  rejected: RejectedPart[];
+}
+
+export const MARKER = { file: 'host' };
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+function checkedId(id: string, field: string): string {
+  if (!UUID.test(id)) throw new ValidationError(field, 'must be a lower-case uuid');
+  return id;
+}
+
+export const stateDirOf = (s: LbSettings, poolId: string) =>
+  `${s.stateRoot}/${checkedId(poolId, 'pool id')}`;
+export const netnsOf = (s: LbSettings, poolId: string) =>
+  `${s.netnsPrefix}qlbaas-${checkedId(poolId, 'pool id')}`;
+export const statsSocketOf = (stateDir: string) => `${stateDir}/haproxy.sock`;
+/** The stats counters of earlier haproxy processes (stats.ts), kept across agent restarts. */
+export const statsBaseOf = (stateDir: string) => `${stateDir}/stats.json`;
+/** `tap` + the first 11 characters of the VIP port's id (host/ip/names portDevice's rule). */
+export const vipDevice = (portId: string) =>
+  assertDeviceName(`tap${checkedId(portId, 'vip.port.id').slice(0, 11)}`);
+
+const BALANCE = { ROUND_ROBIN: 'roundrobin', LEAST_CONNECTIONS: 'leastconn', SOURCE_IP: 'source' };
+/** Neutron's haproxy driver: HTTPS is passed through as TCP. */
+const modeOf = (protocol: LbPool['protocol']) => (protocol === 'HTTP' ? 'http' : 'tcp');
+
+/** A canonical IP, or undefined. */
+const ipOf = (text: string) => canonicalIp(text);
+
+function persistenceOf(vip: LbVip, mode: 'http' | 'tcp'): Persistence | undefined {
+  const sp = vip.session_persistence;
+  if (sp === null) return undefined;
+  if (sp.type === 'SOURCE_IP') return { type: 'source' };
+  if (mode !== 'http') return undefined;
+  if (sp.type === 'HTTP_COOKIE') return { type: 'insert-cookie' };
+  if (sp.cookie_name === null)
+    throw new ValidationError('vip.session_persistence.cookie_name', 'APP_COOKIE needs a name');
+  return { type: 'app-cookie', cookie: sp.cookie_name };
+}
+
+function checkOf(m: LbMonitor | null): HealthCheck | undefined {
+  if (m === null) return undefined;
+  const times = { interval: m.delay, timeout: m.timeout, fall: m.max_retries, rise: m.max_retries };
+  if (m.type === 'PING' || m.type === 'TCP') return { probe: { type: 'tcp' }, ...times };
+  if (m.type === 'HTTPS') return { probe: { type: 'ssl-hello' }, ...times };
+  const expect = expectedCodeList(m.expected_codes);
+  if (!expect) throw new ValidationError('health_monitor.expected_codes', 'is not a code list');
+  return { probe: { type: 'http', method: m.http_method, path: m.url_path, expect }, ...times };
+}
+
+/** The members haproxy can serve, and the others with the reason. */
+function servers(members: readonly LbMember[], rejected: RejectedPart[]) {
+  return members.flatMap((m) => {
+    const address = ipOf(m.address);
+    if (address === undefined) {
+      rejected.push({ resource: 'member', id: m.id, reason: 'address is not an IP address' });
+      return [];
+    }
+    return [{ name: m.id, address, port: m.protocol_port, weight: m.weight }];
+  });
+}
+
+function haproxyConfig(pool: LbPool, vip: LbVip, socket: string, rejected: RejectedPart[]) {
+  const mode = modeOf(pool.protocol);
+  const address = ipOf(vip.address);
+  if (address === undefined) throw new ValidationError('vip.address', 'is not an IP address');
+  const frontend: Frontend = {
+    name: checkedId(vip.id, 'vip.id'),
+    mode,
+    bind: { address, port: vip.protocol_port },
+    ...(vip.connection_limit >= 0 ? { maxconn: vip.connection_limit } : {}),
+    defaultBackend: pool.id,
+  };
+  const persistence = persistenceOf(vip, mode);
+  const check = checkOf(pool.health_monitor);
+  const backend: Backend = {
+    name: pool.id,
+    mode,
+    balance: BALANCE[pool.lb_method] as Backend['balance'],
+    ...(persistence ? { persistence } : {}),
+    ...(check ? { check } : {}),
+    servers: servers(pool.members, rejected),
+  };
+  return renderConfig({
+    maxconn: 100_000,
+    timeouts: { connect: 5, client: 50, server: 50, httpRequest: 10 },
+    stats: { socket },
+    frontends: [frontend],
+    backends: [backend],
+  });
+}
+
+/** The VIP port's address with its subnet's prefix, and the default route via the gateway. */
+function vipAddressing(vip: LbVip) {
+  const cidr = parseCidr(vip.port.cidr);
+  const ip = ipOf(vip.port.ip_address);
+  if (!cidr || ip === undefined || ip.includes(':') !== (cidr.version === 6))
+    throw new ValidationError('vip.port.ip_address', 'is not an address of its subnet');
+  const gw = vip.port.gateway_ip === null ? undefined : ipOf(vip.port.gateway_ip);
+  if (vip.port.gateway_ip !== null && gw === undefined)
+    throw new ValidationError('vip.port.gateway_ip', 'is not an IP address');
+  const route: StaticRoute | null =
+    gw === undefined ? null : { destination: cidr.version === 6 ? '::/0' : '0.0.0.0/0', via: gw };
+  return { address: `${ip}/${cidr.prefix}`, route };
+}
+
+const capped = (parts: RejectedPart[]) =>
+  parts.sort((a, b) => (a.resource + a.id < b.resource + b.id ? -1 : 1)).slice(0, MAX_REJECTED);
+
+/** `arrived`: the members the contract already left out (parseLbPoolInfo). */
+export function desiredPool(
+  pool: LbPool | null,
+  s: LbSettings,
+  arrived: readonly RejectedPart[] = [],
+): DesiredPool | null {
+  const vip = pool?.admin_state_up ? pool.vip : null;
+  if (!pool || !vip?.admin_state_up) return null;
+  const stateDir = stateDirOf(s, pool.id);
+  const netns = netnsOf(s, pool.id);
+  const rejected = [...arrived];
+  const socket = statsSocketOf(stateDir);
+  const config = haproxyConfig(pool, vip, socket, rejected);
+  const { address, route } = vipAddressing(vip);
+  return {
+    poolId: pool.id,
+    netns,
+    stateDir,
+    port: {
+      netns,
+      device: vipDevice(vip.port.id),
+      portId: vip.port.id,
+      mac: vip.port.mac_address.toLowerCase(),
+      mtu: vip.port.mtu,
+      addresses: [address],
+      bridge: s.intBridge,
+      ...(s.vswitchdNetns ? { vswitchdNetns: s.vswitchdNetns } : {}),
+    },
+    route,
+    haproxy: { netns, dir: stateDir, config, statsSocket: socket, label: 'pool haproxy' },
+    rejected: capped(rejected),
+  };
+}

@@ -1,0 +1,98 @@
+/**
+ * What the host has for one pool: whether its state directory is ours (the ownership
+ * marker names this host), its qlbaas namespace, the tap inside and its OVS port, the
+ * `proto static` routes, and the pool's haproxy (files, pid file, namespace). Read-only.
+ *
+ * Invariants: a pool whose state directory is not ours and that must not be served is
+ * observed as empty, so the plan never touches a namespace someone else made; inside a
+ * served pool's namespace one `ip -j -batch` (links with addresses, static routes) is all
+ * that runs (a namespace torn down needs only `ip -j addr`); haproxy is read from its pid
+ * file and /proc, no command; OVSDB is asked only when there is a port to look for.
+ */
+import { stat } from 'node:fs/promises';
+import { UUID } from '../../contracts/schema.ts';
+import type { CommandRunner } from '../../core/exec.ts';
+import { listLinks } from '../../host/ip/link.ts';
+import { netnsExists } from '../../host/ip/netns.ts';
+import { listLinksAndStaticRoutes, type StaticRoute } from '../../host/ip/route.ts';
+import type { OvsdbClient } from '../../host/ovs/ovsdb.ts';
+import { findPorts } from '../../host/ovs/ports.ts';
+import { type ObservedHaproxy, observeHaproxy } from '../lib/haproxy-instance.ts';
+import type { NsObserved } from '../lib/ns-port.ts';
+import { listOwned, readOwner } from '../lib/ownership.ts';
+import { type DesiredPool, type LbSettings, MARKER, netnsOf, stateDirOf } from './desired.ts';
+
+export interface ObservedPool extends NsObserved {
+  stateDirExists: boolean;
+  /** …and its marker names this host. */
+  owned: boolean;
+  routes: StaticRoute[];
+  haproxy: ObservedHaproxy;
+}
+
+export interface ObserveDeps {
+  runner: CommandRunner;
+  ovsdb(): Promise<OvsdbClient>;
+}
+
+const exists = (path: string) =>
+  stat(path).then(
+    () => true,
+    () => false,
+  );
+
+const emptyHaproxy = (dir: string): ObservedHaproxy => ({
+  dir,
+  dirExists: false,
+  config: null,
+  loaded: null,
+  pid: null,
+  inNetns: false,
+});
+
+async function observeNs(deps: ObserveDeps, netns: string, desired: DesiredPool | null) {
+  const present = await netnsExists(netns);
+  const listed = !present
+    ? { links: [], routes: [] }
+    : desired
+      ? await listLinksAndStaticRoutes(deps.runner, netns)
+      : { links: await listLinks(deps.runner, netns), routes: [] };
+  const links = listed.links.filter((l) => l.name.startsWith('tap'));
+  const names = [
+    ...new Set([...(desired ? [desired.port.device] : []), ...links.map((l) => l.name)]),
+  ];
+  const ovsPorts = names.length ? await findPorts(await deps.ovsdb(), { names }) : [];
+  return { netnsExists: present, links, ovsPorts, routes: listed.routes };
+}
+
+export async function observePool(
+  deps: ObserveDeps,
+  s: LbSettings,
+  poolId: string,
+  desired: DesiredPool | null,
+): Promise<ObservedPool> {
+  const dir = stateDirOf(s, poolId);
+  const stateDirExists = await exists(dir);
+  const owned = stateDirExists && (await readOwner(dir, MARKER)) === s.host;
+  if (!desired && !owned)
+    return {
+      stateDirExists,
+      owned,
+      netnsExists: false,
+      links: [],
+      ovsPorts: [],
+      routes: [],
+      haproxy: emptyHaproxy(dir),
+    };
+  const ns = await observeNs(deps, netnsOf(s, poolId), desired);
+  const haproxy = await observeHaproxy(dir, desired?.netns ?? null);
+  return { stateDirExists, owned, ...ns, haproxy };
+}
+
+/**
+ * Every pool this agent has anything for: its state directories marked with this host. A
+ * qlbaas namespace without one is not ours (another deployment, a test): left alone.
+ */
+export async function ownedPoolIds(s: LbSettings): Promise<Set<string>> {
+  return new Set(await listOwned(s.stateRoot, { idPattern: UUID, marker: MARKER, owner: s.host }));
+}

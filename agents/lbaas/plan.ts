@@ -1,0 +1,71 @@
+/**
+ * diff(desired, observed) → the kit Steps that make one pool's qlbaas namespace match. Pure.
+ *
+ * Order for a pool served here: the state directory and its ownership marker (before
+ * anything else, so whatever follows is known to be ours), the namespace and the VIP's port
+ * (agents/lib/ns-port) with ONE `ip -batch` carrying stale routes' deletions, the link's
+ * MAC/MTU/up/address and the missing default route; then the haproxy (agents/lib/
+ * haproxy-instance: config written, `haproxy -c`, start or hitless reload), which binds the
+ * VIP's address and so comes after it.
+ *
+ * Invariants: a pool that is already right plans nothing; only `proto static` routes are
+ * added or removed; a pool no longer served here loses its haproxy, OVS port, namespace
+ * and state directory, in that order — and only when its state directory is ours.
+ */
+import { sameRoute, staticRouteDel, staticRouteReplace } from '../../host/ip/route.ts';
+import { haproxySteps, haproxyStop } from '../lib/haproxy-instance.ts';
+import { planNsPorts, teardownNsPort } from '../lib/ns-port.ts';
+import type { Step } from '../lib/steps.ts';
+import { type DesiredPool, type LbSettings, MARKER } from './desired.ts';
+import type { ObservedPool } from './observe.ts';
+
+/** Stale routes to delete (before the link changes) and the missing one to add (after). */
+function routeLines(d: DesiredPool, o: ObservedPool) {
+  const wanted = d.route ? [d.route] : [];
+  const stale = o.routes.filter((r) => !wanted.some((w) => sameRoute(w, r)));
+  const missing = wanted.filter((w) => !o.routes.some((r) => sameRoute(w, r)));
+  return { before: stale.map(staticRouteDel), after: missing.map(staticRouteReplace) };
+}
+
+function ownerSteps(d: DesiredPool, o: ObservedPool, s: LbSettings): Step[] {
+  if (o.owned) return [];
+  return [
+    { kind: 'mkdir', path: d.stateDir, why: 'state directory' },
+    {
+      kind: 'file',
+      path: `${d.stateDir}/${MARKER.file}`,
+      content: `${s.host}\n`,
+      why: 'ownership marker',
+    },
+  ];
+}
+
+/** haproxy stops first (it lives in the namespace); its files go with the state. */
+function teardown(o: ObservedPool, ids: { netns: string; stateDir: string }): Step[] {
+  if (!o.owned) return [];
+  return [
+    ...haproxyStop(o.haproxy, 'pool haproxy'),
+    ...teardownNsPort(ids.netns, o),
+    { kind: 'remove', path: ids.stateDir, why: 'remove state' },
+  ];
+}
+
+export function planPool(
+  d: DesiredPool | null,
+  o: ObservedPool,
+  s: LbSettings,
+  ids: { netns: string; stateDir: string },
+): Step[] {
+  if (!d) return teardown(o, ids);
+  const routes = routeLines(d, o);
+  return [
+    ...ownerSteps(d, o, s),
+    ...planNsPorts(d.netns, [d.port], o, {
+      before: routes.before,
+      lines: routes.after,
+      why: 'link, address and route',
+    }),
+    // The state directory is the haproxy's: made (if missing) by ownerSteps.
+    ...haproxySteps(d.haproxy, { ...o.haproxy, dirExists: true }),
+  ];
+}

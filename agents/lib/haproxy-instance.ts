@@ -1,0 +1,162 @@
+/**
+ * One haproxy an agent runs inside a namespace, as data: its directory (haproxy.cfg,
+ * haproxy.pid, haproxy.loaded and, when it has one, the stats socket), the rendered config
+ * and the namespace. desired (HaproxyInstance) → observe (observeHaproxy) → plan
+ * (haproxySteps). Shared by the metadata proxy (agents/lib/metadata-proxy.ts) and the
+ * LBaaS agent's pools (agents/lbaas).
+ *
+ * Invariants: a running haproxy whose loaded config is already right and that lives in
+ * the right namespace is never restarted nor reloaded (an agent restart adopts it through
+ * the pid file); a config change is written atomically, checked with `haproxy -c`, then
+ * applied by a hitless reload (`-sf <old pid>`, with `-x <stats socket>` when the instance
+ * has one, so the new process takes the listening sockets over and no connection is
+ * refused); a haproxy living in another namespace (a stale one) is replaced by one started
+ * in the right namespace without `-x` (its sockets belong to the old namespace).
+ * `haproxy.loaded` holds the digest of the config the running haproxy was started or
+ * reloaded with, written only after that succeeded, so an agent that dies between writing
+ * a config and reloading finds the digest stale and reloads on its next pass.
+ * haproxySteps is pure; observeHaproxy only reads files, the pid file and /proc.
+ */
+import { createHash } from 'node:crypto';
+import { access, readFile } from 'node:fs/promises';
+import {
+  checkCommand,
+  findHaproxy,
+  type HaproxyPaths,
+  haproxyExpected,
+  inNetns,
+  reloadCommand,
+  startCommand,
+} from '../../host/haproxy/daemon.ts';
+import type { Step } from './steps.ts';
+
+export interface HaproxyInstance {
+  netns: string;
+  /** The instance's directory (removed with it). */
+  dir: string;
+  /** The rendered haproxy.cfg. */
+  config: string;
+  /** The stats socket the config declares (`expose-fd listeners`): reloads use `-x`. */
+  statsSocket?: string;
+  /** What the log calls it ("metadata proxy", "pool haproxy"). */
+  label: string;
+}
+
+export interface ObservedHaproxy {
+  dir: string;
+  dirExists: boolean;
+  /** haproxy.cfg as on disk (null: none). */
+  config: string | null;
+  /** haproxy.loaded: the digest of the config the running haproxy loaded (null: none). */
+  loaded: string | null;
+  /** The running haproxy of this dir (null: none). */
+  pid: number | null;
+  /** That haproxy lives in the given namespace (false when none runs or none given). */
+  inNetns: boolean;
+}
+
+export const haproxyPaths = (dir: string): HaproxyPaths => ({
+  config: `${dir}/haproxy.cfg`,
+  pidfile: `${dir}/haproxy.pid`,
+});
+
+export const loadedPath = (dir: string) => `${dir}/haproxy.loaded`;
+
+/** What haproxy.loaded holds for a config. */
+export const configDigest = (config: string) =>
+  `${createHash('sha256').update(config).digest('hex')}\n`;
+
+const readFileOrNull = (path: string) =>
+  readFile(path, 'utf8').catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT') return null;
+    throw e;
+  });
+
+const exists = (path: string) =>
+  access(path).then(
+    () => true,
+    () => false,
+  );
+
+/** The instance's files and process; `netns` (when one is wanted) is compared too. */
+export async function observeHaproxy(dir: string, netns: string | null): Promise<ObservedHaproxy> {
+  const paths = haproxyPaths(dir);
+  const dirExists = await exists(dir);
+  if (!dirExists) return { dir, dirExists, config: null, loaded: null, pid: null, inNetns: false };
+  const [config, loaded, pid] = await Promise.all([
+    readFileOrNull(paths.config),
+    readFileOrNull(loadedPath(dir)),
+    findHaproxy(paths),
+  ]);
+  const here = pid !== null && netns !== null && (await inNetns(pid, netns));
+  return { dir, dirExists, config, loaded, pid, inNetns: here };
+}
+
+const daemonOf = (dir: string) => {
+  const paths = haproxyPaths(dir);
+  return { pidfile: paths.pidfile, expected: haproxyExpected(paths) };
+};
+
+/** The running haproxy stopped (nothing when none runs); its files stay. */
+export function haproxyStop(o: ObservedHaproxy, label: string): Step[] {
+  if (o.pid === null) return [];
+  return [{ kind: 'daemon', action: 'stop', daemon: daemonOf(o.dir), why: `stop the ${label}` }];
+}
+
+/** Start, or reload when the running one loaded another config or lives elsewhere. */
+function runSteps(d: HaproxyInstance, o: ObservedHaproxy, digest: string, changed: boolean) {
+  const paths = haproxyPaths(d.dir);
+  const loaded = { kind: 'file' as const, path: loadedPath(d.dir), content: digest };
+  if (o.pid === null)
+    return [
+      {
+        kind: 'daemon' as const,
+        action: 'start' as const,
+        daemon: daemonOf(d.dir),
+        spec: startCommand(paths, d.netns),
+        why: `start the ${d.label}`,
+      },
+      { ...loaded, why: 'the config haproxy started with' },
+    ];
+  const moved = !o.inNetns;
+  if (!moved && !changed && o.loaded === digest) return [];
+  const socket = moved || d.statsSocket === undefined ? {} : { socket: d.statsSocket };
+  const spec = reloadCommand({ ...paths, ...socket }, o.pid, d.netns);
+  return [
+    {
+      kind: 'command' as const,
+      spec,
+      why: moved ? `${d.label} in a stale namespace` : `reload the ${d.label}`,
+    },
+    { ...loaded, why: 'the config haproxy reloaded' },
+  ];
+}
+
+/** The haproxy stopped and its directory removed. */
+export function haproxyTeardown(o: ObservedHaproxy, label: string): Step[] {
+  return [
+    ...haproxyStop(o, label),
+    ...(o.dirExists ? [{ kind: 'remove' as const, path: o.dir, why: `${label} files` }] : []),
+  ];
+}
+
+/** The steps that make `o` match `desired`: its directory, config, and a start or reload. */
+export function haproxySteps(desired: HaproxyInstance, o: ObservedHaproxy): Step[] {
+  const paths = haproxyPaths(desired.dir);
+  const changed = o.config !== desired.config;
+  return [
+    ...(o.dirExists ? [] : [{ kind: 'mkdir' as const, path: desired.dir, why: desired.label }]),
+    ...(changed
+      ? [
+          {
+            kind: 'file' as const,
+            path: paths.config,
+            content: desired.config,
+            why: 'haproxy.cfg',
+          },
+          { kind: 'command' as const, spec: checkCommand(paths.config), why: 'haproxy -c' },
+        ]
+      : []),
+    ...runSteps(desired, o, configDigest(desired.config), changed),
+  ];
+}
