@@ -103,7 +103,9 @@ export function runLbaasBench(main: () => Promise<void>): Promise<void> {
       console.error(`kumo-api log (last lines):\n${logTail(l.c.api?.logPath ?? '', 15)}`);
       for (const h of l.lbHosts) {
         const agent = l.procs(h).get('lbaas');
-        console.error(`LBaaS agent on ${l.hostName(h)} (last lines):\n${logTail(agent?.logPath ?? '', 15)}`);
+        console.error(
+          `LBaaS agent on ${l.hostName(h)} (last lines):\n${logTail(agent?.logPath ?? '', 15)}`,
+        );
       }
     },
   });

@@ -101,7 +101,9 @@ async function get(): Promise<void> {
 }
 
 const pct = (sorted: number[], p: number) =>
-  sorted.length === 0 ? 0 : (sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? 0);
+  sorted.length === 0
+    ? 0
+    : (sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? 0);
 
 let running = true;
 const seconds = Number(secondsArg);

@@ -8,10 +8,11 @@
  * Invariant: only the API changes state here (plus the agents' admin state); what the
  * agents build goes with the lab's destroy().
  */
+
+import { showStat } from '../host/haproxy/stats.ts';
+import { waitFor } from '../test/helpers/env.ts';
 import type { LabHost } from '../test/helpers/lab.ts';
 import type { LbaasLab } from '../test/helpers/lbaas-lab.ts';
-import { waitFor } from '../test/helpers/env.ts';
-import { showStat } from '../host/haproxy/stats.ts';
 
 export interface BenchMember {
   id: string;

@@ -70,7 +70,8 @@ async function phase(
 }
 
 const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
-const pct = (xs: number[], p: number) => sorted(xs)[Math.min(xs.length - 1, Math.floor(xs.length * p))] ?? NaN;
+const pct = (xs: number[], p: number) =>
+  sorted(xs)[Math.min(xs.length - 1, Math.floor(xs.length * p))] ?? NaN;
 const failed = (p: Phase) => p.loads.reduce((n, l) => n + l.result.failed, 0);
 const total = (p: Phase) => p.loads.reduce((n, l) => n + l.result.ok + l.result.failed, 0);
 
@@ -118,7 +119,9 @@ async function main() {
     `${memberCount} members on ports ${FIRST_PORT}-${FIRST_PORT + memberCount - 1}; ` +
       `time ratio kumo/baseline (p50 to new config in force): ${(pct(kumo.times, 0.5) / pct(base.times, 0.5)).toFixed(2)}`,
   );
-  console.log(`target (0 failed requests through the VIP): ${failed(kumo) === 0 ? 'met' : 'MISSED'}`);
+  console.log(
+    `target (0 failed requests through the VIP): ${failed(kumo) === 0 ? 'met' : 'MISSED'}`,
+  );
   console.log(
     `ratio kumo/baseline (failed requests during ${changes} changes): ${(failed(kumo) / failed(base)).toFixed(3)} (${failed(kumo)} vs ${failed(base)})`,
   );

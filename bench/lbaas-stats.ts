@@ -37,5 +37,7 @@ export async function waitWeight(
     }
     await new Promise((r) => setTimeout(r, POLL_MS));
   }
-  throw new Error(`${socket}: ${svname} not at weight ${weight} in ${timeoutMs} ms (last: ${last})`);
+  throw new Error(
+    `${socket}: ${svname} not at weight ${weight} in ${timeoutMs} ms (last: ${last})`,
+  );
 }
