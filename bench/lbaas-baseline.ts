@@ -45,7 +45,7 @@ const runner = createCommandRunner();
 function render(paths: HaproxyPaths, bind: { address: string; port: number }, m: BaselineMember[]) {
   return renderConfig({
     maxconn: 4000,
-    timeouts: { connect: 5, client: 30, server: 30, httpRequest: 10 },
+    timeouts: { connect: 5, client: 50, server: 50, httpRequest: 10 },
     stats: { socket: paths.socket as string },
     frontends: [{ name: 'vip', mode: 'http', bind, defaultBackend: 'pool' }],
     backends: [
