@@ -1,5 +1,19 @@
-/** Neutron LBaaS v1 routes (/v2.0/lb/...): filled in by the LBaaS API work of issue 16. */
+/**
+ * Neutron LBaaS v1 routes (/v2.0/lb/...): pools (with their stats and monitor
+ * associations), members, VIPs and health monitors, each in its own module.
+ *
+ * Invariant: this registrar adds no route of its own; app.ts wires it once.
+ */
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../deps.ts';
+import { lbMemberRoutes } from './lb-members.ts';
+import { lbMonitorRoutes } from './lb-monitors.ts';
+import { lbPoolRoutes } from './lb-pools.ts';
+import { lbVipRoutes } from './lb-vips.ts';
 
-export function lbaasRoutes(_app: FastifyInstance, _deps: AppDeps): void {}
+export function lbaasRoutes(app: FastifyInstance, deps: AppDeps): void {
+  lbPoolRoutes(app, deps);
+  lbMemberRoutes(app, deps);
+  lbVipRoutes(app, deps);
+  lbMonitorRoutes(app, deps);
+}
