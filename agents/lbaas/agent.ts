@@ -70,6 +70,7 @@ export interface PoolKindDeps {
   ovsdb(): Promise<OvsdbClient>;
   /** get_pool_info: pool null when this host must serve nothing for it. */
   getPool(id: string): Promise<LbPoolInfo>;
+  netnsExists?(name: string): Promise<boolean>;
   status?: KindStatus<LbPoolInfo, DesiredPool | null, ResourceStatus>;
 }
 

@@ -33,6 +33,8 @@ export interface ObservedPool extends NsObserved {
 export interface ObserveDeps {
   runner: CommandRunner;
   ovsdb(): Promise<OvsdbClient>;
+  /** Whether a named namespace exists (default: host/ip/netns). */
+  netnsExists?(name: string): Promise<boolean>;
 }
 
 const exists = (path: string) =>
@@ -51,7 +53,7 @@ const emptyHaproxy = (dir: string): ObservedHaproxy => ({
 });
 
 async function observeNs(deps: ObserveDeps, netns: string, desired: DesiredPool | null) {
-  const present = await netnsExists(netns);
+  const present = await (deps.netnsExists ?? netnsExists)(netns);
   const listed = !present
     ? { links: [], routes: [] }
     : desired

@@ -1,0 +1,142 @@
+/**
+ * The LBaaS agent's stats loop with `show stat` rows passed in (the socket client is
+ * host/haproxy/stats.ts's, tested against a real haproxy there; the loop is run against
+ * one in test/integration/lbaas-agent.test.ts): member health from haproxy's status words,
+ * counters summed across reloads with the base kept in stats.json (an agent restart keeps
+ * it), a report only when something changed, and one pool's failing socket not stopping
+ * another's report.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import {
+  advance,
+  readBase,
+  readRows,
+  type StatRowLike,
+  type StatsTarget,
+  statsPass,
+} from '../../agents/lbaas/stats.ts';
+import type { UpdatePoolStatsArgs } from '../../contracts/lbaas.ts';
+import { silentLogger } from '../../core/log.ts';
+import { tempDir } from '../helpers/env.ts';
+import { M1, M2, POOL, VIP } from '../helpers/lbaas-fixtures.ts';
+
+const row = (svname: string, o: Partial<StatRowLike> = {}): StatRowLike => ({
+  pxname: POOL,
+  svname,
+  scur: 0,
+  stot: 0,
+  bin: 0,
+  bout: 0,
+  status: 'UP',
+  check_status: 'L7OK',
+  ...o,
+});
+
+const rows = (stot: number, m2 = 'UP', scur = 1): StatRowLike[] => [
+  row('FRONTEND', { pxname: VIP, stot: stot + 100, status: 'OPEN' }),
+  row(M1, { stot: stot / 2 }),
+  row(M2, { stot: stot / 2, status: m2, check_status: m2 === 'UP' ? 'L7OK' : 'L4CON' }),
+  row('BACKEND', { stot, bin: stot * 10, bout: stot * 20, scur }),
+];
+
+describe('readRows and advance', () => {
+  test('the backend row counts; members UP/no check/going down ACTIVE, DOWN/MAINT INACTIVE', () => {
+    const r = readRows(
+      [
+        ...rows(10),
+        row('aaaaaaaa-0000-4000-8000-000000000001', { status: 'no check', check_status: '' }),
+        row('aaaaaaaa-0000-4000-8000-000000000002', { status: 'UP 1/3' }),
+        row('aaaaaaaa-0000-4000-8000-000000000003', { status: 'MAINT', check_status: '' }),
+      ],
+      POOL,
+    );
+    assert.deepEqual(r.now, { bytes_in: 100, bytes_out: 200, total_connections: 10 });
+    assert.equal(r.active, 1);
+    assert.deepEqual(
+      r.members.map((m) => m.status),
+      ['ACTIVE', 'ACTIVE', 'ACTIVE', 'ACTIVE', 'INACTIVE'],
+    );
+    assert.deepEqual(r.reasons, [{ id: 'aaaaaaaa-0000-4000-8000-000000000003', reason: 'MAINT' }]);
+    const down = readRows(rows(10, 'DOWN'), POOL);
+    assert.deepEqual(down.reasons, [{ id: M2, reason: 'L4CON' }]);
+  });
+
+  test('a new pid adds what the old process last counted to the base', () => {
+    const c = (n: number) => ({ bytes_in: n, bytes_out: n, total_connections: n });
+    const a = advance(null, 100, c(5));
+    assert.deepEqual(a, { pid: 100, base: c(0), last: c(5) });
+    const b = advance(a, 100, c(7));
+    assert.deepEqual(b, { pid: 100, base: c(0), last: c(7) });
+    assert.deepEqual(advance(b, 200, c(1)), { pid: 200, base: c(7), last: c(1) });
+  });
+});
+
+describe('statsPass', () => {
+  const tmp = tempDir('kumo-lbaas-stats-');
+  after(() => tmp.cleanup());
+  const base = join(tmp.path, 'stats.json');
+  const sent: UpdatePoolStatsArgs[] = [];
+  let pid = 100;
+  let now = rows(10);
+  const OTHER = '99999999-0000-4000-8000-000000000000';
+  const targets = new Map<string, StatsTarget>([
+    [OTHER, { socket: '/broken.sock', basePath: join(tmp.path, 'o.json'), pid: async () => 7 }],
+    [POOL, { socket: '/pool.sock', basePath: base, pid: async () => pid }],
+  ]);
+  const deps = {
+    host: 'lbaas-test-host',
+    log: silentLogger(),
+    targets: () => targets,
+    async showStat(socket: string) {
+      if (socket === '/broken.sock') throw new Error('connect ENOENT /broken.sock');
+      return now;
+    },
+    send: async (args: UpdatePoolStatsArgs) => {
+      sent.push(args);
+    },
+  };
+
+  test('reports a pool despite another one’s failing socket; nothing again when unchanged', async () => {
+    const pass = statsPass(deps);
+    await pass();
+    assert.deepEqual(sent, [
+      {
+        host: 'lbaas-test-host',
+        pool_id: POOL,
+        stats: { bytes_in: 100, bytes_out: 200, total_connections: 10, active_connections: 1 },
+        members: [
+          { id: M1, status: 'ACTIVE' },
+          { id: M2, status: 'ACTIVE' },
+        ],
+      },
+    ]);
+    await pass();
+    assert.equal(sent.length, 1, 'unchanged: not sent');
+    now = rows(10, 'DOWN');
+    await pass();
+    assert.equal(sent.length, 2);
+    assert.deepEqual(sent[1]?.members[1], { id: M2, status: 'INACTIVE' });
+    assert.deepEqual(sent[1]?.reasons, [{ id: M2, reason: 'L4CON' }]);
+  });
+
+  test('a reload (new pid, counters from zero) keeps the sum, also for a restarted agent', async () => {
+    pid = 200;
+    now = rows(2);
+    const restarted = statsPass(deps);
+    await restarted();
+    const last = sent.at(-1) as UpdatePoolStatsArgs;
+    assert.deepEqual(last.stats, {
+      bytes_in: 120,
+      bytes_out: 240,
+      total_connections: 12,
+      active_connections: 1,
+    });
+    const saved = await readBase(base);
+    assert.equal(saved?.pid, 200);
+    assert.deepEqual(saved?.base, { bytes_in: 100, bytes_out: 200, total_connections: 10 });
+    assert.match(readFileSync(base, 'utf8'), /"pid":200/);
+  });
+});
