@@ -43,9 +43,12 @@ function base(p: HaproxyPaths): string[] {
   ];
 }
 
-/** `haproxy -c -q -f <config>`: exits non-zero (stderr says why) on a bad config. */
+/**
+ * `haproxy -c -f <config>`: exits non-zero on a bad config, its ALERT lines on stderr saying
+ * why (not `-q`: haproxy 2.6 then keeps the reason to itself).
+ */
 export function checkCommand(config: string): CommandSpec {
-  return { argv: ['haproxy', '-c', '-q', '-f', checkPath(config, 'config')] };
+  return { argv: ['haproxy', '-c', '-f', checkPath(config, 'config')] };
 }
 
 export function startCommand(p: HaproxyPaths, netns?: string): CommandSpec {

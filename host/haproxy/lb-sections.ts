@@ -56,7 +56,7 @@ export type Persistence =
 /** How a server is probed: a TCP connect, an HTTP request, or an SSL hello (HTTPS). */
 export type CheckProbe =
   | { type: 'tcp' }
-  | { type: 'http'; method: HttpMethod; path: string; expect: number[] }
+  | { type: 'http'; method: HttpMethod; path: string; expect: readonly number[] }
   | { type: 'ssl-hello' };
 
 export interface HealthCheck {

@@ -279,7 +279,7 @@ describe('planning the metadata proxy', () => {
       'file <state>/served',
       'mkdir <state>/metadata-proxy',
       'file <state>/metadata-proxy/haproxy.cfg',
-      'haproxy -c -q -f /var/lib/kumo/dhcp/11111111-1111-4111-8111-111111111111/metadata-proxy/haproxy.cfg',
+      'haproxy -c -f /var/lib/kumo/dhcp/11111111-1111-4111-8111-111111111111/metadata-proxy/haproxy.cfg',
       'haproxy.pid start',
       'file <state>/metadata-proxy/haproxy.loaded',
     ]);
