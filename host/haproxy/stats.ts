@@ -102,15 +102,27 @@ function row(cells: Map<string, string>): StatRow {
   return out as unknown as StatRow;
 }
 
+/** One CSV line's cells; a quoted cell may hold commas and doubled quotes (free-text columns). */
+export function splitCsv(line: string): string[] {
+  const cells: string[] = [];
+  const re = /("(?:[^"]|"")*"|[^,]*)(,|$)/g;
+  for (const m of line.matchAll(re)) {
+    const cell = m[1] ?? '';
+    cells.push(cell.startsWith('"') ? cell.slice(1, -1).replaceAll('""', '"') : cell);
+    if (m[2] === '') break;
+  }
+  return cells;
+}
+
 /** `show stat`'s CSV (`# pxname,svname,…` then one line per row) as typed rows. */
 export function parseStat(csv: string): StatRow[] {
   const [head, ...lines] = csv.split('\n');
   if (head === undefined || !head.startsWith('# ')) throw new Error('show stat: no CSV header');
-  const names = head.slice(2).split(',');
+  const names = splitCsv(head.slice(2));
   return lines
     .filter((l) => l.trim() !== '')
     .map((l) => {
-      const values = l.split(',');
+      const values = splitCsv(l);
       return row(new Map(names.map((n, i) => [n, values[i] ?? ''])));
     });
 }

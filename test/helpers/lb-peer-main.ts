@@ -2,7 +2,8 @@
  * HTTP peers for load balancer tests, run inside a namespace (`ip netns exec NS node this …`).
  *
  * - `serve IP PORT NAME STATUS`: answers every request with STATUS and the body NAME (the
- *   member that served it), printing `listening` once bound;
+ *   member that served it) and sets the application cookie `JSESSIONID=NAME`, printing
+ *   `listening` once bound;
  * - `loop URL`: sends requests one after another, each on a new connection (so every one is
  *   a fresh connect to the frontend), until a `stop` line on stdin; then prints one JSON line
  *   `{ok, failed, errors}` (errors counted by code) and exits.
@@ -14,7 +15,7 @@ import { createInterface } from 'node:readline';
 
 function serve(ip: string, port: number, name: string, status: number) {
   const server = createServer((_req, res) => {
-    res.writeHead(status, { 'content-type': 'text/plain' });
+    res.writeHead(status, { 'content-type': 'text/plain', 'set-cookie': `JSESSIONID=${name}` });
     res.end(name);
   });
   server.listen(port, ip, () => process.stdout.write('listening\n'));

@@ -5,7 +5,8 @@
  * interfaces or routes; both namespaces are removed at the end.
  *
  * Under test: the rendered config passes `haproxy -c` and serves (round robin over both
- * members, an inserted cookie keeps a client on one member); the stats socket (stats.ts) shows
+ * members; an inserted cookie, an application cookie learned from responses and the source
+ * address each keep a client on one member); the stats socket (stats.ts) shows
  * the counters moving, a member failing its HTTP check DOWN with L7STS, a stopped member DOWN
  * with L4CON and UP again when it is back; 20 reloads with `-x <socket> -sf <pid>` under a
  * steady request loop fail no request, while stop+start does; `haproxy -c` refuses a
@@ -64,6 +65,8 @@ function lbConfig(socket: string): HaproxyConfig {
       },
       { name: 'sticky', mode: 'http', bind: { address: VIP, port: 81 }, defaultBackend: 'sticky' },
       { name: 'sick', mode: 'tcp', bind: { address: VIP, port: 82 }, defaultBackend: 'sick' },
+      { name: 'app', mode: 'http', bind: { address: VIP, port: 83 }, defaultBackend: 'app' },
+      { name: 'src', mode: 'tcp', bind: { address: VIP, port: 84 }, defaultBackend: 'src' },
     ],
     backends: [
       {
@@ -81,6 +84,20 @@ function lbConfig(socket: string): HaproxyConfig {
         servers: [member(1), member(2)],
       },
       { name: 'sick', mode: 'tcp', balance: 'leastconn', check: httpCheck, servers: [member(3)] },
+      {
+        name: 'app',
+        mode: 'http',
+        balance: 'roundrobin',
+        persistence: { type: 'app-cookie', cookie: 'JSESSIONID' },
+        servers: [member(1), member(2)],
+      },
+      {
+        name: 'src',
+        mode: 'tcp',
+        balance: 'roundrobin',
+        persistence: { type: 'source' },
+        servers: [member(1), member(2)],
+      },
     ],
   };
 }
@@ -168,6 +185,17 @@ describe('haproxy load balancer in a namespace', () => {
     assert.ok(cookie, first);
     for (let i = 0; i < 6; i++)
       assert.equal(await curl('-b', `SRV=${cookie}`, `http://${VIP}:81/`), cookie);
+  });
+
+  test('an application cookie learned from responses, or the source address, keeps a client on one member', async () => {
+    const learned = [await curl(`http://${VIP}:83/`), await curl(`http://${VIP}:83/`)];
+    assert.deepEqual(learned.sort(), ['m1', 'm2']);
+    for (const m of ['m2', 'm1', 'm2'])
+      for (let i = 0; i < 3; i++)
+        assert.equal(await curl('-b', `JSESSIONID=${m}`, `http://${VIP}:83/`), m);
+    const bySource = new Set<string>();
+    for (let i = 0; i < 6; i++) bySource.add(await curl(`http://${VIP}:84/`));
+    assert.equal(bySource.size, 1);
   });
 
   test('the stats socket: counters move, a failing HTTP check is DOWN with L7STS', async () => {
