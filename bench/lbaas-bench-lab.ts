@@ -39,9 +39,20 @@ interface State {
 
 const state: State = { extra: [] };
 
+/**
+ * haproxy refuses a stats socket path over 97 characters, and the agent's is
+ * `<state_path>/lbaas/<pool id>/haproxy.sock`; the lab's state_path is
+ * `<tmpdir>/kumo-fullstack-XXXXXX/hosts/<host>`, 4 characters too long under /tmp. The lab
+ * (and so the agents' state) goes under `/` unless KUMO_BENCH_TMPDIR says otherwise.
+ */
+function shortTmpdir() {
+  process.env.TMPDIR = process.env.KUMO_BENCH_TMPDIR ?? '/';
+}
+
 /** Lab, member set, pool and VIP; resolves when the VIP answers. */
 export async function setUpLbaasBench(memberCount: number): Promise<LbaasBenchLab> {
   const t0 = Date.now();
+  shortTmpdir();
   state.dir = mkdtempSync(join(tmpdir(), 'kumo-bench-lbaas-'));
   const lab = await buildLbaasLab({ backends: 1 });
   state.lab = lab;
