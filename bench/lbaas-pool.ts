@@ -9,6 +9,7 @@
  * agents build goes with the lab's destroy().
  */
 
+import { existsSync, readFileSync } from 'node:fs';
 import { showStat } from '../host/haproxy/stats.ts';
 import { waitFor } from '../test/helpers/env.ts';
 import type { LabHost } from '../test/helpers/lab.ts';
@@ -32,7 +33,7 @@ export interface BenchPool {
 type Body = Record<string, unknown>;
 
 async function call(l: LbaasLab, method: string, path: string, body: Body, want: number) {
-  const res = await l.c.http(method, path, body);
+  const res = await l.c.http(method, path, method === 'GET' ? undefined : body);
   if (res.status !== want)
     throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(res.body)}`);
   return res.body as Record<string, Body>;
@@ -72,15 +73,25 @@ export function socketOf(cfg: string): string | null {
   return /^\s*stats socket (\S+)/m.exec(cfg)?.[1] ?? null;
 }
 
+/** The config the lab names: its path (or, should the lab hand it over, its text). */
+function cfgText(cfg: string | null): string | null {
+  if (cfg === null) return null;
+  return cfg.startsWith('/') && existsSync(cfg) ? readFileSync(cfg, 'utf8') : cfg;
+}
+
+/** Where the pool is served, once it fully is; otherwise throws what is missing yet. */
 async function served(l: LbaasLab, poolId: string, members: number) {
   const host = await l.hostingHost(poolId);
-  const cfg = host ? l.haproxyCfg(host, poolId) : null;
-  const socket = cfg ? socketOf(cfg) : null;
-  if (!host || !socket) return null;
+  if (!host) throw new Error('no hosting agent');
+  const socket = socketOf(cfgText(l.haproxyCfg(host, poolId)) ?? '');
+  if (!socket) throw new Error(`no haproxy.cfg with a stats socket on ${l.hostName(host)}`);
   const pool = await call(l, 'GET', `/v2.0/lb/pools/${poolId}`, {}, 200);
-  if (pool.pool?.status !== 'ACTIVE') return null;
+  if (pool.pool?.status !== 'ACTIVE')
+    throw new Error(`pool ${pool.pool?.status}: ${pool.pool?.status_description}`);
   const rows = await showStat(socket);
-  return rows.filter((r) => r.type === 'server').length === members ? { host, socket } : null;
+  const n = rows.filter((r) => r.type === 'server').length;
+  if (n !== members) throw new Error(`${n} of ${members} members in haproxy`);
+  return { host, socket };
 }
 
 /** Pool, members and VIP through the API; resolves once the agent serves all of it. */
