@@ -11,64 +11,20 @@
  */
 
 import type { FastifyInstance } from 'fastify';
-import { ApiError } from '../../contracts/errors.ts';
-import { LB_PROVIDER } from '../../contracts/lbaas.ts';
 import { UUID } from '../../contracts/schema.ts';
 import type { Queryable } from '../db/index.ts';
+import { getRow, listPools, poolNotFound } from '../db/lbaas.ts';
 import { poolAgent, poolsOfAgent } from '../db/lbaas-bindings.ts';
-import { bool } from '../db/neutron.ts';
 import type { AppDeps } from '../deps.ts';
 import { pick, values } from '../query.ts';
 import { type ById, hostingAgentsBody, requireAdmin } from './agent-scheduler.ts';
 
-type Row = Record<string, unknown>;
-
-/** Neutron v1's pool view (loadbalancer_db._make_pool_dict) of the pools `ids`. */
-async function poolViews(db: Queryable, ids: readonly string[]) {
-  const out = [];
-  for (const id of ids) {
-    const [p] = await db.query<Row>('SELECT * FROM lb_pools WHERE id = ?', [id]);
-    if (!p) continue;
-    const [vip] = await db.query<{ id: string }>('SELECT id FROM lb_vips WHERE pool_id = ?', [id]);
-    const members = await db.query<{ id: string }>(
-      'SELECT id FROM lb_members WHERE pool_id = ? ORDER BY id',
-      [id],
-    );
-    const monitors = await db.query<Row>(
-      `SELECT monitor_id, status, status_description FROM lb_pool_monitors
-        WHERE pool_id = ? ORDER BY seq`,
-      [id],
-    );
-    out.push({
-      id,
-      tenant_id: p.project_id,
-      project_id: p.project_id,
-      vip_id: vip?.id ?? null,
-      name: p.name,
-      description: p.description,
-      subnet_id: p.subnet_id,
-      protocol: p.protocol,
-      lb_method: p.lb_method,
-      admin_state_up: bool(p.admin_state_up),
-      status: p.status,
-      status_description: p.status_description ?? null,
-      provider: LB_PROVIDER,
-      members: members.map((m) => m.id),
-      health_monitors: monitors.map((m) => m.monitor_id),
-      health_monitors_status: monitors.map((m) => ({
-        monitor_id: m.monitor_id,
-        status: m.status,
-        status_description: m.status_description ?? null,
-      })),
-    });
-  }
-  return out;
-}
+/** Neutron v1's pool views (api/db/lbaas.ts, as GET /v2.0/lb/pools) of the pools `ids`. */
+const poolViews = async (db: Queryable, ids: string[]) =>
+  ids.length ? listPools(db, { columns: { id: ids }, clauses: [] }) : [];
 
 async function poolExists(db: Queryable, id: string) {
-  if (!UUID.test(id)) return false;
-  const [row] = await db.query('SELECT 1 AS one FROM lb_pools WHERE id = ?', [id]);
-  return row !== undefined;
+  return UUID.test(id) && (await getRow(db, 'lb_pools', id)) !== undefined;
 }
 
 export function lbaasAgentRoutes(app: FastifyInstance, deps: AppDeps): void {
@@ -80,8 +36,7 @@ export function lbaasAgentRoutes(app: FastifyInstance, deps: AppDeps): void {
   });
   app.get('/v2.0/lb/pools/:id/loadbalancer-agent', async (req: ById, reply) => {
     requireAdmin(req, 'get_loadbalancer-agent');
-    if (!(await poolExists(deps.db, req.params.id)))
-      throw new ApiError('NotFound', `Pool ${req.params.id} could not be found`);
+    if (!(await poolExists(deps.db, req.params.id))) throw poolNotFound(req.params.id);
     const hosting = await poolAgent(deps.db, req.params.id);
     if (!hosting) return reply.type('application/json').send('null');
     const { agents } = await hostingAgentsBody(deps, [hosting.id], req.query);
