@@ -25,6 +25,8 @@ export interface HaproxyPaths {
   /**
    * The config's `stats socket` (with `expose-fd listeners`): a reload passes it as `-x` so the
    * new process takes the listening sockets over from the old one and no connection is refused.
+   * Only when the running process serves that socket (stats.ts servesSocket): haproxy 2.6 refuses
+   * to start when it cannot get the listeners over `-x`.
    */
   socket?: string;
 }

@@ -137,8 +137,30 @@ function persistenceLines(p: Persistence | undefined, mode: LbMode, field: strin
 function expectLine(codes: unknown, field: string): string {
   if (!Array.isArray(codes) || codes.length === 0 || codes.length > 500)
     bad(field, 'must be a list of 1-500 HTTP codes', codes);
-  const checked = codes.map((c, i) => checkCount(c, `${field}[${i}]`, 599, 100));
-  return `http-check expect rstatus ^(${[...new Set(checked)].join('|')})$`;
+  const checked = new Set(codes.map((c, i) => checkCount(c, `${field}[${i}]`, 599, 100)));
+  return `http-check expect rstatus ^(${codeAlternatives(checked).join('|')})$`;
+}
+
+/** Ascending codes, a full hundred as `2[0-9][0-9]`, a full ten as `20[0-9]` (a short line). */
+function codeAlternatives(codes: Set<number>): string[] {
+  const all = (from: number, n: number) =>
+    Array.from({ length: n }, (_, i) => from + i).every((c) => codes.has(c));
+  const out: string[] = [];
+  for (let h = 100; h < 600; h += 100) {
+    if (all(h, 100)) out.push(`${h / 100}[0-9][0-9]`);
+    else
+      for (let d = h; d < h + 100; d += 10) {
+        if (all(d, 10)) out.push(`${d / 10}[0-9]`);
+        else
+          out.push(
+            ...[...Array(10).keys()]
+              .map((i) => d + i)
+              .filter((c) => codes.has(c))
+              .map(String),
+          );
+      }
+  }
+  return out;
 }
 
 function probeLines(p: CheckProbe, field: string): string[] {

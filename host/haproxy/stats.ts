@@ -6,7 +6,7 @@
  * Invariants: only the fixed commands below are ever written (nothing from outside reaches
  * the socket); a reply larger than `maxBytes` or slower than `timeoutMs` is an error, never a
  * partial result; a numeric column that is empty is null (haproxy leaves columns empty that do
- * not apply to a row's type). Reads only.
+ * not apply to a row's type); a row of an unknown type is left out. Reads only.
  */
 import { createConnection } from 'node:net';
 import { checkPath } from './checks.ts';
@@ -89,11 +89,14 @@ export function statsCommand(
 const num = (v: string | undefined): number | null =>
   v === undefined || v === '' ? null : Number(v);
 
-function row(cells: Map<string, string>): StatRow {
+/** The typed row, or null for a row type this client does not know. */
+function row(cells: Map<string, string>): StatRow | null {
+  const type = TYPES[cells.get('type') ?? ''];
+  if (type === undefined) return null;
   const out: Record<string, unknown> = {
     pxname: cells.get('pxname') ?? '',
     svname: cells.get('svname') ?? '',
-    type: TYPES[cells.get('type') ?? ''] ?? 'listener',
+    type,
     status: cells.get('status') ?? '',
     check_status: cells.get('check_status') ?? '',
   };
@@ -124,7 +127,8 @@ export function parseStat(csv: string): StatRow[] {
     .map((l) => {
       const values = splitCsv(l);
       return row(new Map(names.map((n, i) => [n, values[i] ?? ''])));
-    });
+    })
+    .filter((r) => r !== null);
 }
 
 export async function showStat(socket: string, o?: StatsOptions): Promise<StatRow[]> {
@@ -150,4 +154,21 @@ export async function showInfo(
   const pid = Number(info.Pid);
   if (!Number.isSafeInteger(pid) || pid <= 1) throw new Error('show info: no Pid');
   return { pid, info };
+}
+
+/**
+ * Whether `socket` is the admin socket of the haproxy `pid` (its `show info` answers with that
+ * Pid). A reload may pass it as `-x` only then: haproxy 2.6 refuses to start when `-x` names
+ * a socket it cannot get the listeners from (the old process keeps serving).
+ */
+export async function servesSocket(
+  socket: string,
+  pid: number,
+  o?: StatsOptions,
+): Promise<boolean> {
+  try {
+    return (await showInfo(socket, o)).pid === pid;
+  } catch {
+    return false;
+  }
 }

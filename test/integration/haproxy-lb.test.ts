@@ -9,7 +9,8 @@
  * address each keep a client on one member); the stats socket (stats.ts) shows
  * the counters moving, a member failing its HTTP check DOWN with L7STS, a stopped member DOWN
  * with L4CON and UP again when it is back; 20 reloads with `-x <socket> -sf <pid>` under a
- * steady request loop fail no request, while stop+start does; `haproxy -c` refuses a
+ * steady request loop fail no request, while stop+start does; `-x` naming a socket the old
+ * process does not serve fails the reload and the old one serves on; `haproxy -c` refuses a
  * config with a duplicate backend.
  */
 import assert from 'node:assert/strict';
@@ -28,7 +29,7 @@ import {
   reloadCommand,
   startCommand,
 } from '../../host/haproxy/daemon.ts';
-import { type StatRow, showInfo, showStat } from '../../host/haproxy/stats.ts';
+import { type StatRow, servesSocket, showInfo, showStat } from '../../host/haproxy/stats.ts';
 import { startDaemon, stopByPidfile } from '../../host/process/daemon.ts';
 import { tempDir, waitFor } from '../helpers/env.ts';
 import { type HttpMember, httpMember, requestLoop, stopLbPeers } from '../helpers/lb-peers.ts';
@@ -276,6 +277,21 @@ describe('haproxy load balancer in a namespace', () => {
     assert.ok(result.ok > 0);
     assert.ok(result.failed > 0, JSON.stringify(result));
     assert.ok((result.errors.ECONNREFUSED ?? 0) > 0, JSON.stringify(result));
+  });
+
+  test('-x naming a socket the old process does not serve: the reload fails, the old one serves on', async () => {
+    const old = await findHaproxy(paths);
+    assert.ok(old !== null);
+    assert.equal(await servesSocket(socket, old), true);
+    const missing = join(dir.path, 'missing.sock');
+    assert.equal(await servesSocket(missing, old), false);
+    await assert.rejects(
+      runner.run(reloadCommand({ ...paths, socket: missing }, old, L)),
+      (e: unknown) => e instanceof CommandError && /Failed to get the sockets/.test(e.stderr),
+    );
+    assert.equal(await findHaproxy(paths), old);
+    assert.equal((await showInfo(socket)).pid, old);
+    assert.match(await curl(`http://${VIP}/`), /^m[12]$/);
   });
 
   test('haproxy -c refuses a config with a duplicate backend name', async () => {

@@ -217,6 +217,23 @@ describe('haproxy load balancer config', () => {
     refused(['backends', 0, 'check', 'probe', 'path'], 'health');
   });
 
+  test('expected codes: ascending, a full ten or hundred as a character class', () => {
+    const expectOf = (expect: number[]) =>
+      renderConfig(withField(['backends', 0, 'check', 'probe', 'expect'], expect))
+        .split('\n')
+        .find((l) => l.includes('http-check expect'));
+    assert.equal(expectOf([204, 200]), '    http-check expect rstatus ^(200|204)$');
+    const range = (lo: number, hi: number) => Array.from({ length: hi - lo + 1 }, (_, i) => lo + i);
+    assert.equal(
+      expectOf([...range(200, 299), ...range(300, 309), 404]),
+      '    http-check expect rstatus ^(2[0-9][0-9]|30[0-9]|404)$',
+    );
+    assert.equal(
+      expectOf(range(100, 599)),
+      '    http-check expect rstatus ^(1[0-9][0-9]|2[0-9][0-9]|3[0-9][0-9]|4[0-9][0-9]|5[0-9][0-9])$',
+    );
+  });
+
   test('a frontend must name a backend of the config; cookies need http mode', () => {
     refused(['frontends', 1, 'defaultBackend'], 'p9');
     refused(

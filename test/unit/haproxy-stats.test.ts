@@ -1,7 +1,8 @@
 /**
  * host/haproxy/stats.ts, our stats socket client: `show stat` as captured from haproxy 2.6
  * parsed by column name into typed rows (empty numeric columns null, counters 0), a header in
- * another order and a quoted free-text cell with commas changing nothing; `show info`'s Pid;
+ * another order and a quoted free-text cell with commas changing nothing, a row of an unknown
+ * type left out; `show info`'s Pid;
  * over a unix socket in a temporary directory: exactly the one fixed command is written, a
  * reply over the size bound and a silent peer are errors (never a partial result), a bad
  * socket path is refused before any connection.
@@ -92,6 +93,7 @@ describe('haproxy stats socket client', () => {
       '"Layer4, connection ""problem""",s1,b,0,DOWN,2,L4CON,1,0,0,0,0,2,1,0,0',
     ].join('\n');
     assert.deepEqual(parseStat(csv), [SERVER_ROW]);
+    assert.deepEqual(parseStat(`${csv.replace(',2,L4CON', ',9,L4CON')}\n`), []);
     assert.throws(() => parseStat('pxname,svname\n'), /no CSV header/);
   });
 
