@@ -51,7 +51,7 @@ import {
 } from './desired.ts';
 import { type ObservedPool, observePool, ownedPoolIds } from './observe.ts';
 import { planPool } from './plan.ts';
-import { type StatRowLike, type StatsTarget, startStatsLoop, statsPass } from './stats.ts';
+import { type StatsTarget, startStatsLoop, statsPass } from './stats.ts';
 
 export function lbaasSettings(config: HookDeps['config']): LbSettings {
   return {
@@ -140,15 +140,7 @@ export function servedPools() {
   };
 }
 
-export interface LbaasHooksExtra {
-  /** The stats socket reader (default: host/haproxy/stats.ts showStat). */
-  showStat?(socket: string): Promise<StatRowLike[]>;
-}
-
-export async function lbaasHooks(
-  { config, runner, log, broker }: HookDeps,
-  extra: LbaasHooksExtra = {},
-): Promise<AgentHooks> {
+export async function lbaasHooks({ config, runner, log, broker }: HookDeps): Promise<AgentHooks> {
   const settings = lbaasSettings(config);
   const host = settings.host;
   const haproxyVersion = await toolVersion(runner, ['haproxy', '-v']);
@@ -174,7 +166,7 @@ export async function lbaasHooks(
     host,
     log,
     targets: served.targets,
-    showStat: extra.showStat ?? ((socket) => showStat(socket)),
+    showStat: (socket) => showStat(socket),
     send: (args: UpdatePoolStatsArgs) => broker.cast(PLUGIN_TOPIC, 'update_pool_stats', args),
   });
 

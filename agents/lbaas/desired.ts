@@ -74,6 +74,13 @@ export const statsBaseOf = (stateDir: string) => `${stateDir}/stats.json`;
 export const vipDevice = (portId: string) =>
   assertDeviceName(`tap${checkedId(portId, 'vip.port.id').slice(0, 11)}`);
 
+/**
+ * The process-wide connection limit: haproxy asks for ~2 file descriptors per connection at
+ * start and refuses to start above the host's limit (20,000 here); a VIP's
+ * connection_limit above it is bounded by it.
+ */
+export const GLOBAL_MAXCONN = 4096;
+
 const BALANCE = { ROUND_ROBIN: 'roundrobin', LEAST_CONNECTIONS: 'leastconn', SOURCE_IP: 'source' };
 /** Neutron's haproxy driver: HTTPS is passed through as TCP. */
 const modeOf = (protocol: LbPool['protocol']) => (protocol === 'HTTP' ? 'http' : 'tcp');
@@ -136,7 +143,7 @@ function haproxyConfig(pool: LbPool, vip: LbVip, socket: string, rejected: Rejec
     servers: servers(pool.members, rejected),
   };
   return renderConfig({
-    maxconn: 100_000,
+    maxconn: GLOBAL_MAXCONN,
     timeouts: { connect: 5, client: 50, server: 50, httpRequest: 10 },
     stats: { socket },
     frontends: [frontend],

@@ -17,7 +17,7 @@ import { netnsExists } from '../../host/ip/netns.ts';
 import { listLinksAndStaticRoutes, type StaticRoute } from '../../host/ip/route.ts';
 import type { OvsdbClient } from '../../host/ovs/ovsdb.ts';
 import { findPorts } from '../../host/ovs/ports.ts';
-import { type ObservedHaproxy, observeHaproxy } from '../lib/haproxy-instance.ts';
+import { noHaproxy, type ObservedHaproxy, observeHaproxy } from '../lib/haproxy-instance.ts';
 import type { NsObserved } from '../lib/ns-port.ts';
 import { listOwned, readOwner } from '../lib/ownership.ts';
 import { type DesiredPool, type LbSettings, MARKER, netnsOf, stateDirOf } from './desired.ts';
@@ -42,15 +42,6 @@ const exists = (path: string) =>
     () => true,
     () => false,
   );
-
-const emptyHaproxy = (dir: string): ObservedHaproxy => ({
-  dir,
-  dirExists: false,
-  config: null,
-  loaded: null,
-  pid: null,
-  inNetns: false,
-});
 
 async function observeNs(deps: ObserveDeps, netns: string, desired: DesiredPool | null) {
   const present = await (deps.netnsExists ?? netnsExists)(netns);
@@ -84,10 +75,10 @@ export async function observePool(
       links: [],
       ovsPorts: [],
       routes: [],
-      haproxy: emptyHaproxy(dir),
+      haproxy: noHaproxy(dir),
     };
   const ns = await observeNs(deps, netnsOf(s, poolId), desired);
-  const haproxy = await observeHaproxy(dir, desired?.netns ?? null);
+  const haproxy = await observeHaproxy(dir, desired?.netns ?? null, desired?.haproxy.statsSocket);
   return { stateDirExists, owned, ...ns, haproxy };
 }
 

@@ -9,8 +9,8 @@
  * the right namespace is never restarted nor reloaded (an agent restart adopts it through
  * the pid file); a config change is written atomically, checked with `haproxy -c`, then
  * applied by a hitless reload (`-sf <old pid>`, with `-x <stats socket>` when the instance
- * has one, so the new process takes the listening sockets over and no connection is
- * refused); a haproxy living in another namespace (a stale one) is replaced by one started
+ * has one and the running haproxy answers on it, so the new process takes the listening
+ * sockets over and no connection is refused); a haproxy living in another namespace (a stale one) is replaced by one started
  * in the right namespace without `-x` (its sockets belong to the old namespace).
  * `haproxy.loaded` holds the digest of the config the running haproxy was started or
  * reloaded with, written only after that succeeded, so an agent that dies between writing
@@ -28,6 +28,7 @@ import {
   reloadCommand,
   startCommand,
 } from '../../host/haproxy/daemon.ts';
+import { servesSocket } from '../../host/haproxy/stats.ts';
 import type { Step } from './steps.ts';
 
 export interface HaproxyInstance {
@@ -53,6 +54,11 @@ export interface ObservedHaproxy {
   pid: number | null;
   /** That haproxy lives in the given namespace (false when none runs or none given). */
   inNetns: boolean;
+  /**
+   * That haproxy answers on the instance's stats socket, so a reload may take its listeners
+   * (absent: false; instances without a socket never look).
+   */
+  socketServed?: boolean;
 }
 
 export const haproxyPaths = (dir: string): HaproxyPaths => ({
@@ -78,18 +84,37 @@ const exists = (path: string) =>
     () => false,
   );
 
-/** The instance's files and process; `netns` (when one is wanted) is compared too. */
-export async function observeHaproxy(dir: string, netns: string | null): Promise<ObservedHaproxy> {
+/** Nothing of an instance on the host. */
+export const noHaproxy = (dir: string): ObservedHaproxy => ({
+  dir,
+  dirExists: false,
+  config: null,
+  loaded: null,
+  pid: null,
+  inNetns: false,
+  socketServed: false,
+});
+
+/**
+ * The instance's files and process; `netns` (when one is wanted) is compared too, and a
+ * running haproxy is asked for its pid on `socket` (`show info`) when one is given.
+ */
+export async function observeHaproxy(
+  dir: string,
+  netns: string | null,
+  socket?: string,
+): Promise<ObservedHaproxy> {
   const paths = haproxyPaths(dir);
   const dirExists = await exists(dir);
-  if (!dirExists) return { dir, dirExists, config: null, loaded: null, pid: null, inNetns: false };
+  if (!dirExists) return noHaproxy(dir);
   const [config, loaded, pid] = await Promise.all([
     readFileOrNull(paths.config),
     readFileOrNull(loadedPath(dir)),
     findHaproxy(paths),
   ]);
   const here = pid !== null && netns !== null && (await inNetns(pid, netns));
-  return { dir, dirExists, config, loaded, pid, inNetns: here };
+  const served = here && socket !== undefined && (await servesSocket(socket, pid as number));
+  return { dir, dirExists, config, loaded, pid, inNetns: here, socketServed: served };
 }
 
 const daemonOf = (dir: string) => {
@@ -120,7 +145,10 @@ function runSteps(d: HaproxyInstance, o: ObservedHaproxy, digest: string, change
     ];
   const moved = !o.inNetns;
   if (!moved && !changed && o.loaded === digest) return [];
-  const socket = moved || d.statsSocket === undefined ? {} : { socket: d.statsSocket };
+  // -x only from an old process in this namespace serving the socket (haproxy refuses to
+  // start when it cannot take the listeners; a stale namespace's listeners are not wanted).
+  const served = !moved && o.socketServed === true && d.statsSocket !== undefined;
+  const socket = served ? { socket: d.statsSocket } : {};
   const spec = reloadCommand({ ...paths, ...socket }, o.pid, d.netns);
   return [
     {

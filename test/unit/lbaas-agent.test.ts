@@ -83,7 +83,7 @@ describe('kumo-lbaas-agent pool kind (FakeRunner, FakeOvsdb)', () => {
         ].join('\n'),
       },
       {
-        argv: ['haproxy', '-c', '-q', '-f', `${DIR}/haproxy.cfg`],
+        argv: ['haproxy', '-c', '-f', `${DIR}/haproxy.cfg`],
         fail: { exitCode: 1, stderr: '[ALERT] parsing: unknown keyword' },
       },
     );

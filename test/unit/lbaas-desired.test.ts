@@ -75,6 +75,7 @@ function inOrder(d: DesiredPool): ObservedPool {
       loaded: configDigest(d.haproxy.config),
       pid: 4242,
       inNetns: true,
+      socketServed: true,
     },
   };
 }
@@ -113,7 +114,7 @@ describe('desiredPool', () => {
       `server ${M2} 10.80.0.12:80 weight 1 check inter 3s fall 3 rise 3`,
     ])
       assert.ok(l.includes(want), `${want} in\n${d.haproxy.config}`);
-    assert.ok(!l.some((x) => x.startsWith('maxconn') && !x.includes('100000')), 'no VIP maxconn');
+    assert.ok(!l.some((x) => x.startsWith('maxconn') && !x.includes('4096')), 'no VIP maxconn');
     assert.deepEqual(d.rejected, []);
   });
 
@@ -261,6 +262,16 @@ describe('planPool', () => {
     );
     const argv = specOf(steps[0]).argv;
     assert.ok(!argv.includes('-x'));
+    assert.deepEqual(argv.slice(-2), ['-sf', '4242']);
+  });
+
+  test('a running haproxy that does not answer on the stats socket is reloaded without -x', () => {
+    const before = served();
+    const o = inOrder(before);
+    const d = served({ members: [member(M1, '10.80.0.11')] });
+    const steps = planPool(d, { ...o, haproxy: { ...o.haproxy, socketServed: false } }, S, ids);
+    const argv = specOf(steps[2]).argv;
+    assert.ok(!argv.includes('-x'), argv.join(' '));
     assert.deepEqual(argv.slice(-2), ['-sf', '4242']);
   });
 
