@@ -20,7 +20,7 @@ import type { Backend, LbaasLab } from '../helpers/lbaas-lab.ts';
 import { buildLbaasLab } from '../helpers/lbaas-lab.ts';
 import { injectionCases } from '../helpers/lbaas-refusals.ts';
 import { type Obj, poolView, waitMember, waitSettled } from '../helpers/lbaas-status.ts';
-import { tally } from '../helpers/lbaas-traffic.ts';
+import { type RequestLoop, tally } from '../helpers/lbaas-traffic.ts';
 
 /** The seed's monitor: --delay 3 --max-retries 3; the lab's stats_interval is 1 s. */
 const HEALTH_BOUND_MS = (3 * 3 + 1) * 1000;
@@ -208,6 +208,17 @@ describe('LBaaS v1 on the lab: the seed walkthrough and beyond', { timeout: 600_
     await put(`/v2.0/lb/pools/${poolId}`, { pool: { lb_method: 'ROUND_ROBIN' } });
     await waitSettled(l.c, poolId);
   });
+  /** Runs `fn` once the loop has answered; the loop stops whatever happens. */
+  const whileLooping = async <T>(loop: RequestLoop, fn: () => Promise<T>): Promise<T> => {
+    try {
+      await waitFor('the loop runs', () => loop.answered() >= 3);
+      return await fn();
+    } catch (e) {
+      await loop.stop();
+      throw e;
+    }
+  };
+
   /** Twenty member changes through the API, each served (settled, or gone from haproxy.cfg). */
   const twentyChanges = async () => {
     const m1 = `/v2.0/lb/members/${memberIds.get('vm1')}`;
@@ -250,9 +261,11 @@ describe('LBaaS v1 on the lab: the seed walkthrough and beyond', { timeout: 600_
 
   test('hitless reload: twenty member changes under a steady request loop, zero failed requests', async () => {
     const loop = l.loop(`${vipUrl}/`);
-    await waitFor('the loop runs', () => loop.answered() >= 3);
-    const n = await twentyChanges();
-    await sleep(500);
+    const n = await whileLooping(loop, async () => {
+      const count = await twentyChanges();
+      await sleep(500);
+      return count;
+    });
     const r = await loop.stop();
     console.log(
       `hitless: ${n} changes, ${r.bodies.length} requests in ${r.elapsed} ms, ${JSON.stringify(tally(r.bodies))}`,
@@ -269,14 +282,19 @@ describe('LBaaS v1 on the lab: the seed walkthrough and beyond', { timeout: 600_
     const before = await haproxyPids(netns);
     assert.ok(before.length > 0, 'haproxy runs in the pool namespace');
     const loop = l.loop(`${vipUrl}/`);
-    await waitFor('the loop runs', () => loop.answered() >= 3);
-    await l.killLbaas(h);
-    await sleep(2000);
-    l.startLbaas(h);
-    await sleep(7000);
-    assert.deepEqual(await haproxyPids(netns), before, 'the restarted agent left haproxy running');
-    await put(`/v2.0/lb/members/${memberIds.get('vm1')}`, { member: { weight: 2 } });
-    await waitSettled(l.c, poolId);
+    await whileLooping(loop, async () => {
+      await l.killLbaas(h);
+      await sleep(2000);
+      l.startLbaas(h);
+      await sleep(7000);
+      assert.deepEqual(
+        await haproxyPids(netns),
+        before,
+        'the restarted agent left haproxy running',
+      );
+      await put(`/v2.0/lb/members/${memberIds.get('vm1')}`, { member: { weight: 2 } });
+      await waitSettled(l.c, poolId);
+    });
     const r = await loop.stop();
     console.log(`kill -9: ${r.bodies.length} requests in ${r.elapsed} ms`);
     assert.deepEqual(r.failures, []);

@@ -2,13 +2,20 @@
  * cliff's tables (the `neutron` and `openstack` CLIs' default output) read back as data: a
  * list's rows keyed by the header, a show's Field/Value pairs.
  *
- * Invariant: it refuses what is not a whole table (a line that is neither a border nor a
- * row, or rows of another width), so a CLI's error text never reads as an empty table.
+ * Invariant: it refuses what is not a whole table (after the message a create prints first,
+ * a line that is neither a border nor a row, or rows of another width), so a CLI's error
+ * text never reads as an empty table.
  */
 
 /** Every row's cells, header first. */
 export function tableCells(out: string): string[][] {
-  const lines = out.split('\n').filter((l) => l !== '');
+  const all = out.split('\n').filter((l) => l !== '');
+  const lines = all.slice(
+    Math.max(
+      0,
+      all.findIndex((l) => l.startsWith('+')),
+    ),
+  );
   const width = lines[0]?.length;
   for (const l of lines) {
     if (!/^[+|].*[+|]$/.test(l) || l.length !== width)

@@ -13,7 +13,7 @@
  * SIGKILLed and restarted); `killLbaas`/`startLbaas` the LBaaS agent alone.
  *
  * Invariant: everything it starts goes with `destroy()` — the Cluster's processes, the
- * backends, and the qlbaas namespaces with their haproxies (they outlive their agents by
+ * backends, the request loops, and the qlbaas namespaces with their haproxies (they outlive their agents by
  * design; this lab's carry its hosts' netns prefixes); traffic stays in lab namespaces.
  */
 import { existsSync, readdirSync } from 'node:fs';
@@ -151,7 +151,9 @@ function findCfg(root: string, poolId: string): string | null {
 
 async function startAgents(lab: Lab, c: Cluster, o: LbaasLabOptions) {
   const procs = new Map<string, Map<Kind, Proc>>();
-  const hostName = (h: LabHost) => `lb-${lab.prefix}-${h.name}`;
+  // Short: haproxy refuses a stats socket path over 97 characters, and the agent's lies
+  // under <cluster dir>/hosts/<host>/lbaas/<pool id>/ (lab prefix 'kl' + 4 hex digits).
+  const hostName = (h: LabHost) => `${lab.prefix.slice(2)}${h.name}`;
   const procsOf = (h: LabHost) => {
     const m = procs.get(h.name) ?? new Map<Kind, Proc>();
     procs.set(h.name, m);
@@ -223,7 +225,9 @@ export async function buildLbaasLab(opts: LbaasLabOptions = {}): Promise<LbaasLa
   const lab = await createLab({ hosts: 3 });
   let c: Cluster | undefined;
   let prefixes: string[] = [];
+  const loops = new Set<RequestLoop>();
   const destroy = async () => {
+    await Promise.all([...loops].map((x) => x.stop()));
     stopBackends();
     await c?.cleanup();
     await removePoolNamespaces(prefixes);
@@ -250,7 +254,11 @@ export async function buildLbaasLab(opts: LbaasLabOptions = {}): Promise<LbaasLa
     return {
       ...{ lab, c, network, subnet, projectId: network.project_id, backends, clientNetns },
       ...{ lbHosts: ag.lbHosts, backendHost: ag.backendHost, curl },
-      loop: (url, o) => requestLoop(lab, clientNetns, url, o),
+      loop(url, o) {
+        const loop = requestLoop(lab, clientNetns, url, o);
+        loops.add(loop);
+        return loop;
+      },
       ...labApi(lab, cl, ag, destroy),
     };
   } catch (e) {
