@@ -1,7 +1,7 @@
 /**
  * The HTTP load client of the LBaaS benches, run inside a namespace (`ip netns exec NS node
- * this URL CONCURRENCY SECONDS MODE EXPECT`): CONCURRENCY loops GET URL back to back, each
- * answer must be 200 with a body matching the regular expression EXPECT (e.g. `^m\d+$`, any
+ * this URL CONCURRENCY SECONDS MODE EXPECT [TIMEOUT_MS]`): CONCURRENCY loops GET URL back
+ * to back, each answer must be 200 with a body matching the regular expression EXPECT (e.g. `^m\d+$`, any
  * member). MODE `keepalive`: each loop keeps its connection; `close`: a new TCP connection
  * per request (`Connection: close`), so every request also tests the listener. SECONDS 0
  * runs until stdin ends (the bench closes it when its phase is over). It prints one JSON
@@ -11,7 +11,9 @@
  * is sent once more on a new connection, as HTTP clients do for idempotent requests (the
  * server may close an idle connection just as the request leaves, RFC 9112 §9.3.1); such
  * retries are counted apart, and a retry that fails is a failure. After a failure a loop
- * waits 10 ms, so a refusing server is counted at a bounded rate.
+ * waits 10 ms, so a refusing server is counted at a bounded rate. A request unanswered
+ * after TIMEOUT_MS (default 5000) is a failure too: without that bound, a SYN dropped by a
+ * listener that is going away is retransmitted for a minute before the request ends.
  *
  * Invariant: it only connects to the URL it is given (an address in the bench's namespaces).
  */
@@ -34,13 +36,16 @@ export interface LoadResult {
 
 type Outcome = { ok: true } | { ok: false; reason: string; retry: boolean };
 
-const [url, concurrencyArg, secondsArg, mode, expectArg] = process.argv.slice(2);
+const [url, concurrencyArg, secondsArg, mode, expectArg, timeoutArg] = process.argv.slice(2);
 if (!url || !concurrencyArg || !secondsArg || (mode !== 'keepalive' && mode !== 'close')) {
-  process.stderr.write('usage: lbaas-load-main URL CONCURRENCY SECONDS keepalive|close EXPECT\n');
+  process.stderr.write(
+    'usage: lbaas-load-main URL CONCURRENCY SECONDS keepalive|close EXPECT [TIMEOUT_MS]\n',
+  );
   process.exit(2);
 }
 const expect = new RegExp(expectArg ?? '');
 const concurrency = Number(concurrencyArg);
+const timeoutMs = Number(timeoutArg ?? 5000);
 const keepAlive = mode === 'keepalive';
 const agent = keepAlive ? new Agent({ keepAlive: true, maxSockets: concurrency }) : undefined;
 const latencies: number[] = [];
@@ -71,6 +76,7 @@ function once(): Promise<Outcome> {
         );
       },
     );
+    req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer in ${timeoutMs} ms`)));
     req.on('error', (e: NodeJS.ErrnoException) =>
       resolve({
         ok: false,
