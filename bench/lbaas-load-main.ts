@@ -4,9 +4,8 @@
  * to back, each answer must be 200 with a body matching the regular expression EXPECT
  * (e.g. `^m\d+$`, any member). MODE `keepalive`: each loop keeps its connection; `close`:
  * a new TCP connection per request (`Connection: close`), so every request also tests the
- * listener. SECONDS 0
- * runs until stdin ends (the bench closes it when its phase is over). It prints one JSON
- * line (LoadResult): counts, latency percentiles, the first failure.
+ * listener. SECONDS 0 runs until stdin ends (the bench closes it when its phase is over).
+ * It prints one JSON line (LoadResult): counts, latency percentiles, the first failure.
  *
  * A request that fails with ECONNRESET on a reused keep-alive connection before any answer
  * is sent once more on a new connection, as HTTP clients do for idempotent requests (the
