@@ -123,7 +123,7 @@ async function main() {
     `target (0 failed requests through the VIP): ${failed(kumo) === 0 ? 'met' : 'MISSED'}`,
   );
   console.log(
-    `ratio kumo/baseline (failed requests during ${changes} changes): ${(failed(kumo) / failed(base)).toFixed(3)} (${failed(kumo)} vs ${failed(base)})`,
+    `ratio kumo/baseline (failed requests during ${changes} changes, over at least 1): ${(failed(kumo) / Math.max(1, failed(base))).toFixed(3)} (${failed(kumo)} vs ${failed(base)})`,
   );
 }
 
