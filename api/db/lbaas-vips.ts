@@ -15,7 +15,7 @@ import { VIP_PORT_OWNER } from '../../contracts/lbaas.ts';
 import type { PersistenceRequest, VipCreate, VipUpdate } from '../../contracts/lbaas-api.ts';
 import type { Db, Queryable, Row } from './index.ts';
 import { getRow, poolNotFound, vipNotFound } from './lbaas.ts';
-import { bumpPool, PENDING_SET, setsOf } from './lbaas-writes.ts';
+import { bumpPool, bumpPools, PENDING_SET, setsOf } from './lbaas-writes.ts';
 import { constraintKind, resourceTime } from './neutron.ts';
 import { insertPort, removePort } from './ports.ts';
 import { subnetNotFound } from './subnets.ts';
@@ -130,7 +130,6 @@ export async function createVip(
 /** A move to another pool: that pool's checks, and the port's device_id follows. */
 async function moveVip(tx: Queryable, vip: Row, to: string, at: string) {
   await checkPool(tx, to, String(vip.project_id), String(vip.protocol));
-  await bumpPool(tx, String(vip.pool_id), at);
   await tx.query('UPDATE ports SET device_id = ?, updated_at = ? WHERE id = ?', [
     to,
     at,
@@ -152,7 +151,7 @@ export async function updateVip(db: Db, id: string, changes: VipUpdate, now: Dat
       const to = changes.pool_id ?? String(vip.pool_id);
       pools.push(...new Set([String(vip.pool_id), to]));
       if (to !== vip.pool_id) await moveVip(tx, vip, to, at);
-      const rev = await bumpPool(tx, to, at);
+      const rev = await bumpPools(tx, to, String(vip.pool_id), at);
       await tx.query(
         `UPDATE lb_vips SET ${sets.sql}, ${PENDING_SET}, updated_at = ? WHERE id = ?`,
         [...sets.params, rev, at, id],
