@@ -15,7 +15,8 @@
  * rejected members) older than an object's status_revision leaves that object alone: two
  * API replicas may apply one agent's reports out of order, and a late one must not undo
  * a newer one. Member health is written only for the pool's own members (an unknown id is
- * ignored).
+ * ignored). A report locks its pool's row before any other row of the pool, as every API
+ * write does (bumpPool), so the two never deadlock.
  */
 import type { UpdatePoolStatsArgs } from '../../contracts/lbaas.ts';
 import type { ResourceStatus } from '../../contracts/status.ts';
@@ -23,6 +24,19 @@ import type { Db, Queryable } from './index.ts';
 import { lbaasSchedulerTransaction, servesPool } from './lbaas-bindings.ts';
 
 const PENDING = "status LIKE 'PENDING_%'";
+
+/**
+ * Whether `host` hosts the pool, having locked the pool's row first: every write of a
+ * pool's rows (the API's, under bumpPool, and these) takes that row before any other, so
+ * a report racing a member change or the pool's delete never deadlocks with it.
+ */
+async function lockServed(tx: Queryable, poolId: string, host: string): Promise<boolean> {
+  const locked = await tx.query(
+    'UPDATE lb_pools SET revision_number = revision_number WHERE id = ? RETURNING id',
+    [poolId],
+  );
+  return locked.length > 0 && servesPool(tx, poolId, host);
+}
 
 /** ACTIVE at `revision`: the pending objects it covers, the rejected and cleared members. */
 async function applyActive(tx: Queryable, s: ResourceStatus, revision: number) {
@@ -74,7 +88,7 @@ async function applyError(tx: Queryable, s: ResourceStatus) {
 }
 
 async function applyOne(tx: Queryable, host: string, s: ResourceStatus): Promise<boolean> {
-  if (!(await servesPool(tx, s.id, host))) return false;
+  if (!(await lockServed(tx, s.id, host))) return false;
   if (s.status === 'ERROR') await applyError(tx, s);
   else if (s.revision !== undefined) await applyActive(tx, s, s.revision);
   await applyRejected(tx, s);
@@ -100,7 +114,7 @@ export async function applyPoolStatuses(
 /** Stores a pool's stats and its members' health; 0 when `host` does not host the pool. */
 export async function storePoolStats(db: Db, args: UpdatePoolStatsArgs): Promise<number> {
   return lbaasSchedulerTransaction(db, async (tx) => {
-    if (!(await servesPool(tx, args.pool_id, args.host))) return 0;
+    if (!(await lockServed(tx, args.pool_id, args.host))) return 0;
     const { bytes_in, bytes_out, active_connections, total_connections } = args.stats;
     await tx.query(
       `INSERT INTO lb_pool_stats
