@@ -7,12 +7,14 @@
  * the row — so a refused request changes nothing, a VIP never exists without its port nor
  * its port without it; one VIP per pool (VipExists), of the pool's protocol
  * (ProtocolMismatch) and project (NotAuthorized); every change bumps the pool's revision
- * (both pools' when the VIP moves, its port's device_id following it).
+ * (both pools' when the VIP moves, its port's device_id following it); a deleted VIP's
+ * port leaves its floating IPs disassociated, never dangling.
  */
 import { randomUUID } from 'node:crypto';
 import { ApiError } from '../../contracts/errors.ts';
 import { VIP_PORT_OWNER } from '../../contracts/lbaas.ts';
 import type { PersistenceRequest, VipCreate, VipUpdate } from '../../contracts/lbaas-api.ts';
+import { disassociatePort } from './floatingips.ts';
 import type { Db, Queryable, Row } from './index.ts';
 import { getRow, poolNotFound, vipNotFound } from './lbaas.ts';
 import { bumpPool, bumpPools, PENDING_SET, setsOf } from './lbaas-writes.ts';
@@ -163,14 +165,19 @@ export async function updateVip(db: Db, id: string, changes: VipUpdate, now: Dat
   return pools;
 }
 
-/** Deletes the VIP and its port together; its pool (whose revision bumped). */
-export async function deleteVip(db: Db, id: string, now: Date): Promise<string> {
+/**
+ * Deletes the VIP and its port together, the port's floating IPs disassociated first (as
+ * Neutron's delete_port does); its pool (whose revision bumped) and the routers that
+ * served those floating IPs, to be told after commit.
+ */
+export async function deleteVip(db: Db, id: string, now: Date) {
   return db.transaction(async (tx) => {
     const vip = await getRow(tx, 'lb_vips', id);
     if (!vip) throw vipNotFound(id);
     await bumpPool(tx, String(vip.pool_id), resourceTime(now));
     await tx.query('DELETE FROM lb_vips WHERE id = ?', [id]);
+    const routers = await disassociatePort(tx, String(vip.port_id), now);
     await removePort(tx, String(vip.port_id));
-    return String(vip.pool_id);
+    return { pool: String(vip.pool_id), routers };
   });
 }
