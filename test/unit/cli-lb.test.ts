@@ -216,6 +216,18 @@ describe('kumo lb-pool and lb-vip commands', () => {
       body: null,
     }));
     assert.deepEqual([none.code, JSON.parse(none.out)], [0, []]);
+    const ghost = await run(['lb-agent-hosting-pool', POOL_ID], () => ({
+      status: 404,
+      body: { NeutronError: { type: 'PoolNotFound', message: 'Pool x could not be found' } },
+    }));
+    assert.deepEqual(
+      [ghost.code, ghost.err, ghost.calls.map((c) => c.url)],
+      [
+        1,
+        'kumo: 404 PoolNotFound: Pool x could not be found\n',
+        [`${API}/v2.0/lb/pools/${POOL_ID}?fields=id`],
+      ],
+    );
     const on = await run(['lb-pool-list-on-agent', 'a1'], () => ({
       status: 200,
       body: { pools: [pool] },
