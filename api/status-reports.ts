@@ -13,7 +13,8 @@
  * requeued after a transient failure) an ERROR applied after its ACTIVE stays until the
  * agent's next resync sends its statuses again (every resync_interval). A pool's status
  * from the LBaaS agent is the one exception to that storage: it is applied to the pool's
- * own rows, only from the hosting host (api/db/lbaas-status.ts).
+ * own rows, only from the hosting host and by the revision it served, so a late report
+ * (another replica, a requeue) undoes nothing newer (api/db/lbaas-status.ts).
  */
 import type { ReportStatusArgs, ResourceStatus } from '../contracts/status.ts';
 import type { Logger } from '../core/log.ts';

@@ -27,6 +27,7 @@ import {
   UNLIMITED_CONNECTIONS,
   URL_PATH,
 } from './lbaas.ts';
+import { boolLike, intLike as neutronInt } from './network.ts';
 import {
   isPlainObject,
   nullable,
@@ -40,36 +41,8 @@ import {
   ValidationError,
 } from './schema.ts';
 
-/** Neutron's convert_to_int: an integer, or a string of decimal digits, in min..max. */
-export function intLike(min: number, max: number): Schema<number> {
-  return {
-    kind: 'integer',
-    parse(value, path = '') {
-      const n = typeof value === 'string' && /^-?\d{1,12}$/.test(value) ? Number(value) : value;
-      if (typeof n !== 'number' || !Number.isInteger(n))
-        throw new ValidationError(path, `'${String(value).slice(0, 40)}' is not an integer`);
-      if (n < min || n > max) throw new ValidationError(path, `must be between ${min} and ${max}`);
-      return n;
-    },
-  };
-}
-
-/** Neutron's convert_to_boolean: true/false, or "true"/"false"/"1"/"0" in any case. */
-export function boolLike(): Schema<boolean> {
-  return {
-    kind: 'boolean',
-    parse(value, path = '') {
-      if (typeof value === 'boolean') return value;
-      const v = typeof value === 'string' ? value.toLowerCase() : value;
-      if (v === 'true' || v === '1' || v === 1) return true;
-      if (v === 'false' || v === '0' || v === 0) return false;
-      throw new ValidationError(
-        path,
-        `'${String(value).slice(0, 40)}' cannot be converted to boolean`,
-      );
-    },
-  };
-}
+/** Neutron's convert_to_int in min..max (contracts/network.ts, shared by every Neutron body). */
+const intLike = (min: number, max: number) => neutronInt({ min, max });
 
 /** connection_limit: -1 (unlimited) or 1..MAX_CONNECTION_LIMIT. */
 function connectionLimit(): Schema<number> {

@@ -10,8 +10,13 @@
  * the served revision stays pending; rejected members become ERROR with their reason, and
  * a member in ERROR that is no longer rejected at a revision >= its own turns ACTIVE; the
  * pool itself leaves an ERROR its agent reported once a later ACTIVE covers its revision;
- * ERROR sets only the pool's status and reason. Member health is written only for the
- * pool's own members (an unknown id is ignored).
+ * ERROR sets only the pool's status and reason. The pool's status_revision records the
+ * revision of the last report applied to it, and a report (ACTIVE or ERROR, and its
+ * rejected members) older than an object's status_revision leaves that object alone: two
+ * API replicas may apply one agent's reports out of order, and a late one must not undo
+ * a newer one. Member health is written only for the pool's own members (an unknown id is
+ * ignored). A report locks its pool's row before any other row of the pool, as every API
+ * write does (bumpPool), so the two never deadlock.
  */
 import type { UpdatePoolStatsArgs } from '../../contracts/lbaas.ts';
 import type { ResourceStatus } from '../../contracts/status.ts';
@@ -20,14 +25,26 @@ import { lbaasSchedulerTransaction, servesPool } from './lbaas-bindings.ts';
 
 const PENDING = "status LIKE 'PENDING_%'";
 
+/**
+ * Whether `host` hosts the pool, having locked the pool's row first: every write of a
+ * pool's rows (the API's, under bumpPool, and these) takes that row before any other, so
+ * a report racing a member change or the pool's delete never deadlocks with it.
+ */
+async function lockServed(tx: Queryable, poolId: string, host: string): Promise<boolean> {
+  const locked = await tx.query(
+    'UPDATE lb_pools SET revision_number = revision_number WHERE id = ? RETURNING id',
+    [poolId],
+  );
+  return locked.length > 0 && servesPool(tx, poolId, host);
+}
+
 /** ACTIVE at `revision`: the pending objects it covers, the rejected and cleared members. */
 async function applyActive(tx: Queryable, s: ResourceStatus, revision: number) {
   const rejected = new Map((s.rejected ?? []).map((r) => [r.id, r.reason]));
   const active = "status = 'ACTIVE', status_description = NULL";
   await tx.query(
-    `UPDATE lb_pools SET ${active}
-      WHERE id = ? AND (${PENDING} OR status = 'ERROR') AND status_revision <= ?`,
-    [s.id, revision],
+    `UPDATE lb_pools SET ${active}, status_revision = ? WHERE id = ? AND status_revision <= ?`,
+    [revision, s.id, revision],
   );
   for (const table of ['lb_vips', 'lb_pool_monitors'])
     await tx.query(
@@ -43,24 +60,36 @@ async function applyActive(tx: Queryable, s: ResourceStatus, revision: number) {
     await tx.query(`UPDATE lb_members SET ${active} WHERE id = ?`, [m.id]);
 }
 
-/** Rejected members of the pool: ERROR with the agent's reason. */
+/**
+ * `status_revision <= ?` bound to the report's revision; a report without one (an older
+ * agent) is taken as covering every revision.
+ */
+const covered = (s: ResourceStatus) => s.revision ?? Number.MAX_SAFE_INTEGER;
+
+/** Rejected members of the pool, unless changed since: ERROR with the agent's reason. */
 async function applyRejected(tx: Queryable, s: ResourceStatus) {
   for (const part of s.rejected ?? [])
     if (part.resource === 'member')
       await tx.query(
         `UPDATE lb_members SET status = 'ERROR', status_description = ?
-          WHERE id = ? AND pool_id = ?`,
-        [part.reason, part.id, s.id],
+          WHERE id = ? AND pool_id = ? AND status_revision <= ?`,
+        [part.reason, part.id, s.id, covered(s)],
       );
 }
 
+/** ERROR: the pool's status and reason at the report's revision, unless a later one covers it. */
+async function applyError(tx: Queryable, s: ResourceStatus) {
+  await tx.query(
+    `UPDATE lb_pools SET status = 'ERROR', status_description = ?,
+        status_revision = COALESCE(?, status_revision)
+      WHERE id = ? AND status_revision <= ?`,
+    [s.reason ?? 'The LBaaS agent could not serve the pool', s.revision ?? null, s.id, covered(s)],
+  );
+}
+
 async function applyOne(tx: Queryable, host: string, s: ResourceStatus): Promise<boolean> {
-  if (!(await servesPool(tx, s.id, host))) return false;
-  if (s.status === 'ERROR')
-    await tx.query(`UPDATE lb_pools SET status = 'ERROR', status_description = ? WHERE id = ?`, [
-      s.reason ?? 'The LBaaS agent could not serve the pool',
-      s.id,
-    ]);
+  if (!(await lockServed(tx, s.id, host))) return false;
+  if (s.status === 'ERROR') await applyError(tx, s);
   else if (s.revision !== undefined) await applyActive(tx, s, s.revision);
   await applyRejected(tx, s);
   return true;
@@ -85,7 +114,7 @@ export async function applyPoolStatuses(
 /** Stores a pool's stats and its members' health; 0 when `host` does not host the pool. */
 export async function storePoolStats(db: Db, args: UpdatePoolStatsArgs): Promise<number> {
   return lbaasSchedulerTransaction(db, async (tx) => {
-    if (!(await servesPool(tx, args.pool_id, args.host))) return 0;
+    if (!(await lockServed(tx, args.pool_id, args.host))) return 0;
     const { bytes_in, bytes_out, active_connections, total_connections } = args.stats;
     await tx.query(
       `INSERT INTO lb_pool_stats

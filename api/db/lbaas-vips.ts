@@ -7,15 +7,17 @@
  * the row — so a refused request changes nothing, a VIP never exists without its port nor
  * its port without it; one VIP per pool (VipExists), of the pool's protocol
  * (ProtocolMismatch) and project (NotAuthorized); every change bumps the pool's revision
- * (both pools' when the VIP moves, its port's device_id following it).
+ * (both pools' when the VIP moves, its port's device_id following it); a deleted VIP's
+ * port leaves its floating IPs disassociated, never dangling.
  */
 import { randomUUID } from 'node:crypto';
 import { ApiError } from '../../contracts/errors.ts';
 import { VIP_PORT_OWNER } from '../../contracts/lbaas.ts';
 import type { PersistenceRequest, VipCreate, VipUpdate } from '../../contracts/lbaas-api.ts';
+import { disassociatePort } from './floatingips.ts';
 import type { Db, Queryable, Row } from './index.ts';
 import { getRow, poolNotFound, vipNotFound } from './lbaas.ts';
-import { bumpPool, PENDING_SET, setsOf } from './lbaas-writes.ts';
+import { bumpPool, bumpPools, PENDING_SET, setsOf } from './lbaas-writes.ts';
 import { constraintKind, guardQuota, type QuotaGuard, resourceTime } from './neutron.ts';
 import { insertPort, removePort } from './ports.ts';
 import { subnetNotFound } from './subnets.ts';
@@ -132,7 +134,6 @@ export async function createVip(
 /** A move to another pool: that pool's checks, and the port's device_id follows. */
 async function moveVip(tx: Queryable, vip: Row, to: string, at: string) {
   await checkPool(tx, to, String(vip.project_id), String(vip.protocol));
-  await bumpPool(tx, String(vip.pool_id), at);
   await tx.query('UPDATE ports SET device_id = ?, updated_at = ? WHERE id = ?', [
     to,
     at,
@@ -154,7 +155,7 @@ export async function updateVip(db: Db, id: string, changes: VipUpdate, now: Dat
       const to = changes.pool_id ?? String(vip.pool_id);
       pools.push(...new Set([String(vip.pool_id), to]));
       if (to !== vip.pool_id) await moveVip(tx, vip, to, at);
-      const rev = await bumpPool(tx, to, at);
+      const rev = await bumpPools(tx, to, String(vip.pool_id), at);
       await tx.query(
         `UPDATE lb_vips SET ${sets.sql}, ${PENDING_SET}, updated_at = ? WHERE id = ?`,
         [...sets.params, rev, at, id],
@@ -166,14 +167,19 @@ export async function updateVip(db: Db, id: string, changes: VipUpdate, now: Dat
   return pools;
 }
 
-/** Deletes the VIP and its port together; its pool (whose revision bumped). */
-export async function deleteVip(db: Db, id: string, now: Date): Promise<string> {
+/**
+ * Deletes the VIP and its port together, the port's floating IPs disassociated first (as
+ * Neutron's delete_port does); its pool (whose revision bumped) and the routers that
+ * served those floating IPs, to be told after commit.
+ */
+export async function deleteVip(db: Db, id: string, now: Date) {
   return db.transaction(async (tx) => {
     const vip = await getRow(tx, 'lb_vips', id);
     if (!vip) throw vipNotFound(id);
     await bumpPool(tx, String(vip.pool_id), resourceTime(now));
     await tx.query('DELETE FROM lb_vips WHERE id = ?', [id]);
+    const routers = await disassociatePort(tx, String(vip.port_id), now);
     await removePort(tx, String(vip.port_id));
-    return String(vip.pool_id);
+    return { pool: String(vip.pool_id), routers };
   });
 }

@@ -37,6 +37,27 @@ export async function bumpPool(tx: Queryable, poolId: string, at: string): Promi
   return Number(row.revision_number);
 }
 
+/**
+ * Bumps `to` and `from` once each, in id order, so two requests naming the same pools (a
+ * member or VIP moved A → B while another moves B → A) take their row locks in one order
+ * and never deadlock; `to`'s new revision.
+ */
+export async function bumpPools(
+  tx: Queryable,
+  to: string,
+  from: string,
+  at: string,
+): Promise<number> {
+  if (from === to) return bumpPool(tx, to, at);
+  if (to < from) {
+    const rev = await bumpPool(tx, to, at);
+    await bumpPool(tx, from, at);
+    return rev;
+  }
+  await bumpPool(tx, from, at);
+  return bumpPool(tx, to, at);
+}
+
 /** `SET a = ?, b = ?` of the named values only (undefined leaves a column). */
 export function setsOf(values: Record<string, Param | undefined>) {
   const named = Object.entries(values).filter(([, v]) => v !== undefined);
@@ -192,8 +213,7 @@ export async function updateMember(
       const from = String(row.pool_id);
       const to = changes.pool_id ?? from;
       pools.push(...new Set([from, to]));
-      if (to !== from) await bumpPool(tx, from, at);
-      const rev = await bumpPool(tx, to, at);
+      const rev = await bumpPools(tx, to, from, at);
       await refuseDuplicate(tx, to, String(row.address), Number(row.protocol_port), id);
       await tx.query(
         `UPDATE lb_members SET ${sets.sql}, ${PENDING_SET}, updated_at = ? WHERE id = ?`,

@@ -6,14 +6,15 @@
  * Invariants: admin-only (a non-admin gets Neutron's 403 `rule:get_loadbalancer-pools` /
  * `rule:get_loadbalancer-agent is disallowed by policy` before anything is looked up);
  * read-only. As Neutron: the pools of an agent that hosts none (or of an unknown agent)
- * are `{"pools": []}`, and a pool no agent hosts answers 200 with the body `null`
- * (Neutron's get_lbaas_agent_hosting_pool returns None); an unknown pool is a 404.
+ * are `{"pools": []}`, and a pool no agent hosts, or no pool at all, answers 200 with the
+ * body `null` (Neutron's get_lbaas_agent_hosting_pool looks up the binding only and
+ * returns None; the controller checks no parent pool).
  */
 
 import type { FastifyInstance } from 'fastify';
 import { UUID } from '../../contracts/schema.ts';
 import type { Queryable } from '../db/index.ts';
-import { getRow, listPools, poolNotFound } from '../db/lbaas.ts';
+import { listPools } from '../db/lbaas.ts';
 import { poolAgent, poolsOfAgent } from '../db/lbaas-bindings.ts';
 import type { AppDeps } from '../deps.ts';
 import { pick, values } from '../query.ts';
@@ -22,10 +23,6 @@ import { type ById, hostingAgentsBody, requireAdmin } from './agent-scheduler.ts
 /** Neutron v1's pool views (api/db/lbaas.ts, as GET /v2.0/lb/pools) of the pools `ids`. */
 const poolViews = async (db: Queryable, ids: string[]) =>
   ids.length ? listPools(db, { columns: { id: ids }, clauses: [] }) : [];
-
-async function poolExists(db: Queryable, id: string) {
-  return UUID.test(id) && (await getRow(db, 'lb_pools', id)) !== undefined;
-}
 
 export function lbaasAgentRoutes(app: FastifyInstance, deps: AppDeps): void {
   app.get('/v2.0/agents/:id/loadbalancer-pools', async (req: ById) => {
@@ -36,8 +33,7 @@ export function lbaasAgentRoutes(app: FastifyInstance, deps: AppDeps): void {
   });
   app.get('/v2.0/lb/pools/:id/loadbalancer-agent', async (req: ById, reply) => {
     requireAdmin(req, 'get_loadbalancer-agent');
-    if (!(await poolExists(deps.db, req.params.id))) throw poolNotFound(req.params.id);
-    const hosting = await poolAgent(deps.db, req.params.id);
+    const hosting = UUID.test(req.params.id) ? await poolAgent(deps.db, req.params.id) : undefined;
     if (!hosting) return reply.type('application/json').send('null');
     const { agents } = await hostingAgentsBody(deps, [hosting.id], req.query);
     return { agent: agents[0] };

@@ -272,6 +272,9 @@ function registerScheduler(program: Command, ctx: CommandContext): void {
     const columns = selectColumns(AGENT_FIELDS, opts.column, HOSTING_AGENT_COLUMNS);
     const client = ctx.client(hosting);
     const id = await resolveRef(client, POOL, ref);
+    // Neutron answers null for a pool no agent hosts and for no pool at all; an unknown id
+    // is an error, as neutron's CLI finds the pool first.
+    await client.get(`${POOL.path}/${enc(id)}?fields=id`);
     const body = await client.get(`${POOL.path}/${enc(id)}/loadbalancer-agent`);
     // A pool no agent hosts: Neutron answers `null`; we print an empty list.
     const agents: Row[] = body === null ? [] : [one(body, 'agent')];

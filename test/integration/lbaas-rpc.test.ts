@@ -2,7 +2,8 @@
  * The LBaaS agent's q-plugin calls on both database engines, over the real broker:
  * get_active_pools and get_pool_info answered key for key from the lb rows (only to the
  * hosting host), report_status of a pool applied by revision (PENDING → ACTIVE, rejected
- * members, ERROR, a fenced host's report ignored), and update_pool_stats stored only from
+ * members, ERROR, a fenced host's report ignored, a late report at an older revision
+ * undoing nothing newer), and update_pool_stats stored only from
  * the hosting host.
  */
 import assert from 'node:assert/strict';
@@ -175,6 +176,33 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.deepEqual(await poolStatuses(h.db, p.id), before);
       await report('h1', { id: p.id, status: 'ACTIVE', revision: later });
       assert.deepEqual((await poolStatuses(h.db, p.id)).pool, active);
+    });
+
+    test('report_status: a late report at an older revision undoes nothing newer', async () => {
+      const p = await fullPool();
+      const first = await touchMember(h.db, p.id, p.m1);
+      await report('h1', { id: p.id, status: 'ACTIVE', revision: first });
+      const acked = await poolStatuses(h.db, p.id);
+      assert.equal(acked.pool?.status, 'ACTIVE');
+      await report('h1', { id: p.id, status: 'ERROR', reason: 'stale', revision: first - 1 });
+      assert.deepEqual(await poolStatuses(h.db, p.id), acked, 'a stale ERROR is ignored');
+
+      const second = await touchMember(h.db, p.id, p.m2);
+      const pending = await poolStatuses(h.db, p.id);
+      assert.deepEqual(pending[p.m2], { status: 'PENDING_UPDATE', description: null });
+      const bad = [{ resource: 'member', id: p.m2, reason: 'bad' }];
+      await report('h1', { id: p.id, status: 'ACTIVE', revision: first, rejected: bad });
+      assert.deepEqual(await poolStatuses(h.db, p.id), pending, 'm2 changed since: not ERROR');
+
+      await report('h1', { id: p.id, status: 'ERROR', reason: 'haproxy down', revision: second });
+      const failed = await poolStatuses(h.db, p.id);
+      assert.deepEqual(failed.pool, { status: 'ERROR', description: 'haproxy down' });
+      await report('h1', { id: p.id, status: 'ACTIVE', revision: first });
+      assert.deepEqual(await poolStatuses(h.db, p.id), failed, 'an older ACTIVE leaves ERROR');
+      await report('h1', { id: p.id, status: 'ACTIVE', revision: second });
+      const healed = await poolStatuses(h.db, p.id);
+      assert.deepEqual(healed.pool, { status: 'ACTIVE', description: null });
+      assert.deepEqual(healed[p.m2], { status: 'ACTIVE', description: null });
     });
 
     test('update_pool_stats is stored from the hosting host only; unknown members are ignored', async () => {
