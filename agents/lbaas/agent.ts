@@ -42,6 +42,7 @@ import { resourceStatus, statusReporter } from '../lib/status.ts';
 import { runSteps, type Step } from '../lib/steps.ts';
 import type { HookDeps } from '../run.ts';
 import {
+  checkStatePath,
   type DesiredPool,
   desiredPool,
   type LbSettings,
@@ -142,6 +143,7 @@ export function servedPools() {
 
 export async function lbaasHooks({ config, runner, log, broker }: HookDeps): Promise<AgentHooks> {
   const settings = lbaasSettings(config);
+  checkStatePath(settings, config.DEFAULT.state_path);
   const host = settings.host;
   const haproxyVersion = await toolVersion(runner, ['haproxy', '-v']);
   const ovsdb = lazyOvsdb(config, log);

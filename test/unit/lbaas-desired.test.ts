@@ -8,7 +8,14 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { type DesiredPool, desiredPool } from '../../agents/lbaas/desired.ts';
+import {
+  checkStatePath,
+  type DesiredPool,
+  desiredPool,
+  MAX_SOCKET_PATH,
+  stateDirOf,
+  statsSocketOf,
+} from '../../agents/lbaas/desired.ts';
 import type { ObservedPool } from '../../agents/lbaas/observe.ts';
 import { planPool } from '../../agents/lbaas/plan.ts';
 import { configDigest } from '../../agents/lib/haproxy-instance.ts';
@@ -191,6 +198,18 @@ describe('desiredPool', () => {
         assert.match(e.message, /vip\.port\.ip_address/);
         return true;
       },
+    );
+  });
+
+  test('a state_path leaving a stats socket over 95 characters is refused, naming it', () => {
+    const at = (n: number) => `/${'s'.repeat(n - 1)}`;
+    const settings = (p: string) => settingsOf(`${p}/lbaas`);
+    assert.equal(statsSocketOf(stateDirOf(settings(at(39)), POOL)).length, MAX_SOCKET_PATH);
+    checkStatePath(settings(at(39)), at(39));
+    checkStatePath(settings('/var/lib/kumo'), '/var/lib/kumo');
+    assert.throws(
+      () => checkStatePath(settings(at(40)), at(40)),
+      /^Error: \[DEFAULT\] state_path "\/s+" is 1 character\(s\) too long .* at most 39 characters$/,
     );
   });
 });
