@@ -16,7 +16,7 @@
  * - stopping, restarting or killing the agent never touches a running haproxy or its
  *   namespace: the next agent adopts it through its pid file.
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import {
   GetActivePoolsResult,
   type LbPoolInfo,
@@ -46,6 +46,7 @@ import {
   type DesiredPool,
   desiredPool,
   type LbSettings,
+  maxSocketPath,
   netnsOf,
   stateDirOf,
   statsBaseOf,
@@ -63,6 +64,13 @@ export function lbaasSettings(config: HookDeps['config']): LbSettings {
     ...(config.ovs.vswitchd_netns ? { vswitchdNetns: config.ovs.vswitchd_netns } : {}),
   };
 }
+
+/** The host's pid_max (Linux's largest when unreadable). */
+const pidMax = () =>
+  readFile('/proc/sys/kernel/pid_max', 'utf8').then(
+    (t) => Number.parseInt(t, 10) || 4_194_304,
+    () => 4_194_304,
+  );
 
 export interface PoolKindDeps {
   settings: LbSettings;
@@ -143,7 +151,7 @@ export function servedPools() {
 
 export async function lbaasHooks({ config, runner, log, broker }: HookDeps): Promise<AgentHooks> {
   const settings = lbaasSettings(config);
-  checkStatePath(settings, config.DEFAULT.state_path);
+  checkStatePath(settings, config.DEFAULT.state_path, maxSocketPath(await pidMax()));
   const host = settings.host;
   const haproxyVersion = await toolVersion(runner, ['haproxy', '-v']);
   const ovsdb = lazyOvsdb(config, log);

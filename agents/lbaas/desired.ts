@@ -70,26 +70,28 @@ export const netnsOf = (s: LbSettings, poolId: string) =>
 export const statsSocketOf = (stateDir: string) => `${stateDir}/haproxy.sock`;
 
 /**
- * The longest stats socket path haproxy binds: it makes `<path>.<pid>.tmp` first, which must
- * fit a unix address (107 characters). haproxy 2.6's parser allows 97 (a 5-digit pid); 95
- * leaves room for a 7-digit one (Linux's largest pid_max).
+ * The longest stats socket path haproxy binds on a host whose pids stay below `pidMax`: it
+ * makes `<path>.<pid>.tmp` first, which must fit a unix address (107 characters), and its
+ * parser takes at most 97 (room for a 5-digit pid). 95 with Linux's largest pid_max.
  */
-export const MAX_SOCKET_PATH = 95;
+export const maxSocketPath = (pidMax: number) =>
+  Math.min(97, 107 - '..tmp'.length - String(Math.max(pidMax - 1, 1)).length);
 
 /**
  * Throws, naming `[DEFAULT] state_path`, when a pool's stats socket under `statePath` would be
- * too long for haproxy: every pool would fail, so the agent refuses to start instead.
+ * longer than `max` (maxSocketPath): every pool would fail, so the agent refuses to start.
  */
-export function checkStatePath(s: LbSettings, statePath: string): void {
+export function checkStatePath(s: LbSettings, statePath: string, max: number): void {
   const socket = statsSocketOf(stateDirOf(s, '00000000-0000-0000-0000-000000000000'));
-  const over = socket.length - MAX_SOCKET_PATH;
+  const over = socket.length - max;
   if (over > 0)
     throw new Error(
       `[DEFAULT] state_path ${JSON.stringify(statePath)} is ${over} character(s) too long for ` +
-        `the pools' haproxy stats sockets (${socket.length} > ${MAX_SOCKET_PATH}): at most ` +
+        `the pools' haproxy stats sockets (${socket.length} > ${max}): at most ` +
         `${statePath.length - over} characters`,
     );
 }
+
 /** The stats counters of earlier haproxy processes (stats.ts), kept across agent restarts. */
 export const statsBaseOf = (stateDir: string) => `${stateDir}/stats.json`;
 /** `tap` + the first 11 characters of the VIP port's id (host/ip/names portDevice's rule). */

@@ -12,7 +12,7 @@ import {
   checkStatePath,
   type DesiredPool,
   desiredPool,
-  MAX_SOCKET_PATH,
+  maxSocketPath,
   stateDirOf,
   statsSocketOf,
 } from '../../agents/lbaas/desired.ts';
@@ -201,14 +201,19 @@ describe('desiredPool', () => {
     );
   });
 
-  test('a state_path leaving a stats socket over 95 characters is refused, naming it', () => {
+  test('a state_path leaving a stats socket too long for haproxy is refused, naming it', () => {
+    assert.equal(maxSocketPath(32_768), 97, 'pids of 5 digits: haproxy’s own limit');
+    assert.equal(maxSocketPath(4_194_304), 95, '7 digits: <path>.<pid>.tmp in 107');
+    assert.equal(maxSocketPath(100_000), 97);
+    assert.equal(maxSocketPath(100_001), 96);
     const at = (n: number) => `/${'s'.repeat(n - 1)}`;
     const settings = (p: string) => settingsOf(`${p}/lbaas`);
-    assert.equal(statsSocketOf(stateDirOf(settings(at(39)), POOL)).length, MAX_SOCKET_PATH);
-    checkStatePath(settings(at(39)), at(39));
-    checkStatePath(settings('/var/lib/kumo'), '/var/lib/kumo');
+    assert.equal(statsSocketOf(stateDirOf(settings(at(39)), POOL)).length, 95);
+    checkStatePath(settings(at(39)), at(39), 95);
+    checkStatePath(settings(at(41)), at(41), 97);
+    checkStatePath(settings('/var/lib/kumo'), '/var/lib/kumo', 95);
     assert.throws(
-      () => checkStatePath(settings(at(40)), at(40)),
+      () => checkStatePath(settings(at(40)), at(40), 95),
       /^Error: \[DEFAULT\] state_path "\/s+" is 1 character\(s\) too long .* at most 39 characters$/,
     );
   });
