@@ -1,7 +1,8 @@
 /**
  * diff(desired, observed) → the kit Steps that make one pool's qlbaas namespace match. Pure.
  *
- * Order for a pool served here: the state directory and its ownership marker (before
+ * Order for a pool served here: the state directory (0750: it holds the admin stats
+ * socket) and its ownership marker (before
  * anything else, so whatever follows is known to be ours), the namespace and the VIP's port
  * (agents/lib/ns-port) with ONE `ip -batch` carrying stale routes' deletions, the link's
  * MAC/MTU/up/address and the missing default route; then the haproxy (agents/lib/
@@ -30,7 +31,7 @@ function routeLines(d: DesiredPool, o: ObservedPool) {
 function ownerSteps(d: DesiredPool, o: ObservedPool, s: LbSettings): Step[] {
   if (o.owned) return [];
   return [
-    { kind: 'mkdir', path: d.stateDir, why: 'state directory' },
+    { kind: 'mkdir', path: d.stateDir, mode: 0o750, why: 'state directory' },
     {
       kind: 'file',
       path: `${d.stateDir}/${MARKER.file}`,

@@ -238,6 +238,12 @@ describe('planPool', () => {
         'the config haproxy started with',
       ],
     );
+    assert.deepEqual(steps[0], {
+      kind: 'mkdir',
+      path: DIR,
+      mode: 0o750,
+      why: 'state directory',
+    });
     const batch = specOf(steps[5]);
     assert.match(String(batch.stdin), /route replace 0\.0\.0\.0\/0 via 10\.80\.0\.1 proto static/);
     const start = specOf(steps[8]);
@@ -282,11 +288,28 @@ describe('planPool', () => {
     const steps = planPool(d, { ...o, haproxy: { ...o.haproxy, inNetns: false } }, S, ids);
     assert.deepEqual(
       steps.map((s) => s.why),
-      ['pool haproxy in a stale namespace', 'the config haproxy reloaded'],
+      ['haproxy -c', 'pool haproxy in a stale namespace', 'the config haproxy reloaded'],
     );
-    const argv = specOf(steps[0]).argv;
+    const argv = specOf(steps[1]).argv;
     assert.ok(!argv.includes('-x'));
     assert.deepEqual(argv.slice(-2), ['-sf', '4242']);
+  });
+
+  test('a config on disk that failed its check (or was never loaded) is checked before any load', () => {
+    const d = served();
+    const o = inOrder(d);
+    const stale = { ...o, haproxy: { ...o.haproxy, loaded: configDigest('an older config') } };
+    const steps = planPool(d, stale, S, ids);
+    assert.deepEqual(
+      steps.map((s) => s.why),
+      ['haproxy -c', 'reload the pool haproxy', 'the config haproxy reloaded'],
+    );
+    assert.deepEqual(specOf(steps[0]).argv, ['haproxy', '-c', '-f', `${DIR}/haproxy.cfg`]);
+    const stopped = planPool(d, { ...o, haproxy: { ...o.haproxy, pid: null } }, S, ids);
+    assert.deepEqual(
+      stopped.map((s) => s.why),
+      ['haproxy -c', 'start the pool haproxy', 'the config haproxy started with'],
+    );
   });
 
   test('a running haproxy that does not answer on the stats socket is reloaded without -x', () => {
