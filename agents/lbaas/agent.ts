@@ -30,7 +30,7 @@ import type { CommandRunner } from '../../core/exec.ts';
 import type { Logger } from '../../core/log.ts';
 import { createReconciler, type KindStatus, type ResourceKindSpec } from '../../core/reconciler.ts';
 import type { StatusReporter } from '../../core/status.ts';
-import { findHaproxy } from '../../host/haproxy/daemon.ts';
+import { findHaproxy, openFileLimit } from '../../host/haproxy/daemon.ts';
 import { showStat } from '../../host/haproxy/stats.ts';
 import type { OvsdbClient } from '../../host/ovs/ovsdb.ts';
 import { toolVersion } from '../../host/version.ts';
@@ -55,8 +55,9 @@ import { type ObservedPool, observePool, ownedPoolIds } from './observe.ts';
 import { planPool } from './plan.ts';
 import { type StatsTarget, startStatsLoop, statsPass } from './stats.ts';
 
-export function lbaasSettings(config: HookDeps['config']): LbSettings {
+export function lbaasSettings(config: HookDeps['config'], fileLimit: number): LbSettings {
   return {
+    fileLimit,
     stateRoot: `${config.DEFAULT.state_path}/lbaas`,
     host: config.DEFAULT.host,
     intBridge: config.ovs.integration_bridge,
@@ -90,7 +91,15 @@ export function poolKind(
   const { settings, log } = deps;
   return {
     fetch: (id) => deps.getPool(id),
-    desired: (info) => desiredPool(info.pool, settings, info.rejected),
+    desired(info) {
+      const d = desiredPool(info.pool, settings, info.rejected);
+      if (d?.connectionCap)
+        log.warn(
+          { poolId: d.poolId, ...d.connectionCap, fileLimit: settings.fileLimit },
+          'VIP connection_limit above what the open file limit lets haproxy serve: lowered',
+        );
+      return d;
+    },
     observe: (id, desired) => observePool(deps, settings, id, desired),
     plan: (desired, observed, id) =>
       planPool(desired, observed, settings, {
@@ -150,7 +159,7 @@ export function servedPools() {
 }
 
 export async function lbaasHooks({ config, runner, log, broker }: HookDeps): Promise<AgentHooks> {
-  const settings = lbaasSettings(config);
+  const settings = lbaasSettings(config, await openFileLimit());
   checkStatePath(settings, config.DEFAULT.state_path, maxSocketPath(await pidMax()));
   const host = settings.host;
   const haproxyVersion = await toolVersion(runner, ['haproxy', '-v']);

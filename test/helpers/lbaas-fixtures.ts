@@ -81,6 +81,7 @@ export function settingsOf(stateRoot: string, over: Partial<LbSettings> = {}): L
     host: 'lbaas-test-host',
     intBridge: 'br-int',
     netnsPrefix: 'klt-',
+    fileLimit: 20_000,
     ...over,
   };
 }

@@ -12,6 +12,7 @@ import {
   checkStatePath,
   type DesiredPool,
   desiredPool,
+  maxconnOf,
   maxSocketPath,
   stateDirOf,
   statsSocketOf,
@@ -199,6 +200,34 @@ describe('desiredPool', () => {
         return true;
       },
     );
+  });
+
+  test('the global maxconn follows the VIP’s connection_limit within the open file limit', () => {
+    const withLimit = (limit: number, fileLimit = 20_000) => {
+      const p = poolOf();
+      (p.vip as NonNullable<typeof p.vip>).connection_limit = limit;
+      const d = desiredPool(p, settingsOf(S.stateRoot, { fileLimit })) as DesiredPool;
+      const maxconns = lines(d).filter((l) => l.startsWith('maxconn '));
+      return { maxconns, cap: d.connectionCap };
+    };
+    assert.deepEqual(withLimit(-1), { maxconns: ['maxconn 4096'], cap: undefined });
+    assert.deepEqual(withLimit(6000), {
+      maxconns: ['maxconn 6000', 'maxconn 6000'],
+      cap: undefined,
+    });
+    // (20000 - 256 reserved - 2 servers) / 2 = 9871.
+    assert.deepEqual(withLimit(50_000), {
+      maxconns: ['maxconn 9871', 'maxconn 9871'],
+      cap: { asked: 50_000, served: 9871 },
+    });
+    assert.deepEqual(withLimit(-1, 2000), { maxconns: ['maxconn 871'], cap: undefined });
+    assert.deepEqual(withLimit(1_000_000, Number.POSITIVE_INFINITY).cap, {
+      asked: 1_000_000,
+      served: 100_000,
+    });
+    assert.deepEqual(maxconnOf(9871, 2, 20_000), { asked: 9871, served: 9871 });
+    assert.deepEqual(maxconnOf(9872, 2, 20_000), { asked: 9872, served: 9871 });
+    assert.deepEqual(maxconnOf(9872, 0, 20_000), { asked: 9872, served: 9872 });
   });
 
   test('a state_path leaving a stats socket too long for haproxy is refused, naming it', () => {
