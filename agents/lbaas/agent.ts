@@ -31,7 +31,7 @@ import type { Logger } from '../../core/log.ts';
 import { createReconciler, type KindStatus, type ResourceKindSpec } from '../../core/reconciler.ts';
 import type { StatusReporter } from '../../core/status.ts';
 import { findHaproxy, openFileLimit } from '../../host/haproxy/daemon.ts';
-import { showStat } from '../../host/haproxy/stats.ts';
+import { showInfo, showStat } from '../../host/haproxy/stats.ts';
 import type { OvsdbClient } from '../../host/ovs/ovsdb.ts';
 import { toolVersion } from '../../host/version.ts';
 import { classify } from '../lib/errors.ts';
@@ -186,6 +186,7 @@ export async function lbaasHooks({ config, runner, log, broker }: HookDeps): Pro
     log,
     targets: served.targets,
     showStat: (socket) => showStat(socket),
+    showPid: async (socket) => (await showInfo(socket)).pid,
     send: (args: UpdatePoolStatsArgs) => broker.cast(PLUGIN_TOPIC, 'update_pool_stats', args),
   });
 
