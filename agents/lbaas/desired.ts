@@ -100,6 +100,11 @@ export function checkStatePath(s: LbSettings, statePath: string, max: number): v
     );
 }
 
+/**
+ * The VIP's device, recorded when it is plugged: a teardown finds its OVS port by it even
+ * when the namespace (and so the device) is gone, e.g. after a reboot.
+ */
+export const deviceFileOf = (stateDir: string) => `${stateDir}/device`;
 /** The stats counters of earlier haproxy processes (stats.ts), kept across agent restarts. */
 export const statsBaseOf = (stateDir: string) => `${stateDir}/stats.json`;
 /** `tap` + the first 11 characters of the VIP port's id (host/ip/names portDevice's rule). */

@@ -95,4 +95,5 @@ export const emptyObserved = (dir: string): ObservedPool => ({
   ovsPorts: [],
   routes: [],
   haproxy: { dir, dirExists: false, config: null, loaded: null, pid: null, inNetns: false },
+  device: null,
 });

@@ -85,6 +85,7 @@ function inOrder(d: DesiredPool): ObservedPool {
       inNetns: true,
       socketServed: true,
     },
+    device: d.port.device,
   };
 }
 
@@ -257,6 +258,7 @@ describe('planPool', () => {
       [
         'state directory',
         'ownership marker',
+        'the VIP device',
         'namespace',
         'plug into br-int',
         'move the port into its namespace',
@@ -273,9 +275,9 @@ describe('planPool', () => {
       mode: 0o750,
       why: 'state directory',
     });
-    const batch = specOf(steps[5]);
+    const batch = specOf(steps[6]);
     assert.match(String(batch.stdin), /route replace 0\.0\.0\.0\/0 via 10\.80\.0\.1 proto static/);
-    const start = specOf(steps[8]);
+    const start = specOf(steps[9]);
     assert.equal(start.netns, NS);
     assert.deepEqual(start.argv, [
       'haproxy',
