@@ -158,9 +158,31 @@ export function servedPools() {
   };
 }
 
-export async function lbaasHooks({ config, runner, log, broker }: HookDeps): Promise<AgentHooks> {
+/** The settings on this host, refused (naming state_path) when haproxy could not serve them. */
+async function hostSettings(config: HookDeps['config']): Promise<LbSettings> {
   const settings = lbaasSettings(config, await openFileLimit());
   checkStatePath(settings, config.DEFAULT.state_path, maxSocketPath(await pidMax()));
+  return settings;
+}
+
+/** The stats loop's pass over the served pools' real stats sockets, casting its reports. */
+function brokerStatsPass(
+  { log, broker }: Pick<HookDeps, 'log' | 'broker'>,
+  host: string,
+  served: ReturnType<typeof servedPools>,
+) {
+  return statsPass({
+    host,
+    log,
+    targets: served.targets,
+    showStat: (socket) => showStat(socket),
+    showPid: async (socket) => (await showInfo(socket)).pid,
+    send: (args: UpdatePoolStatsArgs) => broker.cast(PLUGIN_TOPIC, 'update_pool_stats', args),
+  });
+}
+
+export async function lbaasHooks({ config, runner, log, broker }: HookDeps): Promise<AgentHooks> {
+  const settings = await hostSettings(config);
   const host = settings.host;
   const haproxyVersion = await toolVersion(runner, ['haproxy', '-v']);
   const ovsdb = lazyOvsdb(config, log);
@@ -181,14 +203,7 @@ export async function lbaasHooks({ config, runner, log, broker }: HookDeps): Pro
     status: poolStatus(reporter, served.note),
   });
   const reconciler = createReconciler({ log, kinds: { pool }, classify });
-  const pass = statsPass({
-    host,
-    log,
-    targets: served.targets,
-    showStat: (socket) => showStat(socket),
-    showPid: async (socket) => (await showInfo(socket)).pid,
-    send: (args: UpdatePoolStatsArgs) => broker.cast(PLUGIN_TOPIC, 'update_pool_stats', args),
-  });
+  const pass = brokerStatsPass({ log, broker }, host, served);
 
   return {
     configurations: async () => ({
