@@ -183,7 +183,7 @@ describe('haproxy metadata proxy in a namespace', () => {
     const steps = proxySteps(other, await observeProxy(other));
     assert.deepEqual(
       steps.map((s) => s.why),
-      ['reload the metadata proxy', 'the config haproxy reloaded'],
+      ['haproxy -c', 'reload the metadata proxy', 'the config haproxy reloaded'],
     );
     await runSteps({ runner, log }, steps);
     assert.notEqual((await observeProxy(other)).pid, before);
@@ -204,7 +204,7 @@ describe('haproxy metadata proxy in a namespace', () => {
       const steps = proxySteps(moved, o);
       assert.deepEqual(
         steps.map((s) => s.why),
-        ['metadata proxy in a stale namespace', 'the config haproxy reloaded'],
+        ['haproxy -c', 'metadata proxy in a stale namespace', 'the config haproxy reloaded'],
       );
       await runSteps({ runner, log }, steps);
       assert.equal((await observeProxy(moved)).inNetns, true);
