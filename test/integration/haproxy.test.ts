@@ -11,8 +11,8 @@
  * Forwarded and X-Tenant-ID are stripped: the listener sees the guest's own source address
  * and the router id the proxy set; a changed spec is a hitless reload (-sf: a new pid, the
  * new header value); a config written by an agent that died before reloading is loaded on
- * the next pass (haproxy.loaded is stale); a haproxy config that fails `haproxy -c` stops the plan before the
- * reload; a haproxy in another namespace than the spec's is replaced (reload from the right
+ * the next pass (haproxy.loaded is stale), after `haproxy -c`; a haproxy config that fails
+ * `haproxy -c` stops the plan before the reload; a haproxy in another namespace than the spec's is replaced (reload from the right
  * one); a null spec stops haproxy and leaves no file behind.
  */
 import assert from 'node:assert/strict';
