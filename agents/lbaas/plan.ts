@@ -4,10 +4,11 @@
  * Order for a pool served here: the state directory (0750: it holds the admin stats
  * socket) and its ownership marker (before anything else, so whatever follows is known to
  * be ours) with the VIP's device recorded (a teardown finds its OVS port by it even with
- * the namespace gone), the namespace and the VIP's port (agents/lib/ns-port) with ONE `ip -batch` carrying stale routes' deletions, the link's
- * MAC/MTU/up/address and the missing default route; then the haproxy (agents/lib/
- * haproxy-instance: config written, `haproxy -c`, start or hitless reload), which binds the
- * VIP's address and so comes after it.
+ * the namespace gone), the namespace and the VIP's port (agents/lib/ns-port) with ONE
+ * `ip -batch` carrying stale routes' deletions, the link's MAC/MTU/up/address and the
+ * missing default route; then the haproxy (agents/lib/haproxy-instance: config written,
+ * `haproxy -c`, start or hitless reload), which binds the VIP's address and so comes after
+ * it.
  *
  * Invariants: a pool that is already right plans nothing; only `proto static` routes are
  * added or removed; a pool no longer served here loses its haproxy, OVS port, namespace
