@@ -32,6 +32,8 @@ import {
 
 export interface ObservedPool extends NsObserved {
   stateDirExists: boolean;
+  /** Its permission bits (null: no directory). */
+  stateDirMode: number | null;
   /** …and its marker names this host. */
   owned: boolean;
   routes: StaticRoute[];
@@ -47,10 +49,10 @@ export interface ObserveDeps {
   netnsExists?(name: string): Promise<boolean>;
 }
 
-const exists = (path: string) =>
+const modeOf = (path: string) =>
   stat(path).then(
-    () => true,
-    () => false,
+    (st) => st.mode & 0o777,
+    () => null,
   );
 
 const DEVICE = /^tap[0-9a-f-]{11}$/;
@@ -93,11 +95,13 @@ export async function observePool(
   desired: DesiredPool | null,
 ): Promise<ObservedPool> {
   const dir = stateDirOf(s, poolId);
-  const stateDirExists = await exists(dir);
+  const stateDirMode = await modeOf(dir);
+  const stateDirExists = stateDirMode !== null;
   const owned = stateDirExists && (await readOwner(dir, MARKER)) === s.host;
   if (!desired && !owned)
     return {
       stateDirExists,
+      stateDirMode,
       owned,
       netnsExists: false,
       links: [],
@@ -109,7 +113,7 @@ export async function observePool(
   const device = owned ? await recordedDevice(dir) : null;
   const ns = await observeNs(deps, netnsOf(s, poolId), desired, device);
   const haproxy = await observeHaproxy(dir, desired?.netns ?? null, desired?.haproxy.statsSocket);
-  return { stateDirExists, owned, ...ns, haproxy, device };
+  return { stateDirExists, stateDirMode, owned, ...ns, haproxy, device };
 }
 
 /**

@@ -1,8 +1,8 @@
 /**
  * diff(desired, observed) → the kit Steps that make one pool's qlbaas namespace match. Pure.
  *
- * Order for a pool served here: the state directory (0750: it holds the admin stats
- * socket) and its ownership marker (before anything else, so whatever follows is known to
+ * Order for a pool served here: the state directory (0750, also when made looser before:
+ * it holds the admin stats socket) and its ownership marker (before anything else, so whatever follows is known to
  * be ours) with the VIP's device recorded (a teardown finds its OVS port by it even with
  * the namespace gone), the namespace and the VIP's port (agents/lib/ns-port) with ONE
  * `ip -batch` carrying stale routes' deletions, the link's MAC/MTU/up/address and the
@@ -41,7 +41,11 @@ function ownerSteps(d: DesiredPool, o: ObservedPool, s: LbSettings): Step[] {
             why: 'the VIP device',
           },
         ];
-  if (o.owned) return device;
+  const mode: Step[] =
+    o.stateDirMode === null || o.stateDirMode === 0o750
+      ? []
+      : [{ kind: 'command', spec: { argv: ['chmod', '0750', d.stateDir] }, why: 'state 0750' }];
+  if (o.owned) return [...mode, ...device];
   return [
     { kind: 'mkdir', path: d.stateDir, mode: 0o750, why: 'state directory' },
     {
@@ -50,6 +54,7 @@ function ownerSteps(d: DesiredPool, o: ObservedPool, s: LbSettings): Step[] {
       content: `${s.host}\n`,
       why: 'ownership marker',
     },
+    ...mode,
     ...device,
   ];
 }

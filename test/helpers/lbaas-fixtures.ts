@@ -89,6 +89,7 @@ export function settingsOf(stateRoot: string, over: Partial<LbSettings> = {}): L
 /** A host with nothing of the pool (its haproxy directory as given). */
 export const emptyObserved = (dir: string): ObservedPool => ({
   stateDirExists: false,
+  stateDirMode: null,
   owned: false,
   netnsExists: false,
   links: [],

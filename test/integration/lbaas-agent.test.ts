@@ -19,7 +19,7 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { lbaasHooks } from '../../agents/lbaas/agent.ts';
@@ -195,6 +195,11 @@ describe('kumo-lbaas-agent on a real host (fake broker)', { timeout: 90_000 }, (
     assert.equal(readFileSync(join(dir, 'device'), 'utf8'), `${device}\n`);
     assert.equal(statSync(dir).mode & 0o777, 0o750, 'the stats socket’s directory');
     assert.equal(statSync(join(dir, 'haproxy.sock')).mode & 0o777, 0o600);
+    const served = pid();
+    chmodSync(dir, 0o755);
+    await reconcile();
+    assert.equal(statSync(dir).mode & 0o777, 0o750, 'a looser one (made before) tightened');
+    assert.equal(pid(), served, 'and nothing else done');
     await waitFor('the VIP answers', () => curl().catch(() => ''));
     const answers: string[] = [];
     for (let i = 0; i < 10; i++) answers.push((await curl()).trim());

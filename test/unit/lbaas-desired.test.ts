@@ -62,6 +62,7 @@ function inOrder(d: DesiredPool): ObservedPool {
   } as LinkInfo;
   return {
     stateDirExists: true,
+    stateDirMode: 0o750,
     owned: true,
     netnsExists: true,
     links: [link],
@@ -292,6 +293,15 @@ describe('planPool', () => {
   test('a pool in order plans nothing (an agent restart adopts its haproxy)', () => {
     const d = served();
     assert.deepEqual(planPool(d, inOrder(d), S, ids), []);
+  });
+
+  test('a state directory made looser (0755, before 0750) is tightened; a missing device record written', () => {
+    const d = served();
+    const o = { ...inOrder(d), stateDirMode: 0o755, device: null };
+    assert.deepEqual(planPool(d, o, S, ids), [
+      { kind: 'command', spec: { argv: ['chmod', '0750', DIR] }, why: 'state 0750' },
+      { kind: 'file', path: `${DIR}/device`, content: `${d.port.device}\n`, why: 'the VIP device' },
+    ]);
   });
 
   test('a member change: config written, checked, hitless reload with -x and -sf, digest', () => {
