@@ -19,7 +19,7 @@
 import { canonicalIp } from '../../contracts/inet.ts';
 import type { LbMember, LbMonitor, LbPool, LbVip } from '../../contracts/lbaas.ts';
 import { expectedCodeList } from '../../contracts/lbaas.ts';
-import { ValidationError } from '../../contracts/schema.ts';
+import { UUID, ValidationError } from '../../contracts/schema.ts';
 import { MAX_REJECTED, type RejectedPart } from '../../contracts/status.ts';
 import {
   type Backend,
@@ -64,7 +64,6 @@ export interface DesiredPool {
 }
 
 export const MARKER = { file: 'host' };
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 function checkedId(id: string, field: string): string {
   if (!UUID.test(id)) throw new ValidationError(field, 'must be a lower-case uuid');
