@@ -16,7 +16,7 @@
  * - stopping, restarting or killing the agent never touches a running haproxy or its
  *   namespace: the next agent adopts it through its pid file.
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import {
   GetActivePoolsResult,
   type LbPoolInfo,
@@ -30,8 +30,8 @@ import type { CommandRunner } from '../../core/exec.ts';
 import type { Logger } from '../../core/log.ts';
 import { createReconciler, type KindStatus, type ResourceKindSpec } from '../../core/reconciler.ts';
 import type { StatusReporter } from '../../core/status.ts';
-import { findHaproxy } from '../../host/haproxy/daemon.ts';
-import { showStat } from '../../host/haproxy/stats.ts';
+import { findHaproxy, openFileLimit } from '../../host/haproxy/daemon.ts';
+import { showInfo, showStat } from '../../host/haproxy/stats.ts';
 import type { OvsdbClient } from '../../host/ovs/ovsdb.ts';
 import { toolVersion } from '../../host/version.ts';
 import { classify } from '../lib/errors.ts';
@@ -42,9 +42,11 @@ import { resourceStatus, statusReporter } from '../lib/status.ts';
 import { runSteps, type Step } from '../lib/steps.ts';
 import type { HookDeps } from '../run.ts';
 import {
+  checkStatePath,
   type DesiredPool,
   desiredPool,
   type LbSettings,
+  maxSocketPath,
   netnsOf,
   stateDirOf,
   statsBaseOf,
@@ -53,8 +55,9 @@ import { type ObservedPool, observePool, ownedPoolIds } from './observe.ts';
 import { planPool } from './plan.ts';
 import { type StatsTarget, startStatsLoop, statsPass } from './stats.ts';
 
-export function lbaasSettings(config: HookDeps['config']): LbSettings {
+export function lbaasSettings(config: HookDeps['config'], fileLimit: number): LbSettings {
   return {
+    fileLimit,
     stateRoot: `${config.DEFAULT.state_path}/lbaas`,
     host: config.DEFAULT.host,
     intBridge: config.ovs.integration_bridge,
@@ -62,6 +65,13 @@ export function lbaasSettings(config: HookDeps['config']): LbSettings {
     ...(config.ovs.vswitchd_netns ? { vswitchdNetns: config.ovs.vswitchd_netns } : {}),
   };
 }
+
+/** The host's pid_max (Linux's largest when unreadable). */
+const pidMax = () =>
+  readFile('/proc/sys/kernel/pid_max', 'utf8').then(
+    (t) => Number.parseInt(t, 10) || 4_194_304,
+    () => 4_194_304,
+  );
 
 export interface PoolKindDeps {
   settings: LbSettings;
@@ -81,7 +91,15 @@ export function poolKind(
   const { settings, log } = deps;
   return {
     fetch: (id) => deps.getPool(id),
-    desired: (info) => desiredPool(info.pool, settings, info.rejected),
+    desired(info) {
+      const d = desiredPool(info.pool, settings, info.rejected);
+      if (d?.connectionCap)
+        log.warn(
+          { poolId: d.poolId, ...d.connectionCap, fileLimit: settings.fileLimit },
+          'VIP connection_limit above what the open file limit lets haproxy serve: lowered',
+        );
+      return d;
+    },
     observe: (id, desired) => observePool(deps, settings, id, desired),
     plan: (desired, observed, id) =>
       planPool(desired, observed, settings, {
@@ -140,8 +158,31 @@ export function servedPools() {
   };
 }
 
+/** The settings on this host, refused (naming state_path) when haproxy could not serve them. */
+async function hostSettings(config: HookDeps['config']): Promise<LbSettings> {
+  const settings = lbaasSettings(config, await openFileLimit());
+  checkStatePath(settings, config.DEFAULT.state_path, maxSocketPath(await pidMax()));
+  return settings;
+}
+
+/** The stats loop's pass over the served pools' real stats sockets, casting its reports. */
+function brokerStatsPass(
+  { log, broker }: Pick<HookDeps, 'log' | 'broker'>,
+  host: string,
+  served: ReturnType<typeof servedPools>,
+) {
+  return statsPass({
+    host,
+    log,
+    targets: served.targets,
+    showStat: (socket) => showStat(socket),
+    showPid: async (socket) => (await showInfo(socket)).pid,
+    send: (args: UpdatePoolStatsArgs) => broker.cast(PLUGIN_TOPIC, 'update_pool_stats', args),
+  });
+}
+
 export async function lbaasHooks({ config, runner, log, broker }: HookDeps): Promise<AgentHooks> {
-  const settings = lbaasSettings(config);
+  const settings = await hostSettings(config);
   const host = settings.host;
   const haproxyVersion = await toolVersion(runner, ['haproxy', '-v']);
   const ovsdb = lazyOvsdb(config, log);
@@ -162,13 +203,7 @@ export async function lbaasHooks({ config, runner, log, broker }: HookDeps): Pro
     status: poolStatus(reporter, served.note),
   });
   const reconciler = createReconciler({ log, kinds: { pool }, classify });
-  const pass = statsPass({
-    host,
-    log,
-    targets: served.targets,
-    showStat: (socket) => showStat(socket),
-    send: (args: UpdatePoolStatsArgs) => broker.cast(PLUGIN_TOPIC, 'update_pool_stats', args),
-  });
+  const pass = brokerStatsPass({ log, broker }, host, served);
 
   return {
     configurations: async () => ({

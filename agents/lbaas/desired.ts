@@ -10,18 +10,22 @@
  * - haproxy.cfg is rendered from the LbPool's ids, addresses, ports, numbers and
  *   enumerations only (host/haproxy checks every token): no name or description reaches it;
  * - a member whose address is not an IP is left out and listed in `rejected` with the
- *   other members the contract already left out; the pool is served without it.
+ *   other members the contract already left out; the pool is served without it;
+ * - haproxy's global maxconn is the VIP's connection_limit (4096 when unlimited) within what
+ *   the host's open file limit lets it start with; a limit above that is served lowered
+ *   and named in `connectionCap` (the agent logs it) rather than failing the pool.
  */
 
 import { canonicalIp } from '../../contracts/inet.ts';
 import type { LbMember, LbMonitor, LbPool, LbVip } from '../../contracts/lbaas.ts';
 import { expectedCodeList } from '../../contracts/lbaas.ts';
-import { ValidationError } from '../../contracts/schema.ts';
+import { UUID, ValidationError } from '../../contracts/schema.ts';
 import { MAX_REJECTED, type RejectedPart } from '../../contracts/status.ts';
 import {
   type Backend,
   type Frontend,
   type HealthCheck,
+  MAX_MAXCONN,
   type Persistence,
   renderConfig,
 } from '../../host/haproxy/config.ts';
@@ -41,6 +45,8 @@ export interface LbSettings {
   vswitchdNetns?: string;
   /** `[DEFAULT] netns_prefix`: '' in production. */
   netnsPrefix: string;
+  /** The open files a pool's haproxy may have (host/haproxy/daemon openFileLimit). */
+  fileLimit: number;
 }
 
 export interface DesiredPool {
@@ -53,10 +59,11 @@ export interface DesiredPool {
   haproxy: HaproxyInstance & { statsSocket: string };
   /** Members served without, with the reasons; sorted, capped. */
   rejected: RejectedPart[];
+  /** The VIP's connection_limit, and the lower one served when fileLimit bounds it. */
+  connectionCap?: { asked: number; served: number };
 }
 
 export const MARKER = { file: 'host' };
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 function checkedId(id: string, field: string): string {
   if (!UUID.test(id)) throw new ValidationError(field, 'must be a lower-case uuid');
@@ -68,18 +75,58 @@ export const stateDirOf = (s: LbSettings, poolId: string) =>
 export const netnsOf = (s: LbSettings, poolId: string) =>
   `${s.netnsPrefix}qlbaas-${checkedId(poolId, 'pool id')}`;
 export const statsSocketOf = (stateDir: string) => `${stateDir}/haproxy.sock`;
+
+/**
+ * The longest stats socket path haproxy binds on a host whose pids stay below `pidMax`: it
+ * makes `<path>.<pid>.tmp` first, which must fit a unix address (107 characters), and its
+ * parser takes at most 97 (room for a 5-digit pid). 95 with Linux's largest pid_max.
+ */
+export const maxSocketPath = (pidMax: number) =>
+  Math.min(97, 107 - '..tmp'.length - String(Math.max(pidMax - 1, 1)).length);
+
+/**
+ * Throws, naming `[DEFAULT] state_path`, when a pool's stats socket under `statePath` would be
+ * longer than `max` (maxSocketPath): every pool would fail, so the agent refuses to start.
+ */
+export function checkStatePath(s: LbSettings, statePath: string, max: number): void {
+  const socket = statsSocketOf(stateDirOf(s, '00000000-0000-0000-0000-000000000000'));
+  const over = socket.length - max;
+  if (over > 0)
+    throw new Error(
+      `[DEFAULT] state_path ${JSON.stringify(statePath)} is ${over} character(s) too long for ` +
+        `the pools' haproxy stats sockets (${socket.length} > ${max}): at most ` +
+        `${statePath.length - over} characters`,
+    );
+}
+
+/**
+ * The VIP's device, recorded when it is plugged: a teardown finds its OVS port by it even
+ * when the namespace (and so the device) is gone, e.g. after a reboot.
+ */
+export const deviceFileOf = (stateDir: string) => `${stateDir}/device`;
 /** The stats counters of earlier haproxy processes (stats.ts), kept across agent restarts. */
 export const statsBaseOf = (stateDir: string) => `${stateDir}/stats.json`;
 /** `tap` + the first 11 characters of the VIP port's id (host/ip/names portDevice's rule). */
 export const vipDevice = (portId: string) =>
   assertDeviceName(`tap${checkedId(portId, 'vip.port.id').slice(0, 11)}`);
 
+/** The global maxconn of a VIP without a connection_limit (-1: unlimited). */
+export const DEFAULT_MAXCONN = 4096;
 /**
- * The process-wide connection limit: haproxy asks for ~2 file descriptors per connection at
- * start and refuses to start above the host's limit (20,000 here); a VIP's
- * connection_limit above it is bounded by it.
+ * haproxy's file descriptors beyond 2 per connection and 1 per server (its checks):
+ * listeners, sockets, pollers and thread pipes (28 measured with 2 threads).
  */
-export const GLOBAL_MAXCONN = 4096;
+const FD_RESERVE = 256;
+
+/**
+ * The pool haproxy's maxconn: the VIP's connection_limit (DEFAULT_MAXCONN when unlimited),
+ * within what `fileLimit` lets haproxy start with.
+ */
+export function maxconnOf(limit: number, servers: number, fileLimit: number) {
+  const asked = limit > 0 ? limit : DEFAULT_MAXCONN;
+  const room = Math.floor((fileLimit - FD_RESERVE - servers) / 2);
+  return { asked, served: Math.max(1, Math.min(asked, room, MAX_MAXCONN)) };
+}
 
 const BALANCE = { ROUND_ROBIN: 'roundrobin', LEAST_CONNECTIONS: 'leastconn', SOURCE_IP: 'source' };
 /** Neutron's haproxy driver: HTTPS is passed through as TCP. */
@@ -121,20 +168,11 @@ function servers(members: readonly LbMember[], rejected: RejectedPart[]) {
   });
 }
 
-function haproxyConfig(pool: LbPool, vip: LbVip, socket: string, rejected: RejectedPart[]) {
+function backendOf(pool: LbPool, vip: LbVip, rejected: RejectedPart[]): Backend {
   const mode = modeOf(pool.protocol);
-  const address = ipOf(vip.address);
-  if (address === undefined) throw new ValidationError('vip.address', 'is not an IP address');
-  const frontend: Frontend = {
-    name: checkedId(vip.id, 'vip.id'),
-    mode,
-    bind: { address, port: vip.protocol_port },
-    ...(vip.connection_limit >= 0 ? { maxconn: vip.connection_limit } : {}),
-    defaultBackend: pool.id,
-  };
   const persistence = persistenceOf(vip, mode);
   const check = checkOf(pool.health_monitor);
-  const backend: Backend = {
+  return {
     name: pool.id,
     mode,
     balance: BALANCE[pool.lb_method] as Backend['balance'],
@@ -142,13 +180,29 @@ function haproxyConfig(pool: LbPool, vip: LbVip, socket: string, rejected: Rejec
     ...(check ? { check } : {}),
     servers: servers(pool.members, rejected),
   };
-  return renderConfig({
-    maxconn: GLOBAL_MAXCONN,
+}
+
+/** haproxy.cfg, and the connection limit asked and served. */
+function haproxyConfig(pool: LbPool, vip: LbVip, s: LbSettings, rejected: RejectedPart[]) {
+  const address = ipOf(vip.address);
+  if (address === undefined) throw new ValidationError('vip.address', 'is not an IP address');
+  const backend = backendOf(pool, vip, rejected);
+  const conns = maxconnOf(vip.connection_limit, backend.servers.length, s.fileLimit);
+  const frontend: Frontend = {
+    name: checkedId(vip.id, 'vip.id'),
+    mode: backend.mode,
+    bind: { address, port: vip.protocol_port },
+    ...(vip.connection_limit > 0 ? { maxconn: conns.served } : {}),
+    defaultBackend: pool.id,
+  };
+  const config = renderConfig({
+    maxconn: conns.served,
     timeouts: { connect: 5, client: 50, server: 50, httpRequest: 10 },
-    stats: { socket },
+    stats: { socket: statsSocketOf(stateDirOf(s, pool.id)) },
     frontends: [frontend],
     backends: [backend],
   });
+  return { config, conns };
 }
 
 /** The VIP port's address with its subnet's prefix, and the default route via the gateway. */
@@ -180,7 +234,7 @@ export function desiredPool(
   const netns = netnsOf(s, pool.id);
   const rejected = [...arrived];
   const socket = statsSocketOf(stateDir);
-  const config = haproxyConfig(pool, vip, socket, rejected);
+  const { config, conns } = haproxyConfig(pool, vip, s, rejected);
   const { address, route } = vipAddressing(vip);
   return {
     poolId: pool.id,
@@ -199,5 +253,6 @@ export function desiredPool(
     route,
     haproxy: { netns, dir: stateDir, config, statsSocket: socket, label: 'pool haproxy' },
     rejected: capped(rejected),
+    ...(conns.served < vip.connection_limit ? { connectionCap: conns } : {}),
   };
 }

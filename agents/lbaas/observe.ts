@@ -1,6 +1,7 @@
 /**
  * What the host has for one pool: whether its state directory is ours (the ownership
- * marker names this host), its qlbaas namespace, the tap inside and its OVS port, the
+ * marker names this host), its qlbaas namespace, the tap inside and its OVS port (also the
+ * recorded VIP device's, found with the namespace gone), the
  * `proto static` routes, and the pool's haproxy (files, pid file, namespace). Read-only.
  *
  * Invariants: a pool whose state directory is not ours and that must not be served is
@@ -9,7 +10,7 @@
  * that runs (a namespace torn down needs only `ip -j addr`); haproxy is read from its pid
  * file and /proc, no command; OVSDB is asked only when there is a port to look for.
  */
-import { stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { UUID } from '../../contracts/schema.ts';
 import type { CommandRunner } from '../../core/exec.ts';
 import { listLinks } from '../../host/ip/link.ts';
@@ -20,14 +21,25 @@ import { findPorts } from '../../host/ovs/ports.ts';
 import { noHaproxy, type ObservedHaproxy, observeHaproxy } from '../lib/haproxy-instance.ts';
 import type { NsObserved } from '../lib/ns-port.ts';
 import { listOwned, readOwner } from '../lib/ownership.ts';
-import { type DesiredPool, type LbSettings, MARKER, netnsOf, stateDirOf } from './desired.ts';
+import {
+  type DesiredPool,
+  deviceFileOf,
+  type LbSettings,
+  MARKER,
+  netnsOf,
+  stateDirOf,
+} from './desired.ts';
 
 export interface ObservedPool extends NsObserved {
   stateDirExists: boolean;
+  /** Its permission bits (null: no directory). */
+  stateDirMode: number | null;
   /** …and its marker names this host. */
   owned: boolean;
   routes: StaticRoute[];
   haproxy: ObservedHaproxy;
+  /** The VIP device recorded in the state directory (null: none, or not a device name). */
+  device: string | null;
 }
 
 export interface ObserveDeps {
@@ -37,13 +49,27 @@ export interface ObserveDeps {
   netnsExists?(name: string): Promise<boolean>;
 }
 
-const exists = (path: string) =>
+const modeOf = (path: string) =>
   stat(path).then(
-    () => true,
-    () => false,
+    (st) => st.mode & 0o777,
+    () => null,
   );
 
-async function observeNs(deps: ObserveDeps, netns: string, desired: DesiredPool | null) {
+const DEVICE = /^tap[0-9a-f-]{11}$/;
+
+/** The recorded VIP device, when it is one. */
+async function recordedDevice(dir: string): Promise<string | null> {
+  const text = await readFile(deviceFileOf(dir), 'utf8').catch(() => '');
+  const name = text.trim();
+  return DEVICE.test(name) ? name : null;
+}
+
+async function observeNs(
+  deps: ObserveDeps,
+  netns: string,
+  desired: DesiredPool | null,
+  device: string | null,
+) {
   const present = await (deps.netnsExists ?? netnsExists)(netns);
   const listed = !present
     ? { links: [], routes: [] }
@@ -52,7 +78,11 @@ async function observeNs(deps: ObserveDeps, netns: string, desired: DesiredPool 
       : { links: await listLinks(deps.runner, netns), routes: [] };
   const links = listed.links.filter((l) => l.name.startsWith('tap'));
   const names = [
-    ...new Set([...(desired ? [desired.port.device] : []), ...links.map((l) => l.name)]),
+    ...new Set([
+      ...(desired ? [desired.port.device] : []),
+      ...(device ? [device] : []),
+      ...links.map((l) => l.name),
+    ]),
   ];
   const ovsPorts = names.length ? await findPorts(await deps.ovsdb(), { names }) : [];
   return { netnsExists: present, links, ovsPorts, routes: listed.routes };
@@ -65,21 +95,25 @@ export async function observePool(
   desired: DesiredPool | null,
 ): Promise<ObservedPool> {
   const dir = stateDirOf(s, poolId);
-  const stateDirExists = await exists(dir);
+  const stateDirMode = await modeOf(dir);
+  const stateDirExists = stateDirMode !== null;
   const owned = stateDirExists && (await readOwner(dir, MARKER)) === s.host;
   if (!desired && !owned)
     return {
       stateDirExists,
+      stateDirMode,
       owned,
       netnsExists: false,
       links: [],
       ovsPorts: [],
       routes: [],
       haproxy: noHaproxy(dir),
+      device: null,
     };
-  const ns = await observeNs(deps, netnsOf(s, poolId), desired);
+  const device = owned ? await recordedDevice(dir) : null;
+  const ns = await observeNs(deps, netnsOf(s, poolId), desired, device);
   const haproxy = await observeHaproxy(dir, desired?.netns ?? null, desired?.haproxy.statsSocket);
-  return { stateDirExists, owned, ...ns, haproxy };
+  return { stateDirExists, stateDirMode, owned, ...ns, haproxy, device };
 }
 
 /**

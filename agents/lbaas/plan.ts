@@ -1,12 +1,14 @@
 /**
  * diff(desired, observed) → the kit Steps that make one pool's qlbaas namespace match. Pure.
  *
- * Order for a pool served here: the state directory and its ownership marker (before
- * anything else, so whatever follows is known to be ours), the namespace and the VIP's port
- * (agents/lib/ns-port) with ONE `ip -batch` carrying stale routes' deletions, the link's
- * MAC/MTU/up/address and the missing default route; then the haproxy (agents/lib/
- * haproxy-instance: config written, `haproxy -c`, start or hitless reload), which binds the
- * VIP's address and so comes after it.
+ * Order for a pool served here: the state directory (0750, also when made looser before:
+ * it holds the admin stats socket) and its ownership marker (before anything else, so whatever follows is known to
+ * be ours) with the VIP's device recorded (a teardown finds its OVS port by it even with
+ * the namespace gone), the namespace and the VIP's port (agents/lib/ns-port) with ONE
+ * `ip -batch` carrying stale routes' deletions, the link's MAC/MTU/up/address and the
+ * missing default route; then the haproxy (agents/lib/haproxy-instance: config written,
+ * `haproxy -c`, start or hitless reload), which binds the VIP's address and so comes after
+ * it.
  *
  * Invariants: a pool that is already right plans nothing; only `proto static` routes are
  * added or removed; a pool no longer served here loses its haproxy, OVS port, namespace
@@ -16,7 +18,7 @@ import { sameRoute, staticRouteDel, staticRouteReplace } from '../../host/ip/rou
 import { haproxySteps, haproxyStop } from '../lib/haproxy-instance.ts';
 import { planNsPorts, teardownNsPort } from '../lib/ns-port.ts';
 import type { Step } from '../lib/steps.ts';
-import { type DesiredPool, type LbSettings, MARKER } from './desired.ts';
+import { type DesiredPool, deviceFileOf, type LbSettings, MARKER } from './desired.ts';
 import type { ObservedPool } from './observe.ts';
 
 /** Stale routes to delete (before the link changes) and the missing one to add (after). */
@@ -28,15 +30,32 @@ function routeLines(d: DesiredPool, o: ObservedPool) {
 }
 
 function ownerSteps(d: DesiredPool, o: ObservedPool, s: LbSettings): Step[] {
-  if (o.owned) return [];
+  const device: Step[] =
+    o.device === d.port.device
+      ? []
+      : [
+          {
+            kind: 'file',
+            path: deviceFileOf(d.stateDir),
+            content: `${d.port.device}\n`,
+            why: 'the VIP device',
+          },
+        ];
+  const mode: Step[] =
+    o.stateDirMode === null || o.stateDirMode === 0o750
+      ? []
+      : [{ kind: 'command', spec: { argv: ['chmod', '0750', d.stateDir] }, why: 'state 0750' }];
+  if (o.owned) return [...mode, ...device];
   return [
-    { kind: 'mkdir', path: d.stateDir, why: 'state directory' },
+    { kind: 'mkdir', path: d.stateDir, mode: 0o750, why: 'state directory' },
     {
       kind: 'file',
       path: `${d.stateDir}/${MARKER.file}`,
       content: `${s.host}\n`,
       why: 'ownership marker',
     },
+    ...mode,
+    ...device,
   ];
 }
 

@@ -5,8 +5,11 @@
  *
  * Invariants:
  * - counters are summed across reloads: a reload starts a new haproxy process at zero, so
- *   when the pid changes, what the old process last counted joins a per-pool base, kept in
- *   the pool's state directory (stats.json) so an agent restart does not lose it;
+ *   when the process changes, what the old process last counted joins a per-pool base, kept
+ *   in the pool's state directory (stats.json) so an agent restart does not lose it; the
+ *   process is the one `show info` names before and after `show stat` on the same socket
+ *   (the pid file may lag a reload), so rows are never credited to the wrong process; what
+ *   an old process counts after the last read before its reload is not counted;
  *   active_connections is the current process's own (never summed);
  * - a member is ACTIVE while haproxy says UP (also mid-transition "UP 1/3"), "no check",
  *   NOLB or DRAIN, and INACTIVE when DOWN or MAINT, with haproxy's check status as reason;
@@ -68,10 +71,19 @@ export function readRows(rows: readonly StatRowLike[], poolId: string) {
   return { now, active: row?.scur ?? 0, members, reasons };
 }
 
-/** The base after reading `now` from process `pid` (a new pid adds the old one's last). */
+const fell = (last: Counters, now: Counters) =>
+  now.bytes_in < last.bytes_in ||
+  now.bytes_out < last.bytes_out ||
+  now.total_connections < last.total_connections;
+
+/**
+ * The base after reading `now` from process `pid`: a new process adds the old one's last to
+ * the base; so does the same pid counting less than before (a new process that got the old
+ * one's pid, e.g. after a host reboot: counters never fall within one process).
+ */
 export function advance(saved: StatsBase | null, pid: number, now: Counters): StatsBase {
   if (saved === null) return { pid, base: ZERO, last: now };
-  if (saved.pid === pid) return { ...saved, last: now };
+  if (saved.pid === pid && !fell(saved.last, now)) return { ...saved, last: now };
   return { pid, base: add(saved.base, saved.last), last: now };
 }
 
@@ -121,7 +133,7 @@ export interface StatsTarget {
   socket: string;
   /** stats.json. */
   basePath: string;
-  /** The running haproxy's pid (null: none runs). */
+  /** The running haproxy's pid from its pid file (null: none runs, nothing to read). */
   pid(): Promise<number | null>;
 }
 
@@ -130,6 +142,8 @@ export interface StatsLoopDeps {
   log: Logger;
   targets(): ReadonlyMap<string, StatsTarget>;
   showStat(socket: string): Promise<StatRowLike[]>;
+  /** The pid of the haproxy answering on `socket` (`show info`). */
+  showPid(socket: string): Promise<number>;
   send(args: UpdatePoolStatsArgs): Promise<void>;
 }
 
@@ -137,9 +151,12 @@ export interface StatsLoopDeps {
 export function statsPass(deps: StatsLoopDeps) {
   const sent = new Map<string, string>();
   const one = async (poolId: string, t: StatsTarget) => {
-    const pid = await t.pid();
-    if (pid === null) return;
+    if ((await t.pid()) === null) return;
+    // The rows' process: the one answering before and after them (a reload in between
+    // hands the socket to a new process; that period is skipped).
+    const pid = await deps.showPid(t.socket);
     const read = readRows(await deps.showStat(t.socket), poolId);
+    if ((await deps.showPid(t.socket)) !== pid) return;
     const base = advance(await readBase(t.basePath), pid, read.now);
     const args = poolReport(deps.host, poolId, base, read);
     const text = JSON.stringify(args);

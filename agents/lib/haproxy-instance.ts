@@ -10,8 +10,10 @@
  * the pid file); a config change is written atomically, checked with `haproxy -c`, then
  * applied by a hitless reload (`-sf <old pid>`, with `-x <stats socket>` when the instance
  * has one and the running haproxy answers on it, so the new process takes the listening
- * sockets over and no connection is refused); a haproxy living in another namespace (a stale one) is replaced by one started
- * in the right namespace without `-x` (its sockets belong to the old namespace).
+ * sockets over and no connection is refused); a haproxy living in another namespace (a
+ * stale one) is replaced by one started in the right namespace without `-x` (its sockets
+ * belong to the old namespace). Every start and reload follows a `haproxy -c` of the file on
+ * disk, so a config that failed the check is never loaded by a later pass.
  * `haproxy.loaded` holds the digest of the config the running haproxy was started or
  * reloaded with, written only after that succeeded, so an agent that dies between writing
  * a config and reloading finds the digest stale and reloads on its next pass.
@@ -168,23 +170,24 @@ export function haproxyTeardown(o: ObservedHaproxy, label: string): Step[] {
   ];
 }
 
-/** The steps that make `o` match `desired`: its directory, config, and a start or reload. */
+/**
+ * The steps that make `o` match `desired`: its directory (0750: the stats socket's), config,
+ * and a start or reload, always after `haproxy -c` (a config on disk may be one an earlier
+ * pass wrote and never got past the check, or that an agent died before loading).
+ */
 export function haproxySteps(desired: HaproxyInstance, o: ObservedHaproxy): Step[] {
   const paths = haproxyPaths(desired.dir);
   const changed = o.config !== desired.config;
+  const run = runSteps(desired, o, configDigest(desired.config), changed);
   return [
-    ...(o.dirExists ? [] : [{ kind: 'mkdir' as const, path: desired.dir, why: desired.label }]),
+    ...(o.dirExists
+      ? []
+      : [{ kind: 'mkdir' as const, path: desired.dir, mode: 0o750, why: desired.label }]),
     ...(changed
-      ? [
-          {
-            kind: 'file' as const,
-            path: paths.config,
-            content: desired.config,
-            why: 'haproxy.cfg',
-          },
-          { kind: 'command' as const, spec: checkCommand(paths.config), why: 'haproxy -c' },
-        ]
+      ? [{ kind: 'file' as const, path: paths.config, content: desired.config, why: 'haproxy.cfg' }]
       : []),
-    ...runSteps(desired, o, configDigest(desired.config), changed),
+    ...(run.length
+      ? [{ kind: 'command' as const, spec: checkCommand(paths.config), why: 'haproxy -c' }, ...run]
+      : []),
   ];
 }

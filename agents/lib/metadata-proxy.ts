@@ -17,7 +17,7 @@
  * next pass (the config on disk alone cannot tell). proxySteps is pure.
  */
 import { META_HEADERS } from '../../contracts/metadata.ts';
-import { ValidationError } from '../../contracts/schema.ts';
+import { UUID, ValidationError } from '../../contracts/schema.ts';
 import { type HttpRequestRule, renderConfig } from '../../host/haproxy/config.ts';
 import {
   configDigest,
@@ -44,8 +44,6 @@ export type ObservedProxy = ObservedHaproxy;
 export const proxyPaths = haproxyPaths;
 export { configDigest };
 
-const UUID_VALUE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
 /** What a guest's request loses before the proxy adds its own headers. */
 const STRIPPED: HttpRequestRule[] = [
   ...Object.values(META_HEADERS).map((name) => ({ action: 'del-header' as const, name })),
@@ -57,7 +55,7 @@ const STRIPPED: HttpRequestRule[] = [
 
 /** haproxy.cfg of the proxy; throws ValidationError naming the field on a bad value. */
 export function proxyConfig(spec: ProxySpec): string {
-  if (typeof spec.header.value !== 'string' || !UUID_VALUE.test(spec.header.value))
+  if (typeof spec.header.value !== 'string' || !UUID.test(spec.header.value))
     throw new ValidationError('header.value', 'must be a lower-case uuid');
   if (spec.header.name !== 'X-Kumo-Router-ID' && spec.header.name !== 'X-Kumo-Network-ID')
     throw new ValidationError('header.name', 'must be X-Kumo-Router-ID or X-Kumo-Network-ID');

@@ -52,6 +52,9 @@ export interface Listen {
   servers: { name: string; address: ServerAddress }[];
 }
 
+/** The largest global maxconn rendered. */
+export const MAX_MAXCONN = 100_000;
+
 export interface HaproxyConfig {
   maxconn: number;
   /** Seconds. */
@@ -114,7 +117,7 @@ function globalLines(c: HaproxyConfig): string[] {
       : [
           `    stats socket ${checkPath(c.stats.socket, 'stats.socket')} mode 600 level admin expose-fd listeners`,
         ];
-  return ['global', `    maxconn ${checkCount(c.maxconn, 'maxconn', 100_000)}`, ...socket];
+  return ['global', `    maxconn ${checkCount(c.maxconn, 'maxconn', MAX_MAXCONN)}`, ...socket];
 }
 
 /** Every frontend's default_backend names a backend of this file. */

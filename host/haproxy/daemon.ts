@@ -9,9 +9,9 @@
  * Invariants: a haproxy is identified by `-f <its config path>` in its command line, so a
  * stale pid file never names an unrelated process; the paths are checked (config.ts
  * checkPath) before they become argv; the old pid of a reload is a positive integer > 1.
- * Pure except `findHaproxy` and `inNetns`, which only read.
+ * Pure except `findHaproxy`, `inNetns` and `openFileLimit`, which only read.
  */
-import { stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import type { CommandSpec } from '../../core/exec.ts';
 import { NETNS_RUN_DIR } from '../ip/netns.ts';
 import { findRunning } from '../process/daemon.ts';
@@ -80,4 +80,16 @@ export async function inNetns(pid: number, netns: string): Promise<boolean> {
     stat(`${NETNS_RUN_DIR}/${netns}`).catch(() => null),
   ]);
   return a !== null && b !== null && a.dev === b.dev && a.ino === b.ino;
+}
+
+/**
+ * The hard limit of open files a haproxy started by this process inherits (its
+ * RLIMIT_NOFILE, from /proc/self/limits; Infinity when unlimited). haproxy raises its soft
+ * limit to about 2 × maxconn + one per server and listener, and refuses to start above this.
+ */
+export async function openFileLimit(): Promise<number> {
+  const text = await readFile('/proc/self/limits', 'utf8');
+  const cells = /^Max open files\s+(\S+)\s+(\S+)/m.exec(text);
+  if (!cells) throw new Error('/proc/self/limits has no "Max open files" line');
+  return cells[2] === 'unlimited' ? Number.POSITIVE_INFINITY : Number(cells[2]);
 }

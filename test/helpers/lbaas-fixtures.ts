@@ -81,6 +81,7 @@ export function settingsOf(stateRoot: string, over: Partial<LbSettings> = {}): L
     host: 'lbaas-test-host',
     intBridge: 'br-int',
     netnsPrefix: 'klt-',
+    fileLimit: 20_000,
     ...over,
   };
 }
@@ -88,10 +89,12 @@ export function settingsOf(stateRoot: string, over: Partial<LbSettings> = {}): L
 /** A host with nothing of the pool (its haproxy directory as given). */
 export const emptyObserved = (dir: string): ObservedPool => ({
   stateDirExists: false,
+  stateDirMode: null,
   owned: false,
   netnsExists: false,
   links: [],
   ovsPorts: [],
   routes: [],
   haproxy: { dir, dirExists: false, config: null, loaded: null, pid: null, inNetns: false },
+  device: null,
 });

@@ -11,8 +11,8 @@
  * Forwarded and X-Tenant-ID are stripped: the listener sees the guest's own source address
  * and the router id the proxy set; a changed spec is a hitless reload (-sf: a new pid, the
  * new header value); a config written by an agent that died before reloading is loaded on
- * the next pass (haproxy.loaded is stale); a haproxy config that fails `haproxy -c` stops the plan before the
- * reload; a haproxy in another namespace than the spec's is replaced (reload from the right
+ * the next pass (haproxy.loaded is stale), after `haproxy -c`; a haproxy config that fails
+ * `haproxy -c` stops the plan before the reload; a haproxy in another namespace than the spec's is replaced (reload from the right
  * one); a null spec stops haproxy and leaves no file behind.
  */
 import assert from 'node:assert/strict';
@@ -183,7 +183,7 @@ describe('haproxy metadata proxy in a namespace', () => {
     const steps = proxySteps(other, await observeProxy(other));
     assert.deepEqual(
       steps.map((s) => s.why),
-      ['reload the metadata proxy', 'the config haproxy reloaded'],
+      ['haproxy -c', 'reload the metadata proxy', 'the config haproxy reloaded'],
     );
     await runSteps({ runner, log }, steps);
     assert.notEqual((await observeProxy(other)).pid, before);
@@ -204,7 +204,7 @@ describe('haproxy metadata proxy in a namespace', () => {
       const steps = proxySteps(moved, o);
       assert.deepEqual(
         steps.map((s) => s.why),
-        ['metadata proxy in a stale namespace', 'the config haproxy reloaded'],
+        ['haproxy -c', 'metadata proxy in a stale namespace', 'the config haproxy reloaded'],
       );
       await runSteps({ runner, log }, steps);
       assert.equal((await observeProxy(moved)).inNetns, true);

@@ -19,7 +19,7 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { lbaasHooks } from '../../agents/lbaas/agent.ts';
@@ -192,6 +192,14 @@ describe('kumo-lbaas-agent on a real host (fake broker)', { timeout: 90_000 }, (
       /default via 10\.80\.0\.1/,
     );
     assert.equal(readFileSync(join(dir, 'host'), 'utf8'), 'lbaas-test-host\n');
+    assert.equal(readFileSync(join(dir, 'device'), 'utf8'), `${device}\n`);
+    assert.equal(statSync(dir).mode & 0o777, 0o750, 'the stats socket’s directory');
+    assert.equal(statSync(join(dir, 'haproxy.sock')).mode & 0o777, 0o600);
+    const served = pid();
+    chmodSync(dir, 0o755);
+    await reconcile();
+    assert.equal(statSync(dir).mode & 0o777, 0o750, 'a looser one (made before) tightened');
+    assert.equal(pid(), served, 'and nothing else done');
     await waitFor('the VIP answers', () => curl().catch(() => ''));
     const answers: string[] = [];
     for (let i = 0; i < 10; i++) answers.push((await curl()).trim());
@@ -297,5 +305,19 @@ describe('kumo-lbaas-agent on a real host (fake broker)', { timeout: 90_000 }, (
     );
     await waitFor('the old haproxy gone', () => !alive(old));
     assert.equal((await hooks.configurations()).instances, 0);
+  });
+
+  test('its namespace gone (as after a reboot), a teardown still removes the OVS port', async () => {
+    pool = poolOf();
+    await resync();
+    const device = `tap${VIP_PORT.slice(0, 11)}`;
+    assert.match(await h.vsctl(['list-ports', 'br-int']), new RegExp(device));
+    const old = pid();
+    await runCommand(['ip', 'netns', 'del', ns()]);
+    pool = null;
+    await resync();
+    assert.doesNotMatch(await h.vsctl(['list-ports', 'br-int']), new RegExp(device));
+    assert.ok(!existsSync(dir), 'state directory removed');
+    await waitFor('the old haproxy gone', () => !alive(old));
   });
 });

@@ -195,6 +195,8 @@ describe('systemd units', () => {
       if (binary === 'kumo-lbaas-agent') {
         // haproxy binds VIP ports below 1024 and runs as root (no user in haproxy.cfg).
         assert.deepEqual(caps, ['CAP_NET_ADMIN', 'CAP_SYS_ADMIN', 'CAP_NET_BIND_SERVICE']);
+        // Its hard open-file limit bounds every pool's maxconn (2 descriptors a connection).
+        assert.equal(one(unit, S, 'LimitNOFILE'), '1024:262144');
       }
 
       if (binary === 'kumo-api') {

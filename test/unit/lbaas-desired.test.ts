@@ -8,7 +8,15 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { type DesiredPool, desiredPool } from '../../agents/lbaas/desired.ts';
+import {
+  checkStatePath,
+  type DesiredPool,
+  desiredPool,
+  maxconnOf,
+  maxSocketPath,
+  stateDirOf,
+  statsSocketOf,
+} from '../../agents/lbaas/desired.ts';
 import type { ObservedPool } from '../../agents/lbaas/observe.ts';
 import { planPool } from '../../agents/lbaas/plan.ts';
 import { configDigest } from '../../agents/lib/haproxy-instance.ts';
@@ -54,6 +62,7 @@ function inOrder(d: DesiredPool): ObservedPool {
   } as LinkInfo;
   return {
     stateDirExists: true,
+    stateDirMode: 0o750,
     owned: true,
     netnsExists: true,
     links: [link],
@@ -77,6 +86,7 @@ function inOrder(d: DesiredPool): ObservedPool {
       inNetns: true,
       socketServed: true,
     },
+    device: d.port.device,
   };
 }
 
@@ -193,6 +203,51 @@ describe('desiredPool', () => {
       },
     );
   });
+
+  test('the global maxconn follows the VIP’s connection_limit within the open file limit', () => {
+    const withLimit = (limit: number, fileLimit = 20_000) => {
+      const p = poolOf();
+      (p.vip as NonNullable<typeof p.vip>).connection_limit = limit;
+      const d = desiredPool(p, settingsOf(S.stateRoot, { fileLimit })) as DesiredPool;
+      const maxconns = lines(d).filter((l) => l.startsWith('maxconn '));
+      return { maxconns, cap: d.connectionCap };
+    };
+    assert.deepEqual(withLimit(-1), { maxconns: ['maxconn 4096'], cap: undefined });
+    assert.deepEqual(withLimit(6000), {
+      maxconns: ['maxconn 6000', 'maxconn 6000'],
+      cap: undefined,
+    });
+    // (20000 - 256 reserved - 2 servers) / 2 = 9871.
+    assert.deepEqual(withLimit(50_000), {
+      maxconns: ['maxconn 9871', 'maxconn 9871'],
+      cap: { asked: 50_000, served: 9871 },
+    });
+    assert.deepEqual(withLimit(-1, 2000), { maxconns: ['maxconn 871'], cap: undefined });
+    assert.deepEqual(withLimit(1_000_000, Number.POSITIVE_INFINITY).cap, {
+      asked: 1_000_000,
+      served: 100_000,
+    });
+    assert.deepEqual(maxconnOf(9871, 2, 20_000), { asked: 9871, served: 9871 });
+    assert.deepEqual(maxconnOf(9872, 2, 20_000), { asked: 9872, served: 9871 });
+    assert.deepEqual(maxconnOf(9872, 0, 20_000), { asked: 9872, served: 9872 });
+  });
+
+  test('a state_path leaving a stats socket too long for haproxy is refused, naming it', () => {
+    assert.equal(maxSocketPath(32_768), 97, 'pids of 5 digits: haproxy’s own limit');
+    assert.equal(maxSocketPath(4_194_304), 95, '7 digits: <path>.<pid>.tmp in 107');
+    assert.equal(maxSocketPath(100_000), 97);
+    assert.equal(maxSocketPath(100_001), 96);
+    const at = (n: number) => `/${'s'.repeat(n - 1)}`;
+    const settings = (p: string) => settingsOf(`${p}/lbaas`);
+    assert.equal(statsSocketOf(stateDirOf(settings(at(39)), POOL)).length, 95);
+    checkStatePath(settings(at(39)), at(39), 95);
+    checkStatePath(settings(at(41)), at(41), 97);
+    checkStatePath(settings('/var/lib/kumo'), '/var/lib/kumo', 95);
+    assert.throws(
+      () => checkStatePath(settings(at(40)), at(40), 95),
+      /^Error: \[DEFAULT\] state_path "\/s+" is 1 character\(s\) too long .* at most 39 characters$/,
+    );
+  });
 });
 
 describe('planPool', () => {
@@ -204,6 +259,7 @@ describe('planPool', () => {
       [
         'state directory',
         'ownership marker',
+        'the VIP device',
         'namespace',
         'plug into br-int',
         'move the port into its namespace',
@@ -214,9 +270,15 @@ describe('planPool', () => {
         'the config haproxy started with',
       ],
     );
-    const batch = specOf(steps[5]);
+    assert.deepEqual(steps[0], {
+      kind: 'mkdir',
+      path: DIR,
+      mode: 0o750,
+      why: 'state directory',
+    });
+    const batch = specOf(steps[6]);
     assert.match(String(batch.stdin), /route replace 0\.0\.0\.0\/0 via 10\.80\.0\.1 proto static/);
-    const start = specOf(steps[8]);
+    const start = specOf(steps[9]);
     assert.equal(start.netns, NS);
     assert.deepEqual(start.argv, [
       'haproxy',
@@ -231,6 +293,15 @@ describe('planPool', () => {
   test('a pool in order plans nothing (an agent restart adopts its haproxy)', () => {
     const d = served();
     assert.deepEqual(planPool(d, inOrder(d), S, ids), []);
+  });
+
+  test('a state directory made looser (0755, before 0750) is tightened; a missing device record written', () => {
+    const d = served();
+    const o = { ...inOrder(d), stateDirMode: 0o755, device: null };
+    assert.deepEqual(planPool(d, o, S, ids), [
+      { kind: 'command', spec: { argv: ['chmod', '0750', DIR] }, why: 'state 0750' },
+      { kind: 'file', path: `${DIR}/device`, content: `${d.port.device}\n`, why: 'the VIP device' },
+    ]);
   });
 
   test('a member change: config written, checked, hitless reload with -x and -sf, digest', () => {
@@ -258,11 +329,28 @@ describe('planPool', () => {
     const steps = planPool(d, { ...o, haproxy: { ...o.haproxy, inNetns: false } }, S, ids);
     assert.deepEqual(
       steps.map((s) => s.why),
-      ['pool haproxy in a stale namespace', 'the config haproxy reloaded'],
+      ['haproxy -c', 'pool haproxy in a stale namespace', 'the config haproxy reloaded'],
     );
-    const argv = specOf(steps[0]).argv;
+    const argv = specOf(steps[1]).argv;
     assert.ok(!argv.includes('-x'));
     assert.deepEqual(argv.slice(-2), ['-sf', '4242']);
+  });
+
+  test('a config on disk that failed its check (or was never loaded) is checked before any load', () => {
+    const d = served();
+    const o = inOrder(d);
+    const stale = { ...o, haproxy: { ...o.haproxy, loaded: configDigest('an older config') } };
+    const steps = planPool(d, stale, S, ids);
+    assert.deepEqual(
+      steps.map((s) => s.why),
+      ['haproxy -c', 'reload the pool haproxy', 'the config haproxy reloaded'],
+    );
+    assert.deepEqual(specOf(steps[0]).argv, ['haproxy', '-c', '-f', `${DIR}/haproxy.cfg`]);
+    const stopped = planPool(d, { ...o, haproxy: { ...o.haproxy, pid: null } }, S, ids);
+    assert.deepEqual(
+      stopped.map((s) => s.why),
+      ['haproxy -c', 'start the pool haproxy', 'the config haproxy started with'],
+    );
   });
 
   test('a running haproxy that does not answer on the stats socket is reloaded without -x', () => {

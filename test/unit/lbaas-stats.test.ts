@@ -71,6 +71,8 @@ describe('readRows and advance', () => {
     const b = advance(a, 100, c(7));
     assert.deepEqual(b, { pid: 100, base: c(0), last: c(7) });
     assert.deepEqual(advance(b, 200, c(1)), { pid: 200, base: c(7), last: c(1) });
+    // The same pid counting less: a new process that got the old pid (a host reboot).
+    assert.deepEqual(advance(b, 100, c(3)), { pid: 100, base: c(7), last: c(3) });
   });
 });
 
@@ -80,6 +82,8 @@ describe('statsPass', () => {
   const base = join(tmp.path, 'stats.json');
   const sent: UpdatePoolStatsArgs[] = [];
   let pid = 100;
+  /** What `show info` answers next (then `pid`): a reload between two reads. */
+  const infoPids: number[] = [];
   let now = rows(10);
   const OTHER = '99999999-0000-4000-8000-000000000000';
   const targets = new Map<string, StatsTarget>([
@@ -94,6 +98,7 @@ describe('statsPass', () => {
       if (socket === '/broken.sock') throw new Error('connect ENOENT /broken.sock');
       return now;
     },
+    showPid: async () => infoPids.shift() ?? pid,
     send: async (args: UpdatePoolStatsArgs) => {
       sent.push(args);
     },
@@ -138,5 +143,25 @@ describe('statsPass', () => {
     assert.equal(saved?.pid, 200);
     assert.deepEqual(saved?.base, { bytes_in: 100, bytes_out: 200, total_connections: 10 });
     assert.match(readFileSync(base, 'utf8'), /"pid":200/);
+  });
+
+  test('a reload between show info and show stat: that period is skipped, the sum kept', async () => {
+    const pass = statsPass(deps);
+    const before = readFileSync(base, 'utf8');
+    const count = sent.length;
+    infoPids.push(200, 300);
+    now = rows(1);
+    await pass();
+    assert.equal(sent.length, count, 'nothing sent');
+    assert.equal(readFileSync(base, 'utf8'), before, 'stats.json unchanged');
+    pid = 300;
+    now = rows(3);
+    await pass();
+    assert.deepEqual((sent.at(-1) as UpdatePoolStatsArgs).stats, {
+      bytes_in: 150,
+      bytes_out: 300,
+      total_connections: 15,
+      active_connections: 1,
+    });
   });
 });

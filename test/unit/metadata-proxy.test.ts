@@ -174,18 +174,21 @@ describe('proxySteps', () => {
 
   test('another namespace: reload from the right one; stopped: start', () => {
     assert.deepEqual(kinds(proxySteps(SPEC, observed({ inNetns: false }))), [
+      'command: haproxy -c',
       'command: metadata proxy in a stale namespace',
       'file: the config haproxy reloaded',
     ]);
     assert.deepEqual(kinds(proxySteps(SPEC, observed({ pid: null, inNetns: false }))), [
+      'command: haproxy -c',
       'daemon: start the metadata proxy',
       'file: the config haproxy started with',
     ]);
   });
 
-  test('config written but the agent died before the reload: the stale digest reloads', () => {
+  test('config written but the agent died before the reload: the stale digest is checked, reloaded', () => {
     for (const loaded of [configDigest('old'), null])
       assert.deepEqual(kinds(proxySteps(SPEC, observed({ loaded }))), [
+        'command: haproxy -c',
         'command: reload the metadata proxy',
         'file: the config haproxy reloaded',
       ]);
