@@ -12,7 +12,7 @@
  */
 import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { GLOBAL_MAXCONN } from '../agents/lbaas/desired.ts';
+import { DEFAULT_MAXCONN } from '../agents/lbaas/desired.ts';
 import { createCommandRunner } from '../core/exec.ts';
 import { renderConfig } from '../host/haproxy/config.ts';
 import {
@@ -45,7 +45,7 @@ const runner = createCommandRunner();
 
 function render(paths: HaproxyPaths, bind: { address: string; port: number }, m: BaselineMember[]) {
   return renderConfig({
-    maxconn: GLOBAL_MAXCONN,
+    maxconn: DEFAULT_MAXCONN,
     timeouts: { connect: 5, client: 50, server: 50, httpRequest: 10 },
     stats: { socket: paths.socket as string },
     frontends: [{ name: 'vip', mode: 'http', bind, defaultBackend: 'pool' }],
