@@ -38,7 +38,6 @@ describe('LBaaS v1 on the lab: the seed walkthrough and beyond', { timeout: 600_
     for (let i = 0; i < n; i++) bodies.push(await l.curl(`${vipUrl}${path}`));
     return bodies;
   };
-  const put = (path: string, body: unknown) => putOk(l.c, path, body);
   const cfgText = async () => readFileSync(await hostedCfg(l, poolId), 'utf8');
 
   before(async () => {
@@ -169,7 +168,7 @@ describe('LBaaS v1 on the lab: the seed walkthrough and beyond', { timeout: 600_
     assert.deepEqual(v.vip?.session_persistence, { type: 'SOURCE_IP' });
     const stuck = tally(await requests(10));
     assert.equal(Object.keys(stuck).length, 1, JSON.stringify(stuck));
-    await put(`/v2.0/lb/vips/${v.vip?.id}`, { vip: { session_persistence: null } });
+    await putOk(l.c, `/v2.0/lb/vips/${v.vip?.id}`, { vip: { session_persistence: null } });
     await waitSettled(l.c, poolId);
     assert.deepEqual(tally(await requests(10)), { vm1: 5, vm2: 5 });
   });
@@ -181,7 +180,7 @@ describe('LBaaS v1 on the lab: the seed walkthrough and beyond', { timeout: 600_
     console.log(`weights 3:1 over 40 requests: ${JSON.stringify(counts)}`);
     assert.ok(Math.abs((counts.vm1 ?? 0) - 30) <= 2, JSON.stringify(counts));
     assert.equal((counts.vm1 ?? 0) + (counts.vm2 ?? 0), 40);
-    await put(`/v2.0/lb/members/${memberIds.get('vm1')}`, { member: { weight: 1 } });
+    await putOk(l.c, `/v2.0/lb/members/${memberIds.get('vm1')}`, { member: { weight: 1 } });
     await waitSettled(l.c, poolId);
   });
 
@@ -202,7 +201,7 @@ describe('LBaaS v1 on the lab: the seed walkthrough and beyond', { timeout: 600_
     const others = tally(await requests(6));
     const busy = await held;
     assert.deepEqual(others, { [busy === 'vm1' ? 'vm2' : 'vm1']: 6 }, `held by ${busy}`);
-    await put(`/v2.0/lb/pools/${poolId}`, { pool: { lb_method: 'ROUND_ROBIN' } });
+    await putOk(l.c, `/v2.0/lb/pools/${poolId}`, { pool: { lb_method: 'ROUND_ROBIN' } });
     await waitSettled(l.c, poolId);
   });
   test('lb_method SOURCE_IP: haproxy balances by source, one client sticks to one member', async () => {
@@ -216,7 +215,7 @@ describe('LBaaS v1 on the lab: the seed walkthrough and beyond', { timeout: 600_
       1,
       `one member for one client: ${JSON.stringify(counts)}`,
     );
-    await put(`/v2.0/lb/pools/${poolId}`, { pool: { lb_method: 'ROUND_ROBIN' } });
+    await putOk(l.c, `/v2.0/lb/pools/${poolId}`, { pool: { lb_method: 'ROUND_ROBIN' } });
     await waitSettled(l.c, poolId);
     assert.match(await cfgText(), /^\s*balance roundrobin$/m);
   });

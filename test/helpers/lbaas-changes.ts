@@ -108,7 +108,6 @@ export async function twentyMemberChanges(
   extra: Backend,
   served: () => Promise<void> = async () => {},
 ): Promise<number> {
-  const put = (_: LbaasLab, path: string, body: unknown) => putOk(l.c, path, body);
   const [m1, m2] = [`/v2.0/lb/members/${id1}`, `/v2.0/lb/members/${id2}`];
   let third = '';
   const add = async () => {
@@ -126,15 +125,15 @@ export async function twentyMemberChanges(
     await waitFor(`${extra.name} gone from haproxy.cfg`, gone);
   };
   const changes: (() => Promise<unknown>)[] = [
-    () => put(l, m1, { member: { weight: 2 } }),
-    () => put(l, m2, { member: { admin_state_up: false } }),
-    () => put(l, m2, { member: { admin_state_up: true } }),
+    () => putOk(l.c, m1, { member: { weight: 2 } }),
+    () => putOk(l.c, m2, { member: { admin_state_up: false } }),
+    () => putOk(l.c, m2, { member: { admin_state_up: true } }),
     add,
-    () => put(l, `/v2.0/lb/members/${third}`, { member: { weight: 3 } }),
-    () => put(l, m1, { member: { weight: 1 } }),
-    () => put(l, m1, { member: { admin_state_up: false } }),
-    () => put(l, m1, { member: { admin_state_up: true } }),
-    () => put(l, `/v2.0/lb/members/${third}`, { member: { weight: 1 } }),
+    () => putOk(l.c, `/v2.0/lb/members/${third}`, { member: { weight: 3 } }),
+    () => putOk(l.c, m1, { member: { weight: 1 } }),
+    () => putOk(l.c, m1, { member: { admin_state_up: false } }),
+    () => putOk(l.c, m1, { member: { admin_state_up: true } }),
+    () => putOk(l.c, `/v2.0/lb/members/${third}`, { member: { weight: 1 } }),
     remove,
   ];
   for (const change of [...changes, ...changes]) {
