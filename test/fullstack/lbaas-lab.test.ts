@@ -16,7 +16,7 @@ import { showFields, tableRows } from '../helpers/cliff-table.ts';
 import { waitFor } from '../helpers/env.ts';
 import { hostedCfg, pidsWith } from '../helpers/lbaas-changes.ts';
 import type { Backend, LbaasLab } from '../helpers/lbaas-lab.ts';
-import { allowHttp, buildLbaasLab } from '../helpers/lbaas-lab.ts';
+import { allowIngress, buildLbaasLab } from '../helpers/lbaas-lab.ts';
 import { putOk, waitMember, waitSettled } from '../helpers/lbaas-status.ts';
 import { tally } from '../helpers/lbaas-traffic.ts';
 
@@ -41,7 +41,7 @@ describe('LBaaS v1 on the lab: the seed walkthrough and beyond', { timeout: 600_
   const cfgText = async () => readFileSync(await hostedCfg(l, poolId), 'utf8');
 
   before(async () => {
-    l = await buildLbaasLab({ backends: 2 });
+    l = await buildLbaasLab({ backends: 2, ingress: 'http' });
     [vm1, vm2] = l.backends as [Backend, Backend];
   });
   after(async () => {
@@ -221,7 +221,7 @@ describe('LBaaS v1 on the lab: the seed walkthrough and beyond', { timeout: 600_
   });
 
   test('security groups filter the VIP: without the tcp 80 rule it does not answer; back, it does', async () => {
-    const del = await l.c.http('DELETE', `/v2.0/security-group-rules/${l.httpRuleId}`);
+    const del = await l.c.http('DELETE', `/v2.0/security-group-rules/${l.ingressRuleId}`);
     assert.equal(del.status, 204, JSON.stringify(del.body));
     const refused = () =>
       l.curl(vipUrl, { connectTimeout: 1, maxTime: 2 }).then(
@@ -230,7 +230,7 @@ describe('LBaaS v1 on the lab: the seed walkthrough and beyond', { timeout: 600_
       );
     await waitFor('the VIP stops answering the client', refused, 30_000, 200);
     assert.ok(await refused(), 'still filtered');
-    await allowHttp(l.c, l.defaultGroup);
+    await allowIngress(l.c, l.defaultGroup, 'http');
     const bodies = await waitFor('the VIP answers again', () => requests(4), 30_000, 200);
     assert.deepEqual(tally(bodies), { vm1: 2, vm2: 2 });
   });

@@ -2,8 +2,9 @@
  * The LBaaS lab, for test/fullstack/lbaas-*.test.ts and bench/lbaas-*: three lab hosts — two
  * network hosts `lbHosts` (OVS + LBaaS agents, `[lbaas] stats_interval` small; the first runs
  * the DHCP agent too) and a backend host (OVS agent) — a real kumo-api, a tenant network
- * 10.60.0.0/24 with DHCP, the project's default security group opened to tcp 80 from anywhere
- * (`httpRuleId`; the VIP port gets the group, as in the seed's walkthrough), and `backends` HTTP stand-ins vm1, vm2, … on port 80: ports
+ * 10.60.0.0/24 with DHCP, the project's default security group opened to all IPv4 ingress, or
+ * with `ingress: 'http'` to tcp 80 only (`ingressRuleId`; the VIP port gets the group, as in
+ * the seed's walkthrough), and `backends` HTTP stand-ins vm1, vm2, … on port 80: ports
  * made through the API (addresses, default group) plugged into endpoint namespaces on the
  * backend host, each answering its name (http-backend.ts). Requests come from the network's
  * qdhcp namespace (`clientNetns`), as in the seed. No pool: the tests make it (`neutron`).
@@ -61,9 +62,9 @@ export interface LbaasLab {
   network: Network;
   subnet: Subnet;
   projectId: string;
-  /** The project's default group and its `ingress tcp 80 from 0.0.0.0/0` rule. */
+  /** The project's default group and the lab's ingress rule from 0.0.0.0/0 in it. */
   defaultGroup: string;
-  httpRuleId: string;
+  ingressRuleId: string;
   /** The two LBaaS hosts; the first also runs the DHCP agent (and so the client namespace). */
   lbHosts: [LabHost, LabHost];
   backendHost: LabHost;
@@ -103,6 +104,8 @@ export interface LbaasLabOptions {
   backends?: number;
   /** `[lbaas] stats_interval` of both LBaaS agents; default 1. */
   statsInterval?: number;
+  /** The default group's rule from 0.0.0.0/0: any IPv4 (default) or tcp 80 only. */
+  ingress?: 'any' | 'http';
   /** Default: the Cluster's (report_interval 1, agent_down_time 3). */
   timing?: ClusterTiming;
 }
@@ -114,7 +117,7 @@ async function postOk<T>(c: Cluster, path: string, key: string, body: unknown): 
   return (res.body as Record<string, T>)[key] as T;
 }
 
-async function tenantNetwork(c: Cluster) {
+async function tenantNetwork(c: Cluster, ingress: 'any' | 'http') {
   const network = await postOk<Network>(c, '/v2.0/networks', 'network', { name: 'lb-net' });
   const subnet = await postOk<Subnet>(c, '/v2.0/subnets', 'subnet', {
     network_id: network.id,
@@ -124,27 +127,21 @@ async function tenantNetwork(c: Cluster) {
   });
   // The qdhcp namespace (the client) is no member of the VIP port's default group: open it.
   const defaultGroup = await defaultGroupId(c, network.project_id);
-  const httpRuleId = await allowHttp(c, defaultGroup);
-  return { network, subnet, defaultGroup, httpRuleId };
+  const ingressRuleId = await allowIngress(c, defaultGroup, ingress);
+  return { network, subnet, defaultGroup, ingressRuleId };
 }
 
-/** Adds `ingress IPv4 tcp 80 from 0.0.0.0/0` to the group; resolves with the rule's id. */
-export async function allowHttp(c: Cluster, groupId: string): Promise<string> {
-  const rule = await postOk<{ id: string }>(
-    c,
-    '/v2.0/security-group-rules',
-    'security_group_rule',
-    {
-      security_group_id: groupId,
-      direction: 'ingress',
-      ethertype: 'IPv4',
-      protocol: 'tcp',
-      port_range_min: BACKEND_PORT,
-      port_range_max: BACKEND_PORT,
-      remote_ip_prefix: '0.0.0.0/0',
-    },
-  );
-  return rule.id;
+/** Adds `ingress IPv4 [tcp 80] from 0.0.0.0/0` to the group; resolves with the rule's id. */
+export async function allowIngress(
+  c: Cluster,
+  groupId: string,
+  ingress: 'any' | 'http',
+): Promise<string> {
+  const http = { protocol: 'tcp', port_range_min: BACKEND_PORT, port_range_max: BACKEND_PORT };
+  const rule = { security_group_id: groupId, direction: 'ingress', ethertype: 'IPv4' };
+  const body = { ...rule, ...(ingress === 'http' ? http : {}), remote_ip_prefix: '0.0.0.0/0' };
+  const path = '/v2.0/security-group-rules';
+  return (await postOk<{ id: string }>(c, path, 'security_group_rule', body)).id;
 }
 
 async function addBackend(c: Cluster, lab: Lab, host: LabHost, net: Network, i: number) {
@@ -272,7 +269,8 @@ export async function buildLbaasLab(opts: LbaasLabOptions = {}): Promise<LbaasLa
     c = await Cluster.create('sqlite', undefined, [], opts.timing);
     const ag = await startAgents(lab, c, opts);
     prefixes = ag.lbHosts.map((h) => prefixOf(ag.hostName(h)));
-    const { network, subnet, defaultGroup, httpRuleId } = await tenantNetwork(c);
+    const ingress = opts.ingress ?? 'any';
+    const { network, subnet, defaultGroup, ingressRuleId } = await tenantNetwork(c, ingress);
     const backends: Backend[] = [];
     for (let i = 0; i < (opts.backends ?? 2); i++)
       backends.push(await addBackend(c, lab, ag.backendHost, network, i));
@@ -288,7 +286,7 @@ export async function buildLbaasLab(opts: LbaasLabOptions = {}): Promise<LbaasLa
     const cl = c;
     return {
       ...{ lab, c, network, subnet, projectId: network.project_id, backends, clientNetns },
-      ...{ lbHosts: ag.lbHosts, backendHost: ag.backendHost, curl, defaultGroup, httpRuleId },
+      ...{ lbHosts: ag.lbHosts, backendHost: ag.backendHost, curl, defaultGroup, ingressRuleId },
       loop(url, o) {
         const loop = requestLoop(lab, clientNetns, url, o);
         loops.add(loop);
