@@ -65,18 +65,18 @@ describe('LBaaS v1 reloads on the lab', { timeout: 300_000 }, () => {
       (await showStat(socket)).some((r) => r.type === 'frontend' && r.scur >= 1),
     );
     await putOk(l.c, member('vm1'), { member: { weight: 4 } });
-    const fresh = await newHaproxyPid(netns(), new Set([old]));
-    const burst = await Promise.allSettled(
+    const burst = Promise.allSettled(
       Array.from({ length: 20 }, () => l.curl(vipUrl, { maxTime: 10 })),
     );
-    assert.deepEqual(
-      burst.filter((r) => r.status === 'rejected'),
-      [],
-      'every new connection during the reload answered',
-    );
+    const fresh = await newHaproxyPid(netns(), new Set([old]));
     assert.ok(
       (await haproxyPids(netns())).includes(old),
       'the old haproxy drains the held request',
+    );
+    assert.deepEqual(
+      (await burst).filter((r) => r.status === 'rejected'),
+      [],
+      'every new connection during the reload answered',
     );
     assert.match(await held, /^vm[12]$/, 'the held request answered 200 with its member');
     await waitFor('the old haproxy exits', async () => !(await haproxyPids(netns())).includes(old));
