@@ -5,7 +5,9 @@
  * LBaaS agent is admin-down while the pool is made, then up again). That host dies whole
  * (agents SIGKILLed, ovs-vswitchd gone, its underlay link down): the sweep moves the pool to
  * the other agent (`neutron lb-agent-hosting-pool`) and the VIP answers again — the outage
- * is logged. The host comes back: its LBaaS agent tears its old qlbaas copy down, and a
+ * is logged. The host comes back: its LBaaS agent tears its old copy down — the qlbaas
+ * namespace, the pool's state directory, the VIP port's OVS row on that host's own ovsdb and
+ * every haproxy running the pool's old config all gone — and a
  * fence monitor (test/helpers/fence-monitor.ts, sampling the VIP device on both hosts every
  * ~100 ms) shows the old copy never live while the host was down, and dead for good once the
  * old host's OVS agent synced; the old haproxy's frontend session count, sampled on its
@@ -28,7 +30,9 @@ import {
   timeline,
 } from '../helpers/fence-monitor.ts';
 import type { LabHost } from '../helpers/lab.ts';
+import { pidsWith } from '../helpers/lbaas-changes.ts';
 import { buildLbaasLab, type LbaasLab } from '../helpers/lbaas-lab.ts';
+import { makePool } from '../helpers/lbaas-lab-pool.ts';
 import { getOk, type Obj, waitSettled } from '../helpers/lbaas-status.ts';
 import { tally } from '../helpers/lbaas-traffic.ts';
 
@@ -48,13 +52,9 @@ describe('LBaaS failover with fencing', { timeout: 300_000 }, () => {
   let origin = 0;
   let killedAt = 0;
   let oldSocket = '';
+  let oldCfg = '';
   let sessionsAtKill: number | null = null;
 
-  const post = async (kind: string, body: Record<string, unknown>) => {
-    const res = await l.c.http('POST', `/v2.0/lb/${kind}s`, { [kind]: body });
-    assert.equal(res.status, 201, JSON.stringify(res.body));
-    return (res.body as Record<string, Obj>)[kind] as Obj;
-  };
   const setAdmin = async (h: LabHost, up: boolean) => {
     const q = `/v2.0/agents?binary=kumo-lbaas-agent&host=${l.hostName(h)}`;
     const [agent] = await getOk<Agent[]>(l.c, q, 'agents');
@@ -91,6 +91,14 @@ describe('LBaaS failover with fencing', { timeout: 300_000 }, () => {
     return rows.filter((r) => r.type === 'frontend').reduce((n, r) => n + r.stot, 0);
   };
 
+  /** What is left of the pool's old copy on `h`: namespace, state dir, OVS row, haproxy. */
+  const leftovers = async (h: LabHost) => [
+    ...(existsSync(`/run/netns/${l.poolNetns(h, poolId)}`) ? ['the qlbaas namespace'] : []),
+    ...(existsSync(l.poolStateDir(h, poolId)) ? [`state dir ${l.poolStateDir(h, poolId)}`] : []),
+    ...((await vipDevice(h)) ? [`OVS Interface iface-id=${vip.port_id}`] : []),
+    ...pidsWith(oldCfg).map((pid) => `haproxy pid ${pid} with ${oldCfg}`),
+  ];
+
   /** The VIP port's device on `h` (its OVS Interface by iface-id). */
   const vipDevice = async (h: LabHost) => {
     const find = ['--bare', '--columns=name', 'find', 'Interface'];
@@ -102,17 +110,7 @@ describe('LBaaS failover with fencing', { timeout: 300_000 }, () => {
     l = await buildLbaasLab();
     [client, hosting] = l.lbHosts;
     await setAdmin(client, false);
-    const pool = await post('pool', {
-      ...{ name: 'fopool', lb_method: 'ROUND_ROBIN', protocol: 'HTTP' },
-      subnet_id: l.subnet.id,
-    });
-    poolId = pool.id;
-    for (const b of l.backends)
-      await post('member', { pool_id: poolId, address: b.address, protocol_port: 80 });
-    vip = await post('vip', {
-      ...{ name: 'fovip', protocol: 'HTTP', protocol_port: 80 },
-      ...{ subnet_id: l.subnet.id, pool_id: poolId },
-    });
+    ({ poolId, vip } = await makePool(l, 'fopool', l.backends));
     await waitSettled(l.c, poolId, 60_000);
     assert.equal(
       await l.hostingHost(poolId),
@@ -153,6 +151,8 @@ describe('LBaaS failover with fencing', { timeout: 300_000 }, () => {
   test('the hosting host dies: the pool moves to the other agent and the VIP answers again', async () => {
     const cfg = l.haproxyCfg(hosting, poolId);
     assert.ok(cfg, 'the hosting agent wrote haproxy.cfg');
+    oldCfg = cfg;
+    assert.equal((await leftovers(hosting)).length, 4, 'the copy is whole before the kill');
     oldSocket = join(dirname(cfg), 'haproxy.sock');
     await l.killHost(hosting);
     killedAt = Date.now();
@@ -185,16 +185,18 @@ describe('LBaaS failover with fencing', { timeout: 300_000 }, () => {
     await l.reviveHost(hosting);
     await waitFor(
       'the old copy removed',
-      () => !existsSync(`/run/netns/${l.poolNetns(hosting, poolId)}`),
+      async () => (await leftovers(hosting)).length === 0,
       60_000,
       200,
-    );
+    ).catch(() => undefined);
+    assert.deepEqual(await leftovers(hosting), [], 'nothing of the old copy left');
     const closed = await waitFor(
       'the old host OVS agent synced',
       () => ovsSyncAfter(hosting, revivedAt),
       30_000,
     );
-    await new Promise((r) => setTimeout(r, 1000));
+    const mark = loop.answered();
+    await waitFor('requests answered after the sync', () => loop.answered() >= mark + 10);
     const r = await loop.stop();
     console.log(
       `during the revival: ${r.bodies.length} requests, ${JSON.stringify(tally(r.bodies))}`,

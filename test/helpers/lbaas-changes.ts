@@ -1,19 +1,20 @@
 /**
  * Member churn and process checks for the LBaaS lab's hitless-reload and kill -9 scenarios
  * (and bench/lbaas-*): twenty member changes through the API, each waited for until the
- * hosting agent served it; the haproxy processes of a namespace; a request loop that stops
- * whatever the scenario does.
+ * hosting agent served it; the haproxy processes of a namespace (a reload's new one) or of a
+ * config path; the agent's logged resyncs; a request loop that stops whatever the scenario does.
  *
  * Invariant: every change goes through kumo-api like any client's and is served (the pool
  * settled, or a removed member gone from haproxy.cfg) before the next one is made, so twenty
  * changes are twenty reloads.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { runCommand } from './cluster.ts';
 import { waitFor } from './env.ts';
+import type { LabHost } from './lab.ts';
 import type { Backend, LbaasLab } from './lbaas-lab.ts';
-import { type Obj, waitSettled } from './lbaas-status.ts';
+import { type Obj, putOk, waitSettled } from './lbaas-status.ts';
 import type { RequestLoop } from './lbaas-traffic.ts';
 
 /** Runs `fn` once the loop has answered a few requests; the loop stops if `fn` throws. */
@@ -43,9 +44,47 @@ export async function haproxyPids(netns: string): Promise<string[]> {
     .sort();
 }
 
-async function put(l: LbaasLab, path: string, body: unknown) {
-  const res = await l.c.http('PUT', path, body);
-  assert.equal(res.status, 200, `PUT ${path}: ${JSON.stringify(res.body)}`);
+/** The pids of every process whose command line names `path` (e.g. a pool's haproxy.cfg). */
+export function pidsWith(path: string): number[] {
+  return readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(path);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+/** A haproxy pid in `netns` not in `seen` (a reload's new process); waits for it, adds it. */
+export async function newHaproxyPid(netns: string, seen: Set<string>): Promise<string> {
+  const pid = await waitFor(`a new haproxy process in ${netns}`, async () =>
+    (await haproxyPids(netns)).find((p) => !seen.has(p)),
+  );
+  seen.add(pid);
+  return pid;
+}
+
+/** The times of the `full resync` runs an agent logged at or after `since`. */
+export function resyncsSince(l: LbaasLab, h: LabHost, since: number): number[] {
+  return l.c
+    .log(`kumo-lbaas-agent-${l.hostName(h)}`)
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as { time: number; msg: string })
+    .filter((x) => x.msg === 'full resync' && x.time >= since)
+    .map((x) => x.time);
+}
+
+/** Waits until the agent started a second full resync after `since`: the first one finished. */
+export async function waitResyncedSince(l: LbaasLab, h: LabHost, since: number): Promise<void> {
+  await waitFor(
+    `a full resync of ${h.name}'s LBaaS agent done`,
+    () => resyncsSince(l, h, since).length >= 2,
+    30_000,
+  );
 }
 
 /** The pool's haproxy.cfg on its hosting host. */
@@ -59,13 +98,15 @@ export async function hostedCfg(l: LbaasLab, poolId: string): Promise<string> {
 
 /**
  * Weight updates and admin-state flips of members `ids`, and `extra` added as a third member,
- * updated, disabled and removed: ten changes, twice. Resolves with the count.
+ * reweighted twice and removed: ten changes, twice, each one changing haproxy.cfg (a reload), `served()` after each (once the pool
+ * settled). Resolves with the count.
  */
 export async function twentyMemberChanges(
   l: LbaasLab,
   poolId: string,
   [id1, id2]: [string, string],
   extra: Backend,
+  served: () => Promise<void> = async () => {},
 ): Promise<number> {
   const [m1, m2] = [`/v2.0/lb/members/${id1}`, `/v2.0/lb/members/${id2}`];
   let third = '';
@@ -84,20 +125,21 @@ export async function twentyMemberChanges(
     await waitFor(`${extra.name} gone from haproxy.cfg`, gone);
   };
   const changes: (() => Promise<unknown>)[] = [
-    () => put(l, m1, { member: { weight: 2 } }),
-    () => put(l, m2, { member: { admin_state_up: false } }),
-    () => put(l, m2, { member: { admin_state_up: true } }),
+    () => putOk(l.c, m1, { member: { weight: 2 } }),
+    () => putOk(l.c, m2, { member: { admin_state_up: false } }),
+    () => putOk(l.c, m2, { member: { admin_state_up: true } }),
     add,
-    () => put(l, `/v2.0/lb/members/${third}`, { member: { weight: 3 } }),
-    () => put(l, m1, { member: { weight: 1 } }),
-    () => put(l, m1, { member: { admin_state_up: false } }),
-    () => put(l, m1, { member: { admin_state_up: true } }),
-    () => put(l, `/v2.0/lb/members/${third}`, { member: { admin_state_up: false } }),
+    () => putOk(l.c, `/v2.0/lb/members/${third}`, { member: { weight: 3 } }),
+    () => putOk(l.c, m1, { member: { weight: 1 } }),
+    () => putOk(l.c, m1, { member: { admin_state_up: false } }),
+    () => putOk(l.c, m1, { member: { admin_state_up: true } }),
+    () => putOk(l.c, `/v2.0/lb/members/${third}`, { member: { weight: 1 } }),
     remove,
   ];
   for (const change of [...changes, ...changes]) {
     await change();
     await waitSettled(l.c, poolId);
+    await served();
   }
   return changes.length * 2;
 }

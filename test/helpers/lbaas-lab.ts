@@ -2,8 +2,9 @@
  * The LBaaS lab, for test/fullstack/lbaas-*.test.ts and bench/lbaas-*: three lab hosts — two
  * network hosts `lbHosts` (OVS + LBaaS agents, `[lbaas] stats_interval` small; the first runs
  * the DHCP agent too) and a backend host (OVS agent) — a real kumo-api, a tenant network
- * 10.60.0.0/24 with DHCP, the project's default security group opened (the VIP port gets it,
- * as in the seed's walkthrough), and `backends` HTTP stand-ins vm1, vm2, … on port 80: ports
+ * 10.60.0.0/24 with DHCP, the project's default security group opened to all IPv4 ingress, or
+ * with `ingress: 'http'` to tcp 80 only (`ingressRuleId`; the VIP port gets the group, as in
+ * the seed's walkthrough), and `backends` HTTP stand-ins vm1, vm2, … on port 80: ports
  * made through the API (addresses, default group) plugged into endpoint namespaces on the
  * backend host, each answering its name (http-backend.ts). Requests come from the network's
  * qdhcp namespace (`clientNetns`), as in the seed. No pool: the tests make it (`neutron`).
@@ -33,8 +34,14 @@ import { waitFor } from './env.ts';
 import { powerOff, powerOn } from './host-power.ts';
 import { type HttpBackend, httpBackend, stopBackends } from './http-backend.ts';
 import { createLab, type Endpoint, type Lab, type LabHost } from './lab.ts';
-import { type CurlOptions, curlIn, type RequestLoop, requestLoop } from './lbaas-traffic.ts';
-import { openDefaultGroup } from './sg-open.ts';
+import {
+  type CurlOptions,
+  concurrentLoops,
+  curlIn,
+  type RequestLoop,
+  requestLoop,
+} from './lbaas-traffic.ts';
+import { defaultGroupId } from './sg-open.ts';
 
 export const LB_CIDR = '10.60.0.0/24';
 export const BACKEND_PORT = 80;
@@ -55,6 +62,9 @@ export interface LbaasLab {
   network: Network;
   subnet: Subnet;
   projectId: string;
+  /** The project's default group and the lab's ingress rule from 0.0.0.0/0 in it. */
+  defaultGroup: string;
+  ingressRuleId: string;
   /** The two LBaaS hosts; the first also runs the DHCP agent (and so the client namespace). */
   lbHosts: [LabHost, LabHost];
   backendHost: LabHost;
@@ -65,6 +75,8 @@ export interface LbaasLab {
   hostName(h: LabHost): string;
   /** A pool's qlbaas namespace on a host. */
   poolNetns(h: LabHost, poolId: string): string;
+  /** A pool's state directory under the host's `state_path` (its agent's `<state_path>/lbaas`). */
+  poolStateDir(h: LabHost, poolId: string): string;
   /** The haproxy.cfg the host's LBaaS agent wrote for the pool (null: none). */
   haproxyCfg(h: LabHost, poolId: string): string | null;
   /** The LBaaS host whose agent hosts the pool (null: none). */
@@ -73,6 +85,8 @@ export interface LbaasLab {
   curl(url: string, o?: CurlOptions): Promise<string>;
   /** Back-to-back GETs from the client namespace until stopped. */
   loop(url: string, o?: CurlOptions): RequestLoop;
+  /** `n` such loops side by side (concurrent load), one merged result. */
+  loops(url: string, n: number, o?: CurlOptions): RequestLoop;
   /** The real `neutron` CLI (python3-neutronclient) as admin against kumo-api. */
   neutron(...args: string[]): Promise<RunResult>;
   /** `neutron` that must succeed: its stdout. */
@@ -90,6 +104,8 @@ export interface LbaasLabOptions {
   backends?: number;
   /** `[lbaas] stats_interval` of both LBaaS agents; default 1. */
   statsInterval?: number;
+  /** The default group's rule from 0.0.0.0/0: any IPv4 (default) or tcp 80 only. */
+  ingress?: 'any' | 'http';
   /** Default: the Cluster's (report_interval 1, agent_down_time 3). */
   timing?: ClusterTiming;
 }
@@ -101,7 +117,7 @@ async function postOk<T>(c: Cluster, path: string, key: string, body: unknown): 
   return (res.body as Record<string, T>)[key] as T;
 }
 
-async function tenantNetwork(c: Cluster) {
+async function tenantNetwork(c: Cluster, ingress: 'any' | 'http') {
   const network = await postOk<Network>(c, '/v2.0/networks', 'network', { name: 'lb-net' });
   const subnet = await postOk<Subnet>(c, '/v2.0/subnets', 'subnet', {
     network_id: network.id,
@@ -110,8 +126,22 @@ async function tenantNetwork(c: Cluster) {
     ip_version: 4,
   });
   // The qdhcp namespace (the client) is no member of the VIP port's default group: open it.
-  await openDefaultGroup(c, network.project_id);
-  return { network, subnet };
+  const defaultGroup = await defaultGroupId(c, network.project_id);
+  const ingressRuleId = await allowIngress(c, defaultGroup, ingress);
+  return { network, subnet, defaultGroup, ingressRuleId };
+}
+
+/** Adds `ingress IPv4 [tcp 80] from 0.0.0.0/0` to the group; resolves with the rule's id. */
+export async function allowIngress(
+  c: Cluster,
+  groupId: string,
+  ingress: 'any' | 'http',
+): Promise<string> {
+  const http = { protocol: 'tcp', port_range_min: BACKEND_PORT, port_range_max: BACKEND_PORT };
+  const rule = { security_group_id: groupId, direction: 'ingress', ethertype: 'IPv4' };
+  const body = { ...rule, ...(ingress === 'http' ? http : {}), remote_ip_prefix: '0.0.0.0/0' };
+  const path = '/v2.0/security-group-rules';
+  return (await postOk<{ id: string }>(c, path, 'security_group_rule', body)).id;
 }
 
 async function addBackend(c: Cluster, lab: Lab, host: LabHost, net: Network, i: number) {
@@ -195,6 +225,8 @@ function labApi(lab: Lab, c: Cluster, ag: Agents, destroy: () => Promise<void>) 
   return {
     hostName,
     poolNetns: (h: LabHost, poolId: string) => `${prefixOf(hostName(h))}qlbaas-${poolId}`,
+    poolStateDir: (h: LabHost, poolId: string) =>
+      join(c.dir.path, 'hosts', hostName(h), 'lbaas', poolId),
     haproxyCfg: (h: LabHost, poolId: string) =>
       findCfg(join(c.dir.path, 'hosts', hostName(h)), poolId),
     async hostingHost(poolId: string) {
@@ -237,7 +269,8 @@ export async function buildLbaasLab(opts: LbaasLabOptions = {}): Promise<LbaasLa
     c = await Cluster.create('sqlite', undefined, [], opts.timing);
     const ag = await startAgents(lab, c, opts);
     prefixes = ag.lbHosts.map((h) => prefixOf(ag.hostName(h)));
-    const { network, subnet } = await tenantNetwork(c);
+    const ingress = opts.ingress ?? 'any';
+    const { network, subnet, defaultGroup, ingressRuleId } = await tenantNetwork(c, ingress);
     const backends: Backend[] = [];
     for (let i = 0; i < (opts.backends ?? 2); i++)
       backends.push(await addBackend(c, lab, ag.backendHost, network, i));
@@ -253,9 +286,14 @@ export async function buildLbaasLab(opts: LbaasLabOptions = {}): Promise<LbaasLa
     const cl = c;
     return {
       ...{ lab, c, network, subnet, projectId: network.project_id, backends, clientNetns },
-      ...{ lbHosts: ag.lbHosts, backendHost: ag.backendHost, curl },
+      ...{ lbHosts: ag.lbHosts, backendHost: ag.backendHost, curl, defaultGroup, ingressRuleId },
       loop(url, o) {
         const loop = requestLoop(lab, clientNetns, url, o);
+        loops.add(loop);
+        return loop;
+      },
+      loops(url, n, o) {
+        const loop = concurrentLoops(lab, clientNetns, url, n, o);
         loops.add(loop);
         return loop;
       },

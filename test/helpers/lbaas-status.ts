@@ -29,6 +29,12 @@ export async function getOk<T>(c: HttpClient, path: string, key: string): Promis
   return (res.body as Record<string, T>)[key] as T;
 }
 
+/** PUT that must answer 200 (the lab tests' one update helper). */
+export async function putOk(c: HttpClient, path: string, body: unknown): Promise<void> {
+  const res = await c.http('PUT', path, body);
+  if (res.status !== 200) throw new Error(`PUT ${path}: ${res.status} ${JSON.stringify(res.body)}`);
+}
+
 export async function poolView(c: HttpClient, poolId: string): Promise<PoolView> {
   const pool = await getOk<Obj>(c, `/v2.0/lb/pools/${poolId}`, 'pool');
   const vipId = pool.vip_id as string | null;

@@ -1,7 +1,8 @@
 /**
  * HTTP clients for the LBaaS lab: one `curl` from a namespace, and a steady request loop
  * (one request after another, each its own connection) that counts what it got, for the
- * hitless-reload and kill -9 scenarios and bench/lbaas-*.
+ * hitless-reload and kill -9 scenarios and bench/lbaas-*; several loops side by side for
+ * concurrent load.
  *
  * Invariant: every request runs inside the namespace it is given (`ip netns exec`), with a
  * connect and a total timeout, so a dead VIP is a counted failure, never a hang.
@@ -68,6 +69,28 @@ export function requestLoop(
     stop() {
       running = false;
       return done;
+    },
+  };
+}
+
+/** `n` request loops side by side (concurrent new connections); one merged tally. */
+export function concurrentLoops(
+  lab: Lab,
+  netns: string,
+  url: string,
+  n: number,
+  o: CurlOptions = {},
+): RequestLoop {
+  const loops = Array.from({ length: n }, () => requestLoop(lab, netns, url, o));
+  return {
+    answered: () => loops.reduce((sum, x) => sum + x.answered(), 0),
+    async stop() {
+      const all = await Promise.all(loops.map((x) => x.stop()));
+      return {
+        bodies: all.flatMap((r) => r.bodies),
+        failures: all.flatMap((r) => r.failures).sort((a, b) => a.at - b.at),
+        elapsed: Math.max(...all.map((r) => r.elapsed)),
+      };
     },
   };
 }
