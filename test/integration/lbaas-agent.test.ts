@@ -140,15 +140,21 @@ describe('kumo-lbaas-agent on a real host (fake broker)', { timeout: 90_000 }, (
       child.once('exit', () => resolve());
       child.kill('SIGKILL');
     });
-  const lastStats = () =>
-    casts.filter((c) => c.method === 'update_pool_stats').at(-1)?.args as
-      | {
-          stats: Record<string, number>;
-          members: { id: string; status: string }[];
-          reasons?: unknown;
-        }
-      | undefined;
-  const memberStatus = (id: string) => lastStats()?.members.find((m) => m.id === id)?.status;
+  type StatsCast = {
+    stats?: Record<string, number>;
+    members?: { id: string; status: string }[];
+    reasons?: unknown;
+  };
+  /** The last update_pool_stats carrying `part` (each part is sent only when it changed). */
+  const lastWith = (part: 'stats' | 'members') =>
+    casts
+      .filter((c) => c.method === 'update_pool_stats')
+      .map((c) => c.args as StatsCast)
+      .filter((a) => a[part] !== undefined)
+      .at(-1);
+  const lastStats = () => lastWith('stats');
+  const memberStatus = (id: string) =>
+    lastWith('members')?.members?.find((m) => m.id === id)?.status;
 
   before(async () => {
     lab = await createLab({ hosts: 1 });
@@ -220,16 +226,27 @@ describe('kumo-lbaas-agent on a real host (fake broker)', { timeout: 90_000 }, (
   test('the stats loop reports counters and member health; a stopped backend goes INACTIVE and back', async () => {
     await waitFor(
       'stats with the ten requests',
-      () => (lastStats()?.stats.total_connections ?? 0) >= 10,
+      () => (lastStats()?.stats?.total_connections ?? 0) >= 10,
     );
     const s = lastStats();
-    assert.ok((s?.stats.bytes_out ?? 0) > 0 && (s?.stats.bytes_in ?? 0) > 0);
+    assert.ok((s?.stats?.bytes_out ?? 0) > 0 && (s?.stats?.bytes_in ?? 0) > 0);
     assert.equal(memberStatus(M1), 'ACTIVE');
     assert.equal(memberStatus(M2), 'ACTIVE');
     await stopBackend('vm2');
     await waitFor('vm2 INACTIVE', () => memberStatus(M2) === 'INACTIVE', 20_000);
-    assert.match(JSON.stringify(lastStats()?.reasons), new RegExp(`"id":"${M2}","reason":"L[4-7]`));
+    assert.match(
+      JSON.stringify(lastWith('members')?.reasons),
+      new RegExp(`"id":"${M2}","reason":"L[4-7]`),
+    );
+    const healthCasts = () =>
+      casts.filter((c) => c.method === 'update_pool_stats' && c.args.members !== undefined).length;
+    const before = { health: healthCasts(), total: lastStats()?.stats?.total_connections ?? 0 };
     for (let i = 0; i < 4; i++) assert.equal((await curl()).trim(), 'vm1');
+    await waitFor(
+      'the four requests counted',
+      () => (lastStats()?.stats?.total_connections ?? 0) >= before.total + 4,
+    );
+    assert.equal(healthCasts(), before.health, 'counters changed, health not re-sent');
     await startBackend('vm2', eps[1] as Endpoint);
     await waitFor('vm2 ACTIVE again', () => memberStatus(M2) === 'ACTIVE', 20_000);
   });
