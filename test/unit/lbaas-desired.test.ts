@@ -111,6 +111,9 @@ describe('desiredPool', () => {
     const l = lines(d);
     for (const want of [
       `stats socket ${DIR}/haproxy.sock mode 600 level admin expose-fd listeners`,
+      'user nobody',
+      'group nogroup',
+      'hard-stop-after 60s',
       `frontend ${VIP}`,
       'bind 10.80.0.100:80',
       'option forwardfor',
