@@ -19,7 +19,7 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { chmodSync, existsSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { lbaasHooks } from '../../agents/lbaas/agent.ts';
@@ -44,7 +44,31 @@ const alive = (pid: number) => {
 };
 type Cast = { method: string; args: Record<string, unknown> };
 const BACKEND = `const [name, ip] = process.argv.slice(1);
-require('node:http').createServer((q, r) => r.end(name + '\\n')).listen(80, ip, () => console.log('ready'));`;
+require('node:http').createServer((q, r) => {
+  if (q.url === '/hold') console.log('held');
+  else r.end(name + '\\n');
+}).listen(80, ip, () => console.log('ready'));`;
+
+/** Every live process whose command line carries `-f <config>` (any namespace). */
+function haproxysOf(config: string): number[] {
+  return readdirSync('/proc')
+    .filter((d) => /^[0-9]+$/.test(d))
+    .filter((d) => {
+      try {
+        return readFileSync(`/proc/${d}/cmdline`, 'utf8')
+          .split('\0')
+          .join(' ')
+          .includes(`-f ${config} `);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+/** The real uid of a process (/proc/<pid>/status). */
+const uidOf = (pid: number) =>
+  Number(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
 
 describe('kumo-lbaas-agent on a real host (fake broker)', { timeout: 90_000 }, () => {
   const tmp = tempDir('kumo-lbaas-');
@@ -296,6 +320,9 @@ describe('kumo-lbaas-agent on a real host (fake broker)', { timeout: 90_000 }, (
     await reconcile();
     for (let i = 0; i < 4; i++) assert.equal((await curl()).trim(), 'vm1');
     assert.ok(alive(pid()));
+    assert.equal(uidOf(pid()), 65534, 'haproxy serves as nobody');
+    const sock = statSync(join(dir, 'haproxy.sock'));
+    assert.deepEqual([sock.uid, sock.mode & 0o777], [0, 0o600], 'the stats socket stays root’s');
   });
 
   test('a restarted agent adopts haproxy and namespace: same pid, nothing changed', async () => {
@@ -309,9 +336,36 @@ describe('kumo-lbaas-agent on a real host (fake broker)', { timeout: 90_000 }, (
   });
 
   test('nothing claims the pool: resync removes haproxy, port, namespace, state; a foreign qlbaas stays', async () => {
+    // A request the backend holds keeps the haproxy a reload replaces running (-sf).
+    const held = new Promise<void>((resolve) => {
+      for (const child of servers.values())
+        child.stdout?.on('data', (b: Buffer) => b.toString().includes('held') && resolve());
+    });
+    const holder = spawn('ip', [
+      'netns',
+      'exec',
+      client.netns,
+      'curl',
+      '-s',
+      '-m',
+      '80',
+      'http://10.80.0.100/hold',
+    ]);
+    await held;
+    const replaced = pid();
+    const p = pool as LbPool;
+    p.members = [member(M1, '10.80.0.11', 3)];
+    p.revision_number++;
+    await reconcile();
     const old = pid();
+    assert.notEqual(old, replaced);
+    assert.ok(alive(replaced), 'the replaced haproxy still finishes the held request');
+    const config = join(dir, 'haproxy.cfg');
+    assert.deepEqual(haproxysOf(config).sort(), [replaced, old].sort());
     pool = null;
     await resync();
+    assert.deepEqual(haproxysOf(config), [], 'no haproxy of the pool left');
+    holder.kill('SIGKILL');
     assert.ok(!existsSync(dir), 'state directory removed');
     const netns = await runCommand(['ip', 'netns', 'list']);
     assert.doesNotMatch(netns.stdout, new RegExp(`qlbaas-${POOL}`));
