@@ -13,7 +13,9 @@
  *   other members the contract already left out; the pool is served without it;
  * - haproxy's global maxconn is the VIP's connection_limit (4096 when unlimited) within what
  *   the host's open file limit lets it start with; a limit above that is served lowered
- *   and named in `connectionCap` (the agent logs it) rather than failing the pool.
+ *   and named in `connectionCap` (the agent logs it) rather than failing the pool;
+ * - haproxy serves as nobody/nogroup (RUN_AS) once bound, and an old process left by a
+ *   reload is stopped HARD_STOP_AFTER seconds later at the latest.
  */
 
 import { canonicalIp } from '../../contracts/inet.ts';
