@@ -28,6 +28,7 @@ import {
   type Schema,
   str,
   uuid,
+  ValidationError,
 } from './schema.ts';
 import type { RejectedPart } from './status.ts';
 
@@ -215,16 +216,32 @@ export type MemberHealth = (typeof MEMBER_HEALTH)[number];
 
 export const MemberHealthReport = obj({ id: uuid(), status: oneOf(MEMBER_HEALTH) });
 
-/**
- * update_pool_stats (a cast, sent when it changed): applied only while `host` hosts the
- * pool, so a fenced copy's numbers never overwrite the serving one's.
- */
-export const UpdatePoolStatsArgs = obj({
+const UpdatePoolStatsShape = obj({
   host: hostname(),
   pool_id: uuid(),
-  stats: PoolStats,
-  members: arr(MemberHealthReport, { max: 10_000 }),
+  /** The counters, present only when they changed since the agent's last report. */
+  stats: optional(PoolStats),
+  /** The members' health, present only when it changed (with its reasons). */
+  members: optional(arr(MemberHealthReport, { max: 10_000 })),
   /** The check's reason for a member down (haproxy's last check status), by member id. */
   reasons: optional(arr(obj({ id: uuid(), reason: str({ max: 255 }) }), { max: 10_000 })),
 });
+
+/**
+ * update_pool_stats (a cast, sent when it changed): `stats` and `members` each only when
+ * that part changed, at least one of them (`reasons` only with `members`); applied only
+ * while `host` hosts the pool, so a fenced copy's numbers never overwrite the serving one's.
+ */
+export const UpdatePoolStatsArgs: typeof UpdatePoolStatsShape = {
+  ...UpdatePoolStatsShape,
+  parse(value, path = '') {
+    const args = UpdatePoolStatsShape.parse(value, path);
+    const at = (key: string) => (path ? `${path}.${key}` : key);
+    if (args.stats === undefined && args.members === undefined)
+      throw new ValidationError(at('stats'), 'or members is required');
+    if (args.reasons !== undefined && args.members === undefined)
+      throw new ValidationError(at('reasons'), 'needs members');
+    return args;
+  },
+};
 export type UpdatePoolStatsArgs = Infer<typeof UpdatePoolStatsArgs>;

@@ -33,13 +33,14 @@ import type { StatusReporter } from '../../core/status.ts';
 import { findHaproxy, openFileLimit } from '../../host/haproxy/daemon.ts';
 import { showInfo, showStat } from '../../host/haproxy/stats.ts';
 import type { OvsdbClient } from '../../host/ovs/ovsdb.ts';
+import { stop } from '../../host/process/daemon.ts';
 import { toolVersion } from '../../host/version.ts';
 import { classify } from '../lib/errors.ts';
 import { haproxyPaths } from '../lib/haproxy-instance.ts';
 import { lazyOvsdb } from '../lib/ovsdb.ts';
 import { resyncServed } from '../lib/served.ts';
 import { resourceStatus, statusReporter } from '../lib/status.ts';
-import { runSteps, type Step } from '../lib/steps.ts';
+import { runSteps } from '../lib/steps.ts';
 import type { HookDeps } from '../run.ts';
 import {
   checkStatePath,
@@ -52,7 +53,7 @@ import {
   statsBaseOf,
 } from './desired.ts';
 import { type ObservedPool, observePool, ownedPoolIds } from './observe.ts';
-import { planPool } from './plan.ts';
+import { type PoolStep, planPool, type StopPidStep } from './plan.ts';
 import { type StatsTarget, startStatsLoop, statsPass } from './stats.ts';
 
 export function lbaasSettings(config: HookDeps['config'], fileLimit: number): LbSettings {
@@ -87,7 +88,7 @@ export interface PoolKindDeps {
 /** The `pool` kind. No revisionOf: a resync or retry must always look at the host. */
 export function poolKind(
   deps: PoolKindDeps,
-): ResourceKindSpec<LbPoolInfo, DesiredPool | null, ObservedPool, Step, ResourceStatus> {
+): ResourceKindSpec<LbPoolInfo, DesiredPool | null, ObservedPool, PoolStep, ResourceStatus> {
   const { settings, log } = deps;
   return {
     fetch: (id) => deps.getPool(id),
@@ -109,7 +110,9 @@ export function poolKind(
     async apply(steps, id) {
       if (steps.length)
         log.info({ poolId: id, steps: steps.map((s) => `${s.kind}: ${s.why}`) }, 'lbaas apply');
-      await runSteps(deps, steps, { poolId: id });
+      await runSteps(deps, steps, { poolId: id }, async (step: StopPidStep) => {
+        await stop(step.pid, step.expected);
+      });
     },
     ...(deps.status ? { status: deps.status } : {}),
   };

@@ -13,7 +13,9 @@
  *   other members the contract already left out; the pool is served without it;
  * - haproxy's global maxconn is the VIP's connection_limit (4096 when unlimited) within what
  *   the host's open file limit lets it start with; a limit above that is served lowered
- *   and named in `connectionCap` (the agent logs it) rather than failing the pool.
+ *   and named in `connectionCap` (the agent logs it) rather than failing the pool;
+ * - haproxy serves as nobody/nogroup (RUN_AS) once bound, and an old process left by a
+ *   reload is stopped HARD_STOP_AFTER seconds later at the latest.
  */
 
 import { canonicalIp } from '../../contracts/inet.ts';
@@ -110,6 +112,20 @@ export const statsBaseOf = (stateDir: string) => `${stateDir}/stats.json`;
 export const vipDevice = (portId: string) =>
   assertDeviceName(`tap${checkedId(portId, 'vip.port.id').slice(0, 11)}`);
 
+/**
+ * Who a pool's haproxy serves as once it has bound its sockets, opened its root-only stats
+ * socket and written its pid file (as Neutron's haproxy driver: nobody/nogroup): a flaw in
+ * haproxy then reaches neither the agent's files nor its capabilities.
+ */
+export const RUN_AS = { user: 'nobody', group: 'nogroup' } as const;
+
+/**
+ * Seconds an old haproxy may keep finishing its connections after a reload before it is
+ * stopped (`hard-stop-after`): above the 50 s client and server timeouts, so only a
+ * connection still moving data is cut, and an old process never lingers for ever.
+ */
+export const HARD_STOP_AFTER = 60;
+
 /** The global maxconn of a VIP without a connection_limit (-1: unlimited). */
 export const DEFAULT_MAXCONN = 4096;
 /**
@@ -199,6 +215,8 @@ function haproxyConfig(pool: LbPool, vip: LbVip, s: LbSettings, rejected: Reject
     maxconn: conns.served,
     timeouts: { connect: 5, client: 50, server: 50, httpRequest: 10 },
     stats: { socket: statsSocketOf(stateDirOf(s, pool.id)) },
+    runAs: RUN_AS,
+    hardStopAfter: HARD_STOP_AFTER,
     frontends: [frontend],
     backends: [backend],
   });

@@ -8,17 +8,25 @@
  * observed as empty, so the plan never touches a namespace someone else made; inside a
  * served pool's namespace one `ip -j -batch` (links with addresses, static routes) is all
  * that runs (a namespace torn down needs only `ip -j addr`); haproxy is read from its pid
- * file and /proc, no command; OVSDB is asked only when there is a port to look for.
+ * file and /proc, no command, except for a pool to tear down: `ip netns pids` of its
+ * namespace, to find old haproxy processes of its config still finishing connections; OVSDB
+ * is asked only when there is a port to look for.
  */
 import { readFile, stat } from 'node:fs/promises';
 import { UUID } from '../../contracts/schema.ts';
 import type { CommandRunner } from '../../core/exec.ts';
+import { haproxysInNetns } from '../../host/haproxy/daemon.ts';
 import { listLinks } from '../../host/ip/link.ts';
 import { netnsExists } from '../../host/ip/netns.ts';
 import { listLinksAndStaticRoutes, type StaticRoute } from '../../host/ip/route.ts';
 import type { OvsdbClient } from '../../host/ovs/ovsdb.ts';
 import { findPorts } from '../../host/ovs/ports.ts';
-import { noHaproxy, type ObservedHaproxy, observeHaproxy } from '../lib/haproxy-instance.ts';
+import {
+  haproxyPaths,
+  noHaproxy,
+  type ObservedHaproxy,
+  observeHaproxy,
+} from '../lib/haproxy-instance.ts';
 import type { NsObserved } from '../lib/ns-port.ts';
 import { listOwned, readOwner } from '../lib/ownership.ts';
 import {
@@ -38,6 +46,11 @@ export interface ObservedPool extends NsObserved {
   owned: boolean;
   routes: StaticRoute[];
   haproxy: ObservedHaproxy;
+  /**
+   * For a pool to tear down: every haproxy of its config still in its namespace (the
+   * running one and old ones finishing connections after a reload); empty otherwise.
+   */
+  haproxys?: number[];
   /** The VIP device recorded in the state directory (null: none, or not a device name). */
   device: string | null;
 }
@@ -108,12 +121,17 @@ export async function observePool(
       ovsPorts: [],
       routes: [],
       haproxy: noHaproxy(dir),
+      haproxys: [],
       device: null,
     };
   const device = owned ? await recordedDevice(dir) : null;
   const ns = await observeNs(deps, netnsOf(s, poolId), desired, device);
   const haproxy = await observeHaproxy(dir, desired?.netns ?? null, desired?.haproxy.statsSocket);
-  return { stateDirExists, stateDirMode, owned, ...ns, haproxy, device };
+  const haproxys =
+    !desired && ns.netnsExists
+      ? await haproxysInNetns(deps.runner, netnsOf(s, poolId), haproxyPaths(dir))
+      : [];
+  return { stateDirExists, stateDirMode, owned, ...ns, haproxy, haproxys, device };
 }
 
 /**

@@ -12,10 +12,13 @@
  *
  * Invariants: a pool that is already right plans nothing; only `proto static` routes are
  * added or removed; a pool no longer served here loses its haproxy, OVS port, namespace
- * and state directory, in that order — and only when its state directory is ours.
+ * and state directory, in that order — and only when its state directory is ours; no
+ * haproxy of its config (an old one finishing connections included) outlives its namespace.
  */
+
+import { haproxyExpected } from '../../host/haproxy/daemon.ts';
 import { sameRoute, staticRouteDel, staticRouteReplace } from '../../host/ip/route.ts';
-import { haproxySteps, haproxyStop } from '../lib/haproxy-instance.ts';
+import { haproxyPaths, haproxySteps, haproxyStop } from '../lib/haproxy-instance.ts';
 import { planNsPorts, teardownNsPort } from '../lib/ns-port.ts';
 import type { Step } from '../lib/steps.ts';
 import { type DesiredPool, deviceFileOf, type LbSettings, MARKER } from './desired.ts';
@@ -59,11 +62,31 @@ function ownerSteps(d: DesiredPool, o: ObservedPool, s: LbSettings): Step[] {
   ];
 }
 
-/** haproxy stops first (it lives in the namespace); its files go with the state. */
-function teardown(o: ObservedPool, ids: { netns: string; stateDir: string }): Step[] {
+/**
+ * An old haproxy of the pool (by pid) stopped, unless that pid no longer runs with the
+ * pool's `-f <config>` (agent.ts runs it with host/process/daemon.ts stop).
+ */
+export interface StopPidStep {
+  kind: 'stop-pid';
+  pid: number;
+  expected: string;
+  why: string;
+}
+
+export type PoolStep = Step | StopPidStep;
+
+/**
+ * haproxy stops first (it lives in the namespace), then every old one of its config still
+ * finishing connections there, so none is left running in a deleted namespace; its files go
+ * with the state.
+ */
+function teardown(o: ObservedPool, ids: { netns: string; stateDir: string }): PoolStep[] {
   if (!o.owned) return [];
+  const expected = haproxyExpected(haproxyPaths(ids.stateDir));
+  const old = (o.haproxys ?? []).filter((pid) => pid !== o.haproxy.pid);
   return [
     ...haproxyStop(o.haproxy, 'pool haproxy'),
+    ...old.map((pid) => ({ kind: 'stop-pid' as const, pid, expected, why: 'stop an old haproxy' })),
     ...teardownNsPort(ids.netns, o),
     { kind: 'remove', path: ids.stateDir, why: 'remove state' },
   ];
@@ -74,7 +97,7 @@ export function planPool(
   o: ObservedPool,
   s: LbSettings,
   ids: { netns: string; stateDir: string },
-): Step[] {
+): PoolStep[] {
   if (!d) return teardown(o, ids);
   const routes = routeLines(d, o);
   return [

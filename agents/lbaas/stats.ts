@@ -1,7 +1,8 @@
 /**
  * The LBaaS agent's stats loop: every `[lbaas] stats_interval` seconds, for each pool this
- * host serves, read haproxy's stats socket and cast `update_pool_stats` when the pool's
- * counters or its members' health changed since the last report.
+ * host serves, read haproxy's stats socket and cast `update_pool_stats` carrying the pool's
+ * counters only when they changed since the last report, and its members' health (with the
+ * reasons) only when that changed: busy counters never re-send unchanged health.
  *
  * Invariants:
  * - counters are summed across reloads: a reload starts a new haproxy process at zero, so
@@ -14,7 +15,8 @@
  * - a member is ACTIVE while haproxy says UP (also mid-transition "UP 1/3"), "no check",
  *   NOLB or DRAIN, and INACTIVE when DOWN or MAINT, with haproxy's check status as reason;
  * - one pool's failing socket is logged and skipped: the others are still reported, and
- *   it is retried next period; a failed cast is retried next period (nothing marked sent).
+ *   it is retried next period; a failed cast is retried next period (nothing marked sent,
+ *   so both changed parts go again).
  */
 import { readFile } from 'node:fs/promises';
 import type { MemberHealth, PoolStats, UpdatePoolStatsArgs } from '../../contracts/lbaas.ts';
@@ -87,21 +89,40 @@ export function advance(saved: StatsBase | null, pid: number, now: Counters): St
   return { pid, base: add(saved.base, saved.last), last: now };
 }
 
-/** The update_pool_stats arguments for one pool. */
+/** A pool's two reported parts as text: each is sent only when its text changed. */
+export interface ReportParts {
+  stats: string;
+  members: string;
+}
+
+/**
+ * The update_pool_stats arguments for one pool carrying only the parts whose text differs
+ * from `last` (all when nothing was sent yet), and the parts now; null when nothing changed.
+ */
 export function poolReport(
   host: string,
   poolId: string,
   base: StatsBase,
   read: ReturnType<typeof readRows>,
-): UpdatePoolStatsArgs {
+  last?: ReportParts,
+): { args: UpdatePoolStatsArgs; parts: ReportParts } | null {
   const sum = add(base.base, base.last);
-  return {
-    host,
-    pool_id: poolId,
-    stats: { ...sum, active_connections: read.active },
+  const stats = { ...sum, active_connections: read.active };
+  const health = {
     members: read.members,
     ...(read.reasons.length ? { reasons: read.reasons } : {}),
   };
+  const parts = { stats: JSON.stringify(stats), members: JSON.stringify(health) };
+  const statsChanged = last?.stats !== parts.stats;
+  const membersChanged = last?.members !== parts.members;
+  if (!statsChanged && !membersChanged) return null;
+  const args = {
+    host,
+    pool_id: poolId,
+    ...(statsChanged ? { stats } : {}),
+    ...(membersChanged ? health : {}),
+  };
+  return { args, parts };
 }
 
 const isCounters = (c: unknown): c is Counters =>
@@ -149,7 +170,7 @@ export interface StatsLoopDeps {
 
 /** One period: every served pool read and, when changed, reported. */
 export function statsPass(deps: StatsLoopDeps) {
-  const sent = new Map<string, string>();
+  const sent = new Map<string, ReportParts>();
   const one = async (poolId: string, t: StatsTarget) => {
     if ((await t.pid()) === null) return;
     // The rows' process: the one answering before and after them (a reload in between
@@ -158,12 +179,11 @@ export function statsPass(deps: StatsLoopDeps) {
     const read = readRows(await deps.showStat(t.socket), poolId);
     if ((await deps.showPid(t.socket)) !== pid) return;
     const base = advance(await readBase(t.basePath), pid, read.now);
-    const args = poolReport(deps.host, poolId, base, read);
-    const text = JSON.stringify(args);
-    if (sent.get(poolId) === text) return;
+    const report = poolReport(deps.host, poolId, base, read, sent.get(poolId));
+    if (report === null) return;
     await writeBase(t.basePath, base);
-    await deps.send(args);
-    sent.set(poolId, text);
+    await deps.send(report.args);
+    sent.set(poolId, report.parts);
   };
   return async function pass(): Promise<void> {
     const targets = deps.targets();

@@ -14,8 +14,9 @@
  * revision of the last report applied to it, and a report (ACTIVE or ERROR, and its
  * rejected members) older than an object's status_revision leaves that object alone: two
  * API replicas may apply one agent's reports out of order, and a late one must not undo
- * a newer one. Member health is written only for the pool's own members (an unknown id is
- * ignored). A report locks its pool's row before any other row of the pool, as every API
+ * a newer one. An update_pool_stats report writes only the parts it carries (stats, member
+ * health), leaving the other as stored. Member health is written only for the pool's own
+ * members (an unknown id is ignored). A report locks its pool's row before any other row of the pool, as every API
  * write does (bumpPool), so the two never deadlock.
  */
 import type { UpdatePoolStatsArgs } from '../../contracts/lbaas.ts';
@@ -111,31 +112,46 @@ export async function applyPoolStatuses(
   });
 }
 
-/** Stores a pool's stats and its members' health; 0 when `host` does not host the pool. */
+type Counted = NonNullable<UpdatePoolStatsArgs['stats']>;
+
+async function storeCounters(tx: Queryable, poolId: string, stats: Counted): Promise<void> {
+  const { bytes_in, bytes_out, active_connections, total_connections } = stats;
+  await tx.query(
+    `INSERT INTO lb_pool_stats
+       (pool_id, bytes_in, bytes_out, active_connections, total_connections)
+     VALUES (?, ?, ?, ?, ?)
+     ON CONFLICT (pool_id) DO UPDATE SET bytes_in = excluded.bytes_in,
+       bytes_out = excluded.bytes_out, active_connections = excluded.active_connections,
+       total_connections = excluded.total_connections`,
+    [poolId, bytes_in, bytes_out, active_connections, total_connections],
+  );
+}
+
+/** The health of the pool's own members named in the report; how many rows it wrote. */
+async function storeHealth(tx: Queryable, args: UpdatePoolStatsArgs): Promise<number> {
+  const reasons = new Map((args.reasons ?? []).map((r) => [r.id, r.reason]));
+  let updated = 0;
+  for (const m of args.members ?? []) {
+    const why = m.status === 'INACTIVE' ? (reasons.get(m.id) ?? null) : null;
+    const rows = await tx.query(
+      `UPDATE lb_members SET health = ?, health_description = ?
+        WHERE id = ? AND pool_id = ? RETURNING id`,
+      [m.status, why, m.id, args.pool_id],
+    );
+    updated += rows.length;
+  }
+  return updated;
+}
+
+/**
+ * Stores what the report carries of a pool: its stats (when present) and its members'
+ * health (when present), leaving the absent part as it was; the rows written (the stats row
+ * counts one), 0 when `host` does not host the pool.
+ */
 export async function storePoolStats(db: Db, args: UpdatePoolStatsArgs): Promise<number> {
   return lbaasSchedulerTransaction(db, async (tx) => {
     if (!(await lockServed(tx, args.pool_id, args.host))) return 0;
-    const { bytes_in, bytes_out, active_connections, total_connections } = args.stats;
-    await tx.query(
-      `INSERT INTO lb_pool_stats
-         (pool_id, bytes_in, bytes_out, active_connections, total_connections)
-       VALUES (?, ?, ?, ?, ?)
-       ON CONFLICT (pool_id) DO UPDATE SET bytes_in = excluded.bytes_in,
-         bytes_out = excluded.bytes_out, active_connections = excluded.active_connections,
-         total_connections = excluded.total_connections`,
-      [args.pool_id, bytes_in, bytes_out, active_connections, total_connections],
-    );
-    const reasons = new Map((args.reasons ?? []).map((r) => [r.id, r.reason]));
-    let updated = 1;
-    for (const m of args.members) {
-      const why = m.status === 'INACTIVE' ? (reasons.get(m.id) ?? null) : null;
-      const rows = await tx.query(
-        `UPDATE lb_members SET health = ?, health_description = ?
-          WHERE id = ? AND pool_id = ? RETURNING id`,
-        [m.status, why, m.id, args.pool_id],
-      );
-      updated += rows.length;
-    }
-    return updated;
+    if (args.stats !== undefined) await storeCounters(tx, args.pool_id, args.stats);
+    return (args.stats !== undefined ? 1 : 0) + (await storeHealth(tx, args));
   });
 }

@@ -13,6 +13,8 @@ const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const HEADER = /^[A-Za-z0-9][A-Za-z0-9-]{0,63}$/;
 const LITERAL = /^[A-Za-z0-9_.:/-]{1,255}$/;
 const PATH = /^(\/[A-Za-z0-9_.-]+)+$/;
+/** A user or group name as useradd/groupadd take it (NAME_REGEX), no `$` suffix. */
+const ACCOUNT = /^[a-z_][a-z0-9_-]{0,31}$/;
 
 export function bad(field: string, reason: string, value: unknown): never {
   throw new ValidationError(field, `${reason}, got ${JSON.stringify(value)}`);
@@ -26,6 +28,7 @@ export function matching(re: RegExp, what: string) {
 export const checkName = matching(NAME, 'a name of [A-Za-z0-9_.-]');
 export const checkHeaderName = matching(HEADER, 'a header name of [A-Za-z0-9-]');
 export const checkLiteral = matching(LITERAL, 'a header value of [A-Za-z0-9_.:/-]');
+export const checkAccount = matching(ACCOUNT, 'a user or group name of [a-z0-9_-]');
 
 /** An absolute path without `..`, spaces or control characters. */
 export function checkPath(value: unknown, field: string): string {

@@ -9,12 +9,13 @@
  * Invariants: a haproxy is identified by `-f <its config path>` in its command line, so a
  * stale pid file never names an unrelated process; the paths are checked (config.ts
  * checkPath) before they become argv; the old pid of a reload is a positive integer > 1.
- * Pure except `findHaproxy`, `inNetns` and `openFileLimit`, which only read.
+ * Pure except `findHaproxy`, `inNetns`, `haproxysInNetns` and `openFileLimit`, which only
+ * read (`ip netns pids` and /proc).
  */
 import { readFile, stat } from 'node:fs/promises';
-import type { CommandSpec } from '../../core/exec.ts';
+import type { CommandRunner, CommandSpec } from '../../core/exec.ts';
 import { NETNS_RUN_DIR } from '../ip/netns.ts';
-import { findRunning } from '../process/daemon.ts';
+import { findRunning, isRunning } from '../process/daemon.ts';
 import { checkPath } from './config.ts';
 
 const NETNS = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
@@ -80,6 +81,30 @@ export async function inNetns(pid: number, netns: string): Promise<boolean> {
     stat(`${NETNS_RUN_DIR}/${netns}`).catch(() => null),
   ]);
   return a !== null && b !== null && a.dev === b.dev && a.ino === b.ino;
+}
+
+/**
+ * Every live haproxy of these paths in the named namespace (`ip netns pids`, then each
+ * one's /proc/<pid>/cmdline must carry `-f <config>`): the running one and any old process
+ * still finishing its connections after a reload (`-sf`). Ascending; none when the
+ * namespace is gone.
+ */
+export async function haproxysInNetns(
+  runner: CommandRunner,
+  netns: string,
+  p: HaproxyPaths,
+): Promise<number[]> {
+  if (!NETNS.test(netns)) throw new Error(`bad namespace name ${JSON.stringify(netns)}`);
+  const out = await runner.run({ argv: ['ip', 'netns', 'pids', netns] });
+  const pids = out.stdout
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => /^[1-9][0-9]*$/.test(l))
+    .map(Number)
+    .filter((pid) => pid > 1);
+  const expected = haproxyExpected(p);
+  const ours = await Promise.all(pids.map((pid) => isRunning(pid, expected)));
+  return pids.filter((_, i) => ours[i]).sort((a, b) => a - b);
 }
 
 /**

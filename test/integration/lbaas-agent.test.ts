@@ -19,7 +19,7 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { chmodSync, existsSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { lbaasHooks } from '../../agents/lbaas/agent.ts';
@@ -44,7 +44,31 @@ const alive = (pid: number) => {
 };
 type Cast = { method: string; args: Record<string, unknown> };
 const BACKEND = `const [name, ip] = process.argv.slice(1);
-require('node:http').createServer((q, r) => r.end(name + '\\n')).listen(80, ip, () => console.log('ready'));`;
+require('node:http').createServer((q, r) => {
+  if (q.url === '/hold') console.log('held');
+  else r.end(name + '\\n');
+}).listen(80, ip, () => console.log('ready'));`;
+
+/** Every live process whose command line carries `-f <config>` (any namespace). */
+function haproxysOf(config: string): number[] {
+  return readdirSync('/proc')
+    .filter((d) => /^[0-9]+$/.test(d))
+    .filter((d) => {
+      try {
+        return readFileSync(`/proc/${d}/cmdline`, 'utf8')
+          .split('\0')
+          .join(' ')
+          .includes(`-f ${config} `);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+/** The real uid of a process (/proc/<pid>/status). */
+const uidOf = (pid: number) =>
+  Number(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
 
 describe('kumo-lbaas-agent on a real host (fake broker)', { timeout: 90_000 }, () => {
   const tmp = tempDir('kumo-lbaas-');
@@ -140,15 +164,21 @@ describe('kumo-lbaas-agent on a real host (fake broker)', { timeout: 90_000 }, (
       child.once('exit', () => resolve());
       child.kill('SIGKILL');
     });
-  const lastStats = () =>
-    casts.filter((c) => c.method === 'update_pool_stats').at(-1)?.args as
-      | {
-          stats: Record<string, number>;
-          members: { id: string; status: string }[];
-          reasons?: unknown;
-        }
-      | undefined;
-  const memberStatus = (id: string) => lastStats()?.members.find((m) => m.id === id)?.status;
+  type StatsCast = {
+    stats?: Record<string, number>;
+    members?: { id: string; status: string }[];
+    reasons?: unknown;
+  };
+  /** The last update_pool_stats carrying `part` (each part is sent only when it changed). */
+  const lastWith = (part: 'stats' | 'members') =>
+    casts
+      .filter((c) => c.method === 'update_pool_stats')
+      .map((c) => c.args as StatsCast)
+      .filter((a) => a[part] !== undefined)
+      .at(-1);
+  const lastStats = () => lastWith('stats');
+  const memberStatus = (id: string) =>
+    lastWith('members')?.members?.find((m) => m.id === id)?.status;
 
   before(async () => {
     lab = await createLab({ hosts: 1 });
@@ -220,16 +250,27 @@ describe('kumo-lbaas-agent on a real host (fake broker)', { timeout: 90_000 }, (
   test('the stats loop reports counters and member health; a stopped backend goes INACTIVE and back', async () => {
     await waitFor(
       'stats with the ten requests',
-      () => (lastStats()?.stats.total_connections ?? 0) >= 10,
+      () => (lastStats()?.stats?.total_connections ?? 0) >= 10,
     );
     const s = lastStats();
-    assert.ok((s?.stats.bytes_out ?? 0) > 0 && (s?.stats.bytes_in ?? 0) > 0);
+    assert.ok((s?.stats?.bytes_out ?? 0) > 0 && (s?.stats?.bytes_in ?? 0) > 0);
     assert.equal(memberStatus(M1), 'ACTIVE');
     assert.equal(memberStatus(M2), 'ACTIVE');
     await stopBackend('vm2');
     await waitFor('vm2 INACTIVE', () => memberStatus(M2) === 'INACTIVE', 20_000);
-    assert.match(JSON.stringify(lastStats()?.reasons), new RegExp(`"id":"${M2}","reason":"L[4-7]`));
+    assert.match(
+      JSON.stringify(lastWith('members')?.reasons),
+      new RegExp(`"id":"${M2}","reason":"L[4-7]`),
+    );
+    const healthCasts = () =>
+      casts.filter((c) => c.method === 'update_pool_stats' && c.args.members !== undefined).length;
+    const before = { health: healthCasts(), total: lastStats()?.stats?.total_connections ?? 0 };
     for (let i = 0; i < 4; i++) assert.equal((await curl()).trim(), 'vm1');
+    await waitFor(
+      'the four requests counted',
+      () => (lastStats()?.stats?.total_connections ?? 0) >= before.total + 4,
+    );
+    assert.equal(healthCasts(), before.health, 'counters changed, health not re-sent');
     await startBackend('vm2', eps[1] as Endpoint);
     await waitFor('vm2 ACTIVE again', () => memberStatus(M2) === 'ACTIVE', 20_000);
   });
@@ -279,6 +320,9 @@ describe('kumo-lbaas-agent on a real host (fake broker)', { timeout: 90_000 }, (
     await reconcile();
     for (let i = 0; i < 4; i++) assert.equal((await curl()).trim(), 'vm1');
     assert.ok(alive(pid()));
+    assert.equal(uidOf(pid()), 65534, 'haproxy serves as nobody');
+    const sock = statSync(join(dir, 'haproxy.sock'));
+    assert.deepEqual([sock.uid, sock.mode & 0o777], [0, 0o600], 'the stats socket stays root’s');
   });
 
   test('a restarted agent adopts haproxy and namespace: same pid, nothing changed', async () => {
@@ -292,9 +336,36 @@ describe('kumo-lbaas-agent on a real host (fake broker)', { timeout: 90_000 }, (
   });
 
   test('nothing claims the pool: resync removes haproxy, port, namespace, state; a foreign qlbaas stays', async () => {
+    // A request the backend holds keeps the haproxy a reload replaces running (-sf).
+    const held = new Promise<void>((resolve) => {
+      for (const child of servers.values())
+        child.stdout?.on('data', (b: Buffer) => b.toString().includes('held') && resolve());
+    });
+    const holder = spawn('ip', [
+      'netns',
+      'exec',
+      client.netns,
+      'curl',
+      '-s',
+      '-m',
+      '80',
+      'http://10.80.0.100/hold',
+    ]);
+    await held;
+    const replaced = pid();
+    const p = pool as LbPool;
+    p.members = [member(M1, '10.80.0.11', 3)];
+    p.revision_number++;
+    await reconcile();
     const old = pid();
+    assert.notEqual(old, replaced);
+    assert.ok(alive(replaced), 'the replaced haproxy still finishes the held request');
+    const config = join(dir, 'haproxy.cfg');
+    assert.deepEqual(haproxysOf(config).sort(), [replaced, old].sort());
     pool = null;
     await resync();
+    assert.deepEqual(haproxysOf(config), [], 'no haproxy of the pool left');
+    holder.kill('SIGKILL');
     assert.ok(!existsSync(dir), 'state directory removed');
     const netns = await runCommand(['ip', 'netns', 'list']);
     assert.doesNotMatch(netns.stdout, new RegExp(`qlbaas-${POOL}`));

@@ -4,7 +4,7 @@
  * hosting host), report_status of a pool applied by revision (PENDING → ACTIVE, rejected
  * members, ERROR, a fenced host's report ignored, a late report at an older revision
  * undoing nothing newer), and update_pool_stats stored only from
- * the hosting host.
+ * the hosting host, each of its parts (stats, member health) only when present.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -254,6 +254,50 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.deepEqual(await health(p.m1), { health: 'ACTIVE', health_description: null });
       assert.deepEqual(await health(p.m2), { health: 'INACTIVE', health_description: 'L7STS/503' });
       assert.deepEqual(await health(stranger), { health: null, health_description: null });
+    });
+
+    test('update_pool_stats applies only the part it carries, leaving the other as stored', async () => {
+      const p = await fullPool();
+      const stats = { bytes_in: 7, bytes_out: 8, active_connections: 0, total_connections: 3 };
+      const snapshot = async () => ({
+        stats: await h.db.query(
+          'SELECT bytes_in, bytes_out, active_connections, total_connections FROM lb_pool_stats WHERE pool_id = ?',
+          [p.id],
+        ),
+        members: await h.db.query(
+          'SELECT id, health, health_description FROM lb_members WHERE pool_id = ? ORDER BY id',
+          [p.id],
+        ),
+      });
+      const numbers = (rows: Record<string, unknown>[]) =>
+        rows.map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, Number(v)])));
+      const first = {
+        host: 'h1',
+        pool_id: p.id,
+        stats,
+        members: [{ id: p.m2, status: 'INACTIVE' }],
+      };
+      assert.deepEqual(
+        await h.rpc('update_pool_stats', { ...first, reasons: [{ id: p.m2, reason: 'L4TOUT' }] }),
+        { updated: 2 },
+      );
+      const both = await snapshot();
+
+      const health = [{ id: p.m2, status: 'ACTIVE' }];
+      const onlyHealth = { host: 'h1', pool_id: p.id, members: health };
+      assert.deepEqual(await h.rpc('update_pool_stats', onlyHealth), { updated: 1 });
+      const afterHealth = await snapshot();
+      assert.deepEqual(afterHealth.stats, both.stats, 'no stats: the stored ones stay');
+      assert.notDeepEqual(afterHealth.members, both.members);
+      const m2 = afterHealth.members.find((m) => m.id === p.m2);
+      assert.deepEqual({ ...m2 }, { id: p.m2, health: 'ACTIVE', health_description: null });
+
+      const later = { ...stats, total_connections: 9 };
+      const onlyStats = { host: 'h1', pool_id: p.id, stats: later };
+      assert.deepEqual(await h.rpc('update_pool_stats', onlyStats), { updated: 1 });
+      const afterStats = await snapshot();
+      assert.deepEqual(afterStats.members, afterHealth.members, 'no members: health stays');
+      assert.deepEqual(numbers(afterStats.stats), [later]);
     });
   });
 }

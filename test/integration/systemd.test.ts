@@ -193,8 +193,16 @@ describe('systemd units', () => {
       }
 
       if (binary === 'kumo-lbaas-agent') {
-        // haproxy binds VIP ports below 1024 and runs as root (no user in haproxy.cfg).
-        assert.deepEqual(caps, ['CAP_NET_ADMIN', 'CAP_SYS_ADMIN', 'CAP_NET_BIND_SERVICE']);
+        // haproxy binds VIP ports below 1024, then drops to nobody (SETUID/SETGID); the agent
+        // and a reloading haproxy signal that non-root process (KILL).
+        assert.deepEqual(caps, [
+          'CAP_NET_ADMIN',
+          'CAP_SYS_ADMIN',
+          'CAP_NET_BIND_SERVICE',
+          'CAP_SETUID',
+          'CAP_SETGID',
+          'CAP_KILL',
+        ]);
         // Its hard open-file limit bounds every pool's maxconn (2 descriptors a connection).
         assert.equal(one(unit, S, 'LimitNOFILE'), '1024:262144');
       }

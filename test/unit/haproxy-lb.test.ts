@@ -22,6 +22,8 @@ const full = (): HaproxyConfig => ({
   maxconn: 4000,
   timeouts: { connect: 5, client: 50, server: 50, httpRequest: 10 },
   stats: { socket: '/var/lib/kumo/lbaas/p1/haproxy.sock' },
+  runAs: { user: 'nobody', group: 'nogroup' },
+  hardStopAfter: 60,
   frontends: [
     {
       name: 'v1',
@@ -76,6 +78,9 @@ const full = (): HaproxyConfig => ({
 
 const GOLDEN = `global
     maxconn 4000
+    user nobody
+    group nogroup
+    hard-stop-after 60s
     stats socket /var/lib/kumo/lbaas/p1/haproxy.sock mode 600 level admin expose-fd listeners
 
 defaults
@@ -169,6 +174,8 @@ function refused(path: (string | number)[], value: unknown, field = fieldOf(path
 
 const STRING_FIELDS: (string | number)[][] = [
   ['stats', 'socket'],
+  ['runAs', 'user'],
+  ['runAs', 'group'],
   ['frontends', 0, 'name'],
   ['frontends', 0, 'mode'],
   ['frontends', 0, 'bind', 'address'],
@@ -215,6 +222,10 @@ describe('haproxy load balancer config', () => {
     refused(['backends', 0, 'check', 'probe', 'expect', 1], '200|.*');
     refused(['backends', 0, 'check', 'probe', 'method'], 'get');
     refused(['backends', 0, 'check', 'probe', 'path'], 'health');
+    refused(['runAs', 'user'], 'Nobody');
+    refused(['runAs', 'group'], '0');
+    refused(['hardStopAfter'], 0);
+    refused(['hardStopAfter'], '60');
   });
 
   test('expected codes: ascending, a full ten or hundred as a character class', () => {

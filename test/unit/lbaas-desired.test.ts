@@ -18,9 +18,8 @@ import {
   statsSocketOf,
 } from '../../agents/lbaas/desired.ts';
 import type { ObservedPool } from '../../agents/lbaas/observe.ts';
-import { planPool } from '../../agents/lbaas/plan.ts';
+import { type PoolStep, planPool } from '../../agents/lbaas/plan.ts';
 import { configDigest } from '../../agents/lib/haproxy-instance.ts';
-import type { Step } from '../../agents/lib/steps.ts';
 import { ValidationError } from '../../contracts/schema.ts';
 import type { CommandSpec } from '../../core/exec.ts';
 import type { LinkInfo } from '../../host/ip/link.ts';
@@ -42,7 +41,7 @@ const NS = `klt-qlbaas-${POOL}`;
 const ids = { netns: NS, stateDir: DIR };
 const served = (over = {}) => desiredPool(poolOf(over), S) as DesiredPool;
 /** The command a step runs (a command, or a daemon's start). */
-function specOf(step: Step | undefined): CommandSpec {
+function specOf(step: PoolStep | undefined): CommandSpec {
   if (step?.kind === 'command') return step.spec;
   if (step?.kind === 'daemon' && step.action === 'start') return step.spec;
   throw new Error(`no command in ${JSON.stringify(step)}`);
@@ -111,6 +110,9 @@ describe('desiredPool', () => {
     const l = lines(d);
     for (const want of [
       `stats socket ${DIR}/haproxy.sock mode 600 level admin expose-fd listeners`,
+      'user nobody',
+      'group nogroup',
+      'hard-stop-after 60s',
       `frontend ${VIP}`,
       'bind 10.80.0.100:80',
       'option forwardfor',
@@ -381,5 +383,34 @@ describe('planPool', () => {
       ['stop the pool haproxy', 'unplug', 'remove namespace', 'remove state'],
     );
     assert.deepEqual(planPool(null, { ...o, owned: false }, S, ids), []);
+  });
+
+  test('teardown stops every old haproxy of the pool left in its namespace, before deleting it', () => {
+    const o = inOrder(served());
+    const running = o.haproxy.pid as number;
+    const steps = planPool(null, { ...o, haproxys: [running - 7, running, running + 3] }, S, ids);
+    assert.deepEqual(
+      steps.map((s) => s.why),
+      [
+        'stop the pool haproxy',
+        'stop an old haproxy',
+        'stop an old haproxy',
+        'unplug',
+        'remove namespace',
+        'remove state',
+      ],
+    );
+    const expected = `-f ${DIR}/haproxy.cfg `;
+    assert.deepEqual(steps.slice(1, 3), [
+      { kind: 'stop-pid', pid: running - 7, expected, why: 'stop an old haproxy' },
+      { kind: 'stop-pid', pid: running + 3, expected, why: 'stop an old haproxy' },
+    ]);
+    const noMain = { ...o, haproxy: { ...o.haproxy, pid: null }, haproxys: [running + 3] };
+    assert.deepEqual(
+      planPool(null, noMain, S, ids).map((s) => s.why),
+      ['stop an old haproxy', 'unplug', 'remove namespace', 'remove state'],
+      'no running haproxy: the old one still stopped',
+    );
+    assert.deepEqual(planPool(null, { ...o, owned: false, haproxys: [running + 3] }, S, ids), []);
   });
 });

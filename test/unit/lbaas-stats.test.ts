@@ -18,7 +18,7 @@ import {
   type StatsTarget,
   statsPass,
 } from '../../agents/lbaas/stats.ts';
-import type { UpdatePoolStatsArgs } from '../../contracts/lbaas.ts';
+import { UpdatePoolStatsArgs } from '../../contracts/lbaas.ts';
 import { silentLogger } from '../../core/log.ts';
 import { tempDir } from '../helpers/env.ts';
 import { M1, M2, POOL, VIP } from '../helpers/lbaas-fixtures.ts';
@@ -123,8 +123,19 @@ describe('statsPass', () => {
     now = rows(10, 'DOWN');
     await pass();
     assert.equal(sent.length, 2);
-    assert.deepEqual(sent[1]?.members[1], { id: M2, status: 'INACTIVE' });
-    assert.deepEqual(sent[1]?.reasons, [{ id: M2, reason: 'L4CON' }]);
+    assert.deepEqual(
+      sent[1],
+      {
+        host: 'lbaas-test-host',
+        pool_id: POOL,
+        members: [
+          { id: M1, status: 'ACTIVE' },
+          { id: M2, status: 'INACTIVE' },
+        ],
+        reasons: [{ id: M2, reason: 'L4CON' }],
+      },
+      'only the health changed: no stats',
+    );
   });
 
   test('a reload (new pid, counters from zero) keeps the sum, also for a restarted agent', async () => {
@@ -163,5 +174,39 @@ describe('statsPass', () => {
       total_connections: 15,
       active_connections: 1,
     });
+  });
+
+  test('counters that change with the same health carry no members', async () => {
+    const pass = statsPass(deps);
+    now = rows(3, 'DOWN');
+    await pass();
+    const count = sent.length;
+    now = rows(4, 'DOWN', 2);
+    await pass();
+    assert.equal(sent.length, count + 1);
+    assert.deepEqual(sent.at(-1), {
+      host: 'lbaas-test-host',
+      pool_id: POOL,
+      stats: { bytes_in: 160, bytes_out: 320, total_connections: 16, active_connections: 2 },
+    });
+    for (const args of sent) assert.deepEqual(UpdatePoolStatsArgs.parse(args), args, 'valid');
+  });
+});
+
+describe('UpdatePoolStatsArgs', () => {
+  test('stats or members required; reasons only with members', () => {
+    const head = { host: 'lbaas-test-host', pool_id: POOL };
+    const stats = { bytes_in: 1, bytes_out: 2, total_connections: 3, active_connections: 0 };
+    assert.throws(
+      () => UpdatePoolStatsArgs.parse(head),
+      /^ValidationError: stats: or members is required$/,
+    );
+    assert.throws(
+      () => UpdatePoolStatsArgs.parse({ ...head, stats, reasons: [{ id: M1, reason: 'L4CON' }] }),
+      /reasons: needs members/,
+    );
+    assert.deepEqual(UpdatePoolStatsArgs.parse({ ...head, stats }), { ...head, stats });
+    const members = [{ id: M1, status: 'INACTIVE' }];
+    assert.deepEqual(UpdatePoolStatsArgs.parse({ ...head, members }), { ...head, members });
   });
 });
