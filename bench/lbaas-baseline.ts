@@ -4,7 +4,7 @@
  * `-x`, so the listening socket is closed between the two processes. The config comes from
  * the same renderer the agent uses (host/haproxy/config.ts renderConfig): one frontend on
  * the baseline's address, one round-robin backend with the pool's members (named by their
- * ids, as the agent names them), the agent's global maxconn and timeouts, an admin stats socket.
+ * ids, as the agent names them), the agent's global maxconn, user and timeouts, an admin stats socket.
  *
  * Invariant: only the haproxy of this baseline's own pid file and config is ever signalled;
  * stop() leaves nothing running. Every change is timed from the start of its rewrite until
@@ -12,7 +12,7 @@
  */
 import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DEFAULT_MAXCONN } from '../agents/lbaas/desired.ts';
+import { DEFAULT_MAXCONN, HARD_STOP_AFTER, RUN_AS } from '../agents/lbaas/desired.ts';
 import { createCommandRunner } from '../core/exec.ts';
 import { renderConfig } from '../host/haproxy/config.ts';
 import {
@@ -46,6 +46,8 @@ const runner = createCommandRunner();
 function render(paths: HaproxyPaths, bind: { address: string; port: number }, m: BaselineMember[]) {
   return renderConfig({
     maxconn: DEFAULT_MAXCONN,
+    runAs: RUN_AS,
+    hardStopAfter: HARD_STOP_AFTER,
     timeouts: { connect: 5, client: 50, server: 50, httpRequest: 10 },
     stats: { socket: paths.socket as string },
     frontends: [{ name: 'vip', mode: 'http', bind, defaultBackend: 'pool' }],
