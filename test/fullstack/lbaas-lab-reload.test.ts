@@ -39,6 +39,7 @@ describe('LBaaS v1 reloads on the lab', { timeout: 300_000 }, () => {
   let vipUrl: string;
   let memberIds: Map<string, string>;
   const netns = () => l.poolNetns(hosting, poolId);
+  const pidfile = () => join(l.poolStateDir(hosting, poolId), 'haproxy.pid');
   const member = (name: string) => `/v2.0/lb/members/${memberIds.get(name)}`;
 
   before(async () => {
@@ -68,7 +69,7 @@ describe('LBaaS v1 reloads on the lab', { timeout: 300_000 }, () => {
     const burst = Promise.allSettled(
       Array.from({ length: 20 }, () => l.curl(vipUrl, { maxTime: 10 })),
     );
-    const fresh = await newHaproxyPid(netns(), new Set([old]));
+    const fresh = await newHaproxyPid(pidfile(), new Set([old]));
     assert.ok(
       (await haproxyPids(netns())).includes(old),
       'the old haproxy drains the held request',
@@ -95,7 +96,7 @@ describe('LBaaS v1 reloads on the lab', { timeout: 300_000 }, () => {
         poolId,
         [memberIds.get('vm1') as string, memberIds.get('vm2') as string],
         vm3,
-        async () => void reloads.push(await newHaproxyPid(netns(), seen)),
+        async () => void reloads.push(await newHaproxyPid(pidfile(), seen)),
       ),
     );
     const mark = load.answered();

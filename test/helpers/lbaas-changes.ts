@@ -9,7 +9,7 @@
  * changes are twenty reloads.
  */
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { runCommand } from './cluster.ts';
 import { waitFor } from './env.ts';
 import type { LabHost } from './lab.ts';
@@ -58,11 +58,22 @@ export function pidsWith(path: string): number[] {
     .map(Number);
 }
 
-/** A haproxy pid in `netns` not in `seen` (a reload's new process); waits for it, adds it. */
-export async function newHaproxyPid(netns: string, seen: Set<string>): Promise<string> {
-  const pid = await waitFor(`a new haproxy process in ${netns}`, async () =>
-    (await haproxyPids(netns)).find((p) => !seen.has(p)),
-  );
+/**
+ * The pid a pool's haproxy.pid names once it is one not in `seen` and that process runs
+ * (a reload's new process; `seen` gains it). Read from the pid file, not the namespace's
+ * process list: `-D` forks, and the short-lived parent would pass for the new process.
+ */
+export async function newHaproxyPid(pidfile: string, seen: Set<string>): Promise<string> {
+  const pid = await waitFor(`a new haproxy pid in ${pidfile}`, async () => {
+    let text = '';
+    try {
+      text = readFileSync(pidfile, 'utf8').trim();
+    } catch {
+      return undefined;
+    }
+    if (!/^\d+$/.test(text) || seen.has(text)) return undefined;
+    return existsSync(`/proc/${text}`) ? text : undefined;
+  });
   seen.add(pid);
   return pid;
 }
