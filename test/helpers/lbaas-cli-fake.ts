@@ -1,47 +1,20 @@
 /**
- * The kumo CLI's LBaaS v1 commands in-process with a fake fetch: `run` calls cli/main.ts
- * with the given answers and records every request; fixtures (ids, a pool view) and
- * `byName`, which answers the ?name= lookups of a pool `web` and a subnet `private`.
+ * The kumo CLI's LBaaS v1 commands in-process with a fake fetch (`run`, from cli-fake.ts):
+ * fixtures (ids, a pool view) and `byName`, which answers the ?name= lookups of a pool
+ * `web` and a subnet `private`.
  *
- * Invariant: nothing here reads the host's /etc/kumo/kumo.conf or the caller's env, and no
- * request leaves the process.
+ * Invariant: no request leaves the process (cli-fake.ts).
  */
-import type { CliIo } from '../../cli/format.ts';
-import { main } from '../../cli/main.ts';
+import type { Call, Reply } from './cli-fake.ts';
 
-export const AUTH = ['--os-url', 'http://kumo.test:9696', '--os-token', 't0k'];
+export { AUTH, type Call, type Reply, run } from './cli-fake.ts';
+
 export const API = 'http://kumo.test:9696';
 export const POOL_ID = '11111111-0000-4000-8000-000000000001';
 export const SUBNET_ID = '22222222-0000-4000-8000-000000000002';
 export const MEMBER_ID = '33333333-0000-4000-8000-000000000003';
 export const HM_ID = '44444444-0000-4000-8000-000000000004';
 export const VIP_ID = '55555555-0000-4000-8000-000000000005';
-
-export type Call = { method: string; url: string; body: unknown };
-export type Reply = { status: number; body?: unknown };
-
-export async function run(argv: string[], reply: (c: Call) => Reply = () => ({ status: 204 })) {
-  const calls: Call[] = [];
-  const fetchFn: typeof fetch = async (input, init) => {
-    const text = typeof init?.body === 'string' ? init.body : undefined;
-    const c = { method: init?.method ?? 'GET', url: String(input), body: text && JSON.parse(text) };
-    calls.push(c);
-    const r = reply(c);
-    return new Response(r.status === 204 ? null : JSON.stringify(r.body ?? null), {
-      status: r.status,
-    });
-  };
-  let out = '';
-  let err = '';
-  const io: CliIo = {
-    stdout: { write: (s: string) => (out += s) },
-    stderr: { write: (s: string) => (err += s) },
-    env: { KUMO_CONFIG: '/nonexistent/kumo.conf' },
-    fetch: fetchFn,
-  };
-  const code = await main([...argv, ...AUTH], io);
-  return { code, out, err, calls };
-}
 
 /** Answers ?name= lookups of pools and subnets, and `answer` for everything else. */
 export function byName(answer: (c: Call) => Reply) {

@@ -8,10 +8,8 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { CliIo } from '../../cli/format.ts';
-import { main } from '../../cli/main.ts';
+import { run } from '../helpers/cli-fake.ts';
 
-const AUTH = ['--os-url', 'http://kumo.test:9696', '--os-token', 't0k'];
 const RID = '6f1c2b3a-0000-4000-8000-000000000001';
 const NET = '7a2b3c4d-0000-4000-8000-000000000002';
 
@@ -35,31 +33,6 @@ const router = (over: Record<string, unknown> = {}) => ({
   tags: [],
   ...over,
 });
-
-type Call = { method: string; url: string; body: unknown };
-
-async function run(argv: string[], reply: (c: Call) => { status: number; body?: unknown }) {
-  const calls: Call[] = [];
-  const fetchFn: typeof fetch = async (input, init) => {
-    const text = typeof init?.body === 'string' ? init.body : undefined;
-    const c = { method: init?.method ?? 'GET', url: String(input), body: text && JSON.parse(text) };
-    calls.push(c);
-    const r = reply(c);
-    return new Response(r.status === 204 ? null : JSON.stringify(r.body ?? null), {
-      status: r.status,
-    });
-  };
-  let out = '';
-  let err = '';
-  const io: CliIo = {
-    stdout: { write: (s: string) => (out += s) },
-    stderr: { write: (s: string) => (err += s) },
-    env: { KUMO_CONFIG: '/nonexistent/kumo.conf' },
-    fetch: fetchFn,
-  };
-  const code = await main([...argv, ...AUTH], io);
-  return { code, out, err, calls };
-}
 
 describe('kumo router and floating IP commands', () => {
   test('router-list shows the gateway on one line', async () => {
