@@ -9,20 +9,8 @@
  * reason, so the network's other clients keep being served.
  */
 import { cidrText, MAC } from './network.ts';
-import { parseParts } from './parts.ts';
-import {
-  arr,
-  bool,
-  hostname,
-  type Infer,
-  int,
-  nullable,
-  obj,
-  oneOf,
-  type Schema,
-  str,
-  uuid,
-} from './schema.ts';
+import { anyItem, parseParts } from './parts.ts';
+import { arr, bool, hostname, type Infer, int, nullable, obj, oneOf, str, uuid } from './schema.ts';
 import type { RejectedPart } from './status.ts';
 
 const mac = () => str({ pattern: MAC, patternName: 'a MAC address' });
@@ -79,15 +67,12 @@ export const GetNetworkInfoArgs = obj({ host: hostname(), network_id: uuid() });
 /** `network: null` — this host no longer serves it (moved away, deleted): tear it down. */
 export const GetNetworkInfoResult = obj({ network: nullable(DhcpNetwork) });
 
-/** Any value: the items of a network, each parsed on its own by parseNetworkInfo. */
-const item = (): Schema<unknown> => ({ kind: 'item', parse: (value) => value });
-
 const NetworkEnvelope = obj({
   network: nullable(
     obj({
       ...DhcpNetwork.shape,
-      subnets: arr(item(), { max: 64 }),
-      ports: arr(item(), { max: 65536 }),
+      subnets: arr(anyItem(), { max: 64 }),
+      ports: arr(anyItem(), { max: 65536 }),
     }),
   ),
 });

@@ -11,20 +11,8 @@
  * router (moved away, deleted, admin-down): every host object it owned is removed.
  */
 import { cidrText, MAC } from './network.ts';
-import { parseParts } from './parts.ts';
-import {
-  arr,
-  bool,
-  hostname,
-  type Infer,
-  int,
-  nullable,
-  obj,
-  oneOf,
-  type Schema,
-  str,
-  uuid,
-} from './schema.ts';
+import { anyItem, parseParts } from './parts.ts';
+import { arr, bool, hostname, type Infer, int, nullable, obj, oneOf, str, uuid } from './schema.ts';
 import type { RejectedPart } from './status.ts';
 
 const mac = () => str({ pattern: MAC, patternName: 'a MAC address' });
@@ -96,16 +84,13 @@ export const UpdateFloatingIpStatusesArgs = obj({
 });
 export const UpdateFloatingIpStatusesResult = obj({ updated: int({ min: 0 }) });
 
-/** Any value: the items of a router, each parsed on its own by parseRouterInfo. */
-const item = (): Schema<unknown> => ({ kind: 'item', parse: (value) => value });
-
 const RouterEnvelope = obj({
   router: nullable(
     obj({
       ...L3Router.shape,
-      interfaces: arr(item(), { max: 1024 }),
-      routes: arr(item(), { max: 1024 }),
-      floating_ips: arr(item(), { max: 65536 }),
+      interfaces: arr(anyItem(), { max: 1024 }),
+      routes: arr(anyItem(), { max: 1024 }),
+      floating_ips: arr(anyItem(), { max: 65536 }),
     }),
   ),
 });

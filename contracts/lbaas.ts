@@ -14,7 +14,7 @@
  *   (moved elsewhere, deleted): every host object it owned is removed.
  */
 import { cidrText, MAC } from './network.ts';
-import { parseParts } from './parts.ts';
+import { anyItem, parseParts } from './parts.ts';
 import {
   arr,
   bool,
@@ -25,7 +25,6 @@ import {
   obj,
   oneOf,
   optional,
-  type Schema,
   str,
   uuid,
   ValidationError,
@@ -171,11 +170,8 @@ export const GetActivePoolsResult = obj({ pools: arr(uuid(), { max: 100_000 }) }
 
 export const GetPoolInfoArgs = obj({ host: hostname(), pool_id: uuid() });
 
-/** Any value: a member, parsed on its own by parseLbPoolInfo. */
-const item = (): Schema<unknown> => ({ kind: 'item', parse: (value) => value });
-
 const PoolEnvelope = obj({
-  pool: nullable(obj({ ...LbPool.shape, members: arr(item(), { max: 10_000 }) })),
+  pool: nullable(obj({ ...LbPool.shape, members: arr(anyItem(), { max: 10_000 }) })),
 });
 
 /** A get_pool_info answer, and the members left out. */

@@ -9,6 +9,9 @@
 import { isPlainObject, type Schema, ValidationError } from './schema.ts';
 import { RESOURCE_ID, type RejectedPart, type ResourceKind } from './status.ts';
 
+/** Any value: a list's item, kept whole for parseParts to parse on its own. */
+export const anyItem = (): Schema<unknown> => ({ kind: 'item', parse: (value) => value });
+
 /** A part's id for its report: its own id when it is one, else `<label>-<i>`. */
 export const partId = (id: unknown, label: string, i: number): string =>
   typeof id === 'string' && RESOURCE_ID.test(id) ? id : `${label}-${i}`;

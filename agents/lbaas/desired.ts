@@ -32,7 +32,7 @@ import {
   renderConfig,
 } from '../../host/haproxy/config.ts';
 import { parseCidr } from '../../host/ip/inet.ts';
-import { assertDeviceName } from '../../host/ip/names.ts';
+import { poolNamespace, portDevice } from '../../host/ip/names.ts';
 import type { StaticRoute } from '../../host/ip/route.ts';
 import type { HaproxyInstance } from '../lib/haproxy-instance.ts';
 import type { NsPort } from '../lib/ns-port.ts';
@@ -75,7 +75,7 @@ function checkedId(id: string, field: string): string {
 export const stateDirOf = (s: LbSettings, poolId: string) =>
   `${s.stateRoot}/${checkedId(poolId, 'pool id')}`;
 export const netnsOf = (s: LbSettings, poolId: string) =>
-  `${s.netnsPrefix}qlbaas-${checkedId(poolId, 'pool id')}`;
+  `${s.netnsPrefix}${poolNamespace(poolId)}`;
 export const statsSocketOf = (stateDir: string) => `${stateDir}/haproxy.sock`;
 
 /**
@@ -109,8 +109,7 @@ export const deviceFileOf = (stateDir: string) => `${stateDir}/device`;
 /** The stats counters of earlier haproxy processes (stats.ts), kept across agent restarts. */
 export const statsBaseOf = (stateDir: string) => `${stateDir}/stats.json`;
 /** `tap` + the first 11 characters of the VIP port's id (host/ip/names portDevice's rule). */
-export const vipDevice = (portId: string) =>
-  assertDeviceName(`tap${checkedId(portId, 'vip.port.id').slice(0, 11)}`);
+export const vipDevice = (portId: string) => portDevice('tap', portId);
 
 /**
  * Who a pool's haproxy serves as once it has bound its sockets, opened its root-only stats

@@ -57,6 +57,11 @@ export function routerNamespace(routerId: string): string {
   return `qrouter-${assertUuid(routerId, 'router id')}`;
 }
 
+/** `qlbaas-<pool id>`: the namespace of a pool's VIP and haproxy. */
+export function poolNamespace(poolId: string): string {
+  return `qlbaas-${assertUuid(poolId, 'pool id')}`;
+}
+
 /** `<prefix>` + the first 11 characters of the port id (`tap`, `qr-`, `qg-`). */
 export function portDevice(prefix: 'tap' | 'qr-' | 'qg-', portId: string): string {
   return assertDeviceName(`${prefix}${assertUuid(portId, 'port id').slice(0, 11)}`);
