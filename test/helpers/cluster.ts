@@ -86,6 +86,28 @@ export interface RunResult {
   stderr: string;
 }
 
+/** `n` distinct free ports: each listener stays open until all are chosen. */
+export async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
+          const srv = createServer();
+          srv.once('error', reject);
+          srv.listen(0, '127.0.0.1', () => resolve(srv));
+        }),
+    ),
+  );
+  const ports = servers.map((srv) => {
+    const addr = srv.address();
+    if (typeof addr !== 'object' || !addr) throw new Error('no port');
+    return addr.port;
+  });
+  await Promise.all(servers.map((srv) => new Promise((r) => srv.close(r))));
+  return ports;
+}
+
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
@@ -181,7 +203,8 @@ export class Cluster {
     /** Default: REPORT_INTERVAL and AGENT_DOWN_TIME (the L3 failover bench sets its own). */
     timing?: ClusterTiming,
   ): Promise<Cluster> {
-    const ports = { api: await freePort(), identity: await freePort(), metadata: await freePort() };
+    const [api, identity, metadata] = (await freePorts(3)) as [number, number, number];
+    const ports = { api, identity, metadata };
     return new Cluster(engine, ports, ovs, extraConfig, timing);
   }
 
@@ -290,11 +313,21 @@ export class Cluster {
     return readFileSync(join(this.dir.path, `${name}.log`), 'utf8');
   }
 
+  /** Starts kumo-api; if it exits first (a port taken meanwhile …) the timeout quotes its log. */
   async startApi() {
-    this.api = this.spawn('kumo-api', 'kumo-api');
+    const api = this.spawn('kumo-api', 'kumo-api');
+    this.api = api;
+    let code: number | null | undefined;
+    void api.exited.then((c) => {
+      code = c;
+    });
     await waitFor(
       'kumo-api to listen',
-      async () => (await this.http('GET', '/')).status === 200,
+      async () => {
+        if (code !== undefined)
+          throw new Error(`kumo-api exited ${code}: ${this.log('kumo-api').slice(-2000)}`);
+        return (await this.http('GET', '/')).status === 200;
+      },
       20_000,
     );
   }
