@@ -67,6 +67,11 @@ async function specPorts(tx: Queryable, inst: InstanceRecord): Promise<InstanceP
   }));
 }
 
+/** The instance's attachments as its compute host must make them (issue 17 fills this). */
+async function instanceVolumes(_tx: Queryable, _instanceId: string, _host: string | null) {
+  return [];
+}
+
 export async function getInstance(
   db: Db,
   args: ArgsOf<'get_instance'>,
@@ -89,6 +94,7 @@ export async function getInstance(
         ports: await specPorts(tx, inst),
         created_at: inst.createdAt,
         config_drive: inst.configDrive,
+        volumes: await instanceVolumes(tx, inst.id, inst.host),
       },
     };
   });

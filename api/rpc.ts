@@ -26,6 +26,7 @@ import { getActiveRouters, getRouterInfo, updateFloatingIpStatuses } from './rpc
 import { getActivePools, getPoolInfo, updatePoolStats } from './rpc-lbaas.ts';
 import { getConfigDrive, getMetadataInstance } from './rpc-metadata.ts';
 import { securityGroupInfo } from './rpc-sg.ts';
+import { getHostVolumes, getSnapshotInfo, getVolumeInfo } from './rpc-volume.ts';
 import { createStatusHandler } from './status-reports.ts';
 import { tunnelSync } from './tunnels.ts';
 
@@ -115,6 +116,12 @@ export function createRpcHandler(deps: RpcDeps) {
         return getPoolInfo(deps.db, message.args);
       case 'update_pool_stats':
         return updatePoolStats(deps.db, message.args);
+      case 'get_host_volumes':
+        return getHostVolumes(deps.db, message.args);
+      case 'get_volume_info':
+        return getVolumeInfo(deps.db, message.args);
+      case 'get_snapshot_info':
+        return getSnapshotInfo(deps.db, message.args);
       case 'get_instance':
         return getInstance(deps.db, message.args);
       case 'get_host_instances':

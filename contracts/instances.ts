@@ -25,6 +25,7 @@ import {
   ValidationError,
 } from './schema.ts';
 import { domainSafeName, powerState, TASK_STATES, VM_STATES } from './servers.ts';
+import { InstanceVolume } from './volume.ts';
 
 const imageRef = obj({
   id: uuid(),
@@ -74,6 +75,8 @@ export const InstanceSpec = obj({
   created_at: str({ max: 64 }),
   /** The server asked for a config drive (`config_drive` at create). */
   config_drive: bool(),
+  /** Its volume attachments, with the connection info only this host is handed. */
+  volumes: arr(InstanceVolume, { max: 25 }),
 });
 export type InstanceSpec = Infer<typeof InstanceSpec>;
 

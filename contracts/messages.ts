@@ -34,6 +34,7 @@ import {
   ValidationError,
 } from './schema.ts';
 import { RESOURCE_KINDS, ReportStatusArgs, resourceId } from './status.ts';
+import { GetHostVolumesArgs, GetSnapshotInfoArgs, GetVolumeInfoArgs } from './volume.ts';
 
 /** Exchanges and well-known queues. */
 export const EXCHANGE = 'kumo';
@@ -76,6 +77,9 @@ export const METHODS = {
   get_active_pools: GetActivePoolsArgs,
   get_pool_info: GetPoolInfoArgs,
   update_pool_stats: UpdatePoolStatsArgs,
+  get_host_volumes: GetHostVolumesArgs,
+  get_volume_info: GetVolumeInfoArgs,
+  get_snapshot_info: GetSnapshotInfoArgs,
   get_instance: GetInstanceArgs,
   get_host_instances: GetHostInstancesArgs,
   update_instance: UpdateInstanceArgs,

@@ -29,6 +29,7 @@ export const RESOURCE_KINDS = [
   'health_monitor',
   'volume',
   'snapshot',
+  'attachment',
 ] as const;
 export type ResourceKind = (typeof RESOURCE_KINDS)[number];
 

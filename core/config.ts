@@ -244,6 +244,10 @@ const SPEC = {
     quota_vip: f(integer(-1, 2 ** 31 - 1), '10'),
     quota_member: f(integer(-1, 2 ** 31 - 1), '-1'),
     quota_health_monitor: f(integer(-1, 2 ** 31 - 1), '-1'),
+    /** Cinder's quota defaults (quota_volumes, quota_gigabytes, quota_snapshots). */
+    quota_volumes: f(integer(-1, 2 ** 31 - 1), '10'),
+    quota_gigabytes: f(integer(-1, 2 ** 31 - 1), '1000'),
+    quota_snapshots: f(integer(-1, 2 ** 31 - 1), '10'),
   },
   /** Nova's per-project defaults (-1: unlimited). */
   quota: {
@@ -309,6 +313,24 @@ const SPEC = {
       'kumo-volumes',
     ),
     target_helper: f(choice(['tgtadm'] as const), 'tgtadm'),
+    /** The backend this agent hosts; volume types name it as volume_backend_name. */
+    volume_driver: f(choice(['lvm', 'file'] as const), 'lvm'),
+    /** Cinder's lvm_type: `default` makes thick LVs, `thin` LVs in the <vg>-pool thin pool. */
+    lvm_type: f(choice(['default', 'thin'] as const), 'default'),
+    /**
+     * false: LVM metadata only (`activation=0`, `-an -Zn`), for hosts without
+     * device-mapper; such volumes can be created, snapshotted and deleted, not exported.
+     */
+    lvm_activation: f(boolean, 'true'),
+    /** The file backend's sparse images; <state_path>/volumes when absent. */
+    volumes_dir: f(absPath),
+    /** A deleted volume's data: `zero` overwrites it first (thick LVs, files), `none` not. */
+    volume_clear: f(choice(['zero', 'none'] as const), 'zero'),
+    /** The iSCSI portal tgtd serves targets on, as handed to compute hosts. */
+    target_ip_address: f(ipv4, '127.0.0.1'),
+    target_port: f(integer(1, 65535), '3260'),
+    /** tgtd's control port (`tgtd -C N`, `tgtadm -C N`): several tgtds on one host. */
+    tgt_control_port: f(integer(0, 65535), '0'),
   },
   compute: {
     instances_path: f(absPath),
@@ -334,6 +356,16 @@ const SPEC = {
     api_url: f(httpUrl, 'http://127.0.0.1:9696'),
     /** Attach a config drive to every instance, asked for or not (as Nova). */
     force_config_drive: f(boolean, 'false'),
+    /**
+     * This host's iSCSI initiator name, which a volume's target admits while attached
+     * here; `iqn.2010-10.org.kumo:<host>` when absent.
+     */
+    iscsi_initiator_name: f(
+      pattern(
+        /^iqn\.[0-9]{4}-[0-9]{2}\.[a-z0-9][a-z0-9.-]{0,100}(:[A-Za-z0-9.:_-]{1,100})?$/,
+        'an iSCSI qualified name',
+      ),
+    ),
   },
 } satisfies Record<string, Record<string, Field<unknown>>>;
 

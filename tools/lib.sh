@@ -21,7 +21,7 @@ KUMO_PACKAGES=(
   curl socat python3 python3-neutronclient
   python3-openstackclient python3-openstacksdk python3-glanceclient python3-jsonschema
   python3-tempest systemd strace linux-image-cloud-amd64 cpio
-  libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
+  libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-block-extra
 )
 
 log() { printf '[kumo] %s\n' "$*" >&2; }

@@ -660,6 +660,106 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string[]
       'CREATE INDEX pool_loadbalancer_agent_bindings_agent ON pool_loadbalancer_agent_bindings (agent_id)',
     ],
   },
+  {
+    version: 17,
+    name: 'Cinder volumes, snapshots, types, attachments, user messages',
+    sql: [
+      // Two fixed types, one per backend (contracts/volume.ts VOLUME_BACKENDS); ids are
+      // stable so a type id seen by a client stays valid on every replica.
+      `CREATE TABLE volume_types (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        description TEXT,
+        is_public BOOLEAN NOT NULL,
+        backend TEXT NOT NULL,
+        created_at TEXT NOT NULL
+      )`,
+      `INSERT INTO volume_types VALUES
+        ('6f1ab9f4-4c3e-5b8e-9a51-1d2c7a0b3e01', 'lvm', 'LVM volumes exported over iSCSI', TRUE, 'lvm', '2026-12-05T00:00:00.000000'),
+        ('6f1ab9f4-4c3e-5b8e-9a51-1d2c7a0b3e02', 'file', 'Sparse file volumes exported over iSCSI', TRUE, 'file', '2026-12-05T00:00:00.000000')`,
+      // host: the volume agent's host once scheduled (NULL: none could take it). Every
+      // change the storage host must serve bumps revision_number; a status waiting for it
+      // (creating, extending, deleting, attaching, detaching) remembers status_revision and
+      // moves on once the agent reports a revision at least that.
+      // auth_*: the CHAP credentials, generated at create. status_reason: why error.
+      `CREATE TABLE volumes (
+        id TEXT PRIMARY KEY,
+        project_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        name TEXT,
+        description TEXT,
+        size INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        volume_type_id TEXT NOT NULL REFERENCES volume_types (id),
+        availability_zone TEXT NOT NULL,
+        host TEXT,
+        snapshot_id TEXT,
+        source_volid TEXT,
+        bootable BOOLEAN NOT NULL,
+        metadata TEXT NOT NULL,
+        auth_username TEXT NOT NULL,
+        auth_secret TEXT NOT NULL,
+        status_reason TEXT,
+        status_revision INTEGER NOT NULL,
+        revision_number INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT
+      )`,
+      'CREATE INDEX volumes_project ON volumes (project_id)',
+      'CREATE INDEX volumes_host ON volumes (host)',
+      `CREATE TABLE volume_snapshots (
+        id TEXT PRIMARY KEY,
+        project_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        volume_id TEXT NOT NULL REFERENCES volumes (id),
+        name TEXT,
+        description TEXT,
+        size INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        metadata TEXT NOT NULL,
+        status_reason TEXT,
+        status_revision INTEGER NOT NULL,
+        revision_number INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT
+      )`,
+      'CREATE INDEX volume_snapshots_volume ON volume_snapshots (volume_id)',
+      // Cinder's attachment records behind Nova's os-volume_attachments (one per volume:
+      // no multiattach). attached_host is the instance's compute host, initiator its
+      // iSCSI name (from its agent's report); exported: the storage host has served
+      // export_revision (its ACL admits the initiator), so the compute host is handed the
+      // connection; attach_revision is what the compute host reports back for the attach
+      // or detach it was asked.
+      `CREATE TABLE volume_attachments (
+        id TEXT PRIMARY KEY,
+        volume_id TEXT NOT NULL UNIQUE REFERENCES volumes (id),
+        instance_uuid TEXT NOT NULL,
+        attached_host TEXT NOT NULL,
+        initiator TEXT NOT NULL,
+        device TEXT NOT NULL,
+        attach_status TEXT NOT NULL,
+        export_revision INTEGER NOT NULL,
+        exported BOOLEAN NOT NULL,
+        attach_revision INTEGER NOT NULL,
+        attached_at TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT
+      )`,
+      'CREATE INDEX volume_attachments_instance ON volume_attachments (instance_uuid)',
+      // Cinder's user messages (microversion 3.3): why a volume or snapshot went to error.
+      `CREATE TABLE volume_messages (
+        id TEXT PRIMARY KEY,
+        project_id TEXT NOT NULL,
+        resource_type TEXT NOT NULL,
+        resource_uuid TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        message TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL
+      )`,
+      'CREATE INDEX volume_messages_project ON volume_messages (project_id)',
+    ],
+  },
 ];
 
 export async function migrate(db: Db): Promise<number[]> {

@@ -278,6 +278,7 @@ describe('kumo-compute-agent: instance lifecycle on libvirt + an OVS lab host', 
       ],
       created_at: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
       config_drive: false,
+      volumes: [],
     };
   };
 

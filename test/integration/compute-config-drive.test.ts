@@ -89,6 +89,7 @@ describe('compute config drive on libvirt (qemu:///system) with xorriso', {
       ports: [],
       created_at: '2026-12-05T07:00:00Z',
       config_drive: true,
+      volumes: [],
     };
     lv = await createLibvirtClient({ uri: 'qemu:///system', timeoutMs: 120_000 });
     const broker = {

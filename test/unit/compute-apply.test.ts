@@ -71,6 +71,7 @@ function newSpec(): InstanceSpec {
     ],
     created_at: '2026-11-22T06:00:00Z',
     config_drive: false,
+    volumes: [],
   };
 }
 

@@ -49,6 +49,7 @@ const spec = (configDrive: boolean, vm: VmState, task: TaskState | null): Instan
   ports: [],
   created_at: '2026-11-22T06:00:00Z',
   config_drive: configDrive,
+  volumes: [],
 });
 
 const files = (configDrive: boolean) => ({

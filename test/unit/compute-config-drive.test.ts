@@ -78,6 +78,7 @@ const newSpec = (configDrive: boolean): InstanceSpec => ({
   ports: [],
   created_at: '2026-11-22T06:00:00Z',
   config_drive: configDrive,
+  volumes: [],
 });
 
 /** Every file under `root`, relative, with its bytes. */

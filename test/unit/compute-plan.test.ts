@@ -98,6 +98,7 @@ function spec(over: Partial<InstanceSpec> = {}): InstanceSpec {
     ],
     created_at: '2026-11-22T06:00:00Z',
     config_drive: false,
+    volumes: [],
     ...over,
   };
 }

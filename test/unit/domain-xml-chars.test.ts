@@ -76,6 +76,7 @@ describe('domain XML characters', () => {
       ports: [],
       created_at: '2026-11-22T06:00:00Z',
       config_drive: false,
+      volumes: [],
     };
     const settings = {
       host: HOST,
