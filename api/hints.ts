@@ -204,3 +204,21 @@ export const hintPoolDeleted = (deps: HintDeps, poolId: string, hosts: Iterable<
     async () => [],
     hosts,
   );
+
+const VOLUME_TOPIC = agentTypeByKind('volume').topic;
+
+/** A volume changed (`revision`: the one to serve): its storage host's agent reconciles it. */
+export const hintVolume = (deps: HintDeps, host: string, id: string, revision?: number) =>
+  sendHint(
+    deps,
+    { queue: hostQueue(VOLUME_TOPIC, host) },
+    { resource: 'volume', id, ...(revision !== undefined ? { revision } : {}) },
+  );
+
+/** A snapshot changed: the agent of its volume's storage host reconciles it. */
+export const hintSnapshot = (deps: HintDeps, host: string, id: string, revision?: number) =>
+  sendHint(
+    deps,
+    { queue: hostQueue(VOLUME_TOPIC, host) },
+    { resource: 'snapshot', id, ...(revision !== undefined ? { revision } : {}) },
+  );

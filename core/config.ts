@@ -313,6 +313,8 @@ const SPEC = {
       'kumo-volumes',
     ),
     target_helper: f(choice(['tgtadm'] as const), 'tgtadm'),
+    /** kumo-api: the volume type of a volume created without one (lvm or file). */
+    default_volume_type: f(choice(['lvm', 'file'] as const), 'lvm'),
     /** The backend this agent hosts; volume types name it as volume_backend_name. */
     volume_driver: f(choice(['lvm', 'file'] as const), 'lvm'),
     /** Cinder's lvm_type: `default` makes thick LVs, `thin` LVs in the <vg>-pool thin pool. */
