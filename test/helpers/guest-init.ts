@@ -7,7 +7,8 @@
  * command line has `kumo.nodhcp` runs `udhcpc -O staticroutes` (option 121's routes, as an
  * isolated network's route to 169.254.169.254 via its DHCP port); then `KUMO-GUEST-UP`,
  * the metadata-guest.ts script for `kumo.configdrive` / `kumo.metadata`, and the pings of
- * `kumo.ping=`.
+ * `kumo.ping=`. With `kumo.disk` a background loop watches /dev/vdb (a hot-plugged volume):
+ * DISK_WATCH below.
  *
  * Invariant: plain text, no build logic; every byte here goes into the initramfs hash.
  */
@@ -41,6 +42,49 @@ export const CDROM_MODULES = [
   'sr_mod',
   'isofs',
 ] as const;
+
+/**
+ * With `kumo.disk`, every second: when /dev/vdb appears, `KUMO-DISK vdb <sectors> <hex of
+ * its first 32 bytes>` (read with O_DIRECT); with `kumo.diskwrite=<pattern>` the pattern is
+ * then written at offset 0 (one 512-byte block, fsync, O_DIRECT) and `KUMO-DISK-WROTE
+ * <pattern>` printed, once per appearance; while vdb is present, every 2 s a counter block
+ * at 1 MiB (`KUMO-DISK-IO <n> ok|fail`), so I/O is seen going on; when it goes,
+ * `KUMO-DISK-GONE vdb`.
+ */
+export const DISK_MARKER = 'KUMO-DISK';
+export const DISK_WROTE_MARKER = 'KUMO-DISK-WROTE';
+export const DISK_IO_MARKER = 'KUMO-DISK-IO';
+export const DISK_GONE_MARKER = 'KUMO-DISK-GONE';
+
+const DISK_WATCH = `disk_watch() {
+  seen=0; tick=0; n=0
+  while true; do
+    if [ -b /dev/vdb ]; then
+      if [ $seen = 0 ]; then
+        seen=1; tick=0
+        head=$(dd if=/dev/vdb bs=512 count=1 iflag=direct 2>/dev/null | head -c 32 | od -An -v -tx1 | tr -d ' \\n')
+        echo "${DISK_MARKER} vdb $(cat /sys/block/vdb/size) \${head:-unreadable}"
+        if [ -n "$1" ]; then
+          if printf '%s' "$1" | dd of=/dev/vdb bs=512 count=1 conv=sync,fsync oflag=direct 2>/dev/null; then
+            echo "${DISK_WROTE_MARKER} $1"
+          else
+            echo "${DISK_WROTE_MARKER}-FAIL $1"
+          fi
+        fi
+      fi
+      tick=$((tick + 1))
+      if [ $((tick % 2)) = 0 ]; then
+        n=$((n + 1)); r=fail
+        printf 'KUMO-IO-%08d' $n | dd of=/dev/vdb bs=512 seek=2048 count=1 conv=sync,fsync oflag=direct 2>/dev/null && r=ok
+        echo "${DISK_IO_MARKER} $n $r"
+      fi
+    elif [ $seen = 1 ]; then
+      seen=0
+      echo "${DISK_GONE_MARKER} vdb"
+    fi
+    sleep 1
+  done
+}`;
 
 export const INIT = `#!/bin/busybox sh
 /bin/busybox --install -s
@@ -80,6 +124,12 @@ case " $(cat /proc/cmdline) " in *" kumo.metadata "*) /metadata.sh http ;; esac
 for arg in $(cat /proc/cmdline); do
   case "$arg" in kumo.ping=*) peers=$(echo "\${arg#kumo.ping=}" | tr , ' ') ;; esac
 done
+${DISK_WATCH}
+diskwrite=
+for arg in $(cat /proc/cmdline); do
+  case "$arg" in kumo.diskwrite=*) diskwrite=$(echo "\${arg#kumo.diskwrite=}" | tr -cd A-Za-z0-9) ;; esac
+done
+case " $(cat /proc/cmdline) " in *" kumo.disk "*) disk_watch "$diskwrite" & ;; esac
 for peer in $peers; do
   [ "$peer" = "$ip" ] && continue
   result=fail

@@ -1,0 +1,156 @@
+/**
+ * A tgtd of a test's own (HOST-LAB.md: the userspace iSCSI target), and the libiscsi
+ * initiator tools that look at it from outside: `tgtadm --op show` parsed into targets with
+ * their LUN backing files, CHAP accounts and initiator ACLs, and `iscsi-inq` logins with
+ * chosen initiator names and credentials.
+ *
+ * Invariants: the daemon listens on 127.0.0.1 only, on a free port, with a control port
+ * (`tgtd -C N`) whose socket no other tgtd holds, so parallel labs and helpers never share
+ * one; only the process this helper spawned is ever signalled, and `stop()` removes its
+ * control socket files. Restarting keeps both ports (the volume agent's config names them).
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createWriteStream, existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { freePort, type RunResult, runCommand } from './cluster.ts';
+import { waitFor } from './env.ts';
+
+export interface TgtTarget {
+  tid: number;
+  iqn: string;
+  /** Backing store paths of the LUNs other than the controller (LUN 0). */
+  backing: string[];
+  accounts: string[];
+  acl: string[];
+  /** Connected I_T nexuses (sessions). */
+  sessions: number;
+}
+
+export interface Tgtd {
+  ctl: number;
+  port: number;
+  /** `127.0.0.1:<port>`, as the volume agent reports target_portal. */
+  portal: string;
+  logPath: string;
+  tgtadm(args: string[]): Promise<RunResult>;
+  targets(): Promise<TgtTarget[]>;
+  /** SIGKILL (a crash); the ports stay reserved for `start()`. */
+  kill(): Promise<void>;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const SOCKET_DIR = '/var/run/tgtd';
+
+/** A control port whose socket no tgtd on this machine has. */
+function freeControlPort(): number {
+  for (;;) {
+    const n = 1000 + Math.floor(Math.random() * 60_000);
+    if (!existsSync(join(SOCKET_DIR, `socket.${n}`))) return n;
+  }
+}
+
+/** `tgtadm --op show --mode target` → targets (its indented text, section by section). */
+export function parseTargets(text: string): TgtTarget[] {
+  const out: TgtTarget[] = [];
+  let t: TgtTarget | undefined;
+  let section = '';
+  for (const line of text.split('\n')) {
+    const head = /^Target (\d+): (\S+)$/.exec(line);
+    if (head) {
+      t = {
+        tid: Number(head[1]),
+        iqn: head[2] as string,
+        backing: [],
+        accounts: [],
+        acl: [],
+        sessions: 0,
+      };
+      out.push(t);
+      section = '';
+      continue;
+    }
+    if (!t) continue;
+    const s = line.trim();
+    if (/^(I_T nexus information|LUN information|Account information|ACL information):$/.test(s)) {
+      section = s;
+      continue;
+    }
+    if (section.startsWith('I_T') && /^I_T nexus: \d+$/.test(s)) t.sessions += 1;
+    if (section.startsWith('LUN') && s.startsWith('Backing store path: /')) {
+      t.backing.push(s.slice('Backing store path: '.length));
+    }
+    if (section.startsWith('Account') && /^\S+$/.test(s)) t.accounts.push(s);
+    if (section.startsWith('ACL') && /^\S+$/.test(s)) t.acl.push(s);
+  }
+  return out;
+}
+
+export async function startTgtd(dir: string): Promise<Tgtd> {
+  const ctl = freeControlPort();
+  const port = await freePort();
+  const logPath = join(dir, 'tgtd.log');
+  let child: ChildProcess | undefined;
+  let exited: Promise<void> = Promise.resolve();
+  const tgtadm = (args: string[]) =>
+    runCommand(['tgtadm', '-C', String(ctl), '--lld', 'iscsi', ...args], {}, 15_000);
+  const start = async () => {
+    const out = createWriteStream(logPath, { flags: 'a' });
+    const proc = spawn('tgtd', ['-f', '-C', String(ctl), '--iscsi', `portal=127.0.0.1:${port}`], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    proc.stdout?.pipe(out);
+    proc.stderr?.pipe(out);
+    child = proc;
+    exited = new Promise((r) => proc.on('exit', () => r()));
+    await waitFor(
+      `tgtd -C ${ctl} to answer`,
+      async () => {
+        if (proc.exitCode !== null) throw new Error(`tgtd exited ${proc.exitCode}; see ${logPath}`);
+        return (await tgtadm(['--op', 'show', '--mode', 'sys'])).code === 0;
+      },
+      15_000,
+      100,
+    );
+  };
+  const kill = async () => {
+    if (child && child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  };
+  await start();
+  return {
+    ctl,
+    port,
+    portal: `127.0.0.1:${port}`,
+    logPath,
+    tgtadm,
+    targets: async () => {
+      const r = await tgtadm(['--op', 'show', '--mode', 'target']);
+      if (r.code !== 0) throw new Error(`tgtadm show: ${r.stderr}`);
+      return parseTargets(r.stdout);
+    },
+    kill,
+    start,
+    stop: async () => {
+      await kill();
+      for (const f of [`socket.${ctl}`, `socket.${ctl}.lock`])
+        rmSync(join(SOCKET_DIR, f), { force: true });
+    },
+  };
+}
+
+export interface IscsiLogin {
+  portal: string;
+  iqn: string;
+  initiator: string;
+  user: string;
+  secret: string;
+}
+
+/** `iscsi-inq` of LUN 1 with these credentials and initiator name: exit code and output. */
+export function iscsiInq(l: IscsiLogin): Promise<RunResult> {
+  const url = `iscsi://${l.user}%${l.secret}@${l.portal}/${l.iqn}/1`;
+  return runCommand(['iscsi-inq', '-i', l.initiator, url], {}, 20_000);
+}
