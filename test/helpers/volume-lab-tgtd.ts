@@ -42,10 +42,10 @@ export interface Tgtd {
 
 const SOCKET_DIR = '/var/run/tgtd';
 
-/** A control port whose socket no tgtd on this machine has. */
+/** A control port whose socket no tgtd on this machine has (tgtd takes up to 32767). */
 function freeControlPort(): number {
   for (;;) {
-    const n = 1000 + Math.floor(Math.random() * 60_000);
+    const n = 1000 + Math.floor(Math.random() * 30_000);
     if (!existsSync(join(SOCKET_DIR, `socket.${n}`))) return n;
   }
 }
