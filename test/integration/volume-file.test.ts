@@ -31,8 +31,8 @@ import {
   VolumeFileError,
   volumeFilePath,
   volumesCapacity,
-  zeroVolumeFile,
 } from '../../host/fs/volume-file.ts';
+import { zeroVolumeFile } from '../../host/fs/volume-zero.ts';
 import { tempDir } from '../helpers/env.ts';
 
 const GiB = 1024 ** 3;
