@@ -7,7 +7,7 @@
  * are Cinder's fixed-length [A-Za-z0-9]; initiator names match INITIATOR_IQN; a backing store
  * is an absolute path of [A-Za-z0-9._+@/-] without a `..` segment (tgtadm joins its
  * parameters with commas and `=`, so neither may appear); tids are 1…2^31-1 and LUNs 1…255
- * (LUN 0 is tgt's own controller); the control port is 0 (tgtd's default socket) … 65535.
+ * (LUN 0 is tgt's own controller); the control port is 0 (tgtd's default socket) … 32767 (tgt's limit).
  */
 import { ValidationError } from '../../contracts/schema.ts';
 import { chapSecret, chapUser, IQN_PREFIX, initiatorIqn, PORTAL } from '../../contracts/volume.ts';
@@ -45,7 +45,8 @@ function viaContract<T>(field: string, parse: () => T): T {
   }
 }
 
-export const checkControlPort = (port: unknown) => integer('control_port', port, 0, 65_535);
+/** tgtd and tgtadm refuse a control port above 32767 ("out of range"). */
+export const checkControlPort = (port: unknown) => integer('control_port', port, 0, 32_767);
 export const checkTid = (tid: unknown) => integer('tid', tid, 1, MAX_TID);
 export const checkLun = (lun: unknown) => integer('lun', lun, 1, 255);
 

@@ -12,6 +12,8 @@
  * Beware: tgtd inherits every descriptor its starter holds open; started under
  * `flock <lock> node …` it keeps the lock until it exits (run such tests with `flock -o`).
  */
+import { randomInt } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { CommandRunner, CommandSpec } from '../../core/exec.ts';
 import { findRunning, procStat, type StopResult, startDaemon, stop } from '../process/daemon.ts';
@@ -95,6 +97,22 @@ export async function stopTgtd(runner: CommandRunner, o: TgtdOptions): Promise<S
   );
   if (graceful && (await exitsWithin(pid, 5000))) return 'terminated';
   return stop(pid, expected(o), { graceMs: 500 });
+}
+
+/** Where tgtd keeps the control socket of port N: `socket.N` (and its `socket.N.lock`). */
+export const TGTD_SOCKET_DIR = '/var/run/tgtd';
+
+/**
+ * A control port for a tgtd of one's own (tests): one no tgtd answers on and that has no
+ * socket file, so no running tgtd and no stale one's leftovers share it.
+ */
+export async function unusedControlPort(runner: CommandRunner): Promise<number> {
+  for (let i = 0; i < 50; i++) {
+    const port = randomInt(1000, 32_768);
+    if (existsSync(`${TGTD_SOCKET_DIR}/socket.${port}`)) continue;
+    if (!(await answers(runner, port))) return port;
+  }
+  throw new Error(`no unused tgtd control port found (${TGTD_SOCKET_DIR} is crowded)`);
 }
 
 /** tgtd's version (`tgtd -V`), null when tgt is not installed. */
