@@ -331,7 +331,7 @@ const SPEC = {
     /** The iSCSI portal tgtd serves targets on, as handed to compute hosts. */
     target_ip_address: f(ipv4, '127.0.0.1'),
     target_port: f(integer(1, 65535), '3260'),
-    /** tgtd's control port (`tgtd -C N`, `tgtadm -C N`; tgt takes 0..32767): several tgtds on one host. */
+    /** tgtd's control port (`tgtd -C N`, `tgtadm -C N`): several tgtds on one host; tgt takes 0…32767. */
     tgt_control_port: f(integer(0, 32767), '0'),
   },
   compute: {
