@@ -35,7 +35,7 @@ import type { CommandRunner } from '../../core/exec.ts';
 import type { Logger } from '../../core/log.ts';
 import { createReconciler, type KindStatus, type ResourceKindSpec } from '../../core/reconciler.ts';
 import type { StatusReporter } from '../../core/status.ts';
-import { toolVersion } from '../../host/version.ts';
+import { tgtVersion } from '../../host/tgt/daemon.ts';
 import { classify } from '../lib/errors.ts';
 import { resyncServed } from '../lib/served.ts';
 import { resourceStatus, statusReporter } from '../lib/status.ts';
@@ -200,7 +200,7 @@ export async function volumeHooks({ config, runner, log, broker }: HookDeps): Pr
   const settings = volumeSettings(config);
   await checkSettings(settings);
   const host = settings.host;
-  const tgtVersion = await toolVersion(runner, ['tgtadm', '--version']);
+  const version = await tgtVersion(runner);
   const backend = makeBackend(settings, runner);
   const tgt = createTgt(runner, settings.tgtControlPort);
   const reporter = statusReporter(broker, host, 'volume');
@@ -241,7 +241,7 @@ export async function volumeHooks({ config, runner, log, broker }: HookDeps): Pr
   return {
     async configurations() {
       await checkTargets();
-      return facts({ settings, backend, tgtVersion });
+      return facts({ settings, backend, tgtVersion: version });
     },
     async start(control) {
       ctl = control;

@@ -18,8 +18,8 @@ import {
   removeVolumeFile,
   volumeFilePath,
   volumesCapacity,
-  zeroVolumeFile,
 } from '../../host/fs/volume-file.ts';
+import { zeroVolumeFile } from '../../host/fs/volume-zero.ts';
 import type { DataBackend } from './backend.ts';
 import type { VolumeSettings } from './settings.ts';
 
@@ -48,7 +48,7 @@ export function fileBackend(s: VolumeSettings, runner: CommandRunner): DataBacke
       await extendVolumeFile(path(name), sizeGb);
     },
     async zero(name) {
-      await zeroVolumeFile(path(name));
+      await zeroVolumeFile(runner, path(name));
     },
     async remove(name) {
       await removeVolumeFile(path(name));

@@ -12,21 +12,21 @@ import { IQN_PREFIX, TARGET_LUN } from '../../contracts/volume.ts';
 import { type DataBackend, OWNED_NAME } from './backend.ts';
 import type { DesiredSnapshot, DesiredVolume } from './desired.ts';
 import type { ObservedObject, ObservedTarget } from './plan.ts';
-import type { Tgt, TgtTargetView } from './tgt.ts';
+import type { Tgt, TgtTarget } from './tgt.ts';
 
 export interface ObserveDeps {
   backend: DataBackend;
   tgt: Tgt;
 }
 
-function asObserved(t: TgtTargetView): ObservedTarget {
+function asObserved(t: TgtTarget): ObservedTarget {
   return {
     tid: t.tid,
     iqn: t.iqn,
-    backing: t.luns.find((l) => l.lun === TARGET_LUN)?.backing ?? null,
+    backing: t.luns.find((l) => l.lun === TARGET_LUN)?.backingStore ?? null,
     accounts: [...t.accounts],
     acl: [...t.acl],
-    sessions: t.sessions,
+    sessions: t.sessions.length,
   };
 }
 

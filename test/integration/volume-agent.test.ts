@@ -25,15 +25,14 @@ import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'nod
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { volumeHooks } from '../../agents/volume/agent.ts';
-import type { ResourceStatus } from '../../contracts/status.ts';
-import { type SnapshotSpec, targetIqn, type VolumeSpec } from '../../contracts/volume.ts';
+import { targetIqn, type VolumeSpec } from '../../contracts/volume.ts';
 import type { AgentHooks } from '../../core/agent.ts';
-import type { Broker } from '../../core/amqp.ts';
 import { compileConfig } from '../../core/config.ts';
 import { createCommandRunner } from '../../core/exec.ts';
 import { silentLogger } from '../../core/log.ts';
-import { freePort, runCommand } from '../helpers/cluster.ts';
+import { runCommand } from '../helpers/cluster.ts';
 import { tempDir, waitFor } from '../helpers/env.ts';
+import { fakeVolumeApi, type TestTgtd, testTgtd } from './volume-agent-harness.ts';
 
 const GIB = 1024 ** 3;
 const A = 'iqn.2010-10.org.kumo:host-a';
@@ -41,48 +40,20 @@ const B = 'iqn.2010-10.org.kumo:host-b';
 const USER = 'kumoTestUser01234567';
 const SECRET = 'kumoTestSecret01';
 
-/** A tgtd control port (tgt takes 0..32767) nobody uses: its socket is /var/run/tgtd/socket.<port>. */
-function freeControlPort(): number {
-  for (;;) {
-    const port = 2000 + Math.floor(Math.random() * 30_000);
-    if (!existsSync(`/var/run/tgtd/socket.${port}`)) return port;
-  }
-}
-
 describe('kumo-volume-agent on a real host (file backend, tgtd, fake broker)', {
   timeout: 180_000,
 }, () => {
   const tmp = tempDir('kumo-volume-');
   const dir = join(tmp.path, 'volumes');
-  const volumes = new Map<string, VolumeSpec>();
-  const snapshots = new Map<string, SnapshotSpec>();
-  const statuses: ResourceStatus[] = [];
-  const queued = new Set<string>();
-  const control = freeControlPort();
+  const api = fakeVolumeApi();
+  const { volumes, snapshots, reconcile, last } = api;
+  let tgtd: TestTgtd;
   let portal = 0;
-  let tgtd: ChildProcess | undefined;
   let session: ChildProcess | undefined;
   let hooks: AgentHooks;
 
-  const broker = {
-    async call(_topic: string, method: string, args: { volume_id?: string; snapshot_id?: string }) {
-      if (method === 'get_host_volumes')
-        return { volumes: [...volumes.keys()], snapshots: [...snapshots.keys()] };
-      if (method === 'get_volume_info')
-        return { volume: structuredClone(volumes.get(args.volume_id ?? '') ?? null) };
-      if (method === 'get_snapshot_info')
-        return { snapshot: structuredClone(snapshots.get(args.snapshot_id ?? '') ?? null) };
-      throw new Error(`unexpected call ${method}`);
-    },
-    async cast(_topic: string, method: string, args: { statuses?: ResourceStatus[] }) {
-      if (method === 'report_status') statuses.push(...(args.statuses ?? []));
-    },
-  } as unknown as Broker;
-
-  const tgtadm = (args: string[]) =>
-    runCommand(['tgtadm', '-C', String(control), '--lld', 'iscsi', ...args]);
-  const showTargets = async () => (await tgtadm(['--op', 'show', '--mode', 'target'])).stdout;
-  const hasTarget = async (id: string) => (await showTargets()).includes(`: ${targetIqn(id)}\n`);
+  const showTargets = () => tgtd.show();
+  const hasTarget = (id: string) => tgtd.hasTarget(id);
   const path = (name: string) => join(dir, name);
   const iscsiUrl = (id: string, secret = SECRET) =>
     `iscsi://${USER}%${secret}@127.0.0.1:${portal}/${targetIqn(id)}/1`;
@@ -104,21 +75,6 @@ describe('kumo-volume-agent on a real host (file backend, tgtd, fake broker)', {
   const readFile = (file: string, cmd: string) =>
     runCommand(['qemu-io', '-r', '-f', 'raw', '-c', cmd, file], {}, 30_000);
 
-  async function startTgtd() {
-    tgtd = spawn('tgtd', ['-f', '-C', String(control), '--iscsi', `portal=127.0.0.1:${portal}`], {
-      stdio: 'ignore',
-    });
-    await waitFor('tgtd', async () => (await tgtadm(['--op', 'show', '--mode', 'sys'])).code === 0);
-  }
-  async function killTgtd() {
-    const child = tgtd;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    await new Promise<void>((resolve) => {
-      child.once('exit', () => resolve());
-      child.kill('SIGKILL');
-    });
-  }
-
   const config = () =>
     compileConfig(
       [
@@ -131,28 +87,9 @@ describe('kumo-volume-agent on a real host (file backend, tgtd, fake broker)', {
         'volume_clear = zero',
         'target_ip_address = 127.0.0.1',
         `target_port = ${portal}`,
-        `tgt_control_port = ${control}`,
+        `tgt_control_port = ${tgtd.control}`,
       ].join('\n'),
     );
-
-  async function drain() {
-    while (queued.size) {
-      for (const key of [...queued]) {
-        queued.delete(key);
-        const [kind, id] = key.split(':') as [string, string];
-        await hooks.reconcile?.(kind, id).catch(() => {});
-      }
-    }
-  }
-  async function resync() {
-    await hooks.resync('test');
-    await drain();
-  }
-  /** One reconcile as a hint makes it; a failure is reported (and rethrown for the queue). */
-  const reconcile = (kind: 'volume' | 'snapshot', id: string) =>
-    hooks.reconcile?.(kind, id).catch(() => {});
-  const last = (kind: string, id: string) =>
-    statuses.filter((s) => s.resource === kind && s.id === id).at(-1);
 
   function volume(o: Partial<VolumeSpec> = {}): VolumeSpec {
     const spec: VolumeSpec = {
@@ -174,19 +111,19 @@ describe('kumo-volume-agent on a real host (file backend, tgtd, fake broker)', {
   }
 
   before(async () => {
-    portal = await freePort();
-    await startTgtd();
+    tgtd = await testTgtd();
+    portal = tgtd.portal;
     hooks = await volumeHooks({
       config: config(),
       runner: createCommandRunner(),
       log: silentLogger(),
-      broker,
+      broker: api.broker,
     });
-    await hooks.start?.({ enqueue: (resource, id) => void queued.add(`${resource}:${id}`) });
+    await api.attach(hooks);
   });
   after(async () => {
     session?.kill('SIGKILL');
-    await killTgtd();
+    await tgtd?.kill();
     tmp.cleanup();
   });
 
@@ -297,11 +234,11 @@ describe('kumo-volume-agent on a real host (file backend, tgtd, fake broker)', {
     change(v1(), { initiators: [A] });
     await reconcile('volume', V1);
     assert.equal(await hasTarget(V1), true);
-    await killTgtd();
-    await startTgtd();
+    await tgtd.kill();
+    await tgtd.start();
     assert.equal(await hasTarget(V1), false);
     await hooks.configurations();
-    await drain();
+    await api.drain();
     assert.equal(await hasTarget(V1), true);
     assert.equal((await inq(A, V1)).code, 0);
   });
@@ -310,10 +247,10 @@ describe('kumo-volume-agent on a real host (file backend, tgtd, fake broker)', {
     const stray = randomUUID();
     writeFileSync(path(`volume-${stray}`), '');
     const orphan = randomUUID();
-    await tgtadm(['--op', 'new', '--mode', 'target', '--tid', '99', '-T', targetIqn(orphan)]);
+    await tgtd.tgtadm(['--op', 'new', '--mode', 'target', '--tid', '99', '-T', targetIqn(orphan)]);
     mkdirSync(join(tmp.path, 'other'), { recursive: true });
     writeFileSync(path('not-a-volume'), 'x');
-    await resync();
+    await api.resync();
     assert.equal(existsSync(path(`volume-${stray}`)), false);
     assert.equal(await hasTarget(orphan), false);
     assert.ok(existsSync(path('not-a-volume')), 'a file not named volume-<uuid> stays');
@@ -329,7 +266,7 @@ describe('kumo-volume-agent on a real host (file backend, tgtd, fake broker)', {
     await waitFor('a session', async () => /I_T nexus: \d+/.test(await showTargets()));
     const spec = v1();
     volumes.delete(V1);
-    await resync();
+    await api.resync();
     assert.ok(existsSync(path(`volume-${V1}`)));
     assert.equal(await hasTarget(V1), true);
     volumes.set(V1, spec);
