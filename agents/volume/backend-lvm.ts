@@ -39,8 +39,18 @@ const gb = (bytes: number) => Math.floor((bytes / GIB) * 100) / 100;
 const dmName = (vg: string, lv: string) =>
   `/dev/mapper/${vg.replaceAll('-', '--')}-${lv.replaceAll('-', '--')}`;
 
+/** A group that does not exist (yet) holds nothing: lvs's 'not-found' as `absent`. */
+async function orAbsent<T>(read: Promise<T>, absent: T): Promise<T> {
+  try {
+    return await read;
+  } catch (e) {
+    if (e instanceof LvmError && e.kind === 'not-found') return absent;
+    throw e;
+  }
+}
+
 async function sizeOf(ctx: LvmContext, name: string): Promise<number | null> {
-  return (await findLv(ctx, lvName(name)))?.sizeBytes ?? null;
+  return (await orAbsent(findLv(ctx, lvName(name)), null))?.sizeBytes ?? null;
 }
 
 async function dd(ctx: LvmContext, from: string, to: string, bytes: number): Promise<void> {
@@ -102,7 +112,7 @@ export function lvmBackend(s: VolumeSettings, runner: CommandRunner): DataBacken
   const ctx: LvmContext = { runner, vg: s.vg, activation: s.activation };
   const thin = s.lvmType === 'thin';
   return {
-    list: async () => (await kumoLvs(ctx)).map((k) => k.name),
+    list: async () => (await orAbsent(kumoLvs(ctx), [])).map((k) => k.name),
     sizeOf: (name) => sizeOf(ctx, name),
     async create(name, sizeGb) {
       if (!thin) return createThick(ctx, name, sizeGb);

@@ -10,6 +10,7 @@
  *   the same tid, and a target is made whole (LUN, account, ACL) before another starts;
  * - a `keep` step changes nothing: it only says, in the log, what was left and why.
  */
+import type { CommandRunner } from '../../core/exec.ts';
 import type { Logger } from '../../core/log.ts';
 import { runSteps } from '../lib/steps.ts';
 import type { DataBackend } from './backend.ts';
@@ -94,9 +95,9 @@ async function runStep(deps: ExecutorDeps, step: VolumeStep): Promise<void> {
 }
 
 export async function applyVolumeSteps(
-  deps: ExecutorDeps & { runner: import('../../core/exec.ts').CommandRunner },
+  deps: ExecutorDeps & { runner: CommandRunner },
   steps: readonly VolumeStep[],
   ctx: Record<string, string>,
 ): Promise<void> {
-  await runSteps<VolumeStep>(deps, steps as never[], ctx, (step) => runStep(deps, step));
+  await runSteps<VolumeStep>(deps, steps, ctx, (step) => runStep(deps, step));
 }
