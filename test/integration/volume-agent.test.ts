@@ -12,7 +12,9 @@
  * the target lands in the file; a snapshot is a copy holding it, a volume made from the
  * snapshot holds it too (and is its own size); extend grows the file; initiators [] remove
  * the target (A is refused again); after a tgtd kill and restart the next report finds
- * the target missing and it is back for A; a resync removes an unclaimed file and target
+ * the target missing and it is back for A (and a resync alone brings it back too); twelve
+ * volumes exported concurrently get twelve targets with distinct tids, each admitting its
+ * initiator, and go again when unclaimed; a resync removes an unclaimed file and target
  * and never a claimed one; an unclaimed volume whose target has a live session is left
  * (file and target); deleting a volume with a live session is the ERROR "in use" (the
  * file stays), once the session ended the target and file go; a volume bigger than the disk is the ERROR with the
@@ -241,6 +243,28 @@ describe('kumo-volume-agent on a real host (file backend, tgtd, fake broker)', {
     await api.drain();
     assert.equal(await hasTarget(V1), true);
     assert.equal((await inq(A, V1)).code, 0);
+    await tgtd.kill();
+    await tgtd.start();
+    await api.resync();
+    assert.equal(await hasTarget(V1), true, 'a resync re-exports it too');
+    assert.equal((await inq(A, V1)).code, 0);
+  });
+
+  test('twelve volumes exported at once: each its own target and tid', async () => {
+    const many = Array.from({ length: 12 }, () => volume({ initiators: [B] }).id);
+    await Promise.all(many.map((id) => reconcile('volume', id)));
+    const shown = await showTargets();
+    const tids = [...shown.matchAll(/^Target (\d+): /gm)].map((m) => m[1]);
+    assert.equal(new Set(tids).size, tids.length);
+    for (const id of many) {
+      assert.ok(shown.includes(`: ${targetIqn(id)}\n`), id);
+      assert.equal(api.last('volume', id)?.status, 'ACTIVE');
+      assert.equal((await inq(B, id)).code, 0);
+      volumes.delete(id);
+    }
+    await api.resync();
+    for (const id of many) assert.equal(existsSync(path(`volume-${id}`)), false);
+    assert.equal(await hasTarget(many[0] as string), false);
   });
 
   test('a resync removes an unclaimed file and target, never a claimed one', async () => {
