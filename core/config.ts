@@ -331,8 +331,8 @@ const SPEC = {
     /** The iSCSI portal tgtd serves targets on, as handed to compute hosts. */
     target_ip_address: f(ipv4, '127.0.0.1'),
     target_port: f(integer(1, 65535), '3260'),
-    /** tgtd's control port (`tgtd -C N`, `tgtadm -C N`): several tgtds on one host. */
-    tgt_control_port: f(integer(0, 65535), '0'),
+    /** tgtd's control port (`tgtd -C N`, `tgtadm -C N`): several tgtds on one host; tgt takes 0…32767. */
+    tgt_control_port: f(integer(0, 32767), '0'),
   },
   compute: {
     instances_path: f(absPath),
