@@ -32,6 +32,7 @@ import {
   type InstanceRecord,
   inPortOrder,
 } from './db/servers.ts';
+import { instanceVolumes } from './db/volume-info.ts';
 import { type ComputeDeps, finishDelete, nowOf, releasePorts } from './instance-ports.ts';
 
 /** vm_states a finished task may lead to (deleted only through `deleted: true`). */
@@ -65,11 +66,6 @@ async function specPorts(tx: Queryable, inst: InstanceRecord): Promise<InstanceP
     mtu: mtus.get(p.network_id) ?? 1500,
     fixed_ips: p.fixed_ips.map((ip) => ip.ip_address),
   }));
-}
-
-/** The instance's attachments as its compute host must make them (issue 17 fills this). */
-async function instanceVolumes(_tx: Queryable, _instanceId: string, _host: string | null) {
-  return [];
 }
 
 export async function getInstance(
