@@ -127,11 +127,13 @@ export async function volumeRow(db: Db, id: string) {
   );
 }
 
+/** The user messages about `id`, oldest first, as plain objects. */
 export async function messagesOf(db: Db, id: string) {
-  return db.query<{ event_id: string; message: string; resource_type: string }>(
-    'SELECT event_id, message, resource_type FROM volume_messages WHERE resource_uuid = ?',
+  const rows = await db.query<{ event_id: string; message: string; resource_type: string }>(
+    'SELECT event_id, message, resource_type FROM volume_messages WHERE resource_uuid = ? ORDER BY created_at, event_id',
     [id],
   );
+  return rows.map(({ event_id, message, resource_type }) => ({ event_id, message, resource_type }));
 }
 
 /** Empties the volume tables (the servers harness clears the rest). */
