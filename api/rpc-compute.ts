@@ -15,7 +15,9 @@
  * - a spawn that fails leaves its host in the statement that ends it, ports after;
  * - an instance's NICs are the ports it was built with (port_order), never any port that
  *   merely names it as its device;
- * - an instance ends ports first, row second (instance-ports.ts).
+ * - an instance ends ports first, row second (instance-ports.ts);
+ * - an instance's volume attachments, with their iSCSI connection (CHAP included), go
+ *   only to its own host, once the storage host serves the ACL (api/db/volume-info.ts).
  */
 import type { InstancePort, InstanceSpec } from '../contracts/instances.ts';
 import type { ArgsOf } from '../contracts/messages.ts';
