@@ -8,12 +8,14 @@
  */
 import type { VolumeBackend } from '../../contracts/volume.ts';
 import type { Queryable } from '../db/index.ts';
+import type { Clock } from '../liveness.ts';
 
 export type VolumePlacement = { host: string } | { error: string };
 
 export async function scheduleVolume(
   _db: Queryable,
   _want: { sizeGb: number; backend: VolumeBackend; availabilityZone?: string },
+  _liveness: { clock?: Clock; agentDownTime?: number } = {},
 ): Promise<VolumePlacement> {
   return { error: 'No valid backend was found. No volume agent is scheduled yet.' };
 }

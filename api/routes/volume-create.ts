@@ -1,0 +1,216 @@
+/**
+ * POST /v3/{project}/volumes: a new volume, empty on a scheduled host, or made from a
+ * snapshot's or another volume's data on that source's host (no scheduling, as Cinder's
+ * LVM driver clones in place).
+ *
+ * Invariants: the body, the type, the zone and the source are checked before anything is
+ * written; the quota check, the placement and the insert run in one transaction (the
+ * scheduler counts the rows placed so far, db/volume-quotas.ts the project's usage), so
+ * racing creates neither overrun a quota nor double-count a host's free room; a volume no
+ * host can take is stored in `error` with its reason and a user message, host NULL, and
+ * no host is hinted; a placed one is `creating` at revision 1 and its host is hinted.
+ */
+import { randomUUID } from 'node:crypto';
+import type { FastifyRequest } from 'fastify';
+import { agentTypeByKind } from '../../contracts/agents.ts';
+import { ApiError } from '../../contracts/errors.ts';
+import type { VolumeBackend } from '../../contracts/volume.ts';
+import { parseVolumeCreate, type VolumeCreate } from '../../contracts/volume-api.ts';
+import { DEFAULT_AZ } from '../db/agents.ts';
+import type { Queryable } from '../db/index.ts';
+import { getSnapshot } from '../db/snapshots.ts';
+import { insertVolumeMessage, VOLUME_EVENTS } from '../db/volume-messages.ts';
+import { admitCinder, CINDER_QUOTA_DEFAULTS } from '../db/volume-quotas.ts';
+import { findVolumeType, getVolume, insertVolume, type VolumeType } from '../db/volumes.ts';
+import type { AppDeps } from '../deps.ts';
+import { hintVolume } from '../hints.ts';
+import { scheduleVolume } from '../scheduler/volume.ts';
+import {
+  callerUser,
+  type InProject,
+  snapshotNotFound,
+  visible,
+  volumeNotFound,
+} from './cinder-common.ts';
+
+/** Where a copied volume must go and what it inherits. */
+interface Source {
+  kind: 'snapshot' | 'volume';
+  id: string;
+  host: string;
+  backend: VolumeBackend;
+  typeId: string;
+  size: number;
+  zone: string;
+}
+
+export const cinderQuotaDefaults = (deps: AppDeps) => ({
+  ...CINDER_QUOTA_DEFAULTS,
+  ...(deps.settings.quotas?.cinder ?? {}),
+});
+
+const invalid = (what: string) => new ApiError('BadRequest', what);
+
+async function sourceOf(
+  deps: AppDeps,
+  req: FastifyRequest,
+  c: VolumeCreate,
+): Promise<Source | undefined> {
+  if (c.snapshot_id) {
+    const snap = visible(req, await getSnapshot(deps.db, c.snapshot_id));
+    if (!snap) throw snapshotNotFound(c.snapshot_id);
+    if (snap.status !== 'available')
+      throw invalid(
+        `Invalid snapshot: Originating snapshot status must be one of 'available' values`,
+      );
+    const vol = await getVolume(deps.db, snap.volume_id);
+    if (!vol?.host)
+      throw invalid(`Invalid snapshot: the volume of snapshot ${snap.id} is on no host`);
+    return {
+      kind: 'snapshot',
+      id: snap.id,
+      host: vol.host,
+      backend: vol.backend,
+      typeId: vol.volume_type_id,
+      size: snap.size,
+      zone: vol.availability_zone,
+    };
+  }
+  if (!c.source_volid) return undefined;
+  const src = visible(req, await getVolume(deps.db, c.source_volid));
+  if (!src) throw volumeNotFound(c.source_volid);
+  if (!['available', 'in-use'].includes(src.status) || !src.host)
+    throw invalid(
+      `Invalid volume: Unable to create a volume from an originating source volume when its status is not 'available' or 'in-use'. Status of ${src.id} is ${src.status}.`,
+    );
+  return {
+    kind: 'volume',
+    id: src.id,
+    host: src.host,
+    backend: src.backend,
+    typeId: src.volume_type_id,
+    size: src.size,
+    zone: src.availability_zone,
+  };
+}
+
+/** The type asked for (a name or an id), the source's, else the configured default. */
+async function typeOf(
+  deps: AppDeps,
+  c: VolumeCreate,
+  source: Source | undefined,
+): Promise<VolumeType> {
+  const asked = c.volume_type ?? source?.typeId ?? deps.settings.defaultVolumeType ?? 'lvm';
+  const type = await findVolumeType(deps.db, asked);
+  if (!type)
+    throw new ApiError(
+      'BadRequest',
+      `Invalid input for field/attribute volume.volume_type. Value: Volume type with name ${asked} could not be found.`,
+    );
+  if (source && type.backend !== source.backend)
+    throw invalid(
+      `Invalid volume_type: the ${source.kind} ${source.id} is on backend ${source.backend}; type ${type.name} is ${type.backend}.`,
+    );
+  return type;
+}
+
+/** The zones volume agents are in (an agent in none is in `nova`). */
+async function volumeZones(db: Queryable): Promise<Map<string, string>> {
+  const rows = await db.query<{ host: string; availability_zone: string | null }>(
+    'SELECT host, availability_zone FROM agents WHERE agent_type = ?',
+    [agentTypeByKind('volume').agentType],
+  );
+  return new Map(rows.map((r) => [r.host, r.availability_zone || DEFAULT_AZ]));
+}
+
+async function zoneOf(deps: AppDeps, c: VolumeCreate, source: Source | undefined) {
+  const zones = await volumeZones(deps.db);
+  if (c.availability_zone !== undefined && ![...zones.values()].includes(c.availability_zone))
+    throw invalid(`Invalid input received: Availability zone '${c.availability_zone}' is invalid.`);
+  if (source && c.availability_zone !== undefined && c.availability_zone !== source.zone)
+    throw invalid(
+      `Invalid input received: the ${source.kind} ${source.id} is in zone '${source.zone}'.`,
+    );
+  return { asked: c.availability_zone, zones };
+}
+
+function sizeOf(c: VolumeCreate, source: Source | undefined): number {
+  const size = c.size ?? source?.size ?? 0;
+  if (source && size < source.size)
+    throw invalid(
+      `Invalid input received: Volume size '${size}'GB cannot be smaller than the ${source.kind} size ${source.size}GB. They must be >= original ${source.kind} size.`,
+    );
+  return size;
+}
+
+/** Creates the volume; its id, and the host to hint (none when it went to error). */
+export async function createVolume(deps: AppDeps, req: InProject, project: string) {
+  const c = parseVolumeCreate(req.body);
+  const source = await sourceOf(deps, req, c);
+  const type = await typeOf(deps, c, source);
+  const zone = await zoneOf(deps, c, source);
+  const size = sizeOf(c, source);
+  const id = randomUUID();
+  const now = deps.clock.now();
+  const placed = await deps.db.transaction(async (tx) => {
+    await admitCinder(tx, deps.db.engine, project, cinderQuotaDefaults(deps), {
+      kind: 'volumes',
+      count: 1,
+      gigabytes: size,
+      volumeSize: size,
+    });
+    const where = source
+      ? { host: source.host }
+      : await scheduleVolume(
+          tx,
+          {
+            sizeGb: size,
+            backend: type.backend,
+            ...(zone.asked ? { availabilityZone: zone.asked } : {}),
+          },
+          { clock: deps.clock, agentDownTime: deps.settings.agentDownTime },
+        );
+    const host = 'host' in where ? where.host : null;
+    const reason = 'error' in where ? where.error : null;
+    await insertVolume(
+      tx,
+      {
+        id,
+        project_id: project,
+        user_id: callerUser(req),
+        name: c.name,
+        description: c.description,
+        size,
+        status: host ? 'creating' : 'error',
+        volume_type_id: type.id,
+        availability_zone: (host && zone.zones.get(host)) || zone.asked || DEFAULT_AZ,
+        host,
+        snapshot_id: source?.kind === 'snapshot' ? source.id : null,
+        source_volid: source?.kind === 'volume' ? source.id : null,
+        bootable: false,
+        metadata: c.metadata,
+        status_reason: reason,
+      },
+      now,
+    );
+    if (reason)
+      await insertVolumeMessage(
+        tx,
+        {
+          project_id: project,
+          resource_type: 'VOLUME',
+          resource_uuid: id,
+          event_id: VOLUME_EVENTS.scheduleFailed,
+          message: `schedule allocate volume: ${reason}`,
+        },
+        now,
+      );
+    return { host, reason };
+  });
+  deps.log.info(
+    { volumeId: id, host: placed.host, size, type: type.name, reason: placed.reason },
+    'volume created',
+  );
+  if (placed.host) await hintVolume(deps, placed.host, id, 1);
+  return id;
+}
