@@ -4,12 +4,15 @@
  * projects, a call helper on the `/volume/v3/{project}` root, and `serve`, which stands
  * in for the storage host's report (the volume agent and the report path are the
  * volume-agent and status-report suites'): it places a volume on a host and makes it
- * available, as the API's report handling does once the agent reports ACTIVE.
+ * available, as the API's report handling does once the agent reports ACTIVE. The hints
+ * the API casts to the storage hosts `storage1` and `storage2` are collected (`hints`).
  *
  * Invariant: call it inside a describe; every suite starts from an empty database.
  */
 import assert from 'node:assert/strict';
-import { after } from 'node:test';
+import { after, before } from 'node:test';
+import { EXCHANGE, hostQueue, type Message } from '../../contracts/messages.ts';
+import { waitFor } from '../helpers/env.ts';
 import { testApi } from '../helpers/test-api.ts';
 import { hexId, testTokens } from '../helpers/tokens.ts';
 
@@ -78,8 +81,35 @@ export function volumesHarness(engine: 'sqlite' | 'postgres', settings: Obj = {}
     );
   }
 
+  /** Hints cast to the volume agents of storage1 and storage2, in arrival order. */
+  const hints: { host: string; args: Obj }[] = [];
+  before(async () => {
+    for (const host of ['storage1', 'storage2']) {
+      const name = hostQueue('volume_agent', host);
+      api.broker.consume(
+        { name, durable: false, bindings: [{ exchange: EXCHANGE, routingKey: name }] },
+        async (m: Message) => {
+          if (m.method === 'hint') hints.push({ host, args: m.args as Obj });
+          return undefined;
+        },
+      );
+      const probe = { resource: 'volume' as const, id: `probe-${host}` };
+      await waitFor(`the ${name} queue`, async () => {
+        await api.broker.cast(name, 'hint', probe);
+        return hints.some((x) => x.args.id === probe.id) || undefined;
+      });
+    }
+  });
+  /** Waits for the hint `want` (a subset of its args) to reach `host`. */
+  const hinted = (host: string, want: Obj) =>
+    waitFor(`hint ${JSON.stringify(want)} to ${host}`, () =>
+      hints.find(
+        (x) => x.host === host && Object.entries(want).every(([k, v]) => x.args[k] === v),
+      ),
+    );
+
   const rows = async (sql: string, params: (string | number)[] = []) =>
     (await api.db.query(sql, params)).map((r) => ({ ...r }));
 
-  return { api, projects, who, call, create, serve, rows };
+  return { api, projects, who, call, create, serve, rows, hints, hinted };
 }
