@@ -103,9 +103,7 @@ export function volumesHarness(engine: 'sqlite' | 'postgres', settings: Obj = {}
   /** Waits for the hint `want` (a subset of its args) to reach `host`. */
   const hinted = (host: string, want: Obj) =>
     waitFor(`hint ${JSON.stringify(want)} to ${host}`, () =>
-      hints.find(
-        (x) => x.host === host && Object.entries(want).every(([k, v]) => x.args[k] === v),
-      ),
+      hints.find((x) => x.host === host && Object.entries(want).every(([k, v]) => x.args[k] === v)),
     );
 
   const rows = async (sql: string, params: (string | number)[] = []) =>
