@@ -6,8 +6,7 @@
  * Invariants: a query is checked whole before any row is read: an unknown filter, a bad
  * limit, sort key or direction is a 400 naming it; a marker the caller cannot see is
  * Cinder's 404; sorting is total (ties broken by id), so pages never repeat or skip;
- * `all_tenants` widens a list only for an admin, and a non-admin's `project_id` filter is
- * its own project or nothing.
+ * `all_tenants` and `project_id` widen or move a list only for an admin.
  */
 import type { FastifyRequest } from 'fastify';
 import { ApiError } from '../../contracts/errors.ts';
@@ -108,10 +107,11 @@ export function listQuery(
     const v = one(q, k);
     if (v !== undefined) filters[k] = v;
   }
+  // all_tenants and project_id widen or move a list for admins only; a member's list is
+  // its project's whatever it names (Cinder drops filters a member may not use).
   const allTenants = /^(1|true|t|yes|y|on)$/i.test(one(q, 'all_tenants') ?? '');
   const named = one(q, 'project_id');
   const project = req.caller.isAdmin ? (named ?? (allTenants ? undefined : own)) : own;
-  if (!req.caller.isAdmin && named !== undefined && named !== own) filters.id = '';
   return {
     filters,
     metadata: metadataFilter(one(q, 'metadata')),

@@ -24,7 +24,7 @@ import { admitCinder, CINDER_QUOTA_DEFAULTS } from '../db/volume-quotas.ts';
 import { findVolumeType, getVolume, insertVolume, type VolumeType } from '../db/volumes.ts';
 import type { AppDeps } from '../deps.ts';
 import { hintVolume } from '../hints.ts';
-import { scheduleVolume } from '../scheduler/volume.ts';
+import { scheduleVolume, type VolumePlacement } from '../scheduler/volume.ts';
 import {
   callerUser,
   type InProject,
@@ -143,70 +143,91 @@ function sizeOf(c: VolumeCreate, source: Source | undefined): number {
   return size;
 }
 
-/** Creates the volume; its id, and the host to hint (none when it went to error). */
+/** What a create decided before its transaction: the checked request. */
+interface Plan {
+  id: string;
+  project: string;
+  user: string;
+  c: VolumeCreate;
+  source: Source | undefined;
+  type: VolumeType;
+  zone: Awaited<ReturnType<typeof zoneOf>>;
+  size: number;
+}
+
+/** The source's host, else the scheduler's choice (in the insert's transaction). */
+async function placement(deps: AppDeps, tx: Queryable, p: Plan): Promise<VolumePlacement> {
+  if (p.source) return { host: p.source.host };
+  const want = {
+    sizeGb: p.size,
+    backend: p.type.backend,
+    ...(p.zone.asked ? { availabilityZone: p.zone.asked } : {}),
+  };
+  return scheduleVolume(tx, want, {
+    clock: deps.clock,
+    agentDownTime: deps.settings.agentDownTime,
+  });
+}
+
+/** Quota, placement and the row (plus a user message when no host takes it), in `tx`. */
+async function insertPlanned(deps: AppDeps, tx: Queryable, p: Plan, now: Date) {
+  const ask = { kind: 'volumes', count: 1, gigabytes: p.size, volumeSize: p.size } as const;
+  await admitCinder(tx, deps.db.engine, p.project, cinderQuotaDefaults(deps), ask);
+  const where = await placement(deps, tx, p);
+  const host = 'host' in where ? where.host : null;
+  const reason = 'error' in where ? where.error : null;
+  const row = {
+    id: p.id,
+    project_id: p.project,
+    user_id: p.user,
+    name: p.c.name,
+    description: p.c.description,
+    size: p.size,
+    status: host ? ('creating' as const) : ('error' as const),
+    volume_type_id: p.type.id,
+    availability_zone: (host && p.zone.zones.get(host)) || p.zone.asked || DEFAULT_AZ,
+    host,
+    snapshot_id: p.source?.kind === 'snapshot' ? p.source.id : null,
+    source_volid: p.source?.kind === 'volume' ? p.source.id : null,
+    bootable: false,
+    metadata: p.c.metadata,
+    status_reason: reason,
+  };
+  await insertVolume(tx, row, now);
+  if (reason) {
+    const message = `schedule allocate volume: ${reason}`;
+    const event = VOLUME_EVENTS.scheduleFailed;
+    const m = {
+      project_id: p.project,
+      resource_type: 'VOLUME',
+      resource_uuid: p.id,
+      event_id: event,
+      message,
+    } as const;
+    await insertVolumeMessage(tx, m, now);
+  }
+  return { host, reason };
+}
+
+/** Creates the volume (checked whole first); its id. A placed volume's host is hinted. */
 export async function createVolume(deps: AppDeps, req: InProject, project: string) {
   const c = parseVolumeCreate(req.body);
   const source = await sourceOf(deps, req, c);
   const type = await typeOf(deps, c, source);
   const zone = await zoneOf(deps, c, source);
-  const size = sizeOf(c, source);
-  const id = randomUUID();
+  const plan: Plan = {
+    id: randomUUID(),
+    project,
+    user: callerUser(req),
+    c,
+    source,
+    type,
+    zone,
+    size: sizeOf(c, source),
+  };
   const now = deps.clock.now();
-  const placed = await deps.db.transaction(async (tx) => {
-    await admitCinder(tx, deps.db.engine, project, cinderQuotaDefaults(deps), {
-      kind: 'volumes',
-      count: 1,
-      gigabytes: size,
-      volumeSize: size,
-    });
-    const where = source
-      ? { host: source.host }
-      : await scheduleVolume(
-          tx,
-          {
-            sizeGb: size,
-            backend: type.backend,
-            ...(zone.asked ? { availabilityZone: zone.asked } : {}),
-          },
-          { clock: deps.clock, agentDownTime: deps.settings.agentDownTime },
-        );
-    const host = 'host' in where ? where.host : null;
-    const reason = 'error' in where ? where.error : null;
-    await insertVolume(
-      tx,
-      {
-        id,
-        project_id: project,
-        user_id: callerUser(req),
-        name: c.name,
-        description: c.description,
-        size,
-        status: host ? 'creating' : 'error',
-        volume_type_id: type.id,
-        availability_zone: (host && zone.zones.get(host)) || zone.asked || DEFAULT_AZ,
-        host,
-        snapshot_id: source?.kind === 'snapshot' ? source.id : null,
-        source_volid: source?.kind === 'volume' ? source.id : null,
-        bootable: false,
-        metadata: c.metadata,
-        status_reason: reason,
-      },
-      now,
-    );
-    if (reason)
-      await insertVolumeMessage(
-        tx,
-        {
-          project_id: project,
-          resource_type: 'VOLUME',
-          resource_uuid: id,
-          event_id: VOLUME_EVENTS.scheduleFailed,
-          message: `schedule allocate volume: ${reason}`,
-        },
-        now,
-      );
-    return { host, reason };
-  });
+  const placed = await deps.db.transaction((tx) => insertPlanned(deps, tx, plan, now));
+  const { id, size } = plan;
   deps.log.info(
     { volumeId: id, host: placed.host, size, type: type.name, reason: placed.reason },
     'volume created',
