@@ -324,7 +324,7 @@ const SPEC = {
      * device-mapper; such volumes can be created, snapshotted and deleted, not exported.
      */
     lvm_activation: f(boolean, 'true'),
-    /** The file backend's sparse images; <state_path>/volumes when absent. */
+    /** The file backend's sparse images; <state_path>/volume/files when absent. */
     volumes_dir: f(absPath),
     /** A deleted volume's data: `zero` overwrites it first (thick LVs, files), `none` not. */
     volume_clear: f(choice(['zero', 'none'] as const), 'zero'),
