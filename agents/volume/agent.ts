@@ -5,11 +5,11 @@
  * initiators, one tgt target (LUN 1, its CHAP account, an ACL of exactly its initiators).
  *
  * Invariants:
- * - one reconcile key per object (`volume:<id>`, `snapshot:<id>`): get_volume_info /
- *   get_snapshot_info → desired (pure) → observe → plan (pure) → one executor;
- * - a spec'd object reports ACTIVE or ERROR (with the reason) with the spec's revision,
- *   which the API compares with the status waiting on it; an object answered null
- *   reports nothing (its status key is dropped);
+ * - one reconcile key per object (`volume:<id>`, `snapshot:<id>`, kinds.ts): get_volume_info /
+ *   get_snapshot_info → desired (pure) → observe → plan (pure) → one executor, reporting
+ *   ACTIVE or ERROR with the spec's revision;
+ * - `configurations` never throws (a backend that cannot be measured is reported as
+ *   `backend_error` with zero capacity), so the agent stays up and says why;
  * - a resync reconciles every id get_host_volumes lists and every volume-/snapshot-
  *   object and volume target this host holds, so what nothing claims is removed — never
  *   what the API knows, never what has a connected session (plan.ts);
