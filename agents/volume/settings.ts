@@ -30,7 +30,7 @@ export function volumeSettings(config: KumoConfig): VolumeSettings {
   return {
     host: config.DEFAULT.host,
     driver: v.volume_driver,
-    volumesDir: v.volumes_dir ?? `${config.DEFAULT.state_path}/volumes`,
+    volumesDir: v.volumes_dir ?? `${config.DEFAULT.state_path}/volume/files`,
     vg: v.volume_group,
     lvmType: v.lvm_type,
     activation: v.lvm_activation,
