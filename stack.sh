@@ -32,8 +32,23 @@ ovs-vsctl --timeout=2 show >/dev/null 2>&1 || touch "$RUN/started-ovs"
 kumo_start_ovs
 pgrep -x libvirtd >/dev/null || touch "$RUN/started-libvirtd"
 kumo_start_libvirtd
+tgtadm --lld iscsi --op show --mode sys >/dev/null 2>&1 || touch "$RUN/started-tgtd"
+kumo_start_tgtd
 
 secret() { head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 24; }
+
+# Volumes all-in-one: sparse files (this kernel has no device-mapper, so LVM volumes could
+# not be exported), served by tgtd on loopback.
+kumo_volume_section() {
+  cat <<VOLUME
+[volume]
+volume_driver = file
+default_volume_type = file
+volumes_dir = /var/lib/kumo/volume/files
+target_ip_address = 127.0.0.1
+target_port = 3260
+VOLUME
+}
 
 # The config is written once; later runs keep it (and any operator edits).
 if [ ! -f "$CONF" ]; then
@@ -87,6 +102,8 @@ instances_path = /var/lib/kumo/instances
 bind_host = 127.0.0.1
 bind_port = 8775
 metadata_proxy_shared_secret = $(secret)
+
+$(kumo_volume_section)
 CONF
   umask 022
 fi
@@ -106,6 +123,10 @@ if ! grep -q '^metadata_proxy_shared_secret' "$CONF"; then
   else
     printf '\n[metadata]\nmetadata_proxy_shared_secret = %s\n' "$(secret)" >> "$CONF"
   fi
+fi
+# Configs written before volumes lack [volume].
+if ! grep -q '^\[volume\]' "$CONF"; then
+  printf '\n%s\n' "$(kumo_volume_section)" >> "$CONF"
 fi
 # Configs written before the L3 agent lack the public physnet.
 restart_ovs=

@@ -31,6 +31,12 @@ if [ -f "$RUN/started-rabbitmq" ]; then
   rabbitmqctl -q shutdown >/dev/null 2>&1 || true
   rm -f "$RUN/started-rabbitmq"
 fi
+if [ -f "$RUN/started-tgtd" ]; then
+  log "stopping tgtd"
+  if [ -d /run/systemd/system ]; then systemctl stop tgt || true
+  else pkill -x tgtd || true; fi
+  rm -f "$RUN/started-tgtd"
+fi
 if [ -f "$RUN/started-libvirtd" ]; then
   log "stopping libvirtd"
   pkill -x libvirtd || true

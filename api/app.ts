@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { installAuth } from './auth.ts';
+import { installVolumeVersions } from './cinder-version.ts';
 import { clientErrorHandler } from './client-errors.ts';
 import { type AppDeps, DEFAULT_IMAGE_SIZE_LIMIT, DEFAULT_PUBLIC_ENDPOINT } from './deps.ts';
 import { errorHandler, installErrors } from './http.ts';
@@ -19,6 +20,7 @@ import { installMicroversions } from './microversion.ts';
 import { installRequestIds, newRequestId } from './request-id.ts';
 import { rewriteUrl, rootOf } from './roots.ts';
 import { agentRoutes } from './routes/agents.ts';
+import { cinderRoutes } from './routes/cinder.ts';
 import { dhcpAgentRoutes } from './routes/dhcp-agents.ts';
 import { flavorRoutes } from './routes/flavors.ts';
 import { floatingIpRoutes } from './routes/floatingips.ts';
@@ -69,6 +71,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     ...(deps.settings.authUri ? { authUri: deps.settings.authUri } : {}),
   });
   installMicroversions(app);
+  installVolumeVersions(app);
   versionRoutes(app);
   agentRoutes(app, deps);
   networkRoutes(app, deps);
@@ -95,5 +98,6 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       sizeLimit: DEFAULT_IMAGE_SIZE_LIMIT,
     },
   );
+  cinderRoutes(app, deps);
   return app;
 }

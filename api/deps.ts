@@ -55,8 +55,13 @@ export interface ApiSettings {
   reclaimInstanceInterval?: number;
   /** Keystone's URL for 401 challenges (WWW-Authenticate); none sent when absent. */
   authUri?: string;
-  /** [quotas] (Neutron's resources) and [quota] (Nova's); QUOTA_DEFAULTS when absent. */
-  quotas?: { neutron: QuotaLimits; nova: QuotaLimits };
+  /**
+   * [quotas] (Neutron's resources, and Cinder's quota_volumes/gigabytes/snapshots) and
+   * [quota] (Nova's); QUOTA_DEFAULTS when absent (Cinder's: db/volume-quotas.ts).
+   */
+  quotas?: { neutron: QuotaLimits; nova: QuotaLimits; cinder?: QuotaLimits };
+  /** [volume] default_volume_type: the type of a volume created without one; lvm when absent. */
+  defaultVolumeType?: 'lvm' | 'file';
 }
 
 /** Neutron's and Nova's own default quotas (-1: unlimited). */

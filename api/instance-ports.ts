@@ -1,6 +1,7 @@
 /**
  * The end of an instance's ports, and of the instance: the ports it made are deleted,
- * the ones the user handed in are unbound, then the row is soft-deleted.
+ * the ones the user handed in are unbound, its volume attachments go (the volumes detach
+ * on their storage hosts and stay), then the row is soft-deleted.
  *
  * Invariants: an instance's ports are released before its row is marked deleted, both
  * idempotent, so a crash between them leaves a row the next `deleted` report (or a
@@ -14,6 +15,7 @@ import type { InstanceRecord } from './db/servers.ts';
 import { type HintDeps, hintL3Agents, hintPort } from './hints.ts';
 import { type Clock, systemClock } from './liveness.ts';
 import { sgMembersChanged } from './sg-hints.ts';
+import { detachServerVolumes } from './volume-reports.ts';
 
 /** What the compute side of kumo-api needs: database, hints, log and (optionally) clock. */
 export interface ComputeDeps extends HintDeps {
@@ -47,9 +49,10 @@ export async function releasePorts(
   }
 }
 
-/** The instance is gone from its host (or never reached one): ports, then the row. */
+/** The instance is gone from its host (or never reached one): ports, volumes, the row. */
 export async function finishDelete(deps: ComputeDeps, inst: InstanceRecord) {
   await releasePorts(deps, inst);
+  await detachServerVolumes(deps, inst.id);
   if (await markDeleted(deps.db, inst.id, nowOf(deps)))
     deps.log.info({ instanceId: inst.id, host: inst.host }, 'instance deleted');
 }

@@ -94,7 +94,13 @@ function apiSettings(config: DaemonContext['config']): ApiSettings {
         health_monitor: config.quotas.quota_health_monitor,
       },
       nova: { ...config.quota },
+      cinder: {
+        volumes: config.quotas.quota_volumes,
+        gigabytes: config.quotas.quota_gigabytes,
+        snapshots: config.quotas.quota_snapshots,
+      },
     },
+    defaultVolumeType: config.volume.default_volume_type,
   };
 }
 

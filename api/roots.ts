@@ -1,7 +1,7 @@
 /**
  * One root per service on the API's one port, as devstack lays them out: `/compute`
- * (Nova), `/image` (Glance), `/networking` (Neutron); `/identity` and `/volume` come with
- * their issues. The routes themselves are registered once, at the paths today's
+ * (Nova), `/image` (Glance), `/networking` (Neutron), `/volume` (Cinder, its paths all
+ * under `/v3`); `/identity` is the identity listener's. The routes themselves are registered once, at the paths today's
  * single-endpoint clients use (`/v2.1/servers`, `/servers`, `/v2/images`, `/v2.0/ports`);
  * `rewriteUrl` strips a service root before routing and remembers it on the raw request.
  *
@@ -13,20 +13,22 @@
  */
 import type { IncomingMessage } from 'node:http';
 
-/** Nova's and Glance's paths, and Neutron's (the rest); Keystone's on its own listener. */
-export type Family = 'neutron' | 'nova' | 'glance' | 'keystone';
+/** Nova's, Glance's and Cinder's paths, and Neutron's (the rest); Keystone's on its own listener. */
+export type Family = 'neutron' | 'nova' | 'glance' | 'cinder' | 'keystone';
 
 export const SERVICE_ROOTS = {
   '/compute': 'nova',
   '/image': 'glance',
   '/networking': 'neutron',
+  '/volume': 'cinder',
 } as const satisfies Record<string, Family>;
 
 export type ServiceRoot = keyof typeof SERVICE_ROOTS | '';
 
-const ROOT_PATH = /^(\/compute|\/image|\/networking)(\/[^?]*)?(\?.*)?$/;
+const ROOT_PATH = /^(\/compute|\/image|\/networking|\/volume)(\/[^?]*)?(\?.*)?$/;
 const NOVA_PATHS = /^\/(v2\.1|servers|flavors|os-[a-z-]+|limits|extensions)(\/|\?|$)/;
 const GLANCE_PATHS = /^\/(v2|images|schemas|versions)(\/|\?|$)/;
+const CINDER_PATHS = /^\/v3(\/|\?|$)/;
 
 /** The raw request as rewriteUrl leaves it: the service root it came in through. */
 type Rooted = IncomingMessage & { kumoRoot?: ServiceRoot };
@@ -43,6 +45,7 @@ export function familyOf(url: string): Family {
   const { root, rest } = splitRoot(url);
   if (root) return SERVICE_ROOTS[root];
   if (NOVA_PATHS.test(rest)) return 'nova';
+  if (CINDER_PATHS.test(rest)) return 'cinder';
   return GLANCE_PATHS.test(rest) ? 'glance' : 'neutron';
 }
 

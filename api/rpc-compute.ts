@@ -15,7 +15,9 @@
  * - a spawn that fails leaves its host in the statement that ends it, ports after;
  * - an instance's NICs are the ports it was built with (port_order), never any port that
  *   merely names it as its device;
- * - an instance ends ports first, row second (instance-ports.ts).
+ * - an instance ends ports first, row second (instance-ports.ts);
+ * - an instance's volume attachments, with their iSCSI connection (CHAP included), go
+ *   only to its own host, once the storage host serves the ACL (api/db/volume-info.ts).
  */
 import type { InstancePort, InstanceSpec } from '../contracts/instances.ts';
 import type { ArgsOf } from '../contracts/messages.ts';
@@ -32,6 +34,7 @@ import {
   type InstanceRecord,
   inPortOrder,
 } from './db/servers.ts';
+import { instanceVolumes } from './db/volume-info.ts';
 import { type ComputeDeps, finishDelete, nowOf, releasePorts } from './instance-ports.ts';
 
 /** vm_states a finished task may lead to (deleted only through `deleted: true`). */
@@ -65,11 +68,6 @@ async function specPorts(tx: Queryable, inst: InstanceRecord): Promise<InstanceP
     mtu: mtus.get(p.network_id) ?? 1500,
     fixed_ips: p.fixed_ips.map((ip) => ip.ip_address),
   }));
-}
-
-/** The instance's attachments as its compute host must make them (issue 17 fills this). */
-async function instanceVolumes(_tx: Queryable, _instanceId: string, _host: string | null) {
-  return [];
 }
 
 export async function getInstance(

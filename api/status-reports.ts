@@ -14,7 +14,11 @@
  * agent's next resync sends its statuses again (every resync_interval). A pool's status
  * from the LBaaS agent is the one exception to that storage: it is applied to the pool's
  * own rows, only from the hosting host and by the revision it served, so a late report
- * (another replica, a requeue) undoes nothing newer (api/db/lbaas-status.ts).
+ * (another replica, a requeue) undoes nothing newer (api/db/lbaas-status.ts). Volumes and
+ * snapshots from the Volume agent and attachments from the Compute agent are the others:
+ * applied to the volume rows by revision, only from their own hosts
+ * (api/db/volume-status.ts, attachment-status.ts), and the agents those changes concern
+ * are hinted once they are committed.
  */
 import type { ReportStatusArgs, ResourceStatus } from '../contracts/status.ts';
 import type { Logger } from '../core/log.ts';
@@ -22,9 +26,11 @@ import { applyStatuses } from './db/agent-status.ts';
 import type { Db } from './db/index.ts';
 import { LBAAS_AGENT_TYPE } from './db/lbaas-bindings.ts';
 import { applyPoolStatuses } from './db/lbaas-status.ts';
+import type { HintDeps } from './hints.ts';
 import { type Clock, systemClock } from './liveness.ts';
+import { applyVolumeReport, isVolumeReport } from './volume-reports.ts';
 
-export interface StatusDeps {
+export interface StatusDeps extends HintDeps {
   db: Db;
   log: Logger;
   /** The system clock when absent. */
@@ -51,7 +57,9 @@ const isLbPool = (args: ReportStatusArgs) => (s: ResourceStatus) =>
 
 async function applyReport(deps: StatusDeps, args: ReportStatusArgs): Promise<void> {
   const pools = args.statuses.filter(isLbPool(args));
-  const others = args.statuses.filter((s) => !isLbPool(args)(s));
+  const volumes = args.statuses.filter(isVolumeReport(args));
+  const others = args.statuses.filter((s) => !isLbPool(args)(s) && !isVolumeReport(args)(s));
+  if (volumes.length) await applyVolumeReport(deps, args, volumes);
   if (others.length) await applyStatuses(deps.db, args, others, (deps.clock ?? systemClock).now());
   const ignored = pools.length ? await applyPoolStatuses(deps.db, args.host, pools) : [];
   if (ignored.length)

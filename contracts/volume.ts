@@ -5,7 +5,9 @@
  *
  * Invariants:
  * - every name that reaches a host tool is derived here from a validated uuid: LVs and
- *   files `volume-<id>` / `snapshot-<id>`, targets `iqn.2010-10.org.openstack:volume-<id>`;
+ *   files `volume-<id>` / `snapshot-<id>` (a snapshot's LV is `_snapshot-<id>`, as
+ *   Cinder's: LVM refuses LV names starting with "snapshot"), targets
+ *   `iqn.2010-10.org.openstack:volume-<id>`;
  *   CHAP users and secrets are [A-Za-z0-9] of a fixed length, initiator names match
  *   INITIATOR_IQN — nothing else reaches tgtadm, lvcreate or a libvirt secret;
  * - a storage host learns a volume's CHAP secret (to export it) and the initiators it

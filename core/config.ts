@@ -324,15 +324,15 @@ const SPEC = {
      * device-mapper; such volumes can be created, snapshotted and deleted, not exported.
      */
     lvm_activation: f(boolean, 'true'),
-    /** The file backend's sparse images; <state_path>/volumes when absent. */
+    /** The file backend's sparse images; <state_path>/volume/files when absent. */
     volumes_dir: f(absPath),
     /** A deleted volume's data: `zero` overwrites it first (thick LVs, files), `none` not. */
     volume_clear: f(choice(['zero', 'none'] as const), 'zero'),
     /** The iSCSI portal tgtd serves targets on, as handed to compute hosts. */
     target_ip_address: f(ipv4, '127.0.0.1'),
     target_port: f(integer(1, 65535), '3260'),
-    /** tgtd's control port (`tgtd -C N`, `tgtadm -C N`): several tgtds on one host. */
-    tgt_control_port: f(integer(0, 65535), '0'),
+    /** tgtd's control port (`tgtd -C N`, `tgtadm -C N`): several tgtds on one host; tgt takes 0…32767. */
+    tgt_control_port: f(integer(0, 32767), '0'),
   },
   compute: {
     instances_path: f(absPath),

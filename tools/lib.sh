@@ -149,6 +149,22 @@ kumo_start_libvirtd() {
   die "libvirtd did not start"
 }
 
+# tgtd, the userspace iSCSI target the volume agent exports through (HOST-LAB: this kernel
+# has no LIO). Its portal is the loopback address only: an all-in-one host must not offer
+# its volumes on the machine's real interface. Under systemd, Debian's tgt.service is used.
+kumo_start_tgtd() {
+  if tgtadm --lld iscsi --op show --mode sys >/dev/null 2>&1; then return 0; fi
+  log "starting tgtd"
+  if [ -d /run/systemd/system ]; then
+    systemctl start tgt
+  else
+    mkdir -p /var/run/tgtd
+    tgtd --iscsi portal=127.0.0.1:3260
+  fi
+  for _ in $(seq 1 50); do tgtadm --lld iscsi --op show --mode sys >/dev/null 2>&1 && return 0; sleep 0.2; done
+  die "tgtd did not start"
+}
+
 # --- Identity (stack.sh): devstack-style users and credentials -------------------------
 
 # The value of `[SECTION] KEY` in the INI file CONF ('' when absent).

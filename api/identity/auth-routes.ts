@@ -133,7 +133,10 @@ function scopeRoutes(app: FastifyInstance, { deps, base, catalog }: Ctx) {
         'PolicyNotAuthorized',
         'A project-scoped token is required to produce a service catalog.',
       );
-    return { catalog: tokenCatalog(catalog), links: listLinks(base, 'auth/catalog') };
+    return {
+      catalog: tokenCatalog(catalog, req.caller.projectId),
+      links: listLinks(base, 'auth/catalog'),
+    };
   });
   app.get('/v3/auth/projects', async (req) => {
     const userId = req.caller.userId;

@@ -68,6 +68,13 @@ const SERVICES: readonly ServiceSpec[] = [
     description: 'Glance Image Service',
     url: (e) => `${e.api}/image`,
   },
+  {
+    // devstack's cinderv3 entry: the project's id is part of the URL, substituted per token.
+    type: 'volumev3',
+    name: 'cinderv3',
+    description: 'Cinder Volume Service V3',
+    url: (e) => `${e.api}/volume/v3/$(project_id)s`,
+  },
 ];
 
 const trim = (url: string) => url.replace(/\/+$/, '');
@@ -94,9 +101,21 @@ export function buildCatalog(settings: Pick<IdentitySettings, 'region' | 'endpoi
   );
 }
 
-/** The catalog as a token (and GET /v3/auth/catalog) carries it. */
-export const tokenCatalog = (catalog: readonly CatalogService[]) =>
-  catalog.map((s) => ({ endpoints: s.endpoints, id: s.id, type: s.type, name: s.name }));
+/** Keystone's URL substitutions (`$(project_id)s`, `%(tenant_id)s`…) for a token's project. */
+export const substituteProject = (url: string, projectId: string) =>
+  url.replace(/[$%]\((project_id|tenant_id)\)s/g, projectId);
+
+/**
+ * The catalog as a token (and GET /v3/auth/catalog) carries it, its URLs substituted
+ * for the token's project as Keystone's catalog does; GET /v3/endpoints shows them raw.
+ */
+export const tokenCatalog = (catalog: readonly CatalogService[], projectId: string) =>
+  catalog.map((s) => ({
+    endpoints: s.endpoints.map((e) => ({ ...e, url: substituteProject(e.url, projectId) })),
+    id: s.id,
+    type: s.type,
+    name: s.name,
+  }));
 
 const self = (base: string, path: string) => ({ self: `${base}/v3/${path}` });
 

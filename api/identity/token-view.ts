@@ -49,7 +49,7 @@ export function tokenBody(
     token.project = { domain: ref(project.domain), ...ref(project.row) };
     token.is_domain = false;
     token.roles = subject.roles.map(ref);
-    if (catalog) token.catalog = tokenCatalog(catalog);
+    if (catalog) token.catalog = tokenCatalog(catalog, project.row.id);
   }
   return { token };
 }

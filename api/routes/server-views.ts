@@ -12,6 +12,7 @@
  * the instance's own ports (port_order, NIC order), the NICs its spec has.
  * OS-EXT-AZ:availability_zone is its host's compute agent's zone (`nova` by default), the
  * zone the metadata service's placement/availability-zone answers.
+ * os-extended-volumes:volumes_attached lists the volumes with an attachment to it.
  */
 import { createHash } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
@@ -20,6 +21,7 @@ import { computeZones } from '../db/agents.ts';
 import { instanceHostname } from '../db/instance-record.ts';
 import { deviceAddresses } from '../db/port-devices.ts';
 import { type InstanceRecord, inPortOrder } from '../db/servers.ts';
+import { volumesAttached } from '../db/volume-info.ts';
 import type { AppDeps } from '../deps.ts';
 import { atLeast } from '../microversion.ts';
 import { base, links } from './nova.ts';
@@ -159,7 +161,7 @@ function detailView(
   prefix: string,
   i: InstanceRecord,
   addr: Addresses,
-  host: { status: string | undefined; zone: string },
+  host: { status: string | undefined; zone: string; volumes: string[] },
 ) {
   const admin = req.role === 'admin';
   const hostStatus = host.status;
@@ -176,7 +178,7 @@ function detailView(
     'OS-EXT-STS:task_state': i.taskState,
     'OS-EXT-STS:vm_state': i.vmState,
     'OS-EXT-STS:power_state': i.powerState,
-    'os-extended-volumes:volumes_attached': [],
+    'os-extended-volumes:volumes_attached': host.volumes.map((id) => ({ id })),
     ...(hostStatus === undefined ? {} : { host_status: hostStatus }),
     ...(wantsTimings(req) ? { 'kumo:spawn_timings': i.timings } : {}),
   };
@@ -192,10 +194,15 @@ export async function views(
   const addr = await addressesOf(deps, list);
   const statuses = req.role === 'admin' && atLeast(req, 16) ? await hostStatuses(deps) : undefined;
   const zones = await computeZones(deps.db);
+  const volumes = await volumesAttached(
+    deps.db,
+    list.map((i) => i.id),
+  );
   return list.map((i) =>
     detailView(req, prefix, i, addr.get(i.id) ?? {}, {
       status: statuses?.(i.host),
       zone: zones(i.host),
+      volumes: volumes.get(i.id) ?? [],
     }),
   );
 }

@@ -3,7 +3,8 @@
  * PUT /servers/{id}, the /ips routes, served at the endpoint root (where the openstack
  * client sends them with `--os-endpoint`) and under /v2.1, as the flavors are. The
  * create is in server-create.ts, the lists in server-list.ts, the views in
- * server-views.ts, DELETE and the actions in server-actions.ts.
+ * server-views.ts, DELETE and the actions in server-actions.ts, os-volume_attachments in
+ * server-volumes.ts.
  *
  * Invariants: errors leave in Nova's shape; PUT answers Nova's short update view and
  * changes only what its body names; the create answers Nova's create view with the
@@ -21,6 +22,7 @@ import { createServers } from './server-create.ts';
 import { serverIpRoutes } from './server-ips.ts';
 import { listServers } from './server-list.ts';
 import { shortView, views } from './server-views.ts';
+import { serverVolumeRoutes } from './server-volumes.ts';
 
 type ById = FastifyRequest<{ Params: { id: string } }>;
 type Listing = FastifyRequest<{ Querystring: Query }>;
@@ -75,6 +77,7 @@ function serverScope(scope: FastifyInstance, deps: AppDeps, prefix: string) {
   scope.post('/servers', (req, reply) => create(deps, req, reply, prefix));
   serverIpRoutes(scope, deps);
   serverActionRoutes(scope, deps);
+  serverVolumeRoutes(scope, deps);
 }
 
 export function serverRoutes(app: FastifyInstance, deps: AppDeps) {

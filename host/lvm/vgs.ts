@@ -5,6 +5,7 @@
  * on a host whose VG is not created yet reports that honestly instead of crashing.
  */
 import { CommandError, type CommandRunner } from '../../core/exec.ts';
+import { type LvmContext, lvmArgv } from './context.ts';
 
 export interface VolumeGroup {
   name: string;
@@ -16,23 +17,26 @@ interface VgsReport {
   report: { vg: { vg_name: string; vg_size: string; vg_free: string }[] }[];
 }
 
-export async function volumeGroup(
-  runner: CommandRunner,
-  name: string,
-): Promise<VolumeGroup | null> {
-  const argv = [
-    'vgs',
-    '--reportformat',
-    'json',
-    '--units',
-    'g',
-    '--nosuffix',
-    '-o',
-    'vg_name,vg_size,vg_free',
-    name,
-  ];
+const ARGS = [
+  '--reportformat',
+  'json',
+  '--units',
+  'g',
+  '--nosuffix',
+  '-o',
+  'vg_name,vg_size,vg_free',
+];
+
+/** The group `name`, queried with LVM's defaults (activation on). */
+export function volumeGroup(runner: CommandRunner, name: string): Promise<VolumeGroup | null> {
+  return volumeGroupOf({ runner, vg: name, activation: true });
+}
+
+/** The context's group, with its activation setting. */
+export async function volumeGroupOf(ctx: LvmContext): Promise<VolumeGroup | null> {
+  const argv = lvmArgv(ctx, 'vgs', [...ARGS, ctx.vg]);
   try {
-    const { stdout } = await runner.run({ argv, timeoutMs: 10_000 });
+    const { stdout } = await ctx.runner.run({ argv, timeoutMs: 10_000 });
     const vg = (JSON.parse(stdout) as VgsReport).report[0]?.vg[0];
     if (!vg) return null;
     return { name: vg.vg_name, sizeGb: Number(vg.vg_size), freeGb: Number(vg.vg_free) };

@@ -6,6 +6,8 @@ Schemas come from Debian packages wherever one ships them:
     tempest's service clients pick them (ServersClient/FlavorsClient.schema_versions_info
     for the microversion asked) and applied with tempest.lib.common.rest_client.RestClient.
     validate_response (status code, headers, body with additionalProperties false);
+  - volume: python3-tempest (33), tempest/lib/api_schema/response/volume/*.py (Cinder v3
+    at 3.0-3.3, before the v3_7+ schema directories), applied as for compute;
   - image: python3-glanceclient (4.1), glanceclient/v2/image_schema.py (_BASE_SCHEMA, the
     image entity) via python3-jsonschema; the list, member, version and error shapes,
     which no package ships, are in shapes.py, written from Glance's, Nova's and Neutron's
@@ -31,6 +33,13 @@ from tempest.lib.common import api_version_request, rest_client
 from tempest.lib.services.compute.flavors_client import FlavorsClient
 from tempest.lib.services.compute.keypairs_client import KeyPairsClient
 from tempest.lib.services.compute.servers_client import ServersClient
+from tempest.lib.api_schema.response.volume import limits as vlimits
+from tempest.lib.api_schema.response.volume import messages as vmessages
+from tempest.lib.api_schema.response.volume import quotas as vquotas
+from tempest.lib.api_schema.response.volume import snapshots as vsnapshots
+from tempest.lib.api_schema.response.volume import versions as vversions
+from tempest.lib.api_schema.response.volume import volume_types as vtypes
+from tempest.lib.api_schema.response.volume import volumes as vvolumes
 
 from shapes import (GLANCE_FAULT, GLANCE_VERSIONS, IMAGE, IMAGES, MEMBER, MEMBERS,
                     NEUTRON_FAULT, NEUTRON_VERSIONS, NOVA_FAULT, RESERVATION, SCHEMA_DOC)
@@ -67,6 +76,36 @@ COMPUTE = {
     'keypairs.delete_keypair': (KeyPairsClient, 'delete_keypair'),
 }
 
+# check name -> (tempest volume schema module, attribute) for Cinder v3 (3.0-3.3).
+VOLUME = {
+    'volume.versions': (vversions, 'list_versions'),
+    'volume.version': (vversions, 'volume_api_version_details'),
+    'volume.create': (vvolumes, 'create_volume'),
+    'volume.show': (vvolumes, 'show_volume'),
+    'volume.update': (vvolumes, 'update_volume'),
+    'volume.list': (vvolumes, 'list_volumes_no_detail'),
+    'volume.list_detail': (vvolumes, 'list_volumes_with_detail'),
+    'volume.delete': (vvolumes, 'delete_volume'),
+    'volume.extend': (vvolumes, 'extend_volume'),
+    'volume.reset_status': (vvolumes, 'reset_volume_status'),
+    'volume.force_delete': (vvolumes, 'force_delete_volume'),
+    'snapshot.create': (vsnapshots, 'create_snapshot'),
+    'snapshot.show': (vsnapshots, 'show_snapshot'),
+    'snapshot.update': (vsnapshots, 'update_snapshot'),
+    'snapshot.list': (vsnapshots, 'list_snapshots_no_detail'),
+    'snapshot.list_detail': (vsnapshots, 'list_snapshots_with_detail'),
+    'snapshot.delete': (vsnapshots, 'delete_snapshot'),
+    'type.list': (vtypes, 'list_volume_types'),
+    'type.show': (vtypes, 'show_volume_type'),
+    'quota.show': (vquotas, 'show_quota_set'),
+    'quota.usage': (vquotas, 'show_quota_set_usage'),
+    'quota.update': (vquotas, 'update_quota_set'),
+    'limits.show': (vlimits, 'show_limits'),
+    'message.list': (vmessages, 'list_messages'),
+    'message.show': (vmessages, 'show_message'),
+    'message.delete': (vmessages, 'delete_message'),
+}
+
 COMPUTE_LOCAL = {'servers.create_multiple_reservation': RESERVATION}
 
 # check name -> (status, body schema or None for no body)
@@ -83,7 +122,9 @@ IMAGE_CHECKS = {
 NETWORK_CHECKS = {'network.versions': (200, NEUTRON_VERSIONS)}
 # Answers checked for their headers only (Neutron's bodies are another issue's contract).
 HEADERS_ONLY = {'network.any'}
-FAULTS = {'compute': NOVA_FAULT, 'image': GLANCE_FAULT, 'networking': NEUTRON_FAULT}
+# Cinder's faults are webob's, keyed as Nova's (cinder/api/openstack/wsgi.py Fault).
+FAULTS = {'compute': NOVA_FAULT, 'image': GLANCE_FAULT, 'networking': NEUTRON_FAULT,
+          'volume': NOVA_FAULT}
 
 VALIDATOR = rest_client.JSONSCHEMA_VALIDATOR
 FORMATS = rest_client.FORMAT_CHECKER
@@ -165,6 +206,8 @@ def schema_problems(rec):
     if check in COMPUTE:
         source, attr = COMPUTE[check]
         return tempest_check(pick(source, attr, rec.get('microversion')), rec)
+    if check in VOLUME:
+        return tempest_check(getattr(*VOLUME[check]), rec)
     if check in COMPUTE_LOCAL:
         return tempest_check(COMPUTE_LOCAL[check], rec)
     if check == 'image.schema.image':
@@ -209,6 +252,21 @@ def header_problems(rec):
         if 'openstack-api-version' not in h.get('vary', '').lower():
             problems.append('header vary %r does not name OpenStack-API-Version'
                             % h.get('vary'))
+    return problems + volume_header_problems(rec, h)
+
+
+def volume_header_problems(rec, h):
+    """Cinder echoes the negotiated version on every answer under /v3 (3.0 when none asked)."""
+    if rec['family'] != 'volume' or not re.search(r'/v3/[^/?]+/', rec['url']) \
+            or rec['status'] == 406:
+        return []
+    asked = (rec.get('microversion') or '3.0').replace('latest', '3.3')
+    problems = []
+    if h.get('openstack-api-version') != 'volume ' + asked:
+        problems.append('header openstack-api-version is %r, asked volume %s'
+                        % (h.get('openstack-api-version'), asked))
+    if 'openstack-api-version' not in h.get('vary', '').lower():
+        problems.append('header vary %r does not name OpenStack-API-Version' % h.get('vary'))
     return problems
 
 

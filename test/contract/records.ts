@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { REPO } from '../helpers/env.ts';
 
-export type Family = 'compute' | 'image' | 'networking';
+export type Family = 'compute' | 'image' | 'networking' | 'volume';
 
 export interface Answer {
   status: number;
@@ -91,7 +91,9 @@ export class Recorder {
     const headers = { ...(o.headers ?? {}) };
     const token = o.token === undefined ? this.token : o.token;
     if (token !== null) headers['x-auth-token'] = token;
-    if (o.microversion) headers['openstack-api-version'] = `compute ${o.microversion}`;
+    if (o.microversion)
+      headers['openstack-api-version'] =
+        `${family === 'volume' ? 'volume' : 'compute'} ${o.microversion}`;
     const answer = await this.send(method, url, o.body, headers);
     this.records.push({
       family,

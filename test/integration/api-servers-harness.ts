@@ -1,7 +1,7 @@
 /**
  * The harness of the api-servers integration tests: kumo-api's app, report consumer and
  * real RPC handler on one broker, and a second broker that plays the agents (it consumes
- * `compute_agent.<host>` and `dhcp_agent.<host>`, answers get_console_output, calls
+ * `compute_agent.<host>`, `dhcp_agent.<host>` and `volume_agent.<host>`, answers get_console_output, calls
  * get_instance / get_host_instances and casts update_instance on q-plugin, which the
  * API's handler serves one message at a time so reports apply in order), on a real
  * database of either engine. Images (plain, kernel, ramdisk, direct, queued) are
@@ -54,6 +54,8 @@ export const DOWN = 30;
 export const CONSOLE = 'line one\nline two\nline three\n';
 /** Agents the fake-agent broker answers for; h3 reports but never consumes. */
 const CONSUMED = ['h1', 'h2'] as const;
+/** Storage hosts whose volume agent queue the fake-agent broker consumes (hints only). */
+const VOLUME_HOSTS = ['s1', 's2'] as const;
 
 export type Body = Record<string, unknown>;
 export type Server = Record<string, unknown> & { id: string; status: string };
@@ -144,6 +146,7 @@ export function serversHarness(
     const queues = [
       ...CONSUMED.map((h) => hostQueue('compute_agent', h)),
       hostQueue('dhcp_agent', 'n1'),
+      ...VOLUME_HOSTS.map((h) => hostQueue('volume_agent', h)),
     ];
     for (const name of queues)
       agents.consume(
@@ -380,6 +383,10 @@ export function serversHarness(
     },
     get api() {
       return api;
+    },
+    /** The broker that plays the agents (casts and calls on q-plugin). */
+    get agents() {
+      return agents;
     },
     get net() {
       return net;

@@ -56,7 +56,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       };
       assert.equal(t.user.name, 'eve');
       assert.equal(t.project.name, 'demo');
-      assert.equal(t.catalog.length, 4);
+      assert.equal(t.catalog.length, 5);
       const bare = await call(url('/auth/tokens?nocatalog'), 'GET', { token, subject: token });
       assert.equal((bare.body.token as { catalog?: unknown }).catalog, undefined);
       assert.equal(
@@ -149,7 +149,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.equal(cat.status, 200);
       assert.deepEqual(
         (cat.body.catalog as { type: string }[]).map((c) => c.type),
-        ['identity', 'network', 'compute', 'image'],
+        ['identity', 'network', 'compute', 'image', 'volumev3'],
       );
       assert.equal(
         (await call(url('/auth/catalog'), 'GET', { token: await login('eve') })).status,
@@ -182,9 +182,9 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         id: string;
         type: string;
       }[];
-      assert.equal(services.length, 4);
+      assert.equal(services.length, 5);
       const endpoints = await call(url('/endpoints'), 'GET', { token: admin });
-      assert.equal((endpoints.body.endpoints as unknown[]).length, 12);
+      assert.equal((endpoints.body.endpoints as unknown[]).length, 15);
       const network = services.find((x) => x.type === 'network') as { id: string };
       const filtered = await call(
         url(`/endpoints?service_id=${network.id}&interface=public`),
@@ -260,15 +260,16 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         'identity',
         'image',
         'network',
+        'volumev3',
       ]);
       const endpoints = await os(['endpoint', 'list']);
-      assert.equal(endpoints.length, 12);
+      assert.equal(endpoints.length, 15);
       assert.ok(
         endpoints.some(
           (e) => e.URL === `${s.main.apiUrl}/compute/v2.1` && e['Service Name'] === 'nova',
         ),
       );
-      assert.equal((await os(['service', 'list'])).length, 4);
+      assert.equal((await os(['service', 'list'])).length, 5);
       await call(`${s.main.apiUrl}/v2.0/networks`, 'POST', {
         token: ADMIN,
         body: { network: { name: 'cli-net' } },

@@ -1,0 +1,173 @@
+/**
+ * diff(desired, observed) → the steps that make one volume's or snapshot's data object and
+ * iSCSI target match. Pure: steps are data, run by the one executor (executor.ts).
+ *
+ * Order: the data object first (made, copied from its source, or grown), then its CHAP
+ * account and target (LUN 1 on the data object, the account bound, one ACL entry per
+ * initiator); a deletion removes the target, then its accounts, then zeroes and removes
+ * the data.
+ *
+ * Invariants:
+ * - an object that is already right plans nothing; data only grows (a larger object than
+ *   asked is left, never truncated); a source is copied only when the object is made;
+ * - a target whose volume has no initiators any more is removed even with a session
+ *   connected (the API detached it: the host must not keep reading), but a volume's data
+ *   is never removed while its target has a session: asked for (deleting) that is the
+ *   ERROR "in use", unclaimed it is kept and logged (a `keep` step);
+ * - what LVM cannot do without device-mapper (copy data, export) is a PermanentError
+ *   naming `lvm_activation = false`, planned before anything is made.
+ */
+import { PermanentError } from '../../contracts/errors.ts';
+import type {
+  DataSource,
+  DeletedObject,
+  DesiredSnapshot,
+  DesiredTarget,
+  DesiredVolume,
+  PresentVolume,
+} from './desired.ts';
+import type { VolumeSettings } from './settings.ts';
+
+export const GIB = 1024 ** 3;
+
+export interface ObservedTarget {
+  tid: number;
+  iqn: string;
+  /** LUN `lun`'s backing store (null: no such LUN). */
+  backing: string | null;
+  accounts: string[];
+  acl: string[];
+  /** Connected I_T nexuses. */
+  sessions: number;
+}
+
+export interface ObservedObject {
+  /** The data object's size in bytes (null: it does not exist). */
+  sizeBytes: number | null;
+  /** The volume's target, found by its iqn (null: none, or a snapshot). */
+  target: ObservedTarget | null;
+  /** Whether tgtd has the volume's CHAP account (the desired user's). */
+  accountExists: boolean;
+}
+
+type Why = { why: string };
+export type VolumeStep =
+  | ({ kind: 'data-create'; name: string; sizeGb: number } & Why)
+  | ({ kind: 'data-copy'; name: string; source: DataSource; sizeGb: number } & Why)
+  | ({ kind: 'data-snapshot'; name: string; origin: string; sizeGb: number } & Why)
+  | ({ kind: 'data-extend'; name: string; sizeGb: number } & Why)
+  | ({ kind: 'data-zero'; name: string } & Why)
+  | ({ kind: 'data-remove'; name: string } & Why)
+  | ({ kind: 'account-new'; user: string; secret: string } & Why)
+  | ({ kind: 'account-delete'; user: string } & Why)
+  | ({ kind: 'account-bind' | 'account-unbind'; tid: number; user: string } & Why)
+  | ({ kind: 'acl-bind' | 'acl-unbind'; tid: number; initiator: string } & Why)
+  | ({ kind: 'lun-new'; tid: number; lun: number; backing: string } & Why)
+  | ({ kind: 'target-create'; target: DesiredTarget } & Why)
+  | ({ kind: 'target-delete'; tid: number; force: boolean } & Why)
+  | ({ kind: 'keep' } & Why);
+
+function checkCopy(s: VolumeSettings): void {
+  if (s.driver === 'lvm' && s.lvmType === 'default' && !s.activation)
+    throw new PermanentError('cannot copy data with lvm_activation = false');
+}
+
+function checkExport(s: VolumeSettings): void {
+  if (s.driver === 'lvm' && !s.activation)
+    throw new PermanentError('cannot export a volume with lvm_activation = false (no device)');
+}
+
+function dataSteps(d: PresentVolume, o: ObservedObject, s: VolumeSettings): VolumeStep[] {
+  const { name, sizeGb } = d;
+  if (o.sizeBytes === null) {
+    if (!d.source) return [{ kind: 'data-create', name, sizeGb, why: `make ${name}` }];
+    checkCopy(s);
+    return [
+      { kind: 'data-copy', name, source: d.source, sizeGb, why: `${name} from ${d.source.name}` },
+    ];
+  }
+  if (o.sizeBytes < sizeGb * GIB)
+    return [{ kind: 'data-extend', name, sizeGb, why: `grow ${name} to ${sizeGb} GiB` }];
+  return [];
+}
+
+/** Every account to delete with a target: those bound to it and the volume's own. */
+function accountDeletes(o: ObservedObject, user: string | null): VolumeStep[] {
+  const users = new Set(o.target?.accounts ?? []);
+  if (user && o.accountExists) users.add(user);
+  return [...users].map((u) => ({ kind: 'account-delete', user: u, why: 'CHAP account' }));
+}
+
+function targetRemoval(o: ObservedObject, user: string | null, force: boolean): VolumeStep[] {
+  const t = o.target;
+  const target: VolumeStep[] = t
+    ? [{ kind: 'target-delete', tid: t.tid, force, why: `remove target ${t.iqn}` }]
+    : [];
+  return [...target, ...accountDeletes(o, user)];
+}
+
+/** An existing target brought to the desired LUN, account and ACL. */
+function targetFix(d: DesiredTarget, t: ObservedTarget, accountExists: boolean): VolumeStep[] {
+  const tid = t.tid;
+  const steps: VolumeStep[] = [];
+  if (t.backing === null)
+    steps.push({ kind: 'lun-new', tid, lun: d.lun, backing: d.backing, why: 'LUN' });
+  if (!accountExists)
+    steps.push({ kind: 'account-new', user: d.user, secret: d.secret, why: 'CHAP account' });
+  if (!t.accounts.includes(d.user))
+    steps.push({ kind: 'account-bind', tid, user: d.user, why: 'bind CHAP account' });
+  for (const user of t.accounts.filter((u) => u !== d.user))
+    steps.push({ kind: 'account-unbind', tid, user, why: 'a CHAP account not the volume’s' });
+  for (const initiator of d.initiators.filter((i) => !t.acl.includes(i)))
+    steps.push({ kind: 'acl-bind', tid, initiator, why: `admit ${initiator}` });
+  for (const initiator of t.acl.filter((i) => !d.initiators.includes(i)))
+    steps.push({ kind: 'acl-unbind', tid, initiator, why: `no longer admit ${initiator}` });
+  return steps;
+}
+
+function targetSteps(d: PresentVolume, o: ObservedObject, s: VolumeSettings): VolumeStep[] {
+  const want = d.target;
+  if (!want) return targetRemoval(o, null, true);
+  checkExport(s);
+  const t = o.target;
+  if (t && (t.backing === null || t.backing === want.backing))
+    return targetFix(want, t, o.accountExists);
+  const stale: VolumeStep[] = t
+    ? [{ kind: 'target-delete', tid: t.tid, force: true, why: 'target on another backing store' }]
+    : [];
+  const account: VolumeStep[] = o.accountExists
+    ? []
+    : [{ kind: 'account-new', user: want.user, secret: want.secret, why: 'CHAP account' }];
+  return [...stale, ...account, { kind: 'target-create', target: want, why: `export ${want.iqn}` }];
+}
+
+function removal(d: DeletedObject, o: ObservedObject): VolumeStep[] {
+  const sessions = o.target?.sessions ?? 0;
+  if (sessions > 0) {
+    const why = `${d.name} is in use: ${sessions} iSCSI session(s) connected to its target`;
+    if (d.claimed) throw new PermanentError(why);
+    return [{ kind: 'keep', why: `${why}; claimed by nothing, kept` }];
+  }
+  const data: VolumeStep[] =
+    o.sizeBytes === null
+      ? []
+      : [
+          ...(d.clear
+            ? [{ kind: 'data-zero' as const, name: d.name, why: 'volume_clear = zero' }]
+            : []),
+          { kind: 'data-remove', name: d.name, why: `remove ${d.name}` },
+        ];
+  return [...targetRemoval(o, d.user, false), ...data];
+}
+
+export function planVolume(d: DesiredVolume, o: ObservedObject, s: VolumeSettings): VolumeStep[] {
+  if (d.state === 'deleted') return removal(d, o);
+  return [...dataSteps(d, o, s), ...targetSteps(d, o, s)];
+}
+
+export function planSnapshot(d: DesiredSnapshot, o: ObservedObject): VolumeStep[] {
+  if (d.state === 'deleted') return removal(d, o);
+  if (o.sizeBytes !== null) return [];
+  const { name, origin, sizeGb } = d;
+  return [{ kind: 'data-snapshot', name, origin, sizeGb, why: `snapshot ${origin}` }];
+}

@@ -1,0 +1,259 @@
+/**
+ * What the agents report of volumes, snapshots and attachments (report_status kinds
+ * volume, snapshot from the Volume agent; attachment from the Compute agent), applied to
+ * the migration 17 rows as the common flow has it.
+ *
+ * Invariants:
+ * - a volume or snapshot report is applied only from the volume's storage host, an
+ *   attachment report only from the attachment's compute host (anything else: ignored);
+ * - a status waiting on a revision moves only on a report of at least status_revision
+ *   (attach_revision for an attachment): a late report (another replica, a requeue)
+ *   never undoes a newer change; ACTIVE at r marks exported every attachment whose
+ *   export_revision <= r, whatever the volume's status;
+ * - every error leaves status_reason and a Cinder user message (volume_messages, event
+ *   `VOLUME_<resource type>_<action>_<detail>`, expiring after 30 days);
+ * - a report locks the volume row before any other row of the volume, as every API
+ *   write does (volume-attachments.ts), so the two never deadlock; each report is one
+ *   transaction;
+ * - what the report changed that an agent must hear (a compute host handed a connection,
+ *   a storage host that must drop an ACL) is returned as hints, sent after the commit.
+ */
+import { randomUUID } from 'node:crypto';
+import type { ResourceStatus } from '../../contracts/status.ts';
+import type { Db, Queryable } from './index.ts';
+import { type Bumped, bumpVolume, cinderTime } from './volume-attachments.ts';
+
+/** Hints a report's changes call for, sent once its transaction committed. */
+export interface VolumeHints {
+  volumes: Bumped[];
+  instances: { host: string; id: string; taskId: number }[];
+}
+
+/** Cinder's message actions and details (cinder/message/message_field.py). */
+const ACTIONS = {
+  create: ['001', 'schedule allocate volume'],
+  attach: ['002', 'attach volume'],
+  extend: ['007', 'extend volume'],
+  delete: ['014', 'delete volume'],
+  snapshotCreate: ['009', 'create snapshot'],
+  snapshotDelete: ['010', 'delete snapshot'],
+} as const;
+export type Action = keyof typeof ACTIONS;
+const MESSAGE_TTL_MS = 30 * 24 * 3600 * 1000;
+
+/** Records a Cinder user message about a volume (or snapshot) that went wrong. */
+export async function recordMessage(
+  tx: Queryable,
+  m: { projectId: string; snapshot?: boolean; id: string; action: Action; reason: string },
+  now: Date,
+): Promise<void> {
+  const [code, text] = ACTIONS[m.action];
+  const type = m.snapshot ? 'VOLUME_SNAPSHOT' : 'VOLUME';
+  await tx.query(
+    `INSERT INTO volume_messages (id, project_id, resource_type, resource_uuid, event_id,
+       message, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    [
+      randomUUID(),
+      m.projectId,
+      type,
+      m.id,
+      `VOLUME_${type}_${code}_001`,
+      `${text}: ${m.reason}`,
+      cinderTime(now),
+      cinderTime(new Date(now.getTime() + MESSAGE_TTL_MS)),
+    ],
+  );
+}
+
+export type LockedVolume = {
+  id: string;
+  project_id: string;
+  host: string | null;
+  status: string;
+  status_revision: number;
+};
+
+export async function lockVolume(tx: Queryable, id: string): Promise<LockedVolume | undefined> {
+  const [v] = await tx.query<LockedVolume>(
+    `UPDATE volumes SET revision_number = revision_number WHERE id = ?
+      RETURNING id, project_id, host, status, status_revision`,
+    [id],
+  );
+  return v;
+}
+
+export const setStatus = (tx: Queryable, table: string, id: string, status: string, now: Date) =>
+  tx.query(`UPDATE ${table} SET status = ?, status_reason = NULL, updated_at = ? WHERE id = ?`, [
+    status,
+    cinderTime(now),
+    id,
+  ]);
+
+/** ACTIVE at `r`: attachments it exports (their compute hosts hinted). */
+async function markExported(tx: Queryable, volumeId: string, r: number, hints: VolumeHints) {
+  const rows = await tx.query<{ instance_uuid: string }>(
+    `UPDATE volume_attachments SET exported = TRUE
+      WHERE volume_id = ? AND exported = FALSE AND export_revision <= ? RETURNING instance_uuid`,
+    [volumeId, r],
+  );
+  for (const { instance_uuid } of rows) {
+    const [inst] = await tx.query<{ host: string; task_id: number }>(
+      'SELECT host, task_id FROM instances WHERE id = ? AND deleted_at IS NULL',
+      [instance_uuid],
+    );
+    if (inst?.host)
+      hints.instances.push({ host: inst.host, id: instance_uuid, taskId: Number(inst.task_id) });
+  }
+}
+
+async function attachmentCount(tx: Queryable, volumeId: string): Promise<number> {
+  const [row] = await tx.query<{ n: unknown }>(
+    'SELECT COUNT(*) AS n FROM volume_attachments WHERE volume_id = ?',
+    [volumeId],
+  );
+  return Number(row?.n ?? 0);
+}
+
+/** The volume is gone from its host: the row goes (unless snapshots still name it). */
+async function dropVolume(tx: Queryable, id: string) {
+  const [snap] = await tx.query('SELECT id FROM volume_snapshots WHERE volume_id = ?', [id]);
+  if (snap || (await attachmentCount(tx, id)) > 0) return;
+  await tx.query('DELETE FROM volumes WHERE id = ?', [id]);
+}
+
+async function volumeActive(tx: Queryable, v: LockedVolume, now: Date) {
+  if (v.status === 'creating' || v.status === 'extending')
+    return setStatus(tx, 'volumes', v.id, 'available', now);
+  if (v.status === 'deleting' || v.status === 'error_deleting') return dropVolume(tx, v.id);
+  if (v.status === 'detaching' && (await attachmentCount(tx, v.id)) === 0)
+    return setStatus(tx, 'volumes', v.id, 'available', now);
+}
+
+const VOLUME_ERRORS: Record<string, [string, Action]> = {
+  creating: ['error', 'create'],
+  extending: ['error_extending', 'extend'],
+  deleting: ['error_deleting', 'delete'],
+};
+
+export async function setError(
+  tx: Queryable,
+  table: string,
+  id: string,
+  status: string,
+  why: string,
+) {
+  await tx.query(`UPDATE ${table} SET status = ?, status_reason = ? WHERE id = ?`, [
+    status,
+    why,
+    id,
+  ]);
+}
+
+/** ERROR at `r`: the waiting status fails; a failed export drops its attachment. */
+async function volumeError(tx: Queryable, v: LockedVolume, r: number, why: string, now: Date) {
+  const failed = VOLUME_ERRORS[v.status];
+  const note = { projectId: v.project_id, id: v.id, reason: why };
+  if (failed) {
+    await setError(tx, 'volumes', v.id, failed[0], why);
+    return recordMessage(tx, { ...note, action: failed[1] }, now);
+  }
+  if (v.status !== 'attaching') return;
+  const dropped = await tx.query(
+    `DELETE FROM volume_attachments
+      WHERE volume_id = ? AND exported = FALSE AND export_revision <= ? RETURNING id`,
+    [v.id, r],
+  );
+  if (dropped.length === 0) return;
+  await recordMessage(tx, { ...note, action: 'attach' }, now);
+  return bumpVolume(tx, v.id, 'detaching', now, why);
+}
+
+async function applyVolume(
+  tx: Queryable,
+  host: string,
+  s: ResourceStatus,
+  now: Date,
+  hints: VolumeHints,
+) {
+  const v = await lockVolume(tx, s.id);
+  if (!v || v.host !== host) return false;
+  const r = s.revision ?? Number.MAX_SAFE_INTEGER;
+  if (s.status === 'ACTIVE') await markExported(tx, v.id, r, hints);
+  if (r < Number(v.status_revision)) return true;
+  if (s.status === 'ACTIVE') await volumeActive(tx, v, now);
+  else {
+    const why = s.reason ?? 'The volume agent could not serve the volume.';
+    const bumped = await volumeError(tx, v, r, why, now);
+    if (bumped) hints.volumes.push(bumped);
+  }
+  return true;
+}
+
+async function applySnapshot(tx: Queryable, host: string, s: ResourceStatus, now: Date) {
+  const [snap] = await tx.query<{ status: string; status_revision: number; project_id: string }>(
+    `UPDATE volume_snapshots SET revision_number = revision_number WHERE id = ?
+      RETURNING status, status_revision, project_id, volume_id`,
+    [s.id],
+  );
+  const [owner] = await tx.query<{ host: string | null }>(
+    'SELECT v.host FROM volume_snapshots s JOIN volumes v ON v.id = s.volume_id WHERE s.id = ?',
+    [s.id],
+  );
+  if (!snap || owner?.host !== host) return false;
+  if ((s.revision ?? Number.MAX_SAFE_INTEGER) < Number(snap.status_revision)) return true;
+  const gone = snap.status === 'deleting' || snap.status === 'error_deleting';
+  if (s.status === 'ACTIVE') {
+    if (gone) await tx.query('DELETE FROM volume_snapshots WHERE id = ?', [s.id]);
+    else if (snap.status === 'creating')
+      await setStatus(tx, 'volume_snapshots', s.id, 'available', now);
+    return true;
+  }
+  if (snap.status !== 'creating' && snap.status !== 'deleting') return true;
+  const why = s.reason ?? 'The volume agent could not serve the snapshot.';
+  await setError(tx, 'volume_snapshots', s.id, gone ? 'error_deleting' : 'error', why);
+  const action = gone ? 'snapshotDelete' : 'snapshotCreate';
+  await recordMessage(
+    tx,
+    { projectId: snap.project_id, snapshot: true, id: s.id, action, reason: why },
+    now,
+  );
+  return true;
+}
+
+export type ReportOf = (
+  tx: Queryable,
+  host: string,
+  s: ResourceStatus,
+  now: Date,
+  hints: VolumeHints,
+) => Promise<boolean>;
+
+/**
+ * Applies, in order, the statuses one agent of `host` reported, each by `applyOne` in a
+ * transaction of its own; the ids ignored (not that host's) and the hints to send.
+ */
+export async function applyEach(
+  db: Db,
+  host: string,
+  statuses: readonly ResourceStatus[],
+  now: Date,
+  applyOne: ReportOf,
+): Promise<{ ignored: string[]; hints: VolumeHints }> {
+  const hints: VolumeHints = { volumes: [], instances: [] };
+  const ignored: string[] = [];
+  for (const s of statuses) {
+    const own: VolumeHints = { volumes: [], instances: [] };
+    const applied = await db.transaction((tx) => applyOne(tx, host, s, now, own));
+    if (!applied) ignored.push(s.id);
+    hints.volumes.push(...own.volumes);
+    hints.instances.push(...own.instances);
+  }
+  return { ignored, hints };
+}
+
+/** A Volume agent's report: volumes and snapshots (other kinds: ignored). */
+export const applyStorageReport: ReportOf = (tx, host, s, now, hints) => {
+  if (s.resource === 'volume') return applyVolume(tx, host, s, now, hints);
+  if (s.resource === 'snapshot') return applySnapshot(tx, host, s, now);
+  return Promise.resolve(false);
+};

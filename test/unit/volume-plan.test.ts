@@ -1,0 +1,276 @@
+/**
+ * The volume agent's pure desired state and planning (agents/volume/desired.ts, plan.ts):
+ * names derived from the id, a target iff initiators (ACL sorted and deduplicated), data
+ * made / copied / grown only, never shrunk, a target brought to exactly the desired LUN,
+ * account and ACL, a detached volume's target removed even with a session, a deletion
+ * ordered target → accounts → zero → remove, zeroing per volume_clear and backend, the
+ * ERROR "in use" for a deletion asked with a connected session and a `keep` for an
+ * unclaimed one, LVM without activation refusing copies and exports before anything is
+ * made, snapshots made once and removed, and a backend mismatch refused.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { desiredSnapshot, desiredVolume, type PresentVolume } from '../../agents/volume/desired.ts';
+import {
+  GIB,
+  type ObservedObject,
+  type ObservedTarget,
+  planSnapshot,
+  planVolume,
+} from '../../agents/volume/plan.ts';
+import type { VolumeSettings } from '../../agents/volume/settings.ts';
+import { PermanentError } from '../../contracts/errors.ts';
+import type { SnapshotSpec, VolumeSpec } from '../../contracts/volume.ts';
+
+const ID = '11111111-1111-4111-8111-111111111111';
+const SRC = '22222222-2222-4222-8222-222222222222';
+const IQN = `iqn.2010-10.org.openstack:volume-${ID}`;
+const A = 'iqn.2010-10.org.kumo:host-a';
+const B = 'iqn.2010-10.org.kumo:host-b';
+const USER = 'abcdefghijklmnopqrst';
+const SECRET = '0123456789abcdef';
+
+const FILE: VolumeSettings = {
+  host: 'storage1',
+  driver: 'file',
+  volumesDir: '/var/lib/kumo/volumes',
+  vg: 'kumo-volumes',
+  lvmType: 'default',
+  activation: true,
+  volumeClear: 'zero',
+  portal: '127.0.0.1:3260',
+  tgtControlPort: 0,
+};
+const LVM: VolumeSettings = { ...FILE, driver: 'lvm' };
+
+const spec = (o: Partial<VolumeSpec> = {}): VolumeSpec => ({
+  id: ID,
+  size_gb: 1,
+  backend: 'file',
+  source: null,
+  auth: { username: USER, secret: SECRET },
+  initiators: [],
+  deleting: false,
+  revision: 3,
+  ...o,
+});
+const nothing: ObservedObject = { sizeBytes: null, target: null, accountExists: false };
+const target = (o: Partial<ObservedTarget> = {}): ObservedTarget => ({
+  tid: 7,
+  iqn: IQN,
+  backing: `/var/lib/kumo/volumes/volume-${ID}`,
+  accounts: [USER],
+  acl: [A],
+  sessions: 0,
+  ...o,
+});
+const kinds = (steps: { kind: string }[]) => steps.map((s) => s.kind);
+
+describe('desiredVolume', () => {
+  test('names from the id; no initiators, no target', () => {
+    const d = desiredVolume(spec(), ID, FILE) as PresentVolume;
+    assert.equal(d.state, 'present');
+    assert.equal(d.name, `volume-${ID}`);
+    assert.equal(d.target, null);
+  });
+  test('a target with LUN 1 on the file, the CHAP account and a sorted, unique ACL', () => {
+    const d = desiredVolume(spec({ initiators: [B, A, B] }), ID, FILE) as PresentVolume;
+    assert.deepEqual(d.target, {
+      iqn: IQN,
+      lun: 1,
+      backing: `/var/lib/kumo/volumes/volume-${ID}`,
+      user: USER,
+      secret: SECRET,
+      initiators: [A, B],
+    });
+  });
+  test('an LV is exported by its device; a source is named by its kind', () => {
+    const s = spec({ backend: 'lvm', initiators: [A], source: { kind: 'snapshot', id: SRC } });
+    const d = desiredVolume(s, ID, LVM) as PresentVolume;
+    assert.equal(d.target?.backing, `/dev/kumo-volumes/volume-${ID}`);
+    assert.deepEqual(d.source, { kind: 'snapshot', name: `snapshot-${SRC}` });
+  });
+  test('null is unclaimed, deleting is claimed; zeroing per backend and volume_clear', () => {
+    const un = desiredVolume(null, ID, FILE);
+    assert.deepEqual(
+      { ...un, state: un.state },
+      {
+        state: 'deleted',
+        id: ID,
+        name: `volume-${ID}`,
+        iqn: IQN,
+        user: null,
+        claimed: false,
+        clear: true,
+        revision: null,
+      },
+    );
+    const del = desiredVolume(spec({ deleting: true }), ID, FILE);
+    assert.equal(del.state === 'deleted' && del.claimed && del.user === USER, true);
+    const clearOf = (s: VolumeSettings) => {
+      const d = desiredVolume(null, ID, s);
+      return d.state === 'deleted' && d.clear;
+    };
+    assert.equal(clearOf({ ...FILE, volumeClear: 'none' }), false);
+    assert.equal(clearOf(LVM), true);
+    assert.equal(clearOf({ ...LVM, lvmType: 'thin' }), false);
+    assert.equal(clearOf({ ...LVM, activation: false }), false);
+  });
+  test('a spec for the other backend is refused for good', () => {
+    assert.throws(() => desiredVolume(spec({ backend: 'lvm' }), ID, FILE), PermanentError);
+  });
+});
+
+describe('planVolume', () => {
+  test('a new volume: the data object only', () => {
+    assert.deepEqual(planVolume(desiredVolume(spec({ size_gb: 2 }), ID, FILE), nothing, FILE), [
+      { kind: 'data-create', name: `volume-${ID}`, sizeGb: 2, why: `make volume-${ID}` },
+    ]);
+  });
+  test('from a source: copied when made, never again', () => {
+    const d = desiredVolume(spec({ source: { kind: 'volume', id: SRC } }), ID, FILE);
+    assert.deepEqual(kinds(planVolume(d, nothing, FILE)), ['data-copy']);
+    assert.deepEqual(planVolume(d, { ...nothing, sizeBytes: GIB }, FILE), []);
+  });
+  test('grows, never shrinks', () => {
+    const d = desiredVolume(spec({ size_gb: 2 }), ID, FILE);
+    assert.deepEqual(kinds(planVolume(d, { ...nothing, sizeBytes: GIB }, FILE)), ['data-extend']);
+    assert.deepEqual(planVolume(d, { ...nothing, sizeBytes: 3 * GIB }, FILE), []);
+  });
+  test('initiators: account made, then the whole target in one step', () => {
+    const d = desiredVolume(spec({ initiators: [A] }), ID, FILE);
+    const steps = planVolume(d, { ...nothing, sizeBytes: GIB }, FILE);
+    assert.deepEqual(kinds(steps), ['account-new', 'target-create']);
+    assert.deepEqual(
+      kinds(planVolume(d, { ...nothing, sizeBytes: GIB, accountExists: true }, FILE)),
+      ['target-create'],
+    );
+  });
+  test('a right target plans nothing; the ACL follows the initiators exactly', () => {
+    const has = { sizeBytes: GIB, target: target(), accountExists: true };
+    assert.deepEqual(planVolume(desiredVolume(spec({ initiators: [A] }), ID, FILE), has, FILE), []);
+    const steps = planVolume(desiredVolume(spec({ initiators: [B] }), ID, FILE), has, FILE);
+    assert.deepEqual(
+      steps.map((s) => [s.kind, 'initiator' in s ? s.initiator : '']),
+      [
+        ['acl-bind', B],
+        ['acl-unbind', A],
+      ],
+    );
+  });
+  test('a half-made target gets its LUN, account and binding; a foreign account is unbound', () => {
+    const o = {
+      sizeBytes: GIB,
+      target: target({ backing: null, accounts: ['zzzzzzzzzzzzzzzzzzzz'], acl: [] }),
+      accountExists: false,
+    };
+    const steps = planVolume(desiredVolume(spec({ initiators: [A] }), ID, FILE), o, FILE);
+    assert.deepEqual(kinds(steps), [
+      'lun-new',
+      'account-new',
+      'account-bind',
+      'account-unbind',
+      'acl-bind',
+    ]);
+  });
+  test('a target on another backing store is made again', () => {
+    const o = { sizeBytes: GIB, target: target({ backing: '/elsewhere' }), accountExists: true };
+    const steps = planVolume(desiredVolume(spec({ initiators: [A] }), ID, FILE), o, FILE);
+    assert.deepEqual(kinds(steps), ['target-delete', 'target-create']);
+  });
+  test('no initiators: the target goes, even with a session, and its account', () => {
+    const o = { sizeBytes: GIB, target: target({ sessions: 1 }), accountExists: true };
+    const steps = planVolume(desiredVolume(spec(), ID, FILE), o, FILE);
+    assert.deepEqual(steps, [
+      { kind: 'target-delete', tid: 7, force: true, why: `remove target ${IQN}` },
+      { kind: 'account-delete', user: USER, why: 'CHAP account' },
+    ]);
+  });
+  test('deleting: target, accounts, zero, remove — in that order', () => {
+    const o = { sizeBytes: GIB, target: target(), accountExists: true };
+    const steps = planVolume(desiredVolume(spec({ deleting: true }), ID, FILE), o, FILE);
+    assert.deepEqual(kinds(steps), ['target-delete', 'account-delete', 'data-zero', 'data-remove']);
+    const none = planVolume(
+      desiredVolume(spec({ deleting: true }), ID, { ...FILE, volumeClear: 'none' }),
+      { ...nothing, sizeBytes: GIB },
+      FILE,
+    );
+    assert.deepEqual(kinds(none), ['data-remove']);
+    assert.deepEqual(
+      planVolume(desiredVolume(spec({ deleting: true }), ID, FILE), nothing, FILE),
+      [],
+    );
+  });
+  test('deleting with a session connected is the ERROR "in use"; unclaimed, it is kept', () => {
+    const o = { sizeBytes: GIB, target: target({ sessions: 2 }), accountExists: true };
+    assert.throws(
+      () => planVolume(desiredVolume(spec({ deleting: true }), ID, FILE), o, FILE),
+      (e: Error) => e instanceof PermanentError && /in use: 2 iSCSI session/.test(e.message),
+    );
+    assert.deepEqual(kinds(planVolume(desiredVolume(null, ID, FILE), o, FILE)), ['keep']);
+    const free = { ...o, target: target() };
+    assert.deepEqual(kinds(planVolume(desiredVolume(null, ID, FILE), free, FILE)), [
+      'target-delete',
+      'account-delete',
+      'data-zero',
+      'data-remove',
+    ]);
+  });
+  test('LVM without activation refuses copies and exports, thin copies are snapshots', () => {
+    const meta = { ...LVM, activation: false };
+    const copy = desiredVolume(
+      spec({ backend: 'lvm', source: { kind: 'volume', id: SRC } }),
+      ID,
+      meta,
+    );
+    assert.throws(
+      () => planVolume(copy, nothing, meta),
+      /cannot copy data with lvm_activation = false/,
+    );
+    const thin = { ...meta, lvmType: 'thin' as const };
+    assert.deepEqual(kinds(planVolume(copy, nothing, thin)), ['data-copy']);
+    const exported = desiredVolume(spec({ backend: 'lvm', initiators: [A] }), ID, meta);
+    assert.throws(() => planVolume(exported, nothing, meta), /cannot export/);
+    assert.deepEqual(
+      kinds(planVolume(desiredVolume(spec({ backend: 'lvm' }), ID, meta), nothing, meta)),
+      ['data-create'],
+    );
+  });
+});
+
+describe('planSnapshot', () => {
+  const snap: SnapshotSpec = {
+    id: SRC,
+    volume_id: ID,
+    size_gb: 1,
+    backend: 'file',
+    deleting: false,
+    revision: 1,
+  };
+  test('made once from its volume', () => {
+    assert.deepEqual(planSnapshot(desiredSnapshot(snap, SRC, FILE), nothing), [
+      {
+        kind: 'data-snapshot',
+        name: `snapshot-${SRC}`,
+        origin: `volume-${ID}`,
+        sizeGb: 1,
+        why: `snapshot volume-${ID}`,
+      },
+    ]);
+    assert.deepEqual(
+      planSnapshot(desiredSnapshot(snap, SRC, FILE), { ...nothing, sizeBytes: GIB }),
+      [],
+    );
+  });
+  test('deleting or unclaimed: zeroed and removed', () => {
+    const has = { ...nothing, sizeBytes: GIB };
+    assert.deepEqual(
+      kinds(planSnapshot(desiredSnapshot({ ...snap, deleting: true }, SRC, FILE), has)),
+      ['data-zero', 'data-remove'],
+    );
+    assert.deepEqual(kinds(planSnapshot(desiredSnapshot(null, SRC, FILE), has)), [
+      'data-zero',
+      'data-remove',
+    ]);
+  });
+});
