@@ -32,6 +32,8 @@ export interface Tgtd {
   /** `127.0.0.1:<port>`, as the volume agent reports target_portal. */
   portal: string;
   logPath: string;
+  /** The running daemon's pid (for a synchronous last-resort kill at exit). */
+  readonly pid: number | undefined;
   tgtadm(args: string[]): Promise<RunResult>;
   targets(): Promise<TgtTarget[]>;
   /** SIGKILL (a crash); the ports stay reserved for `start()`. */
@@ -125,6 +127,9 @@ export async function startTgtd(dir: string): Promise<Tgtd> {
     port,
     portal: `127.0.0.1:${port}`,
     logPath,
+    get pid() {
+      return child?.exitCode === null && child.signalCode === null ? child.pid : undefined;
+    },
     tgtadm,
     targets: async () => {
       const r = await tgtadm(['--op', 'show', '--mode', 'target']);
