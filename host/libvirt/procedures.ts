@@ -18,6 +18,7 @@ import {
   VIR_UUID_BUFLEN,
   writeDomain,
 } from './protocol.ts';
+import { secretProcedures } from './secrets.ts';
 import type { ArgsWriter, DomainInfo, LibvirtClient, RetReader } from './types.ts';
 import type { XdrReader, XdrWriter } from './xdr.ts';
 
@@ -179,5 +180,6 @@ export function procedures(call: ProcCall): Procedures {
     ...saveProcedures(call),
     ...inspectProcedures(call),
     ...deviceProcedures(call),
+    ...secretProcedures(call),
   };
 }
