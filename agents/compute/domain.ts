@@ -20,6 +20,8 @@ import {
   type DomainSpec,
   validateDomainSpec,
 } from './domain-spec.ts';
+import { renderVolumeDisk } from './volume-xml.ts';
+import { xmlEscape } from './xml-escape.ts';
 
 export {
   type DiskFormat,
@@ -34,23 +36,7 @@ export {
 
 export const KUMO_INSTANCE_XMLNS = 'https://kumo.dev/xmlns/instance/1.0';
 
-/** Escapes text and attribute values (attributes are written in single quotes). */
-export function xmlEscape(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => {
-    switch (c) {
-      case '&':
-        return '&amp;';
-      case '<':
-        return '&lt;';
-      case '>':
-        return '&gt;';
-      case '"':
-        return '&quot;';
-      default:
-        return '&apos;';
-    }
-  });
-}
+export { xmlEscape };
 
 type Add = (indent: number, line: string) => void;
 const e = xmlEscape;
@@ -128,6 +114,7 @@ function renderDevices(s: CheckedSpec, add: Add): void {
     add(3, '<readonly/>');
     add(2, '</disk>');
   }
+  for (const v of s.volumes) add(0, renderVolumeDisk(v, 2));
   for (const n of s.nics) renderNic(n, add);
   add(2, "<serial type='file'>");
   add(3, `<source path='${e(s.consoleLog)}'/>`);

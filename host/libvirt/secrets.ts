@@ -7,7 +7,6 @@
  * no procedure here that reads one back (libvirtd refuses that for private secrets anyway).
  */
 import type { CallOptions } from '../session/session.ts';
-import type { ProcCall } from './procedures.ts';
 import {
   RemoteProc as P,
   REMOTE_SECRET_LIST_MAX,
@@ -19,6 +18,7 @@ import {
   VIR_UUID_BUFLEN,
   writeSecret,
 } from './protocol.ts';
+import type { ProcCall } from './types.ts';
 import type { XdrReader } from './xdr.ts';
 
 const none = (): undefined => undefined;

@@ -74,6 +74,14 @@ export interface ReconnectedEvent {
 export type ArgsWriter = (w: XdrWriter) => void;
 export type RetReader<T> = (r: XdrReader) => T;
 
+/** The client's raw call: procedure number, argument writer, ret decoder. */
+export type ProcCall = <T>(
+  proc: number,
+  args: ArgsWriter | undefined,
+  ret: RetReader<T>,
+  opts?: CallOptions,
+) => Promise<T>;
+
 export interface LibvirtClient {
   readonly uri: string;
   /** Raw call of a remote program procedure (for procedures without a wrapper here). */
