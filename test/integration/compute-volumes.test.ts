@@ -79,6 +79,7 @@ describe('compute volume attachments: libvirt (qemu:///system) + a real tgtd', {
   const domXml = async (flags = 0) => lv.getXmlDesc(await lv.lookupByUuid(ID), flags);
   const secretIds = async () => (await attachmentSecrets(lv)).map((s) => s.uuid);
   const reconcile = () => reconciler.reconcile('instance', ID);
+  const conn = (v: InstanceVolume) => v.connection as NonNullable<InstanceVolume['connection']>;
   const lastStatus = (id: string) => statuses.filter((s) => s.id === id).at(-1);
 
   const volume = (attachmentId: string, over: Partial<InstanceVolume> = {}): InstanceVolume => ({
@@ -325,7 +326,7 @@ describe('compute volume attachments: libvirt (qemu:///system) + a real tgtd', {
     const bad = volume(att);
     spec = {
       ...spec,
-      volumes: [{ ...bad, connection: { ...bad.connection!, auth_password: 'WrongWrongWrong0' } }],
+      volumes: [{ ...bad, connection: { ...conn(bad), auth_password: 'WrongWrongWrong0' } }],
     };
     await reconcile();
     const st = lastStatus(att);
