@@ -9,6 +9,8 @@
  * the tap into the bridge with the port id as `iface-id`) or a plain `ethernet` tap that
  * libvirt creates and the agent plugs itself (when ovs-vswitchd runs in another netns).
  * The metadata names the host that owns the domain, so an agent only ever manages its own.
+ * Attached volumes are iSCSI network disks `vdb`… (volume-xml.ts), so every define puts
+ * them back.
  *
  * Pure: `renderDomainXml(spec)` validates every field first (domain-spec.ts: a
  * `DomainSpecError` that names the field) and escapes every value it writes.

@@ -23,7 +23,10 @@
  * - a spawn waiting for its ports stops when the instance is no longer spawning (deleted
  *   meanwhile) and reports nothing: the next reconcile, queued by the hint, tears it down;
  * - an instance whose domain is not ours and that has no task is reported on never; one
- *   the API no longer knows only when what was left of it has been removed (`deleted`).
+ *   the API no longer knows only when what was left of it has been removed (`deleted`);
+ * - its volume attachments are planned around its own steps (volume-plan.ts: secrets
+ *   before, plugs and unplugs after) and, once an apply succeeded, each attachment of the
+ *   spec is reported (report_status `attachment`, ACTIVE or ERROR, with its revision).
  */
 import { PermanentError, TransientError } from '../../contracts/errors.ts';
 import type { InstanceSpec, UpdateInstanceArgs } from '../../contracts/instances.ts';
