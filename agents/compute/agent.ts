@@ -6,9 +6,13 @@
  *   domain of this host, and its reconnects, feed the reconcile queue (links.ts), so
  *   power states follow what happens to guests outside the agent too;
  * - one reconcile key per instance (`instance:<uuid>`), run by core/reconciler.ts with the
- *   `instance` kind (instance.ts), up to COMPUTE_QUEUE_WIDTH at once, with the hint's
- *   revision (the task_id); reports go through core/status.ts to update_instance, only
- *   when they changed;
+ *   `instance` kind (instance.ts), up to COMPUTE_QUEUE_WIDTH at once; every hint runs a
+ *   reconcile (the API hints an attachment's change with the task_id it already hinted,
+ *   so a revision would skip it; a task is still done once: the ledger); reports go
+ *   through core/status.ts to update_instance, only when they changed, and attachments'
+ *   through report_status (agents/lib/status.ts);
+ * - a resync removes the attachment secrets (`kumo-attachment-<uuid>`) that no instance
+ *   of this host lists and no domain of this host names (volumes.ts pruneSecrets);
  * - a resync forgets what was reported (sent again) and the failed tasks (tried again),
  *   and reconciles every instance the API lists for this host and every instance this host
  *   still has (own domains, own instance directories: never another host's on a shared
@@ -29,6 +33,7 @@ import { PermanentError } from '../../contracts/errors.ts';
 import { GetHostInstancesResult, type UpdateInstanceArgs } from '../../contracts/instances.ts';
 import { PLUGIN_TOPIC } from '../../contracts/messages.ts';
 import { UUID } from '../../contracts/schema.ts';
+import type { ResourceStatus } from '../../contracts/status.ts';
 import type { AgentControl, AgentHooks } from '../../core/agent.ts';
 import { type KumoConfig, required } from '../../core/config.ts';
 import { createReconciler, type Reconciler } from '../../core/reconciler.ts';
@@ -37,10 +42,11 @@ import type { LibvirtClient } from '../../host/libvirt/client.ts';
 import { hostResources } from '../../host/system/resources.ts';
 import { classify } from '../lib/errors.ts';
 import { type LazyOvsdb, lazyOvsdb } from '../lib/ovsdb.ts';
+import { statusReporter } from '../lib/status.ts';
 import type { HookDeps } from '../run.ts';
 import { type HostBoot, hostBoot } from './boot.ts';
 import { consoleTail } from './console.ts';
-import { type ComputeSettings, pathsOf } from './desired.ts';
+import { type ComputeSettings, initiatorOf, pathsOf } from './desired.ts';
 import { computeSettings, type Usage, usageOf, versionText } from './host-info.ts';
 import { createImageCache, type ImageCache } from './image-cache.ts';
 import { createInstanceKind, forgetFailures, type TaskLedger } from './instance.ts';
@@ -48,6 +54,7 @@ import { ownInstanceIds, referencedImages } from './instance-dir.ts';
 import { connectLibvirt, watchDomains } from './links.ts';
 import { type KumoMetadata, listOwnDomains } from './observe.ts';
 import { getConfigDrive, waitPortsActive } from './rpc.ts';
+import { ownDomainXml, pruneSecrets } from './volumes.ts';
 
 /** update_instance for every changed report (the API ends a task only on its own id). */
 function instanceReporter({ broker, log }: HookDeps): StatusReporter<UpdateInstanceArgs> {
@@ -95,6 +102,8 @@ function instanceReconciler(a: ComputeAgent, hookDeps: HookDeps): Reconciler {
     applied: (id) => {
       if (a.onStart.delete(id)) void recordBootIfDone(a);
     },
+    attachments: a.attachments,
+    volumeIds: a.volumeIds,
   });
   return createReconciler({ log, kinds: { instance: kind }, classify });
 }
@@ -118,6 +127,10 @@ interface ComputeAgent {
   versions: { libvirt: string; hypervisor: number };
   images(): ImageCache;
   reporter: StatusReporter<UpdateInstanceArgs>;
+  /** report_status of volume attachments. */
+  attachments: StatusReporter<ResourceStatus>;
+  /** The attachment ids each instance's last fetched spec lists. */
+  volumeIds: Map<string, ReadonlySet<string>>;
   ledger: TaskLedger;
   /** Ids to run again if active and off: the host booted, and they are not reconciled since. */
   onStart: Set<string>;
@@ -165,6 +178,7 @@ async function configurations(a: ComputeAgent) {
     ram_allocation_ratio: config.compute.ram_allocation_ratio,
     disk_allocation_ratio: config.compute.disk_allocation_ratio,
     reserved_host_memory_mb: config.compute.reserved_host_memory_mb,
+    iscsi_initiator: initiatorOf(a.settings),
   };
 }
 
@@ -197,6 +211,7 @@ async function pruneImages(a: ComputeAgent): Promise<void> {
  */
 function forgetForResync(a: ComputeAgent, ids: ReadonlySet<string>): void {
   forgetFailures(a.ledger);
+  a.attachments.forget();
   for (const id of a.ledger.keys()) if (!ids.has(id)) a.ledger.delete(id);
   for (const key of a.reporter.sentKeys())
     if (!ids.has(key.slice(key.indexOf(':') + 1))) a.reporter.drop(key);
@@ -218,6 +233,18 @@ async function resync(a: ComputeAgent): Promise<void> {
   forgetForResync(a, ids);
   for (const id of ids) enqueue(a, id);
   await pruneImages(a);
+  await pruneOrphanSecrets(a);
+}
+
+async function pruneOrphanSecrets(a: ComputeAgent): Promise<void> {
+  const known = () => new Set([...a.volumeIds.values()].flatMap((ids) => [...ids]));
+  try {
+    const xml = () => ownDomainXml(a.libvirt, a.settings.host, a.metaCache);
+    const removed = await pruneSecrets(a.libvirt, xml, known);
+    if (removed.length > 0) a.log.info({ removed }, 'orphan attachment secrets removed');
+  } catch (e) {
+    a.log.warn({ err: (e as Error).message }, 'attachment secrets not pruned');
+  }
 }
 
 async function reconcile(
@@ -230,7 +257,8 @@ async function reconcile(
     throw new PermanentError(`kumo-compute-agent does not manage ${resource}`);
   if (!UUID.test(id)) throw new PermanentError(`not an instance id: ${JSON.stringify(id)}`);
   a.known.add(id);
-  await a.reconciler?.reconcile('instance', id, revision);
+  a.log.debug({ instanceId: id, revision }, 'instance hinted');
+  await a.reconciler?.reconcile('instance', id);
   a.metaCache.delete(id);
   a.log.debug({ instanceId: id }, 'instance reconciled');
 }
@@ -253,6 +281,8 @@ async function connect(hookDeps: HookDeps): Promise<ComputeAgent> {
     },
     images: imageCache(hookDeps, settings),
     reporter: instanceReporter(hookDeps),
+    attachments: statusReporter(broker, settings.host, 'compute'),
+    volumeIds: new Map(),
     ledger: new Map(),
     onStart: new Set(),
     metaCache: new Map(),

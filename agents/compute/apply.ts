@@ -40,6 +40,7 @@ import type { PhaseTimes } from './report.ts';
 import { type ComputeStep, type InstanceStep, phaseOf } from './steps.ts';
 import { observeVifs, type VifDeps } from './vif.ts';
 import { planVifs } from './vif-plan.ts';
+import { defineSecret, removeSecret, runVolumeStep } from './volumes.ts';
 
 export interface ApplyDeps extends VifDeps, ConfigDriveDeps {
   libvirt: LibvirtClient;
@@ -49,10 +50,12 @@ export interface ApplyDeps extends VifDeps, ConfigDriveDeps {
   waitPorts(instanceId: string, timeoutMs: number): Promise<void>;
 }
 
-/** What an apply did: the time of each spawn phase, and the report step it reached. */
+/** What an apply did: the time of each spawn phase, the report step it reached, and the
+ * attachments whose attach or detach failed (why). */
 export interface Applied {
   times: PhaseTimes;
   report: Extract<ComputeStep, { kind: 'report' }> | null;
+  volumeFailures: Map<string, string>;
 }
 
 const POLL_MS = 250;
@@ -132,7 +135,10 @@ async function define(lv: LibvirtClient, xml: string): Promise<void> {
   }
 }
 
-type DomainStep = Extract<ComputeStep, { uuid: string }>;
+type DomainStep = Exclude<
+  Extract<ComputeStep, { uuid: string }>,
+  { kind: 'volume-attach' | 'volume-detach' }
+>;
 
 async function domainStep(deps: ApplyDeps, step: DomainStep): Promise<void> {
   const lv = deps.libvirt;
@@ -182,8 +188,19 @@ async function plugVifs(deps: ApplyDeps, step: Extract<ComputeStep, { kind: 'plu
   await runSteps(executorDeps(deps), planVifs(v, observed), { instanceId: v.vmUuid });
 }
 
-async function ownStep(deps: ApplyDeps, step: Exclude<ComputeStep, { kind: 'report' }>) {
+async function ownStep(
+  deps: ApplyDeps,
+  step: Exclude<ComputeStep, { kind: 'report' }>,
+  applied: Applied,
+) {
   switch (step.kind) {
+    case 'volume-secret':
+      return defineSecret(deps.libvirt, step.xml, step.value);
+    case 'volume-attach':
+    case 'volume-detach':
+      return runVolumeStep(deps.libvirt, step, applied.volumeFailures);
+    case 'volume-secret-remove':
+      return removeSecret(deps.libvirt, step.attachmentId);
     case 'image-fetch':
       return fetchImages(deps, step);
     case 'reset-files':
@@ -223,10 +240,10 @@ export async function runInstanceSteps(
   id: string,
   steps: readonly InstanceStep[],
 ): Promise<Applied> {
-  const applied: Applied = { times: {}, report: null };
+  const applied: Applied = { times: {}, report: null, volumeFailures: new Map() };
   const extra = async (step: ComputeStep) => {
     if (step.kind === 'report') applied.report = step;
-    else await ownStep(deps, step);
+    else await ownStep(deps, step, applied);
   };
   const exec = executorDeps(deps);
   for (const step of steps) {

@@ -15,6 +15,7 @@ import { PermanentError } from '../../contracts/errors.ts';
 import type { InstanceImage, InstanceSpec } from '../../contracts/instances.ts';
 import { portDevice } from '../../host/ip/names.ts';
 import { type DomainSpec, instanceName, renderDomainXml, type VirtType } from './domain.ts';
+import { checkVolumeDisk, type VolumeDisk } from './volume-xml.ts';
 
 export interface ComputeSettings {
   /** `[DEFAULT] host`: written into every domain's metadata; only such domains are ours. */
@@ -32,7 +33,13 @@ export interface ComputeSettings {
   stateDir: string;
   /** `[compute] force_config_drive`: every instance gets a config drive. */
   forceConfigDrive: boolean;
+  /** `[compute] iscsi_initiator_name`; absent: `iqn.2010-10.org.kumo:<host>`. */
+  iscsiInitiator?: string;
 }
+
+/** This host's iSCSI initiator name, which volume targets admit while attached here. */
+export const initiatorOf = (s: Pick<ComputeSettings, 'host' | 'iscsiInitiator'>) =>
+  s.iscsiInitiator ?? `iqn.2010-10.org.kumo:${s.host}`;
 
 /** A spec that cannot become a domain; its spawn fails with this message (not retried). */
 export class InstanceSpecError extends PermanentError {
@@ -112,6 +119,8 @@ export interface DesiredInstance {
   nics: DesiredNic[];
   /** The instance has a config drive: asked for, or forced by the host's config. */
   configDrive: boolean;
+  /** The volumes to attach (valid `attach` entries), on the domain whenever it is defined. */
+  volumes: VolumeDisk[];
   xml: string;
 }
 
@@ -183,6 +192,7 @@ function domainSpecOf(
       vif,
       ...(vif === 'ovs' ? { bridge: s.intBridge } : {}),
     })),
+    volumes: d.volumes,
     consoleLog: d.paths.console,
     metadata: {
       flavorName: spec.flavor.name,
@@ -210,8 +220,28 @@ export function desiredInstance(spec: InstanceSpec, s: ComputeSettings): Desired
     ramdisk: spec.ramdisk,
     nics: nicsOf(spec),
     configDrive: spec.config_drive || s.forceConfigDrive,
+    volumes: attachedVolumes(spec, s),
   };
   return { ...d, xml: renderDomainXml(domainSpecOf(spec, s, d)) };
+}
+
+/**
+ * The disks of the spec's `attach` entries; one that cannot be a disk is left out here
+ * (the volume plan reports its attachment ERROR), so it never fails the instance.
+ */
+export function attachedVolumes(spec: InstanceSpec, s: ComputeSettings): VolumeDisk[] {
+  const initiator = initiatorOf(s);
+  const seen = new Set<string>();
+  return (spec.volumes ?? []).flatMap((v) => {
+    if (v.action !== 'attach' || seen.has(v.device) || seen.has(v.volume_id)) return [];
+    try {
+      const disk = checkVolumeDisk(v, initiator);
+      seen.add(v.device).add(v.volume_id);
+      return [disk];
+    } catch {
+      return [];
+    }
+  });
 }
 
 /** The images a boot needs in the cache. */

@@ -15,6 +15,7 @@ import { PermanentError } from '../../contracts/errors.ts';
 import { HOSTNAME } from '../../contracts/schema.ts';
 import { DOMAIN_LIMITS, domainTextProblem } from '../../contracts/servers.ts';
 import { portDevice } from '../../host/ip/names.ts';
+import { type VolumeDisk, validateVolumeDisks } from './volume-xml.ts';
 
 export type VirtType = 'kvm' | 'qemu';
 export type DiskFormat = 'qcow2' | 'raw';
@@ -51,6 +52,8 @@ export interface DomainSpec {
   /** The config drive image: a read-only cdrom. */
   configDrive?: string;
   nics: DomainNic[];
+  /** Attached volumes: iSCSI network disks `vdb`… (volume-xml.ts), put back on every define. */
+  volumes?: VolumeDisk[];
   /** File the serial console (ttyS0) is written to. */
   consoleLog: string;
   metadata: {
@@ -171,6 +174,7 @@ export interface CheckedSpec extends CheckedBoot {
   diskGiB: number | undefined;
   virtType: VirtType;
   nics: CheckedNic[];
+  volumes: VolumeDisk[];
   consoleLog: string;
   flavorName: string;
   imageId: string;
@@ -250,6 +254,7 @@ export function validateDomainSpec(spec: DomainSpec): CheckedSpec {
     diskGiB: opt(flavor.diskGiB, (v) => int('flavor.diskGiB', v, 0, 2 ** 31 - 1)),
     virtType: oneOf('virtType', spec.virtType, ['kvm', 'qemu'] as const),
     nics,
+    volumes: validateVolumeDisks(spec.volumes ?? []),
     consoleLog: path('consoleLog', spec.consoleLog),
     flavorName: text('metadata.flavorName', meta.flavorName, textMax),
     imageId: uuid('metadata.imageId', meta.imageId),

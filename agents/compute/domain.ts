@@ -9,6 +9,8 @@
  * the tap into the bridge with the port id as `iface-id`) or a plain `ethernet` tap that
  * libvirt creates and the agent plugs itself (when ovs-vswitchd runs in another netns).
  * The metadata names the host that owns the domain, so an agent only ever manages its own.
+ * Attached volumes are iSCSI network disks `vdb`… (volume-xml.ts), so every define puts
+ * them back.
  *
  * Pure: `renderDomainXml(spec)` validates every field first (domain-spec.ts: a
  * `DomainSpecError` that names the field) and escapes every value it writes.
@@ -20,6 +22,8 @@ import {
   type DomainSpec,
   validateDomainSpec,
 } from './domain-spec.ts';
+import { renderVolumeDisk } from './volume-xml.ts';
+import { xmlEscape } from './xml-escape.ts';
 
 export {
   type DiskFormat,
@@ -34,23 +38,7 @@ export {
 
 export const KUMO_INSTANCE_XMLNS = 'https://kumo.dev/xmlns/instance/1.0';
 
-/** Escapes text and attribute values (attributes are written in single quotes). */
-export function xmlEscape(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => {
-    switch (c) {
-      case '&':
-        return '&amp;';
-      case '<':
-        return '&lt;';
-      case '>':
-        return '&gt;';
-      case '"':
-        return '&quot;';
-      default:
-        return '&apos;';
-    }
-  });
-}
+export { xmlEscape };
 
 type Add = (indent: number, line: string) => void;
 const e = xmlEscape;
@@ -128,6 +116,7 @@ function renderDevices(s: CheckedSpec, add: Add): void {
     add(3, '<readonly/>');
     add(2, '</disk>');
   }
+  for (const v of s.volumes) add(0, renderVolumeDisk(v, 2));
   for (const n of s.nics) renderNic(n, add);
   add(2, "<serial type='file'>");
   add(3, `<source path='${e(s.consoleLog)}'/>`);

@@ -22,6 +22,9 @@ export function computeSettings(config: KumoConfig): ComputeSettings {
     shutdownTimeoutMs: config.compute.shutdown_timeout * 1000,
     stateDir: `${config.DEFAULT.state_path}/compute`,
     forceConfigDrive: config.compute.force_config_drive,
+    ...(config.compute.iscsi_initiator_name
+      ? { iscsiInitiator: config.compute.iscsi_initiator_name }
+      : {}),
   };
 }
 

@@ -23,11 +23,15 @@
  * - a spawn waiting for its ports stops when the instance is no longer spawning (deleted
  *   meanwhile) and reports nothing: the next reconcile, queued by the hint, tears it down;
  * - an instance whose domain is not ours and that has no task is reported on never; one
- *   the API no longer knows only when what was left of it has been removed (`deleted`).
+ *   the API no longer knows only when what was left of it has been removed (`deleted`);
+ * - its volume attachments are planned around its own steps (volume-plan.ts: secrets
+ *   before, plugs and unplugs after) and, once an apply succeeded, each attachment of the
+ *   spec is reported (report_status `attachment`, ACTIVE or ERROR, with its revision).
  */
 import { PermanentError, TransientError } from '../../contracts/errors.ts';
-import type { UpdateInstanceArgs } from '../../contracts/instances.ts';
+import type { InstanceSpec, UpdateInstanceArgs } from '../../contracts/instances.ts';
 import type { PowerState } from '../../contracts/servers.ts';
+import type { ResourceStatus } from '../../contracts/status.ts';
 import type { ResourceKindSpec } from '../../core/reconciler.ts';
 import type { StatusReporter } from '../../core/status.ts';
 import { classify } from '../lib/errors.ts';
@@ -44,6 +48,8 @@ import {
   type InstanceTarget,
   instanceTarget,
 } from './target.ts';
+import { planVolumes, volumeStatuses } from './volume-plan.ts';
+import { observeVolumes } from './volumes.ts';
 
 /** A task failed: what the API is told (vm_state and fault); not retried until a resync. */
 export class TaskFailedError extends PermanentError {
@@ -71,6 +77,13 @@ export interface InstanceDeps extends ApplyDeps, RpcDeps {
   onStart: ReadonlySet<string>;
   /** An apply of the instance succeeded. */
   applied(id: string): void;
+  /**
+   * report_status of attachments (`attachment:<id>`), sent after each successful apply;
+   * absent (a harness of instances alone): not reported.
+   */
+  attachments?: StatusReporter<ResourceStatus>;
+  /** The attachment ids each instance's last fetched spec listed (orphan secrets: resync). */
+  volumeIds?: Map<string, ReadonlySet<string>>;
 }
 
 /** What an apply leaves for the report: the power state after it, and the task's report. */
@@ -157,6 +170,7 @@ async function applyInstance(
     }
     return failTask(deps, st.targets.get(id) as InstanceTarget, steps, err);
   }
+  await reportVolumes(deps, st.targets.get(id), applied.volumeFailures);
   const report = reportOf(applied);
   if (report?.task_done !== undefined)
     deps.ledger.set(id, { taskId: report.task_done, report, failed: false });
@@ -178,8 +192,46 @@ function reportAfter(
   return updateArgs(host, id, fetched.spec?.task_id ?? null, o.power ?? 0, report ?? {});
 }
 
+/** The attachment statuses after a successful apply, sent at once. */
+async function reportVolumes(
+  deps: InstanceDeps,
+  t: InstanceTarget | undefined,
+  failures: ReadonlyMap<string, string>,
+): Promise<void> {
+  const reporter = deps.attachments;
+  if (!t || !reporter) return;
+  const statuses = volumeStatuses(t, failures);
+  for (const s of statuses) reporter.set(`attachment:${s.id}`, s);
+  if (statuses.length > 0) await reporter.flush();
+}
+
+/** Remembers the attachments the spec lists; those it no longer lists are forgotten. */
+function rememberVolumes(deps: InstanceDeps, id: string, spec: InstanceSpec | null): void {
+  const known = deps.volumeIds;
+  if (!known) return;
+  const now = new Set((spec?.volumes ?? []).map((v) => v.attachment_id));
+  for (const old of known.get(id) ?? [])
+    if (!now.has(old)) deps.attachments?.drop(`attachment:${old}`);
+  if (now.size > 0) known.set(id, now);
+  else known.delete(id);
+}
+
+/** The instance as observe.ts sees it, and (its domain ours, or none) its volumes. */
+async function observeAll(deps: InstanceDeps, t: InstanceTarget): Promise<ObservedInstance> {
+  const o = await observeInstance(deps, t);
+  if (o.domain !== null && o.domain.meta?.host !== deps.settings.host) return o;
+  return { ...o, volumes: await observeVolumes(deps.libvirt, o.domain, t.volumes.length) };
+}
+
+/** The instance's own steps, with its volumes' around them (volume-plan.ts). */
+function planAll(target: InstanceTarget, observed: ObservedInstance): InstanceStep[] {
+  const v = planVolumes(target, observed.domain, observed.volumes);
+  return [...v.before, ...planInstance(target, observed), ...v.after];
+}
+
 async function fetchInstance(deps: InstanceDeps, id: string): Promise<FetchedInstance> {
   const spec = await getInstance(deps, id);
+  rememberVolumes(deps, id, spec);
   const prior = deps.ledger.get(id);
   const open = spec?.task_state ? spec.task_id : null;
   const finished = prior && prior.taskId === open ? prior : null;
@@ -208,12 +260,12 @@ export function createInstanceKind(deps: InstanceDeps): InstanceKind {
     async observe(id, target) {
       st.targets.set(id, target);
       try {
-        return await observeInstance(deps, target);
+        return await observeAll(deps, target);
       } catch (e) {
         throw unobserved(deps, target, classify(e));
       }
     },
-    plan: (target, observed) => planInstance(target, observed),
+    plan: planAll,
     apply: (steps, id) => applyInstance(deps, st, steps, id),
     revisionOf: (fetched) => fetched.spec?.task_id,
     status: {

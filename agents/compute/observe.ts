@@ -26,6 +26,7 @@ import { readOwner } from './instance-dir.ts';
 import type { InstanceTarget } from './target.ts';
 import { observeVifs, type VifDeps } from './vif.ts';
 import type { ObservedVifs } from './vif-plan.ts';
+import type { ObservedVolumes } from './volume-xml.ts';
 
 export interface KumoMetadata {
   uuid: string;
@@ -62,6 +63,8 @@ export interface ObservedInstance {
   files: ObservedFiles;
   /** Its OVS ports (and, ethernet mode, its taps); null when not read (see observeInstance). */
   vifs: ObservedVifs | null;
+  /** Its volume disks and this host's attachment secrets (volumes.ts); absent: not read. */
+  volumes?: ObservedVolumes;
 }
 
 const ENTITIES: Record<string, string> = {

@@ -67,6 +67,40 @@ export type ComputeStep =
   | { kind: 'wait-ports'; instanceId: string; timeoutMs: number; why: string }
   | { kind: 'remove-instance-dir'; paths: InstancePaths; host: string; why: string }
   | {
+      /** Defines the attachment's CHAP secret (libvirt: uuid = attachment id) and sets its value. */
+      kind: 'volume-secret';
+      attachmentId: string;
+      xml: string;
+      value: string;
+      why: string;
+    }
+  | {
+      /**
+       * Hot-plugs the volume's disk (LIVE|CONFIG when the domain is active, CONFIG when it
+       * is off) unless the domain has it; its failure is the attachment's (ERROR, its
+       * secret removed), never the instance's.
+       */
+      kind: 'volume-attach';
+      uuid: string;
+      attachmentId: string;
+      volumeId: string;
+      xml: string;
+      secret: { xml: string; value: string };
+      why: string;
+    }
+  | {
+      /** Unplugs the disk, waits until the guest released it, removes the secret. */
+      kind: 'volume-detach';
+      uuid: string;
+      /** null: a stray disk (its attachment is not in the spec): nothing to report. */
+      attachmentId: string | null;
+      volumeId: string;
+      xml: string;
+      timeoutMs: number;
+      why: string;
+    }
+  | { kind: 'volume-secret-remove'; attachmentId: string; why: string }
+  | {
       kind: 'report';
       report: Report;
       onFailure: OnFailure | null;

@@ -13,18 +13,21 @@
  */
 import type { InstanceSpec } from '../../contracts/instances.ts';
 import type { VmState } from '../../contracts/servers.ts';
+import type { InstanceVolume } from '../../contracts/volume.ts';
 import {
   type ComputeSettings,
   type DesiredInstance,
   type DesiredNic,
   desiredInstance,
   type InstancePaths,
+  initiatorOf,
   nicsOf,
   pathsOf,
   type VifMode,
   vifMode,
 } from './desired.ts';
 import type { Report } from './report.ts';
+import { checkVolumeDisk } from './volume-xml.ts';
 
 /** What the instance's state asks of this host. `settled`: no task, only report. */
 export type Intent =
@@ -122,6 +125,30 @@ export interface InstanceTarget {
   instance: DesiredInstance | null;
   /** Why the spec cannot become a domain. */
   problem: string | null;
+  /** The spec's volume attachments (attach and detach entries). */
+  volumes: InstanceVolume[];
+  /** This host's iSCSI initiator name. */
+  initiator: string;
+  /** Attachments whose `attach` entry cannot be a disk, and why (reported ERROR). */
+  volumeProblems: ReadonlyMap<string, string>;
+}
+
+/** Why each `attach` entry that cannot be a disk cannot (a device or volume twice too). */
+function volumeProblems(volumes: InstanceVolume[], initiator: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const seen = new Set<string>();
+  for (const v of volumes) {
+    if (v.action !== 'attach') continue;
+    try {
+      checkVolumeDisk(v, initiator);
+      const twice = [v.device, v.volume_id].find((k) => seen.has(k));
+      if (twice !== undefined) throw new Error(`${twice} is attached twice`);
+      seen.add(v.device).add(v.volume_id);
+    } catch (e) {
+      out.set(v.attachment_id, (e as Error).message);
+    }
+  }
+  return out;
 }
 
 function buildable(spec: InstanceSpec | null, intent: Intent, s: ComputeSettings) {
@@ -164,5 +191,8 @@ export function instanceTarget(
     nics: instance?.nics ?? knownNics(f.spec),
     instance,
     problem,
+    volumes: f.spec?.volumes ?? [],
+    initiator: initiatorOf(settings),
+    volumeProblems: volumeProblems(f.spec?.volumes ?? [], initiatorOf(settings)),
   };
 }

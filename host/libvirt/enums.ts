@@ -23,10 +23,22 @@ export const VirErrorNumber = {
   VIR_ERR_NO_DOMAIN: 42,
   VIR_ERR_AUTH_FAILED: 45,
   VIR_ERR_OPERATION_INVALID: 55,
+  VIR_ERR_NO_SECRET: 66,
   VIR_ERR_CONFIG_UNSUPPORTED: 67,
   VIR_ERR_OPERATION_TIMEOUT: 68,
   VIR_ERR_ARGUMENT_UNSUPPORTED: 74,
   VIR_ERR_OPERATION_UNSUPPORTED: 84,
+} as const;
+
+/** virSecretUsageType: what a secret's usage element names. */
+export const SecretUsageType = { NONE: 0, VOLUME: 1, CEPH: 2, ISCSI: 3, TLS: 4, VTPM: 5 } as const;
+
+/** virConnectListAllSecretsFlags (0 = all). */
+export const ListSecretsFlags = {
+  EPHEMERAL: 1,
+  NO_EPHEMERAL: 2,
+  PRIVATE: 4,
+  NO_PRIVATE: 8,
 } as const;
 
 /** virErrorLevel */

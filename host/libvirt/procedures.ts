@@ -18,7 +18,8 @@ import {
   VIR_UUID_BUFLEN,
   writeDomain,
 } from './protocol.ts';
-import type { ArgsWriter, DomainInfo, LibvirtClient, RetReader } from './types.ts';
+import { secretProcedures } from './secrets.ts';
+import type { ArgsWriter, DomainInfo, LibvirtClient, ProcCall } from './types.ts';
 import type { XdrReader, XdrWriter } from './xdr.ts';
 
 /** `LibvirtClient`'s methods that are a single procedure call each. */
@@ -35,13 +36,7 @@ export type Procedures = Omit<
   | 'close'
 >;
 
-/** The client's raw call: procedure number, argument writer, ret decoder. */
-export type ProcCall = <T>(
-  proc: number,
-  args: ArgsWriter | undefined,
-  ret: RetReader<T>,
-  opts?: CallOptions,
-) => Promise<T>;
+export type { ProcCall } from './types.ts';
 
 export const none = (): undefined => undefined;
 const str = (w: XdrWriter, s: string) => w.string(s, REMOTE_STRING_MAX);
@@ -179,5 +174,6 @@ export function procedures(call: ProcCall): Procedures {
     ...saveProcedures(call),
     ...inspectProcedures(call),
     ...deviceProcedures(call),
+    ...secretProcedures(call),
   };
 }

@@ -2,7 +2,7 @@
  * libvirt's RPC wire format, from libvirt's `src/rpc/virnetprotocol.x`,
  * `src/rpc/virkeepaliveprotocol.x` and `src/remote/remote_protocol.x`: packet framing and
  * header, the remote program's procedure numbers we use, the shared structs
- * (remote_nonnull_domain, remote_error) and UUID text ↔ bytes. libvirt's public enums
+ * (remote_nonnull_domain, remote_nonnull_secret, remote_error) and UUID text ↔ bytes. libvirt's public enums
  * are in enums.ts. Pure, no I/O.
  *
  * Invariants:
@@ -24,6 +24,9 @@ export const VIR_UUID_BUFLEN = 16;
 export const REMOTE_STRING_MAX = 4_194_304;
 export const REMOTE_DOMAIN_LIST_MAX = 16_384;
 export const REMOTE_AUTH_TYPE_LIST_MAX = 20;
+/** remote_protocol.x: the largest secret value, and the longest list of secrets. */
+export const REMOTE_SECRET_VALUE_MAX = 65_536;
+export const REMOTE_SECRET_LIST_MAX = 16_384;
 
 /** remote_auth_type */
 export const RemoteAuthType = { NONE: 0, SASL: 1, POLKIT: 2 } as const;
@@ -65,6 +68,11 @@ export const RemoteProc = {
   REMOTE_PROC_CONNECT_SUPPORTS_FEATURE: 60,
   REMOTE_PROC_AUTH_LIST: 66,
   REMOTE_PROC_AUTH_POLKIT: 70,
+  REMOTE_PROC_SECRET_LOOKUP_BY_UUID: 141,
+  REMOTE_PROC_SECRET_DEFINE_XML: 142,
+  REMOTE_PROC_SECRET_GET_XML_DESC: 143,
+  REMOTE_PROC_SECRET_SET_VALUE: 144,
+  REMOTE_PROC_SECRET_UNDEFINE: 146,
   REMOTE_PROC_CONNECT_GET_LIB_VERSION: 157,
   REMOTE_PROC_DOMAIN_MANAGED_SAVE: 182,
   REMOTE_PROC_DOMAIN_HAS_MANAGED_SAVE_IMAGE: 183,
@@ -77,6 +85,7 @@ export const RemoteProc = {
   REMOTE_PROC_DOMAIN_DESTROY_FLAGS: 234,
   REMOTE_PROC_DOMAIN_SHUTDOWN_FLAGS: 258,
   REMOTE_PROC_CONNECT_LIST_ALL_DOMAINS: 273,
+  REMOTE_PROC_CONNECT_LIST_ALL_SECRETS: 287,
   REMOTE_PROC_CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY: 316,
   REMOTE_PROC_CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY: 317,
   REMOTE_PROC_DOMAIN_EVENT_CALLBACK_LIFECYCLE: 318,
@@ -215,6 +224,27 @@ export function readDomain(r: XdrReader): Domain {
   const name = r.string(REMOTE_STRING_MAX);
   const uuid = uuidFromBytes(r.opaqueFixed(VIR_UUID_BUFLEN));
   return { name, uuid, id: r.int() };
+}
+
+/** remote_nonnull_secret: a secret handle (`usageType`: virSecretUsageType). */
+export interface Secret {
+  /** Canonical lower-case text form, 8-4-4-4-12. */
+  uuid: string;
+  usageType: number;
+  /** What the secret is for (an iSCSI target name, a volume path …). */
+  usageId: string;
+}
+
+export function writeSecret(w: XdrWriter, s: Secret): void {
+  w.opaqueFixed(uuidToBytes(s.uuid), VIR_UUID_BUFLEN);
+  w.int(s.usageType);
+  w.string(s.usageId, REMOTE_STRING_MAX);
+}
+
+export function readSecret(r: XdrReader): Secret {
+  const uuid = uuidFromBytes(r.opaqueFixed(VIR_UUID_BUFLEN));
+  const usageType = r.int();
+  return { uuid, usageType, usageId: r.string(REMOTE_STRING_MAX) };
 }
 
 /** remote_network (only skipped over: it sits in remote_error and is unused). */

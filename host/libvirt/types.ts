@@ -10,7 +10,7 @@
 import type { CallOptions, SessionLog } from '../session/session.ts';
 import type { DomainEventName } from './enums.ts';
 import type { LibvirtConnectionError } from './errors.ts';
-import type { Domain } from './protocol.ts';
+import type { Domain, Secret } from './protocol.ts';
 import type { XdrReader, XdrWriter } from './xdr.ts';
 
 /** Structural subset of pino's logger, so host/ does not depend on core/log. */
@@ -74,6 +74,14 @@ export interface ReconnectedEvent {
 export type ArgsWriter = (w: XdrWriter) => void;
 export type RetReader<T> = (r: XdrReader) => T;
 
+/** The client's raw call: procedure number, argument writer, ret decoder. */
+export type ProcCall = <T>(
+  proc: number,
+  args: ArgsWriter | undefined,
+  ret: RetReader<T>,
+  opts?: CallOptions,
+) => Promise<T>;
+
 export interface LibvirtClient {
   readonly uri: string;
   /** Raw call of a remote program procedure (for procedures without a wrapper here). */
@@ -115,6 +123,21 @@ export interface LibvirtClient {
   /** flags: `DomainAffect` (CURRENT / LIVE / CONFIG). */
   attachDevice(dom: Domain, xml: string, flags?: number, opts?: CallOptions): Promise<void>;
   detachDevice(dom: Domain, xml: string, flags?: number, opts?: CallOptions): Promise<void>;
+  /** Defines (or redefines, same uuid and usage) a secret from its `<secret>` XML. */
+  secretDefineXml(xml: string, flags?: number, opts?: CallOptions): Promise<Secret>;
+  /** Sets the secret's value (raw bytes; a CHAP secret is its ASCII text). */
+  secretSetValue(
+    secret: Secret,
+    value: Uint8Array,
+    flags?: number,
+    opts?: CallOptions,
+  ): Promise<void>;
+  /** VIR_ERR_NO_SECRET when there is none. */
+  secretLookupByUuid(uuid: string, opts?: CallOptions): Promise<Secret>;
+  secretGetXmlDesc(secret: Secret, flags?: number, opts?: CallOptions): Promise<string>;
+  secretUndefine(secret: Secret, opts?: CallOptions): Promise<void>;
+  /** Every secret (flags: `ListSecretsFlags`, 0 = all). */
+  listAllSecrets(flags?: number, opts?: CallOptions): Promise<Secret[]>;
   /**
    * Registers for lifecycle events of one domain or (default) all. The callback is set
    * up before the call returns, so no event after the server-side registration is lost.
