@@ -8,7 +8,8 @@
  * target once detached; deleting an in-use volume or one with a snapshot is refused; a
  * volume made from a snapshot holds its data; an extended volume shows its new size on the
  * next attach; `kill -9` of the volume agent leaves the target serving and the guest's
- * I/O going; a restarted tgtd gets its targets back within a resync; bad requests and a
+ * I/O going; a restarted tgtd gets its targets back within a resync; a hard reboot puts the
+ * volume back; deleting the server detaches it and keeps its data; bad requests and a
  * volume larger than the free capacity leave nothing on the host.
  */
 import assert from 'node:assert/strict';
@@ -17,8 +18,8 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Agent } from '../../contracts/agents.ts';
 import { targetIqn, volumeName } from '../../contracts/volume.ts';
-import { RESYNC_INTERVAL } from '../helpers/cluster.ts';
-import type { GuestImages } from '../helpers/compute.ts';
+import { RESYNC_INTERVAL, runCommand } from '../helpers/cluster.ts';
+import { consoleOutput, type GuestImages, waitGone, waitStatus } from '../helpers/compute.ts';
 import { waitFor } from '../helpers/env.ts';
 import {
   DISK_GONE_MARKER,
@@ -49,6 +50,7 @@ import { iscsiInq } from '../helpers/volume-lab-tgtd.ts';
 
 const PATTERN = 'KumoVolumePattern17';
 const GIB_SECTORS = 2 * 1024 * 1024;
+const GUEST_INIT = 'KUMO-GUEST-INIT';
 
 describe('volumes on a storage host and two compute hosts', { timeout: 900_000 }, () => {
   let v: VolumeLab;
@@ -67,6 +69,8 @@ describe('volumes on a storage host and two compute hosts', { timeout: 900_000 }
     closeSync(fd);
     return buf.toString('latin1');
   };
+  const secretUsages = async () =>
+    (await runCommand(['virsh', '-c', 'qemu:///system', 'secret-list'])).stdout;
   const targetOf = async (id: string) =>
     (await v.tgtd.targets()).find((t) => t.iqn === targetIqn(id));
   const login = async (id: string, initiator: string, secret?: string) => {
@@ -218,7 +222,17 @@ describe('volumes on a storage host and two compute hosts', { timeout: 900_000 }
     await v.tgtd.kill();
     await v.tgtd.start();
     const started = Date.now();
-    const target = await waitFor('the target re-created', () => targetOf(vol.id), 30_000, 200);
+    const target = await waitFor(
+      'the target re-created with its LUN, account and ACL',
+      async () => {
+        const t = await targetOf(vol.id);
+        return t && t.backing.length === 1 && t.accounts.length === 1 && t.acl.length > 0
+          ? t
+          : undefined;
+      },
+      30_000,
+      200,
+    );
     const took = (Date.now() - started) / 1000;
     assert.ok(
       took <= RESYNC_INTERVAL + 3,
@@ -277,6 +291,55 @@ describe('volumes on a storage host and two compute hosts', { timeout: 900_000 }
     const line = await attachTo(1, fromSnap.id);
     assert.deepEqual(parseDiskLine(line), { sectors: 2 * GIB_SECTORS, head: PATTERN });
     await detachFrom(1, fromSnap.id);
+  });
+
+  test('a hard reboot puts the attached volume back into the guest', async () => {
+    const server = g[1]?.id as string;
+    await attachTo(1, fromSnap.id);
+    const before = await consoleOutput(v.c, server);
+    const boots = before.split(GUEST_INIT).length;
+    const res = await v.c.http('POST', `/servers/${server}/action`, { reboot: { type: 'HARD' } });
+    assert.equal(res.status, 202, JSON.stringify(res.body));
+    await waitStatus(v.c, server, 'ACTIVE');
+    const line = await waitFor(
+      'a KUMO-DISK line after the reboot',
+      async () => {
+        const text = await consoleOutput(v.c, server);
+        const rebooted = text.split(GUEST_INIT).length > boots || text.length < before.length;
+        const lastBoot = text.slice(text.lastIndexOf(GUEST_INIT));
+        return rebooted
+          ? lastBoot.split(/\r?\n/).find((l) => l.startsWith(`${DISK_MARKER} `))
+          : undefined;
+      },
+      120_000,
+      1000,
+    );
+    assert.deepEqual(parseDiskLine(line.trim()), { sectors: 2 * GIB_SECTORS, head: PATTERN });
+    assert.equal((await getVolume(v.c, fromSnap.id))?.status, 'in-use');
+  });
+
+  test('deleting the server detaches its volume, which stays with its data; the secret goes', async () => {
+    const server = g[1]?.id as string;
+    const attachment = (await getVolume(v.c, fromSnap.id))?.attachments[0]?.attachment_id as string;
+    assert.ok(attachment, 'the volume shows its attachment id');
+    const secretWhileAttached = (await secretUsages()).includes(`kumo-attachment-${attachment}`);
+    const res = await v.c.http('DELETE', `/servers/${server}`);
+    assert.equal(res.status, 204, JSON.stringify(res.body));
+    await waitGone(v.c, server);
+    const avail = await waitVolume(v.c, fromSnap.id, 'available', [], 90_000);
+    assert.deepEqual(avail.attachments, []);
+    await waitFor(
+      'the target removed',
+      async () => (await targetOf(fromSnap.id)) === undefined,
+      30_000,
+    );
+    assert.equal(headOfFile(fromSnap.id), PATTERN);
+    await waitFor(
+      'the secret removed',
+      async () => !(await secretUsages()).includes(attachment),
+      30_000,
+    );
+    assert.ok(secretWhileAttached, `secret kumo-attachment-${attachment} there while attached`);
   });
 
   test('bad requests are refused with 400 and leave nothing on the host', async () => {
