@@ -98,6 +98,11 @@ export const VolumeSpec = obj({
   auth: obj({ username: chapUser(), secret: chapSecret() }),
   /** The initiators the target admits, one per attachment; empty: no target at all. */
   initiators: arr(initiatorIqn(), { max: 64 }),
+  /**
+   * The data may be made now (the volume is being created). Otherwise a missing LV or
+   * file is an ERROR ("data missing"), never silently made anew and empty.
+   */
+  create: bool(),
   /** The volume is being deleted: wipe and remove it, then report ACTIVE. */
   deleting: bool(),
   revision: int({ min: 0 }),
@@ -110,6 +115,8 @@ export const SnapshotSpec = obj({
   volume_id: uuid(),
   size_gb: int({ min: 1, max: MAX_VOLUME_GB }),
   backend: oneOf(VOLUME_BACKENDS),
+  /** The copy may be made now (the snapshot is being created); see VolumeSpec.create. */
+  create: bool(),
   deleting: bool(),
   revision: int({ min: 0 }),
 });

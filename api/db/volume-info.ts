@@ -97,6 +97,7 @@ export async function readVolumeSpec(
     source: sourceOf(v),
     auth: { username: v.auth_username, secret: v.auth_secret },
     initiators: [...new Set(initiators.map((r) => r.initiator))],
+    create: v.status === 'creating',
     deleting: removing(v.status),
     revision: Number(v.revision_number),
   };
@@ -128,6 +129,7 @@ export async function readSnapshotSpec(
     volume_id: s.volume_id,
     size_gb: Number(s.size),
     backend: backendOf(s.backend),
+    create: s.status === 'creating',
     deleting: removing(s.status),
     revision: Number(s.revision_number),
   };

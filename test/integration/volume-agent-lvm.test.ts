@@ -55,6 +55,7 @@ function lvmAgent(lvmType: 'default' | 'thin') {
       source: null,
       auth: { username: USER, secret: SECRET },
       initiators: [],
+      create: true,
       deleting: false,
       revision: 1,
       ...o,
@@ -134,6 +135,7 @@ describe('kumo-volume-agent, thick LVM at the metadata level', { timeout: 120_00
       volume_id: V,
       size_gb: 2,
       backend: 'lvm',
+      create: true,
       deleting: false,
       revision: 1,
     });
@@ -175,6 +177,7 @@ describe('kumo-volume-agent, thick LVM at the metadata level', { timeout: 120_00
       volume_id: V,
       size_gb: 2,
       backend: 'lvm' as const,
+      create: true,
       deleting: false,
       revision: 1,
     };
@@ -254,6 +257,7 @@ describe('kumo-volume-agent, thin LVM at the metadata level', { timeout: 120_000
       volume_id: THIN,
       size_gb: 1,
       backend: 'lvm',
+      create: true,
       deleting: false,
       revision: 1,
     });

@@ -101,6 +101,7 @@ describe('kumo-volume-agent on a real host (file backend, tgtd, fake broker)', {
       source: null,
       auth: { username: USER, secret: SECRET },
       initiators: [],
+      create: true,
       deleting: false,
       revision: 1,
       ...o,
@@ -196,6 +197,7 @@ describe('kumo-volume-agent on a real host (file backend, tgtd, fake broker)', {
       volume_id: V1,
       size_gb: 1,
       backend: 'file',
+      create: true,
       deleting: false,
       revision: 1,
     });

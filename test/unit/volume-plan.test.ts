@@ -50,6 +50,7 @@ const spec = (o: Partial<VolumeSpec> = {}): VolumeSpec => ({
   source: null,
   auth: { username: USER, secret: SECRET },
   initiators: [],
+  create: true,
   deleting: false,
   revision: 3,
   ...o,
@@ -244,6 +245,7 @@ describe('planSnapshot', () => {
     volume_id: ID,
     size_gb: 1,
     backend: 'file',
+    create: true,
     deleting: false,
     revision: 1,
   };
