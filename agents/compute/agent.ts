@@ -240,7 +240,7 @@ async function pruneOrphanSecrets(a: ComputeAgent): Promise<void> {
   const known = () => new Set([...a.volumeIds.values()].flatMap((ids) => [...ids]));
   try {
     const xml = () => ownDomainXml(a.libvirt, a.settings.host, a.metaCache);
-    const removed = await pruneSecrets(a.libvirt, xml, known);
+    const removed = await pruneSecrets(a.libvirt, initiatorOf(a.settings), xml, known);
     if (removed.length > 0) a.log.info({ removed }, 'orphan attachment secrets removed');
   } catch (e) {
     a.log.warn({ err: (e as Error).message }, 'attachment secrets not pruned');

@@ -55,7 +55,7 @@ function attachSteps(t: InstanceTarget, o: ObservedVolumes, v: InstanceVolume, p
     p.before.push({
       kind: 'volume-secret',
       attachmentId: v.attachment_id,
-      xml: renderSecretXml(v.attachment_id),
+      xml: renderSecretXml(v.attachment_id, t.initiator),
       value: password,
       why: `CHAP secret of attachment ${v.attachment_id}`,
     });
@@ -66,7 +66,7 @@ function attachSteps(t: InstanceTarget, o: ObservedVolumes, v: InstanceVolume, p
       attachmentId: v.attachment_id,
       volumeId: v.volume_id,
       xml: renderVolumeDisk(disk),
-      secret: { xml: renderSecretXml(v.attachment_id), value: password },
+      secret: { xml: renderSecretXml(v.attachment_id, t.initiator), value: password },
       why: `attach volume ${v.volume_id} as ${v.device}`,
     });
 }

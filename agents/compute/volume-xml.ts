@@ -120,13 +120,22 @@ export function validateVolumeDisks(disks: readonly VolumeDisk[]): VolumeDisk[] 
   });
 }
 
+/**
+ * The secret's description names the initiator (so the host) that owns it: a libvirtd
+ * shared by several compute agents (the test labs) holds each one's secrets, and a resync
+ * prunes only its own (volumes.ts pruneSecrets).
+ */
+export const secretDescription = (attachmentId: string, initiator: string) =>
+  `Kumo volume attachment ${attachmentId} for ${initiator}`;
+
 /** The attachment's CHAP secret (its value is set separately, never written in XML). */
-export function renderSecretXml(attachmentId: string): string {
+export function renderSecretXml(attachmentId: string, initiator: string): string {
   const id = matching('attachment_id', attachmentId, UUID).toLowerCase();
+  const owner = matching('initiator', initiator, INITIATOR_IQN);
   return [
     "<secret ephemeral='no' private='yes'>",
     `  <uuid>${e(id)}</uuid>`,
-    `  <description>Kumo volume attachment ${e(id)}</description>`,
+    `  <description>${e(secretDescription(id, owner))}</description>`,
     "  <usage type='iscsi'>",
     `    <target>${e(secretUsage(id))}</target>`,
     '  </usage>',

@@ -30,7 +30,12 @@ import { classify } from '../lib/errors.ts';
 import { reasonOf } from '../lib/status.ts';
 import { type KumoMetadata, listOwnDomains, type ObservedDomain } from './observe.ts';
 import type { ComputeStep } from './steps.ts';
-import { findVolumeDisks, type ObservedVolumes, SECRET_USAGE_PREFIX } from './volume-xml.ts';
+import {
+  findVolumeDisks,
+  type ObservedVolumes,
+  SECRET_USAGE_PREFIX,
+  secretDescription,
+} from './volume-xml.ts';
 
 const POLL_MS = 200;
 const UUID_TAIL = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -138,11 +143,13 @@ export async function runVolumeStep(
 }
 
 /**
- * The resync's orphans: attachment secrets that no instance of this host lists (`known`)
- * and no domain of this host names (config or live). Returns the ids removed.
+ * The resync's orphans: attachment secrets this host owns (their description names its
+ * `initiator`) that no instance of this host lists (`known`) and no domain of this host
+ * names (config or live). Returns the ids removed.
  */
 export async function pruneSecrets(
   lv: LibvirtClient,
+  initiator: string,
   ownDomainXml: () => Promise<string[]>,
   known: () => ReadonlySet<string>,
 ): Promise<string[]> {
@@ -152,9 +159,15 @@ export async function pruneSecrets(
     (await ownDomainXml()).flatMap((x) => findVolumeDisks(x).flatMap((d) => d.secretUuid ?? [])),
   );
   const keep = known();
-  const orphans = secrets.filter((s) => !named.has(s.uuid) && !keep.has(s.uuid));
-  for (const s of orphans) await removeSecret(lv, s.uuid);
-  return orphans.map((s) => s.uuid);
+  const orphans: string[] = [];
+  for (const s of secrets) {
+    if (named.has(s.uuid) || keep.has(s.uuid)) continue;
+    const xml = await lv.secretGetXmlDesc(s).catch(() => '');
+    const mine = xml.includes(`<description>${secretDescription(s.uuid, initiator)}</description>`);
+    if (mine) orphans.push(s.uuid);
+  }
+  for (const id of orphans) await removeSecret(lv, id);
+  return orphans;
 }
 
 /** Every XML (config, and live when running) of this host's domains. */

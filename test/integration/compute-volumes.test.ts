@@ -30,7 +30,7 @@ import { after, before, describe, test } from 'node:test';
 import type { ComputeSettings } from '../../agents/compute/desired.ts';
 import { instanceName } from '../../agents/compute/domain.ts';
 import { createInstanceKind } from '../../agents/compute/instance.ts';
-import { secretUsage } from '../../agents/compute/volume-xml.ts';
+import { renderSecretXml } from '../../agents/compute/volume-xml.ts';
 import { attachmentSecrets, pruneSecrets } from '../../agents/compute/volumes.ts';
 import type { InstanceSpec, UpdateInstanceArgs } from '../../contracts/instances.ts';
 import type { ResourceStatus } from '../../contracts/status.ts';
@@ -340,26 +340,32 @@ describe('compute volume attachments: libvirt (qemu:///system) + a real tgtd', {
     made.delete(att);
   });
 
-  test("a resync's prune removes an orphan secret, keeps a known one", async () => {
+  test("a resync's prune removes this host's orphan secret, keeps a known one and another host's", async () => {
     const orphan = randomUUID();
     const known = randomUUID();
-    for (const id of [orphan, known]) {
+    const otherHosts = randomUUID();
+    const owners: [string, string][] = [
+      [orphan, INITIATOR],
+      [known, INITIATOR],
+      [otherHosts, 'iqn.2010-10.org.kumo:another-host'],
+    ];
+    for (const [id, owner] of owners) {
       made.add(id);
-      await lv.secretDefineXml(
-        `<secret ephemeral='no' private='yes'><uuid>${id}</uuid><usage type='iscsi'><target>${secretUsage(id)}</target></usage></secret>`,
-      );
+      await lv.secretDefineXml(renderSecretXml(id, owner));
     }
     const removed = await pruneSecrets(
       lv,
+      INITIATOR,
       async () => [await domXml()],
       () => new Set([known]),
     );
-    assert.ok(removed.includes(orphan));
-    assert.ok(!removed.includes(known));
+    assert.deepEqual(removed, [orphan]);
     const left = await secretIds();
-    assert.ok(!left.includes(orphan) && left.includes(known));
-    await lv.secretUndefine(await lv.secretLookupByUuid(known));
-    made.delete(known);
+    assert.ok(!left.includes(orphan) && left.includes(known) && left.includes(otherHosts));
+    for (const id of [known, otherHosts]) {
+      await lv.secretUndefine(await lv.secretLookupByUuid(id));
+      made.delete(id);
+    }
     made.delete(orphan);
   });
 

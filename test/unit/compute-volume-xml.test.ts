@@ -73,15 +73,20 @@ describe('volume disk XML', () => {
     assert.match(xml, /<host name='2001:db8::5' port='3261'\/>/);
   });
 
-  test('the secret: uuid = attachment id, usage iscsi kumo-attachment-<id>, persistent, private', () => {
-    const xml = renderSecretXml(ATT);
+  test('the secret: uuid = attachment id, usage iscsi kumo-attachment-<id>, persistent, private, owned by the initiator', () => {
+    const xml = renderSecretXml(ATT, INITIATOR);
     assert.match(xml, /^<secret ephemeral='no' private='yes'>/);
     assert.match(xml, new RegExp(`<uuid>${ATT}</uuid>`));
     assert.match(
       xml,
       new RegExp(`<usage type='iscsi'>\\s*<target>kumo-attachment-${ATT}</target>`),
     );
-    assert.throws(() => renderSecretXml("x'/><evil/>"), VolumeDiskError);
+    assert.match(
+      xml,
+      new RegExp(`<description>Kumo volume attachment ${ATT} for ${INITIATOR}</description>`),
+    );
+    assert.throws(() => renderSecretXml("x'/><evil/>", INITIATOR), VolumeDiskError);
+    assert.throws(() => renderSecretXml(ATT, "iqn.2010-10.org.kumo:x'/><evil/>"), VolumeDiskError);
   });
 
   test('every field is checked: a value that could break out of the XML is refused, naming the field', () => {
