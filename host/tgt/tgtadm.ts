@@ -87,16 +87,21 @@ export async function showAccounts(t: TgtControl): Promise<string[]> {
   return parseAccounts(stdout);
 }
 
-export type TgtRefusal = 'exists' | 'not-found' | 'active' | 'invalid';
+/** `no-daemon`: no tgtd answers on the control port (down, or restarting). */
+export type TgtRefusal = 'exists' | 'not-found' | 'active' | 'invalid' | 'no-daemon';
 
 const REFUSALS: [RegExp, TgtRefusal][] = [
+  [/to (the )?tgt daemon/, 'no-daemon'],
   [/already exists/, 'exists'],
   [/can't find|does not exist/, 'not-found'],
   [/still active/, 'active'],
   [/invalid request/, 'invalid'],
 ];
 
-/** Why tgtadm refused (its stderr, exit 22), or null when `e` is no tgtadm refusal. */
+/**
+ * Why tgtadm refused (its stderr: exit 22, or 107 "failed to send request hdr to tgt
+ * daemon" when no tgtd answers), or null when `e` is no tgtadm refusal.
+ */
 export function tgtadmRefusal(e: unknown): TgtRefusal | null {
   if (!(e instanceof CommandError) || e.argv[0] !== 'tgtadm' || e.exitCode === null) return null;
   return REFUSALS.find(([re]) => re.test(e.stderr))?.[1] ?? null;
