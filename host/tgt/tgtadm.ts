@@ -10,6 +10,8 @@
  *   Callers observe first (`showTargets`, `showAccounts`) and plan only what is missing —
  *   the agents' observe → plan pattern; there are no "ensure" helpers. `tgtadmRefusal`
  *   names tgtadm's reason when a caller lost a race and wants to tell which;
+ * - a CHAP secret never leaves in an error: a failed `newAccount` raises a CommandError
+ *   whose argv and message show `********` for it;
  * - `showTargets` is the whole truth of a tgtd: tgtd keeps nothing across a restart, so an
  *   empty answer after one is normal and a caller re-creates from its desired state.
  */
@@ -56,8 +58,17 @@ export const newLun = async (t: TgtControl, tid: number, lun: number, backingSto
 export const deleteLun = async (t: TgtControl, tid: number, lun: number) =>
   run(deleteLunCommand(t.controlPort, tid, lun), t);
 
-export const newAccount = async (t: TgtControl, user: string, secret: string) =>
-  run(newAccountCommand(t.controlPort, user, secret), t);
+/** A failure's CommandError names the password as `********` (its message becomes a status). */
+export async function newAccount(t: TgtControl, user: string, secret: string): Promise<void> {
+  const spec = newAccountCommand(t.controlPort, user, secret);
+  try {
+    await run(spec, t);
+  } catch (e) {
+    if (!(e instanceof CommandError)) throw e;
+    const argv = spec.argv.map((a, i) => (spec.argv[i - 1] === '--password' ? '********' : a));
+    throw new CommandError({ ...spec, argv }, e);
+  }
+}
 
 /** Also unbinds the account from every target that has it. */
 export const deleteAccount = async (t: TgtControl, user: string) =>
