@@ -39,22 +39,21 @@ import { type KumoConfig, required } from '../../core/config.ts';
 import { createReconciler, type Reconciler } from '../../core/reconciler.ts';
 import { createStatusReporter, type StatusReporter } from '../../core/status.ts';
 import type { LibvirtClient } from '../../host/libvirt/client.ts';
-import { hostResources } from '../../host/system/resources.ts';
 import { classify } from '../lib/errors.ts';
 import { type LazyOvsdb, lazyOvsdb } from '../lib/ovsdb.ts';
 import { statusReporter } from '../lib/status.ts';
 import type { HookDeps } from '../run.ts';
 import { type HostBoot, hostBoot } from './boot.ts';
 import { consoleTail } from './console.ts';
-import { type ComputeSettings, initiatorOf, pathsOf } from './desired.ts';
-import { computeSettings, type Usage, usageOf, versionText } from './host-info.ts';
+import { type ComputeSettings, pathsOf } from './desired.ts';
+import { computeSettings, hostConfigurations, type Usage, versionText } from './host-info.ts';
 import { createImageCache, type ImageCache } from './image-cache.ts';
 import { createInstanceKind, forgetFailures, type TaskLedger } from './instance.ts';
 import { ownInstanceIds, referencedImages } from './instance-dir.ts';
 import { connectLibvirt, watchDomains } from './links.ts';
 import { type KumoMetadata, listOwnDomains } from './observe.ts';
 import { getConfigDrive, waitPortsActive } from './rpc.ts';
-import { ownDomainXml, pruneSecrets } from './volumes.ts';
+import { pruneOrphanSecrets } from './volumes.ts';
 
 /** update_instance for every changed report (the API ends a task only on its own id). */
 function instanceReporter({ broker, log }: HookDeps): StatusReporter<UpdateInstanceArgs> {
@@ -150,38 +149,6 @@ function enqueue(a: ComputeAgent, id: string): void {
   a.ctl?.enqueue('instance', id);
 }
 
-async function measureUsage(a: ComputeAgent): Promise<Usage> {
-  try {
-    a.lastUsage = usageOf(await listOwnDomains(a.libvirt, a.settings.host, a.metaCache));
-  } catch (e) {
-    a.log.warn({ err: (e as Error).message }, 'domain usage not measured; reporting the last');
-  }
-  return a.lastUsage;
-}
-
-async function configurations(a: ComputeAgent) {
-  const { config, versions } = a;
-  const r = await hostResources(a.settings.instancesPath);
-  return {
-    hypervisor_type: 'QEMU',
-    hypervisor_version: versions.hypervisor,
-    libvirt_version: versions.libvirt,
-    virt_type: a.settings.virtType,
-    instances_path: a.settings.instancesPath,
-    cpu_model: r.cpuModel,
-    vcpus: r.vcpus,
-    memory_mb: r.memoryMb,
-    local_gb: r.localGb,
-    free_disk_gb: r.freeDiskGb,
-    ...(await measureUsage(a)),
-    cpu_allocation_ratio: config.compute.cpu_allocation_ratio,
-    ram_allocation_ratio: config.compute.ram_allocation_ratio,
-    disk_allocation_ratio: config.compute.disk_allocation_ratio,
-    reserved_host_memory_mb: config.compute.reserved_host_memory_mb,
-    iscsi_initiator: initiatorOf(a.settings),
-  };
-}
-
 /** Records the host's boot as dealt with once no instance waits for its restart. */
 async function recordBootIfDone(a: ComputeAgent): Promise<void> {
   if (!a.boot?.rebooted || a.onStart.size > 0) return;
@@ -234,17 +201,6 @@ async function resync(a: ComputeAgent): Promise<void> {
   for (const id of ids) enqueue(a, id);
   await pruneImages(a);
   await pruneOrphanSecrets(a);
-}
-
-async function pruneOrphanSecrets(a: ComputeAgent): Promise<void> {
-  const known = () => new Set([...a.volumeIds.values()].flatMap((ids) => [...ids]));
-  try {
-    const xml = () => ownDomainXml(a.libvirt, a.settings.host, a.metaCache);
-    const removed = await pruneSecrets(a.libvirt, initiatorOf(a.settings), xml, known);
-    if (removed.length > 0) a.log.info({ removed }, 'orphan attachment secrets removed');
-  } catch (e) {
-    a.log.warn({ err: (e as Error).message }, 'attachment secrets not pruned');
-  }
 }
 
 async function reconcile(
@@ -300,7 +256,7 @@ export async function computeHooks(hookDeps: HookDeps): Promise<AgentHooks> {
   let unwatch: (() => Promise<void>) | undefined;
   return {
     concurrency: COMPUTE_QUEUE_WIDTH,
-    configurations: () => configurations(a),
+    configurations: () => hostConfigurations(a),
     async start(control) {
       a.ctl = control;
       await mkdir(settings.instancesPath, { recursive: true, mode: 0o755 });

@@ -15,7 +15,7 @@ import { PermanentError } from '../../contracts/errors.ts';
 import type { InstanceImage, InstanceSpec } from '../../contracts/instances.ts';
 import { portDevice } from '../../host/ip/names.ts';
 import { type DomainSpec, instanceName, renderDomainXml, type VirtType } from './domain.ts';
-import { checkVolumeDisk, type VolumeDisk } from './volume-xml.ts';
+import { attachDisks, type VolumeDisk } from './volume-xml.ts';
 
 export interface ComputeSettings {
   /** `[DEFAULT] host`: written into every domain's metadata; only such domains are ours. */
@@ -229,20 +229,8 @@ export function desiredInstance(spec: InstanceSpec, s: ComputeSettings): Desired
  * The disks of the spec's `attach` entries; one that cannot be a disk is left out here
  * (the volume plan reports its attachment ERROR), so it never fails the instance.
  */
-export function attachedVolumes(spec: InstanceSpec, s: ComputeSettings): VolumeDisk[] {
-  const initiator = initiatorOf(s);
-  const seen = new Set<string>();
-  return (spec.volumes ?? []).flatMap((v) => {
-    if (v.action !== 'attach' || seen.has(v.device) || seen.has(v.volume_id)) return [];
-    try {
-      const disk = checkVolumeDisk(v, initiator);
-      seen.add(v.device).add(v.volume_id);
-      return [disk];
-    } catch {
-      return [];
-    }
-  });
-}
+export const attachedVolumes = (spec: InstanceSpec, s: ComputeSettings): VolumeDisk[] =>
+  attachDisks(spec.volumes ?? [], initiatorOf(s)).disks;
 
 /** The images a boot needs in the cache. */
 export function imagesOf(d: DesiredInstance): InstanceImage[] {

@@ -15,12 +15,13 @@
  * way, here or, on a shared cache, on another host.
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, open, readdir, rename, rm, stat, utimes } from 'node:fs/promises';
+import { chmod, mkdir, readdir, rename, rm, stat, utimes } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { InstanceImage } from '../../contracts/instances.ts';
 import { UUID } from '../../contracts/schema.ts';
 import { CommandError, type CommandRunner } from '../../core/exec.ts';
 import type { Logger } from '../../core/log.ts';
+import { syncDir } from '../../host/fs/atomic.ts';
 import { type ImageInfo, imgInfo } from '../../host/qemu/img.ts';
 import { download, ImageError } from './image-download.ts';
 
@@ -199,14 +200,4 @@ async function prune(ctx: Ctx, keep: ReadonlySet<string>, olderThanMs: number): 
     }
   }
   return removed;
-}
-
-/** Makes a rename in `dir` durable. */
-async function syncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
 }

@@ -27,7 +27,7 @@ import {
   vifMode,
 } from './desired.ts';
 import type { Report } from './report.ts';
-import { checkVolumeDisk } from './volume-xml.ts';
+import { attachDisks } from './volume-xml.ts';
 
 /** What the instance's state asks of this host. `settled`: no task, only report. */
 export type Intent =
@@ -133,24 +133,6 @@ export interface InstanceTarget {
   volumeProblems: ReadonlyMap<string, string>;
 }
 
-/** Why each `attach` entry that cannot be a disk cannot (a device or volume twice too). */
-function volumeProblems(volumes: InstanceVolume[], initiator: string): Map<string, string> {
-  const out = new Map<string, string>();
-  const seen = new Set<string>();
-  for (const v of volumes) {
-    if (v.action !== 'attach') continue;
-    try {
-      checkVolumeDisk(v, initiator);
-      const twice = [v.device, v.volume_id].find((k) => seen.has(k));
-      if (twice !== undefined) throw new Error(`${twice} is attached twice`);
-      seen.add(v.device).add(v.volume_id);
-    } catch (e) {
-      out.set(v.attachment_id, (e as Error).message);
-    }
-  }
-  return out;
-}
-
 function buildable(spec: InstanceSpec | null, intent: Intent, s: ComputeSettings) {
   if (spec === null || intent === 'absent') return { instance: null, problem: null };
   try {
@@ -193,6 +175,6 @@ export function instanceTarget(
     problem,
     volumes: f.spec?.volumes ?? [],
     initiator: initiatorOf(settings),
-    volumeProblems: volumeProblems(f.spec?.volumes ?? [], initiatorOf(settings)),
+    volumeProblems: attachDisks(f.spec?.volumes ?? [], initiatorOf(settings)).problems,
   };
 }

@@ -107,6 +107,33 @@ export function validateVolumeDisk(d: VolumeDisk): VolumeDisk {
   };
 }
 
+/**
+ * The spec's `attach` entries split: the disks (each checked, the first of each device
+ * and volume) and, for every other one, why it cannot be a disk (reported ERROR). One
+ * rule for the domain's XML (desired.ts) and the volume plan's statuses (target.ts).
+ */
+export function attachDisks(
+  volumes: readonly InstanceVolume[],
+  initiator: string,
+): { disks: VolumeDisk[]; problems: Map<string, string> } {
+  const disks: VolumeDisk[] = [];
+  const problems = new Map<string, string>();
+  const seen = new Set<string>();
+  for (const v of volumes) {
+    if (v.action !== 'attach') continue;
+    try {
+      const disk = checkVolumeDisk(v, initiator);
+      const twice = [v.device, v.volume_id].find((k) => seen.has(k));
+      if (twice !== undefined) throw new Error(`${twice} is attached twice`);
+      seen.add(v.device).add(v.volume_id);
+      disks.push(disk);
+    } catch (e) {
+      problems.set(v.attachment_id, (e as Error).message);
+    }
+  }
+  return { disks, problems };
+}
+
 /** Every disk checked; no device, volume or attachment twice. */
 export function validateVolumeDisks(disks: readonly VolumeDisk[]): VolumeDisk[] {
   const seen = new Set<string>();

@@ -16,9 +16,9 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TransientError } from '../../contracts/errors.ts';
+import type { Logger } from '../../core/log.ts';
 import {
   DomainAffect,
-  DomainState,
   DomainXmlFlags,
   type LibvirtClient,
   LibvirtError,
@@ -28,6 +28,8 @@ import {
 } from '../../host/libvirt/client.ts';
 import { classify } from '../lib/errors.ts';
 import { reasonOf } from '../lib/status.ts';
+import { initiatorOf } from './desired.ts';
+import { isActive } from './domain-state.ts';
 import { type KumoMetadata, listOwnDomains, type ObservedDomain } from './observe.ts';
 import type { ComputeStep } from './steps.ts';
 import {
@@ -49,9 +51,6 @@ export async function attachmentSecrets(lv: LibvirtClient): Promise<Secret[]> {
       UUID_TAIL.test(s.usageId.slice(SECRET_USAGE_PREFIX.length)),
   );
 }
-
-const active = (state: number) =>
-  state === DomainState.RUNNING || state === DomainState.PAUSED || state === DomainState.BLOCKED;
 
 /** The domain's volume disks and the host's attachment secrets (read only when any matters). */
 export async function observeVolumes(
@@ -85,7 +84,7 @@ export async function removeSecret(lv: LibvirtClient, attachmentId: string): Pro
 async function disksNow(lv: LibvirtClient, uuid: string) {
   const dom = await lv.lookupByUuid(uuid);
   const { state } = await lv.getState(dom);
-  return { dom, running: active(state), disks: findVolumeDisks(await lv.getXmlDesc(dom)) };
+  return { dom, running: isActive({ state }), disks: findVolumeDisks(await lv.getXmlDesc(dom)) };
 }
 
 type Step<K extends ComputeStep['kind']> = Extract<ComputeStep, { kind: K }>;
@@ -168,6 +167,25 @@ export async function pruneSecrets(
   }
   for (const id of orphans) await removeSecret(lv, id);
   return orphans;
+}
+
+/** The resync's pruning of orphan secrets (`pruneSecrets`), logged; a failure only warned. */
+export async function pruneOrphanSecrets(a: {
+  libvirt: LibvirtClient;
+  settings: { host: string; iscsiInitiator?: string };
+  metaCache: Map<string, KumoMetadata | null>;
+  /** The attachment ids each instance's last fetched spec lists. */
+  volumeIds: ReadonlyMap<string, ReadonlySet<string>>;
+  log: Logger;
+}): Promise<void> {
+  const known = () => new Set([...a.volumeIds.values()].flatMap((ids) => [...ids]));
+  try {
+    const xml = () => ownDomainXml(a.libvirt, a.settings.host, a.metaCache);
+    const removed = await pruneSecrets(a.libvirt, initiatorOf(a.settings), xml, known);
+    if (removed.length > 0) a.log.info({ removed }, 'orphan attachment secrets removed');
+  } catch (e) {
+    a.log.warn({ err: (e as Error).message }, 'attachment secrets not pruned');
+  }
 }
 
 /** Every XML (config, and live when running) of this host's domains. */

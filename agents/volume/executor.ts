@@ -7,8 +7,12 @@
  * Invariants:
  * - every change of tgtd's state runs inside one lock (Tgt.exclusive): a new target's
  *   tid is picked from what tgtd shows inside it, so concurrent reconciles never pick
- *   the same tid, and a target is made whole (LUN, account, ACL) before another starts;
- * - a `keep` step changes nothing: it only says, in the log, what was left and why.
+ *   the same tid, and a target is made whole (LUN, account, ACL) before another starts,
+ *   or not at all: one that fails half-made is deleted again (the retry makes it anew);
+ * - a `keep` step changes nothing: it only says, in the log, what was left and why;
+ * - a copy that fails removes what it made (the plan copies only into an object that did
+ *   not exist, and one reconcile runs per id): a half-copied object never stays to be
+ *   taken for the volume by the next reconcile, and a refused one leaves nothing.
  */
 import type { CommandRunner } from '../../core/exec.ts';
 import type { Logger } from '../../core/log.ts';
@@ -24,13 +28,19 @@ export interface ExecutorDeps {
   log: Logger;
 }
 
+/** The whole target (LUN, account bound, ACL), or none: a half-made one is deleted. */
 async function createTarget(tgt: Tgt, t: DesiredTarget): Promise<void> {
   await tgt.exclusive(async (ops) => {
     const tid = await ops.freeTid();
     await ops.newTarget(tid, t.iqn);
-    await ops.newLun(tid, t.lun, t.backing);
-    await ops.bindAccount(tid, t.user);
-    for (const initiator of t.initiators) await ops.bindInitiator(tid, initiator);
+    try {
+      await ops.newLun(tid, t.lun, t.backing);
+      await ops.bindAccount(tid, t.user);
+      for (const initiator of t.initiators) await ops.bindInitiator(tid, initiator);
+    } catch (e) {
+      await ops.deleteTarget(tid, true).catch(() => {});
+      throw e;
+    }
   });
 }
 
@@ -59,13 +69,23 @@ async function runTgtStep(tgt: Tgt, step: VolumeStep): Promise<void> {
   });
 }
 
+/** A copy, or nothing: what a failed copy made is removed (see the module comment). */
+async function copyOrNothing(b: DataBackend, step: Extract<VolumeStep, { kind: 'data-copy' }>) {
+  try {
+    await b.copy(step.name, step.source, step.sizeGb);
+  } catch (e) {
+    if ((e as { kind?: unknown }).kind !== 'exists') await b.remove(step.name).catch(() => {});
+    throw e;
+  }
+}
+
 async function runDataStep(b: DataBackend, step: VolumeStep): Promise<boolean> {
   switch (step.kind) {
     case 'data-create':
       await b.create(step.name, step.sizeGb);
       return true;
     case 'data-copy':
-      await b.copy(step.name, step.source, step.sizeGb);
+      await copyOrNothing(b, step);
       return true;
     case 'data-snapshot':
       await b.snapshot(step.name, step.origin, step.sizeGb);

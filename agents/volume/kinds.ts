@@ -7,15 +7,17 @@
  * revision of the spec last fetched for it, which the API compares with the status waiting
  * on it; an object answered null reports nothing (its status key is dropped); a backend's
  * refusal that no retry can mend (LvmError / VolumeFileError kinds in PERMANENT_KINDS) is
- * a PermanentError: reported, not retried until the next hint or resync.
+ * a PermanentError: reported, not retried until the next hint or resync; tgtd not
+ * answering (restarting) is a TransientError: retried, no status changes.
  */
-import { PermanentError } from '../../contracts/errors.ts';
+import { PermanentError, TransientError } from '../../contracts/errors.ts';
 import type { ResourceStatus } from '../../contracts/status.ts';
 import type { SnapshotSpec, VolumeSpec } from '../../contracts/volume.ts';
 import type { CommandRunner } from '../../core/exec.ts';
 import type { Logger } from '../../core/log.ts';
 import type { KindStatus, ResourceKindSpec } from '../../core/reconciler.ts';
 import type { StatusReporter } from '../../core/status.ts';
+import { tgtadmRefusal } from '../../host/tgt/tgtadm.ts';
 import { classify } from '../lib/errors.ts';
 import { resourceStatus } from '../lib/status.ts';
 import { type DataBackend, PERMANENT_KINDS } from './backend.ts';
@@ -123,8 +125,13 @@ export function snapshotKind(
   };
 }
 
-/** The kit's classes, and a backend refusal (LvmError, VolumeFileError kinds) as permanent. */
+/**
+ * The kit's classes; a backend refusal (LvmError, VolumeFileError kinds) as permanent;
+ * no tgtd answering (it restarts) as transient: retried, and no volume turns ERROR for it.
+ */
 export function classifyVolume(e: unknown): Error {
+  if (tgtadmRefusal(e) === 'no-daemon')
+    return new TransientError(`tgtd is not answering: ${(e as Error).message}`, { cause: e });
   const err = classify(e);
   const kind = (err as { kind?: unknown }).kind;
   if (typeof kind === 'string' && PERMANENT_KINDS.has(kind))

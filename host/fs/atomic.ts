@@ -34,11 +34,16 @@ export async function writeFileAtomic(
     await unlink(tmp).catch(() => {});
     throw e;
   }
-  const dir = await open(dirname(path), 'r');
-  try {
-    await dir.sync();
-  } finally {
-    await dir.close();
-  }
+  await syncDir(dirname(path));
   return true;
+}
+
+/** Makes a rename, link, create or unlink in `dir` durable (fsync of the directory). */
+export async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
 }

@@ -20,6 +20,7 @@ import { basename, dirname, isAbsolute, join } from 'node:path';
 import { UUID } from '../../contracts/schema.ts';
 import { MAX_VOLUME_GB } from '../../contracts/volume.ts';
 import { CommandError, type CommandRunner } from '../../core/exec.ts';
+import { syncDir } from './atomic.ts';
 
 export type VolumeFileErrorKind =
   | 'invalid'
@@ -66,15 +67,6 @@ export const errno = (e: unknown) => (e as NodeJS.ErrnoException).code;
 
 /** The path of Kumo's `name` (volume-<uuid> / snapshot-<uuid>) in `dir`, checked. */
 export const volumeFilePath = (dir: string, name: string) => checkPath(join(dir, name));
-
-async function syncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
 
 async function freeBytes(dir: string): Promise<number> {
   const s = await statfs(dir);

@@ -7,8 +7,9 @@
  *   LvmError 'invalid' and no command at all;
  * - every command is planned by a pure function (`plan*`: argv from the observed LVs) and
  *   run by `execute`, so what LVM is asked to do is testable without LVM;
- * - nothing is lost by accident: `remove` refuses an LV that other LVs name as origin
- *   (`lvremove -f` of a thick origin silently removes its snapshots too, LVM 2.03),
+ * - nothing is lost by accident: `remove` refuses an LV that thick snapshots name as origin
+ *   (`lvremove -f` of a thick origin silently removes its snapshots too, LVM 2.03; thin
+ *   snapshots are independent thin LVs and stay),
  *   never touches the thin pool, and `extend` never shrinks;
  * - LVM decides whether there is room: its refusal ("Volume group … has insufficient free
  *   space") comes back as LvmError 'insufficient-space', and lvcreate leaves no LV then.
@@ -104,10 +105,14 @@ export function planExtend(ctx: LvmContext, lv: LogicalVolume, sizeGb: number): 
   return { cmd: 'lvextend', args, what: `lvextend ${lv.name} to ${sizeGb} GiB` };
 }
 
-/** null: nothing to remove. Refuses an origin of other LVs and anything not Kumo's. */
+/**
+ * null: nothing to remove. Refuses the origin of thick (COW) snapshots, which lvremove -f
+ * would take along; a thin origin goes alone (its thin snapshots are independent thin LVs:
+ * a volume made from a snapshot or cloned from a volume, thin, must not pin its source).
+ */
 export function planRemove(ctx: LvmContext, all: LogicalVolume[], lv: string): LvmCommand | null {
   if (!all.some((x) => x.name === lv)) return null;
-  const dependents = all.filter((x) => x.origin === lv).map((x) => x.name);
+  const dependents = all.filter((x) => x.origin === lv && x.type === 'snapshot').map((x) => x.name);
   if (dependents.length > 0)
     throw new LvmError(
       'in-use',

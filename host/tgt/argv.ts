@@ -5,7 +5,7 @@
  * Invariants: every builder validates all its arguments (args.ts) before building anything,
  * so a refused value never becomes argv; `-C <port>` is given only for a non-zero control
  * port (0 is tgtd's default socket); a CHAP secret is on tgtadm's command line, as tgtadm
- * takes it no other way, so a CommandError of `newAccount` carries it in its argv.
+ * takes it no other way (tgtadm.ts `newAccount` masks it in the CommandError it raises).
  */
 import type { CommandSpec } from '../../core/exec.ts';
 import {

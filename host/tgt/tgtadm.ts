@@ -10,6 +10,8 @@
  *   Callers observe first (`showTargets`, `showAccounts`) and plan only what is missing —
  *   the agents' observe → plan pattern; there are no "ensure" helpers. `tgtadmRefusal`
  *   names tgtadm's reason when a caller lost a race and wants to tell which;
+ * - a CHAP secret never leaves in an error: a failed `newAccount` raises a CommandError
+ *   whose argv and message show `********` for it;
  * - `showTargets` is the whole truth of a tgtd: tgtd keeps nothing across a restart, so an
  *   empty answer after one is normal and a caller re-creates from its desired state.
  */
@@ -56,8 +58,17 @@ export const newLun = async (t: TgtControl, tid: number, lun: number, backingSto
 export const deleteLun = async (t: TgtControl, tid: number, lun: number) =>
   run(deleteLunCommand(t.controlPort, tid, lun), t);
 
-export const newAccount = async (t: TgtControl, user: string, secret: string) =>
-  run(newAccountCommand(t.controlPort, user, secret), t);
+/** A failure's CommandError names the password as `********` (its message becomes a status). */
+export async function newAccount(t: TgtControl, user: string, secret: string): Promise<void> {
+  const spec = newAccountCommand(t.controlPort, user, secret);
+  try {
+    await run(spec, t);
+  } catch (e) {
+    if (!(e instanceof CommandError)) throw e;
+    const argv = spec.argv.map((a, i) => (spec.argv[i - 1] === '--password' ? '********' : a));
+    throw new CommandError({ ...spec, argv }, e);
+  }
+}
 
 /** Also unbinds the account from every target that has it. */
 export const deleteAccount = async (t: TgtControl, user: string) =>
@@ -87,16 +98,21 @@ export async function showAccounts(t: TgtControl): Promise<string[]> {
   return parseAccounts(stdout);
 }
 
-export type TgtRefusal = 'exists' | 'not-found' | 'active' | 'invalid';
+/** `no-daemon`: no tgtd answers on the control port (down, or restarting). */
+export type TgtRefusal = 'exists' | 'not-found' | 'active' | 'invalid' | 'no-daemon';
 
 const REFUSALS: [RegExp, TgtRefusal][] = [
+  [/to (the )?tgt daemon/, 'no-daemon'],
   [/already exists/, 'exists'],
   [/can't find|does not exist/, 'not-found'],
   [/still active/, 'active'],
   [/invalid request/, 'invalid'],
 ];
 
-/** Why tgtadm refused (its stderr, exit 22), or null when `e` is no tgtadm refusal. */
+/**
+ * Why tgtadm refused (its stderr: exit 22, or 107 "failed to send request hdr to tgt
+ * daemon" when no tgtd answers), or null when `e` is no tgtadm refusal.
+ */
 export function tgtadmRefusal(e: unknown): TgtRefusal | null {
   if (!(e instanceof CommandError) || e.argv[0] !== 'tgtadm' || e.exitCode === null) return null;
   return REFUSALS.find(([re]) => re.test(e.stderr))?.[1] ?? null;

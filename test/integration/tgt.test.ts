@@ -127,12 +127,20 @@ describe('tgt', () => {
     assert.deepEqual(await showAccounts(t), [USER]);
   });
 
-  test('creating what exists is a refusal tgtadmRefusal names', async () => {
+  test('creating what exists, or no tgtd on the port, is a refusal tgtadmRefusal names', async () => {
     const refusal = (p: Promise<void>) => p.then(() => 'none', tgtadmRefusal);
     assert.equal(await refusal(newAccount(t, USER, SECRET)), 'exists');
+    const err = await newAccount(t, USER, SECRET).then(
+      () => null,
+      (e: CommandError) => e,
+    );
+    assert.ok(err instanceof CommandError && err.argv.includes('********'), String(err));
+    assert.ok(!`${err.message} ${err.argv.join(' ')}`.includes(SECRET), 'the secret is masked');
     assert.equal(await refusal(bindInitiator(t, 1, A)), 'exists');
     assert.equal(await refusal(newTarget(t, 2, IQN)), 'exists');
     assert.equal(await refusal(deleteTarget(t, 9, false)), 'not-found');
+    const nobody = { runner, controlPort: await unusedControlPort(runner) };
+    assert.equal(await showTargets(nobody).then(() => 'none', tgtadmRefusal), 'no-daemon');
   });
 
   test('the admitted initiator logs in with the right secret, nobody else', async () => {

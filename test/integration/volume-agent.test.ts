@@ -18,7 +18,8 @@
  * and never a claimed one; an unclaimed volume whose target has a live session is left
  * (file and target); deleting a volume with a live session is the ERROR "in use" (the
  * file stays), once the session ended the target and file go; a volume bigger than the disk is the ERROR with the
- * reason and leaves nothing. Every status carries the spec's revision.
+ * reason and leaves nothing, made from a snapshot too (the copy it made is removed).
+ * Every status carries the spec's revision.
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -334,5 +335,17 @@ describe('kumo-volume-agent on a real host (file backend, tgtd, fake broker)', {
       readdirSync(dir).filter((n) => n.startsWith('.')),
       [],
     );
+  });
+
+  test('a volume from a snapshot bigger than the disk: the ERROR, the copy removed', async () => {
+    const big = volume({ size_gb: 16_000, source: { kind: 'snapshot', id: S1 } });
+    await reconcile('volume', big.id);
+    const s = last('volume', big.id);
+    assert.equal(s?.status, 'ERROR');
+    assert.match(s?.reason ?? '', /insufficient free space/);
+    assert.equal(existsSync(path(`volume-${big.id}`)), false, 'the copy is removed');
+    assert.ok(existsSync(path(`snapshot-${S1}`)), 'the source stays');
+    await reconcile('volume', big.id);
+    assert.equal(existsSync(path(`volume-${big.id}`)), false, 'never taken for the volume');
   });
 });

@@ -134,11 +134,17 @@ describe('LVM argv', () => {
     assert.throws(() => planExtend(on, lv({ sizeBytes: 2 * 1024 ** 3 }), 1), { kind: 'shrink' });
   });
 
-  test('remove: absent is nothing, an origin is refused', () => {
+  test('remove: absent is nothing, a thick origin is refused, a thin one goes alone', () => {
     const vol = lv({ type: 'origin' });
     const snap = lv({ name: `_snapshot-${ID}`, type: 'snapshot', origin: vol.name });
     assert.equal(planRemove(on, [vol], `volume-${'1'.repeat(8)}`), null);
     assert.throws(() => planRemove(on, [vol, snap], vol.name), { kind: 'in-use' });
+    const thin = lv({ type: 'thin' });
+    const clone = lv({ name: `_snapshot-${ID}`, type: 'thin', origin: thin.name });
+    assert.deepEqual(planRemove(on, [thin, clone], thin.name)?.args, [
+      '-f',
+      `cinder-volumes/${thin.name}`,
+    ]);
     assert.deepEqual(planRemove(on, [vol, snap], snap.name)?.args, [
       '-f',
       `cinder-volumes/_snapshot-${ID}`,

@@ -361,6 +361,9 @@ describe('tgtadm argv', () => {
     assert.equal(tgtadmRefusal(refused('tgtadm: this account already exists\n')), 'exists');
     assert.equal(tgtadmRefusal(refused("tgtadm: can't find the target\n")), 'not-found');
     assert.equal(tgtadmRefusal(refused('tgtadm: this target is still active\n')), 'active');
+    const noDaemon =
+      'tgtadm: failed to send request hdr to tgt daemon, Transport endpoint is not connected\n';
+    assert.equal(tgtadmRefusal(refused(noDaemon)), 'no-daemon');
     assert.equal(tgtadmRefusal(new Error('x')), null);
   });
 });
