@@ -289,11 +289,16 @@ export async function findVolumeType(
   return rows[0] ? toType(rows[0]) : undefined;
 }
 
-/** Deletes a volume row that no host holds (scheduling failed); false when it moved on. */
-export async function deleteUnplacedVolume(q: Queryable, id: string): Promise<boolean> {
+/** Deletes a volume row that no host holds, from one of `from`; false when it moved on. */
+export async function deleteUnplacedVolume(
+  q: Queryable,
+  id: string,
+  from: readonly VolumeStatus[],
+): Promise<boolean> {
   const rows = await q.query(
-    "DELETE FROM volumes WHERE id = ? AND host IS NULL AND status IN ('error', 'error_deleting') RETURNING id",
-    [id],
+    `DELETE FROM volumes WHERE id = ? AND host IS NULL
+      AND status IN (${from.map(() => '?').join(', ')}) RETURNING id`,
+    [id, ...from],
   );
   return rows.length === 1;
 }
