@@ -6,7 +6,10 @@
  * Invariants: the body, the type, the zone and the source are checked before anything is
  * written; the quota check, the placement and the insert run in one transaction (the
  * scheduler counts the rows placed so far, db/volume-quotas.ts the project's usage), so
- * racing creates neither overrun a quota nor double-count a host's free room; a volume no
+ * racing creates neither overrun a quota nor double-count a host's free room; a copy
+ * locks its source row and finds it still usable in that transaction, and the source's
+ * delete is refused while a copy of it is `creating` (volume-delete.ts, snapshots.ts),
+ * so the data a copy reads is never removed under it; a volume no
  * host can take is stored in `error` with its reason and a user message, host NULL, and
  * no host is hinted; a placed one is `creating` at revision 1 and its host is hinted.
  */
@@ -155,9 +158,33 @@ interface Plan {
   size: number;
 }
 
+/**
+ * Locks the source row and checks it is still usable (a racing delete of it either
+ * commits first, and the create is refused, or waits and then sees this volume).
+ */
+async function holdSource(tx: Queryable, s: Source): Promise<void> {
+  const [held] =
+    s.kind === 'snapshot'
+      ? await tx.query(
+          `UPDATE volume_snapshots SET revision_number = revision_number
+            WHERE id = ? AND status = 'available' RETURNING id`,
+          [s.id],
+        )
+      : await tx.query(
+          `UPDATE volumes SET revision_number = revision_number
+            WHERE id = ? AND status IN ('available', 'in-use') RETURNING id`,
+          [s.id],
+        );
+  if (!held)
+    throw invalid(`Invalid ${s.kind}: the source ${s.kind} ${s.id} changed status; try again.`);
+}
+
 /** The source's host, else the scheduler's choice (in the insert's transaction). */
 async function placement(deps: AppDeps, tx: Queryable, p: Plan): Promise<VolumePlacement> {
-  if (p.source) return { host: p.source.host };
+  if (p.source) {
+    await holdSource(tx, p.source);
+    return { host: p.source.host };
+  }
   const want = {
     sizeGb: p.size,
     backend: p.type.backend,
