@@ -19,6 +19,7 @@ import {
   parseSnapshotReset,
   parseTextUpdate,
 } from '../../contracts/volume-api.ts';
+import { updateText } from '../db/cinder-rows.ts';
 import { lockQuota } from '../db/quotas.ts';
 import {
   getSnapshot,
@@ -27,7 +28,6 @@ import {
   moveSnapshot,
   resetSnapshotStatus,
   type SnapshotRecord,
-  updateSnapshotText,
 } from '../db/snapshots.ts';
 import { admitCinder } from '../db/volume-quotas.ts';
 import { getVolume } from '../db/volumes.ts';
@@ -170,7 +170,7 @@ export function snapshotRoutes(scope: FastifyInstance, deps: AppDeps) {
     pathProject(req);
     const s = await loadSnapshot(deps, req, req.params.id);
     const update = parseTextUpdate(req.body, 'snapshot');
-    if (!(await updateSnapshotText(deps.db, s.id, update, deps.clock.now())))
+    if (!(await updateText(deps.db, 'volume_snapshots', s.id, update, deps.clock.now())))
       throw snapshotNotFound(s.id);
     return { snapshot: snapshotView(await loadSnapshot(deps, req, s.id), false) };
   });
