@@ -54,31 +54,35 @@ export const cinderQuotaDefaults = (deps: AppDeps) => ({
 
 const invalid = (what: string) => new ApiError('BadRequest', what);
 
+/** The snapshot a copy is made of: the caller's, `available`, on its volume's host. */
+async function snapshotSource(deps: AppDeps, req: FastifyRequest, id: string): Promise<Source> {
+  const snap = visible(req, await getSnapshot(deps.db, id));
+  if (!snap) throw snapshotNotFound(id);
+  if (snap.status !== 'available')
+    throw invalid(
+      `Invalid snapshot: Originating snapshot status must be one of 'available' values`,
+    );
+  const vol = await getVolume(deps.db, snap.volume_id);
+  if (!vol?.host)
+    throw invalid(`Invalid snapshot: the volume of snapshot ${snap.id} is on no host`);
+  return {
+    kind: 'snapshot',
+    id: snap.id,
+    host: vol.host,
+    backend: vol.backend,
+    typeId: vol.volume_type_id,
+    size: snap.size,
+    zone: vol.availability_zone,
+  };
+}
+
+/** The source of the copy asked for (checked again under lock in the insert), if any. */
 async function sourceOf(
   deps: AppDeps,
   req: FastifyRequest,
   c: VolumeCreate,
 ): Promise<Source | undefined> {
-  if (c.snapshot_id) {
-    const snap = visible(req, await getSnapshot(deps.db, c.snapshot_id));
-    if (!snap) throw snapshotNotFound(c.snapshot_id);
-    if (snap.status !== 'available')
-      throw invalid(
-        `Invalid snapshot: Originating snapshot status must be one of 'available' values`,
-      );
-    const vol = await getVolume(deps.db, snap.volume_id);
-    if (!vol?.host)
-      throw invalid(`Invalid snapshot: the volume of snapshot ${snap.id} is on no host`);
-    return {
-      kind: 'snapshot',
-      id: snap.id,
-      host: vol.host,
-      backend: vol.backend,
-      typeId: vol.volume_type_id,
-      size: snap.size,
-      zone: vol.availability_zone,
-    };
-  }
+  if (c.snapshot_id) return snapshotSource(deps, req, c.snapshot_id);
   if (!c.source_volid) return undefined;
   const src = visible(req, await getVolume(deps.db, c.source_volid));
   if (!src) throw volumeNotFound(c.source_volid);
