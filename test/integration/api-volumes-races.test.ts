@@ -33,7 +33,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.equal(r.status, 200, JSON.stringify(r.body));
     });
 
-    test('a snapshot create and its volume delete: exactly one passes', async () => {
+    test('a snapshot create and its volume delete: one passes; a snapshot blocks even a forced delete', async () => {
       for (let i = 0; i < ROUNDS; i++) {
         const vid = await served({ size: 1, name: `snap-race-${i}` });
         const [snap, del] = await Promise.all([
@@ -45,6 +45,19 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         assert.equal(await status('volumes', vid), snap.status === 202 ? 'available' : 'deleting');
         assert.equal(snaps.length, snap.status === 202 ? 1 : 0);
       }
+      const vid = await served({ size: 1, name: 'snapped' });
+      assert.equal(
+        (await h.call('A', 'POST', '/snapshots', { snapshot: { volume_id: vid } })).status,
+        202,
+      );
+      const del = await h.call('A', 'DELETE', `/volumes/${vid}`);
+      assert.equal(del.status, 400);
+      assert.match(JSON.stringify(del.body), /1 dependent snapshots \(VolumeIsBusy\)/);
+      const forced = await h.call('admin', 'POST', `/volumes/${vid}/action`, {
+        'os-force_delete': {},
+      });
+      assert.equal(forced.status, 400, 'a forced delete keeps the snapshot rule');
+      assert.equal(await status('volumes', vid), 'available');
     });
 
     test('a copy of a snapshot and the snapshot delete: exactly one passes', async () => {
