@@ -1,9 +1,10 @@
 /**
  * One root per service on the API's one port, as devstack lays them out: `/compute`
  * (Nova), `/image` (Glance), `/networking` (Neutron), `/volume` (Cinder, its paths all
- * under `/v3`); `/identity` is the identity listener's. The routes themselves are registered once, at the paths today's
- * single-endpoint clients use (`/v2.1/servers`, `/servers`, `/v2/images`, `/v2.0/ports`);
- * `rewriteUrl` strips a service root before routing and remembers it on the raw request.
+ * under `/v3`); `/identity` is the identity listener's. The routes themselves are
+ * registered once, at the paths today's single-endpoint clients use (`/v2.1/servers`,
+ * `/servers`, `/v2/images`, `/v2.0/ports`); `rewriteUrl` strips a service root before
+ * routing and remembers it on the raw request.
  *
  * Invariants: the family of a request (and so its error shape) is its root's service when
  * it came in through one, else what its path names (familyOf); links built for a request
@@ -13,7 +14,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 
-/** Nova's, Glance's and Cinder's paths, and Neutron's (the rest); Keystone's on its own listener. */
+/** Nova's, Glance's, Cinder's and Neutron's (the rest) paths; Keystone's on its own listener. */
 export type Family = 'neutron' | 'nova' | 'glance' | 'cinder' | 'keystone';
 
 export const SERVICE_ROOTS = {

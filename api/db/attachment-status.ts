@@ -11,8 +11,9 @@
  * writer of them does (volume-attachments.ts, volume-status.ts).
  */
 import type { ResourceStatus } from '../../contracts/status.ts';
+import { cinderTime } from './cinder-rows.ts';
 import type { Queryable } from './index.ts';
-import { bumpVolume, cinderTime } from './volume-attachments.ts';
+import { bumpVolume } from './volume-attachments.ts';
 import {
   type LockedVolume,
   lockVolume,

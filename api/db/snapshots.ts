@@ -8,8 +8,8 @@
  * status_revision) when the storage host must serve it, and returns the new revision.
  */
 import type { SnapshotStatus } from '../../contracts/volume.ts';
-import type { Param, Queryable, Row } from './index.ts';
-import { cinderTime } from './volumes.ts';
+import { cinderTime, exactWhere } from './cinder-rows.ts';
+import type { Queryable, Row } from './index.ts';
 
 export interface SnapshotRecord {
   id: string;
@@ -57,18 +57,8 @@ export async function listSnapshots(
   projectId: string | undefined,
   where: Readonly<Record<string, string>>,
 ): Promise<SnapshotRecord[]> {
-  const clauses: string[] = [];
-  const params: Param[] = [];
-  if (projectId !== undefined) {
-    clauses.push('project_id = ?');
-    params.push(projectId);
-  }
-  for (const [col, value] of Object.entries(where)) {
-    clauses.push(`${col} = ?`);
-    params.push(value);
-  }
-  const where_ = clauses.length ? ` WHERE ${clauses.join(' AND ')}` : '';
-  return (await q.query(`SELECT ${COLUMNS} FROM volume_snapshots${where_}`, params)).map(toRecord);
+  const w = exactWhere('', projectId, where);
+  return (await q.query(`SELECT ${COLUMNS} FROM volume_snapshots${w.sql}`, w.params)).map(toRecord);
 }
 
 export interface NewSnapshot {
@@ -100,27 +90,6 @@ export async function insertSnapshot(q: Queryable, s: NewSnapshot, now: Date): P
       cinderTime(now),
     ],
   );
-}
-
-/** Writes name, description and metadata (those given); false when the snapshot is gone. */
-export async function updateSnapshotText(
-  q: Queryable,
-  id: string,
-  f: { name?: string | null; description?: string | null; metadata?: Record<string, string> },
-  now: Date,
-): Promise<boolean> {
-  const sets: string[] = [];
-  const params: Param[] = [];
-  for (const [col, value] of Object.entries(f)) {
-    if (value === undefined) continue;
-    sets.push(`${col} = ?`);
-    params.push(col === 'metadata' ? JSON.stringify(value) : (value as string | null));
-  }
-  const rows = await q.query(
-    `UPDATE volume_snapshots SET ${[...sets, 'updated_at = ?'].join(', ')} WHERE id = ? RETURNING id`,
-    [...params, cinderTime(now), id],
-  );
-  return rows.length === 1;
 }
 
 /**

@@ -11,17 +11,17 @@
  *   waiting on it records that revision as status_revision (`bumpVolume`);
  * - the devices of one instance are distinct: an attach locks the instance row before it
  *   reads the devices in use, so two attaches to one server never pick the same one;
+ * - an attach is written only while the instance is on its host with no task, in that
+ *   same lock, so a racing delete either refuses it or detaches it when it finishes;
  * - every write locks the volume row before any attachment row, as the report path does
  *   (volume-status.ts), so the two never deadlock.
  */
 import { randomUUID } from 'node:crypto';
+import { cinderTime } from './cinder-rows.ts';
 import type { Db, Queryable } from './index.ts';
 
 /** The guest devices an attachment may take, in the order Nova hands them out. */
 export const DEVICES = [...'bcdefghijklmnopqrstuvwxyz'].map((c) => `vd${c}`);
-
-/** Cinder's timestamps: `2026-12-05T10:00:00.000000`. */
-export const cinderTime = (d: Date) => `${d.toISOString().slice(0, 23)}000`;
 
 /** A volume whose host must serve a new revision: the host (null: none) and the revision. */
 export interface Bumped {
@@ -73,10 +73,25 @@ export interface AttachRequest {
 export type AttachResult =
   | { attachmentId: string; device: string; volume: Bumped }
   | { error: 'in_use' | 'none_free'; device?: string }
-  | { error: 'volume_status'; status: string | null };
+  | { error: 'volume_status'; status: string | null }
+  | { error: 'server_state' };
 
-async function devicesOf(tx: Queryable, instanceId: string): Promise<string[]> {
-  await tx.query('UPDATE instances SET id = id WHERE id = ?', [instanceId]);
+/**
+ * Locks the instance row (still on `host`, not deleted, no task: a delete that started
+ * meanwhile has its task set, so it finishes after this attach and detaches it) and
+ * reads the devices in use; undefined when the instance moved on.
+ */
+async function devicesOf(
+  tx: Queryable,
+  instanceId: string,
+  host: string,
+): Promise<string[] | undefined> {
+  const [held] = await tx.query(
+    `UPDATE instances SET id = id
+      WHERE id = ? AND host = ? AND deleted_at IS NULL AND task_state IS NULL RETURNING id`,
+    [instanceId, host],
+  );
+  if (!held) return undefined;
   const rows = await tx.query<{ device: string }>(
     'SELECT device FROM volume_attachments WHERE instance_uuid = ?',
     [instanceId],
@@ -100,7 +115,9 @@ export async function attachVolume(db: Db, req: AttachRequest, now: Date): Promi
       'UPDATE volumes SET revision_number = revision_number WHERE id = ? RETURNING status',
       [req.volumeId],
     );
-    const picked = pickDevice(await devicesOf(tx, req.instanceId), req.device);
+    const used = await devicesOf(tx, req.instanceId, req.host);
+    if (!used) return { error: 'server_state' };
+    const picked = pickDevice(used, req.device);
     if ('error' in picked) return { error: picked.error, device: req.device };
     const volume = await reserve(tx, req.volumeId, now);
     if (!volume) return { error: 'volume_status', status: locked?.status ?? null };

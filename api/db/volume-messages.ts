@@ -8,8 +8,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { oneLine } from '../../contracts/schema.ts';
+import { cinderTime } from './cinder-rows.ts';
 import type { Queryable, Row } from './index.ts';
-import { cinderTime } from './volumes.ts';
 
 /** Cinder's default message_ttl. */
 export const MESSAGE_TTL_S = 2_592_000;

@@ -20,8 +20,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { ResourceStatus } from '../../contracts/status.ts';
+import { cinderTime } from './cinder-rows.ts';
 import type { Db, Queryable } from './index.ts';
-import { type Bumped, bumpVolume, cinderTime } from './volume-attachments.ts';
+import { type Bumped, bumpVolume } from './volume-attachments.ts';
 
 /** Hints a report's changes call for, sent once its transaction committed. */
 export interface VolumeHints {

@@ -18,6 +18,7 @@ import {
   type VolumeStatus,
 } from '../../contracts/volume.ts';
 import { queryIn } from './chunks.ts';
+import { cinderTime, exactWhere } from './cinder-rows.ts';
 import type { Param, Queryable, Row } from './index.ts';
 import { bool } from './neutron.ts';
 
@@ -44,9 +45,6 @@ export interface VolumeRecord {
   created_at: string;
   updated_at: string | null;
 }
-
-/** Cinder's timestamps: `YYYY-MM-DDTHH:MM:SS.ffffff` (UTC, no zone). */
-export const cinderTime = (d: Date) => `${d.toISOString().slice(0, 23)}000`;
 
 const ALPHANUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 /** `length` characters of [A-Za-z0-9] from node:crypto (rejection sampling: no bias). */
@@ -109,18 +107,10 @@ export async function listVolumes(
   projectId: string | undefined,
   where: Readonly<Record<string, string>>,
 ): Promise<VolumeRecord[]> {
-  const clauses: string[] = [];
-  const params: Param[] = [];
-  if (projectId !== undefined) {
-    clauses.push('v.project_id = ?');
-    params.push(projectId);
-  }
-  for (const [col, value] of Object.entries(where)) {
-    clauses.push(`v.${col} = ?`);
-    params.push(col === 'bootable' ? /^(true|1|t|yes|y|on)$/i.test(value) : value);
-  }
-  const sql = clauses.length ? `${SELECT} WHERE ${clauses.join(' AND ')}` : SELECT;
-  return (await q.query(sql, params)).map(toRecord);
+  const bootable = (col: string, value: string): Param =>
+    col === 'bootable' ? /^(true|1|t|yes|y|on)$/i.test(value) : value;
+  const w = exactWhere('v.', projectId, where, bootable);
+  return (await q.query(`${SELECT}${w.sql}`, w.params)).map(toRecord);
 }
 
 export interface NewVolume {
@@ -171,29 +161,6 @@ export async function insertVolume(q: Queryable, v: NewVolume, now: Date): Promi
       cinderTime(now),
     ],
   );
-}
-
-/** Writes name, description and metadata (those given); false when the volume is gone. */
-export async function updateVolumeText(
-  q: Queryable,
-  id: string,
-  f: { name?: string | null; description?: string | null; metadata?: Record<string, string> },
-  now: Date,
-): Promise<boolean> {
-  const sets: string[] = [];
-  const params: Param[] = [];
-  const set = (col: string, value: Param) => {
-    sets.push(`${col} = ?`);
-    params.push(value);
-  };
-  if (f.name !== undefined) set('name', f.name);
-  if (f.description !== undefined) set('description', f.description);
-  if (f.metadata !== undefined) set('metadata', JSON.stringify(f.metadata));
-  const rows = await q.query(
-    `UPDATE volumes SET ${[...sets, 'updated_at = ?'].join(', ')} WHERE id = ? RETURNING id`,
-    [...params, cinderTime(now), id],
-  );
-  return rows.length === 1;
 }
 
 export interface VolumeMove {
@@ -289,11 +256,16 @@ export async function findVolumeType(
   return rows[0] ? toType(rows[0]) : undefined;
 }
 
-/** Deletes a volume row that no host holds (scheduling failed); false when it moved on. */
-export async function deleteUnplacedVolume(q: Queryable, id: string): Promise<boolean> {
+/** Deletes a volume row that no host holds, from one of `from`; false when it moved on. */
+export async function deleteUnplacedVolume(
+  q: Queryable,
+  id: string,
+  from: readonly VolumeStatus[],
+): Promise<boolean> {
   const rows = await q.query(
-    "DELETE FROM volumes WHERE id = ? AND host IS NULL AND status IN ('error', 'error_deleting') RETURNING id",
-    [id],
+    `DELETE FROM volumes WHERE id = ? AND host IS NULL
+      AND status IN (${from.map(() => '?').join(', ')}) RETURNING id`,
+    [id, ...from],
   );
   return rows.length === 1;
 }

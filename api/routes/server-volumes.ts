@@ -41,6 +41,7 @@ import {
   invalidState,
   liveHost,
   loadInstance,
+  lostRace,
 } from './server-action-rules.ts';
 
 type ById = FastifyRequest<{ Params: { id: string } }>;
@@ -100,6 +101,12 @@ async function initiatorOf(db: Queryable, host: string): Promise<string> {
   return name;
 }
 
+/** A rule as the action helpers take it (mutable arrays). */
+const ruleOf = (spec: typeof ATTACH | typeof DETACH) => ({
+  vm: [...spec.rule.vm],
+  tasks: [...spec.rule.tasks],
+});
+
 /** Nova's checks of the server before an attach or detach; its compute host. */
 async function checkServer(
   deps: AppDeps,
@@ -108,13 +115,16 @@ async function checkServer(
   spec: typeof ATTACH | typeof DETACH,
 ) {
   checkLock(req, inst);
-  const rule = { vm: [...spec.rule.vm], tasks: [...spec.rule.tasks] };
+  const rule = ruleOf(spec);
   if (!allows(rule, inst)) throw invalidState({ name: spec.name, rule }, inst);
   return liveHost(deps, inst);
 }
 
 /** Nova's (and Cinder's, passed through) words for a refused attach. */
-function attachRefusal(r: Extract<AttachResult, { error: string }>, device?: string | null) {
+function attachRefusal(
+  r: Exclude<Extract<AttachResult, { error: string }>, { error: 'server_state' }>,
+  device?: string | null,
+) {
   switch (r.error) {
     case 'in_use':
       return bad(`The supplied device path (${device}) is in use.`);
@@ -136,7 +146,10 @@ async function attach(deps: AppDeps, req: ById) {
   const device = body.device ? body.device.slice('/dev/'.length) : undefined;
   const request = { volumeId: body.volumeId, instanceId: inst.id, host, initiator, device };
   const r = await attachVolume(deps.db, request, deps.clock.now());
-  if ('error' in r) throw attachRefusal(r, body.device);
+  if ('error' in r)
+    throw r.error === 'server_state'
+      ? await lostRace(deps, req, inst.id, { name: ATTACH.name, rule: ruleOf(ATTACH) })
+      : attachRefusal(r, body.device);
   deps.log.info(
     {
       instanceId: inst.id,

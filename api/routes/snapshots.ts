@@ -6,8 +6,10 @@
  * with force, as Cinder allows), on the volume's host; its quota (snapshots, and its
  * size in gigabytes) is checked under the volume project's lock, the one a volume delete
  * takes, in the transaction that inserts it, so a volume is never deleted from under a
- * new snapshot; create and delete bump the snapshot's revision and hint the volume's
- * host; a snapshot the caller may not see is a 404 everywhere.
+ * new snapshot (its size is the volume's as read under that lock); a snapshot a volume
+ * is being made of (`creating`) is not deleted; create and delete bump the snapshot's
+ * revision and hint the volume's host; a snapshot the caller may not see is a 404
+ * everywhere.
  */
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -17,6 +19,7 @@ import {
   parseSnapshotReset,
   parseTextUpdate,
 } from '../../contracts/volume-api.ts';
+import { updateText } from '../db/cinder-rows.ts';
 import { lockQuota } from '../db/quotas.ts';
 import {
   getSnapshot,
@@ -25,7 +28,6 @@ import {
   moveSnapshot,
   resetSnapshotStatus,
   type SnapshotRecord,
-  updateSnapshotText,
 } from '../db/snapshots.ts';
 import { admitCinder } from '../db/volume-quotas.ts';
 import { getVolume } from '../db/volumes.ts';
@@ -71,17 +73,17 @@ async function create(deps: AppDeps, req: InProject, project: string) {
   const id = randomUUID();
   await deps.db.transaction(async (tx) => {
     await lockQuota(tx, deps.db.engine, v.project_id, 'gigabytes');
-    const ask = { kind: 'snapshots', count: 1, gigabytes: v.size } as const;
-    await admitCinder(tx, deps.db.engine, project, cinderQuotaDefaults(deps), ask);
     const still = await getVolume(tx, v.id);
     if (!still || !allowed.includes(still.status))
       throw new ApiError('BadRequest', `Invalid volume: Volume ${v.id} changed status; try again.`);
+    const ask = { kind: 'snapshots', count: 1, gigabytes: still.size } as const;
+    await admitCinder(tx, deps.db.engine, project, cinderQuotaDefaults(deps), ask);
     const row = {
       id,
       project_id: project,
       user_id: callerUser(req),
       volume_id: v.id,
-      size: v.size,
+      size: still.size,
     };
     await insertSnapshot(
       tx,
@@ -106,15 +108,36 @@ async function list(deps: AppDeps, req: Listing, detail: boolean) {
   };
 }
 
+/**
+ * Moves the snapshot to `deleting` (refused while a volume is being made of it: the
+ * move locks the row a copy's create locks, so one of the two sees the other); its
+ * new revision.
+ */
+async function startSnapshotDelete(deps: AppDeps, s: SnapshotRecord): Promise<number> {
+  const from = ['available', 'error', 'error_deleting'] as const;
+  return deps.db.transaction(async (tx) => {
+    const rev = await moveSnapshot(tx, s.id, from, 'deleting', true, deps.clock.now());
+    if (rev === undefined)
+      throw new ApiError(
+        'BadRequest',
+        `Invalid snapshot: Snapshot ${s.id} status must be available or error, but current status is: ${s.status}.`,
+      );
+    const [copy] = await tx.query(
+      "SELECT id FROM volumes WHERE snapshot_id = ? AND status = 'creating'",
+      [s.id],
+    );
+    if (copy)
+      throw new ApiError(
+        'BadRequest',
+        `Invalid snapshot: Snapshot ${s.id} is the source of volume ${String(copy.id)} being created (SnapshotIsBusy).`,
+      );
+    return rev;
+  });
+}
+
 async function remove(deps: AppDeps, req: ById) {
   const s = await loadSnapshot(deps, req, req.params.id);
-  const from = ['available', 'error', 'error_deleting'] as const;
-  const rev = await moveSnapshot(deps.db, s.id, from, 'deleting', true, deps.clock.now());
-  if (rev === undefined)
-    throw new ApiError(
-      'BadRequest',
-      `Invalid snapshot: Snapshot ${s.id} status must be available or error, but current status is: ${s.status}.`,
-    );
+  const rev = await startSnapshotDelete(deps, s);
   const host = await hostOf(deps, s);
   deps.log.info({ snapshotId: s.id, revision: rev, host }, 'snapshot delete started');
   if (host) await hintSnapshot(deps, host, s.id, rev);
@@ -147,7 +170,7 @@ export function snapshotRoutes(scope: FastifyInstance, deps: AppDeps) {
     pathProject(req);
     const s = await loadSnapshot(deps, req, req.params.id);
     const update = parseTextUpdate(req.body, 'snapshot');
-    if (!(await updateSnapshotText(deps.db, s.id, update, deps.clock.now())))
+    if (!(await updateText(deps.db, 'volume_snapshots', s.id, update, deps.clock.now())))
       throw snapshotNotFound(s.id);
     return { snapshot: snapshotView(await loadSnapshot(deps, req, s.id), false) };
   });

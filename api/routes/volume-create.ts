@@ -6,7 +6,10 @@
  * Invariants: the body, the type, the zone and the source are checked before anything is
  * written; the quota check, the placement and the insert run in one transaction (the
  * scheduler counts the rows placed so far, db/volume-quotas.ts the project's usage), so
- * racing creates neither overrun a quota nor double-count a host's free room; a volume no
+ * racing creates neither overrun a quota nor double-count a host's free room; a copy
+ * locks its source row and finds it still usable in that transaction, and the source's
+ * delete is refused while a copy of it is `creating` (volume-delete.ts, snapshots.ts),
+ * so the data a copy reads is never removed under it; a volume no
  * host can take is stored in `error` with its reason and a user message, host NULL, and
  * no host is hinted; a placed one is `creating` at revision 1 and its host is hinted.
  */
@@ -51,31 +54,35 @@ export const cinderQuotaDefaults = (deps: AppDeps) => ({
 
 const invalid = (what: string) => new ApiError('BadRequest', what);
 
+/** The snapshot a copy is made of: the caller's, `available`, on its volume's host. */
+async function snapshotSource(deps: AppDeps, req: FastifyRequest, id: string): Promise<Source> {
+  const snap = visible(req, await getSnapshot(deps.db, id));
+  if (!snap) throw snapshotNotFound(id);
+  if (snap.status !== 'available')
+    throw invalid(
+      `Invalid snapshot: Originating snapshot status must be one of 'available' values`,
+    );
+  const vol = await getVolume(deps.db, snap.volume_id);
+  if (!vol?.host)
+    throw invalid(`Invalid snapshot: the volume of snapshot ${snap.id} is on no host`);
+  return {
+    kind: 'snapshot',
+    id: snap.id,
+    host: vol.host,
+    backend: vol.backend,
+    typeId: vol.volume_type_id,
+    size: snap.size,
+    zone: vol.availability_zone,
+  };
+}
+
+/** The source of the copy asked for (checked again under lock in the insert), if any. */
 async function sourceOf(
   deps: AppDeps,
   req: FastifyRequest,
   c: VolumeCreate,
 ): Promise<Source | undefined> {
-  if (c.snapshot_id) {
-    const snap = visible(req, await getSnapshot(deps.db, c.snapshot_id));
-    if (!snap) throw snapshotNotFound(c.snapshot_id);
-    if (snap.status !== 'available')
-      throw invalid(
-        `Invalid snapshot: Originating snapshot status must be one of 'available' values`,
-      );
-    const vol = await getVolume(deps.db, snap.volume_id);
-    if (!vol?.host)
-      throw invalid(`Invalid snapshot: the volume of snapshot ${snap.id} is on no host`);
-    return {
-      kind: 'snapshot',
-      id: snap.id,
-      host: vol.host,
-      backend: vol.backend,
-      typeId: vol.volume_type_id,
-      size: snap.size,
-      zone: vol.availability_zone,
-    };
-  }
+  if (c.snapshot_id) return snapshotSource(deps, req, c.snapshot_id);
   if (!c.source_volid) return undefined;
   const src = visible(req, await getVolume(deps.db, c.source_volid));
   if (!src) throw volumeNotFound(c.source_volid);
@@ -155,9 +162,33 @@ interface Plan {
   size: number;
 }
 
+/**
+ * Locks the source row and checks it is still usable (a racing delete of it either
+ * commits first, and the create is refused, or waits and then sees this volume).
+ */
+async function holdSource(tx: Queryable, s: Source): Promise<void> {
+  const [held] =
+    s.kind === 'snapshot'
+      ? await tx.query(
+          `UPDATE volume_snapshots SET revision_number = revision_number
+            WHERE id = ? AND status = 'available' RETURNING id`,
+          [s.id],
+        )
+      : await tx.query(
+          `UPDATE volumes SET revision_number = revision_number
+            WHERE id = ? AND status IN ('available', 'in-use') RETURNING id`,
+          [s.id],
+        );
+  if (!held)
+    throw invalid(`Invalid ${s.kind}: the source ${s.kind} ${s.id} changed status; try again.`);
+}
+
 /** The source's host, else the scheduler's choice (in the insert's transaction). */
 async function placement(deps: AppDeps, tx: Queryable, p: Plan): Promise<VolumePlacement> {
-  if (p.source) return { host: p.source.host };
+  if (p.source) {
+    await holdSource(tx, p.source);
+    return { host: p.source.host };
+  }
   const want = {
     sizeGb: p.size,
     backend: p.type.backend,

@@ -5,9 +5,10 @@
  * reference and tempest's schemas.
  *
  * Invariants: create and update answers carry the base view; show and detail lists add
- * the extension attributes, the admin-only ones (host, migration, tenant) only for an
- * admin; `bootable` is Cinder's "true"/"false" string; a volume's attachments list only
- * attached records (Cinder's _get_attachments); CHAP credentials never appear.
+ * the extension attributes, the admin-only ones (host, migration) only for an admin,
+ * the tenant one for its owner too (Cinder's admin_or_owner rule); `bootable` is
+ * Cinder's "true"/"false" string; a volume's attachments list only attached records
+ * (Cinder's _get_attachments); CHAP credentials never appear.
  */
 import type { FastifyRequest } from 'fastify';
 import type { Row } from '../db/index.ts';
@@ -66,9 +67,9 @@ export function volumeView(req: FastifyRequest, v: VolumeRecord, o: ViewOpts) {
           'os-vol-host-attr:host': hostAttr(v),
           'os-vol-mig-status-attr:migstat': null,
           'os-vol-mig-status-attr:name_id': null,
-          'os-vol-tenant-attr:tenant_id': v.project_id,
         }
       : {}),
+    ...(o.extended ? { 'os-vol-tenant-attr:tenant_id': v.project_id } : {}),
   };
 }
 

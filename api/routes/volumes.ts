@@ -8,7 +8,8 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { boolish, parseTextUpdate } from '../../contracts/volume-api.ts';
-import { attachedOf, listVolumes, updateVolumeText } from '../db/volumes.ts';
+import { updateText } from '../db/cinder-rows.ts';
+import { attachedOf, listVolumes } from '../db/volumes.ts';
 import type { AppDeps } from '../deps.ts';
 import { hintVolume } from '../hints.ts';
 import { type ById, type InProject, pathProject, volumeNotFound } from './cinder-common.ts';
@@ -73,7 +74,7 @@ export function volumeRoutes(scope: FastifyInstance, deps: AppDeps) {
     const project = pathProject(req);
     const v = await loadVolume(deps, req, req.params.id);
     const update = parseTextUpdate(req.body, 'volume');
-    if (!(await updateVolumeText(deps.db, v.id, update, deps.clock.now())))
+    if (!(await updateText(deps.db, 'volumes', v.id, update, deps.clock.now())))
       throw volumeNotFound(v.id);
     return {
       volume: volumeView(req, await loadVolume(deps, req, v.id), { project, extended: false }),

@@ -11,6 +11,7 @@
  */
 import assert from 'node:assert/strict';
 import { beforeEach, describe, test } from 'node:test';
+import { attachVolume } from '../../api/db/volume-attachments.ts';
 import { PLUGIN_TOPIC } from '../../contracts/messages.ts';
 import { GetVolumeInfoResult } from '../../contracts/volume.ts';
 import { waitFor } from '../helpers/env.ts';
@@ -281,6 +282,33 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.deepEqual((await info(v))?.initiators, []);
       await volReport('s1', { id: v, status: 'ACTIVE', revision: 3 });
       assert.equal(await status(v), 'available');
+    });
+
+    test('an attach racing the server delete: refused, or detached when the delete ends', async () => {
+      for (let round = 0; round < 3; round++) {
+        const server = await setup();
+        const v = await seedVolume(h.db, { status: 'available' });
+        const [att, del] = await Promise.all([
+          attach(server, v),
+          call('DELETE', `/servers/${server}`),
+        ]);
+        assert.equal(del.status, 204);
+        assert.ok([200, 409].includes(att.status), JSON.stringify(att.body));
+        await h.update({ host: 'h1', instance_id: server, power_state: 0, deleted: true });
+        const rows = await h.db.query('SELECT id FROM volume_attachments WHERE volume_id = ?', [v]);
+        assert.deepEqual(rows, [], 'no attachment outlives its server');
+        assert.equal(await status(v), att.status === 200 ? 'detaching' : 'available');
+      }
+      const server = await setup();
+      const v = await seedVolume(h.db, { status: 'available' });
+      await h.db.query("UPDATE instances SET task_state = 'deleting' WHERE id = ?", [server]);
+      const req = { volumeId: v, instanceId: server, host: 'h1', initiator: IQN1 };
+      assert.deepEqual(await attachVolume(h.db, req, h.clock.now()), { error: 'server_state' });
+      await h.db.query('UPDATE instances SET task_state = NULL WHERE id = ?', [server]);
+      const moved = { ...req, host: 'h2' };
+      assert.deepEqual(await attachVolume(h.db, moved, h.clock.now()), { error: 'server_state' });
+      assert.equal(await status(v), 'available', 'a refused attach writes nothing');
+      assert.deepEqual(await h.db.query('SELECT id FROM volume_attachments'), []);
     });
   });
 }

@@ -152,6 +152,12 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.equal((admin.body.volume as Obj)['os-vol-tenant-attr:tenant_id'], h.projects.A);
       const mine = await h.call('A', 'GET', `/volumes/${v.id}`);
       assert.equal('os-vol-host-attr:host' in (mine.body.volume as Obj), false);
+      assert.equal('os-vol-mig-status-attr:migstat' in (mine.body.volume as Obj), false);
+      assert.equal(
+        (mine.body.volume as Obj)['os-vol-tenant-attr:tenant_id'],
+        h.projects.A,
+        "the owner sees the tenant attribute (Cinder's admin_or_owner rule)",
+      );
       const all = await h.call('admin', 'GET', '/volumes?all_tenants=1');
       assert.ok((all.body.volumes as Obj[]).some((x) => x.id === v.id));
       const own = await h.call('admin', 'GET', '/volumes');
