@@ -7,6 +7,9 @@
  *   object `volume-<id>` / `snapshot-<id>`, the target `targetIqn(id)`; the CHAP user and
  *   secret and the initiator names were validated by the contract's schema, so nothing
  *   else reaches tgtadm, lvcreate or a path;
+ * - data is made only while the spec says `create` (the API's creating): otherwise a
+ *   missing object is an ERROR naming its path, so a volumes_dir not mounted or a lost LV
+ *   is never silently replaced by a blank one exported to an attached guest;
  * - a target exists iff the volume is present and has initiators; its ACL is exactly the
  *   spec's initiators (sorted, deduplicated) and its one account is the spec's CHAP user;
  * - `deleted` carries `claimed`: the API asked for the deletion (deleting: the ERROR "in
@@ -18,6 +21,7 @@
 import { PermanentError } from '../../contracts/errors.ts';
 import type { SnapshotSpec, VolumeBackend, VolumeSpec } from '../../contracts/volume.ts';
 import { snapshotName, TARGET_LUN, targetIqn, volumeName } from '../../contracts/volume.ts';
+import { lvName } from '../../host/lvm/names.ts';
 import type { VolumeSettings } from './settings.ts';
 
 export interface DesiredTarget {
@@ -44,6 +48,10 @@ export interface PresentVolume {
   sizeGb: number;
   source: DataSource | null;
   target: DesiredTarget | null;
+  /** The data may be made (spec.create); else a missing object is the ERROR "data missing". */
+  create: boolean;
+  /** Where the data object is, as a "data missing" ERROR names it. */
+  path: string;
   revision: number;
 }
 
@@ -71,6 +79,9 @@ export interface PresentSnapshot {
   /** The volume's data object the snapshot is taken of. */
   origin: string;
   sizeGb: number;
+  /** See PresentVolume.create / path. */
+  create: boolean;
+  path: string;
   revision: number;
 }
 
@@ -86,6 +97,11 @@ export function clears(s: VolumeSettings): boolean {
 /** The block device or file a data object is, as tgtd opens it. */
 export function backingOf(s: VolumeSettings, name: string): string {
   return s.driver === 'file' ? `${s.volumesDir}/${name}` : `/dev/${s.vg}/${name}`;
+}
+
+/** Where a data object is: the file, or the LV as `<vg>/<lv>` (a snapshot's LV is `_snapshot-<id>`). */
+export function dataPath(s: VolumeSettings, name: string): string {
+  return s.driver === 'file' ? `${s.volumesDir}/${name}` : `${s.vg}/${lvName(name)}`;
 }
 
 function checkBackend(backend: VolumeBackend, s: VolumeSettings, what: string): void {
@@ -155,6 +171,8 @@ export function desiredVolume(
     sizeGb: spec.size_gb,
     source,
     target,
+    create: spec.create,
+    path: dataPath(s, name),
     revision: spec.revision,
   };
 }
@@ -174,6 +192,8 @@ export function desiredSnapshot(
     name,
     origin: volumeName(spec.volume_id),
     sizeGb: spec.size_gb,
+    create: spec.create,
+    path: dataPath(s, name),
     revision: spec.revision,
   };
 }

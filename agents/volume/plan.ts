@@ -10,6 +10,9 @@
  * Invariants:
  * - an object that is already right plans nothing; data only grows (a larger object than
  *   asked is left, never truncated); a source is copied only when the object is made;
+ * - data is made only while the API says `create`: a missing object otherwise is the
+ *   ERROR "data missing (<path>)" and nothing at all is planned for it (no target is put
+ *   on a blank object for an attached guest to read);
  * - a target whose volume has no initiators any more is removed even with a session
  *   connected (the API detached it: the host must not keep reading), but a volume's data
  *   is never removed while its target has a session: asked for (deleting) that is the
@@ -77,9 +80,15 @@ function checkExport(s: VolumeSettings): void {
     throw new PermanentError('cannot export a volume with lvm_activation = false (no device)');
 }
 
+/** A data object that is gone while the API does not say `create`: nothing is made. */
+function missing(d: { create: boolean; path: string }): void {
+  if (!d.create) throw new PermanentError(`data missing (${d.path})`);
+}
+
 function dataSteps(d: PresentVolume, o: ObservedObject, s: VolumeSettings): VolumeStep[] {
   const { name, sizeGb } = d;
   if (o.sizeBytes === null) {
+    missing(d);
     if (!d.source) return [{ kind: 'data-create', name, sizeGb, why: `make ${name}` }];
     checkCopy(s);
     return [
@@ -168,6 +177,7 @@ export function planVolume(d: DesiredVolume, o: ObservedObject, s: VolumeSetting
 export function planSnapshot(d: DesiredSnapshot, o: ObservedObject): VolumeStep[] {
   if (d.state === 'deleted') return removal(d, o);
   if (o.sizeBytes !== null) return [];
+  missing(d);
   const { name, origin, sizeGb } = d;
   return [{ kind: 'data-snapshot', name, origin, sizeGb, why: `snapshot ${origin}` }];
 }

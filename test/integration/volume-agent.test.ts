@@ -18,13 +18,14 @@
  * and never a claimed one; an unclaimed volume whose target has a live session is left
  * (file and target); deleting a volume with a live session is the ERROR "in use" (the
  * file stays), once the session ended the target and file go; a volume bigger than the disk is the ERROR with the
- * reason and leaves nothing, made from a snapshot too (the copy it made is removed).
- * Every status carries the spec's revision.
+ * reason and leaves nothing, made from a snapshot too (the copy it made is removed); a volume or snapshot whose data is missing while the spec
+ * does not say `create` is the ERROR "data missing (<path>)" and nothing is made (no
+ * file, no target). Every status carries the spec's revision.
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { volumeHooks } from '../../agents/volume/agent.ts';
@@ -347,5 +348,38 @@ describe('kumo-volume-agent on a real host (file backend, tgtd, fake broker)', {
     assert.ok(existsSync(path(`snapshot-${S1}`)), 'the source stays');
     await reconcile('volume', big.id);
     assert.equal(existsSync(path(`volume-${big.id}`)), false, 'never taken for the volume');
+  });
+
+  test('data missing while not creating: the ERROR naming the file, nothing made, no target', async () => {
+    const lost = volume();
+    await reconcile('volume', lost.id);
+    assert.equal(last('volume', lost.id)?.status, 'ACTIVE');
+    rmSync(path(`volume-${lost.id}`));
+    change(lost, { create: false, initiators: [A] });
+    await reconcile('volume', lost.id);
+    assert.deepEqual(last('volume', lost.id), {
+      resource: 'volume',
+      id: lost.id,
+      status: 'ERROR',
+      reason: `data missing (${path(`volume-${lost.id}`)})`,
+      revision: lost.revision,
+    });
+    assert.equal(existsSync(path(`volume-${lost.id}`)), false);
+    assert.equal(await hasTarget(lost.id), false);
+    const snap = randomUUID();
+    snapshots.set(snap, {
+      id: snap,
+      volume_id: V2,
+      size_gb: 1,
+      backend: 'file',
+      create: false,
+      deleting: false,
+      revision: 4,
+    });
+    await reconcile('snapshot', snap);
+    assert.equal(last('snapshot', snap)?.reason, `data missing (${path(`snapshot-${snap}`)})`);
+    assert.equal(existsSync(path(`snapshot-${snap}`)), false);
+    snapshots.delete(snap);
+    volumes.delete(lost.id);
   });
 });

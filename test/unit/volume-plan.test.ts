@@ -6,7 +6,9 @@
  * ordered target → accounts → zero → remove, zeroing per volume_clear and backend, the
  * ERROR "in use" for a deletion asked with a connected session and a `keep` for an
  * unclaimed one, LVM without activation refusing copies and exports before anything is
- * made, snapshots made once and removed, and a backend mismatch refused.
+ * made, snapshots made once and removed, a backend mismatch refused, and a data object
+ * missing while the spec does not say `create` the ERROR "data missing (<path>)" with
+ * nothing planned (no data made, no target).
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -235,6 +237,59 @@ describe('planVolume', () => {
     assert.deepEqual(
       kinds(planVolume(desiredVolume(spec({ backend: 'lvm' }), ID, meta), nothing, meta)),
       ['data-create'],
+    );
+  });
+});
+
+describe('data missing while not creating', () => {
+  const gone = (e: Error, path: string) =>
+    e instanceof PermanentError && e.message === `data missing (${path})`;
+  test('a volume: the ERROR naming the file, nothing made, no target on a blank file', () => {
+    const path = `/var/lib/kumo/volumes/volume-${ID}`;
+    for (const o of [nothing, { ...nothing, target: target(), accountExists: true }])
+      assert.throws(
+        () =>
+          planVolume(desiredVolume(spec({ create: false, initiators: [A] }), ID, FILE), o, FILE),
+        (e: Error) => gone(e, path),
+      );
+    assert.throws(
+      () => planVolume(desiredVolume(spec({ create: false }), ID, FILE), nothing, FILE),
+      (e: Error) => gone(e, path),
+    );
+  });
+  test('an LV is named <vg>/<lv>; present data plans as before; deleting needs no create', () => {
+    assert.throws(
+      () =>
+        planVolume(desiredVolume(spec({ backend: 'lvm', create: false }), ID, LVM), nothing, LVM),
+      (e: Error) => gone(e, `kumo-volumes/volume-${ID}`),
+    );
+    const has = { ...nothing, sizeBytes: GIB };
+    const d = desiredVolume(spec({ create: false, size_gb: 2 }), ID, FILE);
+    assert.deepEqual(kinds(planVolume(d, has, FILE)), ['data-extend']);
+    const del = desiredVolume(spec({ create: false, deleting: true }), ID, FILE);
+    assert.deepEqual(planVolume(del, nothing, FILE), []);
+  });
+  test('a snapshot: the ERROR naming it (an LV: _snapshot-<id>), nothing made', () => {
+    const snap: SnapshotSpec = {
+      id: SRC,
+      volume_id: ID,
+      size_gb: 1,
+      backend: 'file',
+      create: false,
+      deleting: false,
+      revision: 2,
+    };
+    assert.throws(
+      () => planSnapshot(desiredSnapshot(snap, SRC, FILE), nothing),
+      (e: Error) => gone(e, `/var/lib/kumo/volumes/snapshot-${SRC}`),
+    );
+    assert.throws(
+      () => planSnapshot(desiredSnapshot({ ...snap, backend: 'lvm' }, SRC, LVM), nothing),
+      (e: Error) => gone(e, `kumo-volumes/_snapshot-${SRC}`),
+    );
+    assert.deepEqual(
+      planSnapshot(desiredSnapshot(snap, SRC, FILE), { ...nothing, sizeBytes: GIB }),
+      [],
     );
   });
 });
