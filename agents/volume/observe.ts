@@ -1,13 +1,15 @@
 /**
  * What the host has for one volume or snapshot: its data object's size (the backend)
  * and the volume's target found by its iqn in `tgtadm --op show` (tid, LUN 1's backing
- * store, bound accounts, ACL, connected sessions), and whether its CHAP account exists.
- * Read-only.
+ * store, bound accounts, ACL, connected sessions), and whether its CHAP account exists;
+ * the target's backing store and the desired one with symlinks resolved (realpath), so
+ * the plan compares the files, not the spellings. Read-only.
  *
  * Invariant: a target is ours only by its iqn (`iqn.2010-10.org.openstack:volume-<uuid>`)
  * and a data object only by its name (backend.ts OWNED_NAME): what `ownedIds` lists for a
  * resync is exactly that, so a target or file of anyone else is never reconciled.
  */
+import { realpath } from 'node:fs/promises';
 import { IQN_PREFIX, TARGET_LUN } from '../../contracts/volume.ts';
 import { type DataBackend, OWNED_NAME } from './backend.ts';
 import type { DesiredSnapshot, DesiredVolume } from './desired.ts';
@@ -19,11 +21,16 @@ export interface ObserveDeps {
   tgt: Tgt;
 }
 
-function asObserved(t: TgtTarget): ObservedTarget {
+/** `path` with symlinks resolved; itself when it cannot be (missing, unreadable). */
+const resolved = (path: string) => realpath(path).catch(() => path);
+
+async function asObserved(t: TgtTarget): Promise<ObservedTarget> {
+  const backing = t.luns.find((l) => l.lun === TARGET_LUN)?.backingStore ?? null;
   return {
     tid: t.tid,
     iqn: t.iqn,
-    backing: t.luns.find((l) => l.lun === TARGET_LUN)?.backingStore ?? null,
+    backing,
+    backingReal: backing === null ? null : await resolved(backing),
     accounts: [...t.accounts],
     acl: [...t.acl],
     sessions: t.sessions.length,
@@ -40,14 +47,21 @@ export async function observeVolume(deps: ObserveDeps, d: DesiredVolume): Promis
   const found = (await deps.tgt.show()).find((t) => t.iqn === iqn);
   const user = userOf(d);
   const accountExists = user !== null && (await deps.tgt.accounts()).includes(user);
-  return { sizeBytes, target: found ? asObserved(found) : null, accountExists };
+  const want = d.state === 'present' ? d.target : null;
+  return {
+    sizeBytes,
+    target: found ? await asObserved(found) : null,
+    accountExists,
+    dataReal: want ? await resolved(want.backing) : null,
+  };
 }
 
 export async function observeSnapshot(
   deps: ObserveDeps,
   d: DesiredSnapshot,
 ): Promise<ObservedObject> {
-  return { sizeBytes: await deps.backend.sizeOf(d.name), target: null, accountExists: false };
+  const sizeBytes = await deps.backend.sizeOf(d.name);
+  return { sizeBytes, target: null, accountExists: false, dataReal: null };
 }
 
 const TARGET = new RegExp(`^${IQN_PREFIX.replaceAll('.', '\\.')}volume-([0-9a-f-]{36})$`);

@@ -13,6 +13,9 @@
  * - data is made only while the API says `create`: a missing object otherwise is the
  *   ERROR "data missing (<path>)" and nothing at all is planned for it (no target is put
  *   on a blank object for an attached guest to read);
+ * - a target is made again only when its LUN is another object: its backing store is
+ *   compared after realpath, so a symlinked volumes_dir (or an LV's /dev/<vg>/<lv> link)
+ *   never force-deletes a live target of the right data;
  * - a target whose volume has no initiators any more is removed even with a session
  *   connected (the API detached it: the host must not keep reading), but a volume's data
  *   is never removed while its target has a session: asked for (deleting) that is the
@@ -38,6 +41,8 @@ export interface ObservedTarget {
   iqn: string;
   /** LUN `lun`'s backing store (null: no such LUN). */
   backing: string | null;
+  /** `backing` with symlinks resolved (as shown when it cannot be resolved). */
+  backingReal: string | null;
   accounts: string[];
   acl: string[];
   /** Connected I_T nexuses. */
@@ -51,6 +56,8 @@ export interface ObservedObject {
   target: ObservedTarget | null;
   /** Whether tgtd has the volume's CHAP account (the desired user's). */
   accountExists: boolean;
+  /** The desired target's backing store with symlinks resolved (null: no target wanted). */
+  dataReal: string | null;
 }
 
 type Why = { why: string };
@@ -134,13 +141,18 @@ function targetFix(d: DesiredTarget, t: ObservedTarget, accountExists: boolean):
   return steps;
 }
 
+/** The target has no LUN yet, or its LUN is the desired object (by path, or after realpath). */
+function servesData(want: DesiredTarget, t: ObservedTarget, dataReal: string | null): boolean {
+  if (t.backing === null || t.backing === want.backing) return true;
+  return dataReal !== null && t.backingReal === dataReal;
+}
+
 function targetSteps(d: PresentVolume, o: ObservedObject, s: VolumeSettings): VolumeStep[] {
   const want = d.target;
   if (!want) return targetRemoval(o, null, true);
   checkExport(s);
   const t = o.target;
-  if (t && (t.backing === null || t.backing === want.backing))
-    return targetFix(want, t, o.accountExists);
+  if (t && servesData(want, t, o.dataReal)) return targetFix(want, t, o.accountExists);
   const stale: VolumeStep[] = t
     ? [{ kind: 'target-delete', tid: t.tid, force: true, why: 'target on another backing store' }]
     : [];

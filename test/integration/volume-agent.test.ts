@@ -20,12 +20,22 @@
  * file stays), once the session ended the target and file go; a volume bigger than the disk is the ERROR with the
  * reason and leaves nothing, made from a snapshot too (the copy it made is removed); a volume or snapshot whose data is missing while the spec
  * does not say `create` is the ERROR "data missing (<path>)" and nothing is made (no
- * file, no target). Every status carries the spec's revision.
+ * file, no target); an agent whose volumes_dir is a symlink to the directory keeps the
+ * target made on the real path (same tid, A still reads). Every status carries the spec's
+ * revision.
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { volumeHooks } from '../../agents/volume/agent.ts';
@@ -79,7 +89,7 @@ describe('kumo-volume-agent on a real host (file backend, tgtd, fake broker)', {
   const readFile = (file: string, cmd: string) =>
     runCommand(['qemu-io', '-r', '-f', 'raw', '-c', cmd, file], {}, 30_000);
 
-  const config = () =>
+  const config = (volumesDir = dir) =>
     compileConfig(
       [
         '[DEFAULT]',
@@ -87,7 +97,7 @@ describe('kumo-volume-agent on a real host (file backend, tgtd, fake broker)', {
         `state_path = ${tmp.path}`,
         '[volume]',
         'volume_driver = file',
-        `volumes_dir = ${dir}`,
+        `volumes_dir = ${volumesDir}`,
         'volume_clear = zero',
         'target_ip_address = 127.0.0.1',
         `target_port = ${portal}`,
@@ -381,5 +391,36 @@ describe('kumo-volume-agent on a real host (file backend, tgtd, fake broker)', {
     assert.equal(existsSync(path(`snapshot-${snap}`)), false);
     snapshots.delete(snap);
     volumes.delete(lost.id);
+  });
+
+  test('volumes_dir through a symlink: the same file after realpath, the live target is kept', async () => {
+    const shared = volume({ initiators: [A] });
+    await reconcile('volume', shared.id);
+    assert.equal((await inq(A, shared.id)).code, 0);
+    const tidOf = async () =>
+      new RegExp(`^Target (\\d+): ${targetIqn(shared.id).replaceAll('.', '\\.')}$`, 'm').exec(
+        await showTargets(),
+      )?.[1];
+    const tid = await tidOf();
+    const link = join(tmp.path, 'volumes-link');
+    symlinkSync(dir, link);
+    const linked = await volumeHooks({
+      config: config(link),
+      runner: createCommandRunner(),
+      log: silentLogger(),
+      broker: api.broker,
+    });
+    change(shared, { create: false });
+    await linked.reconcile?.('volume', shared.id);
+    assert.equal(last('volume', shared.id)?.status, 'ACTIVE');
+    assert.ok(tid !== undefined && (await tidOf()) === tid, 'the target was not made again');
+    assert.match(
+      await showTargets(),
+      new RegExp(`Backing store path: ${path(`volume-${shared.id}`)}`),
+    );
+    assert.equal((await inq(A, shared.id)).code, 0);
+    volumes.delete(shared.id);
+    await reconcile('volume', shared.id);
+    assert.equal(await hasTarget(shared.id), false);
   });
 });

@@ -57,11 +57,17 @@ const spec = (o: Partial<VolumeSpec> = {}): VolumeSpec => ({
   revision: 3,
   ...o,
 });
-const nothing: ObservedObject = { sizeBytes: null, target: null, accountExists: false };
+const nothing: ObservedObject = {
+  sizeBytes: null,
+  target: null,
+  accountExists: false,
+  dataReal: null,
+};
 const target = (o: Partial<ObservedTarget> = {}): ObservedTarget => ({
   tid: 7,
   iqn: IQN,
   backing: `/var/lib/kumo/volumes/volume-${ID}`,
+  backingReal: `/var/lib/kumo/volumes/volume-${ID}`,
   accounts: [USER],
   acl: [A],
   sessions: 0,
@@ -150,7 +156,7 @@ describe('planVolume', () => {
     );
   });
   test('a right target plans nothing; the ACL follows the initiators exactly', () => {
-    const has = { sizeBytes: GIB, target: target(), accountExists: true };
+    const has = { ...nothing, sizeBytes: GIB, target: target(), accountExists: true };
     assert.deepEqual(planVolume(desiredVolume(spec({ initiators: [A] }), ID, FILE), has, FILE), []);
     const steps = planVolume(desiredVolume(spec({ initiators: [B] }), ID, FILE), has, FILE);
     assert.deepEqual(
@@ -163,6 +169,7 @@ describe('planVolume', () => {
   });
   test('a half-made target gets its LUN, account and binding; a foreign account is unbound', () => {
     const o = {
+      ...nothing,
       sizeBytes: GIB,
       target: target({ backing: null, accounts: ['zzzzzzzzzzzzzzzzzzzz'], acl: [] }),
       accountExists: false,
@@ -177,12 +184,26 @@ describe('planVolume', () => {
     ]);
   });
   test('a target on another backing store is made again', () => {
-    const o = { sizeBytes: GIB, target: target({ backing: '/elsewhere' }), accountExists: true };
+    const o = {
+      ...nothing,
+      sizeBytes: GIB,
+      target: target({ backing: '/elsewhere' }),
+      accountExists: true,
+    };
     const steps = planVolume(desiredVolume(spec({ initiators: [A] }), ID, FILE), o, FILE);
     assert.deepEqual(kinds(steps), ['target-delete', 'target-create']);
   });
+  test('a backing store spelled otherwise but the same file after realpath: the target stays', () => {
+    const real = `/srv/volumes/volume-${ID}`;
+    const t = target({ backing: `/mnt/vols/volume-${ID}`, backingReal: real, acl: [] });
+    const d = desiredVolume(spec({ initiators: [A] }), ID, FILE);
+    const o = { ...nothing, sizeBytes: GIB, target: t, accountExists: true, dataReal: real };
+    assert.deepEqual(kinds(planVolume(d, o, FILE)), ['acl-bind']);
+    const other = { ...o, target: { ...t, backingReal: '/srv/volumes/other' } };
+    assert.deepEqual(kinds(planVolume(d, other, FILE)), ['target-delete', 'target-create']);
+  });
   test('no initiators: the target goes, even with a session, and its account', () => {
-    const o = { sizeBytes: GIB, target: target({ sessions: 1 }), accountExists: true };
+    const o = { ...nothing, sizeBytes: GIB, target: target({ sessions: 1 }), accountExists: true };
     const steps = planVolume(desiredVolume(spec(), ID, FILE), o, FILE);
     assert.deepEqual(steps, [
       { kind: 'target-delete', tid: 7, force: true, why: `remove target ${IQN}` },
@@ -190,7 +211,7 @@ describe('planVolume', () => {
     ]);
   });
   test('deleting: target, accounts, zero, remove — in that order', () => {
-    const o = { sizeBytes: GIB, target: target(), accountExists: true };
+    const o = { ...nothing, sizeBytes: GIB, target: target(), accountExists: true };
     const steps = planVolume(desiredVolume(spec({ deleting: true }), ID, FILE), o, FILE);
     assert.deepEqual(kinds(steps), ['target-delete', 'account-delete', 'data-zero', 'data-remove']);
     const none = planVolume(
@@ -205,7 +226,7 @@ describe('planVolume', () => {
     );
   });
   test('deleting with a session connected is the ERROR "in use"; unclaimed, it is kept', () => {
-    const o = { sizeBytes: GIB, target: target({ sessions: 2 }), accountExists: true };
+    const o = { ...nothing, sizeBytes: GIB, target: target({ sessions: 2 }), accountExists: true };
     assert.throws(
       () => planVolume(desiredVolume(spec({ deleting: true }), ID, FILE), o, FILE),
       (e: Error) => e instanceof PermanentError && /in use: 2 iSCSI session/.test(e.message),
