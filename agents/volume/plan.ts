@@ -13,6 +13,13 @@
  * - data is made only while the API says `create`: a missing object otherwise is the
  *   ERROR "data missing (<path>)" and nothing at all is planned for it (no target is put
  *   on a blank object for an attached guest to read);
+ * - the target's one CHAP account is the spec's user: the API rotates the credentials on
+ *   every attach and tgt cannot show a password, so a user other than the bound one is
+ *   the signal — the new account is made, the ACL emptied (the target admits nobody), the
+ *   old account deleted, the new one bound, the ACL refilled: the old credentials stop
+ *   working, the new ones work, and no moment admits an initiator without CHAP. tgt
+ *   1.0.85 segfaults when an account bound before another is unbound (or deleted), so
+ *   the new account is never bound next to the old one (targetFix);
  * - a target is made again only when its LUN is another object: its backing store is
  *   compared after realpath, so a symlinked volumes_dir (or an LV's /dev/<vg>/<lv> link)
  *   never force-deletes a live target of the right data;
@@ -122,7 +129,37 @@ function targetRemoval(o: ObservedObject, user: string | null, force: boolean): 
   return [...target, ...accountDeletes(o, user)];
 }
 
-/** An existing target brought to the desired LUN, account and ACL. */
+/**
+ * The target's accounts brought to exactly the volume's one, never unbinding an account
+ * bound before another (tgt 1.0.85 then segfaults): those after the first are taken off
+ * from the last back, the first one too when it is not the volume's; an old account is
+ * deleted (tgtadm's delete unbinds it), the volume's own only unbound, then bound again.
+ */
+function accountSteps(d: DesiredTarget, t: ObservedTarget): VolumeStep[] {
+  const tid = t.tid;
+  const keep = t.accounts[0] === d.user ? 1 : 0;
+  const off = t.accounts
+    .slice(keep)
+    .reverse()
+    .map(
+      (user): VolumeStep =>
+        user === d.user
+          ? { kind: 'account-unbind', tid, user, why: 'bound after another account' }
+          : { kind: 'account-delete', user, why: 'a CHAP account not the volume’s (rotated)' },
+    );
+  if (keep) return off;
+  return [...off, { kind: 'account-bind', tid, user: d.user, why: 'bind CHAP account' }];
+}
+
+const acl = (kind: 'acl-bind' | 'acl-unbind', tid: number, initiator: string, why: string) =>
+  ({ kind, tid, initiator, why }) as const;
+
+/**
+ * An existing target brought to the desired LUN, account and ACL. When its bound account
+ * is another (CHAP rotated), its ACL is emptied first and refilled last: between the old
+ * account's removal and the new one's binding the target has no account, and tgt would
+ * then admit a listed initiator without CHAP — with no ACL entry it admits nobody.
+ */
 function targetFix(d: DesiredTarget, t: ObservedTarget, accountExists: boolean): VolumeStep[] {
   const tid = t.tid;
   const steps: VolumeStep[] = [];
@@ -130,14 +167,15 @@ function targetFix(d: DesiredTarget, t: ObservedTarget, accountExists: boolean):
     steps.push({ kind: 'lun-new', tid, lun: d.lun, backing: d.backing, why: 'LUN' });
   if (!accountExists)
     steps.push({ kind: 'account-new', user: d.user, secret: d.secret, why: 'CHAP account' });
-  if (!t.accounts.includes(d.user))
-    steps.push({ kind: 'account-bind', tid, user: d.user, why: 'bind CHAP account' });
-  for (const user of t.accounts.filter((u) => u !== d.user))
-    steps.push({ kind: 'account-unbind', tid, user, why: 'a CHAP account not the volume’s' });
-  for (const initiator of d.initiators.filter((i) => !t.acl.includes(i)))
-    steps.push({ kind: 'acl-bind', tid, initiator, why: `admit ${initiator}` });
-  for (const initiator of t.acl.filter((i) => !d.initiators.includes(i)))
-    steps.push({ kind: 'acl-unbind', tid, initiator, why: `no longer admit ${initiator}` });
+  const rotated = t.accounts.length > 0 && t.accounts[0] !== d.user;
+  const admits = rotated ? [] : t.acl;
+  if (rotated)
+    for (const i of t.acl) steps.push(acl('acl-unbind', tid, i, 'admit nobody while CHAP changes'));
+  steps.push(...accountSteps(d, t));
+  for (const i of d.initiators.filter((i) => !admits.includes(i)))
+    steps.push(acl('acl-bind', tid, i, `admit ${i}`));
+  for (const i of admits.filter((i) => !d.initiators.includes(i)))
+    steps.push(acl('acl-unbind', tid, i, `no longer admit ${i}`));
   return steps;
 }
 
@@ -154,7 +192,14 @@ function targetSteps(d: PresentVolume, o: ObservedObject, s: VolumeSettings): Vo
   const t = o.target;
   if (t && servesData(want, t, o.dataReal)) return targetFix(want, t, o.accountExists);
   const stale: VolumeStep[] = t
-    ? [{ kind: 'target-delete', tid: t.tid, force: true, why: 'target on another backing store' }]
+    ? [
+        { kind: 'target-delete', tid: t.tid, force: true, why: 'target on another backing store' },
+        ...t.accounts
+          .filter((u) => u !== want.user)
+          .map(
+            (user): VolumeStep => ({ kind: 'account-delete', user, why: 'the old CHAP account' }),
+          ),
+      ]
     : [];
   const account: VolumeStep[] = o.accountExists
     ? []

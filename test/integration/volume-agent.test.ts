@@ -22,7 +22,9 @@
  * does not say `create` is the ERROR "data missing (<path>)" and nothing is made (no
  * file, no target); an agent whose volumes_dir is a symlink to the directory keeps the
  * target made on the real path (same tid, A still reads). Every status carries the spec's
- * revision.
+ * revision; CHAP rotated (another user in the spec): the old credentials are refused, the
+ * new ones get in, only the new account is left in tgtd; an account bound before the
+ * volume's is removed without tgtd crashing (tgt 1.0.85 segfaults on unbinding it).
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -422,5 +424,70 @@ describe('kumo-volume-agent on a real host (file backend, tgtd, fake broker)', {
     volumes.delete(shared.id);
     await reconcile('volume', shared.id);
     assert.equal(await hasTarget(shared.id), false);
+  });
+
+  test('CHAP rotated: the old credentials are refused, the new ones get in, the old account is gone', async () => {
+    const one = { username: 'rotUserOne0123456789', secret: 'rotSecretOne0123' };
+    const two = { username: 'rotUserTwo0123456789', secret: 'rotSecretTwo0123' };
+    const rot = volume({ initiators: [A], auth: one });
+    const login = (c: typeof one) =>
+      runCommand(
+        [
+          'iscsi-inq',
+          '-i',
+          A,
+          `iscsi://${c.username}%${c.secret}@127.0.0.1:${portal}/${targetIqn(rot.id)}/1`,
+        ],
+        {},
+        20_000,
+      );
+    await reconcile('volume', rot.id);
+    assert.equal((await login(one)).code, 0);
+    change(rot, { create: false, auth: two });
+    await reconcile('volume', rot.id);
+    assert.deepEqual(last('volume', rot.id), {
+      resource: 'volume',
+      id: rot.id,
+      status: 'ACTIVE',
+      revision: rot.revision,
+    });
+    const old = await login(one);
+    assert.notEqual(old.code, 0);
+    assert.match(old.stderr + old.stdout, /Authentication failure/);
+    const now = await login(two);
+    assert.equal(now.code, 0, now.stderr);
+    const accounts = (await tgtd.tgtadm(['--op', 'show', '--mode', 'account'])).stdout;
+    assert.ok(accounts.includes(two.username) && !accounts.includes(one.username), accounts);
+    assert.match(
+      await showTargets(),
+      new RegExp(`Account information:\\s+${two.username}\\n\\s+ACL information:\\s+${A}`),
+    );
+    const three = 'rotUserThree01234567';
+    const tid = /^Target (\d+): /m.exec(
+      (await showTargets()).split('\n').find((l) => l.includes(targetIqn(rot.id))) ?? '',
+    )?.[1] as string;
+    for (const args of [
+      ['unbind', '--tid', tid, '--user', two.username],
+      ['new', '--user', three, '--password', 'rotSecretThree01'],
+      ['bind', '--tid', tid, '--user', three],
+      ['bind', '--tid', tid, '--user', two.username],
+    ]) {
+      const r = await tgtd.tgtadm([
+        '--op',
+        args[0] as string,
+        '--mode',
+        'account',
+        ...args.slice(1),
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+    }
+    change(rot, {});
+    await reconcile('volume', rot.id);
+    assert.equal(last('volume', rot.id)?.status, 'ACTIVE', last('volume', rot.id)?.reason);
+    assert.match(await showTargets(), new RegExp(`Account information:\\s+${two.username}\\n`));
+    assert.equal((await login(two)).code, 0, 'tgtd still up (an account bound before another)');
+    volumes.delete(rot.id);
+    await reconcile('volume', rot.id);
+    assert.equal(await hasTarget(rot.id), false);
   });
 });

@@ -2,7 +2,9 @@
  * The volume agent's pure desired state and planning (agents/volume/desired.ts, plan.ts):
  * names derived from the id, a target iff initiators (ACL sorted and deduplicated), data
  * made / copied / grown only, never shrunk, a target brought to exactly the desired LUN,
- * account and ACL, a detached volume's target removed even with a session, a deletion
+ * account and ACL (a rotated CHAP user: the new account made, the ACL emptied, the old
+ * account deleted, the new one bound, the ACL refilled; an account bound before another
+ * never unbound, as tgt segfaults), a detached volume's target removed even with a session, a deletion
  * ordered target → accounts → zero → remove, zeroing per volume_clear and backend, the
  * ERROR "in use" for a deletion asked with a connected session and a `keep` for an
  * unclaimed one, LVM without activation refusing copies and exports before anything is
@@ -19,6 +21,7 @@ import {
   type ObservedTarget,
   planSnapshot,
   planVolume,
+  type VolumeStep,
 } from '../../agents/volume/plan.ts';
 import type { VolumeSettings } from '../../agents/volume/settings.ts';
 import { PermanentError } from '../../contracts/errors.ts';
@@ -167,7 +170,7 @@ describe('planVolume', () => {
       ],
     );
   });
-  test('a half-made target gets its LUN, account and binding; a foreign account is unbound', () => {
+  test('a half-made target gets its LUN, account and binding; a foreign account is deleted', () => {
     const o = {
       ...nothing,
       sizeBytes: GIB,
@@ -178,9 +181,48 @@ describe('planVolume', () => {
     assert.deepEqual(kinds(steps), [
       'lun-new',
       'account-new',
+      'account-delete',
       'account-bind',
-      'account-unbind',
       'acl-bind',
+    ]);
+  });
+  const what = (steps: VolumeStep[]) =>
+    steps.map((s) => [s.kind, 'user' in s ? s.user : 'initiator' in s ? s.initiator : '']);
+  const OLD = 'oldoldoldoldoldoldol';
+  test('CHAP rotated: new account, ACL emptied, old deleted, new bound, ACL refilled', () => {
+    const o = { ...nothing, sizeBytes: GIB, target: target({ accounts: [OLD] }) };
+    const steps = planVolume(desiredVolume(spec({ initiators: [A] }), ID, FILE), o, FILE);
+    assert.deepEqual(what(steps), [
+      ['account-new', USER],
+      ['acl-unbind', A],
+      ['account-delete', OLD],
+      ['account-bind', USER],
+      ['acl-bind', A],
+    ]);
+    const moved = { ...o, target: target({ accounts: [OLD], backing: '/elsewhere' }) };
+    const remade = planVolume(desiredVolume(spec({ initiators: [A] }), ID, FILE), moved, FILE);
+    assert.deepEqual(what(remade), [
+      ['target-delete', ''],
+      ['account-delete', OLD],
+      ['account-new', USER],
+      ['target-create', ''],
+    ]);
+  });
+  test('two accounts bound: never one bound before another unbound (tgt segfaults)', () => {
+    const d = desiredVolume(spec({ initiators: [A] }), ID, FILE);
+    const both = (accounts: string[]) => ({
+      ...nothing,
+      sizeBytes: GIB,
+      target: target({ accounts }),
+      accountExists: true,
+    });
+    assert.deepEqual(what(planVolume(d, both([USER, OLD]), FILE)), [['account-delete', OLD]]);
+    assert.deepEqual(what(planVolume(d, both([OLD, USER]), FILE)), [
+      ['acl-unbind', A],
+      ['account-unbind', USER],
+      ['account-delete', OLD],
+      ['account-bind', USER],
+      ['acl-bind', A],
     ]);
   });
   test('a target on another backing store is made again', () => {
