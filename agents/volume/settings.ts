@@ -4,12 +4,16 @@
  *
  * Invariants: the config compiler already validated each key (volume group name, paths,
  * ports, choices), so the names derived from them are safe for argv; the file backend's
- * directory exists (made 0700 when absent) before the agent serves anything, else the
- * agent refuses to start naming `[volume] volumes_dir`.
+ * directory exists (made 0700 when absent) and is a path tgt accepts for a backing store
+ * (host/tgt/args.ts: no space, comma, `=` …) before the agent serves anything, else the
+ * agent refuses to start naming `[volume] volumes_dir` — not every export failing later.
  */
 import { mkdir, stat } from 'node:fs/promises';
-import type { VolumeBackend } from '../../contracts/volume.ts';
+import { type VolumeBackend, volumeName } from '../../contracts/volume.ts';
 import type { KumoConfig } from '../../core/config.ts';
+import { checkBackingStore, TgtArgumentError } from '../../host/tgt/args.ts';
+
+const NIL_UUID = '00000000-0000-0000-0000-000000000000';
 
 export interface VolumeSettings {
   host: string;
@@ -43,9 +47,22 @@ export function volumeSettings(config: KumoConfig): VolumeSettings {
 /** The thin pool of a thin-provisioned volume group (Cinder's `<vg>-pool`). */
 export const thinPoolOf = (s: VolumeSettings) => `${s.vg}-pool`;
 
+/** A path tgt would refuse as a backing store (a space, a comma …) stops the agent at start. */
+function checkServable(dir: string): void {
+  try {
+    checkBackingStore(`${dir}/${volumeName(NIL_UUID)}`);
+  } catch (e) {
+    if (!(e instanceof TgtArgumentError)) throw e;
+    throw new Error(
+      `[volume] volumes_dir ${JSON.stringify(dir)} cannot hold volumes tgt can export: a backing store ${e.reason}`,
+    );
+  }
+}
+
 /** Refuses to start (naming the key) when the file backend's directory is unusable. */
 export async function checkSettings(s: VolumeSettings): Promise<void> {
   if (s.driver !== 'file') return;
+  checkServable(s.volumesDir);
   try {
     await mkdir(s.volumesDir, { recursive: true, mode: 0o700 });
     const st = await stat(s.volumesDir);
