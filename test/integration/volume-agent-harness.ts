@@ -2,7 +2,8 @@
  * What the volume agent's integration tests share: a tgtd of the test's own (a free
  * control port, a portal on 127.0.0.1 at a free port; killed with SIGKILL, as tgtd ignores
  * SIGTERM), and a fake kumo-api behind a broker passed in: get_host_volumes /
- * get_volume_info / get_snapshot_info answered from specs the test edits, report_status
+ * get_volume_info / get_snapshot_info answered from specs the test edits (an id in
+ * `unlisted` is left out of get_host_volumes only), report_status
  * casts recorded, the agent's enqueued keys run by `drain`.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -64,10 +65,13 @@ export function fakeVolumeApi() {
   const snapshots = new Map<string, SnapshotSpec>();
   const statuses: ResourceStatus[] = [];
   const queued = new Set<string>();
+  /** Ids get_host_volumes leaves out while get_volume_info / get_snapshot_info know them. */
+  const unlisted = new Set<string>();
+  const listed = (ids: Iterable<string>) => [...ids].filter((id) => !unlisted.has(id));
   const broker = {
     async call(_topic: string, method: string, args: { volume_id?: string; snapshot_id?: string }) {
       if (method === 'get_host_volumes')
-        return { volumes: [...volumes.keys()], snapshots: [...snapshots.keys()] };
+        return { volumes: listed(volumes.keys()), snapshots: listed(snapshots.keys()) };
       if (method === 'get_volume_info')
         return { volume: structuredClone(volumes.get(args.volume_id ?? '') ?? null) };
       if (method === 'get_snapshot_info')
@@ -99,6 +103,7 @@ export function fakeVolumeApi() {
   return {
     volumes,
     snapshots,
+    unlisted,
     statuses,
     broker,
     reconcile,

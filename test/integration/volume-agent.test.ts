@@ -24,7 +24,9 @@
  * target made on the real path (same tid, A still reads). Every status carries the spec's
  * revision; CHAP rotated (another user in the spec): the old credentials are refused, the
  * new ones get in, only the new account is left in tgtd; an account bound before the
- * volume's is removed without tgtd crashing (tgt 1.0.85 segfaults on unbinding it).
+ * volume's is removed without tgtd crashing (tgt 1.0.85 segfaults on unbinding it); a
+ * volume get_host_volumes leaves out but get_volume_info knows survives a resync (file,
+ * target, A's login); an unclaimed id reports nothing more (the report count is unchanged).
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -332,9 +334,11 @@ describe('kumo-volume-agent on a real host (file backend, tgtd, fake broker)', {
       status: 'ACTIVE',
       revision: v1().revision,
     });
+    const reports = () => api.statuses.filter((r) => r.resource === 'volume' && r.id === V1).length;
+    const before = reports();
     volumes.delete(V1);
     await reconcile('volume', V1);
-    assert.equal(last('volume', V1)?.status, 'ACTIVE', 'nothing more reported for an unclaimed id');
+    assert.equal(reports(), before, 'nothing more reported for an unclaimed id');
   });
 
   test('a volume bigger than the disk: the ERROR with the reason, nothing left', async () => {
@@ -489,5 +493,21 @@ describe('kumo-volume-agent on a real host (file backend, tgtd, fake broker)', {
     volumes.delete(rot.id);
     await reconcile('volume', rot.id);
     assert.equal(await hasTarget(rot.id), false);
+  });
+
+  test('a resync never removes a volume get_host_volumes leaves out but get_volume_info knows', async () => {
+    const known = volume({ initiators: [A] });
+    await reconcile('volume', known.id);
+    assert.equal(await hasTarget(known.id), true);
+    api.unlisted.add(known.id);
+    await api.resync();
+    assert.ok(existsSync(path(`volume-${known.id}`)), 'the file stays');
+    assert.equal(await hasTarget(known.id), true, 'the target stays');
+    assert.equal((await inq(A, known.id)).code, 0);
+    assert.equal(last('volume', known.id)?.status, 'ACTIVE');
+    api.unlisted.delete(known.id);
+    volumes.delete(known.id);
+    await reconcile('volume', known.id);
+    assert.equal(existsSync(path(`volume-${known.id}`)), false);
   });
 });
