@@ -15,7 +15,9 @@
  * id, usage `kumo-attachment-<id>`), hot-plugs the iSCSI disk live and in the config
  * (serial = volume id), the guest's kernel sees the 64 MiB disk, tgtd shows the session of this
  * host's initiator, the attachment is reported ACTIVE with its revision; a hard reboot
- * (the domain redefined from the spec) brings the disk back; detach unplugs it (live and
+ * (the domain redefined from the spec) brings the disk back, and so does a rebuild (the
+ * instance's files made again, the domain redefined: disk live and in the config, the
+ * secret kept, the guest sees it, the session back); detach unplugs it (live and
  * config), removes the secret, tgtd shows no session, ACTIVE with the new revision; a
  * wrong CHAP secret is reported ERROR with the reason and leaves no disk and no secret;
  * deleting the instance removes its attachment's secret; a resync's prune removes an
@@ -296,6 +298,43 @@ describe('compute volume attachments: libvirt (qemu:///system) + a real tgtd', {
       30_000,
       200,
     );
+  });
+
+  test('a rebuild (files made again, the domain redefined) puts the attached disk back', async () => {
+    const before = readFileSync(consoleLog, 'utf8');
+    const since = () => {
+      const now = readFileSync(consoleLog, 'utf8');
+      return now.startsWith(before) ? now.slice(before.length) : now;
+    };
+    const att = spec.volumes[0]?.attachment_id as string;
+    spec = { ...spec, task_state: 'rebuilding', task_id: spec.task_id + 1 };
+    await reconcile();
+    const done = sent.at(-1);
+    assert.deepEqual(
+      [done?.task_done, done?.vm_state, done?.fault],
+      [spec.task_id, 'active', undefined],
+    );
+    spec = { ...spec, task_state: null };
+    for (const xml of [await domXml(), await domXml(DomainXmlFlags.INACTIVE)]) {
+      assert.ok(xml.includes(`<serial>${VOLUME}</serial>`), xml);
+      assert.match(xml, new RegExp(`<secret type='iscsi' uuid='${att}'/>`));
+    }
+    assert.equal((await lv.secretLookupByUuid(att)).usageId, `kumo-attachment-${att}`);
+    await waitFor(
+      'the rebuilt guest kernel to see the disk',
+      () => /\[vd[a-z]+\] 131072 512-byte logical blocks/.test(since()) || undefined,
+      90_000,
+      200,
+    ).catch((e: Error) => {
+      throw new Error(`${e.message}; console:\n${consoleTail()}`);
+    });
+    await waitFor(
+      'the session back',
+      async () => (await sessions()).length === 1 || undefined,
+      30_000,
+      200,
+    );
+    assert.equal(lastStatus(att)?.status, 'ACTIVE');
   });
 
   test('detach: unplugged live and in the config, secret gone, no session, ACTIVE', async () => {
