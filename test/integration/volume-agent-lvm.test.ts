@@ -10,8 +10,10 @@
  * with the group's capacity; what LVM cannot do here is the ERROR with LVM's own words
  * (a snapshot, a thin pool) or the agent's (copying data or exporting without
  * activation), and leaves nothing; more than the group holds is the ERROR "insufficient
- * free space" with no LV; a thick snapshot held in the metadata is served, its origin is
- * not deleted while it exists (ERROR naming it), the snapshot and then the volume are;
+ * free space" with no LV; an LV missing while the spec does not say `create` is the
+ * ERROR "data missing (<vg>/volume-<id>)" and none is made; a thick snapshot held in the
+ * metadata is served, its origin is not deleted while it exists (ERROR naming it), the
+ * snapshot and then the volume are;
  * thin: a thin volume and its snapshot are served, an unclaimed thin LV is removed by a
  * resync and the thin pool never, the capacity is the pool's.
  */
@@ -164,6 +166,20 @@ describe('kumo-volume-agent, thick LVM at the metadata level', { timeout: 120_00
     assert.match(api.last('volume', big)?.reason ?? '', /insufficient free space/i);
     assert.equal(await t.lv(`volume-${big}`), null);
     api.volumes.delete(big);
+  });
+
+  test('an LV missing while not creating: the ERROR "data missing (<vg>/<lv>)", no LV made', async () => {
+    const lost = t.volume({ create: false }).id;
+    await api.reconcile('volume', lost);
+    assert.deepEqual(api.last('volume', lost), {
+      resource: 'volume',
+      id: lost,
+      status: 'ERROR',
+      reason: `data missing (${t.s.lab.ctx.vg}/volume-${lost})`,
+      revision: 1,
+    });
+    assert.equal(await t.lv(`volume-${lost}`), null);
+    api.volumes.delete(lost);
   });
 
   test('a snapshot held in the metadata: served; its origin is not deleted before it', async () => {
