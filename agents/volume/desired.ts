@@ -99,7 +99,7 @@ export function backingOf(s: VolumeSettings, name: string): string {
   return s.driver === 'file' ? `${s.volumesDir}/${name}` : `/dev/${s.vg}/${name}`;
 }
 
-/** Where a data object is: the file, or the LV as `<vg>/<lv>` (a snapshot's LV is `_snapshot-<id>`). */
+/** Where a data object is: its file, or its LV as `<vg>/<lv>` (a snapshot's: `_snapshot-<id>`). */
 export function dataPath(s: VolumeSettings, name: string): string {
   return s.driver === 'file' ? `${s.volumesDir}/${name}` : `${s.vg}/${lvName(name)}`;
 }

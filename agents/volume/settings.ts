@@ -53,9 +53,8 @@ function checkServable(dir: string): void {
     checkBackingStore(`${dir}/${volumeName(NIL_UUID)}`);
   } catch (e) {
     if (!(e instanceof TgtArgumentError)) throw e;
-    throw new Error(
-      `[volume] volumes_dir ${JSON.stringify(dir)} cannot hold volumes tgt can export: a backing store ${e.reason}`,
-    );
+    const why = `cannot hold volumes tgt can export: a backing store ${e.reason}`;
+    throw new Error(`[volume] volumes_dir ${JSON.stringify(dir)} ${why}`);
   }
 }
 

@@ -4,8 +4,9 @@
  * made / copied / grown only, never shrunk, a target brought to exactly the desired LUN,
  * account and ACL (a rotated CHAP user: the new account made, the ACL emptied, the old
  * account deleted, the new one bound, the ACL refilled; an account bound before another
- * never unbound, as tgt segfaults), a detached volume's target removed even with a session, a deletion
- * ordered target → accounts → zero → remove, zeroing per volume_clear and backend, the
+ * never unbound, as tgt segfaults; the backing store compared after realpath), a
+ * detached volume's target removed even with a session, a deletion ordered target →
+ * accounts → zero → remove, zeroing per volume_clear and backend, the
  * ERROR "in use" for a deletion asked with a connected session and a `keep` for an
  * unclaimed one, LVM without activation refusing copies and exports before anything is
  * made, snapshots made once and removed, a backend mismatch refused, and a data object
