@@ -17,16 +17,18 @@
  * initiator, and go again when unclaimed; a resync removes an unclaimed file and target
  * and never a claimed one; an unclaimed volume whose target has a live session is left
  * (file and target); deleting a volume with a live session is the ERROR "in use" (the
- * file stays), once the session ended the target and file go; a volume bigger than the disk is the ERROR with the
- * reason and leaves nothing, made from a snapshot too (the copy it made is removed); a volume or snapshot whose data is missing while the spec
+ * file stays), once the session ended the target and file go; a volume bigger than the
+ * disk is the ERROR with the reason and leaves nothing, made from a snapshot too (the
+ * copy it made is removed); a volume or snapshot whose data is missing while the spec
  * does not say `create` is the ERROR "data missing (<path>)" and nothing is made (no
  * file, no target); an agent whose volumes_dir is a symlink to the directory keeps the
- * target made on the real path (same tid, A still reads). Every status carries the spec's
- * revision; CHAP rotated (another user in the spec): the old credentials are refused, the
- * new ones get in, only the new account is left in tgtd; an account bound before the
- * volume's is removed without tgtd crashing (tgt 1.0.85 segfaults on unbinding it); a
- * volume get_host_volumes leaves out but get_volume_info knows survives a resync (file,
- * target, A's login); an unclaimed id reports nothing more (the report count is unchanged).
+ * target made on the real path (same tid, A still reads); CHAP rotated (another user in
+ * the spec): the old credentials are refused, the new ones get in, only the new account
+ * is left in tgtd, and an account bound before the volume's is removed without tgtd
+ * crashing (tgt 1.0.85 segfaults on unbinding it); a volume get_host_volumes leaves out
+ * but get_volume_info knows survives a resync (file, target, A's login); an unclaimed id
+ * reports nothing more (the report count is unchanged). Every status carries the spec's
+ * revision.
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
