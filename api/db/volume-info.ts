@@ -13,7 +13,9 @@
  * - connection info (with the CHAP secret) goes only to the attachment's own compute
  *   host, and only once the storage host has served the ACL admitting it (exported) or
  *   the attachment is attached; a detaching attachment carries no connection, and an
- *   attach whose storage host reports no target_portal waits for it.
+ *   attach whose storage host reports no target_portal waits for it;
+ * - `deleting` is delete_requested (set by a DELETE or force-delete only), never the
+ *   status: an admin's reset to deleting or error_deleting removes no data.
  */
 import { agentTypeByKind } from '../../contracts/agents.ts';
 import {
@@ -31,10 +33,6 @@ import type { Queryable } from './index.ts';
 import { bool } from './neutron.ts';
 
 export const VOLUME_AGENT_TYPE = agentTypeByKind('volume').agentType;
-
-/** Statuses in which the storage host is to remove the volume (or snapshot). */
-export const REMOVING = ['deleting', 'error_deleting'] as const;
-const removing = (status: string) => (REMOVING as readonly string[]).includes(status);
 
 const backendOf = (b: string): VolumeBackend =>
   (VOLUME_BACKENDS as readonly string[]).includes(b) ? (b as VolumeBackend) : 'file';
@@ -63,6 +61,7 @@ type VolumeRow = {
   auth_username: string;
   auth_secret: string;
   revision_number: number;
+  delete_requested: unknown;
 };
 
 function sourceOf(v: VolumeRow): VolumeSpec['source'] {
@@ -80,7 +79,7 @@ export async function readVolumeSpec(
 ): Promise<VolumeSpec | null> {
   const [v] = await tx.query<VolumeRow>(
     `SELECT v.id, v.size, v.status, t.backend, v.snapshot_id, v.source_volid,
-            v.auth_username, v.auth_secret, v.revision_number
+            v.auth_username, v.auth_secret, v.revision_number, v.delete_requested
        FROM volumes v JOIN volume_types t ON t.id = v.volume_type_id
       WHERE v.id = ? AND v.host = ?`,
     [id, host],
@@ -98,7 +97,7 @@ export async function readVolumeSpec(
     auth: { username: v.auth_username, secret: v.auth_secret },
     initiators: [...new Set(initiators.map((r) => r.initiator))],
     create: v.status === 'creating',
-    deleting: removing(v.status),
+    deleting: bool(v.delete_requested),
     revision: Number(v.revision_number),
   };
 }
@@ -116,8 +115,10 @@ export async function readSnapshotSpec(
     status: string;
     backend: string;
     revision_number: number;
+    delete_requested: unknown;
   }>(
-    `SELECT s.id, s.volume_id, s.size, s.status, t.backend, s.revision_number
+    `SELECT s.id, s.volume_id, s.size, s.status, t.backend, s.revision_number,
+            s.delete_requested
        FROM volume_snapshots s JOIN volumes v ON v.id = s.volume_id
        JOIN volume_types t ON t.id = v.volume_type_id
       WHERE s.id = ? AND v.host = ?`,
@@ -130,7 +131,7 @@ export async function readSnapshotSpec(
     size_gb: Number(s.size),
     backend: backendOf(s.backend),
     create: s.status === 'creating',
-    deleting: removing(s.status),
+    deleting: bool(s.delete_requested),
     revision: Number(s.revision_number),
   };
 }

@@ -10,6 +10,8 @@
  *   (attach_revision for an attachment): a late report (another replica, a requeue)
  *   never undoes a newer change; ACTIVE at r marks exported every attachment whose
  *   export_revision <= r, whatever the volume's status;
+ * - the data is gone (the row deleted) only when a delete was requested (delete_requested),
+ *   whatever an admin's reset made of the status since;
  * - every error leaves status_reason and a Cinder user message (volume_messages, event
  *   `VOLUME_<resource type>_<action>_<detail>`, expiring after 30 days);
  * - a report locks the volume row before any other row of the volume, as every API
@@ -21,6 +23,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ResourceStatus } from '../../contracts/status.ts';
 import type { Db, Queryable } from './index.ts';
+import { bool } from './neutron.ts';
 import { type Bumped, bumpVolume, cinderTime } from './volume-attachments.ts';
 
 /** Hints a report's changes call for, sent once its transaction committed. */
@@ -71,12 +74,13 @@ export type LockedVolume = {
   host: string | null;
   status: string;
   status_revision: number;
+  delete_requested: unknown;
 };
 
 export async function lockVolume(tx: Queryable, id: string): Promise<LockedVolume | undefined> {
   const [v] = await tx.query<LockedVolume>(
     `UPDATE volumes SET revision_number = revision_number WHERE id = ?
-      RETURNING id, project_id, host, status, status_revision`,
+      RETURNING id, project_id, host, status, status_revision, delete_requested`,
     [id],
   );
   return v;
@@ -124,7 +128,7 @@ async function dropVolume(tx: Queryable, id: string) {
 async function volumeActive(tx: Queryable, v: LockedVolume, now: Date) {
   if (v.status === 'creating' || v.status === 'extending')
     return setStatus(tx, 'volumes', v.id, 'available', now);
-  if (v.status === 'deleting' || v.status === 'error_deleting') return dropVolume(tx, v.id);
+  if (bool(v.delete_requested)) return dropVolume(tx, v.id);
   if (v.status === 'detaching' && (await attachmentCount(tx, v.id)) === 0)
     return setStatus(tx, 'volumes', v.id, 'available', now);
 }
@@ -151,7 +155,7 @@ export async function setError(
 
 /** ERROR at `r`: the waiting status fails; a failed export drops its attachment. */
 async function volumeError(tx: Queryable, v: LockedVolume, r: number, why: string, now: Date) {
-  const failed = VOLUME_ERRORS[v.status];
+  const failed = bool(v.delete_requested) ? VOLUME_ERRORS.deleting : VOLUME_ERRORS[v.status];
   const note = { projectId: v.project_id, id: v.id, reason: why };
   if (failed) {
     await setError(tx, 'volumes', v.id, failed[0], why);
@@ -190,9 +194,14 @@ async function applyVolume(
 }
 
 async function applySnapshot(tx: Queryable, host: string, s: ResourceStatus, now: Date) {
-  const [snap] = await tx.query<{ status: string; status_revision: number; project_id: string }>(
+  const [snap] = await tx.query<{
+    status: string;
+    status_revision: number;
+    project_id: string;
+    delete_requested: unknown;
+  }>(
     `UPDATE volume_snapshots SET revision_number = revision_number WHERE id = ?
-      RETURNING status, status_revision, project_id, volume_id`,
+      RETURNING status, status_revision, project_id, volume_id, delete_requested`,
     [s.id],
   );
   const [owner] = await tx.query<{ host: string | null }>(
@@ -201,14 +210,14 @@ async function applySnapshot(tx: Queryable, host: string, s: ResourceStatus, now
   );
   if (!snap || owner?.host !== host) return false;
   if ((s.revision ?? Number.MAX_SAFE_INTEGER) < Number(snap.status_revision)) return true;
-  const gone = snap.status === 'deleting' || snap.status === 'error_deleting';
+  const gone = bool(snap.delete_requested);
   if (s.status === 'ACTIVE') {
     if (gone) await tx.query('DELETE FROM volume_snapshots WHERE id = ?', [s.id]);
     else if (snap.status === 'creating')
       await setStatus(tx, 'volume_snapshots', s.id, 'available', now);
     return true;
   }
-  if (snap.status !== 'creating' && snap.status !== 'deleting') return true;
+  if (snap.status !== 'creating' && !gone) return true;
   const why = s.reason ?? 'The volume agent could not serve the snapshot.';
   await setError(tx, 'volume_snapshots', s.id, gone ? 'error_deleting' : 'error', why);
   const action = gone ? 'snapshotDelete' : 'snapshotCreate';

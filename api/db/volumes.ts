@@ -7,7 +7,9 @@
  * Invariants: a status move is one conditional UPDATE on the statuses it may leave
  * (`moveVolume`), so a racing request or report never has its move overwritten; every
  * move the storage host must serve bumps revision_number and sets status_revision to the
- * new revision in the same statement, and returns it for the hint; the CHAP credentials
+ * new revision in the same statement, and returns it for the hint; only a move to
+ * `deleting` (DELETE, os-force_delete) sets delete_requested, the one thing that has the
+ * storage host remove the data (a reset writes the status alone); the CHAP credentials
  * never leave this module's callers except towards the storage host (rpc-volume.ts).
  */
 import { randomBytes } from 'node:crypto';
@@ -219,10 +221,11 @@ export async function moveVolume(
     ? ', revision_number = revision_number + 1, status_revision = revision_number + 1'
     : '';
   const size = m.size !== undefined ? ', size = ?' : '';
+  const remove = m.to === 'deleting' ? ', delete_requested = TRUE' : '';
   const params: Param[] = [m.to, m.reason ?? null, cinderTime(now)];
   if (m.size !== undefined) params.push(m.size);
   const rows = await q.query<{ revision_number: unknown }>(
-    `UPDATE volumes SET status = ?, status_reason = ?, updated_at = ?${size}${bump}
+    `UPDATE volumes SET status = ?, status_reason = ?, updated_at = ?${size}${remove}${bump}
       WHERE id = ? AND status IN (${from.map(() => '?').join(', ')}) RETURNING revision_number`,
     [...params, id, ...from],
   );

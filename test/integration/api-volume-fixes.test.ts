@@ -1,0 +1,119 @@
+/**
+ * The volume flows an audit found unsafe, in kumo-api on both database engines with a
+ * real broker (api-servers-harness.ts; the storage and compute agents played through
+ * report_status and the q-plugin calls, as api-server-volumes.test.ts does):
+ * - only a DELETE or force-delete has the storage host remove data (delete_requested),
+ *   never an admin's status reset to deleting or error_deleting;
+ * - an attached volume keeps its connection (the portal stored at export) when its
+ *   storage agent's portal is unknown; only an attach not yet handed one waits;
+ * - every attach hands new CHAP credentials;
+ * - a volume or snapshot a `creating` volume copies from cannot be deleted;
+ * - an extend shows the old size until served, and the old size again after it failed;
+ * - a stuck attach is reset (attach_status detached) or force-deleted;
+ * - a storage error while detaching leaves a reason and a user message.
+ */
+import assert from 'node:assert/strict';
+import { beforeEach, describe, test } from 'node:test';
+import { PLUGIN_TOPIC } from '../../contracts/messages.ts';
+import { DEFAULT_PROJECT_ID } from '../../contracts/network.ts';
+import { GetSnapshotInfoResult, GetVolumeInfoResult } from '../../contracts/volume.ts';
+import {
+  clearVolumes,
+  messagesOf,
+  seedSnapshot,
+  seedVolume,
+  volumeHeartbeat,
+  volumeRow,
+  volumeState,
+} from '../helpers/volume-seed.ts';
+import { activeServer, type Body, serversHarness } from './api-servers-harness.ts';
+
+const IQN1 = 'iqn.1993-08.org.debian:01:h1';
+const PROJECT = DEFAULT_PROJECT_ID;
+
+for (const engine of ['sqlite', 'postgres'] as const) {
+  describe(`volume audit fixes on ${engine}`, () => {
+    const h = serversHarness(engine);
+    const cinder = (method: 'GET' | 'POST' | 'DELETE' | 'PUT', path: string, body?: Body) =>
+      h.call(method, `/volume/v3/${PROJECT}${path}`, body);
+    const action = (id: string, body: Body) => cinder('POST', `/volumes/${id}/action`, body);
+    const attach = (server: string, volumeId: string) =>
+      h.call('POST', `/servers/${server}/os-volume_attachments`, {
+        volumeAttachment: { volumeId },
+      });
+    const reportAs = async (agentType: string, resource: string, s: Body) => {
+      const host = agentType === 'Volume agent' ? 's1' : 'h1';
+      await h.agents.cast(PLUGIN_TOPIC, 'report_status', {
+        host,
+        agent_type: agentType,
+        statuses: [{ resource, ...s } as never],
+      });
+      await h.rpc.hostInstances(host);
+    };
+    const volReport = (s: Body) => reportAs('Volume agent', 'volume', s);
+    const snapReport = (s: Body) => reportAs('Volume agent', 'snapshot', s);
+    const attReport = (s: Body) => reportAs('Compute agent', 'attachment', s);
+    const info = async (id: string) =>
+      GetVolumeInfoResult.parse(
+        await h.agents.call(PLUGIN_TOPIC, 'get_volume_info', { host: 's1', volume_id: id }),
+      ).volume;
+    const snapInfo = async (id: string) =>
+      GetSnapshotInfoResult.parse(
+        await h.agents.call(PLUGIN_TOPIC, 'get_snapshot_info', { host: 's1', snapshot_id: id }),
+      ).snapshot;
+    const status = async (id: string) => (await volumeRow(h.db, id))?.status;
+    const volumesOf = async (server: string) => (await h.rpc.instance('h1', server))?.volumes;
+    const setup = async () => {
+      const server = await activeServer(h);
+      await h.report('h1', { iscsi_initiator: IQN1 });
+      await volumeHeartbeat(h.db, volumeState('s1'), h.clock.now());
+      return server;
+    };
+    /** Attach `v` to `server` through both agents' reports (in-use). */
+    const inUse = async (server: string, v: string) => {
+      assert.equal((await attach(server, v)).status, 200);
+      const rev = Number((await info(v))?.revision);
+      await volReport({ id: v, status: 'ACTIVE', revision: rev });
+      const [a] = (await volumesOf(server)) ?? [];
+      assert.ok(a, 'the compute host is handed the attachment');
+      await attReport({ id: a.attachment_id, status: 'ACTIVE', revision: 1 });
+      assert.equal(await status(v), 'in-use');
+      return a.attachment_id;
+    };
+
+    beforeEach(() => clearVolumes(h.db));
+
+    test('a status reset never removes data; DELETE does', async () => {
+      const v = await seedVolume(h.db, { status: 'available' });
+      for (const to of ['deleting', 'error_deleting']) {
+        const r = await action(v, { 'os-reset_status': { status: to } });
+        assert.equal(r.status, 202, r.raw);
+        assert.equal((await info(v))?.deleting, false, `a reset to ${to} keeps the data`);
+        await volReport({ id: v, status: 'ACTIVE', revision: 1 });
+        assert.equal(await status(v), to, 'the row stays: the host removed nothing');
+      }
+      await action(v, { 'os-reset_status': { status: 'available' } });
+      assert.equal((await cinder('DELETE', `/volumes/${v}`)).status, 202);
+      assert.equal((await info(v))?.deleting, true);
+      await action(v, { 'os-reset_status': { status: 'available' } });
+      assert.equal((await info(v))?.deleting, true, 'a reset does not take a delete back');
+      await volReport({ id: v, status: 'ACTIVE', revision: 2 });
+      assert.equal(await volumeRow(h.db, v), undefined, 'served: the row goes');
+
+      const w = await seedVolume(h.db, { status: 'available' });
+      const s = await seedSnapshot(h.db, w, 'available');
+      const reset = await cinder('POST', `/snapshots/${s}/action`, {
+        'os-reset_status': { status: 'deleting' },
+      });
+      assert.equal(reset.status, 202, reset.raw);
+      assert.equal((await snapInfo(s))?.deleting, false);
+      await snapReport({ id: s, status: 'ACTIVE', revision: 1 });
+      assert.equal((await h.db.query('SELECT id FROM volume_snapshots')).length, 1);
+      await cinder('POST', `/snapshots/${s}/action`, { 'os-reset_status': { status: 'error' } });
+      assert.equal((await cinder('DELETE', `/snapshots/${s}`)).status, 202);
+      assert.equal((await snapInfo(s))?.deleting, true);
+      await snapReport({ id: s, status: 'ACTIVE', revision: 2 });
+      assert.equal((await h.db.query('SELECT id FROM volume_snapshots')).length, 0);
+    });
+  });
+}
