@@ -12,8 +12,10 @@
  *   with it and the detached host can no longer log in;
  * - connection info (with the CHAP secret) goes only to the attachment's own compute
  *   host, and only once the storage host has served the ACL admitting it (exported) or
- *   the attachment is attached; a detaching attachment carries no connection, and an
- *   attach whose storage host reports no target_portal waits for it;
+ *   the attachment is attached; a detaching attachment carries no connection; the portal
+ *   is the one stored when the storage host exported it (else the one it reports now):
+ *   an attach with neither waits, an attached one is still listed (connection null, so
+ *   its compute host keeps the disk and reports the problem, never unplugs it);
  * - `deleting` is delete_requested (set by a DELETE or force-delete only), never the
  *   status: an admin's reset to deleting or error_deleting removes no data.
  */
@@ -157,6 +159,7 @@ type AttachmentJoin = {
   attach_status: string;
   exported: unknown;
   attach_revision: number;
+  target_portal: string | null;
   host: string | null;
   auth_username: string;
   auth_secret: string;
@@ -175,8 +178,11 @@ function instanceVolume(
   };
   if (a.attach_status === 'detaching') return { ...base, action: 'detach', connection: null };
   if (a.attach_status === 'attaching' && !bool(a.exported)) return undefined;
-  const portal = a.host === null ? undefined : portals.get(a.host);
-  if (portal === undefined) return undefined;
+  const portal = a.target_portal ?? (a.host === null ? undefined : portals.get(a.host));
+  if (portal === undefined)
+    return a.attach_status === 'attached'
+      ? { ...base, action: 'attach', connection: null }
+      : undefined;
   return {
     ...base,
     action: 'attach',
@@ -204,7 +210,7 @@ export async function instanceVolumes(
   if (!host) return [];
   const rows = await tx.query<AttachmentJoin>(
     `SELECT a.id, a.volume_id, a.device, a.attach_status, a.exported, a.attach_revision,
-            v.host, v.auth_username, v.auth_secret
+            a.target_portal, v.host, v.auth_username, v.auth_secret
        FROM volume_attachments a JOIN volumes v ON v.id = a.volume_id
       WHERE a.instance_uuid = ? AND a.attached_host = ? ORDER BY a.device`,
     [instanceId, host],

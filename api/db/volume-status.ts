@@ -25,6 +25,7 @@ import type { ResourceStatus } from '../../contracts/status.ts';
 import type { Db, Queryable } from './index.ts';
 import { bool } from './neutron.ts';
 import { type Bumped, bumpVolume, cinderTime } from './volume-attachments.ts';
+import { targetPortals } from './volume-info.ts';
 
 /** Hints a report's changes call for, sent once its transaction committed. */
 export interface VolumeHints {
@@ -93,12 +94,16 @@ export const setStatus = (tx: Queryable, table: string, id: string, status: stri
     id,
   ]);
 
-/** ACTIVE at `r`: attachments it exports (their compute hosts hinted). */
-async function markExported(tx: Queryable, volumeId: string, r: number, hints: VolumeHints) {
+/**
+ * ACTIVE at `r` from `host`: attachments it exports, each keeping the portal `host`
+ * reports now (their compute hosts hinted).
+ */
+async function markExported(tx: Queryable, v: LockedVolume, r: number, hints: VolumeHints) {
+  const portal = v.host === null ? undefined : (await targetPortals(tx)).get(v.host);
   const rows = await tx.query<{ instance_uuid: string }>(
-    `UPDATE volume_attachments SET exported = TRUE
+    `UPDATE volume_attachments SET exported = TRUE, target_portal = COALESCE(target_portal, ?)
       WHERE volume_id = ? AND exported = FALSE AND export_revision <= ? RETURNING instance_uuid`,
-    [volumeId, r],
+    [portal ?? null, v.id, r],
   );
   for (const { instance_uuid } of rows) {
     const [inst] = await tx.query<{ host: string; task_id: number }>(
@@ -182,7 +187,7 @@ async function applyVolume(
   const v = await lockVolume(tx, s.id);
   if (!v || v.host !== host) return false;
   const r = s.revision ?? Number.MAX_SAFE_INTEGER;
-  if (s.status === 'ACTIVE') await markExported(tx, v.id, r, hints);
+  if (s.status === 'ACTIVE') await markExported(tx, v, r, hints);
   if (r < Number(v.status_revision)) return true;
   if (s.status === 'ACTIVE') await volumeActive(tx, v, now);
   else {
