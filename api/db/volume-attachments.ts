@@ -9,6 +9,8 @@
  *   to `attaching`, so two attaches of one volume never both pass;
  * - every change of a volume's initiator list bumps its revision_number, and the status
  *   waiting on it records that revision as status_revision (`bumpVolume`);
+ * - every attach replaces the volume's CHAP credentials in the transaction of its
+ *   revision bump, so the storage host serves the new account with the new ACL;
  * - the devices of one instance are distinct: an attach locks the instance row before it
  *   reads the devices in use, so two attaches to one server never pick the same one;
  * - every write locks the volume row before any attachment row, as the report path does
@@ -16,6 +18,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Db, Queryable } from './index.ts';
+import { newChap } from './volumes.ts';
 
 /** The guest devices an attachment may take, in the order Nova hands them out. */
 export const DEVICES = [...'bcdefghijklmnopqrstuvwxyz'].map((c) => `vd${c}`);
@@ -84,13 +87,23 @@ async function devicesOf(tx: Queryable, instanceId: string): Promise<string[]> {
   return rows.map((r) => r.device);
 }
 
-/** Moves an `available` volume to `attaching` and bumps it; undefined otherwise. */
+/**
+ * Moves an `available` volume to `attaching`, bumps it and gives it new CHAP
+ * credentials (a host it was attached to before can no longer log in); undefined otherwise.
+ */
 async function reserve(tx: Queryable, volumeId: string, now: Date) {
   const [row] = await tx.query<{ id: string }>(
     "SELECT id FROM volumes WHERE id = ? AND status = 'available' AND host IS NOT NULL",
     [volumeId],
   );
-  return row ? bumpVolume(tx, volumeId, 'attaching', now) : undefined;
+  if (!row) return undefined;
+  const chap = newChap();
+  await tx.query('UPDATE volumes SET auth_username = ?, auth_secret = ? WHERE id = ?', [
+    chap.username,
+    chap.secret,
+    volumeId,
+  ]);
+  return bumpVolume(tx, volumeId, 'attaching', now);
 }
 
 /** The attach of POST os-volume_attachments: one transaction, nothing written on refusal. */

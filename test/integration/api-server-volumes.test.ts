@@ -15,8 +15,6 @@ import { PLUGIN_TOPIC } from '../../contracts/messages.ts';
 import { GetVolumeInfoResult } from '../../contracts/volume.ts';
 import { waitFor } from '../helpers/env.ts';
 import {
-  CHAP_SECRET,
-  CHAP_USER,
   clearVolumes,
   messagesOf,
   seedVolume,
@@ -114,8 +112,8 @@ for (const engine of ['sqlite', 'postgres'] as const) {
           target_portal: '127.0.0.1:3260',
           target_lun: 1,
           auth_method: 'CHAP',
-          auth_username: CHAP_USER,
-          auth_password: CHAP_SECRET,
+          auth_username: (await info(v))?.auth.username,
+          auth_password: (await info(v))?.auth.secret,
         },
         revision: 1,
       });

@@ -115,5 +115,68 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       await snapReport({ id: s, status: 'ACTIVE', revision: 2 });
       assert.equal((await h.db.query('SELECT id FROM volume_snapshots')).length, 0);
     });
+    test('an attached disk keeps its exported portal; an unexported attach waits', async () => {
+      const server = await setup();
+      const v = await seedVolume(h.db, { status: 'available' });
+      await inUse(server, v);
+      const portalOf = async () => (await volumesOf(server))?.[0]?.connection?.target_portal;
+      assert.equal(await portalOf(), '127.0.0.1:3260');
+      await volumeHeartbeat(h.db, volumeState('s1', { target_portal: 'bogus' }), h.clock.now());
+      assert.equal(await portalOf(), '127.0.0.1:3260', 'kept though the agent reports none');
+      const moved = volumeState('s1', { target_portal: '127.0.0.2:3260' });
+      await volumeHeartbeat(h.db, moved, h.clock.now());
+      assert.equal(await portalOf(), '127.0.0.1:3260', 'the portal it was exported with');
+
+      await volumeHeartbeat(h.db, volumeState('s1', { target_portal: 'bogus' }), h.clock.now());
+      const w = await seedVolume(h.db, { status: 'available' });
+      assert.equal((await attach(server, w)).status, 200);
+      await volReport({ id: w, status: 'ACTIVE', revision: 2 });
+      const ids = async () => (await volumesOf(server))?.map((x) => x.volume_id);
+      assert.deepEqual(await ids(), [v], 'exported without a portal: the attach waits');
+      await volumeHeartbeat(h.db, moved, h.clock.now());
+      const handed = (await volumesOf(server))?.find((x) => x.volume_id === w);
+      assert.equal(handed?.connection?.target_portal, '127.0.0.2:3260');
+      await attReport({ id: handed?.attachment_id, status: 'ACTIVE', revision: 1 });
+      await volumeHeartbeat(h.db, volumeState('s1', { target_portal: 'bogus' }), h.clock.now());
+      const kept = (await volumesOf(server))?.find((x) => x.volume_id === w);
+      assert.equal(kept?.connection?.target_portal, '127.0.0.2:3260', 'stored once attached');
+      await h.db.query('UPDATE volume_attachments SET target_portal = NULL');
+      const bare = await volumesOf(server);
+      assert.deepEqual(
+        bare?.map((x) => [x.action, x.connection]),
+        [
+          ['attach', null],
+          ['attach', null],
+        ],
+        'no portal at all: still listed, so the compute host never unplugs an attached disk',
+      );
+    });
+
+    test('every attach hands new CHAP credentials', async () => {
+      const other = await activeServer(h);
+      const server = await setup();
+      const v = await seedVolume(h.db, { status: 'available' });
+      const before = (await info(v))?.auth;
+      await inUse(server, v);
+      const first = (await info(v))?.auth;
+      assert.notDeepEqual(first, before);
+      const [a] = (await volumesOf(server)) ?? [];
+      assert.equal(a?.connection?.auth_username, first?.username);
+      assert.equal(a?.connection?.auth_password, first?.secret);
+      assert.match(first?.username ?? '', /^[A-Za-z0-9]{20}$/);
+      assert.match(first?.secret ?? '', /^[A-Za-z0-9]{16}$/);
+      const d = await h.call('DELETE', `/servers/${server}/os-volume_attachments/${v}`);
+      assert.equal(d.status, 202, d.raw);
+      await attReport({ id: a?.attachment_id, status: 'ACTIVE', revision: 2 });
+      await volReport({ id: v, status: 'ACTIVE', revision: 3 });
+      assert.equal(await status(v), 'available');
+      assert.deepEqual((await info(v))?.auth, first, 'a detach keeps them');
+      await inUse(other, v);
+      const second = (await info(v))?.auth;
+      assert.notEqual(second?.username, first?.username);
+      assert.notEqual(second?.secret, first?.secret);
+      const [b] = (await volumesOf(other)) ?? [];
+      assert.equal(b?.connection?.auth_username, second?.username);
+    });
   });
 }
