@@ -28,6 +28,7 @@ import {
   updateSnapshotText,
 } from '../db/snapshots.ts';
 import { admitCinder } from '../db/volume-quotas.ts';
+import { creatingFrom } from '../db/volume-sources.ts';
 import { getVolume } from '../db/volumes.ts';
 import type { AppDeps } from '../deps.ts';
 import { hintSnapshot } from '../hints.ts';
@@ -42,7 +43,7 @@ import {
 } from './cinder-common.ts';
 import { listQuery, nextLinks, pageOf } from './cinder-list.ts';
 import { cinderQuotaDefaults } from './volume-create.ts';
-import { loadVolume } from './volume-delete.ts';
+import { busySource, loadVolume } from './volume-delete.ts';
 import { snapshotView } from './volume-views.ts';
 
 type Listing = InProject;
@@ -109,7 +110,11 @@ async function list(deps: AppDeps, req: Listing, detail: boolean) {
 async function remove(deps: AppDeps, req: ById) {
   const s = await loadSnapshot(deps, req, req.params.id);
   const from = ['available', 'error', 'error_deleting'] as const;
-  const rev = await moveSnapshot(deps.db, s.id, from, 'deleting', true, deps.clock.now());
+  const rev = await deps.db.transaction(async (tx) => {
+    const copy = await creatingFrom(tx, 'snapshot', s.id);
+    if (copy) throw busySource('Snapshot', s.id, copy);
+    return moveSnapshot(tx, s.id, from, 'deleting', true, deps.clock.now());
+  });
   if (rev === undefined)
     throw new ApiError(
       'BadRequest',

@@ -7,13 +7,15 @@
  * conditional UPDATE under the project's quota lock (the lock a snapshot create also
  * takes), so a racing snapshot create never leaves a snapshot without its volume; a
  * volume no host holds (scheduling failed) is deleted at once, as Cinder deletes a
- * volume that has no host.
+ * volume that has no host; nor is a volume a `creating` volume copies from deleted
+ * (volume-sources.ts).
  */
 import type { FastifyRequest } from 'fastify';
 import { ApiError } from '../../contracts/errors.ts';
 import type { VolumeStatus } from '../../contracts/volume.ts';
 import { lockQuota } from '../db/quotas.ts';
 import { countSnapshotsOf } from '../db/snapshots.ts';
+import { creatingFrom } from '../db/volume-sources.ts';
 import { deleteUnplacedVolume, getVolume, moveVolume, type VolumeRecord } from '../db/volumes.ts';
 import type { AppDeps } from '../deps.ts';
 import { visible, volumeNotFound } from './cinder-common.ts';
@@ -47,6 +49,13 @@ export async function loadVolume(
   return v;
 }
 
+/** Cinder's VolumeIsBusy / SnapshotIsBusy for a source a `creating` volume copies. */
+export const busySource = (what: 'Volume' | 'Snapshot', id: string, copy: string) =>
+  new ApiError(
+    'BadRequest',
+    `Invalid ${what.toLowerCase()}: ${what} ${id} is busy: volume ${copy} is being created from it.`,
+  );
+
 const refusedDelete = (v: VolumeRecord, why: string) =>
   new ApiError('BadRequest', `Invalid volume: Volume ${v.id} cannot be deleted: ${why}`);
 
@@ -62,6 +71,8 @@ export async function startDelete(deps: AppDeps, v: VolumeRecord, from: readonly
     );
   return deps.db.transaction(async (tx) => {
     await lockQuota(tx, deps.db.engine, v.project_id, 'gigabytes');
+    const copy = await creatingFrom(tx, 'volume', v.id);
+    if (copy) throw busySource('Volume', v.id, copy);
     const snaps = await countSnapshotsOf(tx, v.id);
     if (snaps > 0)
       throw new ApiError(

@@ -178,5 +178,42 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       const [b] = (await volumesOf(other)) ?? [];
       assert.equal(b?.connection?.auth_username, second?.username);
     });
+    test('a source a creating volume copies from cannot be deleted', async () => {
+      await volumeHeartbeat(h.db, volumeState('s1'), h.clock.now());
+      const src = await seedVolume(h.db, { status: 'available' });
+      const snap = await seedSnapshot(h.db, src, 'available');
+      const create = async (from: Body) => {
+        const r = await cinder('POST', '/volumes', { volume: { size: 1, ...from } });
+        assert.equal(r.status, 202, r.raw);
+        return (r.body as { volume: { id: string } }).volume.id;
+      };
+      const copy = await create({ source_volid: src });
+      const fromSnap = await create({ snapshot_id: snap });
+      assert.equal(await status(copy), 'creating');
+      const refused = async (path: string, busy: RegExp) => {
+        const r = await cinder('DELETE', path);
+        assert.equal(r.status, 400, r.raw);
+        assert.match(
+          String((r.body as { badRequest: { message: string } }).badRequest.message),
+          busy,
+        );
+      };
+      await refused(
+        `/snapshots/${snap}`,
+        new RegExp(`Snapshot ${snap} is busy: volume ${fromSnap}`),
+      );
+      assert.equal((await snapInfo(snap))?.deleting, false);
+      await volReport({ id: fromSnap, status: 'ACTIVE', revision: 1 });
+      assert.equal((await cinder('DELETE', `/snapshots/${snap}`)).status, 202);
+      await refused(`/volumes/${src}`, new RegExp(`Volume ${src} is busy: volume ${copy}`));
+      const forced = await action(src, { 'os-force_delete': {} });
+      assert.equal(forced.status, 400, 'a forced delete is refused too');
+      assert.equal(await status(src), 'available');
+      assert.equal((await info(src))?.deleting, false);
+      await volReport({ id: copy, status: 'ERROR', revision: 1, reason: 'copy failed' });
+      assert.equal(await status(copy), 'error');
+      await snapReport({ id: snap, status: 'ACTIVE', revision: 2 });
+      assert.equal((await cinder('DELETE', `/volumes/${src}`)).status, 202);
+    });
   });
 }
