@@ -78,6 +78,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         source: { kind: 'snapshot', id: sn },
         auth: { username: CHAP_USER, secret: CHAP_SECRET },
         initiators: [],
+        create: true,
         deleting: false,
         revision: 1,
       };
@@ -93,6 +94,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.deepEqual(await info('s1', v1), {
         ...spec,
         source: null,
+        create: false,
         deleting: true,
         revision: 2,
       });
@@ -104,6 +106,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         volume_id: v0,
         size_gb: 2,
         backend: 'file',
+        create: false,
         deleting: false,
         revision: 1,
       });
