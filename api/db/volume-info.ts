@@ -16,6 +16,7 @@
  *   is the one stored when the storage host exported it (else the one it reports now):
  *   an attach with neither waits, an attached one is still listed (connection null, so
  *   its compute host keeps the disk and reports the problem, never unplugs it);
+ * - the size is an extend's extend_size while it has one (the size asked for), else size;
  * - `deleting` is delete_requested (set by a DELETE or force-delete only), never the
  *   status: an admin's reset to deleting or error_deleting removes no data.
  */
@@ -64,6 +65,7 @@ type VolumeRow = {
   auth_secret: string;
   revision_number: number;
   delete_requested: unknown;
+  extend_size: number | null;
 };
 
 function sourceOf(v: VolumeRow): VolumeSpec['source'] {
@@ -81,7 +83,8 @@ export async function readVolumeSpec(
 ): Promise<VolumeSpec | null> {
   const [v] = await tx.query<VolumeRow>(
     `SELECT v.id, v.size, v.status, t.backend, v.snapshot_id, v.source_volid,
-            v.auth_username, v.auth_secret, v.revision_number, v.delete_requested
+            v.auth_username, v.auth_secret, v.revision_number, v.delete_requested,
+            v.extend_size
        FROM volumes v JOIN volume_types t ON t.id = v.volume_type_id
       WHERE v.id = ? AND v.host = ?`,
     [id, host],
@@ -93,7 +96,7 @@ export async function readVolumeSpec(
   );
   return {
     id: v.id,
-    size_gb: Number(v.size),
+    size_gb: Number(v.extend_size ?? v.size),
     backend: backendOf(v.backend),
     source: sourceOf(v),
     auth: { username: v.auth_username, secret: v.auth_secret },

@@ -12,6 +12,8 @@
  *   export_revision <= r, whatever the volume's status;
  * - the data is gone (the row deleted) only when a delete was requested (delete_requested),
  *   whatever an admin's reset made of the status since;
+ * - size takes an extend's extend_size only when the storage host served it; a failed
+ *   extend drops extend_size (the size stays the old one, which the host holds);
  * - every error leaves status_reason and a Cinder user message (volume_messages, event
  *   `VOLUME_<resource type>_<action>_<detail>`, expiring after 30 days);
  * - a report locks the volume row before any other row of the volume, as every API
@@ -76,12 +78,14 @@ export type LockedVolume = {
   status: string;
   status_revision: number;
   delete_requested: unknown;
+  extend_size: number | null;
 };
 
 export async function lockVolume(tx: Queryable, id: string): Promise<LockedVolume | undefined> {
   const [v] = await tx.query<LockedVolume>(
     `UPDATE volumes SET revision_number = revision_number WHERE id = ?
-      RETURNING id, project_id, host, status, status_revision, delete_requested`,
+      RETURNING id, project_id, host, status, status_revision, delete_requested,
+                extend_size`,
     [id],
   );
   return v;
@@ -131,6 +135,10 @@ async function dropVolume(tx: Queryable, id: string) {
 }
 
 async function volumeActive(tx: Queryable, v: LockedVolume, now: Date) {
+  if (v.extend_size !== null)
+    await tx.query('UPDATE volumes SET size = extend_size, extend_size = NULL WHERE id = ?', [
+      v.id,
+    ]);
   if (v.status === 'creating' || v.status === 'extending')
     return setStatus(tx, 'volumes', v.id, 'available', now);
   if (bool(v.delete_requested)) return dropVolume(tx, v.id);
@@ -164,6 +172,8 @@ async function volumeError(tx: Queryable, v: LockedVolume, r: number, why: strin
   const note = { projectId: v.project_id, id: v.id, reason: why };
   if (failed) {
     await setError(tx, 'volumes', v.id, failed[0], why);
+    if (failed[0] === 'error_extending')
+      await tx.query('UPDATE volumes SET extend_size = NULL WHERE id = ?', [v.id]);
     return recordMessage(tx, { ...note, action: failed[1] }, now);
   }
   if (v.status !== 'attaching') return;

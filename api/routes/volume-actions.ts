@@ -38,7 +38,7 @@ async function extend(deps: AppDeps, v: VolumeRecord, newSize: number) {
       gigabytes: newSize - v.size,
       volumeSize: newSize,
     });
-    const moved = { to: 'extending', serve: true, size: newSize } as const;
+    const moved = { to: 'extending', serve: true, extendSize: newSize } as const;
     return moveVolume(tx, v.id, ['available'], moved, deps.clock.now());
   });
   if (rev === undefined)

@@ -215,5 +215,36 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       await snapReport({ id: snap, status: 'ACTIVE', revision: 2 });
       assert.equal((await cinder('DELETE', `/volumes/${src}`)).status, 202);
     });
+    test('an extend shows the old size until served, and again after it failed', async () => {
+      const v = await seedVolume(h.db, { status: 'available', size: 1 });
+      const row = async () => {
+        const [r] = await h.db.query<{ size: number; status: string }>(
+          'SELECT size, status FROM volumes WHERE id = ?',
+          [v],
+        );
+        return [r?.status, Number(r?.size), (await info(v))?.size_gb];
+      };
+      const inUseGb = async () => {
+        const r = await cinder('GET', `/os-quota-sets/${PROJECT}?usage=True`);
+        const set = (r.body as { quota_set: Record<string, { in_use: number }> }).quota_set;
+        return set.gigabytes?.in_use;
+      };
+      assert.equal((await action(v, { 'os-extend': { new_size: 3 } })).status, 202);
+      assert.deepEqual(
+        await row(),
+        ['extending', 1, 3],
+        'the host is asked for 3, the row keeps 1',
+      );
+      assert.equal(await inUseGb(), 3, 'the quota counts the size asked for');
+      await volReport({ id: v, status: 'ERROR', revision: 2, reason: 'no room to grow' });
+      assert.deepEqual(await row(), ['error_extending', 1, 1], 'failed: the old size, not retried');
+      assert.equal(await inUseGb(), 1);
+      await action(v, { 'os-reset_status': { status: 'available' } });
+      assert.equal((await action(v, { 'os-extend': { new_size: 2 } })).status, 202);
+      assert.deepEqual(await row(), ['extending', 1, 2]);
+      await volReport({ id: v, status: 'ACTIVE', revision: 3 });
+      assert.deepEqual(await row(), ['available', 2, 2], 'served: the new size');
+      assert.equal(await inUseGb(), 2);
+    });
   });
 }
