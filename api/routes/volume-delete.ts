@@ -15,9 +15,11 @@ import { ApiError } from '../../contracts/errors.ts';
 import type { VolumeStatus } from '../../contracts/volume.ts';
 import { lockQuota } from '../db/quotas.ts';
 import { countSnapshotsOf } from '../db/snapshots.ts';
+import { dropAttachments } from '../db/volume-attachments.ts';
 import { creatingFrom } from '../db/volume-sources.ts';
 import { deleteUnplacedVolume, getVolume, moveVolume, type VolumeRecord } from '../db/volumes.ts';
 import type { AppDeps } from '../deps.ts';
+import { hintInstance } from '../hints.ts';
 import { visible, volumeNotFound } from './cinder-common.ts';
 
 /** Statuses Cinder deletes from (volume/api.py delete, not forced). */
@@ -27,10 +29,15 @@ export const DELETABLE: readonly VolumeStatus[] = [
   'error_extending',
   'error_deleting',
 ];
-/** Statuses a forced delete leaves: any but those of an attachment in flight or held. */
+/**
+ * Statuses a forced delete leaves: any but in-use (Cinder's force_delete refuses only an
+ * attached volume); an attach or detach in flight loses its attachment.
+ */
 export const FORCE_DELETABLE: readonly VolumeStatus[] = [
   'creating',
   'available',
+  'attaching',
+  'detaching',
   'extending',
   'deleting',
   'error',
@@ -60,7 +67,8 @@ const refusedDelete = (v: VolumeRecord, why: string) =>
   new ApiError('BadRequest', `Invalid volume: Volume ${v.id} cannot be deleted: ${why}`);
 
 /**
- * Moves `v` to `deleting` from one of `from` (no snapshot may remain); the new revision,
+ * Moves `v` to `deleting` from one of `from` (no snapshot may remain, no attachment be
+ * attached; one attaching or detaching goes, its compute host hinted); the new revision,
  * or undefined when its row went (no host held it). Refusals name why.
  */
 export async function startDelete(deps: AppDeps, v: VolumeRecord, from: readonly VolumeStatus[]) {
@@ -69,7 +77,7 @@ export async function startDelete(deps: AppDeps, v: VolumeRecord, from: readonly
       v,
       `its status is ${v.status}; it must be ${from.join(' or ')}, and not attached.`,
     );
-  return deps.db.transaction(async (tx) => {
+  const moved = await deps.db.transaction(async (tx) => {
     await lockQuota(tx, deps.db.engine, v.project_id, 'gigabytes');
     const copy = await creatingFrom(tx, 'volume', v.id);
     if (copy) throw busySource('Volume', v.id, copy);
@@ -82,6 +90,13 @@ export async function startDelete(deps: AppDeps, v: VolumeRecord, from: readonly
     if (v.host === null && (await deleteUnplacedVolume(tx, v.id))) return undefined;
     const rev = await moveVolume(tx, v.id, from, { to: 'deleting', serve: true }, deps.clock.now());
     if (rev === undefined) throw refusedDelete(v, 'its status changed; try again.');
-    return rev;
+    const [attached] = await tx.query(
+      "SELECT id FROM volume_attachments WHERE volume_id = ? AND attach_status = 'attached'",
+      [v.id],
+    );
+    if (attached) throw refusedDelete(v, 'it is attached (VolumeAttached); detach it first.');
+    return { rev, instances: await dropAttachments(tx, v.id, ['attaching', 'detaching']) };
   });
+  for (const i of moved?.instances ?? []) await hintInstance(deps, i.host, i.id, i.taskId);
+  return moved?.rev;
 }

@@ -26,7 +26,7 @@ import {
   volumeRow,
   volumeState,
 } from '../helpers/volume-seed.ts';
-import { activeServer, type Body, serversHarness } from './api-servers-harness.ts';
+import { activeServer, type Body, MEMBER, serversHarness } from './api-servers-harness.ts';
 
 const IQN1 = 'iqn.1993-08.org.debian:01:h1';
 const PROJECT = DEFAULT_PROJECT_ID;
@@ -245,6 +245,64 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       await volReport({ id: v, status: 'ACTIVE', revision: 3 });
       assert.deepEqual(await row(), ['available', 2, 2], 'served: the new size');
       assert.equal(await inUseGb(), 2);
+    });
+    test('a stuck attach: reset to attach_status detached, or force-deleted', async () => {
+      const server = await setup();
+      const v = await seedVolume(h.db, { status: 'available' });
+      assert.equal((await attach(server, v)).status, 200);
+      assert.deepEqual((await info(v))?.initiators, [IQN1]);
+      const member = await h.call(
+        'POST',
+        `/volume/v3/${PROJECT}/volumes/${v}/action`,
+        { 'os-reset_status': { attach_status: 'detached' } },
+        MEMBER,
+      );
+      assert.equal(member.status, 403, 'admin only');
+      const bad = await action(v, { 'os-reset_status': { attach_status: 'attached' } });
+      assert.equal(bad.status, 400, bad.raw);
+      const r = await action(v, { 'os-reset_status': { attach_status: 'detached' } });
+      assert.equal(r.status, 202, r.raw);
+      assert.deepEqual(await volumeRow(h.db, v), {
+        status: 'available',
+        status_reason: null,
+        revision_number: 3,
+        status_revision: 3,
+      });
+      assert.deepEqual((await info(v))?.initiators, [], 'the ACL goes');
+      assert.deepEqual(await volumesOf(server), []);
+      await volReport({ id: v, status: 'ACTIVE', revision: 2 });
+      assert.deepEqual(await volumesOf(server), [], 'a late export hands nothing');
+
+      assert.equal((await attach(server, v)).status, 200);
+      await volReport({ id: v, status: 'ACTIVE', revision: 4 });
+      assert.equal((await volumesOf(server))?.length, 1, 'handed to the compute host');
+      const given = await action(v, {
+        'os-reset_status': { status: 'error', attach_status: 'detached' },
+      });
+      assert.equal(given.status, 202, given.raw);
+      assert.equal(await status(v), 'error', 'the status given');
+      assert.deepEqual(await volumesOf(server), [], 'the compute host unplugs it');
+
+      await action(v, { 'os-reset_status': { status: 'available' } });
+      assert.equal((await attach(server, v)).status, 200);
+      assert.equal(await status(v), 'attaching');
+      const forced = await action(v, { 'os-force_delete': {} });
+      assert.equal(forced.status, 202, forced.raw);
+      assert.equal(await status(v), 'deleting');
+      assert.equal((await info(v))?.deleting, true);
+      assert.deepEqual((await info(v))?.initiators, []);
+      await volReport({ id: v, status: 'ACTIVE', revision: Number((await info(v))?.revision) });
+      assert.equal(await volumeRow(h.db, v), undefined);
+
+      const w = await seedVolume(h.db, { status: 'available' });
+      await inUse(server, w);
+      const attached = await action(w, { 'os-force_delete': {} });
+      assert.equal(attached.status, 400, 'an attached volume is never force-deleted');
+      await action(w, { 'os-reset_status': { status: 'available' } });
+      const reset = await cinder('DELETE', `/volumes/${w}`);
+      assert.equal(reset.status, 400, 'nor deleted once its status was reset');
+      assert.match(reset.raw, /VolumeAttached/);
+      assert.equal((await info(w))?.deleting, false);
     });
   });
 }
