@@ -39,6 +39,7 @@ export interface VolumeHints {
 const ACTIONS = {
   create: ['001', 'schedule allocate volume'],
   attach: ['002', 'attach volume'],
+  detach: ['004', 'update attachment'],
   extend: ['007', 'extend volume'],
   delete: ['014', 'delete volume'],
   snapshotCreate: ['009', 'create snapshot'],
@@ -166,6 +167,25 @@ export async function setError(
   ]);
 }
 
+/**
+ * ERROR while detaching (the storage host could not drop the ACL): the volume stays
+ * detaching (the host retries) with the reason, and a user message the first time.
+ */
+async function detachError(tx: Queryable, v: LockedVolume, why: string, now: Date) {
+  const changed = await tx.query(
+    `UPDATE volumes SET status_reason = ?
+      WHERE id = ? AND (status_reason IS NULL OR status_reason <> ?) RETURNING id`,
+    [why, v.id, why],
+  );
+  if (changed.length === 0) return undefined;
+  await recordMessage(
+    tx,
+    { projectId: v.project_id, id: v.id, action: 'detach', reason: why },
+    now,
+  );
+  return undefined;
+}
+
 /** ERROR at `r`: the waiting status fails; a failed export drops its attachment. */
 async function volumeError(tx: Queryable, v: LockedVolume, r: number, why: string, now: Date) {
   const failed = bool(v.delete_requested) ? VOLUME_ERRORS.deleting : VOLUME_ERRORS[v.status];
@@ -176,13 +196,14 @@ async function volumeError(tx: Queryable, v: LockedVolume, r: number, why: strin
       await tx.query('UPDATE volumes SET extend_size = NULL WHERE id = ?', [v.id]);
     return recordMessage(tx, { ...note, action: failed[1] }, now);
   }
+  if (v.status === 'detaching') return detachError(tx, v, why, now);
   if (v.status !== 'attaching') return;
   const dropped = await tx.query(
     `DELETE FROM volume_attachments
       WHERE volume_id = ? AND exported = FALSE AND export_revision <= ? RETURNING id`,
     [v.id, r],
   );
-  if (dropped.length === 0) return;
+  if (dropped.length === 0) return undefined;
   await recordMessage(tx, { ...note, action: 'attach' }, now);
   return bumpVolume(tx, v.id, 'detaching', now, why);
 }

@@ -304,5 +304,28 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.match(reset.raw, /VolumeAttached/);
       assert.equal((await info(w))?.deleting, false);
     });
+    test('a storage error while detaching leaves a reason and one user message', async () => {
+      const server = await setup();
+      const v = await seedVolume(h.db, { status: 'available' });
+      const attachment = await inUse(server, v);
+      const d = await h.call('DELETE', `/servers/${server}/os-volume_attachments/${v}`);
+      assert.equal(d.status, 202, d.raw);
+      await attReport({ id: attachment, status: 'ACTIVE', revision: 2 });
+      const revision = Number((await info(v))?.revision);
+      const why = 'tgtadm: cannot unbind initiator';
+      for (let i = 0; i < 2; i++)
+        await volReport({ id: v, status: 'ERROR', revision, reason: why });
+      assert.deepEqual(await volumeRow(h.db, v), {
+        status: 'detaching',
+        status_reason: why,
+        revision_number: revision,
+        status_revision: revision,
+      });
+      const messages = await messagesOf(h.db, v);
+      assert.equal(messages.length, 1, 'a retried failure is one message');
+      assert.equal(messages[0]?.message, `update attachment: ${why}`);
+      await volReport({ id: v, status: 'ACTIVE', revision });
+      assert.equal(await status(v), 'available');
+    });
   });
 }
