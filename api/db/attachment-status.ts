@@ -14,17 +14,18 @@
  */
 import type { ResourceStatus } from '../../contracts/status.ts';
 import type { Queryable } from './index.ts';
-import { bumpVolume, cinderTime } from './volume-attachments.ts';
+import { bumpVolume } from './volume-attachments.ts';
 import { targetPortals } from './volume-info.ts';
+import { recordMessage } from './volume-messages.ts';
 import {
   type LockedVolume,
   lockVolume,
   type ReportOf,
-  recordMessage,
   setError,
   setStatus,
   type VolumeHints,
 } from './volume-status.ts';
+import { cinderTime } from './volumes.ts';
 
 type AttachmentState = {
   volume_id: string;

@@ -20,13 +20,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Db, Queryable } from './index.ts';
-import { newChap } from './volumes.ts';
+import { cinderTime, newChap } from './volumes.ts';
 
 /** The guest devices an attachment may take, in the order Nova hands them out. */
 export const DEVICES = [...'bcdefghijklmnopqrstuvwxyz'].map((c) => `vd${c}`);
-
-/** Cinder's timestamps: `2026-12-05T10:00:00.000000`. */
-export const cinderTime = (d: Date) => `${d.toISOString().slice(0, 23)}000`;
 
 /** A volume whose host must serve a new revision: the host (null: none) and the revision. */
 export interface Bumped {

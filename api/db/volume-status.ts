@@ -22,54 +22,18 @@
  * - what the report changed that an agent must hear (a compute host handed a connection,
  *   a storage host that must drop an ACL) is returned as hints, sent after the commit.
  */
-import { randomUUID } from 'node:crypto';
 import type { ResourceStatus } from '../../contracts/status.ts';
 import type { Db, Queryable } from './index.ts';
 import { bool } from './neutron.ts';
-import { type Bumped, bumpVolume, cinderTime } from './volume-attachments.ts';
+import { type Bumped, bumpVolume } from './volume-attachments.ts';
 import { targetPortals } from './volume-info.ts';
+import { type Failure, recordMessage } from './volume-messages.ts';
+import { cinderTime } from './volumes.ts';
 
 /** Hints a report's changes call for, sent once its transaction committed. */
 export interface VolumeHints {
   volumes: Bumped[];
   instances: { host: string; id: string; taskId: number }[];
-}
-
-/** Cinder's message actions and details (cinder/message/message_field.py). */
-const ACTIONS = {
-  create: ['001', 'schedule allocate volume'],
-  attach: ['002', 'attach volume'],
-  detach: ['004', 'update attachment'],
-  extend: ['007', 'extend volume'],
-  delete: ['014', 'delete volume'],
-  snapshotCreate: ['009', 'create snapshot'],
-  snapshotDelete: ['010', 'delete snapshot'],
-} as const;
-export type Action = keyof typeof ACTIONS;
-const MESSAGE_TTL_MS = 30 * 24 * 3600 * 1000;
-
-/** Records a Cinder user message about a volume (or snapshot) that went wrong. */
-export async function recordMessage(
-  tx: Queryable,
-  m: { projectId: string; snapshot?: boolean; id: string; action: Action; reason: string },
-  now: Date,
-): Promise<void> {
-  const [code, text] = ACTIONS[m.action];
-  const type = m.snapshot ? 'VOLUME_SNAPSHOT' : 'VOLUME';
-  await tx.query(
-    `INSERT INTO volume_messages (id, project_id, resource_type, resource_uuid, event_id,
-       message, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-    [
-      randomUUID(),
-      m.projectId,
-      type,
-      m.id,
-      `VOLUME_${type}_${code}_001`,
-      `${text}: ${m.reason}`,
-      cinderTime(now),
-      cinderTime(new Date(now.getTime() + MESSAGE_TTL_MS)),
-    ],
-  );
 }
 
 export type LockedVolume = {
@@ -147,7 +111,7 @@ async function volumeActive(tx: Queryable, v: LockedVolume, now: Date) {
     return setStatus(tx, 'volumes', v.id, 'available', now);
 }
 
-const VOLUME_ERRORS: Record<string, [string, Action]> = {
+const VOLUME_ERRORS: Record<string, [string, Failure]> = {
   creating: ['error', 'create'],
   extending: ['error_extending', 'extend'],
   deleting: ['error_deleting', 'delete'],
@@ -194,7 +158,8 @@ async function volumeError(tx: Queryable, v: LockedVolume, r: number, why: strin
     await setError(tx, 'volumes', v.id, failed[0], why);
     if (failed[0] === 'error_extending')
       await tx.query('UPDATE volumes SET extend_size = NULL WHERE id = ?', [v.id]);
-    return recordMessage(tx, { ...note, action: failed[1] }, now);
+    await recordMessage(tx, { ...note, action: failed[1] }, now);
+    return undefined;
   }
   if (v.status === 'detaching') return detachError(tx, v, why, now);
   if (v.status !== 'attaching') return;

@@ -236,7 +236,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         status_revision: 3,
       });
       assert.deepEqual(await volumesOf(server), []);
-      assert.equal((await messagesOf(h.db, v))[0]?.event_id, 'VOLUME_VOLUME_002_001');
+      assert.equal((await messagesOf(h.db, v))[0]?.event_id, 'VOLUME_VOLUME_002_021');
       await volumeHint(v, 3);
       assert.deepEqual((await info(v))?.initiators, []);
       await volReport('s1', { id: v, status: 'ACTIVE', revision: 3 });

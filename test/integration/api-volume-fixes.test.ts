@@ -324,6 +324,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       const messages = await messagesOf(h.db, v);
       assert.equal(messages.length, 1, 'a retried failure is one message');
       assert.equal(messages[0]?.message, `update attachment: ${why}`);
+      assert.equal(messages[0]?.event_id, 'VOLUME_VOLUME_004_022');
       await volReport({ id: v, status: 'ACTIVE', revision });
       assert.equal(await status(v), 'available');
     });

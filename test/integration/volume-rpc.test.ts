@@ -155,8 +155,8 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       );
       assert.deepEqual(await messagesOf(h.db, bad), [
         {
-          event_id: 'VOLUME_VOLUME_001_001',
-          message: 'schedule allocate volume: Insufficient free space: 3 GiB < 5',
+          event_id: 'VOLUME_VOLUME_008_012',
+          message: 'create volume from backend storage: Insufficient free space: 3 GiB < 5',
           resource_type: 'VOLUME',
         },
       ]);
@@ -168,7 +168,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.equal(await status(v), 'error_deleting');
       assert.deepEqual(
         (await messagesOf(h.db, v)).map((m) => m.event_id).sort(),
-        ['VOLUME_VOLUME_007_001', 'VOLUME_VOLUME_014_001'],
+        ['VOLUME_VOLUME_007_010', 'VOLUME_VOLUME_099_001'],
         'extend, then delete',
       );
       await report('s1', { id: v, status: 'ACTIVE', revision: 4 });
@@ -190,7 +190,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.equal(await snapStatus(other), 'error');
       assert.deepEqual(await messagesOf(h.db, other), [
         {
-          event_id: 'VOLUME_VOLUME_SNAPSHOT_009_001',
+          event_id: 'VOLUME_VOLUME_SNAPSHOT_009_013',
           message: 'create snapshot: no room',
           resource_type: 'VOLUME_SNAPSHOT',
         },
