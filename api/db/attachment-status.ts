@@ -4,6 +4,8 @@
  * the volume in-use; detaching done → the row goes and the volume's revision is bumped
  * (its storage host drops the ACL, then the volume is available); a failed attach drops
  * the attachment the same way, a failed detach leaves it attached and the volume in-use.
+ * An attached row keeps a target_portal (the one stored at export, else the storage
+ * host's now), so its compute host is never left without the connection it plugged.
  *
  * Invariants: a report is applied only from the attachment's own compute host and only
  * at a revision of at least its attach_revision (a late report undoes nothing newer);
@@ -14,11 +16,12 @@ import type { ResourceStatus } from '../../contracts/status.ts';
 import { cinderTime } from './cinder-rows.ts';
 import type { Queryable } from './index.ts';
 import { bumpVolume } from './volume-attachments.ts';
+import { targetPortals } from './volume-info.ts';
+import { recordMessage } from './volume-messages.ts';
 import {
   type LockedVolume,
   lockVolume,
   type ReportOf,
-  recordMessage,
   setError,
   setStatus,
   type VolumeHints,
@@ -40,9 +43,11 @@ async function attachDone(
   v: LockedVolume,
 ) {
   if (s.status === 'ACTIVE') {
+    const portal = v.host === null ? undefined : (await targetPortals(tx)).get(v.host);
     await tx.query(
-      "UPDATE volume_attachments SET attach_status = 'attached', attached_at = ?, updated_at = ? WHERE id = ?",
-      [cinderTime(now), cinderTime(now), s.id],
+      `UPDATE volume_attachments SET attach_status = 'attached', attached_at = ?, updated_at = ?,
+          target_portal = COALESCE(target_portal, ?) WHERE id = ?`,
+      [cinderTime(now), cinderTime(now), portal ?? null, s.id],
     );
     if (v.status === 'attaching') await setStatus(tx, 'volumes', v.id, 'in-use', now);
     return undefined;

@@ -681,7 +681,10 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string[]
       // change the storage host must serve bumps revision_number; a status waiting for it
       // (creating, extending, deleting, attaching, detaching) remembers status_revision and
       // moves on once the agent reports a revision at least that.
-      // auth_*: the CHAP credentials, generated at create. status_reason: why error.
+      // auth_*: the CHAP credentials, generated at create and again at every attach.
+      // status_reason: why error. delete_requested: a DELETE or force-delete asked the
+      // storage host to remove the data (an admin's status reset never does).
+      // extend_size: the size an os-extend asks for, until the storage host serves it.
       `CREATE TABLE volumes (
         id TEXT PRIMARY KEY,
         project_id TEXT NOT NULL,
@@ -702,6 +705,8 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string[]
         status_reason TEXT,
         status_revision INTEGER NOT NULL,
         revision_number INTEGER NOT NULL,
+        delete_requested BOOLEAN NOT NULL DEFAULT FALSE,
+        extend_size INTEGER,
         created_at TEXT NOT NULL,
         updated_at TEXT
       )`,
@@ -720,6 +725,7 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string[]
         status_reason TEXT,
         status_revision INTEGER NOT NULL,
         revision_number INTEGER NOT NULL,
+        delete_requested BOOLEAN NOT NULL DEFAULT FALSE,
         created_at TEXT NOT NULL,
         updated_at TEXT
       )`,
@@ -729,7 +735,8 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string[]
       // iSCSI name (from its agent's report); exported: the storage host has served
       // export_revision (its ACL admits the initiator), so the compute host is handed the
       // connection; attach_revision is what the compute host reports back for the attach
-      // or detach it was asked.
+      // or detach it was asked; target_portal: the storage host's portal when it exported
+      // (what the compute host keeps being handed, whatever the agent reports later).
       `CREATE TABLE volume_attachments (
         id TEXT PRIMARY KEY,
         volume_id TEXT NOT NULL UNIQUE REFERENCES volumes (id),
@@ -741,6 +748,7 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string[]
         export_revision INTEGER NOT NULL,
         exported BOOLEAN NOT NULL,
         attach_revision INTEGER NOT NULL,
+        target_portal TEXT,
         attached_at TEXT,
         created_at TEXT NOT NULL,
         updated_at TEXT

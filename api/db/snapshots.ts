@@ -95,6 +95,7 @@ export async function insertSnapshot(q: Queryable, s: NewSnapshot, now: Date): P
 /**
  * Moves a snapshot from one of `from` to `to` in one conditional UPDATE (bumping its
  * revision when `serve`): the new revision_number, or undefined when it is gone or moved.
+ * A move to `deleting` (DELETE) sets delete_requested: the storage host removes the data.
  */
 export async function moveSnapshot(
   q: Queryable,
@@ -107,8 +108,9 @@ export async function moveSnapshot(
   const bump = serve
     ? ', revision_number = revision_number + 1, status_revision = revision_number + 1'
     : '';
+  const remove = to === 'deleting' ? ', delete_requested = TRUE' : '';
   const rows = await q.query<{ revision_number: unknown }>(
-    `UPDATE volume_snapshots SET status = ?, status_reason = NULL, updated_at = ?${bump}
+    `UPDATE volume_snapshots SET status = ?, status_reason = NULL, updated_at = ?${remove}${bump}
       WHERE id = ? AND status IN (${from.map(() => '?').join(', ')}) RETURNING revision_number`,
     [to, cinderTime(now), id, ...from],
   );

@@ -9,16 +9,21 @@
  *   to `attaching`, so two attaches of one volume never both pass;
  * - every change of a volume's initiator list bumps its revision_number, and the status
  *   waiting on it records that revision as status_revision (`bumpVolume`);
+ * - every attach replaces the volume's CHAP credentials in the transaction of its
+ *   revision bump, so the storage host serves the new account with the new ACL;
  * - the devices of one instance are distinct: an attach locks the instance row before it
  *   reads the devices in use, so two attaches to one server never pick the same one;
  * - an attach is written only while the instance is on its host with no task, in that
  *   same lock, so a racing delete either refuses it or detaches it when it finishes;
+ * - an admin's reset to attach_status detached drops every attachment (the way out of a
+ *   stuck attach), a delete the ones not attached, each with a revision bump;
  * - every write locks the volume row before any attachment row, as the report path does
  *   (volume-status.ts), so the two never deadlock.
  */
 import { randomUUID } from 'node:crypto';
 import { cinderTime } from './cinder-rows.ts';
 import type { Db, Queryable } from './index.ts';
+import { newChap } from './volumes.ts';
 
 /** The guest devices an attachment may take, in the order Nova hands them out. */
 export const DEVICES = [...'bcdefghijklmnopqrstuvwxyz'].map((c) => `vd${c}`);
@@ -99,13 +104,23 @@ async function devicesOf(
   return rows.map((r) => r.device);
 }
 
-/** Moves an `available` volume to `attaching` and bumps it; undefined otherwise. */
+/**
+ * Moves an `available` volume to `attaching`, bumps it and gives it new CHAP
+ * credentials (a host it was attached to before can no longer log in); undefined otherwise.
+ */
 async function reserve(tx: Queryable, volumeId: string, now: Date) {
   const [row] = await tx.query<{ id: string }>(
     "SELECT id FROM volumes WHERE id = ? AND status = 'available' AND host IS NOT NULL",
     [volumeId],
   );
-  return row ? bumpVolume(tx, volumeId, 'attaching', now) : undefined;
+  if (!row) return undefined;
+  const chap = newChap();
+  await tx.query('UPDATE volumes SET auth_username = ?, auth_secret = ? WHERE id = ?', [
+    chap.username,
+    chap.secret,
+    volumeId,
+  ]);
+  return bumpVolume(tx, volumeId, 'attaching', now);
 }
 
 /** The attach of POST os-volume_attachments: one transaction, nothing written on refusal. */
@@ -224,5 +239,52 @@ export async function detachInstance(db: Db, instanceId: string, now: Date): Pro
       if (b) bumped.push(b);
     }
     return bumped;
+  });
+}
+
+/** A compute host to hint about an instance whose attachments changed. */
+export interface InstanceHint {
+  host: string;
+  id: string;
+  taskId: number;
+}
+
+/**
+ * Drops the volume's attachments in `which` (the volume row locked first); the compute
+ * hosts of their instances, to hint: the spec no longer lists them, so the host unplugs
+ * whatever it plugged and removes the secret. The caller bumps the volume (the ACL goes).
+ */
+export async function dropAttachments(
+  tx: Queryable,
+  volumeId: string,
+  which: readonly string[],
+): Promise<InstanceHint[]> {
+  await tx.query('UPDATE volumes SET revision_number = revision_number WHERE id = ?', [volumeId]);
+  const rows = await tx.query<{ instance_uuid: string }>(
+    `DELETE FROM volume_attachments
+      WHERE volume_id = ? AND attach_status IN (${which.map(() => '?').join(', ')})
+      RETURNING instance_uuid`,
+    [volumeId, ...which],
+  );
+  const out: InstanceHint[] = [];
+  for (const { instance_uuid } of rows) {
+    const [inst] = await tx.query<{ host: string | null; task_id: number }>(
+      'SELECT host, task_id FROM instances WHERE id = ? AND deleted_at IS NULL',
+      [instance_uuid],
+    );
+    if (inst?.host) out.push({ host: inst.host, id: instance_uuid, taskId: Number(inst.task_id) });
+  }
+  return out;
+}
+
+/**
+ * An admin's os-reset_status with attach_status detached: every attachment goes, the
+ * volume is bumped (its storage host drops the ACL) to `status`; undefined when it is gone.
+ */
+export async function detachAll(db: Db, volumeId: string, status: string, now: Date) {
+  return db.transaction(async (tx) => {
+    const instances = await dropAttachments(tx, volumeId, ['attaching', 'attached', 'detaching']);
+    const volume = await bumpVolume(tx, volumeId, status, now);
+    return volume && { volume, instances };
   });
 }

@@ -12,8 +12,13 @@
  *   with it and the detached host can no longer log in;
  * - connection info (with the CHAP secret) goes only to the attachment's own compute
  *   host, and only once the storage host has served the ACL admitting it (exported) or
- *   the attachment is attached; a detaching attachment carries no connection, and an
- *   attach whose storage host reports no target_portal waits for it.
+ *   the attachment is attached; a detaching attachment carries no connection; the portal
+ *   is the one stored when the storage host exported it (else the one it reports now):
+ *   an attach with neither waits, an attached one is still listed (connection null, so
+ *   its compute host keeps the disk and reports the problem, never unplugs it);
+ * - the size is an extend's extend_size while it has one (the size asked for), else size;
+ * - `deleting` is delete_requested (set by a DELETE or force-delete only), never the
+ *   status: an admin's reset to deleting or error_deleting removes no data.
  */
 import { agentTypeByKind } from '../../contracts/agents.ts';
 import {
@@ -31,10 +36,6 @@ import type { Queryable } from './index.ts';
 import { bool } from './neutron.ts';
 
 export const VOLUME_AGENT_TYPE = agentTypeByKind('volume').agentType;
-
-/** Statuses in which the storage host is to remove the volume (or snapshot). */
-export const REMOVING = ['deleting', 'error_deleting'] as const;
-const removing = (status: string) => (REMOVING as readonly string[]).includes(status);
 
 const backendOf = (b: string): VolumeBackend =>
   (VOLUME_BACKENDS as readonly string[]).includes(b) ? (b as VolumeBackend) : 'file';
@@ -63,6 +64,8 @@ type VolumeRow = {
   auth_username: string;
   auth_secret: string;
   revision_number: number;
+  delete_requested: unknown;
+  extend_size: number | null;
 };
 
 function sourceOf(v: VolumeRow): VolumeSpec['source'] {
@@ -80,7 +83,8 @@ export async function readVolumeSpec(
 ): Promise<VolumeSpec | null> {
   const [v] = await tx.query<VolumeRow>(
     `SELECT v.id, v.size, v.status, t.backend, v.snapshot_id, v.source_volid,
-            v.auth_username, v.auth_secret, v.revision_number
+            v.auth_username, v.auth_secret, v.revision_number, v.delete_requested,
+            v.extend_size
        FROM volumes v JOIN volume_types t ON t.id = v.volume_type_id
       WHERE v.id = ? AND v.host = ?`,
     [id, host],
@@ -92,13 +96,13 @@ export async function readVolumeSpec(
   );
   return {
     id: v.id,
-    size_gb: Number(v.size),
+    size_gb: Number(v.extend_size ?? v.size),
     backend: backendOf(v.backend),
     source: sourceOf(v),
     auth: { username: v.auth_username, secret: v.auth_secret },
     initiators: [...new Set(initiators.map((r) => r.initiator))],
     create: v.status === 'creating',
-    deleting: removing(v.status),
+    deleting: bool(v.delete_requested),
     revision: Number(v.revision_number),
   };
 }
@@ -116,8 +120,10 @@ export async function readSnapshotSpec(
     status: string;
     backend: string;
     revision_number: number;
+    delete_requested: unknown;
   }>(
-    `SELECT s.id, s.volume_id, s.size, s.status, t.backend, s.revision_number
+    `SELECT s.id, s.volume_id, s.size, s.status, t.backend, s.revision_number,
+            s.delete_requested
        FROM volume_snapshots s JOIN volumes v ON v.id = s.volume_id
        JOIN volume_types t ON t.id = v.volume_type_id
       WHERE s.id = ? AND v.host = ?`,
@@ -130,7 +136,7 @@ export async function readSnapshotSpec(
     size_gb: Number(s.size),
     backend: backendOf(s.backend),
     create: s.status === 'creating',
-    deleting: removing(s.status),
+    deleting: bool(s.delete_requested),
     revision: Number(s.revision_number),
   };
 }
@@ -156,6 +162,7 @@ type AttachmentJoin = {
   attach_status: string;
   exported: unknown;
   attach_revision: number;
+  target_portal: string | null;
   host: string | null;
   auth_username: string;
   auth_secret: string;
@@ -174,8 +181,11 @@ function instanceVolume(
   };
   if (a.attach_status === 'detaching') return { ...base, action: 'detach', connection: null };
   if (a.attach_status === 'attaching' && !bool(a.exported)) return undefined;
-  const portal = a.host === null ? undefined : portals.get(a.host);
-  if (portal === undefined) return undefined;
+  const portal = a.target_portal ?? (a.host === null ? undefined : portals.get(a.host));
+  if (portal === undefined)
+    return a.attach_status === 'attached'
+      ? { ...base, action: 'attach', connection: null }
+      : undefined;
   return {
     ...base,
     action: 'attach',
@@ -203,7 +213,7 @@ export async function instanceVolumes(
   if (!host) return [];
   const rows = await tx.query<AttachmentJoin>(
     `SELECT a.id, a.volume_id, a.device, a.attach_status, a.exported, a.attach_revision,
-            v.host, v.auth_username, v.auth_secret
+            a.target_portal, v.host, v.auth_username, v.auth_secret
        FROM volume_attachments a JOIN volumes v ON v.id = a.volume_id
       WHERE a.instance_uuid = ? AND a.attached_host = ? ORDER BY a.device`,
     [instanceId, host],

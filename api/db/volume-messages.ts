@@ -14,13 +14,31 @@ import type { Queryable, Row } from './index.ts';
 /** Cinder's default message_ttl. */
 export const MESSAGE_TTL_S = 2_592_000;
 
-/** Cinder's event ids (cinder/message/message_field.py): resource, action, detail. */
-export const VOLUME_EVENTS = {
-  /** schedule allocate volume: no valid backend. */
-  scheduleFailed: 'VOLUME_VOLUME_001_002',
-  /** create volume from backend storage: the driver failed. */
-  createFailed: 'VOLUME_VOLUME_002_001',
+/**
+ * The failures a message records, as Cinder's events (cinder/message/message_field.py):
+ * the action's id and words, the detail's id; event_id is
+ * `VOLUME_<resource type>_<action>_<detail>`. Cinder records no message for a failed
+ * volume delete (it has no such action): `delete` is kumo's 099, outside its table.
+ */
+const FAILURES = {
+  /** SCHEDULE_ALLOCATE_VOLUME, NO_BACKEND_AVAILABLE. */
+  schedule: ['001', 'schedule allocate volume', '003'],
+  /** CREATE_VOLUME_FROM_BACKEND, DRIVER_FAILED_CREATE. */
+  create: ['008', 'create volume from backend storage', '012'],
+  /** ATTACH_VOLUME, ATTACH_ERROR. */
+  attach: ['002', 'attach volume', '021'],
+  /** UPDATE_ATTACHMENT, DETACH_ERROR. */
+  detach: ['004', 'update attachment', '022'],
+  /** EXTEND_VOLUME, DRIVER_FAILED_EXTEND. */
+  extend: ['007', 'extend volume', '010'],
+  /** kumo's delete volume, UNKNOWN_ERROR. */
+  delete: ['099', 'delete volume', '001'],
+  /** SNAPSHOT_CREATE, SNAPSHOT_CREATE_ERROR. */
+  snapshotCreate: ['009', 'create snapshot', '013'],
+  /** SNAPSHOT_DELETE, SNAPSHOT_DELETE_ERROR. */
+  snapshotDelete: ['010', 'delete snapshot', '016'],
 } as const;
+export type Failure = keyof typeof FAILURES;
 
 export interface VolumeMessage {
   id: string;
@@ -33,29 +51,26 @@ export interface VolumeMessage {
   expires_at: string;
 }
 
-export async function insertVolumeMessage(
+/** Records a user message: `m.action` on the volume (or snapshot) `m.id` failed, why. */
+export async function recordMessage(
   q: Queryable,
-  m: {
-    project_id: string;
-    resource_type: 'VOLUME' | 'SNAPSHOT';
-    resource_uuid: string;
-    event_id: string;
-    message: string;
-  },
+  m: { projectId: string; snapshot?: boolean; id: string; action: Failure; reason: string },
   now: Date,
 ): Promise<string> {
   const id = randomUUID();
+  const [action, words, detail] = FAILURES[m.action];
+  const type = m.snapshot ? 'VOLUME_SNAPSHOT' : 'VOLUME';
   const expires = new Date(now.getTime() + MESSAGE_TTL_S * 1000);
   await q.query(
     `INSERT INTO volume_messages (id, project_id, resource_type, resource_uuid, event_id,
       message, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
     [
       id,
-      m.project_id,
-      m.resource_type,
-      m.resource_uuid,
-      m.event_id,
-      oneLine(m.message, 1000),
+      m.projectId,
+      type,
+      m.id,
+      `VOLUME_${type}_${action}_${detail}`,
+      oneLine(`${words}: ${m.reason}`, 1000),
       cinderTime(now),
       cinderTime(expires),
     ],

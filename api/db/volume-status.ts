@@ -10,6 +10,10 @@
  *   (attach_revision for an attachment): a late report (another replica, a requeue)
  *   never undoes a newer change; ACTIVE at r marks exported every attachment whose
  *   export_revision <= r, whatever the volume's status;
+ * - the data is gone (the row deleted) only when a delete was requested (delete_requested),
+ *   whatever an admin's reset made of the status since;
+ * - size takes an extend's extend_size only when the storage host served it; a failed
+ *   extend drops extend_size (the size stays the old one, which the host holds);
  * - every error leaves status_reason and a Cinder user message (volume_messages, event
  *   `VOLUME_<resource type>_<action>_<detail>`, expiring after 30 days);
  * - a report locks the volume row before any other row of the volume, as every API
@@ -18,52 +22,18 @@
  * - what the report changed that an agent must hear (a compute host handed a connection,
  *   a storage host that must drop an ACL) is returned as hints, sent after the commit.
  */
-import { randomUUID } from 'node:crypto';
 import type { ResourceStatus } from '../../contracts/status.ts';
 import { cinderTime } from './cinder-rows.ts';
 import type { Db, Queryable } from './index.ts';
+import { bool } from './neutron.ts';
 import { type Bumped, bumpVolume } from './volume-attachments.ts';
+import { targetPortals } from './volume-info.ts';
+import { type Failure, recordMessage } from './volume-messages.ts';
 
 /** Hints a report's changes call for, sent once its transaction committed. */
 export interface VolumeHints {
   volumes: Bumped[];
   instances: { host: string; id: string; taskId: number }[];
-}
-
-/** Cinder's message actions and details (cinder/message/message_field.py). */
-const ACTIONS = {
-  create: ['001', 'schedule allocate volume'],
-  attach: ['002', 'attach volume'],
-  extend: ['007', 'extend volume'],
-  delete: ['014', 'delete volume'],
-  snapshotCreate: ['009', 'create snapshot'],
-  snapshotDelete: ['010', 'delete snapshot'],
-} as const;
-export type Action = keyof typeof ACTIONS;
-const MESSAGE_TTL_MS = 30 * 24 * 3600 * 1000;
-
-/** Records a Cinder user message about a volume (or snapshot) that went wrong. */
-export async function recordMessage(
-  tx: Queryable,
-  m: { projectId: string; snapshot?: boolean; id: string; action: Action; reason: string },
-  now: Date,
-): Promise<void> {
-  const [code, text] = ACTIONS[m.action];
-  const type = m.snapshot ? 'VOLUME_SNAPSHOT' : 'VOLUME';
-  await tx.query(
-    `INSERT INTO volume_messages (id, project_id, resource_type, resource_uuid, event_id,
-       message, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-    [
-      randomUUID(),
-      m.projectId,
-      type,
-      m.id,
-      `VOLUME_${type}_${code}_001`,
-      `${text}: ${m.reason}`,
-      cinderTime(now),
-      cinderTime(new Date(now.getTime() + MESSAGE_TTL_MS)),
-    ],
-  );
 }
 
 export type LockedVolume = {
@@ -72,12 +42,15 @@ export type LockedVolume = {
   host: string | null;
   status: string;
   status_revision: number;
+  delete_requested: unknown;
+  extend_size: number | null;
 };
 
 export async function lockVolume(tx: Queryable, id: string): Promise<LockedVolume | undefined> {
   const [v] = await tx.query<LockedVolume>(
     `UPDATE volumes SET revision_number = revision_number WHERE id = ?
-      RETURNING id, project_id, host, status, status_revision`,
+      RETURNING id, project_id, host, status, status_revision, delete_requested,
+                extend_size`,
     [id],
   );
   return v;
@@ -90,12 +63,16 @@ export const setStatus = (tx: Queryable, table: string, id: string, status: stri
     id,
   ]);
 
-/** ACTIVE at `r`: attachments it exports (their compute hosts hinted). */
-async function markExported(tx: Queryable, volumeId: string, r: number, hints: VolumeHints) {
+/**
+ * ACTIVE at `r` from `host`: attachments it exports, each keeping the portal `host`
+ * reports now (their compute hosts hinted).
+ */
+async function markExported(tx: Queryable, v: LockedVolume, r: number, hints: VolumeHints) {
+  const portal = v.host === null ? undefined : (await targetPortals(tx)).get(v.host);
   const rows = await tx.query<{ instance_uuid: string }>(
-    `UPDATE volume_attachments SET exported = TRUE
+    `UPDATE volume_attachments SET exported = TRUE, target_portal = COALESCE(target_portal, ?)
       WHERE volume_id = ? AND exported = FALSE AND export_revision <= ? RETURNING instance_uuid`,
-    [volumeId, r],
+    [portal ?? null, v.id, r],
   );
   for (const { instance_uuid } of rows) {
     const [inst] = await tx.query<{ host: string; task_id: number }>(
@@ -123,14 +100,18 @@ async function dropVolume(tx: Queryable, id: string) {
 }
 
 async function volumeActive(tx: Queryable, v: LockedVolume, now: Date) {
+  if (v.extend_size !== null)
+    await tx.query('UPDATE volumes SET size = extend_size, extend_size = NULL WHERE id = ?', [
+      v.id,
+    ]);
   if (v.status === 'creating' || v.status === 'extending')
     return setStatus(tx, 'volumes', v.id, 'available', now);
-  if (v.status === 'deleting' || v.status === 'error_deleting') return dropVolume(tx, v.id);
+  if (bool(v.delete_requested)) return dropVolume(tx, v.id);
   if (v.status === 'detaching' && (await attachmentCount(tx, v.id)) === 0)
     return setStatus(tx, 'volumes', v.id, 'available', now);
 }
 
-const VOLUME_ERRORS: Record<string, [string, Action]> = {
+const VOLUME_ERRORS: Record<string, [string, Failure]> = {
   creating: ['error', 'create'],
   extending: ['error_extending', 'extend'],
   deleting: ['error_deleting', 'delete'],
@@ -150,21 +131,44 @@ export async function setError(
   ]);
 }
 
+/**
+ * ERROR while detaching (the storage host could not drop the ACL): the volume stays
+ * detaching (the host retries) with the reason, and a user message the first time.
+ */
+async function detachError(tx: Queryable, v: LockedVolume, why: string, now: Date) {
+  const changed = await tx.query(
+    `UPDATE volumes SET status_reason = ?
+      WHERE id = ? AND (status_reason IS NULL OR status_reason <> ?) RETURNING id`,
+    [why, v.id, why],
+  );
+  if (changed.length === 0) return undefined;
+  await recordMessage(
+    tx,
+    { projectId: v.project_id, id: v.id, action: 'detach', reason: why },
+    now,
+  );
+  return undefined;
+}
+
 /** ERROR at `r`: the waiting status fails; a failed export drops its attachment. */
 async function volumeError(tx: Queryable, v: LockedVolume, r: number, why: string, now: Date) {
-  const failed = VOLUME_ERRORS[v.status];
+  const failed = bool(v.delete_requested) ? VOLUME_ERRORS.deleting : VOLUME_ERRORS[v.status];
   const note = { projectId: v.project_id, id: v.id, reason: why };
   if (failed) {
     await setError(tx, 'volumes', v.id, failed[0], why);
-    return recordMessage(tx, { ...note, action: failed[1] }, now);
+    if (failed[0] === 'error_extending')
+      await tx.query('UPDATE volumes SET extend_size = NULL WHERE id = ?', [v.id]);
+    await recordMessage(tx, { ...note, action: failed[1] }, now);
+    return undefined;
   }
+  if (v.status === 'detaching') return detachError(tx, v, why, now);
   if (v.status !== 'attaching') return;
   const dropped = await tx.query(
     `DELETE FROM volume_attachments
       WHERE volume_id = ? AND exported = FALSE AND export_revision <= ? RETURNING id`,
     [v.id, r],
   );
-  if (dropped.length === 0) return;
+  if (dropped.length === 0) return undefined;
   await recordMessage(tx, { ...note, action: 'attach' }, now);
   return bumpVolume(tx, v.id, 'detaching', now, why);
 }
@@ -179,7 +183,7 @@ async function applyVolume(
   const v = await lockVolume(tx, s.id);
   if (!v || v.host !== host) return false;
   const r = s.revision ?? Number.MAX_SAFE_INTEGER;
-  if (s.status === 'ACTIVE') await markExported(tx, v.id, r, hints);
+  if (s.status === 'ACTIVE') await markExported(tx, v, r, hints);
   if (r < Number(v.status_revision)) return true;
   if (s.status === 'ACTIVE') await volumeActive(tx, v, now);
   else {
@@ -191,9 +195,14 @@ async function applyVolume(
 }
 
 async function applySnapshot(tx: Queryable, host: string, s: ResourceStatus, now: Date) {
-  const [snap] = await tx.query<{ status: string; status_revision: number; project_id: string }>(
+  const [snap] = await tx.query<{
+    status: string;
+    status_revision: number;
+    project_id: string;
+    delete_requested: unknown;
+  }>(
     `UPDATE volume_snapshots SET revision_number = revision_number WHERE id = ?
-      RETURNING status, status_revision, project_id, volume_id`,
+      RETURNING status, status_revision, project_id, volume_id, delete_requested`,
     [s.id],
   );
   const [owner] = await tx.query<{ host: string | null }>(
@@ -202,14 +211,14 @@ async function applySnapshot(tx: Queryable, host: string, s: ResourceStatus, now
   );
   if (!snap || owner?.host !== host) return false;
   if ((s.revision ?? Number.MAX_SAFE_INTEGER) < Number(snap.status_revision)) return true;
-  const gone = snap.status === 'deleting' || snap.status === 'error_deleting';
+  const gone = bool(snap.delete_requested);
   if (s.status === 'ACTIVE') {
     if (gone) await tx.query('DELETE FROM volume_snapshots WHERE id = ?', [s.id]);
     else if (snap.status === 'creating')
       await setStatus(tx, 'volume_snapshots', s.id, 'available', now);
     return true;
   }
-  if (snap.status !== 'creating' && snap.status !== 'deleting') return true;
+  if (snap.status !== 'creating' && !gone) return true;
   const why = s.reason ?? 'The volume agent could not serve the snapshot.';
   await setError(tx, 'volume_snapshots', s.id, gone ? 'error_deleting' : 'error', why);
   const action = gone ? 'snapshotDelete' : 'snapshotCreate';

@@ -7,7 +7,10 @@
  * Invariants: a status move is one conditional UPDATE on the statuses it may leave
  * (`moveVolume`), so a racing request or report never has its move overwritten; every
  * move the storage host must serve bumps revision_number and sets status_revision to the
- * new revision in the same statement, and returns it for the hint; the CHAP credentials
+ * new revision in the same statement, and returns it for the hint; only a move to
+ * `deleting` (DELETE, os-force_delete) sets delete_requested, the one thing that has the
+ * storage host remove the data (a reset writes the status alone); an extend writes
+ * extend_size, and size takes it only once the storage host served it; the CHAP credentials
  * never leave this module's callers except towards the storage host (rpc-volume.ts).
  */
 import { randomBytes } from 'node:crypto';
@@ -167,7 +170,8 @@ export interface VolumeMove {
   to: VolumeStatus;
   /** Bump revision_number and wait on it (status_revision = the new revision). */
   serve: boolean;
-  size?: number;
+  /** An extend's size: extend_size, until the storage host serves it (size stays). */
+  extendSize?: number;
   reason?: string | null;
 }
 
@@ -185,24 +189,28 @@ export async function moveVolume(
   const bump = m.serve
     ? ', revision_number = revision_number + 1, status_revision = revision_number + 1'
     : '';
-  const size = m.size !== undefined ? ', size = ?' : '';
+  const size = m.extendSize !== undefined ? ', extend_size = ?' : '';
+  const remove = m.to === 'deleting' ? ', delete_requested = TRUE' : '';
   const params: Param[] = [m.to, m.reason ?? null, cinderTime(now)];
-  if (m.size !== undefined) params.push(m.size);
+  if (m.extendSize !== undefined) params.push(m.extendSize);
   const rows = await q.query<{ revision_number: unknown }>(
-    `UPDATE volumes SET status = ?, status_reason = ?, updated_at = ?${size}${bump}
+    `UPDATE volumes SET status = ?, status_reason = ?, updated_at = ?${size}${remove}${bump}
       WHERE id = ? AND status IN (${from.map(() => '?').join(', ')}) RETURNING revision_number`,
     [...params, id, ...from],
   );
   return rows[0] ? Number(rows[0].revision_number) : undefined;
 }
 
-/** The project's volume count and total size (Cinder's volumes and gigabytes usage). */
+/**
+ * The project's volume count and total size (Cinder's volumes and gigabytes usage); an
+ * extending volume counts the size asked for.
+ */
 export async function volumeUsage(
   q: Queryable,
   projectId: string,
 ): Promise<{ volumes: number; gigabytes: number }> {
   const rows = await q.query<{ n: unknown; gb: unknown }>(
-    'SELECT COUNT(*) AS n, COALESCE(SUM(size), 0) AS gb FROM volumes WHERE project_id = ?',
+    'SELECT COUNT(*) AS n, COALESCE(SUM(COALESCE(extend_size, size)), 0) AS gb FROM volumes WHERE project_id = ?',
     [projectId],
   );
   return { volumes: Number(rows[0]?.n ?? 0), gigabytes: Number(rows[0]?.gb ?? 0) };

@@ -178,7 +178,10 @@ function detailView(
     'OS-EXT-STS:task_state': i.taskState,
     'OS-EXT-STS:vm_state': i.vmState,
     'OS-EXT-STS:power_state': i.powerState,
-    'os-extended-volumes:volumes_attached': host.volumes.map((id) => ({ id })),
+    'os-extended-volumes:volumes_attached': host.volumes.map((id) =>
+      // 2.3: each names delete_on_termination (false: an attached volume outlives the server).
+      atLeast(req, 3) ? { id, delete_on_termination: false } : { id },
+    ),
     ...(hostStatus === undefined ? {} : { host_status: hostStatus }),
     ...(wantsTimings(req) ? { 'kumo:spawn_timings': i.timings } : {}),
   };

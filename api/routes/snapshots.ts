@@ -30,6 +30,7 @@ import {
   type SnapshotRecord,
 } from '../db/snapshots.ts';
 import { admitCinder } from '../db/volume-quotas.ts';
+import { creatingFrom } from '../db/volume-sources.ts';
 import { getVolume } from '../db/volumes.ts';
 import type { AppDeps } from '../deps.ts';
 import { hintSnapshot } from '../hints.ts';
@@ -44,7 +45,7 @@ import {
 } from './cinder-common.ts';
 import { listQuery, nextLinks, pageOf } from './cinder-list.ts';
 import { cinderQuotaDefaults } from './volume-create.ts';
-import { loadVolume } from './volume-delete.ts';
+import { busySource, loadVolume } from './volume-delete.ts';
 import { snapshotView } from './volume-views.ts';
 
 type Listing = InProject;
@@ -116,20 +117,13 @@ async function list(deps: AppDeps, req: Listing, detail: boolean) {
 async function startSnapshotDelete(deps: AppDeps, s: SnapshotRecord): Promise<number> {
   const from = ['available', 'error', 'error_deleting'] as const;
   return deps.db.transaction(async (tx) => {
+    const copy = await creatingFrom(tx, 'snapshot', s.id);
+    if (copy) throw busySource('Snapshot', s.id, copy);
     const rev = await moveSnapshot(tx, s.id, from, 'deleting', true, deps.clock.now());
     if (rev === undefined)
       throw new ApiError(
         'BadRequest',
         `Invalid snapshot: Snapshot ${s.id} status must be available or error, but current status is: ${s.status}.`,
-      );
-    const [copy] = await tx.query(
-      "SELECT id FROM volumes WHERE snapshot_id = ? AND status = 'creating'",
-      [s.id],
-    );
-    if (copy)
-      throw new ApiError(
-        'BadRequest',
-        `Invalid snapshot: Snapshot ${s.id} is the source of volume ${String(copy.id)} being created (SnapshotIsBusy).`,
       );
     return rev;
   });

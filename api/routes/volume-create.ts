@@ -22,8 +22,9 @@ import { parseVolumeCreate, type VolumeCreate } from '../../contracts/volume-api
 import { DEFAULT_AZ } from '../db/agents.ts';
 import type { Queryable } from '../db/index.ts';
 import { getSnapshot } from '../db/snapshots.ts';
-import { insertVolumeMessage, VOLUME_EVENTS } from '../db/volume-messages.ts';
+import { recordMessage } from '../db/volume-messages.ts';
 import { admitCinder, CINDER_QUOTA_DEFAULTS } from '../db/volume-quotas.ts';
+import { lockSource } from '../db/volume-sources.ts';
 import { findVolumeType, getVolume, insertVolume, type VolumeType } from '../db/volumes.ts';
 import type { AppDeps } from '../deps.ts';
 import { hintVolume } from '../hints.ts';
@@ -204,6 +205,8 @@ async function placement(deps: AppDeps, tx: Queryable, p: Plan): Promise<VolumeP
 async function insertPlanned(deps: AppDeps, tx: Queryable, p: Plan, now: Date) {
   const ask = { kind: 'volumes', count: 1, gigabytes: p.size, volumeSize: p.size } as const;
   await admitCinder(tx, deps.db.engine, p.project, cinderQuotaDefaults(deps), ask);
+  if (p.source && !(await lockSource(tx, p.source.kind, p.source.id)))
+    throw invalid(`Invalid ${p.source.kind}: ${p.source.id} changed status; try again.`);
   const where = await placement(deps, tx, p);
   const host = 'host' in where ? where.host : null;
   const reason = 'error' in where ? where.error : null;
@@ -225,18 +228,8 @@ async function insertPlanned(deps: AppDeps, tx: Queryable, p: Plan, now: Date) {
     status_reason: reason,
   };
   await insertVolume(tx, row, now);
-  if (reason) {
-    const message = `schedule allocate volume: ${reason}`;
-    const event = VOLUME_EVENTS.scheduleFailed;
-    const m = {
-      project_id: p.project,
-      resource_type: 'VOLUME',
-      resource_uuid: p.id,
-      event_id: event,
-      message,
-    } as const;
-    await insertVolumeMessage(tx, m, now);
-  }
+  if (reason)
+    await recordMessage(tx, { projectId: p.project, id: p.id, action: 'schedule', reason }, now);
   return { host, reason };
 }
 

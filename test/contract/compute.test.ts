@@ -1,7 +1,8 @@
 /**
  * Nova's contract: every compute answer kumo-api gives — version documents, flavors,
  * servers in realistic states (api-servers-harness: a real sqlite database and broker,
- * an agent that reports), their addresses, actions and errors, key pairs — checked by check.py
+ * an agent that reports), their addresses, actions and errors, key pairs, volume
+ * attachments (os-volume_attachments, volumes_attached) — checked by check.py
  * against tempest's published response schemas (Debian python3-tempest 33) at every
  * microversion Kumo claims: none (2.1), 2.1, 2.3, 2.5 (tempest's v2_3 schemas), 2.9
  * and 2.16, with the request-id and microversion headers tempest reads.
@@ -11,6 +12,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { seedVolume, volumeHeartbeat, volumeState } from '../helpers/volume-seed.ts';
 import {
   ADMIN,
   type Body,
@@ -187,6 +189,36 @@ describe('compute answers against tempest schemas', () => {
         microversion: v,
       });
     }
+  });
+
+  test('volume attachments and volumes_attached at every version', async () => {
+    const id = await active();
+    await h.report('h1', { iscsi_initiator: 'iqn.1993-08.org.debian:01:h1' });
+    await volumeHeartbeat(h.db, volumeState('s1'), h.clock.now());
+    const base = `/compute/v2.1/servers/${id}`;
+    const v = await seedVolume(h.db, { status: 'available' });
+    const body = { volumeAttachment: { volumeId: v } };
+    const made = await nova('servers.attach_volume', 'POST', `${base}/os-volume_attachments`, {
+      body,
+    });
+    assert.equal(made.status, 200, JSON.stringify(made.body));
+    await h.db.query("UPDATE volume_attachments SET attach_status = 'attached'");
+    await h.db.query("UPDATE volumes SET status = 'in-use'");
+    for (const o of VERSIONS.map((microversion) => ({ microversion }))) {
+      await nova('servers.list_volume_attachments', 'GET', `${base}/os-volume_attachments`, o);
+      await nova('servers.show_volume_attachment', 'GET', `${base}/os-volume_attachments/${v}`, o);
+      const shown = await nova('servers.show_server', 'GET', base, o);
+      const attached = (bodyOf(shown).server as Body)['os-extended-volumes:volumes_attached'];
+      const at23 = o.microversion !== undefined && o.microversion !== '2.1';
+      assert.deepEqual(attached, [at23 ? { id: v, delete_on_termination: false } : { id: v }]);
+      await nova('servers.list_servers_detail', 'GET', '/compute/v2.1/servers/detail', o);
+    }
+    const gone = await nova(
+      'servers.detach_volume',
+      'DELETE',
+      `${base}/os-volume_attachments/${v}`,
+    );
+    assert.equal(gone.status, 202);
   });
 
   test("every answer above matches tempest's schemas and carries its ids", async () => {

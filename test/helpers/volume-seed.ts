@@ -70,7 +70,10 @@ export async function seedSnapshot(db: Db, volumeId: string, status = 'creating'
   return id;
 }
 
-/** Sets a row's status (and the revision it waits on), as the Cinder API's actions do. */
+/**
+ * Sets a row's status (and the revision it waits on), as the Cinder API's actions do: a
+ * move to `deleting` is a delete request (delete_requested), as DELETE's is.
+ */
 export async function setVolume(
   db: Db,
   id: string,
@@ -80,7 +83,8 @@ export async function setVolume(
   const bump = opts.bump
     ? ', revision_number = revision_number + 1, status_revision = revision_number + 1'
     : '';
-  await db.query(`UPDATE ${opts.table ?? 'volumes'} SET status = ?${bump} WHERE id = ?`, [
+  const remove = status === 'deleting' ? ', delete_requested = TRUE' : '';
+  await db.query(`UPDATE ${opts.table ?? 'volumes'} SET status = ?${remove}${bump} WHERE id = ?`, [
     status,
     id,
   ]);

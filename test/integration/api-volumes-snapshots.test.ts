@@ -251,7 +251,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       const m = (list.body.messages as Obj[]).find((x) => x.resource_uuid === v.id) as Obj;
       assert.deepEqual(
         [m.resource_type, m.message_level, m.event_id],
-        ['VOLUME', 'ERROR', 'VOLUME_VOLUME_001_002'],
+        ['VOLUME', 'ERROR', 'VOLUME_VOLUME_001_003'],
       );
       assert.equal((await h.call('A', 'GET', `/messages/${m.id}`, undefined, '3.3')).status, 200);
       assert.equal(

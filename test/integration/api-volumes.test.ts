@@ -273,10 +273,11 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.equal((await act({ 'os-extend': { new_size: 5000 } })).status, 413);
       assert.equal((await act({ 'os-shrink': {} })).status, 400);
       assert.equal((await act({ 'os-extend': { new_size: 4 } })).status, 202);
-      const [row] = await h.rows('SELECT size, status, revision_number FROM volumes WHERE id = ?', [
-        id,
-      ]);
-      assert.deepEqual(row, { size: 4, status: 'extending', revision_number: 2 });
+      const [row] = await h.rows(
+        'SELECT size, extend_size, status, revision_number FROM volumes WHERE id = ?',
+        [id],
+      );
+      assert.deepEqual(row, { size: 2, extend_size: 4, status: 'extending', revision_number: 2 });
       await h.hinted('storage1', { resource: 'volume', id, revision: 2 });
       assert.equal((await act({ 'os-extend': { new_size: 6 } })).status, 400);
     });

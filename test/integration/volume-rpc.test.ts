@@ -78,6 +78,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         source: { kind: 'snapshot', id: sn },
         auth: { username: CHAP_USER, secret: CHAP_SECRET },
         initiators: [],
+        create: true,
         deleting: false,
         revision: 1,
       };
@@ -93,6 +94,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.deepEqual(await info('s1', v1), {
         ...spec,
         source: null,
+        create: false,
         deleting: true,
         revision: 2,
       });
@@ -104,6 +106,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         volume_id: v0,
         size_gb: 2,
         backend: 'file',
+        create: false,
         deleting: false,
         revision: 1,
       });
@@ -152,8 +155,8 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       );
       assert.deepEqual(await messagesOf(h.db, bad), [
         {
-          event_id: 'VOLUME_VOLUME_001_001',
-          message: 'schedule allocate volume: Insufficient free space: 3 GiB < 5',
+          event_id: 'VOLUME_VOLUME_008_012',
+          message: 'create volume from backend storage: Insufficient free space: 3 GiB < 5',
           resource_type: 'VOLUME',
         },
       ]);
@@ -165,7 +168,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.equal(await status(v), 'error_deleting');
       assert.deepEqual(
         (await messagesOf(h.db, v)).map((m) => m.event_id).sort(),
-        ['VOLUME_VOLUME_007_001', 'VOLUME_VOLUME_014_001'],
+        ['VOLUME_VOLUME_007_010', 'VOLUME_VOLUME_099_001'],
         'extend, then delete',
       );
       await report('s1', { id: v, status: 'ACTIVE', revision: 4 });
@@ -187,7 +190,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.equal(await snapStatus(other), 'error');
       assert.deepEqual(await messagesOf(h.db, other), [
         {
-          event_id: 'VOLUME_VOLUME_SNAPSHOT_009_001',
+          event_id: 'VOLUME_VOLUME_SNAPSHOT_009_013',
           message: 'create snapshot: no room',
           resource_type: 'VOLUME_SNAPSHOT',
         },
