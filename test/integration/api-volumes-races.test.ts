@@ -102,7 +102,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       const copy = await h.create('A', { source_volid: vid });
       const busy = await h.call('A', 'DELETE', `/volumes/${vid}`);
       assert.equal(busy.status, 400);
-      assert.match(JSON.stringify(busy.body), /source of volume .* being created/);
+      assert.match(JSON.stringify(busy.body), /is busy: volume .* is being created from it/);
       await h.serve(String(copy.id));
       assert.equal((await h.call('A', 'DELETE', `/volumes/${vid}`)).status, 202);
     });
