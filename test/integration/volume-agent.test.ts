@@ -24,7 +24,7 @@
  * disk is the ERROR with the reason and leaves nothing, made from a snapshot too (the
  * copy it made is removed); a volume or snapshot whose data is missing while the spec
  * does not say `create` is the ERROR "data missing (<path>)" and nothing is made (no
- * file, no target); an agent whose volumes_dir is a symlink to the directory keeps the
+ * file; its target keeps the empty ACL of its creation, the attach not served); an agent whose volumes_dir is a symlink to the directory keeps the
  * target made on the real path (same tid, A still reads); CHAP rotated (another user in
  * the spec): the old credentials are refused, the new ones get in, only the new account
  * is left in tgtd, and an account bound before the volume's is removed without tgtd
@@ -401,7 +401,7 @@ describe('kumo-volume-agent on a real host (file backend, tgtd, fake broker)', {
     assert.equal(existsSync(path(`volume-${big.id}`)), false, 'never taken for the volume');
   });
 
-  test('data missing while not creating: the ERROR naming the file, nothing made, no target', async () => {
+  test('data missing while not creating: the ERROR naming the file, nothing made or admitted', async () => {
     const lost = volume();
     await reconcile('volume', lost.id);
     assert.equal(last('volume', lost.id)?.status, 'ACTIVE');
@@ -416,7 +416,11 @@ describe('kumo-volume-agent on a real host (file backend, tgtd, fake broker)', {
       revision: lost.revision,
     });
     assert.equal(existsSync(path(`volume-${lost.id}`)), false);
-    assert.equal(await hasTarget(lost.id), false);
+    assert.deepEqual(
+      (await targetOf(lost.id))?.acl,
+      [],
+      'the target of its creation, A not admitted',
+    );
     const snap = randomUUID();
     snapshots.set(snap, {
       id: snap,
