@@ -3,11 +3,12 @@
 # N file volumes, P at a time (xargs -P): per volume a sparse 1 GiB file (truncate), and on
 # a running tgtd (tgtadm -C <ctl>) a target iqn.2010-10.org.openstack:volume-<n>, LUN 1
 # backed by the file, a CHAP account (20-character user, 16-character secret) bound to the
-# target, and an initiator ACL for one host. Exactly the steps the volume agent performs
-# for an exported volume, one process per step, with no API, queue or database around them.
+# target, and an initiator ACL for one host. The steps the volume agent performs when it
+# makes a volume (all but the ACL entry, which it adds on attach), one process per step,
+# with no API, queue or database around them.
 #
 # Usage: volume-create-baseline.sh <dir> <control port> <count> <parallel> <initiator iqn> [export|data]
-# `data`: only the truncate of each volume (what kumo does before an attach exports it).
+# `data`: only the truncate of each volume (the data alone, for scale).
 # Invariant: writes only under <dir> and only to the tgtd of <control port>; exits non-zero
 # (and says which step) if any volume's step fails.
 set -euo pipefail

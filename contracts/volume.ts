@@ -96,7 +96,7 @@ export const VolumeSpec = obj({
   /** Made from a snapshot's or another volume's data (only on creation). */
   source: nullable(obj({ kind: oneOf(['snapshot', 'volume'] as const), id: uuid() })),
   auth: obj({ username: chapUser(), secret: chapSecret() }),
-  /** The initiators the target admits, one per attachment; empty: no target at all. */
+  /** The initiators the target admits, one per attachment; empty: the target admits nobody. */
   initiators: arr(initiatorIqn(), { max: 64 }),
   /**
    * The data may be made now (the volume is being created). Otherwise a missing LV or

@@ -1,8 +1,8 @@
 /**
  * kumo-volume-agent: the volumes and snapshots scheduled to this storage host, as the
  * kit's reconciler with two resource kinds, `volume` and `snapshot`: each a data object
- * (a sparse file or an LV, backend-file.ts / backend-lvm.ts) and, for a volume with
- * initiators, one tgt target (LUN 1, its CHAP account, an ACL of exactly its initiators).
+ * (a sparse file or an LV, backend-file.ts / backend-lvm.ts) and, for a volume from its
+ * creation on, one tgt target (LUN 1, its CHAP account, an ACL of exactly its initiators).
  *
  * Invariants:
  * - one reconcile key per object (`volume:<id>`, `snapshot:<id>`, kinds.ts): get_volume_info /

@@ -10,8 +10,12 @@
  * - data is made only while the spec says `create` (the API's creating): otherwise a
  *   missing object is an ERROR naming its path, so a volumes_dir not mounted or a lost LV
  *   is never silently replaced by a blank one exported to an attached guest;
- * - a target exists iff the volume is present and has initiators; its ACL is exactly the
- *   spec's initiators (sorted, deduplicated) and its one account is the spec's CHAP user;
+ * - a target exists iff the volume is present and the backend can export it (files; LVM
+ *   with lvm_activation = true), from creation on, with or without initiators: its ACL is
+ *   exactly the spec's initiators (sorted, deduplicated; empty, tgt admits nobody) and its
+ *   one account is the spec's CHAP user. Attaching or detaching only changes the ACL;
+ * - LVM without activation has no device to export: no target, and a volume with
+ *   initiators (an attach) is a PermanentError naming lvm_activation;
  * - `deleted` carries `claimed`: the API asked for the deletion (deleting: the ERROR "in
  *   use" when a session is connected) or answered null (unclaimed: removed only when no
  *   session is connected, else kept and logged) — a volume the API knows and does not
@@ -104,6 +108,11 @@ export function dataPath(s: VolumeSettings, name: string): string {
   return s.driver === 'file' ? `${s.volumesDir}/${name}` : `${s.vg}/${lvName(name)}`;
 }
 
+/** Whether this host can put a target on a volume (LVM needs device-mapper for a device). */
+export function canExport(s: VolumeSettings): boolean {
+  return s.driver === 'file' || s.activation;
+}
+
 function checkBackend(backend: VolumeBackend, s: VolumeSettings, what: string): void {
   if (backend !== s.driver)
     throw new PermanentError(`${what} is for the ${backend} backend; this host serves ${s.driver}`);
@@ -145,7 +154,9 @@ export function desiredVolume(
       targetIqn(id),
     );
   const initiators = [...new Set(spec.initiators)].sort();
-  const target: DesiredTarget | null = initiators.length
+  if (initiators.length && !canExport(s))
+    throw new PermanentError('cannot export a volume with lvm_activation = false (no device)');
+  const target: DesiredTarget | null = canExport(s)
     ? {
         iqn: targetIqn(id),
         lun: TARGET_LUN,

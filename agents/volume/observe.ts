@@ -34,6 +34,8 @@ async function asObserved(t: TgtTarget): Promise<ObservedTarget> {
     accounts: [...t.accounts],
     acl: [...t.acl],
     sessions: t.sessions.length,
+    sessionFrom: t.sessions.map((n) => n.initiator),
+    lunBytes: t.luns.find((l) => l.lun === TARGET_LUN)?.sizeBytes ?? null,
   };
 }
 

@@ -23,14 +23,19 @@
  * - a target is made again only when its LUN is another object: its backing store is
  *   compared after realpath, so a symlinked volumes_dir (or an LV's /dev/<vg>/<lv> link)
  *   never force-deletes a live target of the right data;
- * - a target whose volume has no initiators any more is removed even with a session
- *   connected (the API detached it: the host must not keep reading), but a volume's data
- *   is never removed while its target has a session: asked for (deleting) that is the
- *   ERROR "in use", unclaimed it is kept and logged (a `keep` step);
+ * - a volume's target lives from its creation to its deletion; a detach only takes the
+ *   initiator off the ACL, and a session that initiator still has is cut (the target
+ *   deleted with force and made again: tgt's unbind keeps existing sessions), so the
+ *   detached host cannot keep reading; a volume's data is never removed while its target
+ *   has a session: asked for (deleting) that is the ERROR "in use", unclaimed it is kept
+ *   and logged (a `keep` step);
+ * - tgt reads a LUN's size when the LUN is made: after an extend, a target with no session
+ *   is made again, so the next attach sees the new size (one with a session is left);
  * - what LVM cannot do without device-mapper (copy data, export) is a PermanentError
  *   naming `lvm_activation = false`, planned before anything is made.
  */
 import { PermanentError } from '../../contracts/errors.ts';
+import { sameTgtSize } from '../../host/tgt/show.ts';
 import type {
   DataSource,
   DeletedObject,
@@ -54,6 +59,10 @@ export interface ObservedTarget {
   acl: string[];
   /** Connected I_T nexuses. */
   sessions: number;
+  /** The initiator of each connected session. */
+  sessionFrom: string[];
+  /** LUN `lun`'s size as tgt shows it (whole decimal MB; null: no such LUN). */
+  lunBytes: number | null;
 }
 
 export interface ObservedObject {
@@ -185,15 +194,43 @@ function servesData(want: DesiredTarget, t: ObservedTarget, dataReal: string | n
   return dataReal !== null && t.backingReal === dataReal;
 }
 
+/** The data object's size once this plan's data steps ran (data only grows). */
+function dataBytes(d: PresentVolume, o: ObservedObject): number {
+  return Math.max(o.sizeBytes ?? 0, d.sizeGb * GIB);
+}
+
+/**
+ * Why a target on the right data is deleted and made again: a session of an initiator no
+ * longer admitted (cut, with force), or a LUN of the old size and no session (tgt reads
+ * the size only when the LUN is made; without force: a login since is not cut).
+ */
+function remakeWhy(
+  want: DesiredTarget,
+  t: ObservedTarget,
+  bytes: number,
+): { force: boolean; why: string } | null {
+  const gone = t.sessionFrom.filter((i) => !want.initiators.includes(i));
+  if (gone.length) return { force: true, why: `cut the session of detached ${gone.join(', ')}` };
+  if (
+    t.sessions === 0 &&
+    t.lunBytes !== null &&
+    !sameTgtSize({ lun: want.lun, sizeBytes: t.lunBytes, backingStore: null }, bytes)
+  )
+    return { force: false, why: `LUN of ${t.lunBytes} bytes, the data is ${bytes}` };
+  return null;
+}
+
 function targetSteps(d: PresentVolume, o: ObservedObject, s: VolumeSettings): VolumeStep[] {
   const want = d.target;
   if (!want) return targetRemoval(o, null, true);
   checkExport(s);
   const t = o.target;
-  if (t && servesData(want, t, o.dataReal)) return targetFix(want, t, o.accountExists);
+  const remake = t && remakeWhy(want, t, dataBytes(d, o));
+  if (t && !remake && servesData(want, t, o.dataReal)) return targetFix(want, t, o.accountExists);
+  const del = remake || { force: true, why: 'target on another backing store' };
   const stale: VolumeStep[] = t
     ? [
-        { kind: 'target-delete', tid: t.tid, force: true, why: 'target on another backing store' },
+        { kind: 'target-delete', tid: t.tid, ...del },
         ...t.accounts
           .filter((u) => u !== want.user)
           .map(

@@ -1,14 +1,17 @@
 /**
  * Volumes end to end (issue 17's "What must show") on one storage host and two compute
  * hosts: kumo-api, a kumo-volume-agent with the file backend and a tgtd of its own, real
- * libvirtd guests that see a hot-plugged /dev/vdb over iSCSI with CHAP. A volume is created,
- * attached to guest 1 (host A), which writes a pattern; detached; attached to guest 2
+ * libvirtd guests that see a hot-plugged /dev/vdb over iSCSI with CHAP. A volume is created
+ * and available only once exported (its target: LUN 1, its CHAP account, an empty ACL that
+ * admits nobody), attached to guest 1 (host A), which writes a pattern; detached (the
+ * target stays, its ACL empty again); attached to guest 2
  * (host B), which reads the pattern back; the statuses follow each step through the Cinder
  * API. Wrong CHAP credentials are refused and host A's initiator no longer opens the
  * target once detached; deleting an in-use volume or one with a snapshot is refused; a
  * volume made from a snapshot holds its data; an extended volume shows its new size on the
  * next attach; `kill -9` of the volume agent leaves the target serving and the guest's
- * I/O going; a restarted tgtd gets its targets back within a resync; a hard reboot puts the
+ * I/O going; a restarted tgtd gets every volume's target back (attached or not) within a
+ * resync; a hard reboot puts the
  * volume back; deleting the server detaches it and keeps its data; bad requests and a
  * volume larger than the free capacity leave nothing on the host.
  */
@@ -139,7 +142,7 @@ describe('volumes on a storage host and two compute hosts', { timeout: 900_000 }
     assert.deepEqual(initiators, v.compute.map((h) => h.initiator).sort());
   });
 
-  test('a created volume becomes available: a sparse file, no target yet', async () => {
+  test('a created volume becomes available: a sparse file, its target admitting nobody', async () => {
     vol = await createVolume(v.c, { size: 1, name: 'data', volume_type: 'file' });
     assert.equal(vol.status, 'creating');
     const trail: string[] = [];
@@ -150,7 +153,14 @@ describe('volumes on a storage host and two compute hosts', { timeout: 900_000 }
     );
     assert.equal(vol.size, 1);
     assert.equal(statSync(join(v.volumesDir, volumeName(vol.id))).size, 1024 ** 3);
-    assert.equal(await targetOf(vol.id), undefined, 'no initiator, no target');
+    const target = await targetOf(vol.id);
+    assert.ok(target, 'exported before it is available');
+    assert.deepEqual(target.backing, [join(v.volumesDir, volumeName(vol.id))]);
+    assert.deepEqual(target.accounts, [(await v.chapOf(vol.id)).user]);
+    assert.deepEqual(target.acl, [], 'no attachment, an empty ACL');
+    const a = await login(vol.id, hostOf(0)?.initiator as string);
+    assert.notEqual(a.code, 0, 'tgtd admits nobody without an ACL entry');
+    assert.match(a.stderr + a.stdout, /Target not found/);
   });
 
   test('attached to guest 1, which writes the pattern; only host A is admitted', async () => {
@@ -186,7 +196,9 @@ describe('volumes on a storage host and two compute hosts', { timeout: 900_000 }
 
   test('detached: available, the guest loses vdb, host A no longer opens the target', async () => {
     await detachFrom(0, vol.id);
-    await waitFor('the target removed', async () => (await targetOf(vol.id)) === undefined, 30_000);
+    const target = await targetOf(vol.id);
+    assert.ok(target, 'the target stays after the detach');
+    assert.deepEqual([target.acl, target.sessions], [[], 0], 'no ACL entry, no session');
     const again = await login(vol.id, hostOf(0)?.initiator as string);
     assert.notEqual(again.code, 0, 'host A logged in after detach');
   });
@@ -217,18 +229,22 @@ describe('volumes on a storage host and two compute hosts', { timeout: 900_000 }
     assert.equal((await getVolume(v.c, vol.id))?.status, 'in-use');
   });
 
-  test('tgtd restarted: the target is back within one resync and the guest writes again', async () => {
+  test("tgtd restarted: every volume's target is back within one resync, the guest writes again", async () => {
     const server = g[1]?.id as string;
+    const spare = await createVolume(v.c, { size: 1, name: 'spare', volume_type: 'file' });
+    await waitVolume(v.c, spare.id, 'available');
     await v.tgtd.kill();
     await v.tgtd.start();
     const started = Date.now();
+    const made = async (id: string) => {
+      const t = await targetOf(id);
+      return t && t.backing.length === 1 && t.accounts.length === 1 ? t : undefined;
+    };
     const target = await waitFor(
-      'the target re-created with its LUN, account and ACL',
+      'the targets re-created with their LUN, account and ACL',
       async () => {
-        const t = await targetOf(vol.id);
-        return t && t.backing.length === 1 && t.accounts.length === 1 && t.acl.length > 0
-          ? t
-          : undefined;
+        const t = await made(vol.id);
+        return t && t.acl.length > 0 && (await made(spare.id)) ? t : undefined;
       },
       30_000,
       200,
@@ -240,6 +256,7 @@ describe('volumes on a storage host and two compute hosts', { timeout: 900_000 }
     );
     assert.deepEqual(target.acl, [hostOf(1)?.initiator]);
     assert.deepEqual(target.accounts, [(await v.chapOf(vol.id)).user]);
+    assert.deepEqual((await targetOf(spare.id))?.acl, [], 'the unattached one admits nobody');
     const seen = (await markerLines(v.c, server, DISK_IO_MARKER)).length;
     const ok = await waitFor(
       'an I/O ok after the restart',
@@ -249,6 +266,9 @@ describe('volumes on a storage host and two compute hosts', { timeout: 900_000 }
       1000,
     );
     assert.ok(ok);
+    const del = await v.c.http('DELETE', `${V3}/volumes/${spare.id}`);
+    assert.equal(del.status, 202, JSON.stringify(del.body));
+    await waitVolumeGone(v.c, spare.id);
   });
 
   test('a volume with a snapshot is not deleted until the snapshot is gone', async () => {
@@ -328,11 +348,8 @@ describe('volumes on a storage host and two compute hosts', { timeout: 900_000 }
     await waitGone(v.c, server);
     const avail = await waitVolume(v.c, fromSnap.id, 'available', [], 90_000);
     assert.deepEqual(avail.attachments, []);
-    await waitFor(
-      'the target removed',
-      async () => (await targetOf(fromSnap.id)) === undefined,
-      30_000,
-    );
+    const target = await targetOf(fromSnap.id);
+    assert.deepEqual([target?.acl, target?.sessions], [[], 0], 'the target stays, admits nobody');
     assert.equal(headOfFile(fromSnap.id), PATTERN);
     await waitFor(
       'the secret removed',

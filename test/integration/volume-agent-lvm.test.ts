@@ -6,8 +6,8 @@
  * layouts the agent must read and remove are written into the group's metadata
  * (helpers/lvm-lab.ts restoreLayout).
  *
- * Proves: a thick volume is an LV `volume-<id>` of its size, grown by extend, reported
- * with the group's capacity; what LVM cannot do here is the ERROR with LVM's own words
+ * Proves: a thick volume is an LV `volume-<id>` of its size with no target (no device to
+ * export without activation), grown by extend, reported with the group's capacity; what LVM cannot do here is the ERROR with LVM's own words
  * (a snapshot, a thin pool) or the agent's (copying data or exporting without
  * activation), and leaves nothing; more than the group holds is the ERROR "insufficient
  * free space" with no LV; an LV missing while the spec does not say `create` is the
@@ -114,6 +114,7 @@ describe('kumo-volume-agent, thick LVM at the metadata level', { timeout: 120_00
       revision: 1,
     });
     assert.equal((await t.lv(`volume-${V}`))?.sizeBytes, GIB);
+    assert.equal(await t.s.tgtd.hasTarget(V), false, 'no device: no target');
     Object.assign(api.volumes.get(V) as VolumeSpec, { size_gb: 2, revision: 2 });
     await api.reconcile('volume', V);
     assert.equal((await t.lv(`volume-${V}`))?.sizeBytes, 2 * GIB);

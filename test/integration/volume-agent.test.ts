@@ -6,13 +6,16 @@
  * get_host_volumes / get_volume_info / get_snapshot_info from specs the test edits and
  * records the report_status casts.
  *
- * Proves: a volume is a sparse file of its size and no target; initiators [A] make the
- * target (LUN 1 on the file, the CHAP account bound, ACL A): A with the volume's
+ * Proves: a volume is a sparse file of its size with its target from creation (LUN 1 on
+ * the file, the CHAP account bound, an empty ACL: tgtd admits nobody, A with the right
+ * credentials is refused); initiators [A] add A to the ACL: A with the volume's
  * credentials reads it, A with a wrong secret and B are refused; data written through
  * the target lands in the file; a snapshot is a copy holding it, a volume made from the
- * snapshot holds it too (and is its own size); extend grows the file; initiators [] remove
- * the target (A is refused again); after a tgtd kill and restart the next report finds
- * the target missing and it is back for A (and a resync alone brings it back too); twelve
+ * snapshot holds it too (and is its own size); initiators [] empty the ACL, the target
+ * stays, A's live session is cut and A is refused again; extend grows the file and the
+ * LUN (made again, no session), so the next attach sees the new size; after a tgtd kill
+ * and restart the next report finds every volume's target missing and they are back (and
+ * a resync alone brings them back too); twelve
  * volumes exported concurrently get twelve targets with distinct tids, each admitting its
  * initiator, and go again when unclaimed; a resync removes an unclaimed file and target
  * and never a claimed one; an unclaimed volume whose target has a live session is left
@@ -21,7 +24,7 @@
  * disk is the ERROR with the reason and leaves nothing, made from a snapshot too (the
  * copy it made is removed); a volume or snapshot whose data is missing while the spec
  * does not say `create` is the ERROR "data missing (<path>)" and nothing is made (no
- * file, no target); an agent whose volumes_dir is a symlink to the directory keeps the
+ * file; its target keeps the empty ACL of its creation, the attach not served); an agent whose volumes_dir is a symlink to the directory keeps the
  * target made on the real path (same tid, A still reads); CHAP rotated (another user in
  * the spec): the old credentials are refused, the new ones get in, only the new account
  * is left in tgtd, and an account bound before the volume's is removed without tgtd
@@ -50,6 +53,7 @@ import type { AgentHooks } from '../../core/agent.ts';
 import { compileConfig } from '../../core/config.ts';
 import { createCommandRunner } from '../../core/exec.ts';
 import { silentLogger } from '../../core/log.ts';
+import { parseTargets } from '../../host/tgt/show.ts';
 import { runCommand } from '../helpers/cluster.ts';
 import { tempDir, waitFor } from '../helpers/env.ts';
 import { fakeVolumeApi, type TestTgtd, testTgtd } from './volume-agent-harness.ts';
@@ -74,6 +78,8 @@ describe('kumo-volume-agent on a real host (file backend, tgtd, fake broker)', {
 
   const showTargets = () => tgtd.show();
   const hasTarget = (id: string) => tgtd.hasTarget(id);
+  const targetOf = async (id: string) =>
+    parseTargets(await showTargets()).find((t) => t.iqn === targetIqn(id));
   const path = (name: string) => join(dir, name);
   const iscsiUrl = (id: string, secret = SECRET) =>
     `iscsi://${USER}%${secret}@127.0.0.1:${portal}/${targetIqn(id)}/1`;
@@ -151,12 +157,17 @@ describe('kumo-volume-agent on a real host (file backend, tgtd, fake broker)', {
   const v1 = () => volumes.get(V1) as VolumeSpec;
   let V1 = '';
 
-  test('a volume is a sparse file of its size, and no target', async () => {
+  test('a volume is a sparse file of its size, its target made with an empty ACL', async () => {
     V1 = volume().id;
     await reconcile('volume', V1);
     assert.equal(statSync(path(`volume-${V1}`)).size, GIB);
     assert.ok(statSync(path(`volume-${V1}`)).blocks * 512 < GIB / 100, 'sparse');
-    assert.equal(await hasTarget(V1), false);
+    const t = await targetOf(V1);
+    assert.equal(t?.luns.find((l) => l.lun === 1)?.backingStore, path(`volume-${V1}`));
+    assert.deepEqual([t?.accounts, t?.acl], [[USER], []]);
+    const nobody = await inq(A, V1);
+    assert.notEqual(nobody.code, 0, 'tgtd admits nobody without an ACL entry');
+    assert.match(nobody.stderr + nobody.stdout, /Target not found/);
     assert.deepEqual(last('volume', V1), {
       resource: 'volume',
       id: V1,
@@ -236,11 +247,24 @@ describe('kumo-volume-agent on a real host (file backend, tgtd, fake broker)', {
     assert.doesNotMatch(r.stdout + r.stderr, /verification failed|Could not/);
   });
 
-  test('initiators []: the target goes and A is refused; extend grows the file', async () => {
-    change(v1(), { initiators: [] });
-    await reconcile('volume', V1);
-    assert.equal(await hasTarget(V1), false);
-    assert.notEqual((await inq(A, V1)).code, 0);
+  test("initiators []: the target stays with an empty ACL, A's live session is cut", async () => {
+    const live = spawn('qemu-io', ['--image-opts', imageOpts(A, V1)], { stdio: 'pipe' });
+    try {
+      await waitFor('a session of A', async () => ((await targetOf(V1))?.sessions.length ?? 0) > 0);
+      change(v1(), { initiators: [] });
+      await reconcile('volume', V1);
+      const t = await targetOf(V1);
+      assert.deepEqual([t?.accounts, t?.acl, t?.sessions], [[USER], [], []]);
+      await new Promise((r) => setTimeout(r, 3000));
+      assert.deepEqual((await targetOf(V1))?.sessions, [], 'A could not log in again');
+      const refused = await inq(A, V1);
+      assert.match(refused.stderr + refused.stdout, /Target not found/);
+    } finally {
+      live.kill('SIGKILL');
+    }
+  });
+
+  test('extend grows the file and the LUN: the next attach sees the new size', async () => {
     change(v1(), { size_gb: 2 });
     await reconcile('volume', V1);
     assert.equal(statSync(path(`volume-${V1}`)).size, 2 * GIB);
@@ -250,9 +274,16 @@ describe('kumo-volume-agent on a real host (file backend, tgtd, fake broker)', {
       status: 'ACTIVE',
       revision: 4,
     });
+    assert.equal((await targetOf(V1))?.luns.find((l) => l.lun === 1)?.sizeBytes, 2147e6);
+    change(v1(), { initiators: [A] });
+    await reconcile('volume', V1);
+    const len = await qemuIo(A, V1, 'length');
+    assert.match(len.stdout, /^2 GiB$/m, len.stderr);
+    change(v1(), { initiators: [] });
+    await reconcile('volume', V1);
   });
 
-  test('tgtd killed and restarted: the next report re-exports the volume', async () => {
+  test("tgtd killed and restarted: the next report re-exports every volume's target", async () => {
     change(v1(), { initiators: [A] });
     await reconcile('volume', V1);
     assert.equal(await hasTarget(V1), true);
@@ -262,11 +293,13 @@ describe('kumo-volume-agent on a real host (file backend, tgtd, fake broker)', {
     await hooks.configurations();
     await api.drain();
     assert.equal(await hasTarget(V1), true);
+    assert.deepEqual((await targetOf(V2))?.acl, [], 'the unattached V2 too, admitting nobody');
     assert.equal((await inq(A, V1)).code, 0);
     await tgtd.kill();
     await tgtd.start();
     await api.resync();
     assert.equal(await hasTarget(V1), true, 'a resync re-exports it too');
+    assert.equal(await hasTarget(V2), true);
     assert.equal((await inq(A, V1)).code, 0);
   });
 
@@ -368,7 +401,7 @@ describe('kumo-volume-agent on a real host (file backend, tgtd, fake broker)', {
     assert.equal(existsSync(path(`volume-${big.id}`)), false, 'never taken for the volume');
   });
 
-  test('data missing while not creating: the ERROR naming the file, nothing made, no target', async () => {
+  test('data missing while not creating: the ERROR naming the file, nothing made or admitted', async () => {
     const lost = volume();
     await reconcile('volume', lost.id);
     assert.equal(last('volume', lost.id)?.status, 'ACTIVE');
@@ -383,7 +416,11 @@ describe('kumo-volume-agent on a real host (file backend, tgtd, fake broker)', {
       revision: lost.revision,
     });
     assert.equal(existsSync(path(`volume-${lost.id}`)), false);
-    assert.equal(await hasTarget(lost.id), false);
+    assert.deepEqual(
+      (await targetOf(lost.id))?.acl,
+      [],
+      'the target of its creation, A not admitted',
+    );
     const snap = randomUUID();
     snapshots.set(snap, {
       id: snap,

@@ -1,17 +1,19 @@
 /**
  * The volume agent's pure desired state and planning (agents/volume/desired.ts, plan.ts):
- * names derived from the id, a target iff initiators (ACL sorted and deduplicated), data
- * made / copied / grown only, never shrunk, a target brought to exactly the desired LUN,
- * account and ACL (a rotated CHAP user: the new account made, the ACL emptied, the old
- * account deleted, the new one bound, the ACL refilled; an account bound before another
- * never unbound, as tgt segfaults; the backing store compared after realpath), a
- * detached volume's target removed even with a session, a deletion ordered target →
- * accounts → zero → remove, zeroing per volume_clear and backend, the
- * ERROR "in use" for a deletion asked with a connected session and a `keep` for an
- * unclaimed one, LVM without activation refusing copies and exports before anything is
- * made, snapshots made once and removed, a backend mismatch refused, and a data object
- * missing while the spec does not say `create` the ERROR "data missing (<path>)" with
- * nothing planned (no data made, no target).
+ * names derived from the id, a target from creation (ACL sorted and deduplicated, empty
+ * with no attachment), data made / copied / grown only, never shrunk, a target brought to
+ * exactly the desired LUN, account and ACL (a rotated CHAP user: the new account made, the
+ * ACL emptied, the old account deleted, the new one bound, the ACL refilled; an account
+ * bound before another never unbound, as tgt segfaults; the backing store compared after
+ * realpath), a detach taking only the ACL entry and cutting the detached initiator's
+ * session (target made again with force), a LUN made again after an extend when no
+ * session is connected, a deletion ordered target → accounts → zero → remove, zeroing per
+ * volume_clear and backend, the ERROR "in use" for a deletion asked with a connected
+ * session and a `keep` for an unclaimed one, LVM without activation (no target) refusing
+ * copies and attaches before anything is made, snapshots made once and removed, a
+ * backend mismatch refused, and a data object missing while the spec does not say
+ * `create` the ERROR "data missing (<path>)" with nothing planned (no data made, no
+ * target).
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -75,16 +77,41 @@ const target = (o: Partial<ObservedTarget> = {}): ObservedTarget => ({
   accounts: [USER],
   acl: [A],
   sessions: 0,
+  sessionFrom: [],
+  lunBytes: 1_074_000_000,
   ...o,
 });
+/** What a made, exported, unattached 1 GiB volume looks like. */
+const exported: ObservedObject = {
+  ...nothing,
+  sizeBytes: GIB,
+  target: target({ acl: [] }),
+  accountExists: true,
+};
 const kinds = (steps: { kind: string }[]) => steps.map((s) => s.kind);
 
 describe('desiredVolume', () => {
-  test('names from the id; no initiators, no target', () => {
+  test('names from the id; a target from creation, its ACL empty', () => {
     const d = desiredVolume(spec(), ID, FILE) as PresentVolume;
     assert.equal(d.state, 'present');
     assert.equal(d.name, `volume-${ID}`);
+    assert.deepEqual(d.target, {
+      iqn: IQN,
+      lun: 1,
+      backing: `/var/lib/kumo/volumes/volume-${ID}`,
+      user: USER,
+      secret: SECRET,
+      initiators: [],
+    });
+  });
+  test('LVM without activation: no target; an attach is refused naming lvm_activation', () => {
+    const meta = { ...LVM, activation: false };
+    const d = desiredVolume(spec({ backend: 'lvm' }), ID, meta) as PresentVolume;
     assert.equal(d.target, null);
+    assert.throws(
+      () => desiredVolume(spec({ backend: 'lvm', initiators: [A] }), ID, meta),
+      (e: Error) => e instanceof PermanentError && /lvm_activation = false/.test(e.message),
+    );
   });
   test('a target with LUN 1 on the file, the CHAP account and a sorted, unique ACL', () => {
     const d = desiredVolume(spec({ initiators: [B, A, B] }), ID, FILE) as PresentVolume;
@@ -135,20 +162,47 @@ describe('desiredVolume', () => {
 });
 
 describe('planVolume', () => {
-  test('a new volume: the data object only', () => {
-    assert.deepEqual(planVolume(desiredVolume(spec({ size_gb: 2 }), ID, FILE), nothing, FILE), [
+  test('a new volume: the data object, its account, then its whole target (no ACL)', () => {
+    const d = desiredVolume(spec({ size_gb: 2 }), ID, FILE) as PresentVolume;
+    assert.deepEqual(planVolume(d, nothing, FILE), [
       { kind: 'data-create', name: `volume-${ID}`, sizeGb: 2, why: `make volume-${ID}` },
+      { kind: 'account-new', user: USER, secret: SECRET, why: 'CHAP account' },
+      { kind: 'target-create', target: d.target, why: `export ${IQN}` },
     ]);
   });
   test('from a source: copied when made, never again', () => {
     const d = desiredVolume(spec({ source: { kind: 'volume', id: SRC } }), ID, FILE);
-    assert.deepEqual(kinds(planVolume(d, nothing, FILE)), ['data-copy']);
-    assert.deepEqual(planVolume(d, { ...nothing, sizeBytes: GIB }, FILE), []);
+    assert.deepEqual(kinds(planVolume(d, nothing, FILE)), [
+      'data-copy',
+      'account-new',
+      'target-create',
+    ]);
+    assert.deepEqual(planVolume(d, exported, FILE), []);
   });
-  test('grows, never shrinks', () => {
+  test('grows, never shrinks; the grown LUN is made again with no session', () => {
     const d = desiredVolume(spec({ size_gb: 2 }), ID, FILE);
-    assert.deepEqual(kinds(planVolume(d, { ...nothing, sizeBytes: GIB }, FILE)), ['data-extend']);
-    assert.deepEqual(planVolume(d, { ...nothing, sizeBytes: 3 * GIB }, FILE), []);
+    assert.deepEqual(kinds(planVolume(d, exported, FILE)), [
+      'data-extend',
+      'target-delete',
+      'target-create',
+    ]);
+    const big = { ...exported, sizeBytes: 3 * GIB, target: target({ acl: [], lunBytes: 3221e6 }) };
+    assert.deepEqual(planVolume(d, big, FILE), []);
+  });
+  test('a LUN of the old size: made again without force when no session, else left', () => {
+    const d = desiredVolume(spec({ size_gb: 2, initiators: [A] }), ID, FILE) as PresentVolume;
+    const grown = { ...exported, sizeBytes: 2 * GIB, target: target() };
+    assert.deepEqual(planVolume(d, grown, FILE), [
+      {
+        kind: 'target-delete',
+        tid: 7,
+        force: false,
+        why: `LUN of 1074000000 bytes, the data is ${2 * GIB}`,
+      },
+      { kind: 'target-create', target: d.target, why: `export ${IQN}` },
+    ]);
+    const used = { ...grown, target: target({ sessions: 1, sessionFrom: [A] }) };
+    assert.deepEqual(planVolume(d, used, FILE), []);
   });
   test('initiators: account made, then the whole target in one step', () => {
     const d = desiredVolume(spec({ initiators: [A] }), ID, FILE);
@@ -175,7 +229,12 @@ describe('planVolume', () => {
     const o = {
       ...nothing,
       sizeBytes: GIB,
-      target: target({ backing: null, accounts: ['zzzzzzzzzzzzzzzzzzzz'], acl: [] }),
+      target: target({
+        backing: null,
+        lunBytes: null,
+        accounts: ['zzzzzzzzzzzzzzzzzzzz'],
+        acl: [],
+      }),
       accountExists: false,
     };
     const steps = planVolume(desiredVolume(spec({ initiators: [A] }), ID, FILE), o, FILE);
@@ -245,13 +304,28 @@ describe('planVolume', () => {
     const other = { ...o, target: { ...t, backingReal: '/srv/volumes/other' } };
     assert.deepEqual(kinds(planVolume(d, other, FILE)), ['target-delete', 'target-create']);
   });
-  test('no initiators: the target goes, even with a session, and its account', () => {
-    const o = { ...nothing, sizeBytes: GIB, target: target({ sessions: 1 }), accountExists: true };
-    const steps = planVolume(desiredVolume(spec(), ID, FILE), o, FILE);
-    assert.deepEqual(steps, [
-      { kind: 'target-delete', tid: 7, force: true, why: `remove target ${IQN}` },
-      { kind: 'account-delete', user: USER, why: 'CHAP account' },
+  test('a detach takes the initiator off the ACL; the target and its account stay', () => {
+    const o = { ...nothing, sizeBytes: GIB, target: target(), accountExists: true };
+    assert.deepEqual(planVolume(desiredVolume(spec(), ID, FILE), o, FILE), [
+      { kind: 'acl-unbind', tid: 7, initiator: A, why: `no longer admit ${A}` },
     ]);
+  });
+  test("a detached initiator's session is cut: the target deleted with force, made again", () => {
+    const o = {
+      ...nothing,
+      sizeBytes: GIB,
+      target: target({ acl: [A, B], sessions: 2, sessionFrom: [A, B] }),
+      accountExists: true,
+    };
+    const d = desiredVolume(spec({ initiators: [B] }), ID, FILE) as PresentVolume;
+    assert.deepEqual(planVolume(d, o, FILE), [
+      { kind: 'target-delete', tid: 7, force: true, why: `cut the session of detached ${A}` },
+      { kind: 'target-create', target: d.target, why: `export ${IQN}` },
+    ]);
+    const cut = { ...o, target: target({ acl: [B], sessions: 1, sessionFrom: [A] }) };
+    assert.deepEqual(kinds(planVolume(d, cut, FILE)), ['target-delete', 'target-create']);
+    const kept = { ...o, target: target({ acl: [B], sessions: 1, sessionFrom: [B] }) };
+    assert.deepEqual(planVolume(d, kept, FILE), []);
   });
   test('deleting: target, accounts, zero, remove — in that order', () => {
     const o = { ...nothing, sizeBytes: GIB, target: target(), accountExists: true };
@@ -283,7 +357,7 @@ describe('planVolume', () => {
       'data-remove',
     ]);
   });
-  test('LVM without activation refuses copies and exports, thin copies are snapshots', () => {
+  test('LVM without activation refuses copies, makes no target, thin copies are snapshots', () => {
     const meta = { ...LVM, activation: false };
     const copy = desiredVolume(
       spec({ backend: 'lvm', source: { kind: 'volume', id: SRC } }),
@@ -296,8 +370,6 @@ describe('planVolume', () => {
     );
     const thin = { ...meta, lvmType: 'thin' as const };
     assert.deepEqual(kinds(planVolume(copy, nothing, thin)), ['data-copy']);
-    const exported = desiredVolume(spec({ backend: 'lvm', initiators: [A] }), ID, meta);
-    assert.throws(() => planVolume(exported, nothing, meta), /cannot export/);
     assert.deepEqual(
       kinds(planVolume(desiredVolume(spec({ backend: 'lvm' }), ID, meta), nothing, meta)),
       ['data-create'],
@@ -327,9 +399,12 @@ describe('data missing while not creating', () => {
         planVolume(desiredVolume(spec({ backend: 'lvm', create: false }), ID, LVM), nothing, LVM),
       (e: Error) => gone(e, `kumo-volumes/volume-${ID}`),
     );
-    const has = { ...nothing, sizeBytes: GIB };
     const d = desiredVolume(spec({ create: false, size_gb: 2 }), ID, FILE);
-    assert.deepEqual(kinds(planVolume(d, has, FILE)), ['data-extend']);
+    assert.deepEqual(kinds(planVolume(d, exported, FILE)), [
+      'data-extend',
+      'target-delete',
+      'target-create',
+    ]);
     const del = desiredVolume(spec({ create: false, deleting: true }), ID, FILE);
     assert.deepEqual(planVolume(del, nothing, FILE), []);
   });
