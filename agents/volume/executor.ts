@@ -5,10 +5,11 @@
  * failure (the tool's typed error, reported and retried by the reconciler).
  *
  * Invariants:
- * - every change of tgtd's state runs inside one lock (Tgt.exclusive): a new target's
- *   tid is picked from what tgtd shows inside it, so concurrent reconciles never pick
- *   the same tid, and a target is made whole (LUN, account, ACL) before another starts,
- *   or not at all: one that fails half-made is deleted again (the retry makes it anew);
+ * - a new target's tid is picked and the target made inside tgt.ts's lock, so concurrent
+ *   reconciles never pick the same tid; its LUN, account binding and ACL follow outside
+ *   the lock (the target is this reconcile's alone: one reconcile runs per id), so ten
+ *   volumes being made do not wait on each other's tgtadm runs; a target is made whole or
+ *   not at all: one that fails half-made is deleted again (the retry makes it anew);
  * - a `keep` step changes nothing: it only says, in the log, what was left and why;
  * - a copy that fails removes what it made (the plan copies only into an object that did
  *   not exist, and one reconcile runs per id): a half-copied object never stays to be
@@ -30,18 +31,19 @@ export interface ExecutorDeps {
 
 /** The whole target (LUN, account bound, ACL), or none: a half-made one is deleted. */
 async function createTarget(tgt: Tgt, t: DesiredTarget): Promise<void> {
-  await tgt.exclusive(async (ops) => {
+  const { tid, ops } = await tgt.exclusive(async (ops) => {
     const tid = await ops.freeTid();
     await ops.newTarget(tid, t.iqn);
-    try {
-      await ops.newLun(tid, t.lun, t.backing);
-      await ops.bindAccount(tid, t.user);
-      for (const initiator of t.initiators) await ops.bindInitiator(tid, initiator);
-    } catch (e) {
-      await ops.deleteTarget(tid, true).catch(() => {});
-      throw e;
-    }
+    return { tid, ops };
   });
+  try {
+    await ops.newLun(tid, t.lun, t.backing);
+    await ops.bindAccount(tid, t.user);
+    for (const initiator of t.initiators) await ops.bindInitiator(tid, initiator);
+  } catch (e) {
+    await ops.deleteTarget(tid, true).catch(() => {});
+    throw e;
+  }
 }
 
 async function runTgtStep(tgt: Tgt, step: VolumeStep): Promise<void> {

@@ -2,9 +2,12 @@
  * tgtd as the volume agent uses it (host/tgt/tgtadm.ts over `tgtadm -C <tgt_control_port>`):
  * the targets it shows, its CHAP accounts, and every change made inside one lock.
  *
- * Invariants: changes run one at a time (`exclusive`), so a tid picked by `freeTid` inside
- * the lock is still free when the target is made and a target is made whole before the
- * next change; reads (show, accounts) need no lock; every argument is validated by
+ * Invariants: a new target's tid is picked and the target made inside one lock
+ * (`exclusive`), so concurrent reconciles never pick the same tid; tids come from a
+ * counter started past the highest tid tgtd shows (one show, not one per target), and a
+ * tid tgtd already has (a target made behind our back, a restarted tgtd) resets it, so
+ * the retry picks from a fresh show; the other changes run in the lock too, one at a
+ * time; reads (show, accounts) need no lock; every argument is validated by
  * host/tgt before tgtadm runs (a TgtArgumentError, permanent), and tgtadm's refusals are
  * its CommandError, stderr saying why.
  */
@@ -42,11 +45,23 @@ export function serial() {
   };
 }
 
+/** Past the highest tid shown: tids below it may be free, but the counter never reuses one. */
+const pastHighest = (targets: readonly TgtTarget[]) =>
+  targets.reduce((max, x) => Math.max(max, x.tid), 0) + 1;
+
 export function createTgt(runner: CommandRunner, controlPort: number): Tgt {
   const t: tgtadm.TgtControl = { runner, controlPort };
+  let next: number | undefined;
   const ops: TgtOps = {
-    freeTid: async () => tgtadm.freeTid(await tgtadm.showTargets(t)),
-    newTarget: (tid, iqn) => tgtadm.newTarget(t, tid, iqn),
+    freeTid: async () => {
+      next ??= pastHighest(await tgtadm.showTargets(t));
+      return next++;
+    },
+    newTarget: (tid, iqn) =>
+      tgtadm.newTarget(t, tid, iqn).catch((e: unknown) => {
+        if (tgtadm.tgtadmRefusal(e) === 'exists') next = undefined;
+        throw e;
+      }),
     deleteTarget: (tid, force) => tgtadm.deleteTarget(t, tid, force),
     newLun: (tid, lun, backing) => tgtadm.newLun(t, tid, lun, backing),
     newAccount: (user, secret) => tgtadm.newAccount(t, user, secret),
