@@ -34,7 +34,7 @@ fi
 if [ -f "$RUN/started-tgtd" ]; then
   log "stopping tgtd"
   if [ -d /run/systemd/system ]; then systemctl stop tgt || true
-  else pkill -x tgtd || true; fi
+  else kumo_stop_tgtd; fi
   rm -f "$RUN/started-tgtd"
 fi
 if [ -f "$RUN/started-libvirtd" ]; then

@@ -165,6 +165,17 @@ kumo_start_tgtd() {
   die "tgtd did not start"
 }
 
+# tgtd ignores SIGTERM: it is stopped as tgt's own init script does, offline, every
+# target deleted (sessions cut), then the system.
+kumo_stop_tgtd() {
+  local t="tgtadm --lld iscsi"
+  $t --op update --mode sys --name State -v offline >/dev/null 2>&1 || return 0
+  for tid in $($t --op show --mode target | sed -n 's/^Target \([0-9]*\):.*/\1/p'); do
+    $t --op delete --mode target --force --tid "$tid" >/dev/null 2>&1 || true
+  done
+  $t --op delete --mode system >/dev/null 2>&1 || true
+}
+
 # --- Identity (stack.sh): devstack-style users and credentials -------------------------
 
 # The value of `[SECTION] KEY` in the INI file CONF ('' when absent).
