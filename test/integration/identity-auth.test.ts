@@ -136,7 +136,13 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       }[];
       assert.deepEqual(
         catalog.map((c) => `${c.type}:${c.name}`),
-        ['identity:keystone', 'network:neutron', 'compute:nova', 'image:glance'],
+        [
+          'identity:keystone',
+          'network:neutron',
+          'compute:nova',
+          'image:glance',
+          'volumev3:cinderv3',
+        ],
       );
       const publicUrl = (type: string) =>
         catalog.find((c) => c.type === type)?.endpoints.find((e) => e.interface === 'public')?.url;
@@ -144,6 +150,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.equal(publicUrl('network'), `${s.main.apiUrl}/networking`);
       assert.equal(publicUrl('compute'), `${s.main.apiUrl}/compute/v2.1`);
       assert.equal(publicUrl('image'), `${s.main.apiUrl}/image`);
+      assert.equal(publicUrl('volumev3'), `${s.main.apiUrl}/volume/v3/${ids.alpha}`);
       for (const c of catalog)
         assert.deepEqual(
           c.endpoints.map((e) => e.interface),
