@@ -12,6 +12,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { parseTargets as parseShow } from '../../host/tgt/show.ts';
 import { freePort, type RunResult, runCommand } from './cluster.ts';
 import { waitFor } from './env.ts';
 
@@ -52,40 +53,16 @@ function freeControlPort(): number {
   }
 }
 
-/** `tgtadm --op show --mode target` → targets (its indented text, section by section). */
+/** host/tgt's parse of `tgtadm --op show --mode target`, in the lab's terms. */
 export function parseTargets(text: string): TgtTarget[] {
-  const out: TgtTarget[] = [];
-  let t: TgtTarget | undefined;
-  let section = '';
-  for (const line of text.split('\n')) {
-    const head = /^Target (\d+): (\S+)$/.exec(line);
-    if (head) {
-      t = {
-        tid: Number(head[1]),
-        iqn: head[2] as string,
-        backing: [],
-        accounts: [],
-        acl: [],
-        sessions: 0,
-      };
-      out.push(t);
-      section = '';
-      continue;
-    }
-    if (!t) continue;
-    const s = line.trim();
-    if (/^(I_T nexus information|LUN information|Account information|ACL information):$/.test(s)) {
-      section = s;
-      continue;
-    }
-    if (section.startsWith('I_T') && /^I_T nexus: \d+$/.test(s)) t.sessions += 1;
-    if (section.startsWith('LUN') && s.startsWith('Backing store path: /')) {
-      t.backing.push(s.slice('Backing store path: '.length));
-    }
-    if (section.startsWith('Account') && /^\S+$/.test(s)) t.accounts.push(s);
-    if (section.startsWith('ACL') && /^\S+$/.test(s)) t.acl.push(s);
-  }
-  return out;
+  return parseShow(text).map((t) => ({
+    tid: t.tid,
+    iqn: t.iqn,
+    backing: t.luns.flatMap((l) => (l.lun !== 0 && l.backingStore ? [l.backingStore] : [])),
+    accounts: t.accounts,
+    acl: t.acl,
+    sessions: t.sessions.length,
+  }));
 }
 
 export async function startTgtd(dir: string): Promise<Tgtd> {
