@@ -6,15 +6,12 @@
  * `unlisted` is left out of get_host_volumes only), report_status
  * casts recorded, the agent's enqueued keys run by `drain`.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import type { ResourceStatus } from '../../contracts/status.ts';
 import { type SnapshotSpec, targetIqn, type VolumeSpec } from '../../contracts/volume.ts';
 import type { AgentHooks } from '../../core/agent.ts';
 import type { Broker } from '../../core/amqp.ts';
-import { createCommandRunner } from '../../core/exec.ts';
-import { unusedControlPort } from '../../host/tgt/daemon.ts';
-import { freePort, runCommand } from '../helpers/cluster.ts';
-import { waitFor } from '../helpers/env.ts';
+import type { runCommand } from '../helpers/cluster.ts';
+import { startTgtd } from '../helpers/volume-lab-tgtd.ts';
 
 export interface TestTgtd {
   control: number;
@@ -24,40 +21,24 @@ export interface TestTgtd {
   hasTarget(volumeId: string): Promise<boolean>;
   start(): Promise<void>;
   kill(): Promise<void>;
+  /** Kills it and removes its control socket files. */
+  stop(): Promise<void>;
 }
 
-export async function testTgtd(): Promise<TestTgtd> {
-  const control = await unusedControlPort(createCommandRunner());
-  const portal = await freePort();
-  let child: ChildProcess | undefined;
-  const tgtadm = (args: string[]) =>
-    runCommand(['tgtadm', '-C', String(control), '--lld', 'iscsi', ...args]);
-  const show = async () => (await tgtadm(['--op', 'show', '--mode', 'target'])).stdout;
-  const t: TestTgtd = {
-    control,
-    portal,
-    tgtadm,
+/** The volume lab's tgtd (test/helpers/volume-lab-tgtd.ts), as these tests name its parts. */
+export async function testTgtd(dir: string): Promise<TestTgtd> {
+  const d = await startTgtd(dir);
+  const show = async () => (await d.tgtadm(['--op', 'show', '--mode', 'target'])).stdout;
+  return {
+    control: d.ctl,
+    portal: d.port,
+    tgtadm: d.tgtadm,
     show,
     hasTarget: async (id) => (await show()).includes(`: ${targetIqn(id)}\n`),
-    async start() {
-      const argv = ['-f', '-C', String(control), '--iscsi', `portal=127.0.0.1:${portal}`];
-      child = spawn('tgtd', argv, { stdio: 'ignore' });
-      await waitFor(
-        'tgtd',
-        async () => (await tgtadm(['--op', 'show', '--mode', 'sys'])).code === 0,
-      );
-    },
-    async kill() {
-      const c = child;
-      if (!c || c.exitCode !== null || c.signalCode !== null) return;
-      await new Promise<void>((resolve) => {
-        c.once('exit', () => resolve());
-        c.kill('SIGKILL');
-      });
-    },
+    start: d.start,
+    kill: d.kill,
+    stop: d.stop,
   };
-  await t.start();
-  return t;
 }
 
 export function fakeVolumeApi() {

@@ -67,7 +67,7 @@ function lvmAgent(lvmType: 'default' | 'thin') {
   };
   const start = async (lab: LoopVolumeGroup) => {
     s.lab = lab;
-    s.tgtd = await testTgtd();
+    s.tgtd = await testTgtd(tmp.path);
     const config = compileConfig(
       [
         '[DEFAULT]',
@@ -88,7 +88,7 @@ function lvmAgent(lvmType: 'default' | 'thin') {
     await api.attach(hooks);
   };
   const stop = async () => {
-    await s.tgtd?.kill();
+    await s.tgtd?.stop();
     s.lab?.cleanup();
     tmp.cleanup();
   };

@@ -138,7 +138,7 @@ describe('kumo-volume-agent on a real host (file backend, tgtd, fake broker)', {
   }
 
   before(async () => {
-    tgtd = await testTgtd();
+    tgtd = await testTgtd(tmp.path);
     portal = tgtd.portal;
     hooks = await volumeHooks({
       config: config(),
@@ -150,7 +150,7 @@ describe('kumo-volume-agent on a real host (file backend, tgtd, fake broker)', {
   });
   after(async () => {
     session?.kill('SIGKILL');
-    await tgtd?.kill();
+    await tgtd?.stop();
     tmp.cleanup();
   });
 
