@@ -83,27 +83,3 @@ export async function reclaimSoftDeleted(
   }
   return reclaimed;
 }
-
-/** Reclaims every `everyMs` (nothing when the interval is 0); stop() waits for a pass. */
-export function startReclaimer(
-  deps: ComputeDeps,
-  opts: { intervalS: number; agentDownTime: number; everyMs: number },
-) {
-  if (opts.intervalS <= 0) return { stop: async () => {} };
-  let running: Promise<unknown> | undefined;
-  const pass = () => {
-    if (running) return;
-    running = reclaimSoftDeleted(deps, opts.intervalS, opts.agentDownTime)
-      .catch((e: Error) => deps.log.error({ err: e.message }, 'reclaim of soft deletes failed'))
-      .finally(() => {
-        running = undefined;
-      });
-  };
-  const timer = setInterval(pass, opts.everyMs);
-  return {
-    async stop() {
-      clearInterval(timer);
-      await running;
-    },
-  };
-}

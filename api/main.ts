@@ -1,9 +1,9 @@
 /**
  * kumo-api: the HTTP API, Keystone v3 on its own listener (identity/app.ts), the
- * state-report consumer, the DHCP, L3 and LBaaS failover sweeps (from agent_down_time after
- * start, once agents had the time to report), the compute sweep (builds stuck in `scheduling` by a kumo-api that stopped: at start, then
- * periodically) and, with [compute] reclaim_instance_interval, the reclaim of
- * soft-deleted servers.
+ * state-report consumer, the RPC server, and the periodic jobs (jobs.ts: failover sweeps,
+ * the compute sweep, reclaim, key rotation), each run by one replica at a time under a
+ * database lease. Any number of replicas may share one PostgreSQL database and one broker
+ * cluster: they share the queues too (competing consumers).
  *
  * With [metadata] metadata_proxy_shared_secret it also serves instance metadata on
  * [metadata] bind_host:bind_port (metadata/listener.ts); without, it says so once at start.
@@ -24,15 +24,12 @@ import { type Db, databaseOf, openDb } from './db/index.ts';
 import { migrate } from './db/migrations.ts';
 import type { ApiSettings } from './deps.ts';
 import type { IdentitySettings } from './identity/app.ts';
-import { identityEndpoint, startIdentity } from './identity/start.ts';
-import { startReclaimer } from './instance-delete.ts';
+import { identityEndpoint, keyRepositoryOf, startIdentity } from './identity/start.ts';
+import { apiJobs, type KeyRotation } from './jobs.ts';
 import { createReportConsumer, systemClock } from './liveness.ts';
 import { startMetadata } from './metadata/start.ts';
+import { startPeriodicJobs } from './periodic.ts';
 import { createRpcHandler } from './rpc.ts';
-import { startComputeSweeper } from './scheduler/compute-sweep.ts';
-import { startDhcpSweeper } from './scheduler/dhcp.ts';
-import { startL3Sweeper } from './scheduler/l3.ts';
-import { startLbaasSweeper } from './scheduler/lbaas.ts';
 
 /**
  * The URL clients reach kumo-api at: [api] public_endpoint, else the bind address; a
@@ -130,17 +127,14 @@ function consumers(config: DaemonContext['config'], db: Db, log: Logger) {
   return { broker, reports };
 }
 
-/** Starts what `start` makes once `ms` have passed; `stop` stops it (or the wait). */
-function afterGrace(ms: number, start: () => { stop(): Promise<void> }[]) {
-  let started: { stop(): Promise<void> }[] = [];
-  const timer = setTimeout(() => {
-    started = start();
-  }, ms);
+/** kumo-api's own key repository, when it rotates it ([identity] key_rotation_interval). */
+function keyRotation(config: DaemonContext['config']): KeyRotation | undefined {
+  if (config.keystone_authtoken.auth_url || config.identity.key_rotation_interval <= 0)
+    return undefined;
   return {
-    async stop() {
-      clearTimeout(timer);
-      for (const s of started) await s.stop();
-    },
+    dir: keyRepositoryOf(config),
+    intervalHours: config.identity.key_rotation_interval,
+    maxActive: config.identity.max_active_keys,
   };
 }
 
@@ -157,28 +151,12 @@ export async function startApi({ config, log }: DaemonContext): Promise<Running>
   const { broker, reports } = consumers(config, db, log);
   await broker.start();
   const app = buildApp({ db, broker, clock: systemClock, log, settings, tokens: identity.tokens });
-  // DHCP failover and catch-up scheduling, every agent_down_time / 2; routers off dead or
-  // admin-down L3 agents, and unhosted routers scheduled, on the same beat. Both wait
-  // agent_down_time after start: a kumo-api that was down longer sees every agent dead
-  // until its next report is stored, and would hand everything to the first to report.
-  const sweepMs = (config.DEFAULT.agent_down_time * 1000) / 2;
-  const sweepDeps = { db, broker, clock: systemClock, log, settings };
-  const sweeper = afterGrace(settings.agentDownTime * 1000, () => [
-    startDhcpSweeper(sweepDeps, sweepMs),
-    startL3Sweeper(sweepDeps, sweepMs),
-    startLbaasSweeper(sweepDeps, sweepMs),
-  ]);
-  // Builds a stopped kumo-api left in `scheduling`: at start, then every agent_down_time / 2.
-  const computeSweeper = startComputeSweeper({ db, broker, clock: systemClock, log }, sweepMs);
-  // Soft-deleted servers past [compute] reclaim_instance_interval: deleted on the same beat.
-  const reclaimer = startReclaimer(
-    { db, broker, clock: systemClock, log },
-    {
-      intervalS: settings.reclaimInstanceInterval ?? 0,
-      agentDownTime: settings.agentDownTime,
-      everyMs: sweepMs,
-    },
+  // Sweeps, failover, reclaim and key rotation: each on one replica at a time (jobs.ts).
+  const jobs = startPeriodicJobs(
+    { db, log, leaseMs: config.api.lease_duration * 1000 },
+    apiJobs({ db, broker, clock: systemClock, log, settings }, keyRotation(config)),
   );
+  log.info({ holder: jobs.holder }, 'periodic jobs start under leases');
   await app.listen({ host: config.api.bind_host, port: config.api.bind_port });
   log.info({ host: config.api.bind_host, port: config.api.bind_port }, 'kumo-api listening');
   await identity.listen();
@@ -188,9 +166,7 @@ export async function startApi({ config, log }: DaemonContext): Promise<Running>
       await app.close();
       await identity.close();
       await metadata.close();
-      await sweeper.stop();
-      await computeSweeper.stop();
-      await reclaimer.stop();
+      await jobs.stop();
       await reports.close();
       await broker.close();
       await db.close();

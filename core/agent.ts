@@ -4,6 +4,10 @@
  *
  * Invariants:
  * - the first report that reaches the broker carries start_flag; later ones do not;
+ * - hints and calls come on the host queue, a quorum queue that outlives a broker node
+ *   (core/amqp.ts hostQueueSpec); deletes come on the topic's fanout through a classic
+ *   auto-delete queue on the agent's own broker node, which, if it dies, dies with the
+ *   agent's connection, and the reconnect resync covers what it held;
  * - `configurations` is measured anew for every report, never cached from start;
  * - a full resync runs at start, on revival, on an admin-state change, after every
  *   broker reconnect (hints sent while the agent was cut off may be lost) and every
@@ -15,7 +19,7 @@
 import { type AgentKind, type AgentState, agentTypeByKind } from '../contracts/agents.ts';
 import { fanoutExchange, hostQueue, type Message, REPORTS_TOPIC } from '../contracts/messages.ts';
 import type { Json } from '../contracts/schema.ts';
-import type { Broker } from './amqp.ts';
+import { type Broker, hostQueueSpec } from './amqp.ts';
 import type { KumoConfig } from './config.ts';
 import type { Logger } from './log.ts';
 import { createReconcileQueue } from './reconcile.ts';
@@ -177,14 +181,7 @@ export function createAgent(deps: AgentDeps): AgentHandle {
   return {
     async start() {
       const queueName = hostQueue(info.topic, host);
-      deps.broker.consume(
-        {
-          name: queueName,
-          durable: false,
-          bindings: [{ exchange: 'kumo', routingKey: queueName }],
-        },
-        onMessage,
-      );
+      deps.broker.consume(hostQueueSpec(queueName), onMessage);
       deps.broker.consume(
         {
           name: `${fanoutExchange(info.topic)}.${host}`,

@@ -26,8 +26,70 @@ export interface QueueSpec {
   durable: boolean;
   exclusive?: boolean;
   autoDelete?: boolean;
+  /**
+   * 'quorum': replicated over the cluster's nodes (Raft), so a message outlives the loss
+   * of a node; must be durable, never exclusive or auto-delete. Default: a classic queue,
+   * which lives on the node of the connection that declared it.
+   */
+  type?: 'classic' | 'quorum';
+  /** x-message-ttl: the broker drops messages older than this. */
+  messageTtlMs?: number;
+  /** x-max-length: the oldest messages are dropped beyond it. */
+  maxLength?: number;
   bindings: { exchange: string; routingKey: string }[];
   prefetch?: number;
+}
+
+/** The x-arguments a spec declares; every declarer of one queue must send the same. */
+export function queueArguments(spec: QueueSpec): Record<string, unknown> {
+  return {
+    ...(spec.type === 'quorum' ? { 'x-queue-type': 'quorum' } : {}),
+    ...(spec.messageTtlMs !== undefined ? { 'x-message-ttl': spec.messageTtlMs } : {}),
+    ...(spec.maxLength !== undefined ? { 'x-max-length': spec.maxLength } : {}),
+  };
+}
+
+const isPreconditionFailed = (e: unknown) => (e as { code?: number }).code === 406;
+
+/**
+ * Declares `spec` on a channel of its own and returns that channel. A quorum queue that
+ * meets an older declaration of the same name (the classic queue an earlier Kumo made:
+ * PRECONDITION_FAILED) replaces it: the old queue is deleted and the quorum one declared.
+ * Its messages were hints, calls or reports that the periodic resync and the callers'
+ * timeouts already cover. Any other refusal is thrown.
+ */
+export async function declareQueue(
+  conn: amqp.ChannelModel,
+  spec: QueueSpec,
+  log: Logger,
+): Promise<amqp.Channel> {
+  const options = {
+    durable: spec.durable,
+    exclusive: spec.exclusive ?? false,
+    autoDelete: spec.autoDelete ?? false,
+    arguments: queueArguments(spec),
+  };
+  const ch = await conn.createChannel();
+  ch.on('error', (e: Error) =>
+    log.warn({ err: e.message, queue: spec.name }, 'consumer channel error'),
+  );
+  try {
+    await ch.assertQueue(spec.name, options);
+    return ch;
+  } catch (e) {
+    if (spec.type !== 'quorum' || !isPreconditionFailed(e)) throw e;
+    log.warn(
+      { queue: spec.name, err: (e as Error).message },
+      'replacing an older declaration of this queue with a quorum queue',
+    );
+  }
+  const again = await conn.createChannel();
+  again.on('error', (e: Error) =>
+    log.warn({ err: e.message, queue: spec.name }, 'consumer channel error'),
+  );
+  await again.deleteQueue(spec.name);
+  await again.assertQueue(spec.name, options);
+  return again;
 }
 
 export interface DeliveryInfo {
@@ -37,30 +99,40 @@ export interface DeliveryInfo {
 
 export type Handler = (message: Message, info: DeliveryInfo) => Promise<unknown>;
 
+/**
+ * Consumes `queue` with `handler`. When the broker cancels the consumer (its classic queue
+ * died with its node, or was deleted) the queue is declared and consumed again after a
+ * second, for as long as `alive()` says the connection is still the broker's current one.
+ */
 export async function startConsumer(
   conn: amqp.ChannelModel,
   pub: amqp.ConfirmChannel,
   queue: QueueSpec,
   handler: Handler,
   log: Logger,
+  alive: () => boolean = () => true,
 ) {
-  const ch = await conn.createChannel();
-  ch.on('error', (e: Error) =>
-    log.warn({ err: e.message, queue: queue.name }, 'consumer channel error'),
-  );
+  const ch = await declareQueue(conn, queue, log);
   await ch.prefetch(queue.prefetch ?? 32);
-  await ch.assertQueue(queue.name, {
-    durable: queue.durable,
-    exclusive: queue.exclusive ?? false,
-    autoDelete: queue.autoDelete ?? false,
-  });
   for (const b of queue.bindings) {
     if (b.exchange !== EXCHANGE) await ch.assertExchange(b.exchange, 'fanout', { durable: false });
     await ch.bindQueue(queue.name, b.exchange, b.routingKey);
   }
   const settle = createSettler(ch);
+  const again = () => {
+    if (!alive()) return;
+    startConsumer(conn, pub, queue, handler, log, alive).catch((e: Error) => {
+      log.warn({ err: e.message, queue: queue.name }, 'consuming again failed; retrying');
+      setTimeout(again, 1000);
+    });
+  };
   await ch.consume(queue.name, (m) => {
-    if (!m) return;
+    if (!m) {
+      log.warn({ queue: queue.name }, 'the broker cancelled the consumer; consuming again');
+      void ch.close().catch(() => {});
+      setTimeout(again, 1000);
+      return;
+    }
     settle.received(m);
     void deliver(settle, pub, queue.name, m, handler, log);
   });

@@ -8,7 +8,16 @@
  * - a consumer only sees messages that passed `parseMessage`; an invalid one is republished
  *   to `kumo.dead` with the reason in `x-kumo-reason` and acked, and the consumer goes on;
  * - after a reconnect every registered consumer and the topology are declared again and
- *   `onConnect` listeners run with `reconnected: true` (agents resync: hints may be lost).
+ *   `onConnect` listeners run with `reconnected: true` (agents resync: hints may be lost);
+ * - with several brokers (a cluster, `url` a list) a connection goes to one at a time, in
+ *   order; a failed attempt or a lost connection moves on to the next, and the backoff
+ *   applies after a whole round failed.
+ *
+ * Queue kinds (see `apiQueue`, `hostQueueSpec`): what must outlive a broker node (RPC
+ * requests to kumo-api, hints and calls to an agent's host queue, dead letters) sits on
+ * quorum queues; heartbeats sit on a classic, non-durable queue with per-message TTLs,
+ * where a lost one costs nothing and a queue lost with its node is declared anew by the
+ * next client that connects.
  */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -25,7 +34,7 @@ import {
   REPORTS_TOPIC,
   type Reply,
 } from '../contracts/messages.ts';
-import { type Handler, type QueueSpec, startConsumer } from './amqp-consumer.ts';
+import { declareQueue, type Handler, type QueueSpec, startConsumer } from './amqp-consumer.ts';
 import type { Logger } from './log.ts';
 
 export type { DeliveryInfo, Handler, QueueSpec } from './amqp-consumer.ts';
@@ -34,6 +43,8 @@ export interface Broker {
   start(): Promise<void>;
   close(): Promise<void>;
   isConnected(): boolean;
+  /** host:port of the broker this client is connected to, if it is. */
+  connectedTo(): string | undefined;
   cast<M extends MethodName>(
     routingKey: string,
     method: M,
@@ -65,7 +76,8 @@ export interface CastOptions {
 }
 
 export interface BrokerOptions {
-  url: string;
+  /** One broker, or the nodes of a cluster in the order to try them ([DEFAULT] transport_url). */
+  url: string | readonly string[];
   log: Logger;
   /** Default wait for a connection and a confirm. */
   timeoutMs?: number;
@@ -74,12 +86,53 @@ export interface BrokerOptions {
 }
 
 const REPLY_TO = 'amq.rabbitmq.reply-to';
+/** A broker that does not finish the AMQP handshake in this time is skipped for the next. */
+const CONNECT_TIMEOUT_MS = 5000;
 const DEFAULT_TIMEOUT = 10_000;
 
-/** Queues the API consumes; agents declare them too so reports wait for a restarting API. */
+/**
+ * Queues the API consumes, shared by every replica; agents declare them too, so calls wait
+ * for a restarting API. RPC requests (q-plugin) are on a quorum queue: a call published to
+ * a node that then dies is still answered. Heartbeats are on a classic, non-durable queue:
+ * each carries a TTL of one report interval and the next one replaces it, so losing some
+ * costs nothing, and a queue lost with its node is declared again on a live node by the
+ * first client that reconnects (a durable classic queue would stay unusable until its node
+ * came back).
+ */
 export function apiQueue(topic: typeof REPORTS_TOPIC | typeof PLUGIN_TOPIC): QueueSpec {
-  return { name: topic, durable: true, bindings: [{ exchange: EXCHANGE, routingKey: topic }] };
+  const bindings = [{ exchange: EXCHANGE, routingKey: topic }];
+  return topic === PLUGIN_TOPIC
+    ? { name: topic, durable: true, type: 'quorum', bindings }
+    : { name: topic, durable: false, bindings };
 }
+
+/** Hints and calls queued for a host longer than this are dropped (a resync replaces them). */
+export const HOST_QUEUE_TTL_MS = 3_600_000;
+
+/**
+ * An agent's host queue (`<topic>.<host>`): hints, resyncs and calls for this agent. A
+ * quorum queue, so a hint the API had confirmed survives the loss of any one broker node;
+ * bounded in age and length, so a host that never comes back does not grow it forever.
+ */
+export function hostQueueSpec(name: string): QueueSpec {
+  return {
+    name,
+    durable: true,
+    type: 'quorum',
+    messageTtlMs: HOST_QUEUE_TTL_MS,
+    maxLength: 10_000,
+    bindings: [{ exchange: EXCHANGE, routingKey: name }],
+  };
+}
+
+/** Dead letters: kept across node losses for the operator to read, at most 10,000. */
+const DEAD_LETTERS: QueueSpec = {
+  name: DEAD_LETTER_QUEUE,
+  durable: true,
+  type: 'quorum',
+  maxLength: 10_000,
+  bindings: [{ exchange: DEAD_LETTER_EXCHANGE, routingKey: '' }],
+};
 
 interface Pending {
   resolve: (v: unknown) => void;
@@ -95,6 +148,10 @@ interface State {
   everConnected: boolean;
   waiters: (() => void)[];
   pending: Map<string, Pending>;
+  /** The next broker to try, as an index into the URL list (modulo its length). */
+  cursor: number;
+  /** host:port of the broker connected to. */
+  connectedTo?: string;
 }
 
 export function createBroker(opts: BrokerOptions): Broker {
@@ -103,21 +160,34 @@ export function createBroker(opts: BrokerOptions): Broker {
   const consumers: { queue: QueueSpec; handler: Handler }[] = [];
   const fanouts = new Set<string>();
   const listeners: ((info: { reconnected: boolean }) => void)[] = [];
-  const st: State = { stopped: false, everConnected: false, waiters: [], pending: new Map() };
+  const st: State = {
+    stopped: false,
+    everConnected: false,
+    waiters: [],
+    pending: new Map(),
+    cursor: 0,
+  };
+  const urls = typeof opts.url === 'string' ? [opts.url] : [...opts.url];
+  if (urls.length === 0) throw new Error('createBroker: no broker URL');
 
-  const connectOnce = async () => {
-    const conn = await amqp.connect(withHeartbeat(opts.url, opts.heartbeatSec ?? 10));
+  const connectOnce = async (url: string) => {
+    const conn = await amqp.connect(withHeartbeat(url, opts.heartbeatSec ?? 10), {
+      timeout: CONNECT_TIMEOUT_MS,
+    });
+    const alive = () => st.conn === conn;
     try {
       conn.on('error', (e: Error) => log.warn({ err: e.message }, 'amqp connection error'));
       const pub = await conn.createConfirmChannel();
       pub.on('error', (e: Error) => log.warn({ err: e.message }, 'amqp channel error'));
-      await declareTopology(pub, fanouts);
+      await declareTopology(conn, pub, fanouts, log);
       await pub.consume(REPLY_TO, (m) => m && settleReply(st, m), { noAck: true });
-      for (const c of consumers) await startConsumer(conn, pub, c.queue, c.handler, log);
-      conn.on('close', () => onClose(conn));
       st.conn = conn;
+      for (const c of consumers) await startConsumer(conn, pub, c.queue, c.handler, log, alive);
+      conn.on('close', () => onClose(conn));
       st.pub = pub;
+      st.connectedTo = brokerAddress(url);
     } catch (e) {
+      if (st.conn === conn) st.conn = undefined;
       await conn.close().catch(() => {});
       throw e;
     }
@@ -127,6 +197,9 @@ export function createBroker(opts: BrokerOptions): Broker {
     if (st.conn !== conn) return;
     st.conn = undefined;
     st.pub = undefined;
+    st.connectedTo = undefined;
+    // The broker we lost is likely down: the next attempt goes to the next one.
+    st.cursor++;
     failPending(st, new TransientError('AMQP connection lost'));
     if (!st.stopped) {
       log.warn('amqp connection closed; reconnecting');
@@ -138,21 +211,33 @@ export function createBroker(opts: BrokerOptions): Broker {
     st.connecting ??= (async () => {
       const { initialMs, maxMs } = opts.backoff ?? { initialMs: 250, maxMs: 10_000 };
       for (let attempt = 0; !st.stopped; attempt++) {
+        const url = urls[st.cursor % urls.length] as string;
         try {
-          await connectOnce();
+          await connectOnce(url);
           const reconnected = st.everConnected;
           st.everConnected = true;
-          log.info({ reconnected }, 'amqp connected');
+          log.info({ reconnected, broker: brokerAddress(url) }, 'amqp connected');
           for (const w of st.waiters.splice(0)) w();
           for (const l of listeners) l({ reconnected });
           return;
         } catch (e) {
-          const delay = Math.min(maxMs, initialMs * 2 ** attempt) * (0.8 + Math.random() * 0.4);
+          st.cursor++;
+          // Straight on to the next broker; back off once a whole round has failed.
+          const round = Math.floor(attempt / urls.length);
+          const endOfRound = (attempt + 1) % urls.length === 0;
+          const delay = endOfRound
+            ? Math.min(maxMs, initialMs * 2 ** round) * (0.8 + Math.random() * 0.4)
+            : 0;
           log.warn(
-            { err: (e as Error).message, attempt, delayMs: Math.round(delay) },
+            {
+              err: (e as Error).message,
+              broker: brokerAddress(url),
+              attempt,
+              delayMs: Math.round(delay),
+            },
             'amqp connect failed',
           );
-          await sleep(delay);
+          if (delay > 0) await sleep(delay);
         }
       }
     })().finally(() => {
@@ -221,6 +306,7 @@ export function createBroker(opts: BrokerOptions): Broker {
       if (conn) await conn.close().catch(() => {});
     },
     isConnected: () => st.pub !== undefined,
+    connectedTo: () => st.connectedTo,
     async cast(routingKey, method, args, castOpts = {}) {
       const props = baseProps(method);
       if (castOpts.expirationMs !== undefined)
@@ -271,7 +357,9 @@ export function createBroker(opts: BrokerOptions): Broker {
     consume(queue, handler) {
       consumers.push({ queue, handler });
       if (st.conn && st.pub) {
-        void startConsumer(st.conn, st.pub, queue, handler, log).catch((e: Error) => {
+        const conn = st.conn;
+        const alive = () => st.conn === conn;
+        void startConsumer(conn, st.pub, queue, handler, log, alive).catch((e: Error) => {
           log.error({ err: e.message, queue: queue.name }, 'consumer setup failed; reconnecting');
           void st.conn?.close().catch(() => {});
         });
@@ -287,15 +375,18 @@ export function createBroker(opts: BrokerOptions): Broker {
   };
 }
 
-async function declareTopology(ch: amqp.ConfirmChannel, fanouts: Set<string>) {
+async function declareTopology(
+  conn: amqp.ChannelModel,
+  ch: amqp.ConfirmChannel,
+  fanouts: Set<string>,
+  log: Logger,
+) {
   await ch.assertExchange(EXCHANGE, 'topic', { durable: true });
   await ch.assertExchange(DEAD_LETTER_EXCHANGE, 'fanout', { durable: true });
-  await ch.assertQueue(DEAD_LETTER_QUEUE, { durable: true, arguments: { 'x-max-length': 10000 } });
-  await ch.bindQueue(DEAD_LETTER_QUEUE, DEAD_LETTER_EXCHANGE, '');
-  for (const topic of [REPORTS_TOPIC, PLUGIN_TOPIC] as const) {
-    const q = apiQueue(topic);
-    await ch.assertQueue(q.name, { durable: true });
-    await ch.bindQueue(q.name, EXCHANGE, topic);
+  for (const spec of [DEAD_LETTERS, apiQueue(REPORTS_TOPIC), apiQueue(PLUGIN_TOPIC)]) {
+    const declared = await declareQueue(conn, spec, log);
+    for (const b of spec.bindings) await declared.bindQueue(spec.name, b.exchange, b.routingKey);
+    await declared.close();
   }
   for (const ex of fanouts) await ch.assertExchange(ex, 'fanout', { durable: false });
 }
@@ -330,6 +421,12 @@ function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> 
     timer = setTimeout(() => reject(new TransientError(message)), ms);
   });
   return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}
+
+/** host:port of an amqp:// URL, for logs (never the credentials). */
+function brokerAddress(url: string): string {
+  const u = new URL(url);
+  return `${u.hostname}:${u.port || '5672'}`;
 }
 
 function withHeartbeat(url: string, seconds: number): string {

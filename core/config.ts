@@ -123,19 +123,44 @@ const endpointUrl: Parser<string> = (raw) => {
   return href.replace(/\/+$/, '');
 };
 
-/** rabbit://user:pass@host:port/vhost (oslo.messaging style) → an amqp:// URL. */
-export const transportUrl: Parser<string> = (raw) => {
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    throw new Error('must be a URL like rabbit://user:password@host:5672/vhost');
-  }
-  if (url.protocol !== 'rabbit:' && url.protocol !== 'amqp:') {
-    throw new Error('must use the rabbit:// or amqp:// scheme');
-  }
-  const auth = url.username ? `${url.username}:${url.password}@` : '';
-  return `amqp://${auth}${url.hostname}:${url.port || '5672'}${url.pathname || '/'}`;
+const TRANSPORT = /^(rabbit|amqp):\/\/([^/?#]*)(\/[^?#]*)?(\?[^#]*)?$/;
+const BROKER_HOST = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}[A-Za-z0-9])?)$/;
+
+/** One `[user[:password]@]host[:port]` of a transport URL; credentials stay percent-encoded. */
+function brokerHost(raw: string): { auth?: string; host: string; port: number } {
+  const at = raw.lastIndexOf('@');
+  const auth = at >= 0 ? raw.slice(0, at) : undefined;
+  const hostPort = raw.slice(at + 1);
+  const m = /^(.*?)(?::([0-9]{1,5}))?$/.exec(hostPort) as RegExpExecArray;
+  const host = m[1] as string;
+  const port = m[2] === undefined ? 5672 : Number(m[2]);
+  if (!BROKER_HOST.test(host)) throw new Error(`has a bad host "${host}"`);
+  if (port < 1 || port > 65535) throw new Error(`has a bad port ${port}`);
+  if (auth !== undefined && (auth === '' || /[\s/]/.test(auth)))
+    throw new Error('has bad credentials before @');
+  return { ...(auth !== undefined ? { auth } : {}), host, port };
+}
+
+/**
+ * oslo.messaging's transport URL, with one broker or several:
+ * rabbit://user:pass@host1:5672,user:pass@host2:5672/vhost → one amqp:// URL per broker, in
+ * the order given (clients fail over along it). A host without credentials takes the first
+ * host's, as oslo's does; the virtual host applies to all; query options are not used.
+ */
+export const transportUrl: Parser<string[]> = (raw) => {
+  const m = TRANSPORT.exec(raw);
+  if (!m)
+    throw new Error(
+      'must be a URL like rabbit://user:password@host:5672/vhost (rabbit:// or amqp:// scheme)',
+    );
+  const hosts = (m[2] as string).split(',').map(brokerHost);
+  if (hosts.length > 16) throw new Error('names more than 16 brokers');
+  const vhost = m[3] || '/';
+  const firstAuth = hosts[0]?.auth;
+  return hosts.map(({ auth, host, port }) => {
+    const creds = auth ?? firstAuth;
+    return `amqp://${creds ? `${creds}@` : ''}${host}:${port}${vhost}`;
+  });
 };
 
 export type DatabaseUrl = { engine: 'sqlite'; path: string } | { engine: 'postgres'; url: string };
@@ -200,6 +225,11 @@ const SPEC = {
     image_size_limit: f(integer(1, Number.MAX_SAFE_INTEGER), '1099511627776'),
     /** Token compute agents use to download image data (image reads only). */
     service_token: f(token),
+    /**
+     * Seconds a replica holds the database lease of a periodic job (sweeps, failover, key
+     * rotation) without renewing it; a dead holder's jobs move to another replica after it.
+     */
+    lease_duration: f(number(1, 3600), '15'),
   },
   database: {
     connection: f(databaseUrl),
@@ -216,6 +246,12 @@ const SPEC = {
     key_repository: f(absPath),
     /** Keys kept by a rotation: staged, primary and the secondaries still verified. */
     max_active_keys: f(integer(3, 100), '3'),
+    /**
+     * Hours between automatic rotations of the key repository, by one replica at a time
+     * under a lease (the repository must then be shared by the replicas); 0: only
+     * `kumo-manage token-keys rotate` rotates.
+     */
+    key_rotation_interval: f(number(0, 8760), '0'),
     /** The catalog's region. */
     region_id: f(pattern(/^[A-Za-z0-9_.-]{1,64}$/, 'a region name'), 'RegionOne'),
   },

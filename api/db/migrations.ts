@@ -768,6 +768,20 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string[]
       'CREATE INDEX volume_messages_project ON volume_messages (project_id)',
     ],
   },
+  {
+    version: 18,
+    name: 'leases',
+    sql: [
+      // One row per periodic job (api/periodic.ts): the replica that runs it, until when.
+      // Times are milliseconds of the database's own clock, so replicas' clocks may differ.
+      `CREATE TABLE leases (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        acquired_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL
+      )`,
+    ],
+  },
 ];
 
 export async function migrate(db: Db): Promise<number[]> {

@@ -23,6 +23,7 @@ import {
   renameSync,
   rmSync,
   statSync,
+  utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
@@ -63,12 +64,22 @@ export function setupKeys(dir: string): void {
   if (keys.size === 0 || [...keys.keys()].every((i) => i === 0)) writeKey(dir, 1);
 }
 
+/** The primary key's index (the highest) in a repository that was set up. */
+export function primaryKeyIndex(dir: string): number {
+  const top = Math.max(...[...readKeys(dir).keys()].filter((i) => i !== 0));
+  if (!Number.isFinite(top)) throw new Error(`no primary token key in ${dir}`);
+  return top;
+}
+
 /** One rotation; returns the new primary's index. */
 export function rotateKeys(dir: string, maxActive: number): number {
   setupKeys(dir);
   const indexes = [...readKeys(dir).keys()].sort((a, b) => a - b);
   const next = (indexes[indexes.length - 1] ?? 0) + 1;
   renameSync(join(dir, '0'), join(dir, String(next)));
+  // The primary's mtime says when it became primary (api/jobs.ts rotates by its age).
+  const promoted = new Date();
+  utimesSync(join(dir, String(next)), promoted, promoted);
   writeKey(dir, 0);
   // Keep the staged key, the new primary and maxActive - 2 secondaries.
   const secondaries = indexes.filter((i) => i !== 0);

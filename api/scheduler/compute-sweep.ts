@@ -1,7 +1,7 @@
 /**
  * The compute sweep: servers stuck in the hidden `scheduling` task (a kumo-api process
  * stopped between placing a server and handing it to its host) end in ERROR with a
- * fault, their host and ports released. kumo-api runs it at start and periodically.
+ * fault, their host and ports released. kumo-api runs it periodically (api/jobs.ts).
  *
  * Invariants: only a row that has stayed `scheduling` longer than `stuckAfterS` is
  * failed, by a conditional UPDATE that re-checks both, so a hand-over that finishes
@@ -37,25 +37,4 @@ export async function sweepStuckBuilds(
     failed.push(id);
   }
   return failed;
-}
-
-/** Sweeps once now, then every `intervalMs`; stop() waits for a sweep under way. */
-export function startComputeSweeper(deps: HandOverDeps, intervalMs: number) {
-  let running: Promise<unknown> | undefined;
-  const sweep = () => {
-    if (running) return;
-    running = sweepStuckBuilds(deps)
-      .catch((e: Error) => deps.log.error({ err: e.message }, 'compute sweep failed'))
-      .finally(() => {
-        running = undefined;
-      });
-  };
-  sweep();
-  const timer = setInterval(sweep, intervalMs);
-  return {
-    async stop() {
-      clearInterval(timer);
-      await running;
-    },
-  };
 }

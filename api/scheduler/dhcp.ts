@@ -35,7 +35,6 @@ import { createPort, deletePort, listPorts, updatePort } from '../db/ports.ts';
 import { type HintDeps, hintDhcpAgents } from '../hints.ts';
 import type { Clock } from '../liveness.ts';
 import { dhcpDeviceId, planBindings } from './dhcp-plan.ts';
-import { type Sweeper, startSweeper } from './periodic.ts';
 
 export interface DhcpSettings {
   agentDownTime: number;
@@ -272,9 +271,4 @@ export async function runDhcpSweep(deps: DhcpDeps): Promise<SweepResult> {
     await hintDhcpAgents(deps, c.networkId, c.lostHosts);
   }
   return { changes, portsFixed };
-}
-
-/** Runs the sweep every `intervalMs` (never two at once) until stopped. */
-export function startDhcpSweeper(deps: DhcpDeps, intervalMs: number): Sweeper {
-  return startSweeper(() => runDhcpSweep(deps), intervalMs, deps.log, 'DHCP sweep');
 }

@@ -40,7 +40,6 @@ import {
 import { type HintDeps, hintL2Port, hintL3Agents, hintRouterDeleted } from '../hints.ts';
 import type { Clock } from '../liveness.ts';
 import { planRouterBindings } from './l3-plan.ts';
-import { type Sweeper, startSweeper } from './periodic.ts';
 
 export interface L3Settings {
   agentDownTime: number;
@@ -239,10 +238,4 @@ export async function runL3Sweep(
     await announce(deps, c);
   }
   return changes;
-}
-
-/** Runs the L3 failover sweep every `intervalMs` (never two at once) until stopped. */
-export function startL3Sweeper(deps: L3Deps, intervalMs: number): Sweeper {
-  const memory = newL3SweepMemory();
-  return startSweeper(() => runL3Sweep(deps, memory), intervalMs, deps.log, 'L3 sweep');
 }

@@ -35,7 +35,6 @@ import {
 import { type HintDeps, hintL2Port, hintLbaasAgents, hintPoolDeleted } from '../hints.ts';
 import type { Clock } from '../liveness.ts';
 import { planRouterBindings } from './l3-plan.ts';
-import { type Sweeper, startSweeper } from './periodic.ts';
 
 export interface LbaasSettings {
   agentDownTime: number;
@@ -192,10 +191,4 @@ export async function runLbaasSweep(
     await announce(deps, c);
   }
   return changes;
-}
-
-/** Runs the LBaaS failover sweep every `intervalMs` (never two at once) until stopped. */
-export function startLbaasSweeper(deps: LbaasDeps, intervalMs: number): Sweeper {
-  const memory = newLbaasSweepMemory();
-  return startSweeper(() => runLbaasSweep(deps, memory), intervalMs, deps.log, 'LBaaS sweep');
 }

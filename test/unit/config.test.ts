@@ -20,6 +20,7 @@ import {
   loadConfig,
   REQUIRED_KEYS,
   required,
+  transportUrl,
 } from '../../core/config.ts';
 import { tempDir } from '../helpers/env.ts';
 
@@ -46,7 +47,7 @@ describe('compileConfig defaults', () => {
     assert.equal(c.path, '<string>');
     assert.equal(c.DEFAULT.state_path, '/var/lib/kumo');
     assert.equal(c.DEFAULT.debug, false);
-    assert.equal(c.DEFAULT.transport_url, 'amqp://guest:guest@127.0.0.1:5672/');
+    assert.deepEqual(c.DEFAULT.transport_url, ['amqp://guest:guest@127.0.0.1:5672/']);
     assert.equal(c.DEFAULT.rpc_response_timeout, 60);
     assert.equal(c.DEFAULT.agent_down_time, 30);
     assert.equal(c.agent.report_interval, 10);
@@ -193,16 +194,42 @@ describe('URLs', () => {
   test('rabbit:// becomes amqp:// with a default port and vhost', () => {
     const url = (raw: string) =>
       compileConfig(`[DEFAULT]\ntransport_url = ${raw}\n`).DEFAULT.transport_url;
-    assert.equal(
-      url('rabbit://kumo:secret@10.0.0.5:5672/kumo'),
+    assert.deepEqual(url('rabbit://kumo:secret@10.0.0.5:5672/kumo'), [
       'amqp://kumo:secret@10.0.0.5:5672/kumo',
-    );
-    assert.equal(
-      url('rabbit://kumo:secret@mq.example.org/'),
+    ]);
+    assert.deepEqual(url('rabbit://kumo:secret@mq.example.org/'), [
       'amqp://kumo:secret@mq.example.org:5672/',
-    );
-    assert.equal(url('amqp://u:p@127.0.0.1:5673/vh'), 'amqp://u:p@127.0.0.1:5673/vh');
-    assert.equal(url('rabbit://127.0.0.1'), 'amqp://127.0.0.1:5672/');
+    ]);
+    assert.deepEqual(url('amqp://u:p@127.0.0.1:5673/vh'), ['amqp://u:p@127.0.0.1:5673/vh']);
+    assert.deepEqual(url('rabbit://127.0.0.1'), ['amqp://127.0.0.1:5672/']);
+  });
+
+  test('several brokers, as oslo.messaging: in order, credentials inherited from the first', () => {
+    const url = (raw: string) =>
+      compileConfig(`[DEFAULT]\ntransport_url = ${raw}\n`).DEFAULT.transport_url;
+    assert.deepEqual(url('rabbit://a:pw@10.0.0.1:5672,b:pw2@10.0.0.2,10.0.0.3:5673/kumo'), [
+      'amqp://a:pw@10.0.0.1:5672/kumo',
+      'amqp://b:pw2@10.0.0.2:5672/kumo',
+      'amqp://a:pw@10.0.0.3:5673/kumo',
+    ]);
+    assert.deepEqual(url('rabbit://u:p%40ss@[::1]:5672/'), ['amqp://u:p%40ss@[::1]:5672/']);
+    for (const bad of [
+      'rabbit://u:p@h1,/v',
+      'rabbit://u:p@h1:99999/',
+      'rabbit://u:p@h;rm/',
+      'rabbit://u:p@h1,u:p@h 2/',
+    ])
+      assert.throws(() => transportUrl(bad), /bad (host|port)/, bad);
+    refuses('[DEFAULT]\ntransport_url = rabbit://u:p@h1,/v\n', '[DEFAULT] transport_url:', /host/);
+  });
+
+  test('[api] lease_duration and [identity] key_rotation_interval', () => {
+    const c = compileConfig('[api]\nlease_duration = 4\n[identity]\nkey_rotation_interval = 24\n');
+    assert.equal(c.api.lease_duration, 4);
+    assert.equal(c.identity.key_rotation_interval, 24);
+    assert.equal(compileConfig('').api.lease_duration, 15);
+    assert.equal(compileConfig('').identity.key_rotation_interval, 0);
+    refuses('[api]\nlease_duration = 0\n', '[api] lease_duration:', /./);
   });
 
   test('sqlite:////abs and postgresql:// connections', () => {
