@@ -52,11 +52,12 @@ export function queueArguments(spec: QueueSpec): Record<string, unknown> {
 const isPreconditionFailed = (e: unknown) => (e as { code?: number }).code === 406;
 
 /**
- * Declares `spec` on a channel of its own and returns that channel. A quorum queue that
- * meets an older declaration of the same name (the classic queue an earlier Kumo made:
- * PRECONDITION_FAILED) replaces it: the old queue is deleted and the quorum one declared.
- * Its messages were hints, calls or reports that the periodic resync and the callers'
- * timeouts already cover. Any other refusal is thrown.
+ * Declares `spec` on a channel of its own and returns that channel. A queue that meets an
+ * older declaration of the same name (PRECONDITION_FAILED: the classic or durable queue an
+ * earlier Kumo made before these queues became quorum, or heartbeats non-durable) replaces
+ * it: the old queue is deleted and this one declared. Its messages were hints, calls or
+ * reports that the periodic resync and the callers' timeouts already cover. Every declarer
+ * of a name uses one spec (core/amqp.ts), so two current clients never fight over it.
  */
 export async function declareQueue(
   conn: amqp.ChannelModel,
@@ -77,10 +78,10 @@ export async function declareQueue(
     await ch.assertQueue(spec.name, options);
     return ch;
   } catch (e) {
-    if (spec.type !== 'quorum' || !isPreconditionFailed(e)) throw e;
+    if (!isPreconditionFailed(e)) throw e;
     log.warn(
       { queue: spec.name, err: (e as Error).message },
-      'replacing an older declaration of this queue with a quorum queue',
+      'replacing an older declaration of this queue',
     );
   }
   const again = await conn.createChannel();
