@@ -119,7 +119,7 @@ async function restartAndHeal(i: number) {
   await cluster.healed(90_000);
 }
 
-test('a client fails over to a live node; confirmed casts on a quorum host queue survive the loss of its leader', async () => {
+test('a client fails over to a live node; confirmed casts on a quorum host queue survive the loss of its leader', async (t) => {
   const q = uniq('ovs_agent.host-a');
   const spare = uniq('dhcp_agent.host-a');
   // Declared through node 0, so node 0 holds the queue's leader.
@@ -178,11 +178,12 @@ test('a client fails over to a live node; confirmed casts on a quorum host queue
     60_000,
   );
   assert.equal(got.size, N, 'nothing but the confirmed ids arrived');
+  t.diagnostic(`${N} casts confirmed, ${retried} retried after a TransientError, none lost`);
 
   await restartAndHeal(0);
 });
 
-test('an RPC call through q-plugin never hangs when its server node dies: answered or TransientError', async () => {
+test('an RPC call through q-plugin never hangs when its server node dies: answered or TransientError', async (t) => {
   const server = client([1, 2, 0]);
   const caller = client([2, 0, 1]);
   const served: string[] = [];
@@ -229,13 +230,17 @@ test('an RPC call through q-plugin never hangs when its server node dies: answer
   await calling;
 
   const bad = outcomes.filter((o) => o.result !== 'answered' && o.result !== 'transient');
+  const transient = outcomes.filter((o) => o.result === 'transient').length;
+  t.diagnostic(
+    `${outcomes.length} calls: ${outcomes.length - transient} answered, ${transient} TransientError`,
+  );
   assert.deepEqual(bad, [], 'every call was answered or rejected with a TransientError');
   assert.notEqual(nodeOf(server), 1, 'the server moved to a live node');
 
   await restartAndHeal(1);
 });
 
-test('heartbeats: the classic report queue lost with its node is declared again and later reports arrive', async () => {
+test('heartbeats: the classic report queue lost with its node is declared again and later reports arrive', async (t) => {
   // Any client declares q-reports-plugin on connect; find the node that holds it now.
   const probe = client([0, 1, 2]);
   await probe.start();
@@ -296,6 +301,7 @@ test('heartbeats: the classic report queue lost with its node is declared again 
     api.lines.some((l) => /cancelled the consumer|connection closed/.test(l)),
     `the API-side consumer saw the loss: ${api.lines.join(' | ')}`,
   );
+  t.diagnostic(`API-side consumer: ${api.lines.join(' | ')}`);
 
   await cluster.start(holder);
 });
