@@ -27,7 +27,6 @@ import {
   LAB_PREFIX,
   launch,
   nodePid,
-  pidAlive,
   quorumQueuesHealed,
   type RabbitNode,
   type RabbitUser,
@@ -102,16 +101,16 @@ export async function startRabbitCluster(opts: { prefix?: string } = {}): Promis
 }
 
 /** Waits until `pid` (a node's beam) is gone. */
-const waitGone = (n: RabbitNode, pid: number | undefined) =>
-  waitFor(`${n.name} (pid ${pid}) to exit`, () => !pid || !pidAlive(pid), 60_000, 50);
+const waitGone = (n: RabbitNode) =>
+  waitFor(`${n.name} to exit`, () => nodePid(n) === undefined, 60_000, 50);
 
 /** SIGKILLs node `n`, then waits until a surviving node no longer lists it as running. */
 async function killNode(n: RabbitNode, others: RabbitNode[]) {
   const pid = nodePid(n);
   if (!pid) throw new Error(`${n.name} has no pid file: is it running?`);
   process.kill(pid, 'SIGKILL');
-  await waitGone(n, pid);
-  const survivor = others.find((o) => pidAlive(nodePid(o) ?? 0)) ?? (others[0] as RabbitNode);
+  await waitGone(n);
+  const survivor = others.find((o) => nodePid(o) !== undefined) ?? (others[0] as RabbitNode);
   await waitFor(
     `${survivor.name} to see ${n.name} down`,
     async () => !(await runningNodes(survivor)).includes(n.name),
@@ -123,7 +122,7 @@ async function killNode(n: RabbitNode, others: RabbitNode[]) {
 /** Boots a node that ran before; it rejoins the cluster from its own data dir. */
 async function restartNode(n: RabbitNode, others: RabbitNode[], u: RabbitUser) {
   const pid = nodePid(n);
-  if (pid && pidAlive(pid)) throw new Error(`${n.name} is still running (pid ${pid})`);
+  if (pid) throw new Error(`${n.name} is still running (pid ${pid})`);
   launch(n, u);
   await awaitBoot(n);
   const peer = (others[0] as RabbitNode).name;
@@ -167,7 +166,7 @@ function makeCluster(
   const killAll = () => {
     for (const n of nodes) {
       const pid = nodePid(n);
-      if (pid && pidAlive(pid)) process.kill(pid, 'SIGKILL');
+      if (pid) process.kill(pid, 'SIGKILL');
     }
   };
   process.once('exit', killAll);
@@ -180,18 +179,16 @@ function makeCluster(
     kill: (i) => killNode(node(i), others(i)),
     async stop(i) {
       const n = node(i);
-      const pid = nodePid(n);
       await ctl(n.name, ['-q', 'stop']);
-      await waitGone(n, pid);
+      await waitGone(n);
     },
     start: (i) => restartNode(node(i), others(i), u),
     healed: (timeoutMs = 60_000) => waitHealed(nodes, vhost, timeoutMs),
     rabbitmqctl: (i, ...args) => ctlSync(node(i).name, args),
     async cleanup() {
       process.removeListener('exit', killAll);
-      const pids = nodes.map(nodePid);
       killAll();
-      await Promise.all(nodes.map((n, j) => waitGone(n, pids[j])));
+      await Promise.all(nodes.map(waitGone));
       rmSync(root, { recursive: true, force: true });
     },
   };

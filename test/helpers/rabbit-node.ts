@@ -39,8 +39,17 @@ export const LAB_PREFIX = 'kumo-rabbit-lab-';
 const BOOT_TIMEOUT_MS = 120_000;
 /** Erlang kept small: the machine has two cores and other labs beside this one. */
 const ERL_ARGS = '+S 1:1 +SDio 2 +A 2 -kernel inet_dist_use_interface {127,0,0,1}';
-/** Ports RabbitMQ's own tools and the machine's broker use (5672, 25672, CLI 35672-35682). */
-const RESERVED = (p: number) => p === 5672 || p === 25672 || (p >= 35672 && p <= 35682);
+/**
+ * rabbitmqctl's own distribution ports for the lab: the default range (35672-35682, eleven
+ * ports) runs out when other suites' CLI calls hang, and a CLI without a port fails.
+ */
+const CTL_PORTS = { min: 36100, max: 36199 };
+/** Ports the machine's broker, RabbitMQ's tools and the lab's CLI calls use. */
+const RESERVED = (p: number) =>
+  p === 5672 ||
+  p === 25672 ||
+  (p >= 35672 && p <= 35682) ||
+  (p >= CTL_PORTS.min && p <= CTL_PORTS.max);
 
 const execFileAsync = promisify(execFile);
 
@@ -67,6 +76,8 @@ function ctlEnv(): NodeJS.ProcessEnv {
     PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
     HOME: RABBIT_HOME,
     LANG: 'C.UTF-8',
+    RABBITMQ_CTL_DIST_PORT_MIN: String(CTL_PORTS.min),
+    RABBITMQ_CTL_DIST_PORT_MAX: String(CTL_PORTS.max),
   };
 }
 
@@ -131,14 +142,22 @@ export const pidAlive = (pid: number) => {
   }
 };
 
-export function nodePid(node: RabbitNode): number | undefined {
+/**
+ * The pid in `pidFile` while that process is still the node that wrote it: pids wrap
+ * around here within the hour, so a stale pid file must never get another process killed.
+ */
+export function beamPid(pidFile: string): number | undefined {
   try {
-    const pid = Number(readFileSync(join(node.dir, 'pid'), 'utf8').trim());
-    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+    const pid = Number(readFileSync(pidFile, 'utf8').trim());
+    if (!Number.isInteger(pid) || pid <= 0) return undefined;
+    const env = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+    return env.includes(`RABBITMQ_PID_FILE=${pidFile}`) ? pid : undefined;
   } catch {
     return undefined;
   }
 }
+
+export const nodePid = (node: RabbitNode) => beamPid(join(node.dir, 'pid'));
 
 /** Kills the nodes of labs whose owning process is gone, and removes their dirs. */
 export function reapLeftovers() {
@@ -149,9 +168,8 @@ export function reapLeftovers() {
     const owner = existsSync(ownerFile) ? Number(readFileSync(ownerFile, 'utf8')) : 0;
     if (owner > 0 && pidAlive(owner)) continue;
     for (const sub of readdirSync(root)) {
-      const pidFile = join(root, sub, 'pid');
-      const pid = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8')) : 0;
-      if (pid > 0 && pidAlive(pid)) process.kill(pid, 'SIGKILL');
+      const pid = beamPid(join(root, sub, 'pid'));
+      if (pid) process.kill(pid, 'SIGKILL');
     }
     rmSync(root, { recursive: true, force: true });
   }
