@@ -179,6 +179,12 @@ export function createBroker(opts: BrokerOptions): Broker {
       conn.on('error', (e: Error) => log.warn({ err: e.message }, 'amqp connection error'));
       const pub = await conn.createConfirmChannel();
       pub.on('error', (e: Error) => log.warn({ err: e.message }, 'amqp channel error'));
+      // Publishing needs this channel: if the broker closes it alone, start over.
+      pub.on('close', () => {
+        if (st.conn !== conn) return;
+        log.warn('amqp publish channel closed; reconnecting');
+        void conn.close().catch(() => {});
+      });
       await declareTopology(conn, pub, fanouts, log);
       await pub.consume(REPLY_TO, (m) => m && settleReply(st, m), { noAck: true });
       st.conn = conn;
@@ -274,11 +280,16 @@ export function createBroker(opts: BrokerOptions): Broker {
     const ch = await channel(waitMs);
     await withTimeout(
       new Promise<void>((resolve, reject) => {
-        ch.publish(exchange, routingKey, body, props, (err) =>
-          err
-            ? reject(new TransientError(`publish to ${routingKey} not confirmed`, { cause: err }))
-            : resolve(),
-        );
+        try {
+          ch.publish(exchange, routingKey, body, props, (err) =>
+            err
+              ? reject(new TransientError(`publish to ${routingKey} not confirmed`, { cause: err }))
+              : resolve(),
+          );
+        } catch (e) {
+          // The channel closed under us (its connection is going): the caller retries.
+          reject(new TransientError(`publish to ${routingKey} failed`, { cause: e }));
+        }
       }),
       waitMs,
       `publish to ${routingKey} not confirmed after ${waitMs} ms`,
@@ -414,7 +425,7 @@ function failPending(st: State, err: Error) {
   }
 }
 
-/** Channel operations throw synchronously once a channel is closed; that is not our error. */
+/** `p`, or a TransientError with `message` once `ms` passed. */
 function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const t = new Promise<never>((_, reject) => {

@@ -4,7 +4,8 @@
  * Invariants under test: casts and calls are delivered with validated args; a malformed
  * message is dead-lettered with its reason and the consumer keeps serving; a dropped
  * connection is re-established and consumers come back; a cast never waits beyond its
- * timeout when the broker is unreachable.
+ * timeout when the broker is unreachable; a classic queue an older Kumo declared is replaced by
+ * the quorum declaration; with several broker URLs a dead first one costs no backoff.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -14,7 +15,13 @@ import { after, afterEach, before, describe, test } from 'node:test';
 import amqp from 'amqplib';
 import { TransientError } from '../../contracts/errors.ts';
 import { DEAD_LETTER_QUEUE, EXCHANGE, type Message } from '../../contracts/messages.ts';
-import { type Broker, type BrokerOptions, createBroker, type QueueSpec } from '../../core/amqp.ts';
+import {
+  type Broker,
+  type BrokerOptions,
+  createBroker,
+  type QueueSpec,
+  hostQueueSpec as quorumHostQueue,
+} from '../../core/amqp.ts';
 import { silentLogger } from '../../core/log.ts';
 import { rabbitVhost, type Vhost, waitFor } from '../helpers/env.ts';
 
@@ -260,6 +267,57 @@ describe('connection loss', () => {
       b.fanout('kumo.test_fanout', 'hint', hint('z'), { timeoutMs: 100 }),
       /unavailable after 100 ms/,
     );
+  });
+});
+
+describe('queue kinds and several brokers', () => {
+  /** `type` of each queue of the test vhost, from the broker itself. */
+  const queueTypes = (): Record<string, string> => {
+    const out = execFileSync(
+      'rabbitmqctl',
+      ['-q', 'list_queues', '-p', vhost.name, 'name', 'type', '--formatter', 'json'],
+      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const rows = JSON.parse(out) as { name: string; type: string }[];
+    return Object.fromEntries(rows.map((r) => [r.name, r.type]));
+  };
+
+  test('a classic queue an older Kumo declared is replaced by the quorum declaration', async () => {
+    const q = uniq('ovs_agent.old-host');
+    const conn = await amqp.connect(vhost.url);
+    const ch = await conn.createChannel();
+    await ch.assertQueue(q, { durable: true });
+    ch.sendToQueue(q, Buffer.from('an old hint'));
+    await conn.close();
+    assert.equal(queueTypes()[q], 'classic');
+
+    const b = broker();
+    const r = recorder();
+    b.consume(quorumHostQueue(q), r.handler);
+    await b.start();
+    assert.equal(queueTypes()[q], 'quorum');
+    await b.cast(q, 'hint', hint('after-upgrade'));
+    await waitFor('a cast to the quorum queue', () => r.got.length === 1);
+    assert.deepEqual(r.got, [{ method: 'hint', args: hint('after-upgrade') }]);
+  });
+
+  test('a broker list whose first URL is dead connects to the second without a backoff', async () => {
+    const dead = `amqp://kumo_test:x@127.0.0.1:${await closedPort()}/${vhost.name}`;
+    // A backoff round would take a minute: connecting sooner proves there was none.
+    const b = broker({ url: [dead, vhost.url], backoff: { initialMs: 60_000, maxMs: 60_000 } });
+    const q = uniq('second_broker');
+    const r = recorder();
+    b.consume(hostQueueSpec(q), r.handler);
+    let timer: NodeJS.Timeout | undefined;
+    const waited = new Promise<string>((resolve) => {
+      timer = setTimeout(() => resolve('still not connected after 20 s'), 20_000);
+    });
+    const started = b.start().then(() => 'connected');
+    assert.equal(await Promise.race([started, waited]), 'connected');
+    clearTimeout(timer);
+    assert.equal(b.connectedTo(), '127.0.0.1:5672');
+    await b.cast(q, 'hint', hint('via-second'));
+    await waitFor('a cast through the second broker', () => r.got.length === 1);
   });
 });
 
