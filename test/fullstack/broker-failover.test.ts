@@ -95,6 +95,8 @@ const troubleIn = (proc: Proc) =>
 function watchLiveness(c: Cluster, count: number) {
   const problems: string[] = [];
   let readings = 0;
+  /** The oldest heartbeat read, in ms (the API stamps heartbeats to the second). */
+  let oldest = 0;
   let stopped = false;
   const loop = (async () => {
     while (!stopped) {
@@ -103,6 +105,8 @@ function watchLiveness(c: Cluster, count: number) {
         const res = await c.http('GET', '/v2.0/agents');
         const agents = (res.body as { agents: Agent[] }).agents;
         readings++;
+        for (const a of agents)
+          oldest = Math.max(oldest, Date.now() - Date.parse(`${a.heartbeat_timestamp}Z`));
         if (agents.length !== count) problems.push(`${at}: ${agents.length} agents listed`);
         for (const a of agents.filter((x) => !x.alive))
           problems.push(`${at}: ${a.binary}@${a.host} dead (heartbeat ${a.heartbeat_timestamp})`);
@@ -115,6 +119,7 @@ function watchLiveness(c: Cluster, count: number) {
   return {
     problems,
     readings: () => readings,
+    oldest: () => oldest,
     async stop() {
       stopped = true;
       await loop;
@@ -156,10 +161,6 @@ describe('a broker node dies while agents report and servers boot', { timeout: 6
     const hosts = us.map((u) => `${u.username}:${u.password}@${u.hostname}:${u.port}`);
     return `rabbit://${hosts.join(',')}${us[0]?.pathname}`;
   };
-  const brokerLines = (order: readonly number[]) => [
-    '[DEFAULT]',
-    `transport_url = ${transportUrl(order)}`,
-  ];
   const hostQueues = () =>
     KINDS.map((k) => hostQueueSpec(hostQueue(agentTypeByKind(k).topic, hostName())));
   /** queue name → leader node name, from a live node. */
@@ -212,10 +213,22 @@ describe('a broker node dies while agents report and servers boot', { timeout: 6
     lab = await createLab({ hosts: 1 });
     host = lab.hosts[0] as LabHost;
     await declareOver(rabbit.urls[KILLED] as string, [apiQueue(PLUGIN_TOPIC), ...hostQueues()]);
-    c = await Cluster.create('sqlite', undefined, brokerLines(API_ORDER));
+    const vhost = {
+      name: rabbit.vhost,
+      url: rabbit.urls[0] as string,
+      transportUrl: transportUrl(API_ORDER),
+      cleanup: () => {},
+    };
+    c = await Cluster.create('sqlite', undefined, [], undefined, vhost);
     await c.startApi();
-    // resync_interval = 1 h: no periodic resync may make up for a lost hint.
-    const extra = [...brokerLines(AGENT_ORDER), '[agent]', 'resync_interval = 3600'];
+    // Repeated keys of a host's extra lines win: the agents' own broker order, and
+    // resync_interval = 1 h, so that no periodic resync may make up for a lost hint.
+    const extra = [
+      '[DEFAULT]',
+      `transport_url = ${transportUrl(AGENT_ORDER)}`,
+      '[agent]',
+      'resync_interval = 3600',
+    ];
     for (const kind of KINDS) c.startAgentOn(kind, hostName(), ovsOf(host), extra);
     await waitFor(
       'the three agents alive',
@@ -263,9 +276,10 @@ describe('a broker node dies while agents report and servers boot', { timeout: 6
       assert.equal(led.get(q), rabbit.nodes[KILLED]?.name, `${q} is led by node ${KILLED}`);
   });
 
-  test('node 0 killed during three boots: no agent dead, no hint or reply lost', async () => {
+  test('node 0 killed during three boots: no agent dead, no hint or reply lost', async (t) => {
     const compute = agent('compute');
     compute.child.kill('SIGSTOP');
+    const frozenAt = Date.now();
     let killedAt = 0;
     try {
       await boot('bk-vm-1');
@@ -288,16 +302,21 @@ describe('a broker node dies while agents report and servers boot', { timeout: 6
     const reconnect = api.find((l) => l.msg === 'amqp connected' && l.reconnected === true);
     assert.ok(reconnect, 'kumo-api lost node 0 and connected again');
     assert.notEqual(reconnect.broker, brokerOf(KILLED));
-    const computeLog = logLines(compute);
-    for (const [i, id] of servers.entries()) {
-      const hints = computeLog.filter((l) => l.msg === 'hint' && l.id === id);
-      assert.ok(hints.length > 0, `the compute agent received the hint of server ${i + 1}`);
-      if (i < 2)
-        assert.ok(
-          (hints[0]?.time ?? 0) >= killedAt,
-          `server ${i + 1}'s hint was handled only after node 0 died`,
-        );
+    const lost = api.find((l) => l.msg === 'amqp connection closed; reconnecting');
+    t.diagnostic(
+      `compute agent frozen ${killedAt - frozenAt} ms; kumo-api reconnected to ${reconnect.broker} ${Number(reconnect.time) - Number(lost?.time)} ms after losing node 0`,
+    );
+    // Each boot casts one instance hint (revision 1), confirmed before the 202: three sent.
+    const hints = logLines(compute).filter((l) => l.msg === 'hint' && l.resource === 'instance');
+    assert.deepEqual(new Set(hints.map((l) => l.id)), new Set(servers), 'every hint arrived');
+    for (const [i, id] of servers.slice(0, 2).entries()) {
+      const first = hints.find((l) => l.id === id);
+      assert.ok(
+        (first?.time ?? 0) >= killedAt,
+        `server ${i + 1}'s hint was handled only after node 0 died`,
+      );
     }
+    t.diagnostic(`3 instance hints sent, ${hints.length} received`);
     for (const kind of KINDS) {
       const lines = logLines(agent(kind));
       assert.equal(
@@ -312,9 +331,12 @@ describe('a broker node dies while agents report and servers boot', { timeout: 6
     assert.deepEqual(troubleIn(c.api as Proc), [], "kumo-api's log");
     assert.ok(liveness.readings() > 0, 'the agent list was read');
     assert.deepEqual(liveness.problems, [], 'no agent was ever shown dead');
+    t.diagnostic(
+      `${liveness.readings()} agent-list readings; oldest heartbeat ${liveness.oldest()} ms`,
+    );
   });
 
-  test('node 0 comes back, the cluster heals and serves: a fourth server boots; every guest got its DHCP address', async () => {
+  test('node 0 comes back, the cluster heals and serves: a fourth server boots; every guest got its DHCP address', async (t) => {
     await rabbit.start(KILLED);
     await rabbit.healed();
     await activeWithPorts(await boot('bk-vm-4'));
@@ -333,6 +355,9 @@ describe('a broker node dies while agents report and servers boot', { timeout: 6
     assert.deepEqual(left, [], 'no message is left waiting or dead-lettered');
     await liveness.stop();
     assert.deepEqual(liveness.problems, [], 'no agent was ever shown dead');
+    t.diagnostic(
+      `${liveness.readings()} agent-list readings; oldest heartbeat ${liveness.oldest()} ms`,
+    );
     for (const kind of KINDS) assert.deepEqual(troubleIn(agent(kind)), [], `${kind} agent's log`);
   });
 });
