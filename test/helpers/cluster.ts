@@ -154,7 +154,7 @@ async function stopMetadataProxy(stateDir: string) {
 
 export class Cluster {
   readonly dir = tempDir('kumo-fullstack-');
-  readonly vhost: Vhost = rabbitVhost();
+  readonly vhost: Vhost;
   readonly db: TestDatabase;
   readonly host = `fs-${process.pid}`;
   readonly configPath: string;
@@ -177,7 +177,9 @@ export class Cluster {
     ovs: OvsEndpoint,
     extraConfig: readonly string[] = [],
     timing: ClusterTiming = { reportInterval: REPORT_INTERVAL, agentDownTime: AGENT_DOWN_TIME },
+    vhost: Vhost = rabbitVhost(),
   ) {
+    this.vhost = vhost;
     this.extraConfig = extraConfig;
     this.timing = timing;
     // dnsmasq re-reads its files as `nobody` on SIGHUP: the state path must be traversable.
@@ -202,10 +204,12 @@ export class Cluster {
     extraConfig: readonly string[] = [],
     /** Default: REPORT_INTERVAL and AGENT_DOWN_TIME (the L3 failover bench sets its own). */
     timing?: ClusterTiming,
+    /** Default: a fresh vhost on the machine's broker (another broker: e.g. helpers/rabbit-cluster.ts). */
+    vhost?: Vhost,
   ): Promise<Cluster> {
     const [api, identity, metadata] = (await freePorts(3)) as [number, number, number];
     const ports = { api, identity, metadata };
-    return new Cluster(engine, ports, ovs, extraConfig, timing);
+    return new Cluster(engine, ports, ovs, extraConfig, timing, vhost);
   }
 
   get url() {
