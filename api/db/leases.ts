@@ -4,7 +4,9 @@
  * Invariant: at any instant of the database's clock at most one holder has an unexpired
  * lease on a name. A claim is one upsert that succeeds only for the holder itself or when
  * the lease has expired, and every time is read from the database's clock, never a
- * replica's, so replicas with skewed clocks still agree on who holds what.
+ * replica's, so replicas with skewed clocks still agree on who holds what. `acquired_at`
+ * is when the current unbroken tenure began: a renewal keeps it, and retaking a lease
+ * that expired or was released (even by the same holder) starts it again.
  */
 import type { Db } from './index.ts';
 
@@ -43,7 +45,8 @@ export async function claimLease(
     `INSERT INTO leases (name, holder, acquired_at, expires_at) VALUES (?, ?, ${now}, ${now} + ?)
      ON CONFLICT (name) DO UPDATE SET
        holder = excluded.holder,
-       acquired_at = CASE WHEN leases.holder = excluded.holder
+       acquired_at = CASE
+         WHEN leases.holder = excluded.holder AND leases.expires_at > excluded.acquired_at
          THEN leases.acquired_at ELSE excluded.acquired_at END,
        expires_at = excluded.expires_at
      WHERE leases.holder = excluded.holder OR leases.expires_at <= excluded.acquired_at`,
