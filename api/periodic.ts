@@ -9,6 +9,8 @@
  * - never two passes of one job at once in a process (a slow pass makes the next tick a
  *   no-op); a failed pass is logged and the next one tries again; a pass must be shorter
  *   than the lease (the scheduler's writes are serialised by their own locks besides);
+ * - a pass starts only before the lease's end as measured from before the claim was sent
+ *   (a late answer from a slow database does not start one), and never after stop();
  * - a job's first pass waits `graceMs` after this replica started;
  * - stop() waits for the passes under way, then releases the leases held, so a peer takes
  *   over at its next attempt instead of after the lease runs out.
@@ -88,6 +90,12 @@ function runJob(deps: PeriodicDeps, holder: string, job: PeriodicJob) {
         running = undefined;
       });
   };
+  // A claim answered late (a slow database) may already have run out: check the clock.
+  const due = () =>
+    !stopped &&
+    !running &&
+    performance.now() < heldUntil &&
+    performance.now() - lastPass >= job.everyMs;
   const tick = async () => {
     const before = performance.now();
     let next = renewMs;
@@ -98,8 +106,11 @@ function runJob(deps: PeriodicDeps, holder: string, job: PeriodicJob) {
       held = lease.held;
       heldUntil = before + lease.remainingMs;
       if (!held) next = Math.min(renewMs, Math.max(50, lease.remainingMs + 25));
-      else if (!running && performance.now() - lastPass >= job.everyMs) runPass();
-      if (held) next = Math.min(renewMs, Math.max(50, lastPass + job.everyMs - performance.now()));
+      else if (due()) runPass();
+      const untilDue = lastPass + job.everyMs - performance.now();
+      // A pass that overran its interval: the ticks only renew until it ends.
+      if (held)
+        next = running && untilDue <= 0 ? renewMs : Math.min(renewMs, Math.max(50, untilDue));
     } catch (e) {
       log.warn({ err: (e as Error).message }, 'lease not renewed');
       held = false;
