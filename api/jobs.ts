@@ -11,7 +11,8 @@
  * - `reclaim`: soft-deleted servers past [compute] reclaim_instance_interval.
  * - `token-key-rotation`: with [identity] key_rotation_interval, rotates the shared key
  *   repository once the primary key is that old (its file's age says when it was made
- *   primary, so the interval holds across restarts and lease moves).
+ *   primary, so the interval holds across restarts and lease moves), and tells every
+ *   replica's key ring to reload.
  *
  * Invariant: a job's pass holds no state another replica needs. The L3 and LBaaS sweeps
  * remember what they found unhosted in their last pass (to place it only when seen twice);
@@ -22,9 +23,9 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Broker } from '../core/amqp.ts';
 import type { Logger } from '../core/log.ts';
-import type { Db } from './db/index.ts';
+import { type Db, notifyOnCommit } from './db/index.ts';
 import type { ApiSettings } from './deps.ts';
-import { primaryKeyIndex, rotateKeys } from './identity/keys.ts';
+import { KEYS_CHANNEL, primaryKeyIndex, rotateKeys } from './identity/keys.ts';
 import { reclaimSoftDeleted } from './instance-delete.ts';
 import type { Clock } from './liveness.ts';
 import type { PeriodicJob } from './periodic.ts';
@@ -67,12 +68,19 @@ export function apiJobs(deps: JobDeps, keys?: KeyRotation): PeriodicJob[] {
       everyMs,
       pass: () => reclaimSoftDeleted(deps, reclaimS, settings.agentDownTime),
     });
-  if (keys && keys.intervalHours > 0) jobs.push(keyRotationJob(keys, deps.log));
+  if (keys && keys.intervalHours > 0) jobs.push(keyRotationJob(keys, deps));
   return jobs;
 }
 
-/** Rotates when the primary key is `intervalHours` old; checks every minute at most. */
-export function keyRotationJob(keys: KeyRotation, log: Logger): PeriodicJob {
+/**
+ * Rotates when the primary key is `intervalHours` old (a fraction of an hour is allowed);
+ * checks every minute at most. Each rotation is announced on KEYS_CHANNEL, so every
+ * replica's key ring reloads at once (identity/start.ts).
+ */
+export function keyRotationJob(
+  keys: KeyRotation,
+  { db, log }: Pick<JobDeps, 'db' | 'log'>,
+): PeriodicJob {
   const intervalMs = keys.intervalHours * 3_600_000;
   return {
     name: 'token-key-rotation',
@@ -83,6 +91,7 @@ export function keyRotationJob(keys: KeyRotation, log: Logger): PeriodicJob {
       if (age < intervalMs) return;
       const index = rotateKeys(keys.dir, keys.maxActive);
       log.info({ key_repository: keys.dir, primary: index }, 'token keys rotated');
+      await notifyOnCommit(db, db.engine, KEYS_CHANNEL);
     },
   };
 }

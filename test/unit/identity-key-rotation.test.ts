@@ -73,7 +73,7 @@ describe('token-key rotation by two replicas', { timeout: 60_000 }, () => {
     dbs.push(db);
     const job = keyRotationJob(
       { dir: keys, intervalHours: INTERVAL_HOURS, maxActive: 3 },
-      silentLogger(),
+      { db, log: silentLogger() },
     );
     const recorded: PeriodicJob = {
       ...job,
