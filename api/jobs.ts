@@ -15,9 +15,11 @@
  *   replica's key ring to reload.
  *
  * Invariant: a job's pass holds no state another replica needs. The L3 and LBaaS sweeps
- * remember what they found unhosted in their last pass (to place it only when seen twice);
- * a replica taking the lease over starts with that memory empty, which only delays a
- * placement by one pass.
+ * remember what they found unhosted in their last pass (to place it only when seen twice
+ * in a row, so an operator's remove-then-add is not raced); a replica's memory covers
+ * only its current tenure of the lease — the first pass of a tenure starts empty, since
+ * another replica's passes may have run since this one's — which only delays a placement
+ * by one pass.
  */
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -28,7 +30,7 @@ import type { ApiSettings } from './deps.ts';
 import { KEYS_CHANNEL, primaryKeyIndex, rotateKeys } from './identity/keys.ts';
 import { reclaimSoftDeleted } from './instance-delete.ts';
 import type { Clock } from './liveness.ts';
-import type { PeriodicJob } from './periodic.ts';
+import type { PassTenure, PeriodicJob } from './periodic.ts';
 import { sweepStuckBuilds } from './scheduler/compute-sweep.ts';
 import { runDhcpSweep } from './scheduler/dhcp.ts';
 import { newL3SweepMemory, runL3Sweep } from './scheduler/l3.ts';
@@ -48,6 +50,15 @@ export interface KeyRotation {
   maxActive: number;
 }
 
+/** A sweep's memory of its previous pass: empty when that pass may have run elsewhere. */
+export function memoryOfTenure<M extends { unhosted: Set<string> }>(
+  tenure: PassTenure,
+  memory: M,
+): M {
+  if (tenure.first) memory.unhosted.clear();
+  return memory;
+}
+
 /** The API's periodic jobs; `keys` when kumo-api rotates its own token keys. */
 export function apiJobs(deps: JobDeps, keys?: KeyRotation): PeriodicJob[] {
   const { settings } = deps;
@@ -57,8 +68,13 @@ export function apiJobs(deps: JobDeps, keys?: KeyRotation): PeriodicJob[] {
   const lbaas = newLbaasSweepMemory();
   const jobs: PeriodicJob[] = [
     { name: 'dhcp-sweep', everyMs, graceMs, pass: () => runDhcpSweep(deps) },
-    { name: 'l3-sweep', everyMs, graceMs, pass: () => runL3Sweep(deps, l3) },
-    { name: 'lbaas-sweep', everyMs, graceMs, pass: () => runLbaasSweep(deps, lbaas) },
+    { name: 'l3-sweep', everyMs, graceMs, pass: (t) => runL3Sweep(deps, memoryOfTenure(t, l3)) },
+    {
+      name: 'lbaas-sweep',
+      everyMs,
+      graceMs,
+      pass: (t) => runLbaasSweep(deps, memoryOfTenure(t, lbaas)),
+    },
     { name: 'compute-sweep', everyMs, pass: () => sweepStuckBuilds(deps) },
   ];
   const reclaimS = settings.reclaimInstanceInterval ?? 0;

@@ -12,6 +12,8 @@
  * - a pass starts only before the lease's end as measured from before the claim was sent
  *   (a late answer from a slow database does not start one), and never after stop();
  * - a job's first pass waits `graceMs` after this replica started;
+ * - a pass is told whether it is the first since this replica (re)took the lease, so a
+ *   job's memory of "the previous pass" never spans another replica's passes;
  * - stop() waits for the passes under way, then releases the leases held, so a peer takes
  *   over at its next attempt instead of after the lease runs out.
  */
@@ -28,7 +30,16 @@ export interface PeriodicJob {
   everyMs: number;
   /** How long after this replica's start it may first take the lease (default 0). */
   graceMs?: number;
-  pass(): Promise<unknown>;
+  pass(tenure: PassTenure): Promise<unknown>;
+}
+
+export interface PassTenure {
+  /**
+   * The first pass since this replica took the lease: the job's previous pass may have
+   * run on another replica, so whatever this replica remembers from its own earlier
+   * passes is not "the previous pass" any more.
+   */
+  first: boolean;
 }
 
 export interface PeriodicDeps {
@@ -68,6 +79,8 @@ function runJob(deps: PeriodicDeps, holder: string, job: PeriodicJob) {
   let held = false;
   let heldUntil = 0;
   let lastPass = Number.NEGATIVE_INFINITY;
+  let newTenure = true;
+  let tenure = Number.NaN;
   let timer: NodeJS.Timeout | undefined;
   let ticking: Promise<void> | undefined;
   let running: Promise<unknown> | undefined;
@@ -83,8 +96,10 @@ function runJob(deps: PeriodicDeps, holder: string, job: PeriodicJob) {
   };
   const runPass = () => {
     lastPass = performance.now();
+    const first = newTenure;
+    newTenure = false;
     running = job
-      .pass()
+      .pass({ first })
       .catch((e: Error) => log.error({ err: e.message }, `${job.name} failed`))
       .finally(() => {
         running = undefined;
@@ -103,6 +118,9 @@ function runJob(deps: PeriodicDeps, holder: string, job: PeriodicJob) {
       const lease = await claimLease(deps.db, job.name, holder, deps.leaseMs);
       if (lease.held !== held)
         log.info({ holder, from: lease.holder }, lease.held ? 'lease taken' : 'lease lost');
+      // acquired_at changes exactly when a tenure starts (db/leases.ts).
+      if (lease.held && lease.acquiredAt !== tenure) newTenure = true;
+      if (lease.held) tenure = lease.acquiredAt;
       held = lease.held;
       heldUntil = before + lease.remainingMs;
       if (!held) next = Math.min(renewMs, Math.max(50, lease.remainingMs + 25));

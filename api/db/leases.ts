@@ -23,6 +23,8 @@ export interface LeaseState {
   holder: string;
   /** Milliseconds until it expires; 0 or less when it has. */
   remainingMs: number;
+  /** When the holder's current tenure began (database clock, ms). */
+  acquiredAt: number;
 }
 
 export interface LeaseRow {
@@ -52,13 +54,21 @@ export async function claimLease(
      WHERE leases.holder = excluded.holder OR leases.expires_at <= excluded.acquired_at`,
     [name, holder, Math.round(durationMs)],
   );
-  const [row] = await db.query<{ holder: string; remaining_ms: number | string }>(
-    `SELECT holder, expires_at - ${now} AS remaining_ms FROM leases WHERE name = ?`,
-    [name],
-  );
+  const [row] = await db.query<{
+    holder: string;
+    remaining_ms: number | string;
+    acquired_at: number | string;
+  }>(`SELECT holder, acquired_at, expires_at - ${now} AS remaining_ms FROM leases WHERE name = ?`, [
+    name,
+  ]);
   const remainingMs = Number(row?.remaining_ms ?? 0);
   const current = row?.holder ?? '';
-  return { held: current === holder && remainingMs > 0, holder: current, remainingMs };
+  return {
+    held: current === holder && remainingMs > 0,
+    holder: current,
+    remainingMs,
+    acquiredAt: Number(row?.acquired_at ?? 0),
+  };
 }
 
 /** Gives `name` up at once if `holder` holds it, so another replica need not wait it out. */

@@ -61,9 +61,9 @@ describe('key rings follow announced rotations (PostgreSQL)', { timeout: 60_000 
       { db, log: silentLogger() },
     );
     const first = ring.primary();
-    await job.pass();
+    await job.pass({ first: false });
     await signsWithCurrent();
-    await job.pass();
+    await job.pass({ first: false });
     await signsWithCurrent();
     assert.notEqual(ring.primary().id, first.id);
     assert.equal(

@@ -56,6 +56,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       const afterClaim = await dbNow(db);
       assert.ok(taken.acquired_at >= before && taken.acquired_at <= afterClaim, 'database clock');
       assert.equal(taken.expires_at - taken.acquired_at, LONG);
+      assert.equal(first.acquiredAt, taken.acquired_at, 'the claim tells when the tenure began');
       await sleep(20);
       const renewed = await claimLease(db, 'renew', 'a', LONG);
       assert.equal(renewed.held, true);

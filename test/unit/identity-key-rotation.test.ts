@@ -77,9 +77,9 @@ describe('token-key rotation by two replicas', { timeout: 60_000 }, () => {
     );
     const recorded: PeriodicJob = {
       ...job,
-      pass: async () => {
+      pass: async (tenure) => {
         const before = primaryKeyIndex(keys);
-        await job.pass();
+        await job.pass(tenure);
         const primary = primaryKeyIndex(keys);
         const rotated = primary !== before;
         checks.push({

@@ -10,7 +10,7 @@
  * expired; a runner that stops renewing (its database calls hang, as in a frozen process)
  * loses the job to the other once its lease ran out, within one lease period and never
  * before; a failed pass is logged and the next interval runs again; graceMs delays the
- * first claim.
+ * first claim; the first pass of each tenure, and only it, is told so.
  */
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
@@ -20,6 +20,7 @@ import { pino } from 'pino';
 import { type Db, openDb } from '../../api/db/index.ts';
 import { type LeaseRow, listLeases } from '../../api/db/leases.ts';
 import { migrate } from '../../api/db/migrations.ts';
+import { memoryOfTenure } from '../../api/jobs.ts';
 import { type PeriodicJob, type PeriodicJobs, startPeriodicJobs } from '../../api/periodic.ts';
 import { type TestDatabase, tempDir, testDatabase, waitFor } from '../helpers/env.ts';
 
@@ -27,6 +28,8 @@ const LEASE_MS = 600;
 
 interface Pass {
   holder: string;
+  /** The runner said this was the first pass of its tenure of the lease. */
+  first: boolean;
   start: number;
   end: number;
 }
@@ -115,8 +118,8 @@ describe('periodic jobs under leases (SQLite)', { timeout: 60_000 }, () => {
   const recorded = (name: string, passes: Pass[], holder: string, ms = 20): PeriodicJob => ({
     name,
     everyMs: 40,
-    pass: async () => {
-      const p = { holder, start: performance.now(), end: Number.POSITIVE_INFINITY };
+    pass: async ({ first }) => {
+      const p = { holder, first, start: performance.now(), end: Number.POSITIVE_INFINITY };
       passes.push(p);
       await sleep(ms);
       p.end = performance.now();
@@ -181,6 +184,15 @@ describe('periodic jobs under leases (SQLite)', { timeout: 60_000 }, () => {
     );
     assert.deepEqual(a.held(), []);
     assert.deepEqual(b.held(), ['handover']);
+    assert.deepEqual(
+      passes.map((p) => [p.holder, p.first]).slice(byA - 1, byA + 1),
+      [
+        ['a', byA === 1],
+        ['b', true],
+      ],
+      "b's first pass is told it starts a tenure",
+    );
+    assert.equal(passes.filter((p) => p.first).length, 2, 'one first pass per tenure');
   });
 
   test('a runner that stops renewing loses the job within one lease period, never before', async () => {
@@ -239,4 +251,10 @@ describe('periodic jobs under leases (SQLite)', { timeout: 60_000 }, () => {
       `the first pass waited the grace (${first - startedAt} ms)`,
     );
   });
+});
+
+test("the L3 and LBaaS sweeps' memory of their previous pass does not outlive a tenure", () => {
+  const memory = { unhosted: new Set(['router-1']) };
+  assert.deepEqual([...memoryOfTenure({ first: false }, memory).unhosted], ['router-1']);
+  assert.deepEqual([...memoryOfTenure({ first: true }, memory).unhosted], []);
 });
