@@ -11,23 +11,26 @@
  * - `reclaim`: soft-deleted servers past [compute] reclaim_instance_interval.
  * - `token-key-rotation`: with [identity] key_rotation_interval, rotates the shared key
  *   repository once the primary key is that old (its file's age says when it was made
- *   primary, so the interval holds across restarts and lease moves).
+ *   primary, so the interval holds across restarts and lease moves), and tells every
+ *   replica's key ring to reload.
  *
  * Invariant: a job's pass holds no state another replica needs. The L3 and LBaaS sweeps
- * remember what they found unhosted in their last pass (to place it only when seen twice);
- * a replica taking the lease over starts with that memory empty, which only delays a
- * placement by one pass.
+ * remember what they found unhosted in their last pass (to place it only when seen twice
+ * in a row, so an operator's remove-then-add is not raced); a replica's memory covers
+ * only its current tenure of the lease — the first pass of a tenure starts empty, since
+ * another replica's passes may have run since this one's — which only delays a placement
+ * by one pass.
  */
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Broker } from '../core/amqp.ts';
 import type { Logger } from '../core/log.ts';
-import type { Db } from './db/index.ts';
+import { type Db, notifyOnCommit } from './db/index.ts';
 import type { ApiSettings } from './deps.ts';
-import { primaryKeyIndex, rotateKeys } from './identity/keys.ts';
+import { KEYS_CHANNEL, primaryKeyIndex, rotateKeys } from './identity/keys.ts';
 import { reclaimSoftDeleted } from './instance-delete.ts';
 import type { Clock } from './liveness.ts';
-import type { PeriodicJob } from './periodic.ts';
+import type { PassTenure, PeriodicJob } from './periodic.ts';
 import { sweepStuckBuilds } from './scheduler/compute-sweep.ts';
 import { runDhcpSweep } from './scheduler/dhcp.ts';
 import { newL3SweepMemory, runL3Sweep } from './scheduler/l3.ts';
@@ -47,6 +50,15 @@ export interface KeyRotation {
   maxActive: number;
 }
 
+/** A sweep's memory of its previous pass: empty when that pass may have run elsewhere. */
+export function memoryOfTenure<M extends { unhosted: Set<string> }>(
+  tenure: PassTenure,
+  memory: M,
+): M {
+  if (tenure.first) memory.unhosted.clear();
+  return memory;
+}
+
 /** The API's periodic jobs; `keys` when kumo-api rotates its own token keys. */
 export function apiJobs(deps: JobDeps, keys?: KeyRotation): PeriodicJob[] {
   const { settings } = deps;
@@ -56,8 +68,13 @@ export function apiJobs(deps: JobDeps, keys?: KeyRotation): PeriodicJob[] {
   const lbaas = newLbaasSweepMemory();
   const jobs: PeriodicJob[] = [
     { name: 'dhcp-sweep', everyMs, graceMs, pass: () => runDhcpSweep(deps) },
-    { name: 'l3-sweep', everyMs, graceMs, pass: () => runL3Sweep(deps, l3) },
-    { name: 'lbaas-sweep', everyMs, graceMs, pass: () => runLbaasSweep(deps, lbaas) },
+    { name: 'l3-sweep', everyMs, graceMs, pass: (t) => runL3Sweep(deps, memoryOfTenure(t, l3)) },
+    {
+      name: 'lbaas-sweep',
+      everyMs,
+      graceMs,
+      pass: (t) => runLbaasSweep(deps, memoryOfTenure(t, lbaas)),
+    },
     { name: 'compute-sweep', everyMs, pass: () => sweepStuckBuilds(deps) },
   ];
   const reclaimS = settings.reclaimInstanceInterval ?? 0;
@@ -67,12 +84,19 @@ export function apiJobs(deps: JobDeps, keys?: KeyRotation): PeriodicJob[] {
       everyMs,
       pass: () => reclaimSoftDeleted(deps, reclaimS, settings.agentDownTime),
     });
-  if (keys && keys.intervalHours > 0) jobs.push(keyRotationJob(keys, deps.log));
+  if (keys && keys.intervalHours > 0) jobs.push(keyRotationJob(keys, deps));
   return jobs;
 }
 
-/** Rotates when the primary key is `intervalHours` old; checks every minute at most. */
-export function keyRotationJob(keys: KeyRotation, log: Logger): PeriodicJob {
+/**
+ * Rotates when the primary key is `intervalHours` old (a fraction of an hour is allowed);
+ * checks every minute at most. Each rotation is announced on KEYS_CHANNEL, so every
+ * replica's key ring reloads at once (identity/start.ts).
+ */
+export function keyRotationJob(
+  keys: KeyRotation,
+  { db, log }: Pick<JobDeps, 'db' | 'log'>,
+): PeriodicJob {
   const intervalMs = keys.intervalHours * 3_600_000;
   return {
     name: 'token-key-rotation',
@@ -83,6 +107,7 @@ export function keyRotationJob(keys: KeyRotation, log: Logger): PeriodicJob {
       if (age < intervalMs) return;
       const index = rotateKeys(keys.dir, keys.maxActive);
       log.info({ key_repository: keys.dir, primary: index }, 'token keys rotated');
+      await notifyOnCommit(db, db.engine, KEYS_CHANNEL);
     },
   };
 }

@@ -9,7 +9,11 @@
  * - never two passes of one job at once in a process (a slow pass makes the next tick a
  *   no-op); a failed pass is logged and the next one tries again; a pass must be shorter
  *   than the lease (the scheduler's writes are serialised by their own locks besides);
+ * - a pass starts only before the lease's end as measured from before the claim was sent
+ *   (a late answer from a slow database does not start one), and never after stop();
  * - a job's first pass waits `graceMs` after this replica started;
+ * - a pass is told whether it is the first since this replica (re)took the lease, so a
+ *   job's memory of "the previous pass" never spans another replica's passes;
  * - stop() waits for the passes under way, then releases the leases held, so a peer takes
  *   over at its next attempt instead of after the lease runs out.
  */
@@ -26,7 +30,16 @@ export interface PeriodicJob {
   everyMs: number;
   /** How long after this replica's start it may first take the lease (default 0). */
   graceMs?: number;
-  pass(): Promise<unknown>;
+  pass(tenure: PassTenure): Promise<unknown>;
+}
+
+export interface PassTenure {
+  /**
+   * The first pass since this replica took the lease: the job's previous pass may have
+   * run on another replica, so whatever this replica remembers from its own earlier
+   * passes is not "the previous pass" any more.
+   */
+  first: boolean;
 }
 
 export interface PeriodicDeps {
@@ -66,6 +79,8 @@ function runJob(deps: PeriodicDeps, holder: string, job: PeriodicJob) {
   let held = false;
   let heldUntil = 0;
   let lastPass = Number.NEGATIVE_INFINITY;
+  let newTenure = true;
+  let tenure = Number.NaN;
   let timer: NodeJS.Timeout | undefined;
   let ticking: Promise<void> | undefined;
   let running: Promise<unknown> | undefined;
@@ -81,13 +96,21 @@ function runJob(deps: PeriodicDeps, holder: string, job: PeriodicJob) {
   };
   const runPass = () => {
     lastPass = performance.now();
+    const first = newTenure;
+    newTenure = false;
     running = job
-      .pass()
+      .pass({ first })
       .catch((e: Error) => log.error({ err: e.message }, `${job.name} failed`))
       .finally(() => {
         running = undefined;
       });
   };
+  // A claim answered late (a slow database) may already have run out: check the clock.
+  const due = () =>
+    !stopped &&
+    !running &&
+    performance.now() < heldUntil &&
+    performance.now() - lastPass >= job.everyMs;
   const tick = async () => {
     const before = performance.now();
     let next = renewMs;
@@ -95,11 +118,17 @@ function runJob(deps: PeriodicDeps, holder: string, job: PeriodicJob) {
       const lease = await claimLease(deps.db, job.name, holder, deps.leaseMs);
       if (lease.held !== held)
         log.info({ holder, from: lease.holder }, lease.held ? 'lease taken' : 'lease lost');
+      // acquired_at changes exactly when a tenure starts (db/leases.ts).
+      if (lease.held && lease.acquiredAt !== tenure) newTenure = true;
+      if (lease.held) tenure = lease.acquiredAt;
       held = lease.held;
       heldUntil = before + lease.remainingMs;
       if (!held) next = Math.min(renewMs, Math.max(50, lease.remainingMs + 25));
-      else if (!running && performance.now() - lastPass >= job.everyMs) runPass();
-      if (held) next = Math.min(renewMs, Math.max(50, lastPass + job.everyMs - performance.now()));
+      else if (due()) runPass();
+      const untilDue = lastPass + job.everyMs - performance.now();
+      // A pass that overran its interval: the ticks only renew until it ends.
+      if (held)
+        next = running && untilDue <= 0 ? renewMs : Math.min(renewMs, Math.max(50, untilDue));
     } catch (e) {
       log.warn({ err: (e as Error).message }, 'lease not renewed');
       held = false;

@@ -4,7 +4,9 @@
  * Invariant: at any instant of the database's clock at most one holder has an unexpired
  * lease on a name. A claim is one upsert that succeeds only for the holder itself or when
  * the lease has expired, and every time is read from the database's clock, never a
- * replica's, so replicas with skewed clocks still agree on who holds what.
+ * replica's, so replicas with skewed clocks still agree on who holds what. `acquired_at`
+ * is when the current unbroken tenure began: a renewal keeps it, and retaking a lease
+ * that expired or was released (even by the same holder) starts it again.
  */
 import type { Db } from './index.ts';
 
@@ -21,6 +23,8 @@ export interface LeaseState {
   holder: string;
   /** Milliseconds until it expires; 0 or less when it has. */
   remainingMs: number;
+  /** When the holder's current tenure began (database clock, ms). */
+  acquiredAt: number;
 }
 
 export interface LeaseRow {
@@ -43,19 +47,28 @@ export async function claimLease(
     `INSERT INTO leases (name, holder, acquired_at, expires_at) VALUES (?, ?, ${now}, ${now} + ?)
      ON CONFLICT (name) DO UPDATE SET
        holder = excluded.holder,
-       acquired_at = CASE WHEN leases.holder = excluded.holder
+       acquired_at = CASE
+         WHEN leases.holder = excluded.holder AND leases.expires_at > excluded.acquired_at
          THEN leases.acquired_at ELSE excluded.acquired_at END,
        expires_at = excluded.expires_at
      WHERE leases.holder = excluded.holder OR leases.expires_at <= excluded.acquired_at`,
     [name, holder, Math.round(durationMs)],
   );
-  const [row] = await db.query<{ holder: string; remaining_ms: number | string }>(
-    `SELECT holder, expires_at - ${now} AS remaining_ms FROM leases WHERE name = ?`,
-    [name],
-  );
+  const [row] = await db.query<{
+    holder: string;
+    remaining_ms: number | string;
+    acquired_at: number | string;
+  }>(`SELECT holder, acquired_at, expires_at - ${now} AS remaining_ms FROM leases WHERE name = ?`, [
+    name,
+  ]);
   const remainingMs = Number(row?.remaining_ms ?? 0);
   const current = row?.holder ?? '';
-  return { held: current === holder && remainingMs > 0, holder: current, remainingMs };
+  return {
+    held: current === holder && remainingMs > 0,
+    holder: current,
+    remainingMs,
+    acquiredAt: Number(row?.acquired_at ?? 0),
+  };
 }
 
 /** Gives `name` up at once if `holder` holds it, so another replica need not wait it out. */

@@ -10,9 +10,11 @@
  *
  * Invariants: keys are written 0600 with write-then-rename, so a reader never sees half a
  * key, and belong to the repository's owner; the ring reloads the directory when it meets
- * a key id it does not know (at most once a second) and on its own every `reloadMs`, so a
- * rotation reaches a running kumo-api without a restart; a reload that fails keeps the
- * keys the ring had.
+ * a key id it does not know (at most once a second), on its own every `reloadMs`, and when
+ * told (`reload()`: kumo-api calls it when any replica or kumo-manage announces a rotation
+ * on KEYS_CHANNEL), so a rotation reaches every running replica at once, without a
+ * restart — a replica never signs with a key another replica's rotation has dropped; a
+ * reload that fails keeps the keys the ring had.
  */
 import { randomBytes } from 'node:crypto';
 import {
@@ -27,7 +29,11 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
+import type { Db } from '../db/index.ts';
 import { type KeyRing, keyId, type SigningKey } from './tokens.ts';
+
+/** The PostgreSQL NOTIFY channel on which a rotation is announced to every replica. */
+export const KEYS_CHANNEL = 'kumo_token_keys';
 
 const KEY_FILE = /^(0|[1-9][0-9]{0,8})$/;
 
@@ -97,13 +103,18 @@ export interface KeyRingOptions {
   onReloadError?: (err: Error) => void;
 }
 
+export interface ReloadableKeyRing extends KeyRing {
+  /** Reads the repository again now (a rotation was announced). */
+  reload(): void;
+}
+
 /** A ring over the repository in `dir`, which must have been set up. */
 export function openKeyRing({
   dir,
   reloadMs = 60_000,
   now = Date.now,
   onReloadError = () => {},
-}: KeyRingOptions): KeyRing {
+}: KeyRingOptions): ReloadableKeyRing {
   let byIndex = new Map<number, SigningKey>();
   let byId = new Map<string, SigningKey>();
   let loadedAt = 0;
@@ -130,6 +141,7 @@ export function openKeyRing({
     if (now() - loadedAt >= reloadMs) reload();
   };
   return {
+    reload,
     primary() {
       fresh();
       const top = Math.max(...[...byIndex.keys()].filter((i) => i !== 0));
@@ -144,3 +156,7 @@ export function openKeyRing({
     },
   };
 }
+
+/** Reloads `ring` whenever a rotation is announced on KEYS_CHANNEL; close() stops it. */
+export const followRotations = (db: Db, ring: ReloadableKeyRing) =>
+  db.listen(KEYS_CHANNEL, () => ring.reload());

@@ -6,18 +6,20 @@
  * Invariants: bootstrap migrates first and is idempotent — it creates only what is
  * missing, changes the password only when it differs (revoking the user's tokens in the
  * same transaction, as any password change does) and says line by line what it did; the
- * database and key repository come from kumo.conf exactly as kumo-api finds them.
+ * database and key repository come from kumo.conf exactly as kumo-api finds them; a
+ * rotation is announced to running replicas on PostgreSQL, so their key rings reload at
+ * once (keys.ts KEYS_CHANNEL).
  * manageMain never exits the process: it returns 0, 1 (failure) or 2 (usage).
  */
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import { DEFAULT_CONFIG_PATH, loadConfig } from '../../core/config.ts';
+import { DEFAULT_CONFIG_PATH, type KumoConfig, loadConfig } from '../../core/config.ts';
 import { silentLogger } from '../../core/log.ts';
-import { type Db, databaseOf, openDb, type Queryable } from '../db/index.ts';
+import { type Db, databaseOf, notifyOnCommit, openDb, type Queryable } from '../db/index.ts';
 import { migrate } from '../db/migrations.ts';
 import { newId } from './admin-common.ts';
 import { DEFAULT_DOMAIN_ID } from './admin-domains.ts';
-import { rotateKeys, setupKeys } from './keys.ts';
+import { KEYS_CHANNEL, rotateKeys, setupKeys } from './keys.ts';
 import { findProjectByName, findRoleByName, findUserByName } from './lookup.ts';
 import { hashPassword, verifyPassword } from './passwords.ts';
 import { openRevocations } from './revocations.ts';
@@ -138,6 +140,24 @@ export function readPasswordFile(path: string): string {
   return password;
 }
 
+/**
+ * Tells running kumo-api replicas on PostgreSQL to reload their key rings now (they would
+ * within a minute anyway, so a database out of reach is only a warning). SQLite serves
+ * one process, which rereads the repository on its own.
+ */
+async function announceRotation(c: KumoConfig, io: ManageIo) {
+  const url = c.database.connection;
+  if (url?.engine !== 'postgres') return;
+  const db = openDb(url);
+  try {
+    await notifyOnCommit(db, db.engine, KEYS_CHANNEL);
+  } catch (e) {
+    io.stderr.write(`kumo-manage: warning: rotation not announced: ${(e as Error).message}\n`);
+  } finally {
+    await db.close();
+  }
+}
+
 function program(io: ManageIo) {
   const p = new Command('kumo-manage')
     .description('bootstrap kumo-api identity and keep its token keys')
@@ -172,12 +192,13 @@ function program(io: ManageIo) {
     setupKeys(dir);
     say(`token keys ready in ${dir}`);
   });
-  keys.command('rotate').action(() => {
+  keys.command('rotate').action(async () => {
     const c = config();
     const dir = keyRepositoryOf(c);
     say(
       `rotated token keys in ${dir}: key ${rotateKeys(dir, c.identity.max_active_keys)} is now primary`,
     );
+    await announceRotation(c, io);
   });
   return p;
 }

@@ -9,7 +9,8 @@
  *   projects and catalog live in that Keystone.
  *
  * Invariant: the service API and the identity listener share one key ring and one
- * revocation list, so a token revoked on either is refused by both at once.
+ * revocation list, so a token revoked on either is refused by both at once; the ring
+ * reloads when any replica announces a key rotation (KEYS_CHANNEL).
  */
 import type { DaemonContext } from '../../core/daemon.ts';
 import type { Logger } from '../../core/log.ts';
@@ -19,7 +20,7 @@ import type { Clock } from '../liveness.ts';
 import { buildIdentityApp, type IdentitySettings } from './app.ts';
 import { localAuthenticator } from './authenticator.ts';
 import { externalAuthenticator } from './external.ts';
-import { openKeyRing, setupKeys } from './keys.ts';
+import { followRotations, openKeyRing, setupKeys } from './keys.ts';
 import { openRevocations } from './revocations.ts';
 
 type Config = DaemonContext['config'];
@@ -87,6 +88,7 @@ export async function startIdentity(
     ttlMs: config.identity.token_expiration * 1000,
     log: deps.log,
   });
+  const rotations = await followRotations(deps.db, ring);
   const app = buildIdentityApp({ ...deps, ring, revocations, settings });
   const { bind_host, bind_port } = config.identity;
   return {
@@ -98,6 +100,7 @@ export async function startIdentity(
     async close() {
       await app.close();
       await revocations.close();
+      await rotations.close();
     },
   };
 }
