@@ -32,7 +32,8 @@
  * (the flood hosts are new rows; the bench's own 20 ms COUNT poll runs beside kumo-api).
  *
  * Phase 3 (baseline, same run, kumo-api stopped): the same `--flood` messages are queued in
- * a separate queue of the same kind (durable, classic, bound to the `kumo` exchange) and
+ * a separate queue of the same kind as q-reports-plugin (core/amqp.ts apiQueue: classic,
+ * non-durable, bound to the `kumo` exchange) and
  * drained by a bare amqplib consumer with kumo-api's prefetch (2000) that acks each message
  * and does nothing else; timed from its first delivery to its last ack.
  *
@@ -235,6 +236,11 @@ function report(host: string, i: number, startFlag: boolean): Buffer {
   return encodeMessage('report_state', args);
 }
 
+/** Report bodies for the agents `<prefix>-00001`…, by agent index. */
+function reportMaker(prefix: string) {
+  return (i: number, startFlag: boolean) => report(hostName(prefix, i), i, startFlag);
+}
+
 /** The properties core/amqp's cast sets. */
 function props(expirationMs: number): amqp.Options.Publish {
   return {
@@ -287,9 +293,48 @@ async function prefill(pub: Publisher, routingKey: string, bodies: Buffer[]): Pr
 interface Paced {
   offered: number;
   stored: number;
-  lags: number[];
+  lags: Float64Array;
   warmupP99: number;
   unobserved: number;
+}
+
+/** A growable list of numbers in one typed array: no per-sample object, no spread. */
+class Samples {
+  private buf = new Float64Array(1024);
+  length = 0;
+  push(x: number) {
+    if (this.length === this.buf.length) {
+      const bigger = new Float64Array(this.buf.length * 2);
+      bigger.set(this.buf);
+      this.buf = bigger;
+    }
+    this.buf[this.length++] = x;
+  }
+  view(): Float64Array {
+    return this.buf.subarray(0, this.length);
+  }
+}
+
+/**
+ * Per agent, the publish times of its reports not yet seen in the DB, oldest first. A
+ * report expires after one interval, so an agent rarely has more than one or two: plain
+ * arrays, with a running total so the poll loop never scans all agents.
+ */
+function pendingReports(agents: number) {
+  const queues: number[][] = Array.from({ length: agents }, () => []);
+  let total = 0;
+  return {
+    add(i: number, sentAt: number) {
+      queues[i]?.push(sentAt);
+      total++;
+    },
+    takeOldest(i: number): number | undefined {
+      const sent = queues[i]?.shift();
+      if (sent !== undefined) total--;
+      return sent;
+    },
+    count: () => total,
+  };
 }
 
 async function paced(env: Env, pub: Publisher): Promise<Paced> {
@@ -298,9 +343,9 @@ async function paced(env: Env, pub: Publisher): Promise<Paced> {
     'SELECT host, heartbeat_timestamp AS hb FROM agents WHERE heartbeat_timestamp >= ?',
   );
   const stamps = new Map<string, string>();
-  const unobserved: number[][] = Array.from({ length: AGENTS }, () => []);
-  const warmLags: number[] = [];
-  const lags: number[] = [];
+  const pending = pendingReports(AGENTS);
+  const warmLags = new Samples();
+  const lags = new Samples();
   let lastStamp = '';
   let storedInWindow = 0;
   let publishedInWindow = 0;
@@ -320,35 +365,31 @@ async function paced(env: Env, pub: Publisher): Promise<Paced> {
       if (hb > lastStamp) lastStamp = hb;
       if (stamps.get(host) === hb) continue;
       stamps.set(host, hb);
-      const sent = unobserved[Number(host.slice(6)) - 1]?.shift();
+      const sent = pending.takeOldest(Number(host.slice(6)) - 1);
       if (sent === undefined) continue;
-      const lag = at - sent;
-      if (sent >= steadyStart) lags.push(lag);
-      else warmLags.push(lag);
+      if (sent >= steadyStart) lags.push(at - sent);
+      else warmLags.push(at - sent);
       if (at >= steadyStart && at < steadyEnd) storedInWindow++;
     }
   };
 
   const pollLoop = (async () => {
-    while (publishing || unobserved.some((q) => q.length > 0)) {
+    while (publishing || pending.count() > 0) {
       poll();
       await sleep(POLL_MS);
       if (!publishing && now() > steadyEnd + 2 * INTERVAL_S * 1000) break;
     }
   })();
 
+  const reports = reportMaker('bench');
   while (next < total) {
     const t = now();
     while (next < total && t0 + next * stepMs <= t) {
       const i = next % AGENTS;
       const sentAt = now();
-      unobserved[i]?.push(sentAt);
+      pending.add(i, sentAt);
       if (sentAt >= steadyStart) publishedInWindow++;
-      await pub.send(
-        REPORTS_TOPIC,
-        report(hostName('bench', i), i, next < AGENTS),
-        INTERVAL_S * 1000,
-      );
+      await pub.send(REPORTS_TOPIC, reports(i, next < AGENTS), INTERVAL_S * 1000);
       next++;
     }
     await sleep(5);
@@ -361,9 +402,9 @@ async function paced(env: Env, pub: Publisher): Promise<Paced> {
   return {
     offered: publishedInWindow / DURATION_S,
     stored: storedInWindow / DURATION_S,
-    lags,
-    warmupP99: percentile(warmLags, 0.99),
-    unobserved: unobserved.reduce((n, q) => n + q.length, 0),
+    lags: lags.view(),
+    warmupP99: percentile(warmLags.view(), 0.99),
+    unobserved: pending.count(),
   };
 }
 
@@ -407,7 +448,7 @@ async function apiCapacity(env: Env, conn: amqp.ChannelModel, pub: Publisher, bo
 // ---------------------------------------------------------------- phase 3
 
 async function bareConsumer(env: Env, pub: Publisher, bodies: Buffer[]) {
-  await pub.ch.assertQueue(BARE_QUEUE, { durable: true });
+  await pub.ch.assertQueue(BARE_QUEUE, { durable: false });
   await pub.ch.bindQueue(BARE_QUEUE, EXCHANGE, BARE_QUEUE);
   await prefill(pub, BARE_QUEUE, bodies);
   const conn = await amqp.connect(env.amqpUrl);
@@ -442,10 +483,18 @@ async function bareConsumer(env: Env, pub: Publisher, bodies: Buffer[]) {
 
 // ---------------------------------------------------------------- main
 
-function percentile(xs: number[], p: number): number {
+/** Sorts in place (typed array: numeric order, no comparator calls). */
+function percentile(xs: Float64Array, p: number): number {
   if (xs.length === 0) return Number.NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil(p * s.length) - 1)] as number;
+  xs.sort();
+  return xs[Math.min(xs.length - 1, Math.ceil(p * xs.length) - 1)] as number;
+}
+
+/** Largest value without spreading the array into call arguments (stack-safe at any size). */
+function maximum(xs: Float64Array): number {
+  let m = Number.NaN;
+  for (const x of xs) if (!(x <= m)) m = x;
+  return m;
 }
 
 const ms = (x: number) => `${Math.round(x)} ms`;
@@ -479,7 +528,7 @@ async function main() {
   console.log(
     `paced:    offered ${rate(p1.offered)}, stored ${rate(p1.stored)}; heartbeat-to-DB lag ` +
       `p50 ${ms(percentile(p1.lags, 0.5))}, p99 ${ms(percentile(p1.lags, 0.99))}, ` +
-      `max ${ms(Math.max(...p1.lags))} (${p1.lags.length} reports; warm-up p99 ${ms(p1.warmupP99)}; ` +
+      `max ${ms(maximum(p1.lags))} (${p1.lags.length} reports; warm-up p99 ${ms(p1.warmupP99)}; ` +
       `never seen ${p1.unobserved})`,
   );
 
