@@ -54,6 +54,7 @@ import amqp from 'amqplib';
 import { agentTypeByKind, type ReportStateArgs } from '../contracts/agents.ts';
 import { EXCHANGE, encodeMessage, REPORTS_TOPIC } from '../contracts/messages.ts';
 import { logTail, runBench } from './lib.ts';
+import { cpuMeter, listenerPid } from './proc-cpu.ts';
 
 const REPO = join(import.meta.dirname, '..');
 const RABBIT_USER = process.env.KUMO_TEST_RABBIT_USER ?? 'kumo_test';
@@ -61,6 +62,13 @@ const RABBIT_PASSWORD = process.env.KUMO_TEST_RABBIT_PASSWORD ?? 'kumo_test_pw';
 const API_PREFETCH = 2000; // api/main.ts
 const BARE_QUEUE = 'bench.bare-reports';
 const POLL_MS = 20;
+/** A broker of the bench's own (another node on this machine) when the shared one is busy. */
+const BROKER_PORT = Number(process.env.KUMO_BENCH_RABBIT_PORT ?? 5672);
+const RABBITMQCTL = [
+  'rabbitmqctl',
+  ...(process.env.KUMO_BENCH_RABBIT_NODE ? ['-n', process.env.KUMO_BENCH_RABBIT_NODE] : []),
+  '-q',
+];
 const COMPUTE = agentTypeByKind('compute');
 
 const { values: opts } = parseArgs({
@@ -92,8 +100,16 @@ const cleanups: (() => void | Promise<void>)[] = [];
 let api: ChildProcess | undefined;
 let apiLog: string | undefined;
 
+/** Runs a command; a broker that does not answer within a minute fails the bench. */
 function sh(argv: string[]) {
-  execFileSync(argv[0] as string, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+  try {
+    execFileSync(argv[0] as string, argv.slice(1), {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: 60_000,
+    });
+  } catch (e) {
+    throw new Error(`${argv.join(' ')} failed: ${(e as Error).message}`);
+  }
 }
 
 function freePort(): Promise<number> {
@@ -120,9 +136,9 @@ interface Env {
 
 async function setup(): Promise<Env> {
   const vhost = `kumo-bench-${randomBytes(4).toString('hex')}`;
-  sh(['rabbitmqctl', '-q', 'add_vhost', vhost]);
-  cleanups.push(() => sh(['rabbitmqctl', '-q', 'delete_vhost', vhost]));
-  sh(['rabbitmqctl', '-q', 'set_permissions', '-p', vhost, RABBIT_USER, '.*', '.*', '.*']);
+  sh([...RABBITMQCTL, 'add_vhost', vhost]);
+  cleanups.push(() => sh([...RABBITMQCTL, 'delete_vhost', vhost]));
+  sh([...RABBITMQCTL, 'set_permissions', '-p', vhost, RABBIT_USER, '.*', '.*', '.*']);
   const dir = mkdtempSync(join(tmpdir(), 'kumo-bench-'));
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
   const auth = `${RABBIT_USER}:${RABBIT_PASSWORD}`;
@@ -136,7 +152,7 @@ async function setup(): Promise<Env> {
       '[DEFAULT]',
       'host = bench-api',
       `state_path = ${dir}`,
-      `transport_url = rabbit://${auth}@127.0.0.1:5672/${vhost}`,
+      `transport_url = rabbit://${auth}@127.0.0.1:${BROKER_PORT}/${vhost}`,
       `agent_down_time = ${Math.max(30, Math.ceil(INTERVAL_S * 7.5))}`,
       '',
       '[api]',
@@ -151,7 +167,7 @@ async function setup(): Promise<Env> {
   );
   return {
     dir,
-    amqpUrl: `amqp://${auth}@127.0.0.1:5672/${vhost}`,
+    amqpUrl: `amqp://${auth}@127.0.0.1:${BROKER_PORT}/${vhost}`,
     confPath,
     dbPath,
     logPath: apiLog,
@@ -276,16 +292,24 @@ async function publisher(conn: amqp.ChannelModel): Promise<Publisher> {
   };
 }
 
-/** Queues `bodies` as fast as confirms allow: batches, drain, a confirm wait per batch. */
-async function prefill(pub: Publisher, routingKey: string, bodies: Buffer[]): Promise<number> {
+/**
+ * Queues `n` bodies (`body(i)`) as fast as confirms allow: a confirm wait per 2,000, so
+ * no more than that is ever built and unconfirmed at once. Returns the publish rate.
+ */
+async function prefill(
+  pub: Publisher,
+  routingKey: string,
+  n: number,
+  body: (i: number) => Buffer,
+): Promise<number> {
   const t0 = now();
   const BATCH = 2000;
-  for (let i = 0; i < bodies.length; i += BATCH) {
-    for (const body of bodies.slice(i, i + BATCH)) await pub.send(routingKey, body, 600_000);
+  for (let i = 0; i < n; i += BATCH) {
+    for (let j = i; j < Math.min(n, i + BATCH); j++) await pub.send(routingKey, body(j), 600_000);
     await pub.ch.waitForConfirms();
   }
   if (pub.nacked() > 0) throw new Error(`${pub.nacked()} publishes were nacked by the broker`);
-  return bodies.length / ((now() - t0) / 1000);
+  return n / ((now() - t0) / 1000);
 }
 
 // ---------------------------------------------------------------- phase 1
@@ -296,6 +320,20 @@ interface Paced {
   lags: Float64Array;
   warmupP99: number;
   unobserved: number;
+  /** How far behind its schedule the bench's publisher sent, p99 and max. */
+  lateP99: number;
+  lateMax: number;
+  /** CPU of each process over the steady window. */
+  cpu: string;
+}
+
+/** The processes whose CPU the bench reports: kumo-api, the bench itself, the broker. */
+function meterProcesses() {
+  return cpuMeter({
+    'kumo-api': api?.pid,
+    bench: process.pid,
+    rabbitmq: listenerPid(BROKER_PORT),
+  });
 }
 
 /** A growable list of numbers in one typed array: no per-sample object, no spread. */
@@ -382,18 +420,24 @@ async function paced(env: Env, pub: Publisher): Promise<Paced> {
   })();
 
   const reports = reportMaker('bench');
+  const late = new Samples();
+  let meter: ReturnType<typeof cpuMeter> | undefined;
   while (next < total) {
     const t = now();
+    if (!meter && t >= steadyStart) meter = meterProcesses();
     while (next < total && t0 + next * stepMs <= t) {
       const i = next % AGENTS;
+      const due = t0 + next * stepMs;
       const sentAt = now();
       pending.add(i, sentAt);
-      if (sentAt >= steadyStart) publishedInWindow++;
-      await pub.send(REPORTS_TOPIC, reports(i, next < AGENTS), INTERVAL_S * 1000);
+      late.push(sentAt - due);
+      if (due >= steadyStart) publishedInWindow++;
+      await pub.send(REPORTS_TOPIC, reports(i, false), INTERVAL_S * 1000);
       next++;
     }
     await sleep(5);
   }
+  const cpu = meter?.read() ?? 'not measured';
   publishing = false;
   await pub.ch.waitForConfirms();
   if (pub.nacked() > 0) throw new Error(`${pub.nacked()} publishes were nacked by the broker`);
@@ -405,10 +449,37 @@ async function paced(env: Env, pub: Publisher): Promise<Paced> {
     lags: lags.view(),
     warmupP99: percentile(warmLags.view(), 0.99),
     unobserved: pending.count(),
+    lateMax: maximum(late.view()),
+    lateP99: percentile(late.view(), 0.99),
+    cpu,
   };
 }
 
 // ---------------------------------------------------------------- phase 2
+
+/**
+ * Registration (not timed against anything): one start report per agent is queued while
+ * kumo-api runs, until the DB holds every agent. 100,000 agents do not all register within
+ * one report interval in a real cloud; registering them first makes the paced phase
+ * measure the steady state it is about (every report an update of a known agent).
+ */
+async function register(env: Env, pub: Publisher) {
+  const reader = new DatabaseSync(env.dbPath, { readOnly: true });
+  const count = reader.prepare("SELECT COUNT(*) AS n FROM agents WHERE host LIKE 'bench-%'");
+  const t0 = now();
+  const meter = meterProcesses();
+  const reports = reportMaker('bench');
+  await prefill(pub, REPORTS_TOPIC, AGENTS, (i) => reports(i, true));
+  const deadline = now() + 300_000;
+  while (Number(count.get()?.n) < AGENTS) {
+    if (now() > deadline) throw new Error('kumo-api did not register every agent within 300 s');
+    await sleep(100);
+  }
+  const seconds = (now() - t0) / 1000;
+  const cpu = meter.read();
+  reader.close();
+  return { seconds, rate: AGENTS / seconds, cpu };
+}
 
 async function apiCapacity(env: Env, conn: amqp.ChannelModel, pub: Publisher, bodies: Buffer[]) {
   await stopApi();
@@ -416,7 +487,7 @@ async function apiCapacity(env: Env, conn: amqp.ChannelModel, pub: Publisher, bo
   const marker =
     (reader.prepare('SELECT MAX(heartbeat_timestamp) AS m FROM agents').get()?.m as string) ?? '';
   const count = reader.prepare('SELECT COUNT(*) AS n FROM agents WHERE heartbeat_timestamp > ?');
-  const publishRate = await prefill(pub, REPORTS_TOPIC, bodies);
+  const publishRate = await prefill(pub, REPORTS_TOPIC, bodies.length, (i) => bodies[i] as Buffer);
   const ch = await conn.createChannel();
   const ready = async () => (await ch.checkQueue(REPORTS_TOPIC)).messageCount;
   const queued = await ready();
@@ -427,12 +498,14 @@ async function apiCapacity(env: Env, conn: amqp.ChannelModel, pub: Publisher, bo
   const starting = startApi(env);
   while ((await ready()) === bodies.length) await sleep(5);
   const t0 = now();
+  const meter = meterProcesses();
   const deadline = t0 + 120_000;
   while (Number(count.get(marker)?.n) < bodies.length) {
     if (now() > deadline) throw new Error('kumo-api did not store the backlog within 120 s');
     await sleep(POLL_MS);
   }
   const t1 = now();
+  const cpu = meter.read();
   await starting;
   await ch.close();
   reader.close();
@@ -442,6 +515,7 @@ async function apiCapacity(env: Env, conn: amqp.ChannelModel, pub: Publisher, bo
     startupS: (t0 - spawned) / 1000,
     seconds: (t1 - t0) / 1000,
     rate: bodies.length / ((t1 - t0) / 1000),
+    cpu,
   };
 }
 
@@ -450,17 +524,21 @@ async function apiCapacity(env: Env, conn: amqp.ChannelModel, pub: Publisher, bo
 async function bareConsumer(env: Env, pub: Publisher, bodies: Buffer[]) {
   await pub.ch.assertQueue(BARE_QUEUE, { durable: false });
   await pub.ch.bindQueue(BARE_QUEUE, EXCHANGE, BARE_QUEUE);
-  await prefill(pub, BARE_QUEUE, bodies);
+  await prefill(pub, BARE_QUEUE, bodies.length, (i) => bodies[i] as Buffer);
   const conn = await amqp.connect(env.amqpUrl);
   try {
     const ch = await conn.createChannel();
     await ch.prefetch(API_PREFETCH);
     let t0 = 0;
     let acked = 0;
+    let meter: ReturnType<typeof cpuMeter> | undefined;
     const done = new Promise<number>((resolve) => {
       void ch.consume(BARE_QUEUE, (m) => {
         if (!m) return;
-        if (acked === 0) t0 = now();
+        if (acked === 0) {
+          t0 = now();
+          meter = meterProcesses();
+        }
         ch.ack(m);
         if (++acked === bodies.length) resolve(now());
       });
@@ -475,7 +553,8 @@ async function bareConsumer(env: Env, pub: Publisher, bodies: Buffer[]) {
         );
       }),
     ]).finally(() => clearTimeout(timer));
-    return { seconds: (t1 - t0) / 1000, rate: bodies.length / ((t1 - t0) / 1000) };
+    const cpu = meter?.read() ?? 'not measured';
+    return { seconds: (t1 - t0) / 1000, rate: bodies.length / ((t1 - t0) / 1000), cpu };
   } finally {
     await conn.close().catch(() => {});
   }
@@ -524,23 +603,28 @@ async function main() {
   cleanups.push(() => conn.close().catch(() => {}));
   const pub = await publisher(conn);
 
+  const p0 = await register(env, pub);
+  console.log(
+    `register: ${AGENTS} agents published and stored in ${p0.seconds.toFixed(2)} s = ${rate(p0.rate)} (CPU ${p0.cpu})`,
+  );
   const p1 = await paced(env, pub);
   console.log(
     `paced:    offered ${rate(p1.offered)}, stored ${rate(p1.stored)}; heartbeat-to-DB lag ` +
       `p50 ${ms(percentile(p1.lags, 0.5))}, p99 ${ms(percentile(p1.lags, 0.99))}, ` +
       `max ${ms(maximum(p1.lags))} (${p1.lags.length} reports; warm-up p99 ${ms(p1.warmupP99)}; ` +
-      `never seen ${p1.unobserved})`,
+      `never seen ${p1.unobserved}); publisher behind schedule p99 ${ms(p1.lateP99)}, ` +
+      `max ${ms(p1.lateMax)}; CPU ${p1.cpu}`,
   );
 
   const bodies = Array.from({ length: FLOOD }, (_, i) => report(hostName('flood', i), i, true));
   const p2 = await apiCapacity(env, conn, pub, bodies);
   console.log(
     `kumo-api: stored a ${FLOOD}-report backlog in ${p2.seconds.toFixed(2)} s = ${rate(p2.rate)} ` +
-      `(restart to first delivery ${p2.startupS.toFixed(2)} s; backlog published at ${rate(p2.publishRate)})`,
+      `(restart to first delivery ${p2.startupS.toFixed(2)} s; backlog published at ${rate(p2.publishRate)}; CPU ${p2.cpu})`,
   );
   const p3 = await bareConsumer(env, pub, bodies);
   console.log(
-    `bare consumer (prefetch ${API_PREFETCH}, ack only): drained ${FLOOD} in ${p3.seconds.toFixed(2)} s = ${rate(p3.rate)}`,
+    `bare consumer (prefetch ${API_PREFETCH}, ack only): drained ${FLOOD} in ${p3.seconds.toFixed(2)} s = ${rate(p3.rate)} (CPU ${p3.cpu})`,
   );
 
   const ratio = p2.rate / p3.rate;
@@ -549,7 +633,7 @@ async function main() {
   const pacedOk = p1.stored >= 0.98 * target && p99 < 1000 && p1.unobserved === 0;
   console.log(
     `target (${rate(target)} stored, p99 < 1000 ms): ${pacedOk ? 'met' : 'MISSED'}; ` +
-      `ratio >= 0.50: ${ratio >= 0.5 ? 'met' : 'MISSED'}; bench took ${((now() - started) / 1000).toFixed(0)} s`,
+      `ratio >= 0.80: ${ratio >= 0.8 ? 'met' : 'MISSED'}; bench took ${((now() - started) / 1000).toFixed(0)} s`,
   );
   console.log(`ratio kumo-api/bare-consumer: ${ratio.toFixed(2)}`);
 }
