@@ -506,6 +506,7 @@ async function apiCapacity(env: Env, conn: amqp.ChannelModel, pub: Publisher, bo
   }
   const t1 = now();
   const cpu = meter.read();
+  const apiCpuS = meter.used('kumo-api');
   await starting;
   await ch.close();
   reader.close();
@@ -516,6 +517,7 @@ async function apiCapacity(env: Env, conn: amqp.ChannelModel, pub: Publisher, bo
     seconds: (t1 - t0) / 1000,
     rate: bodies.length / ((t1 - t0) / 1000),
     cpu,
+    usPerReport: apiCpuS === undefined ? Number.NaN : (apiCpuS / bodies.length) * 1e6,
   };
 }
 
@@ -554,7 +556,13 @@ async function bareConsumer(env: Env, pub: Publisher, bodies: Buffer[]) {
       }),
     ]).finally(() => clearTimeout(timer));
     const cpu = meter?.read() ?? 'not measured';
-    return { seconds: (t1 - t0) / 1000, rate: bodies.length / ((t1 - t0) / 1000), cpu };
+    const benchS = meter?.used('bench');
+    return {
+      seconds: (t1 - t0) / 1000,
+      rate: bodies.length / ((t1 - t0) / 1000),
+      cpu,
+      usPerMessage: benchS === undefined ? Number.NaN : (benchS / bodies.length) * 1e6,
+    };
   } finally {
     await conn.close().catch(() => {});
   }
@@ -620,11 +628,13 @@ async function main() {
   const p2 = await apiCapacity(env, conn, pub, bodies);
   console.log(
     `kumo-api: stored a ${FLOOD}-report backlog in ${p2.seconds.toFixed(2)} s = ${rate(p2.rate)} ` +
-      `(restart to first delivery ${p2.startupS.toFixed(2)} s; backlog published at ${rate(p2.publishRate)}; CPU ${p2.cpu})`,
+      `(restart to first delivery ${p2.startupS.toFixed(2)} s; backlog published at ${rate(p2.publishRate)}; CPU ${p2.cpu}; ` +
+      `kumo-api ${p2.usPerReport.toFixed(0)} µs CPU per report)`,
   );
   const p3 = await bareConsumer(env, pub, bodies);
   console.log(
-    `bare consumer (prefetch ${API_PREFETCH}, ack only): drained ${FLOOD} in ${p3.seconds.toFixed(2)} s = ${rate(p3.rate)} (CPU ${p3.cpu})`,
+    `bare consumer (prefetch ${API_PREFETCH}, ack only): drained ${FLOOD} in ${p3.seconds.toFixed(2)} s = ${rate(p3.rate)} (CPU ${p3.cpu}; ` +
+      `${p3.usPerMessage.toFixed(0)} µs CPU per message)`,
   );
 
   const ratio = p2.rate / p3.rate;

@@ -69,16 +69,22 @@ export function cpuMeter(pids: Record<string, number | undefined>) {
   const t0 = performance.now();
   for (const [name, pid] of Object.entries(pids))
     start.set(name, pid === undefined ? undefined : cpuSeconds(pid));
+  const used = (name: string): number | undefined => {
+    const pid = pids[name];
+    const a = start.get(name);
+    const b = pid === undefined ? undefined : cpuSeconds(pid);
+    return a === undefined || b === undefined ? undefined : b - a;
+  };
   return {
+    /** CPU seconds `name` used since creation, or undefined when unknown. */
+    used,
     /** `name X%` per process (`name ?` when unknown), over the wall time since creation. */
     read(): string {
       const wallS = (performance.now() - t0) / 1000;
-      return Object.entries(pids)
-        .map(([name, pid]) => {
-          const a = start.get(name);
-          const b = pid === undefined ? undefined : cpuSeconds(pid);
-          if (a === undefined || b === undefined) return `${name} ?`;
-          return `${name} ${Math.round(((b - a) / wallS) * 100)}%`;
+      return Object.keys(pids)
+        .map((name) => {
+          const s = used(name);
+          return s === undefined ? `${name} ?` : `${name} ${Math.round((s / wallS) * 100)}%`;
         })
         .join(', ');
     },
