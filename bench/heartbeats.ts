@@ -9,19 +9,25 @@
  * the temp dir, a free port), spawns the real `node bin/kumo-api.ts --config-file …` and
  * removes all of it at the end, also on error or Ctrl-C.
  *
+ * Phase 0 (register, untimed against anything): one start report per agent is queued while
+ * kumo-api runs, until the DB holds all of them; so the paced phase measures the steady
+ * state (updates of known agents), not a registration storm no real cloud sees.
+ *
  * Phase 1 (paced, the target): `--agents` simulated compute agents (`bench-00001`…), each
  * casting report_state every `--interval` s with start offsets spread evenly, so the offered
  * rate is agents/interval per second. Messages are what kumo-compute-agent sends (14 keys of
- * configurations, start_flag on the first report, per-message TTL = interval), published on
+ * configurations, per-message TTL = interval), published on
  * one amqplib confirm channel (properties as core/amqp's cast; measured, cast itself does
  * ~3,000/s one at a time and ~17,600/s with 2,000 in flight, raw publishes with a confirm
- * wait per 2,000 ~25,000/s, so raw publishing leaves more CPU to kumo-api). The first interval is a
- * warm-up in which every agent registers once (inserts); the next `--duration` s are the
- * steady window (updates). Lag: a read-only node:sqlite connection (WAL lets it read beside
+ * wait per 2,000 ~25,000/s, so raw publishing leaves more CPU to kumo-api). The first
+ * interval is a warm-up; the next `--duration` s are the steady window. Lag: a read-only
+ * node:sqlite connection (WAL lets it read beside
  * kumo-api) polls every 20 ms for rows whose heartbeat_timestamp changed; the lag of a stored
  * report is the poll's start time minus the time the bench published that host's oldest
- * unobserved report (an upper bound, within one poll period). "stored reports/s" counts
- * observed row changes in the steady window.
+ * unobserved report still within its TTL (an upper bound, within one poll period; older
+ * ones count as never seen). "stored reports/s" counts observed row changes in the steady
+ * window. The publisher's lateness against its schedule is printed too: when the bench
+ * itself runs short of CPU, that shows it.
  *
  * Phase 2 (kumo-api capacity): kumo-api is stopped, `--flood` reports for distinct hosts
  * (`flood-00001`…) are queued in q-reports-plugin, kumo-api is started again and timed from
@@ -37,7 +43,8 @@
  * drained by a bare amqplib consumer with kumo-api's prefetch (2000) that acks each message
  * and does nothing else; timed from its first delivery to its last ack.
  *
- * Output: one line per phase, the target verdict, and last `ratio kumo-api/bare-consumer: X`
+ * Output: one line per phase with the CPU of kumo-api, the bench and the broker process in
+ * it (bench/proc-cpu.ts), the target verdict, and last `ratio kumo-api/bare-consumer: X`
  * (phase 2 rate / phase 3 rate). On failure it exits 1 and prints the tail of kumo-api's log.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
@@ -253,23 +260,33 @@ function meterProcesses() {
 
 /**
  * Per agent, the publish times of its reports not yet seen in the DB, oldest first. A
- * report expires after one interval, so an agent rarely has more than one or two: plain
- * arrays, with a running total so the poll loop never scans all agents.
+ * report expires after one interval (its TTL), so an agent rarely has more than one or
+ * two: plain arrays, with a running total so the poll loop never scans all agents. A row
+ * change is matched with the oldest report still within its TTL when it was seen; older
+ * ones the broker dropped are counted as expired, not as one very late report.
  */
-function pendingReports(agents: number) {
+function pendingReports(agents: number, ttlMs: number) {
   const queues: number[][] = Array.from({ length: agents }, () => []);
   let total = 0;
+  let expired = 0;
   return {
     add(i: number, sentAt: number) {
       queues[i]?.push(sentAt);
       total++;
     },
-    takeOldest(i: number): number | undefined {
-      const sent = queues[i]?.shift();
+    takeOldest(i: number, seenAt: number): number | undefined {
+      const q = queues[i];
+      while (q && q.length > 1 && (q[0] as number) < seenAt - ttlMs) {
+        q.shift();
+        total--;
+        expired++;
+      }
+      const sent = q?.shift();
       if (sent !== undefined) total--;
       return sent;
     },
     count: () => total,
+    expired: () => expired,
   };
 }
 
@@ -279,7 +296,7 @@ async function paced(env: Env, pub: Publisher): Promise<Paced> {
     'SELECT host, heartbeat_timestamp AS hb FROM agents WHERE heartbeat_timestamp >= ?',
   );
   const stamps = new Map<string, string>();
-  const pending = pendingReports(AGENTS);
+  const pending = pendingReports(AGENTS, INTERVAL_S * 1000);
   const warmLags = new Samples();
   const lags = new Samples();
   let lastStamp = '';
@@ -301,7 +318,7 @@ async function paced(env: Env, pub: Publisher): Promise<Paced> {
       if (hb > lastStamp) lastStamp = hb;
       if (stamps.get(host) === hb) continue;
       stamps.set(host, hb);
-      const sent = pending.takeOldest(Number(host.slice(6)) - 1);
+      const sent = pending.takeOldest(Number(host.slice(6)) - 1, at);
       if (sent === undefined) continue;
       if (sent >= steadyStart) lags.push(at - sent);
       else warmLags.push(at - sent);
@@ -346,7 +363,7 @@ async function paced(env: Env, pub: Publisher): Promise<Paced> {
     stored: storedInWindow / DURATION_S,
     lags: lags.view(),
     warmupP99: percentile(warmLags.view(), 0.99),
-    unobserved: pending.count(),
+    unobserved: pending.count() + pending.expired(),
     lateMax: maximum(late.view()),
     lateP99: percentile(late.view(), 0.99),
     cpu,
