@@ -94,22 +94,23 @@ export function createReportConsumer(deps: ReportConsumerDeps) {
       );
   };
 
+  const run = () => {
+    flushing = flush().finally(() => {
+      flushing = undefined;
+      // The next batch waits one turn: the acks of this one (core/amqp-consumer.ts sends
+      // them on the next turn) reach the broker first, so it refills the prefetch window
+      // while the next batch is being stored, instead of after.
+      if (queue.length > 0) setImmediate(schedule);
+    });
+  };
+
   const schedule = () => {
     if (flushing) return;
     if (queue.length >= maxBatch) {
       if (timer) clearTimeout(timer);
-      timer = undefined;
-      flushing = flush().finally(() => {
-        flushing = undefined;
-        if (queue.length > 0) schedule();
-      });
+      run();
     } else {
-      timer ??= setTimeout(() => {
-        flushing = flush().finally(() => {
-          flushing = undefined;
-          if (queue.length > 0) schedule();
-        });
-      }, maxWaitMs);
+      timer ??= setTimeout(run, maxWaitMs);
     }
   };
 

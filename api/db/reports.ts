@@ -3,8 +3,9 @@
  * reports a second.
  *
  * Invariants: a batch is stored with a handful of statements whatever its size (one
- * lookup per agent type and hundred hosts, one multi-row upsert per chunk, one started_at
- * update per agent type that just started); heartbeat_timestamp is the API's clock; each
+ * lookup per agent type and hundred hosts, one multi-row upsert per chunk of agents that
+ * started or did not: a start sets started_at in the same row write, so a starting agent
+ * costs no second update); heartbeat_timestamp is the API's clock; each
  * report learns whether its agent was new, alive or dead before it, in arrival order. A
  * start (start_flag) leaves the agent's resource statuses alone: the agent reports every
  * resource it serves again, and a status may have been consumed before this report.
@@ -34,6 +35,8 @@ const ON_CONFLICT = `ON CONFLICT (agent_type, host) DO UPDATE SET
   "binary" = excluded."binary", topic = excluded.topic, availability_zone = excluded.availability_zone,
   configurations = excluded.configurations, resource_versions = excluded.resource_versions,
   heartbeat_timestamp = excluded.heartbeat_timestamp`;
+/** An agent that reports start_flag: its started_at is this report's stamp too. */
+const ON_CONFLICT_STARTED = `${ON_CONFLICT}, started_at = excluded.started_at`;
 
 function groupHosts(states: readonly AgentState[]): Map<string, string[]> {
   const byType = new Map<string, Set<string>>();
@@ -81,25 +84,24 @@ function rowParams(id: string, s: AgentState, stamp: string): Param[] {
   ];
 }
 
-async function upsert(tx: Queryable, rows: Param[][]) {
+/** The upsert of `size` rows, for agents that started or not: built once per shape. */
+const UPSERT_SQL = new Map(
+  UPSERT_CHUNKS.map((size) => {
+    const head = `INSERT INTO agents (${COLUMNS}) VALUES ${Array(size).fill(ROW).join(', ')}`;
+    return [size, { started: `${head} ${ON_CONFLICT_STARTED}`, other: `${head} ${ON_CONFLICT}` }];
+  }),
+);
+
+async function upsert(tx: Queryable, rows: Param[][], started: boolean) {
   let i = 0;
   for (const size of UPSERT_CHUNKS) {
+    const sql = UPSERT_SQL.get(size);
+    if (!sql) continue;
     for (; rows.length - i >= size; i += size) {
-      const sql = `INSERT INTO agents (${COLUMNS}) VALUES ${Array(size).fill(ROW).join(', ')} ${ON_CONFLICT}`;
-      await tx.query(sql, rows.slice(i, i + size).flat());
+      const params: Param[] = [];
+      for (let r = i; r < i + size; r++) for (const p of rows[r] as Param[]) params.push(p);
+      await tx.query(started ? sql.started : sql.other, params);
     }
-  }
-}
-
-/** Agents that just started: started_at is now. */
-async function markStarted(tx: Queryable, started: AgentState[], stamp: string) {
-  for (const [type, hosts] of groupHosts(started)) {
-    await queryIn(
-      tx,
-      hosts,
-      (list) => `UPDATE agents SET started_at = ? WHERE agent_type = ? AND host IN ${list}`,
-      [stamp, type],
-    );
   }
 }
 
@@ -127,16 +129,12 @@ export async function storeReports(
     if (!old) return { previous: 'new', id };
     return { previous: isAlive(old.heartbeat_timestamp, now, downTime) ? 'alive' : 'dead', id };
   });
-  const unique = [...latest.values()];
-  await upsert(
-    tx,
-    unique.map((u) => rowParams(u.id, u.state, stamp)),
-  );
-  await markStarted(
-    tx,
-    unique.filter((u) => u.started).map((u) => u.state),
-    stamp,
-  );
+  const starts: Param[][] = [];
+  const others: Param[][] = [];
+  for (const u of latest.values())
+    (u.started ? starts : others).push(rowParams(u.id, u.state, stamp));
+  await upsert(tx, starts, true);
+  await upsert(tx, others, false);
   return out;
 }
 
