@@ -62,6 +62,8 @@ export interface ApiReplicasOptions {
   agentDownTime?: number;
   /** Lines appended to every replica's config (sections of their own). */
   extraConfig?: string[];
+  /** [DEFAULT] debug (default true: the tests read the debug lines; a bench may not want them). */
+  debug?: boolean;
 }
 
 interface Ports {
@@ -81,7 +83,7 @@ function replicaConfig(o: ApiReplicasOptions, i: number, own: Ports, front: Port
     `state_path = ${state}`,
     `transport_url = ${o.transportUrl}`,
     `agent_down_time = ${o.agentDownTime ?? 3}`,
-    'debug = true',
+    `debug = ${o.debug ?? true}`,
     '[api]',
     `bind_port = ${own.service}`,
     `public_endpoint = ${url(front.service)}`,
