@@ -32,8 +32,7 @@ ENTRY_POINTS = {
     "glance": ("glanceclient.shell", lambda m, argv: m.main()),
     "openstack_sdk.py": ("openstack.connection", lambda m, argv: run_script(SDK_SCRIPT)),
 }
-HERE = os.path.dirname(os.path.abspath(__file__))
-SDK_SCRIPT = os.path.join(HERE, "..", "fullstack", "openstack_sdk.py")
+SDK_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fullstack", "openstack_sdk.py")
 
 
 def run_script(path):
