@@ -31,7 +31,6 @@ import {
   type Vhost,
   waitFor,
 } from './env.ts';
-import { PYTHON_CLIS, runPythonCli } from './python-cli.ts';
 
 export const ADMIN_TOKEN = 'admin-token-for-tests';
 /** `[metadata] metadata_proxy_shared_secret` of every cluster's API and agents. */
@@ -121,17 +120,11 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/**
- * `argv` as a process with `env` over the test's environment; Debian's OpenStack CLIs
- * (python-cli.ts PYTHON_CLIS) run by a python_cli.py worker, with the same result.
- */
 export function runCommand(
   argv: string[],
   env: NodeJS.ProcessEnv = {},
   timeoutMs = 60_000,
 ): Promise<RunResult> {
-  const prog = argv[0] as string;
-  if (PYTHON_CLIS.has(prog)) return runPythonCli(prog, argv.slice(1), env, timeoutMs);
   return new Promise((resolve) => {
     execFile(
       argv[0] as string,

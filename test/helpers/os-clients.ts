@@ -5,16 +5,17 @@
  * /image root) and openstacksdk (0.101, test/fullstack/openstack_sdk.py, on the
  * /compute, /image and /networking roots).
  *
- * Invariant: every call is the client's own entry point with its argv and environment (a
- * python_cli.py worker, test/helpers/python-cli.ts, in place of a process per call), its
- * exit code checked, its JSON output parsed; a failed call fails with the client's stderr.
+ * Invariant: every call is the client as a process, its exit code checked, its JSON output
+ * parsed; a failed call fails with the client's stderr.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ADMIN_TOKEN, type Cluster, type RunResult, runCommand } from './cluster.ts';
-import { runPythonCli, SDK_SCRIPT } from './python-cli.ts';
+import { REPO } from './env.ts';
+
+const SDK = join(REPO, 'test', 'fullstack', 'openstack_sdk.py');
 
 export const ok = (r: RunResult, what: string): string => {
   assert.equal(r.code, 0, `${what}: ${r.stderr.slice(-2000)}`);
@@ -33,12 +34,14 @@ export async function os(c: Cluster, args: string[]): Promise<string> {
 
 /** One openstacksdk proxy call (openstack_sdk.py's operations), its JSON result. */
 export async function sdk<T>(c: Cluster, op: string, args: Record<string, unknown>): Promise<T> {
-  const r = await runPythonCli(
-    SDK_SCRIPT,
-    [c.url, ADMIN_TOKEN, op, JSON.stringify(args)],
-    {},
-    60_000,
-  );
+  const r = await runCommand([
+    '/usr/bin/python3',
+    SDK,
+    c.url,
+    ADMIN_TOKEN,
+    op,
+    JSON.stringify(args),
+  ]);
   return JSON.parse(ok(r, `sdk ${op}`) || 'null') as T;
 }
 
