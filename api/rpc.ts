@@ -91,6 +91,7 @@ export async function updateDeviceList(db: Db, args: ArgsOf<'update_device_list'
 export function createRpcHandler(deps: RpcDeps) {
   const reportStatus = createStatusHandler(deps);
   return async (message: Message): Promise<unknown> => {
+    deps.log.debug({ method: message.method }, 'rpc served');
     switch (message.method) {
       case 'get_devices_details':
         return getDevicesDetails(deps.db, message.args);
