@@ -29,7 +29,7 @@ import { type QueueSpec, queueArguments } from '../core/amqp-consumer.ts';
 
 const REPLY_TO = 'amq.rabbitmq.reply-to';
 /** Parallel channels for queue declarations: a quorum declare waits for Raft on three nodes. */
-const DECLARE_CHANNELS = 8;
+const DECLARE_CHANNELS = 16;
 
 export interface LinkStats {
   /** Latency (ms) of each completed call, by method. */

@@ -105,6 +105,7 @@ async function runStep(hosts: number, api: Api, networks: string[]): Promise<Ste
   const f = fleet as NonNullable<typeof fleet>;
   const t = tracker as NonNullable<typeof tracker>;
   const t0 = Date.now();
+  console.log(`step ${hosts} hosts: adding hosts ${live + 1}-${hosts}`);
   const declareMs = await f.add(live, hosts);
   await waitRegistered(3 * hosts, hosts);
   live = hosts;

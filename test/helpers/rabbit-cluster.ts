@@ -92,11 +92,18 @@ function rabbitUser(): RabbitUser {
   return { uid: Number(uid), gid: Number(gid) };
 }
 
+/**
+ * The CLI's own distribution ports (35672-35682 by default) may be passed through: eleven
+ * rabbitmqctl calls hung on another broker exhaust that range for everyone.
+ */
+const CTL_PORTS = ['RABBITMQ_CTL_DIST_PORT_MIN', 'RABBITMQ_CTL_DIST_PORT_MAX'] as const;
+
 function ctlEnv(): NodeJS.ProcessEnv {
   return {
     PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
     HOME: RABBIT_HOME,
     LANG: 'C.UTF-8',
+    ...Object.fromEntries(CTL_PORTS.flatMap((k) => (process.env[k] ? [[k, process.env[k]]] : []))),
   };
 }
 
