@@ -51,7 +51,15 @@ function cpuLine(r: StepResult): string {
     (f) =>
       `${f.name} ${pct(f.cpu)} ${f.rssMb.toFixed(0)} MB${f.processes > 1 ? ` (${f.processes} procs)` : ''}`,
   );
-  return `${parts.join('; ')}; machine ${pct(r.usage.machineBusy)} busy of ${cpus().length} CPUs`;
+  return `${parts.join('; ')}; machine ${pct(r.usage.machineBusy)} busy of ${cpus().length} CPUs, of which ${pct(others(r))} of a core outside this bench`;
+}
+
+/** CPU (% of one core) the machine spent outside every component measured: other users. */
+function others(r: StepResult): number {
+  const ours = r.usage.figures
+    .filter((f) => !f.name.includes('shared'))
+    .reduce((a, f) => a + f.cpu, 0);
+  return Math.max(0, r.usage.machineBusy * cpus().length - ours);
 }
 
 export function printStep(r: StepResult): void {
@@ -112,7 +120,8 @@ function ceiling(held: StepResult | undefined, broke: StepResult | undefined): s
   return (
     `ceiling: ${held?.hosts ?? 0} hosts; at ${broke.hosts}: ${v.reasons.join('; ')}. ` +
     `Machine ${pct(broke.usage.machineBusy)} busy of ${cpus().length} CPUs; the simulators took ${pct(sims.cpu)} of a core ` +
-    `(${pct(sims.cpu / cpus().length)} of the machine); top: ${top.map((f) => `${f.name} ${pct(f.cpu)}`).join(', ')}`
+    `(${pct(sims.cpu / cpus().length)} of the machine), work outside this bench ${pct(others(broke))} of a core; ` +
+    `top: ${top.map((f) => `${f.name} ${pct(f.cpu)}`).join(', ')}`
   );
 }
 
