@@ -84,7 +84,7 @@ function fanoutSpec(topic: string, host: string): QueueSpec {
   };
 }
 
-async function declareAll(conn: amqp.ChannelModel, specs: QueueSpec[]): Promise<void> {
+async function declareAll(conn: amqp.ChannelModel, specs: QueueSpec[], done: () => void) {
   let next = 0;
   const worker = async () => {
     const ch = await conn.createChannel();
@@ -101,6 +101,7 @@ async function declareAll(conn: amqp.ChannelModel, specs: QueueSpec[]): Promise<
           await ch.assertExchange(b.exchange, 'fanout', { durable: false });
         await ch.bindQueue(spec.name, b.exchange, b.routingKey);
       }
+      done();
     }
     await ch.close();
   };
@@ -137,7 +138,11 @@ export async function openLink(url: string, deliver: Deliver, prefetch = 256): P
   const conn = await amqp.connect(url, { timeout: 10_000 });
   const stats = emptyStats();
   const pending = new Map<string, Pending>();
-  conn.on('error', () => {});
+  let closedBy = '';
+  conn.on('error', (e: Error) => {
+    closedBy = e.message;
+  });
+  let declared = 0;
   const pub = await conn.createConfirmChannel();
   pub.on('error', () => {});
   await pub.consume(REPLY_TO, (m) => m && settleReply(pending, stats, m), { noAck: true });
@@ -210,8 +215,15 @@ export async function openLink(url: string, deliver: Deliver, prefetch = 256): P
         hostQueueSpec(hostQueue(topic, host)),
         fanoutSpec(topic, host),
       ]);
-      await declareAll(conn, specs);
-      for (const spec of specs) await cons.consume(spec.name, onDelivery(spec.name));
+      try {
+        await declareAll(conn, specs, () => declared++);
+        for (const spec of specs) await cons.consume(spec.name, onDelivery(spec.name));
+      } catch (e) {
+        const why = closedBy ? `; the broker closed the connection: ${closedBy}` : '';
+        throw new Error(
+          `declaring ${specs.length} queues on ${new URL(url).port}: ${(e as Error).message} after ${declared} declared${why}`,
+        );
+      }
     },
     async close() {
       for (const p of pending.values()) clearTimeout(p.timer);

@@ -231,7 +231,7 @@ async function handle(m: ToSim) {
 
 process.on('message', (m: ToSim) => {
   handle(m).catch((e: Error) => {
-    send({ type: 'error', message: e.stack ?? e.message });
+    send({ type: 'error', message: e.message });
     process.exit(1);
   });
 });
