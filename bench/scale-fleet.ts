@@ -118,8 +118,8 @@ export function startFleet(o: FleetOptions) {
   return {
     pids: () => children.flatMap((c) => (c.pid && c.exitCode === null ? [c.pid] : [])),
     check,
-    /** Adds hosts [from, to); resolves with the slowest child's queue declaration time. */
-    async add(from: number, to: number): Promise<number> {
+    /** Adds hosts [from, to): the slowest child's declaration time, the broker's refusals. */
+    async add(from: number, to: number) {
       const per = children.map(() => [] as HostSpec[]);
       for (let i = from; i < to; i++) per[i % children.length]?.push(hostSpec(i));
       for (let i = from; i < to; i++)
@@ -128,7 +128,10 @@ export function startFleet(o: FleetOptions) {
         hosts.length ? { type: 'add', hosts } : undefined,
       );
       const added = await ask(msgs, 'added', 600_000);
-      return Math.max(...added.map((a) => a.declareMs));
+      return {
+        declareMs: Math.max(...added.map((a) => a.declareMs)),
+        refused: added.flatMap((a) => a.refused),
+      };
     },
     plug(host: string, port: string) {
       owner.get(host)?.send({ type: 'plug', host, port } satisfies ToSim);

@@ -17,6 +17,8 @@ export interface StepResult {
   /** Set when the step could not be measured (registration timeout, a simulator died). */
   failed?: string;
   declareMs: number;
+  /** The broker's refusals of queue declarations (retried on a new connection). */
+  refused: string[];
   registerS: number;
   lag: LagWindow;
   rpc: SimStats;
@@ -75,7 +77,8 @@ export function printStep(r: StepResult): void {
   console.log(
     [
       `step ${r.hosts} hosts (${3 * r.hosts} agents): queues declared in ${(r.declareMs / 1000).toFixed(1)} s, ` +
-        `all agents registered ${r.registerS.toFixed(1)} s after the step began`,
+        `all agents registered ${r.registerS.toFixed(1)} s after the step began; ` +
+        `declarations refused by the broker and retried: ${r.refused.length}${r.refused.length ? ` (e.g. ${r.refused[0]})` : ''}`,
       `  heartbeats: offered ${offered.toFixed(1)}/s (target ${r.targetRate.toFixed(1)}), stored ${(r.lag.stored / r.window).toFixed(1)}/s; ` +
         `lag p50 ${fmtMs(percentile(r.lag.lags, 0.5))}, p99 ${fmtMs(percentile(r.lag.lags, 0.99))}, ` +
         `max ${fmtMs(percentile(r.lag.lags, 1))} (${r.lag.lags.length} reports); lost ${r.lag.lost}`,

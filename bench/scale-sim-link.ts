@@ -30,6 +30,8 @@ import { type QueueSpec, queueArguments } from '../core/amqp-consumer.ts';
 const REPLY_TO = 'amq.rabbitmq.reply-to';
 /** Parallel channels for queue declarations: a quorum declare waits for Raft on three nodes. */
 const DECLARE_CHANNELS = 16;
+/** Connections a declaration may lose to the broker's refusals before the bench gives up. */
+const RETRIES = 20;
 
 export interface LinkStats {
   /** Latency (ms) of each completed call, by method. */
@@ -60,6 +62,8 @@ export type Deliver = (queue: string, message: Message) => void;
 
 export interface Link {
   stats: LinkStats;
+  /** The broker's reasons for refusing declarations that a retry then got past. */
+  declareFailures: string[];
   call(method: MethodName, args: unknown, timeoutMs?: number): Promise<unknown>;
   cast(routingKey: string, method: MethodName, args: unknown, expirationMs?: number): Promise<void>;
   /** Declares and consumes `topic.host` (quorum) and `topic_fanout.host` for each pair. */
@@ -84,28 +88,61 @@ function fanoutSpec(topic: string, host: string): QueueSpec {
   };
 }
 
-async function declareAll(conn: amqp.ChannelModel, specs: QueueSpec[], done: () => void) {
-  let next = 0;
+async function declareSome(conn: amqp.ChannelModel, specs: QueueSpec[], at: { next: number }) {
   const worker = async () => {
     const ch = await conn.createChannel();
-    while (next < specs.length) {
-      const spec = specs[next++] as QueueSpec;
-      await ch.assertQueue(spec.name, {
-        durable: spec.durable,
-        exclusive: false,
-        autoDelete: spec.autoDelete ?? false,
-        arguments: queueArguments(spec),
-      });
-      for (const b of spec.bindings) {
-        if (b.exchange !== EXCHANGE)
-          await ch.assertExchange(b.exchange, 'fanout', { durable: false });
-        await ch.bindQueue(spec.name, b.exchange, b.routingKey);
+    while (at.next < specs.length) {
+      const spec = specs[at.next++] as QueueSpec;
+      try {
+        await ch.assertQueue(spec.name, {
+          durable: spec.durable,
+          exclusive: false,
+          autoDelete: spec.autoDelete ?? false,
+          arguments: queueArguments(spec),
+        });
+        for (const b of spec.bindings) {
+          if (b.exchange !== EXCHANGE)
+            await ch.assertExchange(b.exchange, 'fanout', { durable: false });
+          await ch.bindQueue(spec.name, b.exchange, b.routingKey);
+        }
+      } catch (e) {
+        at.next = Math.min(at.next, specs.indexOf(spec));
+        throw e;
       }
-      done();
     }
     await ch.close();
   };
   await Promise.all(Array.from({ length: DECLARE_CHANNELS }, worker));
+}
+
+/**
+ * Declares `specs` on connections of their own, as agents declare on connect: when the
+ * broker refuses one and closes the connection (a quorum queue whose Raft group did not
+ * form in time), a new connection goes on from the first undeclared queue after a second,
+ * as core/amqp's reconnect would, up to RETRIES times; `failures` counts those refusals.
+ */
+async function declareAll(url: string, specs: QueueSpec[], failures: string[]) {
+  const at = { next: 0 };
+  for (let attempt = 0; ; attempt++) {
+    const conn = await amqp.connect(url, { timeout: 10_000 });
+    let closedBy = '';
+    conn.on('error', (e: Error) => {
+      closedBy = e.message;
+    });
+    try {
+      await declareSome(conn, specs, at);
+      await conn.close().catch(() => {});
+      return;
+    } catch (e) {
+      await conn.close().catch(() => {});
+      failures.push(closedBy || (e as Error).message);
+      if (attempt >= RETRIES)
+        throw new Error(
+          `declaring queues: ${failures.at(-1)} (${at.next} of ${specs.length} declared)`,
+        );
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
 }
 
 function settleReply(pending: Map<string, Pending>, stats: LinkStats, m: amqp.ConsumeMessage) {
@@ -138,11 +175,8 @@ export async function openLink(url: string, deliver: Deliver, prefetch = 256): P
   const conn = await amqp.connect(url, { timeout: 10_000 });
   const stats = emptyStats();
   const pending = new Map<string, Pending>();
-  let closedBy = '';
-  conn.on('error', (e: Error) => {
-    closedBy = e.message;
-  });
-  let declared = 0;
+  conn.on('error', () => {});
+  const declareFailures: string[] = [];
   const pub = await conn.createConfirmChannel();
   pub.on('error', () => {});
   await pub.consume(REPLY_TO, (m) => m && settleReply(pending, stats, m), { noAck: true });
@@ -175,6 +209,7 @@ export async function openLink(url: string, deliver: Deliver, prefetch = 256): P
 
   return {
     stats,
+    declareFailures,
     call(method, args, timeoutMs = 30_000) {
       const correlationId = randomUUID();
       const t0 = performance.now();
@@ -215,15 +250,8 @@ export async function openLink(url: string, deliver: Deliver, prefetch = 256): P
         hostQueueSpec(hostQueue(topic, host)),
         fanoutSpec(topic, host),
       ]);
-      try {
-        await declareAll(conn, specs, () => declared++);
-        for (const spec of specs) await cons.consume(spec.name, onDelivery(spec.name));
-      } catch (e) {
-        const why = closedBy ? `; the broker closed the connection: ${closedBy}` : '';
-        throw new Error(
-          `declaring ${specs.length} queues on ${new URL(url).port}: ${(e as Error).message} after ${declared} declared${why}`,
-        );
-      }
+      await declareAll(url, specs, declareFailures);
+      for (const spec of specs) await cons.consume(spec.name, onDelivery(spec.name));
     },
     async close() {
       for (const p of pending.values()) clearTimeout(p.timer);

@@ -54,7 +54,7 @@ export interface SimStats {
 }
 
 export type FromSim =
-  | { type: 'added'; count: number; declareMs: number }
+  | { type: 'added'; count: number; declareMs: number; refused: string[] }
   | { type: 'published'; at: [number, number, number][] }
   | { type: 'stats'; stats: SimStats }
   | { type: 'error'; message: string };
@@ -150,7 +150,8 @@ async function add(specs: HostSpec[]) {
   }
   const declareMs = performance.now() - t0;
   for (const s of specs) start(hosts.get(s.name) as SimHost);
-  send({ type: 'added', count: specs.length, declareMs });
+  const refused = links.flatMap((l) => l.declareFailures.splice(0));
+  send({ type: 'added', count: specs.length, declareMs, refused });
 }
 
 /**

@@ -106,7 +106,7 @@ async function runStep(hosts: number, api: Api, networks: string[]): Promise<Ste
   const t = tracker as NonNullable<typeof tracker>;
   const t0 = Date.now();
   console.log(`step ${hosts} hosts: adding hosts ${live + 1}-${hosts}`);
-  const declareMs = await f.add(live, hosts);
+  const { declareMs, refused } = await f.add(live, hosts);
   await waitRegistered(3 * hosts, hosts);
   live = hosts;
   const registerS = (Date.now() - t0) / 1000;
@@ -130,6 +130,7 @@ async function runStep(hosts: number, api: Api, networks: string[]): Promise<Ste
   return {
     hosts,
     declareMs,
+    refused,
     registerS,
     lag,
     rpc,
