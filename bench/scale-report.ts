@@ -3,7 +3,7 @@
  * ceiling with its measured reason, the Neutron anchor and the ratio as the last line.
  *
  * Invariant: a step holds only on its own measurements (p99 lag < 1 s, no lost report, the
- * simulators offering ≥ 95% of the target rate); when it does not, every reason is printed
+ * simulators offering ≥ 95% of the target rate, ≤ 1% of RPC calls failed, no API error); when it does not, every reason is printed
  * with the CPU shares that explain it, and the ratio counts only steps that held.
  */
 import { readFileSync } from 'node:fs';
@@ -38,6 +38,11 @@ export function verdict(r: StepResult): { holds: boolean; reasons: string[] } {
   const offered = r.lag.published / r.window;
   if (!(p99 < LAG_LIMIT_MS)) reasons.push(`heartbeat lag p99 ${fmtMs(p99)} ≥ 1 s`);
   if (r.lag.lost > 0) reasons.push(`${r.lag.lost} reports of the window never stored`);
+  const calls = Object.values(r.rpc.latency).reduce((n, xs) => n + xs.length, 0);
+  const failed = Object.values(r.rpc.errors).reduce((n, x) => n + x, 0);
+  if (failed > 0.01 * (calls + failed))
+    reasons.push(`${failed} of ${calls + failed} RPC calls failed (error, timeout or refusal)`);
+  if (r.api.errors.length > 0) reasons.push(`${r.api.errors.length} API requests failed`);
   if (offered < 0.95 * r.targetRate)
     reasons.push(
       `the simulators offered only ${offered.toFixed(1)} of ${r.targetRate.toFixed(1)} reports/s (the simulator is the limit)`,
