@@ -3,13 +3,15 @@
  *
  * Invariants:
  * - a report is acknowledged to the broker only after the transaction holding it
- *   committed, so a crash of kumo-api loses no acknowledged heartbeat;
+ *   committed, so a crash of kumo-api loses no acknowledged heartbeat; a batch that fails
+ *   to commit is requeued (TransientError), never dead-lettered;
  * - every heartbeat is stamped with the API's clock, never the agent's;
  * - an agent whose previous heartbeat was older than agent_down_time (or that the API did
  *   not know) and that did not just start is told so with a `resync {reason: revived}`
  *   cast to its host queue: it may have missed hints while it was cut off.
  */
 import type { ReportStateArgs } from '../contracts/agents.ts';
+import { TransientError } from '../contracts/errors.ts';
 import { hostQueue } from '../contracts/messages.ts';
 import type { Broker } from '../core/amqp.ts';
 import type { Logger } from '../core/log.ts';
@@ -64,7 +66,10 @@ export function createReportConsumer(deps: ReportConsumerDeps) {
         { err: (e as Error).message, reports: batch.length },
         'storing state reports failed',
       );
-      for (const w of batch) w.reject(e as Error);
+      // A database that is down, or a deadlock with another replica's batch, passes: the
+      // broker requeues the reports (their TTL bounds how long) instead of dead-lettering.
+      const retry = new TransientError('storing state reports failed', { cause: e });
+      for (const w of batch) w.reject(retry);
     }
   };
 

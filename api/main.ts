@@ -16,7 +16,7 @@
  */
 import { PLUGIN_TOPIC, REPORTS_TOPIC } from '../contracts/messages.ts';
 import { apiQueue, createBroker } from '../core/amqp.ts';
-import { required } from '../core/config.ts';
+import { ConfigError, required } from '../core/config.ts';
 import { type DaemonContext, type Running, runDaemon } from '../core/daemon.ts';
 import type { Logger } from '../core/log.ts';
 import { buildApp } from './app.ts';
@@ -128,14 +128,16 @@ function consumers(config: DaemonContext['config'], db: Db, log: Logger) {
 }
 
 /** kumo-api's own key repository, when it rotates it ([identity] key_rotation_interval). */
-function keyRotation(config: DaemonContext['config']): KeyRotation | undefined {
+export function keyRotation(config: DaemonContext['config']): KeyRotation | undefined {
   if (config.keystone_authtoken.auth_url || config.identity.key_rotation_interval <= 0)
     return undefined;
-  return {
-    dir: keyRepositoryOf(config),
-    intervalHours: config.identity.key_rotation_interval,
-    maxActive: config.identity.max_active_keys,
-  };
+  const { key_rotation_interval: hours, max_active_keys: keys, token_expiration } = config.identity;
+  // A key stays accepted for (max_active_keys - 2) rotations after it stopped signing.
+  if (hours * 3600 * (keys - 2) < token_expiration)
+    throw new ConfigError(
+      `[identity] key_rotation_interval: ${hours} h drops keys that signed unexpired tokens: it must be at least token_expiration / (max_active_keys - 2) = ${token_expiration / 3600 / (keys - 2)} h`,
+    );
+  return { dir: keyRepositoryOf(config), intervalHours: hours, maxActive: keys };
 }
 
 export async function startApi({ config, log }: DaemonContext): Promise<Running> {

@@ -7,8 +7,11 @@
  *   the lease, and a replica that does not hold it tries again the moment it expires, so
  *   a dead holder's jobs move to a survivor within one lease period;
  * - never two passes of one job at once in a process (a slow pass makes the next tick a
- *   no-op); a failed pass is logged and the next one tries again; a pass must be shorter
- *   than the lease (the scheduler's writes are serialised by their own locks besides);
+ *   no-op); a failed pass is logged and the next one tries again; a pass may outlive its
+ *   interval while renewals go on beside it, but a pass under way is not stopped when a
+ *   renewal fails: if this replica cannot reach the database for a whole lease, another
+ *   may start the job while that pass ends. The scheduler's writes take their own locks
+ *   (advisory locks, conditional updates), so such an overlap stays safe;
  * - a pass starts only before the lease's end as measured from before the claim was sent
  *   (a late answer from a slow database does not start one), and never after stop();
  * - a job's first pass waits `graceMs` after this replica started;

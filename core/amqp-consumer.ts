@@ -36,6 +36,8 @@ export interface QueueSpec {
   messageTtlMs?: number;
   /** x-max-length: the oldest messages are dropped beyond it. */
   maxLength?: number;
+  /** Its messages matter to an operator: an older declaration holding some is never replaced. */
+  keepMessages?: boolean;
   bindings: { exchange: string; routingKey: string }[];
   prefetch?: number;
 }
@@ -54,10 +56,12 @@ const isPreconditionFailed = (e: unknown) => (e as { code?: number }).code === 4
 /**
  * Declares `spec` on a channel of its own and returns that channel. A queue that meets an
  * older declaration of the same name (PRECONDITION_FAILED: the classic or durable queue an
- * earlier Kumo made before these queues became quorum, or heartbeats non-durable) replaces
- * it: the old queue is deleted and this one declared. Its messages were hints, calls or
- * reports that the periodic resync and the callers' timeouts already cover. Every declarer
- * of a name uses one spec (core/amqp.ts), so two current clients never fight over it.
+ * earlier Kumo made before these queues became quorum, or heartbeats non-durable) is
+ * replaced when nobody uses it: no consumer, and for `keepMessages` queues no message. The
+ * old queue's messages were hints, calls or reports that the periodic resync and the
+ * callers' timeouts cover. A queue still consumed (an older replica or agent during a
+ * rolling upgrade) or holding dead letters is kept as it is and used as it is, with a
+ * warning: it is replaced by the first declarer that finds it unused.
  */
 export async function declareQueue(
   conn: amqp.ChannelModel,
@@ -70,27 +74,33 @@ export async function declareQueue(
     autoDelete: spec.autoDelete ?? false,
     arguments: queueArguments(spec),
   };
-  const ch = await conn.createChannel();
-  ch.on('error', (e: Error) =>
-    log.warn({ err: e.message, queue: spec.name }, 'consumer channel error'),
-  );
+  const open = async () => {
+    const ch = await conn.createChannel();
+    ch.on('error', (e: Error) =>
+      log.warn({ err: e.message, queue: spec.name }, 'consumer channel error'),
+    );
+    return ch;
+  };
+  const ch = await open();
   try {
     await ch.assertQueue(spec.name, options);
     return ch;
   } catch (e) {
     if (!isPreconditionFailed(e)) throw e;
-    log.warn(
-      { queue: spec.name, err: (e as Error).message },
-      'replacing an older declaration of this queue',
-    );
+    const again = await open();
+    const { consumerCount, messageCount } = await again.checkQueue(spec.name);
+    if (consumerCount > 0 || (spec.keepMessages && messageCount > 0)) {
+      log.warn(
+        { queue: spec.name, consumerCount, messageCount, err: (e as Error).message },
+        'an older declaration of this queue is in use; using it as it is',
+      );
+      return again;
+    }
+    log.warn({ queue: spec.name, err: (e as Error).message }, 'replacing an older declaration');
+    await again.deleteQueue(spec.name);
+    await again.assertQueue(spec.name, options);
+    return again;
   }
-  const again = await conn.createChannel();
-  again.on('error', (e: Error) =>
-    log.warn({ err: e.message, queue: spec.name }, 'consumer channel error'),
-  );
-  await again.deleteQueue(spec.name);
-  await again.assertQueue(spec.name, options);
-  return again;
 }
 
 export interface DeliveryInfo {

@@ -131,6 +131,7 @@ const DEAD_LETTERS: QueueSpec = {
   durable: true,
   type: 'quorum',
   maxLength: 10_000,
+  keepMessages: true,
   bindings: [{ exchange: DEAD_LETTER_EXCHANGE, routingKey: '' }],
 };
 
@@ -220,6 +221,14 @@ export function createBroker(opts: BrokerOptions): Broker {
         const url = urls[st.cursor % urls.length] as string;
         try {
           await connectOnce(url);
+          if (st.stopped) {
+            // close() ran while this attempt was under way: it found no connection to close.
+            const conn = st.conn;
+            st.conn = undefined;
+            st.pub = undefined;
+            await conn?.close().catch(() => {});
+            return;
+          }
           const reconnected = st.everConnected;
           st.everConnected = true;
           log.info({ reconnected, broker: brokerAddress(url) }, 'amqp connected');
@@ -372,7 +381,7 @@ export function createBroker(opts: BrokerOptions): Broker {
         const alive = () => st.conn === conn;
         void startConsumer(conn, st.pub, queue, handler, log, alive).catch((e: Error) => {
           log.error({ err: e.message, queue: queue.name }, 'consumer setup failed; reconnecting');
-          void st.conn?.close().catch(() => {});
+          void conn.close().catch(() => {});
         });
       }
     },

@@ -155,11 +155,19 @@ export const transportUrl: Parser<string[]> = (raw) => {
     );
   const hosts = (m[2] as string).split(',').map(brokerHost);
   if (hosts.length > 16) throw new Error('names more than 16 brokers');
+  if (m[4] && m[4] !== '?')
+    throw new Error('has query options (?...), which Kumo does not support (no TLS option either)');
   const vhost = m[3] || '/';
   const firstAuth = hosts[0]?.auth;
   return hosts.map(({ auth, host, port }) => {
     const creds = auth ?? firstAuth;
-    return `amqp://${creds ? `${creds}@` : ''}${host}:${port}${vhost}`;
+    const url = `amqp://${creds ? `${creds}@` : ''}${host}:${port}${vhost}`;
+    try {
+      new URL(url);
+    } catch {
+      throw new Error(`has a broker address that is no valid URL: ${host}:${port}`);
+    }
+    return url;
   });
 };
 

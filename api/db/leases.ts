@@ -44,7 +44,9 @@ export async function claimLease(
 ): Promise<LeaseState> {
   const now = NOW_MS[db.engine];
   await db.query(
-    `INSERT INTO leases (name, holder, acquired_at, expires_at) VALUES (?, ?, ${now}, ${now} + ?)
+    // The clock is read once (the subquery), so expires_at - acquired_at is the duration.
+    `INSERT INTO leases (name, holder, acquired_at, expires_at)
+     SELECT ?, ?, t.n, t.n + ? FROM (SELECT ${now} AS n) AS t WHERE true
      ON CONFLICT (name) DO UPDATE SET
        holder = excluded.holder,
        acquired_at = CASE

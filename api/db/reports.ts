@@ -131,8 +131,9 @@ export async function storeReports(
   });
   const starts: Param[][] = [];
   const others: Param[][] = [];
-  for (const u of latest.values())
-    (u.started ? starts : others).push(rowParams(u.id, u.state, stamp));
+  // Rows in one order on every replica, so two replicas' batches lock them alike.
+  const ordered = [...latest.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  for (const [, u] of ordered) (u.started ? starts : others).push(rowParams(u.id, u.state, stamp));
   await upsert(tx, starts, true);
   await upsert(tx, others, false);
   return out;

@@ -201,7 +201,8 @@ test('an RPC call through q-plugin never hangs when its server node dies: answer
   let killed = false;
   const outcomes: { id: string; result: string; afterKill: boolean }[] = [];
   const callOne = async (id: string) => {
-    const hung = sleep(CALL_TIMEOUT + 5000).then(() => 'hung');
+    const abort = new AbortController();
+    const hung = sleep(CALL_TIMEOUT + 5000, 'hung', { signal: abort.signal }).catch(() => 'hung');
     const call = caller.call(PLUGIN_TOPIC, 'hint', hint(id), { timeoutMs: CALL_TIMEOUT }).then(
       (r) =>
         JSON.stringify(r) === JSON.stringify({ echo: id })
@@ -209,7 +210,9 @@ test('an RPC call through q-plugin never hangs when its server node dies: answer
           : `wrong ${JSON.stringify(r)}`,
       (e: Error) => (e instanceof TransientError ? 'transient' : `error ${e.name}: ${e.message}`),
     );
-    outcomes.push({ id, result: await Promise.race([call, hung]), afterKill: killed });
+    const result = await Promise.race([call, hung]);
+    abort.abort();
+    outcomes.push({ id, result, afterKill: killed });
   };
   let n = 0;
   const stopAt = Date.now() + 120_000;

@@ -21,7 +21,9 @@ import { migrate } from '../../api/db/migrations.ts';
 import { openKeyRing, primaryKeyIndex, setupKeys } from '../../api/identity/keys.ts';
 import { type KeyRing, signToken, verifyToken } from '../../api/identity/tokens.ts';
 import { keyRotationJob } from '../../api/jobs.ts';
+import { keyRotation } from '../../api/main.ts';
 import { type PeriodicJob, type PeriodicJobs, startPeriodicJobs } from '../../api/periodic.ts';
+import { ConfigError, compileConfig } from '../../core/config.ts';
 import { silentLogger } from '../../core/log.ts';
 import { runCommand } from '../helpers/cluster.ts';
 import { REPO, type TestDatabase, tempDir, testDatabase, waitFor } from '../helpers/env.ts';
@@ -173,5 +175,37 @@ describe('token-key rotation by two replicas', { timeout: 60_000 }, () => {
       (rotation?.promotedAt ?? 0) - manual >= INTERVAL_MS,
       `rotated ${(rotation?.promotedAt ?? 0) - manual} ms after kumo-manage's rotation`,
     );
+  });
+});
+
+describe('[identity] key_rotation_interval against token_expiration', () => {
+  const config = (text: string) => compileConfig(`[DEFAULT]\nhost = h1\n${text}`);
+  test('off (0) and an external Keystone rotate nothing', () => {
+    assert.equal(keyRotation(config('')), undefined);
+    assert.equal(
+      keyRotation(
+        config(
+          '[identity]\nkey_rotation_interval = 24\n[keystone_authtoken]\nauth_url = http://127.0.0.1:5000/v3\n',
+        ),
+      ),
+      undefined,
+    );
+  });
+  test('an interval that would drop keys of unexpired tokens stops kumo-api, naming the key', () => {
+    // 3 keys: a key is still accepted one rotation after it stopped signing.
+    assert.throws(
+      () =>
+        keyRotation(config('[identity]\nkey_rotation_interval = 0.5\ntoken_expiration = 3600\n')),
+      (e: Error) =>
+        e instanceof ConfigError &&
+        /\[identity\] key_rotation_interval: .*at least .* = 1 h/.test(e.message),
+    );
+    const ok = keyRotation(
+      config('[identity]\nkey_rotation_interval = 1\ntoken_expiration = 3600\n'),
+    );
+    assert.equal(ok?.intervalHours, 1);
+    assert.equal(ok?.maxActive, 3);
+    const more = config('[identity]\nkey_rotation_interval = 0.5\nmax_active_keys = 4\n');
+    assert.equal(keyRotation(more)?.maxActive, 4, 'a fourth key covers two rotations');
   });
 });
