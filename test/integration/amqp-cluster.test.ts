@@ -92,13 +92,22 @@ function nodeNamed(text: string): number {
 }
 
 /** Casts `hint(id)` until the broker confirms it; a TransientError is retried, as callers do. */
+/** A test that has not ended after this failed: a hang must never wedge the suite. */
+const TEST_TIMEOUT_MS = 240_000;
+
+/** Casts until confirmed (TransientErrors retried) for at most 60 s; the retries taken. */
 async function castUntilConfirmed(b: Broker, queue: string, id: string): Promise<number> {
+  const deadline = Date.now() + 60_000;
   for (let retries = 0; ; retries++) {
     try {
       await b.cast(queue, 'hint', hint(id), { timeoutMs: 5000 });
       return retries;
     } catch (e) {
       if (!(e instanceof TransientError)) throw e;
+      if (Date.now() > deadline)
+        throw new Error(
+          `cast ${id} to ${queue} not confirmed in 60 s (${retries} retries, connected to ${b.connectedTo() ?? 'nothing'}): ${e.message}`,
+        );
       await sleep(200);
     }
   }
@@ -119,7 +128,9 @@ async function restartAndHeal(i: number) {
   await cluster.healed(90_000);
 }
 
-test('a client fails over to a live node; confirmed casts on a quorum host queue survive the loss of its leader', async (t) => {
+test('a client fails over to a live node; confirmed casts on a quorum host queue survive the loss of its leader', {
+  timeout: TEST_TIMEOUT_MS,
+}, async (t) => {
   const q = uniq('ovs_agent.host-a');
   const spare = uniq('dhcp_agent.host-a');
   // Declared through node 0, so node 0 holds the queue's leader.
@@ -183,7 +194,9 @@ test('a client fails over to a live node; confirmed casts on a quorum host queue
   await restartAndHeal(0);
 });
 
-test('an RPC call through q-plugin never hangs when its server node dies: answered or TransientError', async (t) => {
+test('an RPC call through q-plugin never hangs when its server node dies: answered or TransientError', {
+  timeout: TEST_TIMEOUT_MS,
+}, async (t) => {
   const server = client([1, 2, 0]);
   const caller = client([2, 0, 1]);
   const served: string[] = [];
@@ -243,7 +256,9 @@ test('an RPC call through q-plugin never hangs when its server node dies: answer
   await restartAndHeal(1);
 });
 
-test('heartbeats: the classic report queue lost with its node is declared again and later reports arrive', async (t) => {
+test('heartbeats: the classic report queue lost with its node is declared again and later reports arrive', {
+  timeout: TEST_TIMEOUT_MS,
+}, async (t) => {
   // Any client declares q-reports-plugin on connect; find the node that holds it now.
   const probe = client([0, 1, 2]);
   await probe.start();
@@ -309,7 +324,9 @@ test('heartbeats: the classic report queue lost with its node is declared again 
   await cluster.start(holder);
 });
 
-test('the killed node comes back: three nodes run and every quorum queue has all members online', async () => {
+test('the killed node comes back: three nodes run and every quorum queue has all members online', {
+  timeout: TEST_TIMEOUT_MS,
+}, async () => {
   await cluster.healed(90_000);
   const status = JSON.parse(cluster.rabbitmqctl(2, '-q', 'cluster_status', '--formatter', 'json'));
   assert.deepEqual(
