@@ -32,14 +32,22 @@ import { type RabbitCluster, startRabbitCluster } from '../helpers/rabbit-cluste
 
 let cluster: RabbitCluster;
 const brokers: Broker[] = [];
+/** A test or hook that has not ended after this failed: a hang must never wedge the suite. */
+const TEST_TIMEOUT_MS = 240_000;
 
-before(async () => {
-  cluster = await startRabbitCluster({ prefix: 'kumo-amqp-cluster' });
-});
-afterEach(async () => {
-  for (const b of brokers.splice(0)) await b.close();
-});
-after(async () => cluster?.cleanup());
+before(
+  async () => {
+    cluster = await startRabbitCluster({ prefix: 'kumo-amqp-cluster' });
+  },
+  { timeout: TEST_TIMEOUT_MS },
+);
+afterEach(
+  async () => {
+    for (const b of brokers.splice(0)) await b.close();
+  },
+  { timeout: 30_000 },
+);
+after(async () => cluster?.cleanup(), { timeout: 60_000 });
 
 /** A client given all three nodes, tried in `order`. */
 function client(order: number[], over: Partial<BrokerOptions> = {}): Broker {
@@ -92,9 +100,6 @@ function nodeNamed(text: string): number {
 }
 
 /** Casts `hint(id)` until the broker confirms it; a TransientError is retried, as callers do. */
-/** A test that has not ended after this failed: a hang must never wedge the suite. */
-const TEST_TIMEOUT_MS = 240_000;
-
 /** Casts until confirmed (TransientErrors retried) for at most 60 s; the retries taken. */
 async function castUntilConfirmed(b: Broker, queue: string, id: string): Promise<number> {
   const deadline = Date.now() + 60_000;
