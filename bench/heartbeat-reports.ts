@@ -18,30 +18,35 @@ const COMPUTE = agentTypeByKind('compute');
 export const hostName = (prefix: string, i: number) =>
   `${prefix}-${String(i + 1).padStart(5, '0')}`;
 
-export function report(host: string, i: number, startFlag: boolean): Buffer {
+/** The 14 configuration keys kumo-compute-agent reports, varied by agent index `i`. */
+export function computeConfigurations(i: number): Record<string, number | string> {
   const vcpus = 16 << (i % 3);
+  return {
+    hypervisor_type: 'QEMU',
+    virt_type: 'kvm',
+    instances_path: '/var/lib/kumo/instances',
+    cpu_model: 'Intel(R) Xeon(R) Gold 6338 CPU @ 2.00GHz',
+    vcpus,
+    memory_mb: vcpus * 8192,
+    local_gb: 1788,
+    free_disk_gb: 1788 - (i % 400),
+    vcpus_used: i % vcpus,
+    memory_mb_used: (i % vcpus) * 4096,
+    local_gb_used: (i % 400) + 20,
+    running_vms: i % 12,
+    cpu_allocation_ratio: 4,
+    ram_allocation_ratio: 1,
+  };
+}
+
+export function report(host: string, i: number, startFlag: boolean): Buffer {
   const args: ReportStateArgs = {
     agent_state: {
       agent_type: COMPUTE.agentType,
       binary: COMPUTE.binary,
       topic: COMPUTE.topic,
       host,
-      configurations: {
-        hypervisor_type: 'QEMU',
-        virt_type: 'kvm',
-        instances_path: '/var/lib/kumo/instances',
-        cpu_model: 'Intel(R) Xeon(R) Gold 6338 CPU @ 2.00GHz',
-        vcpus,
-        memory_mb: vcpus * 8192,
-        local_gb: 1788,
-        free_disk_gb: 1788 - (i % 400),
-        vcpus_used: i % vcpus,
-        memory_mb_used: (i % vcpus) * 4096,
-        local_gb_used: (i % 400) + 20,
-        running_vms: i % 12,
-        cpu_allocation_ratio: 4,
-        ram_allocation_ratio: 1,
-      },
+      configurations: computeConfigurations(i),
       ...(startFlag ? { start_flag: true } : {}),
     },
     time: new Date().toISOString(),

@@ -18,11 +18,13 @@
  * Invariant: one host never has two syncs of one kind in flight; a failed call is counted
  * by the link and the next event or resync retries, as the real reconcile queue would.
  */
+
 import type { AgentKind } from '../contracts/agents.ts';
 import { agentTypeByKind } from '../contracts/agents.ts';
 import type { DhcpNetwork } from '../contracts/dhcp.ts';
 import type { DeviceDetails } from '../contracts/l2.ts';
 import type { Message } from '../contracts/messages.ts';
+import { computeConfigurations } from './heartbeat-reports.ts';
 import type { Link } from './scale-sim-link.ts';
 
 export type Role = 'dhcp' | 'l3';
@@ -254,25 +256,4 @@ export class SimHost {
     await this.link.cast('q-plugin', 'report_status', { host, agent_type, statuses: [status] });
     this.reported.add(id);
   }
-}
-
-/** A compute agent's facts (the shape bench/heartbeats.ts sends). */
-function computeConfigurations(i: number): Record<string, unknown> {
-  const vcpus = 16 << (i % 3);
-  return {
-    hypervisor_type: 'QEMU',
-    virt_type: 'kvm',
-    instances_path: '/var/lib/kumo/instances',
-    cpu_model: 'Intel(R) Xeon(R) Gold 6338 CPU @ 2.00GHz',
-    vcpus,
-    memory_mb: vcpus * 8192,
-    local_gb: 1788,
-    free_disk_gb: 1788,
-    vcpus_used: 0,
-    memory_mb_used: 0,
-    local_gb_used: 0,
-    running_vms: 0,
-    cpu_allocation_ratio: 4,
-    ram_allocation_ratio: 1,
-  };
 }
