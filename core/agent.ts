@@ -4,6 +4,7 @@
  *
  * Invariants:
  * - the first report that reaches the broker carries start_flag; later ones do not;
+ *   a report the broker refuses is sent again within its interval;
  * - hints and calls come on the host queue, a quorum queue that outlives a broker node
  *   (core/amqp.ts hostQueueSpec); deletes come on the topic's fanout through a classic
  *   auto-delete queue on the agent's own broker node, which, if it dies, dies with the
@@ -16,7 +17,9 @@
  * - stop() stops reporting and taking messages, lets running reconciles finish, then
  *   closes the broker: the data plane is never touched by a stop.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { type AgentKind, type AgentState, agentTypeByKind } from '../contracts/agents.ts';
+import { TransientError } from '../contracts/errors.ts';
 import { fanoutExchange, hostQueue, type Message, REPORTS_TOPIC } from '../contracts/messages.ts';
 import type { Json } from '../contracts/schema.ts';
 import { type Broker, hostQueueSpec } from './amqp.ts';
@@ -25,6 +28,8 @@ import type { Logger } from './log.ts';
 import { createReconcileQueue } from './reconcile.ts';
 
 export const RESYNC_KEY = 'resync';
+/** Pause between attempts at a report the broker refused. */
+const REPORT_RETRY_MS = 250;
 
 export interface AgentHooks {
   /**
@@ -82,6 +87,7 @@ export function createAgent(deps: AgentDeps): AgentHandle {
   let timer: NodeJS.Timeout | undefined;
   let resyncTimer: NodeJS.Timeout | undefined;
   let reporting: Promise<void> | undefined;
+  let stopping = false;
   /** Until the start resync has succeeded, every resync run is the start one. */
   let started = false;
   let pendingReason = 'start';
@@ -149,6 +155,29 @@ export function createAgent(deps: AgentDeps): AgentHandle {
     }
   };
 
+  /**
+   * A report the broker refused (its queue's node just died; the queue is declared again
+   * on a live node within a second or two) is sent again until one interval has passed:
+   * a failover delays a report, it does not drop one.
+   */
+  const castReport = async (state: AgentState) => {
+    const deadline = Date.now() + Math.max(1000, intervalMs);
+    for (;;) {
+      const timeoutMs = deadline - Date.now();
+      try {
+        return await deps.broker.cast(
+          REPORTS_TOPIC,
+          'report_state',
+          { agent_state: state, time: now().toISOString() },
+          { expirationMs: intervalMs, timeoutMs },
+        );
+      } catch (e) {
+        if (!(e instanceof TransientError) || stopping || timeoutMs <= REPORT_RETRY_MS) throw e;
+        await sleep(REPORT_RETRY_MS);
+      }
+    }
+  };
+
   const sendReport = async () => {
     const state: AgentState = {
       agent_type: info.agentType,
@@ -159,12 +188,7 @@ export function createAgent(deps: AgentDeps): AgentHandle {
       configurations: await deps.hooks.configurations(),
       ...(startFlag ? { start_flag: true } : {}),
     };
-    await deps.broker.cast(
-      REPORTS_TOPIC,
-      'report_state',
-      { agent_state: state, time: now().toISOString() },
-      { expirationMs: intervalMs, timeoutMs: Math.max(1000, intervalMs) },
-    );
+    await castReport(state);
     if (startFlag) log.info('registered with start_flag');
     startFlag = false;
   };
@@ -211,6 +235,7 @@ export function createAgent(deps: AgentDeps): AgentHandle {
       resyncTimer = setInterval(() => resync('periodic'), resyncMs);
     },
     async stop() {
+      stopping = true;
       if (timer) clearInterval(timer);
       if (resyncTimer) clearInterval(resyncTimer);
       await reporting;

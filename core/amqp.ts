@@ -11,7 +11,10 @@
  *   `onConnect` listeners run with `reconnected: true` (agents resync: hints may be lost);
  * - with several brokers (a cluster, `url` a list) a connection goes to one at a time, in
  *   order; a failed attempt or a lost connection moves on to the next, and the backoff
- *   applies after a whole round failed.
+ *   applies after a whole round failed;
+ * - a nacked publish rejects with a TransientError; nothing but nacks for one routing key
+ *   for 2 s reopens the connection (after a quorum leader's node dies, RabbitMQ 3.10 may
+ *   nack a channel's publishes to that queue for good).
  *
  * Queue kinds (see `apiQueue`, `hostQueueSpec`): what must outlive a broker node (RPC
  * requests to kumo-api, hints and calls to an agent's host queue, dead letters) sits on
@@ -88,6 +91,10 @@ export interface BrokerOptions {
 const REPLY_TO = 'amq.rabbitmq.reply-to';
 /** A broker that does not finish the AMQP handshake in this time is skipped for the next. */
 const CONNECT_TIMEOUT_MS = 5000;
+/** amqplib's error for a publish the broker nacked. */
+const NACKED = 'message nacked';
+/** Nothing but nacks for one routing key this long reopens the connection. */
+const NACK_STREAK_MS = 2000;
 const DEFAULT_TIMEOUT = 10_000;
 
 /**
@@ -153,6 +160,8 @@ interface State {
   cursor: number;
   /** host:port of the broker connected to. */
   connectedTo?: string;
+  /** Per routing key, when its unbroken run of nacked publishes began (ms since the epoch). */
+  nackedSince: Map<string, number>;
 }
 
 export function createBroker(opts: BrokerOptions): Broker {
@@ -167,6 +176,7 @@ export function createBroker(opts: BrokerOptions): Broker {
     waiters: [],
     pending: new Map(),
     cursor: 0,
+    nackedSince: new Map(),
   };
   const urls = typeof opts.url === 'string' ? [opts.url] : [...opts.url];
   if (urls.length === 0) throw new Error('createBroker: no broker URL');
@@ -205,6 +215,7 @@ export function createBroker(opts: BrokerOptions): Broker {
     st.conn = undefined;
     st.pub = undefined;
     st.connectedTo = undefined;
+    st.nackedSince.clear();
     // The broker we lost is likely down: the next attempt goes to the next one.
     st.cursor++;
     failPending(st, new TransientError('AMQP connection lost'));
@@ -279,6 +290,30 @@ export function createBroker(opts: BrokerOptions): Broker {
     return st.pub;
   };
 
+  /**
+   * RabbitMQ 3.10 nacks every publish to a quorum queue on a channel that first published
+   * to it while the queue elected a new leader (the channel keeps the dead one). Only a
+   * fresh channel recovers, and consumers publish on this one too: once one routing key
+   * has seen nothing but nacks for NACK_STREAK_MS, the connection is reopened. A single
+   * burst of nacks (a classic queue dying with its node) reopens nothing.
+   */
+  const noteConfirm = (key: string, nacked: boolean) => {
+    const since = st.nackedSince.get(key);
+    if (!nacked || since === undefined) {
+      if (nacked) st.nackedSince.set(key, Date.now());
+      else st.nackedSince.delete(key);
+      return;
+    }
+    const conn = st.conn;
+    if (!conn || Date.now() - since < NACK_STREAK_MS) return;
+    st.nackedSince.clear();
+    log.warn(
+      { broker: st.connectedTo, routingKey: key },
+      'publishes nacked; reopening the connection',
+    );
+    void conn.close().catch(() => {});
+  };
+
   const publish = async (
     exchange: string,
     routingKey: string,
@@ -290,11 +325,15 @@ export function createBroker(opts: BrokerOptions): Broker {
     await withTimeout(
       new Promise<void>((resolve, reject) => {
         try {
-          ch.publish(exchange, routingKey, body, props, (err) =>
-            err
-              ? reject(new TransientError(`publish to ${routingKey} not confirmed`, { cause: err }))
-              : resolve(),
-          );
+          ch.publish(exchange, routingKey, body, props, (err) => {
+            if (ch === st.pub) noteConfirm(routingKey, err?.message === NACKED);
+            if (!err) return resolve();
+            reject(
+              new TransientError(`publish to ${routingKey} not confirmed (${err.message})`, {
+                cause: err,
+              }),
+            );
+          });
         } catch (e) {
           // The channel closed under us (its connection is going): the caller retries.
           reject(new TransientError(`publish to ${routingKey} failed`, { cause: e }));
