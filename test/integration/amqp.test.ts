@@ -5,7 +5,8 @@
  * message is dead-lettered with its reason and the consumer keeps serving; a dropped
  * connection is re-established and consumers come back; a cast never waits beyond its
  * timeout when the broker is unreachable; a classic queue an older Kumo declared is replaced by
- * the quorum declaration; with several broker URLs a dead first one costs no backoff.
+ * the quorum declaration; with several broker URLs a dead first one costs no backoff; a nack
+ * is a TransientError, and only a run of nothing but nacks reopens the connection.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -267,6 +268,42 @@ describe('connection loss', () => {
       b.fanout('kumo.test_fanout', 'hint', hint('z'), { timeoutMs: 100 }),
       /unavailable after 100 ms/,
     );
+  });
+});
+
+describe('nacks', () => {
+  test('a burst of nacks rejects each cast; 2 s of nothing but nacks for a key reopens the connection', async () => {
+    const b = broker({ backoff: { initialMs: 50, maxMs: 200 } });
+    const connects: boolean[] = [];
+    b.onConnect(({ reconnected }) => connects.push(reconnected));
+    await b.start();
+    // A queue that refuses every publish: the broker nacks each one.
+    const q = uniq('refusing_agent');
+    const conn = await amqp.connect(vhost.url);
+    const ch = await conn.createChannel();
+    await ch.assertQueue(q, {
+      durable: false,
+      arguments: { 'x-max-length': 0, 'x-overflow': 'reject-publish' },
+    });
+    await ch.bindQueue(q, EXCHANGE, q);
+    await conn.close();
+
+    const started = Date.now();
+    let nacks = 0;
+    while (Date.now() - started < 1500) {
+      await assert.rejects(b.cast(q, 'hint', hint(`n-${nacks}`)), (e: Error) => {
+        assert.ok(e instanceof TransientError, String(e));
+        assert.match(e.message, /not confirmed \(message nacked\)/);
+        return true;
+      });
+      nacks++;
+    }
+    assert.deepEqual(connects, [false], `${nacks} nacks within 1.5 s reopened nothing`);
+    await waitFor('nacks past 2 s to reopen the connection', async () => {
+      await b.cast(q, 'hint', hint('more')).catch(() => {});
+      return connects.includes(true);
+    });
+    assert.deepEqual(connects, [false, true]);
   });
 });
 
