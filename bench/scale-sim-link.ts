@@ -32,11 +32,16 @@ const REPLY_TO = 'amq.rabbitmq.reply-to';
 const DECLARE_CHANNELS = 16;
 /** Connections a declaration may lose to the broker's refusals before the bench gives up. */
 const RETRIES = 20;
+const NACK_STREAK_MS = 2000;
+
+/** How a call failed, for the report: the broker, the server or the clock. */
+const failure = (method: string, kind: 'refused' | 'error reply' | 'timeout') =>
+  `${method} (${kind})`;
 
 export interface LinkStats {
   /** Latency (ms) of each completed call, by method. */
   latency: Map<string, number[]>;
-  /** Failed calls (error reply, timeout, publish refused) and failed casts, by method. */
+  /** Failed calls by method and how (refused, error reply, timeout), failed casts by method. */
   errors: Map<string, number>;
   /** Deliveries on host and fanout queues, by method (hint, resync…). */
   received: Map<string, number>;
@@ -160,7 +165,7 @@ function settleReply(pending: Map<string, Pending>, stats: LinkStats, m: amqp.Co
     return;
   }
   if (!reply.ok) {
-    bump(stats.errors, p.method);
+    bump(stats.errors, failure(p.method, 'error reply'));
     p.reject(new Error(`${p.method}: ${reply.error.type}: ${reply.error.message}`));
     return;
   }
@@ -177,9 +182,37 @@ export async function openLink(url: string, deliver: Deliver, prefetch = 256): P
   const pending = new Map<string, Pending>();
   conn.on('error', () => {});
   const declareFailures: string[] = [];
-  const pub = await conn.createConfirmChannel();
-  pub.on('error', () => {});
-  await pub.consume(REPLY_TO, (m) => m && settleReply(pending, stats, m), { noAck: true });
+  const openPub = async () => {
+    const ch = await conn.createConfirmChannel();
+    ch.on('error', () => {});
+    await ch.consume(REPLY_TO, (m) => m && settleReply(pending, stats, m), { noAck: true });
+    return ch;
+  };
+  let pub = await openPub();
+  /** As core/amqp.ts: nothing but nacks for a key for 2 s, and the channel is replaced. */
+  const nackedSince = new Map<string, number>();
+  let renewing = false;
+  const noteConfirm = (key: string, nacked: boolean) => {
+    const since = nackedSince.get(key);
+    if (!nacked || since === undefined) {
+      if (nacked) nackedSince.set(key, Date.now());
+      else nackedSince.delete(key);
+      return;
+    }
+    if (renewing || Date.now() - since < NACK_STREAK_MS) return;
+    renewing = true;
+    nackedSince.clear();
+    const old = pub;
+    void openPub()
+      .then((ch) => {
+        pub = ch;
+        return old.close();
+      })
+      .catch(() => {})
+      .finally(() => {
+        renewing = false;
+      });
+  };
   const cons = await conn.createChannel();
   cons.on('error', () => {});
   await cons.prefetch(prefetch);
@@ -187,9 +220,12 @@ export async function openLink(url: string, deliver: Deliver, prefetch = 256): P
   const publish = (routingKey: string, body: Buffer, p: amqp.Options.Publish) =>
     new Promise<void>((resolve, reject) => {
       try {
-        pub.publish(EXCHANGE, routingKey, body, p, (err) =>
-          err ? reject(new Error(`publish to ${routingKey} not confirmed`)) : resolve(),
-        );
+        const ch = pub;
+        ch.publish(EXCHANGE, routingKey, body, p, (err) => {
+          if (ch === pub) noteConfirm(routingKey, err?.message === 'message nacked');
+          if (err) reject(new Error(`publish to ${routingKey} not confirmed (${err.message})`));
+          else resolve();
+        });
       } catch (e) {
         reject(e as Error);
       }
@@ -216,7 +252,7 @@ export async function openLink(url: string, deliver: Deliver, prefetch = 256): P
       const reply = new Promise<unknown>((resolve, reject) => {
         const timer = setTimeout(() => {
           pending.delete(correlationId);
-          bump(stats.errors, method);
+          bump(stats.errors, failure(method, 'timeout'));
           reject(new Error(`call ${method} timed out after ${timeoutMs} ms`));
         }, timeoutMs);
         pending.set(correlationId, { method, t0, resolve, reject, timer });
@@ -232,7 +268,7 @@ export async function openLink(url: string, deliver: Deliver, prefetch = 256): P
         if (!entry) return;
         pending.delete(correlationId);
         clearTimeout(entry.timer);
-        bump(stats.errors, method);
+        bump(stats.errors, failure(method, 'refused'));
         entry.reject(e);
       });
       return reply;
