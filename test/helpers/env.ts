@@ -20,11 +20,16 @@ export const REPO = join(import.meta.dirname, '..', '..');
 
 const suffix = () => randomBytes(4).toString('hex');
 
+/** A service CLI that has not answered in this long is killed: a wedged broker fails a test, it never hangs it. */
+const RUN_TIMEOUT_MS = 60_000;
+
 function run(argv: string[], what: string): string {
   try {
     return execFileSync(argv[0] as string, argv.slice(1), {
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: RUN_TIMEOUT_MS,
+      killSignal: 'SIGKILL',
     });
   } catch (e) {
     const err = e as { stderr?: string; message: string };
