@@ -5,9 +5,10 @@
  *
  *   node bench/heartbeats.ts [--agents 10000] [--interval 10] [--duration 30] [--flood 50000]
  *
- * Standalone: it creates a RabbitMQ vhost and a temp dir, writes a kumo.conf (SQLite under
- * the temp dir, a free port), spawns the real `node bin/kumo-api.ts --config-file …` and
- * removes all of it at the end, also on error or Ctrl-C.
+ * Standalone (bench/heartbeat-stack.ts): it creates a RabbitMQ vhost and a temp dir, writes
+ * a kumo.conf (SQLite under the temp dir, a free port), spawns the real
+ * `node bin/kumo-api.ts --config-file …` and removes all of it at the end, also on error or
+ * Ctrl-C.
  *
  * Phase 0 (register, untimed against anything): one start report per agent is queued while
  * kumo-api runs, until the DB holds all of them; so the paced phase measures the steady
@@ -47,12 +48,6 @@
  * it (bench/proc-cpu.ts), the target verdict, and last `ratio kumo-api/bare-consumer: X`
  * (phase 2 rate / phase 3 rate). On failure it exits 1 and prints the tail of kumo-api's log.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { DatabaseSync } from 'node:sqlite';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -70,22 +65,18 @@ import {
   reportMaker,
   Samples,
 } from './heartbeat-reports.ts';
+import {
+  BROKER_PORT,
+  createHeartbeatStack,
+  type Env,
+  type HeartbeatStack,
+} from './heartbeat-stack.ts';
 import { logTail, runBench } from './lib.ts';
 import { cpuMeter, listenerPid } from './proc-cpu.ts';
 
-const REPO = join(import.meta.dirname, '..');
-const RABBIT_USER = process.env.KUMO_TEST_RABBIT_USER ?? 'kumo_test';
-const RABBIT_PASSWORD = process.env.KUMO_TEST_RABBIT_PASSWORD ?? 'kumo_test_pw';
 const API_PREFETCH = 2000; // api/main.ts
 const BARE_QUEUE = 'bench.bare-reports';
 const POLL_MS = 20;
-/** A broker of the bench's own (another node on this machine) when the shared one is busy. */
-const BROKER_PORT = Number(process.env.KUMO_BENCH_RABBIT_PORT ?? 5672);
-const RABBITMQCTL = [
-  'rabbitmqctl',
-  ...(process.env.KUMO_BENCH_RABBIT_NODE ? ['-n', process.env.KUMO_BENCH_RABBIT_NODE] : []),
-  '-q',
-];
 
 const { values: opts } = parseArgs({
   options: {
@@ -109,131 +100,6 @@ const FLOOD = Math.round(positive('flood', opts.flood));
 
 const now = () => performance.now();
 
-// ---------------------------------------------------------------- environment
-
-const cleanups: (() => void | Promise<void>)[] = [];
-let api: ChildProcess | undefined;
-let apiLog: string | undefined;
-
-/** Runs a command; a broker that does not answer within a minute fails the bench. */
-function sh(argv: string[]) {
-  try {
-    execFileSync(argv[0] as string, argv.slice(1), {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      timeout: 60_000,
-    });
-  } catch (e) {
-    throw new Error(`${argv.join(' ')} failed: ${(e as Error).message}`);
-  }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() =>
-        addr && typeof addr === 'object' ? resolve(addr.port) : reject(new Error('no port')),
-      );
-    });
-  });
-}
-
-interface Env {
-  dir: string;
-  amqpUrl: string;
-  confPath: string;
-  dbPath: string;
-  logPath: string;
-  port: number;
-}
-
-async function setup(): Promise<Env> {
-  const vhost = `kumo-bench-${randomBytes(4).toString('hex')}`;
-  sh([...RABBITMQCTL, 'add_vhost', vhost]);
-  cleanups.push(() => sh([...RABBITMQCTL, 'delete_vhost', vhost]));
-  sh([...RABBITMQCTL, 'set_permissions', '-p', vhost, RABBIT_USER, '.*', '.*', '.*']);
-  const dir = mkdtempSync(join(tmpdir(), 'kumo-bench-'));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  const auth = `${RABBIT_USER}:${RABBIT_PASSWORD}`;
-  const port = await freePort();
-  const dbPath = join(dir, 'kumo.sqlite');
-  apiLog = join(dir, 'kumo-api.log');
-  const confPath = join(dir, 'kumo.conf');
-  writeFileSync(
-    confPath,
-    [
-      '[DEFAULT]',
-      'host = bench-api',
-      `state_path = ${dir}`,
-      `transport_url = rabbit://${auth}@127.0.0.1:${BROKER_PORT}/${vhost}`,
-      `agent_down_time = ${Math.max(30, Math.ceil(INTERVAL_S * 7.5))}`,
-      '',
-      '[api]',
-      'bind_host = 127.0.0.1',
-      `bind_port = ${port}`,
-      `admin_token = bench-${randomBytes(12).toString('hex')}`,
-      '',
-      '[database]',
-      `connection = sqlite:///${dbPath}`,
-      '',
-    ].join('\n'),
-  );
-  return {
-    dir,
-    amqpUrl: `amqp://${auth}@127.0.0.1:${BROKER_PORT}/${vhost}`,
-    confPath,
-    dbPath,
-    logPath: apiLog,
-    port,
-  };
-}
-
-async function startApi(env: Env): Promise<void> {
-  const fd = openSync(env.logPath, 'a');
-  const child = spawn(
-    process.execPath,
-    [
-      ...(process.env.KUMO_BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? []),
-      join(REPO, 'bin', 'kumo-api.ts'),
-      '--config-file',
-      env.confPath,
-    ],
-    {
-      stdio: ['ignore', fd, fd],
-    },
-  );
-  closeSync(fd);
-  api = child;
-  let exited: number | null | undefined;
-  child.once('exit', (code) => {
-    exited = code;
-    if (api === child) api = undefined;
-  });
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    if (exited !== undefined) throw new Error(`kumo-api exited with ${exited} while starting`);
-    try {
-      await fetch(`http://127.0.0.1:${env.port}/`);
-      return;
-    } catch {
-      if (Date.now() > deadline) throw new Error('kumo-api did not listen within 20 s');
-      await sleep(50);
-    }
-  }
-}
-
-async function stopApi(): Promise<void> {
-  const child = api;
-  if (!child || child.exitCode !== null) return;
-  const done = new Promise<void>((r) => child.once('exit', () => r()));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-  await done;
-  clearTimeout(timer);
-}
-
 // ---------------------------------------------------------------- phase 1
 
 interface Paced {
@@ -252,7 +118,7 @@ interface Paced {
 /** The processes whose CPU the bench reports: kumo-api, the bench itself, the broker. */
 function meterProcesses() {
   return cpuMeter({
-    'kumo-api': api?.pid,
+    'kumo-api': stack?.apiPid(),
     bench: process.pid,
     rabbitmq: listenerPid(BROKER_PORT),
   });
@@ -396,8 +262,14 @@ async function register(env: Env, pub: Publisher) {
   return { seconds, rate: AGENTS / seconds, cpu };
 }
 
-async function apiCapacity(env: Env, conn: amqp.ChannelModel, pub: Publisher, bodies: Buffer[]) {
-  await stopApi();
+async function apiCapacity(
+  stack: HeartbeatStack,
+  conn: amqp.ChannelModel,
+  pub: Publisher,
+  bodies: Buffer[],
+) {
+  await stack.stopApi();
+  const env = stack.env;
   const reader = new DatabaseSync(env.dbPath, { readOnly: true });
   const marker =
     (reader.prepare('SELECT MAX(heartbeat_timestamp) AS m FROM agents').get()?.m as string) ?? '';
@@ -410,7 +282,7 @@ async function apiCapacity(env: Env, conn: amqp.ChannelModel, pub: Publisher, bo
     throw new Error(`expected ${bodies.length} queued reports, found ${queued}`);
 
   const spawned = now();
-  const starting = startApi(env);
+  const starting = stack.startApi();
   while ((await ready()) === bodies.length) await sleep(5);
   const t0 = now();
   const meter = meterProcesses();
@@ -425,7 +297,7 @@ async function apiCapacity(env: Env, conn: amqp.ChannelModel, pub: Publisher, bo
   await starting;
   await ch.close();
   reader.close();
-  await stopApi();
+  await stack.stopApi();
   return {
     publishRate,
     startupS: (t0 - spawned) / 1000,
@@ -488,28 +360,20 @@ async function bareConsumer(env: Env, pub: Publisher, bodies: Buffer[]) {
 const ms = (x: number) => `${Math.round(x)} ms`;
 const rate = (x: number) => `${x.toFixed(0)} reports/s`;
 
-async function cleanup() {
-  await stopApi().catch(() => {});
-  for (const c of cleanups.reverse()) {
-    try {
-      await c();
-    } catch (e) {
-      console.error(`cleanup: ${(e as Error).message}`);
-    }
-  }
-  cleanups.length = 0;
-}
+/** The bench's stack, once made (cleanup and the last-resort kill may come before). */
+let stack: HeartbeatStack | undefined;
 
 async function main() {
   const started = now();
-  const env = await setup();
+  stack = await createHeartbeatStack(INTERVAL_S);
+  const env = stack.env;
   console.log(
     `kumo-api heartbeat bench: ${AGENTS} agents every ${INTERVAL_S} s (${rate(AGENTS / INTERVAL_S)} offered), ` +
       `warm-up ${INTERVAL_S} s, steady window ${DURATION_S} s, flood ${FLOOD}`,
   );
-  await startApi(env);
+  await stack.startApi();
   const conn = await amqp.connect(env.amqpUrl);
-  cleanups.push(() => conn.close().catch(() => {}));
+  stack.onCleanup(() => conn.close().catch(() => {}));
   const pub = await publisher(conn);
 
   const p0 = await register(env, pub);
@@ -526,7 +390,7 @@ async function main() {
   );
 
   const bodies = Array.from({ length: FLOOD }, (_, i) => report(hostName('flood', i), i, true));
-  const p2 = await apiCapacity(env, conn, pub, bodies);
+  const p2 = await apiCapacity(stack, conn, pub, bodies);
   console.log(
     `kumo-api: stored a ${FLOOD}-report backlog in ${p2.seconds.toFixed(2)} s = ${rate(p2.rate)} ` +
       `(restart to first delivery ${p2.startupS.toFixed(2)} s; backlog published at ${rate(p2.publishRate)}; CPU ${p2.cpu}; ` +
@@ -551,9 +415,9 @@ async function main() {
 
 await runBench({
   main,
-  cleanup,
-  lastly: () => api?.kill('SIGKILL'),
+  cleanup: async () => stack?.cleanup(),
+  lastly: () => stack?.kill(),
   onFailure: () => {
-    if (apiLog) console.error(`kumo-api log (last lines):\n${logTail(apiLog, 20)}`);
+    if (stack) console.error(`kumo-api log (last lines):\n${logTail(stack.env.logPath, 20)}`);
   },
 });

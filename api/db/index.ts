@@ -64,8 +64,11 @@ const sqliteParam = (p: Param): SQLInputValue => (typeof p === 'boolean' ? (p ? 
 
 function openSqlite(path: string): Db {
   const db = new DatabaseSync(path);
+  // A checkpoint every 16,000 WAL pages (64 MB), not SQLite's 1,000: a heartbeat batch
+  // writes hundreds of pages, and checkpointing every few batches cost kumo-api 13% of its
+  // report ingest (bench/heartbeats: 67 → 58 µs of CPU per report).
   db.exec(
-    'PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;',
+    'PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 16000; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;',
   );
   const statements = new Map<string, ReturnType<DatabaseSync['prepare']>>();
   const run = <T>(sql: string, params: readonly Param[]): T[] => {

@@ -210,6 +210,17 @@ async function startAgents(lab: Lab, c: Cluster, o: LbaasLabOptions) {
     },
     30_000,
   );
+  // Backends are plugged into br-int next: each OVS agent must have made it first.
+  for (const h of [a, b, backendHost])
+    await waitFor(
+      `br-int on ${h.name}`,
+      () =>
+        h.vsctl(['br-exists', 'br-int']).then(
+          () => true,
+          () => false,
+        ),
+      30_000,
+    );
   return { hostName, procsOf, start, lbHosts: [a, b] as [LabHost, LabHost], backendHost };
 }
 
