@@ -10,10 +10,10 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort } from '../test/helpers/cluster.ts';
 
 const REPO = join(import.meta.dirname, '..');
 const RABBIT_USER = process.env.KUMO_TEST_RABBIT_USER ?? 'kumo_test';
@@ -58,19 +58,6 @@ function sh(argv: string[]) {
   } catch (e) {
     throw new Error(`${argv.join(' ')} failed: ${(e as Error).message}`);
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() =>
-        addr && typeof addr === 'object' ? resolve(addr.port) : reject(new Error('no port')),
-      );
-    });
-  });
 }
 
 function writeConf(path: string, dir: string, vhost: string, port: number, intervalS: number) {

@@ -24,7 +24,7 @@ import {
   parseMessage,
   type Reply,
 } from '../contracts/messages.ts';
-import { hostQueueSpec } from '../core/amqp.ts';
+import { hostQueueSpec, NACKED, nackStreaks } from '../core/amqp.ts';
 import { type QueueSpec, queueArguments } from '../core/amqp-consumer.ts';
 
 const REPLY_TO = 'amq.rabbitmq.reply-to';
@@ -32,7 +32,6 @@ const REPLY_TO = 'amq.rabbitmq.reply-to';
 const DECLARE_CHANNELS = 16;
 /** Connections a declaration may lose to the broker's refusals before the bench gives up. */
 const RETRIES = 20;
-const NACK_STREAK_MS = 2000;
 
 /** How a call failed, for the report: the broker, the server or the clock. */
 const failure = (method: string, kind: 'refused' | 'error reply' | 'timeout') =>
@@ -190,18 +189,11 @@ export async function openLink(url: string, deliver: Deliver, prefetch = 256): P
   };
   let pub = await openPub();
   /** As core/amqp.ts: nothing but nacks for a key for 2 s, and the channel is replaced. */
-  const nackedSince = new Map<string, number>();
+  const nacks = nackStreaks();
   let renewing = false;
   const noteConfirm = (key: string, nacked: boolean) => {
-    const since = nackedSince.get(key);
-    if (!nacked || since === undefined) {
-      if (nacked) nackedSince.set(key, Date.now());
-      else nackedSince.delete(key);
-      return;
-    }
-    if (renewing || Date.now() - since < NACK_STREAK_MS) return;
+    if (!nacks.note(key, nacked) || renewing) return;
     renewing = true;
-    nackedSince.clear();
     const old = pub;
     void openPub()
       .then((ch) => {
@@ -222,7 +214,7 @@ export async function openLink(url: string, deliver: Deliver, prefetch = 256): P
       try {
         const ch = pub;
         ch.publish(EXCHANGE, routingKey, body, p, (err) => {
-          if (ch === pub) noteConfirm(routingKey, err?.message === 'message nacked');
+          if (ch === pub) noteConfirm(routingKey, err?.message === NACKED);
           if (err) reject(new Error(`publish to ${routingKey} not confirmed (${err.message})`));
           else resolve();
         });

@@ -92,9 +92,31 @@ const REPLY_TO = 'amq.rabbitmq.reply-to';
 /** A broker that does not finish the AMQP handshake in this time is skipped for the next. */
 const CONNECT_TIMEOUT_MS = 5000;
 /** amqplib's error for a publish the broker nacked. */
-const NACKED = 'message nacked';
+export const NACKED = 'message nacked';
 /** Nothing but nacks for one routing key this long reopens the connection. */
 const NACK_STREAK_MS = 2000;
+
+/**
+ * Per routing key, when its unbroken run of nacked publishes began. `note` says whether a
+ * confirm (acked or nacked) ends a run of nothing but nacks lasting `streakMs`; then every
+ * run is forgotten, as after `reset` (a new channel).
+ */
+export function nackStreaks(streakMs = NACK_STREAK_MS) {
+  const since = new Map<string, number>();
+  return {
+    note(key: string, nacked: boolean): boolean {
+      const start = since.get(key);
+      if (!nacked) since.delete(key);
+      else if (start === undefined) since.set(key, Date.now());
+      else if (Date.now() - start >= streakMs) {
+        since.clear();
+        return true;
+      }
+      return false;
+    },
+    reset: () => since.clear(),
+  };
+}
 const DEFAULT_TIMEOUT = 10_000;
 
 /**
@@ -160,8 +182,8 @@ interface State {
   cursor: number;
   /** host:port of the broker connected to. */
   connectedTo?: string;
-  /** Per routing key, when its unbroken run of nacked publishes began (ms since the epoch). */
-  nackedSince: Map<string, number>;
+  /** Runs of nacked publishes per routing key on the current channel. */
+  nacks: ReturnType<typeof nackStreaks>;
 }
 
 export function createBroker(opts: BrokerOptions): Broker {
@@ -176,7 +198,7 @@ export function createBroker(opts: BrokerOptions): Broker {
     waiters: [],
     pending: new Map(),
     cursor: 0,
-    nackedSince: new Map(),
+    nacks: nackStreaks(),
   };
   const urls = typeof opts.url === 'string' ? [opts.url] : [...opts.url];
   if (urls.length === 0) throw new Error('createBroker: no broker URL');
@@ -215,7 +237,7 @@ export function createBroker(opts: BrokerOptions): Broker {
     st.conn = undefined;
     st.pub = undefined;
     st.connectedTo = undefined;
-    st.nackedSince.clear();
+    st.nacks.reset();
     // The broker we lost is likely down: the next attempt goes to the next one.
     st.cursor++;
     failPending(st, new TransientError('AMQP connection lost'));
@@ -298,15 +320,8 @@ export function createBroker(opts: BrokerOptions): Broker {
    * burst of nacks (a classic queue dying with its node) reopens nothing.
    */
   const noteConfirm = (key: string, nacked: boolean) => {
-    const since = st.nackedSince.get(key);
-    if (!nacked || since === undefined) {
-      if (nacked) st.nackedSince.set(key, Date.now());
-      else st.nackedSince.delete(key);
-      return;
-    }
     const conn = st.conn;
-    if (!conn || Date.now() - since < NACK_STREAK_MS) return;
-    st.nackedSince.clear();
+    if (!st.nacks.note(key, nacked) || !conn) return;
     log.warn(
       { broker: st.connectedTo, routingKey: key },
       'publishes nacked; reopening the connection',
