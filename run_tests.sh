@@ -10,7 +10,8 @@ cd "$(dirname "$0")"
 source tools/lib.sh
 kumo_require_root
 
-kumo_install_packages
+# The tests also need Chromium (the dashboard's browser tests) and Prometheus with promtool.
+kumo_install_packages chromium prometheus
 kumo_install_node
 kumo_install_npm_deps
 kumo_start_rabbitmq

@@ -14,6 +14,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { installAuth } from './auth.ts';
 import { installVolumeVersions } from './cinder-version.ts';
 import { clientErrorHandler } from './client-errors.ts';
+import { dashboardRoutes } from './dashboard/routes.ts';
 import { type AppDeps, DEFAULT_IMAGE_SIZE_LIMIT, DEFAULT_PUBLIC_ENDPOINT } from './deps.ts';
 import { errorHandler, installErrors } from './http.ts';
 import { installMicroversions } from './microversion.ts';
@@ -99,5 +100,6 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     },
   );
   cinderRoutes(app, deps);
+  dashboardRoutes(app, deps);
   return app;
 }

@@ -23,6 +23,7 @@ export const API_ERRORS = {
   FloatingIPNotFound: 404,
   ExternalGatewayForFloatingIPNotFound: 404,
   InvalidL3Agent: 404,
+  InvalidLbaasAgent: 404,
   PoolNotFound: 404,
   MemberNotFound: 404,
   VipNotFound: 404,

@@ -29,9 +29,10 @@ die() { printf '[kumo] error: %s\n' "$*" >&2; exit 1; }
 
 kumo_require_root() { [ "$(id -u)" = 0 ] || die "run as root (it installs packages and starts services)"; }
 
+# kumo_install_packages [extra package…]: KUMO_PACKAGES and the extras, those missing only.
 kumo_install_packages() {
   local missing=()
-  for p in "${KUMO_PACKAGES[@]}"; do
+  for p in "${KUMO_PACKAGES[@]}" "$@"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
   done
   [ ${#missing[@]} -eq 0 ] && return 0

@@ -9,16 +9,23 @@
  * are `{"pools": []}`, and a pool no agent hosts, or no pool at all, answers 200 with the
  * body `null` (Neutron's get_lbaas_agent_hosting_pool looks up the binding only and
  * returns None; the controller checks no parent pool).
+ *
+ * Kumo adds POST /v2.0/agents/{id}/loadbalancer-pools {"pool_id"}, the move Neutron's
+ * LBaaS v1 lacks (the dashboard's rehosting uses it, as dhcp-networks and l3-routers for
+ * the others): admin-only, to an admin-up LBaaS agent (InvalidLbaasAgent, 404, otherwise),
+ * answered 201 with the body `null` like its siblings; a refused request changes nothing.
  */
 
 import type { FastifyInstance } from 'fastify';
-import { UUID } from '../../contracts/schema.ts';
+import { ApiError } from '../../contracts/errors.ts';
+import { isPlainObject, UUID } from '../../contracts/schema.ts';
 import type { Queryable } from '../db/index.ts';
-import { listPools } from '../db/lbaas.ts';
-import { poolAgent, poolsOfAgent } from '../db/lbaas-bindings.ts';
+import { getRow, listPools, poolNotFound } from '../db/lbaas.ts';
+import { LBAAS_AGENT_TYPE, poolAgent, poolsOfAgent } from '../db/lbaas-bindings.ts';
 import type { AppDeps } from '../deps.ts';
 import { pick, values } from '../query.ts';
-import { type ById, hostingAgentsBody, requireAdmin } from './agent-scheduler.ts';
+import { movePoolTo } from '../scheduler/lbaas.ts';
+import { type ById, hostingAgentsBody, loadAgent, requireAdmin } from './agent-scheduler.ts';
 
 /** Neutron v1's pool views (api/db/lbaas.ts, as GET /v2.0/lb/pools) of the pools `ids`. */
 const poolViews = async (db: Queryable, ids: string[]) =>
@@ -30,6 +37,26 @@ export function lbaasAgentRoutes(app: FastifyInstance, deps: AppDeps): void {
     const ids = UUID.test(req.params.id) ? await poolsOfAgent(deps.db, req.params.id) : [];
     const pools = await poolViews(deps.db, ids);
     return { pools: pools.map((p) => pick(p, values(req.query.fields))) };
+  });
+  app.post('/v2.0/agents/:id/loadbalancer-pools', async (req: ById, reply) => {
+    requireAdmin(req, 'create_loadbalancer-pool');
+    const body = req.body;
+    if (!isPlainObject(body) || typeof body.pool_id !== 'string')
+      throw new ApiError(
+        'BadRequest',
+        "Invalid input: the body must be an object with a 'pool_id' string.",
+      );
+    const poolId = body.pool_id;
+    if (!UUID.test(poolId) || !(await getRow(deps.db, 'lb_pools', poolId)))
+      throw poolNotFound(poolId);
+    const agent = await loadAgent(deps, req.params.id);
+    if (agent.agent_type !== LBAAS_AGENT_TYPE || !agent.admin_state_up)
+      throw new ApiError(
+        'InvalidLbaasAgent',
+        `Agent ${agent.id} is not a Loadbalancer agent or has been disabled`,
+      );
+    await movePoolTo(deps, poolId, agent);
+    return reply.status(201).type('application/json').send('null');
   });
   app.get('/v2.0/lb/pools/:id/loadbalancer-agent', async (req: ById, reply) => {
     requireAdmin(req, 'get_loadbalancer-agent');

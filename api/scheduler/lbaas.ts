@@ -141,6 +141,29 @@ export async function poolChanged(
   await announce(deps, settled, lostHosts);
 }
 
+/**
+ * An admin moves a pool to `agent` (POST /v2.0/agents/{id}/loadbalancer-pools): binds it
+ * and its VIP port there in one transaction under the scheduler lock, then hints as a
+ * failover does (fence first). Moving a pool to the agent that has it changes nothing.
+ */
+export async function movePoolTo(
+  deps: LbaasDeps,
+  poolId: string,
+  agent: { id: string; host: string },
+): Promise<void> {
+  const settled = await lbaasSchedulerTransaction(deps.db, async (tx) => {
+    const current = await poolAgent(tx, poolId);
+    if (current?.id === agent.id) return undefined;
+    await bindPool(tx, poolId, agent.id);
+    const from = current?.host ?? (await formerVipHost(tx, poolId, agent.host));
+    const ports = await bindVipPort(tx, poolId, agent.host, deps.clock.now());
+    return { poolId, from, to: agent.host, moved: true, ports } satisfies PoolSettled;
+  });
+  if (!settled) return;
+  deps.log.info({ poolId, from: settled.from, to: settled.to }, 'pool moved by an admin');
+  await announce(deps, settled);
+}
+
 /** The hosts of the LBaaS agents hosting `poolId` (read before deleting it). */
 export async function lbaasHostsOf(db: Queryable, poolId: string): Promise<string[]> {
   return lbaasHostsOfPool(db, poolId);
