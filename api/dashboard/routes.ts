@@ -10,6 +10,7 @@
  * Content-Security-Policy, nosniff and no-referrer.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { ApiError } from '../../contracts/errors.ts';
 import type { AppDeps } from '../deps.ts';
 import { type Asset, loadDashboardAssets } from './assets.ts';
 import { createEventHub } from './events.ts';
@@ -58,9 +59,10 @@ export function dashboardRoutes(app: FastifyInstance, deps: AppDeps): void {
       send(req, reply, assets.get('vendor', req.params.name)),
   );
   app.post('/dashboard/api/login', open, async (req, reply) => {
+    const request = parseLogin(req.body);
     if (!deps.settings.authUri)
-      return reply.status(503).send({ error: 'no identity service is configured' });
-    return reply.status(201).send(await login(deps.settings.authUri, parseLogin(req.body)));
+      throw new ApiError('ServiceUnavailable', 'No identity service is configured.');
+    return reply.status(201).send(await login(deps.settings.authUri, request));
   });
   app.get('/dashboard/api/agents', guarded, async (req) => {
     const now = deps.clock.now();
