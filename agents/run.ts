@@ -1,9 +1,12 @@
 /**
- * The shared `main` of the six agent daemons: config, logger, command runner, broker,
- * then the common lifecycle (core/agent.ts) with the agent type's own hooks.
+ * The shared `main` of the six agent daemons: config, logger, command runner, metrics,
+ * broker, then the common lifecycle (core/agent.ts) with the agent type's own hooks.
  *
- * Invariant: an agent's hooks get everything through their arguments; the only thing
- * that differs between agent daemons is `makeHooks`.
+ * Invariants: an agent's hooks get everything through their arguments; the only thing
+ * that differs between agent daemons is `makeHooks`. The daemon's metrics live in one
+ * registry made here and handed down (broker, lifecycle, hooks); its listener, when
+ * [DEFAULT] metrics_port is set, is bound before anything else starts (a taken port stops
+ * the daemon) and closed after the agent stopped.
  */
 import type { AgentKind } from '../contracts/agents.ts';
 import { type AgentHooks, createAgent } from '../core/agent.ts';
@@ -12,6 +15,12 @@ import type { KumoConfig } from '../core/config.ts';
 import { runDaemon } from '../core/daemon.ts';
 import { type CommandRunner, createCommandRunner } from '../core/exec.ts';
 import type { Logger } from '../core/log.ts';
+import {
+  type AgentDaemonMetrics,
+  createAgentMetrics,
+  type MetricsBinary,
+  startMetrics,
+} from '../core/metrics.ts';
 
 export interface HookDeps {
   config: KumoConfig;
@@ -19,26 +28,36 @@ export interface HookDeps {
   log: Logger;
   /** For RPC calls to kumo-api; it is connected by the time `start` runs. */
   broker: Broker;
+  /** The daemon's metrics (steps, host links); nothing is counted when absent (tests). */
+  metrics?: AgentDaemonMetrics;
 }
 
 export type MakeHooks = (deps: HookDeps) => Promise<AgentHooks>;
 
 export function runAgentDaemon(
   kind: AgentKind,
-  binary: string,
+  binary: MetricsBinary,
   makeHooks: MakeHooks,
 ): Promise<void> {
   return runDaemon(binary, async ({ config, log }) => {
+    const metrics = createAgentMetrics();
+    const listener = await startMetrics(config, binary, metrics.registry, log);
     const runner = createCommandRunner();
     const broker = createBroker({
       url: config.DEFAULT.transport_url,
       log,
       timeoutMs: config.DEFAULT.rpc_response_timeout * 1000,
+      metrics: metrics.amqp,
     });
-    const hooks = await makeHooks({ config, runner, log, broker });
-    const agent = createAgent({ kind, config, broker, log, hooks });
+    const hooks = await makeHooks({ config, runner, log, broker, metrics });
+    const agent = createAgent({ kind, config, broker, log, hooks, metrics: metrics.reconcile });
     await agent.start();
-    return { stop: () => agent.stop() };
+    return {
+      async stop() {
+        await agent.stop();
+        await listener?.close();
+      },
+    };
   });
 }
 

@@ -17,6 +17,7 @@ import { clientErrorHandler } from './client-errors.ts';
 import { dashboardRoutes } from './dashboard/routes.ts';
 import { type AppDeps, DEFAULT_IMAGE_SIZE_LIMIT, DEFAULT_PUBLIC_ENDPOINT } from './deps.ts';
 import { errorHandler, installErrors } from './http.ts';
+import { installHttpMetrics } from './metrics.ts';
 import { installMicroversions } from './microversion.ts';
 import { installRequestIds, newRequestId } from './request-id.ts';
 import { rewriteUrl, rootOf } from './roots.ts';
@@ -60,6 +61,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   const endpoint = deps.settings.publicEndpoint ?? DEFAULT_PUBLIC_ENDPOINT;
   app.decorateRequest('publicEndpoint', endpoint);
   installRequestIds(app, deps.log);
+  if (deps.metrics) installHttpMetrics(app, deps.metrics.httpDuration);
   app.addHook('onRequest', async (req) => {
     req.publicEndpoint = `${endpoint}${rootOf(req.raw)}`;
   });

@@ -13,6 +13,7 @@ import type { Db } from './db/index.ts';
 import type { QuotaLimits } from './db/quotas.ts';
 import type { NetworkSettings } from './db/segments.ts';
 import type { Clock } from './liveness.ts';
+import type { ApiMetrics } from './metrics.ts';
 
 /** Where links point when no public endpoint is given (tests): the default bind address. */
 export const DEFAULT_PUBLIC_ENDPOINT = 'http://127.0.0.1:9696';
@@ -91,4 +92,6 @@ export interface AppDeps {
   settings: ApiSettings;
   /** Keystone tokens (kumo-api's own, or an external Keystone's); static tokens only when absent. */
   tokens?: Authenticator;
+  /** Request durations by route pattern (metrics.ts); none observed when absent. */
+  metrics?: Pick<ApiMetrics, 'httpDuration'>;
 }

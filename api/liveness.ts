@@ -17,6 +17,7 @@ import type { Broker } from '../core/amqp.ts';
 import type { Logger } from '../core/log.ts';
 import type { Db } from './db/index.ts';
 import { storeReports } from './db/reports.ts';
+import type { ApiMetrics } from './metrics.ts';
 
 export interface Clock {
   now(): Date;
@@ -32,6 +33,8 @@ export interface ReportConsumerDeps {
   agentDownTime: number;
   maxBatch?: number;
   maxWaitMs?: number;
+  /** Observes each stored report's lag (API clock minus the report's `time`); optional. */
+  heartbeatLag?: ApiMetrics['heartbeatLag'];
 }
 
 interface Waiting {
@@ -75,7 +78,10 @@ export function createReportConsumer(deps: ReportConsumerDeps) {
 
   const afterStore = (args: ReportStateArgs, previous: 'new' | 'alive' | 'dead', now: Date) => {
     const s = args.agent_state;
-    const skewMs = Math.abs(now.getTime() - Date.parse(args.time));
+    const lagMs = now.getTime() - Date.parse(args.time);
+    if (Number.isFinite(lagMs))
+      deps.heartbeatLag?.observe({ agent_type: s.agent_type }, Math.max(0, lagMs) / 1000);
+    const skewMs = Math.abs(lagMs);
     if (skewMs > deps.agentDownTime * 1000) {
       deps.log.warn(
         { host: s.host, agentType: s.agent_type, skewMs },

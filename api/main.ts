@@ -8,6 +8,9 @@
  * With [metadata] metadata_proxy_shared_secret it also serves instance metadata on
  * [metadata] bind_host:bind_port (metadata/listener.ts); without, it says so once at start.
  *
+ * With [DEFAULT] metrics_port it serves Prometheus metrics (api/metrics.ts, core/metrics.ts)
+ * on metrics_bind_host:metrics_port (kumo-api's offset is 0).
+ *
  * Invariant: the database is migrated before anything is served or consumed; on stop the
  * HTTP servers close first (service API, identity, metadata), then buffered state reports are
  * committed and acked, then the revocation listener, the broker and the database close, so
@@ -19,6 +22,7 @@ import { apiQueue, createBroker } from '../core/amqp.ts';
 import { ConfigError, required } from '../core/config.ts';
 import { type DaemonContext, type Running, runDaemon } from '../core/daemon.ts';
 import type { Logger } from '../core/log.ts';
+import { startMetrics } from '../core/metrics.ts';
 import { buildApp } from './app.ts';
 import { type Db, databaseOf, openDb } from './db/index.ts';
 import { migrate } from './db/migrations.ts';
@@ -28,6 +32,7 @@ import { identityEndpoint, keyRepositoryOf, startIdentity } from './identity/sta
 import { apiJobs, type KeyRotation } from './jobs.ts';
 import { createReportConsumer, systemClock } from './liveness.ts';
 import { startMetadata } from './metadata/start.ts';
+import { type ApiDaemonMetrics, createApiMetrics, timedRpcHandler } from './metrics.ts';
 import { startPeriodicJobs } from './periodic.ts';
 import { createRpcHandler } from './rpc.ts';
 
@@ -102,11 +107,17 @@ function apiSettings(config: DaemonContext['config']): ApiSettings {
 }
 
 /** The broker with kumo-api's two queues: state reports (batched) and q-plugin's RPC. */
-function consumers(config: DaemonContext['config'], db: Db, log: Logger) {
+function consumers(
+  config: DaemonContext['config'],
+  db: Db,
+  log: Logger,
+  metrics: ApiDaemonMetrics,
+) {
   const broker = createBroker({
     url: config.DEFAULT.transport_url,
     log,
     timeoutMs: config.DEFAULT.rpc_response_timeout * 1000,
+    metrics: metrics.amqp,
   });
   const reports = createReportConsumer({
     db,
@@ -114,6 +125,7 @@ function consumers(config: DaemonContext['config'], db: Db, log: Logger) {
     log,
     clock: systemClock,
     agentDownTime: config.DEFAULT.agent_down_time,
+    heartbeatLag: metrics.api.heartbeatLag,
   });
   broker.consume({ ...apiQueue(REPORTS_TOPIC), prefetch: 2000 }, async (message) => {
     if (message.method !== 'report_state')
@@ -122,7 +134,7 @@ function consumers(config: DaemonContext['config'], db: Db, log: Logger) {
   });
   broker.consume(
     { ...apiQueue(PLUGIN_TOPIC), prefetch: 64 },
-    createRpcHandler({ db, broker, log }),
+    timedRpcHandler(createRpcHandler({ db, broker, log }), metrics.api.rpcHandleDuration),
   );
   return { broker, reports };
 }
@@ -145,14 +157,25 @@ export async function startApi({ config, log }: DaemonContext): Promise<Running>
   const db = openDb(databaseOf(config));
   const applied = await migrate(db);
   log.info({ engine: db.engine, applied }, 'database ready');
+  const agentDownTime = config.DEFAULT.agent_down_time;
+  const metrics = createApiMetrics({ db, clock: systemClock, agentDownTime, log });
+  const metricsListener = await startMetrics(config, 'kumo-api', metrics.registry, log);
   const identity = await startIdentity(
     config,
     { db, clock: systemClock, log },
     identitySettings(config, settings),
   );
-  const { broker, reports } = consumers(config, db, log);
+  const { broker, reports } = consumers(config, db, log, metrics);
   await broker.start();
-  const app = buildApp({ db, broker, clock: systemClock, log, settings, tokens: identity.tokens });
+  const app = buildApp({
+    db,
+    broker,
+    clock: systemClock,
+    log,
+    settings,
+    tokens: identity.tokens,
+    metrics: metrics.api,
+  });
   // Sweeps, failover, reclaim and key rotation: each on one replica at a time (jobs.ts).
   const jobs = startPeriodicJobs(
     { db, log, leaseMs: config.api.lease_duration * 1000 },
@@ -166,6 +189,7 @@ export async function startApi({ config, log }: DaemonContext): Promise<Running>
   return {
     async stop() {
       await app.close();
+      await metricsListener?.close();
       await identity.close();
       await metadata.close();
       await jobs.stop();

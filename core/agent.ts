@@ -15,7 +15,10 @@
  *   resync_interval (what a lost hint or a restarted daemon left behind is caught); its
  *   reason stays 'start' until the start resync has succeeded, whatever came meanwhile;
  * - stop() stops reporting and taking messages, lets running reconciles finish, then
- *   closes the broker: the data plane is never touched by a stop.
+ *   closes the broker: the data plane is never touched by a stop;
+ * - with `metrics`, every reconcile run is observed once, by its kind (the resource part
+ *   of its key, `resync` for the resync key) and outcome; every retry the queue schedules
+ *   and every report sent again is counted.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type AgentKind, type AgentState, agentTypeByKind } from '../contracts/agents.ts';
@@ -25,6 +28,7 @@ import type { Json } from '../contracts/schema.ts';
 import { type Broker, hostQueueSpec } from './amqp.ts';
 import type { KumoConfig } from './config.ts';
 import type { Logger } from './log.ts';
+import type { ReconcileMetrics } from './metrics.ts';
 import { createReconcileQueue } from './reconcile.ts';
 
 export const RESYNC_KEY = 'resync';
@@ -67,6 +71,31 @@ export interface AgentDeps {
   log: Logger;
   hooks: AgentHooks;
   clock?: () => Date;
+  /** Reconcile durations, retries, queue depth and report retries; none counted when absent. */
+  metrics?: ReconcileMetrics;
+}
+
+/** The metrics label of a queue key: its resource kind, or `resync`. */
+export const kindOfKey = (key: string): string =>
+  key === RESYNC_KEY ? RESYNC_KEY : (key.split(':')[0] as string);
+
+/** `worker`, its runs observed in `metrics` (when given) by kind and outcome. */
+function metered(
+  worker: (key: string) => Promise<void>,
+  metrics: ReconcileMetrics | undefined,
+): (key: string) => Promise<void> {
+  if (!metrics) return worker;
+  return async (key) => {
+    const started = performance.now();
+    let outcome = 'error';
+    try {
+      await worker(key);
+      outcome = 'success';
+    } finally {
+      const seconds = (performance.now() - started) / 1000;
+      metrics.duration.observe({ kind: kindOfKey(key), outcome }, seconds);
+    }
+  };
 }
 
 export interface AgentHandle {
@@ -102,7 +131,8 @@ export function createAgent(deps: AgentDeps): AgentHandle {
   const queue = createReconcileQueue({
     log,
     ...(deps.hooks.concurrency !== undefined ? { concurrency: deps.hooks.concurrency } : {}),
-    worker: async (key) => {
+    onRetry: (key) => deps.metrics?.retries.inc({ kind: kindOfKey(key) }),
+    worker: metered(async (key) => {
       if (key === RESYNC_KEY) {
         const reason = started ? pendingReason : 'start';
         log.info({ reason }, 'full resync');
@@ -122,8 +152,9 @@ export function createAgent(deps: AgentDeps): AgentHandle {
         noteRevision(key, undefined);
         throw e;
       }
-    },
+    }, deps.metrics),
   });
+  const unwatchQueue = deps.metrics?.watchQueue(() => queue.stats());
 
   const resync = (reason: string) => {
     pendingReason = reason;
@@ -173,6 +204,7 @@ export function createAgent(deps: AgentDeps): AgentHandle {
         );
       } catch (e) {
         if (!(e instanceof TransientError) || stopping || timeoutMs <= REPORT_RETRY_MS) throw e;
+        deps.metrics?.stateReportRetries.inc();
         await sleep(REPORT_RETRY_MS);
       }
     }
@@ -240,6 +272,7 @@ export function createAgent(deps: AgentDeps): AgentHandle {
       if (resyncTimer) clearInterval(resyncTimer);
       await reporting;
       await queue.drain();
+      unwatchQueue?.();
       await deps.hooks.stop?.();
       await deps.broker.close();
     },

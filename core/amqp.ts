@@ -14,7 +14,9 @@
  *   applies after a whole round failed;
  * - a nacked publish rejects with a TransientError; nothing but nacks for one routing key
  *   for 2 s reopens the connection (after a quorum leader's node dies, RabbitMQ 3.10 may
- *   nack a channel's publishes to that queue for good).
+ *   nack a channel's publishes to that queue for good);
+ * - with `metrics`, every call is observed once with its outcome (ok, error, timeout: no
+ *   reply in time), every reconnect and every unconfirmed publish (by reason) counted.
  *
  * Queue kinds (see `apiQueue`, `hostQueueSpec`): what must outlive a broker node (RPC
  * requests to kumo-api, hints and calls to an agent's host queue, dead letters) sits on
@@ -39,6 +41,7 @@ import {
 } from '../contracts/messages.ts';
 import { declareQueue, type Handler, type QueueSpec, startConsumer } from './amqp-consumer.ts';
 import type { Logger } from './log.ts';
+import type { AmqpMetrics } from './metrics.ts';
 
 export type { DeliveryInfo, Handler, QueueSpec } from './amqp-consumer.ts';
 
@@ -86,6 +89,8 @@ export interface BrokerOptions {
   timeoutMs?: number;
   heartbeatSec?: number;
   backoff?: { initialMs: number; maxMs: number };
+  /** Call durations, reconnects and unconfirmed publishes; none counted when absent. */
+  metrics?: AmqpMetrics;
 }
 
 const REPLY_TO = 'amq.rabbitmq.reply-to';
@@ -265,6 +270,7 @@ export function createBroker(opts: BrokerOptions): Broker {
           const reconnected = st.everConnected;
           st.everConnected = true;
           log.info({ reconnected, broker: brokerAddress(url) }, 'amqp connected');
+          if (reconnected) opts.metrics?.reconnects.inc();
           for (const w of st.waiters.splice(0)) w();
           for (const l of listeners) l({ reconnected });
           return;
@@ -336,27 +342,36 @@ export function createBroker(opts: BrokerOptions): Broker {
     props: amqp.Options.Publish,
     waitMs: number,
   ) => {
-    const ch = await channel(waitMs);
-    await withTimeout(
-      new Promise<void>((resolve, reject) => {
-        try {
-          ch.publish(exchange, routingKey, body, props, (err) => {
-            if (ch === st.pub) noteConfirm(routingKey, err?.message === NACKED);
-            if (!err) return resolve();
-            reject(
-              new TransientError(`publish to ${routingKey} not confirmed (${err.message})`, {
-                cause: err,
-              }),
-            );
-          });
-        } catch (e) {
-          // The channel closed under us (its connection is going): the caller retries.
-          reject(new TransientError(`publish to ${routingKey} failed`, { cause: e }));
-        }
-      }),
-      waitMs,
-      `publish to ${routingKey} not confirmed after ${waitMs} ms`,
-    );
+    let reason = 'unavailable';
+    try {
+      const ch = await channel(waitMs);
+      reason = 'unconfirmed';
+      await withTimeout(
+        new Promise<void>((resolve, reject) => {
+          try {
+            ch.publish(exchange, routingKey, body, props, (err) => {
+              if (ch === st.pub) noteConfirm(routingKey, err?.message === NACKED);
+              if (!err) return resolve();
+              reason = err.message === NACKED ? 'nacked' : 'refused';
+              reject(
+                new TransientError(`publish to ${routingKey} not confirmed (${err.message})`, {
+                  cause: err,
+                }),
+              );
+            });
+          } catch (e) {
+            // The channel closed under us (its connection is going): the caller retries.
+            reason = 'closed';
+            reject(new TransientError(`publish to ${routingKey} failed`, { cause: e }));
+          }
+        }),
+        waitMs,
+        `publish to ${routingKey} not confirmed after ${waitMs} ms`,
+      );
+    } catch (e) {
+      opts.metrics?.publishFailures.inc({ reason });
+      throw e;
+    }
   };
 
   const baseProps = (method: string): amqp.Options.Publish => ({
@@ -405,8 +420,10 @@ export function createBroker(opts: BrokerOptions): Broker {
     async call(routingKey, method, args, callOpts = {}) {
       const wait = callOpts.timeoutMs ?? timeoutMs;
       const correlationId = randomUUID();
+      const observe = callObserver(opts.metrics, method);
       const reply = new Promise<unknown>((resolve, reject) => {
         const timer = setTimeout(() => {
+          observe.timedOut = true;
           st.pending.delete(correlationId);
           reject(new TransientError(`call ${method} to ${routingKey} timed out after ${wait} ms`));
         }, wait);
@@ -424,9 +441,19 @@ export function createBroker(opts: BrokerOptions): Broker {
         const p = st.pending.get(correlationId);
         if (p) clearTimeout(p.timer);
         st.pending.delete(correlationId);
+        observe.done('error');
         throw e;
       }
-      return reply;
+      return reply.then(
+        (result) => {
+          observe.done('ok');
+          return result;
+        },
+        (e: unknown) => {
+          observe.done(observe.timedOut ? 'timeout' : 'error');
+          throw e;
+        },
+      );
     },
     consume(queue, handler) {
       consumers.push({ queue, handler });
@@ -478,6 +505,18 @@ function settleReply(st: State, m: amqp.ConsumeMessage) {
   } catch {
     pending.reject(new Error('malformed RPC reply'));
   }
+}
+
+/** Observes one call's duration once, with its outcome, when there are metrics. */
+function callObserver(metrics: AmqpMetrics | undefined, method: string) {
+  const started = performance.now();
+  return {
+    timedOut: false,
+    done(outcome: 'ok' | 'error' | 'timeout') {
+      const seconds = (performance.now() - started) / 1000;
+      metrics?.rpcCallDuration.observe({ method, outcome }, seconds);
+    },
+  };
 }
 
 function failPending(st: State, err: Error) {

@@ -207,6 +207,12 @@ const SPEC = {
     agent_down_time: f(number(1, 86400), '30'),
     netns_prefix: f(pattern(/^[A-Za-z0-9_.-]{0,20}$/, 'up to 20 letters, digits, _ . -'), ''),
     dhcp_agents_per_network: f(integer(1, 100), '1'),
+    /**
+     * Base port of the Prometheus listeners (`GET /metrics`); each daemon adds its offset
+     * (core/metrics.ts METRICS_PORT_OFFSETS, largest 6, hence the bound); 0: no listener.
+     */
+    metrics_port: f(integer(0, 65529), '0'),
+    metrics_bind_host: f(ipv4, '127.0.0.1'),
   },
   agent: {
     report_interval: f(number(0.1, 3600), '10'),

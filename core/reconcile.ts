@@ -6,7 +6,9 @@
  *   afterwards (any number of hints in between coalesce into that one run);
  * - live jobs run before resync jobs; within a priority, keys run in arrival order;
  * - a failed job is retried with exponential backoff, and a new hint for the key cuts the
- *   wait short; `drain()` stops new work and resolves once running jobs have finished.
+ *   wait short; `drain()` stops new work and resolves once running jobs have finished;
+ * - `onRetry` hears of exactly the failures that get a retry timer (not those a newer
+ *   request already reruns, nor those of a draining queue).
  */
 import type { Logger } from './log.ts';
 
@@ -23,6 +25,8 @@ export interface ReconcileQueueOptions {
   concurrency?: number;
   backoff?: { initialMs: number; maxMs: number };
   timers?: Timers;
+  /** Told of each failed job the queue will run again after `delayMs` (metrics). */
+  onRetry?: (key: string, attempts: number, delayMs: number) => void;
 }
 
 export interface ReconcileQueue {
@@ -100,6 +104,7 @@ export function createReconcileQueue(opts: ReconcileQueueOptions): ReconcileQueu
       makeReady(key, entry);
     } else if (failed && !draining) {
       const delay = Math.min(maxMs, initialMs * 2 ** (entry.attempts - 1));
+      opts.onRetry?.(key, entry.attempts, delay);
       entry.retryTimer = timers.setTimeout(() => {
         entry.retryTimer = undefined;
         makeReady(key, entry);

@@ -103,6 +103,7 @@ function instanceReconciler(a: ComputeAgent, hookDeps: HookDeps): Reconciler {
     },
     attachments: a.attachments,
     volumeIds: a.volumeIds,
+    metrics: hookDeps.metrics?.steps,
   });
   return createReconciler({ log, kinds: { instance: kind }, classify });
 }
@@ -222,8 +223,9 @@ async function reconcile(
 async function connect(hookDeps: HookDeps): Promise<ComputeAgent> {
   const { config, log, broker } = hookDeps;
   const settings = computeSettings(config);
-  const libvirt = await connectLibvirt(config, log);
-  const ovsdb = lazyOvsdb(config, log);
+  const links = hookDeps.metrics?.links;
+  const libvirt = await connectLibvirt(config, log, links);
+  const ovsdb = lazyOvsdb(config, log, links);
   const a: ComputeAgent = {
     config,
     log,

@@ -21,6 +21,7 @@ import { chmod, copyFile, open, rename, rm, stat } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PermanentError } from '../../contracts/errors.ts';
 import type { Logger } from '../../core/log.ts';
+import type { StepMetrics } from '../../core/metrics.ts';
 import {
   type Domain,
   DomainCreateFlags,
@@ -48,6 +49,8 @@ export interface ApplyDeps extends VifDeps, ConfigDriveDeps {
   log: Logger;
   /** Resolves once every port of the instance is ACTIVE in the API; rejects on timeout. */
   waitPorts(instanceId: string, timeoutMs: number): Promise<void>;
+  /** Steps applied by tool or kind (agents/lib/steps.ts); none counted when absent. */
+  metrics?: StepMetrics;
 }
 
 /** What an apply did: the time of each spawn phase, the report step it reached, and the
@@ -232,6 +235,7 @@ export const executorDeps = (deps: ApplyDeps): ExecutorDeps => ({
   runner: deps.runner,
   log: deps.log,
   ovsdb: deps.ovsdb,
+  metrics: deps.metrics,
 });
 
 /** Runs the steps in order (the first failure propagates); returns what it did. */

@@ -5,9 +5,11 @@
  *
  * Invariants: an event feeds the queue only for a domain this agent has seen as its own
  * or whose metadata names this host; after a libvirtd reconnect (events in between are
- * lost) every own domain and every own instance directory is reconciled again.
+ * lost) every own domain and every own instance directory is reconciled again; libvirtd
+ * reconnects are counted when the agent has metrics.
  */
 import type { KumoConfig } from '../../core/config.ts';
+import type { LinkMetrics } from '../../core/metrics.ts';
 import {
   createLibvirtClient,
   type LibvirtClient,
@@ -18,8 +20,13 @@ import type { ComputeSettings } from './desired.ts';
 import { ownInstanceIds } from './instance-dir.ts';
 import { type KumoMetadata, listOwnDomains, parseKumoMetadata } from './observe.ts';
 
-export function connectLibvirt(config: KumoConfig, log: HookDeps['log']): Promise<LibvirtClient> {
-  return createLibvirtClient({
+/** The libvirt connection; with `metrics`, its reconnects (not the first connect) counted. */
+export async function connectLibvirt(
+  config: KumoConfig,
+  log: HookDeps['log'],
+  metrics?: LinkMetrics,
+): Promise<LibvirtClient> {
+  const client = await createLibvirtClient({
     uri: config.compute.libvirt_uri,
     socket: config.compute.libvirt_socket,
     log: log.child({ component: 'libvirt' }),
@@ -28,6 +35,8 @@ export function connectLibvirt(config: KumoConfig, log: HookDeps['log']): Promis
     reconnect: { initialMs: 500, maxMs: 10_000 },
     keepalive: { intervalMs: 5000, count: 6 },
   });
+  if (metrics) client.onReconnected(() => metrics.libvirtReconnects.inc());
+  return client;
 }
 
 export interface Watch {

@@ -31,6 +31,7 @@ import type { ResourceStatus } from '../../contracts/status.ts';
 import type { AgentControl, AgentHooks } from '../../core/agent.ts';
 import type { CommandRunner } from '../../core/exec.ts';
 import type { Logger } from '../../core/log.ts';
+import type { StepMetrics } from '../../core/metrics.ts';
 import { createReconciler, type KindStatus, type ResourceKindSpec } from '../../core/reconciler.ts';
 import type { StatusReporter } from '../../core/status.ts';
 import type { OvsdbClient } from '../../host/ovs/ovsdb.ts';
@@ -67,6 +68,8 @@ export interface NetworkKindDeps {
   /** get_network_info: network null when this host must serve nothing for it. */
   getNetwork(id: string): Promise<NetworkInfo>;
   status?: KindStatus<NetworkInfo, DesiredDhcp | null, ResourceStatus>;
+  /** Steps and dnsmasq reloads counted (agents/lib/steps.ts); none when absent. */
+  metrics?: StepMetrics;
 }
 
 /** The old `dhcp apply` line (benches and operators read it): dnsmasq steps say so. */
@@ -124,11 +127,17 @@ function servedNetworks() {
   };
 }
 
-export async function dhcpHooks({ config, runner, log, broker }: HookDeps): Promise<AgentHooks> {
+export async function dhcpHooks({
+  config,
+  runner,
+  log,
+  broker,
+  metrics,
+}: HookDeps): Promise<AgentHooks> {
   const settings = dhcpSettings(config);
   const host = config.DEFAULT.host;
   const dnsmasqVersion = await toolVersion(runner, ['dnsmasq', '--version']);
-  const ovsdb = lazyOvsdb(config, log);
+  const ovsdb = lazyOvsdb(config, log, metrics?.links);
   const reporter = statusReporter(broker, host, 'dhcp');
   const served = servedNetworks();
   let ctl: AgentControl | undefined;
@@ -139,6 +148,7 @@ export async function dhcpHooks({ config, runner, log, broker }: HookDeps): Prom
     runner,
     log,
     ovsdb: ovsdb.get,
+    metrics: metrics?.steps,
     async getNetwork(id) {
       const reply = await broker.call(PLUGIN_TOPIC, 'get_network_info', { host, network_id: id });
       return parseNetworkInfo(reply);

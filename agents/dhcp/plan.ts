@@ -44,7 +44,7 @@ const FILES = ['hosts', 'addnHosts', 'opts'] as const;
 
 function daemonOf(stateDir: string): DaemonRef {
   const paths = dnsmasqPaths(stateDir);
-  return { pidfile: paths.pid, expected: dnsmasqIdentity(paths) };
+  return { pidfile: paths.pid, expected: dnsmasqIdentity(paths), tool: 'dnsmasq' };
 }
 
 const nsPortOf = (d: DesiredDhcp, s: DhcpSettings): NsPort => ({

@@ -27,6 +27,7 @@ import type { ResourceStatus } from '../../contracts/status.ts';
 import type { AgentControl, AgentHooks } from '../../core/agent.ts';
 import type { CommandRunner, CommandSpec } from '../../core/exec.ts';
 import type { Logger } from '../../core/log.ts';
+import type { StepMetrics } from '../../core/metrics.ts';
 import { createReconciler, type KindStatus, type ResourceKindSpec } from '../../core/reconciler.ts';
 import type { StatusReporter } from '../../core/status.ts';
 import type { OvsdbClient } from '../../host/ovs/ovsdb.ts';
@@ -78,6 +79,8 @@ export interface RouterKindDeps {
   updateFloatingIpStatuses(routerId: string, statuses: FipStatusUpdate[]): Promise<void>;
   netnsExists?(name: string): Promise<boolean>;
   status?: KindStatus<RouterInfo, DesiredRouter | null, ResourceStatus>;
+  /** Steps and iptables-restore runs counted (agents/lib/steps.ts); none when absent. */
+  metrics?: StepMetrics;
 }
 
 /** Background commands at most this many at a time (a resync may announce thousands). */
@@ -175,11 +178,17 @@ export function servedRouters() {
   };
 }
 
-export async function l3Hooks({ config, runner, log, broker }: HookDeps): Promise<AgentHooks> {
+export async function l3Hooks({
+  config,
+  runner,
+  log,
+  broker,
+  metrics,
+}: HookDeps): Promise<AgentHooks> {
   const settings = l3Settings(config);
   const host = settings.host;
   const iptablesVersion = await toolVersion(runner, ['iptables', '--version']);
-  const ovsdb = lazyOvsdb(config, log);
+  const ovsdb = lazyOvsdb(config, log, metrics?.links);
   const reporter = statusReporter(broker, host, 'l3');
   const served = servedRouters();
   let ctl: AgentControl | undefined;
@@ -190,6 +199,7 @@ export async function l3Hooks({ config, runner, log, broker }: HookDeps): Promis
     runner,
     log,
     ovsdb: ovsdb.get,
+    metrics: metrics?.steps,
     async getRouter(id) {
       const reply = await broker.call(PLUGIN_TOPIC, 'get_router_info', { host, router_id: id });
       return parseRouterInfo(reply);

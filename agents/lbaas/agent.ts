@@ -28,6 +28,7 @@ import type { ResourceStatus } from '../../contracts/status.ts';
 import type { AgentControl, AgentHooks } from '../../core/agent.ts';
 import type { CommandRunner } from '../../core/exec.ts';
 import type { Logger } from '../../core/log.ts';
+import type { StepMetrics } from '../../core/metrics.ts';
 import { createReconciler, type KindStatus, type ResourceKindSpec } from '../../core/reconciler.ts';
 import type { StatusReporter } from '../../core/status.ts';
 import { findHaproxy, openFileLimit } from '../../host/haproxy/daemon.ts';
@@ -83,6 +84,8 @@ export interface PoolKindDeps {
   getPool(id: string): Promise<LbPoolInfo>;
   netnsExists?(name: string): Promise<boolean>;
   status?: KindStatus<LbPoolInfo, DesiredPool | null, ResourceStatus>;
+  /** Steps and haproxy reloads counted (agents/lib/steps.ts); none when absent. */
+  metrics?: StepMetrics;
 }
 
 /** The `pool` kind. No revisionOf: a resync or retry must always look at the host. */
@@ -184,11 +187,17 @@ function brokerStatsPass(
   });
 }
 
-export async function lbaasHooks({ config, runner, log, broker }: HookDeps): Promise<AgentHooks> {
+export async function lbaasHooks({
+  config,
+  runner,
+  log,
+  broker,
+  metrics,
+}: HookDeps): Promise<AgentHooks> {
   const settings = await hostSettings(config);
   const host = settings.host;
   const haproxyVersion = await toolVersion(runner, ['haproxy', '-v']);
-  const ovsdb = lazyOvsdb(config, log);
+  const ovsdb = lazyOvsdb(config, log, metrics?.links);
   const reporter = statusReporter(broker, host, 'lbaas');
   const served = servedPools();
   let ctl: AgentControl | undefined;
@@ -199,6 +208,7 @@ export async function lbaasHooks({ config, runner, log, broker }: HookDeps): Pro
     runner,
     log,
     ovsdb: ovsdb.get,
+    metrics: metrics?.steps,
     async getPool(id) {
       const reply = await broker.call(PLUGIN_TOPIC, 'get_pool_info', { host, pool_id: id });
       return parseLbPoolInfo(reply);

@@ -121,7 +121,7 @@ export async function observeHaproxy(
 
 const daemonOf = (dir: string) => {
   const paths = haproxyPaths(dir);
-  return { pidfile: paths.pidfile, expected: haproxyExpected(paths) };
+  return { pidfile: paths.pidfile, expected: haproxyExpected(paths), tool: 'haproxy' };
 };
 
 /** The running haproxy stopped (nothing when none runs); its files stay. */

@@ -10,11 +10,19 @@
  * - an OVSDB step with `applied` returns only once ovs-vswitchd has applied it, so a
  *   following command can use the device it made;
  * - an agent's own step kinds (libvirt calls …) are data too, run by the `extra` handler
- *   it passes in: plain functions branching on `kind`, no subclassing.
+ *   it passes in: plain functions branching on `kind`, no subclassing;
+ * - with `metrics`, each step is counted once it succeeded, by a bounded `tool` label (a
+ *   command's basename, a kit kind, a daemon's tool, an agent's own kind — never a path,
+ *   pid or id), and so are the reloads operators watch: dnsmasq's SIGHUP, or its restart
+ *   (a start of a dnsmasq the same run stopped: dhcp/plan.ts restarts as stop + start, so
+ *   a first start or a teardown is no reload), haproxy's hitless `-sf` reload, and every
+ *   iptables-restore / ip6tables-restore.
  */
 import { mkdir, rm } from 'node:fs/promises';
+import { basename } from 'node:path';
 import type { CommandRunner, CommandSpec } from '../../core/exec.ts';
 import type { Logger } from '../../core/log.ts';
+import type { StepMetrics } from '../../core/metrics.ts';
 import { writeFileAtomic } from '../../host/fs/atomic.ts';
 import type { OvsdbClient, OvsdbOperation } from '../../host/ovs/ovsdb.ts';
 import { transactApplied } from '../../host/ovs/ports.ts';
@@ -29,6 +37,8 @@ import {
 export interface DaemonRef {
   pidfile: string;
   expected: string;
+  /** The daemon's program (dnsmasq, haproxy), for metrics; `daemon` when absent. */
+  tool?: string;
 }
 
 export type Step =
@@ -47,6 +57,8 @@ export interface ExecutorDeps {
   /** The OVSDB connection, for agents whose plans carry `ovsdb` steps. */
   ovsdb?: () => Promise<OvsdbClient>;
   now?: () => number;
+  /** Steps applied by tool, and reloads (stepCounter); none counted when absent. */
+  metrics?: StepMetrics;
 }
 
 /** What a step is about in the log: the resource it belongs to. */
@@ -93,6 +105,7 @@ export async function runSteps<E extends { kind: string; why: string } = never>(
   extra?: (step: E) => Promise<void>,
 ): Promise<void> {
   const now = deps.now ?? (() => performance.now());
+  const count = stepCounter(deps.metrics);
   for (const step of steps) {
     const started = now();
     const own = isKitStep(step);
@@ -100,6 +113,7 @@ export async function runSteps<E extends { kind: string; why: string } = never>(
     await (own ? runStep(deps, step) : (extra as (s: E) => Promise<void>)(step as E));
     const ms = Math.round((now() - started) * 10) / 10;
     deps.log.info({ ...ctx, step: step.kind, why: step.why, ms }, 'step');
+    count(step);
   }
 }
 
@@ -107,4 +121,45 @@ const KIT_KINDS = new Set(['command', 'ovsdb', 'file', 'mkdir', 'remove', 'signa
 
 function isKitStep(step: { kind: string }): step is Step {
   return KIT_KINDS.has(step.kind);
+}
+
+const RESTORES = new Set(['iptables-restore', 'ip6tables-restore']);
+
+/** The `tool` label of a step: who does the work. */
+export function toolOf(step: Step | { kind: string }): string {
+  const s = step as Step;
+  switch (s.kind) {
+    case 'command':
+      return basename(s.spec.argv[0] ?? 'command');
+    case 'daemon':
+      return s.action === 'start'
+        ? basename(s.spec.argv[0] ?? 'daemon')
+        : (s.daemon.tool ?? 'daemon');
+    case 'signal':
+      return s.daemon.tool ?? 'daemon';
+    default:
+      return step.kind;
+  }
+}
+
+/** One run's counter: call it with each step after the step succeeded. */
+export function stepCounter(metrics: StepMetrics | undefined) {
+  const stopped = new Set<string>();
+  return (step: Step | { kind: string }): void => {
+    if (!metrics) return;
+    const tool = toolOf(step);
+    metrics.applied.inc({ tool });
+    const s = step as Step;
+    if (s.kind === 'command') {
+      if (RESTORES.has(tool)) metrics.iptablesRestores.inc();
+      if (tool === 'haproxy' && s.spec.argv.includes('-sf')) metrics.haproxyReloads.inc();
+    } else if (s.kind === 'signal') {
+      if (tool === 'dnsmasq' && s.signal === 'SIGHUP')
+        metrics.dnsmasqReloads.inc({ how: 'sighup' });
+    } else if (s.kind === 'daemon') {
+      if (s.action === 'stop') stopped.add(s.daemon.pidfile);
+      else if (tool === 'dnsmasq' && stopped.has(s.daemon.pidfile))
+        metrics.dnsmasqReloads.inc({ how: 'restart' });
+    }
+  };
 }

@@ -56,7 +56,13 @@ export function ovsSettings(config: HookDeps['config']): OvsSettings {
   };
 }
 
-export async function ovsHooks({ config, runner, log, broker }: HookDeps): Promise<AgentHooks> {
+export async function ovsHooks({
+  config,
+  runner,
+  log,
+  broker,
+  metrics,
+}: HookDeps): Promise<AgentHooks> {
   const settings = ovsSettings(config);
   const host = config.DEFAULT.host;
   const cookie = `0x6b756d6f${randomBytes(4).toString('hex')}`;
@@ -72,6 +78,7 @@ export async function ovsHooks({ config, runner, log, broker }: HookDeps): Promi
     broker,
     runner,
     log,
+    metrics: metrics?.steps,
     replica: () => replica,
     ovsdb: async () => {
       if (!ovsdb) throw new Error('OVSDB not connected');
@@ -106,6 +113,7 @@ export async function ovsHooks({ config, runner, log, broker }: HookDeps): Promi
         onUpdates();
       });
       ovsdb.onReconnected((ev) => {
+        metrics?.links.ovsdbReconnects.inc();
         replica = emptyReplica();
         applyUpdates(replica, ev.monitors[MONITOR_ID] ?? {});
         log.warn('ovsdb reconnected; resyncing');

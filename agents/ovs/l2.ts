@@ -34,6 +34,7 @@ import { isPlainObject, UUID, ValidationError } from '../../contracts/schema.ts'
 import type { Broker } from '../../core/amqp.ts';
 import type { CommandRunner } from '../../core/exec.ts';
 import type { Logger } from '../../core/log.ts';
+import type { StepMetrics } from '../../core/metrics.ts';
 import { createReconciler, type ResourceKindSpec } from '../../core/reconciler.ts';
 import { createStatusReporter, type StatusChange } from '../../core/status.ts';
 import type { OvsdbClient } from '../../host/ovs/ovsdb.ts';
@@ -64,6 +65,8 @@ export interface L2Deps {
   log: Logger;
   replica(): Replica;
   ovsdb(): Promise<OvsdbClient>;
+  /** Steps applied by tool (agents/lib/steps.ts); none counted when absent. */
+  metrics?: StepMetrics;
 }
 
 interface L2Fetched {
@@ -232,7 +235,7 @@ export function createL2(deps: L2Deps) {
       planOvs(settings, desired, observed, { cookie: deps.cookie, rundir: deps.rundir }),
     async apply(steps, id) {
       stats.ops = steps.reduce((n, s) => n + (s.kind === 'ovsdb' ? s.ops.length : 0), 0);
-      const exec = { runner: deps.runner, log, ovsdb: deps.ovsdb };
+      const exec = { runner: deps.runner, log, ovsdb: deps.ovsdb, metrics: deps.metrics };
       await runSteps(exec, steps, { resource: 'l2', id }, runFlows);
       applied = fetched;
       const left = zonesLeft(zones, plannedZones);

@@ -139,7 +139,13 @@ async function resyncAll(
     resyncServed({ resource, active: active[list], owned: owned[list], ...deps });
 }
 
-export async function volumeHooks({ config, runner, log, broker }: HookDeps): Promise<AgentHooks> {
+export async function volumeHooks({
+  config,
+  runner,
+  log,
+  broker,
+  metrics,
+}: HookDeps): Promise<AgentHooks> {
   const settings = volumeSettings(config);
   await checkSettings(settings);
   const version = await tgtVersion(runner);
@@ -153,6 +159,7 @@ export async function volumeHooks({ config, runner, log, broker }: HookDeps): Pr
     ...{ settings, backend, tgt, runner, log, reporter },
     ...apiCalls(broker, settings.host),
     onVolume: exported.note,
+    metrics: metrics?.steps,
   };
   const reconciler = createReconciler({
     log,

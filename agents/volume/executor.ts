@@ -17,6 +17,7 @@
  */
 import type { CommandRunner } from '../../core/exec.ts';
 import type { Logger } from '../../core/log.ts';
+import type { StepMetrics } from '../../core/metrics.ts';
 import { runSteps } from '../lib/steps.ts';
 import type { DataBackend } from './backend.ts';
 import type { DesiredTarget } from './desired.ts';
@@ -27,6 +28,8 @@ export interface ExecutorDeps {
   backend: DataBackend;
   tgt: Tgt;
   log: Logger;
+  /** Steps applied by kind (agents/lib/steps.ts); none counted when absent. */
+  metrics?: StepMetrics;
 }
 
 /** The whole target (LUN, account bound, ACL), or none: a half-made one is deleted. */

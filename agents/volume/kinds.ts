@@ -15,6 +15,7 @@ import type { ResourceStatus } from '../../contracts/status.ts';
 import type { SnapshotSpec, VolumeSpec } from '../../contracts/volume.ts';
 import type { CommandRunner } from '../../core/exec.ts';
 import type { Logger } from '../../core/log.ts';
+import type { StepMetrics } from '../../core/metrics.ts';
 import type { KindStatus, ResourceKindSpec } from '../../core/reconciler.ts';
 import type { StatusReporter } from '../../core/status.ts';
 import { tgtadmRefusal } from '../../host/tgt/tgtadm.ts';
@@ -46,6 +47,8 @@ export interface ObjectKindDeps {
   reporter?: StatusReporter<ResourceStatus>;
   /** Told what each volume reconcile left exported (for the tgtd restart check). */
   onVolume?(id: string, desired: DesiredVolume): void;
+  /** Steps applied by kind (agents/lib/steps.ts); none counted when absent. */
+  metrics?: StepMetrics;
 }
 
 /** ACTIVE/ERROR with the revision of the spec last fetched for the id (module comment). */

@@ -1,0 +1,134 @@
+/**
+ * kumo-api's own metrics, beside the broker's (core/metrics.ts): agents alive and dead by
+ * type, heartbeat lag, HTTP request durations by route pattern, and q-plugin RPC handling
+ * durations; all in the registry the daemon made and passes in.
+ *
+ * Invariants:
+ * - `kumo_agents` is read from the agents table at scrape time and judged alive exactly as
+ *   the API judges it (db/agents.ts isAlive, with agent_down_time and the API's clock);
+ *   every known agent type has both states, 0 when none; a database that fails the read
+ *   leaves the gauge empty for that scrape (logged) and never fails the other metrics;
+ * - the HTTP `route` label is the matched route's pattern (`/v2.0/networks/:id`), or
+ *   `unmatched` when no route matched: never the raw URL, so its values stay bounded;
+ * - heartbeat lag is the API's receive time minus the report's `time`, never negative.
+ */
+import type { FastifyInstance } from 'fastify';
+import { Gauge, Histogram, type Registry } from 'prom-client';
+import { AGENT_TYPE_NAMES } from '../contracts/agents.ts';
+import type { Message } from '../contracts/messages.ts';
+import type { Logger } from '../core/log.ts';
+import { type AmqpMetrics, amqpMetrics, createRegistry } from '../core/metrics.ts';
+import { isAlive } from './db/agents.ts';
+import type { Queryable } from './db/index.ts';
+
+/** Where `kumo_agents` reads from. */
+export interface AgentSource {
+  db: Queryable;
+  clock: { now(): Date };
+  /** [DEFAULT] agent_down_time, seconds. */
+  agentDownTime: number;
+  log: Logger;
+}
+
+export interface ApiMetrics {
+  heartbeatLag: Histogram<'agent_type'>;
+  httpDuration: Histogram<'method' | 'route' | 'code'>;
+  rpcHandleDuration: Histogram<'method' | 'outcome'>;
+}
+
+/** Everything kumo-api counts, in its own registry. */
+export interface ApiDaemonMetrics {
+  registry: Registry;
+  amqp: AmqpMetrics;
+  api: ApiMetrics;
+}
+
+/** The agents table as {agent_type, state} counts. */
+async function countAgents(gauge: Gauge<'agent_type' | 'state'>, src: AgentSource) {
+  gauge.reset();
+  let rows: { agent_type: string; heartbeat_timestamp: string }[];
+  try {
+    rows = await src.db.query<{ agent_type: string; heartbeat_timestamp: string }>(
+      'SELECT agent_type, heartbeat_timestamp FROM agents',
+    );
+  } catch (e) {
+    src.log.warn({ err: (e as Error).message }, 'kumo_agents: reading the agents table failed');
+    return;
+  }
+  const counts = new Map<string, { alive: number; dead: number }>();
+  for (const t of AGENT_TYPE_NAMES) counts.set(t, { alive: 0, dead: 0 });
+  const now = src.clock.now();
+  for (const r of rows) {
+    const c = counts.get(r.agent_type) ?? { alive: 0, dead: 0 };
+    c[isAlive(r.heartbeat_timestamp, now, src.agentDownTime) ? 'alive' : 'dead']++;
+    counts.set(r.agent_type, c);
+  }
+  for (const [agent_type, c] of counts) {
+    gauge.set({ agent_type, state: 'alive' }, c.alive);
+    gauge.set({ agent_type, state: 'dead' }, c.dead);
+  }
+}
+
+export function apiMetrics(registry: Registry, src: AgentSource): ApiMetrics {
+  const registers = [registry];
+  const agents: Gauge<'agent_type' | 'state'> = new Gauge({
+    name: 'kumo_agents',
+    help: 'Agents known to the API by type and state (alive: heartbeat within agent_down_time).',
+    labelNames: ['agent_type', 'state'],
+    registers,
+    collect: () => countAgents(agents, src),
+  });
+  return {
+    heartbeatLag: new Histogram({
+      name: 'kumo_heartbeat_lag_seconds',
+      help: 'Time from an agent sending report_state to the API storing it.',
+      labelNames: ['agent_type'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers,
+    }),
+    httpDuration: new Histogram({
+      name: 'kumo_http_request_duration_seconds',
+      help: 'HTTP requests served, by method, route pattern (unmatched: no route) and status code.',
+      labelNames: ['method', 'route', 'code'],
+      registers,
+    }),
+    rpcHandleDuration: new Histogram({
+      name: 'kumo_rpc_handle_duration_seconds',
+      help: 'q-plugin RPC requests handled by the API, by method and outcome (ok, error).',
+      labelNames: ['method', 'outcome'],
+      registers,
+    }),
+  };
+}
+
+export function createApiMetrics(src: AgentSource, registry = createRegistry()): ApiDaemonMetrics {
+  return { registry, amqp: amqpMetrics(registry), api: apiMetrics(registry, src) };
+}
+
+/** Observes every response by method, route pattern and status code. */
+export function installHttpMetrics(app: FastifyInstance, duration: ApiMetrics['httpDuration']) {
+  app.addHook('onResponse', async (req, reply) => {
+    const route = req.routeOptions.url ?? 'unmatched';
+    const labels = { method: req.method, route, code: String(reply.statusCode) };
+    duration.observe(labels, reply.elapsedTime / 1000);
+  });
+}
+
+/** `handler`, each message's handling observed by method and outcome. */
+export function timedRpcHandler(
+  handler: (message: Message) => Promise<unknown>,
+  duration: ApiMetrics['rpcHandleDuration'],
+): (message: Message) => Promise<unknown> {
+  return async (message) => {
+    const started = performance.now();
+    let outcome = 'error';
+    try {
+      const result = await handler(message);
+      outcome = 'ok';
+      return result;
+    } finally {
+      const seconds = (performance.now() - started) / 1000;
+      duration.observe({ method: message.method, outcome }, seconds);
+    }
+  };
+}
