@@ -36,10 +36,22 @@ export type MetricsBinary = keyof typeof METRICS_PORT_OFFSETS;
 /** Buckets (seconds) for work that takes from milliseconds to minutes (reconciles). */
 const LONG_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
 
-/** A fresh registry holding prom-client's default process metrics. */
+/**
+ * prom-client's gauges named like counters (promtool rejects a gauge ending in _total);
+ * the same counts stay exposed by type as nodejs_active_handles, nodejs_active_requests
+ * and nodejs_active_resources.
+ */
+const MISNAMED_DEFAULTS = [
+  'nodejs_active_handles_total',
+  'nodejs_active_requests_total',
+  'nodejs_active_resources_total',
+];
+
+/** A fresh registry holding prom-client's default process metrics, promtool-clean. */
 export function createRegistry(): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  for (const name of MISNAMED_DEFAULTS) registry.removeSingleMetric(name);
   return registry;
 }
 

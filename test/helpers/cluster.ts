@@ -108,6 +108,23 @@ export async function freePorts(n: number): Promise<number[]> {
   return ports;
 }
 
+/** A base port with `n` consecutive free ports ([DEFAULT] metrics_port plus offsets). */
+export async function freePortRange(n: number): Promise<number> {
+  const bind = (port: number) =>
+    new Promise<ReturnType<typeof createServer> | undefined>((resolve) => {
+      const srv = createServer();
+      srv.once('error', () => resolve(undefined));
+      srv.listen(port, '127.0.0.1', () => resolve(srv));
+    });
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = 20_000 + Math.floor(Math.random() * 20_000);
+    const servers = await Promise.all(Array.from({ length: n }, (_, i) => bind(base + i)));
+    await Promise.all(servers.map((srv) => srv && new Promise((r) => srv.close(r))));
+    if (servers.every(Boolean)) return base;
+  }
+  throw new Error(`no ${n} consecutive free ports found`);
+}
+
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
