@@ -10,8 +10,8 @@ cd "$(dirname "$0")"
 source tools/lib.sh
 kumo_require_root
 
-# The tests also need Chromium (the dashboard's browser tests) and Prometheus with promtool.
-kumo_install_packages chromium prometheus
+# The tests also need Chromium (the dashboard's browser tests).
+kumo_install_packages chromium
 kumo_install_node
 kumo_install_npm_deps
 kumo_start_rabbitmq

@@ -66,6 +66,8 @@ host = $(hostname -s)
 state_path = /var/lib/kumo
 transport_url = rabbit://kumo:$(secret)@127.0.0.1:5672/kumo
 agent_down_time = 30
+# Prometheus metrics on 127.0.0.1: kumo-api 9180, the agents 9181…9186 (README).
+metrics_port = 9180
 
 [agent]
 report_interval = 10
@@ -182,3 +184,4 @@ done
 kumo --config-file "$CONF" agent-list
 kumo_initial_networks
 log "credentials: source $KUMO_ROOT/openrc admin admin (or demo demo), or --os-cloud devstack-admin"
+log "dashboard: http://127.0.0.1:9696/dashboard (user admin, project admin, password in /etc/kumo/admin-password)"

@@ -40,17 +40,25 @@ export function runAgentDaemon(
   makeHooks: MakeHooks,
 ): Promise<void> {
   return runDaemon(binary, async ({ config, log }) => {
-    const metrics = createAgentMetrics();
-    const listener = await startMetrics(config, binary, metrics.registry, log);
+    // metrics_port = 0: nothing is counted at all, so "off" costs nothing.
+    const metrics = config.DEFAULT.metrics_port > 0 ? createAgentMetrics() : undefined;
+    const listener = metrics && (await startMetrics(config, binary, metrics.registry, log));
     const runner = createCommandRunner();
     const broker = createBroker({
       url: config.DEFAULT.transport_url,
       log,
       timeoutMs: config.DEFAULT.rpc_response_timeout * 1000,
-      metrics: metrics.amqp,
+      ...(metrics ? { metrics: metrics.amqp } : {}),
     });
-    const hooks = await makeHooks({ config, runner, log, broker, metrics });
-    const agent = createAgent({ kind, config, broker, log, hooks, metrics: metrics.reconcile });
+    const hooks = await makeHooks({ config, runner, log, broker, ...(metrics ? { metrics } : {}) });
+    const agent = createAgent({
+      kind,
+      config,
+      broker,
+      log,
+      hooks,
+      ...(metrics ? { metrics: metrics.reconcile } : {}),
+    });
     await agent.start();
     return {
       async stop() {

@@ -111,13 +111,13 @@ function consumers(
   config: DaemonContext['config'],
   db: Db,
   log: Logger,
-  metrics: ApiDaemonMetrics,
+  metrics: ApiDaemonMetrics | undefined,
 ) {
   const broker = createBroker({
     url: config.DEFAULT.transport_url,
     log,
     timeoutMs: config.DEFAULT.rpc_response_timeout * 1000,
-    metrics: metrics.amqp,
+    ...(metrics ? { metrics: metrics.amqp } : {}),
   });
   const reports = createReportConsumer({
     db,
@@ -125,7 +125,7 @@ function consumers(
     log,
     clock: systemClock,
     agentDownTime: config.DEFAULT.agent_down_time,
-    heartbeatLag: metrics.api.heartbeatLag,
+    ...(metrics ? { heartbeatLag: metrics.api.heartbeatLag } : {}),
   });
   broker.consume({ ...apiQueue(REPORTS_TOPIC), prefetch: 2000 }, async (message) => {
     if (message.method !== 'report_state')
@@ -134,7 +134,9 @@ function consumers(
   });
   broker.consume(
     { ...apiQueue(PLUGIN_TOPIC), prefetch: 64 },
-    timedRpcHandler(createRpcHandler({ db, broker, log }), metrics.api.rpcHandleDuration),
+    metrics
+      ? timedRpcHandler(createRpcHandler({ db, broker, log }), metrics.api.rpcHandleDuration)
+      : createRpcHandler({ db, broker, log }),
   );
   return { broker, reports };
 }
@@ -152,14 +154,36 @@ export function keyRotation(config: DaemonContext['config']): KeyRotation | unde
   return { dir: keyRepositoryOf(config), intervalHours: hours, maxActive: keys };
 }
 
+/** How long requests in flight may take to finish on stop before connections are cut. */
+const HTTP_DRAIN_MS = 5000;
+
+/**
+ * Closes the service API: requests in flight get HTTP_DRAIN_MS to finish; then every
+ * connection still open is cut. Browsers keep connections they opened ahead of use, which
+ * carry no request and so never count as idle: they would hold the stop for a minute.
+ */
+async function closeHttp(app: ReturnType<typeof buildApp>) {
+  const cut = setTimeout(() => app.server.closeAllConnections(), HTTP_DRAIN_MS);
+  try {
+    await app.close();
+  } finally {
+    clearTimeout(cut);
+  }
+}
+
 export async function startApi({ config, log }: DaemonContext): Promise<Running> {
   const settings = apiSettings(config);
   const db = openDb(databaseOf(config));
   const applied = await migrate(db);
   log.info({ engine: db.engine, applied }, 'database ready');
   const agentDownTime = config.DEFAULT.agent_down_time;
-  const metrics = createApiMetrics({ db, clock: systemClock, agentDownTime, log });
-  const metricsListener = await startMetrics(config, 'kumo-api', metrics.registry, log);
+  // metrics_port = 0: nothing is counted at all, so "off" costs nothing.
+  const metrics =
+    config.DEFAULT.metrics_port > 0
+      ? createApiMetrics({ db, clock: systemClock, agentDownTime, log })
+      : undefined;
+  const metricsListener =
+    metrics && (await startMetrics(config, 'kumo-api', metrics.registry, log));
   const identity = await startIdentity(
     config,
     { db, clock: systemClock, log },
@@ -174,7 +198,7 @@ export async function startApi({ config, log }: DaemonContext): Promise<Running>
     log,
     settings,
     tokens: identity.tokens,
-    metrics: metrics.api,
+    ...(metrics ? { metrics: metrics.api } : {}),
   });
   // Sweeps, failover, reclaim and key rotation: each on one replica at a time (jobs.ts).
   const jobs = startPeriodicJobs(
@@ -188,7 +212,7 @@ export async function startApi({ config, log }: DaemonContext): Promise<Running>
   const metadata = await startMetadata(config, db, log);
   return {
     async stop() {
-      await app.close();
+      await closeHttp(app);
       await metricsListener?.close();
       await identity.close();
       await metadata.close();

@@ -18,7 +18,6 @@ import { AGENT_TYPE_NAMES } from '../contracts/agents.ts';
 import type { Message } from '../contracts/messages.ts';
 import type { Logger } from '../core/log.ts';
 import { type AmqpMetrics, amqpMetrics, createRegistry } from '../core/metrics.ts';
-import { isAlive } from './db/agents.ts';
 import type { Queryable } from './db/index.ts';
 
 /** Where `kumo_agents` reads from. */
@@ -43,30 +42,30 @@ export interface ApiDaemonMetrics {
   api: ApiMetrics;
 }
 
-/** The agents table as {agent_type, state} counts. */
+/**
+ * The agents table as {agent_type, state} counts, counted by the database: a scrape must
+ * not pull every row of a 100,000-agent table through the event loop that ingests their
+ * heartbeats. Heartbeats are stored as the API clock's ISO strings (db/reports.ts), so
+ * `>= cutoff` is isAlive's `now - heartbeat <= agent_down_time`.
+ */
 async function countAgents(gauge: Gauge<'agent_type' | 'state'>, src: AgentSource) {
   gauge.reset();
-  let rows: { agent_type: string; heartbeat_timestamp: string }[];
+  const cutoff = new Date(src.clock.now().getTime() - src.agentDownTime * 1000).toISOString();
+  let rows: { agent_type: string; alive: number | boolean; n: number | string }[];
   try {
-    rows = await src.db.query<{ agent_type: string; heartbeat_timestamp: string }>(
-      'SELECT agent_type, heartbeat_timestamp FROM agents',
+    rows = await src.db.query(
+      `SELECT agent_type, heartbeat_timestamp >= ? AS alive, COUNT(*) AS n FROM agents
+        GROUP BY 1, 2`,
+      [cutoff],
     );
   } catch (e) {
     src.log.warn({ err: (e as Error).message }, 'kumo_agents: reading the agents table failed');
     return;
   }
-  const counts = new Map<string, { alive: number; dead: number }>();
-  for (const t of AGENT_TYPE_NAMES) counts.set(t, { alive: 0, dead: 0 });
-  const now = src.clock.now();
-  for (const r of rows) {
-    const c = counts.get(r.agent_type) ?? { alive: 0, dead: 0 };
-    c[isAlive(r.heartbeat_timestamp, now, src.agentDownTime) ? 'alive' : 'dead']++;
-    counts.set(r.agent_type, c);
-  }
-  for (const [agent_type, c] of counts) {
-    gauge.set({ agent_type, state: 'alive' }, c.alive);
-    gauge.set({ agent_type, state: 'dead' }, c.dead);
-  }
+  for (const agent_type of AGENT_TYPE_NAMES)
+    for (const state of ['alive', 'dead']) gauge.set({ agent_type, state }, 0);
+  for (const r of rows)
+    gauge.set({ agent_type: r.agent_type, state: r.alive ? 'alive' : 'dead' }, Number(r.n));
 }
 
 export function apiMetrics(registry: Registry, src: AgentSource): ApiMetrics {

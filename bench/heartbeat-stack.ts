@@ -1,7 +1,7 @@
 /**
  * bench/heartbeats' stack: a RabbitMQ vhost, a temp dir with a kumo.conf (SQLite under it, a
  * free port) and the real `node bin/kumo-api.ts --config-file …`, which the bench stops and
- * starts between phases.
+ * starts between phases, and the backlog drain both heartbeat benches time (drainBacklog).
  *
  * Invariant: everything made here is undone by `cleanup()` (kumo-api stopped, vhost and
  * temp dir removed), in reverse order, whatever failed before; a broker CLI that does not
@@ -12,8 +12,12 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type amqp from 'amqplib';
+import { REPORTS_TOPIC } from '../contracts/messages.ts';
 import { freePort } from '../test/helpers/cluster.ts';
+import { type Publisher, prefill } from './heartbeat-reports.ts';
 
 const REPO = join(import.meta.dirname, '..');
 const RABBIT_USER = process.env.KUMO_TEST_RABBIT_USER ?? 'kumo_test';
@@ -33,10 +37,14 @@ export interface Env {
   dbPath: string;
   logPath: string;
   port: number;
+  /** kumo-api's [api] admin_token. */
+  adminToken: string;
 }
 
 export interface HeartbeatStack {
   env: Env;
+  /** Rewrites kumo.conf with `[DEFAULT] metrics_port` (0: off); takes effect at startApi. */
+  setMetricsPort(port: number): void;
   startApi(): Promise<void>;
   stopApi(): Promise<void>;
   /** kumo-api's pid while it runs. */
@@ -60,21 +68,23 @@ function sh(argv: string[]) {
   }
 }
 
-function writeConf(path: string, dir: string, vhost: string, port: number, intervalS: number) {
+function writeConf(env: Env, vhost: string, intervalS: number, metricsPort = 0) {
+  const { dir, port } = env;
   const auth = `${RABBIT_USER}:${RABBIT_PASSWORD}`;
   writeFileSync(
-    path,
+    env.confPath,
     [
       '[DEFAULT]',
       'host = bench-api',
       `state_path = ${dir}`,
       `transport_url = rabbit://${auth}@127.0.0.1:${BROKER_PORT}/${vhost}`,
       `agent_down_time = ${Math.max(30, Math.ceil(intervalS * 7.5))}`,
+      `metrics_port = ${metricsPort}`,
       '',
       '[api]',
       'bind_host = 127.0.0.1',
       `bind_port = ${port}`,
-      `admin_token = bench-${randomBytes(12).toString('hex')}`,
+      `admin_token = ${env.adminToken}`,
       '',
       '[database]',
       `connection = sqlite:///${join(dir, 'kumo.sqlite')}`,
@@ -136,8 +146,9 @@ export async function createHeartbeatStack(intervalS: number): Promise<Heartbeat
     dbPath: join(dir, 'kumo.sqlite'),
     logPath: join(dir, 'kumo-api.log'),
     port,
+    adminToken: `bench-${randomBytes(12).toString('hex')}`,
   };
-  writeConf(env.confPath, dir, vhost, port, intervalS);
+  writeConf(env, vhost, intervalS);
 
   const stopApi = async () => {
     const child = api;
@@ -150,6 +161,7 @@ export async function createHeartbeatStack(intervalS: number): Promise<Heartbeat
   };
   return {
     env,
+    setMetricsPort: (metricsPort) => writeConf(env, vhost, intervalS, metricsPort),
     async startApi() {
       await spawnApi(
         env,
@@ -176,5 +188,56 @@ export async function createHeartbeatStack(intervalS: number): Promise<Heartbeat
       cleanups.length = 0;
     },
     kill: () => api?.kill('SIGKILL'),
+  };
+}
+
+const POLL_MS = 20;
+
+/**
+ * kumo-api's drain rate: with kumo-api stopped, `bodies` (reports of hosts not yet in the
+ * database) are queued in q-reports-plugin; kumo-api is started and timed from its first
+ * delivery (the queue's ready count drops) until the database holds all of them. `meter`
+ * starts at the first delivery. kumo-api is stopped again at the end.
+ */
+export async function drainBacklog<M>(
+  stack: HeartbeatStack,
+  conn: amqp.ChannelModel,
+  pub: Publisher,
+  bodies: Buffer[],
+  meter: () => M,
+) {
+  await stack.stopApi();
+  const reader = new DatabaseSync(stack.env.dbPath, { readOnly: true });
+  const marker =
+    (reader.prepare('SELECT MAX(heartbeat_timestamp) AS m FROM agents').get()?.m as string) ?? '';
+  const count = reader.prepare('SELECT COUNT(*) AS n FROM agents WHERE heartbeat_timestamp > ?');
+  const publishRate = await prefill(pub, REPORTS_TOPIC, bodies.length, (i) => bodies[i] as Buffer);
+  const ch = await conn.createChannel();
+  const ready = async () => (await ch.checkQueue(REPORTS_TOPIC)).messageCount;
+  const queued = await ready();
+  if (queued !== bodies.length)
+    throw new Error(`expected ${bodies.length} queued reports, found ${queued}`);
+  const spawned = performance.now();
+  const starting = stack.startApi();
+  while ((await ready()) === bodies.length) await sleep(5);
+  const t0 = performance.now();
+  const m = meter();
+  const deadline = t0 + 120_000;
+  while (Number(count.get(marker)?.n) < bodies.length) {
+    if (performance.now() > deadline)
+      throw new Error('kumo-api did not store the backlog within 120 s');
+    await sleep(POLL_MS);
+  }
+  const t1 = performance.now();
+  await starting;
+  await ch.close();
+  reader.close();
+  await stack.stopApi();
+  return {
+    publishRate,
+    startupS: (t0 - spawned) / 1000,
+    seconds: (t1 - t0) / 1000,
+    rate: bodies.length / ((t1 - t0) / 1000),
+    meter: m,
   };
 }

@@ -68,6 +68,7 @@ import {
 import {
   BROKER_PORT,
   createHeartbeatStack,
+  drainBacklog,
   type Env,
   type HeartbeatStack,
 } from './heartbeat-stack.ts';
@@ -268,42 +269,11 @@ async function apiCapacity(
   pub: Publisher,
   bodies: Buffer[],
 ) {
-  await stack.stopApi();
-  const env = stack.env;
-  const reader = new DatabaseSync(env.dbPath, { readOnly: true });
-  const marker =
-    (reader.prepare('SELECT MAX(heartbeat_timestamp) AS m FROM agents').get()?.m as string) ?? '';
-  const count = reader.prepare('SELECT COUNT(*) AS n FROM agents WHERE heartbeat_timestamp > ?');
-  const publishRate = await prefill(pub, REPORTS_TOPIC, bodies.length, (i) => bodies[i] as Buffer);
-  const ch = await conn.createChannel();
-  const ready = async () => (await ch.checkQueue(REPORTS_TOPIC)).messageCount;
-  const queued = await ready();
-  if (queued !== bodies.length)
-    throw new Error(`expected ${bodies.length} queued reports, found ${queued}`);
-
-  const spawned = now();
-  const starting = stack.startApi();
-  while ((await ready()) === bodies.length) await sleep(5);
-  const t0 = now();
-  const meter = meterProcesses();
-  const deadline = t0 + 120_000;
-  while (Number(count.get(marker)?.n) < bodies.length) {
-    if (now() > deadline) throw new Error('kumo-api did not store the backlog within 120 s');
-    await sleep(POLL_MS);
-  }
-  const t1 = now();
-  const cpu = meter.read();
-  const apiCpuS = meter.used('kumo-api');
-  await starting;
-  await ch.close();
-  reader.close();
-  await stack.stopApi();
+  const r = await drainBacklog(stack, conn, pub, bodies, meterProcesses);
+  const apiCpuS = r.meter.used('kumo-api');
   return {
-    publishRate,
-    startupS: (t0 - spawned) / 1000,
-    seconds: (t1 - t0) / 1000,
-    rate: bodies.length / ((t1 - t0) / 1000),
-    cpu,
+    ...r,
+    cpu: r.meter.read(),
     usPerReport: apiCpuS === undefined ? Number.NaN : (apiCpuS / bodies.length) * 1e6,
   };
 }

@@ -15,7 +15,7 @@ KUMO_NODE_PREFIX=${KUMO_NODE_PREFIX:-/opt/kumo/node24}
 # (l3-agent-*, lb-*) operators still use, as a test peer.
 # python3-tempest, -glanceclient, -jsonschema: the response schemas the contract tests
 # check against (test/contract/check.py); -openstacksdk: the clients fullstack test.
-# prometheus: promtool, which lints every metric a daemon serves (metrics-promtool test).
+# prometheus: a Prometheus to scrape the daemons, and promtool, which lints their metrics.
 KUMO_PACKAGES=(
   rabbitmq-server postgresql openvswitch-switch dnsmasq-base dnsmasq-utils haproxy iptables iproute2
   lvm2 tgt libiscsi-bin qemu-utils busybox-static iputils-ping iputils-arping conntrack procps xorriso openssh-client

@@ -46,11 +46,12 @@ function MoveRow({ client, kind, item, from, agents }) {
   return html`<tr data-kind=${kind} data-id=${item.id} data-from=${from?.id ?? ''}>
     <td>${item.name || item.id}</td>
     <td data-testid="hosted-by">${from ? from.host : html`<span class="muted">no agent</span>`}</td>
-    <td>
-      <select data-testid="target" value=${chosen} onChange=${(e) => setTarget(e.target.value)}>
+    <td>${
+      targets.length > 0 &&
+      html`<select data-testid="target" value=${chosen} onChange=${(e) => setTarget(e.target.value)}>
         ${targets.map((a) => html`<option value=${a.id}>${a.host}</option>`)}
-      </select>
-    </td>
+      </select>`
+    }</td>
     <td>${
       chosen
         ? html`<${Action} label=${from ? 'Move' : 'Host'} testid="move"
