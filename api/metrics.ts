@@ -4,7 +4,8 @@
  * durations; all in the registry the daemon made and passes in.
  *
  * Invariants:
- * - `kumo_agents` is read from the agents table at scrape time and judged alive exactly as
+ * - `kumo_agents` is counted from the agents table (at most once per AGENT_COUNT_TTL_MS)
+ *   and judged alive exactly as
  *   the API judges it (db/agents.ts isAlive, with agent_down_time and the API's clock);
  *   every known agent type has both states, 0 when none; a database that fails the read
  *   leaves the gauge empty for that scrape (logged) and never fails the other metrics;
@@ -42,30 +43,46 @@ export interface ApiDaemonMetrics {
   api: ApiMetrics;
 }
 
+/** How long one count of the agents table serves scrapes (it scans the whole table). */
+export const AGENT_COUNT_TTL_MS = 10_000;
+
+type AgentCount = { agent_type: string; alive: number | boolean; n: number | string };
+
 /**
- * The agents table as {agent_type, state} counts, counted by the database: a scrape must
+ * The agents table as {agent_type, state} counts, counted by the database (a scrape must
  * not pull every row of a 100,000-agent table through the event loop that ingests their
- * heartbeats. Heartbeats are stored as the API clock's ISO strings (db/reports.ts), so
- * `>= cutoff` is isAlive's `now - heartbeat <= agent_down_time`.
+ * heartbeats) and at most once per AGENT_COUNT_TTL_MS (the count scans the table: 50 ms
+ * at 100,000 agents; liveness itself moves in agent_down_time steps). Heartbeats are
+ * stored as the API clock's ISO strings (db/reports.ts), so `>= cutoff` is isAlive's
+ * `now - heartbeat <= agent_down_time`.
  */
-async function countAgents(gauge: Gauge<'agent_type' | 'state'>, src: AgentSource) {
-  gauge.reset();
-  const cutoff = new Date(src.clock.now().getTime() - src.agentDownTime * 1000).toISOString();
-  let rows: { agent_type: string; alive: number | boolean; n: number | string }[];
-  try {
-    rows = await src.db.query(
+function agentCounter(gauge: Gauge<'agent_type' | 'state'>, src: AgentSource) {
+  let last: { at: number; rows: AgentCount[] } | undefined;
+  const read = async (now: Date) => {
+    if (last && now.getTime() - last.at < AGENT_COUNT_TTL_MS) return last.rows;
+    const cutoff = new Date(now.getTime() - src.agentDownTime * 1000).toISOString();
+    const rows = await src.db.query<AgentCount>(
       `SELECT agent_type, heartbeat_timestamp >= ? AS alive, COUNT(*) AS n FROM agents
         GROUP BY 1, 2`,
       [cutoff],
     );
-  } catch (e) {
-    src.log.warn({ err: (e as Error).message }, 'kumo_agents: reading the agents table failed');
-    return;
-  }
-  for (const agent_type of AGENT_TYPE_NAMES)
-    for (const state of ['alive', 'dead']) gauge.set({ agent_type, state }, 0);
-  for (const r of rows)
-    gauge.set({ agent_type: r.agent_type, state: r.alive ? 'alive' : 'dead' }, Number(r.n));
+    last = { at: now.getTime(), rows };
+    return rows;
+  };
+  return async () => {
+    gauge.reset();
+    let rows: AgentCount[];
+    try {
+      rows = await read(src.clock.now());
+    } catch (e) {
+      src.log.warn({ err: (e as Error).message }, 'kumo_agents: reading the agents table failed');
+      return;
+    }
+    for (const agent_type of AGENT_TYPE_NAMES)
+      for (const state of ['alive', 'dead']) gauge.set({ agent_type, state }, 0);
+    for (const r of rows)
+      gauge.set({ agent_type: r.agent_type, state: r.alive ? 'alive' : 'dead' }, Number(r.n));
+  };
 }
 
 export function apiMetrics(registry: Registry, src: AgentSource): ApiMetrics {
@@ -75,8 +92,9 @@ export function apiMetrics(registry: Registry, src: AgentSource): ApiMetrics {
     help: 'Agents known to the API by type and state (alive: heartbeat within agent_down_time).',
     labelNames: ['agent_type', 'state'],
     registers,
-    collect: () => countAgents(agents, src),
+    collect: () => count(),
   });
+  const count = agentCounter(agents, src);
   return {
     heartbeatLag: new Histogram({
       name: 'kumo_heartbeat_lag_seconds',

@@ -18,6 +18,9 @@ import type amqp from 'amqplib';
 import { REPORTS_TOPIC } from '../contracts/messages.ts';
 import { freePort } from '../test/helpers/cluster.ts';
 import { type Publisher, prefill } from './heartbeat-reports.ts';
+import type { cpuMeter } from './proc-cpu.ts';
+
+type CpuMeter = ReturnType<typeof cpuMeter>;
 
 const REPO = join(import.meta.dirname, '..');
 const RABBIT_USER = process.env.KUMO_TEST_RABBIT_USER ?? 'kumo_test';
@@ -196,15 +199,16 @@ const POLL_MS = 20;
 /**
  * kumo-api's drain rate: with kumo-api stopped, `bodies` (reports of hosts not yet in the
  * database) are queued in q-reports-plugin; kumo-api is started and timed from its first
- * delivery (the queue's ready count drops) until the database holds all of them. `meter`
- * starts at the first delivery. kumo-api is stopped again at the end.
+ * delivery (the queue's ready count drops) until the database holds all of them; `meter`
+ * (bench/proc-cpu.ts) runs over the same span, and kumo-api's CPU seconds (`apiCpuS`) are
+ * read before kumo-api is stopped again at the end.
  */
-export async function drainBacklog<M>(
+export async function drainBacklog(
   stack: HeartbeatStack,
   conn: amqp.ChannelModel,
   pub: Publisher,
   bodies: Buffer[],
-  meter: () => M,
+  meter: () => CpuMeter,
 ) {
   await stack.stopApi();
   const reader = new DatabaseSync(stack.env.dbPath, { readOnly: true });
@@ -229,6 +233,9 @@ export async function drainBacklog<M>(
     await sleep(POLL_MS);
   }
   const t1 = performance.now();
+  // Read while kumo-api still runs: a stopped process has no CPU time to read.
+  const cpu = m.read();
+  const apiCpuS = m.used('kumo-api');
   await starting;
   await ch.close();
   reader.close();
@@ -238,6 +245,7 @@ export async function drainBacklog<M>(
     startupS: (t0 - spawned) / 1000,
     seconds: (t1 - t0) / 1000,
     rate: bodies.length / ((t1 - t0) / 1000),
-    meter: m,
+    cpu,
+    apiCpuS,
   };
 }

@@ -6,7 +6,7 @@
  * POST /v2.0/agents/{id}/loadbalancer-pools, the pool move the rehosting page uses.
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { get as httpGet } from 'node:http';
 import { describe, test } from 'node:test';
 import { agentState, reportAgents } from '../helpers/l3-seed.ts';
@@ -164,11 +164,7 @@ describe('the dashboard server side', () => {
     await h.refused(403, 'PolicyNotAuthorized', ...move(h.tokens.A, to.id, { pool_id: id }));
     await h.refused(400, 'BadRequest', ...move(h.tokens.admin, to.id, { pool: id }));
     await h.refused(404, 'PoolNotFound', ...move(h.tokens.admin, to.id, { pool_id: 'nope' }));
-    await h.refused(
-      404,
-      'AgentNotFound',
-      ...move(h.tokens.admin, from.id.replace(/.$/, '0'), { pool_id: id }),
-    );
+    await h.refused(404, 'AgentNotFound', ...move(h.tokens.admin, randomUUID(), { pool_id: id }));
     await h.call(h.tokens.admin, 'PUT', `/v2.0/agents/${to.id}`, {
       agent: { admin_state_up: false },
     });

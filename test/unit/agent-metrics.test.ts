@@ -11,37 +11,14 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Registry } from 'prom-client';
-import { TransientError } from '../../contracts/errors.ts';
 import type { Message } from '../../contracts/messages.ts';
 import { createAgent, kindOfKey } from '../../core/agent.ts';
-import type { Broker, Handler } from '../../core/amqp.ts';
+
 import { compileConfig } from '../../core/config.ts';
 import { silentLogger } from '../../core/log.ts';
 import { reconcileMetrics } from '../../core/metrics.ts';
+import { fakeBroker } from '../helpers/fake-broker.ts';
 import { sampleOf } from '../helpers/metric-samples.ts';
-
-/** A broker that keeps the agent's handlers and refuses the first `refusals` reports. */
-function fakeBroker(refusals = 0) {
-  const handlers: Handler[] = [];
-  let left = refusals;
-  const broker: Broker = {
-    start: async () => {},
-    close: async () => {},
-    isConnected: () => true,
-    connectedTo: () => 'fake:5672',
-    cast: async (_key, method) => {
-      if (method === 'report_state' && left-- > 0) throw new TransientError('nacked');
-    },
-    fanout: async () => {},
-    call: async () => undefined,
-    consume: (_queue, handler) => handlers.push(handler),
-    declareFanout: () => {},
-    onConnect: () => {},
-  };
-  const deliver = (message: Message) =>
-    handlers[0]?.(message, { queue: 'dhcp_agent.h1', redelivered: false });
-  return { broker, deliver };
-}
 
 async function until(check: () => Promise<boolean>, what: string) {
   const deadline = Date.now() + 5000;

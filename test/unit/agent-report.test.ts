@@ -7,35 +7,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { pino } from 'pino';
-import { TransientError } from '../../contracts/errors.ts';
 import { createAgent } from '../../core/agent.ts';
 import type { Broker } from '../../core/amqp.ts';
 import { compileConfig } from '../../core/config.ts';
-
-/** A broker whose casts of report_state fail `refusals` times, then succeed. */
-function refusingBroker(refusals: number) {
-  const reports: unknown[] = [];
-  const tries: number[] = [];
-  let left = refusals;
-  const broker: Broker = {
-    start: async () => {},
-    close: async () => {},
-    isConnected: () => true,
-    connectedTo: () => 'fake:5672',
-    cast: async (_key, method, args, opts) => {
-      if (method !== 'report_state') return;
-      tries.push(opts?.timeoutMs ?? -1);
-      if (left-- > 0) throw new TransientError('publish to q-reports-plugin not confirmed');
-      reports.push(args);
-    },
-    fanout: async () => {},
-    call: async () => undefined,
-    consume: () => {},
-    declareFanout: () => {},
-    onConnect: () => {},
-  };
-  return { broker, reports, tries, accept: () => (left = 0) };
-}
+import { fakeBroker } from '../helpers/fake-broker.ts';
 
 function recordingLog() {
   const warnings: string[] = [];
@@ -59,7 +34,7 @@ function agentWith(broker: Broker, reportInterval: number) {
 }
 
 test('a refused report is sent again within its interval: it arrives, with start_flag, and nothing is logged', async () => {
-  const fake = refusingBroker(3);
+  const fake = fakeBroker(3);
   const { agent, warnings } = agentWith(fake.broker, 5);
   await agent.report();
   assert.equal(fake.reports.length, 1);
@@ -74,7 +49,7 @@ test('a refused report is sent again within its interval: it arrives, with start
 });
 
 test('a broker refusing for a whole interval: the report is logged as failed and start_flag kept for the next', async () => {
-  const fake = refusingBroker(1_000_000);
+  const fake = fakeBroker(1_000_000);
   const { agent, warnings } = agentWith(fake.broker, 1);
   await agent.report();
   assert.equal(fake.reports.length, 0);

@@ -12,11 +12,12 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import Fastify from 'fastify';
 import { Registry } from 'prom-client';
-import { type Db, openDb } from '../../api/db/index.ts';
+import { type Db, openDb, type Queryable } from '../../api/db/index.ts';
 import { migrate } from '../../api/db/migrations.ts';
 import { storeReports } from '../../api/db/reports.ts';
 import { createReportConsumer } from '../../api/liveness.ts';
 import {
+  AGENT_COUNT_TTL_MS,
   apiMetrics,
   createApiMetrics,
   installHttpMetrics,
@@ -58,6 +59,29 @@ describe('kumo_agents', () => {
     const lines = text.split('\n').filter((l) => l.startsWith('kumo_agents{'));
     assert.equal(lines.length, AGENT_TYPE_NAMES.length * 2);
     assert.match(text, /^process_cpu_user_seconds_total /m);
+  });
+
+  test('one count serves the scrapes of AGENT_COUNT_TTL_MS, then the table is counted again', async () => {
+    let now = at(60);
+    let counts = 0;
+    const counting: Queryable = {
+      query: (sql, p) => {
+        counts++;
+        return db.query(sql, p);
+      },
+    };
+    const registry = new Registry();
+    apiMetrics(registry, { db: counting, clock: { now: () => now }, agentDownTime: 30, log });
+    await registry.metrics();
+    now = new Date(at(60).getTime() + AGENT_COUNT_TTL_MS - 1);
+    const cached = await registry.metrics();
+    assert.equal(counts, 1);
+    assert.match(cached, /^kumo_agents\{agent_type="DHCP agent",state="alive"\} 1$/m);
+    now = new Date(at(60).getTime() + AGENT_COUNT_TTL_MS);
+    const fresh = await registry.metrics();
+    assert.equal(counts, 2);
+    assert.match(fresh, /^kumo_agents\{agent_type="DHCP agent",state="alive"\} 0$/m);
+    assert.match(fresh, /^kumo_agents\{agent_type="DHCP agent",state="dead"\} 2$/m);
   });
 
   test('a failing read leaves the gauge empty and the scrape whole', async () => {

@@ -12,8 +12,16 @@ import { createClient, loadSession, login, saveSession } from './api.js';
 import { RehostPage } from './rehost.js';
 import { ServersPage } from './servers.js';
 import { LoadBalancersPage, VolumesPage } from './storage.js';
-import { TopologyPage } from './topology.js';
 import { html } from './ui.js';
+
+/** The topology page and Cytoscape.js (440 KB) load when first opened, not with the shell. */
+function TopologyPage(props) {
+  const [Page, setPage] = useState(null);
+  useEffect(() => {
+    import('./topology.js').then((m) => setPage(() => m.TopologyPage));
+  }, []);
+  return Page ? html`<${Page} ...${props} />` : html`<p class="muted">Loading…</p>`;
+}
 
 const PAGES = {
   agents: ['Agents', AgentsPage],
