@@ -10,8 +10,9 @@ cd "$(dirname "$0")"
 source tools/lib.sh
 kumo_require_root
 
-# The tests also need Chromium (the dashboard's browser tests).
-kumo_install_packages chromium
+# The tests also need Chromium (the dashboard's browser tests) and Prometheus with promtool
+# (the metrics tests); stack.sh installs neither.
+kumo_install_packages chromium prometheus
 kumo_install_node
 kumo_install_npm_deps
 kumo_start_rabbitmq

@@ -5,8 +5,8 @@
  *
  * Invariants:
  * - `kumo_agents` is counted from the agents table (at most once per AGENT_COUNT_TTL_MS)
- *   and judged alive exactly as
- *   the API judges it (db/agents.ts isAlive, with agent_down_time and the API's clock);
+ *   and judged alive exactly as the API judges it (db/agents.ts isAlive, with
+ *   agent_down_time and the API's clock);
  *   every known agent type has both states, 0 when none; a database that fails the read
  *   leaves the gauge empty for that scrape (logged) and never fails the other metrics;
  * - the HTTP `route` label is the matched route's pattern (`/v2.0/networks/:id`), or
@@ -122,10 +122,17 @@ export function createApiMetrics(src: AgentSource, registry = createRegistry()):
   return { registry, amqp: amqpMetrics(registry), api: apiMetrics(registry, src) };
 }
 
-/** Observes every response by method, route pattern and status code. */
+/**
+ * Streams that last minutes (the dashboard's feed, api/dashboard/routes.ts EVENTS_ROUTE)
+ * would only fill the +Inf bucket: they are not request durations.
+ */
+const UNTIMED_ROUTES = new Set(['/dashboard/api/events']);
+
+/** Observes every response by method, route pattern and status code (streams excepted). */
 export function installHttpMetrics(app: FastifyInstance, duration: ApiMetrics['httpDuration']) {
   app.addHook('onResponse', async (req, reply) => {
     const route = req.routeOptions.url ?? 'unmatched';
+    if (UNTIMED_ROUTES.has(route)) return;
     const labels = { method: req.method, route, code: String(reply.statusCode) };
     duration.observe(labels, reply.elapsedTime / 1000);
   });

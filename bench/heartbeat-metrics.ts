@@ -6,7 +6,7 @@
  *
  *   node bench/heartbeat-metrics.ts [--flood 100000] [--rounds 6] [--scrape 2]
  *
- A first, untimed drain registers `--flood` hosts; then each round drains a backlog of
+ * A first, untimed drain registers `--flood` hosts; then each round drains a backlog of
  * `--flood` reports of those same hosts twice (so every timed run does the same work on a
  * table of the same size), once with `[DEFAULT] metrics_port = 0` and once with metrics on
  * while a scraper reads `/metrics` every `--scrape` seconds, as a Prometheus would (each
@@ -15,7 +15,8 @@
  *
  * The measure is kumo-api's CPU time per stored report (bench/proc-cpu.ts, from its first
  * delivery to the last row): on a shared 2-core VM the wall-clock rate of one drain swings
- * by ±20% run to run with no change at all, while CPU per report holds within a few %.
+ * by ±20% run to run with no change at all; CPU per report is less disturbed by what
+ * else runs, though not immune (see the rounds' spread in the output).
  * Output: each run's rate and CPU per report, each round's ratio (the two runs of a round
  * are neighbours in time), and last `ratio metrics-on/off: X`, the median of the rounds'
  * (CPU per report off) / (CPU per report on): reports per CPU-second with metrics against

@@ -15,7 +15,6 @@ KUMO_NODE_PREFIX=${KUMO_NODE_PREFIX:-/opt/kumo/node24}
 # (l3-agent-*, lb-*) operators still use, as a test peer.
 # python3-tempest, -glanceclient, -jsonschema: the response schemas the contract tests
 # check against (test/contract/check.py); -openstacksdk: the clients fullstack test.
-# prometheus: a Prometheus to scrape the daemons, and promtool, which lints their metrics.
 KUMO_PACKAGES=(
   rabbitmq-server postgresql openvswitch-switch dnsmasq-base dnsmasq-utils haproxy iptables iproute2
   lvm2 tgt libiscsi-bin qemu-utils busybox-static iputils-ping iputils-arping conntrack procps xorriso openssh-client
@@ -23,7 +22,6 @@ KUMO_PACKAGES=(
   python3-openstackclient python3-openstacksdk python3-glanceclient python3-jsonschema
   python3-tempest systemd strace linux-image-cloud-amd64 cpio
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-block-extra
-  prometheus
 )
 
 log() { printf '[kumo] %s\n' "$*" >&2; }

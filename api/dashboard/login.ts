@@ -6,8 +6,8 @@
  *
  * Invariants: every field is validated here with a message naming it (strings of bounded
  * length without control characters) before anything is sent; Keystone's answer decides
- * alone (a 401 stays a 401, an unreachable Keystone is a 503); the password is never
- * logged or returned.
+ * alone (its refusals stay refusals, 400 or 401; an unreachable or confused Keystone is a
+ * 503); redirects are not followed; the password is never logged or returned.
  */
 import { ApiError } from '../../contracts/errors.ts';
 import { isPlainObject } from '../../contracts/schema.ts';
@@ -71,32 +71,50 @@ function authBody(r: LoginRequest) {
   };
 }
 
-export async function login(authUri: string, r: LoginRequest): Promise<Session> {
-  let res: Response;
+/** Keystone's refusals, as the dashboard answers them (anything else: 503). */
+const REFUSED: Record<number, [code: 'BadRequest' | 'NotAuthenticated', message: string]> = {
+  400: ['BadRequest', 'The identity service refused the request as malformed.'],
+  401: ['NotAuthenticated', 'The user name, password or project is not valid.'],
+  403: ['NotAuthenticated', 'The user may not log in to that project.'],
+  404: ['NotAuthenticated', 'The user name, password or project is not valid.'],
+};
+
+interface TokenBody {
+  token: {
+    expires_at: string;
+    user: { name: string };
+    project: { id: string; name: string };
+    roles: { name: string }[];
+  };
+}
+
+async function askKeystone(authUri: string, r: LoginRequest): Promise<Response> {
   try {
-    res = await fetch(`${keystoneV3(authUri)}/auth/tokens?nocatalog`, {
+    return await fetch(`${keystoneV3(authUri)}/auth/tokens?nocatalog`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify(authBody(r)),
+      // A redirect would send the password on to wherever it points.
+      redirect: 'error',
       signal: AbortSignal.timeout(10_000),
     });
   } catch (e) {
     throw new ApiError('ServiceUnavailable', `The identity service is unreachable: ${e}`);
   }
-  if (res.status === 401)
-    throw new ApiError('NotAuthenticated', 'The user name, password or project is not valid.');
-  if (res.status !== 201)
+}
+
+export async function login(authUri: string, r: LoginRequest): Promise<Session> {
+  const res = await askKeystone(authUri, r);
+  if (res.status !== 201) {
+    await res.body?.cancel();
+    const refused = REFUSED[res.status];
+    if (refused) throw new ApiError(...refused);
     throw new ApiError('ServiceUnavailable', `The identity service answered ${res.status}.`);
-  const token = res.headers.get('x-subject-token') ?? '';
-  const body = (await res.json()) as {
-    token: {
-      expires_at: string;
-      user: { name: string };
-      project: { id: string; name: string };
-      roles: { name: string }[];
-    };
-  };
-  const t = body.token;
+  }
+  const token = res.headers.get('x-subject-token');
+  const t = ((await res.json().catch(() => ({}))) as Partial<TokenBody>).token;
+  if (!token || !t?.project || !Array.isArray(t.roles))
+    throw new ApiError('ServiceUnavailable', 'The identity service answered without a token.');
   return {
     token,
     expires_at: t.expires_at,

@@ -55,6 +55,15 @@ export async function bindPool(tx: Queryable, poolId: string, agentId: string) {
   );
 }
 
+/** Whether `agentId` is an admin-up LBaaS agent (read inside the scheduler lock). */
+export async function isUsableLbaasAgent(tx: Queryable, agentId: string): Promise<boolean> {
+  const [row] = await tx.query<{ admin_state_up: boolean | number }>(
+    'SELECT admin_state_up FROM agents WHERE id = ? AND agent_type = ?',
+    [agentId, LBAAS_AGENT_TYPE],
+  );
+  return Boolean(row?.admin_state_up);
+}
+
 /** The agent hosting a pool (id and host), if any. */
 export async function poolAgent(db: Queryable, poolId: string) {
   const [row] = await db.query<{ id: string; host: string }>(

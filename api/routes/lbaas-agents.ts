@@ -50,12 +50,15 @@ export function lbaasAgentRoutes(app: FastifyInstance, deps: AppDeps): void {
     if (!UUID.test(poolId) || !(await getRow(deps.db, 'lb_pools', poolId)))
       throw poolNotFound(poolId);
     const agent = await loadAgent(deps, req.params.id);
-    if (agent.agent_type !== LBAAS_AGENT_TYPE || !agent.admin_state_up)
-      throw new ApiError(
+    const unusable = () =>
+      new ApiError(
         'InvalidLbaasAgent',
         `Agent ${agent.id} is not a Loadbalancer agent or has been disabled`,
       );
-    await movePoolTo(deps, poolId, agent);
+    if (agent.agent_type !== LBAAS_AGENT_TYPE || !agent.admin_state_up) throw unusable();
+    const result = await movePoolTo(deps, poolId, agent);
+    if (result === 'no pool') throw poolNotFound(poolId);
+    if (result === 'unusable agent') throw unusable();
     return reply.status(201).type('application/json').send('null');
   });
   app.get('/v2.0/lb/pools/:id/loadbalancer-agent', async (req: ById, reply) => {

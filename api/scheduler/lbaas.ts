@@ -24,6 +24,7 @@ import {
   bindVipPort,
   existingPools,
   formerVipHost,
+  isUsableLbaasAgent,
   lbaasAgentInfos,
   lbaasHostsOfPool,
   lbaasSchedulerTransaction,
@@ -142,26 +143,33 @@ export async function poolChanged(
 }
 
 /**
- * An admin moves a pool to `agent` (POST /v2.0/agents/{id}/loadbalancer-pools): binds it
- * and its VIP port there in one transaction under the scheduler lock, then hints as a
- * failover does (fence first). Moving a pool to the agent that has it changes nothing.
+ * An admin moves a pool to `agent` (POST /v2.0/agents/{id}/loadbalancer-pools): inside
+ * the scheduler lock the pool must still exist and the agent still be an admin-up LBaaS
+ * agent (else nothing changes and the answer says which was missing); the pool and its
+ * VIP port are bound there and NO_LBAAS_AGENT taken back in one transaction; then the
+ * hints go out as after a failover (fence first). Moving a pool to the agent that has it
+ * changes nothing.
  */
 export async function movePoolTo(
   deps: LbaasDeps,
   poolId: string,
   agent: { id: string; host: string },
-): Promise<void> {
+): Promise<'moved' | 'unchanged' | 'no pool' | 'unusable agent'> {
   const settled = await lbaasSchedulerTransaction(deps.db, async (tx) => {
+    if ((await existingPools(tx, [poolId])).length === 0) return 'no pool' as const;
+    if (!(await isUsableLbaasAgent(tx, agent.id))) return 'unusable agent' as const;
     const current = await poolAgent(tx, poolId);
-    if (current?.id === agent.id) return undefined;
+    if (current?.id === agent.id) return 'unchanged' as const;
     await bindPool(tx, poolId, agent.id);
+    await markUnhosted(tx, [], [poolId]);
     const from = current?.host ?? (await formerVipHost(tx, poolId, agent.host));
     const ports = await bindVipPort(tx, poolId, agent.host, deps.clock.now());
     return { poolId, from, to: agent.host, moved: true, ports } satisfies PoolSettled;
   });
-  if (!settled) return;
+  if (typeof settled === 'string') return settled;
   deps.log.info({ poolId, from: settled.from, to: settled.to }, 'pool moved by an admin');
   await announce(deps, settled);
+  return 'moved';
 }
 
 /** The hosts of the LBaaS agents hosting `poolId` (read before deleting it). */

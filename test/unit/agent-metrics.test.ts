@@ -13,7 +13,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Registry } from 'prom-client';
 import type { Message } from '../../contracts/messages.ts';
 import { createAgent, kindOfKey } from '../../core/agent.ts';
-
 import { compileConfig } from '../../core/config.ts';
 import { silentLogger } from '../../core/log.ts';
 import { reconcileMetrics } from '../../core/metrics.ts';

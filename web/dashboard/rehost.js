@@ -4,9 +4,10 @@
  * l3-agent-router-remove/add, and for pools Kumo's loadbalancer-pools add).
  *
  * Invariants: a move adds to the target before it removes from the source where the
- * resource may have several agents (networks), so DHCP never has a gap; routers and
- * pools have one agent, so the router is removed first as Neutron requires; targets are
- * alive, admin-up agents of the right type that do not host it already.
+ * resource may have several agents (networks), so DHCP never has a gap; a router has one
+ * agent, so it is removed first as Neutron requires and put back if the add fails; a
+ * pool moves in one call; targets are alive, admin-up agents of the right type that do
+ * not host it already.
  */
 import { useState } from 'preact/hooks';
 import { Action, ErrorLine, html, useData } from './ui.js';
@@ -22,9 +23,16 @@ async function moveNetwork(client, id, from, to) {
   if (from) await client.del(`/v2.0/agents/${from}/dhcp-networks/${id}`);
 }
 
+/** Neutron hosts a router on one agent: remove, then add; a failed add puts it back. */
 async function moveRouter(client, id, from, to) {
   if (from) await client.del(`/v2.0/agents/${from}/l3-routers/${id}`);
-  await client.post(`/v2.0/agents/${to}/l3-routers`, { router_id: id });
+  try {
+    await client.post(`/v2.0/agents/${to}/l3-routers`, { router_id: id });
+  } catch (e) {
+    if (from)
+      await client.post(`/v2.0/agents/${from}/l3-routers`, { router_id: id }).catch(() => {});
+    throw e;
+  }
 }
 
 async function movePool(client, id, _from, to) {
