@@ -7,7 +7,7 @@
  * lists hundreds; one query per agent would not do); agents are admin-only as in Neutron,
  * so a non-admin caller gets an empty overview, never another project's placement.
  */
-import type { Agent } from '../../contracts/agents.ts';
+import { type Agent, agentTypeByKind } from '../../contracts/agents.ts';
 import { listAgents } from '../db/agents.ts';
 import type { Queryable } from '../db/index.ts';
 
@@ -48,8 +48,8 @@ const BY_HOST = {
 } as const;
 /** Which agent types host by host name rather than by a binding row. */
 const HOST_KEYED: Record<string, keyof typeof BY_HOST> = {
-  'Volume agent': 'volumes',
-  'Compute agent': 'instances',
+  [agentTypeByKind('volume').agentType]: 'volumes',
+  [agentTypeByKind('compute').agentType]: 'instances',
 };
 
 async function grouped(db: Queryable, sql: string): Promise<Map<string, Hosted[]>> {
