@@ -7,7 +7,9 @@
 # (/etc/kumo/openrc, `source openrc admin admin`, and clouds.yaml); ends with
 # `kumo agent-list`; then devstack's initial networks: `public` (flat, physnet public on
 # br-ex, router:external, 172.24.4.0/24) and the demo project's `private` network with
-# `router1` between them.
+# `router1` between them; the `kumo-public` namespace as the world outside `public`
+# (172.24.4.1); and the test guest as the public `cirros-like` images, so the tour
+# (docs/tour.md) boots servers with no download.
 # Running it again is harmless: what exists is kept, what is running is left running.
 # ./unstack.sh stops everything it started.
 set -euo pipefail
@@ -183,5 +185,8 @@ for _ in $(seq 1 60); do
 done
 kumo --config-file "$CONF" agent-list
 kumo_initial_networks
+kumo_public_namespace
+kumo_guest_images
 log "credentials: source $KUMO_ROOT/openrc admin admin (or demo demo), or --os-cloud devstack-admin"
+log "tour: docs/tour.md (images cirros-like, network private, router1, outside: ip netns exec kumo-public …)"
 log "dashboard: http://127.0.0.1:9696/dashboard (user admin, project admin, password in /etc/kumo/admin-password)"

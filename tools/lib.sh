@@ -6,6 +6,9 @@
 
 KUMO_ROOT=${KUMO_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 KUMO_NODE_PREFIX=${KUMO_NODE_PREFIX:-/opt/kumo/node24}
+# Where stack.sh's credentials live (passwords, openrc, clouds.yaml); a test's own
+# directory for the walkthrough test, which runs the same steps on its lab.
+KUMO_ETC=${KUMO_ETC:-/etc/kumo}
 
 # Packages from HOST-LAB.md (those later agents need too) plus the test peers.
 # dnsmasq-utils: dhcp_release/dhcp_release6, with which kumo-dhcp-agent frees the leases
@@ -209,9 +212,9 @@ kumo_wait_identity() {
 }
 
 # kumo_bootstrap_user CONF USER PROJECT ROLE: the user's password is generated once into
-# /etc/kumo/USER-password (0600, kept on later runs); bootstrap is idempotent.
+# $KUMO_ETC/USER-password (0600, kept on later runs); bootstrap is idempotent.
 kumo_bootstrap_user() {
-  local conf=$1 user=$2 project=$3 role=$4 file="/etc/kumo/$2-password"
+  local conf=$1 user=$2 project=$3 role=$4 file="$KUMO_ETC/$2-password"
   if [ ! -s "$file" ]; then
     (umask 077; head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 20 > "$file")
   fi
@@ -227,26 +230,26 @@ kumo_bootstrap_user() {
   fi
 }
 
-# /etc/kumo/openrc (`source openrc USER PROJECT`, passwords read from /etc/kumo/USER-password)
-# and /etc/kumo/clouds.yaml (devstack-admin, devstack), installed as
+# $KUMO_ETC/openrc (`source openrc USER PROJECT`, passwords read from $KUMO_ETC/USER-password)
+# and $KUMO_ETC/clouds.yaml (devstack-admin, devstack), installed as
 # /etc/openstack/clouds.yaml unless an operator's own file is there.
 kumo_write_credentials() {
   local conf=$1 url region
   url=$(kumo_identity_url "$conf")
   region=$(kumo_conf_get "$conf" identity region_id); region=${region:-RegionOne}
-  log "writing /etc/kumo/openrc and clouds.yaml"
-  cat > /etc/kumo/openrc <<OPENRC
+  log "writing $KUMO_ETC/openrc and clouds.yaml"
+  cat > "$KUMO_ETC/openrc" <<OPENRC
 # Written by Kumo's stack.sh. devstack-style credentials for the openstack CLI:
-#   source /etc/kumo/openrc [USER [PROJECT]]    (USER: admin or demo; PROJECT: USER)
-# The password is read from /etc/kumo/USER-password (root only).
+#   source $KUMO_ETC/openrc [USER [PROJECT]]    (USER: admin or demo; PROJECT: USER)
+# The password is read from $KUMO_ETC/USER-password (root only).
 _kumo_user=\${1:-admin}
 _kumo_project=\${2:-\$_kumo_user}
 unset OS_TOKEN OS_URL OS_ENDPOINT OS_AUTH_TYPE OS_CLOUD OS_TENANT_NAME OS_PROJECT_ID OS_PASSWORD
-if [ -r "/etc/kumo/\${_kumo_user}-password" ]; then
-  OS_PASSWORD=\$(cat "/etc/kumo/\${_kumo_user}-password")
+if [ -r "$KUMO_ETC/\${_kumo_user}-password" ]; then
+  OS_PASSWORD=\$(cat "$KUMO_ETC/\${_kumo_user}-password")
   export OS_PASSWORD
 else
-  echo "openrc: cannot read /etc/kumo/\${_kumo_user}-password: set OS_PASSWORD yourself" >&2
+  echo "openrc: cannot read $KUMO_ETC/\${_kumo_user}-password: set OS_PASSWORD yourself" >&2
 fi
 export OS_AUTH_URL=$url
 export OS_USERNAME=\$_kumo_user
@@ -258,7 +261,7 @@ export OS_REGION_NAME=$region
 export OS_INTERFACE=public
 unset _kumo_user _kumo_project
 OPENRC
-  chmod 0644 /etc/kumo/openrc
+  chmod 0644 "$KUMO_ETC/openrc"
   (
     umask 077
     {
@@ -266,13 +269,15 @@ OPENRC
       echo "clouds:"
       kumo_cloud_entry devstack-admin admin admin "$url" "$region"
       kumo_cloud_entry devstack demo demo "$url" "$region"
-    } > /etc/kumo/clouds.yaml
+    } > "$KUMO_ETC/clouds.yaml"
   )
+  # Only the host's own credentials become the machine's default clouds.yaml.
+  [ "$KUMO_ETC" = /etc/kumo ] || return 0
   mkdir -p /etc/openstack
   if [ ! -f /etc/openstack/clouds.yaml ] || head -n 1 /etc/openstack/clouds.yaml | grep -q "Kumo's stack.sh"; then
-    install -m 0600 /etc/kumo/clouds.yaml /etc/openstack/clouds.yaml
+    install -m 0600 "$KUMO_ETC/clouds.yaml" /etc/openstack/clouds.yaml
   else
-    log "/etc/openstack/clouds.yaml is not Kumo's: left alone (Kumo's entries: /etc/kumo/clouds.yaml)"
+    log "/etc/openstack/clouds.yaml is not Kumo's: left alone (Kumo's entries: $KUMO_ETC/clouds.yaml)"
   fi
 }
 
@@ -283,7 +288,7 @@ kumo_cloud_entry() {
     auth:
       auth_url: $4
       username: $2
-      password: $(cat "/etc/kumo/$2-password")
+      password: $(cat "$KUMO_ETC/$2-password")
       project_name: $3
       user_domain_id: default
       project_domain_id: default
@@ -297,7 +302,7 @@ ENTRY
 # external `public` network (flat on physnet public, 172.24.4.0/24, no DHCP) and the demo
 # project's `private` network (10.0.0.0/26) with `router1` routing it to `public`.
 kumo_initial_networks() {
-  local os=(env OS_CLIENT_CONFIG_FILE=/etc/kumo/clouds.yaml openstack)
+  local os=(env OS_CLIENT_CONFIG_FILE="$KUMO_ETC/clouds.yaml" openstack)
   local admin=("${os[@]}" --os-cloud devstack-admin) demo=("${os[@]}" --os-cloud devstack)
   # Each object on its own, so a run cut short is completed by the next one.
   have() { "$@" >/dev/null 2>&1; }
@@ -319,4 +324,65 @@ kumo_initial_networks() {
   sub=$("${demo[@]}" subnet show private-subnet -f value -c id)
   "${demo[@]}" port list --router router1 -f value -c fixed_ips | grep -q "$sub" ||
     "${demo[@]}" router add subnet router1 private-subnet >/dev/null
+}
+
+# kumo_guest_images: devstack's cirros UEC images, made of the test guest instead of a
+# download (tools/guest-image.ts builds it into KUMO_GUEST_DIR): public images
+# `cirros-like-kernel` (aki), `cirros-like-ramdisk` (ari) and `cirros-like` (ami, a 1 MiB
+# disk whose kernel_id/ramdisk_id name them; `kumo.seed` on its command line: the guest
+# serves its name on port 80 and prints the metadata listings on its console,
+# test/helpers/seed-guest.ts). Once: an existing `cirros-like` is kept.
+kumo_guest_images() {
+  local admin=(env OS_CLIENT_CONFIG_FILE="$KUMO_ETC/clouds.yaml" openstack --os-cloud devstack-admin)
+  "${admin[@]}" image show cirros-like >/dev/null 2>&1 && return 0
+  local built kernel initrd cmdline disk k r
+  built=$(node "$KUMO_ROOT/tools/guest-image.ts" "${KUMO_GUEST_DIR:-/var/lib/kumo/guest}") ||
+    die "building the test guest failed (tools/guest-image.ts)"
+  { read -r kernel; read -r initrd; read -r cmdline; } <<<"$built"
+  log "uploading the test guest as the cirros-like images"
+  # A kernel or ramdisk left by a run cut short is reused, not uploaded twice.
+  _kumo_image_id() {
+    "${admin[@]}" image show "$1" -f value -c id 2>/dev/null ||
+      "${admin[@]}" image create "$1" --public --disk-format "$2" --container-format "$2" \
+        --file "$3" -f value -c id
+  }
+  k=$(_kumo_image_id cirros-like-kernel aki "$kernel")
+  r=$(_kumo_image_id cirros-like-ramdisk ari "$initrd")
+  disk=$(mktemp)
+  truncate -s 1M "$disk"
+  "${admin[@]}" image create cirros-like --public --disk-format ami --container-format ami \
+    --property kernel_id="$k" --property ramdisk_id="$r" \
+    --property os_command_line="$cmdline kumo.seed" --file "$disk" >/dev/null
+  rm -f "$disk"
+}
+
+# ETHTOOL_STXCSUM(0) through SIOCETHTOOL (ethtool's `-K DEV tx off`) on each DEV: OVS's
+# userspace datapath reads veths with AF_PACKET and would pass partial checksums on.
+KUMO_TX_OFF='import array, fcntl, socket, struct, sys
+for dev in sys.argv[1:]:
+    buf = array.array("B", struct.pack("II", 0x17, 0))
+    ifr = struct.pack("16sP", dev.encode(), buf.buffer_info()[0])
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        fcntl.ioctl(s.fileno(), 0x8946, ifr)'
+
+# kumo_public_namespace: the world outside devstack's `public` network, as a namespace
+# (HOST-LAB: an external network is one more namespace, so the host's own interfaces and
+# routes are never touched): `kumo-public` holds public-subnet's gateway 172.24.4.1/24 on
+# eth0, a veth whose other end, kumo-pub-ex, is a port of br-ex (made by the OVS agent from
+# bridge_mappings). Floating IPs answer there: `ip netns exec kumo-public curl …`.
+kumo_public_namespace() {
+  for _ in $(seq 1 30); do ovs-vsctl --timeout=5 br-exists br-ex && break; sleep 1; done
+  ovs-vsctl --timeout=5 br-exists br-ex || die "no br-ex: kumo-ovs-agent makes it from [ovs] bridge_mappings"
+  ip netns list | grep -q '^kumo-public\b' || ip netns add kumo-public
+  if ! ip link show kumo-pub-ex >/dev/null 2>&1; then
+    log "making the kumo-public namespace (172.24.4.1, the public network's gateway)"
+    ip link add kumo-pub-ex type veth peer name eth0 netns kumo-public
+  fi
+  ovs-vsctl --timeout=5 --may-exist add-port br-ex kumo-pub-ex
+  python3 -c "$KUMO_TX_OFF" kumo-pub-ex
+  ip netns exec kumo-public python3 -c "$KUMO_TX_OFF" eth0
+  ip link set kumo-pub-ex up
+  ip netns exec kumo-public ip link set lo up
+  ip netns exec kumo-public ip addr replace 172.24.4.1/24 dev eth0
+  ip netns exec kumo-public ip link set eth0 up
 }

@@ -6,7 +6,8 @@
  * drops such TCP as invalid; the cdrom modules when the kernel has them), and unless the
  * command line has `kumo.nodhcp` runs `udhcpc -O staticroutes` (option 121's routes, as an
  * isolated network's route to 169.254.169.254 via its DHCP port); then `KUMO-GUEST-UP`,
- * the metadata-guest.ts script for `kumo.configdrive` / `kumo.metadata`, and the pings of
+ * the metadata-guest.ts script for `kumo.configdrive` / `kumo.metadata`, seed-guest.ts's
+ * for `kumo.seed` (its name on port 80, the metadata listings), and the pings of
  * `kumo.ping=`. With `kumo.disk` a background loop watches /dev/vdb (a hot-plugged volume):
  * DISK_WATCH below.
  *
@@ -121,6 +122,7 @@ esac
 echo "${GUEST_UP_MARKER} $ip"
 case " $(cat /proc/cmdline) " in *" kumo.configdrive "*) /metadata.sh configdrive ;; esac
 case " $(cat /proc/cmdline) " in *" kumo.metadata "*) /metadata.sh http ;; esac
+case " $(cat /proc/cmdline) " in *" kumo.seed "*) /seed.sh ;; esac
 for arg in $(cat /proc/cmdline); do
   case "$arg" in kumo.ping=*) peers=$(echo "\${arg#kumo.ping=}" | tr , ' ') ;; esac
 done

@@ -3,7 +3,8 @@
  * (`/boot/vmlinuz-*-cloud-amd64`, package linux-image-cloud-amd64) and an initramfs we
  * build from busybox-static, the kernel's virtio (and, when present, cdrom) modules, and
  * the scripts of test/helpers/guest-init.ts (/init, udhcpc's event script: what the guest
- * does and prints) and test/helpers/metadata-guest.ts (its metadata fetches).
+ * does and prints), test/helpers/metadata-guest.ts (its metadata fetches) and
+ * test/helpers/seed-guest.ts (the seed walkthrough's name server and listings).
  *
  * The kernel and initramfs are copied into a cache directory keyed by kernel version and a
  * hash of everything that goes into the initramfs, readable by libvirt's qemu user. Tools:
@@ -36,6 +37,7 @@ import {
   UDHCPC,
 } from './guest-init.ts';
 import { METADATA_SCRIPT } from './metadata-guest.ts';
+import { SEED_SCRIPT } from './seed-guest.ts';
 
 export { CDROM_MODULES, GUEST_MODULES, GUEST_UP_MARKER, PING_MARKER };
 
@@ -138,7 +140,11 @@ async function build(cacheRoot: string): Promise<TestGuest> {
     if (path !== undefined) modules.push({ name, path });
   }
 
-  const hash = createHash('sha256').update(INIT).update(UDHCPC).update(METADATA_SCRIPT);
+  const hash = createHash('sha256')
+    .update(INIT)
+    .update(UDHCPC)
+    .update(METADATA_SCRIPT)
+    .update(SEED_SCRIPT);
   for (const f of [BUSYBOX, bootKernel, ...modules.map((m) => m.path)]) {
     const st = statSync(f);
     hash.update(`${f}\0${st.size}\0${st.mtimeMs}\0`);
@@ -170,6 +176,7 @@ async function build(cacheRoot: string): Promise<TestGuest> {
     writeFileSync(join(root, 'init'), INIT, { mode: 0o755 });
     writeFileSync(join(root, 'udhcpc.sh'), UDHCPC, { mode: 0o755 });
     writeFileSync(join(root, 'metadata.sh'), METADATA_SCRIPT, { mode: 0o755 });
+    writeFileSync(join(root, 'seed.sh'), SEED_SCRIPT, { mode: 0o755 });
     for (const m of modules) {
       const dest = join(root, 'lib/modules', `${m.name}.ko`);
       const decompress = m.path.endsWith('.xz')
