@@ -2,14 +2,14 @@
  * The layering of ARCHITECTURE §2, checked by `npm run lint:deps` and run_tests.sh's lint
  * step: no cycles anywhere (type-only imports count: they tie modules together as much as
  * value imports do), contracts/ stands alone, core/ sits on contracts/, host/ on core/,
- * agents, the API and the CLI never reach into each other; bin/, test/ and bench/ are free.
+ * agents, the API and the CLI never reach into each other; bin/, test/, bench/ and tools/ are free.
  *
  * Invariant: the rules see every edge or fail. TypeScript is parsed with swc (the project's
  * TypeScript 7.0 has no in-process API dependency-cruiser can use), every import must
  * resolve, and without swc this config refuses to load rather than let the cruiser skip
  * every .ts file and pass (test/unit/layering.test.ts proves bad imports fail).
  */
-const OURS = '^(bin|contracts|core|host|agents|api|cli|test|bench)/';
+const OURS = '^(bin|contracts|core|host|agents|api|cli|test|bench|tools)/';
 
 // Without swc, dependency-cruiser skips .ts files with a warning and finds no violation.
 try {

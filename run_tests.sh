@@ -28,7 +28,7 @@ npx --no-install tsc --noEmit -p .
 log "linting"
 npx --no-install biome check .
 log "checking the layering (ARCHITECTURE §2)"
-npx --no-install depcruise --config .dependency-cruiser.cjs bin contracts core host agents api cli test bench
+npx --no-install depcruise --config .dependency-cruiser.cjs bin contracts core host agents api cli test bench tools
 log "running tests"
 if [ $# -gt 0 ]; then
   exec node --test --test-concurrency=1 "$@"

@@ -283,14 +283,28 @@ export function writeUdhcpcScript(dir: string): string {
   return path;
 }
 
-/** One DHCP exchange with busybox udhcpc on an endpoint; resolves with what its script saw
- * (`ip`, `router`, `dns`, `serverid`); rejects when no lease came. */
+/** One DHCP exchange with busybox udhcpc on an endpoint (`tries` discovers a second apart,
+ * default 4); resolves with what its script saw (`ip`, `router`, `dns`, `serverid`);
+ * rejects when no lease came. */
 export async function dhcpLease(
   lab: Lab,
   e: Endpoint,
   script: string,
+  tries = 4,
 ): Promise<Record<string, string>> {
-  const argv = ['busybox', 'udhcpc', '-i', e.name, '-n', '-q', '-f', '-t', '4', '-T', '1'];
+  const argv = [
+    'busybox',
+    'udhcpc',
+    '-i',
+    e.name,
+    '-n',
+    '-q',
+    '-f',
+    '-t',
+    String(tries),
+    '-T',
+    '1',
+  ];
   const out = await lab.exec(e.netns, [...argv, '-s', script]);
   const line = out.split('\n').find((l) => l.startsWith('bound ')) ?? '';
   return Object.fromEntries(

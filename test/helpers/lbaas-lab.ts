@@ -161,7 +161,7 @@ async function addBackend(c: Cluster, lab: Lab, host: LabHost, net: Network, i: 
 const prefixOf = (hostName: string) => `${hostName.slice(-8)}-`;
 
 /** qlbaas namespaces outlive their agents: this lab's, with whatever runs in them, go. */
-async function removePoolNamespaces(prefixes: string[]) {
+export async function removePoolNamespaces(prefixes: string[]) {
   const list = await runCommand(['ip', 'netns', 'list']);
   for (const ns of list.stdout.split('\n').map((l) => l.split(' ')[0] ?? '')) {
     if (!prefixes.some((p) => ns.startsWith(`${p}qlbaas-`))) continue;

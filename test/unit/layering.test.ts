@@ -16,7 +16,7 @@ import { tempDir } from '../helpers/env.ts';
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const CONFIG = join(REPO, '.dependency-cruiser.cjs');
 const DEPCRUISE = join(REPO, 'node_modules', '.bin', 'depcruise');
-const DIRS = ['bin', 'contracts', 'core', 'host', 'agents', 'api', 'cli', 'test', 'bench'];
+const DIRS = ['bin', 'contracts', 'core', 'host', 'agents', 'api', 'cli', 'test', 'bench', 'tools'];
 
 interface Dependency {
   resolved: string;

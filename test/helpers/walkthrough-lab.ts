@@ -1,0 +1,177 @@
+/**
+ * The seed walkthrough's cloud (test/fullstack/walkthrough.test.ts) on the multi-host lab:
+ *
+ * - `ctl`: the controller and network host: kumo-api (on this machine's loopback, as every
+ *   Cluster's), OVS, DHCP, L3 and LBaaS agents, br-ex linked to the outside world;
+ * - `cp1`: a compute host: OVS and compute agents;
+ * - `cp2`: a compute host that is also the second network host (OVS, compute, DHCP, L3,
+ *   LBaaS agents, br-ex linked outside), where each network service fails over to.
+ *
+ * The outside world is the lab's namespace holding 172.24.4.1/24, public-subnet's gateway.
+ * After the agents, it runs stack.sh's own steps from tools/lib.sh against this cloud, with
+ * KUMO_ETC in the cluster's directory: users `admin` and `demo` bootstrapped with generated
+ * passwords, openrc and clouds.yaml written, devstack's initial networks (`public`,
+ * `private`, `router1`) and the `cirros-like` images. Every CLI call then logs in through
+ * that openrc, as an operator after `source openrc demo demo`.
+ *
+ * Invariant: everything it starts goes with `destroy()` — the Cluster's processes, domains,
+ * qdhcp and qrouter namespaces (Cluster.cleanup), the qlbaas namespaces with their
+ * haproxies, and the lab; traffic stays in the lab's namespaces.
+ */
+import { mkdirSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { Cluster, ovsOf, type Proc, type RunResult, runCommand } from './cluster.ts';
+import { REPO, waitFor } from './env.ts';
+import { createLab, type Lab, type LabHost } from './lab.ts';
+import { removePoolNamespaces } from './lbaas-lab.ts';
+
+export const OUTSIDE_CIDR = '172.24.4.1/24';
+/**
+ * Heartbeats every second, an agent dead after 6 s: failover comes quickly, yet two TCG
+ * guests booting on this machine's two cores never make a live agent miss enough reports.
+ */
+export const TIMING = { reportInterval: 1, agentDownTime: 6 };
+
+type Kind = 'ovs' | 'dhcp' | 'l3' | 'lbaas' | 'compute';
+export type User = 'admin' | 'demo';
+
+/** What runs where (the module header). */
+const ROLES: Record<'ctl' | 'cp1' | 'cp2', Kind[]> = {
+  ctl: ['ovs', 'dhcp', 'l3', 'lbaas'],
+  cp1: ['ovs', 'compute'],
+  cp2: ['ovs', 'compute', 'dhcp', 'l3', 'lbaas'],
+};
+
+export interface Walkthrough {
+  lab: Lab;
+  c: Cluster;
+  /** The outside world's namespace. */
+  outside: string;
+  hosts: { ctl: LabHost; cp1: LabHost; cp2: LabHost };
+  /** The host name its agents report (8 characters: haproxy's socket paths stay short). */
+  hostName(h: LabHost): string;
+  /** A namespace an agent of `host` (a reported host name) made, e.g. `qdhcp-<id>`. */
+  netnsOn(host: string, name: string): string;
+  /** `openstack <args>` after `source openrc <user> <user>`; fails with its stderr. */
+  os(user: User, ...args: string[]): Promise<string>;
+  osJson<T>(user: User, ...args: string[]): Promise<T>;
+  /** `neutron <args>` after `source openrc <user> <user>`; fails with its stderr. */
+  neutron(user: User, ...args: string[]): Promise<string>;
+  /** The agent process of `kind` on a reported host name. */
+  agent(kind: Kind, host: string): Proc;
+  destroy(): Promise<void>;
+}
+
+const ok = (r: RunResult, what: string) => {
+  if (r.code !== 0) throw new Error(`${what} exited ${r.code}: ${r.stderr}${r.stdout}`);
+  return r.stdout;
+};
+
+/** PATH with this Node first and `kumo-manage` in `bin` (stack.sh links it into /usr/local/bin). */
+function toolPath(dir: string): string {
+  const bin = join(dir, 'bin');
+  mkdirSync(bin, { recursive: true });
+  symlinkSync(join(REPO, 'bin', 'kumo-manage.ts'), join(bin, 'kumo-manage'));
+  return [bin, dirname(process.execPath), process.env.PATH ?? '/usr/bin:/bin'].join(':');
+}
+
+/** stack.sh's steps after the daemons run, from tools/lib.sh, on this cloud. */
+async function stackSteps(c: Cluster, etc: string, path: string) {
+  const script = [
+    'set -euo pipefail',
+    `source ${JSON.stringify(join(REPO, 'tools', 'lib.sh'))}`,
+    'conf=$1',
+    'kumo_wait_identity "$conf"',
+    'kumo_bootstrap_user "$conf" admin admin admin',
+    'kumo_bootstrap_user "$conf" demo demo member',
+    'kumo_write_credentials "$conf"',
+    'kumo_initial_networks',
+    'kumo_guest_images',
+  ].join('\n');
+  const env = { PATH: path, KUMO_ETC: etc, KUMO_GUEST_DIR: join(tmpdir(), 'kumo-test-guest') };
+  ok(await runCommand(['bash', '-c', script, 'stack', c.configPath], env, 300_000), 'stack steps');
+}
+
+async function startAgents(lab: Lab, c: Cluster, name: (h: LabHost) => string) {
+  const [ctl, cp1, cp2] = lab.hosts as [LabHost, LabHost, LabHost];
+  const hosts = { ctl, cp1, cp2 };
+  await c.startApi();
+  for (const [role, kinds] of Object.entries(ROLES)) {
+    const h = hosts[role as keyof typeof hosts];
+    const network = kinds.includes('l3');
+    if (network) await lab.connectOutside(h);
+    for (const kind of kinds) {
+      const extra =
+        kind === 'ovs' && network
+          ? ['[ovs]', 'bridge_mappings = public:br-ex']
+          : kind === 'lbaas'
+            ? ['[lbaas]', 'stats_interval = 1']
+            : [];
+      c.startAgentOn(kind, name(h), ovsOf(h), extra);
+    }
+  }
+  const expected = Object.values(ROLES).flat().length;
+  await waitFor(
+    `all ${expected} agents alive`,
+    async () => {
+      const res = await c.http('GET', '/v2.0/agents?alive=true');
+      return (res.body as { agents: unknown[] }).agents.length === expected;
+    },
+    60_000,
+    300,
+  );
+  return hosts;
+}
+
+/** Builds the cloud; resolves once stack.sh's steps have run. */
+export async function buildWalkthrough(): Promise<Walkthrough> {
+  const lab = await createLab({ hosts: 3 });
+  let c: Cluster | undefined;
+  const names = ['ctl', 'cp1', 'cp2'];
+  const hostName = (h: LabHost) =>
+    `${lab.prefix.slice(2)}-${names[lab.hosts.indexOf(h)] ?? h.name}`;
+  const destroy = async () => {
+    await c?.cleanup();
+    await removePoolNamespaces(lab.hosts.map((h) => `${hostName(h)}-`));
+    await lab.destroy();
+  };
+  try {
+    const outside = (await lab.outside([OUTSIDE_CIDR])).netns;
+    c = await Cluster.create('sqlite', undefined, [], TIMING);
+    const cl = c;
+    const hosts = await startAgents(lab, cl, hostName);
+    const etc = join(cl.dir.path, 'etc');
+    mkdirSync(etc, { mode: 0o700 });
+    const path = toolPath(cl.dir.path);
+    await stackSteps(cl, etc, path);
+    const cli = async (user: User, argv: string[]) => {
+      const line = 'source "$0" "$1" "$1" && shift && exec "$@"';
+      const r = await runCommand(['bash', '-c', line, join(etc, 'openrc'), user, ...argv], {
+        PATH: path,
+      });
+      return ok(r, `${user}: ${argv.join(' ')}`);
+    };
+    return {
+      lab,
+      c: cl,
+      outside,
+      hosts,
+      hostName,
+      netnsOn: (host, name) => `${host.slice(-8)}-${name}`,
+      os: (user, ...args) => cli(user, ['openstack', ...args]),
+      osJson: async <T>(user: User, ...args: string[]) =>
+        JSON.parse(await cli(user, ['openstack', ...args, '-f', 'json'])) as T,
+      neutron: (user, ...args) => cli(user, ['neutron', ...args]),
+      agent(kind, host) {
+        const p = cl.hostAgents.get(`${kind}@${host}`);
+        if (!p) throw new Error(`no ${kind} agent on ${host}`);
+        return p;
+      },
+      destroy,
+    };
+  } catch (e) {
+    await destroy();
+    throw e;
+  }
+}
