@@ -95,7 +95,7 @@ connection = sqlite:////var/lib/kumo/api/kumo.sqlite
 [ovs]
 datapath_type = $datapath
 local_ip = 127.0.0.1
-# devstack's public network: physnet `public` on br-ex (no uplink: nothing leaves the host).
+# devstack's public network: physnet 'public' on br-ex (no uplink: nothing leaves the host).
 bridge_mappings = public:br-ex
 
 [compute]
