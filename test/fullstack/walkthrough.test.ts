@@ -64,6 +64,13 @@ describe('the seed walkthrough on three hosts, then three failures', { timeout: 
   const qdhcp = async () => w.netnsOn((await dhcpHost()) as string, `qdhcp-${netId}`);
   const curl = (netns: string, ip: string) =>
     curlIn(w.lab, netns, `http://${ip}/`, { connectTimeout: 1, maxTime: 3 });
+  /** Four GETs of the VIP from `ns`: vm1 and vm2 in turn (round robin). */
+  const alternates = async (ns: string) => {
+    const bodies: string[] = [];
+    for (let i = 0; i < 4; i++) bodies.push(await curl(ns, vip));
+    assert.deepEqual(new Set(bodies), new Set(VMS), bodies.join(' '));
+    for (let i = 1; i < 4; i++) assert.notEqual(bodies[i], bodies[i - 1], bodies.join(' '));
+  };
   const report = (t: TestContext, o: Outage) => {
     outages.push(o);
     t.diagnostic(
@@ -85,13 +92,13 @@ describe('the seed walkthrough on three hosts, then three failures', { timeout: 
   });
 
   test('stack.sh made the cirros-like images, public, private and router1', async () => {
-    const images = tableRows(await w.os('demo', 'image', 'list'));
+    const images = tableRows(await w.os('demo', 'image list'));
     const names = images.map((r) => r.Name).sort();
     assert.deepEqual(names, ['cirros-like', 'cirros-like-kernel', 'cirros-like-ramdisk']);
     assert.ok(images.every((r) => r.Status === 'active'));
-    const nets = tableRows(await w.os('demo', 'network', 'list'));
+    const nets = tableRows(await w.os('demo', 'network list'));
     assert.deepEqual(nets.map((r) => r.Name).sort(), ['private', 'public']);
-    const gw = showFields(await w.os('demo', 'router', 'show', 'router1'));
+    const gw = showFields(await w.os('demo', 'router show router1'));
     assert.match(gw.external_gateway_info ?? '', /172\.24\.4\.\d+/);
   });
 
@@ -99,17 +106,7 @@ describe('the seed walkthrough on three hosts, then three failures', { timeout: 
     for (const [proto, port] of [['icmp'], ['tcp', '22'], ['tcp', '80']] as const) {
       const range = port ? ['--dst-port', port] : [];
       const f = showFields(
-        await w.os(
-          'demo',
-          'security',
-          'group',
-          'rule',
-          'create',
-          '--protocol',
-          proto,
-          ...range,
-          'default',
-        ),
+        await w.os('demo', 'security group rule create --protocol', proto, ...range, 'default'),
       );
       assert.equal(f.protocol, proto);
       assert.equal(f.direction, 'ingress');
@@ -117,7 +114,7 @@ describe('the seed walkthrough on three hosts, then three failures', { timeout: 
       assert.equal(f.port_range_min, port ?? 'None');
       assert.equal(f.port_range_max, port ?? 'None');
     }
-    const rules = tableRows(await w.os('demo', 'security', 'group', 'rule', 'list', 'default'));
+    const rules = tableRows(await w.os('demo', 'security group rule list default'));
     const ingress = rules
       .filter((r) => r['IP Range'] === '0.0.0.0/0' && r['IP Protocol'] !== 'None')
       .map((r) => `${r['IP Protocol']} ${r['Port Range']}`)
@@ -130,14 +127,14 @@ describe('the seed walkthrough on three hosts, then three failures', { timeout: 
       const f = showFields(
         await w.os(
           'demo',
-          ...['server', 'create', '--image', 'cirros-like', '--flavor', 'm1.tiny'],
-          ...['--network', 'private', '--wait', name],
+          'server create --image cirros-like --flavor m1.tiny --network private --wait',
+          name,
         ),
       );
       assert.equal(f.status, 'ACTIVE');
       ids.set(name, f.id as string);
     }
-    const rows = tableRows(await w.os('demo', 'server', 'list'));
+    const rows = tableRows(await w.os('demo', 'server list'));
     assert.deepEqual(rows.map((r) => r.Name).sort(), [...VMS]);
     for (const r of rows) {
       assert.equal(r.Status, 'ACTIVE');
@@ -147,7 +144,7 @@ describe('the seed walkthrough on three hosts, then three failures', { timeout: 
       assert.ok(ip, `${r.Name}'s address: ${r.Networks}`);
       ips.set(r.Name as string, ip);
     }
-    const admin = tableRows(await w.os('admin', 'server', 'list', '--all-projects', '--long'));
+    const admin = tableRows(await w.os('admin', 'server list --all-projects --long'));
     const computes = [w.hosts.cp1, w.hosts.cp2].map((h) => w.hostName(h)).sort();
     assert.deepEqual(admin.map((r) => r.Host).sort(), computes);
     for (const name of VMS)
@@ -177,8 +174,8 @@ describe('the seed walkthrough on three hosts, then three failures', { timeout: 
     const pool = showFields(
       await w.neutron(
         'demo',
-        ...['lb-pool-create', '--lb-method', 'ROUND_ROBIN', '--name', 'mypool'],
-        ...['--protocol', 'HTTP', ...subnet],
+        'lb-pool-create --lb-method ROUND_ROBIN --name mypool --protocol HTTP',
+        ...subnet,
       ),
     );
     assert.equal(pool.status, 'PENDING_CREATE');
@@ -187,8 +184,9 @@ describe('the seed walkthrough on three hosts, then three failures', { timeout: 
       const m = showFields(
         await w.neutron(
           'demo',
-          ...['lb-member-create', '--address', ips.get(name) as string],
-          ...['--protocol-port', '80', 'mypool'],
+          'lb-member-create --protocol-port 80 --address',
+          ips.get(name) as string,
+          'mypool',
         ),
       );
       assert.equal(m.status, 'PENDING_CREATE');
@@ -196,8 +194,7 @@ describe('the seed walkthrough on three hosts, then three failures', { timeout: 
     const hm = showFields(
       await w.neutron(
         'demo',
-        ...['lb-healthmonitor-create', '--delay', '3', '--type', 'HTTP'],
-        ...['--max-retries', '3', '--timeout', '3'],
+        'lb-healthmonitor-create --delay 3 --type HTTP --max-retries 3 --timeout 3',
       ),
     );
     const assoc = await w.neutron('demo', 'lb-healthmonitor-associate', hm.id as string, 'mypool');
@@ -205,8 +202,9 @@ describe('the seed walkthrough on three hosts, then three failures', { timeout: 
     const v = showFields(
       await w.neutron(
         'demo',
-        ...['lb-vip-create', '--name', 'myvip', '--protocol-port', '80'],
-        ...['--protocol', 'HTTP', ...subnet, 'mypool'],
+        'lb-vip-create --name myvip --protocol-port 80 --protocol HTTP',
+        ...subnet,
+        'mypool',
       ),
     );
     vip = v.address as string;
@@ -222,8 +220,8 @@ describe('the seed walkthrough on three hosts, then three failures', { timeout: 
       60_000,
       500,
     );
-    assert.equal(showFields(await w.neutron('demo', 'lb-pool-show', 'mypool')).status, 'ACTIVE');
-    assert.equal(showFields(await w.neutron('demo', 'lb-vip-show', 'myvip')).status, 'ACTIVE');
+    assert.equal(showFields(await w.neutron('demo', 'lb-pool-show mypool')).status, 'ACTIVE');
+    assert.equal(showFields(await w.neutron('demo', 'lb-vip-show myvip')).status, 'ACTIVE');
     const members = tableRows(await w.neutron('demo', 'lb-member-list'));
     assert.deepEqual(members.map((m) => m.address).sort(), [...ips.values()].sort());
     assert.ok(
@@ -232,16 +230,10 @@ describe('the seed walkthrough on three hosts, then three failures', { timeout: 
     );
   });
 
-  test('curl the VIP: vm1 and vm2 in turn', async () => {
-    const ns = await qdhcp();
-    const bodies: string[] = [];
-    for (let i = 0; i < 4; i++) bodies.push(await curl(ns, vip));
-    assert.deepEqual(new Set(bodies), new Set(VMS), bodies.join(' '));
-    for (let i = 1; i < 4; i++) assert.notEqual(bodies[i], bodies[i - 1], bodies.join(' '));
-  });
+  test('curl the VIP: vm1 and vm2 in turn', async () => alternates(await qdhcp()));
 
   test('the agents, the DHCP agent hosting private and the L3 agent hosting router1', async () => {
-    const rows = tableRows(await w.os('admin', 'network', 'agent', 'list'));
+    const rows = tableRows(await w.os('admin', 'network agent list'));
     assert.equal(rows.length, 11, JSON.stringify(rows));
     assert.ok(
       rows.every((r) => r.Alive === ':-)' && r.State === 'UP'),
@@ -256,12 +248,12 @@ describe('the seed walkthrough on three hosts, then three failures', { timeout: 
     assert.deepEqual(on('ctl'), bins('ovs', 'dhcp', 'l3', 'lbaas'));
     assert.deepEqual(on('cp1'), bins('ovs', 'compute'));
     assert.deepEqual(on('cp2'), bins('ovs', 'compute', 'dhcp', 'l3', 'lbaas'));
-    const dhcp = tableRows(await w.os('admin', 'network', 'agent', 'list', '--network', 'private'));
+    const dhcp = tableRows(await w.os('admin', 'network agent list --network private'));
     assert.deepEqual(
       dhcp.map((r) => [r['Agent Type'], r.Host]),
       [['DHCP agent', await dhcpHost()]],
     );
-    const l3 = tableRows(await w.os('admin', 'network', 'agent', 'list', '--router', 'router1'));
+    const l3 = tableRows(await w.os('admin', 'network agent list --router router1'));
     assert.deepEqual(
       l3.map((r) => [r['Agent Type'], r.Host]),
       [['L3 agent', await routerHost()]],
@@ -270,7 +262,7 @@ describe('the seed walkthrough on three hosts, then three failures', { timeout: 
 
   test("from a guest, 169.254.169.254's listings", async () => {
     for (const name of VMS) {
-      const seen = parseSeedConsole(await w.os('demo', 'console', 'log', 'show', name));
+      const seen = parseSeedConsole(await w.os('demo', 'console log show', name));
       assert.equal(seen.name, name);
       const listing = (path: string) => {
         const l = seen.listings.get(path);
@@ -288,10 +280,9 @@ describe('the seed walkthrough on three hosts, then three failures', { timeout: 
   });
 
   test('a floating IP on vm1 answers from the outside world', async () => {
-    fip = showFields(await w.os('demo', 'floating', 'ip', 'create', 'public'))
-      .floating_ip_address as string;
+    fip = showFields(await w.os('demo', 'floating ip create public')).floating_ip_address as string;
     assert.match(fip, /^172\.24\.4\.\d+$/);
-    await w.os('demo', 'server', 'add', 'floating', 'ip', 'vm1', fip);
+    await w.os('demo', 'server add floating ip vm1', fip);
     await waitFor(
       'vm1 through its floating IP',
       async () => (await curl(w.outside, fip)) === 'vm1',
@@ -301,9 +292,9 @@ describe('the seed walkthrough on three hosts, then three failures', { timeout: 
   });
 
   test('the DHCP agent hosting private dies: leases come from the other network host', async (t) => {
-    const port = await w.osJson<{ id: string; mac_address: string; fixed_ips: unknown }>(
+    const port = await w.osJson<{ id: string; mac_address: string }>(
       'demo',
-      ...['port', 'create', '--network', 'private', 'dhcp-client'],
+      'port create --network private dhcp-client',
     );
     const ep: Endpoint = await w.lab.endpoint(w.hosts.cp1, {
       ifaceId: port.id,
@@ -338,9 +329,7 @@ describe('the seed walkthrough on three hosts, then three failures', { timeout: 
         timeoutMs: FAILOVER_MS,
       }),
     );
-    const hosting = tableRows(
-      await w.os('admin', 'network', 'agent', 'list', '--network', 'private'),
-    );
+    const hosting = tableRows(await w.os('admin', 'network agent list --network private'));
     assert.deepEqual(
       hosting.map((r) => r.Host),
       [otherNetworkHost(old)],
@@ -359,9 +348,7 @@ describe('the seed walkthrough on three hosts, then three failures', { timeout: 
         timeoutMs: FAILOVER_MS,
       }),
     );
-    const hosting = tableRows(
-      await w.os('admin', 'network', 'agent', 'list', '--router', 'router1'),
-    );
+    const hosting = tableRows(await w.os('admin', 'network agent list --router router1'));
     assert.deepEqual(
       hosting.map((r) => r.Host),
       [otherNetworkHost(old)],
@@ -382,13 +369,11 @@ describe('the seed walkthrough on three hosts, then three failures', { timeout: 
         timeoutMs: FAILOVER_MS,
       }),
     );
-    const hosting = tableRows(await w.neutron('admin', 'lb-agent-hosting-pool', 'mypool'));
+    const hosting = tableRows(await w.neutron('admin', 'lb-agent-hosting-pool mypool'));
     assert.deepEqual(
       hosting.map((r) => r.host),
       [otherNetworkHost(old)],
     );
-    const bodies: string[] = [];
-    for (let i = 0; i < 4; i++) bodies.push(await curl(ns, vip));
-    assert.deepEqual(new Set(bodies), new Set(VMS), bodies.join(' '));
+    await alternates(ns);
   });
 });

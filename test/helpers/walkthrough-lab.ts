@@ -53,11 +53,14 @@ export interface Walkthrough {
   hostName(h: LabHost): string;
   /** A namespace an agent of `host` (a reported host name) made, e.g. `qdhcp-<id>`. */
   netnsOn(host: string, name: string): string;
-  /** `openstack <args>` after `source openrc <user> <user>`; fails with its stderr. */
-  os(user: User, ...args: string[]): Promise<string>;
-  osJson<T>(user: User, ...args: string[]): Promise<T>;
-  /** `neutron <args>` after `source openrc <user> <user>`; fails with its stderr. */
-  neutron(user: User, ...args: string[]): Promise<string>;
+  /**
+   * `openstack <command> <args>` after `source openrc <user> <user>` (`command`: words split
+   * at spaces, `args` passed as they are); fails with its stderr.
+   */
+  os(user: User, command: string, ...args: string[]): Promise<string>;
+  osJson<T>(user: User, command: string, ...args: string[]): Promise<T>;
+  /** `neutron <command> <args>` as `os` runs openstack. */
+  neutron(user: User, command: string, ...args: string[]): Promise<string>;
   /** The agent process of `kind` on a reported host name. */
   agent(kind: Kind, host: string): Proc;
   destroy(): Promise<void>;
@@ -101,13 +104,12 @@ async function startAgents(lab: Lab, c: Cluster, name: (h: LabHost) => string) {
     const h = hosts[role as keyof typeof hosts];
     const network = kinds.includes('l3');
     if (network) await lab.connectOutside(h);
+    // One config file per host (Cluster.startAgentOn rewrites it for each agent): the
+    // same lines for all of a host's agents.
+    const extra = network
+      ? ['[ovs]', 'bridge_mappings = public:br-ex', '[lbaas]', 'stats_interval = 1']
+      : [];
     for (const kind of kinds) {
-      const extra =
-        kind === 'ovs' && network
-          ? ['[ovs]', 'bridge_mappings = public:br-ex']
-          : kind === 'lbaas'
-            ? ['[lbaas]', 'stats_interval = 1']
-            : [];
       c.startAgentOn(kind, name(h), ovsOf(h), extra);
     }
   }
@@ -159,10 +161,12 @@ export async function buildWalkthrough(): Promise<Walkthrough> {
       hosts,
       hostName,
       netnsOn: (host, name) => `${host.slice(-8)}-${name}`,
-      os: (user, ...args) => cli(user, ['openstack', ...args]),
-      osJson: async <T>(user: User, ...args: string[]) =>
-        JSON.parse(await cli(user, ['openstack', ...args, '-f', 'json'])) as T,
-      neutron: (user, ...args) => cli(user, ['neutron', ...args]),
+      os: (user, command, ...args) => cli(user, ['openstack', ...command.split(' '), ...args]),
+      osJson: async <T>(user: User, command: string, ...args: string[]) =>
+        JSON.parse(
+          await cli(user, ['openstack', ...command.split(' '), ...args, '-f', 'json']),
+        ) as T,
+      neutron: (user, command, ...args) => cli(user, ['neutron', ...command.split(' '), ...args]),
       agent(kind, host) {
         const p = cl.hostAgents.get(`${kind}@${host}`);
         if (!p) throw new Error(`no ${kind} agent on ${host}`);
