@@ -16,6 +16,10 @@ set -euo pipefail
 cd "$(dirname "$0")"
 # shellcheck source=tools/lib.sh
 source tools/lib.sh
+# This host's own credentials (tools/stack-steps.sh honours KUMO_ETC for the tests' labs).
+KUMO_ETC=/etc/kumo
+# shellcheck source=tools/stack-steps.sh
+source tools/stack-steps.sh
 kumo_require_root
 
 CONF=/etc/kumo/kumo.conf

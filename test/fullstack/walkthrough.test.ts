@@ -22,10 +22,11 @@ import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, type TestContext, test } from 'node:test';
+import { portDevice } from '../../host/ip/names.ts';
 import { showFields, tableRows } from '../helpers/cliff-table.ts';
 import { consoleOutput } from '../helpers/compute.ts';
 import { REPO, waitFor } from '../helpers/env.ts';
-import { dhcpLease, type Endpoint, writeUdhcpcScript } from '../helpers/lab.ts';
+import { dhcpLease, writeUdhcpcScript } from '../helpers/lab.ts';
 import { curlIn } from '../helpers/lbaas-traffic.ts';
 import { measureOutage, type Outage } from '../helpers/outage.ts';
 import { parseSeedConsole, SEED_DONE } from '../helpers/seed-guest.ts';
@@ -40,26 +41,23 @@ describe('the seed walkthrough on three hosts, then three failures', { timeout: 
   let routerId: string;
   let poolId: string;
   let vip: string;
+  let vipId: string;
   let fip: string;
   const ips = new Map<string, string>();
   const ids = new Map<string, string>();
   const outages: Outage[] = [];
 
-  const get = async <T>(path: string, key: string): Promise<T> => {
-    const res = await w.c.http('GET', path);
-    assert.equal(res.status, 200, `${path}: ${JSON.stringify(res.body)}`);
-    return (res.body as Record<string, T>)[key] as T;
-  };
-  const dhcpHost = async () =>
-    (await get<{ host: string }[]>(`/v2.0/networks/${netId}/dhcp-agents`, 'agents'))[0]?.host;
-  const routerHost = async () =>
-    (await get<{ host: string }[]>(`/v2.0/routers/${routerId}/l3-agents`, 'agents'))[0]?.host;
-  const poolHost = async () =>
-    (await get<{ host: string } | null>(`/v2.0/lb/pools/${poolId}/loadbalancer-agent`, 'agent'))
-      ?.host;
-  /** The network host that is not `host`. */
-  const otherNetworkHost = (host: string) =>
-    [w.hosts.ctl, w.hosts.cp2].map((h) => w.hostName(h)).find((h) => h !== host);
+  const dhcpHost = () => w.where.dhcpHost(netId);
+  const routerHost = () => w.where.routerHost(routerId);
+  const poolHost = () => w.where.poolHost(poolId);
+  /** A probe whose answer carries whether `device` on `old` was fenced before it was sent. */
+  type Fenced<T> = { answer: T; fenced: boolean };
+  const afterFence =
+    <T>(old: string, device: string, probe: () => Promise<T>) =>
+    async () => {
+      const fenced = await w.where.fenced(old, device);
+      return { answer: await probe(), fenced };
+    };
   /** The qdhcp- namespace of the DHCP agent hosting `private` now. */
   const qdhcp = async () => w.netnsOn((await dhcpHost()) as string, `qdhcp-${netId}`);
   const curl = (netns: string, ip: string) =>
@@ -81,14 +79,18 @@ describe('the seed walkthrough on three hosts, then three failures', { timeout: 
 
   before(async () => {
     w = await buildWalkthrough();
-    netId = (await w.osJson<{ id: string }>('demo', 'network', 'show', 'private')).id;
-    routerId = (await w.osJson<{ id: string }>('demo', 'router', 'show', 'router1')).id;
+    netId = (await w.osJson<{ id: string }>('demo', 'network show private')).id;
+    routerId = (await w.osJson<{ id: string }>('demo', 'router show router1')).id;
   });
   after(async () => {
-    const dir = join(REPO, 'test-artifacts');
-    mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, 'walkthrough-outages.json'), `${JSON.stringify(outages, null, 2)}\n`);
-    await w?.destroy();
+    try {
+      const dir = join(REPO, 'test-artifacts');
+      mkdirSync(dir, { recursive: true });
+      const json = `${JSON.stringify(outages, null, 2)}\n`;
+      writeFileSync(join(dir, 'walkthrough-outages.json'), json);
+    } finally {
+      await w?.destroy();
+    }
   });
 
   test('stack.sh made the cirros-like images, public, private and router1', async () => {
@@ -208,19 +210,23 @@ describe('the seed walkthrough on three hosts, then three failures', { timeout: 
       ),
     );
     vip = v.address as string;
+    vipId = v.id as string;
     assert.match(vip, /^10\.0\.0\.\d+$/);
     await waitFor(
       'pool, members and VIP ACTIVE',
       async () => {
-        const members = await get<{ status: string }[]>(`/v2.0/lb/members`, 'members');
-        const p = await get<{ status: string }>(`/v2.0/lb/pools/${poolId}`, 'pool');
-        const vs = await get<{ status: string }>(`/v2.0/lb/vips/${v.id}`, 'vip');
+        const members = await w.where.get<{ status: string }[]>(`/v2.0/lb/members`, 'members');
+        const p = await w.where.get<{ status: string }>(`/v2.0/lb/pools/${poolId}`, 'pool');
+        const vs = await w.where.get<{ status: string }>(`/v2.0/lb/vips/${v.id}`, 'vip');
         return [p, vs, ...members].every((x) => x.status === 'ACTIVE');
       },
       60_000,
       500,
     );
-    assert.equal(showFields(await w.neutron('demo', 'lb-pool-show mypool')).status, 'ACTIVE');
+    const shown = showFields(await w.neutron('demo', 'lb-pool-show mypool'));
+    assert.equal(shown.status, 'ACTIVE');
+    const monitor = JSON.parse(shown.health_monitors_status ?? '{}') as Record<string, unknown>;
+    assert.deepEqual([monitor.monitor_id, monitor.status], [hm.id, 'ACTIVE']);
     assert.equal(showFields(await w.neutron('demo', 'lb-vip-show myvip')).status, 'ACTIVE');
     const members = tableRows(await w.neutron('demo', 'lb-member-list'));
     assert.deepEqual(members.map((m) => m.address).sort(), [...ips.values()].sort());
@@ -296,83 +302,83 @@ describe('the seed walkthrough on three hosts, then three failures', { timeout: 
       'demo',
       'port create --network private dhcp-client',
     );
-    const ep: Endpoint = await w.lab.endpoint(w.hosts.cp1, {
-      ifaceId: port.id,
-      mac: port.mac_address,
-    });
+    const ep = await w.lab.endpoint(w.hosts.cp1, { ifaceId: port.id, mac: port.mac_address });
     const script = writeUdhcpcScript(w.c.dir.path);
-    const serverOf = async (host: string) => {
-      const ports = await get<{ fixed_ips: { ip_address: string }[]; 'binding:host_id': string }[]>(
-        `/v2.0/ports?network_id=${netId}&device_owner=network:dhcp`,
-        'ports',
-      );
-      return ports.find((p) => p['binding:host_id'] === host)?.fixed_ips[0]?.ip_address;
-    };
     const old = (await dhcpHost()) as string;
+    const oldPort = await w.where.dhcpPort(netId, old);
+    assert.ok(oldPort, `no DHCP port on ${old}`);
     const first = await waitFor(
       'a lease',
       () => dhcpLease(w.lab, ep, script).catch(() => undefined),
       30_000,
       500,
     );
-    assert.equal(first.serverid, await serverOf(old));
+    assert.equal(first.serverid, oldPort.fixed_ips[0]?.ip_address);
+    const lease = () => dhcpLease(w.lab, ep, script, 2);
     report(
       t,
       await measureOutage({
         what: 'DHCP agent killed',
         cause: () => w.c.stop(w.agent('dhcp', old), 'SIGKILL'),
-        probe: () => dhcpLease(w.lab, ep, script, 2).then((l) => (l.serverid ? l : undefined)),
-        restored: async (l) => {
+        probe: afterFence(old, portDevice('tap', oldPort.id), lease),
+        restored: async ({ answer, fenced }: Fenced<Record<string, string>>) => {
           const now = await dhcpHost();
-          return now !== undefined && now !== old && l.serverid === (await serverOf(now));
+          const server = now === undefined ? undefined : await w.where.dhcpPort(netId, now);
+          return fenced && now !== old && answer.serverid === server?.fixed_ips[0]?.ip_address;
         },
         timeoutMs: FAILOVER_MS,
       }),
     );
     const hosting = tableRows(await w.os('admin', 'network agent list --network private'));
     assert.deepEqual(
-      hosting.map((r) => r.Host),
-      [otherNetworkHost(old)],
+      hosting.map((r) => [r['Agent Type'], r.Host]),
+      [['DHCP agent', w.otherNetworkHost(old)]],
     );
   });
 
   test('the L3 agent hosting router1 dies: the floating IP of vm1 answers again', async (t) => {
     const old = (await routerHost()) as string;
+    const gateway = portDevice('qg-', (await w.where.gatewayPort(routerId)).id);
     report(
       t,
       await measureOutage({
         what: 'L3 agent killed',
         cause: () => w.c.stop(w.agent('l3', old), 'SIGKILL'),
-        probe: () => curl(w.outside, fip),
-        restored: async (body) => body === 'vm1' && ![old, undefined].includes(await routerHost()),
+        probe: afterFence(old, gateway, () => curl(w.outside, fip)),
+        restored: async ({ answer, fenced }: Fenced<string>) =>
+          fenced && answer === 'vm1' && ![old, undefined].includes(await routerHost()),
         timeoutMs: FAILOVER_MS,
       }),
     );
     const hosting = tableRows(await w.os('admin', 'network agent list --router router1'));
     assert.deepEqual(
-      hosting.map((r) => r.Host),
-      [otherNetworkHost(old)],
+      hosting.map((r) => [r['Agent Type'], r.Host]),
+      [['L3 agent', w.otherNetworkHost(old)]],
     );
   });
 
   test('the LBaaS agent hosting the pool dies: the VIP answers again', async (t) => {
     const old = (await poolHost()) as string;
     const ns = await qdhcp();
+    const vipPort = (await w.where.get<{ port_id: string }>(`/v2.0/lb/vips/${vipId}`, 'vip'))
+      .port_id;
     report(
       t,
       await measureOutage({
         what: 'LBaaS agent killed',
         cause: () => w.c.stop(w.agent('lbaas', old), 'SIGKILL'),
-        probe: () => curl(ns, vip),
-        restored: async (body) =>
-          (VMS as readonly string[]).includes(body) && ![old, undefined].includes(await poolHost()),
+        probe: afterFence(old, portDevice('tap', vipPort), () => curl(ns, vip)),
+        restored: async ({ answer, fenced }: Fenced<string>) =>
+          fenced &&
+          (VMS as readonly string[]).includes(answer) &&
+          ![old, undefined].includes(await poolHost()),
         timeoutMs: FAILOVER_MS,
       }),
     );
     const hosting = tableRows(await w.neutron('admin', 'lb-agent-hosting-pool mypool'));
     assert.deepEqual(
       hosting.map((r) => r.host),
-      [otherNetworkHost(old)],
+      [w.otherNetworkHost(old)],
     );
     await alternates(ns);
   });

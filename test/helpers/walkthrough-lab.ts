@@ -8,7 +8,7 @@
  *   LBaaS agents, br-ex linked outside), where each network service fails over to.
  *
  * The outside world is the lab's namespace holding 172.24.4.1/24, public-subnet's gateway.
- * After the agents, it runs stack.sh's own steps from tools/lib.sh against this cloud, with
+ * After the agents, it runs stack.sh's own steps from tools/stack-steps.sh against this cloud, with
  * KUMO_ETC in the cluster's directory: users `admin` and `demo` bootstrapped with generated
  * passwords, openrc and clouds.yaml written, devstack's initial networks (`public`,
  * `private`, `router1`) and the `cirros-like` images. Every CLI call then logs in through
@@ -25,13 +25,15 @@ import { Cluster, ovsOf, type Proc, type RunResult, runCommand } from './cluster
 import { REPO, waitFor } from './env.ts';
 import { createLab, type Lab, type LabHost } from './lab.ts';
 import { removePoolNamespaces } from './lbaas-lab.ts';
+import { type Where, whereOf } from './walkthrough-where.ts';
 
 export const OUTSIDE_CIDR = '172.24.4.1/24';
 /**
- * Heartbeats every second, an agent dead after 6 s: failover comes quickly, yet two TCG
- * guests booting on this machine's two cores never make a live agent miss enough reports.
+ * Heartbeats every second, an agent dead after 10 s: failover comes within seconds, yet
+ * two TCG guests booting on this machine's two cores cannot make a live agent miss enough
+ * reports to be taken for dead.
  */
-export const TIMING = { reportInterval: 1, agentDownTime: 6 };
+export const TIMING = { reportInterval: 1, agentDownTime: 10 };
 
 type Kind = 'ovs' | 'dhcp' | 'l3' | 'lbaas' | 'compute';
 export type User = 'admin' | 'demo';
@@ -63,6 +65,10 @@ export interface Walkthrough {
   neutron(user: User, command: string, ...args: string[]): Promise<string>;
   /** The agent process of `kind` on a reported host name. */
   agent(kind: Kind, host: string): Proc;
+  /** What hosts what, and whether an old copy is fenced (walkthrough-where.ts). */
+  where: Where;
+  /** The network host (ctl or cp2, by reported name) that is not `host`. */
+  otherNetworkHost(host: string): string | undefined;
   destroy(): Promise<void>;
 }
 
@@ -79,12 +85,13 @@ function toolPath(dir: string): string {
   return [bin, dirname(process.execPath), process.env.PATH ?? '/usr/bin:/bin'].join(':');
 }
 
-/** stack.sh's steps after the daemons run, from tools/lib.sh, on this cloud. */
+/** stack.sh's steps after the daemons run (tools/stack-steps.sh), on this cloud. */
 async function stackSteps(c: Cluster, etc: string, path: string) {
   const script = [
     'set -euo pipefail',
-    `source ${JSON.stringify(join(REPO, 'tools', 'lib.sh'))}`,
-    'conf=$1',
+    'source "$1/tools/lib.sh"',
+    'source "$1/tools/stack-steps.sh"',
+    'conf=$2',
     'kumo_wait_identity "$conf"',
     'kumo_bootstrap_user "$conf" admin admin admin',
     'kumo_bootstrap_user "$conf" demo demo member',
@@ -93,7 +100,10 @@ async function stackSteps(c: Cluster, etc: string, path: string) {
     'kumo_guest_images',
   ].join('\n');
   const env = { PATH: path, KUMO_ETC: etc, KUMO_GUEST_DIR: join(tmpdir(), 'kumo-test-guest') };
-  ok(await runCommand(['bash', '-c', script, 'stack', c.configPath], env, 300_000), 'stack steps');
+  ok(
+    await runCommand(['bash', '-c', script, 'stack', REPO, c.configPath], env, 300_000),
+    'stack steps',
+  );
 }
 
 async function startAgents(lab: Lab, c: Cluster, name: (h: LabHost) => string) {
@@ -133,10 +143,17 @@ export async function buildWalkthrough(): Promise<Walkthrough> {
   const names = ['ctl', 'cp1', 'cp2'];
   const hostName = (h: LabHost) =>
     `${lab.prefix.slice(2)}-${names[lab.hosts.indexOf(h)] ?? h.name}`;
+  // Each step runs even when one before it failed: nothing of the lab may outlive it.
   const destroy = async () => {
-    await c?.cleanup();
-    await removePoolNamespaces(lab.hosts.map((h) => `${hostName(h)}-`));
-    await lab.destroy();
+    try {
+      await c?.cleanup();
+    } finally {
+      try {
+        await removePoolNamespaces(lab.hosts.map((h) => `${hostName(h)}-`));
+      } finally {
+        await lab.destroy();
+      }
+    }
   };
   try {
     const outside = (await lab.outside([OUTSIDE_CIDR])).netns;
@@ -172,6 +189,12 @@ export async function buildWalkthrough(): Promise<Walkthrough> {
         if (!p) throw new Error(`no ${kind} agent on ${host}`);
         return p;
       },
+      where: whereOf(cl, (host) => {
+        const h = lab.hosts.find((x) => hostName(x) === host);
+        if (!h) throw new Error(`no lab host named ${host}`);
+        return h;
+      }),
+      otherNetworkHost: (host) => [hosts.ctl, hosts.cp2].map(hostName).find((h) => h !== host),
       destroy,
     };
   } catch (e) {
