@@ -169,6 +169,24 @@ describe('automatic L3 failover with fencing', { timeout: 240_000 }, () => {
     await l?.destroy();
   });
 
+  /**
+   * The router's applies by the agent `pid` on `h`, once its copy is gone and its first
+   * apply is logged (the log line follows the apply's last step, after the namespace goes).
+   */
+  const teardownApplies = async (h: LabHost, pid: number | undefined) => {
+    const applies = () =>
+      logOf(`kumo-l3-agent-${l.hostName(h)}`).filter(
+        (x) => x.pid === pid && x.msg === 'l3 apply' && x.routerId === l.routerId,
+      );
+    await waitFor(
+      'the old copy removed',
+      async () => !existsSync(`/run/netns/${l.routerNetns(h)}`) && applies().length > 0,
+      30_000,
+      200,
+    );
+    return applies();
+  };
+
   test('the hosting L3 agent alone dies: the sweep moves the router, traffic is restored on the other host', async () => {
     started[0] = Date.now();
     await l.killL3(hostA);
@@ -178,15 +196,7 @@ describe('automatic L3 failover with fencing', { timeout: 240_000 }, () => {
 
   test('the old L3 agent comes back and removes its copy before serving anything; the fence held', async () => {
     const proc = l.startL3(hostA);
-    await waitFor(
-      'the old copy removed',
-      async () => !existsSync(`/run/netns/${l.routerNetns(hostA)}`),
-      30_000,
-      200,
-    );
-    const applies = logOf(`kumo-l3-agent-${l.hostName(hostA)}`).filter(
-      (x) => x.pid === proc.child.pid && x.msg === 'l3 apply' && x.routerId === l.routerId,
-    );
+    const applies = await teardownApplies(hostA, proc.child.pid);
     assert.deepEqual(applies[0]?.steps, TEARDOWN, 'its first apply tears the copy down');
     assert.equal(applies.length, 1, 'and nothing else');
     await new Promise((r) => setTimeout(r, 500));
@@ -206,16 +216,7 @@ describe('automatic L3 failover with fencing', { timeout: 240_000 }, () => {
   test('the host comes back and removes its copy; the fence held, the dead host never live while down', async () => {
     const revivedAt = Date.now();
     await l.reviveHost(hostB);
-    await waitFor(
-      'the old copy removed',
-      async () => !existsSync(`/run/netns/${l.routerNetns(hostB)}`),
-      30_000,
-      200,
-    );
-    const proc = l.procs(hostB).get('l3');
-    const applies = logOf(`kumo-l3-agent-${l.hostName(hostB)}`).filter(
-      (x) => x.pid === proc?.child.pid && x.msg === 'l3 apply' && x.routerId === l.routerId,
-    );
+    const applies = await teardownApplies(hostB, l.procs(hostB).get('l3')?.child.pid);
     assert.deepEqual(
       applies.map((x) => x.steps),
       [TEARDOWN],

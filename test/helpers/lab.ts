@@ -240,6 +240,22 @@ async function stopHost(host: LabHost, underlay: string) {
   );
 }
 
+/**
+ * Waits (up to 30 s) for `bridge` on `host`: br-int is made by the host's OVS agent, which
+ * a test may have started a moment before it plugs an endpoint in.
+ */
+async function bridgeMade(host: LabHost, bridge: string) {
+  for (let i = 0; i < 300; i++) {
+    const made = await host.vsctl(['br-exists', bridge]).then(
+      () => true,
+      () => false,
+    );
+    if (made) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`no bridge ${bridge} on ${host.name} after 30 s`);
+}
+
 async function addEndpoint(
   host: LabHost,
   o: { ifaceId: string; mac: string; cidr?: string; bridge?: string },
@@ -249,9 +265,11 @@ async function addEndpoint(
 ): Promise<Endpoint> {
   const name = `ep${index}`;
   const netns = `${prefix}-${name}`;
+  const bridge = o.bridge ?? 'br-int';
+  await bridgeMade(host, bridge);
   await host.vsctl([
     'add-port',
-    o.bridge ?? 'br-int',
+    bridge,
     name,
     '--',
     'set',
