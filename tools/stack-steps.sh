@@ -127,6 +127,10 @@ kumo_cloud_entry() {
 ENTRY
 }
 
+# kumo_os CLOUD ARGS…: `openstack` as KUMO_ETC's clouds.yaml entry CLOUD (devstack-admin:
+# the admin, devstack: the demo user).
+kumo_os() { OS_CLIENT_CONFIG_FILE="$KUMO_ETC/clouds.yaml" openstack --os-cloud "$@"; }
+
 # Whether a command succeeds, its output dropped.
 kumo_quiet() { "$@" >/dev/null 2>&1; }
 
@@ -134,8 +138,7 @@ kumo_quiet() { "$@" >/dev/null 2>&1; }
 # external `public` network (flat on physnet public, 172.24.4.0/24, no DHCP) and the demo
 # project's `private` network (10.0.0.0/26) with `router1` routing it to `public`.
 kumo_initial_networks() {
-  local os=(env OS_CLIENT_CONFIG_FILE="$KUMO_ETC/clouds.yaml" openstack)
-  local admin=("${os[@]}" --os-cloud devstack-admin) demo=("${os[@]}" --os-cloud devstack)
+  local admin=(kumo_os devstack-admin) demo=(kumo_os devstack)
   # Each object on its own, so a run cut short is completed by the next one.
   kumo_quiet "${admin[@]}" network show public || {
     log "creating devstack's initial networks (public, private, router1)"
@@ -159,7 +162,7 @@ kumo_initial_networks() {
 }
 
 # `openstack` as the bootstrap admin, through KUMO_ETC's clouds.yaml.
-kumo_os_admin() { OS_CLIENT_CONFIG_FILE="$KUMO_ETC/clouds.yaml" openstack --os-cloud devstack-admin "$@"; }
+kumo_os_admin() { kumo_os devstack-admin "$@"; }
 
 # kumo_image NAME FORMAT FILE [OPTION…]: prints the id of the active image NAME, uploading
 # FILE as a public FORMAT image with OPTIONs when there is none. An image of that name that
@@ -201,15 +204,6 @@ kumo_guest_images() {
     --property ramdisk_id="$r" --property os_command_line="${g[2]} kumo.seed" >/dev/null
 }
 
-# ETHTOOL_STXCSUM(0) through SIOCETHTOOL (ethtool's `-K DEV tx off`) on each DEV: OVS's
-# userspace datapath reads veths with AF_PACKET and would pass partial checksums on.
-KUMO_TX_OFF='import array, fcntl, socket, struct, sys
-for dev in sys.argv[1:]:
-    buf = array.array("B", struct.pack("II", 0x17, 0))
-    ifr = struct.pack("16sP", dev.encode(), buf.buffer_info()[0])
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        fcntl.ioctl(s.fileno(), 0x8946, ifr)'
-
 # kumo_public_namespace: the world outside devstack's `public` network, as a namespace
 # (HOST-LAB: an external network is one more namespace, so the host's own interfaces and
 # routes are never touched): `kumo-public` holds public-subnet's gateway 172.24.4.1/24 on
@@ -225,8 +219,9 @@ kumo_public_namespace() {
     ip link add kumo-pub-ex type veth peer name eth0 netns kumo-public
   fi
   ovs-vsctl --timeout=5 --may-exist add-port br-ex kumo-pub-ex
-  python3 -c "$KUMO_TX_OFF" kumo-pub-ex
-  ip netns exec kumo-public python3 -c "$KUMO_TX_OFF" eth0
+  # TX checksum offload off on both ends (OVS's userspace datapath: tools/tx-off.py).
+  python3 "$KUMO_ROOT/tools/tx-off.py" kumo-pub-ex
+  ip netns exec kumo-public python3 "$KUMO_ROOT/tools/tx-off.py" eth0
   ip link set kumo-pub-ex up
   ip netns exec kumo-public ip link set lo up
   ip netns exec kumo-public ip addr replace 172.24.4.1/24 dev eth0

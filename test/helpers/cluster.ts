@@ -297,7 +297,9 @@ export class Cluster {
     ovs: OvsEndpoint,
     extra: readonly string[] = [],
   ): Proc {
-    const path = join(this.dir.path, `kumo-${host}.conf`);
+    // One file per agent process: starting the host's next agent never rewrites the
+    // config of one still reading it.
+    const path = join(this.dir.path, `kumo-${kind}-agent-${host}.conf`);
     // A simulated host keeps its own state and names its namespaces apart.
     const statePath = join(this.dir.path, 'hosts', host);
     mkdirSync(statePath, { recursive: true, mode: 0o755 });

@@ -13,6 +13,9 @@
  * tagged frames between hosts untouched, and its own addresses answer untagged frames only.
  */
 
+import { join } from 'node:path';
+import { REPO } from './env.ts';
+
 /** What the outside world needs of a lab host. */
 export interface OutsideHost {
   name: string;
@@ -30,17 +33,9 @@ type Run = (argv: string[]) => Promise<string>;
 
 export const OUTSIDE_BRIDGE = 'br-out';
 
-/** ETHTOOL_STXCSUM(0) through SIOCETHTOOL: ethtool's `-K dev tx off`, no ethtool needed. */
-const TX_OFF = `import array, fcntl, socket, struct, sys
-for dev in sys.argv[1:]:
-    buf = array.array('B', struct.pack('II', 0x17, 0))
-    ifr = struct.pack('16sP', dev.encode(), buf.buffer_info()[0])
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        fcntl.ioctl(s.fileno(), 0x8946, ifr)
-`;
-
+/** TX checksum offload off on `devices` in `netns` (tools/tx-off.py). */
 export function txChecksumOff(exec: Exec, netns: string, devices: string[]) {
-  return exec(netns, ['python3', '-c', TX_OFF, ...devices]);
+  return exec(netns, ['python3', join(REPO, 'tools', 'tx-off.py'), ...devices]);
 }
 
 /**

@@ -14,6 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { waitFor } from './env.ts';
 import { type Outside, outsideWorld } from './lab-outside.ts';
 
 export interface LabHost {
@@ -244,16 +245,13 @@ async function stopHost(host: LabHost, underlay: string) {
  * Waits (up to 30 s) for `bridge` on `host`: br-int is made by the host's OVS agent, which
  * a test may have started a moment before it plugs an endpoint in.
  */
-async function bridgeMade(host: LabHost, bridge: string) {
-  for (let i = 0; i < 300; i++) {
-    const made = await host.vsctl(['br-exists', bridge]).then(
+function bridgeMade(host: LabHost, bridge: string) {
+  const exists = () =>
+    host.vsctl(['br-exists', bridge]).then(
       () => true,
       () => false,
     );
-    if (made) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`no bridge ${bridge} on ${host.name} after 30 s`);
+  return waitFor(`bridge ${bridge} on ${host.name}`, exists, 30_000);
 }
 
 async function addEndpoint(

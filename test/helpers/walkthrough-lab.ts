@@ -21,10 +21,11 @@
 import { mkdirSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { Cluster, ovsOf, type Proc, type RunResult, runCommand } from './cluster.ts';
+import { Cluster, ovsOf, type Proc, runCommand } from './cluster.ts';
 import { REPO, waitFor } from './env.ts';
 import { createLab, type Lab, type LabHost } from './lab.ts';
 import { removePoolNamespaces } from './lbaas-lab.ts';
+import { ok } from './os-clients.ts';
 import { type Where, whereOf } from './walkthrough-where.ts';
 
 export const OUTSIDE_CIDR = '172.24.4.1/24';
@@ -72,11 +73,6 @@ export interface Walkthrough {
   destroy(): Promise<void>;
 }
 
-const ok = (r: RunResult, what: string) => {
-  if (r.code !== 0) throw new Error(`${what} exited ${r.code}: ${r.stderr}${r.stdout}`);
-  return r.stdout;
-};
-
 /** PATH with this Node first and `kumo-manage` in `bin` (stack.sh links it into /usr/local/bin). */
 function toolPath(dir: string): string {
   const bin = join(dir, 'bin');
@@ -114,8 +110,7 @@ async function startAgents(lab: Lab, c: Cluster, name: (h: LabHost) => string) {
     const h = hosts[role as keyof typeof hosts];
     const network = kinds.includes('l3');
     if (network) await lab.connectOutside(h);
-    // One config file per host (Cluster.startAgentOn rewrites it for each agent): the
-    // same lines for all of a host's agents.
+    // A network host's lines: its physnet on br-ex, its LBaaS agent's stats every second.
     const extra = network
       ? ['[ovs]', 'bridge_mappings = public:br-ex', '[lbaas]', 'stats_interval = 1']
       : [];

@@ -10,6 +10,7 @@
 import assert from 'node:assert/strict';
 import type { Cluster } from './cluster.ts';
 import type { LabHost } from './lab.ts';
+import { getOk } from './lbaas-status.ts';
 
 interface PortRow {
   id: string;
@@ -18,11 +19,7 @@ interface PortRow {
 }
 
 export function whereOf(c: Cluster, labHostOf: (host: string) => LabHost) {
-  const get = async <T>(path: string, key: string): Promise<T> => {
-    const res = await c.http('GET', path);
-    assert.equal(res.status, 200, `${path}: ${JSON.stringify(res.body)}`);
-    return (res.body as Record<string, T>)[key] as T;
-  };
+  const get = <T>(path: string, key: string) => getOk<T>(c, path, key);
   const hostOf = async (path: string) => (await get<{ host: string }[]>(path, 'agents'))[0]?.host;
   return {
     get,
