@@ -161,24 +161,21 @@ kumo_initial_networks() {
     "${demo[@]}" router add subnet router1 private-subnet >/dev/null
 }
 
-# `openstack` as the bootstrap admin, through KUMO_ETC's clouds.yaml.
-kumo_os_admin() { kumo_os devstack-admin "$@"; }
-
 # kumo_image NAME FORMAT FILE [OPTION…]: prints the id of the active image NAME, uploading
 # FILE as a public FORMAT image with OPTIONs when there is none. An image of that name that
 # is not active (an upload cut short leaves one queued) is deleted first.
 kumo_image() {
   local name=$1 format=$2 file=$3 list id status
   shift 3
-  list=$(kumo_os_admin image list --name "$name" -f value -c ID -c Status) ||
+  list=$(kumo_os devstack-admin image list --name "$name" -f value -c ID -c Status) ||
     die "cannot list the images named $name"
   while read -r id status; do
     [ -n "$id" ] || continue
     if [ "$status" = active ]; then echo "$id"; return 0; fi
     log "deleting image $name ($id): $status, not active"
-    kumo_os_admin image delete "$id"
+    kumo_os devstack-admin image delete "$id"
   done <<<"$list"
-  kumo_os_admin image create "$name" --public --disk-format "$format" --container-format "$format" \
+  kumo_os devstack-admin image create "$name" --public --disk-format "$format" --container-format "$format" \
     --file "$file" "$@" -f value -c id
 }
 
@@ -190,7 +187,7 @@ kumo_image() {
 # test/helpers/seed-guest.ts).
 kumo_guest_images() {
   local dir=${KUMO_GUEST_DIR:-/var/lib/kumo/guest} built g k r
-  built=$(kumo_os_admin image list --name cirros-like -f value -c Status 2>/dev/null || true)
+  built=$(kumo_os devstack-admin image list --name cirros-like -f value -c Status 2>/dev/null || true)
   grep -qx active <<<"$built" && return 0
   built=$(node "$KUMO_ROOT/tools/guest-image.ts" "$dir") || die "building the test guest failed (tools/guest-image.ts)"
   mapfile -t g <<<"$built"
